@@ -1,0 +1,39 @@
+"""face_recognition-style verbs over a shared default engine; pass ``engine=`` to use another."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facetrust.calibration import DEFAULT_THRESHOLD
+from facetrust.engine import FaceEngine, load_engine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.images import ImageSource
+    from facetrust.types import Face, FaceEmbedding, ImageComparison
+
+__all__ = ["compare_faces", "detect_faces", "embed_faces"]
+
+
+def detect_faces(image: ImageSource, *, engine: FaceEngine | None = None) -> list[Face]:
+    """Every face in ``image``, largest first; an empty list when there is none."""
+    return (engine or load_engine()).detect(image)
+
+
+def embed_faces(image: ImageSource, *, engine: FaceEngine | None = None) -> list[FaceEmbedding]:
+    """One L2-normalised embedding per recognisable face in ``image``, largest first."""
+    return (engine or load_engine()).embed(image)
+
+
+def compare_faces(
+    source: ImageSource,
+    target: ImageSource,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    engine: FaceEngine | None = None,
+) -> ImageComparison:
+    """Compare the largest face in ``source`` with every face in ``target``.
+
+    ``threshold`` is a Similarity (0–100; higher is stricter): 80 accepts matches whose
+    estimated false-match rate is at most about 1 in 10,000.
+    """
+    return (engine or load_engine()).compare(source, target, threshold=threshold)

@@ -1,0 +1,225 @@
+"""Score ↔ estimated false-match rate (FMR) ↔ Similarity (0–100).
+
+``Similarity = clip(20·log10(1/FMR), 0, 100)``: 80 means FMR ≈ 1e-4, 99 means FMR ≈ 1.1e-5.
+A ``Calibration`` is a monotone table of (raw score, log10 FMR) knots measured on a stated
+impostor set; between knots log10 FMR is interpolated linearly in the score. Scores beyond the
+last knot get the table's floor FMR, flagged as a bound: no FMR is claimed below what the
+impostor set can resolve. How the shipped table was measured: docs/calibration.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.types import Comparison
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = [
+    "Calibration",
+    "default_calibration",
+    "fit_calibration",
+    "fmr_from_similarity",
+    "similarity_from_fmr",
+    "DEFAULT_THRESHOLD",
+]
+
+DEFAULT_THRESHOLD = 80.0
+FORMAT = "facetrust-calibration/1"
+
+
+def similarity_from_fmr(fmr: float) -> float:
+    """``clip(20·log10(1/fmr), 0, 100)``."""
+    if fmr <= 0:
+        return 100.0
+    return min(max(20.0 * math.log10(1.0 / fmr), 0.0), 100.0)
+
+
+def fmr_from_similarity(similarity: float) -> float:
+    """Inverse of ``similarity_from_fmr`` inside 0–100: ``10^(−similarity/20)``."""
+    if not 0.0 <= similarity <= 100.0:
+        raise InvalidParameterError(
+            f"Similarity threshold {similarity} is outside 0–100", parameter="threshold"
+        )
+    return 10.0 ** (-similarity / 20.0)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A measured score → FMR table for one model.
+
+    Attributes:
+        model: the model id (``FaceEngine.model_id``) whose scores this table describes.
+        scores: raw cosine scores, strictly increasing.
+        log10_fmr: log10 of the fraction of impostor pairs scoring at or above each score.
+        floor_fmr: the smallest FMR the impostor set resolves (``min_count / pairs``).
+        impostor_pairs: how many impostor pairs were scored.
+        dataset: what the impostor pairs were (free text, shown in reports).
+        provenance: how and when the table was made (free-form, JSON-serialisable).
+    """
+
+    model: str
+    scores: tuple[float, ...]
+    log10_fmr: tuple[float, ...]
+    floor_fmr: float
+    impostor_pairs: int
+    dataset: str
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if len(self.scores) != len(self.log10_fmr) or len(self.scores) < 2:
+            raise ConfigurationError("Calibration needs at least two (score, log10_fmr) knots of equal count")
+        if any(b <= a for a, b in zip(self.scores, self.scores[1:])):
+            raise ConfigurationError("Calibration scores must be strictly increasing")
+        if any(b > a for a, b in zip(self.log10_fmr, self.log10_fmr[1:])):
+            raise ConfigurationError("Calibration log10_fmr must not increase with the score")
+
+    def fmr(self, score: float) -> tuple[float, bool]:
+        """Estimated FMR at ``score`` and whether it is only an upper bound (beyond the data)."""
+        if not math.isfinite(score):
+            raise InvalidParameterError(f"Score {score} is not a finite number", parameter="score")
+        if score >= self.scores[-1]:
+            return self.floor_fmr, True
+        if score <= self.scores[0]:
+            return min(1.0, 10.0 ** self.log10_fmr[0]), False
+        import bisect
+
+        i = bisect.bisect_right(self.scores, score)
+        s0, s1 = self.scores[i - 1], self.scores[i]
+        f0, f1 = self.log10_fmr[i - 1], self.log10_fmr[i]
+        value = f0 + (f1 - f0) * (score - s0) / (s1 - s0)
+        return min(1.0, 10.0**value), False
+
+    def similarity(self, score: float) -> float:
+        return similarity_from_fmr(self.fmr(score)[0])
+
+    def compare(self, score: float, threshold: float | None = None) -> Comparison:
+        """A ``Comparison`` for a raw score, optionally judged against a similarity threshold."""
+        fmr, bound = self.fmr(score)
+        return Comparison(
+            similarity=round(similarity_from_fmr(fmr), 4),
+            fmr=fmr,
+            score=float(score),
+            fmr_is_bound=bound,
+            threshold=threshold,
+        )
+
+    def score_for_fmr(self, fmr: float) -> float:
+        """The raw score at which the estimated FMR falls to ``fmr`` (clamped to the table)."""
+        if not 0.0 < fmr <= 1.0:
+            raise InvalidParameterError(f"FMR {fmr} must be in (0, 1]", parameter="fmr")
+        target = math.log10(max(fmr, self.floor_fmr))
+        if target >= self.log10_fmr[0]:
+            return self.scores[0]
+        for i in range(1, len(self.scores)):
+            f0, f1 = self.log10_fmr[i - 1], self.log10_fmr[i]
+            if f1 <= target:
+                if f0 == f1:
+                    return self.scores[i]
+                return self.scores[i - 1] + (self.scores[i] - self.scores[i - 1]) * (f0 - target) / (f0 - f1)
+        return self.scores[-1]
+
+    def score_for_similarity(self, similarity: float) -> float:
+        return self.score_for_fmr(fmr_from_similarity(similarity))
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["format"] = FORMAT
+        return json.dumps(data, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, origin: str = "calibration") -> Calibration:
+        try:
+            data = json.loads(text)
+            if data.pop("format", None) != FORMAT:
+                raise ValueError(f"format is not {FORMAT!r}")
+            return cls(
+                model=str(data["model"]),
+                scores=tuple(float(v) for v in data["scores"]),
+                log10_fmr=tuple(float(v) for v in data["log10_fmr"]),
+                floor_fmr=float(data["floor_fmr"]),
+                impostor_pairs=int(data["impostor_pairs"]),
+                dataset=str(data["dataset"]),
+                provenance=dict(data.get("provenance", {})),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"{origin} is not a valid calibration file: {exc}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"Cannot read calibration file {path}: {exc.strerror}") from None
+        return cls.from_json(text, origin=str(path))
+
+
+def _shipped_name(model_id: str) -> str:
+    return "calibration-" + model_id.replace(":", "-").replace("+", "-") + ".json"
+
+
+def default_calibration(model_id: str) -> Calibration:
+    """The calibration shipped with facetrust for ``model_id``."""
+    name = _shipped_name(model_id)
+    ref = resources.files("facetrust.data").joinpath(name)
+    if not ref.is_file():
+        raise NotFoundError(
+            f"No shipped calibration for model {model_id!r}; fit one with bench/calibrate.py "
+            f"or `facetrust calibrate`",
+            resource=model_id,
+        )
+    return Calibration.from_json(ref.read_text(), origin=name)
+
+
+def fit_calibration(
+    impostor_scores: np.ndarray | Sequence[float],
+    *,
+    model: str,
+    dataset: str,
+    min_count: int = 10,
+    step_decades: float = 0.05,
+    provenance: dict[str, Any] | None = None,
+) -> Calibration:
+    """Fit the score → FMR table from impostor (different-identity) pair scores.
+
+    Knots are placed every ``step_decades`` of FMR from 1 down to ``min_count / n``, where at
+    least ``min_count`` impostor pairs still score at or above the knot; that is the floor.
+    """
+    import numpy as np
+
+    scores = np.sort(np.asarray(impostor_scores, dtype=np.float64).ravel())[::-1]
+    n = scores.size
+    if n < 100 * min_count:
+        raise InvalidParameterError(
+            f"Need at least {100 * min_count} impostor scores to calibrate; got {n}", parameter="impostor_scores"
+        )
+    if not np.isfinite(scores).all():
+        raise InvalidParameterError("Impostor scores contain NaN or infinity", parameter="impostor_scores")
+    floor = min_count / n
+    steps = int(math.floor(-math.log10(floor) / step_decades))
+    knots: dict[float, float] = {}
+    for j in list(range(steps + 1)) + [None]:
+        level = floor if j is None else 10.0 ** (-j * step_decades)
+        k = max(min_count, min(n, int(round(level * n))))
+        t = float(scores[k - 1])
+        if t not in knots:  # keep the lowest FMR for a repeated score: conservative at ties
+            knots[t] = math.log10(float((scores >= t).sum()) / n)
+    ordered = sorted(knots.items())
+    xs = [s for s, _ in ordered]
+    ys = list(np.minimum.accumulate([f for _, f in ordered]))
+    return Calibration(
+        model=model,
+        scores=tuple(round(x, 6) for x in xs),
+        log10_fmr=tuple(round(float(y), 5) for y in ys),
+        floor_fmr=float(floor),
+        impostor_pairs=int(n),
+        dataset=dataset,
+        provenance=dict(provenance or {}),
+    )

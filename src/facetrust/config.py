@@ -1,0 +1,170 @@
+"""Settings: one frozen class; explicit argument > FACETRUST_* environment > config file > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from facetrust.errors import ConfigurationError
+
+__all__ = ["Settings", "default_cache_dir"]
+
+ENV_PREFIX = "FACETRUST_"
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache directory (platformdirs), where repaired models are kept."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("facetrust", appauthor=False))
+
+
+def _default_config_file() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("facetrust", appauthor=False)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine can be told. Build once (``Settings.load()``) and pass it down.
+
+    Attributes:
+        cache_dir: where repaired, fp32-folded models are cached (None: user cache dir).
+        max_image_bytes: images larger than this many bytes are refused (15 MB).
+        max_image_pixels: images with more pixels than this are refused before decoding.
+        min_face_size: faces whose shorter box side is below this (pixels) are reported as
+            not recognisable.
+        detection_threshold: detector confidence (0–1) below which candidates are dropped.
+        detector_max_side: images are scaled so their longer side is at most this before
+            detection; coordinates are mapped back to the original image.
+        flip_augment: average each embedding with that of the mirrored face (slower, more
+            accurate; see bench/lfw.py).
+        threads: CPU threads for model inference (0: the runtime's default).
+        batch_size: faces per embedding batch.
+    """
+
+    cache_dir: Path | None = None
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    min_face_size: int = 40
+    detection_threshold: float = 0.5
+    detector_max_side: int = 640
+    flip_augment: bool = True
+    threads: int = 0
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("max_image_bytes", self.max_image_bytes > 0, "a positive number of bytes"),
+            ("max_image_pixels", self.max_image_pixels > 0, "a positive number of pixels"),
+            ("min_face_size", self.min_face_size >= 1, "at least 1 pixel"),
+            ("detection_threshold", 0.0 < self.detection_threshold < 1.0, "between 0 and 1"),
+            ("detector_max_side", 64 <= self.detector_max_side <= 4096, "between 64 and 4096"),
+            ("threads", 0 <= self.threads <= 256, "between 0 and 256"),
+            ("batch_size", 1 <= self.batch_size <= 1024, "between 1 and 1024"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigurationError(
+                    f"Setting {name}={getattr(self, name)!r} is invalid: must be {expected}", setting=name
+                )
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else default_cache_dir()
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> Settings:
+        """Build settings from (highest first) ``overrides``, the environment, a TOML file.
+
+        The file is ``config_file``, else ``$FACETRUST_CONFIG``, else
+        ``<user config dir>/facetrust/config.toml`` when it exists.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None)
+        if path is None and _default_config_file().is_file():
+            path = _default_config_file()
+        if path is not None:
+            values.update(_read_file(path))
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = _coerce(f.name, env[key], key)
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown setting {unknown[0]!r}; known: {', '.join(f.name for f in fields(cls))}",
+                setting=unknown[0],
+            )
+        for f in fields(cls):
+            if f.name in values and isinstance(values[f.name], str) and f.name != "cache_dir":
+                values[f.name] = _coerce(f.name, values[f.name], f.name)
+        if isinstance(values.get("cache_dir"), str):
+            values["cache_dir"] = Path(values["cache_dir"]).expanduser()
+        return cls(**values)
+
+
+_TYPES: dict[str, type] = {
+    "cache_dir": Path,
+    "max_image_bytes": int,
+    "max_image_pixels": int,
+    "min_face_size": int,
+    "detection_threshold": float,
+    "detector_max_side": int,
+    "flip_augment": bool,
+    "threads": int,
+    "batch_size": int,
+}
+
+
+def _coerce(name: str, raw: str, where: str) -> Any:
+    kind = _TYPES.get(name)
+    if kind is None:
+        raise ConfigurationError(f"Unknown setting {where}", setting=name)
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"Setting {where}={raw!r} is not a valid {kind.__name__}", setting=name
+        ) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigurationError(f"Config file {path} does not exist", setting="config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"Config file {path} is not valid TOML: {exc}", setting="config") from None
+    section = data.get("facetrust", data)
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"Config file {path}: [facetrust] must be a table", setting="config")
+    return dict(section)

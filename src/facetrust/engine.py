@@ -1,0 +1,217 @@
+"""FaceEngine: decode → detect → align → embed → compare, over pluggable models."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from facetrust.align import align_face
+from facetrust.analysis import build_face
+from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
+from facetrust.config import Settings
+from facetrust.errors import InvalidImageError, InvalidParameterError
+from facetrust.images import ImageSource, load_image
+from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.models.base import Detector, Recogniser
+
+__all__ = ["FaceEngine", "load_engine"]
+
+log = logging.getLogger(__name__)
+
+
+class FaceEngine:
+    """The face pipeline over one detector, one recogniser and one calibration.
+
+    Build the default one with ``FaceEngine.load()`` (or ``load_engine()``); tests and other
+    models plug in any ``Detector``/``Recogniser`` (``facetrust.models.fake`` has doubles).
+    Safe to share between threads: each model serialises its own inference.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        recogniser: Recogniser,
+        *,
+        calibration: Calibration | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.detector = detector
+        self.recogniser = recogniser
+        self.model_id = recogniser.model_id + ("+flip" if self.settings.flip_augment else "")
+        self.calibration = calibration if calibration is not None else default_calibration(self.model_id)
+        if self.calibration.model != self.model_id:
+            raise InvalidParameterError(
+                f"Calibration is for model {self.calibration.model!r}, but the engine embeds with "
+                f"{self.model_id!r}",
+                parameter="calibration",
+            )
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, calibration: Calibration | None = None) -> FaceEngine:
+        """The default engine: YuNet + SFace, verified against the catalog, no network."""
+        from facetrust.models.catalog import CATALOG
+        from facetrust.models.files import prepared_model_path
+        from facetrust.models.sface import SFaceRecogniser
+        from facetrust.models.yunet import YuNetDetector
+
+        settings = settings or Settings()
+        if settings.threads:
+            import cv2
+
+            cv2.setNumThreads(settings.threads)
+        cache = settings.resolved_cache_dir
+        detector = YuNetDetector(
+            prepared_model_path(CATALOG["yunet-2023mar"], cache),
+            score_threshold=settings.detection_threshold,
+            max_side=settings.detector_max_side,
+        )
+        recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
+        return cls(detector, recogniser, calibration=calibration, settings=settings)
+
+    # -- images and detection -------------------------------------------------------------
+
+    def load_image(self, source: ImageSource) -> np.ndarray:
+        """Decode ``source`` with this engine's byte and pixel limits."""
+        return load_image(source, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+
+    def detect(self, image: ImageSource) -> list[Face]:
+        """All faces in ``image``, largest first. No face → an empty list."""
+        rgb = self.load_image(image)
+        faces = [
+            build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)
+        ]
+        faces.sort(key=lambda f: f.box.area, reverse=True)
+        return faces
+
+    # -- embedding ------------------------------------------------------------------------
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Embeddings (N, dim) of aligned crops, batched; mirrored copies averaged when enabled."""
+        import numpy as np
+
+        size = self.settings.batch_size
+        out = []
+        for start in range(0, len(crops), size):
+            batch = crops[start : start + size]
+            vec = self.recogniser.embed(batch)
+            if self.settings.flip_augment:
+                vec = vec + self.recogniser.embed(np.ascontiguousarray(batch[:, :, ::-1]))
+                vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+            out.append(vec.astype(np.float32))
+        if not out:
+            return np.zeros((0, self.recogniser.dim), dtype=np.float32)
+        return np.concatenate(out)
+
+    def embed(self, image: ImageSource, faces: Sequence[Face] | None = None) -> list[FaceEmbedding]:
+        """Embeddings of the recognisable faces in ``image`` (detected unless ``faces`` given)."""
+        import numpy as np
+
+        rgb = self.load_image(image)
+        if faces is None:
+            faces = [
+                build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)
+            ]
+            faces.sort(key=lambda f: f.box.area, reverse=True)
+        usable = [f for f in faces if f.recognisable]
+        if not usable:
+            return []
+        size = self.recogniser.input_size
+        crops = np.stack([align_face(rgb, f.landmarks, size=size) for f in usable])
+        vectors = self.embed_crops(crops)
+        return [FaceEmbedding(vector=v, model=self.model_id, face=f) for v, f in zip(vectors, usable)]
+
+    def embed_largest(self, image: ImageSource) -> FaceEmbedding | None:
+        """The embedding of the largest recognisable face, or None when there is none."""
+        rgb = self.load_image(image)
+        faces = self.detect(rgb)
+        usable = [f for f in faces if f.recognisable][:1]
+        found = self.embed(rgb, usable) if usable else []
+        return found[0] if found else None
+
+    # -- comparison -----------------------------------------------------------------------
+
+    def _check_threshold(self, threshold: float) -> float:
+        if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 100.0:
+            raise InvalidParameterError(
+                f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold"
+            )
+        return float(threshold)
+
+    def compare_embeddings(
+        self, a: FaceEmbedding, b: FaceEmbedding, *, threshold: float = DEFAULT_THRESHOLD
+    ) -> Comparison:
+        """Calibrated comparison of two embeddings made by this engine's model."""
+        import numpy as np
+
+        threshold = self._check_threshold(threshold)
+        for e in (a, b):
+            if e.model != self.model_id:
+                raise InvalidParameterError(
+                    f"Embedding was made by model {e.model!r}; this engine compares {self.model_id!r} only",
+                    parameter="embedding",
+                )
+        score = float(np.dot(a.vector, b.vector))
+        return self.calibration.compare(score, threshold)
+
+    def compare(
+        self, source: ImageSource, target: ImageSource, *, threshold: float = DEFAULT_THRESHOLD
+    ) -> ImageComparison:
+        """Compare the largest face of ``source`` with every recognisable face of ``target``.
+
+        Raises ``InvalidImageError`` naming the image when the source has no recognisable face.
+        A target without faces gives a result with no matches.
+        """
+        threshold = self._check_threshold(threshold)
+        probe = self.embed_largest(source)
+        if probe is None:
+            raise InvalidImageError("no recognisable face found in the source image", source="source")
+        matches, unmatched = [], []
+        for cand in self.embed(target):
+            assert cand.face is not None  # embed() always attaches the face
+            result = FaceMatch(face=cand.face, comparison=self.compare_embeddings(probe, cand, threshold=threshold))
+            (matches if result.comparison.is_match else unmatched).append(result)
+        matches.sort(key=lambda m: m.comparison.score, reverse=True)
+        assert probe.face is not None
+        return ImageComparison(
+            source_face=probe.face,
+            matches=tuple(matches),
+            unmatched=tuple(unmatched),
+            threshold=threshold,
+            model=self.model_id,
+        )
+
+
+_ENGINES: dict[Settings, FaceEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def load_engine(settings: Settings | None = None) -> FaceEngine:
+    """A shared default engine per ``Settings`` value (models are loaded once per process)."""
+    key = settings or Settings()
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = FaceEngine.load(key)
+        return engine
+
+
+def iter_image_paths(paths: Iterable[str]) -> list[str]:
+    """Expand folders into the JPEG/PNG files below them (sorted); files are kept as given."""
+    from pathlib import Path
+
+    out: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(
+                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in {".jpg", ".jpeg", ".png"}
+            )
+        else:
+            out.append(str(p))
+    return out

@@ -1,0 +1,132 @@
+"""The one exception tree of facetrust.
+
+::
+
+    FacetrustError                      root: catch this to catch everything we raise
+    ├── InvalidInputError               the caller sent something we cannot use
+    │   ├── InvalidImageError           not a decodable JPEG/PNG image
+    │   ├── ImageTooLargeError          over the byte or pixel limit
+    │   └── InvalidParameterError       a parameter has a bad value
+    ├── NotFoundError                   a named thing does not exist
+    ├── ConflictError                   a named thing already exists / is bound otherwise
+    ├── ModelError                      a model is missing, corrupt or cannot run
+    │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
+    └── ConfigurationError              settings or a config file are invalid
+
+Every error carries structured fields (``code`` and whatever the subclass adds) besides
+its message, so the CLI and the HTTP layer can render it without parsing strings.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "FacetrustError",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "ModelError",
+    "ModelIntegrityError",
+    "NotFoundError",
+]
+
+
+class FacetrustError(Exception):
+    """Root of every exception facetrust raises on purpose."""
+
+    code = "FacetrustError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(FacetrustError):
+    """The caller sent something we cannot use; retrying unchanged will fail again."""
+
+    code = "InvalidInput"
+
+
+class InvalidImageError(InvalidInputError):
+    """The bytes are not a decodable image of a supported format."""
+
+    code = "InvalidImageFormat"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.source = source
+
+
+class ImageTooLargeError(InvalidInputError):
+    """The image exceeds the byte or pixel limit."""
+
+    code = "ImageTooLarge"
+
+    def __init__(self, message: str, *, limit: int, actual: int, source: str | None = None) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.limit = limit
+        self.actual = actual
+        self.source = source
+
+
+class InvalidParameterError(InvalidInputError):
+    """A parameter has a value outside what it accepts."""
+
+    code = "InvalidParameter"
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class NotFoundError(FacetrustError):
+    """A named resource does not exist."""
+
+    code = "NotFound"
+
+    def __init__(self, message: str, *, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class ConflictError(FacetrustError):
+    """A named resource already exists or is bound to something else."""
+
+    code = "Conflict"
+
+    def __init__(self, message: str, *, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class ModelError(FacetrustError):
+    """A model is missing, corrupt or cannot be run."""
+
+    code = "ModelError"
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class ModelIntegrityError(ModelError):
+    """A model file's SHA-256 does not match the one pinned in the catalog."""
+
+    code = "ModelIntegrity"
+
+    def __init__(self, message: str, *, model: str, expected: str, actual: str) -> None:
+        super().__init__(message, model=model)
+        self.expected = expected
+        self.actual = actual
+
+
+class ConfigurationError(FacetrustError):
+    """Settings or a configuration file are invalid."""
+
+    code = "Configuration"
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting

@@ -1,0 +1,172 @@
+"""Images in: bytes | path | ndarray → RGB uint8, EXIF orientation applied, limits enforced."""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from PIL import Image
+
+__all__ = ["ImageSource", "load_image", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS"]
+
+log = logging.getLogger(__name__)
+
+ImageSource = Union[bytes, bytearray, memoryview, str, "PathLike[str]", "np.ndarray"]
+
+DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+SUPPORTED_FORMATS = ("JPEG", "PNG")
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode ``source`` into an RGB ``uint8`` array of shape (height, width, 3).
+
+    ``source`` is encoded JPEG/PNG bytes, a path to such a file, or an already decoded
+    array (H×W grayscale or H×W×3 RGB, uint8). EXIF orientation is applied; grayscale,
+    palette, alpha (composited on white) and 16-bit images are converted.
+
+    Raises:
+        InvalidImageError: not a JPEG or PNG, truncated, or corrupt.
+        ImageTooLargeError: more than ``max_bytes`` bytes, or more than ``max_pixels`` pixels
+            (checked from the header, before the pixels are decoded).
+    """
+    import numpy as np
+
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    label: str | None = None
+    if isinstance(source, (str, PathLike)):
+        label = str(source)
+        data = _read_file(Path(source), max_bytes)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        raise InvalidParameterError(
+            f"Unsupported image source of type {type(source).__name__}; pass bytes, a path or a numpy array",
+            parameter="image",
+        )
+    return _decode(data, max_bytes=max_bytes, max_pixels=max_pixels, label=label)
+
+
+def _read_file(path: Path, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageTooLargeError(
+                f"image is {size} bytes; the limit is {max_bytes}", limit=max_bytes, actual=size, source=str(path)
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidImageError("no such file", source=str(path)) from None
+    except IsADirectoryError:
+        raise InvalidImageError("is a directory, not an image file", source=str(path)) from None
+    except PermissionError:
+        raise InvalidImageError("permission denied", source=str(path)) from None
+
+
+def _sniff(data: bytes) -> str | None:
+    for magic, fmt in _SIGNATURES.items():
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
+def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    if len(data) == 0:
+        raise InvalidImageError("image is empty (0 bytes)", source=label)
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(
+            f"image is {len(data)} bytes; the limit is {max_bytes}", limit=max_bytes, actual=len(data), source=label
+        )
+    fmt = _sniff(data)
+    if fmt is None:
+        raise InvalidImageError(
+            f"not a supported image format (expected {' or '.join(SUPPORTED_FORMATS)}; "
+            f"first bytes {data[:8].hex()})",
+            source=label,
+        )
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            width, height = im.size
+            if width <= 0 or height <= 0:
+                raise InvalidImageError(f"{fmt} header declares an empty image ({width}x{height})", source=label)
+            if width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+                    limit=max_pixels,
+                    actual=width * height,
+                    source=label,
+                )
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
+    except (InvalidImageError, ImageTooLargeError):
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, in case ours is looser
+        raise ImageTooLargeError(str(exc), limit=max_pixels, actual=0, source=label) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise InvalidImageError(f"cannot decode {fmt} image: {exc}", source=label) from None
+    except MemoryError:
+        raise ImageTooLargeError("image needs too much memory to decode", limit=max_pixels, actual=0, source=label) from None
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    import numpy as np
+    from PIL import Image
+
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im)
+        if arr.dtype != np.uint8:
+            top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+            arr = np.clip(arr.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    if mode == "F":
+        arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def _from_array(arr: np.ndarray, max_pixels: int) -> np.ndarray:
+    import numpy as np
+
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise InvalidImageError(
+            f"array of shape {arr.shape} is not an image; expected (H, W) grayscale or (H, W, 3) RGB"
+        )
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"array dtype is {arr.dtype}; expected uint8")
+    height, width = arr.shape[:2]
+    if height == 0 or width == 0:
+        raise InvalidImageError(f"array of shape {arr.shape} is empty")
+    if height * width > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            limit=max_pixels,
+            actual=width * height,
+        )
+    if arr.ndim == 2 or arr.shape[2] == 1:
+        arr = np.repeat(arr.reshape(height, width, 1), 3, axis=2)
+    return np.ascontiguousarray(arr)

