@@ -1,0 +1,60 @@
+"""The ``facetrust`` command group: global options, and the commands wired under it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facetrust.cli.compare import compare
+from facetrust.cli.context import init_state
+from facetrust.cli.detect import detect
+from facetrust.cli.embed import embed
+from facetrust.cli.models import models
+
+__all__ = ["cli", "main"]
+
+
+@click.group(name="facetrust", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="facetrust", prog_name="facetrust")
+@click.option("--debug", is_flag=True, help="Print the traceback before an error message.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where prepared models are cached (default: the per-user cache directory).",
+)
+@click.option("--no-flip", is_flag=True, help="Embed faces without averaging in their mirror image (faster).")
+@click.option(
+    "--detection-threshold",
+    type=float,
+    help="Detector confidence (0–1, exclusive) below which candidate faces are dropped (default 0.5).",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, debug: bool, cache_dir: Path | None, no_flip: bool, detection_threshold: float | None
+) -> None:
+    """Self-hosted, accountable face recognition.
+
+    Settings not given here come from FACETRUST_* environment variables, then the config
+    file, then defaults. Errors print `Error: <message>` on stderr and exit with status 1
+    (`compare`: 2); usage errors exit with status 2.
+    """
+    overrides: dict[str, Any] = {
+        "cache_dir": cache_dir,
+        "flip_augment": False if no_flip else None,
+        "detection_threshold": detection_threshold,
+    }
+    init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug)
+
+
+cli.add_command(detect)
+cli.add_command(compare)
+cli.add_command(embed)
+cli.add_command(models)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="facetrust")

@@ -1,0 +1,99 @@
+"""CLI plumbing: per-invocation state (settings overrides, the lazily built engine) and error rendering."""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
+
+from facetrust.config import Settings
+from facetrust.errors import FacetrustError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.engine import FaceEngine
+
+__all__ = ["CliState", "cli_state", "init_state", "renders_errors", "report_error"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STATE_KEY = "facetrust.cli.state"
+
+
+@dataclass
+class CliState:
+    """What the group's options decided, shared by every command of one invocation.
+
+    ``obj`` is click's context object (a dict). When it holds ``"engine"`` (tests inject a
+    ``FaceEngine`` there), that engine is used as is and the settings overrides do not apply
+    to it; otherwise the default engine is built on first use from ``Settings.load(overrides)``
+    and kept there.
+    """
+
+    obj: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.load(self.overrides)
+        return self._settings
+
+    def engine(self) -> FaceEngine:
+        from facetrust.engine import FaceEngine, load_engine
+
+        found = self.obj.get("engine")
+        if found is None:
+            found = self.obj["engine"] = load_engine(self.settings())
+        if not isinstance(found, FaceEngine):
+            raise TypeError(f"ctx.obj['engine'] must be a FaceEngine, not {type(found).__name__}")
+        return found
+
+
+def cli_state(ctx: click.Context | None = None) -> CliState:
+    """The state the group callback stored; a default one when a command runs on its own."""
+    ctx = ctx or click.get_current_context()
+    state = ctx.meta.get(_STATE_KEY)
+    if not isinstance(state, CliState):
+        state = ctx.meta[_STATE_KEY] = CliState(obj=ctx.ensure_object(dict))
+    return state
+
+
+def init_state(ctx: click.Context, *, overrides: dict[str, Any], debug: bool) -> CliState:
+    state = CliState(obj=ctx.ensure_object(dict), overrides=overrides, debug=debug)
+    ctx.meta[_STATE_KEY] = state
+    return state
+
+
+def report_error(exc: FacetrustError) -> None:
+    """Print ``Error: <message>`` on stderr (after the traceback under ``--debug``); don't exit."""
+    if cli_state().debug:
+        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+    click.echo(f"Error: {exc.message}", err=True)
+
+
+def renders_errors(exit_code: int = 1) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn a ``FacetrustError`` escaping a command into ``Error: <message>`` and ``exit_code``.
+
+    Commands report their own failures by raising ``FacetrustError`` subclasses too. Under
+    ``--debug`` the traceback is printed first; the exit code stays the same so scripts see
+    the same contract either way.
+    """
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return command(*args, **kwargs)
+            except FacetrustError as exc:
+                report_error(exc)
+                click.get_current_context().exit(exit_code)
+
+        return wrapper
+
+    return decorate

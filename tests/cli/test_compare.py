@@ -1,0 +1,131 @@
+"""facetrust compare: calibrated verdicts and the 0 / 1 / 2 exit-status contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+
+Invoke = Callable[..., Result]
+MakeImage = Callable[..., str]
+
+TABLE_HEADER = "#  box px (l,t,w,h)  similarity  est. FMR    score  result"
+
+
+def test_compare_exits_0_and_lists_every_face_of_b_when_one_matches(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    group = make_image("group.png", [(20, 20, 64, 1), (120, 30, 48, 2), (100, 90, 20, 3)])
+
+    result = invoke("compare", alice, group)
+
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout == (
+        f"source {alice}: face at 20,20,64,64 (64 px)\n"
+        f"target {group}: 2 recognisable faces\n"
+        f"{TABLE_HEADER}\n"
+        "1  20,20,64,64           100.00    ≤1e-06   1.0000  match\n"
+        "2  120,30,48,48            0.00         1  -0.0694  no match\n"
+        "match (threshold 80, model fake-recogniser:0)\n"
+    )
+
+
+def test_compare_exits_1_when_no_face_matches(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    bob = make_image("bob.png", [(20, 20, 64, 2)])
+
+    result = invoke("compare", alice, bob)
+
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    assert result.stdout == (
+        f"source {alice}: face at 20,20,64,64 (64 px)\n"
+        f"target {bob}: 1 recognisable face\n"
+        f"{TABLE_HEADER}\n"
+        "1  20,20,64,64             0.00         1  -0.0561  no match\n"
+        "no match (threshold 80, model fake-recogniser:0)\n"
+    )
+
+
+def test_compare_exits_1_when_b_has_no_recognisable_face(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    tiny = make_image("tiny.png", [(20, 20, 20, 1)])
+
+    result = invoke("compare", alice, tiny)
+
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"source {alice}: face at 20,20,64,64 (64 px)\n"
+        f"target {tiny}: no recognisable faces\n"
+        "no match (threshold 80, model fake-recogniser:0)\n"
+    )
+
+
+def test_compare_threshold_0_accepts_any_face(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    bob = make_image("bob.png", [(20, 20, 64, 2)])
+
+    result = invoke("compare", "--threshold", "0", alice, bob)
+
+    assert result.exit_code == 0
+    assert result.stdout.endswith(
+        "1  20,20,64,64             0.00         1  -0.0561  match\nmatch (threshold 0, model fake-recogniser:0)\n"
+    )
+
+
+def test_compare_exits_2_with_a_clear_error_when_a_has_no_face(invoke: Invoke, make_image: MakeImage) -> None:
+    empty = make_image("empty.png")
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+
+    result = invoke("compare", empty, alice)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {empty}: no recognisable face found in image A\n"
+
+
+def test_compare_exits_2_when_an_image_cannot_be_read(invoke: Invoke, make_image: MakeImage, tmp_path: Path) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    missing = str(tmp_path / "missing.png")
+
+    result = invoke("compare", alice, missing)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {missing}: no such file\n"
+
+
+def test_compare_exits_2_when_the_threshold_is_out_of_range(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+
+    result = invoke("compare", "--threshold", "101", alice, alice)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.endswith("Error: Invalid value for '--threshold': 101.0 is not in the range 0.0<=x<=100.0.\n")
+
+
+def test_compare_json_gives_scores_fmr_and_verdict_per_face(invoke: Invoke, make_image: MakeImage) -> None:
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+    group = make_image("group.png", [(20, 20, 64, 1), (120, 30, 48, 2)])
+
+    result = invoke("compare", "--json", "--threshold", "75", alice, group)
+
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)
+    assert {k: document[k] for k in ("source", "target", "match", "threshold", "model")} == {
+        "source": alice,
+        "target": group,
+        "match": True,
+        "threshold": 75.0,
+        "model": "fake-recogniser:0",
+    }
+    assert document["source_face"]["box"] == {"left": 20.0, "top": 20.0, "width": 64.0, "height": 64.0}
+    scores = [{k: v for k, v in face.items() if k != "face"} for face in document["faces"]]
+    assert scores == [
+        {"similarity": 100.0, "fmr": 1e-06, "fmr_is_bound": True, "score": 1.0, "match": True},
+        {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False},
+    ]
+    assert document["faces"][1]["face"]["box"]["left"] == 120.0

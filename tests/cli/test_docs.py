@@ -1,0 +1,71 @@
+"""docs/cli.md documents every command (as a `facetrust <path>` heading) and every option of it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from facetrust.cli import cli
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    """The group and every command below it, with their command paths."""
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            found.extend(walk(sub, (*path, name)))
+    return found
+
+
+def sections() -> dict[str, str]:
+    """Heading text in backticks (e.g. "facetrust models list") → the text up to the next heading.
+
+    Lines inside fenced code blocks are never headings (table output starts with "#").
+    """
+    out: dict[str, str] = {}
+    current: str | None = None
+    fenced = False
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = None if fenced else re.fullmatch(r"#+ (.*)", line)
+        if heading:
+            name = re.fullmatch(r"`([^`]+)`", heading.group(1).strip())
+            current = name.group(1) if name else None
+            if current is not None:
+                out[current] = ""
+        elif current is not None:
+            out[current] += line + "\n"
+    return out
+
+
+COMMANDS = walk(cli)
+
+
+def _id(item: tuple[tuple[str, ...], click.Command]) -> str:
+    return " ".join(("facetrust", *item[0]))
+
+
+@pytest.mark.parametrize("item", COMMANDS, ids=[_id(c) for c in COMMANDS])
+def test_every_command_has_a_section_in_docs_cli_md(item: tuple[tuple[str, ...], click.Command]) -> None:
+    name = _id(item)
+    assert name in sections(), f"docs/cli.md has no heading `{name}`"
+
+
+@pytest.mark.parametrize("item", COMMANDS, ids=[_id(c) for c in COMMANDS])
+def test_every_option_is_documented_in_its_commands_section(item: tuple[tuple[str, ...], click.Command]) -> None:
+    body = sections().get(_id(item), "")
+    options = [
+        opt
+        for param in item[1].params
+        if isinstance(param, click.Option)
+        for opt in (*param.opts, *param.secondary_opts)
+        if opt not in ("-h", "--help")
+    ]
+    missing = [opt for opt in options if f"`{opt}" not in body]
+    assert not missing, f"docs/cli.md section `{_id(item)}` does not document {missing}"

@@ -1,0 +1,70 @@
+"""Every command answers --help with its usage line; compare's help states the exit-status contract."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from facetrust.cli import cli
+
+
+def command_paths(command: click.Command, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path under ``command`` (the group itself is ``()``), depth first."""
+    paths = [prefix]
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            paths.extend(command_paths(sub, (*prefix, name)))
+    return paths
+
+
+USAGE = {
+    (): "Usage: facetrust [OPTIONS] COMMAND [ARGS]...",
+    ("compare",): "Usage: facetrust compare [OPTIONS] A B",
+    ("detect",): "Usage: facetrust detect [OPTIONS] IMAGE...",
+    ("embed",): "Usage: facetrust embed [OPTIONS] PATH...",
+    ("models",): "Usage: facetrust models [OPTIONS] COMMAND [ARGS]...",
+    ("models", "list"): "Usage: facetrust models list [OPTIONS]",
+    ("models", "verify"): "Usage: facetrust models verify [OPTIONS]",
+}
+
+
+def test_every_command_has_a_usage_line_in_this_test() -> None:
+    assert sorted(command_paths(cli)) == sorted(USAGE)
+
+
+@pytest.mark.parametrize("path", sorted(USAGE), ids=lambda p: " ".join(p) or "facetrust")
+def test_help_exits_0_and_starts_with_the_usage_line(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith(USAGE[path] + "\n")
+    assert result.stderr == ""
+
+
+def test_compare_help_states_the_exit_statuses() -> None:
+    result = CliRunner().invoke(cli, ["compare", "--help"])
+
+    assert (
+        "  Exit status:\n"
+        "    0  at least one face of B matches\n"
+        "    1  no face of B matches (or B has no recognisable face)\n"
+        "    2  error: unreadable image, no recognisable face in A, bad option\n"
+    ) in result.stdout
+    assert "[default: 80.0;" in result.stdout
+
+
+def test_group_help_lists_every_command_and_global_option() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+
+    for word in (
+        "compare",
+        "detect",
+        "embed",
+        "models",
+        "--debug",
+        "--cache-dir",
+        "--no-flip",
+        "--detection-threshold",
+    ):
+        assert word in result.stdout
