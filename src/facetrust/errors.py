@@ -7,8 +7,11 @@
     │   ├── InvalidImageError           not a decodable JPEG/PNG image
     │   ├── ImageTooLargeError          over the byte or pixel limit
     │   └── InvalidParameterError       a parameter has a bad value
+    │       └── InvalidPaginationTokenError  a next-token that we did not issue for this listing
     ├── NotFoundError                   a named thing does not exist
     ├── ConflictError                   a named thing already exists / is bound otherwise
+    │   └── ModelMismatchError          a collection is bound to another embedding model
+    ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
     ├── ModelError                      a model is missing, corrupt or cannot run
     │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
     └── ConfigurationError              settings or a config file are invalid
@@ -26,8 +29,11 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidInputError",
+    "InvalidPaginationTokenError",
     "InvalidParameterError",
+    "LimitExceededError",
     "ModelError",
+    "ModelMismatchError",
     "ModelIntegrityError",
     "NotFoundError",
 ]
@@ -81,6 +87,15 @@ class InvalidParameterError(InvalidInputError):
         self.parameter = parameter
 
 
+class InvalidPaginationTokenError(InvalidParameterError):
+    """A pagination token is malformed or belongs to another listing."""
+
+    code = "InvalidPaginationToken"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, parameter="NextToken")
+
+
 class NotFoundError(FacetrustError):
     """A named resource does not exist."""
 
@@ -99,6 +114,27 @@ class ConflictError(FacetrustError):
     def __init__(self, message: str, *, resource: str | None = None) -> None:
         super().__init__(message)
         self.resource = resource
+
+
+class ModelMismatchError(ConflictError):
+    """A collection's embeddings come from another model than the engine's."""
+
+    code = "ModelMismatch"
+
+    def __init__(self, message: str, *, resource: str, collection_model: str, engine_model: str) -> None:
+        super().__init__(message, resource=resource)
+        self.collection_model = collection_model
+        self.engine_model = engine_model
+
+
+class LimitExceededError(FacetrustError):
+    """An operation would exceed a fixed quota."""
+
+    code = "LimitExceeded"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class ModelError(FacetrustError):
