@@ -101,18 +101,15 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
             f"first bytes {data[:8].hex()})",
             source=label,
         )
+    declared = _header_size(data, fmt)
+    if declared is not None:
+        _check_pixels(*declared, max_pixels=max_pixels, label=label)
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise InvalidImageError(f"{fmt} header declares an empty image ({width}x{height})", source=label)
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
-                    limit=max_pixels,
-                    actual=width * height,
-                    source=label,
-                )
+            _check_pixels(width, height, max_pixels=max_pixels, label=label)
             im.load()
             im = ImageOps.exif_transpose(im)
             return _to_rgb(im)
@@ -124,6 +121,54 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
         raise InvalidImageError(f"cannot decode {fmt} image: {exc}", source=label) from None
     except MemoryError:
         raise ImageTooLargeError("image needs too much memory to decode", limit=max_pixels, actual=0, source=label) from None
+
+
+def _check_pixels(width: int, height: int, *, max_pixels: int, label: str | None) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            limit=max_pixels,
+            actual=width * height,
+            source=label,
+        )
+
+
+# JPEG start-of-frame markers (they carry the image size); C4, C8 and CC are other segments.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) as the PNG IHDR or JPEG SOF header declares it; None when not found.
+
+    Read here, before Pillow opens the image, so that our pixel limit applies first: Pillow's
+    own decompression-bomb guard warns (an exception under ``-W error``) from 89 M pixels and
+    reports its limit, not ours.
+    """
+    try:
+        if fmt == "PNG":
+            if data[12:16] != b"IHDR":
+                return None
+            width, height = struct.unpack_from(">II", data, 16)
+            return int(width), int(height)
+        i = 2
+        while i + 4 <= len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+            elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+                i += 2
+            elif marker in _JPEG_SOF:
+                height, width = struct.unpack_from(">HH", data, i + 5)
+                return int(width), int(height)
+            elif marker == 0xDA:  # start of scan: no frame header before it
+                return None
+            else:
+                i += 2 + struct.unpack_from(">H", data, i + 2)[0]
+    except struct.error:
+        return None
+    return None
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
