@@ -76,6 +76,10 @@ class Calibration:
     def __post_init__(self) -> None:
         if len(self.scores) != len(self.log10_fmr) or len(self.scores) < 2:
             raise ConfigurationError("Calibration needs at least two (score, log10_fmr) knots of equal count")
+        if not all(math.isfinite(v) for v in (*self.scores, *self.log10_fmr)):
+            raise ConfigurationError("Calibration scores and log10_fmr must be finite numbers")
+        if not 0.0 < self.floor_fmr <= 1.0:
+            raise ConfigurationError(f"Calibration floor_fmr {self.floor_fmr} must be in (0, 1]")
         if any(b <= a for a, b in zip(self.scores, self.scores[1:])):
             raise ConfigurationError("Calibration scores must be strictly increasing")
         if any(b > a for a, b in zip(self.log10_fmr, self.log10_fmr[1:])):
@@ -138,6 +142,8 @@ class Calibration:
     def from_json(cls, text: str, *, origin: str = "calibration") -> Calibration:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             if data.pop("format", None) != FORMAT:
                 raise ValueError(f"format is not {FORMAT!r}")
             return cls(
@@ -212,12 +218,20 @@ def fit_calibration(
         if t not in knots:  # keep the lowest FMR for a repeated score: conservative at ties
             knots[t] = math.log10(float((scores >= t).sum()) / n)
     ordered = sorted(knots.items())
-    xs = [s for s, _ in ordered]
-    ys = list(np.minimum.accumulate([f for _, f in ordered]))
+    ys = np.minimum.accumulate([f for _, f in ordered])
+    # Knots are stored rounded to 6 decimals; scores closer than that would collide and break
+    # the strictly increasing table, so keep the first (highest-FMR, conservative) of each.
+    rounded: dict[float, float] = {}
+    for (x, _), y in zip(ordered, ys, strict=True):
+        rounded.setdefault(round(x, 6), round(float(y), 5))
+    if len(rounded) < 2:
+        raise InvalidParameterError(
+            "Impostor scores are (nearly) all equal; cannot fit a score → FMR table", parameter="impostor_scores"
+        )
     return Calibration(
         model=model,
-        scores=tuple(round(x, 6) for x in xs),
-        log10_fmr=tuple(round(float(y), 5) for y in ys),
+        scores=tuple(rounded),
+        log10_fmr=tuple(rounded.values()),
         floor_fmr=float(floor),
         impostor_pairs=int(n),
         dataset=dataset,
