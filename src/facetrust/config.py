@@ -59,6 +59,10 @@ class Settings:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name))
+        if isinstance(self.cache_dir, (str, os.PathLike)) and not isinstance(self.cache_dir, Path):
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         checks: list[tuple[str, bool, str]] = [
             ("max_image_bytes", self.max_image_bytes > 0, "a positive number of bytes"),
             ("max_image_pixels", self.max_image_pixels > 0, "a positive number of pixels"),
@@ -133,6 +137,24 @@ _TYPES: dict[str, type] = {
     "threads": int,
     "batch_size": int,
 }
+
+
+def _check_type(name: str, value: Any) -> None:
+    """Refuse a value of the wrong type (e.g. from a TOML file) before its range is checked."""
+    kind = _TYPES[name]
+    if kind is Path:
+        ok = value is None or isinstance(value, (str, os.PathLike))
+    elif kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ConfigurationError(f"Setting {name}={value!r} is invalid: must be {_KINDS[kind]}", setting=name)
+
+
+_KINDS: dict[type, str] = {Path: "a path", bool: "true or false", int: "an integer", float: "a number"}
 
 
 def _coerce(name: str, raw: str, where: str) -> Any:
