@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lfw_data as L  # noqa: E402
-from calibrate import impostor_scores  # noqa: E402
-
-from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration  # noqa: E402
-from facetrust.config import Settings  # noqa: E402
-from facetrust.models.catalog import CATALOG  # noqa: E402
+import lfw_data as L
+from calibrate import impostor_scores
+from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
+from facetrust.config import Settings
+from facetrust.models.catalog import CATALOG
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +46,12 @@ def machine() -> dict[str, object]:
     )
     import os
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "date": dt.date.today().isoformat()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": dt.date.today().isoformat(),
+    }
 
 
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[float, float]:
@@ -66,7 +70,9 @@ def tar_at(mated: np.ndarray, impostor: np.ndarray, fmr: float) -> tuple[float, 
     return float((mated > threshold).mean()) * 100, threshold
 
 
-def mated_pairs(ids: np.ndarray, ok: np.ndarray, rng: np.random.Generator, cap: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def mated_pairs(
+    ids: np.ndarray, ok: np.ndarray, rng: np.random.Generator, cap: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
     a, b = [], []
     for person in np.unique(ids[ok]):
         idx = np.flatnonzero((ids == person) & ok)
@@ -165,8 +171,12 @@ def evaluate(emb: L.Embedded, flip: bool, root: Path, seed: int) -> dict[str, ob
             "impostor_pairs": int(impostor.size),
             "same_sex_impostor_pairs": int(same_sex.size),
         },
-        "default_threshold": {"similarity": DEFAULT_THRESHOLD, "cosine": round(t80, 4), "per_sex": per_sex,
-                              "fmr_ratio_female_to_male": round(fmr_ratio, 2)},
+        "default_threshold": {
+            "similarity": DEFAULT_THRESHOLD,
+            "cosine": round(t80, 4),
+            "per_sex": per_sex,
+            "fmr_ratio_female_to_male": round(fmr_ratio, 2),
+        },
     }
 
 
@@ -176,7 +186,8 @@ def render(result: dict[str, object]) -> str:
         "",
         f"Machine: {result['machine']}. Data: grayscale LFW in ../shared/data/lfw. Seed {result['seed']}.",
         "",
-        "| embedding | View-2 accuracy | TAR @ FMR 1e-3 | TAR @ FMR 1e-4 | same-sex impostors: TAR @ 1e-3 / 1e-4 | failure to detect (all / View-2 images) |",
+        "| embedding | View-2 accuracy | TAR @ FMR 1e-3 | TAR @ FMR 1e-4 "
+        "| same-sex impostors: TAR @ 1e-3 / 1e-4 | failure to detect (all / View-2 images) |",
         "|---|---|---|---|---|---|",
     ]
     for r in result["runs"]:  # type: ignore[attr-defined]
@@ -187,15 +198,23 @@ def render(result: dict[str, object]) -> str:
             f"{t['same_sex_impostors_at_fmr_1e-3']:.2f} % / {t['same_sex_impostors_at_fmr_1e-4']:.2f} % | "
             f"{f['all_lfw_images']:.2f} % / {f['view2_images']:.2f} % |"
         )
-    lines += ["", "Per sex at the default threshold (Similarity 80, calibrated FMR ≈ 1e-4), same-sex impostor pairs:", ""]
-    lines += ["| embedding | sex | images | impostor pairs | FMR (95 % CI) | mated pairs | FNMR (95 % CI) |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Per sex at the default threshold (Similarity 80, calibrated FMR ≈ 1e-4), same-sex impostor pairs:",
+        "",
+    ]
+    lines += [
+        "| embedding | sex | images | impostor pairs | FMR (95 % CI) | mated pairs | FNMR (95 % CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["runs"]:  # type: ignore[attr-defined]
         for sex, v in r["default_threshold"]["per_sex"].items():
             lo, hi = v["fmr_95ci"]
             flo, fhi = v["fnmr_95ci"]
             lines.append(
                 f"| {r['model']} | {sex} | {v['images']:,} | {v['impostor_pairs']:,} | {v['fmr']:.2e} "
-                f"({lo:.2e}–{hi:.2e}) | {v['mated_pairs']:,} | {100 * v['fnmr']:.2f} % ({100 * flo:.2f}–{100 * fhi:.2f}) |"
+                f"({lo:.2e}–{hi:.2e}) | {v['mated_pairs']:,} | {100 * v['fnmr']:.2f} % "
+                f"({100 * flo:.2f}–{100 * fhi:.2f}) |"
             )
     lines += [
         "",

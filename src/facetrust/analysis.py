@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.models.base import Detection
 
-__all__ = ["estimate_pose", "measure_quality", "build_face"]
+__all__ = ["build_face", "estimate_pose", "measure_quality"]
 
 # Geometry of an average frontal face, in units of the distance between the eyes:
 # how far the nose tip stands in front of the eye/mouth plane, and where it sits vertically

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.types import Comparison
@@ -23,12 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "Calibration",
     "default_calibration",
     "fit_calibration",
     "fmr_from_similarity",
     "similarity_from_fmr",
-    "DEFAULT_THRESHOLD",
 ]
 
 DEFAULT_THRESHOLD = 80.0
@@ -45,10 +46,8 @@ def similarity_from_fmr(fmr: float) -> float:
 def fmr_from_similarity(similarity: float) -> float:
     """Inverse of ``similarity_from_fmr`` inside 0–100: ``10^(−similarity/20)``."""
     if not 0.0 <= similarity <= 100.0:
-        raise InvalidParameterError(
-            f"Similarity threshold {similarity} is outside 0–100", parameter="threshold"
-        )
-    return 10.0 ** (-similarity / 20.0)
+        raise InvalidParameterError(f"Similarity threshold {similarity} is outside 0–100", parameter="threshold")
+    return float(10.0 ** (-similarity / 20.0))
 
 
 @dataclass(frozen=True)
@@ -177,8 +176,7 @@ def default_calibration(model_id: str) -> Calibration:
     ref = resources.files("facetrust.data").joinpath(name)
     if not ref.is_file():
         raise NotFoundError(
-            f"No shipped calibration for model {model_id!r}; fit one with bench/calibrate.py "
-            f"or `facetrust calibrate`",
+            f"No shipped calibration for model {model_id!r}; fit one with bench/calibrate.py or `facetrust calibrate`",
             resource=model_id,
         )
     return Calibration.from_json(ref.read_text(), origin=name)
@@ -211,7 +209,7 @@ def fit_calibration(
     floor = min_count / n
     steps = int(math.floor(-math.log10(floor) / step_decades))
     knots: dict[float, float] = {}
-    for j in list(range(steps + 1)) + [None]:
+    for j in [*range(steps + 1), None]:
         level = floor if j is None else 10.0 ** (-j * step_decades)
         k = max(min_count, min(n, int(round(level * n))))
         t = float(scores[k - 1])

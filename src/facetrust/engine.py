@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from facetrust.align import align_face
 from facetrust.analysis import build_face
@@ -47,8 +48,7 @@ class FaceEngine:
         self.calibration = calibration if calibration is not None else default_calibration(self.model_id)
         if self.calibration.model != self.model_id:
             raise InvalidParameterError(
-                f"Calibration is for model {self.calibration.model!r}, but the engine embeds with "
-                f"{self.model_id!r}",
+                f"Calibration is for model {self.calibration.model!r}, but the engine embeds with {self.model_id!r}",
                 parameter="calibration",
             )
 
@@ -83,9 +83,7 @@ class FaceEngine:
     def detect(self, image: ImageSource) -> list[Face]:
         """All faces in ``image``, largest first. No face → an empty list."""
         rgb = self.load_image(image)
-        faces = [
-            build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)
-        ]
+        faces = [build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)]
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces
 
@@ -138,9 +136,7 @@ class FaceEngine:
 
     def _check_threshold(self, threshold: float) -> float:
         if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 100.0:
-            raise InvalidParameterError(
-                f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold"
-            )
+            raise InvalidParameterError(f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold")
         return float(threshold)
 
     def compare_embeddings(
@@ -171,7 +167,8 @@ class FaceEngine:
         probe = self.embed_largest(source)
         if probe is None:
             raise InvalidImageError("no recognisable face found in the source image", source="source")
-        matches, unmatched = [], []
+        matches: list[FaceMatch] = []
+        unmatched: list[FaceMatch] = []
         for cand in self.embed(target):
             assert cand.face is not None  # embed() always attaches the face
             result = FaceMatch(face=cand.face, comparison=self.compare_embeddings(probe, cand, threshold=threshold))

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from PIL import Image
 
-__all__ = ["ImageSource", "load_image", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS", "ImageSource", "load_image"]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,7 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
     fmt = _sniff(data)
     if fmt is None:
         raise InvalidImageError(
-            f"not a supported image format (expected {' or '.join(SUPPORTED_FORMATS)}; "
-            f"first bytes {data[:8].hex()})",
+            f"not a supported image format (expected {' or '.join(SUPPORTED_FORMATS)}; first bytes {data[:8].hex()})",
             source=label,
         )
     declared = _header_size(data, fmt)
@@ -111,8 +110,8 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
                 raise InvalidImageError(f"{fmt} header declares an empty image ({width}x{height})", source=label)
             _check_pixels(width, height, max_pixels=max_pixels, label=label)
             im.load()
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+            upright = ImageOps.exif_transpose(im)
+            return _to_rgb(upright)
     except (InvalidImageError, ImageTooLargeError):
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, in case ours is looser
@@ -120,7 +119,9 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise InvalidImageError(f"cannot decode {fmt} image: {exc}", source=label) from None
     except MemoryError:
-        raise ImageTooLargeError("image needs too much memory to decode", limit=max_pixels, actual=0, source=label) from None
+        raise ImageTooLargeError(
+            "image needs too much memory to decode", limit=max_pixels, actual=0, source=label
+        ) from None
 
 
 def _check_pixels(width: int, height: int, *, max_pixels: int, label: str | None) -> None:

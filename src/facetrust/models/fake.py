@@ -69,7 +69,8 @@ class FakeRecogniser:
         flat = small.reshape(len(crops), -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
         out = flat @ self._projection
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        normalised: np.ndarray = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return normalised
 
 
 def fake_calibration(model: str = FakeRecogniser.model_id) -> Calibration:

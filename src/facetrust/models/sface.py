@@ -46,4 +46,5 @@ class SFaceRecogniser:
             self._net.setInput(blob)
             out = np.array(self._net.forward(), dtype=np.float32, copy=True).reshape(len(crops), self.dim)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        normalised: np.ndarray = out / np.maximum(norms, 1e-12)
+        return normalised
