@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lfw_data as L  # noqa: E402
-
-from facetrust.calibration import fit_calibration  # noqa: E402
-from facetrust.config import Settings  # noqa: E402
-from facetrust.models.catalog import CATALOG  # noqa: E402
+import lfw_data as L
+from facetrust.calibration import fit_calibration
+from facetrust.config import Settings
+from facetrust.models.catalog import CATALOG
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "facetrust" / "data"
 
@@ -78,7 +77,7 @@ def main() -> None:
                 "min_count": 10,
                 "flip_augment": flip,
                 "images": int(keep.sum()),
-                "identities": int(len(np.unique(ids[keep]))),
+                "identities": len(np.unique(ids[keep])),
                 "note": "pairs share identities and images, so neighbouring FMR estimates are correlated",
             },
         )

@@ -153,8 +153,14 @@ def embed_lfw(root: Path, paths: list[str], workers: int = 2) -> Embedded:
         np.array([r[3] for r in results], np.int32),
     )
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, paths=np.array(paths), plain=out.plain, mirrored=out.mirrored, det_score=out.det_score,
-             face_counts=out.face_counts)
+    np.savez(
+        tmp,
+        paths=np.array(paths),
+        plain=out.plain,
+        mirrored=out.mirrored,
+        det_score=out.det_score,
+        face_counts=out.face_counts,
+    )
     os.replace(tmp, cache)
     print(f"  embedded {len(paths)} images in {time.time() - t0:.0f} s", file=sys.stderr)
     return out

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.types import Landmarks
 
-__all__ = ["REFERENCE_112", "similarity_transform", "align_face"]
+__all__ = ["REFERENCE_112", "align_face", "similarity_transform"]
 
 # Where the five landmarks (viewer's left eye, right eye, nose tip, left and right mouth
 # corner) sit in a 112×112 crop: the de-facto standard template of ArcFace-style recognisers,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from facetrust.errors import ConfigurationError
 
@@ -173,9 +174,7 @@ def _coerce(name: str, raw: str, where: str) -> Any:
             return Path(raw).expanduser()
         return kind(raw)
     except ValueError:
-        raise ConfigurationError(
-            f"Setting {where}={raw!r} is not a valid {kind.__name__}", setting=name
-        ) from None
+        raise ConfigurationError(f"Setting {where}={raw!r} is not a valid {kind.__name__}", setting=name) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:

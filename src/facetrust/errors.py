@@ -33,8 +33,8 @@ __all__ = [
     "InvalidParameterError",
     "LimitExceededError",
     "ModelError",
-    "ModelMismatchError",
     "ModelIntegrityError",
+    "ModelMismatchError",
     "NotFoundError",
 ]
 

@@ -11,8 +11,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BoundingBox",
     "Comparison",
-    "FaceEmbedding",
     "Face",
+    "FaceEmbedding",
     "FaceMatch",
     "ImageComparison",
     "Landmarks",

@@ -12,7 +12,7 @@ from pathlib import Path
 from facetrust.errors import ModelError, ModelIntegrityError
 from facetrust.models.catalog import ModelSpec
 
-__all__ = ["ModelStatus", "prepared_model_path", "source_path", "sha256_file", "verify_model"]
+__all__ = ["ModelStatus", "prepared_model_path", "sha256_file", "source_path", "verify_model"]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ def _dequantize(x: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, axis:
 
     xf = x.astype(np.float32)
     zf = np.zeros_like(scale, dtype=np.float32) if zero is None else zero.astype(np.float32)
-    if scale.ndim == 0 or scale.size == 1 and x.ndim <= 1 and block == 0:
+    if scale.ndim == 0 or (scale.size == 1 and x.ndim <= 1 and block == 0):
         return (xf - zf.reshape(())) * scale.astype(np.float32).reshape(())
     axis = axis % x.ndim
     if block > 0:
@@ -71,8 +71,9 @@ def repair_model(
         if node.op_type == "DequantizeLinear" and all(i in consts for i in ins):
             a = _attrs(node)
             zero = consts[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-            value = _dequantize(consts[node.input[0]], consts[node.input[1]], zero,
-                                int(a.get("axis", 1)), int(a.get("block_size", 0)))
+            value = _dequantize(
+                consts[node.input[0]], consts[node.input[1]], zero, int(a.get("axis", 1)), int(a.get("block_size", 0))
+            )
         elif node.op_type == "Reshape" and all(i in consts for i in ins) and node.input[0] in folded:
             value = consts[node.input[0]].reshape(consts[node.input[1]].astype(np.int64))
         else:
