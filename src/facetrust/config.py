@@ -12,7 +12,9 @@ from typing import Any
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["Settings", "default_cache_dir"]
+__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_data_dir"]
+
+INDEX_BACKENDS = ("auto", "exact", "hnsw")
 
 ENV_PREFIX = "FACETRUST_"
 
@@ -22,6 +24,13 @@ def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("facetrust", appauthor=False))
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (platformdirs), where collections are kept by default."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("facetrust", appauthor=False))
 
 
 def _default_config_file() -> Path:
@@ -47,6 +56,8 @@ class Settings:
             accurate; see bench/lfw.py).
         threads: CPU threads for model inference (0: the runtime's default).
         batch_size: faces per embedding batch.
+        data_dir: the data directory of collections (None: user data dir).
+        index_backend: vector index for collections: auto, exact or hnsw.
     """
 
     cache_dir: Path | None = None
@@ -58,12 +69,16 @@ class Settings:
     flip_augment: bool = True
     threads: int = 0
     batch_size: int = 16
+    data_dir: Path | None = None
+    index_backend: str = "auto"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name))
-        if isinstance(self.cache_dir, (str, os.PathLike)) and not isinstance(self.cache_dir, Path):
-            object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
+        for name in ("cache_dir", "data_dir"):
+            value = getattr(self, name)
+            if isinstance(value, (str, os.PathLike)) and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value).expanduser())
         checks: list[tuple[str, bool, str]] = [
             ("max_image_bytes", self.max_image_bytes > 0, "a positive number of bytes"),
             ("max_image_pixels", self.max_image_pixels > 0, "a positive number of pixels"),
@@ -72,6 +87,7 @@ class Settings:
             ("detector_max_side", 64 <= self.detector_max_side <= 4096, "between 64 and 4096"),
             ("threads", 0 <= self.threads <= 256, "between 0 and 256"),
             ("batch_size", 1 <= self.batch_size <= 1024, "between 1 and 1024"),
+            ("index_backend", self.index_backend in INDEX_BACKENDS, "one of " + ", ".join(INDEX_BACKENDS)),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -82,6 +98,10 @@ class Settings:
     @property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else default_cache_dir()
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else default_data_dir()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -120,10 +140,8 @@ class Settings:
                 setting=unknown[0],
             )
         for f in fields(cls):
-            if f.name in values and isinstance(values[f.name], str) and f.name != "cache_dir":
+            if f.name in values and isinstance(values[f.name], str):
                 values[f.name] = _coerce(f.name, values[f.name], f.name)
-        if isinstance(values.get("cache_dir"), str):
-            values["cache_dir"] = Path(values["cache_dir"]).expanduser()
         return cls(**values)
 
 
@@ -137,6 +155,8 @@ _TYPES: dict[str, type] = {
     "flip_augment": bool,
     "threads": int,
     "batch_size": int,
+    "data_dir": Path,
+    "index_backend": str,
 }
 
 
@@ -147,6 +167,8 @@ def _check_type(name: str, value: Any) -> None:
         ok = value is None or isinstance(value, (str, os.PathLike))
     elif kind is bool:
         ok = isinstance(value, bool)
+    elif kind is str:
+        ok = isinstance(value, str)
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
@@ -155,7 +177,7 @@ def _check_type(name: str, value: Any) -> None:
         raise ConfigurationError(f"Setting {name}={value!r} is invalid: must be {_KINDS[kind]}", setting=name)
 
 
-_KINDS: dict[type, str] = {Path: "a path", bool: "true or false", int: "an integer", float: "a number"}
+_KINDS: dict[type, str] = {Path: "a path", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _coerce(name: str, raw: str, where: str) -> Any:
@@ -172,6 +194,8 @@ def _coerce(name: str, raw: str, where: str) -> Any:
             raise ValueError(raw)
         if kind is Path:
             return Path(raw).expanduser()
+        if kind is str:
+            return raw
         return kind(raw)
     except ValueError:
         raise ConfigurationError(f"Setting {where}={raw!r} is not a valid {kind.__name__}", setting=name) from None
