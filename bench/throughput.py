@@ -47,10 +47,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -63,6 +64,7 @@ INSTALL_HINT = (
 TARGET_IMAGES_PER_S = 150.0
 TARGET_RATIO = 10.0
 BARRIER_TIMEOUT_S = 600.0
+CONTENDED_CORES = 0.2  # other processes using more than this during a run: measure it again
 STAGES = {
     "decode": "decode (read file, Pillow JPEG decode, to RGB)",
     "detect": "detect (YuNet, cv2.FaceDetectorYN)",
@@ -92,6 +94,7 @@ class Run:
     image_list: str  # "facetrust" or "dlib" (the first --n-dlib images of the facetrust list)
     cores_busy_ours: float  # mean cores used by this run's workers during the timed section
     cores_busy_others: float  # mean cores used by everything else on the machine meanwhile
+    attempts: int = 1  # runs made to get one that other processes did not disturb (the cleanest is kept)
 
     @classmethod
     def make(
@@ -167,10 +170,10 @@ def cores_busy(seconds: float = 1.0) -> float:
     return meter.stop()["cores_busy_others"]  # no children alive: everything counts as others
 
 
-def wait_for_idle(max_wait_s: float, threshold: float = 0.15) -> None:
-    """Wait (up to ``max_wait_s``) until other processes use less than ``threshold`` cores."""
+def wait_for_idle(max_wait_s: float, threshold: float = 0.1) -> None:
+    """Wait (up to ``max_wait_s``) until other processes use less than ``threshold`` cores for 2 s."""
     deadline = time.monotonic() + max_wait_s
-    while (busy := cores_busy()) > threshold and time.monotonic() < deadline:
+    while (busy := cores_busy(2.0)) > threshold and time.monotonic() < deadline:
         print(f"  waiting for an idle machine: other processes keep {busy:.2f} cores busy", file=sys.stderr, flush=True)
         time.sleep(4.0)
 
@@ -347,6 +350,36 @@ def dlib_worker_main() -> None:
 
 # -- the parent: sample, run, report (project venv) ----------------------------------------
 
+T = TypeVar("T")
+
+
+def undisturbed(attempt: Callable[[], T], others: Callable[[T], float], args: argparse.Namespace) -> T:
+    """Run ``attempt`` once the machine is idle; again (``--retries``) while other processes
+    kept more than CONTENDED_CORES cores busy meanwhile. Returns the least disturbed result."""
+    best: T | None = None
+    for _ in range(args.retries + 1):
+        wait_for_idle(args.max_wait_idle)
+        result = attempt()
+        if best is None or others(result) < others(best):
+            best = result
+        if others(result) <= CONTENDED_CORES:
+            break
+        print(f"  other processes kept {others(result):.2f} cores busy meanwhile", file=sys.stderr, flush=True)
+    assert best is not None  # the loop runs at least once
+    return best
+
+
+def measure_run(attempt: Callable[[], Run], args: argparse.Namespace) -> Run:
+    count = 0
+
+    def counted() -> Run:
+        nonlocal count
+        count += 1
+        return attempt()
+
+    best = undisturbed(counted, lambda r: r.cores_busy_others, args)
+    return replace(best, attempts=count)
+
 
 def lfw_image_paths() -> list[str]:
     """Every LFW image path under the data root, sorted; exits with a message when absent."""
@@ -400,6 +433,14 @@ def run_dlib(python: Path, warmup: str, paths: Sequence[str], workers: int) -> t
     return Run.make(name, "face_recognition", (workers, 1), None, "dlib", timing), out["versions"]
 
 
+def run_profile(paths: Sequence[str], flip: bool) -> dict[str, Any]:
+    print(f"profile: one thread, {len(paths)} images, flip {'on' if flip else 'off'}", file=sys.stderr, flush=True)
+    with mp.get_context("spawn").Pool(1) as solo:
+        meter = CpuMeter()
+        profile: dict[str, Any] = solo.apply(_facetrust_profile, (paths, flip))
+        return profile | {"cores_busy_others": meter.stop()["cores_busy_others"]}
+
+
 def machine_info() -> dict[str, Any]:
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -438,6 +479,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="before each run, wait up to this many seconds for other processes to go idle (600)",
     )
     p.add_argument(
+        "--retries", type=int, default=3, help="runs again while other processes shared the CPU during it (3)"
+    )
+    p.add_argument(
         "--compare-python",
         type=Path,
         default=DEFAULT_COMPARE_PYTHON,
@@ -446,8 +490,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=HERE / "results", help="output folder (bench/results)")
     p.add_argument("--dlib-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if min(args.n_facetrust, args.n_profile, args.workers) < 1 or args.n_dlib < 0:
-        p.error("--n-facetrust, --n-profile and --workers must be at least 1, --n-dlib at least 0")
+    if min(args.n_facetrust, args.n_profile, args.workers) < 1 or min(args.n_dlib, args.retries) < 0:
+        p.error("--n-facetrust, --n-profile and --workers must be at least 1; --n-dlib and --retries at least 0")
     return args
 
 
@@ -470,20 +514,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     w = args.workers
     runs: list[Run] = []
     for flip, shape in ((True, (w, 1)), (False, (w, 1)), (True, (1, w)), (False, (1, w))):
-        wait_for_idle(args.max_wait_idle)
-        runs.append(run_facetrust(flip, shape, warmup, ft_paths, "facetrust"))
+        runs.append(measure_run(partial(run_facetrust, flip, shape, warmup, ft_paths, "facetrust"), args))
     dlib_versions: dict[str, str] = {}
     if dlib_paths:
-        wait_for_idle(args.max_wait_idle)
-        runs.append(run_facetrust(True, (w, 1), warmup, dlib_paths, "dlib"))
-        wait_for_idle(args.max_wait_idle)
-        dlib_run, dlib_versions = run_dlib(args.compare_python, warmup, dlib_paths, w)
-        runs.append(dlib_run)
+        runs.append(measure_run(partial(run_facetrust, True, (w, 1), warmup, dlib_paths, "dlib"), args))
+
+        def dlib_attempt() -> Run:
+            run, versions = run_dlib(args.compare_python, warmup, dlib_paths, w)
+            dlib_versions.update(versions)
+            return run
+
+        runs.append(measure_run(dlib_attempt, args))
     profile_paths = sample[1 : args.n_profile + 1]
-    print(f"profile: one thread, {len(profile_paths)} images, flip on and off", file=sys.stderr, flush=True)
-    wait_for_idle(args.max_wait_idle)
-    with mp.get_context("spawn").Pool(1) as solo:
-        profiles = [solo.apply(_facetrust_profile, (profile_paths, flip)) for flip in (True, False)]
+    profiles = [
+        undisturbed(partial(run_profile, profile_paths, flip), lambda p: p["cores_busy_others"], args)
+        for flip in (True, False)
+    ]
     report = build_report(args, runs, profiles, dlib_versions, len(every))
     args.results.mkdir(parents=True, exist_ok=True)
     write_atomic(args.results / "throughput.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -571,7 +617,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "images/s = timed images / wall time of the timed section (workers loaded and warmed up first). "
         "ms/image = 1000 / images/s, the amortised cost, not latency. Cores busy: the mean number of "
         "cores the run's workers used, and that every other process on the machine used meanwhile "
-        "(from /proc; near 0 means the run had the machine to itself).",
+        "(from /proc; near 0 means the run had the machine to itself). Each run waits for an idle machine "
+        "and is repeated (`--retries`) while other processes shared the CPU; the least disturbed is kept.",
         "",
     ]
     return "\n".join(lines + render_profile(report) + render_analysis(report)) + "\n"
