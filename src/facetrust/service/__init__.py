@@ -1,0 +1,41 @@
+"""The orchestrator of collection operations (``FaceService``) and its result types."""
+
+from facetrust.service.faceservice import FaceService
+from facetrust.service.types import (
+    AssociateResult,
+    CollectionInfo,
+    CollectionPage,
+    DeleteFacesResult,
+    FacePage,
+    FaceSearchMatch,
+    FaceSearchResult,
+    IndexedFace,
+    IndexResult,
+    StoredFace,
+    UnindexedFace,
+    UnsuccessfulFace,
+    UserInfo,
+    UserPage,
+    UserSearchMatch,
+    UserSearchResult,
+)
+
+__all__ = [
+    "AssociateResult",
+    "CollectionInfo",
+    "CollectionPage",
+    "DeleteFacesResult",
+    "FacePage",
+    "FaceSearchMatch",
+    "FaceSearchResult",
+    "FaceService",
+    "IndexResult",
+    "IndexedFace",
+    "StoredFace",
+    "UnindexedFace",
+    "UnsuccessfulFace",
+    "UserInfo",
+    "UserPage",
+    "UserSearchMatch",
+    "UserSearchResult",
+]

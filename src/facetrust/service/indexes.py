@@ -1,0 +1,190 @@
+"""The derived vector index of each collection, kept in step with the database.
+
+The database's ``changes`` log numbers every face addition and deletion. An index remembers
+the last change it applied; before each search it applies any newer ones (made by this
+process or another), so it never disagrees with the database. Snapshots are saved beside
+the database with that number; on open a snapshot is loaded and caught up, and if it is
+missing, stale beyond the log, or unreadable, the index is rebuilt from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrust.store.sqlite import CollectionRow, Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.index.base import SearchHits, VectorIndex
+
+__all__ = ["CollectionIndex", "IndexRegistry"]
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY = 10_000  # changes applied since the last snapshot before saving another
+
+
+class CollectionIndex:
+    """One collection's vector index plus the change number it reflects. Thread-safe."""
+
+    def __init__(self, store: Store, collection: CollectionRow, dim: int, backend: str, folder: Path) -> None:
+        self.store = store
+        self.collection = collection
+        self.dim = dim
+        self.backend = backend
+        self.folder = folder
+        self._lock = threading.RLock()
+        self._applied = 0
+        self._saved = 0
+        self._index: VectorIndex | None = None
+
+    @property
+    def _path(self) -> Path:
+        return self.folder / f"collection-{self.collection.id}.index"
+
+    @property
+    def _meta_path(self) -> Path:
+        return self.folder / f"collection-{self.collection.id}.json"
+
+    def _vectors(self, pairs: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        keys = np.array([k for k, _ in pairs], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(b for _, b in pairs), dtype=np.float32).reshape(len(pairs), self.dim)
+        return keys, vecs
+
+    def _rebuild(self) -> None:
+        from facetrust.index import create_index
+
+        with self.store.snapshot() as conn:
+            last = self.store.last_change(self.collection.id, conn)
+            count = self.store.counts(self.collection.id, conn)[0]
+            index = create_index(self.backend, self.dim, expected_size=count)
+            batch: list[tuple[int, bytes]] = []
+            for pair in self.store.embeddings(self.collection.id, conn=conn):
+                batch.append(pair)
+                if len(batch) >= 50_000:
+                    index.add(*self._vectors(batch))
+                    batch = []
+            if batch:
+                index.add(*self._vectors(batch))
+        self._index, self._applied = index, last
+        log.info("rebuilt index of collection %r: %d faces", self.collection.name, len(index))
+
+    def _load_snapshot(self) -> bool:
+        from facetrust.index import load_index
+
+        try:
+            meta = json.loads(self._meta_path.read_text())
+            if meta.get("collection") != self.collection.id or meta.get("created_at") != self.collection.created_at:
+                return False
+            index = load_index(self._path)
+        except (OSError, ValueError) as exc:
+            log.info("no usable index snapshot for %r (%s); rebuilding", self.collection.name, exc)
+            return False
+        except Exception as exc:  # a corrupt snapshot must never stop the service: rebuild
+            log.warning("index snapshot of %r unreadable (%s); rebuilding", self.collection.name, exc)
+            return False
+        self._index, self._applied = index, int(meta["seq"])
+        self._saved = self._applied
+        return True
+
+    def ensure(self) -> VectorIndex:
+        """The index, loaded or rebuilt, and caught up with the database."""
+        with self._lock:
+            if self._index is None and not self._load_snapshot():
+                self._rebuild()
+            self._catch_up()
+            assert self._index is not None
+            return self._index
+
+    def _catch_up(self) -> None:
+        import numpy as np
+
+        from facetrust.index import choose_backend
+
+        assert self._index is not None
+        changes = self.store.changes_since(self.collection.id, self._applied)
+        if not changes:
+            return
+        live = {k for _, k, op in changes if op == "add"}
+        found = dict(self.store.embeddings(self.collection.id, sorted(live))) if live else {}
+        for _, key, op in changes:
+            if op == "add" and key in found:
+                keys, vecs = self._vectors([(key, found[key])])
+                self._index.add(keys, vecs)
+            elif op == "del":
+                self._index.remove(np.array([key], dtype=np.int64))
+        self._applied = changes[-1][0]
+        if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) == "hnsw":
+            self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
+        if self._applied - self._saved >= SAVE_EVERY:
+            self.save()
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
+        """Top-``k`` hits and the number of faces searched."""
+        with self._lock:
+            index = self.ensure()
+            return index.search(queries, k), len(index)
+
+    def size(self) -> int:
+        with self._lock:
+            return len(self.ensure())
+
+    def save(self) -> None:
+        with self._lock:
+            if self._index is None or self._applied == self._saved:
+                return
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._index.save(self._path)
+            meta = {
+                "collection": self.collection.id,
+                "created_at": self.collection.created_at,
+                "seq": self._applied,
+                "backend": self._index.name,
+            }
+            tmp = self._meta_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, self._meta_path)
+            self._saved = self._applied
+
+    def drop_files(self) -> None:
+        for path in (self._path, self._meta_path):
+            path.unlink(missing_ok=True)
+        for extra in self.folder.glob(f"collection-{self.collection.id}.index*"):
+            extra.unlink(missing_ok=True)
+
+
+class IndexRegistry:
+    """The ``CollectionIndex`` of every open collection."""
+
+    def __init__(self, store: Store, dim: int, backend: str, folder: Path) -> None:
+        self.store, self.dim, self.backend, self.folder = store, dim, backend, folder
+        self._lock = threading.Lock()
+        self._open: dict[int, CollectionIndex] = {}
+
+    def get(self, collection: CollectionRow) -> CollectionIndex:
+        with self._lock:
+            found = self._open.get(collection.id)
+            if found is None or found.collection.created_at != collection.created_at:
+                found = self._open[collection.id] = CollectionIndex(
+                    self.store, collection, self.dim, self.backend, self.folder
+                )
+            return found
+
+    def drop(self, collection: CollectionRow) -> None:
+        with self._lock:
+            found = self._open.pop(collection.id, None)
+        (found or CollectionIndex(self.store, collection, self.dim, self.backend, self.folder)).drop_files()
+
+    def save_all(self) -> None:
+        with self._lock:
+            opened = list(self._open.values())
+        for index in opened:
+            index.save()

@@ -1,0 +1,242 @@
+"""1:N search over a collection's derived index, with calibrated similarity, FMR and FPIR."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from facetrust.calibration import fmr_from_similarity
+from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.types import (
+    FaceSearchMatch,
+    FaceSearchResult,
+    UserInfo,
+    UserSearchMatch,
+    UserSearchResult,
+)
+from facetrust.service.validate import check_face_ids, check_limit, check_threshold, check_user_id
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.images import ImageSource
+    from facetrust.service.faceservice import FaceService
+    from facetrust.types import Face
+
+__all__ = ["fpir", "search_faces", "search_faces_by_image", "search_users", "search_users_by_image"]
+
+
+def fpir(threshold: float, gallery_size: int) -> float:
+    """Chance that comparing one probe with ``gallery_size`` non-mated faces yields a false match."""
+    if gallery_size <= 0:
+        return 0.0
+    fmr = fmr_from_similarity(threshold)
+    if fmr >= 1.0:
+        return 1.0
+    return -math.expm1(gallery_size * math.log1p(-fmr))
+
+
+def _candidates(
+    service: FaceService,
+    row: CollectionRow,
+    queries: np.ndarray,
+    threshold: float,
+    want: int,
+    exclude: set[int],
+    user_faces_only: bool = False,
+) -> tuple[dict[int, float], int]:
+    """Keys scoring at or above the threshold's score (best score over the queries), and the gallery size.
+
+    Asks the index for more neighbours until the last one falls below the threshold, the
+    whole gallery has been seen, or ``want`` wanted candidates are in hand.
+    """
+    cal = service.engine.calibration
+    # every score, however low, has similarity ≥ 0; above 0 the calibration gives the score
+    floor = -math.inf if threshold <= cal.similarity(-1.0) else cal.score_for_similarity(threshold) - 1e-6
+    index = service.indexes.get(row)
+    size = index.size()
+    k = max(16, min(want, 256) + len(exclude))
+    while True:
+        hits, size = index.search(queries, max(1, min(k, size)))
+        best: dict[int, float] = {}
+        lowest = math.inf
+        for keys, scores in zip(hits.keys, hits.scores):
+            for key, score in zip(keys.tolist(), scores.tolist()):
+                if key < 0:
+                    continue
+                lowest = min(lowest, score)
+                if key not in exclude and score >= floor and score > best.get(key, -math.inf):
+                    best[key] = score
+        exhausted = k >= size or lowest < floor
+        if exhausted or (not user_faces_only and len(best) >= want):
+            return best, size
+        k *= 4
+
+
+def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
+    with service.store.snapshot() as conn:
+        return service.store.faces_by_keys(row.id, keys, conn)
+
+
+def _face_matches(
+    service: FaceService, row: CollectionRow, scores: dict[int, float], threshold: float, limit: int
+) -> tuple[FaceSearchMatch, ...]:
+    from facetrust.service.faceservice import stored_face
+
+    cal = service.engine.calibration
+    rows = _rows(service, row, list(scores))
+    out = []
+    for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
+        if key not in rows:  # deleted since the index answered
+            continue
+        comparison = cal.compare(score, threshold)
+        if comparison.similarity >= threshold:
+            out.append(
+                FaceSearchMatch(
+                    stored_face(rows[key]),
+                    comparison.similarity,
+                    comparison.fmr,
+                    comparison.score,
+                    comparison.fmr_is_bound,
+                )
+            )
+    return tuple(out[:limit])
+
+
+def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
+    check_face_ids([face_id], parameter="FaceId")
+    found = service.store.faces_by_ids(row.id, [face_id])
+    if face_id not in found:
+        raise NotFoundError(f"Face {face_id!r} is not in collection {row.name!r}", resource=face_id)
+    blob = service.store.embedding(row.id, found[face_id].key)
+    if blob is None:
+        raise NotFoundError(f"Face {face_id!r} is not in collection {row.name!r}", resource=face_id)
+    return found[face_id], vector_from_blob(blob, service.engine.recogniser.dim)[None, :]
+
+
+def _probe(service: FaceService, image: ImageSource, quality_filter: str) -> tuple[Face, np.ndarray]:
+    level = check_quality_filter(quality_filter)
+    rgb = service.engine.load_image(image)
+    faces = [f for f in service.engine.detect(rgb) if not rejection_reasons(f, level)]
+    if not faces:
+        raise InvalidParameterError(
+            "There are no faces in the image that can be searched (none found, or all too small, cut off or "
+            "below the quality filter)",
+            parameter="Image",
+        )
+    emb = service.engine.embed(rgb, faces[:1])[0]
+    return faces[0], emb.vector[None, :]
+
+
+def search_faces(
+    service: FaceService, row: CollectionRow, face_id: str, threshold: float, max_faces: int
+) -> FaceSearchResult:
+    threshold = check_threshold(threshold)
+    check_limit(max_faces, "MaxFaces", 1, 4096)
+    face, vec = _stored_vector(service, row, face_id)
+    scores, size = _candidates(service, row, vec, threshold, max_faces, {face.key})
+    matches = _face_matches(service, row, scores, threshold, max_faces)
+    gallery = max(size - 1, 0)
+    return FaceSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face_id=face_id)
+
+
+def search_faces_by_image(
+    service: FaceService,
+    row: CollectionRow,
+    image: ImageSource,
+    threshold: float,
+    max_faces: int,
+    quality_filter: str,
+) -> FaceSearchResult:
+    threshold = check_threshold(threshold)
+    check_limit(max_faces, "MaxFaces", 1, 4096)
+    face, vec = _probe(service, image, quality_filter)
+    scores, size = _candidates(service, row, vec, threshold, max_faces, set())
+    matches = _face_matches(service, row, scores, threshold, max_faces)
+    return FaceSearchResult(matches, threshold, size, fpir(threshold, size), row.model, searched_face=face)
+
+
+def _user_matches(
+    service: FaceService,
+    row: CollectionRow,
+    queries: np.ndarray,
+    threshold: float,
+    max_users: int,
+    exclude_faces: set[int],
+    exclude_user: str | None,
+) -> tuple[tuple[UserSearchMatch, ...], int]:
+    scores, _ = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
+    rows = _rows(service, row, list(scores))
+    best: dict[str, tuple[float, str]] = {}
+    for key, score in scores.items():
+        face = rows.get(key)
+        if face is None or face.user_id is None or face.user_id == exclude_user:
+            continue
+        if score > best.get(face.user_id, (-math.inf, ""))[0]:
+            best[face.user_id] = (score, face.face_id)
+    cal = service.engine.calibration
+    out = []
+    for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
+        info = service.store.get_user(row.id, user_id)
+        comparison = cal.compare(score, threshold)
+        if info is None or comparison.similarity < threshold:
+            continue
+        user = UserInfo(info.user_id, info.created_at, info.face_count)
+        out.append(
+            UserSearchMatch(
+                user, comparison.similarity, comparison.fmr, comparison.score, comparison.fmr_is_bound, face_id
+            )
+        )
+    gallery = service.store.count_user_faces(row.id)
+    return tuple(out[:max_users]), gallery
+
+
+def search_users(
+    service: FaceService,
+    row: CollectionRow,
+    user_id: str | None,
+    face_id: str | None,
+    threshold: float,
+    max_users: int,
+) -> UserSearchResult:
+    threshold = check_threshold(threshold, "UserMatchThreshold")
+    check_limit(max_users, "MaxUsers", 1, 4096)
+    if (user_id is None) == (face_id is None):
+        raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")
+    if face_id is not None:
+        face, vec = _stored_vector(service, row, face_id)
+        matches, gallery = _user_matches(service, row, vec, threshold, max_users, {face.key}, None)
+        return UserSearchResult(
+            matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face_id=face_id
+        )
+    assert user_id is not None
+    check_user_id(user_id)
+    if service.store.get_user(row.id, user_id) is None:
+        raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
+    own = service.store.list_faces(row.id, after_key=0, limit=100, user_id=user_id)
+    if not own:
+        raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")
+    import numpy as np
+
+    blobs = dict(service.store.embeddings(row.id, [f.key for f in own]))
+    dim = service.engine.recogniser.dim
+    vecs = np.stack([vector_from_blob(blobs[f.key], dim) for f in own if f.key in blobs])
+    matches, gallery = _user_matches(service, row, vecs, threshold, max_users, {f.key for f in own}, user_id)
+    return UserSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_user_id=user_id)
+
+
+def search_users_by_image(
+    service: FaceService,
+    row: CollectionRow,
+    image: ImageSource,
+    threshold: float,
+    max_users: int,
+    quality_filter: str,
+) -> UserSearchResult:
+    threshold = check_threshold(threshold, "UserMatchThreshold")
+    check_limit(max_users, "MaxUsers", 1, 4096)
+    face, vec = _probe(service, image, quality_filter)
+    matches, gallery = _user_matches(service, row, vec, threshold, max_users, set(), None)
+    return UserSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face=face)

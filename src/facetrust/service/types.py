@@ -1,0 +1,177 @@
+"""Frozen results of collection operations (the shapes Rekognition's face APIs return)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from facetrust.types import Face, Pose, Quality, RatioBox
+
+__all__ = [
+    "AssociateResult",
+    "CollectionInfo",
+    "CollectionPage",
+    "DeleteFacesResult",
+    "FacePage",
+    "FaceSearchMatch",
+    "FaceSearchResult",
+    "IndexResult",
+    "IndexedFace",
+    "QualityFilter",
+    "StoredFace",
+    "UnindexedFace",
+    "UnsuccessfulFace",
+    "UserInfo",
+    "UserPage",
+    "UserSearchMatch",
+    "UserSearchResult",
+]
+
+QualityFilter = Literal["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    model: str
+    created_at: float
+    face_count: int
+    user_count: int
+
+
+@dataclass(frozen=True)
+class CollectionPage:
+    names: tuple[str, ...]
+    models: tuple[str, ...]
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A face as stored in a collection: metadata only, never the image."""
+
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    user_id: str | None
+    box: RatioBox
+    confidence: float
+    quality: Quality
+    pose: Pose
+    created_at: float
+
+
+@dataclass(frozen=True)
+class IndexedFace:
+    stored: StoredFace
+    face: Face
+
+
+@dataclass(frozen=True)
+class UnindexedFace:
+    """A detected face that was not indexed, with Rekognition's reason codes."""
+
+    reasons: tuple[str, ...]
+    face: Face
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    image_id: str
+    indexed: tuple[IndexedFace, ...]
+    unindexed: tuple[UnindexedFace, ...]
+    model: str
+
+
+@dataclass(frozen=True)
+class FacePage:
+    faces: tuple[StoredFace, ...]
+    next_token: str | None
+    model: str
+
+
+@dataclass(frozen=True)
+class UnsuccessfulFace:
+    face_id: str
+    reasons: tuple[str, ...]
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeleteFacesResult:
+    deleted: tuple[str, ...]
+    unsuccessful: tuple[UnsuccessfulFace, ...]
+
+
+@dataclass(frozen=True)
+class FaceSearchMatch:
+    """A stored face found by a search; ``fmr_is_bound`` as in ``Comparison``."""
+
+    face: StoredFace
+    similarity: float
+    fmr: float
+    score: float
+    fmr_is_bound: bool
+
+
+@dataclass(frozen=True)
+class FaceSearchResult:
+    """Matches at or above ``threshold``, best first.
+
+    gallery_size: how many stored faces the probe was compared with.
+    fpir: estimated chance that a candidate list from a gallery this size contains at least
+    one false match at this threshold: ``1 − (1 − FMR(threshold))^gallery_size``.
+    """
+
+    matches: tuple[FaceSearchMatch, ...]
+    threshold: float
+    gallery_size: int
+    fpir: float
+    model: str
+    searched_face_id: str | None = None
+    searched_face: Face | None = None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    user_id: str
+    created_at: float
+    face_count: int
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: tuple[UserInfo, ...]
+    next_token: str | None
+
+
+@dataclass(frozen=True)
+class AssociateResult:
+    associated: tuple[str, ...]
+    unsuccessful: tuple[UnsuccessfulFace, ...]
+    user: UserInfo
+
+
+@dataclass(frozen=True)
+class UserSearchMatch:
+    """A user whose best-matching face reached the threshold."""
+
+    user: UserInfo
+    similarity: float
+    fmr: float
+    score: float
+    fmr_is_bound: bool
+    best_face_id: str
+
+
+@dataclass(frozen=True)
+class UserSearchResult:
+    matches: tuple[UserSearchMatch, ...]
+    threshold: float
+    gallery_size: int
+    fpir: float
+    model: str
+    searched_face_id: str | None = None
+    searched_user_id: str | None = None
+    searched_face: Face | None = None

@@ -1,0 +1,127 @@
+"""Users: named groups of up to 100 faces of one person, as Rekognition's user vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from facetrust.errors import ConflictError, LimitExceededError, NotFoundError
+from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
+from facetrust.service.validate import (
+    check_face_ids,
+    check_limit,
+    check_threshold,
+    check_user_id,
+    decode_token,
+    encode_token,
+)
+from facetrust.store.sqlite import CollectionRow, vector_from_blob
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["MAX_FACES_PER_USER", "associate_faces", "create_user", "delete_user", "disassociate_faces", "list_users"]
+
+MAX_FACES_PER_USER = 100
+
+
+def _user(service: FaceService, row: CollectionRow, user_id: str) -> UserInfo:
+    check_user_id(user_id)
+    found = service.store.get_user(row.id, user_id)
+    if found is None:
+        raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
+    return UserInfo(found.user_id, found.created_at, found.face_count)
+
+
+def create_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
+    check_user_id(user_id)
+    with service.store.transaction() as conn:
+        if service.store.get_user(row.id, user_id, conn) is not None:
+            raise ConflictError(f"User {user_id!r} already exists in collection {row.name!r}", resource=user_id)
+        service.store.insert_user(conn, row.id, user_id)
+
+
+def delete_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
+    _user(service, row, user_id)
+    with service.store.transaction() as conn:
+        service.store.delete_user(conn, row.id, user_id)
+
+
+def list_users(service: FaceService, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
+    check_limit(max_results, "MaxResults", 1, 500)
+    after = decode_token(next_token, "users", row.name) if next_token is not None else ""
+    rows = service.store.list_users(row.id, str(after), max_results + 1)
+    more = len(rows) > max_results
+    rows = rows[:max_results]
+    token = encode_token("users", row.name, rows[-1].user_id) if more else None
+    return UserPage(tuple(UserInfo(r.user_id, r.created_at, r.face_count) for r in rows), token)
+
+
+def associate_faces(
+    service: FaceService, row: CollectionRow, user_id: str, face_ids: Sequence[str], threshold: float
+) -> AssociateResult:
+    """Associate faces with a user. Once the user has faces, a new face must match one of them
+    at ``threshold`` (Similarity) or it is refused with LOW_MATCH_CONFIDENCE."""
+    import numpy as np
+
+    _user(service, row, user_id)
+    wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
+    threshold = check_threshold(threshold, "UserMatchThreshold")
+    dim = service.engine.recogniser.dim
+    cal = service.engine.calibration
+    associated: list[str] = []
+    failed: list[UnsuccessfulFace] = []
+    with service.store.transaction() as conn:
+        found = service.store.faces_by_ids(row.id, wanted, conn)
+        own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
+        own_keys = [f.key for f in own]
+        blobs = dict(service.store.embeddings(row.id, own_keys + [f.key for f in found.values()], conn))
+        gallery = np.stack([vector_from_blob(blobs[k], dim) for k in own_keys]) if own_keys else None
+        new_keys = []
+        for face_id in wanted:
+            face = found.get(face_id)
+            if face is None:
+                failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
+            elif face.user_id == user_id:
+                associated.append(face_id)
+            elif face.user_id is not None:
+                failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
+            elif (
+                gallery is not None
+                and cal.similarity(float((gallery @ vector_from_blob(blobs[face.key], dim)).max())) < threshold
+            ):
+                failed.append(UnsuccessfulFace(face_id, ("LOW_MATCH_CONFIDENCE",)))
+            else:
+                new_keys.append(face.key)
+                associated.append(face_id)
+        if len(own_keys) + len(new_keys) > MAX_FACES_PER_USER:
+            raise LimitExceededError(
+                f"User {user_id!r} has {len(own_keys)} faces; adding {len(new_keys)} would exceed the limit of "
+                f"{MAX_FACES_PER_USER}",
+                limit=MAX_FACES_PER_USER,
+            )
+        service.store.set_user(conn, row.id, new_keys, user_id)
+    return AssociateResult(tuple(associated), tuple(failed), _user(service, row, user_id))
+
+
+def disassociate_faces(
+    service: FaceService, row: CollectionRow, user_id: str, face_ids: Sequence[str]
+) -> AssociateResult:
+    _user(service, row, user_id)
+    wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
+    done: list[str] = []
+    failed: list[UnsuccessfulFace] = []
+    with service.store.transaction() as conn:
+        found = service.store.faces_by_ids(row.id, wanted, conn)
+        keys = []
+        for face_id in wanted:
+            face = found.get(face_id)
+            if face is None:
+                failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
+            elif face.user_id != user_id:
+                failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
+            else:
+                keys.append(face.key)
+                done.append(face_id)
+        service.store.set_user(conn, row.id, keys, None)
+    return AssociateResult(tuple(done), tuple(failed), _user(service, row, user_id))

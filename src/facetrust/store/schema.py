@@ -1,0 +1,56 @@
+"""The SQLite schema of a facetrust data directory, and its migrations."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Every face mutation appends to `changes`; the derived vector index records the last `seq`
+# it applied, so it can catch up (or be rebuilt) and never disagrees with the database.
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collections (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL UNIQUE,
+    model      TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    face_id           TEXT NOT NULL UNIQUE,
+    collection_id     INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    image_id          TEXT NOT NULL,
+    external_image_id TEXT,
+    user_id           TEXT,
+    box_left          REAL NOT NULL,
+    box_top           REAL NOT NULL,
+    box_width         REAL NOT NULL,
+    box_height        REAL NOT NULL,
+    confidence        REAL NOT NULL,
+    brightness        REAL NOT NULL,
+    sharpness         REAL NOT NULL,
+    roll              REAL NOT NULL,
+    yaw               REAL NOT NULL,
+    pitch             REAL NOT NULL,
+    embedding         BLOB NOT NULL,
+    created_at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
+CREATE INDEX IF NOT EXISTS faces_by_external ON faces(collection_id, external_image_id);
+CREATE INDEX IF NOT EXISTS faces_by_user ON faces(collection_id, user_id);
+CREATE TABLE IF NOT EXISTS users (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    user_id       TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (collection_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL,
+    face_key      INTEGER NOT NULL,
+    op            TEXT NOT NULL CHECK (op IN ('add', 'del'))
+);
+CREATE INDEX IF NOT EXISTS changes_by_collection ON changes(collection_id, seq);
+"""

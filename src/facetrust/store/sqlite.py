@@ -1,0 +1,397 @@
+"""SQLite store: the source of truth for collections, faces (metadata + embeddings) and users.
+
+WAL journal, ``synchronous=FULL``: a call that returned has been committed durably, and a
+transaction interrupted by ``kill -9`` leaves nothing behind. Each thread gets its own
+connection, so readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrust.errors import ConfigurationError
+from facetrust.store.schema import DDL, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["CollectionRow", "FaceRow", "Store", "UserRow"]
+
+_FACE_COLUMNS = (
+    "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
+    "confidence, brightness, sharpness, roll, yaw, pitch, created_at"
+)
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    id: int
+    name: str
+    model: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """One stored face (without its embedding)."""
+
+    key: int
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    user_id: str | None
+    box: tuple[float, float, float, float]  # left, top, width, height as ratios
+    confidence: float
+    brightness: float
+    sharpness: float
+    pose: tuple[float, float, float]  # roll, yaw, pitch
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to insert."""
+
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    box: tuple[float, float, float, float]
+    confidence: float
+    brightness: float
+    sharpness: float
+    pose: tuple[float, float, float]
+    embedding: bytes
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    created_at: float
+    face_count: int
+
+
+def _face(row: sqlite3.Row) -> FaceRow:
+    return FaceRow(
+        key=row[0],
+        face_id=row[1],
+        image_id=row[2],
+        external_image_id=row[3],
+        user_id=row[4],
+        box=(row[5], row[6], row[7], row[8]),
+        confidence=row[9],
+        brightness=row[10],
+        sharpness=row[11],
+        pose=(row[12], row[13], row[14]),
+        created_at=row[15],
+    )
+
+
+class Store:
+    """All SQL lives here. Methods that write must run inside ``transaction()``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript("BEGIN IMMEDIATE;" + DDL + "COMMIT;")
+        with self.transaction():
+            found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if found is None:
+                conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(found[0]) > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"Data directory {path.parent} has schema version {found[0]}, newer than this facetrust "
+                    f"({SCHEMA_VERSION}); upgrade facetrust"
+                )
+
+    # -- connections and transactions ------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as exc:
+                raise ConfigurationError(f"Cannot open database {self.path}: {exc}") from None
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees one consistent state."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:  # pragma: no cover - closing is best effort
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- collections ------------------------------------------------------------------------
+
+    def insert_collection(self, conn: sqlite3.Connection, name: str, model: str) -> CollectionRow:
+        now = time.time()
+        cur = conn.execute("INSERT INTO collections(name, model, created_at) VALUES (?, ?, ?)", (name, model, now))
+        return CollectionRow(int(cur.lastrowid or 0), name, model, now)
+
+    def get_collection(self, name: str, conn: sqlite3.Connection | None = None) -> CollectionRow | None:
+        row = (
+            (conn or self._conn())
+            .execute("SELECT id, name, model, created_at FROM collections WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return CollectionRow(*row) if row else None
+
+    def list_collections(self, after: str | None, limit: int) -> list[CollectionRow]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, name, model, created_at FROM collections WHERE name > ? ORDER BY name LIMIT ?",
+                (after or "", limit),
+            )
+            .fetchall()
+        )
+        return [CollectionRow(*r) for r in rows]
+
+    def delete_collection(self, conn: sqlite3.Connection, collection_id: int) -> int:
+        faces = conn.execute("SELECT count(*) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+        conn.execute("DELETE FROM faces WHERE collection_id = ?", (collection_id,))
+        conn.execute("DELETE FROM users WHERE collection_id = ?", (collection_id,))
+        conn.execute("DELETE FROM changes WHERE collection_id = ?", (collection_id,))
+        conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
+        return int(faces)
+
+    def counts(self, collection_id: int, conn: sqlite3.Connection | None = None) -> tuple[int, int]:
+        c = conn or self._conn()
+        faces = c.execute("SELECT count(*) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+        users = c.execute("SELECT count(*) FROM users WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+        return int(faces), int(users)
+
+    # -- faces ------------------------------------------------------------------------------
+
+    def insert_faces(self, conn: sqlite3.Connection, collection_id: int, faces: Sequence[NewFace]) -> list[int]:
+        now = time.time()
+        keys = []
+        for f in faces:
+            cur = conn.execute(
+                "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, box_left, box_top, "
+                "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    f.face_id,
+                    collection_id,
+                    f.image_id,
+                    f.external_image_id,
+                    *f.box,
+                    f.confidence,
+                    f.brightness,
+                    f.sharpness,
+                    *f.pose,
+                    f.embedding,
+                    now,
+                ),
+            )
+            key = int(cur.lastrowid or 0)
+            conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'add')", (collection_id, key))
+            keys.append(key)
+        return keys
+
+    def faces_by_ids(
+        self, collection_id: int, face_ids: Sequence[str], conn: sqlite3.Connection | None = None
+    ) -> dict[str, FaceRow]:
+        c = conn or self._conn()
+        out: dict[str, FaceRow] = {}
+        for start in range(0, len(face_ids), 500):
+            chunk = list(face_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in c.execute(
+                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
+                (collection_id, *chunk),
+            ):
+                face = _face(row)
+                out[face.face_id] = face
+        return out
+
+    def faces_by_keys(
+        self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
+    ) -> dict[int, FaceRow]:
+        c = conn or self._conn()
+        out: dict[int, FaceRow] = {}
+        for start in range(0, len(keys), 500):
+            chunk = [int(k) for k in keys[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for row in c.execute(
+                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *chunk),
+            ):
+                face = _face(row)
+                out[face.key] = face
+        return out
+
+    def list_faces(
+        self, collection_id: int, *, after_key: int, limit: int, user_id: str | None = None
+    ) -> list[FaceRow]:
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND id > ?"
+        args: list[object] = [collection_id, after_key]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        return [_face(r) for r in self._conn().execute(sql, args)]
+
+    def embedding(self, collection_id: int, key: int, conn: sqlite3.Connection | None = None) -> bytes | None:
+        row = (
+            (conn or self._conn())
+            .execute("SELECT embedding FROM faces WHERE collection_id = ? AND id = ?", (collection_id, key))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    def embeddings(
+        self, collection_id: int, keys: Sequence[int] | None = None, conn: sqlite3.Connection | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        c = conn or self._conn()
+        if keys is None:
+            for key, blob in c.execute(
+                "SELECT id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_id,)
+            ):
+                yield int(key), bytes(blob)
+            return
+        for start in range(0, len(keys), 500):
+            chunk = [int(k) for k in keys[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in c.execute(
+                f"SELECT id, embedding FROM faces WHERE collection_id = ? AND id IN ({marks})", (collection_id, *chunk)
+            ):
+                yield int(key), bytes(blob)
+
+    def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
+        for key in keys:
+            conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))
+            conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')", (collection_id, key))
+
+    def changes_since(
+        self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None
+    ) -> list[tuple[int, int, str]]:
+        return [
+            (int(s), int(k), str(op))
+            for s, k, op in (conn or self._conn()).execute(
+                "SELECT seq, face_key, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
+                (collection_id, seq),
+            )
+        ]
+
+    def last_change(self, collection_id: int, conn: sqlite3.Connection | None = None) -> int:
+        row = (
+            (conn or self._conn())
+            .execute("SELECT max(seq) FROM changes WHERE collection_id = ?", (collection_id,))
+            .fetchone()
+        )
+        return int(row[0] or 0)
+
+    def face_keys(self, collection_id: int, conn: sqlite3.Connection | None = None) -> list[int]:
+        return [
+            int(r[0])
+            for r in (conn or self._conn()).execute("SELECT id FROM faces WHERE collection_id = ?", (collection_id,))
+        ]
+
+    # -- users ------------------------------------------------------------------------------
+
+    def insert_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
+        conn.execute(
+            "INSERT INTO users(collection_id, user_id, created_at) VALUES (?, ?, ?)",
+            (collection_id, user_id, time.time()),
+        )
+
+    def get_user(self, collection_id: int, user_id: str, conn: sqlite3.Connection | None = None) -> UserRow | None:
+        c = conn or self._conn()
+        row = c.execute(
+            "SELECT user_id, created_at FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        ).fetchone()
+        if row is None:
+            return None
+        count = c.execute(
+            "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        ).fetchone()[0]
+        return UserRow(row[0], row[1], int(count))
+
+    def delete_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
+        conn.execute(
+            "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        )
+        conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id))
+
+    def list_users(self, collection_id: int, after: str | None, limit: int) -> list[UserRow]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT u.user_id, u.created_at, (SELECT count(*) FROM faces f WHERE f.collection_id = u.collection_id "
+                "AND f.user_id = u.user_id) FROM users u WHERE u.collection_id = ? AND u.user_id > ? "
+                "ORDER BY u.user_id LIMIT ?",
+                (collection_id, after or "", limit),
+            )
+            .fetchall()
+        )
+        return [UserRow(r[0], r[1], int(r[2])) for r in rows]
+
+    def count_user_faces(self, collection_id: int) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL", (collection_id,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def set_user(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int], user_id: str | None) -> None:
+        for key in keys:
+            conn.execute(
+                "UPDATE faces SET user_id = ? WHERE collection_id = ? AND id = ?", (user_id, collection_id, key)
+            )
+
+
+def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
+    import numpy as np
+
+    vec = np.frombuffer(blob, dtype=np.float32)
+    if vec.size != dim:
+        raise ConfigurationError(f"Stored embedding has {vec.size} values; expected {dim}")
+    return vec

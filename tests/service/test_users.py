@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+
+from facetrust.errors import ConflictError, InvalidParameterError, LimitExceededError, NotFoundError
+from facetrust.service import FaceService
+
+from .conftest import face_png
+
+
+def _faces(service: FaceService, *patterns: int) -> list[str]:
+    return [service.index_faces("c", face_png((20, 20, 100, p))).indexed[0].stored.face_id for p in patterns]
+
+
+@pytest.fixture
+def coll(service: FaceService) -> FaceService:
+    service.create_collection("c")
+    return service
+
+
+def test_create_list_and_delete_users(coll: FaceService) -> None:
+    for user in ("bob", "alice", "carol"):
+        coll.create_user("c", user)
+    page = coll.list_users("c", max_results=2)
+    assert [u.user_id for u in page.users] == ["alice", "bob"] and page.next_token
+    rest = coll.list_users("c", next_token=page.next_token)
+    assert [u.user_id for u in rest.users] == ["carol"] and rest.next_token is None
+    coll.delete_user("c", "bob")
+    assert [u.user_id for u in coll.list_users("c").users] == ["alice", "carol"]
+
+
+def test_create_user_twice_raises_conflict(coll: FaceService) -> None:
+    coll.create_user("c", "alice")
+    with pytest.raises(ConflictError):
+        coll.create_user("c", "alice")
+
+
+def test_delete_unknown_user_raises_not_found(coll: FaceService) -> None:
+    with pytest.raises(NotFoundError):
+        coll.delete_user("c", "ghost")
+
+
+def test_associate_faces_of_the_same_person(coll: FaceService) -> None:
+    a, b = _faces(coll, 1, 1)
+    coll.create_user("c", "alice")
+    result = coll.associate_faces("c", "alice", [a, b])
+    assert result.associated == (a, b) and result.unsuccessful == ()
+    assert result.user.face_count == 2
+    assert {f.face_id for f in coll.list_faces("c", user_id="alice").faces} == {a, b}
+
+
+def test_associate_refuses_a_face_that_does_not_match_the_user(coll: FaceService) -> None:
+    a, other = _faces(coll, 1, 2)
+    coll.create_user("c", "alice")
+    coll.associate_faces("c", "alice", [a])
+    result = coll.associate_faces("c", "alice", [other])
+    assert result.associated == ()
+    assert [(u.face_id, u.reasons) for u in result.unsuccessful] == [(other, ("LOW_MATCH_CONFIDENCE",))]
+
+
+def test_associate_refuses_faces_of_another_user_and_unknown_faces(coll: FaceService) -> None:
+    (a,) = _faces(coll, 1)
+    coll.create_user("c", "alice")
+    coll.create_user("c", "bob")
+    coll.associate_faces("c", "alice", [a])
+    unknown = "00000000-0000-0000-0000-000000000000"
+    result = coll.associate_faces("c", "bob", [a, unknown])
+    assert {u.face_id: u.reasons for u in result.unsuccessful} == {
+        a: ("ASSOCIATED_TO_A_DIFFERENT_USER",),
+        unknown: ("FACE_NOT_FOUND",),
+    }
+
+
+def test_a_user_holds_at_most_100_faces(coll: FaceService) -> None:
+    coll.create_user("c", "alice")
+    faces = [coll.index_faces("c", face_png((20, 20, 100, 5))).indexed[0].stored.face_id for _ in range(101)]
+    coll.associate_faces("c", "alice", faces[:100])
+    with pytest.raises(LimitExceededError):
+        coll.associate_faces("c", "alice", faces[100:])
+    with pytest.raises(InvalidParameterError):
+        coll.associate_faces("c", "alice", faces)
+
+
+def test_disassociate_and_deleting_a_user_keep_the_faces(coll: FaceService) -> None:
+    a, b = _faces(coll, 1, 1)
+    coll.create_user("c", "alice")
+    coll.associate_faces("c", "alice", [a, b])
+    result = coll.disassociate_faces("c", "alice", [a])
+    assert result.associated == (a,) and result.user.face_count == 1
+    coll.delete_user("c", "alice")
+    assert coll.describe_collection("c").face_count == 2
+    assert all(f.user_id is None for f in coll.list_faces("c").faces)
+
+
+def test_search_users_by_image_finds_the_user_with_the_matching_face(coll: FaceService) -> None:
+    a, b, c = _faces(coll, 1, 1, 2)
+    coll.create_user("c", "alice")
+    coll.create_user("c", "carl")
+    coll.associate_faces("c", "alice", [a, b])
+    coll.associate_faces("c", "carl", [c])
+    result = coll.search_users_by_image("c", face_png((50, 50, 100, 1)))
+    assert [m.user.user_id for m in result.matches] == ["alice"]
+    assert result.matches[0].user.face_count == 2 and result.matches[0].best_face_id in {a, b}
+    assert result.gallery_size == 3
+
+
+def test_search_users_by_user_id_excludes_that_user(coll: FaceService) -> None:
+    a, b = _faces(coll, 1, 1)
+    coll.create_user("c", "alice")
+    coll.create_user("c", "alias")
+    coll.associate_faces("c", "alice", [a])
+    coll.associate_faces("c", "alias", [b])
+    result = coll.search_users("c", user_id="alice")
+    assert [m.user.user_id for m in result.matches] == ["alias"]
+    by_face = coll.search_users("c", face_id=a)
+    assert [m.user.user_id for m in by_face.matches] == ["alias"]
+
+
+def test_search_users_needs_exactly_one_of_user_and_face(coll: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="exactly one"):
+        coll.search_users("c")
