@@ -20,10 +20,12 @@ __all__ = [
     "detect_text",
     "dumps",
     "face_json",
+    "fmr_text",
     "jsonable",
     "models_json",
     "models_text",
     "num",
+    "px_box",
     "status_ok",
     "table",
     "verify_json",
@@ -78,9 +80,13 @@ def face_json(face: Face) -> dict[str, Any]:
     return data
 
 
-def _px(face: Face) -> str:
+def px_box(face: Face) -> str:
+    """A face's box in whole pixels: ``left,top,width,height``."""
     b = face.box
     return f"{b.left:.0f},{b.top:.0f},{b.width:.0f},{b.height:.0f}"
+
+
+_px = px_box
 
 
 def _ratio(face: Face) -> str:
@@ -148,8 +154,12 @@ def detect_json(results: Sequence[tuple[str, Sequence[Face] | None, dict[str, st
 # -- compare --------------------------------------------------------------------------------
 
 
-def _fmr(value: float, bound: bool) -> str:
+def fmr_text(value: float, bound: bool) -> str:
+    """An estimated FMR to 2 significant digits, with ``≤`` when it is only an upper bound."""
     return f"{'≤' if bound else ''}{value:.2g}"
+
+
+_fmr = fmr_text
 
 
 def _all_matches(result: ImageComparison) -> list[FaceMatch]:
