@@ -20,12 +20,29 @@ def command_paths(command: click.Command, prefix: tuple[str, ...] = ()) -> list[
 
 USAGE = {
     (): "Usage: facetrust [OPTIONS] COMMAND [ARGS]...",
+    ("collections",): "Usage: facetrust collections [OPTIONS] COMMAND [ARGS]...",
+    ("collections", "create"): "Usage: facetrust collections create [OPTIONS] NAME",
+    ("collections", "delete"): "Usage: facetrust collections delete [OPTIONS] NAME",
+    ("collections", "describe"): "Usage: facetrust collections describe [OPTIONS] NAME",
+    ("collections", "list"): "Usage: facetrust collections list [OPTIONS]",
     ("compare",): "Usage: facetrust compare [OPTIONS] A B",
     ("detect",): "Usage: facetrust detect [OPTIONS] IMAGE...",
     ("embed",): "Usage: facetrust embed [OPTIONS] PATH...",
+    ("faces",): "Usage: facetrust faces [OPTIONS] COMMAND [ARGS]...",
+    ("faces", "delete"): "Usage: facetrust faces delete [OPTIONS] COLLECTION FACE_ID...",
+    ("faces", "list"): "Usage: facetrust faces list [OPTIONS] COLLECTION",
+    ("index",): "Usage: facetrust index [OPTIONS] COLLECTION PATH...",
     ("models",): "Usage: facetrust models [OPTIONS] COMMAND [ARGS]...",
     ("models", "list"): "Usage: facetrust models list [OPTIONS]",
     ("models", "verify"): "Usage: facetrust models verify [OPTIONS]",
+    ("search",): "Usage: facetrust search [OPTIONS] COLLECTION IMAGE",
+    ("users",): "Usage: facetrust users [OPTIONS] COMMAND [ARGS]...",
+    ("users", "associate"): "Usage: facetrust users associate [OPTIONS] COLLECTION USER_ID FACE_ID...",
+    ("users", "create"): "Usage: facetrust users create [OPTIONS] COLLECTION USER_ID",
+    ("users", "delete"): "Usage: facetrust users delete [OPTIONS] COLLECTION USER_ID",
+    ("users", "disassociate"): "Usage: facetrust users disassociate [OPTIONS] COLLECTION USER_ID FACE_ID...",
+    ("users", "list"): "Usage: facetrust users list [OPTIONS] COLLECTION",
+    ("users", "search"): "Usage: facetrust users search [OPTIONS] COLLECTION",
 }
 
 
@@ -66,5 +83,12 @@ def test_group_help_lists_every_command_and_global_option() -> None:
         "--cache-dir",
         "--no-flip",
         "--detection-threshold",
+        "--data",
+        "--index-backend",
+        "collections",
+        "index",
+        "search",
+        "faces",
+        "users",
     ):
         assert word in result.stdout

@@ -8,11 +8,17 @@ from typing import Any
 
 import click
 
+from facetrust.cli.collections import collections
 from facetrust.cli.compare import compare
 from facetrust.cli.context import init_state
 from facetrust.cli.detect import detect
 from facetrust.cli.embed import embed
+from facetrust.cli.faces import faces
+from facetrust.cli.index_cmd import index
 from facetrust.cli.models import models
+from facetrust.cli.search import search
+from facetrust.cli.users import users
+from facetrust.config import INDEX_BACKENDS
 
 __all__ = ["cli", "main"]
 
@@ -31,9 +37,26 @@ __all__ = ["cli", "main"]
     type=float,
     help="Detector confidence (0–1, exclusive) below which candidate faces are dropped (default 0.5).",
 )
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data directory of collections (default: the per-user data directory).",
+)
+@click.option(
+    "--index-backend",
+    type=click.Choice(INDEX_BACKENDS),
+    help="Vector index for collection searches: auto, exact or hnsw (default auto).",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, debug: bool, cache_dir: Path | None, no_flip: bool, detection_threshold: float | None
+    ctx: click.Context,
+    debug: bool,
+    cache_dir: Path | None,
+    no_flip: bool,
+    detection_threshold: float | None,
+    data_dir: Path | None,
+    index_backend: str | None,
 ) -> None:
     """Self-hosted, accountable face recognition.
 
@@ -45,6 +68,8 @@ def cli(
         "cache_dir": cache_dir,
         "flip_augment": False if no_flip else None,
         "detection_threshold": detection_threshold,
+        "data_dir": data_dir,
+        "index_backend": index_backend,
     }
     init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug)
 
@@ -53,6 +78,11 @@ cli.add_command(detect)
 cli.add_command(compare)
 cli.add_command(embed)
 cli.add_command(models)
+cli.add_command(collections)
+cli.add_command(index)
+cli.add_command(search)
+cli.add_command(faces)
+cli.add_command(users)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""CLI plumbing: per-invocation state (settings overrides, the lazily built engine) and error rendering."""
+"""CLI plumbing: per-invocation state (settings overrides, the lazily built engine and service) and error rendering."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from facetrust.errors import FacetrustError
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
+    from facetrust.service import FaceService
 
 __all__ = ["CliState", "cli_state", "init_state", "renders_errors", "report_error"]
 
@@ -31,13 +32,16 @@ class CliState:
     ``obj`` is click's context object (a dict). When it holds ``"engine"`` (tests inject a
     ``FaceEngine`` there), that engine is used as is and the settings overrides do not apply
     to it; otherwise the default engine is built on first use from ``Settings.load(overrides)``
-    and kept there.
+    and kept there. Likewise ``"service"``: an injected ``FaceService`` is used as is (and
+    left open); otherwise one is opened on first use over the settings' data directory and
+    closed when the command's context closes.
     """
 
     obj: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
     _settings: Settings | None = None
+    _service: FaceService | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -53,6 +57,24 @@ class CliState:
         if not isinstance(found, FaceEngine):
             raise TypeError(f"ctx.obj['engine'] must be a FaceEngine, not {type(found).__name__}")
         return found
+
+    def service(self) -> FaceService:
+        from facetrust.service import FaceService
+
+        found = self.obj.get("service")
+        if found is not None:
+            if not isinstance(found, FaceService):
+                raise TypeError(f"ctx.obj['service'] must be a FaceService, not {type(found).__name__}")
+            return found
+        if self._service is None:
+            self._service = FaceService.open(settings=self.settings(), engine=self.engine())
+            click.get_current_context().call_on_close(self._close_service)
+        return self._service
+
+    def _close_service(self) -> None:
+        service, self._service = self._service, None
+        if service is not None:
+            service.close()
 
 
 def cli_state(ctx: click.Context | None = None) -> CliState:

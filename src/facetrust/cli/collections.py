@@ -1,0 +1,74 @@
+"""``facetrust collections``: create, list, describe and delete collections of faces."""
+
+from __future__ import annotations
+
+import click
+
+from facetrust.cli import render_collections as render
+from facetrust.cli.context import cli_state, renders_errors
+
+__all__ = ["collections"]
+
+
+@click.group(short_help="Create, list, describe and delete collections.")
+def collections() -> None:
+    """Collections of faces (as Rekognition's): each is bound to the embedding model that
+    indexed it, and lives in the data directory (`facetrust --data DIR`)."""
+
+
+@collections.command(short_help="Create an empty collection.")
+@click.argument("name")
+@renders_errors()
+def create(name: str) -> None:
+    """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound to
+    the current embedding model."""
+    info = cli_state().service().create_collection(name)
+    click.echo(f"Created collection {info.name} (model {info.model})")
+
+
+@collections.command(name="list", short_help="List the collections.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@renders_errors()
+def list_collections(as_json: bool) -> None:
+    """Every collection in the data directory, by name, with the model it is bound to."""
+    service = cli_state().service()
+    names: list[str] = []
+    models: list[str] = []
+    token: str | None = None
+    while True:
+        page = service.list_collections(next_token=token)
+        names.extend(page.names)
+        models.extend(page.models)
+        token = page.next_token
+        if token is None:
+            break
+    click.echo(render.collections_json(names, models) if as_json else render.collections_text(names, models))
+
+
+@collections.command(short_help="Show a collection's model and counts.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@renders_errors()
+def describe(name: str, as_json: bool) -> None:
+    """The model, creation time (UTC), and numbers of faces and users of collection NAME."""
+    info = cli_state().service().describe_collection(name)
+    click.echo(render.collection_json(info) if as_json else render.collection_text(info))
+
+
+@collections.command(short_help="Delete a collection with its faces and users.")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@renders_errors()
+def delete(name: str, yes: bool) -> None:
+    """Delete collection NAME with all its faces and users. Asks first unless --yes."""
+    service = cli_state().service()
+    if not yes:
+        info = service.describe_collection(name)
+        click.confirm(
+            f"Delete collection {name} with its {render.plural(info.face_count, 'face')} and "
+            f"{render.plural(info.user_count, 'user')}?",
+            abort=True,
+            err=True,
+        )
+    removed = service.delete_collection(name)
+    click.echo(f"Deleted collection {name} ({render.plural(removed, 'face')} deleted)")

@@ -1,0 +1,120 @@
+"""``facetrust users``: users (named groups of one person's faces), and searching by them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from facetrust.calibration import DEFAULT_THRESHOLD
+from facetrust.cli import render_collections as render
+from facetrust.cli.context import cli_state, renders_errors, report_error
+from facetrust.cli.faces import not_done
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service import AssociateResult, UserInfo
+
+__all__ = ["users"]
+
+
+@click.group(short_help="Create users and associate faces with them.")
+def users() -> None:
+    """Users: up to 100 faces of one person in a collection, searched as one (Rekognition's
+    user vectors)."""
+
+
+@users.command(short_help="Create a user in a collection.")
+@click.argument("collection")
+@click.argument("user_id")
+@renders_errors()
+def create(collection: str, user_id: str) -> None:
+    """Create user USER_ID (1–128 characters from a-z A-Z 0-9 _ . - :) in COLLECTION."""
+    cli_state().service().create_user(collection, user_id)
+    click.echo(f"Created user {user_id} in collection {collection}")
+
+
+@users.command(short_help="Delete a user (its faces stay, unassociated).")
+@click.argument("collection")
+@click.argument("user_id")
+@renders_errors()
+def delete(collection: str, user_id: str) -> None:
+    """Delete user USER_ID from COLLECTION. Its faces stay in the collection, associated
+    with no user (delete them with `facetrust faces delete`)."""
+    cli_state().service().delete_user(collection, user_id)
+    click.echo(f"Deleted user {user_id} from collection {collection}")
+
+
+@users.command(name="list", short_help="List the users of a collection.")
+@click.argument("collection")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@renders_errors()
+def list_users(collection: str, as_json: bool) -> None:
+    """Every user in COLLECTION, by id, with how many faces are associated with each."""
+    service = cli_state().service()
+    found: list[UserInfo] = []
+    token: str | None = None
+    while True:
+        page = service.list_users(collection, next_token=token)
+        found.extend(page.users)
+        token = page.next_token
+        if token is None:
+            break
+    click.echo(render.users_json(collection, found) if as_json else render.users_text(collection, found))
+
+
+def _report(verb: str, result: AssociateResult) -> None:
+    click.echo(render.associate_text(verb, result))
+    for failed in result.unsuccessful:
+        report_error(not_done(verb, failed.face_id, failed.reasons, failed.user_id))
+    if result.unsuccessful:
+        click.get_current_context().exit(1)
+
+
+@users.command(short_help="Associate faces with a user.")
+@click.argument("collection")
+@click.argument("user_id")
+@click.argument("face_ids", nargs=-1, required=True, metavar="FACE_ID...")
+@renders_errors()
+def associate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
+    """Associate the faces FACE_ID... of COLLECTION with user USER_ID.
+
+    Once the user has faces, a new face must match one of them at Similarity 75 or it is
+    refused (LOW_MATCH_CONFIDENCE). Faces refused are reported on stderr and the others
+    are still associated; the exit status is then 1.
+    """
+    _report("associated", cli_state().service().associate_faces(collection, user_id, list(face_ids)))
+
+
+@users.command(short_help="Disassociate faces from a user.")
+@click.argument("collection")
+@click.argument("user_id")
+@click.argument("face_ids", nargs=-1, required=True, metavar="FACE_ID...")
+@renders_errors()
+def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
+    """Remove the faces FACE_ID... from user USER_ID (the faces stay in COLLECTION). Faces
+    that are not the user's are reported on stderr; the exit status is then 1."""
+    result = cli_state().service().disassociate_faces(collection, user_id, list(face_ids))
+    _report("disassociated", result)
+
+
+@users.command(name="search", short_help="Find users matching a user or a stored face.")
+@click.argument("collection")
+@click.option("--user-id", help="Search with the faces of this user (other users are listed).")
+@click.option("--face-id", help="Search with this stored face.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 100.0),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Similarity (0–100) a user's best face must reach to be listed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
+@renders_errors()
+def search_users(collection: str, user_id: str | None, face_id: str | None, threshold: float, as_json: bool) -> None:
+    """The users of COLLECTION whose faces match user USER_ID's faces or stored face FACE_ID
+    (SearchUsers); give exactly one of --user-id and --face-id. Exit status 0 whether or not
+    anything matched."""
+    if (user_id is None) == (face_id is None):
+        raise click.UsageError("Give exactly one of --user-id and --face-id.")
+    result = cli_state().service().search_users(collection, user_id=user_id, face_id=face_id, threshold=threshold)
+    click.echo(render.user_search_json(None, result) if as_json else render.user_search_text(None, result))

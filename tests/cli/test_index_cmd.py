@@ -1,0 +1,163 @@
+"""facetrust index: files and folders into a collection, external ids, filters, unreadable images."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.cli.index_cmd import external_id_for
+
+from .service_cli import ServiceCli, service_cli
+
+BAD_FORMAT = "not a supported image format (expected JPEG or PNG; first bytes 6e6f7420616e2069)"
+
+
+@pytest.fixture
+def fc(tmp_path: Path) -> Iterator[ServiceCli]:
+    with service_cli(tmp_path) as helper:
+        helper.service.create_collection("people")
+        yield helper
+
+
+def album(fc: ServiceCli) -> tuple[str, str, str]:
+    """album/alice smith.png (1 face), album/bad.png (not an image), album/group.png (2 big, 1 small)."""
+    alice = fc.image("album/alice smith.png", [(20, 20, 100, 1)])
+    group = fc.image("album/group.png", [(20, 20, 100, 2), (200, 50, 90, 3), (300, 200, 20, 4)])
+    bad = fc.folder / "album" / "bad.png"
+    bad.write_bytes(b"not an image")
+    return alice, str(bad), group
+
+
+def test_index_a_folder_reports_the_unreadable_image_indexes_the_rest_and_exits_1(fc: ServiceCli) -> None:
+    _, bad, _ = album(fc)
+
+    result = fc.run("index", "people", str(fc.folder / "album"))
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {bad}: {BAD_FORMAT}\n"
+    assert result.stdout == "people: 3 images, 3 faces indexed, 1 not indexed (SMALL_BOUNDING_BOX: 1), 1 failed\n"
+    assert fc.service.describe_collection("people").face_count == 3
+
+
+def test_index_labels_faces_with_the_sanitised_file_name(fc: ServiceCli) -> None:
+    alice, _, group = album(fc)
+
+    result = fc.run("index", "people", alice, group)
+
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    faces = fc.service.list_faces("people").faces
+    assert [f.external_image_id for f in faces] == ["alice_smith.png", "group.png", "group.png"]
+
+
+def test_index_without_external_ids(fc: ServiceCli) -> None:
+    alice, _, _ = album(fc)
+
+    result = fc.run("index", "people", "--external-id-from", "none", alice)
+
+    assert result.exit_code == 0
+    assert result.stdout == "people: 1 image, 1 face indexed, 0 not indexed, 0 failed\n"
+    assert [f.external_image_id for f in fc.service.list_faces("people").faces] == [None]
+
+
+def test_index_max_faces_keeps_the_largest_and_counts_the_rest_by_reason(fc: ServiceCli) -> None:
+    _, _, group = album(fc)
+
+    result = fc.run("index", "people", "--max-faces", "1", group)
+
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "people: 1 image, 1 face indexed, 2 not indexed (EXCEEDS_MAX_FACES: 1, SMALL_BOUNDING_BOX: 1), 0 failed\n"
+    )
+
+
+def test_index_json_lists_every_face_and_the_error_of_an_unreadable_image(fc: ServiceCli) -> None:
+    alice, bad, _ = album(fc)
+
+    result = fc.run("index", "people", "--json", alice, bad)
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {bad}: {BAD_FORMAT}\n"
+    document = json.loads(result.stdout)
+    assert (document["collection"], document["model"]) == ("people", "fake-recogniser:0")
+    first, second = document["images"]
+    assert (first["image"], first["external_image_id"], first["unindexed"]) == (alice, "alice_smith.png", [])
+    [face] = first["indexed"]
+    assert face["face_id"] == fc.face_ids("people")[0]
+    assert face["image_id"] == first["image_id"]
+    assert face["box"] == {"left": 0.05, "top": 0.0667, "width": 0.25, "height": 0.3333}
+    assert face["face"]["box"] == {"left": 20.0, "top": 20.0, "width": 100.0, "height": 100.0}
+    assert second == {
+        "image": bad,
+        "external_image_id": "bad.png",
+        "error": {"code": "InvalidImageFormat", "message": f"{bad}: {BAD_FORMAT}"},
+    }
+
+
+def test_index_quality_filter_high_refuses_the_too_bright_fake_faces(fc: ServiceCli) -> None:
+    alice, _, group = album(fc)
+
+    result = fc.run("index", "people", "--quality-filter", "HIGH", "--json", alice, group)
+
+    assert result.exit_code == 0
+    first, second = json.loads(result.stdout)["images"]
+    assert (first["indexed"], [u["reasons"] for u in first["unindexed"]]) == ([], [["LOW_BRIGHTNESS"]])
+    assert [u["reasons"] for u in second["unindexed"]] == [
+        ["LOW_BRIGHTNESS"],
+        ["LOW_BRIGHTNESS"],
+        ["SMALL_BOUNDING_BOX", "LOW_BRIGHTNESS"],
+    ]
+    assert fc.service.describe_collection("people").face_count == 0
+
+
+def test_index_into_a_missing_collection_stops_with_an_error(fc: ServiceCli) -> None:
+    alice, _, _ = album(fc)
+
+    result = fc.run("index", "nobody", alice)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == "Error: Collection 'nobody' does not exist\n"
+
+
+def test_index_a_folder_without_images_is_an_error(fc: ServiceCli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    result = fc.run("index", "people", str(empty))
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: No JPEG or PNG images found in {empty}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--max-faces", "0"), "Invalid value for '--max-faces': 0 is not in the range 1<=x<=4096."),
+        (("--quality-filter", "BEST"), "Invalid value for '--quality-filter': 'BEST' is not one of"),
+        (("--external-id-from", "path"), "Invalid value for '--external-id-from': 'path' is not one of"),
+    ],
+)
+def test_index_bad_options_are_usage_errors(fc: ServiceCli, args: tuple[str, ...], message: str) -> None:
+    alice, _, _ = album(fc)
+
+    result = fc.run("index", "people", *args, alice)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert fc.service.describe_collection("people").face_count == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "external"),
+    [
+        ("photos/Zoë Ünal (2).jpg", "Zo___nal__2_.jpg"),
+        ("a/b/ok-name_1.2:3.png", "ok-name_1.2:3.png"),
+        ("x" * 300 + ".png", "x" * 255),
+    ],
+)
+def test_external_id_is_the_file_name_with_other_characters_replaced(path: str, external: str) -> None:
+    assert external_id_for(path) == external
