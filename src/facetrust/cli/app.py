@@ -15,6 +15,7 @@ from facetrust.cli.detect import detect
 from facetrust.cli.embed import embed
 from facetrust.cli.faces import faces
 from facetrust.cli.index_cmd import index
+from facetrust.cli.keys import keys
 from facetrust.cli.models import models
 from facetrust.cli.search import search
 from facetrust.cli.users import users
@@ -83,6 +84,7 @@ cli.add_command(index)
 cli.add_command(search)
 cli.add_command(faces)
 cli.add_command(users)
+cli.add_command(keys)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
