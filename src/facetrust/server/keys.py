@@ -1,0 +1,201 @@
+"""KeyStore: API keys (access key id + secret, with a role) in ``<data dir>/keys.db``, mode 0600.
+
+The secrets are stored in plain text: verifying an AWS Signature Version 4 needs the secret
+itself (the signing key is derived from it per day, region and service), so a hash would not
+do. The file's permissions are the protection; see docs/auth.md.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import secrets
+import sqlite3
+import stat
+import string
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.server.roles import check_role
+
+__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore"]
+
+logger = logging.getLogger(__name__)
+
+KEYS_FILE = "keys.db"
+SCHEMA_VERSION = 1
+KEY_ID_PREFIX = "FTK"
+_KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
+_KEY_ID_RANDOM = 17  # "FTK" + 17 = 20 characters, the length of an AWS access key id
+_SECRET_BYTES = 30  # token_urlsafe(30): 40 characters, as long as an AWS secret access key
+MAX_DESCRIPTION = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id      TEXT PRIMARY KEY,
+    secret      TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+)
+"""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What is known about a key, never its secret. Times are seconds since the epoch."""
+
+    key_id: str
+    role: str
+    created_at: float
+    revoked_at: float | None
+    description: str
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+_COLUMNS = "key_id, role, created_at, revoked_at, description"
+
+
+def _record(row: tuple[str, str, float, float | None, str]) -> KeyRecord:
+    return KeyRecord(key_id=row[0], role=row[1], created_at=row[2], revoked_at=row[3], description=row[4])
+
+
+class KeyStore:
+    """The keys of one data directory. Thread-safe; other processes' changes are seen at once."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KeyStore({str(self.path)!r})"
+
+    @classmethod
+    def open(cls, data_dir: Path) -> KeyStore:
+        """Open (creating if needed, mode 0600) ``<data_dir>/keys.db``."""
+        path = Path(data_dir) / KEYS_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _create_private(path)
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            _migrate(conn, path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
+        except ConfigurationError:
+            conn.close()
+            raise
+        return cls(path, conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> KeyStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def create(self, role: str, description: str = "") -> tuple[str, str]:
+        """A new active key for ``role``: ``(key_id, secret)``. The secret cannot be read back later."""
+        check_role(role)
+        if len(description) > MAX_DESCRIPTION or any(not ch.isprintable() for ch in description):
+            raise InvalidParameterError(
+                f"Key description must be at most {MAX_DESCRIPTION} printable characters; got {len(description)} "
+                "characters",
+                parameter="description",
+            )
+        secret = secrets.token_urlsafe(_SECRET_BYTES)
+        with self._lock:
+            while True:
+                key_id = KEY_ID_PREFIX + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(_KEY_ID_RANDOM))
+                try:
+                    self._conn.execute(
+                        "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (key_id, secret, role, description, time.time()),
+                    )
+                except sqlite3.IntegrityError:  # pragma: no cover - a 1 in 36**17 collision
+                    continue
+                break
+        logger.info("Created key %s (role %s)", key_id, role)
+        return key_id, secret
+
+    def list(self) -> builtins.list[KeyRecord]:
+        """Every key, active and revoked, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM keys ORDER BY created_at, key_id").fetchall()
+        return [_record(row) for row in rows]
+
+    def get(self, key_id: str) -> KeyRecord:
+        """The record of ``key_id``; ``NotFoundError`` if there is no such key."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"Unknown key id {key_id!r}", resource=key_id)
+        return _record(row)
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        """Revoke ``key_id`` (from now on its requests are refused); revoking twice keeps the first time."""
+        with self._lock:
+            changed = self._conn.execute(
+                "UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id)
+            ).rowcount
+        record = self.get(key_id)
+        if changed:
+            logger.info("Revoked key %s (role %s)", key_id, record.role)
+        return record
+
+    def lookup(self, key_id: str) -> tuple[KeyRecord, str] | None:
+        """The record and secret of ``key_id``, for signature verification; None if unknown."""
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS}, secret FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            return None
+        return _record(row[:5]), str(row[5])
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` with mode 0600 if missing; tighten an existing file readable by others."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            logger.warning("Key store %s had mode %o; setting it to 600", path, mode)
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise ConfigurationError(
+            f"Key store {path} has schema version {version}, newer than this facetrust ({SCHEMA_VERSION}); "
+            "upgrade facetrust",
+            setting="data_dir",
+        )
+    if version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,191 @@
+"""KeyStore: keys.db with mode 0600; create, list, get, revoke, lookup; persistence; no secret in records."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.server.keys import KeyRecord, KeyStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[KeyStore]:
+    with KeyStore.open(tmp_path) as keys:
+        yield keys
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_open_creates_keys_db_readable_by_its_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        KeyStore.open(tmp_path / "data").close()
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "data" / "keys.db") == 0o600
+
+
+def test_open_tightens_a_keys_db_that_others_can_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    KeyStore.open(tmp_path).close()
+    os.chmod(tmp_path / "keys.db", 0o644)
+
+    KeyStore.open(tmp_path).close()
+
+    assert mode(tmp_path / "keys.db") == 0o600
+    assert f"Key store {tmp_path / 'keys.db'} had mode 644; setting it to 600" in caplog.text
+
+
+def test_create_returns_an_aws_shaped_key_id_and_a_40_character_secret(store: KeyStore) -> None:
+    key_id, secret = store.create("searcher")
+    assert re.fullmatch(r"FTK[A-Z0-9]{17}", key_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{40}", secret)
+
+
+def test_created_keys_are_distinct(store: KeyStore) -> None:
+    made = [store.create("admin") for _ in range(20)]
+    assert len({k for k, _ in made}) == len({s for _, s in made}) == 20
+
+
+def test_create_refuses_an_unknown_role_listing_the_valid_ones(store: KeyStore) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        store.create("superuser")
+    assert caught.value.message == "Unknown role 'superuser'; valid roles: admin, enroller, searcher, auditor"
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("description", ["x" * 257, "line\nbreak"])
+def test_create_refuses_a_long_or_unprintable_description(store: KeyStore, description: str) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        store.create("admin", description)
+    assert caught.value.parameter == "description"
+
+
+def test_list_shows_every_key_oldest_first_without_secrets(store: KeyStore) -> None:
+    before = time.time()
+    first, _ = store.create("admin", "ops laptop")
+    second, _ = store.create("auditor")
+
+    records = store.list()
+
+    assert [(r.key_id, r.role, r.description, r.revoked_at) for r in records] == [
+        (first, "admin", "ops laptop", None),
+        (second, "auditor", "", None),
+    ]
+    assert all(before <= r.created_at <= time.time() for r in records)
+    assert [f.name for f in dataclasses.fields(KeyRecord)] == [
+        "key_id",
+        "role",
+        "created_at",
+        "revoked_at",
+        "description",
+    ]
+
+
+def test_lookup_returns_the_record_and_the_secret(store: KeyStore) -> None:
+    key_id, secret = store.create("enroller", "kiosk")
+    found = store.lookup(key_id)
+    assert found is not None
+    assert found[0] == store.get(key_id)
+    assert found[1] == secret
+
+
+def test_lookup_of_an_unknown_key_is_none(store: KeyStore) -> None:
+    assert store.lookup("FTKAAAAAAAAAAAAAAAAA") is None
+
+
+def test_revoke_marks_the_key_revoked_and_keeps_it_listed(store: KeyStore) -> None:
+    key_id, _ = store.create("searcher")
+
+    record = store.revoke(key_id)
+
+    assert record.revoked_at is not None and not record.active
+    assert store.list() == [record]
+    assert store.get(key_id) == record
+
+
+def test_revoking_twice_keeps_the_first_time(store: KeyStore) -> None:
+    key_id, _ = store.create("searcher")
+    first = store.revoke(key_id)
+    assert store.revoke(key_id) == first
+
+
+def test_revoke_of_an_unknown_key_is_not_found(store: KeyStore) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        store.revoke("FTKAAAAAAAAAAAAAAAAA")
+    assert caught.value.message == "Unknown key id 'FTKAAAAAAAAAAAAAAAAA'"
+    assert caught.value.resource == "FTKAAAAAAAAAAAAAAAAA"
+
+
+def test_keys_persist_across_reopening(tmp_path: Path) -> None:
+    with KeyStore.open(tmp_path) as keys:
+        kept, secret = keys.create("admin", "kept")
+        revoked, _ = keys.create("auditor")
+        keys.revoke(revoked)
+
+    with KeyStore.open(tmp_path) as keys:
+        assert [(r.key_id, r.active) for r in keys.list()] == [(kept, True), (revoked, False)]
+        assert keys.lookup(kept) == (keys.get(kept), secret)
+
+
+def test_a_revocation_by_another_connection_is_seen_at_once(tmp_path: Path, store: KeyStore) -> None:
+    key_id, _ = store.create("admin")
+    with KeyStore.open(tmp_path) as other:
+        other.revoke(key_id)
+    found = store.lookup(key_id)
+    assert found is not None and found[0].revoked_at is not None
+
+
+def test_concurrent_creates_from_threads_all_land(store: KeyStore) -> None:
+    made: list[str] = []
+
+    def work() -> None:
+        for _ in range(10):
+            made.append(store.create("searcher")[0])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(made) == sorted(r.key_id for r in store.list())
+    assert len(made) == 40
+
+
+def test_reprs_hold_no_secret(store: KeyStore) -> None:
+    key_id, secret = store.create("admin")
+    assert secret not in repr(store) + repr(store.list()) + repr(store.get(key_id)) + str(vars(store.get(key_id)))
+
+
+def test_a_keys_db_from_a_newer_facetrust_is_refused(tmp_path: Path) -> None:
+    KeyStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / "keys.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+
+    with pytest.raises(ConfigurationError) as caught:
+        KeyStore.open(tmp_path)
+
+    assert "schema version 99, newer than this facetrust (1); upgrade facetrust" in caught.value.message
+
+
+def test_a_keys_db_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "keys.db").write_bytes(b"not sqlite" * 100)
+    os.chmod(tmp_path / "keys.db", 0o600)
+
+    with pytest.raises(ConfigurationError) as caught:
+        KeyStore.open(tmp_path)
+
+    assert caught.value.message.startswith(f"Cannot open key store {tmp_path / 'keys.db'}: ")
