@@ -348,6 +348,11 @@ SIG = "Signature=" + "0" * 64
             "Credential must be KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request",
         ),
         (
+            f"AWS4-HMAC-SHA256 Credential=FTK%0A/20240501/us-east-1/rekognition/aws4_request, "
+            f"SignedHeaders=host;x-amz-date, {SIG}",
+            "Credential must be KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request",
+        ),
+        (
             f"AWS4-HMAC-SHA256 Credential=FTKAAAAAAAAAAAAAAAAA/20240501/us_east/rekognition/aws4_request, "
             f"SignedHeaders=host;x-amz-date, {SIG}",
             "Credential must be KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request",

@@ -50,6 +50,7 @@ SERVICE = "rekognition"
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
 _REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")  # botocore's validate_region_name
 _DATE = re.compile(r"[0-9]{8}")
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 _HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _UNRECOGNIZED = "The security token included in the request is invalid."
 _MISMATCH = (
@@ -131,7 +132,12 @@ def parse_authorization(value: str) -> _Authorization:
     if len(params) != 3:
         raise _incomplete("Authorization header must have exactly Credential, SignedHeaders and Signature")
     parts = params["Credential"].split("/")
-    if len(parts) != 5 or not parts[0] or not _DATE.fullmatch(parts[1]) or not _REGION.fullmatch(parts[2]):
+    if (
+        len(parts) != 5
+        or not _KEY_ID.fullmatch(parts[0])
+        or not _DATE.fullmatch(parts[1])
+        or not _REGION.fullmatch(parts[2])
+    ):
         raise _incomplete("Credential must be KEY_ID/YYYYMMDD/REGION/SERVICE/aws4_request")
     if parts[4] != "aws4_request":
         raise _incomplete(f"Credential should be scoped with a valid terminator: 'aws4_request', not {parts[4]!r}")
