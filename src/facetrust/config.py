@@ -58,6 +58,9 @@ class Settings:
         batch_size: faces per embedding batch.
         data_dir: the data directory of collections (None: user data dir).
         index_backend: vector index for collections: auto, exact or hnsw.
+        policy_file: the deployment policy (TOML; docs/governance.md). None: built-in policy.
+        template_key_file: file holding the base64 key that encrypts templates at rest (or
+            set FACETRUST_TEMPLATE_KEY). Must not be inside the data directory.
     """
 
     cache_dir: Path | None = None
@@ -71,11 +74,13 @@ class Settings:
     batch_size: int = 16
     data_dir: Path | None = None
     index_backend: str = "auto"
+    policy_file: Path | None = None
+    template_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name))
-        for name in ("cache_dir", "data_dir"):
+        for name in ("cache_dir", "data_dir", "policy_file", "template_key_file"):
             value = getattr(self, name)
             if isinstance(value, (str, os.PathLike)) and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value).expanduser())
@@ -157,6 +162,8 @@ _TYPES: dict[str, type] = {
     "batch_size": int,
     "data_dir": Path,
     "index_backend": str,
+    "policy_file": Path,
+    "template_key_file": Path,
 }
 
 

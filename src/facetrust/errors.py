@@ -12,6 +12,9 @@
     ├── ConflictError                   a named thing already exists / is bound otherwise
     │   └── ModelMismatchError          a collection is bound to another embedding model
     ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
+    ├── GovernanceError                 the deployment's policy refuses the request
+    │   ├── PurposeRefusedError         purpose forbidden/undeclared, search not allowed, threshold too low
+    │   └── ConsentRequiredError        enrolment needs a valid consent record for the subject
     ├── ModelError                      a model is missing, corrupt or cannot run
     │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
     └── ConfigurationError              settings or a config file are invalid
@@ -25,7 +28,9 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "ConflictError",
+    "ConsentRequiredError",
     "FacetrustError",
+    "GovernanceError",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidInputError",
@@ -36,6 +41,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelMismatchError",
     "NotFoundError",
+    "PurposeRefusedError",
 ]
 
 
@@ -135,6 +141,33 @@ class LimitExceededError(FacetrustError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class GovernanceError(FacetrustError):
+    """The deployment's policy refuses the request; nothing was changed."""
+
+    code = "AccessDenied"
+
+    def __init__(self, message: str, *, purpose: str | None = None, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.purpose = purpose
+        self.rule = rule
+
+
+class PurposeRefusedError(GovernanceError):
+    """The purpose is forbidden or undeclared, or the operation breaks one of its rules."""
+
+    code = "PurposeRefused"
+
+
+class ConsentRequiredError(GovernanceError):
+    """Enrolment for this purpose needs a valid consent record for the subject."""
+
+    code = "ConsentRequired"
+
+    def __init__(self, message: str, *, purpose: str, subject: str | None) -> None:
+        super().__init__(message, purpose=purpose, rule="consent_required")
+        self.subject = subject
 
 
 class ModelError(FacetrustError):

@@ -101,6 +101,7 @@ def test_describe_json_gives_every_field(fc: ServiceCli) -> None:
         "created": timestamp(info.created_at),
         "face_count": 0,
         "user_count": 0,
+        "purpose": "general",
     }
 
 

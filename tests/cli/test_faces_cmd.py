@@ -81,6 +81,7 @@ def test_list_json_pages_through_every_face(fc: ServiceCli, monkeypatch: pytest.
         "pose",
         "created_at",
         "created",
+        "expires_at",
     }
     assert first["box"] == {"left": 0.05, "top": 0.0667, "width": 0.25, "height": 0.3333}
     assert first["created"] == timestamp(stored[0].created_at)

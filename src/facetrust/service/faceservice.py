@@ -1,50 +1,58 @@
-"""FaceService: the one orchestrator of collections, faces, users and 1:N search.
+"""FaceService: the one orchestrator of collections, faces, users, search and governance.
 
-The CLI and the HTTP API call these methods and nothing below them, so every rule (and,
-later, every governance check and audit record) lives here once.
+The CLI and the HTTP API call these methods and nothing below them, so every rule lives here
+once: the deployment policy (purposes, thresholds, consent, retention), the audit record of
+every operation, erasure receipts. Each public method takes ``actor=`` (who is asking, in
+which case); the library default is the local administrator.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facetrust.config import INDEX_BACKENDS, Settings
 from facetrust.engine import FaceEngine
-from facetrust.errors import ConflictError, InvalidParameterError, ModelMismatchError, NotFoundError
+from facetrust.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidParameterError,
+    ModelMismatchError,
+    NotFoundError,
+    PurposeRefusedError,
+)
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.crypto import Keyring
+from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
+from facetrust.governance.recorder import audited
 from facetrust.images import ImageSource
+from facetrust.service import faces as _faces
+from facetrust.service import governance_ops as _gov
 from facetrust.service import search as _search
 from facetrust.service import users as _users
 from facetrust.service.indexes import IndexRegistry
-from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
     CollectionPage,
+    ConsentRecord,
     DeleteFacesResult,
+    ErasureReceipt,
     FacePage,
     FaceSearchResult,
-    IndexedFace,
     IndexResult,
+    ReviewRecord,
     StoredFace,
-    UnindexedFace,
-    UnsuccessfulFace,
+    SweepResult,
     UserPage,
     UserSearchResult,
 )
-from facetrust.service.validate import (
-    check_collection_id,
-    check_external_image_id,
-    check_face_ids,
-    check_limit,
-    check_user_id,
-    decode_token,
-    encode_token,
-)
-from facetrust.store.sqlite import CollectionRow, FaceRow, NewFace, Store
-from facetrust.types import Face, Pose, Quality, RatioBox
+from facetrust.service.validate import check_collection_id, check_limit, decode_token, encode_token
+from facetrust.store.sqlite import CollectionRow, FaceRow, Store
+from facetrust.types import Pose, Quality, RatioBox
 
 __all__ = ["FaceService", "stored_face"]
 
@@ -66,6 +74,7 @@ def stored_face(row: FaceRow) -> StoredFace:
         quality=Quality(row.brightness, row.sharpness),
         pose=Pose(roll, yaw, pitch),
         created_at=row.created_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -76,7 +85,16 @@ class FaceService:
     index snapshots. Safe to share between threads.
     """
 
-    def __init__(self, data_dir: Path, engine: FaceEngine, *, index_backend: str = "auto") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        engine: FaceEngine,
+        *,
+        index_backend: str = "auto",
+        policy: Policy = DEFAULT_POLICY,
+        keyring: Keyring | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
                 f"Unknown index backend {index_backend!r}; available: {', '.join(INDEX_BACKENDS)}",
@@ -84,21 +102,34 @@ class FaceService:
             )
         self.data_dir = Path(data_dir)
         self.engine = engine
-        self.store = Store(self.data_dir / DB_NAME)
-        self.indexes = IndexRegistry(self.store, engine.recogniser.dim, index_backend, self.data_dir / "index")
+        self.policy = policy
+        self.clock = clock
+        self.store = Store(self.data_dir / DB_NAME, keyring=keyring)
+        self.indexes = IndexRegistry(
+            self.store, engine.recogniser.dim, index_backend, self.data_dir / "index", keyring=keyring
+        )
 
     @classmethod
     def open(
         cls, data_dir: Path | None = None, settings: Settings | None = None, *, engine: FaceEngine | None = None
     ) -> FaceService:
-        """A service over ``data_dir`` (default: ``settings.resolved_data_dir``) and the default engine."""
+        """A service over ``data_dir`` (default: ``settings.resolved_data_dir``), the default engine,
+        the policy file and the template key that ``settings`` name."""
         from facetrust.engine import load_engine
+        from facetrust.governance.crypto import load_key
+        from facetrust.governance.policy import load_policy
 
         settings = settings or Settings()
+        data = Path(data_dir or settings.resolved_data_dir)
+        key = load_key(
+            key_file=settings.template_key_file, env_value=os.environ.get("FACETRUST_TEMPLATE_KEY"), data_dir=data
+        )
         return cls(
-            data_dir or settings.resolved_data_dir,
+            data,
             engine or load_engine(settings),
             index_backend=settings.index_backend,
+            policy=load_policy(settings.policy_file),
+            keyring=Keyring(key) if key is not None else None,
         )
 
     def close(self) -> None:
@@ -111,7 +142,7 @@ class FaceService:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- collections ------------------------------------------------------------------------
+    # -- collections and purposes -------------------------------------------------------------
 
     def _collection(self, name: str, *, model_check: bool = True) -> CollectionRow:
         check_collection_id(name)
@@ -128,38 +159,71 @@ class FaceService:
             )
         return row
 
-    def create_collection(self, name: str) -> CollectionInfo:
-        """A new, empty collection bound to this service's embedding model."""
-        check_collection_id(name)
-        with self.store.transaction() as conn:
-            if self.store.get_collection(name, conn) is not None:
-                raise ConflictError(f"Collection {name!r} already exists", resource=name)
-            row = self.store.insert_collection(conn, name, self.engine.model_id)
-        return CollectionInfo(row.name, row.model, row.created_at, 0, 0)
+    def purpose_of(self, name: str) -> Purpose:
+        """The policy's rules for a purpose; refused when undeclared or forbidden."""
+        try:
+            purpose = self.policy.purpose(name)
+        except ConfigurationError:
+            raise PurposeRefusedError(
+                f"Purpose {name!r} is not declared in the deployment policy; declared: "
+                f"{', '.join(sorted(self.policy.purposes))}",
+                purpose=name,
+                rule="declared",
+            ) from None
+        if purpose.forbidden:
+            raise PurposeRefusedError(
+                f"Purpose {name!r} is forbidden by the deployment policy: {purpose.forbidden}",
+                purpose=name,
+                rule="forbidden",
+            )
+        return purpose
 
-    def describe_collection(self, name: str) -> CollectionInfo:
-        row = self._collection(name, model_check=False)
-        faces, users = self.store.counts(row.id)
-        return CollectionInfo(row.name, row.model, row.created_at, faces, users)
+    def _governed(self, name: str, *, model_check: bool = True) -> tuple[CollectionRow, Purpose]:
+        row = self._collection(name, model_check=model_check)
+        return row, self.purpose_of(row.purpose)
 
-    def list_collections(self, *, max_results: int = 1000, next_token: str | None = None) -> CollectionPage:
-        check_limit(max_results, "MaxResults", 1, 4096)
-        after = decode_token(next_token, "collections", "") if next_token is not None else ""
-        rows = self.store.list_collections(str(after), max_results + 1)
+    def create_collection(self, name: str, *, purpose: str | None = None, actor: Actor = LOCAL) -> CollectionInfo:
+        """A new, empty collection for one purpose, bound to this service's embedding model."""
+        with audited(self.store, actor, "CreateCollection", name) as rec:
+            check_collection_id(name)
+            chosen = purpose or self.policy.default_purpose
+            if chosen is None:
+                raise InvalidParameterError(
+                    "The deployment policy has no default purpose: name the purpose of the collection",
+                    parameter="Purpose",
+                )
+            rec.purpose = self.purpose_of(chosen).name
+            with self.store.transaction() as conn:
+                if self.store.get_collection(name, conn) is not None:
+                    raise ConflictError(f"Collection {name!r} already exists", resource=name)
+                row = self.store.insert_collection(conn, name, self.engine.model_id, rec.purpose)
+                rec.commit(conn)
+        return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
+
+    def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
+        with audited(self.store, actor, "DescribeCollection", name) as rec:
+            row = self._collection(name, model_check=False)
+            rec.purpose = row.purpose
+            faces, users = self.store.counts(row.id)
+        return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose)
+
+    def list_collections(
+        self, *, max_results: int = 1000, next_token: str | None = None, actor: Actor = LOCAL
+    ) -> CollectionPage:
+        with audited(self.store, actor, "ListCollections"):
+            check_limit(max_results, "MaxResults", 1, 4096)
+            after = decode_token(next_token, "collections", "") if next_token is not None else ""
+            rows = self.store.list_collections(str(after), max_results + 1)
         more = len(rows) > max_results
         rows = rows[:max_results]
         token = encode_token("collections", "", rows[-1].name) if more else None
         return CollectionPage(tuple(r.name for r in rows), tuple(r.model for r in rows), token)
 
-    def delete_collection(self, name: str) -> int:
+    def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> int:
         """Delete a collection with all its faces and users; returns how many faces went."""
-        row = self._collection(name, model_check=False)
-        with self.store.transaction() as conn:
-            removed = self.store.delete_collection(conn, row.id)
-        self.indexes.drop(row)
-        return removed
+        return _gov.delete_collection(self, name, actor)
 
-    # -- faces ------------------------------------------------------------------------------
+    # -- faces (facetrust.service.faces) ------------------------------------------------------
 
     def index_faces(
         self,
@@ -169,61 +233,16 @@ class FaceService:
         external_image_id: str | None = None,
         max_faces: int | None = None,
         quality_filter: str = "AUTO",
+        actor: Actor = LOCAL,
     ) -> IndexResult:
         """Detect, filter and store the faces of ``image``; all of them commit, or none.
 
         Faces are considered largest first. Those failing the quality filter, and those
-        beyond ``max_faces``, are returned as unindexed with Rekognition's reason codes.
-        The image itself is never stored, only embeddings and metadata.
+        beyond ``max_faces``, are returned as unindexed with Rekognition's reason codes. When
+        the collection's purpose requires consent, ``external_image_id`` names the subject and a
+        valid consent record for it must exist. The image itself is never stored.
         """
-        row = self._collection(collection)
-        if external_image_id is not None:
-            check_external_image_id(external_image_id)
-        if max_faces is not None:
-            check_limit(max_faces, "MaxFaces", 1, 4096)
-        level = check_quality_filter(quality_filter)
-        rgb = self.engine.load_image(image)
-        faces = self.engine.detect(rgb)
-        accepted: list[Face] = []
-        unindexed: list[UnindexedFace] = []
-        for face in faces:
-            reasons = rejection_reasons(face, level)
-            if reasons:
-                unindexed.append(UnindexedFace(tuple(reasons), face))
-            elif max_faces is not None and len(accepted) >= max_faces:
-                unindexed.append(UnindexedFace(("EXCEEDS_MAX_FACES",), face))
-            else:
-                accepted.append(face)
-        embeddings = self.engine.embed(rgb, accepted) if accepted else []
-        image_id = str(uuid.uuid4())
-        new = []
-        for emb in embeddings:
-            if emb.face is None:  # pragma: no cover - embed() always attaches the face
-                continue
-            face = emb.face
-            r = face.ratio_box
-            new.append(
-                NewFace(
-                    face_id=str(uuid.uuid4()),
-                    image_id=image_id,
-                    external_image_id=external_image_id,
-                    box=(r.left, r.top, r.width, r.height),
-                    confidence=face.confidence,
-                    brightness=face.quality.brightness,
-                    sharpness=face.quality.sharpness,
-                    pose=(face.pose.roll, face.pose.yaw, face.pose.pitch),
-                    embedding=emb.vector.astype("<f4").tobytes(),
-                )
-            )
-        with self.store.transaction() as conn:
-            if self.store.get_collection(collection, conn) != row:
-                raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
-            keys = self.store.insert_faces(conn, row.id, new)
-            stored = self.store.faces_by_keys(row.id, keys, conn)
-        indexed = tuple(
-            IndexedFace(stored_face(stored[k]), emb.face) for k, emb in zip(keys, embeddings) if emb.face is not None
-        )
-        return IndexResult(image_id, indexed, tuple(unindexed), self.engine.model_id)
+        return _faces.index_faces(self, collection, image, external_image_id, max_faces, quality_filter, actor)
 
     def list_faces(
         self,
@@ -233,61 +252,73 @@ class FaceService:
         next_token: str | None = None,
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
+        actor: Actor = LOCAL,
     ) -> FacePage:
-        row = self._collection(collection, model_check=False)
-        check_limit(max_results, "MaxResults", 1, 4096)
-        if user_id is not None:
-            check_user_id(user_id)
-        if face_ids is not None:
-            wanted = check_face_ids(face_ids)
-            found = self.store.faces_by_ids(row.id, wanted)
-            faces = tuple(stored_face(found[f]) for f in wanted if f in found)
-            return FacePage(faces, None, row.model)
-        after = decode_token(next_token, "faces", collection) if next_token is not None else 0
-        if not isinstance(after, int):
-            raise InvalidParameterError("NextToken does not belong to this face listing", parameter="NextToken")
-        rows = self.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
-        more = len(rows) > max_results
-        rows = rows[:max_results]
-        token = encode_token("faces", collection, rows[-1].key) if more else None
-        return FacePage(tuple(stored_face(r) for r in rows), token, row.model)
+        return _faces.list_faces(self, collection, max_results, next_token, user_id, face_ids, actor)
 
-    def delete_faces(self, collection: str, face_ids: Sequence[str]) -> DeleteFacesResult:
-        row = self._collection(collection, model_check=False)
-        wanted = check_face_ids(face_ids)
-        with self.store.transaction() as conn:
-            found = self.store.faces_by_ids(row.id, wanted, conn)
-            self.store.delete_faces(conn, row.id, [found[f].key for f in wanted if f in found])
-        deleted = tuple(f for f in dict.fromkeys(wanted) if f in found)
-        missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in dict.fromkeys(wanted) if f not in found)
-        return DeleteFacesResult(deleted, missing)
+    def delete_faces(self, collection: str, face_ids: Sequence[str], *, actor: Actor = LOCAL) -> DeleteFacesResult:
+        """Erase faces; the result carries an erasure receipt when anything was deleted."""
+        return _faces.delete_faces(self, collection, face_ids, actor)
 
     # -- users (facetrust.service.users) ------------------------------------------------------
 
-    def create_user(self, collection: str, user_id: str) -> None:
-        _users.create_user(self, self._collection(collection, model_check=False), user_id)
+    def create_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
+        with audited(self.store, actor, "CreateUser", collection) as rec:
+            row = self._collection(collection, model_check=False)
+            rec.purpose = self.purpose_of(row.purpose).name
+            rec.details = {"user_ids": [user_id]}
+            _users.create_user(self, row, user_id)
 
-    def delete_user(self, collection: str, user_id: str) -> None:
-        _users.delete_user(self, self._collection(collection, model_check=False), user_id)
+    def delete_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
+        """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
+        with audited(self.store, actor, "DeleteUser", collection) as rec:
+            row = self._collection(collection, model_check=False)
+            rec.purpose, rec.details = row.purpose, {"user_ids": [user_id]}
+            _users.delete_user(self, row, user_id)
 
-    def list_users(self, collection: str, *, max_results: int = 500, next_token: str | None = None) -> UserPage:
-        return _users.list_users(self, self._collection(collection, model_check=False), max_results, next_token)
+    def list_users(
+        self, collection: str, *, max_results: int = 500, next_token: str | None = None, actor: Actor = LOCAL
+    ) -> UserPage:
+        with audited(self.store, actor, "ListUsers", collection) as rec:
+            row = self._collection(collection, model_check=False)
+            rec.purpose = row.purpose
+            return _users.list_users(self, row, max_results, next_token)
 
     def associate_faces(
-        self, collection: str, user_id: str, face_ids: Sequence[str], *, user_match_threshold: float = 75.0
+        self,
+        collection: str,
+        user_id: str,
+        face_ids: Sequence[str],
+        *,
+        user_match_threshold: float = 75.0,
+        actor: Actor = LOCAL,
     ) -> AssociateResult:
-        return _users.associate_faces(self, self._collection(collection), user_id, face_ids, user_match_threshold)
+        with audited(self.store, actor, "AssociateFaces", collection) as rec:
+            row, purpose = self._governed(collection)
+            rec.purpose = purpose.name
+            result = _users.associate_faces(self, row, user_id, face_ids, user_match_threshold)
+            rec.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+            return result
 
-    def disassociate_faces(self, collection: str, user_id: str, face_ids: Sequence[str]) -> AssociateResult:
-        return _users.disassociate_faces(self, self._collection(collection, model_check=False), user_id, face_ids)
+    def disassociate_faces(
+        self, collection: str, user_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+    ) -> AssociateResult:
+        with audited(self.store, actor, "DisassociateFaces", collection) as rec:
+            row = self._collection(collection, model_check=False)
+            rec.purpose = row.purpose
+            result = _users.disassociate_faces(self, row, user_id, face_ids)
+            rec.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+            return result
 
     # -- search (facetrust.service.search) ----------------------------------------------------
 
     def search_faces(
-        self, collection: str, face_id: str, *, threshold: float = 80.0, max_faces: int = 4096
+        self, collection: str, face_id: str, *, threshold: float = 80.0, max_faces: int = 4096, actor: Actor = LOCAL
     ) -> FaceSearchResult:
         """Stored faces matching a stored face (the face itself excluded), best first."""
-        return _search.search_faces(self, self._collection(collection), face_id, threshold, max_faces)
+        return _search.governed_face_search(
+            self, collection, actor, "SearchFaces", threshold, max_faces, face_id=face_id
+        )
 
     def search_faces_by_image(
         self,
@@ -297,10 +328,18 @@ class FaceService:
         threshold: float = 80.0,
         max_faces: int = 4096,
         quality_filter: str = "NONE",
+        actor: Actor = LOCAL,
     ) -> FaceSearchResult:
         """Stored faces matching the largest face in ``image``; the searched face is returned."""
-        return _search.search_faces_by_image(
-            self, self._collection(collection), image, threshold, max_faces, quality_filter
+        return _search.governed_face_search(
+            self,
+            collection,
+            actor,
+            "SearchFacesByImage",
+            threshold,
+            max_faces,
+            image=image,
+            quality_filter=quality_filter,
         )
 
     def search_users(
@@ -311,8 +350,11 @@ class FaceService:
         face_id: str | None = None,
         threshold: float = 80.0,
         max_users: int = 4096,
+        actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.search_users(self, self._collection(collection), user_id, face_id, threshold, max_users)
+        return _search.governed_user_search(
+            self, collection, actor, "SearchUsers", threshold, max_users, user_id=user_id, face_id=face_id
+        )
 
     def search_users_by_image(
         self,
@@ -322,7 +364,62 @@ class FaceService:
         threshold: float = 80.0,
         max_users: int = 4096,
         quality_filter: str = "NONE",
+        actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.search_users_by_image(
-            self, self._collection(collection), image, threshold, max_users, quality_filter
+        return _search.governed_user_search(
+            self,
+            collection,
+            actor,
+            "SearchUsersByImage",
+            threshold,
+            max_users,
+            image=image,
+            quality_filter=quality_filter,
         )
+
+    # -- governance (facetrust.service.governance_ops) -----------------------------------------
+
+    def record_consent(
+        self,
+        subject: str,
+        *,
+        basis: str,
+        evidence: bytes | str,
+        granted_at: float | None = None,
+        expires_at: float | None = None,
+        actor: Actor = LOCAL,
+    ) -> ConsentRecord:
+        """Record a subject's consent; ``evidence`` (e.g. the signed release) is hashed, not kept."""
+        return _gov.record_consent(self, subject, basis, evidence, granted_at, expires_at, actor)
+
+    def revoke_consent(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
+        """Revoke a subject's consent and erase every face indexed under that subject."""
+        return _gov.revoke_consent(self, subject, actor)
+
+    def consent(self, subject: str) -> ConsentRecord | None:
+        return _gov.get_consent(self, subject)
+
+    def erase_subject(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
+        """Erase every face whose ExternalImageId is ``subject``, in every collection."""
+        return _gov.erase(self, "subject", subject, None, actor)
+
+    def erase_external_image_id(
+        self, collection: str, external_image_id: str, *, actor: Actor = LOCAL
+    ) -> ErasureReceipt:
+        return _gov.erase(self, "external_image_id", external_image_id, collection, actor)
+
+    def erase_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
+        """Delete a user and erase all its faces."""
+        return _gov.erase(self, "user", user_id, collection, actor)
+
+    def verify_receipt(self, receipt: ErasureReceipt) -> bool:
+        """True when the receipt's audit entry is intact in a valid chain and its faces are gone."""
+        return _gov.verify_receipt(self, receipt)
+
+    def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
+        """Erase every face past its purpose's retention period (or only list them)."""
+        return _gov.sweep_retention(self, dry_run, actor)
+
+    def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
+        """Record a person's review decision against a search's audit entry."""
+        return _gov.record_review(self, search_seq, decision, note, actor)

@@ -5,6 +5,11 @@ the last change it applied; before each search it applies any newer ones (made b
 process or another), so it never disagrees with the database. Snapshots are saved beside
 the database with that number; on open a snapshot is loaded and caught up, and if it is
 missing, stale beyond the log, or unreadable, the index is rebuilt from the database.
+
+With template encryption on, snapshots are never written (they would hold the vectors in the
+clear): the index lives in memory only and is rebuilt from the encrypted database on open.
+After an erasure the snapshot files are removed, and an HNSW index (whose deletions only mark
+vectors) is rebuilt, so no copy of an erased template survives in an index file.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ SAVE_EVERY = 10_000  # changes applied since the last snapshot before saving ano
 class CollectionIndex:
     """One collection's vector index plus the change number it reflects. Thread-safe."""
 
-    def __init__(self, store: Store, collection: CollectionRow, dim: int, backend: str, folder: Path) -> None:
+    def __init__(
+        self, store: Store, collection: CollectionRow, dim: int, backend: str, folder: Path, *, persist: bool = True
+    ) -> None:
         self.store = store
+        self.persist = persist
         self.collection = collection
         self.dim = dim
         self.backend = backend
@@ -80,6 +88,9 @@ class CollectionIndex:
     def _load_snapshot(self) -> bool:
         from facetrust.index import load_index
 
+        if not self.persist:
+            self.drop_files()  # e.g. written before encryption was switched on
+            return False
         try:
             meta = json.loads(self._meta_path.read_text())
             if meta.get("collection") != self.collection.id or meta.get("created_at") != self.collection.created_at:
@@ -115,12 +126,17 @@ class CollectionIndex:
             return
         live = {k for _, k, op in changes if op == "add"}
         found = dict(self.store.embeddings(self.collection.id, sorted(live))) if live else {}
+        pending: list[tuple[int, bytes]] = []
         for _, key, op in changes:
             if op == "add" and key in found:
-                keys, vecs = self._vectors([(key, found[key])])
-                self._index.add(keys, vecs)
+                pending.append((key, found[key]))
             elif op == "del":
+                if pending:  # apply in order: adds before this deletion go first, in one batch
+                    self._index.add(*self._vectors(pending))
+                    pending = []
                 self._index.remove(np.array([key], dtype=np.int64))
+        if pending:
+            self._index.add(*self._vectors(pending))
         self._applied = changes[-1][0]
         if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) == "hnsw":
             self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
@@ -137,9 +153,19 @@ class CollectionIndex:
         with self._lock:
             return len(self.ensure())
 
+    def scrub(self) -> None:
+        """After an erasure: remove snapshot files; forget an HNSW graph that still holds erased vectors."""
+        with self._lock:
+            if self._index is not None:
+                self._catch_up()
+                if self._index.name != "exact":
+                    self._index = None
+            self.drop_files()
+            self._saved = -1
+
     def save(self) -> None:
         with self._lock:
-            if self._index is None or self._applied == self._saved:
+            if not self.persist or self._index is None or self._applied == self._saved:
                 return
             self.folder.mkdir(parents=True, exist_ok=True)
             self._index.save(self._path)
@@ -164,8 +190,9 @@ class CollectionIndex:
 class IndexRegistry:
     """The ``CollectionIndex`` of every open collection."""
 
-    def __init__(self, store: Store, dim: int, backend: str, folder: Path) -> None:
+    def __init__(self, store: Store, dim: int, backend: str, folder: Path, *, keyring: object | None = None) -> None:
         self.store, self.dim, self.backend, self.folder = store, dim, backend, folder
+        self.persist = keyring is None
         self._lock = threading.Lock()
         self._open: dict[int, CollectionIndex] = {}
 
@@ -174,7 +201,7 @@ class IndexRegistry:
             found = self._open.get(collection.id)
             if found is None or found.collection.created_at != collection.created_at:
                 found = self._open[collection.id] = CollectionIndex(
-                    self.store, collection, self.dim, self.backend, self.folder
+                    self.store, collection, self.dim, self.backend, self.folder, persist=self.persist
                 )
             return found
 
@@ -182,6 +209,9 @@ class IndexRegistry:
         with self._lock:
             found = self._open.pop(collection.id, None)
         (found or CollectionIndex(self.store, collection, self.dim, self.backend, self.folder)).drop_files()
+
+    def scrub(self, collection: CollectionRow) -> None:
+        self.get(collection).scrub()
 
     def save_all(self) -> None:
         with self._lock:

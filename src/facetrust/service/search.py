@@ -6,7 +6,10 @@ import math
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
-from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.errors import InvalidParameterError, NotFoundError, PurposeRefusedError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.governance.recorder import Record, audited
 from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.types import (
     FaceSearchMatch,
@@ -16,16 +19,17 @@ from facetrust.service.types import (
     UserSearchResult,
 )
 from facetrust.service.validate import check_face_ids, check_limit, check_threshold, check_user_id
-from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, FaceRow, Store, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
     from facetrust.types import Face
 
-__all__ = ["fpir", "search_faces", "search_faces_by_image", "search_users", "search_users_by_image"]
+__all__ = ["fpir", "governed_face_search", "governed_user_search"]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -75,13 +79,17 @@ def _candidates(
         k *= 4
 
 
+def _expired(face: FaceRow, now: float) -> bool:
+    return face.expires_at is not None and face.expires_at <= now
+
+
 def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
     with service.store.snapshot() as conn:
         return service.store.faces_by_keys(row.id, keys, conn)
 
 
 def _face_matches(
-    service: FaceService, row: CollectionRow, scores: dict[int, float], threshold: float, limit: int
+    service: FaceService, row: CollectionRow, scores: dict[int, float], threshold: float, limit: int, now: float
 ) -> tuple[FaceSearchMatch, ...]:
     from facetrust.service.faceservice import stored_face
 
@@ -89,7 +97,7 @@ def _face_matches(
     rows = _rows(service, row, list(scores))
     out = []
     for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
-        if key not in rows:  # deleted since the index answered
+        if key not in rows or _expired(rows[key], now):  # deleted since the index answered, or expired
             continue
         comparison = cal.compare(score, threshold)
         if comparison.similarity >= threshold:
@@ -130,34 +138,6 @@ def _probe(service: FaceService, image: ImageSource, quality_filter: str) -> tup
     return faces[0], emb.vector[None, :]
 
 
-def search_faces(
-    service: FaceService, row: CollectionRow, face_id: str, threshold: float, max_faces: int
-) -> FaceSearchResult:
-    threshold = check_threshold(threshold)
-    check_limit(max_faces, "MaxFaces", 1, 4096)
-    face, vec = _stored_vector(service, row, face_id)
-    scores, size = _candidates(service, row, vec, threshold, max_faces, {face.key})
-    matches = _face_matches(service, row, scores, threshold, max_faces)
-    gallery = max(size - 1, 0)
-    return FaceSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face_id=face_id)
-
-
-def search_faces_by_image(
-    service: FaceService,
-    row: CollectionRow,
-    image: ImageSource,
-    threshold: float,
-    max_faces: int,
-    quality_filter: str,
-) -> FaceSearchResult:
-    threshold = check_threshold(threshold)
-    check_limit(max_faces, "MaxFaces", 1, 4096)
-    face, vec = _probe(service, image, quality_filter)
-    scores, size = _candidates(service, row, vec, threshold, max_faces, set())
-    matches = _face_matches(service, row, scores, threshold, max_faces)
-    return FaceSearchResult(matches, threshold, size, fpir(threshold, size), row.model, searched_face=face)
-
-
 def _user_matches(
     service: FaceService,
     row: CollectionRow,
@@ -166,13 +146,14 @@ def _user_matches(
     max_users: int,
     exclude_faces: set[int],
     exclude_user: str | None,
+    now: float,
 ) -> tuple[tuple[UserSearchMatch, ...], int]:
     scores, _ = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
     rows = _rows(service, row, list(scores))
     best: dict[str, tuple[float, str]] = {}
     for key, score in scores.items():
         face = rows.get(key)
-        if face is None or face.user_id is None or face.user_id == exclude_user:
+        if face is None or face.user_id is None or face.user_id == exclude_user or _expired(face, now):
             continue
         if score > best.get(face.user_id, (-math.inf, ""))[0]:
             best[face.user_id] = (score, face.face_id)
@@ -193,50 +174,157 @@ def _user_matches(
     return tuple(out[:max_users]), gallery
 
 
-def search_users(
-    service: FaceService,
-    row: CollectionRow,
-    user_id: str | None,
-    face_id: str | None,
-    threshold: float,
-    max_users: int,
-) -> UserSearchResult:
-    threshold = check_threshold(threshold, "UserMatchThreshold")
-    check_limit(max_users, "MaxUsers", 1, 4096)
-    if (user_id is None) == (face_id is None):
-        raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")
-    if face_id is not None:
-        face, vec = _stored_vector(service, row, face_id)
-        matches, gallery = _user_matches(service, row, vec, threshold, max_users, {face.key}, None)
-        return UserSearchResult(
-            matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face_id=face_id
+def _check_purpose(purpose: Purpose, threshold: float) -> None:
+    if not purpose.search:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} does not allow 1:N search", purpose=purpose.name, rule="search"
         )
-    assert user_id is not None
+    if threshold < purpose.min_threshold:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} requires a similarity threshold of at least {purpose.min_threshold:g}; "
+            f"got {threshold:g}",
+            purpose=purpose.name,
+            rule="min_threshold",
+        )
+
+
+def _log_matches(
+    store: Store, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
+) -> audit.AuditEntry:
+    """Record what the search returned (ids and similarities, never embeddings)."""
+    rec.details = {
+        "threshold": threshold,
+        "gallery_size": gallery,
+        "review_required": purpose.human_review,
+        "similarities": [round(s, 4) for s in sims],
+        **extra,
+    }
+    with store.transaction() as conn:
+        return rec.commit(conn)
+
+
+def governed_face_search(
+    service: FaceService,
+    collection: str,
+    actor: Actor,
+    operation: str,
+    threshold: float,
+    max_faces: int,
+    *,
+    face_id: str | None = None,
+    image: ImageSource | None = None,
+    quality_filter: str = "NONE",
+) -> FaceSearchResult:
+    """A face search under the collection purpose's rules, recorded in the audit log."""
+    with audited(service.store, actor, operation, collection) as rec:
+        row, purpose = service._governed(collection)
+        rec.purpose = purpose.name
+        threshold = check_threshold(threshold)
+        check_limit(max_faces, "MaxFaces", 1, 4096)
+        _check_purpose(purpose, threshold)
+        limit = min(max_faces, purpose.max_candidates)
+        searched: Face | None = None
+        exclude: set[int] = set()
+        if face_id is not None:
+            stored, vec = _stored_vector(service, row, face_id)
+            exclude = {stored.key}
+        else:
+            searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
+        scores, size = _candidates(service, row, vec, threshold, limit, exclude)
+        matches = _face_matches(service, row, scores, threshold, limit, service.clock())
+        gallery = max(size - len(exclude), 0)
+        entry = _log_matches(
+            service.store,
+            rec,
+            [m.similarity for m in matches],
+            threshold,
+            gallery,
+            purpose,
+            face_ids=[m.face.face_id for m in matches],
+            searched_face_id=face_id,
+        )
+    return FaceSearchResult(
+        matches,
+        threshold,
+        gallery,
+        fpir(threshold, gallery),
+        row.model,
+        searched_face_id=face_id,
+        searched_face=searched,
+        review_required=purpose.human_review,
+        audit_seq=entry.seq,
+    )
+
+
+def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
+    import numpy as np
+
     check_user_id(user_id)
     if service.store.get_user(row.id, user_id) is None:
         raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
     own = service.store.list_faces(row.id, after_key=0, limit=100, user_id=user_id)
     if not own:
         raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")
-    import numpy as np
-
     blobs = dict(service.store.embeddings(row.id, [f.key for f in own]))
     dim = service.engine.recogniser.dim
     vecs = np.stack([vector_from_blob(blobs[f.key], dim) for f in own if f.key in blobs])
-    matches, gallery = _user_matches(service, row, vecs, threshold, max_users, {f.key for f in own}, user_id)
-    return UserSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_user_id=user_id)
+    return vecs, {f.key for f in own}
 
 
-def search_users_by_image(
+def governed_user_search(
     service: FaceService,
-    row: CollectionRow,
-    image: ImageSource,
+    collection: str,
+    actor: Actor,
+    operation: str,
     threshold: float,
     max_users: int,
-    quality_filter: str,
+    *,
+    user_id: str | None = None,
+    face_id: str | None = None,
+    image: ImageSource | None = None,
+    quality_filter: str = "NONE",
 ) -> UserSearchResult:
-    threshold = check_threshold(threshold, "UserMatchThreshold")
-    check_limit(max_users, "MaxUsers", 1, 4096)
-    face, vec = _probe(service, image, quality_filter)
-    matches, gallery = _user_matches(service, row, vec, threshold, max_users, set(), None)
-    return UserSearchResult(matches, threshold, gallery, fpir(threshold, gallery), row.model, searched_face=face)
+    """A user search under the collection purpose's rules, recorded in the audit log."""
+    with audited(service.store, actor, operation, collection) as rec:
+        row, purpose = service._governed(collection)
+        rec.purpose = purpose.name
+        threshold = check_threshold(threshold, "UserMatchThreshold")
+        check_limit(max_users, "MaxUsers", 1, 4096)
+        _check_purpose(purpose, threshold)
+        limit = min(max_users, purpose.max_candidates)
+        searched: Face | None = None
+        if image is not None:
+            searched, vecs = _probe(service, image, quality_filter)
+            exclude: set[int] = set()
+        elif (user_id is None) == (face_id is None):
+            raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")
+        elif face_id is not None:
+            stored, vecs = _stored_vector(service, row, face_id)
+            exclude = {stored.key}
+        else:
+            vecs, exclude = _user_queries(service, row, str(user_id))
+        matches, gallery = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        entry = _log_matches(
+            service.store,
+            rec,
+            [m.similarity for m in matches],
+            threshold,
+            gallery,
+            purpose,
+            user_ids=[m.user.user_id for m in matches],
+            face_ids=[m.best_face_id for m in matches],
+            searched_face_id=face_id,
+            searched_user_id=user_id,
+        )
+    return UserSearchResult(
+        matches,
+        threshold,
+        gallery,
+        fpir(threshold, gallery),
+        row.model,
+        searched_face_id=face_id,
+        searched_user_id=user_id,
+        searched_face=searched,
+        review_required=purpose.human_review,
+        audit_seq=entry.seq,
+    )

@@ -11,14 +11,18 @@ __all__ = [
     "AssociateResult",
     "CollectionInfo",
     "CollectionPage",
+    "ConsentRecord",
     "DeleteFacesResult",
+    "ErasureReceipt",
     "FacePage",
     "FaceSearchMatch",
     "FaceSearchResult",
     "IndexResult",
     "IndexedFace",
     "QualityFilter",
+    "ReviewRecord",
     "StoredFace",
+    "SweepResult",
     "UnindexedFace",
     "UnsuccessfulFace",
     "UserInfo",
@@ -37,6 +41,7 @@ class CollectionInfo:
     created_at: float
     face_count: int
     user_count: int
+    purpose: str = "general"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class StoredFace:
     quality: Quality
     pose: Pose
     created_at: float
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,29 @@ class UnsuccessfulFace:
 
 
 @dataclass(frozen=True)
+class ErasureReceipt:
+    """Proof of an erasure, hash-linked into the audit log (``FaceService.verify_receipt``).
+
+    what: "faces", "user", "external_image_id", "subject", "collection" or "retention".
+    audit_seq / audit_hash: the audit entry that records the erasure; the entry lists the
+    erased face ids, so a later check can confirm both the record and the absence.
+    """
+
+    what: str
+    target: str
+    collections: tuple[str, ...]
+    face_ids: tuple[str, ...]
+    at: float
+    by: str
+    audit_seq: int
+    audit_hash: str
+
+
+@dataclass(frozen=True)
 class DeleteFacesResult:
     deleted: tuple[str, ...]
     unsuccessful: tuple[UnsuccessfulFace, ...]
+    receipt: ErasureReceipt | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +156,8 @@ class FaceSearchResult:
     model: str
     searched_face_id: str | None = None
     searched_face: Face | None = None
+    review_required: bool = False
+    audit_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,3 +203,39 @@ class UserSearchResult:
     searched_face_id: str | None = None
     searched_user_id: str | None = None
     searched_face: Face | None = None
+    review_required: bool = False
+    audit_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """A subject's recorded consent to enrolment (the evidence itself is kept elsewhere)."""
+
+    subject: str
+    basis: str
+    granted_at: float
+    expires_at: float | None
+    evidence_hash: str
+    recorded_at: float
+    revoked_at: float | None = None
+
+    def valid_at(self, now: float) -> bool:
+        return self.revoked_at is None and self.granted_at <= now and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a retention sweep found expired, and (unless a dry run) erased."""
+
+    dry_run: bool
+    expired: tuple[tuple[str, str], ...]  # (collection, face_id)
+    receipt: ErasureReceipt | None
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    search_seq: int
+    decision: str
+    reviewer: str
+    note: str
+    audit_seq: int

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS collections (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL UNIQUE,
     model      TEXT NOT NULL,
+    purpose    TEXT NOT NULL DEFAULT 'general',
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS faces (
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS faces (
     yaw               REAL NOT NULL,
     pitch             REAL NOT NULL,
     embedding         BLOB NOT NULL,
-    created_at        REAL NOT NULL
+    created_at        REAL NOT NULL,
+    expires_at        REAL
 );
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
 CREATE INDEX IF NOT EXISTS faces_by_external ON faces(collection_id, external_image_id);
@@ -53,4 +55,21 @@ CREATE TABLE IF NOT EXISTS changes (
     op            TEXT NOT NULL CHECK (op IN ('add', 'del'))
 );
 CREATE INDEX IF NOT EXISTS changes_by_collection ON changes(collection_id, seq);
+CREATE INDEX IF NOT EXISTS faces_by_expiry ON faces(expires_at);
+CREATE TABLE IF NOT EXISTS consents (
+    subject       TEXT PRIMARY KEY,
+    basis         TEXT NOT NULL,
+    granted_at    REAL NOT NULL,
+    expires_at    REAL,
+    evidence_hash TEXT NOT NULL,
+    recorded_at   REAL NOT NULL,
+    revoked_at    REAL
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    search_seq  INTEGER PRIMARY KEY,
+    decision    TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    audit_seq   INTEGER NOT NULL
+);
 """

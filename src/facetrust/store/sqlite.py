@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
+from facetrust.governance.audit import DDL as AUDIT_DDL
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.governance.crypto import Keyring
+
 __all__ = ["CollectionRow", "FaceRow", "Store", "UserRow"]
 
 _FACE_COLUMNS = (
     "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
-    "confidence, brightness, sharpness, roll, yaw, pitch, created_at"
+    "confidence, brightness, sharpness, roll, yaw, pitch, created_at, expires_at"
 )
 
 
@@ -35,6 +38,7 @@ class CollectionRow:
     id: int
     name: str
     model: str
+    purpose: str
     created_at: float
 
 
@@ -53,6 +57,7 @@ class FaceRow:
     sharpness: float
     pose: tuple[float, float, float]  # roll, yaw, pitch
     created_at: float
+    expires_at: float | None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class NewFace:
     sharpness: float
     pose: tuple[float, float, float]
     embedding: bytes
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,19 +96,21 @@ def _face(row: sqlite3.Row) -> FaceRow:
         sharpness=row[11],
         pose=(row[12], row[13], row[14]),
         created_at=row[15],
+        expires_at=row[16],
     )
 
 
 class Store:
     """All SQL lives here. Methods that write must run inside ``transaction()``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keyring: Keyring | None = None) -> None:
         self.path = path
+        self.keyring = keyring
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self._conn()
-        conn.executescript("BEGIN IMMEDIATE;" + DDL + "COMMIT;")
+        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
         with self.transaction():
             found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if found is None:
@@ -155,6 +163,14 @@ class Store:
         finally:
             conn.execute("COMMIT")
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for single reads outside a transaction."""
+        return self._conn()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it, so erased pages leave no copy there."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
@@ -167,15 +183,17 @@ class Store:
 
     # -- collections ------------------------------------------------------------------------
 
-    def insert_collection(self, conn: sqlite3.Connection, name: str, model: str) -> CollectionRow:
+    def insert_collection(self, conn: sqlite3.Connection, name: str, model: str, purpose: str) -> CollectionRow:
         now = time.time()
-        cur = conn.execute("INSERT INTO collections(name, model, created_at) VALUES (?, ?, ?)", (name, model, now))
-        return CollectionRow(int(cur.lastrowid or 0), name, model, now)
+        cur = conn.execute(
+            "INSERT INTO collections(name, model, purpose, created_at) VALUES (?, ?, ?, ?)", (name, model, purpose, now)
+        )
+        return CollectionRow(int(cur.lastrowid or 0), name, model, purpose, now)
 
     def get_collection(self, name: str, conn: sqlite3.Connection | None = None) -> CollectionRow | None:
         row = (
             (conn or self._conn())
-            .execute("SELECT id, name, model, created_at FROM collections WHERE name = ?", (name,))
+            .execute("SELECT id, name, model, purpose, created_at FROM collections WHERE name = ?", (name,))
             .fetchone()
         )
         return CollectionRow(*row) if row else None
@@ -184,7 +202,7 @@ class Store:
         rows = (
             self._conn()
             .execute(
-                "SELECT id, name, model, created_at FROM collections WHERE name > ? ORDER BY name LIMIT ?",
+                "SELECT id, name, model, purpose, created_at FROM collections WHERE name > ? ORDER BY name LIMIT ?",
                 (after or "", limit),
             )
             .fetchall()
@@ -213,8 +231,8 @@ class Store:
         for f in faces:
             cur = conn.execute(
                 "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, box_left, box_top, "
-                "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     f.face_id,
                     collection_id,
@@ -225,8 +243,9 @@ class Store:
                     f.brightness,
                     f.sharpness,
                     *f.pose,
-                    f.embedding,
+                    self._seal(f.face_id, f.embedding),
                     now,
+                    f.expires_at,
                 ),
             )
             key = int(cur.lastrowid or 0)
@@ -278,31 +297,48 @@ class Store:
         args.append(limit)
         return [_face(r) for r in self._conn().execute(sql, args)]
 
+    def _seal(self, face_id: str, plain: bytes) -> bytes:
+        return self.keyring.seal(plain, face_id.encode()) if self.keyring is not None else plain
+
+    def _open(self, face_id: str, blob: bytes) -> bytes:
+        """The plain float32 bytes of a stored template (opened with the keyring when sealed)."""
+        from facetrust.governance.crypto import is_sealed
+
+        if self.keyring is not None:
+            return self.keyring.open(blob, face_id.encode())
+        if is_sealed(blob):
+            raise ConfigurationError(
+                "Stored templates are encrypted, but no template key is configured "
+                "(FACETRUST_TEMPLATE_KEY or the template_key_file setting)"
+            )
+        return blob
+
     def embedding(self, collection_id: int, key: int, conn: sqlite3.Connection | None = None) -> bytes | None:
         row = (
             (conn or self._conn())
-            .execute("SELECT embedding FROM faces WHERE collection_id = ? AND id = ?", (collection_id, key))
+            .execute("SELECT face_id, embedding FROM faces WHERE collection_id = ? AND id = ?", (collection_id, key))
             .fetchone()
         )
-        return bytes(row[0]) if row else None
+        return self._open(row[0], bytes(row[1])) if row else None
 
     def embeddings(
         self, collection_id: int, keys: Sequence[int] | None = None, conn: sqlite3.Connection | None = None
     ) -> Iterator[tuple[int, bytes]]:
         c = conn or self._conn()
         if keys is None:
-            for key, blob in c.execute(
-                "SELECT id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_id,)
+            for key, face_id, blob in c.execute(
+                "SELECT id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY id", (collection_id,)
             ):
-                yield int(key), bytes(blob)
+                yield int(key), self._open(face_id, bytes(blob))
             return
         for start in range(0, len(keys), 500):
             chunk = [int(k) for k in keys[start : start + 500]]
             marks = ",".join("?" * len(chunk))
-            for key, blob in c.execute(
-                f"SELECT id, embedding FROM faces WHERE collection_id = ? AND id IN ({marks})", (collection_id, *chunk)
+            for key, face_id, blob in c.execute(
+                f"SELECT id, face_id, embedding FROM faces WHERE collection_id = ? AND id IN ({marks})",
+                (collection_id, *chunk),
             ):
-                yield int(key), bytes(blob)
+                yield int(key), self._open(face_id, bytes(blob))
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
         for key in keys:

@@ -1,0 +1,157 @@
+"""The hash-chained, append-only audit log.
+
+Each entry is canonical JSON (sorted keys, no spaces) holding what was done, by whom, for
+what purpose and case, with what outcome and which face/user ids and similarities came back —
+never an embedding or an image. Entry *n* stores ``hash_n = SHA-256(hash_{n-1} ‖ json_n)``
+(``hash_0`` is 64 zeros). Editing, deleting or reordering any entry breaks the chain from there
+on; truncating the tail is caught by comparing with a head (sequence number and hash)
+exported earlier. Entries are appended in the same SQLite transaction as the operation they
+record, so an operation and its record commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GENESIS", "AuditEntry", "AuditHead", "ChainReport", "append", "entries", "head", "verify_chain"]
+
+GENESIS = "0" * 64
+
+DDL = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        REAL NOT NULL,
+    entry     TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: float
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"seq": self.seq, "at": self.at, **self.data, "prev_hash": self.prev_hash, "hash": self.hash},
+            sort_keys=True,
+        )
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """Where the chain ends: export it, keep it elsewhere, and verify against it later."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> AuditHead:
+        seq, _, digest = text.strip().partition(":")
+        if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"{text!r} is not an audit head (expected SEQ:SHA256HEX)")
+        return cls(int(seq), digest)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    head: AuditHead
+    problem: str | None = None
+    first_bad_seq: int | None = None
+
+
+def canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def chain_hash(prev_hash: str, text: str) -> str:
+    return hashlib.sha256((prev_hash + text).encode()).hexdigest()
+
+
+def append(conn: sqlite3.Connection, data: dict[str, Any], *, at: float | None = None) -> AuditEntry:
+    """Append one entry; call inside the write transaction of the operation it records."""
+    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+    stamp = time.time() if at is None else at
+    text = canonical({"at": stamp, **data})
+    digest = chain_hash(prev, text)
+    conn.execute(
+        "INSERT INTO audit_log(seq, at, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
+        (seq, stamp, text, prev, digest),
+    )
+    return AuditEntry(seq, stamp, data, prev, digest)
+
+
+def head(conn: sqlite3.Connection) -> AuditHead:
+    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
+
+
+def entries(
+    conn: sqlite3.Connection, *, since: float | None = None, after_seq: int = 0, limit: int | None = None
+) -> Iterator[AuditEntry]:
+    sql = "SELECT seq, at, entry, prev_hash, hash FROM audit_log WHERE seq > ?"
+    args: list[Any] = [after_seq]
+    if since is not None:
+        sql += " AND at >= ?"
+        args.append(since)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    for seq, at, text, prev, digest in conn.execute(sql, args):
+        data = json.loads(text)
+        data.pop("at", None)
+        yield AuditEntry(int(seq), float(at), data, str(prev), str(digest))
+
+
+def verify_chain(conn: sqlite3.Connection, expected: AuditHead | None = None) -> ChainReport:
+    """Recompute the whole chain; compare with an earlier exported head when given."""
+    prev, count, last = GENESIS, 0, AuditHead(0, GENESIS)
+    for seq, at, text, stored_prev, digest in conn.execute(
+        "SELECT seq, at, entry, prev_hash, hash FROM audit_log ORDER BY seq"
+    ):
+        count += 1
+        if seq != count:
+            return ChainReport(False, count, last, f"entry {count} is missing (next is {seq})", count)
+        if stored_prev != prev:
+            return ChainReport(False, count, last, f"entry {seq} does not follow entry {seq - 1}", seq)
+        try:
+            stamp = json.loads(text).get("at")
+        except ValueError:
+            return ChainReport(False, count, last, f"entry {seq} is not valid JSON", seq)
+        if chain_hash(prev, text) != digest or stamp != at:
+            return ChainReport(False, count, last, f"entry {seq} was altered (its hash does not match)", seq)
+        prev, last = digest, AuditHead(seq, digest)
+    if expected is not None:
+        if expected.seq > last.seq:
+            return ChainReport(
+                False,
+                count,
+                last,
+                f"the log ends at entry {last.seq}, but entry {expected.seq} existed: truncated",
+                last.seq + 1,
+            )
+        if expected.seq > 0:
+            row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (expected.seq,)).fetchone()
+            if row is None or row[0] != expected.hash:
+                return ChainReport(
+                    False, count, last, f"entry {expected.seq} differs from the exported head", expected.seq
+                )
+    return ChainReport(True, count, last)

@@ -1,0 +1,118 @@
+"""Templates protected at rest: embeddings sealed with AES-256-GCM before they reach the disk.
+
+The key comes from a file or the ``FACETRUST_TEMPLATE_KEY`` environment variable (base64 of
+32 bytes) and is refused if it sits inside the data directory: a stolen data directory alone
+yields no templates. Each sealed blob names the key that sealed it (the first 8 bytes of the
+key's SHA-256), so a ``Keyring`` holding the new key and the old ones can read every blob
+while ``facetrust templates rotate`` re-seals them in small batches: reads never stop. The
+face id is bound in as associated data, so a blob moved onto another face fails to open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from facetrust.errors import ConfigurationError
+
+__all__ = ["MAGIC", "Keyring", "TemplateKey", "generate_key", "load_key"]
+
+MAGIC = b"FTE1"
+_NONCE = 12
+
+
+@dataclass(frozen=True)
+class TemplateKey:
+    key_id: bytes  # first 8 bytes of SHA-256(key)
+    secret: bytes
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"TemplateKey(key_id={self.key_id.hex()})"
+
+    @classmethod
+    def from_bytes(cls, secret: bytes) -> TemplateKey:
+        if len(secret) != 32:
+            raise ConfigurationError(f"A template key is 32 bytes; got {len(secret)}", setting="template_key")
+        return cls(hashlib.sha256(secret).digest()[:8], secret)
+
+
+def generate_key() -> str:
+    """A new random key, base64-encoded, for a key file or the environment."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _decode(text: str, where: str) -> TemplateKey:
+    try:
+        return TemplateKey.from_bytes(base64.b64decode(text.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"Template key in {where} is not base64 of 32 bytes", setting="template_key") from None
+
+
+def load_key(*, key_file: Path | None, env_value: str | None, data_dir: Path) -> TemplateKey | None:
+    """The configured key, or None when templates are not encrypted."""
+    if key_file is not None:
+        resolved = Path(key_file).resolve()
+        if resolved.is_relative_to(Path(data_dir).resolve()):
+            raise ConfigurationError(
+                f"Template key file {key_file} is inside the data directory {data_dir}; keep it elsewhere, "
+                "or a stolen data directory would carry its own key",
+                setting="template_key_file",
+            )
+        try:
+            return _decode(resolved.read_text(), str(key_file))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot read template key file {key_file}: {exc.strerror}", setting="template_key_file"
+            ) from None
+    if env_value:
+        return _decode(env_value, "FACETRUST_TEMPLATE_KEY")
+    return None
+
+
+class Keyring:
+    """Seals with the current key; opens with any key it holds."""
+
+    def __init__(self, current: TemplateKey, older: tuple[TemplateKey, ...] = ()) -> None:
+        self.current = current
+        self._keys = {k.key_id: k for k in (*older, current)}
+
+    def __repr__(self) -> str:
+        return f"Keyring(current={self.current.key_id.hex()}, keys={len(self._keys)})"
+
+    def seal(self, plain: bytes, associated: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(_NONCE)
+        return MAGIC + self.current.key_id + nonce + AESGCM(self.current.secret).encrypt(nonce, plain, associated)
+
+    def open(self, blob: bytes, associated: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not is_sealed(blob):
+            raise ConfigurationError(
+                "A stored template is not encrypted, but a template key is configured; "
+                "run `facetrust templates rotate` to encrypt existing templates"
+            )
+        key = self._keys.get(blob[4:12])
+        if key is None:
+            raise ConfigurationError(
+                f"A stored template was sealed with key {blob[4:12].hex()}, which is not "
+                "configured (FACETRUST_TEMPLATE_KEY / template_key_file / old keys)"
+            )
+        nonce = blob[12 : 12 + _NONCE]
+        try:
+            return AESGCM(key.secret).decrypt(nonce, blob[12 + _NONCE :], associated)
+        except InvalidTag:
+            raise ConfigurationError("A stored template failed authentication: it was altered or moved") from None
+
+    def sealed_with_current(self, blob: bytes) -> bool:
+        return is_sealed(blob) and blob[4:12] == self.current.key_id
+
+
+def is_sealed(blob: bytes) -> bool:
+    return blob[:4] == MAGIC

@@ -1,0 +1,63 @@
+"""Audit records of service operations: built while an operation runs, appended when it ends."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import FacetrustError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.store.sqlite import Store
+
+__all__ = ["Record", "audited"]
+
+
+@dataclass
+class Record:
+    """What an operation will log. Fill in results; call ``commit(conn)`` inside the operation's
+    own write transaction to log atomically with it (otherwise it is logged when it ends)."""
+
+    actor: Actor
+    operation: str
+    collection: str | None = None
+    purpose: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    entry: audit.AuditEntry | None = None
+
+    def data(self, outcome: str) -> dict[str, Any]:
+        return {
+            "key_id": self.actor.key_id,
+            "role": self.actor.role,
+            "case_ref": self.actor.case_ref,
+            "operation": self.operation,
+            "collection": self.collection,
+            "purpose": self.purpose,
+            "outcome": outcome,
+            **self.details,
+        }
+
+    def commit(self, conn: sqlite3.Connection, outcome: str = "ok") -> audit.AuditEntry:
+        self.entry = audit.append(conn, self.data(outcome))
+        return self.entry
+
+
+@contextmanager
+def audited(store: Store, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
+    """Log the operation run inside the block: its results, or the error that stopped it."""
+    record = Record(actor, operation, collection)
+    try:
+        yield record
+    except FacetrustError as exc:
+        record.details = {"error": exc.message}
+        with store.transaction() as conn:
+            record.commit(conn, outcome=exc.code)
+        raise
+    if record.entry is None:
+        with store.transaction() as conn:
+            record.commit(conn)

@@ -1,0 +1,182 @@
+"""IndexFaces, ListFaces and DeleteFaces, under the collection's purpose."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
+from facetrust.governance.actor import Actor
+from facetrust.governance.recorder import audited
+from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.types import (
+    DeleteFacesResult,
+    FacePage,
+    IndexedFace,
+    IndexResult,
+    UnindexedFace,
+    UnsuccessfulFace,
+)
+from facetrust.service.validate import (
+    check_external_image_id,
+    check_face_ids,
+    check_limit,
+    check_user_id,
+    decode_token,
+    encode_token,
+)
+from facetrust.store.sqlite import NewFace
+from facetrust.types import Face, FaceEmbedding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.governance.policy import Purpose
+    from facetrust.images import ImageSource
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["delete_faces", "index_faces", "list_faces"]
+
+
+def _check_consent(service: FaceService, purpose: Purpose, subject: str | None) -> None:
+    if not purpose.consent_required:
+        return
+    if subject is None:
+        raise ConsentRequiredError(
+            f"Purpose {purpose.name!r} requires recorded consent: give the subject's ExternalImageId, "
+            "for which consent was recorded",
+            purpose=purpose.name,
+            subject=None,
+        )
+    record = service.consent(subject)
+    if record is None or not record.valid_at(service.clock()):
+        state = "no consent is recorded" if record is None else "its consent is revoked, expired or not yet valid"
+        raise ConsentRequiredError(
+            f"Purpose {purpose.name!r} requires consent, and for subject {subject!r} {state}; nothing was indexed",
+            purpose=purpose.name,
+            subject=subject,
+        )
+
+
+def _split(faces: list[Face], level: str, max_faces: int | None) -> tuple[list[Face], list[UnindexedFace]]:
+    accepted: list[Face] = []
+    unindexed: list[UnindexedFace] = []
+    for face in faces:
+        reasons = rejection_reasons(face, level)
+        if reasons:
+            unindexed.append(UnindexedFace(tuple(reasons), face))
+        elif max_faces is not None and len(accepted) >= max_faces:
+            unindexed.append(UnindexedFace(("EXCEEDS_MAX_FACES",), face))
+        else:
+            accepted.append(face)
+    return accepted, unindexed
+
+
+def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float) -> NewFace:
+    r = face.ratio_box
+    return NewFace(
+        face_id=str(uuid.uuid4()),
+        image_id=image_id,
+        external_image_id=external,
+        box=(r.left, r.top, r.width, r.height),
+        confidence=face.confidence,
+        brightness=face.quality.brightness,
+        sharpness=face.quality.sharpness,
+        pose=(face.pose.roll, face.pose.yaw, face.pose.pitch),
+        embedding=emb.vector.astype("<f4").tobytes(),
+        expires_at=expires,
+    )
+
+
+def index_faces(
+    service: FaceService,
+    collection: str,
+    image: ImageSource,
+    external_image_id: str | None,
+    max_faces: int | None,
+    quality_filter: str,
+    actor: Actor,
+) -> IndexResult:
+    with audited(service.store, actor, "IndexFaces", collection) as rec:
+        row, purpose = service._governed(collection)
+        rec.purpose = purpose.name
+        if external_image_id is not None:
+            check_external_image_id(external_image_id)
+        if max_faces is not None:
+            check_limit(max_faces, "MaxFaces", 1, 4096)
+        level = check_quality_filter(quality_filter)
+        _check_consent(service, purpose, external_image_id)
+        rgb = service.engine.load_image(image)
+        accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
+        embeddings = service.engine.embed(rgb, accepted) if accepted else []
+        image_id = str(uuid.uuid4())
+        expires = service.clock() + purpose.retention_seconds
+        pairs = [(emb, emb.face) for emb in embeddings if emb.face is not None]
+        new = [_new_face(emb, face, image_id, external_image_id, expires) for emb, face in pairs]
+        with service.store.transaction() as conn:
+            if service.store.get_collection(collection, conn) != row:
+                raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
+            keys = service.store.insert_faces(conn, row.id, new)
+            stored = service.store.faces_by_keys(row.id, keys, conn)
+            rec.details = {
+                "image_id": image_id,
+                "external_image_id": external_image_id,
+                "face_ids": [n.face_id for n in new],
+                "unindexed": [list(u.reasons) for u in unindexed],
+            }
+            rec.commit(conn)
+    from facetrust.service.faceservice import stored_face
+
+    indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
+    return IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id)
+
+
+def list_faces(
+    service: FaceService,
+    collection: str,
+    max_results: int,
+    next_token: str | None,
+    user_id: str | None,
+    face_ids: Sequence[str] | None,
+    actor: Actor,
+) -> FacePage:
+    from facetrust.service.faceservice import stored_face
+
+    with audited(service.store, actor, "ListFaces", collection) as rec:
+        row = service._collection(collection, model_check=False)
+        rec.purpose = row.purpose
+        check_limit(max_results, "MaxResults", 1, 4096)
+        if user_id is not None:
+            check_user_id(user_id)
+        if face_ids is not None:
+            wanted = check_face_ids(face_ids)
+            found = service.store.faces_by_ids(row.id, wanted)
+            return FacePage(tuple(stored_face(found[f]) for f in wanted if f in found), None, row.model)
+        after = decode_token(next_token, "faces", collection) if next_token is not None else 0
+        if not isinstance(after, int):
+            raise InvalidParameterError("NextToken does not belong to this face listing", parameter="NextToken")
+        rows = service.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
+    more = len(rows) > max_results
+    rows = rows[:max_results]
+    token = encode_token("faces", collection, rows[-1].key) if more else None
+    return FacePage(tuple(stored_face(r) for r in rows), token, row.model)
+
+
+def delete_faces(service: FaceService, collection: str, face_ids: Sequence[str], actor: Actor) -> DeleteFacesResult:
+    from facetrust.service.governance_ops import erase_keys
+
+    wanted = list(dict.fromkeys(check_face_ids(face_ids)))
+    row = service._collection(collection, model_check=False)
+    found = service.store.faces_by_ids(row.id, wanted)
+    missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in wanted if f not in found)
+    receipt = erase_keys(
+        service,
+        "DeleteFaces",
+        "faces",
+        collection,
+        {row.name: row},
+        actor,
+        select=lambda conn: {row.id: list(service.store.faces_by_ids(row.id, wanted, conn).values())},
+    )
+    erased = set(receipt.face_ids)
+    deleted = tuple(f for f in wanted if f in erased)  # in the order asked for
+    return DeleteFacesResult(deleted, missing, receipt if receipt.face_ids else None)
