@@ -1,0 +1,134 @@
+"""Saved indexes on disk: a small JSON manifest that names a data file beside it.
+
+``index.save(path)`` writes the backend's data to a fresh file ``<path>.<token>.<ext>``, then
+replaces the manifest at ``path`` (temp file + ``os.replace``), then deletes the data file the
+previous manifest named. The manifest switch is the single commit point, so a reader or a
+crash sees either the old index or the new one, never a mix. Manifest::
+
+    {"format": "facetrust-index/1", "backend": "hnsw", "dim": 128, "count": 1000000,
+     "data": "faces.index.3f9c….usearch", "data_bytes": 402653184, "params": {...}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facetrust.errors import InvalidParameterError, NotFoundError
+
+__all__ = ["FORMAT", "Manifest", "read_manifest", "write_index"]
+
+FORMAT = "facetrust-index/1"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a saved index's manifest says."""
+
+    path: Path
+    backend: str
+    dim: int
+    count: int
+    data: Path
+    data_bytes: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index(
+    path: Path,
+    *,
+    backend: str,
+    dim: int,
+    count: int,
+    params: dict[str, Any],
+    extension: str,
+    write_data: Callable[[Path], None],
+) -> None:
+    """Write a data file with ``write_data(tmp)`` and commit it by replacing the manifest at ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidParameterError(f"Cannot save an index to {path}: it is a directory", parameter="path")
+    if not path.parent.is_dir():
+        raise NotFoundError(f"Cannot save an index to {path}: folder {path.parent} does not exist", resource=str(path))
+    previous: Path | None = None
+    with contextlib.suppress(NotFoundError, InvalidParameterError):
+        previous = read_manifest(path).data
+    data = path.parent / f"{path.name}.{secrets.token_hex(6)}.{extension}"
+    manifest_tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        write_data(data)
+        _fsync(data)
+        body = {
+            "format": FORMAT,
+            "backend": backend,
+            "dim": dim,
+            "count": count,
+            "data": data.name,
+            "data_bytes": data.stat().st_size,
+            "params": params,
+        }
+        with open(manifest_tmp, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(manifest_tmp, path)
+    except BaseException:
+        for leftover in (data, manifest_tmp):
+            leftover.unlink(missing_ok=True)
+        raise
+    if previous is not None and previous != data:
+        previous.unlink(missing_ok=True)
+
+
+def _bad(path: Path, why: str) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"{path} is not a usable facetrust index ({why}); rebuild the index from the store", parameter="path"
+    )
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and check the manifest at ``path`` and that its data file exists with the recorded size."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"No saved index at {path}", resource=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _bad(path, f"unreadable: {exc}") from exc
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _bad(path, "the manifest is not JSON") from exc
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise _bad(path, f"expected format {FORMAT!r}")
+    backend, dim, count, data = body.get("backend"), body.get("dim"), body.get("count"), body.get("data")
+    data_bytes, params = body.get("data_bytes"), body.get("params", {})
+    if not (isinstance(backend, str) and isinstance(dim, int) and isinstance(count, int)):
+        raise _bad(path, "backend, dim or count missing")
+    if not (isinstance(data, str) and data and Path(data).name == data and isinstance(data_bytes, int)):
+        raise _bad(path, "data file name missing or not a plain file name")
+    if not isinstance(params, dict):
+        raise _bad(path, "params must be an object")
+    data_path = path.parent / data
+    try:
+        actual = data_path.stat().st_size
+    except FileNotFoundError:
+        raise _bad(path, f"its data file {data_path} is missing") from None
+    if actual != data_bytes:
+        raise _bad(path, f"its data file {data_path} has {actual} bytes, the manifest says {data_bytes}")
+    return Manifest(path, backend, dim, count, data_path, data_bytes, params)

@@ -1,0 +1,112 @@
+"""Saved indexes: the manifest is the commit point; damaged or missing files raise clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.index import create_index, load_index
+from facetrust.index.exact import ExactIndex
+from facetrust.index.hnsw import HnswIndex
+
+from .conftest import unit_vectors
+
+
+@pytest.fixture(params=["exact", "hnsw"])
+def saved(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    index = create_index(request.param, 8)
+    index.add(np.arange(20), unit_vectors(20, dim=8))
+    path = tmp_path / "faces.index"
+    index.save(path)
+    return path
+
+
+def data_file(path: Path) -> Path:
+    return path.parent / json.loads(path.read_text())["data"]
+
+
+def test_missing_index_raises_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="No saved index at"):
+        load_index(tmp_path / "nothing")
+
+
+def test_manifest_records_backend_size_and_parameters(saved: Path) -> None:
+    manifest = json.loads(saved.read_text())
+    assert manifest["format"] == "facetrust-index/1"
+    assert manifest["dim"] == 8 and manifest["count"] == 20
+    assert manifest["data_bytes"] == data_file(saved).stat().st_size
+    assert manifest["data"].startswith("faces.index.")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_text("not json"), "not JSON"),
+        (lambda p: p.write_text(json.dumps({"format": "other/9"})), "expected format"),
+        (lambda p: data_file(p).unlink(), "is missing"),
+        (lambda p: data_file(p).write_bytes(b"x" * 10), "has 10 bytes"),
+    ],
+    ids=["not-json", "wrong-format", "data-missing", "data-truncated"],
+)
+def test_damaged_index_raises_invalid_parameter_saying_rebuild(saved: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    damage(saved)
+    with pytest.raises(InvalidParameterError, match=message) as info:
+        load_index(saved)
+    assert info.value.parameter == "path"
+    assert "rebuild" in str(info.value)
+
+
+def test_corrupt_data_of_the_recorded_size_is_refused(saved: Path) -> None:
+    data = data_file(saved)
+    data.write_bytes(b"\0" * data.stat().st_size)
+    with pytest.raises(InvalidParameterError, match="rebuild"):
+        load_index(saved)
+
+
+def test_a_data_path_outside_the_folder_is_refused(saved: Path) -> None:
+    manifest = json.loads(saved.read_text())
+    manifest["data"] = "../elsewhere.npz"
+    saved.write_text(json.dumps(manifest))
+    with pytest.raises(InvalidParameterError, match="plain file name"):
+        load_index(saved)
+
+
+def test_loading_with_the_wrong_backend_class_is_refused(saved: Path) -> None:
+    backend = json.loads(saved.read_text())["backend"]
+    other = HnswIndex if backend == "exact" else ExactIndex
+    with pytest.raises(InvalidParameterError, match="use load_index"):
+        other.load(saved)
+
+
+def test_an_unknown_backend_in_the_manifest_lists_the_known_ones(saved: Path) -> None:
+    manifest = json.loads(saved.read_text())
+    manifest["backend"] = "annoy"
+    saved.write_text(json.dumps(manifest))
+    with pytest.raises(InvalidParameterError, match=r"'annoy'.*available: exact, hnsw"):
+        load_index(saved)
+
+
+def test_saving_into_a_missing_folder_raises_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        create_index("exact", 4).save(tmp_path / "no" / "such" / "index")
+
+
+def test_a_failed_save_leaves_the_previous_index_intact(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = saved.read_text()
+    index = load_index(saved)
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("facetrust.index.storage.os.replace", explode)
+    index.remove([0])
+    with pytest.raises(OSError, match="disk full"):
+        index.save(saved)
+    monkeypatch.undo()
+    assert saved.read_text() == before
+    assert len(load_index(saved)) == 20
+    assert sorted(p.name for p in saved.parent.iterdir()) == sorted([saved.name, data_file(saved).name])
