@@ -19,7 +19,7 @@ from pathlib import Path
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["MAGIC", "Keyring", "TemplateKey", "generate_key", "load_key"]
+__all__ = ["MAGIC", "Keyring", "TemplateKey", "generate_key", "is_sealed", "load_keyring"]
 
 MAGIC = b"FTE1"
 _NONCE = 12
@@ -52,8 +52,13 @@ def _decode(text: str, where: str) -> TemplateKey:
         raise ConfigurationError(f"Template key in {where} is not base64 of 32 bytes", setting="template_key") from None
 
 
-def load_key(*, key_file: Path | None, env_value: str | None, data_dir: Path) -> TemplateKey | None:
-    """The configured key, or None when templates are not encrypted."""
+def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path) -> Keyring | None:
+    """The configured keys, or None when templates are not encrypted.
+
+    The key file (or ``FACETRUST_TEMPLATE_KEY``) holds one base64 key per line (comma-separated in
+    the variable): the first seals, all of them open. To rotate, put the new key first, keep the
+    old ones below it, run ``facetrust templates rotate``, then drop the old lines.
+    """
     if key_file is not None:
         resolved = Path(key_file).resolve()
         if resolved.is_relative_to(Path(data_dir).resolve()):
@@ -63,14 +68,22 @@ def load_key(*, key_file: Path | None, env_value: str | None, data_dir: Path) ->
                 setting="template_key_file",
             )
         try:
-            return _decode(resolved.read_text(), str(key_file))
+            lines = resolved.read_text().split()
         except OSError as exc:
             raise ConfigurationError(
                 f"Cannot read template key file {key_file}: {exc.strerror}", setting="template_key_file"
             ) from None
+        return _keyring(lines, str(key_file))
     if env_value:
-        return _decode(env_value, "FACETRUST_TEMPLATE_KEY")
+        return _keyring(env_value.split(","), "FACETRUST_TEMPLATE_KEY")
     return None
+
+
+def _keyring(texts: list[str], where: str) -> Keyring:
+    keys = [_decode(t, where) for t in texts if t.strip()]
+    if not keys:
+        raise ConfigurationError(f"{where} holds no template key", setting="template_key")
+    return Keyring(keys[0], tuple(keys[1:]))
 
 
 class Keyring:

@@ -116,12 +116,12 @@ class FaceService:
         """A service over ``data_dir`` (default: ``settings.resolved_data_dir``), the default engine,
         the policy file and the template key that ``settings`` name."""
         from facetrust.engine import load_engine
-        from facetrust.governance.crypto import load_key
+        from facetrust.governance.crypto import load_keyring
         from facetrust.governance.policy import load_policy
 
         settings = settings or Settings()
         data = Path(data_dir or settings.resolved_data_dir)
-        key = load_key(
+        keyring = load_keyring(
             key_file=settings.template_key_file, env_value=os.environ.get("FACETRUST_TEMPLATE_KEY"), data_dir=data
         )
         return cls(
@@ -129,7 +129,7 @@ class FaceService:
             engine or load_engine(settings),
             index_backend=settings.index_backend,
             policy=load_policy(settings.policy_file),
-            keyring=Keyring(key) if key is not None else None,
+            keyring=keyring,
         )
 
     def close(self) -> None:
@@ -419,6 +419,11 @@ class FaceService:
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period (or only list them)."""
         return _gov.sweep_retention(self, dry_run, actor)
+
+    def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:
+        """Re-seal every template with the current key (or seal plain ones), a batch per
+        transaction, so reads continue throughout; returns how many were re-sealed."""
+        return _gov.rotate_templates(self, batch_size, actor)
 
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
         """Record a person's review decision against a search's audit entry."""

@@ -30,6 +30,7 @@ __all__ = [
     "record_consent",
     "record_review",
     "revoke_consent",
+    "rotate_templates",
     "sweep_retention",
     "verify_receipt",
 ]
@@ -269,3 +270,17 @@ def record_review(service: FaceService, search_seq: int, decision: str, note: st
             own = rec.commit(conn)
             records.insert_review(conn, search_seq, decision, actor.key_id, note, own.seq)
     return ReviewRecord(search_seq, decision, actor.key_id, note, own.seq)
+
+
+def rotate_templates(service: FaceService, batch_size: int, actor: Actor) -> int:
+    with audited(service.store, actor, "RotateTemplates") as rec:
+        total, after = 0, 0
+        while True:
+            with service.store.transaction() as conn:
+                changed, after = service.store.reseal_batch(conn, after, batch_size)
+            total += changed
+            if after == 0:
+                break
+        service.store.checkpoint()  # no plain or old-key copy left in the WAL
+        rec.details = {"resealed": total}
+    return total

@@ -340,6 +340,26 @@ class Store:
             ):
                 yield int(key), self._open(face_id, bytes(blob))
 
+    def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> tuple[int, int]:
+        """Re-seal up to ``limit`` templates after ``after_key`` with the keyring's current key.
+
+        Returns (templates changed, last key looked at; 0 when there are no more)."""
+        from facetrust.governance.crypto import is_sealed
+
+        if self.keyring is None:
+            raise ConfigurationError("No template key is configured: nothing to seal templates with")
+        rows = conn.execute(
+            "SELECT id, face_id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (after_key, limit)
+        ).fetchall()
+        changed = 0
+        for key, face_id, blob in rows:
+            if self.keyring.sealed_with_current(bytes(blob)):
+                continue
+            plain = self.keyring.open(bytes(blob), face_id.encode()) if is_sealed(bytes(blob)) else bytes(blob)
+            conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (self._seal(face_id, plain), key))
+            changed += 1
+        return changed, (int(rows[-1][0]) if rows else 0)
+
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
         for key in keys:
             conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from facetrust.governance import audit
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    conn.executescript(audit.DDL)
+    for i in range(5):
+        audit.append(
+            conn, {"operation": "SearchFaces", "face_ids": [f"f{i}"], "similarities": [90.0 + i]}, at=1000.0 + i
+        )
+    return conn
+
+
+def test_an_untouched_chain_verifies_and_reports_its_head(log: sqlite3.Connection) -> None:
+    report = audit.verify_chain(log)
+    assert report.ok and report.entries == 5
+    assert report.head == audit.head(log)
+    assert audit.verify_chain(log, audit.head(log)).ok
+
+
+def test_entries_chain_each_hash_to_the_previous_one(log: sqlite3.Connection) -> None:
+    found = list(audit.entries(log))
+    assert [e.seq for e in found] == [1, 2, 3, 4, 5]
+    assert found[0].prev_hash == audit.GENESIS
+    assert all(b.prev_hash == a.hash for a, b in zip(found, found[1:]))
+    assert found[2].data["face_ids"] == ["f2"]
+
+
+def test_editing_an_entry_is_detected(log: sqlite3.Connection) -> None:
+    log.execute("UPDATE audit_log SET entry = replace(entry, '\"f2\"', '\"zz\"') WHERE seq = 3")
+    report = audit.verify_chain(log)
+    assert not report.ok and report.first_bad_seq == 3 and "altered" in str(report.problem)
+
+
+def test_editing_an_entry_and_its_hash_is_detected_at_the_next_entry(log: sqlite3.Connection) -> None:
+    text = log.execute("SELECT entry, prev_hash FROM audit_log WHERE seq = 3").fetchone()
+    forged = text[0].replace('"f2"', '"zz"')
+    log.execute("UPDATE audit_log SET entry = ?, hash = ? WHERE seq = 3", (forged, audit.chain_hash(text[1], forged)))
+    report = audit.verify_chain(log)
+    assert not report.ok and report.first_bad_seq == 4
+
+
+def test_deleting_an_entry_is_detected(log: sqlite3.Connection) -> None:
+    log.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert not audit.verify_chain(log).ok
+
+
+def test_reordering_entries_is_detected(log: sqlite3.Connection) -> None:
+    rows = log.execute("SELECT seq, entry FROM audit_log WHERE seq IN (2, 3) ORDER BY seq").fetchall()
+    log.execute("UPDATE audit_log SET entry = ? WHERE seq = 2", (rows[1][1],))
+    log.execute("UPDATE audit_log SET entry = ? WHERE seq = 3", (rows[0][1],))
+    assert not audit.verify_chain(log).ok
+
+
+def test_changing_a_timestamp_column_is_detected(log: sqlite3.Connection) -> None:
+    log.execute("UPDATE audit_log SET at = at + 1 WHERE seq = 4")
+    assert not audit.verify_chain(log).ok
+
+
+def test_truncating_the_tail_is_detected_against_an_exported_head(log: sqlite3.Connection) -> None:
+    exported = audit.head(log)
+    log.execute("DELETE FROM audit_log WHERE seq >= 4")
+    assert audit.verify_chain(log).ok  # the remaining chain is consistent in itself
+    report = audit.verify_chain(log, exported)
+    assert not report.ok and "truncated" in str(report.problem)
+
+
+def test_rewriting_the_whole_chain_is_detected_against_an_exported_head(log: sqlite3.Connection) -> None:
+    exported = audit.head(log)
+    log.execute("DELETE FROM audit_log")
+    for i in range(5):
+        audit.append(log, {"operation": "SearchFaces", "face_ids": [], "similarities": []}, at=2000.0 + i)
+    assert audit.verify_chain(log).ok
+    assert not audit.verify_chain(log, exported).ok
+
+
+def test_head_text_round_trips_and_bad_text_is_refused() -> None:
+    head = audit.AuditHead(7, "a" * 64)
+    assert audit.AuditHead.parse(str(head)) == head
+    with pytest.raises(ValueError):
+        audit.AuditHead.parse("7:xyz")

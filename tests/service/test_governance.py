@@ -1,0 +1,226 @@
+"""Each policy rule refuses what it should and records it; consent, retention, erasure, review, encryption."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.errors import ConsentRequiredError, PurposeRefusedError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.models.fake import fake_engine
+from facetrust.service import FaceService
+
+from .conftest import face_png
+
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+POLICY = Policy(
+    purposes={
+        "access": Purpose("access", min_threshold=90, max_candidates=2, consent_required=True, retention_days=30),
+        "review": Purpose("review", human_review=True, min_threshold=0),
+        "enrol-only": Purpose("enrol-only", search=False),
+        "police": Purpose("police", forbidden="Moratorium on police use"),
+    },
+    default_purpose="review",
+)
+OFFICER = Actor("FTKOFFICER", "searcher", case_ref="case-42")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def gov(tmp_path: Path, clock: Clock) -> FaceService:
+    svc = FaceService(tmp_path / "data", fake_engine(), policy=POLICY, clock=clock)
+    yield svc
+    svc.close()
+
+
+def _log(svc: FaceService) -> list[audit.AuditEntry]:
+    return list(audit.entries(svc.store.connection()))
+
+
+def _last(svc: FaceService) -> audit.AuditEntry:
+    return _log(svc)[-1]
+
+
+def test_a_forbidden_purpose_refuses_everything_and_records_the_refusal(gov: FaceService) -> None:
+    with pytest.raises(PurposeRefusedError, match="Moratorium on police use"):
+        gov.create_collection("suspects", purpose="police", actor=OFFICER)
+    assert gov.list_collections().names == ()
+    entry = [e for e in _log(gov) if e.data["operation"] == "CreateCollection"][-1]
+    assert entry.data["outcome"] == "PurposeRefused" and entry.data["key_id"] == "FTKOFFICER"
+    assert entry.data["case_ref"] == "case-42"
+
+
+def test_an_undeclared_purpose_is_refused(gov: FaceService) -> None:
+    with pytest.raises(PurposeRefusedError, match="not declared"):
+        gov.create_collection("c", purpose="marketing")
+
+
+def test_collections_take_the_default_purpose(gov: FaceService) -> None:
+    assert gov.create_collection("c").purpose == "review"
+
+
+def test_search_not_allowed_for_the_purpose_is_refused(gov: FaceService) -> None:
+    gov.create_collection("c", purpose="enrol-only")
+    gov.index_faces("c", face_png((20, 20, 100, 1)))
+    with pytest.raises(PurposeRefusedError, match="does not allow 1:N search"):
+        gov.search_faces_by_image("c", face_png((20, 20, 100, 1)))
+    assert _last(gov).data["outcome"] == "PurposeRefused"
+
+
+def test_consent_is_required_before_enrolment_and_nothing_is_indexed_without_it(gov: FaceService) -> None:
+    gov.create_collection("doors", purpose="access")
+    with pytest.raises(ConsentRequiredError, match="no consent is recorded"):
+        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice")
+    with pytest.raises(ConsentRequiredError, match="give the subject's ExternalImageId"):
+        gov.index_faces("doors", face_png((20, 20, 100, 1)))
+    assert gov.describe_collection("doors").face_count == 0
+    gov.record_consent("alice", basis="BIPA written release", evidence=b"signed form #17")
+    assert len(gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed) == 1
+
+
+def test_expired_consent_refuses_enrolment(gov: FaceService, clock: Clock) -> None:
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("bob", basis="contract", evidence="ref-9", expires_at=clock.now + DAY)
+    clock.now += 2 * DAY
+    with pytest.raises(ConsentRequiredError, match="revoked, expired or not yet valid"):
+        gov.index_faces("doors", face_png((20, 20, 100, 2)), external_image_id="bob")
+
+
+def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceService) -> None:
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("alice", basis="BIPA written release", evidence=b"form")
+    ids = [
+        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+        for _ in range(2)
+    ]
+    receipt = gov.revoke_consent("alice")
+    assert sorted(receipt.face_ids) == sorted(ids) and receipt.collections == ("doors",)
+    assert gov.describe_collection("doors").face_count == 0
+    assert gov.verify_receipt(receipt)
+    with pytest.raises(ConsentRequiredError):
+        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice")
+
+
+def test_threshold_below_the_purpose_minimum_is_refused_and_candidates_are_capped(gov: FaceService) -> None:
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("alice", basis="release", evidence=b"x")
+    for _ in range(4):
+        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice")
+    with pytest.raises(PurposeRefusedError, match="at least 90"):
+        gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=80)
+    result = gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=95)
+    assert len(result.matches) == 2  # max_candidates
+
+
+def test_search_records_who_why_and_what_came_back_but_no_embedding(gov: FaceService) -> None:
+    gov.create_collection("c")
+    face_id = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
+    result = gov.search_faces_by_image("c", face_png((20, 20, 100, 1)), actor=OFFICER)
+    entry = _last(gov)
+    assert entry.seq == result.audit_seq
+    assert entry.data["operation"] == "SearchFacesByImage" and entry.data["purpose"] == "review"
+    assert entry.data["face_ids"] == [face_id] and entry.data["similarities"] == [result.matches[0].similarity]
+    assert (entry.data["key_id"], entry.data["role"], entry.data["case_ref"]) == ("FTKOFFICER", "searcher", "case-42")
+    assert "embedding" not in entry.to_json() and "vector" not in entry.to_json()
+
+
+def test_human_review_marks_results_and_records_the_decision(gov: FaceService) -> None:
+    gov.create_collection("c", purpose="review")
+    gov.index_faces("c", face_png((20, 20, 100, 1)))
+    result = gov.search_faces_by_image("c", face_png((20, 20, 100, 1)))
+    assert result.review_required and result.audit_seq is not None
+    review = gov.record_review(result.audit_seq, decision="confirmed", note="same person", actor=OFFICER)
+    assert review.decision == "confirmed" and review.reviewer == "FTKOFFICER"
+    assert _last(gov).data["search_seq"] == result.audit_seq
+    with pytest.raises(Exception, match="already been reviewed"):
+        gov.record_review(result.audit_seq, decision="rejected")
+
+
+def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_them(
+    gov: FaceService, clock: Clock
+) -> None:
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("alice", basis="release", evidence=b"x")
+    old = gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+    clock.now += 20 * DAY
+    new = gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+    clock.now += 15 * DAY  # the first face is 35 days old: past its 30 days
+    result = gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=95)
+    assert [m.face.face_id for m in result.matches] == [new]
+    dry = gov.sweep_retention(dry_run=True)
+    assert dry.expired == (("doors", old),) and dry.receipt is None
+    assert gov.describe_collection("doors").face_count == 2
+    swept = gov.sweep_retention()
+    assert swept.receipt is not None and swept.receipt.face_ids == (old,)
+    assert [f.face_id for f in gov.list_faces("doors").faces] == [new]
+
+
+def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files(gov: FaceService) -> None:
+    gov.create_collection("c")
+    indexed = gov.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin").indexed[0]
+    row = gov.store.get_collection("c")
+    assert row is not None
+    vector = np.frombuffer(gov.store.embedding(row.id, gov.store.face_keys(row.id)[0]) or b"", np.float32)
+    needle = vector[:8].tobytes()
+    gov.search_faces_by_image("c", face_png((20, 20, 100, 7)))
+    gov.close()  # writes the index snapshot
+    files = [p for p in gov.data_dir.rglob("*") if p.is_file()]
+    assert any(needle in p.read_bytes() for p in files)  # the scan can see it before erasure
+    gov2 = FaceService(gov.data_dir, gov.engine, policy=POLICY)
+    receipt = gov2.erase_subject("erin")
+    assert receipt.face_ids == (indexed.stored.face_id,)
+    gov2.close()
+    for path in (p for p in gov.data_dir.rglob("*") if p.is_file()):
+        assert needle not in path.read_bytes(), path
+
+
+def test_receipts_fail_to_verify_when_the_log_is_tampered_with(gov: FaceService) -> None:
+    gov.create_collection("c")
+    face_id = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
+    result = gov.delete_faces("c", [face_id])
+    assert result.receipt is not None and gov.verify_receipt(result.receipt)
+    gov.store.connection().execute("UPDATE audit_log SET entry = replace(entry, 'DeleteFaces', 'Nothing')")
+    assert not gov.verify_receipt(result.receipt)
+
+
+def test_templates_are_encrypted_at_rest_and_rotation_keeps_them_readable(tmp_path: Path) -> None:
+    old = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+    svc = FaceService(tmp_path / "data", fake_engine(), keyring=Keyring(old))
+    svc.create_collection("c")
+    svc.index_faces("c", face_png((20, 20, 100, 3)))
+    row = svc.store.get_collection("c")
+    assert row is not None
+    plain = np.frombuffer(svc.store.embedding(row.id, svc.store.face_keys(row.id)[0]) or b"", np.float32)
+    svc.close()
+    for path in (p for p in (tmp_path / "data").rglob("*") if p.is_file()):
+        assert plain[:8].tobytes() not in path.read_bytes(), path  # no template in the clear, index files included
+    new = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+    rotated = FaceService(tmp_path / "data", fake_engine(), keyring=Keyring(new, (old,)))
+    assert rotated.rotate_templates(batch_size=1) == 1
+    assert rotated.search_faces_by_image("c", face_png((20, 20, 100, 3))).matches
+    rotated.close()
+    only_new = FaceService(tmp_path / "data", fake_engine(), keyring=Keyring(new))
+    assert only_new.search_faces_by_image("c", face_png((20, 20, 100, 3))).matches
+    only_new.close()
+    with pytest.raises(Exception, match="encrypted, but no template key"):
+        FaceService(tmp_path / "data", fake_engine()).search_faces_by_image("c", face_png((20, 20, 100, 3)))
