@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_entries_chain_each_hash_to_the_previous_one(log: sqlite3.Connection) ->
     found = list(audit.entries(log))
     assert [e.seq for e in found] == [1, 2, 3, 4, 5]
     assert found[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(found, found[1:]))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(found))
     assert found[2].data["face_ids"] == ["f2"]
 
 
