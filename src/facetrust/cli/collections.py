@@ -18,11 +18,12 @@ def collections() -> None:
 
 @collections.command(short_help="Create an empty collection.")
 @click.argument("name")
+@click.option("--purpose", help="The policy purpose the collection serves (default: the policy's default_purpose).")
 @renders_errors()
-def create(name: str) -> None:
+def create(name: str, purpose: str | None) -> None:
     """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound to
-    the current embedding model."""
-    info = cli_state().service().create_collection(name)
+    the current embedding model and to one purpose of the deployment policy."""
+    info = cli_state().service().create_collection(name, purpose=purpose)
     click.echo(f"Created collection {info.name} (model {info.model})")
 
 

@@ -222,7 +222,18 @@ def search_text(image: str, result: FaceSearchResult) -> str:
     else:
         lines.append(f"no faces match at similarity ≥ {result.threshold:g}")
     lines.append(_fpir_line(result.gallery_size, result.fpir))
+    lines.extend(_review_lines(result))
     return "\n".join(lines)
+
+
+def _review_lines(result: FaceSearchResult | UserSearchResult) -> list[str]:
+    """For purposes with human review: the candidates are not an identification (docs/governance.md)."""
+    if not result.review_required:
+        return []
+    return [
+        f"review required: candidates only, not an identification (search {result.audit_seq}); record the decision "
+        f"with `facetrust review record {result.audit_seq} --decision confirmed|rejected|inconclusive`"
+    ]
 
 
 def _search_head(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
@@ -232,6 +243,8 @@ def _search_head(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
         "gallery_size": result.gallery_size,
         "fpir": _fmr4(result.fpir),
         "searched_face": None if result.searched_face is None else face_json(result.searched_face),
+        "review_required": result.review_required,
+        "audit_seq": result.audit_seq,
     }
 
 
@@ -269,6 +282,7 @@ def user_search_text(image: str | None, result: UserSearchResult) -> str:
     else:
         lines.append(f"no users match at similarity ≥ {result.threshold:g}")
     lines.append(_fpir_line(result.gallery_size, result.fpir))
+    lines.extend(_review_lines(result))
     return "\n".join(lines)
 
 

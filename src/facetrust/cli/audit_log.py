@@ -1,0 +1,79 @@
+"""``facetrust audit-log``: verify the hash chain, print its head, export its entries."""
+
+from __future__ import annotations
+
+import click
+
+from facetrust.cli import render_governance as render
+from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.governance_io import AUDIT_HEAD, ISO8601
+from facetrust.governance import audit
+
+__all__ = ["audit_log"]
+
+
+@click.group(name="audit-log", short_help="Verify, print the head of, and export the audit log.")
+def audit_log() -> None:
+    """The audit log: every operation, hash-chained, in the data directory's database
+    (docs/governance.md). Export the head now and then, and keep it elsewhere: verifying
+    against it later also detects a truncated log."""
+
+
+@audit_log.command(short_help="Check the hash chain (and an exported head).")
+@click.option(
+    "--head",
+    "expected",
+    type=AUDIT_HEAD,
+    help="A head printed earlier by `facetrust audit-log head`: the log must still contain it, unchanged.",
+)
+@renders_errors()
+def verify(expected: audit.AuditHead | None) -> None:
+    """Recompute the hash chain of the whole log. Exit status 0 when it is intact; 1 when an
+    entry was altered, removed, reordered, or (with --head) the log was truncated or rewritten,
+    naming the first bad entry."""
+    with cli_state().service().store.snapshot() as conn:
+        report = audit.verify_chain(conn, expected)
+        bad = None
+        if not report.ok and report.first_bad_seq is not None:
+            try:
+                bad = next(audit.entries(conn, after_seq=report.first_bad_seq - 1, limit=1), None)
+            except ValueError:  # the entry is no longer JSON
+                bad = None
+            if bad is not None and bad.seq != report.first_bad_seq:
+                bad = None
+    if report.ok:
+        click.echo(render.chain_ok_text(report, expected))
+        return
+    click.echo(render.chain_failure_text(report, bad))
+    click.echo(f"Error: the audit log fails verification: {report.problem}", err=True)
+    click.get_current_context().exit(1)
+
+
+@audit_log.command(short_help="Print the head (SEQ:HASH) to keep elsewhere.")
+@renders_errors()
+def head() -> None:
+    """Print the last entry's number and hash as SEQ:HASH. Keep it outside this machine: a
+    later `facetrust audit-log verify --head SEQ:HASH` proves nothing up to it changed."""
+    with cli_state().service().store.snapshot() as conn:
+        click.echo(str(audit.head(conn)))
+
+
+@audit_log.command(short_help="Print the entries (a table, or JSON Lines).")
+@click.option("--since", type=ISO8601, help="Only entries at or after this time (ISO 8601; UTC unless an offset).")
+@click.option("--jsonl", is_flag=True, help="One JSON object per line, with every recorded field and the hashes.")
+@renders_errors()
+def export(since: float | None, jsonl: bool) -> None:
+    """Print the audit entries, oldest first: a table of who did what, when, to which
+    collection, for which purpose and case, with what outcome; with --jsonl every field
+    (returned face and user ids, similarities, …) and the chain hashes. Entries never hold
+    embeddings or images."""
+    with cli_state().service().store.snapshot() as conn:
+        try:
+            if jsonl:
+                for entry in audit.entries(conn, since=since):
+                    click.echo(entry.to_json())
+            else:
+                click.echo(render.entries_text(list(audit.entries(conn, since=since))))
+        except ValueError:  # an entry is no longer JSON
+            click.echo("Error: an audit entry is not valid JSON: run `facetrust audit-log verify`", err=True)
+            click.get_current_context().exit(1)

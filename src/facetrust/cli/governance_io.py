@@ -1,0 +1,118 @@
+"""Parameters and files of the governance commands: ISO 8601 times, audit heads, receipt files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facetrust.errors import InvalidParameterError
+from facetrust.governance.audit import AuditHead
+from facetrust.service.types import ErasureReceipt
+
+__all__ = ["AUDIT_HEAD", "ISO8601", "read_receipt", "receipt_document", "write_receipt"]
+
+
+class Iso8601(click.ParamType[float]):
+    """An ISO 8601 date or time (``2027-01-15``, ``2027-01-15T08:00:00Z``) → seconds since the
+    epoch. A time without an offset is UTC."""
+
+    name = "ISO8601"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            when = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2027-01-15T08:00:00Z)", param, ctx)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp()
+
+
+class AuditHeadType(click.ParamType[AuditHead]):
+    """``SEQ:HASH`` as printed by ``facetrust audit-log head``."""
+
+    name = "SEQ:HASH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> AuditHead:
+        if isinstance(value, AuditHead):
+            return value
+        try:
+            return AuditHead.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+ISO8601 = Iso8601()
+AUDIT_HEAD = AuditHeadType()
+
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "what": str,
+    "target": str,
+    "collections": list,
+    "face_ids": list,
+    "at": (int, float),
+    "by": str,
+    "audit_seq": int,
+    "audit_hash": str,
+}
+
+
+def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
+    """The receipt as JSON data, its time unrounded (and also as ISO 8601 UTC, ``when``)."""
+    from facetrust.cli.render_collections import timestamp
+
+    return {
+        "what": receipt.what,
+        "target": receipt.target,
+        "collections": list(receipt.collections),
+        "face_ids": list(receipt.face_ids),
+        "at": receipt.at,
+        "when": timestamp(receipt.at),
+        "by": receipt.by,
+        "audit_seq": receipt.audit_seq,
+        "audit_hash": receipt.audit_hash,
+    }
+
+
+def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
+    path.write_text(json.dumps(receipt_document(receipt), indent=2, ensure_ascii=False) + "\n")
+
+
+def read_receipt(path: Path) -> ErasureReceipt:
+    """A receipt file written by ``--receipt-out`` (or the JSON of ``--json``)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidParameterError(f"Cannot read receipt {path}: {exc}", parameter="RECEIPT") from None
+    except ValueError:
+        raise InvalidParameterError(f"Receipt {path} is not JSON", parameter="RECEIPT") from None
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"Receipt {path} is not a JSON object", parameter="RECEIPT")
+    for key, kind in _FIELDS.items():
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InvalidParameterError(
+                f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
+                parameter="RECEIPT",
+            )
+    if not all(isinstance(v, str) for v in (*data["collections"], *data["face_ids"])):
+        raise InvalidParameterError(
+            f"Receipt {path} is not an erasure receipt: collections and face_ids must be lists of strings",
+            parameter="RECEIPT",
+        )
+    return ErasureReceipt(
+        data["what"],
+        data["target"],
+        tuple(data["collections"]),
+        tuple(data["face_ids"]),
+        float(data["at"]),
+        data["by"],
+        data["audit_seq"],
+        data["audit_hash"],
+    )

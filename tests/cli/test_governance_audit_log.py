@@ -1,0 +1,187 @@
+"""facetrust audit-log verify / head / export: tampering, truncation and exported heads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.cli.render_collections import timestamp
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+
+from .governance_cli import GovernedCli, governed_cli
+
+
+@pytest.fixture
+def gc(tmp_path: Path) -> Iterator[GovernedCli]:
+    with governed_cli(tmp_path) as helper:
+        helper.service.create_collection("cases", purpose="review")
+        helper.index("cases", "erin")
+        helper.service.search_faces_by_image(
+            "cases", helper.image("p.png", [(20, 20, 100, 1)]), actor=Actor("FTKOFFICER", "searcher", "case-42")
+        )
+        helper.service.erase_subject("erin")
+        yield helper
+
+
+def test_head_prints_seq_and_hash(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "head")
+
+    assert result.exit_code == 0
+    assert result.stdout == f"{gc.head()}\n"
+    assert result.stdout.startswith("4:")
+
+
+def test_verify_an_intact_log_exits_0(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "verify")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"Audit log intact: 4 entries, head {gc.head()}\n"
+
+
+def test_verify_against_an_exported_head_that_is_still_there(gc: GovernedCli) -> None:
+    exported = gc.run("audit-log", "head").stdout.strip()
+    gc.service.list_collections()  # the log grows; the exported head must still be in it
+
+    result = gc.run("audit-log", "verify", "--head", exported)
+
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"Audit log intact: 5 entries, head {gc.head()}\n"
+        f"Exported head {exported} is in the chain: nothing up to it was changed or removed\n"
+    )
+
+
+def test_verify_detects_an_edited_entry_and_names_it(gc: GovernedCli) -> None:
+    good = gc.log()[1]
+    gc.sql("UPDATE audit_log SET entry = replace(entry, 'case-42', 'case-43') WHERE seq = 3")
+    edited = gc.log()[2]
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stdout == f"first bad entry: 3\n{edited.to_json()}\nlast good entry: 2:{good.hash}\n"
+    assert result.stderr == "Error: the audit log fails verification: entry 3 was altered (its hash does not match)\n"
+
+
+def test_verify_detects_a_deleted_entry(gc: GovernedCli) -> None:
+    gc.sql("DELETE FROM audit_log WHERE seq = 2")
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stdout.startswith("first bad entry: 2\n(not in the log, or no longer JSON)\nlast good entry: 1:")
+    assert result.stderr == "Error: the audit log fails verification: entry 2 is missing (next is 3)\n"
+
+
+def test_verify_detects_reordered_entries(gc: GovernedCli) -> None:
+    gc.sql("UPDATE audit_log SET seq = -seq WHERE seq IN (2, 3)")
+    gc.sql("UPDATE audit_log SET seq = 5 + seq WHERE seq IN (-2, -3)")  # -2 → 3, -3 → 2
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the audit log fails verification: entry 2 does not follow entry 1\n"
+
+
+def test_verify_detects_an_entry_that_is_no_longer_json(gc: GovernedCli) -> None:
+    gc.sql("UPDATE audit_log SET entry = '{not json' WHERE seq = 1")
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stdout == "first bad entry: 1\n(not in the log, or no longer JSON)\nlast good entry: none\n"
+    assert result.stderr == "Error: the audit log fails verification: entry 1 is not valid JSON\n"
+
+
+def test_a_truncated_log_passes_alone_but_fails_against_an_exported_head(gc: GovernedCli) -> None:
+    exported = gc.run("audit-log", "head").stdout.strip()
+    gc.sql("DELETE FROM audit_log WHERE seq >= 3")
+
+    alone = gc.run("audit-log", "verify")
+    result = gc.run("audit-log", "verify", "--head", exported)
+
+    assert alone.exit_code == 0  # a clean cut leaves a valid chain: only the exported head shows it
+    assert result.exit_code == 1
+    assert result.stdout.startswith("first bad entry: 3\n(not in the log, or no longer JSON)\nlast good entry: 2:")
+    assert result.stderr == (
+        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed: truncated\n"
+    )
+
+
+def test_a_rewritten_log_fails_against_an_exported_head(gc: GovernedCli) -> None:
+    exported = gc.run("audit-log", "head").stdout.strip()
+    gc.sql("DELETE FROM audit_log")
+    for _ in range(4):  # rebuild a valid chain of the same length, with different contents
+        audit.append(gc.service.store.connection(), {"operation": "Forged"})
+
+    result = gc.run("audit-log", "verify", "--head", exported)
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the audit log fails verification: entry 4 differs from the exported head\n"
+
+
+def test_verify_refuses_a_malformed_head(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "verify", "--head", "4:abc")
+
+    assert result.exit_code == 2
+    assert "'4:abc' is not an audit head (expected SEQ:SHA256HEX)" in result.stderr
+
+
+def test_export_prints_a_table_of_who_did_what(gc: GovernedCli) -> None:
+    entries = gc.log()
+
+    result = gc.run("audit-log", "export")
+
+    assert result.exit_code == 0
+    t = [timestamp(e.at) for e in entries]
+    assert result.stdout == (
+        "seq  time                  key id      role      operation           collection  purpose  outcome  case\n"
+        f"  1  {t[0]}  local       admin     CreateCollection    cases       review   ok       -\n"
+        f"  2  {t[1]}  local       admin     IndexFaces          cases       review   ok       -\n"
+        f"  3  {t[2]}  FTKOFFICER  searcher  SearchFacesByImage  cases       review   ok       case-42\n"
+        f"  4  {t[3]}  local       admin     EraseSubject        cases       review   ok       -\n"
+    )
+
+
+def test_export_jsonl_is_one_object_per_line_with_hashes_and_no_embeddings(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "export", "--jsonl")
+
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines == [e.to_json() for e in gc.log()]
+    search = json.loads(lines[2])
+    assert search["operation"] == "SearchFacesByImage" and search["review_required"] is True
+    assert search["case_ref"] == "case-42" and len(search["face_ids"]) == 1 and len(search["similarities"]) == 1
+    assert search["prev_hash"] == json.loads(lines[1])["hash"]
+    assert not any(word in result.stdout for word in ("embedding", "vector", "image_bytes"))
+
+
+def test_export_since_keeps_later_entries_only(gc: GovernedCli) -> None:
+    gc.sql("UPDATE audit_log SET at = at - 86400 WHERE seq <= 2")  # (the chain breaks; export still reads it)
+    since = timestamp(gc.log()[2].at - 3600)
+
+    result = gc.run("audit-log", "export", "--jsonl", "--since", since)
+
+    assert [json.loads(line)["seq"] for line in result.stdout.splitlines()] == [3, 4]
+
+
+def test_export_of_an_empty_log(tmp_path: Path) -> None:
+    with governed_cli(tmp_path) as gc:
+        table = gc.run("audit-log", "export")
+        jsonl = gc.run("audit-log", "export", "--jsonl")
+
+    assert (table.exit_code, table.stdout) == (0, "no audit entries\n")
+    assert (jsonl.exit_code, jsonl.stdout) == (0, "")
+
+
+def test_export_of_an_entry_that_is_no_longer_json_is_an_error(gc: GovernedCli) -> None:
+    gc.sql("UPDATE audit_log SET entry = '{not json' WHERE seq = 2")
+
+    result = gc.run("audit-log", "export")
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: an audit entry is not valid JSON: run `facetrust audit-log verify`\n"

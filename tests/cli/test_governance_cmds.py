@@ -1,0 +1,532 @@
+"""facetrust consent / erase / retention / review / templates and collections create --purpose,
+over an injected FaceService with a policy and a fake clock."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.cli.render_collections import timestamp
+from facetrust.cli.templates import KEY_ADVICE
+from facetrust.governance.crypto import Keyring, TemplateKey, generate_key, is_sealed
+from facetrust.service.types import ErasureReceipt
+
+from .governance_cli import DAY, GovernedCli, governed_cli
+
+
+@pytest.fixture
+def gc(tmp_path: Path) -> Iterator[GovernedCli]:
+    with governed_cli(tmp_path) as helper:
+        yield helper
+
+
+def receipt_block(receipt: ErasureReceipt, label: str) -> str:
+    ids = receipt.face_ids or ("-",)
+    lines = [
+        f"erased       {label}",
+        f"collections  {', '.join(receipt.collections) or '-'}",
+        f"faces        {len(receipt.face_ids)}",
+        f"face ids     {ids[0]}",
+        *(f"             {i}" for i in ids[1:]),
+        f"when         {timestamp(receipt.at)}",
+        f"by           {receipt.by}",
+        f"audit entry  {receipt.audit_seq}:{receipt.audit_hash}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def last_receipt(gc: GovernedCli) -> ErasureReceipt:
+    entry = gc.log()[-1]
+    data = entry.data
+    return ErasureReceipt(
+        data["erased"],
+        data["target"],
+        tuple(data["collections"]),
+        tuple(data["face_ids"]),
+        entry.at,
+        data["key_id"],
+        entry.seq,
+        entry.hash,
+    )
+
+
+# -- collections create --purpose ----------------------------------------------------------
+
+
+def test_create_binds_the_collection_to_the_named_purpose(gc: GovernedCli) -> None:
+    result = gc.run("collections", "create", "doors", "--purpose", "access")
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "Created collection doors (model fake-recogniser:0)\n",
+        "",
+    )
+    assert gc.service.describe_collection("doors").purpose == "access"
+
+
+def test_create_without_purpose_takes_the_policys_default(gc: GovernedCli) -> None:
+    gc.run("collections", "create", "cases")
+
+    assert gc.service.describe_collection("cases").purpose == "review"
+
+
+def test_create_for_a_forbidden_purpose_is_refused_with_the_reason(gc: GovernedCli) -> None:
+    result = gc.run("collections", "create", "suspects", "--purpose", "police")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == "Error: Purpose 'police' is forbidden by the deployment policy: Moratorium on police use\n"
+    assert gc.service.list_collections().names == ()
+
+
+def test_create_for_an_undeclared_purpose_names_the_declared_ones(gc: GovernedCli) -> None:
+    result = gc.run("collections", "create", "ads", "--purpose", "marketing")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Purpose 'marketing' is not declared in the deployment policy; declared: access, police, review\n"
+    )
+
+
+# -- consent --------------------------------------------------------------------------------
+
+
+def test_consent_record_prints_the_record_with_the_evidence_hash(gc: GovernedCli) -> None:
+    digest = hashlib.sha256(b"signed release #17").hexdigest()
+
+    result = gc.run(
+        "consent", "record", "alice", "--basis", "BIPA written release", "--evidence-file", gc.evidence(),
+        "--expires", "2028-01-15",
+    )  # fmt: skip
+
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout == (
+        "subject   alice\n"
+        "basis     BIPA written release\n"
+        "status    valid\n"
+        "granted   2027-01-15T08:00:00Z\n"
+        "expires   2028-01-15T00:00:00Z\n"
+        f"evidence  sha256:{digest}\n"
+        "recorded  2027-01-15T08:00:00Z\n"
+    )
+    record = gc.service.consent("alice")
+    assert record is not None and record.evidence_hash == digest
+    assert "signed release" not in gc.service.store.path.read_bytes().decode("latin-1")
+
+
+def test_consent_record_accepts_an_offset_and_refuses_an_expiry_in_the_past(gc: GovernedCli) -> None:
+    ok = gc.run("consent", "record", "bob", "--basis", "contract", "--evidence-file", gc.evidence(),
+                "--expires", "2027-02-01T10:00:00+02:00")  # fmt: skip
+    past = gc.run("consent", "record", "carol", "--basis", "contract", "--evidence-file", gc.evidence(),
+                  "--expires", "2026-01-01")  # fmt: skip
+
+    assert ok.exit_code == 0 and "expires   2027-02-01T08:00:00Z\n" in ok.stdout
+    assert (past.exit_code, past.stdout, past.stderr) == (1, "", "Error: Consent expires before it is granted\n")
+
+
+def test_consent_record_rejects_a_time_that_is_not_iso_8601(gc: GovernedCli) -> None:
+    result = gc.run("consent", "record", "bob", "--basis", "b", "--evidence-file", gc.evidence(), "--expires", "soon")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--expires': 'soon' is not an ISO 8601 date or time" in result.stderr
+
+
+def test_consent_record_refuses_an_empty_evidence_file(gc: GovernedCli) -> None:
+    result = gc.run("consent", "record", "bob", "--basis", "b", "--evidence-file", gc.evidence(""))
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: Consent evidence is empty; give the signed release or its reference\n"
+
+
+def test_consent_show_prints_the_status_and_json(gc: GovernedCli) -> None:
+    gc.service.record_consent("alice", basis="release", evidence=b"x", expires_at=gc.clock.now + DAY)
+    gc.clock.now += 2 * DAY
+
+    text = gc.run("consent", "show", "alice")
+    as_json = gc.run("consent", "show", "alice", "--json")
+
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[2] == "status    expired"
+    data = json.loads(as_json.stdout)
+    assert (data["valid"], data["status"], data["expires"]) == (False, "expired", "2027-01-16T08:00:00Z")
+    assert data["evidence_sha256"] == hashlib.sha256(b"x").hexdigest()
+
+
+def test_consent_show_of_an_unknown_subject_is_an_error(gc: GovernedCli) -> None:
+    result = gc.run("consent", "show", "nobody")
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: No consent is recorded for subject 'nobody'\n",
+    )
+
+
+def test_index_without_consent_indexes_nothing(gc: GovernedCli) -> None:
+    gc.service.create_collection("doors", purpose="access")
+
+    result = gc.run("index", "doors", gc.image("alice.png", [(20, 20, 100, 1)]))
+
+    assert result.exit_code == 1
+    assert "requires consent, and for subject 'alice.png' no consent is recorded; nothing was indexed" in result.stderr
+    assert gc.service.describe_collection("doors").face_count == 0
+
+
+def test_consent_revoke_erases_the_subjects_faces_and_prints_the_receipt(gc: GovernedCli, tmp_path: Path) -> None:
+    gc.service.create_collection("doors", purpose="access")
+    gc.service.record_consent("alice", basis="release", evidence=b"x")
+    ids = sorted(gc.index("doors", "alice") for _ in range(2))
+    out = tmp_path / "receipt.json"
+
+    result = gc.run("consent", "revoke", "alice", "--receipt-out", str(out))
+
+    assert result.exit_code == 0
+    receipt = last_receipt(gc)
+    assert sorted(receipt.face_ids) == ids
+    assert result.stdout == receipt_block(receipt, "subject alice")
+    assert gc.service.describe_collection("doors").face_count == 0
+    record = gc.service.consent("alice")
+    assert record is not None and record.revoked_at == gc.clock.now
+    assert gc.read_json(out)["face_ids"] == list(receipt.face_ids)
+
+
+def test_consent_revoke_without_a_consent_is_an_error(gc: GovernedCli) -> None:
+    result = gc.run("consent", "revoke", "nobody")
+
+    assert (result.exit_code, result.stderr) == (1, "Error: No consent is recorded for subject 'nobody'\n")
+
+
+# -- erase ----------------------------------------------------------------------------------
+
+
+def test_erase_subject_erases_it_from_every_collection(gc: GovernedCli) -> None:
+    for name in ("a", "b"):
+        gc.service.create_collection(name)
+    ids = [gc.index("a", "erin"), gc.index("b", "erin")]
+    keep = gc.index("a", "frank", pattern=2)
+
+    result = gc.run("erase", "--subject", "erin")
+
+    assert result.exit_code == 0
+    receipt = last_receipt(gc)
+    assert receipt.collections == ("a", "b") and sorted(receipt.face_ids) == sorted(ids)
+    assert result.stdout == receipt_block(receipt, "subject erin")
+    assert gc.face_ids("a") == [keep] and gc.face_ids("b") == []
+
+
+def test_erase_external_image_id_only_touches_its_collection(gc: GovernedCli) -> None:
+    for name in ("a", "b"):
+        gc.service.create_collection(name)
+    gone = gc.index("a", "erin")
+    kept = gc.index("b", "erin")
+
+    result = gc.run("erase", "--external-image-id", "erin", "--collection", "a")
+
+    assert result.exit_code == 0
+    receipt = last_receipt(gc)
+    assert result.stdout == receipt_block(receipt, "external image id erin")
+    assert receipt.face_ids == (gone,)
+    assert gc.face_ids("b") == [kept]
+
+
+def test_erase_user_deletes_the_user_and_its_faces_as_json(gc: GovernedCli) -> None:
+    gc.service.create_collection("a")
+    face = gc.index("a", None)
+    gc.service.create_user("a", "alice")
+    gc.service.associate_faces("a", "alice", [face])
+
+    result = gc.run("erase", "--user", "alice", "--collection", "a", "--json")
+
+    assert result.exit_code == 0
+    receipt = last_receipt(gc)
+    assert json.loads(result.stdout) == {
+        "what": "user",
+        "target": "alice",
+        "collections": ["a"],
+        "face_ids": [face],
+        "at": receipt.at,
+        "when": timestamp(receipt.at),
+        "by": "local",
+        "audit_seq": receipt.audit_seq,
+        "audit_hash": receipt.audit_hash,
+    }
+    assert gc.service.list_users("a").users == ()
+
+
+def test_erase_a_subject_with_no_faces_still_gives_a_receipt(gc: GovernedCli) -> None:
+    result = gc.run("erase", "--subject", "ghost")
+
+    assert result.exit_code == 0
+    assert result.stdout == receipt_block(last_receipt(gc), "subject ghost")
+    assert "faces        0\nface ids     -\n" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "Give exactly one of --subject, --external-image-id or --user"),
+        (("--subject", "a", "--user", "b"), "Give exactly one of --subject, --external-image-id or --user"),
+        (("--subject", "a", "--collection", "c"), "--collection does not apply to --subject"),
+        (("--user", "a"), "--user needs --collection"),
+        (("--external-image-id", "a"), "--external-image-id needs --collection"),
+    ],
+)
+def test_erase_needs_exactly_one_target_and_its_collection(
+    gc: GovernedCli, args: tuple[str, ...], message: str
+) -> None:
+    result = gc.run("erase", *args)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert gc.log() == []
+
+
+def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text("{}")
+
+    result = gc.run("erase", "--subject", "a", "verify", str(tmp_path / "r.json"))
+
+    assert result.exit_code == 2
+    assert "The options of `erase` do not apply to `erase verify`" in result.stderr
+
+
+def test_erase_in_a_missing_collection_is_an_error(gc: GovernedCli) -> None:
+    result = gc.run("erase", "--user", "alice", "--collection", "nowhere")
+
+    assert (result.exit_code, result.stderr) == (1, "Error: Collection 'nowhere' does not exist\n")
+
+
+def test_a_written_receipt_verifies(gc: GovernedCli, tmp_path: Path) -> None:
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    gc.index("a", "erin")
+    out = tmp_path / "receipt.json"
+    gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+
+    result = gc.run("erase", "verify", str(out))
+
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"Receipt valid: audit entry {last_receipt(gc).audit_seq} is intact and records the erasure of 2 faces, "
+        "none of which is stored\n"
+    )
+
+
+def test_a_receipt_fails_after_the_log_is_tampered_with(gc: GovernedCli, tmp_path: Path) -> None:
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    out = tmp_path / "receipt.json"
+    gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+    gc.sql("UPDATE audit_log SET entry = replace(entry, '\"erin\"', '\"nobody\"')")
+
+    result = gc.run("erase", "verify", str(out))
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: receipt {out} does not verify: audit entry {last_receipt(gc).audit_seq} is missing, altered or "
+        "records other faces, the audit chain is broken, or a face it lists is still stored\n"
+    )
+
+
+@pytest.mark.parametrize("field", ["face_ids", "audit_hash", "audit_seq"])
+def test_a_tampered_receipt_fails(gc: GovernedCli, tmp_path: Path, field: str) -> None:
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    kept = gc.index("a", "frank", pattern=2)
+    out = tmp_path / "receipt.json"
+    gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+    data = gc.read_json(out)
+    data[field] = {"face_ids": [kept], "audit_hash": "0" * 64, "audit_seq": 1}[field]
+    out.write_text(json.dumps(data))
+
+    result = gc.run("erase", "verify", str(out))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: receipt {out} does not verify")
+
+
+def test_verify_refuses_a_file_that_is_not_a_receipt(gc: GovernedCli, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"what": "subject"}))
+
+    result = gc.run("erase", "verify", str(path))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Receipt {path} is not an erasure receipt: 'target' is missing or of the wrong type\n"
+    )
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+def _expired_setup(gc: GovernedCli) -> tuple[str, str]:
+    gc.service.create_collection("doors", purpose="access")
+    gc.service.record_consent("alice", basis="release", evidence=b"x")
+    old = gc.index("doors", "alice")
+    gc.clock.now += 20 * DAY
+    new = gc.index("doors", "alice")
+    gc.clock.now += 15 * DAY  # the first face is 35 days old: past its 30 days
+    return old, new
+
+
+def test_sweep_dry_run_lists_the_expired_faces_and_deletes_nothing(gc: GovernedCli) -> None:
+    old, _ = _expired_setup(gc)
+
+    result = gc.run("retention", "sweep", "--dry-run")
+
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"1 face past their retention period (dry run: nothing erased)\ncollection  face id\ndoors       {old}\n"
+    )
+    assert gc.service.describe_collection("doors").face_count == 2
+
+
+def test_sweep_erases_the_expired_faces_with_a_receipt(gc: GovernedCli, tmp_path: Path) -> None:
+    old, new = _expired_setup(gc)
+    out = tmp_path / "sweep.json"
+
+    result = gc.run("retention", "sweep", "--receipt-out", str(out))
+
+    assert result.exit_code == 0
+    receipt = last_receipt(gc)
+    label = f"retention expires_at <= {gc.clock.now:.3f}"
+    assert result.stdout == "Erased 1 face past their retention period\n" + receipt_block(receipt, label)
+    assert gc.face_ids("doors") == [new]
+    assert gc.read_json(out)["face_ids"] == [old]
+    assert gc.run("erase", "verify", str(out)).exit_code == 0
+
+
+def test_sweep_json_lists_expired_faces_and_the_receipt(gc: GovernedCli) -> None:
+    old, _ = _expired_setup(gc)
+
+    dry = json.loads(gc.run("retention", "sweep", "--dry-run", "--json").stdout)
+    done = json.loads(gc.run("retention", "sweep", "--json").stdout)
+
+    assert dry == {"dry_run": True, "expired": [{"collection": "doors", "face_id": old}], "receipt": None}
+    assert done["dry_run"] is False and done["expired"] == dry["expired"]
+    assert done["receipt"]["face_ids"] == [old] and done["receipt"]["what"] == "retention"
+
+
+def test_sweep_with_nothing_expired(gc: GovernedCli) -> None:
+    result = gc.run("retention", "sweep", "--dry-run")
+
+    assert (result.exit_code, result.stdout) == (0, "0 faces past their retention period (dry run: nothing erased)\n")
+
+
+def test_sweep_receipt_out_does_not_apply_to_a_dry_run(gc: GovernedCli, tmp_path: Path) -> None:
+    result = gc.run("retention", "sweep", "--dry-run", "--receipt-out", str(tmp_path / "r.json"))
+
+    assert result.exit_code == 2
+    assert "--receipt-out does not apply to --dry-run" in result.stderr
+
+
+# -- review ---------------------------------------------------------------------------------
+
+
+def test_review_record_records_the_decision_against_the_search(gc: GovernedCli) -> None:
+    gc.service.create_collection("cases", purpose="review")
+    gc.index("cases", None)
+    search = gc.run("search", "cases", gc.image("probe.png", [(20, 20, 100, 1)]), "--json")
+    seq = gc.log()[-1].seq
+
+    result = gc.run("review", "record", str(seq), "--decision", "confirmed", "--note", "same person")
+
+    assert search.exit_code == 0
+    assert result.exit_code == 0
+    assert result.stdout == f"Recorded review of search {seq}: confirmed by local (audit entry {seq + 1})\n"
+    entry = gc.log()[-1]
+    assert (entry.data["search_seq"], entry.data["decision"], entry.data["note"]) == (seq, "confirmed", "same person")
+
+
+def test_search_for_a_purpose_with_review_says_the_candidates_need_review(gc: GovernedCli) -> None:
+    gc.service.create_collection("cases", purpose="review")
+    gc.service.create_collection("plain", purpose="access")
+    gc.index("cases", None)
+    probe = gc.image("probe.png", [(20, 20, 100, 1)])
+
+    text = gc.run("search", "cases", probe)
+    as_json = json.loads(gc.run("search", "cases", probe, "--json").stdout)
+    plain = json.loads(gc.run("search", "plain", probe, "--threshold", "95", "--json").stdout)
+
+    seq = gc.log()[-3].seq
+    assert text.exit_code == 0
+    assert text.stdout.endswith(
+        f"review required: candidates only, not an identification (search {seq}); record the decision "
+        f"with `facetrust review record {seq} --decision confirmed|rejected|inconclusive`\n"
+    )
+    assert (as_json["review_required"], as_json["audit_seq"]) == (True, seq + 1)
+    assert (plain["review_required"], plain["audit_seq"]) == (False, seq + 2)
+
+
+def test_review_record_twice_is_an_error(gc: GovernedCli) -> None:
+    gc.service.create_collection("cases", purpose="review")
+    gc.index("cases", None)
+    seq = gc.service.search_faces_by_image("cases", gc.image("p.png", [(20, 20, 100, 1)])).audit_seq
+    assert seq is not None
+    gc.run("review", "record", str(seq), "--decision", "rejected")
+
+    result = gc.run("review", "record", str(seq), "--decision", "confirmed")
+
+    assert (result.exit_code, result.stderr) == (1, f"Error: Search {seq} has already been reviewed\n")
+
+
+def test_review_of_an_entry_that_is_not_a_search_awaiting_review_is_an_error(gc: GovernedCli) -> None:
+    gc.service.create_collection("cases")
+
+    result = gc.run("review", "record", "1", "--decision", "confirmed")
+
+    assert (result.exit_code, result.stderr) == (1, "Error: Audit entry 1 is not a search that awaits review\n")
+
+
+def test_review_decision_must_be_one_of_the_three(gc: GovernedCli) -> None:
+    result = gc.run("review", "record", "1", "--decision", "maybe")
+
+    assert result.exit_code == 2
+    assert "'maybe' is not one of 'confirmed', 'rejected', 'inconclusive'" in result.stderr
+
+
+# -- templates ------------------------------------------------------------------------------
+
+
+def test_keygen_prints_a_key_on_stdout_and_advice_on_stderr(gc: GovernedCli) -> None:
+    result = gc.run("templates", "keygen")
+
+    assert result.exit_code == 0
+    assert re.fullmatch(r"[A-Za-z0-9+/]{43}=\n", result.stdout)
+    assert len(base64.b64decode(result.stdout)) == 32
+    assert result.stderr == KEY_ADVICE + "\n"
+
+
+def test_rotate_reseals_plain_templates_with_the_current_key(tmp_path: Path) -> None:
+    key = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+    with governed_cli(tmp_path, keyring=Keyring(key)) as gc:
+        gc.service.create_collection("a")
+        gc.index("a", None)
+        gc.index("a", None, pattern=2)
+        gc.run("templates", "rotate")  # already sealed with the current key: nothing to do
+        gc.sql("UPDATE faces SET embedding = zeroblob(16) WHERE id = (SELECT min(id) FROM faces)")
+        new = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+        gc.service.store.keyring = Keyring(new, (key,))
+
+        result = gc.run("templates", "rotate")
+
+        assert result.exit_code == 0
+        assert result.stdout == f"Re-sealed 2 templates with key {new.key_id.hex()}\n"
+        blobs = [bytes(r[0]) for r in gc.service.store.connection().execute("SELECT embedding FROM faces")]
+        assert all(is_sealed(b) and b[4:12] == new.key_id for b in blobs)
+
+
+def test_rotate_without_a_key_is_an_error(gc: GovernedCli) -> None:
+    result = gc.run("templates", "rotate")
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: No template key is configured: nothing to seal templates with\n"
