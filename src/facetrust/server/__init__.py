@@ -1,1 +1,5 @@
-"""The HTTP service: app factory, Rekognition JSON protocol, SigV4 auth and roles."""
+"""The HTTP server: Amazon Rekognition's JSON protocol over FaceService (``create_app``)."""
+
+from facetrust.server.app import create_app
+
+__all__ = ["create_app"]

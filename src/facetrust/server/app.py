@@ -1,0 +1,121 @@
+"""The app factory: ``create_app(service, authenticator=..., settings=...)`` → a Starlette app.
+
+Routes: ``POST /`` (Rekognition JSON 1.1, server/rpc.py), ``GET /health``, ``GET /metrics``
+(Prometheus text), and ``/ui`` (the static folder server/web/, when it exists). Every response
+carries ``x-amzn-RequestId``; errors of any route have the one error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facetrust.config import Settings
+from facetrust.server.auth import SigV4Authenticator
+from facetrust.server.errors import describe_error, error_response
+from facetrust.server.metrics import CONTENT_TYPE, Metrics
+from facetrust.server.rpc import REQUEST_ID_KEY, RpcEndpoint, request_id
+from facetrust.service import FaceService
+
+__all__ = ["WEB_DIR", "create_app"]
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+class RequestIdMiddleware:
+    """Give each HTTP request an id (``x-amzn-RequestId`` on its response, and in the log lines about it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        scope[REQUEST_ID_KEY] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-amzn-requestid" not in headers:
+                    headers.append("x-amzn-RequestId", rid)
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _count_collections(service: FaceService) -> int:
+    """How many collections there are, read from the store: FaceService.list_collections would write
+    an audit entry (a synced transaction) on every health probe, and a count reveals no name."""
+    count, after = 0, None
+    while True:
+        rows = service.store.list_collections(after, 4096)
+        count += len(rows)
+        if len(rows) < 4096:
+            return count
+        after = rows[-1].name
+
+
+def create_app(service: FaceService, *, authenticator: SigV4Authenticator | None, settings: Settings) -> Starlette:
+    """An app serving ``service`` over the Rekognition protocol.
+
+    ``authenticator``: checks each ``POST /`` (SigV4) before anything else runs; None
+    disables authentication (every caller is the anonymous admin: loopback use only, which
+    ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
+    The caller owns ``service`` and closes it after the server stops.
+    """
+    metrics = Metrics()
+    rpc = RpcEndpoint(service, authenticator, settings, metrics)
+
+    async def health(request: Request) -> Response:
+        engine = service.engine
+        body: dict[str, Any] = {
+            "status": "ok",
+            "models": [
+                {"role": "detector", "name": engine.detector.name, "id": engine.detector.model_id},
+                {"role": "recogniser", "name": engine.recogniser.name, "id": engine.recogniser.model_id},
+            ],
+            "face_model_version": engine.model_id,
+            "collections": await run_in_threadpool(_count_collections, service),
+            "authentication": authenticator is not None,
+        }
+        return Response(json.dumps(body).encode(), media_type="application/json")
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        message = f"{request.method} {request.url.path} is not served: send POST / with X-Amz-Target, or GET /health"
+        return error_response(status, "UnknownOperationException", message, request_id(request))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        status, name, message = describe_error(exc, None, request_id(request))
+        return error_response(status, name, message, request_id(request))
+
+    routes: list[BaseRoute] = [
+        Route("/", rpc.handle, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    if WEB_DIR.is_dir():
+        routes.append(Mount("/ui", app=StaticFiles(directory=WEB_DIR, html=True), name="ui"))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+    )

@@ -1,0 +1,118 @@
+"""The ONE table from facetrust's errors to HTTP statuses and Rekognition's exception names, and the one error body.
+
+Every error response has the body ``{"__type": "<Name>", "message": "<text>"}`` and the headers
+``x-amzn-ErrorType: <Name>`` and ``x-amzn-RequestId``, so botocore raises
+``client.exceptions.<Name>``. Errors that already speak the protocol (``RequestError`` here,
+``AuthError`` from the auth module) carry their own name and status. Anything else is an
+``InternalServerError`` (500) whose message holds only the request id; the log gets the
+traceback under that id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from facetrust.errors import (
+    ConflictError,
+    FacetrustError,
+    GovernanceError,
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidInputError,
+    InvalidPaginationTokenError,
+    InvalidParameterError,
+    LimitExceededError,
+    ModelMismatchError,
+    NotFoundError,
+)
+from facetrust.server.auth import AuthError
+
+__all__ = [
+    "ERROR_TABLE",
+    "JSON_CONTENT_TYPE",
+    "ErrorRule",
+    "RequestError",
+    "describe_error",
+    "error_response",
+]
+
+log = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+
+# Rekognition answers a user that exists already (and other user conflicts) with ConflictException,
+# a collection that exists already with ResourceAlreadyExistsException.
+_USER_OPERATIONS = frozenset({"CreateUser", "DeleteUser", "AssociateFaces", "DisassociateFaces"})
+
+
+class RequestError(FacetrustError):
+    """A request the protocol layer refuses before any operation runs: bad headers, body or operation name."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """``error`` (or a subclass) raised by ``operations`` (empty: any) answers ``status`` / ``name``."""
+
+    error: type[FacetrustError]
+    status: int
+    name: str
+    operations: frozenset[str] = frozenset()
+
+
+# First matching rule wins, so subclasses come before their parents.
+ERROR_TABLE: tuple[ErrorRule, ...] = (
+    ErrorRule(InvalidPaginationTokenError, 400, "InvalidPaginationTokenException"),
+    ErrorRule(InvalidParameterError, 400, "InvalidParameterException"),
+    ErrorRule(InvalidImageError, 400, "InvalidImageFormatException"),
+    ErrorRule(ImageTooLargeError, 400, "ImageTooLargeException"),
+    ErrorRule(InvalidInputError, 400, "InvalidParameterException"),
+    ErrorRule(NotFoundError, 400, "ResourceNotFoundException"),
+    ErrorRule(ModelMismatchError, 400, "InvalidParameterException"),
+    ErrorRule(ConflictError, 400, "ConflictException", _USER_OPERATIONS),
+    ErrorRule(ConflictError, 400, "ResourceAlreadyExistsException"),
+    ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
+    ErrorRule(GovernanceError, 400, "AccessDeniedException"),
+)
+
+INTERNAL = (500, "InternalServerError")
+
+
+def _self_describing(exc: BaseException) -> tuple[int, str] | None:
+    """(status, name) of an error that carries its own: RequestError, or the auth module's AuthError."""
+    if isinstance(exc, (RequestError, AuthError)):
+        return exc.status, exc.code
+    return None
+
+
+def describe_error(exc: BaseException, operation: str | None, request_id: str) -> tuple[int, str, str]:
+    """(HTTP status, Rekognition exception name, message) for ``exc`` raised while serving ``operation``."""
+    own = _self_describing(exc)
+    if own is not None and isinstance(exc, FacetrustError):
+        return own[0], own[1], exc.message
+    if isinstance(exc, FacetrustError):
+        for rule in ERROR_TABLE:
+            if isinstance(exc, rule.error) and (not rule.operations or operation in rule.operations):
+                return rule.status, rule.name, exc.message
+    log.error("request %s (%s) failed unexpectedly", request_id, operation or "-", exc_info=exc)
+    status, name = INTERNAL
+    return status, name, f"The server could not complete the request; quote request id {request_id} to its operator"
+
+
+def error_response(status: int, name: str, message: str, request_id: str) -> Response:
+    """The one error shape: ``{"__type", "message"}`` with ``x-amzn-ErrorType`` and ``x-amzn-RequestId``."""
+    body = json.dumps({"__type": name, "message": message}).encode()
+    return Response(
+        body,
+        status_code=status,
+        media_type=JSON_CONTENT_TYPE,
+        headers={"x-amzn-ErrorType": name, "x-amzn-RequestId": request_id},
+    )

@@ -1,0 +1,59 @@
+"""CreateCollection, DeleteCollection, DescribeCollection, ListCollections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facetrust.errors import InvalidParameterError
+from facetrust.governance.actor import Actor
+from facetrust.server.operations.base import COLLECTION, Operation, kwargs
+from facetrust.server.protocol import Kind, Member
+from facetrust.server.shapes import collection_arn
+from facetrust.service import FaceService
+
+__all__ = ["OPERATIONS"]
+
+
+def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    if p.get("Tags"):
+        raise InvalidParameterError(
+            "Tags are not supported by facetrust; create the collection without them", parameter="Tags"
+        )
+    info = service.create_collection(p["CollectionId"], actor=actor)
+    return {"StatusCode": 200, "CollectionArn": collection_arn(info.name), "FaceModelVersion": info.model}
+
+
+def delete_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    service.delete_collection(p["CollectionId"], actor=actor)
+    return {"StatusCode": 200}
+
+
+def describe_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    info = service.describe_collection(p["CollectionId"], actor=actor)
+    return {
+        "FaceCount": info.face_count,
+        "UserCount": info.user_count,
+        "FaceModelVersion": info.model,
+        "CollectionARN": collection_arn(info.name),
+        "CreationTimestamp": info.created_at,
+    }
+
+
+def list_collections(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    page = service.list_collections(actor=actor, **kwargs(p, {"MaxResults": "max_results", "NextToken": "next_token"}))
+    out: dict[str, Any] = {"CollectionIds": list(page.names), "FaceModelVersions": list(page.models)}
+    if page.next_token is not None:
+        out["NextToken"] = page.next_token
+    return out
+
+
+OPERATIONS = (
+    Operation("CreateCollection", create_collection, {"CollectionId": COLLECTION, "Tags": Member(Kind.STRING_MAP)}),
+    Operation("DeleteCollection", delete_collection, {"CollectionId": COLLECTION}),
+    Operation("DescribeCollection", describe_collection, {"CollectionId": COLLECTION}),
+    Operation(
+        "ListCollections",
+        list_collections,
+        {"NextToken": Member(Kind.STRING), "MaxResults": Member(Kind.INTEGER)},
+    ),
+)

@@ -1,0 +1,183 @@
+"""AWS JSON 1.1 requests: the target header, the content type, the JSON body and its members.
+
+``parse_params`` checks a body against an operation's members (types, required, unknown
+ones) and decodes ``Image.Bytes`` from base64, so operations get plain, checked values.
+Value rules (patterns, ranges) stay with the library, which names the parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from facetrust.errors import ImageTooLargeError, InvalidParameterError
+from facetrust.server.errors import RequestError
+
+__all__ = [
+    "CONTENT_TYPES",
+    "TARGET_PREFIX",
+    "Kind",
+    "Member",
+    "check_content_type",
+    "operation_name",
+    "parse_body",
+    "parse_params",
+]
+
+TARGET_PREFIX = "RekognitionService."
+CONTENT_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json")
+
+
+class Kind(Enum):
+    STRING = "a string"
+    INTEGER = "an integer"
+    NUMBER = "a number"
+    BOOLEAN = "true or false"
+    IMAGE = "an object with Bytes"
+    STRINGS = "a list of strings"
+    STRING_MAP = "an object of strings"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One request member: its kind, whether it is required, and (strings) the values allowed."""
+
+    kind: Kind
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def operation_name(headers: Mapping[str, str]) -> str:
+    """The operation named by ``X-Amz-Target: RekognitionService.<Operation>``."""
+    target = headers.get("x-amz-target")
+    if not target:
+        raise RequestError(
+            "UnknownOperationException", "The X-Amz-Target header is missing; send RekognitionService.<Operation>"
+        )
+    if not target.startswith(TARGET_PREFIX) or len(target) > 128:
+        raise RequestError(
+            "UnknownOperationException",
+            f"X-Amz-Target {target[:128]!r} is not RekognitionService.<Operation>",
+        )
+    return target[len(TARGET_PREFIX) :]
+
+
+def check_content_type(headers: Mapping[str, str]) -> None:
+    raw = headers.get("content-type", "")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media not in CONTENT_TYPES:
+        raise RequestError(
+            "SerializationException",
+            f"Content-Type {raw[:100]!r} is not supported; send {CONTENT_TYPES[0]}",
+        )
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body (an empty body is ``{}``)."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RequestError("SerializationException", f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestError("SerializationException", f"The request body must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _bad(name: str, message: str) -> InvalidParameterError:
+    return InvalidParameterError(f"{name} {message}", parameter=name)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if choices and value not in choices:
+        raise _bad(name, f"{value[:100]!r} is invalid; use one of {', '.join(choices)}")
+
+
+def _image_bytes(name: str, value: object, max_image_bytes: int) -> bytes:
+    if not isinstance(value, dict):
+        raise _bad(name, f"must be {Kind.IMAGE.value}, not {_json_type(value)}")
+    unknown = sorted(set(value) - {"Bytes", "S3Object"})
+    if unknown:
+        raise _bad(f"{name}.{unknown[0]}", "is not a member of Image; send Bytes")
+    if "S3Object" in value:
+        raise _bad(f"{name}.S3Object", "is not supported: facetrust does not read S3; send the image as Bytes")
+    data = value.get("Bytes")
+    if data is None:
+        raise _bad(f"{name}.Bytes", "is required")
+    if not isinstance(data, str):
+        raise _bad(f"{name}.Bytes", f"must be base64 text, not {_json_type(data)}")
+    encoded_limit = 4 * math.ceil(max_image_bytes / 3)
+    if len(data) > encoded_limit:
+        actual = len(data) * 3 // 4 - data[-2:].count("=")
+        raise ImageTooLargeError(
+            f"{name} is about {actual} bytes; the limit is {max_image_bytes}", limit=max_image_bytes, actual=actual
+        )
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(f"{name}.Bytes", "is not valid base64") from None
+    if not raw:
+        raise _bad(f"{name}.Bytes", "is empty; send the JPEG or PNG file's bytes")
+    return raw
+
+
+def _check(name: str, value: object, member: Member, max_image_bytes: int) -> object:
+    kind = member.kind
+    if kind is Kind.IMAGE:
+        return _image_bytes(name, value, max_image_bytes)
+    ok: bool
+    if kind is Kind.STRING:
+        ok = isinstance(value, str)
+    elif kind is Kind.INTEGER:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is Kind.NUMBER:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind is Kind.BOOLEAN:
+        ok = isinstance(value, bool)
+    elif kind is Kind.STRINGS:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if not ok:
+        raise _bad(name, f"must be {kind.value}, not {_json_type(value)}")
+    if isinstance(value, str):
+        _check_choice(name, value, member.choices)
+    elif isinstance(value, list):
+        for item in value:
+            _check_choice(name, item, member.choices)
+    return value
+
+
+def parse_params(body: Mapping[str, Any], members: Mapping[str, Member], *, max_image_bytes: int) -> dict[str, Any]:
+    """``body`` checked against ``members``: unknown and missing members are refused, images decoded.
+
+    JSON null counts as absent, as botocore never sends it.
+    """
+    unknown = sorted(set(body) - set(members))
+    if unknown:
+        raise _bad(unknown[0][:100], f"is not a member of this request; known: {', '.join(members) or 'none'}")
+    params: dict[str, Any] = {}
+    for name, member in members.items():
+        value = body.get(name)
+        if value is None:
+            if member.required:
+                raise _bad(name, "is required")
+            continue
+        params[name] = _check(name, value, member, max_image_bytes)
+    return params

@@ -1,0 +1,145 @@
+"""POST /: one Rekognition JSON 1.1 request, from bytes on the wire to the JSON answer.
+
+Order: read the body (bounded) → authenticate → name the operation → authorize → check
+the content type → parse and check the members → run the operation in a worker thread →
+shape the response. Every failure becomes the one error shape (server/errors.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from facetrust.config import Settings
+from facetrust.governance.actor import Actor
+from facetrust.server.auth import Principal, SigV4Authenticator
+from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
+from facetrust.server.metrics import Metrics
+from facetrust.server.operations import OPERATIONS, Operation
+from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
+from facetrust.server.roles import authorize
+from facetrust.service import FaceService
+
+__all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
+
+log = logging.getLogger(__name__)
+
+BASE_BODY_BYTES = 1024 * 1024  # a body without images: 4096 face ids fit several times over
+DRAIN_BYTES = 32 * 1024 * 1024  # read (and drop) this much of an oversized body so the client sees the answer
+REQUEST_ID_KEY = "facetrust.request_id"
+ANONYMOUS = Principal("anonymous", "admin")  # every caller, when authentication is disabled
+
+
+def request_id(request: Request) -> str:
+    rid = request.scope.get(REQUEST_ID_KEY)
+    return rid if isinstance(rid, str) else "-"
+
+
+class RpcEndpoint:
+    """The Rekognition protocol endpoint of one app."""
+
+    def __init__(
+        self,
+        service: FaceService,
+        authenticator: SigV4Authenticator | None,
+        settings: Settings,
+        metrics: Metrics,
+        operations: Mapping[str, Operation] = OPERATIONS,
+    ) -> None:
+        self.service = service
+        self.authenticator = authenticator
+        self.settings = settings
+        self.metrics = metrics
+        self.operations = operations
+
+    def body_limit(self, operation: Operation | None) -> int:
+        """Bytes a body may have: room for the members plus each image in base64."""
+        images = operation.images if operation is not None else 0
+        return BASE_BODY_BYTES + images * 4 * math.ceil(self.settings.max_image_bytes / 3)
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request_id(request)
+        target = request.headers.get("x-amz-target", "")
+        claimed = self.operations.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
+        label = claimed.name if claimed is not None else "unknown"
+        try:
+            result = await self._serve(request, claimed)
+            response = Response(json.dumps(result, allow_nan=False).encode(), media_type=JSON_CONTENT_TYPE)
+            self.metrics.completed(label, result)
+        except Exception as exc:  # every failure answers in the one error shape
+            status, name, message = describe_error(exc, label, rid)
+            if status < 500:
+                log.info("request %s %s refused: %s %s", rid, label, name, message)
+            response = error_response(status, name, message, rid)
+        self.metrics.observe(label, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _serve(self, request: Request, claimed: Operation | None) -> dict[str, Any]:
+        body = await self._read_body(request, self.body_limit(claimed))
+        principal = await self._authenticate(request, body)
+        name = operation_name(request.headers)
+        operation = self.operations.get(name)
+        if operation is None:
+            raise RequestError("UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust")
+        authorize(principal, name)
+        check_content_type(request.headers)
+        params = parse_params(parse_body(body), operation.members, max_image_bytes=self.settings.max_image_bytes)
+        actor = Actor(key_id=principal.key_id, role=principal.role)
+        return await run_in_threadpool(operation.handler, self.service, params, actor)
+
+    async def _authenticate(self, request: Request, body: bytes) -> Principal:
+        if self.authenticator is None:
+            return ANONYMOUS
+        scope = request.scope
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return await run_in_threadpool(
+            self.authenticator.authenticate,
+            request.method,
+            raw_path.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            body,
+        )
+
+    async def _read_body(self, request: Request, limit: int) -> bytes:
+        """The body, or ImageTooLargeException (413) once it passes ``limit``, from Content-Length or while streaming.
+
+        An oversized body is read on (and dropped) up to DRAIN_BYTES past the limit, so that an
+        HTTP/1.1 client still sending it reads the answer instead of a reset connection.
+        """
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise RequestError("SerializationException", f"Content-Length {declared[:40]!r} is not a number")
+            if int(declared) > limit + DRAIN_BYTES:
+                raise _too_large(int(declared), limit)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total <= limit:
+                chunks.append(chunk)
+            elif total > limit + DRAIN_BYTES:
+                break
+        if total > limit:
+            raise _too_large(max(total, int(declared or 0)), limit)
+        return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> RequestError:
+    return RequestError(
+        "ImageTooLargeException",
+        f"The request body is {size} bytes; this operation accepts at most {limit} "
+        "(images up to the server's max_image_bytes, base64-encoded, plus 1 MiB)",
+        status=413,
+    )

@@ -1,0 +1,103 @@
+"""DetectFaces and CompareFaces through an unmodified boto3 client."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Api
+from .live import face_png
+
+DETAIL_KEYS = {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}
+NEVER_INFERRED = {"AgeRange", "Gender", "Emotions", "Smile", "Beard", "Mustache", "EyesOpen", "MouthOpen"}
+
+
+def test_detect_faces_returns_every_face_largest_first(api: Api) -> None:
+    out = api.client.detect_faces(Image={"Bytes": face_png((40, 40, 80, 1), (200, 60, 100, 2))})
+
+    boxes = [f["BoundingBox"] for f in out["FaceDetails"]]
+    assert boxes == [
+        pytest.approx({"Width": 0.25, "Height": 1 / 3, "Left": 0.5, "Top": 0.2}),
+        pytest.approx({"Width": 0.2, "Height": 80 / 300, "Left": 0.1, "Top": 40 / 300}),
+    ]
+    detail = out["FaceDetails"][0]
+    assert set(detail) == DETAIL_KEYS
+    assert set(detail["Pose"]) == {"Roll", "Yaw", "Pitch"}
+    assert set(detail["Quality"]) == {"Brightness", "Sharpness"}
+    assert detail["Confidence"] == pytest.approx(99.0)
+
+
+@pytest.mark.parametrize("attributes", [["ALL"], ["AGE_RANGE", "GENDER", "EMOTIONS"], ["DEFAULT"]])
+def test_detect_faces_never_infers_age_gender_or_emotion(api: Api, attributes: list[str]) -> None:
+    out = api.client.detect_faces(Image={"Bytes": face_png((40, 40, 80, 1))}, Attributes=attributes)
+
+    assert set(out["FaceDetails"][0]) == DETAIL_KEYS
+    assert not NEVER_INFERRED & set(out["FaceDetails"][0])
+
+
+def test_detect_faces_without_faces_is_an_empty_list(api: Api) -> None:
+    assert api.client.detect_faces(Image={"Bytes": face_png()})["FaceDetails"] == []
+
+
+def test_detect_faces_with_an_unknown_attribute_is_invalid_parameter(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidParameterException, match="Attributes 'HAIR'"):
+        api.client.detect_faces(Image={"Bytes": face_png()}, Attributes=["HAIR"])
+
+
+def test_detect_faces_of_corrupt_bytes_is_invalid_image_format(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidImageFormatException):
+        api.client.detect_faces(Image={"Bytes": face_png((40, 40, 80, 1))[:100]})
+
+
+def test_detect_faces_of_an_s3_object_is_invalid_parameter(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidParameterException, match="S3Object is not supported"):
+        api.client.detect_faces(Image={"S3Object": {"Bucket": "photos", "Name": "a.jpg"}})
+
+
+def test_compare_faces_splits_target_faces_at_the_threshold(api: Api) -> None:
+    out = api.calibrated.compare_faces(
+        SourceImage={"Bytes": face_png((40, 40, 80, 1))},
+        TargetImage={"Bytes": face_png((20, 20, 90, 2), (200, 100, 100, 1))},
+    )
+
+    assert out["SourceImageFace"]["BoundingBox"] == pytest.approx(
+        {"Width": 0.2, "Height": 80 / 300, "Left": 0.1, "Top": 40 / 300}
+    )
+    assert out["SourceImageFace"]["Confidence"] == pytest.approx(99.0)
+    (match,) = out["FaceMatches"]
+    assert match["Similarity"] >= 80
+    assert 0 < match["EstimatedFalseMatchRate"] <= 1e-4
+    assert isinstance(match["FalseMatchRateIsBound"], bool)
+    assert match["Face"]["BoundingBox"]["Left"] == pytest.approx(0.5)
+    assert set(match["Face"]) == DETAIL_KEYS
+    (unmatched,) = out["UnmatchedFaces"]
+    assert unmatched["BoundingBox"]["Left"] == pytest.approx(0.05)
+
+
+def test_compare_faces_with_threshold_zero_matches_every_face(api: Api) -> None:
+    out = api.client.compare_faces(
+        SourceImage={"Bytes": face_png((40, 40, 80, 1))},
+        TargetImage={"Bytes": face_png((20, 20, 90, 2), (200, 100, 100, 1))},
+        SimilarityThreshold=0,
+    )
+
+    assert len(out["FaceMatches"]) == 2
+    assert out["UnmatchedFaces"] == []
+
+
+def test_compare_faces_without_a_source_face_is_invalid_parameter(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidParameterException, match="no recognisable face in SourceImage"):
+        api.client.compare_faces(SourceImage={"Bytes": face_png()}, TargetImage={"Bytes": face_png((9, 9, 80, 1))})
+
+
+def test_compare_faces_names_the_image_that_is_not_an_image(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidImageFormatException, match="TargetImage"):
+        api.client.compare_faces(SourceImage={"Bytes": face_png((9, 9, 80, 1))}, TargetImage={"Bytes": b"nope"})
+
+
+def test_compare_faces_with_an_unknown_quality_filter_is_invalid_parameter(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidParameterException, match="QualityFilter"):
+        api.client.compare_faces(
+            SourceImage={"Bytes": face_png((9, 9, 80, 1))},
+            TargetImage={"Bytes": face_png((9, 9, 80, 1))},
+            QualityFilter="SOME",
+        )

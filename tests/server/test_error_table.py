@@ -1,0 +1,88 @@
+"""The one mapping table: every facetrust error class has an answer, and the body shape is fixed."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+import facetrust.errors as errors_module
+from facetrust.errors import (
+    ConflictError,
+    FacetrustError,
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidPaginationTokenError,
+    InvalidParameterError,
+    LimitExceededError,
+    ModelError,
+    ModelMismatchError,
+    NotFoundError,
+    PurposeRefusedError,
+)
+from facetrust.server.auth import AuthError
+from facetrust.server.errors import ERROR_TABLE, RequestError, describe_error, error_response
+
+# Server-side failures, not the caller's: they are InternalServerError on purpose.
+INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "ConfigurationError"}
+
+
+@pytest.mark.parametrize(
+    ("error", "operation", "expected"),
+    [
+        (InvalidParameterError("bad", parameter="X"), "ListFaces", (400, "InvalidParameterException")),
+        (InvalidPaginationTokenError("bad"), "ListFaces", (400, "InvalidPaginationTokenException")),
+        (InvalidImageError("bad"), "DetectFaces", (400, "InvalidImageFormatException")),
+        (ImageTooLargeError("big", limit=1, actual=2), "DetectFaces", (400, "ImageTooLargeException")),
+        (NotFoundError("gone"), "DescribeCollection", (400, "ResourceNotFoundException")),
+        (ConflictError("dup"), "CreateCollection", (400, "ResourceAlreadyExistsException")),
+        (ConflictError("dup"), "CreateUser", (400, "ConflictException")),
+        (
+            ModelMismatchError("other model", resource="c", collection_model="a", engine_model="b"),
+            "IndexFaces",
+            (400, "InvalidParameterException"),
+        ),
+        (LimitExceededError("full", limit=100), "AssociateFaces", (400, "ServiceQuotaExceededException")),
+        (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
+        (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),
+        (AuthError("no", code="AccessDeniedException", status=400), "ListFaces", (400, "AccessDeniedException")),
+        (RequestError("UnknownOperationException", "?"), None, (400, "UnknownOperationException")),
+        (ModelError("broken"), "DetectFaces", (500, "InternalServerError")),
+        (ZeroDivisionError(), "DetectFaces", (500, "InternalServerError")),
+    ],
+)
+def test_errors_map_to_status_and_rekognition_name(
+    error: Exception, operation: str | None, expected: tuple[int, str]
+) -> None:
+    assert describe_error(error, operation, "rid")[:2] == expected
+
+
+def test_every_facetrust_error_class_is_mapped_or_deliberately_internal() -> None:
+    classes = [
+        obj
+        for name in errors_module.__all__
+        if inspect.isclass(obj := getattr(errors_module, name)) and issubclass(obj, FacetrustError)
+    ]
+    unmapped = [
+        cls.__name__
+        for cls in classes
+        if cls.__name__ not in INTERNAL and not any(issubclass(cls, rule.error) for rule in ERROR_TABLE)
+    ]
+    assert not unmapped, f"add {unmapped} to server/errors.py ERROR_TABLE (or to INTERNAL here, with a reason)"
+
+
+def test_an_internal_error_message_holds_only_the_request_id() -> None:
+    status, name, message = describe_error(RuntimeError("db password is hunter2"), "ListFaces", "abc-123")
+
+    assert (status, name) == (500, "InternalServerError")
+    assert "abc-123" in message and "hunter2" not in message
+
+
+def test_the_error_body_and_headers() -> None:
+    response = error_response(400, "InvalidParameterException", "MaxResults 0 must be …", "rid-1")
+
+    assert json.loads(response.body) == {"__type": "InvalidParameterException", "message": "MaxResults 0 must be …"}
+    assert response.headers["x-amzn-errortype"] == "InvalidParameterException"
+    assert response.headers["x-amzn-requestid"] == "rid-1"
+    assert response.headers["content-type"] == "application/x-amz-json-1.1"

@@ -1,0 +1,125 @@
+"""GET /health, GET /metrics (a registry per app) and the /ui static folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from facetrust.config import Settings
+from facetrust.governance import audit
+from facetrust.models.fake import fake_engine
+from facetrust.server import app as app_module
+from facetrust.server import create_app
+from facetrust.service import FaceService
+
+from .conftest import Api
+from .live import face_png, serving
+
+
+def samples(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = api.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_health_reports_status_models_and_collection_count(api: Api) -> None:
+    api.client.create_collection(CollectionId="a")
+    api.client.create_collection(CollectionId="b")
+
+    response = api.http.get("/health")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "models": [
+            {"role": "detector", "name": "fake-detector", "id": "fake-detector:0"},
+            {"role": "recogniser", "name": "fake-recogniser", "id": "fake-recogniser:0"},
+        ],
+        "face_model_version": "fake-recogniser:0",
+        "collections": 2,
+        "authentication": False,
+    }
+    assert response.headers["x-amzn-requestid"]
+
+
+def test_metrics_count_requests_by_operation_and_status(api: Api) -> None:
+    api.client.create_collection(CollectionId="a")
+    with pytest.raises(api.client.exceptions.ResourceNotFoundException):
+        api.client.describe_collection(CollectionId="nobody")
+    api.http.post("/", headers={"x-amz-target": "RekognitionService.Nope"}, content=b"{}")
+
+    got = samples(api)
+
+    assert got[("facetrust_requests_total", (("operation", "CreateCollection"), ("status", "200")))] == 1
+    assert got[("facetrust_requests_total", (("operation", "DescribeCollection"), ("status", "400")))] == 1
+    assert got[("facetrust_requests_total", (("operation", "unknown"), ("status", "400")))] == 1
+    assert got[("facetrust_request_duration_seconds_count", (("operation", "CreateCollection"),))] == 1
+    assert got[("facetrust_request_duration_seconds_sum", (("operation", "CreateCollection"),))] > 0
+
+
+def test_metrics_count_faces_indexed_and_searches(api: Api) -> None:
+    api.client.create_collection(CollectionId="a")
+    before = samples(api)
+    api.client.index_faces(CollectionId="a", Image={"Bytes": face_png((40, 40, 80, 1), (200, 60, 90, 2))})
+    api.client.search_faces_by_image(CollectionId="a", Image={"Bytes": face_png((40, 40, 80, 1))})
+    api.client.search_faces_by_image(CollectionId="a", Image={"Bytes": face_png((40, 40, 80, 1))})
+
+    after = samples(api)
+
+    assert before[("facetrust_faces_indexed_total", ())] == 0
+    assert after[("facetrust_faces_indexed_total", ())] == 2
+    assert after[("facetrust_searches_total", (("operation", "SearchFacesByImage"),))] == 2
+
+
+def test_two_apps_keep_separate_metrics(api: Api, tmp_path: Path) -> None:
+    api.client.create_collection(CollectionId="a")
+    with FaceService(tmp_path / "other", fake_engine()) as other:
+        app = create_app(other, authenticator=None, settings=Settings())
+        with serving(app) as url:
+            text = httpx.get(url + "/metrics").text
+
+    assert "CreateCollection" not in text
+    assert 'operation="CreateCollection"' in api.http.get("/metrics").text
+
+
+def test_ui_serves_the_web_folder_when_it_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<h1>facetrust</h1>")
+    monkeypatch.setattr(app_module, "WEB_DIR", web)
+    with FaceService(tmp_path / "data", fake_engine()) as service:
+        with serving(create_app(service, authenticator=None, settings=Settings())) as url:
+            page = httpx.get(url + "/ui/")
+
+    assert page.status_code == 200
+    assert page.text == "<h1>facetrust</h1>"
+
+
+def test_without_the_web_folder_ui_is_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "WEB_DIR", tmp_path / "absent")
+    with FaceService(tmp_path / "data", fake_engine()) as service:
+        with serving(create_app(service, authenticator=None, settings=Settings())) as url:
+            response = httpx.get(url + "/ui/")
+
+    assert response.status_code == 404
+    assert response.json()["__type"] == "UnknownOperationException"
+
+
+def test_health_probes_write_no_audit_entries(api: Api) -> None:
+    api.client.create_collection(CollectionId="a")
+    with api.service.store.snapshot() as conn:
+        before = len(list(audit.entries(conn)))
+
+    for _ in range(3):
+        assert api.http.get("/health").json()["collections"] == 1
+
+    with api.service.store.snapshot() as conn:
+        assert len(list(audit.entries(conn))) == before
