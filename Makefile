@@ -13,9 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/facetrust models verify
 	touch $(STAMP)
 
+# The Rekognition-compatible server on the default data directory; the first run creates and
+# prints an admin key with a boto3 snippet (`make run HOST=... PORT=...` to move it).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/facetrust models list
-	@echo "facetrust is ready: try '$(BIN)/facetrust detect IMAGE' or '$(BIN)/facetrust compare A B'"
+	$(BIN)/facetrust serve --bootstrap --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

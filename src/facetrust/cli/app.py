@@ -18,6 +18,7 @@ from facetrust.cli.index_cmd import index
 from facetrust.cli.keys import keys
 from facetrust.cli.models import models
 from facetrust.cli.search import search
+from facetrust.cli.serve import serve
 from facetrust.cli.users import users
 from facetrust.config import INDEX_BACKENDS
 
@@ -85,6 +86,7 @@ cli.add_command(search)
 cli.add_command(faces)
 cli.add_command(users)
 cli.add_command(keys)
+cli.add_command(serve)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

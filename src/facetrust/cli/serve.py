@@ -1,0 +1,123 @@
+"""``facetrust serve``: the Rekognition-compatible HTTP server (uvicorn) over one data directory."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from facetrust.cli.context import cli_state, renders_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.server.keys import KeyStore
+
+__all__ = ["boto3_snippet", "is_loopback", "serve"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1 (brackets allowed): addresses no other machine can reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data directory of collections and keys (default: the global --data, else the per-user one).",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Accept unsigned requests, all as the admin role. Refused unless --host is a loopback address.",
+)
+@click.option(
+    "--bootstrap",
+    is_flag=True,
+    help="When the data directory has no active key, create an admin key and print it once, with a boto3 snippet.",
+)
+@renders_errors()
+def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool) -> None:
+    """Serve Amazon Rekognition's JSON protocol for boto3 clients (endpoint_url=http://HOST:PORT).
+
+    Every request must be signed (SigV4) with a key from `facetrust keys create`, unless
+    --no-auth is given on a loopback address. Stop with Ctrl-C.
+    """
+    if no_auth and not is_loopback(host):
+        raise click.UsageError(
+            f"--no-auth is refused on --host {host}: an unauthenticated server may only listen on a loopback "
+            "address (127.0.0.1, ::1, localhost). Create a key with `facetrust keys create --role admin` instead."
+        )
+    import uvicorn
+
+    from facetrust.server import create_app
+    from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.keys import KeyStore
+
+    state = cli_state()
+    if data_dir is not None:
+        state.overrides["data_dir"] = data_dir
+    settings = state.settings()
+    service = state.service()  # closed when the command's context closes, after the server stops
+    keys = None if no_auth else KeyStore.open(settings.resolved_data_dir)
+    try:
+        authenticator = None if keys is None else SigV4Authenticator(keys)
+        if bootstrap:
+            click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}"))
+        app = create_app(service, authenticator=authenticator, settings=settings)
+        click.echo(
+            f"facetrust: serving {service.data_dir} at http://{_url_host(host)}:{port} "
+            f"(authentication {'OFF' if keys is None else 'on'}); Ctrl-C stops",
+            err=True,
+        )
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off", server_header=False)
+    finally:
+        if keys is not None:
+            keys.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def boto3_snippet(endpoint: str, key_id: str, secret: str) -> str:
+    """Five lines of Python that call this server with an unmodified boto3 client."""
+    return (
+        "import boto3\n"
+        f'rek = boto3.client("rekognition", endpoint_url="{endpoint}", region_name="us-east-1",\n'
+        f'                   aws_access_key_id="{key_id}", aws_secret_access_key="{secret}")\n'
+        'rek.create_collection(CollectionId="demo")\n'
+        'print(rek.detect_faces(Image={"Bytes": open("face.jpg", "rb").read()})["FaceDetails"])'
+    )
+
+
+def _bootstrap(keys: KeyStore | None, endpoint: str) -> str:
+    """The text --bootstrap prints: a new admin key when there is no active one, and how to use it."""
+    lines = [f"Endpoint: {endpoint}"]
+    if keys is None:
+        lines += ["Authentication is off: any key id and secret will do.", "", boto3_snippet(endpoint, "x", "y")]
+    elif any(record.active for record in keys.list()):
+        lines += [
+            "Using the existing keys (`facetrust keys list`); a secret is shown only when its key is created.",
+            "",
+            boto3_snippet(endpoint, "<key id>", "<secret>"),
+        ]
+    else:
+        key_id, secret = keys.create("admin", "created by facetrust serve --bootstrap")
+        lines += [
+            f"Created an admin key: {key_id}",
+            f"Secret: {secret}",
+            "The secret is shown only this once and cannot be recovered; store it now.",
+            "",
+            boto3_snippet(endpoint, key_id, secret),
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""``facetrust serve``: auth on by default, --no-auth only on loopback, --bootstrap, and a clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+import uvicorn
+from botocore import UNSIGNED
+from botocore.config import Config
+from click.testing import CliRunner, Result
+
+from facetrust.cli import cli
+from facetrust.cli.serve import boto3_snippet, is_loopback
+from facetrust.models.fake import fake_engine
+from facetrust.server.keys import KeyStore
+from facetrust.service import FaceService
+
+from .live import serving
+
+
+@pytest.fixture(autouse=True)
+def _no_facetrust_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("FACETRUST_")]:
+        monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What uvicorn.run was called with (it returns at once instead of serving)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    return calls
+
+
+def while_serving(monkeypatch: pytest.MonkeyPatch, check: Callable[[str], None]) -> None:
+    """Make uvicorn.run serve the app for real while ``check(url)`` runs, then return."""
+
+    def run(app: Any, **kw: Any) -> None:
+        with serving(app) as url:
+            check(url)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+
+
+def serve(tmp_path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--data", str(tmp_path), "serve", *args], obj={"engine": fake_engine()})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "faces.example.org", "", "127.0.0.1.nip.io"])
+def test_other_hosts_are_not_loopback(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def test_no_auth_on_a_public_address_is_refused(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    result = serve(tmp_path, "--no-auth", "--host", "0.0.0.0")
+
+    assert result.exit_code == 2
+    assert "--no-auth is refused on --host 0.0.0.0" in result.output
+    assert runs == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_no_auth_on_loopback_serves_without_authentication(
+    tmp_path: Path, runs: list[dict[str, Any]], host: str
+) -> None:
+    result = serve(tmp_path, "--no-auth", "--host", host, "--port", "8123")
+
+    assert result.exit_code == 0, result.output
+    (run,) = runs
+    assert (run["host"], run["port"]) == (host, 8123)
+    assert "(authentication OFF)" in result.output
+    with serving(run["app"]) as url:
+        assert httpx.get(url + "/health").json()["authentication"] is False
+
+
+def test_serve_defaults_to_authentication_on_127_0_0_1_port_8000(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    result = serve(tmp_path)
+
+    assert result.exit_code == 0, result.output
+    (run,) = runs
+    assert (run["host"], run["port"]) == ("127.0.0.1", 8000)
+    assert (
+        result.output == f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); Ctrl-C stops\n"
+    )
+
+
+def test_serve_with_authentication_refuses_unsigned_requests_and_accepts_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with KeyStore.open(tmp_path) as keys:
+        key_id, secret = keys.create("admin")
+    answers: list[Any] = []
+
+    def check(url: str) -> None:
+        unsigned = boto3.client(
+            "rekognition",
+            endpoint_url=url,
+            region_name="us-east-1",
+            config=Config(signature_version=UNSIGNED, retries={"max_attempts": 0}),
+        )
+        signed = boto3.client(
+            "rekognition",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 0}),
+        )
+        try:
+            with pytest.raises(unsigned.exceptions.ClientError, match="MissingAuthenticationToken"):
+                unsigned.list_collections()
+            answers.append(signed.list_collections()["CollectionIds"])
+            answers.append(httpx.get(url + "/health").json()["authentication"])
+        finally:
+            unsigned.close()
+            signed.close()
+
+    while_serving(monkeypatch, check)
+
+    assert serve(tmp_path).exit_code == 0
+    assert answers == [[], True]
+
+
+def test_bootstrap_creates_an_admin_key_once_and_prints_a_working_snippet(
+    tmp_path: Path, runs: list[dict[str, Any]]
+) -> None:
+    first = serve(tmp_path, "--bootstrap")
+    second = serve(tmp_path, "--bootstrap")
+
+    assert first.exit_code == 0, first.output
+    found = re.search(r"Created an admin key: (FTK\w+)\nSecret: (\S+)\n", first.output)
+    assert found, first.output
+    assert "Endpoint: http://127.0.0.1:8000" in first.output
+    assert f'aws_access_key_id="{found[1]}", aws_secret_access_key="{found[2]}"' in first.output
+    assert "Using the existing keys" in second.output and found[2] not in second.output
+    with KeyStore.open(tmp_path) as keys:
+        assert [(k.key_id, k.role) for k in keys.list()] == [(found[1], "admin")]
+
+
+def test_the_bootstrap_snippet_works_against_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes: list[str] = []
+
+    def check(url: str) -> None:
+        with KeyStore.open(tmp_path) as keys:
+            key_id, secret = keys.create("admin")
+        code = boto3_snippet(url, key_id, secret).replace('open("face.jpg", "rb").read()', "b'not an image'")
+        try:
+            exec(code, {})  # creates a collection, then DetectFaces refuses the bytes
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    while_serving(monkeypatch, check)
+
+    assert serve(tmp_path).exit_code == 0
+    assert outcomes == ["InvalidImageFormatException"]
+    with FaceService(tmp_path, fake_engine()) as service:
+        assert service.list_collections().names == ("demo",)
+
+
+def test_bootstrap_without_auth_says_any_key_will_do(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    result = serve(tmp_path, "--no-auth", "--bootstrap")
+
+    assert "Authentication is off: any key id and secret will do." in result.output
+    with KeyStore.open(tmp_path) as keys:
+        assert keys.list() == []
+
+
+def test_the_service_is_closed_when_the_server_stops(
+    tmp_path: Path, runs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[Path] = []
+    original = FaceService.close
+
+    def close(self: FaceService) -> None:
+        closed.append(self.data_dir)
+        original(self)
+
+    monkeypatch.setattr(FaceService, "close", close)
+
+    result = serve(tmp_path, "--no-auth")
+
+    assert result.exit_code == 0, result.output
+    assert closed == [tmp_path]
+
+
+def test_serve_data_option_overrides_the_global_one(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    result = serve(tmp_path / "global", "--no-auth", "--data", str(tmp_path / "mine"))
+
+    assert result.exit_code == 0, result.output
+    assert f"serving {tmp_path / 'mine'} at" in result.output
+
+
+def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    assert serve(tmp_path, "--port", "70000").exit_code == 2
