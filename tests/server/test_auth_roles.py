@@ -34,9 +34,10 @@ REKOGNITION = {
     "SearchUsersByImage",
 }
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
+GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT,
+    "admin": REKOGNITION | AUDIT | GOVERNANCE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -49,6 +50,9 @@ TABLE = {
         "DescribeCollection",
         "ListCollections",
         "DetectFaces",
+        "RecordConsent",
+        "RevokeConsent",
+        "EraseSubject",
     },
     "searcher": {
         "SearchFaces",
@@ -59,6 +63,7 @@ TABLE = {
         "DetectFaces",
         "DescribeCollection",
         "ListCollections",
+        "RecordReview",
     },
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
@@ -70,8 +75,8 @@ def test_the_roles_are_admin_enroller_searcher_auditor() -> None:
     assert ROLES == ("admin", "enroller", "searcher", "auditor")
 
 
-def test_the_operations_are_rekognitions_face_operations_and_the_audit_log() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT
+def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
+    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -136,6 +141,7 @@ def test_repeatable_operations_are_the_read_only_ones() -> None:
         "DeleteUser",
         "AssociateFaces",
         "DisassociateFaces",
+        *GOVERNANCE,
     }
     assert REPEATABLE_OPERATIONS == OPERATIONS - writes
 

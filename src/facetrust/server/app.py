@@ -7,8 +7,13 @@ carries ``x-amzn-RequestId``; errors of any route have the one error shape.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facetrust.config import Settings
+from facetrust.governance.actor import Actor
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.errors import describe_error, error_response
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
@@ -33,6 +39,8 @@ from facetrust.service import FaceService
 __all__ = ["WEB_DIR", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+SWEEPER = Actor(key_id="retention-sweeper", role="admin")
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -70,13 +78,47 @@ def _count_collections(service: FaceService) -> int:
         after = rows[-1].name
 
 
-def create_app(service: FaceService, *, authenticator: SigV4Authenticator | None, settings: Settings) -> Starlette:
+def _retention_loop(service: FaceService, interval: float) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that sweeps expired faces every ``interval`` seconds while the app runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    result = await run_in_threadpool(service.sweep_retention, actor=SWEEPER)
+                    if result.expired:
+                        log.info("retention sweep erased %d expired faces", len(result.expired))
+                except Exception:  # a failed sweep is logged and retried at the next interval
+                    log.exception("retention sweep failed")
+
+        task = asyncio.create_task(sweep_forever()) if interval > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
+
+
+def create_app(
+    service: FaceService,
+    *,
+    authenticator: SigV4Authenticator | None,
+    settings: Settings,
+    retention_sweep_seconds: float = 3600.0,
+) -> Starlette:
     """An app serving ``service`` over the Rekognition protocol.
 
     ``authenticator``: checks each ``POST /`` (SigV4) before anything else runs; None
     disables authentication (every caller is the anonymous admin: loopback use only, which
     ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
-    The caller owns ``service`` and closes it after the server stops.
+    The caller owns ``service`` and closes it after the server stops. Every
+    ``retention_sweep_seconds`` (0: never) expired faces are erased (``FaceService.sweep_retention``).
     """
     metrics = Metrics()
     rpc = RpcEndpoint(service, authenticator, settings, metrics)
@@ -116,6 +158,7 @@ def create_app(service: FaceService, *, authenticator: SigV4Authenticator | None
         routes.append(Mount("/ui", app=StaticFiles(directory=WEB_DIR, html=True), name="ui"))
     return Starlette(
         routes=routes,
+        lifespan=_retention_loop(service, retention_sweep_seconds),
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )

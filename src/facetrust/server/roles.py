@@ -2,8 +2,10 @@
 
 =========  =============================================================================
 admin      every operation
-enroller   index and delete faces and users; describe/list collections; detect faces
-searcher   search faces and users, compare faces; describe/list collections; detect faces
+enroller   index and delete faces and users; record/revoke consent, erase subjects;
+           describe/list collections; detect faces
+searcher   search faces and users, compare faces, record review decisions;
+           describe/list collections; detect faces
 auditor    read and verify the audit log; describe/list collections
 =========  =============================================================================
 
@@ -37,6 +39,9 @@ _ENROLLER = _BROWSE | {
     "ListUsers",
     "AssociateFaces",
     "DisassociateFaces",
+    "RecordConsent",
+    "RevokeConsent",
+    "EraseSubject",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -45,9 +50,10 @@ _SEARCHER = _BROWSE | {
     "SearchFacesByImage",
     "SearchUsers",
     "SearchUsersByImage",
+    "RecordReview",
 }
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
-_ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection"})
+_ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection", "SweepRetention"})
 
 OPERATIONS: frozenset[str] = _ENROLLER | _SEARCHER | _AUDITOR | _ADMIN_ONLY
 """Every operation the role table knows: the Rekognition face operations and the audit log's."""

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from facetrust.config import Settings
-from facetrust.governance.actor import Actor
+from facetrust.governance.actor import Actor, check_case_ref
 from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
@@ -41,6 +41,12 @@ ANONYMOUS = Principal("anonymous", "admin")  # every caller, when authentication
 def request_id(request: Request) -> str:
     rid = request.scope.get(REQUEST_ID_KEY)
     return rid if isinstance(rid, str) else "-"
+
+
+CASE_HEADER = "x-facetrust-case-ref"
+"""Optional request header: the case a request belongs to, recorded in the audit log."""
+REVIEW_HEADER = "x-facetrust-review-required"
+"""Response header on searches whose purpose requires human review of the candidates."""
 
 
 class RpcEndpoint:
@@ -74,6 +80,8 @@ class RpcEndpoint:
         try:
             result = await self._serve(request, claimed)
             response = Response(json.dumps(result, allow_nan=False).encode(), media_type=JSON_CONTENT_TYPE)
+            if result.get("ReviewRequired"):
+                response.headers[REVIEW_HEADER] = "true"
             self.metrics.completed(label, result)
         except Exception as exc:  # every failure answers in the one error shape
             status, name, message = describe_error(exc, label, rid)
@@ -93,7 +101,9 @@ class RpcEndpoint:
         authorize(principal, name)
         check_content_type(request.headers)
         params = parse_params(parse_body(body), operation.members, max_image_bytes=self.settings.max_image_bytes)
-        actor = Actor(key_id=principal.key_id, role=principal.role)
+        actor = Actor(
+            key_id=principal.key_id, role=principal.role, case_ref=check_case_ref(request.headers.get(CASE_HEADER))
+        )
         return await run_in_threadpool(operation.handler, self.service, params, actor)
 
     async def _authenticate(self, request: Request, body: bytes) -> Principal:

@@ -14,12 +14,19 @@ from facetrust.service import FaceService
 __all__ = ["OPERATIONS"]
 
 
+PURPOSE_TAG = "facetrust:purpose"
+
+
 def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    if p.get("Tags"):
+    tags = dict(p.get("Tags") or {})
+    purpose = tags.pop(PURPOSE_TAG, None)
+    if tags:
         raise InvalidParameterError(
-            "Tags are not supported by facetrust; create the collection without them", parameter="Tags"
+            f"Tags other than {PURPOSE_TAG!r} (the collection's purpose) are not supported by facetrust; "
+            f"got {', '.join(sorted(tags))}",
+            parameter="Tags",
         )
-    info = service.create_collection(p["CollectionId"], actor=actor)
+    info = service.create_collection(p["CollectionId"], purpose=purpose, actor=actor)
     return {"StatusCode": 200, "CollectionArn": collection_arn(info.name), "FaceModelVersion": info.model}
 
 

@@ -23,6 +23,8 @@ def _gallery(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
         "FaceModelVersion": result.model,
         "GallerySize": result.gallery_size,
         "GalleryFalsePositiveIdentificationRate": float(result.fpir),
+        "ReviewRequired": result.review_required,
+        "AuditSequence": result.audit_seq,
     }
 
 

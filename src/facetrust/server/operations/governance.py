@@ -1,0 +1,170 @@
+"""facetrust's own operations, beside Rekognition's: the audit log, review, consent, erasure, retention.
+
+They use the same protocol (``X-Amz-Target: RekognitionService.<Operation>``, SigV4, roles),
+so a plain signed request reaches them; boto3's model does not know them (docs/http.md shows
+how to call them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Any
+
+from facetrust.errors import InvalidParameterError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.server.operations.base import Operation
+from facetrust.server.protocol import Kind, Member
+from facetrust.service import FaceService
+from facetrust.service.types import ErasureReceipt
+
+__all__ = ["OPERATIONS"]
+
+MAX_ENTRIES = 1000
+
+
+def receipt(r: ErasureReceipt) -> dict[str, Any]:
+    return {
+        "What": r.what,
+        "Target": r.target,
+        "Collections": list(r.collections),
+        "FaceIds": list(r.face_ids),
+        "ErasedAt": r.at,
+        "ErasedBy": r.by,
+        "AuditSequence": r.audit_seq,
+        "AuditHash": r.audit_hash,
+    }
+
+
+def _entry(e: audit.AuditEntry) -> dict[str, Any]:
+    return {"Sequence": e.seq, "At": e.at, "Entry": e.data, "PreviousHash": e.prev_hash, "Hash": e.hash}
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameterError(f"Since {text!r} is not an ISO 8601 time", parameter="Since") from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def get_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    limit = p.get("MaxResults", MAX_ENTRIES)
+    if not 1 <= limit <= MAX_ENTRIES:
+        raise InvalidParameterError(f"MaxResults must be 1–{MAX_ENTRIES}", parameter="MaxResults")
+    after = p.get("AfterSequence", 0)
+    if after < 0:
+        raise InvalidParameterError("AfterSequence must not be negative", parameter="AfterSequence")
+    with service.store.snapshot() as conn:
+        found = list(audit.entries(conn, since=_since(p.get("Since")), after_seq=after, limit=limit))
+        head = audit.head(conn)
+    out: dict[str, Any] = {"Entries": [_entry(e) for e in found], "Head": str(head)}
+    if found and found[-1].seq < head.seq:
+        out["NextSequence"] = found[-1].seq
+    return out
+
+
+def verify_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    expected = None
+    if "ExpectedHead" in p:
+        try:
+            expected = audit.AuditHead.parse(p["ExpectedHead"])
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc), parameter="ExpectedHead") from None
+    with service.store.snapshot() as conn:
+        report = audit.verify_chain(conn, expected)
+    out: dict[str, Any] = {"Valid": report.ok, "Entries": report.entries, "Head": str(report.head)}
+    if not report.ok:
+        out["Problem"] = report.problem
+        out["FirstBadSequence"] = report.first_bad_seq
+    return out
+
+
+def record_review(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    r = service.record_review(p["SearchSequence"], decision=p["Decision"], note=p.get("Note", ""), actor=actor)
+    return {
+        "SearchSequence": r.search_seq,
+        "Decision": r.decision,
+        "Reviewer": r.reviewer,
+        "AuditSequence": r.audit_seq,
+    }
+
+
+def record_consent(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    try:
+        evidence = base64.b64decode(p["Evidence"], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidParameterError("Evidence must be base64", parameter="Evidence") from None
+    c = service.record_consent(
+        p["Subject"],
+        basis=p["Basis"],
+        evidence=evidence,
+        granted_at=p.get("GrantedAt"),
+        expires_at=p.get("ExpiresAt"),
+        actor=actor,
+    )
+    return {
+        "Subject": c.subject,
+        "Basis": c.basis,
+        "GrantedAt": c.granted_at,
+        "ExpiresAt": c.expires_at,
+        "EvidenceSha256": c.evidence_hash,
+    }
+
+
+def revoke_consent(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    return {"Receipt": receipt(service.revoke_consent(p["Subject"], actor=actor))}
+
+
+def erase_subject(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    return {"Receipt": receipt(service.erase_subject(p["Subject"], actor=actor))}
+
+
+def sweep_retention(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    result = service.sweep_retention(dry_run=bool(p.get("DryRun", False)), actor=actor)
+    out: dict[str, Any] = {
+        "DryRun": result.dry_run,
+        "Expired": [{"CollectionId": c, "FaceId": f} for c, f in result.expired],
+    }
+    if result.receipt is not None:
+        out["Receipt"] = receipt(result.receipt)
+    return out
+
+
+_SUBJECT = {"Subject": Member(Kind.STRING, required=True)}
+
+OPERATIONS = (
+    Operation(
+        "GetAuditLog",
+        get_audit_log,
+        {"AfterSequence": Member(Kind.INTEGER), "MaxResults": Member(Kind.INTEGER), "Since": Member(Kind.STRING)},
+    ),
+    Operation("VerifyAuditLog", verify_audit_log, {"ExpectedHead": Member(Kind.STRING)}),
+    Operation(
+        "RecordReview",
+        record_review,
+        {
+            "SearchSequence": Member(Kind.INTEGER, required=True),
+            "Decision": Member(Kind.STRING, required=True),
+            "Note": Member(Kind.STRING),
+        },
+    ),
+    Operation(
+        "RecordConsent",
+        record_consent,
+        {
+            **_SUBJECT,
+            "Basis": Member(Kind.STRING, required=True),
+            "Evidence": Member(Kind.STRING, required=True),
+            "GrantedAt": Member(Kind.NUMBER),
+            "ExpiresAt": Member(Kind.NUMBER),
+        },
+    ),
+    Operation("RevokeConsent", revoke_consent, _SUBJECT),
+    Operation("EraseSubject", erase_subject, _SUBJECT),
+    Operation("SweepRetention", sweep_retention, {"DryRun": Member(Kind.BOOLEAN)}),
+)

@@ -1,0 +1,192 @@
+"""Governance over HTTP: purposes by tag, case references, review flags, and facetrust's own
+operations (audit log, review, consent, erasure, retention) under SigV4 and roles."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from facetrust.config import Settings
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.models.fake import fake_engine
+from facetrust.server import create_app
+from facetrust.server.auth import SigV4Authenticator
+from facetrust.server.keys import KeyStore
+from facetrust.service import FaceService
+
+from .live import face_png, serving
+
+POLICY = Policy(
+    purposes={
+        "general": Purpose("general", min_threshold=0, max_candidates=4096),
+        "investigation": Purpose("investigation", human_review=True, min_threshold=0),
+        "police": Purpose("police", forbidden="Moratorium on police use"),
+    },
+    default_purpose="general",
+)
+
+
+@dataclass
+class Governed:
+    url: str
+    service: FaceService
+    keys: dict[str, tuple[str, str]]
+
+    def client(self, role: str, case_ref: str | None = None) -> Any:
+        key_id, secret = self.keys[role]
+        client = boto3.session.Session().client(
+            "rekognition",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 0}),
+        )
+        if case_ref is not None:  # docs/http.md: how a boto3 user sets the case reference
+
+            def add_case(request: Any, **_: Any) -> None:
+                request.headers["x-facetrust-case-ref"] = case_ref
+
+            client.meta.events.register("before-sign.rekognition.*", add_case)
+        return client
+
+    def call(self, role: str, operation: str, body: dict[str, Any]) -> httpx.Response:
+        """A signed request to one of facetrust's own operations (boto3's model does not know them)."""
+        key_id, secret = self.keys[role]
+        data = json.dumps(body).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.url + "/",
+            data=data,
+            headers={"X-Amz-Target": f"RekognitionService.{operation}", "Content-Type": "application/x-amz-json-1.1"},
+        )
+        SigV4Auth(Credentials(key_id, secret), "rekognition", "us-east-1").add_auth(request)
+        return httpx.post(self.url + "/", content=data, headers=dict(request.headers.items()), timeout=30)
+
+
+@pytest.fixture
+def gov(tmp_path: Path) -> Iterator[Governed]:
+    service = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
+    keys = KeyStore.open(tmp_path / "data")
+    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "auditor")}
+    app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
+    try:
+        with serving(app) as url:
+            yield Governed(url, service, made)
+    finally:
+        keys.close()
+        service.close()
+
+
+def test_a_collection_gets_its_purpose_from_the_purpose_tag(gov: Governed) -> None:
+    admin = gov.client("admin")
+    admin.create_collection(CollectionId="cases", Tags={"facetrust:purpose": "investigation"})
+    assert gov.service.describe_collection("cases").purpose == "investigation"
+    with pytest.raises(admin.exceptions.AccessDeniedException, match="Moratorium"):
+        admin.create_collection(CollectionId="suspects", Tags={"facetrust:purpose": "police"})
+    with pytest.raises(admin.exceptions.InvalidParameterException, match="Tags other than"):
+        admin.create_collection(CollectionId="x", Tags={"team": "a"})
+
+
+def test_search_for_a_review_purpose_is_flagged_and_carries_its_audit_entry(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="cases", Tags={"facetrust:purpose": "investigation"})
+    gov.client("enroller").index_faces(CollectionId="cases", Image={"Bytes": face_png((20, 20, 100, 1))})
+    response = gov.call(
+        "searcher",
+        "SearchFacesByImage",
+        {"CollectionId": "cases", "Image": {"Bytes": base64.b64encode(face_png((20, 20, 100, 1))).decode()}},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-facetrust-review-required"] == "true"
+    body = response.json()
+    assert body["ReviewRequired"] is True and isinstance(body["AuditSequence"], int)
+    review = gov.call(
+        "searcher",
+        "RecordReview",
+        {"SearchSequence": body["AuditSequence"], "Decision": "rejected", "Note": "different person"},
+    )
+    assert review.status_code == 200 and review.json()["Decision"] == "rejected"
+
+
+def test_the_case_reference_header_set_from_boto3_lands_in_the_audit_log(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    gov.client("searcher", case_ref="case-2026-17").search_faces_by_image(
+        CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))}
+    )
+    log = gov.call("auditor", "GetAuditLog", {}).json()
+    search = [e for e in log["Entries"] if e["Entry"]["operation"] == "SearchFacesByImage"][-1]["Entry"]
+    assert (search["case_ref"], search["role"], search["key_id"]) == (
+        "case-2026-17",
+        "searcher",
+        gov.keys["searcher"][0],
+    )
+
+
+def test_only_auditors_and_admins_read_the_audit_log(gov: Governed) -> None:
+    assert gov.call("auditor", "GetAuditLog", {"MaxResults": 5}).status_code == 200
+    refused = gov.call("searcher", "GetAuditLog", {})
+    assert refused.status_code == 400 and refused.json()["__type"] == "AccessDeniedException"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        gov.client("auditor").search_faces_by_image(CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))})
+
+
+def test_verify_audit_log_detects_tampering_and_truncation_over_http(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    head = gov.call("auditor", "VerifyAuditLog", {}).json()
+    assert head["Valid"] is True
+    gov.service.store.connection().execute("UPDATE audit_log SET entry = replace(entry, 'CreateCollection', 'X')")
+    broken = gov.call("auditor", "VerifyAuditLog", {"ExpectedHead": head["Head"]}).json()
+    assert broken["Valid"] is False and broken["FirstBadSequence"] >= 1
+
+
+def test_consent_erasure_and_retention_operations_return_receipts(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    recorded = gov.call(
+        "enroller",
+        "RecordConsent",
+        {"Subject": "alice", "Basis": "written release", "Evidence": base64.b64encode(b"signed").decode()},
+    )
+    assert recorded.status_code == 200 and len(recorded.json()["EvidenceSha256"]) == 64
+    face = gov.client("enroller").index_faces(
+        CollectionId="c", ExternalImageId="alice", Image={"Bytes": face_png((20, 20, 100, 1))}
+    )["FaceRecords"][0]
+    receipt = gov.call("enroller", "RevokeConsent", {"Subject": "alice"}).json()["Receipt"]
+    assert receipt["FaceIds"] == [face["Face"]["FaceId"]] and receipt["ErasedBy"] == gov.keys["enroller"][0]
+    assert gov.call("searcher", "SweepRetention", {}).json()["__type"] == "AccessDeniedException"
+    assert gov.call("admin", "SweepRetention", {"DryRun": True}).json() == {"DryRun": True, "Expired": []}
+
+
+def test_the_server_sweeps_expired_faces_periodically(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    service = FaceService(
+        tmp_path / "data",
+        fake_engine(),
+        clock=lambda: now[0],
+        policy=Policy({"short": Purpose("short", retention_days=1, min_threshold=0)}, "short"),
+    )
+    service.create_collection("c")
+    service.index_faces("c", face_png((20, 20, 100, 1)))
+    now[0] += 2 * 86400
+    app = create_app(
+        service, authenticator=None, settings=Settings(data_dir=tmp_path / "data"), retention_sweep_seconds=0.05
+    )
+    with serving(app, lifespan="on"):
+        deadline = time.monotonic() + 10
+        while service.describe_collection("c").face_count and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert service.describe_collection("c").face_count == 0
+    service.close()
