@@ -29,12 +29,13 @@ __all__ = ["ExactIndex"]
 _DTYPES = {"f32": np.float32, "f16": np.float16}
 _MIN_CAPACITY = 1024
 _SCORE_BLOCK_BYTES = 32 << 20  # queries are scored in blocks of at most this many bytes of scores
+_FEW_QUERIES = 4  # up to this many queries are scored without BLAS (see _scores)
 _F16_ROWS = 65536  # f16 rows are widened to float32 this many at a time
 _DICT_BYTES_PER_KEY = 100  # key→row dict: two int objects and a hash-table slot, measured ~90-110
 
 
 class ExactIndex:
-    """Exact cosine search: every query is scored against every vector (one BLAS call).
+    """Exact cosine search: every query is scored against every vector.
 
     Vectors live in one C-contiguous matrix that grows by half its size when full (amortised
     O(1) adds); removing a key moves the last row into its place (O(1)). Search cost is linear in
@@ -45,7 +46,10 @@ class ExactIndex:
     which numpy does about ten times slower than the product itself; use it only when memory
     matters far more than latency.
 
-    Thread safety: searches share a read lock and run concurrently (BLAS releases the GIL);
+    A few queries at a time are scored by numpy's own loop on the calling thread; larger batches
+    by one BLAS matrix product.
+
+    Thread safety: searches share a read lock and run concurrently (numpy releases the GIL);
     ``add`` and ``remove`` take the write lock, so a search never sees half a write.
     """
 
@@ -148,11 +152,11 @@ class ExactIndex:
     def _scores(self, qs: np.ndarray, n: int) -> np.ndarray:
         matrix = self._vectors[:n]
         if matrix.dtype == np.float32:
-            return np.asarray(qs @ matrix.T)
+            return _product(qs, matrix)
         scores = np.empty((len(qs), n), np.float32)
         for start in range(0, n, _F16_ROWS):
             chunk = matrix[start : start + _F16_ROWS].astype(np.float32)
-            scores[:, start : start + len(chunk)] = qs @ chunk.T
+            scores[:, start : start + len(chunk)] = _product(qs, chunk)
         return scores
 
     def _top(self, qs: np.ndarray, n: int, top: int) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +240,21 @@ class ExactIndex:
         index._vectors[: manifest.count] = vectors
         index._keys[: manifest.count] = keys
         index._rows = dict(zip(keys.tolist(), range(manifest.count), strict=True))
+        if len(index._rows) != manifest.count or (manifest.count and int(keys.min()) < 0):
+            raise InvalidParameterError(
+                f"{manifest.data} holds repeated or negative keys; rebuild it from the store", parameter="path"
+            )
         index._n = manifest.count
         return index
+
+
+def _product(qs: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``qs @ matrix.T``. A few queries go through numpy's own loop on the calling thread: BLAS
+    splits a matrix-vector product over its threads, and on a busy machine waiting for a free
+    core made it 28 ms instead of 0.25 ms at 10,000 faces (2 cores, load 7)."""
+    if len(qs) <= _FEW_QUERIES:
+        return np.stack([np.einsum("ij,j->i", matrix, q) for q in qs])
+    return np.asarray(qs @ matrix.T)
 
 
 def _known(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
