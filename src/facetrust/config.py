@@ -61,6 +61,10 @@ class Settings:
         policy_file: the deployment policy (TOML; docs/governance.md). None: built-in policy.
         template_key_file: file holding the base64 key that encrypts templates at rest (or
             set FACETRUST_TEMPLATE_KEY). Must not be inside the data directory.
+        calibration_file: a score → FMR calibration (JSON, from `facetrust calibrate`) used
+            instead of the shipped one; it must be made for the engine's model id.
+        cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
+            comparisons then use label-free score normalisation (docs/fairness.md). None: off.
     """
 
     cache_dir: Path | None = None
@@ -76,11 +80,13 @@ class Settings:
     index_backend: str = "auto"
     policy_file: Path | None = None
     template_key_file: Path | None = None
+    calibration_file: Path | None = None
+    cohort_file: Path | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name))
-        for name in ("cache_dir", "data_dir", "policy_file", "template_key_file"):
+        for name in ("cache_dir", "data_dir", "policy_file", "template_key_file", "calibration_file", "cohort_file"):
             value = getattr(self, name)
             if isinstance(value, (str, os.PathLike)) and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value).expanduser())
@@ -164,6 +170,8 @@ _TYPES: dict[str, type] = {
     "index_backend": str,
     "policy_file": Path,
     "template_key_file": Path,
+    "calibration_file": Path,
+    "cohort_file": Path,
 }
 
 

@@ -18,6 +18,7 @@ from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageCom
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.fairness.normalise import CohortNormaliser
     from facetrust.models.base import Detector, Recogniser
 
 __all__ = ["FaceEngine", "load_engine"]
@@ -31,6 +32,11 @@ class FaceEngine:
     Build the default one with ``FaceEngine.load()`` (or ``load_engine()``); tests and other
     models plug in any ``Detector``/``Recogniser`` (``facetrust.models.fake`` has doubles).
     Safe to share between threads: each model serialises its own inference.
+
+    The calibration is, in order: the ``calibration`` argument, ``settings.calibration_file``,
+    the shipped table. An optional ``normaliser`` (argument, or ``settings.cohort_file``)
+    switches 1:1 comparisons to label-free cohort score normalisation, judged by the
+    normaliser's own calibration; ``calibration`` stays the raw-score table.
     """
 
     def __init__(
@@ -40,17 +46,21 @@ class FaceEngine:
         *,
         calibration: Calibration | None = None,
         settings: Settings | None = None,
+        normaliser: CohortNormaliser | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.detector = detector
         self.recogniser = recogniser
         self.model_id = recogniser.model_id + ("+flip" if self.settings.flip_augment else "")
+        if calibration is None and self.settings.calibration_file is not None:
+            calibration = Calibration.load(self.settings.calibration_file)
         self.calibration = calibration if calibration is not None else default_calibration(self.model_id)
         if self.calibration.model != self.model_id:
             raise InvalidParameterError(
                 f"Calibration is for model {self.calibration.model!r}, but the engine embeds with {self.model_id!r}",
                 parameter="calibration",
             )
+        self.normaliser = normaliser if normaliser is not None else self._load_normaliser()
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, calibration: Calibration | None = None) -> FaceEngine:
@@ -73,6 +83,26 @@ class FaceEngine:
         )
         recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
         return cls(detector, recogniser, calibration=calibration, settings=settings)
+
+    def _load_normaliser(self) -> CohortNormaliser | None:
+        path = self.settings.cohort_file
+        if path is None:
+            return None
+        from facetrust.fairness.normalise import CohortNormaliser
+
+        found = CohortNormaliser.load(path)
+        if found.model != self.model_id:
+            raise InvalidParameterError(
+                f"Cohort file {path} is for model {found.model!r}, but the engine embeds with {self.model_id!r}",
+                parameter="cohort_file",
+            )
+        if found.calibration is None:
+            raise InvalidParameterError(
+                f"Cohort file {path} has no calibration of normalised scores; "
+                "make it with `facetrust calibrate --cohort`",
+                parameter="cohort_file",
+            )
+        return found
 
     # -- images and detection -------------------------------------------------------------
 
@@ -152,6 +182,12 @@ class FaceEngine:
                     f"Embedding was made by model {e.model!r}; this engine compares {self.model_id!r} only",
                     parameter="embedding",
                 )
+        if self.normaliser is not None and self.normaliser.calibration is not None:
+            import dataclasses
+
+            raw, normalised = self.normaliser.score(a.vector, b.vector)
+            judged = self.normaliser.calibration.compare(normalised, threshold)
+            return dataclasses.replace(judged, score=raw)
         score = float(np.dot(a.vector, b.vector))
         return self.calibration.compare(score, threshold)
 
