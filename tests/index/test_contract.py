@@ -53,6 +53,16 @@ def test_search_returns_the_k_best_in_descending_order(make_index: IndexFactory,
         assert best[-1] <= scores[-1] + tol  # nothing better than the 10th was missed
 
 
+def test_a_batch_search_gives_the_same_hits_as_one_query_at_a_time(make_index: IndexFactory) -> None:
+    index, _ = filled(make_index, 500)
+    queries = unit_vectors(12, seed=4)
+    batch = index.search(queries, k=5)
+    for q, query in enumerate(queries):
+        one = index.search(query, k=5)
+        np.testing.assert_array_equal(one.keys[0], batch.keys[q])
+        np.testing.assert_allclose(one.scores[0], batch.scores[q], atol=1e-5)
+
+
 def test_one_query_vector_gives_one_row(make_index: IndexFactory) -> None:
     index, vectors = filled(make_index, 20)
     hits = index.search(vectors[3], k=2)
