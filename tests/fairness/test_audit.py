@@ -1,0 +1,122 @@
+"""The audit runner on synthetic embeddings: counts, operating points, ratios, intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facetrust.fairness.audit import AuditOptions, audit_dataset
+from facetrust.fairness.datasets import Analysis, DatasetSpec, ImageRecord
+from facetrust.fairness.embedding import FACE, NO_FACE, UNREADABLE, DatasetEmbeddings
+from facetrust.fairness.pairs import CosineScorer
+
+from .conftest import Synthetic
+
+FAST = AuditOptions(replicates=200, seed=1)
+
+
+def test_every_group_is_measured_at_both_operating_points(synth: Synthetic) -> None:
+    spec, emb = synth
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST).analyses[0]
+
+    assert [p.key for p in result.points] == ["similarity", "fmr"]
+    assert result.points[0].threshold == 0.5
+    assert [g.group for g in result.groups] == ["a", "b"]
+    for g in result.groups:
+        assert set(g.fmr) == set(g.fnmr) == {"similarity", "fmr"}
+        for rate in (*g.fmr.values(), *g.fnmr.values(), g.failure_to_detect):
+            assert rate.interval.low <= rate.value <= rate.interval.high
+
+
+def test_counts_match_a_direct_computation(synth: Synthetic) -> None:
+    spec, emb = synth
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST).analyses[0]
+    a = result.groups[0]
+    rows = [i for i, r in enumerate(spec.images) if r.groups["g"] == "a"]
+    face = [i for i in rows if emb.status[i] == FACE]
+    who = [spec.images[i].identity for i in face]
+    impostor = [
+        float(emb.vectors[i] @ emb.vectors[j])
+        for x, i in enumerate(face)
+        for y, j in enumerate(face)
+        if x < y and who[x] != who[y]
+    ]
+    assert a.images == len(rows)
+    assert a.failure_to_detect.errors == len(rows) - len(face)
+    assert a.impostor_pairs == len(impostor)
+    assert a.fmr["similarity"].errors == sum(s >= 0.5 for s in impostor)
+
+
+def test_the_second_point_gives_overall_fmr_1e3_over_the_pooled_impostors(synth: Synthetic) -> None:
+    spec, emb = synth
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST).analyses[0]
+    pooled = result.overall_fmr["fmr"]
+    assert pooled.value <= 1e-3
+    assert pooled.trials == sum(g.impostor_pairs for g in result.groups)
+
+
+def test_the_noisier_group_has_the_higher_fnmr_and_the_ratio_names_it(synth: Synthetic) -> None:
+    spec, emb = synth
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST).analyses[0]
+    fnmr = next(r for r in result.ratios if r.metric == "fnmr" and r.point == "similarity")
+    assert (fnmr.differential.worst, fnmr.differential.best) == ("b", "a")
+    assert fnmr.differential.ratio > 1.5
+    assert fnmr.interval.low <= fnmr.differential.ratio <= fnmr.interval.high
+
+
+def test_the_audit_is_reproducible_with_the_same_seed(synth: Synthetic) -> None:
+    spec, emb = synth
+    first = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST)
+    again = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST)
+    assert first == again
+
+
+def test_without_identities_there_is_no_fnmr_and_each_image_is_its_own_person() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((60, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    images = tuple(ImageRecord(f"{i}.jpg", None, {"race": "x" if i < 30 else "y"}) for i in range(60))
+    spec = DatasetSpec("u", "utkface", images, (Analysis("race", "race"),))
+    result = audit_dataset(spec, DatasetEmbeddings("m", v, np.full(60, FACE, np.int8)), CosineScorer(v), 0.5, FAST)
+    groups = result.analyses[0].groups
+    assert [(g.identities, g.impostor_pairs, g.mated_pairs, dict(g.fnmr)) for g in groups] == [
+        (30, 435, 0, {}),
+        (30, 435, 0, {}),
+    ]
+    assert {r.metric for r in result.analyses[0].ratios} == {"ftd", "fmr"}
+
+
+def test_where_and_match_on_restrict_images_and_impostor_pairs() -> None:
+    v = np.eye(6, dtype=np.float32)
+    labels = [("x", "f", "adult"), ("x", "f", "adult"), ("x", "m", "adult"), ("x", "f", "child")]
+    labels += [("y", "f", "adult"), ("y", "f", "adult")]
+    images = tuple(ImageRecord(f"{i}", None, {"race": r, "sex": s, "age": a}) for i, (r, s, a) in enumerate(labels))
+    analysis = Analysis("race", "race", {"age": ("adult",)}, ("sex",))
+    spec = DatasetSpec("d", "csv", images, (analysis,))
+    emb = DatasetEmbeddings("m", v, np.full(6, FACE, np.int8))
+    groups = (
+        audit_dataset(spec, emb, CosineScorer(v), 0.5, AuditOptions(replicates=20, min_images=1)).analyses[0].groups
+    )
+    # x: adults 0, 1 (f) and 2 (m): only the 0–1 pair shares the sex; the child is left out
+    assert [(g.group, g.images, g.impostor_pairs) for g in groups] == [("x", 3, 1), ("y", 2, 1)]
+
+
+def test_small_groups_are_listed_as_unmeasured_and_unreadable_images_left_out(synth: Synthetic) -> None:
+    spec, emb = synth
+    images = (*spec.images, ImageRecord("c.jpg", "pc", {"g": "c"}), ImageRecord("bad.jpg", "pd", {"g": "a"}))
+    vectors = np.vstack([emb.vectors, np.zeros((2, emb.vectors.shape[1]), np.float32)])
+    status = np.concatenate([emb.status, np.array([NO_FACE, UNREADABLE], np.int8)])
+    bigger = DatasetSpec(spec.name, spec.kind, images, spec.analyses)
+    audit = audit_dataset(bigger, DatasetEmbeddings("m", vectors, status), CosineScorer(vectors), 0.5, FAST)
+    result = audit.analyses[0]
+    assert result.unmeasured == ("c",)
+    assert audit.unreadable == 1
+    assert result.groups[0].images == sum(1 for r in spec.images if r.groups["g"] == "a")
+
+
+@pytest.mark.parametrize("similarity", [60.0, 80.0])
+def test_the_options_label_the_default_point(synth: Synthetic, similarity: float) -> None:
+    spec, emb = synth
+    options = AuditOptions(replicates=20, similarity=similarity)
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, options).analyses[0]
+    assert result.points[0].label.startswith(f"Similarity {similarity:g} ")

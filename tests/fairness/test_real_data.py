@@ -1,0 +1,46 @@
+"""The audit with the real default engine on small seeded subsets of the evaluation data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facetrust.engine import FaceEngine
+from facetrust.fairness.audit import AuditOptions
+from facetrust.fairness.datasets import load_lfw, load_utkface
+from facetrust.fairness.runner import run_audit
+
+pytestmark = [pytest.mark.model, pytest.mark.data]
+
+OPTIONS = AuditOptions(replicates=100, min_images=5)
+
+
+def test_lfw_subset_measures_both_sexes_with_fnmr(engine: FaceEngine, lfw: Path, tmp_path: Path) -> None:
+    spec = load_lfw(lfw).limited(160, seed=0)
+
+    run = run_audit(engine, [spec], OPTIONS, cache_dir=tmp_path, workers=1)
+
+    (result,) = run.datasets[0].analyses
+    assert [g.group for g in result.groups] == ["female", "male"]
+    for g in result.groups:
+        assert g.failure_to_detect.value < 0.05  # YuNet finds nearly every LFW face
+        assert g.impostor_pairs > 0 and g.mated_pairs > 0
+        assert g.fmr["fmr"].value < 0.02  # same-sex impostors at the overall FMR 1e-3 threshold
+    assert {r.metric for r in result.ratios} == {"ftd", "fmr", "fnmr"}
+    assert run.models[1]["sha256"] == "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+    assert run.calibration["model"] == engine.model_id
+
+
+def test_utkface_subset_has_no_fnmr_and_keeps_children_out_of_the_race_analysis(
+    engine: FaceEngine, utkface: Path, tmp_path: Path
+) -> None:
+    spec = load_utkface(utkface).limited(80, seed=0)
+
+    run = run_audit(engine, [spec], OPTIONS, cache_dir=tmp_path, workers=1)
+
+    race, _, age = run.datasets[0].analyses
+    assert all(g.mated_pairs == 0 and not g.fnmr for g in race.groups)
+    adults = sum(1 for r in spec.images if r.groups["age_band"] not in ("0-12", "13-17"))
+    assert sum(g.images for g in race.groups) <= adults
+    assert "0-12" in {g.group for g in age.groups} | set(age.unmeasured)

@@ -1,0 +1,89 @@
+"""The report folder: strict JSON with everything, an HTML page a person can read, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from facetrust.fairness.audit import AuditOptions, audit_dataset
+from facetrust.fairness.pairs import CosineScorer
+from facetrust.fairness.report import plain, write_report
+from facetrust.fairness.runner import AuditRun
+
+from .conftest import synthetic
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run() -> AuditRun:
+    spec, emb = synthetic()
+    options = AuditOptions(replicates=50)
+    audit = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, options)
+    return AuditRun(
+        created="2026-11-26T00:00:00+00:00",
+        facetrust_version="0.1.0",
+        models=({"role": "recogniser", "name": "m", "id": "m:1", "sha256": "ab" * 32},),
+        score_id="m:1",
+        calibration={"model": "m:1", "dataset": "synthetic", "impostor_pairs": 10, "floor_fmr": 0.1, "provenance": {}},
+        normaliser=None,
+        settings={},
+        options=options,
+        datasets=(audit,),
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(run: AuditRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One report, written once for the module (plotting takes a second or two)."""
+    out = tmp_path_factory.mktemp("report") / "out"
+    assert write_report(run, out) == {"json": out / "report.json", "html": out / "report.html"}
+    return out
+
+
+def test_write_report_writes_json_html_and_three_plots(folder: Path) -> None:
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        "report.html",
+        "report.json",
+        "synthetic-g-det.png",
+        "synthetic-g-fmr.png",
+        "synthetic-g-scores.png",
+    ]
+    for name in names:
+        if name.endswith(".png"):
+            assert (folder / name).read_bytes().startswith(PNG)
+
+
+def test_report_json_is_strict_json_with_provenance_and_every_rate(folder: Path) -> None:
+    data = json.loads((folder / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["format"] == "facetrust-audit/1"
+    assert data["models"][0]["sha256"] == "ab" * 32
+    assert data["options"]["seed"] == 0 and data["options"]["replicates"] == 50
+    dataset = data["datasets"][0]
+    assert len(dataset["fingerprint"]) == 64
+    group = dataset["analyses"][0]["groups"][0]
+    assert set(group["fmr"]) == {"similarity", "fmr"}
+    assert set(group["fmr"]["similarity"]) == {"value", "errors", "trials", "interval"}
+    assert data["plots"] == {
+        "synthetic-g": {"det": "synthetic-g-det.png", "scores": "synthetic-g-scores.png", "fmr": "synthetic-g-fmr.png"}
+    }
+
+
+def test_report_html_explains_the_rates_and_shows_the_table_and_plots(folder: Path) -> None:
+    page = (folder / "report.html").read_text()
+    for text in (
+        "False match rate (FMR)",
+        "False non-match rate (FNMR)",
+        "What this data cannot show",
+        "<th>group</th>",
+        'src="synthetic-g-fmr.png"',
+        "95&nbsp;% interval",
+    ):
+        assert text in page
+
+
+def test_plain_turns_nan_and_infinity_into_null() -> None:
+    assert plain({"a": float("nan"), "b": (1.0, float("inf"))}) == {"a": None, "b": [1.0, None]}
