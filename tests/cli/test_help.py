@@ -24,6 +24,8 @@ USAGE = {
     ("audit-log", "export"): "Usage: facetrust audit-log export [OPTIONS]",
     ("audit-log", "head"): "Usage: facetrust audit-log head [OPTIONS]",
     ("audit-log", "verify"): "Usage: facetrust audit-log verify [OPTIONS]",
+    ("audit",): "Usage: facetrust audit [OPTIONS] DATASET...",
+    ("calibrate",): "Usage: facetrust calibrate [OPTIONS] DATASET...",
     ("collections",): "Usage: facetrust collections [OPTIONS] COMMAND [ARGS]...",
     ("collections", "create"): "Usage: facetrust collections create [OPTIONS] NAME",
     ("collections", "delete"): "Usage: facetrust collections delete [OPTIONS] NAME",

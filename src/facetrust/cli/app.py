@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from facetrust.cli.audit import audit
+from facetrust.cli.calibrate import calibrate
 from facetrust.cli.collections import collections
 from facetrust.cli.compare import compare
 from facetrust.cli.context import init_state
@@ -77,6 +79,8 @@ def cli(
 
 
 cli.add_command(detect)
+cli.add_command(audit)
+cli.add_command(calibrate)
 cli.add_command(compare)
 cli.add_command(embed)
 cli.add_command(models)

@@ -1,0 +1,117 @@
+"""facetrust audit: the report folder, the summary, and the gate's exit statuses (over the fake engine)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+Invoke = Callable[..., Result]
+MakeImage = Callable[..., str]
+
+
+@pytest.fixture
+def dataset(make_image: MakeImage, tmp_path: Path) -> Path:
+    """40 fake people, two images each, in groups "a" and "b"; one image without a face."""
+    rows = ["path,identity,group"]
+    for p in range(40):
+        for k in range(2):
+            faces = [] if (p, k) == (3, 0) else [(10 + 5 * k, 10, 64 + 4 * k, p)]
+            path = make_image(f"faces/p{p}_{k}.png", faces, width=120, height=120)
+            rows.append(f"{Path(path).name},p{p},{'a' if p % 2 else 'b'}")
+    csv = tmp_path / "faces" / "data.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def audit(invoke: Invoke, tmp_path: Path, *args: str) -> Result:
+    return invoke("--cache-dir", str(tmp_path / "cache"), "audit", *args, "--replicates", "50")
+
+
+def test_audit_writes_the_report_folder_and_prints_a_summary(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("data (csv): 80 images, 0 unreadable, hash ")
+    report = json.loads((out / "report.json").read_text())
+    threshold = report["datasets"][0]["analyses"][0]["points"][1]["threshold"]
+    assert lines[1] == (
+        "  by group: Similarity 80 (calibrated FMR 1e-04) → score 0.6000; "
+        f"FMR 1e-03 over these impostor pairs → score {threshold:.4f}"
+    )
+    assert lines[-1] == f"report: {out / 'report.html'} (and report.json, plots beside it)"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "data-group-det.png",
+        "data-group-fmr.png",
+        "data-group-scores.png",
+        "report.html",
+        "report.json",
+    ]
+    assert report["models"][1]["id"] == "fake-recogniser:0"
+    assert report["datasets"][0]["analyses"][0]["groups"][0]["failure_to_detect"]["errors"] == 1
+
+
+def test_a_rerun_uses_the_embedding_cache(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r1"))
+    audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r2"))
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert report["datasets"][0]["extra"]["embeddings_cached"] is True
+
+
+def test_a_gate_that_holds_exits_0_and_says_so(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r"), "--gate", "ftd<=0.5,fnmr_ratio<=10")
+
+    assert result.exit_code == 0
+    gate = [line for line in result.stdout.splitlines() if line.startswith("gate: ")]
+    assert gate == [
+        "gate: ftd<=0.5: ftd = 0.025 (data, group, a) ok",
+        "gate: fnmr_ratio<=10: fnmr_ratio@similarity = 1 (data, group, a/b) ok",
+    ]
+
+
+def test_a_gate_that_fails_exits_1_and_names_the_bound(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r"), "--gate", "ftd<0.01,ftd_ratio<=1e9")
+
+    assert result.exit_code == 1
+    assert "gate: ftd<0.01: ftd = 0.025 (data, group, a) FAILED\n" in result.stdout
+    assert result.stderr == "Error: audit gate failed: ftd<0.01: ftd = 0.025 (data, group, a) FAILED\n"
+    assert (tmp_path / "r" / "report.json").is_file()  # the report is written either way
+
+
+def test_a_gate_clause_that_cannot_be_read_is_a_usage_error_naming_it(
+    invoke: Invoke, dataset: Path, tmp_path: Path
+) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--gate", "fmr_ratio<=2,fmr_raito<=3")
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: Invalid value for '--gate': Gate clause 'fmr_raito<=3' has unknown metric 'fmr_raito'; "
+        "known: fmr_ratio, fnmr_ratio, ftd_ratio, fmr, fnmr, ftd\n"
+    )
+    assert not (tmp_path / "facetrust-audit").exists()
+
+
+def test_limit_audits_a_seeded_subset(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r"), "--limit", "30", "--seed", "4")
+
+    assert result.exit_code == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["datasets"][0]["images"] == 30
+    assert report["datasets"][0]["notes"][-1] == "seeded subset (--limit 30, seed 4): 30 of 80 images"
+    assert report["options"]["seed"] == 4
+
+
+def test_an_unknown_layout_is_an_error_asking_for_the_dataset_type(invoke: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = audit(invoke, tmp_path, str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Cannot tell the layout of dataset {tmp_path / 'empty'}; pass --dataset-type (lfw, utkface, csv)\n"
+    )

@@ -1,0 +1,62 @@
+"""facetrust calibrate: a calibration file with provenance, or a calibrated cohort normaliser."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import Result
+
+from facetrust.calibration import Calibration
+from facetrust.fairness.normalise import CohortNormaliser
+
+from .test_audit_cmd import dataset  # noqa: F401  (the fixture)
+
+Invoke = Callable[..., Result]
+
+
+def test_calibrate_writes_a_calibration_for_the_engines_model(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "cal.json"
+
+    result = invoke("--cache-dir", str(tmp_path / "cache"), "calibrate", str(dataset), "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    cal = Calibration.load(out)
+    assert cal.model == "fake-recogniser:0"
+    assert cal.impostor_pairs == 722 + 760
+    assert result.stdout == (
+        f"{out}: calibration for fake-recogniser:0 from 1,482 impostor pairs, floor FMR {cal.floor_fmr:.1e}; "
+        f"Similarity 80 at score {cal.score_for_similarity(80.0):.4f}\n"
+        f"use it: FACETRUST_CALIBRATION_FILE={out}\n"
+    )
+    assert json.loads(out.read_text())["provenance"]["datasets"][0]["kind"] == "csv"
+
+
+def test_calibrate_with_a_cohort_writes_a_calibrated_normaliser(
+    invoke: Invoke,
+    dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "cohort.npz"
+    cohort = dataset.parent  # any unlabelled faces will do; here the same images
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(dataset), "--cohort", str(cohort), "--top-k", "5",
+        "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    found = CohortNormaliser.load(out)
+    assert found.top_k == 5 and len(found.cohort) == 79
+    assert found.calibration is not None and found.calibration.model == found.score_id
+    assert result.stdout.endswith(f"use it: FACETRUST_COHORT_FILE={out}\n")
+
+
+def test_too_few_impostor_pairs_is_an_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    result = invoke(
+        "--cache-dir", str(tmp_path), "calibrate", str(dataset), "--limit", "20", "--out", str(tmp_path / "c")
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Need at least 1000 impostor scores to calibrate; got ")
