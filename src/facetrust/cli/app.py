@@ -9,18 +9,24 @@ from typing import Any
 import click
 
 from facetrust.cli.audit import audit
+from facetrust.cli.audit_log import audit_log
 from facetrust.cli.calibrate import calibrate
 from facetrust.cli.collections import collections
 from facetrust.cli.compare import compare
+from facetrust.cli.consent import consent
 from facetrust.cli.context import init_state
 from facetrust.cli.detect import detect
 from facetrust.cli.embed import embed
+from facetrust.cli.erase import erase
 from facetrust.cli.faces import faces
 from facetrust.cli.index_cmd import index
 from facetrust.cli.keys import keys
 from facetrust.cli.models import models
+from facetrust.cli.retention import retention
+from facetrust.cli.review import review
 from facetrust.cli.search import search
 from facetrust.cli.serve import serve
+from facetrust.cli.templates import templates
 from facetrust.cli.users import users
 from facetrust.config import INDEX_BACKENDS
 
@@ -52,6 +58,12 @@ __all__ = ["cli", "main"]
     type=click.Choice(INDEX_BACKENDS),
     help="Vector index for collection searches: auto, exact or hnsw (default auto).",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The deployment policy (TOML: purposes and their rules; docs/governance.md). Default: built-in policy.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -61,6 +73,7 @@ def cli(
     detection_threshold: float | None,
     data_dir: Path | None,
     index_backend: str | None,
+    policy_file: Path | None,
 ) -> None:
     """Self-hosted, accountable face recognition.
 
@@ -74,6 +87,7 @@ def cli(
         "detection_threshold": detection_threshold,
         "data_dir": data_dir,
         "index_backend": index_backend,
+        "policy_file": policy_file,
     }
     init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug)
 
@@ -91,6 +105,12 @@ cli.add_command(faces)
 cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(consent)
+cli.add_command(erase)
+cli.add_command(retention)
+cli.add_command(audit_log)
+cli.add_command(review)
+cli.add_command(templates)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
