@@ -56,6 +56,7 @@ USAGE = {
     ("review",): "Usage: facetrust review [OPTIONS] COMMAND [ARGS]...",
     ("review", "record"): "Usage: facetrust review record [OPTIONS] SEARCH_SEQ",
     ("search",): "Usage: facetrust search [OPTIONS] COLLECTION IMAGE",
+    ("serve",): "Usage: facetrust serve [OPTIONS]",
     ("templates",): "Usage: facetrust templates [OPTIONS] COMMAND [ARGS]...",
     ("templates", "keygen"): "Usage: facetrust templates keygen [OPTIONS]",
     ("templates", "rotate"): "Usage: facetrust templates rotate [OPTIONS]",
