@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,8 @@ def test_receipts_fail_to_verify_when_the_log_is_tampered_with(gov: FaceService)
     face_id = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
     result = gov.delete_faces("c", [face_id])
     assert result.receipt is not None and gov.verify_receipt(result.receipt)
+    assert not gov.verify_receipt(dataclasses.replace(result.receipt, target="someone-else"))
+    assert not gov.verify_receipt(dataclasses.replace(result.receipt, by="FTKFORGED"))
     gov.store.connection().execute("UPDATE audit_log SET entry = replace(entry, 'DeleteFaces', 'Nothing')")
     assert not gov.verify_receipt(result.receipt)
 

@@ -244,6 +244,10 @@ def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
         and entry.seq == receipt.audit_seq
         and entry.hash == receipt.audit_hash
         and tuple(entry.data.get("face_ids", ())) == receipt.face_ids
+        and entry.data.get("erased") == receipt.what
+        and entry.data.get("target") == receipt.target
+        and entry.data.get("key_id") == receipt.by
+        and entry.at == receipt.at
         and not present
     )
 
