@@ -114,3 +114,9 @@ def test_threshold_for_float32_scores_holds_when_compared_in_float32() -> None:
     scores = np.random.default_rng(0).standard_normal(22922).astype(np.float32)
     t = threshold_for_fmr(scores, 1e-3)
     assert int((scores >= t).sum()) == 22  # floor(1e-3 · 22922); numpy compares float32 with a float in float32
+
+
+def test_a_bounded_differential_is_never_below_one() -> None:
+    d = differential({"a": 0.001, "b": 0.0}, {"a": 1000, "b": 10})  # b cannot resolve below 0.1
+    assert d.ratio == 1.0
+    assert d.ratio_is_bound

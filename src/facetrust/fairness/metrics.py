@@ -93,8 +93,8 @@ class Differential:
         worst_rate, best_rate: their rates.
         ratio: ``worst_rate / best_rate``. When the best rate is zero the ratio divides by
             the smallest non-zero rate that group's sample could show (one error in its
-            ``count``), so it is a lower bound and ``ratio_is_bound`` is True. When every
-            rate is zero the ratio is 1: no difference was observed.
+            ``count``), at least 1, so it is a lower bound and ``ratio_is_bound`` is True.
+            When every rate is zero the ratio is 1: no difference was observed.
     """
 
     worst: str
@@ -126,4 +126,4 @@ def differential(rates: Mapping[str, float], counts: Mapping[str, int | float]) 
     count = counts.get(best, 0)
     if count <= 0:
         raise InvalidParameterError(f"Group {best!r} has a rate but no count", parameter="counts")
-    return Differential(worst, best, hi, lo, hi * count, True)
+    return Differential(worst, best, hi, lo, max(1.0, hi * count), True)
