@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,10 +120,15 @@ def test_a_missing_dataset_is_not_found(tmp_path: Path) -> None:
 def test_the_hash_depends_on_files_and_labels_but_not_their_order(lfw_dir: Path) -> None:
     spec = load_lfw(lfw_dir)
     assert spec.fingerprint() == load_lfw(lfw_dir).fingerprint()
-    reordered = type(spec)(spec.name, spec.kind, tuple(reversed(spec.images)), spec.analyses)
+    reordered = dataclasses.replace(spec, images=tuple(reversed(spec.images)))
     assert reordered.fingerprint() == spec.fingerprint()
     (lfw_dir / "male_names.txt").write_text("Bob_B_0001.jpg\nCy_C_0001.jpg\n")
     assert load_lfw(lfw_dir).fingerprint() != spec.fingerprint()
+
+
+def test_the_hash_is_the_same_wherever_the_dataset_lies(lfw_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(lfw_dir, tmp_path / "elsewhere" / "lfw")
+    assert load_lfw(tmp_path / "elsewhere" / "lfw").fingerprint() == load_lfw(lfw_dir).fingerprint()
 
 
 def test_a_limited_subset_is_seeded_and_noted(lfw_dir: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,13 +74,18 @@ class Analysis:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset to audit: a name, its images, and the breakdowns to report."""
+    """A dataset to audit: a name, its images, the breakdowns to report, and its folder.
+
+    ``root`` is the folder image paths are relative to in the dataset hash, so that the same
+    dataset has the same hash wherever it lies.
+    """
 
     name: str
     kind: str
     images: tuple[ImageRecord, ...]
     analyses: tuple[Analysis, ...]
     notes: tuple[str, ...] = ()
+    root: str = ""
 
     @property
     def has_identities(self) -> bool:
@@ -88,9 +94,13 @@ class DatasetSpec:
     def fingerprint(self) -> str:
         """SHA-256 of the file list and every label (order-independent): the dataset hash."""
         lines = sorted(
-            json.dumps([r.path, r.identity, sorted(r.groups.items())], ensure_ascii=False) for r in self.images
+            json.dumps([self._relative(r.path), r.identity, sorted(r.groups.items())], ensure_ascii=False)
+            for r in self.images
         )
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def _relative(self, path: str) -> str:
+        return os.path.relpath(path, self.root) if self.root else path
 
     def limited(self, limit: int, seed: int, per_identity: int = 10) -> DatasetSpec:
         """A seeded subset of ``limit`` images (fewer if the dataset is smaller).
@@ -185,6 +195,7 @@ def load_lfw(root: Path) -> DatasetSpec:
         images=tuple(images),
         analyses=(Analysis("sex", "sex"),),
         notes=("sex labels: LFW gender lists of Afifi & Abdelhamed; names in both lists count as female",),
+        root=str(root),
     )
 
 
@@ -241,6 +252,7 @@ def load_utkface(root: Path) -> DatasetSpec:
             "no FNMR), and the bootstrap resamples images",
             "race is the dataset authors' coarse, socially defined label, used only to audit error rates",
         ),
+        root=str(root),
     )
 
 
@@ -267,4 +279,5 @@ def load_csv(path: Path) -> DatasetSpec:
         kind="csv",
         images=tuple(images),
         analyses=tuple(Analysis(c, c) for c in columns),
+        root=str(path.parent),
     )

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -114,12 +116,18 @@ def embed_spec(
     workers: int,
     progress: ProgressFactory | None = None,
 ) -> DatasetEmbeddings:
-    """Embed every image of ``spec`` (cached by the dataset hash), with a progress bar."""
+    """Embed every image of ``spec``, with a progress bar.
+
+    Cached by the dataset hash and the images' resolved locations: the same files reached by
+    another path hit the cache; other files with the same names and labels do not.
+    """
+    paths = [r.path for r in spec.images]
+    where = hashlib.sha256("\n".join(os.path.realpath(p) for p in paths).encode()).hexdigest()
     with (progress or silent_progress)(f"Embedding {spec.name}", len(spec.images)) as advance:
         return embed_images(
             engine,
-            [r.path for r in spec.images],
-            fingerprint=spec.fingerprint(),
+            paths,
+            fingerprint=f"{spec.fingerprint()}:{where}",
             cache_dir=cache_dir,
             workers=workers,
             progress=advance,
