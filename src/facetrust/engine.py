@@ -127,10 +127,12 @@ class FaceEngine:
         out = []
         for start in range(0, len(crops), size):
             batch = crops[start : start + size]
-            vec = self.recogniser.embed(batch)
-            if self.settings.flip_augment:
-                vec = vec + self.recogniser.embed(np.ascontiguousarray(batch[:, :, ::-1]))
+            if self.settings.flip_augment:  # the crops and their mirror images in one network run
+                both = self.recogniser.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+                vec = both[: len(batch)] + both[len(batch) :]
                 vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+            else:
+                vec = self.recogniser.embed(batch)
             out.append(vec.astype(np.float32))
         if not out:
             return np.zeros((0, self.recogniser.dim), dtype=np.float32)

@@ -34,7 +34,13 @@ class YuNetDetector:
 
         self._max_side = max_side
         self._lock = threading.Lock()
-        self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        # OpenCV 5 warns on stderr that its new graph engine ignores the (default) target: noise
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         import cv2
