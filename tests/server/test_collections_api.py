@@ -31,8 +31,8 @@ def test_create_collection_with_an_invalid_id_is_invalid_parameter(api: Api) -> 
         api.client.create_collection(CollectionId="no spaces!")
 
 
-def test_create_collection_refuses_tags(api: Api) -> None:
-    with pytest.raises(api.client.exceptions.InvalidParameterException, match="Tags are not supported"):
+def test_create_collection_refuses_tags_other_than_the_purpose(api: Api) -> None:
+    with pytest.raises(api.client.exceptions.InvalidParameterException, match="Tags other than"):
         api.client.create_collection(CollectionId="staff", Tags={"team": "a"})
 
 
