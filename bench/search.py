@@ -454,15 +454,22 @@ def main() -> None:
         "distribution": data.distribution_check(),
         "exact_curve": exact_latency_curve(data, tuple(args.curve)),
     }
+    result["sizes"] = []
     with tempfile.TemporaryDirectory(prefix="facetrust-bench-") as tmp:
-        result["sizes"] = [run_size(data, size, threshold, Path(tmp)) for size in args.sizes]
+        for size in args.sizes:
+            result["sizes"].append(run_size(data, size, threshold, Path(tmp)))
+            write(result, args.out)  # after each size, so a long run that dies keeps what it measured
     if args.sweep:
         result["build_sweep_size"] = 100_000
         result["build_sweep"] = build_sweep(data, 100_000, threshold)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "search.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "search.md").write_text(render(result))
+    write(result, args.out)
     print(render(result))
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "search.md").write_text(render(result))
 
 
 if __name__ == "__main__":
