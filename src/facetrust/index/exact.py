@@ -39,11 +39,11 @@ class ExactIndex:
 
     Vectors live in one C-contiguous matrix that grows by half its size when full (amortised
     O(1) adds); removing a key moves the last row into its place (O(1)). Search cost is linear in
-    the size: single-query p50 3 ms at 50,000 faces, 8 ms at 100,000 and 47 ms at 1,000,000 on
-    2 cores (docs/index.md), with results identical to a full sort.
+    the size: single-query p50 2.3 ms at 50,000 faces, 4.7 ms at 100,000 and 47 ms at 1,000,000
+    on 2 cores (docs/index.md), with results identical to a full sort.
 
     ``dtype="f16"`` halves the matrix but every search widens it back to float32 on the fly,
-    which numpy does slowly (58 ms against 8 ms per query at 100,000 faces); use it only when
+    which numpy does slowly (53 ms against 4.7 ms per query at 100,000 faces); use it only when
     memory matters far more than latency.
 
     A few queries at a time are scored by numpy's own loop on the calling thread; larger batches
