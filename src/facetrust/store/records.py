@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from facetrust.store.sqlite import _FACE_COLUMNS, FaceRow, _face
+from facetrust.store.sqlite import _FACE_COLUMNS, FaceRow, _face, select_in
 
 __all__ = [
     "expired_faces",
@@ -79,12 +79,8 @@ def expired_faces(conn: sqlite3.Connection, now: float) -> dict[int, list[FaceRo
 
 
 def face_ids_present(conn: sqlite3.Connection, face_ids: list[str]) -> list[str]:
-    present: list[str] = []
-    for start in range(0, len(face_ids), 500):
-        chunk = face_ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        present += [r[0] for r in conn.execute(f"SELECT face_id FROM faces WHERE face_id IN ({marks})", chunk)]
-    return present
+    sql = "SELECT face_id FROM faces WHERE face_id IN ({marks})"
+    return [row[0] for row in select_in(conn, sql, (), face_ids)]
 
 
 def insert_review(

@@ -100,6 +100,18 @@ def _face(row: sqlite3.Row) -> FaceRow:
     )
 
 
+_CHUNK = 500  # SQLite caps bound parameters per statement; IN lists go in chunks of this size
+
+
+def select_in(
+    conn: sqlite3.Connection, sql: str, args: Sequence[object], values: Sequence[object]
+) -> Iterator[sqlite3.Row]:
+    """Rows of ``sql`` (which ends in ``IN ({marks})``) for all ``values``, a chunk at a time."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*args, *chunk))
+
+
 class Store:
     """All SQL lives here. Methods that write must run inside ``transaction()``."""
 
@@ -256,34 +268,16 @@ class Store:
     def faces_by_ids(
         self, collection_id: int, face_ids: Sequence[str], conn: sqlite3.Connection | None = None
     ) -> dict[str, FaceRow]:
-        c = conn or self._conn()
-        out: dict[str, FaceRow] = {}
-        for start in range(0, len(face_ids), 500):
-            chunk = list(face_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in c.execute(
-                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
-                (collection_id, *chunk),
-            ):
-                face = _face(row)
-                out[face.face_id] = face
-        return out
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND face_id IN ({{marks}})"
+        faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), face_ids))
+        return {face.face_id: face for face in faces}
 
     def faces_by_keys(
         self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
     ) -> dict[int, FaceRow]:
-        c = conn or self._conn()
-        out: dict[int, FaceRow] = {}
-        for start in range(0, len(keys), 500):
-            chunk = [int(k) for k in keys[start : start + 500]]
-            marks = ",".join("?" * len(chunk))
-            for row in c.execute(
-                f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND id IN ({marks})",
-                (collection_id, *chunk),
-            ):
-                face = _face(row)
-                out[face.key] = face
-        return out
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND id IN ({{marks}})"
+        faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), [int(k) for k in keys]))
+        return {face.key: face for face in faces}
 
     def list_faces(
         self, collection_id: int, *, after_key: int, limit: int, user_id: str | None = None
@@ -331,14 +325,9 @@ class Store:
             ):
                 yield int(key), self._open(face_id, bytes(blob))
             return
-        for start in range(0, len(keys), 500):
-            chunk = [int(k) for k in keys[start : start + 500]]
-            marks = ",".join("?" * len(chunk))
-            for key, face_id, blob in c.execute(
-                f"SELECT id, face_id, embedding FROM faces WHERE collection_id = ? AND id IN ({marks})",
-                (collection_id, *chunk),
-            ):
-                yield int(key), self._open(face_id, bytes(blob))
+        sql = "SELECT id, face_id, embedding FROM faces WHERE collection_id = ? AND id IN ({marks})"
+        for key, face_id, blob in select_in(c, sql, (collection_id,), [int(k) for k in keys]):
+            yield int(key), self._open(face_id, bytes(blob))
 
     def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> tuple[int, int]:
         """Re-seal up to ``limit`` templates after ``after_key`` with the keyring's current key.
