@@ -203,6 +203,24 @@ def _log_matches(
         return rec.commit(conn)
 
 
+def _under_purpose(
+    service: FaceService,
+    rec: Record,
+    collection: str,
+    threshold: float,
+    threshold_name: str,
+    most: int,
+    most_name: str,
+) -> tuple[CollectionRow, Purpose, float, int]:
+    """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
+    row, purpose = service._governed(collection)
+    rec.purpose = purpose.name
+    threshold = check_threshold(threshold, threshold_name)
+    check_limit(most, most_name, 1, 4096)
+    _check_purpose(purpose, threshold)
+    return row, purpose, threshold, min(most, purpose.max_candidates)
+
+
 def governed_face_search(
     service: FaceService,
     collection: str,
@@ -217,12 +235,9 @@ def governed_face_search(
 ) -> FaceSearchResult:
     """A face search under the collection purpose's rules, recorded in the audit log."""
     with audited(service.store, actor, operation, collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
-        threshold = check_threshold(threshold)
-        check_limit(max_faces, "MaxFaces", 1, 4096)
-        _check_purpose(purpose, threshold)
-        limit = min(max_faces, purpose.max_candidates)
+        row, purpose, threshold, limit = _under_purpose(
+            service, rec, collection, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
+        )
         searched: Face | None = None
         exclude: set[int] = set()
         if face_id is not None:
@@ -286,12 +301,9 @@ def governed_user_search(
 ) -> UserSearchResult:
     """A user search under the collection purpose's rules, recorded in the audit log."""
     with audited(service.store, actor, operation, collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
-        threshold = check_threshold(threshold, "UserMatchThreshold")
-        check_limit(max_users, "MaxUsers", 1, 4096)
-        _check_purpose(purpose, threshold)
-        limit = min(max_users, purpose.max_candidates)
+        row, purpose, threshold, limit = _under_purpose(
+            service, rec, collection, threshold, "UserMatchThreshold", max_users, "MaxUsers"
+        )
         searched: Face | None = None
         if image is not None:
             searched, vecs = _probe(service, image, quality_filter)
