@@ -14,7 +14,7 @@ from facetrust.errors import ConfigurationError
 
 __all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_data_dir"]
 
-INDEX_BACKENDS = ("auto", "exact", "hnsw")
+INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 
 ENV_PREFIX = "FACETRUST_"
 
@@ -57,7 +57,7 @@ class Settings:
         threads: CPU threads for model inference (0: the runtime's default).
         batch_size: faces per embedding batch.
         data_dir: the data directory of collections (None: user data dir).
-        index_backend: vector index for collections: auto, exact or hnsw.
+        index_backend: vector index for collections: auto, exact, pq or hnsw.
         policy_file: the deployment policy (TOML; docs/governance.md). None: built-in policy.
         template_key_file: file holding the base64 key that encrypts templates at rest (or
             set FACETRUST_TEMPLATE_KEY). Must not be inside the data directory.

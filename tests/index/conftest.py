@@ -16,6 +16,8 @@ DIM = 16
 CONFIGS: list[tuple[str, str, dict[str, Any], float]] = [
     ("exact", "exact", {}, 1e-5),
     ("exact-f16", "exact", {"dtype": "f16"}, 2e-3),
+    ("pq", "pq", {}, 1e-5),  # below train_size: exact scans
+    ("pq-codes", "pq", {"train_size": 64, "candidates": 160}, 1e-5),  # codes from 64 vectors, 160 re-scored
     ("hnsw", "hnsw", {}, 2e-3),
     ("hnsw-i8", "hnsw", {"dtype": "i8"}, 3e-2),
 ]

@@ -22,11 +22,11 @@ from facetrust.index import (
 from .conftest import unit_vectors
 
 
-def test_available_backends_are_exact_and_hnsw() -> None:
-    assert available_backends() == ("exact", "hnsw")
+def test_available_backends_are_exact_pq_and_hnsw() -> None:
+    assert available_backends() == ("exact", "pq", "hnsw")
 
 
-@pytest.mark.parametrize("backend", ["exact", "hnsw"])
+@pytest.mark.parametrize("backend", ["exact", "pq", "hnsw"])
 def test_create_index_by_name_returns_that_backend(backend: str) -> None:
     index = create_index(backend, 8)
     assert isinstance(index, VectorIndex)
@@ -36,15 +36,15 @@ def test_create_index_by_name_returns_that_backend(backend: str) -> None:
 def test_unknown_backend_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidParameterError) as info:
         create_index("faiss", 128)
-    assert str(info.value) == "Unknown index backend 'faiss'; available: auto, exact, hnsw"
+    assert str(info.value) == "Unknown index backend 'faiss'; available: auto, exact, pq, hnsw"
     assert info.value.parameter == "backend"
 
 
 @pytest.mark.parametrize(
     ("expected_size", "backend"),
-    [(0, "exact"), (AUTO_THRESHOLD - 1, "exact"), (AUTO_THRESHOLD, "hnsw"), (10 * AUTO_THRESHOLD, "hnsw")],
+    [(0, "exact"), (AUTO_THRESHOLD - 1, "exact"), (AUTO_THRESHOLD, "pq"), (10 * AUTO_THRESHOLD, "pq")],
 )
-def test_auto_picks_exact_below_the_threshold_and_hnsw_from_it(expected_size: int, backend: str) -> None:
+def test_auto_picks_exact_below_the_threshold_and_pq_from_it(expected_size: int, backend: str) -> None:
     assert choose_backend(expected_size) == backend
     assert create_index("auto", 8, expected_size=expected_size).name == backend
 
@@ -80,6 +80,9 @@ def test_an_unknown_option_is_refused_with_the_valid_ones() -> None:
         ("hnsw", {"expansion_search": 0}, "expansion_search"),
         ("hnsw", {"expansion_add": "64"}, "expansion_add"),
         ("hnsw", {"threads": -1}, "threads"),
+        ("pq", {"candidates": 0}, "candidates"),
+        ("pq", {"train_size": 10}, "train_size"),
+        ("pq", {"threads": 1.0}, "threads"),
     ],
 )
 def test_bad_option_values_name_the_option(backend: str, options: dict[str, object], parameter: str) -> None:
@@ -108,10 +111,10 @@ def test_hnsw_options_are_kept_and_survive_save_and_load(tmp_path: Path) -> None
     }
 
 
-def test_importing_the_package_imports_neither_numpy_nor_usearch() -> None:
-    code = "import sys, facetrust.index; print('numpy' in sys.modules, 'usearch' in sys.modules)"
+def test_importing_the_package_imports_neither_numpy_nor_usearch_nor_faiss() -> None:
+    code = "import sys, facetrust.index; print(*(m in sys.modules for m in ('numpy', 'usearch', 'faiss')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
 
 
 def test_load_index_dispatches_on_the_saved_backend(tmp_path: Path) -> None:
@@ -120,3 +123,11 @@ def test_load_index_dispatches_on_the_saved_backend(tmp_path: Path) -> None:
         index.add(np.arange(3), unit_vectors(3, dim=4))
         index.save(tmp_path / backend)
         assert load_index(tmp_path / backend).name == backend
+
+
+def test_pq_options_are_kept_and_survive_save_and_load(tmp_path: Path) -> None:
+    index = create_index("pq", 8, candidates=50, train_size=100, threads=1)
+    index.add(np.arange(2), unit_vectors(2, dim=8))
+    index.save(tmp_path / "i")
+    loaded = load_index(tmp_path / "i")
+    assert loaded.params() == {"candidates": 50, "train_size": 100}  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from facetrust.index.hnsw import HnswIndex
 from .conftest import unit_vectors
 
 
-@pytest.fixture(params=["exact", "hnsw"])
+@pytest.fixture(params=["exact", "pq", "hnsw"])
 def saved(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     index = create_index(request.param, 8)
     index.add(np.arange(20), unit_vectors(20, dim=8))
@@ -86,7 +86,7 @@ def test_an_unknown_backend_in_the_manifest_lists_the_known_ones(saved: Path) ->
     manifest = json.loads(saved.read_text())
     manifest["backend"] = "annoy"
     saved.write_text(json.dumps(manifest))
-    with pytest.raises(InvalidParameterError, match=r"'annoy'.*available: exact, hnsw"):
+    with pytest.raises(InvalidParameterError, match=r"'annoy'.*available: exact, pq, hnsw"):
         load_index(saved)
 
 

@@ -135,7 +135,7 @@ def test_search_sees_faces_indexed_by_another_service_on_the_same_data(service: 
     assert [m.face.face_id for m in result.matches] == [new]
 
 
-def test_auto_backend_switches_to_hnsw_when_the_collection_outgrows_exact(
+def test_auto_backend_switches_to_pq_when_the_collection_outgrows_exact(
     service: FaceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import facetrust.index
@@ -147,6 +147,6 @@ def test_auto_backend_switches_to_hnsw_when_the_collection_outgrows_exact(
     monkeypatch.setattr(facetrust.index, "AUTO_THRESHOLD", 5)
     for pattern in range(10, 13):
         service.index_faces("c", face_png((20, 20, 100, pattern)))
-    assert service.indexes.get(row).ensure().name == "hnsw"
+    assert service.indexes.get(row).ensure().name == "pq"
     result = service.search_faces_by_image("c", face_png((20, 20, 100, 1)))
     assert [m.face.face_id for m in result.matches] == [ids[1]]

@@ -56,7 +56,7 @@ __all__ = ["cli", "main"]
 @click.option(
     "--index-backend",
     type=click.Choice(INDEX_BACKENDS),
-    help="Vector index for collection searches: auto, exact or hnsw (default auto).",
+    help="Vector index for collection searches: auto, exact, pq or hnsw (default auto).",
 )
 @click.option(
     "--policy",

@@ -1,15 +1,18 @@
-"""Vector indexes over face embeddings: one protocol, two backends, chosen by name or by size.
+"""Vector indexes over face embeddings: one protocol, three backends, chosen by name or by size.
 
 The store (SQLite) is the source of truth; an index is derived from it and can always be rebuilt::
 
     from facetrust.index import create_index, load_index
-    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, else hnsw
+    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, else pq
     index.add(face_ids, embeddings)
     hits = index.search(query, k=10)      # hits.keys (q, k) int64 padded with -1; hits.scores cosine
     index.save(path); index = load_index(path)
 
-``exact`` scores every vector with numpy/BLAS (exact, linear time); ``hnsw`` searches a usearch
-graph (approximate, logarithmic time). numpy and usearch are imported on first use.
+``exact`` scores every vector with numpy/BLAS (exact, linear time); ``pq`` scans 32-byte
+product-quantised codes with faiss and re-scores the best 1,000 exactly (approximate, linear
+time with a small constant); ``hnsw`` searches a usearch graph (approximate, logarithmic time,
+but slow to build and low in recall on face embeddings: docs/index.md). numpy, faiss and usearch
+are imported on first use.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ __all__ = [
     "load_index",
 ]
 
-#: ``auto`` picks ``exact`` below this many vectors and ``hnsw`` from it on: where exact search
-#: reaches ~5 ms per query on 2 cores (4.7 ms p50 at 100,000 faces; bench/search.py, docs/index.md).
+#: ``auto`` picks ``exact`` below this many vectors and ``pq`` from it on: where exact search
+#: reaches ~5 ms per query on 2 cores (bench/search.py, docs/index.md). Below it every search is
+#: exact, so no committed face can be missed.
 AUTO_THRESHOLD = 100_000
 
-_BACKENDS = ("exact", "hnsw")
+_BACKENDS = ("exact", "pq", "hnsw")
 
 
 def available_backends() -> tuple[str, ...]:
@@ -49,7 +53,7 @@ def choose_backend(expected_size: int) -> str:
         raise InvalidParameterError(
             f"expected_size must be a non-negative integer, got {expected_size!r}", parameter="expected_size"
         )
-    return "hnsw" if expected_size >= AUTO_THRESHOLD else "exact"
+    return "pq" if expected_size >= AUTO_THRESHOLD else "exact"
 
 
 def _backend_class(backend: str) -> Any:
@@ -61,6 +65,10 @@ def _backend_class(backend: str) -> Any:
         from facetrust.index.hnsw import HnswIndex
 
         return HnswIndex
+    if backend == "pq":
+        from facetrust.index.pq import PqIndex
+
+        return PqIndex
     raise InvalidParameterError(
         f"Unknown index backend {backend!r}; available: auto, {', '.join(_BACKENDS)}", parameter="backend"
     )
@@ -70,12 +78,12 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
     """A new, empty index.
 
     Args:
-        backend: ``"exact"``, ``"hnsw"`` or ``"auto"`` (``choose_backend(expected_size)``,
+        backend: ``"exact"``, ``"pq"``, ``"hnsw"`` or ``"auto"`` (``choose_backend(expected_size)``,
             decided once, here: a collection that later outgrows the threshold is rebuilt by
             its owner).
         dim: vector width (128 for SFace).
         expected_size: how many vectors the index will hold; only ``auto`` uses it.
-        options: backend options (``ExactIndex``/``HnswIndex`` arguments). ``auto`` takes none,
+        options: backend options (``ExactIndex``/``PqIndex``/``HnswIndex`` arguments). ``auto`` takes none,
             so that an option never depends on which backend a size selects.
 
     Raises:
@@ -84,7 +92,8 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
     if backend == "auto":
         if options:
             raise InvalidParameterError(
-                f"Backend 'auto' takes no options (got {', '.join(sorted(options))}); name exact or hnsw to tune one",
+                f"Backend 'auto' takes no options (got {', '.join(sorted(options))}); "
+                "name exact, pq or hnsw to tune one",
                 parameter="options",
             )
         backend = choose_backend(expected_size)

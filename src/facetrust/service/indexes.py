@@ -8,8 +8,8 @@ missing, stale beyond the log, or unreadable, the index is rebuilt from the data
 
 With template encryption on, snapshots are never written (they would hold the vectors in the
 clear): the index lives in memory only and is rebuilt from the encrypted database on open.
-After an erasure the snapshot files are removed, and an HNSW index (whose deletions only mark
-vectors) is rebuilt, so no copy of an erased template survives in an index file.
+After an erasure the snapshot files are removed, and a pq or HNSW index (whose deletions only
+mark vectors) is rebuilt, so no copy of an erased template survives in an index or in memory.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class CollectionIndex:
         if pending:
             self._index.add(*self._vectors(pending))
         self._applied = changes[-1][0]
-        if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) == "hnsw":
+        if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) != "exact":
             self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
         if self._applied - self._saved >= SAVE_EVERY:
             self.save()
@@ -154,7 +154,7 @@ class CollectionIndex:
             return len(self.ensure())
 
     def scrub(self) -> None:
-        """After an erasure: remove snapshot files; forget an HNSW graph that still holds erased vectors."""
+        """After an erasure: remove snapshot files; forget a pq or HNSW index that still holds erased vectors."""
         with self._lock:
             if self._index is not None:
                 self._catch_up()

@@ -1,0 +1,426 @@
+"""PqIndex ("pq"): a scan of 4-bit product-quantised codes, its best candidates re-scored exactly.
+
+The only module importing faiss; imported when a pq index is created or loaded.
+
+Why this shape (docs/index.md has the measurements): face embeddings are close to isotropic
+(effective dimension ~101 of 128), so the true top 10 of a query are barely closer than the
+rest of the gallery. Graph and cluster indexes then have to visit most of the data to reach
+0.99 recall (IVF needed half the lists; a usearch HNSW took 41 minutes to build 1,000,000
+faces and still found 0.67). A linear scan of compact codes does not depend on the geometry:
+every vector is scored every time, only coarsely. Each vector becomes 64 four-bit codes
+(32 bytes; faiss's ``IndexPQFastScan`` scores them with SIMD table lookups held in registers),
+and the ``candidates`` best estimates are scored again against the float32 vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import faiss
+import numpy as np
+
+from facetrust.errors import InvalidParameterError
+from facetrust.index.base import ReadWriteLock, SearchHits
+from facetrust.index.checks import (
+    as_key,
+    as_keys,
+    as_unit_vectors,
+    check_dim,
+    check_int,
+    check_k,
+    frozen_hits,
+    last_occurrences,
+)
+from facetrust.index.storage import read_manifest, write_index
+
+if TYPE_CHECKING:  # pragma: no cover
+    from numpy.typing import ArrayLike
+
+__all__ = ["DEFAULTS", "PqIndex"]
+
+#: Defaults chosen by bench/search.py on 2 cores (docs/index.md).
+DEFAULTS: dict[str, int] = {"candidates": 1000, "train_size": 20_000}
+
+_TRAIN_SAMPLE = 65_536  # vectors the codebooks are trained on (seeded sample of the index)
+_TRAIN_SEED = 1234
+_ADD_CHUNK = 65_536  # vectors per write-lock hold during a bulk add, so searches interleave
+_MIN_CAPACITY = 1024
+_COMPACT_MIN_DEAD = 4096  # a shard is compacted once it holds this many removed rows ...
+_COMPACT_DEAD_SHARE = 8  # ... and they are more than 1/8 of its live ones
+_DICT_BYTES_PER_KEY = 100  # key→location dict entry, as measured for the exact index
+
+# One faiss call per shard and thread: faiss's own OpenMP threads would fight ours for the cores.
+faiss.omp_set_num_threads(1)
+
+
+class _Shard:
+    """One slice of the index: float32 rows, their keys (-1 once removed) and their codes."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.vectors = np.empty((0, dim), np.float32)
+        self.keys = np.empty(0, np.int64)
+        self.n = 0  # rows in use, removed ones included
+        self.dead = 0
+        self.codes: Any = None  # a trained faiss.IndexPQFastScan holding rows 0..n-1, or None
+
+    @property
+    def live(self) -> int:
+        return self.n - self.dead
+
+    def append(self, keys: np.ndarray, vectors: np.ndarray) -> int:
+        """Append rows; returns the first new row number."""
+        start, stop = self.n, self.n + len(keys)
+        if stop > len(self.keys):
+            capacity = max(stop, len(self.keys) + len(self.keys) // 2, _MIN_CAPACITY)
+            grown_vectors = np.empty((capacity, self.dim), np.float32)
+            grown_keys = np.full(capacity, -1, np.int64)
+            grown_vectors[:start] = self.vectors[:start]
+            grown_keys[:start] = self.keys[:start]
+            self.vectors, self.keys = grown_vectors, grown_keys
+        self.vectors[start:stop] = vectors
+        self.keys[start:stop] = keys
+        if self.codes is not None:
+            self.codes.add(vectors)
+        self.n = stop
+        return start
+
+    def encode(self, trained: Any) -> None:
+        """Encode every row with a copy of the ``trained`` (empty) code index."""
+        codes = faiss.clone_index(trained)
+        for start in range(0, self.n, _ADD_CHUNK):
+            codes.add(self.vectors[start : min(self.n, start + _ADD_CHUNK)])
+        self.codes = codes
+
+    def compacted(self, trained: Any) -> tuple[_Shard, np.ndarray]:
+        """A copy without the removed rows, and the kept rows' old numbers (in order)."""
+        kept = np.flatnonzero(self.keys[: self.n] >= 0)
+        shard = _Shard(self.dim)
+        shard.append(self.keys[kept], self.vectors[kept])
+        if trained is not None:
+            shard.encode(trained)
+        return shard, kept
+
+    def top(self, qs: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first)."""
+        keys = np.full((len(qs), k), -1, np.int64)
+        scores = np.full((len(qs), k), -np.inf, np.float32)
+        if not self.live:
+            return keys, scores
+        if self.codes is None or self.n <= candidates:
+            for i, q in enumerate(qs):
+                self._exact(q, k, keys[i], scores[i])
+            return keys, scores
+        _, rows = self.codes.search(qs, candidates)
+        want = min(k, self.live)
+        for i, q in enumerate(qs):
+            found = rows[i][rows[i] >= 0]
+            found = found[self.keys[found] >= 0]
+            if len(found) < want:  # removed rows crowded the candidates out: score this shard fully
+                self._exact(q, k, keys[i], scores[i])
+                continue
+            _best(found, self.vectors[found] @ q, self.keys, keys[i], scores[i])
+        return keys, scores
+
+    def _exact(self, q: np.ndarray, k: int, keys_out: np.ndarray, scores_out: np.ndarray) -> None:
+        rows = np.flatnonzero(self.keys[: self.n] >= 0) if self.dead else np.arange(self.n)
+        _best(rows, self.vectors[rows] @ q, self.keys, keys_out, scores_out)
+
+    def memory_bytes(self) -> int:
+        code_bytes = 0
+        if self.codes is not None:  # codes are packed in blocks of bbs rows, M2 half-bytes per row
+            code_bytes = math.ceil(self.n / self.codes.bbs) * self.codes.bbs * self.codes.M2 // 2
+        return self.vectors.nbytes + self.keys.nbytes + code_bytes
+
+
+def _best(
+    rows: np.ndarray, scores: np.ndarray, row_keys: np.ndarray, keys_out: np.ndarray, scores_out: np.ndarray
+) -> None:
+    """Write the best ``len(keys_out)`` of ``rows`` (by ``scores``) into the output row, best first."""
+    top = min(len(keys_out), len(rows))
+    if not top:
+        return
+    part = np.argpartition(-scores, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
+    order = part[np.argsort(-scores[part], kind="stable")]
+    keys_out[:top] = row_keys[rows[order]]
+    scores_out[:top] = scores[order]
+
+
+class PqIndex:
+    """Cosine search by a product-quantised scan with exact re-scoring of the best candidates.
+
+    Args:
+        dim: vector width (even widths get 2 dimensions per 4-bit code, odd ones 1).
+        candidates: how many of the best code estimates are re-scored exactly per query (split
+            over the shards); the recall/latency dial. At 1,000,000 faces, 1,000 gave recall@10
+            0.999 at 3 ms per query on 2 cores (bench/search.py). ``k`` above it widens it.
+        train_size: the codebooks are trained once the index first holds this many vectors, on
+            a seeded sample of up to 65,536 of them; until then every search is exact.
+        threads: shards, each searched on its own thread (0: every core).
+
+    Every vector is kept as float32 (for re-scoring and saving) plus its 32-byte code: ~650
+    bytes per face with the key map. Removal marks a row; a shard is rewritten without its
+    removed rows once they are many. Re-adding an existing key replaces its vector.
+
+    Thread safety: searches share a read lock and run concurrently (faiss and numpy release the
+    GIL); ``add`` takes the write lock once per chunk of 65,536 vectors, ``remove`` once per call.
+    """
+
+    name = "pq"
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        candidates: int = DEFAULTS["candidates"],
+        train_size: int = DEFAULTS["train_size"],
+        threads: int = 0,
+    ) -> None:
+        self.dim = check_dim(dim)
+        self.candidates = check_int(candidates, "candidates", 1, 1 << 20)
+        self.train_size = check_int(train_size, "train_size", 64, 1 << 30)
+        self.threads = check_int(threads, "threads", 0, 1024)
+        self._lock = ReadWriteLock()
+        self._shards = [_Shard(self.dim) for _ in range(self.threads or os.cpu_count() or 1)]
+        self._where: dict[int, int] = {}  # key → row * shards + shard
+        self._trained: Any = None  # the trained, empty code index every shard copies
+        self._next = 0  # shard that takes the next added vector (round robin)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"PqIndex(dim={self.dim}, candidates={self.candidates}, train_size={self.train_size}, "
+            f"shards={len(self._shards)}, trained={self.trained}, size={len(self)})"
+        )
+
+    @property
+    def trained(self) -> bool:
+        """Whether the codebooks exist (before that, searches are exact scans)."""
+        return self._trained is not None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def add(self, keys: ArrayLike, vectors: ArrayLike) -> None:
+        ks = as_keys(keys)
+        vs = as_unit_vectors(vectors, self.dim, "vectors")
+        if len(ks) != len(vs):
+            raise InvalidParameterError(
+                f"keys and vectors differ in length: {len(ks)} keys, {len(vs)} vectors", parameter="vectors"
+            )
+        keep = last_occurrences(ks)
+        if keep is not None:
+            ks, vs = ks[keep], vs[keep]
+        for start in range(0, len(ks), _ADD_CHUNK):
+            with self._lock.write():
+                self._add(ks[start : start + _ADD_CHUNK], vs[start : start + _ADD_CHUNK])
+                if self._trained is None and len(self._where) >= self.train_size:
+                    self._train()
+
+    def _add(self, ks: np.ndarray, vs: np.ndarray) -> None:
+        self._drop([k for k in ks.tolist() if k in self._where])
+        count = len(self._shards)
+        order = (np.arange(len(ks)) + self._next) % count
+        self._next = int((self._next + len(ks)) % count)
+        for s in range(count):
+            mine = np.flatnonzero(order == s)
+            if not len(mine):
+                continue
+            first = self._shards[s].append(ks[mine], vs[mine])
+            rows = np.arange(first, first + len(mine))
+            self._where.update(zip(ks[mine].tolist(), (rows * count + s).tolist(), strict=True))
+
+    def _train(self) -> None:
+        live = [shard.vectors[: shard.n][shard.keys[: shard.n] >= 0] for shard in self._shards]
+        pool = np.concatenate(live)
+        if len(pool) > _TRAIN_SAMPLE:
+            pool = pool[np.random.default_rng(_TRAIN_SEED).choice(len(pool), _TRAIN_SAMPLE, replace=False)]
+        trained = _code_index(self.dim)
+        trained.train(np.ascontiguousarray(pool))
+        self._adopt(trained)
+
+    def _adopt(self, trained: Any) -> None:
+        self._trained = trained
+        self._map(lambda shard: shard.encode(trained))
+
+    def remove(self, keys: ArrayLike) -> int:
+        ks = np.unique(as_keys(keys))
+        if not len(ks):
+            return 0
+        with self._lock.write():
+            return self._drop(ks.tolist())
+
+    def _drop(self, keys: list[int]) -> int:
+        count = len(self._shards)
+        touched: set[int] = set()
+        removed = 0
+        for key in keys:
+            where = self._where.pop(key, None)
+            if where is None:
+                continue
+            row, s = divmod(where, count)
+            self._shards[s].keys[row] = -1
+            self._shards[s].dead += 1
+            touched.add(s)
+            removed += 1
+        for s in touched:
+            shard = self._shards[s]
+            if shard.dead >= _COMPACT_MIN_DEAD and shard.dead * _COMPACT_DEAD_SHARE > shard.live:
+                self._compact(s)
+        return removed
+
+    def _compact(self, s: int) -> None:
+        count = len(self._shards)
+        shard, kept = self._shards[s].compacted(self._trained)
+        self._shards[s] = shard
+        self._where.update(
+            zip(shard.keys[: shard.n].tolist(), (np.arange(len(kept)) * count + s).tolist(), strict=True)
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def search(self, queries: ArrayLike, k: int) -> SearchHits:
+        qs = as_unit_vectors(queries, self.dim, "queries")
+        k = check_k(k)
+        out_keys = np.full((len(qs), k), -1, np.int64)
+        out_scores = np.full((len(qs), k), -np.inf, np.float32)
+        if not len(qs):
+            return frozen_hits(out_keys, out_scores)
+        with self._lock.read():
+            if self._where:
+                per_shard = max(k, math.ceil(self.candidates / len(self._shards)))
+                parts = self._map(lambda shard: shard.top(qs, k, per_shard))
+                keys = np.concatenate([p[0] for p in parts], axis=1)
+                scores = np.concatenate([p[1] for p in parts], axis=1)
+                order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+                out_keys[:] = np.take_along_axis(keys, order, axis=1)
+                out_scores[:] = np.take_along_axis(scores, order, axis=1)
+        return frozen_hits(out_keys, out_scores)
+
+    def _map(self, work: Any) -> list[Any]:
+        """``work(shard)`` for every shard, on the pool when there are several."""
+        if len(self._shards) == 1:
+            return [work(self._shards[0])]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="facetrust-pq")
+            pool = self._pool
+        return list(pool.map(work, self._shards))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, key: object) -> bool:
+        number = as_key(key)
+        if number is None:
+            return False
+        with self._lock.read():
+            return number in self._where
+
+    def keys(self) -> np.ndarray:
+        with self._lock.read():
+            return np.fromiter(self._where, np.int64, len(self._where))
+
+    def memory_bytes(self) -> int:
+        with self._lock.read():
+            return (
+                sum(shard.memory_bytes() for shard in self._shards)
+                + sys.getsizeof(self._where)
+                + _DICT_BYTES_PER_KEY * len(self._where)
+            )
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "train_size": self.train_size}
+
+    def save(self, path: Path) -> None:
+        with self._lock.read():
+            keys = np.concatenate([shard.keys[: shard.n] for shard in self._shards])
+            live = keys >= 0
+            count = int(live.sum())
+            # each row's shard, so that a load with as many shards rebuilds the same layout
+            shard_of = np.concatenate([np.full(shard.n, s, np.int32) for s, shard in enumerate(self._shards)])
+            codebook = (
+                np.empty(0, np.uint8) if self._trained is None else np.asarray(faiss.serialize_index(self._trained))
+            )
+
+            def write(data: Path) -> None:
+                vectors = np.concatenate([shard.vectors[: shard.n] for shard in self._shards])
+                with open(data, "wb") as fh:
+                    np.savez(fh, keys=keys[live], vectors=vectors[live], shards=shard_of[live], codebook=codebook)
+
+            write_index(
+                Path(path),
+                backend=self.name,
+                dim=self.dim,
+                count=count,
+                params=self.params(),
+                extension="npz",
+                write_data=write,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> PqIndex:
+        manifest = read_manifest(path)
+        if manifest.backend != cls.name:
+            raise InvalidParameterError(
+                f"{path} holds a {manifest.backend!r} index, not a pq one; use load_index()", parameter="path"
+            )
+        index = cls(manifest.dim, **{name: manifest.params[name] for name in DEFAULTS if name in manifest.params})
+        try:
+            with np.load(manifest.data, allow_pickle=False) as z:
+                keys, vectors, shard_of, codebook = z["keys"], z["vectors"], z["shards"], z["codebook"]
+            trained = faiss.deserialize_index(codebook) if codebook.size else None
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise InvalidParameterError(
+                f"{manifest.data} is not a readable pq index ({exc}); rebuild it from the store", parameter="path"
+            ) from exc
+        if (
+            keys.shape != (manifest.count,)
+            or vectors.shape != (manifest.count, manifest.dim)
+            or shard_of.shape != (manifest.count,)
+        ):
+            raise InvalidParameterError(
+                f"{manifest.data} does not match its manifest ({keys.shape}, {vectors.shape}); rebuild it",
+                parameter="path",
+            )
+        if trained is not None and (
+            not isinstance(trained, faiss.IndexPQFastScan) or trained.d != manifest.dim or trained.ntotal
+        ):
+            raise InvalidParameterError(
+                f"{manifest.data} holds a codebook for another index shape; rebuild it from the store", parameter="path"
+            )
+        if len(np.unique(keys)) != len(keys) or (len(keys) and int(keys.min()) < 0):
+            raise InvalidParameterError(
+                f"{manifest.data} holds repeated or negative keys; rebuild it from the store", parameter="path"
+            )
+        with index._lock.write():
+            count = len(index._shards)
+            if len(keys) and int(shard_of.min()) >= 0 and int(shard_of.max()) < count:
+                for s, shard in enumerate(index._shards):  # the saved layout, removed rows left out
+                    mine = np.flatnonzero(shard_of == s)
+                    first = shard.append(keys[mine], vectors[mine])
+                    rows = np.arange(first, first + len(mine))
+                    index._where.update(zip(keys[mine].tolist(), (rows * count + s).tolist(), strict=True))
+                index._next = int(np.argmin([shard.n for shard in index._shards]))
+            else:  # saved with another number of shards: deal the rows out afresh
+                for start in range(0, len(keys), _ADD_CHUNK):
+                    index._add(keys[start : start + _ADD_CHUNK], vectors[start : start + _ADD_CHUNK])
+            if trained is not None:
+                index._adopt(trained)  # the saved codebooks, so the codes and recall are as before
+        return index
+
+
+def _code_index(dim: int) -> Any:
+    """An empty, untrained fast-scan PQ index: 4-bit codes over 2 dimensions each (1 if ``dim`` is odd)."""
+    subquantizers = dim // 2 if dim % 2 == 0 else dim
+    index = faiss.IndexPQFastScan(dim, subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
+    index.pq.cp.min_points_per_centroid = 1  # small indexes train on few points; no warning for that
+    return index
