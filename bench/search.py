@@ -1,8 +1,9 @@
-"""Vector-index benchmark: exact (numpy) vs hnsw (usearch) at 100,000 and 1,000,000 faces.
+"""Vector-index benchmark: exact (numpy), pq (faiss) and hnsw (usearch) at 100,000 and 1,000,000 faces.
 
     .venv/bin/python bench/search.py                    # writes bench/results/search.json and .md
     .venv/bin/python bench/search.py --sizes 100000     # one size only (still writes both files)
-    .venv/bin/python bench/search.py --sweep            # also the 100k build-parameter grid (slow)
+    .venv/bin/python bench/search.py --hnsw-sizes 100000 1000000   # hnsw at 1M too (~45 min build)
+    .venv/bin/python bench/search.py --sweep            # also the 100k hnsw build-parameter grid (slow)
 
 Check ``uptime`` first: the numbers are per-query latencies and build times on a small machine,
 so another busy process moves them. The script records the load average before and after.
@@ -14,12 +15,16 @@ that synthetic-to-synthetic scores resemble real impostor scores (mean, spread, 
 Queries: the 1,000 held-out real images (people who have other images in the gallery) and
 1,000 fresh synthetic vectors; every search is a single-query top-10 search.
 
+hnsw is measured at 100,000 faces only by default: at 1,000,000 its build took 2,458 s on 2 cores
+(bench/results/search-hnsw-1m.md keeps that run).
+
 Metrics per backend and size: build time; p50/p99 latency; recall@10 against exact search;
 for real queries, whether the exact best match (the mate, usually) is found and how many of
 the exact top 10 above the default match threshold (Similarity 80) are found; RAM per face from
-``memory_bytes()`` and from the process RSS growth; disk per face of the saved index; and, for
-hnsw, "self-recall": the share of 5,000 indexed vectors that find themselves first (a vector the
-graph cannot reach can never be matched). Seeded; embeddings never leave the cache.
+``memory_bytes()`` and from the process RSS growth; disk per face of the saved index;
+"self-recall": the share of 5,000 indexed vectors that find themselves first (a vector an index
+cannot reach can never be matched); and the recall/latency dial of each approximate backend
+(pq: candidates re-scored; hnsw: expansion_search). Seeded; embeddings never leave the cache.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import lfw_data as L
 from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
 from facetrust.index import AUTO_THRESHOLD, create_index, load_index
 from facetrust.index.hnsw import DEFAULTS
+from facetrust.index.pq import DEFAULTS as PQ_DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20261126
@@ -51,6 +57,7 @@ N_REAL_QUERIES = 1000
 N_SYNTH_QUERIES = 1000
 TARGETS = {"p50_ms": 5.0, "recall_at_10": 0.99, "build_s": 120.0, "ram_bytes_per_face": 1536}
 EF_SWEEP = (64, 128, 256, 384, 512, 768, 1024)
+CANDIDATE_SWEEP = (100, 300, 1000, 3000)
 
 
 def machine() -> dict[str, Any]:
@@ -58,6 +65,7 @@ def machine() -> dict[str, Any]:
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
         platform.processor(),
     )
+    import faiss
     import usearch
 
     return {
@@ -66,6 +74,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "usearch": usearch.__version__,
+        "faiss": faiss.__version__,
         "date": dt.date.today().isoformat(),
     }
 
@@ -248,14 +257,36 @@ def self_recall(index: Any, gallery: np.ndarray, rng: np.random.Generator, n: in
     return round(float((hits.keys[:, 0] == sample).mean()), 5)
 
 
-def run_size(data: Data, size: int, threshold: float, tmp: Path) -> dict[str, Any]:
+def sweep(
+    index: Any,
+    setting: str,
+    values: tuple[int, ...],
+    queries: dict[str, np.ndarray],
+    truth: dict[str, Any],
+    threshold: float,
+    default: int,
+) -> list[dict[str, Any]]:
+    """Recall and latency of an approximate index at each value of its search-time dial."""
+    points = []
+    for value in values:
+        setattr(index, setting, value)
+        point = {setting: value, **lat_summary(latencies(index, np.vstack(list(queries.values()))))}
+        point.update(accuracy(index, queries, truth, threshold))
+        points.append(point)
+        print(
+            f"   {index.name} {setting}={value}: recall {point['recall_at_10']} p50 {point['p50_ms']} ms",
+            file=sys.stderr,
+        )
+    setattr(index, setting, default)
+    return points
+
+
+def run_size(data: Data, size: int, threshold: float, tmp: Path, with_hnsw: bool) -> dict[str, Any]:
     print(f"== {size:,} faces (load {load_avg()})", file=sys.stderr)
     gallery = data.gallery(size)
     queries = {"real": data.real_queries, "synthetic": data.synth_queries}
     result: dict[str, Any] = {"size": size, "load_before": load_avg()}
 
-    hnsw, hrow = measure("hnsw", {}, gallery, queries, tmp)
-    print(f"   hnsw built in {hrow['build_s']} s, p50 {hrow['latency']['p50_ms']} ms", file=sys.stderr)
     exact, erow = measure("exact", {}, gallery, queries, tmp)
     print(f"   exact p50 {erow['latency']['p50_ms']} ms", file=sys.stderr)
     truth = {}
@@ -263,22 +294,33 @@ def run_size(data: Data, size: int, threshold: float, tmp: Path) -> dict[str, An
         hits = exact.search(q, K)
         truth[name] = (hits.keys, hits.scores)
     erow.update(accuracy(exact, queries, truth, threshold))
-    hrow.update(accuracy(hnsw, queries, truth, threshold))
-    hrow["self_recall"] = self_recall(hnsw, gallery, np.random.default_rng(SEED + 2))
-    hrow["relinked"] = hnsw.relinked
-    sweep = []
-    for ef in EF_SWEEP:
-        hnsw.expansion_search = ef
-        point = {"expansion_search": ef, **lat_summary(latencies(hnsw, np.vstack(list(queries.values()))))}
-        point.update(accuracy(hnsw, queries, truth, threshold))
-        sweep.append(point)
-        print(f"   ef={ef}: recall {point['recall_at_10']} p50 {point['p50_ms']} ms", file=sys.stderr)
-    hnsw.expansion_search = DEFAULTS["expansion_search"]
-    hrow["expansion_search_sweep"] = sweep
-    result["backends"] = [erow, hrow]
-    result["load_after"] = load_avg()
-    del hnsw, exact
+    del exact
     gc.collect()
+    rows = [erow]
+
+    pq, prow = measure("pq", {}, gallery, queries, tmp)
+    print(f"   pq built in {prow['build_s']} s, p50 {prow['latency']['p50_ms']} ms", file=sys.stderr)
+    prow.update(accuracy(pq, queries, truth, threshold))
+    prow["self_recall"] = self_recall(pq, gallery, np.random.default_rng(SEED + 2))
+    prow["sweep"] = sweep(pq, "candidates", CANDIDATE_SWEEP, queries, truth, threshold, PQ_DEFAULTS["candidates"])
+    rows.append(prow)
+    del pq
+    gc.collect()
+
+    if with_hnsw:
+        hnsw, hrow = measure("hnsw", {}, gallery, queries, tmp)
+        print(f"   hnsw built in {hrow['build_s']} s, p50 {hrow['latency']['p50_ms']} ms", file=sys.stderr)
+        hrow.update(accuracy(hnsw, queries, truth, threshold))
+        hrow["self_recall"] = self_recall(hnsw, gallery, np.random.default_rng(SEED + 2))
+        hrow["relinked"] = hnsw.relinked
+        hrow["sweep"] = sweep(
+            hnsw, "expansion_search", EF_SWEEP, queries, truth, threshold, DEFAULTS["expansion_search"]
+        )
+        rows.append(hrow)
+        del hnsw
+        gc.collect()
+    result["backends"] = rows
+    result["load_after"] = load_avg()
     return result
 
 
@@ -343,8 +385,9 @@ def render(result: dict[str, Any]) -> str:
         "# Vector index benchmark (bench/search.py)",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, "
-        f"usearch {m['usearch']}, {m['date']}. Seed {result['seed']}.",
-        f"hnsw parameters: {result['hnsw_defaults']}; auto threshold: {result['auto_threshold']:,} faces.",
+        f"faiss {m['faiss']}, usearch {m['usearch']}, {m['date']}. Seed {result['seed']}.",
+        f"pq parameters: {result['pq_defaults']}; hnsw parameters: {result['hnsw_defaults']}; "
+        f"auto threshold: {result['auto_threshold']:,} faces (exact below, pq from it on).",
         "",
         "Targets at 1,000,000 faces: p50 ≤ 5 ms single-query top-10, recall@10 ≥ 0.99 against exact,",
         "build ≤ 120 s, RAM ≤ 1.5 KB per face.",
@@ -379,17 +422,23 @@ def render(result: dict[str, Any]) -> str:
         "Load average (1/5/15 min) before → after each size: "
         + "; ".join(f"{s['size']:,}: {s['load_before']} → {s['load_after']}" for s in result["sizes"]),
         "",
-        "## hnsw: recall against latency (expansion_search)",
+        "## Approximate backends: recall against latency",
         "",
-        "| faces | expansion_search | p50 ms (CPU) | p99 ms | recall@10 real | recall@10 synthetic | mate found |",
-        "|---|---|---|---|---|---|---|",
+        "pq: `candidates` re-scored exactly per query; hnsw: `expansion_search`. Both can be changed on a",
+        "built index.",
+        "",
+        "| faces | backend | setting | p50 ms (CPU) | p99 ms | recall@10 real | recall@10 synthetic | mate found |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for size in result["sizes"]:
-        for p in size["backends"][1]["expansion_search_sweep"]:
-            lines.append(
-                f"| {size['size']:,} | {p['expansion_search']} | {p['p50_ms']} ({p['cpu_p50_ms']}) | {p['p99_ms']} "
-                f"| {p['recall_at_10_real']} | {p['recall_at_10_synthetic']} | {p['top1_agreement_real']} |"
-            )
+        for row in size["backends"]:
+            for p in row.get("sweep", []):
+                setting = "candidates" if "candidates" in p else "expansion_search"
+                lines.append(
+                    f"| {size['size']:,} | {row['backend']} | {setting}={p[setting]} | {p['p50_ms']} "
+                    f"({p['cpu_p50_ms']}) | {p['p99_ms']} | {p['recall_at_10_real']} | {p['recall_at_10_synthetic']} "
+                    f"| {p['top1_agreement_real']} |"
+                )
     lines += ["", "## exact: latency by size (sets the auto threshold)", ""]
     lines += ["| faces | dtype | p50 ms | CPU p50 ms | p99 ms |", "|---|---|---|---|---|"]
     for p in result["exact_curve"]:
@@ -432,6 +481,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--sweep", action="store_true", help="also the hnsw build-parameter grid at 100k")
+    parser.add_argument(
+        "--hnsw-sizes", type=int, nargs="*", default=[100_000], help="sizes at which hnsw is measured too"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--curve",
@@ -449,6 +501,7 @@ def main() -> None:
         "seed": SEED,
         "targets": TARGETS,
         "hnsw_defaults": DEFAULTS,
+        "pq_defaults": PQ_DEFAULTS,
         "auto_threshold": AUTO_THRESHOLD,
         "match_threshold_cosine": round(threshold, 4),
         "distribution": data.distribution_check(),
@@ -457,7 +510,7 @@ def main() -> None:
     result["sizes"] = []
     with tempfile.TemporaryDirectory(prefix="facetrust-bench-") as tmp:
         for size in args.sizes:
-            result["sizes"].append(run_size(data, size, threshold, Path(tmp)))
+            result["sizes"].append(run_size(data, size, threshold, Path(tmp), size in args.hnsw_sizes))
             write(result, args.out)  # after each size, so a long run that dies keeps what it measured
     if args.sweep:
         result["build_sweep_size"] = 100_000
