@@ -110,3 +110,41 @@ def test_a_failed_save_leaves_the_previous_index_intact(saved: Path, monkeypatch
     assert saved.read_text() == before
     assert len(load_index(saved)) == 20
     assert sorted(p.name for p in saved.parent.iterdir()) == sorted([saved.name, data_file(saved).name])
+
+
+def _rewrite_npz(saved: Path, **changes: np.ndarray) -> None:
+    """Replace arrays in a saved .npz index and fix the manifest's byte count, as a bad writer would."""
+    data = data_file(saved)
+    with np.load(data) as z:
+        arrays = {name: z[name] for name in z.files}
+    arrays.update(changes)
+    with open(data, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    manifest = json.loads(saved.read_text())
+    manifest["data_bytes"] = data.stat().st_size
+    saved.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("keys", "vectors", "message"),
+    [
+        (np.zeros(20, np.int64), None, "repeated or negative keys"),
+        (np.arange(-1, 19), None, "repeated or negative keys"),
+        (np.arange(19), None, "the manifest says 20 faces"),
+        (np.arange(20).astype(np.float64), None, "keys float64"),
+        (None, np.zeros((20, 4), np.float32), r"vectors \(20, 4\)"),
+    ],
+    ids=["repeated", "negative", "short", "float-keys", "narrow-vectors"],
+)
+@pytest.mark.parametrize("backend", ["exact", "pq"])  # hnsw writes a usearch file, checked by its header
+def test_npz_arrays_that_disagree_with_the_manifest_are_refused(
+    backend: str, tmp_path: Path, keys: np.ndarray | None, vectors: np.ndarray | None, message: str
+) -> None:
+    index = create_index(backend, 8)
+    index.add(np.arange(20), unit_vectors(20, dim=8))
+    saved = tmp_path / "faces.index"
+    index.save(saved)
+    _rewrite_npz(saved, **{name: a for name, a in (("keys", keys), ("vectors", vectors)) if a is not None})
+    with pytest.raises(InvalidParameterError, match=message) as info:
+        load_index(saved)
+    assert "rebuild" in str(info.value) and info.value.parameter == "path"

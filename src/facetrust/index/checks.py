@@ -22,6 +22,7 @@ __all__ = [
     "check_int",
     "check_k",
     "frozen_hits",
+    "keys_and_vectors",
     "last_occurrences",
 ]
 
@@ -124,6 +125,19 @@ def last_occurrences(keys: np.ndarray) -> np.ndarray | None:
     if first_in_reversed.size == keys.size:
         return None
     return np.sort(keys.size - 1 - first_in_reversed)
+
+
+def keys_and_vectors(keys: ArrayLike, vectors: ArrayLike, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``add`` arguments: int64 keys and unit float32 rows of equal length, repeats dropped
+    (the last occurrence of a key wins)."""
+    ks = as_keys(keys)
+    vs = as_unit_vectors(vectors, dim, "vectors")
+    if len(ks) != len(vs):
+        raise InvalidParameterError(
+            f"keys and vectors differ in length: {len(ks)} keys, {len(vs)} vectors", parameter="vectors"
+        )
+    keep = last_occurrences(ks)
+    return (ks, vs) if keep is None else (ks[keep], vs[keep])
 
 
 def frozen_hits(keys: np.ndarray, scores: np.ndarray) -> SearchHits:

@@ -17,9 +17,9 @@ from facetrust.index.checks import (
     check_dim,
     check_k,
     frozen_hits,
-    last_occurrences,
+    keys_and_vectors,
 )
-from facetrust.index.storage import read_manifest, write_index
+from facetrust.index.storage import npz_writer, read_arrays, read_manifest, write_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import ArrayLike
@@ -74,15 +74,7 @@ class ExactIndex:
     # -- writes ---------------------------------------------------------------------------------
 
     def add(self, keys: ArrayLike, vectors: ArrayLike) -> None:
-        ks = as_keys(keys)
-        vs = as_unit_vectors(vectors, self.dim, "vectors")
-        if len(ks) != len(vs):
-            raise InvalidParameterError(
-                f"keys and vectors differ in length: {len(ks)} keys, {len(vs)} vectors", parameter="vectors"
-            )
-        keep = last_occurrences(ks)
-        if keep is not None:
-            ks, vs = ks[keep], vs[keep]
+        ks, vs = keys_and_vectors(keys, vectors, self.dim)
         if not len(ks):
             return
         with self._lock.write():
@@ -201,11 +193,6 @@ class ExactIndex:
     def save(self, path: Path) -> None:
         with self._lock.read():
             n = self._n
-
-            def write(data: Path) -> None:
-                with open(data, "wb") as fh:
-                    np.savez(fh, keys=self._keys[:n], vectors=self._vectors[:n])
-
             write_index(
                 Path(path),
                 backend=self.name,
@@ -213,37 +200,18 @@ class ExactIndex:
                 count=n,
                 params=self.params(),
                 extension="npz",
-                write_data=write,
+                write_data=npz_writer(keys=self._keys[:n], vectors=self._vectors[:n]),
             )
 
     @classmethod
     def load(cls, path: Path) -> ExactIndex:
-        manifest = read_manifest(path)
-        if manifest.backend != cls.name:
-            raise InvalidParameterError(
-                f"{path} holds a {manifest.backend!r} index, not an exact one; use load_index()", parameter="path"
-            )
-        index = cls(manifest.dim, **_known(manifest.params, ("dtype",)))
-        try:
-            with np.load(manifest.data, allow_pickle=False) as z:
-                keys, vectors = z["keys"], z["vectors"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise InvalidParameterError(
-                f"{manifest.data} is not a readable exact index ({exc}); rebuild it from the store", parameter="path"
-            ) from exc
-        if keys.shape != (manifest.count,) or vectors.shape != (manifest.count, manifest.dim):
-            raise InvalidParameterError(
-                f"{manifest.data} does not match its manifest ({keys.shape}, {vectors.shape}); rebuild it",
-                parameter="path",
-            )
+        manifest = read_manifest(path, cls.name)
+        index = cls(manifest.dim, **manifest.options(("dtype",)))
+        arrays = read_arrays(manifest, ("keys", "vectors"))
         index._reserve(manifest.count)
-        index._vectors[: manifest.count] = vectors
-        index._keys[: manifest.count] = keys
-        index._rows = dict(zip(keys.tolist(), range(manifest.count), strict=True))
-        if len(index._rows) != manifest.count or (manifest.count and int(keys.min()) < 0):
-            raise InvalidParameterError(
-                f"{manifest.data} holds repeated or negative keys; rebuild it from the store", parameter="path"
-            )
+        index._vectors[: manifest.count] = arrays["vectors"]
+        index._keys[: manifest.count] = arrays["keys"]
+        index._rows = dict(zip(arrays["keys"].tolist(), range(manifest.count), strict=True))
         index._n = manifest.count
         return index
 
@@ -255,7 +223,3 @@ def _product(qs: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     if len(qs) <= _FEW_QUERIES:
         return np.stack([np.einsum("ij,j->i", matrix, q) for q in qs])
     return np.asarray(qs @ matrix.T)
-
-
-def _known(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: params[name] for name in names if name in params}

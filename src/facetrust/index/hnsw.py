@@ -22,7 +22,7 @@ from facetrust.index.checks import (
     check_int,
     check_k,
     frozen_hits,
-    last_occurrences,
+    keys_and_vectors,
 )
 from facetrust.index.storage import read_manifest, write_index
 
@@ -122,15 +122,7 @@ class HnswIndex:
     # -- writes ---------------------------------------------------------------------------------
 
     def add(self, keys: ArrayLike, vectors: ArrayLike) -> None:
-        ks = as_keys(keys)
-        vs = as_unit_vectors(vectors, self.dim, "vectors")
-        if len(ks) != len(vs):
-            raise InvalidParameterError(
-                f"keys and vectors differ in length: {len(ks)} keys, {len(vs)} vectors", parameter="vectors"
-            )
-        keep = last_occurrences(ks)
-        if keep is not None:
-            ks, vs = ks[keep], vs[keep]
+        ks, vs = keys_and_vectors(keys, vectors, self.dim)
         threads = self.threads if len(ks) >= _PARALLEL_ADD else 1
         for start in range(0, len(ks), _ADD_CHUNK):
             chunk = ks[start : start + _ADD_CHUNK].astype(np.uint64)
@@ -236,13 +228,8 @@ class HnswIndex:
 
     @classmethod
     def load(cls, path: Path) -> HnswIndex:
-        manifest = read_manifest(path)
-        if manifest.backend != cls.name:
-            raise InvalidParameterError(
-                f"{path} holds a {manifest.backend!r} index, not an hnsw one; use load_index()", parameter="path"
-            )
-        known = ("dtype", "connectivity", "expansion_add", "expansion_search")
-        index = cls(manifest.dim, **{name: manifest.params[name] for name in known if name in manifest.params})
+        manifest = read_manifest(path, cls.name)
+        index = cls(manifest.dim, **manifest.options(DEFAULTS))
         try:
             meta = Index.metadata(os.fspath(manifest.data))
             if not meta or meta["dimensions"] != manifest.dim or meta["count_present"] != manifest.count:

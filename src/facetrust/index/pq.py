@@ -35,9 +35,9 @@ from facetrust.index.checks import (
     check_int,
     check_k,
     frozen_hits,
-    last_occurrences,
+    keys_and_vectors,
 )
-from facetrust.index.storage import read_manifest, write_index
+from facetrust.index.storage import npz_writer, read_arrays, read_manifest, write_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import ArrayLike
@@ -208,15 +208,7 @@ class PqIndex:
     # -- writes ---------------------------------------------------------------------------------
 
     def add(self, keys: ArrayLike, vectors: ArrayLike) -> None:
-        ks = as_keys(keys)
-        vs = as_unit_vectors(vectors, self.dim, "vectors")
-        if len(ks) != len(vs):
-            raise InvalidParameterError(
-                f"keys and vectors differ in length: {len(ks)} keys, {len(vs)} vectors", parameter="vectors"
-            )
-        keep = last_occurrences(ks)
-        if keep is not None:
-            ks, vs = ks[keep], vs[keep]
+        ks, vs = keys_and_vectors(keys, vectors, self.dim)
         for start in range(0, len(ks), _ADD_CHUNK):
             with self._lock.write():
                 self._add(ks[start : start + _ADD_CHUNK], vs[start : start + _ADD_CHUNK])
@@ -351,11 +343,7 @@ class PqIndex:
                 np.empty(0, np.uint8) if self._trained is None else np.asarray(faiss.serialize_index(self._trained))
             )
 
-            def write(data: Path) -> None:
-                vectors = np.concatenate([shard.vectors[: shard.n] for shard in self._shards])
-                with open(data, "wb") as fh:
-                    np.savez(fh, keys=keys[live], vectors=vectors[live], shards=shard_of[live], codebook=codebook)
-
+            vectors = np.concatenate([shard.vectors[: shard.n][shard.keys[: shard.n] >= 0] for shard in self._shards])
             write_index(
                 Path(path),
                 backend=self.name,
@@ -363,43 +351,28 @@ class PqIndex:
                 count=count,
                 params=self.params(),
                 extension="npz",
-                write_data=write,
+                write_data=npz_writer(keys=keys[live], vectors=vectors, shards=shard_of[live], codebook=codebook),
             )
 
     @classmethod
     def load(cls, path: Path) -> PqIndex:
-        manifest = read_manifest(path)
-        if manifest.backend != cls.name:
-            raise InvalidParameterError(
-                f"{path} holds a {manifest.backend!r} index, not a pq one; use load_index()", parameter="path"
-            )
-        index = cls(manifest.dim, **{name: manifest.params[name] for name in DEFAULTS if name in manifest.params})
+        manifest = read_manifest(path, cls.name)
+        index = cls(manifest.dim, **manifest.options(DEFAULTS))
+        arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"))
+        keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
         try:
-            with np.load(manifest.data, allow_pickle=False) as z:
-                keys, vectors, shard_of, codebook = z["keys"], z["vectors"], z["shards"], z["codebook"]
             trained = faiss.deserialize_index(codebook) if codebook.size else None
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except RuntimeError as exc:
             raise InvalidParameterError(
-                f"{manifest.data} is not a readable pq index ({exc}); rebuild it from the store", parameter="path"
+                f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
             ) from exc
-        if (
-            keys.shape != (manifest.count,)
-            or vectors.shape != (manifest.count, manifest.dim)
-            or shard_of.shape != (manifest.count,)
+        if shard_of.shape != (manifest.count,) or (
+            trained is not None
+            and (not isinstance(trained, faiss.IndexPQFastScan) or trained.d != manifest.dim or trained.ntotal)
         ):
             raise InvalidParameterError(
-                f"{manifest.data} does not match its manifest ({keys.shape}, {vectors.shape}); rebuild it",
+                f"{manifest.data} holds codebooks or shard numbers for another index; rebuild it from the store",
                 parameter="path",
-            )
-        if trained is not None and (
-            not isinstance(trained, faiss.IndexPQFastScan) or trained.d != manifest.dim or trained.ntotal
-        ):
-            raise InvalidParameterError(
-                f"{manifest.data} holds a codebook for another index shape; rebuild it from the store", parameter="path"
-            )
-        if len(np.unique(keys)) != len(keys) or (len(keys) and int(keys.min()) < 0):
-            raise InvalidParameterError(
-                f"{manifest.data} holds repeated or negative keys; rebuild it from the store", parameter="path"
             )
         with index._lock.write():
             count = len(index._shards)

@@ -18,11 +18,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 
-__all__ = ["FORMAT", "Manifest", "read_manifest", "write_index"]
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["FORMAT", "Manifest", "npz_writer", "read_arrays", "read_manifest", "write_index"]
 
 FORMAT = "facetrust-index/1"
 
@@ -38,6 +41,10 @@ class Manifest:
     data: Path
     data_bytes: int
     params: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, names: tuple[str, ...] | dict[str, Any]) -> dict[str, Any]:
+        """The saved parameters among ``names``, to pass back to the backend's constructor."""
+        return {name: self.params[name] for name in names if name in self.params}
 
 
 def _fsync(path: Path) -> None:
@@ -101,8 +108,11 @@ def _bad(path: Path, why: str) -> InvalidParameterError:
     )
 
 
-def read_manifest(path: Path) -> Manifest:
-    """Read and check the manifest at ``path`` and that its data file exists with the recorded size."""
+def read_manifest(path: Path, backend: str | None = None) -> Manifest:
+    """Read and check the manifest at ``path`` and that its data file exists with the recorded size.
+
+    With ``backend``, also that this backend wrote it (a backend's own ``load`` passes its name).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -116,6 +126,7 @@ def read_manifest(path: Path) -> Manifest:
         raise _bad(path, "the manifest is not JSON") from exc
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise _bad(path, f"expected format {FORMAT!r}")
+    expected = backend
     backend, dim, count, data = body.get("backend"), body.get("dim"), body.get("count"), body.get("data")
     data_bytes, params = body.get("data_bytes"), body.get("params", {})
     if not (isinstance(backend, str) and isinstance(dim, int) and isinstance(count, int)):
@@ -131,4 +142,50 @@ def read_manifest(path: Path) -> Manifest:
         raise _bad(path, f"its data file {data_path} is missing") from None
     if actual != data_bytes:
         raise _bad(path, f"its data file {data_path} has {actual} bytes, the manifest says {data_bytes}")
+    if expected is not None and backend != expected:
+        raise InvalidParameterError(
+            f"{path} holds a {backend!r} index, not a {expected!r} one; use load_index()", parameter="path"
+        )
     return Manifest(path, backend, dim, count, data_path, data_bytes, params)
+
+
+def npz_writer(**arrays: np.ndarray) -> Callable[[Path], None]:
+    """A ``write_data`` for ``write_index`` that stores the arrays in one uncompressed .npz file."""
+
+    def write(data: Path) -> None:
+        import numpy as np
+
+        with open(data, "wb") as fh:  # a file object: np.savez would append .npz to a bare path
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy types its allow_pickle flag alongside
+
+    return write
+
+
+def read_arrays(manifest: Manifest, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of a saved .npz index, checked against the manifest.
+
+    ``keys`` must be ``(count,)`` unique non-negative integers and ``vectors`` ``(count, dim)``;
+    anything unreadable or inconsistent is an ``InvalidParameterError`` saying to rebuild.
+    """
+    import numpy as np
+
+    def bad(why: str) -> InvalidParameterError:
+        return InvalidParameterError(
+            f"{manifest.data} is not a readable {manifest.backend} index ({why}); rebuild it from the store",
+            parameter="path",
+        )
+
+    try:
+        with np.load(manifest.data, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in names}
+    except (OSError, ValueError, KeyError) as exc:
+        raise bad(str(exc)) from exc
+    keys, vectors = arrays.get("keys"), arrays.get("vectors")
+    if keys is not None:
+        if keys.shape != (manifest.count,) or keys.dtype.kind not in "iu":
+            raise bad(f"keys {keys.dtype}{keys.shape}, the manifest says {manifest.count} faces")
+        if len(keys) and (int(keys.min()) < 0 or len(np.unique(keys)) != len(keys)):
+            raise bad("repeated or negative keys")
+    if vectors is not None and vectors.shape != (manifest.count, manifest.dim):
+        raise bad(f"vectors {vectors.shape}, the manifest says ({manifest.count}, {manifest.dim})")
+    return arrays
