@@ -176,7 +176,9 @@ def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_the
     assert [f.face_id for f in gov.list_faces("doors").faces] == [new]
 
 
-def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files(gov: FaceService) -> None:
+@pytest.mark.parametrize("backend", ["auto", "pq"])  # both save float32 vectors in their snapshots
+def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files(tmp_path: Path, backend: str) -> None:
+    gov = FaceService(tmp_path / "data", fake_engine(), policy=POLICY, index_backend=backend)
     gov.create_collection("c")
     indexed = gov.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin").indexed[0]
     row = gov.store.get_collection("c")
@@ -187,8 +189,10 @@ def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files
     gov.close()  # writes the index snapshot
     files = [p for p in gov.data_dir.rglob("*") if p.is_file()]
     assert any(needle in p.read_bytes() for p in files)  # the scan can see it before erasure
-    gov2 = FaceService(gov.data_dir, gov.engine, policy=POLICY)
+    gov2 = FaceService(gov.data_dir, gov.engine, policy=POLICY, index_backend=backend)
+    gov2.search_faces_by_image("c", face_png((20, 20, 100, 7)))  # the snapshot is loaded into memory
     receipt = gov2.erase_subject("erin")
+    assert not gov2.search_faces_by_image("c", face_png((20, 20, 100, 7)), threshold=0).matches
     assert receipt.face_ids == (indexed.stored.face_id,)
     gov2.close()
     for path in (p for p in gov.data_dir.rglob("*") if p.is_file()):

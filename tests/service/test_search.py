@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
 from facetrust.service.search import fpir
 
 from .conftest import face_png
+
+
+@pytest.fixture(params=["auto", "pq", "hnsw"])
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceService]:
+    """Every test here runs on each index backend (auto is exact at these sizes)."""
+    svc = FaceService(tmp_path / "data", fake_engine(), index_backend=request.param)
+    yield svc
+    svc.close()
 
 
 def _gallery(service: FaceService, people: int = 6) -> dict[int, str]:
@@ -136,17 +147,21 @@ def test_search_sees_faces_indexed_by_another_service_on_the_same_data(service: 
 
 
 def test_auto_backend_switches_to_pq_when_the_collection_outgrows_exact(
-    service: FaceService, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import facetrust.index
 
-    ids = _gallery(service, people=3)
-    row = service.store.get_collection("c")
-    assert row is not None
-    assert service.indexes.get(row).ensure().name == "exact"
-    monkeypatch.setattr(facetrust.index, "AUTO_THRESHOLD", 5)
-    for pattern in range(10, 13):
-        service.index_faces("c", face_png((20, 20, 100, pattern)))
-    assert service.indexes.get(row).ensure().name == "pq"
-    result = service.search_faces_by_image("c", face_png((20, 20, 100, 1)))
-    assert [m.face.face_id for m in result.matches] == [ids[1]]
+    service = FaceService(tmp_path / "data", fake_engine())
+    try:
+        ids = _gallery(service, people=3)
+        row = service.store.get_collection("c")
+        assert row is not None
+        assert service.indexes.get(row).ensure().name == "exact"
+        monkeypatch.setattr(facetrust.index, "AUTO_THRESHOLD", 5)
+        for pattern in range(10, 13):
+            service.index_faces("c", face_png((20, 20, 100, pattern)))
+        assert service.indexes.get(row).ensure().name == "pq"
+        result = service.search_faces_by_image("c", face_png((20, 20, 100, 1)))
+        assert [m.face.face_id for m in result.matches] == [ids[1]]
+    finally:
+        service.close()
