@@ -101,3 +101,38 @@ def test_compare_faces_with_an_unknown_quality_filter_is_invalid_parameter(api: 
             TargetImage={"Bytes": face_png((9, 9, 80, 1))},
             QualityFilter="SOME",
         )
+
+
+def test_compare_faces_is_written_to_the_audit_log_with_its_similarities(api: Api) -> None:
+    from facetrust.governance import audit
+
+    before = len(list(audit.entries(api.service.store.connection())))
+    body = api.client.compare_faces(
+        SourceImage={"Bytes": face_png((20, 20, 100, 3))},
+        TargetImage={"Bytes": face_png((20, 20, 100, 3), (200, 40, 80, 5))},
+        SimilarityThreshold=50,
+    )
+    entries = list(audit.entries(api.service.store.connection()))
+    assert len(entries) == before + 1
+    logged = entries[-1].data
+    assert logged["operation"] == "CompareFaces" and logged["outcome"] == "ok"
+    assert logged["threshold"] == 50 and logged["target_faces"] == 2
+    assert logged["similarities"] == [round(m["Similarity"], 4) for m in body["FaceMatches"]]
+
+
+def test_a_refused_compare_faces_is_logged_with_its_error(api: Api) -> None:
+    from facetrust.governance import audit
+
+    with pytest.raises(api.client.exceptions.InvalidParameterException):
+        api.client.compare_faces(SourceImage={"Bytes": face_png()}, TargetImage={"Bytes": face_png((20, 20, 100, 3))})
+    logged = list(audit.entries(api.service.store.connection()))[-1].data
+    assert logged["operation"] == "CompareFaces" and logged["outcome"] == "InvalidParameter"
+    assert "no recognisable face in SourceImage" in logged["error"]
+
+
+def test_detect_faces_is_not_logged(api: Api) -> None:
+    from facetrust.governance import audit
+
+    before = len(list(audit.entries(api.service.store.connection())))
+    api.client.detect_faces(Image={"Bytes": face_png((20, 20, 100, 3))})
+    assert len(list(audit.entries(api.service.store.connection()))) == before

@@ -1,4 +1,9 @@
-"""DetectFaces and CompareFaces: the engine alone, no collection."""
+"""DetectFaces and CompareFaces: the engine alone, no collection.
+
+CompareFaces is a biometric comparison, so it is written to the audit log like a search (who,
+when, the threshold, how many faces, the similarities; never an image or an embedding).
+DetectFaces finds faces without comparing them to anyone and is not logged.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 from facetrust.errors import InvalidImageError, InvalidParameterError
 from facetrust.governance.actor import Actor
+from facetrust.governance.recorder import audited
 from facetrust.server.operations.base import IMAGE, QUALITY_FILTER, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import ATTRIBUTES, bounding_box, face_detail, similarity
@@ -17,9 +23,6 @@ __all__ = ["OPERATIONS"]
 # Rekognition's defaults for CompareFaces.
 COMPARE_THRESHOLD = 80.0
 COMPARE_QUALITY_FILTER = "NONE"
-
-
-# The engine alone: nothing is stored or looked up, so ``actor`` goes unused (no audit record).
 
 
 def detect_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -35,6 +38,17 @@ def _decode(service: FaceService, data: bytes, member: str) -> Any:
 
 
 def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    with audited(service.store, actor, "CompareFaces") as rec:
+        body = _compare(service, p)
+        rec.details = {
+            "threshold": p.get("SimilarityThreshold", COMPARE_THRESHOLD),
+            "target_faces": len(body["FaceMatches"]) + len(body["UnmatchedFaces"]),
+            "similarities": [round(m["Similarity"], 4) for m in body["FaceMatches"]],
+        }
+    return body
+
+
+def _compare(service: FaceService, p: dict[str, Any]) -> dict[str, Any]:
     engine = service.engine
     source = _decode(service, p["SourceImage"], "SourceImage")
     target = _decode(service, p["TargetImage"], "TargetImage")
