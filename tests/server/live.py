@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import socket
 import threading
@@ -13,14 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import numpy as np
 import uvicorn
 from botocore.config import Config
-from PIL import Image
-
-from facetrust.models.fake import draw_face
-
-FaceSpec = tuple[int, int, int, int]  # left, top, size, pattern (the fake identity)
 
 HTTP_DOCS = Path(__file__).resolve().parents[2] / "docs" / "http.md"
 
@@ -60,16 +53,6 @@ def rekognition(url: str) -> Any:
         aws_secret_access_key="y",
         config=Config(retries={"max_attempts": 0}),
     )
-
-
-def face_png(*faces: FaceSpec, width: int = 400, height: int = 300) -> bytes:
-    """PNG bytes with fake faces drawn as (left, top, size, pattern); same pattern, same person."""
-    pixels = np.full((height, width, 3), 60, np.uint8)
-    for left, top, size, pattern in faces:
-        draw_face(pixels, left, top, size, pattern)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def docs_snippet(name: str) -> str:

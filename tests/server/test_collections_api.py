@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
+from facetrust.models.fake import face_png
+
 from .conftest import Api
-from .live import face_png
 
 
 def test_create_collection_returns_status_local_arn_and_model(api: Api) -> None:

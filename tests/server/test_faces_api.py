@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from facetrust.models.fake import face_png
+
 from .conftest import MAX_IMAGE_BYTES, Api
-from .live import face_png
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DETAIL_KEYS = {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"}

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from facetrust.config import Settings
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.server.operations import OPERATIONS
 from facetrust.service import FaceService
 
-from .live import face_png, serving
+from .live import serving
 
 
 @dataclass

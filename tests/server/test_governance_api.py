@@ -22,13 +22,13 @@ from botocore.exceptions import ClientError
 
 from facetrust.config import Settings
 from facetrust.governance.policy import Policy, Purpose
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import face_png, serving
+from .live import serving
 
 POLICY = Policy(
     purposes={

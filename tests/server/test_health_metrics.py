@@ -10,13 +10,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from facetrust.config import Settings
 from facetrust.governance import audit
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import app as app_module
 from facetrust.server import create_app
 from facetrust.service import FaceService
 
 from .conftest import Api
-from .live import face_png, serving
+from .live import serving
 
 
 def samples(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

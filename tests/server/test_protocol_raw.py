@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from facetrust.models.fake import face_png
 from facetrust.server.rpc import BASE_BODY_BYTES
 
 from .conftest import MAX_IMAGE_BYTES, Api
-from .live import face_png
 
 JSON_11 = "application/x-amz-json-1.1"
 

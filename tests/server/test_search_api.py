@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from facetrust.models.fake import face_png
+
 from .conftest import Api
-from .live import face_png
 
 
 @dataclass

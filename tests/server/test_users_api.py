@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from facetrust.models.fake import face_png
+
 from .conftest import Api
-from .live import face_png
 
 
 @pytest.fixture

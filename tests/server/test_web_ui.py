@@ -18,13 +18,13 @@ from playwright.sync_api import expect, sync_playwright
 
 from facetrust.config import Settings
 from facetrust.governance.policy import Policy, Purpose
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.server.app import create_app
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import face_png, serving
+from .live import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -6,11 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import face_png
 
 
 def main() -> None:

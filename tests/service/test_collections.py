@@ -12,10 +12,8 @@ from facetrust.errors import (
     ModelMismatchError,
     NotFoundError,
 )
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
-
-from .conftest import face_png
 
 
 def test_create_collection_binds_it_to_the_engine_model(service: FaceService) -> None:

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.store.sqlite import vector_from_blob
-
-from .conftest import face_png
 
 CHILD = Path(__file__).resolve().parent / "ingest_child.py"
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 
 from facetrust.errors import InvalidImageError, InvalidPaginationTokenError, InvalidParameterError, NotFoundError
+from facetrust.models.fake import face_png
 from facetrust.service import FaceService
-
-from .conftest import face_png
 
 
 def test_index_faces_stores_every_face_with_ids_box_and_quality(service: FaceService) -> None:

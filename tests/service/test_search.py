@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import InvalidParameterError, NotFoundError
-from facetrust.models.fake import fake_engine
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.search import fpir
-
-from .conftest import face_png
 
 
 @pytest.fixture(params=["auto", "pq", "hnsw"])

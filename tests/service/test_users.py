@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 
 from facetrust.errors import ConflictError, InvalidParameterError, LimitExceededError, NotFoundError
+from facetrust.models.fake import face_png
 from facetrust.service import FaceService
-
-from .conftest import face_png
 
 
 def _faces(service: FaceService, *patterns: int) -> list[str]:

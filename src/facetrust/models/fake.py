@@ -5,7 +5,8 @@ darker background, one face per connected square, with landmarks placed where a 
 would have them. ``FakeRecogniser`` embeds a crop by a fixed random projection of its
 downsampled pixels, so the same picture always gives the same vector and different patterns
 give different ones. ``fake_engine()`` builds a ``FaceEngine`` over both with a linear
-calibration, and ``draw_face`` draws a face such tests can find.
+calibration, ``draw_face`` draws a face such tests can find, and ``face_png`` draws several
+into PNG bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.config import Settings
     from facetrust.engine import FaceEngine
 
-__all__ = ["FakeDetector", "FakeRecogniser", "draw_face", "fake_calibration", "fake_engine"]
+__all__ = ["FakeDetector", "FakeRecogniser", "draw_face", "face_png", "fake_calibration", "fake_engine"]
 
 
 class FakeDetector:
@@ -112,3 +113,19 @@ def draw_face(image: np.ndarray, left: int, top: int, size: int, pattern: int = 
         shade = np.array([int(v) for v in rng.integers(0, 200, size=3)], dtype=np.uint8)
         image[top + cy * cell : top + (cy + 1) * cell, left + cx * cell : left + (cx + 1) * cell] = shade
     return image
+
+
+def face_png(*faces: tuple[int, int, int, int], width: int = 400, height: int = 300) -> bytes:
+    """PNG bytes of a grey picture with fake faces drawn as ``(left, top, size, pattern)``;
+    the same pattern is the same fake person."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.full((height, width, 3), 60, np.uint8)
+    for left, top, size, pattern in faces:
+        draw_face(pixels, left, top, size, pattern)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
