@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
@@ -78,8 +79,9 @@ def test_kill_9_during_ingestion_loses_no_committed_face_and_leaves_no_half_imag
         _check_consistent(data, total)
 
 
-def test_readers_see_no_errors_or_torn_results_while_a_writer_indexes(tmp_path: Path) -> None:
-    service = FaceService(tmp_path / "data", fake_engine())
+@pytest.mark.parametrize("backend", ["auto", "pq", "hnsw"])
+def test_readers_see_no_errors_or_torn_results_while_a_writer_indexes(tmp_path: Path, backend: str) -> None:
+    service = FaceService(tmp_path / "data", fake_engine(), index_backend=backend)
     service.create_collection("c")
     service.index_faces("c", face_png((20, 20, 100, 0)))
     errors: list[BaseException] = []
