@@ -68,6 +68,7 @@ from facetrust.governance.crypto import Keyring, TemplateKey, generate_key  # no
 from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose  # noqa: E402
 from facetrust.service import FaceService  # noqa: E402
 from facetrust.store.sqlite import NewFace  # noqa: E402
+from host import cpu_model  # noqa: E402
 from lfw_data import embed_lfw, identity_of, lfw_images, lfw_root  # noqa: E402
 
 SEED = 20261126
@@ -124,13 +125,8 @@ def loads() -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     return {
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),

@@ -35,15 +35,13 @@ from calibrate import impostor_scores
 from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
 from facetrust.config import Settings
 from facetrust.models.catalog import CATALOG
+from host import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, object]:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     import os
 
     return {

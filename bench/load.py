@@ -54,6 +54,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
+from host import cpu_model, load_avg
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -302,10 +303,7 @@ def latency_summary(records: Sequence[Record], wall_s: float) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -315,10 +313,6 @@ def machine() -> dict[str, Any]:
         "versions": {name: metadata.version(name) for name in ("facetrust", "boto3", "uvicorn", "starlette")},
         "date": dt.date.today().isoformat(),
     }
-
-
-def load_avg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def wait_for_idle(max_wait_s: float) -> None:

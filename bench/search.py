@@ -49,6 +49,7 @@ from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
 from facetrust.index import AUTO_THRESHOLD, create_index, load_index
 from facetrust.index.hnsw import DEFAULTS
 from facetrust.index.pq import DEFAULTS as PQ_DEFAULTS
+from host import cpu_model, load_avg
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20261126
@@ -61,10 +62,7 @@ CANDIDATE_SWEEP = (100, 300, 1000, 3000)
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     import faiss
     import usearch
 
@@ -77,10 +75,6 @@ def machine() -> dict[str, Any]:
         "faiss": faiss.__version__,
         "date": dt.date.today().isoformat(),
     }
-
-
-def load_avg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def rss_bytes() -> int:

@@ -60,6 +60,9 @@ from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from host import cpu_model  # noqa: E402
+
 DEFAULT_COMPARE_PYTHON = HERE / ".venv-compare" / "bin" / "python"
 INSTALL_HINT = (
     "python3 -m venv bench/.venv-compare && "
@@ -456,13 +459,8 @@ def run_profile(paths: Sequence[str], flip: bool) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
