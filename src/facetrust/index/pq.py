@@ -98,14 +98,10 @@ class _Shard:
             codes.add(self.vectors[start : min(self.n, start + _ADD_CHUNK)])
         self.codes = codes
 
-    def compacted(self, trained: Any) -> tuple[_Shard, np.ndarray]:
-        """A copy without the removed rows, and the kept rows' old numbers (in order)."""
-        kept = np.flatnonzero(self.keys[: self.n] >= 0)
-        shard = _Shard(self.dim)
-        shard.append(self.keys[kept], self.vectors[kept])
-        if trained is not None:
-            shard.encode(trained)
-        return shard, kept
+    def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and vectors of the rows not removed, in row order."""
+        kept = self.keys[: self.n] >= 0
+        return self.keys[: self.n][kept], self.vectors[: self.n][kept]
 
     def top(self, qs: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray]:
         """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first)."""
@@ -129,8 +125,11 @@ class _Shard:
         return keys, scores
 
     def _exact(self, q: np.ndarray, k: int, keys_out: np.ndarray, scores_out: np.ndarray) -> None:
-        rows = np.flatnonzero(self.keys[: self.n] >= 0) if self.dead else np.arange(self.n)
-        _best(rows, self.vectors[rows] @ q, self.keys, keys_out, scores_out)
+        if self.dead:
+            rows = np.flatnonzero(self.keys[: self.n] >= 0)
+            _best(rows, self.vectors[rows] @ q, self.keys, keys_out, scores_out)
+        else:  # every row: score the matrix in place rather than copying it row by row
+            _best(np.arange(self.n), self.vectors[: self.n] @ q, self.keys, keys_out, scores_out)
 
     def memory_bytes(self) -> int:
         code_bytes = 0
@@ -216,21 +215,23 @@ class PqIndex:
                     self._train()
 
     def _add(self, ks: np.ndarray, vs: np.ndarray) -> None:
-        self._drop([k for k in ks.tolist() if k in self._where])
+        self._drop(ks.tolist())  # keys already present are replaced: their old rows are marked
         count = len(self._shards)
         order = (np.arange(len(ks)) + self._next) % count
         self._next = int((self._next + len(ks)) % count)
         for s in range(count):
             mine = np.flatnonzero(order == s)
-            if not len(mine):
-                continue
-            first = self._shards[s].append(ks[mine], vs[mine])
-            rows = np.arange(first, first + len(mine))
-            self._where.update(zip(ks[mine].tolist(), (rows * count + s).tolist(), strict=True))
+            if len(mine):
+                self._append(s, ks[mine], vs[mine])
+
+    def _append(self, s: int, ks: np.ndarray, vs: np.ndarray) -> None:
+        """Append rows to shard ``s`` and record where each key lives."""
+        first = self._shards[s].append(ks, vs)
+        rows = np.arange(first, first + len(ks))
+        self._where.update(zip(ks.tolist(), (rows * len(self._shards) + s).tolist(), strict=True))
 
     def _train(self) -> None:
-        live = [shard.vectors[: shard.n][shard.keys[: shard.n] >= 0] for shard in self._shards]
-        pool = np.concatenate(live)
+        pool = np.concatenate([shard.live_rows()[1] for shard in self._shards])
         if len(pool) > _TRAIN_SAMPLE:
             pool = pool[np.random.default_rng(_TRAIN_SEED).choice(len(pool), _TRAIN_SAMPLE, replace=False)]
         trained = _code_index(self.dim)
@@ -268,12 +269,12 @@ class PqIndex:
         return removed
 
     def _compact(self, s: int) -> None:
-        count = len(self._shards)
-        shard, kept = self._shards[s].compacted(self._trained)
-        self._shards[s] = shard
-        self._where.update(
-            zip(shard.keys[: shard.n].tolist(), (np.arange(len(kept)) * count + s).tolist(), strict=True)
-        )
+        """Rewrite shard ``s`` without its removed rows (keeping their order) and re-encode it."""
+        keys, vectors = self._shards[s].live_rows()
+        self._shards[s] = _Shard(self.dim)
+        self._append(s, keys, vectors)
+        if self._trained is not None:
+            self._shards[s].encode(self._trained)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -282,10 +283,8 @@ class PqIndex:
         k = check_k(k)
         out_keys = np.full((len(qs), k), -1, np.int64)
         out_scores = np.full((len(qs), k), -np.inf, np.float32)
-        if not len(qs):
-            return frozen_hits(out_keys, out_scores)
         with self._lock.read():
-            if self._where:
+            if self._where and len(qs):
                 per_shard = max(k, math.ceil(self.candidates / len(self._shards)))
                 parts = self._map(lambda shard: shard.top(qs, k, per_shard))
                 keys = np.concatenate([p[0] for p in parts], axis=1)
@@ -334,24 +333,23 @@ class PqIndex:
 
     def save(self, path: Path) -> None:
         with self._lock.read():
-            keys = np.concatenate([shard.keys[: shard.n] for shard in self._shards])
-            live = keys >= 0
-            count = int(live.sum())
+            live = [shard.live_rows() for shard in self._shards]  # removed rows are never written
+            keys = np.concatenate([k for k, _ in live])
             # each row's shard, so that a load with as many shards rebuilds the same layout
-            shard_of = np.concatenate([np.full(shard.n, s, np.int32) for s, shard in enumerate(self._shards)])
+            shard_of = np.concatenate([np.full(len(k), s, np.int32) for s, (k, _) in enumerate(live)])
             codebook = (
                 np.empty(0, np.uint8) if self._trained is None else np.asarray(faiss.serialize_index(self._trained))
             )
-
-            vectors = np.concatenate([shard.vectors[: shard.n][shard.keys[: shard.n] >= 0] for shard in self._shards])
             write_index(
                 Path(path),
                 backend=self.name,
                 dim=self.dim,
-                count=count,
+                count=len(keys),
                 params=self.params(),
                 extension="npz",
-                write_data=npz_writer(keys=keys[live], vectors=vectors, shards=shard_of[live], codebook=codebook),
+                write_data=npz_writer(
+                    keys=keys, vectors=np.concatenate([v for _, v in live]), shards=shard_of, codebook=codebook
+                ),
             )
 
     @classmethod
@@ -377,11 +375,9 @@ class PqIndex:
         with index._lock.write():
             count = len(index._shards)
             if len(keys) and int(shard_of.min()) >= 0 and int(shard_of.max()) < count:
-                for s, shard in enumerate(index._shards):  # the saved layout, removed rows left out
+                for s in range(count):  # the saved layout, removed rows left out
                     mine = np.flatnonzero(shard_of == s)
-                    first = shard.append(keys[mine], vectors[mine])
-                    rows = np.arange(first, first + len(mine))
-                    index._where.update(zip(keys[mine].tolist(), (rows * count + s).tolist(), strict=True))
+                    index._append(s, keys[mine], vectors[mine])
                 index._next = int(np.argmin([shard.n for shard in index._shards]))
             else:  # saved with another number of shards: deal the rows out afresh
                 for start in range(0, len(keys), _ADD_CHUNK):
