@@ -43,7 +43,7 @@ def while_serving(monkeypatch: pytest.MonkeyPatch, check: Callable[[str], None])
     """Make uvicorn.run serve the app for real while ``check(url)`` runs, then return."""
 
     def run(app: Any, **kw: Any) -> None:
-        with serving(app) as url:
+        with serving(app, lifespan=kw["lifespan"]) as url:  # as `serve` asked: starts and stops its lifespan
             check(url)
 
     monkeypatch.setattr(uvicorn, "run", run)
@@ -94,6 +94,14 @@ def test_serve_defaults_to_authentication_on_127_0_0_1_port_8000(tmp_path: Path,
     assert (
         result.output == f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); Ctrl-C stops\n"
     )
+
+
+def test_serve_runs_the_apps_lifespan_which_holds_the_retention_sweep(
+    tmp_path: Path, runs: list[dict[str, Any]]
+) -> None:
+    assert serve(tmp_path).exit_code == 0
+    (run,) = runs
+    assert run["lifespan"] == "on"  # "off" would silently skip the hourly sweep (server/app.py)
 
 
 def test_serve_with_authentication_refuses_unsigned_requests_and_accepts_a_key(

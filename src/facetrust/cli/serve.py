@@ -79,7 +79,8 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
             f"(authentication {'OFF' if keys is None else 'on'}); Ctrl-C stops",
             err=True,
         )
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off", server_header=False)
+        # lifespan on: the app's lifespan runs the hourly retention sweep (server/app.py)
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", server_header=False)
     finally:
         if keys is not None:
             keys.close()
