@@ -319,6 +319,25 @@ def test_a_written_receipt_verifies(gc: GovernedCli, tmp_path: Path) -> None:
     )
 
 
+def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure(
+    gc: GovernedCli, tmp_path: Path
+) -> None:
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    out = tmp_path / "no-such-folder" / "receipt.json"
+
+    result = gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+
+    receipt = last_receipt(gc)
+    assert result.exit_code == 1
+    assert f"audit entry  {receipt.audit_seq}:{receipt.audit_hash}" in result.stdout  # the receipt was printed
+    assert result.stderr.startswith(
+        f"Error: The erasure is done (receipt printed above, and in the audit log as entry {receipt.audit_seq}), "
+        f"but the receipt file {out} could not be written: "
+    )
+    assert gc.service.store.face_keys(gc.service.store.get_collection("a").id) == []  # type: ignore[union-attr]
+
+
 def test_a_receipt_fails_after_the_log_is_tampered_with(gc: GovernedCli, tmp_path: Path) -> None:
     gc.service.create_collection("a")
     gc.index("a", "erin")

@@ -9,7 +9,7 @@ import click
 from facetrust.cli import render_governance as render
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.governance_io import ISO8601, write_receipt
-from facetrust.errors import NotFoundError
+from facetrust.errors import InvalidParameterError, NotFoundError
 
 __all__ = ["consent"]
 
@@ -35,8 +35,14 @@ def consent() -> None:
 def record(subject: str, basis: str, evidence_file: Path, expires: float | None) -> None:
     """Record (or renew) the consent of SUBJECT, granted now, with its basis and the SHA-256
     of its evidence."""
+    try:
+        evidence = evidence_file.read_bytes()
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"Cannot read the evidence file {evidence_file}: {exc.strerror or exc}", parameter="--evidence-file"
+        ) from None
     service = cli_state().service()
-    found = service.record_consent(subject, basis=basis, evidence=evidence_file.read_bytes(), expires_at=expires)
+    found = service.record_consent(subject, basis=basis, evidence=evidence, expires_at=expires)
     click.echo(render.consent_text(found, service.clock()))
 
 
@@ -53,9 +59,9 @@ def revoke(subject: str, as_json: bool, receipt_out: Path | None) -> None:
     """Revoke the consent of SUBJECT and erase every face indexed under it, in every
     collection; print the erasure receipt."""
     receipt = cli_state().service().revoke_consent(subject)
+    click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
     if receipt_out is not None:
         write_receipt(receipt, receipt_out)
-    click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
 
 
 @consent.command(short_help="Show a subject's consent.")

@@ -69,9 +69,9 @@ def erase(
         receipt = service.erase_external_image_id(str(collection), str(external_image_id))
     else:
         receipt = service.erase_user(str(collection), str(user))
+    click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
     if receipt_out is not None:
         write_receipt(receipt, receipt_out)
-    click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
 
 
 @erase.command(short_help="Check an erasure receipt.")

@@ -81,7 +81,16 @@ def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
 
 
 def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
-    path.write_text(json.dumps(receipt_document(receipt), indent=2, ensure_ascii=False) + "\n")
+    """Write the receipt file of ``--receipt-out``. Call it after printing the receipt: the
+    erasure has happened either way, so a path that cannot be written must not hide it."""
+    try:
+        path.write_text(json.dumps(receipt_document(receipt), indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"The erasure is done (receipt printed above, and in the audit log as entry "
+            f"{receipt.audit_seq}), but the receipt file {path} could not be written: {exc.strerror or exc}",
+            parameter="--receipt-out",
+        ) from None
 
 
 def read_receipt(path: Path) -> ErasureReceipt:
