@@ -549,3 +549,10 @@ def test_rotate_without_a_key_is_an_error(gc: GovernedCli) -> None:
 
     assert result.exit_code == 1
     assert result.stderr == "Error: No template key is configured: nothing to seal templates with\n"
+
+
+def test_a_search_number_beyond_64_bits_is_a_usage_error_not_a_crash(gc: GovernedCli) -> None:
+    result = gc.run("review", "record", str(2**64), "--decision", "confirmed")
+
+    assert result.exit_code == 2
+    assert "Invalid value for 'SEARCH_SEQ'" in result.stderr and "1<=x<=9223372036854775807" in result.stderr

@@ -98,6 +98,8 @@ def test_deeply_nested_json_is_refused_not_crashed_on(api: Api) -> None:
         ("DetectFaces", {"Image": {}}, "Image.Bytes", "is required"),
         ("DetectFaces", {"Image": {"Bytes": "AA", "Url": "http://x"}}, "Image.Url", "not a member of Image"),
         ("CreateCollection", {"CollectionId": "c", "Tags": {"a": 1}}, "Tags", "must be an object of strings"),
+        ("GetAuditLog", {"AfterSequence": 2**64}, "AfterSequence", "does not fit in a signed 64-bit integer"),
+        ("ListCollections", {"MaxResults": -(2**70)}, "MaxResults", "does not fit in a signed 64-bit integer"),
     ],
 )
 def test_wrong_member_types_are_invalid_parameter_naming_the_member(

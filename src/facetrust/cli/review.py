@@ -19,7 +19,7 @@ def review() -> None:
 
 
 @review.command(short_help="Record the decision on a search.")
-@click.argument("search_seq", type=click.IntRange(min=1))
+@click.argument("search_seq", type=click.IntRange(1, 2**63 - 1))
 @click.option("--decision", required=True, type=click.Choice(REVIEW_DECISIONS), help="What the reviewer decided.")
 @click.option("--note", default="", help="The reviewer's reasons (at most 2000 characters).")
 @renders_errors()

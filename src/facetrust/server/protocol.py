@@ -137,6 +137,9 @@ def _image_bytes(name: str, value: object, max_image_bytes: int) -> bytes:
     return raw
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # JSON integers are unbounded in Python; SQLite's are not
+
+
 def _check(name: str, value: object, member: Member, max_image_bytes: int) -> object:
     kind = member.kind
     if kind is Kind.IMAGE:
@@ -156,6 +159,8 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if not ok:
         raise _bad(name, f"must be {kind.value}, not {_json_type(value)}")
+    if kind is Kind.INTEGER and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+        raise _bad(name, f"is out of range: {value} does not fit in a signed 64-bit integer")
     if isinstance(value, str):
         _check_choice(name, value, member.choices)
     elif isinstance(value, list):
