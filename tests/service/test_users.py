@@ -118,3 +118,23 @@ def test_search_users_by_user_id_excludes_that_user(coll: FaceService) -> None:
 def test_search_users_needs_exactly_one_of_user_and_face(coll: FaceService) -> None:
     with pytest.raises(InvalidParameterError, match="exactly one"):
         coll.search_users("c")
+
+
+def test_a_user_search_that_would_need_more_neighbours_than_an_index_gives_stops_at_that_many(
+    coll: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At threshold 0 every face qualifies, so the search widens until the index's per-query cap
+    (MAX_K, here lowered to 32 for a small gallery) instead of asking it for more and failing."""
+    import facetrust.index.checks
+    import facetrust.service.search
+
+    monkeypatch.setattr(facetrust.index.checks, "MAX_K", 32)
+    monkeypatch.setattr(facetrust.service.search, "MAX_K", 32)
+    for p in range(0, 40, 3):
+        coll.index_faces("c", face_png((10, 10, 90, p), (150, 10, 90, p + 1), (290, 10, 90, p + 2)))
+    a = _faces(coll, 100)[0]
+    coll.create_user("c", "alice")
+    coll.associate_faces("c", "alice", [a])
+    result = coll.search_users_by_image("c", face_png((50, 50, 100, 100)), threshold=0)
+    assert [m.user.user_id for m in result.matches] == ["alice"]
+    assert result.gallery_size == 1

@@ -144,14 +144,10 @@ class CollectionIndex:
             self.save()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
-        """Top-``k`` hits and the number of faces searched."""
+        """Top-``k`` hits (``k`` cut to the number of faces, at least 1) and the number of faces searched."""
         with self._lock:
             index = self.ensure()
-            return index.search(queries, k), len(index)
-
-    def size(self) -> int:
-        with self._lock:
-            return len(self.ensure())
+            return index.search(queries, max(1, min(k, len(index)))), len(index)
 
     def scrub(self) -> None:
         """After an erasure: remove snapshot files; forget a pq or HNSW index that still holds erased vectors."""

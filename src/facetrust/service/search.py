@@ -10,6 +10,7 @@ from facetrust.errors import InvalidParameterError, NotFoundError, PurposeRefuse
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import Record, audited
+from facetrust.index import MAX_K
 from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.types import (
     FaceSearchMatch,
@@ -54,16 +55,17 @@ def _candidates(
     """Keys scoring at or above the threshold's score (best score over the queries), and the gallery size.
 
     Asks the index for more neighbours until the last one falls below the threshold, the
-    whole gallery has been seen, or ``want`` wanted candidates are in hand.
+    whole gallery has been seen, ``want`` wanted candidates are in hand, or the index's most
+    neighbours per query (``MAX_K``, 4,096) have been asked for.
     """
     cal = service.engine.calibration
     # every score, however low, has similarity ≥ 0; above 0 the calibration gives the score
     floor = -math.inf if threshold <= cal.similarity(-1.0) else cal.score_for_similarity(threshold) - 1e-6
     index = service.indexes.get(row)
-    size = index.size()
     k = max(16, min(want, 256) + len(exclude))
     while True:
-        hits, size = index.search(queries, max(1, min(k, size)))
+        k = min(k, MAX_K)
+        hits, size = index.search(queries, k)
         best: dict[int, float] = {}
         lowest = math.inf
         for keys, scores in zip(hits.keys, hits.scores):
@@ -73,7 +75,7 @@ def _candidates(
                 lowest = min(lowest, score)
                 if key not in exclude and score >= floor and score > best.get(key, -math.inf):
                     best[key] = score
-        exhausted = k >= size or lowest < floor
+        exhausted = k >= size or k >= MAX_K or lowest < floor
         if exhausted or (not user_faces_only and len(best) >= want):
             return best, size
         k *= 4
