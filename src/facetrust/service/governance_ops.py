@@ -12,7 +12,8 @@ from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import audited
 from facetrust.service.types import ConsentRecord, ErasureReceipt, ReviewRecord, SweepResult
-from facetrust.service.validate import check_external_image_id, check_user_id
+from facetrust.service.users import require_user
+from facetrust.service.validate import check_external_image_id
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,9 +111,7 @@ def erase(service: FaceService, what: str, target: str, collection: str | None, 
             lambda conn: records.faces_by_external_id(conn, target, row.id),
         )
     if what == "user":
-        check_user_id(target)
-        if service.store.get_user(row.id, target) is None:
-            raise NotFoundError(f"User {target!r} is not in collection {row.name!r}", resource=target)
+        require_user(service, row, target)
         return erase_keys(
             service,
             "EraseUser",

@@ -19,7 +19,8 @@ from facetrust.service.types import (
     UserSearchMatch,
     UserSearchResult,
 )
-from facetrust.service.validate import check_face_ids, check_limit, check_threshold, check_user_id
+from facetrust.service.users import require_user
+from facetrust.service.validate import check_face_ids, check_limit, check_threshold
 from facetrust.store.sqlite import CollectionRow, FaceRow, Store, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,11 +161,13 @@ def _user_matches(
         if score > best.get(face.user_id, (-math.inf, ""))[0]:
             best[face.user_id] = (score, face.face_id)
     cal = service.engine.calibration
-    out = []
+    out: list[UserSearchMatch] = []
     for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-        info = service.store.get_user(row.id, user_id)
         comparison = cal.compare(score, threshold)
-        if info is None or comparison.similarity < threshold:
+        if comparison.similarity < threshold or len(out) == max_users:
+            break  # best first, so every later user scores lower: look no more users up
+        info = service.store.get_user(row.id, user_id)
+        if info is None:  # deleted since the index answered
             continue
         user = UserInfo(info.user_id, info.created_at, info.face_count)
         out.append(
@@ -173,7 +176,7 @@ def _user_matches(
             )
         )
     gallery = service.store.count_user_faces(row.id)
-    return tuple(out[:max_users]), gallery
+    return tuple(out), gallery
 
 
 def _check_purpose(purpose: Purpose, threshold: float) -> None:
@@ -276,9 +279,7 @@ def governed_face_search(
 def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
     import numpy as np
 
-    check_user_id(user_id)
-    if service.store.get_user(row.id, user_id) is None:
-        raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
+    require_user(service, row, user_id)
     own = service.store.list_faces(row.id, after_key=0, limit=100, user_id=user_id)
     if not own:
         raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")

@@ -20,12 +20,21 @@ from facetrust.store.sqlite import CollectionRow, vector_from_blob
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
 
-__all__ = ["MAX_FACES_PER_USER", "associate_faces", "create_user", "delete_user", "disassociate_faces", "list_users"]
+__all__ = [
+    "MAX_FACES_PER_USER",
+    "associate_faces",
+    "create_user",
+    "delete_user",
+    "disassociate_faces",
+    "list_users",
+    "require_user",
+]
 
 MAX_FACES_PER_USER = 100
 
 
-def _user(service: FaceService, row: CollectionRow, user_id: str) -> UserInfo:
+def require_user(service: FaceService, row: CollectionRow, user_id: str) -> UserInfo:
+    """The user, after checking the id; ``NotFoundError`` when the collection has no such user."""
     check_user_id(user_id)
     found = service.store.get_user(row.id, user_id)
     if found is None:
@@ -42,7 +51,7 @@ def create_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
 
 
 def delete_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
-    _user(service, row, user_id)
+    require_user(service, row, user_id)
     with service.store.transaction() as conn:
         service.store.delete_user(conn, row.id, user_id)
 
@@ -64,7 +73,7 @@ def associate_faces(
     at ``threshold`` (Similarity) or it is refused with LOW_MATCH_CONFIDENCE."""
     import numpy as np
 
-    _user(service, row, user_id)
+    require_user(service, row, user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     threshold = check_threshold(threshold, "UserMatchThreshold")
     dim = service.engine.recogniser.dim
@@ -101,13 +110,13 @@ def associate_faces(
                 limit=MAX_FACES_PER_USER,
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
-    return AssociateResult(tuple(associated), tuple(failed), _user(service, row, user_id))
+    return AssociateResult(tuple(associated), tuple(failed), require_user(service, row, user_id))
 
 
 def disassociate_faces(
     service: FaceService, row: CollectionRow, user_id: str, face_ids: Sequence[str]
 ) -> AssociateResult:
-    _user(service, row, user_id)
+    require_user(service, row, user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     done: list[str] = []
     failed: list[UnsuccessfulFace] = []
@@ -124,4 +133,4 @@ def disassociate_faces(
                 keys.append(face.key)
                 done.append(face_id)
         service.store.set_user(conn, row.id, keys, None)
-    return AssociateResult(tuple(done), tuple(failed), _user(service, row, user_id))
+    return AssociateResult(tuple(done), tuple(failed), require_user(service, row, user_id))
