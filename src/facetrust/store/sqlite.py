@@ -160,10 +160,14 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (I/O error, disk full): the original error is the
+            # one to raise. A failed COMMIT leaves the transaction open: roll it back, or every
+            # later BEGIN on this thread's connection would fail.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -173,7 +177,8 @@ class Store:
         try:
             yield conn
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:  # not when SQLite ended it itself after an error
+                conn.execute("COMMIT")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, for single reads outside a transaction."""
