@@ -97,6 +97,24 @@ def test_consent_is_required_before_enrolment_and_nothing_is_indexed_without_it(
     assert len(gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed) == 1
 
 
+def test_consent_revoked_while_a_face_is_being_embedded_stops_it_being_stored(
+    gov: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("alice", basis="BIPA written release", evidence=b"form")
+    embed = gov.engine.embed
+
+    def embed_then_revoke(*args: object, **kwargs: object) -> object:
+        found = embed(*args, **kwargs)  # type: ignore[arg-type]
+        gov.revoke_consent("alice")  # commits between the early check and the insert
+        return found
+
+    monkeypatch.setattr(gov.engine, "embed", embed_then_revoke)
+    with pytest.raises(ConsentRequiredError, match="revoked"):
+        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice")
+    assert gov.describe_collection("doors").face_count == 0
+
+
 def test_expired_consent_refuses_enrolment(gov: FaceService, clock: Clock) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("bob", basis="contract", evidence="ref-9", expires_at=clock.now + DAY)

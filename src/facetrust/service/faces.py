@@ -30,6 +30,8 @@ from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
@@ -37,7 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["delete_faces", "index_faces", "list_faces"]
 
 
-def _check_consent(service: FaceService, purpose: Purpose, subject: str | None) -> None:
+def _check_consent(
+    service: FaceService, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
+) -> None:
+    """Refuse unless the subject's consent is valid now (read inside ``conn``'s transaction when given)."""
     if not purpose.consent_required:
         return
     if subject is None:
@@ -47,7 +52,9 @@ def _check_consent(service: FaceService, purpose: Purpose, subject: str | None) 
             purpose=purpose.name,
             subject=None,
         )
-    record = service.consent(subject)
+    from facetrust.service.governance_ops import get_consent
+
+    record = get_consent(service, subject, conn)
     if record is None or not record.valid_at(service.clock()):
         state = "no consent is recorded" if record is None else "its consent is revoked, expired or not yet valid"
         raise ConsentRequiredError(
@@ -104,7 +111,7 @@ def index_faces(
         if max_faces is not None:
             check_limit(max_faces, "MaxFaces", 1, 4096)
         level = check_quality_filter(quality_filter)
-        _check_consent(service, purpose, external_image_id)
+        _check_consent(service, purpose, external_image_id)  # before the work; again where it is stored
         rgb = service.engine.load_image(image)
         accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
@@ -115,6 +122,7 @@ def index_faces(
         with service.store.transaction() as conn:
             if service.store.get_collection(collection, conn) != row:
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
+            _check_consent(service, purpose, external_image_id, conn)  # a revocation may have committed since
             keys = service.store.insert_faces(conn, row.id, new)
             stored = service.store.faces_by_keys(row.id, keys, conn)
             rec.details = {
@@ -166,8 +174,6 @@ def delete_faces(service: FaceService, collection: str, face_ids: Sequence[str],
 
     wanted = list(dict.fromkeys(check_face_ids(face_ids)))
     row = service._collection(collection, model_check=False)
-    found = service.store.faces_by_ids(row.id, wanted)
-    missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in wanted if f not in found)
     receipt = erase_keys(
         service,
         "DeleteFaces",
@@ -177,6 +183,7 @@ def delete_faces(service: FaceService, collection: str, face_ids: Sequence[str],
         actor,
         select=lambda conn: {row.id: list(service.store.faces_by_ids(row.id, wanted, conn).values())},
     )
-    erased = set(receipt.face_ids)
+    erased = set(receipt.face_ids)  # looked up inside the erasure's transaction, so no race
     deleted = tuple(f for f in wanted if f in erased)  # in the order asked for
+    missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in wanted if f not in erased)
     return DeleteFacesResult(deleted, missing, receipt if receipt.face_ids else None)

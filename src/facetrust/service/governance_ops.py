@@ -149,8 +149,8 @@ def _consent(row: tuple[object, ...]) -> ConsentRecord:
     )
 
 
-def get_consent(service: FaceService, subject: str) -> ConsentRecord | None:
-    found = records.get_consent(service.store.connection(), subject)
+def get_consent(service: FaceService, subject: str, conn: sqlite3.Connection | None = None) -> ConsentRecord | None:
+    found = records.get_consent(conn or service.store.connection(), subject)
     return _consent(found) if found else None
 
 
