@@ -138,3 +138,22 @@ def test_a_user_search_that_would_need_more_neighbours_than_an_index_gives_stops
     result = coll.search_users_by_image("c", face_png((50, 50, 100, 100)), threshold=0)
     assert [m.user.user_id for m in result.matches] == ["alice"]
     assert result.gallery_size == 1
+
+
+def test_associating_with_a_user_deleted_meanwhile_links_nothing(
+    coll: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import facetrust.service.users as users
+
+    (a,) = _faces(coll, 1)
+    coll.create_user("c", "alice")
+    check = users.check_threshold
+
+    def check_then_delete(*args: object) -> float:
+        coll.delete_user("c", "alice")  # commits after the first existence check, before the association
+        return check(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(users, "check_threshold", check_then_delete)
+    with pytest.raises(NotFoundError, match="'alice' is not in collection"):
+        coll.associate_faces("c", "alice", [a])
+    assert coll.list_faces("c").faces[0].user_id is None

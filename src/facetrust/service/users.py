@@ -81,6 +81,9 @@ def associate_faces(
     associated: list[str] = []
     failed: list[UnsuccessfulFace] = []
     with service.store.transaction() as conn:
+        user = service.store.get_user(row.id, user_id, conn)  # again here: it may have been deleted since
+        if user is None:
+            raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
         found = service.store.faces_by_ids(row.id, wanted, conn)
         own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
         own_keys = [f.key for f in own]
@@ -110,7 +113,8 @@ def associate_faces(
                 limit=MAX_FACES_PER_USER,
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
-    return AssociateResult(tuple(associated), tuple(failed), require_user(service, row, user_id))
+    info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
+    return AssociateResult(tuple(associated), tuple(failed), info)
 
 
 def disassociate_faces(
