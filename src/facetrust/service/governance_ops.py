@@ -213,23 +213,25 @@ def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepR
     now = service.clock()
     rows = _all_collections(service)
     names = {r.id: r.name for r in rows.values()}
-    with service.store.snapshot() as conn:
-        expired = records.expired_faces(conn, now)
-    listed = tuple((names.get(cid, "?"), f.face_id) for cid, faces in expired.items() for f in faces)
+
+    def listing(expired: dict[int, list[FaceRow]]) -> tuple[tuple[str, str], ...]:
+        return tuple((names.get(cid, "?"), f.face_id) for cid, faces in expired.items() for f in faces)
+
     if dry_run:
+        with service.store.snapshot() as conn:
+            listed = listing(records.expired_faces(conn, now))
         with audited(service.store, actor, "RetentionSweep") as rec:
             rec.details = {"dry_run": True, "expired": len(listed)}
         return SweepResult(True, listed, None)
-    receipt = erase_keys(
-        service,
-        "RetentionSweep",
-        "retention",
-        f"expires_at <= {now:.3f}",
-        rows,
-        actor,
-        lambda conn: records.expired_faces(conn, now),
-    )
-    return SweepResult(False, tuple((c, f) for c, f in listed if f in set(receipt.face_ids)), receipt)
+    selected: dict[int, list[FaceRow]] = {}
+
+    def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+        selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
+        return selected
+
+    receipt = erase_keys(service, "RetentionSweep", "retention", f"expires_at <= {now:.3f}", rows, actor, select)
+    erased = set(receipt.face_ids)
+    return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt)
 
 
 def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
