@@ -173,6 +173,14 @@ def test_human_review_marks_results_and_records_the_decision(gov: FaceService) -
         gov.record_review(result.audit_seq, decision="rejected")
 
 
+def test_a_face_is_created_and_expires_by_the_services_clock(gov: FaceService, clock: Clock) -> None:
+    gov.create_collection("c")  # the default purpose, review: retention policy default
+    stored = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored
+    assert stored.created_at == clock.now
+    assert stored.expires_at == clock.now + POLICY.purposes["review"].retention_seconds
+    assert gov.list_faces("c").faces[0].created_at == clock.now
+
+
 def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_them(
     gov: FaceService, clock: Clock
 ) -> None:

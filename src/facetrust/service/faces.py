@@ -116,14 +116,15 @@ def index_faces(
         accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
         image_id = str(uuid.uuid4())
-        expires = service.clock() + purpose.retention_seconds
+        now = service.clock()
+        expires = now + purpose.retention_seconds
         pairs = [(emb, emb.face) for emb in embeddings if emb.face is not None]
         new = [_new_face(emb, face, image_id, external_image_id, expires) for emb, face in pairs]
         with service.store.transaction() as conn:
             if service.store.get_collection(collection, conn) != row:
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
             _check_consent(service, purpose, external_image_id, conn)  # a revocation may have committed since
-            keys = service.store.insert_faces(conn, row.id, new)
+            keys = service.store.insert_faces(conn, row.id, new, now=now)
             stored = service.store.faces_by_keys(row.id, keys, conn)
             rec.details = {
                 "image_id": image_id,

@@ -242,8 +242,11 @@ class Store:
 
     # -- faces ------------------------------------------------------------------------------
 
-    def insert_faces(self, conn: sqlite3.Connection, collection_id: int, faces: Sequence[NewFace]) -> list[int]:
-        now = time.time()
+    def insert_faces(
+        self, conn: sqlite3.Connection, collection_id: int, faces: Sequence[NewFace], *, now: float | None = None
+    ) -> list[int]:
+        """Insert the faces (and their ``changes`` rows), created at ``now`` (default: the time now); their keys."""
+        now = time.time() if now is None else now
         keys = []
         for f in faces:
             cur = conn.execute(
