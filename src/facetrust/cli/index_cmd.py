@@ -12,10 +12,10 @@ import click
 from facetrust.cli import render_collections as render
 from facetrust.cli.context import cli_state, renders_errors, report_error
 from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
+from facetrust.service.quality import QUALITY_FILTERS
 
 __all__ = ["external_id_for", "index"]
 
-QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from facetrust.governance.actor import Actor
 from facetrust.server.protocol import Kind, Member
 from facetrust.service import FaceService
+from facetrust.service.quality import QUALITY_FILTERS
 
 __all__ = [
     "COLLECTION",
@@ -46,7 +47,7 @@ FACE_ID = Member(Kind.STRING, required=True)
 FACE_IDS = Member(Kind.STRINGS, required=True)
 IMAGE = Member(Kind.IMAGE, required=True)
 THRESHOLD = Member(Kind.NUMBER)
-QUALITY_FILTER = Member(Kind.STRING, choices=("NONE", "AUTO", "LOW", "MEDIUM", "HIGH"))
+QUALITY_FILTER = Member(Kind.STRING, choices=QUALITY_FILTERS)
 
 
 def kwargs(params: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
