@@ -66,18 +66,6 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _count_collections(service: FaceService) -> int:
-    """How many collections there are, read from the store: FaceService.list_collections would write
-    an audit entry (a synced transaction) on every health probe, and a count reveals no name."""
-    count, after = 0, None
-    while True:
-        rows = service.store.list_collections(after, 4096)
-        count += len(rows)
-        if len(rows) < 4096:
-            return count
-        after = rows[-1].name
-
-
 def _retention_loop(service: FaceService, interval: float) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """A lifespan that sweeps expired faces every ``interval`` seconds while the app runs."""
 
@@ -132,7 +120,9 @@ def create_app(
                 {"role": "recogniser", "name": engine.recogniser.name, "id": engine.recogniser.model_id},
             ],
             "face_model_version": engine.model_id,
-            "collections": await run_in_threadpool(_count_collections, service),
+            # from the store: FaceService.list_collections would write an audit entry (a synced
+            # transaction) on every probe, and a count reveals no name
+            "collections": await run_in_threadpool(service.store.count_collections),
             "authentication": authenticator is not None,
         }
         return Response(json.dumps(body).encode(), media_type="application/json")

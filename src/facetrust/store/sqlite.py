@@ -226,6 +226,9 @@ class Store:
         )
         return [CollectionRow(*r) for r in rows]
 
+    def count_collections(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM collections").fetchone()[0])
+
     def delete_collection(self, conn: sqlite3.Connection, collection_id: int) -> int:
         faces = conn.execute("SELECT count(*) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
         conn.execute("DELETE FROM faces WHERE collection_id = ?", (collection_id,))
