@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.store.sqlite import CollectionRow, Store
+from facetrust.store.sqlite import CollectionRow, Store, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -64,8 +64,11 @@ class CollectionIndex:
         import numpy as np
 
         keys = np.array([k for k, _ in pairs], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(b for _, b in pairs), dtype=np.float32).reshape(len(pairs), self.dim)
-        return keys, vecs
+        raw = b"".join(b for _, b in pairs)
+        if len(raw) != 4 * self.dim * len(pairs):
+            for _, blob in pairs:
+                vector_from_blob(blob, self.dim)  # names the stored embedding of the wrong size
+        return keys, np.frombuffer(raw, dtype=np.float32).reshape(len(pairs), self.dim)
 
     def _rebuild(self) -> None:
         from facetrust.index import create_index
