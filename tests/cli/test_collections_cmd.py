@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,11 +61,19 @@ def test_list_prints_every_collection_with_its_model(fc: ServiceCli) -> None:
 def test_list_pages_through_every_collection(fc: ServiceCli, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("a", "b", "c"):
         fc.service.create_collection(name)
-    monkeypatch.setattr(fc.service, "list_collections", functools.partial(fc.service.list_collections, max_results=1))
+    listing = fc.service.list_collections
+    calls: list[int] = []
+
+    def one_per_page(**kw: Any) -> Any:
+        calls.append(kw["max_results"])
+        return listing(**{**kw, "max_results": 1})  # whatever page size the command asks for
+
+    monkeypatch.setattr(fc.service, "list_collections", one_per_page)
 
     result = fc.run("collections", "list", "--json")
 
     assert result.exit_code == 0
+    assert calls == [4096] * 3  # the largest page size: one audit entry per page
     assert json.loads(result.stdout) == [{"name": n, "model": "fake-recogniser:0"} for n in ("a", "b", "c")]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,8 +59,9 @@ def test_list_only_the_faces_of_a_user(fc: ServiceCli) -> None:
 
 
 def test_list_json_pages_through_every_face(fc: ServiceCli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fc.service, "list_faces", functools.partial(fc.service.list_faces, max_results=1))
     stored = fc.service.list_faces("people", max_results=10).faces
+    listing = fc.service.list_faces
+    monkeypatch.setattr(fc.service, "list_faces", lambda *a, **kw: listing(*a, **{**kw, "max_results": 1}))
 
     result = fc.run("faces", "list", "--json", "people")
 

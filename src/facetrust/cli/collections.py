@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import all_pages, cli_state, renders_errors
 
 __all__ = ["collections"]
 
@@ -33,16 +33,9 @@ def create(name: str, purpose: str | None) -> None:
 def list_collections(as_json: bool) -> None:
     """Every collection in the data directory, by name, with the model it is bound to."""
     service = cli_state().service()
-    names: list[str] = []
-    models: list[str] = []
-    token: str | None = None
-    while True:
-        page = service.list_collections(next_token=token)
-        names.extend(page.names)
-        models.extend(page.models)
-        token = page.next_token
-        if token is None:
-            break
+    pages = all_pages(lambda token: service.list_collections(next_token=token, max_results=4096))
+    names = [name for page in pages for name in page.names]
+    models = [model for page in pages for model in page.models]
     click.echo(render.collections_json(names, models) if as_json else render.collections_text(names, models))
 
 

@@ -6,7 +6,7 @@ import functools
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import click
 
@@ -17,10 +17,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.service import FaceService
 
-__all__ = ["CliState", "cli_state", "init_state", "renders_errors", "report_error"]
+__all__ = ["CliState", "all_pages", "cli_state", "init_state", "renders_errors", "report_error"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class _Page(Protocol):
+    @property
+    def next_token(self) -> str | None: ...
+
+
+PageT = TypeVar("PageT", bound=_Page)
+
+
+def all_pages(fetch: Callable[[str | None], PageT]) -> list[PageT]:
+    """Every page of a listing: ``fetch(token)`` from no token until a page has no next one.
+
+    Callers ask for the largest page size the listing allows: each call is one audit entry.
+    """
+    pages = [fetch(None)]
+    while pages[-1].next_token is not None:
+        pages.append(fetch(pages[-1].next_token))
+    return pages
+
 
 _STATE_KEY = "facetrust.cli.state"
 

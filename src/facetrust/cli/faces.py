@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 import click
 
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import cli_state, renders_errors, report_error
+from facetrust.cli.context import all_pages, cli_state, renders_errors, report_error
 from facetrust.errors import NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service import StoredFace
+    pass
 
 __all__ = ["faces", "not_done"]
 
@@ -30,15 +30,9 @@ def list_faces(collection: str, user_id: str | None, as_json: bool) -> None:
     """Every face in COLLECTION, oldest first: face id, external image id, user, box as
     fractions of the image, detector confidence, brightness and sharpness."""
     service = cli_state().service()
-    found: list[StoredFace] = []
-    token: str | None = None
-    model = ""
-    while True:
-        page = service.list_faces(collection, next_token=token, user_id=user_id)
-        found.extend(page.faces)
-        model, token = page.model, page.next_token
-        if token is None:
-            break
+    pages = all_pages(lambda token: service.list_faces(collection, next_token=token, user_id=user_id, max_results=4096))
+    found = [face for page in pages for face in page.faces]
+    model = pages[-1].model
     click.echo(render.faces_json(collection, model, found) if as_json else render.faces_text(collection, found))
 
 

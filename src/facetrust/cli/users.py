@@ -8,11 +8,11 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import cli_state, renders_errors, report_error
+from facetrust.cli.context import all_pages, cli_state, renders_errors, report_error
 from facetrust.cli.faces import not_done
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service import AssociateResult, UserInfo
+    from facetrust.service import AssociateResult
 
 __all__ = ["users"]
 
@@ -51,14 +51,8 @@ def delete(collection: str, user_id: str) -> None:
 def list_users(collection: str, as_json: bool) -> None:
     """Every user in COLLECTION, by id, with how many faces are associated with each."""
     service = cli_state().service()
-    found: list[UserInfo] = []
-    token: str | None = None
-    while True:
-        page = service.list_users(collection, next_token=token)
-        found.extend(page.users)
-        token = page.next_token
-        if token is None:
-            break
+    pages = all_pages(lambda token: service.list_users(collection, next_token=token, max_results=500))
+    found = [user for page in pages for user in page.users]
     click.echo(render.users_json(collection, found) if as_json else render.users_text(collection, found))
 
 
