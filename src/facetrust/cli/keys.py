@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +10,7 @@ import click
 
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.render import dumps, table
+from facetrust.cli.render_collections import timestamp_or_none
 from facetrust.server.keys import KeyRecord, KeyStore
 from facetrust.server.roles import ROLES
 
@@ -28,31 +28,25 @@ def _store() -> Iterator[KeyStore]:
         store.close()
 
 
-def _time(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _record_json(record: KeyRecord) -> dict[str, Any]:
     return {
         "key_id": record.key_id,
         "role": record.role,
         "description": record.description,
-        "created": _time(record.created_at),
-        "revoked": _time(record.revoked_at),
+        "created": timestamp_or_none(record.created_at),
+        "revoked": timestamp_or_none(record.revoked_at),
     }
 
 
 def _list_text(records: Sequence[KeyRecord]) -> str:
     if not records:
         return "No keys; create one with `facetrust keys create --role ROLE`"
-    rows = [[r.key_id, r.role, _time(r.created_at) or "", _status(r), r.description] for r in records]
+    rows = [[r.key_id, r.role, timestamp_or_none(r.created_at) or "", _status(r), r.description] for r in records]
     return table(("key id", "role", "created", "status", "description"), rows)
 
 
 def _status(record: KeyRecord) -> str:
-    return "active" if record.revoked_at is None else f"revoked {_time(record.revoked_at)}"
+    return "active" if record.revoked_at is None else f"revoked {timestamp_or_none(record.revoked_at)}"
 
 
 @click.group(short_help="Create, list and revoke API keys.")
@@ -102,6 +96,6 @@ def revoke(key_id: str) -> None:
         before = store.get(key_id)
         record = store.revoke(key_id)
     if before.revoked_at is not None:
-        click.echo(f"Key {key_id} was already revoked at {_time(before.revoked_at)}")
+        click.echo(f"Key {key_id} was already revoked at {timestamp_or_none(before.revoked_at)}")
     else:
         click.echo(f"Revoked key {key_id} (role {record.role})")

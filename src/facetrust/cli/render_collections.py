@@ -49,6 +49,11 @@ def timestamp(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def timestamp_or_none(seconds: float | None) -> str | None:
+    """``timestamp(seconds)``, or None for a time that is not set."""
+    return None if seconds is None else timestamp(seconds)
+
+
 def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from facetrust.cli.governance_io import receipt_document
 from facetrust.cli.render import dumps, table
-from facetrust.cli.render_collections import plural, timestamp
+from facetrust.cli.render_collections import plural, timestamp, timestamp_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.audit import AuditEntry, AuditHead, ChainReport
@@ -84,9 +84,6 @@ def consent_text(record: ConsentRecord, now: float) -> str:
 
 
 def consent_json(record: ConsentRecord, now: float) -> str:
-    def when(seconds: float | None) -> str | None:
-        return None if seconds is None else timestamp(seconds)
-
     return dumps(
         {
             "subject": record.subject,
@@ -94,14 +91,14 @@ def consent_json(record: ConsentRecord, now: float) -> str:
             "valid": record.valid_at(now),
             "status": _consent_status(record, now),
             "granted_at": record.granted_at,
-            "granted": when(record.granted_at),
+            "granted": timestamp_or_none(record.granted_at),
             "expires_at": record.expires_at,
-            "expires": when(record.expires_at),
+            "expires": timestamp_or_none(record.expires_at),
             "evidence_sha256": record.evidence_hash,
             "recorded_at": record.recorded_at,
-            "recorded": when(record.recorded_at),
+            "recorded": timestamp_or_none(record.recorded_at),
             "revoked_at": record.revoked_at,
-            "revoked": when(record.revoked_at),
+            "revoked": timestamp_or_none(record.revoked_at),
         }
     )
 
