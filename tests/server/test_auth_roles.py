@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import InvalidParameterError
-from facetrust.server.auth import REPEATABLE_OPERATIONS, AuthError, Principal
+from facetrust.server.auth import AuthError, Principal
 from facetrust.server.roles import OPERATIONS, ROLES, allowed_operations, authorize
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "auth.md"
@@ -129,21 +129,6 @@ def test_allowed_operations_of_an_unknown_role_lists_the_valid_roles() -> None:
         allowed_operations("root")
     assert caught.value.message == "Unknown role 'root'; valid roles: admin, enroller, searcher, auditor"
     assert caught.value.parameter == "role"
-
-
-def test_repeatable_operations_are_the_read_only_ones() -> None:
-    writes = {
-        "CreateCollection",
-        "DeleteCollection",
-        "IndexFaces",
-        "DeleteFaces",
-        "CreateUser",
-        "DeleteUser",
-        "AssociateFaces",
-        "DisassociateFaces",
-        *GOVERNANCE,
-    }
-    assert REPEATABLE_OPERATIONS == OPERATIONS - writes
 
 
 def _docs_table() -> dict[str, set[str]]:

@@ -24,8 +24,9 @@ from facetrust.errors import FacetrustError
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.server.keys import KeyStore
+    from facetrust.server.wire import WireRequest
 
-__all__ = ["REPEATABLE_OPERATIONS", "AuthError", "Principal", "ReplayCache", "SigV4Authenticator"]
+__all__ = ["AuthError", "Principal", "ReplayCache", "SigV4Authenticator"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,55 +193,27 @@ def signature(secret: str, auth: _Authorization, amz_date: str, canonical: str) 
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-ReplayPolicy = Literal["writes", "all"]
-
-REPEATABLE_OPERATIONS = frozenset(
-    {
-        "DetectFaces",
-        "CompareFaces",
-        "DescribeCollection",
-        "ListCollections",
-        "ListFaces",
-        "ListUsers",
-        "SearchFaces",
-        "SearchFacesByImage",
-        "SearchUsers",
-        "SearchUsersByImage",
-        "GetAuditLog",
-        "VerifyAuditLog",
-    }
-)
-"""Read-only operations: under the default replay policy ("writes") their signatures may repeat.
-
-botocore does not sign ``amz-sdk-invocation-id`` (it adds it after signing), so two identical
-calls in the same second carry the same signature; refusing the second would break honest
-clients that poll or retry. A repeated read changes nothing; every other operation (and any
-request whose ``x-amz-target`` names none of these) is refused when its signature repeats.
-"""
-
-
-def _operation(headers: Mapping[str, str]) -> str | None:
-    """The operation a (signed) ``x-amz-target: RekognitionService.<Operation>`` names."""
-    target = headers.get("x-amz-target")
-    return target.strip().rpartition(".")[2] if target else None
-
-
 class ReplayCache:
-    """Signatures accepted within the skew window; a second use of one is refused.
+    """Signatures accepted within the skew window, with when each was first accepted.
 
-    Entries expire ``window_s`` after their X-Amz-Date. At most ``capacity`` are kept: when
-    full, the oldest is dropped and every request signed at or before its time is refused from
-    then on, so a dropped signature can never be replayed (protection stays exact; under a
-    flood, only requests signed earlier than the newest dropped one are refused).
+    A signature seen again within ``repeat_s`` of its first acceptance is an honest repeat
+    (botocore signs with a one-second X-Amz-Date and leaves its invocation id unsigned, so
+    identical calls and retries made within one second carry one signature); seen again later,
+    it is a replay and refused. Entries expire ``window_s`` after their X-Amz-Date. At most
+    ``capacity`` are kept: when full, the oldest is dropped and every request signed at or
+    before its time is refused from then on, so a dropped signature can never be replayed.
     """
 
-    def __init__(self, window_s: float, capacity: int) -> None:
+    def __init__(self, window_s: float, capacity: int, repeat_s: float = 0.0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
+        if not 0 <= repeat_s <= window_s:
+            raise ValueError(f"repeat_s must be between 0 and window_s ({window_s}), not {repeat_s}")
         self.window_s = window_s
         self.capacity = capacity
+        self.repeat_s = repeat_s
         self._heap: list[tuple[float, str]] = []
-        self._seen: set[str] = set()
+        self._seen: dict[str, float] = {}
         self._floor = float("-inf")
         self._lock = threading.Lock()
 
@@ -248,22 +221,28 @@ class ReplayCache:
         return len(self._seen)
 
     def admit(self, signature: str, signed_at: float, now: float) -> str | None:
-        """Remember ``signature``; return why it is refused instead (None: first use)."""
+        """Remember ``signature``; return why it is refused instead (None: first use, or an honest repeat)."""
         with self._lock:
             while self._heap and self._heap[0][0] + self.window_s < now:
-                self._seen.discard(heapq.heappop(self._heap)[1])
-            if signature in self._seen:
-                return "Signature replayed: this signed request was already accepted; sign each request anew"
+                self._seen.pop(heapq.heappop(self._heap)[1], None)
+            first = self._seen.get(signature)
+            if first is not None:
+                if now - first < self.repeat_s:
+                    return None
+                return (
+                    f"Signature replayed: this signed request was first accepted {now - first:.0f} s ago; "
+                    "sign each request anew"
+                )
             if signed_at <= self._floor:
                 return (
                     "Signature too old to check for replay (the replay cache is full); "
                     "sign requests just before sending them"
                 )
             heapq.heappush(self._heap, (signed_at, signature))
-            self._seen.add(signature)
+            self._seen[signature] = now
             if len(self._heap) > self.capacity:
                 dropped_at, dropped = heapq.heappop(self._heap)
-                self._seen.discard(dropped)
+                self._seen.pop(dropped, None)
                 self._floor = max(self._floor, dropped_at)
             return None
 
@@ -271,10 +250,11 @@ class ReplayCache:
 class SigV4Authenticator:
     """Verify AWS SigV4 header-signed requests against a ``KeyStore``.
 
-    ``max_skew_s``: how far X-Amz-Date may be from ``clock()``, either way. ``replay``: which
-    requests are refused when their signature was already accepted: ``"writes"`` (default;
-    every operation but ``REPEATABLE_OPERATIONS``) or ``"all"``. ``replay_capacity``: how many
-    signatures are remembered at most (see ``ReplayCache``).
+    ``max_skew_s``: how far X-Amz-Date may be from ``clock()``, either way. ``repeat_window_s``:
+    how long after its first acceptance a signature may be presented again (an honest SDK
+    repeat or retry within the same signing second); later it is refused as a replay (0:
+    refuse every repeat). ``replay_capacity``: how many signatures are remembered at most
+    (see ``ReplayCache``).
     """
 
     def __init__(
@@ -283,51 +263,48 @@ class SigV4Authenticator:
         *,
         max_skew_s: float = 300.0,
         clock: Callable[[], float] = time.time,
-        replay: ReplayPolicy = "writes",
+        repeat_window_s: float = 10.0,
         replay_capacity: int = 200_000,
     ) -> None:
-        if replay not in ("writes", "all"):
-            raise ValueError(f"replay must be 'writes' or 'all', not {replay!r}")
         self.keys = keys
         self.max_skew_s = max_skew_s
         self.clock = clock
-        self.replay = replay
-        self.replays = ReplayCache(max_skew_s, replay_capacity)
+        self.replays = ReplayCache(max_skew_s, replay_capacity, repeat_window_s)
 
     def __repr__(self) -> str:
         return f"SigV4Authenticator({self.keys!r}, max_skew_s={self.max_skew_s})"
 
-    def authenticate(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Principal:
-        """The principal whose key signed this request; ``AuthError`` otherwise.
+    def authenticate(self, request: WireRequest) -> Principal:
+        """The principal whose key signed ``request``; ``AuthError`` otherwise.
 
-        ``path`` and ``query`` are raw, as sent (percent-encoded); ``headers`` maps lower-case
-        names to values (a repeated header's values joined with ``,``).
+        Every header is read through ``request.header``, so a signed header sent twice is refused.
         """
-        headers = {name.lower(): value for name, value in headers.items()}
-        value = headers.get("authorization")
+        value = request.header("authorization")
         if not value:
             raise AuthError(
                 "Missing Authentication Token: sign requests with AWS Signature Version 4 using a facetrust key",
                 code="MissingAuthenticationTokenException",
             )
         auth = parse_authorization(value)
-        amz_date, signed_at = self._check_date(auth, headers)
+        amz_date, signed_at = self._check_date(auth, request)
         now = self.clock()
         self._check_skew(amz_date, signed_at, now, auth.key_id)
-        secret, role = self._secret(auth.key_id, headers)
-        payload_hash = hashlib.sha256(body).hexdigest()
-        claimed = headers.get("x-amz-content-sha256")
+        secret, role = self._secret(auth.key_id, request)
+        payload_hash = hashlib.sha256(request.body).hexdigest()
+        claimed = request.header("x-amz-content-sha256")
         if claimed is not None and claimed != payload_hash:
             raise self._refuse("x-amz-content-sha256 does not match the SHA-256 of the body", auth.key_id)
-        canonical = canonical_request(method, path, query, headers, auth.signed_headers, payload_hash)
+        signed = {name: request.header(name) or "" for name in auth.signed_headers}
+        canonical = canonical_request(
+            request.method, request.path, request.query, signed, auth.signed_headers, payload_hash
+        )
         expected = signature(secret, auth, amz_date, canonical)
         if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
             logger.debug("Signature mismatch for key %s; canonical request:\n%s", auth.key_id, canonical)
             raise self._refuse(_MISMATCH, auth.key_id)
-        if self.replay == "all" or _operation(headers) not in REPEATABLE_OPERATIONS:
-            refused = self.replays.admit(auth.signature, signed_at, now)
-            if refused is not None:
-                raise self._refuse(refused, auth.key_id)
+        refused = self.replays.admit(auth.signature, signed_at, now)
+        if refused is not None:
+            raise self._refuse(refused, auth.key_id)
         logger.debug("Authenticated key %s (role %s)", auth.key_id, role)
         return Principal(auth.key_id, role)
 
@@ -336,15 +313,15 @@ class SigV4Authenticator:
         logger.info("Refused a request signed by key %s: %s", key_id, message)
         return AuthError(message, code="InvalidSignatureException", key_id=key_id)
 
-    def _check_date(self, auth: _Authorization, headers: Mapping[str, str]) -> tuple[str, float]:
+    def _check_date(self, auth: _Authorization, request: WireRequest) -> tuple[str, float]:
         """X-Amz-Date and its time; the signed headers and the credential scope checked against it."""
-        for required in ("host", "x-amz-date", "x-amz-target"):
-            if required not in auth.signed_headers and (required in headers or required != "x-amz-target"):
+        for required in ("host", "x-amz-date", *request.behaviour_headers()):
+            if required not in auth.signed_headers:
                 raise _incomplete(f"'{required}' must be a SignedHeader in the Authorization header")
-        missing = [name for name in auth.signed_headers if name not in headers]
+        missing = [name for name in auth.signed_headers if request.header(name) is None]
         if missing:
             raise _incomplete(f"Signed header {missing[0]!r} is not in the request")
-        amz_date = headers["x-amz-date"].strip()
+        amz_date = (request.header("x-amz-date") or "").strip()
         try:
             signed_at = float(calendar.timegm(time.strptime(amz_date, _TIMESTAMP)))
         except ValueError:
@@ -375,10 +352,10 @@ class SigV4Authenticator:
                 f"Signature not yet current: {amz_date} is still later than {bound} ({stamp} + {minutes})", key_id
             )
 
-    def _secret(self, key_id: str, headers: Mapping[str, str]) -> tuple[str, str]:
+    def _secret(self, key_id: str, request: WireRequest) -> tuple[str, str]:
         """The secret and role of an active key; ``UnrecognizedClientException`` otherwise."""
         found = self.keys.lookup(key_id)
-        if "x-amz-security-token" in headers:
+        if request.header("x-amz-security-token") is not None:
             reason = "a session token was sent (facetrust issues no temporary credentials)"
         elif found is None:
             reason = "unknown key"

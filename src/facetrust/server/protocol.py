@@ -53,9 +53,8 @@ class Member:
     choices: tuple[str, ...] = ()
 
 
-def operation_name(headers: Mapping[str, str]) -> str:
-    """The operation named by ``X-Amz-Target: RekognitionService.<Operation>``."""
-    target = headers.get("x-amz-target")
+def operation_name(target: str | None) -> str:
+    """The operation named by ``X-Amz-Target: RekognitionService.<Operation>`` (``target``: its value)."""
     if not target:
         raise RequestError(
             "UnknownOperationException", "The X-Amz-Target header is missing; send RekognitionService.<Operation>"
@@ -68,8 +67,9 @@ def operation_name(headers: Mapping[str, str]) -> str:
     return target[len(TARGET_PREFIX) :]
 
 
-def check_content_type(headers: Mapping[str, str]) -> None:
-    raw = headers.get("content-type", "")
+def check_content_type(raw: str | None) -> None:
+    """Refuse a Content-Type header (``raw``: its value) that is not one of ``CONTENT_TYPES``."""
+    raw = raw or ""
     media = raw.split(";", 1)[0].strip().lower()
     if media not in CONTENT_TYPES:
         raise RequestError(

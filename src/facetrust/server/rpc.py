@@ -26,6 +26,7 @@ from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
 from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
 from facetrust.server.roles import authorize
+from facetrust.server.wire import CASE_HEADER, WireRequest
 from facetrust.service import FaceService
 
 __all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
@@ -43,8 +44,6 @@ def request_id(request: Request) -> str:
     return rid if isinstance(rid, str) else "-"
 
 
-CASE_HEADER = "x-facetrust-case-ref"
-"""Optional request header: the case a request belongs to, recorded in the audit log."""
 REVIEW_HEADER = "x-facetrust-review-required"
 """Response header on searches whose purpose requires human review of the candidates."""
 
@@ -74,11 +73,12 @@ class RpcEndpoint:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         rid = request_id(request)
-        target = request.headers.get("x-amz-target", "")
-        claimed = self.operations.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
-        label = claimed.name if claimed is not None else "unknown"
+        label = "unknown"
         try:
-            result = await self._serve(request, claimed)
+            wire = WireRequest.from_scope(request.scope)
+            claimed = self._claimed(wire)
+            label = claimed.name if claimed is not None else "unknown"
+            result = await self._serve(request, wire, claimed)
             response = Response(json.dumps(result, allow_nan=False).encode(), media_type=JSON_CONTENT_TYPE)
             if result.get("ReviewRequired"):
                 response.headers[REVIEW_HEADER] = "true"
@@ -91,43 +91,36 @@ class RpcEndpoint:
         self.metrics.observe(label, response.status_code, time.perf_counter() - started)
         return response
 
-    async def _serve(self, request: Request, claimed: Operation | None) -> dict[str, Any]:
-        body = await self._read_body(request, self.body_limit(claimed))
-        principal = await self._authenticate(request, body)
-        name = operation_name(request.headers)
+    def _claimed(self, wire: WireRequest) -> Operation | None:
+        """The operation X-Amz-Target names, before authentication (for the body limit and metrics)."""
+        target = wire.target or ""
+        return self.operations.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
+
+    async def _serve(self, request: Request, head: WireRequest, claimed: Operation | None) -> dict[str, Any]:
+        wire = head.with_body(await self._read_body(request, head, self.body_limit(claimed)))
+        principal = await self._authenticate(wire)
+        name = operation_name(wire.target)
         operation = self.operations.get(name)
         if operation is None:
             raise RequestError("UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust")
         authorize(principal, name)
-        check_content_type(request.headers)
-        params = parse_params(parse_body(body), operation.members, max_image_bytes=self.settings.max_image_bytes)
-        actor = Actor(
-            key_id=principal.key_id, role=principal.role, case_ref=check_case_ref(request.headers.get(CASE_HEADER))
-        )
+        check_content_type(wire.header("content-type"))
+        params = parse_params(parse_body(wire.body), operation.members, max_image_bytes=self.settings.max_image_bytes)
+        actor = Actor(key_id=principal.key_id, role=principal.role, case_ref=check_case_ref(wire.header(CASE_HEADER)))
         return await run_in_threadpool(operation.handler, self.service, params, actor)
 
-    async def _authenticate(self, request: Request, body: bytes) -> Principal:
+    async def _authenticate(self, wire: WireRequest) -> Principal:
         if self.authenticator is None:
             return ANONYMOUS
-        scope = request.scope
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return await run_in_threadpool(
-            self.authenticator.authenticate,
-            request.method,
-            raw_path.decode("latin-1"),
-            scope.get("query_string", b"").decode("latin-1"),
-            headers,
-            body,
-        )
+        return await run_in_threadpool(self.authenticator.authenticate, wire)
 
-    async def _read_body(self, request: Request, limit: int) -> bytes:
+    async def _read_body(self, request: Request, head: WireRequest, limit: int) -> bytes:
         """The body, or ImageTooLargeException (413) once it passes ``limit``, from Content-Length or while streaming.
 
         An oversized body is read on (and dropped) up to DRAIN_BYTES past the limit, so that an
         HTTP/1.1 client still sending it reads the answer instead of a reset connection.
         """
-        declared = request.headers.get("content-length")
+        declared = head.header("content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise RequestError("SerializationException", f"Content-Length {declared[:40]!r} is not a number")

@@ -6,7 +6,8 @@
 const REGION = "us-east-1";
 const SERVICE = "rekognition";
 const CONTENT_TYPE = "application/x-amz-json-1.1";
-const SIGNED_HEADERS = "host;x-amz-date;x-amz-target"; // what the server requires; the body is signed by its hash
+// what the server requires: every header that selects behaviour; the body is signed by its hash
+const SIGNED_HEADERS = "content-type;host;x-amz-date;x-amz-target";
 const STORE_ID = "facetrust.keyId";
 const STORE_SECRET = "facetrust.secret";
 const FACES_PER_PAGE = 25;
@@ -43,6 +44,7 @@ async function signedHeaders(key, target, body, now = new Date()) {
     "POST",
     "/",
     "",
+    `content-type:${CONTENT_TYPE}`,
     `host:${location.host}`,
     `x-amz-date:${stamp}`,
     `x-amz-target:${target}`,
