@@ -1,0 +1,115 @@
+"""Unmodified boto3 against a live signed server: honest repeats and retries are not replays.
+
+botocore signs with a one-second X-Amz-Date and leaves its invocation id unsigned, so calls
+made within one second carry one signature. The botocore clock is frozen at the current second
+here, so every call below shares its second, as a fast script's calls do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.auth
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from facetrust.config import Settings
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.server import create_app
+from facetrust.server.auth import SigV4Authenticator
+from facetrust.server.keys import KeyStore
+from facetrust.service import FaceService
+
+from .live import serving
+
+PHOTO = face_png((40, 40, 80, 1))
+
+
+@dataclass
+class Live:
+    url: str
+    key: tuple[str, str]
+    service: FaceService
+
+    def client(self, attempts: int = 1) -> Any:
+        return boto3.client(
+            "rekognition",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.key[0],
+            aws_secret_access_key=self.key[1],
+            config=Config(retries={"max_attempts": attempts, "mode": "standard"}),
+        )
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    second = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: second)
+    settings = Settings(data_dir=tmp_path)
+    with FaceService.open(tmp_path, settings, engine=fake_engine()) as service, KeyStore.open(tmp_path) as keys:
+        app = create_app(service, authenticator=SigV4Authenticator(keys), settings=settings)
+        with serving(app) as url:
+            yield Live(url, keys.create("admin"), service)
+
+
+def test_the_same_delete_collection_twice_in_a_second_runs_twice(live: Live) -> None:
+    client = live.client()
+    with pytest.raises(ClientError) as caught:
+        client.delete_collection(CollectionId="c")
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    client.create_collection(CollectionId="c")
+    client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})
+    client.search_faces_by_image(CollectionId="c", Image={"Bytes": PHOTO})
+
+    assert client.delete_collection(CollectionId="c")["StatusCode"] == 200
+    assert live.service.list_collections().names == ()
+
+
+def test_indexing_the_same_photo_twice_in_a_second_indexes_it_twice(live: Live) -> None:
+    client = live.client()
+    client.create_collection(CollectionId="c")
+
+    first = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})
+    second = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})
+
+    assert len(first["FaceRecords"]) == len(second["FaceRecords"]) == 1
+    assert client.describe_collection(CollectionId="c")["FaceCount"] == 2
+
+
+def test_a_refused_call_sent_again_is_answered_again(live: Live) -> None:
+    client = live.client()
+    for _ in range(3):
+        with pytest.raises(ClientError) as caught:
+            client.describe_collection(CollectionId="missing")
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_botocore_retrying_after_a_dropped_connection_gets_the_retry_s_outcome(live: Live) -> None:
+    """The first attempt reaches the server, then the connection drops before the answer: botocore re-signs
+    (within the same second: the same signature) and sends it again."""
+    client = live.client(attempts=3)
+    client.create_collection(CollectionId="c")
+    delivered: list[int] = []
+
+    def deliver_then_drop(request: Any, **_: Any) -> None:
+        if not delivered:
+            headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+            delivered.append(httpx.post(request.url, headers=headers, content=request.body).status_code)
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register("before-send.rekognition.IndexFaces", deliver_then_drop)
+
+    response = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})
+
+    assert delivered == [200]
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(response["FaceRecords"]) == 1
+    assert live.service.describe_collection("c").face_count == 2
