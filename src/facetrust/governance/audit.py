@@ -84,12 +84,34 @@ def chain_hash(prev_hash: str, text: str) -> str:
     return hashlib.sha256((prev_hash + text).encode()).hexdigest()
 
 
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _escape_surrogates(value: Any) -> Any:
+    """``value`` with each lone UTF-16 surrogate in its strings written as the text ``\\udXXX``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_surrogates(v) for v in value]
+    return value
+
+
 def append(conn: sqlite3.Connection, data: dict[str, Any], *, at: float | None = None) -> AuditEntry:
     """Append one entry; call inside the write transaction of the operation it records."""
     last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
     stamp = time.time() if at is None else at
     text = canonical({"at": stamp, **data})
+    if not text.isascii() and _has_surrogate(text):  # from a refused request's JSON "\ud800": escape it
+        data = _escape_surrogates(data)
+        text = canonical({"at": stamp, **data})
     digest = chain_hash(prev, text)
     conn.execute(
         "INSERT INTO audit_log(seq, at, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",

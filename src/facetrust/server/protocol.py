@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -46,11 +47,12 @@ class Kind(Enum):
 
 @dataclass(frozen=True)
 class Member:
-    """One request member: its kind, whether it is required, and (strings) the values allowed."""
+    """One request member: its kind, whether it is required, and (strings) the values allowed or their pattern."""
 
     kind: Kind
     required: bool = False
     choices: tuple[str, ...] = ()
+    pattern: str | None = None
 
 
 def operation_name(target: str | None) -> str:
@@ -137,6 +139,14 @@ def _image_bytes(name: str, value: object, max_image_bytes: int) -> bytes:
     return raw
 
 
+def _finite(value: float) -> bool:
+    """True for a number a double holds (a JSON integer like 10**400 does not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # JSON integers are unbounded in Python; SQLite's are not
 
 
@@ -150,7 +160,9 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
     elif kind is Kind.INTEGER:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind is Kind.NUMBER:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not _finite(value):  # type: ignore[arg-type]
+            raise _bad(name, f"is out of range: {str(value)[:40]} is not a finite double-precision number")
     elif kind is Kind.BOOLEAN:
         ok = isinstance(value, bool)
     elif kind is Kind.STRINGS:
@@ -161,8 +173,12 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
         raise _bad(name, f"must be {kind.value}, not {_json_type(value)}")
     if kind is Kind.INTEGER and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
         raise _bad(name, f"is out of range: {value} does not fit in a signed 64-bit integer")
+    if kind is Kind.NUMBER:
+        return float(value)  # type: ignore[arg-type]  # a double, as in Rekognition: never an int SQLite cannot hold
     if isinstance(value, str):
         _check_choice(name, value, member.choices)
+        if member.pattern is not None and not re.fullmatch(member.pattern, value):
+            raise _bad(name, f"{value[:100]!r} is invalid; it must match {member.pattern}")
     elif isinstance(value, list):
         for item in value:
             _check_choice(name, item, member.choices)

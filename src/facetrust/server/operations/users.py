@@ -16,7 +16,7 @@ __all__ = ["OPERATIONS"]
 ASSOCIATE_THRESHOLD = 75.0
 
 # Accepted because botocore always sends one; facetrust does not make retries idempotent with it.
-CLIENT_TOKEN = Member(Kind.STRING)
+CLIENT_TOKEN = Member(Kind.STRING, pattern=r"[a-zA-Z0-9_-]{1,64}")  # Rekognition's pattern and length
 
 
 def create_user(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
