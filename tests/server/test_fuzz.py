@@ -19,6 +19,7 @@ from facetrust.config import Settings
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.server.operations import OPERATIONS
+from facetrust.server.protocol import Kind
 from facetrust.service import FaceService
 
 from .live import serving
@@ -45,10 +46,21 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 PNG = face_png((40, 40, 80, 1))
 MEMBERS = sorted({name for op in OPERATIONS.values() for name in op.members})
+NUMERIC_MEMBERS = sorted(
+    {name for op in OPERATIONS.values() for name, m in op.members.items() if m.kind in (Kind.INTEGER, Kind.NUMBER)}
+)
 
+# Lone UTF-16 surrogates (JSON "\ud800") cannot be encoded as UTF-8: every string may hold one.
+surrogate = st.integers(0xD800, 0xDFFF).map(chr)
+strings = st.text(max_size=40) | st.builds(
+    lambda a, s, b: a + s + b, st.text(max_size=8), surrogate, st.text(max_size=8)
+)
+# Past a double (10**400), at and past SQLite's signed 64-bit integers, and plain ones.
+EXTREME_INTEGERS = [10**400, -(10**400), 2**63, -(2**63), 2**63 - 1, -(2**63) - 1, 2**64, 10**20]
+integers = st.integers() | st.sampled_from(EXTREME_INTEGERS)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    st.none() | st.booleans() | integers | st.floats(allow_nan=False) | strings,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(strings, inner, max_size=4),
     max_leaves=12,
 )
 
@@ -84,9 +96,9 @@ images = st.one_of(
 @st.composite
 def plausible(draw: st.DrawFn, operation: str, face_ids: list[str]) -> dict[str, Any]:
     """A body of the operation's members (required ones mostly there), values often right and often not."""
-    ids = st.sampled_from([*face_ids, "00000000-0000-4000-8000-000000000000", "nope"])
+    ids = st.sampled_from([*face_ids, "00000000-0000-4000-8000-000000000000", "nope"]) | strings
     values: dict[str, st.SearchStrategy[Any]] = {
-        "CollectionId": st.sampled_from(["fuzz", "fuzz", "fuzz", "other", "", "bad name", "x" * 300]),
+        "CollectionId": st.sampled_from(["fuzz", "fuzz", "fuzz", "other", "", "bad name", "x" * 300, "f\ud800"]),
         "Image": images,
         "SourceImage": images,
         "TargetImage": images,
@@ -98,9 +110,11 @@ def plausible(draw: st.DrawFn, operation: str, face_ids: list[str]) -> dict[str,
         "Attributes": st.lists(st.sampled_from(["ALL", "DEFAULT", "GENDER", "HAIR"]), max_size=3),
     }
     for name in ("MaxResults", "MaxFaces", "MaxUsers"):
-        values[name] = st.integers(-1, 5000)
+        values[name] = st.integers(-1, 5000) | integers
     for name in ("FaceMatchThreshold", "UserMatchThreshold", "SimilarityThreshold"):
-        values[name] = st.floats(-10, 110)
+        values[name] = st.floats(-10, 110) | integers
+    for name in NUMERIC_MEMBERS:  # every numeric member of every operation, extremes included
+        values.setdefault(name, integers | st.floats(allow_nan=False))
     members = OPERATIONS[operation].members if operation in OPERATIONS else {}
     names = [name for name, member in members.items() if member.required and draw(st.integers(0, 9)) > 0]
     names += draw(st.lists(st.sampled_from(list(members) or ["Junk"]), max_size=3, unique=True))
@@ -135,7 +149,7 @@ def requests(draw: st.DrawFn, face_ids: list[str]) -> tuple[dict[str, str], byte
 
 
 def test_fuzzed_requests_never_get_a_server_error_and_leave_the_data_consistent(target: Target) -> None:
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(requests(target.face_ids))
     def one(request: tuple[dict[str, str], bytes]) -> None:
         headers, body = request
