@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import struct
 from os import PathLike
 from pathlib import Path
@@ -85,6 +86,11 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
+def _reason(exc: BaseException) -> str:
+    """Pillow's message without the repr of our in-memory file (``<_io.BytesIO object at 0x…>``)."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)) or type(exc).__name__
+
+
 def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) -> np.ndarray:
     from PIL import Image, ImageOps
 
@@ -117,7 +123,7 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
     except Image.DecompressionBombError as exc:  # Pillow's own guard, in case ours is looser
         raise ImageTooLargeError(str(exc), limit=max_pixels, actual=0, source=label) from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
-        raise InvalidImageError(f"cannot decode {fmt} image: {exc}", source=label) from None
+        raise InvalidImageError(f"cannot decode {fmt} image: {_reason(exc)}", source=label) from None
     except MemoryError:
         raise ImageTooLargeError(
             "image needs too much memory to decode", limit=max_pixels, actual=0, source=label

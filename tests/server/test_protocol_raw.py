@@ -238,3 +238,13 @@ def test_boto3_sees_an_internal_error_as_internal_server_error(api: Api, monkeyp
 
     with pytest.raises(api.client.exceptions.InternalServerError, match="quote request id"):
         api.client.describe_collection(CollectionId="staff")
+
+
+def test_a_garbage_png_is_refused_without_a_memory_address(api: Api) -> None:
+    garbage = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3
+    body = {"Image": {"Bytes": base64.b64encode(garbage).decode()}}
+
+    status, name, message = error(post(api, "DetectFaces", body))
+
+    assert (status, name) == (400, "InvalidImageFormatException")
+    assert message == "cannot decode PNG image: cannot identify image file"
