@@ -15,16 +15,19 @@ import boto3
 import uvicorn
 from botocore.config import Config
 
+from facetrust.server.http11 import server_config
+
 HTTP_DOCS = Path(__file__).resolve().parents[2] / "docs" / "http.md"
 
 
 @contextmanager
-def serving(app: Any, *, lifespan: str = "off") -> Iterator[str]:
-    """``http://127.0.0.1:<port>`` while ``app`` is served; the server is stopped (and joined) after."""
+def serving(app: Any, *, lifespan: str = "off", **options: Any) -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` while ``app`` is served as ``facetrust serve`` serves it (``options``: more
+    uvicorn options); the server is stopped (and joined) after."""
     # proto IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted connections (proto 0 costs 40 ms a request)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
+    server = uvicorn.Server(server_config(app, log_level="warning", lifespan=lifespan, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from facetrust.cli import cli
 from facetrust.cli.serve import boto3_snippet, is_loopback
 from facetrust.models.fake import fake_engine
+from facetrust.server.http11 import GuardedH11Protocol
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
@@ -90,9 +91,10 @@ def test_serve_defaults_to_authentication_on_127_0_0_1_port_8000(tmp_path: Path,
 
     assert result.exit_code == 0, result.output
     (run,) = runs
-    assert (run["host"], run["port"]) == ("127.0.0.1", 8000)
+    assert (run["host"], run["port"], run["http"]) == ("127.0.0.1", 8000, GuardedH11Protocol)
     assert (
-        result.output == f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); Ctrl-C stops\n"
+        result.output == f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); "
+        "web page http://127.0.0.1:8000/ui/; Ctrl-C stops\n"
     )
 
 

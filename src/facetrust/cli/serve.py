@@ -60,7 +60,9 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
     import uvicorn
 
     from facetrust.server import create_app
+    from facetrust.server.app import UI_PATH
     from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.http11 import SERVER_OPTIONS
     from facetrust.server.keys import KeyStore
 
     state = cli_state()
@@ -74,13 +76,15 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
         if bootstrap:
             click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}"))
         app = create_app(service, authenticator=authenticator, settings=settings)
+        address = f"http://{_url_host(host)}:{port}"
         click.echo(
-            f"facetrust: serving {service.data_dir} at http://{_url_host(host)}:{port} "
-            f"(authentication {'OFF' if keys is None else 'on'}); Ctrl-C stops",
+            f"facetrust: serving {service.data_dir} at {address} "
+            f"(authentication {'OFF' if keys is None else 'on'}); web page {address}{UI_PATH}; Ctrl-C stops",
             err=True,
         )
         # lifespan on: the app's lifespan runs the hourly retention sweep (server/app.py)
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", server_header=False)
+        # the h11 protocol with a request-head deadline and JSON framing errors (server/http11.py)
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
     finally:
         if keys is not None:
             keys.close()

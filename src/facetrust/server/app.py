@@ -1,8 +1,8 @@
 """The app factory: ``create_app(service, authenticator=..., settings=...)`` → a Starlette app.
 
-Routes: ``POST /`` (Rekognition JSON 1.1, server/rpc.py), ``GET /health``, ``GET /metrics``
-(Prometheus text), and ``/ui`` (the static folder server/web/, when it exists). Every response
-carries ``x-amzn-RequestId``; errors of any route have the one error shape.
+Routes: ``POST /`` (Rekognition JSON 1.1, server/rpc.py), ``GET /`` (sends a browser to ``/ui/``),
+``GET /health``, ``GET /metrics`` (Prometheus text), and ``/ui`` (the static folder server/web/,
+when it exists). Every response carries ``x-amzn-RequestId``; errors of any route have the one error shape.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ from facetrust.governance.actor import Actor
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.errors import describe_error, error_response
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
-from facetrust.server.rpc import REQUEST_ID_KEY, RpcEndpoint, request_id
+from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, request_id
 from facetrust.service import FaceService
 
-__all__ = ["WEB_DIR", "create_app"]
+__all__ = ["UI_PATH", "WEB_DIR", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+UI_PATH = "/ui/"
 SWEEPER = Actor(key_id="retention-sweeper", role="admin")
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def create_app(
     authenticator: SigV4Authenticator | None,
     settings: Settings,
     retention_sweep_seconds: float = 3600.0,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Starlette:
     """An app serving ``service`` over the Rekognition protocol.
 
@@ -107,9 +109,10 @@ def create_app(
     ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
     The caller owns ``service`` and closes it after the server stops. Every
     ``retention_sweep_seconds`` (0: never) expired faces are erased (``FaceService.sweep_retention``).
+    A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).
     """
     metrics = Metrics()
-    rpc = RpcEndpoint(service, authenticator, settings, metrics)
+    rpc = RpcEndpoint(service, authenticator, settings, metrics, body_timeout_s=body_timeout_s)
 
     async def health(request: Request) -> Response:
         engine = service.engine
@@ -127,6 +130,17 @@ def create_app(
         }
         return Response(json.dumps(body).encode(), media_type="application/json")
 
+    async def root(request: Request) -> Response:
+        """``GET /``: where the web page is (a browser is sent there), and how to call the API."""
+        body = {
+            "web": UI_PATH if WEB_DIR.is_dir() else None,
+            "api": "POST / with X-Amz-Target: RekognitionService.<Operation> (AWS JSON 1.1, SigV4)",
+            "health": "/health",
+        }
+        headers = {"location": UI_PATH} if WEB_DIR.is_dir() else None
+        status = 307 if WEB_DIR.is_dir() else 200
+        return Response(json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers)
+
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -141,6 +155,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/", rpc.handle, methods=["POST"]),
+        Route("/", root, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
     ]

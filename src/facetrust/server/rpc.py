@@ -7,6 +7,7 @@ shape the response. Every failure becomes the one error shape (server/errors.py)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from facetrust.config import Settings
@@ -29,11 +30,12 @@ from facetrust.server.roles import authorize
 from facetrust.server.wire import CASE_HEADER, WireRequest
 from facetrust.service import FaceService
 
-__all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
+__all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "BODY_TIMEOUT_S", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
 
 log = logging.getLogger(__name__)
 
 BASE_BODY_BYTES = 1024 * 1024  # a body without images: 4096 face ids fit several times over
+BODY_TIMEOUT_S = 30.0  # the longest silence while a request body arrives
 DRAIN_BYTES = 32 * 1024 * 1024  # read (and drop) this much of an oversized body so the client sees the answer
 REQUEST_ID_KEY = "facetrust.request_id"
 ANONYMOUS = Principal("anonymous", "admin")  # every caller, when authentication is disabled
@@ -58,7 +60,10 @@ class RpcEndpoint:
         settings: Settings,
         metrics: Metrics,
         operations: Mapping[str, Operation] = OPERATIONS,
+        *,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
+        self.body_timeout_s = body_timeout_s
         self.service = service
         self.authenticator = authenticator
         self.settings = settings
@@ -128,7 +133,20 @@ class RpcEndpoint:
                 raise _too_large(int(declared), limit)
         chunks: list[bytes] = []
         total = 0
-        async for chunk in request.stream():
+        stream = request.stream()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(stream), self.body_timeout_s)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RequestError(
+                    "RequestTimeoutException",
+                    f"No part of the request body arrived for {self.body_timeout_s:g} s; send the whole body at once",
+                    status=408,
+                ) from None
+            except ClientDisconnect:
+                raise RequestError("SerializationException", "The client closed the connection mid-body") from None
             total += len(chunk)
             if total <= limit:
                 chunks.append(chunk)

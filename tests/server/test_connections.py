@@ -1,0 +1,135 @@
+"""The connection layer: stalled clients are timed out, framing errors and stalls get the one error shape,
+and ``GET /`` says where the web page is."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from facetrust.config import Settings
+from facetrust.models.fake import fake_engine
+from facetrust.server import create_app
+from facetrust.server.http11 import GuardedH11Protocol
+from facetrust.service import FaceService
+
+from .conftest import Api
+from .live import serving
+
+HEAD = (
+    b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: RekognitionService.ListCollections\r\n"
+    b"Content-Type: application/x-amz-json-1.1\r\n"
+)
+
+
+class QuickHead(GuardedH11Protocol):
+    head_timeout_s = 0.5
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A server whose request heads must arrive within 0.5 s and bodies may pause 0.5 s at most."""
+    with FaceService(tmp_path, fake_engine()) as service:
+        app = create_app(service, authenticator=None, settings=Settings(data_dir=tmp_path), body_timeout_s=0.5)
+        with serving(app, http=QuickHead) as url:
+            host, port = url.removeprefix("http://").split(":")
+            yield host, int(port)
+
+
+def exchange(address: tuple[str, int], *parts: bytes, pause: float = 0.0, wait: float = 5.0) -> tuple[bytes, float]:
+    """Send ``parts`` (``pause`` s apart) and read until the server closes; (what came back, seconds it took)."""
+    started = time.monotonic()
+    with socket.create_connection(address, timeout=wait) as sock:
+        for part in parts:
+            sock.sendall(part)
+            time.sleep(pause)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+    return received, time.monotonic() - started
+
+
+def json_error(raw: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:])}
+    if headers.get("transfer-encoding") == "chunked":  # one chunk holds the JSON
+        body = body.split(b"\r\n")[1]
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_a_stalled_request_head_is_closed_after_the_head_timeout(quick: tuple[str, int]) -> None:
+    received, took = exchange(quick, b"POST / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n", pause=0.3)
+
+    assert received == b""
+    assert took < 3
+
+
+def test_an_idle_connection_is_closed_after_the_head_timeout(quick: tuple[str, int]) -> None:
+    received, took = exchange(quick)
+
+    assert received == b""
+    assert took < 3
+
+
+def test_a_stalled_body_gets_a_json_request_timeout(quick: tuple[str, int]) -> None:
+    received, took = exchange(quick, HEAD + b"Content-Length: 100\r\n\r\n", b'{"Max')
+
+    status, headers, body = json_error(received)
+    assert (status, headers["x-amzn-errortype"], body["__type"]) == (
+        408,
+        "RequestTimeoutException",
+        "RequestTimeoutException",
+    )
+    assert took < 3
+
+
+def test_a_kept_alive_connection_is_closed_when_the_next_head_stalls(quick: tuple[str, int]) -> None:
+    first = HEAD + b"Content-Length: 2\r\n\r\n{}"
+    received, took = exchange(quick, first, b"POST / HTT", pause=0.2)
+
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.count(b"HTTP/1.1") == 1
+    assert took < 3
+
+
+def test_a_valid_chunked_body_is_served(quick: tuple[str, int]) -> None:
+    received, _ = exchange(quick, HEAD + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+
+    assert received.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_malformed_chunked_body_gets_a_rekognition_shaped_error(quick: tuple[str, int]) -> None:
+    received, _ = exchange(quick, HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+
+    status, headers, body = json_error(received)
+    assert (status, headers["content-type"], body["__type"]) == (
+        400,
+        "application/x-amz-json-1.1",
+        "SerializationException",
+    )
+    assert body["message"].startswith("The request is not valid HTTP/1.1")
+    assert headers["x-amzn-errortype"] == "SerializationException"
+
+
+def test_get_root_sends_a_browser_to_the_web_page(api: Api) -> None:
+    response = api.http.get("/")
+
+    assert (response.status_code, response.headers["location"]) == (307, "/ui/")
+    assert response.json()["web"] == "/ui/"
+    assert api.http.get("/", follow_redirects=True).url.path == "/ui/"
+
+
+def test_get_root_over_the_network_follows_to_a_page(api: Api) -> None:
+    page = httpx.get(api.url + "/", follow_redirects=True)
+
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
