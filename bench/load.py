@@ -18,9 +18,9 @@ its index of the collection is built from the database by the first search (the 
 timed). Then ``--clients`` threads, each with its own boto3 client signing with that key
 (SigV4, no retries), call for ``--seconds``: SearchFacesByImage, IndexFaces and CompareFaces in
 the ``--mix`` proportions (60/20/20), with real LFW photos (one detected face each). Each
-IndexFaces carries a unique ExternalImageId: the server refuses a repeated signature of a write
-(botocore signs no per-call nonce; docs/auth.md), so two identical IndexFaces in one second
-would be refused, correctly. Every exception (a non-2xx answer included) counts as an error.
+IndexFaces carries a unique ExternalImageId, so each stores a distinguishable face (identical
+calls within one second share a signature, which the server accepts as an honest repeat;
+docs/auth.md). Every exception (a non-2xx answer included) counts as an error.
 
 On a machine with few cores the server, its engine and the clients (signing, base64 and JSON in
 Python threads) share the CPU, so requests/s is a floor for the server alone, and latency

@@ -93,6 +93,8 @@ class RpcEndpoint:
             if status < 500:
                 log.info("request %s %s refused: %s %s", rid, label, name, message)
             response = error_response(status, name, message, rid)
+            if status == 408:  # the rest of a stalled body is not waited for: close after answering
+                response.headers["connection"] = "close"
         self.metrics.observe(label, response.status_code, time.perf_counter() - started)
         return response
 
