@@ -1,8 +1,9 @@
 """POST /: one Rekognition JSON 1.1 request, from bytes on the wire to the JSON answer.
 
-Order: read the body (bounded) → authenticate → name the operation → authorize → check
-the content type → parse and check the members → run the operation in a worker thread →
-shape the response. Every failure becomes the one error shape (server/errors.py).
+Order: parse the request once (``WireRequest``, server/wire.py; every later step reads it) →
+read the body (bounded, with a deadline between chunks) → authenticate → name the operation →
+authorize → check the content type → parse and check the members → run the operation in a
+worker thread → shape the response. Every failure becomes the one error shape (server/errors.py).
 """
 
 from __future__ import annotations
