@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
                 setting="template_key_file",
             )
         try:
+            _check_private(resolved, key_file)
             lines = resolved.read_text().split()
         except OSError as exc:
             raise ConfigurationError(
@@ -77,6 +79,17 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
     if env_value:
         return _keyring(env_value.split(","), "FACETRUST_TEMPLATE_KEY")
     return None
+
+
+def _check_private(resolved: Path, key_file: Path) -> None:
+    """Refuse a key file that the group or other users can read or change."""
+    mode = stat.S_IMODE(resolved.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"Template key file {key_file} has mode {mode:o}: other users can read or change it; "
+            f"run `chmod 600 {key_file}`",
+            setting="template_key_file",
+        )
 
 
 def _keyring(texts: list[str], where: str) -> Keyring:

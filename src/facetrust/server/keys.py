@@ -22,6 +22,7 @@ from types import TracebackType
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.server.roles import check_role
+from facetrust.store.private import private_dir
 
 __all__ = ["KEYS_FILE", "KeyRecord", "KeyStore"]
 
@@ -85,7 +86,7 @@ class KeyStore:
         """Open (creating if needed, mode 0600) ``<data_dir>/keys.db``."""
         path = Path(data_dir) / KEYS_FILE
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             _create_private(path)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
