@@ -47,6 +47,9 @@ class Settings:
         cache_dir: where repaired, fp32-folded models are cached (None: user cache dir).
         max_image_bytes: images larger than this many bytes are refused (15 MB).
         max_image_pixels: images with more pixels than this are refused before decoding.
+        decode_budget_pixels: decoded pixels alive at once across concurrent requests (about
+            3 bytes each); a decode that finds no room within 10 s is refused as busy
+            (ThrottlingException). At least max_image_pixels.
         min_face_size: faces whose shorter box side is below this (pixels) are reported as
             not recognisable.
         detection_threshold: detector confidence (0–1) below which candidates are dropped.
@@ -70,6 +73,7 @@ class Settings:
     cache_dir: Path | None = None
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    decode_budget_pixels: int = 100_000_000
     min_face_size: int = 40
     detection_threshold: float = 0.5
     detector_max_side: int = 640
@@ -93,6 +97,11 @@ class Settings:
         checks: list[tuple[str, bool, str]] = [
             ("max_image_bytes", self.max_image_bytes > 0, "a positive number of bytes"),
             ("max_image_pixels", self.max_image_pixels > 0, "a positive number of pixels"),
+            (
+                "decode_budget_pixels",
+                self.decode_budget_pixels >= self.max_image_pixels,
+                f"at least max_image_pixels ({self.max_image_pixels})",
+            ),
             ("min_face_size", self.min_face_size >= 1, "at least 1 pixel"),
             ("detection_threshold", 0.0 < self.detection_threshold < 1.0, "between 0 and 1"),
             ("detector_max_side", 64 <= self.detector_max_side <= 4096, "between 64 and 4096"),
@@ -160,6 +169,7 @@ _TYPES: dict[str, type] = {
     "cache_dir": Path,
     "max_image_bytes": int,
     "max_image_pixels": int,
+    "decode_budget_pixels": int,
     "min_face_size": int,
     "detection_threshold": float,
     "detector_max_side": int,

@@ -59,10 +59,12 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
         )
     import uvicorn
 
+    from facetrust.budget import tune_malloc
     from facetrust.server import create_app
     from facetrust.server.auth import SigV4Authenticator
     from facetrust.server.keys import KeyStore
 
+    tune_malloc()  # image buffers go back to the OS when freed, not into per-thread arenas
     state = cli_state()
     if data_dir is not None:
         state.overrides["data_dir"] = data_dir

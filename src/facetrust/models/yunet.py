@@ -47,10 +47,11 @@ class YuNetDetector:
 
         height, width = image.shape[:2]
         scale = min(1.0, self._max_side / max(height, width))
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        if scale < 1.0:
+        small = image
+        if scale < 1.0:  # scale first, so the colour swap copies the small image, not the large one
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         h, w = bgr.shape[:2]
         with self._lock:
             self._net.setInputSize((w, h))
