@@ -12,7 +12,7 @@ from typing import Any
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_data_dir"]
+__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 
@@ -33,10 +33,15 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("facetrust", appauthor=False))
 
 
-def _default_config_file() -> Path:
+def default_config_dir() -> Path:
+    """The per-user config directory (platformdirs): config.toml, and the default keys."""
     from platformdirs import user_config_dir
 
-    return Path(user_config_dir("facetrust", appauthor=False)) / "config.toml"
+    return Path(user_config_dir("facetrust", appauthor=False))
+
+
+def _default_config_file() -> Path:
+    return default_config_dir() / "config.toml"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class Settings:
         policy_file: the deployment policy (TOML; docs/governance.md). None: built-in policy.
         template_key_file: file holding the base64 key that encrypts templates at rest (or
             set FACETRUST_TEMPLATE_KEY). Must not be inside the data directory.
+        template_encryption: with no key configured, encrypt templates with the per-user
+            default key (template.key in the user config directory, made on first use).
+            False opts out: templates are then stored in the clear.
         calibration_file: a score → FMR calibration (JSON, from `facetrust calibrate`) used
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
@@ -84,6 +92,7 @@ class Settings:
     index_backend: str = "auto"
     policy_file: Path | None = None
     template_key_file: Path | None = None
+    template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
 
@@ -180,6 +189,7 @@ _TYPES: dict[str, type] = {
     "index_backend": str,
     "policy_file": Path,
     "template_key_file": Path,
+    "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
 }
