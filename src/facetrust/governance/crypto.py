@@ -25,6 +25,7 @@ from facetrust.errors import ConfigurationError
 
 __all__ = [
     "MAGIC",
+    "SERVER_KEY_NAME",
     "TEMPLATE_KEY_NAME",
     "Keyring",
     "TemplateKey",
@@ -34,12 +35,14 @@ __all__ = [
     "generate_key",
     "is_sealed",
     "load_keyring",
+    "load_server_key",
 ]
 
 logger = logging.getLogger(__name__)
 
 MAGIC = b"FTE1"
 TEMPLATE_KEY_NAME = "template.key"
+SERVER_KEY_NAME = "server.key"
 _NONCE = 12
 
 
@@ -140,14 +143,34 @@ def default_keyring(data_dir: Path, key_file: Path | None = None) -> Keyring:
     return Keyring(ring.current, ring.older, plain_ok=True)
 
 
-def _check_private(resolved: Path, key_file: Path) -> None:
+def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey:
+    """The key that seals access-key secrets in ``keys.db``: ``server.key`` in the per-user config
+    directory (made on first use), or ``key_file``; refused inside the data directory or when
+    others can read it, like a template key file."""
+    path = Path(key_file or default_key_file(SERVER_KEY_NAME))
+    ensure_key_file(path)
+    resolved = path.resolve()
+    if resolved.is_relative_to(Path(data_dir).resolve()):
+        raise ConfigurationError(
+            f"Server key file {path} is inside the data directory {data_dir}; keep it elsewhere", setting="data_dir"
+        )
+    try:
+        _check_private(resolved, path, "Server key file", "data_dir")
+        text = resolved.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"Cannot read server key file {path}: {exc.strerror}", setting="data_dir") from None
+    return _decode(text, str(path))
+
+
+def _check_private(
+    resolved: Path, key_file: Path, what: str = "Template key file", setting: str = "template_key_file"
+) -> None:
     """Refuse a key file that the group or other users can read or change."""
     mode = stat.S_IMODE(resolved.stat().st_mode)
     if mode & 0o077:
         raise ConfigurationError(
-            f"Template key file {key_file} has mode {mode:o}: other users can read or change it; "
-            f"run `chmod 600 {key_file}`",
-            setting="template_key_file",
+            f"{what} {key_file} has mode {mode:o}: other users can read or change it; run `chmod 600 {key_file}`",
+            setting=setting,
         )
 
 
