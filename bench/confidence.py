@@ -33,16 +33,14 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host import cpu_model, load_avg
+from host import load_avg, machine_info
 from lfw_data import data_root
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,13 +242,7 @@ def main() -> None:
     from facetrust.models.files import prepared_model_path
     from facetrust.models.yunet import YuNetDetector
 
-    machine: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_before": load_avg(),
-    }
+    machine = machine_info()
     path = prepared_model_path(CATALOG["yunet-2023mar"], Settings().resolved_cache_dir)
     detector = YuNetDetector(path, score_threshold=LOW)
     items = _images(args.lfw, args.utk)

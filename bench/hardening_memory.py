@@ -23,7 +23,6 @@ import base64
 import io
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -32,12 +31,11 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host import cpu_model, load_avg
+from host import load_avg, machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = "RekognitionService.DetectFaces"
@@ -210,13 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent", type=int, default=32)
     args = parser.parse_args()
-    machine: dict[str, Any] = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_before": load_avg(),
-    }
+    machine = machine_info()
     result = measure_memory(args.concurrent)
     machine["load_after"] = load_avg()
     RESULTS.mkdir(exist_ok=True)
