@@ -35,6 +35,7 @@ __all__ = [
     "append",
     "entries",
     "head",
+    "verify_anchored",
     "verify_chain",
 ]
 
@@ -168,6 +169,15 @@ def verify_chain(
         if problem is not None:
             return ChainReport(False, count, last, *problem)
     return ChainReport(True, count, last)
+
+
+def verify_anchored(conn: sqlite3.Connection, heads: HeadFile, expected: AuditHead | None = None) -> ChainReport:
+    """``verify_chain`` against every head in ``heads`` (and ``expected``); an altered head file fails too."""
+    try:
+        anchors = heads.heads()
+    except ValueError as exc:
+        return ChainReport(False, 0, head(conn), str(exc))
+    return verify_chain(conn, expected, anchors)
 
 
 def _against(conn: sqlite3.Connection, last: AuditHead, expected: AuditHead, what: str) -> tuple[str, int] | None:
