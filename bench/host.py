@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -18,3 +20,14 @@ def cpu_model() -> str:
 def load_avg() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded: how busy the machine was around a run."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, Python, the UTC date and the load average now: the header of a bench result."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": load_avg(),
+    }

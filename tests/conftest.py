@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,19 @@ def require_data(name: str) -> Path:
             pytest.fail(f"CI=true but the evaluation data {path} is missing")
         pytest.skip(f"evaluation data {path} is absent (set FACETRUST_DATA to the folder holding {name}/)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The per-user config directory (where default keys are made) is a temporary one, never the real one."""
+    folder = tmp_path_factory.mktemp("user-config")
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(folder)
+    yield folder / "facetrust"
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
 
 
 @pytest.fixture

@@ -77,6 +77,7 @@ def build_face(image: np.ndarray, det: Detection, *, min_face_size: int) -> Face
     points = [Point(float(x), float(y)) for x, y in det.landmarks]
     marks = Landmarks(*points)
     size = float(min(w, h))
+    raw = min(max(det.score, 0.0), 1.0) * 100.0
     recognisable, reason = True, None
     if size < min_face_size:
         recognisable = False
@@ -84,7 +85,7 @@ def build_face(image: np.ndarray, det: Detection, *, min_face_size: int) -> Face
     return Face(
         box=box,
         landmarks=marks,
-        confidence=round(min(max(det.score, 0.0), 1.0) * 100.0, 3),
+        confidence=round(raw if det.confidence is None else min(max(det.confidence, 0.0), 100.0), 3),
         pose=estimate_pose(marks),
         quality=measure_quality(image, box),
         size=round(size, 2),
@@ -92,4 +93,5 @@ def build_face(image: np.ndarray, det: Detection, *, min_face_size: int) -> Face
         image_height=height,
         recognisable=recognisable,
         reason=reason,
+        detector_score=round(raw, 3),
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_data_dir"]
+__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 
@@ -33,10 +33,15 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("facetrust", appauthor=False))
 
 
-def _default_config_file() -> Path:
+def default_config_dir() -> Path:
+    """The per-user config directory (platformdirs): config.toml, and the default keys."""
     from platformdirs import user_config_dir
 
-    return Path(user_config_dir("facetrust", appauthor=False)) / "config.toml"
+    return Path(user_config_dir("facetrust", appauthor=False))
+
+
+def _default_config_file() -> Path:
+    return default_config_dir() / "config.toml"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class Settings:
         cache_dir: where repaired, fp32-folded models are cached (None: user cache dir).
         max_image_bytes: images larger than this many bytes are refused (15 MB).
         max_image_pixels: images with more pixels than this are refused before decoding.
+        decode_budget_pixels: decoded pixels alive at once across concurrent requests (about
+            3 bytes each); a decode that finds no room within 10 s is refused as busy
+            (ThrottlingException). At least max_image_pixels.
         min_face_size: faces whose shorter box side is below this (pixels) are reported as
             not recognisable.
         detection_threshold: detector confidence (0–1) below which candidates are dropped.
@@ -61,6 +69,9 @@ class Settings:
         policy_file: the deployment policy (TOML; docs/governance.md). None: built-in policy.
         template_key_file: file holding the base64 key that encrypts templates at rest (or
             set FACETRUST_TEMPLATE_KEY). Must not be inside the data directory.
+        template_encryption: with no key configured, encrypt templates with the per-user
+            default key (template.key in the user config directory, made on first use).
+            False opts out: templates are then stored in the clear.
         calibration_file: a score → FMR calibration (JSON, from `facetrust calibrate`) used
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
@@ -70,6 +81,7 @@ class Settings:
     cache_dir: Path | None = None
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    decode_budget_pixels: int = 100_000_000
     min_face_size: int = 40
     detection_threshold: float = 0.5
     detector_max_side: int = 640
@@ -80,6 +92,7 @@ class Settings:
     index_backend: str = "auto"
     policy_file: Path | None = None
     template_key_file: Path | None = None
+    template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
 
@@ -93,6 +106,11 @@ class Settings:
         checks: list[tuple[str, bool, str]] = [
             ("max_image_bytes", self.max_image_bytes > 0, "a positive number of bytes"),
             ("max_image_pixels", self.max_image_pixels > 0, "a positive number of pixels"),
+            (
+                "decode_budget_pixels",
+                self.decode_budget_pixels >= self.max_image_pixels,
+                f"at least max_image_pixels ({self.max_image_pixels})",
+            ),
             ("min_face_size", self.min_face_size >= 1, "at least 1 pixel"),
             ("detection_threshold", 0.0 < self.detection_threshold < 1.0, "between 0 and 1"),
             ("detector_max_side", 64 <= self.detector_max_side <= 4096, "between 64 and 4096"),
@@ -160,6 +178,7 @@ _TYPES: dict[str, type] = {
     "cache_dir": Path,
     "max_image_bytes": int,
     "max_image_pixels": int,
+    "decode_budget_pixels": int,
     "min_face_size": int,
     "detection_threshold": float,
     "detector_max_side": int,
@@ -170,6 +189,7 @@ _TYPES: dict[str, type] = {
     "index_backend": str,
     "policy_file": Path,
     "template_key_file": Path,
+    "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
 }

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from facetrust.align import align_face
 from facetrust.analysis import build_face
+from facetrust.budget import DecodeBudget
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
 from facetrust.config import Settings
 from facetrust.errors import InvalidImageError, InvalidParameterError
@@ -61,6 +62,7 @@ class FaceEngine:
                 parameter="calibration",
             )
         self.normaliser = normaliser if normaliser is not None else self._load_normaliser()
+        self.budget = DecodeBudget(self.settings.decode_budget_pixels)
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, calibration: Calibration | None = None) -> FaceEngine:
@@ -107,8 +109,14 @@ class FaceEngine:
     # -- images and detection -------------------------------------------------------------
 
     def load_image(self, source: ImageSource) -> np.ndarray:
-        """Decode ``source`` with this engine's byte and pixel limits."""
-        return load_image(source, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        """Decode ``source`` with this engine's byte and pixel limits, within its decode budget
+        (shared by every thread using this engine: the pixels stay reserved while the array lives)."""
+        return load_image(
+            source,
+            max_bytes=self.settings.max_image_bytes,
+            max_pixels=self.settings.max_image_pixels,
+            budget=self.budget,
+        )
 
     def detect(self, image: ImageSource) -> list[Face]:
         """All faces in ``image``, largest first. No face → an empty list."""

@@ -12,6 +12,7 @@
     ├── ConflictError                   a named thing already exists / is bound otherwise
     │   └── ModelMismatchError          a collection is bound to another embedding model
     ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
+    ├── ServiceBusyError                the service is at capacity (decode budget): retry later
     ├── GovernanceError                 the deployment's policy refuses the request
     │   ├── PurposeRefusedError         purpose forbidden/undeclared, search not allowed, threshold too low
     │   └── ConsentRequiredError        enrolment needs a valid consent record for the subject
@@ -42,6 +43,7 @@ __all__ = [
     "ModelMismatchError",
     "NotFoundError",
     "PurposeRefusedError",
+    "ServiceBusyError",
 ]
 
 
@@ -141,6 +143,17 @@ class LimitExceededError(FacetrustError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class ServiceBusyError(FacetrustError):
+    """The service is at capacity (e.g. too many image pixels being decoded at once); retry later."""
+
+    code = "Throttling"
+
+    def __init__(self, message: str, *, limit: int, requested: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.requested = requested
 
 
 class GovernanceError(FacetrustError):

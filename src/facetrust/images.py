@@ -10,11 +10,13 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
+from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError, ServiceBusyError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from PIL import Image
+
+    from facetrust.budget import DecodeBudget
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS", "ImageSource", "load_image"]
 
@@ -33,6 +35,7 @@ def load_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    budget: DecodeBudget | None = None,
 ) -> np.ndarray:
     """Decode ``source`` into an RGB ``uint8`` array of shape (height, width, 3).
 
@@ -44,6 +47,9 @@ def load_image(
         InvalidImageError: not a JPEG or PNG, truncated, or corrupt.
         ImageTooLargeError: more than ``max_bytes`` bytes, or more than ``max_pixels`` pixels
             (checked from the header, before the pixels are decoded).
+        ServiceBusyError: with a ``budget``, when its pixels stay in use by other decoded
+            images for too long. The image's pixels are reserved from the header on, and
+            stay reserved until the returned array is freed.
     """
     import numpy as np
 
@@ -60,7 +66,7 @@ def load_image(
             f"Unsupported image source of type {type(source).__name__}; pass bytes, a path or a numpy array",
             parameter="image",
         )
-    return _decode(data, max_bytes=max_bytes, max_pixels=max_pixels, label=label)
+    return _decode(data, max_bytes=max_bytes, max_pixels=max_pixels, label=label, budget=budget)
 
 
 def _read_file(path: Path, max_bytes: int) -> bytes:
@@ -91,8 +97,10 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)) or type(exc).__name__
 
 
-def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) -> np.ndarray:
-    from PIL import Image, ImageOps
+def _decode(
+    data: bytes, *, max_bytes: int, max_pixels: int, label: str | None, budget: DecodeBudget | None
+) -> np.ndarray:
+    from PIL import Image
 
     if len(data) == 0:
         raise InvalidImageError("image is empty (0 bytes)", source=label)
@@ -115,10 +123,17 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
             if width <= 0 or height <= 0:
                 raise InvalidImageError(f"{fmt} header declares an empty image ({width}x{height})", source=label)
             _check_pixels(width, height, max_pixels=max_pixels, label=label)
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-            return _to_rgb(upright)
-    except (InvalidImageError, ImageTooLargeError):
+            if budget is None:
+                return _pixels(im)
+            budget.reserve(width * height, source=label)
+            try:
+                rgb = _pixels(im)
+            except BaseException:
+                budget.release(width * height)
+                raise
+            budget.release_when_freed(rgb, width * height)
+            return rgb
+    except (InvalidImageError, ImageTooLargeError, ServiceBusyError):
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, in case ours is looser
         raise ImageTooLargeError(str(exc), limit=max_pixels, actual=0, source=label) from None
@@ -128,6 +143,18 @@ def _decode(data: bytes, *, max_bytes: int, max_pixels: int, label: str | None) 
         raise ImageTooLargeError(
             "image needs too much memory to decode", limit=max_pixels, actual=0, source=label
         ) from None
+
+
+def _pixels(im: Image.Image) -> np.ndarray:
+    from PIL import ImageOps
+
+    im.load()
+    if im.getexif().get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):  # exif_transpose copies even when upright
+        im = ImageOps.exif_transpose(im)
+    return _to_rgb(im)
+
+
+_ORIENTATION = 0x0112  # the EXIF tag
 
 
 def _check_pixels(width: int, height: int, *, max_pixels: int, label: str | None) -> None:
@@ -178,6 +205,9 @@ def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
     return None
 
 
+_STRIPE_PIXELS = 1 << 20  # pixels converted at a time
+
+
 def _to_rgb(im: Image.Image) -> np.ndarray:
     import numpy as np
     from PIL import Image
@@ -192,13 +222,19 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     if mode == "F":
         arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
-    if im.mode != "RGB":
-        im = im.convert("RGB")
-    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
+    width, height = im.size
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, _STRIPE_PIXELS // width)
+    for top in range(0, height, rows):  # a stripe at a time: no full-size copy in another mode
+        part = im.crop((0, top, width, min(height, top + rows)))
+        if alpha:
+            rgba = part.convert("RGBA")
+            part = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        if part.mode != "RGB":
+            part = part.convert("RGB")
+        out[top : top + part.height] = np.asarray(part, dtype=np.uint8)
+    return out
 
 
 def _from_array(arr: np.ndarray, max_pixels: int) -> np.ndarray:

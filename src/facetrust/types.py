@@ -114,6 +114,11 @@ class Face:
 
     ``recognisable`` is False (with ``reason`` saying why) for faces the recogniser should not
     be trusted with, e.g. faces smaller than the minimum size. Such faces are still reported.
+
+    ``confidence`` (0–100) is on Rekognition's scale: the detector's score mapped through its
+    calibrated confidence map (docs/engine.md), so a clear face gets ≥ 99. ``detector_score``
+    is the detector's raw score × 100, which the quality filters and ``detection_threshold``
+    use (None for a face built without one: ``confidence`` then stands for it).
     """
 
     box: BoundingBox
@@ -126,6 +131,12 @@ class Face:
     image_height: int
     recognisable: bool = True
     reason: str | None = None
+    detector_score: float | None = None
+
+    @property
+    def raw_score(self) -> float:
+        """The detector's own score × 100: ``detector_score``, or ``confidence`` when it is unknown."""
+        return self.confidence if self.detector_score is None else self.detector_score
 
     @property
     def ratio_box(self) -> RatioBox:

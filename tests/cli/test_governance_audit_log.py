@@ -97,18 +97,60 @@ def test_verify_detects_an_entry_that_is_no_longer_json(gc: GovernedCli) -> None
     assert result.stderr == "Error: the audit log fails verification: entry 1 is not valid JSON\n"
 
 
-def test_a_truncated_log_passes_alone_but_fails_against_an_exported_head(gc: GovernedCli) -> None:
+def test_a_truncated_log_fails_against_the_head_file_and_an_exported_head(gc: GovernedCli) -> None:
     exported = gc.run("audit-log", "head").stdout.strip()
     gc.sql("DELETE FROM audit_log WHERE seq >= 3")
 
     alone = gc.run("audit-log", "verify")
     result = gc.run("audit-log", "verify", "--head", exported)
 
-    assert alone.exit_code == 0  # a clean cut leaves a valid chain: only the exported head shows it
+    assert alone.exit_code == 1  # a clean cut leaves a valid chain: the head file shows it
+    assert alone.stderr == (
+        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed "
+        "(the head recorded in the head file): truncated\n"
+    )
     assert result.exit_code == 1
     assert result.stdout.startswith("first bad entry: 3\n(not in the log, or no longer JSON)\nlast good entry: 2:")
     assert result.stderr == (
-        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed: truncated\n"
+        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed "
+        "(the exported head): truncated\n"
+    )
+
+
+def test_an_emptied_log_fails_against_the_head_file(gc: GovernedCli) -> None:
+    gc.sql("DELETE FROM audit_log")
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the audit log fails verification: the log ends at entry 0, but entry 4 existed "
+        "(the head recorded in the head file): truncated\n"
+    )
+
+
+def test_a_log_rewritten_with_recomputed_hashes_fails_against_the_head_file(gc: GovernedCli) -> None:
+    gc.sql("DELETE FROM audit_log")
+    for _ in range(5):  # a valid chain, longer than the real one, with different contents
+        audit.append(gc.service.store.connection(), {"operation": "Forged"})
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the audit log fails verification: entry 4 differs from the head recorded in the head file: rewritten\n"
+    )
+
+
+def test_an_altered_head_file_is_reported(gc: GovernedCli) -> None:
+    heads = gc.service.store.heads.path
+    heads.write_text(heads.read_text().replace(":", "-", 1))
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: the audit log fails verification: line 1 of the head file {heads} is not SEQ:HASH: altered\n"
     )
 
 
@@ -121,7 +163,9 @@ def test_a_rewritten_log_fails_against_an_exported_head(gc: GovernedCli) -> None
     result = gc.run("audit-log", "verify", "--head", exported)
 
     assert result.exit_code == 1
-    assert result.stderr == "Error: the audit log fails verification: entry 4 differs from the exported head\n"
+    assert (
+        result.stderr == "Error: the audit log fails verification: entry 4 differs from the exported head: rewritten\n"
+    )
 
 
 def test_verify_refuses_a_malformed_head(gc: GovernedCli) -> None:

@@ -88,3 +88,19 @@ def test_head_text_round_trips_and_bad_text_is_refused() -> None:
     assert audit.AuditHead.parse(str(head)) == head
     with pytest.raises(ValueError):
         audit.AuditHead.parse("7:xyz")
+
+
+def test_the_head_file_records_committed_heads_only(tmp_path: Path) -> None:
+    from facetrust.store import Store
+
+    store = Store(tmp_path / "data" / "facetrust.db")
+    with store.transaction() as conn:
+        audit.append(conn, {"operation": "A"})
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        audit.append(conn, {"operation": "rolled back"})
+        raise RuntimeError("abort")
+    committed = audit.head(store.connection())
+
+    assert store.heads.heads()[-1] == committed and committed.seq == 1
+    assert audit.verify_chain(store.connection(), anchors=store.heads.heads()).ok
+    store.close()

@@ -46,6 +46,7 @@ def test_key_file_lines_give_current_then_older_keys(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "template.key"
     path.parent.mkdir()
     path.write_text(f"{first}\n{second}\n")
+    path.chmod(0o600)
     ring = load_keyring(key_file=path, env_value=None, data_dir=tmp_path / "data")
     assert ring is not None and ring.current.secret == base64.b64decode(first)
     assert load_keyring(key_file=None, env_value=None, data_dir=tmp_path) is None
@@ -69,3 +70,14 @@ def test_the_secret_never_shows_in_reprs() -> None:
     key = _key()
     assert base64.b64encode(key.secret).decode() not in repr(key) + repr(Keyring(key))
     assert key.secret.hex() not in repr(key)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o666])
+def test_a_key_file_that_others_can_read_or_change_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "template.key"
+    path.write_text(generate_key())
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match=f"has mode {mode:o}.*chmod 600"):
+        load_keyring(key_file=path, env_value=None, data_dir=tmp_path / "data")
+    path.chmod(0o600)
+    assert load_keyring(key_file=path, env_value=None, data_dir=tmp_path / "data") is not None

@@ -69,7 +69,8 @@ def test_compare_faces_splits_target_faces_at_the_threshold(api: Api) -> None:
     assert 0 < match["EstimatedFalseMatchRate"] <= 1e-4
     assert isinstance(match["FalseMatchRateIsBound"], bool)
     assert match["Face"]["BoundingBox"]["Left"] == pytest.approx(0.5)
-    assert set(match["Face"]) == DETAIL_KEYS
+    assert set(match["Face"]) == DETAIL_KEYS | {"DetectorScore"}  # facetrust's raw detector score, kept by the hook
+    assert match["Face"]["DetectorScore"] == pytest.approx(99.0)
     (unmatched,) = out["UnmatchedFaces"]
     assert unmatched["BoundingBox"]["Left"] == pytest.approx(0.05)
 

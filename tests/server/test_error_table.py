@@ -20,6 +20,7 @@ from facetrust.errors import (
     ModelMismatchError,
     NotFoundError,
     PurposeRefusedError,
+    ServiceBusyError,
 )
 from facetrust.server.auth import AuthError
 from facetrust.server.errors import ERROR_TABLE, RequestError, describe_error, error_response
@@ -45,6 +46,7 @@ INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "Configuratio
         ),
         (LimitExceededError("full", limit=100), "AssociateFaces", (400, "ServiceQuotaExceededException")),
         (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
+        (ServiceBusyError("busy", limit=1, requested=2), "DetectFaces", (429, "ThrottlingException")),
         (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),
         (AuthError("no", code="AccessDeniedException", status=400), "ListFaces", (400, "AccessDeniedException")),
         (RequestError("UnknownOperationException", "?"), None, (400, "UnknownOperationException")),

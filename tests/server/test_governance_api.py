@@ -153,6 +153,17 @@ def test_verify_audit_log_detects_tampering_and_truncation_over_http(gov: Govern
     assert broken["Valid"] is False and broken["FirstBadSequence"] >= 1
 
 
+def test_verify_audit_log_over_http_checks_the_head_file_without_an_expected_head(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    gov.client("admin").create_collection(CollectionId="d")
+    gov.service.store.connection().execute("DELETE FROM audit_log WHERE seq > 1")  # a clean cut: a valid chain
+
+    report = gov.call("auditor", "VerifyAuditLog", {}).json()
+
+    assert report["Valid"] is False and "truncated" in report["Problem"]
+    assert "the head recorded in the head file" in report["Problem"]
+
+
 def test_consent_erasure_and_retention_operations_return_receipts(gov: Governed) -> None:
     gov.client("admin").create_collection(CollectionId="c")
     recorded = gov.call(

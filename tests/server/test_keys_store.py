@@ -189,3 +189,46 @@ def test_a_keys_db_that_is_not_a_database_is_a_configuration_error(tmp_path: Pat
         KeyStore.open(tmp_path)
 
     assert caught.value.message.startswith(f"Cannot open key store {tmp_path / 'keys.db'}: ")
+
+
+def test_secrets_are_sealed_in_keys_db_and_open_for_lookup(tmp_path: Path, store: KeyStore) -> None:
+    key_id, secret = store.create("admin")
+
+    raw = sqlite3.connect(tmp_path / "keys.db").execute("SELECT secret FROM keys").fetchone()[0]
+    assert raw.startswith("FTS1:") and secret not in raw
+    assert secret.encode() not in (tmp_path / "keys.db").read_bytes()
+    found = store.lookup(key_id)
+    assert found is not None and found[1] == secret
+
+
+def test_secrets_stored_in_the_clear_by_an_older_version_are_sealed_on_open(tmp_path: Path) -> None:
+    KeyStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / "keys.db") as conn:
+        conn.execute(
+            "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("FTKOLDPLAINKEY000001", "old-plain-secret-0123456789abcdefghijkl", "admin", "", time.time()),
+        )
+    conn.close()
+
+    with KeyStore.open(tmp_path) as keys:
+        found = keys.lookup("FTKOLDPLAINKEY000001")
+
+    assert found is not None and found[1] == "old-plain-secret-0123456789abcdefghijkl"
+    assert b"old-plain-secret" not in (tmp_path / "keys.db").read_bytes()
+
+
+def test_the_server_key_is_kept_private_outside_the_data_directory(tmp_path: Path, private_config_dir: Path) -> None:
+    KeyStore.open(tmp_path / "data").close()
+
+    assert mode(private_config_dir / "server.key") == 0o600
+    with pytest.raises(ConfigurationError, match=r"Server key file .* is inside the data directory"):
+        KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "data" / "server.key")
+
+
+def test_secrets_sealed_with_another_server_key_are_refused_clearly(tmp_path: Path) -> None:
+    with KeyStore.open(tmp_path / "data") as keys:
+        key_id, _ = keys.create("admin")
+
+    with KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key") as keys:
+        with pytest.raises(ConfigurationError, match=f"The secret of key {key_id} was sealed with server key"):
+            keys.lookup(key_id)

@@ -214,3 +214,32 @@ def test_serve_data_option_overrides_the_global_one(tmp_path: Path, runs: list[d
 
 def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
     assert serve(tmp_path, "--port", "70000").exit_code == 2
+
+
+@pytest.mark.parametrize(("flags", "sealed"), [((), True), (("--no-encryption",), False)])
+def test_templates_are_sealed_unless_no_encryption_is_given(
+    tmp_path: Path, runs: list[dict[str, Any]], flags: tuple[str, ...], sealed: bool
+) -> None:
+    import base64
+    import sqlite3
+
+    from facetrust.governance.crypto import is_sealed
+    from facetrust.models.fake import face_png
+
+    result = serve(tmp_path, "--no-auth", *flags)
+
+    assert result.exit_code == 0, result.output
+    (run,) = runs
+    with serving(run["app"]) as url:
+        for target, body in [
+            ("CreateCollection", {"CollectionId": "c"}),
+            (
+                "IndexFaces",
+                {"CollectionId": "c", "Image": {"Bytes": base64.b64encode(face_png((10, 10, 90, 1))).decode()}},
+            ),
+        ]:
+            headers = {"X-Amz-Target": f"RekognitionService.{target}", "Content-Type": "application/x-amz-json-1.1"}
+            assert httpx.post(url + "/", json=body, headers=headers).status_code == 200
+    with sqlite3.connect(tmp_path / "facetrust.db") as conn:
+        (blob,) = conn.execute("SELECT embedding FROM faces").fetchone()
+    assert is_sealed(bytes(blob)) is sealed

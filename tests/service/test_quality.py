@@ -60,3 +60,11 @@ def test_none_still_refuses_small_and_cut_off_faces() -> None:
 def test_unknown_quality_filter_is_refused_with_the_valid_ones() -> None:
     with pytest.raises(InvalidParameterError, match="NONE, AUTO, LOW, MEDIUM, HIGH"):
         check_quality_filter("BEST")
+
+
+def test_the_confidence_bar_applies_to_the_detectors_own_score_not_the_rekognition_scale() -> None:
+    calibrated_high = _face(confidence=99.9, detector_score=60.0)  # a weak detection, mapped high
+    calibrated_low = _face(confidence=40.0, detector_score=90.0)
+
+    assert rejection_reasons(calibrated_high, "MEDIUM") == ["LOW_CONFIDENCE"]
+    assert rejection_reasons(calibrated_low, "HIGH") == []

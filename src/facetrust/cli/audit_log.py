@@ -15,8 +15,9 @@ __all__ = ["audit_log"]
 @click.group(name="audit-log", short_help="Verify, print the head of, and export the audit log.")
 def audit_log() -> None:
     """The audit log: every operation, hash-chained, in the data directory's database
-    (docs/governance.md). Export the head now and then, and keep it elsewhere: verifying
-    against it later also detects a truncated log."""
+    (docs/governance.md). Each new head is also appended to the head file audit.heads, and
+    `verify` checks against it. Export the head now and then and keep it elsewhere too: it
+    also holds when the data directory as a whole is replaced."""
 
 
 @audit_log.command(short_help="Check the hash chain (and an exported head).")
@@ -28,11 +29,13 @@ def audit_log() -> None:
 )
 @renders_errors()
 def verify(expected: audit.AuditHead | None) -> None:
-    """Recompute the hash chain of the whole log. Exit status 0 when it is intact; 1 when an
-    entry was altered, removed, reordered, or (with --head) the log was truncated or rewritten,
-    naming the first bad entry."""
-    with cli_state().service().store.snapshot() as conn:
-        report = audit.verify_chain(conn, expected)
+    """Recompute the hash chain of the whole log and check it against every head recorded in
+    the head file beside the database (audit.heads) and, with --head, an exported one. Exit
+    status 0 when it is intact; 1 when an entry was altered, removed or reordered, or the log
+    was truncated, emptied or rewritten, naming the first bad entry."""
+    store = cli_state().service().store
+    with store.snapshot() as conn:
+        report = audit.verify_anchored(conn, store.heads, expected)
         bad = None
         if not report.ok and report.first_bad_seq is not None:
             try:

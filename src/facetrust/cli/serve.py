@@ -45,8 +45,13 @@ def is_loopback(host: str) -> bool:
     is_flag=True,
     help="When the data directory has no active key, create an admin key and print it once, with a boto3 snippet.",
 )
+@click.option(
+    "--no-encryption",
+    is_flag=True,
+    help="Store new templates in the clear instead of sealing them with the default per-user template key.",
+)
 @renders_errors()
-def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool) -> None:
+def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool, no_encryption: bool) -> None:
     """Serve Amazon Rekognition's JSON protocol for boto3 clients (endpoint_url=http://HOST:PORT).
 
     Every request must be signed (SigV4) with a key from `facetrust keys create`, unless
@@ -59,15 +64,19 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
         )
     import uvicorn
 
+    from facetrust.budget import tune_malloc
     from facetrust.server import create_app
     from facetrust.server.app import UI_PATH
     from facetrust.server.auth import SigV4Authenticator
     from facetrust.server.http11 import SERVER_OPTIONS
     from facetrust.server.keys import KeyStore
 
+    tune_malloc()  # image buffers go back to the OS when freed, not into per-thread arenas
     state = cli_state()
     if data_dir is not None:
         state.overrides["data_dir"] = data_dir
+    if no_encryption:
+        state.overrides["template_encryption"] = False
     settings = state.settings()
     service = state.service()  # closed when the command's context closes, after the server stops
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir)

@@ -20,8 +20,8 @@ KEY_ADVICE = (
 
 @click.group(short_help="Template keys and rotation.")
 def templates() -> None:
-    """Templates (embeddings) at rest are sealed with AES-256-GCM when a template key is
-    configured (docs/governance.md)."""
+    """Templates (embeddings) at rest are sealed with AES-256-GCM: with the configured template
+    key, else the per-user default one (docs/governance.md)."""
 
 
 @templates.command(short_help="Print a new random template key.")

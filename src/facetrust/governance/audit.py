@@ -4,22 +4,40 @@ Each entry is canonical JSON (sorted keys, no spaces) holding what was done, by 
 what purpose and case, with what outcome and which face/user ids and similarities came back —
 never an embedding or an image. Entry *n* stores ``hash_n = SHA-256(hash_{n-1} ‖ json_n)``
 (``hash_0`` is 64 zeros). Editing, deleting or reordering any entry breaks the chain from there
-on; truncating the tail is caught by comparing with a head (sequence number and hash)
-exported earlier. Entries are appended in the same SQLite transaction as the operation they
-record, so an operation and its record commit together or not at all.
+on. The head (sequence number and hash) is anchored outside the database: after every commit
+that moved it, the store appends ``SEQ:HASH`` to an append-only head file (``HeadFile``,
+mode 0600), and verification checks every head recorded there, so truncating the log,
+emptying it, or rewriting it with recomputed hashes is detected; a head exported and kept
+elsewhere guards against a rewritten head file too. Entries are appended in the same SQLite
+transaction as the operation they record, so an operation and its record commit together or
+not at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["GENESIS", "AuditEntry", "AuditHead", "ChainReport", "append", "entries", "head", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "AuditEntry",
+    "AuditHead",
+    "ChainReport",
+    "HeadFile",
+    "append",
+    "entries",
+    "head",
+    "verify_anchored",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 
@@ -143,8 +161,11 @@ def entries(
         yield AuditEntry(int(seq), float(at), data, str(prev), str(digest))
 
 
-def verify_chain(conn: sqlite3.Connection, expected: AuditHead | None = None) -> ChainReport:
-    """Recompute the whole chain; compare with an earlier exported head when given."""
+def verify_chain(
+    conn: sqlite3.Connection, expected: AuditHead | None = None, anchors: Sequence[AuditHead] = ()
+) -> ChainReport:
+    """Recompute the whole chain; check that it still holds ``expected`` (a head exported
+    earlier) and every head of ``anchors`` (``HeadFile.heads()``) unchanged."""
     prev, count, last = GENESIS, 0, AuditHead(0, GENESIS)
     for seq, at, text, stored_prev, digest in conn.execute(
         "SELECT seq, at, entry, prev_hash, hash FROM audit_log ORDER BY seq"
@@ -162,18 +183,82 @@ def verify_chain(conn: sqlite3.Connection, expected: AuditHead | None = None) ->
             return ChainReport(False, count, last, f"entry {seq} was altered (its hash does not match)", seq)
         prev, last = digest, AuditHead(seq, digest)
     if expected is not None:
-        if expected.seq > last.seq:
-            return ChainReport(
-                False,
-                count,
-                last,
-                f"the log ends at entry {last.seq}, but entry {expected.seq} existed: truncated",
-                last.seq + 1,
-            )
-        if expected.seq > 0:
-            row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (expected.seq,)).fetchone()
-            if row is None or row[0] != expected.hash:
-                return ChainReport(
-                    False, count, last, f"entry {expected.seq} differs from the exported head", expected.seq
-                )
+        problem = _against(conn, last, expected, "the exported head")
+        if problem is not None:
+            return ChainReport(False, count, last, *problem)
+    for anchor in sorted(anchors, key=lambda h: h.seq, reverse=True):
+        problem = _against(conn, last, anchor, "the head recorded in the head file")
+        if problem is not None:
+            return ChainReport(False, count, last, *problem)
     return ChainReport(True, count, last)
+
+
+def verify_anchored(conn: sqlite3.Connection, heads: HeadFile, expected: AuditHead | None = None) -> ChainReport:
+    """``verify_chain`` against every head in ``heads`` (and ``expected``); an altered head file fails too."""
+    try:
+        anchors = heads.heads()
+    except ValueError as exc:
+        return ChainReport(False, 0, head(conn), str(exc))
+    return verify_chain(conn, expected, anchors)
+
+
+def _against(conn: sqlite3.Connection, last: AuditHead, expected: AuditHead, what: str) -> tuple[str, int] | None:
+    """(problem, first bad seq) when the log does not contain ``expected`` unchanged; None when it does."""
+    if expected.seq > last.seq:
+        return f"the log ends at entry {last.seq}, but entry {expected.seq} existed ({what}): truncated", last.seq + 1
+    if expected.seq > 0:
+        row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (expected.seq,)).fetchone()
+        if row is None or row[0] != expected.hash:
+            return f"entry {expected.seq} differs from {what}: rewritten", expected.seq
+    return None
+
+
+class HeadFile:
+    """The append-only anchor of one log: a line ``SEQ:HASH`` for each head, mode 0600.
+
+    ``record`` appends a head newer than the last one this object wrote (threads of one
+    process share it; several processes each append theirs, so lines need not be in order).
+    ``heads`` reads them back; a last line cut short by a crash is ignored.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._last = -1
+
+    def __repr__(self) -> str:
+        return f"HeadFile({str(self.path)!r})"
+
+    def record(self, current: AuditHead) -> None:
+        with self._lock:
+            if current.seq <= self._last:
+                return
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_mode & 0o777 != 0o600:
+                    os.fchmod(fd, 0o600)
+                os.write(fd, f"{current}\n".encode())
+            finally:
+                os.close(fd)
+            self._last = current.seq
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def heads(self) -> list[AuditHead]:
+        """Every recorded head; ValueError naming the line when one was altered."""
+        try:
+            text = self.path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"the head file {self.path} is unreadable: {exc}") from None
+        lines = text.split("\n")
+        complete = lines[:-1]  # the text after the last newline is empty, or a line cut short
+        found = []
+        for number, line in enumerate(complete, 1):
+            try:
+                found.append(AuditHead.parse(line))
+            except ValueError:
+                raise ValueError(f"line {number} of the head file {self.path} is not SEQ:HASH: altered") from None
+        return found

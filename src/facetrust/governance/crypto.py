@@ -1,11 +1,13 @@
 """Templates protected at rest: embeddings sealed with AES-256-GCM before they reach the disk.
 
 The key comes from a file or the ``FACETRUST_TEMPLATE_KEY`` environment variable (base64 of
-32 bytes) and is refused if it sits inside the data directory: a stolen data directory alone
-yields no templates. Each sealed blob names the key that sealed it (the first 8 bytes of the
-key's SHA-256), so a ``Keyring`` holding the new key and the old ones can read every blob
-while ``facetrust templates rotate`` re-seals them in small batches: reads never stop. The
-face id is bound in as associated data, so a blob moved onto another face fails to open.
+32 bytes), or by default from ``template.key`` in the per-user config directory, generated on
+first use; it is refused if it sits inside the data directory (a stolen data directory alone
+yields no templates) or if its file is readable by others. Each sealed blob names the key
+that sealed it (the first 8 bytes of the key's SHA-256), so a ``Keyring`` holding the new
+key and the old ones can read every blob while ``facetrust templates rotate`` re-seals them
+in small batches: reads never stop. The face id is bound in as associated data, so a blob
+moved onto another face fails to open.
 """
 
 from __future__ import annotations
@@ -13,15 +15,34 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["MAGIC", "Keyring", "TemplateKey", "generate_key", "is_sealed", "load_keyring"]
+__all__ = [
+    "MAGIC",
+    "SERVER_KEY_NAME",
+    "TEMPLATE_KEY_NAME",
+    "Keyring",
+    "TemplateKey",
+    "default_key_file",
+    "default_keyring",
+    "ensure_key_file",
+    "generate_key",
+    "is_sealed",
+    "load_keyring",
+    "load_server_key",
+]
+
+logger = logging.getLogger(__name__)
 
 MAGIC = b"FTE1"
+TEMPLATE_KEY_NAME = "template.key"
+SERVER_KEY_NAME = "server.key"
 _NONCE = 12
 
 
@@ -68,6 +89,7 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
                 setting="template_key_file",
             )
         try:
+            _check_private(resolved, key_file)
             lines = resolved.read_text().split()
         except OSError as exc:
             raise ConfigurationError(
@@ -79,6 +101,79 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
     return None
 
 
+def default_key_file(name: str = TEMPLATE_KEY_NAME) -> Path:
+    """``name`` in the per-user config directory (platformdirs): where default keys are kept."""
+    from facetrust.config import default_config_dir
+
+    return default_config_dir() / name
+
+
+def ensure_key_file(path: Path) -> bool:
+    """Create ``path`` holding a new random key (directory 0700, file 0600) unless it exists.
+
+    Returns True when it was created. Two processes racing both end up reading the same key.
+    """
+    from facetrust.store.private import private_dir
+
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (generate_key() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    logger.info("Created key file %s", path)
+    return True
+
+
+def default_keyring(data_dir: Path, key_file: Path | None = None) -> Keyring:
+    """The template keyring used when none is configured: the key in the per-user config
+    directory (``template.key``), generated on first use. Plain templates of an older store
+    stay readable until ``facetrust templates rotate`` seals them."""
+    path = key_file or default_key_file()
+    ensure_key_file(path)
+    ring = load_keyring(key_file=path, env_value=None, data_dir=data_dir)
+    if ring is None:  # pragma: no cover - a key file was given, so a keyring or an error comes back
+        raise ConfigurationError(f"No template key in {path}", setting="template_key_file")
+    return Keyring(ring.current, ring.older, plain_ok=True)
+
+
+def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey:
+    """The key that seals access-key secrets in ``keys.db``: ``server.key`` in the per-user config
+    directory (made on first use), or ``key_file``; refused inside the data directory or when
+    others can read it, like a template key file."""
+    path = Path(key_file or default_key_file(SERVER_KEY_NAME))
+    ensure_key_file(path)
+    resolved = path.resolve()
+    if resolved.is_relative_to(Path(data_dir).resolve()):
+        raise ConfigurationError(
+            f"Server key file {path} is inside the data directory {data_dir}; keep it elsewhere", setting="data_dir"
+        )
+    try:
+        _check_private(resolved, path, "Server key file", "data_dir")
+        text = resolved.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"Cannot read server key file {path}: {exc.strerror}", setting="data_dir") from None
+    return _decode(text, str(path))
+
+
+def _check_private(
+    resolved: Path, key_file: Path, what: str = "Template key file", setting: str = "template_key_file"
+) -> None:
+    """Refuse a key file that the group or other users can read or change."""
+    mode = stat.S_IMODE(resolved.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"{what} {key_file} has mode {mode:o}: other users can read or change it; run `chmod 600 {key_file}`",
+            setting=setting,
+        )
+
+
 def _keyring(texts: list[str], where: str) -> Keyring:
     keys = [_decode(t, where) for t in texts if t.strip()]
     if not keys:
@@ -87,14 +182,24 @@ def _keyring(texts: list[str], where: str) -> Keyring:
 
 
 class Keyring:
-    """Seals with the current key; opens with any key it holds."""
+    """Seals with the current key; opens with any key it holds.
 
-    def __init__(self, current: TemplateKey, older: tuple[TemplateKey, ...] = ()) -> None:
+    ``plain_ok``: templates stored in the clear are read as they are (the default key of a
+    store made before encryption was the default: ``facetrust templates rotate`` seals them);
+    otherwise they are refused.
+    """
+
+    def __init__(self, current: TemplateKey, older: tuple[TemplateKey, ...] = (), *, plain_ok: bool = False) -> None:
         self.current = current
+        self.plain_ok = plain_ok
         self._keys = {k.key_id: k for k in (*older, current)}
 
     def __repr__(self) -> str:
         return f"Keyring(current={self.current.key_id.hex()}, keys={len(self._keys)})"
+
+    @property
+    def older(self) -> tuple[TemplateKey, ...]:
+        return tuple(k for k in self._keys.values() if k.key_id != self.current.key_id)
 
     def seal(self, plain: bytes, associated: bytes) -> bytes:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -107,6 +212,8 @@ class Keyring:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if not is_sealed(blob):
+            if self.plain_ok:
+                return blob
             raise ConfigurationError(
                 "A stored template is not encrypted, but a template key is configured; "
                 "run `facetrust templates rotate` to encrypt existing templates"

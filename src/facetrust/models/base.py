@@ -17,7 +17,8 @@ class Detection:
 
     box: tuple[float, float, float, float]  # left, top, width, height
     landmarks: tuple[tuple[float, float], ...]  # five (x, y): eyes, nose, mouth corners
-    score: float  # 0–1
+    score: float  # 0–1, the detector's own
+    confidence: float | None = None  # 0–100 on Rekognition's scale, when the detector has a calibrated map
 
 
 @runtime_checkable

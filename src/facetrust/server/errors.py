@@ -28,6 +28,7 @@ from facetrust.errors import (
     LimitExceededError,
     ModelMismatchError,
     NotFoundError,
+    ServiceBusyError,
 )
 from facetrust.server.auth import AuthError
 
@@ -81,6 +82,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(ConflictError, 400, "ResourceAlreadyExistsException"),
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
+    ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff
 )
 
 INTERNAL = (500, "InternalServerError")

@@ -1,12 +1,15 @@
 """KeyStore: API keys (access key id + secret, with a role) in ``<data dir>/keys.db``, mode 0600.
 
-The secrets are stored in plain text: verifying an AWS Signature Version 4 needs the secret
-itself (the signing key is derived from it per day, region and service), so a hash would not
-do. The file's permissions are the protection; see docs/auth.md.
+Verifying an AWS Signature Version 4 needs the secret itself (the signing key is derived from
+it per day, region and service), so a hash would not do: each secret is sealed with AES-256-GCM
+under the server key (``server.key`` in the per-user config directory, outside the data
+directory, made on first use), bound to its key id. Secrets stored in the clear by an older
+facetrust are sealed when the store is opened. See docs/auth.md.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import logging
 import os
@@ -21,13 +24,16 @@ from pathlib import Path
 from types import TracebackType
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
+from facetrust.store.private import private_dir
 
-__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore"]
+__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer"]
 
 logger = logging.getLogger(__name__)
 
 KEYS_FILE = "keys.db"
+SEALED_PREFIX = "FTS1:"
 SCHEMA_VERSION = 1
 KEY_ID_PREFIX = "FTK"
 _KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -72,20 +78,23 @@ def _record(row: tuple[str, str, float, float | None, str]) -> KeyRecord:
 class KeyStore:
     """The keys of one data directory. Thread-safe; other processes' changes are seen at once."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, sealer: SecretSealer) -> None:
         self.path = path
         self._conn = conn
+        self._sealer = sealer
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self.path)!r})"
 
     @classmethod
-    def open(cls, data_dir: Path) -> KeyStore:
-        """Open (creating if needed, mode 0600) ``<data_dir>/keys.db``."""
+    def open(cls, data_dir: Path, *, server_key_file: Path | None = None) -> KeyStore:
+        """Open (creating if needed, mode 0600) ``<data_dir>/keys.db``; its secrets are sealed with
+        the server key (``server_key_file``, default ``server.key`` in the per-user config directory)."""
+        sealer = SecretSealer(load_server_key(Path(data_dir), server_key_file))
         path = Path(data_dir) / KEYS_FILE
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(path.parent)
             _create_private(path)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
@@ -94,13 +103,14 @@ class KeyStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             _migrate(conn, path)
+            _seal_plain_secrets(conn, sealer)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
         except ConfigurationError:
             conn.close()
             raise
-        return cls(path, conn)
+        return cls(path, conn, sealer)
 
     def close(self) -> None:
         with self._lock:
@@ -128,7 +138,7 @@ class KeyStore:
                 try:
                     self._conn.execute(
                         "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (key_id, secret, role, description, time.time()),
+                        (key_id, self._sealer.seal(key_id, secret), role, description, time.time()),
                     )
                 except sqlite3.IntegrityError:  # pragma: no cover - a 1 in 36**17 collision
                     continue
@@ -167,7 +177,61 @@ class KeyStore:
             row = self._conn.execute(f"SELECT {_COLUMNS}, secret FROM keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
             return None
-        return _record(row[:5]), str(row[5])
+        return _record(row[:5]), self._sealer.open(key_id, str(row[5]))
+
+
+class SecretSealer:
+    """Seals a secret as ``FTS1:`` + base64(key id ‖ nonce ‖ AES-256-GCM ciphertext), bound to its access key id."""
+
+    def __init__(self, key: TemplateKey) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"SecretSealer(key_id={self._key.key_id.hex()})"
+
+    def seal(self, key_id: str, secret: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(12)
+        sealed = AESGCM(self._key.secret).encrypt(nonce, secret.encode(), key_id.encode())
+        return SEALED_PREFIX + base64.b64encode(self._key.key_id + nonce + sealed).decode()
+
+    def open(self, key_id: str, stored: str) -> str:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not stored.startswith(SEALED_PREFIX):
+            raise ConfigurationError(f"The secret of key {key_id} is not sealed; reopen the key store to seal it")
+        blob = base64.b64decode(stored[len(SEALED_PREFIX) :])
+        if blob[:8] != self._key.key_id:
+            raise ConfigurationError(
+                f"The secret of key {key_id} was sealed with server key {blob[:8].hex()}, not the configured "
+                f"{self._key.key_id.hex()}: restore that server.key, or create new keys"
+            )
+        try:
+            return AESGCM(self._key.secret).decrypt(blob[8:20], blob[20:], key_id.encode()).decode()
+        except InvalidTag:
+            raise ConfigurationError(f"The sealed secret of key {key_id} failed authentication: altered") from None
+
+
+def _seal_plain_secrets(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
+    """Seal secrets stored in the clear (by facetrust before sealing), in one transaction."""
+    plain = conn.execute("SELECT key_id, secret FROM keys WHERE secret NOT LIKE ?", (SEALED_PREFIX + "%",)).fetchall()
+    if not plain:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for key_id, secret in plain:
+            conn.execute(
+                "UPDATE keys SET secret = ? WHERE key_id = ? AND secret = ?",
+                (sealer.seal(key_id, secret), key_id, secret),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("VACUUM")  # no plain copy left in free pages
+    logger.info("Sealed %d access-key secrets stored in the clear", len(plain))
 
 
 def _create_private(path: Path) -> None:

@@ -81,6 +81,7 @@ def face_detail(face: Face) -> dict[str, Any]:
         "Pose": pose(face.pose),
         "Quality": quality(face.quality),
         "Confidence": float(face.confidence),
+        "DetectorScore": float(face.raw_score),  # facetrust's: the detector's own score × 100
     }
 
 

@@ -114,9 +114,10 @@ class FaceService:
         cls, data_dir: Path | None = None, settings: Settings | None = None, *, engine: FaceEngine | None = None
     ) -> FaceService:
         """A service over ``data_dir`` (default: ``settings.resolved_data_dir``), the default engine,
-        the policy file and the template key that ``settings`` name."""
+        the policy file and the template key that ``settings`` name; with no key named, the
+        per-user default key (made on first use) unless ``settings.template_encryption`` is off."""
         from facetrust.engine import load_engine
-        from facetrust.governance.crypto import load_keyring
+        from facetrust.governance.crypto import default_keyring, load_keyring
         from facetrust.governance.policy import load_policy
 
         settings = settings or Settings()
@@ -124,6 +125,8 @@ class FaceService:
         keyring = load_keyring(
             key_file=settings.template_key_file, env_value=os.environ.get("FACETRUST_TEMPLATE_KEY"), data_dir=data
         )
+        if keyring is None and settings.template_encryption:
+            keyring = default_keyring(data)
         return cls(
             data,
             engine or load_engine(settings),

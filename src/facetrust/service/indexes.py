@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facetrust.store.private import private_dir, tighten
 from facetrust.store.sqlite import CollectionRow, Store, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,7 +167,7 @@ class CollectionIndex:
         with self._lock:
             if not self.persist or self._index is None or self._applied == self._saved:
                 return
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
             self._index.save(self._path)
             meta = {
                 "collection": self.collection.id,
@@ -177,6 +178,8 @@ class CollectionIndex:
             tmp = self._meta_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(meta))
             os.replace(tmp, self._meta_path)
+            for written in self.folder.glob(f"collection-{self.collection.id}.*"):  # backends write with the umask
+                tighten(written)
             self._saved = self._applied
 
     def drop_files(self) -> None:

@@ -1,9 +1,10 @@
 """IndexFaces' quality filter: which detected faces are not indexed, and why.
 
-Bars per level (a face must meet all of them; AUTO uses the LOW bars):
+Bars per level (a face must meet all of them; AUTO uses the LOW bars). The confidence bar is
+on the detector's raw score × 100 (``Face.raw_score``), not the Rekognition-scale confidence:
 
 =========  ==========  =========  ===============  ======  ========
-level      confidence  sharpness  brightness       |yaw|   |pitch|
+level      detector    sharpness  brightness       |yaw|   |pitch|
 =========  ==========  =========  ===============  ======  ========
 LOW        ≥ 50        ≥ 5        5 – 98           ≤ 70°   ≤ 50°
 MEDIUM     ≥ 70        ≥ 12       10 – 95          ≤ 55°   ≤ 40°
@@ -67,7 +68,7 @@ def rejection_reasons(face: Face, level: str) -> list[str]:
     bars = _BARS.get(level)
     if bars is None:
         return reasons
-    if face.confidence < bars.confidence:
+    if face.raw_score < bars.confidence:  # the detector's own score: these bars were set on it
         reasons.append("LOW_CONFIDENCE")
     if face.quality.sharpness < bars.sharpness:
         reasons.append("LOW_SHARPNESS")

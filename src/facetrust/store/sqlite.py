@@ -7,6 +7,7 @@ connection, so readers never wait for the writer.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
 from facetrust.governance.audit import DDL as AUDIT_DDL
+from facetrust.governance.audit import HeadFile
+from facetrust.governance.audit import head as audit_head
+from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.governance.crypto import Keyring
 
-__all__ = ["CollectionRow", "FaceRow", "Store", "UserRow"]
+__all__ = ["HEADS_NAME", "CollectionRow", "FaceRow", "Store", "UserRow"]
+
+log = logging.getLogger(__name__)
+
+HEADS_NAME = "audit.heads"  # beside the database, outside it: the anchor of the audit log's head
 
 _FACE_COLUMNS = (
     "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
@@ -118,6 +126,7 @@ class Store:
     def __init__(self, path: Path, *, keyring: Keyring | None = None) -> None:
         self.path = path
         self.keyring = keyring
+        self.heads = HeadFile(path.with_name(HEADS_NAME))
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -138,11 +147,14 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                private_dir(self.path.parent)
+                private_file(self.path)
+                for suffix in ("-wal", "-shm", "-journal"):  # SQLite gives new ones the database's mode
+                    tighten(self.path.with_name(self.path.name + suffix))
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.DatabaseError as exc:
+            except (OSError, sqlite3.DatabaseError) as exc:
                 raise ConfigurationError(f"Cannot open database {self.path}: {exc}") from None
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -168,6 +180,15 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._anchor(conn)
+
+    def _anchor(self, conn: sqlite3.Connection) -> None:
+        """Append the audit head to the head file when a commit moved it (after the commit, so a
+        rolled-back entry is never anchored; a crash in between only leaves the file one head behind)."""
+        try:
+            self.heads.record(audit_head(conn))
+        except OSError as exc:
+            log.error("Cannot append the audit head to %s: %s", self.heads.path, exc)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

@@ -76,7 +76,7 @@ def verify_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> d
         except ValueError as exc:
             raise InvalidParameterError(str(exc), parameter="ExpectedHead") from None
     with service.store.snapshot() as conn:
-        report = audit.verify_chain(conn, expected)
+        report = audit.verify_anchored(conn, service.store.heads, expected)
     out: dict[str, Any] = {"Valid": report.ok, "Entries": report.entries, "Head": str(report.head)}
     if not report.ok:
         out["Problem"] = report.problem
