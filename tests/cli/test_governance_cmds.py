@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.cli.context import os_user
 from facetrust.cli.render_collections import timestamp
 from facetrust.cli.templates import KEY_ADVICE
+from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key, is_sealed
 from facetrust.service.types import ErasureReceipt
 
@@ -42,7 +44,7 @@ def receipt_block(receipt: ErasureReceipt, label: str) -> str:
 
 
 def last_receipt(gc: GovernedCli) -> ErasureReceipt:
-    entry = gc.log()[-1]
+    entry = [e for e in gc.log() if "erased" in e.data][-1]
     data = entry.data
     return ErasureReceipt(
         data["erased"],
@@ -253,7 +255,7 @@ def test_erase_user_deletes_the_user_and_its_faces_as_json(gc: GovernedCli) -> N
         "face_ids": [face],
         "at": receipt.at,
         "when": timestamp(receipt.at),
-        "by": "local",
+        "by": f"local:{os_user()}",
         "audit_seq": receipt.audit_seq,
         "audit_hash": receipt.audit_hash,
     }
@@ -406,7 +408,7 @@ def test_sweep_dry_run_lists_the_expired_faces_and_deletes_nothing(gc: GovernedC
     assert result.stdout == (
         f"1 face past their retention period (dry run: nothing erased)\ncollection  face id\ndoors       {old}\n"
     )
-    assert gc.service.describe_collection("doors").face_count == 2
+    assert len(gc.service.store.face_keys(gc.service.store.get_collection("doors").id)) == 2  # type: ignore[union-attr]
 
 
 def test_sweep_erases_the_expired_faces_with_a_receipt(gc: GovernedCli, tmp_path: Path) -> None:
@@ -454,16 +456,35 @@ def test_sweep_receipt_out_does_not_apply_to_a_dry_run(gc: GovernedCli, tmp_path
 def test_review_record_records_the_decision_against_the_search(gc: GovernedCli) -> None:
     gc.service.create_collection("cases", purpose="review")
     gc.index("cases", None)
-    search = gc.run("search", "cases", gc.image("probe.png", [(20, 20, 100, 1)]), "--json")
-    seq = gc.log()[-1].seq
+    probe = gc.image("probe.png", [(20, 20, 100, 1)])
+    seq = gc.service.search_faces_by_image("cases", probe, actor=Actor("FTKOFFICER", "searcher")).audit_seq
 
     result = gc.run("review", "record", str(seq), "--decision", "confirmed", "--note", "same person")
 
-    assert search.exit_code == 0
     assert result.exit_code == 0
-    assert result.stdout == f"Recorded review of search {seq}: confirmed by local (audit entry {seq + 1})\n"
+    assert result.stdout == (
+        f"Recorded review of search {seq}: confirmed by local:{os_user()} (audit entry {seq + 1})\n"
+    )
     entry = gc.log()[-1]
     assert (entry.data["search_seq"], entry.data["decision"], entry.data["note"]) == (seq, "confirmed", "same person")
+
+
+def test_review_record_refuses_a_review_of_the_reviewers_own_search(gc: GovernedCli) -> None:
+    gc.service.create_collection("cases", purpose="review")
+    gc.index("cases", None)
+    search = gc.run("--case-ref", "case-7", "search", "cases", gc.image("probe.png", [(20, 20, 100, 1)]), "--json")
+    seq = gc.log()[-1].seq
+
+    result = gc.run("review", "record", str(seq), "--decision", "confirmed")
+
+    assert search.exit_code == 0 and gc.log()[seq - 1].data["case_ref"] == "case-7"
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Key local:{os_user()} ran search {seq}, so it cannot review it: separation of duties needs "
+        "another key (a reviewer's)\n"
+    )
+    refused = gc.log()[-1].data
+    assert (refused["operation"], refused["outcome"]) == ("RecordReview", "RoleDenied")
 
 
 def test_search_for_a_purpose_with_review_says_the_candidates_need_review(gc: GovernedCli) -> None:

@@ -86,7 +86,8 @@ def test_create_refuses_an_unknown_role_as_a_usage_error(keys: Invoke, tmp_path:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.endswith(
-        "Error: Invalid value for '--role': 'root' is not one of 'admin', 'enroller', 'searcher', 'auditor'.\n"
+        "Error: Invalid value for '--role': 'root' is not one of "
+        "'admin', 'enroller', 'searcher', 'reviewer', 'auditor'.\n"
     )
 
 
@@ -94,7 +95,7 @@ def test_create_requires_a_role(keys: Invoke) -> None:
     result = keys("create")
     assert result.exit_code == 2
     assert result.stderr.endswith(
-        "Error: Missing option '--role'. Choose from:\n\tadmin,\n\tenroller,\n\tsearcher,\n\tauditor\n"
+        "Error: Missing option '--role'. Choose from:\n\tadmin,\n\tenroller,\n\tsearcher,\n\treviewer,\n\tauditor\n"
     )
 
 

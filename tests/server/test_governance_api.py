@@ -82,7 +82,7 @@ class Governed:
 def gov(tmp_path: Path) -> Iterator[Governed]:
     service = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
     keys = KeyStore.open(tmp_path / "data")
-    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "auditor")}
+    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "reviewer", "auditor")}
     app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
     try:
         with serving(app) as url:
@@ -114,8 +114,10 @@ def test_search_for_a_review_purpose_is_flagged_and_carries_its_audit_entry(gov:
     assert response.headers["x-facetrust-review-required"] == "true"
     body = response.json()
     assert body["ReviewRequired"] is True and isinstance(body["AuditSequence"], int)
+    own = gov.call("searcher", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
+    assert own.json()["__type"] == "AccessDeniedException"  # the searcher's role may not review at all
     review = gov.call(
-        "searcher",
+        "reviewer",
         "RecordReview",
         {"SearchSequence": body["AuditSequence"], "Decision": "rejected", "Note": "different person"},
     )

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from facetrust.config import Settings
+from facetrust.errors import FacetrustError
 from facetrust.governance.actor import Actor, check_case_ref
 from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
@@ -27,6 +28,7 @@ from facetrust.server.operations import OPERATIONS, Operation
 from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
 from facetrust.server.roles import authorize
 from facetrust.service import FaceService
+from facetrust.service.governed import record_refusal
 
 __all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
 
@@ -45,6 +47,8 @@ def request_id(request: Request) -> str:
 
 CASE_HEADER = "x-facetrust-case-ref"
 """Optional request header: the case a request belongs to, recorded in the audit log."""
+PURPOSE_HEADER = "x-facetrust-purpose"
+"""Optional request header: the purpose of an operation not bound to a collection (CompareFaces)."""
 REVIEW_HEADER = "x-facetrust-review-required"
 """Response header on searches whose purpose requires human review of the candidates."""
 
@@ -98,12 +102,21 @@ class RpcEndpoint:
         operation = self.operations.get(name)
         if operation is None:
             raise RequestError("UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust")
-        authorize(principal, name)
-        check_content_type(request.headers)
-        params = parse_params(parse_body(body), operation.members, max_image_bytes=self.settings.max_image_bytes)
-        actor = Actor(
-            key_id=principal.key_id, role=principal.role, case_ref=check_case_ref(request.headers.get(CASE_HEADER))
-        )
+        try:
+            authorize(principal, name)
+            check_content_type(request.headers)
+            params = parse_params(parse_body(body), operation.members, max_image_bytes=self.settings.max_image_bytes)
+            actor = Actor(
+                key_id=principal.key_id,
+                role=principal.role,
+                case_ref=check_case_ref(request.headers.get(CASE_HEADER)),
+                purpose=request.headers.get(PURPOSE_HEADER),
+            )
+        except FacetrustError as exc:  # a role denial or a malformed request: logged with who made it
+            await run_in_threadpool(
+                record_refusal, self.service.store, Actor(principal.key_id, principal.role), name, exc
+            )
+            raise
         return await run_in_threadpool(operation.handler, self.service, params, actor)
 
     async def _authenticate(self, request: Request, body: bytes) -> Principal:

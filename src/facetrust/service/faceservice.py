@@ -23,9 +23,12 @@ from facetrust.errors import (
     NotFoundError,
 )
 from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.audit import AuditHead, ChainReport
 from facetrust.governance.crypto import Keyring
 from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.images import ImageSource
+from facetrust.service import audit_view as _audit_view
+from facetrust.service import compare as _compare
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
 from facetrust.service import search as _search
@@ -57,7 +60,7 @@ from facetrust.service.validate import (
 )
 from facetrust.store import records
 from facetrust.store.sqlite import CollectionRow, FaceRow, Store
-from facetrust.types import Pose, Quality, RatioBox
+from facetrust.types import ImageComparison, Pose, Quality, RatioBox
 
 __all__ = ["FaceService", "stored_face"]
 
@@ -349,7 +352,37 @@ class FaceService:
             quality_filter=quality_filter,
         )
 
-    # -- governance (facetrust.service.governance_ops) -----------------------------------------
+    def compare_faces(
+        self,
+        source: ImageSource,
+        target: ImageSource,
+        *,
+        threshold: float = 80.0,
+        quality_filter: str = "NONE",
+        purpose: str | None = None,
+        actor: Actor = LOCAL,
+    ) -> ImageComparison:
+        """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
+        the actor's declared purpose, then the policy's default purpose), audited."""
+        return _compare.compare_faces(self, source, target, threshold, quality_filter, purpose, actor)
+
+    # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
+
+    def get_audit_log(
+        self,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        limit: int | None = _audit_view.MAX_ENTRIES,
+        disclose: bool = False,
+        actor: Actor = LOCAL,
+    ) -> _audit_view.AuditPage:
+        """Audit entries, identities pseudonymised unless ``disclose`` (the DiscloseAuditLog privilege)."""
+        return _audit_view.get_audit_log(self, actor, after_seq=after_seq, since=since, limit=limit, disclose=disclose)
+
+    def verify_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> ChainReport:
+        """Recompute the audit log's hash chain (and compare with an exported head)."""
+        return _audit_view.verify_audit_log(self, actor, expected)
 
     def record_consent(
         self,

@@ -85,6 +85,8 @@ def erase_keys(
             if also is not None:
                 also(conn)
             rec = step.record
+            if rec.collection is None and len(by_name) == 1:
+                rec.collection = next(iter(by_name))
             rec.purpose = by_id[next(iter(by_id))].purpose if len(by_id) == 1 else None
             rec.details = {"erased": what, "target": target, "collections": sorted(touched), "face_ids": face_ids}
             entry = rec.commit(conn)

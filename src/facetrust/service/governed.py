@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.errors import InvalidParameterError, NotFoundError, PurposeRefusedError
+from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError, PurposeRefusedError
 from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import Record, audited
 from facetrust.governance.roles import require_role
@@ -25,9 +25,20 @@ from facetrust.service.validate import check_collection_id
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Policy, Purpose
     from facetrust.service.faceservice import FaceService
-    from facetrust.store.sqlite import CollectionRow, FaceRow
+    from facetrust.store.sqlite import CollectionRow, FaceRow, Store
 
-__all__ = ["RULES", "Governed", "Rule", "allowed_purpose", "check_search", "governed", "resolve_purpose", "usable"]
+__all__ = [
+    "RULES",
+    "Governed",
+    "Rule",
+    "allowed_purpose",
+    "attempt",
+    "check_search",
+    "governed",
+    "record_refusal",
+    "resolve_purpose",
+    "usable",
+]
 
 COLLECTION, PURPOSE, NONE = "collection", "purpose", "none"
 
@@ -133,6 +144,24 @@ def _default_purpose(service: FaceService, asked: str | None) -> str:
 
 
 @contextmanager
+def attempt(store: Store, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
+    """The role check and the audit record of an operation, for one that needs nothing else
+    (``governed()`` builds on it). Every attempt is logged, a role denial included."""
+    with audited(store, actor, operation, collection) as rec:
+        require_role(actor.key_id, actor.role, operation)
+        yield rec
+
+
+def record_refusal(store: Store, actor: Actor, operation: str, error: FacetrustError) -> None:
+    """Log an attempt an entry point refused before the operation could run (the server's role
+    check, a malformed request): who, what, and why."""
+    rec = Record(actor, operation)
+    rec.details = {"error": error.message}
+    with store.transaction() as conn:
+        rec.commit(conn, outcome=error.code)
+
+
+@contextmanager
 def governed(
     service: FaceService,
     actor: Actor,
@@ -144,8 +173,7 @@ def governed(
 ) -> Iterator[Governed]:
     """Run one operation on the governed path; the block fills in the audit record's results."""
     rule = RULES[operation]
-    with audited(service.store, actor, operation, collection) as rec:
-        require_role(actor.key_id, actor.role, operation)
+    with attempt(service.store, actor, operation, collection) as rec:
         step = Governed(rec)
         if rule.scope == COLLECTION and collection is not None:
             check_collection_id(collection)
@@ -153,7 +181,7 @@ def governed(
             rec.purpose = step.row.purpose
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:
-            rec.purpose = _default_purpose(service, purpose)
+            rec.purpose = _default_purpose(service, purpose or actor.purpose)
             step.purpose = resolve_purpose(service.policy, rec.purpose, moratorium_ok=rule.moratorium)
         yield step
 
