@@ -553,3 +553,17 @@ def test_governance_matrix(bench: Bench, operation: str, rule: str, entry: str) 
         assert logged["key_id"].startswith("local:")  # the OS user who ran the command
     elif entry == "http":
         assert logged["key_id"] == "anonymous"
+
+
+def test_docs_governance_md_states_this_matrix() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "governance.md").read_text()
+    rows = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(RULE_NAMES) + 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1:]
+    expected = {}
+    for name, row in MATRIX.items():
+        entries = [n for n, run in (("library", row.library), ("CLI", row.cli), ("HTTP", row.http)) if run]
+        expected[name] = [row.outcome(rule) for rule in RULE_NAMES] + [", ".join(entries)]
+    assert rows == expected
