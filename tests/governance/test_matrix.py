@@ -14,7 +14,10 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,8 @@ MORATORIUM = Policy(
 )
 SEARCHER = Actor("FTKSEARCHER", "searcher")
 REVIEWER = Actor("FTKREVIEWER", "reviewer")
-PROBE = (20, 20, 100, 1)  # the enrolled person's fake face
+PROBE = (10, 10, 100, 1)  # the enrolled person's fake face
+PNG = face_png(PROBE, width=130, height=130)  # made once: the cells index and search thousands of times
 
 
 class Clock:
@@ -83,7 +87,7 @@ class World:
     def image(self, name: str = "probe.png") -> str:
         path = self.folder / name
         if not path.exists():
-            path.write_bytes(face_png(PROBE))
+            path.write_bytes(PNG)
         return str(path)
 
 
@@ -94,7 +98,7 @@ def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: P
     subject = f"alice{n}"
     service.record_consent(subject, basis="release", evidence=b"signed")
     faces = [
-        service.index_faces(collection, face_png(PROBE), external_image_id=subject).indexed[0].stored.face_id
+        service.index_faces(collection, PNG, external_image_id=subject).indexed[0].stored.face_id
         for _ in range(3)
     ]
     service.create_user(collection, "u1")
@@ -158,7 +162,7 @@ class Row:
 
 
 def b64(w: World) -> dict[str, str]:
-    return {"Bytes": base64.b64encode(face_png(PROBE)).decode()}
+    return {"Bytes": base64.b64encode(PNG).decode()}
 
 
 def erase_then(w: World) -> Any:
@@ -168,7 +172,7 @@ def erase_then(w: World) -> Any:
 def review_target(w: World) -> int:
     """A search by another key, for a reviewer to decide on (refused searches leave nothing to review)."""
     try:
-        seq = w.service.search_faces_by_image(w.collection, face_png(PROBE), threshold=80, actor=SEARCHER).audit_seq
+        seq = w.service.search_faces_by_image(w.collection, PNG, threshold=80, actor=SEARCHER).audit_seq
     except Exception:  # the rule refused the search: the review must find no search to decide on
         return audit.head(w.service.store.connection()).seq
     return int(seq or 0)
@@ -215,7 +219,7 @@ MATRIX: dict[str, Row] = {
         check=lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces) else pytest.fail(f"receipt: {e}"),
     ),
     "IndexFaces": Row(
-        lambda w: w.service.index_faces(w.collection, face_png(PROBE), external_image_id="bob"),
+        lambda w: w.service.index_faces(w.collection, PNG, external_image_id="bob"),
         lambda w: ["index", w.collection, w.image("bob.png"), "--external-id-from", "filename"],
         lambda w: {"CollectionId": w.collection, "Image": b64(w), "ExternalImageId": "bob"},
         {"consent": "ConsentRequired", "moratorium": REFUSED},
@@ -271,7 +275,7 @@ MATRIX: dict[str, Row] = {
         search_check,
     ),
     "SearchFacesByImage": Row(
-        lambda w: w.service.search_faces_by_image(w.collection, face_png(PROBE)),
+        lambda w: w.service.search_faces_by_image(w.collection, PNG),
         lambda w: ["search", w.collection, w.image()],
         lambda w: {"CollectionId": w.collection, "Image": b64(w)},
         SEARCH,
@@ -285,14 +289,14 @@ MATRIX: dict[str, Row] = {
         search_check,
     ),
     "SearchUsersByImage": Row(
-        lambda w: w.service.search_users_by_image(w.collection, face_png(PROBE)),
+        lambda w: w.service.search_users_by_image(w.collection, PNG),
         lambda w: ["search", w.collection, w.image(), "--users"],
         lambda w: {"CollectionId": w.collection, "Image": b64(w)},
         SEARCH,
         search_check,
     ),
     "CompareFaces": Row(  # 1:1 under the rule's purpose: its minimum threshold and moratorium apply
-        lambda w: w.service.compare_faces(face_png(PROBE), face_png(PROBE), purpose=w.purpose),
+        lambda w: w.service.compare_faces(PNG, PNG, purpose=w.purpose),
         lambda w: ["compare", w.image(), w.image(), "--purpose", w.purpose],
         lambda w: {"SourceImage": b64(w), "TargetImage": b64(w)},
         {"min_threshold": REFUSED, "moratorium": REFUSED},
@@ -440,15 +444,34 @@ def test_the_rules_of_the_matrix_are_every_rule_a_purpose_has() -> None:
 
 @dataclass
 class Bench:
-    service: FaceService
-    clock: Clock
+    """A service (with a template key, so RotateTemplates has one) served over HTTP; a fresh one
+    per operation, so no cell reads a log thousands of entries long."""
+
     folder: Path
-    http: httpx.Client
+    operation: str = ""
     count: int = 0
+    stack: ExitStack = field(default_factory=ExitStack)
+
+    def open(self, operation: str) -> None:
+        from facetrust.config import Settings
+
+        if operation == self.operation:
+            return
+        self.stack.close()
+        self.stack, self.operation = ExitStack(), operation
+        self.clock = Clock()
+        data = self.folder / operation / "data"
+        key = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+        self.service = FaceService(data, fake_engine(), policy=OPEN, clock=self.clock, keyring=Keyring(key))
+        self.stack.callback(self.service.close)
+        url = self.stack.enter_context(
+            serving(create_app(self.service, authenticator=None, settings=Settings(data_dir=data)))
+        )
+        self.http = self.stack.enter_context(httpx.Client(base_url=url, timeout=30))
 
     def world(self, rule: str) -> World:
         self.count += 1
-        return build_world(self.service, self.clock, rule, self.count, self.folder / str(self.count))
+        return build_world(self.service, self.clock, rule, self.count, self.folder / "images" / str(self.count))
 
     def head(self) -> int:
         return audit.head(self.service.store.connection()).seq
@@ -466,18 +489,17 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    from facetrust.config import Settings
-
-    folder = tmp_path_factory.mktemp("matrix")
-    clock = Clock()
-    key = TemplateKey.from_bytes(base64.b64decode(generate_key()))  # so RotateTemplates has a key to seal with
-    service = FaceService(folder / "data", fake_engine(), policy=OPEN, clock=clock, keyring=Keyring(key))
-    app = create_app(service, authenticator=None, settings=Settings(data_dir=folder / "data"))
+    shm = Path("/dev/shm")  # the cells commit thousands of small transactions: on tmpfs a sync is free
+    folder = (
+        Path(tempfile.mkdtemp(prefix="facetrust-matrix-", dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("m")
+    )
+    found = Bench(folder)
     try:
-        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
-            yield Bench(service, clock, folder, http)
+        yield found
     finally:
-        service.close()
+        found.stack.close()
+        if folder.parent == shm:
+            shutil.rmtree(folder)
 
 
 def run_library(w: World, row: Row) -> str:
@@ -525,6 +547,7 @@ CELLS = [
 @pytest.mark.parametrize(("operation", "rule", "entry"), CELLS, ids=[f"{o}-{r}-{e}" for o, r, e in CELLS])
 def test_governance_matrix(bench: Bench, operation: str, rule: str, entry: str) -> None:
     row = MATRIX[operation]
+    bench.open(operation)
     w = bench.world(rule)
     before = bench.head()
     try:
