@@ -98,8 +98,7 @@ def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: P
     subject = f"alice{n}"
     service.record_consent(subject, basis="release", evidence=b"signed")
     faces = [
-        service.index_faces(collection, PNG, external_image_id=subject).indexed[0].stored.face_id
-        for _ in range(3)
+        service.index_faces(collection, PNG, external_image_id=subject).indexed[0].stored.face_id for _ in range(3)
     ]
     service.create_user(collection, "u1")
     service.associate_faces(collection, "u1", faces[:1])

@@ -33,11 +33,17 @@ def subject_key(subject: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", subject).casefold())
 
 
+# Lookups by subject narrow with SQLite's lower(), which folds ASCII only: that finds every
+# candidate because ExternalImageIds and subjects are ASCII (check_external_image_id); then
+# subject_key decides, in Python.
+
+
 def _consent_subjects(conn: sqlite3.Connection, subject: str) -> list[str]:
     """The stored spellings of ``subject`` in the consent table (several only in data from before
     subjects were matched by ``subject_key``)."""
     key = subject_key(subject)
-    return [str(r[0]) for r in conn.execute("SELECT subject FROM consents") if subject_key(str(r[0])) == key]
+    rows = conn.execute("SELECT subject FROM consents WHERE lower(subject) = ?", (key,))  # ASCII fold first
+    return [str(r[0]) for r in rows if subject_key(str(r[0])) == key]
 
 
 def put_consent(
@@ -77,12 +83,12 @@ def faces_by_external_id(
     conn: sqlite3.Connection, external_image_id: str, collection_id: int | None = None
 ) -> dict[int, list[FaceRow]]:
     """Faces indexed under ``external_image_id`` in any spelling of it (``subject_key``)."""
-    sql = f"SELECT collection_id, {_FACE_COLUMNS} FROM faces WHERE external_image_id IS NOT NULL"
-    args: list[object] = []
+    key = subject_key(external_image_id)
+    sql = f"SELECT collection_id, {_FACE_COLUMNS} FROM faces WHERE lower(external_image_id) = ?"  # ASCII fold first
+    args: list[object] = [key]
     if collection_id is not None:
         sql += " AND collection_id = ?"
         args.append(collection_id)
-    key = subject_key(external_image_id)
     out: dict[int, list[FaceRow]] = {}
     for row in conn.execute(sql, args):
         if subject_key(str(row[4])) == key:
