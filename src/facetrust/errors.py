@@ -15,7 +15,8 @@
     ├── ServiceBusyError                the service is at capacity (decode budget): retry later
     ├── GovernanceError                 the deployment's policy refuses the request
     │   ├── PurposeRefusedError         purpose forbidden/undeclared, search not allowed, threshold too low
-    │   └── ConsentRequiredError        enrolment needs a valid consent record for the subject
+    │   ├── ConsentRequiredError        enrolment needs a valid consent record for the subject
+    │   └── RoleDeniedError             the caller's role may not call the operation
     ├── ModelError                      a model is missing, corrupt or cannot run
     │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
     └── ConfigurationError              settings or a config file are invalid
@@ -43,6 +44,7 @@ __all__ = [
     "ModelMismatchError",
     "NotFoundError",
     "PurposeRefusedError",
+    "RoleDeniedError",
     "ServiceBusyError",
 ]
 
@@ -181,6 +183,18 @@ class ConsentRequiredError(GovernanceError):
     def __init__(self, message: str, *, purpose: str, subject: str | None) -> None:
         super().__init__(message, purpose=purpose, rule="consent_required")
         self.subject = subject
+
+
+class RoleDeniedError(GovernanceError):
+    """The caller's role (or key) may not call this operation, or not on this target."""
+
+    code = "RoleDenied"
+
+    def __init__(self, message: str, *, key_id: str, role: str, operation: str) -> None:
+        super().__init__(message, rule="role")
+        self.key_id = key_id
+        self.role = role
+        self.operation = operation
 
 
 class ModelError(FacetrustError):

@@ -19,13 +19,15 @@ Invoke = Callable[..., click.testing.Result]
 
 
 @pytest.fixture(autouse=True)
-def _no_facetrust_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings must come from the command line in these tests, not the developer's shell."""
+def _no_facetrust_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings must come from the command line in these tests, not the developer's shell; and the
+    per-user data directory (where `compare` keeps its audit log without --data) is a temporary one."""
     import os
 
     for key in list(os.environ):
         if key.startswith("FACETRUST_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 @pytest.fixture

@@ -129,3 +129,40 @@ def test_compare_json_gives_scores_fmr_and_verdict_per_face(invoke: Invoke, make
         {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False},
     ]
     assert document["faces"][1]["face"]["box"]["left"] == 120.0
+
+
+def test_compare_is_audited_with_its_purpose_the_os_user_and_the_case(
+    invoke: Invoke, make_image: MakeImage, tmp_path: Path
+) -> None:
+    from facetrust.cli.context import os_user
+    from facetrust.governance import audit
+    from facetrust.store.sqlite import Store
+
+    a, b = make_image("a.png", [(20, 20, 64, 1)]), make_image("b.png", [(20, 20, 64, 1)])
+    result = invoke("--data", str(tmp_path / "d"), "--case-ref", "case-9", "compare", a, b)
+
+    assert result.exit_code == 0
+    store = Store(tmp_path / "d" / "facetrust.db")
+    entry = list(audit.entries(store.connection()))[-1].data
+    store.close()
+    assert (entry["operation"], entry["purpose"], entry["key_id"], entry["case_ref"]) == (
+        "CompareFaces",
+        "general",
+        f"local:{os_user()}",
+        "case-9",
+    )
+
+
+def test_compare_under_a_forbidden_purpose_is_refused_with_exit_2(
+    invoke: Invoke, make_image: MakeImage, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default_purpose = "general"\n[purposes.general]\nforbidden = "Moratorium on face comparison"\n')
+    a = make_image("a.png", [(20, 20, 64, 1)])
+
+    result = invoke("--data", str(tmp_path / "d"), "--policy", str(policy), "compare", a, a)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Purpose 'general' is forbidden by the deployment policy: Moratorium on face comparison\n"
+    )

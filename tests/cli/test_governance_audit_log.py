@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.cli.context import os_user
 from facetrust.cli.render_collections import timestamp
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
@@ -27,30 +28,37 @@ def gc(tmp_path: Path) -> Iterator[GovernedCli]:
         yield helper
 
 
-def test_head_prints_seq_and_hash(gc: GovernedCli) -> None:
+def test_head_prints_seq_and_hash_and_the_read_is_logged(gc: GovernedCli) -> None:
+    before = gc.head()
     result = gc.run("audit-log", "head")
 
     assert result.exit_code == 0
-    assert result.stdout == f"{gc.head()}\n"
+    assert result.stdout == f"{before}\n"
     assert result.stdout.startswith("4:")
+    read = gc.log()[-1]
+    assert (read.seq, read.data["operation"], read.data["head"]) == (5, "GetAuditLog", str(before))
 
 
-def test_verify_an_intact_log_exits_0(gc: GovernedCli) -> None:
+def test_verify_an_intact_log_exits_0_and_logs_the_check(gc: GovernedCli) -> None:
+    before = gc.head()
     result = gc.run("audit-log", "verify")
 
     assert (result.exit_code, result.stderr) == (0, "")
-    assert result.stdout == f"Audit log intact: 4 entries, head {gc.head()}\n"
+    assert result.stdout == f"Audit log intact: 4 entries, head {before}\n"
+    check = gc.log()[-1].data
+    assert (check["operation"], check["valid"], check["key_id"]) == ("VerifyAuditLog", True, f"local:{os_user()}")
 
 
 def test_verify_against_an_exported_head_that_is_still_there(gc: GovernedCli) -> None:
     exported = gc.run("audit-log", "head").stdout.strip()
     gc.service.list_collections()  # the log grows; the exported head must still be in it
+    before = gc.head()
 
     result = gc.run("audit-log", "verify", "--head", exported)
 
     assert result.exit_code == 0
     assert result.stdout == (
-        f"Audit log intact: 5 entries, head {gc.head()}\n"
+        f"Audit log intact: 6 entries, head {before}\n"
         f"Exported head {exported} is in the chain: nothing up to it was changed or removed\n"
     )
 
@@ -105,14 +113,15 @@ def test_a_truncated_log_fails_against_the_head_file_and_an_exported_head(gc: Go
     result = gc.run("audit-log", "verify", "--head", exported)
 
     assert alone.exit_code == 1  # a clean cut leaves a valid chain: the head file shows it
-    assert alone.stderr == (
-        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed "
+    assert alone.stderr == (  # entry 5 logged the `audit-log head` read itself
+        "Error: the audit log fails verification: the log ends at entry 2, but entry 5 existed "
         "(the head recorded in the head file): truncated\n"
     )
     assert result.exit_code == 1
-    assert result.stdout.startswith("first bad entry: 3\n(not in the log, or no longer JSON)\nlast good entry: 2:")
+    # the failed check `alone` logged is entry 3 now, so the cut shows from entry 4 on
+    assert result.stdout.startswith("first bad entry: 4\n(not in the log, or no longer JSON)\nlast good entry: 3:")
     assert result.stderr == (
-        "Error: the audit log fails verification: the log ends at entry 2, but entry 4 existed "
+        "Error: the audit log fails verification: the log ends at entry 3, but entry 4 existed "
         "(the exported head): truncated\n"
     )
 
@@ -192,11 +201,12 @@ def test_export_prints_a_table_of_who_did_what(gc: GovernedCli) -> None:
 
 
 def test_export_jsonl_is_one_object_per_line_with_hashes_and_no_embeddings(gc: GovernedCli) -> None:
-    result = gc.run("audit-log", "export", "--jsonl")
+    result = gc.run("audit-log", "export", "--jsonl", "--disclose")
 
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines == [e.to_json() for e in gc.log()]
+    assert lines == [e.to_json() for e in gc.log()[:4]]
+    assert gc.log()[4].data["disclose"] is True  # the disclosure is itself logged
     search = json.loads(lines[2])
     assert search["operation"] == "SearchFacesByImage" and search["review_required"] is True
     assert search["case_ref"] == "case-42" and len(search["face_ids"]) == 1 and len(search["similarities"]) == 1
@@ -219,7 +229,22 @@ def test_export_of_an_empty_log(tmp_path: Path) -> None:
         jsonl = gc.run("audit-log", "export", "--jsonl")
 
     assert (table.exit_code, table.stdout) == (0, "no audit entries\n")
-    assert (jsonl.exit_code, jsonl.stdout) == (0, "")
+    assert jsonl.exit_code == 0  # the log now holds the first export's own entry, and only that
+    assert [json.loads(line)["operation"] for line in jsonl.stdout.splitlines()] == ["GetAuditLog"]
+
+
+def test_export_pseudonymises_identities_by_default_stably(gc: GovernedCli) -> None:
+    recorded = gc.log()
+    first = [json.loads(line) for line in gc.run("audit-log", "export", "--jsonl").stdout.splitlines()]
+    again = [json.loads(line) for line in gc.run("audit-log", "export", "--jsonl").stdout.splitlines()]
+
+    search, erasure = first[2], first[3]
+    found = recorded[2].data["face_ids"][0]
+    assert search["face_ids"] != [found] and search["face_ids"][0].startswith("face-")
+    assert erasure["target"].startswith("subject-") and "erin" not in json.dumps(first)
+    assert erasure["face_ids"] == search["face_ids"]  # one face, one pseudonym: the auditor can follow it
+    assert (search["threshold"], search["case_ref"], search["key_id"]) == (80.0, "case-42", "FTKOFFICER")
+    assert again[:4] == first[:4] and all(e["pseudonymised"] for e in first)
 
 
 def test_export_of_an_entry_that_is_no_longer_json_is_an_error(gc: GovernedCli) -> None:

@@ -86,7 +86,8 @@ def test_create_refuses_an_unknown_role_as_a_usage_error(keys: Invoke, tmp_path:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.endswith(
-        "Error: Invalid value for '--role': 'root' is not one of 'admin', 'enroller', 'searcher', 'auditor'.\n"
+        "Error: Invalid value for '--role': 'root' is not one of "
+        "'admin', 'enroller', 'searcher', 'reviewer', 'auditor'.\n"
     )
 
 
@@ -94,7 +95,7 @@ def test_create_requires_a_role(keys: Invoke) -> None:
     result = keys("create")
     assert result.exit_code == 2
     assert result.stderr.endswith(
-        "Error: Missing option '--role'. Choose from:\n\tadmin,\n\tenroller,\n\tsearcher,\n\tauditor\n"
+        "Error: Missing option '--role'. Choose from:\n\tadmin,\n\tenroller,\n\tsearcher,\n\treviewer,\n\tauditor\n"
     )
 
 
@@ -207,3 +208,25 @@ def test_keys_help_starts_with_the_usage_line(invoke: Invoke, path: tuple[str, .
     result = invoke("keys", *path, "--help")
     assert result.exit_code == 0
     assert result.stdout.startswith(usage + "\n")
+
+
+def test_key_creation_and_revocation_are_audited_with_the_os_user(keys: Invoke, tmp_path: Path) -> None:
+    from facetrust.cli.context import os_user
+    from facetrust.governance import audit
+    from facetrust.store.sqlite import Store
+
+    key_id = json.loads(keys("create", "--role", "auditor", "--json").stdout)["key_id"]
+    keys("revoke", key_id)
+    refused = keys("revoke", "FTKNOSUCHKEY00000000")
+
+    store = Store(tmp_path / "facetrust.db")
+    log = [e.data for e in audit.entries(store.connection())]
+    store.close()
+    assert refused.exit_code == 1
+    assert [(e["operation"], e["outcome"]) for e in log] == [
+        ("CreateKey", "ok"),
+        ("RevokeKey", "ok"),
+        ("RevokeKey", "NotFound"),
+    ]
+    assert (log[0]["created_key_id"], log[0]["key_role"]) == (key_id, "auditor")
+    assert log[1]["revoked_key_id"] == key_id and {e["key_id"] for e in log} == {f"local:{os_user()}"}

@@ -35,9 +35,20 @@ REKOGNITION = {
 }
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
+# Library and CLI operations: on the same governed path, so in the same role table
+LIBRARY = {
+    "ShowConsent",
+    "EraseExternalImageId",
+    "EraseUser",
+    "RotateTemplates",
+    "VerifyReceipt",
+    "DiscloseAuditLog",
+    "CreateKey",
+    "RevokeKey",
+}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE,
+    "admin": REKOGNITION | AUDIT | GOVERNANCE | LIBRARY,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -52,6 +63,7 @@ TABLE = {
         "DetectFaces",
         "RecordConsent",
         "RevokeConsent",
+        "ShowConsent",
         "EraseSubject",
     },
     "searcher": {
@@ -63,20 +75,20 @@ TABLE = {
         "DetectFaces",
         "DescribeCollection",
         "ListCollections",
-        "RecordReview",
     },
+    "reviewer": {"RecordReview", "DescribeCollection", "ListCollections"},
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
 
 PAIRS = [(role, op) for role in ROLES for op in sorted(OPERATIONS)]
 
 
-def test_the_roles_are_admin_enroller_searcher_auditor() -> None:
-    assert ROLES == ("admin", "enroller", "searcher", "auditor")
+def test_the_roles_are_admin_enroller_searcher_reviewer_auditor() -> None:
+    assert ROLES == ("admin", "enroller", "searcher", "reviewer", "auditor")
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE
+    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | LIBRARY
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -127,7 +139,7 @@ def test_an_unknown_role_may_call_nothing() -> None:
 def test_allowed_operations_of_an_unknown_role_lists_the_valid_roles() -> None:
     with pytest.raises(InvalidParameterError) as caught:
         allowed_operations("root")
-    assert caught.value.message == "Unknown role 'root'; valid roles: admin, enroller, searcher, auditor"
+    assert caught.value.message == "Unknown role 'root'; valid roles: admin, enroller, searcher, reviewer, auditor"
     assert caught.value.parameter == "role"
 
 

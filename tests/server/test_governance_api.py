@@ -82,7 +82,7 @@ class Governed:
 def gov(tmp_path: Path) -> Iterator[Governed]:
     service = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
     keys = KeyStore.open(tmp_path / "data")
-    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "auditor")}
+    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "reviewer", "auditor")}
     app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
     try:
         with serving(app) as url:
@@ -114,8 +114,10 @@ def test_search_for_a_review_purpose_is_flagged_and_carries_its_audit_entry(gov:
     assert response.headers["x-facetrust-review-required"] == "true"
     body = response.json()
     assert body["ReviewRequired"] is True and isinstance(body["AuditSequence"], int)
+    own = gov.call("searcher", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
+    assert own.json()["__type"] == "AccessDeniedException"  # the searcher's role may not review at all
     review = gov.call(
-        "searcher",
+        "reviewer",
         "RecordReview",
         {"SearchSequence": body["AuditSequence"], "Decision": "rejected", "Note": "different person"},
     )
@@ -201,3 +203,129 @@ def test_the_server_sweeps_expired_faces_periodically(tmp_path: Path) -> None:
             time.sleep(0.05)
     assert service.describe_collection("c").face_count == 0
     service.close()
+
+
+# -- issue 15: every attempt audited, reviews separated, identities pseudonymised --------------
+
+
+def _log(gov: Governed) -> list[dict[str, Any]]:
+    from facetrust.governance import audit
+
+    return [e.data for e in audit.entries(gov.service.store.connection())]
+
+
+def test_a_role_denial_at_the_server_is_audited_with_who_made_it(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        gov.client("enroller").search_faces_by_image(CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))})
+    denied = _log(gov)[-1]
+    assert (denied["operation"], denied["outcome"]) == ("SearchFacesByImage", "AccessDeniedException")
+    assert (denied["key_id"], denied["role"]) == (gov.keys["enroller"][0], "enroller")
+    assert "not authorized" in denied["error"]
+
+
+def test_a_malformed_request_is_audited_with_who_made_it(gov: Governed) -> None:
+    answer = gov.call("auditor", "GetAuditLog", {"MaxResults": "many"})
+    assert answer.json()["__type"] == "InvalidParameterException"
+    refused = _log(gov)[-1]
+    assert (refused["operation"], refused["key_id"]) == ("GetAuditLog", gov.keys["auditor"][0])
+    assert refused["outcome"] == "InvalidParameter"
+
+
+def test_reading_and_verifying_the_audit_log_are_audited(gov: Governed) -> None:
+    gov.call("auditor", "GetAuditLog", {})
+    gov.call("auditor", "VerifyAuditLog", {})
+    read, check = _log(gov)[-2:]
+    assert (read["operation"], read["disclose"], read["key_id"]) == ("GetAuditLog", False, gov.keys["auditor"][0])
+    assert (check["operation"], check["valid"]) == ("VerifyAuditLog", True)
+
+
+def _enrol_and_search(gov: Governed) -> str:
+    gov.client("admin").create_collection(CollectionId="c")
+    face = gov.client("enroller").index_faces(
+        CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))}, ExternalImageId="Tony"
+    )["FaceRecords"][0]["Face"]["FaceId"]
+    gov.client("enroller").index_faces(CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))})
+    gov.client("searcher").search_faces(CollectionId="c", FaceId=face)
+    return str(face)
+
+
+def test_the_auditor_sees_pseudonyms_not_who_was_found(gov: Governed) -> None:
+    face = _enrol_and_search(gov)
+    body = gov.call("auditor", "GetAuditLog", {}).json()
+    text = json.dumps(body["Entries"])
+    assert face not in text and "Tony" not in text
+    search = next(e["Entry"] for e in body["Entries"] if e["Entry"]["operation"] == "SearchFaces")
+    assert search["searched_face_id"].startswith("face-") and len(search["face_ids"]) == 1
+    assert (search["purpose"], search["key_id"], search["outcome"]) == ("general", gov.keys["searcher"][0], "ok")
+    again = gov.call("auditor", "GetAuditLog", {}).json()["Entries"]
+    assert again[: len(body["Entries"])] == body["Entries"]  # stable pseudonyms
+
+
+def test_full_disclosure_is_an_admin_privilege_and_is_logged(gov: Governed) -> None:
+    face = _enrol_and_search(gov)
+    refused = gov.call("auditor", "GetAuditLog", {"Disclose": True})
+    assert refused.json()["__type"] == "AccessDeniedException"
+    assert (_log(gov)[-1]["outcome"], _log(gov)[-1]["disclose"]) == ("RoleDenied", True)
+    disclosed = gov.call("admin", "GetAuditLog", {"Disclose": True}).json()
+    assert face in json.dumps(disclosed["Entries"]) and "Tony" in json.dumps(disclosed["Entries"])
+    assert _log(gov)[-1]["disclose"] is True and _log(gov)[-1]["key_id"] == gov.keys["admin"][0]
+
+
+def test_review_required_reaches_an_unmodified_boto3_client(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="cases", Tags={"facetrust:purpose": "investigation"})
+    gov.client("enroller").index_faces(CollectionId="cases", Image={"Bytes": face_png((20, 20, 100, 1))})
+    found = gov.client("searcher").search_faces_by_image(
+        CollectionId="cases", Image={"Bytes": face_png((20, 20, 100, 1))}
+    )
+    assert found["FaceModelVersion"].endswith(";ReviewRequired=true")
+    assert found["ResponseMetadata"]["HTTPHeaders"]["x-facetrust-review-required"] == "true"
+
+
+def test_a_reviewer_cannot_review_a_search_made_with_their_own_key(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="cases", Tags={"facetrust:purpose": "investigation"})
+    gov.client("admin").index_faces(CollectionId="cases", Image={"Bytes": face_png((20, 20, 100, 1))})
+    body = gov.call(
+        "admin",
+        "SearchFacesByImage",
+        {"CollectionId": "cases", "Image": {"Bytes": base64.b64encode(face_png((20, 20, 100, 1))).decode()}},
+    ).json()
+    own = gov.call("admin", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
+    assert own.json()["__type"] == "AccessDeniedException" and "separation of duties" in own.json()["message"]
+    other = gov.call("reviewer", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
+    assert other.status_code == 200
+
+
+def test_compare_faces_runs_under_the_purpose_of_its_header_and_a_moratorium_covers_it(gov: Governed) -> None:
+    images = {
+        "SourceImage": {"Bytes": face_png((20, 20, 100, 1))},
+        "TargetImage": {"Bytes": face_png((20, 20, 100, 1))},
+    }
+    assert gov.client("searcher").compare_faces(**images)["FaceMatches"]
+    assert _log(gov)[-1]["purpose"] == "general"
+    police = gov.client("searcher")
+
+    def add_purpose(request: Any, **_: Any) -> None:  # docs/http.md: the purpose header from boto3
+        request.headers["x-facetrust-purpose"] = "police"
+
+    police.meta.events.register("before-sign.rekognition.*", add_purpose)
+    with pytest.raises(ClientError, match="Moratorium on police use"):
+        police.compare_faces(**images)
+    refused = _log(gov)[-1]
+    assert (refused["operation"], refused["purpose"], refused["outcome"]) == (
+        "CompareFaces",
+        "police",
+        "PurposeRefused",
+    )
+
+
+def test_delete_collection_answers_with_a_receipt_naming_every_erased_face(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    face = gov.client("admin").index_faces(CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))})[
+        "FaceRecords"
+    ][0]["Face"]["FaceId"]
+    body = gov.call("admin", "DeleteCollection", {"CollectionId": "c"}).json()
+    assert body["StatusCode"] == 200
+    receipt = body["Receipt"]
+    assert (receipt["What"], receipt["Target"], receipt["FaceIds"]) == ("collection", "c", [face])
+    assert _log(gov)[-1]["face_ids"] == [face]

@@ -61,7 +61,7 @@ def test_created_keys_are_distinct(store: KeyStore) -> None:
 def test_create_refuses_an_unknown_role_listing_the_valid_ones(store: KeyStore) -> None:
     with pytest.raises(InvalidParameterError) as caught:
         store.create("superuser")
-    assert caught.value.message == "Unknown role 'superuser'; valid roles: admin, enroller, searcher, auditor"
+    assert caught.value.message == "Unknown role 'superuser'; valid roles: admin, enroller, searcher, reviewer, auditor"
     assert store.list() == []
 
 

@@ -64,6 +64,11 @@ __all__ = ["cli", "main"]
     type=click.Path(dir_okay=False, path_type=Path),
     help="The deployment policy (TOML: purposes and their rules; docs/governance.md). Default: built-in policy.",
 )
+@click.option(
+    "--case-ref",
+    help="The case this command belongs to (1–128 of A-Z a-z 0-9 _ . : / # -), recorded in the audit log "
+    "with the OS user who ran it.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -74,6 +79,7 @@ def cli(
     data_dir: Path | None,
     index_backend: str | None,
     policy_file: Path | None,
+    case_ref: str | None,
 ) -> None:
     """Self-hosted, accountable face recognition.
 
@@ -89,7 +95,7 @@ def cli(
         "index_backend": index_backend,
         "policy_file": policy_file,
     }
-    init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug)
+    init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug, case_ref=case_ref)
 
 
 cli.add_command(detect)

@@ -8,6 +8,7 @@ from facetrust.cli import render_governance as render
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.governance_io import AUDIT_HEAD, ISO8601
 from facetrust.governance import audit
+from facetrust.service.governed import attempt
 
 __all__ = ["audit_log"]
 
@@ -33,9 +34,11 @@ def verify(expected: audit.AuditHead | None) -> None:
     the head file beside the database (audit.heads) and, with --head, an exported one. Exit
     status 0 when it is intact; 1 when an entry was altered, removed or reordered, or the log
     was truncated, emptied or rewritten, naming the first bad entry."""
-    store = cli_state().service().store
-    with store.snapshot() as conn:
+    state = cli_state()
+    store = state.service().store
+    with attempt(store, state.actor(), "VerifyAuditLog") as rec, store.snapshot() as conn:
         report = audit.verify_anchored(conn, store.heads, expected)
+        rec.details = {"valid": report.ok, "entries": report.entries, "expected_head": str(expected or "")}
         bad = None
         if not report.ok and report.first_bad_seq is not None:
             try:
@@ -57,26 +60,38 @@ def verify(expected: audit.AuditHead | None) -> None:
 def head() -> None:
     """Print the last entry's number and hash as SEQ:HASH. Keep it outside this machine: a
     later `facetrust audit-log verify --head SEQ:HASH` proves nothing up to it changed."""
-    with cli_state().service().store.snapshot() as conn:
-        click.echo(str(audit.head(conn)))
+    state = cli_state()
+    store = state.service().store
+    with attempt(store, state.actor(), "GetAuditLog") as rec:
+        with store.snapshot() as conn:
+            found = audit.head(conn)
+        rec.details = {"head": str(found)}
+    click.echo(str(found))
 
 
 @audit_log.command(short_help="Print the entries (a table, or JSON Lines).")
 @click.option("--since", type=ISO8601, help="Only entries at or after this time (ISO 8601; UTC unless an offset).")
 @click.option("--jsonl", is_flag=True, help="One JSON object per line, with every recorded field and the hashes.")
+@click.option(
+    "--disclose",
+    is_flag=True,
+    help="Show face, user and image ids and subjects as recorded instead of keyed pseudonyms (logged).",
+)
 @renders_errors()
-def export(since: float | None, jsonl: bool) -> None:
+def export(since: float | None, jsonl: bool, disclose: bool) -> None:
     """Print the audit entries, oldest first: a table of who did what, when, to which
     collection, for which purpose and case, with what outcome; with --jsonl every field
     (returned face and user ids, similarities, …) and the chain hashes. Entries never hold
-    embeddings or images."""
-    with cli_state().service().store.snapshot() as conn:
-        try:
-            if jsonl:
-                for entry in audit.entries(conn, since=since):
-                    click.echo(entry.to_json())
-            else:
-                click.echo(render.entries_text(list(audit.entries(conn, since=since))))
-        except ValueError:  # an entry is no longer JSON
-            click.echo("Error: an audit entry is not valid JSON: run `facetrust audit-log verify`", err=True)
-            click.get_current_context().exit(1)
+    embeddings or images. Identities (face, user and image ids, subjects) are keyed pseudonyms,
+    stable within this data directory, unless --disclose (docs/governance.md)."""
+    state = cli_state()
+    try:
+        page = state.service().get_audit_log(since=since, limit=None, disclose=disclose, actor=state.actor())
+    except ValueError:  # an entry is no longer JSON
+        click.echo("Error: an audit entry is not valid JSON: run `facetrust audit-log verify`", err=True)
+        click.get_current_context().exit(1)
+    if jsonl:
+        for entry in page.entries:
+            click.echo(entry.to_json())
+    else:
+        click.echo(render.entries_text(list(page.entries)))

@@ -23,7 +23,7 @@ def collections() -> None:
 def create(name: str, purpose: str | None) -> None:
     """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound to
     the current embedding model and to one purpose of the deployment policy."""
-    info = cli_state().service().create_collection(name, purpose=purpose)
+    info = cli_state().service().create_collection(name, purpose=purpose, actor=cli_state().actor())
     click.echo(f"Created collection {info.name} (model {info.model})")
 
 
@@ -33,7 +33,9 @@ def create(name: str, purpose: str | None) -> None:
 def list_collections(as_json: bool) -> None:
     """Every collection in the data directory, by name, with the model it is bound to."""
     service = cli_state().service()
-    pages = all_pages(lambda token: service.list_collections(next_token=token, max_results=4096))
+    pages = all_pages(
+        lambda token: service.list_collections(next_token=token, max_results=4096, actor=cli_state().actor())
+    )
     names = [name for page in pages for name in page.names]
     models = [model for page in pages for model in page.models]
     click.echo(render.collections_json(names, models) if as_json else render.collections_text(names, models))
@@ -45,7 +47,7 @@ def list_collections(as_json: bool) -> None:
 @renders_errors()
 def describe(name: str, as_json: bool) -> None:
     """The model, creation time (UTC), and numbers of faces and users of collection NAME."""
-    info = cli_state().service().describe_collection(name)
+    info = cli_state().service().describe_collection(name, actor=cli_state().actor())
     click.echo(render.collection_json(info) if as_json else render.collection_text(info))
 
 
@@ -57,12 +59,12 @@ def delete(name: str, yes: bool) -> None:
     """Delete collection NAME with all its faces and users. Asks first unless --yes."""
     service = cli_state().service()
     if not yes:
-        info = service.describe_collection(name)
+        info = service.describe_collection(name, actor=cli_state().actor())
         click.confirm(
             f"Delete collection {name} with its {render.plural(info.face_count, 'face')} and "
             f"{render.plural(info.user_count, 'user')}?",
             abort=True,
             err=True,
         )
-    removed = service.delete_collection(name)
-    click.echo(f"Deleted collection {name} ({render.plural(removed, 'face')} deleted)")
+    receipt = service.delete_collection(name, actor=cli_state().actor())
+    click.echo(f"Deleted collection {name} ({render.plural(len(receipt.face_ids), 'face')} deleted)")

@@ -42,7 +42,9 @@ def record(subject: str, basis: str, evidence_file: Path, expires: float | None)
             f"Cannot read the evidence file {evidence_file}: {exc.strerror or exc}", parameter="--evidence-file"
         ) from None
     service = cli_state().service()
-    found = service.record_consent(subject, basis=basis, evidence=evidence, expires_at=expires)
+    found = service.record_consent(
+        subject, basis=basis, evidence=evidence, expires_at=expires, actor=cli_state().actor()
+    )
     click.echo(render.consent_text(found, service.clock()))
 
 
@@ -58,7 +60,7 @@ def record(subject: str, basis: str, evidence_file: Path, expires: float | None)
 def revoke(subject: str, as_json: bool, receipt_out: Path | None) -> None:
     """Revoke the consent of SUBJECT and erase every face indexed under it, in every
     collection; print the erasure receipt."""
-    receipt = cli_state().service().revoke_consent(subject)
+    receipt = cli_state().service().revoke_consent(subject, actor=cli_state().actor())
     click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
     if receipt_out is not None:
         write_receipt(receipt, receipt_out)
@@ -71,7 +73,7 @@ def revoke(subject: str, as_json: bool, receipt_out: Path | None) -> None:
 def show(subject: str, as_json: bool) -> None:
     """The recorded consent of SUBJECT: basis, status, times (UTC) and evidence hash."""
     service = cli_state().service()
-    found = service.consent(subject)
+    found = service.consent(subject, actor=cli_state().actor())
     if found is None:
         raise NotFoundError(f"No consent is recorded for subject {subject!r}", resource=subject)
     now = service.clock()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,12 +14,13 @@ import click
 
 from facetrust.config import Settings
 from facetrust.errors import FacetrustError
+from facetrust.governance.actor import Actor, check_case_ref
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.service import FaceService
 
-__all__ = ["CliState", "all_pages", "cli_state", "init_state", "renders_errors", "report_error"]
+__all__ = ["CliState", "all_pages", "cli_state", "init_state", "os_user", "renders_errors", "report_error"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +63,7 @@ class CliState:
     obj: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
     debug: bool = False
+    case_ref: str | None = None
     _settings: Settings | None = None
     _service: FaceService | None = None
 
@@ -67,6 +71,11 @@ class CliState:
         if self._settings is None:
             self._settings = Settings.load(self.overrides)
         return self._settings
+
+    def actor(self) -> Actor:
+        """Who runs this command, for the audit log: the OS user (``local:<user>``, role admin: the
+        data directory is theirs) and the ``--case-ref`` given."""
+        return Actor(key_id=f"local:{os_user()}", role="admin", case_ref=check_case_ref(self.case_ref))
 
     def engine(self) -> FaceEngine:
         from facetrust.engine import FaceEngine, load_engine
@@ -97,6 +106,14 @@ class CliState:
             service.close()
 
 
+def os_user() -> str:
+    """The login name of the user running the CLI (the uid when the system has no name for it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER variable
+        return f"uid{os.getuid()}"
+
+
 def cli_state(ctx: click.Context | None = None) -> CliState:
     """The state the group callback stored; a default one when a command runs on its own."""
     ctx = ctx or click.get_current_context()
@@ -106,8 +123,8 @@ def cli_state(ctx: click.Context | None = None) -> CliState:
     return state
 
 
-def init_state(ctx: click.Context, *, overrides: dict[str, Any], debug: bool) -> CliState:
-    state = CliState(obj=ctx.ensure_object(dict), overrides=overrides, debug=debug)
+def init_state(ctx: click.Context, *, overrides: dict[str, Any], debug: bool, case_ref: str | None = None) -> CliState:
+    state = CliState(obj=ctx.ensure_object(dict), overrides=overrides, debug=debug, case_ref=case_ref)
     ctx.meta[_STATE_KEY] = state
     return state
 

@@ -64,11 +64,11 @@ def erase(
     service = cli_state().service()
     what = _selection(subject, external_image_id, user, collection)
     if what == "subject":
-        receipt = service.erase_subject(str(subject))
+        receipt = service.erase_subject(str(subject), actor=cli_state().actor())
     elif what == "external":
-        receipt = service.erase_external_image_id(str(collection), str(external_image_id))
+        receipt = service.erase_external_image_id(str(collection), str(external_image_id), actor=cli_state().actor())
     else:
-        receipt = service.erase_user(str(collection), str(user))
+        receipt = service.erase_user(str(collection), str(user), actor=cli_state().actor())
     click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
     if receipt_out is not None:
         write_receipt(receipt, receipt_out)
@@ -84,7 +84,7 @@ def verify(receipt_file: Path) -> None:
     Exit status 0 when the receipt holds, 1 when it does not.
     """
     receipt = read_receipt(receipt_file)
-    if cli_state().service().verify_receipt(receipt):
+    if cli_state().service().verify_receipt(receipt, actor=cli_state().actor()):
         click.echo(
             f"Receipt valid: audit entry {receipt.audit_seq} is intact and records the erasure of "
             f"{plural(len(receipt.face_ids), 'face')}, none of which is stored"

@@ -30,7 +30,11 @@ def list_faces(collection: str, user_id: str | None, as_json: bool) -> None:
     """Every face in COLLECTION, oldest first: face id, external image id, user, box as
     fractions of the image, detector confidence, brightness and sharpness."""
     service = cli_state().service()
-    pages = all_pages(lambda token: service.list_faces(collection, next_token=token, user_id=user_id, max_results=4096))
+    pages = all_pages(
+        lambda token: service.list_faces(
+            collection, next_token=token, user_id=user_id, max_results=4096, actor=cli_state().actor()
+        )
+    )
     found = [face for page in pages for face in page.faces]
     model = pages[-1].model
     click.echo(render.faces_json(collection, model, found) if as_json else render.faces_text(collection, found))
@@ -49,7 +53,7 @@ def not_done(action: str, face_id: str, reasons: tuple[str, ...], user_id: str |
 def delete(collection: str, face_ids: tuple[str, ...]) -> None:
     """Delete the faces FACE_ID... from COLLECTION. A face that is not there is reported on
     stderr and the others are still deleted; the exit status is then 1."""
-    result = cli_state().service().delete_faces(collection, list(face_ids))
+    result = cli_state().service().delete_faces(collection, list(face_ids), actor=cli_state().actor())
     for face_id in result.deleted:
         click.echo(f"deleted {face_id}")
     for failed in result.unsuccessful:

@@ -110,6 +110,18 @@ def read_receipt(path: Path) -> ErasureReceipt:
                 f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
                 parameter="RECEIPT",
             )
+    unknown = sorted(set(data) - set(_FIELDS) - {"when"})
+    if unknown:
+        raise InvalidParameterError(
+            f"Receipt {path} is not an erasure receipt: unknown field {unknown[0]!r}", parameter="RECEIPT"
+        )
+    from facetrust.cli.render_collections import timestamp
+
+    if "when" in data and (isinstance(data["at"], bool) or data["when"] != timestamp(float(data["at"]))):
+        raise InvalidParameterError(
+            f"Receipt {path} does not verify: its 'when' ({data['when']!r}) is not its 'at' ({data['at']!r})",
+            parameter="RECEIPT",
+        )
     if not all(isinstance(v, str) for v in (*data["collections"], *data["face_ids"])):
         raise InvalidParameterError(
             f"Receipt {path} is not an erasure receipt: collections and face_ids must be lists of strings",

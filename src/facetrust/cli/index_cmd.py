@@ -79,7 +79,12 @@ def index(
             external = external_id_for(path) if external_id_from == "filename" else None
             try:
                 result = service.index_faces(
-                    collection, path, external_image_id=external, max_faces=max_faces, quality_filter=quality_filter
+                    collection,
+                    path,
+                    external_image_id=external,
+                    max_faces=max_faces,
+                    quality_filter=quality_filter,
+                    actor=cli_state().actor(),
                 )
             except (InvalidImageError, ImageTooLargeError) as exc:
                 errors.append(exc)

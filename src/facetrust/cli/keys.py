@@ -11,8 +11,10 @@ import click
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.render import dumps, table
 from facetrust.cli.render_collections import timestamp_or_none
+from facetrust.governance.recorder import Record
 from facetrust.server.keys import KeyRecord, KeyStore
 from facetrust.server.roles import ROLES
+from facetrust.service.governed import attempt
 
 __all__ = ["keys"]
 
@@ -26,6 +28,21 @@ def _store() -> Iterator[KeyStore]:
         yield store
     finally:
         store.close()
+
+
+@contextmanager
+def _audited(operation: str) -> Iterator[Record]:
+    """The key change, logged (refusals included) in the data directory's audit log with who made it."""
+    from facetrust.service.faceservice import DB_NAME
+    from facetrust.store.sqlite import Store
+
+    state = cli_state()
+    log = Store(state.settings().resolved_data_dir / DB_NAME)
+    try:
+        with attempt(log, state.actor(), operation) as rec:
+            yield rec
+    finally:
+        log.close()
 
 
 def _record_json(record: KeyRecord) -> dict[str, Any]:
@@ -65,9 +82,11 @@ def create(role: str, description: str, as_json: bool) -> None:
     """Create a key with ROLE and print its access key id and secret.
 
     The secret is shown only this once: facetrust cannot show it again."""
-    with _store() as store:
+    with _store() as store, _audited("CreateKey") as rec:
+        rec.details = {"key_role": role}
         key_id, secret = store.create(role, description)
         record = store.get(key_id)
+        rec.details["created_key_id"] = key_id
     if as_json:
         click.echo(dumps({"key_id": key_id, "secret": secret, **_record_json(record)}))
     else:
@@ -92,7 +111,8 @@ def list_keys(as_json: bool) -> None:
 @renders_errors()
 def revoke(key_id: str) -> None:
     """Revoke KEY_ID: the server refuses requests signed with it from now on."""
-    with _store() as store:
+    with _store() as store, _audited("RevokeKey") as rec:
+        rec.details = {"revoked_key_id": key_id}
         before = store.get(key_id)
         record = store.revoke(key_id)
     if before.revoked_at is not None:

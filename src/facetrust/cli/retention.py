@@ -33,7 +33,7 @@ def sweep(dry_run: bool, as_json: bool, receipt_out: Path | None) -> None:
     erasure receipt; with --dry-run, list them (collection and face id) instead."""
     if dry_run and receipt_out is not None:
         raise click.UsageError("--receipt-out does not apply to --dry-run: a dry run erases nothing")
-    result = cli_state().service().sweep_retention(dry_run=dry_run)
+    result = cli_state().service().sweep_retention(dry_run=dry_run, actor=cli_state().actor())
     click.echo(render.sweep_json(result) if as_json else render.sweep_text(result))
     if receipt_out is not None and result.receipt is not None:
         write_receipt(result.receipt, receipt_out)

@@ -26,4 +26,8 @@ def review() -> None:
 def record(search_seq: int, decision: str, note: str) -> None:
     """Record a review decision against the search whose audit entry is SEARCH_SEQ. A search
     is reviewed once; a second decision is an error."""
-    click.echo(render.review_text(cli_state().service().record_review(search_seq, decision=decision, note=note)))
+    click.echo(
+        render.review_text(
+            cli_state().service().record_review(search_seq, decision=decision, note=note, actor=cli_state().actor())
+        )
+    )

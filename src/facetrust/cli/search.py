@@ -37,8 +37,12 @@ def search(collection: str, image: str, threshold: float, max_faces: int, users:
     """
     service = cli_state().service()
     if users:
-        found = service.search_users_by_image(collection, image, threshold=threshold, max_users=max_faces)
+        found = service.search_users_by_image(
+            collection, image, threshold=threshold, max_users=max_faces, actor=cli_state().actor()
+        )
         click.echo(render.user_search_json(image, found) if as_json else render.user_search_text(image, found))
     else:
-        result = service.search_faces_by_image(collection, image, threshold=threshold, max_faces=max_faces)
+        result = service.search_faces_by_image(
+            collection, image, threshold=threshold, max_faces=max_faces, actor=cli_state().actor()
+        )
         click.echo(render.search_json(image, result) if as_json else render.search_text(image, result))

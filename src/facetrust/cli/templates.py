@@ -38,6 +38,6 @@ def rotate() -> None:
     file), in batches, so searches go on meanwhile; plain templates are sealed. Prints how
     many were re-sealed."""
     service = cli_state().service()
-    count = service.rotate_templates()
+    count = service.rotate_templates(actor=cli_state().actor())
     key = service.store.keyring.current.key_id.hex() if service.store.keyring else "?"
     click.echo(f"Re-sealed {plural(count, 'template')} with key {key}")

@@ -29,7 +29,7 @@ def users() -> None:
 @renders_errors()
 def create(collection: str, user_id: str) -> None:
     """Create user USER_ID (1–128 characters from a-z A-Z 0-9 _ . - :) in COLLECTION."""
-    cli_state().service().create_user(collection, user_id)
+    cli_state().service().create_user(collection, user_id, actor=cli_state().actor())
     click.echo(f"Created user {user_id} in collection {collection}")
 
 
@@ -40,7 +40,7 @@ def create(collection: str, user_id: str) -> None:
 def delete(collection: str, user_id: str) -> None:
     """Delete user USER_ID from COLLECTION. Its faces stay in the collection, associated
     with no user (delete them with `facetrust faces delete`)."""
-    cli_state().service().delete_user(collection, user_id)
+    cli_state().service().delete_user(collection, user_id, actor=cli_state().actor())
     click.echo(f"Deleted user {user_id} from collection {collection}")
 
 
@@ -51,7 +51,9 @@ def delete(collection: str, user_id: str) -> None:
 def list_users(collection: str, as_json: bool) -> None:
     """Every user in COLLECTION, by id, with how many faces are associated with each."""
     service = cli_state().service()
-    pages = all_pages(lambda token: service.list_users(collection, next_token=token, max_results=500))
+    pages = all_pages(
+        lambda token: service.list_users(collection, next_token=token, max_results=500, actor=cli_state().actor())
+    )
     found = [user for page in pages for user in page.users]
     click.echo(render.users_json(collection, found) if as_json else render.users_text(collection, found))
 
@@ -76,7 +78,10 @@ def associate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
     refused (LOW_MATCH_CONFIDENCE). Faces refused are reported on stderr and the others
     are still associated; the exit status is then 1.
     """
-    _report("associated", cli_state().service().associate_faces(collection, user_id, list(face_ids)))
+    _report(
+        "associated",
+        cli_state().service().associate_faces(collection, user_id, list(face_ids), actor=cli_state().actor()),
+    )
 
 
 @users.command(short_help="Disassociate faces from a user.")
@@ -87,7 +92,7 @@ def associate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
 def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
     """Remove the faces FACE_ID... from user USER_ID (the faces stay in COLLECTION). Faces
     that are not the user's are reported on stderr; the exit status is then 1."""
-    result = cli_state().service().disassociate_faces(collection, user_id, list(face_ids))
+    result = cli_state().service().disassociate_faces(collection, user_id, list(face_ids), actor=cli_state().actor())
     _report("disassociated", result)
 
 
@@ -110,5 +115,9 @@ def search_users(collection: str, user_id: str | None, face_id: str | None, thre
     anything matched."""
     if (user_id is None) == (face_id is None):
         raise click.UsageError("Give exactly one of --user-id and --face-id.")
-    result = cli_state().service().search_users(collection, user_id=user_id, face_id=face_id, threshold=threshold)
+    result = (
+        cli_state()
+        .service()
+        .search_users(collection, user_id=user_id, face_id=face_id, threshold=threshold, actor=cli_state().actor())
+    )
     click.echo(render.user_search_json(None, result) if as_json else render.user_search_text(None, result))

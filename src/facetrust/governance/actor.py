@@ -26,11 +26,13 @@ def check_case_ref(value: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Actor:
-    """The access key and role behind a request, and an optional case reference."""
+    """The access key and role behind a request, an optional case reference, and the purpose the
+    request declares for operations that are not bound to a collection (CompareFaces)."""
 
     key_id: str
     role: str
     case_ref: str | None = None
+    purpose: str | None = None
 
     def __post_init__(self) -> None:
         check_case_ref(self.case_ref)

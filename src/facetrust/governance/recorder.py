@@ -54,7 +54,7 @@ def audited(store: Store, actor: Actor, operation: str, collection: str | None =
     try:
         yield record
     except FacetrustError as exc:
-        record.details = {"error": exc.message}
+        record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
         with store.transaction() as conn:
             record.commit(conn, outcome=exc.code)
         raise

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from facetrust.config import Settings
+from facetrust.errors import FacetrustError
 from facetrust.governance.actor import Actor, check_case_ref
 from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
@@ -28,8 +29,9 @@ from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
 from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
 from facetrust.server.roles import authorize
-from facetrust.server.wire import CASE_HEADER, WireRequest
+from facetrust.server.wire import CASE_HEADER, PURPOSE_HEADER, WireRequest
 from facetrust.service import FaceService
+from facetrust.service.governed import record_refusal
 
 __all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "BODY_TIMEOUT_S", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
 
@@ -111,10 +113,23 @@ class RpcEndpoint:
         operation = self.operations.get(name)
         if operation is None:
             raise RequestError("UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust")
-        authorize(principal, name)
-        check_content_type(wire.header("content-type"))
-        params = parse_params(parse_body(wire.body), operation.members, max_image_bytes=self.settings.max_image_bytes)
-        actor = Actor(key_id=principal.key_id, role=principal.role, case_ref=check_case_ref(wire.header(CASE_HEADER)))
+        try:
+            authorize(principal, name)
+            check_content_type(wire.header("content-type"))
+            params = parse_params(
+                parse_body(wire.body), operation.members, max_image_bytes=self.settings.max_image_bytes
+            )
+            actor = Actor(
+                key_id=principal.key_id,
+                role=principal.role,
+                case_ref=check_case_ref(wire.header(CASE_HEADER)),
+                purpose=wire.header(PURPOSE_HEADER),
+            )
+        except FacetrustError as exc:  # a role denial or a malformed request: logged with who made it
+            await run_in_threadpool(
+                record_refusal, self.service.store, Actor(principal.key_id, principal.role), name, exc
+            )
+            raise
         return await run_in_threadpool(operation.handler, self.service, params, actor)
 
     async def _authenticate(self, wire: WireRequest) -> Principal:

@@ -16,13 +16,16 @@ from typing import Any
 
 from facetrust.server.auth import AuthError
 
-__all__ = ["BEHAVIOUR_HEADERS", "CASE_HEADER", "TARGET_HEADER", "WireRequest"]
+__all__ = ["BEHAVIOUR_HEADERS", "CASE_HEADER", "PURPOSE_HEADER", "TARGET_HEADER", "WireRequest"]
 
 TARGET_HEADER = "x-amz-target"
 CASE_HEADER = "x-facetrust-case-ref"
 """Optional request header: the case a request belongs to, recorded in the audit log."""
 
-BEHAVIOUR_HEADERS = (TARGET_HEADER, "content-type", CASE_HEADER)
+PURPOSE_HEADER = "x-facetrust-purpose"
+"""Optional request header: the purpose of an operation not bound to a collection (CompareFaces)."""
+
+BEHAVIOUR_HEADERS = (TARGET_HEADER, "content-type", CASE_HEADER, PURPOSE_HEADER)
 """Headers whose value changes what the server does: when sent, they must be signed (and sent once)."""
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
-from facetrust.governance.recorder import audited
+from facetrust.service.governed import governed, usable
 from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.types import (
     DeleteFacesResult,
@@ -35,16 +36,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
+    from facetrust.store.sqlite import FaceRow
 
 __all__ = ["delete_faces", "index_faces", "list_faces"]
 
 
 def _check_consent(
     service: FaceService, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
-) -> None:
-    """Refuse unless the subject's consent is valid now (read inside ``conn``'s transaction when given)."""
+) -> float | None:
+    """Refuse unless the subject's consent is valid now (read inside ``conn``'s transaction when given);
+    when the consent ends, return when: the face expires then too."""
     if not purpose.consent_required:
-        return
+        return None
     if subject is None:
         raise ConsentRequiredError(
             f"Purpose {purpose.name!r} requires recorded consent: give the subject's ExternalImageId, "
@@ -62,6 +65,7 @@ def _check_consent(
             purpose=purpose.name,
             subject=subject,
         )
+    return record.expires_at
 
 
 def _split(faces: list[Face], level: str, max_faces: int | None) -> tuple[list[Face], list[UnindexedFace]]:
@@ -103,9 +107,10 @@ def index_faces(
     quality_filter: str,
     actor: Actor,
 ) -> IndexResult:
-    with audited(service.store, actor, "IndexFaces", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with governed(service, actor, "IndexFaces", collection, model_check=True) as step:
+        rec, row, purpose = step.record, step.collection, step.purpose
+        if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
+            raise NotFoundError(f"Collection {collection!r} has no declared purpose", resource=collection)
         if external_image_id is not None:
             check_external_image_id(external_image_id)
         if max_faces is not None:
@@ -117,13 +122,15 @@ def index_faces(
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
         image_id = str(uuid.uuid4())
         now = service.clock()
-        expires = now + purpose.retention_seconds
+        expires = now + purpose.retention_seconds  # at the latest; sooner when the consent ends sooner
         pairs = [(emb, emb.face) for emb in embeddings if emb.face is not None]
         new = [_new_face(emb, face, image_id, external_image_id, expires) for emb, face in pairs]
         with service.store.transaction() as conn:
             if service.store.get_collection(collection, conn) != row:
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
-            _check_consent(service, purpose, external_image_id, conn)  # a revocation may have committed since
+            consent_ends = _check_consent(service, purpose, external_image_id, conn)  # revoked since?
+            if consent_ends is not None and consent_ends < expires:
+                new = [replace(n, expires_at=consent_ends) for n in new]
             keys = service.store.insert_faces(conn, row.id, new, now=now)
             stored = service.store.faces_by_keys(row.id, keys, conn)
             rec.details = {
@@ -150,16 +157,17 @@ def list_faces(
 ) -> FacePage:
     from facetrust.service.faceservice import stored_face
 
-    with audited(service.store, actor, "ListFaces", collection) as rec:
-        row = service._collection(collection, model_check=False)
-        rec.purpose = row.purpose
+    with governed(service, actor, "ListFaces", collection) as step:
+        row, now = step.collection, service.clock()
         check_limit(max_results, "MaxResults", 1, 4096)
         if user_id is not None:
             check_user_id(user_id)
         if face_ids is not None:
             wanted = check_face_ids(face_ids)
             found = service.store.faces_by_ids(row.id, wanted)
-            return FacePage(tuple(stored_face(found[f]) for f in wanted if f in found), None, row.model)
+            return FacePage(
+                tuple(stored_face(found[f]) for f in wanted if f in found and usable(found[f], now)), None, row.model
+            )
         after = decode_token(next_token, "faces", collection) if next_token is not None else 0
         if not isinstance(after, int):
             raise InvalidParameterError("NextToken does not belong to this face listing", parameter="NextToken")
@@ -167,23 +175,20 @@ def list_faces(
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_token("faces", collection, rows[-1].key) if more else None
-    return FacePage(tuple(stored_face(r) for r in rows), token, row.model)
+    return FacePage(tuple(stored_face(r) for r in rows if usable(r, now)), token, row.model)
 
 
 def delete_faces(service: FaceService, collection: str, face_ids: Sequence[str], actor: Actor) -> DeleteFacesResult:
     from facetrust.service.governance_ops import erase_keys
 
-    wanted = list(dict.fromkeys(check_face_ids(face_ids)))
-    row = service._collection(collection, model_check=False)
-    receipt = erase_keys(
-        service,
-        "DeleteFaces",
-        "faces",
-        collection,
-        {row.name: row},
-        actor,
-        select=lambda conn: {row.id: list(service.store.faces_by_ids(row.id, wanted, conn).values())},
-    )
+    wanted: list[str] = []
+
+    def chosen(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+        wanted.extend(dict.fromkeys(check_face_ids(face_ids)))  # on the governed path, so a bad id is audited
+        row = service.store.get_collection(collection, conn)
+        return {row.id: list(service.store.faces_by_ids(row.id, wanted, conn).values())} if row else {}
+
+    receipt = erase_keys(service, "DeleteFaces", "faces", collection, None, actor, chosen, collection=collection)
     erased = set(receipt.face_ids)  # looked up inside the erasure's transaction, so no race
     deleted = tuple(f for f in wanted if f in erased)  # in the order asked for
     missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in wanted if f not in erased)

@@ -17,22 +17,23 @@ from pathlib import Path
 from facetrust.config import INDEX_BACKENDS, Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import (
-    ConfigurationError,
     ConflictError,
     InvalidParameterError,
     ModelMismatchError,
     NotFoundError,
-    PurposeRefusedError,
 )
 from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.audit import AuditHead, ChainReport
 from facetrust.governance.crypto import Keyring
 from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
-from facetrust.governance.recorder import audited
 from facetrust.images import ImageSource
+from facetrust.service import audit_view as _audit_view
+from facetrust.service import compare as _compare
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
 from facetrust.service import search as _search
 from facetrust.service import users as _users
+from facetrust.service.governed import allowed_purpose, governed
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.types import (
     AssociateResult,
@@ -50,9 +51,16 @@ from facetrust.service.types import (
     UserPage,
     UserSearchResult,
 )
-from facetrust.service.validate import check_collection_id, check_limit, decode_token, encode_token
+from facetrust.service.validate import (
+    check_collection_id,
+    check_external_image_id,
+    check_limit,
+    decode_token,
+    encode_token,
+)
+from facetrust.store import records
 from facetrust.store.sqlite import CollectionRow, FaceRow, Store
-from facetrust.types import Pose, Quality, RatioBox
+from facetrust.types import ImageComparison, Pose, Quality, RatioBox
 
 __all__ = ["FaceService", "stored_face"]
 
@@ -164,56 +172,32 @@ class FaceService:
 
     def purpose_of(self, name: str) -> Purpose:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""
-        try:
-            purpose = self.policy.purpose(name)
-        except ConfigurationError:
-            raise PurposeRefusedError(
-                f"Purpose {name!r} is not declared in the deployment policy; declared: "
-                f"{', '.join(sorted(self.policy.purposes))}",
-                purpose=name,
-                rule="declared",
-            ) from None
-        if purpose.forbidden:
-            raise PurposeRefusedError(
-                f"Purpose {name!r} is forbidden by the deployment policy: {purpose.forbidden}",
-                purpose=name,
-                rule="forbidden",
-            )
-        return purpose
-
-    def _governed(self, name: str, *, model_check: bool = True) -> tuple[CollectionRow, Purpose]:
-        row = self._collection(name, model_check=model_check)
-        return row, self.purpose_of(row.purpose)
+        return allowed_purpose(self.policy, name)
 
     def create_collection(self, name: str, *, purpose: str | None = None, actor: Actor = LOCAL) -> CollectionInfo:
         """A new, empty collection for one purpose, bound to this service's embedding model."""
-        with audited(self.store, actor, "CreateCollection", name) as rec:
+        with governed(self, actor, "CreateCollection", name, purpose=purpose) as step:
             check_collection_id(name)
-            chosen = purpose or self.policy.default_purpose
-            if chosen is None:
-                raise InvalidParameterError(
-                    "The deployment policy has no default purpose: name the purpose of the collection",
-                    parameter="Purpose",
-                )
-            rec.purpose = self.purpose_of(chosen).name
             with self.store.transaction() as conn:
                 if self.store.get_collection(name, conn) is not None:
                     raise ConflictError(f"Collection {name!r} already exists", resource=name)
-                row = self.store.insert_collection(conn, name, self.engine.model_id, rec.purpose)
-                rec.commit(conn)
+                row = self.store.insert_collection(conn, name, self.engine.model_id, str(step.record.purpose))
+                step.record.commit(conn)
         return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
-        with audited(self.store, actor, "DescribeCollection", name) as rec:
-            row = self._collection(name, model_check=False)
-            rec.purpose = row.purpose
-            faces, users = self.store.counts(row.id)
+        """The collection, counting only usable faces (expired ones are gone for every purpose)."""
+        with governed(self, actor, "DescribeCollection", name) as step:
+            row = step.collection
+            with self.store.snapshot() as conn:
+                faces = records.live_face_count(conn, row.id, self.clock())
+                _, users = self.store.counts(row.id, conn)
         return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose)
 
     def list_collections(
         self, *, max_results: int = 1000, next_token: str | None = None, actor: Actor = LOCAL
     ) -> CollectionPage:
-        with audited(self.store, actor, "ListCollections"):
+        with governed(self, actor, "ListCollections"):
             check_limit(max_results, "MaxResults", 1, 4096)
             after = decode_token(next_token, "collections", "") if next_token is not None else ""
             rows = self.store.list_collections(str(after), max_results + 1)
@@ -222,8 +206,8 @@ class FaceService:
         token = encode_token("collections", "", rows[-1].name) if more else None
         return CollectionPage(tuple(r.name for r in rows), tuple(r.model for r in rows), token)
 
-    def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> int:
-        """Delete a collection with all its faces and users; returns how many faces went."""
+    def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
+        """Delete a collection with all its faces and users; the receipt names every erased face."""
         return _gov.delete_collection(self, name, actor)
 
     # -- faces (facetrust.service.faces) ------------------------------------------------------
@@ -266,26 +250,21 @@ class FaceService:
     # -- users (facetrust.service.users) ------------------------------------------------------
 
     def create_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
-        with audited(self.store, actor, "CreateUser", collection) as rec:
-            row = self._collection(collection, model_check=False)
-            rec.purpose = self.purpose_of(row.purpose).name
-            rec.details = {"user_ids": [user_id]}
-            _users.create_user(self, row, user_id)
+        with governed(self, actor, "CreateUser", collection) as step:
+            step.record.details = {"user_ids": [user_id]}
+            _users.create_user(self, step.collection, user_id)
 
     def delete_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
         """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
-        with audited(self.store, actor, "DeleteUser", collection) as rec:
-            row = self._collection(collection, model_check=False)
-            rec.purpose, rec.details = row.purpose, {"user_ids": [user_id]}
-            _users.delete_user(self, row, user_id)
+        with governed(self, actor, "DeleteUser", collection) as step:
+            step.record.details = {"user_ids": [user_id]}
+            _users.delete_user(self, step.collection, user_id)
 
     def list_users(
         self, collection: str, *, max_results: int = 500, next_token: str | None = None, actor: Actor = LOCAL
     ) -> UserPage:
-        with audited(self.store, actor, "ListUsers", collection) as rec:
-            row = self._collection(collection, model_check=False)
-            rec.purpose = row.purpose
-            return _users.list_users(self, row, max_results, next_token)
+        with governed(self, actor, "ListUsers", collection) as step:
+            return _users.list_users(self, step.collection, max_results, next_token)
 
     def associate_faces(
         self,
@@ -296,21 +275,17 @@ class FaceService:
         user_match_threshold: float = 75.0,
         actor: Actor = LOCAL,
     ) -> AssociateResult:
-        with audited(self.store, actor, "AssociateFaces", collection) as rec:
-            row, purpose = self._governed(collection)
-            rec.purpose = purpose.name
-            result = _users.associate_faces(self, row, user_id, face_ids, user_match_threshold)
-            rec.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
-            return result
+        """Associate faces with a user. Once the user has faces, each new face is matched against
+        them: a 1:N match, so it needs a role that may search and obeys the purpose's search
+        rules (refused where search is, minimum threshold, candidate cap), audited like a search."""
+        return _users.governed_associate(self, collection, user_id, face_ids, user_match_threshold, actor)
 
     def disassociate_faces(
         self, collection: str, user_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
     ) -> AssociateResult:
-        with audited(self.store, actor, "DisassociateFaces", collection) as rec:
-            row = self._collection(collection, model_check=False)
-            rec.purpose = row.purpose
-            result = _users.disassociate_faces(self, row, user_id, face_ids)
-            rec.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+        with governed(self, actor, "DisassociateFaces", collection) as step:
+            result = _users.disassociate_faces(self, step.collection, user_id, face_ids)
+            step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
             return result
 
     # -- search (facetrust.service.search) ----------------------------------------------------
@@ -380,7 +355,37 @@ class FaceService:
             quality_filter=quality_filter,
         )
 
-    # -- governance (facetrust.service.governance_ops) -----------------------------------------
+    def compare_faces(
+        self,
+        source: ImageSource,
+        target: ImageSource,
+        *,
+        threshold: float = 80.0,
+        quality_filter: str = "NONE",
+        purpose: str | None = None,
+        actor: Actor = LOCAL,
+    ) -> ImageComparison:
+        """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
+        the actor's declared purpose, then the policy's default purpose), audited."""
+        return _compare.compare_faces(self, source, target, threshold, quality_filter, purpose, actor)
+
+    # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
+
+    def get_audit_log(
+        self,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        limit: int | None = _audit_view.MAX_ENTRIES,
+        disclose: bool = False,
+        actor: Actor = LOCAL,
+    ) -> _audit_view.AuditPage:
+        """Audit entries, identities pseudonymised unless ``disclose`` (the DiscloseAuditLog privilege)."""
+        return _audit_view.get_audit_log(self, actor, after_seq=after_seq, since=since, limit=limit, disclose=disclose)
+
+    def verify_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> ChainReport:
+        """Recompute the audit log's hash chain (and compare with an exported head)."""
+        return _audit_view.verify_audit_log(self, actor, expected)
 
     def record_consent(
         self,
@@ -399,8 +404,12 @@ class FaceService:
         """Revoke a subject's consent and erase every face indexed under that subject."""
         return _gov.revoke_consent(self, subject, actor)
 
-    def consent(self, subject: str) -> ConsentRecord | None:
-        return _gov.get_consent(self, subject)
+    def consent(self, subject: str, *, actor: Actor = LOCAL) -> ConsentRecord | None:
+        """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
+        with governed(self, actor, "ShowConsent") as step:
+            step.record.details = {"subject": subject}
+            check_external_image_id(subject)
+            return _gov.get_consent(self, subject)
 
     def erase_subject(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Erase every face whose ExternalImageId is ``subject``, in every collection."""
@@ -415,9 +424,13 @@ class FaceService:
         """Delete a user and erase all its faces."""
         return _gov.erase(self, "user", user_id, collection, actor)
 
-    def verify_receipt(self, receipt: ErasureReceipt) -> bool:
-        """True when the receipt's audit entry is intact in a valid chain and its faces are gone."""
-        return _gov.verify_receipt(self, receipt)
+    def verify_receipt(self, receipt: ErasureReceipt, *, actor: Actor = LOCAL) -> bool:
+        """True when the receipt's audit entry is intact in a valid chain, records every field of the
+        receipt unchanged, and its faces are gone."""
+        with governed(self, actor, "VerifyReceipt") as step:
+            ok = _gov.verify_receipt(self, receipt)
+            step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
+            return ok
 
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period (or only list them)."""

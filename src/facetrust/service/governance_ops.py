@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError
+from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, RoleDeniedError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
-from facetrust.governance.recorder import audited
+from facetrust.service.governed import governed
 from facetrust.service.types import ConsentRecord, ErasureReceipt, ReviewRecord, SweepResult
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_external_image_id
@@ -45,7 +45,8 @@ Selector = Callable[["sqlite3.Connection"], dict[int, list["FaceRow"]]]
 def _scrub(service: FaceService, rows: list[CollectionRow]) -> None:
     """After an erasure: no copy in index snapshots (or HNSW's soft-deleted memory), none in the WAL."""
     for row in rows:
-        service.indexes.scrub(row)
+        if service.store.get_collection(row.name) == row:  # a deleted collection's index is dropped instead
+            service.indexes.scrub(row)
     service.store.checkpoint()
 
 
@@ -54,17 +55,25 @@ def erase_keys(
     operation: str,
     what: str,
     target: str,
-    by_name: dict[str, CollectionRow],
+    by_name: dict[str, CollectionRow] | None,
     actor: Actor,
     select: Selector,
     also: Callable[[sqlite3.Connection], None] | None = None,
+    collection: str | None = None,
 ) -> ErasureReceipt:
-    """Delete the faces ``select`` picks, in one transaction with its audit entry; return the receipt."""
-    by_id = {row.id: row for row in by_name.values()}
-    scope = next(iter(by_name)) if len(by_name) == 1 else None
-    with audited(service.store, actor, operation, scope) as rec:
+    """Delete the faces ``select`` picks, in one transaction with its audit entry; return the receipt.
+
+    ``collection``: the one collection erased from (resolved on the governed path, which keeps
+    erasure open under a moratorium); otherwise ``by_name`` (default: every collection).
+    """
+    with governed(service, actor, operation, collection) as step:
+        if step.row is not None:
+            by_name = {step.row.name: step.row}
+        elif by_name is None:
+            by_name = _all_collections(service)
+        by_id = {row.id: row for row in by_name.values()}
         with service.store.transaction() as conn:
-            chosen = select(conn)
+            chosen = select(conn) if step.row is None else {step.row.id: select(conn).get(step.row.id, [])}
             face_ids: list[str] = []
             touched: list[str] = []
             for cid, faces in chosen.items():
@@ -75,6 +84,9 @@ def erase_keys(
                 touched.append(by_id[cid].name)
             if also is not None:
                 also(conn)
+            rec = step.record
+            if rec.collection is None and len(by_name) == 1:
+                rec.collection = next(iter(by_name))
             rec.purpose = by_id[next(iter(by_id))].purpose if len(by_id) == 1 else None
             rec.details = {"erased": what, "target": target, "collections": sorted(touched), "face_ids": face_ids}
             entry = rec.commit(conn)
@@ -90,52 +102,64 @@ def _all_collections(service: FaceService) -> dict[str, CollectionRow]:
 
 
 def erase(service: FaceService, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:
+    """Erase a subject (every collection), or an external image id or a user (one collection)."""
     if what == "subject":
-        check_external_image_id(target)
-        rows = _all_collections(service)
-        return erase_keys(
-            service, "EraseSubject", what, target, rows, actor, lambda conn: records.faces_by_external_id(conn, target)
-        )
-    if collection is None:
-        raise InvalidParameterError(f"Erasing a {what} needs its collection", parameter="CollectionId")
-    row = service._collection(collection, model_check=False)
+        return erase_keys(service, "EraseSubject", what, target, None, actor, _by_subject(target))
     if what == "external_image_id":
-        check_external_image_id(target)
         return erase_keys(
-            service,
-            "EraseExternalImageId",
-            what,
-            target,
-            {row.name: row},
-            actor,
-            lambda conn: records.faces_by_external_id(conn, target, row.id),
+            service, "EraseExternalImageId", what, target, None, actor, _by_subject(target), collection=collection
         )
     if what == "user":
-        require_user(service, row, target)
+
+        def user_faces(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+            row = _named(service, collection, conn)
+            require_user(service, row, target)
+            return {row.id: records.faces_of_user(conn, row.id, target)}
+
+        def drop_user(conn: sqlite3.Connection) -> None:
+            service.store.delete_user(conn, _named(service, collection, conn).id, target)
+
         return erase_keys(
-            service,
-            "EraseUser",
-            what,
-            target,
-            {row.name: row},
-            actor,
-            lambda conn: {row.id: records.faces_of_user(conn, row.id, target)},
-            also=lambda conn: service.store.delete_user(conn, row.id, target),
+            service, "EraseUser", what, target, None, actor, user_faces, also=drop_user, collection=collection
         )
     raise InvalidParameterError(f"Cannot erase a {what!r}", parameter="what")
 
 
-def delete_collection(service: FaceService, name: str, actor: Actor) -> int:
-    with audited(service.store, actor, "DeleteCollection", name) as rec:
-        row = service._collection(name, model_check=False)
-        rec.purpose = row.purpose
-        with service.store.transaction() as conn:
-            removed = service.store.delete_collection(conn, row.id)
-            rec.details = {"erased": "collection", "faces": removed}
-            rec.commit(conn)
-    service.indexes.drop(row)
+def _named(service: FaceService, collection: str | None, conn: sqlite3.Connection) -> CollectionRow:
+    row = service.store.get_collection(str(collection), conn)
+    if row is None:
+        raise NotFoundError(f"Collection {collection!r} does not exist", resource=str(collection))
+    return row
+
+
+def _by_subject(subject: str) -> Selector:
+    """The faces indexed under ``subject`` in any spelling (``records.subject_key``), after checking it."""
+
+    def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+        check_external_image_id(subject)  # inside the governed path, so a bad subject is audited
+        return records.faces_by_external_id(conn, subject)
+
+    return select
+
+
+def delete_collection(service: FaceService, name: str, actor: Actor) -> ErasureReceipt:
+    """Delete a collection, its users and every face; the receipt names every erased face."""
+    dropped: list[CollectionRow] = []
+
+    def every_face(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+        row = _named(service, name, conn)
+        dropped.append(row)
+        return {row.id: records.faces_in_collection(conn, row.id)}
+
+    def drop(conn: sqlite3.Connection) -> None:
+        service.store.delete_collection(conn, dropped[0].id)
+
+    receipt = erase_keys(
+        service, "DeleteCollection", "collection", name, None, actor, every_face, also=drop, collection=name
+    )
+    service.indexes.drop(dropped[0])
     service.store.checkpoint()
-    return removed
+    return receipt
 
 
 def _consent(row: tuple[object, ...]) -> ConsentRecord:
@@ -163,7 +187,8 @@ def record_consent(
     expires_at: float | None,
     actor: Actor,
 ) -> ConsentRecord:
-    with audited(service.store, actor, "RecordConsent") as rec:
+    with governed(service, actor, "RecordConsent") as step:
+        rec = step.record
         check_external_image_id(subject)
         if not isinstance(basis, str) or not basis.strip() or len(basis) > 200:
             raise InvalidParameterError(
@@ -181,6 +206,7 @@ def record_consent(
         digest = hashlib.sha256(raw).hexdigest()
         with service.store.transaction() as conn:
             records.put_consent(conn, subject, basis.strip(), granted, expires_at, digest, now)
+            _follow_consent(service, conn, subject, expires_at)
             rec.details = {
                 "subject": subject,
                 "basis": basis.strip(),
@@ -192,24 +218,43 @@ def record_consent(
     return ConsentRecord(subject, basis.strip(), granted, expires_at, digest, now)
 
 
+def _follow_consent(service: FaceService, conn: sqlite3.Connection, subject: str, ends: float | None) -> None:
+    """A renewed (or shortened) consent moves the expiry of the subject's faces in collections whose
+    purpose requires consent: the end of retention or of the consent, whichever comes first."""
+    purposes = {row.id: service.policy.purposes.get(row.purpose) for row in _all_collections(service).values()}
+    for cid, faces in records.faces_by_external_id(conn, subject).items():
+        purpose = purposes.get(cid)
+        if purpose is None or not purpose.consent_required:
+            continue
+        for face in faces:
+            retained = face.created_at + purpose.retention_seconds
+            records.set_expiry(conn, face.key, retained if ends is None else min(retained, ends))
+
+
 def revoke_consent(service: FaceService, subject: str, actor: Actor) -> ErasureReceipt:
-    check_external_image_id(subject)
-    if get_consent(service, subject) is None:
-        raise NotFoundError(f"No consent is recorded for subject {subject!r}", resource=subject)
+    """Revoke the consent of ``subject`` (any spelling) and erase its faces everywhere."""
     now = service.clock()
+
+    def chosen(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+        check_external_image_id(subject)
+        if records.get_consent(conn, subject) is None:
+            raise NotFoundError(f"No consent is recorded for subject {subject!r}", resource=subject)
+        return records.faces_by_external_id(conn, subject)
+
     return erase_keys(
         service,
         "RevokeConsent",
         "subject",
         subject,
-        _all_collections(service),
+        None,
         actor,
-        lambda conn: records.faces_by_external_id(conn, subject),
+        chosen,
         also=lambda conn: records.revoke_consent(conn, subject, now),
     )
 
 
 def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepResult:
+    """Erase every face past its expiry (retention, or its subject's consent), or only list them."""
     now = service.clock()
     rows = _all_collections(service)
     names = {r.id: r.name for r in rows.values()}
@@ -218,10 +263,10 @@ def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepR
         return tuple((names.get(cid, "?"), f.face_id) for cid, faces in expired.items() for f in faces)
 
     if dry_run:
-        with service.store.snapshot() as conn:
-            listed = listing(records.expired_faces(conn, now))
-        with audited(service.store, actor, "RetentionSweep") as rec:
-            rec.details = {"dry_run": True, "expired": len(listed)}
+        with governed(service, actor, "SweepRetention") as step:
+            with service.store.snapshot() as conn:
+                listed = listing(records.expired_faces(conn, now))
+            step.record.details = {"dry_run": True, "expired": len(listed)}
         return SweepResult(True, listed, None)
     selected: dict[int, list[FaceRow]] = {}
 
@@ -229,32 +274,36 @@ def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepR
         selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
         return selected
 
-    receipt = erase_keys(service, "RetentionSweep", "retention", f"expires_at <= {now:.3f}", rows, actor, select)
+    receipt = erase_keys(service, "SweepRetention", "retention", f"expires_at <= {now:.3f}", rows, actor, select)
     erased = set(receipt.face_ids)
     return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt)
 
 
 def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
+    """Every field of the receipt must be what its audit entry (in an intact chain) records; no face of it stored."""
     with service.store.snapshot() as conn:
         report = audit.verify_chain(conn)
         entry = next(audit.entries(conn, after_seq=receipt.audit_seq - 1, limit=1), None)
         present = records.face_ids_present(conn, list(receipt.face_ids))
-    return (
-        report.ok
-        and entry is not None
-        and entry.seq == receipt.audit_seq
-        and entry.hash == receipt.audit_hash
-        and tuple(entry.data.get("face_ids", ())) == receipt.face_ids
-        and entry.data.get("erased") == receipt.what
-        and entry.data.get("target") == receipt.target
-        and entry.data.get("key_id") == receipt.by
-        and entry.at == receipt.at
-        and not present
+    if not report.ok or entry is None or present:
+        return False
+    recorded = ErasureReceipt(
+        str(entry.data.get("erased")),
+        str(entry.data.get("target")),
+        tuple(entry.data.get("collections", ())),
+        tuple(entry.data.get("face_ids", ())),
+        entry.at,
+        str(entry.data.get("key_id")),
+        entry.seq,
+        entry.hash,
     )
+    return recorded == receipt and entry.data.get("outcome") == "ok"
 
 
 def record_review(service: FaceService, search_seq: int, decision: str, note: str, actor: Actor) -> ReviewRecord:
-    with audited(service.store, actor, "RecordReview") as rec:
+    """A reviewer's decision on a search awaiting review; never by the key that ran the search."""
+    with governed(service, actor, "RecordReview") as step:
+        rec = step.record
         if decision not in REVIEW_DECISIONS:
             raise InvalidParameterError(
                 f"Review decision {decision!r} is invalid; use one of {', '.join(REVIEW_DECISIONS)}",
@@ -268,6 +317,14 @@ def record_review(service: FaceService, search_seq: int, decision: str, note: st
                 raise NotFoundError(
                     f"Audit entry {search_seq} is not a search that awaits review", resource=str(search_seq)
                 )
+            if entry.data.get("key_id") == actor.key_id:
+                raise RoleDeniedError(
+                    f"Key {actor.key_id} ran search {search_seq}, so it cannot review it: separation of duties "
+                    "needs another key (a reviewer's)",
+                    key_id=actor.key_id,
+                    role=actor.role,
+                    operation="RecordReview",
+                )
             if records.get_review(conn, search_seq) is not None:
                 raise ConflictError(f"Search {search_seq} has already been reviewed", resource=str(search_seq))
             rec.collection, rec.purpose = entry.data.get("collection"), entry.data.get("purpose")
@@ -278,7 +335,8 @@ def record_review(service: FaceService, search_seq: int, decision: str, note: st
 
 
 def rotate_templates(service: FaceService, batch_size: int, actor: Actor) -> int:
-    with audited(service.store, actor, "RotateTemplates") as rec:
+    with governed(service, actor, "RotateTemplates") as step:
+        rec = step.record
         total, after = 0, 0
         while True:
             with service.store.transaction() as conn:

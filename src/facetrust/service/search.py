@@ -6,11 +6,12 @@ import math
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
-from facetrust.errors import InvalidParameterError, NotFoundError, PurposeRefusedError
+from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
-from facetrust.governance.recorder import Record, audited
+from facetrust.governance.recorder import Record
 from facetrust.index import MAX_K
+from facetrust.service.governed import Governed, check_search, governed, usable
 from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.types import (
     FaceSearchMatch,
@@ -83,7 +84,7 @@ def _candidates(
 
 
 def _expired(face: FaceRow, now: float) -> bool:
-    return face.expires_at is not None and face.expires_at <= now
+    return not usable(face, now)
 
 
 def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
@@ -119,7 +120,7 @@ def _face_matches(
 def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
     check_face_ids([face_id], parameter="FaceId")
     found = service.store.faces_by_ids(row.id, [face_id])
-    if face_id not in found:
+    if face_id not in found or _expired(found[face_id], service.clock()):  # an expired face is gone
         raise NotFoundError(f"Face {face_id!r} is not in collection {row.name!r}", resource=face_id)
     blob = service.store.embedding(row.id, found[face_id].key)
     if blob is None:
@@ -179,20 +180,6 @@ def _user_matches(
     return tuple(out), gallery
 
 
-def _check_purpose(purpose: Purpose, threshold: float) -> None:
-    if not purpose.search:
-        raise PurposeRefusedError(
-            f"Purpose {purpose.name!r} does not allow 1:N search", purpose=purpose.name, rule="search"
-        )
-    if threshold < purpose.min_threshold:
-        raise PurposeRefusedError(
-            f"Purpose {purpose.name!r} requires a similarity threshold of at least {purpose.min_threshold:g}; "
-            f"got {threshold:g}",
-            purpose=purpose.name,
-            rule="min_threshold",
-        )
-
-
 def _log_matches(
     store: Store, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
 ) -> audit.AuditEntry:
@@ -209,21 +196,15 @@ def _log_matches(
 
 
 def _under_purpose(
-    service: FaceService,
-    rec: Record,
-    collection: str,
-    threshold: float,
-    threshold_name: str,
-    most: int,
-    most_name: str,
+    step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
 ) -> tuple[CollectionRow, Purpose, float, int]:
     """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
-    row, purpose = service._governed(collection)
-    rec.purpose = purpose.name
     threshold = check_threshold(threshold, threshold_name)
     check_limit(most, most_name, 1, 4096)
-    _check_purpose(purpose, threshold)
-    return row, purpose, threshold, min(most, purpose.max_candidates)
+    purpose = step.purpose
+    if purpose is None:  # pragma: no cover - searches are refused on undeclared purposes
+        raise NotFoundError("The collection's purpose is not declared")
+    return step.collection, purpose, threshold, check_search(purpose, threshold, most)
 
 
 def governed_face_search(
@@ -239,10 +220,9 @@ def governed_face_search(
     quality_filter: str = "NONE",
 ) -> FaceSearchResult:
     """A face search under the collection purpose's rules, recorded in the audit log."""
-    with audited(service.store, actor, operation, collection) as rec:
-        row, purpose, threshold, limit = _under_purpose(
-            service, rec, collection, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
-        )
+    with governed(service, actor, operation, collection, model_check=True) as step:
+        rec = step.record
+        row, purpose, threshold, limit = _under_purpose(step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces")
         searched: Face | None = None
         exclude: set[int] = set()
         if face_id is not None:
@@ -280,7 +260,8 @@ def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tup
     import numpy as np
 
     require_user(service, row, user_id)
-    own = service.store.list_faces(row.id, after_key=0, limit=100, user_id=user_id)
+    now = service.clock()
+    own = [f for f in service.store.list_faces(row.id, after_key=0, limit=100, user_id=user_id) if usable(f, now)]
     if not own:
         raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")
     blobs = dict(service.store.embeddings(row.id, [f.key for f in own]))
@@ -303,10 +284,9 @@ def governed_user_search(
     quality_filter: str = "NONE",
 ) -> UserSearchResult:
     """A user search under the collection purpose's rules, recorded in the audit log."""
-    with audited(service.store, actor, operation, collection) as rec:
-        row, purpose, threshold, limit = _under_purpose(
-            service, rec, collection, threshold, "UserMatchThreshold", max_users, "MaxUsers"
-        )
+    with governed(service, actor, operation, collection, model_check=True) as step:
+        rec = step.record
+        row, purpose, threshold, limit = _under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
         searched: Face | None = None
         if image is not None:
             searched, vecs = _probe(service, image, quality_filter)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ConflictError, LimitExceededError, NotFoundError
+from facetrust.errors import ConflictError, LimitExceededError, NotFoundError, PurposeRefusedError
+from facetrust.governance.actor import Actor
+from facetrust.governance.roles import require_role
+from facetrust.service.governed import Governed, check_search, governed, usable
 from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
 from facetrust.service.validate import (
     check_face_ids,
@@ -15,7 +18,7 @@ from facetrust.service.validate import (
     decode_token,
     encode_token,
 )
-from facetrust.store.sqlite import CollectionRow, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
@@ -26,6 +29,7 @@ __all__ = [
     "create_user",
     "delete_user",
     "disassociate_faces",
+    "governed_associate",
     "list_users",
     "require_user",
 ]
@@ -66,55 +70,104 @@ def list_users(service: FaceService, row: CollectionRow, max_results: int, next_
     return UserPage(tuple(UserInfo(r.user_id, r.created_at, r.face_count) for r in rows), token)
 
 
-def associate_faces(
-    service: FaceService, row: CollectionRow, user_id: str, face_ids: Sequence[str], threshold: float
+def governed_associate(
+    service: FaceService, collection: str, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
 ) -> AssociateResult:
-    """Associate faces with a user. Once the user has faces, a new face must match one of them
-    at ``threshold`` (Similarity) or it is refused with LOW_MATCH_CONFIDENCE."""
+    """AssociateFaces on the governed path. Matching new faces against the user's faces is a 1:N
+    match: it needs a role that may search and the purpose's search rules, and is logged like one."""
+    with governed(service, actor, "AssociateFaces", collection, model_check=True) as step:
+        step.record.details = {"user_ids": [user_id]}
+        result, sims = associate_faces(service, step, user_id, face_ids, threshold, actor)
+        step.record.details = {
+            "user_ids": [user_id],
+            "face_ids": list(result.associated),
+            "threshold": threshold,
+            "matched": len(sims),
+            "similarities": [round(s, 4) for s in sims],
+            "review_required": bool(sims) and step.purpose is not None and step.purpose.human_review,
+        }
+        return result
+
+
+def _matching_allowed(step: Governed, actor: Actor, threshold: float, candidates: int) -> None:
+    """Refuse matching new faces against a user's faces where a search would be refused."""
+    require_role(actor.key_id, actor.role, "SearchFaces")
+    purpose = step.purpose
+    if purpose is None:  # pragma: no cover - refused earlier on undeclared purposes
+        raise NotFoundError("The collection's purpose is not declared")
+    cap = check_search(purpose, threshold, candidates)
+    if candidates > cap:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} allows at most {cap} candidates per match; {candidates} faces would be "
+            "matched against the user",
+            purpose=purpose.name,
+            rule="max_candidates",
+        )
+
+
+def associate_faces(
+    service: FaceService, step: Governed, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
+) -> tuple[AssociateResult, list[float]]:
+    """Associate faces with a user. Once the user has (unexpired) faces, a new face must match one
+    of them at ``threshold`` (Similarity) or it is refused with LOW_MATCH_CONFIDENCE. Also returns
+    the similarities computed (one per matched face)."""
     import numpy as np
 
+    row = step.collection
     require_user(service, row, user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     threshold = check_threshold(threshold, "UserMatchThreshold")
-    dim = service.engine.recogniser.dim
-    cal = service.engine.calibration
-    associated: list[str] = []
-    failed: list[UnsuccessfulFace] = []
+    dim, now = service.engine.recogniser.dim, service.clock()
     with service.store.transaction() as conn:
         user = service.store.get_user(row.id, user_id, conn)  # again here: it may have been deleted since
         if user is None:
             raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
-        found = service.store.faces_by_ids(row.id, wanted, conn)
+        found = {k: f for k, f in service.store.faces_by_ids(row.id, wanted, conn).items() if usable(f, now)}
         own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
-        own_keys = [f.key for f in own]
-        blobs = dict(service.store.embeddings(row.id, own_keys + [f.key for f in found.values()], conn))
-        gallery = np.stack([vector_from_blob(blobs[k], dim) for k in own_keys]) if own_keys else None
-        new_keys = []
-        for face_id in wanted:
-            face = found.get(face_id)
-            if face is None:
-                failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
-            elif face.user_id == user_id:
-                associated.append(face_id)
-            elif face.user_id is not None:
-                failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
-            elif (
-                gallery is not None
-                and cal.similarity(float((gallery @ vector_from_blob(blobs[face.key], dim)).max())) < threshold
-            ):
-                failed.append(UnsuccessfulFace(face_id, ("LOW_MATCH_CONFIDENCE",)))
-            else:
-                new_keys.append(face.key)
-                associated.append(face_id)
-        if len(own_keys) + len(new_keys) > MAX_FACES_PER_USER:
+        live = [f.key for f in own if usable(f, now)]  # an expired face is gone: nothing to match against
+        if live and any(f.user_id is None for f in found.values()):
+            _matching_allowed(step, actor, threshold, sum(f.user_id is None for f in found.values()))
+        blobs = dict(service.store.embeddings(row.id, live + [f.key for f in found.values()], conn))
+        gallery = np.stack([vector_from_blob(blobs[k], dim) for k in live]) if live else None
+        sims: dict[int, float] = {}
+        if gallery is not None:
+            for face in found.values():
+                if face.user_id is None:
+                    score = float((gallery @ vector_from_blob(blobs[face.key], dim)).max())
+                    sims[face.key] = service.engine.calibration.similarity(score)
+        associated, failed, new_keys = _decide(wanted, found, user_id, sims, threshold)
+        if len(own) + len(new_keys) > MAX_FACES_PER_USER:
             raise LimitExceededError(
-                f"User {user_id!r} has {len(own_keys)} faces; adding {len(new_keys)} would exceed the limit of "
+                f"User {user_id!r} has {len(own)} faces; adding {len(new_keys)} would exceed the limit of "
                 f"{MAX_FACES_PER_USER}",
                 limit=MAX_FACES_PER_USER,
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
     info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
-    return AssociateResult(tuple(associated), tuple(failed), info)
+    return AssociateResult(tuple(associated), tuple(failed), info), list(sims.values())
+
+
+def _decide(
+    wanted: list[str], found: dict[str, FaceRow], user_id: str, sims: dict[int, float], threshold: float
+) -> tuple[list[str], list[UnsuccessfulFace], list[int]]:
+    """Per face asked for: associated (and the keys to associate now) or why not, in the order asked."""
+    associated: list[str] = []
+    failed: list[UnsuccessfulFace] = []
+    new_keys: list[int] = []
+    for face_id in wanted:
+        face = found.get(face_id)
+        if face is None:
+            failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
+        elif face.user_id == user_id:
+            associated.append(face_id)
+        elif face.user_id is not None:
+            failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
+        elif sims.get(face.key, threshold) < threshold:
+            failed.append(UnsuccessfulFace(face_id, ("LOW_MATCH_CONFIDENCE",)))
+        else:
+            new_keys.append(face.key)
+            associated.append(face_id)
+    return associated, failed, new_keys
 
 
 def disassociate_faces(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 
 from facetrust.store.sqlite import _FACE_COLUMNS, FaceRow, _face, select_in
 
@@ -10,15 +11,39 @@ __all__ = [
     "expired_faces",
     "face_ids_present",
     "faces_by_external_id",
+    "faces_in_collection",
     "faces_of_user",
     "get_consent",
     "get_review",
     "insert_review",
+    "live_face_count",
     "put_consent",
     "revoke_consent",
+    "set_expiry",
+    "subject_key",
 ]
 
 _CONSENT = "subject, basis, granted_at, expires_at, evidence_hash, recorded_at, revoked_at"
+
+
+def subject_key(subject: str) -> str:
+    """What two subjects must share to be the same subject: Unicode NFKC, then case-folded
+    (``Tony``, ``TONY`` and ``ｔｏｎｙ`` are one subject). Applied on compare, so subjects
+    stored before this rule match too."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", subject).casefold())
+
+
+# Lookups by subject narrow with SQLite's lower(), which folds ASCII only: that finds every
+# candidate because ExternalImageIds and subjects are ASCII (check_external_image_id); then
+# subject_key decides, in Python.
+
+
+def _consent_subjects(conn: sqlite3.Connection, subject: str) -> list[str]:
+    """The stored spellings of ``subject`` in the consent table (several only in data from before
+    subjects were matched by ``subject_key``)."""
+    key = subject_key(subject)
+    rows = conn.execute("SELECT subject FROM consents WHERE lower(subject) = ?", (key,))  # ASCII fold first
+    return [str(r[0]) for r in rows if subject_key(str(r[0])) == key]
 
 
 def put_consent(
@@ -30,7 +55,9 @@ def put_consent(
     evidence_hash: str,
     recorded_at: float,
 ) -> None:
-    """Record (or replace, e.g. after a revocation) a subject's consent."""
+    """Record (or replace, e.g. after a revocation) a subject's consent, under any spelling of it."""
+    for spelling in _consent_subjects(conn, subject):
+        conn.execute("DELETE FROM consents WHERE subject = ?", (spelling,))
     conn.execute(
         f"INSERT OR REPLACE INTO consents({_CONSENT}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
         (subject, basis, granted_at, expires_at, evidence_hash, recorded_at),
@@ -38,26 +65,41 @@ def put_consent(
 
 
 def get_consent(conn: sqlite3.Connection, subject: str) -> tuple[object, ...] | None:
-    row = conn.execute(f"SELECT {_CONSENT} FROM consents WHERE subject = ?", (subject,)).fetchone()
-    return tuple(row) if row else None
+    """The consent of ``subject`` under any spelling (the latest recorded, if several)."""
+    found = [
+        tuple(r)
+        for spelling in _consent_subjects(conn, subject)
+        for r in conn.execute(f"SELECT {_CONSENT} FROM consents WHERE subject = ?", (spelling,))
+    ]
+    return max(found, key=lambda r: float(str(r[5]))) if found else None
 
 
 def revoke_consent(conn: sqlite3.Connection, subject: str, at: float) -> None:
-    conn.execute("UPDATE consents SET revoked_at = ? WHERE subject = ?", (at, subject))
+    for spelling in _consent_subjects(conn, subject):
+        conn.execute("UPDATE consents SET revoked_at = ? WHERE subject = ?", (at, spelling))
 
 
 def faces_by_external_id(
     conn: sqlite3.Connection, external_image_id: str, collection_id: int | None = None
 ) -> dict[int, list[FaceRow]]:
-    sql = f"SELECT collection_id, {_FACE_COLUMNS} FROM faces WHERE external_image_id = ?"
-    args: list[object] = [external_image_id]
+    """Faces indexed under ``external_image_id`` in any spelling of it (``subject_key``)."""
+    key = subject_key(external_image_id)
+    sql = f"SELECT collection_id, {_FACE_COLUMNS} FROM faces WHERE lower(external_image_id) = ?"  # ASCII fold first
+    args: list[object] = [key]
     if collection_id is not None:
         sql += " AND collection_id = ?"
         args.append(collection_id)
     out: dict[int, list[FaceRow]] = {}
     for row in conn.execute(sql, args):
-        out.setdefault(int(row[0]), []).append(_face(row[1:]))
+        if subject_key(str(row[4])) == key:
+            out.setdefault(int(row[0]), []).append(_face(row[1:]))
     return out
+
+
+def faces_in_collection(conn: sqlite3.Connection, collection_id: int) -> list[FaceRow]:
+    return [
+        _face(r) for r in conn.execute(f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ?", (collection_id,))
+    ]
 
 
 def faces_of_user(conn: sqlite3.Connection, collection_id: int, user_id: str) -> list[FaceRow]:
@@ -76,6 +118,16 @@ def expired_faces(conn: sqlite3.Connection, now: float) -> dict[int, list[FaceRo
     ):
         out.setdefault(int(row[0]), []).append(_face(row[1:]))
     return out
+
+
+def live_face_count(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
+    """Faces of a collection that have not expired at ``now``."""
+    sql = "SELECT count(*) FROM faces WHERE collection_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+    return int(conn.execute(sql, (collection_id, now)).fetchone()[0])
+
+
+def set_expiry(conn: sqlite3.Connection, face_key: int, expires_at: float) -> None:
+    conn.execute("UPDATE faces SET expires_at = ? WHERE id = ?", (expires_at, face_key))
 
 
 def face_ids_present(conn: sqlite3.Connection, face_ids: list[str]) -> list[str]:

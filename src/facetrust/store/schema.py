@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS consents (
     recorded_at   REAL NOT NULL,
     revoked_at    REAL
 );
+CREATE TABLE IF NOT EXISTS pseudonym_key (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    key BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reviews (
     search_seq  INTEGER PRIMARY KEY,
     decision    TEXT NOT NULL,

@@ -7,6 +7,7 @@ from typing import Any
 from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, Operation, kwargs
+from facetrust.server.operations.governance import receipt
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import collection_arn
 from facetrust.service import FaceService
@@ -31,8 +32,8 @@ def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> 
 
 
 def delete_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    service.delete_collection(p["CollectionId"], actor=actor)
-    return {"StatusCode": 200}
+    # Receipt: a facetrust extension (boto3 drops it; docs/http.md shows the hook that keeps it)
+    return {"StatusCode": 200, "Receipt": receipt(service.delete_collection(p["CollectionId"], actor=actor))}
 
 
 def describe_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import Operation
 from facetrust.server.protocol import Kind, Member
 from facetrust.service import FaceService
+from facetrust.service import audit_view as _audit_view
 from facetrust.service.types import ErasureReceipt
 
 __all__ = ["OPERATIONS"]
 
-MAX_ENTRIES = 1000
+MAX_ENTRIES = _audit_view.MAX_ENTRIES
 
 
 def receipt(r: ErasureReceipt) -> dict[str, Any]:
@@ -53,18 +54,17 @@ def _since(text: str | None) -> float | None:
 
 
 def get_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    limit = p.get("MaxResults", MAX_ENTRIES)
-    if not 1 <= limit <= MAX_ENTRIES:
-        raise InvalidParameterError(f"MaxResults must be 1–{MAX_ENTRIES}", parameter="MaxResults")
-    after = p.get("AfterSequence", 0)
-    if after < 0:
-        raise InvalidParameterError("AfterSequence must not be negative", parameter="AfterSequence")
-    with service.store.snapshot() as conn:
-        found = list(audit.entries(conn, since=_since(p.get("Since")), after_seq=after, limit=limit))
-        head = audit.head(conn)
-    out: dict[str, Any] = {"Entries": [_entry(e) for e in found], "Head": str(head)}
-    if found and found[-1].seq < head.seq:
-        out["NextSequence"] = found[-1].seq
+    """Entries pseudonymised unless ``Disclose`` (the DiscloseAuditLog privilege: admin)."""
+    page = service.get_audit_log(
+        after_seq=p.get("AfterSequence", 0),
+        since=_since(p.get("Since")),
+        limit=p.get("MaxResults", MAX_ENTRIES),
+        disclose=bool(p.get("Disclose", False)),
+        actor=actor,
+    )
+    out: dict[str, Any] = {"Entries": [_entry(e) for e in page.entries], "Head": str(page.head)}
+    if page.next_seq is not None:
+        out["NextSequence"] = page.next_seq
     return out
 
 
@@ -75,8 +75,7 @@ def verify_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> d
             expected = audit.AuditHead.parse(p["ExpectedHead"])
         except ValueError as exc:
             raise InvalidParameterError(str(exc), parameter="ExpectedHead") from None
-    with service.store.snapshot() as conn:
-        report = audit.verify_anchored(conn, service.store.heads, expected)
+    report = service.verify_audit_log(expected, actor=actor)
     out: dict[str, Any] = {"Valid": report.ok, "Entries": report.entries, "Head": str(report.head)}
     if not report.ok:
         out["Problem"] = report.problem
@@ -141,7 +140,12 @@ OPERATIONS = (
     Operation(
         "GetAuditLog",
         get_audit_log,
-        {"AfterSequence": Member(Kind.INTEGER), "MaxResults": Member(Kind.INTEGER), "Since": Member(Kind.STRING)},
+        {
+            "AfterSequence": Member(Kind.INTEGER),
+            "MaxResults": Member(Kind.INTEGER),
+            "Since": Member(Kind.STRING),
+            "Disclose": Member(Kind.BOOLEAN),
+        },
     ),
     Operation("VerifyAuditLog", verify_audit_log, {"ExpectedHead": Member(Kind.STRING)}),
     Operation(

@@ -18,9 +18,15 @@ MATCH_THRESHOLD = 80.0
 SEARCH_QUALITY_FILTER = "NONE"
 
 
+REVIEW_MARK = ";ReviewRequired=true"
+"""Appended to FaceModelVersion when the purpose requires human review: FaceModelVersion is the one
+field of every search response that an unmodified boto3 keeps (besides the x-facetrust-review-required
+header, in ResponseMetadata.HTTPHeaders), so any client sees that the matches are candidates."""
+
+
 def _gallery(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
     return {
-        "FaceModelVersion": result.model,
+        "FaceModelVersion": result.model + (REVIEW_MARK if result.review_required else ""),
         "GallerySize": result.gallery_size,
         "GalleryFalsePositiveIdentificationRate": float(result.fpir),
         "ReviewRequired": result.review_required,

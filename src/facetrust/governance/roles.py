@@ -1,0 +1,104 @@
+"""Roles: which operations each kind of key may call, enforced by the library's governed path.
+
+=========  =============================================================================
+admin      every operation
+enroller   index and delete faces and users; record/revoke/show consent, erase subjects;
+           describe/list collections; detect faces
+searcher   search faces and users, compare faces; describe/list collections; detect faces
+reviewer   record review decisions on searches (never on its own key's searches);
+           describe/list collections
+auditor    read (pseudonymised) and verify the audit log; describe/list collections
+=========  =============================================================================
+
+Authorisation fails closed: an unknown role may call nothing, and only ``admin`` may call an
+operation this table does not name. ``DiscloseAuditLog`` is the privilege of reading the audit
+log with real identities instead of pseudonyms; only ``admin`` holds it.
+"""
+
+from __future__ import annotations
+
+from facetrust.errors import InvalidParameterError, RoleDeniedError
+
+__all__ = ["OPERATIONS", "ROLES", "allowed_operations", "check_role", "require_role"]
+
+ROLES = ("admin", "enroller", "searcher", "reviewer", "auditor")
+
+_BROWSE = frozenset({"DescribeCollection", "ListCollections"})
+
+_ENROLLER = _BROWSE | {
+    "DetectFaces",
+    "IndexFaces",
+    "DeleteFaces",
+    "ListFaces",
+    "CreateUser",
+    "DeleteUser",
+    "ListUsers",
+    "AssociateFaces",
+    "DisassociateFaces",
+    "RecordConsent",
+    "RevokeConsent",
+    "ShowConsent",
+    "EraseSubject",
+}
+_SEARCHER = _BROWSE | {
+    "DetectFaces",
+    "CompareFaces",
+    "SearchFaces",
+    "SearchFacesByImage",
+    "SearchUsers",
+    "SearchUsersByImage",
+}
+_REVIEWER = _BROWSE | {"RecordReview"}
+_AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
+_ADMIN_ONLY = frozenset(
+    {
+        "CreateCollection",
+        "DeleteCollection",
+        "SweepRetention",
+        "EraseExternalImageId",
+        "EraseUser",
+        "RotateTemplates",
+        "VerifyReceipt",
+        "DiscloseAuditLog",
+        "CreateKey",
+        "RevokeKey",
+    }
+)
+
+OPERATIONS: frozenset[str] = _ENROLLER | _SEARCHER | _REVIEWER | _AUDITOR | _ADMIN_ONLY
+"""Every operation the role table knows."""
+
+_ALLOWED: dict[str, frozenset[str]] = {
+    "admin": OPERATIONS,
+    "enroller": _ENROLLER,
+    "searcher": _SEARCHER,
+    "reviewer": _REVIEWER,
+    "auditor": _AUDITOR,
+}
+
+
+def check_role(role: str) -> str:
+    """``role`` if it is one of ``ROLES``; else ``InvalidParameterError`` listing the valid ones."""
+    if role not in _ALLOWED:
+        raise InvalidParameterError(f"Unknown role {role!r}; valid roles: {', '.join(ROLES)}", parameter="role")
+    return role
+
+
+def allowed_operations(role: str) -> frozenset[str]:
+    """The operations ``role`` may call (``admin``: all of ``OPERATIONS``, and any other)."""
+    return _ALLOWED[check_role(role)]
+
+
+def may(role: str, operation: str) -> bool:
+    return role == "admin" or operation in _ALLOWED.get(role, frozenset())
+
+
+def require_role(key_id: str, role: str, operation: str) -> None:
+    """Return if ``role`` may call ``operation``; else ``RoleDeniedError`` naming key, role and operation."""
+    if not may(role, operation):
+        raise RoleDeniedError(
+            f"User: {key_id} (role {role}) is not authorized to perform: rekognition:{operation}",
+            key_id=key_id,
+            role=role,
+            operation=operation,
+        )

@@ -1,0 +1,74 @@
+"""Reading and verifying the audit log, as audited operations: pseudonymised unless disclosure is asked for.
+
+``GetAuditLog`` gives an auditor every entry with identities replaced by keyed pseudonyms
+(``facetrust.governance.pseudonyms``); ``disclose=True`` shows them as recorded and needs the
+``DiscloseAuditLog`` privilege (admin). Each read and each verification is itself an entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from facetrust.errors import InvalidParameterError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.governance.pseudonyms import Pseudonymiser, deployment_key
+from facetrust.governance.roles import require_role
+from facetrust.service.governed import governed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["MAX_ENTRIES", "AuditPage", "get_audit_log", "verify_audit_log"]
+
+MAX_ENTRIES = 1000
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """Entries (pseudonymised unless ``disclosed``), the chain head, and where the next page starts."""
+
+    entries: tuple[audit.AuditEntry, ...]
+    head: audit.AuditHead
+    next_seq: int | None
+    disclosed: bool
+
+
+def get_audit_log(
+    service: FaceService,
+    actor: Actor,
+    *,
+    after_seq: int = 0,
+    since: float | None = None,
+    limit: int | None = MAX_ENTRIES,
+    disclose: bool = False,
+) -> AuditPage:
+    """Entries after ``after_seq`` (and at or after ``since``), at most ``limit`` (None: all)."""
+    with governed(service, actor, "GetAuditLog") as step:
+        step.record.details = {"after_seq": after_seq, "disclose": disclose}
+        if limit is not None and not 1 <= limit <= MAX_ENTRIES:
+            raise InvalidParameterError(f"MaxResults must be 1–{MAX_ENTRIES}", parameter="MaxResults")
+        if after_seq < 0:
+            raise InvalidParameterError("AfterSequence must not be negative", parameter="AfterSequence")
+        if disclose:
+            require_role(actor.key_id, actor.role, "DiscloseAuditLog")
+        with service.store.transaction() as conn:
+            key = deployment_key(conn)
+            found = list(audit.entries(conn, since=since, after_seq=after_seq, limit=limit))
+            head = audit.head(conn)
+        if not disclose:
+            view = Pseudonymiser(key)
+            found = [replace(e, data=view.entry(e.data)) for e in found]
+        step.record.details["returned"] = len(found)
+    more = found[-1].seq if found and found[-1].seq < head.seq and limit is not None else None
+    return AuditPage(tuple(found), head, more, disclose)
+
+
+def verify_audit_log(service: FaceService, actor: Actor, expected: audit.AuditHead | None = None) -> audit.ChainReport:
+    """Recompute the hash chain (against an exported head when given); the check itself is logged."""
+    with governed(service, actor, "VerifyAuditLog") as step:
+        with service.store.snapshot() as conn:
+            report = audit.verify_anchored(conn, service.store.heads, expected)
+        step.record.details = {"valid": report.ok, "entries": report.entries, "expected_head": str(expected or "")}
+        return report

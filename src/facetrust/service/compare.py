@@ -1,0 +1,87 @@
+"""CompareFaces: a 1:1 comparison under a purpose (the request's, or the policy's default), audited.
+
+A comparison is a biometric use, so it runs on the governed path like a search: the purpose
+must be declared and not forbidden, its minimum threshold applies, and the audit log records
+who compared, for which purpose and case, at which threshold, how many faces, with which
+similarities (never an image or an embedding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from facetrust.errors import InvalidImageError, InvalidParameterError, PurposeRefusedError
+from facetrust.governance.actor import Actor
+from facetrust.service.governed import governed
+from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.validate import check_threshold
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.images import ImageSource
+    from facetrust.service.faceservice import FaceService
+    from facetrust.types import ImageComparison
+
+__all__ = ["compare_faces"]
+
+
+def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
+    try:
+        return service.engine.load_image(image)
+    except InvalidImageError as exc:
+        if exc.source is not None:  # it names its file already
+            raise
+        raise InvalidImageError(exc.message, source=name) from None
+
+
+def compare_faces(
+    service: FaceService,
+    source: ImageSource,
+    target: ImageSource,
+    threshold: float,
+    quality_filter: str,
+    purpose: str | None,
+    actor: Actor,
+) -> ImageComparison:
+    """The largest face of ``source`` against every face of ``target`` that passes the quality filter.
+
+    ``InvalidImageError`` naming the image (its path, or SourceImage/TargetImage for bytes)
+    when one cannot be decoded; ``InvalidParameterError`` (parameter ``SourceImage``) when
+    ``source`` has no recognisable face or it fails the quality filter.
+    """
+    with governed(service, actor, "CompareFaces", purpose=purpose) as step:
+        threshold = check_threshold(threshold, "SimilarityThreshold")
+        level = check_quality_filter(quality_filter)
+        rules = step.purpose
+        if rules is not None and threshold < rules.min_threshold:
+            raise PurposeRefusedError(
+                f"Purpose {rules.name!r} requires a similarity threshold of at least {rules.min_threshold:g}; "
+                f"got {threshold:g}",
+                purpose=rules.name,
+                rule="min_threshold",
+            )
+        first, second = _load(service, source, "SourceImage"), _load(service, target, "TargetImage")
+        try:
+            result = service.engine.compare(first, second, threshold=threshold)
+        except InvalidImageError:  # both decoded, so the source has no recognisable face
+            raise InvalidParameterError(
+                "There is no recognisable face in SourceImage", parameter="SourceImage"
+            ) from None
+        if level != "NONE":
+            if rejection_reasons(result.source_face, level):
+                raise InvalidParameterError(
+                    f"The largest face in SourceImage does not pass QualityFilter {level}", parameter="SourceImage"
+                )
+            result = dataclasses.replace(
+                result,
+                matches=tuple(m for m in result.matches if not rejection_reasons(m.face, level)),
+                unmatched=tuple(m for m in result.unmatched if not rejection_reasons(m.face, level)),
+            )
+        step.record.details = {
+            "threshold": threshold,
+            "target_faces": len(result.matches) + len(result.unmatched),
+            "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
+        }
+        return result

@@ -1,0 +1,178 @@
+"""The governed path in the library: roles, AssociateFaces as a search, subjects, expiry, receipts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import PurposeRefusedError, RoleDeniedError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.service import FaceService
+
+DAY = 86400.0
+POLICY = Policy(
+    purposes={
+        "open": Purpose("open", min_threshold=0, max_candidates=4096),
+        "doors": Purpose("doors", min_threshold=0, consent_required=True, retention_days=30),
+        "strict": Purpose("strict", min_threshold=95, max_candidates=3),
+    },
+    default_purpose="open",
+)
+ENROLLER = Actor("FTKENROLLER", "enroller")
+SEARCHER = Actor("FTKSEARCHER", "searcher")
+FACE = (20, 20, 100, 1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def svc(tmp_path: Path, clock: Clock) -> Iterator[FaceService]:
+    service = FaceService(tmp_path / "data", fake_engine(), policy=POLICY, clock=clock)
+    yield service
+    service.close()
+
+
+def last(service: FaceService) -> dict[str, object]:
+    return list(audit.entries(service.store.connection()))[-1].data
+
+
+def enrol(service: FaceService, collection: str, subject: str | None = None, n: int = 1) -> list[str]:
+    return [
+        service.index_faces(collection, face_png(FACE), external_image_id=subject).indexed[0].stored.face_id
+        for _ in range(n)
+    ]
+
+
+def test_roles_are_enforced_by_the_library_and_the_denial_is_logged(svc: FaceService) -> None:
+    svc.create_collection("c")
+    with pytest.raises(RoleDeniedError, match=r"FTKSEARCHER \(role searcher\) is not authorized.*IndexFaces"):
+        svc.index_faces("c", face_png(FACE), actor=SEARCHER)
+    entry = last(svc)
+    assert (entry["operation"], entry["outcome"], entry["key_id"]) == ("IndexFaces", "RoleDenied", "FTKSEARCHER")
+    assert svc.describe_collection("c").face_count == 0
+
+
+def test_an_enroller_may_fill_an_empty_user_but_not_match_faces_against_it(svc: FaceService) -> None:
+    svc.create_collection("c")
+    faces = enrol(svc, "c", n=3)
+    svc.create_user("c", "u", actor=ENROLLER)
+    svc.associate_faces("c", "u", faces[:1], actor=ENROLLER)  # nothing to match against yet
+    with pytest.raises(RoleDeniedError, match="rekognition:SearchFaces"):
+        svc.associate_faces("c", "u", faces[1:], user_match_threshold=0, actor=ENROLLER)
+    assert (last(svc)["operation"], last(svc)["outcome"]) == ("AssociateFaces", "RoleDenied")
+    assert [f.face_id for f in svc.list_faces("c", user_id="u").faces] == faces[:1]
+
+
+def test_associate_faces_is_audited_like_a_search(svc: FaceService) -> None:
+    svc.create_collection("c")
+    faces = enrol(svc, "c", n=3)
+    svc.create_user("c", "u")
+    svc.associate_faces("c", "u", faces[:1])
+    result = svc.associate_faces("c", "u", faces[1:], user_match_threshold=50)
+    entry = last(svc)
+    assert set(result.associated) == set(faces[1:])
+    assert (entry["threshold"], entry["matched"], entry["review_required"]) == (50, 2, False)
+    assert len(entry["similarities"]) == 2 and all(s >= 50 for s in entry["similarities"])  # type: ignore[attr-defined]
+
+
+def test_associate_faces_cannot_sweep_a_strict_purpose_at_threshold_zero(svc: FaceService) -> None:
+    svc.create_collection("s", purpose="strict")
+    faces = enrol(svc, "s", n=5)
+    svc.create_user("s", "u")
+    svc.associate_faces("s", "u", faces[:1])
+    with pytest.raises(PurposeRefusedError, match="at least 95"):
+        svc.associate_faces("s", "u", faces[1:], user_match_threshold=0)
+    with pytest.raises(PurposeRefusedError, match="at most 3 candidates"):
+        svc.associate_faces("s", "u", faces[1:], user_match_threshold=99)
+    assert svc.associate_faces("s", "u", faces[1:3], user_match_threshold=99).associated == tuple(faces[1:3])
+
+
+@pytest.mark.parametrize("spelling", ["TONY", "tony", "tOnY"])
+def test_a_subject_is_erased_under_any_spelling_of_it(svc: FaceService, spelling: str) -> None:
+    svc.create_collection("c")
+    faces = enrol(svc, "c", "Tony", n=2)
+    receipt = svc.erase_subject(spelling)
+    assert sorted(receipt.face_ids) == sorted(faces) and svc.list_faces("c").faces == ()
+
+
+def test_consent_revoked_under_another_spelling_erases_the_subjects_faces(svc: FaceService) -> None:
+    svc.create_collection("d", purpose="doors")
+    svc.record_consent("Tony", basis="release", evidence=b"x")
+    faces = enrol(svc, "d", "TONY")  # consent of "Tony" covers "TONY"
+    assert sorted(svc.revoke_consent("tony").face_ids) == faces
+    consent = svc.consent("Tony")
+    assert consent is not None and consent.revoked_at is not None
+
+
+def test_a_face_expires_when_its_subjects_consent_does_and_is_unusable_everywhere(
+    svc: FaceService, clock: Clock
+) -> None:
+    svc.create_collection("d", purpose="doors")
+    svc.record_consent("ann", basis="release", evidence=b"x", expires_at=clock.now + 5 * DAY)
+    face = enrol(svc, "d", "ann")[0]
+    assert svc.list_faces("d").faces[0].expires_at == clock.now + 5 * DAY  # not 30 days: the consent ends first
+    clock.now += 6 * DAY
+    assert svc.list_faces("d").faces == () and svc.describe_collection("d").face_count == 0
+    assert svc.search_faces_by_image("d", face_png(FACE), threshold=0).matches == ()
+    with pytest.raises(Exception, match="is not in collection"):
+        svc.search_faces("d", face)
+    assert svc.sweep_retention().expired == (("d", face),)
+
+
+def test_renewing_consent_moves_the_expiry_of_the_subjects_faces(svc: FaceService, clock: Clock) -> None:
+    svc.create_collection("d", purpose="doors")
+    svc.record_consent("ann", basis="release", evidence=b"x", expires_at=clock.now + 5 * DAY)
+    enrol(svc, "d", "ANN")
+    svc.record_consent("Ann", basis="renewed release", evidence=b"y", expires_at=clock.now + 10 * DAY)
+    assert svc.list_faces("d").faces[0].expires_at == clock.now + 10 * DAY
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"collections": ("elsewhere",)},
+        {"at": 1.0},
+        {"by": "someone-else"},
+        {"what": "user"},
+        {"target": "bob"},
+        {"face_ids": ()},
+    ],
+)
+def test_a_receipt_with_any_field_edited_does_not_verify(svc: FaceService, change: dict[str, object]) -> None:
+    svc.create_collection("c")
+    enrol(svc, "c", "ann")
+    receipt = svc.erase_subject("ann")
+    assert svc.verify_receipt(receipt)
+    assert not svc.verify_receipt(dataclasses.replace(receipt, **change))  # type: ignore[arg-type]
+
+
+def test_delete_collection_returns_a_receipt_that_verifies(svc: FaceService) -> None:
+    svc.create_collection("c")
+    faces = enrol(svc, "c", n=2)
+    receipt = svc.delete_collection("c")
+    assert (receipt.what, receipt.target, sorted(receipt.face_ids)) == ("collection", "c", sorted(faces))
+    assert svc.verify_receipt(receipt)
+
+
+def test_consent_show_is_audited(svc: FaceService) -> None:
+    svc.record_consent("ann", basis="release", evidence=b"x")
+    assert svc.consent("ANN") is not None
+    entry = last(svc)
+    assert (entry["operation"], entry["subject"]) == ("ShowConsent", "ANN")

@@ -1,0 +1,591 @@
+"""The governance matrix: every operation × every purpose rule × every entry point (library, CLI, HTTP).
+
+One table (``MATRIX``) says, for each operation, how each entry point calls it and what each
+purpose rule must make of that call: refused (with which outcome code) or complied with
+(``ok``, with a check on what the audit entry records). Each cell runs through the real entry
+point over the fake engine and asserts the entry point's answer AND the audit entry. The
+completeness tests fail when an operation of the service, the server's operation table or
+the governed path has no row, so no operation can be added without deciding its rules here.
+docs/governance.md states this matrix.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click.testing
+import httpx
+import pytest
+
+from facetrust.cli import cli
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.governance.roles import OPERATIONS as ROLE_OPERATIONS
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.server import create_app
+from facetrust.server.operations import OPERATIONS as HTTP_OPERATIONS
+from facetrust.service import FaceService
+from facetrust.service.governed import RULES
+from server.live import serving  # tests/server/live.py (pytest puts tests/ on the path)
+
+DAY = 86400.0
+RULE_NAMES = ("search_forbidden", "min_threshold", "max_candidates", "review", "consent", "retention", "moratorium")
+PURPOSES = {
+    "search_forbidden": Purpose("search_forbidden", search=False, min_threshold=0),
+    "min_threshold": Purpose("min_threshold", min_threshold=95),
+    "max_candidates": Purpose("max_candidates", min_threshold=0, max_candidates=1),
+    "review": Purpose("review", min_threshold=0, human_review=True),
+    "consent": Purpose("consent", min_threshold=0, consent_required=True),
+    "retention": Purpose("retention", min_threshold=0, retention_days=1),
+    "moratorium": Purpose("moratorium", min_threshold=0),
+}
+OPEN = Policy(purposes=dict(PURPOSES), default_purpose="review")
+MORATORIUM = Policy(
+    purposes={**PURPOSES, "moratorium": Purpose("moratorium", forbidden="Moratorium (board decision)")},
+    default_purpose="review",
+)
+SEARCHER = Actor("FTKSEARCHER", "searcher")
+REVIEWER = Actor("FTKREVIEWER", "reviewer")
+PROBE = (10, 10, 100, 1)  # the enrolled person's fake face
+PNG = face_png(PROBE, width=130, height=130)  # made once: the cells index and search thousands of times
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    """One collection under one rule's purpose: three faces of a consented subject, user u1 holding the first."""
+
+    service: FaceService
+    rule: str
+    collection: str
+    faces: list[str]
+    folder: Path
+    subject: str
+
+    @property
+    def purpose(self) -> str:
+        return self.rule
+
+    def image(self, name: str = "probe.png") -> str:
+        path = self.folder / name
+        if not path.exists():
+            path.write_bytes(PNG)
+        return str(path)
+
+
+def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: Path) -> World:
+    service.policy = OPEN
+    collection = f"c{n}-{rule.replace('_', '-')}"
+    service.create_collection(collection, purpose=rule)
+    subject = f"alice{n}"
+    service.record_consent(subject, basis="release", evidence=b"signed")
+    faces = [
+        service.index_faces(collection, PNG, external_image_id=subject).indexed[0].stored.face_id for _ in range(3)
+    ]
+    service.create_user(collection, "u1")
+    service.associate_faces(collection, "u1", faces[:1])
+    if rule == "retention":
+        clock.now += 2 * DAY  # past the purpose's one day: every face of this world has expired
+    if rule == "moratorium":
+        service.policy = MORATORIUM
+    folder.mkdir(parents=True, exist_ok=True)
+    return World(service, rule, collection, faces, folder, subject)
+
+
+# -- what each rule must make of an operation: "ok" or the outcome code of the refusal -------
+
+OK, REFUSED, GONE = "ok", "PurposeRefused", "NotFound"
+SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED}
+USE = {"moratorium": REFUSED}  # listing, describing, enrolling, re-shaping users: closed by a moratorium
+
+
+def _ids(entry: dict[str, Any]) -> list[str]:
+    return list(entry.get("face_ids", []))
+
+
+def search_check(w: World, entry: dict[str, Any]) -> None:
+    """What a complying search records: the cap, the review flag, no expired face."""
+    if w.rule == "max_candidates":
+        assert len(_ids(entry)) <= 1
+    elif w.rule == "retention":
+        assert _ids(entry) == []
+    else:
+        assert len(_ids(entry)) >= 1
+    assert entry["review_required"] is (w.rule == "review")
+    assert entry["threshold"] == 80.0 and "gallery_size" in entry
+
+
+def associate_check(w: World, entry: dict[str, Any]) -> None:
+    if w.rule == "retention":  # expired faces are gone: nothing matched, nothing associated
+        assert entry["face_ids"] == [] and entry["matched"] == 0
+    else:
+        assert entry["matched"] == 2 and entry["threshold"] == 75.0 and len(entry["similarities"]) == 2
+        assert entry["review_required"] is (w.rule == "review")
+
+
+def no_check(w: World, entry: dict[str, Any]) -> None:
+    del w, entry
+
+
+@dataclass(frozen=True)
+class Row:
+    """One operation: how each entry point calls it, and what each rule must make of the call."""
+
+    library: Callable[[World], object]
+    cli: Callable[[World], list[str]] | None
+    http: Callable[[World], dict[str, Any]] | None
+    expect: dict[str, str] = field(default_factory=dict)  # rule -> outcome code; absent: "ok"
+    check: Callable[[World, dict[str, Any]], None] = no_check
+    cli_fails: frozenset[str] = frozenset()  # rules under which the CLI exits 1 though the operation ran
+
+    def outcome(self, rule: str) -> str:
+        return self.expect.get(rule, OK)
+
+
+def b64(w: World) -> dict[str, str]:
+    return {"Bytes": base64.b64encode(PNG).decode()}
+
+
+def erase_then(w: World) -> Any:
+    return w.service.erase_subject(w.subject)
+
+
+def review_target(w: World) -> int:
+    """A search by another key, for a reviewer to decide on (refused searches leave nothing to review)."""
+    try:
+        seq = w.service.search_faces_by_image(w.collection, PNG, threshold=80, actor=SEARCHER).audit_seq
+    except Exception:  # the rule refused the search: the review must find no search to decide on
+        return audit.head(w.service.store.connection()).seq
+    return int(seq or 0)
+
+
+def cli_receipt(w: World) -> str:
+    receipt = erase_then(w)
+    path = w.folder / "receipt.json"
+    path.write_text(
+        json.dumps(
+            {
+                "what": receipt.what,
+                "target": receipt.target,
+                "collections": list(receipt.collections),
+                "face_ids": list(receipt.face_ids),
+                "at": receipt.at,
+                "by": receipt.by,
+                "audit_seq": receipt.audit_seq,
+                "audit_hash": receipt.audit_hash,
+            }
+        )
+    )
+    return str(path)
+
+
+MATRIX: dict[str, Row] = {
+    "CreateCollection": Row(
+        lambda w: w.service.create_collection(w.collection + "-new", purpose=w.purpose),
+        lambda w: ["collections", "create", w.collection + "-new", "--purpose", w.purpose],
+        lambda w: {"CollectionId": w.collection + "-new", "Tags": {"facetrust:purpose": w.purpose}},
+        USE,
+    ),
+    "DescribeCollection": Row(
+        lambda w: w.service.describe_collection(w.collection),
+        lambda w: ["collections", "describe", w.collection],
+        lambda w: {"CollectionId": w.collection},
+        USE,
+    ),
+    "ListCollections": Row(lambda w: w.service.list_collections(), lambda w: ["collections", "list"], lambda w: {}),
+    "DeleteCollection": Row(
+        lambda w: w.service.delete_collection(w.collection),
+        lambda w: ["collections", "delete", w.collection, "--yes"],
+        lambda w: {"CollectionId": w.collection},
+        check=lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces) else pytest.fail(f"receipt: {e}"),
+    ),
+    "IndexFaces": Row(
+        lambda w: w.service.index_faces(w.collection, PNG, external_image_id="bob"),
+        lambda w: ["index", w.collection, w.image("bob.png"), "--external-id-from", "filename"],
+        lambda w: {"CollectionId": w.collection, "Image": b64(w), "ExternalImageId": "bob"},
+        {"consent": "ConsentRequired", "moratorium": REFUSED},
+    ),
+    "ListFaces": Row(
+        lambda w: w.service.list_faces(w.collection),
+        lambda w: ["faces", "list", w.collection],
+        lambda w: {"CollectionId": w.collection},
+        USE,
+    ),
+    "DeleteFaces": Row(
+        lambda w: w.service.delete_faces(w.collection, w.faces[1:2]),
+        lambda w: ["faces", "delete", w.collection, w.faces[1]],
+        lambda w: {"CollectionId": w.collection, "FaceIds": w.faces[1:2]},
+    ),
+    "CreateUser": Row(
+        lambda w: w.service.create_user(w.collection, "u2"),
+        lambda w: ["users", "create", w.collection, "u2"],
+        lambda w: {"CollectionId": w.collection, "UserId": "u2"},
+        USE,
+    ),
+    "DeleteUser": Row(
+        lambda w: w.service.delete_user(w.collection, "u1"),
+        lambda w: ["users", "delete", w.collection, "u1"],
+        lambda w: {"CollectionId": w.collection, "UserId": "u1"},
+        USE,
+    ),
+    "ListUsers": Row(
+        lambda w: w.service.list_users(w.collection),
+        lambda w: ["users", "list", w.collection],
+        lambda w: {"CollectionId": w.collection},
+        USE,
+    ),
+    "AssociateFaces": Row(  # u1 holds a face, so the two new ones are matched against it: a 1:N match
+        lambda w: w.service.associate_faces(w.collection, "u1", w.faces[1:]),
+        lambda w: ["users", "associate", w.collection, "u1", *w.faces[1:]],
+        lambda w: {"CollectionId": w.collection, "UserId": "u1", "FaceIds": w.faces[1:]},
+        {**SEARCH, "max_candidates": REFUSED},
+        associate_check,
+        cli_fails=frozenset({"retention"}),  # every face asked for is gone: the CLI reports them, exit 1
+    ),
+    "DisassociateFaces": Row(
+        lambda w: w.service.disassociate_faces(w.collection, "u1", w.faces[:1]),
+        lambda w: ["users", "disassociate", w.collection, "u1", w.faces[0]],
+        lambda w: {"CollectionId": w.collection, "UserId": "u1", "FaceIds": w.faces[:1]},
+        USE,
+    ),
+    "SearchFaces": Row(  # the probe is a stored face: expired, it is gone
+        lambda w: w.service.search_faces(w.collection, w.faces[0]),
+        None,
+        lambda w: {"CollectionId": w.collection, "FaceId": w.faces[0]},
+        {**SEARCH, "retention": GONE},
+        search_check,
+    ),
+    "SearchFacesByImage": Row(
+        lambda w: w.service.search_faces_by_image(w.collection, PNG),
+        lambda w: ["search", w.collection, w.image()],
+        lambda w: {"CollectionId": w.collection, "Image": b64(w)},
+        SEARCH,
+        search_check,
+    ),
+    "SearchUsers": Row(  # the probe is u1's faces: expired, u1 has none to search with
+        lambda w: w.service.search_users(w.collection, face_id=w.faces[1]),
+        lambda w: ["users", "search", w.collection, "--face-id", w.faces[1]],
+        lambda w: {"CollectionId": w.collection, "FaceId": w.faces[1]},
+        {**SEARCH, "retention": GONE},
+        search_check,
+    ),
+    "SearchUsersByImage": Row(
+        lambda w: w.service.search_users_by_image(w.collection, PNG),
+        lambda w: ["search", w.collection, w.image(), "--users"],
+        lambda w: {"CollectionId": w.collection, "Image": b64(w)},
+        SEARCH,
+        search_check,
+    ),
+    "CompareFaces": Row(  # 1:1 under the rule's purpose: its minimum threshold and moratorium apply
+        lambda w: w.service.compare_faces(PNG, PNG, purpose=w.purpose),
+        lambda w: ["compare", w.image(), w.image(), "--purpose", w.purpose],
+        lambda w: {"SourceImage": b64(w), "TargetImage": b64(w)},
+        {"min_threshold": REFUSED, "moratorium": REFUSED},
+        lambda w, e: None if e.get("similarities") else pytest.fail("no similarity recorded"),
+    ),
+    "RecordConsent": Row(
+        lambda w: w.service.record_consent("carol", basis="release", evidence=b"x"),
+        None,  # the CLI needs an evidence file: covered by tests/cli/test_governance_cmds.py
+        lambda w: {"Subject": "carol", "Basis": "release", "Evidence": "eA=="},
+    ),
+    "RevokeConsent": Row(
+        lambda w: w.service.revoke_consent(w.subject.upper()),  # subjects match case-insensitively
+        lambda w: ["consent", "revoke", w.subject.upper()],
+        lambda w: {"Subject": w.subject.upper()},
+        check=lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces) else pytest.fail(f"not erased: {e}"),
+    ),
+    "ShowConsent": Row(
+        lambda w: w.service.consent(w.subject.title()), lambda w: ["consent", "show", w.subject.title()], None
+    ),
+    "EraseSubject": Row(
+        lambda w: w.service.erase_subject(w.subject.title()),
+        lambda w: ["erase", "--subject", w.subject.title()],
+        lambda w: {"Subject": w.subject.title()},
+        check=lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces) else pytest.fail(f"not erased: {e}"),
+    ),
+    "EraseExternalImageId": Row(
+        lambda w: w.service.erase_external_image_id(w.collection, w.subject.upper()),
+        lambda w: ["erase", "--external-image-id", w.subject.upper(), "--collection", w.collection],
+        None,
+        check=lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces) else pytest.fail(f"not erased: {e}"),
+    ),
+    "EraseUser": Row(
+        lambda w: w.service.erase_user(w.collection, "u1"),
+        lambda w: ["erase", "--user", "u1", "--collection", w.collection],
+        None,
+    ),
+    "VerifyReceipt": Row(
+        lambda w: w.service.verify_receipt(erase_then(w)),
+        lambda w: ["erase", "verify", cli_receipt(w)],
+        None,
+        check=lambda w, e: None if e["valid"] else pytest.fail("a fresh receipt did not verify"),
+    ),
+    "SweepRetention": Row(
+        lambda w: w.service.sweep_retention(),
+        lambda w: ["retention", "sweep"],
+        lambda w: {},
+        check=lambda w, e: None if w.rule != "retention" or w.faces[0] in e["face_ids"] else pytest.fail(str(e)),
+    ),
+    "RotateTemplates": Row(lambda w: w.service.rotate_templates(), None, None),  # CLI: needs a key file
+    "RecordReview": Row(  # only a search that needs review can be reviewed; refused searches leave none
+        lambda w: w.service.record_review(review_target(w), decision="rejected", actor=REVIEWER),
+        lambda w: ["review", "record", str(review_target(w)), "--decision", "rejected"],
+        lambda w: {"SearchSequence": review_target(w), "Decision": "rejected"},
+        {rule: GONE for rule in RULE_NAMES if rule != "review"},
+    ),
+    "GetAuditLog": Row(
+        lambda w: w.service.get_audit_log(),
+        lambda w: ["audit-log", "export", "--jsonl"],
+        lambda w: {},
+        check=lambda w, e: None if e["disclose"] is False else pytest.fail("disclosed by default"),
+    ),
+    "VerifyAuditLog": Row(lambda w: w.service.verify_audit_log(), lambda w: ["audit-log", "verify"], lambda w: {}),
+}
+
+# Operations with no row, and why: no rule of any purpose can apply to them.
+EXEMPT = {
+    "DetectFaces": "finds faces without comparing them to anyone; touches no collection and no identity",
+    "DiscloseAuditLog": "a privilege of GetAuditLog (Disclose), not an operation: tests/governance/test_governed.py",
+    "CreateKey": "API keys, not faces: CLI `keys create`, audited (tests/governance/test_governed.py)",
+    "RevokeKey": "API keys, not faces: CLI `keys revoke`, audited (tests/governance/test_governed.py)",
+}
+
+# FaceService methods that are not operations (plumbing) or that share an operation's row
+SERVICE_PLUMBING = {"open", "close", "purpose_of"}
+SERVICE_OPERATION = {
+    "create_collection": "CreateCollection",
+    "describe_collection": "DescribeCollection",
+    "list_collections": "ListCollections",
+    "delete_collection": "DeleteCollection",
+    "index_faces": "IndexFaces",
+    "list_faces": "ListFaces",
+    "delete_faces": "DeleteFaces",
+    "create_user": "CreateUser",
+    "delete_user": "DeleteUser",
+    "list_users": "ListUsers",
+    "associate_faces": "AssociateFaces",
+    "disassociate_faces": "DisassociateFaces",
+    "search_faces": "SearchFaces",
+    "search_faces_by_image": "SearchFacesByImage",
+    "search_users": "SearchUsers",
+    "search_users_by_image": "SearchUsersByImage",
+    "compare_faces": "CompareFaces",
+    "record_consent": "RecordConsent",
+    "revoke_consent": "RevokeConsent",
+    "consent": "ShowConsent",
+    "erase_subject": "EraseSubject",
+    "erase_external_image_id": "EraseExternalImageId",
+    "erase_user": "EraseUser",
+    "verify_receipt": "VerifyReceipt",
+    "sweep_retention": "SweepRetention",
+    "rotate_templates": "RotateTemplates",
+    "record_review": "RecordReview",
+    "get_audit_log": "GetAuditLog",
+    "verify_audit_log": "VerifyAuditLog",
+}
+
+
+# -- completeness: no operation without its rows ----------------------------------------------
+
+
+def test_every_public_method_of_the_service_is_an_operation_with_a_row() -> None:
+    public = {name for name, _ in inspect.getmembers(FaceService, inspect.isfunction) if not name.startswith("_")}
+    assert public - SERVICE_PLUMBING == set(SERVICE_OPERATION)
+    assert set(SERVICE_OPERATION.values()) <= set(MATRIX)
+
+
+def test_every_http_operation_has_a_row_or_a_stated_exemption() -> None:
+    missing = set(HTTP_OPERATIONS) - set(MATRIX) - set(EXEMPT)
+    assert not missing, f"operations without a governance matrix row: {sorted(missing)}"
+    for name, row in MATRIX.items():
+        assert (row.http is not None) == (name in HTTP_OPERATIONS), name
+
+
+def test_every_governed_operation_and_role_operation_has_a_row_or_a_stated_exemption() -> None:
+    assert set(RULES) | set(ROLE_OPERATIONS) == set(MATRIX) | set(EXEMPT)
+    assert set(MATRIX) <= set(RULES)
+
+
+def test_the_rules_of_the_matrix_are_every_rule_a_purpose_has() -> None:
+    rules = {
+        "search": "search_forbidden",
+        "min_threshold": "min_threshold",
+        "max_candidates": "max_candidates",
+        "human_review": "review",
+        "consent_required": "consent",
+        "retention_days": "retention",
+        "forbidden": "moratorium",
+    }
+    fields = {f for f in Purpose.__dataclass_fields__ if f not in ("name", "description")}
+    assert fields == set(rules) and set(rules.values()) == set(RULE_NAMES)
+
+
+# -- the cells ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """A service (with a template key, so RotateTemplates has one) served over HTTP; a fresh one
+    per operation, so no cell reads a log thousands of entries long."""
+
+    folder: Path
+    operation: str = ""
+    count: int = 0
+    stack: ExitStack = field(default_factory=ExitStack)
+
+    def open(self, operation: str) -> None:
+        from facetrust.config import Settings
+
+        if operation == self.operation:
+            return
+        self.stack.close()
+        self.stack, self.operation = ExitStack(), operation
+        self.clock = Clock()
+        data = self.folder / operation / "data"
+        key = TemplateKey.from_bytes(base64.b64decode(generate_key()))
+        self.service = FaceService(data, fake_engine(), policy=OPEN, clock=self.clock, keyring=Keyring(key))
+        self.stack.callback(self.service.close)
+        url = self.stack.enter_context(
+            serving(create_app(self.service, authenticator=None, settings=Settings(data_dir=data)))
+        )
+        self.http = self.stack.enter_context(httpx.Client(base_url=url, timeout=30))
+
+    def world(self, rule: str) -> World:
+        self.count += 1
+        return build_world(self.service, self.clock, rule, self.count, self.folder / "images" / str(self.count))
+
+    def head(self) -> int:
+        return audit.head(self.service.store.connection()).seq
+
+    def entry(self, operation: str, after: int) -> dict[str, Any]:
+        """The audit entry the cell's call made: the last of its operation after ``after``."""
+        found = [
+            e.data
+            for e in audit.entries(self.service.store.connection(), after_seq=after)
+            if e.data["operation"] == operation
+        ]
+        assert found, f"{operation} left no audit entry"
+        return found[-1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    shm = Path("/dev/shm")  # the cells commit thousands of small transactions: on tmpfs a sync is free
+    folder = (
+        Path(tempfile.mkdtemp(prefix="facetrust-matrix-", dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("m")
+    )
+    found = Bench(folder)
+    try:
+        yield found
+    finally:
+        found.stack.close()
+        if folder.parent == shm:
+            shutil.rmtree(folder)
+
+
+def run_library(w: World, row: Row) -> str:
+    try:
+        row.library(w)
+    except Exception as exc:  # the refusal the library raised, by its code
+        return str(getattr(exc, "code", type(exc).__name__))
+    return OK
+
+
+def run_cli(w: World, row: Row) -> str:
+    assert row.cli is not None
+    obj = {"service": w.service, "engine": w.service.engine}
+    result = click.testing.CliRunner().invoke(cli, row.cli(w), obj=obj)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return OK if result.exit_code == 0 else f"exit {result.exit_code}: {result.stderr.strip()}"
+
+
+def run_http(w: World, row: Row, operation: str, http: httpx.Client) -> str:
+    assert row.http is not None
+    headers = {"X-Amz-Target": f"RekognitionService.{operation}", "Content-Type": "application/x-amz-json-1.1"}
+    if operation == "CompareFaces":
+        headers["x-facetrust-purpose"] = w.purpose
+    answer = http.post("/", content=json.dumps(row.http(w)), headers=headers)
+    if answer.status_code == 200:
+        return OK
+    assert answer.status_code == 400, answer.text  # never a 500
+    return str(answer.json()["__type"])
+
+
+HTTP_NAMES = {
+    "PurposeRefused": "AccessDeniedException",
+    "ConsentRequired": "AccessDeniedException",
+    "NotFound": "ResourceNotFoundException",
+}
+CELLS = [
+    (op, rule, entry)
+    for op, row in MATRIX.items()
+    for rule in RULE_NAMES
+    for entry, runner in (("library", row.library), ("cli", row.cli), ("http", row.http))
+    if runner is not None
+]
+
+
+@pytest.mark.parametrize(("operation", "rule", "entry"), CELLS, ids=[f"{o}-{r}-{e}" for o, r, e in CELLS])
+def test_governance_matrix(bench: Bench, operation: str, rule: str, entry: str) -> None:
+    row = MATRIX[operation]
+    bench.open(operation)
+    w = bench.world(rule)
+    before = bench.head()
+    try:
+        if entry == "library":
+            got = run_library(w, row)
+        elif entry == "cli":
+            got = run_cli(w, row)
+        else:
+            got = run_http(w, row, operation, bench.http)
+        expected = row.outcome(rule)
+        logged = bench.entry(operation, before)
+    finally:
+        bench.service.policy = OPEN
+    if entry == "library":
+        assert got == expected
+    elif entry == "cli":
+        assert (got == OK) == (expected == OK and rule not in row.cli_fails), got
+    else:
+        assert got == (OK if expected == OK else HTTP_NAMES.get(expected, got)), got
+    assert logged["outcome"] == expected, logged
+    if expected == OK:
+        row.check(w, logged)
+    else:
+        assert logged["error"]  # the refusal is recorded with its reason
+    if entry == "cli":
+        assert logged["key_id"].startswith("local:")  # the OS user who ran the command
+    elif entry == "http":
+        assert logged["key_id"] == "anonymous"
+
+
+def test_docs_governance_md_states_this_matrix() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "governance.md").read_text()
+    rows = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(RULE_NAMES) + 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1:]
+    expected = {}
+    for name, row in MATRIX.items():
+        entries = [n for n, run in (("library", row.library), ("CLI", row.cli), ("HTTP", row.http)) if run]
+        expected[name] = [row.outcome(rule) for rule in RULE_NAMES] + [", ".join(entries)]
+    assert rows == expected
