@@ -29,8 +29,11 @@ from facetrust.governance.crypto import Keyring
 from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.governance.recorder import audited
 from facetrust.images import ImageSource
+from facetrust.people.types import NameResult, PeoplePage, Person
+from facetrust.service import corrections as _corrections
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
+from facetrust.service import people as _people
 from facetrust.service import search as _search
 from facetrust.service import users as _users
 from facetrust.service.indexes import IndexRegistry
@@ -428,3 +431,30 @@ class FaceService:
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
         """Record a person's review decision against a search's audit entry."""
         return _gov.record_review(self, search_seq, decision, note, actor)
+
+    # -- people (facetrust.service.people, facetrust.service.corrections) --------------------
+
+    def list_people(self, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
+        """The collection's faces grouped into people (faces indexed since the last pass placed first)."""
+        return _people.list_people(self, collection, actor=actor)
+
+    def cluster_faces(self, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL) -> PeoplePage:
+        """A full clustering pass at ``threshold`` (Similarity; default: the last pass's), corrections respected."""
+        return _people.recluster(self, collection, threshold=threshold, actor=actor)
+
+    def describe_person(self, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
+        return _people.show(self, collection, cluster_id, actor=actor)
+
+    def merge_people(self, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
+        """Merge clusters into the first; every later pass keeps them together."""
+        return _corrections.merge(self, collection, cluster_ids, actor=actor)
+
+    def split_person(
+        self, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+    ) -> Person:
+        """Take faces out of a cluster ("not this person"); no later pass puts them back."""
+        return _corrections.split(self, collection, cluster_id, face_ids, actor=actor)
+
+    def name_person(self, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
+        """Name a cluster: create the user if new and associate the cluster's faces with it."""
+        return _corrections.name(self, collection, cluster_id, user_id, actor=actor)
