@@ -35,9 +35,10 @@ REKOGNITION = {
 }
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
+PEOPLE = {"ListPeople", "DescribePerson", "ClusterFaces", "MergePeople", "SplitPerson", "NamePerson"}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE,
+    "admin": REKOGNITION | AUDIT | GOVERNANCE | PEOPLE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -53,6 +54,7 @@ TABLE = {
         "RecordConsent",
         "RevokeConsent",
         "EraseSubject",
+        *PEOPLE,
     },
     "searcher": {
         "SearchFaces",
@@ -64,6 +66,8 @@ TABLE = {
         "DescribeCollection",
         "ListCollections",
         "RecordReview",
+        "ListPeople",
+        "DescribePerson",
     },
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
@@ -76,7 +80,7 @@ def test_the_roles_are_admin_enroller_searcher_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE
+    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | PEOPLE
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -142,6 +146,7 @@ def test_repeatable_operations_are_the_read_only_ones() -> None:
         "AssociateFaces",
         "DisassociateFaces",
         *GOVERNANCE,
+        *PEOPLE,  # even listing places newly indexed faces
     }
     assert REPEATABLE_OPERATIONS == OPERATIONS - writes
 

@@ -3,9 +3,9 @@
 =========  =============================================================================
 admin      every operation
 enroller   index and delete faces and users; record/revoke consent, erase subjects;
-           describe/list collections; detect faces
-searcher   search faces and users, compare faces, record review decisions;
-           describe/list collections; detect faces
+           people: cluster, list, merge, split, name; describe/list collections; detect faces
+searcher   search faces and users, compare faces, record review decisions; list/describe
+           people; describe/list collections; detect faces
 auditor    read and verify the audit log; describe/list collections
 =========  =============================================================================
 
@@ -42,6 +42,12 @@ _ENROLLER = _BROWSE | {
     "RecordConsent",
     "RevokeConsent",
     "EraseSubject",
+    "ListPeople",
+    "DescribePerson",
+    "ClusterFaces",
+    "MergePeople",
+    "SplitPerson",
+    "NamePerson",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -51,6 +57,8 @@ _SEARCHER = _BROWSE | {
     "SearchUsers",
     "SearchUsersByImage",
     "RecordReview",
+    "ListPeople",
+    "DescribePerson",
 }
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
 _ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection", "SweepRetention"})

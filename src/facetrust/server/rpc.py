@@ -24,7 +24,13 @@ from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
-from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
+from facetrust.server.protocol import (
+    check_content_type,
+    operation_name,
+    parse_body,
+    parse_params,
+    target_operation,
+)
 from facetrust.server.roles import authorize
 from facetrust.service import FaceService
 
@@ -75,7 +81,8 @@ class RpcEndpoint:
         started = time.perf_counter()
         rid = request_id(request)
         target = request.headers.get("x-amz-target", "")
-        claimed = self.operations.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
+        named = target_operation(target)
+        claimed = self.operations.get(named) if named is not None else None
         label = claimed.name if claimed is not None else "unknown"
         try:
             result = await self._serve(request, claimed)
