@@ -26,11 +26,14 @@ from facetrust.service.validate import (
     decode_token,
     encode_token,
 )
+from facetrust.store import crops as crop_table
 from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
+
+    import numpy as np
 
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
@@ -94,6 +97,16 @@ def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | Non
     )
 
 
+def _crops(service: FaceService, purpose: Purpose, rgb: np.ndarray, faces: list[Face]) -> list[bytes] | None:
+    """Crops to keep (only where the purpose keeps them; refused without a key to seal them)."""
+    if not purpose.keep_face_crops:
+        return None
+    from facetrust.service.crops import make_crops
+
+    crop_table.require_keyring(service.store.keyring, purpose.name)
+    return make_crops(rgb, faces)
+
+
 def index_faces(
     service: FaceService,
     collection: str,
@@ -115,6 +128,7 @@ def index_faces(
         rgb = service.engine.load_image(image)
         accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
+        crops = _crops(service, purpose, rgb, [e.face for e in embeddings if e.face is not None])
         image_id = str(uuid.uuid4())
         now = service.clock()
         expires = now + purpose.retention_seconds
@@ -125,6 +139,10 @@ def index_faces(
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
             _check_consent(service, purpose, external_image_id, conn)  # a revocation may have committed since
             keys = service.store.insert_faces(conn, row.id, new, now=now)
+            if crops:
+                crop_table.insert_crops(
+                    conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
+                )
             stored = service.store.faces_by_keys(row.id, keys, conn)
             rec.details = {
                 "image_id": image_id,

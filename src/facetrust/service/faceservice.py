@@ -31,6 +31,7 @@ from facetrust.governance.recorder import audited
 from facetrust.images import ImageSource
 from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import corrections as _corrections
+from facetrust.service import crops as _crops
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
 from facetrust.service import people as _people
@@ -458,3 +459,7 @@ class FaceService:
     def name_person(self, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
         """Name a cluster: create the user if new and associate the cluster's faces with it."""
         return _corrections.name(self, collection, cluster_id, user_id, actor=actor)
+
+    def face_crop(self, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
+        """The JPEG review crop of a stored face (kept where the purpose sets ``keep_face_crops``)."""
+        return _crops.face_crop(self, collection, face_id, actor=actor)

@@ -96,4 +96,9 @@ CREATE TABLE IF NOT EXISTS people_links (
 );
 CREATE INDEX IF NOT EXISTS people_links_by_b ON people_links(face_b);
 CREATE INDEX IF NOT EXISTS people_links_by_collection ON people_links(collection_id);
+CREATE TABLE IF NOT EXISTS face_crops (
+    face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    crop          BLOB NOT NULL
+);
 """
