@@ -1,20 +1,29 @@
 """Constrained clustering of faces into people over a nearest-neighbour graph (numpy only).
 
 A full pass links faces along graph edges at or above a threshold score, strongest edge first,
-and refuses any link that would put two faces of one image, two different users, or a
-cannot-link pair in one cluster. Must-link pairs (and faces of one user) are joined first.
-Faces left alone are unclustered: they match nobody well enough. ``assign`` places new faces
-one at a time against existing clusters without redoing the others.
+and joins two groups only when their centroids also agree (cosine at least ``linkage``), which
+stops the chaining of single-link clustering: one look-alike pair cannot join two people. It
+refuses any link that would put two faces of one image, two different users, or a cannot-link
+pair in one cluster. Must-link pairs (and faces of one user) are joined first. Faces left alone
+are unclustered: they match nobody well enough. ``assign`` places new faces one at a time
+against existing clusters without redoing the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Faces", "assign", "cluster"]
+__all__ = ["LINKAGE", "Faces", "assign", "cluster", "cosine"]
+
+#: Centroid cosine two groups need to merge; tuned on half of LFW's people (bench/cluster.py).
+LINKAGE = 0.55
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
 
 @dataclass(frozen=True)
@@ -39,19 +48,22 @@ class _Group:
     members: list[int]
     images: set[str]
     user: str | None
+    total: np.ndarray  # sum of the members' unit vectors
     forbidden: set[int] = field(default_factory=set)
 
 
 class _Groups:
     """Union-find whose roots carry each group's images, user and cannot-link partners."""
 
-    def __init__(self, keys: Iterable[int], faces: Faces) -> None:
+    def __init__(self, keys: Iterable[int], vectors: np.ndarray, faces: Faces) -> None:
         cannot = faces.cannot_map()
         self.parent: dict[int, int] = {}
         self.group: dict[int, _Group] = {}
-        for k in keys:
+        for k, vec in zip(keys, vectors):
             self.parent[k] = k
-            self.group[k] = _Group([k], {faces.image_of[k]}, faces.user_of.get(k), set(cannot.get(k, ())))
+            self.group[k] = _Group(
+                [k], {faces.image_of[k]}, faces.user_of.get(k), vec.astype(np.float64), set(cannot.get(k, ()))
+            )
 
     def find(self, k: int) -> int:
         root = k
@@ -79,26 +91,38 @@ class _Groups:
         a.images |= b.images
         a.user = a.user or b.user
         a.forbidden |= b.forbidden
+        a.total = a.total + b.total
         self.parent[rb] = ra
         return ra
 
-    def link(self, a: int, b: int) -> bool:
+    def link(self, a: int, b: int, linkage: float | None = None) -> bool:
+        """Join the groups of ``a`` and ``b`` if the constraints (and the centroid linkage) allow."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb or not self.allowed(ra, rb):
+            return False
+        if linkage is not None and cosine(self.group[ra].total, self.group[rb].total) < linkage:
             return False
         self.union(ra, rb)
         return True
 
 
 def cluster(
-    keys: np.ndarray, neighbours: np.ndarray, scores: np.ndarray, faces: Faces, threshold: float
+    keys: np.ndarray,
+    vectors: np.ndarray,
+    graph: tuple[np.ndarray, np.ndarray],
+    faces: Faces,
+    threshold: float,
+    linkage: float = LINKAGE,
 ) -> list[list[int]]:
-    """Clusters (lists of face keys, two or more each) of ``keys``.
+    """Clusters (lists of face keys, two or more each) of ``keys`` (unit ``vectors``, one a key).
 
-    ``neighbours[i]``/``scores[i]`` are the nearest faces of ``keys[i]`` and their scores (-1
-    pads). Must-link pairs and faces of one user are joined first when the constraints allow.
+    ``graph`` is (neighbours, scores): ``neighbours[i]``/``scores[i]`` are the nearest faces of
+    ``keys[i]`` and their scores (-1 pads). Must-link pairs and faces of one user are joined
+    first when the constraints allow; then edges at or above ``threshold``, strongest first,
+    where the two groups' centroids agree at cosine ``linkage`` or more.
     """
-    groups = _Groups(keys.tolist(), faces)
+    neighbours, scores = graph
+    groups = _Groups(keys.tolist(), vectors, faces)
     by_user: dict[str, int] = {}
     for k in keys.tolist():
         user = faces.user_of.get(k)
@@ -114,7 +138,7 @@ def cluster(
     present = np.isin(cols, keys)
     rows, cols, vals = rows[present], cols[present], vals[present]
     for i in np.argsort(-vals, kind="stable").tolist():
-        groups.link(int(rows[i]), int(cols[i]))
+        groups.link(int(rows[i]), int(cols[i]), linkage)
     return [sorted(g.members) for g in groups.group.values() if len(g.members) > 1]
 
 
@@ -125,11 +149,13 @@ def assign(
     members_of: Mapping[str, Sequence[int]],
     faces: Faces,
     threshold: float,
+    agrees: Callable[[str | int], bool] = lambda _: True,
 ) -> tuple[str | None, int | None]:
     """Where a new face goes: ``(cluster, None)`` to join an existing cluster, ``(None, mate)`` to
     start one with the unclustered face ``mate``, or ``(None, None)`` to stay unclustered.
 
-    The best-scoring neighbour at or above ``threshold`` whose cluster the constraints allow wins.
+    The best-scoring neighbour at or above ``threshold`` whose cluster the constraints allow, and
+    whose centroid (or, unclustered, whose vector) ``agrees`` with the new face, wins.
     """
     cannot = faces.cannot_map().get(key, set())
     image, user = faces.image_of[key], faces.user_of.get(key)
@@ -147,8 +173,8 @@ def assign(
             continue
         label = label_of[mate]
         if label is None:
-            if fits([mate]):
+            if fits([mate]) and agrees(mate):
                 return None, mate
-        elif fits(members_of[label]):
+        elif fits(members_of[label]) and agrees(label):
             return label, None
     return None, None

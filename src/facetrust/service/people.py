@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import audited
-from facetrust.people.cluster import Faces, assign, cluster
+from facetrust.people.cluster import LINKAGE, Faces, assign, cluster, cosine
 from facetrust.people.types import PeoplePage, Person
 from facetrust.service.search import _check_purpose
 from facetrust.service.validate import check_threshold
@@ -88,24 +88,46 @@ def _knn(service: FaceService, row: CollectionRow, vectors: np.ndarray) -> tuple
     return hits.keys, hits.scores
 
 
-def _graph(service: FaceService, row: CollectionRow, pending: bool) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The faces to place (only unplaced ones, or all) and their neighbours on the index, read
-    before the write transaction (the index catches up with the store on its own reads)."""
+def _graph(
+    service: FaceService, row: CollectionRow, pending: bool
+) -> tuple[list[int], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The faces to place (only unplaced ones, or all), their vectors and their neighbours on the
+    index, read before the write transaction (the index catches up with the store on its reads)."""
     with service.store.snapshot() as conn:
         keys = tables.pending_keys(conn, row.id) if pending else service.store.face_keys(row.id, conn)
         vectors = _vectors(service, row, keys, conn)
     if not keys:
-        return keys, vectors, vectors
-    neighbours, scores = _knn(service, row, vectors)
-    return keys, neighbours, scores
+        return keys, vectors, (vectors, vectors)
+    return keys, vectors, _knn(service, row, vectors)
+
+
+class _Centroids:
+    """Sums of the unit vectors of clusters' members, read when first needed and kept up to date."""
+
+    def __init__(self, service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> None:
+        self.service, self.row, self.conn = service, row, conn
+        self.sums: dict[str | int, np.ndarray] = {}
+
+    def of(self, what: str | int, members: dict[str, list[int]]) -> np.ndarray:
+        if what not in self.sums:
+            keys = members[what] if isinstance(what, str) else [what]
+            self.sums[what] = _vectors(self.service, self.row, keys, self.conn).sum(axis=0)
+        return self.sums[what]
+
+    def agrees(self, vector: np.ndarray, members: dict[str, list[int]]) -> Callable[[str | int], bool]:
+        return lambda what: cosine(vector, self.of(what, members)) >= LINKAGE
+
+    def add(self, label: str, vector: np.ndarray, members: dict[str, list[int]]) -> None:
+        self.sums[label] = self.of(label, members) + vector
 
 
 def place_pending(service: FaceService, row: CollectionRow) -> int:
     """Place faces indexed since the last pass: each joins the best allowed cluster it matches,
     starts one with an unclustered face it matches, or stays unclustered. Returns how many."""
-    pending, keys, scores = _graph(service, row, pending=True)
+    pending, vectors, (keys, scores) = _graph(service, row, pending=True)
     if not pending:
         return 0
+    vector_of = dict(zip(pending, vectors))
     with service.store.transaction() as conn:
         threshold = service.engine.calibration.score_for_similarity(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
@@ -115,17 +137,21 @@ def place_pending(service: FaceService, row: CollectionRow) -> int:
         for k, label in label_of.items():
             if label is not None:
                 members_of.setdefault(label, []).append(k)
+        sums = _Centroids(service, row, conn)
         touched: set[str] = set()
         for i, key in enumerate(pending):
             found = [(int(m), float(s)) for m, s in zip(keys[i].tolist(), scores[i].tolist()) if m >= 0]
             ok = {m: label_of[m] for m, _ in found if m in label_of and m in faces.image_of}
-            label, mate = assign(key, found, ok, members_of, faces, threshold)
+            vec = vector_of[key]
+            label, mate = assign(key, found, ok, members_of, faces, threshold, sums.agrees(vec, members_of))
             if mate is not None:
                 label = str(uuid.uuid4())
+                sums.sums[label] = sums.of(mate, members_of)
                 members_of[label] = [mate]
                 label_of[mate] = label
                 tables.set_members(conn, row.id, [(mate, label)])
             if label is not None:
+                sums.add(label, vec, members_of)
                 members_of[label].append(key)
                 touched.add(label)
             label_of[key] = label
@@ -156,7 +182,7 @@ def _stable_ids(groups: list[list[int]], before: dict[int, str | None]) -> dict[
 def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> None:
     import numpy as np
 
-    keys, neighbours, scores = _graph(service, row, pending=False)
+    keys, vectors, (neighbours, scores) = _graph(service, row, pending=False)
     with service.store.transaction() as conn:
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_threshold_key(row), repr(float(threshold)))
@@ -165,7 +191,9 @@ def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> No
         faces = _faces(service, row, keys, conn)
         present = np.array([k in faces.image_of for k in keys], dtype=bool)  # not erased since the read
         score = service.engine.calibration.score_for_similarity(threshold)
-        found = cluster(np.asarray(keys)[present], neighbours[present], scores[present], faces, score)
+        found = cluster(
+            np.asarray(keys)[present], vectors[present], (neighbours[present], scores[present]), faces, score
+        )
         groups = _stable_ids(found, before)
         label_of: dict[int, str | None] = dict.fromkeys(faces.image_of)
         for cluster_id, members in groups.items():
