@@ -36,9 +36,10 @@ REKOGNITION = {
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 PEOPLE = {"ListPeople", "DescribePerson", "ClusterFaces", "MergePeople", "SplitPerson", "NamePerson"}
+CONSOLE = {"GetFaceCrop", "ListReviewQueue"}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE | PEOPLE,
+    "admin": REKOGNITION | AUDIT | GOVERNANCE | PEOPLE | CONSOLE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -55,6 +56,7 @@ TABLE = {
         "RevokeConsent",
         "EraseSubject",
         *PEOPLE,
+        "GetFaceCrop",
     },
     "searcher": {
         "SearchFaces",
@@ -68,6 +70,8 @@ TABLE = {
         "RecordReview",
         "ListPeople",
         "DescribePerson",
+        "GetFaceCrop",
+        "ListReviewQueue",
     },
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
@@ -80,7 +84,7 @@ def test_the_roles_are_admin_enroller_searcher_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | PEOPLE
+    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | PEOPLE | CONSOLE
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -147,6 +151,7 @@ def test_repeatable_operations_are_the_read_only_ones() -> None:
         "DisassociateFaces",
         *GOVERNANCE,
         *PEOPLE,  # even listing places newly indexed faces
+        *CONSOLE,  # each read is audited, and a review queue changes as reviews are recorded
     }
     assert REPEATABLE_OPERATIONS == OPERATIONS - writes
 

@@ -4,8 +4,8 @@
 admin      every operation
 enroller   index and delete faces and users; record/revoke consent, erase subjects;
            people: cluster, list, merge, split, name; describe/list collections; detect faces
-searcher   search faces and users, compare faces, record review decisions; list/describe
-           people; describe/list collections; detect faces
+searcher   search faces and users, compare faces, record review decisions and list the
+           review queue; list/describe people; read face crops; describe/list collections; detect faces
 auditor    read and verify the audit log; describe/list collections
 =========  =============================================================================
 
@@ -48,6 +48,7 @@ _ENROLLER = _BROWSE | {
     "MergePeople",
     "SplitPerson",
     "NamePerson",
+    "GetFaceCrop",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -59,6 +60,8 @@ _SEARCHER = _BROWSE | {
     "RecordReview",
     "ListPeople",
     "DescribePerson",
+    "GetFaceCrop",
+    "ListReviewQueue",
 }
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
 _ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection", "SweepRetention"})

@@ -35,9 +35,11 @@ from facetrust.service import crops as _crops
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
 from facetrust.service import people as _people
+from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
 from facetrust.service.indexes import IndexRegistry
+from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
@@ -463,3 +465,9 @@ class FaceService:
     def face_crop(self, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
         """The JPEG review crop of a stored face (kept where the purpose sets ``keep_face_crops``)."""
         return _crops.face_crop(self, collection, face_id, actor=actor)
+
+    def review_queue(
+        self, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
+    ) -> tuple[ReviewItem, ...]:
+        """Searches whose purpose requires review and that nobody has reviewed yet, oldest first."""
+        return _review_queue.review_queue(self, collection=collection, limit=limit, actor=actor)
