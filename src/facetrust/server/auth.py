@@ -208,6 +208,10 @@ REPEATABLE_OPERATIONS = frozenset(
         "SearchUsersByImage",
         "GetAuditLog",
         "VerifyAuditLog",
+        "ListPeople",  # places faces indexed since the last pass: repeating it changes nothing more
+        "DescribePerson",
+        "GetFaceCrop",
+        "ListReviewQueue",
     }
 )
 """Read-only operations: under the default replay policy ("writes") their signatures may repeat.
