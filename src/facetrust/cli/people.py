@@ -56,7 +56,7 @@ def _echo_person(person: Person, as_json: bool) -> None:
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 100.0),
-    help="Similarity (0–100) two faces need to link, for a full pass (default: the last pass's, or 80).",
+    help="Similarity (0–100) two faces need to link, for a full pass (default: the last pass's, or 90).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @renders_errors()

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = ["LINKAGE", "Faces", "assign", "cluster", "cosine"]
 
 #: Centroid cosine two groups need to merge; tuned on half of LFW's people (bench/cluster.py).
-LINKAGE = 0.55
+LINKAGE = 0.65
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DEFAULT_THRESHOLD", "list_people", "place_pending", "recluster", "show"]
 
 #: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
-DEFAULT_THRESHOLD = 80.0
+DEFAULT_THRESHOLD = 90.0
 NEIGHBOURS = 16
 _COHESION_SAMPLE = 200
 
