@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from playwright.sync_api import expect
 
 from facetrust.config import Settings
@@ -25,7 +23,7 @@ from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import serving
+from .live import rekognition, serving
 from .test_web_ui import TIMEOUT_MS, Site, browser, enter_key, png  # noqa: F401  (browser: the module fixture)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -49,14 +47,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Site, FaceService]]:
         key_id, secret = keys.create("admin", "console test")
         app = create_app(service, authenticator=SigV4Authenticator(keys), settings=settings)
         with serving(app) as url:
-            client = boto3.client(
-                "rekognition",
-                endpoint_url=url,
-                region_name="us-east-1",
-                aws_access_key_id=key_id,
-                aws_secret_access_key=secret,
-                config=Config(retries={"max_attempts": 0}),
-            )
+            client = rekognition(url, key_id, secret)
             try:
                 yield Site(url, key_id, secret, client), service
             finally:

@@ -18,14 +18,7 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.crops import CROP_SIZE
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from .test_governance import Clock
 
 POLICY = Policy(
     purposes={
