@@ -84,7 +84,7 @@ def test_people_tab_lists_clusters_with_crops_and_merges_splits_and_names(
     web.client.create_collection(CollectionId="family")
     _index(web, "family", 1, 1, 2, 2, 3)
     page.get_by_role("tab", name="People").click()
-    page.get_by_label("Collection", exact=True).last.fill("family")
+    page.get_by_label("Collection to group into people").fill("family")
     page.get_by_role("button", name="List people").click()
 
     expect(page.locator("#people-summary")).to_have_text(re.compile(r"^2 people, 1 faces unclustered"))
