@@ -171,3 +171,14 @@ def test_clustering_is_refused_where_the_purpose_refuses_search(tmp_path: Path) 
 def test_a_threshold_outside_0_to_100_is_refused(coll: FaceService) -> None:
     with pytest.raises(InvalidParameterError, match="Threshold"):
         coll.cluster_faces("c", threshold=101)
+
+
+def test_a_later_merge_overrides_an_earlier_split(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104, 92)]
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    coll.split_person("c", cluster_id, faces[:2])
+    apart = coll.cluster_faces("c")
+    assert _groups(apart, coll) == sorted([set(faces[:2]), set(faces[2:])], key=lambda g: sorted(g))
+    coll.merge_people("c", [p.cluster_id for p in apart.people])
+    assert _groups(coll.cluster_faces("c"), coll) == [set(faces)]
+    assert coll.store.connection().execute("SELECT count(*) FROM people_links WHERE kind = 'cannot'").fetchone()[0] == 0

@@ -72,7 +72,7 @@ def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, 
             _refuse_mixed(service, row, everyone, conn)
             target, target_keys = sides[0]
             pins = [(a, b) for _, keys in sides[1:] for a in target_keys[:_PINS] for b in keys[:_PINS]]
-            tables.drop_links(conn, "cannot", [(a, b) for a in everyone for b in everyone if a < b])
+            tables.drop_links(conn, "cannot", tables.links_within(conn, "cannot", everyone))
             tables.add_links(conn, row.id, "must", pins)
             tables.set_members(conn, row.id, [(k, target.cluster_id) for k in everyone])
             tables.replace_clusters(conn, row.id, _summaries(service, row, {target.cluster_id: everyone}, conn))

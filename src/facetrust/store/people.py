@@ -20,6 +20,7 @@ __all__ = [
     "clusters",
     "drop_links",
     "links",
+    "links_within",
     "members",
     "pending_keys",
     "replace_clusters",
@@ -110,6 +111,13 @@ def add_links(conn: sqlite3.Connection, collection_id: int, kind: str, pairs: It
         rows,
     )
     return len(rows)
+
+
+def links_within(conn: sqlite3.Connection, kind: str, keys: Sequence[int]) -> list[tuple[int, int]]:
+    """Links of ``kind`` whose two faces are both among ``keys``."""
+    inside = set(keys)
+    sql = "SELECT face_a, face_b FROM people_links WHERE kind = ? AND face_a IN ({marks})"
+    return [(int(a), int(b)) for a, b in select_in(conn, sql, (kind,), list(inside)) if int(b) in inside]
 
 
 def drop_links(conn: sqlite3.Connection, kind: str, pairs: Iterable[tuple[int, int]]) -> None:
