@@ -182,3 +182,13 @@ def test_a_later_merge_overrides_an_earlier_split(coll: FaceService) -> None:
     coll.merge_people("c", [p.cluster_id for p in apart.people])
     assert _groups(coll.cluster_faces("c"), coll) == [set(faces)]
     assert coll.store.connection().execute("SELECT count(*) FROM people_links WHERE kind = 'cannot'").fetchone()[0] == 0
+
+
+def test_deleting_the_collection_leaves_no_people_rows(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104)]
+    cluster_id = coll.cluster_faces("c", threshold=85).people[0].cluster_id
+    coll.split_person("c", cluster_id, faces[:1])
+    coll.delete_collection("c")
+    conn = coll.store.connection()
+    for table in ("people_settings", "people_clusters", "people_members", "people_links"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table

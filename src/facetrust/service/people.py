@@ -37,13 +37,9 @@ NEIGHBOURS = 16
 _COHESION_SAMPLE = 200
 
 
-def _threshold_key(row: CollectionRow) -> str:
-    return f"people_threshold:{row.id}"
-
-
 def _threshold(service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> float:
-    found = conn.execute("SELECT value FROM meta WHERE key = ?", (_threshold_key(row),)).fetchone()
-    return float(found[0]) if found else DEFAULT_THRESHOLD
+    found = tables.threshold(conn, row.id)
+    return DEFAULT_THRESHOLD if found is None else found
 
 
 def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> np.ndarray:
@@ -184,9 +180,7 @@ def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> No
 
     keys, vectors, (neighbours, scores) = _graph(service, row, pending=False)
     with service.store.transaction() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_threshold_key(row), repr(float(threshold)))
-        )
+        tables.set_threshold(conn, row.id, float(threshold))
         before = tables.members(conn, row.id)
         faces = _faces(service, row, keys, conn)
         present = np.array([k in faces.image_of for k in keys], dtype=bool)  # not erased since the read

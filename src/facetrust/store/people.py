@@ -25,6 +25,8 @@ __all__ = [
     "pending_keys",
     "replace_clusters",
     "set_members",
+    "set_threshold",
+    "threshold",
 ]
 
 
@@ -35,6 +37,18 @@ class ClusterRow:
     cohesion: float
     updated_at: float
     size: int
+
+
+def threshold(conn: sqlite3.Connection, collection_id: int) -> float | None:
+    """The Similarity threshold of the collection's last full pass (None before the first)."""
+    found = conn.execute("SELECT threshold FROM people_settings WHERE collection_id = ?", (collection_id,)).fetchone()
+    return float(found[0]) if found else None
+
+
+def set_threshold(conn: sqlite3.Connection, collection_id: int, value: float) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO people_settings(collection_id, threshold) VALUES (?, ?)", (collection_id, value)
+    )
 
 
 def members(conn: sqlite3.Connection, collection_id: int) -> dict[int, str | None]:

@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS people_clusters (
     updated_at     REAL NOT NULL,
     PRIMARY KEY (collection_id, cluster_id)
 );
+CREATE TABLE IF NOT EXISTS people_settings (
+    collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    threshold     REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS people_members (
     face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
     collection_id INTEGER NOT NULL,
