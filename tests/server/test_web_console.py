@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from facetrust.config import Settings
+from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
 from facetrust.models.fake import face_png, fake_engine
@@ -111,7 +112,8 @@ def test_review_tab_shows_probe_beside_candidate_crops_and_records_the_decision(
     web, service = site
     web.client.create_collection(CollectionId="cases", Tags={"facetrust:purpose": "cases"})
     _index(web, "cases", 5, 6)
-    web.client.search_faces_by_image(CollectionId="cases", Image={"Bytes": face_png((150, 80, 120, 5))})
+    # by another key than the console's: a key never reviews its own search (separation of duties)
+    service.search_faces_by_image("cases", face_png((150, 80, 120, 5)), actor=Actor("FTKSEARCHER", "searcher"))
     page.get_by_role("tab", name="Review").click()
     page.get_by_label(re.compile("^Probe photo")).set_input_files(png("probe.png", (150, 80, 120, 5)))
     page.get_by_role("button", name="Load the review queue").click()

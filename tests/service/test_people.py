@@ -192,3 +192,19 @@ def test_deleting_the_collection_leaves_no_people_rows(coll: FaceService) -> Non
     conn = coll.store.connection()
     for table in ("people_settings", "people_clusters", "people_members", "people_links"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
+    with FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0]) as svc:
+        svc.create_collection("c")
+        old = [svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id for _ in range(3)]
+        now[0] += 2 * 86400  # past retention: the three faces are unusable, though not yet swept
+        new = [svc.index_faces("c", face_png((20, 20, 100, 2))).indexed[0].stored.face_id for _ in range(2)]
+        (person,) = svc.list_people("c").people  # placed one by one, after the expired ones
+        assert set(svc.describe_person("c", person.cluster_id).face_ids) == set(new)
+        (again,) = svc.cluster_faces("c").people
+        assert set(svc.describe_person("c", again.cluster_id).face_ids) == set(new)
+        with pytest.raises(NotFoundError):
+            svc.face_crop("c", old[0])

@@ -65,8 +65,13 @@ def list_people(collection: str, full: bool, threshold: float | None, as_json: b
     cluster or start one; faces that match nobody stay unclustered."""
     if threshold is not None and not full:
         raise click.UsageError("--threshold applies to a full pass: give --full as well.")
-    service = cli_state().service()
-    page = service.cluster_faces(collection, threshold=threshold) if full else service.list_people(collection)
+    state = cli_state()
+    service, actor = state.service(), state.actor()
+    page = (
+        service.cluster_faces(collection, threshold=threshold, actor=actor)
+        if full
+        else service.list_people(collection, actor=actor)
+    )
     click.echo(json.dumps(asdict(page), indent=2) if as_json else _people_text(collection, page), nl=as_json)
 
 
@@ -78,7 +83,7 @@ def list_people(collection: str, full: bool, threshold: float | None, as_json: b
 def show(collection: str, cluster_id: str, as_json: bool) -> None:
     """The cluster CLUSTER_ID of COLLECTION: size, cohesion, representative face, user, and
     the ids of its faces (one a line)."""
-    _echo_person(cli_state().service().describe_person(collection, cluster_id), as_json)
+    _echo_person(cli_state().service().describe_person(collection, cluster_id, actor=cli_state().actor()), as_json)
 
 
 @people.command(short_help="Merge clusters into one person.")
@@ -89,7 +94,7 @@ def show(collection: str, cluster_id: str, as_json: bool) -> None:
 def merge(collection: str, cluster_ids: tuple[str, ...], as_json: bool) -> None:
     """Merge two or more clusters into the first named. Refused when their faces include two
     of one image or faces of two different users."""
-    _echo_person(cli_state().service().merge_people(collection, list(cluster_ids)), as_json)
+    _echo_person(cli_state().service().merge_people(collection, list(cluster_ids), actor=cli_state().actor()), as_json)
 
 
 @people.command(short_help="Take faces out of a cluster (not this person).")
@@ -101,7 +106,8 @@ def merge(collection: str, cluster_ids: tuple[str, ...], as_json: bool) -> None:
 def split(collection: str, cluster_id: str, face_ids: tuple[str, ...], as_json: bool) -> None:
     """Take FACE_ID... out of cluster CLUSTER_ID: no later pass puts them back with its other
     faces (and they leave its user, if named). Prints what remains of the cluster."""
-    _echo_person(cli_state().service().split_person(collection, cluster_id, list(face_ids)), as_json)
+    state = cli_state()
+    _echo_person(state.service().split_person(collection, cluster_id, list(face_ids), actor=state.actor()), as_json)
 
 
 @people.command(short_help="Name a cluster: make it a user.")
@@ -112,7 +118,7 @@ def split(collection: str, cluster_id: str, face_ids: tuple[str, ...], as_json: 
 def name(collection: str, cluster_id: str, user_id: str) -> None:
     """Create user USER_ID (if new) in COLLECTION and associate the faces of CLUSTER_ID with it
     (up to 100 faces a user; the rest are listed as skipped)."""
-    result = cli_state().service().name_person(collection, cluster_id, user_id)
+    result = cli_state().service().name_person(collection, cluster_id, user_id, actor=cli_state().actor())
     click.echo(f"Named cluster {cluster_id} {user_id}: {len(result.associated)} faces associated")
     for face_id, reason in result.skipped:
         click.echo(f"skipped {face_id}: {reason}")

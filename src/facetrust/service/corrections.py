@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from facetrust.errors import ConflictError, InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.governance.recorder import audited
 from facetrust.people.types import NameResult, Person
-from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, show
+from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, people_step, show
 from facetrust.service.users import MAX_FACES_PER_USER
 from facetrust.service.validate import check_face_ids, check_user_id
 from facetrust.store import people as tables
@@ -60,9 +59,7 @@ def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], con
 
 def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
     """Merge clusters into the first one named; they stay together in every later pass."""
-    with audited(service.store, actor, "MergePeople", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "MergePeople", collection) as (rec, row, purpose):
         wanted = _check_cluster_ids(cluster_ids)
         rec.details = {"cluster_ids": wanted}
         _prepare(service, row, purpose)
@@ -86,9 +83,7 @@ def split(
 ) -> Person:
     """Take faces out of a cluster ("not this person"): they never rejoin its other faces, and
     leave its user if it was named. Returns what remains of the cluster."""
-    with audited(service.store, actor, "SplitPerson", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "SplitPerson", collection) as (rec, row, purpose):
         wanted = list(dict.fromkeys(check_face_ids(face_ids)))
         rec.details = {"cluster_ids": [cluster_id], "face_ids": wanted}
         _prepare(service, row, purpose)
@@ -123,9 +118,7 @@ def split(
 def name(service: FaceService, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
     """Name a cluster: create the user (if new) and associate the cluster's faces with it,
     in the order they were indexed, up to the per-user limit (the rest are listed as skipped)."""
-    with audited(service.store, actor, "NamePerson", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "NamePerson", collection) as (rec, row, purpose):
         check_user_id(user_id)
         rec.details = {"cluster_ids": [cluster_id], "user_ids": [user_id]}
         _prepare(service, row, purpose)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from facetrust.errors import NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.governance.recorder import audited
+from facetrust.service.governed import usable
+from facetrust.service.people import people_step
 from facetrust.service.validate import check_face_ids
 from facetrust.store import crops as table
 
@@ -45,13 +46,13 @@ def make_crops(rgb: np.ndarray, faces: Sequence[Face]) -> list[bytes]:
 
 def face_crop(service: FaceService, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
     """The JPEG crop of a stored face; ``NotFoundError`` when the face has none."""
-    with audited(service.store, actor, "GetFaceCrop", collection) as rec:
-        row, purpose = service._governed(collection, model_check=False)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "GetFaceCrop", collection, model_check=False) as (rec, row, purpose):
         (wanted,) = check_face_ids([face_id], parameter="FaceId", most=1)
         rec.details = {"face_ids": [wanted]}
         with service.store.snapshot() as conn:
-            image = table.read_crop(conn, service.store.keyring, row.id, wanted)
+            face = service.store.faces_by_ids(row.id, [wanted], conn).get(wanted)
+            live = face is not None and usable(face, service.clock())  # an expired face's crop is unusable too
+            image = table.read_crop(conn, service.store.keyring, row.id, wanted) if live else None
         if image is None:
             raise NotFoundError(
                 f"Face {wanted!r} has no stored crop in collection {row.name!r} (its purpose "

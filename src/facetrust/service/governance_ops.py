@@ -310,6 +310,7 @@ def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
         str(entry.data.get("key_id")),
         entry.seq,
         entry.hash,
+        tuple(entry.data.get("crop_face_ids", ())),
     )
     return recorded == receipt and entry.data.get("outcome") == "ok"
 

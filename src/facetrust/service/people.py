@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.governance.recorder import audited
 from facetrust.people.cluster import LINKAGE, Faces, assign, cluster, cosine
 from facetrust.people.types import PeoplePage, Person
-from facetrust.service.search import _check_purpose
+from facetrust.service.governed import check_search, governed, usable
 from facetrust.service.validate import check_threshold
 from facetrust.store import people as tables
-from facetrust.store.sqlite import CollectionRow, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.governance.policy import Purpose
+    from facetrust.governance.recorder import Record
     from facetrust.service.faceservice import FaceService
 
-__all__ = ["DEFAULT_THRESHOLD", "list_people", "place_pending", "recluster", "show"]
+__all__ = ["DEFAULT_THRESHOLD", "list_people", "people_step", "place_pending", "recluster", "show"]
 
 #: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
 DEFAULT_THRESHOLD = 90.0
@@ -52,8 +53,28 @@ def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int], conn
     return np.stack([vector_from_blob(blobs[k], dim) for k in keys])
 
 
+@contextmanager
+def people_step(
+    service: FaceService, actor: Actor, operation: str, collection: str, *, model_check: bool = True
+) -> Iterator[tuple[Record, CollectionRow, Purpose]]:
+    """A people operation on the governed path (role, collection, purpose, audit entry): its
+    audit record, collection and purpose."""
+    with governed(service, actor, operation, collection, model_check=model_check) as step:
+        if step.purpose is None:  # pragma: no cover - a collection's use always resolves its purpose
+            raise NotFoundError(f"Collection {collection!r} has no purpose", resource=collection)
+        yield step.record, step.collection, step.purpose
+
+
+def _live(
+    service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection
+) -> dict[int, FaceRow]:
+    """The faces of ``keys`` that still exist and have not expired (expired faces are unusable everywhere)."""
+    now = service.clock()
+    return {k: f for k, f in service.store.faces_by_keys(row.id, keys, conn).items() if usable(f, now)}
+
+
 def _faces(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> Faces:
-    found = service.store.faces_by_keys(row.id, keys, conn)
+    found = _live(service, row, keys, conn)
     return Faces(
         image_of={k: f.image_id for k, f in found.items()},
         user_of={k: f.user_id for k, f in found.items()},
@@ -124,6 +145,7 @@ def place_pending(service: FaceService, row: CollectionRow) -> int:
     if not pending:
         return 0
     vector_of = dict(zip(pending, vectors))
+    row_of = {k: i for i, k in enumerate(pending)}  # its row of neighbours, before erased/expired faces drop out
     with service.store.transaction() as conn:
         threshold = service.engine.calibration.score_for_similarity(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
@@ -135,7 +157,8 @@ def place_pending(service: FaceService, row: CollectionRow) -> int:
                 members_of.setdefault(label, []).append(k)
         sums = _Centroids(service, row, conn)
         touched: set[str] = set()
-        for i, key in enumerate(pending):
+        for key in pending:
+            i = row_of[key]
             found = [(int(m), float(s)) for m, s in zip(keys[i].tolist(), scores[i].tolist()) if m >= 0]
             ok = {m: label_of[m] for m, _ in found if m in label_of and m in faces.image_of}
             vec = vector_of[key]
@@ -201,14 +224,12 @@ def recluster(
 ) -> PeoplePage:
     """A full pass over the collection (corrections respected); later faces join incrementally
     at the same ``threshold`` (Similarity, 0–100)."""
-    with audited(service.store, actor, "ClusterFaces", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "ClusterFaces", collection) as (rec, row, purpose):
         with service.store.snapshot() as conn:
             chosen = check_threshold(
                 threshold if threshold is not None else _threshold(service, row, conn), "Threshold"
             )
-        _check_purpose(purpose, chosen)
+        check_search(purpose, chosen, 1)
         _full_pass(service, row, chosen)
         page = _page(service, row)
         rec.details = {"clusters": len(page.people), "unclustered": page.unclustered, "threshold": chosen}
@@ -241,14 +262,12 @@ def _page(service: FaceService, row: CollectionRow) -> PeoplePage:
 def _prepare(service: FaceService, row: CollectionRow, purpose: Purpose) -> None:
     """Refuse where the purpose refuses 1:N search at the collection's threshold; place new faces."""
     with service.store.snapshot() as conn:
-        _check_purpose(purpose, _threshold(service, row, conn))
+        check_search(purpose, _threshold(service, row, conn), 1)
     place_pending(service, row)
 
 
 def list_people(service: FaceService, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
-    with audited(service.store, actor, "ListPeople", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "ListPeople", collection) as (rec, row, purpose):
         _prepare(service, row, purpose)
         page = _page(service, row)
         rec.details = {"clusters": len(page.people), "unclustered": page.unclustered}
@@ -274,15 +293,13 @@ def _member_keys(conn: sqlite3.Connection, row: CollectionRow, cluster_id: str) 
 
 def show(service: FaceService, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
     """One cluster with the ids of its faces."""
-    with audited(service.store, actor, "DescribePerson", collection) as rec:
-        row, purpose = service._governed(collection)
-        rec.purpose = purpose.name
+    with people_step(service, actor, "DescribePerson", collection) as (rec, row, purpose):
         _prepare(service, row, purpose)
         rec.details = {"cluster_ids": [cluster_id]}
         with service.store.snapshot() as conn:
             person = _person(service, row, _cluster(service, row, cluster_id, conn), conn)
             keys = _member_keys(conn, row, cluster_id)
-            ids = tuple(f.face_id for _, f in sorted(service.store.faces_by_keys(row.id, keys, conn).items()))
+            ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
         return Person(
             person.cluster_id, person.size, person.representative_face_id, person.cohesion, person.user_id, ids
         )

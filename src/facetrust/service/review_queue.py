@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from facetrust.calibration import fmr_from_similarity
 from facetrust.governance import audit
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.governance.recorder import audited
+from facetrust.service.governed import governed
 from facetrust.service.validate import check_collection_id, check_limit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +59,8 @@ def review_queue(
     service: FaceService, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
 ) -> tuple[ReviewItem, ...]:
     """The oldest ``limit`` searches awaiting review (in ``collection``, or in all)."""
-    with audited(service.store, actor, "ListReviewQueue", collection) as rec:
+    with governed(service, actor, "ListReviewQueue", collection) as step:
+        rec = step.record
         if collection is not None:
             check_collection_id(collection)
         check_limit(limit, "MaxResults", 1, 1000)
