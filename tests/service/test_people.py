@@ -208,3 +208,12 @@ def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp
         assert set(svc.describe_person("c", again.cluster_id).face_ids) == set(new)
         with pytest.raises(NotFoundError):
             svc.face_crop("c", old[0])
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x\ud800", "x" * 65])
+def test_a_cluster_id_not_made_by_the_service_is_refused_by_name(coll: FaceService, bad: str) -> None:
+    with pytest.raises(InvalidParameterError, match="Cluster id") as caught:
+        coll.describe_person("c", bad)
+    assert caught.value.parameter == "ClusterId"
+    with pytest.raises(InvalidParameterError, match="Cluster id"):
+        coll.merge_people("c", ["a", bad])

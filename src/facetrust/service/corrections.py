@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConflictError, InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.people.types import NameResult, Person
-from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, people_step, show
+from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, check_cluster_id, people_step, show
 from facetrust.service.users import MAX_FACES_PER_USER
 from facetrust.service.validate import check_face_ids, check_user_id
 from facetrust.store import people as tables
@@ -28,9 +28,9 @@ _PINS = 3  # a merge links this many faces of each side, so it survives erasing 
 
 
 def _check_cluster_ids(values: object) -> list[str]:
-    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) and v for v in values):
+    if not isinstance(values, (list, tuple)):
         raise InvalidParameterError("ClusterIds must be a list of cluster id strings", parameter="ClusterIds")
-    wanted = list(dict.fromkeys(values))
+    wanted = list(dict.fromkeys(check_cluster_id(v, "ClusterIds") for v in values))
     if len(wanted) < 2:
         raise InvalidParameterError(
             f"Merging needs at least two different clusters; got {wanted}", parameter="ClusterIds"

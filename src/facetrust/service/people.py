@@ -8,6 +8,7 @@ Faces indexed since the last pass are placed (incrementally) before any people o
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.recorder import Record
     from facetrust.service.faceservice import FaceService
 
-__all__ = ["DEFAULT_THRESHOLD", "list_people", "people_step", "place_pending", "recluster", "show"]
+__all__ = ["DEFAULT_THRESHOLD", "check_cluster_id", "list_people", "people_step", "place_pending", "recluster", "show"]
 
 #: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
 DEFAULT_THRESHOLD = 90.0
@@ -274,9 +275,21 @@ def list_people(service: FaceService, collection: str, *, actor: Actor = LOCAL) 
         return page
 
 
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def check_cluster_id(cluster_id: object, parameter: str = "ClusterId") -> str:
+    """A cluster id as the service makes them (a UUID: letters, digits and '-', at most 64)."""
+    if not isinstance(cluster_id, str) or _CLUSTER_ID.fullmatch(cluster_id) is None:
+        raise InvalidParameterError(
+            f"Cluster id {cluster_id!r} is invalid: 1-64 letters, digits or '-' (ids as ListPeople returns them)",
+            parameter=parameter,
+        )
+    return cluster_id
+
+
 def _cluster(service: FaceService, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection) -> tables.ClusterRow:
-    if not isinstance(cluster_id, str) or not cluster_id:
-        raise InvalidParameterError(f"Cluster id {cluster_id!r} must be a non-empty string", parameter="ClusterId")
+    check_cluster_id(cluster_id)
     found = tables.clusters(conn, row.id, [cluster_id])
     if not found:
         raise NotFoundError(f"Cluster {cluster_id!r} is not in collection {row.name!r}", resource=cluster_id)
