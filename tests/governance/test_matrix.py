@@ -37,10 +37,21 @@ from facetrust.server import create_app
 from facetrust.server.operations import OPERATIONS as HTTP_OPERATIONS
 from facetrust.service import FaceService
 from facetrust.service.governed import RULES
+from facetrust.service.people import place_pending
+from facetrust.store import people as people_tables
 from server.live import serving  # tests/server/live.py (pytest puts tests/ on the path)
 
 DAY = 86400.0
-RULE_NAMES = ("search_forbidden", "min_threshold", "max_candidates", "review", "consent", "retention", "moratorium")
+RULE_NAMES = (
+    "search_forbidden",
+    "min_threshold",
+    "max_candidates",
+    "review",
+    "consent",
+    "retention",
+    "crops",
+    "moratorium",
+)
 PURPOSES = {
     "search_forbidden": Purpose("search_forbidden", search=False, min_threshold=0),
     "min_threshold": Purpose("min_threshold", min_threshold=95),
@@ -48,6 +59,7 @@ PURPOSES = {
     "review": Purpose("review", min_threshold=0, human_review=True),
     "consent": Purpose("consent", min_threshold=0, consent_required=True),
     "retention": Purpose("retention", min_threshold=0, retention_days=1),
+    "crops": Purpose("crops", min_threshold=0, keep_face_crops=True),
     "moratorium": Purpose("moratorium", min_threshold=0),
 }
 OPEN = Policy(purposes=dict(PURPOSES), default_purpose="review")
@@ -59,6 +71,7 @@ SEARCHER = Actor("FTKSEARCHER", "searcher")
 REVIEWER = Actor("FTKREVIEWER", "reviewer")
 PROBE = (10, 10, 100, 1)  # the enrolled person's fake face
 PNG = face_png(PROBE, width=130, height=130)  # made once: the cells index and search thousands of times
+OTHER_PNG = face_png((10, 10, 100, 2), width=130, height=130)  # another person, for a second cluster
 
 
 class Clock:
@@ -192,9 +205,52 @@ def cli_receipt(w: World) -> str:
                 "audit_seq": receipt.audit_seq,
                 "audit_hash": receipt.audit_hash,
             }
+            | ({"crop_face_ids": list(receipt.crop_face_ids)} if receipt.crop_face_ids else {})
         )
     )
     return str(path)
+
+
+def people_of(w: World, *, second: bool = False) -> list[str]:
+    """The cluster of the world's person (``gone`` when its faces expired) and, with ``second``,
+    that of two faces of another person indexed for the occasion: placed without the governed
+    path, under the open policy, so the cell's own call is the only one its rule can refuse."""
+    saved, w.service.policy = w.service.policy, OPEN
+    try:
+        if second:
+            for _ in range(2):
+                w.service.index_faces(w.collection, OTHER_PNG, external_image_id=w.subject)
+        row = w.service.store.get_collection(w.collection)
+        assert row is not None
+        place_pending(w.service, row)
+        with w.service.store.snapshot() as conn:
+            label_of = people_tables.members(conn, row.id)
+            keys = {i: f.key for i, f in w.service.store.faces_by_ids(row.id, w.faces, conn).items()}
+            others = [c.cluster_id for c in people_tables.clusters(conn, row.id)]
+    finally:
+        w.service.policy = saved
+    mine = label_of.get(keys.get(w.faces[0], -1)) or "gone"
+    return [mine, *[c for c in others if c != mine][: 1 if second else 0]]
+
+
+def people_check(w: World, entry: dict[str, Any]) -> None:
+    """The world's three faces are one person; expired, they are nobody."""
+    assert entry["clusters"] == (0 if w.rule == "retention" else 1), entry
+
+
+def queue(w: World) -> Any:
+    review_target(w)
+    return w.service.review_queue(collection=w.collection, actor=REVIEWER)
+
+
+def queue_http(w: World) -> dict[str, Any]:
+    review_target(w)
+    return {"CollectionId": w.collection}
+
+
+def queue_check(w: World, entry: dict[str, Any]) -> None:
+    """Only a search of a purpose that requires review waits in the queue."""
+    assert len(entry["search_seqs"]) == (1 if w.rule == "review" else 0), entry
 
 
 MATRIX: dict[str, Row] = {
@@ -351,6 +407,58 @@ MATRIX: dict[str, Row] = {
         lambda w: {"SearchSequence": review_target(w), "Decision": "rejected"},
         {rule: GONE for rule in RULE_NAMES if rule != "review"},
     ),
+    "ListPeople": Row(  # clustering is 1:N matching: the search rules apply; expired faces are nobody's
+        lambda w: w.service.list_people(w.collection),
+        lambda w: ["people", "list", w.collection],
+        lambda w: {"CollectionId": w.collection},
+        SEARCH,
+        people_check,
+    ),
+    "ClusterFaces": Row(
+        lambda w: w.service.cluster_faces(w.collection),
+        lambda w: ["people", "list", w.collection, "--full"],
+        lambda w: {"CollectionId": w.collection},
+        SEARCH,
+        people_check,
+    ),
+    "DescribePerson": Row(  # expired, the person's faces are gone and so is the person
+        lambda w: w.service.describe_person(w.collection, people_of(w)[0]),
+        lambda w: ["people", "show", w.collection, people_of(w)[0]],
+        lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0]},
+        {**SEARCH, "retention": GONE},
+    ),
+    "MergePeople": Row(
+        lambda w: w.service.merge_people(w.collection, people_of(w, second=True)),
+        lambda w: ["people", "merge", w.collection, *people_of(w, second=True)],
+        lambda w: {"CollectionId": w.collection, "ClusterIds": people_of(w, second=True)},
+        {**SEARCH, "retention": GONE},
+        lambda w, e: None if e["face_count"] == 5 else pytest.fail(f"merged: {e}"),
+    ),
+    "SplitPerson": Row(
+        lambda w: w.service.split_person(w.collection, people_of(w)[0], w.faces[2:]),
+        lambda w: ["people", "split", w.collection, people_of(w)[0], w.faces[2]],
+        lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0], "FaceIds": w.faces[2:]},
+        {**SEARCH, "retention": GONE},
+    ),
+    "NamePerson": Row(  # the person already holds u1's face: naming it u1 associates the other two
+        lambda w: w.service.name_person(w.collection, people_of(w)[0], "u1"),
+        lambda w: ["people", "name", w.collection, people_of(w)[0], "u1"],
+        lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0], "UserId": "u1"},
+        {**SEARCH, "retention": GONE},
+        lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces[1:]) else pytest.fail(f"named: {e}"),
+    ),
+    "GetFaceCrop": Row(  # only a purpose that keeps crops has one to read; an expired face's is gone
+        lambda w: w.service.face_crop(w.collection, w.faces[0]),
+        None,
+        lambda w: {"CollectionId": w.collection, "FaceId": w.faces[0]},
+        {**{rule: GONE for rule in RULE_NAMES if rule != "crops"}, "moratorium": REFUSED},
+    ),
+    "ListReviewQueue": Row(
+        queue,
+        None,
+        queue_http,
+        check=queue_check,
+    ),
     "GetAuditLog": Row(
         lambda w: w.service.get_audit_log(),
         lambda w: ["audit-log", "export", "--jsonl"],
@@ -398,6 +506,14 @@ SERVICE_OPERATION = {
     "sweep_retention": "SweepRetention",
     "rotate_templates": "RotateTemplates",
     "record_review": "RecordReview",
+    "list_people": "ListPeople",
+    "cluster_faces": "ClusterFaces",
+    "describe_person": "DescribePerson",
+    "merge_people": "MergePeople",
+    "split_person": "SplitPerson",
+    "name_person": "NamePerson",
+    "face_crop": "GetFaceCrop",
+    "review_queue": "ListReviewQueue",
     "get_audit_log": "GetAuditLog",
     "verify_audit_log": "VerifyAuditLog",
 }
@@ -432,6 +548,7 @@ def test_the_rules_of_the_matrix_are_every_rule_a_purpose_has() -> None:
         "human_review": "review",
         "consent_required": "consent",
         "retention_days": "retention",
+        "keep_face_crops": "crops",
         "forbidden": "moratorium",
     }
     fields = {f for f in Purpose.__dataclass_fields__ if f not in ("name", "description")}

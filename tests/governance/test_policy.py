@@ -18,6 +18,7 @@ retention_days = 365
 
 [purposes.investigation]
 human_review = true
+keep_face_crops = true
 
 [purposes.law-enforcement]
 forbidden = "Moratorium on police use"
@@ -42,6 +43,7 @@ def test_a_valid_policy_is_read_with_defaults_for_what_it_omits(tmp_path: Path) 
     )
     investigation = policy.purpose("investigation")
     assert investigation.human_review and investigation.search and investigation.retention_days == MAX_RETENTION_DAYS
+    assert investigation.keep_face_crops and not access.keep_face_crops
     assert policy.purpose("law-enforcement").forbidden == "Moratorium on police use"
 
 
@@ -58,6 +60,7 @@ def test_without_a_file_the_built_in_policy_restricts_only_retention() -> None:
         ("[purposes.a]\nmin_threshold = 120\n", "min_threshold = 120 is invalid"),
         ("[purposes.a]\nmax_candidates = 0\n", "max_candidates = 0 is invalid"),
         ("[purposes.a]\nsearch = 'yes'\n", "search = 'yes' is invalid"),
+        ("[purposes.a]\nkeep_face_crops = 1\n", "keep_face_crops = 1 is invalid"),
         ("[purposes.a]\nforbidden = ''\n", "forbidden must be the reason"),
         ("[purposes.a]\nretention = 3\n", "unknown key 'retention'"),
         ("[purposes.Bad_Name]\n", "purpose name 'Bad_Name'"),

@@ -46,14 +46,14 @@ def serving(app: Any, *, lifespan: str = "off", **options: Any) -> Iterator[str]
 _SESSION = boto3.session.Session()  # one session: the service model is loaded once, not per client
 
 
-def rekognition(url: str) -> Any:
+def rekognition(url: str, key_id: str = "x", secret: str = "y") -> Any:
     """An unmodified boto3 Rekognition client for ``url``; no retries, so errors surface at once."""
     return _SESSION.client(
         "rekognition",
         endpoint_url=url,
         region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 0}),
     )
 

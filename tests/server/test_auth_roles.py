@@ -47,8 +47,11 @@ LIBRARY = {
     "RevokeKey",
 }
 
+PEOPLE = {"ListPeople", "DescribePerson", "ClusterFaces", "MergePeople", "SplitPerson", "NamePerson"}
+CONSOLE = {"GetFaceCrop", "ListReviewQueue"}
+
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE | LIBRARY,
+    "admin": REKOGNITION | AUDIT | GOVERNANCE | LIBRARY | PEOPLE | CONSOLE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -65,6 +68,8 @@ TABLE = {
         "RevokeConsent",
         "ShowConsent",
         "EraseSubject",
+        *PEOPLE,
+        "GetFaceCrop",
     },
     "searcher": {
         "SearchFaces",
@@ -75,8 +80,11 @@ TABLE = {
         "DetectFaces",
         "DescribeCollection",
         "ListCollections",
+        "ListPeople",
+        "DescribePerson",
+        "GetFaceCrop",
     },
-    "reviewer": {"RecordReview", "DescribeCollection", "ListCollections"},
+    "reviewer": {"RecordReview", "ListReviewQueue", "GetFaceCrop", "DescribeCollection", "ListCollections"},
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
 
@@ -88,7 +96,7 @@ def test_the_roles_are_admin_enroller_searcher_reviewer_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | LIBRARY
+    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | LIBRARY | PEOPLE | CONSOLE
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -22,6 +22,7 @@ from facetrust.cli.faces import faces
 from facetrust.cli.index_cmd import index
 from facetrust.cli.keys import keys
 from facetrust.cli.models import models
+from facetrust.cli.people import people
 from facetrust.cli.retention import retention
 from facetrust.cli.review import review
 from facetrust.cli.search import search
@@ -109,6 +110,7 @@ cli.add_command(index)
 cli.add_command(search)
 cli.add_command(faces)
 cli.add_command(users)
+cli.add_command(people)
 cli.add_command(keys)
 cli.add_command(serve)
 cli.add_command(consent)

@@ -77,7 +77,7 @@ def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
         "by": receipt.by,
         "audit_seq": receipt.audit_seq,
         "audit_hash": receipt.audit_hash,
-    }
+    } | ({"crop_face_ids": list(receipt.crop_face_ids)} if receipt.crop_face_ids else {})
 
 
 def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
@@ -110,7 +110,7 @@ def read_receipt(path: Path) -> ErasureReceipt:
                 f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
                 parameter="RECEIPT",
             )
-    unknown = sorted(set(data) - set(_FIELDS) - {"when"})
+    unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids"})
     if unknown:
         raise InvalidParameterError(
             f"Receipt {path} is not an erasure receipt: unknown field {unknown[0]!r}", parameter="RECEIPT"
@@ -122,9 +122,13 @@ def read_receipt(path: Path) -> ErasureReceipt:
             f"Receipt {path} does not verify: its 'when' ({data['when']!r}) is not its 'at' ({data['at']!r})",
             parameter="RECEIPT",
         )
-    if not all(isinstance(v, str) for v in (*data["collections"], *data["face_ids"])):
+    crops = data.get("crop_face_ids", [])
+    if not isinstance(crops, list) or not all(
+        isinstance(v, str) for v in (*data["collections"], *data["face_ids"], *crops)
+    ):
         raise InvalidParameterError(
-            f"Receipt {path} is not an erasure receipt: collections and face_ids must be lists of strings",
+            f"Receipt {path} is not an erasure receipt: collections, face_ids and crop_face_ids must be lists "
+            "of strings",
             parameter="RECEIPT",
         )
     return ErasureReceipt(
@@ -136,4 +140,5 @@ def read_receipt(path: Path) -> ErasureReceipt:
         data["by"],
         data["audit_seq"],
         data["audit_hash"],
+        tuple(crops),
     )

@@ -11,6 +11,7 @@
     human_review = false          # search results are candidate lists needing review
     consent_required = true       # IndexFaces needs a recorded consent of the subject
     retention_days = 365          # faces expire this long after enrolment (≤ 1095)
+    keep_face_crops = false       # keep a small aligned crop of each face, encrypted, for review
 
     [purposes.law-enforcement]
     forbidden = "Moratorium on police use of face search (board decision 2026-06)"
@@ -45,6 +46,7 @@ _KEYS = {
     "retention_days",
     "forbidden",
     "description",
+    "keep_face_crops",
 }
 
 
@@ -61,6 +63,7 @@ class Purpose:
     retention_days: int = MAX_RETENTION_DAYS
     forbidden: str | None = None
     description: str = ""
+    keep_face_crops: bool = False
 
     @property
     def retention_seconds(self) -> float:
@@ -149,6 +152,9 @@ def _purpose(where: str, name: str, table: Any) -> Purpose:
         ),
         forbidden=forbidden.strip() if isinstance(forbidden, str) else None,
         description=str(table.get("description", "")),
+        keep_face_crops=_typed(
+            w, "keep_face_crops", table.get("keep_face_crops", False), bool, lambda v: True, "true or false"
+        ),
     )
 
 

@@ -3,10 +3,12 @@
 =========  =============================================================================
 admin      every operation
 enroller   index and delete faces and users; record/revoke/show consent, erase subjects;
+           people: cluster, list, describe, merge, split, name; read face crops;
            describe/list collections; detect faces
-searcher   search faces and users, compare faces; describe/list collections; detect faces
-reviewer   record review decisions on searches (never on its own key's searches);
-           describe/list collections
+searcher   search faces and users, compare faces; list/describe people; read face crops;
+           describe/list collections; detect faces
+reviewer   list the review queue and record review decisions on searches (never on its own
+           key's searches); read face crops; describe/list collections
 auditor    read (pseudonymised) and verify the audit log; describe/list collections
 =========  =============================================================================
 
@@ -39,6 +41,13 @@ _ENROLLER = _BROWSE | {
     "RevokeConsent",
     "ShowConsent",
     "EraseSubject",
+    "ListPeople",
+    "DescribePerson",
+    "ClusterFaces",
+    "MergePeople",
+    "SplitPerson",
+    "NamePerson",
+    "GetFaceCrop",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -47,8 +56,11 @@ _SEARCHER = _BROWSE | {
     "SearchFacesByImage",
     "SearchUsers",
     "SearchUsersByImage",
+    "ListPeople",
+    "DescribePerson",
+    "GetFaceCrop",
 }
-_REVIEWER = _BROWSE | {"RecordReview"}
+_REVIEWER = _BROWSE | {"RecordReview", "ListReviewQueue", "GetFaceCrop"}
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
 _ADMIN_ONLY = frozenset(
     {

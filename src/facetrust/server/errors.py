@@ -47,7 +47,9 @@ JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 # Rekognition answers a user that exists already (and other user conflicts) with ConflictException,
 # a collection that exists already with ResourceAlreadyExistsException.
-_USER_OPERATIONS = frozenset({"CreateUser", "DeleteUser", "AssociateFaces", "DisassociateFaces"})
+_USER_OPERATIONS = frozenset(
+    {"CreateUser", "DeleteUser", "AssociateFaces", "DisassociateFaces", "MergePeople", "SplitPerson", "NamePerson"}
+)
 
 
 class RequestError(FacetrustError):

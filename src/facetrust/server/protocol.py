@@ -22,6 +22,7 @@ from facetrust.server.errors import RequestError
 
 __all__ = [
     "CONTENT_TYPES",
+    "EXTENSION_PREFIX",
     "TARGET_PREFIX",
     "Kind",
     "Member",
@@ -29,9 +30,11 @@ __all__ = [
     "operation_name",
     "parse_body",
     "parse_params",
+    "target_operation",
 ]
 
 TARGET_PREFIX = "RekognitionService."
+EXTENSION_PREFIX = "FacetrustService."  # facetrust's own operations may be named either way
 CONTENT_TYPES = ("application/x-amz-json-1.1", "application/x-amz-json-1.0", "application/json")
 
 
@@ -55,18 +58,27 @@ class Member:
     pattern: str | None = None
 
 
+def target_operation(target: str) -> str | None:
+    """The operation of an ``X-Amz-Target`` value (``RekognitionService.`` or ``FacetrustService.``)."""
+    for prefix in (TARGET_PREFIX, EXTENSION_PREFIX):
+        if target.startswith(prefix):
+            return target[len(prefix) :]
+    return None
+
+
 def operation_name(target: str | None) -> str:
     """The operation named by ``X-Amz-Target: RekognitionService.<Operation>`` (``target``: its value)."""
     if not target:
         raise RequestError(
             "UnknownOperationException", "The X-Amz-Target header is missing; send RekognitionService.<Operation>"
         )
-    if not target.startswith(TARGET_PREFIX) or len(target) > 128:
+    name = target_operation(target)
+    if name is None or len(target) > 128:
         raise RequestError(
             "UnknownOperationException",
             f"X-Amz-Target {target[:128]!r} is not RekognitionService.<Operation>",
         )
-    return target[len(TARGET_PREFIX) :]
+    return name
 
 
 def check_content_type(raw: str | None) -> None:

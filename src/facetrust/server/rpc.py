@@ -27,7 +27,13 @@ from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
-from facetrust.server.protocol import TARGET_PREFIX, check_content_type, operation_name, parse_body, parse_params
+from facetrust.server.protocol import (
+    check_content_type,
+    operation_name,
+    parse_body,
+    parse_params,
+    target_operation,
+)
 from facetrust.server.roles import authorize
 from facetrust.server.wire import CASE_HEADER, PURPOSE_HEADER, WireRequest
 from facetrust.service import FaceService
@@ -103,8 +109,8 @@ class RpcEndpoint:
 
     def _claimed(self, wire: WireRequest) -> Operation | None:
         """The operation X-Amz-Target names, before authentication (for the body limit and metrics)."""
-        target = wire.target or ""
-        return self.operations.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
+        named = target_operation(wire.target or "")
+        return self.operations.get(named) if named is not None else None
 
     async def _serve(self, request: Request, head: WireRequest, claimed: Operation | None) -> dict[str, Any]:
         wire = head.with_body(await self._read_body(request, head, self.body_limit(claimed)))

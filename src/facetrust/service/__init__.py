@@ -1,6 +1,8 @@
 """The orchestrator of collection operations (``FaceService``) and its result types."""
 
+from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service.faceservice import FaceService
+from facetrust.service.review_queue import ReviewCandidate, ReviewItem
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
@@ -31,6 +33,11 @@ __all__ = [
     "FaceService",
     "IndexResult",
     "IndexedFace",
+    "NameResult",
+    "PeoplePage",
+    "Person",
+    "ReviewCandidate",
+    "ReviewItem",
     "StoredFace",
     "UnindexedFace",
     "UnsuccessfulFace",

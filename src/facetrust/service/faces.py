@@ -27,11 +27,14 @@ from facetrust.service.validate import (
     decode_token,
     encode_token,
 )
+from facetrust.store import crops as crop_table
 from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
+
+    import numpy as np
 
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
@@ -98,6 +101,16 @@ def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | Non
     )
 
 
+def _crops(service: FaceService, purpose: Purpose, rgb: np.ndarray, faces: list[Face]) -> list[bytes] | None:
+    """Crops to keep (only where the purpose keeps them; refused without a key to seal them)."""
+    if not purpose.keep_face_crops:
+        return None
+    from facetrust.service.crops import make_crops
+
+    crop_table.require_keyring(service.store.keyring, purpose.name)
+    return make_crops(rgb, faces)
+
+
 def index_faces(
     service: FaceService,
     collection: str,
@@ -120,6 +133,7 @@ def index_faces(
         rgb = service.engine.load_image(image)
         accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
+        crops = _crops(service, purpose, rgb, [e.face for e in embeddings if e.face is not None])
         image_id = str(uuid.uuid4())
         now = service.clock()
         expires = now + purpose.retention_seconds  # at the latest; sooner when the consent ends sooner
@@ -132,6 +146,10 @@ def index_faces(
             if consent_ends is not None and consent_ends < expires:
                 new = [replace(n, expires_at=consent_ends) for n in new]
             keys = service.store.insert_faces(conn, row.id, new, now=now)
+            if crops:
+                crop_table.insert_crops(
+                    conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
+                )
             stored = service.store.faces_by_keys(row.id, keys, conn)
             rec.details = {
                 "image_id": image_id,

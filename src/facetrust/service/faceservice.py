@@ -27,14 +27,20 @@ from facetrust.governance.audit import AuditHead, ChainReport
 from facetrust.governance.crypto import Keyring
 from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.images import ImageSource
+from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import audit_view as _audit_view
 from facetrust.service import compare as _compare
+from facetrust.service import corrections as _corrections
+from facetrust.service import crops as _crops
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
+from facetrust.service import people as _people
+from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
 from facetrust.service.governed import allowed_purpose, governed
 from facetrust.service.indexes import IndexRegistry
+from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
@@ -444,3 +450,40 @@ class FaceService:
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
         """Record a person's review decision against a search's audit entry."""
         return _gov.record_review(self, search_seq, decision, note, actor)
+
+    # -- people (facetrust.service.people, facetrust.service.corrections) --------------------
+
+    def list_people(self, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
+        """The collection's faces grouped into people (faces indexed since the last pass placed first)."""
+        return _people.list_people(self, collection, actor=actor)
+
+    def cluster_faces(self, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL) -> PeoplePage:
+        """A full clustering pass at ``threshold`` (Similarity; default: the last pass's), corrections respected."""
+        return _people.recluster(self, collection, threshold=threshold, actor=actor)
+
+    def describe_person(self, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
+        return _people.show(self, collection, cluster_id, actor=actor)
+
+    def merge_people(self, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
+        """Merge clusters into the first; every later pass keeps them together."""
+        return _corrections.merge(self, collection, cluster_ids, actor=actor)
+
+    def split_person(
+        self, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+    ) -> Person:
+        """Take faces out of a cluster ("not this person"); no later pass puts them back."""
+        return _corrections.split(self, collection, cluster_id, face_ids, actor=actor)
+
+    def name_person(self, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
+        """Name a cluster: create the user if new and associate the cluster's faces with it."""
+        return _corrections.name(self, collection, cluster_id, user_id, actor=actor)
+
+    def face_crop(self, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
+        """The JPEG review crop of a stored face (kept where the purpose sets ``keep_face_crops``)."""
+        return _crops.face_crop(self, collection, face_id, actor=actor)
+
+    def review_queue(
+        self, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
+    ) -> tuple[ReviewItem, ...]:
+        """Searches whose purpose requires review and that nobody has reviewed yet, oldest first."""
+        return _review_queue.review_queue(self, collection=collection, limit=limit, actor=actor)

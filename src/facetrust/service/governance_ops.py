@@ -15,6 +15,7 @@ from facetrust.service.types import ConsentRecord, ErasureReceipt, ReviewRecord,
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_external_image_id
 from facetrust.store import records
+from facetrust.store.crops import crop_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
@@ -75,10 +76,13 @@ def erase_keys(
         with service.store.transaction() as conn:
             chosen = select(conn) if step.row is None else {step.row.id: select(conn).get(step.row.id, [])}
             face_ids: list[str] = []
+            cropped: list[str] = []
             touched: list[str] = []
             for cid, faces in chosen.items():
                 if not faces or cid not in by_id:
                     continue
+                with_crops = crop_keys(conn, [f.key for f in faces])  # erased with their faces (cascade)
+                cropped += [f.face_id for f in faces if f.key in with_crops]
                 service.store.delete_faces(conn, cid, [f.key for f in faces])
                 face_ids += [f.face_id for f in faces]
                 touched.append(by_id[cid].name)
@@ -89,10 +93,20 @@ def erase_keys(
                 rec.collection = next(iter(by_name))
             rec.purpose = by_id[next(iter(by_id))].purpose if len(by_id) == 1 else None
             rec.details = {"erased": what, "target": target, "collections": sorted(touched), "face_ids": face_ids}
+            if cropped:
+                rec.details["crop_face_ids"] = cropped
             entry = rec.commit(conn)
     _scrub(service, [by_name[name] for name in touched])
     return ErasureReceipt(
-        what, target, tuple(sorted(touched)), tuple(face_ids), entry.at, actor.key_id, entry.seq, entry.hash
+        what,
+        target,
+        tuple(sorted(touched)),
+        tuple(face_ids),
+        entry.at,
+        actor.key_id,
+        entry.seq,
+        entry.hash,
+        tuple(cropped),
     )
 
 
@@ -296,6 +310,7 @@ def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
         str(entry.data.get("key_id")),
         entry.seq,
         entry.hash,
+        tuple(entry.data.get("crop_face_ids", ())),
     )
     return recorded == receipt and entry.data.get("outcome") == "ok"
 

@@ -93,6 +93,14 @@ RULES: dict[str, Rule] = {
     "VerifyAuditLog": _GLOBAL,
     "CreateKey": _GLOBAL,
     "RevokeKey": _GLOBAL,
+    "ListPeople": _USE,  # people: clustering is 1:N matching, so search rules apply too (service/people.py)
+    "DescribePerson": _USE,
+    "ClusterFaces": _USE,
+    "MergePeople": _USE,
+    "SplitPerson": _USE,
+    "NamePerson": _USE,
+    "GetFaceCrop": _USE,
+    "ListReviewQueue": Rule(NONE, False),
 }
 
 

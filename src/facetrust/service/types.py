@@ -110,6 +110,7 @@ class ErasureReceipt:
     what: "faces", "user", "external_image_id", "subject", "collection" or "retention".
     audit_seq / audit_hash: the audit entry that records the erasure; the entry lists the
     erased face ids, so a later check can confirm both the record and the absence.
+    crop_face_ids: the erased faces whose stored review crops were erased with them.
     """
 
     what: str
@@ -120,6 +121,7 @@ class ErasureReceipt:
     by: str
     audit_seq: int
     audit_hash: str
+    crop_face_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

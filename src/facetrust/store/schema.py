@@ -76,4 +76,37 @@ CREATE TABLE IF NOT EXISTS reviews (
     note        TEXT NOT NULL,
     audit_seq   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS people_clusters (
+    collection_id  INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    cluster_id     TEXT NOT NULL,
+    representative INTEGER REFERENCES faces(id) ON DELETE SET NULL,
+    cohesion       REAL NOT NULL,
+    updated_at     REAL NOT NULL,
+    PRIMARY KEY (collection_id, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS people_settings (
+    collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    threshold     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS people_members (
+    face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    cluster_id    TEXT
+);
+CREATE INDEX IF NOT EXISTS people_members_by_cluster ON people_members(collection_id, cluster_id);
+CREATE TABLE IF NOT EXISTS people_links (
+    face_a        INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    face_b        INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('must', 'cannot')),
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (face_a, face_b)
+);
+CREATE INDEX IF NOT EXISTS people_links_by_b ON people_links(face_b);
+CREATE INDEX IF NOT EXISTS people_links_by_collection ON people_links(collection_id);
+CREATE TABLE IF NOT EXISTS face_crops (
+    face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    crop          BLOB NOT NULL
+);
 """

@@ -36,6 +36,7 @@ def receipt(r: ErasureReceipt) -> dict[str, Any]:
         "ErasedBy": r.by,
         "AuditSequence": r.audit_seq,
         "AuditHash": r.audit_hash,
+        "CropFaceIds": list(r.crop_face_ids),
     }
 
 

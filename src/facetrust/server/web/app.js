@@ -474,7 +474,7 @@ function forgetKey() {
   showKeyStatus();
 }
 
-const TABS = ["compare", "search", "browse"];
+const TABS = Array.from(document.querySelectorAll('[role="tab"]'), (tab) => tab.id.replace("tab-", ""));
 
 function selectTab(name, focus = false) {
   for (const other of TABS) {

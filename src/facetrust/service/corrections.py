@@ -1,0 +1,143 @@
+"""Corrections to people clusters that persist: merge, split ("not this person"), name.
+
+Each is stored as must-link / cannot-link pairs of faces (``people_links``), which every later
+pass respects, and is audited. The links go with the faces: erasing a face drops them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from facetrust.errors import ConflictError, InvalidParameterError
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.people.types import NameResult, Person
+from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, check_cluster_id, people_step, show
+from facetrust.service.users import MAX_FACES_PER_USER
+from facetrust.service.validate import check_face_ids, check_user_id
+from facetrust.store import people as tables
+from facetrust.store.sqlite import CollectionRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["merge", "name", "split"]
+
+_PINS = 3  # a merge links this many faces of each side, so it survives erasing a few of them
+
+
+def _check_cluster_ids(values: object) -> list[str]:
+    if not isinstance(values, (list, tuple)):
+        raise InvalidParameterError("ClusterIds must be a list of cluster id strings", parameter="ClusterIds")
+    wanted = list(dict.fromkeys(check_cluster_id(v, "ClusterIds") for v in values))
+    if len(wanted) < 2:
+        raise InvalidParameterError(
+            f"Merging needs at least two different clusters; got {wanted}", parameter="ClusterIds"
+        )
+    return wanted
+
+
+def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], conn: sqlite3.Connection) -> None:
+    faces = service.store.faces_by_keys(row.id, keys, conn)
+    images: dict[str, str] = {}
+    users = {f.user_id for f in faces.values() if f.user_id is not None}
+    if len(users) > 1:
+        raise ConflictError(
+            f"Cannot merge clusters whose faces belong to different users: {', '.join(sorted(users))}",
+            resource=row.name,
+        )
+    for f in faces.values():
+        other = images.setdefault(f.image_id, f.face_id)
+        if other != f.face_id:
+            raise ConflictError(
+                f"Cannot merge: faces {other} and {f.face_id} come from one image ({f.image_id}), so they are "
+                "two different people",
+                resource=row.name,
+            )
+
+
+def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
+    """Merge clusters into the first one named; they stay together in every later pass."""
+    with people_step(service, actor, "MergePeople", collection) as (rec, row, purpose):
+        wanted = _check_cluster_ids(cluster_ids)
+        rec.details = {"cluster_ids": wanted}
+        _prepare(service, row, purpose)
+        with service.store.transaction() as conn:
+            sides = [(_cluster(service, row, c, conn), _member_keys(conn, row, c)) for c in wanted]
+            everyone = [k for _, keys in sides for k in keys]
+            _refuse_mixed(service, row, everyone, conn)
+            target, target_keys = sides[0]
+            pins = [(a, b) for _, keys in sides[1:] for a in target_keys[:_PINS] for b in keys[:_PINS]]
+            tables.drop_links(conn, "cannot", tables.links_within(conn, "cannot", everyone))
+            tables.add_links(conn, row.id, "must", pins)
+            tables.set_members(conn, row.id, [(k, target.cluster_id) for k in everyone])
+            tables.replace_clusters(conn, row.id, _summaries(service, row, {target.cluster_id: everyone}, conn))
+            rec.details["face_count"] = len(everyone)
+            rec.commit(conn)
+    return show(service, collection, wanted[0], actor=actor)
+
+
+def split(
+    service: FaceService, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+) -> Person:
+    """Take faces out of a cluster ("not this person"): they never rejoin its other faces, and
+    leave its user if it was named. Returns what remains of the cluster."""
+    with people_step(service, actor, "SplitPerson", collection) as (rec, row, purpose):
+        wanted = list(dict.fromkeys(check_face_ids(face_ids)))
+        rec.details = {"cluster_ids": [cluster_id], "face_ids": wanted}
+        _prepare(service, row, purpose)
+        with service.store.transaction() as conn:
+            _cluster(service, row, cluster_id, conn)
+            keys = _member_keys(conn, row, cluster_id)
+            faces = service.store.faces_by_keys(row.id, keys, conn)
+            by_id = {f.face_id: f for f in faces.values()}
+            missing = [f for f in wanted if f not in by_id]
+            if missing:
+                raise InvalidParameterError(
+                    f"Faces {', '.join(missing)} are not in cluster {cluster_id!r}", parameter="FaceIds"
+                )
+            out = {by_id[f].key for f in wanted}
+            rest = [k for k in keys if k not in out]
+            pairs = [(a, b) for a in out for b in rest]
+            tables.drop_links(conn, "must", pairs)
+            tables.add_links(conn, row.id, "cannot", pairs)
+            named = {faces[k].user_id for k in rest} - {None}
+            service.store.set_user(conn, row.id, [k for k in out if faces[k].user_id in named], None)
+            gone = list(out) + (rest if len(rest) < 2 else [])
+            tables.set_members(conn, row.id, [(k, None) for k in gone])
+            tables.replace_clusters(
+                conn, row.id, _summaries(service, row, {cluster_id: rest} if len(rest) > 1 else {}, conn)
+            )
+            rec.commit(conn)
+    if len(rest) < 2:
+        return Person(cluster_id, 0, None, 0.0)
+    return show(service, collection, cluster_id, actor=actor)
+
+
+def name(service: FaceService, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
+    """Name a cluster: create the user (if new) and associate the cluster's faces with it,
+    in the order they were indexed, up to the per-user limit (the rest are listed as skipped)."""
+    with people_step(service, actor, "NamePerson", collection) as (rec, row, purpose):
+        check_user_id(user_id)
+        rec.details = {"cluster_ids": [cluster_id], "user_ids": [user_id]}
+        _prepare(service, row, purpose)
+        with service.store.transaction() as conn:
+            _cluster(service, row, cluster_id, conn)
+            faces = service.store.faces_by_keys(row.id, _member_keys(conn, row, cluster_id), conn)
+            others = sorted({f.user_id for f in faces.values() if f.user_id is not None} - {user_id})
+            if others:
+                raise ConflictError(
+                    f"Cluster {cluster_id!r} already belongs to user {others[0]!r}", resource=cluster_id
+                )
+            user = service.store.get_user(row.id, user_id, conn)
+            if user is None:
+                service.store.insert_user(conn, row.id, user_id)
+            room = MAX_FACES_PER_USER - (user.face_count if user else 0)
+            free = [f for f in faces.values() if f.user_id is None]
+            taken, skipped = free[: max(room, 0)], free[max(room, 0) :]
+            service.store.set_user(conn, row.id, [f.key for f in taken], user_id)
+            rec.details["face_ids"] = [f.face_id for f in taken]
+            rec.commit(conn)
+    associated = tuple(f.face_id for f in faces.values() if f.user_id == user_id) + tuple(f.face_id for f in taken)
+    return NameResult(user_id, cluster_id, associated, tuple((f.face_id, "LIMIT_EXCEEDED") for f in skipped))

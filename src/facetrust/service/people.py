@@ -1,0 +1,318 @@
+"""People: a collection's faces clustered into people on its vector index, and corrections.
+
+Every function takes the service (its store, indexes, engine and governance checks), the actor
+and the request, and is audited like the other operations. Clustering is 1:N matching, so it
+is refused where the collection's purpose refuses search, or below its minimum threshold.
+Faces indexed since the last pass are placed (incrementally) before any people operation.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.people.cluster import LINKAGE, Faces, assign, cluster, cosine
+from facetrust.people.types import PeoplePage, Person
+from facetrust.service.governed import check_search, governed, usable
+from facetrust.service.validate import check_threshold
+from facetrust.store import people as tables
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.governance.policy import Purpose
+    from facetrust.governance.recorder import Record
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["DEFAULT_THRESHOLD", "check_cluster_id", "list_people", "people_step", "place_pending", "recluster", "show"]
+
+#: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
+DEFAULT_THRESHOLD = 90.0
+NEIGHBOURS = 16
+_COHESION_SAMPLE = 200
+
+
+def _threshold(service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> float:
+    found = tables.threshold(conn, row.id)
+    return DEFAULT_THRESHOLD if found is None else found
+
+
+def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> np.ndarray:
+    import numpy as np
+
+    dim = service.engine.recogniser.dim
+    blobs = dict(service.store.embeddings(row.id, list(keys), conn))
+    if not keys:
+        return np.zeros((0, dim), np.float32)
+    return np.stack([vector_from_blob(blobs[k], dim) for k in keys])
+
+
+@contextmanager
+def people_step(
+    service: FaceService, actor: Actor, operation: str, collection: str, *, model_check: bool = True
+) -> Iterator[tuple[Record, CollectionRow, Purpose]]:
+    """A people operation on the governed path (role, collection, purpose, audit entry): its
+    audit record, collection and purpose."""
+    with governed(service, actor, operation, collection, model_check=model_check) as step:
+        if step.purpose is None:  # pragma: no cover - a collection's use always resolves its purpose
+            raise NotFoundError(f"Collection {collection!r} has no purpose", resource=collection)
+        yield step.record, step.collection, step.purpose
+
+
+def _live(
+    service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection
+) -> dict[int, FaceRow]:
+    """The faces of ``keys`` that still exist and have not expired (expired faces are unusable everywhere)."""
+    now = service.clock()
+    return {k: f for k, f in service.store.faces_by_keys(row.id, keys, conn).items() if usable(f, now)}
+
+
+def _faces(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> Faces:
+    found = _live(service, row, keys, conn)
+    return Faces(
+        image_of={k: f.image_id for k, f in found.items()},
+        user_of={k: f.user_id for k, f in found.items()},
+        must_link=tables.links(conn, row.id, "must"),
+        cannot_link=tables.links(conn, row.id, "cannot"),
+    )
+
+
+def _summaries(
+    service: FaceService, row: CollectionRow, groups: dict[str, list[int]], conn: sqlite3.Connection
+) -> list[tuple[str, int | None, float]]:
+    """(cluster id, representative key, cohesion) of each group: the medoid and the mean Similarity."""
+    cal = service.engine.calibration
+    out = []
+    for cluster_id, keys in groups.items():
+        sample = sorted(keys)[:_COHESION_SAMPLE]
+        vecs = _vectors(service, row, sample, conn)
+        sims = vecs @ vecs.T
+        n = len(sample)
+        mean_score = float((sims.sum() - sims.trace()) / max(n * (n - 1), 1))
+        rep = sample[int(sims.sum(axis=1).argmax())] if n else None
+        out.append((cluster_id, rep, round(cal.similarity(mean_score), 4)))
+    return out
+
+
+def _knn(service: FaceService, row: CollectionRow, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hits, _ = service.indexes.get(row).search(vectors, NEIGHBOURS + 1)
+    return hits.keys, hits.scores
+
+
+def _graph(
+    service: FaceService, row: CollectionRow, pending: bool
+) -> tuple[list[int], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The faces to place (only unplaced ones, or all), their vectors and their neighbours on the
+    index, read before the write transaction (the index catches up with the store on its reads)."""
+    with service.store.snapshot() as conn:
+        keys = tables.pending_keys(conn, row.id) if pending else service.store.face_keys(row.id, conn)
+        vectors = _vectors(service, row, keys, conn)
+    if not keys:
+        return keys, vectors, (vectors, vectors)
+    return keys, vectors, _knn(service, row, vectors)
+
+
+class _Centroids:
+    """Sums of the unit vectors of clusters' members, read when first needed and kept up to date."""
+
+    def __init__(self, service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> None:
+        self.service, self.row, self.conn = service, row, conn
+        self.sums: dict[str | int, np.ndarray] = {}
+
+    def of(self, what: str | int, members: dict[str, list[int]]) -> np.ndarray:
+        if what not in self.sums:
+            keys = members[what] if isinstance(what, str) else [what]
+            self.sums[what] = _vectors(self.service, self.row, keys, self.conn).sum(axis=0)
+        return self.sums[what]
+
+    def agrees(self, vector: np.ndarray, members: dict[str, list[int]]) -> Callable[[str | int], bool]:
+        return lambda what: cosine(vector, self.of(what, members)) >= LINKAGE
+
+    def add(self, label: str, vector: np.ndarray, members: dict[str, list[int]]) -> None:
+        self.sums[label] = self.of(label, members) + vector
+
+
+def place_pending(service: FaceService, row: CollectionRow) -> int:
+    """Place faces indexed since the last pass: each joins the best allowed cluster it matches,
+    starts one with an unclustered face it matches, or stays unclustered. Returns how many."""
+    pending, vectors, (keys, scores) = _graph(service, row, pending=True)
+    if not pending:
+        return 0
+    vector_of = dict(zip(pending, vectors))
+    row_of = {k: i for i, k in enumerate(pending)}  # its row of neighbours, before erased/expired faces drop out
+    with service.store.transaction() as conn:
+        threshold = service.engine.calibration.score_for_similarity(_threshold(service, row, conn))
+        label_of = tables.members(conn, row.id)
+        faces = _faces(service, row, sorted(set(keys[keys >= 0].tolist()) | set(pending)), conn)
+        pending = [k for k in pending if k in faces.image_of and k not in label_of]  # not erased or placed since
+        members_of: dict[str, list[int]] = {}
+        for k, label in label_of.items():
+            if label is not None:
+                members_of.setdefault(label, []).append(k)
+        sums = _Centroids(service, row, conn)
+        touched: set[str] = set()
+        for key in pending:
+            i = row_of[key]
+            found = [(int(m), float(s)) for m, s in zip(keys[i].tolist(), scores[i].tolist()) if m >= 0]
+            ok = {m: label_of[m] for m, _ in found if m in label_of and m in faces.image_of}
+            vec = vector_of[key]
+            label, mate = assign(key, found, ok, members_of, faces, threshold, sums.agrees(vec, members_of))
+            if mate is not None:
+                label = str(uuid.uuid4())
+                sums.sums[label] = sums.of(mate, members_of)
+                members_of[label] = [mate]
+                label_of[mate] = label
+                tables.set_members(conn, row.id, [(mate, label)])
+            if label is not None:
+                sums.add(label, vec, members_of)
+                members_of[label].append(key)
+                touched.add(label)
+            label_of[key] = label
+        tables.set_members(conn, row.id, [(k, label_of[k]) for k in pending])
+        tables.replace_clusters(conn, row.id, _summaries(service, row, {c: members_of[c] for c in touched}, conn))
+    return len(pending)
+
+
+def _stable_ids(groups: list[list[int]], before: dict[int, str | None]) -> dict[str, list[int]]:
+    """Name new groups after the old cluster they overlap most (each old id used once)."""
+    overlaps: list[tuple[int, int, str]] = []
+    for i, keys in enumerate(groups):
+        counts: dict[str, int] = {}
+        for k in keys:
+            old = before.get(k)
+            if old is not None:
+                counts[old] = counts.get(old, 0) + 1
+        overlaps.extend((n, i, old) for old, n in counts.items())
+    named: dict[int, str] = {}
+    used: set[str] = set()
+    for _, i, old in sorted(overlaps, key=lambda t: (-t[0], t[1], t[2])):
+        if i not in named and old not in used:
+            named[i] = old
+            used.add(old)
+    return {named.get(i) or str(uuid.uuid4()): keys for i, keys in enumerate(groups)}
+
+
+def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> None:
+    import numpy as np
+
+    keys, vectors, (neighbours, scores) = _graph(service, row, pending=False)
+    with service.store.transaction() as conn:
+        tables.set_threshold(conn, row.id, float(threshold))
+        before = tables.members(conn, row.id)
+        faces = _faces(service, row, keys, conn)
+        present = np.array([k in faces.image_of for k in keys], dtype=bool)  # not erased since the read
+        score = service.engine.calibration.score_for_similarity(threshold)
+        found = cluster(
+            np.asarray(keys)[present], vectors[present], (neighbours[present], scores[present]), faces, score
+        )
+        groups = _stable_ids(found, before)
+        label_of: dict[int, str | None] = dict.fromkeys(faces.image_of)
+        for cluster_id, members in groups.items():
+            label_of.update(dict.fromkeys(members, cluster_id))
+        tables.set_members(conn, row.id, label_of.items())
+        tables.replace_clusters(conn, row.id, _summaries(service, row, groups, conn))
+
+
+def recluster(
+    service: FaceService, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL
+) -> PeoplePage:
+    """A full pass over the collection (corrections respected); later faces join incrementally
+    at the same ``threshold`` (Similarity, 0–100)."""
+    with people_step(service, actor, "ClusterFaces", collection) as (rec, row, purpose):
+        with service.store.snapshot() as conn:
+            chosen = check_threshold(
+                threshold if threshold is not None else _threshold(service, row, conn), "Threshold"
+            )
+        check_search(purpose, chosen, 1)
+        _full_pass(service, row, chosen)
+        page = _page(service, row)
+        rec.details = {"clusters": len(page.people), "unclustered": page.unclustered, "threshold": chosen}
+        return page
+
+
+def _person(service: FaceService, row: CollectionRow, c: tables.ClusterRow, conn: sqlite3.Connection) -> Person:
+    rep = (
+        service.store.faces_by_keys(row.id, [c.representative], conn).get(c.representative)
+        if c.representative
+        else None
+    )
+    users = conn.execute(
+        "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
+        "WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL",
+        (row.id, c.cluster_id),
+    ).fetchall()
+    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, users[0][0] if users else None)
+
+
+def _page(service: FaceService, row: CollectionRow) -> PeoplePage:
+    with service.store.snapshot() as conn:
+        people = tuple(_person(service, row, c, conn) for c in tables.clusters(conn, row.id))
+        alone = conn.execute(
+            "SELECT count(*) FROM people_members WHERE collection_id = ? AND cluster_id IS NULL", (row.id,)
+        ).fetchone()[0]
+        return PeoplePage(people, int(alone), _threshold(service, row, conn))
+
+
+def _prepare(service: FaceService, row: CollectionRow, purpose: Purpose) -> None:
+    """Refuse where the purpose refuses 1:N search at the collection's threshold; place new faces."""
+    with service.store.snapshot() as conn:
+        check_search(purpose, _threshold(service, row, conn), 1)
+    place_pending(service, row)
+
+
+def list_people(service: FaceService, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
+    with people_step(service, actor, "ListPeople", collection) as (rec, row, purpose):
+        _prepare(service, row, purpose)
+        page = _page(service, row)
+        rec.details = {"clusters": len(page.people), "unclustered": page.unclustered}
+        return page
+
+
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def check_cluster_id(cluster_id: object, parameter: str = "ClusterId") -> str:
+    """A cluster id as the service makes them (a UUID: letters, digits and '-', at most 64)."""
+    if not isinstance(cluster_id, str) or _CLUSTER_ID.fullmatch(cluster_id) is None:
+        raise InvalidParameterError(
+            f"Cluster id {cluster_id!r} is invalid: 1-64 letters, digits or '-' (ids as ListPeople returns them)",
+            parameter=parameter,
+        )
+    return cluster_id
+
+
+def _cluster(service: FaceService, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection) -> tables.ClusterRow:
+    check_cluster_id(cluster_id)
+    found = tables.clusters(conn, row.id, [cluster_id])
+    if not found:
+        raise NotFoundError(f"Cluster {cluster_id!r} is not in collection {row.name!r}", resource=cluster_id)
+    return found[0]
+
+
+def _member_keys(conn: sqlite3.Connection, row: CollectionRow, cluster_id: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT face_key FROM people_members WHERE collection_id = ? AND cluster_id = ? ORDER BY face_key",
+        (row.id, cluster_id),
+    )
+    return [int(r[0]) for r in rows]
+
+
+def show(service: FaceService, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
+    """One cluster with the ids of its faces."""
+    with people_step(service, actor, "DescribePerson", collection) as (rec, row, purpose):
+        _prepare(service, row, purpose)
+        rec.details = {"cluster_ids": [cluster_id]}
+        with service.store.snapshot() as conn:
+            person = _person(service, row, _cluster(service, row, cluster_id, conn), conn)
+            keys = _member_keys(conn, row, cluster_id)
+            ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
+        return Person(
+            person.cluster_id, person.size, person.representative_face_id, person.cohesion, person.user_id, ids
+        )

@@ -1,0 +1,99 @@
+"""The review queue: searches whose purpose requires human review and that nobody has reviewed yet.
+
+Read from the audit log (each search records its candidates and their Similarity), so the queue
+shows exactly what the search returned; ``record_review`` takes an item off it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facetrust.calibration import fmr_from_similarity
+from facetrust.governance import audit
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.service.governed import governed
+from facetrust.service.validate import check_collection_id, check_limit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+
+__all__ = ["ReviewCandidate", "ReviewItem", "review_queue"]
+
+_SEARCHES = {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"}
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    """One candidate of a search: its face (a user's best face for user searches), Similarity,
+    estimated false-match rate, and whether a review crop of it is kept."""
+
+    face_id: str
+    similarity: float
+    fmr: float
+    has_crop: bool
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    search_seq: int
+    at: float
+    operation: str
+    collection: str
+    threshold: float
+    gallery_size: int
+    searched_face_id: str | None
+    candidates: tuple[ReviewCandidate, ...]
+
+
+def _cropped(service: FaceService, face_ids: list[str]) -> set[str]:
+    if not face_ids:
+        return set()
+    from facetrust.store.sqlite import select_in
+
+    sql = "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_key = f.id WHERE f.face_id IN ({marks})"
+    return {str(r[0]) for r in select_in(service.store.connection(), sql, (), face_ids)}
+
+
+def review_queue(
+    service: FaceService, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
+) -> tuple[ReviewItem, ...]:
+    """The oldest ``limit`` searches awaiting review (in ``collection``, or in all)."""
+    with governed(service, actor, "ListReviewQueue", collection) as step:
+        rec = step.record
+        if collection is not None:
+            check_collection_id(collection)
+        check_limit(limit, "MaxResults", 1, 1000)
+        conn = service.store.connection()
+        reviewed = {int(r[0]) for r in conn.execute("SELECT search_seq FROM reviews")}
+        found = []
+        for entry in audit.entries(conn):
+            d = entry.data
+            if d.get("operation") not in _SEARCHES or d.get("outcome") != "ok" or not d.get("review_required"):
+                continue
+            if entry.seq in reviewed or (collection is not None and d.get("collection") != collection):
+                continue
+            found.append(entry)
+            if len(found) >= limit:
+                break
+        cropped = _cropped(service, [f for e in found for f in e.data.get("face_ids", [])])
+        rec.details = {"search_seqs": [e.seq for e in found]}
+    return tuple(_item(e, cropped) for e in found)
+
+
+def _item(entry: audit.AuditEntry, cropped: set[str]) -> ReviewItem:
+    d = entry.data
+    candidates = tuple(
+        ReviewCandidate(f, float(s), fmr_from_similarity(min(max(float(s), 0.0), 100.0)), f in cropped)
+        for f, s in zip(d.get("face_ids", []), d.get("similarities", []))
+    )
+    return ReviewItem(
+        entry.seq,
+        entry.at,
+        str(d["operation"]),
+        str(d.get("collection")),
+        float(d.get("threshold", 0.0)),
+        int(d.get("gallery_size", 0)),
+        d.get("searched_face_id"),
+        candidates,
+    )

@@ -1,0 +1,141 @@
+"""SQL of the people tables: cluster membership, cluster summaries and correction links.
+
+Membership and links reference ``faces`` with ``ON DELETE CASCADE``, so erasing a face (by
+any path: DeleteFaces, consent revocation, retention) removes it from its cluster and drops
+every correction that mentions it, in the erasure's own transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from facetrust.store.sqlite import select_in
+
+__all__ = [
+    "ClusterRow",
+    "add_links",
+    "clusters",
+    "drop_links",
+    "links",
+    "links_within",
+    "members",
+    "pending_keys",
+    "replace_clusters",
+    "set_members",
+    "set_threshold",
+    "threshold",
+]
+
+
+@dataclass(frozen=True)
+class ClusterRow:
+    cluster_id: str
+    representative: int | None
+    cohesion: float
+    updated_at: float
+    size: int
+
+
+def threshold(conn: sqlite3.Connection, collection_id: int) -> float | None:
+    """The Similarity threshold of the collection's last full pass (None before the first)."""
+    found = conn.execute("SELECT threshold FROM people_settings WHERE collection_id = ?", (collection_id,)).fetchone()
+    return float(found[0]) if found else None
+
+
+def set_threshold(conn: sqlite3.Connection, collection_id: int, value: float) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO people_settings(collection_id, threshold) VALUES (?, ?)", (collection_id, value)
+    )
+
+
+def members(conn: sqlite3.Connection, collection_id: int) -> dict[int, str | None]:
+    """Face key → cluster id (None: looked at, and unclustered) of every placed face."""
+    rows = conn.execute("SELECT face_key, cluster_id FROM people_members WHERE collection_id = ?", (collection_id,))
+    return {int(k): c for k, c in rows}
+
+
+def pending_keys(conn: sqlite3.Connection, collection_id: int) -> list[int]:
+    """Faces of the collection not yet placed (indexed since the last pass), in key order."""
+    rows = conn.execute(
+        "SELECT f.id FROM faces f LEFT JOIN people_members m ON m.face_key = f.id "
+        "WHERE f.collection_id = ? AND m.face_key IS NULL ORDER BY f.id",
+        (collection_id,),
+    )
+    return [int(r[0]) for r in rows]
+
+
+def set_members(conn: sqlite3.Connection, collection_id: int, placed: Iterable[tuple[int, str | None]]) -> None:
+    conn.executemany(
+        "INSERT INTO people_members(face_key, collection_id, cluster_id) VALUES (?, ?, ?) "
+        "ON CONFLICT(face_key) DO UPDATE SET cluster_id = excluded.cluster_id",
+        ((int(k), collection_id, c) for k, c in placed),
+    )
+
+
+def clusters(
+    conn: sqlite3.Connection, collection_id: int, cluster_ids: Sequence[str] | None = None
+) -> list[ClusterRow]:
+    """Clusters with at least one member, largest first (then by id)."""
+    sql = (
+        "SELECT c.cluster_id, c.representative, c.cohesion, c.updated_at, count(m.face_key) AS n "
+        "FROM people_clusters c JOIN people_members m "
+        "ON m.collection_id = c.collection_id AND m.cluster_id = c.cluster_id WHERE c.collection_id = ?"
+    )
+    tail = " GROUP BY c.cluster_id ORDER BY n DESC, c.cluster_id"
+    if cluster_ids is None:
+        rows: Iterable[sqlite3.Row] = conn.execute(sql + tail, (collection_id,))
+    else:
+        rows = select_in(conn, sql + " AND c.cluster_id IN ({marks})" + tail, (collection_id,), cluster_ids)
+    return [ClusterRow(r[0], r[1], float(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+
+def replace_clusters(
+    conn: sqlite3.Connection, collection_id: int, summaries: Iterable[tuple[str, int | None, float]]
+) -> None:
+    """Write (cluster id, representative key, cohesion) rows, replacing those ids; drop empty clusters."""
+    now = time.time()
+    conn.executemany(
+        "INSERT OR REPLACE INTO people_clusters(collection_id, cluster_id, representative, cohesion, updated_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        ((collection_id, c, r, float(s), now) for c, r, s in summaries),
+    )
+    conn.execute(
+        "DELETE FROM people_clusters WHERE collection_id = ? AND cluster_id NOT IN "
+        "(SELECT DISTINCT cluster_id FROM people_members WHERE collection_id = ? AND cluster_id IS NOT NULL)",
+        (collection_id, collection_id),
+    )
+
+
+def links(conn: sqlite3.Connection, collection_id: int, kind: str) -> list[tuple[int, int]]:
+    rows = conn.execute(
+        "SELECT face_a, face_b FROM people_links WHERE collection_id = ? AND kind = ?", (collection_id, kind)
+    )
+    return [(int(a), int(b)) for a, b in rows]
+
+
+def add_links(conn: sqlite3.Connection, collection_id: int, kind: str, pairs: Iterable[tuple[int, int]]) -> int:
+    """Record correction links (a later correction of a pair replaces the earlier one)."""
+    now = time.time()
+    rows = [(min(a, b), max(a, b), collection_id, kind, now) for a, b in pairs if a != b]
+    conn.executemany(
+        "INSERT OR REPLACE INTO people_links(face_a, face_b, collection_id, kind, created_at) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def links_within(conn: sqlite3.Connection, kind: str, keys: Sequence[int]) -> list[tuple[int, int]]:
+    """Links of ``kind`` whose two faces are both among ``keys``."""
+    inside = set(keys)
+    sql = "SELECT face_a, face_b FROM people_links WHERE kind = ? AND face_a IN ({marks})"
+    return [(int(a), int(b)) for a, b in select_in(conn, sql, (kind,), list(inside)) if int(b) in inside]
+
+
+def drop_links(conn: sqlite3.Connection, kind: str, pairs: Iterable[tuple[int, int]]) -> None:
+    conn.executemany(
+        "DELETE FROM people_links WHERE face_a = ? AND face_b = ? AND kind = ?",
+        ((min(a, b), max(a, b), kind) for a, b in pairs),
+    )

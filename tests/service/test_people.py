@@ -1,0 +1,219 @@
+"""People: clustering a collection's faces, its constraints, and corrections that persist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, PurposeRefusedError
+from facetrust.governance import audit
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.people.types import PeoplePage
+from facetrust.service import FaceService
+
+
+def _one(service: FaceService, pattern: int, size: int = 100) -> str:
+    """Index one image holding one face of the fake person ``pattern``; its face id."""
+    return service.index_faces("c", face_png((20, 20, size, pattern))).indexed[0].stored.face_id
+
+
+def _groups(page: PeoplePage, service: FaceService) -> list[set[str]]:
+    return sorted(
+        (set(service.describe_person("c", p.cluster_id).face_ids) for p in page.people), key=lambda g: sorted(g)
+    )
+
+
+@pytest.fixture
+def coll(service: FaceService) -> FaceService:
+    service.create_collection("c")
+    return service
+
+
+def test_faces_of_one_person_cluster_together_and_a_stranger_stays_unclustered(coll: FaceService) -> None:
+    a = [_one(coll, 1, s) for s in (100, 96, 104)]
+    b = [_one(coll, 2, s) for s in (100, 92)]
+    _one(coll, 3)
+    page = coll.cluster_faces("c")
+    assert _groups(page, coll) == sorted([set(a), set(b)], key=lambda g: sorted(g))
+    assert page.unclustered == 1
+    first = page.people[0]
+    assert first.size == 3 and first.representative_face_id in a and first.cohesion >= page.threshold
+
+
+def test_cluster_ids_stay_stable_across_full_passes(coll: FaceService) -> None:
+    for p in (1, 1, 2, 2):
+        _one(coll, p)
+    before = {p.cluster_id for p in coll.cluster_faces("c").people}
+    _one(coll, 1)
+    after = coll.cluster_faces("c")
+    assert {p.cluster_id for p in after.people} == before and after.people[0].size == 3
+
+
+def test_new_faces_join_a_cluster_or_start_one_without_a_full_pass(coll: FaceService) -> None:
+    a = [_one(coll, 1), _one(coll, 1)]
+    alone = _one(coll, 3)
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    joined, mate = _one(coll, 1), _one(coll, 3)
+    page = coll.list_people("c")
+    assert page.unclustered == 0
+    assert set(coll.describe_person("c", cluster_id).face_ids) == {*a, joined}
+    assert {alone, mate} in _groups(page, coll)
+
+
+def test_two_faces_of_one_image_never_share_a_cluster(coll: FaceService) -> None:
+    both = coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 1))).indexed
+    other = _one(coll, 1)
+    page = coll.cluster_faces("c")
+    assert len(page.people) == 1 and page.people[0].size == 2 and page.unclustered == 1
+    (group,) = _groups(page, coll)
+    assert other in group and len(group & {f.stored.face_id for f in both}) == 1
+
+
+def test_faces_of_different_users_never_merge(coll: FaceService) -> None:
+    a, b = _one(coll, 1), _one(coll, 1)
+    for user, face in (("alice", a), ("bob", b)):
+        coll.create_user("c", user)
+        coll.associate_faces("c", user, [face])
+    page = coll.cluster_faces("c")
+    assert page.people == () and page.unclustered == 2
+    _one(coll, 1)  # joins one of them, never both
+    assert [p.size for p in coll.list_people("c").people] == [2]
+
+
+def test_a_split_face_stays_out_after_a_full_pass(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104)]
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    rest = coll.split_person("c", cluster_id, [faces[0]])
+    assert set(rest.face_ids) == set(faces[1:])
+    page = coll.cluster_faces("c")
+    assert _groups(page, coll) == [set(faces[1:])] and page.people[0].cluster_id == cluster_id
+    assert page.unclustered == 1
+
+
+def test_a_merge_holds_after_a_full_pass(coll: FaceService) -> None:
+    a = [_one(coll, 1), _one(coll, 1)]
+    b = [_one(coll, 2), _one(coll, 2)]
+    ids = [p.cluster_id for p in coll.cluster_faces("c").people]
+    merged = coll.merge_people("c", ids)
+    assert merged.cluster_id == ids[0] and set(merged.face_ids) == {*a, *b}
+    page = coll.cluster_faces("c")
+    assert _groups(page, coll) == [{*a, *b}] and page.people[0].cluster_id == ids[0]
+
+
+def test_merge_refuses_clusters_with_faces_of_one_image(coll: FaceService) -> None:
+    coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 2)))
+    _one(coll, 1)
+    _one(coll, 2)
+    ids = [p.cluster_id for p in coll.cluster_faces("c").people]
+    with pytest.raises(ConflictError, match="one image"):
+        coll.merge_people("c", ids)
+
+
+def test_merge_needs_two_known_clusters(coll: FaceService) -> None:
+    _one(coll, 1)
+    _one(coll, 1)
+    (person,) = coll.cluster_faces("c").people
+    with pytest.raises(InvalidParameterError, match="at least two"):
+        coll.merge_people("c", [person.cluster_id, person.cluster_id])
+    with pytest.raises(NotFoundError, match="nope"):
+        coll.merge_people("c", [person.cluster_id, "nope"])
+
+
+def test_naming_a_cluster_creates_the_user_and_associates_its_faces(coll: FaceService) -> None:
+    faces = {_one(coll, 1), _one(coll, 1)}
+    (person,) = coll.cluster_faces("c").people
+    result = coll.name_person("c", person.cluster_id, "alice")
+    assert set(result.associated) == faces and result.skipped == ()
+    assert {f.face_id for f in coll.list_faces("c", user_id="alice").faces} == faces
+    assert coll.list_people("c").people[0].user_id == "alice"
+    _one(coll, 2)
+    _one(coll, 2)
+    other = next(p for p in coll.cluster_faces("c").people if p.user_id is None)
+    coll.name_person("c", other.cluster_id, "bob")
+    with pytest.raises(ConflictError, match="different users"):
+        coll.merge_people("c", [person.cluster_id, other.cluster_id])
+
+
+def test_erasing_a_face_removes_it_from_its_cluster_and_its_corrections(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104)]
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    coll.split_person("c", cluster_id, [faces[0]])
+    conn = coll.store.connection()
+    assert conn.execute("SELECT count(*) FROM people_links").fetchone()[0] == 2
+    coll.delete_faces("c", [faces[1]])
+    assert conn.execute("SELECT count(*) FROM people_links").fetchone()[0] == 1
+    coll.delete_faces("c", [faces[0]])
+    assert conn.execute("SELECT count(*) FROM people_links").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM people_members").fetchone()[0] == 1
+    assert coll.describe_person("c", cluster_id).face_ids == (faces[2],)
+
+
+def test_people_operations_are_audited(coll: FaceService) -> None:
+    _one(coll, 1)
+    _one(coll, 1)
+    (person,) = coll.cluster_faces("c").people
+    coll.name_person("c", person.cluster_id, "alice")
+    ops = [e.data["operation"] for e in audit.entries(coll.store.connection())]
+    assert ops[-2:] == ["ClusterFaces", "NamePerson"]
+    assert audit.verify_chain(coll.store.connection()).ok
+
+
+def test_clustering_is_refused_where_the_purpose_refuses_search(tmp_path: Path) -> None:
+    policy = Policy(purposes={"enrol-only": Purpose("enrol-only", search=False)}, default_purpose="enrol-only")
+    with FaceService(tmp_path / "d", fake_engine(), policy=policy) as svc:
+        svc.create_collection("c")
+        with pytest.raises(PurposeRefusedError, match="1:N search"):
+            svc.list_people("c")
+
+
+def test_a_threshold_outside_0_to_100_is_refused(coll: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="Threshold"):
+        coll.cluster_faces("c", threshold=101)
+
+
+def test_a_later_merge_overrides_an_earlier_split(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104, 92)]
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    coll.split_person("c", cluster_id, faces[:2])
+    apart = coll.cluster_faces("c")
+    assert _groups(apart, coll) == sorted([set(faces[:2]), set(faces[2:])], key=lambda g: sorted(g))
+    coll.merge_people("c", [p.cluster_id for p in apart.people])
+    assert _groups(coll.cluster_faces("c"), coll) == [set(faces)]
+    assert coll.store.connection().execute("SELECT count(*) FROM people_links WHERE kind = 'cannot'").fetchone()[0] == 0
+
+
+def test_deleting_the_collection_leaves_no_people_rows(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104)]
+    cluster_id = coll.cluster_faces("c", threshold=85).people[0].cluster_id
+    coll.split_person("c", cluster_id, faces[:1])
+    coll.delete_collection("c")
+    conn = coll.store.connection()
+    for table in ("people_settings", "people_clusters", "people_members", "people_links"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
+    with FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0]) as svc:
+        svc.create_collection("c")
+        old = [svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id for _ in range(3)]
+        now[0] += 2 * 86400  # past retention: the three faces are unusable, though not yet swept
+        new = [svc.index_faces("c", face_png((20, 20, 100, 2))).indexed[0].stored.face_id for _ in range(2)]
+        (person,) = svc.list_people("c").people  # placed one by one, after the expired ones
+        assert set(svc.describe_person("c", person.cluster_id).face_ids) == set(new)
+        (again,) = svc.cluster_faces("c").people
+        assert set(svc.describe_person("c", again.cluster_id).face_ids) == set(new)
+        with pytest.raises(NotFoundError):
+            svc.face_crop("c", old[0])
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x\ud800", "x" * 65])
+def test_a_cluster_id_not_made_by_the_service_is_refused_by_name(coll: FaceService, bad: str) -> None:
+    with pytest.raises(InvalidParameterError, match="Cluster id") as caught:
+        coll.describe_person("c", bad)
+    assert caught.value.parameter == "ClusterId"
+    with pytest.raises(InvalidParameterError, match="Cluster id"):
+        coll.merge_people("c", ["a", bad])

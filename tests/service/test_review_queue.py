@@ -1,0 +1,54 @@
+"""The review queue: unreviewed searches of review purposes, with their candidates and crops."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.governance.actor import Actor
+from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+from facetrust.governance.policy import Policy, Purpose
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.service import FaceService
+
+POLICY = Policy(
+    purposes={
+        "cases": Purpose("cases", human_review=True, min_threshold=0, keep_face_crops=True),
+        "open": Purpose("open", min_threshold=0),
+    },
+    default_purpose="cases",
+)
+SEARCHER = Actor("FTKSEARCHER", "searcher")  # a reviewer never reviews its own key's search
+REVIEWER = Actor("FTKREVIEWER", "reviewer")
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[FaceService]:
+    key = Keyring(TemplateKey.from_bytes(base64.b64decode(generate_key())))
+    with FaceService(tmp_path / "data", fake_engine(), policy=POLICY, keyring=key) as service:
+        for name, purpose in (("cases", "cases"), ("open", "open")):
+            service.create_collection(name, purpose=purpose)
+            service.index_faces(name, face_png((20, 20, 100, 1)))
+        yield service
+
+
+def test_a_search_needing_review_waits_in_the_queue_until_reviewed(svc: FaceService) -> None:
+    result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
+    svc.search_faces_by_image("open", face_png((40, 30, 100, 1)), actor=SEARCHER)  # no review required: not queued
+    (item,) = svc.review_queue(actor=REVIEWER)
+    assert (item.search_seq, item.collection, item.operation) == (result.audit_seq, "cases", "SearchFacesByImage")
+    (candidate,) = item.candidates
+    assert candidate.face_id == result.matches[0].face.face_id and candidate.has_crop
+    assert candidate.similarity == pytest.approx(result.matches[0].similarity, abs=1e-3)
+    assert 0 < candidate.fmr < 1
+    svc.record_review(item.search_seq, decision="confirmed", actor=REVIEWER)
+    assert svc.review_queue(actor=REVIEWER) == ()
+
+
+def test_the_queue_can_be_limited_to_one_collection(svc: FaceService) -> None:
+    svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)))
+    assert svc.review_queue(collection="open") == ()
+    assert len(svc.review_queue(collection="cases")) == 1
