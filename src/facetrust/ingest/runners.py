@@ -123,9 +123,13 @@ class RayRunner:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigurationError(f"Cannot join Ray at {self.address!r}: {exc}", setting="ray") from None
             self._started = True
-        count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-        actor = ray.remote(num_cpus=1)(_Worker)
-        self._actors = [actor.remote(self.factory) for _ in range(count)]
+        try:
+            count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+            actor = ray.remote(num_cpus=1)(_Worker)
+            self._actors = [actor.remote(self.factory) for _ in range(count)]
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
