@@ -21,7 +21,8 @@ __all__ = ["external_id_for", "index"]
 
 @contextmanager
 def _runner(ray_address: str | None) -> Iterator[Runner]:
-    """This process's engine, or Ray workers that each build the same engine once."""
+    """This process's engine, or Ray workers that each build the same engine once (with the
+    settings of this command; tests inject a picklable factory as ``obj["engine_factory"]``)."""
     state = cli_state()
     if ray_address is None:
         yield LocalRunner(state.service().engine)
