@@ -120,6 +120,8 @@ def test_an_unknown_collection_is_not_found(svc: FaceService, tmp_path: Path) ->
 def test_bad_options_are_refused_before_any_image_is_read(svc: FaceService) -> None:
     with pytest.raises(InvalidParameterError, match="QualityFilter 'SHARP' is invalid"):
         ingest(svc, "people", ["/nowhere.png"], IngestOptions(quality_filter="SHARP"))
+    with pytest.raises(InvalidParameterError, match="external_id_from 'path' is invalid; use filename or none"):
+        ingest(svc, "people", ["/nowhere.png"], IngestOptions(external_id_from="path"))
 
 
 def test_index_prepared_refuses_embeddings_that_are_not_of_the_accepted_faces(svc: FaceService) -> None:

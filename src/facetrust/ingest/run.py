@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ImageTooLargeError, InvalidImageError
+from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.images import _read_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
@@ -105,6 +105,11 @@ def ingest(
     error (governance refusals included) stops the run: what was written before it stays.
     """
     check_quality_filter(options.quality_filter)
+    if options.external_id_from not in ("filename", "none"):
+        raise InvalidParameterError(
+            f"external_id_from {options.external_id_from!r} is invalid; use filename or none",
+            parameter="external_id_from",
+        )
     if options.max_faces is not None:
         check_limit(options.max_faces, "MaxFaces", 1, 4096)
     runner = runner or LocalRunner(service.engine)
