@@ -67,7 +67,7 @@ def _profile(paths: list[str]) -> dict[str, float]:
     from facetrust.engine import load_engine
     from facetrust.ingest.prepare import sha256_of
     from facetrust.service import FaceService
-    from facetrust.service.ingest import PreparedImage, accepted_faces, index_prepared
+    from facetrust.service.ingest import PreparedImage, accepted_faces
 
     engine = load_engine()
     stages = dict.fromkeys(("read_hash", "decode", "detect", "embed", "write"), 0.0)
@@ -85,7 +85,7 @@ def _profile(paths: list[str]) -> dict[str, float]:
             t3 = time.perf_counter()
             embeddings = engine.embed(rgb, chosen) if chosen else []
             t4 = time.perf_counter()
-            index_prepared(svc, "bench", PreparedImage(sha, tuple(faces), tuple(embeddings)))
+            svc.index_prepared("bench", PreparedImage(sha, tuple(faces), tuple(embeddings)))
             t5 = time.perf_counter()
             for name, span in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
                 stages[name] += span

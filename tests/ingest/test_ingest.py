@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
+from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError, RoleDeniedError
+from facetrust.governance.actor import Actor
 from facetrust.ingest import IngestOptions, LocalRunner, ingest
 from facetrust.ingest.prepare import Job, prepare, sha256_of
 from facetrust.models.fake import face_png
 from facetrust.service import FaceService
-from facetrust.service.ingest import PreparedImage, index_prepared
+from facetrust.service.ingest import PreparedImage
 
 from .helpers import album, audit_tail, bad_image, external_ids, open_service
 
@@ -103,6 +104,37 @@ def test_missing_consent_refuses_as_plain_index_faces_does(svc: FaceService, tmp
     assert svc.describe_collection("staff").face_count == 0
 
 
+SEARCHER = Actor("FTKSEARCHER", "searcher")
+
+
+def test_a_role_that_may_not_index_is_refused_before_learning_which_images_are_indexed(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    paths = album(tmp_path / "a", 2)
+    ingest(svc, "people", paths)
+
+    with pytest.raises(RoleDeniedError, match=r"role searcher\).*rekognition:IndexFaces"):
+        ingest(svc, "people", paths, actor=SEARCHER)  # every image is indexed: a skip would tell which
+
+    (entry,) = audit_tail(svc, 1)
+    assert (entry["operation"], entry["outcome"], entry["key_id"]) == ("IndexFaces", "RoleDenied", "FTKSEARCHER")
+
+
+def test_index_prepared_is_indexfaces_for_the_role_check_and_the_audit(svc: FaceService) -> None:
+    data = face_png((20, 20, 100, 1))
+    prepared = prepare(svc.engine, Job(data, sha256_of(data), "AUTO", None))
+    assert isinstance(prepared, PreparedImage)
+
+    with pytest.raises(RoleDeniedError):
+        svc.index_prepared("people", prepared, actor=SEARCHER)
+    refused = audit_tail(svc, 1)[0]
+    result = svc.index_prepared("people", prepared, external_image_id="img")
+
+    assert (refused["operation"], refused["outcome"]) == ("IndexFaces", "RoleDenied")
+    assert [e["operation"] for e in audit_tail(svc, 1)] == ["IndexFaces"] and len(result.indexed) == 1
+    assert svc.store.ingested(svc.store.get_collection("people").id, [prepared.sha256]) == {prepared.sha256}
+
+
 def test_with_consent_recorded_the_subject_is_indexed(svc: FaceService, tmp_path: Path) -> None:
     paths = album(tmp_path / "a", 1)
     svc.record_consent("img00.png", basis="contract", evidence="signed")
@@ -131,7 +163,7 @@ def test_index_prepared_refuses_embeddings_that_are_not_of_the_accepted_faces(sv
     forged = PreparedImage(full.sha256, full.faces, full.embeddings[:1])
 
     with pytest.raises(InvalidParameterError, match="not those of the 2 faces"):
-        index_prepared(svc, "people", forged)
+        svc.index_prepared("people", forged)
 
     assert svc.describe_collection("people").face_count == 0
 

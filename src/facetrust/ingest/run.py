@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
+from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError, RoleDeniedError
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.images import _read_file
+from facetrust.governance.roles import require_role
+from facetrust.images import read_image_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
 from facetrust.ingest.runners import LocalRunner, Runner
-from facetrust.service.ingest import index_prepared
+from facetrust.service.governed import record_refusal
 from facetrust.service.quality import check_quality_filter
 from facetrust.service.validate import check_limit
 
@@ -74,7 +75,7 @@ def _slots(
     for path in paths:
         external = external_id_for(path) if options.external_id_from == "filename" else None
         try:
-            data = _read_file(Path(path), limit)
+            data = read_image_file(Path(path), limit)
         except (InvalidImageError, ImageTooLargeError) as exc:
             queue.append(_Slot(path, external, ImageOutcome(path, external, error=exc)))
             continue
@@ -86,6 +87,23 @@ def _slots(
             continue
         queue.append(_Slot(path, external, None))
         yield Job(data, sha, options.quality_filter, options.max_faces)
+
+
+def _check(service: FaceService, options: IngestOptions, actor: Actor) -> None:
+    """Refuse bad options, and an actor who may not index, before any image is read."""
+    check_quality_filter(options.quality_filter)
+    if options.external_id_from not in ("filename", "none"):
+        raise InvalidParameterError(
+            f"external_id_from {options.external_id_from!r} is invalid; use filename or none",
+            parameter="external_id_from",
+        )
+    if options.max_faces is not None:
+        check_limit(options.max_faces, "MaxFaces", 1, 4096)
+    try:  # before any image is looked up: which images are indexed is for those who may index
+        require_role(actor.key_id, actor.role, "IndexFaces")
+    except RoleDeniedError as exc:
+        record_refusal(service.store, actor, "IndexFaces", exc)
+        raise
 
 
 def ingest(
@@ -103,15 +121,10 @@ def ingest(
     An image already indexed into the collection (same bytes, by SHA-256) is skipped, so a
     rerun resumes. An unreadable image is an outcome with ``error``; the rest go on. Any other
     error (governance refusals included) stops the run: what was written before it stays.
+    Each image is written by ``FaceService.index_prepared``, as the operation IndexFaces; an
+    ``actor`` whose role may not call it is refused (and audited) before any image is read.
     """
-    check_quality_filter(options.quality_filter)
-    if options.external_id_from not in ("filename", "none"):
-        raise InvalidParameterError(
-            f"external_id_from {options.external_id_from!r} is invalid; use filename or none",
-            parameter="external_id_from",
-        )
-    if options.max_faces is not None:
-        check_limit(options.max_faces, "MaxFaces", 1, 4096)
+    _check(service, options, actor)
     runner = runner or LocalRunner(service.engine)
     queue: deque[_Slot] = deque()
     outcomes: list[ImageOutcome] = []
@@ -128,8 +141,7 @@ def ingest(
         if isinstance(result, ImageFailure):
             emit(ImageOutcome(slot.path, slot.external, error=result.error(slot.path)))
             continue
-        written = index_prepared(
-            service,
+        written = service.index_prepared(
             collection,
             result,
             external_image_id=slot.external,

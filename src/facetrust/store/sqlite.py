@@ -466,10 +466,12 @@ class Store:
 
     # -- bulk ingestion's resume record (facetrust.ingest) ------------------------------------
 
-    def record_ingested(self, conn: sqlite3.Connection, collection_id: int, sha256: str, image_id: str) -> None:
+    def record_ingested(
+        self, conn: sqlite3.Connection, collection_id: int, sha256: str, image_id: str, now: float
+    ) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO ingested_images(collection_id, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?)",
-            (collection_id, sha256, image_id, time.time()),
+            (collection_id, sha256, image_id, now),
         )
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
