@@ -18,7 +18,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.budget import DecodeBudget
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SUPPORTED_FORMATS", "ImageSource", "load_image"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_FORMATS",
+    "ImageSource",
+    "load_image",
+    "read_image_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,7 @@ def load_image(
     label: str | None = None
     if isinstance(source, (str, PathLike)):
         label = str(source)
-        data = _read_file(Path(source), max_bytes)
+        data = read_image_file(Path(source), max_bytes)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -69,7 +76,9 @@ def load_image(
     return _decode(data, max_bytes=max_bytes, max_pixels=max_pixels, label=label, budget=budget)
 
 
-def _read_file(path: Path, max_bytes: int) -> bytes:
+def read_image_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of an image file, undecoded; ``ImageTooLargeError`` past ``max_bytes``,
+    ``InvalidImageError`` when it cannot be read."""
     try:
         size = path.stat().st_size
         if size > max_bytes:

@@ -161,3 +161,17 @@ def test_index_bad_options_are_usage_errors(fc: ServiceCli, args: tuple[str, ...
 )
 def test_external_id_is_the_file_name_with_other_characters_replaced(path: str, external: str) -> None:
     assert external_id_for(path) == external
+
+
+def test_index_rerun_skips_the_images_already_indexed_and_says_so(fc: ServiceCli) -> None:
+    alice, bad, group = album(fc)
+    fc.run("index", "people", alice)
+
+    result = fc.run("index", "people", alice, bad, group)
+
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "people: 2 images, 2 faces indexed, 1 not indexed (SMALL_BOUNDING_BOX: 1), 1 failed, "
+        "1 skipped (already indexed)\n"
+    )
+    assert fc.service.describe_collection("people").face_count == 3

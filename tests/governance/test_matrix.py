@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
 from facetrust.governance.roles import OPERATIONS as ROLE_OPERATIONS
+from facetrust.ingest import ingest
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.server.operations import OPERATIONS as HTTP_OPERATIONS
@@ -168,6 +169,7 @@ class Row:
     expect: dict[str, str] = field(default_factory=dict)  # rule -> outcome code; absent: "ok"
     check: Callable[[World, dict[str, Any]], None] = no_check
     cli_fails: frozenset[str] = frozenset()  # rules under which the CLI exits 1 though the operation ran
+    ingest: Callable[[World], object] | None = None  # bulk ingestion (facetrust.ingest, FaceService.index_prepared)
 
     def outcome(self, rule: str) -> str:
         return self.expect.get(rule, OK)
@@ -278,6 +280,7 @@ MATRIX: dict[str, Row] = {
         lambda w: ["index", w.collection, w.image("bob.png"), "--external-id-from", "filename"],
         lambda w: {"CollectionId": w.collection, "Image": b64(w), "ExternalImageId": "bob"},
         {"consent": "ConsentRequired", "moratorium": REFUSED},
+        ingest=lambda w: ingest(w.service, w.collection, [w.image("bob.png")]),  # index_prepared underneath
     ),
     "ListFaces": Row(
         lambda w: w.service.list_faces(w.collection),
@@ -484,6 +487,7 @@ SERVICE_OPERATION = {
     "list_collections": "ListCollections",
     "delete_collection": "DeleteCollection",
     "index_faces": "IndexFaces",
+    "index_prepared": "IndexFaces",  # the same operation for faces found elsewhere: the row's ingest cells
     "list_faces": "ListFaces",
     "delete_faces": "DeleteFaces",
     "create_user": "CreateUser",
@@ -655,7 +659,7 @@ CELLS = [
     (op, rule, entry)
     for op, row in MATRIX.items()
     for rule in RULE_NAMES
-    for entry, runner in (("library", row.library), ("cli", row.cli), ("http", row.http))
+    for entry, runner in (("library", row.library), ("ingest", row.ingest), ("cli", row.cli), ("http", row.http))
     if runner is not None
 ]
 
@@ -669,6 +673,8 @@ def test_governance_matrix(bench: Bench, operation: str, rule: str, entry: str) 
     try:
         if entry == "library":
             got = run_library(w, row)
+        elif entry == "ingest":
+            got = run_library(w, replace(row, library=row.ingest))
         elif entry == "cli":
             got = run_cli(w, row)
         else:
@@ -677,7 +683,7 @@ def test_governance_matrix(bench: Bench, operation: str, rule: str, entry: str) 
         logged = bench.entry(operation, before)
     finally:
         bench.service.policy = OPEN
-    if entry == "library":
+    if entry in ("library", "ingest"):
         assert got == expected
     elif entry == "cli":
         assert (got == OK) == (expected == OK and rule not in row.cli_fails), got
@@ -703,6 +709,7 @@ def test_docs_governance_md_states_this_matrix() -> None:
             rows[cells[0].strip("`")] = cells[1:]
     expected = {}
     for name, row in MATRIX.items():
-        entries = [n for n, run in (("library", row.library), ("CLI", row.cli), ("HTTP", row.http)) if run]
+        runs = (("library", row.library), ("ingest", row.ingest), ("CLI", row.cli), ("HTTP", row.http))
+        entries = [n for n, run in runs if run]
         expected[name] = [row.outcome(rule) for rule in RULE_NAMES] + [", ".join(entries)]
     assert rows == expected

@@ -93,3 +93,32 @@ def test_reading_a_crop_is_audited(svc: FaceService) -> None:
     svc.face_crop("kept", face_id)
     entry = list(audit.entries(svc.store.connection()))[-1]
     assert (entry.data["operation"], entry.data["face_ids"]) == ("GetFaceCrop", [face_id])
+
+
+def test_bulk_ingestion_keeps_crops_where_the_purpose_says_so(svc: FaceService, tmp_path: Path) -> None:
+    from facetrust.ingest import ingest
+
+    path = tmp_path / "one.png"
+    path.write_bytes(face_png((20, 20, 100, 1)))
+
+    (done,) = ingest(svc, "kept", [str(path)])
+
+    assert done.result is not None
+    crop = svc.face_crop("kept", done.result.indexed[0].stored.face_id)
+    assert Image.open(io.BytesIO(crop)).size == (CROP_SIZE, CROP_SIZE)
+
+
+def test_a_prepared_image_without_its_pixels_is_refused_where_crops_are_kept(svc: FaceService) -> None:
+    from facetrust.errors import InvalidParameterError
+    from facetrust.ingest.prepare import Job, prepare, sha256_of
+    from facetrust.service.ingest import PreparedImage
+
+    data = face_png((20, 20, 100, 1))
+    prepared = prepare(svc.engine, Job(data, sha256_of(data), "AUTO", None))
+    assert isinstance(prepared, PreparedImage)
+
+    with pytest.raises(InvalidParameterError, match="keeps face crops, which are cut from the image"):
+        svc.index_prepared("kept", prepared)
+
+    assert svc.describe_collection("kept").face_count == 0
+    assert len(svc.index_prepared("kept", prepared, image=data).indexed) == 1

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-import re
+import functools
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 import click
 
 from facetrust.cli import render_collections as render
 from facetrust.cli.context import cli_state, renders_errors, report_error
-from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError
+from facetrust.errors import InvalidParameterError
+from facetrust.ingest import ImageOutcome, IngestOptions, LocalRunner, RayRunner, Runner, external_id_for, ingest
 from facetrust.service.quality import QUALITY_FILTERS
 
 __all__ = ["external_id_for", "index"]
 
-_NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
+@contextmanager
+def _runner(ray_address: str | None) -> Iterator[Runner]:
+    """This process's engine, or Ray workers that each build the same engine once (with the
+    settings of this command; tests inject a picklable factory as ``obj["engine_factory"]``)."""
+    state = cli_state()
+    if ray_address is None:
+        yield LocalRunner(state.service().engine)
+        return
+    from facetrust.engine import load_engine
 
-def external_id_for(path: str) -> str:
-    """The file name of ``path`` made a valid ExternalImageId: characters outside
-    ``[a-zA-Z0-9_.\\-:]`` become ``_``; at most 255 characters."""
-    return _NOT_ALLOWED.sub("_", Path(path).name)[:255] or "_"
+    factory = state.obj.get("engine_factory") or functools.partial(load_engine, state.settings())
+    with RayRunner(factory, address=ray_address) as runner:
+        yield runner
 
 
 @click.command(short_help="Index the faces of images into a collection.")
@@ -48,6 +57,15 @@ def external_id_for(path: str) -> str:
     help="Faces below this quality bar are not indexed (NONE: only too small or cut-off faces are refused).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with every face instead of a summary.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Detect and embed on Ray workers (alone: Ray on this machine; or HOST:PORT, ray://HOST:PORT, auto).",
+)
 @renders_errors()
 def index(
     collection: str,
@@ -56,14 +74,17 @@ def index(
     max_faces: int | None,
     quality_filter: str,
     as_json: bool,
+    ray_address: str | None,
 ) -> None:
     """Detect the faces in each image under PATH (files or folders) and store them in
     COLLECTION: embeddings and metadata only, never the image.
 
-    Each image is committed on its own. An image that cannot be read is reported as
-    `Error: <file>: <why>` on stderr and the others are still indexed; the exit status is
-    then 1. The last line counts images, faces indexed, faces not indexed (by reason) and
-    images that failed.
+    Each image is committed on its own, in input order. An image already indexed into
+    COLLECTION (the same bytes) is skipped, so a rerun resumes where one stopped. An image
+    that cannot be read is reported as `Error: <file>: <why>` on stderr and the others are
+    still indexed; the exit status is then 1. The last line counts images, faces indexed,
+    faces not indexed (by reason), images that failed and, when any, images skipped.
+    With --ray, detection and embedding run on Ray workers; the writes stay here.
     """
     from facetrust.engine import iter_image_paths
 
@@ -71,31 +92,44 @@ def index(
     if not paths:
         raise InvalidParameterError(f"No JPEG or PNG images found in {', '.join(inputs)}", parameter="PATH")
     service = cli_state().service()
-    outcomes: list[render.IndexOutcome] = []
-    errors: list[InvalidImageError | ImageTooLargeError] = []
+    options = IngestOptions(external_id_from, max_faces, quality_filter)
     stderr: TextIO = sys.stderr
-    with click.progressbar(paths, label="Indexing", file=stderr, hidden=not stderr.isatty()) as bar:
-        for path in bar:
-            external = external_id_for(path) if external_id_from == "filename" else None
-            try:
-                result = service.index_faces(
-                    collection,
-                    path,
-                    external_image_id=external,
-                    max_faces=max_faces,
-                    quality_filter=quality_filter,
-                    actor=cli_state().actor(),
-                )
-            except (InvalidImageError, ImageTooLargeError) as exc:
-                errors.append(exc)
-                outcomes.append(render.IndexOutcome(path, external, error={"code": exc.code, "message": exc.message}))
-                continue
-            outcomes.append(render.IndexOutcome(path, external, result=result))
+    with (
+        click.progressbar(length=len(paths), label="Indexing", file=stderr, hidden=not stderr.isatty()) as bar,
+        _runner(ray_address) as runner,
+    ):
+        done = ingest(
+            service,
+            collection,
+            paths,
+            options,
+            runner=runner,
+            actor=cli_state().actor(),
+            on_image=lambda _: bar.update(1),
+        )
+    _render(collection, service.engine.model_id, done, as_json)
+
+
+def _render(collection: str, model: str, done: list[ImageOutcome], as_json: bool) -> None:
+    outcomes = [
+        render.IndexOutcome(
+            o.image,
+            o.external_image_id,
+            result=o.result,
+            error=None if o.error is None else {"code": o.error.code, "message": o.error.message},
+        )
+        for o in done
+        if not o.skipped
+    ]
+    errors = [o.error for o in done if o.error is not None]
+    skipped = sum(o.skipped for o in done)
     for error in errors:
         report_error(error)
     if as_json:
-        click.echo(render.index_json(collection, service.engine.model_id, outcomes))
+        click.echo(render.index_json(collection, model, outcomes))
     else:
-        click.echo(render.index_summary(collection, outcomes))
+        click.echo(
+            render.index_summary(collection, outcomes) + (f", {skipped} skipped (already indexed)" if skipped else "")
+        )
     if errors:
         click.get_current_context().exit(1)

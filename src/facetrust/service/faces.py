@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeAlias
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed, usable
-from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.types import (
     DeleteFacesResult,
     FacePage,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
     from facetrust.store.sqlite import FaceRow
 
-__all__ = ["delete_faces", "index_faces", "list_faces"]
+__all__ = ["Enrolment", "FaceFinder", "delete_faces", "enrol", "index_faces", "list_faces"]
 
 
 def _check_consent(
@@ -71,20 +71,6 @@ def _check_consent(
     return record.expires_at
 
 
-def _split(faces: list[Face], level: str, max_faces: int | None) -> tuple[list[Face], list[UnindexedFace]]:
-    accepted: list[Face] = []
-    unindexed: list[UnindexedFace] = []
-    for face in faces:
-        reasons = rejection_reasons(face, level)
-        if reasons:
-            unindexed.append(UnindexedFace(tuple(reasons), face))
-        elif max_faces is not None and len(accepted) >= max_faces:
-            unindexed.append(UnindexedFace(("EXCEEDS_MAX_FACES",), face))
-        else:
-            accepted.append(face)
-    return accepted, unindexed
-
-
 def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float) -> NewFace:
     r = face.ratio_box
     return NewFace(
@@ -101,14 +87,41 @@ def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | Non
     )
 
 
-def _crops(service: FaceService, purpose: Purpose, rgb: np.ndarray, faces: list[Face]) -> list[bytes] | None:
-    """Crops to keep (only where the purpose keeps them; refused without a key to seal them)."""
+def _crops(
+    service: FaceService, purpose: Purpose, image: Callable[[], np.ndarray] | None, faces: list[Face]
+) -> list[bytes] | None:
+    """Crops to keep (only where the purpose keeps them; refused without a key to seal them, or
+    without the image to cut them from)."""
     if not purpose.keep_face_crops:
         return None
     from facetrust.service.crops import make_crops
 
     crop_table.require_keyring(service.store.keyring, purpose.name)
-    return make_crops(rgb, faces)
+    if image is None:
+        raise InvalidParameterError(
+            f"Purpose {purpose.name!r} keeps face crops, which are cut from the image; pass the image too",
+            parameter="image",
+        )
+    return make_crops(image(), faces)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What an IndexFaces call asks, however its faces were found. ``sha256``: the image's hash,
+    recorded as ingested with its faces (bulk ingestion's resume record), or None."""
+
+    collection: str
+    external_image_id: str | None
+    max_faces: int | None
+    quality_filter: str
+    sha256: str | None = None
+
+
+FaceFinder: TypeAlias = (
+    "Callable[[str], tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]]"
+)
+"""Given the quality level: the faces to store (embedding, face), those not indexed, and how to
+get the image's pixels (for face crops; None where the image is not at hand)."""
 
 
 def index_faces(
@@ -120,29 +133,44 @@ def index_faces(
     quality_filter: str,
     actor: Actor,
 ) -> IndexResult:
-    with governed(service, actor, "IndexFaces", collection, model_check=True) as step:
+    def find(
+        level: str,
+    ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
+        rgb = service.engine.load_image(image)
+        accepted, unindexed = split_faces(service.engine.detect(rgb), level, max_faces)
+        embeddings = service.engine.embed(rgb, accepted) if accepted else []
+        return [(emb, emb.face) for emb in embeddings if emb.face is not None], unindexed, lambda: rgb
+
+    return enrol(service, actor, Enrolment(collection, external_image_id, max_faces, quality_filter), find)
+
+
+def enrol(service: FaceService, actor: Actor, ask: Enrolment, find: FaceFinder) -> IndexResult:
+    """IndexFaces' one governed write path: role, purpose and model of the collection, the
+    parameters, consent before the work and again inside the transaction, retention, the audit
+    entry (refusals included); ``find`` supplies the faces in between. All commits, or none."""
+    with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
         rec, row, purpose = step.record, step.collection, step.purpose
         if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
-            raise NotFoundError(f"Collection {collection!r} has no declared purpose", resource=collection)
-        if external_image_id is not None:
-            check_external_image_id(external_image_id)
-        if max_faces is not None:
-            check_limit(max_faces, "MaxFaces", 1, 4096)
-        level = check_quality_filter(quality_filter)
-        _check_consent(service, purpose, external_image_id)  # before the work; again where it is stored
-        rgb = service.engine.load_image(image)
-        accepted, unindexed = _split(service.engine.detect(rgb), level, max_faces)
-        embeddings = service.engine.embed(rgb, accepted) if accepted else []
-        crops = _crops(service, purpose, rgb, [e.face for e in embeddings if e.face is not None])
+            raise NotFoundError(f"Collection {ask.collection!r} has no declared purpose", resource=ask.collection)
+        external = ask.external_image_id
+        if external is not None:
+            check_external_image_id(external)
+        if ask.max_faces is not None:
+            check_limit(ask.max_faces, "MaxFaces", 1, 4096)
+        level = check_quality_filter(ask.quality_filter)
+        _check_consent(service, purpose, external)  # before the work; again where it is stored
+        pairs, unindexed, pixels = find(level)
+        crops = _crops(service, purpose, pixels, [face for _, face in pairs])
         image_id = str(uuid.uuid4())
         now = service.clock()
         expires = now + purpose.retention_seconds  # at the latest; sooner when the consent ends sooner
-        pairs = [(emb, emb.face) for emb in embeddings if emb.face is not None]
-        new = [_new_face(emb, face, image_id, external_image_id, expires) for emb, face in pairs]
+        new = [_new_face(emb, face, image_id, external, expires) for emb, face in pairs]
         with service.store.transaction() as conn:
-            if service.store.get_collection(collection, conn) != row:
-                raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
-            consent_ends = _check_consent(service, purpose, external_image_id, conn)  # revoked since?
+            if service.store.get_collection(ask.collection, conn) != row:
+                raise NotFoundError(
+                    f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
+                )
+            consent_ends = _check_consent(service, purpose, external, conn)  # revoked since?
             if consent_ends is not None and consent_ends < expires:
                 new = [replace(n, expires_at=consent_ends) for n in new]
             keys = service.store.insert_faces(conn, row.id, new, now=now)
@@ -151,9 +179,11 @@ def index_faces(
                     conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
                 )
             stored = service.store.faces_by_keys(row.id, keys, conn)
+            if ask.sha256 is not None:
+                service.store.record_ingested(conn, row.id, ask.sha256, image_id, now)
             rec.details = {
                 "image_id": image_id,
-                "external_image_id": external_image_id,
+                "external_image_id": external,
                 "face_ids": [n.face_id for n in new],
                 "unindexed": [list(u.reasons) for u in unindexed],
             }

@@ -34,12 +34,14 @@ from facetrust.service import corrections as _corrections
 from facetrust.service import crops as _crops
 from facetrust.service import faces as _faces
 from facetrust.service import governance_ops as _gov
+from facetrust.service import ingest as _ingest
 from facetrust.service import people as _people
 from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
 from facetrust.service.governed import allowed_purpose, governed
 from facetrust.service.indexes import IndexRegistry
+from facetrust.service.ingest import PreparedImage
 from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
@@ -236,6 +238,25 @@ class FaceService:
         valid consent record for it must exist. The image itself is never stored.
         """
         return _faces.index_faces(self, collection, image, external_image_id, max_faces, quality_filter, actor)
+
+    def index_prepared(
+        self,
+        collection: str,
+        prepared: PreparedImage,
+        *,
+        external_image_id: str | None = None,
+        max_faces: int | None = None,
+        quality_filter: str = "AUTO",
+        actor: Actor = LOCAL,
+        image: ImageSource | None = None,
+    ) -> IndexResult:
+        """``index_faces`` for an image whose faces were detected and embedded elsewhere (a Ray
+        worker): the same operation (IndexFaces), rules and write; the image's hash is recorded
+        as ingested with its faces (``facetrust.ingest`` skips it on a rerun). ``image`` (its
+        path or bytes) is read only where the collection's purpose keeps face crops."""
+        return _ingest.index_prepared(
+            self, collection, prepared, external_image_id, max_faces, quality_filter, actor, image
+        )
 
     def list_faces(
         self,

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from facetrust.errors import InvalidParameterError
+from facetrust.service.types import UnindexedFace
 from facetrust.types import Face
 
-__all__ = ["QUALITY_FILTERS", "check_quality_filter", "rejection_reasons"]
+__all__ = ["QUALITY_FILTERS", "check_quality_filter", "rejection_reasons", "split_faces"]
 
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")
 
@@ -78,3 +79,19 @@ def rejection_reasons(face: Face, level: str) -> list[str]:
     if abs(face.pose.yaw) > bars.yaw or abs(face.pose.pitch) > bars.pitch:
         reasons.append("EXTREME_POSE")
     return reasons
+
+
+def split_faces(faces: list[Face], level: str, max_faces: int | None) -> tuple[list[Face], list[UnindexedFace]]:
+    """The faces IndexFaces keeps (passing ``level``, at most ``max_faces``, in the order given)
+    and those it does not, each with its reasons."""
+    accepted: list[Face] = []
+    unindexed: list[UnindexedFace] = []
+    for face in faces:
+        reasons = rejection_reasons(face, level)
+        if reasons:
+            unindexed.append(UnindexedFace(tuple(reasons), face))
+        elif max_faces is not None and len(accepted) >= max_faces:
+            unindexed.append(UnindexedFace(("EXCEEDS_MAX_FACES",), face))
+        else:
+            accepted.append(face)
+    return accepted, unindexed

@@ -109,4 +109,19 @@ CREATE TABLE IF NOT EXISTS face_crops (
     collection_id INTEGER NOT NULL,
     crop          BLOB NOT NULL
 );
+-- Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
+-- collection, written in the same transaction as its faces, so a rerun skips exactly those.
+-- Erasing any face of the image erases the record too (the trigger), so no trace of an erased
+-- image stays and a rerun offers it to the governed path again.
+CREATE TABLE IF NOT EXISTS ingested_images (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    sha256        TEXT NOT NULL,
+    image_id      TEXT NOT NULL,
+    indexed_at    REAL NOT NULL,
+    PRIMARY KEY (collection_id, sha256)
+);
+CREATE INDEX IF NOT EXISTS ingested_by_image ON ingested_images(image_id);
+CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
+    DELETE FROM ingested_images WHERE image_id = OLD.image_id;
+END;
 """

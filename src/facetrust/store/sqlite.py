@@ -464,6 +464,21 @@ class Store:
                 "UPDATE faces SET user_id = ? WHERE collection_id = ? AND id = ?", (user_id, collection_id, key)
             )
 
+    # -- bulk ingestion's resume record (facetrust.ingest) ------------------------------------
+
+    def record_ingested(
+        self, conn: sqlite3.Connection, collection_id: int, sha256: str, image_id: str, now: float
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO ingested_images(collection_id, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?)",
+            (collection_id, sha256, image_id, now),
+        )
+
+    def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
+        """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
+        sql = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND sha256 IN ({marks})"
+        return {str(row[0]) for row in select_in(self._conn(), sql, (collection_id,), hashes)}
+
 
 def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
     import numpy as np

@@ -1,0 +1,166 @@
+"""The driver of ingestion: read and hash images in order, skip those already indexed, have a
+runner prepare the rest, and write each through the governed path, in input order.
+
+Plain ``index`` and ``index --ray`` both run this; they differ only in the runner.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrust.errors import (
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidParameterError,
+    PurposeRefusedError,
+    RoleDeniedError,
+)
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.roles import require_role
+from facetrust.images import read_image_file
+from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
+from facetrust.ingest.runners import LocalRunner, Runner
+from facetrust.service.governed import allowed_purpose, record_refusal
+from facetrust.service.quality import check_quality_filter
+from facetrust.service.validate import check_limit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+    from facetrust.service.types import IndexResult
+
+__all__ = ["ImageOutcome", "IngestOptions", "external_id_for", "ingest"]
+
+_NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
+
+
+def external_id_for(path: str) -> str:
+    """The file name of ``path`` made a valid ExternalImageId: characters outside
+    ``[a-zA-Z0-9_.\\-:]`` become ``_``; at most 255 characters."""
+    return _NOT_ALLOWED.sub("_", Path(path).name)[:255] or "_"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How each image is indexed: as ``FaceService.index_faces``, plus where ExternalImageId comes from."""
+
+    external_id_from: str = "filename"  # or "none"
+    max_faces: int | None = None
+    quality_filter: str = "AUTO"
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """One input image: indexed (``result``), unreadable (``error``), or skipped as already indexed."""
+
+    image: str
+    external_image_id: str | None
+    result: IndexResult | None = None
+    error: InvalidImageError | ImageTooLargeError | None = None
+    skipped: bool = False
+
+
+@dataclass
+class _Slot:
+    path: str
+    external: str | None
+    outcome: ImageOutcome | None  # decided without the runner (unreadable, skipped)
+
+
+def _slots(
+    service: FaceService, collection: str, paths: Sequence[str], options: IngestOptions, queue: deque[_Slot]
+) -> Iterator[Job]:
+    """Read and hash each image in order, queue its slot, and yield a job for those to prepare."""
+    found = service.store.get_collection(collection)
+    seen: set[str] = set()
+    limit = service.engine.settings.max_image_bytes
+    for path in paths:
+        external = external_id_for(path) if options.external_id_from == "filename" else None
+        try:
+            data = read_image_file(Path(path), limit)
+        except (InvalidImageError, ImageTooLargeError) as exc:
+            queue.append(_Slot(path, external, ImageOutcome(path, external, error=exc)))
+            continue
+        sha = sha256_of(data)
+        done = sha in seen or (found is not None and bool(service.store.ingested(found.id, [sha])))
+        seen.add(sha)
+        if done:
+            queue.append(_Slot(path, external, ImageOutcome(path, external, skipped=True)))
+            continue
+        queue.append(_Slot(path, external, None))
+        yield Job(data, sha, options.quality_filter, options.max_faces)
+
+
+def _check(service: FaceService, collection: str, options: IngestOptions, actor: Actor) -> None:
+    """Refuse bad options, an actor who may not index, and a collection whose purpose is
+    forbidden (a moratorium), before any image is read."""
+    check_quality_filter(options.quality_filter)
+    if options.external_id_from not in ("filename", "none"):
+        raise InvalidParameterError(
+            f"external_id_from {options.external_id_from!r} is invalid; use filename or none",
+            parameter="external_id_from",
+        )
+    if options.max_faces is not None:
+        check_limit(options.max_faces, "MaxFaces", 1, 4096)
+    try:  # before any image is looked up: which images are indexed is for those who may index now
+        require_role(actor.key_id, actor.role, "IndexFaces")
+        row = service.store.get_collection(collection)
+        if row is not None:  # an unknown one is NotFound at the first image, on the governed path
+            allowed_purpose(service.policy, row.purpose)
+    except (RoleDeniedError, PurposeRefusedError) as exc:
+        record_refusal(service.store, actor, "IndexFaces", exc)
+        raise
+
+
+def ingest(
+    service: FaceService,
+    collection: str,
+    paths: Sequence[str],
+    options: IngestOptions = IngestOptions(),
+    *,
+    runner: Runner | None = None,
+    actor: Actor = LOCAL,
+    on_image: Callable[[ImageOutcome], None] | None = None,
+) -> list[ImageOutcome]:
+    """Index ``paths`` into ``collection`` in order, one transaction per image; returns an outcome each.
+
+    An image already indexed into the collection (same bytes, by SHA-256) is skipped, so a
+    rerun resumes. An unreadable image is an outcome with ``error``; the rest go on. Any other
+    error (governance refusals included) stops the run: what was written before it stays.
+    Each image is written by ``FaceService.index_prepared``, as the operation IndexFaces; an
+    ``actor`` whose role may not call it is refused (and audited) before any image is read.
+    """
+    _check(service, collection, options, actor)
+    runner = runner or LocalRunner(service.engine)
+    queue: deque[_Slot] = deque()
+    outcomes: list[ImageOutcome] = []
+
+    def emit(outcome: ImageOutcome) -> None:
+        outcomes.append(outcome)
+        if on_image is not None:
+            on_image(outcome)
+
+    for result in runner.run(_slots(service, collection, paths, options, queue)):
+        while queue[0].outcome is not None:
+            emit(queue.popleft().outcome)  # type: ignore[arg-type]
+        slot = queue.popleft()
+        if isinstance(result, ImageFailure):
+            emit(ImageOutcome(slot.path, slot.external, error=result.error(slot.path)))
+            continue
+        written = service.index_prepared(
+            collection,
+            result,
+            external_image_id=slot.external,
+            max_faces=options.max_faces,
+            quality_filter=options.quality_filter,
+            actor=actor,
+            image=slot.path,
+        )
+        emit(ImageOutcome(slot.path, slot.external, result=written))
+    while queue:
+        emit(queue.popleft().outcome)  # type: ignore[arg-type]
+    return outcomes

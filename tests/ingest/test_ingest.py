@@ -1,0 +1,204 @@
+"""ingest() in this process: input order, resume by content, bad images, governance as IndexFaces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError, RoleDeniedError
+from facetrust.governance.actor import Actor
+from facetrust.ingest import IngestOptions, LocalRunner, ingest
+from facetrust.ingest.prepare import Job, prepare, sha256_of
+from facetrust.models.fake import face_png
+from facetrust.service import FaceService
+from facetrust.service.ingest import PreparedImage
+
+from .helpers import album, audit_tail, bad_image, external_ids, open_service
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[FaceService]:
+    service = open_service(tmp_path)
+    yield service
+    service.close()
+
+
+def test_ingest_writes_faces_in_input_order(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 6)
+    order = [paths[i] for i in (3, 0, 5, 1, 4, 2)]
+
+    done = ingest(svc, "people", order)
+
+    assert [o.image for o in done] == order
+    assert external_ids(svc) == [Path(p).name for p in order]
+
+
+def test_a_rerun_skips_images_already_indexed_and_indexes_the_new_ones(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 4)
+    ingest(svc, "people", paths[:2])
+
+    done = ingest(svc, "people", paths)
+
+    assert [o.skipped for o in done] == [True, True, False, False]
+    assert svc.describe_collection("people").face_count == 4
+
+
+def test_the_same_bytes_twice_in_one_run_are_indexed_once(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 1)
+    copy = tmp_path / "a" / "copy.png"
+    copy.write_bytes(Path(paths[0]).read_bytes())
+
+    done = ingest(svc, "people", [paths[0], str(copy)])
+
+    assert [o.skipped for o in done] == [False, True]
+    assert svc.describe_collection("people").face_count == 1
+
+
+def test_bad_images_are_reported_in_place_and_the_others_indexed(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 2)
+    bad = bad_image(tmp_path / "a")
+    missing = str(tmp_path / "a" / "gone.png")
+
+    done = ingest(svc, "people", [paths[0], bad, missing, paths[1]])
+
+    assert [o.image for o in done] == [paths[0], bad, missing, paths[1]]
+    assert [o.error.code if o.error else None for o in done] == [None, "InvalidImageFormat", "InvalidImageFormat", None]
+    assert done[2].error is not None and done[2].error.message == f"{missing}: no such file"
+    assert external_ids(svc) == ["img00.png", "img01.png"]
+
+
+def test_a_failed_image_is_tried_again_on_a_rerun(svc: FaceService, tmp_path: Path) -> None:
+    folder = tmp_path / "a"
+    bad = bad_image(folder, "late.png")
+    ingest(svc, "people", [bad])
+    Path(bad).write_bytes(face_png((20, 20, 100, 7)))
+
+    done = ingest(svc, "people", [bad])
+
+    assert done[0].result is not None and len(done[0].result.indexed) == 1
+
+
+def test_erasing_an_image_s_faces_erases_its_resume_record(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 1)
+    ingest(svc, "people", paths)
+
+    svc.erase_external_image_id("people", "img00.png")
+
+    assert svc.store.ingested(svc.store.get_collection("people").id, [sha256_of(Path(paths[0]).read_bytes())]) == set()
+    assert [o.skipped for o in ingest(svc, "people", paths)] == [False]
+
+
+def test_missing_consent_refuses_as_plain_index_faces_does(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 1)
+    with pytest.raises(ConsentRequiredError) as plain:
+        svc.index_faces("staff", paths[0], external_image_id="img00.png")
+    plain_audit = audit_tail(svc, 1)
+
+    with pytest.raises(ConsentRequiredError) as bulk:
+        ingest(svc, "staff", paths)
+
+    assert str(bulk.value) == str(plain.value)
+    assert audit_tail(svc, 1) == plain_audit
+    assert svc.describe_collection("staff").face_count == 0
+
+
+SEARCHER = Actor("FTKSEARCHER", "searcher")
+
+
+def test_a_role_that_may_not_index_is_refused_before_learning_which_images_are_indexed(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    paths = album(tmp_path / "a", 2)
+    ingest(svc, "people", paths)
+
+    with pytest.raises(RoleDeniedError, match=r"role searcher\).*rekognition:IndexFaces"):
+        ingest(svc, "people", paths, actor=SEARCHER)  # every image is indexed: a skip would tell which
+
+    (entry,) = audit_tail(svc, 1)
+    assert (entry["operation"], entry["outcome"], entry["key_id"]) == ("IndexFaces", "RoleDenied", "FTKSEARCHER")
+
+
+def test_index_prepared_is_indexfaces_for_the_role_check_and_the_audit(svc: FaceService) -> None:
+    data = face_png((20, 20, 100, 1))
+    prepared = prepare(svc.engine, Job(data, sha256_of(data), "AUTO", None))
+    assert isinstance(prepared, PreparedImage)
+
+    with pytest.raises(RoleDeniedError):
+        svc.index_prepared("people", prepared, actor=SEARCHER)
+    refused = audit_tail(svc, 1)[0]
+    result = svc.index_prepared("people", prepared, external_image_id="img")
+
+    assert (refused["operation"], refused["outcome"]) == ("IndexFaces", "RoleDenied")
+    assert [e["operation"] for e in audit_tail(svc, 1)] == ["IndexFaces"] and len(result.indexed) == 1
+    assert svc.store.ingested(svc.store.get_collection("people").id, [prepared.sha256]) == {prepared.sha256}
+
+
+def test_with_consent_recorded_the_subject_is_indexed(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 1)
+    svc.record_consent("img00.png", basis="contract", evidence="signed")
+
+    done = ingest(svc, "staff", paths)
+
+    assert done[0].result is not None and len(done[0].result.indexed) == 1
+
+
+def test_an_unknown_collection_is_not_found(svc: FaceService, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        ingest(svc, "nobody", album(tmp_path / "a", 1))
+
+
+def test_bad_options_are_refused_before_any_image_is_read(svc: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="QualityFilter 'SHARP' is invalid"):
+        ingest(svc, "people", ["/nowhere.png"], IngestOptions(quality_filter="SHARP"))
+    with pytest.raises(InvalidParameterError, match="external_id_from 'path' is invalid; use filename or none"):
+        ingest(svc, "people", ["/nowhere.png"], IngestOptions(external_id_from="path"))
+
+
+def test_index_prepared_refuses_embeddings_that_are_not_of_the_accepted_faces(svc: FaceService) -> None:
+    data = face_png((20, 20, 100, 1), (200, 50, 90, 2))
+    full = prepare(svc.engine, Job(data, sha256_of(data), "AUTO", None))
+    assert isinstance(full, PreparedImage)
+    forged = PreparedImage(full.sha256, full.faces, full.embeddings[:1])
+
+    with pytest.raises(InvalidParameterError, match="not those of the 2 faces"):
+        svc.index_prepared("people", forged)
+
+    assert svc.describe_collection("people").face_count == 0
+
+
+def test_the_local_runner_gives_the_same_embeddings_as_index_faces(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 1)
+    direct = svc.engine.embed(paths[0])
+
+    (result,) = LocalRunner(svc.engine).run(iter([Job(Path(paths[0]).read_bytes(), "x", "AUTO", None)]))
+
+    assert isinstance(result, PreparedImage)
+    assert [e.vector.tolist() for e in result.embeddings] == [e.vector.tolist() for e in direct]
+
+
+def test_a_forbidden_purpose_is_refused_before_learning_which_images_are_indexed(tmp_path: Path) -> None:
+    from facetrust.errors import PurposeRefusedError
+    from facetrust.governance.policy import Policy, Purpose
+
+    svc = open_service(tmp_path)
+    paths = album(tmp_path / "a", 2)
+    ingest(svc, "people", paths)
+    svc.close()
+    moratorium = Policy(
+        purposes={
+            "general": Purpose("general", forbidden="moratorium"),
+            "access": Purpose("access", consent_required=True, retention_days=30),
+        },
+        default_purpose="general",
+    )
+    svc = FaceService(tmp_path / "data", svc.engine, policy=moratorium)
+    try:
+        with pytest.raises(PurposeRefusedError, match="forbidden by the deployment policy: moratorium"):
+            ingest(svc, "people", paths)  # every image is indexed: a skip would tell which
+
+        (entry,) = audit_tail(svc, 1)
+        assert (entry["operation"], entry["outcome"]) == ("IndexFaces", "PurposeRefused")
+    finally:
+        svc.close()
