@@ -53,7 +53,7 @@ class TailStats:
     k: int
 
 
-def top_scores_stats(top: np.ndarray, cohort_size: Any) -> TailStats:
+def top_scores_stats(top: Any, cohort_size: Any) -> TailStats:
     """Tail statistics from each row's top-K scores (any order)."""
     import numpy as np
 

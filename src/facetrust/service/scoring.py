@@ -85,7 +85,7 @@ class ProbeScale:
     def fmr_at(self, threshold: float) -> float:
         """The per-comparison FMR this probe has at ``threshold`` (what its Similarity promises)."""
         if threshold <= self.calibration.similarity(-1.0):
-            return min(1.0, 10.0 ** self.calibration.log10_fmr[0])
+            return min(1.0, float(10.0 ** self.calibration.log10_fmr[0]))
         return max(fmr_from_similarity(threshold), self.calibration.floor_fmr)
 
     def fpir(self, threshold: float, gallery: int | None = None) -> float:
