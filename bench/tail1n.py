@@ -27,10 +27,12 @@ over probes (people on LFW).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +56,42 @@ PRESUMED_SAME = 0.6
 REPLICATES = 500
 
 
-def scores_and_maps(vectors: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All-against-all cosine (self −inf), and each pair mapped by its row face's tail
-    (one-sided, ``probe``) and by both faces' tails (``symmetric``)."""
-    s = vectors @ vectors.T
-    np.fill_diagonal(s, -np.inf)
-    top = -np.partition(-s, K - 1, axis=1)[:, :K]
-    stats = top_scores_stats(top, len(vectors) - 1)
-    c, mg = anchor(cal, K, len(vectors) - 1)
-    probe = mapped(s, stats.u[:, None], stats.m[:, None], c, mg)
-    symmetric = 0.5 * (probe + mapped(s, stats.u[None, :], stats.m[None, :], c, mg))
-    return s, probe, symmetric
+@dataclass(frozen=True)
+class Side:
+    """Probes or gallery: embeddings, identity and matching cell of each."""
+
+    vectors: np.ndarray
+    ident: np.ndarray
+    cell: np.ndarray
+
+
+def tails(s: np.ndarray, cal: Calibration, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, m, crowding) of each row of scores against a gallery of ``size`` (self already −inf)."""
+    stats = top_scores_stats(-np.partition(-s, K - 1, axis=1)[:, :K], size)
+    crowding = np.interp(stats.u, cal.scores, cal.log10_fmr) - np.log10(K / size)
+    return stats.u, stats.m, crowding
+
+
+def scores_and_maps(
+    probes: Side, gallery: Side, self_col: np.ndarray, cal: Calibration
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Probe × gallery cosine (a probe's own gallery face −inf), each pair mapped by the probe's
+    tail (``probe``) and by both faces' tails (``symmetric``), and each probe's crowding: log10
+    of how much rarer its K-th score is in the calibration population than a fraction K/N."""
+    s = probes.vectors @ gallery.vectors.T
+    has_self = self_col >= 0
+    s[np.flatnonzero(has_self), self_col[has_self]] = -np.inf
+    size = len(gallery.vectors) - int(has_self.any())
+    u, m, crowding = tails(s, cal, size)
+    c, mg = anchor(cal, K, size)
+    probe = mapped(s, u[:, None], m[:, None], c, mg)
+    g = gallery.vectors @ gallery.vectors.T
+    np.fill_diagonal(g, -np.inf)
+    gu, gm, _ = tails(g, cal, len(gallery.vectors) - 1)
+    del g
+    gc, gmg = anchor(cal, K, len(gallery.vectors) - 1)
+    symmetric = 0.5 * (probe + mapped(s, gu[None, :], gm[None, :], gc, gmg))
+    return s, probe, symmetric, crowding
 
 
 def lfw_split(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,53 +130,55 @@ def boot(values: np.ndarray, units: np.ndarray, rng: np.random.Generator) -> lis
 
 
 def evaluate(
-    groups: dict[str, np.ndarray], ident: np.ndarray, vectors: np.ndarray, cal: Calibration, match_cell: np.ndarray
+    groups: dict[str, np.ndarray], probes: Side, gallery: Side, self_col: np.ndarray, cal: Calibration
 ) -> dict[str, Any]:
-    """Per method and group: impostor FMR, measured and reported FPIR, TAR of mated pairs."""
+    """Per method and probe group: impostor FMR (probe against same-cell gallery faces of other
+    people), measured and reported FPIR, and the TAR of mated (probe, gallery) pairs."""
     rng = np.random.default_rng(0)
     t80 = cal.score_for_similarity(80.0)
-    s, probe, symmetric = scores_and_maps(vectors, cal)
-    n = len(vectors) - 1
-    other = ident[:, None] != ident[None, :]
-    np.fill_diagonal(other, False)
-    same_cell = match_cell[:, None] == match_cell[None, :]
+    s, probe, symmetric, crowding = scores_and_maps(probes, gallery, self_col, cal)
+    n = len(gallery.vectors) - int((self_col >= 0).any())
+    other = probes.ident[:, None] != gallery.ident[None, :]
+    mated = ~other & np.isfinite(s)
+    impostor = other & (probes.cell[:, None] == gallery.cell[None, :])
     presumed = s >= PRESUMED_SAME
-    reported = -np.expm1(n * np.log1p(-1e-4))
-    out: dict[str, Any] = {"gallery": len(vectors), "fpir_reported": float(reported)}
+    out: dict[str, Any] = {"gallery": n, "fpir_reported": float(-np.expm1(n * np.log1p(-1e-4)))}
     for method, scored in (("raw", s), ("probe-tail", probe), ("symmetric-tail", symmetric)):
         accept = scored >= t80
         rows: dict[str, Any] = {}
         for name, members in groups.items():
-            imp = other[members][:, members] & same_cell[members][:, members]
-            acc = accept[members][:, members]
-            wrong_any = (accept[members] & other[members]).any(axis=1)
-            wrong_strict = (accept[members] & other[members] & ~presumed[members]).any(axis=1)
-            mated = ~other[members]
-            mated[np.arange(len(members)), members] = False
-            units = ident[members]
-            row_fm = (acc & imp).sum(axis=1).astype(float)
-            row_n = imp.sum(axis=1).astype(float)
-            imp_strict = imp & ~presumed[members][:, members]
+            acc, imp, oth = accept[members], impostor[members], other[members]
+            strict = imp & ~presumed[members]
+            units = probes.ident[members]
             rows[name] = {
                 "probes": int(len(members)),
-                "impostor_pairs": int(row_n.sum()),
-                "fmr": float(row_fm.sum() / max(row_n.sum(), 1)),
-                "fmr_excl_presumed_same": float((acc & imp_strict).sum() / max(imp_strict.sum(), 1)),
-                "fpir_measured": boot(wrong_any.astype(float), units, rng),
-                "fpir_measured_excl_presumed_same": boot(wrong_strict.astype(float), units, rng),
-                "tar": float(accept[members][mated].mean()) if mated.any() else None,
+                "impostor_pairs": int(imp.sum()),
+                "fmr": float((acc & imp).sum() / max(imp.sum(), 1)),
+                "fmr_excl_presumed_same": float((acc & strict).sum() / max(strict.sum(), 1)),
+                "fpir_measured": boot((acc & oth).any(axis=1).astype(float), units, rng),
+                "fpir_measured_excl_presumed_same": boot(
+                    (acc & oth & ~presumed[members]).any(axis=1).astype(float), units, rng
+                ),
+                "tar": float(acc[mated[members]].mean()) if mated[members].any() else None,
+                "mated_pairs": int(mated[members].sum()),
             }
         out[method] = rows
+    out["crowding_quantiles_10_50_90_99"] = {
+        name: np.quantile(crowding[members], [0.1, 0.5, 0.9, 0.99]).round(2).tolist()
+        for name, members in groups.items()
+    }
     return out
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw-only", action="store_true", help="skip UTKFace (its embeddings not cached yet)")
+    args = parser.parse_args()
     started = time.perf_counter()
     engine = FaceEngine.load(Settings.load())
     root = L.data_root()
     lfw, utk = load_lfw(root / "lfw"), load_utkface(root / "utkface")
     emb_l = embed_spec(engine, lfw, cache_dir=default_cache_dir(), workers=1)
-    emb_u = embed_spec(engine, utk, cache_dir=default_cache_dir(), workers=1)
     shipped80 = default_calibration(engine.model_id).score_for_similarity(80.0)
     fit_rows, eval_rows = lfw_split(lfw, 0)
     fit_rows = fit_rows[emb_l.status[fit_rows] == FACE]
@@ -165,8 +194,20 @@ def main() -> None:
     }
     ident = np.array([lfw.images[i].identity for i in eval_rows])
     sex = np.array([lfw.images[i].groups.get("sex", "?") for i in eval_rows])
+    first = np.unique(ident, return_index=True)[1]  # the gallery: each person's first image
+    self_col = np.full(len(eval_rows), -1)
+    self_col[first] = np.arange(len(first))
+    v = emb_l.vectors[eval_rows]
+    probes, gallery = Side(v, ident, sex), Side(v[first], ident[first], sex[first])
     groups = {g: np.flatnonzero(sex == g) for g in ("female", "male")}
-    result["lfw"] = evaluate(groups, ident, emb_l.vectors[eval_rows], cal, sex)
+    result["lfw"] = {
+        "held_apart_calibration": evaluate(groups, probes, gallery, self_col, cal),
+        "shipped_calibration": evaluate(groups, probes, gallery, self_col, default_calibration(engine.model_id)),
+    }
+    if args.lfw_only:
+        print(json.dumps(result, indent=1))
+        return
+    emb_u = embed_spec(engine, utk, cache_dir=default_cache_dir(), workers=1)
     face = np.flatnonzero(emb_u.status == FACE)
     dropped = duplicate_rows(emb_u.vectors, face, [None] * len(utk.images))
     rows = np.setdiff1d(face, dropped)
@@ -180,7 +221,11 @@ def main() -> None:
     groups_u["adults"] = np.flatnonzero(adult)
     cell = np.char.add(np.char.add(race, sex_u), band)
     result["utk_duplicates_dropped"] = int(dropped.size)
-    result["utk"] = evaluate(groups_u, np.arange(len(rows)).astype(str), emb_u.vectors[rows], cal, cell)
+    everyone = Side(emb_u.vectors[rows], np.arange(len(rows)), cell)
+    result["utk"] = evaluate(groups_u, everyone, everyone, np.arange(len(rows)), cal)
+    result["utk_shipped_calibration"] = evaluate(
+        groups_u, everyone, everyone, np.arange(len(rows)), default_calibration(engine.model_id)
+    )
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"]["load_after"] = load_avg()
     RESULTS.mkdir(exist_ok=True)

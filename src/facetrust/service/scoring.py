@@ -12,8 +12,9 @@ population as it grows, and cost nothing beyond the search itself.
 ``Comparison``s (calibrated Similarity and FMR for this probe), gives the raw score a
 threshold needs, and the probe's FPIR. It falls back to the global calibration, and says the
 estimate is unreliable, when the gallery is too small for a tail (``MIN_GALLERY`` faces) or the
-probe resembles so many gallery faces that its tail starts above the global calibration's
-Similarity-``CROWDED_SIMILARITY`` score.
+probe resembles so many gallery faces that its ``TAIL_K``-th closest one scores as high as only
+a ``10^CROWDED_DECADES``-th of the strangers a typical face's would (the map then reaches far
+beyond where the calibration was measured for this probe).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = ["MIN_GALLERY", "TAIL_K", "ProbeScale", "estimate_of", "probe_scale", 
 
 TAIL_K = 50
 MIN_GALLERY = 1000
-CROWDED_SIMILARITY = 40.0
+CROWDED_DECADES = 1.0
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,11 @@ def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: 
     u, m = float(stats.u[0]), float(stats.m[0])
     c, m_global = anchor(calibration, TAIL_K, gallery)
     reason: str | None = None
-    crowded = calibration.score_for_similarity(CROWDED_SIMILARITY)
-    if u >= crowded:
+    crowding = math.log10(TAIL_K / gallery) - math.log10(calibration.fmr(u)[0])
+    if crowding >= CROWDED_DECADES:
         reason = (
-            f"the probe resembles many gallery faces: its {TAIL_K}th closest scores {u:.3f}, at or above the "
-            f"score of Similarity {CROWDED_SIMILARITY:g} ({crowded:.3f})"
+            f"the probe resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
+            f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
         )
     return ProbeScale(calibration, gallery, (u, m, c, m_global), reason)
 
