@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facetrust.calibration import Calibration, fmr_from_similarity, similarity_from_fmr
+from facetrust.calibration import Calibration, fmr_from_similarity
 from facetrust.errors import PurposeRefusedError
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
 from facetrust.service.types import ProbeEstimate
@@ -64,14 +64,8 @@ class ProbeScale:
         return score if self.tail is None else float(mapped(score, *self.tail))
 
     def compare(self, score: float, threshold: float | None = None) -> Comparison:
-        fmr, bound = self.calibration.fmr(self.global_score(score))
-        return Comparison(
-            similarity=round(similarity_from_fmr(fmr), 4),
-            fmr=fmr,
-            score=float(score),
-            fmr_is_bound=bound,
-            threshold=threshold,
-        )
+        """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
+        return replace(self.calibration.compare(self.global_score(score), threshold), score=float(score))
 
     def score_for_similarity(self, similarity: float) -> float:
         """The raw score at which this probe reaches ``similarity`` (−inf when every score does)."""
