@@ -116,3 +116,16 @@ def test_given_a_gallery_large_enough_when_searching_then_the_fpir_is_the_probes
     assert everyone.matches[0].face.external_image_id == "p7"  # the same fake person ranks first
     sims = [m.similarity for m in everyone.matches]
     assert sims == sorted(sims, reverse=True) and len(sims) == 64
+
+
+def test_the_audit_log_records_how_each_search_estimated_its_error_rates(strict: FaceService) -> None:
+    from facetrust.governance import audit
+
+    strict.create_collection("d", purpose="open")
+    _enrol(strict, "d", 3)
+    found = strict.search_faces_by_image("d", face_png((20, 20, 100, 1)))
+    entry = list(audit.entries(strict.store.connection()))[-1]
+    assert entry.seq == found.audit_seq
+    assert entry.data["estimate"] == "calibration"
+    assert entry.data["unreliable"] == found.estimate.unreliable
+    assert entry.data["fpir"] == pytest.approx(found.fpir)

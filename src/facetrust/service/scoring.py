@@ -33,7 +33,15 @@ from facetrust.types import Comparison
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Purpose
 
-__all__ = ["MIN_GALLERY", "TAIL_K", "ProbeScale", "estimate_of", "probe_scale", "refuse_unreliable"]
+__all__ = [
+    "MIN_GALLERY",
+    "TAIL_K",
+    "ProbeScale",
+    "estimate_of",
+    "estimate_record",
+    "probe_scale",
+    "refuse_unreliable",
+]
 
 TAIL_K = 50
 MIN_GALLERY = 1000
@@ -120,6 +128,11 @@ def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: 
 def estimate_of(scale: ProbeScale, threshold: float) -> ProbeEstimate:
     """What a search result says about its own estimate."""
     return ProbeEstimate(scale.method, scale.fmr_at(threshold), scale.unreliable)
+
+
+def estimate_record(scale: ProbeScale, threshold: float, gallery: int) -> dict[str, object]:
+    """What the audit log keeps of a search's estimate: its method, FPIR and why it is unreliable."""
+    return {"estimate": scale.method, "fpir": scale.fpir(threshold, gallery), "unreliable": scale.unreliable}
 
 
 def refuse_unreliable(purpose: Purpose, scale: ProbeScale) -> None:

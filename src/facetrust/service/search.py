@@ -12,7 +12,14 @@ from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import Record, audited
 from facetrust.index import MAX_K
 from facetrust.service.quality import check_quality_filter, rejection_reasons
-from facetrust.service.scoring import TAIL_K, ProbeScale, estimate_of, probe_scale, refuse_unreliable
+from facetrust.service.scoring import (
+    TAIL_K,
+    ProbeScale,
+    estimate_of,
+    estimate_record,
+    probe_scale,
+    refuse_unreliable,
+)
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -278,6 +285,7 @@ def governed_face_search(
             purpose,
             face_ids=[m.face.face_id for m in matches],
             searched_face_id=face_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return FaceSearchResult(
         matches,
@@ -348,6 +356,7 @@ def governed_user_search(
             face_ids=[m.best_face_id for m in matches],
             searched_face_id=face_id,
             searched_user_id=user_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return UserSearchResult(
         matches,
