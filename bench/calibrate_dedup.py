@@ -12,8 +12,6 @@ Embeddings come from the audit's cache (`facetrust audit` made them).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,14 +25,14 @@ from facetrust.fairness.datasets import load_lfw, load_utkface
 from facetrust.fairness.pairs import CosineScorer
 from facetrust.fairness.refit import fit_for_datasets, same_group_impostors, without_duplicates
 from facetrust.fairness.runner import embed_spec
-from host import cpu_model, load_avg
+from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
     engine = FaceEngine.load(Settings.load())
-    out: dict[str, Any] = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()}}
+    out: dict[str, Any] = {"machine": machine_record()}
     root = L.data_root()
     for name, spec in (("utkface", load_utkface(root / "utkface")), ("lfw", load_lfw(root / "lfw"))):
         emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
@@ -59,10 +57,7 @@ def main() -> None:
             },
         }
         print(name, out[name], file=sys.stderr)
-    out["machine"]["load_after"] = load_avg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "calibrate_dedup.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    save_result(RESULTS / "calibrate_dedup.json", out)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -18,3 +20,16 @@ def cpu_model() -> str:
 def load_avg() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded: how busy the machine was around a run."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_record() -> dict[str, Any]:
+    """CPU model, core count and the load average now: the start of a result's ``machine``."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()}
+
+
+def save_result(path: Path, result: dict[str, Any]) -> None:
+    """Note the load average after the run in ``result["machine"]``, write it as JSON, print it."""
+    result["machine"]["load_after"] = load_avg()
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))

@@ -14,8 +14,6 @@ is not measured here. Records the machine and the load average before and after.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from facetrust.fairness.embedding import FACE
 from facetrust.fairness.runner import embed_spec
 from facetrust.index import create_index
 from facetrust.service.scoring import TAIL_K, probe_scale
-from host import cpu_model, load_avg
+from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 100_000
@@ -72,7 +70,7 @@ def main() -> None:
     mean, cov = kept.mean(axis=0), np.cov(kept, rowvar=False)
     synthetic = unit(rng.multivariate_normal(mean, cov, size=SIZE - len(kept), method="cholesky"))
     gallery = np.vstack([kept, synthetic])
-    out: dict[str, Any] = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()}}
+    out: dict[str, Any] = {"machine": machine_record()}
     for backend in ("exact", "pq"):
         index = create_index(backend, gallery.shape[1], expected_size=SIZE)
         start = time.perf_counter()
@@ -94,10 +92,7 @@ def main() -> None:
         out[backend]["p50_change_pct"] = round(100 * (new - base) / base, 1)
         print(backend, out[backend], file=sys.stderr)
         del index
-    out["machine"]["load_after"] = load_avg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "probe_cost.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    save_result(RESULTS / "probe_cost.json", out)
 
 
 if __name__ == "__main__":

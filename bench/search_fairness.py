@@ -17,8 +17,6 @@ responses reported, and the share of responses flagged ``EstimateUnreliable``.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import tempfile
 import time
@@ -41,7 +39,7 @@ from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.server import create_app
 from facetrust.service import FaceService
-from host import cpu_model, load_avg
+from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESUMED_SAME = 0.6
@@ -109,7 +107,7 @@ def main() -> None:
         elif g["age_band"] in ("18-39", "40-59", "60+"):
             groups.setdefault(f"adult {g['race']}", []).append(f)
             groups.setdefault("adults", []).append(f)
-    result: dict[str, Any] = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()}}
+    result: dict[str, Any] = {"machine": machine_record()}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         service = FaceService(data, engine)
@@ -140,10 +138,7 @@ def main() -> None:
     result["raw"] = summarise(raw, groups, vec)
     result["methods_seen"] = sorted({str(v["method"]) for v in per_probe.values()})
     result["seconds"] = round(time.perf_counter() - started, 1)
-    result["machine"]["load_after"] = load_avg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search_fairness.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    save_result(RESULTS / "search_fairness.json", result)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from facetrust.fairness.embedding import FACE
 from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
-from host import cpu_model, load_avg
+from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 K = 50
@@ -186,7 +185,7 @@ def main() -> None:
     cal = fit_half_calibration(lfw, emb_l.vectors, fit_rows, engine.model_id)
     raw80 = cal.score_for_similarity(80.0)
     result: dict[str, Any] = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()},
+        "machine": machine_record(),
         "k": K,
         "calibration": cal.model,
         "similarity_80_score": raw80,
@@ -227,10 +226,7 @@ def main() -> None:
         groups_u, everyone, everyone, np.arange(len(rows)), default_calibration(engine.model_id)
     )
     result["seconds"] = round(time.perf_counter() - started, 1)
-    result["machine"]["load_after"] = load_avg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tail1n.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    save_result(RESULTS / "tail1n.json", result)
 
 
 if __name__ == "__main__":
