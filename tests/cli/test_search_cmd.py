@@ -85,6 +85,9 @@ def test_search_json_gives_the_searched_face_matches_and_fpir(fc: ServiceCli) ->
     assert match["face"]["external_image_id"] == "p3.png"
     assert (match["similarity"], match["fmr"], match["fmr_is_bound"]) == (100.0, 1e-06, True)
     assert match["score"] > 0.99
+    estimate = document["estimate"]  # a gallery of 6 is too small for a per-probe estimate
+    assert (estimate["method"], estimate["fmr"]) == ("calibration", 0.0001)
+    assert estimate["unreliable"].startswith("gallery of 6 faces is below the 1,000 needed")
 
 
 def test_search_users_lists_the_user_of_the_matching_face(fc: ServiceCli) -> None:

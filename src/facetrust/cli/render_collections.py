@@ -250,6 +250,11 @@ def _search_head(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
         "searched_face": None if result.searched_face is None else face_json(result.searched_face),
         "review_required": result.review_required,
         "audit_seq": result.audit_seq,
+        "estimate": {
+            "method": result.estimate.method,
+            "fmr": None if result.estimate.fmr is None else _fmr4(result.estimate.fmr),
+            "unreliable": result.estimate.unreliable,
+        },
     }
 
 

@@ -45,6 +45,7 @@ _KEYS = {
     "retention_days",
     "forbidden",
     "description",
+    "refuse_unreliable",
 }
 
 
@@ -61,6 +62,7 @@ class Purpose:
     retention_days: int = MAX_RETENTION_DAYS
     forbidden: str | None = None
     description: str = ""
+    refuse_unreliable: bool = False
 
     @property
     def retention_seconds(self) -> float:
@@ -149,6 +151,9 @@ def _purpose(where: str, name: str, table: Any) -> Purpose:
         ),
         forbidden=forbidden.strip() if isinstance(forbidden, str) else None,
         description=str(table.get("description", "")),
+        refuse_unreliable=_typed(
+            w, "refuse_unreliable", table.get("refuse_unreliable", False), bool, lambda v: True, "true or false"
+        ),
     )
 
 

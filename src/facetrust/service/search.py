@@ -13,6 +13,14 @@ from facetrust.governance.recorder import Record
 from facetrust.index import MAX_K
 from facetrust.service.governed import Governed, check_search, governed, usable
 from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.scoring import (
+    TAIL_K,
+    ProbeScale,
+    estimate_of,
+    estimate_record,
+    probe_scale,
+    refuse_unreliable,
+)
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -45,6 +53,13 @@ def fpir(threshold: float, gallery_size: int) -> float:
     return -math.expm1(gallery_size * math.log1p(-fmr))
 
 
+def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeScale:
+    cal = service.engine.calibration
+    if not service.engine.settings.probe_normalisation:
+        return ProbeScale(cal, gallery, None)
+    return probe_scale(cal, list(seen.values()), gallery)
+
+
 def _candidates(
     service: FaceService,
     row: CollectionRow,
@@ -53,33 +68,36 @@ def _candidates(
     want: int,
     exclude: set[int],
     user_faces_only: bool = False,
-) -> tuple[dict[int, float], int]:
-    """Keys scoring at or above the threshold's score (best score over the queries), and the gallery size.
+) -> tuple[dict[int, float], int, ProbeScale]:
+    """Keys scoring at or above the threshold's score (best score over the queries), the gallery
+    size, and the probe's scale (``service.scoring``: from the first answer's top scores).
 
     Asks the index for more neighbours until the last one falls below the threshold, the
     whole gallery has been seen, ``want`` wanted candidates are in hand, or the index's most
     neighbours per query (``MAX_K``, 4,096) have been asked for.
     """
-    cal = service.engine.calibration
-    # every score, however low, has similarity ≥ 0; above 0 the calibration gives the score
-    floor = -math.inf if threshold <= cal.similarity(-1.0) else cal.score_for_similarity(threshold) - 1e-6
     index = service.indexes.get(row)
-    k = max(16, min(want, 256) + len(exclude))
+    k = max(16, min(want, 256) + len(exclude), TAIL_K + len(exclude) + 1)
+    scale: ProbeScale | None = None
     while True:
         k = min(k, MAX_K)
         hits, size = index.search(queries, k)
-        best: dict[int, float] = {}
+        seen: dict[int, float] = {}
         lowest = math.inf
         for keys, scores in zip(hits.keys, hits.scores):
             for key, score in zip(keys.tolist(), scores.tolist()):
                 if key < 0:
                     continue
                 lowest = min(lowest, score)
-                if key not in exclude and score >= floor and score > best.get(key, -math.inf):
-                    best[key] = score
+                if key not in exclude and score > seen.get(key, -math.inf):
+                    seen[key] = score
+        if scale is None:
+            scale = _scale(service, seen, max(size - len(exclude), 0))
+        floor = scale.score_for_similarity(threshold) - 1e-6
+        best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
         if exhausted or (not user_faces_only and len(best) >= want):
-            return best, size
+            return best, size, scale
         k *= 4
 
 
@@ -93,11 +111,16 @@ def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int
 
 
 def _face_matches(
-    service: FaceService, row: CollectionRow, scores: dict[int, float], threshold: float, limit: int, now: float
+    service: FaceService,
+    row: CollectionRow,
+    scores: dict[int, float],
+    cal: ProbeScale,
+    threshold: float,
+    limit: int,
+    now: float,
 ) -> tuple[FaceSearchMatch, ...]:
     from facetrust.service.faceservice import stored_face
 
-    cal = service.engine.calibration
     rows = _rows(service, row, list(scores))
     out = []
     for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
@@ -151,8 +174,8 @@ def _user_matches(
     exclude_faces: set[int],
     exclude_user: str | None,
     now: float,
-) -> tuple[tuple[UserSearchMatch, ...], int]:
-    scores, _ = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
+) -> tuple[tuple[UserSearchMatch, ...], int, ProbeScale]:
+    scores, _, cal = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
     rows = _rows(service, row, list(scores))
     best: dict[str, tuple[float, str]] = {}
     for key, score in scores.items():
@@ -161,7 +184,6 @@ def _user_matches(
             continue
         if score > best.get(face.user_id, (-math.inf, ""))[0]:
             best[face.user_id] = (score, face.face_id)
-    cal = service.engine.calibration
     out: list[UserSearchMatch] = []
     for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
         comparison = cal.compare(score, threshold)
@@ -177,7 +199,7 @@ def _user_matches(
             )
         )
     gallery = service.store.count_user_faces(row.id)
-    return tuple(out), gallery
+    return tuple(out), gallery, cal
 
 
 def _log_matches(
@@ -230,8 +252,9 @@ def governed_face_search(
             exclude = {stored.key}
         else:
             searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
-        scores, size = _candidates(service, row, vec, threshold, limit, exclude)
-        matches = _face_matches(service, row, scores, threshold, limit, service.clock())
+        scores, size, scale = _candidates(service, row, vec, threshold, limit, exclude)
+        refuse_unreliable(purpose, scale)
+        matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
         gallery = max(size - len(exclude), 0)
         entry = _log_matches(
             service.store,
@@ -242,17 +265,19 @@ def governed_face_search(
             purpose,
             face_ids=[m.face.face_id for m in matches],
             searched_face_id=face_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return FaceSearchResult(
         matches,
         threshold,
         gallery,
-        fpir(threshold, gallery),
+        scale.fpir(threshold, gallery),
         row.model,
         searched_face_id=face_id,
         searched_face=searched,
         review_required=purpose.human_review,
         audit_seq=entry.seq,
+        estimate=estimate_of(scale, threshold),
     )
 
 
@@ -298,7 +323,8 @@ def governed_user_search(
             exclude = {stored.key}
         else:
             vecs, exclude = _user_queries(service, row, str(user_id))
-        matches, gallery = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        refuse_unreliable(purpose, scale)
         entry = _log_matches(
             service.store,
             rec,
@@ -310,16 +336,18 @@ def governed_user_search(
             face_ids=[m.best_face_id for m in matches],
             searched_face_id=face_id,
             searched_user_id=user_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return UserSearchResult(
         matches,
         threshold,
         gallery,
-        fpir(threshold, gallery),
+        scale.fpir(threshold, gallery),
         row.model,
         searched_face_id=face_id,
         searched_user_id=user_id,
         searched_face=searched,
         review_required=purpose.human_review,
         audit_seq=entry.seq,
+        estimate=estimate_of(scale, threshold),
     )
