@@ -40,7 +40,16 @@ from facetrust.service.governed import RULES
 from server.live import serving  # tests/server/live.py (pytest puts tests/ on the path)
 
 DAY = 86400.0
-RULE_NAMES = ("search_forbidden", "min_threshold", "max_candidates", "review", "consent", "retention", "moratorium")
+RULE_NAMES = (
+    "search_forbidden",
+    "min_threshold",
+    "max_candidates",
+    "review",
+    "consent",
+    "retention",
+    "moratorium",
+    "unreliable",
+)
 PURPOSES = {
     "search_forbidden": Purpose("search_forbidden", search=False, min_threshold=0),
     "min_threshold": Purpose("min_threshold", min_threshold=95),
@@ -49,6 +58,7 @@ PURPOSES = {
     "consent": Purpose("consent", min_threshold=0, consent_required=True),
     "retention": Purpose("retention", min_threshold=0, retention_days=1),
     "moratorium": Purpose("moratorium", min_threshold=0),
+    "unreliable": Purpose("unreliable", min_threshold=0, refuse_unreliable=True),
 }
 OPEN = Policy(purposes=dict(PURPOSES), default_purpose="review")
 MORATORIUM = Policy(
@@ -113,7 +123,9 @@ def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: P
 # -- what each rule must make of an operation: "ok" or the outcome code of the refusal -------
 
 OK, REFUSED, GONE = "ok", "PurposeRefused", "NotFound"
-SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED}
+# a world's gallery (three faces) is far below the 1,000 a per-probe estimate needs: every 1:N
+# estimate in it is unreliable, so a purpose that refuses unreliable estimates refuses its searches
+SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED, "unreliable": REFUSED}
 USE = {"moratorium": REFUSED}  # listing, describing, enrolling, re-shaping users: closed by a moratorium
 
 
@@ -131,6 +143,7 @@ def search_check(w: World, entry: dict[str, Any]) -> None:
         assert len(_ids(entry)) >= 1
     assert entry["review_required"] is (w.rule == "review")
     assert entry["threshold"] == 80.0 and "gallery_size" in entry
+    assert entry["estimate"] == "calibration" and "below the 1,000 needed" in entry["unreliable"]
 
 
 def associate_check(w: World, entry: dict[str, Any]) -> None:
@@ -139,6 +152,7 @@ def associate_check(w: World, entry: dict[str, Any]) -> None:
     else:
         assert entry["matched"] == 2 and entry["threshold"] == 75.0 and len(entry["similarities"]) == 2
         assert entry["review_required"] is (w.rule == "review")
+        assert entry["estimates"] == ["calibration"] * 2 and all("below the 1,000" in u for u in entry["unreliable"])
 
 
 def no_check(w: World, entry: dict[str, Any]) -> None:
@@ -433,6 +447,7 @@ def test_the_rules_of_the_matrix_are_every_rule_a_purpose_has() -> None:
         "consent_required": "consent",
         "retention_days": "retention",
         "forbidden": "moratorium",
+        "refuse_unreliable": "unreliable",
     }
     fields = {f for f in Purpose.__dataclass_fields__ if f not in ("name", "description")}
     assert fields == set(rules) and set(rules.values()) == set(RULE_NAMES)

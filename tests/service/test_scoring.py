@@ -129,3 +129,55 @@ def test_the_audit_log_records_how_each_search_estimated_its_error_rates(strict:
     assert entry.data["estimate"] == "calibration"
     assert entry.data["unreliable"] == found.estimate.unreliable
     assert entry.data["fpir"] == pytest.approx(found.fpir)
+
+
+def _last_entry(service: FaceService) -> dict[str, object]:
+    from facetrust.governance import audit
+
+    return dict(list(audit.entries(service.store.connection()))[-1].data)
+
+
+def test_a_search_refused_for_an_unreliable_estimate_is_audited_with_the_estimate(strict: FaceService) -> None:
+    strict.create_collection("c", purpose="strict")
+    _enrol(strict, "c", 3)
+    with pytest.raises(PurposeRefusedError):
+        strict.search_faces_by_image("c", face_png((20, 20, 100, 1)), threshold=85)
+    entry = _last_entry(strict)
+    assert (entry["operation"], entry["outcome"], entry["threshold"]) == ("SearchFacesByImage", "PurposeRefused", 85)
+    assert entry["estimate"] == "calibration" and entry["gallery_size"] == 3
+    assert str(entry["unreliable"]).startswith("gallery of 3 faces is below") and entry["unreliable"] in str(
+        entry["error"]
+    )
+
+
+def test_given_a_purpose_refusing_unreliable_estimates_when_associate_matches_then_refused_audited_and_unchanged(
+    strict: FaceService,
+) -> None:
+    strict.create_collection("c", purpose="strict")
+    _enrol(strict, "c", 3)
+    first, second, _ = [f.face_id for f in strict.list_faces("c").faces]
+    strict.create_user("c", "u")
+    strict.associate_faces("c", "u", [first])  # nothing to match against yet: no estimate needed
+    with pytest.raises(PurposeRefusedError, match="estimate is unreliable: gallery of 2 faces is below"):
+        strict.associate_faces("c", "u", [second], user_match_threshold=85)
+    entry = _last_entry(strict)
+    assert (entry["operation"], entry["outcome"], entry["user_ids"]) == ("AssociateFaces", "PurposeRefused", ["u"])
+    assert [f.face_id for f in strict.list_faces("c").faces if f.user_id == "u"] == [first]
+
+
+def test_given_a_gallery_large_enough_when_associate_matches_then_each_new_face_is_scored_as_its_search_would(
+    strict: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
+    strict.create_collection("c", purpose="open")
+    _enrol(strict, "c", 64)
+    by_person = {f.external_image_id: f.face_id for f in strict.list_faces("c", max_results=100).faces}
+    strict.create_user("c", "u")
+    strict.associate_faces("c", "u", [by_person["p7"]])
+    strict.associate_faces("c", "u", [by_person["p8"]], user_match_threshold=0)
+    entry = _last_entry(strict)
+    searched = strict.search_faces("c", by_person["p8"], threshold=0, max_faces=100)
+    own = next(m for m in searched.matches if m.face.face_id == by_person["p7"])
+    assert entry["estimates"] == ["probe-tail"] and entry["unreliable"] == [None]
+    assert entry["similarities"] == [round(own.similarity, 4)]
+    assert own.similarity != pytest.approx(CAL.similarity(own.score), abs=0.01)  # not the global calibration's

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search"]
+__all__ = ["fpir", "governed_face_search", "governed_user_search", "stored_face_scales"]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -58,6 +58,19 @@ def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeS
     if not service.engine.settings.probe_normalisation:
         return ProbeScale(cal, gallery, None)
     return probe_scale(cal, list(seen.values()), gallery)
+
+
+def stored_face_scales(
+    service: FaceService, row: CollectionRow, keys: list[int], vectors: np.ndarray
+) -> list[ProbeScale]:
+    """Each stored face's scale against its collection, itself left out: what a SearchFaces with
+    that face would read (AssociateFaces' matching scores its new faces with these)."""
+    hits, size = service.indexes.get(row).search(vectors, TAIL_K + 1)
+    out = []
+    for key, found, scores in zip(keys, hits.keys, hits.scores):
+        seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
+        out.append(_scale(service, seen, max(size - 1, 0)))
+    return out
 
 
 def _candidates(
@@ -217,6 +230,13 @@ def _log_matches(
         return rec.commit(conn)
 
 
+def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, threshold: float, gallery: int) -> None:
+    """Refuse the search when its purpose refuses unreliable estimates and this one is; the refusal's
+    audit entry keeps the threshold, gallery size and the estimate that was refused."""
+    rec.details = {"threshold": threshold, "gallery_size": gallery, **estimate_record(scale, threshold, gallery)}
+    refuse_unreliable(purpose, scale)
+
+
 def _under_purpose(
     step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
 ) -> tuple[CollectionRow, Purpose, float, int]:
@@ -253,9 +273,9 @@ def governed_face_search(
         else:
             searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
         scores, size, scale = _candidates(service, row, vec, threshold, limit, exclude)
-        refuse_unreliable(purpose, scale)
-        matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
         gallery = max(size - len(exclude), 0)
+        _refuse_unreliable(rec, purpose, scale, threshold, gallery)
+        matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
         entry = _log_matches(
             service.store,
             rec,
@@ -324,7 +344,7 @@ def governed_user_search(
         else:
             vecs, exclude = _user_queries(service, row, str(user_id))
         matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
-        refuse_unreliable(purpose, scale)
+        _refuse_unreliable(rec, purpose, scale, threshold, gallery)
         entry = _log_matches(
             service.store,
             rec,
