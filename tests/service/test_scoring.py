@@ -102,12 +102,17 @@ def test_given_a_purpose_refusing_unreliable_estimates_when_the_gallery_is_small
     assert found.estimate.method == "calibration" and found.estimate.unreliable is not None
 
 
-def test_given_a_gallery_large_enough_when_searching_then_the_fpir_is_the_probes_own(
-    strict: FaceService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def large(strict: FaceService, monkeypatch: pytest.MonkeyPatch) -> FaceService:
+    """Collection "c" (purpose open) of 64 fake people, p0 … p63; per-probe estimates from 60 faces on."""
     monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
     strict.create_collection("c", purpose="open")
     _enrol(strict, "c", 64)
+    return strict
+
+
+def test_given_a_gallery_large_enough_when_searching_then_the_fpir_is_the_probes_own(large: FaceService) -> None:
+    strict = large
     found = strict.search_faces_by_image("c", face_png((20, 20, 100, 7)), threshold=80)
     assert found.estimate.method == "probe-tail"
     assert found.estimate.fmr == pytest.approx(1e-4, rel=1e-3)
@@ -145,9 +150,8 @@ def test_a_search_refused_for_an_unreliable_estimate_is_audited_with_the_estimat
     entry = _last_entry(strict)
     assert (entry["operation"], entry["outcome"], entry["threshold"]) == ("SearchFacesByImage", "PurposeRefused", 85)
     assert entry["estimate"] == "calibration" and entry["gallery_size"] == 3
-    assert str(entry["unreliable"]).startswith("gallery of 3 faces is below") and entry["unreliable"] in str(
-        entry["error"]
-    )
+    reason = str(entry["unreliable"])
+    assert reason.startswith("gallery of 3 faces is below") and reason in str(entry["error"])
 
 
 def test_given_a_purpose_refusing_unreliable_estimates_when_associate_matches_then_refused_audited_and_unchanged(
@@ -166,11 +170,9 @@ def test_given_a_purpose_refusing_unreliable_estimates_when_associate_matches_th
 
 
 def test_given_a_gallery_large_enough_when_associate_matches_then_each_new_face_is_scored_as_its_search_would(
-    strict: FaceService, monkeypatch: pytest.MonkeyPatch
+    large: FaceService,
 ) -> None:
-    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
-    strict.create_collection("c", purpose="open")
-    _enrol(strict, "c", 64)
+    strict = large
     by_person = {f.external_image_id: f.face_id for f in strict.list_faces("c", max_results=100).faces}
     strict.create_user("c", "u")
     strict.associate_faces("c", "u", [by_person["p7"]])
