@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import UTC, datetime
@@ -31,3 +32,16 @@ def machine_info() -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": load_avg(),
     }
+
+
+def machine_record() -> dict[str, Any]:
+    """CPU model, core count and the load average now: the start of a result's ``machine``."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_before": load_avg()}
+
+
+def save_result(path: Path, result: dict[str, Any]) -> None:
+    """Note the load average after the run in ``result["machine"]``, write it as JSON, print it."""
+    result["machine"]["load_after"] = load_avg()
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))

@@ -76,6 +76,8 @@ class Settings:
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
+        probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
+            scores against the gallery (docs/fairness.md); false: the global calibration only.
     """
 
     cache_dir: Path | None = None
@@ -95,6 +97,7 @@ class Settings:
     template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
+    probe_normalisation: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -192,6 +195,7 @@ _TYPES: dict[str, type] = {
     "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
+    "probe_normalisation": bool,
 }
 
 

@@ -25,9 +25,12 @@ def test_calibrate_writes_a_calibration_for_the_engines_model(invoke: Invoke, da
     cal = Calibration.load(out)
     assert cal.model == "fake-recogniser:0"
     assert cal.impostor_pairs == 722 + 760
+    low, high = cal.provenance["threshold_intervals"]["80"]
     assert result.stdout == (
         f"{out}: calibration for fake-recogniser:0 from 1,482 impostor pairs, floor FMR {cal.floor_fmr:.1e}; "
         f"Similarity 80 at score {cal.score_for_similarity(80.0):.4f}\n"
+        "near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): 0\n"
+        f"Similarity 80 score, 95 % bootstrap interval: {low:.4f}–{high:.4f}\n"
         f"use it: FACETRUST_CALIBRATION_FILE={out}\n"
     )
     assert json.loads(out.read_text())["provenance"]["datasets"][0]["kind"] == "csv"

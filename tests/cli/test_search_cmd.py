@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.models.fake import face_png
+from facetrust.service import scoring
+
 from .service_cli import ServiceCli, service_cli
 
 FACES_HEADER = "#  face id                               external image id  similarity  est. FMR"
 USERS_HEADER = "#  user id  faces  similarity  est. FMR  best face id"
+UNRELIABLE_6 = "estimate unreliable: gallery of 6 faces is below the 1,000 needed for a per-probe estimate"
 
 
 @pytest.fixture
@@ -40,6 +44,7 @@ def test_search_prints_the_searched_face_the_match_and_the_fpir(fc: ServiceCli) 
         f"{FACES_HEADER}\n"
         f"1  {face_of(fc, 'p3.png')}  p3.png                 100.00    ≤1e-06\n"
         "gallery of 6 faces: chance of at least one false match in this list ≈ 0.0006\n"
+        f"{UNRELIABLE_6}\n"
     )
 
 
@@ -53,6 +58,7 @@ def test_search_without_a_match_exits_0_and_says_so(fc: ServiceCli) -> None:
         f"{probe}: searched face at 150,100,100,100 (100 px)\n"
         "no faces match at similarity ≥ 80\n"
         "gallery of 6 faces: chance of at least one false match in this list ≈ 0.0006\n"
+        f"{UNRELIABLE_6}\n"
     )
 
 
@@ -62,7 +68,9 @@ def test_search_with_a_lower_threshold_gives_a_larger_fpir(fc: ServiceCli) -> No
     result = fc.run("search", "people", "--threshold", "20", probe)
 
     assert result.exit_code == 0
-    assert result.stdout.endswith("gallery of 6 faces: chance of at least one false match in this list ≈ 0.47\n")
+    assert result.stdout.endswith(
+        f"gallery of 6 faces: chance of at least one false match in this list ≈ 0.47\n{UNRELIABLE_6}\n"
+    )
 
 
 def test_search_json_gives_the_searched_face_matches_and_fpir(fc: ServiceCli) -> None:
@@ -85,6 +93,26 @@ def test_search_json_gives_the_searched_face_matches_and_fpir(fc: ServiceCli) ->
     assert match["face"]["external_image_id"] == "p3.png"
     assert (match["similarity"], match["fmr"], match["fmr_is_bound"]) == (100.0, 1e-06, True)
     assert match["score"] > 0.99
+    estimate = document["estimate"]  # a gallery of 6 is too small for a per-probe estimate
+    assert (estimate["method"], estimate["fmr"]) == ("calibration", 0.0001)
+    assert estimate["unreliable"].startswith("gallery of 6 faces is below the 1,000 needed")
+
+
+def test_given_a_gallery_large_enough_when_searching_then_the_text_has_no_unreliable_line(
+    fc: ServiceCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)  # a per-probe estimate from 64 faces, not 1,000
+    for pattern in range(6, 64):
+        fc.service.index_faces("people", face_png((20, 20, 100, pattern)), external_image_id=f"p{pattern}.png")
+    probe = fc.image("probe.png", [(150, 100, 100, 3)])
+
+    text = fc.run("search", "people", probe)
+    document = json.loads(fc.run("search", "people", "--json", probe).stdout)
+
+    assert text.exit_code == 0
+    assert document["estimate"]["method"] == "probe-tail" and document["estimate"]["unreliable"] is None
+    assert "unreliable" not in text.stdout
+    assert text.stdout.endswith("gallery of 64 faces: chance of at least one false match in this list ≈ 0.0064\n")
 
 
 def test_search_users_lists_the_user_of_the_matching_face(fc: ServiceCli) -> None:
@@ -100,6 +128,7 @@ def test_search_users_lists_the_user_of_the_matching_face(fc: ServiceCli) -> Non
         f"{USERS_HEADER}\n"
         f"1  alice        1      100.00    ≤1e-06  {face_of(fc, 'p3.png')}\n"
         "gallery of 1 face: chance of at least one false match in this list ≈ 0.0001\n"
+        f"{UNRELIABLE_6}\n"  # the probe's tail is read off all the collection's faces
     )
 
 

@@ -52,6 +52,7 @@ RULE_NAMES = (
     "retention",
     "crops",
     "moratorium",
+    "unreliable",
 )
 PURPOSES = {
     "search_forbidden": Purpose("search_forbidden", search=False, min_threshold=0),
@@ -62,6 +63,7 @@ PURPOSES = {
     "retention": Purpose("retention", min_threshold=0, retention_days=1),
     "crops": Purpose("crops", min_threshold=0, keep_face_crops=True),
     "moratorium": Purpose("moratorium", min_threshold=0),
+    "unreliable": Purpose("unreliable", min_threshold=0, refuse_unreliable=True),
 }
 OPEN = Policy(purposes=dict(PURPOSES), default_purpose="review")
 MORATORIUM = Policy(
@@ -127,7 +129,11 @@ def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: P
 # -- what each rule must make of an operation: "ok" or the outcome code of the refusal -------
 
 OK, REFUSED, GONE = "ok", "PurposeRefused", "NotFound"
-SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED}
+# a world's gallery (three faces) is far below the 1,000 a per-probe estimate needs: every 1:N
+# estimate in it is unreliable, so a purpose that refuses unreliable estimates refuses its searches
+SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED, "unreliable": REFUSED}
+# clustering matches 1:N too, but reports no per-probe false-match estimate: refuse_unreliable has none to judge
+CLUSTER = {rule: outcome for rule, outcome in SEARCH.items() if rule != "unreliable"}
 USE = {"moratorium": REFUSED}  # listing, describing, enrolling, re-shaping users: closed by a moratorium
 
 
@@ -145,6 +151,7 @@ def search_check(w: World, entry: dict[str, Any]) -> None:
         assert len(_ids(entry)) >= 1
     assert entry["review_required"] is (w.rule == "review")
     assert entry["threshold"] == 80.0 and "gallery_size" in entry
+    assert entry["estimate"] == "calibration" and "below the 1,000 needed" in entry["unreliable"]
 
 
 def associate_check(w: World, entry: dict[str, Any]) -> None:
@@ -153,6 +160,7 @@ def associate_check(w: World, entry: dict[str, Any]) -> None:
     else:
         assert entry["matched"] == 2 and entry["threshold"] == 75.0 and len(entry["similarities"]) == 2
         assert entry["review_required"] is (w.rule == "review")
+        assert entry["estimates"] == ["calibration"] * 2 and all("below the 1,000" in u for u in entry["unreliable"])
 
 
 def no_check(w: World, entry: dict[str, Any]) -> None:
@@ -414,40 +422,40 @@ MATRIX: dict[str, Row] = {
         lambda w: w.service.list_people(w.collection),
         lambda w: ["people", "list", w.collection],
         lambda w: {"CollectionId": w.collection},
-        SEARCH,
+        CLUSTER,
         people_check,
     ),
     "ClusterFaces": Row(
         lambda w: w.service.cluster_faces(w.collection),
         lambda w: ["people", "list", w.collection, "--full"],
         lambda w: {"CollectionId": w.collection},
-        SEARCH,
+        CLUSTER,
         people_check,
     ),
     "DescribePerson": Row(  # expired, the person's faces are gone and so is the person
         lambda w: w.service.describe_person(w.collection, people_of(w)[0]),
         lambda w: ["people", "show", w.collection, people_of(w)[0]],
         lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0]},
-        {**SEARCH, "retention": GONE},
+        {**CLUSTER, "retention": GONE},
     ),
     "MergePeople": Row(
         lambda w: w.service.merge_people(w.collection, people_of(w, second=True)),
         lambda w: ["people", "merge", w.collection, *people_of(w, second=True)],
         lambda w: {"CollectionId": w.collection, "ClusterIds": people_of(w, second=True)},
-        {**SEARCH, "retention": GONE},
+        {**CLUSTER, "retention": GONE},
         lambda w, e: None if e["face_count"] == 5 else pytest.fail(f"merged: {e}"),
     ),
     "SplitPerson": Row(
         lambda w: w.service.split_person(w.collection, people_of(w)[0], w.faces[2:]),
         lambda w: ["people", "split", w.collection, people_of(w)[0], w.faces[2]],
         lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0], "FaceIds": w.faces[2:]},
-        {**SEARCH, "retention": GONE},
+        {**CLUSTER, "retention": GONE},
     ),
     "NamePerson": Row(  # the person already holds u1's face: naming it u1 associates the other two
         lambda w: w.service.name_person(w.collection, people_of(w)[0], "u1"),
         lambda w: ["people", "name", w.collection, people_of(w)[0], "u1"],
         lambda w: {"CollectionId": w.collection, "ClusterId": people_of(w)[0], "UserId": "u1"},
-        {**SEARCH, "retention": GONE},
+        {**CLUSTER, "retention": GONE},
         lambda w, e: None if sorted(e["face_ids"]) == sorted(w.faces[1:]) else pytest.fail(f"named: {e}"),
     ),
     "GetFaceCrop": Row(  # only a purpose that keeps crops has one to read; an expired face's is gone
@@ -554,6 +562,7 @@ def test_the_rules_of_the_matrix_are_every_rule_a_purpose_has() -> None:
         "retention_days": "retention",
         "keep_face_crops": "crops",
         "forbidden": "moratorium",
+        "refuse_unreliable": "unreliable",
     }
     fields = {f for f in Purpose.__dataclass_fields__ if f not in ("name", "description")}
     assert fields == set(rules) and set(rules.values()) == set(RULE_NAMES)

@@ -61,6 +61,7 @@ def test_without_a_file_the_built_in_policy_restricts_only_retention() -> None:
         ("[purposes.a]\nmax_candidates = 0\n", "max_candidates = 0 is invalid"),
         ("[purposes.a]\nsearch = 'yes'\n", "search = 'yes' is invalid"),
         ("[purposes.a]\nkeep_face_crops = 1\n", "keep_face_crops = 1 is invalid"),
+        ("[purposes.a]\nrefuse_unreliable = 1\n", "refuse_unreliable = 1 is invalid: true or false"),
         ("[purposes.a]\nforbidden = ''\n", "forbidden must be the reason"),
         ("[purposes.a]\nretention = 3\n", "unknown key 'retention'"),
         ("[purposes.Bad_Name]\n", "purpose name 'Bad_Name'"),
@@ -79,3 +80,8 @@ def test_an_invalid_policy_is_refused_at_start_naming_the_problem(tmp_path: Path
 def test_a_missing_policy_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_a_purpose_may_refuse_unreliable_probes(tmp_path: Path) -> None:
+    policy = load_policy(_write(tmp_path, "[purposes.a]\nrefuse_unreliable = true\n[purposes.b]\n"))
+    assert policy.purpose("a").refuse_unreliable and not policy.purpose("b").refuse_unreliable

@@ -48,6 +48,10 @@ def test_search_faces_finds_the_same_person_with_calibrated_extras(gallery: Gall
     assert out["GallerySize"] == 3  # the searched face is not compared with itself
     assert 0 < out["GalleryFalsePositiveIdentificationRate"] < 1e-3
     assert out["FaceModelVersion"] == "fake-recogniser:0"
+    # a gallery of 3 is too small for a per-probe estimate: the global table, and said so
+    assert out["EstimateMethod"] == "calibration" and out["EstimateUnreliable"] is True
+    assert out["ProbeFalseMatchRate"] == pytest.approx(1e-4)
+    assert "gallery of 3 faces is below the 1,000 needed" in out["UnreliableReason"]
 
 
 def test_search_faces_threshold_and_max_faces(gallery: Gallery) -> None:

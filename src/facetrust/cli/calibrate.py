@@ -31,6 +31,13 @@ __all__ = ["calibrate"]
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset.")
 @click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
+@click.option(
+    "--replicates",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Bootstrap replicates for the threshold intervals (0: none).",
+)
 @renders_errors()
 def calibrate(
     datasets: tuple[Path, ...],
@@ -41,6 +48,7 @@ def calibrate(
     limit: int | None,
     seed: int,
     workers: int | None,
+    replicates: int,
 ) -> None:
     """Fit the table that turns scores into Similarity and FMR on each DATASET's impostor pairs.
 
@@ -63,7 +71,13 @@ def calibrate(
         vectors = load_cohort(engine, cohort, cache_dir=cache, workers=count)
         normaliser = CohortNormaliser(engine.model_id, vectors, top_k, provenance={"cohort": str(cohort)})
     fitted = fit_for_datasets(
-        engine, specs, cache_dir=cache, workers=count, progress=progress_bar, normaliser=normaliser
+        engine,
+        specs,
+        cache_dir=cache,
+        workers=count,
+        progress=progress_bar,
+        normaliser=normaliser,
+        replicates=replicates,
     )
     if isinstance(fitted, Calibration):
         out.write_text(fitted.to_json() + "\n")
@@ -76,4 +90,9 @@ def calibrate(
         f"{out}: calibration for {cal.model} from {cal.impostor_pairs:,} impostor pairs, "
         f"floor FMR {cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
     )
+    dropped = sum(int(d.get("duplicates_dropped", 0)) for d in cal.provenance.get("datasets", []))
+    click.echo(f"near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): {dropped:,}")
+    interval = cal.provenance.get("threshold_intervals", {}).get("80")
+    if interval is not None:
+        click.echo(f"Similarity 80 score, 95 % bootstrap interval: {interval[0]:.4f}–{interval[1]:.4f}")
     click.echo(f"use it: {setting}={out}")

@@ -209,6 +209,12 @@ def _fpir_line(gallery: int, fpir: float) -> str:
     return f"gallery of {plural(gallery, 'face')}: chance of at least one false match in this list ≈ {_chance(fpir)}"
 
 
+def _unreliable_lines(result: FaceSearchResult | UserSearchResult) -> list[str]:
+    """Why the probe's Similarity, FMR and FPIR should not be trusted, when they should not."""
+    reason = result.estimate.unreliable
+    return [] if reason is None else [f"estimate unreliable: {reason}"]
+
+
 def search_text(image: str, result: FaceSearchResult) -> str:
     lines = [_searched_line(image, result.searched_face, f"face {result.searched_face_id}")]
     if result.matches:
@@ -227,6 +233,7 @@ def search_text(image: str, result: FaceSearchResult) -> str:
     else:
         lines.append(f"no faces match at similarity ≥ {result.threshold:g}")
     lines.append(_fpir_line(result.gallery_size, result.fpir))
+    lines.extend(_unreliable_lines(result))
     lines.extend(_review_lines(result))
     return "\n".join(lines)
 
@@ -250,6 +257,11 @@ def _search_head(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
         "searched_face": None if result.searched_face is None else face_json(result.searched_face),
         "review_required": result.review_required,
         "audit_seq": result.audit_seq,
+        "estimate": {
+            "method": result.estimate.method,
+            "fmr": None if result.estimate.fmr is None else _fmr4(result.estimate.fmr),
+            "unreliable": result.estimate.unreliable,
+        },
     }
 
 
@@ -287,6 +299,7 @@ def user_search_text(image: str | None, result: UserSearchResult) -> str:
     else:
         lines.append(f"no users match at similarity ≥ {result.threshold:g}")
     lines.append(_fpir_line(result.gallery_size, result.fpir))
+    lines.extend(_unreliable_lines(result))
     lines.extend(_review_lines(result))
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["CosineScorer", "GroupPairs", "PairScorer", "build_group_pairs", "false_match_pairs"]
+__all__ = ["CosineScorer", "GroupPairs", "PairScorer", "build_group_pairs", "false_match_pairs", "impostor_blocks"]
 
 BLOCK = 1024
 
@@ -80,7 +80,7 @@ class GroupPairs:
         return keys[0], keys[1], counts
 
 
-def _impostor_blocks(
+def impostor_blocks(
     scorer: PairScorer, rows: np.ndarray, identity: np.ndarray, cell: np.ndarray
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(scores, i, j) of the impostor pairs i < j (positions in ``rows``), block by block."""
@@ -137,7 +137,7 @@ def build_group_pairs(
     """Score every impostor pair of the group (and its mated pairs when ``mated``)."""
     import numpy as np
 
-    chunks = [s for s, _, _ in _impostor_blocks(scorer, rows, identity, cell)]
+    chunks = [s for s, _, _ in impostor_blocks(scorer, rows, identity, cell)]
     impostor = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if mated:
         a, b, who = _mated(rows, identity, max_per_identity, np.random.default_rng(seed))
@@ -161,7 +161,7 @@ def false_match_pairs(scorer: PairScorer, pairs: GroupPairs, threshold: float) -
     import numpy as np
 
     ids_a, ids_b = [], []
-    for scores, i, j in _impostor_blocks(scorer, pairs.rows, pairs.identity, pairs.cell):
+    for scores, i, j in impostor_blocks(scorer, pairs.rows, pairs.identity, pairs.cell):
         hit = scores >= threshold
         ids_a.append(pairs.identity[i[hit]])
         ids_b.append(pairs.identity[j[hit]])

@@ -13,15 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facetrust.calibration import Calibration, fit_calibration
+from facetrust.calibration import Calibration, fit_calibration, fmr_from_similarity
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.audit import groups_of
 from facetrust.fairness.datasets import Analysis, DatasetSpec
-from facetrust.fairness.embedding import FACE, embed_images
-from facetrust.fairness.pairs import CosineScorer, PairScorer, build_group_pairs
+from facetrust.fairness.embedding import FACE, NO_FACE, embed_images
+from facetrust.fairness.pairs import CosineScorer, GroupPairs, PairScorer, build_group_pairs
+from facetrust.fairness.robustfit import DUPLICATE_COSINE, INTERVAL_SIMILARITIES, duplicate_rows, threshold_intervals
 from facetrust.fairness.runner import ProgressFactory, embed_spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.fairness.normalise import CohortNormaliser
 
-__all__ = ["fit_for_datasets", "load_cohort", "same_group_impostors"]
+__all__ = ["fit_for_datasets", "impostor_groups", "load_cohort", "same_group_impostors", "without_duplicates"]
 
 
 def _analysis_for_calibration(spec: DatasetSpec) -> Analysis:
@@ -39,20 +41,37 @@ def _analysis_for_calibration(spec: DatasetSpec) -> Analysis:
     return Analysis("", "all pairs")
 
 
+def impostor_groups(spec: DatasetSpec, status: np.ndarray, scorer: PairScorer) -> list[GroupPairs]:
+    """The same-group impostor pairs of ``spec``'s first analysis, one ``GroupPairs`` per group."""
+    analysis = _analysis_for_calibration(spec)
+    out = []
+    for g in groups_of(spec, status, analysis, everyone=not analysis.column):
+        keep = g.has_face
+        out.append(build_group_pairs(scorer, g.name, g.rows[keep], g.identity[keep], g.cell[keep], mated=False))
+    return out
+
+
 def same_group_impostors(
     spec: DatasetSpec, status: np.ndarray, scorer: PairScorer
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Scores of the same-group impostor pairs of ``spec``'s first analysis, and the count per group."""
     import numpy as np
 
-    analysis = _analysis_for_calibration(spec)
-    chunks, counts = [], {}
-    for g in groups_of(spec, status, analysis, everyone=not analysis.column):
-        keep = g.has_face
-        pairs = build_group_pairs(scorer, g.name, g.rows[keep], g.identity[keep], g.cell[keep], mated=False)
-        chunks.append(pairs.impostor_scores)
-        counts[g.name] = int(pairs.impostor_scores.size)
+    groups = impostor_groups(spec, status, scorer)
+    chunks = [g.impostor_scores for g in groups]
+    counts = {g.group: int(g.impostor_scores.size) for g in groups}
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), counts
+
+
+def without_duplicates(spec: DatasetSpec, vectors: np.ndarray, status: np.ndarray) -> tuple[np.ndarray, int]:
+    """``status`` with near-duplicate images (``robustfit.duplicate_rows``) marked faceless, and how many."""
+    import numpy as np
+
+    rows = np.flatnonzero(status == FACE)
+    drop = duplicate_rows(vectors, rows, [rec.identity for rec in spec.images])
+    out = status.copy()
+    out[drop] = NO_FACE
+    return out, int(drop.size)
 
 
 def load_cohort(engine: FaceEngine, path: Path, *, cache_dir: Path | None, workers: int) -> np.ndarray:
@@ -85,26 +104,35 @@ def fit_for_datasets(
     workers: int = 1,
     progress: ProgressFactory | None = None,
     normaliser: CohortNormaliser | None = None,
+    replicates: int = 200,
 ) -> Calibration | CohortNormaliser:
-    """Fit a calibration (or, with ``normaliser``, a calibrated normaliser) on ``specs``."""
+    """Fit a calibration (or, with ``normaliser``, a calibrated normaliser) on ``specs``.
+
+    Near-duplicate images are dropped first (counted in the provenance, ``duplicates_dropped``),
+    and the thresholds of Similarity 40, 60, 80 and 99 get 95 % identity-bootstrap intervals
+    (``threshold_intervals``; none when ``replicates`` is 0).
+    """
     import numpy as np
 
-    scores, provenance_sets = [], []
+    groups: list[tuple[PairScorer, GroupPairs]] = []
+    provenance_sets = []
     for spec in specs:
         emb = embed_spec(engine, spec, cache_dir=cache_dir, workers=workers, progress=progress)
+        status, dropped = without_duplicates(spec, emb.vectors, emb.status)
         scorer = normaliser.scorer(emb.vectors) if normaliser is not None else CosineScorer(emb.vectors)
-        found, counts = same_group_impostors(spec, emb.status, scorer)
-        scores.append(found)
+        found = impostor_groups(spec, status, scorer)
+        groups.extend((scorer, g) for g in found)
         provenance_sets.append(
             {
                 "name": spec.name,
                 "kind": spec.kind,
                 "hash": spec.fingerprint(),
                 "images": len(spec.images),
-                "pairs": counts,
+                "duplicates_dropped": dropped,
+                "pairs": {g.group: int(g.impostor_scores.size) for g in found},
             }
         )
-    pooled = np.concatenate(scores)
+    pooled = np.concatenate([g.impostor_scores for _, g in groups] or [np.zeros(0, np.float32)])
     model = normaliser.score_id if normaliser is not None else engine.model_id
     provenance: dict[str, Any] = {
         "made_by": "facetrust calibrate",
@@ -112,12 +140,15 @@ def fit_for_datasets(
         "model": engine.model_id,
         "datasets": provenance_sets,
         "detector_threshold": engine.settings.detection_threshold,
+        "duplicate_cosine": DUPLICATE_COSINE,
     }
     names = ", ".join(f"{p['name']} ({p['kind']})" for p in provenance_sets)
-    cal = fit_calibration(
-        pooled,
-        model=model,
-        dataset=f"{pooled.size:,} same-group impostor pairs of {names}",
-        provenance=provenance,
-    )
+    dataset = f"{pooled.size:,} same-group impostor pairs of {names}"
+    cal = fit_calibration(pooled, model=model, dataset=dataset, provenance=provenance)
+    if replicates > 0:
+        cut = cal.score_for_fmr(min(1.0, 3 * fmr_from_similarity(min(INTERVAL_SIMILARITIES))))
+        found_iv = threshold_intervals(groups, cut, replicates=replicates)
+        provenance["threshold_intervals"] = {f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in found_iv.items()}
+        provenance["bootstrap"] = {"replicates": replicates, "level": 0.95, "unit": "identity (image without one)"}
+        cal = replace(cal, provenance=provenance)
     return normaliser.with_calibration(cal) if normaliser is not None else cal

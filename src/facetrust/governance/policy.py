@@ -47,6 +47,7 @@ _KEYS = {
     "forbidden",
     "description",
     "keep_face_crops",
+    "refuse_unreliable",
 }
 
 
@@ -64,6 +65,7 @@ class Purpose:
     forbidden: str | None = None
     description: str = ""
     keep_face_crops: bool = False
+    refuse_unreliable: bool = False
 
     @property
     def retention_seconds(self) -> float:
@@ -154,6 +156,9 @@ def _purpose(where: str, name: str, table: Any) -> Purpose:
         description=str(table.get("description", "")),
         keep_face_crops=_typed(
             w, "keep_face_crops", table.get("keep_face_crops", False), bool, lambda v: True, "true or false"
+        ),
+        refuse_unreliable=_typed(
+            w, "refuse_unreliable", table.get("refuse_unreliable", False), bool, lambda v: True, "true or false"
         ),
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetrust.service.types import StoredFace, UnsuccessfulFace
+from facetrust.service.types import ProbeEstimate, StoredFace, UnsuccessfulFace
 from facetrust.types import Face, Pose, Quality, RatioBox
 
 __all__ = [
@@ -107,6 +107,19 @@ def similarity(value: float, fmr: float, fmr_is_bound: bool) -> dict[str, Any]:
         "EstimatedFalseMatchRate": float(fmr),
         "FalseMatchRateIsBound": bool(fmr_is_bound),
     }
+
+
+def estimate(found: ProbeEstimate) -> dict[str, Any]:
+    """How a search estimated its own error rates: facetrust extension fields."""
+    out: dict[str, Any] = {
+        "EstimateMethod": found.method,
+        "EstimateUnreliable": found.unreliable is not None,
+    }
+    if found.fmr is not None:
+        out["ProbeFalseMatchRate"] = float(found.fmr)
+    if found.unreliable is not None:
+        out["UnreliableReason"] = found.unreliable
+    return out
 
 
 def unsuccessful_face(face: UnsuccessfulFace) -> dict[str, Any]:

@@ -13,6 +13,14 @@ from facetrust.governance.recorder import Record
 from facetrust.index import MAX_K
 from facetrust.service.governed import Governed, check_search, governed, usable
 from facetrust.service.quality import check_quality_filter, rejection_reasons
+from facetrust.service.scoring import (
+    TAIL_K,
+    ProbeScale,
+    estimate_of,
+    estimate_record,
+    probe_scale,
+    refuse_unreliable,
+)
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -32,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search"]
+__all__ = ["fpir", "governed_face_search", "governed_user_search", "stored_face_scales"]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -45,6 +53,26 @@ def fpir(threshold: float, gallery_size: int) -> float:
     return -math.expm1(gallery_size * math.log1p(-fmr))
 
 
+def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeScale:
+    cal = service.engine.calibration
+    if not service.engine.settings.probe_normalisation:
+        return ProbeScale(cal, gallery, None)
+    return probe_scale(cal, list(seen.values()), gallery)
+
+
+def stored_face_scales(
+    service: FaceService, row: CollectionRow, keys: list[int], vectors: np.ndarray
+) -> list[ProbeScale]:
+    """Each stored face's scale against its collection, itself left out: what a SearchFaces with
+    that face would read (AssociateFaces' matching scores its new faces with these)."""
+    hits, size = service.indexes.get(row).search(vectors, TAIL_K + 1)
+    out = []
+    for key, found, scores in zip(keys, hits.keys, hits.scores):
+        seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
+        out.append(_scale(service, seen, max(size - 1, 0)))
+    return out
+
+
 def _candidates(
     service: FaceService,
     row: CollectionRow,
@@ -53,33 +81,36 @@ def _candidates(
     want: int,
     exclude: set[int],
     user_faces_only: bool = False,
-) -> tuple[dict[int, float], int]:
-    """Keys scoring at or above the threshold's score (best score over the queries), and the gallery size.
+) -> tuple[dict[int, float], int, ProbeScale]:
+    """Keys scoring at or above the threshold's score (best score over the queries), the gallery
+    size, and the probe's scale (``service.scoring``: from the first answer's top scores).
 
     Asks the index for more neighbours until the last one falls below the threshold, the
     whole gallery has been seen, ``want`` wanted candidates are in hand, or the index's most
     neighbours per query (``MAX_K``, 4,096) have been asked for.
     """
-    cal = service.engine.calibration
-    # every score, however low, has similarity ≥ 0; above 0 the calibration gives the score
-    floor = -math.inf if threshold <= cal.similarity(-1.0) else cal.score_for_similarity(threshold) - 1e-6
     index = service.indexes.get(row)
-    k = max(16, min(want, 256) + len(exclude))
+    k = max(16, min(want, 256) + len(exclude), TAIL_K + len(exclude) + 1)
+    scale: ProbeScale | None = None
     while True:
         k = min(k, MAX_K)
         hits, size = index.search(queries, k)
-        best: dict[int, float] = {}
+        seen: dict[int, float] = {}
         lowest = math.inf
         for keys, scores in zip(hits.keys, hits.scores):
             for key, score in zip(keys.tolist(), scores.tolist()):
                 if key < 0:
                     continue
                 lowest = min(lowest, score)
-                if key not in exclude and score >= floor and score > best.get(key, -math.inf):
-                    best[key] = score
+                if key not in exclude and score > seen.get(key, -math.inf):
+                    seen[key] = score
+        if scale is None:
+            scale = _scale(service, seen, max(size - len(exclude), 0))
+        floor = scale.score_for_similarity(threshold) - 1e-6
+        best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
         if exhausted or (not user_faces_only and len(best) >= want):
-            return best, size
+            return best, size, scale
         k *= 4
 
 
@@ -93,11 +124,16 @@ def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int
 
 
 def _face_matches(
-    service: FaceService, row: CollectionRow, scores: dict[int, float], threshold: float, limit: int, now: float
+    service: FaceService,
+    row: CollectionRow,
+    scores: dict[int, float],
+    cal: ProbeScale,
+    threshold: float,
+    limit: int,
+    now: float,
 ) -> tuple[FaceSearchMatch, ...]:
     from facetrust.service.faceservice import stored_face
 
-    cal = service.engine.calibration
     rows = _rows(service, row, list(scores))
     out = []
     for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
@@ -151,8 +187,8 @@ def _user_matches(
     exclude_faces: set[int],
     exclude_user: str | None,
     now: float,
-) -> tuple[tuple[UserSearchMatch, ...], int]:
-    scores, _ = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
+) -> tuple[tuple[UserSearchMatch, ...], int, ProbeScale]:
+    scores, _, cal = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
     rows = _rows(service, row, list(scores))
     best: dict[str, tuple[float, str]] = {}
     for key, score in scores.items():
@@ -161,7 +197,6 @@ def _user_matches(
             continue
         if score > best.get(face.user_id, (-math.inf, ""))[0]:
             best[face.user_id] = (score, face.face_id)
-    cal = service.engine.calibration
     out: list[UserSearchMatch] = []
     for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
         comparison = cal.compare(score, threshold)
@@ -177,7 +212,7 @@ def _user_matches(
             )
         )
     gallery = service.store.count_user_faces(row.id)
-    return tuple(out), gallery
+    return tuple(out), gallery, cal
 
 
 def _log_matches(
@@ -193,6 +228,13 @@ def _log_matches(
     }
     with store.transaction() as conn:
         return rec.commit(conn)
+
+
+def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, threshold: float, gallery: int) -> None:
+    """Refuse the search when its purpose refuses unreliable estimates and this one is; the refusal's
+    audit entry keeps the threshold, gallery size and the estimate that was refused."""
+    rec.details = {"threshold": threshold, "gallery_size": gallery, **estimate_record(scale, threshold, gallery)}
+    refuse_unreliable(purpose, scale)
 
 
 def _under_purpose(
@@ -230,9 +272,10 @@ def governed_face_search(
             exclude = {stored.key}
         else:
             searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
-        scores, size = _candidates(service, row, vec, threshold, limit, exclude)
-        matches = _face_matches(service, row, scores, threshold, limit, service.clock())
+        scores, size, scale = _candidates(service, row, vec, threshold, limit, exclude)
         gallery = max(size - len(exclude), 0)
+        _refuse_unreliable(rec, purpose, scale, threshold, gallery)
+        matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
         entry = _log_matches(
             service.store,
             rec,
@@ -242,17 +285,19 @@ def governed_face_search(
             purpose,
             face_ids=[m.face.face_id for m in matches],
             searched_face_id=face_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return FaceSearchResult(
         matches,
         threshold,
         gallery,
-        fpir(threshold, gallery),
+        scale.fpir(threshold, gallery),
         row.model,
         searched_face_id=face_id,
         searched_face=searched,
         review_required=purpose.human_review,
         audit_seq=entry.seq,
+        estimate=estimate_of(scale, threshold),
     )
 
 
@@ -298,7 +343,8 @@ def governed_user_search(
             exclude = {stored.key}
         else:
             vecs, exclude = _user_queries(service, row, str(user_id))
-        matches, gallery = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        _refuse_unreliable(rec, purpose, scale, threshold, gallery)
         entry = _log_matches(
             service.store,
             rec,
@@ -310,16 +356,18 @@ def governed_user_search(
             face_ids=[m.best_face_id for m in matches],
             searched_face_id=face_id,
             searched_user_id=user_id,
+            **estimate_record(scale, threshold, gallery),
         )
     return UserSearchResult(
         matches,
         threshold,
         gallery,
-        fpir(threshold, gallery),
+        scale.fpir(threshold, gallery),
         row.model,
         searched_face_id=face_id,
         searched_user_id=user_id,
         searched_face=searched,
         review_required=purpose.human_review,
         audit_seq=entry.seq,
+        estimate=estimate_of(scale, threshold),
     )

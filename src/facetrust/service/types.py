@@ -143,12 +143,28 @@ class FaceSearchMatch:
 
 
 @dataclass(frozen=True)
+class ProbeEstimate:
+    """How a search estimated its own error rates (docs/fairness.md, per-probe estimates).
+
+    method: ``probe-tail`` (read off the probe's own scores against this gallery) or
+    ``calibration`` (the global table: small galleries, or normalisation switched off).
+    fmr: the estimated chance that one stranger in this gallery reaches the threshold for this probe.
+    unreliable: why the estimate should not be trusted, or None.
+    """
+
+    method: str = "calibration"
+    fmr: float | None = None
+    unreliable: str | None = None
+
+
+@dataclass(frozen=True)
 class FaceSearchResult:
     """Matches at or above ``threshold``, best first.
 
     gallery_size: how many stored faces the probe was compared with.
     fpir: estimated chance that a candidate list from a gallery this size contains at least
-    one false match at this threshold: ``1 − (1 − FMR(threshold))^gallery_size``.
+    one false match at this threshold: ``1 − (1 − FMR)^gallery_size``, with the probe's own
+    FMR at the threshold (``estimate``).
     """
 
     matches: tuple[FaceSearchMatch, ...]
@@ -160,6 +176,7 @@ class FaceSearchResult:
     searched_face: Face | None = None
     review_required: bool = False
     audit_seq: int | None = None
+    estimate: ProbeEstimate = ProbeEstimate()
 
 
 @dataclass(frozen=True)
@@ -207,6 +224,7 @@ class UserSearchResult:
     searched_face: Face | None = None
     review_required: bool = False
     audit_seq: int | None = None
+    estimate: ProbeEstimate = ProbeEstimate()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from facetrust.errors import ConflictError, LimitExceededError, NotFoundError, P
 from facetrust.governance.actor import Actor
 from facetrust.governance.roles import require_role
 from facetrust.service.governed import Governed, check_search, governed, usable
+from facetrust.service.scoring import ProbeScale, refuse_unreliable
 from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
 from facetrust.service.validate import (
     check_face_ids,
@@ -21,6 +22,8 @@ from facetrust.service.validate import (
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from facetrust.service.faceservice import FaceService
 
 __all__ = [
@@ -76,15 +79,17 @@ def governed_associate(
     """AssociateFaces on the governed path. Matching new faces against the user's faces is a 1:N
     match: it needs a role that may search and the purpose's search rules, and is logged like one."""
     with governed(service, actor, "AssociateFaces", collection, model_check=True) as step:
-        step.record.details = {"user_ids": [user_id]}
-        result, sims = associate_faces(service, step, user_id, face_ids, threshold, actor)
+        step.record.details = {"user_ids": [user_id], "threshold": threshold}
+        result, matched = associate_faces(service, step, user_id, face_ids, threshold, actor)
         step.record.details = {
             "user_ids": [user_id],
             "face_ids": list(result.associated),
             "threshold": threshold,
-            "matched": len(sims),
-            "similarities": [round(s, 4) for s in sims],
-            "review_required": bool(sims) and step.purpose is not None and step.purpose.human_review,
+            "matched": len(matched),
+            "similarities": [round(s, 4) for s, _ in matched],
+            "estimates": [scale.method for _, scale in matched],
+            "unreliable": [scale.unreliable for _, scale in matched],
+            "review_required": bool(matched) and step.purpose is not None and step.purpose.human_review,
         }
         return result
 
@@ -105,18 +110,62 @@ def _matching_allowed(step: Governed, actor: Actor, threshold: float, candidates
         )
 
 
+def _match_scales(
+    service: FaceService, step: Governed, user_id: str, wanted: list[str], threshold: float, actor: Actor
+) -> dict[int, ProbeScale]:
+    """The per-probe scale of each new face that will be matched against the user's faces, read off
+    the collection's index as a search with that face would (``service.scoring``). Runs before
+    the association's write transaction, since the index reads the store; empty when nothing
+    will be matched."""
+    import numpy as np
+
+    from facetrust.service.search import stored_face_scales
+
+    row, now = step.collection, service.clock()
+    own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
+    new = [f for f in service.store.faces_by_ids(row.id, wanted).values() if usable(f, now) and f.user_id is None]
+    if not new or not any(usable(f, now) for f in own):
+        return {}
+    _matching_allowed(step, actor, threshold, len(new))  # refused before the index does any work
+    blobs = dict(service.store.embeddings(row.id, [f.key for f in new]))
+    keys = [f.key for f in new if f.key in blobs]
+    if not keys:
+        return {}
+    dim = service.engine.recogniser.dim
+    vectors = np.stack([vector_from_blob(blobs[k], dim) for k in keys])
+    return dict(zip(keys, stored_face_scales(service, row, keys, vectors)))
+
+
+def _match(
+    step: Governed, gallery: np.ndarray, new: list[FaceRow], blobs: dict[int, bytes], scales: dict[int, ProbeScale]
+) -> dict[int, tuple[float, ProbeScale]]:
+    """Each new face's Similarity to its closest face of the user, on its own scale; refused, like
+    a search, when the purpose refuses unreliable estimates and one is."""
+    out: dict[int, tuple[float, ProbeScale]] = {}
+    for face in new:
+        scale = scales.get(face.key)
+        if scale is None:  # unassociated or usable only since the scales were read
+            raise ConflictError(f"Face {face.face_id!r} changed while it was matched; try again", resource=face.face_id)
+        if step.purpose is not None:
+            refuse_unreliable(step.purpose, scale)
+        score = float((gallery @ vector_from_blob(blobs[face.key], gallery.shape[1])).max())
+        out[face.key] = (scale.compare(score).similarity, scale)
+    return out
+
+
 def associate_faces(
     service: FaceService, step: Governed, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
-) -> tuple[AssociateResult, list[float]]:
+) -> tuple[AssociateResult, list[tuple[float, ProbeScale]]]:
     """Associate faces with a user. Once the user has (unexpired) faces, a new face must match one
-    of them at ``threshold`` (Similarity) or it is refused with LOW_MATCH_CONFIDENCE. Also returns
-    the similarities computed (one per matched face)."""
+    of them at ``threshold`` (Similarity, on the new face's own scale, as in a search) or it is
+    refused with LOW_MATCH_CONFIDENCE. Also returns the Similarity and scale of each matched face."""
     import numpy as np
 
     row = step.collection
     require_user(service, row, user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     threshold = check_threshold(threshold, "UserMatchThreshold")
+    scales = _match_scales(service, step, user_id, wanted, threshold, actor)
     dim, now = service.engine.recogniser.dim, service.clock()
     with service.store.transaction() as conn:
         user = service.store.get_user(row.id, user_id, conn)  # again here: it may have been deleted since
@@ -125,16 +174,14 @@ def associate_faces(
         found = {k: f for k, f in service.store.faces_by_ids(row.id, wanted, conn).items() if usable(f, now)}
         own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
         live = [f.key for f in own if usable(f, now)]  # an expired face is gone: nothing to match against
-        if live and any(f.user_id is None for f in found.values()):
-            _matching_allowed(step, actor, threshold, sum(f.user_id is None for f in found.values()))
-        blobs = dict(service.store.embeddings(row.id, live + [f.key for f in found.values()], conn))
-        gallery = np.stack([vector_from_blob(blobs[k], dim) for k in live]) if live else None
-        sims: dict[int, float] = {}
-        if gallery is not None:
-            for face in found.values():
-                if face.user_id is None:
-                    score = float((gallery @ vector_from_blob(blobs[face.key], dim)).max())
-                    sims[face.key] = service.engine.calibration.similarity(score)
+        new = [f for f in found.values() if f.user_id is None] if live else []
+        if new:
+            _matching_allowed(step, actor, threshold, len(new))
+        blobs = dict(service.store.embeddings(row.id, live + [f.key for f in new], conn))
+        matched = (
+            _match(step, np.stack([vector_from_blob(blobs[k], dim) for k in live]), new, blobs, scales) if new else {}
+        )
+        sims = {key: similarity for key, (similarity, _) in matched.items()}
         associated, failed, new_keys = _decide(wanted, found, user_id, sims, threshold)
         if len(own) + len(new_keys) > MAX_FACES_PER_USER:
             raise LimitExceededError(
@@ -144,7 +191,7 @@ def associate_faces(
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
     info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
-    return AssociateResult(tuple(associated), tuple(failed), info), list(sims.values())
+    return AssociateResult(tuple(associated), tuple(failed), info), list(matched.values())
 
 
 def _decide(

@@ -7,7 +7,7 @@ from typing import Any
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, FACE_ID, IMAGE, QUALITY_FILTER, THRESHOLD, Operation, kwargs
 from facetrust.server.protocol import Kind, Member
-from facetrust.server.shapes import bounding_box, face_detail, similarity, stored_face
+from facetrust.server.shapes import bounding_box, estimate, face_detail, similarity, stored_face
 from facetrust.service import FaceService
 from facetrust.service.types import FaceSearchResult, UserSearchResult
 
@@ -31,6 +31,7 @@ def _gallery(result: FaceSearchResult | UserSearchResult) -> dict[str, Any]:
         "GalleryFalsePositiveIdentificationRate": float(result.fpir),
         "ReviewRequired": result.review_required,
         "AuditSequence": result.audit_seq,
+        **estimate(result.estimate),
     }
 
 

@@ -1,0 +1,145 @@
+"""1:N fairness end to end through the HTTP API: does the FPIR each search reports hold per group?
+
+    nice -n 5 .venv/bin/python bench/search_fairness.py     # writes bench/results/search_fairness.json
+
+A real server (the default engine, uvicorn on 127.0.0.1, an unmodified boto3 client with
+docs/http.md's hook) indexes a seeded half of UTKFace (near-duplicates dropped first, as
+`facetrust calibrate` does; ExternalImageId = the file name), then every indexed face is
+searched with ``SearchFaces`` at threshold 80, twice: with per-probe scoring (the default)
+and with ``probe_normalisation`` off (the global calibration: facetrust before). UTKFace has
+no identities, so every candidate is a wrong one; a second count leaves out candidates at raw
+cosine ≥ 0.6 to the probe (presumed the same person, ../shared/FACTS.md).
+
+Per group (adults by race; children 0–12; adults): the fraction of probes with at least one
+wrong candidate (measured FPIR, 95 % bootstrap interval over probes), the mean FPIR the
+responses reported, and the share of responses flagged ``EstimateUnreliable``.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "server"))
+from live import rekognition, serving, with_facetrust_fields
+
+import lfw_data as L
+from facetrust.config import Settings, default_cache_dir
+from facetrust.engine import FaceEngine
+from facetrust.fairness.datasets import load_utkface
+from facetrust.fairness.embedding import FACE
+from facetrust.fairness.robustfit import duplicate_rows
+from facetrust.fairness.runner import embed_spec
+from facetrust.server import create_app
+from facetrust.service import FaceService
+from host import machine_record, save_result
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PRESUMED_SAME = 0.6
+REPLICATES = 1000
+
+
+def boot(values: np.ndarray, rng: np.random.Generator) -> list[float]:
+    if values.size == 0:
+        return [float("nan")] * 3
+    reps = values[rng.integers(0, values.size, size=(REPLICATES, values.size))].mean(axis=1)
+    return [float(values.mean()), *np.quantile(reps, [0.025, 0.975]).tolist()]
+
+
+def search_all(client: Any, face_ids: dict[str, str], name_of: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per indexed file: the files of its candidates, the reported FPIR and the unreliable flag."""
+    out = {}
+    for file, face_id in face_ids.items():
+        r = client.search_faces(CollectionId="utk", FaceId=face_id, FaceMatchThreshold=80, MaxFaces=4096)
+        out[file] = {
+            "candidates": [name_of[m["Face"]["FaceId"]] for m in r["FaceMatches"]],
+            "fpir": float(r["GalleryFalsePositiveIdentificationRate"]),
+            "unreliable": bool(r.get("EstimateUnreliable", False)),
+            "method": r.get("EstimateMethod"),
+        }
+    return out
+
+
+def summarise(
+    found: dict[str, dict[str, Any]], groups: dict[str, list[str]], vec: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, files in groups.items():
+        files = [f for f in files if f in found]
+        wrong = np.array([bool(found[f]["candidates"]) for f in files], dtype=float)
+        strict = np.array(
+            [any(float(vec[f] @ vec[c]) < PRESUMED_SAME for c in found[f]["candidates"]) for f in files], dtype=float
+        )
+        out[name] = {
+            "probes": len(files),
+            "fpir_measured": boot(wrong, rng),
+            "fpir_measured_excl_presumed_same": boot(strict, rng),
+            "fpir_reported_mean": float(np.mean([found[f]["fpir"] for f in files])) if files else None,
+            "unreliable_share": float(np.mean([found[f]["unreliable"] for f in files])) if files else None,
+        }
+    return out
+
+
+def main() -> None:
+    started = time.perf_counter()
+    settings = Settings.load()
+    engine = FaceEngine.load(settings)
+    spec = load_utkface(L.data_root() / "utkface")
+    emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
+    face = np.flatnonzero(emb.status == FACE)
+    rows = np.setdiff1d(face, duplicate_rows(emb.vectors, face, [None] * len(spec.images)))
+    rows = np.sort(np.random.default_rng(0).permutation(rows)[: len(rows) // 2])
+    files = {Path(spec.images[i].path).name: i for i in rows}
+    vec = {f: emb.vectors[i] for f, i in files.items()}
+    groups: dict[str, list[str]] = {}
+    for f, i in files.items():
+        g = spec.images[i].groups
+        if g["age_band"] == "0-12":
+            groups.setdefault("children 0-12", []).append(f)
+        elif g["age_band"] in ("18-39", "40-59", "60+"):
+            groups.setdefault(f"adult {g['race']}", []).append(f)
+            groups.setdefault("adults", []).append(f)
+    result: dict[str, Any] = {"machine": machine_record()}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        service = FaceService(data, engine)
+        app = create_app(service, authenticator=None, settings=replace(settings, data_dir=data))
+        face_ids: dict[str, str] = {}
+        with serving(app) as url:
+            client = with_facetrust_fields(rekognition(url))
+            client.create_collection(CollectionId="utk")
+            t0 = time.perf_counter()
+            for f, i in files.items():
+                r = client.index_faces(
+                    CollectionId="utk", Image={"Bytes": Path(spec.images[i].path).read_bytes()}, ExternalImageId=f
+                )
+                if r["FaceRecords"]:
+                    face_ids[f] = r["FaceRecords"][0]["Face"]["FaceId"]
+            result["index_seconds"] = round(time.perf_counter() - t0, 1)
+            name_of = {v: k for k, v in face_ids.items()}
+            result["indexed"] = len(face_ids)
+            per_probe = search_all(client, face_ids, name_of)
+        service.close()
+        raw_engine = FaceEngine.load(replace(settings, probe_normalisation=False))
+        raw_service = FaceService(data, raw_engine)
+        raw_app = create_app(raw_service, authenticator=None, settings=replace(settings, data_dir=data))
+        with serving(raw_app) as url:
+            raw = search_all(with_facetrust_fields(rekognition(url)), face_ids, name_of)
+        raw_service.close()
+    result["probe-tail"] = summarise(per_probe, groups, vec)
+    result["raw"] = summarise(raw, groups, vec)
+    result["methods_seen"] = sorted({str(v["method"]) for v in per_probe.values()})
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    save_result(RESULTS / "search_fairness.json", result)
+
+
+if __name__ == "__main__":
+    main()

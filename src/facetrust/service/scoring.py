@@ -1,0 +1,145 @@
+"""Per-probe scoring of a 1:N search: the probe's own false-match rate against this gallery.
+
+A search already finds the probe's nearest gallery faces. Their scores are the upper tail of
+the probe's impostor scores against this gallery (a gallery holds mostly other people), so
+they say how often a stranger in *this* gallery reaches a score *for this probe*
+(``fairness.tailnorm``): a child's face or a face of a group the model separates less well
+has many close strangers and needs a higher raw score for the same Similarity. No label is
+inferred or used; the gallery is the cohort, so the statistics follow the deployment's
+population as it grows, and cost nothing beyond the search itself.
+
+``probe_scale`` turns the top gallery scores into a ``ProbeScale`` that maps raw scores to
+``Comparison``s (calibrated Similarity and FMR for this probe), gives the raw score a
+threshold needs, and the probe's FPIR. It falls back to the global calibration, and says the
+estimate is unreliable, when the gallery is too small for a tail (``MIN_GALLERY`` faces) or the
+probe resembles so many gallery faces that its ``TAIL_K``-th closest one scores as high as only
+a ``10^CROWDED_DECADES``-th of the strangers a typical face's would (the map then reaches far
+beyond where the calibration was measured for this probe).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from facetrust.calibration import Calibration, fmr_from_similarity
+from facetrust.errors import PurposeRefusedError
+from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
+from facetrust.service.types import ProbeEstimate
+from facetrust.types import Comparison
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.governance.policy import Purpose
+
+__all__ = [
+    "MIN_GALLERY",
+    "TAIL_K",
+    "ProbeScale",
+    "estimate_of",
+    "estimate_record",
+    "probe_scale",
+    "refuse_unreliable",
+]
+
+TAIL_K = 50
+MIN_GALLERY = 1000
+CROWDED_DECADES = 1.0
+
+
+@dataclass(frozen=True)
+class ProbeScale:
+    """How one probe's raw scores against one gallery become Similarity and FMR.
+
+    ``tail`` is ``(u, m, c, m_G)`` (``fairness.tailnorm``: the probe's K-th highest gallery
+    score and median excess, and the global calibration's at the same fraction), or ``None``
+    when the global calibration is used as it is; ``unreliable`` says why the estimate should
+    not be trusted (``None`` when it can be).
+    """
+
+    calibration: Calibration
+    gallery: int
+    tail: tuple[float, float, float, float] | None
+    unreliable: str | None = None
+
+    @property
+    def method(self) -> str:
+        return "probe-tail" if self.tail is not None else "calibration"
+
+    def global_score(self, score: float) -> float:
+        """``score`` on the global calibration's scale."""
+        return score if self.tail is None else float(mapped(score, *self.tail))
+
+    def compare(self, score: float, threshold: float | None = None) -> Comparison:
+        """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
+        return replace(self.calibration.compare(self.global_score(score), threshold), score=float(score))
+
+    def score_for_similarity(self, similarity: float) -> float:
+        """The raw score at which this probe reaches ``similarity`` (−inf when every score does)."""
+        if similarity <= self.calibration.similarity(-1.0):
+            return -math.inf
+        target = self.calibration.score_for_similarity(similarity)
+        if self.tail is None:
+            return target
+        u, m, c, m_global = self.tail
+        return u + (target - c) * m / m_global
+
+    def fmr_at(self, threshold: float) -> float:
+        """The per-comparison FMR this probe has at ``threshold`` (what its Similarity promises)."""
+        if threshold <= self.calibration.similarity(-1.0):
+            return min(1.0, float(10.0 ** self.calibration.log10_fmr[0]))
+        return max(fmr_from_similarity(threshold), self.calibration.floor_fmr)
+
+    def fpir(self, threshold: float, gallery: int | None = None) -> float:
+        """Chance that this probe gets at least one wrong candidate at ``threshold`` from ``gallery``
+        faces (default: the gallery its scale was read from)."""
+        size = self.gallery if gallery is None else gallery
+        if size <= 0:
+            return 0.0
+        fmr = self.fmr_at(threshold)
+        if fmr >= 1.0:
+            return 1.0
+        return -math.expm1(size * math.log1p(-fmr))
+
+
+def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: int) -> ProbeScale:
+    """The probe's scale from its highest scores against a gallery of ``gallery`` faces.
+
+    ``top_scores`` are the probe's best scores against distinct gallery faces (any order; the
+    probe's own face left out), at least ``TAIL_K`` of them for a tail estimate.
+    """
+    if gallery < MIN_GALLERY or len(top_scores) < TAIL_K:
+        small = f"gallery of {gallery:,} faces is below the {MIN_GALLERY:,} needed for a per-probe estimate"
+        return ProbeScale(calibration, gallery, None, small)
+    stats = top_scores_stats(sorted(top_scores, reverse=True)[:TAIL_K], gallery)
+    u, m = float(stats.u[0]), float(stats.m[0])
+    c, m_global = anchor(calibration, TAIL_K, gallery)
+    reason: str | None = None
+    crowding = math.log10(TAIL_K / gallery) - math.log10(calibration.fmr(u)[0])
+    if crowding >= CROWDED_DECADES:
+        reason = (
+            f"the probe resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
+            f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
+        )
+    return ProbeScale(calibration, gallery, (u, m, c, m_global), reason)
+
+
+def estimate_of(scale: ProbeScale, threshold: float) -> ProbeEstimate:
+    """What a search result says about its own estimate."""
+    return ProbeEstimate(scale.method, scale.fmr_at(threshold), scale.unreliable)
+
+
+def estimate_record(scale: ProbeScale, threshold: float, gallery: int) -> dict[str, object]:
+    """What the audit log keeps of a search's estimate: its method, FPIR and why it is unreliable."""
+    return {"estimate": scale.method, "fpir": scale.fpir(threshold, gallery), "unreliable": scale.unreliable}
+
+
+def refuse_unreliable(purpose: Purpose, scale: ProbeScale) -> None:
+    """Refuse the search when the purpose requires a reliable per-probe estimate and this one is not."""
+    if purpose.refuse_unreliable and scale.unreliable is not None:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} refuses probes whose false-match estimate is unreliable: {scale.unreliable}",
+            purpose=purpose.name,
+            rule="refuse_unreliable",
+        )
