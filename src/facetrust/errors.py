@@ -6,6 +6,8 @@
     ├── InvalidInputError               the caller sent something we cannot use
     │   ├── InvalidImageError           not a decodable JPEG/PNG image
     │   ├── ImageTooLargeError          over the byte or pixel limit
+    │   ├── InvalidVideoError           not a decodable video file, or truncated/corrupt
+    │   ├── VideoTooLargeError          over the duration, resolution or frame limit
     │   └── InvalidParameterError       a parameter has a bad value
     │       └── InvalidPaginationTokenError  a next-token that we did not issue for this listing
     ├── NotFoundError                   a named thing does not exist
@@ -36,12 +38,14 @@ __all__ = [
     "InvalidInputError",
     "InvalidPaginationTokenError",
     "InvalidParameterError",
+    "InvalidVideoError",
     "LimitExceededError",
     "ModelError",
     "ModelIntegrityError",
     "ModelMismatchError",
     "NotFoundError",
     "PurposeRefusedError",
+    "VideoTooLargeError",
 ]
 
 
@@ -78,6 +82,31 @@ class ImageTooLargeError(InvalidInputError):
 
     def __init__(self, message: str, *, limit: int, actual: int, source: str | None = None) -> None:
         super().__init__(f"{source}: {message}" if source else message)
+        self.limit = limit
+        self.actual = actual
+        self.source = source
+
+
+class InvalidVideoError(InvalidInputError):
+    """The file is not a video PyAV's FFmpeg can decode, or it is truncated or corrupt."""
+
+    code = "InvalidVideo"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.source = source
+
+
+class VideoTooLargeError(InvalidInputError):
+    """The video exceeds the duration, resolution or frame limit (``limit`` names which)."""
+
+    code = "VideoTooLarge"
+
+    def __init__(
+        self, message: str, *, limit_name: str, limit: float, actual: float, source: str | None = None
+    ) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.limit_name = limit_name
         self.limit = limit
         self.actual = actual
         self.source = source

@@ -25,9 +25,11 @@ from facetrust.errors import (
     InvalidInputError,
     InvalidPaginationTokenError,
     InvalidParameterError,
+    InvalidVideoError,
     LimitExceededError,
     ModelMismatchError,
     NotFoundError,
+    VideoTooLargeError,
 )
 from facetrust.server.auth import AuthError
 
@@ -74,6 +76,8 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(InvalidParameterError, 400, "InvalidParameterException"),
     ErrorRule(InvalidImageError, 400, "InvalidImageFormatException"),
     ErrorRule(ImageTooLargeError, 400, "ImageTooLargeException"),
+    ErrorRule(InvalidVideoError, 400, "InvalidParameterException"),
+    ErrorRule(VideoTooLargeError, 400, "VideoTooLargeException"),
     ErrorRule(InvalidInputError, 400, "InvalidParameterException"),
     ErrorRule(NotFoundError, 400, "ResourceNotFoundException"),
     ErrorRule(ModelMismatchError, 400, "InvalidParameterException"),
