@@ -242,7 +242,7 @@ def _rewrite(
         info = _info(source, path)
         in_video = source.streams.video[0]
         in_audio = source.streams.audio[0] if source.streams.audio else None
-        with av.open(str(temp), mode="w") as sink:
+        with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
             out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()])
             out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
             frames = touched = 0

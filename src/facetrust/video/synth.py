@@ -17,7 +17,7 @@ from facetrust.types import BoundingBox
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["Scene", "ScenePerson", "Truth", "fake_face_patch", "write_clip"]
+__all__ = ["LFW_FACE_INSET", "Scene", "ScenePerson", "Truth", "fake_face_patch", "lfw_face_patch", "write_clip"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +66,17 @@ def fake_face_patch(pattern: int, size: int = 64) -> np.ndarray:
 
     patch = np.full((size, size, 3), 60, np.uint8)
     return draw_face(patch, 0, 0, size, pattern)
+
+
+LFW_FACE_INSET = 0.2
+"""In an ``lfw_face_patch`` the face lies about this fraction of the side in from each edge."""
+
+
+def lfw_face_patch(path: str | Path) -> np.ndarray:
+    """The central 150×150 pixels of a 250×250 LFW image: the face and a little around it, as RGB."""
+    from facetrust.images import load_image
+
+    return load_image(path)[50:200, 50:200].copy()
 
 
 def _background(scene: Scene, shot: int, t: float) -> np.ndarray:
