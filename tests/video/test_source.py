@@ -8,9 +8,7 @@ import pytest
 
 from facetrust.errors import InvalidParameterError, InvalidVideoError, VideoTooLargeError
 from facetrust.video import VideoLimits, iter_frames, probe_video
-from facetrust.video.synth import Truth, write_clip
-
-from .conftest import story_scene
+from facetrust.video.synth import Truth, story_scene, write_clip
 
 
 def test_probe_reports_the_video_metadata(story: tuple[Path, Truth]) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import InvalidParameterError
-from facetrust.types import BoundingBox
-from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
-from facetrust.video.source import VideoPath, decoded_frames, open_video, probe_video
+from facetrust.types import BoundingBox, Face
+from facetrust.video.pipeline import PersonTrack, Progress, TrackedFace, VideoFaces, VideoOptions, detect_video
+from facetrust.video.source import VideoInfo, VideoPath, decoded_frames, open_video, probe_video
 from facetrust.video.tracker import iou
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,8 +30,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
 
+KeepRule = Callable[[VideoFaces], frozenset[int]]
+"""Chooses the persons (track indexes) of a video to leave unredacted."""
+
 __all__ = [
     "METHODS",
+    "KeepRule",
     "RedactOptions",
     "RedactionReport",
     "apply_boxes",
@@ -156,9 +160,17 @@ def _temp_beside(out: Path) -> Path:
 
 
 def redact_image(
-    source: ImageSource, out: str | os.PathLike[str], engine: FaceEngine, options: RedactOptions | None = None
+    source: ImageSource,
+    out: str | os.PathLike[str],
+    engine: FaceEngine,
+    options: RedactOptions | None = None,
+    *,
+    keep: KeepRule | None = None,
 ) -> RedactionReport:
-    """Write ``source`` with every face redacted to ``out`` (.jpg/.jpeg/.png), atomically."""
+    """Write ``source`` with every face not kept redacted to ``out`` (.jpg/.jpeg/.png), atomically.
+
+    ``keep`` sees the image as a one-frame video whose persons are its faces.
+    """
     from PIL import Image
 
     options = options or RedactOptions()
@@ -170,18 +182,28 @@ def redact_image(
         )
     rgb = engine.load_image(source).copy()
     faces = engine.detect(rgb)
-    apply_boxes(rgb, (_grown(f.box, options.grow) for f in faces), options)
+    kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
+    apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
     temp = _temp_beside(target)
     try:
         Image.fromarray(rgb).save(temp, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
-    return RedactionReport(str(target), 1, int(bool(faces)), len(faces), len(faces), 0, len(faces))
+    touched = len(faces) - len(kept)
+    return RedactionReport(str(target), 1, int(touched > 0), len(faces), len(faces), len(kept), touched)
 
 
-KeepRule = Callable[[VideoFaces], frozenset[int]]
-"""Chooses the persons (track indexes) of a video to leave unredacted."""
+def _as_video(engine: FaceEngine, rgb: np.ndarray, faces: list[Face]) -> VideoFaces:
+    """An image as a one-frame video: each face one person, its embedding its best frame."""
+    embedded = {id(e.face): e for e in engine.embed(rgb, faces)}
+    height, width = rgb.shape[:2]
+    info = VideoInfo("image", "image", width, height, 1.0, 0, 1, False)
+    persons = tuple(
+        PersonTrack(i, (TrackedFace(0, 0, i, f),), (embedded[id(f)],) if id(f) in embedded else ())
+        for i, f in enumerate(faces)
+    )
+    return VideoFaces(info, 1.0, 1, tuple(p.faces[0] for p in persons), persons)
 
 
 def redact_video(

@@ -17,7 +17,16 @@ from facetrust.types import BoundingBox
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["LFW_FACE_INSET", "Scene", "ScenePerson", "Truth", "fake_face_patch", "lfw_face_patch", "write_clip"]
+__all__ = [
+    "LFW_FACE_INSET",
+    "Scene",
+    "ScenePerson",
+    "Truth",
+    "fake_face_patch",
+    "lfw_face_patch",
+    "story_scene",
+    "write_clip",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,3 +164,20 @@ def write_clip(path: str | Path, scene: Scene, *, audio: bool = False, crf: int 
             for packet in sound.encode():
                 out.mux(packet)
     return Truth(scene.fps, tuple(truth))
+
+
+def story_scene() -> Scene:
+    """The tests' story with fake faces: person 0 walks right and jumps 60 px at a cut at 2.2 s;
+    person 1 enters at 1.0 s and is hidden behind a board from 1.5 s to 2.0 s. 240×160, 15 fps, 3 s."""
+    return Scene(
+        240,
+        160,
+        15,
+        3.0,
+        (
+            ScenePerson(fake_face_patch(1), 48, (10, 10), (20, 5), cut_offsets=((60, 0),)),
+            ScenePerson(fake_face_patch(2), 48, (170, 90), (-10, 0), enter_s=1.0, occluded=((1.5, 2.0),)),
+        ),
+        cuts=(2.2,),
+        seed=1,
+    )
