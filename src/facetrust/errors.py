@@ -8,11 +8,13 @@
     │   ├── ImageTooLargeError          over the byte or pixel limit
     │   ├── InvalidVideoError           not a decodable video file, or truncated/corrupt
     │   ├── VideoTooLargeError          over the duration, resolution or frame limit
+    │   ├── VideoLocationError          a video named outside the video root, or not there
     │   └── InvalidParameterError       a parameter has a bad value
     │       └── InvalidPaginationTokenError  a next-token that we did not issue for this listing
     ├── NotFoundError                   a named thing does not exist
     ├── ConflictError                   a named thing already exists / is bound otherwise
-    │   └── ModelMismatchError          a collection is bound to another embedding model
+    │   ├── ModelMismatchError          a collection is bound to another embedding model
+    │   └── IdempotencyError            a request token reused for a different request
     ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
     ├── GovernanceError                 the deployment's policy refuses the request
     │   ├── PurposeRefusedError         purpose forbidden/undeclared, search not allowed, threshold too low
@@ -33,6 +35,7 @@ __all__ = [
     "ConsentRequiredError",
     "FacetrustError",
     "GovernanceError",
+    "IdempotencyError",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidInputError",
@@ -45,6 +48,7 @@ __all__ = [
     "ModelMismatchError",
     "NotFoundError",
     "PurposeRefusedError",
+    "VideoLocationError",
     "VideoTooLargeError",
 ]
 
@@ -112,6 +116,12 @@ class VideoTooLargeError(InvalidInputError):
         self.source = source
 
 
+class VideoLocationError(InvalidInputError):
+    """A video named (bucket and name) outside the video root, or not found under it."""
+
+    code = "VideoLocation"
+
+
 class InvalidParameterError(InvalidInputError):
     """A parameter has a value outside what it accepts."""
 
@@ -160,6 +170,12 @@ class ModelMismatchError(ConflictError):
         super().__init__(message, resource=resource)
         self.collection_model = collection_model
         self.engine_model = engine_model
+
+
+class IdempotencyError(ConflictError):
+    """A client request token reused with a different request."""
+
+    code = "IdempotentParameterMismatch"
 
 
 class LimitExceededError(FacetrustError):

@@ -33,11 +33,12 @@ REKOGNITION = {
     "SearchUsers",
     "SearchUsersByImage",
 }
+VIDEO = {"StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch"}
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE,
+    "admin": REKOGNITION | VIDEO | AUDIT | GOVERNANCE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -53,6 +54,8 @@ TABLE = {
         "RecordConsent",
         "RevokeConsent",
         "EraseSubject",
+        "StartFaceDetection",
+        "GetFaceDetection",
     },
     "searcher": {
         "SearchFaces",
@@ -64,6 +67,7 @@ TABLE = {
         "DescribeCollection",
         "ListCollections",
         "RecordReview",
+        *VIDEO,
     },
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
 }
@@ -76,7 +80,7 @@ def test_the_roles_are_admin_enroller_searcher_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE
+    assert OPERATIONS == REKOGNITION | VIDEO | AUDIT | GOVERNANCE
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -141,6 +145,8 @@ def test_repeatable_operations_are_the_read_only_ones() -> None:
         "DeleteUser",
         "AssociateFaces",
         "DisassociateFaces",
+        "StartFaceDetection",
+        "StartFaceSearch",
         *GOVERNANCE,
     }
     assert REPEATABLE_OPERATIONS == OPERATIONS - writes

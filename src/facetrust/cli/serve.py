@@ -45,8 +45,13 @@ def is_loopback(host: str) -> bool:
     is_flag=True,
     help="When the data directory has no active key, create an admin key and print it once, with a boto3 snippet.",
 )
+@click.option(
+    "--video-root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The folder the video operations read: S3Object Bucket = a folder under it (the video_root setting).",
+)
 @renders_errors()
-def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool) -> None:
+def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool, video_root: Path | None) -> None:
     """Serve Amazon Rekognition's JSON protocol for boto3 clients (endpoint_url=http://HOST:PORT).
 
     Every request must be signed (SigV4) with a key from `facetrust keys create`, unless
@@ -66,8 +71,14 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
     state = cli_state()
     if data_dir is not None:
         state.overrides["data_dir"] = data_dir
+    if video_root is not None:
+        state.overrides["video_root"] = video_root
     settings = state.settings()
     service = state.service()  # closed when the command's context closes, after the server stops
+    if settings.video_root is not None:  # resume the video jobs a stopped server left unfinished
+        from facetrust.service.video_jobs import jobs_of
+
+        jobs_of(service)
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir)
     try:
         authenticator = None if keys is None else SigV4Authenticator(keys)

@@ -208,6 +208,8 @@ REPEATABLE_OPERATIONS = frozenset(
         "SearchUsersByImage",
         "GetAuditLog",
         "VerifyAuditLog",
+        "GetFaceDetection",
+        "GetFaceSearch",
     }
 )
 """Read-only operations: under the default replay policy ("writes") their signatures may repeat.

@@ -20,6 +20,7 @@ from facetrust.errors import (
     ConflictError,
     FacetrustError,
     GovernanceError,
+    IdempotencyError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidInputError,
@@ -29,6 +30,7 @@ from facetrust.errors import (
     LimitExceededError,
     ModelMismatchError,
     NotFoundError,
+    VideoLocationError,
     VideoTooLargeError,
 )
 from facetrust.server.auth import AuthError
@@ -78,9 +80,11 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(ImageTooLargeError, 400, "ImageTooLargeException"),
     ErrorRule(InvalidVideoError, 400, "InvalidParameterException"),
     ErrorRule(VideoTooLargeError, 400, "VideoTooLargeException"),
+    ErrorRule(VideoLocationError, 400, "InvalidS3ObjectException"),
     ErrorRule(InvalidInputError, 400, "InvalidParameterException"),
     ErrorRule(NotFoundError, 400, "ResourceNotFoundException"),
     ErrorRule(ModelMismatchError, 400, "InvalidParameterException"),
+    ErrorRule(IdempotencyError, 400, "IdempotentParameterMismatchException"),
     ErrorRule(ConflictError, 400, "ConflictException", _USER_OPERATIONS),
     ErrorRule(ConflictError, 400, "ResourceAlreadyExistsException"),
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),

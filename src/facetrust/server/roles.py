@@ -3,9 +3,9 @@
 =========  =============================================================================
 admin      every operation
 enroller   index and delete faces and users; record/revoke consent, erase subjects;
-           describe/list collections; detect faces
-searcher   search faces and users, compare faces, record review decisions;
-           describe/list collections; detect faces
+           describe/list collections; detect faces (in images and stored video)
+searcher   search faces and users (in images and stored video), compare faces, record
+           review decisions; describe/list collections; detect faces
 auditor    read and verify the audit log; describe/list collections
 =========  =============================================================================
 
@@ -42,6 +42,8 @@ _ENROLLER = _BROWSE | {
     "RecordConsent",
     "RevokeConsent",
     "EraseSubject",
+    "StartFaceDetection",
+    "GetFaceDetection",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -51,6 +53,10 @@ _SEARCHER = _BROWSE | {
     "SearchUsers",
     "SearchUsersByImage",
     "RecordReview",
+    "StartFaceDetection",
+    "GetFaceDetection",
+    "StartFaceSearch",
+    "GetFaceSearch",
 }
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
 _ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection", "SweepRetention"})
