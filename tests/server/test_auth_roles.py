@@ -33,7 +33,7 @@ REKOGNITION = {
     "SearchUsers",
     "SearchUsersByImage",
 }
-VIDEO = {"StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch"}
+VIDEO = {"StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch", "RedactImage"}
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 

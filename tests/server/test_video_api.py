@@ -243,3 +243,47 @@ def test_a_job_left_unfinished_by_a_stopped_server_is_resumed_or_failed_with_a_r
         done, failed = jobs.wait(kept), jobs.wait(gone)
     assert (done.status, len(done.faces)) == ("SUCCEEDED", 23)
     assert (failed.status, failed.status_message) == ("FAILED", "No video 'b.mp4' in bucket 'lobby'")
+
+
+def redact_call(api: VideoApi, body: dict[str, Any]) -> Any:
+    import httpx
+
+    url = api.client.meta.endpoint_url
+    headers = {"X-Amz-Target": "RekognitionService.RedactImage", "Content-Type": "application/x-amz-json-1.1"}
+    return httpx.post(url + "/", json=body, headers=headers, timeout=30)
+
+
+def test_redact_image_returns_the_image_with_no_face_left(api: VideoApi) -> None:
+    import base64
+
+    image = face_png((40, 40, 80, 1), (200, 100, 60, 2))
+    answer = redact_call(api, {"Image": {"Bytes": base64.b64encode(image).decode()}, "Method": "blur"})
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert (out["ImageFormat"], out["FacesFound"], out["FacesKept"], out["FacesRedacted"]) == ("PNG", 2, 0, 2)
+    redacted = base64.b64decode(out["Image"]["Bytes"])
+    assert redacted[:4] == b"\x89PNG" and api.service.engine.detect(redacted) == []
+
+
+def test_redact_image_keeps_the_faces_a_collection_holds(api: VideoApi) -> None:
+    import base64
+
+    enrol_person_1(api)
+    image = face_png((40, 40, 80, 1), (200, 100, 60, 2))
+    body = {"Image": {"Bytes": base64.b64encode(image).decode()}, "KeepCollectionId": "staff"}
+    out = redact_call(api, body).json()
+    assert (out["FacesFound"], out["FacesKept"], out["FacesRedacted"]) == (2, 1, 1)
+    left = api.service.engine.detect(base64.b64decode(out["Image"]["Bytes"]))
+    assert [(f.box.left, f.box.top) for f in left] == [(40, 40)]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [({"Method": "smudge"}, "Method"), ({"Strength": 0}, "Strength"), ({"KeepThreshold": 101}, "KeepThreshold")],
+)
+def test_redact_image_refuses_bad_options_naming_them(api: VideoApi, body: dict[str, Any], message: str) -> None:
+    import base64
+
+    answer = redact_call(api, {"Image": {"Bytes": base64.b64encode(face_png((40, 40, 80, 1))).decode()}, **body})
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "InvalidParameterException" and message in answer.json()["message"]

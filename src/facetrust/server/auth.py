@@ -210,6 +210,7 @@ REPEATABLE_OPERATIONS = frozenset(
         "VerifyAuditLog",
         "GetFaceDetection",
         "GetFaceSearch",
+        "RedactImage",
     }
 )
 """Read-only operations: under the default replay policy ("writes") their signatures may repeat.

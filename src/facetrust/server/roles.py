@@ -57,6 +57,7 @@ _SEARCHER = _BROWSE | {
     "GetFaceDetection",
     "StartFaceSearch",
     "GetFaceSearch",
+    "RedactImage",
 }
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}
 _ADMIN_ONLY = frozenset({"CreateCollection", "DeleteCollection", "SweepRetention"})

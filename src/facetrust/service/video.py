@@ -21,15 +21,30 @@ from facetrust.governance.recorder import Record, audited
 from facetrust.service.search import _candidates, _face_matches, _log_matches, _under_purpose, fpir
 from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
-from facetrust.video.redact import IMAGE_SUFFIXES, RedactionReport, RedactOptions, redact_image, redact_video
+from facetrust.video.redact import (
+    IMAGE_SUFFIXES,
+    KeepRule,
+    RedactionReport,
+    RedactOptions,
+    redact_image,
+    redact_image_bytes,
+    redact_video,
+)
 from facetrust.video.source import VideoPath
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
 
-__all__ = ["PersonMatches", "VideoSearchResult", "governed_redaction", "governed_video_search"]
+__all__ = [
+    "PersonMatches",
+    "VideoSearchResult",
+    "governed_image_redaction",
+    "governed_redaction",
+    "governed_video_search",
+]
 
 
 @dataclass(frozen=True)
@@ -146,17 +161,52 @@ def governed_redaction(
     With ``keep``, persons matching that collection at ``threshold`` are left unredacted:
     a governed search of ``keep`` whose matches the audit entry records.
     """
+
+    def run(rule: KeepRule | None) -> RedactionReport:
+        if Path(out).suffix.lower() in IMAGE_SUFFIXES:
+            return redact_image(source, out, service.engine, options, keep=rule)
+        return redact_video(source, out, service.engine, options, video, keep=rule, progress=progress)
+
+    return _audited_redaction(service, actor, keep, threshold, Path(source).name, Path(out).name, run)
+
+
+def governed_image_redaction(
+    service: FaceService,
+    image: ImageSource,
+    *,
+    actor: Actor = LOCAL,
+    options: RedactOptions | None = None,
+    keep: str | None = None,
+    threshold: float = 80.0,
+) -> tuple[bytes, str, RedactionReport]:
+    """An image's bytes with every face not kept redacted (same format as the image), audited."""
+    encoded: list[tuple[bytes, str]] = []
+
+    def run(rule: KeepRule | None) -> RedactionReport:
+        data, fmt, report = redact_image_bytes(image, service.engine, options, keep=rule)
+        encoded.append((data, fmt))
+        return report
+
+    report = _audited_redaction(service, actor, keep, threshold, "-", "-", run)
+    return encoded[0][0], encoded[0][1], report
+
+
+def _audited_redaction(
+    service: FaceService,
+    actor: Actor,
+    keep: str | None,
+    threshold: float,
+    source: str,
+    output: str,
+    run: Callable[[KeepRule | None], RedactionReport],
+) -> RedactionReport:
     with audited(service.store, actor, "Redact", keep) as rec:
         matcher = _Matcher(service, rec, keep, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []
-        rule = _keep_rule(matcher, kept) if matcher is not None else None
-        if Path(out).suffix.lower() in IMAGE_SUFFIXES:
-            report = redact_image(source, out, service.engine, options, keep=rule)
-        else:
-            report = redact_video(source, out, service.engine, options, video, keep=rule, progress=progress)
+        report = run(_keep_rule(matcher, kept) if matcher is not None else None)
         extra = {
-            "source": Path(source).name,
-            "output": Path(out).name,
+            "source": source,
+            "output": output,
             "frames": report.frames,
             "frames_redacted": report.frames_redacted,
             "tracks": report.tracks,

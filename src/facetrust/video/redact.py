@@ -11,6 +11,7 @@ audio packets unchanged. Output goes to a temporary file beside ``out``, renamed
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ __all__ = [
     "apply_boxes",
     "plan_boxes",
     "redact_image",
+    "redact_image_bytes",
     "redact_video",
 ]
 
@@ -159,6 +161,46 @@ def _temp_beside(out: Path) -> Path:
     return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.part{out.suffix}")
 
 
+def redact_image_bytes(
+    source: ImageSource,
+    engine: FaceEngine,
+    options: RedactOptions | None = None,
+    *,
+    keep: KeepRule | None = None,
+    image_format: str | None = None,
+) -> tuple[bytes, str, RedactionReport]:
+    """``source`` with every face not kept redacted, encoded as ``image_format`` (JPEG or PNG;
+    default: the source's own format, PNG for arrays): (bytes, format, report).
+
+    ``keep`` sees the image as a one-frame video whose persons are its faces.
+    """
+    import io
+
+    from PIL import Image
+
+    options = options or RedactOptions()
+    fmt = image_format or _format_of(source)
+    rgb = engine.load_image(source).copy()
+    faces = engine.detect(rgb)
+    kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
+    apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    touched = len(faces) - len(kept)
+    report = RedactionReport("-", 1, int(touched > 0), len(faces), len(faces), len(kept), touched)
+    return buffer.getvalue(), fmt, report
+
+
+def _format_of(source: ImageSource) -> str:
+    head = b""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:3])
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            head = fh.read(3)
+    return "JPEG" if head == b"\xff\xd8\xff" else "PNG"
+
+
 def redact_image(
     source: ImageSource,
     out: str | os.PathLike[str],
@@ -167,31 +209,21 @@ def redact_image(
     *,
     keep: KeepRule | None = None,
 ) -> RedactionReport:
-    """Write ``source`` with every face not kept redacted to ``out`` (.jpg/.jpeg/.png), atomically.
-
-    ``keep`` sees the image as a one-frame video whose persons are its faces.
-    """
-    from PIL import Image
-
-    options = options or RedactOptions()
+    """Write ``source`` with every face not kept redacted to ``out`` (.jpg/.jpeg/.png), atomically."""
     target = Path(out)
     fmt = IMAGE_SUFFIXES.get(target.suffix.lower())
     if fmt is None:
         raise InvalidParameterError(
             f"Output {target.name!r} must end in one of {', '.join(IMAGE_SUFFIXES)}", parameter="output"
         )
-    rgb = engine.load_image(source).copy()
-    faces = engine.detect(rgb)
-    kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
-    apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
+    data, _, report = redact_image_bytes(source, engine, options, keep=keep, image_format=fmt)
     temp = _temp_beside(target)
     try:
-        Image.fromarray(rgb).save(temp, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+        temp.write_bytes(data)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
-    touched = len(faces) - len(kept)
-    return RedactionReport(str(target), 1, int(touched > 0), len(faces), len(faces), len(kept), touched)
+    return dataclasses.replace(report, output=str(target))
 
 
 def _as_video(engine: FaceEngine, rgb: np.ndarray, faces: list[Face]) -> VideoFaces:

@@ -5,6 +5,9 @@ of it). Jobs run in the background (service/video_jobs.py) and survive a restart
 served in pages (``MaxResults`` up to 1000, ``NextToken``), GetFaceSearch sorted by
 ``SortBy`` TIMESTAMP (default) or INDEX. SNS notification is not available here:
 ``NotificationChannel`` is refused, and callers poll the Get operation.
+
+RedactImage is facetrust's own extension (not in boto3's model): an image in, the same image
+with its faces blurred or pixelated out.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from typing import Any
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
-from facetrust.server.operations.base import COLLECTION, THRESHOLD, Operation
+from facetrust.server.operations.base import COLLECTION, IMAGE, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import bounding_box, face_detail, similarity, stored_face
 from facetrust.service import FaceService
 from facetrust.service.validate import check_collection_id, check_limit, check_threshold, decode_token, encode_token
+from facetrust.service.video import governed_image_redaction
 from facetrust.service.video_jobs import VideoJob, VideoJobRequest, jobs_of
+from facetrust.video.redact import METHODS, RedactOptions
 from facetrust.video.source import VideoInfo
 
 __all__ = ["OPERATIONS"]
@@ -156,6 +161,28 @@ def get_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> di
     return out
 
 
+def redact_image(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """facetrust's extension: the image with its faces blurred or pixelated (not those ``KeepCollectionId`` holds)."""
+    import base64
+
+    options = RedactOptions(method=p.get("Method", "blur"), strength=p.get("Strength", 60))
+    data, fmt, report = governed_image_redaction(
+        service,
+        p["Image"],
+        actor=actor,
+        options=options,
+        keep=p.get("KeepCollectionId"),
+        threshold=check_threshold(p.get("KeepThreshold", 80.0), "KeepThreshold"),
+    )
+    return {
+        "Image": {"Bytes": base64.b64encode(data).decode()},
+        "ImageFormat": fmt,
+        "FacesFound": report.faces,
+        "FacesKept": report.tracks_kept,
+        "FacesRedacted": report.boxes,
+    }
+
+
 _VIDEO = Member(Kind.OBJECT, required=True)
 _STARTS = {
     "Video": _VIDEO,
@@ -180,6 +207,18 @@ OPERATIONS = (
         "StartFaceSearch",
         start_face_search,
         {**_STARTS, "CollectionId": COLLECTION, "FaceMatchThreshold": THRESHOLD},
+    ),
+    Operation(
+        "RedactImage",
+        redact_image,
+        {
+            "Image": IMAGE,
+            "Method": Member(Kind.STRING, choices=METHODS),
+            "Strength": Member(Kind.INTEGER),
+            "KeepCollectionId": Member(Kind.STRING),
+            "KeepThreshold": THRESHOLD,
+        },
+        images=1,
     ),
     Operation(
         "GetFaceSearch",
