@@ -110,3 +110,22 @@ def test_a_redacted_image_shows_no_face(video_engine: FaceEngine, tmp_path: Path
     assert video_engine.detect(out) == []
     assert load_image(out).shape == load_image(source).shape
     assert out.read_bytes()[:4] == (b"\x89PNG" if suffix == ".png" else out.read_bytes()[:4])
+
+
+def test_a_webm_output_is_vp9_and_shows_no_face(video_engine: FaceEngine, tmp_path: Path) -> None:
+    from facetrust.video.synth import story_scene, write_clip
+
+    silent = tmp_path / "silent.mkv"
+    write_clip(silent, story_scene(), crf=1)
+    out = tmp_path / "out.webm"
+    redact_video(silent, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert probe_video(out).codec == "vp9"
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_webm_output_for_aac_audio_is_refused_before_any_work(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match=r"out\.webm.*\(aac\) cannot be copied into WebM"):
+        redact_video(story[0], tmp_path / "out.webm", video_engine)
+    assert list(tmp_path.iterdir()) == []

@@ -257,6 +257,7 @@ def redact_video(
             f"Output {target.name!r} must end in one of {', '.join(VIDEO_SUFFIXES)}", parameter="output"
         )
     info = probe_video(path, video.limits)
+    _check_audio_fits(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
     found = detect_video(path, engine, video, progress=half)
     kept = keep(found) if keep is not None else frozenset()
@@ -319,6 +320,26 @@ def _rewrite(
     finally:
         source.close()
     return frames, touched
+
+
+WEBM_AUDIO = frozenset({"opus", "vorbis"})
+
+
+def _check_audio_fits(path: VideoPath, target: Path) -> None:
+    """Audio is copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
+    if target.suffix.lower() != ".webm":
+        return
+    source = open_video(path)
+    try:
+        codecs = {str(s.codec_context.name) for s in source.streams.audio}
+    finally:
+        source.close()
+    if codecs - WEBM_AUDIO:
+        raise InvalidParameterError(
+            f"Output {target.name!r}: the audio ({', '.join(sorted(codecs))}) cannot be copied into WebM, which "
+            "holds Opus or Vorbis only; write .mkv or .mp4 instead",
+            parameter="output",
+        )
 
 
 def _video_stream(sink: Any, template: Any, codec: str) -> Any:
