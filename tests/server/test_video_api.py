@@ -287,3 +287,13 @@ def test_redact_image_refuses_bad_options_naming_them(api: VideoApi, body: dict[
     answer = redact_call(api, {"Image": {"Bytes": base64.b64encode(face_png((40, 40, 80, 1))).decode()}, **body})
     assert answer.status_code == 400
     assert answer.json()["__type"] == "InvalidParameterException" and message in answer.json()["message"]
+
+
+def test_a_server_without_a_video_root_refuses_video_jobs(tmp_path: Path) -> None:
+    with FaceService(tmp_path / "data", fake_engine()) as service:
+        app = create_app(service, authenticator=None, settings=Settings(data_dir=tmp_path / "data"))
+        with serving(app) as url:
+            client = rekognition(url)
+            with pytest.raises(client.exceptions.InvalidS3ObjectException, match="--video-root"):
+                client.start_face_detection(Video=STORY)
+            client.close()

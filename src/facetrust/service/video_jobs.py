@@ -84,9 +84,7 @@ class VideoJob:
 def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
     """The file ``name`` in folder ``bucket`` of the video root; nothing outside it can be named."""
     if root is None:
-        raise InvalidParameterError(
-            "This server has no video root: start it with `facetrust serve --video-root DIR`", parameter="Video"
-        )
+        raise VideoLocationError("This server has no video root: start it with `facetrust serve --video-root DIR`")
     if not _BUCKET.fullmatch(bucket) or set(bucket) == {"."}:
         raise VideoLocationError(f"Bucket {bucket[:100]!r} is not a folder name (3–255 of A–Z a–z 0–9 . - _)")
     parts = name.split("/")
