@@ -58,8 +58,23 @@ def test_each_track_keeps_its_best_frames_best_first(story: tuple[Path, Truth], 
         assert len(person.best) == 3
         qualities = [observation_quality(e.face) for e in person.best if e.face is not None]
         assert qualities == sorted(qualities, reverse=True)
-        assert max(observation_quality(f.face) for f in person.faces) == qualities[0]
+        assert {id(e.face) for e in person.best} <= {id(f.face) for f in person.faces}
         assert all(e.model == video_engine.model_id for e in person.best)
+
+
+def test_a_long_track_is_embedded_rarely(story: tuple[Path, Truth], video_engine: FaceEngine) -> None:
+    calls: list[int] = []
+    embed = video_engine.embed
+
+    def counting(image: object, faces: object = None) -> object:
+        calls.append(len(faces or []))  # type: ignore[arg-type]
+        return embed(image, faces)  # type: ignore[arg-type]
+
+    video_engine.embed = counting  # type: ignore[method-assign]
+    result = detect_video(story[0], video_engine, VideoOptions(sample_fps=15))
+    sightings = len(result.faces)
+    # at most one embedding per track per half second, plus the re-identifications after the occlusion and the cut
+    assert sum(calls) <= 2 * 3 * 2 + 4 < sightings
 
 
 def test_progress_reaches_the_end(story: tuple[Path, Truth], video_engine: FaceEngine) -> None:

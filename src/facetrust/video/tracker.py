@@ -5,7 +5,9 @@ the detection it overlaps most (IoU ≥ ``min_iou``, greedy, best pairs first). 
 active track takes is compared by embedding with the tracks lost in the last
 ``reid_seconds`` (after an occlusion or a cut); a close enough one (cosine ≥ ``reid_cosine``)
 takes it back, else it starts a new track. Each track keeps its ``best_frames`` best
-observations by quality (confidence × sharpness × size), with their embeddings.
+observations by quality (confidence × sharpness × size), with their embeddings; a sighting is
+embedded only when it beats the worst of them by 10 % and the track's last embedding is
+``embed_every_seconds`` old, so embedding (the costly step) stays rare on long tracks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class TrackerOptions:
     reid_seconds: float = 10.0
     reid_cosine: float = 0.45
     best_frames: int = 3
+    embed_every_seconds: float = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +69,7 @@ class Track:
     observations: list[Observation] = field(default_factory=list)
     best: list[Observation] = field(default_factory=list)
     embedding_sum: np.ndarray | None = field(default=None, repr=False)
+    embedded_ms: float = -1e18
 
     @property
     def last(self) -> Observation:
@@ -85,16 +89,20 @@ class Track:
         dy = (box.top - prev.face.box.top) * k
         return BoundingBox(box.left + dx, box.top + dy, box.width, box.height)
 
-    def wants_embedding(self, face: Face, keep: int) -> bool:
-        """True when ``face`` would enter this track's best frames (so its embedding is worth making)."""
-        if not face.recognisable:
+    def wants_embedding(self, face: Face, timestamp_ms: int, options: TrackerOptions) -> bool:
+        """True when ``face`` would enter this track's best frames by a clear margin, and the track's
+        last embedding is ``embed_every_seconds`` old (embedding is the costly step of tracking)."""
+        if not face.recognisable or timestamp_ms - self.embedded_ms < options.embed_every_seconds * 1000:
             return False
-        return len(self.best) < keep or observation_quality(face) > observation_quality(self.best[-1].face)
+        if len(self.best) < options.best_frames:
+            return True
+        return observation_quality(face) > 1.1 * observation_quality(self.best[-1].face)
 
     def add(self, obs: Observation, keep: int) -> None:
         self.observations.append(obs)
         if obs.embedding is None:
             return
+        self.embedded_ms = obs.timestamp_ms
         self.embedding_sum = obs.embedding.copy() if self.embedding_sum is None else self.embedding_sum + obs.embedding
         self.best.append(obs)
         self.best.sort(key=lambda o: observation_quality(o.face), reverse=True)
@@ -163,7 +171,9 @@ class Tracker:
         keep = self.options.best_frames
         taken = self._match_iou(faces, timestamp_ms)
         want = [
-            i for i, f in enumerate(faces) if f.recognisable and (i not in taken or taken[i].wants_embedding(f, keep))
+            i
+            for i, f in enumerate(faces)
+            if f.recognisable and (i not in taken or taken[i].wants_embedding(f, timestamp_ms, self.options))
         ]
         vectors: dict[int, np.ndarray | None] = dict(zip(want, embed([faces[i] for i in want]))) if want else {}
         busy = {t.index for t in taken.values()}
