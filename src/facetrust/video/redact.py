@@ -347,7 +347,7 @@ def _video_stream(sink: Any, template: Any, codec: str) -> Any:
     stream.width, stream.height, stream.pix_fmt = template.codec_context.width, template.codec_context.height, "yuv420p"
     stream.time_base = template.time_base
     stream.options = (
-        {"crf": "20", "preset": "veryfast"} if codec == "libx264" else {"crf": "32", "b": "0", "deadline": "realtime"}
+        {"crf": "18", "preset": "ultrafast"} if codec == "libx264" else {"crf": "32", "b": "0", "deadline": "realtime"}
     )
     return stream
 
