@@ -150,14 +150,18 @@ def leak_frames(found: Any, truth: Truth, shape: tuple[int, int]) -> tuple[int, 
     return leaks, with_faces
 
 
-def search_outcome(result: Any, truth: Truth, names: list[str], enrolled: dict[str, str]) -> tuple[int, int, int]:
-    """(people right, people with a wrong match, people) for one clip."""
+def search_outcome(
+    result: Any, truth: Truth, names: list[str], enrolled: dict[str, str], wrong_log: list[str]
+) -> tuple[int, int, int]:
+    """(people right, people with a wrong match, people) for one clip; wrong matches described in ``wrong_log``."""
     tracks_of: dict[int, set[int]] = {}
+    _ON.clear()
     for pm in result.persons:
         for sight in pm.person.faces:
             best = max(truth.frames[sight.frame_index], key=lambda pb: iou(pb[1], sight.face.box), default=None)
             if best is not None and iou(best[1], sight.face.box) >= 0.3:
                 tracks_of.setdefault(best[0], set()).add(pm.person.index)
+                _ON.setdefault(pm.person.index, set()).add(best[0])
     matches = {pm.person.index: pm.matches for pm in result.persons}
     right = wrong = 0
     for person, name in enumerate(names):
@@ -165,9 +169,20 @@ def search_outcome(result: Any, truth: Truth, names: list[str], enrolled: dict[s
         tops = [matches[t][0].face.face_id if matches[t] else None for t in tracks]
         if any(top is not None and top != enrolled.get(name) for top in tops):
             wrong += 1
+            for t in tracks:
+                if matches[t] and matches[t][0].face.face_id != enrolled.get(name):
+                    m = matches[t][0]
+                    wrong_log.append(
+                        f"{name} (track {t}, on {len(_ON.get(t, set()))} people) → "
+                        f"{m.face.external_image_id} at Similarity {m.similarity:.1f}"
+                    )
         elif tops and all(top == enrolled.get(name) for top in tops):
             right += 1
     return right, wrong, len(names)
+
+
+_ON: dict[int, set[int]] = {}
+"""For the clip search_outcome last looked at: track → the ground-truth people its sightings lie on."""
 
 
 def squeeze(patch: np.ndarray) -> np.ndarray:
@@ -230,6 +245,7 @@ def quality(
     rng = np.random.default_rng(SEED + 1)
     totals = {"ground_truth": 0, "misses": 0, "false_positives": 0, "id_switches": 0}
     right = wrong = people_total = leaks = frames = 0
+    wrong_log: list[str] = []
     for c in range(CLIPS):
         cast = names[3 * c : 3 * c + 3]
         scene = lane_scene([lfw_face_patch(photo(root, n, 2)) for n in cast], rng)
@@ -238,7 +254,7 @@ def quality(
         result = governed_video_search(service, "people", clip, options=options)
         for key, value in tracking_metrics(result.video, truth).items():
             totals[key] += value
-        r, w, n = search_outcome(result, truth, cast, enrolled)
+        r, w, n = search_outcome(result, truth, cast, enrolled, wrong_log)
         right, wrong, people_total = right + r, wrong + w, people_total + n
         lk, fr = leak_frames(result.video, truth, (scene.height, scene.width))
         leaks, frames = leaks + lk, frames + fr
@@ -246,7 +262,13 @@ def quality(
     return {
         "clips": CLIPS,
         "tracking": {**totals, "mota": 1 - errors / max(totals["ground_truth"], 1)},
-        "search": {"people": people_total, "right": right, "wrong_identity": wrong, "accuracy": right / people_total},
+        "search": {
+            "people": people_total,
+            "right": right,
+            "wrong_identity": wrong,
+            "accuracy": right / people_total,
+            "wrong_matches": wrong_log,
+        },
         "leak": {"frames_with_faces": frames, "frames_leaking": leaks, "rate": leaks / max(frames, 1)},
     }
 
@@ -295,7 +317,8 @@ def render(result: dict[str, Any]) -> str:
         f"the frames looked at ({q['tracking']['misses']} misses, {q['tracking']['false_positives']} false "
         f"positives, {q['tracking']['id_switches']} identity switches)",
         f"- search: {q['search']['right']} of {q['search']['people']} people matched to their own enrolled face "
-        f"({100 * q['search']['accuracy']:.1f} %); {q['search']['wrong_identity']} matched to someone else",
+        f"({100 * q['search']['accuracy']:.1f} %); {q['search']['wrong_identity']} matched to someone else"
+        + "".join(f"\n  - {w}" for w in q["search"]["wrong_matches"]),
         f"- redaction leak rate: {q['leak']['frames_leaking']} of {q['leak']['frames_with_faces']} frames with a "
         f"face ({100 * q['leak']['rate']:.2f} %)",
         "",

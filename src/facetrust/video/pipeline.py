@@ -23,11 +23,16 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How a video is read: sampling rate, limits, tracker settings."""
+    """How a video is read: sampling rate, limits, tracker settings.
+
+    ``embed=False`` tracks by motion and overlap only: no re-identification and no best-frame
+    embeddings (redaction without ``keep`` needs neither, and embedding is the costly step).
+    """
 
     sample_fps: float = 10.0
     limits: VideoLimits = field(default_factory=VideoLimits)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    embed: bool = True
 
     @classmethod
     def from_settings(cls, settings: object, **changes: object) -> VideoOptions:
@@ -84,6 +89,10 @@ def _embedder(engine: FaceEngine, rgb: np.ndarray) -> Callable[[Sequence[Face]],
     return embed
 
 
+def _no_embeddings(faces: Sequence[Face]) -> list[np.ndarray | None]:
+    return [None] * len(faces)
+
+
 def _persons(tracker: Tracker, model: str) -> tuple[PersonTrack, ...]:
     out = []
     for track in tracker.tracks:
@@ -113,7 +122,8 @@ def detect_video(
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits):
         sampled += 1
         faces = engine.detect(frame.image)
-        tracker.update(frame.index, frame.timestamp_ms, faces, _embedder(engine, frame.image))
+        embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
+        tracker.update(frame.index, frame.timestamp_ms, faces, embedder)
         if progress is not None:
             progress(min(frame.timestamp_ms, info.duration_ms), info.duration_ms)
     persons = _persons(tracker, engine.model_id)

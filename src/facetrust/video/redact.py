@@ -259,7 +259,9 @@ def redact_video(
     info = probe_video(path, video.limits)
     _check_audio_fits(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
-    found = detect_video(path, engine, video, progress=half)
+    found = detect_video(
+        path, engine, video if keep is not None else dataclasses.replace(video, embed=False), progress=half
+    )
     kept = keep(found) if keep is not None else frozenset()
     plan = plan_boxes(found, options, kept, frames=max(info.frame_count, 1) + int(info.frame_rate))
     temp = _temp_beside(target)
