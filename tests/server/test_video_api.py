@@ -148,6 +148,19 @@ def test_a_face_search_job_is_audited_with_its_matches(api: VideoApi) -> None:
     assert (run["face_ids"], run["persons"], run["tracked_persons"]) == ([face_id], [0], 2)
 
 
+def test_a_search_under_a_purpose_with_review_says_so(api: VideoApi) -> None:
+    import httpx
+
+    enrol_person_1(api, "reviewed", purpose="reviewed")
+    job = api.client.start_face_search(Video=STORY, CollectionId="reviewed", FaceMatchThreshold=95)["JobId"]
+    finished(api.client.get_face_search, job)
+    body = {"JobId": job, "MaxResults": 1}
+    headers = {"X-Amz-Target": "RekognitionService.GetFaceSearch", "Content-Type": "application/x-amz-json-1.1"}
+    answer = httpx.post(api.client.meta.endpoint_url + "/", json=body, headers=headers, timeout=30)
+    assert answer.json()["ReviewRequired"] is True and isinstance(answer.json()["AuditSequence"], int)
+    assert answer.headers["x-facetrust-review-required"] == "true"
+
+
 def test_a_purpose_that_forbids_search_refuses_the_job_at_once(api: VideoApi) -> None:
     enrol_person_1(api, "closed", purpose="nosearch")
     with pytest.raises(api.client.exceptions.AccessDeniedException, match="does not allow 1:N search"):

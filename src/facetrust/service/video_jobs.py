@@ -70,7 +70,8 @@ class VideoJobRequest:
 
 @dataclass(frozen=True)
 class VideoJob:
-    """A job's state; ``faces`` (sightings) and ``matches`` (per person) once it SUCCEEDED."""
+    """A job's state; ``faces`` (sightings) and ``matches`` (per person) once it SUCCEEDED, and for a
+    search the purpose's review flag and the sequence of its audit entry."""
 
     job_id: str
     request: VideoJobRequest
@@ -79,6 +80,8 @@ class VideoJob:
     metadata: VideoInfo | None
     faces: tuple[tuple[int, int, Face], ...]
     matches: dict[int, tuple[FaceSearchMatch, ...]]
+    review_required: bool = False
+    audit_seq: int | None = None
 
 
 def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
@@ -142,6 +145,8 @@ def _job_from(row: tuple[Any, ...]) -> VideoJob:
         VideoInfo(**json.loads(metadata)) if metadata else None,
         tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
         {int(k): tuple(_match_from(m) for m in v) for k, v in done["matches"].items()},
+        bool(done.get("review_required", False)),
+        done.get("audit_seq"),
     )
 
 
@@ -274,6 +279,7 @@ class VideoJobs:
         path = resolve_video(self.settings.video_root, request.bucket, request.name)
         options = VideoOptions.from_settings(self.settings)
         matches: dict[int, list[dict[str, Any]]] = {}
+        governed: dict[str, Any] = {}
         if request.kind == "FaceSearch":
             found = governed_video_search(
                 self.service,
@@ -286,10 +292,11 @@ class VideoJobs:
             )
             video = found.video
             matches = {p.person.index: [dataclasses.asdict(m) for m in p.matches] for p in found.persons}
+            governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
         else:
             video = detect_video(path, self.service.engine, options)
         faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
-        return video.info, {"faces": faces, "matches": matches}
+        return video.info, {"faces": faces, "matches": matches, **governed}
 
     def _finish(
         self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None

@@ -158,6 +158,9 @@ def get_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> di
             ]
         persons.append(entry)
     out["Persons"] = persons
+    if job.audit_seq is not None:  # facetrust's governance fields, as image searches return them
+        out["ReviewRequired"] = job.review_required
+        out["AuditSequence"] = job.audit_seq
     return out
 
 
