@@ -21,7 +21,7 @@ def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:
     return [(f.frame_index, f.person) for f in found.faces]
 
 
-@pytest.mark.parametrize(("rate", "tracks"), [(3.0, 4), (5.0, 3), (10.0, 3)])
+@pytest.mark.parametrize(("rate", "tracks"), [(3.0, 5), (5.0, 4), (10.0, 4)])
 def test_no_frame_of_a_blurred_video_shows_a_face(
     story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path, rate: float, tracks: int
 ) -> None:
@@ -29,7 +29,7 @@ def test_no_frame_of_a_blurred_video_shows_a_face(
     report = redact_video(story[0], out, video_engine, RedactOptions(method="blur"), VideoOptions(sample_fps=rate))
     assert faces_left(out, video_engine) == []
     # without a keep rule nothing is embedded, so a person seen again after the occlusion or the cut
-    # starts a new track: 2 persons make 3 or 4 tracks
+    # starts a new track, and the cut starts new tracks for both: 2 persons make 4 or 5 tracks
     assert (report.frames, report.tracks, report.tracks_kept) == (45, tracks, 0)
     assert report.frames_redacted == sum(1 for f in story[1].frames if f)
 

@@ -89,3 +89,12 @@ def test_iou_of_boxes() -> None:
     assert iou(a, a) == 1.0
     assert iou(a, BoundingBox(20, 20, 5, 5)) == 0.0
     assert iou(a, BoundingBox(5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_the_cut_of_the_story_is_told_from_motion_entries_and_occlusions() -> None:
+    from facetrust.video.pipeline import CutDetector
+    from facetrust.video.synth import render, story_scene
+
+    scene, detector = story_scene(), CutDetector()
+    cuts = [i for i in range(0, 45, 3) if detector.is_cut(render(scene, i)[0])]
+    assert cuts == [33]  # 2.2 s at 15 fps; person 1 enters at frame 15 and is hidden from 24 to 30

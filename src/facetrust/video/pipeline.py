@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.engine import FaceEngine
 
-__all__ = ["PersonTrack", "Progress", "TrackedFace", "VideoFaces", "VideoOptions", "detect_video"]
+__all__ = ["CutDetector", "PersonTrack", "Progress", "TrackedFace", "VideoFaces", "VideoOptions", "detect_video"]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done_ms, total_ms)`` while a video is processed."""
@@ -89,6 +89,23 @@ def _embedder(engine: FaceEngine, rgb: np.ndarray) -> Callable[[Sequence[Face]],
     return embed
 
 
+class CutDetector:
+    """Tells a cut (a new shot) from motion: the mean change of a 32×18 grey thumbnail between two
+    sampled frames, on 0–255, above ``threshold``."""
+
+    def __init__(self, threshold: float = 35.0) -> None:
+        self.threshold = threshold
+        self._last: np.ndarray | None = None
+
+    def is_cut(self, rgb: np.ndarray) -> bool:
+        import cv2
+        import numpy as np
+
+        thumb = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
+        last, self._last = self._last, thumb.astype(np.float32)
+        return last is not None and float(np.abs(self._last - last).mean()) > self.threshold
+
+
 def _no_embeddings(faces: Sequence[Face]) -> list[np.ndarray | None]:
     return [None] * len(faces)
 
@@ -119,11 +136,12 @@ def detect_video(
     info = probe_video(path, options.limits)
     tracker = Tracker(options.tracker)
     sampled = 0
+    cuts = CutDetector()
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits):
         sampled += 1
         faces = engine.detect(frame.image)
         embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
-        tracker.update(frame.index, frame.timestamp_ms, faces, embedder)
+        tracker.update(frame.index, frame.timestamp_ms, faces, embedder, cut=cuts.is_cut(frame.image))
         if progress is not None:
             progress(min(frame.timestamp_ms, info.duration_ms), info.duration_ms)
     persons = _persons(tracker, engine.model_id)

@@ -92,7 +92,8 @@ def _background(scene: Scene, shot: int, t: float) -> np.ndarray:
     import numpy as np
 
     rng = np.random.default_rng(scene.seed * 100 + shot)
-    tile = rng.integers(30, 140, size=(scene.height // 8 + 2, scene.width // 8 + 2, 3), dtype=np.uint8)
+    low = (20, 80)[shot % 2]  # each shot another place: darker and brighter in turn
+    tile = rng.integers(low, low + 100, size=(scene.height // 8 + 2, scene.width // 8 + 2, 3), dtype=np.uint8)
     big = np.kron(tile, np.ones((8, 8, 1), np.uint8))
     shift = int(t * 40) % 8 + 8 * (int(t * 40) // 8 % 2)
     return np.ascontiguousarray(big[shift % 16 // 2 : shift % 16 // 2 + scene.height, shift : shift + scene.width])

@@ -166,10 +166,16 @@ class Tracker:
                 best = (score, track)
         return best[1]
 
-    def update(self, frame_index: int, timestamp_ms: int, faces: Sequence[Face], embed: Embedder) -> list[Track]:
-        """Assign ``faces`` (one sampled frame) to tracks; returns the track of each face, in order."""
+    def update(
+        self, frame_index: int, timestamp_ms: int, faces: Sequence[Face], embed: Embedder, *, cut: bool = False
+    ) -> list[Track]:
+        """Assign ``faces`` (one sampled frame) to tracks; returns the track of each face, in order.
+
+        ``cut``: the frame starts a new shot, where positions say nothing: faces are matched to
+        tracks by embedding only.
+        """
         keep = self.options.best_frames
-        taken = self._match_iou(faces, timestamp_ms)
+        taken = {} if cut else self._match_iou(faces, timestamp_ms)
         want = [
             i
             for i, f in enumerate(faces)
