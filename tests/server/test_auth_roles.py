@@ -33,6 +33,7 @@ REKOGNITION = {
     "SearchUsers",
     "SearchUsersByImage",
 }
+VIDEO = {"StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch", "RedactImage"}
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 # Library and CLI operations: on the same governed path, so in the same role table
@@ -48,7 +49,7 @@ LIBRARY = {
 }
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE | LIBRARY,
+    "admin": REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -65,6 +66,8 @@ TABLE = {
         "RevokeConsent",
         "ShowConsent",
         "EraseSubject",
+        "StartFaceDetection",
+        "GetFaceDetection",
     },
     "searcher": {
         "SearchFaces",
@@ -75,6 +78,7 @@ TABLE = {
         "DetectFaces",
         "DescribeCollection",
         "ListCollections",
+        *VIDEO,
     },
     "reviewer": {"RecordReview", "DescribeCollection", "ListCollections"},
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
@@ -88,7 +92,7 @@ def test_the_roles_are_admin_enroller_searcher_reviewer_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | LIBRARY
+    assert OPERATIONS == REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -3,8 +3,9 @@
 =========  =============================================================================
 admin      every operation
 enroller   index and delete faces and users; record/revoke/show consent, erase subjects;
-           describe/list collections; detect faces
-searcher   search faces and users, compare faces; describe/list collections; detect faces
+           describe/list collections; detect faces (in images and stored video)
+searcher   search faces and users (in images and stored video), compare faces, redact
+           images; describe/list collections; detect faces
 reviewer   record review decisions on searches (never on its own key's searches);
            describe/list collections
 auditor    read (pseudonymised) and verify the audit log; describe/list collections
@@ -39,6 +40,8 @@ _ENROLLER = _BROWSE | {
     "RevokeConsent",
     "ShowConsent",
     "EraseSubject",
+    "StartFaceDetection",
+    "GetFaceDetection",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -47,6 +50,11 @@ _SEARCHER = _BROWSE | {
     "SearchFacesByImage",
     "SearchUsers",
     "SearchUsersByImage",
+    "StartFaceDetection",
+    "GetFaceDetection",
+    "StartFaceSearch",
+    "GetFaceSearch",
+    "RedactImage",
 }
 _REVIEWER = _BROWSE | {"RecordReview"}
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}

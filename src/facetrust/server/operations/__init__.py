@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from facetrust.server.operations import collections, detect_compare, faces, governance, search, users
+from facetrust.server.operations import collections, detect_compare, faces, governance, search, users, video
 from facetrust.server.operations.base import Operation
 
 __all__ = ["OPERATIONS", "Operation"]
 
 OPERATIONS: dict[str, Operation] = {
-    op.name: op for group in (detect_compare, collections, faces, users, search, governance) for op in group.OPERATIONS
+    op.name: op
+    for group in (detect_compare, collections, faces, users, search, governance, video)
+    for op in group.OPERATIONS
 }
