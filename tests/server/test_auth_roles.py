@@ -47,9 +47,11 @@ LIBRARY = {
     "CreateKey",
     "RevokeKey",
 }
+# Video operations of the library and CLI (VideoSearch, Redact) and a search job's run (FaceSearchJob)
+VIDEO_LIBRARY = {"VideoSearch", "FaceSearchJob", "Redact"}
 
 TABLE = {
-    "admin": REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY,
+    "admin": REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY | VIDEO_LIBRARY,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -79,6 +81,7 @@ TABLE = {
         "DescribeCollection",
         "ListCollections",
         *VIDEO,
+        *VIDEO_LIBRARY,
     },
     "reviewer": {"RecordReview", "DescribeCollection", "ListCollections"},
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
@@ -92,7 +95,7 @@ def test_the_roles_are_admin_enroller_searcher_reviewer_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY
+    assert OPERATIONS == REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY | VIDEO_LIBRARY
 
 
 @pytest.mark.parametrize("role", ROLES)

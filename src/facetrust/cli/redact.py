@@ -48,6 +48,14 @@ def redact(
     video = VideoOptions.from_settings(state.settings(), **({"sample_fps": sample_fps} if sample_fps else {}))
     with time_bar("Redacting") as bar:
         report = governed_redaction(
-            state.service(), source, output, options=options, video=video, keep=keep, threshold=threshold, progress=bar
+            state.service(),
+            source,
+            output,
+            actor=state.actor(),
+            options=options,
+            video=video,
+            keep=keep,
+            threshold=threshold,
+            progress=bar,
         )
     click.echo(render.redact_json(source, report) if as_json else render.redact_text(source, report))

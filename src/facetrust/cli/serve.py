@@ -57,7 +57,13 @@ def is_loopback(host: str) -> bool:
 )
 @renders_errors()
 def serve(
-    host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool, no_encryption: bool, video_root: Path | None
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    no_auth: bool,
+    bootstrap: bool,
+    no_encryption: bool,
+    video_root: Path | None,
 ) -> None:
     """Serve Amazon Rekognition's JSON protocol for boto3 clients (endpoint_url=http://HOST:PORT).
 

@@ -101,12 +101,13 @@ def search(
     """
     from facetrust.service.video import governed_video_search
 
-    service = cli_state().service()
+    state = cli_state()
     with time_bar("Searching") as bar:
         result = governed_video_search(
-            service,
+            state.service(),
             collection,
             file,
+            actor=state.actor(),
             threshold=threshold,
             max_faces=max_faces,
             options=_options(sample_fps),

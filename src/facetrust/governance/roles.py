@@ -53,7 +53,10 @@ _SEARCHER = _BROWSE | {
     "StartFaceDetection",
     "GetFaceDetection",
     "StartFaceSearch",
+    "FaceSearchJob",
     "GetFaceSearch",
+    "VideoSearch",
+    "Redact",
     "RedactImage",
 }
 _REVIEWER = _BROWSE | {"RecordReview"}

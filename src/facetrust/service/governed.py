@@ -93,6 +93,14 @@ RULES: dict[str, Rule] = {
     "VerifyAuditLog": _GLOBAL,
     "CreateKey": _GLOBAL,
     "RevokeKey": _GLOBAL,
+    "StartFaceDetection": _GLOBAL,
+    "GetFaceDetection": _GLOBAL,
+    "StartFaceSearch": _USE,
+    "FaceSearchJob": _USE,
+    "GetFaceSearch": _USE,
+    "VideoSearch": _USE,
+    "Redact": _USE,
+    "RedactImage": _USE,
 }
 
 

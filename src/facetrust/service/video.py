@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.governance.recorder import Record, audited
+from facetrust.governance.recorder import Record
+from facetrust.service.governed import Governed, governed
 from facetrust.service.search import _candidates, _face_matches, _log_matches, _under_purpose, fpir
 from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
@@ -81,12 +82,12 @@ def person_query(person: PersonTrack) -> np.ndarray | None:
 
 
 class _Matcher:
-    """Matches persons against one collection under its purpose, for one audited operation."""
+    """Matches persons against one collection under its purpose, for one operation on the governed path."""
 
-    def __init__(self, service: FaceService, rec: Record, collection: str, threshold: float, max_faces: int) -> None:
+    def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
         self.service = service
         self.row, self.purpose, self.threshold, self.limit = _under_purpose(
-            service, rec, collection, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
+            step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
         )
         self.gallery = 0
 
@@ -126,12 +127,13 @@ def governed_video_search(
     options: VideoOptions | None = None,
     progress: Progress | None = None,
 ) -> VideoSearchResult:
-    """Track the persons of the video at ``path`` and search ``collection`` for each, audited."""
-    with audited(service.store, actor, operation, collection) as rec:
-        matcher = _Matcher(service, rec, collection, threshold, max_faces)
+    """Track the persons of the video at ``path`` and search ``collection`` for each, on the governed path
+    (role, the collection purpose's search rules, one audit entry with every person's matches)."""
+    with governed(service, actor, operation, collection, model_check=True) as step:
+        matcher = _Matcher(service, step, threshold, max_faces)
         found = detect_video(path, service.engine, options, progress=progress)
         persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
-        seq = matcher.log(rec, persons, video=Path(path).name, tracked_persons=len(found.persons))
+        seq = matcher.log(step.record, persons, video=Path(path).name, tracked_persons=len(found.persons))
     return VideoSearchResult(
         found,
         persons,
@@ -167,7 +169,8 @@ def governed_redaction(
             return redact_image(source, out, service.engine, options, keep=rule)
         return redact_video(source, out, service.engine, options, video, keep=rule, progress=progress)
 
-    return _audited_redaction(service, actor, keep, threshold, Path(source).name, Path(out).name, run)
+    names = (Path(source).name, Path(out).name)
+    return _audited_redaction(service, actor, "Redact", keep, threshold, names, run)
 
 
 def governed_image_redaction(
@@ -187,26 +190,27 @@ def governed_image_redaction(
         encoded.append((data, fmt))
         return report
 
-    report = _audited_redaction(service, actor, keep, threshold, "-", "-", run)
+    report = _audited_redaction(service, actor, "RedactImage", keep, threshold, ("-", "-"), run)
     return encoded[0][0], encoded[0][1], report
 
 
 def _audited_redaction(
     service: FaceService,
     actor: Actor,
+    operation: str,
     keep: str | None,
     threshold: float,
-    source: str,
-    output: str,
+    names: tuple[str, str],
     run: Callable[[KeepRule | None], RedactionReport],
 ) -> RedactionReport:
-    with audited(service.store, actor, "Redact", keep) as rec:
-        matcher = _Matcher(service, rec, keep, threshold, 1) if keep is not None else None
+    with governed(service, actor, operation, keep, model_check=keep is not None) as step:
+        rec = step.record
+        matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []
         report = run(_keep_rule(matcher, kept) if matcher is not None else None)
         extra = {
-            "source": source,
-            "output": output,
+            "source": names[0],
+            "output": names[1],
             "frames": report.frames,
             "frames_redacted": report.frames_redacted,
             "tracks": report.tracks,

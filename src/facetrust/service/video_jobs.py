@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
-from facetrust.governance.actor import Actor
-from facetrust.governance.recorder import audited
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.service.governed import governed
 from facetrust.service.search import _under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
@@ -150,6 +150,10 @@ def _job_from(row: tuple[Any, ...]) -> VideoJob:
     )
 
 
+def _matched_ids(job: VideoJob) -> list[str]:
+    return sorted({m.face.face_id for found in job.matches.values() for m in found})
+
+
 # -- the manager ----------------------------------------------------------------------------
 
 
@@ -174,35 +178,40 @@ class VideoJobs:
             self._queue.put(job_id)
         return ids
 
-    def start(self, request: VideoJobRequest, actor: Actor) -> str:
-        """Check the request (video, governance), persist it and queue it; the job's id."""
+    def start(self, request: VideoJobRequest, actor: Actor = LOCAL) -> str:
+        """Check the request (video, governance), persist it and queue it; the job's id.
+
+        On the governed path as ``Start<kind>``: the role check, and for a search the collection
+        purpose's rules (refused now, audited, rather than failed later); the entry names the job.
+        """
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
-        resolve_video(self.settings.video_root, request.bucket, request.name)
-        if request.client_token is not None:
-            with self.service.store.snapshot() as conn:
-                found = conn.execute(
-                    "SELECT job_id, request_hash FROM video_jobs WHERE key_id = ? AND kind = ? AND client_token = ?",
-                    (actor.key_id, request.kind, request.client_token),
-                ).fetchone()
-            if found is not None:
-                if found[1] != request.fingerprint():
-                    raise IdempotencyError(
-                        f"ClientRequestToken {request.client_token!r} was used for another request",
-                        resource="ClientRequestToken",
-                    )
-                return str(found[0])
-        if request.kind == "FaceSearch":
-            self._check_search(request, actor)
-        return self._insert(request, actor)
+        with governed(self.service, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+            step.record.details = {"video": f"{request.bucket}/{request.name}"}
+            if request.kind == "FaceSearch":
+                _under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
+            resolve_video(self.settings.video_root, request.bucket, request.name)
+            job_id = self._same(request, actor) or self._insert(request, actor)
+            step.record.details["job_id"] = job_id
+        return job_id
 
-    def _check_search(self, request: VideoJobRequest, actor: Actor) -> None:
-        """Refuse now (audited) what the collection's purpose would refuse when the job runs."""
-        with audited(self.service.store, actor, "StartFaceSearch", request.collection) as rec:
-            _under_purpose(
-                self.service, rec, str(request.collection), request.threshold, "FaceMatchThreshold", 1, "MaxFaces"
+    def _same(self, request: VideoJobRequest, actor: Actor) -> str | None:
+        """The job this key started with the same ``ClientRequestToken``, if any (another request: refused)."""
+        if request.client_token is None:
+            return None
+        with self.service.store.snapshot() as conn:
+            found = conn.execute(
+                "SELECT job_id, request_hash FROM video_jobs WHERE key_id = ? AND kind = ? AND client_token = ?",
+                (actor.key_id, request.kind, request.client_token),
+            ).fetchone()
+        if found is None:
+            return None
+        if found[1] != request.fingerprint():
+            raise IdempotencyError(
+                f"ClientRequestToken {request.client_token!r} was used for another request",
+                resource="ClientRequestToken",
             )
-            rec.details = {"video": f"{request.bucket}/{request.name}"}
+        return str(found[0])
 
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
         job_id = uuid.uuid4().hex
@@ -226,26 +235,45 @@ class VideoJobs:
         self._queue.put(job_id)
         return job_id
 
-    def get(self, job_id: str) -> VideoJob:
+    def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
+        """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
         with self.service.store.snapshot() as conn:
             row = conn.execute(
-                "SELECT job_id, request, status, status_message, metadata, result FROM video_jobs WHERE job_id = ?",
+                "SELECT job_id, request, status, status_message, metadata, result, key_id FROM video_jobs"
+                " WHERE job_id = ?",
                 (job_id,),
             ).fetchone()
-        if row is None:
-            raise NotFoundError(f"No video job {job_id[:64]!r}", resource=job_id)
-        return _job_from(row)
+        return None if row is None else (_job_from(row[:6]), str(row[6]))
 
-    def wait(self, job_id: str, timeout: float = 60.0) -> VideoJob:
-        """The job once it is no longer IN_PROGRESS (or as it is after ``timeout`` seconds)."""
+    def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
+        """A job and its results, on the governed path as ``Get<kind>`` (audited, whatever the answer).
+
+        A search job's results are read under its collection's purpose, so a
+        moratorium declared since the job ran closes them too.
+        """
+        found = self._load(job_id)
+        kind = kind or (found[0].request.kind if found is not None else "FaceDetection")
+        if kind not in KINDS:
+            raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
+        collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
+        with governed(self.service, actor, f"Get{kind}", collection) as step:
+            step.record.details = {"job_id": job_id[:64]}
+            if found is None or found[0].request.kind != kind:
+                raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
+            job = found[0]
+            step.record.details.update(status=job.status, face_ids=_matched_ids(job))
+        return job
+
+    def wait(self, job_id: str, timeout: float = 60.0, *, actor: Actor = LOCAL) -> VideoJob:
+        """The job once it is no longer IN_PROGRESS (or as it is after ``timeout`` seconds), read as ``actor``."""
         import time
 
         end = time.monotonic() + timeout
-        job = self.get(job_id)
-        while job.status == "IN_PROGRESS" and time.monotonic() < end:
+        found = self._load(job_id)
+        while found is not None and found[0].status == "IN_PROGRESS" and time.monotonic() < end:
             time.sleep(0.05)
-            job = self.get(job_id)
-        return job
+            found = self._load(job_id)
+        return self.get(job_id, actor=actor)
 
     # -- the worker -------------------------------------------------------------------------
 

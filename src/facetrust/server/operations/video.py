@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, IMAGE, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
@@ -96,11 +96,9 @@ def _metadata(info: VideoInfo) -> dict[str, Any]:
     }
 
 
-def _job(service: FaceService, p: dict[str, Any], kind: str) -> tuple[VideoJob, int, int]:
+def _job(service: FaceService, p: dict[str, Any], kind: str, actor: Actor) -> tuple[VideoJob, int, int]:
     job_id = _check_token("JobId", p["JobId"], 64)
-    job = jobs_of(service).get(str(job_id))
-    if job.request.kind != kind:
-        raise NotFoundError(f"No {kind} job {job_id!r}", resource=job_id)
+    job = jobs_of(service).get(str(job_id), kind, actor=actor)  # the starting key's (or an admin's) only
     most = check_limit(p.get("MaxResults", MAX_RESULTS), "MaxResults", 1, MAX_RESULTS)
     start = decode_token(p["NextToken"], kind, job.job_id) if "NextToken" in p else 0
     if not isinstance(start, int):
@@ -128,7 +126,7 @@ def start_face_detection(service: FaceService, p: dict[str, Any], actor: Actor) 
 
 
 def get_face_detection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    job, most, start = _job(service, p, "FaceDetection")
+    job, most, start = _job(service, p, "FaceDetection", actor)
     faces = list(job.faces)
     out = _envelope(job, "FaceDetection", faces, start, most)
     out["Faces"] = [{"Timestamp": t, "Face": face_detail(face)} for t, _, face in faces[start : start + most]]
@@ -140,7 +138,7 @@ def start_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> 
 
 
 def get_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    job, most, start = _job(service, p, "FaceSearch")
+    job, most, start = _job(service, p, "FaceSearch", actor)
     faces = list(job.faces)
     if p.get("SortBy", "TIMESTAMP") == "INDEX":
         faces.sort(key=lambda f: (f[1], f[0]))
