@@ -443,7 +443,7 @@ EXEMPT = {
     "CreateKey": "API keys, not faces: CLI `keys create`, audited (tests/governance/test_governed.py)",
     "RevokeKey": "API keys, not faces: CLI `keys revoke`, audited (tests/governance/test_governed.py)",
     "StartFaceDetection": "finds and tracks faces in a video, compares them to nobody, touches no collection",
-    "GetFaceDetection": "a detection job's sightings: no collection, no identity",
+    "GetFaceDetection": "a detection job's sightings: no collection, no identity (the starting key's only)",
     "FaceSearchJob": "the run of a StartFaceSearch job, re-checked when it runs: tests/server/test_video_api.py",
 }
 

@@ -310,3 +310,108 @@ def test_a_server_without_a_video_root_refuses_video_jobs(tmp_path: Path) -> Non
             with pytest.raises(client.exceptions.InvalidS3ObjectException, match="--video-root"):
                 client.start_face_detection(Video=STORY)
             client.close()
+
+
+@dataclass
+class SignedApi:
+    url: str
+    service: FaceService
+    keys: dict[str, tuple[str, str]]
+
+    def client(self, who: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        key_id, secret = self.keys[who]
+        return boto3.session.Session().client(
+            "rekognition",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 0}),
+        )
+
+
+@pytest.fixture
+def signed(tmp_path: Path, clip: Path) -> Iterator[SignedApi]:
+    from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.keys import KeyStore
+
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    os.link(clip, root / "lobby" / "story.mp4")
+    service = make_service(tmp_path / "data", root)
+    keys = KeyStore.open(tmp_path / "data")
+    made = {who: keys.create(who.rstrip("-2")) for who in ("admin", "searcher", "searcher-2", "enroller")}
+    app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
+    try:
+        with serving(app) as url:
+            yield SignedApi(url, service, made)
+    finally:
+        keys.close()
+        service.close()
+
+
+def test_only_the_key_that_started_a_job_or_an_admin_may_read_its_results(signed: SignedApi) -> None:
+    admin, owner, other = signed.client("admin"), signed.client("searcher"), signed.client("searcher-2")
+    admin.create_collection(CollectionId="staff")
+    face_id = admin.index_faces(CollectionId="staff", Image={"Bytes": face_png((40, 40, 100, 1))})["FaceRecords"][0]
+    job = owner.start_face_search(Video=STORY, CollectionId="staff")["JobId"]
+    out = finished(owner.get_face_search, job)
+    assert face_id["Face"]["FaceId"] in {m["Face"]["FaceId"] for p in out["Persons"] for m in p.get("FaceMatches", [])}
+    with pytest.raises(other.exceptions.ResourceNotFoundException, match=job):
+        other.get_face_search(JobId=job)  # a JobId alone opens nothing: to another key the job does not exist
+    assert admin.get_face_search(JobId=job)["Persons"] == out["Persons"]
+    detection = signed.client("enroller").start_face_detection(Video=STORY)["JobId"]
+    with pytest.raises(other.exceptions.ResourceNotFoundException):
+        other.get_face_detection(JobId=detection)
+    with signed.service.store.snapshot() as conn:
+        refused = [e.data for e in audit.entries(conn) if e.data["outcome"] == "NotFound"]
+    assert [(e["operation"], e["key_id"], e["job_id"]) for e in refused] == [
+        ("GetFaceSearch", signed.keys["searcher-2"][0], job),
+        ("GetFaceDetection", signed.keys["searcher-2"][0], detection),
+    ]
+
+
+def test_a_job_read_in_the_library_is_the_starting_actors_or_an_admins(api: VideoApi) -> None:
+    from facetrust.errors import NotFoundError
+
+    jobs = jobs_of(api.service)
+    owner, other = Actor("FTKOWNER", "searcher"), Actor("FTKOTHER", "searcher")
+    job = jobs.start(VideoJobRequest("FaceDetection", "lobby", "story.mp4"), owner)
+    assert jobs.wait(job, actor=owner).status == "SUCCEEDED"
+    assert jobs.get(job, actor=Actor("FTKADMIN", "admin")).status == "SUCCEEDED"
+    with pytest.raises(NotFoundError):
+        jobs.get(job, "FaceDetection", actor=other)
+
+
+def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(tmp_path: Path, clip: Path) -> None:
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    os.link(clip, root / "lobby" / "story.mp4")
+    first = make_service(tmp_path / "data", root)
+    first.create_collection("staff", purpose="general")
+    first.index_faces("staff", face_png((40, 40, 100, 1)))
+    actor = Actor("FTKSEARCHER", "searcher")
+    job = VideoJobs(first, worker=False).start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"), actor)
+    first.close()
+    closed = Policy(
+        {**POLICY.purposes, "general": Purpose("general", forbidden="Moratorium (board decision)")}, "general"
+    )
+    settings = Settings(flip_augment=False, video_root=root, video_sample_fps=5.0)
+    with FaceService(tmp_path / "data", fake_engine(settings), policy=closed) as second:
+        jobs_of(second)
+        for _ in range(600):
+            with second.store.snapshot() as conn:
+                runs = [e.data for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"]
+            if runs:
+                break
+            time.sleep(0.05)
+        with second.store.snapshot() as conn:
+            status = conn.execute("SELECT status, status_message FROM video_jobs WHERE job_id = ?", (job,)).fetchone()
+    assert tuple(status) == (
+        "FAILED",
+        "Purpose 'general' is forbidden by the deployment policy: Moratorium (board decision)",
+    )
+    assert (runs[0]["outcome"], runs[0]["key_id"]) == ("PurposeRefused", "FTKSEARCHER")

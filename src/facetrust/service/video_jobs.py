@@ -150,6 +150,11 @@ def _job_from(row: tuple[Any, ...]) -> VideoJob:
     )
 
 
+def _may_read(actor: Actor, owner: str) -> bool:
+    """A job's results are the starting key's (and an admin's): a JobId alone opens nothing."""
+    return actor.key_id == owner or actor.role == "admin"
+
+
 def _matched_ids(job: VideoJob) -> list[str]:
     return sorted({m.face.face_id for found in job.matches.values() for m in found})
 
@@ -248,7 +253,8 @@ class VideoJobs:
     def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
         """A job and its results, on the governed path as ``Get<kind>`` (audited, whatever the answer).
 
-        A search job's results are read under its collection's purpose, so a
+        Only the key that started the job, or an admin, may read it: to any other key it does
+        not exist. A search job's results are read under its collection's purpose, so a
         moratorium declared since the job ran closes them too.
         """
         found = self._load(job_id)
@@ -258,7 +264,7 @@ class VideoJobs:
         collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
         with governed(self.service, actor, f"Get{kind}", collection) as step:
             step.record.details = {"job_id": job_id[:64]}
-            if found is None or found[0].request.kind != kind:
+            if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
             job = found[0]
             step.record.details.update(status=job.status, face_ids=_matched_ids(job))
