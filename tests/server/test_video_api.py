@@ -22,6 +22,7 @@ from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
 from facetrust.video.synth import story_scene, write_clip
 
 from .live import rekognition, serving
+from .test_governance_api import Governed  # a signed server: a boto3 client per key
 
 POLICY = Policy(
     {
@@ -312,29 +313,8 @@ def test_a_server_without_a_video_root_refuses_video_jobs(tmp_path: Path) -> Non
             client.close()
 
 
-@dataclass
-class SignedApi:
-    url: str
-    service: FaceService
-    keys: dict[str, tuple[str, str]]
-
-    def client(self, who: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        key_id, secret = self.keys[who]
-        return boto3.session.Session().client(
-            "rekognition",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 0}),
-        )
-
-
 @pytest.fixture
-def signed(tmp_path: Path, clip: Path) -> Iterator[SignedApi]:
+def signed(tmp_path: Path, clip: Path) -> Iterator[Governed]:
     from facetrust.server.auth import SigV4Authenticator
     from facetrust.server.keys import KeyStore
 
@@ -347,13 +327,13 @@ def signed(tmp_path: Path, clip: Path) -> Iterator[SignedApi]:
     app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
     try:
         with serving(app) as url:
-            yield SignedApi(url, service, made)
+            yield Governed(url, service, made)
     finally:
         keys.close()
         service.close()
 
 
-def test_only_the_key_that_started_a_job_or_an_admin_may_read_its_results(signed: SignedApi) -> None:
+def test_only_the_key_that_started_a_job_or_an_admin_may_read_its_results(signed: Governed) -> None:
     admin, owner, other = signed.client("admin"), signed.client("searcher"), signed.client("searcher-2")
     admin.create_collection(CollectionId="staff")
     face_id = admin.index_faces(CollectionId="staff", Image={"Bytes": face_png((40, 40, 100, 1))})["FaceRecords"][0]
