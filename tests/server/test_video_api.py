@@ -395,3 +395,16 @@ def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(t
         "Purpose 'general' is forbidden by the deployment policy: Moratorium (board decision)",
     )
     assert (runs[0]["outcome"], runs[0]["key_id"]) == ("PurposeRefused", "FTKSEARCHER")
+
+
+def test_a_face_erased_after_a_search_job_ran_is_no_longer_among_its_results(api: VideoApi) -> None:
+    face_id = enrol_person_1(api)
+    job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]
+    before = finished(api.client.get_face_search, job)
+    assert face_id in {m["Face"]["FaceId"] for p in before["Persons"] for m in p.get("FaceMatches", [])}
+    api.client.delete_faces(CollectionId="staff", FaceIds=[face_id])
+
+    after = api.client.get_face_search(JobId=job)
+    assert [p.get("FaceMatches", []) for p in after["Persons"]] == [[] for _ in before["Persons"]]
+    assert [p["Person"] for p in after["Persons"]] == [p["Person"] for p in before["Persons"]]
+    assert jobs_of(api.service).get(job, "FaceSearch").matches == {}

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.service.governed import governed
+from facetrust.service.governed import governed, usable
 from facetrust.service.search import _under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
@@ -34,6 +34,7 @@ from facetrust.video.source import VideoInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
+    from facetrust.store.sqlite import CollectionRow
 
 __all__ = [
     "KINDS",
@@ -255,7 +256,8 @@ class VideoJobs:
 
         Only the key that started the job, or an admin, may read it: to any other key it does
         not exist. A search job's results are read under its collection's purpose, so a
-        moratorium declared since the job ran closes them too.
+        moratorium declared since the job ran closes them too, and without the matches whose
+        face has been deleted, erased or has expired since.
         """
         found = self._load(job_id)
         kind = kind or (found[0].request.kind if found is not None else "FaceDetection")
@@ -266,9 +268,18 @@ class VideoJobs:
             step.record.details = {"job_id": job_id[:64]}
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
-            job = found[0]
+            job = found[0] if step.row is None else self._present(found[0], step.row)
             step.record.details.update(status=job.status, face_ids=_matched_ids(job))
         return job
+
+    def _present(self, job: VideoJob, row: CollectionRow) -> VideoJob:
+        """``job`` with only the matches whose face is still stored and usable: a face deleted, erased
+        or expired since the job ran is no longer among its results."""
+        stored = self.service.store.faces_by_ids(row.id, _matched_ids(job))
+        now = self.service.clock()
+        kept = {f for f, face in stored.items() if usable(face, now)}
+        matches = {p: tuple(m for m in ms if m.face.face_id in kept) for p, ms in job.matches.items()}
+        return dataclasses.replace(job, matches={p: ms for p, ms in matches.items() if ms})
 
     def wait(self, job_id: str, timeout: float = 60.0, *, actor: Actor = LOCAL) -> VideoJob:
         """The job once it is no longer IN_PROGRESS (or as it is after ``timeout`` seconds), read as ``actor``."""
