@@ -78,6 +78,12 @@ class Settings:
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
+        video_root: the folder the video operations may read (S3Object Bucket = a folder
+            under it; docs/video.md). None: the video operations are refused.
+        max_video_seconds: videos longer than this are refused (docs/video.md).
+        max_video_pixels: videos whose frames have more pixels than this are refused.
+        max_video_frames: videos with more frames than this are refused.
+        video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
     """
 
     cache_dir: Path | None = None
@@ -98,11 +104,24 @@ class Settings:
     calibration_file: Path | None = None
     cohort_file: Path | None = None
     probe_normalisation: bool = True
+    video_root: Path | None = None
+    max_video_seconds: float = 3600.0
+    max_video_pixels: int = 3840 * 2160
+    max_video_frames: int = 500_000
+    video_sample_fps: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name))
-        for name in ("cache_dir", "data_dir", "policy_file", "template_key_file", "calibration_file", "cohort_file"):
+        for name in (
+            "cache_dir",
+            "data_dir",
+            "policy_file",
+            "template_key_file",
+            "calibration_file",
+            "cohort_file",
+            "video_root",
+        ):
             value = getattr(self, name)
             if isinstance(value, (str, os.PathLike)) and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value).expanduser())
@@ -120,6 +139,10 @@ class Settings:
             ("threads", 0 <= self.threads <= 256, "between 0 and 256"),
             ("batch_size", 1 <= self.batch_size <= 1024, "between 1 and 1024"),
             ("index_backend", self.index_backend in INDEX_BACKENDS, "one of " + ", ".join(INDEX_BACKENDS)),
+            ("max_video_seconds", self.max_video_seconds > 0, "a positive number of seconds"),
+            ("max_video_pixels", self.max_video_pixels > 0, "a positive number of pixels"),
+            ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
+            ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -196,6 +219,11 @@ _TYPES: dict[str, type] = {
     "calibration_file": Path,
     "cohort_file": Path,
     "probe_normalisation": bool,
+    "video_root": Path,
+    "max_video_seconds": float,
+    "max_video_pixels": int,
+    "max_video_frames": int,
+    "video_sample_fps": float,
 }
 
 

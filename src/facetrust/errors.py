@@ -6,11 +6,15 @@
     ├── InvalidInputError               the caller sent something we cannot use
     │   ├── InvalidImageError           not a decodable JPEG/PNG image
     │   ├── ImageTooLargeError          over the byte or pixel limit
+    │   ├── InvalidVideoError           not a decodable video file, or truncated/corrupt
+    │   ├── VideoTooLargeError          over the duration, resolution or frame limit
+    │   ├── VideoLocationError          a video named outside the video root, or not there
     │   └── InvalidParameterError       a parameter has a bad value
     │       └── InvalidPaginationTokenError  a next-token that we did not issue for this listing
     ├── NotFoundError                   a named thing does not exist
     ├── ConflictError                   a named thing already exists / is bound otherwise
-    │   └── ModelMismatchError          a collection is bound to another embedding model
+    │   ├── ModelMismatchError          a collection is bound to another embedding model
+    │   └── IdempotencyError            a request token reused for a different request
     ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
     ├── ServiceBusyError                the service is at capacity (decode budget): retry later
     ├── GovernanceError                 the deployment's policy refuses the request
@@ -33,11 +37,13 @@ __all__ = [
     "ConsentRequiredError",
     "FacetrustError",
     "GovernanceError",
+    "IdempotencyError",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidInputError",
     "InvalidPaginationTokenError",
     "InvalidParameterError",
+    "InvalidVideoError",
     "LimitExceededError",
     "ModelError",
     "ModelIntegrityError",
@@ -46,6 +52,8 @@ __all__ = [
     "PurposeRefusedError",
     "RoleDeniedError",
     "ServiceBusyError",
+    "VideoLocationError",
+    "VideoTooLargeError",
 ]
 
 
@@ -85,6 +93,37 @@ class ImageTooLargeError(InvalidInputError):
         self.limit = limit
         self.actual = actual
         self.source = source
+
+
+class InvalidVideoError(InvalidInputError):
+    """The file is not a video PyAV's FFmpeg can decode, or it is truncated or corrupt."""
+
+    code = "InvalidVideo"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.source = source
+
+
+class VideoTooLargeError(InvalidInputError):
+    """The video exceeds the duration, resolution or frame limit (``limit`` names which)."""
+
+    code = "VideoTooLarge"
+
+    def __init__(
+        self, message: str, *, limit_name: str, limit: float, actual: float, source: str | None = None
+    ) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.actual = actual
+        self.source = source
+
+
+class VideoLocationError(InvalidInputError):
+    """A video named (bucket and name) outside the video root, or not found under it."""
+
+    code = "VideoLocation"
 
 
 class InvalidParameterError(InvalidInputError):
@@ -135,6 +174,12 @@ class ModelMismatchError(ConflictError):
         super().__init__(message, resource=resource)
         self.collection_model = collection_model
         self.engine_model = engine_model
+
+
+class IdempotencyError(ConflictError):
+    """A client request token reused with a different request."""
+
+    code = "IdempotentParameterMismatch"
 
 
 class LimitExceededError(FacetrustError):

@@ -55,6 +55,7 @@ USAGE = {
     ("retention", "sweep"): "Usage: facetrust retention sweep [OPTIONS]",
     ("review",): "Usage: facetrust review [OPTIONS] COMMAND [ARGS]...",
     ("review", "record"): "Usage: facetrust review record [OPTIONS] SEARCH_SEQ",
+    ("redact",): "Usage: facetrust redact [OPTIONS] IN",
     ("search",): "Usage: facetrust search [OPTIONS] COLLECTION IMAGE",
     ("serve",): "Usage: facetrust serve [OPTIONS]",
     ("templates",): "Usage: facetrust templates [OPTIONS] COMMAND [ARGS]...",
@@ -72,6 +73,9 @@ USAGE = {
     ("users", "delete"): "Usage: facetrust users delete [OPTIONS] COLLECTION USER_ID",
     ("users", "disassociate"): "Usage: facetrust users disassociate [OPTIONS] COLLECTION USER_ID FACE_ID...",
     ("users", "list"): "Usage: facetrust users list [OPTIONS] COLLECTION",
+    ("video",): "Usage: facetrust video [OPTIONS] COMMAND [ARGS]...",
+    ("video", "detect"): "Usage: facetrust video detect [OPTIONS] FILE",
+    ("video", "search"): "Usage: facetrust video search [OPTIONS] COLLECTION FILE",
     ("users", "search"): "Usage: facetrust users search [OPTIONS] COLLECTION",
 }
 

@@ -39,7 +39,10 @@ from facetrust.server.operations import OPERATIONS as HTTP_OPERATIONS
 from facetrust.service import FaceService
 from facetrust.service.governed import RULES
 from facetrust.service.people import place_pending
+from facetrust.service.video import governed_image_redaction, governed_redaction, governed_video_search
+from facetrust.service.video_jobs import VideoJobRequest, jobs_of
 from facetrust.store import people as people_tables
+from facetrust.video.synth import Scene, ScenePerson, fake_face_patch, write_clip
 from server.live import serving  # tests/server/live.py (pytest puts tests/ on the path)
 
 DAY = 86400.0
@@ -132,7 +135,7 @@ OK, REFUSED, GONE = "ok", "PurposeRefused", "NotFound"
 # a world's gallery (three faces) is far below the 1,000 a per-probe estimate needs: every 1:N
 # estimate in it is unreliable, so a purpose that refuses unreliable estimates refuses its searches
 SEARCH = {"search_forbidden": REFUSED, "min_threshold": REFUSED, "moratorium": REFUSED, "unreliable": REFUSED}
-# clustering matches 1:N too, but reports no per-probe false-match estimate: refuse_unreliable has none to judge
+# 1:N matching with no per-probe estimate at call time (clustering has none; a video job judges it when it runs)
 CLUSTER = {rule: outcome for rule, outcome in SEARCH.items() if rule != "unreliable"}
 USE = {"moratorium": REFUSED}  # listing, describing, enrolling, re-shaping users: closed by a moratorium
 
@@ -261,6 +264,60 @@ def queue_http(w: World) -> dict[str, Any]:
 def queue_check(w: World, entry: dict[str, Any]) -> None:
     """Only a search of a purpose that requires review waits in the queue."""
     assert len(entry["search_seqs"]) == (1 if w.rule == "review" else 0), entry
+
+
+CLIP = {"S3Object": {"Bucket": "clips", "Name": "probe.mp4"}}  # the enrolled person, still, for one second
+
+
+def clip(w: World) -> str:
+    root = w.service.engine.settings.video_root
+    assert root is not None
+    return str(root / "clips" / "probe.mp4")
+
+
+def search_job(w: World) -> str:
+    """A finished search job over the clip, started while the purpose was open (so under a moratorium
+    declared since, only the reading is refused); a refused start leaves no job to read."""
+    policy, w.service.policy = w.service.policy, OPEN
+    try:
+        jobs = jobs_of(w.service)
+        job = jobs.start(VideoJobRequest("FaceSearch", "clips", "probe.mp4", w.collection))
+        jobs.wait(job)
+    except Exception:  # the rule refused the search: there is no job
+        return "nojob"
+    finally:
+        w.service.policy = policy
+    return job
+
+
+def kept_check(w: World, entry: dict[str, Any]) -> None:
+    """A redaction that keeps a collection's faces records the kept faces' matches as a search does."""
+    assert (_ids(entry) == []) if w.rule == "retention" else (len(_ids(entry)) == 1)
+    assert entry["review_required"] is (w.rule == "review") and entry["tracks"] == 1
+
+
+def video_search_check(w: World, entry: dict[str, Any]) -> None:
+    """A video search records what an image search does, with each person's own estimate."""
+    if w.rule == "max_candidates":
+        assert len(_ids(entry)) == 1
+    elif w.rule == "retention":
+        assert _ids(entry) == []
+    else:
+        assert len(_ids(entry)) >= 1
+    assert entry["review_required"] is (w.rule == "review")
+    assert entry["threshold"] == 80.0 and "gallery_size" in entry
+    assert entry["estimates"] and all(e["estimate"] == "calibration" and e["unreliable"] for e in entry["estimates"])
+
+
+def job_check(w: World, entry: dict[str, Any]) -> None:
+    if w.rule == "unreliable":  # the job's run refused each person's unreliable estimate: it failed, with why
+        assert entry["status"] == "FAILED"
+        return
+    assert entry["status"] == "SUCCEEDED"
+    if w.rule == "retention":
+        assert _ids(entry) == []
+    else:
+        assert 1 <= len(_ids(entry)) <= (1 if w.rule == "max_candidates" else 3)
 
 
 MATRIX: dict[str, Row] = {
@@ -477,6 +534,42 @@ MATRIX: dict[str, Row] = {
         check=lambda w, e: None if e["disclose"] is False else pytest.fail("disclosed by default"),
     ),
     "VerifyAuditLog": Row(lambda w: w.service.verify_audit_log(), lambda w: ["audit-log", "verify"], lambda w: {}),
+    "VideoSearch": Row(
+        lambda w: governed_video_search(w.service, w.collection, clip(w)),
+        lambda w: ["video", "search", w.collection, clip(w)],
+        None,
+        SEARCH,
+        video_search_check,
+    ),
+    "StartFaceSearch": Row(  # refused at once where the job's search would be; the job's run re-checks
+        lambda w: jobs_of(w.service).start(VideoJobRequest("FaceSearch", "clips", "probe.mp4", w.collection)),
+        None,
+        lambda w: {"Video": CLIP, "CollectionId": w.collection},
+        # a person's estimate exists only once the job tracks the clip: its run refuses, the job FAILs
+        CLUSTER,
+        lambda w, e: None if e["video"] == "clips/probe.mp4" and e["job_id"] else pytest.fail(f"no job: {e}"),
+    ),
+    "GetFaceSearch": Row(  # results are read under the collection's purpose: a moratorium closes them
+        lambda w: jobs_of(w.service).get(search_job(w), "FaceSearch"),
+        None,
+        lambda w: {"JobId": search_job(w)},
+        {"search_forbidden": GONE, "min_threshold": GONE, "moratorium": REFUSED},
+        job_check,
+    ),
+    "Redact": Row(  # keeping a collection's faces is a search of that collection
+        lambda w: governed_redaction(w.service, w.image(), w.folder / "out.png", keep=w.collection),
+        lambda w: ["redact", w.image(), "-o", str(w.folder / "out.png"), "--keep", w.collection],
+        None,
+        SEARCH,
+        kept_check,
+    ),
+    "RedactImage": Row(
+        lambda w: governed_image_redaction(w.service, PNG, keep=w.collection),
+        None,
+        lambda w: {"Image": b64(w), "KeepCollectionId": w.collection},
+        SEARCH,
+        kept_check,
+    ),
 }
 
 # Operations with no row, and why: no rule of any purpose can apply to them.
@@ -485,6 +578,9 @@ EXEMPT = {
     "DiscloseAuditLog": "a privilege of GetAuditLog (Disclose), not an operation: tests/governance/test_governed.py",
     "CreateKey": "API keys, not faces: CLI `keys create`, audited (tests/governance/test_governed.py)",
     "RevokeKey": "API keys, not faces: CLI `keys revoke`, audited (tests/governance/test_governed.py)",
+    "StartFaceDetection": "finds and tracks faces in a video, compares them to nobody, touches no collection",
+    "GetFaceDetection": "a detection job's sightings: no collection, no identity (the starting key's only)",
+    "FaceSearchJob": "the run of a StartFaceSearch job, re-checked when it runs: tests/server/test_video_api.py",
 }
 
 # FaceService methods that are not operations (plumbing) or that share an operation's row
@@ -591,12 +687,22 @@ class Bench:
         self.clock = Clock()
         data = self.folder / operation / "data"
         key = TemplateKey.from_bytes(base64.b64decode(generate_key()))
-        self.service = FaceService(data, fake_engine(), policy=OPEN, clock=self.clock, keyring=Keyring(key))
+        engine = fake_engine(Settings(flip_augment=False, video_root=self.videos(), video_sample_fps=5.0))
+        self.service = FaceService(data, engine, policy=OPEN, clock=self.clock, keyring=Keyring(key))
         self.stack.callback(self.service.close)
         url = self.stack.enter_context(
             serving(create_app(self.service, authenticator=None, settings=Settings(data_dir=data)))
         )
         self.http = self.stack.enter_context(httpx.Client(base_url=url, timeout=30))
+
+    def videos(self) -> Path:
+        """The video root, holding one clip of the enrolled person (made once)."""
+        root = self.folder / "videos"
+        if not root.exists():
+            (root / "clips").mkdir(parents=True)
+            face = ScenePerson(fake_face_patch(1), 64, (40, 20))
+            write_clip(root / "clips" / "probe.mp4", Scene(160, 120, 5, 1.0, (face,)), crf=1)
+        return root
 
     def world(self, rule: str) -> World:
         self.count += 1

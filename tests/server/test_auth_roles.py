@@ -33,6 +33,7 @@ REKOGNITION = {
     "SearchUsers",
     "SearchUsersByImage",
 }
+VIDEO = {"StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch", "RedactImage"}
 AUDIT = {"GetAuditLog", "VerifyAuditLog"}
 GOVERNANCE = {"RecordReview", "RecordConsent", "RevokeConsent", "EraseSubject", "SweepRetention"}
 # Library and CLI operations: on the same governed path, so in the same role table
@@ -46,12 +47,14 @@ LIBRARY = {
     "CreateKey",
     "RevokeKey",
 }
+# Video operations of the library and CLI (VideoSearch, Redact) and a search job's run (FaceSearchJob)
+VIDEO_LIBRARY = {"VideoSearch", "FaceSearchJob", "Redact"}
 
 PEOPLE = {"ListPeople", "DescribePerson", "ClusterFaces", "MergePeople", "SplitPerson", "NamePerson"}
 CONSOLE = {"GetFaceCrop", "ListReviewQueue"}
 
 TABLE = {
-    "admin": REKOGNITION | AUDIT | GOVERNANCE | LIBRARY | PEOPLE | CONSOLE,
+    "admin": REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY | VIDEO_LIBRARY | PEOPLE | CONSOLE,
     "enroller": {
         "IndexFaces",
         "DeleteFaces",
@@ -70,6 +73,8 @@ TABLE = {
         "EraseSubject",
         *PEOPLE,
         "GetFaceCrop",
+        "StartFaceDetection",
+        "GetFaceDetection",
     },
     "searcher": {
         "SearchFaces",
@@ -83,6 +88,8 @@ TABLE = {
         "ListPeople",
         "DescribePerson",
         "GetFaceCrop",
+        *VIDEO,
+        *VIDEO_LIBRARY,
     },
     "reviewer": {"RecordReview", "ListReviewQueue", "GetFaceCrop", "DescribeCollection", "ListCollections"},
     "auditor": {"GetAuditLog", "VerifyAuditLog", "DescribeCollection", "ListCollections"},
@@ -96,7 +103,7 @@ def test_the_roles_are_admin_enroller_searcher_reviewer_auditor() -> None:
 
 
 def test_the_operations_are_rekognitions_face_operations_the_audit_log_and_governance() -> None:
-    assert OPERATIONS == REKOGNITION | AUDIT | GOVERNANCE | LIBRARY | PEOPLE | CONSOLE
+    assert OPERATIONS == REKOGNITION | VIDEO | AUDIT | GOVERNANCE | LIBRARY | VIDEO_LIBRARY | PEOPLE | CONSOLE
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -43,7 +43,10 @@ class Target:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     data: Path = tmp_path_factory.mktemp("bad-values")
-    with FaceService(data, fake_engine()) as service:
+    (data / "videos" / "lobby").mkdir(parents=True)
+    (data / "videos" / "lobby" / "clip.mp4").write_text("not a video: a job over it fails at once")
+    engine = fake_engine(Settings(flip_augment=False, video_root=data / "videos"))
+    with FaceService(data, engine) as service:
         service.create_collection("c")
         face_id = service.index_faces("c", PNG).indexed[0].stored.face_id
         service.create_user("c", "u")
@@ -64,6 +67,7 @@ def valid(member: Member, name: str, face_id: str) -> Any:
         Kind.IMAGE: {"Bytes": base64.b64encode(PNG).decode()},
         Kind.STRINGS: [face_id],
         Kind.STRING_MAP: {},
+        Kind.OBJECT: {"S3Object": {"Bucket": "lobby", "Name": "clip.mp4"}},  # Video, the one object member
     }
     return values[member.kind]
 
@@ -139,6 +143,20 @@ def test_a_lone_surrogate_in_any_string_is_a_logged_400(
     caplog.set_level(logging.INFO, logger="facetrust")
     kind = OPERATIONS[operation].members[name].kind
     response = post(target, operation, body_with(operation, name, wrap(kind, raw), target.face_id))
+
+    assert_refused_and_logged(response, caplog)
+
+
+@pytest.mark.parametrize("part", ["Bucket", "Name"])
+@pytest.mark.parametrize("raw", SURROGATES)
+def test_a_lone_surrogate_in_a_videos_bucket_or_name_is_a_logged_400(
+    target: Target, caplog: pytest.LogCaptureFixture, part: str, raw: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="facetrust")
+    video = {"Bucket": "lobby", "Name": "clip.mp4"}
+    text = json.dumps({"S3Object": {k: v for k, v in video.items() if k != part}})
+    body = f'{{"Video": {text[:-2]}, "{part}": {raw}}}}}'.encode()
+    response = post(target, "StartFaceDetection", body)
 
     assert_refused_and_logged(response, caplog)
 

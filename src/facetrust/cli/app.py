@@ -23,12 +23,14 @@ from facetrust.cli.index_cmd import index
 from facetrust.cli.keys import keys
 from facetrust.cli.models import models
 from facetrust.cli.people import people
+from facetrust.cli.redact import redact
 from facetrust.cli.retention import retention
 from facetrust.cli.review import review
 from facetrust.cli.search import search
 from facetrust.cli.serve import serve
 from facetrust.cli.templates import templates
 from facetrust.cli.users import users
+from facetrust.cli.video import video
 from facetrust.config import INDEX_BACKENDS
 
 __all__ = ["cli", "main"]
@@ -113,6 +115,8 @@ cli.add_command(users)
 cli.add_command(people)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(video)
+cli.add_command(redact)
 cli.add_command(consent)
 cli.add_command(erase)
 cli.add_command(retention)

@@ -50,8 +50,21 @@ def is_loopback(host: str) -> bool:
     is_flag=True,
     help="Store new templates in the clear instead of sealing them with the default per-user template key.",
 )
+@click.option(
+    "--video-root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The folder the video operations read: S3Object Bucket = a folder under it (the video_root setting).",
+)
 @renders_errors()
-def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap: bool, no_encryption: bool) -> None:
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    no_auth: bool,
+    bootstrap: bool,
+    no_encryption: bool,
+    video_root: Path | None,
+) -> None:
     """Serve Amazon Rekognition's JSON protocol for boto3 clients (endpoint_url=http://HOST:PORT).
 
     Every request must be signed (SigV4) with a key from `facetrust keys create`, unless
@@ -77,8 +90,14 @@ def serve(host: str, port: int, data_dir: Path | None, no_auth: bool, bootstrap:
         state.overrides["data_dir"] = data_dir
     if no_encryption:
         state.overrides["template_encryption"] = False
+    if video_root is not None:
+        state.overrides["video_root"] = video_root
     settings = state.settings()
     service = state.service()  # closed when the command's context closes, after the server stops
+    if settings.video_root is not None:  # resume the video jobs a stopped server left unfinished
+        from facetrust.service.video_jobs import jobs_of
+
+        jobs_of(service)
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir)
     try:
         authenticator = None if keys is None else SigV4Authenticator(keys)

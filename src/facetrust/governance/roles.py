@@ -4,9 +4,10 @@
 admin      every operation
 enroller   index and delete faces and users; record/revoke/show consent, erase subjects;
            people: cluster, list, describe, merge, split, name; read face crops;
-           describe/list collections; detect faces
-searcher   search faces and users, compare faces; list/describe people; read face crops;
-           describe/list collections; detect faces
+           describe/list collections; detect faces (in images and stored video)
+searcher   search faces and users (in images and stored video), compare faces, redact
+           images; list/describe people; read face crops; describe/list collections;
+           detect faces
 reviewer   list the review queue and record review decisions on searches (never on its own
            key's searches); read face crops; describe/list collections
 auditor    read (pseudonymised) and verify the audit log; describe/list collections
@@ -48,6 +49,8 @@ _ENROLLER = _BROWSE | {
     "SplitPerson",
     "NamePerson",
     "GetFaceCrop",
+    "StartFaceDetection",
+    "GetFaceDetection",
 }
 _SEARCHER = _BROWSE | {
     "DetectFaces",
@@ -59,6 +62,14 @@ _SEARCHER = _BROWSE | {
     "ListPeople",
     "DescribePerson",
     "GetFaceCrop",
+    "StartFaceDetection",
+    "GetFaceDetection",
+    "StartFaceSearch",
+    "FaceSearchJob",
+    "GetFaceSearch",
+    "VideoSearch",
+    "Redact",
+    "RedactImage",
 }
 _REVIEWER = _BROWSE | {"RecordReview", "ListReviewQueue", "GetFaceCrop"}
 _AUDITOR = _BROWSE | {"GetAuditLog", "VerifyAuditLog"}

@@ -46,6 +46,7 @@ class Kind(Enum):
     IMAGE = "an object with Bytes"
     STRINGS = "a list of strings"
     STRING_MAP = "an object of strings"
+    OBJECT = "an object"
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
         ok = isinstance(value, bool)
     elif kind is Kind.STRINGS:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif kind is Kind.OBJECT:  # its members are checked by the operation
+        ok = isinstance(value, dict)
     else:
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if not ok:

@@ -101,6 +101,14 @@ RULES: dict[str, Rule] = {
     "NamePerson": _USE,
     "GetFaceCrop": _USE,
     "ListReviewQueue": Rule(NONE, False),
+    "StartFaceDetection": _GLOBAL,
+    "GetFaceDetection": _GLOBAL,
+    "StartFaceSearch": _USE,
+    "FaceSearchJob": _USE,
+    "GetFaceSearch": _USE,
+    "VideoSearch": _USE,
+    "Redact": _USE,
+    "RedactImage": _USE,
 }
 
 

@@ -124,4 +124,20 @@ CREATE INDEX IF NOT EXISTS ingested_by_image ON ingested_images(image_id);
 CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
     DELETE FROM ingested_images WHERE image_id = OLD.image_id;
 END;
+CREATE TABLE IF NOT EXISTS video_jobs (
+    job_id         TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    client_token   TEXT,
+    request_hash   TEXT NOT NULL,
+    key_id         TEXT NOT NULL,
+    request        TEXT NOT NULL,
+    actor          TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')),
+    status_message TEXT,
+    metadata       TEXT,
+    result         TEXT,
+    created_at     REAL NOT NULL,
+    updated_at     REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS video_jobs_by_token ON video_jobs(key_id, kind, client_token);
 """

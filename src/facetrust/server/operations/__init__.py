@@ -11,6 +11,7 @@ from facetrust.server.operations import (
     people,
     search,
     users,
+    video,
 )
 from facetrust.server.operations.base import Operation
 
@@ -18,6 +19,6 @@ __all__ = ["OPERATIONS", "Operation"]
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
-    for group in (detect_compare, collections, faces, users, search, governance, people, console)
+    for group in (detect_compare, collections, faces, users, search, governance, people, console, video)
     for op in group.OPERATIONS
 }

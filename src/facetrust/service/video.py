@@ -1,0 +1,247 @@
+"""Governed video operations: search a collection for the persons of a video, and redact with ``keep``.
+
+A video search is governed like an image search (the collection's purpose must allow 1:N
+search at the threshold asked; the audit log gets one entry with every person's matches; the
+purpose's review flag is returned). Each person is matched once, by the normalised mean of
+the embeddings of its best frames, so one blurred frame neither makes nor breaks a match.
+Redaction is audited too; with a ``keep`` collection it is a search of that collection
+(consenting staff, say) and is governed as one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.recorder import Record
+from facetrust.service.governed import Governed, governed
+from facetrust.service.scoring import estimate_record
+from facetrust.service.search import (
+    _candidates,
+    _face_matches,
+    _log_matches,
+    _refuse_unreliable,
+    _under_purpose,
+    fpir,
+)
+from facetrust.service.types import FaceSearchMatch
+from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
+from facetrust.video.redact import (
+    IMAGE_SUFFIXES,
+    KeepRule,
+    RedactionReport,
+    RedactOptions,
+    redact_image,
+    redact_image_bytes,
+    redact_video,
+)
+from facetrust.video.source import VideoPath
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.images import ImageSource
+    from facetrust.service.faceservice import FaceService
+
+__all__ = [
+    "PersonMatches",
+    "VideoSearchResult",
+    "governed_image_redaction",
+    "governed_redaction",
+    "governed_video_search",
+]
+
+
+@dataclass(frozen=True)
+class PersonMatches:
+    """One tracked person of a video and the stored faces it matches, best first."""
+
+    person: PersonTrack
+    matches: tuple[FaceSearchMatch, ...]
+
+
+@dataclass(frozen=True)
+class VideoSearchResult:
+    """Every person of a video with its matches in a collection, and how the search was governed."""
+
+    video: VideoFaces
+    persons: tuple[PersonMatches, ...]
+    threshold: float
+    gallery_size: int
+    fpir: float
+    model: str
+    review_required: bool
+    audit_seq: int
+
+
+def person_query(person: PersonTrack) -> np.ndarray | None:
+    """The normalised mean embedding of a person's best frames (1×dim), or None without any."""
+    import numpy as np
+
+    if not person.best:
+        return None
+    mean = np.mean([e.vector for e in person.best], axis=0)
+    out: np.ndarray = (mean / max(float(np.linalg.norm(mean)), 1e-12))[None, :].astype(np.float32)
+    return out
+
+
+class _Matcher:
+    """Matches persons against one collection under its purpose, for one operation on the governed path."""
+
+    def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
+        self.service = service
+        self.record = step.record
+        self.row, self.purpose, self.threshold, self.limit = _under_purpose(
+            step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
+        )
+        self.gallery = 0
+        self.estimates: list[dict[str, object]] = []  # each person's per-probe estimate, as searches record it
+
+    def match(self, person: PersonTrack) -> tuple[FaceSearchMatch, ...]:
+        query = person_query(person)
+        if query is None:
+            return ()
+        scores, size, scale = _candidates(self.service, self.row, query, self.threshold, self.limit, set())
+        _refuse_unreliable(self.record, self.purpose, scale, self.threshold, size)
+        self.estimates.append(estimate_record(scale, self.threshold, size))
+        self.gallery = max(self.gallery, size)
+        return _face_matches(self.service, self.row, scores, scale, self.threshold, self.limit, self.service.clock())
+
+    def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
+        found = [(p.person.index, m) for p in persons for m in p.matches]
+        entry = _log_matches(
+            self.service.store,
+            rec,
+            [m.similarity for _, m in found],
+            self.threshold,
+            self.gallery,
+            self.purpose,
+            face_ids=[m.face.face_id for _, m in found],
+            persons=[i for i, _ in found],
+            estimates=self.estimates,
+            **extra,
+        )
+        return entry.seq
+
+
+def governed_video_search(
+    service: FaceService,
+    collection: str,
+    path: VideoPath,
+    *,
+    actor: Actor = LOCAL,
+    operation: str = "VideoSearch",
+    threshold: float = 80.0,
+    max_faces: int = 10,
+    options: VideoOptions | None = None,
+    progress: Progress | None = None,
+) -> VideoSearchResult:
+    """Track the persons of the video at ``path`` and search ``collection`` for each, on the governed path
+    (role, the collection purpose's search rules, one audit entry with every person's matches)."""
+    with governed(service, actor, operation, collection, model_check=True) as step:
+        matcher = _Matcher(service, step, threshold, max_faces)
+        found = detect_video(path, service.engine, options, progress=progress)
+        persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
+        seq = matcher.log(step.record, persons, video=Path(path).name, tracked_persons=len(found.persons))
+    return VideoSearchResult(
+        found,
+        persons,
+        matcher.threshold,
+        matcher.gallery,
+        fpir(matcher.threshold, matcher.gallery),
+        matcher.row.model,
+        matcher.purpose.human_review,
+        seq,
+    )
+
+
+def governed_redaction(
+    service: FaceService,
+    source: VideoPath,
+    out: str | os.PathLike[str],
+    *,
+    actor: Actor = LOCAL,
+    options: RedactOptions | None = None,
+    video: VideoOptions | None = None,
+    keep: str | None = None,
+    threshold: float = 80.0,
+    progress: Progress | None = None,
+) -> RedactionReport:
+    """Redact every face of an image or video (``out``'s suffix says which); audited.
+
+    With ``keep``, persons matching that collection at ``threshold`` are left unredacted:
+    a governed search of ``keep`` whose matches the audit entry records.
+    """
+
+    def run(rule: KeepRule | None) -> RedactionReport:
+        if Path(out).suffix.lower() in IMAGE_SUFFIXES:
+            return redact_image(source, out, service.engine, options, keep=rule)
+        return redact_video(source, out, service.engine, options, video, keep=rule, progress=progress)
+
+    names = (Path(source).name, Path(out).name)
+    return _audited_redaction(service, actor, "Redact", keep, threshold, names, run)
+
+
+def governed_image_redaction(
+    service: FaceService,
+    image: ImageSource,
+    *,
+    actor: Actor = LOCAL,
+    options: RedactOptions | None = None,
+    keep: str | None = None,
+    threshold: float = 80.0,
+) -> tuple[bytes, str, RedactionReport]:
+    """An image's bytes with every face not kept redacted (same format as the image), audited."""
+    encoded: list[tuple[bytes, str]] = []
+
+    def run(rule: KeepRule | None) -> RedactionReport:
+        data, fmt, report = redact_image_bytes(image, service.engine, options, keep=rule)
+        encoded.append((data, fmt))
+        return report
+
+    report = _audited_redaction(service, actor, "RedactImage", keep, threshold, ("-", "-"), run)
+    return encoded[0][0], encoded[0][1], report
+
+
+def _audited_redaction(
+    service: FaceService,
+    actor: Actor,
+    operation: str,
+    keep: str | None,
+    threshold: float,
+    names: tuple[str, str],
+    run: Callable[[KeepRule | None], RedactionReport],
+) -> RedactionReport:
+    with governed(service, actor, operation, keep, model_check=keep is not None) as step:
+        rec = step.record
+        matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
+        kept: list[PersonMatches] = []
+        report = run(_keep_rule(matcher, kept) if matcher is not None else None)
+        extra = {
+            "source": names[0],
+            "output": names[1],
+            "frames": report.frames,
+            "frames_redacted": report.frames_redacted,
+            "tracks": report.tracks,
+            "tracks_kept": report.tracks_kept,
+        }
+        if matcher is not None:
+            matcher.log(rec, tuple(kept), **extra)
+        else:
+            rec.details = extra
+    return report
+
+
+def _keep_rule(matcher: _Matcher, kept: list[PersonMatches]) -> Callable[[VideoFaces], frozenset[int]]:
+    def rule(found: VideoFaces) -> frozenset[int]:
+        for person in found.persons:
+            matches = matcher.match(person)
+            if matches:
+                kept.append(PersonMatches(person, matches))
+        return frozenset(p.person.index for p in kept)
+
+    return rule

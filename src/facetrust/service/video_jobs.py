@@ -1,0 +1,374 @@
+"""Background video jobs (Rekognition's StartFaceDetection/StartFaceSearch), persisted in the store.
+
+A job is a row of ``video_jobs``: the request, the caller, the status and, once done, the
+results as JSON. One worker thread per service runs jobs in order. A job found IN_PROGRESS
+when a service's job manager starts (the server stopped while it ran) is run again from the
+start; one that cannot run any more (its video gone, its collection deleted) is FAILED with
+the reason. ``ClientRequestToken`` makes a start idempotent per key: the same token with
+the same request gives the same job, with another request an ``IdempotencyError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import queue
+import re
+import threading
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.service.governed import governed, usable
+from facetrust.service.search import _under_purpose
+from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
+from facetrust.video.pipeline import VideoOptions, detect_video
+from facetrust.video.source import VideoInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.faceservice import FaceService
+    from facetrust.store.sqlite import CollectionRow
+
+__all__ = [
+    "KINDS",
+    "VideoJob",
+    "VideoJobRequest",
+    "VideoJobs",
+    "jobs_of",
+    "resolve_video",
+]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("FaceDetection", "FaceSearch")
+_BUCKET = re.compile(r"[0-9A-Za-z.\-_]{3,255}")
+
+
+@dataclass(frozen=True)
+class VideoJobRequest:
+    """What a job was asked to do: which video (bucket folder + name under the video root), and how."""
+
+    kind: str
+    bucket: str
+    name: str
+    collection: str | None = None
+    threshold: float = 80.0
+    job_tag: str | None = None
+    client_token: str | None = None
+
+    def fingerprint(self) -> str:
+        data = dataclasses.asdict(self)
+        data.pop("client_token")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A job's state; ``faces`` (sightings) and ``matches`` (per person) once it SUCCEEDED, and for a
+    search the purpose's review flag and the sequence of its audit entry."""
+
+    job_id: str
+    request: VideoJobRequest
+    status: str
+    status_message: str | None
+    metadata: VideoInfo | None
+    faces: tuple[tuple[int, int, Face], ...]
+    matches: dict[int, tuple[FaceSearchMatch, ...]]
+    review_required: bool = False
+    audit_seq: int | None = None
+
+
+def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
+    """The file ``name`` in folder ``bucket`` of the video root; nothing outside it can be named."""
+    if root is None:
+        raise VideoLocationError("This server has no video root: start it with `facetrust serve --video-root DIR`")
+    if not _BUCKET.fullmatch(bucket) or set(bucket) == {"."}:
+        raise VideoLocationError(f"Bucket {bucket[:100]!r} is not a folder name (3–255 of A–Z a–z 0–9 . - _)")
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in parts):
+        raise VideoLocationError(f"Name {name[:100]!r} is not a relative path inside the bucket")
+    base = (root / bucket).resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base) or not base.is_relative_to(root.resolve()):
+        raise VideoLocationError(f"Name {name[:100]!r} leads outside the bucket")
+    if not path.is_file():
+        raise VideoLocationError(f"No video {name[:100]!r} in bucket {bucket!r}")
+    return path
+
+
+# -- (de)serialisation of results ---------------------------------------------------------
+
+
+def _face_from(d: dict[str, Any]) -> Face:
+    marks = d["landmarks"]
+    return Face(
+        box=BoundingBox(**d["box"]),
+        landmarks=Landmarks(**{k: Point(**v) for k, v in marks.items()}),
+        confidence=d["confidence"],
+        pose=Pose(**d["pose"]),
+        quality=Quality(**d["quality"]),
+        size=d["size"],
+        image_width=d["image_width"],
+        image_height=d["image_height"],
+        recognisable=d["recognisable"],
+        reason=d["reason"],
+    )
+
+
+def _match_from(d: dict[str, Any]) -> FaceSearchMatch:
+    f = d["face"]
+    stored = StoredFace(
+        **{
+            **f,
+            "box": RatioBox(**f["box"]),
+            "quality": Quality(**f["quality"]),
+            "pose": Pose(**f["pose"]),
+        }
+    )
+    return FaceSearchMatch(stored, d["similarity"], d["fmr"], d["score"], d["fmr_is_bound"])
+
+
+def _job_from(row: tuple[Any, ...]) -> VideoJob:
+    job_id, request, status, message, metadata, result = row
+    done = json.loads(result) if result else {"faces": [], "matches": {}}
+    return VideoJob(
+        job_id,
+        VideoJobRequest(**json.loads(request)),
+        status,
+        message,
+        VideoInfo(**json.loads(metadata)) if metadata else None,
+        tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
+        {int(k): tuple(_match_from(m) for m in v) for k, v in done["matches"].items()},
+        bool(done.get("review_required", False)),
+        done.get("audit_seq"),
+    )
+
+
+def _may_read(actor: Actor, owner: str) -> bool:
+    """A job's results are the starting key's (and an admin's): a JobId alone opens nothing."""
+    return actor.key_id == owner or actor.role == "admin"
+
+
+def _matched_ids(job: VideoJob) -> list[str]:
+    return sorted({m.face.face_id for found in job.matches.values() for m in found})
+
+
+# -- the manager ----------------------------------------------------------------------------
+
+
+class VideoJobs:
+    """The video jobs of one service: start (persist + queue), get, and the worker that runs them."""
+
+    def __init__(self, service: FaceService, *, worker: bool = True) -> None:
+        """``worker=False``: jobs are persisted and queued but never run (a server that stops at once)."""
+        self.service = service
+        self.settings = service.engine.settings
+        self._queue: queue.Queue[str] = queue.Queue()
+        if worker:
+            threading.Thread(target=self._work, name="facetrust-video-jobs", daemon=True).start()
+            self.resume()
+
+    def resume(self) -> list[str]:
+        """Queue again every job left IN_PROGRESS (by a stopped server); returns their ids."""
+        with self.service.store.snapshot() as conn:
+            ids = [r[0] for r in conn.execute("SELECT job_id FROM video_jobs WHERE status = 'IN_PROGRESS'")]
+        for job_id in ids:
+            log.info("resuming video job %s", job_id)
+            self._queue.put(job_id)
+        return ids
+
+    def start(self, request: VideoJobRequest, actor: Actor = LOCAL) -> str:
+        """Check the request (video, governance), persist it and queue it; the job's id.
+
+        On the governed path as ``Start<kind>``: the role check, and for a search the collection
+        purpose's rules (refused now, audited, rather than failed later); the entry names the job.
+        """
+        if request.kind not in KINDS:
+            raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
+        with governed(self.service, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+            step.record.details = {"video": f"{request.bucket}/{request.name}"}
+            if request.kind == "FaceSearch":
+                _under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
+            resolve_video(self.settings.video_root, request.bucket, request.name)
+            job_id = self._same(request, actor) or self._insert(request, actor)
+            step.record.details["job_id"] = job_id
+        return job_id
+
+    def _same(self, request: VideoJobRequest, actor: Actor) -> str | None:
+        """The job this key started with the same ``ClientRequestToken``, if any (another request: refused)."""
+        if request.client_token is None:
+            return None
+        with self.service.store.snapshot() as conn:
+            found = conn.execute(
+                "SELECT job_id, request_hash FROM video_jobs WHERE key_id = ? AND kind = ? AND client_token = ?",
+                (actor.key_id, request.kind, request.client_token),
+            ).fetchone()
+        if found is None:
+            return None
+        if found[1] != request.fingerprint():
+            raise IdempotencyError(
+                f"ClientRequestToken {request.client_token!r} was used for another request",
+                resource="ClientRequestToken",
+            )
+        return str(found[0])
+
+    def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
+        job_id = uuid.uuid4().hex
+        now = self.service.clock()
+        with self.service.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO video_jobs (job_id, kind, client_token, request_hash, key_id, request, actor, status,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'IN_PROGRESS', ?, ?)",
+                (
+                    job_id,
+                    request.kind,
+                    request.client_token,
+                    request.fingerprint(),
+                    actor.key_id,
+                    json.dumps(dataclasses.asdict(request)),
+                    json.dumps(dataclasses.asdict(actor)),
+                    now,
+                    now,
+                ),
+            )
+        self._queue.put(job_id)
+        return job_id
+
+    def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
+        """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
+        with self.service.store.snapshot() as conn:
+            row = conn.execute(
+                "SELECT job_id, request, status, status_message, metadata, result, key_id FROM video_jobs"
+                " WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+        return None if row is None else (_job_from(row[:6]), str(row[6]))
+
+    def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
+        """A job and its results, on the governed path as ``Get<kind>`` (audited, whatever the answer).
+
+        Only the key that started the job, or an admin, may read it: to any other key it does
+        not exist. A search job's results are read under its collection's purpose, so a
+        moratorium declared since the job ran closes them too, and without the matches whose
+        face has been deleted, erased or has expired since.
+        """
+        found = self._load(job_id)
+        kind = kind or (found[0].request.kind if found is not None else "FaceDetection")
+        if kind not in KINDS:
+            raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
+        collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
+        with governed(self.service, actor, f"Get{kind}", collection) as step:
+            step.record.details = {"job_id": job_id[:64]}
+            if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
+                raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
+            job = found[0] if step.row is None else self._present(found[0], step.row)
+            step.record.details.update(status=job.status, face_ids=_matched_ids(job))
+        return job
+
+    def _present(self, job: VideoJob, row: CollectionRow) -> VideoJob:
+        """``job`` with only the matches whose face is still stored and usable: a face deleted, erased
+        or expired since the job ran is no longer among its results."""
+        stored = self.service.store.faces_by_ids(row.id, _matched_ids(job))
+        now = self.service.clock()
+        kept = {f for f, face in stored.items() if usable(face, now)}
+        matches = {p: tuple(m for m in ms if m.face.face_id in kept) for p, ms in job.matches.items()}
+        return dataclasses.replace(job, matches={p: ms for p, ms in matches.items() if ms})
+
+    def wait(self, job_id: str, timeout: float = 60.0, *, actor: Actor = LOCAL) -> VideoJob:
+        """The job once it is no longer IN_PROGRESS (or as it is after ``timeout`` seconds), read as ``actor``."""
+        import time
+
+        end = time.monotonic() + timeout
+        found = self._load(job_id)
+        while found is not None and found[0].status == "IN_PROGRESS" and time.monotonic() < end:
+            time.sleep(0.05)
+            found = self._load(job_id)
+        return self.get(job_id, actor=actor)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            try:
+                self._run(job_id)
+            except Exception:  # the store is gone (service closed): the job stays IN_PROGRESS, resumed later
+                log.exception("video job %s could not be recorded", job_id)
+
+    def _run(self, job_id: str) -> None:
+        with self.service.store.snapshot() as conn:
+            row = conn.execute("SELECT request, actor, status FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None or row[2] != "IN_PROGRESS":
+            return
+        request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
+        try:
+            metadata, result = self._execute(request, actor)
+        except FacetrustError as exc:
+            self._finish(job_id, "FAILED", exc.message, None, None)
+        except Exception:
+            log.exception("video job %s failed", job_id)
+            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator", None, None)
+        else:
+            self._finish(job_id, "SUCCEEDED", None, metadata, result)
+
+    def _execute(self, request: VideoJobRequest, actor: Actor) -> tuple[VideoInfo, dict[str, Any]]:
+        from facetrust.service.video import governed_video_search
+
+        path = resolve_video(self.settings.video_root, request.bucket, request.name)
+        options = VideoOptions.from_settings(self.settings)
+        matches: dict[int, list[dict[str, Any]]] = {}
+        governed: dict[str, Any] = {}
+        if request.kind == "FaceSearch":
+            found = governed_video_search(
+                self.service,
+                str(request.collection),
+                path,
+                actor=actor,
+                operation="FaceSearchJob",
+                threshold=request.threshold,
+                options=options,
+            )
+            video = found.video
+            matches = {p.person.index: [dataclasses.asdict(m) for m in p.matches] for p in found.persons}
+            governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
+        else:
+            video = detect_video(path, self.service.engine, options)
+        faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
+        return video.info, {"faces": faces, "matches": matches, **governed}
+
+    def _finish(
+        self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None
+    ) -> None:
+        with self.service.store.transaction() as conn:
+            conn.execute(
+                "UPDATE video_jobs SET status = ?, status_message = ?, metadata = ?, result = ?, updated_at = ?"
+                " WHERE job_id = ?",
+                (
+                    status,
+                    message,
+                    json.dumps(dataclasses.asdict(metadata)) if metadata else None,
+                    json.dumps(result) if result is not None else None,
+                    self.service.clock(),
+                    job_id,
+                ),
+            )
+
+
+_MANAGERS: weakref.WeakKeyDictionary[FaceService, VideoJobs] = weakref.WeakKeyDictionary()
+_MANAGERS_LOCK = threading.Lock()
+
+
+def jobs_of(service: FaceService) -> VideoJobs:
+    """The job manager of ``service`` (made on first use, when interrupted jobs are resumed)."""
+    with _MANAGERS_LOCK:
+        manager = _MANAGERS.get(service)
+        if manager is None:
+            manager = _MANAGERS[service] = VideoJobs(service)
+        return manager

@@ -1,0 +1,149 @@
+"""Detect and track the faces of a video file: decode → sample → detect → track → best frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from facetrust.types import Face, FaceEmbedding
+from facetrust.video.source import VideoInfo, VideoLimits, VideoPath, check_sample_fps, iter_frames, probe_video
+from facetrust.video.tracker import Tracker, TrackerOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.engine import FaceEngine
+
+__all__ = ["CutDetector", "PersonTrack", "Progress", "TrackedFace", "VideoFaces", "VideoOptions", "detect_video"]
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done_ms, total_ms)`` while a video is processed."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is read: sampling rate, limits, tracker settings.
+
+    ``embed=False`` tracks by motion and overlap only: no re-identification and no best-frame
+    embeddings (redaction without ``keep`` needs neither, and embedding is the costly step).
+    """
+
+    sample_fps: float = 10.0
+    limits: VideoLimits = field(default_factory=VideoLimits)
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    embed: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: object, **changes: object) -> VideoOptions:
+        base = cls(sample_fps=settings.video_sample_fps, limits=VideoLimits.from_settings(settings))  # type: ignore[attr-defined]
+        import dataclasses
+
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face seen at ``timestamp_ms`` (frame ``frame_index``), belonging to person ``person``."""
+
+    timestamp_ms: int
+    frame_index: int
+    person: int
+    face: Face
+
+
+@dataclass(frozen=True)
+class PersonTrack:
+    """One tracked person: every sighting, and the embeddings of the best frames (best first)."""
+
+    index: int
+    faces: tuple[TrackedFace, ...]
+    best: tuple[FaceEmbedding, ...] = field(repr=False)
+
+    @property
+    def first_ms(self) -> int:
+        return self.faces[0].timestamp_ms
+
+    @property
+    def last_ms(self) -> int:
+        return self.faces[-1].timestamp_ms
+
+
+@dataclass(frozen=True)
+class VideoFaces:
+    """The faces of a video: metadata, every sighting in time order, and the persons (tracks)."""
+
+    info: VideoInfo
+    sample_fps: float
+    frames_sampled: int
+    faces: tuple[TrackedFace, ...]
+    persons: tuple[PersonTrack, ...]
+
+
+def _embedder(engine: FaceEngine, rgb: np.ndarray) -> Callable[[Sequence[Face]], list[np.ndarray | None]]:
+    def embed(faces: Sequence[Face]) -> list[np.ndarray | None]:
+        usable = [f for f in faces if f.recognisable]
+        found = {id(e.face): e.vector for e in engine.embed(rgb, usable)} if usable else {}
+        return [found.get(id(f)) for f in faces]
+
+    return embed
+
+
+class CutDetector:
+    """Tells a cut (a new shot) from motion: the mean change of a 32×18 grey thumbnail between two
+    sampled frames, on 0–255, above ``threshold``."""
+
+    def __init__(self, threshold: float = 35.0) -> None:
+        self.threshold = threshold
+        self._last: np.ndarray | None = None
+
+    def is_cut(self, rgb: np.ndarray) -> bool:
+        import cv2
+        import numpy as np
+
+        thumb = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA)
+        last, self._last = self._last, thumb.astype(np.float32)
+        return last is not None and float(np.abs(self._last - last).mean()) > self.threshold
+
+
+def _no_embeddings(faces: Sequence[Face]) -> list[np.ndarray | None]:
+    return [None] * len(faces)
+
+
+def _persons(tracker: Tracker, model: str) -> tuple[PersonTrack, ...]:
+    out = []
+    for track in tracker.tracks:
+        sightings = tuple(TrackedFace(o.timestamp_ms, o.frame_index, track.index, o.face) for o in track.observations)
+        best = tuple(FaceEmbedding(o.embedding, model, o.face) for o in track.best if o.embedding is not None)
+        out.append(PersonTrack(track.index, sightings, best))
+    return tuple(out)
+
+
+def detect_video(
+    path: VideoPath,
+    engine: FaceEngine,
+    options: VideoOptions | None = None,
+    *,
+    progress: Progress | None = None,
+) -> VideoFaces:
+    """Every face in the video at ``path``, tracked into persons; no face → no persons.
+
+    Raises ``InvalidVideoError`` for a file that is not a readable video (or is truncated or
+    corrupt) and ``VideoTooLargeError`` for one over ``options.limits``.
+    """
+    options = options or VideoOptions()
+    check_sample_fps(options.sample_fps)
+    info = probe_video(path, options.limits)
+    tracker = Tracker(options.tracker)
+    sampled = 0
+    cuts = CutDetector()
+    for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits):
+        sampled += 1
+        faces = engine.detect(frame.image)
+        embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
+        tracker.update(frame.index, frame.timestamp_ms, faces, embedder, cut=cuts.is_cut(frame.image))
+        if progress is not None:
+            progress(min(frame.timestamp_ms, info.duration_ms), info.duration_ms)
+    persons = _persons(tracker, engine.model_id)
+    sightings = tuple(sorted((f for p in persons for f in p.faces), key=lambda f: (f.timestamp_ms, f.person)))
+    return VideoFaces(info, options.sample_fps, sampled, sightings, persons)

@@ -1,0 +1,379 @@
+"""Redaction: blur or pixelate every tracked face in an image or a video, gaps of detection covered.
+
+A video is read twice. The first pass detects and tracks faces at the sampling rate
+(``detect_video``); ``plan_boxes`` then covers every frame of each track: boxes grown by
+``grow`` on each side, interpolated between sightings less than ``bridge_seconds`` apart, and
+held ``hold_seconds`` before the first and after the last sighting of each run, so a face is
+not left bare in frames the detector skipped or missed. The second pass decodes every frame,
+redacts the planned boxes, encodes the video again at the same timestamps and copies the
+audio packets unchanged. Output goes to a temporary file beside ``out``, renamed on success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import InvalidParameterError
+from facetrust.types import BoundingBox, Face
+from facetrust.video.pipeline import PersonTrack, Progress, TrackedFace, VideoFaces, VideoOptions, detect_video
+from facetrust.video.source import VideoInfo, VideoPath, decoded_frames, open_video, probe_video
+from facetrust.video.tracker import iou
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.engine import FaceEngine
+    from facetrust.images import ImageSource
+
+KeepRule = Callable[[VideoFaces], frozenset[int]]
+"""Chooses the persons (track indexes) of a video to leave unredacted."""
+
+__all__ = [
+    "METHODS",
+    "KeepRule",
+    "RedactOptions",
+    "RedactionReport",
+    "apply_boxes",
+    "plan_boxes",
+    "redact_image",
+    "redact_image_bytes",
+    "redact_video",
+]
+
+METHODS = ("blur", "pixelate")
+VIDEO_SUFFIXES = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
+IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+@dataclass(frozen=True)
+class RedactOptions:
+    """How faces are hidden: ``method`` blur or pixelate, ``strength`` 1–100 (100 hides most)."""
+
+    method: str = "blur"
+    strength: int = 60
+    grow: float = 0.25
+    hold_seconds: float = 0.4
+    bridge_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidParameterError(
+                f"Unknown redaction method {self.method!r}; use one of {', '.join(METHODS)}", parameter="method"
+            )
+        if isinstance(self.strength, bool) or not isinstance(self.strength, int) or not 1 <= self.strength <= 100:
+            raise InvalidParameterError(f"Strength {self.strength!r} is invalid: give 1 to 100", parameter="strength")
+        for name in ("grow", "hold_seconds", "bridge_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 10:
+                raise InvalidParameterError(f"{name} {value!r} is invalid: give 0 to 10", parameter=name)
+
+
+@dataclass(frozen=True)
+class RedactionReport:
+    """What a redaction did: faces seen, tracks (persons), tracks kept, frames touched."""
+
+    output: str
+    frames: int
+    frames_redacted: int
+    faces: int
+    tracks: int
+    tracks_kept: int
+    boxes: int
+
+
+def _grown(box: BoundingBox, grow: float) -> BoundingBox:
+    dx, dy = box.width * grow, box.height * grow
+    return BoundingBox(box.left - dx, box.top - dy, box.width + 2 * dx, box.height + 2 * dy)
+
+
+def _lerp(a: BoundingBox, b: BoundingBox, k: float) -> BoundingBox:
+    return BoundingBox(*(x + (y - x) * k for x, y in zip(vars(a).values(), vars(b).values())))
+
+
+def _track_boxes(
+    track: PersonTrack, fps: float, options: RedactOptions, frames: int
+) -> Iterable[tuple[int, BoundingBox]]:
+    hold = int(round(options.hold_seconds * fps))
+    bridge = options.bridge_seconds * fps
+    seen = track.faces
+    for i, sight in enumerate(seen):
+        box = _grown(sight.face.box, options.grow)
+        gap_before = sight.frame_index - seen[i - 1].frame_index if i else None
+        gap_after = seen[i + 1].frame_index - sight.frame_index if i + 1 < len(seen) else None
+        if gap_before is None or gap_before > bridge:
+            yield from ((f, box) for f in range(max(sight.frame_index - hold, 0), sight.frame_index))
+        yield sight.frame_index, box
+        after = _grown(seen[i + 1].face.box, options.grow) if gap_after is not None else None
+        if gap_after is not None and after is not None and gap_after <= bridge:
+            jump = iou(box, after) < 0.3  # a cut, or a fast move: cover both places as well as the way between
+            for k in range(1, gap_after):
+                yield sight.frame_index + k, _lerp(box, after, k / gap_after)
+                if jump:
+                    yield sight.frame_index + k, box
+                    yield sight.frame_index + k, after
+        else:
+            yield from ((f, box) for f in range(sight.frame_index + 1, min(sight.frame_index + hold + 1, frames)))
+
+
+def plan_boxes(
+    faces: VideoFaces, options: RedactOptions, keep: frozenset[int] = frozenset(), frames: int | None = None
+) -> dict[int, list[BoundingBox]]:
+    """The boxes to redact in each frame (by decoded frame index) for every person not in ``keep``."""
+    total = frames if frames is not None else max(faces.info.frame_count, 1)
+    plan: dict[int, list[BoundingBox]] = {}
+    for track in faces.persons:
+        if track.index in keep:
+            continue
+        for frame, box in _track_boxes(track, faces.info.frame_rate, options, total):
+            plan.setdefault(frame, []).append(box)
+    return plan
+
+
+def apply_boxes(image: np.ndarray, boxes: Iterable[BoundingBox], options: RedactOptions) -> np.ndarray:
+    """``image`` (modified in place and returned) with every box blurred or pixelated."""
+    import cv2
+
+    height, width = image.shape[:2]
+    for box in boxes:
+        x0, y0 = max(int(box.left), 0), max(int(box.top), 0)
+        x1, y1 = min(int(box.left + box.width + 1), width), min(int(box.top + box.height + 1), height)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        region = image[y0:y1, x0:x1]
+        side = min(x1 - x0, y1 - y0)
+        if options.method == "pixelate":
+            cells = max(2, round(16 - 14 * options.strength / 100))
+            small = cv2.resize(region, (cells, max(2, cells * (y1 - y0) // (x1 - x0))), interpolation=cv2.INTER_AREA)
+            image[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        else:
+            k = max(3, int(side * (0.1 + 0.5 * options.strength / 100))) | 1
+            image[y0:y1, x0:x1] = cv2.blur(cv2.blur(region, (k, k)), (k, k))
+    return image
+
+
+def _temp_beside(out: Path) -> Path:
+    return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.part{out.suffix}")
+
+
+def redact_image_bytes(
+    source: ImageSource,
+    engine: FaceEngine,
+    options: RedactOptions | None = None,
+    *,
+    keep: KeepRule | None = None,
+    image_format: str | None = None,
+) -> tuple[bytes, str, RedactionReport]:
+    """``source`` with every face not kept redacted, encoded as ``image_format`` (JPEG or PNG;
+    default: the source's own format, PNG for arrays): (bytes, format, report).
+
+    ``keep`` sees the image as a one-frame video whose persons are its faces.
+    """
+    import io
+
+    from PIL import Image
+
+    options = options or RedactOptions()
+    fmt = image_format or _format_of(source)
+    rgb = engine.load_image(source).copy()
+    faces = engine.detect(rgb)
+    kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
+    apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    touched = len(faces) - len(kept)
+    report = RedactionReport("-", 1, int(touched > 0), len(faces), len(faces), len(kept), touched)
+    return buffer.getvalue(), fmt, report
+
+
+def _format_of(source: ImageSource) -> str:
+    head = b""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:3])
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            head = fh.read(3)
+    return "JPEG" if head == b"\xff\xd8\xff" else "PNG"
+
+
+def redact_image(
+    source: ImageSource,
+    out: str | os.PathLike[str],
+    engine: FaceEngine,
+    options: RedactOptions | None = None,
+    *,
+    keep: KeepRule | None = None,
+) -> RedactionReport:
+    """Write ``source`` with every face not kept redacted to ``out`` (.jpg/.jpeg/.png), atomically."""
+    target = Path(out)
+    fmt = IMAGE_SUFFIXES.get(target.suffix.lower())
+    if fmt is None:
+        raise InvalidParameterError(
+            f"Output {target.name!r} must end in one of {', '.join(IMAGE_SUFFIXES)}", parameter="output"
+        )
+    data, _, report = redact_image_bytes(source, engine, options, keep=keep, image_format=fmt)
+    temp = _temp_beside(target)
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return dataclasses.replace(report, output=str(target))
+
+
+def _as_video(engine: FaceEngine, rgb: np.ndarray, faces: list[Face]) -> VideoFaces:
+    """An image as a one-frame video: each face one person, its embedding its best frame."""
+    embedded = {id(e.face): e for e in engine.embed(rgb, faces)}
+    height, width = rgb.shape[:2]
+    info = VideoInfo("image", "image", width, height, 1.0, 0, 1, False)
+    persons = tuple(
+        PersonTrack(i, (TrackedFace(0, 0, i, f),), (embedded[id(f)],) if id(f) in embedded else ())
+        for i, f in enumerate(faces)
+    )
+    return VideoFaces(info, 1.0, 1, tuple(p.faces[0] for p in persons), persons)
+
+
+def redact_video(
+    path: VideoPath,
+    out: str | os.PathLike[str],
+    engine: FaceEngine,
+    options: RedactOptions | None = None,
+    video: VideoOptions | None = None,
+    *,
+    keep: KeepRule | None = None,
+    progress: Progress | None = None,
+) -> RedactionReport:
+    """Write the video at ``path`` with every face not kept redacted to ``out``, audio and timing unchanged."""
+    options = options or RedactOptions()
+    video = video or VideoOptions()
+    target = Path(out)
+    if target.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InvalidParameterError(
+            f"Output {target.name!r} must end in one of {', '.join(VIDEO_SUFFIXES)}", parameter="output"
+        )
+    info = probe_video(path, video.limits)
+    _check_audio_fits(path, target)
+    half = (lambda done, total: progress(done // 2, total)) if progress else None
+    found = detect_video(
+        path, engine, video if keep is not None else dataclasses.replace(video, embed=False), progress=half
+    )
+    kept = keep(found) if keep is not None else frozenset()
+    plan = plan_boxes(found, options, kept, frames=max(info.frame_count, 1) + int(info.frame_rate))
+    temp = _temp_beside(target)
+    try:
+        frames, touched = _rewrite(path, temp, plan, options, video, progress)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return RedactionReport(
+        str(target),
+        frames,
+        touched,
+        len(found.faces),
+        len(found.persons),
+        len(kept),
+        sum(len(b) for b in plan.values()),
+    )
+
+
+def _rewrite(
+    path: VideoPath,
+    temp: Path,
+    plan: dict[int, list[BoundingBox]],
+    options: RedactOptions,
+    video: VideoOptions,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    """Second pass: decode every frame, redact its planned boxes, encode; copy the audio. (frames, frames touched)."""
+    import av
+
+    from facetrust.video.source import _info
+
+    source = open_video(path)
+    try:
+        info = _info(source, path)
+        in_video = source.streams.video[0]
+        in_audio = source.streams.audio[0] if source.streams.audio else None
+        with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
+            out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()])
+            out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
+            frames = touched = 0
+            for frame in _frames_and_audio(source, path, info, video, in_audio, out_audio, sink):
+                boxes = plan.get(frames, [])
+                if boxes:
+                    touched += 1
+                    rgb = apply_boxes(frame.to_ndarray(format="rgb24"), boxes, options)
+                    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    new.pts, new.time_base = frame.pts, frame.time_base
+                    frame = new
+                frame.pict_type = av.video.frame.PictureType.NONE
+                for packet in out_video.encode(frame):
+                    sink.mux(packet)
+                frames += 1
+                if progress is not None and frames % 10 == 0:
+                    progress(info.duration_ms // 2 + int(frames * 500 / info.frame_rate), info.duration_ms)
+            for packet in out_video.encode():
+                sink.mux(packet)
+    finally:
+        source.close()
+    return frames, touched
+
+
+WEBM_AUDIO = frozenset({"opus", "vorbis"})
+
+
+def _check_audio_fits(path: VideoPath, target: Path) -> None:
+    """Audio is copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
+    if target.suffix.lower() != ".webm":
+        return
+    source = open_video(path)
+    try:
+        codecs = {str(s.codec_context.name) for s in source.streams.audio}
+    finally:
+        source.close()
+    if codecs - WEBM_AUDIO:
+        raise InvalidParameterError(
+            f"Output {target.name!r}: the audio ({', '.join(sorted(codecs))}) cannot be copied into WebM, which "
+            "holds Opus or Vorbis only; write .mkv or .mp4 instead",
+            parameter="output",
+        )
+
+
+def _video_stream(sink: Any, template: Any, codec: str) -> Any:
+    stream = sink.add_stream(codec, rate=template.average_rate or template.guessed_rate)
+    stream.width, stream.height, stream.pix_fmt = template.codec_context.width, template.codec_context.height, "yuv420p"
+    stream.time_base = template.time_base
+    stream.options = (
+        {"crf": "18", "preset": "ultrafast"} if codec == "libx264" else {"crf": "32", "b": "0", "deadline": "realtime"}
+    )
+    return stream
+
+
+def _frames_and_audio(
+    source: Any, path: VideoPath, info: Any, video: VideoOptions, in_audio: Any, out_audio: Any, sink: Any
+) -> Iterable[Any]:
+    """The video frames in order (limits and corruption checked), muxing audio packets on the way."""
+    if in_audio is None:
+        yield from decoded_frames(source, path, info, video.limits)
+        return
+    import av
+
+    in_video = source.streams.video[0]
+    in_video.thread_type = "AUTO"
+    try:
+        for packet in source.demux(in_video, in_audio):
+            if packet.stream is in_audio:
+                if packet.dts is not None:
+                    packet.stream = out_audio
+                    sink.mux(packet)
+                continue
+            yield from packet.decode()
+    except av.FFmpegError as exc:
+        from facetrust.errors import InvalidVideoError
+
+        raise InvalidVideoError(f"the video is corrupt ({exc})", source=Path(path).name) from None

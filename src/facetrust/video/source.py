@@ -1,0 +1,215 @@
+"""Video files in: PyAV opens and probes them, checks the limits, and yields sampled RGB frames."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import InvalidParameterError, InvalidVideoError, VideoTooLargeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["Frame", "VideoInfo", "VideoLimits", "iter_frames", "open_video", "probe_video"]
+
+log = logging.getLogger(__name__)
+
+VideoPath = str | PathLike[str]
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a video may be: at most ``seconds`` long, ``pixels`` per frame and ``frames`` frames."""
+
+    seconds: float = 3600.0
+    pixels: int = 3840 * 2160
+    frames: int = 500_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> VideoLimits:
+        return cls(settings.max_video_seconds, settings.max_video_pixels, settings.max_video_frames)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video's first video stream (Rekognition's ``VideoMetadata``)."""
+
+    codec: str
+    format: str
+    width: int
+    height: int
+    frame_rate: float
+    duration_ms: int
+    frame_count: int
+    has_audio: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame: its index among all decoded frames, its time and its RGB pixels."""
+
+    index: int
+    timestamp_ms: int
+    image: np.ndarray
+
+
+def _label(path: VideoPath) -> str:
+    return Path(path).name
+
+
+def open_video(path: VideoPath) -> Any:
+    """An open PyAV input container for ``path``, or ``InvalidVideoError`` naming the file."""
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidVideoError("no such video file", source=_label(path))
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidVideoError(
+            f"not a video FFmpeg can read ({exc.__class__.__name__})", source=_label(path)
+        ) from None
+    if not container.streams.video:
+        container.close()
+        raise InvalidVideoError("the file holds no video stream", source=_label(path))
+    return container
+
+
+def _info(container: Any, path: VideoPath) -> VideoInfo:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000
+    else:
+        seconds = 0.0
+    frames = int(stream.frames or round(seconds * float(rate)))
+    if not ctx.width or not ctx.height or float(rate) <= 0:
+        raise InvalidVideoError("the video stream has no frame size or frame rate", source=_label(path))
+    return VideoInfo(
+        codec=str(ctx.name),
+        format=str(container.format.name).split(",")[0],
+        width=int(ctx.width),
+        height=int(ctx.height),
+        frame_rate=float(rate),
+        duration_ms=int(round(seconds * 1000)),
+        frame_count=frames,
+        has_audio=bool(container.streams.audio),
+    )
+
+
+def check_limits(info: VideoInfo, limits: VideoLimits, source: str | None = None) -> None:
+    """Raise ``VideoTooLargeError`` naming the first limit ``info`` exceeds."""
+    checks = (
+        ("max_video_seconds", info.duration_ms / 1000, limits.seconds, "seconds long"),
+        ("max_video_pixels", info.width * info.height, limits.pixels, "pixels per frame"),
+        ("max_video_frames", info.frame_count, limits.frames, "frames"),
+    )
+    for name, actual, limit, unit in checks:
+        if actual > limit:
+            raise VideoTooLargeError(
+                f"the video is {actual:g} {unit}; the limit ({name}) is {limit:g}",
+                limit_name=name,
+                limit=limit,
+                actual=actual,
+                source=source,
+            )
+
+
+def probe_video(path: VideoPath, limits: VideoLimits | None = None) -> VideoInfo:
+    """The metadata of the video at ``path``, checked against ``limits`` when given."""
+    container = open_video(path)
+    try:
+        info = _info(container, path)
+    finally:
+        container.close()
+    if limits is not None:
+        check_limits(info, limits, _label(path))
+    return info
+
+
+def check_sample_fps(sample_fps: float) -> float:
+    if not isinstance(sample_fps, (int, float)) or isinstance(sample_fps, bool) or not 0.1 <= sample_fps <= 240:
+        raise InvalidParameterError(
+            f"Sample rate {sample_fps!r} is invalid: give 0.1 to 240 frames per second", parameter="sample_fps"
+        )
+    return float(sample_fps)
+
+
+def frame_time_ms(frame: Any, index: int, rate: float) -> int:
+    """A decoded frame's presentation time in milliseconds (from its index when it has none)."""
+    t = frame.time
+    return int(round(t * 1000)) if t is not None else int(round(index * 1000 / rate))
+
+
+def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: VideoLimits) -> Iterator[Any]:
+    """Every frame of the first video stream (PyAV ``VideoFrame``); corrupt or truncated → ``InvalidVideoError``."""
+    import av
+
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    count = 0
+    last_ms = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            if count > limits.frames:
+                raise VideoTooLargeError(
+                    f"the video has more than {limits.frames} frames",
+                    limit_name="max_video_frames",
+                    limit=limits.frames,
+                    actual=count,
+                    source=_label(path),
+                )
+            last_ms = frame_time_ms(frame, count - 1, info.frame_rate)
+            if last_ms > limits.seconds * 1000:
+                raise VideoTooLargeError(
+                    f"the video runs past {limits.seconds:g} seconds",
+                    limit_name="max_video_seconds",
+                    limit=limits.seconds,
+                    actual=last_ms / 1000,
+                    source=_label(path),
+                )
+            yield frame
+    except av.FFmpegError as exc:
+        raise InvalidVideoError(f"the video is corrupt after {count} frames ({exc})", source=_label(path)) from None
+    if count == 0:
+        raise InvalidVideoError("no frame could be decoded", source=_label(path))
+    frame_ms = 1000 / info.frame_rate
+    if info.duration_ms > 0 and last_ms + frame_ms < 0.9 * info.duration_ms - 1000:
+        raise InvalidVideoError(
+            f"the video is truncated: frames stop at {last_ms / 1000:.1f} s of {info.duration_ms / 1000:.1f} s",
+            source=_label(path),
+        )
+
+
+def iter_frames(path: VideoPath, *, sample_fps: float = 10.0, limits: VideoLimits | None = None) -> Iterator[Frame]:
+    """The frames of ``path`` sampled at about ``sample_fps`` (every frame when the video is slower).
+
+    Raises ``InvalidVideoError`` (unreadable, truncated, corrupt) and ``VideoTooLargeError``
+    (over ``limits``: checked from the header first, then while decoding).
+    """
+    sample_fps = check_sample_fps(sample_fps)
+    limits = limits or VideoLimits()
+    container = open_video(path)
+    try:
+        info = _info(container, path)
+        check_limits(info, limits, _label(path))
+        step_ms = 1000 / sample_fps
+        next_ms = 0.0
+        for index, frame in enumerate(decoded_frames(container, path, info, limits)):
+            ts = frame_time_ms(frame, index, info.frame_rate)
+            if ts + 0.5 < next_ms:
+                continue
+            next_ms = max(next_ms + step_ms, ts + step_ms * 0.5)
+            yield Frame(index, ts, frame.to_ndarray(format="rgb24"))
+    finally:
+        container.close()

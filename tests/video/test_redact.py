@@ -1,0 +1,133 @@
+"""Redaction: no frame shows a face, audio and timing kept, kept persons left alone, atomic output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facetrust.engine import FaceEngine
+from facetrust.errors import InvalidParameterError, InvalidVideoError
+from facetrust.images import load_image
+from facetrust.models.fake import face_png
+from facetrust.video import VideoOptions, detect_video, iter_frames, probe_video
+from facetrust.video.redact import RedactOptions, redact_image, redact_video
+from facetrust.video.synth import Truth
+
+
+def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:
+    """(frame, person) of every face the detector still finds, in every frame."""
+    found = detect_video(path, engine, VideoOptions(sample_fps=60))
+    return [(f.frame_index, f.person) for f in found.faces]
+
+
+@pytest.mark.parametrize(("rate", "tracks"), [(3.0, 5), (5.0, 4), (10.0, 4)])
+def test_no_frame_of_a_blurred_video_shows_a_face(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path, rate: float, tracks: int
+) -> None:
+    out = tmp_path / "out.mp4"
+    report = redact_video(story[0], out, video_engine, RedactOptions(method="blur"), VideoOptions(sample_fps=rate))
+    assert faces_left(out, video_engine) == []
+    # without a keep rule nothing is embedded, so a person seen again after the occlusion or the cut
+    # starts a new track, and the cut starts new tracks for both: 2 persons make 4 or 5 tracks
+    assert (report.frames, report.tracks, report.tracks_kept) == (45, tracks, 0)
+    assert report.frames_redacted == sum(1 for f in story[1].frames if f)
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate"])
+def test_the_detail_of_every_ground_truth_face_is_gone(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path, method: str
+) -> None:
+    out = tmp_path / "out.mp4"
+    redact_video(story[0], out, video_engine, RedactOptions(method=method, strength=100), VideoOptions(sample_fps=5))
+    before = list(iter_frames(story[0], sample_fps=60))
+    after = list(iter_frames(out, sample_fps=60))
+    for a, b, visible in zip(before, after, story[1].frames):
+        for _, box in visible:
+            x, y, w, h = (int(v) for v in (box.left, box.top, box.width, box.height))
+            detail_before = a.image[y : y + h, x : x + w].astype(float).std()
+            detail_after = b.image[y : y + h, x : x + w].astype(float).std()
+            assert detail_after < 0.6 * detail_before, f"frame {a.index}: the face keeps its detail"
+
+
+def test_redaction_keeps_audio_frame_count_and_timestamps(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mkv"
+    redact_video(story[0], out, video_engine)
+    src, dst = probe_video(story[0]), probe_video(out)
+    assert dst.has_audio
+    assert (dst.width, dst.height, dst.frame_rate) == (src.width, src.height, src.frame_rate)
+    assert [f.timestamp_ms for f in iter_frames(out, sample_fps=60)] == [
+        f.timestamp_ms for f in iter_frames(story[0], sample_fps=60)
+    ]
+
+
+def test_a_kept_person_is_left_unredacted(story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    report = redact_video(story[0], out, video_engine, keep=lambda found: frozenset({1}))
+    assert report.tracks_kept == 1
+    left = faces_left(out, video_engine)
+    assert left and {frame for frame, _ in left} == {
+        i for i, f in enumerate(story[1].frames) if any(p == 1 for p, _ in f)
+    }
+
+
+def test_a_failed_redaction_leaves_the_output_untouched_and_no_temporary_file(
+    video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 5000)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"previous")
+    with pytest.raises(InvalidVideoError, match=r"bad\.mp4"):
+        redact_video(bad, out, video_engine)
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "out.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [({"method": "smudge"}, "method"), ({"strength": 0}, "strength"), ({"strength": 101}, "strength")],
+)
+def test_bad_redaction_options_are_refused_naming_the_option(options: dict[str, object], parameter: str) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        RedactOptions(**options)  # type: ignore[arg-type]
+    assert info.value.parameter == parameter
+
+
+def test_an_output_of_an_unknown_kind_is_refused(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match=r"out\.gif"):
+        redact_video(story[0], tmp_path / "out.gif", video_engine)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_redacted_image_shows_no_face(video_engine: FaceEngine, tmp_path: Path, suffix: str) -> None:
+    source = face_png((40, 40, 60, 1), (200, 100, 80, 2))
+    out = tmp_path / f"out{suffix}"
+    report = redact_image(source, out, video_engine)
+    assert report.faces == 2
+    assert video_engine.detect(out) == []
+    assert load_image(out).shape == load_image(source).shape
+    assert out.read_bytes()[:4] == (b"\x89PNG" if suffix == ".png" else out.read_bytes()[:4])
+
+
+def test_a_webm_output_is_vp9_and_shows_no_face(video_engine: FaceEngine, tmp_path: Path) -> None:
+    from facetrust.video.synth import story_scene, write_clip
+
+    silent = tmp_path / "silent.mkv"
+    write_clip(silent, story_scene(), crf=1)
+    out = tmp_path / "out.webm"
+    redact_video(silent, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert probe_video(out).codec == "vp9"
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_webm_output_for_aac_audio_is_refused_before_any_work(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match=r"out\.webm.*\(aac\) cannot be copied into WebM"):
+        redact_video(story[0], tmp_path / "out.webm", video_engine)
+    assert list(tmp_path.iterdir()) == []

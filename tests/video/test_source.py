@@ -1,0 +1,81 @@
+"""Video files in: metadata, sampling, limits, and clear errors for bad, truncated and oversized files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import InvalidParameterError, InvalidVideoError, VideoTooLargeError
+from facetrust.video import VideoLimits, iter_frames, probe_video
+from facetrust.video.synth import Truth, story_scene, write_clip
+
+
+def test_probe_reports_the_video_metadata(story: tuple[Path, Truth]) -> None:
+    info = probe_video(story[0])
+    assert (info.codec, info.width, info.height, info.frame_rate) == ("h264", 240, 160, 15.0)
+    assert info.frame_count == 45
+    assert 2900 <= info.duration_ms <= 3100
+    assert info.has_audio
+
+
+def test_frames_are_sampled_at_the_chosen_rate(story: tuple[Path, Truth]) -> None:
+    frames = list(iter_frames(story[0], sample_fps=5))
+    assert [f.index for f in frames] == list(range(0, 45, 3))
+    assert [f.timestamp_ms for f in frames] == [round(i * 1000 / 15) for i in range(0, 45, 3)]
+    assert frames[0].image.shape == (160, 240, 3)
+
+
+def test_a_rate_above_the_frame_rate_gives_every_frame(story: tuple[Path, Truth]) -> None:
+    assert len(list(iter_frames(story[0], sample_fps=60))) == 45
+
+
+@pytest.mark.parametrize("rate", [0, -1, 1000, float("nan")])
+def test_a_bad_sampling_rate_is_refused(story: tuple[Path, Truth], rate: float) -> None:
+    with pytest.raises(InvalidParameterError, match="Sample rate"):
+        list(iter_frames(story[0], sample_fps=rate))
+
+
+def test_a_file_that_is_not_a_video_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video\n" * 100)
+    with pytest.raises(InvalidVideoError, match=r"notes\.mp4: not a video"):
+        probe_video(path)
+
+
+def test_a_missing_file_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(InvalidVideoError, match=r"absent\.mp4: no such video file"):
+        list(iter_frames(tmp_path / "absent.mp4"))
+
+
+def test_a_truncated_mp4_is_refused(story: tuple[Path, Truth], tmp_path: Path) -> None:
+    data = story[0].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidVideoError, match=r"cut\.mp4"):
+        list(iter_frames(cut))
+
+
+def test_a_truncated_mkv_is_refused_as_truncated(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mkv"
+    write_clip(whole, story_scene())
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(InvalidVideoError, match=r"cut\.mkv: the video is (truncated|corrupt)"):
+        list(iter_frames(cut))
+
+
+@pytest.mark.parametrize(
+    ("limits", "name"),
+    [
+        (VideoLimits(seconds=2.0), "max_video_seconds"),
+        (VideoLimits(pixels=200 * 100), "max_video_pixels"),
+        (VideoLimits(frames=30), "max_video_frames"),
+    ],
+)
+def test_a_video_over_a_limit_is_refused_naming_the_limit(
+    story: tuple[Path, Truth], limits: VideoLimits, name: str
+) -> None:
+    with pytest.raises(VideoTooLargeError, match=name) as info:
+        list(iter_frames(story[0], limits=limits))
+    assert info.value.limit_name == name
