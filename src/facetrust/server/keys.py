@@ -104,6 +104,7 @@ class KeyStore:
             conn.execute("PRAGMA busy_timeout=30000")
             _migrate(conn, path)
             _seal_plain_secrets(conn, sealer)
+            _check_server_key(conn, sealer)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
@@ -212,6 +213,14 @@ class SecretSealer:
             return AESGCM(self._key.secret).decrypt(blob[8:20], blob[20:], key_id.encode()).decode()
         except InvalidTag:
             raise ConfigurationError(f"The sealed secret of key {key_id} failed authentication: altered") from None
+
+
+def _check_server_key(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
+    """Refuse, when the store opens, secrets sealed with another server key: every signed request
+    would otherwise fail on a key the server cannot read (a 500 per request instead of one clear
+    error at start-up)."""
+    for key_id, stored in conn.execute("SELECT key_id, secret FROM keys"):
+        sealer.open(key_id, stored)
 
 
 def _seal_plain_secrets(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
