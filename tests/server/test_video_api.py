@@ -207,6 +207,10 @@ def test_a_notification_channel_is_refused_clearly(api: VideoApi) -> None:
         ("lobby", "missing.mp4"),
         ("other", "story.mp4"),
         ("lobby", "./story.mp4"),
+        ("lobby", "ok\ud83d"),  # lone surrogates: no file system can name them (were a 500)
+        ("lobby", "a\udfff.mp4"),
+        ("lobby", "x" * 1025),
+        ("lobby", "tab\there.mp4"),
     ],
 )
 def test_nothing_outside_the_video_root_can_be_named(api: VideoApi, bucket: str, name: str) -> None:

@@ -85,12 +85,23 @@ class VideoJob:
     audit_seq: int | None = None
 
 
+def _encodable(text: str) -> bool:
+    """False for text no file system can name (a lone UTF-16 surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
     """The file ``name`` in folder ``bucket`` of the video root; nothing outside it can be named."""
     if root is None:
         raise VideoLocationError("This server has no video root: start it with `facetrust serve --video-root DIR`")
     if not _BUCKET.fullmatch(bucket) or set(bucket) == {"."}:
         raise VideoLocationError(f"Bucket {bucket[:100]!r} is not a folder name (3–255 of A–Z a–z 0–9 . - _)")
+    if len(name) > 1024 or not name.isprintable() or not _encodable(name):
+        raise VideoLocationError(f"Name {name[:100]!r} is not a file name (1–1024 printable characters, valid UTF-8)")
     parts = name.split("/")
     if not name or name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in parts):
         raise VideoLocationError(f"Name {name[:100]!r} is not a relative path inside the bucket")
