@@ -33,6 +33,7 @@ import argparse
 import base64
 import datetime as dt
 import json
+import os
 import platform
 import random
 import shutil
@@ -177,6 +178,7 @@ class Fuzzer:
             Kind.IMAGE: {"Bytes": self.good_image},
             Kind.STRINGS: [self.face_id],
             Kind.STRING_MAP: {},
+            Kind.OBJECT: {"S3Object": {"Bucket": "clips", "Name": "clip.mp4"}},  # Video: a file under the root
         }
         return by_kind[member.kind]
 
@@ -205,6 +207,18 @@ class Fuzzer:
             )
         if kind is Kind.STRINGS:
             return rng.choice([[text], [self.face_id] * rng.choice([2, 5000]), [number], text, wrong])
+        if kind is Kind.OBJECT:  # Video.S3Object: traversal, surrogates, wrong shapes, versions
+            return rng.choice(
+                [
+                    {"S3Object": {"Bucket": "..", "Name": "../../etc/passwd"}},
+                    {"S3Object": {"Bucket": "clips", "Name": text}},
+                    {"S3Object": {"Bucket": text, "Name": "clip.mp4", "Version": text}},
+                    {"S3Object": {"Bucket": "clips", "Name": number}},
+                    {"S3Object": wrong},
+                    {rng.choice(SURROGATES): "x"},
+                    wrong,
+                ]
+            )
         if kind is Kind.STRING_MAP:
             return rng.choice([{text: "v"}, {"k": text}, {"facetrust:purpose": text}, {"k": number}, wrong])
         if kind in (Kind.INTEGER, Kind.NUMBER):
@@ -485,6 +499,10 @@ def with_server(use: Callable[[Server, bytes], None]) -> None:
     """Run ``use`` against a fresh ``facetrust serve`` (auth on) over a temporary data directory."""
     data_dir = Path(tempfile.mkdtemp(prefix="facetrust-hardening-"))
     image = photo()
+    videos = data_dir.with_name(data_dir.name + "-videos")  # the video operations' root: one bad clip
+    (videos / "clips").mkdir(parents=True)
+    (videos / "clips" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    os.environ["FACETRUST_VIDEO_ROOT"] = str(videos)  # the server subprocess inherits it
     try:
         key_id, secret = prepare(data_dir)
         port = free_port()
@@ -497,6 +515,7 @@ def with_server(use: Callable[[Server, bytes], None]) -> None:
             stop_server(proc)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(videos, ignore_errors=True)
 
 
 if __name__ == "__main__":
