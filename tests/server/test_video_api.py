@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -261,6 +262,34 @@ def test_a_job_left_unfinished_by_a_stopped_server_is_resumed_or_failed_with_a_r
         done, failed = jobs.wait(kept), jobs.wait(gone)
     assert (done.status, len(done.faces)) == ("SUCCEEDED", 23)
     assert (failed.status, failed.status_message) == ("FAILED", "No video 'b.mp4' in bucket 'lobby'")
+
+
+def test_closing_the_service_stops_a_running_job_which_the_next_start_resumes(tmp_path: Path, clip: Path) -> None:
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    os.link(clip, root / "lobby" / "a.mp4")
+    first = make_service(tmp_path / "data", root)
+    jobs = jobs_of(first)
+    running = threading.Event()
+    check = jobs._check_stop
+
+    def slow_check(done_ms: int, total_ms: int) -> None:  # the job is mid-video when the service closes
+        running.set()
+        time.sleep(0.05)
+        check(done_ms, total_ms)
+
+    jobs._check_stop = slow_check  # type: ignore[method-assign]
+    job = jobs.start(VideoJobRequest("FaceDetection", "lobby", "a.mp4"), Actor("AKIDTEST", "searcher"))
+    assert running.wait(30)
+    first.close()  # stops the worker before the store's connections close (it used to write after them)
+
+    assert jobs._thread is not None and not jobs._thread.is_alive()
+    with make_service(tmp_path / "data", root) as second:
+        assert second.store.connection().execute(
+            "SELECT status FROM video_jobs WHERE job_id = ?", (job,)
+        ).fetchone() == ("IN_PROGRESS",)
+        done = jobs_of(second).wait(job)
+    assert (done.status, len(done.faces)) == ("SUCCEEDED", 23)
 
 
 def redact_call(api: VideoApi, body: dict[str, Any]) -> Any:

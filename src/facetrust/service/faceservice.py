@@ -124,6 +124,7 @@ class FaceService:
         self.indexes = IndexRegistry(
             self.store, engine.recogniser.dim, index_backend, self.data_dir / "index", keyring=keyring
         )
+        self._closers: list[Callable[[], None]] = []
 
     @classmethod
     def open(
@@ -151,7 +152,14 @@ class FaceService:
             keyring=keyring,
         )
 
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Have ``close`` call ``stop`` first: background work (video jobs) that uses the store
+        must end before the store's connections close."""
+        self._closers.append(stop)
+
     def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
         self.indexes.save_all()
         self.store.close()
 

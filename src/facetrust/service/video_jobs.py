@@ -174,6 +174,10 @@ def _matched_ids(job: VideoJob) -> list[str]:
 # -- the manager ----------------------------------------------------------------------------
 
 
+class _Stopped(Exception):
+    """Raised inside a running job when its service closes."""
+
+
 class VideoJobs:
     """The video jobs of one service: start (persist + queue), get, and the worker that runs them."""
 
@@ -181,10 +185,22 @@ class VideoJobs:
         """``worker=False``: jobs are persisted and queued but never run (a server that stops at once)."""
         self.service = service
         self.settings = service.engine.settings
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         if worker:
-            threading.Thread(target=self._work, name="facetrust-video-jobs", daemon=True).start()
+            self._thread = threading.Thread(target=self._work, name="facetrust-video-jobs", daemon=True)
+            self._thread.start()
+            service.on_close(self.close)
             self.resume()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the worker before the service closes its store: a job still running stops at its
+        next frame and stays IN_PROGRESS, so the next start resumes it."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def resume(self) -> list[str]:
         """Queue again every job left IN_PROGRESS (by a stopped server); returns their ids."""
@@ -308,10 +324,19 @@ class VideoJobs:
     def _work(self) -> None:
         while True:
             job_id = self._queue.get()
+            if job_id is None or self._stop.is_set():
+                return
             try:
                 self._run(job_id)
-            except Exception:  # the store is gone (service closed): the job stays IN_PROGRESS, resumed later
+            except _Stopped:  # the service is closing: the job stays IN_PROGRESS, resumed at the next start
+                return
+            except Exception:
                 log.exception("video job %s could not be recorded", job_id)
+
+    def _check_stop(self, done_ms: int, total_ms: int) -> None:
+        """The jobs' progress callback: where a closing service stops a running job."""
+        if self._stop.is_set():
+            raise _Stopped
 
     def _run(self, job_id: str) -> None:
         with self.service.store.snapshot() as conn:
@@ -321,6 +346,8 @@ class VideoJobs:
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
         try:
             metadata, result = self._execute(request, actor)
+        except _Stopped:
+            raise
         except FacetrustError as exc:
             self._finish(job_id, "FAILED", exc.message, None, None)
         except Exception:
@@ -345,12 +372,13 @@ class VideoJobs:
                 operation="FaceSearchJob",
                 threshold=request.threshold,
                 options=options,
+                progress=self._check_stop,
             )
             video = found.video
             matches = {p.person.index: [dataclasses.asdict(m) for m in p.matches] for p in found.persons}
             governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
         else:
-            video = detect_video(path, self.service.engine, options)
+            video = detect_video(path, self.service.engine, options, progress=self._check_stop)
         faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
         return video.info, {"faces": faces, "matches": matches, **governed}
 
