@@ -113,8 +113,8 @@ CATALOG: dict[str, ModelSpec] = {
 
 
 def available_models() -> list[ModelSpec]:
-    """Every model in the catalog, detectors first."""
-    return sorted(CATALOG.values(), key=lambda s: (s.role != "detector", s.name))
+    """Every model in the catalog, detectors first, those of optional extras last."""
+    return sorted(CATALOG.values(), key=lambda s: (s.extra is not None, s.role != "detector", s.name))
 
 
 def get_model_spec(name: str) -> ModelSpec:

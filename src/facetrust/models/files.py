@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -132,11 +133,15 @@ class ModelStatus:
     cached: Path | None
     cached_ok: bool
     problem: str | None = None
+    not_installed: bool = False  # a model of an optional extra whose package is not installed
 
 
 def verify_model(spec: ModelSpec, cache_dir: Path) -> ModelStatus:
     """Check the original against the pinned hash and the cached repair against its digest."""
     path, digest_path = _cache_paths(spec, cache_dir)
+    if spec.extra is not None and importlib.util.find_spec(spec.carrier_package) is None:
+        problem = f"not installed (optional: pip install 'facetrust[{spec.extra}]')"
+        return ModelStatus(spec.name, spec.role, None, False, None, False, problem, not_installed=True)
     try:
         src = _verified_source(spec)
     except ModelError as exc:

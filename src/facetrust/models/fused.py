@@ -23,11 +23,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.models.base import Recogniser
 
-__all__ = ["DLIB_SHARE", "FusedRecogniser", "fuse", "load_fused"]
+__all__ = ["DLIB_SHARE", "FusedRecogniser", "fuse", "fused_model_id", "load_fused"]
 
 NAME = "fused-sface-dlib"
 # b, the dlib share of the fused cosine, fitted on LFW View-2 folds 1–5 (bench/lfw.py --fit-fusion)
 DLIB_SHARE = 0.6
+
+
+def fused_model_id(sface_id: str, dlib_id: str, dlib_share: float = DLIB_SHARE) -> str:
+    """The fused profile's model id: a hash of both components, the share and the canvas."""
+    key = f"{sface_id}|{dlib_id}|{dlib_share:.4f}|canvas{CANVAS}|sface-flip"
+    return f"{NAME}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def fuse(sface: np.ndarray, dlib: np.ndarray, dlib_share: float) -> np.ndarray:
@@ -58,8 +64,7 @@ class FusedRecogniser:
         self.dlib = dlib
         self.dlib_share = float(dlib_share)
         self.dim = sface.dim + dlib.dim
-        key = f"{sface.model_id}|{dlib.model_id}|{self.dlib_share:.4f}|canvas{CANVAS}|sface-flip"
-        self.model_id = f"{NAME}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        self.model_id = fused_model_id(sface.model_id, dlib.model_id, self.dlib_share)
 
     def embed_parts(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two unit embeddings (SFace mirror-averaged, dlib) of canvases, before fusion."""
