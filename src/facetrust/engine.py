@@ -13,7 +13,7 @@ from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibr
 from facetrust.config import Settings
 from facetrust.errors import InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image
-from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison
+from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -152,6 +152,12 @@ class FaceEngine:
             return np.zeros((0, self.recogniser.dim), dtype=np.float32)
         return np.concatenate(out)
 
+    def align(self, rgb: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+        """The crop of one face that this engine's recogniser takes (its size, its template:
+        the 'accurate' profile's recogniser wants a wider one than SFace's 112×112)."""
+        reference = getattr(self.recogniser, "reference", REFERENCE_112)
+        return align_face(rgb, landmarks, size=self.recogniser.input_size, reference=reference)
+
     def embed(self, image: ImageSource, faces: Sequence[Face] | None = None) -> list[FaceEmbedding]:
         """Embeddings of the recognisable faces in ``image`` (detected unless ``faces`` given)."""
         import numpy as np
@@ -165,9 +171,7 @@ class FaceEngine:
         usable = [f for f in faces if f.recognisable]
         if not usable:
             return []
-        size = self.recogniser.input_size
-        reference = getattr(self.recogniser, "reference", REFERENCE_112)  # a recogniser may want a wider crop
-        crops = np.stack([align_face(rgb, f.landmarks, size=size, reference=reference) for f in usable])
+        crops = np.stack([self.align(rgb, f.landmarks) for f in usable])
         vectors = self.embed_crops(crops)
         return [FaceEmbedding(vector=v, model=self.model_id, face=f) for v, f in zip(vectors, usable)]
 
