@@ -4,7 +4,7 @@ averaged; dlib), all from the same YuNet detection of the largest face.
 
     .venv/bin/python bench/fused_data.py lfw utkface    # fill the caches (one worker, slow: dlib)
 
-dlib costs 80–300 ms a face on one core, so the cache is written every 250 images and a
+dlib costs 80–300 ms a face on one core, so the cache is written every 50 images and a
 run resumes where the last one stopped. Caches live in ``$FACETRUST_BENCH_CACHE`` or
 ``~/.cache/facetrust-bench`` (never in the repository).
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 
 VERSION = "fused-v1"
-CHECKPOINT = 250
+CHECKPOINT = 50
 
 
 @dataclass
