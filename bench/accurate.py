@@ -233,13 +233,15 @@ def render(result: dict[str, Any]) -> str:
         )
     for p in ("default", "accurate"):
         races = {g: v for g, v in utk["profiles"][p]["groups"].items() if g.startswith("adults ") and "," not in g}
-        rates = [v["fmr_without_presumed_same"] for v in races.values() if v["pairs_without_presumed_same"] >= 10_000]
+        rates = {
+            g: v["fmr_without_presumed_same"] for g, v in races.items() if v["pairs_without_presumed_same"] >= 2000
+        }
         kids = utk["profiles"][p]["groups"]["children 0-12"]["fmr_without_presumed_same"]
         adults = utk["profiles"][p]["groups"]["adults, all races"]["fmr_without_presumed_same"]
-        spread = max(rates) / max(min(rates), 1e-12) if rates else float("nan")
+        worst, best = max(rates, key=rates.__getitem__), min(rates, key=rates.__getitem__)
         lines.append(
-            f"\n{p}: worst/best race FMR (groups with ≥ 10,000 pairs, w/o presumed same) {spread:.1f}×; "
-            f"children/adults {kids / max(adults, 1e-12):.1f}×."
+            f"\n{p}: worst/best race FMR w/o presumed same (groups with ≥ 2,000 such pairs): {worst} / {best} = "
+            f"{rates[worst] / max(rates[best], 1e-12):.1f}×; children/adults {kids / max(adults, 1e-12):.1f}×."
         )
     return "\n".join(lines) + "\n"
 
