@@ -213,8 +213,8 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", f"Best: {fit['best']:.2f}; shipped: {result['shipped_share']:.2f}.", ""]
     utk = result["utkface"]
     lines += [
-        f"## UTKFace at Similarity 80 ({utk['images_embedded']:,} of {utk['images_in_dataset']:,} images embedded, "
-        "a seeded random sample)",
+        f"## UTKFace at Similarity 80 ({utk['images_embedded']:,} of {utk['images_in_dataset']:,} images embedded"
+        + (")" if utk["images_embedded"] == utk["images_in_dataset"] else ", a seeded random sample)"),
         "",
         "Same-sex impostor pairs within each group. 'w/o presumed same': without pairs the default model scores "
         "at cosine ≥ 0.6 (duplicates or the same person; UTKFace has no identities).",
