@@ -16,6 +16,14 @@ pairs.txt and per-image sex labels. Embeddings are cached outside the repository
   same-sex impostor pairs only (harder: mixed-sex pairs almost never match).
 * Per sex at the default threshold (Similarity 80): FMR over all same-sex impostor pairs,
   FNMR over the mated pairs, by the sex label of the images.
+
+    .venv/bin/python bench/lfw.py --profiles   # bench/results/lfw-profiles.{json,md}
+
+``--profiles``: the default profile and the 'accurate' one (SFace fused with dlib) on the same
+images: the View-2 folds that bench/accurate.py did not fit on, from the embeddings that
+bench/fused_data.py caches (accuracy on each such fold at the threshold best on the fit
+folds' pairs, TAR at FMR with same-sex impostors, FMR/TAR and per-sex FMR at Similarity 80 of
+each profile's shipped table).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import json
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -222,10 +231,135 @@ def render(result: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fold_accuracy(
+    scores: np.ndarray, same: np.ndarray, folds: np.ndarray, fit: list[int], check: list[int]
+) -> tuple[float, float]:
+    """Accuracy on each check fold at the threshold best on the fit folds' pairs (mean, std)."""
+    train = np.isin(folds, fit)
+    s, y = scores[train], same[train]
+    best = max(np.unique(s), key=lambda t: float(((s >= t) == y).mean()))
+    accs = [float(((scores[folds == k] >= best) == same[folds == k]).mean()) for k in check]
+    return float(np.mean(accs)) * 100, float(np.std(accs)) * 100
+
+
+def evaluate_profile(lfw: object, profile: str, seed: int) -> dict[str, object]:
+    """One profile on the check folds of the fused cache (bench/accurate.py's ``Lfw``)."""
+    from accurate import ACCURATE_MODEL, DEFAULT_MODEL
+
+    vectors, rows = lfw.vectors(profile), lfw.rows(lfw.check_folds)  # type: ignore[attr-defined]
+    ids, sex, found = lfw.ids, lfw.sex, lfw.found  # type: ignore[attr-defined]
+    index = {p: i for i, p in enumerate(lfw.emb.paths)}  # type: ignore[attr-defined]
+    fit, check = lfw.fit_folds, lfw.check_folds  # type: ignore[attr-defined]
+    pairs = [p for p in lfw.pairs if p[0] in fit + check]  # type: ignore[attr-defined]
+    ia, ib = np.array([index[a] for _, a, _, _ in pairs]), np.array([index[b] for _, _, b, _ in pairs])
+    same, folds = np.array([x for *_, x in pairs]), np.array([f for f, *_ in pairs])
+    scores = np.where(found[ia] & found[ib], (vectors[ia] * vectors[ib]).sum(1), -1.0)
+    acc, acc_std = fold_accuracy(scores, same, folds, fit, check)
+    ma, mb = mated_pairs(np.where(rows, ids, ""), rows, np.random.default_rng(seed))
+    mated = (vectors[ma] * vectors[mb]).sum(1)
+    model = DEFAULT_MODEL if profile == "default" else ACCURATE_MODEL
+    t80 = default_calibration(model).score_for_similarity(DEFAULT_THRESHOLD)
+    per_sex, same_sex = {}, []
+    for group in ("female", "male"):
+        g = rows & (sex == group)
+        imp = impostor_scores(vectors[g], ids[g], sex[g])
+        same_sex.append(imp)
+        sel = (sex[ma] == group) & (sex[mb] == group)
+        fm, fnm = int((imp >= t80).sum()), int((mated[sel] < t80).sum())
+        per_sex[group] = {
+            "images": int(g.sum()),
+            "impostor_pairs": int(imp.size),
+            "fmr": fm / imp.size,
+            "fmr_95ci": wilson(fm, imp.size),
+            "mated_pairs": int(sel.sum()),
+            "fnmr": fnm / max(int(sel.sum()), 1),
+            "fnmr_95ci": wilson(fnm, int(sel.sum())),
+        }
+    imp_all = np.concatenate(same_sex)
+    return {
+        "profile": profile,
+        "model": model,
+        "view2_pairs": int(np.isin(folds, check).sum()),
+        "view2_accuracy_pct": round(acc, 2),
+        "view2_accuracy_std_pct": round(acc_std, 2),
+        "tar_pct_same_sex_impostors": {
+            "at_fmr_1e-3": round(tar_at(mated, imp_all, 1e-3)[0], 2),
+            "at_fmr_1e-4": round(tar_at(mated, imp_all, 1e-4)[0], 2),
+            "mated_pairs": int(mated.size),
+            "impostor_pairs": int(imp_all.size),
+        },
+        "similarity_80": {
+            "score": round(t80, 4),
+            "fmr": float((imp_all >= t80).mean()),
+            "tar_pct": round(100 * float((mated >= t80).mean()), 2),
+            "per_sex": per_sex,
+        },
+    }
+
+
+def render_profiles(result: dict[str, object]) -> str:
+    runs: list[dict[str, Any]] = result["runs"]  # type: ignore[assignment]
+    lines = [
+        "# LFW: the default profile beside the accurate one (bench/lfw.py --profiles)",
+        "",
+        f"Machine: {result['machine']}. Load average {result['load_average']}. Seed {result['seed']}.",
+        f"Same images for both: LFW View-2 folds {result['check_folds']} (the accurate profile's share",
+        f"and table were fitted on folds {result['fit_folds']}, which also set the accuracy threshold), faces",
+        "found by YuNet at score ≥ 0.5. dlib is slow here, so not all ten folds were embedded.",
+        "",
+        "| profile | View-2 accuracy (pairs) | TAR @ FMR 1e-3 / 1e-4 (same-sex impostors) "
+        "| at Similarity 80: FMR / TAR | FMR female / male | female/male |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        t, s = r["tar_pct_same_sex_impostors"], r["similarity_80"]
+        f, m = s["per_sex"]["female"], s["per_sex"]["male"]
+        lines.append(
+            f"| {r['profile']} (`{r['model']}`) | {r['view2_accuracy_pct']:.2f} ± {r['view2_accuracy_std_pct']:.2f} % "
+            f"({r['view2_pairs']:,}) | {t['at_fmr_1e-3']:.2f} % / {t['at_fmr_1e-4']:.2f} % | "
+            f"{s['fmr']:.2e} / {s['tar_pct']:.2f} % | {f['fmr']:.2e} ({f['fmr_95ci'][0]:.1e}–{f['fmr_95ci'][1]:.1e}) / "
+            f"{m['fmr']:.2e} ({m['fmr_95ci'][0]:.1e}–{m['fmr_95ci'][1]:.1e}) | {f['fmr'] / max(m['fmr'], 1e-12):.2f} |"
+        )
+    lines += [
+        "",
+        f"Impostor pairs: {runs[0]['tar_pct_same_sex_impostors']['impostor_pairs']:,} same-sex pairs of different "
+        f"people; mated pairs: {runs[0]['tar_pct_same_sex_impostors']['mated_pairs']:,}. Wilson intervals treat "
+        "pairs as independent (they share people), so they are too narrow.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def profiles(seed: int) -> None:
+    """Both profiles on the same LFW images: bench/results/lfw-profiles.{json,md}."""
+    from accurate import Lfw
+    from host import load_avg
+
+    lfw = Lfw(seed)
+    runs = [evaluate_profile(lfw, p, seed) for p in ("default", "accurate")]
+    result = {
+        "machine": machine(),
+        "load_average": load_avg(),
+        "seed": seed,
+        "fit_folds": [k + 1 for k in lfw.fit_folds],
+        "check_folds": [k + 1 for k in lfw.check_folds],
+        "runs": runs,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "lfw-profiles.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / "lfw-profiles.md").write_text(render_profiles(result))
+    print(render_profiles(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument(
+        "--profiles", action="store_true", help="the default and accurate profiles on the same images (fused cache)"
+    )
     args = parser.parse_args()
+    if args.profiles:
+        profiles(args.seed)
+        return
     root = L.lfw_root()
     emb = L.embed_lfw(root, L.lfw_images(root))
     runs = [evaluate(emb, flip, root, args.seed) for flip in (False, True)]

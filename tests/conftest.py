@@ -64,3 +64,12 @@ def lfw() -> Path:
 @pytest.fixture(scope="session")
 def utkface() -> Path:
     return require_data("utkface")
+
+
+@pytest.fixture(scope="session")
+def accurate() -> FaceEngine:
+    """The real 'accurate' profile engine (YuNet + SFace fused with dlib), loaded once."""
+    from facetrust.config import Settings
+    from facetrust.engine import load_engine
+
+    return load_engine(Settings(profile="accurate"))

@@ -12,9 +12,10 @@ from typing import Any
 
 from facetrust.errors import ConfigurationError
 
-__all__ = ["INDEX_BACKENDS", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
+__all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
+PROFILES = ("default", "accurate")
 
 ENV_PREFIX = "FACETRUST_"
 
@@ -84,6 +85,8 @@ class Settings:
         max_video_pixels: videos whose frames have more pixels than this are refused.
         max_video_frames: videos with more frames than this are refused.
         video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
+        profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
+            with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
     """
 
     cache_dir: Path | None = None
@@ -109,6 +112,7 @@ class Settings:
     max_video_pixels: int = 3840 * 2160
     max_video_frames: int = 500_000
     video_sample_fps: float = 10.0
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -143,6 +147,7 @@ class Settings:
             ("max_video_pixels", self.max_video_pixels > 0, "a positive number of pixels"),
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
+            ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -224,6 +229,7 @@ _TYPES: dict[str, type] = {
     "max_video_pixels": int,
     "max_video_frames": int,
     "video_sample_fps": float,
+    "profile": str,
 }
 
 

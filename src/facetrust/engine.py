@@ -7,14 +7,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from facetrust.align import align_face
+from facetrust.align import REFERENCE_112, align_face
 from facetrust.analysis import build_face
 from facetrust.budget import DecodeBudget
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
 from facetrust.config import Settings
 from facetrust.errors import InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image
-from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison
+from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -66,13 +66,23 @@ class FaceEngine:
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, calibration: Calibration | None = None) -> FaceEngine:
-        """The default engine: YuNet + SFace, verified against the catalog, no network."""
+        """The engine of ``settings.profile``, verified against the catalog, no network.
+
+        "default": YuNet + SFace. "accurate": YuNet + SFace fused with dlib's recogniser
+        (``facetrust.models.fused``; it averages SFace's mirrored face itself, so the engine's
+        ``flip_augment`` is off for it).
+        """
         from facetrust.models.catalog import CATALOG
         from facetrust.models.files import prepared_model_path
         from facetrust.models.sface import SFaceRecogniser
         from facetrust.models.yunet import YuNetDetector
 
         settings = settings or Settings()
+        if settings.profile == "accurate":
+            from facetrust.models.dlib import import_dlib
+
+            import_dlib()  # before anything is loaded: a ConfigurationError naming the extra
+            settings = settings.replace(flip_augment=False)
         if settings.threads:
             import cv2
 
@@ -83,7 +93,11 @@ class FaceEngine:
             score_threshold=settings.detection_threshold,
             max_side=settings.detector_max_side,
         )
-        recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
+        recogniser: Recogniser = SFaceRecogniser(prepared_model_path(CATALOG["sface-2021dec"], cache))
+        if settings.profile == "accurate":
+            from facetrust.models.fused import load_fused
+
+            recogniser = load_fused(recogniser, cache)
         return cls(detector, recogniser, calibration=calibration, settings=settings)
 
     def _load_normaliser(self) -> CohortNormaliser | None:
@@ -146,6 +160,12 @@ class FaceEngine:
             return np.zeros((0, self.recogniser.dim), dtype=np.float32)
         return np.concatenate(out)
 
+    def align(self, rgb: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+        """The crop of one face that this engine's recogniser takes (its size, its template:
+        the 'accurate' profile's recogniser wants a wider one than SFace's 112×112)."""
+        reference = getattr(self.recogniser, "reference", REFERENCE_112)
+        return align_face(rgb, landmarks, size=self.recogniser.input_size, reference=reference)
+
     def embed(self, image: ImageSource, faces: Sequence[Face] | None = None) -> list[FaceEmbedding]:
         """Embeddings of the recognisable faces in ``image`` (detected unless ``faces`` given)."""
         import numpy as np
@@ -159,8 +179,7 @@ class FaceEngine:
         usable = [f for f in faces if f.recognisable]
         if not usable:
             return []
-        size = self.recogniser.input_size
-        crops = np.stack([align_face(rgb, f.landmarks, size=size) for f in usable])
+        crops = np.stack([self.align(rgb, f.landmarks) for f in usable])
         vectors = self.embed_crops(crops)
         return [FaceEmbedding(vector=v, model=self.model_id, face=f) for v, f in zip(vectors, usable)]
 

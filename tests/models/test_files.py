@@ -183,3 +183,27 @@ def test_prepared_sface_loads_in_opencv(tmp_path: Path) -> None:
     net = cv2.dnn.readNetFromONNX(str(path))
     net.setInput(np.zeros((1, 3, 112, 112), dtype=np.float32))
     assert np.asarray(net.forward()).reshape(-1).shape == (128,)
+
+
+def test_verify_model_reports_a_model_of_an_uninstalled_extra_as_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "face_recognition_models", None)  # as if the extra were not installed
+
+    status = verify_model(CATALOG["dlib-resnet-v1"], tmp_path)
+
+    assert status.not_installed
+    assert status.problem == "not installed (optional: pip install 'facetrust[accurate]')"
+    assert not status.source_ok
+
+
+def test_a_dlib_model_is_verified_and_loaded_as_shipped_without_a_cache_entry(tmp_path: Path) -> None:
+    spec = CATALOG["dlib-shape5"]
+
+    assert prepared_model_path(spec, tmp_path) == source_path(spec)
+    assert verify_model(spec, tmp_path).source_ok
+    assert not list(tmp_path.rglob("*"))
+    with pytest.raises(ModelIntegrityError):
+        prepared_model_path(dataclasses.replace(spec, sha256=WRONG_HASH), tmp_path)

@@ -183,3 +183,16 @@ def test_given_a_gallery_large_enough_when_associate_matches_then_each_new_face_
     assert entry["estimates"] == ["probe-tail"] and entry["unreliable"] == [None]
     assert entry["similarities"] == [round(own.similarity, 4)]
     assert own.similarity != pytest.approx(CAL.similarity(own.score), abs=0.01)  # not the global calibration's
+
+
+def test_the_accurate_profiles_calibration_scales_a_typical_probe_as_the_global_table_and_a_crowded_one_up() -> None:
+    fused = default_calibration("fused-sface-dlib:a5ff4225b9ac")  # the 'accurate' profile's table
+    gallery = 5000
+    # a typical probe: its top gallery scores are the table's own impostor quantiles
+    typical = [fused.score_for_fmr((i + 0.5) / gallery) for i in range(TAIL_K)]
+    scale = probe_scale(fused, typical, gallery)
+    assert scale.method == "probe-tail" and scale.unreliable is None
+    assert abs(scale.score_for_similarity(80) - fused.score_for_similarity(80)) < 0.005
+    assert 70 < scale.compare(fused.score_for_similarity(80)).similarity < 90
+    crowded = probe_scale(fused, [s + 0.02 for s in typical], gallery)  # close strangers: fused scores are tight
+    assert crowded.score_for_similarity(80) > scale.score_for_similarity(80) + 0.01

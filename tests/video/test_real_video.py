@@ -72,3 +72,32 @@ def _covers(outer: object, inner: object) -> bool:
         and o.left + o.width >= i.left + i.width - 1  # type: ignore[attr-defined]
         and o.top + o.height >= i.top + i.height - 1  # type: ignore[attr-defined]
     )
+
+
+def test_the_accurate_profile_does_not_take_a_new_person_for_one_who_left(
+    lfw: Path, accurate: FaceEngine, tmp_path: Path
+) -> None:
+    # fused scores of different people sit far above SFace's (about 0.6): re-identification
+    # must ask the same false-match rate of them, not the same raw score
+    a = lfw_face_patch(lfw / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")
+    b = lfw_face_patch(lfw / "images" / "AJ_Cook" / "AJ_Cook_0001.jpg")
+    scene = Scene(
+        320,
+        240,
+        15,
+        2.4,
+        (
+            ScenePerson(a, 100, (20, 60), leave_s=0.8, face_inset=LFW_FACE_INSET),
+            ScenePerson(b, 100, (200, 60), enter_s=1.6, face_inset=LFW_FACE_INSET),
+        ),
+        seed=5,
+    )
+    path = tmp_path / "leave-enter.mp4"
+    truth = write_clip(path, scene)
+    result = detect_video(path, accurate, VideoOptions(sample_fps=5))
+    persons: dict[int, set[int]] = {}
+    for f in result.faces:
+        best = max(truth.frames[f.frame_index], key=lambda pb: iou(pb[1], f.face.box), default=None)
+        assert best is not None and iou(best[1], f.face.box) > 0.3
+        persons.setdefault(f.person, set()).add(best[0])
+    assert persons == {0: {0}, 1: {1}}

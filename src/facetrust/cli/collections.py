@@ -6,6 +6,7 @@ import click
 
 from facetrust.cli import render_collections as render
 from facetrust.cli.context import all_pages, cli_state, renders_errors
+from facetrust.config import PROFILES
 
 __all__ = ["collections"]
 
@@ -19,11 +20,20 @@ def collections() -> None:
 @collections.command(short_help="Create an empty collection.")
 @click.argument("name")
 @click.option("--purpose", help="The policy purpose the collection serves (default: the policy's default_purpose).")
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    help="Embedding profile: default, or accurate (SFace fused with dlib; needs facetrust[accurate]).",
+)
 @renders_errors()
-def create(name: str, purpose: str | None) -> None:
+def create(name: str, purpose: str | None, profile: str | None) -> None:
     """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound to
-    the current embedding model and to one purpose of the deployment policy."""
-    info = cli_state().service().create_collection(name, purpose=purpose, actor=cli_state().actor())
+    the embedding model of the profile (default: the setting `profile`) and to one purpose of
+    the deployment policy. Later commands on an 'accurate' collection need FACETRUST_PROFILE=accurate."""
+    state = cli_state()
+    if profile is not None and "engine" not in state.obj:
+        state.overrides["profile"] = profile
+    info = state.service().create_collection(name, purpose=purpose, profile=profile, actor=state.actor())
     click.echo(f"Created collection {info.name} (model {info.model})")
 
 

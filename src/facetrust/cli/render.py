@@ -253,7 +253,9 @@ def verify_text(statuses: Sequence[ModelStatus]) -> str:
     blocks = []
     for st in statuses:
         head = f"{st.name} ({st.role}): "
-        if status_ok(st):
+        if st.not_installed:
+            blocks.append(f"{head}{st.problem}")
+        elif status_ok(st):
             blocks.append(
                 f"{head}ok\n  source  {st.source} (SHA-256 matches the catalog)\n  cached  {st.cached} (digest matches)"
             )

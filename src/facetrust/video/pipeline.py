@@ -15,7 +15,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.engine import FaceEngine
 
-__all__ = ["CutDetector", "PersonTrack", "Progress", "TrackedFace", "VideoFaces", "VideoOptions", "detect_video"]
+__all__ = [
+    "CutDetector",
+    "PersonTrack",
+    "Progress",
+    "TrackedFace",
+    "VideoFaces",
+    "VideoOptions",
+    "detect_video",
+    "tracker_options",
+]
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done_ms, total_ms)`` while a video is processed."""
@@ -119,6 +128,25 @@ def _persons(tracker: Tracker, model: str) -> tuple[PersonTrack, ...]:
     return tuple(out)
 
 
+SFACE_MODEL = "sface-2021dec:fb143eea0783+flip"  # the default profile's model: reid_cosine's scale
+
+
+def tracker_options(options: TrackerOptions, engine: FaceEngine) -> TrackerOptions:
+    """``options`` for ``engine``: ``reid_cosine`` is an SFace score (the default profile); the
+    'accurate' profile's fused scores of different people sit far higher (about 0.6), so there
+    it becomes the fused score of the same false-match rate under the two shipped calibrations."""
+    from facetrust.models.fused import NAME
+
+    if not engine.model_id.startswith(NAME + ":"):
+        return options
+    from dataclasses import replace
+
+    from facetrust.calibration import default_calibration
+
+    fmr = default_calibration(SFACE_MODEL).fmr(options.reid_cosine)[0]
+    return replace(options, reid_cosine=engine.calibration.score_for_fmr(fmr))
+
+
 def detect_video(
     path: VideoPath,
     engine: FaceEngine,
@@ -134,7 +162,7 @@ def detect_video(
     options = options or VideoOptions()
     check_sample_fps(options.sample_fps)
     info = probe_video(path, options.limits)
-    tracker = Tracker(options.tracker)
+    tracker = Tracker(tracker_options(options.tracker, engine))
     sampled = 0
     cuts = CutDetector()
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits):

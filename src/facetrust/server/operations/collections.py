@@ -16,18 +16,20 @@ __all__ = ["OPERATIONS"]
 
 
 PURPOSE_TAG = "facetrust:purpose"
+PROFILE_TAG = "facetrust:profile"  # "default" or "accurate" (docs/engine.md)
 
 
 def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
     tags = dict(p.get("Tags") or {})
     purpose = tags.pop(PURPOSE_TAG, None)
+    profile = tags.pop(PROFILE_TAG, None)
     if tags:
         raise InvalidParameterError(
-            f"Tags other than {PURPOSE_TAG!r} (the collection's purpose) are not supported by facetrust; "
-            f"got {', '.join(sorted(tags))}",
+            f"Tags other than {PURPOSE_TAG!r} (the collection's purpose) and {PROFILE_TAG!r} (its embedding "
+            f"profile) are not supported by facetrust; got {', '.join(sorted(tags))}",
             parameter="Tags",
         )
-    info = service.create_collection(p["CollectionId"], purpose=purpose, actor=actor)
+    info = service.create_collection(p["CollectionId"], purpose=purpose, profile=profile, actor=actor)
     return {"StatusCode": 200, "CollectionArn": collection_arn(info.name), "FaceModelVersion": info.model}
 
 

@@ -1,0 +1,114 @@
+"""The 'accurate' profile on real LFW photographs: dlib's recogniser, the fused engine, a collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.config import Settings
+from facetrust.engine import FaceEngine
+from facetrust.models.dlib import CANVAS
+from facetrust.models.fused import DLIB_SHARE, FusedRecogniser
+from facetrust.service import FaceService
+
+pytestmark = [pytest.mark.model, pytest.mark.data]
+
+
+def photo(lfw: Path, name: str, number: int) -> Path:
+    return lfw / "images" / name / f"{name}_{number:04d}.jpg"
+
+
+def vector(engine: FaceEngine, path: Path) -> np.ndarray:
+    found = engine.embed_largest(path)
+    assert found is not None, path
+    return found.vector
+
+
+def test_the_accurate_engine_embeds_unit_fused_vectors_with_its_own_model_and_calibration(
+    accurate: FaceEngine, lfw: Path
+) -> None:
+    (embedding,) = accurate.embed(photo(lfw, "Aaron_Peirsol", 1))
+
+    assert isinstance(accurate.recogniser, FusedRecogniser)
+    assert embedding.vector.shape == (256,)
+    assert embedding.vector.dtype == np.float32
+    assert float(np.linalg.norm(embedding.vector)) == pytest.approx(1.0, abs=1e-4)
+    assert embedding.model == accurate.model_id
+    assert accurate.model_id.startswith("fused-sface-dlib:") and "+flip" not in accurate.model_id
+    assert accurate.calibration.model == accurate.model_id
+
+
+def test_the_fused_score_is_the_weighted_sum_of_the_sface_and_dlib_cosines_on_real_faces(
+    accurate: FaceEngine, lfw: Path
+) -> None:
+    recogniser = accurate.recogniser
+    assert isinstance(recogniser, FusedRecogniser)
+    rgb = [accurate.load_image(photo(lfw, "Aaron_Peirsol", n)) for n in (1, 3)]
+    faces = [accurate.detect(image)[0] for image in rgb]
+    from facetrust.align import align_face
+
+    crops = np.stack(
+        [align_face(i, f.landmarks, size=CANVAS, reference=recogniser.reference) for i, f in zip(rgb, faces)]
+    )
+    sface, dlib = recogniser.embed_parts(crops)
+    fused = recogniser.embed(crops)
+
+    expected = (1 - DLIB_SHARE) * float(sface[0] @ sface[1]) + DLIB_SHARE * float(dlib[0] @ dlib[1])
+    assert float(fused[0] @ fused[1]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_dlib_scores_the_same_person_above_different_people(accurate: FaceEngine, lfw: Path) -> None:
+    recogniser = accurate.recogniser
+    assert isinstance(recogniser, FusedRecogniser)
+    same = [photo(lfw, "Aaron_Peirsol", n) for n in (1, 3)]
+    others = [photo(lfw, "Aaron_Eckhart", 1), photo(lfw, "AJ_Lamas", 1), photo(lfw, "Aaron_Guiel", 1)]
+    from facetrust.align import align_face
+
+    crops = []
+    for path in same + others:
+        rgb = accurate.load_image(path)
+        crops.append(align_face(rgb, accurate.detect(rgb)[0].landmarks, size=CANVAS, reference=recogniser.reference))
+    _, dlib = recogniser.embed_parts(np.stack(crops))
+
+    mated = float(dlib[0] @ dlib[1])
+    impostors = [float(dlib[0] @ d) for d in dlib[2:]]
+    assert mated > 0.93  # dlib's cosines sit high: its tolerance 0.6 (Euclidean) is cosine 0.82
+    assert max(impostors) < mated - 0.05, (mated, impostors)
+
+
+def test_matched_pairs_reach_similarity_80_and_mismatched_do_not(accurate: FaceEngine, lfw: Path) -> None:
+    a, b = vector(accurate, photo(lfw, "Aaron_Peirsol", 1)), vector(accurate, photo(lfw, "Aaron_Peirsol", 3))
+    c = vector(accurate, photo(lfw, "Aaron_Eckhart", 1))
+    assert accurate.calibration.similarity(float(a @ b)) >= 80.0
+    assert accurate.calibration.similarity(float(a @ c)) < 80.0
+
+
+def test_a_collection_of_the_accurate_profile_indexes_and_finds_the_same_person(
+    accurate: FaceEngine, lfw: Path, tmp_path: Path
+) -> None:
+    with FaceService(tmp_path, accurate) as service:
+        info = service.create_collection("people", profile="accurate")
+        assert info.model == accurate.model_id
+        service.index_faces("people", photo(lfw, "Aaron_Peirsol", 1), external_image_id="peirsol")
+        service.index_faces("people", photo(lfw, "Aaron_Eckhart", 1), external_image_id="eckhart")
+
+        found = service.search_faces_by_image("people", photo(lfw, "Aaron_Peirsol", 3))
+
+        assert [m.face.external_image_id for m in found.matches] == ["peirsol"]
+
+
+def test_a_default_service_names_the_profile_of_an_accurate_collection(
+    accurate: FaceEngine, engine: FaceEngine, lfw: Path, tmp_path: Path
+) -> None:
+    with FaceService(tmp_path, accurate) as service:
+        service.create_collection("people", profile="accurate")
+    from facetrust.errors import ModelMismatchError
+
+    with (
+        FaceService(tmp_path, engine) as service,
+        pytest.raises(ModelMismatchError, match="FACETRUST_PROFILE=accurate"),
+    ):
+        service.search_faces_by_image("people", photo(lfw, "Aaron_Peirsol", 3))
+    assert Settings(profile="accurate").profile == "accurate"
