@@ -211,6 +211,7 @@ def test_a_notification_channel_is_refused_clearly(api: VideoApi) -> None:
         ("lobby", "ok\ud83d"),  # lone surrogates: no file system can name them (were a 500)
         ("lobby", "a\udfff.mp4"),
         ("lobby", "x" * 1025),
+        ("lobby", "x" * 300),  # a name longer than the file system allows (was a 500)
         ("lobby", "tab\there.mp4"),
     ],
 )

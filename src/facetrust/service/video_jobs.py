@@ -105,11 +105,15 @@ def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
     parts = name.split("/")
     if not name or name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in parts):
         raise VideoLocationError(f"Name {name[:100]!r} is not a relative path inside the bucket")
-    base = (root / bucket).resolve()
-    path = (base / name).resolve()
-    if not path.is_relative_to(base) or not base.is_relative_to(root.resolve()):
-        raise VideoLocationError(f"Name {name[:100]!r} leads outside the bucket")
-    if not path.is_file():
+    try:
+        base = (root / bucket).resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base) or not base.is_relative_to(root.resolve()):
+            raise VideoLocationError(f"Name {name[:100]!r} leads outside the bucket")
+        found = path.is_file()
+    except OSError as exc:  # e.g. a part longer than the file system allows, a loop of links
+        raise VideoLocationError(f"Name {name[:100]!r} cannot be looked up: {exc.strerror}") from None
+    if not found:
         raise VideoLocationError(f"No video {name[:100]!r} in bucket {bucket!r}")
     return path
 
