@@ -43,13 +43,14 @@ from facetrust.engine import FaceEngine
 from facetrust.fairness.datasets import load_lfw
 from facetrust.fairness.embedding import FACE
 from facetrust.fairness.runner import embed_spec
-from facetrust.index import create_index
+from facetrust.index import choose_backend, create_index
 from facetrust.people.cluster import Faces, assign, cluster, cosine
 from host import cpu_model, load_avg
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20261129
 NEIGHBOURS = 16
+RECALL_SAMPLE = 2000  # faces whose pq neighbours are checked against exact search
 SWEEP = (70.0, 75.0, 80.0, 85.0, 90.0)  # edge threshold, Similarity
 LINKAGES = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)  # centroid cosine
 GOAL = {"pairwise_f": 0.90, "pairwise_precision": 0.97, "full_pass_s": 30.0}
@@ -68,15 +69,13 @@ def lfw_faces(engine: FaceEngine) -> tuple[np.ndarray, np.ndarray]:
 
 
 def knn(vectors: np.ndarray, k: int = NEIGHBOURS + 1, backend: str = "exact") -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest faces of every face (itself included), as the service's index finds them."""
-    index = create_index(backend, vectors.shape[1])
+    """The ``k`` nearest faces of every face (itself included), as the service's full pass finds
+    them: one ``search_batch`` of every face on the collection's index (``auto`` picks the backend
+    by size, as a collection does; building the index is not counted here)."""
+    index = create_index(backend, vectors.shape[1], expected_size=len(vectors))
     index.add(np.arange(len(vectors)), vectors)
-    keys, scores = [], []
-    for start in range(0, len(vectors), 4096):
-        hits = index.search(vectors[start : start + 4096], k)
-        keys.append(hits.keys)
-        scores.append(hits.scores)
-    return np.vstack(keys), np.vstack(scores)
+    hits = index.search_batch(vectors, k)
+    return np.asarray(hits.keys), np.asarray(hits.scores)
 
 
 def labels_of(n: int, groups: list[list[int]]) -> np.ndarray:
@@ -122,12 +121,20 @@ def faces_of(n: int) -> Faces:
     return Faces(image_of={i: str(i) for i in range(n)}, user_of={})
 
 
-def full_pass(vectors: np.ndarray, score: float, linkage: float) -> tuple[list[list[int]], float, float]:
+def full_pass(
+    vectors: np.ndarray, score: float, linkage: float, backend: str = "exact"
+) -> tuple[list[list[int]], tuple[np.ndarray, np.ndarray], float, float, float]:
+    """Clusters, the neighbour graph, and the seconds to build the index, find the kNN and cluster."""
     t0 = time.perf_counter()
-    graph = knn(vectors)
+    index = create_index(backend, vectors.shape[1], expected_size=len(vectors))
+    index.add(np.arange(len(vectors)), vectors)
     t1 = time.perf_counter()
+    hits = index.search_batch(vectors, NEIGHBOURS + 1)
+    graph = np.asarray(hits.keys), np.asarray(hits.scores)
+    del index, hits
+    t2 = time.perf_counter()
     groups = cluster(np.arange(len(vectors)), vectors, graph, faces_of(len(vectors)), score, linkage)
-    return groups, t1 - t0, time.perf_counter() - t1
+    return groups, graph, t1 - t0, t2 - t1, time.perf_counter() - t2
 
 
 def sweep(vectors: np.ndarray, truth: np.ndarray, engine: FaceEngine) -> list[dict[str, Any]]:
@@ -217,20 +224,53 @@ def synthetic(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def scale_full(real: np.ndarray, size: int, score: float, linkage: float) -> dict[str, Any]:
-    vectors = np.vstack([real, synthetic(real, size - len(real), np.random.default_rng(SEED + size))])
-    load = load_avg()
-    groups, knn_s, cluster_s = full_pass(vectors, score, linkage)
-    del vectors
+def neighbour_recall(vectors: np.ndarray, graph: tuple[np.ndarray, np.ndarray], score: float) -> dict[str, Any]:
+    """How many of the true (exact) neighbours of a seeded sample of faces the graph holds: all
+    ``NEIGHBOURS + 1`` of them, and those at or above the edge threshold (the ones clustering uses)."""
+    rng = np.random.default_rng(SEED + 3)
+    real = np.arange(min(RECALL_SAMPLE // 2, len(vectors)))  # real faces come first: they have close neighbours
+    sample = np.union1d(
+        rng.choice(real, min(len(real), RECALL_SAMPLE // 2), replace=False),
+        rng.choice(len(vectors), min(len(vectors), RECALL_SAMPLE // 2), replace=False),
+    )
+    exact = create_index("exact", vectors.shape[1])
+    exact.add(np.arange(len(vectors)), vectors)
+    truth = exact.search_batch(vectors[sample], NEIGHBOURS + 1)
+    del exact
+    found = [set(graph[0][i].tolist()) for i in sample.tolist()]
+    hit = [[key in f for key in row.tolist()] for f, row in zip(found, truth.keys)]
+    strong = truth.scores >= score
     return {
+        "sample": len(sample),
+        "recall_at_k": round(float(np.mean(hit)), 4),
+        "edges_at_threshold": int(strong.sum()),
+        "recall_of_edges": round(float(np.asarray(hit)[strong].mean()), 4) if strong.any() else None,
+    }
+
+
+def scale_full(real: np.ndarray, truth: np.ndarray, size: int, score: float, linkage: float) -> dict[str, Any]:
+    """A full pass over ``size`` faces (the real LFW ones first, then synthetic) on the index ``auto``
+    picks for that size; the real faces' clustering quality inside it; pq neighbour recall."""
+    vectors = np.vstack([real, synthetic(real, size - len(real), np.random.default_rng(SEED + size))])
+    backend = choose_backend(size)
+    load = load_avg()
+    groups, graph, build_s, knn_s, cluster_s = full_pass(vectors, score, linkage, backend)
+    out = {
         "faces": size,
+        "backend": backend,
+        "index_build_s": round(build_s, 2),
         "knn_s": round(knn_s, 2),
         "cluster_s": round(cluster_s, 2),
         "total_s": round(knn_s + cluster_s, 2),
         "clusters": len(groups),
         "load_before": load,
+        "load_after_pass": load_avg(),
         "peak_rss_mb": peak_rss_mb(),
+        "real_faces": scores(labels_of(size, groups)[: len(real)], truth),
     }
+    if backend != "exact":
+        out["recall_vs_exact"] = neighbour_recall(vectors, graph, score)
+    return out
 
 
 def scale_assign(real: np.ndarray, size: int, score: float, linkage: float, new: int = 2000) -> dict[str, Any]:
@@ -285,7 +325,7 @@ def lfw_part(engine: FaceEngine, vectors: np.ndarray, truth: np.ndarray) -> dict
         np.arange(len(a_keys)), vectors[a_keys], knn(vectors[a_keys]), faces_of(len(a_keys)), score, -1.0
     )
     load = load_avg()
-    groups, knn_s, cluster_s = full_pass(vectors, score, linkage)
+    groups, _, _, knn_s, cluster_s = full_pass(vectors, score, linkage)
     return {
         "faces": len(vectors),
         "people": len(people),
@@ -313,7 +353,7 @@ def render(r: dict[str, Any]) -> str:
         "# People clustering (bench/cluster.py)",
         "",
         f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores; load average before "
-        f"{r['machine']['load_before']}, after {r['machine']['load_after']}. {r['machine']['when']}.",
+        f"{r['machine']['load_before']}, after {r['machine'].get('load_after')}. {r['machine']['when']}.",
         "",
         f"LFW: {lfw['faces']} faces with a usable face, {lfw['people']} people. Threshold chosen on half A "
         f"({lfw['half_a']['people']} people): edges at Similarity {lfw['threshold']:g} (cosine "
@@ -347,14 +387,29 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Scale (real + synthetic faces)",
         "",
-        "| faces | kNN s | clustering s | full pass s | peak RSS MB | load before |",
-        "|---|---|---|---|---|---|",
+        "Full pass as `FaceService` runs it: `search_batch` of every face on the index `auto` picks, then "
+        "`people.cluster`. Real LFW faces inside the gallery: pairwise P / R / F of their clustering.",
+        "",
+        "| faces | index | index build s | kNN s | clustering s | full pass s | peak RSS MB | real LFW P / R / F | "
+        "load before | load after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in r["full"]:
+    for s in sorted(r["full"], key=lambda s: s["faces"]):
+        q = s.get("real_faces", {})
         lines.append(
-            f"| {s['faces']:,} | {s['knn_s']} | {s['cluster_s']} | {s['total_s']} | {s['peak_rss_mb']} | "
-            f"{s['load_before']} |"
+            f"| {s['faces']:,} | {s.get('backend', 'exact')} | {s.get('index_build_s', '')} | {s['knn_s']} | "
+            f"{s['cluster_s']} | {s['total_s']} | {s['peak_rss_mb']} | {q.get('pairwise_precision')} / "
+            f"{q.get('pairwise_recall')} / {q.get('pairwise_f')} | {s['load_before']} | {s.get('load_after_pass')} |"
         )
+    for s in r["full"]:
+        if "recall_vs_exact" in s:
+            rc = s["recall_vs_exact"]
+            lines += [
+                "",
+                f"Neighbours of the pq pass at {s['faces']:,} against exact search, {rc['sample']} sampled faces "
+                f"(half real): recall@{NEIGHBOURS + 1} {rc['recall_at_k']}; of the {rc['edges_at_threshold']} "
+                f"true neighbours at or above the edge threshold, {rc['recall_of_edges']} found.",
+            ]
     for a in r["assign"]:
         lines += [
             "",
@@ -369,7 +424,7 @@ def render(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full-sizes", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--full-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--assign-size", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -386,14 +441,23 @@ def main() -> None:
     result["lfw"] = lfw_part(engine, vectors, truth)
     print(json.dumps({k: v for k, v in result["lfw"].items() if not k.startswith("sweep")}, indent=1), flush=True)
     score, linkage = result["lfw"]["threshold_cosine"], result["lfw"]["linkage"]
-    result["full"] = [scale_full(vectors, n, score, linkage) for n in args.full_sizes]
-    result["assign"] = [scale_assign(vectors, n, score, linkage) for n in args.assign_size]
-    machine["load_after"] = load_avg()
-    result["peak_rss_mb"] = peak_rss_mb()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cluster.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "cluster.md").write_text(render(result))
+    result["full"], result["assign"] = [], []
+    save(result, args.out)  # after every stage, so a long run leaves what it finished
+    for n in args.full_sizes:
+        result["full"].append(scale_full(vectors, truth, n, score, linkage))
+        save(result, args.out)
+    for n in args.assign_size:
+        result["assign"].append(scale_assign(vectors, n, score, linkage))
+        save(result, args.out)
     print(render(result))
+
+
+def save(result: dict[str, Any], out: Path) -> None:
+    result["machine"]["load_after"] = load_avg()
+    result["peak_rss_mb"] = peak_rss_mb()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "cluster.md").write_text(render(result))
 
 
 if __name__ == "__main__":

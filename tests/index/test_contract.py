@@ -63,6 +63,30 @@ def test_a_batch_search_gives_the_same_hits_as_one_query_at_a_time(make_index: I
         np.testing.assert_allclose(one.scores[0], batch.scores[q], atol=1e-5)
 
 
+def test_search_batch_gives_the_same_hits_as_search_across_its_blocks(make_index: IndexFactory) -> None:
+    index, vectors = filled(make_index, 500)
+    index.remove(np.arange(0, 5000, 70))  # removed rows too (pq marks them; a batch must skip them)
+    queries = np.vstack([vectors, unit_vectors(4600, seed=5)])  # more than one block of every backend
+    batch = index.search_batch(queries, k=6)
+    assert batch.keys.shape == (len(queries), 6) and not batch.keys.flags.writeable
+    whole = index.search(queries, k=6)
+    np.testing.assert_array_equal(batch.keys, whole.keys)
+    np.testing.assert_allclose(batch.scores, whole.scores, atol=1e-5)
+    for q in range(0, len(queries), 523):  # and as one query at a time
+        one = index.search(queries[q], k=6)
+        np.testing.assert_array_equal(one.keys[0], batch.keys[q])
+        np.testing.assert_allclose(one.scores[0], batch.scores[q], atol=1e-5)
+
+
+def test_search_batch_pads_small_and_empty_indexes_and_takes_one_vector(make_index: IndexFactory) -> None:
+    assert (make_index().search_batch(unit_vectors(3), k=2).keys == -1).all()
+    index, vectors = filled(make_index, 3)
+    hits = index.search_batch(vectors, k=5)
+    assert hits.keys[:, 0].tolist() == [0, 10, 20]
+    assert (hits.keys[:, 3:] == -1).all() and np.isneginf(hits.scores[:, 3:]).all()
+    assert index.search_batch(vectors[1], k=1).keys.tolist() == [[10]]
+
+
 def test_one_query_vector_gives_one_row(make_index: IndexFactory) -> None:
     index, vectors = filled(make_index, 20)
     hits = index.search(vectors[3], k=2)
@@ -250,9 +274,10 @@ def test_invalid_searches_raise_invalid_parameter_naming_it(
     make_index: IndexFactory, case: str, queries: Any, k: Any, parameter: str
 ) -> None:
     index, _ = filled(make_index, 5)
-    with pytest.raises(InvalidParameterError) as info:
-        index.search(queries, k)
-    assert info.value.parameter == parameter
+    for search in (index.search, index.search_batch):
+        with pytest.raises(InvalidParameterError) as info:
+            search(queries, k)
+        assert info.value.parameter == parameter
 
 
 def test_invalid_remove_raises_invalid_parameter(make_index: IndexFactory) -> None:

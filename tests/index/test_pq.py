@@ -70,6 +70,23 @@ def test_when_removed_rows_crowd_out_the_candidates_the_shard_is_scored_fully() 
     np.testing.assert_array_equal(index.search(vectors[:3], 50).keys, exact.search(vectors[:3], 50).keys)
 
 
+def test_a_batch_over_removed_rows_matches_one_query_searches_and_never_returns_a_removed_key() -> None:
+    vectors = unit_vectors(1000, seed=6)
+    index = pq(train_size=64, candidates=36, threads=1)  # ~24 live candidates: some queries fall short of 15
+    index.add(np.arange(1000), vectors)
+    removed = np.arange(0, 900, 3)
+    assert index.remove(removed) == 300  # too few to compact: the rows stay, marked removed
+    queries = np.vstack([vectors[:40], unit_vectors(300, seed=8)])
+    batch = index.search_batch(queries, 15)
+    assert not np.isin(batch.keys, removed).any() and (batch.keys >= 0).all()
+    stored = [q for q in range(40) if q % 3]  # live stored vectors find themselves first
+    assert batch.keys[stored, 0].tolist() == stored
+    exact = np.einsum("qkd,qd->qk", vectors[batch.keys], queries)  # the scores are exact cosines
+    np.testing.assert_allclose(batch.scores, exact, atol=1e-5)
+    for q in range(0, len(queries), 37):
+        np.testing.assert_array_equal(index.search(queries[q], 15).keys[0], batch.keys[q])
+
+
 def test_many_removals_compact_the_shards_and_every_survivor_still_finds_itself() -> None:
     vectors = unit_vectors(12_000, seed=7)
     index = pq(train_size=64, candidates=32)

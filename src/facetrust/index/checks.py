@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "as_key",
     "as_keys",
     "as_unit_vectors",
+    "blockwise",
     "check_dim",
     "check_int",
     "check_k",
@@ -146,3 +148,22 @@ def frozen_hits(keys: np.ndarray, scores: np.ndarray) -> SearchHits:
     keys.flags.writeable = False
     scores.flags.writeable = False
     return SearchHits(keys=keys, scores=scores)
+
+
+def blockwise(
+    search: Callable[[np.ndarray, int], SearchHits], queries: ArrayLike, dim: int, k: int, block: int
+) -> SearchHits:
+    """``search`` over ``queries`` ``block`` at a time, stacked into one result (``search_batch``).
+
+    Each block is its own search, so it takes the index's read lock on its own and writes can
+    go in between blocks; memory beyond the result stays that of one block.
+    """
+    qs = as_unit_vectors(queries, dim, "queries")
+    k = check_k(k)
+    out_keys = np.full((len(qs), k), -1, np.int64)
+    out_scores = np.full((len(qs), k), -np.inf, np.float32)
+    for start in range(0, len(qs), block):
+        hits = search(qs[start : start + block], k)
+        out_keys[start : start + block] = hits.keys
+        out_scores[start : start + block] = hits.scores
+    return frozen_hits(out_keys, out_scores)

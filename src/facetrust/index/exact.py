@@ -14,6 +14,7 @@ from facetrust.index.checks import (
     as_key,
     as_keys,
     as_unit_vectors,
+    blockwise,
     check_dim,
     check_k,
     frozen_hits,
@@ -29,6 +30,7 @@ __all__ = ["ExactIndex"]
 _DTYPES = {"f32": np.float32, "f16": np.float16}
 _MIN_CAPACITY = 1024
 _SCORE_BLOCK_BYTES = 32 << 20  # queries are scored in blocks of at most this many bytes of scores
+_BATCH_QUERIES = 4096  # search_batch: queries per block (one read-lock hold)
 _FEW_QUERIES = 4  # up to this many queries are scored without BLAS (see _scores)
 _F16_ROWS = 65536  # f16 rows are widened to float32 this many at a time
 _DICT_BYTES_PER_KEY = 100  # key→row dict: two int objects and a hash-table slot, measured ~90-110
@@ -140,6 +142,9 @@ class ExactIndex:
                     out_keys[start : start + block, :top] = self._keys[rows]
                     out_scores[start : start + block, :top] = scores
         return frozen_hits(out_keys, out_scores)
+
+    def search_batch(self, queries: ArrayLike, k: int) -> SearchHits:
+        return blockwise(self.search, queries, self.dim, k, _BATCH_QUERIES)
 
     def _scores(self, qs: np.ndarray, n: int) -> np.ndarray:
         matrix = self._vectors[:n]

@@ -18,6 +18,7 @@ from facetrust.index.checks import (
     as_key,
     as_keys,
     as_unit_vectors,
+    blockwise,
     check_dim,
     check_int,
     check_k,
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
 _ADD_CHUNK = 65536  # vectors per write-lock hold during a bulk add, so searches interleave
 _PARALLEL_ADD = 256  # smaller adds run on the calling thread only (spawning workers costs more)
 _CHECK_EXPANSION = 16  # beam of the self-search that finds vectors a parallel add left unlinked
+_BATCH_QUERIES = 4096  # search_batch: queries per block (one read-lock hold)
 
 
 class HnswIndex:
@@ -183,6 +185,9 @@ class HnswIndex:
                 out_keys[:, :width] = np.where(valid, keys.astype(np.int64), -1)
                 np.subtract(1.0, distances, out=out_scores[:, :width], where=valid)  # padding is garbage
         return frozen_hits(out_keys, out_scores)
+
+    def search_batch(self, queries: ArrayLike, k: int) -> SearchHits:
+        return blockwise(self.search, queries, self.dim, k, _BATCH_QUERIES)
 
     def __len__(self) -> int:
         return len(self._index)

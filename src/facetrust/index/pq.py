@@ -31,6 +31,7 @@ from facetrust.index.checks import (
     as_key,
     as_keys,
     as_unit_vectors,
+    blockwise,
     check_dim,
     check_int,
     check_k,
@@ -54,6 +55,8 @@ _MIN_CAPACITY = 1024
 _COMPACT_MIN_DEAD = 4096  # a shard is compacted once it holds this many removed rows ...
 _COMPACT_DEAD_SHARE = 8  # ... and they are more than 1/8 of its live ones
 _DICT_BYTES_PER_KEY = 100  # key→location dict entry, as measured for the exact index
+_RESCORE_BYTES = 32 << 20  # candidate vectors gathered for exact re-scoring at a time, per shard
+_BATCH_QUERIES = 1024  # search_batch: queries per block (one read-lock hold, one faiss search per shard)
 
 # One faiss call per shard and thread: faiss's own OpenMP threads would fight ours for the cores.
 faiss.omp_set_num_threads(1)
@@ -114,15 +117,31 @@ class _Shard:
                 self._exact(q, k, keys[i], scores[i])
             return keys, scores
         _, rows = self.codes.search(qs, candidates)
-        want = min(k, self.live)
-        for i, q in enumerate(qs):
-            found = rows[i][rows[i] >= 0]
-            found = found[self.keys[found] >= 0]
-            if len(found) < want:  # removed rows crowded the candidates out: score this shard fully
-                self._exact(q, k, keys[i], scores[i])
-                continue
-            _best(found, self.vectors[found] @ q, self.keys, keys[i], scores[i])
+        safe = np.maximum(rows, 0)
+        valid = (rows >= 0) & (self.keys[safe] >= 0)
+        step = max(1, _RESCORE_BYTES // (4 * self.dim * rows.shape[1]))
+        for start in range(0, len(qs), step):
+            block = slice(start, start + step)
+            self._rescore(qs[block], safe[block], valid[block], keys[block], scores[block])
+        # removed rows crowded the candidates out: score this shard fully for those queries
+        for i in np.flatnonzero(valid.sum(axis=1) < min(k, self.live)).tolist():
+            self._exact(qs[i], k, keys[i], scores[i])
         return keys, scores
+
+    def _rescore(
+        self, qs: np.ndarray, rows: np.ndarray, valid: np.ndarray, keys_out: np.ndarray, scores_out: np.ndarray
+    ) -> None:
+        """Exact scores of each query's candidate ``rows`` (where ``valid``); the best, best first."""
+        exact = np.einsum("bcd,bd->bc", self.vectors[rows], qs)
+        exact[~valid] = -np.inf
+        top = min(keys_out.shape[1], exact.shape[1])
+        part = np.argpartition(-exact, top - 1, axis=1)[:, :top] if top < exact.shape[1] else np.argsort(-exact, axis=1)
+        best = np.take_along_axis(exact, part, axis=1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        best = np.take_along_axis(best, order, axis=1)
+        chosen = np.take_along_axis(rows, np.take_along_axis(part, order, axis=1), axis=1)
+        keys_out[:, :top] = np.where(np.isfinite(best), self.keys[chosen], -1)
+        scores_out[:, :top] = best
 
     def _exact(self, q: np.ndarray, k: int, keys_out: np.ndarray, scores_out: np.ndarray) -> None:
         if self.dead:
@@ -293,6 +312,9 @@ class PqIndex:
                 out_keys[:] = np.take_along_axis(keys, order, axis=1)
                 out_scores[:] = np.take_along_axis(scores, order, axis=1)
         return frozen_hits(out_keys, out_scores)
+
+    def search_batch(self, queries: ArrayLike, k: int) -> SearchHits:
+        return blockwise(self.search, queries, self.dim, k, _BATCH_QUERIES)
 
     def _map(self, work: Any) -> list[Any]:
         """``work(shard)`` for every shard, on the pool when there are several."""

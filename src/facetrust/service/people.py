@@ -102,7 +102,10 @@ def _summaries(
 
 
 def _knn(service: FaceService, row: CollectionRow, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    hits, _ = service.indexes.get(row).search(vectors, NEIGHBOURS + 1)
+    """Neighbours of every face on the collection's index (caught up with the store first), a block
+    of faces at a time: bounded memory, and other searches and writes go on in between blocks."""
+    index = service.indexes.get(row).ensure()
+    hits = index.search_batch(vectors, NEIGHBOURS + 1)
     return hits.keys, hits.scores
 
 
