@@ -28,6 +28,7 @@ exact. Nothing is downloaded.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -303,7 +304,7 @@ def render(result: dict[str, Any]) -> str:
         "# Stored video (bench/video.py)",
         "",
         f"Machine: {result['machine']}; load average before {result['load_avg_before']}, after "
-        f"{s['load_avg_after']} (1/5/15 min; other engineers share the 2 cores). Run under `nice -n 5`.",
+        f"{s['load_avg_after']} (1/5/15 min; other work may share the 2 cores); niceness {os.nice(0)}.",
         "",
         f"## Speed: {s['clip']}, sampling {s['sample_fps']:g} frames/s",
         "",
