@@ -21,6 +21,25 @@ HTTP_DOCS = Path(__file__).resolve().parents[2] / "docs" / "http.md"
 
 
 @contextmanager
+def serving_signed(service: Any, holders: dict[str, str]) -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
+    """``service`` served with SigV4 keys (a key store in its data directory): ``holders`` maps a
+    name to its role; yields the URL and each name's (key id, secret)."""
+    from facetrust.config import Settings
+    from facetrust.server import create_app
+    from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.keys import KeyStore
+
+    keys = KeyStore.open(service.data_dir)
+    try:
+        made = {name: keys.create(role) for name, role in holders.items()}
+        app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=service.data_dir))
+        with serving(app) as url:
+            yield url, made
+    finally:
+        keys.close()
+
+
+@contextmanager
 def serving(app: Any, *, lifespan: str = "off", **options: Any) -> Iterator[str]:
     """``http://127.0.0.1:<port>`` while ``app`` is served as ``facetrust serve`` serves it (``options``: more
     uvicorn options); the server is stopped (and joined) after."""

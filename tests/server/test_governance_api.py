@@ -24,11 +24,9 @@ from facetrust.config import Settings
 from facetrust.governance.policy import Policy, Purpose
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
-from facetrust.server.auth import SigV4Authenticator
-from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import serving
+from .live import serving, serving_signed
 
 POLICY = Policy(
     purposes={
@@ -81,14 +79,11 @@ class Governed:
 @pytest.fixture
 def gov(tmp_path: Path) -> Iterator[Governed]:
     service = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
-    keys = KeyStore.open(tmp_path / "data")
-    made = {role: keys.create(role) for role in ("admin", "enroller", "searcher", "reviewer", "auditor")}
-    app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
+    holders = {role: role for role in ("admin", "enroller", "searcher", "reviewer", "auditor")}
     try:
-        with serving(app) as url:
+        with serving_signed(service, holders) as (url, made):
             yield Governed(url, service, made)
     finally:
-        keys.close()
         service.close()
 
 

@@ -22,7 +22,7 @@ from facetrust.service import FaceService
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
 from facetrust.video.synth import story_scene, write_clip
 
-from .live import rekognition, serving
+from .live import rekognition, serving, serving_signed
 from .test_governance_api import Governed  # a signed server: a boto3 client per key
 
 POLICY = Policy(
@@ -349,21 +349,15 @@ def test_a_server_without_a_video_root_refuses_video_jobs(tmp_path: Path) -> Non
 
 @pytest.fixture
 def signed(tmp_path: Path, clip: Path) -> Iterator[Governed]:
-    from facetrust.server.auth import SigV4Authenticator
-    from facetrust.server.keys import KeyStore
-
     root = tmp_path / "videos"
     (root / "lobby").mkdir(parents=True)
     os.link(clip, root / "lobby" / "story.mp4")
     service = make_service(tmp_path / "data", root)
-    keys = KeyStore.open(tmp_path / "data")
-    made = {who: keys.create(who.rstrip("-2")) for who in ("admin", "searcher", "searcher-2", "enroller")}
-    app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path / "data"))
+    holders = {who: who.rstrip("-2") for who in ("admin", "searcher", "searcher-2", "enroller")}
     try:
-        with serving(app) as url:
+        with serving_signed(service, holders) as (url, made):
             yield Governed(url, service, made)
     finally:
-        keys.close()
         service.close()
 
 
