@@ -88,8 +88,6 @@ GOVERNED_POLICY = Policy(
     default_purpose="investigation",
     source="bench/governance.py",
 )
-AUDITED_IN = ("facetrust.service.faceservice", "facetrust.service.faces", "facetrust.service.search",
-              "facetrust.service.governance_ops", "facetrust.governance.recorder")  # fmt: skip
 
 
 class _NullRecord(recorder.Record):
@@ -108,7 +106,11 @@ def _no_audit(store: Any, actor: Any, operation: str, collection: str | None = N
 @contextlib.contextmanager
 def audit_off() -> Iterator[None]:
     """Replace ``audited`` with the no-op wherever it was imported, for the duration."""
-    modules = [sys.modules[name] for name in AUDITED_IN]
+    modules = [  # every loaded facetrust module that imported it (the governed path and its users)
+        m
+        for name, m in list(sys.modules.items())
+        if name.startswith("facetrust") and getattr(m, "audited", None) is recorder.audited
+    ]
     saved = [m.audited for m in modules]  # type: ignore[attr-defined]
     for m in modules:
         m.audited = _no_audit  # type: ignore[attr-defined]
@@ -244,7 +246,7 @@ class Bench:
             with svc.store.transaction() as conn:
                 svc.store.insert_faces(conn, row.id, faces)
             self.gallery_ids[svc.data_dir.name] = [f.face_id for f in faces]
-            svc.indexes.get(row).size()  # catch the index up now, not in the first timed call
+            svc.indexes.get(row).ensure()  # catch the index up now, not in the first timed call
 
 
 def pick_people(gallery: int, calls: int) -> tuple[list[bytes], list[float], list[bytes], list[bytes], bytes]:
