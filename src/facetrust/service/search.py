@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.faceservice import FaceService
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search", "stored_face_scales"]
+__all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces", "stored_face_scales"]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -121,6 +121,20 @@ def _expired(face: FaceRow, now: float) -> bool:
 def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
     with service.store.snapshot() as conn:
         return service.store.faces_by_keys(row.id, keys, conn)
+
+
+def match_faces(
+    service: FaceService, step: Governed, queries: np.ndarray, threshold: float, limit: int, exclude: set[int]
+) -> tuple[tuple[FaceSearchMatch, ...], int, ProbeScale]:
+    """The faces of the step's collection matching ``queries`` (best first, at most ``limit``), the
+    gallery size they were searched in, and the probe's scale; refused (and recorded on the step)
+    where the purpose refuses an unreliable estimate. One search's matching, whatever asks for it."""
+    assert step.purpose is not None  # searches run only on a declared purpose (governed checks it)
+    row = step.collection
+    scores, size, scale = _candidates(service, row, queries, threshold, limit, exclude)
+    gallery = max(size - len(exclude), 0)
+    _refuse_unreliable(step.record, step.purpose, scale, threshold, gallery)
+    return _face_matches(service, row, scores, scale, threshold, limit, service.clock()), gallery, scale
 
 
 def _face_matches(
@@ -272,10 +286,7 @@ def governed_face_search(
             exclude = {stored.key}
         else:
             searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
-        scores, size, scale = _candidates(service, row, vec, threshold, limit, exclude)
-        gallery = max(size - len(exclude), 0)
-        _refuse_unreliable(rec, purpose, scale, threshold, gallery)
-        matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
+        matches, gallery, scale = match_faces(service, step, vec, threshold, limit, exclude)
         entry = _log_matches(
             service.store,
             rec,

@@ -20,14 +20,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
 from facetrust.service.scoring import estimate_record
-from facetrust.service.search import (
-    _candidates,
-    _face_matches,
-    _log_matches,
-    _refuse_unreliable,
-    _under_purpose,
-    fpir,
-)
+from facetrust.service.search import _log_matches, _under_purpose, fpir, match_faces
 from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
@@ -94,7 +87,7 @@ class _Matcher:
 
     def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
         self.service = service
-        self.record = step.record
+        self.step = step
         self.row, self.purpose, self.threshold, self.limit = _under_purpose(
             step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
         )
@@ -105,11 +98,10 @@ class _Matcher:
         query = person_query(person)
         if query is None:
             return ()
-        scores, size, scale = _candidates(self.service, self.row, query, self.threshold, self.limit, set())
-        _refuse_unreliable(self.record, self.purpose, scale, self.threshold, size)
+        matches, size, scale = match_faces(self.service, self.step, query, self.threshold, self.limit, set())
         self.estimates.append(estimate_record(scale, self.threshold, size))
         self.gallery = max(self.gallery, size)
-        return _face_matches(self.service, self.row, scores, scale, self.threshold, self.limit, self.service.clock())
+        return matches
 
     def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
         found = [(p.person.index, m) for p in persons for m in p.matches]
