@@ -42,6 +42,7 @@ from facetrust.service import users as _users
 from facetrust.service.governed import allowed_purpose, governed
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
+from facetrust.service.replica import holder_name, index_folder
 from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
@@ -116,6 +117,7 @@ class FaceService:
         policy: Policy = DEFAULT_POLICY,
         keyring: Keyring | None = None,
         clock: Callable[[], float] = time.time,
+        replica_id: str = "",
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
@@ -127,8 +129,15 @@ class FaceService:
         self.policy = policy
         self.clock = clock
         self.store = Store(self.data_dir / DB_NAME, keyring=keyring)
+        self.replica_id = replica_id
+        self.holder = holder_name(replica_id)  # this process's name in the store's leases
         self.indexes = IndexRegistry(
-            self.store, engine.recogniser.dim, index_backend, self.data_dir / "index", keyring=keyring
+            self.store,
+            engine.recogniser.dim,
+            index_backend,
+            index_folder(self.data_dir, replica_id),
+            keyring=keyring,
+            root=index_folder(self.data_dir),
         )
         self._closers: list[Callable[[], None]] = []
 
@@ -156,6 +165,7 @@ class FaceService:
             index_backend=settings.index_backend,
             policy=load_policy(settings.policy_file),
             keyring=keyring,
+            replica_id=settings.replica_id,
         )
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -166,7 +176,7 @@ class FaceService:
     def close(self) -> None:
         while self._closers:
             self._closers.pop()()
-        self.indexes.save_all()
+        self.indexes.close()
         self.store.close()
 
     def __enter__(self) -> FaceService:

@@ -5,7 +5,14 @@ results as JSON. One worker thread per service runs jobs in order. A job found I
 when a service's job manager starts (the server stopped while it ran) is run again from the
 start; one that cannot run any more (its video gone, its collection deleted) is FAILED with
 the reason. ``ClientRequestToken`` makes a start idempotent per key: the same token with
-the same request gives the same job, with another request an ``IdempotencyError``.
+the same request gives the same job, with another request an ``IdempotencyError`` (decided in
+the database, so two replicas given the same token at once make one job).
+
+Several replicas over one store: a job runs on the replica holding its lease
+(``video-job:<id>`` in store/leases.py), renewed while it runs. Any replica may start a job or
+read it; ``adopt`` (a server's periodic step) queues every IN_PROGRESS job whose lease has
+expired or was never taken, so a job whose replica died is resumed by another within the
+lease time (the setting ``lease_seconds``), and a waiting job is picked up by an idle replica.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import _under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.store import leases
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
 from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
@@ -182,6 +190,10 @@ class _Stopped(Exception):
     """Raised inside a running job when its service closes."""
 
 
+class _LeaseLost(Exception):
+    """Raised inside a running job when another replica has taken its lease over."""
+
+
 class VideoJobs:
     """The video jobs of one service: start (persist + queue), get, and the worker that runs them."""
 
@@ -189,7 +201,12 @@ class VideoJobs:
         """``worker=False``: jobs are persisted and queued but never run (a server that stops at once)."""
         self.service = service
         self.settings = service.engine.settings
+        self.lease_s = self.settings.lease_seconds
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()  # queued or running here: adopt() does not queue them again
+        self._queued_lock = threading.Lock()
+        self._renewed = 0.0
+        self._current: str | None = None  # the lease of the job running here
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if worker:
@@ -212,8 +229,33 @@ class VideoJobs:
             ids = [r[0] for r in conn.execute("SELECT job_id FROM video_jobs WHERE status = 'IN_PROGRESS'")]
         for job_id in ids:
             log.info("resuming video job %s", job_id)
-            self._queue.put(job_id)
+            self._enqueue(job_id)
         return ids
+
+    def adopt(self) -> list[str]:
+        """Queue every IN_PROGRESS job no live replica holds (its lease expired, or never taken); their ids."""
+        now = self.service.clock()
+        with self.service.store.snapshot() as conn:
+            ids = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT j.job_id FROM video_jobs j LEFT JOIN leases l ON l.name = 'video-job:' || j.job_id "
+                    "WHERE j.status = 'IN_PROGRESS' AND (l.name IS NULL OR l.expires_at < ?) ORDER BY j.created_at",
+                    (now,),
+                )
+            ]
+        adopted = [job_id for job_id in ids if self._enqueue(job_id)]
+        for job_id in adopted:
+            log.info("taking over video job %s", job_id)
+        return adopted
+
+    def _enqueue(self, job_id: str) -> bool:
+        with self._queued_lock:
+            if job_id in self._queued:
+                return False
+            self._queued.add(job_id)
+        self._queue.put(job_id)
+        return True
 
     def start(self, request: VideoJobRequest, actor: Actor = LOCAL) -> str:
         """Check the request (video, governance), persist it and queue it; the job's id.
@@ -251,12 +293,14 @@ class VideoJobs:
         return str(found[0])
 
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
+        """A new job, or (the same token just used by another replica or thread) that one's, via ``_same``."""
         job_id = uuid.uuid4().hex
         now = self.service.clock()
         with self.service.store.transaction() as conn:
-            conn.execute(
+            made = conn.execute(
                 "INSERT INTO video_jobs (job_id, kind, client_token, request_hash, key_id, request, actor, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'IN_PROGRESS', ?, ?)",
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'IN_PROGRESS', ?, ?)"
+                " ON CONFLICT (key_id, kind, client_token) DO NOTHING",
                 (
                     job_id,
                     request.kind,
@@ -268,8 +312,10 @@ class VideoJobs:
                     now,
                     now,
                 ),
-            )
-        self._queue.put(job_id)
+            ).rowcount
+        if not made:
+            return str(self._same(request, actor))
+        self._enqueue(job_id)
         return job_id
 
     def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
@@ -331,16 +377,40 @@ class VideoJobs:
             if job_id is None or self._stop.is_set():
                 return
             try:
-                self._run(job_id)
+                self._leased(job_id)
             except _Stopped:  # the service is closing: the job stays IN_PROGRESS, resumed at the next start
                 return
             except Exception:
                 log.exception("video job %s could not be recorded", job_id)
+            finally:
+                with self._queued_lock:
+                    self._queued.discard(job_id)
+
+    def _leased(self, job_id: str) -> None:
+        """Run the job when this replica gets its lease (another replica running it keeps it); then let go."""
+        name = f"video-job:{job_id}"
+        now = self.service.clock()
+        if not leases.acquire(self.service.store, name, self.service.holder, ttl_s=self.lease_s, now=now):
+            return
+        self._current, self._renewed = name, now
+        try:
+            self._run(job_id)
+        except _LeaseLost:
+            log.warning("video job %s: lease lost to another replica; stopped here", job_id)
+        finally:
+            self._current = None
+            leases.release(self.service.store, name, self.service.holder)
 
     def _check_stop(self, done_ms: int, total_ms: int) -> None:
-        """The jobs' progress callback: where a closing service stops a running job."""
+        """The jobs' progress callback: where a closing service stops a running job, and the running
+        job's lease is renewed (every third of the lease time)."""
         if self._stop.is_set():
             raise _Stopped
+        now = self.service.clock()
+        if self._current is not None and now - self._renewed >= self.lease_s / 3:
+            self._renewed = now
+            if not leases.acquire(self.service.store, self._current, self.service.holder, ttl_s=self.lease_s, now=now):
+                raise _LeaseLost  # it expired (this replica stalled) and another replica runs the job now
 
     def _run(self, job_id: str) -> None:
         with self.service.store.snapshot() as conn:
@@ -350,7 +420,7 @@ class VideoJobs:
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
         try:
             metadata, result = self._execute(request, actor)
-        except _Stopped:
+        except (_Stopped, _LeaseLost):
             raise
         except FacetrustError as exc:
             self._finish(job_id, "FAILED", exc.message, None, None)
