@@ -47,9 +47,9 @@ def index_folder(data_dir: Path, replica_id: str = "") -> Path:
     return base / f"{_PREFIX}{check_replica_id(replica_id)}" if replica_id else base
 
 
-def replica_folders(data_dir: Path) -> list[Path]:
-    """Every replica's snapshot folder under ``data_dir`` (the default one first): an erasure scrubs them all."""
-    base = Path(data_dir) / INDEX_DIR
+def replica_folders(base: Path) -> list[Path]:
+    """Every replica's snapshot folder in ``base`` (``index_folder(data_dir)``, itself first): an erasure
+    scrubs them all."""
     if not base.is_dir():
         return []
     return [base, *sorted(p for p in base.glob(f"{_PREFIX}*") if p.is_dir())]
