@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from click.testing import CliRunner
 
+from facetrust.cli.app import cli
 from facetrust.governance.audit import HeadFile, verify_anchored
-from facetrust.models.fake import face_png
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.server.keys import KeyStore
 from facetrust.service.sweeper import LEASE
 from facetrust.store import leases
@@ -117,6 +119,8 @@ def test_the_audit_chain_verifies_after_concurrent_traffic_on_both_replicas(stor
     assert report.entries >= 2 * 60  # an IndexFaces and a SearchFaces entry per round, one chain
     recorded = heads.heads()
     assert max(h.seq for h in recorded) == report.head.seq  # both replicas anchored into the one file
+    verified = CliRunner().invoke(cli, ["--data", str(data), "audit-log", "verify"], obj={"engine": fake_engine()})
+    assert verified.exit_code == 0, verified.output
 
 
 def test_kill_9_of_a_replica_during_ingestion_loses_no_acknowledged_face(replicas: Any) -> None:
