@@ -18,6 +18,7 @@ from facetrust.server.keys import KeyStore
 from facetrust.service.sweeper import LEASE
 from facetrust.store import leases
 from facetrust.store.sqlite import HEADS_NAME, Store
+from facetrust.video.synth import story_scene, write_clip
 
 from .conftest import Replica, SharedStore, rekognition
 
@@ -193,5 +194,36 @@ def _sweeps(data: Path) -> list[int]:
         from facetrust.governance.audit import entries
 
         return [e.seq for e in entries(db.connection()) if e.data.get("operation") == "SweepRetention"]
+    finally:
+        db.close()
+
+
+def test_a_video_job_started_on_a_replica_that_dies_is_finished_by_another_and_read_there(
+    store: SharedStore, replicas: Any, tmp_path: Path
+) -> None:
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    write_clip(root / "lobby" / "story.mp4", story_scene(), crf=1)
+    quick = {"video_root": root, "lease_seconds": 2, "video_sample_fps": 5}
+    a, b = replicas("a", **quick), replicas("b", **quick)
+    video = {"S3Object": {"Bucket": "lobby", "Name": "story.mp4"}}
+    job = a.client.start_face_detection(Video=video, ClientRequestToken="story")["JobId"]
+    a.kill()
+    assert _job_status(store.data_dir("a"), job) == "IN_PROGRESS"  # a died before finishing it
+    assert b.client.start_face_detection(Video=video, ClientRequestToken="story")["JobId"] == job  # one job
+
+    deadline = time.monotonic() + 60
+    answer = b.client.get_face_detection(JobId=job)
+    while answer["JobStatus"] == "IN_PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        answer = b.client.get_face_detection(JobId=job)
+    assert answer["JobStatus"] == "SUCCEEDED"
+    assert len(answer["Faces"]) > 0
+
+
+def _job_status(data: Path, job: str) -> str:
+    db = Store(data / "facetrust.db")
+    try:
+        return str(db.connection().execute("SELECT status FROM video_jobs WHERE job_id = ?", (job,)).fetchone()[0])
     finally:
         db.close()
