@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from facetrust.config import Settings
+from facetrust.errors import ConfigurationError
 from facetrust.governance.actor import Actor
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
@@ -155,3 +158,14 @@ def test_a_job_whose_replica_died_is_taken_over_by_another(store: SharedStore, t
         assert job in jobs.adopt() or job in jobs.resume()
         done = jobs.wait(job, actor=actor)
         assert done.status == "SUCCEEDED" and len(done.faces) > 0
+
+
+def test_a_replica_id_that_cannot_name_a_folder_is_refused_naming_the_setting(store: SharedStore) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(replica_id="../other")
+    assert str(refused.value) == (
+        "Setting replica_id='../other' is invalid: must be empty, or 1–64 of A–Z a–z 0–9 . _ - starting with a "
+        "letter or digit"
+    )
+    with pytest.raises(ConfigurationError):
+        FaceService(store.data_dir("a"), fake_engine(), replica_id="a/b")

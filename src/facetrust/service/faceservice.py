@@ -125,6 +125,7 @@ class FaceService:
                 parameter="index_backend",
             )
         self.data_dir = Path(data_dir)
+        folder = index_folder(self.data_dir, replica_id)  # refuses a bad replica_id before opening anything
         self.engine = engine
         self.policy = policy
         self.clock = clock
@@ -135,7 +136,7 @@ class FaceService:
             self.store,
             engine.recogniser.dim,
             index_backend,
-            index_folder(self.data_dir, replica_id),
+            folder,
             keyring=keyring,
             root=index_folder(self.data_dir),
         )
