@@ -392,7 +392,9 @@ def render_runs(reports: Sequence[dict[str, Any]]) -> str:
         "The same measurement (below, in full) with 1 and with N server processes over one SQLite data "
         "directory, each client sending its requests to the replicas in turn. **All replicas run on this one "
         "machine and share its cores** (and the clients run there too), so more replicas add no CPU: this "
-        "measures what replication costs or gains here, not the throughput of N machines.",
+        "measures what replication costs or gains here, not the throughput of N machines. On a machine "
+        "shared with other work (a load average above the core count), N server processes also get a larger "
+        "share of the CPU than one, which alone raises their requests/s: compare runs made at a low load.",
         "",
         "| replicas | requests/s | errors | p50 ms | p99 ms | load average before → after |",
         "|---:|---:|---:|---:|---:|---|",
