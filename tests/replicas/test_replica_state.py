@@ -12,6 +12,7 @@ from facetrust.errors import ConfigurationError
 from facetrust.governance.actor import Actor
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
+from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs
 from facetrust.store import leases
 from facetrust.store.sqlite import Store
@@ -169,3 +170,26 @@ def test_a_replica_id_that_cannot_name_a_folder_is_refused_naming_the_setting(st
     )
     with pytest.raises(ConfigurationError):
         FaceService(store.data_dir("a"), fake_engine(), replica_id="a/b")
+
+
+def test_only_the_sweep_lease_holder_sweeps_once_per_interval_and_another_takes_over(store: SharedStore) -> None:
+    now = [1000.0]
+    actor = Actor("retention-sweeper", "admin")
+    with _service(store, "a") as a, _service(store, "b") as b:
+        sweepers = [
+            LeasedSweeper(s, actor, interval_s=60, lease_s=30, holder=s.holder, clock=lambda: now[0]) for s in (a, b)
+        ]
+        ran: list[str] = []
+        for _ in range(13):  # two minutes in ticks of 10 s
+            for name, sweeper in zip("ab", sweepers):
+                if sweeper.tick() is not None:
+                    ran.append(name)
+            now[0] += 10
+        assert ran == ["a", "a"]  # a asked first and holds the lease; b never sweeps beside it
+
+        now[0] += 31  # a dies (stops ticking): its lease expires
+        for _ in range(7):
+            if sweepers[1].tick() is not None:
+                ran.append("b")
+            now[0] += 10
+        assert ran == ["a", "a", "b"]  # b took over and sweeps an interval after taking it
