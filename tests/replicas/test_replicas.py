@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ def _matches(replica: Replica, face_id: str) -> list[str]:
 
 def test_a_face_indexed_on_one_replica_is_found_and_erased_through_the_other(replicas: Any) -> None:
     a, b = replicas("a"), replicas("b")
+    health = [json.load(urllib.request.urlopen(f"{r.url}/health", timeout=10)) for r in (a, b)]
+    assert [h["replica"] for h in health] == ["a", "b"] and health[0]["policy"] == health[1]["policy"]
     a.client.create_collection(CollectionId="c")
     ann = _index(a, 1, "ann")
     b.client.search_faces(CollectionId="c", FaceId=ann)  # b loads its index now; the next face must reach it

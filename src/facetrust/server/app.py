@@ -35,6 +35,7 @@ from facetrust.server.errors import describe_error, error_response
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
 from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, request_id
 from facetrust.service import FaceService
+from facetrust.service.replica import policy_fingerprint
 from facetrust.service.sweeper import LeasedSweeper
 
 __all__ = ["UI_PATH", "WEB_DIR", "create_app"]
@@ -156,6 +157,9 @@ def create_app(
             # transaction) on every probe, and a count reveals no name
             "collections": await run_in_threadpool(service.store.count_collections),
             "authentication": authenticator is not None,
+            # replicas over one store must agree on these (docs/replicas.md)
+            "replica": service.replica_id,
+            "policy": policy_fingerprint(service.policy),
         }
         return Response(json.dumps(body).encode(), media_type="application/json")
 

@@ -13,18 +13,25 @@ never mistakes an old lease for its own.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import secrets
 import socket
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facetrust.config import REPLICA_ID, REPLICA_RULE
 from facetrust.errors import ConfigurationError
 from facetrust.store.private import private_dir
 
-__all__ = ["FolderLock", "check_replica_id", "holder_name", "index_folder", "replica_folders"]
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.governance.policy import Policy
+
+__all__ = ["FolderLock", "check_replica_id", "holder_name", "index_folder", "policy_fingerprint", "replica_folders"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,14 @@ def replica_folders(base: Path) -> list[Path]:
     if not base.is_dir():
         return []
     return [base, *sorted(p for p in base.glob(f"{_PREFIX}*") if p.is_dir())]
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """The first 16 hex digits of the SHA-256 of the policy's rules (not of where they were read from):
+    replicas that answer alike show the same fingerprint in ``GET /health``."""
+    rules = dataclasses.asdict(policy)
+    rules.pop("source", None)
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def holder_name(replica_id: str = "") -> str:
