@@ -133,6 +133,8 @@ class CollectionIndex:
             if self._index is None and not self._load_snapshot():
                 self._rebuild()
             self._catch_up()
+            if self._index is None:  # a deletion dropped a pq or HNSW index: rebuild it from the database
+                self._rebuild()
             assert self._index is not None
             return self._index
 
@@ -162,6 +164,8 @@ class CollectionIndex:
         self._applied = changes[-1][0]
         if deleted:  # by this process or another replica: no copy of the erased templates stays
             self._forget_erased()
+            if self._index is None:
+                return
         if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) != "exact":
             self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
         if self._applied - self._saved >= SAVE_EVERY:
@@ -174,13 +178,13 @@ class CollectionIndex:
             return index.search(queries, max(1, min(k, len(index)))), len(index)
 
     def _forget_erased(self) -> None:
-        """After applying deletions: remove the snapshot files; rebuild a pq or HNSW index, which only
-        marked the deleted vectors."""
+        """After applying deletions: remove the snapshot files; forget a pq or HNSW index, which only
+        marked the deleted vectors (the next search rebuilds it from the database)."""
         if self.owner:
             self.drop_files()
         self._saved = -1
         if self._index is not None and self._index.name != "exact":
-            self._rebuild()
+            self._index = None
 
     def scrub(self) -> None:
         """After an erasure: apply it (``_forget_erased``) and remove this collection's snapshot files."""
