@@ -16,8 +16,10 @@ from click.testing import CliRunner
 
 from facetrust.cli.app import cli
 from facetrust.governance.audit import HeadFile, verify_anchored
+from facetrust.governance.policy import load_policy
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server.keys import KeyStore
+from facetrust.service import FaceService
 from facetrust.service.sweeper import LEASE
 from facetrust.store import leases
 from facetrust.store.sqlite import HEADS_NAME, Store
@@ -234,3 +236,37 @@ def _job_status(data: Path, job: str) -> str:
         return str(db.connection().execute("SELECT status FROM video_jobs WHERE job_id = ?", (job,)).fetchone()[0])
     finally:
         db.close()
+
+
+CONSENTED = """
+default_purpose = "access"
+
+[purposes.access]
+consent_required = true
+"""
+
+
+def test_a_consent_recorded_or_revoked_anywhere_holds_on_every_replica(
+    store: SharedStore, replicas: Any, tmp_path: Path
+) -> None:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(CONSENTED)
+    a, b = replicas("a", policy_file=policy_file), replicas("b", policy_file=policy_file)
+    a.client.create_collection(CollectionId="c")
+    with pytest.raises(ClientError):
+        _index(b, 1, "ann")  # no consent recorded yet
+
+    with FaceService(store.data_dir("lib"), fake_engine(), policy=load_policy(policy_file)) as library:
+        library.record_consent("ann", basis="contract", evidence=b"signed release")
+        ann = _index(b, 1, "ann")  # recorded through the library: b sees it at once
+        ann_again = _index(a, 1, "ann", left=150)
+        assert _matches(a, ann) == [ann_again]
+
+        receipt = library.revoke_consent("ann")
+
+    assert sorted(receipt.face_ids) == sorted([ann, ann_again])
+    assert b.client.list_faces(CollectionId="c")["Faces"] == []
+    with pytest.raises(ClientError):
+        a.client.search_faces(CollectionId="c", FaceId=ann)
+    with pytest.raises(ClientError):
+        _index(a, 1, "ann")  # revoked: refused again, on every replica
