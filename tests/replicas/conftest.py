@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from facetrust.server.keys import KeyStore
+from facetrust.store.sqlite import Store
 from server.live import rekognition
 
 CHILD = Path(__file__).resolve().parent / "replica_child.py"
@@ -39,6 +40,10 @@ class SharedStore:
 
     def data_dir(self, replica: str) -> Path:
         return self.root / "data"  # SQLite: every replica opens the same data directory
+
+    def open_store(self) -> Store:
+        """A connection to the shared store from the test itself (close it after use)."""
+        return Store(self.data_dir("test") / "facetrust.db")
 
 
 @pytest.fixture(params=["sqlite"])

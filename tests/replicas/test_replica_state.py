@@ -15,7 +15,6 @@ from facetrust.service import FaceService
 from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs
 from facetrust.store import leases
-from facetrust.store.sqlite import Store
 from facetrust.video.synth import story_scene, write_clip
 
 from .conftest import SharedStore
@@ -78,9 +77,8 @@ def test_a_second_process_on_one_replica_folder_keeps_its_index_in_memory(store:
 
 
 def test_a_lease_is_held_by_one_holder_until_it_expires_then_taken_over(store: SharedStore) -> None:
-    data = store.data_dir("a")
-    FaceService(data, fake_engine()).close()  # makes the schema
-    one, two = Store(data / "facetrust.db"), Store(data / "facetrust.db")
+    FaceService(store.data_dir("a"), fake_engine()).close()  # makes the schema
+    one, two = store.open_store(), store.open_store()
     try:
         assert leases.acquire(one, "job", "one", ttl_s=10, now=100)
         assert not leases.acquire(two, "job", "two", ttl_s=10, now=105)
@@ -98,9 +96,8 @@ def test_a_lease_is_held_by_one_holder_until_it_expires_then_taken_over(store: S
 
 
 def test_of_many_replicas_asking_at_once_exactly_one_gets_the_lease(store: SharedStore) -> None:
-    data = store.data_dir("a")
-    FaceService(data, fake_engine()).close()
-    stores = [Store(data / "facetrust.db") for _ in range(6)]
+    FaceService(store.data_dir("a"), fake_engine()).close()
+    stores = [store.open_store() for _ in range(6)]
     won: list[str] = []
     start = threading.Barrier(len(stores))
 

@@ -22,7 +22,7 @@ from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 from facetrust.service.sweeper import LEASE
 from facetrust.store import leases
-from facetrust.store.sqlite import HEADS_NAME, Store
+from facetrust.store.sqlite import HEADS_NAME
 from facetrust.video.synth import story_scene, write_clip
 
 from .conftest import Replica, SharedStore, rekognition
@@ -118,7 +118,7 @@ def test_the_audit_chain_verifies_after_concurrent_traffic_on_both_replicas(stor
 
     data = store.data_dir("a")
     heads = HeadFile(data / HEADS_NAME)
-    db = Store(data / "facetrust.db")
+    db = store.open_store()
     try:
         report = verify_anchored(db.connection(), heads)
     finally:
@@ -165,28 +165,27 @@ def test_kill_9_of_a_replica_during_ingestion_loses_no_acknowledged_face(replica
 def test_the_retention_sweep_runs_on_one_replica_and_moves_when_it_dies(store: SharedStore, replicas: Any) -> None:
     quick = {"retention_sweep_seconds": 0.5, "lease_seconds": 2}
     a, b = replicas("a", **quick), replicas("b", **quick)
-    data = store.data_dir("a")
-    first = _holder(data, within=10)
-    before = len(_sweeps(data))
+    first = _holder(store, within=10)
+    before = len(_sweeps(store))
     time.sleep(4)
-    assert 2 <= len(_sweeps(data)) - before <= 10  # one replica sweeping every 0.5 s (two would make ~16)
-    assert _holder(data, within=0) == first
+    assert 2 <= len(_sweeps(store)) - before <= 10  # one replica sweeping every 0.5 s (two would make ~16)
+    assert _holder(store, within=0) == first
 
     (a if first.startswith("a@") else b).kill()
     deadline = time.monotonic() + 15
-    while _holder(data, within=0) == first and time.monotonic() < deadline:
+    while _holder(store, within=0) == first and time.monotonic() < deadline:
         time.sleep(0.2)
-    second = _holder(data, within=0)
+    second = _holder(store, within=0)
     assert second != first and second[0] in "ab" and second[0] != first[0]
-    after = len(_sweeps(data))
+    after = len(_sweeps(store))
     time.sleep(2)
-    assert len(_sweeps(data)) > after  # the survivor sweeps now
+    assert len(_sweeps(store)) > after  # the survivor sweeps now
 
 
-def _holder(data: Path, within: float) -> str:
+def _holder(store: SharedStore, within: float) -> str:
     deadline = time.monotonic() + within
     while True:
-        db = Store(data / "facetrust.db")
+        db = store.open_store()
         try:
             found = leases.holder(db, LEASE)
         finally:
@@ -197,8 +196,8 @@ def _holder(data: Path, within: float) -> str:
         time.sleep(0.1)
 
 
-def _sweeps(data: Path) -> list[int]:
-    db = Store(data / "facetrust.db")
+def _sweeps(store: SharedStore) -> list[int]:
+    db = store.open_store()
     try:
         from facetrust.governance.audit import entries
 
@@ -218,7 +217,7 @@ def test_a_video_job_started_on_a_replica_that_dies_is_finished_by_another_and_r
     video = {"S3Object": {"Bucket": "lobby", "Name": "story.mp4"}}
     job = a.client.start_face_detection(Video=video, ClientRequestToken="story")["JobId"]
     a.kill()
-    assert _job_status(store.data_dir("a"), job) == "IN_PROGRESS"  # a died before finishing it
+    assert _job_status(store, job) == "IN_PROGRESS"  # a died before finishing it
     assert b.client.start_face_detection(Video=video, ClientRequestToken="story")["JobId"] == job  # one job
 
     deadline = time.monotonic() + 60
@@ -230,8 +229,8 @@ def test_a_video_job_started_on_a_replica_that_dies_is_finished_by_another_and_r
     assert len(answer["Faces"]) > 0
 
 
-def _job_status(data: Path, job: str) -> str:
-    db = Store(data / "facetrust.db")
+def _job_status(store: SharedStore, job: str) -> str:
+    db = store.open_store()
     try:
         return str(db.connection().execute("SELECT status FROM video_jobs WHERE job_id = ?", (job,)).fetchone()[0])
     finally:
