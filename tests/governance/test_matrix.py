@@ -235,7 +235,7 @@ def people_of(w: World, *, second: bool = False) -> list[str]:
                 w.service.index_faces(w.collection, OTHER_PNG, external_image_id=w.subject)
         row = w.service.store.get_collection(w.collection)
         assert row is not None
-        place_pending(w.service, row)
+        place_pending(w.service.ctx, row)
         with w.service.store.snapshot() as conn:
             label_of = people_tables.members(conn, row.id)
             keys = {i: f.key for i, f in w.service.store.faces_by_ids(row.id, w.faces, conn).items()}

@@ -18,7 +18,7 @@ from facetrust.governance.roles import require_role
 from facetrust.service.governed import governed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = ["MAX_ENTRIES", "AuditPage", "get_audit_log", "verify_audit_log"]
 
@@ -36,7 +36,7 @@ class AuditPage:
 
 
 def get_audit_log(
-    service: FaceService,
+    service: ServiceContext,
     actor: Actor,
     *,
     after_seq: int = 0,
@@ -65,7 +65,9 @@ def get_audit_log(
     return AuditPage(tuple(found), head, more, disclose)
 
 
-def verify_audit_log(service: FaceService, actor: Actor, expected: audit.AuditHead | None = None) -> audit.ChainReport:
+def verify_audit_log(
+    service: ServiceContext, actor: Actor, expected: audit.AuditHead | None = None
+) -> audit.ChainReport:
     """Recompute the hash chain (against an exported head when given); the check itself is logged."""
     with governed(service, actor, "VerifyAuditLog") as step:
         with service.store.snapshot() as conn:

@@ -21,13 +21,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
 
 __all__ = ["compare_faces"]
 
 
-def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
+def _load(service: ServiceContext, image: ImageSource, name: str) -> np.ndarray:
     try:
         return service.engine.load_image(image)
     except InvalidImageError as exc:
@@ -37,7 +37,7 @@ def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
 
 
 def compare_faces(
-    service: FaceService,
+    service: ServiceContext,
     source: ImageSource,
     target: ImageSource,
     threshold: float,

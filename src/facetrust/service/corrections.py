@@ -20,7 +20,7 @@ from facetrust.store import people as tables
 from facetrust.store.sqlite import CollectionRow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = ["merge", "name", "split"]
 
@@ -38,7 +38,7 @@ def _check_cluster_ids(values: object) -> list[str]:
     return wanted
 
 
-def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], conn: sqlite3.Connection) -> None:
+def _refuse_mixed(service: ServiceContext, row: CollectionRow, keys: list[int], conn: sqlite3.Connection) -> None:
     faces = service.store.faces_by_keys(row.id, keys, conn)
     images: dict[str, str] = {}
     users = {f.user_id for f in faces.values() if f.user_id is not None}
@@ -57,7 +57,7 @@ def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], con
             )
 
 
-def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
+def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
     """Merge clusters into the first one named; they stay together in every later pass."""
     with people_step(service, actor, "MergePeople", collection) as (rec, row, purpose):
         wanted = _check_cluster_ids(cluster_ids)
@@ -79,7 +79,7 @@ def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, 
 
 
 def split(
-    service: FaceService, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+    service: ServiceContext, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
 ) -> Person:
     """Take faces out of a cluster ("not this person"): they never rejoin its other faces, and
     leave its user if it was named. Returns what remains of the cluster."""
@@ -115,7 +115,9 @@ def split(
     return show(service, collection, cluster_id, actor=actor)
 
 
-def name(service: FaceService, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
+def name(
+    service: ServiceContext, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL
+) -> NameResult:
     """Name a cluster: create the user (if new) and associate the cluster's faces with it,
     in the order they were indexed, up to the per-user limit (the rest are listed as skipped)."""
     with people_step(service, actor, "NamePerson", collection) as (rec, row, purpose):

@@ -24,7 +24,7 @@ from facetrust.service.validate import check_collection_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Policy, Purpose
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import CollectionRow, FaceRow, Store
 
 __all__ = [
@@ -150,7 +150,7 @@ class Governed:
         return self.row
 
 
-def _default_purpose(service: FaceService, asked: str | None) -> str:
+def _default_purpose(service: ServiceContext, asked: str | None) -> str:
     chosen = asked or service.policy.default_purpose
     if chosen is None:
         raise InvalidParameterError(
@@ -179,7 +179,7 @@ def record_refusal(store: Store, actor: Actor, operation: str, error: FacetrustE
 
 @contextmanager
 def governed(
-    service: FaceService,
+    service: ServiceContext,
     actor: Actor,
     operation: str,
     collection: str | None = None,
@@ -193,7 +193,7 @@ def governed(
         step = Governed(rec)
         if rule.scope == COLLECTION and collection is not None:
             check_collection_id(collection)
-            step.row = service._collection(collection, model_check=model_check)
+            step.row = service.collection(collection, model_check=model_check)
             rec.purpose = step.row.purpose
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:

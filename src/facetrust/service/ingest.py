@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.service.types import IndexResult, UnindexedFace
 
 __all__ = ["PreparedImage", "accepted_faces", "index_prepared"]
@@ -46,7 +46,7 @@ def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | 
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
 
 
-def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: list[Face]) -> None:
+def _check_prepared(service: ServiceContext, prepared: PreparedImage, accepted: list[Face]) -> None:
     embedded = [e.face for e in prepared.embeddings]
     if embedded != accepted:
         raise InvalidParameterError(
@@ -63,7 +63,7 @@ def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: lis
 
 
 def index_prepared(
-    service: FaceService,
+    service: ServiceContext,
     collection: str,
     prepared: PreparedImage,
     external_image_id: str | None,
@@ -72,7 +72,7 @@ def index_prepared(
     actor: Actor,
     image: ImageSource | None = None,
 ) -> IndexResult:
-    """IndexFaces of a prepared image (``FaceService.index_prepared``), recording its hash as
+    """IndexFaces of a prepared image (``ServiceContext.index_prepared``), recording its hash as
     ingested in the same transaction as its faces. ``image`` is decoded only where the
     collection's purpose keeps face crops."""
 

@@ -16,7 +16,7 @@ from facetrust.service.governed import governed
 from facetrust.service.validate import check_collection_id, check_limit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = ["ReviewCandidate", "ReviewItem", "review_queue"]
 
@@ -46,7 +46,7 @@ class ReviewItem:
     candidates: tuple[ReviewCandidate, ...]
 
 
-def _cropped(service: FaceService, face_ids: list[str]) -> set[str]:
+def _cropped(service: ServiceContext, face_ids: list[str]) -> set[str]:
     if not face_ids:
         return set()
     from facetrust.store.sqlite import select_in
@@ -56,7 +56,7 @@ def _cropped(service: FaceService, face_ids: list[str]) -> set[str]:
 
 
 def review_queue(
-    service: FaceService, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
+    service: ServiceContext, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
 ) -> tuple[ReviewItem, ...]:
     """The oldest ``limit`` searches awaiting review (in ``collection``, or in all)."""
     with governed(service, actor, "ListReviewQueue", collection) as step:

@@ -18,8 +18,8 @@ from facetrust.service.scoring import (
     ProbeScale,
     estimate_of,
     estimate_record,
-    probe_scale,
     refuse_unreliable,
+    service_scale,
 )
 from facetrust.service.types import (
     FaceSearchMatch,
@@ -27,6 +27,7 @@ from facetrust.service.types import (
     UserInfo,
     UserSearchMatch,
     UserSearchResult,
+    stored_face,
 )
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_face_ids, check_limit, check_threshold
@@ -37,10 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces", "stored_face_scales"]
+__all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces"]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -53,28 +54,8 @@ def fpir(threshold: float, gallery_size: int) -> float:
     return -math.expm1(gallery_size * math.log1p(-fmr))
 
 
-def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeScale:
-    cal = service.engine.calibration
-    if not service.engine.settings.probe_normalisation:
-        return ProbeScale(cal, gallery, None)
-    return probe_scale(cal, list(seen.values()), gallery)
-
-
-def stored_face_scales(
-    service: FaceService, row: CollectionRow, keys: list[int], vectors: np.ndarray
-) -> list[ProbeScale]:
-    """Each stored face's scale against its collection, itself left out: what a SearchFaces with
-    that face would read (AssociateFaces' matching scores its new faces with these)."""
-    hits, size = service.indexes.get(row).search(vectors, TAIL_K + 1)
-    out = []
-    for key, found, scores in zip(keys, hits.keys, hits.scores):
-        seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
-        out.append(_scale(service, seen, max(size - 1, 0)))
-    return out
-
-
 def _candidates(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     queries: np.ndarray,
     threshold: float,
@@ -105,7 +86,7 @@ def _candidates(
                 if key not in exclude and score > seen.get(key, -math.inf):
                     seen[key] = score
         if scale is None:
-            scale = _scale(service, seen, max(size - len(exclude), 0))
+            scale = service_scale(service, seen, max(size - len(exclude), 0))
         floor = scale.score_for_similarity(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
@@ -118,13 +99,13 @@ def _expired(face: FaceRow, now: float) -> bool:
     return not usable(face, now)
 
 
-def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
+def _rows(service: ServiceContext, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
     with service.store.snapshot() as conn:
         return service.store.faces_by_keys(row.id, keys, conn)
 
 
 def match_faces(
-    service: FaceService, step: Governed, queries: np.ndarray, threshold: float, limit: int, exclude: set[int]
+    service: ServiceContext, step: Governed, queries: np.ndarray, threshold: float, limit: int, exclude: set[int]
 ) -> tuple[tuple[FaceSearchMatch, ...], int, ProbeScale]:
     """The faces of the step's collection matching ``queries`` (best first, at most ``limit``), the
     gallery size they were searched in, and the probe's scale; refused (and recorded on the step)
@@ -138,7 +119,7 @@ def match_faces(
 
 
 def _face_matches(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     scores: dict[int, float],
     cal: ProbeScale,
@@ -146,8 +127,6 @@ def _face_matches(
     limit: int,
     now: float,
 ) -> tuple[FaceSearchMatch, ...]:
-    from facetrust.service.faceservice import stored_face
-
     rows = _rows(service, row, list(scores))
     out = []
     for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
@@ -167,7 +146,7 @@ def _face_matches(
     return tuple(out[:limit])
 
 
-def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
+def _stored_vector(service: ServiceContext, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
     check_face_ids([face_id], parameter="FaceId")
     found = service.store.faces_by_ids(row.id, [face_id])
     if face_id not in found or _expired(found[face_id], service.clock()):  # an expired face is gone
@@ -178,7 +157,7 @@ def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tu
     return found[face_id], vector_from_blob(blob, service.engine.recogniser.dim)[None, :]
 
 
-def _probe(service: FaceService, image: ImageSource, quality_filter: str) -> tuple[Face, np.ndarray]:
+def _probe(service: ServiceContext, image: ImageSource, quality_filter: str) -> tuple[Face, np.ndarray]:
     level = check_quality_filter(quality_filter)
     rgb = service.engine.load_image(image)
     faces = [f for f in service.engine.detect(rgb) if not rejection_reasons(f, level)]
@@ -193,7 +172,7 @@ def _probe(service: FaceService, image: ImageSource, quality_filter: str) -> tup
 
 
 def _user_matches(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     queries: np.ndarray,
     threshold: float,
@@ -264,7 +243,7 @@ def _under_purpose(
 
 
 def governed_face_search(
-    service: FaceService,
+    service: ServiceContext,
     collection: str,
     actor: Actor,
     operation: str,
@@ -312,7 +291,7 @@ def governed_face_search(
     )
 
 
-def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
+def _user_queries(service: ServiceContext, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
     import numpy as np
 
     require_user(service, row, user_id)
@@ -327,7 +306,7 @@ def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tup
 
 
 def governed_user_search(
-    service: FaceService,
+    service: ServiceContext,
     collection: str,
     actor: Actor,
     operation: str,

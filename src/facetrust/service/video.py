@@ -98,7 +98,7 @@ class _Matcher:
         query = person_query(person)
         if query is None:
             return ()
-        matches, size, scale = match_faces(self.service, self.step, query, self.threshold, self.limit, set())
+        matches, size, scale = match_faces(self.service.ctx, self.step, query, self.threshold, self.limit, set())
         self.estimates.append(estimate_record(scale, self.threshold, size))
         self.gallery = max(self.gallery, size)
         return matches
@@ -134,7 +134,7 @@ def governed_video_search(
 ) -> VideoSearchResult:
     """Track the persons of the video at ``path`` and search ``collection`` for each, on the governed path
     (role, the collection purpose's search rules, one audit entry with every person's matches)."""
-    with governed(service, actor, operation, collection, model_check=True) as step:
+    with governed(service.ctx, actor, operation, collection, model_check=True) as step:
         matcher = _Matcher(service, step, threshold, max_faces)
         found = detect_video(path, service.engine, options, progress=progress)
         persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
@@ -208,7 +208,7 @@ def _audited_redaction(
     names: tuple[str, str],
     run: Callable[[KeepRule | None], RedactionReport],
 ) -> RedactionReport:
-    with governed(service, actor, operation, keep, model_check=keep is not None) as step:
+    with governed(service.ctx, actor, operation, keep, model_check=keep is not None) as step:
         rec = step.record
         matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []

@@ -223,7 +223,7 @@ class VideoJobs:
         """
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
-        with governed(self.service, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+        with governed(self.service.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
             step.record.details = {"video": f"{request.bucket}/{request.name}"}
             if request.kind == "FaceSearch":
                 _under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
@@ -295,7 +295,7 @@ class VideoJobs:
         if kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
         collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
-        with governed(self.service, actor, f"Get{kind}", collection) as step:
+        with governed(self.service.ctx, actor, f"Get{kind}", collection) as step:
             step.record.details = {"job_id": job_id[:64]}
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])

@@ -15,7 +15,7 @@ from facetrust.errors import ConfigurationError
 from facetrust.store.sqlite import select_in
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.governance.crypto import Keyring
+    from facetrust.store.sealing import Keyring
 
 __all__ = ["crop_keys", "insert_crops", "read_crop", "require_keyring"]
 
