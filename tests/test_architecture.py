@@ -196,3 +196,33 @@ def test_docs_state_the_layers_the_test_enforces() -> None:
     rows = [line.split("|")[1:3] for line in text.splitlines() if line.startswith("| ") and "`facetrust" in line]
     documented = tuple((name.strip(), tuple(m.strip(" `") for m in mods.split(","))) for name, mods in rows)
     assert documented == LAYERS
+
+
+def _private_names_imported(module: str, path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("facetrust.service"):
+            found += [f"{module} imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def test_service_modules_use_no_private_helper_of_another_module() -> None:
+    # an operation module's private helpers are its own: what others need is public (and named so)
+    found = [
+        hit for m, p in MODULES.items() if m.startswith("facetrust.service") for hit in _private_names_imported(m, p)
+    ]
+    assert found == []
+
+
+def test_service_modules_execute_no_sql() -> None:
+    # the SQL of every operation sits behind the store (store/), so a second store can replace it
+    found = [
+        f"{module}:{node.lineno}"
+        for module, path in MODULES.items()
+        if module.startswith("facetrust.service")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("execute", "executemany", "executescript")
+    ]
+    assert found == []

@@ -584,7 +584,8 @@ EXEMPT = {
 }
 
 # FaceService methods that are not operations (plumbing) or that share an operation's row
-SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of"}
+# record_refusal logs what an entry point refused before any operation ran (its own rows test it)
+SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "record_refusal"}
 SERVICE_OPERATION = {
     "create_collection": "CreateCollection",
     "describe_collection": "DescribeCollection",
@@ -624,6 +625,8 @@ SERVICE_OPERATION = {
     "review_queue": "ListReviewQueue",
     "get_audit_log": "GetAuditLog",
     "verify_audit_log": "VerifyAuditLog",
+    "check_audit_log": "VerifyAuditLog",
+    "audit_head": "GetAuditLog",
 }
 
 

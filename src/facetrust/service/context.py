@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.governance.policy import Policy
     from facetrust.service.indexes import IndexRegistry
-    from facetrust.store.sqlite import CollectionRow, Store
+    from facetrust.store.protocol import FaceStore
+    from facetrust.store.sqlite import CollectionRow
 
 __all__ = ["ServiceContext", "is_fused"]
 
@@ -38,7 +39,7 @@ class ServiceContext:
     """A service's parts, shared by its operations (the actor stays per call). Thread-safe as its parts are."""
 
     data_dir: Path
-    store: Store
+    store: FaceStore
     indexes: IndexRegistry
     engine: FaceEngine
     policy: Policy

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConflictError, InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.people.types import NameResult, Person
-from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, check_cluster_id, people_step, show
+from facetrust.service.people import (
+    check_cluster_id,
+    find_cluster,
+    people_step,
+    prepare_people,
+    show,
+    summaries,
+)
 from facetrust.service.users import MAX_FACES_PER_USER
 from facetrust.service.validate import check_face_ids, check_user_id
 from facetrust.store import people as tables
@@ -62,9 +69,9 @@ def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], 
     with people_step(service, actor, "MergePeople", collection) as (rec, row, purpose):
         wanted = _check_cluster_ids(cluster_ids)
         rec.details = {"cluster_ids": wanted}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            sides = [(_cluster(service, row, c, conn), _member_keys(conn, row, c)) for c in wanted]
+            sides = [(find_cluster(service, row, c, conn), tables.member_keys(conn, row.id, c)) for c in wanted]
             everyone = [k for _, keys in sides for k in keys]
             _refuse_mixed(service, row, everyone, conn)
             target, target_keys = sides[0]
@@ -72,7 +79,7 @@ def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], 
             tables.drop_links(conn, "cannot", tables.links_within(conn, "cannot", everyone))
             tables.add_links(conn, row.id, "must", pins)
             tables.set_members(conn, row.id, [(k, target.cluster_id) for k in everyone])
-            tables.replace_clusters(conn, row.id, _summaries(service, row, {target.cluster_id: everyone}, conn))
+            tables.replace_clusters(conn, row.id, summaries(service, row, {target.cluster_id: everyone}, conn))
             rec.details["face_count"] = len(everyone)
             rec.commit(conn)
     return show(service, collection, wanted[0], actor=actor)
@@ -86,10 +93,10 @@ def split(
     with people_step(service, actor, "SplitPerson", collection) as (rec, row, purpose):
         wanted = list(dict.fromkeys(check_face_ids(face_ids)))
         rec.details = {"cluster_ids": [cluster_id], "face_ids": wanted}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            _cluster(service, row, cluster_id, conn)
-            keys = _member_keys(conn, row, cluster_id)
+            find_cluster(service, row, cluster_id, conn)
+            keys = tables.member_keys(conn, row.id, cluster_id)
             faces = service.store.faces_by_keys(row.id, keys, conn)
             by_id = {f.face_id: f for f in faces.values()}
             missing = [f for f in wanted if f not in by_id]
@@ -107,7 +114,7 @@ def split(
             gone = list(out) + (rest if len(rest) < 2 else [])
             tables.set_members(conn, row.id, [(k, None) for k in gone])
             tables.replace_clusters(
-                conn, row.id, _summaries(service, row, {cluster_id: rest} if len(rest) > 1 else {}, conn)
+                conn, row.id, summaries(service, row, {cluster_id: rest} if len(rest) > 1 else {}, conn)
             )
             rec.commit(conn)
     if len(rest) < 2:
@@ -123,10 +130,10 @@ def name(
     with people_step(service, actor, "NamePerson", collection) as (rec, row, purpose):
         check_user_id(user_id)
         rec.details = {"cluster_ids": [cluster_id], "user_ids": [user_id]}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            _cluster(service, row, cluster_id, conn)
-            faces = service.store.faces_by_keys(row.id, _member_keys(conn, row, cluster_id), conn)
+            find_cluster(service, row, cluster_id, conn)
+            faces = service.store.faces_by_keys(row.id, tables.member_keys(conn, row.id, cluster_id), conn)
             others = sorted({f.user_id for f in faces.values() if f.user_id is not None} - {user_id})
             if others:
                 raise ConflictError(

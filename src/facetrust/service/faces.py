@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import FaceRow
 
-__all__ = ["Enrolment", "FaceFinder", "delete_faces", "enrol", "index_faces", "list_faces"]
+__all__ = ["Enrolment", "FaceFinder", "FaceListing", "delete_faces", "enrol", "index_faces", "list_faces"]
 
 
 def _check_consent(
@@ -123,24 +123,18 @@ FaceFinder: TypeAlias = (
 get the image's pixels (for face crops; None where the image is not at hand)."""
 
 
-def index_faces(
-    service: ServiceContext,
-    collection: str,
-    image: ImageSource,
-    external_image_id: str | None,
-    max_faces: int | None,
-    quality_filter: str,
-    actor: Actor,
-) -> IndexResult:
+def index_faces(service: ServiceContext, actor: Actor, ask: Enrolment, image: ImageSource) -> IndexResult:
+    """IndexFaces: detect and embed the faces of ``image`` here, then ``enrol`` them."""
+
     def find(
         level: str,
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
         rgb = service.engine.load_image(image)
-        accepted, unindexed = split_faces(service.engine.detect(rgb), level, max_faces)
+        accepted, unindexed = split_faces(service.engine.detect(rgb), level, ask.max_faces)
         embeddings = service.engine.embed(rgb, accepted) if accepted else []
         return [(emb, emb.face) for emb in embeddings if emb.face is not None], unindexed, lambda: rgb
 
-    return enrol(service, actor, Enrolment(collection, external_image_id, max_faces, quality_filter), find)
+    return enrol(service, actor, ask, find)
 
 
 def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinder) -> IndexResult:
@@ -191,15 +185,20 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
     return IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id)
 
 
-def list_faces(
-    service: ServiceContext,
-    collection: str,
-    max_results: int,
-    next_token: str | None,
-    user_id: str | None,
-    face_ids: Sequence[str] | None,
-    actor: Actor,
-) -> FacePage:
+@dataclass(frozen=True)
+class FaceListing:
+    """What a ListFaces call asks: a page of the collection's faces (of one user), or the faces named."""
+
+    collection: str
+    max_results: int = 1000
+    next_token: str | None = None
+    user_id: str | None = None
+    face_ids: Sequence[str] | None = None
+
+
+def list_faces(service: ServiceContext, actor: Actor, ask: FaceListing) -> FacePage:
+    collection, max_results, next_token = ask.collection, ask.max_results, ask.next_token
+    user_id, face_ids = ask.user_id, ask.face_ids
     with governed(service, actor, "ListFaces", collection) as step:
         row, now = step.collection, service.clock()
         check_limit(max_results, "MaxResults", 1, 4096)

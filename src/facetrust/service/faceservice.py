@@ -1,6 +1,8 @@
-"""FaceService: the one orchestrator of collections, faces, users, search and governance.
+"""FaceService: the public facade over collections, faces, users, search and governance.
 
-The CLI and the HTTP API call these methods and nothing below them, so every rule lives here
+The CLI and the HTTP API call these methods and nothing below them. Each one hands the
+service's ``ServiceContext`` (``service/context.py``) and the caller's actor to one governed
+operation (``service/collections.py``, ``faces.py``, ``search.py``, …), where the rules apply
 once: the deployment policy (purposes, thresholds, consent, retention), the audit record of
 every operation, erasure receipts. Each public method takes ``actor=`` (who is asking, in
 which case); the library default is the local administrator.
@@ -15,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facetrust.config import INDEX_BACKENDS, PROFILES, Settings
+from facetrust.config import INDEX_BACKENDS, Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import (
-    ConflictError,
+    FacetrustError,
     InvalidParameterError,
 )
 from facetrust.governance.actor import LOCAL, Actor
@@ -28,6 +30,7 @@ from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.images import ImageSource
 from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import audit_view as _audit_view
+from facetrust.service import collections as _collections
 from facetrust.service import compare as _compare
 from facetrust.service import corrections as _corrections
 from facetrust.service import crops as _crops
@@ -38,8 +41,8 @@ from facetrust.service import people as _people
 from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
-from facetrust.service.context import ServiceContext, is_fused
-from facetrust.service.governed import allowed_purpose, governed
+from facetrust.service.context import ServiceContext
+from facetrust.service.governed import allowed_purpose, record_refusal
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
 from facetrust.service.review_queue import ReviewItem
@@ -58,14 +61,6 @@ from facetrust.service.types import (
     UserPage,
     UserSearchResult,
 )
-from facetrust.service.validate import (
-    check_collection_id,
-    check_external_image_id,
-    check_limit,
-    decode_token,
-    encode_token,
-)
-from facetrust.store import records
 from facetrust.store.sqlite import Store
 from facetrust.types import ImageComparison
 
@@ -101,6 +96,7 @@ class FaceService:
         data_dir = Path(data_dir)
         store = Store(data_dir / DB_NAME, keyring=keyring)
         indexes = IndexRegistry(store, engine.recogniser.dim, index_backend, data_dir / "index", keyring=keyring)
+        self._store = store  # the SQLite store itself; operations see it as a FaceStore
         self.ctx = ServiceContext(data_dir, store, indexes, engine, policy, clock)
         self._closers: list[Callable[[], None]] = []
 
@@ -112,7 +108,7 @@ class FaceService:
     @property
     def store(self) -> Store:
         """The database: the truth."""
-        return self.ctx.store
+        return self._store
 
     @property
     def indexes(self) -> IndexRegistry:
@@ -181,6 +177,11 @@ class FaceService:
 
     # -- collections and purposes -------------------------------------------------------------
 
+    def record_refusal(self, operation: str, error: FacetrustError, *, actor: Actor = LOCAL) -> None:
+        """Log an attempt an entry point refused before the operation could run (a role check, a
+        malformed request): who, what, and why."""
+        record_refusal(self.store, actor, operation, error)
+
     def purpose_of(self, name: str) -> Purpose:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""
         return allowed_purpose(self.policy, name)
@@ -193,55 +194,16 @@ class FaceService:
         ``profile`` ("default" or "accurate", docs/engine.md), when given, must be the one this
         service embeds with (the setting ``profile``); a collection keeps its model for life.
         """
-        with governed(self.ctx, actor, "CreateCollection", name, purpose=purpose) as step:
-            check_collection_id(name)
-            if profile is not None:
-                self._check_profile(profile)
-            with self.store.transaction() as conn:
-                if self.store.get_collection(name, conn) is not None:
-                    raise ConflictError(f"Collection {name!r} already exists", resource=name)
-                row = self.store.insert_collection(conn, name, self.engine.model_id, str(step.record.purpose))
-                step.record.commit(conn)
-        return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
-
-    def _check_profile(self, profile: str) -> None:
-        if profile not in PROFILES:
-            raise InvalidParameterError(
-                f"Unknown profile {profile!r}; available: {', '.join(PROFILES)}", parameter="Profile"
-            )
-        running = "accurate" if is_fused(self.engine.model_id) else "default"
-        if profile != running:
-            from facetrust.models.dlib import missing_packages
-
-            missing = missing_packages() if profile == "accurate" else []
-            need = f" and pip install 'facetrust[accurate]' ({', '.join(missing)} missing)" if missing else ""
-            raise InvalidParameterError(
-                f"Profile {profile!r} needs a service started with it (setting profile={profile}, "
-                f"FACETRUST_PROFILE={profile}{need}); this one embeds with profile {running!r}, "
-                f"model {self.engine.model_id!r}",
-                parameter="Profile",
-            )
+        return _collections.create_collection(self.ctx, actor, name, purpose, profile)
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
         """The collection, counting only usable faces (expired ones are gone for every purpose)."""
-        with governed(self.ctx, actor, "DescribeCollection", name) as step:
-            row = step.collection
-            with self.store.snapshot() as conn:
-                faces = records.live_face_count(conn, row.id, self.clock())
-                _, users = self.store.counts(row.id, conn)
-        return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose)
+        return _collections.describe_collection(self.ctx, actor, name)
 
     def list_collections(
         self, *, max_results: int = 1000, next_token: str | None = None, actor: Actor = LOCAL
     ) -> CollectionPage:
-        with governed(self.ctx, actor, "ListCollections"):
-            check_limit(max_results, "MaxResults", 1, 4096)
-            after = decode_token(next_token, "collections", "") if next_token is not None else ""
-            rows = self.store.list_collections(str(after), max_results + 1)
-        more = len(rows) > max_results
-        rows = rows[:max_results]
-        token = encode_token("collections", "", rows[-1].name) if more else None
-        return CollectionPage(tuple(r.name for r in rows), tuple(r.model for r in rows), token)
+        return _collections.list_collections(self.ctx, actor, max_results, next_token)
 
     def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Delete a collection with all its faces and users; the receipt names every erased face."""
@@ -266,7 +228,8 @@ class FaceService:
         the collection's purpose requires consent, ``external_image_id`` names the subject and a
         valid consent record for it must exist. The image itself is never stored.
         """
-        return _faces.index_faces(self.ctx, collection, image, external_image_id, max_faces, quality_filter, actor)
+        ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
+        return _faces.index_faces(self.ctx, actor, ask, image)
 
     def index_prepared(
         self,
@@ -283,9 +246,8 @@ class FaceService:
         worker): the same operation (IndexFaces), rules and write; the image's hash is recorded
         as ingested with its faces (``facetrust.ingest`` skips it on a rerun). ``image`` (its
         path or bytes) is read only where the collection's purpose keeps face crops."""
-        return _ingest.index_prepared(
-            self.ctx, collection, prepared, external_image_id, max_faces, quality_filter, actor, image
-        )
+        ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
+        return _ingest.index_prepared(self.ctx, actor, ask, prepared, image)
 
     def list_faces(
         self,
@@ -297,7 +259,8 @@ class FaceService:
         face_ids: Sequence[str] | None = None,
         actor: Actor = LOCAL,
     ) -> FacePage:
-        return _faces.list_faces(self.ctx, collection, max_results, next_token, user_id, face_ids, actor)
+        ask = _faces.FaceListing(collection, max_results, next_token, user_id, face_ids)
+        return _faces.list_faces(self.ctx, actor, ask)
 
     def delete_faces(self, collection: str, face_ids: Sequence[str], *, actor: Actor = LOCAL) -> DeleteFacesResult:
         """Erase faces; the result carries an erasure receipt when anything was deleted."""
@@ -306,21 +269,16 @@ class FaceService:
     # -- users (facetrust.service.users) ------------------------------------------------------
 
     def create_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
-        with governed(self.ctx, actor, "CreateUser", collection) as step:
-            step.record.details = {"user_ids": [user_id]}
-            _users.create_user(self.ctx, step.collection, user_id)
+        _users.create_user(self.ctx, actor, collection, user_id)
 
     def delete_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
         """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
-        with governed(self.ctx, actor, "DeleteUser", collection) as step:
-            step.record.details = {"user_ids": [user_id]}
-            _users.delete_user(self.ctx, step.collection, user_id)
+        _users.delete_user(self.ctx, actor, collection, user_id)
 
     def list_users(
         self, collection: str, *, max_results: int = 500, next_token: str | None = None, actor: Actor = LOCAL
     ) -> UserPage:
-        with governed(self.ctx, actor, "ListUsers", collection) as step:
-            return _users.list_users(self.ctx, step.collection, max_results, next_token)
+        return _users.list_users(self.ctx, actor, collection, max_results, next_token)
 
     def associate_faces(
         self,
@@ -339,10 +297,7 @@ class FaceService:
     def disassociate_faces(
         self, collection: str, user_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
     ) -> AssociateResult:
-        with governed(self.ctx, actor, "DisassociateFaces", collection) as step:
-            result = _users.disassociate_faces(self.ctx, step.collection, user_id, face_ids)
-            step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
-            return result
+        return _users.disassociate_faces(self.ctx, actor, collection, user_id, face_ids)
 
     # -- search (facetrust.service.search) ----------------------------------------------------
 
@@ -350,9 +305,8 @@ class FaceService:
         self, collection: str, face_id: str, *, threshold: float = 80.0, max_faces: int = 4096, actor: Actor = LOCAL
     ) -> FaceSearchResult:
         """Stored faces matching a stored face (the face itself excluded), best first."""
-        return _search.governed_face_search(
-            self.ctx, collection, actor, "SearchFaces", threshold, max_faces, face_id=face_id
-        )
+        ask = _search.SearchRequest("SearchFaces", collection, threshold, max_faces, face_id=face_id)
+        return _search.governed_face_search(self.ctx, actor, ask)
 
     def search_faces_by_image(
         self,
@@ -365,16 +319,10 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> FaceSearchResult:
         """Stored faces matching the largest face in ``image``; the searched face is returned."""
-        return _search.governed_face_search(
-            self.ctx,
-            collection,
-            actor,
-            "SearchFacesByImage",
-            threshold,
-            max_faces,
-            image=image,
-            quality_filter=quality_filter,
+        ask = _search.SearchRequest(
+            "SearchFacesByImage", collection, threshold, max_faces, image=image, quality_filter=quality_filter
         )
+        return _search.governed_face_search(self.ctx, actor, ask)
 
     def search_users(
         self,
@@ -386,9 +334,8 @@ class FaceService:
         max_users: int = 4096,
         actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.governed_user_search(
-            self.ctx, collection, actor, "SearchUsers", threshold, max_users, user_id=user_id, face_id=face_id
-        )
+        ask = _search.SearchRequest("SearchUsers", collection, threshold, max_users, face_id=face_id, user_id=user_id)
+        return _search.governed_user_search(self.ctx, actor, ask)
 
     def search_users_by_image(
         self,
@@ -400,16 +347,10 @@ class FaceService:
         quality_filter: str = "NONE",
         actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.governed_user_search(
-            self.ctx,
-            collection,
-            actor,
-            "SearchUsersByImage",
-            threshold,
-            max_users,
-            image=image,
-            quality_filter=quality_filter,
+        ask = _search.SearchRequest(
+            "SearchUsersByImage", collection, threshold, max_users, image=image, quality_filter=quality_filter
         )
+        return _search.governed_user_search(self.ctx, actor, ask)
 
     def compare_faces(
         self,
@@ -423,7 +364,8 @@ class FaceService:
     ) -> ImageComparison:
         """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
         the actor's declared purpose, then the policy's default purpose), audited."""
-        return _compare.compare_faces(self.ctx, source, target, threshold, quality_filter, purpose, actor)
+        ask = _compare.CompareRequest(source, target, threshold, quality_filter, purpose)
+        return _compare.compare_faces(self.ctx, actor, ask)
 
     # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
 
@@ -445,6 +387,14 @@ class FaceService:
         """Recompute the audit log's hash chain (and compare with an exported head)."""
         return _audit_view.verify_audit_log(self.ctx, actor, expected)
 
+    def check_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> _audit_view.ChainCheck:
+        """``verify_audit_log`` with the first bad entry as stored (for showing what was altered)."""
+        return _audit_view.check_audit_log(self.ctx, actor, expected)
+
+    def audit_head(self, *, actor: Actor = LOCAL) -> AuditHead:
+        """The audit chain's head now (SEQ:HASH), to export and keep elsewhere."""
+        return _audit_view.audit_head(self.ctx, actor)
+
     def record_consent(
         self,
         subject: str,
@@ -456,7 +406,8 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> ConsentRecord:
         """Record a subject's consent; ``evidence`` (e.g. the signed release) is hashed, not kept."""
-        return _gov.record_consent(self.ctx, subject, basis, evidence, granted_at, expires_at, actor)
+        grant = _gov.ConsentGrant(subject, basis, evidence, granted_at, expires_at)
+        return _gov.record_consent(self.ctx, actor, grant)
 
     def revoke_consent(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Revoke a subject's consent and erase every face indexed under that subject."""
@@ -464,10 +415,7 @@ class FaceService:
 
     def consent(self, subject: str, *, actor: Actor = LOCAL) -> ConsentRecord | None:
         """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
-        with governed(self.ctx, actor, "ShowConsent") as step:
-            step.record.details = {"subject": subject}
-            check_external_image_id(subject)
-            return _gov.get_consent(self.ctx, subject)
+        return _gov.show_consent(self.ctx, actor, subject)
 
     def erase_subject(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Erase every face whose ExternalImageId is ``subject``, in every collection."""
@@ -485,10 +433,7 @@ class FaceService:
     def verify_receipt(self, receipt: ErasureReceipt, *, actor: Actor = LOCAL) -> bool:
         """True when the receipt's audit entry is intact in a valid chain, records every field of the
         receipt unchanged, and its faces are gone."""
-        with governed(self.ctx, actor, "VerifyReceipt") as step:
-            ok = _gov.verify_receipt(self.ctx, receipt)
-            step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
-            return ok
+        return _gov.governed_verify_receipt(self.ctx, actor, receipt)
 
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period (or only list them)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, RoleDeniedError
@@ -25,14 +26,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "REVIEW_DECISIONS",
+    "ConsentGrant",
     "delete_collection",
     "erase",
     "erase_keys",
     "get_consent",
+    "governed_verify_receipt",
     "record_consent",
     "record_review",
     "revoke_consent",
     "rotate_templates",
+    "show_consent",
     "sweep_retention",
     "verify_receipt",
 ]
@@ -192,15 +196,29 @@ def get_consent(service: ServiceContext, subject: str, conn: sqlite3.Connection 
     return _consent(found) if found else None
 
 
-def record_consent(
-    service: ServiceContext,
-    subject: str,
-    basis: str,
-    evidence: bytes | str,
-    granted_at: float | None,
-    expires_at: float | None,
-    actor: Actor,
-) -> ConsentRecord:
+def show_consent(service: ServiceContext, actor: Actor, subject: str) -> ConsentRecord | None:
+    """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
+    with governed(service, actor, "ShowConsent") as step:
+        step.record.details = {"subject": subject}
+        check_external_image_id(subject)
+        return get_consent(service, subject)
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    """A subject's consent to record: the legal basis, the evidence (hashed, never kept), and when
+    it starts (None: now) and ends (None: until revoked)."""
+
+    subject: str
+    basis: str
+    evidence: bytes | str
+    granted_at: float | None = None
+    expires_at: float | None = None
+
+
+def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -> ConsentRecord:
+    subject, basis, evidence = grant.subject, grant.basis, grant.evidence
+    granted_at, expires_at = grant.granted_at, grant.expires_at
     with governed(service, actor, "RecordConsent") as step:
         rec = step.record
         check_external_image_id(subject)
@@ -313,6 +331,14 @@ def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
         tuple(entry.data.get("crop_face_ids", ())),
     )
     return recorded == receipt and entry.data.get("outcome") == "ok"
+
+
+def governed_verify_receipt(service: ServiceContext, actor: Actor, receipt: ErasureReceipt) -> bool:
+    """``verify_receipt`` on the governed path (VerifyReceipt), its verdict in the audit entry."""
+    with governed(service, actor, "VerifyReceipt") as step:
+        ok = verify_receipt(service, receipt)
+        step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
+        return ok
 
 
 def record_review(service: ServiceContext, search_seq: int, decision: str, note: str, actor: Actor) -> ReviewRecord:

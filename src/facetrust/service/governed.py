@@ -25,7 +25,8 @@ from facetrust.service.validate import check_collection_id
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Policy, Purpose
     from facetrust.service.context import ServiceContext
-    from facetrust.store.sqlite import CollectionRow, FaceRow, Store
+    from facetrust.store.protocol import FaceStore
+    from facetrust.store.sqlite import CollectionRow, FaceRow
 
 __all__ = [
     "RULES",
@@ -160,7 +161,7 @@ def _default_purpose(service: ServiceContext, asked: str | None) -> str:
 
 
 @contextmanager
-def attempt(store: Store, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
+def attempt(store: FaceStore, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
     """The role check and the audit record of an operation, for one that needs nothing else
     (``governed()`` builds on it). Every attempt is logged, a role denial included."""
     with audited(store, actor, operation, collection) as rec:
@@ -168,7 +169,7 @@ def attempt(store: Store, actor: Actor, operation: str, collection: str | None =
         yield rec
 
 
-def record_refusal(store: Store, actor: Actor, operation: str, error: FacetrustError) -> None:
+def record_refusal(store: FaceStore, actor: Actor, operation: str, error: FacetrustError) -> None:
     """Log an attempt an entry point refused before the operation could run (the server's role
     check, a malformed request): who, what, and why."""
     rec = Record(actor, operation)

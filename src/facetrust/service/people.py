@@ -31,7 +31,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.recorder import Record
     from facetrust.service.context import ServiceContext
 
-__all__ = ["DEFAULT_THRESHOLD", "check_cluster_id", "list_people", "people_step", "place_pending", "recluster", "show"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "check_cluster_id",
+    "find_cluster",
+    "list_people",
+    "people_step",
+    "place_pending",
+    "prepare_people",
+    "recluster",
+    "show",
+    "summaries",
+]
 
 #: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
 DEFAULT_THRESHOLD = 90.0
@@ -84,7 +95,7 @@ def _faces(service: ServiceContext, row: CollectionRow, keys: Sequence[int], con
     )
 
 
-def _summaries(
+def summaries(
     service: ServiceContext, row: CollectionRow, groups: dict[str, list[int]], conn: sqlite3.Connection
 ) -> list[tuple[str, int | None, float]]:
     """(cluster id, representative key, cohesion) of each group: the medoid and the mean Similarity."""
@@ -179,7 +190,7 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
                 touched.add(label)
             label_of[key] = label
         tables.set_members(conn, row.id, [(k, label_of[k]) for k in pending])
-        tables.replace_clusters(conn, row.id, _summaries(service, row, {c: members_of[c] for c in touched}, conn))
+        tables.replace_clusters(conn, row.id, summaries(service, row, {c: members_of[c] for c in touched}, conn))
     return len(pending)
 
 
@@ -220,7 +231,7 @@ def _full_pass(service: ServiceContext, row: CollectionRow, threshold: float) ->
         for cluster_id, members in groups.items():
             label_of.update(dict.fromkeys(members, cluster_id))
         tables.set_members(conn, row.id, label_of.items())
-        tables.replace_clusters(conn, row.id, _summaries(service, row, groups, conn))
+        tables.replace_clusters(conn, row.id, summaries(service, row, groups, conn))
 
 
 def recluster(
@@ -246,24 +257,17 @@ def _person(service: ServiceContext, row: CollectionRow, c: tables.ClusterRow, c
         if c.representative
         else None
     )
-    users = conn.execute(
-        "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
-        "WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL",
-        (row.id, c.cluster_id),
-    ).fetchall()
-    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, users[0][0] if users else None)
+    user = tables.cluster_user(conn, row.id, c.cluster_id)
+    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, user)
 
 
 def _page(service: ServiceContext, row: CollectionRow) -> PeoplePage:
     with service.store.snapshot() as conn:
         people = tuple(_person(service, row, c, conn) for c in tables.clusters(conn, row.id))
-        alone = conn.execute(
-            "SELECT count(*) FROM people_members WHERE collection_id = ? AND cluster_id IS NULL", (row.id,)
-        ).fetchone()[0]
-        return PeoplePage(people, int(alone), _threshold(service, row, conn))
+        return PeoplePage(people, tables.unclustered(conn, row.id), _threshold(service, row, conn))
 
 
-def _prepare(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> None:
+def prepare_people(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> None:
     """Refuse where the purpose refuses 1:N search at the collection's threshold; place new faces."""
     with service.store.snapshot() as conn:
         check_search(purpose, _threshold(service, row, conn), 1)
@@ -272,7 +276,7 @@ def _prepare(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> N
 
 def list_people(service: ServiceContext, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
     with people_step(service, actor, "ListPeople", collection) as (rec, row, purpose):
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         page = _page(service, row)
         rec.details = {"clusters": len(page.people), "unclustered": page.unclustered}
         return page
@@ -291,7 +295,7 @@ def check_cluster_id(cluster_id: object, parameter: str = "ClusterId") -> str:
     return cluster_id
 
 
-def _cluster(
+def find_cluster(
     service: ServiceContext, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection
 ) -> tables.ClusterRow:
     check_cluster_id(cluster_id)
@@ -301,22 +305,14 @@ def _cluster(
     return found[0]
 
 
-def _member_keys(conn: sqlite3.Connection, row: CollectionRow, cluster_id: str) -> list[int]:
-    rows = conn.execute(
-        "SELECT face_key FROM people_members WHERE collection_id = ? AND cluster_id = ? ORDER BY face_key",
-        (row.id, cluster_id),
-    )
-    return [int(r[0]) for r in rows]
-
-
 def show(service: ServiceContext, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
     """One cluster with the ids of its faces."""
     with people_step(service, actor, "DescribePerson", collection) as (rec, row, purpose):
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         rec.details = {"cluster_ids": [cluster_id]}
         with service.store.snapshot() as conn:
-            person = _person(service, row, _cluster(service, row, cluster_id, conn), conn)
-            keys = _member_keys(conn, row, cluster_id)
+            person = _person(service, row, find_cluster(service, row, cluster_id, conn), conn)
+            keys = tables.member_keys(conn, row.id, cluster_id)
             ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
         return Person(
             person.cluster_id, person.size, person.representative_face_id, person.cohesion, person.user_id, ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
@@ -31,7 +32,7 @@ from facetrust.service.types import (
 )
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_face_ids, check_limit, check_threshold
-from facetrust.store.sqlite import CollectionRow, FaceRow, Store, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -39,9 +40,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
+    from facetrust.store.protocol import FaceStore
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces"]
+__all__ = [
+    "SearchRequest",
+    "fpir",
+    "governed_face_search",
+    "governed_user_search",
+    "log_matches",
+    "match_faces",
+    "under_purpose",
+]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -208,8 +218,8 @@ def _user_matches(
     return tuple(out), gallery, cal
 
 
-def _log_matches(
-    store: Store, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
+def log_matches(
+    store: FaceStore, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
 ) -> audit.AuditEntry:
     """Record what the search returned (ids and similarities, never embeddings)."""
     rec.details = {
@@ -230,7 +240,7 @@ def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, thresho
     refuse_unreliable(purpose, scale)
 
 
-def _under_purpose(
+def under_purpose(
     step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
 ) -> tuple[CollectionRow, Purpose, float, int]:
     """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
@@ -242,22 +252,29 @@ def _under_purpose(
     return step.collection, purpose, threshold, check_search(purpose, threshold, most)
 
 
-def governed_face_search(
-    service: ServiceContext,
-    collection: str,
-    actor: Actor,
-    operation: str,
-    threshold: float,
-    max_faces: int,
-    *,
-    face_id: str | None = None,
-    image: ImageSource | None = None,
-    quality_filter: str = "NONE",
-) -> FaceSearchResult:
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search asks: the operation (SearchFaces, SearchFacesByImage, SearchUsers,
+    SearchUsersByImage), the collection, the threshold, the most results (faces or users), and
+    the probe: a stored face, a user's faces, or the largest face of an image."""
+
+    operation: str
+    collection: str
+    threshold: float = 80.0
+    most: int = 4096
+    face_id: str | None = None
+    user_id: str | None = None
+    image: ImageSource | None = None
+    quality_filter: str = "NONE"
+
+
+def governed_face_search(service: ServiceContext, actor: Actor, ask: SearchRequest) -> FaceSearchResult:
     """A face search under the collection purpose's rules, recorded in the audit log."""
+    operation, collection, threshold, max_faces = ask.operation, ask.collection, ask.threshold, ask.most
+    face_id, image, quality_filter = ask.face_id, ask.image, ask.quality_filter
     with governed(service, actor, operation, collection, model_check=True) as step:
         rec = step.record
-        row, purpose, threshold, limit = _under_purpose(step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces")
+        row, purpose, threshold, limit = under_purpose(step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces")
         searched: Face | None = None
         exclude: set[int] = set()
         if face_id is not None:
@@ -266,7 +283,7 @@ def governed_face_search(
         else:
             searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
         matches, gallery, scale = match_faces(service, step, vec, threshold, limit, exclude)
-        entry = _log_matches(
+        entry = log_matches(
             service.store,
             rec,
             [m.similarity for m in matches],
@@ -305,23 +322,13 @@ def _user_queries(service: ServiceContext, row: CollectionRow, user_id: str) -> 
     return vecs, {f.key for f in own}
 
 
-def governed_user_search(
-    service: ServiceContext,
-    collection: str,
-    actor: Actor,
-    operation: str,
-    threshold: float,
-    max_users: int,
-    *,
-    user_id: str | None = None,
-    face_id: str | None = None,
-    image: ImageSource | None = None,
-    quality_filter: str = "NONE",
-) -> UserSearchResult:
+def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchRequest) -> UserSearchResult:
     """A user search under the collection purpose's rules, recorded in the audit log."""
+    operation, collection, threshold, max_users = ask.operation, ask.collection, ask.threshold, ask.most
+    user_id, face_id, image, quality_filter = ask.user_id, ask.face_id, ask.image, ask.quality_filter
     with governed(service, actor, operation, collection, model_check=True) as step:
         rec = step.record
-        row, purpose, threshold, limit = _under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
+        row, purpose, threshold, limit = under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
         searched: Face | None = None
         if image is not None:
             searched, vecs = _probe(service, image, quality_filter)
@@ -335,7 +342,7 @@ def governed_user_search(
             vecs, exclude = _user_queries(service, row, str(user_id))
         matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
         _refuse_unreliable(rec, purpose, scale, threshold, gallery)
-        entry = _log_matches(
+        entry = log_matches(
             service.store,
             rec,
             [m.similarity for m in matches],

@@ -49,7 +49,7 @@ def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> U
     return UserInfo(found.user_id, found.created_at, found.face_count)
 
 
-def create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
+def _create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
     check_user_id(user_id)
     with service.store.transaction() as conn:
         if service.store.get_user(row.id, user_id, conn) is not None:
@@ -57,13 +57,13 @@ def create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> No
         service.store.insert_user(conn, row.id, user_id)
 
 
-def delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
+def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
     require_user(service, row, user_id)
     with service.store.transaction() as conn:
         service.store.delete_user(conn, row.id, user_id)
 
 
-def list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
+def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
     check_limit(max_results, "MaxResults", 1, 500)
     after = decode_token(next_token, "users", row.name) if next_token is not None else ""
     rows = service.store.list_users(row.id, str(after), max_results + 1)
@@ -215,7 +215,7 @@ def _decide(
     return associated, failed, new_keys
 
 
-def disassociate_faces(
+def _disassociate_faces(
     service: ServiceContext, row: CollectionRow, user_id: str, face_ids: Sequence[str]
 ) -> AssociateResult:
     require_user(service, row, user_id)
@@ -236,3 +236,32 @@ def disassociate_faces(
                 done.append(face_id)
         service.store.set_user(conn, row.id, keys, None)
     return AssociateResult(tuple(done), tuple(failed), require_user(service, row, user_id))
+
+
+def create_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+    with governed(service, actor, "CreateUser", collection) as step:
+        step.record.details = {"user_ids": [user_id]}
+        _create_user(service, step.collection, user_id)
+
+
+def delete_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+    """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
+    with governed(service, actor, "DeleteUser", collection) as step:
+        step.record.details = {"user_ids": [user_id]}
+        _delete_user(service, step.collection, user_id)
+
+
+def list_users(
+    service: ServiceContext, actor: Actor, collection: str, max_results: int, next_token: str | None
+) -> UserPage:
+    with governed(service, actor, "ListUsers", collection) as step:
+        return _list_users(service, step.collection, max_results, next_token)
+
+
+def disassociate_faces(
+    service: ServiceContext, actor: Actor, collection: str, user_id: str, face_ids: Sequence[str]
+) -> AssociateResult:
+    with governed(service, actor, "DisassociateFaces", collection) as step:
+        result = _disassociate_faces(service, step.collection, user_id, face_ids)
+        step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+        return result

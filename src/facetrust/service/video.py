@@ -20,7 +20,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
 from facetrust.service.scoring import estimate_record
-from facetrust.service.search import _log_matches, _under_purpose, fpir, match_faces
+from facetrust.service.search import fpir, log_matches, match_faces, under_purpose
 from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
@@ -88,7 +88,7 @@ class _Matcher:
     def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
         self.service = service
         self.step = step
-        self.row, self.purpose, self.threshold, self.limit = _under_purpose(
+        self.row, self.purpose, self.threshold, self.limit = under_purpose(
             step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
         )
         self.gallery = 0
@@ -105,7 +105,7 @@ class _Matcher:
 
     def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
         found = [(p.person.index, m) for p in persons for m in p.matches]
-        entry = _log_matches(
+        entry = log_matches(
             self.service.store,
             rec,
             [m.similarity for _, m in found],
