@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING
 
 from facetrust.service.replica import FolderLock, replica_folders
 from facetrust.store.private import private_dir, tighten
-from facetrust.store.sqlite import CollectionRow, Store, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.index.base import SearchHits, VectorIndex
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["CollectionIndex", "IndexRegistry"]
 
@@ -48,7 +49,7 @@ class CollectionIndex:
 
     def __init__(
         self,
-        store: Store,
+        store: FaceStore,
         collection: CollectionRow,
         dim: int,
         backend: str,
@@ -238,7 +239,7 @@ class IndexRegistry:
 
     def __init__(
         self,
-        store: Store,
+        store: FaceStore,
         dim: int,
         backend: str,
         folder: Path,

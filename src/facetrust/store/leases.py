@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.store.sqlite import Store
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["Lease", "acquire", "holder", "release"]
 
@@ -29,7 +29,7 @@ class Lease:
     expires_at: float
 
 
-def acquire(store: Store, name: str, me: str, *, ttl_s: float, now: float) -> bool:
+def acquire(store: FaceStore, name: str, me: str, *, ttl_s: float, now: float) -> bool:
     """Take (or renew) lease ``name`` for ``me`` until ``now + ttl_s``; False when another holds it unexpired."""
     with store.transaction() as conn:
         conn.execute(
@@ -42,13 +42,13 @@ def acquire(store: Store, name: str, me: str, *, ttl_s: float, now: float) -> bo
     return row is not None and str(row[0]) == me
 
 
-def release(store: Store, name: str, me: str) -> None:
+def release(store: FaceStore, name: str, me: str) -> None:
     """Give lease ``name`` up (only when ``me`` holds it), so another replica need not wait for it to expire."""
     with store.transaction() as conn:
         conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, me))
 
 
-def holder(store: Store, name: str) -> Lease | None:
+def holder(store: FaceStore, name: str) -> Lease | None:
     """Who holds lease ``name`` and until when (an expired row included); None when nobody took it."""
     row = store.connection().execute("SELECT name, holder, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
     return None if row is None else Lease(str(row[0]), str(row[1]), float(row[2]))
