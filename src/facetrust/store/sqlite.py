@@ -131,7 +131,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self._conn()
-        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
+        self._create_schema(conn)
         with self.transaction():
             found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if found is None:
@@ -141,6 +141,9 @@ class Store:
                     f"Data directory {path.parent} has schema version {found[0]}, newer than this facetrust "
                     f"({SCHEMA_VERSION}); upgrade facetrust"
                 )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
 
     # -- connections and transactions ------------------------------------------------------
 
