@@ -11,7 +11,7 @@ import pytest
 
 from facetrust.engine import FaceEngine
 from facetrust.models.fake import fake_engine
-from pg_cluster import PgServer, session_server
+from pg_cluster import PgServer, StoreBackend, session_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,12 +95,12 @@ def pg_url(pg_server: PgServer) -> str:
 
 
 @pytest.fixture(autouse=True)
-def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StoreBackend:
     """With FACETRUST_TEST_STORE=postgresql, every service (and key store) opened on a data
-    directory without a ``store`` of its own uses PostgreSQL: one fresh schema per data directory,
+    directory without a ``store`` argument uses PostgreSQL: one fresh schema per data directory,
     so a service reopened on the same directory sees the same database, as on SQLite."""
     if STORE_BACKEND != "postgresql":
-        return "sqlite"
+        return StoreBackend("sqlite", lambda data_dir: None)
     from facetrust.server import keys
     from facetrust.service import faceservice
     from facetrust.store import postgres
@@ -117,14 +117,14 @@ def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     real_open_store, real_keys_open = postgres.open_store, keys.KeyStore.open.__func__  # type: ignore[attr-defined]
 
     def open_store(path: Path, url: str | None = None, **kwargs: Any) -> Any:
-        return real_open_store(path, url if url not in (None, "sqlite") else url_for(path.parent), **kwargs)
+        return real_open_store(path, url_for(path.parent) if url is None else url, **kwargs)
 
     def open_keys(cls: type, data_dir: Path, **kwargs: Any) -> Any:
-        if kwargs.get("store") in (None, "sqlite"):
+        if kwargs.get("store") is None:
             kwargs["store"] = url_for(data_dir)
         return real_keys_open(cls, data_dir, **kwargs)
 
     monkeypatch.setattr(postgres, "open_store", open_store)
     monkeypatch.setattr(faceservice, "open_store", open_store)
     monkeypatch.setattr(keys.KeyStore, "open", classmethod(open_keys))
-    return "postgresql"
+    return StoreBackend("postgresql", url_for)

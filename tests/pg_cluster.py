@@ -16,14 +16,23 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-__all__ = ["PgServer", "pg_unavailable", "start_server"]
+__all__ = ["PgServer", "StoreBackend", "pg_unavailable", "start_server"]
+
+
+@dataclass
+class StoreBackend:
+    """The store the service suites run on: ``url_for(data_dir)`` is the ``store`` a service over
+    that data directory uses (None: SQLite in it), for child processes and explicit opens."""
+
+    name: str
+    url_for: Callable[[Path], str | None]
 
 
 @dataclass

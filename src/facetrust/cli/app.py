@@ -28,6 +28,7 @@ from facetrust.cli.retention import retention
 from facetrust.cli.review import review
 from facetrust.cli.search import search
 from facetrust.cli.serve import serve
+from facetrust.cli.store_cmd import store as store_group
 from facetrust.cli.templates import templates
 from facetrust.cli.users import users
 from facetrust.cli.video import video
@@ -122,6 +123,7 @@ cli.add_command(users)
 cli.add_command(people)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(store_group)
 cli.add_command(video)
 cli.add_command(redact)
 cli.add_command(consent)

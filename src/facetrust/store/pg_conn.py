@@ -149,6 +149,12 @@ class PgConnection:
     def close(self) -> None:
         self._raw.close()
 
+    def __del__(self) -> None:
+        # As a sqlite3 connection does when collected: close, quietly (psycopg would warn).
+        raw = getattr(self, "_raw", None)
+        if raw is not None and not raw.closed:
+            raw.close()
+
 
 def _params(args: Sequence[Any] | dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
     """Arguments as PostgreSQL takes them: booleans as integers (SQLite has no boolean type),

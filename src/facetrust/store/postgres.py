@@ -81,12 +81,13 @@ class PostgresStore(Store):
     def checkpoint(self) -> None:
         """Nothing to fold: PostgreSQL's WAL is the server's (``vacuum`` reclaims erased rows)."""
 
-    def vacuum(self) -> list[str]:
-        """``VACUUM FULL`` the tables that hold templates, crops and identities; the tables done."""
+    def vacuum(self) -> str:
+        """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten
+        into new files, without the erased rows' dead versions); what ran."""
         conn = self._conn()
         for table in ERASABLE_TABLES:
             conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
-        return list(ERASABLE_TABLES)
+        return "VACUUM FULL of " + ", ".join(ERASABLE_TABLES)
 
     def close(self) -> None:
         with self._pg_lock:

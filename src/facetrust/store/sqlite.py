@@ -212,6 +212,12 @@ class Store:
         """Fold the WAL into the database and truncate it, so erased pages leave no copy there."""
         self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def vacuum(self) -> str:
+        """Rewrite the database so no erased row's bytes remain in free pages; what ran."""
+        self._conn().execute("VACUUM")
+        self.checkpoint()
+        return f"VACUUM of {self.path.name} and a WAL checkpoint"
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
