@@ -23,7 +23,12 @@ from urllib.parse import quote
 
 import pytest
 
-__all__ = ["PgServer", "StoreBackend", "pg_unavailable", "start_server"]
+__all__ = ["SQLITE_FILES", "PgServer", "StoreBackend", "pg_unavailable", "start_server"]
+
+# For tests about SQLite's own files (modes, contents): they do not apply when the suite runs on PostgreSQL.
+SQLITE_FILES = pytest.mark.skipif(
+    os.environ.get("FACETRUST_TEST_STORE") == "postgresql", reason="about a SQLite file; the suite runs on PostgreSQL"
+)
 
 
 @dataclass

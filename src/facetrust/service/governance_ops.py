@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, RoleDeniedError
@@ -107,6 +108,7 @@ def erase_keys(
         entry.seq,
         entry.hash,
         tuple(cropped),
+        service.store.reclaimed,
     )
 
 
@@ -312,7 +314,8 @@ def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
         entry.hash,
         tuple(entry.data.get("crop_face_ids", ())),
     )
-    return recorded == receipt and entry.data.get("outcome") == "ok"
+    same = recorded == replace(receipt, storage="")  # how storage is reclaimed is the store's, not the entry's
+    return same and entry.data.get("outcome") == "ok"
 
 
 def record_review(service: FaceService, search_seq: int, decision: str, note: str, actor: Actor) -> ReviewRecord:

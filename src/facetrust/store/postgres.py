@@ -56,6 +56,11 @@ class PostgresStore(Store):
         self._pg_lock = threading.Lock()
         super().__init__(path, keyring=keyring)
 
+    reclaimed = (
+        "after `facetrust store vacuum` (VACUUM FULL); until then the erased rows' bytes remain in dead row "
+        "versions of the database's files"
+    )
+
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r})"
 

@@ -212,6 +212,8 @@ class Store:
         """Fold the WAL into the database and truncate it, so erased pages leave no copy there."""
         self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    reclaimed = ""  # erased rows are overwritten in the erasure (secure_delete, then a WAL checkpoint)
+
     def vacuum(self) -> str:
         """Rewrite the database so no erased row's bytes remain in free pages; what ran."""
         self._conn().execute("VACUUM")
