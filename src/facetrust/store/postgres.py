@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 from facetrust.errors import ConfigurationError
 from facetrust.governance.audit import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
+from facetrust.store.private import private_dir
 from facetrust.store.schema import DDL
 from facetrust.store.sqlite import Store
 
@@ -69,8 +70,8 @@ class PostgresStore(Store):
 
     def _conn(self) -> sqlite3.Connection:
         conn: PgConnection | None = getattr(self._pg_local, "conn", None)
-        if conn is None or conn.raw.closed:
-            Path(self.path.parent).mkdir(parents=True, exist_ok=True)
+        if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
+            private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
                 conn = connect(self.url)
             except sqlite3.OperationalError as exc:
