@@ -88,7 +88,8 @@ class Settings:
         profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
             with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
         store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
-            in the data directory) or a ``postgresql://…`` URL shared by replicas (docs/store.md).
+            in the data directory; also None, the default) or a ``postgresql://…`` URL shared by
+            replicas (docs/store.md).
     """
 
     cache_dir: Path | None = None
@@ -115,7 +116,7 @@ class Settings:
     max_video_frames: int = 500_000
     video_sample_fps: float = 10.0
     profile: str = "default"
-    store: str = "sqlite"
+    store: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -238,13 +239,15 @@ _TYPES: dict[str, type] = {
 }
 
 
-def _store_ok(value: str) -> bool:
-    return value == "sqlite" or value.startswith(("postgresql://", "postgres://"))
+def _store_ok(value: str | None) -> bool:
+    return value is None or value == "sqlite" or value.startswith(("postgresql://", "postgres://"))
 
 
 def _check_type(name: str, value: Any) -> None:
     """Refuse a value of the wrong type (e.g. from a TOML file) before its range is checked."""
     kind = _TYPES[name]
+    if name == "store" and value is None:  # the default: SQLite in the data directory
+        return
     if kind is Path:
         ok = value is None or isinstance(value, (str, os.PathLike))
     elif kind is bool:

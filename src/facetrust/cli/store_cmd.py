@@ -18,7 +18,7 @@ __all__ = ["store"]
 
 
 @contextmanager
-def _opened(data_dir: Path, url: str) -> Iterator[Store]:
+def _opened(data_dir: Path, url: str | None) -> Iterator[Store]:
     from facetrust.service.faceservice import DB_NAME
     from facetrust.store.postgres import open_store
 

@@ -11,6 +11,7 @@ chained, so every ``except sqlite3.…`` in the project applies unchanged.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -149,12 +150,6 @@ class PgConnection:
     def close(self) -> None:
         self._raw.close()
 
-    def __del__(self) -> None:
-        # As a sqlite3 connection does when collected: close, quietly (psycopg would warn).
-        raw = getattr(self, "_raw", None)
-        if raw is not None and not raw.closed:
-            raw.close()
-
 
 def _params(args: Sequence[Any] | dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
     """Arguments as PostgreSQL takes them: booleans as integers (SQLite has no boolean type),
@@ -185,13 +180,27 @@ class _errors:
         raise mapped(f"PostgreSQL: {str(exc).strip()}") from exc
 
 
+@functools.cache
+def _connection_class() -> type[psycopg.Connection[Any]]:
+    import psycopg
+
+    class QuietConnection(psycopg.Connection[Any]):
+        """Closed when collected while open, quietly, as a sqlite3 connection is (psycopg warns)."""
+
+        def __del__(self, *_: Any) -> None:
+            if hasattr(self, "pgconn") and not self.closed:  # pgconn: absent when connecting failed
+                self.close()
+
+    return QuietConnection
+
+
 def connect(url: str) -> PgConnection:
     """A connection to ``url`` (``postgresql://…``, libpq's URI syntax), in autocommit mode;
     ``sqlite3.OperationalError`` when the server cannot be reached."""
     import psycopg
 
     try:
-        raw = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        raw = _connection_class().connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise sqlite3.OperationalError(f"PostgreSQL: {str(exc).strip()}") from exc
     return PgConnection(raw)
