@@ -168,6 +168,12 @@ def test_consents_are_put_replaced_found_under_any_spelling_and_revoked(store: S
     assert records.get_consent(store.connection(), "Bob") is None
 
 
+def test_a_literal_percent_sign_and_question_mark_reach_the_database_as_written(store: Store) -> None:
+    conn = store.connection()
+    assert conn.execute("SELECT '100% ?'").fetchone()[0] == "100% ?"
+    assert conn.execute("SELECT '100% ?', ?", ("x",)).fetchone() == ("100% ?", "x")
+
+
 def test_reviews_are_stored_once(store: Store) -> None:
     with store.transaction() as conn:
         records.insert_review(conn, 7, "confirmed", "rev", "a note with 100% and ? in it", 8)

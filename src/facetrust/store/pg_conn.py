@@ -123,7 +123,7 @@ class PgConnection:
             if identity is not None:
                 query += f" RETURNING {identity}"
         with _errors():
-            cur = self._raw.execute(query, _params(args) if args else None)
+            cur = self._raw.execute(query, _params(args))  # always bound: "%%" (a literal %) then reads as "%"
             if todo.kind == "begin_write":
                 self._raw.execute(WRITER_LOCK)
             rows = cur.fetchall() if cur.description is not None else None
