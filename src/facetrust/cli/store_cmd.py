@@ -10,8 +10,8 @@ import click
 
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.errors import InvalidParameterError
-from facetrust.governance.audit import HeadFile
 from facetrust.service.governed import attempt
+from facetrust.store.anchor import HeadFile
 from facetrust.store.sqlite import Store
 
 __all__ = ["store"]
@@ -79,7 +79,7 @@ def copy(source: str, target: str) -> None:
     transaction. The audit log is copied entry for entry, so `facetrust --store URL audit-log
     verify` passes on the copy; the heads recorded in DIR's head file are added to the head file
     of the data directory (`--data`), and the copy itself is logged in the copy's audit log."""
-    from facetrust.server.keys import KEYS_FILE
+    from facetrust.server.keys import KEYS_FILE, copy_keys_into
     from facetrust.service.faceservice import DB_NAME
     from facetrust.store.copy import copy_store
     from facetrust.store.pg_conn import is_postgres_url
@@ -92,7 +92,7 @@ def copy(source: str, target: str) -> None:
     with _opened(folder, "sqlite") as src:
         dst = PostgresStore(state.settings().resolved_data_dir / DB_NAME, target)
         try:
-            report = copy_store(src, dst, folder / KEYS_FILE)
+            report = copy_store(src, dst, lambda conn: copy_keys_into(conn, folder / KEYS_FILE))
             _copy_anchors(src.heads, dst.heads)
             with attempt(dst, state.actor(), "CopyStore") as rec:
                 rec.details = {

@@ -29,7 +29,7 @@ from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
 from facetrust.store.private import private_dir
 
-__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer"]
+__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer", "copy_keys_into"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,26 @@ class KeyStore:
         if row is None:
             return None
         return _record(row[:5]), self._sealer.open(key_id, str(row[5]))
+
+
+def copy_keys_into(conn: sqlite3.Connection, keys_file: Path) -> int:
+    """Copy the keys of ``keys_file`` (a data directory's keys.db), secrets still sealed with the
+    same server key, into the ``keys`` table of ``conn``'s PostgreSQL store (``facetrust store
+    copy``, inside its transaction); how many (0 when there is no such file)."""
+    from facetrust.store.pg_dialect import ddl
+
+    if not keys_file.is_file():
+        return 0
+    src = sqlite3.connect(keys_file)
+    try:
+        rows = src.execute("SELECT key_id, secret, role, description, created_at, revoked_at FROM keys").fetchall()
+    finally:
+        src.close()
+    conn.execute(ddl(_SCHEMA))
+    conn.executemany(
+        "INSERT INTO keys(key_id, secret, role, description, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)", rows
+    )
+    return len(rows)
 
 
 class SecretSealer:

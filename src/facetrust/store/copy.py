@@ -11,12 +11,12 @@ parents first (by their foreign keys), so tables added to the schema later are c
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from facetrust.errors import ConfigurationError, ConflictError
-from facetrust.governance import audit
+from facetrust.store.anchor import AuditHead
+from facetrust.store.anchor import head as audit_head
 from facetrust.store.postgres import PostgresStore
 from facetrust.store.sqlite import Store
 
@@ -31,7 +31,7 @@ class CopyReport:
     """What was copied: rows per table, and the audit head both stores now share."""
 
     rows: dict[str, int]
-    head: audit.AuditHead
+    head: AuditHead
     keys: int = 0
 
 
@@ -66,9 +66,12 @@ def _check_empty(target: PostgresStore) -> None:
             raise ConflictError(f"The target store is not empty (its table {table} has rows); copy into a new database")
 
 
-def copy_store(source: Store, target: PostgresStore, keys_file: Path | None = None) -> CopyReport:
-    """Copy every table of ``source`` (SQLite) into ``target`` (PostgreSQL, empty), and the API
-    keys of ``keys_file`` (keys.db), in one transaction."""
+def copy_store(
+    source: Store, target: PostgresStore, also: Callable[[sqlite3.Connection], int] | None = None
+) -> CopyReport:
+    """Copy every table of ``source`` (SQLite) into ``target`` (PostgreSQL, empty) in one
+    transaction; ``also(connection)`` copies more in it (the API keys: server/keys.py), its count
+    in the report's ``keys``."""
     _check_empty(target)
     src = source.connection()
     counts: dict[str, int] = {}
@@ -85,10 +88,10 @@ def copy_store(source: Store, target: PostgresStore, keys_file: Path | None = No
                 dst.executemany(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", rows)
                 counts[table] += len(rows)
         _continue_identities(dst)
-        keys = _copy_keys(dst, keys_file)
-        head = audit.head(dst)
-    if head != audit.head(src):  # pragma: no cover - the copy ran in one snapshot of the source
-        raise ConfigurationError(f"The copied audit log ends at {head}, the source's at {audit.head(src)}")
+        keys = also(dst) if also is not None else 0
+        head = audit_head(dst)
+    if head != audit_head(src):  # pragma: no cover - the copy ran in one snapshot of the source
+        raise ConfigurationError(f"The copied audit log ends at {head}, the source's at {audit_head(src)}")
     return CopyReport(counts, head, keys)
 
 
@@ -103,23 +106,3 @@ def _continue_identities(dst: sqlite3.Connection) -> None:
             f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
             f"coalesce((SELECT max({column}) FROM {table}), 0) + 1, false)"
         )
-
-
-def _copy_keys(dst: sqlite3.Connection, keys_file: Path | None) -> int:
-    """Copy the API keys of ``keys_file`` (a data directory's keys.db), secrets still sealed with
-    the same server key, into the target's ``keys`` table; how many."""
-    from facetrust.server.keys import _SCHEMA  # the one definition of the keys table
-    from facetrust.store.pg_dialect import ddl
-
-    if keys_file is None or not keys_file.is_file():
-        return 0
-    src = sqlite3.connect(keys_file)
-    try:
-        rows = src.execute("SELECT key_id, secret, role, description, created_at, revoked_at FROM keys").fetchall()
-    finally:
-        src.close()
-    dst.execute(ddl(_SCHEMA))
-    dst.executemany(
-        "INSERT INTO keys(key_id, secret, role, description, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)", rows
-    )
-    return len(rows)

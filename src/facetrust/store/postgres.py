@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from facetrust.errors import ConfigurationError
-from facetrust.governance.audit import DDL as AUDIT_DDL
+from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
 from facetrust.store.private import private_dir
 from facetrust.store.schema import DDL
 from facetrust.store.sqlite import Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.governance.crypto import Keyring
+    from facetrust.store.sealing import Keyring
 
 __all__ = ["PostgresStore", "open_store", "redact_url"]
 
