@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from facetrust.engine import FaceEngine
 from facetrust.models.fake import fake_engine
+from pg_cluster import PgServer, StoreBackend, session_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,3 +75,56 @@ def accurate() -> FaceEngine:
     from facetrust.engine import load_engine
 
     return load_engine(Settings(profile="accurate"))
+
+
+# -- PostgreSQL (tests/pg.py) ------------------------------------------------------------------
+
+STORE_BACKEND = os.environ.get("FACETRUST_TEST_STORE", "sqlite")  # "postgresql": service suites on PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL for the session (skips without one; fails under CI=true)."""
+    yield from session_server()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A ``postgresql://…`` URL whose connections use a fresh, empty schema."""
+    return pg_server.schema_url()
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> StoreBackend:
+    """With FACETRUST_TEST_STORE=postgresql, every service (and key store) opened on a data
+    directory without a ``store`` argument uses PostgreSQL: one fresh schema per data directory,
+    so a service reopened on the same directory sees the same database, as on SQLite."""
+    if STORE_BACKEND != "postgresql":
+        return StoreBackend("sqlite", lambda data_dir: None)
+    from facetrust.server import keys
+    from facetrust.service import faceservice
+    from facetrust.store import postgres
+
+    server: PgServer = request.getfixturevalue("pg_server")
+    urls: dict[Path, str] = {}
+
+    def url_for(data_dir: Path) -> str:
+        found = Path(data_dir).resolve()
+        if found not in urls:
+            urls[found] = server.schema_url()
+        return urls[found]
+
+    real_open_store, real_keys_open = postgres.open_store, keys.KeyStore.open.__func__  # type: ignore[attr-defined]
+
+    def open_store(path: Path, url: str | None = None, **kwargs: Any) -> Any:
+        return real_open_store(path, url_for(path.parent) if url is None else url, **kwargs)
+
+    def open_keys(cls: type, data_dir: Path, **kwargs: Any) -> Any:
+        if kwargs.get("store") is None:
+            kwargs["store"] = url_for(data_dir)
+        return real_keys_open(cls, data_dir, **kwargs)
+
+    monkeypatch.setattr(postgres, "open_store", open_store)
+    monkeypatch.setattr(faceservice, "open_store", open_store)
+    monkeypatch.setattr(keys.KeyStore, "open", classmethod(open_keys))
+    return StoreBackend("postgresql", url_for)

@@ -96,6 +96,9 @@ class Settings:
             time, under a lease; 0: never).
         lease_seconds: how long a replica's lease (the sweep, a video job) lasts unrenewed:
             after a replica dies, another takes its work over within this time.
+        store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
+            in the data directory; also None, the default) or a ``postgresql://…`` URL shared by
+            replicas (docs/store.md).
     """
 
     cache_dir: Path | None = None
@@ -125,6 +128,7 @@ class Settings:
     replica_id: str = ""
     retention_sweep_seconds: float = 3600.0
     lease_seconds: float = 30.0
+    store: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -163,6 +167,7 @@ class Settings:
             ("replica_id", self.replica_id == "" or bool(REPLICA_ID.fullmatch(self.replica_id)), REPLICA_RULE),
             ("retention_sweep_seconds", self.retention_sweep_seconds >= 0, "0 (never) or a number of seconds"),
             ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
+            ("store", _store_ok(self.store), "'sqlite' or a postgresql://… URL"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -248,12 +253,19 @@ _TYPES: dict[str, type] = {
     "replica_id": str,
     "retention_sweep_seconds": float,
     "lease_seconds": float,
+    "store": str,
 }
+
+
+def _store_ok(value: str | None) -> bool:
+    return value is None or value == "sqlite" or value.startswith(("postgresql://", "postgres://"))
 
 
 def _check_type(name: str, value: Any) -> None:
     """Refuse a value of the wrong type (e.g. from a TOML file) before its range is checked."""
     kind = _TYPES[name]
+    if name == "store" and value is None:  # the default: SQLite in the data directory
+        return
     if kind is Path:
         ok = value is None or isinstance(value, (str, os.PathLike))
     elif kind is bool:

@@ -16,6 +16,7 @@ import pytest
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.server.keys import KeyRecord, KeyStore
+from pg_cluster import SQLITE_FILES
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@SQLITE_FILES
 def test_open_creates_keys_db_readable_by_its_owner_only(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
@@ -37,6 +39,7 @@ def test_open_creates_keys_db_readable_by_its_owner_only(tmp_path: Path) -> None
     assert mode(tmp_path / "data" / "keys.db") == 0o600
 
 
+@SQLITE_FILES
 def test_open_tightens_a_keys_db_that_others_can_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     KeyStore.open(tmp_path).close()
     os.chmod(tmp_path / "keys.db", 0o644)
@@ -169,6 +172,7 @@ def test_reprs_hold_no_secret(store: KeyStore) -> None:
     assert secret not in repr(store) + repr(store.list()) + repr(store.get(key_id)) + str(vars(store.get(key_id)))
 
 
+@SQLITE_FILES
 def test_a_keys_db_from_a_newer_facetrust_is_refused(tmp_path: Path) -> None:
     KeyStore.open(tmp_path).close()
     with sqlite3.connect(tmp_path / "keys.db") as conn:
@@ -181,6 +185,7 @@ def test_a_keys_db_from_a_newer_facetrust_is_refused(tmp_path: Path) -> None:
     assert "schema version 99, newer than this facetrust (1); upgrade facetrust" in caught.value.message
 
 
+@SQLITE_FILES
 def test_a_keys_db_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
     (tmp_path / "keys.db").write_bytes(b"not sqlite" * 100)
     os.chmod(tmp_path / "keys.db", 0o600)
@@ -191,6 +196,7 @@ def test_a_keys_db_that_is_not_a_database_is_a_configuration_error(tmp_path: Pat
     assert caught.value.message.startswith(f"Cannot open key store {tmp_path / 'keys.db'}: ")
 
 
+@SQLITE_FILES
 def test_secrets_are_sealed_in_keys_db_and_open_for_lookup(tmp_path: Path, store: KeyStore) -> None:
     key_id, secret = store.create("admin")
 
@@ -201,6 +207,7 @@ def test_secrets_are_sealed_in_keys_db_and_open_for_lookup(tmp_path: Path, store
     assert found is not None and found[1] == secret
 
 
+@SQLITE_FILES
 def test_secrets_stored_in_the_clear_by_an_older_version_are_sealed_on_open(tmp_path: Path) -> None:
     KeyStore.open(tmp_path).close()
     with sqlite3.connect(tmp_path / "keys.db") as conn:

@@ -221,10 +221,10 @@ def test_templates_are_sealed_unless_no_encryption_is_given(
     tmp_path: Path, runs: list[dict[str, Any]], flags: tuple[str, ...], sealed: bool
 ) -> None:
     import base64
-    import sqlite3
 
     from facetrust.governance.crypto import is_sealed
     from facetrust.models.fake import face_png
+    from facetrust.store.postgres import open_store
 
     result = serve(tmp_path, "--no-auth", *flags)
 
@@ -240,6 +240,9 @@ def test_templates_are_sealed_unless_no_encryption_is_given(
         ]:
             headers = {"X-Amz-Target": f"RekognitionService.{target}", "Content-Type": "application/x-amz-json-1.1"}
             assert httpx.post(url + "/", json=body, headers=headers).status_code == 200
-    with sqlite3.connect(tmp_path / "facetrust.db") as conn:
-        (blob,) = conn.execute("SELECT embedding FROM faces").fetchone()
+    store = open_store(tmp_path / "facetrust.db")  # the store the server used (SQLite, or PostgreSQL)
+    try:
+        (blob,) = store.connection().execute("SELECT embedding FROM faces").fetchone()
+    finally:
+        store.close()
     assert is_sealed(bytes(blob)) is sealed

@@ -12,7 +12,7 @@ from facetrust.service import FaceService
 
 def main() -> None:
     data = Path(sys.argv[1])
-    service = FaceService(data, fake_engine())
+    service = FaceService(data, fake_engine(), store=sys.argv[2] if len(sys.argv) > 2 else None)
     if service.list_collections().names == ():
         service.create_collection("c")
     i = 0

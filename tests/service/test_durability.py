@@ -17,12 +17,14 @@ import pytest
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.store.sqlite import vector_from_blob
+from pg_cluster import StoreBackend
 
 CHILD = Path(__file__).resolve().parent / "ingest_child.py"
 
 
-def _kill_child_after(data: Path, lines_wanted: int, extra_delay: float) -> list[list[str]]:
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(data)], stdout=subprocess.PIPE, text=True)
+def _kill_child_after(data: Path, lines_wanted: int, extra_delay: float, store: str | None) -> list[list[str]]:
+    store_arg = [] if store is None else [store]
+    proc = subprocess.Popen([sys.executable, str(CHILD), str(data), *store_arg], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     committed = []
     deadline = time.monotonic() + 120
@@ -70,12 +72,17 @@ def _check_consistent(data: Path, committed: list[list[str]]) -> None:
         assert sorted(int(k) for k in index.keys()) == sorted(keys)
 
 
-def test_kill_9_during_ingestion_loses_no_committed_face_and_leaves_no_half_image(tmp_path: Path) -> None:
+def test_kill_9_during_ingestion_loses_no_committed_face_and_leaves_no_half_image(
+    tmp_path: Path, store_backend: StoreBackend
+) -> None:
     data = tmp_path / "data"
     rng = random.Random(7)
     total: list[list[str]] = []
     for round_ in range(3):  # kill, restart, kill again: recovery must itself be crash-safe
-        total += _kill_child_after(data, lines_wanted=8 + 4 * round_, extra_delay=rng.uniform(0.0, 0.05))
+        delay = rng.uniform(0.0, 0.05)
+        total += _kill_child_after(
+            data, lines_wanted=8 + 4 * round_, extra_delay=delay, store=store_backend.url_for(data)
+        )
         _check_consistent(data, total)
 
 

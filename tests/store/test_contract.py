@@ -1,67 +1,20 @@
 """The store contract: what every ``FaceStore`` (store/protocol.py) must do, as the operations rely on it.
 
-Each test runs against every store in ``STORES`` (SQLite today; a second store adds a factory
-here and must pass the same assertions), as tests/index/test_contract.py does for indexes.
+Each test runs against every store in ``STORES`` (tests/store/conftest.py: SQLite and PostgreSQL,
+templates sealed and plain), as tests/index/test_contract.py does for indexes;
+test_contract_records.py holds the contract of the SQL helper modules and the rest of the schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from facetrust.governance import audit
 from facetrust.store import records
 from facetrust.store.protocol import FaceStore
-from facetrust.store.sealing import Keyring, TemplateKey
-from facetrust.store.sqlite import NewFace, Store
 
-DIM = 8
-
-
-def _sqlite(folder: Path) -> FaceStore:
-    return Store(folder / "facetrust.db")
-
-
-def _sqlite_sealed(folder: Path) -> FaceStore:
-    return Store(folder / "facetrust.db", keyring=Keyring(TemplateKey.from_bytes(bytes(range(32)))))
-
-
-STORES: dict[str, Callable[[Path], FaceStore]] = {"sqlite": _sqlite, "sqlite-sealed": _sqlite_sealed}
-
-
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
-    made = STORES[request.param](tmp_path)
-    yield made
-    made.close()
-
-
-def _vector(seed: int) -> bytes:
-    v = np.random.default_rng(seed).standard_normal(DIM).astype("<f4")
-    return (v / np.linalg.norm(v)).astype("<f4").tobytes()
-
-
-def _face(n: int, external: str | None = None, expires_at: float | None = None) -> NewFace:
-    return NewFace(
-        face_id=f"00000000-0000-4000-8000-{n:012d}",
-        image_id=f"image-{n}",
-        external_image_id=external,
-        box=(0.1, 0.2, 0.3, 0.4),
-        confidence=99.0,
-        brightness=50.0,
-        sharpness=60.0,
-        pose=(1.0, 2.0, 3.0),
-        embedding=_vector(n),
-        expires_at=expires_at,
-    )
-
-
-def _collection(store: FaceStore, name: str = "staff") -> int:
-    with store.transaction() as conn:
-        return store.insert_collection(conn, name, "model-a", "general").id
+from .conftest import collection as _collection
+from .conftest import face as _face
 
 
 def test_a_collection_is_found_by_name_listed_in_order_and_paged(store: FaceStore) -> None:

@@ -28,6 +28,7 @@ from facetrust.cli.retention import retention
 from facetrust.cli.review import review
 from facetrust.cli.search import search
 from facetrust.cli.serve import serve
+from facetrust.cli.store_cmd import store as store_group
 from facetrust.cli.templates import templates
 from facetrust.cli.users import users
 from facetrust.cli.video import video
@@ -68,6 +69,11 @@ __all__ = ["cli", "main"]
     help="The deployment policy (TOML: purposes and their rules; docs/governance.md). Default: built-in policy.",
 )
 @click.option(
+    "--store",
+    help="Where collections, faces, the audit log and API keys live: sqlite (a file in the data directory, "
+    "the default) or a postgresql://… URL that replicas share (docs/store.md).",
+)
+@click.option(
     "--case-ref",
     help="The case this command belongs to (1–128 of A-Z a-z 0-9 _ . : / # -), recorded in the audit log "
     "with the OS user who ran it.",
@@ -82,6 +88,7 @@ def cli(
     data_dir: Path | None,
     index_backend: str | None,
     policy_file: Path | None,
+    store: str | None,
     case_ref: str | None,
 ) -> None:
     """Self-hosted, accountable face recognition.
@@ -97,6 +104,7 @@ def cli(
         "data_dir": data_dir,
         "index_backend": index_backend,
         "policy_file": policy_file,
+        "store": store,
     }
     init_state(ctx, overrides={k: v for k, v in overrides.items() if v is not None}, debug=debug, case_ref=case_ref)
 
@@ -115,6 +123,7 @@ cli.add_command(users)
 cli.add_command(people)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(store_group)
 cli.add_command(video)
 cli.add_command(redact)
 cli.add_command(consent)

@@ -77,7 +77,10 @@ def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
         "by": receipt.by,
         "audit_seq": receipt.audit_seq,
         "audit_hash": receipt.audit_hash,
-    } | ({"crop_face_ids": list(receipt.crop_face_ids)} if receipt.crop_face_ids else {})
+    } | (
+        ({"crop_face_ids": list(receipt.crop_face_ids)} if receipt.crop_face_ids else {})
+        | ({"storage": receipt.storage} if receipt.storage else {})
+    )
 
 
 def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
@@ -110,7 +113,7 @@ def read_receipt(path: Path) -> ErasureReceipt:
                 f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
                 parameter="RECEIPT",
             )
-    unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids"})
+    unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids", "storage"})
     if unknown:
         raise InvalidParameterError(
             f"Receipt {path} is not an erasure receipt: unknown field {unknown[0]!r}", parameter="RECEIPT"
@@ -141,4 +144,5 @@ def read_receipt(path: Path) -> ErasureReceipt:
         data["audit_seq"],
         data["audit_hash"],
         tuple(crops),
+        str(data.get("storage", "")),
     )

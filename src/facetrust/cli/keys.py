@@ -23,7 +23,8 @@ SECRET_WARNING = "Warning: the secret is shown only this once and cannot be reco
 
 @contextmanager
 def _store() -> Iterator[KeyStore]:
-    store = KeyStore.open(cli_state().settings().resolved_data_dir)
+    settings = cli_state().settings()
+    store = KeyStore.open(settings.resolved_data_dir, store=settings.store)
     try:
         yield store
     finally:
@@ -34,10 +35,11 @@ def _store() -> Iterator[KeyStore]:
 def _audited(operation: str) -> Iterator[Record]:
     """The key change, logged (refusals included) in the data directory's audit log with who made it."""
     from facetrust.service.faceservice import DB_NAME
-    from facetrust.store.sqlite import Store
+    from facetrust.store.postgres import open_store
 
     state = cli_state()
-    log = Store(state.settings().resolved_data_dir / DB_NAME)
+    settings = state.settings()
+    log = open_store(settings.resolved_data_dir / DB_NAME, settings.store)
     try:
         with attempt(log, state.actor(), operation) as rec:
             yield rec

@@ -49,6 +49,7 @@ def receipt_text(receipt: ErasureReceipt) -> str:
         ("when", timestamp(receipt.at)),
         ("by", receipt.by),
         ("audit entry", f"{receipt.audit_seq}:{receipt.audit_hash}"),
+        *((("storage reclaimed", receipt.storage),) if receipt.storage else ()),
     ]
     return _block(rows)
 

@@ -98,7 +98,7 @@ def serve(
         from facetrust.service.video_jobs import jobs_of
 
         jobs_of(service)
-    keys = None if no_auth else KeyStore.open(settings.resolved_data_dir)
+    keys = None if no_auth else KeyStore.open(settings.resolved_data_dir, store=settings.store)
     try:
         authenticator = None if keys is None else SigV4Authenticator(keys)
         if bootstrap:

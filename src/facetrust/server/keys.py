@@ -22,13 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
 from facetrust.store.private import private_dir
 
-__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer"]
+__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer", "copy_keys_into"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +89,14 @@ class KeyStore:
         return f"KeyStore({str(self.path)!r})"
 
     @classmethod
-    def open(cls, data_dir: Path, *, server_key_file: Path | None = None) -> KeyStore:
+    def open(cls, data_dir: Path, *, server_key_file: Path | None = None, store: str | None = None) -> KeyStore:
         """Open (creating if needed, mode 0600) ``<data_dir>/keys.db``; its secrets are sealed with
-        the server key (``server_key_file``, default ``server.key`` in the per-user config directory)."""
+        the server key (``server_key_file``, default ``server.key`` in the per-user config directory).
+        ``store``: a ``postgresql://…`` URL keeps the keys in that database instead (table ``keys``),
+        so every replica sharing it sees the same keys."""
         sealer = SecretSealer(load_server_key(Path(data_dir), server_key_file))
+        if store not in (None, "sqlite"):
+            return cls._open_postgres(Path(data_dir), str(store), sealer)
         path = Path(data_dir) / KEYS_FILE
         try:
             private_dir(path.parent)
@@ -112,6 +117,22 @@ class KeyStore:
             conn.close()
             raise
         return cls(path, conn, sealer)
+
+    @classmethod
+    def _open_postgres(cls, data_dir: Path, url: str, sealer: SecretSealer) -> KeyStore:
+        from facetrust.store.pg_conn import connect
+        from facetrust.store.postgres import redact_url
+
+        try:
+            conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
+            conn.executescript(_SCHEMA)  # the schema is version 1: nothing to migrate yet
+            _seal_plain_secrets(conn, sealer)
+            _check_server_key(conn, sealer)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"Cannot open the key store in {redact_url(url)}: {exc}", setting="store"
+            ) from None
+        return cls(data_dir / KEYS_FILE, conn, sealer)
 
     def close(self) -> None:
         with self._lock:
@@ -179,6 +200,26 @@ class KeyStore:
         if row is None:
             return None
         return _record(row[:5]), self._sealer.open(key_id, str(row[5]))
+
+
+def copy_keys_into(conn: sqlite3.Connection, keys_file: Path) -> int:
+    """Copy the keys of ``keys_file`` (a data directory's keys.db), secrets still sealed with the
+    same server key, into the ``keys`` table of ``conn``'s PostgreSQL store (``facetrust store
+    copy``, inside its transaction); how many (0 when there is no such file)."""
+    from facetrust.store.pg_dialect import ddl
+
+    if not keys_file.is_file():
+        return 0
+    src = sqlite3.connect(keys_file)
+    try:
+        rows = src.execute("SELECT key_id, secret, role, description, created_at, revoked_at FROM keys").fetchall()
+    finally:
+        src.close()
+    conn.execute(ddl(_SCHEMA))
+    conn.executemany(
+        "INSERT INTO keys(key_id, secret, role, description, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)", rows
+    )
+    return len(rows)
 
 
 class SecretSealer:

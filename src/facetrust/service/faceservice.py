@@ -62,6 +62,7 @@ from facetrust.service.types import (
     UserPage,
     UserSearchResult,
 )
+from facetrust.store.postgres import open_store
 from facetrust.store.sqlite import Store
 from facetrust.types import ImageComparison
 
@@ -89,6 +90,7 @@ class FaceService:
         keyring: Keyring | None = None,
         clock: Callable[[], float] = time.time,
         replica_id: str = "",
+        store: str | None = None,
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
@@ -97,12 +99,12 @@ class FaceService:
             )
         data_dir = Path(data_dir)
         folder = index_folder(data_dir, replica_id)  # refuses a bad replica_id before opening anything
-        store = Store(data_dir / DB_NAME, keyring=keyring)
+        opened = open_store(data_dir / DB_NAME, store, keyring=keyring)  # store: None/"sqlite", or postgresql://…
         indexes = IndexRegistry(
-            store, engine.recogniser.dim, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
+            opened, engine.recogniser.dim, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
         )
-        self._store = store  # the SQLite store itself; operations see it as a FaceStore
-        self.ctx = ServiceContext(data_dir, store, indexes, engine, policy, clock)
+        self._store = opened  # the store itself (SQLite, or PostgreSQL); operations see it as a FaceStore
+        self.ctx = ServiceContext(data_dir, opened, indexes, engine, policy, clock)
         self.replica_id = replica_id  # this server's name among replicas over one store (docs/replicas.md)
         self.holder = holder_name(replica_id)  # this process's name in the store's leases
         self._closers: list[Callable[[], None]] = []
@@ -164,6 +166,7 @@ class FaceService:
             policy=load_policy(settings.policy_file),
             keyring=keyring,
             replica_id=settings.replica_id,
+            store=settings.store,
         )
 
     def on_close(self, stop: Callable[[], None]) -> None:

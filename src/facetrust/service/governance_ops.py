@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, RoleDeniedError
@@ -111,6 +111,7 @@ def erase_keys(
         entry.seq,
         entry.hash,
         tuple(cropped),
+        service.store.reclaimed,
     )
 
 
@@ -330,7 +331,8 @@ def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
         entry.hash,
         tuple(entry.data.get("crop_face_ids", ())),
     )
-    return recorded == receipt and entry.data.get("outcome") == "ok"
+    same = recorded == replace(receipt, storage="")  # how storage is reclaimed is the store's, not the entry's
+    return same and entry.data.get("outcome") == "ok"
 
 
 def governed_verify_receipt(service: ServiceContext, actor: Actor, receipt: ErasureReceipt) -> bool:

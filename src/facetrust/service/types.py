@@ -115,6 +115,8 @@ class ErasureReceipt:
     audit_seq / audit_hash: the audit entry that records the erasure; the entry lists the
     erased face ids, so a later check can confirm both the record and the absence.
     crop_face_ids: the erased faces whose stored review crops were erased with them.
+    storage: when the erased rows' storage is reclaimed, where that is not at once (PostgreSQL:
+    after ``facetrust store vacuum``); empty on SQLite, which overwrites them in the erasure.
     """
 
     what: str
@@ -126,6 +128,7 @@ class ErasureReceipt:
     audit_seq: int
     audit_hash: str
     crop_face_ids: tuple[str, ...] = ()
+    storage: str = ""
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def clusters(
         "FROM people_clusters c JOIN people_members m "
         "ON m.collection_id = c.collection_id AND m.cluster_id = c.cluster_id WHERE c.collection_id = ?"
     )
-    tail = " GROUP BY c.cluster_id ORDER BY n DESC, c.cluster_id"
+    tail = " GROUP BY c.collection_id, c.cluster_id ORDER BY n DESC, c.cluster_id"
     if cluster_ids is None:
         rows: Iterable[sqlite3.Row] = conn.execute(sql + tail, (collection_id,))
     else:

@@ -30,6 +30,7 @@ class FaceStore(Protocol):
 
     keyring: Keyring | None
     heads: HeadFile
+    reclaimed: str  # when erased rows' storage is reclaimed, where not at once (an erasure receipt states it)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE): everything inside commits together, or nothing."""

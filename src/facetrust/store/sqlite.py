@@ -131,7 +131,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self._conn()
-        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
+        self._create_schema(conn)
         with self.transaction():
             found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if found is None:
@@ -141,6 +141,9 @@ class Store:
                     f"Data directory {path.parent} has schema version {found[0]}, newer than this facetrust "
                     f"({SCHEMA_VERSION}); upgrade facetrust"
                 )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -208,6 +211,14 @@ class Store:
     def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so erased pages leave no copy there."""
         self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    reclaimed = ""  # erased rows are overwritten in the erasure (secure_delete, then a WAL checkpoint)
+
+    def vacuum(self) -> str:
+        """Rewrite the database so no erased row's bytes remain in free pages; what ran."""
+        self._conn().execute("VACUUM")
+        self.checkpoint()
+        return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
     def close(self) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ def receipt(r: ErasureReceipt) -> dict[str, Any]:
         "AuditSequence": r.audit_seq,
         "AuditHash": r.audit_hash,
         "CropFaceIds": list(r.crop_face_ids),
-    }
+    } | ({"Storage": r.storage} if r.storage else {})
 
 
 def _entry(e: audit.AuditEntry) -> dict[str, Any]:

@@ -1,0 +1,206 @@
+"""A PostgreSQL connection (psycopg 3) that presents the part of ``sqlite3.Connection`` facetrust uses.
+
+``execute``/``executemany``/``executescript`` take SQLite's dialect (translated by
+store/pg_dialect.py), ``in_transaction`` and ``close`` behave as sqlite3's, cursors give
+``fetchone``/``fetchall``/iteration over tuples, ``rowcount`` and ``lastrowid`` (the identity
+column of the row an INSERT made). Transactions are explicit, as facetrust runs SQLite
+(autocommit, then ``BEGIN``/``COMMIT``/``ROLLBACK`` statements). psycopg's errors are raised as
+sqlite3's (``IntegrityError``, ``OperationalError``, ``DatabaseError``), with the original
+chained, so every ``except sqlite3.…`` in the project applies unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from facetrust.store.pg_dialect import WRITER_LOCK, Translated, ddl, statement
+
+if TYPE_CHECKING:  # pragma: no cover
+    import psycopg
+
+__all__ = ["PgConnection", "PgCursor", "connect", "is_postgres_url"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(value: str | None) -> bool:
+    return value is not None and value.startswith(_SCHEMES)
+
+
+class PgCursor:
+    """The rows of one statement, read as sqlite3's cursor reads them."""
+
+    def __init__(self, rows: list[tuple[Any, ...]] | None, rowcount: int, lastrowid: int | None) -> None:
+        self._rows = rows or []
+        self._next = 0
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rest, self._next = self._rows[self._next :], len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+
+class _Catalog:
+    """Primary keys and identity columns of the tables, read from PostgreSQL once per process."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], list[str]] = {}
+        self._identity: dict[tuple[str, str], str | None] = {}
+        self._lock = threading.Lock()
+
+    def primary_key(self, conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+        with self._lock:
+            if (schema, table) not in self._keys:
+                rows = conn.execute(
+                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                    "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+                    "ORDER BY array_position(i.indkey, a.attnum)",
+                    (table,),
+                ).fetchall()
+                self._keys[(schema, table)] = [str(r[0]) for r in rows]
+            return self._keys[(schema, table)]
+
+    def identity(self, conn: psycopg.Connection[Any], schema: str, table: str) -> str | None:
+        with self._lock:
+            if (schema, table) not in self._identity:
+                row = conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attidentity <> ''",
+                    (table,),
+                ).fetchone()
+                self._identity[(schema, table)] = str(row[0]) if row else None
+            return self._identity[(schema, table)]
+
+
+_CATALOG = _Catalog()
+
+
+class PgConnection:
+    """One psycopg connection, used the way facetrust uses a ``sqlite3.Connection``."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self._raw = raw
+        self._schema = str(raw.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        return self._raw
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self._raw.info.transaction_status != TransactionStatus.IDLE
+
+    def _translate(self, sql: str) -> Translated:
+        try:
+            return statement(sql, lambda table: _CATALOG.primary_key(self._raw, self._schema, table))
+        except ValueError as exc:
+            raise sqlite3.OperationalError(str(exc)) from None
+
+    def execute(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
+        todo = self._translate(sql)
+        if todo.kind == "noop":
+            return PgCursor(None, -1, None)
+        query = todo.sql
+        identity = None
+        if todo.table is not None and "RETURNING" not in query.upper():
+            identity = _CATALOG.identity(self._raw, self._schema, todo.table)
+            if identity is not None:
+                query += f" RETURNING {identity}"
+        with _errors():
+            cur = self._raw.execute(query, _params(args))  # always bound: "%%" (a literal %) then reads as "%"
+            if todo.kind == "begin_write":
+                self._raw.execute(WRITER_LOCK)
+            rows = cur.fetchall() if cur.description is not None else None
+        lastrowid = int(rows[0][0]) if identity is not None and rows else None
+        return PgCursor(None if identity is not None else rows, cur.rowcount, lastrowid)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
+        todo = self._translate(sql)
+        with _errors(), self._raw.cursor() as cur:
+            cur.executemany(todo.sql, [_params(r) for r in rows])
+            return PgCursor(None, cur.rowcount, None)
+
+    def executescript(self, script: str) -> None:
+        """Run a schema script (SQLite DDL) under the writer lock, so replicas starting together
+        do not race on ``CREATE … IF NOT EXISTS``."""
+        with _errors(), self._raw.transaction():
+            self._raw.execute(WRITER_LOCK)
+            self._raw.execute(ddl(script).encode())
+
+    def commit(self) -> None:
+        if self.in_transaction:
+            self.execute("COMMIT")
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _params(args: Sequence[Any] | dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+    """Arguments as PostgreSQL takes them: booleans as integers (SQLite has no boolean type),
+    memoryviews as bytes."""
+    if isinstance(args, dict):
+        return args
+    return [int(a) if isinstance(a, bool) else bytes(a) if isinstance(a, memoryview) else a for a in args]
+
+
+class _errors:
+    """Re-raise psycopg's errors as sqlite3's (the exception classes the project handles)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        import psycopg
+
+        if exc is None or not isinstance(exc, psycopg.Error):
+            return
+        mapped: type[sqlite3.Error]
+        if isinstance(exc, psycopg.IntegrityError):
+            mapped = sqlite3.IntegrityError
+        elif isinstance(exc, psycopg.OperationalError):
+            mapped = sqlite3.OperationalError
+        else:
+            mapped = sqlite3.DatabaseError
+        raise mapped(f"PostgreSQL: {str(exc).strip()}") from exc
+
+
+@functools.cache
+def _connection_class() -> type[psycopg.Connection[Any]]:
+    import psycopg
+
+    class QuietConnection(psycopg.Connection[Any]):
+        """Closed when collected while open, quietly, as a sqlite3 connection is (psycopg warns)."""
+
+        def __del__(self, *_: Any) -> None:
+            if hasattr(self, "pgconn") and not self.closed:  # pgconn: absent when connecting failed
+                self.close()
+
+    return QuietConnection
+
+
+def connect(url: str) -> PgConnection:
+    """A connection to ``url`` (``postgresql://…``, libpq's URI syntax), in autocommit mode;
+    ``sqlite3.OperationalError`` when the server cannot be reached."""
+    import psycopg
+
+    try:
+        raw = _connection_class().connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise sqlite3.OperationalError(f"PostgreSQL: {str(exc).strip()}") from exc
+    return PgConnection(raw)

@@ -1,0 +1,119 @@
+"""The PostgreSQL store: the same ``Store`` (every SQL text of it, and of the rest of the project),
+over a shared PostgreSQL database instead of a SQLite file in the data directory.
+
+Each thread gets its own connection (store/pg_conn.py), which translates SQLite's dialect.
+Write transactions (``BEGIN IMMEDIATE``) take a transaction-scoped advisory lock, so writers in
+every process sharing the database run one at a time, as on SQLite: the audit chain's append
+(read the last entry, insert the next) is therefore serialised in the database, and N replicas
+produce one valid chain. The data directory stays local to each process: index snapshots and
+the audit head file (``audit.heads``, this process's anchors of the shared chain).
+
+Erasure: a DELETE leaves dead row versions in the table files until VACUUM; ``vacuum()`` runs
+``VACUUM FULL`` on the tables that hold templates, crops and identities, which rewrites them so
+no erased row's bytes remain in any table file (docs/store.md says what else may keep a copy).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from facetrust.errors import ConfigurationError
+from facetrust.store.anchor import DDL as AUDIT_DDL
+from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
+from facetrust.store.private import private_dir
+from facetrust.store.schema import DDL
+from facetrust.store.sqlite import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.store.sealing import Keyring
+
+__all__ = ["PostgresStore", "open_store", "redact_url"]
+
+# Tables whose rows carry templates, crops or identities: rewritten by vacuum().
+ERASABLE_TABLES = ("faces", "face_crops", "users", "consents", "ingested_images", "people_members", "people_links")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore(Store):
+    """``Store`` over PostgreSQL at ``url``; ``path`` (in the data directory) only places the head file."""
+
+    def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None) -> None:
+        self.url = url
+        self._pg_local = threading.local()
+        self._pg_all: list[PgConnection] = []
+        self._pg_lock = threading.Lock()
+        super().__init__(path, keyring=keyring)
+
+    reclaimed = (
+        "after `facetrust store vacuum` (VACUUM FULL); until then the erased rows' bytes remain in dead row "
+        "versions of the database's files"
+    )
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact_url(self.url)!r})"
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(DDL + AUDIT_DDL)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: PgConnection | None = getattr(self._pg_local, "conn", None)
+        if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
+            private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
+            try:
+                conn = connect(self.url)
+            except sqlite3.OperationalError as exc:
+                raise ConfigurationError(
+                    f"Cannot open the PostgreSQL store {redact_url(self.url)}: {exc}", setting="store"
+                ) from None
+            self._pg_local.conn = conn
+            with self._pg_lock:
+                self._pg_all.append(conn)
+        # The wrapper answers every sqlite3.Connection method the store and its callers use.
+        return cast(sqlite3.Connection, conn)
+
+    def checkpoint(self) -> None:
+        """Nothing to fold: PostgreSQL's WAL is the server's (``vacuum`` reclaims erased rows)."""
+
+    def vacuum(self) -> str:
+        """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten
+        into new files, without the erased rows' dead versions); what ran."""
+        conn = self._conn()
+        for table in ERASABLE_TABLES:
+            conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        return "VACUUM FULL of " + ", ".join(ERASABLE_TABLES)
+
+    def close(self) -> None:
+        with self._pg_lock:
+            for conn in self._pg_all:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - closing is best effort
+                    pass
+            self._pg_all.clear()
+        self._pg_local = threading.local()
+        super().close()
+
+
+def open_store(path: Path, url: str | None = None, *, keyring: Keyring | None = None) -> Store:
+    """The store the ``store`` setting names: None or "sqlite" → SQLite at ``path`` (in the data
+    directory); ``postgresql://…`` → that database (the data directory keeps the head file)."""
+    if url is None or url == "sqlite":
+        return Store(path, keyring=keyring)
+    if is_postgres_url(url):
+        return PostgresStore(path, url, keyring=keyring)
+    raise ConfigurationError(
+        f"Setting store={redact_url(url)!r} is invalid: must be 'sqlite' or a postgresql://… URL", setting="store"
+    )

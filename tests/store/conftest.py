@@ -1,0 +1,77 @@
+"""The stores the contract runs against (every ``FaceStore``), and helpers to fill them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.store.postgres import PostgresStore
+from facetrust.store.protocol import FaceStore
+from facetrust.store.sealing import Keyring, TemplateKey
+from facetrust.store.sqlite import NewFace, Store
+
+DIM = 8
+KEYRING = Keyring(TemplateKey.from_bytes(bytes(range(32))))
+
+
+def _sqlite(folder: Path, url: str | None) -> FaceStore:
+    return Store(folder / "facetrust.db")
+
+
+def _sqlite_sealed(folder: Path, url: str | None) -> FaceStore:
+    return Store(folder / "facetrust.db", keyring=KEYRING)
+
+
+def _postgresql(folder: Path, url: str | None) -> FaceStore:
+    assert url is not None
+    return PostgresStore(folder / "facetrust.db", url)
+
+
+def _postgresql_sealed(folder: Path, url: str | None) -> FaceStore:
+    assert url is not None
+    return PostgresStore(folder / "facetrust.db", url, keyring=KEYRING)
+
+
+# name -> factory(folder, PostgreSQL URL of a fresh schema, or None for a store that needs none)
+STORES: dict[str, Callable[[Path, str | None], FaceStore]] = {
+    "sqlite": _sqlite,
+    "sqlite-sealed": _sqlite_sealed,
+    "postgresql": _postgresql,
+    "postgresql-sealed": _postgresql_sealed,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
+    url = str(request.getfixturevalue("pg_url")) if request.param.startswith("postgresql") else None
+    made = STORES[request.param](tmp_path, url)
+    yield made
+    made.close()
+
+
+def vector(seed: int) -> bytes:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype("<f4")
+    return (v / np.linalg.norm(v)).astype("<f4").tobytes()
+
+
+def face(n: int, external: str | None = None, expires_at: float | None = None) -> NewFace:
+    return NewFace(
+        face_id=f"00000000-0000-4000-8000-{n:012d}",
+        image_id=f"image-{n}",
+        external_image_id=external,
+        box=(0.1, 0.2, 0.3, 0.4),
+        confidence=99.0,
+        brightness=50.0,
+        sharpness=60.0,
+        pose=(1.0, 2.0, 3.0),
+        embedding=vector(n),
+        expires_at=expires_at,
+    )
+
+
+def collection(store: FaceStore, name: str = "staff") -> int:
+    with store.transaction() as conn:
+        return store.insert_collection(conn, name, "model-a", "general").id

@@ -1,0 +1,77 @@
+"""Erasure is physical on both stores: `facetrust store vacuum` and the receipt's storage statement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click.testing
+import numpy as np
+import psycopg
+import pytest
+
+from facetrust.cli import cli
+from facetrust.engine import FaceEngine
+from facetrust.models.fake import face_png
+from facetrust.service import FaceService
+from pg_cluster import PgServer
+
+
+def _run(fake: FaceEngine, *args: str) -> click.testing.Result:
+    return click.testing.CliRunner().invoke(cli, list(args), obj={"engine": fake})
+
+
+def _schema_files(server: PgServer, url: str) -> list[Path]:
+    """The files of every table, index and TOAST table of the URL's schema, after a checkpoint."""
+    assert server.folder is not None
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")  # dirty pages reach the files
+        rows = conn.execute(
+            "SELECT pg_relation_filepath(c.oid), pg_relation_filepath(nullif(c.reltoastrelid, 0)) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()"
+        ).fetchall()
+    found = []
+    for row in rows:
+        for rel in row:
+            if rel is not None:
+                found += [p for p in (server.folder / "data").glob(f"{rel}*") if p.is_file()]
+    return found
+
+
+def test_erased_templates_leave_the_postgresql_files_after_store_vacuum(
+    tmp_path: Path, fake: FaceEngine, pg_server: PgServer, pg_url: str
+) -> None:
+    if pg_server.folder is None:
+        pytest.skip("the server's files are not readable here (FACETRUST_TEST_POSTGRES names a server elsewhere)")
+    svc = FaceService(tmp_path / "data", fake, store=pg_url, keyring=None)  # plain templates: findable bytes
+    svc.create_collection("c")
+    svc.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin")
+    row = svc.store.get_collection("c")
+    assert row is not None
+    needle = np.frombuffer(svc.store.embedding(row.id, svc.store.face_keys(row.id)[0]) or b"", np.float32)[:8].tobytes()
+    assert any(needle in p.read_bytes() for p in _schema_files(pg_server, pg_url))  # the scan sees it
+    receipt = svc.erase_external_image_id("c", "erin")
+    assert "facetrust store vacuum" in receipt.storage
+    assert svc.verify_receipt(receipt)
+    svc.close()
+    done = _run(fake, "--data", str(tmp_path / "data"), "--store", pg_url, "store", "vacuum")
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("Vacuumed: VACUUM FULL of faces, face_crops")
+    for path in _schema_files(pg_server, pg_url):
+        assert needle not in path.read_bytes(), path
+
+
+def test_store_vacuum_on_sqlite_rewrites_the_database_and_is_logged(tmp_path: Path, fake: FaceEngine) -> None:
+    svc = FaceService(tmp_path / "data", fake, store="sqlite")
+    svc.create_collection("c")
+    svc.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin")
+    receipt = svc.erase_external_image_id("c", "erin")
+    assert receipt.storage == ""  # SQLite overwrites erased rows in the erasure itself
+    svc.close()
+    done = _run(fake, "--data", str(tmp_path / "data"), "store", "vacuum")
+    assert (done.exit_code, done.output) == (0, "Vacuumed: VACUUM of facetrust.db and a WAL checkpoint\n")
+    svc = FaceService(tmp_path / "data", fake, store="sqlite")
+    try:
+        last = svc.get_audit_log(disclose=True).entries[-1].data
+        assert (last["operation"], last["vacuumed"]) == ("VacuumStore", "VACUUM of facetrust.db and a WAL checkpoint")
+    finally:
+        svc.close()
