@@ -16,6 +16,7 @@ __all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "defau
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 PROFILES = ("default", "accurate")
+TAIL_STATS_MODES = ("enrolment", "deferred")
 
 ENV_PREFIX = "FACETRUST_"
 
@@ -79,6 +80,11 @@ class Settings:
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
+        face_tail_stats: when each gallery face's own statistics against its collection (its
+            top 50 scores) are computed: "enrolment" (as faces are indexed or erased) or
+            "deferred" (only by a catch-up pass, for bulk imports; docs/collections.md).
+        symmetric_scores: 1:N searches combine the probe's map with each gallery face's own
+            (both sides' statistics; docs/fairness.md); false: the probe's side only.
         video_root: the folder the video operations may read (S3Object Bucket = a folder
             under it; docs/video.md). None: the video operations are refused.
         max_video_seconds: videos longer than this are refused (docs/video.md).
@@ -107,6 +113,8 @@ class Settings:
     calibration_file: Path | None = None
     cohort_file: Path | None = None
     probe_normalisation: bool = True
+    face_tail_stats: str = "enrolment"
+    symmetric_scores: bool = False
     video_root: Path | None = None
     max_video_seconds: float = 3600.0
     max_video_pixels: int = 3840 * 2160
@@ -148,6 +156,7 @@ class Settings:
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
             ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
+            ("face_tail_stats", self.face_tail_stats in TAIL_STATS_MODES, "one of " + ", ".join(TAIL_STATS_MODES)),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -224,6 +233,8 @@ _TYPES: dict[str, type] = {
     "calibration_file": Path,
     "cohort_file": Path,
     "probe_normalisation": bool,
+    "face_tail_stats": str,
+    "symmetric_scores": bool,
     "video_root": Path,
     "max_video_seconds": float,
     "max_video_pixels": int,

@@ -153,6 +153,12 @@ class CollectionIndex:
             index = self.ensure()
             return index.search(queries, max(1, min(k, len(index)))), len(index)
 
+    def search_batch(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
+        """``search`` for many queries at once (the index's ``search_batch``: memory bounded by a block)."""
+        with self._lock:
+            index = self.ensure()
+            return index.search_batch(queries, max(1, min(k, len(index)))), len(index)
+
     def scrub(self) -> None:
         """After an erasure: remove snapshot files; forget a pq or HNSW index that still holds erased vectors."""
         with self._lock:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MIN_GALLERY",
     "TAIL_K",
+    "FaceSide",
     "ProbeScale",
     "estimate_of",
     "estimate_record",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 TAIL_K = 50
+FaceSide = tuple[float, float, float, float]
+"""A gallery face's ``(u, m, c, m_G)`` against its collection (``service.tails.face_sides``)."""
 MIN_GALLERY = 1000
 CROWDED_DECADES = 1.0
 
@@ -55,25 +58,33 @@ class ProbeScale:
     ``tail`` is ``(u, m, c, m_G)`` (``fairness.tailnorm``: the probe's K-th highest gallery
     score and median excess, and the global calibration's at the same fraction), or ``None``
     when the global calibration is used as it is; ``unreliable`` says why the estimate should
-    not be trusted (``None`` when it can be).
+    not be trusted (``None`` when it can be); ``symmetric``: gallery faces' own sides are
+    combined with the probe's where they have statistics (``symmetric_scores``).
     """
 
     calibration: Calibration
     gallery: int
     tail: tuple[float, float, float, float] | None
     unreliable: str | None = None
+    symmetric: bool = False
 
     @property
     def method(self) -> str:
-        return "probe-tail" if self.tail is not None else "calibration"
+        if self.tail is None:
+            return "calibration"
+        return "symmetric-tail" if self.symmetric else "probe-tail"
 
-    def global_score(self, score: float) -> float:
-        """``score`` on the global calibration's scale."""
-        return score if self.tail is None else float(mapped(score, *self.tail))
+    def global_score(self, score: float, face: FaceSide | None = None) -> float:
+        """``score`` on the global calibration's scale: mapped by the probe's tail, and with the
+        gallery face's ``face`` side (``service.tails``) the mean of both maps (symmetric)."""
+        if self.tail is None:
+            return score
+        probe = float(mapped(score, *self.tail))
+        return probe if face is None else 0.5 * (probe + float(mapped(score, *face)))
 
-    def compare(self, score: float, threshold: float | None = None) -> Comparison:
+    def compare(self, score: float, threshold: float | None = None, face: FaceSide | None = None) -> Comparison:
         """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
-        return replace(self.calibration.compare(self.global_score(score), threshold), score=float(score))
+        return replace(self.calibration.compare(self.global_score(score, face), threshold), score=float(score))
 
     def score_for_similarity(self, similarity: float) -> float:
         """The raw score at which this probe reaches ``similarity`` (−inf when every score does)."""

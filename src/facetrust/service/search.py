@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
@@ -21,6 +22,7 @@ from facetrust.service.scoring import (
     probe_scale,
     refuse_unreliable,
 )
+from facetrust.service.tails import face_sides
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -38,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
-    from facetrust.types import Face
+    from facetrust.types import Comparison, Face
 
 __all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces", "stored_face_scales"]
 
@@ -55,9 +57,20 @@ def fpir(threshold: float, gallery_size: int) -> float:
 
 def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeScale:
     cal = service.engine.calibration
-    if not service.engine.settings.probe_normalisation:
+    settings = service.engine.settings
+    if not settings.probe_normalisation:
         return ProbeScale(cal, gallery, None)
-    return probe_scale(cal, list(seen.values()), gallery)
+    scale = probe_scale(cal, list(seen.values()), gallery)
+    return replace(scale, symmetric=settings.symmetric_scores) if scale.tail is not None else scale
+
+
+def _comparisons(
+    service: FaceService, row: CollectionRow, scores: dict[int, float], scale: ProbeScale, threshold: float
+) -> dict[int, Comparison]:
+    """Each candidate's comparison on the probe's scale, with the gallery face's own side where
+    the search is symmetric and the face has statistics (``service.tails``)."""
+    sides = face_sides(service, row, list(scores), scale.calibration, scale.gallery + 1) if scale.symmetric else {}
+    return {key: scale.compare(score, threshold, sides.get(key)) for key, score in scores.items()}
 
 
 def stored_face_scales(
@@ -149,11 +162,11 @@ def _face_matches(
     from facetrust.service.faceservice import stored_face
 
     rows = _rows(service, row, list(scores))
+    compared = _comparisons(service, row, scores, cal, threshold)
     out = []
-    for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
+    for key, comparison in sorted(compared.items(), key=lambda kv: (kv[1].similarity, kv[1].score), reverse=True):
         if key not in rows or _expired(rows[key], now):  # deleted since the index answered, or expired
             continue
-        comparison = cal.compare(score, threshold)
         if comparison.similarity >= threshold:
             out.append(
                 FaceSearchMatch(
@@ -204,16 +217,16 @@ def _user_matches(
 ) -> tuple[tuple[UserSearchMatch, ...], int, ProbeScale]:
     scores, _, cal = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
     rows = _rows(service, row, list(scores))
-    best: dict[str, tuple[float, str]] = {}
-    for key, score in scores.items():
+    compared = _comparisons(service, row, scores, cal, threshold)
+    best: dict[str, tuple[Comparison, str]] = {}
+    for key, found in compared.items():
         face = rows.get(key)
         if face is None or face.user_id is None or face.user_id == exclude_user or _expired(face, now):
             continue
-        if score > best.get(face.user_id, (-math.inf, ""))[0]:
-            best[face.user_id] = (score, face.face_id)
+        if face.user_id not in best or (found.similarity, found.score) > _rank(best[face.user_id][0]):
+            best[face.user_id] = (found, face.face_id)
     out: list[UserSearchMatch] = []
-    for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-        comparison = cal.compare(score, threshold)
+    for user_id, (comparison, face_id) in sorted(best.items(), key=lambda kv: _rank(kv[1][0]), reverse=True):
         if comparison.similarity < threshold or len(out) == max_users:
             break  # best first, so every later user scores lower: look no more users up
         info = service.store.get_user(row.id, user_id)
@@ -227,6 +240,10 @@ def _user_matches(
         )
     gallery = service.store.count_user_faces(row.id)
     return tuple(out), gallery, cal
+
+
+def _rank(comparison: Comparison) -> tuple[float, float]:
+    return comparison.similarity, comparison.score
 
 
 def _log_matches(

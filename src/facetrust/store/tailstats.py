@@ -1,0 +1,129 @@
+"""SQL of per-face cohort statistics: each gallery face's top-K scores against its collection.
+
+A row holds a face's ``K`` highest scores against the other faces of its collection (float16,
+highest first) and the keys of those faces (int64), which is what mapping scores from the
+face's side needs (``fairness.tailnorm``) and what keeping them current needs: a new face
+enters the rows whose K-th score it beats; a deleted face leaves the rows that held it.
+``face_tail_refs`` lists, per face, whose rows hold it, so a deletion finds exactly those.
+
+The rows derive from templates, so they never outlive them: a face's own row and references
+go with it (``ON DELETE CASCADE``), and ``forget`` (called in the deleting transaction) drops
+the scores of every row that held a deleted face and marks it stale, to be recomputed. A face
+with no row, or a stale one, is simply scored from the probe's side only. Plain SQL only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facetrust.store.sqlite import select_in
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["FaceTail", "count_missing", "forget", "mark_stale", "missing", "present", "put", "read", "stale"]
+
+
+@dataclass(frozen=True)
+class FaceTail:
+    """A face's top scores against its collection, highest first, and whose they are."""
+
+    scores: np.ndarray
+    neighbours: np.ndarray
+
+
+def _decode(scores: bytes, neighbours: bytes) -> FaceTail:
+    import numpy as np
+
+    return FaceTail(np.frombuffer(scores, dtype="<f2").astype(np.float32), np.frombuffer(neighbours, dtype="<i8"))
+
+
+def read(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, FaceTail]:
+    """The current (not stale) rows of these faces."""
+    sql = "SELECT face_key, scores, neighbours FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    return {int(k): _decode(bytes(s), bytes(n)) for k, s, n in select_in(conn, sql, (), list(keys))}
+
+
+def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail]) -> None:
+    """Write (replace) these faces' rows and their references; the faces must exist."""
+    import numpy as np
+
+    keys = list(rows)
+    before: dict[int, set[int]] = {k: set() for k in keys}
+    for key, held in select_in(
+        conn, "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})", (), keys
+    ):
+        before[int(key)].add(int(held))
+    for key in keys:
+        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
+    conn.executemany(
+        "INSERT INTO face_tails(face_key, collection_id, stale, scores, neighbours) VALUES (?, ?, 0, ?, ?)",
+        (
+            (k, collection_id, t.scores.astype("<f2").tobytes(), np.asarray(t.neighbours, dtype="<i8").tobytes())
+            for k, t in rows.items()
+        ),
+    )
+    gone, new = [], []
+    for key, tail in rows.items():
+        now = {int(n) for n in tail.neighbours}
+        gone += [(n, key) for n in before[key] - now]
+        new += [(n, key) for n in now - before[key]]
+    conn.executemany("DELETE FROM face_tail_refs WHERE neighbour_key = ? AND face_key = ?", gone)
+    conn.executemany("INSERT INTO face_tail_refs(neighbour_key, face_key) VALUES (?, ?)", new)
+
+
+def mark_stale(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
+    """Drop these faces' scores and references; recompute them later (``stale``)."""
+    for key in keys:
+        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
+        conn.execute("DELETE FROM face_tail_refs WHERE face_key = ?", (key,))
+    conn.executemany(
+        "INSERT INTO face_tails(face_key, collection_id, stale, scores, neighbours) VALUES (?, ?, 1, NULL, NULL)",
+        ((k, collection_id) for k in keys),
+    )
+
+
+def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> list[int]:
+    """In the transaction deleting faces ``keys``: mark stale every other face whose top K held
+    one of them (no score derived from a deleted template stays); those faces' keys."""
+    gone = {int(k) for k in keys}
+    sql = "SELECT DISTINCT face_key FROM face_tail_refs WHERE neighbour_key IN ({marks})"
+    holders = sorted({int(r[0]) for r in select_in(conn, sql, (), sorted(gone))} - gone)
+    mark_stale(conn, collection_id, holders)
+    for key in sorted(gone):
+        conn.execute("DELETE FROM face_tail_refs WHERE neighbour_key = ?", (key,))
+    return holders
+
+
+def stale(conn: sqlite3.Connection, collection_id: int, limit: int) -> list[int]:
+    """Up to ``limit`` faces of the collection whose rows are stale."""
+    sql = "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 ORDER BY face_key LIMIT ?"
+    return [int(r[0]) for r in conn.execute(sql, (collection_id, limit))]
+
+
+def missing(conn: sqlite3.Connection, collection_id: int, after_key: int, limit: int) -> list[int]:
+    """Up to ``limit`` faces of the collection (keys above ``after_key``, ascending) with no row or a
+    stale one: what a catch-up pass computes."""
+    sql = (
+        "SELECT f.id FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
+        "WHERE f.collection_id = ? AND f.id > ? AND (t.face_key IS NULL OR t.stale = 1) ORDER BY f.id LIMIT ?"
+    )
+    return [int(r[0]) for r in conn.execute(sql, (collection_id, after_key, limit))]
+
+
+def count_missing(conn: sqlite3.Connection, collection_id: int) -> int:
+    """How many faces of the collection have no row or a stale one."""
+    sql = (
+        "SELECT count(*) FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
+        "WHERE f.collection_id = ? AND (t.face_key IS NULL OR t.stale = 1)"
+    )
+    return int(conn.execute(sql, (collection_id,)).fetchone()[0])
+
+
+def present(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> set[int]:
+    """Which of these face keys are stored in the collection now."""
+    sql = "SELECT id FROM faces WHERE collection_id = ? AND id IN ({marks})"
+    return {int(r[0]) for r in select_in(conn, sql, (collection_id,), list(keys))}
