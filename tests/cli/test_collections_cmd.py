@@ -169,7 +169,9 @@ def test_catch_up_computes_the_statistics_of_faces_that_lack_them_and_says_how_m
     row = fc.service.store.get_collection("people")
     assert row is not None
     with fc.service.store.transaction() as conn:  # as a deletion leaves the faces that held the deleted one
-        tailstats.mark_stale(conn, row.id, [f.key for f in fc.service.store.list_faces(row.id, after_key=0, limit=10)][:2])
+        tailstats.mark_stale(
+            conn, row.id, [f.key for f in fc.service.store.list_faces(row.id, after_key=0, limit=10)][:2]
+        )
 
     first = fc.run("collections", "catch-up", "people", "--limit", "1")
     again = fc.run("collections", "catch-up", "people")

@@ -69,7 +69,7 @@ def _merged(tail: tailstats.FaceTail, offers: list[tuple[int, float]]) -> tailst
     keys = np.concatenate([tail.neighbours, np.array([k for k, _ in new], dtype=np.int64)])
     scores = np.concatenate([tail.scores, np.array([s for _, s in new], dtype=np.float32)])
     order = np.argsort(-scores, kind="stable")[:TAIL_K]
-    return tailstats.FaceTail(scores[order], keys[order])
+    return tailstats.FaceTail(scores[order], keys[order], max(tail.upto, *(k for k, _ in new)))
 
 
 def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> tuple[list[int], np.ndarray]:
@@ -81,32 +81,58 @@ def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> t
     return found, np.stack([vector_from_blob(blobs[k], dim) for k in found]) if found else np.zeros((0, dim))
 
 
+def _offers(
+    floors: dict[int, tuple[float, int]], keys: np.ndarray, found: np.ndarray, scores: np.ndarray
+) -> dict[int, list[tuple[int, float]]]:
+    """Per row that can change: the (new face, score) pairs that beat its floor and are newer
+    than what it considered (``found``/``scores``: each new face's neighbours, -1 where none)."""
+    import numpy as np
+
+    if not floors:
+        return {}
+    rows = np.array(sorted(floors), dtype=np.int64)
+    floor = np.array([floors[int(k)][0] for k in rows], dtype=np.float32)
+    upto = np.array([floors[int(k)][1] for k in rows], dtype=np.int64)
+    at = np.minimum(np.searchsorted(rows, found), len(rows) - 1)
+    hit = (rows[at] == found) & (scores > floor[at]) & (keys[:, None] > upto[at])
+    out: dict[int, list[tuple[int, float]]] = {}
+    for i, j in zip(*np.nonzero(hit)):
+        out.setdefault(int(found[i, j]), []).append((int(keys[i]), float(scores[i, j])))
+    return out
+
+
 def _block(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> int:
     """Compute the top K of ``keys`` with one batched kNN, offer them to their neighbours' rows,
     and write both in one transaction; how many rows were written."""
+    import numpy as np
+
     keys, vectors = _vectors(service, row, keys)
     if not keys:
         return 0
+    with service.store.snapshot() as conn:
+        upto = tailstats.last_key(conn, row.id)  # read first: the index then holds every face up to it
     hits, _ = service.indexes.get(row).search_batch(vectors, NEIGHBOURHOOD + 1)
+    own_keys = np.array(keys, dtype=np.int64)
+    found = np.where(hits.keys == own_keys[:, None], -1, hits.keys)
     own: dict[int, tailstats.FaceTail] = {}
-    offers: dict[int, list[tuple[int, float]]] = {}
-    for key, found, scores in zip(keys, hits.keys, hits.scores):
-        keep = (found >= 0) & (found != key)
-        near, near_scores = found[keep], scores[keep]
-        own[key] = tailstats.FaceTail(near_scores[:TAIL_K], near[:TAIL_K])
-        for other, score in zip(near.tolist(), near_scores.tolist()):
-            offers.setdefault(other, []).append((key, score))
+    for key, near, near_scores in zip(keys, found, hits.scores):
+        keep = near >= 0
+        own[key] = tailstats.FaceTail(near_scores[keep][:TAIL_K], near[keep][:TAIL_K], upto)
     with service.store.transaction() as conn:
         held = {int(n) for tail in own.values() for n in tail.neighbours}
-        alive = tailstats.present(conn, row.id, sorted(set(own) | held | set(offers)))
+        alive = tailstats.present(conn, row.id, sorted(set(own) | held))
         write = {k: t for k, t in own.items() if k in alive and all(int(n) in alive for n in t.neighbours)}
         raced = [k for k in own if k in alive and k not in write]  # a neighbour was deleted meanwhile
-        targets = [k for k in offers if k in alive and k not in own]
-        for key, tail in tailstats.read(conn, targets).items():
-            merged = _merged(tail, [(k, s) for k, s in offers[key] if k in write])
+        written = np.array([k in write for k in keys])
+        others = np.setdiff1d(np.unique(found[found >= 0]), own_keys)
+        offered = _offers(
+            tailstats.floors(conn, others.tolist()), own_keys[written], found[written], hits.scores[written]
+        )
+        for key, tail in tailstats.read(conn, list(offered)).items():
+            merged = _merged(tail, offered[key])
             if merged is not None:
                 write[key] = merged
-        tailstats.put(conn, row.id, write)
+        tailstats.put(conn, row.id, write, TAIL_K)
         tailstats.mark_stale(conn, row.id, raced)
     return len(write)
 

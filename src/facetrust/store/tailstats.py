@@ -24,31 +24,55 @@ from facetrust.store.sqlite import select_in
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["FaceTail", "count_missing", "forget", "mark_stale", "missing", "present", "put", "read", "stale"]
+__all__ = [
+    "FaceTail",
+    "count_missing",
+    "floors",
+    "forget",
+    "last_key",
+    "mark_stale",
+    "missing",
+    "present",
+    "put",
+    "read",
+    "stale",
+]
 
 
 @dataclass(frozen=True)
 class FaceTail:
-    """A face's top scores against its collection, highest first, and whose they are."""
+    """A face's top scores against its collection, highest first, and whose they are; ``upto``:
+    the largest face key stored when they were computed (every face up to it was considered)."""
 
     scores: np.ndarray
     neighbours: np.ndarray
+    upto: int
 
 
-def _decode(scores: bytes, neighbours: bytes) -> FaceTail:
+def _decode(scores: bytes, neighbours: bytes, upto: int) -> FaceTail:
     import numpy as np
 
-    return FaceTail(np.frombuffer(scores, dtype="<f2").astype(np.float32), np.frombuffer(neighbours, dtype="<i8"))
+    vals = np.frombuffer(scores, dtype="<f2").astype(np.float32)
+    return FaceTail(vals, np.frombuffer(neighbours, dtype="<i8"), upto)
 
 
 def read(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, FaceTail]:
     """The current (not stale) rows of these faces."""
-    sql = "SELECT face_key, scores, neighbours FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
-    return {int(k): _decode(bytes(s), bytes(n)) for k, s, n in select_in(conn, sql, (), list(keys))}
+    sql = "SELECT face_key, scores, neighbours, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    return {int(k): _decode(bytes(s), bytes(n), int(u)) for k, s, n, u in select_in(conn, sql, (), list(keys))}
 
 
-def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail]) -> None:
-    """Write (replace) these faces' rows and their references; the faces must exist."""
+def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[float, int]]:
+    """For these faces' current rows: the score a newer face must beat to enter them (their K-th
+    score, or -2 while they hold fewer than ``k``) and ``upto``, read without the rows: which
+    rows an offer can change."""
+    sql = "SELECT face_key, floor, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    return {int(k): (float(f), int(u)) for k, f, u in select_in(conn, sql, (), list(keys))}
+
+
+def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail], k: int) -> None:
+    """Write (replace) these faces' rows and their references; the faces must exist. ``k``: the
+    number of scores a full row holds."""
     import numpy as np
 
     keys = list(rows)
@@ -60,10 +84,18 @@ def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail])
     for key in keys:
         conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
     conn.executemany(
-        "INSERT INTO face_tails(face_key, collection_id, stale, scores, neighbours) VALUES (?, ?, 0, ?, ?)",
+        "INSERT INTO face_tails(face_key, collection_id, stale, floor, upto, scores, neighbours) "
+        "VALUES (?, ?, 0, ?, ?, ?, ?)",
         (
-            (k, collection_id, t.scores.astype("<f2").tobytes(), np.asarray(t.neighbours, dtype="<i8").tobytes())
-            for k, t in rows.items()
+            (
+                key,
+                collection_id,
+                float(t.scores.astype("<f2")[-1]) if len(t.scores) >= k else -2.0,
+                t.upto,
+                t.scores.astype("<f2").tobytes(),
+                np.asarray(t.neighbours, dtype="<i8").tobytes(),
+            )
+            for key, t in rows.items()
         ),
     )
     gone, new = [], []
@@ -72,7 +104,7 @@ def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail])
         gone += [(n, key) for n in before[key] - now]
         new += [(n, key) for n in now - before[key]]
     conn.executemany("DELETE FROM face_tail_refs WHERE neighbour_key = ? AND face_key = ?", gone)
-    conn.executemany("INSERT INTO face_tail_refs(neighbour_key, face_key) VALUES (?, ?)", new)
+    conn.executemany("INSERT INTO face_tail_refs(neighbour_key, face_key) VALUES (?, ?)", sorted(new))
 
 
 def mark_stale(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
@@ -121,6 +153,12 @@ def count_missing(conn: sqlite3.Connection, collection_id: int) -> int:
         "WHERE f.collection_id = ? AND (t.face_key IS NULL OR t.stale = 1)"
     )
     return int(conn.execute(sql, (collection_id,)).fetchone()[0])
+
+
+def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
+    """The largest face key stored in the collection (0 when empty)."""
+    found = conn.execute("SELECT max(id) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+    return int(found or 0)
 
 
 def present(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> set[int]:
