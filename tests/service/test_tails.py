@@ -190,3 +190,29 @@ def test_an_unknown_statistics_mode_is_refused_naming_the_setting() -> None:
 
     with pytest.raises(ConfigurationError, match="face_tail_stats='later' is invalid: must be one of enrolment"):
         Settings(face_tail_stats="later")
+
+
+def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estimate_is_flagged_unreliable(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
+    rng = np.random.default_rng(3)
+    crowd = _vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
+    vectors = np.vstack([_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
+    ids = _enrol(service, vectors)
+    cal = service.engine.calibration
+    others = vectors @ vectors.T
+    np.fill_diagonal(others, -np.inf)
+    u = np.sort(others, axis=1)[:, ::-1][:, TAIL_K - 1]
+    crowding = np.log10(TAIL_K / (len(ids) - 1)) - np.log10([cal.fmr(float(x))[0] for x in u])
+    crowded = {ids[i] for i in np.flatnonzero(crowding >= 1.05)}
+    plain = {ids[i] for i in np.flatnonzero(crowding < 0.95)}
+    probe = next(ids[i] for i in range(80) if ids[i] in plain and ids[int(np.argmax(others[i]))] in plain)
+    everyone = service.search_faces("c", probe, threshold=0, max_faces=200)
+    reason = everyone.estimate.unreliable
+    assert everyone.estimate.method == "probe-tail" and reason is not None
+    assert reason.startswith("candidate face ") and "resembles many gallery faces" in reason
+    assert reason.split()[2].rstrip(":") in crowded
+    best = service.search_faces("c", probe, threshold=0, max_faces=1)
+    assert best.matches[0].face.face_id in plain
+    assert best.estimate.unreliable is None  # its one candidate is an ordinary face

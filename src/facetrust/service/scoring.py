@@ -38,6 +38,7 @@ __all__ = [
     "TAIL_K",
     "FaceSide",
     "ProbeScale",
+    "crowded",
     "estimate_of",
     "estimate_record",
     "probe_scale",
@@ -126,14 +127,19 @@ def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: 
     stats = top_scores_stats(sorted(top_scores, reverse=True)[:TAIL_K], gallery)
     u, m = float(stats.u[0]), float(stats.m[0])
     c, m_global = anchor(calibration, TAIL_K, gallery)
-    reason: str | None = None
+    return ProbeScale(calibration, gallery, (u, m, c, m_global), crowded(calibration, u, gallery, "the probe"))
+
+
+def crowded(calibration: Calibration, u: float, gallery: int, who: str) -> str | None:
+    """Why ``who``'s estimate is unreliable when its ``TAIL_K``-th closest of ``gallery`` faces scores
+    ``u``, which ``10^CROWDED_DECADES`` times fewer strangers reach than a typical face's; else None."""
     crowding = math.log10(TAIL_K / gallery) - math.log10(calibration.fmr(u)[0])
-    if crowding >= CROWDED_DECADES:
-        reason = (
-            f"the probe resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
-            f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
-        )
-    return ProbeScale(calibration, gallery, (u, m, c, m_global), reason)
+    if crowding < CROWDED_DECADES:
+        return None
+    return (
+        f"{who} resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
+        f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
+    )
 
 
 def estimate_of(scale: ProbeScale, threshold: float) -> ProbeEstimate:

@@ -22,7 +22,7 @@ from facetrust.service.scoring import (
     probe_scale,
     refuse_unreliable,
 )
-from facetrust.service.tails import face_sides
+from facetrust.service.tails import crowded_candidate, face_sides
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -147,7 +147,12 @@ def match_faces(
     scores, size, scale = _candidates(service, row, queries, threshold, limit, exclude)
     gallery = max(size - len(exclude), 0)
     _refuse_unreliable(step.record, step.purpose, scale, threshold, gallery)
-    return _face_matches(service, row, scores, scale, threshold, limit, service.clock()), gallery, scale
+    matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
+    keys = service.store.faces_by_ids(row.id, [m.face.face_id for m in matches]) if matches else {}
+    checked = crowded_candidate(service, row, {f.key: f.face_id for f in keys.values()}, scale)
+    if checked is not scale:  # a returned face is crowded itself: the estimate is not to be trusted
+        _refuse_unreliable(step.record, step.purpose, checked, threshold, gallery)
+    return matches, gallery, checked
 
 
 def _face_matches(

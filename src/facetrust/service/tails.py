@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import NotFoundError
 from facetrust.fairness.tailnorm import anchor, top_scores_stats
-from facetrust.service.scoring import MIN_GALLERY, TAIL_K
+from facetrust.service.scoring import MIN_GALLERY, TAIL_K, ProbeScale, crowded
 from facetrust.store import tailstats
 from facetrust.store.sqlite import CollectionRow, vector_from_blob
 
@@ -40,7 +40,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.calibration import Calibration
     from facetrust.service.faceservice import FaceService
 
-__all__ = ["BLOCK", "NEIGHBOURHOOD", "TailCatchUp", "after_change", "catch_up", "face_sides", "refresh"]
+__all__ = [
+    "BLOCK",
+    "NEIGHBOURHOOD",
+    "TailCatchUp",
+    "after_change",
+    "catch_up",
+    "crowded_candidate",
+    "face_sides",
+    "refresh",
+]
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +206,22 @@ def face_sides(
     stats = top_scores_stats(np.stack(list(full.values())), gallery - 1)
     c, m_global = anchor(calibration, TAIL_K, gallery - 1)
     return {k: (float(u), float(m), c, m_global) for k, u, m in zip(full, stats.u, stats.m)}
+
+
+def crowded_candidate(
+    service: FaceService, row: CollectionRow, candidates: dict[int, str], scale: ProbeScale
+) -> ProbeScale:
+    """``scale``, flagged unreliable when one of the returned ``candidates`` (key → face id) is
+    itself crowded (the gallery side of the estimate: its own 50th closest gallery face is as rare
+    as ``scoring.crowded`` flags for a probe); unchanged when already flagged or not per-probe."""
+    if scale.tail is None or scale.unreliable is not None or not candidates:
+        return scale
+    with service.store.snapshot() as conn:
+        floors = tailstats.floors(conn, list(candidates))
+    cohort = scale.gallery  # a stored face's cohort: the other faces, the probe's gallery size or one more
+    for key, face_id in candidates.items():
+        floor = floors.get(key, (-2.0, 0))[0]
+        reason = crowded(scale.calibration, floor, cohort, f"candidate face {face_id}") if floor > -1.0 else None
+        if reason is not None:
+            return replace(scale, unreliable=reason)
+    return scale
