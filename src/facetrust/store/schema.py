@@ -141,16 +141,16 @@ CREATE TABLE IF NOT EXISTS video_jobs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS video_jobs_by_token ON video_jobs(key_id, kind, client_token);
 -- Per-face cohort statistics (store/tailstats.py): each face's top-K scores against the rest of
--- its collection (float16) and whose they are (int64 keys), and the lowest score a new face must
--- beat to enter them (floor; -2 while it holds fewer than K) and the largest face key stored when
--- they were computed (upto: faces up to it were considered), derived from templates, so they go
+-- its collection (float16) and whose they are (int64 keys), the score a new face must beat to
+-- enter them (entry_score; -2 while it holds fewer than K) and the largest face key stored when
+-- they were computed (upto: faces up to it were considered). Derived from templates, so they go
 -- with their face (cascade), and a face whose top K held an erased face is marked stale (its
 -- scores dropped) until recomputed. face_tail_refs answers "whose top K holds this face".
 CREATE TABLE IF NOT EXISTS face_tails (
     face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
     collection_id INTEGER NOT NULL,
     stale         INTEGER NOT NULL DEFAULT 0,
-    floor         REAL,
+    entry_score   REAL,
     upto          INTEGER,
     scores        BLOB,
     neighbours    BLOB

@@ -66,7 +66,7 @@ def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[flo
     """For these faces' current rows: the score a newer face must beat to enter them (their K-th
     score, or -2 while they hold fewer than ``k``) and ``upto``, read without the rows: which
     rows an offer can change."""
-    sql = "SELECT face_key, floor, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    sql = "SELECT face_key, entry_score, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
     return {int(k): (float(f), int(u)) for k, f, u in select_in(conn, sql, (), list(keys))}
 
 
@@ -84,7 +84,7 @@ def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail],
     for key in keys:
         conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
     conn.executemany(
-        "INSERT INTO face_tails(face_key, collection_id, stale, floor, upto, scores, neighbours) "
+        "INSERT INTO face_tails(face_key, collection_id, stale, entry_score, upto, scores, neighbours) "
         "VALUES (?, ?, 0, ?, ?, ?, ?)",
         (
             (
