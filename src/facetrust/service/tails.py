@@ -70,7 +70,7 @@ def _merged(tail: tailstats.FaceTail, offers: list[tuple[int, float]]) -> tailst
     """``tail`` with the offered (key, score) pairs that enter its top K; None when none does."""
     import numpy as np
 
-    held = {int(k) for k in tail.neighbours}
+    held = set(tail.neighbours.tolist())
     floor = float(tail.scores[-1]) if len(tail.scores) >= TAIL_K else -np.inf
     new = [(k, s) for k, s in offers if k not in held and s > floor]
     if not new:
@@ -128,20 +128,21 @@ def _block(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> int
         keep = near >= 0
         own[key] = tailstats.FaceTail(near_scores[keep][:TAIL_K], near[keep][:TAIL_K], upto)
     with service.store.transaction() as conn:
-        held = {int(n) for tail in own.values() for n in tail.neighbours}
+        held = {n for tail in own.values() for n in tail.neighbours.tolist()}
         alive = tailstats.present(conn, row.id, sorted(set(own) | held))
-        write = {k: t for k, t in own.items() if k in alive and all(int(n) in alive for n in t.neighbours)}
+        write = {k: t for k, t in own.items() if k in alive and alive.issuperset(t.neighbours.tolist())}
         raced = [k for k in own if k in alive and k not in write]  # a neighbour was deleted meanwhile
         written = np.array([k in write for k in keys])
         others = np.setdiff1d(np.unique(found[found >= 0]), own_keys)
         offered = _offers(
             tailstats.floors(conn, others.tolist()), own_keys[written], found[written], hits.scores[written]
         )
-        for key, tail in tailstats.read(conn, list(offered)).items():
+        current = tailstats.read(conn, list(offered))
+        for key, tail in current.items():
             merged = _merged(tail, offered[key])
             if merged is not None:
                 write[key] = merged
-        tailstats.put(conn, row.id, write, TAIL_K)
+        tailstats.put(conn, row.id, write, TAIL_K, current)
         tailstats.mark_stale(conn, row.id, raced)
     return len(write)
 

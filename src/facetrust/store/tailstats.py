@@ -70,37 +70,45 @@ def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[flo
     return {int(k): (float(f), int(u)) for k, f, u in select_in(conn, sql, (), list(keys))}
 
 
-def put(conn: sqlite3.Connection, collection_id: int, rows: dict[int, FaceTail], k: int) -> None:
-    """Write (replace) these faces' rows and their references; the faces must exist. ``k``: the
-    number of scores a full row holds."""
+def _values(tail: FaceTail, k: int) -> tuple[float, int, bytes, bytes]:
     import numpy as np
 
-    keys = list(rows)
-    before: dict[int, set[int]] = {k: set() for k in keys}
-    for key, held in select_in(
-        conn, "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})", (), keys
-    ):
+    scores = tail.scores.astype("<f2")
+    entry = float(scores[-1]) if len(scores) >= k else -2.0
+    return entry, tail.upto, scores.tobytes(), np.asarray(tail.neighbours, dtype="<i8").tobytes()
+
+
+def put(
+    conn: sqlite3.Connection,
+    collection_id: int,
+    rows: dict[int, FaceTail],
+    k: int,
+    previous: dict[int, FaceTail] | None = None,
+) -> None:
+    """Write (replace) these faces' rows and their references; the faces must exist. ``k``: the
+    number of scores a full row holds; ``previous``: the current rows of faces being updated (as
+    ``read`` gave them in this transaction), updated in place."""
+    previous = {key: t for key, t in (previous or {}).items() if key in rows}
+    fresh = [key for key in rows if key not in previous]
+    before: dict[int, set[int]] = {key: set(t.neighbours.tolist()) for key, t in previous.items()}
+    before.update({key: set() for key in fresh})
+    sql = "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})"
+    for key, held in select_in(conn, sql, (), fresh):
         before[int(key)].add(int(held))
-    for key in keys:
+    for key in fresh:
         conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
     conn.executemany(
         "INSERT INTO face_tails(face_key, collection_id, stale, entry_score, upto, scores, neighbours) "
         "VALUES (?, ?, 0, ?, ?, ?, ?)",
-        (
-            (
-                key,
-                collection_id,
-                float(t.scores.astype("<f2")[-1]) if len(t.scores) >= k else -2.0,
-                t.upto,
-                t.scores.astype("<f2").tobytes(),
-                np.asarray(t.neighbours, dtype="<i8").tobytes(),
-            )
-            for key, t in rows.items()
-        ),
+        ((key, collection_id, *_values(rows[key], k)) for key in fresh),
+    )
+    conn.executemany(
+        "UPDATE face_tails SET entry_score = ?, upto = ?, scores = ?, neighbours = ? WHERE face_key = ?",
+        ((*_values(rows[key], k), key) for key in previous),
     )
     gone, new = [], []
     for key, tail in rows.items():
-        now = {int(n) for n in tail.neighbours}
+        now = set(tail.neighbours.tolist())
         gone += [(n, key) for n in before[key] - now]
         new += [(n, key) for n in now - before[key]]
     conn.executemany("DELETE FROM face_tail_refs WHERE neighbour_key = ? AND face_key = ?", gone)
