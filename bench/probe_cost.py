@@ -149,7 +149,7 @@ def service_part(settings: Settings, gallery: np.ndarray, real: int, images: lis
         ids = fill(loader, gallery)
         out["fill_s"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        done = tails.catch_up(loader, "g")
+        done = tails.catch_up(loader.ctx, "g")
         took = time.perf_counter() - start
         out["catch_up"] = {"faces": done.computed, "s": round(took, 1), "faces_per_s": round(done.computed / took)}
         loader.close()

@@ -99,7 +99,7 @@ def test_given_a_face_deleted_then_only_the_faces_whose_top_k_held_it_are_recomp
     recomputed: list[list[int]] = []
     real = tails.refresh
 
-    def recording(svc: FaceService, row: object, wanted: list[int]) -> int:
+    def recording(svc: object, row: object, wanted: list[int]) -> int:
         recomputed.append(list(wanted))
         return real(svc, row, wanted)  # type: ignore[arg-type]
 
@@ -115,7 +115,7 @@ def test_given_a_subject_erased_then_no_statistic_names_or_derives_from_its_face
     service = _service(tmp_path, face_tail_stats="deferred")  # stale rows stay visible: nothing recomputes them
     service.create_collection("c")
     ids = _enrol(service, _vectors(60))
-    tails.catch_up(service, "c")
+    tails.catch_up(service.ctx, "c")
     gone = _keys(service)[ids[3]]
     receipt = service.erase_subject("p3")
     assert service.verify_receipt(receipt)
@@ -125,7 +125,7 @@ def test_given_a_subject_erased_then_no_statistic_names_or_derives_from_its_face
     assert all(gone not in t.neighbours.tolist() for t in _stored(service).values())
     stale = conn.execute("SELECT count(*) FROM face_tails WHERE stale = 1 AND scores IS NULL").fetchone()[0]
     assert stale > 0  # the faces that held it lost their scores until a catch-up
-    assert tails.catch_up(service, "c").remaining == 0
+    assert tails.catch_up(service.ctx, "c").remaining == 0
     service.close()
 
 
@@ -138,9 +138,9 @@ def test_given_deferred_statistics_when_caught_up_in_batches_then_every_face_has
     vectors = _vectors(70)
     ids = _enrol(service, vectors)
     assert _stored(service) == {}
-    first = tails.catch_up(service, "c", limit=20)
+    first = tails.catch_up(service.ctx, "c", limit=20)
     assert (first.computed, first.remaining) == (20, 50)
-    assert tails.catch_up(service, "c") == tails.TailCatchUp("c", 50, 0)
+    assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 50, 0)
     keys = _keys(service)
     _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
     service.close()
@@ -150,7 +150,7 @@ def test_a_catch_up_of_an_unknown_collection_names_it(service: FaceService) -> N
     from facetrust.errors import NotFoundError
 
     with pytest.raises(NotFoundError, match="Collection 'nope' does not exist"):
-        tails.catch_up(service, "nope")
+        tails.catch_up(service.ctx, "nope")
 
 
 def test_given_symmetric_scores_when_searching_then_each_match_combines_the_probe_and_the_face_sides(

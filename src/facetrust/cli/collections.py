@@ -90,7 +90,7 @@ def catch_up(name: str, limit: int | None) -> None:
     face_tail_stats = "deferred", or after upgrading a data directory (docs/collections.md)."""
     from facetrust.service.tails import catch_up as run
 
-    done = run(cli_state().service(), name, limit=limit)
+    done = run(cli_state().service().ctx, name, limit=limit)  # derived data, like the index: not an audited operation
     click.echo(
         f"Computed the statistics of {render.plural(done.computed, 'face')} of collection {name}; "
         f"{render.plural(done.remaining, 'face')} still without"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.calibration import Calibration
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = [
     "BLOCK",
@@ -81,7 +81,7 @@ def _merged(tail: tailstats.FaceTail, offers: list[tuple[int, float]]) -> tailst
     return tailstats.FaceTail(scores[order], keys[order], max(tail.upto, *(k for k, _ in new)))
 
 
-def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> tuple[list[int], np.ndarray]:
+def _vectors(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) -> tuple[list[int], np.ndarray]:
     import numpy as np
 
     blobs = dict(service.store.embeddings(row.id, list(keys)))
@@ -110,7 +110,7 @@ def _offers(
     return out
 
 
-def _block(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> int:
+def _block(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) -> int:
     """Compute the top K of ``keys`` with one batched kNN, offer them to their neighbours' rows,
     and write both in one transaction; how many rows were written."""
     import numpy as np
@@ -147,7 +147,7 @@ def _block(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> int
     return len(write)
 
 
-def refresh(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> int:
+def refresh(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) -> int:
     """(Re)compute the statistics of ``keys`` a block at a time; how many rows were written."""
     written = 0
     for start in range(0, len(keys), BLOCK):
@@ -155,7 +155,7 @@ def refresh(service: FaceService, row: CollectionRow, keys: Sequence[int]) -> in
     return written
 
 
-def after_change(service: FaceService, row: CollectionRow, new_keys: Sequence[int] = ()) -> None:
+def after_change(service: ServiceContext, row: CollectionRow, new_keys: Sequence[int] = ()) -> None:
     """After an enrolment or deletion committed: compute the new faces' statistics and recompute
     the stale ones, unless the mode is deferred. Never fails the operation that committed: on an
     error the faces are left to the next catch-up."""
@@ -169,7 +169,7 @@ def after_change(service: FaceService, row: CollectionRow, new_keys: Sequence[in
         log.exception("per-face statistics of collection %r not updated; run a catch-up", row.name)
 
 
-def catch_up(service: FaceService, collection: str, *, limit: int | None = None) -> TailCatchUp:
+def catch_up(service: ServiceContext, collection: str, *, limit: int | None = None) -> TailCatchUp:
     """Compute the statistics of every face of ``collection`` that has none (or stale ones), a
     block at a time, at most ``limit`` faces (None: all)."""
     row = service.store.get_collection(collection)
@@ -190,7 +190,7 @@ def catch_up(service: FaceService, collection: str, *, limit: int | None = None)
 
 
 def face_sides(
-    service: FaceService, row: CollectionRow, keys: Sequence[int], calibration: Calibration, gallery: int
+    service: ServiceContext, row: CollectionRow, keys: Sequence[int], calibration: Calibration, gallery: int
 ) -> dict[int, tuple[float, float, float, float]]:
     """``(u, m, c, m_G)`` of each of these faces that has current statistics (``fairness.tailnorm``:
     its side of a symmetric map) in a collection of ``gallery`` faces; empty when
@@ -210,7 +210,7 @@ def face_sides(
 
 
 def crowded_candidate(
-    service: FaceService, row: CollectionRow, candidates: dict[int, str], scale: ProbeScale
+    service: ServiceContext, row: CollectionRow, candidates: dict[int, str], scale: ProbeScale
 ) -> ProbeScale:
     """``scale``, flagged unreliable when one of the returned ``candidates`` (key → face id) is
     itself crowded (the gallery side of the estimate: its own 50th closest gallery face is as rare
