@@ -5,8 +5,10 @@
 A real server (the default engine, uvicorn on 127.0.0.1, an unmodified boto3 client with
 docs/http.md's hook) indexes a seeded half of UTKFace (near-duplicates dropped first, as
 `facetrust calibrate` does; ExternalImageId = the file name), then every indexed face is
-searched with ``SearchFaces`` at threshold 80, twice: with per-probe scoring (the default)
-and with ``probe_normalisation`` off (the global calibration: facetrust before). UTKFace has
+searched with ``SearchFaces`` at threshold 80, three times: with per-probe scoring (the
+default), with ``symmetric_scores`` on (each gallery face's own statistics, computed as it was
+indexed, combined with the probe's) and with ``probe_normalisation`` off (the global
+calibration: facetrust before). UTKFace has
 no identities, so every candidate is a wrong one; a second count leaves out candidates at raw
 cosine ≥ 0.6 to the probe (presumed the same person, ../shared/FACTS.md).
 
@@ -88,6 +90,18 @@ def summarise(
     return out
 
 
+def search_again(
+    settings: Settings, data: Path, face_ids: dict[str, str], name_of: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """``search_all`` through a server over the same data directory with other settings."""
+    service = FaceService(data, FaceEngine.load(settings))
+    app = create_app(service, authenticator=None, settings=replace(settings, data_dir=data))
+    with serving(app) as url:
+        found = search_all(with_facetrust_fields(rekognition(url)), face_ids, name_of)
+    service.close()
+    return found
+
+
 def main() -> None:
     started = time.perf_counter()
     settings = Settings.load()
@@ -128,15 +142,12 @@ def main() -> None:
             result["indexed"] = len(face_ids)
             per_probe = search_all(client, face_ids, name_of)
         service.close()
-        raw_engine = FaceEngine.load(replace(settings, probe_normalisation=False))
-        raw_service = FaceService(data, raw_engine)
-        raw_app = create_app(raw_service, authenticator=None, settings=replace(settings, data_dir=data))
-        with serving(raw_app) as url:
-            raw = search_all(with_facetrust_fields(rekognition(url)), face_ids, name_of)
-        raw_service.close()
+        symmetric = search_again(replace(settings, symmetric_scores=True), data, face_ids, name_of)
+        raw = search_again(replace(settings, probe_normalisation=False), data, face_ids, name_of)
     result["probe-tail"] = summarise(per_probe, groups, vec)
+    result["symmetric-tail"] = summarise(symmetric, groups, vec)
     result["raw"] = summarise(raw, groups, vec)
-    result["methods_seen"] = sorted({str(v["method"]) for v in per_probe.values()})
+    result["methods_seen"] = sorted({str(v["method"]) for v in [*per_probe.values(), *symmetric.values()]})
     result["seconds"] = round(time.perf_counter() - started, 1)
     save_result(RESULTS / "search_fairness.json", result)
 

@@ -14,7 +14,13 @@ bench/search_fairness.py). Methods:
   gallery (``fairness.tailnorm``: the K = 50 highest gallery scores; what facetrust's search
   does by default, ``service.scoring``).
 * ``symmetric-tail``: the mean of both faces' mapped scores (each face's tail against the
-  same gallery), as a 1:1 comparison with per-face cohort statistics would do.
+  same gallery): facetrust's search with ``symmetric_scores`` on (per-face statistics stored
+  at enrolment, ``service.tails``).
+
+Flagged unreliable: the share of probes whose own tail is crowded (one decade, as
+``service.scoring``; ``crowding`` here is log10 of the FMR at the K-th score over K/N, so a
+crowded face has crowding ≤ −1), and with the candidate side too (or a candidate they accept is crowded
+against the rest of the gallery, as facetrust's search flags it from the stored statistics).
 
 Reported on the evaluation parts (LFW: the other half of the people; UTKFace: all images,
 near-duplicates dropped): per group, the FMR of same-group impostor pairs (each ordered
@@ -73,10 +79,11 @@ def tails(s: np.ndarray, cal: Calibration, size: int) -> tuple[np.ndarray, np.nd
 
 def scores_and_maps(
     probes: Side, gallery: Side, self_col: np.ndarray, cal: Calibration
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Probe × gallery cosine (a probe's own gallery face −inf), each pair mapped by the probe's
     tail (``probe``) and by both faces' tails (``symmetric``), and each probe's crowding: log10
-    of how much rarer its K-th score is in the calibration population than a fraction K/N."""
+    of how much rarer its K-th score is in the calibration population than a fraction K/N (and
+    each gallery face's, against the rest of the gallery: the candidate side of the flag)."""
     s = probes.vectors @ gallery.vectors.T
     has_self = self_col >= 0
     s[np.flatnonzero(has_self), self_col[has_self]] = -np.inf
@@ -86,11 +93,11 @@ def scores_and_maps(
     probe = mapped(s, u[:, None], m[:, None], c, mg)
     g = gallery.vectors @ gallery.vectors.T
     np.fill_diagonal(g, -np.inf)
-    gu, gm, _ = tails(g, cal, len(gallery.vectors) - 1)
+    gu, gm, gcrowding = tails(g, cal, len(gallery.vectors) - 1)
     del g
     gc, gmg = anchor(cal, K, len(gallery.vectors) - 1)
     symmetric = 0.5 * (probe + mapped(s, gu[None, :], gm[None, :], gc, gmg))
-    return s, probe, symmetric, crowding
+    return s, probe, symmetric, crowding, gcrowding
 
 
 def lfw_split(spec: DatasetSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +142,7 @@ def evaluate(
     people), measured and reported FPIR, and the TAR of mated (probe, gallery) pairs."""
     rng = np.random.default_rng(0)
     t80 = cal.score_for_similarity(80.0)
-    s, probe, symmetric, crowding = scores_and_maps(probes, gallery, self_col, cal)
+    s, probe, symmetric, crowding, gcrowding = scores_and_maps(probes, gallery, self_col, cal)
     n = len(gallery.vectors) - int((self_col >= 0).any())
     other = probes.ident[:, None] != gallery.ident[None, :]
     mated = ~other & np.isfinite(s)
@@ -159,6 +166,10 @@ def evaluate(
                     (acc & oth & ~presumed[members]).any(axis=1).astype(float), units, rng
                 ),
                 "tar": float(acc[mated[members]].mean()) if mated[members].any() else None,
+                "flagged_probe_side": float((crowding[members] <= -1.0).mean()),
+                "flagged_with_candidate_side": float(
+                    ((crowding[members] <= -1.0) | (acc & (gcrowding[None, :] <= -1.0)).any(axis=1)).mean()
+                ),
                 "mated_pairs": int(mated[members].sum()),
             }
         out[method] = rows

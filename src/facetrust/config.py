@@ -17,6 +17,7 @@ __all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "defau
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 PROFILES = ("default", "accurate")
+TAIL_STATS_MODES = ("enrolment", "deferred")
 
 ENV_PREFIX = "FACETRUST_"
 REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -82,6 +83,11 @@ class Settings:
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
+        face_tail_stats: when each gallery face's own statistics against its collection (its
+            top 50 scores) are computed: "enrolment" (as faces are indexed or erased) or
+            "deferred" (only by a catch-up pass, for bulk imports; docs/collections.md).
+        symmetric_scores: 1:N searches combine the probe's map with each gallery face's own
+            (both sides' statistics; docs/fairness.md); false: the probe's side only.
         video_root: the folder the video operations may read (S3Object Bucket = a folder
             under it; docs/video.md). None: the video operations are refused.
         max_video_seconds: videos longer than this are refused (docs/video.md).
@@ -119,6 +125,8 @@ class Settings:
     calibration_file: Path | None = None
     cohort_file: Path | None = None
     probe_normalisation: bool = True
+    face_tail_stats: str = "enrolment"
+    symmetric_scores: bool = False
     video_root: Path | None = None
     max_video_seconds: float = 3600.0
     max_video_pixels: int = 3840 * 2160
@@ -168,6 +176,7 @@ class Settings:
             ("retention_sweep_seconds", self.retention_sweep_seconds >= 0, "0 (never) or a number of seconds"),
             ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
             ("store", _store_ok(self.store), "'sqlite' or a postgresql://… URL"),
+            ("face_tail_stats", self.face_tail_stats in TAIL_STATS_MODES, "one of " + ", ".join(TAIL_STATS_MODES)),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -244,6 +253,8 @@ _TYPES: dict[str, type] = {
     "calibration_file": Path,
     "cohort_file": Path,
     "probe_normalisation": bool,
+    "face_tail_stats": str,
+    "symmetric_scores": bool,
     "video_root": Path,
     "max_video_seconds": float,
     "max_video_pixels": int,

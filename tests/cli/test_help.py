@@ -27,6 +27,7 @@ USAGE = {
     ("audit",): "Usage: facetrust audit [OPTIONS] DATASET...",
     ("calibrate",): "Usage: facetrust calibrate [OPTIONS] DATASET...",
     ("collections",): "Usage: facetrust collections [OPTIONS] COMMAND [ARGS]...",
+    ("collections", "catch-up"): "Usage: facetrust collections catch-up [OPTIONS] NAME",
     ("collections", "create"): "Usage: facetrust collections create [OPTIONS] NAME",
     ("collections", "delete"): "Usage: facetrust collections delete [OPTIONS] NAME",
     ("collections", "describe"): "Usage: facetrust collections describe [OPTIONS] NAME",

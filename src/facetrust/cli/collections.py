@@ -78,3 +78,20 @@ def delete(name: str, yes: bool) -> None:
         )
     receipt = service.delete_collection(name, actor=cli_state().actor())
     click.echo(f"Deleted collection {name} ({render.plural(len(receipt.face_ids), 'face')} deleted)")
+
+
+@collections.command(name="catch-up", short_help="Compute faces' own statistics (deferred mode).")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=1), help="Compute at most this many faces (default: all).")
+@renders_errors()
+def catch_up(name: str, limit: int | None) -> None:
+    """Compute the per-face statistics (each face's top 50 scores against the collection) of
+    every face of NAME that has none or stale ones, in batches: after a bulk import with
+    face_tail_stats = "deferred", or after upgrading a data directory (docs/collections.md)."""
+    from facetrust.service.tails import catch_up as run
+
+    done = run(cli_state().service().ctx, name, limit=limit)  # derived data, like the index: not an audited operation
+    click.echo(
+        f"Computed the statistics of {render.plural(done.computed, 'face')} of collection {name}; "
+        f"{render.plural(done.remaining, 'face')} still without"
+    )

@@ -181,6 +181,9 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                 "unindexed": [list(u.reasons) for u in unindexed],
             }
             rec.commit(conn)
+    from facetrust.service.tails import after_change
+
+    after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
     indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
     return IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id)
 

@@ -49,9 +49,12 @@ Selector = Callable[["sqlite3.Connection"], dict[int, list["FaceRow"]]]
 
 def _scrub(service: ServiceContext, rows: list[CollectionRow]) -> None:
     """After an erasure: no copy in index snapshots (or HNSW's soft-deleted memory), none in the WAL."""
+    from facetrust.service.tails import after_change
+
     for row in rows:
         if service.store.get_collection(row.name) == row:  # a deleted collection's index is dropped instead
             service.indexes.scrub(row)
+            after_change(service, row)  # recompute the faces whose top K held an erased face
     service.store.checkpoint()
 
 

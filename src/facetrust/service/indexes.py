@@ -187,6 +187,12 @@ class CollectionIndex:
         if self._index is not None and self._index.name != "exact":
             self._index = None
 
+    def search_batch(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
+        """``search`` for many queries at once (the index's ``search_batch``: memory bounded by a block)."""
+        with self._lock:
+            index = self.ensure()
+            return index.search_batch(queries, max(1, min(k, len(index)))), len(index)
+
     def scrub(self) -> None:
         """After an erasure: apply it (``_forget_erased``) and remove this collection's snapshot files."""
         with self._lock:

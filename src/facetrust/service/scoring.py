@@ -40,7 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MIN_GALLERY",
     "TAIL_K",
+    "FaceSide",
     "ProbeScale",
+    "crowded",
     "estimate_of",
     "estimate_record",
     "probe_scale",
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 TAIL_K = 50
+FaceSide = tuple[float, float, float, float]
+"""A gallery face's ``(u, m, c, m_G)`` against its collection (``service.tails.face_sides``)."""
 MIN_GALLERY = 1000
 CROWDED_DECADES = 1.0
 
@@ -61,25 +65,33 @@ class ProbeScale:
     ``tail`` is ``(u, m, c, m_G)`` (``fairness.tailnorm``: the probe's K-th highest gallery
     score and median excess, and the global calibration's at the same fraction), or ``None``
     when the global calibration is used as it is; ``unreliable`` says why the estimate should
-    not be trusted (``None`` when it can be).
+    not be trusted (``None`` when it can be); ``symmetric``: gallery faces' own sides are
+    combined with the probe's where they have statistics (``symmetric_scores``).
     """
 
     calibration: Calibration
     gallery: int
     tail: tuple[float, float, float, float] | None
     unreliable: str | None = None
+    symmetric: bool = False
 
     @property
     def method(self) -> str:
-        return "probe-tail" if self.tail is not None else "calibration"
+        if self.tail is None:
+            return "calibration"
+        return "symmetric-tail" if self.symmetric else "probe-tail"
 
-    def global_score(self, score: float) -> float:
-        """``score`` on the global calibration's scale."""
-        return score if self.tail is None else float(mapped(score, *self.tail))
+    def global_score(self, score: float, face: FaceSide | None = None) -> float:
+        """``score`` on the global calibration's scale: mapped by the probe's tail, and with the
+        gallery face's ``face`` side (``service.tails``) the mean of both maps (symmetric)."""
+        if self.tail is None:
+            return score
+        probe = float(mapped(score, *self.tail))
+        return probe if face is None else 0.5 * (probe + float(mapped(score, *face)))
 
-    def compare(self, score: float, threshold: float | None = None) -> Comparison:
+    def compare(self, score: float, threshold: float | None = None, face: FaceSide | None = None) -> Comparison:
         """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
-        return replace(self.calibration.compare(self.global_score(score), threshold), score=float(score))
+        return replace(self.calibration.compare(self.global_score(score, face), threshold), score=float(score))
 
     def score_for_similarity(self, similarity: float) -> float:
         """The raw score at which this probe reaches ``similarity`` (−inf when every score does)."""
@@ -121,14 +133,19 @@ def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: 
     stats = top_scores_stats(sorted(top_scores, reverse=True)[:TAIL_K], gallery)
     u, m = float(stats.u[0]), float(stats.m[0])
     c, m_global = anchor(calibration, TAIL_K, gallery)
-    reason: str | None = None
+    return ProbeScale(calibration, gallery, (u, m, c, m_global), crowded(calibration, u, gallery, "the probe"))
+
+
+def crowded(calibration: Calibration, u: float, gallery: int, who: str) -> str | None:
+    """Why ``who``'s estimate is unreliable when its ``TAIL_K``-th closest of ``gallery`` faces scores
+    ``u``, which ``10^CROWDED_DECADES`` times fewer strangers reach than a typical face's; else None."""
     crowding = math.log10(TAIL_K / gallery) - math.log10(calibration.fmr(u)[0])
-    if crowding >= CROWDED_DECADES:
-        reason = (
-            f"the probe resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
-            f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
-        )
-    return ProbeScale(calibration, gallery, (u, m, c, m_global), reason)
+    if crowding < CROWDED_DECADES:
+        return None
+    return (
+        f"{who} resembles many gallery faces: its {TAIL_K}th closest gallery face scores {u:.3f}, which "
+        f"{10**crowding:.0f}× fewer strangers reach than a typical face's {TAIL_K}th closest in a gallery this size"
+    )
 
 
 def estimate_of(scale: ProbeScale, threshold: float) -> ProbeEstimate:
@@ -155,9 +172,11 @@ def service_scale(service: ServiceContext, seen: dict[int, float], gallery: int)
     """A probe's scale from its top scores ``seen`` among ``gallery`` faces (global calibration
     when the engine's settings turn probe normalisation off)."""
     cal = service.engine.calibration
-    if not service.engine.settings.probe_normalisation:
+    settings = service.engine.settings
+    if not settings.probe_normalisation:
         return ProbeScale(cal, gallery, None)
-    return probe_scale(cal, list(seen.values()), gallery)
+    scale = probe_scale(cal, list(seen.values()), gallery)
+    return replace(scale, symmetric=settings.symmetric_scores) if scale.tail is not None else scale
 
 
 def stored_face_scales(

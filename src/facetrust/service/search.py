@@ -22,6 +22,7 @@ from facetrust.service.scoring import (
     refuse_unreliable,
     service_scale,
 )
+from facetrust.service.tails import crowded_candidate, face_sides
 from facetrust.service.types import (
     FaceSearchMatch,
     FaceSearchResult,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.store.protocol import FaceStore
-    from facetrust.types import Face
+    from facetrust.types import Comparison, Face
 
 __all__ = [
     "SearchRequest",
@@ -62,6 +63,15 @@ def fpir(threshold: float, gallery_size: int) -> float:
     if fmr >= 1.0:
         return 1.0
     return -math.expm1(gallery_size * math.log1p(-fmr))
+
+
+def _comparisons(
+    service: ServiceContext, row: CollectionRow, scores: dict[int, float], scale: ProbeScale, threshold: float
+) -> dict[int, Comparison]:
+    """Each candidate's comparison on the probe's scale, with the gallery face's own side where
+    the search is symmetric and the face has statistics (``service.tails``)."""
+    sides = face_sides(service, row, list(scores), scale.calibration, scale.gallery + 1) if scale.symmetric else {}
+    return {key: scale.compare(score, threshold, sides.get(key)) for key, score in scores.items()}
 
 
 def _candidates(
@@ -125,7 +135,12 @@ def match_faces(
     scores, size, scale = _candidates(service, row, queries, threshold, limit, exclude)
     gallery = max(size - len(exclude), 0)
     _refuse_unreliable(step.record, step.purpose, scale, threshold, gallery)
-    return _face_matches(service, row, scores, scale, threshold, limit, service.clock()), gallery, scale
+    matches = _face_matches(service, row, scores, scale, threshold, limit, service.clock())
+    keys = service.store.faces_by_ids(row.id, [m.face.face_id for m in matches]) if matches else {}
+    checked = crowded_candidate(service, row, {f.key: f.face_id for f in keys.values()}, scale)
+    if checked is not scale:  # a returned face is crowded itself: the estimate is not to be trusted
+        _refuse_unreliable(step.record, step.purpose, checked, threshold, gallery)
+    return matches, gallery, checked
 
 
 def _face_matches(
@@ -138,11 +153,11 @@ def _face_matches(
     now: float,
 ) -> tuple[FaceSearchMatch, ...]:
     rows = _rows(service, row, list(scores))
+    compared = _comparisons(service, row, scores, cal, threshold)
     out = []
-    for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
+    for key, comparison in sorted(compared.items(), key=lambda kv: (kv[1].similarity, kv[1].score), reverse=True):
         if key not in rows or _expired(rows[key], now):  # deleted since the index answered, or expired
             continue
-        comparison = cal.compare(score, threshold)
         if comparison.similarity >= threshold:
             out.append(
                 FaceSearchMatch(
@@ -193,16 +208,16 @@ def _user_matches(
 ) -> tuple[tuple[UserSearchMatch, ...], int, ProbeScale]:
     scores, _, cal = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
     rows = _rows(service, row, list(scores))
-    best: dict[str, tuple[float, str]] = {}
-    for key, score in scores.items():
+    compared = _comparisons(service, row, scores, cal, threshold)
+    best: dict[str, tuple[Comparison, str]] = {}
+    for key, found in compared.items():
         face = rows.get(key)
         if face is None or face.user_id is None or face.user_id == exclude_user or _expired(face, now):
             continue
-        if score > best.get(face.user_id, (-math.inf, ""))[0]:
-            best[face.user_id] = (score, face.face_id)
+        if face.user_id not in best or (found.similarity, found.score) > _rank(best[face.user_id][0]):
+            best[face.user_id] = (found, face.face_id)
     out: list[UserSearchMatch] = []
-    for user_id, (score, face_id) in sorted(best.items(), key=lambda kv: kv[1][0], reverse=True):
-        comparison = cal.compare(score, threshold)
+    for user_id, (comparison, face_id) in sorted(best.items(), key=lambda kv: _rank(kv[1][0]), reverse=True):
         if comparison.similarity < threshold or len(out) == max_users:
             break  # best first, so every later user scores lower: look no more users up
         info = service.store.get_user(row.id, user_id)
@@ -216,6 +231,10 @@ def _user_matches(
         )
     gallery = service.store.count_user_faces(row.id)
     return tuple(out), gallery, cal
+
+
+def _rank(comparison: Comparison) -> tuple[float, float]:
+    return comparison.similarity, comparison.score
 
 
 def log_matches(

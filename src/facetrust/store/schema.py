@@ -146,4 +146,26 @@ CREATE TABLE IF NOT EXISTS leases (
     holder     TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+-- Per-face cohort statistics (store/tailstats.py): each face's top-K scores against the rest of
+-- its collection (float16) and whose they are (int64 keys), the score a new face must beat to
+-- enter them (entry_score; -2 while it holds fewer than K) and the largest face key stored when
+-- they were computed (upto: faces up to it were considered). Derived from templates, so they go
+-- with their face (cascade), and a face whose top K held an erased face is marked stale (its
+-- scores dropped) until recomputed. face_tail_refs answers "whose top K holds this face".
+CREATE TABLE IF NOT EXISTS face_tails (
+    face_key      INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    collection_id INTEGER NOT NULL,
+    stale         INTEGER NOT NULL DEFAULT 0,
+    entry_score   REAL,
+    upto          INTEGER,
+    scores        BLOB,
+    neighbours    BLOB
+);
+CREATE INDEX IF NOT EXISTS face_tails_by_state ON face_tails(collection_id, stale);
+CREATE TABLE IF NOT EXISTS face_tail_refs (
+    neighbour_key INTEGER NOT NULL,
+    face_key      INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    PRIMARY KEY (neighbour_key, face_key)
+);
+CREATE INDEX IF NOT EXISTS face_tail_refs_by_face ON face_tail_refs(face_key);
 """

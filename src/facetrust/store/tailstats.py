@@ -1,0 +1,184 @@
+"""SQL of per-face cohort statistics: each gallery face's top-K scores against its collection.
+
+A row holds a face's ``K`` highest scores against the other faces of its collection (float16,
+highest first) and the keys of those faces (int64), which is what mapping scores from the
+face's side needs (``fairness.tailnorm``) and what keeping them current needs: a new face
+enters the rows whose K-th score it beats; a deleted face leaves the rows that held it.
+``face_tail_refs`` lists, per face, whose rows hold it, so a deletion finds exactly those.
+
+The rows derive from templates, so they never outlive them: a face's own row and references
+go with it (``ON DELETE CASCADE``), and ``forget`` (called in the deleting transaction) drops
+the scores of every row that held a deleted face and marks it stale, to be recomputed. A face
+with no row, or a stale one, is simply scored from the probe's side only. Plain SQL only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = [
+    "FaceTail",
+    "count_missing",
+    "floors",
+    "forget",
+    "last_key",
+    "mark_stale",
+    "missing",
+    "present",
+    "put",
+    "read",
+    "stale",
+]
+
+
+_CHUNK = 500  # values per IN (...) list, well under every database's limit on parameters
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, args: Sequence[object], values: Sequence[object]) -> Iterator[Any]:
+    """Rows of ``sql`` (which ends in ``IN ({marks})``) for all ``values``, a chunk at a time
+    (``Store.delete_faces`` calls into this module, so it cannot import the store's helper)."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*args, *chunk))
+
+
+@dataclass(frozen=True)
+class FaceTail:
+    """A face's top scores against its collection, highest first, and whose they are; ``upto``:
+    the largest face key stored when they were computed (every face up to it was considered)."""
+
+    scores: np.ndarray
+    neighbours: np.ndarray
+    upto: int
+
+
+def _decode(scores: bytes, neighbours: bytes, upto: int) -> FaceTail:
+    import numpy as np
+
+    vals = np.frombuffer(scores, dtype="<f2").astype(np.float32)
+    return FaceTail(vals, np.frombuffer(neighbours, dtype="<i8"), upto)
+
+
+def read(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, FaceTail]:
+    """The current (not stale) rows of these faces."""
+    sql = "SELECT face_key, scores, neighbours, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    return {int(k): _decode(bytes(s), bytes(n), int(u)) for k, s, n, u in _select_in(conn, sql, (), list(keys))}
+
+
+def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[float, int]]:
+    """For these faces' current rows: the score a newer face must beat to enter them (their K-th
+    score, or -2 while they hold fewer than ``k``) and ``upto``, read without the rows: which
+    rows an offer can change."""
+    sql = "SELECT face_key, entry_score, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
+    return {int(k): (float(f), int(u)) for k, f, u in _select_in(conn, sql, (), list(keys))}
+
+
+def _values(tail: FaceTail, k: int) -> tuple[float, int, bytes, bytes]:
+    import numpy as np
+
+    scores = tail.scores.astype("<f2")
+    entry = float(scores[-1]) if len(scores) >= k else -2.0
+    return entry, tail.upto, scores.tobytes(), np.asarray(tail.neighbours, dtype="<i8").tobytes()
+
+
+def put(
+    conn: sqlite3.Connection,
+    collection_id: int,
+    rows: dict[int, FaceTail],
+    k: int,
+    previous: dict[int, FaceTail] | None = None,
+) -> None:
+    """Write (replace) these faces' rows and their references; the faces must exist. ``k``: the
+    number of scores a full row holds; ``previous``: the current rows of faces being updated (as
+    ``read`` gave them in this transaction), updated in place."""
+    previous = {key: t for key, t in (previous or {}).items() if key in rows}
+    fresh = [key for key in rows if key not in previous]
+    before: dict[int, set[int]] = {key: set(t.neighbours.tolist()) for key, t in previous.items()}
+    before.update({key: set() for key in fresh})
+    sql = "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})"
+    for key, held in _select_in(conn, sql, (), fresh):
+        before[int(key)].add(int(held))
+    for key in fresh:
+        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
+    conn.executemany(
+        "INSERT INTO face_tails(face_key, collection_id, stale, entry_score, upto, scores, neighbours) "
+        "VALUES (?, ?, 0, ?, ?, ?, ?)",
+        ((key, collection_id, *_values(rows[key], k)) for key in fresh),
+    )
+    conn.executemany(
+        "UPDATE face_tails SET entry_score = ?, upto = ?, scores = ?, neighbours = ? WHERE face_key = ?",
+        ((*_values(rows[key], k), key) for key in previous),
+    )
+    gone, new = [], []
+    for key, tail in rows.items():
+        now = set(tail.neighbours.tolist())
+        gone += [(n, key) for n in before[key] - now]
+        new += [(n, key) for n in now - before[key]]
+    conn.executemany("DELETE FROM face_tail_refs WHERE neighbour_key = ? AND face_key = ?", gone)
+    conn.executemany("INSERT INTO face_tail_refs(neighbour_key, face_key) VALUES (?, ?)", sorted(new))
+
+
+def mark_stale(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
+    """Drop these faces' scores and references; recompute them later (``stale``)."""
+    for key in keys:
+        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
+        conn.execute("DELETE FROM face_tail_refs WHERE face_key = ?", (key,))
+    conn.executemany(
+        "INSERT INTO face_tails(face_key, collection_id, stale, scores, neighbours) VALUES (?, ?, 1, NULL, NULL)",
+        ((k, collection_id) for k in keys),
+    )
+
+
+def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> list[int]:
+    """In the transaction deleting faces ``keys``: mark stale every other face whose top K held
+    one of them (no score derived from a deleted template stays); those faces' keys."""
+    gone = {int(k) for k in keys}
+    sql = "SELECT DISTINCT face_key FROM face_tail_refs WHERE neighbour_key IN ({marks})"
+    holders = sorted({int(r[0]) for r in _select_in(conn, sql, (), sorted(gone))} - gone)
+    mark_stale(conn, collection_id, holders)
+    for key in sorted(gone):
+        conn.execute("DELETE FROM face_tail_refs WHERE neighbour_key = ?", (key,))
+    return holders
+
+
+def stale(conn: sqlite3.Connection, collection_id: int, limit: int) -> list[int]:
+    """Up to ``limit`` faces of the collection whose rows are stale."""
+    sql = "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 ORDER BY face_key LIMIT ?"
+    return [int(r[0]) for r in conn.execute(sql, (collection_id, limit))]
+
+
+def missing(conn: sqlite3.Connection, collection_id: int, after_key: int, limit: int) -> list[int]:
+    """Up to ``limit`` faces of the collection (keys above ``after_key``, ascending) with no row or a
+    stale one: what a catch-up pass computes."""
+    sql = (
+        "SELECT f.id FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
+        "WHERE f.collection_id = ? AND f.id > ? AND (t.face_key IS NULL OR t.stale = 1) ORDER BY f.id LIMIT ?"
+    )
+    return [int(r[0]) for r in conn.execute(sql, (collection_id, after_key, limit))]
+
+
+def count_missing(conn: sqlite3.Connection, collection_id: int) -> int:
+    """How many faces of the collection have no row or a stale one."""
+    sql = (
+        "SELECT count(*) FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
+        "WHERE f.collection_id = ? AND (t.face_key IS NULL OR t.stale = 1)"
+    )
+    return int(conn.execute(sql, (collection_id,)).fetchone()[0])
+
+
+def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
+    """The largest face key stored in the collection (0 when empty)."""
+    found = conn.execute("SELECT max(id) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
+    return int(found or 0)
+
+
+def present(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> set[int]:
+    """Which of these face keys are stored in the collection now."""
+    sql = "SELECT id FROM faces WHERE collection_id = ? AND id IN ({marks})"
+    return {int(r[0]) for r in _select_in(conn, sql, (collection_id,), list(keys))}

@@ -1,0 +1,218 @@
+"""Per-face cohort statistics: computed at enrolment, kept current on deletion, caught up when deferred,
+and used from the gallery face's side in a symmetric search."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.config import Settings
+from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.service import FaceService, scoring, tails
+from facetrust.service.ingest import PreparedImage
+from facetrust.service.scoring import TAIL_K
+from facetrust.store import tailstats
+from facetrust.types import FaceEmbedding
+
+DIM = 32
+
+
+def _service(tmp_path: Path, **settings: object) -> FaceService:
+    return FaceService(tmp_path / "data", fake_engine(Settings(flip_augment=False, **settings)))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[FaceService]:
+    svc = _service(tmp_path)
+    svc.create_collection("c")
+    yield svc
+    svc.close()
+
+
+def _vectors(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, DIM))
+    out: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def _enrol(service: FaceService, vectors: np.ndarray, start: int = 0) -> list[str]:
+    """Index each vector as its own image (``index_prepared``, the bulk path); their face ids."""
+    face = service.engine.detect(service.engine.load_image(face_png((20, 20, 100, 1))))[0]
+    ids = []
+    for i, v in enumerate(vectors, start):
+        emb = FaceEmbedding(v, service.engine.model_id, face)
+        sha = hashlib.sha256(str(i).encode()).hexdigest()
+        done = service.index_prepared("c", PreparedImage(sha, (face,), (emb,)), external_image_id=f"p{i}")
+        ids.append(done.indexed[0].stored.face_id)
+    return ids
+
+
+def _keys(service: FaceService) -> dict[str, int]:
+    row = service.store.get_collection("c")
+    assert row is not None
+    return {f.face_id: f.key for f in service.store.list_faces(row.id, after_key=0, limit=10_000)}
+
+
+def _stored(service: FaceService) -> dict[int, tailstats.FaceTail]:
+    keys = list(_keys(service).values())
+    with service.store.snapshot() as conn:
+        return tailstats.read(conn, keys)
+
+
+def _assert_exact(service: FaceService, by_key: dict[int, np.ndarray]) -> None:
+    """Every face's stored top K is its exact top K against the other faces (float16 scores)."""
+    stored = _stored(service)
+    keys = np.array(sorted(by_key))
+    matrix = np.stack([by_key[k] for k in keys])
+    assert sorted(stored) == keys.tolist()
+    for i, key in enumerate(keys):
+        scores = matrix @ matrix[i]
+        scores[i] = -np.inf
+        order = np.argsort(-scores)[: min(TAIL_K, len(keys) - 1)]
+        assert set(stored[key].neighbours.tolist()) == set(keys[order].tolist()), key
+        np.testing.assert_allclose(stored[key].scores, scores[order], atol=2e-3)  # highest first
+
+
+def test_given_faces_enrolled_one_by_one_then_each_keeps_its_exact_top_k_against_the_rest(
+    service: FaceService,
+) -> None:
+    vectors = _vectors(90)
+    ids = _enrol(service, vectors)
+    keys = _keys(service)
+    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+
+
+def test_given_a_face_deleted_then_only_the_faces_whose_top_k_held_it_are_recomputed(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = _vectors(90)
+    ids = _enrol(service, vectors)
+    keys = _keys(service)
+    gone = keys[ids[5]]
+    holders = sorted(k for k, t in _stored(service).items() if gone in t.neighbours.tolist())
+    assert 0 < len(holders) < len(keys) - 1
+    recomputed: list[list[int]] = []
+    real = tails.refresh
+
+    def recording(svc: object, row: object, wanted: list[int]) -> int:
+        recomputed.append(list(wanted))
+        return real(svc, row, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tails, "refresh", recording)
+    service.delete_faces("c", [ids[5]])
+    assert recomputed == [holders]
+    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors) if f != ids[5]})
+
+
+def test_given_a_subject_erased_then_no_statistic_names_or_derives_from_its_face_and_the_receipt_verifies(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path, face_tail_stats="deferred")  # stale rows stay visible: nothing recomputes them
+    service.create_collection("c")
+    ids = _enrol(service, _vectors(60))
+    tails.catch_up(service.ctx, "c")
+    gone = _keys(service)[ids[3]]
+    receipt = service.erase_subject("p3")
+    assert service.verify_receipt(receipt)
+    conn = service.store.connection()
+    assert conn.execute("SELECT count(*) FROM face_tails WHERE face_key = ?", (gone,)).fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM face_tail_refs WHERE neighbour_key = ?", (gone,)).fetchone()[0] == 0
+    assert all(gone not in t.neighbours.tolist() for t in _stored(service).values())
+    stale = conn.execute("SELECT count(*) FROM face_tails WHERE stale = 1 AND scores IS NULL").fetchone()[0]
+    assert stale > 0  # the faces that held it lost their scores until a catch-up
+    assert tails.catch_up(service.ctx, "c").remaining == 0
+    service.close()
+
+
+def test_given_deferred_statistics_when_caught_up_in_batches_then_every_face_has_its_exact_top_k(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tails, "BLOCK", 16)
+    service = _service(tmp_path, face_tail_stats="deferred")
+    service.create_collection("c")
+    vectors = _vectors(70)
+    ids = _enrol(service, vectors)
+    assert _stored(service) == {}
+    first = tails.catch_up(service.ctx, "c", limit=20)
+    assert (first.computed, first.remaining) == (20, 50)
+    assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 50, 0)
+    keys = _keys(service)
+    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+    service.close()
+
+
+def test_a_catch_up_of_an_unknown_collection_names_it(service: FaceService) -> None:
+    from facetrust.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="Collection 'nope' does not exist"):
+        tails.catch_up(service.ctx, "nope")
+
+
+def test_given_symmetric_scores_when_searching_then_each_match_combines_the_probe_and_the_face_sides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
+    monkeypatch.setattr(tails, "MIN_GALLERY", 60)
+    vectors = _vectors(80)
+    sims = {}
+    for symmetric in (False, True):
+        service = _service(tmp_path / str(symmetric), symmetric_scores=symmetric)
+        service.create_collection("c")
+        ids = _enrol(service, vectors)
+        found = service.search_faces("c", ids[0], threshold=0, max_faces=100)
+        assert found.estimate.method == ("symmetric-tail" if symmetric else "probe-tail")
+        sims[symmetric] = {ids.index(m.face.face_id): m.similarity for m in found.matches}
+        service.close()
+    cal = fake_engine().calibration
+    scores = vectors[1:] @ vectors[0]
+    gallery = len(vectors) - 1
+    probe = top_scores_stats(np.sort(scores)[::-1][:TAIL_K], gallery)
+    probe_side = (float(probe.u[0]), float(probe.m[0]), *anchor(cal, TAIL_K, gallery))
+    everyone = vectors @ vectors.T
+    np.fill_diagonal(everyone, -np.inf)
+    for j in (1, 2, 40):
+        face = top_scores_stats(np.sort(everyone[j])[::-1][:TAIL_K].astype(np.float16), gallery)
+        face_side = (float(face.u[0]), float(face.m[0]), *anchor(cal, TAIL_K, gallery))
+        probe_only = cal.similarity(float(mapped(scores[j - 1], *probe_side)))
+        both = cal.similarity(0.5 * (mapped(scores[j - 1], *probe_side) + mapped(scores[j - 1], *face_side)))
+        assert sims[False][j] == pytest.approx(probe_only, abs=0.05)
+        assert sims[True][j] == pytest.approx(both, abs=0.05)
+    assert any(abs(sims[True][j] - sims[False][j]) > 0.5 for j in sims[True])
+
+
+def test_an_unknown_statistics_mode_is_refused_naming_the_setting() -> None:
+    from facetrust.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="face_tail_stats='later' is invalid: must be one of enrolment"):
+        Settings(face_tail_stats="later")
+
+
+def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estimate_is_flagged_unreliable(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
+    rng = np.random.default_rng(3)
+    crowd = _vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
+    vectors = np.vstack([_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
+    ids = _enrol(service, vectors)
+    cal = service.engine.calibration
+    others = vectors @ vectors.T
+    np.fill_diagonal(others, -np.inf)
+    u = np.sort(others, axis=1)[:, ::-1][:, TAIL_K - 1]
+    crowding = np.log10(TAIL_K / (len(ids) - 1)) - np.log10([cal.fmr(float(x))[0] for x in u])
+    crowded = {ids[i] for i in np.flatnonzero(crowding >= 1.05)}
+    plain = {ids[i] for i in np.flatnonzero(crowding < 0.95)}
+    probe = next(ids[i] for i in range(80) if ids[i] in plain and ids[int(np.argmax(others[i]))] in plain)
+    everyone = service.search_faces("c", probe, threshold=0, max_faces=200)
+    reason = everyone.estimate.unreliable
+    assert everyone.estimate.method == "probe-tail" and reason is not None
+    assert reason.startswith("candidate face ") and "resembles many gallery faces" in reason
+    assert reason.split()[2].rstrip(":") in crowded
+    best = service.search_faces("c", probe, threshold=0, max_faces=1)
+    assert best.matches[0].face.face_id in plain
+    assert best.estimate.unreliable is None  # its one candidate is an ordinary face
