@@ -1,16 +1,18 @@
-"""Vector indexes over face embeddings: one protocol, three backends, chosen by name or by size.
+"""Vector indexes over face embeddings: one protocol, four backends, chosen by name or by size.
 
 The store (SQLite) is the source of truth; an index is derived from it and can always be rebuilt::
 
     from facetrust.index import create_index, load_index
-    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, else pq
+    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, pq, ivf from 2M
     index.add(face_ids, embeddings)
     hits = index.search(query, k=10)      # hits.keys (q, k) int64 padded with -1; hits.scores cosine
     index.save(path); index = load_index(path)
 
 ``exact`` scores every vector with numpy/BLAS (exact, linear time); ``pq`` scans 32-byte
 product-quantised codes with faiss and re-scores the best 1,000 exactly (approximate, linear
-time with a small constant); ``hnsw`` searches a usearch graph (approximate, logarithmic time,
+time with a small constant); ``ivf`` scans the same kind of codes in the quarter of an inverted
+file's lists nearest the query and re-scores from float16 vectors (approximate, for millions of
+faces); ``hnsw`` searches a usearch graph (approximate, logarithmic time,
 but slow to build and low in recall on face embeddings: docs/index.md). numpy, faiss and usearch
 are imported on first use.
 """
@@ -25,6 +27,7 @@ from facetrust.index.base import MAX_K, SearchHits, VectorIndex
 
 __all__ = [
     "AUTO_THRESHOLD",
+    "IVF_THRESHOLD",
     "MAX_K",
     "SearchHits",
     "VectorIndex",
@@ -39,7 +42,12 @@ __all__ = [
 #: exact, so no committed face can be missed.
 AUTO_THRESHOLD = 100_000
 
-_BACKENDS = ("exact", "pq", "hnsw")
+#: ``auto`` picks ``ivf`` from this many vectors on: where pq's scan of every code passes ~5 ms
+#: per query on 2 cores and ivf's scan of a quarter of the lists is the faster at the targets'
+#: recall (bench/search.py at 1M and 10M, docs/index.md).
+IVF_THRESHOLD = 2_000_000
+
+_BACKENDS = ("exact", "pq", "hnsw", "ivf")
 
 
 def available_backends() -> tuple[str, ...]:
@@ -53,6 +61,8 @@ def choose_backend(expected_size: int) -> str:
         raise InvalidParameterError(
             f"expected_size must be a non-negative integer, got {expected_size!r}", parameter="expected_size"
         )
+    if expected_size >= IVF_THRESHOLD:
+        return "ivf"
     return "pq" if expected_size >= AUTO_THRESHOLD else "exact"
 
 
@@ -69,6 +79,10 @@ def _backend_class(backend: str) -> Any:
         from facetrust.index.pq import PqIndex
 
         return PqIndex
+    if backend == "ivf":
+        from facetrust.index.ivf import IvfIndex
+
+        return IvfIndex
     raise InvalidParameterError(
         f"Unknown index backend {backend!r}; available: auto, {', '.join(_BACKENDS)}", parameter="backend"
     )
@@ -78,12 +92,12 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
     """A new, empty index.
 
     Args:
-        backend: ``"exact"``, ``"pq"``, ``"hnsw"`` or ``"auto"`` (``choose_backend(expected_size)``,
+        backend: ``"exact"``, ``"pq"``, ``"hnsw"``, ``"ivf"`` or ``"auto"`` (``choose_backend(expected_size)``,
             decided once, here: a collection that later outgrows the threshold is rebuilt by
             its owner).
         dim: vector width (128 for SFace).
         expected_size: how many vectors the index will hold; only ``auto`` uses it.
-        options: backend options (``ExactIndex``/``PqIndex``/``HnswIndex`` arguments). ``auto`` takes none,
+        options: backend options (``ExactIndex``/``PqIndex``/``HnswIndex``/``IvfIndex`` arguments). ``auto`` takes none,
             so that an option never depends on which backend a size selects.
 
     Raises:
@@ -93,7 +107,7 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
         if options:
             raise InvalidParameterError(
                 f"Backend 'auto' takes no options (got {', '.join(sorted(options))}); "
-                "name exact, pq or hnsw to tune one",
+                "name exact, pq, hnsw or ivf to tune one",
                 parameter="options",
             )
         backend = choose_backend(expected_size)
