@@ -28,7 +28,13 @@ from facetrust.index.pq import PqIndex
 __all__ = ["DEFAULTS", "IvfIndex"]
 
 #: Defaults chosen by bench/search.py at 10,000,000 faces on 2 cores (docs/index.md).
-DEFAULTS: dict[str, int] = {"lists": 4096, "probes": 1024, "candidates": 4000, "train_size": 200_000}
+DEFAULTS: dict[str, int] = {
+    "lists": 1024,
+    "probes": 512,
+    "code_bytes": 32,
+    "candidates": 4000,
+    "train_size": 200_000,
+}
 
 _POINTS_PER_LIST = 40  # k-means trains on this many sampled vectors per list (at least 65,536 in all)
 
@@ -39,8 +45,10 @@ class IvfIndex(PqIndex):
     Args:
         dim: vector width (even widths get 2 dimensions per 4-bit code, odd ones 1).
         lists: coarse centroids (inverted lists); at least 1.
-        probes: lists scanned per query (at most ``lists``): the recall/latency dial, adjustable
-            on a live index (``index.probes = 1536``).
+        probes: lists scanned per query (at most ``lists``; default half of them): the
+            recall/latency dial, adjustable on a live index (``index.probes = 1536``).
+        code_bytes: bytes of code per face: 4-bit codes over the largest divisor of ``dim`` up to
+            ``2 × code_bytes`` sub-vectors (32 at 128 dimensions: 2 dimensions per code).
         candidates: code estimates re-scored per query (split over the shards).
         train_size: the quantiser and codebooks are trained once the index first holds this many
             vectors (and at least ``lists``), on a seeded sample of ``40 × lists`` of them (at least
@@ -60,16 +68,20 @@ class IvfIndex(PqIndex):
         dim: int,
         *,
         lists: int = DEFAULTS["lists"],
-        probes: int = DEFAULTS["probes"],
+        probes: int | None = None,
+        code_bytes: int = DEFAULTS["code_bytes"],
         candidates: int = DEFAULTS["candidates"],
         train_size: int = DEFAULTS["train_size"],
         threads: int = 0,
     ) -> None:
         self.lists = check_int(lists, "lists", 1, 1 << 20)
+        self.code_bytes = check_int(code_bytes, "code_bytes", 1, 4096)
         self._probes = 1
-        self.probes = probes
+        self.probes = max(1, self.lists // 2) if probes is None else probes
         super().__init__(
-            dim, candidates=candidates, train_size=max(check_int(train_size, "train_size", 64, 1 << 30), lists),
+            dim,
+            candidates=candidates,
+            train_size=max(check_int(train_size, "train_size", 64, 1 << 30), lists),
             threads=threads,
         )
 
@@ -86,18 +98,19 @@ class IvfIndex(PqIndex):
 
     @probes.setter
     def probes(self, value: int) -> None:
-        self._probes = check_int(value, "probes", 1, 1 << 20)
-        if self._probes > self.lists:
+        probes = check_int(value, "probes", 1, 1 << 20)
+        if probes > self.lists:
             raise InvalidParameterError(
                 f"probes must be at most lists ({self.lists}), got {value!r}", parameter="probes"
             )
+        self._probes = probes
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "lists": self.lists, "probes": self.probes}
+        return {**super().params(), "lists": self.lists, "probes": self.probes, "code_bytes": self.code_bytes}
 
     def _new_codes(self) -> Any:
-        quantiser = faiss.IndexFlatIP(self.dim)
-        subquantizers = self.dim // 2 if self.dim % 2 == 0 else self.dim
+        quantiser: Any = faiss.IndexFlatIP(self.dim)
+        subquantizers = self._subquantizers()
         index = faiss.IndexIVFPQFastScan(quantiser, self.dim, self.lists, subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
         index.by_residual = True  # codes of the residual: better estimates (faiss leaves it off for inner product)
         index.own_fields = True
@@ -105,6 +118,10 @@ class IvfIndex(PqIndex):
         index.cp.min_points_per_centroid = 1  # small indexes train on few points; no warning for that
         index.pq.cp.min_points_per_centroid = 1
         return index
+
+    def _subquantizers(self) -> int:
+        """4-bit codes: the largest divisor of ``dim`` up to ``2 × code_bytes``."""
+        return max(m for m in range(1, min(self.dim, 2 * self.code_bytes) + 1) if self.dim % m == 0)
 
     def _train_sample(self) -> int:
         return max(65_536, _POINTS_PER_LIST * self.lists)
@@ -122,8 +139,11 @@ class IvfIndex(PqIndex):
             isinstance(trained, faiss.IndexIVFPQFastScan)
             and trained.d == self.dim
             and trained.nlist == self.lists
+            and trained.pq.M == self._subquantizers()
             and not trained.ntotal
         )
 
     def _search_params(self) -> Any:
-        return faiss.SearchParametersIVF(nprobe=self._probes)
+        params: Any = faiss.SearchParametersIVF()
+        params.nprobe = self._probes
+        return params

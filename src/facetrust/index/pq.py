@@ -19,9 +19,9 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import faiss
@@ -422,9 +422,7 @@ class PqIndex:
             raise InvalidParameterError(
                 f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
             ) from exc
-        if shard_of.shape != (manifest.count,) or (
-            trained is not None and not index._codes_fit(trained)
-        ):
+        if shard_of.shape != (manifest.count,) or (trained is not None and not index._codes_fit(trained)):
             raise InvalidParameterError(
                 f"{manifest.data} holds codebooks or shard numbers for another index; rebuild it from the store",
                 parameter="path",
