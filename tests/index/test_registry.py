@@ -12,7 +12,6 @@ import pytest
 from facetrust.errors import InvalidParameterError
 from facetrust.index import (
     AUTO_THRESHOLD,
-    IVF_THRESHOLD,
     VectorIndex,
     available_backends,
     choose_backend,
@@ -47,12 +46,10 @@ def test_unknown_backend_lists_the_valid_ones() -> None:
         (0, "exact"),
         (AUTO_THRESHOLD - 1, "exact"),
         (AUTO_THRESHOLD, "pq"),
-        (IVF_THRESHOLD - 1, "pq"),
-        (IVF_THRESHOLD, "ivf"),
-        (5 * IVF_THRESHOLD, "ivf"),
+        (100 * AUTO_THRESHOLD, "pq"),
     ],
 )
-def test_auto_picks_exact_then_pq_then_ivf_by_size(expected_size: int, backend: str) -> None:
+def test_auto_picks_exact_below_the_threshold_and_pq_from_it(expected_size: int, backend: str) -> None:
     assert choose_backend(expected_size) == backend
     assert create_index("auto", 8, expected_size=expected_size).name == backend
 

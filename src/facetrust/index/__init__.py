@@ -3,18 +3,18 @@
 The store (SQLite) is the source of truth; an index is derived from it and can always be rebuilt::
 
     from facetrust.index import create_index, load_index
-    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, pq, ivf from 2M
+    index = create_index("auto", 128, expected_size=len(faces))   # exact below 100,000, else pq
     index.add(face_ids, embeddings)
     hits = index.search(query, k=10)      # hits.keys (q, k) int64 padded with -1; hits.scores cosine
     index.save(path); index = load_index(path)
 
 ``exact`` scores every vector with numpy/BLAS (exact, linear time); ``pq`` scans 32-byte
 product-quantised codes with faiss and re-scores the best 1,000 exactly (approximate, linear
-time with a small constant); ``ivf`` scans the same kind of codes in the quarter of an inverted
-file's lists nearest the query and re-scores from float16 vectors (approximate, for millions of
-faces); ``hnsw`` searches a usearch graph (approximate, logarithmic time,
-but slow to build and low in recall on face embeddings: docs/index.md). numpy, faiss and usearch
-are imported on first use.
+time with a small constant); ``ivf`` scans the same kind of codes in the lists of an inverted
+file nearest the query and re-scores from float16 vectors (approximate; half pq's memory, but
+slower than pq at 1,000,000 faces for the same recall, so ``auto`` does not pick it); ``hnsw``
+searches a usearch graph (approximate, logarithmic time, but slow to build and low in recall on
+face embeddings: docs/index.md). numpy, faiss and usearch are imported on first use.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from facetrust.index.base import MAX_K, SearchHits, VectorIndex
 
 __all__ = [
     "AUTO_THRESHOLD",
-    "IVF_THRESHOLD",
     "MAX_K",
     "SearchHits",
     "VectorIndex",
@@ -41,11 +40,6 @@ __all__ = [
 #: reaches ~5 ms per query on 2 cores (bench/search.py, docs/index.md). Below it every search is
 #: exact, so no committed face can be missed.
 AUTO_THRESHOLD = 100_000
-
-#: ``auto`` picks ``ivf`` from this many vectors on: where pq's scan of every code passes ~5 ms
-#: per query on 2 cores and ivf's scan of a quarter of the lists is the faster at the targets'
-#: recall (bench/search.py at 1M and 10M, docs/index.md).
-IVF_THRESHOLD = 2_000_000
 
 _BACKENDS = ("exact", "pq", "hnsw", "ivf")
 
@@ -61,8 +55,6 @@ def choose_backend(expected_size: int) -> str:
         raise InvalidParameterError(
             f"expected_size must be a non-negative integer, got {expected_size!r}", parameter="expected_size"
         )
-    if expected_size >= IVF_THRESHOLD:
-        return "ivf"
     return "pq" if expected_size >= AUTO_THRESHOLD else "exact"
 
 

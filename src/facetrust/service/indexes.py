@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SAVE_EVERY = 10_000  # changes applied since the last snapshot before saving another
 CATCH_UP_BLOCK = 50_000  # changes (and their templates) read and applied at a time
-_BY_SIZE = ("exact", "pq", "ivf")  # the backends auto picks, for growing collection sizes
+_BY_SIZE = ("exact", "pq")  # the backends auto picks, for growing collection sizes
 
 
 class CollectionIndex:
