@@ -73,9 +73,6 @@ def disk_bytes(root: Path) -> int:
 
 
 def run(mode: str, count: int, batch: int) -> dict[str, Any]:
-    from facetrust.governance.actor import LOCAL
-    from facetrust.service.ingest import index_prepared_batch
-
     with tempfile.TemporaryDirectory(prefix="facetrust-bulk-") as tmp:
         root = Path(tmp)
         svc = open_service(root)
@@ -88,10 +85,10 @@ def run(mode: str, count: int, batch: int) -> dict[str, Any]:
             for prepared in stream:
                 pending.append((prepared, None))
                 if len(pending) == batch:
-                    index_prepared_batch(svc, "bulk", pending, None, "AUTO", LOCAL)
+                    svc.index_prepared_batch("bulk", pending)
                     pending = []
             if pending:
-                index_prepared_batch(svc, "bulk", pending, None, "AUTO", LOCAL)
+                svc.index_prepared_batch("bulk", pending)
         else:
             for prepared in stream:
                 svc.index_prepared("bulk", prepared)

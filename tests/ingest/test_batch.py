@@ -13,11 +13,10 @@ from facetrust.governance.actor import Actor
 from facetrust.ingest.prepare import Job, prepare, sha256_of
 from facetrust.models.fake import face_png
 from facetrust.service import FaceService
-from facetrust.service.ingest import PreparedImage, index_prepared_batch
+from facetrust.service.ingest import PreparedImage
 
 from .helpers import audit_tail, external_ids, open_service
 
-LOCAL = Actor("local", "admin")
 SEARCHER = Actor("FTKSEARCHER", "searcher")
 
 
@@ -46,7 +45,7 @@ def test_a_batch_stores_every_face_in_order_with_one_audit_entry_naming_each_ima
     images = prepared(svc, 1, 2, 3)
     before = len(list(audit.entries(svc.store.connection())))
 
-    results = index_prepared_batch(svc, "people", [(im, f"p{i}") for i, im in enumerate(images)], None, "AUTO", LOCAL)
+    results = svc.index_prepared_batch("people", [(im, f"p{i}") for i, im in enumerate(images)])
 
     entries = list(audit.entries(svc.store.connection()))
     assert len(entries) == before + 1 and entries[-1].data["operation"] == "IndexFaces"
@@ -63,7 +62,7 @@ def test_a_batch_stores_every_face_in_order_with_one_audit_entry_naming_each_ima
 
 def test_a_batch_and_one_image_at_a_time_store_the_same_faces(svc: FaceService) -> None:
     images = prepared(svc, 4, 5)
-    index_prepared_batch(svc, "people", [(im, "b") for im in images], None, "AUTO", LOCAL)
+    svc.index_prepared_batch("people", [(im, "b") for im in images])
     for im in images:
         svc.index_prepared("people", im, external_image_id="o")
 
@@ -76,17 +75,17 @@ def test_one_subject_without_consent_refuses_the_whole_batch(svc: FaceService) -
     images = prepared(svc, 6, 7)
 
     with pytest.raises(ConsentRequiredError, match="'bob'"):
-        index_prepared_batch(svc, "staff", [(images[0], "alice"), (images[1], "bob")], None, "AUTO", LOCAL)
+        svc.index_prepared_batch("staff", [(images[0], "alice"), (images[1], "bob")])
 
     assert audit_tail(svc, 1)[0]["outcome"] == "ConsentRequired"
     assert face_count(svc, "staff") == 0
-    index_prepared_batch(svc, "staff", [(images[0], "alice")], None, "AUTO", LOCAL)
+    svc.index_prepared_batch("staff", [(images[0], "alice")])
     assert face_count(svc, "staff") == 2
 
 
 def test_a_role_that_may_not_index_is_refused_and_audited(svc: FaceService) -> None:
     with pytest.raises(RoleDeniedError):
-        index_prepared_batch(svc, "people", [(prepared(svc, 8)[0], None)], None, "AUTO", SEARCHER)
+        svc.index_prepared_batch("people", [(prepared(svc, 8)[0], None)], actor=SEARCHER)
     (refused,) = audit_tail(svc, 1)
     assert (refused["operation"], refused["outcome"]) == ("IndexFaces", "RoleDenied")
     assert face_count(svc) == 0
@@ -97,12 +96,12 @@ def test_one_forged_image_refuses_the_whole_batch(svc: FaceService) -> None:
     forged = PreparedImage(other.sha256, other.faces, other.embeddings[:1])
 
     with pytest.raises(InvalidParameterError, match="not those of the 2 faces"):
-        index_prepared_batch(svc, "people", [(good, None), (forged, None)], None, "AUTO", LOCAL)
+        svc.index_prepared_batch("people", [(good, None), (forged, None)])
 
     assert face_count(svc) == 0
 
 
 def test_an_empty_batch_is_refused(svc: FaceService) -> None:
     with pytest.raises(InvalidParameterError) as info:
-        index_prepared_batch(svc, "people", [], None, "AUTO", LOCAL)
+        svc.index_prepared_batch("people", [])
     assert info.value.parameter == "batch"

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 import facetrust.index
-from facetrust.governance.actor import LOCAL
 from facetrust.ingest.prepare import Job, prepare, sha256_of
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service import indexes as indexes_module
 from facetrust.service.indexes import CollectionIndex
-from facetrust.service.ingest import PreparedImage, index_prepared_batch
+from facetrust.service.ingest import PreparedImage
 from facetrust.store.sqlite import CollectionRow
 
 
@@ -49,10 +48,10 @@ def test_catching_up_in_blocks_applies_adds_and_deletions_in_order(
     monkeypatch.setattr(indexes_module, "CATCH_UP_BLOCK", 3)
     row, index = _index(service)
     assert len(index.ensure()) == 0
-    results = index_prepared_batch(service, "c", _prepared(service, range(1, 9)), None, "AUTO", LOCAL)
+    results = service.index_prepared_batch("c", _prepared(service, range(1, 9)))
     ids = [r.indexed[0].stored.face_id for r in results]
     service.delete_faces("c", [ids[2], ids[5]])
-    results = index_prepared_batch(service, "c", _prepared(service, range(20, 23)), None, "AUTO", LOCAL)
+    results = service.index_prepared_batch("c", _prepared(service, range(20, 23)))
 
     caught_up = index.ensure()  # 16 changes, applied 3 at a time
 
@@ -70,7 +69,7 @@ def test_a_bulk_import_past_the_auto_threshold_is_rebuilt_as_the_bigger_backend_
     exact = index.ensure()
     assert exact.name == "exact"
     monkeypatch.setattr(facetrust.index, "AUTO_THRESHOLD", 5)
-    index_prepared_batch(service, "c", _prepared(service, range(1, 9)), None, "AUTO", LOCAL)
+    service.index_prepared_batch("c", _prepared(service, range(1, 9)))
 
     rebuilt = index.ensure()
 

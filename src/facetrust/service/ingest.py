@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
-from facetrust.service.faces import Enrolment, _check_consent, _new_face, enrol
+from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
 from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, split_faces
+from facetrust.service.types import IndexedFace, IndexResult, stored_face
 from facetrust.service.validate import check_external_image_id, check_limit
 from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
@@ -33,8 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
-    from facetrust.service.types import IndexResult, UnindexedFace
+    from facetrust.service.context import ServiceContext
+    from facetrust.service.types import UnindexedFace
 
 __all__ = ["BATCH_LIMIT", "PreparedImage", "accepted_faces", "index_prepared", "index_prepared_batch"]
 
@@ -58,7 +59,7 @@ def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | 
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
 
 
-def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: list[Face]) -> None:
+def _check_prepared(service: ServiceContext, prepared: PreparedImage, accepted: list[Face]) -> None:
     embedded = [e.face for e in prepared.embeddings]
     if embedded != accepted:
         raise InvalidParameterError(
@@ -75,14 +76,7 @@ def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: lis
 
 
 def index_prepared(
-    service: FaceService,
-    collection: str,
-    prepared: PreparedImage,
-    external_image_id: str | None,
-    max_faces: int | None,
-    quality_filter: str,
-    actor: Actor,
-    image: ImageSource | None = None,
+    service: ServiceContext, actor: Actor, ask: Enrolment, prepared: PreparedImage, image: ImageSource | None = None
 ) -> IndexResult:
     """IndexFaces of a prepared image (``FaceService.index_prepared``), recording its hash as
     ingested in the same transaction as its faces. ``image`` is decoded only where the
@@ -91,26 +85,22 @@ def index_prepared(
     def find(
         level: str,
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
-        accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
+        accepted, unindexed = split_faces(list(prepared.faces), level, ask.max_faces)
         _check_prepared(service, prepared, accepted)
         pixels = None if image is None else (lambda: service.engine.load_image(image))
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
-    ask = Enrolment(collection, external_image_id, max_faces, quality_filter, prepared.sha256)
-    return enrol(service, actor, ask, find)
+    return enrol(service, actor, replace(ask, sha256=prepared.sha256), find)
 
 
 def index_prepared_batch(
-    service: FaceService,
-    collection: str,
-    batch: Sequence[tuple[PreparedImage, str | None]],
-    max_faces: int | None,
-    quality_filter: str,
-    actor: Actor,
+    service: ServiceContext, actor: Actor, ask: Enrolment, batch: Sequence[tuple[PreparedImage, str | None]]
 ) -> list[IndexResult]:
-    """IndexFaces of many prepared images (each with its ExternalImageId) in one transaction and
-    one audit entry; all of them commit, or none. Refused for a purpose that keeps face crops
-    (they are cut from the images: use ``index_prepared`` per image)."""
+    """IndexFaces of many prepared images (each with its ExternalImageId; ``ask`` names the
+    collection, MaxFaces and the quality filter) in one transaction and one audit entry; all of
+    them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
+    face crops (they are cut from the images: use ``index_prepared`` per image)."""
+    collection, max_faces = ask.collection, ask.max_faces
     with governed(service, actor, "IndexFaces", collection, model_check=True) as step:
         row, purpose = step.collection, step.purpose
         if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
@@ -118,7 +108,7 @@ def index_prepared_batch(
         check_limit(len(batch), "batch", 1, BATCH_LIMIT)
         if max_faces is not None:
             check_limit(max_faces, "MaxFaces", 1, 4096)
-        level = check_quality_filter(quality_filter)
+        level = check_quality_filter(ask.quality_filter)
         if purpose.keep_face_crops:
             raise InvalidParameterError(
                 f"Purpose {purpose.name!r} keeps face crops, cut from each image: index its images one at a time",
@@ -128,9 +118,9 @@ def index_prepared_batch(
         for external in subjects:
             check_external_image_id(external)
         if any(external is None for _, external in batch):
-            _check_consent(service, purpose, None)  # refused when consent is required
+            check_consent(service, purpose, None)  # refused when consent is required
         for external in subjects:
-            _check_consent(service, purpose, external)
+            check_consent(service, purpose, external)
         now = service.clock()
         images = [
             _prepare(service, prepared, external, level, max_faces, now + purpose.retention_seconds)
@@ -139,7 +129,7 @@ def index_prepared_batch(
         with service.store.transaction() as conn:
             if service.store.get_collection(collection, conn) != row:
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
-            ends = {subject: _check_consent(service, purpose, subject, conn) for subject in subjects}
+            ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
             new = [_until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in images for face in faces]
             keys = service.store.insert_faces(conn, row.id, new, now=now)
             stored = service.store.faces_by_keys(row.id, keys, conn)
@@ -147,9 +137,6 @@ def index_prepared_batch(
                 service.store.record_ingested(conn, row.id, prepared.sha256, image_id, now)
             step.record.details = {"images": [_detail(image) for image in images]}
             step.record.commit(conn)
-    from facetrust.service.faceservice import stored_face
-    from facetrust.service.types import IndexedFace, IndexResult
-
     results, at = [], 0
     for prepared, _, faces, image_id, unindexed in images:
         mine = keys[at : at + len(faces)]
@@ -164,7 +151,7 @@ _Image = tuple[PreparedImage, "str | None", list[NewFace], str, "list[UnindexedF
 
 
 def _prepare(
-    service: FaceService,
+    service: ServiceContext,
     prepared: PreparedImage,
     external: str | None,
     level: str,
@@ -175,7 +162,7 @@ def _prepare(
     accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
     _check_prepared(service, prepared, accepted)
     image_id = str(uuid.uuid4())
-    rows = [_new_face(emb, face, image_id, external, expires) for emb, face in zip(prepared.embeddings, accepted)]
+    rows = [new_face(emb, face, image_id, external, expires) for emb, face in zip(prepared.embeddings, accepted)]
     return prepared, external, rows, image_id, unindexed
 
 
