@@ -15,7 +15,7 @@ from facetrust.errors import ConfigurationError
 
 __all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
 
-INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
+INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw", "ivf")
 PROFILES = ("default", "accurate")
 TAIL_STATS_MODES = ("enrolment", "deferred")
 

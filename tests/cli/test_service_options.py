@@ -84,7 +84,10 @@ def test_an_unknown_index_backend_is_a_usage_error(opened: list[FaceService], tm
     result = run("--index-backend", "faiss", "collections", "list")
 
     assert result.exit_code == 2
-    assert "Invalid value for '--index-backend': 'faiss' is not one of 'auto', 'exact', 'pq', 'hnsw'." in result.stderr
+    assert (
+        "Invalid value for '--index-backend': 'faiss' is not one of 'auto', 'exact', 'pq', 'hnsw', 'ivf'."
+        in result.stderr
+    )
     assert opened == []
 
 

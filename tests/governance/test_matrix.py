@@ -593,6 +593,7 @@ SERVICE_OPERATION = {
     "delete_collection": "DeleteCollection",
     "index_faces": "IndexFaces",
     "index_prepared": "IndexFaces",  # the same operation for faces found elsewhere: the row's ingest cells
+    "index_prepared_batch": "IndexFaces",  # many prepared images as one IndexFaces (tests/ingest/test_batch.py)
     "list_faces": "ListFaces",
     "delete_faces": "DeleteFaces",
     "create_user": "CreateUser",

@@ -19,6 +19,9 @@ CONFIGS: list[tuple[str, str, dict[str, Any], float]] = [
     ("pq", "pq", {}, 1e-5),  # below train_size: exact scans
     ("pq-codes", "pq", {"train_size": 64, "candidates": 160}, 1e-5),  # codes from 64 vectors, 160 re-scored
     ("hnsw", "hnsw", {}, 2e-3),
+    ("ivf", "ivf", {}, 2e-3),  # below train_size: exact scans of float16 rows
+    # 4 lists, all probed, trained on 64 vectors, 160 re-scored from float16 rows
+    ("ivf-codes", "ivf", {"lists": 4, "probes": 4, "train_size": 64, "candidates": 160}, 2e-3),
     ("hnsw-i8", "hnsw", {"dtype": "i8"}, 3e-2),
 ]
 

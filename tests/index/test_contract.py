@@ -26,7 +26,7 @@ def test_index_satisfies_the_protocol(make_index: IndexFactory) -> None:
     index = make_index()
     assert isinstance(index, VectorIndex)
     assert index.dim == DIM
-    assert index.name in ("exact", "pq", "hnsw")
+    assert index.name in ("exact", "pq", "hnsw", "ivf")
 
 
 def test_search_returns_the_vector_itself_first_with_score_one(make_index: IndexFactory, tol: float) -> None:

@@ -22,11 +22,11 @@ from facetrust.index import (
 from .conftest import unit_vectors
 
 
-def test_available_backends_are_exact_pq_and_hnsw() -> None:
-    assert available_backends() == ("exact", "pq", "hnsw")
+def test_available_backends_are_exact_pq_hnsw_and_ivf() -> None:
+    assert available_backends() == ("exact", "pq", "hnsw", "ivf")
 
 
-@pytest.mark.parametrize("backend", ["exact", "pq", "hnsw"])
+@pytest.mark.parametrize("backend", ["exact", "pq", "hnsw", "ivf"])
 def test_create_index_by_name_returns_that_backend(backend: str) -> None:
     index = create_index(backend, 8)
     assert isinstance(index, VectorIndex)
@@ -36,13 +36,18 @@ def test_create_index_by_name_returns_that_backend(backend: str) -> None:
 def test_unknown_backend_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidParameterError) as info:
         create_index("faiss", 128)
-    assert str(info.value) == "Unknown index backend 'faiss'; available: auto, exact, pq, hnsw"
+    assert str(info.value) == "Unknown index backend 'faiss'; available: auto, exact, pq, hnsw, ivf"
     assert info.value.parameter == "backend"
 
 
 @pytest.mark.parametrize(
     ("expected_size", "backend"),
-    [(0, "exact"), (AUTO_THRESHOLD - 1, "exact"), (AUTO_THRESHOLD, "pq"), (10 * AUTO_THRESHOLD, "pq")],
+    [
+        (0, "exact"),
+        (AUTO_THRESHOLD - 1, "exact"),
+        (AUTO_THRESHOLD, "pq"),
+        (100 * AUTO_THRESHOLD, "pq"),
+    ],
 )
 def test_auto_picks_exact_below_the_threshold_and_pq_from_it(expected_size: int, backend: str) -> None:
     assert choose_backend(expected_size) == backend
@@ -83,6 +88,10 @@ def test_an_unknown_option_is_refused_with_the_valid_ones() -> None:
         ("pq", {"candidates": 0}, "candidates"),
         ("pq", {"train_size": 10}, "train_size"),
         ("pq", {"threads": 1.0}, "threads"),
+        ("ivf", {"lists": 0}, "lists"),
+        ("ivf", {"probes": 0}, "probes"),
+        ("ivf", {"lists": 8, "probes": 9}, "probes"),
+        ("ivf", {"candidates": 0}, "candidates"),
     ],
 )
 def test_bad_option_values_name_the_option(backend: str, options: dict[str, object], parameter: str) -> None:

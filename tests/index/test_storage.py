@@ -16,7 +16,7 @@ from facetrust.index.hnsw import HnswIndex
 from .conftest import unit_vectors
 
 
-@pytest.fixture(params=["exact", "pq", "hnsw"])
+@pytest.fixture(params=["exact", "pq", "hnsw", "ivf"])
 def saved(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     index = create_index(request.param, 8)
     index.add(np.arange(20), unit_vectors(20, dim=8))
@@ -86,7 +86,7 @@ def test_an_unknown_backend_in_the_manifest_lists_the_known_ones(saved: Path) ->
     manifest = json.loads(saved.read_text())
     manifest["backend"] = "annoy"
     saved.write_text(json.dumps(manifest))
-    with pytest.raises(InvalidParameterError, match=r"'annoy'.*available: exact, pq, hnsw"):
+    with pytest.raises(InvalidParameterError, match=r"'annoy'.*available: exact, pq, hnsw, ivf"):
         load_index(saved)
 
 
@@ -136,7 +136,7 @@ def _rewrite_npz(saved: Path, **changes: np.ndarray) -> None:
     ],
     ids=["repeated", "negative", "short", "float-keys", "narrow-vectors"],
 )
-@pytest.mark.parametrize("backend", ["exact", "pq"])  # hnsw writes a usearch file, checked by its header
+@pytest.mark.parametrize("backend", ["exact", "pq", "ivf"])  # hnsw writes a usearch file, checked by its header
 def test_npz_arrays_that_disagree_with_the_manifest_are_refused(
     backend: str, tmp_path: Path, keys: np.ndarray | None, vectors: np.ndarray | None, message: str
 ) -> None:

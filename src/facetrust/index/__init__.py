@@ -1,4 +1,4 @@
-"""Vector indexes over face embeddings: one protocol, three backends, chosen by name or by size.
+"""Vector indexes over face embeddings: one protocol, four backends, chosen by name or by size.
 
 The store (SQLite) is the source of truth; an index is derived from it and can always be rebuilt::
 
@@ -10,9 +10,11 @@ The store (SQLite) is the source of truth; an index is derived from it and can a
 
 ``exact`` scores every vector with numpy/BLAS (exact, linear time); ``pq`` scans 32-byte
 product-quantised codes with faiss and re-scores the best 1,000 exactly (approximate, linear
-time with a small constant); ``hnsw`` searches a usearch graph (approximate, logarithmic time,
-but slow to build and low in recall on face embeddings: docs/index.md). numpy, faiss and usearch
-are imported on first use.
+time with a small constant); ``ivf`` scans the same kind of codes in the lists of an inverted
+file nearest the query and re-scores from float16 vectors (approximate; half pq's memory, but
+slower than pq at 1,000,000 faces for the same recall, so ``auto`` does not pick it); ``hnsw``
+searches a usearch graph (approximate, logarithmic time, but slow to build and low in recall on
+face embeddings: docs/index.md). numpy, faiss and usearch are imported on first use.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ __all__ = [
 #: exact, so no committed face can be missed.
 AUTO_THRESHOLD = 100_000
 
-_BACKENDS = ("exact", "pq", "hnsw")
+_BACKENDS = ("exact", "pq", "hnsw", "ivf")
 
 
 def available_backends() -> tuple[str, ...]:
@@ -69,6 +71,10 @@ def _backend_class(backend: str) -> Any:
         from facetrust.index.pq import PqIndex
 
         return PqIndex
+    if backend == "ivf":
+        from facetrust.index.ivf import IvfIndex
+
+        return IvfIndex
     raise InvalidParameterError(
         f"Unknown index backend {backend!r}; available: auto, {', '.join(_BACKENDS)}", parameter="backend"
     )
@@ -78,12 +84,12 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
     """A new, empty index.
 
     Args:
-        backend: ``"exact"``, ``"pq"``, ``"hnsw"`` or ``"auto"`` (``choose_backend(expected_size)``,
+        backend: ``"exact"``, ``"pq"``, ``"hnsw"``, ``"ivf"`` or ``"auto"`` (``choose_backend(expected_size)``,
             decided once, here: a collection that later outgrows the threshold is rebuilt by
             its owner).
         dim: vector width (128 for SFace).
         expected_size: how many vectors the index will hold; only ``auto`` uses it.
-        options: backend options (``ExactIndex``/``PqIndex``/``HnswIndex`` arguments). ``auto`` takes none,
+        options: backend options (``ExactIndex``/``PqIndex``/``HnswIndex``/``IvfIndex`` arguments). ``auto`` takes none,
             so that an option never depends on which backend a size selects.
 
     Raises:
@@ -93,7 +99,7 @@ def create_index(backend: str, dim: int, *, expected_size: int = 0, **options: A
         if options:
             raise InvalidParameterError(
                 f"Backend 'auto' takes no options (got {', '.join(sorted(options))}); "
-                "name exact, pq or hnsw to tune one",
+                "name exact, pq, hnsw or ivf to tune one",
                 parameter="options",
             )
         backend = choose_backend(expected_size)

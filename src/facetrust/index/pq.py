@@ -1,6 +1,7 @@
 """PqIndex ("pq"): a scan of 4-bit product-quantised codes, its best candidates re-scored exactly.
 
-The only module importing faiss; imported when a pq index is created or loaded.
+Imports faiss (as does ivf.py, which builds on this module); imported when a pq or ivf index is
+created or loaded.
 
 Why this shape (docs/index.md has the measurements): face embeddings are close to isotropic
 (effective dimension ~101 of 128), so the true top 10 of a query are barely closer than the
@@ -18,9 +19,10 @@ import math
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import faiss
 import numpy as np
@@ -63,11 +65,11 @@ faiss.omp_set_num_threads(1)
 
 
 class _Shard:
-    """One slice of the index: float32 rows, their keys (-1 once removed) and their codes."""
+    """One slice of the index: rows (float32, or float16 for ivf), their keys (-1 once removed) and their codes."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, dtype: Any = np.float32) -> None:
         self.dim = dim
-        self.vectors = np.empty((0, dim), np.float32)
+        self.vectors = np.empty((0, dim), dtype)
         self.keys = np.empty(0, np.int64)
         self.n = 0  # rows in use, removed ones included
         self.dead = 0
@@ -82,7 +84,7 @@ class _Shard:
         start, stop = self.n, self.n + len(keys)
         if stop > len(self.keys):
             capacity = max(stop, len(self.keys) + len(self.keys) // 2, _MIN_CAPACITY)
-            grown_vectors = np.empty((capacity, self.dim), np.float32)
+            grown_vectors = np.empty((capacity, self.dim), self.vectors.dtype)
             grown_keys = np.full(capacity, -1, np.int64)
             grown_vectors[:start] = self.vectors[:start]
             grown_keys[:start] = self.keys[:start]
@@ -90,7 +92,7 @@ class _Shard:
         self.vectors[start:stop] = vectors
         self.keys[start:stop] = keys
         if self.codes is not None:
-            self.codes.add(vectors)
+            self.codes.add(np.ascontiguousarray(vectors, np.float32))
         self.n = stop
         return start
 
@@ -98,7 +100,7 @@ class _Shard:
         """Encode every row with a copy of the ``trained`` (empty) code index."""
         codes = faiss.clone_index(trained)
         for start in range(0, self.n, _ADD_CHUNK):
-            codes.add(self.vectors[start : min(self.n, start + _ADD_CHUNK)])
+            codes.add(np.ascontiguousarray(self.vectors[start : min(self.n, start + _ADD_CHUNK)], np.float32))
         self.codes = codes
 
     def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +108,9 @@ class _Shard:
         kept = self.keys[: self.n] >= 0
         return self.keys[: self.n][kept], self.vectors[: self.n][kept]
 
-    def top(self, qs: np.ndarray, k: int, candidates: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first)."""
+    def top(self, qs: np.ndarray, k: int, candidates: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first);
+        ``params``: faiss search parameters (ivf: how many lists to probe)."""
         keys = np.full((len(qs), k), -1, np.int64)
         scores = np.full((len(qs), k), -np.inf, np.float32)
         if not self.live:
@@ -116,10 +119,10 @@ class _Shard:
             for i, q in enumerate(qs):
                 self._exact(q, k, keys[i], scores[i])
             return keys, scores
-        _, rows = self.codes.search(qs, candidates)
+        _, rows = self.codes.search(qs, candidates, params=params)
         safe = np.maximum(rows, 0)
         valid = (rows >= 0) & (self.keys[safe] >= 0)
-        step = max(1, _RESCORE_BYTES // (4 * self.dim * rows.shape[1]))
+        step = max(1, _RESCORE_BYTES // (self.vectors.itemsize * self.dim * rows.shape[1]))
         for start in range(0, len(qs), step):
             block = slice(start, start + step)
             self._rescore(qs[block], safe[block], valid[block], keys[block], scores[block])
@@ -144,16 +147,22 @@ class _Shard:
         scores_out[:, :top] = best
 
     def _exact(self, q: np.ndarray, k: int, keys_out: np.ndarray, scores_out: np.ndarray) -> None:
-        if self.dead:
-            rows = np.flatnonzero(self.keys[: self.n] >= 0)
-            _best(rows, self.vectors[rows] @ q, self.keys, keys_out, scores_out)
-        else:  # every row: score the matrix in place rather than copying it row by row
-            _best(np.arange(self.n), self.vectors[: self.n] @ q, self.keys, keys_out, scores_out)
+        # blocks of rows scored in place: a float16 matrix is never widened whole
+        scores = np.empty(self.n, np.float32)
+        for start in range(0, self.n, _ADD_CHUNK):
+            stop = min(self.n, start + _ADD_CHUNK)
+            scores[start:stop] = self.vectors[start:stop] @ q
+        rows = np.flatnonzero(self.keys[: self.n] >= 0) if self.dead else np.arange(self.n)
+        _best(rows, scores[rows] if self.dead else scores, self.keys, keys_out, scores_out)
 
     def memory_bytes(self) -> int:
         code_bytes = 0
         if self.codes is not None:  # codes are packed in blocks of bbs rows, M2 half-bytes per row
-            code_bytes = math.ceil(self.n / self.codes.bbs) * self.codes.bbs * self.codes.M2 // 2
+            blocks = math.ceil(self.n / self.codes.bbs)
+            if hasattr(self.codes, "nlist"):  # ivf: each list padded to whole blocks, plus an int64 id a row
+                blocks += self.codes.nlist
+                code_bytes = 8 * self.n
+            code_bytes += blocks * self.codes.bbs * self.codes.M2 // 2
         return self.vectors.nbytes + self.keys.nbytes + code_bytes
 
 
@@ -191,6 +200,8 @@ class PqIndex:
     """
 
     name = "pq"
+    defaults: ClassVar[dict[str, int]] = DEFAULTS
+    _dtype: ClassVar[Any] = np.float32
 
     def __init__(
         self,
@@ -205,7 +216,7 @@ class PqIndex:
         self.train_size = check_int(train_size, "train_size", 64, 1 << 30)
         self.threads = check_int(threads, "threads", 0, 1024)
         self._lock = ReadWriteLock()
-        self._shards = [_Shard(self.dim) for _ in range(self.threads or os.cpu_count() or 1)]
+        self._shards = [_Shard(self.dim, self._dtype) for _ in range(self.threads or os.cpu_count() or 1)]
         self._where: dict[int, int] = {}  # key → row * shards + shard
         self._trained: Any = None  # the trained, empty code index every shard copies
         self._next = 0  # shard that takes the next added vector (round robin)
@@ -238,24 +249,44 @@ class PqIndex:
         count = len(self._shards)
         order = (np.arange(len(ks)) + self._next) % count
         self._next = int((self._next + len(ks)) % count)
+        mine = [np.flatnonzero(order == s) for s in range(count)]
+        # the shards encode their rows in parallel (faiss releases the GIL); the key map is filled after
+        firsts = self._each(lambda s: self._shards[s].append(ks[mine[s]], vs[mine[s]]) if len(mine[s]) else 0)
         for s in range(count):
-            mine = np.flatnonzero(order == s)
-            if len(mine):
-                self._append(s, ks[mine], vs[mine])
+            self._locate(s, ks[mine[s]], firsts[s])
 
     def _append(self, s: int, ks: np.ndarray, vs: np.ndarray) -> None:
         """Append rows to shard ``s`` and record where each key lives."""
-        first = self._shards[s].append(ks, vs)
+        self._locate(s, ks, self._shards[s].append(ks, vs))
+
+    def _locate(self, s: int, ks: np.ndarray, first: int) -> None:
         rows = np.arange(first, first + len(ks))
         self._where.update(zip(ks.tolist(), (rows * len(self._shards) + s).tolist(), strict=True))
 
     def _train(self) -> None:
         pool = np.concatenate([shard.live_rows()[1] for shard in self._shards])
-        if len(pool) > _TRAIN_SAMPLE:
-            pool = pool[np.random.default_rng(_TRAIN_SEED).choice(len(pool), _TRAIN_SAMPLE, replace=False)]
-        trained = _code_index(self.dim)
-        trained.train(np.ascontiguousarray(pool))
+        size = self._train_sample()
+        if len(pool) > size:
+            pool = pool[np.random.default_rng(_TRAIN_SEED).choice(len(pool), size, replace=False)]
+        trained = self._new_codes()
+        trained.train(np.ascontiguousarray(pool, np.float32))
         self._adopt(trained)
+
+    # -- what a subclass (ivf) changes --------------------------------------------------------------
+
+    def _new_codes(self) -> Any:
+        """An empty, untrained faiss code index."""
+        return _code_index(self.dim)
+
+    def _train_sample(self) -> int:
+        return _TRAIN_SAMPLE
+
+    def _codes_fit(self, trained: Any) -> bool:
+        """Whether saved codebooks are an empty code index of this backend's kind and width."""
+        return isinstance(trained, faiss.IndexPQFastScan) and trained.d == self.dim and not trained.ntotal
+
+    def _search_params(self) -> Any:
+        return None
 
     def _adopt(self, trained: Any) -> None:
         self._trained = trained
@@ -290,7 +321,7 @@ class PqIndex:
     def _compact(self, s: int) -> None:
         """Rewrite shard ``s`` without its removed rows (keeping their order) and re-encode it."""
         keys, vectors = self._shards[s].live_rows()
-        self._shards[s] = _Shard(self.dim)
+        self._shards[s] = _Shard(self.dim, self._dtype)
         self._append(s, keys, vectors)
         if self._trained is not None:
             self._shards[s].encode(self._trained)
@@ -305,7 +336,8 @@ class PqIndex:
         with self._lock.read():
             if self._where and len(qs):
                 per_shard = max(k, math.ceil(self.candidates / len(self._shards)))
-                parts = self._map(lambda shard: shard.top(qs, k, per_shard))
+                params = self._search_params()
+                parts = self._map(lambda shard: shard.top(qs, k, per_shard, params))
                 keys = np.concatenate([p[0] for p in parts], axis=1)
                 scores = np.concatenate([p[1] for p in parts], axis=1)
                 order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -318,13 +350,17 @@ class PqIndex:
 
     def _map(self, work: Any) -> list[Any]:
         """``work(shard)`` for every shard, on the pool when there are several."""
+        return self._each(lambda s: work(self._shards[s]))
+
+    def _each(self, work: Callable[[int], Any]) -> list[Any]:
+        """``work(s)`` for every shard number, on the pool when there are several."""
         if len(self._shards) == 1:
-            return [work(self._shards[0])]
+            return [work(0)]
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix="facetrust-pq")
+                self._pool = ThreadPoolExecutor(len(self._shards), thread_name_prefix=f"facetrust-{self.name}")
             pool = self._pool
-        return list(pool.map(work, self._shards))
+        return list(pool.map(work, range(len(self._shards))))
 
     def __len__(self) -> int:
         return len(self._where)
@@ -377,7 +413,7 @@ class PqIndex:
     @classmethod
     def load(cls, path: Path) -> PqIndex:
         manifest = read_manifest(path, cls.name)
-        index = cls(manifest.dim, **manifest.options(DEFAULTS))
+        index = cls(manifest.dim, **manifest.options(cls.defaults))
         arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"))
         keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
         try:
@@ -386,10 +422,7 @@ class PqIndex:
             raise InvalidParameterError(
                 f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
             ) from exc
-        if shard_of.shape != (manifest.count,) or (
-            trained is not None
-            and (not isinstance(trained, faiss.IndexPQFastScan) or trained.d != manifest.dim or trained.ntotal)
-        ):
+        if shard_of.shape != (manifest.count,) or (trained is not None and not index._codes_fit(trained)):
             raise InvalidParameterError(
                 f"{manifest.data} holds codebooks or shard numbers for another index; rebuild it from the store",
                 parameter="path",

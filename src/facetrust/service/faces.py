@@ -44,10 +44,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import FaceRow
 
-__all__ = ["Enrolment", "FaceFinder", "FaceListing", "delete_faces", "enrol", "index_faces", "list_faces"]
+__all__ = [
+    "Enrolment",
+    "FaceFinder",
+    "FaceListing",
+    "check_consent",
+    "delete_faces",
+    "enrol",
+    "index_faces",
+    "list_faces",
+    "new_face",
+]
 
 
-def _check_consent(
+def check_consent(
     service: ServiceContext, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
 ) -> float | None:
     """Refuse unless the subject's consent is valid now (read inside ``conn``'s transaction when given);
@@ -72,7 +82,7 @@ def _check_consent(
     return record.expires_at
 
 
-def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float) -> NewFace:
+def new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float) -> NewFace:
     r = face.ratio_box
     return NewFace(
         face_id=str(uuid.uuid4()),
@@ -151,19 +161,19 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
         if ask.max_faces is not None:
             check_limit(ask.max_faces, "MaxFaces", 1, 4096)
         level = check_quality_filter(ask.quality_filter)
-        _check_consent(service, purpose, external)  # before the work; again where it is stored
+        check_consent(service, purpose, external)  # before the work; again where it is stored
         pairs, unindexed, pixels = find(level)
         crops = _crops(service, purpose, pixels, [face for _, face in pairs])
         image_id = str(uuid.uuid4())
         now = service.clock()
         expires = now + purpose.retention_seconds  # at the latest; sooner when the consent ends sooner
-        new = [_new_face(emb, face, image_id, external, expires) for emb, face in pairs]
+        new = [new_face(emb, face, image_id, external, expires) for emb, face in pairs]
         with service.store.transaction() as conn:
             if service.store.get_collection(ask.collection, conn) != row:
                 raise NotFoundError(
                     f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
                 )
-            consent_ends = _check_consent(service, purpose, external, conn)  # revoked since?
+            consent_ends = check_consent(service, purpose, external, conn)  # revoked since?
             if consent_ends is not None and consent_ends < expires:
                 new = [replace(n, expires_at=consent_ends) for n in new]
             keys = service.store.insert_faces(conn, row.id, new, now=now)

@@ -260,6 +260,22 @@ class FaceService:
         ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
         return _ingest.index_prepared(self.ctx, actor, ask, prepared, image)
 
+    def index_prepared_batch(
+        self,
+        collection: str,
+        batch: Sequence[tuple[PreparedImage, str | None]],
+        *,
+        max_faces: int | None = None,
+        quality_filter: str = "AUTO",
+        actor: Actor = LOCAL,
+    ) -> list[IndexResult]:
+        """``index_prepared`` for many images at once (each with its ExternalImageId, up to
+        10,000): one IndexFaces, one transaction and one audit entry naming every image and face;
+        all of them commit, or none. The bulk path: per image, the transaction and its commit
+        cost more than the faces' rows. Refused where the purpose keeps face crops."""
+        ask = _faces.Enrolment(collection, None, max_faces, quality_filter)
+        return _ingest.index_prepared_batch(self.ctx, actor, ask, batch)
+
     def list_faces(
         self,
         collection: str,

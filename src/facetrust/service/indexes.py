@@ -42,6 +42,8 @@ __all__ = ["CollectionIndex", "IndexRegistry"]
 log = logging.getLogger(__name__)
 
 SAVE_EVERY = 10_000  # changes applied since the last snapshot before saving another
+CATCH_UP_BLOCK = 50_000  # changes (and their templates) read and applied at a time
+_BY_SIZE = ("exact", "pq")  # the backends auto picks, for growing collection sizes
 
 
 class CollectionIndex:
@@ -140,15 +142,43 @@ class CollectionIndex:
             return self._index
 
     def _catch_up(self) -> None:
-        import numpy as np
-
-        from facetrust.index import choose_backend
-
         assert self._index is not None
         changes = self.store.changes_since(self.collection.id, self._applied)
         if not changes:
             return
         deleted = any(op == "del" for _, _, op in changes)
+        if self._outgrown(len(self._index) + sum(op == "add" for _, _, op in changes)):
+            self._rebuild()  # a bulk import outgrew the backend: build the right one from the store at once
+            if deleted and self.owner:
+                self.drop_files()  # the old snapshot may hold the erased templates
+                self._saved = -1
+        else:
+            for start in range(0, len(changes), CATCH_UP_BLOCK):  # bounded memory after a bulk import
+                self._apply(changes[start : start + CATCH_UP_BLOCK])
+            self._applied = changes[-1][0]
+            if deleted:  # by this process or another replica: no copy of the erased templates stays
+                self._forget_erased()
+                if self._index is None:
+                    return
+            if self._outgrown(len(self._index)):
+                self._rebuild()  # shrinking is left to the next rebuild (no flapping)
+        if self._applied - self._saved >= SAVE_EVERY:
+            self.save()
+
+    def _outgrown(self, size: int) -> bool:
+        """Whether ``auto`` would pick a backend for larger collections than the current one's."""
+        from facetrust.index import choose_backend
+
+        assert self._index is not None
+        if self.backend != "auto" or self._index.name not in _BY_SIZE:
+            return False
+        return _BY_SIZE.index(choose_backend(size)) > _BY_SIZE.index(self._index.name)
+
+    def _apply(self, changes: list[tuple[int, int, str]]) -> None:
+        """Apply a block of changes in order: the adds between two deletions go in as one batch."""
+        import numpy as np
+
+        assert self._index is not None
         live = {k for _, k, op in changes if op == "add"}
         found = dict(self.store.embeddings(self.collection.id, sorted(live))) if live else {}
         pending: list[tuple[int, bytes]] = []
@@ -162,15 +192,6 @@ class CollectionIndex:
                 self._index.remove(np.array([key], dtype=np.int64))
         if pending:
             self._index.add(*self._vectors(pending))
-        self._applied = changes[-1][0]
-        if deleted:  # by this process or another replica: no copy of the erased templates stays
-            self._forget_erased()
-            if self._index is None:
-                return
-        if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) != "exact":
-            self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
-        if self._applied - self._saved >= SAVE_EVERY:
-            self.save()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
         """Top-``k`` hits (``k`` cut to the number of faces, at least 1) and the number of faces searched."""

@@ -6,18 +6,28 @@ operation IndexFaces): role, the collection's purpose and model, the parameters,
 (before and inside the transaction), retention, the audit entry (refusals included). The
 quality filter and MaxFaces are re-applied to the detections, and the embeddings must be
 those of exactly the faces that pass.
+
+``index_prepared_batch`` writes many prepared images as one IndexFaces operation: the same
+checks, one transaction and one audit entry (listing every image and its faces) for the batch,
+and one multi-row insert. That is the bulk path (millions of faces): per image, a transaction,
+an audit append and a commit cost more than the faces' rows.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facetrust.errors import InvalidParameterError
+from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
-from facetrust.service.faces import Enrolment, enrol
+from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
+from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, split_faces
+from facetrust.service.types import IndexedFace, IndexResult, stored_face
+from facetrust.service.validate import check_external_image_id, check_limit
+from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,9 +35,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
-    from facetrust.service.types import IndexResult, UnindexedFace
+    from facetrust.service.types import UnindexedFace
 
-__all__ = ["PreparedImage", "accepted_faces", "index_prepared"]
+__all__ = ["BATCH_LIMIT", "PreparedImage", "accepted_faces", "index_prepared", "index_prepared_batch"]
+
+#: The most images one ``index_prepared_batch`` call writes (one transaction, one audit entry).
+BATCH_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,3 +91,93 @@ def index_prepared(
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
     return enrol(service, actor, replace(ask, sha256=prepared.sha256), find)
+
+
+def index_prepared_batch(
+    service: ServiceContext, actor: Actor, ask: Enrolment, batch: Sequence[tuple[PreparedImage, str | None]]
+) -> list[IndexResult]:
+    """IndexFaces of many prepared images (each with its ExternalImageId; ``ask`` names the
+    collection, MaxFaces and the quality filter) in one transaction and one audit entry; all of
+    them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
+    face crops (they are cut from the images: use ``index_prepared`` per image)."""
+    collection, max_faces = ask.collection, ask.max_faces
+    with governed(service, actor, "IndexFaces", collection, model_check=True) as step:
+        row, purpose = step.collection, step.purpose
+        if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
+            raise NotFoundError(f"Collection {collection!r} has no declared purpose", resource=collection)
+        check_limit(len(batch), "batch", 1, BATCH_LIMIT)
+        if max_faces is not None:
+            check_limit(max_faces, "MaxFaces", 1, 4096)
+        level = check_quality_filter(ask.quality_filter)
+        if purpose.keep_face_crops:
+            raise InvalidParameterError(
+                f"Purpose {purpose.name!r} keeps face crops, cut from each image: index its images one at a time",
+                parameter="batch",
+            )
+        subjects = {external for _, external in batch if external is not None}
+        for external in subjects:
+            check_external_image_id(external)
+        if any(external is None for _, external in batch):
+            check_consent(service, purpose, None)  # refused when consent is required
+        for external in subjects:
+            check_consent(service, purpose, external)
+        now = service.clock()
+        images = [
+            _prepare(service, prepared, external, level, max_faces, now + purpose.retention_seconds)
+            for prepared, external in batch
+        ]
+        with service.store.transaction() as conn:
+            if service.store.get_collection(collection, conn) != row:
+                raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
+            ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
+            new = [_until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in images for face in faces]
+            keys = service.store.insert_faces(conn, row.id, new, now=now)
+            stored = service.store.faces_by_keys(row.id, keys, conn)
+            for prepared, _, _, image_id, _ in images:
+                service.store.record_ingested(conn, row.id, prepared.sha256, image_id, now)
+            step.record.details = {"images": [_detail(image) for image in images]}
+            step.record.commit(conn)
+    results, at = [], 0
+    for prepared, _, faces, image_id, unindexed in images:
+        mine = keys[at : at + len(faces)]
+        at += len(faces)
+        pairs = zip(mine, (e.face for e in prepared.embeddings), strict=True)
+        indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, face in pairs if face is not None)
+        results.append(IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id))
+    return results
+
+
+_Image = tuple[PreparedImage, "str | None", list[NewFace], str, "list[UnindexedFace]"]
+
+
+def _prepare(
+    service: ServiceContext,
+    prepared: PreparedImage,
+    external: str | None,
+    level: str,
+    max_faces: int | None,
+    expires: float,
+) -> _Image:
+    """One image of a batch: its accepted faces checked against its embeddings, as rows to insert."""
+    accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
+    _check_prepared(service, prepared, accepted)
+    image_id = str(uuid.uuid4())
+    rows = [new_face(emb, face, image_id, external, expires) for emb, face in zip(prepared.embeddings, accepted)]
+    return prepared, external, rows, image_id, unindexed
+
+
+def _until(face: NewFace, consent_ends: float | None) -> NewFace:
+    """The face expires when its subject's consent ends, if that is before its retention ends."""
+    if consent_ends is None or (face.expires_at is not None and consent_ends >= face.expires_at):
+        return face
+    return replace(face, expires_at=consent_ends)
+
+
+def _detail(image: _Image) -> dict[str, object]:
+    _, external, rows, image_id, unindexed = image
+    return {
+        "image_id": image_id,
+        "external_image_id": external,
+        "face_ids": [r.face_id for r in rows],
+        "unindexed": [list(u.reasons) for u in unindexed],
+    }

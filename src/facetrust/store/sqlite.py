@@ -282,13 +282,21 @@ class Store:
     ) -> list[int]:
         """Insert the faces (and their ``changes`` rows), created at ``now`` (default: the time now); their keys."""
         now = time.time() if now is None else now
-        keys = []
-        for f in faces:
-            cur = conn.execute(
-                "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, box_left, box_top, "
-                "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # One executemany per table (a bulk import inserts thousands of faces per transaction). The
+        # keys are given, not read back row by row: inside this write transaction no one else
+        # inserts, and AUTOINCREMENT never reuses a key, so they continue from the largest ever used.
+        (used,) = conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'faces'), 0), "
+            "coalesce((SELECT max(id) FROM faces), 0))"
+        ).fetchone()
+        keys = list(range(int(used) + 1, int(used) + 1 + len(faces)))
+        conn.executemany(
+            "INSERT INTO faces(id, face_id, collection_id, image_id, external_image_id, box_left, box_top, "
+            "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
                 (
+                    key,
                     f.face_id,
                     collection_id,
                     f.image_id,
@@ -301,11 +309,13 @@ class Store:
                     self._seal(f.face_id, f.embedding),
                     now,
                     f.expires_at,
-                ),
-            )
-            key = int(cur.lastrowid or 0)
-            conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'add')", (collection_id, key))
-            keys.append(key)
+                )
+                for key, f in zip(keys, faces, strict=True)
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'add')", ((collection_id, k) for k in keys)
+        )
         return keys
 
     def faces_by_ids(

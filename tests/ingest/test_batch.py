@@ -1,0 +1,107 @@
+"""index_prepared_batch: many prepared images as one IndexFaces, all or nothing, one audit entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import ConsentRequiredError, InvalidParameterError, RoleDeniedError
+from facetrust.governance import audit
+from facetrust.governance.actor import Actor
+from facetrust.ingest.prepare import Job, prepare, sha256_of
+from facetrust.models.fake import face_png
+from facetrust.service import FaceService
+from facetrust.service.ingest import PreparedImage
+
+from .helpers import audit_tail, external_ids, open_service
+
+SEARCHER = Actor("FTKSEARCHER", "searcher")
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[FaceService]:
+    service = open_service(tmp_path)
+    yield service
+    service.close()
+
+
+def prepared(svc: FaceService, *patterns: int) -> list[PreparedImage]:
+    out = []
+    for p in patterns:
+        data = face_png((20 + p, 20, 100, p), (200, 40, 80, p + 50))  # two faces an image
+        found = prepare(svc.engine, Job(data, sha256_of(data), "AUTO", None))
+        assert isinstance(found, PreparedImage)
+        out.append(found)
+    return out
+
+
+def face_count(svc: FaceService, collection: str = "people") -> int:
+    return svc.describe_collection(collection).face_count
+
+
+def test_a_batch_stores_every_face_in_order_with_one_audit_entry_naming_each_image(svc: FaceService) -> None:
+    images = prepared(svc, 1, 2, 3)
+    before = len(list(audit.entries(svc.store.connection())))
+
+    results = svc.index_prepared_batch("people", [(im, f"p{i}") for i, im in enumerate(images)])
+
+    entries = list(audit.entries(svc.store.connection()))
+    assert len(entries) == before + 1 and entries[-1].data["operation"] == "IndexFaces"
+    images_logged = entries[-1].data["images"]
+    assert [d["image_id"] for d in images_logged] == [r.image_id for r in results]
+    assert [d["face_ids"] for d in images_logged] == [[f.stored.face_id for f in r.indexed] for r in results]
+    assert [len(r.indexed) for r in results] == [2, 2, 2]
+    assert external_ids(svc) == ["p0", "p0", "p1", "p1", "p2", "p2"]
+    row = svc.store.get_collection("people")
+    assert row is not None and svc.store.ingested(row.id, [im.sha256 for im in images]) == {im.sha256 for im in images}
+    hit = svc.search_faces_by_image("people", face_png((30, 30, 100, 2)), threshold=50)
+    assert hit.matches[0].face.external_image_id == "p1"  # the index sees the batch's faces
+
+
+def test_a_batch_and_one_image_at_a_time_store_the_same_faces(svc: FaceService) -> None:
+    images = prepared(svc, 4, 5)
+    svc.index_prepared_batch("people", [(im, "b") for im in images])
+    for im in images:
+        svc.index_prepared("people", im, external_image_id="o")
+
+    faces = svc.list_faces("people").faces
+    assert [(f.external_image_id, f.box) for f in faces[:4]] == [("b", f.box) for f in faces[4:]]
+
+
+def test_one_subject_without_consent_refuses_the_whole_batch(svc: FaceService) -> None:
+    svc.record_consent("alice", basis="contract", evidence="signed")
+    images = prepared(svc, 6, 7)
+
+    with pytest.raises(ConsentRequiredError, match="'bob'"):
+        svc.index_prepared_batch("staff", [(images[0], "alice"), (images[1], "bob")])
+
+    assert audit_tail(svc, 1)[0]["outcome"] == "ConsentRequired"
+    assert face_count(svc, "staff") == 0
+    svc.index_prepared_batch("staff", [(images[0], "alice")])
+    assert face_count(svc, "staff") == 2
+
+
+def test_a_role_that_may_not_index_is_refused_and_audited(svc: FaceService) -> None:
+    with pytest.raises(RoleDeniedError):
+        svc.index_prepared_batch("people", [(prepared(svc, 8)[0], None)], actor=SEARCHER)
+    (refused,) = audit_tail(svc, 1)
+    assert (refused["operation"], refused["outcome"]) == ("IndexFaces", "RoleDenied")
+    assert face_count(svc) == 0
+
+
+def test_one_forged_image_refuses_the_whole_batch(svc: FaceService) -> None:
+    good, other = prepared(svc, 9, 10)
+    forged = PreparedImage(other.sha256, other.faces, other.embeddings[:1])
+
+    with pytest.raises(InvalidParameterError, match="not those of the 2 faces"):
+        svc.index_prepared_batch("people", [(good, None), (forged, None)])
+
+    assert face_count(svc) == 0
+
+
+def test_an_empty_batch_is_refused(svc: FaceService) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        svc.index_prepared_batch("people", [])
+    assert info.value.parameter == "batch"

@@ -1,0 +1,80 @@
+"""A collection's index catching up with the store after bulk writes: in blocks, or rebuilt when outgrown."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facetrust.index
+from facetrust.ingest.prepare import Job, prepare, sha256_of
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.service import FaceService
+from facetrust.service import indexes as indexes_module
+from facetrust.service.indexes import CollectionIndex
+from facetrust.service.ingest import PreparedImage
+from facetrust.store.sqlite import CollectionRow
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[FaceService]:
+    svc = FaceService(tmp_path / "data", fake_engine())
+    svc.create_collection("c")
+    yield svc
+    svc.close()
+
+
+def _index(service: FaceService) -> tuple[CollectionRow, CollectionIndex]:
+    row = service.store.get_collection("c")
+    assert row is not None
+    return row, service.indexes.get(row)
+
+
+def _prepared(service: FaceService, patterns: range) -> list[tuple[PreparedImage, str | None]]:
+    out: list[tuple[PreparedImage, str | None]] = []
+    for p in patterns:
+        data = face_png((20, 20, 100, p))
+        found = prepare(service.engine, Job(data, sha256_of(data), "AUTO", None))
+        assert isinstance(found, PreparedImage)
+        out.append((found, f"p{p}"))
+    return out
+
+
+def test_catching_up_in_blocks_applies_adds_and_deletions_in_order(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexes_module, "CATCH_UP_BLOCK", 3)
+    row, index = _index(service)
+    assert len(index.ensure()) == 0
+    results = service.index_prepared_batch("c", _prepared(service, range(1, 9)))
+    ids = [r.indexed[0].stored.face_id for r in results]
+    service.delete_faces("c", [ids[2], ids[5]])
+    results = service.index_prepared_batch("c", _prepared(service, range(20, 23)))
+
+    caught_up = index.ensure()  # 16 changes, applied 3 at a time
+
+    stored = {key for key, _ in service.store.embeddings(row.id)}
+    assert set(caught_up.keys().tolist()) == stored and len(stored) == 9
+    hit = service.search_faces_by_image("c", face_png((40, 30, 100, 21)))
+    assert hit.matches[0].face.face_id == results[1].indexed[0].stored.face_id
+    assert not service.search_faces_by_image("c", face_png((40, 30, 100, 3))).matches  # deleted
+
+
+def test_a_bulk_import_past_the_auto_threshold_is_rebuilt_as_the_bigger_backend_at_once(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row, index = _index(service)
+    exact = index.ensure()
+    assert exact.name == "exact"
+    monkeypatch.setattr(facetrust.index, "AUTO_THRESHOLD", 5)
+    service.index_prepared_batch("c", _prepared(service, range(1, 9)))
+
+    rebuilt = index.ensure()
+
+    assert rebuilt.name == "pq" and len(rebuilt) == 8
+    assert len(exact) == 0  # the exact index was never filled with the import first
+    query = next(iter(service.store.embeddings(row.id)))
+    vector = np.frombuffer(query[1], np.float32)
+    assert rebuilt.search(vector, 1).keys[0, 0] == query[0]
