@@ -1,0 +1,416 @@
+"""Cluster-conditional score normalisation for 1:1 comparisons (Fair Score Normalization).
+
+After Terhörst et al., "Post-comparison mitigation of demographic bias in face recognition
+using fair score normalization" (2020): the embedding space is split into clusters by
+k-means over unlabelled faces; each cluster ``c`` gets an offset ``δ_c = t_c − t``, where
+``t_c`` is the score at which the impostor pairs that one of its faces takes part in reach
+``offset_fmr`` and ``t`` the same over all pairs. A pair's score becomes
+
+    s' = s − ½ (δ_a + δ_b)
+
+with ``a`` and ``b`` the clusters nearest to its two faces: a face from a region where
+strangers score high needs a higher raw score to match. No label is used when scoring, and
+none is inferred: the clusters are regions of the embedding space, not groups of people.
+Normalised scores get their own calibration, recorded under ``score_id``.
+
+What is shipped are aggregates only: ``k`` centroids and ``k`` offsets. Each centroid must be
+the mean of at least ``MIN_PEOPLE`` distinct people (images, where a dataset has no
+identities) with no single person more than ``MAX_PERSON_SHARE`` of its members;
+``fit_centroids`` enforces it (each person gives at most 5 faces, and clusters that still
+break it are dropped and their faces reassigned) and ``check_privacy`` re-checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetrust.calibration import Calibration
+from facetrust.errors import ConfigurationError, InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = [
+    "MAX_PERSON_SHARE",
+    "MIN_PEOPLE",
+    "ClusterNormaliser",
+    "PairSet",
+    "capped_rows",
+    "check_privacy",
+    "cluster_offsets",
+    "fit_centroids",
+    "fit_mixture_calibration",
+    "shipped_normaliser",
+]
+
+FORMAT = "facetrust-clusternorm/1"
+MIN_PEOPLE = 50
+MAX_PERSON_SHARE = 0.10
+GRID = 4001  # score histogram bins over [-1, 1] for the per-cluster thresholds
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterNormaliser:
+    """Cluster offsets over ``centroids`` (k, dim) unit vectors of model ``model``; see the module docstring."""
+
+    model: str
+    centroids: np.ndarray
+    offsets: np.ndarray
+    calibration: Calibration | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.centroids.ndim != 2 or len(self.centroids) < 1 or self.offsets.shape != (len(self.centroids),):
+            raise InvalidParameterError(
+                f"Need (k, dim) centroids and k offsets; got {self.centroids.shape} and {self.offsets.shape}",
+                parameter="centroids",
+            )
+        if self.calibration is not None and self.calibration.model != self.score_id:
+            raise ConfigurationError(
+                f"Normaliser calibration is for {self.calibration.model!r}, not for {self.score_id!r}",
+                setting="score_normalisation",
+            )
+
+    @property
+    def digest(self) -> str:
+        """12 hex of the SHA-256 of centroids and offsets."""
+        import numpy as np
+
+        data = np.ascontiguousarray(self.centroids, np.float32).tobytes()
+        data += np.ascontiguousarray(self.offsets, np.float32).tobytes()
+        return hashlib.sha256(data).hexdigest()[:12]
+
+    @property
+    def score_id(self) -> str:
+        """The id normalised scores (and their calibration) are recorded under."""
+        return f"{self.model}+fsn{len(self.centroids)}-{self.digest}"
+
+    def shift(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row's offset: that of its nearest centroid."""
+        import numpy as np
+
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        out: np.ndarray = self.offsets[np.argmax(vectors @ self.centroids.T, axis=1)]
+        return out
+
+    def score(self, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+        """(raw cosine, normalised score) of two embeddings."""
+        import numpy as np
+
+        raw = float(np.dot(u, v))
+        d = self.shift(np.stack([u, v]))
+        return raw, raw - 0.5 * float(d[0] + d[1])
+
+    def scorer(self, vectors: np.ndarray) -> ClusterScorer:
+        return ClusterScorer(self, vectors)
+
+    def with_calibration(self, calibration: Calibration) -> ClusterNormaliser:
+        return ClusterNormaliser(self.model, self.centroids, self.offsets, calibration, dict(self.provenance))
+
+    def to_json(self) -> str:
+        data = {
+            "format": FORMAT,
+            "model": self.model,
+            "centroids": [[round(float(x), 5) for x in row] for row in self.centroids],
+            "offsets": [round(float(x), 5) for x in self.offsets],
+            "calibration": json.loads(self.calibration.to_json()) if self.calibration is not None else None,
+            "provenance": self.provenance,
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, origin: str) -> ClusterNormaliser:
+        import numpy as np
+
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT!r}")
+            centroids = np.asarray(data["centroids"], dtype=np.float32)
+            offsets = np.asarray(data["offsets"], dtype=np.float32)
+            cal = data.get("calibration")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc}") from None
+        calibration = Calibration.from_json(json.dumps(cal), origin=origin) if cal else None
+        return cls(str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})))
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterNormaliser:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"Cannot read cluster normaliser {path}: {exc.strerror}") from None
+        return cls.from_json(text, origin=str(path))
+
+
+class ClusterScorer:
+    """A ``PairScorer`` of cluster-normalised scores over one dataset's embeddings."""
+
+    def __init__(self, normaliser: ClusterNormaliser, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.half = 0.5 * normaliser.shift(vectors) if len(vectors) else vectors[:, 0]
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (
+            self.vectors[rows] @ self.vectors[cols].T - self.half[rows][:, None] - self.half[cols][None, :]
+        )
+        return out
+
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        out: np.ndarray = np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]) - self.half[a] - self.half[b]
+        return out
+
+
+def shipped_name(model_id: str) -> str:
+    return "clusternorm-" + model_id.replace(":", "-").replace("+", "-") + ".json"
+
+
+def shipped_normaliser(model_id: str) -> ClusterNormaliser | None:
+    """The cluster normaliser shipped for ``model_id`` (None when there is none for it)."""
+    name = shipped_name(model_id)
+    ref = resources.files("facetrust.data").joinpath(name)
+    if not ref.is_file():
+        return None
+    found = ClusterNormaliser.from_json(ref.read_text(), origin=name)
+    if found.model != model_id or found.calibration is None:
+        raise ConfigurationError(f"Shipped {name} is for {found.model!r} or has no calibration")
+    return found
+
+
+# -- fitting ---------------------------------------------------------------------------------
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def _lloyd(vectors: np.ndarray, centroids: np.ndarray, iterations: int) -> np.ndarray:
+    """Spherical k-means iterations (cosine assignment, normalised means)."""
+    import numpy as np
+
+    for _ in range(iterations):
+        label = np.argmax(vectors @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, label, vectors)
+        used = np.bincount(label, minlength=len(centroids)) > 0
+        centroids = _unit(np.where(used[:, None], sums, centroids))
+    return centroids
+
+
+def _plus_plus(vectors: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    import numpy as np
+
+    chosen = [int(rng.integers(len(vectors)))]
+    dist = 1.0 - vectors @ vectors[chosen[0]]
+    for _ in range(1, k):
+        p = np.maximum(dist, 0.0)
+        chosen.append(int(rng.choice(len(vectors), p=p / p.sum())))
+        dist = np.minimum(dist, 1.0 - vectors @ vectors[chosen[-1]])
+    return vectors[chosen].copy()
+
+
+def check_privacy(
+    centroids: np.ndarray,
+    vectors: np.ndarray,
+    people: Sequence[str],
+    *,
+    min_people: int = MIN_PEOPLE,
+    max_share: float = MAX_PERSON_SHARE,
+) -> list[int]:
+    """Clusters whose members (the ``vectors`` nearest to them) break the shipping rule.
+
+    A centroid may be shipped only when it averages at least ``min_people`` distinct people
+    and no person is more than ``max_share`` of its members.
+    """
+    import numpy as np
+
+    label = np.argmax(vectors @ centroids.T, axis=1)
+    bad = []
+    for c in range(len(centroids)):
+        who = Counter(people[int(i)] for i in np.flatnonzero(label == c))
+        members = sum(who.values())
+        if len(who) < min_people or max(who.values(), default=0) > max_share * members:
+            bad.append(c)
+    return bad
+
+
+def capped_rows(people: Sequence[str], cap: int, seed: int = 0) -> np.ndarray:
+    """Rows to cluster: every person's rows, at most ``cap`` of them (a seeded choice), in order."""
+    import numpy as np
+
+    by_person: dict[str, list[int]] = {}
+    for i, who in enumerate(people):
+        by_person.setdefault(who, []).append(i)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for who in sorted(by_person):
+        rows = by_person[who]
+        keep.extend(rng.choice(rows, cap, replace=False).tolist() if len(rows) > cap else rows)
+    out: np.ndarray = np.sort(np.asarray(keep, dtype=np.int64))
+    return out
+
+
+def fit_centroids(
+    vectors: np.ndarray,
+    people: Sequence[str],
+    k: int,
+    *,
+    seed: int = 0,
+    iterations: int = 30,
+    min_people: int = MIN_PEOPLE,
+    max_share: float = MAX_PERSON_SHARE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded spherical k-means whose every centroid passes ``check_privacy``: (centroids, rows).
+
+    ``people[i]`` names the person of row ``i`` (a unique name per image without identity).
+    Each person contributes at most ``floor(max_share · min_people)`` rows (``rows``: the ones
+    clustered), so a cluster of ``min_people`` people can never be one person's; clusters
+    that still break the rule are dropped, smallest first, and the rest refitted.
+    """
+    import math
+
+    import numpy as np
+
+    if len(people) != len(vectors):
+        raise InvalidParameterError("people must name the person of every row", parameter="people")
+    if k < 1 or len(set(people)) < min_people:
+        raise InvalidParameterError(f"Need k ≥ 1 and at least {min_people} people; got k={k}", parameter="k")
+    rows = capped_rows(people, max(1, math.floor(max_share * min_people)), seed)
+    data = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    who = [people[int(i)] for i in rows]
+    centroids = _lloyd(data, _plus_plus(data, min(k, len(data)), np.random.default_rng(seed)), iterations)
+    while bad := check_privacy(centroids, data, who, min_people=min_people, max_share=max_share):
+        if len(bad) == len(centroids):
+            raise InvalidParameterError(
+                f"No cluster of these faces averages {min_people} people with none above {max_share:.0%}",
+                parameter="k",
+            )
+        counts = np.bincount(np.argmax(data @ centroids.T, axis=1), minlength=len(centroids))
+        worst = min(bad, key=lambda c: counts[c])  # the smallest offender first: its faces move elsewhere
+        centroids = _lloyd(data, np.delete(centroids, worst, axis=0), iterations)
+    return centroids, rows
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Impostor pairs (rows ``a[i]``, ``b[i]`` of ``vectors``) of one dataset, for fitting."""
+
+    name: str
+    vectors: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+
+def _bins(scores: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    out: np.ndarray = np.clip(((scores + 1.0) * ((GRID - 1) / 2.0)).astype(np.int64), 0, GRID - 1)
+    return out
+
+
+def _threshold(counts: np.ndarray, fmr: float) -> float:
+    """Lowest grid score at which the fraction of pairs at or above is at most ``fmr``."""
+    import numpy as np
+
+    tail = np.cumsum(counts[::-1])[::-1] / max(float(counts.sum()), 1.0)
+    at = int(np.argmax(tail <= fmr))
+    return -1.0 + 2.0 * at / (GRID - 1)
+
+
+def cluster_offsets(
+    centroids: np.ndarray,
+    pair_sets: Sequence[PairSet],
+    *,
+    fmr: float = 1e-3,
+    min_tail: int = 20,
+    chunk: int = 4_000_000,
+) -> np.ndarray:
+    """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
+    less the same over all pairs (pooled over ``pair_sets``). A cluster with fewer than
+    ``min_tail / fmr`` pairs gets no offset (0)."""
+    import numpy as np
+
+    k = len(centroids)
+    counts = np.zeros((k, GRID))
+    overall = np.zeros(GRID)
+    for ps in pair_sets:
+        cluster = np.argmax(ps.vectors @ centroids.T, axis=1)
+        for s in range(0, len(ps.a), chunk):
+            a, b = ps.a[s : s + chunk], ps.b[s : s + chunk]
+            pos = _bins(np.einsum("ij,ij->i", ps.vectors[a], ps.vectors[b]))
+            ca, cb = cluster[a], cluster[b]
+            flat = counts.reshape(-1)
+            flat += np.bincount(ca * GRID + pos, minlength=k * GRID)
+            flat += np.bincount((cb * GRID + pos)[cb != ca], minlength=k * GRID)  # inside one cluster: once
+            overall += np.bincount(pos, minlength=GRID)
+    base = _threshold(overall, fmr)
+    enough = counts.sum(axis=1) * fmr >= min_tail  # too few pairs to place t_c: no offset
+    out: np.ndarray = np.array(
+        [_threshold(counts[c], fmr) - base if enough[c] else 0.0 for c in range(k)], dtype=np.float32
+    )
+    return out
+
+
+def fit_mixture_calibration(
+    score_sets: Sequence[np.ndarray],
+    *,
+    model: str,
+    dataset: str,
+    min_count: int = 10,
+    step_decades: float = 0.05,
+    provenance: dict[str, Any] | None = None,
+) -> Calibration:
+    """A score → FMR table of the equal-weight mixture of several impostor populations.
+
+    FMR(t) is the mean over ``score_sets`` of the fraction of each set's pairs scoring at or
+    above ``t``, so a small colour dataset counts as much as a large grayscale one. The floor
+    is the largest ``min_count / n`` share any one set contributes: below it, some population
+    is no longer resolved.
+    """
+    import math
+
+    import numpy as np
+
+    sets = [np.sort(np.asarray(s, dtype=np.float64).ravel()) for s in score_sets]
+    if not sets or min(s.size for s in sets) < 100 * min_count:
+        raise InvalidParameterError(
+            f"Need at least {100 * min_count} impostor scores in every set", parameter="score_sets"
+        )
+    weight = 1.0 / len(sets)
+
+    def fmr_at(t: float) -> float:
+        return sum(weight * (s.size - np.searchsorted(s, t, side="left")) / s.size for s in sets)
+
+    floor = max(weight * min_count / s.size for s in sets)
+    merged = np.sort(np.concatenate(sets))[::-1]
+    share = np.concatenate([np.full(s.size, weight / s.size) for s in sets])
+    cum = np.cumsum(share[np.argsort(-np.concatenate(sets), kind="stable")])
+    knots: dict[float, float] = {}
+    for j in [*range(int(math.floor(-math.log10(floor) / step_decades)) + 1), None]:
+        level = floor if j is None else 10.0 ** (-j * step_decades)
+        t = float(merged[min(int(np.searchsorted(cum, level, side="left")), merged.size - 1)])
+        if round(t, 6) not in knots:
+            knots[round(t, 6)] = round(math.log10(max(fmr_at(t), floor)), 5)
+    ordered = sorted(knots.items())
+    ys = np.minimum.accumulate([f for _, f in ordered])
+    return Calibration(
+        model=model,
+        scores=tuple(x for x, _ in ordered),
+        log10_fmr=tuple(float(y) for y in ys),
+        floor_fmr=float(floor),
+        impostor_pairs=int(sum(s.size for s in sets)),
+        dataset=dataset,
+        provenance=dict(provenance or {}),
+    )
