@@ -77,6 +77,9 @@ class Settings:
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
+        score_normalisation: 1:1 comparisons use the cluster normaliser shipped for the model
+            (label-free; docs/fairness.md) unless a calibration_file or cohort_file is set;
+            false: raw scores through the calibration table.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
         video_root: the folder the video operations may read (S3Object Bucket = a folder
@@ -106,6 +109,7 @@ class Settings:
     template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
+    score_normalisation: bool = True
     probe_normalisation: bool = True
     video_root: Path | None = None
     max_video_seconds: float = 3600.0
@@ -223,6 +227,7 @@ _TYPES: dict[str, type] = {
     "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
+    "score_normalisation": bool,
     "probe_normalisation": bool,
     "video_root": Path,
     "max_video_seconds": float,
