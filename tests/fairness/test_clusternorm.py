@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from facetrust.calibration import Calibration
+from facetrust.config import Settings
+from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
 from facetrust.fairness.clusternorm import (
     ClusterNormaliser,
@@ -16,8 +18,10 @@ from facetrust.fairness.clusternorm import (
     cluster_offsets,
     fit_centroids,
     fit_mixture_calibration,
+    shipped_normaliser,
 )
-from facetrust.models.fake import FakeRecogniser
+from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
+from facetrust.types import FaceEmbedding
 
 MODEL = FakeRecogniser.model_id
 
@@ -153,3 +157,74 @@ def test_a_file_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text('{"format": "something-else"}')
     with pytest.raises(ConfigurationError, match="not a valid cluster normaliser"):
         ClusterNormaliser.load(path)
+
+
+def calibrated(n: ClusterNormaliser) -> ClusterNormaliser:
+    return n.with_calibration(Calibration(n.score_id, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "synthetic"))
+
+
+def test_given_a_cluster_normaliser_when_comparing_then_its_table_judges_the_normalised_score() -> None:
+    n = calibrated(normaliser())
+    engine = FaceEngine(
+        FakeDetector(),
+        FakeRecogniser(),
+        calibration=fake_calibration(MODEL),
+        settings=Settings(flip_augment=False),
+        normaliser=n,
+    )
+    u = np.eye(8, dtype=np.float32)[0]
+    v = (np.eye(8)[0] * 0.6 + np.eye(8)[2] * 0.8).astype(np.float32)
+
+    result = engine.compare_embeddings(embedding(u), embedding(v))
+
+    assert result.score == pytest.approx(0.6)  # the raw cosine, as before
+    assert result.fmr == pytest.approx(10 ** (-6 * 0.5), rel=1e-3)  # the normalised 0.5 through its table
+    assert engine.normalisation == "cluster"
+
+
+def embedding(v: np.ndarray) -> FaceEmbedding:
+    return FaceEmbedding(vector=v, model=MODEL, face=None)
+
+
+def test_a_model_without_a_shipped_normaliser_has_none() -> None:
+    assert shipped_normaliser(MODEL) is None
+
+
+@pytest.mark.model
+def test_the_default_engine_normalises_1to1_scores_with_the_shipped_cluster_normaliser(engine: FaceEngine) -> None:
+    assert engine.normalisation == "cluster"
+    shipped = shipped_normaliser(engine.model_id)
+    assert shipped is not None and engine.normaliser is not None
+    assert engine.normaliser.score_id == shipped.score_id
+    assert shipped.calibration is not None and shipped.calibration.model == shipped.score_id
+    assert shipped.provenance["privacy"] == {"min_people": 50, "max_person_share": 0.1}
+
+
+@pytest.mark.model
+def test_the_setting_or_a_chosen_raw_calibration_switches_the_shipped_normaliser_off(
+    engine: FaceEngine, tmp_path: Path
+) -> None:
+    off = FaceEngine(engine.detector, engine.recogniser, settings=Settings(score_normalisation=False))
+    assert off.normaliser is None
+    path = tmp_path / "raw.json"
+    path.write_text(engine.calibration.to_json())
+    chosen = FaceEngine(engine.detector, engine.recogniser, settings=Settings(calibration_file=path))
+    assert chosen.normaliser is None and chosen.normalisation == "none"
+    assert FaceEngine(engine.detector, engine.recogniser, calibration=engine.calibration).normaliser is None
+
+
+def test_balanced_offsets_let_a_small_population_move_its_cluster() -> None:
+    rng = np.random.default_rng(4)
+    region_a, region_b = np.eye(16)[0], np.eye(16)[1]
+    big = np.concatenate([blob(region_a, 300, 0.9, rng), blob(region_b, 300, 0.9, rng)])  # strangers score low
+    small = blob(region_a, 80, 0.3, rng)  # a small population in region A whose strangers score high
+    bi, bj = np.triu_indices(600, 1)
+    si, sj = np.triu_indices(80, 1)
+    sets = [PairSet("big", big, bi, bj), PairSet("small", small, si, sj)]
+    centroids = np.eye(16, dtype=np.float32)[:2]
+
+    pooled = cluster_offsets(centroids, sets, fmr=1e-2)
+    balanced = cluster_offsets(centroids, sets, fmr=1e-2, balance=True)
+
+    # Pooled, region A's 3,160 small-population pairs are drowned by ~135,000 of the big one's.
+    assert balanced[0] - balanced[1] > pooled[0] - pooled[1] + 0.05

@@ -320,13 +320,39 @@ def _bins(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def _threshold(counts: np.ndarray, fmr: float) -> float:
+def _tail(counts: np.ndarray) -> np.ndarray:
+    """Fraction of pairs at or above each grid score (rows of a count histogram)."""
+    import numpy as np
+
+    out: np.ndarray = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1] / np.maximum(
+        counts.sum(axis=-1, keepdims=True), 1.0
+    )
+    return out
+
+
+def _threshold(tail: np.ndarray, fmr: float) -> float:
     """Lowest grid score at which the fraction of pairs at or above is at most ``fmr``."""
     import numpy as np
 
-    tail = np.cumsum(counts[::-1])[::-1] / max(float(counts.sum()), 1.0)
-    at = int(np.argmax(tail <= fmr))
-    return -1.0 + 2.0 * at / (GRID - 1)
+    return -1.0 + 2.0 * int(np.argmax(tail <= fmr)) / (GRID - 1)
+
+
+def _histograms(centroids: np.ndarray, ps: PairSet, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(per-cluster, overall) score histograms of one set's pairs; a pair counts for both its clusters."""
+    import numpy as np
+
+    k = len(centroids)
+    counts = np.zeros(k * GRID)
+    overall = np.zeros(GRID)
+    cluster = np.argmax(ps.vectors @ centroids.T, axis=1)
+    for s in range(0, len(ps.a), chunk):
+        a, b = ps.a[s : s + chunk], ps.b[s : s + chunk]
+        pos = _bins(np.einsum("ij,ij->i", ps.vectors[a], ps.vectors[b]))
+        ca, cb = cluster[a], cluster[b]
+        counts += np.bincount(ca * GRID + pos, minlength=k * GRID)
+        counts += np.bincount((cb * GRID + pos)[cb != ca], minlength=k * GRID)  # inside one cluster: once
+        overall += np.bincount(pos, minlength=GRID)
+    return counts.reshape(k, GRID), overall
 
 
 def cluster_offsets(
@@ -335,31 +361,28 @@ def cluster_offsets(
     *,
     fmr: float = 1e-3,
     min_tail: int = 20,
+    balance: bool = False,
     chunk: int = 4_000_000,
 ) -> np.ndarray:
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
-    less the same over all pairs (pooled over ``pair_sets``). A cluster with fewer than
-    ``min_tail / fmr`` pairs gets no offset (0)."""
+    less the same over all pairs. Pairs are pooled over ``pair_sets``; with ``balance`` each
+    set's fraction counts equally instead (in a cluster, the mean over the sets with at least
+    ``min_tail / fmr`` pairs there), so a small population is not drowned by a large one. A
+    cluster with too few pairs gets no offset (0)."""
     import numpy as np
 
-    k = len(centroids)
-    counts = np.zeros((k, GRID))
-    overall = np.zeros(GRID)
-    for ps in pair_sets:
-        cluster = np.argmax(ps.vectors @ centroids.T, axis=1)
-        for s in range(0, len(ps.a), chunk):
-            a, b = ps.a[s : s + chunk], ps.b[s : s + chunk]
-            pos = _bins(np.einsum("ij,ij->i", ps.vectors[a], ps.vectors[b]))
-            ca, cb = cluster[a], cluster[b]
-            flat = counts.reshape(-1)
-            flat += np.bincount(ca * GRID + pos, minlength=k * GRID)
-            flat += np.bincount((cb * GRID + pos)[cb != ca], minlength=k * GRID)  # inside one cluster: once
-            overall += np.bincount(pos, minlength=GRID)
-    base = _threshold(overall, fmr)
-    enough = counts.sum(axis=1) * fmr >= min_tail  # too few pairs to place t_c: no offset
-    out: np.ndarray = np.array(
-        [_threshold(counts[c], fmr) - base if enough[c] else 0.0 for c in range(k)], dtype=np.float32
-    )
+    hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
+    counts = np.stack([h[0] for h in hist])  # (sets, k, grid)
+    overall = np.stack([h[1] for h in hist])
+    if not balance:
+        counts, overall = counts.sum(axis=0, keepdims=True), overall.sum(axis=0, keepdims=True)
+    base = _threshold(_tail(overall).mean(axis=0), fmr)
+    usable = counts.sum(axis=2) * fmr >= min_tail  # (sets, k)
+    tails = _tail(counts)
+    out = np.zeros(len(centroids), dtype=np.float32)
+    for c in range(len(centroids)):
+        if usable[:, c].any():
+            out[c] = _threshold(tails[usable[:, c], c].mean(axis=0), fmr) - base
     return out
 
 
