@@ -161,7 +161,7 @@ def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
 
 
 def fit_normaliser(
-    model: str, fit: dict[str, Part], *, k: int = K, pooled: bool = True, balance: bool = True
+    model: str, fit: dict[str, Part], *, k: int = K, pooled: bool = False, balance: bool = True
 ) -> ClusterNormaliser:
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
