@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from facetrust.calibration import Calibration
-from facetrust.fairness.audit import groups_of
 from facetrust.fairness.clusternorm import (
     MAX_PERSON_SHARE,
     MIN_PEOPLE,
@@ -46,6 +45,7 @@ from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import without_duplicates
+from faircal import impostor_index_pairs
 
 SEED = 0
 K = 64
@@ -100,16 +100,7 @@ def pair_rows(p: Part, analysis: int) -> tuple[np.ndarray, np.ndarray]:
     In a dataset without identities, pairs at raw cosine ≥ ``SAME_PERSON`` are left out:
     presumed the same person (../shared/FACTS.md; in LFW about 1e-6 of different-person pairs
     reach it), they would otherwise sit exactly where FMR 1e-4 is fitted."""
-    a, b = [], []
-    for g in groups_of(p.spec, p.status, p.spec.analyses[analysis]):
-        rows, ident, cell = g.rows[g.has_face], g.identity[g.has_face], g.cell[g.has_face]
-        for c in np.unique(cell):
-            members = np.flatnonzero(cell == c)
-            i, j = np.triu_indices(len(members), 1)
-            keep = ident[members[i]] != ident[members[j]]
-            a.append(rows[members[i[keep]]])
-            b.append(rows[members[j[keep]]])
-    ra, rb = np.concatenate(a), np.concatenate(b)
+    ra, rb = impostor_index_pairs(p.spec, p.status, analysis)
     if not p.spec.has_identities:
         v = p.emb.vectors
         keep = np.einsum("ij,ij->i", v[ra], v[rb]) < SAME_PERSON

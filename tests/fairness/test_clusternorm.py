@@ -135,12 +135,10 @@ def test_score_subtracts_half_of_each_sides_offset() -> None:
     assert block[0] == pytest.approx([0.5, 0.0])
 
 
-def test_the_file_round_trips_with_its_calibration(tmp_path: Path) -> None:
+def test_the_file_round_trips_with_its_calibration() -> None:
     n = normaliser()
     cal = Calibration(n.score_id, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "synthetic")
-    path = tmp_path / "n.json"
-    path.write_text(n.with_calibration(cal).to_json())
-    back = ClusterNormaliser.load(path)
+    back = ClusterNormaliser.from_json(n.with_calibration(cal).to_json(), origin="n.json")
     assert back.score_id == n.score_id
     assert back.calibration == cal
     assert back.score_id.startswith(f"{MODEL}+fsn2-")
@@ -152,11 +150,9 @@ def test_a_calibration_of_other_scores_is_refused() -> None:
         n.with_calibration(Calibration(MODEL, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "raw"))
 
 
-def test_a_file_of_another_format_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "x.json"
-    path.write_text('{"format": "something-else"}')
+def test_a_file_of_another_format_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not a valid cluster normaliser"):
-        ClusterNormaliser.load(path)
+        ClusterNormaliser.from_json('{"format": "something-else"}', origin="x.json")
 
 
 def calibrated(n: ClusterNormaliser) -> ClusterNormaliser:

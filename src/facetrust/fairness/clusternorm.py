@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
@@ -140,14 +139,6 @@ class ClusterNormaliser:
             raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc}") from None
         calibration = Calibration.from_json(json.dumps(cal), origin=origin) if cal else None
         return cls(str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})))
-
-    @classmethod
-    def load(cls, path: Path) -> ClusterNormaliser:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigurationError(f"Cannot read cluster normaliser {path}: {exc.strerror}") from None
-        return cls.from_json(text, origin=str(path))
 
 
 class ClusterScorer:
