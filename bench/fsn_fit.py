@@ -10,7 +10,7 @@ What is fitted (``fit_normaliser``):
 
 * k-means centroids of the fit faces (at most 5 images per person, so that no
   much-photographed person dominates a centroid), every centroid averaging at least 50
-  people with none above 10 % (``facetrust.fairness.clusternorm``);
+  people with none above 10 % (``facetrust.fairness.clusterfit``);
 * per-cluster offsets at FMR 1e-3 from the fit halves' same-group impostor pairs (LFW: same
   sex; UTKFace: same age band, race and sex, children included), each dataset's fraction of
   pairs weighted equally in a cluster (``balance``; else LFW's 150× more pairs decide);
@@ -31,16 +31,16 @@ from typing import Any
 import numpy as np
 
 from facetrust.calibration import Calibration
-from facetrust.fairness.clusternorm import (
+from facetrust.fairness.clusterfit import (
     MAX_PERSON_SHARE,
     MIN_PEOPLE,
-    ClusterNormaliser,
     PairSet,
     check_privacy,
     cluster_offsets,
     fit_centroids,
     fit_mixture_calibration,
 )
+from facetrust.fairness.clusternorm import ClusterNormaliser
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer

@@ -11,15 +11,14 @@ from facetrust.calibration import Calibration
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
-from facetrust.fairness.clusternorm import (
-    ClusterNormaliser,
+from facetrust.fairness.clusterfit import (
     PairSet,
     check_privacy,
     cluster_offsets,
     fit_centroids,
     fit_mixture_calibration,
-    shipped_normaliser,
 )
+from facetrust.fairness.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
 from facetrust.types import FaceEmbedding
 
