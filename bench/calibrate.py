@@ -71,9 +71,9 @@ def group_pairs(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> lis
 
 def write_normaliser(out: Path) -> None:
     import fsn_fit as F
+    from facetrust.clusternorm import shipped_name
     from facetrust.config import default_cache_dir
     from facetrust.engine import FaceEngine
-    from facetrust.fairness.clusternorm import shipped_name
     from facetrust.fairness.runner import embed_spec
 
     engine = FaceEngine.load(Settings(score_normalisation=False))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from facetrust.calibration import Calibration
+from facetrust.clusternorm import ClusterNormaliser
 from facetrust.fairness.clusterfit import (
     MAX_PERSON_SHARE,
     MIN_PEOPLE,
@@ -40,7 +41,6 @@ from facetrust.fairness.clusterfit import (
     fit_centroids,
     fit_mixture_calibration,
 )
-from facetrust.fairness.clusternorm import ClusterNormaliser
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 from calibrate import impostor_scores
 from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
+from facetrust.clusternorm import shipped_normaliser
 from facetrust.config import Settings
-from facetrust.fairness.clusternorm import shipped_normaliser
 from facetrust.models.catalog import CATALOG
 from host import cpu_model
 

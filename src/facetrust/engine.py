@@ -19,9 +19,9 @@ from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageCom
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from facetrust.fairness.clusternorm import ClusterNormaliser
-    from facetrust.fairness.normalise import CohortNormaliser
+    from facetrust.clusternorm import ClusterNormaliser
     from facetrust.models.base import Detector, Recogniser
+    from facetrust.normalise import CohortNormaliser
 
 __all__ = ["FaceEngine", "load_engine"]
 
@@ -39,7 +39,7 @@ class FaceEngine:
     the shipped table. 1:1 comparisons are judged through a normaliser when there is one: the
     ``normaliser`` argument, else ``settings.cohort_file`` (AS-norm), else, when no raw
     calibration was chosen and ``settings.score_normalisation`` is on (the default), the
-    cluster normaliser shipped for the model (``facetrust.fairness.clusternorm``). A
+    cluster normaliser shipped for the model (``facetrust.clusternorm``). A
     normaliser is judged by its own calibration; ``calibration`` stays the raw-score table
     (1:N searches use it).
     """
@@ -117,10 +117,10 @@ class FaceEngine:
         if path is None:
             if not (shipped and self.settings.score_normalisation):
                 return None  # a chosen raw calibration describes raw scores: no normaliser on top
-            from facetrust.fairness.clusternorm import shipped_normaliser
+            from facetrust.clusternorm import shipped_normaliser
 
             return shipped_normaliser(self.model_id)
-        from facetrust.fairness.normalise import CohortNormaliser
+        from facetrust.normalise import CohortNormaliser
 
         found = CohortNormaliser.load(path)
         if found.model != self.model_id:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.clusternorm import ClusterNormaliser
 from facetrust.engine import FaceEngine
 from facetrust.fairness.audit import AuditOptions
-from facetrust.fairness.clusternorm import ClusterNormaliser
 from facetrust.fairness.datasets import load_lfw, load_utkface
 from facetrust.fairness.runner import run_audit
 

@@ -1,4 +1,4 @@
-"""Fitting the cluster normaliser (``facetrust.fairness.clusternorm``): centroids that may be
+"""Fitting the cluster normaliser (``facetrust.clusternorm``): centroids that may be
 shipped, per-cluster offsets, and a table over several populations.
 
 * ``fit_centroids``: seeded spherical k-means whose every centroid averages at least

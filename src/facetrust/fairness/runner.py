@@ -93,7 +93,7 @@ def _normaliser_record(engine: FaceEngine) -> dict[str, Any] | None:
     n = engine.normaliser
     if n is None:
         return None
-    from facetrust.fairness.normalise import CohortNormaliser
+    from facetrust.normalise import CohortNormaliser
 
     if isinstance(n, CohortNormaliser):
         return {
@@ -172,7 +172,7 @@ def run_audit(
     progress: ProgressFactory | None = None,
 ) -> AuditRun:
     """Embed and audit every dataset with ``engine`` (see ``embed_images`` for ``workers``)."""
-    import facetrust
+    from importlib.metadata import version
 
     options = options or AuditOptions()
     progress = progress or silent_progress
@@ -189,7 +189,7 @@ def run_audit(
         timings[f"{spec.name}: analysis s"] = round(time.perf_counter() - embedded, 1)
     return AuditRun(
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        facetrust_version=facetrust.__version__,
+        facetrust_version=version("facetrust"),
         models=model_records(engine),
         score_id=score_id,
         calibration=_calibration_record(calibration),

@@ -9,6 +9,7 @@ similarities (never an image or an embedding).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidImageError, InvalidParameterError, PurposeRefusedError
@@ -21,13 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
 
-__all__ = ["compare_faces"]
+__all__ = ["CompareRequest", "compare_faces"]
 
 
-def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
+def _load(service: ServiceContext, image: ImageSource, name: str) -> np.ndarray:
     try:
         return service.engine.load_image(image)
     except InvalidImageError as exc:
@@ -36,22 +37,27 @@ def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
         raise InvalidImageError(exc.message, source=name) from None
 
 
-def compare_faces(
-    service: FaceService,
-    source: ImageSource,
-    target: ImageSource,
-    threshold: float,
-    quality_filter: str,
-    purpose: str | None,
-    actor: Actor,
-) -> ImageComparison:
+@dataclass(frozen=True)
+class CompareRequest:
+    """What a CompareFaces call asks: two images, the threshold, the quality filter and the purpose
+    (None: the actor's declared purpose, then the policy's default)."""
+
+    source: ImageSource
+    target: ImageSource
+    threshold: float = 80.0
+    quality_filter: str = "NONE"
+    purpose: str | None = None
+
+
+def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) -> ImageComparison:
     """The largest face of ``source`` against every face of ``target`` that passes the quality filter.
 
     ``InvalidImageError`` naming the image (its path, or SourceImage/TargetImage for bytes)
     when one cannot be decoded; ``InvalidParameterError`` (parameter ``SourceImage``) when
     ``source`` has no recognisable face or it fails the quality filter.
     """
-    with governed(service, actor, "CompareFaces", purpose=purpose) as step:
+    source, target, threshold, quality_filter = ask.source, ask.target, ask.threshold, ask.quality_filter
+    with governed(service, actor, "CompareFaces", purpose=ask.purpose) as step:
         threshold = check_threshold(threshold, "SimilarityThreshold")
         level = check_quality_filter(quality_filter)
         rules = step.purpose

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.store.private import private_dir, tighten
-from facetrust.store.sqlite import CollectionRow, Store, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.index.base import SearchHits, VectorIndex
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["CollectionIndex", "IndexRegistry"]
 
@@ -40,7 +41,7 @@ class CollectionIndex:
     """One collection's vector index plus the change number it reflects. Thread-safe."""
 
     def __init__(
-        self, store: Store, collection: CollectionRow, dim: int, backend: str, folder: Path, *, persist: bool = True
+        self, store: FaceStore, collection: CollectionRow, dim: int, backend: str, folder: Path, *, persist: bool = True
     ) -> None:
         self.store = store
         self.persist = persist
@@ -192,7 +193,9 @@ class CollectionIndex:
 class IndexRegistry:
     """The ``CollectionIndex`` of every open collection."""
 
-    def __init__(self, store: Store, dim: int, backend: str, folder: Path, *, keyring: object | None = None) -> None:
+    def __init__(
+        self, store: FaceStore, dim: int, backend: str, folder: Path, *, keyring: object | None = None
+    ) -> None:
         self.store, self.dim, self.backend, self.folder = store, dim, backend, folder
         self.persist = keyring is None
         self._lock = threading.Lock()

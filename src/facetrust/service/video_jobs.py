@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
-from facetrust.service.search import _under_purpose
+from facetrust.service.search import under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.store import video_jobs as jobs_table
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
 from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
@@ -209,7 +210,7 @@ class VideoJobs:
     def resume(self) -> list[str]:
         """Queue again every job left IN_PROGRESS (by a stopped server); returns their ids."""
         with self.service.store.snapshot() as conn:
-            ids = [r[0] for r in conn.execute("SELECT job_id FROM video_jobs WHERE status = 'IN_PROGRESS'")]
+            ids = jobs_table.in_progress(conn)
         for job_id in ids:
             log.info("resuming video job %s", job_id)
             self._queue.put(job_id)
@@ -223,10 +224,10 @@ class VideoJobs:
         """
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
-        with governed(self.service, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+        with governed(self.service.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
             step.record.details = {"video": f"{request.bucket}/{request.name}"}
             if request.kind == "FaceSearch":
-                _under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
+                under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
             resolve_video(self.settings.video_root, request.bucket, request.name)
             job_id = self._same(request, actor) or self._insert(request, actor)
             step.record.details["job_id"] = job_id
@@ -237,10 +238,7 @@ class VideoJobs:
         if request.client_token is None:
             return None
         with self.service.store.snapshot() as conn:
-            found = conn.execute(
-                "SELECT job_id, request_hash FROM video_jobs WHERE key_id = ? AND kind = ? AND client_token = ?",
-                (actor.key_id, request.kind, request.client_token),
-            ).fetchone()
+            found = jobs_table.by_client_token(conn, actor.key_id, request.kind, request.client_token)
         if found is None:
             return None
         if found[1] != request.fingerprint():
@@ -248,38 +246,29 @@ class VideoJobs:
                 f"ClientRequestToken {request.client_token!r} was used for another request",
                 resource="ClientRequestToken",
             )
-        return str(found[0])
+        return found[0]
 
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
         job_id = uuid.uuid4().hex
         now = self.service.clock()
         with self.service.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO video_jobs (job_id, kind, client_token, request_hash, key_id, request, actor, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'IN_PROGRESS', ?, ?)",
-                (
-                    job_id,
-                    request.kind,
-                    request.client_token,
-                    request.fingerprint(),
-                    actor.key_id,
-                    json.dumps(dataclasses.asdict(request)),
-                    json.dumps(dataclasses.asdict(actor)),
-                    now,
-                    now,
-                ),
+            job = jobs_table.NewJob(
+                job_id,
+                request.kind,
+                request.client_token,
+                request.fingerprint(),
+                actor.key_id,
+                json.dumps(dataclasses.asdict(request)),
+                json.dumps(dataclasses.asdict(actor)),
             )
+            jobs_table.insert(conn, job, now)
         self._queue.put(job_id)
         return job_id
 
     def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
         """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
         with self.service.store.snapshot() as conn:
-            row = conn.execute(
-                "SELECT job_id, request, status, status_message, metadata, result, key_id FROM video_jobs"
-                " WHERE job_id = ?",
-                (job_id,),
-            ).fetchone()
+            row = jobs_table.load(conn, job_id)
         return None if row is None else (_job_from(row[:6]), str(row[6]))
 
     def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
@@ -295,7 +284,7 @@ class VideoJobs:
         if kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
         collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
-        with governed(self.service, actor, f"Get{kind}", collection) as step:
+        with governed(self.service.ctx, actor, f"Get{kind}", collection) as step:
             step.record.details = {"job_id": job_id[:64]}
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
@@ -344,7 +333,7 @@ class VideoJobs:
 
     def _run(self, job_id: str) -> None:
         with self.service.store.snapshot() as conn:
-            row = conn.execute("SELECT request, actor, status FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = jobs_table.to_run(conn, job_id)
         if row is None or row[2] != "IN_PROGRESS":
             return
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
@@ -390,18 +379,13 @@ class VideoJobs:
         self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None
     ) -> None:
         with self.service.store.transaction() as conn:
-            conn.execute(
-                "UPDATE video_jobs SET status = ?, status_message = ?, metadata = ?, result = ?, updated_at = ?"
-                " WHERE job_id = ?",
-                (
-                    status,
-                    message,
-                    json.dumps(dataclasses.asdict(metadata)) if metadata else None,
-                    json.dumps(result) if result is not None else None,
-                    self.service.clock(),
-                    job_id,
-                ),
+            outcome = jobs_table.JobOutcome(
+                status,
+                message,
+                json.dumps(dataclasses.asdict(metadata)) if metadata else None,
+                json.dumps(result) if result is not None else None,
             )
+            jobs_table.finish(conn, job_id, outcome, self.service.clock())
 
 
 _MANAGERS: weakref.WeakKeyDictionary[FaceService, VideoJobs] = weakref.WeakKeyDictionary()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facetrust.calibration import Calibration
+from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
@@ -18,7 +19,6 @@ from facetrust.fairness.clusterfit import (
     fit_centroids,
     fit_mixture_calibration,
 )
-from facetrust.fairness.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
 from facetrust.types import FaceEmbedding
 
