@@ -1,18 +1,26 @@
-"""Fit the shipped score → FMR calibration tables from LFW same-sex impostor pairs.
+"""Fit the shipped score → FMR calibration tables and the shipped 1:1 cluster normaliser.
 
-    .venv/bin/python bench/calibrate.py            # writes src/facetrust/data/calibration-*.json
+    .venv/bin/python bench/calibrate.py              # writes src/facetrust/data/calibration-*.json
+    .venv/bin/python bench/calibrate.py --normaliser # writes src/facetrust/data/clusternorm-*.json
 
-Impostor set: every pair of LFW images of two *different* people of the *same* labelled sex
-(same-sex pairs, because mixed-sex pairs almost never match and would make the table
-optimistic). Images where the detector (score ≥ the engine's default threshold) finds no face
-are left out. One table per embedding mode (with and without flip augmentation). The
-embeddings are computed once and cached outside the repository (bench/lfw_data.py).
+Raw tables. Impostor set: every pair of LFW images of two *different* people of the *same*
+labelled sex (same-sex pairs, because mixed-sex pairs almost never match and would make the
+table optimistic). Images where the detector (score ≥ the engine's default threshold) finds no
+face are left out, and so are near-duplicates (``facetrust.fairness.robustfit``: cosine ≥ 0.9
+to an image of someone else; the count is recorded). Each table records 95 % identity-bootstrap
+intervals of the thresholds of Similarity 40, 60, 80 and 99 (200 replicates, seed 0). One
+table per embedding mode (with and without flip augmentation). The embeddings are computed
+once and cached outside the repository (bench/lfw_data.py). No date is recorded, so a rerun
+reproduces the files byte for byte.
+
+Normaliser (``--normaliser``): fitted by bench/fsn_fit.py on the fit halves of LFW and
+UTKFace (the audit's cached embeddings of the default, flip-averaged model); the evaluation
+halves stay unseen (bench/fairnorm.py measures on them).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -21,21 +29,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
-from facetrust.calibration import fit_calibration
+from facetrust.calibration import fit_calibration, fmr_from_similarity
 from facetrust.config import Settings
+from facetrust.fairness.pairs import CosineScorer, GroupPairs, build_group_pairs
+from facetrust.fairness.robustfit import DUPLICATE_COSINE, duplicate_rows, threshold_intervals
 from facetrust.models.catalog import CATALOG
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "facetrust" / "data"
 
 
-def impostor_scores(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Cosine scores of all different-identity pairs within each group (upper triangle)."""
+def impostor_scores(
+    vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray, shift: np.ndarray | None = None
+) -> np.ndarray:
+    """Cosine scores of all different-identity pairs within each group (upper triangle), less
+    ``shift`` of each side when given (half a cluster offset per image: the normalised score)."""
     chunks = []
     for group in np.unique(groups):
         idx = np.flatnonzero(groups == group)
         v, who = vectors[idx], ids[idx]
         for start in range(0, len(idx), 1024):
             block = v[start : start + 1024] @ v.T
+            if shift is not None:
+                block = block - shift[idx][start : start + 1024, None] - shift[idx][None, :]
             rows = np.arange(start, min(start + 1024, len(idx)))
             upper = np.arange(len(idx))[None, :] > rows[:, None]
             other = who[start : start + 1024, None] != who[None, :]
@@ -43,10 +58,43 @@ def impostor_scores(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray) ->
     return np.concatenate(chunks)
 
 
+def group_pairs(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> list[GroupPairs]:
+    """All different-identity pairs within each group, as the audit forms them."""
+    scorer = CosineScorer(vectors)
+    out = []
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        _, ident = np.unique(ids[rows], return_inverse=True)
+        out.append(build_group_pairs(scorer, str(group), rows, ident, np.zeros(len(rows), np.int64), mated=False))
+    return out
+
+
+def write_normaliser(out: Path) -> None:
+    import fsn_fit as F
+    from facetrust.clusternorm import shipped_name
+    from facetrust.config import default_cache_dir
+    from facetrust.engine import FaceEngine
+    from facetrust.fairness.runner import embed_spec
+
+    engine = FaceEngine.load(Settings(score_normalisation=False))
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    fit = {n: p[0] for n, p in F.split_parts(specs, embs).items()}
+    normaliser = F.fit_normaliser(engine.model_id, fit, pooled=False, balance=True)  # "fsn-bal" in fairnorm
+    assert normaliser.calibration is not None
+    (out / shipped_name(engine.model_id)).write_text(normaliser.to_json() + "\n")
+    t80 = normaliser.calibration.score_for_similarity(80)
+    print(f"{normaliser.score_id}: {len(normaliser.centroids)} clusters, Similarity 80 at normalised {t80:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--normaliser", action="store_true", help="write the shipped cluster normaliser instead")
     args = parser.parse_args()
+    if args.normaliser:
+        write_normaliser(args.out)
+        return
 
     root = L.lfw_root()
     paths = L.lfw_images(root)
@@ -59,10 +107,14 @@ def main() -> None:
     print(f"{keep.sum()} of {len(paths)} images kept (face found at score ≥ {threshold}, sex labelled)")
     spec = CATALOG["sface-2021dec"]
     for flip in (False, True):
-        vectors = emb.vectors(flip)[keep]
-        scores = impostor_scores(vectors, ids[keep], groups[keep])
+        rows = np.flatnonzero(keep)
+        dropped = duplicate_rows(emb.vectors(flip), rows, [str(i) for i in ids])
+        kept = np.setdiff1d(rows, dropped)
+        vectors = emb.vectors(flip)[kept]
+        found = group_pairs(vectors, ids[kept], groups[kept])
+        scores = np.concatenate([g.impostor_scores for g in found])
         model = spec.model_id + ("+flip" if flip else "")
-        counts = {g: int((groups[keep] == g).sum()) for g in ("female", "male")}
+        counts = {g: int((groups[kept] == g).sum()) for g in ("female", "male")}
         cal = fit_calibration(
             scores,
             model=model,
@@ -72,19 +124,31 @@ def main() -> None:
             ),
             provenance={
                 "script": "bench/calibrate.py",
-                "date": dt.date.today().isoformat(),
                 "detector_threshold": threshold,
                 "min_count": 10,
                 "flip_augment": flip,
-                "images": int(keep.sum()),
-                "identities": len(np.unique(ids[keep])),
+                "images": int(kept.size),
+                "identities": len(np.unique(ids[kept])),
+                "duplicate_cosine": DUPLICATE_COSINE,
+                "duplicates_dropped": int(dropped.size),
                 "note": "pairs share identities and images, so neighbouring FMR estimates are correlated",
             },
         )
+        scorer = CosineScorer(vectors)
+        cut = cal.score_for_fmr(3 * fmr_from_similarity(40))
+        intervals = threshold_intervals([(scorer, g) for g in found], cut, replicates=200, seed=0)
+        cal.provenance["threshold_intervals"] = {
+            f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in intervals.items()
+        }
+        cal.provenance["bootstrap"] = {"replicates": 200, "level": 0.95, "unit": "identity", "seed": 0}
         name = "calibration-" + model.replace(":", "-").replace("+", "-") + ".json"
         (args.out / name).write_text(cal.to_json() + "\n")
         summary = {f"sim{s}": round(cal.score_for_similarity(s), 4) for s in (40, 60, 80, 99)}
-        print(f"{name}: {scores.size:,} pairs, floor FMR {cal.floor_fmr:.2e}, scores at {json.dumps(summary)}")
+        print(
+            f"{name}: {int(dropped.size)} near-duplicates dropped, {scores.size:,} pairs, floor FMR "
+            f"{cal.floor_fmr:.2e}, scores at {json.dumps(summary)}, Similarity 80 interval "
+            f"{cal.provenance['threshold_intervals']['80']}"
+        )
 
 
 if __name__ == "__main__":

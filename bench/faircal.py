@@ -40,10 +40,10 @@ class FairCalScorer:
         return self._score(raw, self.cluster[a], self.cluster[b])
 
 
-def impostor_index_pairs(spec: DatasetSpec, status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (a, b) of the same-group impostor pairs of the spec's first analysis, as the audit forms them."""
+def impostor_index_pairs(spec: DatasetSpec, status: np.ndarray, analysis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (a, b) of the same-group impostor pairs of one of the spec's analyses, as the audit forms them."""
     a, b = [], []
-    for g in groups_of(spec, status, spec.analyses[0]):
+    for g in groups_of(spec, status, spec.analyses[analysis]):
         rows, ident, cell = g.rows[g.has_face], g.identity[g.has_face], g.cell[g.has_face]
         for c in np.unique(cell):
             members = np.flatnonzero(cell == c)

@@ -302,7 +302,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "# Fairness audit of the default engine (bench/fairness.py)",
         "",
-        f"Machine: {result['machine']}. Model `{report['score_id']}`, calibration: {report['calibration']['dataset']}.",
+        f"Machine: {result['machine']}"
+        + (f" (full audit rerun: {result['full_audit_machine']})" if "full_audit_machine" in result else "")
+        + f". Scores `{report['score_id']}`, calibration: {report['calibration']['dataset']}.",
         "",
         "**Full audit** (`facetrust audit ../shared/data/lfw ../shared/data/utkface`, "
         f"{report['options']['replicates']} bootstrap replicates): {audit['seconds']:.0f} s with "
@@ -384,7 +386,20 @@ def main() -> None:
     parser.add_argument("--cold-cpu-seconds", type=float, help="its user+system CPU time")
     parser.add_argument("--cold-cpu-share", type=float, help="the share of the 2 cores it got (time -v)")
     parser.add_argument("--render-only", action="store_true", help="rewrite fairness.md/png from fairness.json")
+    parser.add_argument(
+        "--audit-only", action="store_true", help="rerun the full audit of the default engine, keep the saved splits"
+    )
     args = parser.parse_args()
+    if args.audit_only:
+        saved = json.loads((RESULTS / "fairness.json").read_text())
+        saved["full_audit"] = full_audit(args.cold)
+        from host import machine_record
+
+        saved["full_audit_machine"] = {**machine_record(), "date": time.strftime("%Y-%m-%d")}
+        (RESULTS / "fairness.json").write_text(json.dumps(saved, indent=1, default=float) + "\n")
+        (RESULTS / "fairness.md").write_text(render(saved))
+        plot(saved, RESULTS / "fairness.png")
+        return
     if args.render_only:
         saved = json.loads((RESULTS / "fairness.json").read_text())
         (RESULTS / "fairness.md").write_text(render(saved))

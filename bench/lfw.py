@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 from calibrate import impostor_scores
 from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
+from facetrust.clusternorm import shipped_normaliser
 from facetrust.config import Settings
 from facetrust.models.catalog import CATALOG
 from host import cpu_model
@@ -134,24 +135,22 @@ def evaluate(emb: L.Embedded, flip: bool, root: Path, seed: int) -> dict[str, ob
     model = CATALOG["sface-2021dec"].model_id + ("+flip" if flip else "")
     cal = default_calibration(model)
     t80 = cal.score_for_similarity(DEFAULT_THRESHOLD)
-    per_sex: dict[str, dict[str, object]] = {}
-    for group in ("female", "male"):
-        g = labelled & (sex == group)
-        imp = impostor_scores(vectors[g], ids[g], sex[g])
-        sel = (sex[ma] == group) & (sex[mb] == group)
-        fm, fnm = int((imp >= t80).sum()), int((mated[sel] < t80).sum())
-        per_sex[group] = {
-            "images": int(g.sum()),
-            "impostor_pairs": int(imp.size),
-            "false_matches": fm,
-            "fmr": fm / imp.size,
-            "fmr_95ci": wilson(fm, imp.size),
-            "mated_pairs": int(sel.sum()),
-            "false_non_matches": fnm,
-            "fnmr": fnm / max(int(sel.sum()), 1),
-            "fnmr_95ci": wilson(fnm, int(sel.sum())),
-        }
+    pairs = (ids, sex, labelled, mated, ma, mb)
+    per_sex = per_sex_at(vectors, pairs, t80, np.zeros(len(vectors), np.float32))
     fmr_ratio = max(v["fmr"] for v in per_sex.values()) / max(min(v["fmr"] for v in per_sex.values()), 1e-12)  # type: ignore[type-var,operator]
+    normalised = None
+    shipped = shipped_normaliser(model)
+    if shipped is not None and shipped.calibration is not None:  # the default 1:1 path (docs/fairness.md)
+        half = 0.5 * shipped.shift(vectors)
+        tn = shipped.calibration.score_for_similarity(DEFAULT_THRESHOLD)
+        found_n = per_sex_at(vectors, pairs, tn, half)
+        normalised = {
+            "score_id": shipped.score_id,
+            "threshold": round(tn, 4),
+            "tar_pct": round(100 * float((mated - half[ma] - half[mb] >= tn).mean()), 2),
+            "per_sex": found_n,
+            "fmr_ratio_female_to_male": round(found_n["female"]["fmr"] / max(found_n["male"]["fmr"], 1e-12), 2),  # type: ignore[operator]
+        }
 
     tar3, thr3 = tar_at(mated, impostor, 1e-3)
     tar4, thr4 = tar_at(mated, impostor, 1e-4)
@@ -183,8 +182,36 @@ def evaluate(emb: L.Embedded, flip: bool, root: Path, seed: int) -> dict[str, ob
             "cosine": round(t80, 4),
             "per_sex": per_sex,
             "fmr_ratio_female_to_male": round(fmr_ratio, 2),
+            "tar_pct": round(100 * float((mated >= t80).mean()), 2),
         },
+        "default_1to1_normalised": normalised,
     }
+
+
+def per_sex_at(
+    vectors: np.ndarray, pairs: tuple[np.ndarray, ...], threshold: float, half: np.ndarray
+) -> dict[str, dict[str, object]]:
+    """FMR (same-sex impostor pairs) and FNMR per sex at ``threshold`` of scores less half-offsets."""
+    ids, sex, labelled, mated, ma, mb = pairs
+    out: dict[str, dict[str, object]] = {}
+    for group in ("female", "male"):
+        g = labelled & (sex == group)
+        imp = impostor_scores(vectors[g], ids[g], sex[g], shift=half[g])
+        sel = (sex[ma] == group) & (sex[mb] == group)
+        fm = int((imp >= threshold).sum())
+        fnm = int((mated[sel] - half[ma[sel]] - half[mb[sel]] < threshold).sum())
+        out[group] = {
+            "images": int(g.sum()),
+            "impostor_pairs": int(imp.size),
+            "false_matches": fm,
+            "fmr": fm / imp.size,
+            "fmr_95ci": wilson(fm, imp.size),
+            "mated_pairs": int(sel.sum()),
+            "false_non_matches": fnm,
+            "fnmr": fnm / max(int(sel.sum()), 1),
+            "fnmr_95ci": wilson(fnm, int(sel.sum())),
+        }
+    return out
 
 
 def render(result: dict[str, object]) -> str:
@@ -221,6 +248,27 @@ def render(result: dict[str, object]) -> str:
             lines.append(
                 f"| {r['model']} | {sex} | {v['images']:,} | {v['impostor_pairs']:,} | {v['fmr']:.2e} "
                 f"({lo:.2e}–{hi:.2e}) | {v['mated_pairs']:,} | {100 * v['fnmr']:.2f} % "
+                f"({100 * flo:.2f}–{100 * fhi:.2f}) |"
+            )
+    for r in result["runs"]:  # type: ignore[attr-defined]
+        n = r.get("default_1to1_normalised")
+        if not n:
+            continue
+        lines += [
+            "",
+            f"The default 1:1 path of {r['model']} (cluster normaliser `{n['score_id']}`, Similarity 80 at "
+            f"normalised score {n['threshold']}): TAR at Similarity 80 {n['tar_pct']:.2f} % "
+            f"(raw scores through the shipped table: {r['default_threshold']['tar_pct']:.2f} %), female/male FMR "
+            f"{n['fmr_ratio_female_to_male']:.2f}× (raw: {r['default_threshold']['fmr_ratio_female_to_male']:.2f}×):",
+            "",
+            "| sex | FMR (95 % CI) | FNMR (95 % CI) |",
+            "|---|---|---|",
+        ]
+        for sex, v in n["per_sex"].items():
+            lo, hi = v["fmr_95ci"]
+            flo, fhi = v["fnmr_95ci"]
+            lines.append(
+                f"| {sex} | {v['fmr']:.2e} ({lo:.2e}–{hi:.2e}) | {100 * v['fnmr']:.2f} % "
                 f"({100 * flo:.2f}–{100 * fhi:.2f}) |"
             )
     lines += [

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "facetrust.align",
             "facetrust.calibration",
             "facetrust.normalise",
+            "facetrust.clusternorm",
             "facetrust.data",
         ),
     ),

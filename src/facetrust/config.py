@@ -81,6 +81,9 @@ class Settings:
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
+        score_normalisation: 1:1 comparisons use the cluster normaliser shipped for the model
+            (label-free; docs/fairness.md) unless a calibration_file or cohort_file is set;
+            false: raw scores through the calibration table.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
         face_tail_stats: when each gallery face's own statistics against its collection (its
@@ -124,6 +127,7 @@ class Settings:
     template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
+    score_normalisation: bool = True
     probe_normalisation: bool = True
     face_tail_stats: str = "enrolment"
     symmetric_scores: bool = False
@@ -252,6 +256,7 @@ _TYPES: dict[str, type] = {
     "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
+    "score_normalisation": bool,
     "probe_normalisation": bool,
     "face_tail_stats": str,
     "symmetric_scores": bool,

@@ -19,6 +19,7 @@ from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageCom
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.clusternorm import ClusterNormaliser
     from facetrust.models.base import Detector, Recogniser
     from facetrust.normalise import CohortNormaliser
 
@@ -35,9 +36,12 @@ class FaceEngine:
     Safe to share between threads: each model serialises its own inference.
 
     The calibration is, in order: the ``calibration`` argument, ``settings.calibration_file``,
-    the shipped table. An optional ``normaliser`` (argument, or ``settings.cohort_file``)
-    switches 1:1 comparisons to label-free cohort score normalisation, judged by the
-    normaliser's own calibration; ``calibration`` stays the raw-score table.
+    the shipped table. 1:1 comparisons are judged through a normaliser when there is one: the
+    ``normaliser`` argument, else ``settings.cohort_file`` (AS-norm), else, when no raw
+    calibration was chosen and ``settings.score_normalisation`` is on (the default), the
+    cluster normaliser shipped for the model (``facetrust.clusternorm``). A
+    normaliser is judged by its own calibration; ``calibration`` stays the raw-score table
+    (1:N searches use it).
     """
 
     def __init__(
@@ -47,12 +51,13 @@ class FaceEngine:
         *,
         calibration: Calibration | None = None,
         settings: Settings | None = None,
-        normaliser: CohortNormaliser | None = None,
+        normaliser: CohortNormaliser | ClusterNormaliser | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.detector = detector
         self.recogniser = recogniser
         self.model_id = recogniser.model_id + ("+flip" if self.settings.flip_augment else "")
+        chosen = calibration is not None or self.settings.calibration_file is not None
         if calibration is None and self.settings.calibration_file is not None:
             calibration = Calibration.load(self.settings.calibration_file)
         self.calibration = calibration if calibration is not None else default_calibration(self.model_id)
@@ -61,7 +66,7 @@ class FaceEngine:
                 f"Calibration is for model {self.calibration.model!r}, but the engine embeds with {self.model_id!r}",
                 parameter="calibration",
             )
-        self.normaliser = normaliser if normaliser is not None else self._load_normaliser()
+        self.normaliser = normaliser if normaliser is not None else self._load_normaliser(shipped=not chosen)
         self.budget = DecodeBudget(self.settings.decode_budget_pixels)
 
     @classmethod
@@ -100,10 +105,21 @@ class FaceEngine:
             recogniser = load_fused(recogniser, cache)
         return cls(detector, recogniser, calibration=calibration, settings=settings)
 
-    def _load_normaliser(self) -> CohortNormaliser | None:
+    @property
+    def normalisation(self) -> str:
+        """How 1:1 scores are normalised: "cluster" (the shipped default), "cohort" (AS-norm) or "none"."""
+        if self.normaliser is None:
+            return "none"
+        return "cohort" if hasattr(self.normaliser, "cohort") else "cluster"
+
+    def _load_normaliser(self, *, shipped: bool) -> CohortNormaliser | ClusterNormaliser | None:
         path = self.settings.cohort_file
         if path is None:
-            return None
+            if not (shipped and self.settings.score_normalisation):
+                return None  # a chosen raw calibration describes raw scores: no normaliser on top
+            from facetrust.clusternorm import shipped_normaliser
+
+            return shipped_normaliser(self.model_id)
         from facetrust.normalise import CohortNormaliser
 
         found = CohortNormaliser.load(path)
@@ -246,6 +262,7 @@ class FaceEngine:
             unmatched=tuple(unmatched),
             threshold=threshold,
             model=self.model_id,
+            normalisation=self.normalisation,
         )
 
 

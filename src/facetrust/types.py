@@ -185,13 +185,18 @@ class FaceMatch:
 
 @dataclass(frozen=True)
 class ImageComparison:
-    """Result of comparing the largest face of a source image with every face of a target."""
+    """Result of comparing the largest face of a source image with every face of a target.
+
+    normalisation: how the scores were normalised before calibration: "cluster" (the shipped
+    cluster normaliser, the default), "cohort" (AS-norm, ``cohort_file``) or "none".
+    """
 
     source_face: Face
     matches: tuple[FaceMatch, ...]
     unmatched: tuple[FaceMatch, ...]
     threshold: float
     model: str
+    normalisation: str = "none"
 
     @property
     def is_match(self) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.clusternorm import ClusterNormaliser
 from facetrust.engine import FaceEngine
 from facetrust.fairness.audit import AuditOptions
 from facetrust.fairness.datasets import load_lfw, load_utkface
@@ -29,7 +30,9 @@ def test_lfw_subset_measures_both_sexes_with_fnmr(engine: FaceEngine, lfw: Path,
         assert g.fmr["fmr"].value < 0.02  # same-sex impostors at the overall FMR 1e-3 threshold
     assert {r.metric for r in result.ratios} == {"ftd", "fmr", "fnmr"}
     assert run.models[1]["sha256"] == "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
-    assert run.calibration["model"] == engine.model_id
+    assert isinstance(engine.normaliser, ClusterNormaliser)  # the audit measures the default 1:1 path
+    assert run.calibration["model"] == run.score_id == engine.normaliser.score_id
+    assert run.normaliser is not None and run.normaliser["clusters"] == len(engine.normaliser.offsets)
 
 
 def test_utkface_subset_has_no_fnmr_and_keeps_children_out_of_the_race_analysis(

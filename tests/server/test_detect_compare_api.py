@@ -73,6 +73,7 @@ def test_compare_faces_splits_target_faces_at_the_threshold(api: Api) -> None:
     assert match["Face"]["DetectorScore"] == pytest.approx(99.0)
     (unmatched,) = out["UnmatchedFaces"]
     assert unmatched["BoundingBox"]["Left"] == pytest.approx(0.05)
+    assert out["ScoreNormalisation"] == "none"  # the fake model ships no cluster normaliser
 
 
 def test_compare_faces_with_threshold_zero_matches_every_face(api: Api) -> None:

@@ -50,6 +50,7 @@ def test_compare_faces_matches_two_photos_of_the_same_person(client: Any, lfw: P
     (match,) = out["FaceMatches"]
     assert match["Similarity"] >= 80
     assert match["EstimatedFalseMatchRate"] <= 1e-4
+    assert out["ScoreNormalisation"] == "cluster"  # the shipped 1:1 normaliser, on by default
 
 
 def test_compare_faces_does_not_match_two_different_people(client: Any, lfw: Path) -> None:

@@ -129,6 +129,8 @@ def _header(run: AuditRun) -> str:
     norm_text = (
         f"on: AS-norm, top {norm['top_k']} of a {norm['cohort_size']:,}-face cohort "
         f"(<code>{_e(norm['score_id'])}</code>)"
+        if norm and "top_k" in norm
+        else f"on: cluster-conditional, {norm['clusters']} clusters (<code>{_e(norm['score_id'])}</code>)"
         if norm
         else "off (raw cosine scores)"
     )

@@ -93,7 +93,16 @@ def _normaliser_record(engine: FaceEngine) -> dict[str, Any] | None:
     n = engine.normaliser
     if n is None:
         return None
-    return {"score_id": n.score_id, "top_k": n.top_k, "cohort_size": len(n.cohort), "provenance": dict(n.provenance)}
+    from facetrust.normalise import CohortNormaliser
+
+    if isinstance(n, CohortNormaliser):
+        return {
+            "score_id": n.score_id,
+            "top_k": n.top_k,
+            "cohort_size": len(n.cohort),
+            "provenance": dict(n.provenance),
+        }
+    return {"score_id": n.score_id, "clusters": len(n.centroids), "provenance": dict(n.provenance)}
 
 
 def _settings_record(engine: FaceEngine) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict
         ],
         "UnmatchedFaces": [face_detail(m.face) for m in result.unmatched],
         "FaceModelVersion": result.model,
+        "ScoreNormalisation": result.normalisation,
     }
 
 

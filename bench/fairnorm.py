@@ -1,0 +1,218 @@
+"""1:1 scoring candidates for issue 11, fitted on fit halves and measured on held-out halves.
+
+    nice -n 5 .venv/bin/python bench/fairnorm.py     # writes bench/results/fairnorm.{json,md}
+
+Split and fitting: bench/fsn_fit.py (LFW halves by person, UTKFace halves by image,
+near-duplicates dropped from both). Methods, each a scorer and a calibration:
+
+* ``shipped``: raw cosine, the shipped table (fitted on *all* of LFW, evaluation people too);
+* ``raw-lfw``: raw cosine, a table fitted on the LFW fit half (the honest "before");
+* ``pooled`` (b): raw cosine, a table of the equal-weight mixture of LFW and UTKFace fit pairs;
+* ``fsn`` (a): cluster-conditional normalisation, its table fitted on LFW fit pairs only;
+* ``fsn+pooled`` (c): cluster-conditional normalisation, its table on the mixture;
+* ``fsn-bal``, ``fsn-bal+pooled``: the same with each dataset weighted equally in a cluster's
+  offset (``clusternorm.cluster_offsets(balance=True)``).
+
+Measured on the evaluation halves only, at Similarity 80 of each method's table: FMR per group
+with 95 % identity (UTKFace: image) bootstrap intervals (LFW by sex; UTKFace adults by race,
+matched on sex and age band; UTKFace by age band, matched on race and sex), both over all
+UTKFace pairs and with pairs at raw cosine ≥ 0.6 counted as non-matches (presumed the same
+person, ../shared/FACTS.md), the worst/best ratios over groups with ≥ 10,000 pairs, children
+0–12 against all adults, and LFW's TAR (1 − FNMR over mated pairs, ≤ 20 images per person).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fsn_fit as F
+import lfw_data as L
+from facetrust.calibration import Calibration
+from facetrust.config import Settings, default_cache_dir
+from facetrust.engine import FaceEngine
+from facetrust.fairness.audit import AnalysisResult, AuditOptions, audit_analysis
+from facetrust.fairness.pairs import CosineScorer, PairScorer
+from facetrust.fairness.runner import embed_spec
+from host import machine_record, save_result
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OPTIONS = AuditOptions(replicates=200, seed=0)
+SAME_PERSON = 0.6
+MIN_PAIRS = 10_000
+
+
+class WithoutSamePerson:
+    """A scorer that counts pairs at raw cosine ≥ 0.6 as non-matches (presumed the same person)."""
+
+    def __init__(self, inner: PairScorer, vectors: np.ndarray) -> None:
+        self.inner, self.vectors = inner, vectors
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out = self.inner.block(rows, cols)
+        return np.where(self.vectors[rows] @ self.vectors[cols].T >= SAME_PERSON, -1e9, out)
+
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = self.inner.pairs(a, b)
+        return np.where(np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]) >= SAME_PERSON, -1e9, out)
+
+
+def groups(result: AnalysisResult) -> dict[str, Any]:
+    out = {}
+    for g in result.groups:
+        r = g.fmr["similarity"]
+        out[g.group] = {
+            "pairs": g.impostor_pairs,
+            "fmr": [r.value, r.interval.low, r.interval.high],
+            "errors": r.errors,
+        }
+        if "similarity" in g.fnmr and g.mated_pairs:
+            f = g.fnmr["similarity"]
+            out[g.group]["tar"] = [1 - f.value, 1 - f.interval.high, 1 - f.interval.low]
+    return out
+
+
+def worst_best(found: dict[str, Any], min_pairs: int = MIN_PAIRS) -> float | None:
+    values = [g["fmr"][0] for g in found.values() if g["pairs"] >= min_pairs]
+    return max(values) / min(values) if values and min(values) > 0 else None
+
+
+def evaluate(method: str, scorer_of: Any, cal: Calibration, held: dict[str, F.Part]) -> dict[str, Any]:
+    started = time.perf_counter()
+    t80 = cal.score_for_similarity(80)
+    out: dict[str, Any] = {"threshold": t80, "calibration_pairs": cal.impostor_pairs, "floor": cal.floor_fmr}
+    lfw = held["lfw"]
+    res = audit_analysis(lfw.spec, lfw.emb, scorer_of(lfw.emb.vectors), lfw.spec.analyses[0], t80, OPTIONS, 0)
+    fnmr = res.overall_fnmr["similarity"]
+    out["lfw_sex"] = {"groups": groups(res), "tar": 1 - fnmr.value, "ratio": worst_best(groups(res))}
+    utk = held["utk"]
+    for label, wrap in (("all", False), ("without_same_person", True)):
+        scorer = scorer_of(utk.emb.vectors)
+        if wrap:
+            scorer = WithoutSamePerson(scorer, utk.emb.vectors)
+        race = audit_analysis(utk.spec, utk.emb, scorer, utk.spec.analyses[0], t80, OPTIONS, 1)
+        age = audit_analysis(utk.spec, utk.emb, scorer, utk.spec.analyses[2], t80, OPTIONS, 2)
+        adults = race.overall_fmr["similarity"]
+        kids = groups(age)["0-12"]["fmr"][0]
+        out[f"utk_{label}"] = {
+            "race": groups(race),
+            "race_ratio": worst_best(groups(race)),
+            "age": groups(age),
+            "adults": [adults.value, adults.interval.low, adults.interval.high],
+            "children_vs_adults": kids / adults.value if adults.value > 0 else None,
+        }
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    print(f"{method}: {out['seconds']} s, threshold {t80:.4f}", file=sys.stderr)
+    return out
+
+
+NORMALISED = {
+    "fsn": (False, False),
+    "fsn+pooled": (True, False),
+    "fsn-bal": (False, True),
+    "fsn-bal+pooled": (True, True),
+}
+ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
+
+
+def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, Calibration, dict[str, Any]]:
+    """(scorer factory, calibration, notes) of one method; ``NORMALISED`` maps a name to (pooled, balance)."""
+    if name == "shipped":
+        return CosineScorer, engine.calibration, {}
+    if name in ("raw-lfw", "pooled"):
+        return CosineScorer, F.fit_raw(engine.model_id, fit, pooled=name == "pooled"), {}
+    pooled, balance = NORMALISED[name]
+    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance)
+    assert n.calibration is not None
+    info = {"clusters": len(n.centroids), "offsets": [float(np.min(n.offsets)), float(np.max(n.offsets))]}
+    return n.scorer, n.calibration, info
+
+
+def fmt(r: list[float]) -> str:
+    return f"{r[0]:.1e} ({r[1]:.1e}–{r[2]:.1e})"
+
+
+def ratio(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def render(result: dict[str, Any]) -> str:
+    ms = result["methods"]
+    lines = [
+        "# 1:1 scoring candidates on held-out halves (bench/fairnorm.py)",
+        "",
+        f"Machine: {json.dumps(result['machine'])}. Near-duplicates dropped: {json.dumps(result['duplicates'])}.",
+        "FMR at Similarity 80 of each method's own table (promise: 1e-4), 95 % bootstrap intervals.",
+        "",
+        "In the evaluation halves only UTKFace's White adults have ≥ 10,000 same-group pairs, so the race "
+        "ratio is over the groups with ≥ 2,000 (Asian, Indian, Others, White; Black: 206 pairs).",
+        "",
+        "| method | Sim-80 score | LFW female | LFW male | LFW f/m | LFW TAR | UTK race worst/best (all; w/o ≥0.6) "
+        "| UTK adults (all) | UTK children 0–12 (all) | children/adults (all; w/o ≥0.6) |",
+        "|" + "---|" * 10,
+    ]
+    for m, r in ms.items():
+        sex, ua, un = r["lfw_sex"], r["utk_all"], r["utk_without_same_person"]
+        lines.append(
+            f"| {m} | {r['threshold']:.4f} | {fmt(sex['groups']['female']['fmr'])} "
+            f"| {fmt(sex['groups']['male']['fmr'])} | {ratio(sex['ratio'])} | {100 * sex['tar']:.2f} % "
+            f"| {ratio(worst_best(ua['race'], 2000))}; {ratio(worst_best(un['race'], 2000))} "
+            f"| {fmt(ua['adults'])} | {fmt(ua['age']['0-12']['fmr'])} "
+            f"| {ratio(ua['children_vs_adults'])}; {ratio(un['children_vs_adults'])} |"
+        )
+    lines += ["", "UTKFace adults by race, FMR at Similarity 80 (all pairs / without pairs at raw cosine ≥ 0.6):", ""]
+    races = list(next(iter(ms.values()))["utk_all"]["race"])
+    lines.append("| method | " + " | ".join(races) + " |")
+    lines.append("|" + "---|" * (len(races) + 1))
+    for m, r in ms.items():
+        cells = [
+            f"{fmt(r['utk_all']['race'][g]['fmr'])} / {r['utk_without_same_person']['race'][g]['fmr'][0]:.1e}"
+            for g in races
+        ]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    pairs = {g: v["pairs"] for g, v in next(iter(ms.values()))["utk_all"]["race"].items()}
+    lines += ["", f"Impostor pairs per race group: {json.dumps(pairs)}.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=ALL, help="rerun these methods, keep the others' saved results")
+    parser.add_argument("--render-only", action="store_true", help="rewrite fairnorm.md from fairnorm.json")
+    args = parser.parse_args()
+    if args.render_only:
+        (RESULTS / "fairnorm.md").write_text(render(json.loads((RESULTS / "fairnorm.json").read_text())))
+        return
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    parts = F.split_parts(specs, embs)
+    fit = {n: p[0] for n, p in parts.items()}
+    held = {n: p[1] for n, p in parts.items()}
+    out: dict[str, Any] = {
+        "machine": machine_record(),
+        "duplicates": {
+            f"{n} {h}": p[i].duplicates_dropped for n, p in parts.items() for i, h in enumerate(("fit", "eval"))
+        },
+        "methods": {},
+    }
+    if args.only:  # add to (or replace in) the saved results
+        saved = json.loads((RESULTS / "fairnorm.json").read_text())
+        out["methods"] = saved["methods"]
+    for name in args.only or ALL:
+        scorer_of, cal, info = method(engine, fit, name)
+        out["methods"][name] = {**info, **evaluate(name, scorer_of, cal, held)}
+    out["methods"] = {m: out["methods"][m] for m in ALL if m in out["methods"]}
+    save_result(RESULTS / "fairnorm.json", out)
+    (RESULTS / "fairnorm.md").write_text(render(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Fit and held-out data for the 1:1 score normalisation (bench/fairnorm.py, bench/calibrate.py).
+
+Data: ../shared/data/lfw and ../shared/data/utkface with the audit's cached embeddings.
+Each dataset is split in halves by a seeded shuffle: LFW by person, UTKFace by image (it has
+no identities). Near-duplicate images (``facetrust.fairness.robustfit``, cosine ≥ 0.9 to an
+image of someone else) are dropped from both halves. Everything is fitted on the fit halves;
+the evaluation halves are only measured.
+
+What is fitted (``fit_normaliser``):
+
+* k-means centroids of the fit faces (at most 5 images per person, so that no
+  much-photographed person dominates a centroid), every centroid averaging at least 50
+  people with none above 10 % (``facetrust.fairness.clusterfit``);
+* per-cluster offsets at FMR 1e-3 from the fit halves' same-group impostor pairs (LFW: same
+  sex; UTKFace: same age band, race and sex, children included), each dataset's fraction of
+  pairs weighted equally in a cluster (``balance``; else LFW's 150× more pairs decide);
+* UTKFace has no identities: its pairs at raw cosine ≥ 0.6 are presumed the same person and
+  left out of the fit (``pair_rows``);
+* the calibration of normalised scores: on LFW's same-sex pairs only, or (``pooled``) on the
+  equal-weight mixture of LFW's and UTKFace's (adults, same race, sex and age band: what
+  ``facetrust calibrate`` uses) pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facetrust.calibration import Calibration
+from facetrust.clusternorm import ClusterNormaliser
+from facetrust.fairness.clusterfit import (
+    MAX_PERSON_SHARE,
+    MIN_PEOPLE,
+    PairSet,
+    check_privacy,
+    cluster_offsets,
+    fit_centroids,
+    fit_mixture_calibration,
+)
+from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
+from facetrust.fairness.embedding import FACE, DatasetEmbeddings
+from facetrust.fairness.pairs import CosineScorer, PairScorer
+from facetrust.fairness.refit import without_duplicates
+from faircal import impostor_index_pairs
+
+SEED = 0
+K = 64
+OFFSET_FMR = 1e-3
+SAME_PERSON = 0.6
+UTK_OFFSET_ANALYSIS = 2  # age band (all ages), pairs matched on race and sex
+CALIBRATION_ANALYSIS = 0  # LFW: sex; UTKFace: race among adults, matched on sex and age band
+
+
+@dataclass(frozen=True)
+class Part:
+    """One half of one dataset: its spec, embeddings and status (near-duplicates marked faceless)."""
+
+    spec: DatasetSpec
+    emb: DatasetEmbeddings
+    status: np.ndarray
+    duplicates_dropped: int
+
+
+def datasets(root: Path) -> dict[str, DatasetSpec]:
+    return {"lfw": load_lfw(root / "lfw"), "utk": load_utkface(root / "utkface")}
+
+
+def halves(spec: DatasetSpec, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the fit and evaluation halves: a seeded shuffle of the people (images without identity)."""
+    keys = [r.identity or f"\0{i}" for i, r in enumerate(spec.images)]
+    people = np.array(sorted(set(keys)))
+    np.random.default_rng(seed).shuffle(people)
+    fit = set(people[: len(people) // 2].tolist())
+    which = np.array([k in fit for k in keys])
+    return np.flatnonzero(which), np.flatnonzero(~which)
+
+
+def part(spec: DatasetSpec, emb: DatasetEmbeddings, rows: np.ndarray) -> Part:
+    sub_spec = dataclasses.replace(spec, images=tuple(spec.images[i] for i in rows))
+    sub = DatasetEmbeddings(emb.model, emb.vectors[rows], emb.status[rows])
+    status, dropped = without_duplicates(sub_spec, sub.vectors, sub.status)
+    return Part(sub_spec, DatasetEmbeddings(emb.model, sub.vectors, status), status, dropped)
+
+
+def split_parts(specs: dict[str, DatasetSpec], embs: dict[str, DatasetEmbeddings]) -> dict[str, tuple[Part, Part]]:
+    out = {}
+    for name, spec in specs.items():
+        fit, held = halves(spec)
+        out[name] = (part(spec, embs[name], fit), part(spec, embs[name], held))
+    return out
+
+
+def pair_rows(p: Part, analysis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (a, b) of the same-cell impostor pairs of one analysis, as the audit forms them.
+
+    In a dataset without identities, pairs at raw cosine ≥ ``SAME_PERSON`` are left out:
+    presumed the same person (../shared/FACTS.md; in LFW about 1e-6 of different-person pairs
+    reach it), they would otherwise sit exactly where FMR 1e-4 is fitted."""
+    ra, rb = impostor_index_pairs(p.spec, p.status, analysis)
+    if not p.spec.has_identities:
+        v = p.emb.vectors
+        keep = np.einsum("ij,ij->i", v[ra], v[rb]) < SAME_PERSON
+        ra, rb = ra[keep], rb[keep]
+    return ra, rb
+
+
+def cluster_input(parts: list[Part]) -> tuple[np.ndarray, list[str]]:
+    """Face vectors for k-means and the person of each (``fit_centroids`` caps faces per person)."""
+    vectors, people = [], []
+    for p in parts:
+        rows = np.flatnonzero(p.status == FACE)
+        vectors.append(p.emb.vectors[rows])
+        people.extend(f"{p.spec.name}:{p.spec.images[i].identity or i}" for i in rows)
+    return np.concatenate(vectors), people
+
+
+def calibration_scores(p: Part, scorer: PairScorer) -> np.ndarray:
+    a, b = pair_rows(p, CALIBRATION_ANALYSIS)
+    out: np.ndarray = np.concatenate(
+        [scorer.pairs(a[s : s + 2_000_000], b[s : s + 2_000_000]) for s in range(0, len(a), 2_000_000)]
+    )
+    return out
+
+
+def fit_raw(model: str, fit: dict[str, Part], pooled: bool) -> Calibration:
+    """A raw-score table on the fit halves: LFW only, or the LFW + UTKFace mixture."""
+    names = ["lfw", "utk"] if pooled else ["lfw"]
+    sets = [calibration_scores(fit[n], CosineScorer(fit[n].emb.vectors)) for n in names]
+    return fit_mixture_calibration(sets, model=model, dataset=" + ".join(names) + " fit halves")
+
+
+def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
+    return {
+        "script": "bench/calibrate.py --normaliser (bench/fsn_fit.py)",
+        "method": "cluster-conditional score normalisation (Terhörst et al. 2020)",
+        "split": f"seed {SEED}: LFW fit half by person, UTKFace fit half by image",
+        "datasets": {
+            n: {"hash": p.spec.fingerprint(), "duplicates_dropped": p.duplicates_dropped} for n, p in fit.items()
+        },
+        "k_requested": k,
+        "images_per_person": "at most 5 per person in the k-means",
+        "offset_fmr": OFFSET_FMR,
+        "privacy": {"min_people": MIN_PEOPLE, "max_person_share": MAX_PERSON_SHARE},
+        "calibration": "equal-weight mixture of LFW same-sex and UTKFace adult pairs"
+        if pooled
+        else "LFW same-sex pairs",
+    }
+
+
+def fit_normaliser(
+    model: str, fit: dict[str, Part], *, k: int = K, pooled: bool = False, balance: bool = True
+) -> ClusterNormaliser:
+    vectors, people = cluster_input([fit["lfw"], fit["utk"]])
+    centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
+    if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
+        raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
+    sets = [
+        PairSet("lfw", fit["lfw"].emb.vectors, *pair_rows(fit["lfw"], CALIBRATION_ANALYSIS)),
+        PairSet("utk", fit["utk"].emb.vectors, *pair_rows(fit["utk"], UTK_OFFSET_ANALYSIS)),
+    ]
+    offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=balance)
+    prov = provenance(fit, k, pooled)
+    prov["offsets"] = "each dataset's pairs weighted equally in a cluster" if balance else "pairs pooled"
+    plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
+    names = ["lfw", "utk"] if pooled else ["lfw"]
+    scored = [calibration_scores(fit[n], plain.scorer(fit[n].emb.vectors)) for n in names]
+    cal = fit_mixture_calibration(
+        scored, model=plain.score_id, dataset=" + ".join(names) + " fit halves, normalised", provenance=prov
+    )
+    return plain.with_calibration(cal)

@@ -1,0 +1,162 @@
+"""Cluster-conditional score normalisation for 1:1 comparisons (Fair Score Normalization).
+
+After Terhörst et al., "Post-comparison mitigation of demographic bias in face recognition
+using fair score normalization" (2020): the embedding space is split into clusters by
+k-means over unlabelled faces; each cluster ``c`` gets an offset ``δ_c = t_c − t``, where
+``t_c`` is the score at which the impostor pairs that one of its faces takes part in reach
+``offset_fmr`` and ``t`` the same over all pairs. A pair's score becomes
+
+    s' = s − ½ (δ_a + δ_b)
+
+with ``a`` and ``b`` the clusters nearest to its two faces: a face from a region where
+strangers score high needs a higher raw score to match. No label is used when scoring, and
+none is inferred: the clusters are regions of the embedding space, not groups of people.
+Normalised scores get their own calibration, recorded under ``score_id``.
+
+What is shipped are aggregates only: ``k`` centroids and ``k`` offsets. Each centroid must be
+the mean of at least ``MIN_PEOPLE`` distinct people (images, where a dataset has no
+identities) with no single person more than ``MAX_PERSON_SHARE`` of its members;
+``facetrust.fairness.clusterfit.fit_centroids`` enforces it (each person gives at most 5
+faces, and clusters that still break it are dropped and their faces reassigned) and
+``check_privacy`` re-checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from facetrust.calibration import Calibration
+from facetrust.errors import ConfigurationError, InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["ClusterNormaliser", "ClusterScorer", "shipped_name", "shipped_normaliser"]
+
+FORMAT = "facetrust-clusternorm/1"
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterNormaliser:
+    """Cluster offsets over ``centroids`` (k, dim) unit vectors of model ``model``; see the module docstring."""
+
+    model: str
+    centroids: np.ndarray
+    offsets: np.ndarray
+    calibration: Calibration | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.centroids.ndim != 2 or len(self.centroids) < 1 or self.offsets.shape != (len(self.centroids),):
+            raise InvalidParameterError(
+                f"Need (k, dim) centroids and k offsets; got {self.centroids.shape} and {self.offsets.shape}",
+                parameter="centroids",
+            )
+        if self.calibration is not None and self.calibration.model != self.score_id:
+            raise ConfigurationError(
+                f"Normaliser calibration is for {self.calibration.model!r}, not for {self.score_id!r}",
+                setting="score_normalisation",
+            )
+
+    @property
+    def digest(self) -> str:
+        """12 hex of the SHA-256 of centroids and offsets."""
+        import numpy as np
+
+        data = np.ascontiguousarray(self.centroids, np.float32).tobytes()
+        data += np.ascontiguousarray(self.offsets, np.float32).tobytes()
+        return hashlib.sha256(data).hexdigest()[:12]
+
+    @property
+    def score_id(self) -> str:
+        """The id normalised scores (and their calibration) are recorded under."""
+        return f"{self.model}+fsn{len(self.centroids)}-{self.digest}"
+
+    def shift(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row's offset: that of its nearest centroid."""
+        import numpy as np
+
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        out: np.ndarray = self.offsets[np.argmax(vectors @ self.centroids.T, axis=1)]
+        return out
+
+    def score(self, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+        """(raw cosine, normalised score) of two embeddings."""
+        import numpy as np
+
+        raw = float(np.dot(u, v))
+        d = self.shift(np.stack([u, v]))
+        return raw, raw - 0.5 * float(d[0] + d[1])
+
+    def scorer(self, vectors: np.ndarray) -> ClusterScorer:
+        return ClusterScorer(self, vectors)
+
+    def with_calibration(self, calibration: Calibration) -> ClusterNormaliser:
+        return ClusterNormaliser(self.model, self.centroids, self.offsets, calibration, dict(self.provenance))
+
+    def to_json(self) -> str:
+        data = {
+            "format": FORMAT,
+            "model": self.model,
+            "centroids": [[round(float(x), 5) for x in row] for row in self.centroids],
+            "offsets": [round(float(x), 5) for x in self.offsets],
+            "calibration": json.loads(self.calibration.to_json()) if self.calibration is not None else None,
+            "provenance": self.provenance,
+        }
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, origin: str) -> ClusterNormaliser:
+        import numpy as np
+
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT!r}")
+            centroids = np.asarray(data["centroids"], dtype=np.float32)
+            offsets = np.asarray(data["offsets"], dtype=np.float32)
+            cal = data.get("calibration")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc}") from None
+        calibration = Calibration.from_json(json.dumps(cal), origin=origin) if cal else None
+        return cls(str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})))
+
+
+class ClusterScorer:
+    """A ``PairScorer`` of cluster-normalised scores over one dataset's embeddings."""
+
+    def __init__(self, normaliser: ClusterNormaliser, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.half = 0.5 * normaliser.shift(vectors) if len(vectors) else vectors[:, 0]
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (
+            self.vectors[rows] @ self.vectors[cols].T - self.half[rows][:, None] - self.half[cols][None, :]
+        )
+        return out
+
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        out: np.ndarray = np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]) - self.half[a] - self.half[b]
+        return out
+
+
+def shipped_name(model_id: str) -> str:
+    return "clusternorm-" + model_id.replace(":", "-").replace("+", "-") + ".json"
+
+
+def shipped_normaliser(model_id: str) -> ClusterNormaliser | None:
+    """The cluster normaliser shipped for ``model_id`` (None when there is none for it)."""
+    name = shipped_name(model_id)
+    ref = resources.files("facetrust.data").joinpath(name)
+    if not ref.is_file():
+        return None
+    found = ClusterNormaliser.from_json(ref.read_text(), origin=name)
+    if found.model != model_id or found.calibration is None:
+        raise ConfigurationError(f"Shipped {name} is for {found.model!r} or has no calibration")
+    return found

@@ -1,0 +1,225 @@
+"""Cluster-conditional score normalisation: the privacy rule, offsets, the mixture table, the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.calibration import Calibration
+from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
+from facetrust.config import Settings
+from facetrust.engine import FaceEngine
+from facetrust.errors import ConfigurationError, InvalidParameterError
+from facetrust.fairness.clusterfit import (
+    PairSet,
+    check_privacy,
+    cluster_offsets,
+    fit_centroids,
+    fit_mixture_calibration,
+)
+from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
+from facetrust.types import FaceEmbedding
+
+MODEL = FakeRecogniser.model_id
+
+
+def blob(centre: np.ndarray, n: int, spread: float, rng: np.random.Generator) -> np.ndarray:
+    v = centre[None, :] + spread * rng.standard_normal((n, len(centre)))
+    out: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def two_regions(n: int = 200, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a, b = np.zeros(16), np.zeros(16)
+    a[0], b[1] = 1.0, 1.0
+    return np.concatenate([blob(a, n, 0.3, rng), blob(b, n, 0.3, rng)])
+
+
+def test_given_distinct_people_when_fitted_then_every_centroid_passes_the_privacy_rule() -> None:
+    vectors = two_regions()
+    people = [f"p{i}" for i in range(len(vectors))]
+    centroids, rows = fit_centroids(vectors, people, 4, seed=1)
+    assert 1 <= len(centroids) <= 4
+    assert rows.tolist() == list(range(len(vectors)))  # one image each: nothing capped
+    assert check_privacy(centroids, vectors, people) == []
+
+
+def test_given_one_person_dominating_a_region_when_fitted_then_no_centroid_is_mostly_that_person() -> None:
+    rng = np.random.default_rng(3)
+    far = np.zeros(16)
+    far[2] = 1.0
+    vectors = np.concatenate([two_regions(), blob(far, 60, 0.05, rng)])  # one much-photographed person
+    people = [f"p{i}" for i in range(400)] + ["famous"] * 60
+    # A cluster of only that person's photos would be their template: it must not survive.
+    centroids, rows = fit_centroids(vectors, people, 3, seed=0)
+    assert [people[i] for i in rows].count("famous") == 5  # at most 10 % of 50 from any one person
+    used = vectors[rows]
+    label = np.argmax(used @ centroids.T, axis=1)
+    for c in range(len(centroids)):
+        members = [people[rows[i]] for i in np.flatnonzero(label == c)]
+        assert members.count("famous") <= 0.10 * len(members)
+        assert len(set(members)) >= 50
+
+
+def test_check_privacy_names_a_cluster_of_too_few_people() -> None:
+    vectors = two_regions(n=30)
+    people = [f"p{i}" for i in range(60)]
+    centroids = np.stack([vectors[:30].mean(0), vectors[30:].mean(0)])
+    assert check_privacy(centroids, vectors, people) == [0, 1]  # 30 people each, fewer than 50
+    assert check_privacy(centroids, vectors, people, min_people=30) == []
+
+
+def test_fit_centroids_refuses_when_no_cluster_can_pass() -> None:
+    vectors = two_regions(n=20)
+    with pytest.raises(InvalidParameterError, match="at least 50 people"):
+        fit_centroids(vectors, [f"p{i}" for i in range(40)], 2)
+
+
+def test_a_region_of_high_impostor_scores_gets_a_larger_offset() -> None:
+    vectors = two_regions(n=200)
+    tight = np.concatenate([vectors[:200], two_regions(n=200, seed=5)[200:]])
+    # Region 0 as is; region 1 spread wider, so its strangers score lower.
+    rng = np.random.default_rng(9)
+    b = np.zeros(16)
+    b[1] = 1.0
+    tight[200:] = blob(b, 200, 0.8, rng)
+    centroids = np.eye(16, dtype=np.float32)[:2]
+    i, j = np.triu_indices(400, 1)
+    offsets = cluster_offsets(centroids, [PairSet("x", tight, i, j)], fmr=1e-2)
+    assert offsets[0] > offsets[1] + 0.05
+
+
+def test_a_cluster_with_too_few_pairs_gets_no_offset() -> None:
+    vectors = two_regions(n=20)
+    centroids = np.eye(16, dtype=np.float32)[:3]  # the third region has no faces
+    i, j = np.triu_indices(40, 1)
+    offsets = cluster_offsets(centroids, [PairSet("x", vectors, i, j)], fmr=1e-2, min_tail=2)
+    assert offsets[2] == 0.0
+
+
+def test_the_mixture_table_weighs_each_population_equally() -> None:
+    rng = np.random.default_rng(0)
+    big = rng.normal(0.0, 0.1, 200_000)
+    small = rng.normal(0.2, 0.1, 20_000)
+    cal = fit_mixture_calibration([big, small], model=MODEL, dataset="synthetic")
+    t = cal.score_for_fmr(1e-2)
+    expected = 0.5 * float((big >= t).mean()) + 0.5 * float((small >= t).mean())
+    assert cal.fmr(t)[0] == pytest.approx(expected, rel=0.15)
+    assert cal.floor_fmr == pytest.approx(0.5 * 10 / 20_000)
+
+
+def test_the_mixture_table_needs_enough_pairs_in_every_population() -> None:
+    with pytest.raises(InvalidParameterError, match="every set"):
+        fit_mixture_calibration([np.zeros(5000), np.linspace(0, 1, 10)], model=MODEL, dataset="x")
+
+
+def normaliser() -> ClusterNormaliser:
+    centroids = np.eye(8, dtype=np.float32)[:2]
+    return ClusterNormaliser(MODEL, centroids, np.array([0.1, -0.1], dtype=np.float32))
+
+
+def test_score_subtracts_half_of_each_sides_offset() -> None:
+    n = normaliser()
+    u = np.eye(8, dtype=np.float32)[0]
+    v = (np.eye(8)[0] * 0.6 + np.eye(8)[2] * 0.8).astype(np.float32)
+    raw, s = n.score(u, v)
+    assert raw == pytest.approx(0.6)
+    assert s == pytest.approx(0.6 - 0.1)
+    w = np.eye(8, dtype=np.float32)[1]
+    assert n.score(u, w)[1] == pytest.approx(0.0)
+    block = n.scorer(np.stack([u, v, w])).block(np.array([0]), np.array([1, 2]))
+    assert block[0] == pytest.approx([0.5, 0.0])
+
+
+def test_the_file_round_trips_with_its_calibration() -> None:
+    n = normaliser()
+    cal = Calibration(n.score_id, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "synthetic")
+    back = ClusterNormaliser.from_json(n.with_calibration(cal).to_json(), origin="n.json")
+    assert back.score_id == n.score_id
+    assert back.calibration == cal
+    assert back.score_id.startswith(f"{MODEL}+fsn2-")
+
+
+def test_a_calibration_of_other_scores_is_refused() -> None:
+    n = normaliser()
+    with pytest.raises(ConfigurationError, match="not for"):
+        n.with_calibration(Calibration(MODEL, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "raw"))
+
+
+def test_a_file_of_another_format_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not a valid cluster normaliser"):
+        ClusterNormaliser.from_json('{"format": "something-else"}', origin="x.json")
+
+
+def calibrated(n: ClusterNormaliser) -> ClusterNormaliser:
+    return n.with_calibration(Calibration(n.score_id, (0.0, 1.0), (0.0, -6.0), 1e-6, 10**6, "synthetic"))
+
+
+def test_given_a_cluster_normaliser_when_comparing_then_its_table_judges_the_normalised_score() -> None:
+    n = calibrated(normaliser())
+    engine = FaceEngine(
+        FakeDetector(),
+        FakeRecogniser(),
+        calibration=fake_calibration(MODEL),
+        settings=Settings(flip_augment=False),
+        normaliser=n,
+    )
+    u = np.eye(8, dtype=np.float32)[0]
+    v = (np.eye(8)[0] * 0.6 + np.eye(8)[2] * 0.8).astype(np.float32)
+
+    result = engine.compare_embeddings(embedding(u), embedding(v))
+
+    assert result.score == pytest.approx(0.6)  # the raw cosine, as before
+    assert result.fmr == pytest.approx(10 ** (-6 * 0.5), rel=1e-3)  # the normalised 0.5 through its table
+    assert engine.normalisation == "cluster"
+
+
+def embedding(v: np.ndarray) -> FaceEmbedding:
+    return FaceEmbedding(vector=v, model=MODEL, face=None)
+
+
+def test_a_model_without_a_shipped_normaliser_has_none() -> None:
+    assert shipped_normaliser(MODEL) is None
+
+
+@pytest.mark.model
+def test_the_default_engine_normalises_1to1_scores_with_the_shipped_cluster_normaliser(engine: FaceEngine) -> None:
+    assert engine.normalisation == "cluster"
+    shipped = shipped_normaliser(engine.model_id)
+    assert shipped is not None and engine.normaliser is not None
+    assert engine.normaliser.score_id == shipped.score_id
+    assert shipped.calibration is not None and shipped.calibration.model == shipped.score_id
+    assert shipped.provenance["privacy"] == {"min_people": 50, "max_person_share": 0.1}
+
+
+@pytest.mark.model
+def test_the_setting_or_a_chosen_raw_calibration_switches_the_shipped_normaliser_off(
+    engine: FaceEngine, tmp_path: Path
+) -> None:
+    off = FaceEngine(engine.detector, engine.recogniser, settings=Settings(score_normalisation=False))
+    assert off.normaliser is None
+    path = tmp_path / "raw.json"
+    path.write_text(engine.calibration.to_json())
+    chosen = FaceEngine(engine.detector, engine.recogniser, settings=Settings(calibration_file=path))
+    assert chosen.normaliser is None and chosen.normalisation == "none"
+    assert FaceEngine(engine.detector, engine.recogniser, calibration=engine.calibration).normaliser is None
+
+
+def test_balanced_offsets_let_a_small_population_move_its_cluster() -> None:
+    rng = np.random.default_rng(4)
+    region_a, region_b = np.eye(16)[0], np.eye(16)[1]
+    big = np.concatenate([blob(region_a, 300, 0.9, rng), blob(region_b, 300, 0.9, rng)])  # strangers score low
+    small = blob(region_a, 80, 0.3, rng)  # a small population in region A whose strangers score high
+    bi, bj = np.triu_indices(600, 1)
+    si, sj = np.triu_indices(80, 1)
+    sets = [PairSet("big", big, bi, bj), PairSet("small", small, si, sj)]
+    centroids = np.eye(16, dtype=np.float32)[:2]
+
+    pooled = cluster_offsets(centroids, sets, fmr=1e-2)
+    balanced = cluster_offsets(centroids, sets, fmr=1e-2, balance=True)
+
+    # Pooled, region A's 3,160 small-population pairs are drowned by ~135,000 of the big one's.
+    assert balanced[0] - balanced[1] > pooled[0] - pooled[1] + 0.05
