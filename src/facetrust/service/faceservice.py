@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facetrust.config import INDEX_BACKENDS, PROFILES, Settings
+from facetrust.config import INDEX_BACKENDS, Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import (
     ConflictError,
     InvalidParameterError,
-    ModelMismatchError,
     NotFoundError,
 )
 from facetrust.governance.actor import LOCAL, Actor
@@ -42,6 +41,7 @@ from facetrust.service import users as _users
 from facetrust.service.governed import allowed_purpose, governed
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
+from facetrust.service.profiles import ProfileEngines, check_profile, profile_of
 from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
@@ -94,12 +94,6 @@ def stored_face(row: FaceRow) -> StoredFace:
     )
 
 
-def _is_fused(model_id: str) -> bool:
-    from facetrust.models.fused import NAME
-
-    return model_id.startswith(NAME + ":")
-
-
 class FaceService:
     """Collections of faces in one data directory: SQLite (truth) plus derived vector indexes.
 
@@ -116,6 +110,7 @@ class FaceService:
         policy: Policy = DEFAULT_POLICY,
         keyring: Keyring | None = None,
         clock: Callable[[], float] = time.time,
+        settings: Settings | None = None,
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
@@ -124,11 +119,12 @@ class FaceService:
             )
         self.data_dir = Path(data_dir)
         self.engine = engine
+        self.engines = ProfileEngines(engine, settings)
         self.policy = policy
         self.clock = clock
         self.store = Store(self.data_dir / DB_NAME, keyring=keyring)
         self.indexes = IndexRegistry(
-            self.store, engine.recogniser.dim, index_backend, self.data_dir / "index", keyring=keyring
+            self.store, self.engines.dim_of, index_backend, self.data_dir / "index", keyring=keyring
         )
         self._closers: list[Callable[[], None]] = []
 
@@ -156,6 +152,7 @@ class FaceService:
             index_backend=settings.index_backend,
             policy=load_policy(settings.policy_file),
             keyring=keyring,
+            settings=settings,
         )
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -182,16 +179,14 @@ class FaceService:
         row = self.store.get_collection(name)
         if row is None:
             raise NotFoundError(f"Collection {name!r} does not exist", resource=name)
-        if model_check and row.model != self.engine.model_id:
-            hint = " (profile 'accurate': setting profile, FACETRUST_PROFILE=accurate)" if _is_fused(row.model) else ""
-            raise ModelMismatchError(
-                f"Collection {name!r} holds embeddings of model {row.model!r}{hint}; this service embeds with "
-                f"{self.engine.model_id!r}. Use a collection made with this model, or re-index into a new one.",
-                resource=name,
-                collection_model=row.model,
-                engine_model=self.engine.model_id,
-            )
+        if model_check:
+            self.engine_for(row)
         return row
+
+    def engine_for(self, row: CollectionRow) -> FaceEngine:
+        """The engine of the collection's profile (the one that made its templates), loaded on first
+        use; ``ModelMismatchError`` when this service cannot run it (docs/engine.md#profiles)."""
+        return self.engines.for_model(row.name, row.model)
 
     def purpose_of(self, name: str) -> Purpose:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""
@@ -200,39 +195,22 @@ class FaceService:
     def create_collection(
         self, name: str, *, purpose: str | None = None, profile: str | None = None, actor: Actor = LOCAL
     ) -> CollectionInfo:
-        """A new, empty collection for one purpose, bound to this service's embedding model.
-
-        ``profile`` ("default" or "accurate", docs/engine.md), when given, must be the one this
-        service embeds with (the setting ``profile``); a collection keeps its model for life.
-        """
+        """A new, empty collection for one purpose, bound for life to the embedding model of ``profile``
+        ("default" or "accurate", docs/engine.md; default: this service's own, the setting ``profile``).
+        Another profile's engine is loaded here if no collection has needed it yet; the audit entry
+        records the profile and model."""
         with governed(self, actor, "CreateCollection", name, purpose=purpose) as step:
             check_collection_id(name)
-            if profile is not None:
-                self._check_profile(profile)
+            chosen = self.engines.default_profile if profile is None else check_profile(profile)
+            step.record.details = {"profile": chosen}
+            engine = self.engines.get(chosen)
+            step.record.details = {"profile": chosen, "model": engine.model_id}
             with self.store.transaction() as conn:
                 if self.store.get_collection(name, conn) is not None:
                     raise ConflictError(f"Collection {name!r} already exists", resource=name)
-                row = self.store.insert_collection(conn, name, self.engine.model_id, str(step.record.purpose))
+                row = self.store.insert_collection(conn, name, engine.model_id, str(step.record.purpose))
                 step.record.commit(conn)
-        return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
-
-    def _check_profile(self, profile: str) -> None:
-        if profile not in PROFILES:
-            raise InvalidParameterError(
-                f"Unknown profile {profile!r}; available: {', '.join(PROFILES)}", parameter="Profile"
-            )
-        running = "accurate" if _is_fused(self.engine.model_id) else "default"
-        if profile != running:
-            from facetrust.models.dlib import missing_packages
-
-            missing = missing_packages() if profile == "accurate" else []
-            need = f" and pip install 'facetrust[accurate]' ({', '.join(missing)} missing)" if missing else ""
-            raise InvalidParameterError(
-                f"Profile {profile!r} needs a service started with it (setting profile={profile}, "
-                f"FACETRUST_PROFILE={profile}{need}); this one embeds with profile {running!r}, "
-                f"model {self.engine.model_id!r}",
-                parameter="Profile",
-            )
+        return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose, profile_of(row.model))
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
         """The collection, counting only usable faces (expired ones are gone for every purpose)."""
@@ -241,7 +219,7 @@ class FaceService:
             with self.store.snapshot() as conn:
                 faces = records.live_face_count(conn, row.id, self.clock())
                 _, users = self.store.counts(row.id, conn)
-        return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose)
+        return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose, profile_of(row.model))
 
     def list_collections(
         self, *, max_results: int = 1000, next_token: str | None = None, actor: Actor = LOCAL

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,8 +193,19 @@ class CollectionIndex:
 class IndexRegistry:
     """The ``CollectionIndex`` of every open collection."""
 
-    def __init__(self, store: Store, dim: int, backend: str, folder: Path, *, keyring: object | None = None) -> None:
-        self.store, self.dim, self.backend, self.folder = store, dim, backend, folder
+    def __init__(
+        self,
+        store: Store,
+        dim: int | Callable[[CollectionRow], int],
+        backend: str,
+        folder: Path,
+        *,
+        keyring: object | None = None,
+    ) -> None:
+        """``dim``: the template length of every collection, or a function giving each collection's
+        (collections of different embedding profiles hold templates of different lengths)."""
+        self.store, self.backend, self.folder = store, backend, folder
+        self.dim_of: Callable[[CollectionRow], int] = dim if callable(dim) else (lambda _row: dim)
         self.persist = keyring is None
         self._lock = threading.Lock()
         self._open: dict[int, CollectionIndex] = {}
@@ -203,14 +215,16 @@ class IndexRegistry:
             found = self._open.get(collection.id)
             if found is None or found.collection.created_at != collection.created_at:
                 found = self._open[collection.id] = CollectionIndex(
-                    self.store, collection, self.dim, self.backend, self.folder, persist=self.persist
+                    self.store, collection, self.dim_of(collection), self.backend, self.folder, persist=self.persist
                 )
             return found
 
     def drop(self, collection: CollectionRow) -> None:
         with self._lock:
             found = self._open.pop(collection.id, None)
-        (found or CollectionIndex(self.store, collection, self.dim, self.backend, self.folder)).drop_files()
+        (
+            found or CollectionIndex(self.store, collection, self.dim_of(collection), self.backend, self.folder)
+        ).drop_files()
 
     def scrub(self, collection: CollectionRow) -> None:
         self.get(collection).scrub()

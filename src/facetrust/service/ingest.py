@@ -23,6 +23,7 @@ from facetrust.types import Face, FaceEmbedding
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
     from facetrust.service.types import IndexResult, UnindexedFace
@@ -46,7 +47,7 @@ def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | 
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
 
 
-def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: list[Face]) -> None:
+def _check_prepared(engine: FaceEngine, prepared: PreparedImage, accepted: list[Face]) -> None:
     embedded = [e.face for e in prepared.embeddings]
     if embedded != accepted:
         raise InvalidParameterError(
@@ -55,9 +56,9 @@ def _check_prepared(service: FaceService, prepared: PreparedImage, accepted: lis
             parameter="embeddings",
         )
     for emb in prepared.embeddings:
-        if emb.model != service.engine.model_id:
+        if emb.model != engine.model_id:
             raise InvalidParameterError(
-                f"Embedding was made by model {emb.model!r}; this service stores {service.engine.model_id!r} only",
+                f"Embedding was made by model {emb.model!r}; this collection stores {engine.model_id!r} only",
                 parameter="embeddings",
             )
 
@@ -77,11 +78,11 @@ def index_prepared(
     collection's purpose keeps face crops."""
 
     def find(
-        level: str,
+        level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
         accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
-        _check_prepared(service, prepared, accepted)
-        pixels = None if image is None else (lambda: service.engine.load_image(image))
+        _check_prepared(engine, prepared, accepted)
+        pixels = None if image is None else (lambda: engine.load_image(image))
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
     ask = Enrolment(collection, external_image_id, max_faces, quality_filter, prepared.sha256)

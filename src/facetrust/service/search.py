@@ -53,9 +53,11 @@ def fpir(threshold: float, gallery_size: int) -> float:
     return -math.expm1(gallery_size * math.log1p(-fmr))
 
 
-def _scale(service: FaceService, seen: dict[int, float], gallery: int) -> ProbeScale:
-    cal = service.engine.calibration
-    if not service.engine.settings.probe_normalisation:
+def _scale(service: FaceService, row: CollectionRow, seen: dict[int, float], gallery: int) -> ProbeScale:
+    """The probe's scale on the calibration of the collection's own profile."""
+    engine = service.engine_for(row)
+    cal = engine.calibration
+    if not engine.settings.probe_normalisation:
         return ProbeScale(cal, gallery, None)
     return probe_scale(cal, list(seen.values()), gallery)
 
@@ -69,7 +71,7 @@ def stored_face_scales(
     out = []
     for key, found, scores in zip(keys, hits.keys, hits.scores):
         seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
-        out.append(_scale(service, seen, max(size - 1, 0)))
+        out.append(_scale(service, row, seen, max(size - 1, 0)))
     return out
 
 
@@ -105,7 +107,7 @@ def _candidates(
                 if key not in exclude and score > seen.get(key, -math.inf):
                     seen[key] = score
         if scale is None:
-            scale = _scale(service, seen, max(size - len(exclude), 0))
+            scale = _scale(service, row, seen, max(size - len(exclude), 0))
         floor = scale.score_for_similarity(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
@@ -175,20 +177,24 @@ def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tu
     blob = service.store.embedding(row.id, found[face_id].key)
     if blob is None:
         raise NotFoundError(f"Face {face_id!r} is not in collection {row.name!r}", resource=face_id)
-    return found[face_id], vector_from_blob(blob, service.engine.recogniser.dim)[None, :]
+    return found[face_id], vector_from_blob(blob, service.engines.dim_of(row))[None, :]
 
 
-def _probe(service: FaceService, image: ImageSource, quality_filter: str) -> tuple[Face, np.ndarray]:
+def _probe(
+    service: FaceService, row: CollectionRow, image: ImageSource, quality_filter: str
+) -> tuple[Face, np.ndarray]:
+    """The largest searchable face of ``image``, embedded by the collection's profile's engine."""
     level = check_quality_filter(quality_filter)
-    rgb = service.engine.load_image(image)
-    faces = [f for f in service.engine.detect(rgb) if not rejection_reasons(f, level)]
+    engine = service.engine_for(row)
+    rgb = engine.load_image(image)
+    faces = [f for f in engine.detect(rgb) if not rejection_reasons(f, level)]
     if not faces:
         raise InvalidParameterError(
             "There are no faces in the image that can be searched (none found, or all too small, cut off or "
             "below the quality filter)",
             parameter="Image",
         )
-    emb = service.engine.embed(rgb, faces[:1])[0]
+    emb = engine.embed(rgb, faces[:1])[0]
     return faces[0], emb.vector[None, :]
 
 
@@ -285,7 +291,7 @@ def governed_face_search(
             stored, vec = _stored_vector(service, row, face_id)
             exclude = {stored.key}
         else:
-            searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
+            searched, vec = _probe(service, row, image, quality_filter)  # type: ignore[arg-type]
         matches, gallery, scale = match_faces(service, step, vec, threshold, limit, exclude)
         entry = _log_matches(
             service.store,
@@ -321,7 +327,7 @@ def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tup
     if not own:
         raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")
     blobs = dict(service.store.embeddings(row.id, [f.key for f in own]))
-    dim = service.engine.recogniser.dim
+    dim = service.engines.dim_of(row)
     vecs = np.stack([vector_from_blob(blobs[f.key], dim) for f in own if f.key in blobs])
     return vecs, {f.key for f in own}
 
@@ -345,7 +351,7 @@ def governed_user_search(
         row, purpose, threshold, limit = _under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
         searched: Face | None = None
         if image is not None:
-            searched, vecs = _probe(service, image, quality_filter)
+            searched, vecs = _probe(service, row, image, quality_filter)
             exclude: set[int] = set()
         elif (user_id is None) == (face_id is None):
             raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")
