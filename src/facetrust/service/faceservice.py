@@ -201,8 +201,9 @@ class FaceService:
         records the profile and model."""
         with governed(self, actor, "CreateCollection", name, purpose=purpose) as step:
             check_collection_id(name)
-            chosen = self.engines.default_profile if profile is None else check_profile(profile)
-            step.record.details = {"profile": chosen}
+            chosen = self.engines.default_profile if profile is None else profile
+            step.record.details = {"profile": chosen}  # what was asked, when it is refused
+            check_profile(chosen)
             engine = self.engines.get(chosen)
             step.record.details = {"profile": chosen, "model": engine.model_id}
             with self.store.transaction() as conn:

@@ -67,6 +67,12 @@ class ProfileEngines:
         self._loaded: dict[str, FaceEngine] = {self.default_profile: default, **(engines or {})}
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        """The profiles whose engines are loaded so far (the service's own first)."""
+        with self._lock:
+            return tuple(self._loaded)
+
     def get(self, profile: str) -> FaceEngine:
         """The engine of ``profile``, loaded now if no collection has needed it yet.
 
