@@ -4,6 +4,7 @@ boto3; and the FaceModelProfile member of CreateCollection."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,30 @@ def test_a_profile_member_and_tag_that_disagree_are_refused(api: Api) -> None:
     assert response.status_code == 400 and response.json()["__type"] == "InvalidParameterException"
     assert "ask for different profiles" in response.json()["message"]
     assert api.client.list_collections()["CollectionIds"] == []
+
+
+@pytest.mark.model
+@pytest.mark.data
+def test_compare_faces_runs_the_profile_asked_for_and_the_default_otherwise(
+    engine: FaceEngine, accurate: FaceEngine, lfw: Path, tmp_path: Path
+) -> None:
+    images = {
+        "SourceImage": {"Bytes": base64.b64encode(photo(lfw, "Aaron_Peirsol", 1)).decode()},
+        "TargetImage": {"Bytes": base64.b64encode(photo(lfw, "Aaron_Peirsol", 3)).decode()},
+    }
+    headers = {"content-type": "application/x-amz-json-1.1", "x-amz-target": "RekognitionService.CompareFaces"}
+    with FaceService(tmp_path, engine) as service:
+        with (
+            serving(create_app(service, authenticator=None, settings=Settings())) as url,
+            httpx.Client(timeout=120) as http,
+        ):
+            asked = http.post(url, content=json.dumps({**images, "FaceModelProfile": "accurate"}), headers=headers)
+            default = http.post(url, content=json.dumps(images), headers=headers)
+        logged = [e.data for e in service.get_audit_log().entries if e.data["operation"] == "CompareFaces"]
+
+    assert asked.status_code == default.status_code == 200
+    assert (asked.json()["FaceModelVersion"], default.json()["FaceModelVersion"]) == (
+        accurate.model_id,
+        engine.model_id,
+    )
+    assert [e.get("profile") for e in logged] == ["accurate", None]

@@ -20,6 +20,7 @@ from facetrust.service.validate import check_threshold
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
     from facetrust.types import ImageComparison
@@ -27,9 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["compare_faces"]
 
 
-def _load(service: FaceService, image: ImageSource, name: str) -> np.ndarray:
+def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
     try:
-        return service.engine.load_image(image)
+        return engine.load_image(image)
     except InvalidImageError as exc:
         if exc.source is not None:  # it names its file already
             raise
@@ -44,12 +45,14 @@ def compare_faces(
     quality_filter: str,
     purpose: str | None,
     actor: Actor,
+    profile: str | None = None,
 ) -> ImageComparison:
     """The largest face of ``source`` against every face of ``target`` that passes the quality filter.
 
     ``InvalidImageError`` naming the image (its path, or SourceImage/TargetImage for bytes)
     when one cannot be decoded; ``InvalidParameterError`` (parameter ``SourceImage``) when
-    ``source`` has no recognisable face or it fails the quality filter.
+    ``source`` has no recognisable face or it fails the quality filter. ``profile`` picks the
+    embedding profile's engine (default: the service's own, the setting ``profile``).
     """
     with governed(service, actor, "CompareFaces", purpose=purpose) as step:
         threshold = check_threshold(threshold, "SimilarityThreshold")
@@ -62,9 +65,12 @@ def compare_faces(
                 purpose=rules.name,
                 rule="min_threshold",
             )
-        first, second = _load(service, source, "SourceImage"), _load(service, target, "TargetImage")
+        if profile is not None:
+            step.record.details = {"profile": profile}  # what was asked, when it is refused
+        engine = service.engine if profile is None else service.engines.get(profile)
+        first, second = _load(engine, source, "SourceImage"), _load(engine, target, "TargetImage")
         try:
-            result = service.engine.compare(first, second, threshold=threshold)
+            result = engine.compare(first, second, threshold=threshold)
         except InvalidImageError:  # both decoded, so the source has no recognisable face
             raise InvalidParameterError(
                 "There is no recognisable face in SourceImage", parameter="SourceImage"
@@ -83,5 +89,6 @@ def compare_faces(
             "threshold": threshold,
             "target_faces": len(result.matches) + len(result.unmatched),
             "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
+            **({"profile": profile} if profile is not None else {}),
         }
         return result

@@ -411,10 +411,12 @@ class FaceService:
         quality_filter: str = "NONE",
         purpose: str | None = None,
         actor: Actor = LOCAL,
+        profile: str | None = None,
     ) -> ImageComparison:
         """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
-        the actor's declared purpose, then the policy's default purpose), audited."""
-        return _compare.compare_faces(self, source, target, threshold, quality_filter, purpose, actor)
+        the actor's declared purpose, then the policy's default purpose), audited; with the engine of
+        ``profile`` (default: this service's own, the setting ``profile``)."""
+        return _compare.compare_faces(self, source, target, threshold, quality_filter, purpose, actor, profile)
 
     # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
 
