@@ -11,6 +11,9 @@ from facetrust.engine import FaceEngine
 from facetrust.errors import InvalidParameterError
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
+from facetrust.service.video import governed_video_search
+from facetrust.video import VideoOptions
+from facetrust.video.synth import LFW_FACE_INSET, Scene, ScenePerson, lfw_face_patch, write_clip
 
 
 def photo(lfw: Path, name: str, number: int) -> bytes:
@@ -72,3 +75,40 @@ def test_an_accurate_collection_is_erased_without_loading_its_engine(
         assert service.list_faces("fine").faces == ()
 
     assert list(receipt.face_ids) == [f.stored.face_id for f in indexed.indexed]
+
+
+@pytest.mark.model
+@pytest.mark.data
+def test_a_video_search_of_an_accurate_collection_tracks_and_matches_with_the_fused_engine(
+    engine: FaceEngine, accurate: FaceEngine, lfw: Path, tmp_path: Path
+) -> None:
+    face = lfw / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+    scene = Scene(320, 240, 15, 1.2, (ScenePerson(lfw_face_patch(face), 100, (100, 60), face_inset=LFW_FACE_INSET),))
+    write_clip(tmp_path / "clip.mp4", scene)
+    with FaceService(tmp_path / "data", engine) as service:
+        service.create_collection("fine", profile="accurate")
+        indexed = service.index_faces("fine", face.read_bytes(), external_image_id="eckhart")
+        found = governed_video_search(service, "fine", tmp_path / "clip.mp4", options=VideoOptions(sample_fps=5))
+
+    assert found.model == accurate.model_id
+    assert [[m.face.face_id for m in p.matches] for p in found.persons] == [[indexed.indexed[0].stored.face_id]]
+    assert all(e.model == accurate.model_id for p in found.video.persons for e in p.best)
+
+
+@pytest.mark.model
+@pytest.mark.data
+def test_associate_faces_matches_on_the_accurate_collections_own_templates(
+    engine: FaceEngine, accurate: FaceEngine, lfw: Path, tmp_path: Path
+) -> None:
+    with FaceService(tmp_path, engine) as service:
+        service.create_collection("fine", profile="accurate")
+        ids = [
+            service.index_faces("fine", photo(lfw, name, number)).indexed[0].stored.face_id
+            for name, number in (("Aaron_Peirsol", 1), ("Aaron_Peirsol", 3), ("Aaron_Eckhart", 1))
+        ]
+        service.create_user("fine", "peirsol")
+        first = service.associate_faces("fine", "peirsol", ids[:1])
+        same = service.associate_faces("fine", "peirsol", ids[1:2])
+        other = service.associate_faces("fine", "peirsol", ids[2:])
+
+    assert (first.associated, same.associated, other.associated) == ((ids[0],), (ids[1],), ())
