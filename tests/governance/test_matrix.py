@@ -584,7 +584,7 @@ EXEMPT = {
 }
 
 # FaceService methods that are not operations (plumbing) or that share an operation's row
-SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of"}
+SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "engine_for"}  # engine_for: the engine of a collection
 SERVICE_OPERATION = {
     "create_collection": "CreateCollection",
     "describe_collection": "DescribeCollection",
