@@ -42,10 +42,10 @@ from facetrust.engine import FaceEngine
 from facetrust.fairness.audit import AnalysisResult, AuditOptions, audit_analysis
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
-from facetrust.fairness.normalise import CohortNormaliser
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import same_group_impostors
 from facetrust.fairness.runner import embed_spec
+from facetrust.normalise import CohortNormaliser
 from faircal import faircal
 from lfw import machine
 

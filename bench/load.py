@@ -3,6 +3,8 @@
     .venv/bin/python bench/load.py                      # 32 clients, 60 s, 100,000 faces; writes
                                                         # bench/results/load.json and load.md
     .venv/bin/python bench/load.py --clients 8 --seconds 15 --faces 20000 --out /tmp/load   # a quick look
+    .venv/bin/python bench/load.py --replicas 1,2       # one server, then two replicas over one store;
+                                                        # both runs in load.json and load.md
 
 Check ``uptime`` first (or pass ``--wait-idle 600``): every request runs the real engine, so
 another busy process moves the numbers. The load average is recorded before and after.
@@ -25,6 +27,11 @@ docs/auth.md). Every exception (a non-2xx answer included) counts as an error.
 On a machine with few cores the server, its engine and the clients (signing, base64 and JSON in
 Python threads) share the CPU, so requests/s is a floor for the server alone, and latency
 includes queueing behind the other 31 clients.
+
+``--replicas 1,2`` runs the whole measurement once per count, each on a fresh data directory:
+with 2, two ``facetrust serve`` processes (``replica_id`` r1, r2) share the one SQLite store and
+every client sends its requests to them in turn (round-robin per request), as a load balancer
+would. Both replicas run on the same machine and share its cores (docs/replicas.md).
 """
 
 from __future__ import annotations
@@ -136,12 +143,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, log_path: Path, replica_id: str = "") -> subprocess.Popen[bytes]:
     """``facetrust serve`` over ``data_dir`` (auth on), once /health answers."""
     exe = Path(sys.executable).parent / "facetrust"
     cmd = [str(exe), "serve", "--data", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "FACETRUST_REPLICA_ID": replica_id}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -219,32 +227,39 @@ class Record:
 
 @dataclass
 class Worker:
-    """One client thread: its boto3 client, its random stream, what it recorded."""
+    """One client thread: its boto3 clients (one per replica, used in turn), its random stream, what it recorded."""
 
     number: int
-    client: Any
+    clients: list[Any]
     photos: Photos
     mix: tuple[float, float, float]
     rng: random.Random
     records: list[Record] = field(default_factory=list)
     indexed: int = 0
+    turn: int = 0
+
+    @property
+    def client(self) -> Any:
+        """The next replica's client: round-robin per request, as a load balancer does."""
+        self.turn = (self.turn + 1) % len(self.clients)
+        return self.clients[self.turn]
 
     def request(self, operation: str) -> Callable[[], Any]:
-        photos, rng = self.photos, self.rng
+        photos, rng, client = self.photos, self.rng, self.client
         image = rng.randrange(len(photos.data))
         if operation == "SearchFacesByImage":
-            return lambda: self.client.search_faces_by_image(
+            return lambda: client.search_faces_by_image(
                 CollectionId=COLLECTION, Image={"Bytes": photos.data[image]}, MaxFaces=10
             )
         if operation == "IndexFaces":
             self.indexed += 1
             external = f"load-{self.number}-{self.indexed}-{uuid.uuid4().hex[:8]}"  # unique: writes must not repeat
-            return lambda: self.client.index_faces(
+            return lambda: client.index_faces(
                 CollectionId=COLLECTION, Image={"Bytes": photos.data[image]}, ExternalImageId=external
             )
         mates = [i for i in photos.by_person[photos.person[image]] if i != image]
         target = rng.choice(mates) if mates and rng.random() < 0.5 else rng.randrange(len(photos.data))
-        return lambda: self.client.compare_faces(
+        return lambda: client.compare_faces(
             SourceImage={"Bytes": photos.data[image]}, TargetImage={"Bytes": photos.data[target]}
         )
 
@@ -369,6 +384,33 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_runs(reports: Sequence[dict[str, Any]]) -> str:
+    """One report per replica count, after a table that compares them."""
+    lines = [
+        "# HTTP load: one `facetrust serve` vs replicas over one store",
+        "",
+        "The same measurement (below, in full) with 1 and with N server processes over one SQLite data "
+        "directory, each client sending its requests to the replicas in turn. **All replicas run on this one "
+        "machine and share its cores** (and the clients run there too), so more replicas add no CPU: this "
+        "measures what replication costs or gains here, not the throughput of N machines. On a machine "
+        "shared with other work (a load average above the core count), N server processes also get a larger "
+        "share of the CPU than one, which alone raises their requests/s: compare runs made at a low load.",
+        "",
+        "| replicas | requests/s | errors | p50 ms | p99 ms | load average before → after |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in reports:
+        o = r["results"]["overall"]
+        lines.append(
+            f"| {r['config']['replicas']} | {o['requests_per_s']} | {o['errors']} | {o['p50_ms']:,} | "
+            f"{o['p99_ms']:,} | {r['load_before']} → {r['load_after']} |"
+        )
+    for r in reports:
+        body = render(r).split("\n", 1)[1]
+        lines += ["", f"## {r['config']['replicas']} replica(s)", body.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -381,17 +423,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="data directory to create (default: a temporary one, removed after)")
     p.add_argument("--out", type=Path, default=RESULTS, help="where load.json and load.md go (bench/results)")
     p.add_argument("--wait-idle", type=float, default=0.0, help="wait up to this many seconds for an idle CPU")
+    p.add_argument("--replicas", default="1", help="server processes over one store, one run per count: 1 or 1,2")
     args = p.parse_args(argv)
+    try:
+        args.replica_counts = [int(x) for x in args.replicas.split(",")]
+    except ValueError:
+        p.error(f"--replicas must be counts like 1 or 1,2, not {args.replicas!r}")
+    if not args.replica_counts or min(args.replica_counts) < 1 or max(args.replica_counts) > 4:
+        p.error(f"--replicas counts must be between 1 and 4, not {args.replicas!r}")
     parts = [float(x) for x in args.mix.split("/")]
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
         p.error(f"--mix must be three non-negative numbers like 60/20/20, not {args.mix!r}")
     args.weights = tuple(parts)
-    if args.data is not None and args.data.exists():
-        p.error(f"--data {args.data} exists; give a new directory (the collection is built fresh)")
+    if args.data is not None and (args.data.exists() or len(args.replica_counts) > 1):
+        p.error(f"--data {args.data}: give a new directory, and one replica count (the collection is built fresh)")
     return args
 
 
-def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1) -> dict[str, Any]:
     import boto3
 
     from facetrust.server.keys import KeyStore
@@ -402,27 +451,39 @@ def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     with KeyStore.open(data_dir) as keys:
         key_id, secret = keys.create("admin", "bench/load.py")
     photos = load_photos(POOL_IMAGES, random.Random(SEED))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_server(data_dir, port, data_dir / "serve.log")
+    ports = [free_port() for _ in range(replicas)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        for n, port in enumerate(ports, start=1):
+            replica_id = f"r{n}" if replicas > 1 else ""
+            procs.append(start_server(data_dir, port, data_dir / f"serve-{n}.log", replica_id))
         session = boto3.session.Session()
-        clients = [make_client(session, url, key_id, secret) for _ in range(args.clients)]
-        print("Warming up (the first search builds the server's index)", file=sys.stderr)
-        warm_s = warm_up(clients[0], photos)
-        faces_before = clients[0].describe_collection(CollectionId=COLLECTION)["FaceCount"]
+        clients = [[make_client(session, url, key_id, secret) for url in urls] for _ in range(args.clients)]
+        print("Warming up (each replica's first search builds its index)", file=sys.stderr)
+        warm_s = sum(warm_up(c, photos) for c in clients[0])
+        faces_before = clients[0][0].describe_collection(CollectionId=COLLECTION)["FaceCount"]
         workers = [Worker(i, c, photos, args.weights, random.Random(SEED + i)) for i, c in enumerate(clients, start=1)]
-        print(f"Running {args.clients} clients for {args.seconds:g} s", file=sys.stderr)
+        print(f"Running {args.clients} clients for {args.seconds:g} s against {replicas} replica(s)", file=sys.stderr)
         wall_s = run_load(workers, args.seconds)
-        faces_after = clients[0].describe_collection(CollectionId=COLLECTION)["FaceCount"]
-        server = health(port)
-        for c in clients:
-            c.close()
+        faces_after = clients[0][-1].describe_collection(CollectionId=COLLECTION)["FaceCount"]
+        server = health(ports[0])
+        for pair in clients:
+            for c in pair:
+                c.close()
     finally:
-        stop_server(proc)
+        for proc in procs:
+            stop_server(proc)
     records = [r for w in workers for r in w.records]
     return {
-        "config": {"clients": args.clients, "seconds": args.seconds, "mix": args.mix, "seed": SEED},
+        "config": {
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "mix": args.mix,
+            "seed": SEED,
+            "replicas": replicas,
+            "store": "sqlite (one data directory)",
+        },
         "collection": collection,
         "server": {"face_model_version": server["face_model_version"], "models": server["models"]},
         "warm_up_s": round(warm_s, 1),
@@ -444,20 +505,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.wait_idle > 0:
         wait_for_idle(args.wait_idle)
-    if args.data is not None:
-        report = measure(args, args.data)
-    else:
+    reports = []
+    for count in args.replica_counts:
+        if args.data is not None:
+            reports.append(measure(args, args.data, count))
+            continue
         temp = Path(tempfile.mkdtemp(prefix="facetrust-load-"))
         try:
-            report = measure(args, temp / "data")
+            reports.append(measure(args, temp / "data", count))
         finally:
             shutil.rmtree(temp, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "load.md").write_text(render(report))
-    print(render(report))
-    for sample in report["results"]["error_samples"]:
-        print(f"error: {sample}", file=sys.stderr)
+    document = reports[0] if len(reports) == 1 else {"runs": reports}
+    text = render(reports[0]) if len(reports) == 1 else render_runs(reports)
+    (args.out / "load.json").write_text(json.dumps(document, indent=2) + "\n")
+    (args.out / "load.md").write_text(text)
+    print(text)
+    for report in reports:
+        for sample in report["results"]["error_samples"]:
+            print(f"error: {sample}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +19,8 @@ INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw")
 PROFILES = ("default", "accurate")
 
 ENV_PREFIX = "FACETRUST_"
+REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+REPLICA_RULE = "empty, or 1–64 of A–Z a–z 0–9 . _ - starting with a letter or digit"
 
 
 def default_cache_dir() -> Path:
@@ -87,6 +90,12 @@ class Settings:
         video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
         profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
             with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
+        replica_id: this server's name among replicas over one store (docs/replicas.md): its own
+            index snapshot folder. Empty (the default): the data directory's ``index`` folder.
+        retention_sweep_seconds: how often a server runs the retention sweep (one replica at a
+            time, under a lease; 0: never).
+        lease_seconds: how long a replica's lease (the sweep, a video job) lasts unrenewed:
+            after a replica dies, another takes its work over within this time.
     """
 
     cache_dir: Path | None = None
@@ -113,6 +122,9 @@ class Settings:
     max_video_frames: int = 500_000
     video_sample_fps: float = 10.0
     profile: str = "default"
+    replica_id: str = ""
+    retention_sweep_seconds: float = 3600.0
+    lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -148,6 +160,9 @@ class Settings:
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
             ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
+            ("replica_id", self.replica_id == "" or bool(REPLICA_ID.fullmatch(self.replica_id)), REPLICA_RULE),
+            ("retention_sweep_seconds", self.retention_sweep_seconds >= 0, "0 (never) or a number of seconds"),
+            ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -230,6 +245,9 @@ _TYPES: dict[str, type] = {
     "max_video_frames": int,
     "video_sample_fps": float,
     "profile": str,
+    "replica_id": str,
+    "retention_sweep_seconds": float,
+    "lease_seconds": float,
 }
 
 

@@ -19,8 +19,8 @@ from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageCom
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from facetrust.fairness.normalise import CohortNormaliser
     from facetrust.models.base import Detector, Recogniser
+    from facetrust.normalise import CohortNormaliser
 
 __all__ = ["FaceEngine", "load_engine"]
 
@@ -104,7 +104,7 @@ class FaceEngine:
         path = self.settings.cohort_file
         if path is None:
             return None
-        from facetrust.fairness.normalise import CohortNormaliser
+        from facetrust.normalise import CohortNormaliser
 
         found = CohortNormaliser.load(path)
         if found.model != self.model_id:

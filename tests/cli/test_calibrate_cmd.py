@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import Result
 
 from facetrust.calibration import Calibration
-from facetrust.fairness.normalise import CohortNormaliser
+from facetrust.normalise import CohortNormaliser
 
 from .test_audit_cmd import dataset  # noqa: F401  (the fixture)
 

@@ -14,9 +14,9 @@ from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import load_csv
-from facetrust.fairness.normalise import CohortNormaliser
 from facetrust.fairness.refit import fit_for_datasets
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration, fake_engine
+from facetrust.normalise import CohortNormaliser
 
 
 @pytest.fixture

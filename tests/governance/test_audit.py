@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from facetrust.governance import audit
+from facetrust.store.anchor import DDL
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
-    conn.executescript(audit.DDL)
+    conn.executescript(DDL)
     for i in range(5):
         audit.append(
             conn, {"operation": "SearchFaces", "face_ids": [f"f{i}"], "similarities": [90.0 + i]}, at=1000.0 + i

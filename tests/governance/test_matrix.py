@@ -235,7 +235,7 @@ def people_of(w: World, *, second: bool = False) -> list[str]:
                 w.service.index_faces(w.collection, OTHER_PNG, external_image_id=w.subject)
         row = w.service.store.get_collection(w.collection)
         assert row is not None
-        place_pending(w.service, row)
+        place_pending(w.service.ctx, row)
         with w.service.store.snapshot() as conn:
             label_of = people_tables.members(conn, row.id)
             keys = {i: f.key for i, f in w.service.store.faces_by_ids(row.id, w.faces, conn).items()}
@@ -584,7 +584,9 @@ EXEMPT = {
 }
 
 # FaceService methods that are not operations (plumbing) or that share an operation's row
-SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "engine_for"}  # engine_for: the engine of a collection
+# record_refusal logs what an entry point refused before any operation ran (its own rows test it);
+# engine_for: the engine of a collection's profile
+SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "record_refusal", "engine_for"}
 SERVICE_OPERATION = {
     "create_collection": "CreateCollection",
     "describe_collection": "DescribeCollection",
@@ -624,6 +626,8 @@ SERVICE_OPERATION = {
     "review_queue": "ListReviewQueue",
     "get_audit_log": "GetAuditLog",
     "verify_audit_log": "VerifyAuditLog",
+    "check_audit_log": "VerifyAuditLog",
+    "audit_head": "GetAuditLog",
 }
 
 

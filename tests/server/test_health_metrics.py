@@ -10,10 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from facetrust.config import Settings
 from facetrust.governance import audit
+from facetrust.governance.policy import DEFAULT_POLICY
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import app as app_module
 from facetrust.server import create_app
 from facetrust.service import FaceService
+from facetrust.service.replica import policy_fingerprint
 
 from .conftest import Api
 from .live import serving
@@ -46,6 +48,8 @@ def test_health_reports_status_models_and_collection_count(api: Api) -> None:
         "face_model_version": "fake-recogniser:0",
         "collections": 2,
         "authentication": False,
+        "replica": "",
+        "policy": policy_fingerprint(DEFAULT_POLICY),
     }
     assert response.headers["x-amzn-requestid"]
 

@@ -8,7 +8,6 @@ from facetrust.cli import render_governance as render
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.governance_io import AUDIT_HEAD, ISO8601
 from facetrust.governance import audit
-from facetrust.service.governed import attempt
 
 __all__ = ["audit_log"]
 
@@ -35,18 +34,8 @@ def verify(expected: audit.AuditHead | None) -> None:
     status 0 when it is intact; 1 when an entry was altered, removed or reordered, or the log
     was truncated, emptied or rewritten, naming the first bad entry."""
     state = cli_state()
-    store = state.service().store
-    with attempt(store, state.actor(), "VerifyAuditLog") as rec, store.snapshot() as conn:
-        report = audit.verify_anchored(conn, store.heads, expected)
-        rec.details = {"valid": report.ok, "entries": report.entries, "expected_head": str(expected or "")}
-        bad = None
-        if not report.ok and report.first_bad_seq is not None:
-            try:
-                bad = next(audit.entries(conn, after_seq=report.first_bad_seq - 1, limit=1), None)
-            except ValueError:  # the entry is no longer JSON
-                bad = None
-            if bad is not None and bad.seq != report.first_bad_seq:
-                bad = None
+    checked = state.service().check_audit_log(expected, actor=state.actor())
+    report, bad = checked.report, checked.first_bad
     if report.ok:
         click.echo(render.chain_ok_text(report, expected))
         return
@@ -61,12 +50,7 @@ def head() -> None:
     """Print the last entry's number and hash as SEQ:HASH. Keep it outside this machine: a
     later `facetrust audit-log verify --head SEQ:HASH` proves nothing up to it changed."""
     state = cli_state()
-    store = state.service().store
-    with attempt(store, state.actor(), "GetAuditLog") as rec:
-        with store.snapshot() as conn:
-            found = audit.head(conn)
-        rec.details = {"head": str(found)}
-    click.echo(str(found))
+    click.echo(str(state.service().audit_head(actor=state.actor())))
 
 
 @audit_log.command(short_help="Print the entries (a table, or JSON Lines).")

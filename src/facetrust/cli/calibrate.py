@@ -58,8 +58,8 @@ def calibrate(
     cohort_file (FACETRUST_COHORT_FILE); an engine refuses a file made for another model.
     """
     from facetrust.calibration import Calibration
-    from facetrust.fairness.normalise import CohortNormaliser
     from facetrust.fairness.refit import fit_for_datasets, load_cohort
+    from facetrust.normalise import CohortNormaliser
 
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()

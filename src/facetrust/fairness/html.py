@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.fairness.audit import AnalysisResult, DatasetAudit, Rate, RatioResult
     from facetrust.fairness.runner import AuditRun
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "stem"]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#222}
@@ -140,10 +141,14 @@ def _header(run: AuditRun) -> str:
     )
 
 
+def stem(dataset: DatasetAudit, analysis: AnalysisResult) -> str:
+    """A file-name-safe ``<dataset>-<column>`` for the analysis's plots."""
+    raw = f"{dataset.name}-{analysis.analysis.column}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
+
+
 def render_html(run: AuditRun, plots: dict[str, dict[str, str]]) -> str:
     """The whole report as one HTML page; plots are referenced by file name beside it."""
-    from facetrust.fairness.report import stem
-
     body = ["<h1>Face recognition fairness audit</h1>", _header(run), EXPLAIN]
     for dataset in run.datasets:
         body.append(f"<h2>Dataset {_e(dataset.name)} ({_e(dataset.kind)})</h2>")

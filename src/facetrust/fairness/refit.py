@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.engine import FaceEngine
-    from facetrust.fairness.normalise import CohortNormaliser
+    from facetrust.normalise import CohortNormaliser
 
 __all__ = ["fit_for_datasets", "impostor_groups", "load_cohort", "same_group_impostors", "without_duplicates"]
 

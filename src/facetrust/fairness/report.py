@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from facetrust.errors import InvalidParameterError
-from facetrust.fairness.audit import AnalysisResult, DatasetAudit, Rate
-from facetrust.fairness.html import render_html
+from facetrust.fairness.audit import Rate
+from facetrust.fairness.html import render_html, stem
 from facetrust.fairness.plots import plot_analysis
 from facetrust.fairness.runner import AuditRun
 
@@ -36,12 +35,6 @@ def plain(value: Any) -> Any:
 def report_json(run: AuditRun, plots: dict[str, dict[str, str]] | None = None) -> str:
     data = {"format": FORMAT, **plain(run), "plots": plots or {}}
     return json.dumps(data, indent=1, sort_keys=False, allow_nan=False)
-
-
-def stem(dataset: DatasetAudit, analysis: AnalysisResult) -> str:
-    """A file-name-safe ``<dataset>-<column>`` for the analysis's plots."""
-    raw = f"{dataset.name}-{analysis.analysis.column}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
 def write_report(run: AuditRun, folder: Path) -> dict[str, Path]:

@@ -163,7 +163,7 @@ def run_audit(
     progress: ProgressFactory | None = None,
 ) -> AuditRun:
     """Embed and audit every dataset with ``engine`` (see ``embed_images`` for ``workers``)."""
-    import facetrust
+    from importlib.metadata import version
 
     options = options or AuditOptions()
     progress = progress or silent_progress
@@ -180,7 +180,7 @@ def run_audit(
         timings[f"{spec.name}: analysis s"] = round(time.perf_counter() - embedded, 1)
     return AuditRun(
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        facetrust_version=facetrust.__version__,
+        facetrust_version=version("facetrust"),
         models=model_records(engine),
         score_id=score_id,
         calibration=_calibration_record(calibration),

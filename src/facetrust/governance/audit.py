@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from facetrust.store.anchor import GENESIS, AuditHead, HeadFile, head
 
 __all__ = [
     "GENESIS",
@@ -38,18 +37,6 @@ __all__ = [
     "verify_anchored",
     "verify_chain",
 ]
-
-GENESIS = "0" * 64
-
-DDL = """
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq       INTEGER PRIMARY KEY,
-    at        REAL NOT NULL,
-    entry     TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -65,24 +52,6 @@ class AuditEntry:
             {"seq": self.seq, "at": self.at, **self.data, "prev_hash": self.prev_hash, "hash": self.hash},
             sort_keys=True,
         )
-
-
-@dataclass(frozen=True)
-class AuditHead:
-    """Where the chain ends: export it, keep it elsewhere, and verify against it later."""
-
-    seq: int
-    hash: str
-
-    def __str__(self) -> str:
-        return f"{self.seq}:{self.hash}"
-
-    @classmethod
-    def parse(cls, text: str) -> AuditHead:
-        seq, _, digest = text.strip().partition(":")
-        if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ValueError(f"{text!r} is not an audit head (expected SEQ:SHA256HEX)")
-        return cls(int(seq), digest)
 
 
 @dataclass(frozen=True)
@@ -136,11 +105,6 @@ def append(conn: sqlite3.Connection, data: dict[str, Any], *, at: float | None =
         (seq, stamp, text, prev, digest),
     )
     return AuditEntry(seq, stamp, data, prev, digest)
-
-
-def head(conn: sqlite3.Connection) -> AuditHead:
-    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    return AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
 
 
 def entries(
@@ -211,54 +175,3 @@ def _against(conn: sqlite3.Connection, last: AuditHead, expected: AuditHead, wha
         if row is None or row[0] != expected.hash:
             return f"entry {expected.seq} differs from {what}: rewritten", expected.seq
     return None
-
-
-class HeadFile:
-    """The append-only anchor of one log: a line ``SEQ:HASH`` for each head, mode 0600.
-
-    ``record`` appends a head newer than the last one this object wrote (threads of one
-    process share it; several processes each append theirs, so lines need not be in order).
-    ``heads`` reads them back; a last line cut short by a crash is ignored.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._last = -1
-
-    def __repr__(self) -> str:
-        return f"HeadFile({str(self.path)!r})"
-
-    def record(self, current: AuditHead) -> None:
-        with self._lock:
-            if current.seq <= self._last:
-                return
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_mode & 0o777 != 0o600:
-                    os.fchmod(fd, 0o600)
-                os.write(fd, f"{current}\n".encode())
-            finally:
-                os.close(fd)
-            self._last = current.seq
-
-    def exists(self) -> bool:
-        return self.path.is_file()
-
-    def heads(self) -> list[AuditHead]:
-        """Every recorded head; ValueError naming the line when one was altered."""
-        try:
-            text = self.path.read_text(encoding="ascii")
-        except FileNotFoundError:
-            return []
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"the head file {self.path} is unreadable: {exc}") from None
-        lines = text.split("\n")
-        complete = lines[:-1]  # the text after the last newline is empty, or a line cut short
-        found = []
-        for number, line in enumerate(complete, 1):
-            try:
-                found.append(AuditHead.parse(line))
-            except ValueError:
-                raise ValueError(f"line {number} of the head file {self.path} is not SEQ:HASH: altered") from None
-        return found

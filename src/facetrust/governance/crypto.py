@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from facetrust.errors import ConfigurationError
+from facetrust.store.sealing import MAGIC, Keyring, TemplateKey, is_sealed
 
 __all__ = [
     "MAGIC",
@@ -40,25 +39,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b"FTE1"
 TEMPLATE_KEY_NAME = "template.key"
 SERVER_KEY_NAME = "server.key"
-_NONCE = 12
-
-
-@dataclass(frozen=True)
-class TemplateKey:
-    key_id: bytes  # first 8 bytes of SHA-256(key)
-    secret: bytes
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"TemplateKey(key_id={self.key_id.hex()})"
-
-    @classmethod
-    def from_bytes(cls, secret: bytes) -> TemplateKey:
-        if len(secret) != 32:
-            raise ConfigurationError(f"A template key is 32 bytes; got {len(secret)}", setting="template_key")
-        return cls(hashlib.sha256(secret).digest()[:8], secret)
 
 
 def generate_key() -> str:
@@ -179,60 +161,3 @@ def _keyring(texts: list[str], where: str) -> Keyring:
     if not keys:
         raise ConfigurationError(f"{where} holds no template key", setting="template_key")
     return Keyring(keys[0], tuple(keys[1:]))
-
-
-class Keyring:
-    """Seals with the current key; opens with any key it holds.
-
-    ``plain_ok``: templates stored in the clear are read as they are (the default key of a
-    store made before encryption was the default: ``facetrust templates rotate`` seals them);
-    otherwise they are refused.
-    """
-
-    def __init__(self, current: TemplateKey, older: tuple[TemplateKey, ...] = (), *, plain_ok: bool = False) -> None:
-        self.current = current
-        self.plain_ok = plain_ok
-        self._keys = {k.key_id: k for k in (*older, current)}
-
-    def __repr__(self) -> str:
-        return f"Keyring(current={self.current.key_id.hex()}, keys={len(self._keys)})"
-
-    @property
-    def older(self) -> tuple[TemplateKey, ...]:
-        return tuple(k for k in self._keys.values() if k.key_id != self.current.key_id)
-
-    def seal(self, plain: bytes, associated: bytes) -> bytes:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        nonce = os.urandom(_NONCE)
-        return MAGIC + self.current.key_id + nonce + AESGCM(self.current.secret).encrypt(nonce, plain, associated)
-
-    def open(self, blob: bytes, associated: bytes) -> bytes:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        if not is_sealed(blob):
-            if self.plain_ok:
-                return blob
-            raise ConfigurationError(
-                "A stored template is not encrypted, but a template key is configured; "
-                "run `facetrust templates rotate` to encrypt existing templates"
-            )
-        key = self._keys.get(blob[4:12])
-        if key is None:
-            raise ConfigurationError(
-                f"A stored template was sealed with key {blob[4:12].hex()}, which is not "
-                "configured (FACETRUST_TEMPLATE_KEY / template_key_file / old keys)"
-            )
-        nonce = blob[12 : 12 + _NONCE]
-        try:
-            return AESGCM(key.secret).decrypt(nonce, blob[12 + _NONCE :], associated)
-        except InvalidTag:
-            raise ConfigurationError("A stored template failed authentication: it was altered or moved") from None
-
-    def sealed_with_current(self, blob: bytes) -> bool:
-        return is_sealed(blob) and blob[4:12] == self.current.key_id
-
-
-def is_sealed(blob: bytes) -> bool:
-    return blob[:4] == MAGIC

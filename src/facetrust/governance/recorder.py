@@ -13,7 +13,7 @@ from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.store.sqlite import Store
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["Record", "audited"]
 
@@ -48,7 +48,7 @@ class Record:
 
 
 @contextmanager
-def audited(store: Store, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
+def audited(store: FaceStore, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
     """Log the operation run inside the block: its results, or the error that stopped it."""
     record = Record(actor, operation, collection)
     try:

@@ -26,7 +26,7 @@ from facetrust.governance.roles import require_role
 from facetrust.images import read_image_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
 from facetrust.ingest.runners import LocalRunner, Runner
-from facetrust.service.governed import allowed_purpose, record_refusal
+from facetrust.service.governed import allowed_purpose
 from facetrust.service.quality import check_quality_filter
 from facetrust.service.validate import check_limit
 
@@ -126,7 +126,7 @@ def _check(service: FaceService, collection: str, options: IngestOptions, actor:
         if row is not None:  # an unknown one is NotFound at the first image, on the governed path
             allowed_purpose(service.policy, row.purpose)
     except (RoleDeniedError, PurposeRefusedError) as exc:
-        record_refusal(service.store, actor, "IndexFaces", exc)
+        service.record_refusal("IndexFaces", exc, actor=actor)
         raise
 
 

@@ -35,12 +35,15 @@ from facetrust.server.errors import describe_error, error_response
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
 from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, request_id
 from facetrust.service import FaceService
+from facetrust.service.replica import policy_fingerprint
+from facetrust.service.sweeper import LeasedSweeper
 
 __all__ = ["UI_PATH", "WEB_DIR", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 UI_PATH = "/ui/"
 SWEEPER = Actor(key_id="retention-sweeper", role="admin")
+REFRESH_S = 5.0  # how often a server catches its open indexes up with the store, at the longest
 log = logging.getLogger(__name__)
 
 
@@ -67,29 +70,54 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _retention_loop(service: FaceService, interval: float) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan that sweeps expired faces every ``interval`` seconds while the app runs."""
+def _replica_step(service: FaceService, sweeper: LeasedSweeper | None, settings: Settings) -> None:
+    """One background step: the retention sweep (on the replica holding its lease), every open index
+    caught up with the store, video jobs whose replica died taken over. A failure is logged and retried."""
+    try:
+        result = sweeper.tick() if sweeper is not None else None
+        if result is not None and result.expired:
+            log.info("retention sweep erased %d expired faces", len(result.expired))
+    except Exception:
+        log.exception("retention sweep failed")
+    try:
+        service.indexes.refresh()
+    except Exception:
+        log.exception("index refresh failed")
+    if settings.video_root is not None:
+        from facetrust.service.video_jobs import jobs_of
+
+        try:
+            jobs_of(service).adopt()
+        except Exception:
+            log.exception("video job takeover failed")
+
+
+def _replica_loop(
+    service: FaceService, settings: Settings, interval: float
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A lifespan that runs ``_replica_step`` every few seconds while the app runs (docs/replicas.md)."""
+    lease = settings.lease_seconds
+    sweeper = None
+    if interval > 0:
+        sweeper = LeasedSweeper(service, SWEEPER, interval_s=interval, lease_s=lease, holder=service.holder)
+    tick = min(REFRESH_S, lease / 3, interval if interval > 0 else REFRESH_S)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async def sweep_forever() -> None:
+        async def forever() -> None:
             while True:
-                await asyncio.sleep(interval)
-                try:
-                    result = await run_in_threadpool(service.sweep_retention, actor=SWEEPER)
-                    if result.expired:
-                        log.info("retention sweep erased %d expired faces", len(result.expired))
-                except Exception:  # a failed sweep is logged and retried at the next interval
-                    log.exception("retention sweep failed")
+                await asyncio.sleep(tick)
+                await run_in_threadpool(_replica_step, service, sweeper, settings)
 
-        task = asyncio.create_task(sweep_forever()) if interval > 0 else None
+        task = asyncio.create_task(forever())
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if sweeper is not None:
+                await run_in_threadpool(sweeper.stop)
 
     return lifespan
 
@@ -99,7 +127,7 @@ def create_app(
     *,
     authenticator: SigV4Authenticator | None,
     settings: Settings,
-    retention_sweep_seconds: float = 3600.0,
+    retention_sweep_seconds: float | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Starlette:
     """An app serving ``service`` over the Rekognition protocol.
@@ -108,7 +136,9 @@ def create_app(
     disables authentication (every caller is the anonymous admin: loopback use only, which
     ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
     The caller owns ``service`` and closes it after the server stops. Every
-    ``retention_sweep_seconds`` (0: never) expired faces are erased (``FaceService.sweep_retention``).
+    ``retention_sweep_seconds`` (default: the setting; 0: never) expired faces are erased
+    (``FaceService.sweep_retention``) by the one replica holding the sweep lease; every few seconds
+    the open indexes catch up with the store (docs/replicas.md).
     A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).
     """
     metrics = Metrics()
@@ -127,6 +157,9 @@ def create_app(
             # transaction) on every probe, and a count reveals no name
             "collections": await run_in_threadpool(service.store.count_collections),
             "authentication": authenticator is not None,
+            # replicas over one store must agree on these (docs/replicas.md)
+            "replica": service.replica_id,
+            "policy": policy_fingerprint(service.policy),
         }
         return Response(json.dumps(body).encode(), media_type="application/json")
 
@@ -163,7 +196,11 @@ def create_app(
         routes.append(Mount("/ui", app=StaticFiles(directory=WEB_DIR, html=True), name="ui"))
     return Starlette(
         routes=routes,
-        lifespan=_retention_loop(service, retention_sweep_seconds),
+        lifespan=_replica_loop(
+            service,
+            settings,
+            settings.retention_sweep_seconds if retention_sweep_seconds is None else retention_sweep_seconds,
+        ),
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )

@@ -37,7 +37,6 @@ from facetrust.server.protocol import (
 from facetrust.server.roles import authorize
 from facetrust.server.wire import CASE_HEADER, PURPOSE_HEADER, WireRequest
 from facetrust.service import FaceService
-from facetrust.service.governed import record_refusal
 
 __all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "BODY_TIMEOUT_S", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
 
@@ -133,7 +132,7 @@ class RpcEndpoint:
             )
         except FacetrustError as exc:  # a role denial or a malformed request: logged with who made it
             await run_in_threadpool(
-                record_refusal, self.service.store, Actor(principal.key_id, principal.role), name, exc
+                self.service.record_refusal, name, exc, actor=Actor(principal.key_id, principal.role)
             )
             raise
         return await run_in_threadpool(operation.handler, self.service, params, actor)

@@ -18,9 +18,17 @@ from facetrust.governance.roles import require_role
 from facetrust.service.governed import governed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
-__all__ = ["MAX_ENTRIES", "AuditPage", "get_audit_log", "verify_audit_log"]
+__all__ = [
+    "MAX_ENTRIES",
+    "AuditPage",
+    "ChainCheck",
+    "audit_head",
+    "check_audit_log",
+    "get_audit_log",
+    "verify_audit_log",
+]
 
 MAX_ENTRIES = 1000
 
@@ -36,7 +44,7 @@ class AuditPage:
 
 
 def get_audit_log(
-    service: FaceService,
+    service: ServiceContext,
     actor: Actor,
     *,
     after_seq: int = 0,
@@ -65,10 +73,43 @@ def get_audit_log(
     return AuditPage(tuple(found), head, more, disclose)
 
 
-def verify_audit_log(service: FaceService, actor: Actor, expected: audit.AuditHead | None = None) -> audit.ChainReport:
-    """Recompute the hash chain (against an exported head when given); the check itself is logged."""
+@dataclass(frozen=True)
+class ChainCheck:
+    """A verification's report and, when it failed at an entry that still reads, that entry as stored."""
+
+    report: audit.ChainReport
+    first_bad: audit.AuditEntry | None
+
+
+def check_audit_log(service: ServiceContext, actor: Actor, expected: audit.AuditHead | None = None) -> ChainCheck:
+    """Recompute the hash chain (against an exported head when given) and read the first bad entry;
+    the check itself is logged (VerifyAuditLog)."""
     with governed(service, actor, "VerifyAuditLog") as step:
         with service.store.snapshot() as conn:
             report = audit.verify_anchored(conn, service.store.heads, expected)
+            bad = None
+            if not report.ok and report.first_bad_seq is not None:
+                try:
+                    bad = next(audit.entries(conn, after_seq=report.first_bad_seq - 1, limit=1), None)
+                except ValueError:  # the entry is no longer JSON
+                    bad = None
+                if bad is not None and bad.seq != report.first_bad_seq:
+                    bad = None
         step.record.details = {"valid": report.ok, "entries": report.entries, "expected_head": str(expected or "")}
-        return report
+        return ChainCheck(report, bad)
+
+
+def verify_audit_log(
+    service: ServiceContext, actor: Actor, expected: audit.AuditHead | None = None
+) -> audit.ChainReport:
+    """Recompute the hash chain (against an exported head when given); the check itself is logged."""
+    return check_audit_log(service, actor, expected).report
+
+
+def audit_head(service: ServiceContext, actor: Actor) -> audit.AuditHead:
+    """Where the chain ends now (SEQ:HASH, to keep elsewhere); the read is logged (GetAuditLog)."""
+    with governed(service, actor, "GetAuditLog") as step:
+        with service.store.snapshot() as conn:
+            found = audit.head(conn)
+        step.record.details = {"head": str(found)}
+        return found

@@ -9,6 +9,7 @@ similarities (never an image or an embedding).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidImageError, InvalidParameterError, PurposeRefusedError
@@ -22,10 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
 
-__all__ = ["compare_faces"]
+__all__ = ["CompareRequest", "compare_faces"]
 
 
 def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
@@ -37,24 +38,31 @@ def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
         raise InvalidImageError(exc.message, source=name) from None
 
 
-def compare_faces(
-    service: FaceService,
-    source: ImageSource,
-    target: ImageSource,
-    threshold: float,
-    quality_filter: str,
-    purpose: str | None,
-    actor: Actor,
-    profile: str | None = None,
-) -> ImageComparison:
+@dataclass(frozen=True)
+class CompareRequest:
+    """What a CompareFaces call asks: two images, the threshold, the quality filter, the purpose
+    (None: the actor's declared purpose, then the policy's default) and the embedding profile
+    (None: the service's own, the setting ``profile``)."""
+
+    source: ImageSource
+    target: ImageSource
+    threshold: float = 80.0
+    quality_filter: str = "NONE"
+    purpose: str | None = None
+    profile: str | None = None
+
+
+def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) -> ImageComparison:
     """The largest face of ``source`` against every face of ``target`` that passes the quality filter.
 
     ``InvalidImageError`` naming the image (its path, or SourceImage/TargetImage for bytes)
     when one cannot be decoded; ``InvalidParameterError`` (parameter ``SourceImage``) when
-    ``source`` has no recognisable face or it fails the quality filter. ``profile`` picks the
+    ``source`` has no recognisable face or it fails the quality filter. ``ask.profile`` picks the
     embedding profile's engine (default: the service's own, the setting ``profile``).
     """
-    with governed(service, actor, "CompareFaces", purpose=purpose) as step:
+    source, target, threshold, quality_filter = ask.source, ask.target, ask.threshold, ask.quality_filter
+    profile = ask.profile
+    with governed(service, actor, "CompareFaces", purpose=ask.purpose) as step:
         threshold = check_threshold(threshold, "SimilarityThreshold")
         level = check_quality_filter(quality_filter)
         rules = step.purpose

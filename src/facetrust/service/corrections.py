@@ -13,14 +13,21 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConflictError, InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.people.types import NameResult, Person
-from facetrust.service.people import _cluster, _member_keys, _prepare, _summaries, check_cluster_id, people_step, show
+from facetrust.service.people import (
+    check_cluster_id,
+    find_cluster,
+    people_step,
+    prepare_people,
+    show,
+    summaries,
+)
 from facetrust.service.users import MAX_FACES_PER_USER
 from facetrust.service.validate import check_face_ids, check_user_id
 from facetrust.store import people as tables
 from facetrust.store.sqlite import CollectionRow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = ["merge", "name", "split"]
 
@@ -38,7 +45,7 @@ def _check_cluster_ids(values: object) -> list[str]:
     return wanted
 
 
-def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], conn: sqlite3.Connection) -> None:
+def _refuse_mixed(service: ServiceContext, row: CollectionRow, keys: list[int], conn: sqlite3.Connection) -> None:
     faces = service.store.faces_by_keys(row.id, keys, conn)
     images: dict[str, str] = {}
     users = {f.user_id for f in faces.values() if f.user_id is not None}
@@ -57,14 +64,14 @@ def _refuse_mixed(service: FaceService, row: CollectionRow, keys: list[int], con
             )
 
 
-def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
+def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
     """Merge clusters into the first one named; they stay together in every later pass."""
     with people_step(service, actor, "MergePeople", collection) as (rec, row, purpose):
         wanted = _check_cluster_ids(cluster_ids)
         rec.details = {"cluster_ids": wanted}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            sides = [(_cluster(service, row, c, conn), _member_keys(conn, row, c)) for c in wanted]
+            sides = [(find_cluster(service, row, c, conn), tables.member_keys(conn, row.id, c)) for c in wanted]
             everyone = [k for _, keys in sides for k in keys]
             _refuse_mixed(service, row, everyone, conn)
             target, target_keys = sides[0]
@@ -72,24 +79,24 @@ def merge(service: FaceService, collection: str, cluster_ids: Sequence[str], *, 
             tables.drop_links(conn, "cannot", tables.links_within(conn, "cannot", everyone))
             tables.add_links(conn, row.id, "must", pins)
             tables.set_members(conn, row.id, [(k, target.cluster_id) for k in everyone])
-            tables.replace_clusters(conn, row.id, _summaries(service, row, {target.cluster_id: everyone}, conn))
+            tables.replace_clusters(conn, row.id, summaries(service, row, {target.cluster_id: everyone}, conn))
             rec.details["face_count"] = len(everyone)
             rec.commit(conn)
     return show(service, collection, wanted[0], actor=actor)
 
 
 def split(
-    service: FaceService, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+    service: ServiceContext, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
 ) -> Person:
     """Take faces out of a cluster ("not this person"): they never rejoin its other faces, and
     leave its user if it was named. Returns what remains of the cluster."""
     with people_step(service, actor, "SplitPerson", collection) as (rec, row, purpose):
         wanted = list(dict.fromkeys(check_face_ids(face_ids)))
         rec.details = {"cluster_ids": [cluster_id], "face_ids": wanted}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            _cluster(service, row, cluster_id, conn)
-            keys = _member_keys(conn, row, cluster_id)
+            find_cluster(service, row, cluster_id, conn)
+            keys = tables.member_keys(conn, row.id, cluster_id)
             faces = service.store.faces_by_keys(row.id, keys, conn)
             by_id = {f.face_id: f for f in faces.values()}
             missing = [f for f in wanted if f not in by_id]
@@ -107,7 +114,7 @@ def split(
             gone = list(out) + (rest if len(rest) < 2 else [])
             tables.set_members(conn, row.id, [(k, None) for k in gone])
             tables.replace_clusters(
-                conn, row.id, _summaries(service, row, {cluster_id: rest} if len(rest) > 1 else {}, conn)
+                conn, row.id, summaries(service, row, {cluster_id: rest} if len(rest) > 1 else {}, conn)
             )
             rec.commit(conn)
     if len(rest) < 2:
@@ -115,16 +122,18 @@ def split(
     return show(service, collection, cluster_id, actor=actor)
 
 
-def name(service: FaceService, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
+def name(
+    service: ServiceContext, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL
+) -> NameResult:
     """Name a cluster: create the user (if new) and associate the cluster's faces with it,
     in the order they were indexed, up to the per-user limit (the rest are listed as skipped)."""
     with people_step(service, actor, "NamePerson", collection) as (rec, row, purpose):
         check_user_id(user_id)
         rec.details = {"cluster_ids": [cluster_id], "user_ids": [user_id]}
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            _cluster(service, row, cluster_id, conn)
-            faces = service.store.faces_by_keys(row.id, _member_keys(conn, row, cluster_id), conn)
+            find_cluster(service, row, cluster_id, conn)
+            faces = service.store.faces_by_keys(row.id, tables.member_keys(conn, row.id, cluster_id), conn)
             others = sorted({f.user_id for f in faces.values() if f.user_id is not None} - {user_id})
             if others:
                 raise ConflictError(

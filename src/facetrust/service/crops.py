@@ -20,7 +20,7 @@ from facetrust.store import crops as table
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.types import Face
 
 __all__ = ["CROP_SIZE", "face_crop", "make_crops"]
@@ -44,7 +44,7 @@ def make_crops(rgb: np.ndarray, faces: Sequence[Face]) -> list[bytes]:
     return out
 
 
-def face_crop(service: FaceService, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
+def face_crop(service: ServiceContext, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
     """The JPEG crop of a stored face; ``NotFoundError`` when the face has none."""
     with people_step(service, actor, "GetFaceCrop", collection, model_check=False) as (rec, row, purpose):
         (wanted,) = check_face_ids([face_id], parameter="FaceId", most=1)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
+from facetrust.service.crops import make_crops
+from facetrust.service.governance_ops import erase_keys, get_consent
 from facetrust.service.governed import governed, usable
 from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.types import (
@@ -18,6 +20,7 @@ from facetrust.service.types import (
     IndexResult,
     UnindexedFace,
     UnsuccessfulFace,
+    stored_face,
 )
 from facetrust.service.validate import (
     check_external_image_id,
@@ -39,14 +42,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import FaceRow
 
-__all__ = ["Enrolment", "FaceFinder", "delete_faces", "enrol", "index_faces", "list_faces"]
+__all__ = ["Enrolment", "FaceFinder", "FaceListing", "delete_faces", "enrol", "index_faces", "list_faces"]
 
 
 def _check_consent(
-    service: FaceService, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
+    service: ServiceContext, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
 ) -> float | None:
     """Refuse unless the subject's consent is valid now (read inside ``conn``'s transaction when given);
     when the consent ends, return when: the face expires then too."""
@@ -59,8 +62,6 @@ def _check_consent(
             purpose=purpose.name,
             subject=None,
         )
-    from facetrust.service.governance_ops import get_consent
-
     record = get_consent(service, subject, conn)
     if record is None or not record.valid_at(service.clock()):
         state = "no consent is recorded" if record is None else "its consent is revoked, expired or not yet valid"
@@ -89,14 +90,12 @@ def _new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | Non
 
 
 def _crops(
-    service: FaceService, purpose: Purpose, image: Callable[[], np.ndarray] | None, faces: list[Face]
+    service: ServiceContext, purpose: Purpose, image: Callable[[], np.ndarray] | None, faces: list[Face]
 ) -> list[bytes] | None:
     """Crops to keep (only where the purpose keeps them; refused without a key to seal them, or
     without the image to cut them from)."""
     if not purpose.keep_face_crops:
         return None
-    from facetrust.service.crops import make_crops
-
     crop_table.require_keyring(service.store.keyring, purpose.name)
     if image is None:
         raise InvalidParameterError(
@@ -127,27 +126,21 @@ FaceFinder: TypeAlias = (
 where the image is not at hand)."""
 
 
-def index_faces(
-    service: FaceService,
-    collection: str,
-    image: ImageSource,
-    external_image_id: str | None,
-    max_faces: int | None,
-    quality_filter: str,
-    actor: Actor,
-) -> IndexResult:
+def index_faces(service: ServiceContext, actor: Actor, ask: Enrolment, image: ImageSource) -> IndexResult:
+    """IndexFaces: detect and embed the faces of ``image`` here, then ``enrol`` them."""
+
     def find(
         level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
         rgb = engine.load_image(image)
-        accepted, unindexed = split_faces(engine.detect(rgb), level, max_faces)
+        accepted, unindexed = split_faces(engine.detect(rgb), level, ask.max_faces)
         embeddings = engine.embed(rgb, accepted) if accepted else []
         return [(emb, emb.face) for emb in embeddings if emb.face is not None], unindexed, lambda: rgb
 
-    return enrol(service, actor, Enrolment(collection, external_image_id, max_faces, quality_filter), find)
+    return enrol(service, actor, ask, find)
 
 
-def enrol(service: FaceService, actor: Actor, ask: Enrolment, find: FaceFinder) -> IndexResult:
+def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinder) -> IndexResult:
     """IndexFaces' one governed write path: role, purpose and model of the collection, the
     parameters, consent before the work and again inside the transaction, retention, the audit
     entry (refusals included); ``find`` supplies the faces in between. All commits, or none."""
@@ -192,23 +185,24 @@ def enrol(service: FaceService, actor: Actor, ask: Enrolment, find: FaceFinder) 
                 "unindexed": [list(u.reasons) for u in unindexed],
             }
             rec.commit(conn)
-    from facetrust.service.faceservice import stored_face
-
     indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
     return IndexResult(image_id, indexed, tuple(unindexed), row.model)
 
 
-def list_faces(
-    service: FaceService,
-    collection: str,
-    max_results: int,
-    next_token: str | None,
-    user_id: str | None,
-    face_ids: Sequence[str] | None,
-    actor: Actor,
-) -> FacePage:
-    from facetrust.service.faceservice import stored_face
+@dataclass(frozen=True)
+class FaceListing:
+    """What a ListFaces call asks: a page of the collection's faces (of one user), or the faces named."""
 
+    collection: str
+    max_results: int = 1000
+    next_token: str | None = None
+    user_id: str | None = None
+    face_ids: Sequence[str] | None = None
+
+
+def list_faces(service: ServiceContext, actor: Actor, ask: FaceListing) -> FacePage:
+    collection, max_results, next_token = ask.collection, ask.max_results, ask.next_token
+    user_id, face_ids = ask.user_id, ask.face_ids
     with governed(service, actor, "ListFaces", collection) as step:
         row, now = step.collection, service.clock()
         check_limit(max_results, "MaxResults", 1, 4096)
@@ -230,9 +224,7 @@ def list_faces(
     return FacePage(tuple(stored_face(r) for r in rows if usable(r, now)), token, row.model)
 
 
-def delete_faces(service: FaceService, collection: str, face_ids: Sequence[str], actor: Actor) -> DeleteFacesResult:
-    from facetrust.service.governance_ops import erase_keys
-
+def delete_faces(service: ServiceContext, collection: str, face_ids: Sequence[str], actor: Actor) -> DeleteFacesResult:
     wanted: list[str] = []
 
     def chosen(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:

@@ -1,6 +1,8 @@
-"""FaceService: the one orchestrator of collections, faces, users, search and governance.
+"""FaceService: the public facade over collections, faces, users, search and governance.
 
-The CLI and the HTTP API call these methods and nothing below them, so every rule lives here
+The CLI and the HTTP API call these methods and nothing below them. Each one hands the
+service's ``ServiceContext`` (``service/context.py``) and the caller's actor to one governed
+operation (``service/collections.py``, ``faces.py``, ``search.py``, …), where the rules apply
 once: the deployment policy (purposes, thresholds, consent, retention), the audit record of
 every operation, erasure receipts. Each public method takes ``actor=`` (who is asking, in
 which case); the library default is the local administrator.
@@ -8,6 +10,7 @@ which case); the library default is the local administrator.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,9 +20,8 @@ from pathlib import Path
 from facetrust.config import INDEX_BACKENDS, Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import (
-    ConflictError,
+    FacetrustError,
     InvalidParameterError,
-    NotFoundError,
 )
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.audit import AuditHead, ChainReport
@@ -28,6 +30,7 @@ from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.images import ImageSource
 from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import audit_view as _audit_view
+from facetrust.service import collections as _collections
 from facetrust.service import compare as _compare
 from facetrust.service import corrections as _corrections
 from facetrust.service import crops as _crops
@@ -38,10 +41,12 @@ from facetrust.service import people as _people
 from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
-from facetrust.service.governed import allowed_purpose, governed
+from facetrust.service.context import ServiceContext
+from facetrust.service.governed import allowed_purpose, record_refusal
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
-from facetrust.service.profiles import ProfileEngines, check_profile, profile_of
+from facetrust.service.profiles import ProfileEngines
+from facetrust.service.replica import holder_name, index_folder
 from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
     AssociateResult,
@@ -54,44 +59,18 @@ from facetrust.service.types import (
     FaceSearchResult,
     IndexResult,
     ReviewRecord,
-    StoredFace,
     SweepResult,
     UserPage,
     UserSearchResult,
 )
-from facetrust.service.validate import (
-    check_collection_id,
-    check_external_image_id,
-    check_limit,
-    decode_token,
-    encode_token,
-)
-from facetrust.store import records
-from facetrust.store.sqlite import CollectionRow, FaceRow, Store
-from facetrust.types import ImageComparison, Pose, Quality, RatioBox
+from facetrust.store.sqlite import CollectionRow, Store
+from facetrust.types import ImageComparison
 
-__all__ = ["FaceService", "stored_face"]
+__all__ = ["FaceService"]
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "facetrust.db"
-
-
-def stored_face(row: FaceRow) -> StoredFace:
-    left, top, width, height = row.box
-    roll, yaw, pitch = row.pose
-    return StoredFace(
-        face_id=row.face_id,
-        image_id=row.image_id,
-        external_image_id=row.external_image_id,
-        user_id=row.user_id,
-        box=RatioBox(left, top, width, height),
-        confidence=row.confidence,
-        quality=Quality(row.brightness, row.sharpness),
-        pose=Pose(roll, yaw, pitch),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
 
 
 class FaceService:
@@ -110,6 +89,7 @@ class FaceService:
         policy: Policy = DEFAULT_POLICY,
         keyring: Keyring | None = None,
         clock: Callable[[], float] = time.time,
+        replica_id: str = "",
         settings: Settings | None = None,
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
@@ -117,16 +97,60 @@ class FaceService:
                 f"Unknown index backend {index_backend!r}; available: {', '.join(INDEX_BACKENDS)}",
                 parameter="index_backend",
             )
-        self.data_dir = Path(data_dir)
-        self.engine = engine
-        self.engines = ProfileEngines(engine, settings)
-        self.policy = policy
-        self.clock = clock
-        self.store = Store(self.data_dir / DB_NAME, keyring=keyring)
-        self.indexes = IndexRegistry(
-            self.store, self.engines.dim_of, index_backend, self.data_dir / "index", keyring=keyring
+        data_dir = Path(data_dir)
+        folder = index_folder(data_dir, replica_id)  # refuses a bad replica_id before opening anything
+        store = Store(data_dir / DB_NAME, keyring=keyring)
+        engines = ProfileEngines(engine, settings)  # the other profiles' engines load when a collection needs them
+        indexes = IndexRegistry(
+            store, engines.dim_of, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
         )
+        self._store = store  # the SQLite store itself; operations see it as a FaceStore
+        self.ctx = ServiceContext(data_dir, store, indexes, engine, policy, clock, engines)
+        self.replica_id = replica_id  # this server's name among replicas over one store (docs/replicas.md)
+        self.holder = holder_name(replica_id)  # this process's name in the store's leases
         self._closers: list[Callable[[], None]] = []
+
+    # The parts, as the context holds them (each operation is handed the context).
+    @property
+    def data_dir(self) -> Path:
+        return self.ctx.data_dir
+
+    @property
+    def store(self) -> Store:
+        """The database: the truth."""
+        return self._store
+
+    @property
+    def indexes(self) -> IndexRegistry:
+        """The derived vector index of each collection."""
+        return self.ctx.indexes
+
+    @property
+    def engine(self) -> FaceEngine:
+        """The engine of the service's own profile (the setting ``profile``)."""
+        return self.ctx.engine
+
+    @property
+    def engines(self) -> ProfileEngines:
+        """The engine of each embedding profile, loaded when first needed."""
+        return self.ctx.engines
+
+    def engine_for(self, row: CollectionRow) -> FaceEngine:
+        """The engine of a collection's profile (docs/engine.md#profiles)."""
+        return self.ctx.engine_for(row)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.ctx.clock
+
+    @property
+    def policy(self) -> Policy:
+        """The deployment policy; replacing it applies to every operation from then on."""
+        return self.ctx.policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self.ctx = dataclasses.replace(self.ctx, policy=policy)
 
     @classmethod
     def open(
@@ -152,6 +176,7 @@ class FaceService:
             index_backend=settings.index_backend,
             policy=load_policy(settings.policy_file),
             keyring=keyring,
+            replica_id=settings.replica_id,
             settings=settings,
         )
 
@@ -163,7 +188,7 @@ class FaceService:
     def close(self) -> None:
         while self._closers:
             self._closers.pop()()
-        self.indexes.save_all()
+        self.indexes.close()
         self.store.close()
 
     def __enter__(self) -> FaceService:
@@ -174,19 +199,10 @@ class FaceService:
 
     # -- collections and purposes -------------------------------------------------------------
 
-    def _collection(self, name: str, *, model_check: bool = True) -> CollectionRow:
-        check_collection_id(name)
-        row = self.store.get_collection(name)
-        if row is None:
-            raise NotFoundError(f"Collection {name!r} does not exist", resource=name)
-        if model_check:
-            self.engine_for(row)
-        return row
-
-    def engine_for(self, row: CollectionRow) -> FaceEngine:
-        """The engine of the collection's profile (the one that made its templates), loaded on first
-        use; ``ModelMismatchError`` when this service cannot run it (docs/engine.md#profiles)."""
-        return self.engines.for_model(row.name, row.model)
+    def record_refusal(self, operation: str, error: FacetrustError, *, actor: Actor = LOCAL) -> None:
+        """Log an attempt an entry point refused before the operation could run (a role check, a
+        malformed request): who, what, and why."""
+        record_refusal(self.store, actor, operation, error)
 
     def purpose_of(self, name: str) -> Purpose:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""
@@ -196,47 +212,21 @@ class FaceService:
         self, name: str, *, purpose: str | None = None, profile: str | None = None, actor: Actor = LOCAL
     ) -> CollectionInfo:
         """A new, empty collection for one purpose, bound for life to the embedding model of ``profile``
-        ("default" or "accurate", docs/engine.md; default: this service's own, the setting ``profile``).
-        Another profile's engine is loaded here if no collection has needed it yet; the audit entry
-        records the profile and model."""
-        with governed(self, actor, "CreateCollection", name, purpose=purpose) as step:
-            check_collection_id(name)
-            chosen = self.engines.default_profile if profile is None else profile
-            step.record.details = {"profile": chosen}  # what was asked, when it is refused
-            check_profile(chosen)
-            engine = self.engines.get(chosen)
-            step.record.details = {"profile": chosen, "model": engine.model_id}
-            with self.store.transaction() as conn:
-                if self.store.get_collection(name, conn) is not None:
-                    raise ConflictError(f"Collection {name!r} already exists", resource=name)
-                row = self.store.insert_collection(conn, name, engine.model_id, str(step.record.purpose))
-                step.record.commit(conn)
-        return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose, profile_of(row.model))
+        ("default" or "accurate", docs/engine.md; default: this service's own, the setting ``profile``)."""
+        return _collections.create_collection(self.ctx, actor, name, purpose, profile)
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
         """The collection, counting only usable faces (expired ones are gone for every purpose)."""
-        with governed(self, actor, "DescribeCollection", name) as step:
-            row = step.collection
-            with self.store.snapshot() as conn:
-                faces = records.live_face_count(conn, row.id, self.clock())
-                _, users = self.store.counts(row.id, conn)
-        return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose, profile_of(row.model))
+        return _collections.describe_collection(self.ctx, actor, name)
 
     def list_collections(
         self, *, max_results: int = 1000, next_token: str | None = None, actor: Actor = LOCAL
     ) -> CollectionPage:
-        with governed(self, actor, "ListCollections"):
-            check_limit(max_results, "MaxResults", 1, 4096)
-            after = decode_token(next_token, "collections", "") if next_token is not None else ""
-            rows = self.store.list_collections(str(after), max_results + 1)
-        more = len(rows) > max_results
-        rows = rows[:max_results]
-        token = encode_token("collections", "", rows[-1].name) if more else None
-        return CollectionPage(tuple(r.name for r in rows), tuple(r.model for r in rows), token)
+        return _collections.list_collections(self.ctx, actor, max_results, next_token)
 
     def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Delete a collection with all its faces and users; the receipt names every erased face."""
-        return _gov.delete_collection(self, name, actor)
+        return _gov.delete_collection(self.ctx, name, actor)
 
     # -- faces (facetrust.service.faces) ------------------------------------------------------
 
@@ -257,7 +247,8 @@ class FaceService:
         the collection's purpose requires consent, ``external_image_id`` names the subject and a
         valid consent record for it must exist. The image itself is never stored.
         """
-        return _faces.index_faces(self, collection, image, external_image_id, max_faces, quality_filter, actor)
+        ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
+        return _faces.index_faces(self.ctx, actor, ask, image)
 
     def index_prepared(
         self,
@@ -274,9 +265,8 @@ class FaceService:
         worker): the same operation (IndexFaces), rules and write; the image's hash is recorded
         as ingested with its faces (``facetrust.ingest`` skips it on a rerun). ``image`` (its
         path or bytes) is read only where the collection's purpose keeps face crops."""
-        return _ingest.index_prepared(
-            self, collection, prepared, external_image_id, max_faces, quality_filter, actor, image
-        )
+        ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
+        return _ingest.index_prepared(self.ctx, actor, ask, prepared, image)
 
     def list_faces(
         self,
@@ -288,30 +278,26 @@ class FaceService:
         face_ids: Sequence[str] | None = None,
         actor: Actor = LOCAL,
     ) -> FacePage:
-        return _faces.list_faces(self, collection, max_results, next_token, user_id, face_ids, actor)
+        ask = _faces.FaceListing(collection, max_results, next_token, user_id, face_ids)
+        return _faces.list_faces(self.ctx, actor, ask)
 
     def delete_faces(self, collection: str, face_ids: Sequence[str], *, actor: Actor = LOCAL) -> DeleteFacesResult:
         """Erase faces; the result carries an erasure receipt when anything was deleted."""
-        return _faces.delete_faces(self, collection, face_ids, actor)
+        return _faces.delete_faces(self.ctx, collection, face_ids, actor)
 
     # -- users (facetrust.service.users) ------------------------------------------------------
 
     def create_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
-        with governed(self, actor, "CreateUser", collection) as step:
-            step.record.details = {"user_ids": [user_id]}
-            _users.create_user(self, step.collection, user_id)
+        _users.create_user(self.ctx, actor, collection, user_id)
 
     def delete_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
         """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
-        with governed(self, actor, "DeleteUser", collection) as step:
-            step.record.details = {"user_ids": [user_id]}
-            _users.delete_user(self, step.collection, user_id)
+        _users.delete_user(self.ctx, actor, collection, user_id)
 
     def list_users(
         self, collection: str, *, max_results: int = 500, next_token: str | None = None, actor: Actor = LOCAL
     ) -> UserPage:
-        with governed(self, actor, "ListUsers", collection) as step:
-            return _users.list_users(self, step.collection, max_results, next_token)
+        return _users.list_users(self.ctx, actor, collection, max_results, next_token)
 
     def associate_faces(
         self,
@@ -325,15 +311,12 @@ class FaceService:
         """Associate faces with a user. Once the user has faces, each new face is matched against
         them: a 1:N match, so it needs a role that may search and obeys the purpose's search
         rules (refused where search is, minimum threshold, candidate cap), audited like a search."""
-        return _users.governed_associate(self, collection, user_id, face_ids, user_match_threshold, actor)
+        return _users.governed_associate(self.ctx, collection, user_id, face_ids, user_match_threshold, actor)
 
     def disassociate_faces(
         self, collection: str, user_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
     ) -> AssociateResult:
-        with governed(self, actor, "DisassociateFaces", collection) as step:
-            result = _users.disassociate_faces(self, step.collection, user_id, face_ids)
-            step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
-            return result
+        return _users.disassociate_faces(self.ctx, actor, collection, user_id, face_ids)
 
     # -- search (facetrust.service.search) ----------------------------------------------------
 
@@ -341,9 +324,8 @@ class FaceService:
         self, collection: str, face_id: str, *, threshold: float = 80.0, max_faces: int = 4096, actor: Actor = LOCAL
     ) -> FaceSearchResult:
         """Stored faces matching a stored face (the face itself excluded), best first."""
-        return _search.governed_face_search(
-            self, collection, actor, "SearchFaces", threshold, max_faces, face_id=face_id
-        )
+        ask = _search.SearchRequest("SearchFaces", collection, threshold, max_faces, face_id=face_id)
+        return _search.governed_face_search(self.ctx, actor, ask)
 
     def search_faces_by_image(
         self,
@@ -356,16 +338,10 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> FaceSearchResult:
         """Stored faces matching the largest face in ``image``; the searched face is returned."""
-        return _search.governed_face_search(
-            self,
-            collection,
-            actor,
-            "SearchFacesByImage",
-            threshold,
-            max_faces,
-            image=image,
-            quality_filter=quality_filter,
+        ask = _search.SearchRequest(
+            "SearchFacesByImage", collection, threshold, max_faces, image=image, quality_filter=quality_filter
         )
+        return _search.governed_face_search(self.ctx, actor, ask)
 
     def search_users(
         self,
@@ -377,9 +353,8 @@ class FaceService:
         max_users: int = 4096,
         actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.governed_user_search(
-            self, collection, actor, "SearchUsers", threshold, max_users, user_id=user_id, face_id=face_id
-        )
+        ask = _search.SearchRequest("SearchUsers", collection, threshold, max_users, face_id=face_id, user_id=user_id)
+        return _search.governed_user_search(self.ctx, actor, ask)
 
     def search_users_by_image(
         self,
@@ -391,16 +366,10 @@ class FaceService:
         quality_filter: str = "NONE",
         actor: Actor = LOCAL,
     ) -> UserSearchResult:
-        return _search.governed_user_search(
-            self,
-            collection,
-            actor,
-            "SearchUsersByImage",
-            threshold,
-            max_users,
-            image=image,
-            quality_filter=quality_filter,
+        ask = _search.SearchRequest(
+            "SearchUsersByImage", collection, threshold, max_users, image=image, quality_filter=quality_filter
         )
+        return _search.governed_user_search(self.ctx, actor, ask)
 
     def compare_faces(
         self,
@@ -416,7 +385,8 @@ class FaceService:
         """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
         the actor's declared purpose, then the policy's default purpose), audited; with the engine of
         ``profile`` (default: this service's own, the setting ``profile``)."""
-        return _compare.compare_faces(self, source, target, threshold, quality_filter, purpose, actor, profile)
+        ask = _compare.CompareRequest(source, target, threshold, quality_filter, purpose, profile)
+        return _compare.compare_faces(self.ctx, actor, ask)
 
     # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
 
@@ -430,11 +400,21 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> _audit_view.AuditPage:
         """Audit entries, identities pseudonymised unless ``disclose`` (the DiscloseAuditLog privilege)."""
-        return _audit_view.get_audit_log(self, actor, after_seq=after_seq, since=since, limit=limit, disclose=disclose)
+        return _audit_view.get_audit_log(
+            self.ctx, actor, after_seq=after_seq, since=since, limit=limit, disclose=disclose
+        )
 
     def verify_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> ChainReport:
         """Recompute the audit log's hash chain (and compare with an exported head)."""
-        return _audit_view.verify_audit_log(self, actor, expected)
+        return _audit_view.verify_audit_log(self.ctx, actor, expected)
+
+    def check_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> _audit_view.ChainCheck:
+        """``verify_audit_log`` with the first bad entry as stored (for showing what was altered)."""
+        return _audit_view.check_audit_log(self.ctx, actor, expected)
+
+    def audit_head(self, *, actor: Actor = LOCAL) -> AuditHead:
+        """The audit chain's head now (SEQ:HASH), to export and keep elsewhere."""
+        return _audit_view.audit_head(self.ctx, actor)
 
     def record_consent(
         self,
@@ -447,86 +427,81 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> ConsentRecord:
         """Record a subject's consent; ``evidence`` (e.g. the signed release) is hashed, not kept."""
-        return _gov.record_consent(self, subject, basis, evidence, granted_at, expires_at, actor)
+        grant = _gov.ConsentGrant(subject, basis, evidence, granted_at, expires_at)
+        return _gov.record_consent(self.ctx, actor, grant)
 
     def revoke_consent(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Revoke a subject's consent and erase every face indexed under that subject."""
-        return _gov.revoke_consent(self, subject, actor)
+        return _gov.revoke_consent(self.ctx, subject, actor)
 
     def consent(self, subject: str, *, actor: Actor = LOCAL) -> ConsentRecord | None:
         """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
-        with governed(self, actor, "ShowConsent") as step:
-            step.record.details = {"subject": subject}
-            check_external_image_id(subject)
-            return _gov.get_consent(self, subject)
+        return _gov.show_consent(self.ctx, actor, subject)
 
     def erase_subject(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Erase every face whose ExternalImageId is ``subject``, in every collection."""
-        return _gov.erase(self, "subject", subject, None, actor)
+        return _gov.erase(self.ctx, "subject", subject, None, actor)
 
     def erase_external_image_id(
         self, collection: str, external_image_id: str, *, actor: Actor = LOCAL
     ) -> ErasureReceipt:
-        return _gov.erase(self, "external_image_id", external_image_id, collection, actor)
+        return _gov.erase(self.ctx, "external_image_id", external_image_id, collection, actor)
 
     def erase_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Delete a user and erase all its faces."""
-        return _gov.erase(self, "user", user_id, collection, actor)
+        return _gov.erase(self.ctx, "user", user_id, collection, actor)
 
     def verify_receipt(self, receipt: ErasureReceipt, *, actor: Actor = LOCAL) -> bool:
         """True when the receipt's audit entry is intact in a valid chain, records every field of the
         receipt unchanged, and its faces are gone."""
-        with governed(self, actor, "VerifyReceipt") as step:
-            ok = _gov.verify_receipt(self, receipt)
-            step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
-            return ok
+        return _gov.governed_verify_receipt(self.ctx, actor, receipt)
 
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period (or only list them)."""
-        return _gov.sweep_retention(self, dry_run, actor)
+        return _gov.sweep_retention(self.ctx, dry_run, actor)
 
     def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:
         """Re-seal every template with the current key (or seal plain ones), a batch per
         transaction, so reads continue throughout; returns how many were re-sealed."""
-        return _gov.rotate_templates(self, batch_size, actor)
+        return _gov.rotate_templates(self.ctx, batch_size, actor)
 
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
         """Record a person's review decision against a search's audit entry."""
-        return _gov.record_review(self, search_seq, decision, note, actor)
+        return _gov.record_review(self.ctx, search_seq, decision, note, actor)
 
     # -- people (facetrust.service.people, facetrust.service.corrections) --------------------
 
     def list_people(self, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
         """The collection's faces grouped into people (faces indexed since the last pass placed first)."""
-        return _people.list_people(self, collection, actor=actor)
+        return _people.list_people(self.ctx, collection, actor=actor)
 
     def cluster_faces(self, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL) -> PeoplePage:
         """A full clustering pass at ``threshold`` (Similarity; default: the last pass's), corrections respected."""
-        return _people.recluster(self, collection, threshold=threshold, actor=actor)
+        return _people.recluster(self.ctx, collection, threshold=threshold, actor=actor)
 
     def describe_person(self, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
-        return _people.show(self, collection, cluster_id, actor=actor)
+        return _people.show(self.ctx, collection, cluster_id, actor=actor)
 
     def merge_people(self, collection: str, cluster_ids: Sequence[str], *, actor: Actor = LOCAL) -> Person:
         """Merge clusters into the first; every later pass keeps them together."""
-        return _corrections.merge(self, collection, cluster_ids, actor=actor)
+        return _corrections.merge(self.ctx, collection, cluster_ids, actor=actor)
 
     def split_person(
         self, collection: str, cluster_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
     ) -> Person:
         """Take faces out of a cluster ("not this person"); no later pass puts them back."""
-        return _corrections.split(self, collection, cluster_id, face_ids, actor=actor)
+        return _corrections.split(self.ctx, collection, cluster_id, face_ids, actor=actor)
 
     def name_person(self, collection: str, cluster_id: str, user_id: str, *, actor: Actor = LOCAL) -> NameResult:
         """Name a cluster: create the user if new and associate the cluster's faces with it."""
-        return _corrections.name(self, collection, cluster_id, user_id, actor=actor)
+        return _corrections.name(self.ctx, collection, cluster_id, user_id, actor=actor)
 
     def face_crop(self, collection: str, face_id: str, *, actor: Actor = LOCAL) -> bytes:
         """The JPEG review crop of a stored face (kept where the purpose sets ``keep_face_crops``)."""
-        return _crops.face_crop(self, collection, face_id, actor=actor)
+        return _crops.face_crop(self.ctx, collection, face_id, actor=actor)
 
     def review_queue(
         self, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
     ) -> tuple[ReviewItem, ...]:
         """Searches whose purpose requires review and that nobody has reviewed yet, oldest first."""
-        return _review_queue.review_queue(self, collection=collection, limit=limit, actor=actor)
+        return _review_queue.review_queue(self.ctx, collection=collection, limit=limit, actor=actor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError, RoleDeniedError
@@ -20,19 +21,22 @@ from facetrust.store.crops import crop_keys
 if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
 
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import CollectionRow, FaceRow
 
 __all__ = [
     "REVIEW_DECISIONS",
+    "ConsentGrant",
     "delete_collection",
     "erase",
     "erase_keys",
     "get_consent",
+    "governed_verify_receipt",
     "record_consent",
     "record_review",
     "revoke_consent",
     "rotate_templates",
+    "show_consent",
     "sweep_retention",
     "verify_receipt",
 ]
@@ -43,7 +47,7 @@ REVIEW_DECISIONS = ("confirmed", "rejected", "inconclusive")
 Selector = Callable[["sqlite3.Connection"], dict[int, list["FaceRow"]]]
 
 
-def _scrub(service: FaceService, rows: list[CollectionRow]) -> None:
+def _scrub(service: ServiceContext, rows: list[CollectionRow]) -> None:
     """After an erasure: no copy in index snapshots (or HNSW's soft-deleted memory), none in the WAL."""
     for row in rows:
         if service.store.get_collection(row.name) == row:  # a deleted collection's index is dropped instead
@@ -52,7 +56,7 @@ def _scrub(service: FaceService, rows: list[CollectionRow]) -> None:
 
 
 def erase_keys(
-    service: FaceService,
+    service: ServiceContext,
     operation: str,
     what: str,
     target: str,
@@ -110,12 +114,12 @@ def erase_keys(
     )
 
 
-def _all_collections(service: FaceService) -> dict[str, CollectionRow]:
+def _all_collections(service: ServiceContext) -> dict[str, CollectionRow]:
     rows = service.store.list_collections(None, 1 << 30)
     return {r.name: r for r in rows}
 
 
-def erase(service: FaceService, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:
+def erase(service: ServiceContext, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:
     """Erase a subject (every collection), or an external image id or a user (one collection)."""
     if what == "subject":
         return erase_keys(service, "EraseSubject", what, target, None, actor, _by_subject(target))
@@ -139,7 +143,7 @@ def erase(service: FaceService, what: str, target: str, collection: str | None, 
     raise InvalidParameterError(f"Cannot erase a {what!r}", parameter="what")
 
 
-def _named(service: FaceService, collection: str | None, conn: sqlite3.Connection) -> CollectionRow:
+def _named(service: ServiceContext, collection: str | None, conn: sqlite3.Connection) -> CollectionRow:
     row = service.store.get_collection(str(collection), conn)
     if row is None:
         raise NotFoundError(f"Collection {collection!r} does not exist", resource=str(collection))
@@ -156,7 +160,7 @@ def _by_subject(subject: str) -> Selector:
     return select
 
 
-def delete_collection(service: FaceService, name: str, actor: Actor) -> ErasureReceipt:
+def delete_collection(service: ServiceContext, name: str, actor: Actor) -> ErasureReceipt:
     """Delete a collection, its users and every face; the receipt names every erased face."""
     dropped: list[CollectionRow] = []
 
@@ -187,20 +191,34 @@ def _consent(row: tuple[object, ...]) -> ConsentRecord:
     )
 
 
-def get_consent(service: FaceService, subject: str, conn: sqlite3.Connection | None = None) -> ConsentRecord | None:
+def get_consent(service: ServiceContext, subject: str, conn: sqlite3.Connection | None = None) -> ConsentRecord | None:
     found = records.get_consent(conn or service.store.connection(), subject)
     return _consent(found) if found else None
 
 
-def record_consent(
-    service: FaceService,
-    subject: str,
-    basis: str,
-    evidence: bytes | str,
-    granted_at: float | None,
-    expires_at: float | None,
-    actor: Actor,
-) -> ConsentRecord:
+def show_consent(service: ServiceContext, actor: Actor, subject: str) -> ConsentRecord | None:
+    """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
+    with governed(service, actor, "ShowConsent") as step:
+        step.record.details = {"subject": subject}
+        check_external_image_id(subject)
+        return get_consent(service, subject)
+
+
+@dataclass(frozen=True)
+class ConsentGrant:
+    """A subject's consent to record: the legal basis, the evidence (hashed, never kept), and when
+    it starts (None: now) and ends (None: until revoked)."""
+
+    subject: str
+    basis: str
+    evidence: bytes | str
+    granted_at: float | None = None
+    expires_at: float | None = None
+
+
+def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -> ConsentRecord:
+    subject, basis, evidence = grant.subject, grant.basis, grant.evidence
+    granted_at, expires_at = grant.granted_at, grant.expires_at
     with governed(service, actor, "RecordConsent") as step:
         rec = step.record
         check_external_image_id(subject)
@@ -232,7 +250,7 @@ def record_consent(
     return ConsentRecord(subject, basis.strip(), granted, expires_at, digest, now)
 
 
-def _follow_consent(service: FaceService, conn: sqlite3.Connection, subject: str, ends: float | None) -> None:
+def _follow_consent(service: ServiceContext, conn: sqlite3.Connection, subject: str, ends: float | None) -> None:
     """A renewed (or shortened) consent moves the expiry of the subject's faces in collections whose
     purpose requires consent: the end of retention or of the consent, whichever comes first."""
     purposes = {row.id: service.policy.purposes.get(row.purpose) for row in _all_collections(service).values()}
@@ -245,7 +263,7 @@ def _follow_consent(service: FaceService, conn: sqlite3.Connection, subject: str
             records.set_expiry(conn, face.key, retained if ends is None else min(retained, ends))
 
 
-def revoke_consent(service: FaceService, subject: str, actor: Actor) -> ErasureReceipt:
+def revoke_consent(service: ServiceContext, subject: str, actor: Actor) -> ErasureReceipt:
     """Revoke the consent of ``subject`` (any spelling) and erase its faces everywhere."""
     now = service.clock()
 
@@ -267,7 +285,7 @@ def revoke_consent(service: FaceService, subject: str, actor: Actor) -> ErasureR
     )
 
 
-def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepResult:
+def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> SweepResult:
     """Erase every face past its expiry (retention, or its subject's consent), or only list them."""
     now = service.clock()
     rows = _all_collections(service)
@@ -293,7 +311,7 @@ def sweep_retention(service: FaceService, dry_run: bool, actor: Actor) -> SweepR
     return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt)
 
 
-def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
+def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
     """Every field of the receipt must be what its audit entry (in an intact chain) records; no face of it stored."""
     with service.store.snapshot() as conn:
         report = audit.verify_chain(conn)
@@ -315,7 +333,15 @@ def verify_receipt(service: FaceService, receipt: ErasureReceipt) -> bool:
     return recorded == receipt and entry.data.get("outcome") == "ok"
 
 
-def record_review(service: FaceService, search_seq: int, decision: str, note: str, actor: Actor) -> ReviewRecord:
+def governed_verify_receipt(service: ServiceContext, actor: Actor, receipt: ErasureReceipt) -> bool:
+    """``verify_receipt`` on the governed path (VerifyReceipt), its verdict in the audit entry."""
+    with governed(service, actor, "VerifyReceipt") as step:
+        ok = verify_receipt(service, receipt)
+        step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
+        return ok
+
+
+def record_review(service: ServiceContext, search_seq: int, decision: str, note: str, actor: Actor) -> ReviewRecord:
     """A reviewer's decision on a search awaiting review; never by the key that ran the search."""
     with governed(service, actor, "RecordReview") as step:
         rec = step.record
@@ -349,7 +375,7 @@ def record_review(service: FaceService, search_seq: int, decision: str, note: st
     return ReviewRecord(search_seq, decision, actor.key_id, note, own.seq)
 
 
-def rotate_templates(service: FaceService, batch_size: int, actor: Actor) -> int:
+def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:
     with governed(service, actor, "RotateTemplates") as step:
         rec = step.record
         total, after = 0, 0

@@ -24,8 +24,9 @@ from facetrust.service.validate import check_collection_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Policy, Purpose
-    from facetrust.service.faceservice import FaceService
-    from facetrust.store.sqlite import CollectionRow, FaceRow, Store
+    from facetrust.service.context import ServiceContext
+    from facetrust.store.protocol import FaceStore
+    from facetrust.store.sqlite import CollectionRow, FaceRow
 
 __all__ = [
     "RULES",
@@ -150,7 +151,7 @@ class Governed:
         return self.row
 
 
-def _default_purpose(service: FaceService, asked: str | None) -> str:
+def _default_purpose(service: ServiceContext, asked: str | None) -> str:
     chosen = asked or service.policy.default_purpose
     if chosen is None:
         raise InvalidParameterError(
@@ -160,7 +161,7 @@ def _default_purpose(service: FaceService, asked: str | None) -> str:
 
 
 @contextmanager
-def attempt(store: Store, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
+def attempt(store: FaceStore, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
     """The role check and the audit record of an operation, for one that needs nothing else
     (``governed()`` builds on it). Every attempt is logged, a role denial included."""
     with audited(store, actor, operation, collection) as rec:
@@ -168,7 +169,7 @@ def attempt(store: Store, actor: Actor, operation: str, collection: str | None =
         yield rec
 
 
-def record_refusal(store: Store, actor: Actor, operation: str, error: FacetrustError) -> None:
+def record_refusal(store: FaceStore, actor: Actor, operation: str, error: FacetrustError) -> None:
     """Log an attempt an entry point refused before the operation could run (the server's role
     check, a malformed request): who, what, and why."""
     rec = Record(actor, operation)
@@ -179,7 +180,7 @@ def record_refusal(store: Store, actor: Actor, operation: str, error: FacetrustE
 
 @contextmanager
 def governed(
-    service: FaceService,
+    service: ServiceContext,
     actor: Actor,
     operation: str,
     collection: str | None = None,
@@ -193,7 +194,7 @@ def governed(
         step = Governed(rec)
         if rule.scope == COLLECTION and collection is not None:
             check_collection_id(collection)
-            step.row = service._collection(collection, model_check=model_check)
+            step.row = service.collection(collection, model_check=model_check)
             rec.purpose = step.row.purpose
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:

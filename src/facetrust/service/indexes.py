@@ -10,6 +10,12 @@ With template encryption on, snapshots are never written (they would hold the ve
 clear): the index lives in memory only and is rebuilt from the encrypted database on open.
 After an erasure the snapshot files are removed, and a pq or HNSW index (whose deletions only
 mark vectors) is rebuilt, so no copy of an erased template survives in an index or in memory.
+That happens wherever a deletion is applied: in the process that erased, and in every other
+replica when it catches up with the deletion (at its next search, or its periodic ``refresh``).
+
+Snapshots live in this replica's own folder (service/replica.py); only the process holding the
+folder's lock (``owner``) writes or removes files there. Another process over the same folder
+keeps its indexes in memory, rebuilt from the database.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facetrust.service.replica import FolderLock, replica_folders
 from facetrust.store.private import private_dir, tighten
-from facetrust.store.sqlite import CollectionRow, Store, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.index.base import SearchHits, VectorIndex
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["CollectionIndex", "IndexRegistry"]
 
@@ -41,10 +49,19 @@ class CollectionIndex:
     """One collection's vector index plus the change number it reflects. Thread-safe."""
 
     def __init__(
-        self, store: Store, collection: CollectionRow, dim: int, backend: str, folder: Path, *, persist: bool = True
+        self,
+        store: FaceStore,
+        collection: CollectionRow,
+        dim: int,
+        backend: str,
+        folder: Path,
+        *,
+        persist: bool = True,
+        owner: bool = True,
     ) -> None:
         self.store = store
-        self.persist = persist
+        self.persist = persist and owner  # snapshots are read and written by the folder's owner only
+        self.owner = owner
         self.collection = collection
         self.dim = dim
         self.backend = backend
@@ -94,7 +111,8 @@ class CollectionIndex:
         from facetrust.index import load_index
 
         if not self.persist:
-            self.drop_files()  # e.g. written before encryption was switched on
+            if self.owner:
+                self.drop_files()  # e.g. written before encryption was switched on
             return False
         try:
             meta = json.loads(self._meta_path.read_text())
@@ -117,6 +135,8 @@ class CollectionIndex:
             if self._index is None and not self._load_snapshot():
                 self._rebuild()
             self._catch_up()
+            if self._index is None:  # a deletion dropped a pq or HNSW index: rebuild it from the database
+                self._rebuild()
             assert self._index is not None
             return self._index
 
@@ -129,6 +149,7 @@ class CollectionIndex:
         changes = self.store.changes_since(self.collection.id, self._applied)
         if not changes:
             return
+        deleted = any(op == "del" for _, _, op in changes)
         live = {k for _, k, op in changes if op == "add"}
         found = dict(self.store.embeddings(self.collection.id, sorted(live))) if live else {}
         pending: list[tuple[int, bytes]] = []
@@ -143,6 +164,10 @@ class CollectionIndex:
         if pending:
             self._index.add(*self._vectors(pending))
         self._applied = changes[-1][0]
+        if deleted:  # by this process or another replica: no copy of the erased templates stays
+            self._forget_erased()
+            if self._index is None:
+                return
         if self.backend == "auto" and self._index.name == "exact" and choose_backend(len(self._index)) != "exact":
             self._rebuild()  # outgrew exact search; shrinking is left to the next rebuild (no flapping)
         if self._applied - self._saved >= SAVE_EVERY:
@@ -154,15 +179,29 @@ class CollectionIndex:
             index = self.ensure()
             return index.search(queries, max(1, min(k, len(index)))), len(index)
 
+    def _forget_erased(self) -> None:
+        """After applying deletions: remove the snapshot files; forget a pq or HNSW index, which only
+        marked the deleted vectors (the next search rebuilds it from the database)."""
+        if self.owner:
+            self.drop_files()
+        self._saved = -1
+        if self._index is not None and self._index.name != "exact":
+            self._index = None
+
     def scrub(self) -> None:
-        """After an erasure: remove snapshot files; forget a pq or HNSW index that still holds erased vectors."""
+        """After an erasure: apply it (``_forget_erased``) and remove this collection's snapshot files."""
         with self._lock:
             if self._index is not None:
                 self._catch_up()
-                if self._index.name != "exact":
-                    self._index = None
-            self.drop_files()
+            if self.owner:
+                self.drop_files()
             self._saved = -1
+
+    def refresh(self) -> None:
+        """Catch up with the database when loaded (a replica's periodic step; nothing to do when unloaded)."""
+        with self._lock:
+            if self._index is not None:
+                self._catch_up()
 
     def save(self) -> None:
         with self._lock:
@@ -183,54 +222,110 @@ class CollectionIndex:
                 tighten(written)
             self._saved = self._applied
 
-    def drop_files(self) -> None:
-        for path in (self._path, self._meta_path):
-            path.unlink(missing_ok=True)
-        for extra in self.folder.glob(f"collection-{self.collection.id}.index*"):
+    def drop_files(self, folder: Path | None = None) -> None:
+        """Remove this collection's snapshot files from ``folder`` (default: this index's own)."""
+        folder = folder or self.folder
+        for name in (self._path.name, self._meta_path.name):
+            (folder / name).unlink(missing_ok=True)
+        for extra in folder.glob(f"collection-{self.collection.id}.index*"):
             extra.unlink(missing_ok=True)
 
 
 class IndexRegistry:
-    """The ``CollectionIndex`` of every open collection."""
+    """The ``CollectionIndex`` of every open collection, with snapshots in this replica's ``folder``.
+
+    ``root``: the folder holding every replica's snapshot folder (service/replica.py); an erasure
+    removes the erased collection's snapshots from all of them, not only from this replica's.
+    ``dim``: the template length of every collection, or a function giving each collection's
+    (collections of different embedding profiles hold templates of different lengths).
+    """
 
     def __init__(
         self,
-        store: Store,
+        store: FaceStore,
         dim: int | Callable[[CollectionRow], int],
         backend: str,
         folder: Path,
         *,
         keyring: object | None = None,
+        root: Path | None = None,
     ) -> None:
-        """``dim``: the template length of every collection, or a function giving each collection's
-        (collections of different embedding profiles hold templates of different lengths)."""
         self.store, self.backend, self.folder = store, backend, folder
         self.dim_of: Callable[[CollectionRow], int] = dim if callable(dim) else (lambda _row: dim)
+        self.root = root
         self.persist = keyring is None
+        self._folder_lock = FolderLock(folder)
+        self.owner = self._folder_lock.acquire()
         self._lock = threading.Lock()
         self._open: dict[int, CollectionIndex] = {}
+        if self.owner:
+            self._drop_orphans()
+
+    def _index(self, collection: CollectionRow) -> CollectionIndex:
+        return CollectionIndex(
+            self.store,
+            collection,
+            self.dim_of(collection),
+            self.backend,
+            self.folder,
+            persist=self.persist,
+            owner=self.owner,
+        )
 
     def get(self, collection: CollectionRow) -> CollectionIndex:
         with self._lock:
             found = self._open.get(collection.id)
             if found is None or found.collection.created_at != collection.created_at:
-                found = self._open[collection.id] = CollectionIndex(
-                    self.store, collection, self.dim_of(collection), self.backend, self.folder, persist=self.persist
-                )
+                found = self._open[collection.id] = self._index(collection)
             return found
 
     def drop(self, collection: CollectionRow) -> None:
         with self._lock:
             found = self._open.pop(collection.id, None)
-        (
-            found or CollectionIndex(self.store, collection, self.dim_of(collection), self.backend, self.folder)
-        ).drop_files()
+        self._drop_everywhere(found or self._index(collection))
+
+    def _drop_everywhere(self, index: CollectionIndex) -> None:
+        if self.owner:
+            index.drop_files()
+        for folder in replica_folders(self.root) if self.root is not None else []:
+            if folder != self.folder:
+                index.drop_files(folder)
 
     def scrub(self, collection: CollectionRow) -> None:
-        self.get(collection).scrub()
+        index = self.get(collection)
+        index.scrub()
+        self._drop_everywhere(index)
+
+    def refresh(self) -> None:
+        """Forget the indexes of collections deleted (by any replica) and catch the others up: run
+        periodically by a server, so an idle replica holds no erased template for long either."""
+        alive = {row.id: row.created_at for row in self.store.list_collections(None, 1 << 30)}
+        with self._lock:
+            gone = [i for i in self._open.values() if alive.get(i.collection.id) != i.collection.created_at]
+            for index in gone:
+                del self._open[index.collection.id]
+            opened = list(self._open.values())
+        for index in gone:
+            if self.owner:
+                index.drop_files()
+        for index in opened:
+            index.refresh()
+
+    def _drop_orphans(self) -> None:
+        """Remove snapshot files of collections that no longer exist (deleted while this replica was down)."""
+        alive = {row.id for row in self.store.list_collections(None, 1 << 30)}
+        for path in self.folder.glob("collection-*"):
+            number = path.name.removeprefix("collection-").split(".", 1)[0]
+            if number.isdigit() and int(number) not in alive:
+                path.unlink(missing_ok=True)
 
     def save_all(self) -> None:
         with self._lock:
             opened = list(self._open.values())
         for index in opened:
             index.save()
+
+    def close(self) -> None:
+        """Save every snapshot, then give the folder up to the next process."""
+        self.save_all()
+        self._folder_lock.release()

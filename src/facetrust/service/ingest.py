@@ -11,7 +11,7 @@ those of exactly the faces that pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
     from facetrust.service.types import IndexResult, UnindexedFace
 
 __all__ = ["PreparedImage", "accepted_faces", "index_prepared"]
@@ -64,14 +64,7 @@ def _check_prepared(engine: FaceEngine, prepared: PreparedImage, accepted: list[
 
 
 def index_prepared(
-    service: FaceService,
-    collection: str,
-    prepared: PreparedImage,
-    external_image_id: str | None,
-    max_faces: int | None,
-    quality_filter: str,
-    actor: Actor,
-    image: ImageSource | None = None,
+    service: ServiceContext, actor: Actor, ask: Enrolment, prepared: PreparedImage, image: ImageSource | None = None
 ) -> IndexResult:
     """IndexFaces of a prepared image (``FaceService.index_prepared``), recording its hash as
     ingested in the same transaction as its faces. ``image`` is decoded only where the
@@ -80,10 +73,9 @@ def index_prepared(
     def find(
         level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
-        accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
+        accepted, unindexed = split_faces(list(prepared.faces), level, ask.max_faces)
         _check_prepared(engine, prepared, accepted)
         pixels = None if image is None else (lambda: engine.load_image(image))
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
-    ask = Enrolment(collection, external_image_id, max_faces, quality_filter, prepared.sha256)
-    return enrol(service, actor, ask, find)
+    return enrol(service, actor, replace(ask, sha256=prepared.sha256), find)

@@ -29,9 +29,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.governance.policy import Purpose
     from facetrust.governance.recorder import Record
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
-__all__ = ["DEFAULT_THRESHOLD", "check_cluster_id", "list_people", "people_step", "place_pending", "recluster", "show"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "check_cluster_id",
+    "find_cluster",
+    "list_people",
+    "people_step",
+    "place_pending",
+    "prepare_people",
+    "recluster",
+    "show",
+    "summaries",
+]
 
 #: Similarity (0–100) at which two faces may link; tuned on half of LFW's people (bench/cluster.py).
 DEFAULT_THRESHOLD = 90.0
@@ -39,12 +50,12 @@ NEIGHBOURS = 16
 _COHESION_SAMPLE = 200
 
 
-def _threshold(service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> float:
+def _threshold(service: ServiceContext, row: CollectionRow, conn: sqlite3.Connection) -> float:
     found = tables.threshold(conn, row.id)
     return DEFAULT_THRESHOLD if found is None else found
 
 
-def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> np.ndarray:
+def _vectors(service: ServiceContext, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> np.ndarray:
     import numpy as np
 
     dim = service.engines.dim_of(row)
@@ -56,7 +67,7 @@ def _vectors(service: FaceService, row: CollectionRow, keys: Sequence[int], conn
 
 @contextmanager
 def people_step(
-    service: FaceService, actor: Actor, operation: str, collection: str, *, model_check: bool = True
+    service: ServiceContext, actor: Actor, operation: str, collection: str, *, model_check: bool = True
 ) -> Iterator[tuple[Record, CollectionRow, Purpose]]:
     """A people operation on the governed path (role, collection, purpose, audit entry): its
     audit record, collection and purpose."""
@@ -67,14 +78,14 @@ def people_step(
 
 
 def _live(
-    service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection
+    service: ServiceContext, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection
 ) -> dict[int, FaceRow]:
     """The faces of ``keys`` that still exist and have not expired (expired faces are unusable everywhere)."""
     now = service.clock()
     return {k: f for k, f in service.store.faces_by_keys(row.id, keys, conn).items() if usable(f, now)}
 
 
-def _faces(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> Faces:
+def _faces(service: ServiceContext, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> Faces:
     found = _live(service, row, keys, conn)
     return Faces(
         image_of={k: f.image_id for k, f in found.items()},
@@ -84,8 +95,8 @@ def _faces(service: FaceService, row: CollectionRow, keys: Sequence[int], conn: 
     )
 
 
-def _summaries(
-    service: FaceService, row: CollectionRow, groups: dict[str, list[int]], conn: sqlite3.Connection
+def summaries(
+    service: ServiceContext, row: CollectionRow, groups: dict[str, list[int]], conn: sqlite3.Connection
 ) -> list[tuple[str, int | None, float]]:
     """(cluster id, representative key, cohesion) of each group: the medoid and the mean Similarity."""
     cal = service.engine_for(row).calibration
@@ -101,7 +112,7 @@ def _summaries(
     return out
 
 
-def _knn(service: FaceService, row: CollectionRow, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _knn(service: ServiceContext, row: CollectionRow, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Neighbours of every face on the collection's index (caught up with the store first), a block
     of faces at a time: bounded memory, and other searches and writes go on in between blocks."""
     index = service.indexes.get(row).ensure()
@@ -110,7 +121,7 @@ def _knn(service: FaceService, row: CollectionRow, vectors: np.ndarray) -> tuple
 
 
 def _graph(
-    service: FaceService, row: CollectionRow, pending: bool
+    service: ServiceContext, row: CollectionRow, pending: bool
 ) -> tuple[list[int], np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The faces to place (only unplaced ones, or all), their vectors and their neighbours on the
     index, read before the write transaction (the index catches up with the store on its reads)."""
@@ -125,7 +136,7 @@ def _graph(
 class _Centroids:
     """Sums of the unit vectors of clusters' members, read when first needed and kept up to date."""
 
-    def __init__(self, service: FaceService, row: CollectionRow, conn: sqlite3.Connection) -> None:
+    def __init__(self, service: ServiceContext, row: CollectionRow, conn: sqlite3.Connection) -> None:
         self.service, self.row, self.conn = service, row, conn
         self.sums: dict[str | int, np.ndarray] = {}
 
@@ -142,7 +153,7 @@ class _Centroids:
         self.sums[label] = self.of(label, members) + vector
 
 
-def place_pending(service: FaceService, row: CollectionRow) -> int:
+def place_pending(service: ServiceContext, row: CollectionRow) -> int:
     """Place faces indexed since the last pass: each joins the best allowed cluster it matches,
     starts one with an unclustered face it matches, or stays unclustered. Returns how many."""
     pending, vectors, (keys, scores) = _graph(service, row, pending=True)
@@ -179,7 +190,7 @@ def place_pending(service: FaceService, row: CollectionRow) -> int:
                 touched.add(label)
             label_of[key] = label
         tables.set_members(conn, row.id, [(k, label_of[k]) for k in pending])
-        tables.replace_clusters(conn, row.id, _summaries(service, row, {c: members_of[c] for c in touched}, conn))
+        tables.replace_clusters(conn, row.id, summaries(service, row, {c: members_of[c] for c in touched}, conn))
     return len(pending)
 
 
@@ -202,7 +213,7 @@ def _stable_ids(groups: list[list[int]], before: dict[int, str | None]) -> dict[
     return {named.get(i) or str(uuid.uuid4()): keys for i, keys in enumerate(groups)}
 
 
-def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> None:
+def _full_pass(service: ServiceContext, row: CollectionRow, threshold: float) -> None:
     import numpy as np
 
     keys, vectors, (neighbours, scores) = _graph(service, row, pending=False)
@@ -220,11 +231,11 @@ def _full_pass(service: FaceService, row: CollectionRow, threshold: float) -> No
         for cluster_id, members in groups.items():
             label_of.update(dict.fromkeys(members, cluster_id))
         tables.set_members(conn, row.id, label_of.items())
-        tables.replace_clusters(conn, row.id, _summaries(service, row, groups, conn))
+        tables.replace_clusters(conn, row.id, summaries(service, row, groups, conn))
 
 
 def recluster(
-    service: FaceService, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL
+    service: ServiceContext, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL
 ) -> PeoplePage:
     """A full pass over the collection (corrections respected); later faces join incrementally
     at the same ``threshold`` (Similarity, 0–100)."""
@@ -240,39 +251,32 @@ def recluster(
         return page
 
 
-def _person(service: FaceService, row: CollectionRow, c: tables.ClusterRow, conn: sqlite3.Connection) -> Person:
+def _person(service: ServiceContext, row: CollectionRow, c: tables.ClusterRow, conn: sqlite3.Connection) -> Person:
     rep = (
         service.store.faces_by_keys(row.id, [c.representative], conn).get(c.representative)
         if c.representative
         else None
     )
-    users = conn.execute(
-        "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
-        "WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL",
-        (row.id, c.cluster_id),
-    ).fetchall()
-    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, users[0][0] if users else None)
+    user = tables.cluster_user(conn, row.id, c.cluster_id)
+    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, user)
 
 
-def _page(service: FaceService, row: CollectionRow) -> PeoplePage:
+def _page(service: ServiceContext, row: CollectionRow) -> PeoplePage:
     with service.store.snapshot() as conn:
         people = tuple(_person(service, row, c, conn) for c in tables.clusters(conn, row.id))
-        alone = conn.execute(
-            "SELECT count(*) FROM people_members WHERE collection_id = ? AND cluster_id IS NULL", (row.id,)
-        ).fetchone()[0]
-        return PeoplePage(people, int(alone), _threshold(service, row, conn))
+        return PeoplePage(people, tables.unclustered(conn, row.id), _threshold(service, row, conn))
 
 
-def _prepare(service: FaceService, row: CollectionRow, purpose: Purpose) -> None:
+def prepare_people(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> None:
     """Refuse where the purpose refuses 1:N search at the collection's threshold; place new faces."""
     with service.store.snapshot() as conn:
         check_search(purpose, _threshold(service, row, conn), 1)
     place_pending(service, row)
 
 
-def list_people(service: FaceService, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
+def list_people(service: ServiceContext, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
     with people_step(service, actor, "ListPeople", collection) as (rec, row, purpose):
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         page = _page(service, row)
         rec.details = {"clusters": len(page.people), "unclustered": page.unclustered}
         return page
@@ -291,7 +295,9 @@ def check_cluster_id(cluster_id: object, parameter: str = "ClusterId") -> str:
     return cluster_id
 
 
-def _cluster(service: FaceService, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection) -> tables.ClusterRow:
+def find_cluster(
+    service: ServiceContext, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection
+) -> tables.ClusterRow:
     check_cluster_id(cluster_id)
     found = tables.clusters(conn, row.id, [cluster_id])
     if not found:
@@ -299,22 +305,14 @@ def _cluster(service: FaceService, row: CollectionRow, cluster_id: str, conn: sq
     return found[0]
 
 
-def _member_keys(conn: sqlite3.Connection, row: CollectionRow, cluster_id: str) -> list[int]:
-    rows = conn.execute(
-        "SELECT face_key FROM people_members WHERE collection_id = ? AND cluster_id = ? ORDER BY face_key",
-        (row.id, cluster_id),
-    )
-    return [int(r[0]) for r in rows]
-
-
-def show(service: FaceService, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
+def show(service: ServiceContext, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
     """One cluster with the ids of its faces."""
     with people_step(service, actor, "DescribePerson", collection) as (rec, row, purpose):
-        _prepare(service, row, purpose)
+        prepare_people(service, row, purpose)
         rec.details = {"cluster_ids": [cluster_id]}
         with service.store.snapshot() as conn:
-            person = _person(service, row, _cluster(service, row, cluster_id, conn), conn)
-            keys = _member_keys(conn, row, cluster_id)
+            person = _person(service, row, find_cluster(service, row, cluster_id, conn), conn)
+            keys = tables.member_keys(conn, row.id, cluster_id)
             ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
         return Person(
             person.cluster_id, person.size, person.representative_face_id, person.cohesion, person.user_id, ids

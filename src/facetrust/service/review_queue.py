@@ -14,9 +14,10 @@ from facetrust.governance import audit
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed
 from facetrust.service.validate import check_collection_id, check_limit
+from facetrust.store import crops, records
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = ["ReviewCandidate", "ReviewItem", "review_queue"]
 
@@ -46,17 +47,8 @@ class ReviewItem:
     candidates: tuple[ReviewCandidate, ...]
 
 
-def _cropped(service: FaceService, face_ids: list[str]) -> set[str]:
-    if not face_ids:
-        return set()
-    from facetrust.store.sqlite import select_in
-
-    sql = "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_key = f.id WHERE f.face_id IN ({marks})"
-    return {str(r[0]) for r in select_in(service.store.connection(), sql, (), face_ids)}
-
-
 def review_queue(
-    service: FaceService, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
+    service: ServiceContext, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
 ) -> tuple[ReviewItem, ...]:
     """The oldest ``limit`` searches awaiting review (in ``collection``, or in all)."""
     with governed(service, actor, "ListReviewQueue", collection) as step:
@@ -65,7 +57,7 @@ def review_queue(
             check_collection_id(collection)
         check_limit(limit, "MaxResults", 1, 1000)
         conn = service.store.connection()
-        reviewed = {int(r[0]) for r in conn.execute("SELECT search_seq FROM reviews")}
+        reviewed = records.reviewed_searches(conn)
         found = []
         for entry in audit.entries(conn):
             d = entry.data
@@ -76,7 +68,7 @@ def review_queue(
             found.append(entry)
             if len(found) >= limit:
                 break
-        cropped = _cropped(service, [f for e in found for f in e.data.get("face_ids", [])])
+        cropped = crops.face_ids_with_crops(conn, [f for e in found for f in e.data.get("face_ids", [])])
         rec.details = {"search_seqs": [e.seq for e in found]}
     return tuple(_item(e, cropped) for e in found)
 

@@ -31,7 +31,11 @@ from facetrust.service.types import ProbeEstimate
 from facetrust.types import Comparison
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from facetrust.governance.policy import Purpose
+    from facetrust.service.context import ServiceContext
+    from facetrust.store.sqlite import CollectionRow
 
 __all__ = [
     "MIN_GALLERY",
@@ -41,6 +45,8 @@ __all__ = [
     "estimate_record",
     "probe_scale",
     "refuse_unreliable",
+    "service_scale",
+    "stored_face_scales",
 ]
 
 TAIL_K = 50
@@ -143,3 +149,27 @@ def refuse_unreliable(purpose: Purpose, scale: ProbeScale) -> None:
             purpose=purpose.name,
             rule="refuse_unreliable",
         )
+
+
+def service_scale(service: ServiceContext, row: CollectionRow, seen: dict[int, float], gallery: int) -> ProbeScale:
+    """A probe's scale from its top scores ``seen`` among ``gallery`` faces of collection ``row``, on the
+    calibration of the collection's own profile (global calibration when the engine's settings turn
+    probe normalisation off)."""
+    engine = service.engine_for(row)
+    cal = engine.calibration
+    if not engine.settings.probe_normalisation:
+        return ProbeScale(cal, gallery, None)
+    return probe_scale(cal, list(seen.values()), gallery)
+
+
+def stored_face_scales(
+    service: ServiceContext, row: CollectionRow, keys: list[int], vectors: np.ndarray
+) -> list[ProbeScale]:
+    """Each stored face's scale against its collection, itself left out: what a SearchFaces with
+    that face would read (AssociateFaces' matching scores its new faces with these)."""
+    hits, size = service.indexes.get(row).search(vectors, TAIL_K + 1)
+    out = []
+    for key, found, scores in zip(keys, hits.keys, hits.scores):
+        seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
+        out.append(service_scale(service, row, seen, max(size - 1, 0)))
+    return out

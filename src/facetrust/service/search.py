@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
@@ -18,8 +19,8 @@ from facetrust.service.scoring import (
     ProbeScale,
     estimate_of,
     estimate_record,
-    probe_scale,
     refuse_unreliable,
+    service_scale,
 )
 from facetrust.service.types import (
     FaceSearchMatch,
@@ -27,20 +28,30 @@ from facetrust.service.types import (
     UserInfo,
     UserSearchMatch,
     UserSearchResult,
+    stored_face,
 )
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_face_ids, check_limit, check_threshold
-from facetrust.store.sqlite import CollectionRow, FaceRow, Store, vector_from_blob
+from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
+    from facetrust.store.protocol import FaceStore
     from facetrust.types import Face
 
-__all__ = ["fpir", "governed_face_search", "governed_user_search", "match_faces", "stored_face_scales"]
+__all__ = [
+    "SearchRequest",
+    "fpir",
+    "governed_face_search",
+    "governed_user_search",
+    "log_matches",
+    "match_faces",
+    "under_purpose",
+]
 
 
 def fpir(threshold: float, gallery_size: int) -> float:
@@ -53,30 +64,8 @@ def fpir(threshold: float, gallery_size: int) -> float:
     return -math.expm1(gallery_size * math.log1p(-fmr))
 
 
-def _scale(service: FaceService, row: CollectionRow, seen: dict[int, float], gallery: int) -> ProbeScale:
-    """The probe's scale on the calibration of the collection's own profile."""
-    engine = service.engine_for(row)
-    cal = engine.calibration
-    if not engine.settings.probe_normalisation:
-        return ProbeScale(cal, gallery, None)
-    return probe_scale(cal, list(seen.values()), gallery)
-
-
-def stored_face_scales(
-    service: FaceService, row: CollectionRow, keys: list[int], vectors: np.ndarray
-) -> list[ProbeScale]:
-    """Each stored face's scale against its collection, itself left out: what a SearchFaces with
-    that face would read (AssociateFaces' matching scores its new faces with these)."""
-    hits, size = service.indexes.get(row).search(vectors, TAIL_K + 1)
-    out = []
-    for key, found, scores in zip(keys, hits.keys, hits.scores):
-        seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
-        out.append(_scale(service, row, seen, max(size - 1, 0)))
-    return out
-
-
 def _candidates(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     queries: np.ndarray,
     threshold: float,
@@ -107,7 +96,7 @@ def _candidates(
                 if key not in exclude and score > seen.get(key, -math.inf):
                     seen[key] = score
         if scale is None:
-            scale = _scale(service, row, seen, max(size - len(exclude), 0))
+            scale = service_scale(service, row, seen, max(size - len(exclude), 0))
         floor = scale.score_for_similarity(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
@@ -120,13 +109,13 @@ def _expired(face: FaceRow, now: float) -> bool:
     return not usable(face, now)
 
 
-def _rows(service: FaceService, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
+def _rows(service: ServiceContext, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
     with service.store.snapshot() as conn:
         return service.store.faces_by_keys(row.id, keys, conn)
 
 
 def match_faces(
-    service: FaceService, step: Governed, queries: np.ndarray, threshold: float, limit: int, exclude: set[int]
+    service: ServiceContext, step: Governed, queries: np.ndarray, threshold: float, limit: int, exclude: set[int]
 ) -> tuple[tuple[FaceSearchMatch, ...], int, ProbeScale]:
     """The faces of the step's collection matching ``queries`` (best first, at most ``limit``), the
     gallery size they were searched in, and the probe's scale; refused (and recorded on the step)
@@ -140,7 +129,7 @@ def match_faces(
 
 
 def _face_matches(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     scores: dict[int, float],
     cal: ProbeScale,
@@ -148,8 +137,6 @@ def _face_matches(
     limit: int,
     now: float,
 ) -> tuple[FaceSearchMatch, ...]:
-    from facetrust.service.faceservice import stored_face
-
     rows = _rows(service, row, list(scores))
     out = []
     for key, score in sorted(scores.items(), key=lambda kv: kv[1], reverse=True):
@@ -169,7 +156,7 @@ def _face_matches(
     return tuple(out[:limit])
 
 
-def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
+def _stored_vector(service: ServiceContext, row: CollectionRow, face_id: str) -> tuple[FaceRow, np.ndarray]:
     check_face_ids([face_id], parameter="FaceId")
     found = service.store.faces_by_ids(row.id, [face_id])
     if face_id not in found or _expired(found[face_id], service.clock()):  # an expired face is gone
@@ -181,7 +168,7 @@ def _stored_vector(service: FaceService, row: CollectionRow, face_id: str) -> tu
 
 
 def _probe(
-    service: FaceService, row: CollectionRow, image: ImageSource, quality_filter: str
+    service: ServiceContext, row: CollectionRow, image: ImageSource, quality_filter: str
 ) -> tuple[Face, np.ndarray]:
     """The largest searchable face of ``image``, embedded by the collection's profile's engine."""
     level = check_quality_filter(quality_filter)
@@ -199,7 +186,7 @@ def _probe(
 
 
 def _user_matches(
-    service: FaceService,
+    service: ServiceContext,
     row: CollectionRow,
     queries: np.ndarray,
     threshold: float,
@@ -235,8 +222,8 @@ def _user_matches(
     return tuple(out), gallery, cal
 
 
-def _log_matches(
-    store: Store, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
+def log_matches(
+    store: FaceStore, rec: Record, sims: list[float], threshold: float, gallery: int, purpose: Purpose, **extra: object
 ) -> audit.AuditEntry:
     """Record what the search returned (ids and similarities, never embeddings)."""
     rec.details = {
@@ -257,7 +244,7 @@ def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, thresho
     refuse_unreliable(purpose, scale)
 
 
-def _under_purpose(
+def under_purpose(
     step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
 ) -> tuple[CollectionRow, Purpose, float, int]:
     """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
@@ -269,22 +256,29 @@ def _under_purpose(
     return step.collection, purpose, threshold, check_search(purpose, threshold, most)
 
 
-def governed_face_search(
-    service: FaceService,
-    collection: str,
-    actor: Actor,
-    operation: str,
-    threshold: float,
-    max_faces: int,
-    *,
-    face_id: str | None = None,
-    image: ImageSource | None = None,
-    quality_filter: str = "NONE",
-) -> FaceSearchResult:
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search asks: the operation (SearchFaces, SearchFacesByImage, SearchUsers,
+    SearchUsersByImage), the collection, the threshold, the most results (faces or users), and
+    the probe: a stored face, a user's faces, or the largest face of an image."""
+
+    operation: str
+    collection: str
+    threshold: float = 80.0
+    most: int = 4096
+    face_id: str | None = None
+    user_id: str | None = None
+    image: ImageSource | None = None
+    quality_filter: str = "NONE"
+
+
+def governed_face_search(service: ServiceContext, actor: Actor, ask: SearchRequest) -> FaceSearchResult:
     """A face search under the collection purpose's rules, recorded in the audit log."""
+    operation, collection, threshold, max_faces = ask.operation, ask.collection, ask.threshold, ask.most
+    face_id, image, quality_filter = ask.face_id, ask.image, ask.quality_filter
     with governed(service, actor, operation, collection, model_check=True) as step:
         rec = step.record
-        row, purpose, threshold, limit = _under_purpose(step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces")
+        row, purpose, threshold, limit = under_purpose(step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces")
         searched: Face | None = None
         exclude: set[int] = set()
         if face_id is not None:
@@ -293,7 +287,7 @@ def governed_face_search(
         else:
             searched, vec = _probe(service, row, image, quality_filter)  # type: ignore[arg-type]
         matches, gallery, scale = match_faces(service, step, vec, threshold, limit, exclude)
-        entry = _log_matches(
+        entry = log_matches(
             service.store,
             rec,
             [m.similarity for m in matches],
@@ -318,7 +312,7 @@ def governed_face_search(
     )
 
 
-def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
+def _user_queries(service: ServiceContext, row: CollectionRow, user_id: str) -> tuple[np.ndarray, set[int]]:
     import numpy as np
 
     require_user(service, row, user_id)
@@ -332,23 +326,13 @@ def _user_queries(service: FaceService, row: CollectionRow, user_id: str) -> tup
     return vecs, {f.key for f in own}
 
 
-def governed_user_search(
-    service: FaceService,
-    collection: str,
-    actor: Actor,
-    operation: str,
-    threshold: float,
-    max_users: int,
-    *,
-    user_id: str | None = None,
-    face_id: str | None = None,
-    image: ImageSource | None = None,
-    quality_filter: str = "NONE",
-) -> UserSearchResult:
+def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchRequest) -> UserSearchResult:
     """A user search under the collection purpose's rules, recorded in the audit log."""
+    operation, collection, threshold, max_users = ask.operation, ask.collection, ask.threshold, ask.most
+    user_id, face_id, image, quality_filter = ask.user_id, ask.face_id, ask.image, ask.quality_filter
     with governed(service, actor, operation, collection, model_check=True) as step:
         rec = step.record
-        row, purpose, threshold, limit = _under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
+        row, purpose, threshold, limit = under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
         searched: Face | None = None
         if image is not None:
             searched, vecs = _probe(service, row, image, quality_filter)
@@ -362,7 +346,7 @@ def governed_user_search(
             vecs, exclude = _user_queries(service, row, str(user_id))
         matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
         _refuse_unreliable(rec, purpose, scale, threshold, gallery)
-        entry = _log_matches(
+        entry = log_matches(
             service.store,
             rec,
             [m.similarity for m in matches],

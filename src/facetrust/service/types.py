@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from facetrust.types import Face, Pose, Quality, RatioBox
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.store.sqlite import FaceRow
 
 __all__ = [
     "AssociateResult",
@@ -29,6 +32,7 @@ __all__ = [
     "UserPage",
     "UserSearchMatch",
     "UserSearchResult",
+    "stored_face",
 ]
 
 QualityFilter = Literal["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"]
@@ -260,3 +264,21 @@ class ReviewRecord:
     reviewer: str
     note: str
     audit_seq: int
+
+
+def stored_face(row: FaceRow) -> StoredFace:
+    """A stored row as the result type (the one conversion, at the store's edge)."""
+    left, top, width, height = row.box
+    roll, yaw, pitch = row.pose
+    return StoredFace(
+        face_id=row.face_id,
+        image_id=row.image_id,
+        external_image_id=row.external_image_id,
+        user_id=row.user_id,
+        box=RatioBox(left, top, width, height),
+        confidence=row.confidence,
+        quality=Quality(row.brightness, row.sharpness),
+        pose=Pose(roll, yaw, pitch),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )

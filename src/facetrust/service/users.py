@@ -9,7 +9,7 @@ from facetrust.errors import ConflictError, LimitExceededError, NotFoundError, P
 from facetrust.governance.actor import Actor
 from facetrust.governance.roles import require_role
 from facetrust.service.governed import Governed, check_search, governed, usable
-from facetrust.service.scoring import ProbeScale, refuse_unreliable
+from facetrust.service.scoring import ProbeScale, refuse_unreliable, stored_face_scales
 from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
 from facetrust.service.validate import (
     check_face_ids,
@@ -24,7 +24,7 @@ from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = [
     "MAX_FACES_PER_USER",
@@ -40,7 +40,7 @@ __all__ = [
 MAX_FACES_PER_USER = 100
 
 
-def require_user(service: FaceService, row: CollectionRow, user_id: str) -> UserInfo:
+def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> UserInfo:
     """The user, after checking the id; ``NotFoundError`` when the collection has no such user."""
     check_user_id(user_id)
     found = service.store.get_user(row.id, user_id)
@@ -49,7 +49,7 @@ def require_user(service: FaceService, row: CollectionRow, user_id: str) -> User
     return UserInfo(found.user_id, found.created_at, found.face_count)
 
 
-def create_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
+def _create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
     check_user_id(user_id)
     with service.store.transaction() as conn:
         if service.store.get_user(row.id, user_id, conn) is not None:
@@ -57,13 +57,13 @@ def create_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
         service.store.insert_user(conn, row.id, user_id)
 
 
-def delete_user(service: FaceService, row: CollectionRow, user_id: str) -> None:
+def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
     require_user(service, row, user_id)
     with service.store.transaction() as conn:
         service.store.delete_user(conn, row.id, user_id)
 
 
-def list_users(service: FaceService, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
+def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
     check_limit(max_results, "MaxResults", 1, 500)
     after = decode_token(next_token, "users", row.name) if next_token is not None else ""
     rows = service.store.list_users(row.id, str(after), max_results + 1)
@@ -74,7 +74,7 @@ def list_users(service: FaceService, row: CollectionRow, max_results: int, next_
 
 
 def governed_associate(
-    service: FaceService, collection: str, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
+    service: ServiceContext, collection: str, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
 ) -> AssociateResult:
     """AssociateFaces on the governed path. Matching new faces against the user's faces is a 1:N
     match: it needs a role that may search and the purpose's search rules, and is logged like one."""
@@ -111,15 +111,13 @@ def _matching_allowed(step: Governed, actor: Actor, threshold: float, candidates
 
 
 def _match_scales(
-    service: FaceService, step: Governed, user_id: str, wanted: list[str], threshold: float, actor: Actor
+    service: ServiceContext, step: Governed, user_id: str, wanted: list[str], threshold: float, actor: Actor
 ) -> dict[int, ProbeScale]:
     """The per-probe scale of each new face that will be matched against the user's faces, read off
     the collection's index as a search with that face would (``service.scoring``). Runs before
     the association's write transaction, since the index reads the store; empty when nothing
     will be matched."""
     import numpy as np
-
-    from facetrust.service.search import stored_face_scales
 
     row, now = step.collection, service.clock()
     own = service.store.list_faces(row.id, after_key=0, limit=MAX_FACES_PER_USER + 1, user_id=user_id)
@@ -154,7 +152,7 @@ def _match(
 
 
 def associate_faces(
-    service: FaceService, step: Governed, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
+    service: ServiceContext, step: Governed, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
 ) -> tuple[AssociateResult, list[tuple[float, ProbeScale]]]:
     """Associate faces with a user. Once the user has (unexpired) faces, a new face must match one
     of them at ``threshold`` (Similarity, on the new face's own scale, as in a search) or it is
@@ -217,8 +215,8 @@ def _decide(
     return associated, failed, new_keys
 
 
-def disassociate_faces(
-    service: FaceService, row: CollectionRow, user_id: str, face_ids: Sequence[str]
+def _disassociate_faces(
+    service: ServiceContext, row: CollectionRow, user_id: str, face_ids: Sequence[str]
 ) -> AssociateResult:
     require_user(service, row, user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
@@ -238,3 +236,32 @@ def disassociate_faces(
                 done.append(face_id)
         service.store.set_user(conn, row.id, keys, None)
     return AssociateResult(tuple(done), tuple(failed), require_user(service, row, user_id))
+
+
+def create_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+    with governed(service, actor, "CreateUser", collection) as step:
+        step.record.details = {"user_ids": [user_id]}
+        _create_user(service, step.collection, user_id)
+
+
+def delete_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+    """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
+    with governed(service, actor, "DeleteUser", collection) as step:
+        step.record.details = {"user_ids": [user_id]}
+        _delete_user(service, step.collection, user_id)
+
+
+def list_users(
+    service: ServiceContext, actor: Actor, collection: str, max_results: int, next_token: str | None
+) -> UserPage:
+    with governed(service, actor, "ListUsers", collection) as step:
+        return _list_users(service, step.collection, max_results, next_token)
+
+
+def disassociate_faces(
+    service: ServiceContext, actor: Actor, collection: str, user_id: str, face_ids: Sequence[str]
+) -> AssociateResult:
+    with governed(service, actor, "DisassociateFaces", collection) as step:
+        result = _disassociate_faces(service, step.collection, user_id, face_ids)
+        step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+        return result

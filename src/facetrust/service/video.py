@@ -20,7 +20,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
 from facetrust.service.scoring import estimate_record
-from facetrust.service.search import _log_matches, _under_purpose, fpir, match_faces
+from facetrust.service.search import fpir, log_matches, match_faces, under_purpose
 from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
@@ -89,7 +89,7 @@ class _Matcher:
     def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
         self.service = service
         self.step = step
-        self.row, self.purpose, self.threshold, self.limit = _under_purpose(
+        self.row, self.purpose, self.threshold, self.limit = under_purpose(
             step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
         )
         self.gallery = 0
@@ -99,14 +99,14 @@ class _Matcher:
         query = person_query(person)
         if query is None:
             return ()
-        matches, size, scale = match_faces(self.service, self.step, query, self.threshold, self.limit, set())
+        matches, size, scale = match_faces(self.service.ctx, self.step, query, self.threshold, self.limit, set())
         self.estimates.append(estimate_record(scale, self.threshold, size))
         self.gallery = max(self.gallery, size)
         return matches
 
     def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
         found = [(p.person.index, m) for p in persons for m in p.matches]
-        entry = _log_matches(
+        entry = log_matches(
             self.service.store,
             rec,
             [m.similarity for _, m in found],
@@ -135,7 +135,7 @@ def governed_video_search(
 ) -> VideoSearchResult:
     """Track the persons of the video at ``path`` and search ``collection`` for each, on the governed path
     (role, the collection purpose's search rules, one audit entry with every person's matches)."""
-    with governed(service, actor, operation, collection, model_check=True) as step:
+    with governed(service.ctx, actor, operation, collection, model_check=True) as step:
         matcher = _Matcher(service, step, threshold, max_faces)
         found = detect_video(path, service.engine_for(step.collection), options, progress=progress)
         persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
@@ -211,7 +211,7 @@ def _audited_redaction(
 ) -> RedactionReport:
     """Run ``run`` with the engine of the ``keep`` collection's profile (the service's own without
     ``keep``: its faces are matched against that collection's templates) on the governed path."""
-    with governed(service, actor, operation, keep, model_check=keep is not None) as step:
+    with governed(service.ctx, actor, operation, keep, model_check=keep is not None) as step:
         rec = step.record
         matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []

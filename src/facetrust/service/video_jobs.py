@@ -5,7 +5,14 @@ results as JSON. One worker thread per service runs jobs in order. A job found I
 when a service's job manager starts (the server stopped while it ran) is run again from the
 start; one that cannot run any more (its video gone, its collection deleted) is FAILED with
 the reason. ``ClientRequestToken`` makes a start idempotent per key: the same token with
-the same request gives the same job, with another request an ``IdempotencyError``.
+the same request gives the same job, with another request an ``IdempotencyError`` (decided in
+the database, so two replicas given the same token at once make one job).
+
+Several replicas over one store: a job runs on the replica holding its lease
+(``video-job:<id>`` in store/leases.py), renewed while it runs. Any replica may start a job or
+read it; ``adopt`` (a server's periodic step) queues every IN_PROGRESS job whose lease has
+expired or was never taken, so a job whose replica died is resumed by another within the
+lease time (the setting ``lease_seconds``), and a waiting job is picked up by an idle replica.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
-from facetrust.service.search import _under_purpose
+from facetrust.service.search import under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.store import leases
+from facetrust.store import video_jobs as jobs_table
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
 from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
@@ -182,6 +191,10 @@ class _Stopped(Exception):
     """Raised inside a running job when its service closes."""
 
 
+class _LeaseLost(Exception):
+    """Raised inside a running job when another replica has taken its lease over."""
+
+
 class VideoJobs:
     """The video jobs of one service: start (persist + queue), get, and the worker that runs them."""
 
@@ -189,7 +202,12 @@ class VideoJobs:
         """``worker=False``: jobs are persisted and queued but never run (a server that stops at once)."""
         self.service = service
         self.settings = service.engine.settings
+        self.lease_s = self.settings.lease_seconds
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queued: set[str] = set()  # queued or running here: adopt() does not queue them again
+        self._queued_lock = threading.Lock()
+        self._renewed = 0.0
+        self._current: str | None = None  # the lease of the job running here
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if worker:
@@ -209,11 +227,29 @@ class VideoJobs:
     def resume(self) -> list[str]:
         """Queue again every job left IN_PROGRESS (by a stopped server); returns their ids."""
         with self.service.store.snapshot() as conn:
-            ids = [r[0] for r in conn.execute("SELECT job_id FROM video_jobs WHERE status = 'IN_PROGRESS'")]
+            ids = jobs_table.in_progress(conn)
         for job_id in ids:
             log.info("resuming video job %s", job_id)
-            self._queue.put(job_id)
+            self._enqueue(job_id)
         return ids
+
+    def adopt(self) -> list[str]:
+        """Queue every IN_PROGRESS job no live replica holds (its lease expired, or never taken); their ids."""
+        now = self.service.clock()
+        with self.service.store.snapshot() as conn:
+            ids = jobs_table.unheld(conn, now)
+        adopted = [job_id for job_id in ids if self._enqueue(job_id)]
+        for job_id in adopted:
+            log.info("taking over video job %s", job_id)
+        return adopted
+
+    def _enqueue(self, job_id: str) -> bool:
+        with self._queued_lock:
+            if job_id in self._queued:
+                return False
+            self._queued.add(job_id)
+        self._queue.put(job_id)
+        return True
 
     def start(self, request: VideoJobRequest, actor: Actor = LOCAL) -> str:
         """Check the request (video, governance), persist it and queue it; the job's id.
@@ -223,10 +259,10 @@ class VideoJobs:
         """
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
-        with governed(self.service, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+        with governed(self.service.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
             step.record.details = {"video": f"{request.bucket}/{request.name}"}
             if request.kind == "FaceSearch":
-                _under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
+                under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
             resolve_video(self.settings.video_root, request.bucket, request.name)
             job_id = self._same(request, actor) or self._insert(request, actor)
             step.record.details["job_id"] = job_id
@@ -237,10 +273,7 @@ class VideoJobs:
         if request.client_token is None:
             return None
         with self.service.store.snapshot() as conn:
-            found = conn.execute(
-                "SELECT job_id, request_hash FROM video_jobs WHERE key_id = ? AND kind = ? AND client_token = ?",
-                (actor.key_id, request.kind, request.client_token),
-            ).fetchone()
+            found = jobs_table.by_client_token(conn, actor.key_id, request.kind, request.client_token)
         if found is None:
             return None
         if found[1] != request.fingerprint():
@@ -248,38 +281,32 @@ class VideoJobs:
                 f"ClientRequestToken {request.client_token!r} was used for another request",
                 resource="ClientRequestToken",
             )
-        return str(found[0])
+        return found[0]
 
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
+        """A new job, or (the same token just used by another replica or thread) that one's, via ``_same``."""
         job_id = uuid.uuid4().hex
         now = self.service.clock()
         with self.service.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO video_jobs (job_id, kind, client_token, request_hash, key_id, request, actor, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'IN_PROGRESS', ?, ?)",
-                (
-                    job_id,
-                    request.kind,
-                    request.client_token,
-                    request.fingerprint(),
-                    actor.key_id,
-                    json.dumps(dataclasses.asdict(request)),
-                    json.dumps(dataclasses.asdict(actor)),
-                    now,
-                    now,
-                ),
+            job = jobs_table.NewJob(
+                job_id,
+                request.kind,
+                request.client_token,
+                request.fingerprint(),
+                actor.key_id,
+                json.dumps(dataclasses.asdict(request)),
+                json.dumps(dataclasses.asdict(actor)),
             )
-        self._queue.put(job_id)
+            made = jobs_table.insert(conn, job, now)
+        if not made:
+            return str(self._same(request, actor))
+        self._enqueue(job_id)
         return job_id
 
     def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
         """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
         with self.service.store.snapshot() as conn:
-            row = conn.execute(
-                "SELECT job_id, request, status, status_message, metadata, result, key_id FROM video_jobs"
-                " WHERE job_id = ?",
-                (job_id,),
-            ).fetchone()
+            row = jobs_table.load(conn, job_id)
         return None if row is None else (_job_from(row[:6]), str(row[6]))
 
     def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
@@ -295,7 +322,7 @@ class VideoJobs:
         if kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
         collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
-        with governed(self.service, actor, f"Get{kind}", collection) as step:
+        with governed(self.service.ctx, actor, f"Get{kind}", collection) as step:
             step.record.details = {"job_id": job_id[:64]}
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
@@ -331,26 +358,50 @@ class VideoJobs:
             if job_id is None or self._stop.is_set():
                 return
             try:
-                self._run(job_id)
+                self._leased(job_id)
             except _Stopped:  # the service is closing: the job stays IN_PROGRESS, resumed at the next start
                 return
             except Exception:
                 log.exception("video job %s could not be recorded", job_id)
+            finally:
+                with self._queued_lock:
+                    self._queued.discard(job_id)
+
+    def _leased(self, job_id: str) -> None:
+        """Run the job when this replica gets its lease (another replica running it keeps it); then let go."""
+        name = f"video-job:{job_id}"
+        now = self.service.clock()
+        if not leases.acquire(self.service.store, name, self.service.holder, ttl_s=self.lease_s, now=now):
+            return
+        self._current, self._renewed = name, now
+        try:
+            self._run(job_id)
+        except _LeaseLost:
+            log.warning("video job %s: lease lost to another replica; stopped here", job_id)
+        finally:
+            self._current = None
+            leases.release(self.service.store, name, self.service.holder)
 
     def _check_stop(self, done_ms: int, total_ms: int) -> None:
-        """The jobs' progress callback: where a closing service stops a running job."""
+        """The jobs' progress callback: where a closing service stops a running job, and the running
+        job's lease is renewed (every third of the lease time)."""
         if self._stop.is_set():
             raise _Stopped
+        now = self.service.clock()
+        if self._current is not None and now - self._renewed >= self.lease_s / 3:
+            self._renewed = now
+            if not leases.acquire(self.service.store, self._current, self.service.holder, ttl_s=self.lease_s, now=now):
+                raise _LeaseLost  # it expired (this replica stalled) and another replica runs the job now
 
     def _run(self, job_id: str) -> None:
         with self.service.store.snapshot() as conn:
-            row = conn.execute("SELECT request, actor, status FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = jobs_table.to_run(conn, job_id)
         if row is None or row[2] != "IN_PROGRESS":
             return
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
         try:
             metadata, result = self._execute(request, actor)
-        except _Stopped:
+        except (_Stopped, _LeaseLost):
             raise
         except FacetrustError as exc:
             self._finish(job_id, "FAILED", exc.message, None, None)
@@ -390,18 +441,13 @@ class VideoJobs:
         self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None
     ) -> None:
         with self.service.store.transaction() as conn:
-            conn.execute(
-                "UPDATE video_jobs SET status = ?, status_message = ?, metadata = ?, result = ?, updated_at = ?"
-                " WHERE job_id = ?",
-                (
-                    status,
-                    message,
-                    json.dumps(dataclasses.asdict(metadata)) if metadata else None,
-                    json.dumps(result) if result is not None else None,
-                    self.service.clock(),
-                    job_id,
-                ),
+            outcome = jobs_table.JobOutcome(
+                status,
+                message,
+                json.dumps(dataclasses.asdict(metadata)) if metadata else None,
+                json.dumps(result) if result is not None else None,
             )
+            jobs_table.finish(conn, job_id, outcome, self.service.clock())
 
 
 _MANAGERS: weakref.WeakKeyDictionary[FaceService, VideoJobs] = weakref.WeakKeyDictionary()

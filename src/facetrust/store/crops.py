@@ -15,9 +15,9 @@ from facetrust.errors import ConfigurationError
 from facetrust.store.sqlite import select_in
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.governance.crypto import Keyring
+    from facetrust.store.sealing import Keyring
 
-__all__ = ["crop_keys", "insert_crops", "read_crop", "require_keyring"]
+__all__ = ["crop_keys", "face_ids_with_crops", "insert_crops", "read_crop", "require_keyring"]
 
 
 def require_keyring(keyring: Keyring | None, purpose: str) -> Keyring:
@@ -59,3 +59,11 @@ def read_crop(conn: sqlite3.Connection, keyring: Keyring | None, collection_id: 
 def crop_keys(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
     """Which of these face keys have a stored crop."""
     return {int(r[0]) for r in select_in(conn, "SELECT face_key FROM face_crops WHERE face_key IN ({marks})", (), keys)}
+
+
+def face_ids_with_crops(conn: sqlite3.Connection, face_ids: list[str]) -> set[str]:
+    """Which of ``face_ids`` (in any collection) have a stored crop."""
+    if not face_ids:
+        return set()
+    sql = "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_key = f.id WHERE f.face_id IN ({marks})"
+    return {str(r[0]) for r in select_in(conn, sql, (), face_ids)}

@@ -17,16 +17,19 @@ from facetrust.store.sqlite import select_in
 __all__ = [
     "ClusterRow",
     "add_links",
+    "cluster_user",
     "clusters",
     "drop_links",
     "links",
     "links_within",
+    "member_keys",
     "members",
     "pending_keys",
     "replace_clusters",
     "set_members",
     "set_threshold",
     "threshold",
+    "unclustered",
 ]
 
 
@@ -139,3 +142,29 @@ def drop_links(conn: sqlite3.Connection, kind: str, pairs: Iterable[tuple[int, i
         "DELETE FROM people_links WHERE face_a = ? AND face_b = ? AND kind = ?",
         ((min(a, b), max(a, b), kind) for a, b in pairs),
     )
+
+
+def member_keys(conn: sqlite3.Connection, collection_id: int, cluster_id: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT face_key FROM people_members WHERE collection_id = ? AND cluster_id = ? ORDER BY face_key",
+        (collection_id, cluster_id),
+    )
+    return [int(r[0]) for r in rows]
+
+
+def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str) -> str | None:
+    """The user some face of the cluster is associated with, if any."""
+    users = conn.execute(
+        "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
+        "WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL",
+        (collection_id, cluster_id),
+    ).fetchall()
+    return str(users[0][0]) if users else None
+
+
+def unclustered(conn: sqlite3.Connection, collection_id: int) -> int:
+    """How many placed faces of the collection are in no cluster."""
+    alone = conn.execute(
+        "SELECT count(*) FROM people_members WHERE collection_id = ? AND cluster_id IS NULL", (collection_id,)
+    ).fetchone()[0]
+    return int(alone)

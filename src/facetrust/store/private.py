@@ -33,30 +33,29 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty with mode 0600 if it is missing; tighten it to 0600 if it exists."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    """Create ``path`` empty with mode 0600 if it is missing; tighten it to 0600 if it exists.
+
+    An existing file is never opened: SQLite's locks are POSIX locks, and closing any descriptor
+    of a file drops every lock this process holds on it, those of other threads' connections
+    included (another process could then write beside them)."""
     try:
-        _fix(fd, Path(path))
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        tighten(path)
+    else:
+        os.close(fd)  # a file nobody had open: no lock to lose
+        tighten(path)  # the umask may have narrowed it further; never wider
     return Path(path)
 
 
 def tighten(path: Path) -> None:
-    """Set an existing file to 0600 (warning when others could read it); a missing one is left alone."""
+    """Set an existing file to 0600 (warning when others could read it); a missing one is left alone.
+    By path (stat, chmod), never through a descriptor (see ``private_file``)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode != FILE_MODE:
+            if mode & 0o077:
+                log.warning("File %s had mode %o; setting it to 600", path, mode)
+            os.chmod(path, FILE_MODE)
     except FileNotFoundError:
         return
-    try:
-        _fix(fd, Path(path))
-    finally:
-        os.close(fd)
-
-
-def _fix(fd: int, path: Path) -> None:
-    mode = stat.S_IMODE(os.fstat(fd).st_mode)
-    if mode != FILE_MODE:
-        if mode & 0o077:
-            log.warning("File %s had mode %o; setting it to 600", path, mode)
-        os.fchmod(fd, FILE_MODE)

@@ -140,4 +140,10 @@ CREATE TABLE IF NOT EXISTS video_jobs (
     updated_at     REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS video_jobs_by_token ON video_jobs(key_id, kind, client_token);
+-- Leases (store/leases.py): the retention sweep and each video job run on one replica at a time.
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """

@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.governance.audit import DDL as AUDIT_DDL
-from facetrust.governance.audit import HeadFile
-from facetrust.governance.audit import head as audit_head
+from facetrust.store.anchor import DDL as AUDIT_DDL
+from facetrust.store.anchor import HeadFile
+from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-    from facetrust.governance.crypto import Keyring
+    from facetrust.store.sealing import Keyring
 
 __all__ = ["HEADS_NAME", "CollectionRow", "FaceRow", "Store", "UserRow"]
 
@@ -328,7 +328,7 @@ class Store:
 
     def _open(self, face_id: str, blob: bytes) -> bytes:
         """The plain float32 bytes of a stored template (opened with the keyring when sealed)."""
-        from facetrust.governance.crypto import is_sealed
+        from facetrust.store.sealing import is_sealed
 
         if self.keyring is not None:
             return self.keyring.open(blob, face_id.encode())
@@ -365,7 +365,7 @@ class Store:
         """Re-seal up to ``limit`` templates after ``after_key`` with the keyring's current key.
 
         Returns (templates changed, last key looked at; 0 when there are no more)."""
-        from facetrust.governance.crypto import is_sealed
+        from facetrust.store.sealing import is_sealed
 
         if self.keyring is None:
             raise ConfigurationError("No template key is configured: nothing to seal templates with")

@@ -11,8 +11,8 @@ from facetrust.calibration import Calibration
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
-from facetrust.fairness.normalise import CohortNormaliser
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration, fake_engine
+from facetrust.normalise import CohortNormaliser
 from facetrust.types import FaceEmbedding
 
 MODEL = FakeRecogniser.model_id

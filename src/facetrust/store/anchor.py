@@ -1,0 +1,102 @@
+"""Where the audit chain is anchored: its table, its head, and the head file beside the database.
+
+The store creates the ``audit_log`` table and, after every commit that moved the chain's head,
+appends that head to the ``HeadFile`` (the chain itself, its entries and its verification,
+live in ``facetrust.governance.audit``, which builds on these).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DDL", "GENESIS", "AuditHead", "HeadFile", "head"]
+
+GENESIS = "0" * 64
+
+DDL = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        REAL NOT NULL,
+    entry     TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """Where the chain ends: export it, keep it elsewhere, and verify against it later."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> AuditHead:
+        seq, _, digest = text.strip().partition(":")
+        if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"{text!r} is not an audit head (expected SEQ:SHA256HEX)")
+        return cls(int(seq), digest)
+
+
+def head(conn: sqlite3.Connection) -> AuditHead:
+    last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
+
+
+class HeadFile:
+    """The append-only anchor of one log: a line ``SEQ:HASH`` for each head, mode 0600.
+
+    ``record`` appends a head newer than the last one this object wrote (threads of one
+    process share it; several processes each append theirs, so lines need not be in order).
+    ``heads`` reads them back; a last line cut short by a crash is ignored.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._last = -1
+
+    def __repr__(self) -> str:
+        return f"HeadFile({str(self.path)!r})"
+
+    def record(self, current: AuditHead) -> None:
+        with self._lock:
+            if current.seq <= self._last:
+                return
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_mode & 0o777 != 0o600:
+                    os.fchmod(fd, 0o600)
+                os.write(fd, f"{current}\n".encode())
+            finally:
+                os.close(fd)
+            self._last = current.seq
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def heads(self) -> list[AuditHead]:
+        """Every recorded head; ValueError naming the line when one was altered."""
+        try:
+            text = self.path.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"the head file {self.path} is unreadable: {exc}") from None
+        lines = text.split("\n")
+        complete = lines[:-1]  # the text after the last newline is empty, or a line cut short
+        found = []
+        for number, line in enumerate(complete, 1):
+            try:
+                found.append(AuditHead.parse(line))
+            except ValueError:
+                raise ValueError(f"line {number} of the head file {self.path} is not SEQ:HASH: altered") from None
+        return found

@@ -1,0 +1,192 @@
+"""Per-process state of replicas over one store, checked through the library (two services, one store)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from facetrust.config import Settings
+from facetrust.errors import ConfigurationError
+from facetrust.governance.actor import Actor
+from facetrust.models.fake import face_png, fake_engine
+from facetrust.service import FaceService
+from facetrust.service.sweeper import LeasedSweeper
+from facetrust.service.video_jobs import VideoJobRequest, VideoJobs
+from facetrust.store import leases
+from facetrust.video.synth import story_scene, write_clip
+
+from .conftest import SharedStore
+
+
+def _service(store: SharedStore, replica: str, **settings: object) -> FaceService:
+    engine = fake_engine(Settings(flip_augment=False, **settings))  # type: ignore[arg-type]
+    return FaceService(store.data_dir(replica), engine, index_backend="hnsw", replica_id=replica)
+
+
+def _two_faces(service: FaceService) -> tuple[str, str]:
+    service.create_collection("c")
+    first = service.index_faces("c", face_png((40, 40, 80, 1))).indexed[0].stored.face_id
+    second = service.index_faces("c", face_png((150, 40, 80, 1))).indexed[0].stored.face_id
+    return first, second
+
+
+def test_an_erasure_on_one_replica_leaves_no_copy_in_another_replicas_index_or_snapshot(store: SharedStore) -> None:
+    with _service(store, "a") as a, _service(store, "b") as b:
+        ann, gone = _two_faces(a)
+        assert [m.face.face_id for m in b.search_faces("c", ann).matches] == [gone]
+        row = b.store.get_collection("c")
+        assert row is not None
+        b.indexes.save_all()
+        b_index = b.indexes.get(row)
+        snapshot = b_index.folder / f"collection-{row.id}.json"
+        assert snapshot.exists()
+        held = b_index._index  # an HNSW graph: a deletion only marks its vector
+
+        a.delete_faces("c", [gone])
+
+        assert not snapshot.exists()  # the eraser removed every replica's snapshot of the collection
+        assert b.search_faces("c", ann).matches == ()
+        assert b_index._index is not held  # b rebuilt its graph from the store: no erased vector in memory
+        assert len(b_index._index or []) == 1
+
+
+def test_a_collection_deleted_on_one_replica_is_forgotten_by_the_others_refresh(store: SharedStore) -> None:
+    with _service(store, "a") as a, _service(store, "b") as b:
+        ann, _ = _two_faces(a)
+        b.search_faces("c", ann)
+        b.indexes.save_all()
+        folder = b.indexes.folder
+        assert list(folder.glob("collection-*"))
+        a.delete_collection("c")
+
+        b.indexes.refresh()
+
+        assert b.indexes._open == {}
+        assert not list(folder.glob("collection-*"))
+
+
+def test_a_second_process_on_one_replica_folder_keeps_its_index_in_memory(store: SharedStore) -> None:
+    with _service(store, "a") as first, _service(store, "a") as second:
+        ann, other = _two_faces(first)
+        assert first.indexes.owner and not second.indexes.owner
+        assert [m.face.face_id for m in second.search_faces("c", ann).matches] == [other]
+        second.indexes.save_all()
+        assert not list(second.indexes.folder.glob("collection-*"))  # written only by the folder's owner
+
+
+def test_a_lease_is_held_by_one_holder_until_it_expires_then_taken_over(store: SharedStore) -> None:
+    FaceService(store.data_dir("a"), fake_engine()).close()  # makes the schema
+    one, two = store.open_store(), store.open_store()
+    try:
+        assert leases.acquire(one, "job", "one", ttl_s=10, now=100)
+        assert not leases.acquire(two, "job", "two", ttl_s=10, now=105)
+        assert leases.acquire(one, "job", "one", ttl_s=10, now=108)  # renewed until 118
+        assert not leases.acquire(two, "job", "two", ttl_s=10, now=115)
+        assert leases.acquire(two, "job", "two", ttl_s=10, now=119)  # one stopped renewing: taken over
+        assert not leases.acquire(one, "job", "one", ttl_s=10, now=120)
+        leases.release(one, "job", "one")  # not its lease any more: nothing happens
+        assert leases.holder(two, "job") == leases.Lease("job", "two", 129)
+        leases.release(two, "job", "two")
+        assert leases.holder(one, "job") is None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_of_many_replicas_asking_at_once_exactly_one_gets_the_lease(store: SharedStore) -> None:
+    FaceService(store.data_dir("a"), fake_engine()).close()
+    stores = [store.open_store() for _ in range(6)]
+    won: list[str] = []
+    start = threading.Barrier(len(stores))
+
+    def ask(n: int) -> None:
+        start.wait()
+        if leases.acquire(stores[n], "sweep", f"r{n}", ttl_s=60, now=1000):
+            won.append(f"r{n}")
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len(won) == 1
+
+
+def _video_root(tmp_path: Path) -> Path:
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    write_clip(root / "lobby" / "a.mp4", story_scene(), crf=1)
+    return root
+
+
+def test_one_client_token_started_on_two_replicas_at_once_makes_one_job(store: SharedStore, tmp_path: Path) -> None:
+    root = _video_root(tmp_path)
+    actor = Actor("AKIDTEST", "admin")
+    request = VideoJobRequest("FaceDetection", "lobby", "a.mp4", client_token="once")
+    with _service(store, "a", video_root=root) as a, _service(store, "b", video_root=root) as b:
+        managers = [VideoJobs(a, worker=False), VideoJobs(b, worker=False)]
+        ids: list[str] = []
+        start = threading.Barrier(2)
+
+        def begin(jobs: VideoJobs) -> None:
+            start.wait()
+            ids.append(jobs.start(request, actor))
+
+        threads = [threading.Thread(target=begin, args=(m,)) for m in managers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(ids) == 2 and ids[0] == ids[1]
+
+
+def test_a_job_whose_replica_died_is_taken_over_by_another(store: SharedStore, tmp_path: Path) -> None:
+    root = _video_root(tmp_path)
+    actor = Actor("AKIDTEST", "admin")
+    with _service(store, "a", video_root=root) as a:
+        job = VideoJobs(a, worker=False).start(VideoJobRequest("FaceDetection", "lobby", "a.mp4"), actor)
+        # a took the job and then died: its lease stays, unrenewed, until it expires
+        assert leases.acquire(a.store, f"video-job:{job}", a.holder, ttl_s=1, now=a.clock() - 2)
+    with _service(store, "b", video_root=root, lease_seconds=5) as b:
+        jobs = VideoJobs(b)
+        assert job in jobs.adopt() or job in jobs.resume()
+        done = jobs.wait(job, actor=actor)
+        assert done.status == "SUCCEEDED" and len(done.faces) > 0
+
+
+def test_a_replica_id_that_cannot_name_a_folder_is_refused_naming_the_setting(store: SharedStore) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(replica_id="../other")
+    assert str(refused.value) == (
+        "Setting replica_id='../other' is invalid: must be empty, or 1–64 of A–Z a–z 0–9 . _ - starting with a "
+        "letter or digit"
+    )
+    with pytest.raises(ConfigurationError):
+        FaceService(store.data_dir("a"), fake_engine(), replica_id="a/b")
+
+
+def test_only_the_sweep_lease_holder_sweeps_once_per_interval_and_another_takes_over(store: SharedStore) -> None:
+    now = [1000.0]
+    actor = Actor("retention-sweeper", "admin")
+    with _service(store, "a") as a, _service(store, "b") as b:
+        sweepers = [
+            LeasedSweeper(s, actor, interval_s=60, lease_s=30, holder=s.holder, clock=lambda: now[0]) for s in (a, b)
+        ]
+        ran: list[str] = []
+        for _ in range(13):  # two minutes in ticks of 10 s
+            for name, sweeper in zip("ab", sweepers):
+                if sweeper.tick() is not None:
+                    ran.append(name)
+            now[0] += 10
+        assert ran == ["a", "a"]  # a asked first and holds the lease; b never sweeps beside it
+
+        now[0] += 31  # a dies (stops ticking): its lease expires
+        for _ in range(7):
+            if sweepers[1].tick() is not None:
+                ran.append("b")
+            now[0] += 10
+        assert ran == ["a", "a", "b"]  # b took over and sweeps an interval after taking it

@@ -1,0 +1,178 @@
+"""The store contract: what every ``FaceStore`` (store/protocol.py) must do, as the operations rely on it.
+
+Each test runs against every store in ``STORES`` (SQLite today; a second store adds a factory
+here and must pass the same assertions), as tests/index/test_contract.py does for indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetrust.governance import audit
+from facetrust.store import records
+from facetrust.store.protocol import FaceStore
+from facetrust.store.sealing import Keyring, TemplateKey
+from facetrust.store.sqlite import NewFace, Store
+
+DIM = 8
+
+
+def _sqlite(folder: Path) -> FaceStore:
+    return Store(folder / "facetrust.db")
+
+
+def _sqlite_sealed(folder: Path) -> FaceStore:
+    return Store(folder / "facetrust.db", keyring=Keyring(TemplateKey.from_bytes(bytes(range(32)))))
+
+
+STORES: dict[str, Callable[[Path], FaceStore]] = {"sqlite": _sqlite, "sqlite-sealed": _sqlite_sealed}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
+    made = STORES[request.param](tmp_path)
+    yield made
+    made.close()
+
+
+def _vector(seed: int) -> bytes:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype("<f4")
+    return (v / np.linalg.norm(v)).astype("<f4").tobytes()
+
+
+def _face(n: int, external: str | None = None, expires_at: float | None = None) -> NewFace:
+    return NewFace(
+        face_id=f"00000000-0000-4000-8000-{n:012d}",
+        image_id=f"image-{n}",
+        external_image_id=external,
+        box=(0.1, 0.2, 0.3, 0.4),
+        confidence=99.0,
+        brightness=50.0,
+        sharpness=60.0,
+        pose=(1.0, 2.0, 3.0),
+        embedding=_vector(n),
+        expires_at=expires_at,
+    )
+
+
+def _collection(store: FaceStore, name: str = "staff") -> int:
+    with store.transaction() as conn:
+        return store.insert_collection(conn, name, "model-a", "general").id
+
+
+def test_a_collection_is_found_by_name_listed_in_order_and_paged(store: FaceStore) -> None:
+    for name in ("beta", "alpha", "gamma"):
+        _collection(store, name)
+    found = store.get_collection("alpha")
+    assert found is not None and (found.name, found.model, found.purpose) == ("alpha", "model-a", "general")
+    assert store.get_collection("missing") is None
+    assert [r.name for r in store.list_collections(None, 2)] == ["alpha", "beta"]
+    assert [r.name for r in store.list_collections("beta", 10)] == ["gamma"]
+    assert store.count_collections() == 3
+
+
+def test_faces_are_read_back_by_id_and_by_key_with_their_templates(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [_face(1, "alice"), _face(2)], now=1000.0)
+    by_id = store.faces_by_ids(cid, [_face(1).face_id, "00000000-0000-4000-8000-999999999999"])
+    assert list(by_id) == [_face(1).face_id]
+    row = by_id[_face(1).face_id]
+    assert (row.key, row.external_image_id, row.created_at, row.box, row.pose) == (
+        keys[0],
+        "alice",
+        1000.0,
+        (0.1, 0.2, 0.3, 0.4),
+        (1.0, 2.0, 3.0),
+    )
+    assert set(store.faces_by_keys(cid, keys)) == set(keys)
+    assert store.embedding(cid, keys[1]) == _face(2).embedding  # sealed or not, read back as stored
+    assert dict(store.embeddings(cid)) == {keys[0]: _face(1).embedding, keys[1]: _face(2).embedding}
+    assert store.face_keys(cid) == sorted(keys)
+    assert store.counts(cid) == (2, 0)
+
+
+def test_the_change_log_numbers_every_addition_and_deletion_in_order(store: FaceStore) -> None:
+    cid = _collection(store)
+    start = store.last_change(cid)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [_face(1), _face(2)])
+    with store.transaction() as conn:
+        store.delete_faces(conn, cid, [keys[0]])
+    changes = store.changes_since(cid, start)
+    assert [(key, op) for _, key, op in changes] == [(keys[0], "add"), (keys[1], "add"), (keys[0], "del")]
+    assert [seq for seq, _, _ in changes] == sorted(seq for seq, _, _ in changes)
+    assert store.last_change(cid) == changes[-1][0]
+    assert store.changes_since(cid, changes[-1][0]) == []
+    assert store.faces_by_keys(cid, keys).keys() == {keys[1]}
+
+
+def test_a_failed_transaction_writes_nothing(store: FaceStore) -> None:
+    cid = _collection(store)
+    with pytest.raises(RuntimeError, match="stop"):
+        with store.transaction() as conn:
+            store.insert_faces(conn, cid, [_face(1)])
+            raise RuntimeError("stop")
+    assert store.counts(cid) == (0, 0)
+    assert store.changes_since(cid, 0) == []
+
+
+def test_users_group_faces_and_count_them(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [_face(1), _face(2), _face(3)])
+        store.insert_user(conn, cid, "alice")
+        store.insert_user(conn, cid, "bob")
+        store.set_user(conn, cid, keys[:2], "alice")
+    alice = store.get_user(cid, "alice")
+    assert alice is not None and alice.face_count == 2
+    assert [f.key for f in store.list_faces(cid, after_key=0, limit=10, user_id="alice")] == keys[:2]
+    assert [u.user_id for u in store.list_users(cid, None, 10)] == ["alice", "bob"]
+    assert store.count_user_faces(cid) == 2
+    with store.transaction() as conn:
+        store.delete_user(conn, cid, "alice")
+    assert store.get_user(cid, "alice") is None
+    assert all(f.user_id is None for f in store.faces_by_keys(cid, keys).values())  # faces stay, unassociated
+
+
+def test_deleting_a_collection_removes_its_faces_users_and_changes(store: FaceStore) -> None:
+    cid = _collection(store)
+    other = _collection(store, "other")
+    with store.transaction() as conn:
+        store.insert_faces(conn, cid, [_face(1), _face(2)])
+        kept = store.insert_faces(conn, other, [_face(3)])
+        store.insert_user(conn, cid, "alice")
+    with store.transaction() as conn:
+        assert store.delete_collection(conn, cid) == 2
+    assert store.get_collection("staff") is None
+    assert store.counts(cid) == (0, 0) and store.changes_since(cid, 0) == []
+    assert list(store.faces_by_keys(other, kept)) == kept
+
+
+def test_ingested_images_are_remembered_per_collection(store: FaceStore) -> None:
+    cid, other = _collection(store), _collection(store, "other")
+    with store.transaction() as conn:
+        store.record_ingested(conn, cid, "a" * 64, "image-1", 1.0)
+    assert store.ingested(cid, ["a" * 64, "b" * 64]) == {"a" * 64}
+    assert store.ingested(other, ["a" * 64]) == set()
+
+
+def test_the_audit_chain_commits_with_its_operation_and_anchors_its_head(store: FaceStore) -> None:
+    with store.transaction() as conn:
+        entry = audit.append(conn, {"operation": "Test"})
+    assert store.heads.heads()[-1] == audit.AuditHead(entry.seq, entry.hash)
+    with store.snapshot() as conn:
+        assert audit.verify_anchored(conn, store.heads).ok
+
+
+def test_a_snapshot_reads_what_was_committed(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        store.insert_faces(conn, cid, [_face(1, "alice")])
+    with store.snapshot() as conn:
+        assert records.live_face_count(conn, cid, 0.0) == 1
+        assert store.counts(cid, conn) == (1, 0)
