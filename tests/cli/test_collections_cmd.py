@@ -92,7 +92,8 @@ def test_describe_prints_model_creation_time_and_counts(fc: ServiceCli) -> None:
 
     assert result.exit_code == 0
     assert result.stdout == (
-        f"name     people\nmodel    fake-recogniser:0\ncreated  {timestamp(info.created_at)}\nfaces    2\nusers    1\n"
+        f"name     people\nmodel    fake-recogniser:0\nprofile  default\ncreated  {timestamp(info.created_at)}\n"
+        "faces    2\nusers    1\n"
     )
 
 
@@ -110,6 +111,7 @@ def test_describe_json_gives_every_field(fc: ServiceCli) -> None:
         "face_count": 0,
         "user_count": 0,
         "purpose": "general",
+        "profile": "default",
     }
 
 

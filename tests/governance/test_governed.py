@@ -179,14 +179,15 @@ def test_consent_show_is_audited(svc: FaceService) -> None:
     assert (entry["operation"], entry["subject"]) == ("ShowConsent", "ANN")
 
 
-def test_a_profile_the_service_does_not_run_is_refused_on_the_governed_path_and_audited(svc: FaceService) -> None:
-    with pytest.raises(InvalidParameterError, match="Profile 'accurate' needs a service started with it"):
-        svc.create_collection("c", profile="accurate", actor=ADMIN)
+def test_an_unknown_profile_is_refused_on_the_governed_path_and_audited(svc: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="Unknown profile 'fast'"):
+        svc.create_collection("c", profile="fast", actor=ADMIN)
     entry = last(svc)
-    assert (entry["operation"], entry["outcome"], entry["key_id"], entry["purpose"]) == (
+    assert (entry["operation"], entry["outcome"], entry["key_id"], entry["purpose"], entry["profile"]) == (
         "CreateCollection",
         "InvalidParameter",
         "FTKADMIN",
         "open",
+        "fast",
     )
     assert svc.list_collections().names == ()

@@ -584,8 +584,9 @@ EXEMPT = {
 }
 
 # FaceService methods that are not operations (plumbing) or that share an operation's row
-# record_refusal logs what an entry point refused before any operation ran (its own rows test it)
-SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "record_refusal"}
+# record_refusal logs what an entry point refused before any operation ran (its own rows test it);
+# engine_for: the engine of a collection's profile
+SERVICE_PLUMBING = {"open", "close", "on_close", "purpose_of", "record_refusal", "engine_for"}
 SERVICE_OPERATION = {
     "create_collection": "CreateCollection",
     "describe_collection": "DescribeCollection",

@@ -27,12 +27,10 @@ def collections() -> None:
 )
 @renders_errors()
 def create(name: str, purpose: str | None, profile: str | None) -> None:
-    """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound to
-    the embedding model of the profile (default: the setting `profile`) and to one purpose of
-    the deployment policy. Later commands on an 'accurate' collection need FACETRUST_PROFILE=accurate."""
+    """Create the empty collection NAME (1–255 characters from a-z A-Z 0-9 _ . -), bound for
+    life to the embedding model of the profile (default: the setting `profile`) and to one purpose
+    of the deployment policy. Later commands on the collection use its profile's model."""
     state = cli_state()
-    if profile is not None and "engine" not in state.obj:
-        state.overrides["profile"] = profile
     info = state.service().create_collection(name, purpose=purpose, profile=profile, actor=state.actor())
     click.echo(f"Created collection {info.name} (model {info.model})")
 

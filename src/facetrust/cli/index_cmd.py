@@ -14,22 +14,29 @@ from facetrust.cli import render_collections as render
 from facetrust.cli.context import cli_state, renders_errors, report_error
 from facetrust.errors import InvalidParameterError
 from facetrust.ingest import ImageOutcome, IngestOptions, LocalRunner, RayRunner, Runner, external_id_for, ingest
+from facetrust.ingest.run import collection_engine
+from facetrust.service.profiles import profile_of
 from facetrust.service.quality import QUALITY_FILTERS
 
 __all__ = ["external_id_for", "index"]
 
 
 @contextmanager
-def _runner(ray_address: str | None) -> Iterator[Runner]:
-    """This process's engine, or Ray workers that each build the same engine once (with the
-    settings of this command; tests inject a picklable factory as ``obj["engine_factory"]``)."""
+def _runner(ray_address: str | None, collection: str) -> Iterator[Runner]:
+    """The engine of the collection's profile in this process, or Ray workers that each build the same
+    engine once (with the settings of this command and the collection's profile; tests inject a
+    picklable factory as ``obj["engine_factory"]``)."""
     state = cli_state()
     if ray_address is None:
-        yield LocalRunner(state.service().engine)
+        yield LocalRunner(collection_engine(state.service(), collection))
         return
     from facetrust.engine import load_engine
 
-    factory = state.obj.get("engine_factory") or functools.partial(load_engine, state.settings())
+    settings = state.settings()
+    row = state.service().store.get_collection(collection)
+    if row is not None:
+        settings = settings.replace(profile=profile_of(row.model))
+    factory = state.obj.get("engine_factory") or functools.partial(load_engine, settings)
     with RayRunner(factory, address=ray_address) as runner:
         yield runner
 
@@ -96,7 +103,7 @@ def index(
     stderr: TextIO = sys.stderr
     with (
         click.progressbar(length=len(paths), label="Indexing", file=stderr, hidden=not stderr.isatty()) as bar,
-        _runner(ray_address) as runner,
+        _runner(ray_address, collection) as runner,
     ):
         done = ingest(
             service,
@@ -107,7 +114,7 @@ def index(
             actor=cli_state().actor(),
             on_image=lambda _: bar.update(1),
         )
-    _render(collection, service.engine.model_id, done, as_json)
+    _render(collection, collection_engine(service, collection).model_id, done, as_json)
 
 
 def _render(collection: str, model: str, done: list[ImageOutcome], as_json: bool) -> None:

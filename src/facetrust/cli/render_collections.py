@@ -87,6 +87,7 @@ def collection_text(info: CollectionInfo) -> str:
     rows = [
         ("name", info.name),
         ("model", info.model),
+        ("profile", info.profile),
         ("created", timestamp(info.created_at)),
         ("faces", str(info.face_count)),
         ("users", str(info.user_count)),

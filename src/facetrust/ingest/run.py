@@ -17,6 +17,7 @@ from facetrust.errors import (
     ImageTooLargeError,
     InvalidImageError,
     InvalidParameterError,
+    ModelMismatchError,
     PurposeRefusedError,
     RoleDeniedError,
 )
@@ -30,10 +31,11 @@ from facetrust.service.quality import check_quality_filter
 from facetrust.service.validate import check_limit
 
 if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.engine import FaceEngine
     from facetrust.service.faceservice import FaceService
     from facetrust.service.types import IndexResult
 
-__all__ = ["ImageOutcome", "IngestOptions", "external_id_for", "ingest"]
+__all__ = ["ImageOutcome", "IngestOptions", "collection_engine", "external_id_for", "ingest"]
 
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
@@ -42,6 +44,18 @@ def external_id_for(path: str) -> str:
     """The file name of ``path`` made a valid ExternalImageId: characters outside
     ``[a-zA-Z0-9_.\\-:]`` become ``_``; at most 255 characters."""
     return _NOT_ALLOWED.sub("_", Path(path).name)[:255] or "_"
+
+
+def collection_engine(service: FaceService, collection: str) -> FaceEngine:
+    """The engine of the collection's profile, which prepares its images; the service's own where the
+    collection does not exist or cannot be served here (the governed write then refuses, audited)."""
+    row = service.store.get_collection(collection)
+    if row is None:
+        return service.engine
+    try:
+        return service.engine_for(row)
+    except ModelMismatchError:
+        return service.engine
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,7 @@ def ingest(
     ``actor`` whose role may not call it is refused (and audited) before any image is read.
     """
     _check(service, collection, options, actor)
-    runner = runner or LocalRunner(service.engine)
+    runner = runner or LocalRunner(collection_engine(service, collection))
     queue: deque[_Slot] = deque()
     outcomes: list[ImageOutcome] = []
 

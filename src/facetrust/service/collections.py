@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facetrust.config import PROFILES
-from facetrust.errors import ConflictError, InvalidParameterError
+from facetrust.errors import ConflictError
 from facetrust.governance.actor import Actor
-from facetrust.service.context import is_fused
 from facetrust.service.governed import governed
+from facetrust.service.profiles import check_profile, profile_of
 from facetrust.service.types import CollectionInfo, CollectionPage
 from facetrust.service.validate import check_collection_id, check_limit, decode_token, encode_token
 from facetrust.store import records
@@ -22,40 +21,23 @@ __all__ = ["create_collection", "describe_collection", "list_collections"]
 def create_collection(
     service: ServiceContext, actor: Actor, name: str, purpose: str | None, profile: str | None
 ) -> CollectionInfo:
-    """A new, empty collection for one purpose, bound to this service's embedding model.
-
-    ``profile`` ("default" or "accurate", docs/engine.md), when given, must be the one this
-    service embeds with (the setting ``profile``); a collection keeps its model for life.
-    """
+    """A new, empty collection for one purpose, bound for life to the embedding model of ``profile``
+    ("default" or "accurate", docs/engine.md; default: this service's own, the setting ``profile``).
+    Another profile's engine is loaded here if no collection has needed it yet; the audit entry
+    records the profile and model."""
     with governed(service, actor, "CreateCollection", name, purpose=purpose) as step:
         check_collection_id(name)
-        if profile is not None:
-            _check_profile(service, profile)
+        chosen = service.engines.default_profile if profile is None else profile
+        step.record.details = {"profile": chosen}  # what was asked, when it is refused
+        check_profile(chosen)
+        engine = service.engines.get(chosen)
+        step.record.details = {"profile": chosen, "model": engine.model_id}
         with service.store.transaction() as conn:
             if service.store.get_collection(name, conn) is not None:
                 raise ConflictError(f"Collection {name!r} already exists", resource=name)
-            row = service.store.insert_collection(conn, name, service.engine.model_id, str(step.record.purpose))
+            row = service.store.insert_collection(conn, name, engine.model_id, str(step.record.purpose))
             step.record.commit(conn)
-    return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose)
-
-
-def _check_profile(service: ServiceContext, profile: str) -> None:
-    if profile not in PROFILES:
-        raise InvalidParameterError(
-            f"Unknown profile {profile!r}; available: {', '.join(PROFILES)}", parameter="Profile"
-        )
-    running = "accurate" if is_fused(service.engine.model_id) else "default"
-    if profile != running:
-        from facetrust.models.dlib import missing_packages
-
-        missing = missing_packages() if profile == "accurate" else []
-        need = f" and pip install 'facetrust[accurate]' ({', '.join(missing)} missing)" if missing else ""
-        raise InvalidParameterError(
-            f"Profile {profile!r} needs a service started with it (setting profile={profile}, "
-            f"FACETRUST_PROFILE={profile}{need}); this one embeds with profile {running!r}, "
-            f"model {service.engine.model_id!r}",
-            parameter="Profile",
-        )
+    return CollectionInfo(row.name, row.model, row.created_at, 0, 0, row.purpose, profile_of(row.model))
 
 
 def describe_collection(service: ServiceContext, actor: Actor, name: str) -> CollectionInfo:
@@ -65,7 +47,7 @@ def describe_collection(service: ServiceContext, actor: Actor, name: str) -> Col
         with service.store.snapshot() as conn:
             faces = records.live_face_count(conn, row.id, service.clock())
             _, users = service.store.counts(row.id, conn)
-    return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose)
+    return CollectionInfo(row.name, row.model, row.created_at, faces, users, row.purpose, profile_of(row.model))
 
 
 def list_collections(service: ServiceContext, actor: Actor, max_results: int, next_token: str | None) -> CollectionPage:

@@ -21,6 +21,7 @@ from facetrust.service.validate import check_threshold
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
@@ -28,9 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CompareRequest", "compare_faces"]
 
 
-def _load(service: ServiceContext, image: ImageSource, name: str) -> np.ndarray:
+def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
     try:
-        return service.engine.load_image(image)
+        return engine.load_image(image)
     except InvalidImageError as exc:
         if exc.source is not None:  # it names its file already
             raise
@@ -39,14 +40,16 @@ def _load(service: ServiceContext, image: ImageSource, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """What a CompareFaces call asks: two images, the threshold, the quality filter and the purpose
-    (None: the actor's declared purpose, then the policy's default)."""
+    """What a CompareFaces call asks: two images, the threshold, the quality filter, the purpose
+    (None: the actor's declared purpose, then the policy's default) and the embedding profile
+    (None: the service's own, the setting ``profile``)."""
 
     source: ImageSource
     target: ImageSource
     threshold: float = 80.0
     quality_filter: str = "NONE"
     purpose: str | None = None
+    profile: str | None = None
 
 
 def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) -> ImageComparison:
@@ -54,9 +57,11 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
 
     ``InvalidImageError`` naming the image (its path, or SourceImage/TargetImage for bytes)
     when one cannot be decoded; ``InvalidParameterError`` (parameter ``SourceImage``) when
-    ``source`` has no recognisable face or it fails the quality filter.
+    ``source`` has no recognisable face or it fails the quality filter. ``ask.profile`` picks the
+    embedding profile's engine (default: the service's own, the setting ``profile``).
     """
     source, target, threshold, quality_filter = ask.source, ask.target, ask.threshold, ask.quality_filter
+    profile = ask.profile
     with governed(service, actor, "CompareFaces", purpose=ask.purpose) as step:
         threshold = check_threshold(threshold, "SimilarityThreshold")
         level = check_quality_filter(quality_filter)
@@ -68,9 +73,12 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
                 purpose=rules.name,
                 rule="min_threshold",
             )
-        first, second = _load(service, source, "SourceImage"), _load(service, target, "TargetImage")
+        if profile is not None:
+            step.record.details = {"profile": profile}  # what was asked, when it is refused
+        engine = service.engine if profile is None else service.engines.get(profile)
+        first, second = _load(engine, source, "SourceImage"), _load(engine, target, "TargetImage")
         try:
-            result = service.engine.compare(first, second, threshold=threshold)
+            result = engine.compare(first, second, threshold=threshold)
         except InvalidImageError:  # both decoded, so the source has no recognisable face
             raise InvalidParameterError(
                 "There is no recognisable face in SourceImage", parameter="SourceImage"
@@ -89,5 +97,6 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
             "threshold": threshold,
             "target_faces": len(result.matches) + len(result.unmatched),
             "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
+            **({"profile": profile} if profile is not None else {}),
         }
         return result

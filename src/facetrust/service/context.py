@@ -14,24 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ModelMismatchError, NotFoundError
+from facetrust.errors import NotFoundError
 from facetrust.service.validate import check_collection_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.governance.policy import Policy
     from facetrust.service.indexes import IndexRegistry
+    from facetrust.service.profiles import ProfileEngines
     from facetrust.store.protocol import FaceStore
     from facetrust.store.sqlite import CollectionRow
 
-__all__ = ["ServiceContext", "is_fused"]
-
-
-def is_fused(model_id: str) -> bool:
-    """True for the models of profile ``accurate`` (``facetrust.models.fused``)."""
-    from facetrust.models.fused import NAME
-
-    return model_id.startswith(NAME + ":")
+__all__ = ["ServiceContext"]
 
 
 @dataclass(frozen=True)
@@ -44,21 +38,20 @@ class ServiceContext:
     engine: FaceEngine
     policy: Policy
     clock: Callable[[], float]
+    engines: ProfileEngines  # the engine of each embedding profile; ``engine`` is the service's own
 
     def collection(self, name: str, *, model_check: bool = True) -> CollectionRow:
-        """The stored collection ``name``; with ``model_check``, refused when its embeddings are of
-        another model than the engine's."""
+        """The stored collection ``name``; with ``model_check``, refused when this service cannot run
+        the engine of its profile (``engine_for``)."""
         check_collection_id(name)
         row = self.store.get_collection(name)
         if row is None:
             raise NotFoundError(f"Collection {name!r} does not exist", resource=name)
-        if model_check and row.model != self.engine.model_id:
-            hint = " (profile 'accurate': setting profile, FACETRUST_PROFILE=accurate)" if is_fused(row.model) else ""
-            raise ModelMismatchError(
-                f"Collection {name!r} holds embeddings of model {row.model!r}{hint}; this service embeds with "
-                f"{self.engine.model_id!r}. Use a collection made with this model, or re-index into a new one.",
-                resource=name,
-                collection_model=row.model,
-                engine_model=self.engine.model_id,
-            )
+        if model_check:
+            self.engine_for(row)
         return row
+
+    def engine_for(self, row: CollectionRow) -> FaceEngine:
+        """The engine of the collection's profile (the one that made its templates), loaded on first
+        use; ``ModelMismatchError`` when this service cannot run it (docs/engine.md#profiles)."""
+        return self.engines.for_model(row.name, row.model)

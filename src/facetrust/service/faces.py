@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
@@ -127,21 +128,23 @@ class Enrolment:
 
 
 FaceFinder: TypeAlias = (
-    "Callable[[str], tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]]"
+    "Callable[[str, FaceEngine], "
+    "tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]]"
 )
-"""Given the quality level: the faces to store (embedding, face), those not indexed, and how to
-get the image's pixels (for face crops; None where the image is not at hand)."""
+"""Given the quality level and the engine of the collection's profile: the faces to store
+(embedding, face), those not indexed, and how to get the image's pixels (for face crops; None
+where the image is not at hand)."""
 
 
 def index_faces(service: ServiceContext, actor: Actor, ask: Enrolment, image: ImageSource) -> IndexResult:
     """IndexFaces: detect and embed the faces of ``image`` here, then ``enrol`` them."""
 
     def find(
-        level: str,
+        level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
-        rgb = service.engine.load_image(image)
-        accepted, unindexed = split_faces(service.engine.detect(rgb), level, ask.max_faces)
-        embeddings = service.engine.embed(rgb, accepted) if accepted else []
+        rgb = engine.load_image(image)
+        accepted, unindexed = split_faces(engine.detect(rgb), level, ask.max_faces)
+        embeddings = engine.embed(rgb, accepted) if accepted else []
         return [(emb, emb.face) for emb in embeddings if emb.face is not None], unindexed, lambda: rgb
 
     return enrol(service, actor, ask, find)
@@ -162,7 +165,8 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
             check_limit(ask.max_faces, "MaxFaces", 1, 4096)
         level = check_quality_filter(ask.quality_filter)
         check_consent(service, purpose, external)  # before the work; again where it is stored
-        pairs, unindexed, pixels = find(level)
+        engine = service.engine_for(row)
+        pairs, unindexed, pixels = find(level, engine)
         crops = _crops(service, purpose, pixels, [face for _, face in pairs])
         image_id = str(uuid.uuid4())
         now = service.clock()
@@ -195,7 +199,7 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
 
     after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
     indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
-    return IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id)
+    return IndexResult(image_id, indexed, tuple(unindexed), row.model)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from facetrust.service.context import ServiceContext
 from facetrust.service.governed import allowed_purpose, record_refusal
 from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
+from facetrust.service.profiles import ProfileEngines
 from facetrust.service.replica import holder_name, index_folder
 from facetrust.service.review_queue import ReviewItem
 from facetrust.service.types import (
@@ -63,7 +64,7 @@ from facetrust.service.types import (
     UserSearchResult,
 )
 from facetrust.store.postgres import open_store
-from facetrust.store.sqlite import Store
+from facetrust.store.sqlite import CollectionRow, Store
 from facetrust.types import ImageComparison
 
 __all__ = ["FaceService"]
@@ -91,6 +92,7 @@ class FaceService:
         clock: Callable[[], float] = time.time,
         replica_id: str = "",
         store: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
@@ -100,11 +102,12 @@ class FaceService:
         data_dir = Path(data_dir)
         folder = index_folder(data_dir, replica_id)  # refuses a bad replica_id before opening anything
         opened = open_store(data_dir / DB_NAME, store, keyring=keyring)  # store: None/"sqlite", or postgresql://…
+        engines = ProfileEngines(engine, settings)  # the other profiles' engines load when a collection needs them
         indexes = IndexRegistry(
-            opened, engine.recogniser.dim, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
+            opened, engines.dim_of, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
         )
         self._store = opened  # the store itself (SQLite, or PostgreSQL); operations see it as a FaceStore
-        self.ctx = ServiceContext(data_dir, opened, indexes, engine, policy, clock)
+        self.ctx = ServiceContext(data_dir, opened, indexes, engine, policy, clock, engines)
         self.replica_id = replica_id  # this server's name among replicas over one store (docs/replicas.md)
         self.holder = holder_name(replica_id)  # this process's name in the store's leases
         self._closers: list[Callable[[], None]] = []
@@ -126,7 +129,17 @@ class FaceService:
 
     @property
     def engine(self) -> FaceEngine:
+        """The engine of the service's own profile (the setting ``profile``)."""
         return self.ctx.engine
+
+    @property
+    def engines(self) -> ProfileEngines:
+        """The engine of each embedding profile, loaded when first needed."""
+        return self.ctx.engines
+
+    def engine_for(self, row: CollectionRow) -> FaceEngine:
+        """The engine of a collection's profile (docs/engine.md#profiles)."""
+        return self.ctx.engine_for(row)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -167,6 +180,7 @@ class FaceService:
             keyring=keyring,
             replica_id=settings.replica_id,
             store=settings.store,
+            settings=settings,
         )
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -200,11 +214,8 @@ class FaceService:
     def create_collection(
         self, name: str, *, purpose: str | None = None, profile: str | None = None, actor: Actor = LOCAL
     ) -> CollectionInfo:
-        """A new, empty collection for one purpose, bound to this service's embedding model.
-
-        ``profile`` ("default" or "accurate", docs/engine.md), when given, must be the one this
-        service embeds with (the setting ``profile``); a collection keeps its model for life.
-        """
+        """A new, empty collection for one purpose, bound for life to the embedding model of ``profile``
+        ("default" or "accurate", docs/engine.md; default: this service's own, the setting ``profile``)."""
         return _collections.create_collection(self.ctx, actor, name, purpose, profile)
 
     def describe_collection(self, name: str, *, actor: Actor = LOCAL) -> CollectionInfo:
@@ -388,10 +399,12 @@ class FaceService:
         quality_filter: str = "NONE",
         purpose: str | None = None,
         actor: Actor = LOCAL,
+        profile: str | None = None,
     ) -> ImageComparison:
         """The largest face of ``source`` against every face of ``target``, under ``purpose`` (default:
-        the actor's declared purpose, then the policy's default purpose), audited."""
-        ask = _compare.CompareRequest(source, target, threshold, quality_filter, purpose)
+        the actor's declared purpose, then the policy's default purpose), audited; with the engine of
+        ``profile`` (default: this service's own, the setting ``profile``)."""
+        ask = _compare.CompareRequest(source, target, threshold, quality_filter, purpose, profile)
         return _compare.compare_faces(self.ctx, actor, ask)
 
     # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -262,19 +263,22 @@ class IndexRegistry:
 
     ``root``: the folder holding every replica's snapshot folder (service/replica.py); an erasure
     removes the erased collection's snapshots from all of them, not only from this replica's.
+    ``dim``: the template length of every collection, or a function giving each collection's
+    (collections of different embedding profiles hold templates of different lengths).
     """
 
     def __init__(
         self,
         store: FaceStore,
-        dim: int,
+        dim: int | Callable[[CollectionRow], int],
         backend: str,
         folder: Path,
         *,
         keyring: object | None = None,
         root: Path | None = None,
     ) -> None:
-        self.store, self.dim, self.backend, self.folder = store, dim, backend, folder
+        self.store, self.backend, self.folder = store, backend, folder
+        self.dim_of: Callable[[CollectionRow], int] = dim if callable(dim) else (lambda _row: dim)
         self.root = root
         self.persist = keyring is None
         self._folder_lock = FolderLock(folder)
@@ -286,7 +290,13 @@ class IndexRegistry:
 
     def _index(self, collection: CollectionRow) -> CollectionIndex:
         return CollectionIndex(
-            self.store, collection, self.dim, self.backend, self.folder, persist=self.persist, owner=self.owner
+            self.store,
+            collection,
+            self.dim_of(collection),
+            self.backend,
+            self.folder,
+            persist=self.persist,
+            owner=self.owner,
         )
 
     def get(self, collection: CollectionRow) -> CollectionIndex:

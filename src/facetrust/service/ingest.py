@@ -33,6 +33,7 @@ from facetrust.types import Face, FaceEmbedding
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.service.types import UnindexedFace
@@ -59,7 +60,7 @@ def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | 
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
 
 
-def _check_prepared(service: ServiceContext, prepared: PreparedImage, accepted: list[Face]) -> None:
+def _check_prepared(engine: FaceEngine, prepared: PreparedImage, accepted: list[Face]) -> None:
     embedded = [e.face for e in prepared.embeddings]
     if embedded != accepted:
         raise InvalidParameterError(
@@ -68,9 +69,9 @@ def _check_prepared(service: ServiceContext, prepared: PreparedImage, accepted: 
             parameter="embeddings",
         )
     for emb in prepared.embeddings:
-        if emb.model != service.engine.model_id:
+        if emb.model != engine.model_id:
             raise InvalidParameterError(
-                f"Embedding was made by model {emb.model!r}; this service stores {service.engine.model_id!r} only",
+                f"Embedding was made by model {emb.model!r}; this collection stores {engine.model_id!r} only",
                 parameter="embeddings",
             )
 
@@ -83,11 +84,11 @@ def index_prepared(
     collection's purpose keeps face crops."""
 
     def find(
-        level: str,
+        level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
         accepted, unindexed = split_faces(list(prepared.faces), level, ask.max_faces)
-        _check_prepared(service, prepared, accepted)
-        pixels = None if image is None else (lambda: service.engine.load_image(image))
+        _check_prepared(engine, prepared, accepted)
+        pixels = None if image is None else (lambda: engine.load_image(image))
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
     return enrol(service, actor, replace(ask, sha256=prepared.sha256), find)
@@ -122,8 +123,9 @@ def index_prepared_batch(
         for external in subjects:
             check_consent(service, purpose, external)
         now = service.clock()
+        engine = service.engine_for(row)
         images = [
-            _prepare(service, prepared, external, level, max_faces, now + purpose.retention_seconds)
+            _prepare(engine, prepared, external, level, max_faces, now + purpose.retention_seconds)
             for prepared, external in batch
         ]
         with service.store.transaction() as conn:
@@ -143,7 +145,7 @@ def index_prepared_batch(
         at += len(faces)
         pairs = zip(mine, (e.face for e in prepared.embeddings), strict=True)
         indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, face in pairs if face is not None)
-        results.append(IndexResult(image_id, indexed, tuple(unindexed), service.engine.model_id))
+        results.append(IndexResult(image_id, indexed, tuple(unindexed), row.model))
     return results
 
 
@@ -151,7 +153,7 @@ _Image = tuple[PreparedImage, "str | None", list[NewFace], str, "list[UnindexedF
 
 
 def _prepare(
-    service: ServiceContext,
+    engine: FaceEngine,
     prepared: PreparedImage,
     external: str | None,
     level: str,
@@ -160,7 +162,7 @@ def _prepare(
 ) -> _Image:
     """One image of a batch: its accepted faces checked against its embeddings, as rows to insert."""
     accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
-    _check_prepared(service, prepared, accepted)
+    _check_prepared(engine, prepared, accepted)
     image_id = str(uuid.uuid4())
     rows = [new_face(emb, face, image_id, external, expires) for emb, face in zip(prepared.embeddings, accepted)]
     return prepared, external, rows, image_id, unindexed

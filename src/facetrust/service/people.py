@@ -58,7 +58,7 @@ def _threshold(service: ServiceContext, row: CollectionRow, conn: sqlite3.Connec
 def _vectors(service: ServiceContext, row: CollectionRow, keys: Sequence[int], conn: sqlite3.Connection) -> np.ndarray:
     import numpy as np
 
-    dim = service.engine.recogniser.dim
+    dim = service.engines.dim_of(row)
     blobs = dict(service.store.embeddings(row.id, list(keys), conn))
     if not keys:
         return np.zeros((0, dim), np.float32)
@@ -99,7 +99,7 @@ def summaries(
     service: ServiceContext, row: CollectionRow, groups: dict[str, list[int]], conn: sqlite3.Connection
 ) -> list[tuple[str, int | None, float]]:
     """(cluster id, representative key, cohesion) of each group: the medoid and the mean Similarity."""
-    cal = service.engine.calibration
+    cal = service.engine_for(row).calibration
     out = []
     for cluster_id, keys in groups.items():
         sample = sorted(keys)[:_COHESION_SAMPLE]
@@ -162,7 +162,7 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
     vector_of = dict(zip(pending, vectors))
     row_of = {k: i for i, k in enumerate(pending)}  # its row of neighbours, before erased/expired faces drop out
     with service.store.transaction() as conn:
-        threshold = service.engine.calibration.score_for_similarity(_threshold(service, row, conn))
+        threshold = service.engine_for(row).calibration.score_for_similarity(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
         faces = _faces(service, row, sorted(set(keys[keys >= 0].tolist()) | set(pending)), conn)
         pending = [k for k in pending if k in faces.image_of and k not in label_of]  # not erased or placed since
@@ -222,7 +222,7 @@ def _full_pass(service: ServiceContext, row: CollectionRow, threshold: float) ->
         before = tables.members(conn, row.id)
         faces = _faces(service, row, keys, conn)
         present = np.array([k in faces.image_of for k in keys], dtype=bool)  # not erased since the read
-        score = service.engine.calibration.score_for_similarity(threshold)
+        score = service.engine_for(row).calibration.score_for_similarity(threshold)
         found = cluster(
             np.asarray(keys)[present], vectors[present], (neighbours[present], scores[present]), faces, score
         )

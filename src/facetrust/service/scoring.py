@@ -168,15 +168,16 @@ def refuse_unreliable(purpose: Purpose, scale: ProbeScale) -> None:
         )
 
 
-def service_scale(service: ServiceContext, seen: dict[int, float], gallery: int) -> ProbeScale:
-    """A probe's scale from its top scores ``seen`` among ``gallery`` faces (global calibration
-    when the engine's settings turn probe normalisation off)."""
-    cal = service.engine.calibration
-    settings = service.engine.settings
-    if not settings.probe_normalisation:
+def service_scale(service: ServiceContext, row: CollectionRow, seen: dict[int, float], gallery: int) -> ProbeScale:
+    """A probe's scale from its top scores ``seen`` among ``gallery`` faces of collection ``row``, on the
+    calibration of the collection's own profile (global calibration when the engine's settings turn
+    probe normalisation off)."""
+    engine = service.engine_for(row)
+    cal = engine.calibration
+    if not engine.settings.probe_normalisation:
         return ProbeScale(cal, gallery, None)
     scale = probe_scale(cal, list(seen.values()), gallery)
-    return replace(scale, symmetric=settings.symmetric_scores) if scale.tail is not None else scale
+    return replace(scale, symmetric=engine.settings.symmetric_scores) if scale.tail is not None else scale
 
 
 def stored_face_scales(
@@ -188,5 +189,5 @@ def stored_face_scales(
     out = []
     for key, found, scores in zip(keys, hits.keys, hits.scores):
         seen = {k: s for k, s in zip(found.tolist(), scores.tolist()) if k >= 0 and k != key}
-        out.append(service_scale(service, seen, max(size - 1, 0)))
+        out.append(service_scale(service, row, seen, max(size - 1, 0)))
     return out

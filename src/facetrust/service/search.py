@@ -106,7 +106,7 @@ def _candidates(
                 if key not in exclude and score > seen.get(key, -math.inf):
                     seen[key] = score
         if scale is None:
-            scale = service_scale(service, seen, max(size - len(exclude), 0))
+            scale = service_scale(service, row, seen, max(size - len(exclude), 0))
         floor = scale.score_for_similarity(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
@@ -179,20 +179,24 @@ def _stored_vector(service: ServiceContext, row: CollectionRow, face_id: str) ->
     blob = service.store.embedding(row.id, found[face_id].key)
     if blob is None:
         raise NotFoundError(f"Face {face_id!r} is not in collection {row.name!r}", resource=face_id)
-    return found[face_id], vector_from_blob(blob, service.engine.recogniser.dim)[None, :]
+    return found[face_id], vector_from_blob(blob, service.engines.dim_of(row))[None, :]
 
 
-def _probe(service: ServiceContext, image: ImageSource, quality_filter: str) -> tuple[Face, np.ndarray]:
+def _probe(
+    service: ServiceContext, row: CollectionRow, image: ImageSource, quality_filter: str
+) -> tuple[Face, np.ndarray]:
+    """The largest searchable face of ``image``, embedded by the collection's profile's engine."""
     level = check_quality_filter(quality_filter)
-    rgb = service.engine.load_image(image)
-    faces = [f for f in service.engine.detect(rgb) if not rejection_reasons(f, level)]
+    engine = service.engine_for(row)
+    rgb = engine.load_image(image)
+    faces = [f for f in engine.detect(rgb) if not rejection_reasons(f, level)]
     if not faces:
         raise InvalidParameterError(
             "There are no faces in the image that can be searched (none found, or all too small, cut off or "
             "below the quality filter)",
             parameter="Image",
         )
-    emb = service.engine.embed(rgb, faces[:1])[0]
+    emb = engine.embed(rgb, faces[:1])[0]
     return faces[0], emb.vector[None, :]
 
 
@@ -300,7 +304,7 @@ def governed_face_search(service: ServiceContext, actor: Actor, ask: SearchReque
             stored, vec = _stored_vector(service, row, face_id)
             exclude = {stored.key}
         else:
-            searched, vec = _probe(service, image, quality_filter)  # type: ignore[arg-type]
+            searched, vec = _probe(service, row, image, quality_filter)  # type: ignore[arg-type]
         matches, gallery, scale = match_faces(service, step, vec, threshold, limit, exclude)
         entry = log_matches(
             service.store,
@@ -336,7 +340,7 @@ def _user_queries(service: ServiceContext, row: CollectionRow, user_id: str) -> 
     if not own:
         raise InvalidParameterError(f"User {user_id!r} has no associated faces to search with", parameter="UserId")
     blobs = dict(service.store.embeddings(row.id, [f.key for f in own]))
-    dim = service.engine.recogniser.dim
+    dim = service.engines.dim_of(row)
     vecs = np.stack([vector_from_blob(blobs[f.key], dim) for f in own if f.key in blobs])
     return vecs, {f.key for f in own}
 
@@ -350,7 +354,7 @@ def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchReque
         row, purpose, threshold, limit = under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
         searched: Face | None = None
         if image is not None:
-            searched, vecs = _probe(service, image, quality_filter)
+            searched, vecs = _probe(service, row, image, quality_filter)
             exclude: set[int] = set()
         elif (user_id is None) == (face_id is None):
             raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")

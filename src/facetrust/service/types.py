@@ -46,6 +46,7 @@ class CollectionInfo:
     face_count: int
     user_count: int
     purpose: str = "general"
+    profile: str = "default"  # the embedding profile its model belongs to (docs/engine.md#profiles)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def _match_scales(
     keys = [f.key for f in new if f.key in blobs]
     if not keys:
         return {}
-    dim = service.engine.recogniser.dim
+    dim = service.engines.dim_of(row)
     vectors = np.stack([vector_from_blob(blobs[k], dim) for k in keys])
     return dict(zip(keys, stored_face_scales(service, row, keys, vectors)))
 
@@ -164,7 +164,7 @@ def associate_faces(
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     threshold = check_threshold(threshold, "UserMatchThreshold")
     scales = _match_scales(service, step, user_id, wanted, threshold, actor)
-    dim, now = service.engine.recogniser.dim, service.clock()
+    dim, now = service.engines.dim_of(row), service.clock()
     with service.store.transaction() as conn:
         user = service.store.get_user(row.id, user_id, conn)  # again here: it may have been deleted since
         if user is None:

@@ -37,6 +37,7 @@ from facetrust.video.source import VideoPath
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
     from facetrust.service.faceservice import FaceService
 
@@ -136,7 +137,7 @@ def governed_video_search(
     (role, the collection purpose's search rules, one audit entry with every person's matches)."""
     with governed(service.ctx, actor, operation, collection, model_check=True) as step:
         matcher = _Matcher(service, step, threshold, max_faces)
-        found = detect_video(path, service.engine, options, progress=progress)
+        found = detect_video(path, service.engine_for(step.collection), options, progress=progress)
         persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
         seq = matcher.log(step.record, persons, video=Path(path).name, tracked_persons=len(found.persons))
     return VideoSearchResult(
@@ -169,10 +170,10 @@ def governed_redaction(
     a governed search of ``keep`` whose matches the audit entry records.
     """
 
-    def run(rule: KeepRule | None) -> RedactionReport:
+    def run(engine: FaceEngine, rule: KeepRule | None) -> RedactionReport:
         if Path(out).suffix.lower() in IMAGE_SUFFIXES:
-            return redact_image(source, out, service.engine, options, keep=rule)
-        return redact_video(source, out, service.engine, options, video, keep=rule, progress=progress)
+            return redact_image(source, out, engine, options, keep=rule)
+        return redact_video(source, out, engine, options, video, keep=rule, progress=progress)
 
     names = (Path(source).name, Path(out).name)
     return _audited_redaction(service, actor, "Redact", keep, threshold, names, run)
@@ -190,8 +191,8 @@ def governed_image_redaction(
     """An image's bytes with every face not kept redacted (same format as the image), audited."""
     encoded: list[tuple[bytes, str]] = []
 
-    def run(rule: KeepRule | None) -> RedactionReport:
-        data, fmt, report = redact_image_bytes(image, service.engine, options, keep=rule)
+    def run(engine: FaceEngine, rule: KeepRule | None) -> RedactionReport:
+        data, fmt, report = redact_image_bytes(image, engine, options, keep=rule)
         encoded.append((data, fmt))
         return report
 
@@ -206,13 +207,16 @@ def _audited_redaction(
     keep: str | None,
     threshold: float,
     names: tuple[str, str],
-    run: Callable[[KeepRule | None], RedactionReport],
+    run: Callable[[FaceEngine, KeepRule | None], RedactionReport],
 ) -> RedactionReport:
+    """Run ``run`` with the engine of the ``keep`` collection's profile (the service's own without
+    ``keep``: its faces are matched against that collection's templates) on the governed path."""
     with governed(service.ctx, actor, operation, keep, model_check=keep is not None) as step:
         rec = step.record
         matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []
-        report = run(_keep_rule(matcher, kept) if matcher is not None else None)
+        engine = service.engine_for(step.collection) if keep is not None else service.engine
+        report = run(engine, _keep_rule(matcher, kept) if matcher is not None else None)
         extra = {
             "source": names[0],
             "output": names[1],

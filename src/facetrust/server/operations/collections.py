@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facetrust.config import PROFILES
 from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, Operation, kwargs
@@ -22,7 +23,7 @@ PROFILE_TAG = "facetrust:profile"  # "default" or "accurate" (docs/engine.md)
 def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
     tags = dict(p.get("Tags") or {})
     purpose = tags.pop(PURPOSE_TAG, None)
-    profile = tags.pop(PROFILE_TAG, None)
+    profile = _profile(p.get("FaceModelProfile"), tags.pop(PROFILE_TAG, None))
     if tags:
         raise InvalidParameterError(
             f"Tags other than {PURPOSE_TAG!r} (the collection's purpose) and {PROFILE_TAG!r} (its embedding "
@@ -30,7 +31,23 @@ def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> 
             parameter="Tags",
         )
     info = service.create_collection(p["CollectionId"], purpose=purpose, profile=profile, actor=actor)
-    return {"StatusCode": 200, "CollectionArn": collection_arn(info.name), "FaceModelVersion": info.model}
+    return {
+        "StatusCode": 200,
+        "CollectionArn": collection_arn(info.name),
+        "FaceModelVersion": info.model,
+        "FaceModelProfile": info.profile,  # a facetrust extension (boto3 drops it; FaceModelVersion names the model)
+    }
+
+
+def _profile(member: str | None, tag: str | None) -> str | None:
+    """The profile asked for by the ``FaceModelProfile`` member (facetrust's) or the ``facetrust:profile``
+    tag (what an unmodified boto3 can send); both may be given only when they agree."""
+    if member is not None and tag is not None and member != tag:
+        raise InvalidParameterError(
+            f"FaceModelProfile {member!r} and tag {PROFILE_TAG!r} {tag!r} ask for different profiles",
+            parameter="FaceModelProfile",
+        )
+    return member if member is not None else tag
 
 
 def delete_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -44,6 +61,7 @@ def describe_collection(service: FaceService, p: dict[str, Any], actor: Actor) -
         "FaceCount": info.face_count,
         "UserCount": info.user_count,
         "FaceModelVersion": info.model,
+        "FaceModelProfile": info.profile,  # a facetrust extension, as in CreateCollection
         "CollectionARN": collection_arn(info.name),
         "CreationTimestamp": info.created_at,
     }
@@ -58,7 +76,15 @@ def list_collections(service: FaceService, p: dict[str, Any], actor: Actor) -> d
 
 
 OPERATIONS = (
-    Operation("CreateCollection", create_collection, {"CollectionId": COLLECTION, "Tags": Member(Kind.STRING_MAP)}),
+    Operation(
+        "CreateCollection",
+        create_collection,
+        {
+            "CollectionId": COLLECTION,
+            "Tags": Member(Kind.STRING_MAP),
+            "FaceModelProfile": Member(Kind.STRING, choices=PROFILES),
+        },
+    ),
     Operation("DeleteCollection", delete_collection, {"CollectionId": COLLECTION}),
     Operation("DescribeCollection", describe_collection, {"CollectionId": COLLECTION}),
     Operation(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facetrust.config import PROFILES
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import IMAGE, QUALITY_FILTER, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
@@ -36,6 +37,7 @@ def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict
         threshold=p.get("SimilarityThreshold", COMPARE_THRESHOLD),
         quality_filter=p.get("QualityFilter", COMPARE_QUALITY_FILTER),
         actor=actor,
+        profile=p.get("FaceModelProfile"),  # a facetrust extension member (docs/http.md)
     )
     return {
         "SourceImageFace": {
@@ -65,7 +67,13 @@ OPERATIONS = (
     Operation(
         "CompareFaces",
         compare_faces,
-        {"SourceImage": IMAGE, "TargetImage": IMAGE, "SimilarityThreshold": THRESHOLD, "QualityFilter": QUALITY_FILTER},
+        {
+            "SourceImage": IMAGE,
+            "TargetImage": IMAGE,
+            "SimilarityThreshold": THRESHOLD,
+            "QualityFilter": QUALITY_FILTER,
+            "FaceModelProfile": Member(Kind.STRING, choices=PROFILES),
+        },
         images=2,
     ),
 )
