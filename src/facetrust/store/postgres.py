@@ -84,6 +84,13 @@ class PostgresStore(Store):
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
 
+    def _new_face_keys(self, conn: sqlite3.Connection, count: int) -> list[int]:
+        """``count`` keys from the faces' identity sequence (ascending: writers hold the store's lock)."""
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('faces', 'id')) FROM generate_series(1, ?)", (count,)
+        ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
     def checkpoint(self) -> None:
         """Nothing to fold: PostgreSQL's WAL is the server's (``vacuum`` reclaims erased rows)."""
 

@@ -277,19 +277,23 @@ class Store:
 
     # -- faces ------------------------------------------------------------------------------
 
+    def _new_face_keys(self, conn: sqlite3.Connection, count: int) -> list[int]:
+        """``count`` new face keys, ascending: inside this write transaction no one else inserts, and
+        AUTOINCREMENT never reuses a key, so they continue from the largest ever used."""
+        (used,) = conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'faces'), 0), "
+            "coalesce((SELECT max(id) FROM faces), 0))"
+        ).fetchone()
+        return list(range(int(used) + 1, int(used) + 1 + count))
+
     def insert_faces(
         self, conn: sqlite3.Connection, collection_id: int, faces: Sequence[NewFace], *, now: float | None = None
     ) -> list[int]:
         """Insert the faces (and their ``changes`` rows), created at ``now`` (default: the time now); their keys."""
         now = time.time() if now is None else now
-        # One executemany per table (a bulk import inserts thousands of faces per transaction). The
-        # keys are given, not read back row by row: inside this write transaction no one else
-        # inserts, and AUTOINCREMENT never reuses a key, so they continue from the largest ever used.
-        (used,) = conn.execute(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'faces'), 0), "
-            "coalesce((SELECT max(id) FROM faces), 0))"
-        ).fetchone()
-        keys = list(range(int(used) + 1, int(used) + 1 + len(faces)))
+        # One executemany per table (a bulk import inserts thousands of faces per transaction), with
+        # the keys given, not read back row by row.
+        keys = self._new_face_keys(conn, len(faces))
         conn.executemany(
             "INSERT INTO faces(id, face_id, collection_id, image_id, external_image_id, box_left, box_top, "
             "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at, "
