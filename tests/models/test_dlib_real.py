@@ -99,16 +99,15 @@ def test_a_collection_of_the_accurate_profile_indexes_and_finds_the_same_person(
         assert [m.face.external_image_id for m in found.matches] == ["peirsol"]
 
 
-def test_a_default_service_names_the_profile_of_an_accurate_collection(
+def test_a_default_service_searches_an_accurate_collection_made_by_an_accurate_one(
     accurate: FaceEngine, engine: FaceEngine, lfw: Path, tmp_path: Path
 ) -> None:
     with FaceService(tmp_path, accurate) as service:
         service.create_collection("people", profile="accurate")
-    from facetrust.errors import ModelMismatchError
+        service.index_faces("people", photo(lfw, "Aaron_Peirsol", 1), external_image_id="peirsol")
+    with FaceService(tmp_path, engine) as service:
+        found = service.search_faces_by_image("people", photo(lfw, "Aaron_Peirsol", 3))
 
-    with (
-        FaceService(tmp_path, engine) as service,
-        pytest.raises(ModelMismatchError, match="FACETRUST_PROFILE=accurate"),
-    ):
-        service.search_faces_by_image("people", photo(lfw, "Aaron_Peirsol", 3))
+    assert found.model == accurate.model_id
+    assert [m.face.external_image_id for m in found.matches] == ["peirsol"]
     assert Settings(profile="accurate").profile == "accurate"
