@@ -32,11 +32,21 @@ includes queueing behind the other 31 clients.
 with 2, two ``facetrust serve`` processes (``replica_id`` r1, r2) share the one SQLite store and
 every client sends its requests to them in turn (round-robin per request), as a load balancer
 would. Both replicas run on the same machine and share its cores (docs/replicas.md).
+
+``--stores sqlite,postgresql`` (one per ``--replicas`` count, in order) names each run's store:
+``postgresql`` starts a throwaway PostgreSQL cluster for the run as the tests do
+(tests/pg_cluster.py: ``initdb`` in a temporary folder, Unix socket only, fsync off), or uses
+``FACETRUST_TEST_POSTGRES``; the collection and the keys go into a fresh schema of it, and each
+replica gets its own data directory (its index snapshots and audit head file), as on separate
+machines. The issue's comparison, two replicas over PostgreSQL vs one over SQLite:
+
+    nice -n 5 .venv/bin/python bench/load.py --replicas 1,2 --stores sqlite,postgresql
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -51,7 +61,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -102,7 +112,7 @@ def new_face(vector: np.ndarray, external: str) -> Any:
     )
 
 
-def build_collection(data_dir: Path, faces: int, rng: np.random.Generator) -> dict[str, Any]:
+def build_collection(data_dir: Path, faces: int, rng: np.random.Generator, store: str | None) -> dict[str, Any]:
     """Create the collection through FaceService and insert ``faces`` embeddings through its store."""
     from facetrust.config import Settings
     from facetrust.service import FaceService
@@ -114,7 +124,7 @@ def build_collection(data_dir: Path, faces: int, rng: np.random.Generator) -> di
     real = real[np.any(real, axis=1)][:faces]
     extra = synthetic(real, faces - len(real), rng)
     started = time.perf_counter()
-    with FaceService.open(data_dir, Settings(data_dir=data_dir)) as service:
+    with FaceService.open(data_dir, Settings(data_dir=data_dir, store=store)) as service:
         info = service.create_collection(COLLECTION)
         row = service.store.get_collection(COLLECTION)
         assert row is not None and row.model == info.model
@@ -143,11 +153,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, log_path: Path, replica_id: str = "") -> subprocess.Popen[bytes]:
-    """``facetrust serve`` over ``data_dir`` (auth on), once /health answers."""
+def start_server(
+    data_dir: Path, port: int, log_path: Path, replica_id: str = "", store: str | None = None
+) -> subprocess.Popen[bytes]:
+    """``facetrust serve`` over ``data_dir`` (auth on; ``store``: a postgresql://… URL), once /health answers."""
     exe = Path(sys.executable).parent / "facetrust"
     cmd = [str(exe), "serve", "--data", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "FACETRUST_REPLICA_ID": replica_id}
+    env = {**os.environ, "FACETRUST_REPLICA_ID": replica_id, **({"FACETRUST_STORE": store} if store else {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
@@ -389,25 +401,28 @@ def render_runs(reports: Sequence[dict[str, Any]]) -> str:
     lines = [
         "# HTTP load: one `facetrust serve` vs replicas over one store",
         "",
-        "The same measurement (below, in full) with 1 and with N server processes over one SQLite data "
-        "directory, each client sending its requests to the replicas in turn. **All replicas run on this one "
+        "The same measurement (below, in full) with 1 and with N server processes over one store (one SQLite "
+        "data directory, or one PostgreSQL database on this machine with a data directory per replica), each "
+        "client sending its requests to the replicas in turn. **All replicas (and PostgreSQL) run on this one "
         "machine and share its cores** (and the clients run there too), so more replicas add no CPU: this "
         "measures what replication costs or gains here, not the throughput of N machines. On a machine "
         "shared with other work (a load average above the core count), N server processes also get a larger "
         "share of the CPU than one, which alone raises their requests/s: compare runs made at a low load.",
         "",
-        "| replicas | requests/s | errors | p50 ms | p99 ms | load average before → after |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| replicas | store | requests/s | errors | p50 ms | p99 ms | load average before → after |",
+        "|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in reports:
         o = r["results"]["overall"]
         lines.append(
-            f"| {r['config']['replicas']} | {o['requests_per_s']} | {o['errors']} | {o['p50_ms']:,} | "
+            f"| {r['config']['replicas']} | {r['config']['store'].split()[0]} | {o['requests_per_s']} | "
+            f"{o['errors']} | {o['p50_ms']:,} | "
             f"{o['p99_ms']:,} | {r['load_before']} → {r['load_after']} |"
         )
     for r in reports:
         body = render(r).split("\n", 1)[1]
-        lines += ["", f"## {r['config']['replicas']} replica(s)", body.rstrip("\n")]
+        title = f"{r['config']['replicas']} replica(s) over {r['config']['store'].split()[0]}"
+        lines += ["", f"## {title}", body.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -424,6 +439,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS, help="where load.json and load.md go (bench/results)")
     p.add_argument("--wait-idle", type=float, default=0.0, help="wait up to this many seconds for an idle CPU")
     p.add_argument("--replicas", default="1", help="server processes over one store, one run per count: 1 or 1,2")
+    p.add_argument("--stores", default="", help="each run's store, sqlite or postgresql, one per count (all sqlite)")
     args = p.parse_args(argv)
     try:
         args.replica_counts = [int(x) for x in args.replicas.split(",")]
@@ -435,20 +451,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
         p.error(f"--mix must be three non-negative numbers like 60/20/20, not {args.mix!r}")
     args.weights = tuple(parts)
+    args.store_kinds = args.stores.split(",") if args.stores else ["sqlite"] * len(args.replica_counts)
+    if len(args.store_kinds) != len(args.replica_counts) or set(args.store_kinds) - {"sqlite", "postgresql"}:
+        p.error(f"--stores must name sqlite or postgresql once per --replicas count, not {args.stores!r}")
     if args.data is not None and (args.data.exists() or len(args.replica_counts) > 1):
         p.error(f"--data {args.data}: give a new directory, and one replica count (the collection is built fresh)")
     return args
 
 
-def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1) -> dict[str, Any]:
+def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1, store: str | None = None) -> dict[str, Any]:
+    """One run; ``store`` None: SQLite in ``data_dir``, shared by the replicas; a postgresql://…
+    URL: that database, each replica with its own data directory under ``data_dir``."""
     import boto3
 
     from facetrust.server.keys import KeyStore
 
     load_before = load_avg()
     print(f"Building a collection of {args.faces:,} faces in {data_dir}", file=sys.stderr)
-    collection = build_collection(data_dir, args.faces, np.random.default_rng(SEED))
-    with KeyStore.open(data_dir) as keys:
+    collection = build_collection(data_dir, args.faces, np.random.default_rng(SEED), store)
+    with KeyStore.open(data_dir, store=store) as keys:
         key_id, secret = keys.create("admin", "bench/load.py")
     photos = load_photos(POOL_IMAGES, random.Random(SEED))
     ports = [free_port() for _ in range(replicas)]
@@ -457,7 +478,8 @@ def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1) -> dict
     try:
         for n, port in enumerate(ports, start=1):
             replica_id = f"r{n}" if replicas > 1 else ""
-            procs.append(start_server(data_dir, port, data_dir / f"serve-{n}.log", replica_id))
+            own = data_dir if store is None else data_dir / f"replica-{n}"  # PostgreSQL: as on its own machine
+            procs.append(start_server(own, port, data_dir / f"serve-{n}.log", replica_id, store))
         session = boto3.session.Session()
         clients = [[make_client(session, url, key_id, secret) for url in urls] for _ in range(args.clients)]
         print("Warming up (each replica's first search builds its index)", file=sys.stderr)
@@ -482,7 +504,9 @@ def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1) -> dict
             "mix": args.mix,
             "seed": SEED,
             "replicas": replicas,
-            "store": "sqlite (one data directory)",
+            "store": "sqlite (one data directory)"
+            if store is None
+            else "postgresql (one database, a data directory per replica)",
         },
         "collection": collection,
         "server": {"face_model_version": server["face_model_version"], "models": server["models"]},
@@ -501,20 +525,37 @@ def measure(args: argparse.Namespace, data_dir: Path, replicas: int = 1) -> dict
     }
 
 
+@contextlib.contextmanager
+def postgres_store(kind: str) -> Iterator[str | None]:
+    """None for SQLite; for PostgreSQL, a fresh schema's URL on a throwaway cluster (removed after)."""
+    if kind == "sqlite":
+        yield None
+        return
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from pg_cluster import start_server as start_postgres
+
+    server = start_postgres()
+    try:
+        yield server.schema_url("load")
+    finally:
+        server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.wait_idle > 0:
         wait_for_idle(args.wait_idle)
     reports = []
-    for count in args.replica_counts:
-        if args.data is not None:
-            reports.append(measure(args, args.data, count))
-            continue
-        temp = Path(tempfile.mkdtemp(prefix="facetrust-load-"))
-        try:
-            reports.append(measure(args, temp / "data", count))
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
+    for count, kind in zip(args.replica_counts, args.store_kinds):
+        with postgres_store(kind) as store:
+            if args.data is not None:
+                reports.append(measure(args, args.data, count, store))
+                continue
+            temp = Path(tempfile.mkdtemp(prefix="facetrust-load-"))
+            try:
+                reports.append(measure(args, temp / "data", count, store))
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     document = reports[0] if len(reports) == 1 else {"runs": reports}
     text = render(reports[0]) if len(reports) == 1 else render_runs(reports)

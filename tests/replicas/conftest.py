@@ -1,9 +1,10 @@
 """Replicas as real processes: ``facetrust serve`` (replica_child.py) over one shared store.
 
-The ``store`` fixture names the store the replicas share; each kind is one parameter (today:
-``sqlite``, several server processes over one data directory on this machine). A store kind
-gives each replica its data directory and environment; the tests only go through HTTP (boto3)
-and the library's public functions.
+The ``store`` fixture names the store the replicas share; each kind is one parameter: ``sqlite``
+(several server processes over one data directory on this machine) and ``postgresql`` (one
+fresh schema of the session's throwaway PostgreSQL, tests/pg_cluster.py; each replica its own
+data directory, as on separate machines). A store kind gives each replica its data directory
+and environment; the tests only go through HTTP (boto3) and the library's public functions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from facetrust.server.keys import KeyStore
+from facetrust.store.postgres import open_store
 from facetrust.store.sqlite import Store
 from server.live import rekognition
 
@@ -32,22 +34,33 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class SharedStore:
-    """Where replicas of one deployment keep their data: one data directory for SQLite."""
+    """Where replicas of one deployment keep their data: one data directory for SQLite; one
+    database (``url``, the ``store`` setting) and a data directory per replica for PostgreSQL."""
 
     kind: str
     root: Path
+    url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
 
     def data_dir(self, replica: str) -> Path:
-        return self.root / "data"  # SQLite: every replica opens the same data directory
+        if self.url is None:
+            return self.root / "data"  # SQLite: every replica opens the same data directory
+        return self.root / f"data-{replica}"  # PostgreSQL: each replica its own, as on its own machine
 
     def open_store(self) -> Store:
         """A connection to the shared store from the test itself (close it after use)."""
-        return Store(self.data_dir("test") / "facetrust.db")
+        return open_store(self.data_dir("test") / "facetrust.db", self.url)
+
+    def cli(self, replica: str) -> list[str]:
+        """The global options of a ``facetrust`` command run beside ``replica``."""
+        return ["--data", str(self.data_dir(replica)), *(["--store", self.url] if self.url else [])]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> SharedStore:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").schema_url("r")
+        return SharedStore("postgresql", tmp_path, url, {"FACETRUST_STORE": url})
     return SharedStore(str(request.param), tmp_path)
 
 
@@ -105,7 +118,7 @@ class Replica:
 
 @pytest.fixture
 def admin_key(store: SharedStore) -> tuple[str, str]:
-    with KeyStore.open(store.data_dir("keys")) as keys:
+    with KeyStore.open(store.data_dir("keys"), store=store.url) as keys:
         return keys.create("admin", "replica tests")
 
 

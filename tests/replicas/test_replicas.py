@@ -67,15 +67,15 @@ def test_each_replica_keeps_its_index_snapshots_in_its_own_folder(store: SharedS
     a.stop()
     b.stop()  # a clean stop saves each replica's snapshot
 
-    index = store.data_dir("a") / "index"
-    assert sorted(p.name for p in (index / "replica-a").glob("collection-*.json")) == ["collection-1.json"]
-    assert sorted(p.name for p in (index / "replica-b").glob("collection-*.json")) == ["collection-1.json"]
-    assert not list(index.glob("collection-*"))  # nobody wrote the shared default folder
+    for name in "ab":  # on PostgreSQL each replica's data directory is its own; on SQLite they are one
+        index = store.data_dir(name) / "index"
+        assert sorted(p.name for p in (index / f"replica-{name}").glob("collection-*.json")) == ["collection-1.json"]
+        assert not list(index.glob("collection-*"))  # nobody wrote the default folder
 
 
 def test_a_key_created_or_revoked_anywhere_holds_on_every_replica_at_once(store: SharedStore, replicas: Any) -> None:
     a, b = replicas("a"), replicas("b")
-    with KeyStore.open(store.data_dir("keys")) as keys:
+    with KeyStore.open(store.data_dir("keys"), store=store.url) as keys:
         key_id, secret = keys.create("admin", "made while both replicas run")
         on_a, on_b = rekognition(a.url, key_id, secret), rekognition(b.url, key_id, secret)
         on_a.create_collection(CollectionId="k")
@@ -116,19 +116,21 @@ def test_the_audit_chain_verifies_after_concurrent_traffic_on_both_replicas(stor
     a.stop()
     b.stop()
 
-    data = store.data_dir("a")
-    heads = HeadFile(data / HEADS_NAME)
-    db = store.open_store()
-    try:
-        report = verify_anchored(db.connection(), heads)
-    finally:
-        db.close()
-    assert report.ok, report.problem
-    assert report.entries >= 2 * 60  # an IndexFaces and a SearchFaces entry per round, one chain
-    recorded = heads.heads()
-    assert max(h.seq for h in recorded) == report.head.seq  # both replicas anchored into the one file
-    verified = CliRunner().invoke(cli, ["--data", str(data), "audit-log", "verify"], obj={"engine": fake_engine()})
-    assert verified.exit_code == 0, verified.output
+    anchored = 0
+    for name in "ab":  # SQLite: both anchor into the one head file; PostgreSQL: each into its own
+        heads = HeadFile(store.data_dir(name) / HEADS_NAME)
+        db = store.open_store()
+        try:
+            report = verify_anchored(db.connection(), heads)
+        finally:
+            db.close()
+        assert report.ok, report.problem
+        assert report.entries >= 2 * 60  # an IndexFaces and a SearchFaces entry per round, one chain
+        anchored = max([anchored, *(h.seq for h in heads.heads())])
+    assert anchored == report.head.seq  # the last entry is anchored by the replica that wrote it
+    for name in "ab":  # `facetrust audit-log verify` beside either replica: the chain and that replica's heads
+        verified = CliRunner().invoke(cli, [*store.cli(name), "audit-log", "verify"], obj={"engine": fake_engine()})
+        assert verified.exit_code == 0, verified.output
 
 
 def test_kill_9_of_a_replica_during_ingestion_loses_no_acknowledged_face(replicas: Any) -> None:
@@ -255,7 +257,8 @@ def test_a_consent_recorded_or_revoked_anywhere_holds_on_every_replica(
     with pytest.raises(ClientError):
         _index(b, 1, "ann")  # no consent recorded yet
 
-    with FaceService(store.data_dir("lib"), fake_engine(), policy=load_policy(policy_file)) as library:
+    policy = load_policy(policy_file)
+    with FaceService(store.data_dir("lib"), fake_engine(), policy=policy, store=store.url) as library:
         library.record_consent("ann", basis="contract", evidence=b"signed release")
         ann = _index(b, 1, "ann")  # recorded through the library: b sees it at once
         ann_again = _index(a, 1, "ann", left=150)

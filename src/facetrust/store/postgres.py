@@ -1,7 +1,8 @@
 """The PostgreSQL store: the same ``Store`` (every SQL text of it, and of the rest of the project),
 over a shared PostgreSQL database instead of a SQLite file in the data directory.
 
-Each thread gets its own connection (store/pg_conn.py), which translates SQLite's dialect.
+Each thread gets its own connection (store/pg_conn.py), which translates SQLite's dialect; it is
+closed when the thread ends (a server's worker threads come and go) or when the store closes.
 Write transactions (``BEGIN IMMEDIATE``) take a transaction-scoped advisory lock, so writers in
 every process sharing the database run one at a time, as on SQLite: the audit chain's append
 (read the last entry, insert the next) is therefore serialised in the database, and N replicas
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -47,13 +49,30 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+class _ThreadConnection:
+    """One thread's connection, held only by that thread's local storage: when the thread ends,
+    the storage is dropped and so is this, which closes the connection."""
+
+    def __init__(self, conn: PgConnection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class PostgresStore(Store):
     """``Store`` over PostgreSQL at ``url``; ``path`` (in the data directory) only places the head file."""
 
     def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None) -> None:
         self.url = url
         self._pg_local = threading.local()
-        self._pg_all: list[PgConnection] = []
+        self._pg_all: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()  # the live threads' connections
         self._pg_lock = threading.Lock()
         super().__init__(path, keyring=keyring)
 
@@ -69,7 +88,8 @@ class PostgresStore(Store):
         conn.executescript(DDL + AUDIT_DDL)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: PgConnection | None = getattr(self._pg_local, "conn", None)
+        held: _ThreadConnection | None = getattr(self._pg_local, "held", None)
+        conn = None if held is None else held.conn
         if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
@@ -78,9 +98,11 @@ class PostgresStore(Store):
                 raise ConfigurationError(
                     f"Cannot open the PostgreSQL store {redact_url(self.url)}: {exc}", setting="store"
                 ) from None
-            self._pg_local.conn = conn
+            if held is not None:
+                held.close()
+            held = self._pg_local.held = _ThreadConnection(conn)
             with self._pg_lock:
-                self._pg_all.append(conn)
+                self._pg_all.add(held)
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
 
@@ -104,11 +126,8 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         with self._pg_lock:
-            for conn in self._pg_all:
-                try:
-                    conn.close()
-                except Exception:  # pragma: no cover - closing is best effort
-                    pass
+            for held in list(self._pg_all):
+                held.close()
             self._pg_all.clear()
         self._pg_local = threading.local()
         super().close()

@@ -1,0 +1,45 @@
+"""A PostgreSQL store's connections: one per thread that uses it, closed when that thread ends.
+
+A server answers requests on a pool of worker threads that come and go (an idle one exits after
+a few seconds, a new one starts with the next burst); a connection left open by every thread
+that ever ran would grow without bound until PostgreSQL refuses new ones (max_connections).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from facetrust.store.postgres import PostgresStore
+
+
+def _open_connections(watcher: psycopg.Connection, name: str) -> int:
+    """The connections open under application name ``name`` (only this test's store uses it)."""
+    row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_threads_connection_is_closed_when_the_thread_ends(tmp_path: Path, pg_url: str) -> None:
+    name = f"facetrust-test-{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(tmp_path / "facetrust.db", f"{pg_url}&application_name={name}")
+    try:
+        store.count_collections()  # this thread's connection, and the schema
+        with psycopg.connect(pg_url, autocommit=True) as watcher:
+            before = _open_connections(watcher, name)
+            for _ in range(3):  # bursts of short-lived worker threads, as a server's pool makes
+                threads = [threading.Thread(target=store.count_collections) for _ in range(8)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            assert _open_connections(watcher, name) == before == 1  # 24 threads came and went: none left open
+
+            assert store.count_collections() == 0  # the store still works in a thread that stayed
+            store.close()
+            assert _open_connections(watcher, name) == 0  # close() closed the one left, this thread's
+    finally:
+        store.close()
