@@ -18,7 +18,12 @@ same for ``index_prepared`` (embeddings made beforehand, the bulk path); and ``S
 threshold 80 of stored real faces with ``symmetric_scores`` on against off, interleaved.
 Records the machine and the load average before and after.
 
-    nice -n 5 .venv/bin/python bench/probe_cost.py [--part index|service]
+    nice -n 5 .venv/bin/python bench/probe_cost.py [--part index|service|background]
+
+``--part background``: IndexFaces with ``face_tail_stats = "background"`` (the statistics computed
+by a ``LeasedTailKeeper`` ticking in a thread, as a server does) against none computed, pq at
+100,000 faces, in alternating blocks (``background_costs``); ``--out`` then names another file
+whose ``tail_stats_background`` goes into probe_cost.json.
 """
 
 from __future__ import annotations
@@ -172,9 +177,83 @@ def service_part(settings: Settings, gallery: np.ndarray, real: int, images: lis
     return out
 
 
+def background_costs(
+    services: dict[str, FaceService], images: list[Path], tick_s: float, block: int = 5
+) -> dict[str, Any]:
+    """IndexFaces p50 with ``face_tail_stats = "background"`` (a ``LeasedTailKeeper`` ticking every
+    ``tick_s`` in a thread, as a server's background step does) against none computed (deferred,
+    keeper stopped), in alternating blocks of ``block`` images (a keeper running during a block
+    slows that block's enrolments only); then how long the last faces waited for their statistics."""
+    import threading
+
+    from facetrust.service.tailkeeper import LeasedTailKeeper
+
+    took: dict[str, list[float]] = {name: [] for name in services}
+    keeper = LeasedTailKeeper(services["background"].ctx, lease_s=30, holder="bench")
+    computed = [0]
+
+    def run(stop: threading.Event) -> None:
+        while not stop.wait(tick_s):
+            computed[0] += sum(c.computed for c in keeper.tick() or [])
+
+    for start in range(0, len(images), block):
+        for name, service in services.items():
+            stop = threading.Event()
+            worker = threading.Thread(target=run, args=(stop,)) if name == "background" else None
+            if worker is not None:
+                worker.start()
+            for n, path in enumerate(images[start : start + block], start):
+                begin = time.perf_counter()
+                service.index_faces("g", path, external_image_id=f"{name}{n}")
+                took[name].append(time.perf_counter() - begin)
+            stop.set()
+            if worker is not None:
+                worker.join()
+    begin = time.perf_counter()
+    while (done := keeper.tick()) and any(c.computed for c in done):
+        computed[0] += sum(c.computed for c in done)
+    out: dict[str, Any] = {f"index_faces_{k}": {"p50_ms": p50(v), "n": len(v)} for k, v in took.items()}
+    base, new = out["index_faces_deferred"]["p50_ms"], out["index_faces_background"]["p50_ms"]
+    out["index_faces_change_pct"] = round(100 * (new - base) / base, 1)
+    out["keeper"] = {
+        "tick_s": tick_s,
+        "faces_computed": computed[0],
+        "left_after_run_s": round(time.perf_counter() - begin, 2),
+    }
+    keeper.stop()
+    return out
+
+
+def background_part(settings: Settings, gallery: np.ndarray, images: list[Path]) -> dict[str, Any]:
+    """Background statistics' cost at enrolment (pq, auto at 100,000 faces), through FaceService."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+
+        def open_with(**changes: Any) -> FaceService:
+            return FaceService(data, FaceEngine.load(replace(settings, **changes)), index_backend="auto")
+
+        services = {
+            "background": open_with(face_tail_stats="background"),
+            "deferred": open_with(face_tail_stats="deferred"),
+        }
+        fill(services["deferred"], gallery)
+        start = time.perf_counter()
+        done = tails.catch_up(services["deferred"].ctx, "g")
+        took = time.perf_counter() - start
+        out["catch_up"] = {"faces": done.computed, "s": round(took, 1), "faces_per_s": round(done.computed / took)}
+        print("catch-up", out["catch_up"], file=sys.stderr)
+        background_costs(services, images[:4], tick_s=1.0, block=2)  # warm up
+        out["pq"] = background_costs(services, images[4:], tick_s=1.0)
+        print("pq", out["pq"], file=sys.stderr)
+        for service in services.values():
+            service.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("index", "service", "all"), default="all")
+    parser.add_argument("--part", choices=("index", "service", "background", "all"), default="all")
     parser.add_argument("--images", type=int, default=45, help="LFW images enrolled per variant (5 warm up)")
     parser.add_argument("--size", type=int, default=SIZE, help="gallery faces (a smaller one: a quick check)")
     parser.add_argument("--out", type=Path, default=RESULTS / "probe_cost.json")
@@ -195,6 +274,9 @@ def main() -> None:
     if args.part in ("service", "all"):
         paths = [Path(spec.images[i].path) for i in np.flatnonzero(emb.status == FACE)[order[: args.images]]]
         out["tail_stats"] = service_part(settings, gallery, len(kept), paths)
+    if args.part == "background":
+        paths = [Path(spec.images[i].path) for i in np.flatnonzero(emb.status == FACE)[order[: args.images]]]
+        out["tail_stats_background"] = background_part(settings, gallery, paths)
     for backend in ("exact", "pq") if args.part in ("index", "all") else ():
         index = create_index(backend, gallery.shape[1], expected_size=len(gallery))
         start = time.perf_counter()

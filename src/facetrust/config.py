@@ -17,7 +17,7 @@ __all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "defau
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw", "ivf")
 PROFILES = ("default", "accurate")
-TAIL_STATS_MODES = ("enrolment", "deferred")
+TAIL_STATS_MODES = ("background", "enrolment", "deferred")
 
 ENV_PREFIX = "FACETRUST_"
 REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -87,8 +87,10 @@ class Settings:
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
         face_tail_stats: when each gallery face's own statistics against its collection (its
-            top 50 scores) are computed: "enrolment" (as faces are indexed or erased) or
-            "deferred" (only by a catch-up pass, for bulk imports; docs/collections.md).
+            top 50 scores) are computed: "background" (by a server's background step, bounded
+            and leased, so enrolment does not wait; without a server, by a catch-up pass),
+            "enrolment" (as faces are indexed or erased) or "deferred" (only by a catch-up
+            pass, for bulk imports; docs/collections.md).
         symmetric_scores: 1:N searches combine the probe's map with each gallery face's own
             (both sides' statistics; docs/fairness.md); false: the probe's side only.
         video_root: the folder the video operations may read (S3Object Bucket = a folder
@@ -129,7 +131,7 @@ class Settings:
     cohort_file: Path | None = None
     score_normalisation: bool = True
     probe_normalisation: bool = True
-    face_tail_stats: str = "enrolment"
+    face_tail_stats: str = "background"
     symmetric_scores: bool = False
     video_root: Path | None = None
     max_video_seconds: float = 3600.0

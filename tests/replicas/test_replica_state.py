@@ -13,6 +13,9 @@ from facetrust.governance.actor import Actor
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.sweeper import LeasedSweeper
+from facetrust.service.tailkeeper import LEASE as TAIL_LEASE
+from facetrust.service.tailkeeper import LeasedTailKeeper
+from facetrust.service.tails import TailCatchUp
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs
 from facetrust.store import leases
 from facetrust.video.synth import story_scene, write_clip
@@ -192,3 +195,32 @@ def test_only_the_sweep_lease_holder_sweeps_once_per_interval_and_another_takes_
                 ran.append("b")
             now[0] += 10
         assert ran == ["a", "a", "b"]  # b took over and sweeps an interval after taking it
+
+
+def test_only_the_statistics_lease_holder_computes_them_a_bounded_batch_a_tick_and_another_takes_over(
+    store: SharedStore,
+) -> None:
+    now = [1000.0]
+    with _service(store, "a") as a, _service(store, "b") as b:
+        _two_faces(a)
+        a.index_faces("c", face_png((40, 150, 80, 2)))
+        keepers = [LeasedTailKeeper(s.ctx, lease_s=30, holder=s.holder, budget=1, clock=lambda: now[0]) for s in (a, b)]
+        assert keepers[0].tick() == [TailCatchUp("c", 1, 2)]
+        assert keepers[1].tick() is None  # a holds the lease: b computes nothing
+        assert keepers[0].tick() == [TailCatchUp("c", 1, 1)]
+        assert leases.holder(a.store, TAIL_LEASE) is not None
+
+        now[0] += 31  # a dies (stops ticking): its lease expires and b takes over
+        assert keepers[1].tick() == [TailCatchUp("c", 1, 0)]
+        assert keepers[1].tick() == []  # nothing left to compute
+        assert keepers[0].tick() is None
+        keepers[1].stop()
+        assert keepers[0].tick() == []  # b gave the lease up: a takes it at once
+
+
+def test_the_statistics_keeper_does_nothing_unless_the_mode_is_background(store: SharedStore) -> None:
+    with _service(store, "a", face_tail_stats="deferred") as a:
+        _two_faces(a)
+        keeper = LeasedTailKeeper(a.ctx, lease_s=30, holder=a.holder)
+        assert keeper.tick() is None
+        assert leases.holder(a.store, TAIL_LEASE) is None

@@ -21,7 +21,7 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 from facetrust.service.sweeper import LEASE
-from facetrust.store import leases
+from facetrust.store import leases, tailstats
 from facetrust.store.sqlite import HEADS_NAME
 from facetrust.video.synth import story_scene, write_clip
 
@@ -272,3 +272,53 @@ def test_a_consent_recorded_or_revoked_anywhere_holds_on_every_replica(
         a.client.search_faces(CollectionId="c", FaceId=ann)
     with pytest.raises(ClientError):
         _index(a, 1, "ann")  # revoked: refused again, on every replica
+
+
+def _tails(store: SharedStore) -> tuple[dict[int, list[int]], int, list[int]]:
+    """Each current face's neighbour keys (its stored top K), how many faces still lack statistics,
+    and every stored face's key."""
+    db = store.open_store()
+    try:
+        row = db.get_collection("c")
+        assert row is not None
+        keys = db.face_keys(row.id)
+        with db.snapshot() as conn:
+            rows = tailstats.read(conn, keys)
+            missing = tailstats.count_missing(conn, row.id)
+        return {k: sorted(t.neighbours.tolist()) for k, t in rows.items()}, missing, keys
+    finally:
+        db.close()
+
+
+def _settled(store: SharedStore, faces: int, within: float) -> dict[int, list[int]]:
+    """The statistics once every one of ``faces`` faces holds all the others (asserted within ``within`` s)."""
+    deadline = time.monotonic() + within
+    while True:
+        rows, missing, _ = _tails(store)
+        complete = len(rows) == faces and all(sorted([k, *n]) == sorted(rows) for k, n in rows.items())
+        if (missing == 0 and complete) or time.monotonic() >= deadline:
+            assert missing == 0 and complete, (missing, rows)
+            return rows
+        time.sleep(0.2)
+
+
+def test_faces_indexed_through_a_server_get_their_statistics_in_the_background_and_deletions_are_recomputed(
+    store: SharedStore, replicas: Any
+) -> None:
+    quick = {"lease_seconds": 1.5, "face_tail_stats": "background"}  # a background step every 0.5 s
+    a, b = replicas("a", **quick), replicas("b", **quick)
+    a.client.create_collection(CollectionId="c")
+    ids = [_index(a if i % 2 else b, i, f"p{i}", left=40 + 20 * i) for i in range(1, 7)]
+    rows = _settled(store, faces=6, within=20)  # no catch-up run by hand
+
+    a.client.delete_faces(CollectionId="c", FaceIds=[ids[2]])
+    gone = set(rows) - set(_tails(store)[2])
+    assert len(gone) == 1
+    after = _settled(store, faces=5, within=20)  # the holders, recomputed without the deleted face
+    assert all(not gone & set(n) for n in after.values())
+    db = store.open_store()
+    try:
+        found = leases.holder(db, "face-tail-stats")
+    finally:
+        db.close()
+    assert found is not None and found.holder[0] in "ab"

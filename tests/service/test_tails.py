@@ -23,6 +23,7 @@ DIM = 32
 
 
 def _service(tmp_path: Path, **settings: object) -> FaceService:
+    settings.setdefault("face_tail_stats", "enrolment")  # computed as faces arrive; background has its tests
     return FaceService(tmp_path / "data", fake_engine(Settings(flip_augment=False, **settings)))  # type: ignore[arg-type]
 
 
@@ -188,8 +189,26 @@ def test_given_symmetric_scores_when_searching_then_each_match_combines_the_prob
 def test_an_unknown_statistics_mode_is_refused_naming_the_setting() -> None:
     from facetrust.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="face_tail_stats='later' is invalid: must be one of enrolment"):
+    with pytest.raises(
+        ConfigurationError, match="face_tail_stats='later' is invalid: must be one of background, enrolment, deferred"
+    ):
         Settings(face_tail_stats="later")
+    assert Settings().face_tail_stats == "background"
+
+
+def test_given_background_statistics_without_a_server_then_enrolment_computes_none_and_a_catch_up_does(
+    tmp_path: Path,
+) -> None:
+    service = _service(tmp_path, face_tail_stats="background")
+    service.create_collection("c")
+    vectors = _vectors(30)
+    ids = _enrol(service, vectors)
+    assert _stored(service) == {}
+    service.delete_faces("c", [ids[0]])
+    assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 29, 0)
+    keys = _keys(service)
+    _assert_exact(service, {keys[f]: v for f, v in zip(ids[1:], vectors[1:])})
+    service.close()
 
 
 def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estimate_is_flagged_unreliable(

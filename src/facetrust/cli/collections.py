@@ -85,7 +85,8 @@ def delete(name: str, yes: bool) -> None:
 def catch_up(name: str, limit: int | None) -> None:
     """Compute the per-face statistics (each face's top 50 scores against the collection) of
     every face of NAME that has none or stale ones, in batches: after a bulk import with
-    face_tail_stats = "deferred", or after upgrading a data directory (docs/collections.md)."""
+    face_tail_stats = "deferred", with "background" and no server running, or after upgrading
+    a data directory (docs/collections.md)."""
     from facetrust.service.tails import catch_up as run
 
     done = run(cli_state().service().ctx, name, limit=limit)  # derived data, like the index: not an audited operation

@@ -37,6 +37,7 @@ from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, re
 from facetrust.service import FaceService
 from facetrust.service.replica import policy_fingerprint
 from facetrust.service.sweeper import LeasedSweeper
+from facetrust.service.tailkeeper import LeasedTailKeeper
 
 __all__ = ["UI_PATH", "WEB_DIR", "create_app"]
 
@@ -70,9 +71,12 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def _replica_step(service: FaceService, sweeper: LeasedSweeper | None, settings: Settings) -> None:
+def _replica_step(
+    service: FaceService, sweeper: LeasedSweeper | None, settings: Settings, keeper: LeasedTailKeeper | None = None
+) -> None:
     """One background step: the retention sweep (on the replica holding its lease), every open index
-    caught up with the store, video jobs whose replica died taken over. A failure is logged and retried."""
+    caught up with the store, video jobs whose replica died taken over, a bounded batch of per-face
+    statistics computed (on the replica holding their lease). A failure is logged and retried."""
     try:
         result = sweeper.tick() if sweeper is not None else None
         if result is not None and result.expired:
@@ -90,6 +94,12 @@ def _replica_step(service: FaceService, sweeper: LeasedSweeper | None, settings:
             jobs_of(service).adopt()
         except Exception:
             log.exception("video job takeover failed")
+    try:
+        caught = keeper.tick() if keeper is not None else None
+        if caught:
+            log.info("per-face statistics computed for %d faces", sum(c.computed for c in caught))
+    except Exception:
+        log.exception("per-face statistics catch-up failed")
 
 
 def _replica_loop(
@@ -101,13 +111,14 @@ def _replica_loop(
     if interval > 0:
         sweeper = LeasedSweeper(service, SWEEPER, interval_s=interval, lease_s=lease, holder=service.holder)
     tick = min(REFRESH_S, lease / 3, interval if interval > 0 else REFRESH_S)
+    keeper = LeasedTailKeeper(service.ctx, lease_s=lease, holder=service.holder)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def forever() -> None:
             while True:
                 await asyncio.sleep(tick)
-                await run_in_threadpool(_replica_step, service, sweeper, settings)
+                await run_in_threadpool(_replica_step, service, sweeper, settings, keeper)
 
         task = asyncio.create_task(forever())
         try:
@@ -118,6 +129,7 @@ def _replica_loop(
                 await task
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
+            await run_in_threadpool(keeper.stop)
 
     return lifespan
 
@@ -138,7 +150,8 @@ def create_app(
     The caller owns ``service`` and closes it after the server stops. Every
     ``retention_sweep_seconds`` (default: the setting; 0: never) expired faces are erased
     (``FaceService.sweep_retention``) by the one replica holding the sweep lease; every few seconds
-    the open indexes catch up with the store (docs/replicas.md).
+    the open indexes catch up with the store, and (``face_tail_stats = "background"``) the replica
+    holding the statistics lease computes a bounded batch of per-face statistics (docs/replicas.md).
     A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).
     """
     metrics = Metrics()

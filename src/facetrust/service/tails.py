@@ -1,4 +1,4 @@
-"""Per-face cohort statistics of a collection: computed at enrolment, kept current, caught up in batches.
+"""Per-face cohort statistics of a collection: computed in the background or at enrolment, caught up in batches.
 
 Each gallery face keeps its ``TAIL_K`` highest scores against the rest of its collection
 (``store.tailstats``), what a search needs to map a score from the gallery face's side as well
@@ -11,9 +11,13 @@ rescoring the gallery:
 * **deletion** (DeleteFaces, erasure, retention, in ``Store.delete_faces``): every face whose
   top K held a deleted face is marked stale in that transaction, and recomputed afterwards
   (one kNN each);
+* **background** (``face_tail_stats = "background"``, the default): nothing is computed as faces
+  arrive or leave (a deletion still marks the holders stale); a server's background step runs a
+  bounded ``catch_up`` on the replica holding the lease (``service.tailkeeper``). Without a
+  server, ``catch_up`` (``facetrust collections catch-up``) computes them;
 * **deferred** (``face_tail_stats = "deferred"``, for bulk imports): nothing is computed as
   faces arrive; ``catch_up`` computes every face without current statistics, a batch at a
-  time. Until then those faces are scored from the probe's side only.
+  time. Until then those faces are scored from the probe's side only (in every mode).
 
 A face is offered to the rows of its ``NEIGHBOURHOOD`` nearest faces only: a face far down a
 new face's list whose own top K it would still enter (a sparse face near a crowded region) is
@@ -157,8 +161,8 @@ def refresh(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) ->
 
 def after_change(service: ServiceContext, row: CollectionRow, new_keys: Sequence[int] = ()) -> None:
     """After an enrolment or deletion committed: compute the new faces' statistics and recompute
-    the stale ones, unless the mode is deferred. Never fails the operation that committed: on an
-    error the faces are left to the next catch-up."""
+    the stale ones, in the enrolment mode only (background and deferred leave them to a catch-up).
+    Never fails the operation that committed: on an error the faces are left to the next catch-up."""
     if service.engine.settings.face_tail_stats != "enrolment":
         return
     try:

@@ -30,6 +30,7 @@ __all__ = [
     "last_key",
     "mark_stale",
     "missing",
+    "pending_collections",
     "present",
     "put",
     "read",
@@ -170,6 +171,15 @@ def count_missing(conn: sqlite3.Connection, collection_id: int) -> int:
         "WHERE f.collection_id = ? AND (t.face_key IS NULL OR t.stale = 1)"
     )
     return int(conn.execute(sql, (collection_id,)).fetchone()[0])
+
+
+def pending_collections(conn: sqlite3.Connection) -> list[str]:
+    """The names of the collections with at least one face with no row or a stale one."""
+    sql = (
+        "SELECT DISTINCT c.name FROM faces f JOIN collections c ON c.id = f.collection_id "
+        "LEFT JOIN face_tails t ON t.face_key = f.id WHERE t.face_key IS NULL OR t.stale = 1 ORDER BY c.name"
+    )
+    return [str(r[0]) for r in conn.execute(sql)]
 
 
 def last_key(conn: sqlite3.Connection, collection_id: int) -> int:

@@ -1,0 +1,80 @@
+"""The background catch-up of per-face statistics (``face_tail_stats = "background"``), run by one
+replica at a time under a lease in the store.
+
+Every replica's background step calls ``tick``. Only the replica that holds (or takes) the lease
+``face-tail-stats`` works: it computes, with ``tails.catch_up``, the statistics of at most ``budget``
+faces that lack them (new faces, and the stale rows a deletion left), collection by collection,
+then returns; the next tick continues. So enrolment never waits for them, a tick stays short
+(the lease is renewed every tick, far more often than it lasts), and a holder that dies is replaced
+when its lease expires. Until a face is caught up it is scored from the probe's side only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from facetrust.service.tails import TailCatchUp, catch_up
+from facetrust.store import leases, tailstats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.context import ServiceContext
+
+__all__ = ["BUDGET", "LEASE", "LeasedTailKeeper"]
+
+log = logging.getLogger(__name__)
+
+LEASE = "face-tail-stats"
+BUDGET = 2048  # faces per tick: a few seconds of kNN at 100,000 faces (bench/results/probe_cost.json)
+
+
+class LeasedTailKeeper:
+    """Catches up to ``budget`` faces' statistics per tick while this replica (``holder``) holds the lease."""
+
+    def __init__(
+        self,
+        service: ServiceContext,
+        *,
+        lease_s: float,
+        holder: str,
+        budget: int = BUDGET,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service, self.lease_s, self.holder, self.budget = service, lease_s, holder, budget
+        self.clock = clock
+        self._held = False
+
+    def tick(self) -> list[TailCatchUp] | None:
+        """Take or renew the lease, then catch up; None: the mode is not background or another holds it."""
+        if self.service.engine.settings.face_tail_stats != "background":
+            return None
+        if not leases.acquire(self.service.store, LEASE, self.holder, ttl_s=self.lease_s, now=self.clock()):
+            self._held = False
+            return None
+        if not self._held:
+            log.info("replica %s now computes the per-face statistics", self.holder)
+            self._held = True
+        with self.service.store.snapshot() as conn:
+            pending = tailstats.pending_collections(conn)
+        done: list[TailCatchUp] = []
+        left = self.budget
+        for name in pending:
+            row = self.service.store.get_collection(name)
+            if left <= 0 or row is None or row.model != self.service.engine.model_id:
+                continue  # out of budget, deleted meanwhile, or another model's embeddings (not this engine's)
+            try:
+                result = catch_up(self.service, name, limit=left)
+            except Exception:  # derived data: the next tick retries; other collections go on
+                log.exception("per-face statistics of collection %r not caught up", name)
+                continue
+            left -= result.computed
+            done.append(result)
+        return done
+
+    def stop(self) -> None:
+        """Give the lease up (a replica stopping cleanly), so another takes it over at its next tick."""
+        if self._held:
+            leases.release(self.service.store, LEASE, self.holder)
+            self._held = False
