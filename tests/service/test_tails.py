@@ -88,6 +88,21 @@ def test_given_faces_enrolled_one_by_one_then_each_keeps_its_exact_top_k_against
     _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
 
 
+def test_given_faces_enrolled_in_one_batch_then_each_keeps_its_exact_top_k_as_one_by_one(service: FaceService) -> None:
+    vectors = _vectors(70, seed=3)
+    face = service.engine.detect(service.engine.load_image(face_png((20, 20, 100, 1))))[0]
+    batch = []
+    for i, v in enumerate(vectors):
+        emb = FaceEmbedding(v, service.engine.model_id, face)
+        batch.append((PreparedImage(hashlib.sha256(str(i).encode()).hexdigest(), (face,), (emb,)), f"p{i}"))
+    service.index_prepared_batch("c", batch)  # the bulk path, enrolment mode
+    by_id = dict(zip((f"p{i}" for i in range(len(vectors))), vectors, strict=True))
+    row = service.store.get_collection("c")
+    assert row is not None
+    faces = service.store.list_faces(row.id, after_key=0, limit=10_000)
+    _assert_exact(service, {f.key: by_id[str(f.external_image_id)] for f in faces})
+
+
 def test_given_a_face_deleted_then_only_the_faces_whose_top_k_held_it_are_recomputed(
     service: FaceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from facetrust.service.crops import make_crops
 from facetrust.service.governance_ops import erase_keys, get_consent
 from facetrust.service.governed import governed, usable
 from facetrust.service.quality import check_quality_filter, split_faces
+from facetrust.service.tails import after_change
 from facetrust.service.types import (
     DeleteFacesResult,
     FacePage,
@@ -195,8 +196,6 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                 "unindexed": [list(u.reasons) for u in unindexed],
             }
             rec.commit(conn)
-    from facetrust.service.tails import after_change
-
     after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
     indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
     return IndexResult(image_id, indexed, tuple(unindexed), row.model)

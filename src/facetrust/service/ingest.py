@@ -25,6 +25,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
 from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, split_faces
+from facetrust.service.tails import after_change
 from facetrust.service.types import IndexedFace, IndexResult, stored_face
 from facetrust.service.validate import check_external_image_id, check_limit
 from facetrust.store.sqlite import NewFace
@@ -139,6 +140,7 @@ def index_prepared_batch(
                 service.store.record_ingested(conn, row.id, prepared.sha256, image_id, now)
             step.record.details = {"images": [_detail(image) for image in images]}
             step.record.commit(conn)
+    after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
     results, at = [], 0
     for prepared, _, faces, image_id, unindexed in images:
         mine = keys[at : at + len(faces)]
