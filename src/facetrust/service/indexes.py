@@ -150,9 +150,8 @@ class CollectionIndex:
         deleted = any(op == "del" for _, _, op in changes)
         if self._outgrown(len(self._index) + sum(op == "add" for _, _, op in changes)):
             self._rebuild()  # a bulk import outgrew the backend: build the right one from the store at once
-            if deleted and self.owner:
-                self.drop_files()  # the old snapshot may hold the erased templates
-                self._saved = -1
+            if deleted:
+                self._drop_snapshot()  # the old snapshot may hold the erased templates
         else:
             for start in range(0, len(changes), CATCH_UP_BLOCK):  # bounded memory after a bulk import
                 self._apply(changes[start : start + CATCH_UP_BLOCK])
@@ -200,12 +199,16 @@ class CollectionIndex:
             index = self.ensure()
             return index.search(queries, max(1, min(k, len(index)))), len(index)
 
-    def _forget_erased(self) -> None:
-        """After applying deletions: remove the snapshot files; forget a pq or HNSW index, which only
-        marked the deleted vectors (the next search rebuilds it from the database)."""
+    def _drop_snapshot(self) -> None:
+        """Remove this replica's snapshot files (if it owns its folder); the next save writes anew."""
         if self.owner:
             self.drop_files()
         self._saved = -1
+
+    def _forget_erased(self) -> None:
+        """After applying deletions: remove the snapshot files; forget a pq or HNSW index, which only
+        marked the deleted vectors (the next search rebuilds it from the database)."""
+        self._drop_snapshot()
         if self._index is not None and self._index.name != "exact":
             self._index = None
 
@@ -220,9 +223,7 @@ class CollectionIndex:
         with self._lock:
             if self._index is not None:
                 self._catch_up()
-            if self.owner:
-                self.drop_files()
-            self._saved = -1
+            self._drop_snapshot()
 
     def refresh(self) -> None:
         """Catch up with the database when loaded (a replica's periodic step; nothing to do when unloaded)."""
