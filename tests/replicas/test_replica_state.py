@@ -218,6 +218,19 @@ def test_only_the_statistics_lease_holder_computes_them_a_bounded_batch_a_tick_a
         assert keepers[0].tick() == []  # b gave the lease up: a takes it at once
 
 
+def test_after_a_tick_that_caught_everything_up_new_faces_and_deletions_are_still_computed(store: SharedStore) -> None:
+    with _service(store, "a") as a:
+        first, _ = _two_faces(a)
+        keeper = LeasedTailKeeper(a.ctx, lease_s=30, holder=a.holder)
+        assert keeper.tick() == [TailCatchUp("c", 2, 0)]
+        assert keeper.tick() == []  # nothing added or deleted since
+        a.index_faces("c", face_png((40, 150, 80, 2)))
+        assert keeper.tick() == [TailCatchUp("c", 1, 0)]  # the new face, in spite of the quiet tick before
+        a.delete_faces("c", [first])
+        assert keeper.tick() == [TailCatchUp("c", 2, 0)]  # the survivors, whose top K held the deleted face
+        assert keeper.tick() == []
+
+
 def test_the_statistics_keeper_does_nothing_unless_the_mode_is_background(store: SharedStore) -> None:
     with _service(store, "a", face_tail_stats="deferred") as a:
         _two_faces(a)

@@ -45,6 +45,7 @@ class LeasedTailKeeper:
         self.service, self.lease_s, self.holder, self.budget = service, lease_s, holder, budget
         self.clock = clock
         self._held = False
+        self._quiet_at: int | None = None  # the change log's end when a tick left nothing it could compute
 
     def tick(self) -> list[TailCatchUp] | None:
         """Take or renew the lease, then catch up; None: the mode is not background or another holds it."""
@@ -57,20 +58,29 @@ class LeasedTailKeeper:
             log.info("replica %s now computes the per-face statistics", self.holder)
             self._held = True
         with self.service.store.snapshot() as conn:
+            end = tailstats.change_log_end(conn)
+            if end == self._quiet_at:
+                return []  # no face added or deleted since everything was caught up: skip the scan of all faces
             pending = tailstats.pending_collections(conn)
         done: list[TailCatchUp] = []
-        left = self.budget
+        left, quiet = self.budget, True
         for name in pending:
             row = self.service.store.get_collection(name)
-            if left <= 0 or row is None or row.model != self.service.engine.model_id:
-                continue  # out of budget, deleted meanwhile, or another model's embeddings (not this engine's)
+            if row is None or row.model != self.service.engine.model_id:
+                continue  # deleted meanwhile, or another model's embeddings (not this engine's)
+            if left <= 0:
+                quiet = False  # out of budget: the next tick goes on
+                continue
             try:
                 result = catch_up(self.service, name, limit=left)
             except Exception:  # derived data: the next tick retries; other collections go on
                 log.exception("per-face statistics of collection %r not caught up", name)
+                quiet = False
                 continue
             left -= result.computed
+            quiet = quiet and result.remaining == 0
             done.append(result)
+        self._quiet_at = end if quiet else None
         return done
 
     def stop(self) -> None:

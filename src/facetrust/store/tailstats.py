@@ -182,6 +182,13 @@ def pending_collections(conn: sqlite3.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute(sql)]
 
 
+def change_log_end(conn: sqlite3.Connection) -> int:
+    """The newest change's number over every collection (0 when none): it grows with every face
+    added or deleted, and is never reused, so an unchanged end means no face has been added or
+    deleted since (no statistics can have gone missing or stale)."""
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+
+
 def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
     """The largest face key stored in the collection (0 when empty)."""
     found = conn.execute("SELECT max(id) FROM faces WHERE collection_id = ?", (collection_id,)).fetchone()[0]
