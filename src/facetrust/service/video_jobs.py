@@ -35,6 +35,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.service.video_retention import expired
 from facetrust.store import leases
 from facetrust.store import video_jobs as jobs_table
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
@@ -42,7 +43,10 @@ from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     from facetrust.service.faceservice import FaceService
+    from facetrust.service.video import PersonMatches
     from facetrust.store.sqlite import CollectionRow
 
 __all__ = [
@@ -159,9 +163,13 @@ def _match_from(d: dict[str, Any]) -> FaceSearchMatch:
     return FaceSearchMatch(stored, d["similarity"], d["fmr"], d["score"], d["fmr_is_bound"])
 
 
-def _job_from(row: tuple[Any, ...]) -> VideoJob:
+def _job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
+    """A job from its row and its stored matches ((person, match as JSON), store/video_jobs.py)."""
     job_id, request, status, message, metadata, result = row
-    done = json.loads(result) if result else {"faces": [], "matches": {}}
+    done = json.loads(result) if result else {"faces": []}
+    matches: dict[int, list[FaceSearchMatch]] = {}
+    for person, match in stored:
+        matches.setdefault(person, []).append(_match_from(json.loads(match)))
     return VideoJob(
         job_id,
         VideoJobRequest(**json.loads(request)),
@@ -169,10 +177,19 @@ def _job_from(row: tuple[Any, ...]) -> VideoJob:
         message,
         VideoInfo(**json.loads(metadata)) if metadata else None,
         tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
-        {int(k): tuple(_match_from(m) for m in v) for k, v in done["matches"].items()},
+        {p: tuple(ms) for p, ms in matches.items()},
         bool(done.get("review_required", False)),
         done.get("audit_seq"),
     )
+
+
+def _job_matches(persons: Sequence[PersonMatches]) -> list[jobs_table.JobMatch]:
+    """The matches of a video search's persons, as the store keeps them (one row per match)."""
+    return [
+        jobs_table.JobMatch(p.person.index, i, m.face.face_id, json.dumps(dataclasses.asdict(m)))
+        for p in persons
+        for i, m in enumerate(p.matches)
+    ]
 
 
 def _may_read(actor: Actor, owner: str) -> bool:
@@ -303,21 +320,36 @@ class VideoJobs:
         self._enqueue(job_id)
         return job_id
 
-    def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
-        """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
+    def _load(self, job_id: str) -> tuple[VideoJob, str, float] | None:
+        """The job, the key that started it and when it last changed (finished, once it has),
+        ungoverned (the worker's and ``wait``'s view)."""
         with self.service.store.snapshot() as conn:
             row = jobs_table.load(conn, job_id)
-        return None if row is None else (_job_from(row[:6]), str(row[6]))
+            stored = jobs_table.matches(conn, job_id) if row is not None else []
+        return None if row is None else (_job_from(row[:6], stored), str(row[6]), row[7])
+
+    def _unexpired(self, job_id: str) -> tuple[VideoJob, str] | None:
+        """``_load``'s job and key, or None (as for an unknown job) once it has expired
+        (service/video_retention.py), even before a sweep has deleted it."""
+        found = self._load(job_id)
+        if found is None:
+            return None
+        job, key, updated_at = found
+        request = dataclasses.asdict(job.request)
+        if expired(self.service.ctx, request, job.status, updated_at, self.service.clock()):
+            return None
+        return job, key
 
     def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
         """A job and its results, on the governed path as ``Get<kind>`` (audited, whatever the answer).
 
         Only the key that started the job, or an admin, may read it: to any other key it does
-        not exist. A search job's results are read under its collection's purpose, so a
-        moratorium declared since the job ran closes them too, and without the matches whose
-        face has been deleted, erased or has expired since.
+        not exist, nor once it has expired (``video_job_retention_days``). A search job's results
+        are read under its collection's purpose, so a moratorium declared since the job ran closes
+        them too, and without the matches whose face has expired since (those of a face deleted
+        or erased are gone from the store).
         """
-        found = self._load(job_id)
+        found = self._unexpired(job_id)
         kind = kind or (found[0].request.kind if found is not None else "FaceDetection")
         if kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
@@ -400,23 +432,25 @@ class VideoJobs:
             return
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
         try:
-            metadata, result = self._execute(request, actor)
+            metadata, result, found = self._execute(request, actor)
         except (_Stopped, _LeaseLost):
             raise
         except FacetrustError as exc:
-            self._finish(job_id, "FAILED", exc.message, None, None)
+            self._finish(job_id, "FAILED", exc.message)
         except Exception:
             log.exception("video job %s failed", job_id)
-            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator", None, None)
+            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
         else:
-            self._finish(job_id, "SUCCEEDED", None, metadata, result)
+            self._finish(job_id, "SUCCEEDED", None, (metadata, result, found))
 
-    def _execute(self, request: VideoJobRequest, actor: Actor) -> tuple[VideoInfo, dict[str, Any]]:
+    def _execute(
+        self, request: VideoJobRequest, actor: Actor
+    ) -> tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]]:
         from facetrust.service.video import governed_video_search
 
         path = resolve_video(self.settings.video_root, request.bucket, request.name)
         options = VideoOptions.from_settings(self.settings)
-        matches: dict[int, list[dict[str, Any]]] = {}
+        matches: list[jobs_table.JobMatch] = []
         governed: dict[str, Any] = {}
         if request.kind == "FaceSearch":
             found = governed_video_search(
@@ -430,16 +464,23 @@ class VideoJobs:
                 progress=self._check_stop,
             )
             video = found.video
-            matches = {p.person.index: [dataclasses.asdict(m) for m in p.matches] for p in found.persons}
+            matches = _job_matches(found.persons)
             governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
         else:
             video = detect_video(path, self.service.engine, options, progress=self._check_stop)
         faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
-        return video.info, {"faces": faces, "matches": matches, **governed}
+        return video.info, {"faces": faces, **governed}, matches
 
     def _finish(
-        self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None
+        self,
+        job_id: str,
+        status: str,
+        message: str | None,
+        done: tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]] | None = None,
     ) -> None:
+        """Record the job's end: with ``done`` (metadata, result, matches) its results; the store keeps
+        only the matches whose face is still stored (store/video_jobs.py)."""
+        metadata, result, found = done if done is not None else (None, None, [])
         with self.service.store.transaction() as conn:
             outcome = jobs_table.JobOutcome(
                 status,
@@ -447,7 +488,7 @@ class VideoJobs:
                 json.dumps(dataclasses.asdict(metadata)) if metadata else None,
                 json.dumps(result) if result is not None else None,
             )
-            jobs_table.finish(conn, job_id, outcome, self.service.clock())
+            jobs_table.finish(conn, job_id, outcome, self.service.clock(), found)
 
 
 _MANAGERS: weakref.WeakKeyDictionary[FaceService, VideoJobs] = weakref.WeakKeyDictionary()
