@@ -20,7 +20,6 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.service import FaceService
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
-from facetrust.video.synth import story_scene, write_clip
 
 from .live import rekognition, serving, serving_signed
 from .test_governance_api import Governed  # a signed server: a boto3 client per key
@@ -48,10 +47,8 @@ def make_service(data: Path, root: Path) -> FaceService:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clip") / "story.mp4"
-    write_clip(path, story_scene(), crf=1)
-    return path
+def clip(story_clip: Path) -> Path:
+    return story_clip
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from facetrust.service import FaceService
 from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.types import ErasureReceipt
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
-from facetrust.video.synth import story_scene, write_clip
 from pg_cluster import StoreBackend
+
+from .test_governance import Clock
 
 DAY = 86400.0
 POLICY = Policy(
@@ -41,14 +42,6 @@ POLICY = Policy(
 PERSON_1 = (40, 40, 100, 1)  # the fake engine's face of person 0 in the story clip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Videos:
     root: Path
@@ -57,18 +50,11 @@ class Videos:
     open: Callable[..., FaceService]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clip") / "story.mp4"
-    write_clip(path, story_scene(), crf=1)
-    return path
-
-
 @pytest.fixture
-def videos(tmp_path: Path, clip: Path) -> Iterator[Videos]:
+def videos(tmp_path: Path, story_clip: Path) -> Iterator[Videos]:
     root = tmp_path / "videos"
     (root / "lobby").mkdir(parents=True)
-    os.link(clip, root / "lobby" / "story.mp4")
+    os.link(story_clip, root / "lobby" / "story.mp4")
     clock = Clock()
     opened: list[FaceService] = []
 
@@ -81,6 +67,12 @@ def videos(tmp_path: Path, clip: Path) -> Iterator[Videos]:
     yield Videos(root, tmp_path / "data", clock, open_service)
     for service in opened:
         service.close()
+
+
+def enrol_person_1(service: FaceService) -> str:
+    """Collection ``staff`` holding the face of the clip's person 0; its face id."""
+    service.create_collection("staff")
+    return service.index_faces("staff", face_png(PERSON_1)).indexed[0].stored.face_id
 
 
 def search_job(service: FaceService, collection: str = "staff") -> str:
@@ -178,8 +170,7 @@ def test_a_face_erased_while_its_job_ran_is_not_written_back_with_the_results(
     videos: Videos, store_backend: StoreBackend
 ) -> None:
     service = videos.open()
-    service.create_collection("staff")
-    face_id = service.index_faces("staff", face_png(PERSON_1)).indexed[0].stored.face_id
+    face_id = enrol_person_1(service)
     jobs = VideoJobs(service, worker=False)
     job = jobs.start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"))
     request = jobs.get(job, "FaceSearch").request
@@ -196,8 +187,7 @@ def test_matches_kept_in_a_result_by_an_older_version_move_out_once_and_follow_e
     videos: Videos, store_backend: StoreBackend
 ) -> None:
     service = videos.open()
-    service.create_collection("staff")
-    face_id = service.index_faces("staff", face_png(PERSON_1)).indexed[0].stored.face_id
+    face_id = enrol_person_1(service)
     job = search_job(service)
     stored = next(iter(jobs_of(service).get(job, "FaceSearch").matches[0]))
     legacy = json.loads(str(service.store.connection().execute("SELECT result FROM video_jobs").fetchone()[0]))
@@ -225,8 +215,7 @@ def test_a_finished_job_expires_after_the_retention_setting_and_the_sweep_delete
     videos: Videos, store_backend: StoreBackend
 ) -> None:
     service = videos.open(video_job_retention_days=7.0)
-    service.create_collection("staff")
-    face_id = service.index_faces("staff", face_png(PERSON_1)).indexed[0].stored.face_id
+    face_id = enrol_person_1(service)
     job = search_job(service)
     jobs = jobs_of(service)
     videos.clock.now += 7 * DAY - 1
