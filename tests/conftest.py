@@ -77,6 +77,16 @@ def accurate() -> FaceEngine:
     return load_engine(Settings(profile="accurate"))
 
 
+@pytest.fixture(scope="session")
+def story_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated story clip (two fake-engine persons; facetrust.video.synth), written once."""
+    from facetrust.video.synth import story_scene, write_clip
+
+    path = tmp_path_factory.mktemp("story") / "story.mp4"
+    write_clip(path, story_scene(), crf=1)
+    return path
+
+
 # -- PostgreSQL (tests/pg.py) ------------------------------------------------------------------
 
 STORE_BACKEND = os.environ.get("FACETRUST_TEST_STORE", "sqlite")  # "postgresql": service suites on PostgreSQL

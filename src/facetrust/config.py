@@ -99,6 +99,10 @@ class Settings:
         max_video_pixels: videos whose frames have more pixels than this are refused.
         max_video_frames: videos with more frames than this are refused.
         video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
+        video_job_retention_days: days a finished video job (StartFaceDetection/StartFaceSearch)
+            keeps its results; a FaceSearch job's never outlive its collection purpose's
+            retention_days. Then Get* answers as for an unknown job and the retention sweep
+            deletes the job (docs/video.md).
         profile: the embedding profile: "default" (YuNet + SFace) or "accurate" (SFace fused
             with dlib's recogniser; needs ``pip install 'facetrust[accurate]'``; docs/engine.md).
         replica_id: this server's name among replicas over one store (docs/replicas.md): its own
@@ -138,6 +142,7 @@ class Settings:
     max_video_pixels: int = 3840 * 2160
     max_video_frames: int = 500_000
     video_sample_fps: float = 10.0
+    video_job_retention_days: float = 7.0
     profile: str = "default"
     replica_id: str = ""
     retention_sweep_seconds: float = 3600.0
@@ -177,6 +182,11 @@ class Settings:
             ("max_video_pixels", self.max_video_pixels > 0, "a positive number of pixels"),
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
+            (
+                "video_job_retention_days",
+                0 < self.video_job_retention_days <= 1095,
+                "a number of days above 0 and at most 1095 (three years)",
+            ),
             ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
             ("replica_id", self.replica_id == "" or bool(REPLICA_ID.fullmatch(self.replica_id)), REPLICA_RULE),
             ("retention_sweep_seconds", self.retention_sweep_seconds >= 0, "0 (never) or a number of seconds"),
@@ -267,6 +277,7 @@ _TYPES: dict[str, type] = {
     "max_video_pixels": int,
     "max_video_frames": int,
     "video_sample_fps": float,
+    "video_job_retention_days": float,
     "profile": str,
     "replica_id": str,
     "retention_sweep_seconds": float,

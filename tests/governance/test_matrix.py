@@ -535,7 +535,7 @@ MATRIX: dict[str, Row] = {
     ),
     "VerifyAuditLog": Row(lambda w: w.service.verify_audit_log(), lambda w: ["audit-log", "verify"], lambda w: {}),
     "VideoSearch": Row(
-        lambda w: governed_video_search(w.service, w.collection, clip(w)),
+        lambda w: governed_video_search(w.service.ctx, w.collection, clip(w)),
         lambda w: ["video", "search", w.collection, clip(w)],
         None,
         SEARCH,
@@ -557,14 +557,14 @@ MATRIX: dict[str, Row] = {
         job_check,
     ),
     "Redact": Row(  # keeping a collection's faces is a search of that collection
-        lambda w: governed_redaction(w.service, w.image(), w.folder / "out.png", keep=w.collection),
+        lambda w: governed_redaction(w.service.ctx, w.image(), w.folder / "out.png", keep=w.collection),
         lambda w: ["redact", w.image(), "-o", str(w.folder / "out.png"), "--keep", w.collection],
         None,
         SEARCH,
         kept_check,
     ),
     "RedactImage": Row(
-        lambda w: governed_image_redaction(w.service, PNG, keep=w.collection),
+        lambda w: governed_image_redaction(w.service.ctx, PNG, keep=w.collection),
         None,
         lambda w: {"Image": b64(w), "KeepCollectionId": w.collection},
         SEARCH,

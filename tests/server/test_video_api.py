@@ -20,7 +20,6 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.service import FaceService
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
-from facetrust.video.synth import story_scene, write_clip
 
 from .live import rekognition, serving, serving_signed
 from .test_governance_api import Governed  # a signed server: a boto3 client per key
@@ -48,10 +47,8 @@ def make_service(data: Path, root: Path) -> FaceService:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clip") / "story.mp4"
-    write_clip(path, story_scene(), crf=1)
-    return path
+def clip(story_clip: Path) -> Path:
+    return story_clip
 
 
 @pytest.fixture
@@ -436,3 +433,18 @@ def test_a_face_erased_after_a_search_job_ran_is_no_longer_among_its_results(api
     assert [p.get("FaceMatches", []) for p in after["Persons"]] == [[] for _ in before["Persons"]]
     assert [p["Person"] for p in after["Persons"]] == [p["Person"] for p in before["Persons"]]
     assert jobs_of(api.service).get(job, "FaceSearch").matches == {}
+
+
+def test_an_erasure_over_http_counts_the_job_results_it_rewrote(api: VideoApi) -> None:
+    import httpx
+
+    api.client.create_collection(CollectionId="staff")
+    api.client.index_faces(CollectionId="staff", Image={"Bytes": face_png((40, 40, 100, 1))}, ExternalImageId="alice")
+    job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]
+    finished(api.client.get_face_search, job)
+    headers = {"X-Amz-Target": "RekognitionService.EraseSubject", "Content-Type": "application/x-amz-json-1.1"}
+
+    answer = httpx.post(api.client.meta.endpoint_url + "/", json={"Subject": "alice"}, headers=headers, timeout=30)
+
+    assert answer.status_code == 200 and answer.json()["Receipt"]["VideoJobsRewritten"] == 1
+    assert all("FaceMatches" not in p for p in api.client.get_face_search(JobId=job)["Persons"])

@@ -88,7 +88,7 @@ def test_a_video_search_of_an_accurate_collection_tracks_and_matches_with_the_fu
     with FaceService(tmp_path / "data", engine) as service:
         service.create_collection("fine", profile="accurate")
         indexed = service.index_faces("fine", face.read_bytes(), external_image_id="eckhart")
-        found = governed_video_search(service, "fine", tmp_path / "clip.mp4", options=VideoOptions(sample_fps=5))
+        found = governed_video_search(service.ctx, "fine", tmp_path / "clip.mp4", options=VideoOptions(sample_fps=5))
 
     assert found.model == accurate.model_id
     assert [[m.face.face_id for m in p.matches] for p in found.persons] == [[indexed.indexed[0].stored.face_id]]

@@ -80,6 +80,7 @@ def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
     } | (
         ({"crop_face_ids": list(receipt.crop_face_ids)} if receipt.crop_face_ids else {})
         | ({"storage": receipt.storage} if receipt.storage else {})
+        | ({"video_jobs_rewritten": receipt.video_jobs_rewritten} if receipt.video_jobs_rewritten else {})
     )
 
 
@@ -113,7 +114,7 @@ def read_receipt(path: Path) -> ErasureReceipt:
                 f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
                 parameter="RECEIPT",
             )
-    unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids", "storage"})
+    unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids", "storage", "video_jobs_rewritten"})
     if unknown:
         raise InvalidParameterError(
             f"Receipt {path} is not an erasure receipt: unknown field {unknown[0]!r}", parameter="RECEIPT"
@@ -134,6 +135,12 @@ def read_receipt(path: Path) -> ErasureReceipt:
             "of strings",
             parameter="RECEIPT",
         )
+    rewritten = data.get("video_jobs_rewritten", 0)
+    if not isinstance(rewritten, int) or isinstance(rewritten, bool) or rewritten < 0:
+        raise InvalidParameterError(
+            f"Receipt {path} is not an erasure receipt: video_jobs_rewritten must be a count (0 or more)",
+            parameter="RECEIPT",
+        )
     return ErasureReceipt(
         data["what"],
         data["target"],
@@ -145,4 +152,5 @@ def read_receipt(path: Path) -> ErasureReceipt:
         data["audit_hash"],
         tuple(crops),
         str(data.get("storage", "")),
+        rewritten,
     )

@@ -48,7 +48,7 @@ def redact(
     video = VideoOptions.from_settings(state.settings(), **({"sample_fps": sample_fps} if sample_fps else {}))
     with time_bar("Redacting") as bar:
         report = governed_redaction(
-            state.service(),
+            state.service().ctx,
             source,
             output,
             actor=state.actor(),

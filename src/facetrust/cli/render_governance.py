@@ -50,6 +50,11 @@ def receipt_text(receipt: ErasureReceipt) -> str:
         ("by", receipt.by),
         ("audit entry", f"{receipt.audit_seq}:{receipt.audit_hash}"),
         *((("storage reclaimed", receipt.storage),) if receipt.storage else ()),
+        *(
+            (("video job results rewritten", str(receipt.video_jobs_rewritten)),)
+            if receipt.video_jobs_rewritten
+            else ()
+        ),
     ]
     return _block(rows)
 
@@ -109,12 +114,17 @@ def consent_json(record: ConsentRecord, now: float) -> str:
 
 def sweep_text(result: SweepResult) -> str:
     count = plural(len(result.expired), "face")
+    jobs = plural(len(result.video_jobs), "video job")
     if result.dry_run:
         head = f"{count} past their retention period (dry run: nothing erased)"
+        if result.video_jobs:
+            head += f"\n{jobs} past their retention period (dry run: nothing deleted)"
         if not result.expired:
             return head
         return head + "\n" + table(("collection", "face id"), [[c, f] for c, f in result.expired])
     head = f"Erased {count} past their retention period"
+    if result.video_jobs:
+        head += f"\nDeleted {jobs} past their retention period, with their results"
     return head if result.receipt is None else head + "\n" + receipt_text(result.receipt)
 
 
@@ -125,6 +135,7 @@ def sweep_json(result: SweepResult) -> str:
             "expired": [{"collection": c, "face_id": f} for c, f in result.expired],
             "receipt": None if result.receipt is None else receipt_document(result.receipt),
         }
+        | ({"video_jobs": list(result.video_jobs)} if result.video_jobs else {})
     )
 
 

@@ -104,7 +104,7 @@ def search(
     state = cli_state()
     with time_bar("Searching") as bar:
         result = governed_video_search(
-            state.service(),
+            state.service().ctx,
             collection,
             file,
             actor=state.actor(),

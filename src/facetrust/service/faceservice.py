@@ -476,7 +476,8 @@ class FaceService:
         return _gov.governed_verify_receipt(self.ctx, actor, receipt)
 
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
-        """Erase every face past its purpose's retention period (or only list them)."""
+        """Erase every face past its purpose's retention period and delete every video job past its own
+        (``video_job_retention_days``), or only list them."""
         return _gov.sweep_retention(self.ctx, dry_run, actor)
 
     def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:

@@ -15,7 +15,9 @@ from facetrust.service.governed import governed
 from facetrust.service.types import ConsentRecord, ErasureReceipt, ReviewRecord, SweepResult
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_external_image_id
+from facetrust.service.video_retention import expired_jobs
 from facetrust.store import records
+from facetrust.store import video_jobs as jobs_table
 from facetrust.store.crops import crop_keys
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 REVIEW_DECISIONS = ("confirmed", "rejected", "inconclusive")
 Selector = Callable[["sqlite3.Connection"], dict[int, list["FaceRow"]]]
+Also = Callable[["sqlite3.Connection"], "dict[str, object] | None"]  # more to do in the erasure; its audit details
 
 
 def _scrub(service: ServiceContext, rows: list[CollectionRow]) -> None:
@@ -66,13 +69,16 @@ def erase_keys(
     by_name: dict[str, CollectionRow] | None,
     actor: Actor,
     select: Selector,
-    also: Callable[[sqlite3.Connection], None] | None = None,
+    also: Also | None = None,
     collection: str | None = None,
 ) -> ErasureReceipt:
     """Delete the faces ``select`` picks, in one transaction with its audit entry; return the receipt.
 
     ``collection``: the one collection erased from (resolved on the governed path, which keeps
-    erasure open under a moratorium); otherwise ``by_name`` (default: every collection).
+    erasure open under a moratorium); otherwise ``by_name`` (default: every collection). The
+    stored video job results that name an erased face lose those matches with it (the store's
+    cascade); the receipt counts the jobs rewritten. ``also`` runs in the same transaction and may
+    return details for the audit entry.
     """
     with governed(service, actor, operation, collection) as step:
         if step.row is not None:
@@ -85,16 +91,17 @@ def erase_keys(
             face_ids: list[str] = []
             cropped: list[str] = []
             touched: list[str] = []
+            rewritten: set[str] = set()  # video jobs whose stored matches name an erased face
             for cid, faces in chosen.items():
                 if not faces or cid not in by_id:
                     continue
                 with_crops = crop_keys(conn, [f.key for f in faces])  # erased with their faces (cascade)
                 cropped += [f.face_id for f in faces if f.key in with_crops]
+                rewritten |= jobs_table.naming(conn, [f.face_id for f in faces])  # their matches go (cascade)
                 service.store.delete_faces(conn, cid, [f.key for f in faces])
                 face_ids += [f.face_id for f in faces]
                 touched.append(by_id[cid].name)
-            if also is not None:
-                also(conn)
+            extra = also(conn) if also is not None else None
             rec = step.record
             if rec.collection is None and len(by_name) == 1:
                 rec.collection = next(iter(by_name))
@@ -102,6 +109,9 @@ def erase_keys(
             rec.details = {"erased": what, "target": target, "collections": sorted(touched), "face_ids": face_ids}
             if cropped:
                 rec.details["crop_face_ids"] = cropped
+            if rewritten:
+                rec.details["video_jobs_rewritten"] = len(rewritten)
+            rec.details.update(extra or {})
             entry = rec.commit(conn)
     _scrub(service, [by_name[name] for name in touched])
     return ErasureReceipt(
@@ -115,6 +125,7 @@ def erase_keys(
         entry.hash,
         tuple(cropped),
         service.store.reclaimed,
+        len(rewritten),
     )
 
 
@@ -290,7 +301,8 @@ def revoke_consent(service: ServiceContext, subject: str, actor: Actor) -> Erasu
 
 
 def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> SweepResult:
-    """Erase every face past its expiry (retention, or its subject's consent), or only list them."""
+    """Erase every face past its expiry (retention, or its subject's consent) and delete every video
+    job past its own (service/video_retention.py), or only list them."""
     now = service.clock()
     rows = _all_collections(service)
     names = {r.id: r.name for r in rows.values()}
@@ -302,17 +314,25 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
         with governed(service, actor, "SweepRetention") as step:
             with service.store.snapshot() as conn:
                 listed = listing(records.expired_faces(conn, now))
-            step.record.details = {"dry_run": True, "expired": len(listed)}
-        return SweepResult(True, listed, None)
+                jobs = tuple(expired_jobs(service, conn, now))
+            step.record.details = {"dry_run": True, "expired": len(listed), "video_jobs_expired": len(jobs)}
+        return SweepResult(True, listed, None, jobs)
     selected: dict[int, list[FaceRow]] = {}
+    dropped: list[str] = []
 
     def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
         selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
         return selected
 
-    receipt = erase_keys(service, "SweepRetention", "retention", f"expires_at <= {now:.3f}", rows, actor, select)
+    def drop_jobs(conn: sqlite3.Connection) -> dict[str, object]:
+        dropped.extend(expired_jobs(service, conn, now))
+        jobs_table.delete(conn, dropped)
+        return {"video_jobs_expired": len(dropped)}
+
+    target = f"expires_at <= {now:.3f}"
+    receipt = erase_keys(service, "SweepRetention", "retention", target, rows, actor, select, also=drop_jobs)
     erased = set(receipt.face_ids)
-    return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt)
+    return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt, tuple(dropped))
 
 
 def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
@@ -333,6 +353,7 @@ def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
         entry.seq,
         entry.hash,
         tuple(entry.data.get("crop_face_ids", ())),
+        video_jobs_rewritten=int(entry.data.get("video_jobs_rewritten", 0)),
     )
     same = recorded == replace(receipt, storage="")  # how storage is reclaimed is the store's, not the entry's
     return same and entry.data.get("outcome") == "ok"

@@ -118,6 +118,8 @@ class ErasureReceipt:
     crop_face_ids: the erased faces whose stored review crops were erased with them.
     storage: when the erased rows' storage is reclaimed, where that is not at once (PostgreSQL:
     after ``facetrust store vacuum``); empty on SQLite, which overwrites them in the erasure.
+    video_jobs_rewritten: how many stored video job results named an erased face, and were
+    rewritten without its matches in the erasure's transaction.
     """
 
     what: str
@@ -130,6 +132,7 @@ class ErasureReceipt:
     audit_hash: str
     crop_face_ids: tuple[str, ...] = ()
     storage: str = ""
+    video_jobs_rewritten: int = 0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,7 @@ class SweepResult:
     dry_run: bool
     expired: tuple[tuple[str, str], ...]  # (collection, face_id)
     receipt: ErasureReceipt | None
+    video_jobs: tuple[str, ...] = ()  # the ids of the video jobs past their retention (deleted unless a dry run)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ search at the threshold asked; the audit log gets one entry with every person's 
 purpose's review flag is returned). Each person is matched once, by the normalised mean of
 the embeddings of its best frames, so one blurred frame neither makes nor breaks a match.
 Redaction is audited too; with a ``keep`` collection it is a search of that collection
-(consenting staff, say) and is governed as one.
+(consenting staff, say) and is governed as one. Each operation takes the service's context
+(``FaceService.ctx``), as the other operation modules do.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.engine import FaceEngine
     from facetrust.images import ImageSource
-    from facetrust.service.faceservice import FaceService
+    from facetrust.service.context import ServiceContext
 
 __all__ = [
     "PersonMatches",
@@ -86,8 +87,8 @@ def person_query(person: PersonTrack) -> np.ndarray | None:
 class _Matcher:
     """Matches persons against one collection under its purpose, for one operation on the governed path."""
 
-    def __init__(self, service: FaceService, step: Governed, threshold: float, max_faces: int) -> None:
-        self.service = service
+    def __init__(self, ctx: ServiceContext, step: Governed, threshold: float, max_faces: int) -> None:
+        self.ctx = ctx
         self.step = step
         self.row, self.purpose, self.threshold, self.limit = under_purpose(
             step, threshold, "FaceMatchThreshold", max_faces, "MaxFaces"
@@ -99,7 +100,7 @@ class _Matcher:
         query = person_query(person)
         if query is None:
             return ()
-        matches, size, scale = match_faces(self.service.ctx, self.step, query, self.threshold, self.limit, set())
+        matches, size, scale = match_faces(self.ctx, self.step, query, self.threshold, self.limit, set())
         self.estimates.append(estimate_record(scale, self.threshold, size))
         self.gallery = max(self.gallery, size)
         return matches
@@ -107,7 +108,7 @@ class _Matcher:
     def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
         found = [(p.person.index, m) for p in persons for m in p.matches]
         entry = log_matches(
-            self.service.store,
+            self.ctx.store,
             rec,
             [m.similarity for _, m in found],
             self.threshold,
@@ -122,7 +123,7 @@ class _Matcher:
 
 
 def governed_video_search(
-    service: FaceService,
+    ctx: ServiceContext,
     collection: str,
     path: VideoPath,
     *,
@@ -135,9 +136,9 @@ def governed_video_search(
 ) -> VideoSearchResult:
     """Track the persons of the video at ``path`` and search ``collection`` for each, on the governed path
     (role, the collection purpose's search rules, one audit entry with every person's matches)."""
-    with governed(service.ctx, actor, operation, collection, model_check=True) as step:
-        matcher = _Matcher(service, step, threshold, max_faces)
-        found = detect_video(path, service.engine_for(step.collection), options, progress=progress)
+    with governed(ctx, actor, operation, collection, model_check=True) as step:
+        matcher = _Matcher(ctx, step, threshold, max_faces)
+        found = detect_video(path, ctx.engine_for(step.collection), options, progress=progress)
         persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
         seq = matcher.log(step.record, persons, video=Path(path).name, tracked_persons=len(found.persons))
     return VideoSearchResult(
@@ -153,7 +154,7 @@ def governed_video_search(
 
 
 def governed_redaction(
-    service: FaceService,
+    ctx: ServiceContext,
     source: VideoPath,
     out: str | os.PathLike[str],
     *,
@@ -176,11 +177,11 @@ def governed_redaction(
         return redact_video(source, out, engine, options, video, keep=rule, progress=progress)
 
     names = (Path(source).name, Path(out).name)
-    return _audited_redaction(service, actor, "Redact", keep, threshold, names, run)
+    return _audited_redaction(ctx, actor, "Redact", keep, threshold, names, run)
 
 
 def governed_image_redaction(
-    service: FaceService,
+    ctx: ServiceContext,
     image: ImageSource,
     *,
     actor: Actor = LOCAL,
@@ -196,12 +197,12 @@ def governed_image_redaction(
         encoded.append((data, fmt))
         return report
 
-    report = _audited_redaction(service, actor, "RedactImage", keep, threshold, ("-", "-"), run)
+    report = _audited_redaction(ctx, actor, "RedactImage", keep, threshold, ("-", "-"), run)
     return encoded[0][0], encoded[0][1], report
 
 
 def _audited_redaction(
-    service: FaceService,
+    ctx: ServiceContext,
     actor: Actor,
     operation: str,
     keep: str | None,
@@ -211,11 +212,11 @@ def _audited_redaction(
 ) -> RedactionReport:
     """Run ``run`` with the engine of the ``keep`` collection's profile (the service's own without
     ``keep``: its faces are matched against that collection's templates) on the governed path."""
-    with governed(service.ctx, actor, operation, keep, model_check=keep is not None) as step:
+    with governed(ctx, actor, operation, keep, model_check=keep is not None) as step:
         rec = step.record
-        matcher = _Matcher(service, step, threshold, 1) if keep is not None else None
+        matcher = _Matcher(ctx, step, threshold, 1) if keep is not None else None
         kept: list[PersonMatches] = []
-        engine = service.engine_for(step.collection) if keep is not None else service.engine
+        engine = ctx.engine_for(step.collection) if keep is not None else ctx.engine
         report = run(engine, _keep_rule(matcher, kept) if matcher is not None else None)
         extra = {
             "source": names[0],

@@ -13,6 +13,9 @@ Several replicas over one store: a job runs on the replica holding its lease
 read it; ``adopt`` (a server's periodic step) queues every IN_PROGRESS job whose lease has
 expired or was never taken, so a job whose replica died is resumed by another within the
 lease time (the setting ``lease_seconds``), and a waiting job is picked up by an idle replica.
+
+The manager serves a ``JobHost`` (the service: its ``ServiceContext``, its lease name and a close
+hook), not ``FaceService`` itself: its operations run on the context like every operation module's.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import under_purpose
 from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.service.video_retention import expired
 from facetrust.store import leases
 from facetrust.store import video_jobs as jobs_table
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
@@ -42,11 +46,15 @@ from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.service.faceservice import FaceService
+    from collections.abc import Callable, Sequence
+
+    from facetrust.service.context import ServiceContext
+    from facetrust.service.video import PersonMatches
     from facetrust.store.sqlite import CollectionRow
 
 __all__ = [
     "KINDS",
+    "JobHost",
     "VideoJob",
     "VideoJobRequest",
     "VideoJobs",
@@ -159,9 +167,13 @@ def _match_from(d: dict[str, Any]) -> FaceSearchMatch:
     return FaceSearchMatch(stored, d["similarity"], d["fmr"], d["score"], d["fmr_is_bound"])
 
 
-def _job_from(row: tuple[Any, ...]) -> VideoJob:
+def _job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
+    """A job from its row and its stored matches ((person, match as JSON), store/video_jobs.py)."""
     job_id, request, status, message, metadata, result = row
-    done = json.loads(result) if result else {"faces": [], "matches": {}}
+    done = json.loads(result) if result else {"faces": []}
+    matches: dict[int, list[FaceSearchMatch]] = {}
+    for person, match in stored:
+        matches.setdefault(person, []).append(_match_from(json.loads(match)))
     return VideoJob(
         job_id,
         VideoJobRequest(**json.loads(request)),
@@ -169,10 +181,19 @@ def _job_from(row: tuple[Any, ...]) -> VideoJob:
         message,
         VideoInfo(**json.loads(metadata)) if metadata else None,
         tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
-        {int(k): tuple(_match_from(m) for m in v) for k, v in done["matches"].items()},
+        {p: tuple(ms) for p, ms in matches.items()},
         bool(done.get("review_required", False)),
         done.get("audit_seq"),
     )
+
+
+def _job_matches(persons: Sequence[PersonMatches]) -> list[jobs_table.JobMatch]:
+    """The matches of a video search's persons, as the store keeps them (one row per match)."""
+    return [
+        jobs_table.JobMatch(p.person.index, i, m.face.face_id, json.dumps(dataclasses.asdict(m)))
+        for p in persons
+        for i, m in enumerate(p.matches)
+    ]
 
 
 def _may_read(actor: Actor, owner: str) -> bool:
@@ -195,13 +216,27 @@ class _LeaseLost(Exception):
     """Raised inside a running job when another replica has taken its lease over."""
 
 
+class JobHost(Protocol):
+    """What the job manager needs of the service it serves (``FaceService`` is one): its context,
+    read afresh at each use (a policy replaced later applies to jobs too), its name in the store's
+    leases, and a hook that its ``close`` runs first."""
+
+    @property
+    def ctx(self) -> ServiceContext: ...
+
+    @property
+    def holder(self) -> str: ...
+
+    def on_close(self, stop: Callable[[], None]) -> None: ...
+
+
 class VideoJobs:
     """The video jobs of one service: start (persist + queue), get, and the worker that runs them."""
 
-    def __init__(self, service: FaceService, *, worker: bool = True) -> None:
+    def __init__(self, host: JobHost, *, worker: bool = True) -> None:
         """``worker=False``: jobs are persisted and queued but never run (a server that stops at once)."""
-        self.service = service
-        self.settings = service.engine.settings
+        self.host = host
+        self.settings = host.ctx.engine.settings
         self.lease_s = self.settings.lease_seconds
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._queued: set[str] = set()  # queued or running here: adopt() does not queue them again
@@ -213,8 +248,13 @@ class VideoJobs:
         if worker:
             self._thread = threading.Thread(target=self._work, name="facetrust-video-jobs", daemon=True)
             self._thread.start()
-            service.on_close(self.close)
+            host.on_close(self.close)
             self.resume()
+
+    @property
+    def ctx(self) -> ServiceContext:
+        """The service's context now (the operations' store, engine, policy and clock)."""
+        return self.host.ctx
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the worker before the service closes its store: a job still running stops at its
@@ -226,7 +266,7 @@ class VideoJobs:
 
     def resume(self) -> list[str]:
         """Queue again every job left IN_PROGRESS (by a stopped server); returns their ids."""
-        with self.service.store.snapshot() as conn:
+        with self.ctx.store.snapshot() as conn:
             ids = jobs_table.in_progress(conn)
         for job_id in ids:
             log.info("resuming video job %s", job_id)
@@ -235,8 +275,8 @@ class VideoJobs:
 
     def adopt(self) -> list[str]:
         """Queue every IN_PROGRESS job no live replica holds (its lease expired, or never taken); their ids."""
-        now = self.service.clock()
-        with self.service.store.snapshot() as conn:
+        now = self.ctx.clock()
+        with self.ctx.store.snapshot() as conn:
             ids = jobs_table.unheld(conn, now)
         adopted = [job_id for job_id in ids if self._enqueue(job_id)]
         for job_id in adopted:
@@ -259,7 +299,7 @@ class VideoJobs:
         """
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
-        with governed(self.service.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
+        with governed(self.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
             step.record.details = {"video": f"{request.bucket}/{request.name}"}
             if request.kind == "FaceSearch":
                 under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
@@ -272,7 +312,7 @@ class VideoJobs:
         """The job this key started with the same ``ClientRequestToken``, if any (another request: refused)."""
         if request.client_token is None:
             return None
-        with self.service.store.snapshot() as conn:
+        with self.ctx.store.snapshot() as conn:
             found = jobs_table.by_client_token(conn, actor.key_id, request.kind, request.client_token)
         if found is None:
             return None
@@ -286,8 +326,8 @@ class VideoJobs:
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
         """A new job, or (the same token just used by another replica or thread) that one's, via ``_same``."""
         job_id = uuid.uuid4().hex
-        now = self.service.clock()
-        with self.service.store.transaction() as conn:
+        now = self.ctx.clock()
+        with self.ctx.store.transaction() as conn:
             job = jobs_table.NewJob(
                 job_id,
                 request.kind,
@@ -303,26 +343,41 @@ class VideoJobs:
         self._enqueue(job_id)
         return job_id
 
-    def _load(self, job_id: str) -> tuple[VideoJob, str] | None:
-        """The job and the key that started it, ungoverned (the worker's and ``wait``'s view)."""
-        with self.service.store.snapshot() as conn:
+    def _load(self, job_id: str) -> tuple[VideoJob, str, float] | None:
+        """The job, the key that started it and when it last changed (finished, once it has),
+        ungoverned (the worker's and ``wait``'s view)."""
+        with self.ctx.store.snapshot() as conn:
             row = jobs_table.load(conn, job_id)
-        return None if row is None else (_job_from(row[:6]), str(row[6]))
+            stored = jobs_table.matches(conn, job_id) if row is not None else []
+        return None if row is None else (_job_from(row[:6], stored), str(row[6]), row[7])
+
+    def _unexpired(self, job_id: str) -> tuple[VideoJob, str] | None:
+        """``_load``'s job and key, or None (as for an unknown job) once it has expired
+        (service/video_retention.py), even before a sweep has deleted it."""
+        found = self._load(job_id)
+        if found is None:
+            return None
+        job, key, updated_at = found
+        request = dataclasses.asdict(job.request)
+        if expired(self.ctx, request, job.status, updated_at, self.ctx.clock()):
+            return None
+        return job, key
 
     def get(self, job_id: str, kind: str | None = None, *, actor: Actor = LOCAL) -> VideoJob:
         """A job and its results, on the governed path as ``Get<kind>`` (audited, whatever the answer).
 
         Only the key that started the job, or an admin, may read it: to any other key it does
-        not exist. A search job's results are read under its collection's purpose, so a
-        moratorium declared since the job ran closes them too, and without the matches whose
-        face has been deleted, erased or has expired since.
+        not exist, nor once it has expired (``video_job_retention_days``). A search job's results
+        are read under its collection's purpose, so a moratorium declared since the job ran closes
+        them too, and without the matches whose face has expired since (those of a face deleted
+        or erased are gone from the store).
         """
-        found = self._load(job_id)
+        found = self._unexpired(job_id)
         kind = kind or (found[0].request.kind if found is not None else "FaceDetection")
         if kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {kind!r}", parameter="kind")
         collection = found[0].request.collection if found is not None and kind == "FaceSearch" else None
-        with governed(self.service.ctx, actor, f"Get{kind}", collection) as step:
+        with governed(self.ctx, actor, f"Get{kind}", collection) as step:
             step.record.details = {"job_id": job_id[:64]}
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
@@ -333,8 +388,8 @@ class VideoJobs:
     def _present(self, job: VideoJob, row: CollectionRow) -> VideoJob:
         """``job`` with only the matches whose face is still stored and usable: a face deleted, erased
         or expired since the job ran is no longer among its results."""
-        stored = self.service.store.faces_by_ids(row.id, _matched_ids(job))
-        now = self.service.clock()
+        stored = self.ctx.store.faces_by_ids(row.id, _matched_ids(job))
+        now = self.ctx.clock()
         kept = {f for f, face in stored.items() if usable(face, now)}
         matches = {p: tuple(m for m in ms if m.face.face_id in kept) for p, ms in job.matches.items()}
         return dataclasses.replace(job, matches={p: ms for p, ms in matches.items() if ms})
@@ -370,8 +425,8 @@ class VideoJobs:
     def _leased(self, job_id: str) -> None:
         """Run the job when this replica gets its lease (another replica running it keeps it); then let go."""
         name = f"video-job:{job_id}"
-        now = self.service.clock()
-        if not leases.acquire(self.service.store, name, self.service.holder, ttl_s=self.lease_s, now=now):
+        now = self.ctx.clock()
+        if not leases.acquire(self.ctx.store, name, self.host.holder, ttl_s=self.lease_s, now=now):
             return
         self._current, self._renewed = name, now
         try:
@@ -380,47 +435,49 @@ class VideoJobs:
             log.warning("video job %s: lease lost to another replica; stopped here", job_id)
         finally:
             self._current = None
-            leases.release(self.service.store, name, self.service.holder)
+            leases.release(self.ctx.store, name, self.host.holder)
 
     def _check_stop(self, done_ms: int, total_ms: int) -> None:
         """The jobs' progress callback: where a closing service stops a running job, and the running
         job's lease is renewed (every third of the lease time)."""
         if self._stop.is_set():
             raise _Stopped
-        now = self.service.clock()
+        now = self.ctx.clock()
         if self._current is not None and now - self._renewed >= self.lease_s / 3:
             self._renewed = now
-            if not leases.acquire(self.service.store, self._current, self.service.holder, ttl_s=self.lease_s, now=now):
+            if not leases.acquire(self.ctx.store, self._current, self.host.holder, ttl_s=self.lease_s, now=now):
                 raise _LeaseLost  # it expired (this replica stalled) and another replica runs the job now
 
     def _run(self, job_id: str) -> None:
-        with self.service.store.snapshot() as conn:
+        with self.ctx.store.snapshot() as conn:
             row = jobs_table.to_run(conn, job_id)
         if row is None or row[2] != "IN_PROGRESS":
             return
         request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
         try:
-            metadata, result = self._execute(request, actor)
+            metadata, result, found = self._execute(request, actor)
         except (_Stopped, _LeaseLost):
             raise
         except FacetrustError as exc:
-            self._finish(job_id, "FAILED", exc.message, None, None)
+            self._finish(job_id, "FAILED", exc.message)
         except Exception:
             log.exception("video job %s failed", job_id)
-            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator", None, None)
+            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
         else:
-            self._finish(job_id, "SUCCEEDED", None, metadata, result)
+            self._finish(job_id, "SUCCEEDED", None, (metadata, result, found))
 
-    def _execute(self, request: VideoJobRequest, actor: Actor) -> tuple[VideoInfo, dict[str, Any]]:
+    def _execute(
+        self, request: VideoJobRequest, actor: Actor
+    ) -> tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]]:
         from facetrust.service.video import governed_video_search
 
         path = resolve_video(self.settings.video_root, request.bucket, request.name)
         options = VideoOptions.from_settings(self.settings)
-        matches: dict[int, list[dict[str, Any]]] = {}
+        matches: list[jobs_table.JobMatch] = []
         governed: dict[str, Any] = {}
         if request.kind == "FaceSearch":
             found = governed_video_search(
-                self.service,
+                self.ctx,
                 str(request.collection),
                 path,
                 actor=actor,
@@ -430,31 +487,38 @@ class VideoJobs:
                 progress=self._check_stop,
             )
             video = found.video
-            matches = {p.person.index: [dataclasses.asdict(m) for m in p.matches] for p in found.persons}
+            matches = _job_matches(found.persons)
             governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
         else:
-            video = detect_video(path, self.service.engine, options, progress=self._check_stop)
+            video = detect_video(path, self.ctx.engine, options, progress=self._check_stop)
         faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
-        return video.info, {"faces": faces, "matches": matches, **governed}
+        return video.info, {"faces": faces, **governed}, matches
 
     def _finish(
-        self, job_id: str, status: str, message: str | None, metadata: VideoInfo | None, result: dict[str, Any] | None
+        self,
+        job_id: str,
+        status: str,
+        message: str | None,
+        done: tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]] | None = None,
     ) -> None:
-        with self.service.store.transaction() as conn:
+        """Record the job's end: with ``done`` (metadata, result, matches) its results; the store keeps
+        only the matches whose face is still stored (store/video_jobs.py)."""
+        metadata, result, found = done if done is not None else (None, None, [])
+        with self.ctx.store.transaction() as conn:
             outcome = jobs_table.JobOutcome(
                 status,
                 message,
                 json.dumps(dataclasses.asdict(metadata)) if metadata else None,
                 json.dumps(result) if result is not None else None,
             )
-            jobs_table.finish(conn, job_id, outcome, self.service.clock())
+            jobs_table.finish(conn, job_id, outcome, self.ctx.clock(), found)
 
 
-_MANAGERS: weakref.WeakKeyDictionary[FaceService, VideoJobs] = weakref.WeakKeyDictionary()
+_MANAGERS: weakref.WeakKeyDictionary[JobHost, VideoJobs] = weakref.WeakKeyDictionary()
 _MANAGERS_LOCK = threading.Lock()
 
 
-def jobs_of(service: FaceService) -> VideoJobs:
+def jobs_of(service: JobHost) -> VideoJobs:
     """The job manager of ``service`` (made on first use, when interrupted jobs are resumed)."""
     with _MANAGERS_LOCK:
         manager = _MANAGERS.get(service)

@@ -35,7 +35,17 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PostgresStore", "open_store", "redact_url"]
 
 # Tables whose rows carry templates, crops or identities: rewritten by vacuum().
-ERASABLE_TABLES = ("faces", "face_crops", "users", "consents", "ingested_images", "people_members", "people_links")
+ERASABLE_TABLES = (
+    "faces",
+    "face_crops",
+    "users",
+    "consents",
+    "ingested_images",
+    "people_members",
+    "people_links",
+    "video_jobs",
+    "video_job_matches",
+)
 
 
 def redact_url(url: str) -> str:

@@ -140,6 +140,19 @@ CREATE TABLE IF NOT EXISTS video_jobs (
     updated_at     REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS video_jobs_by_token ON video_jobs(key_id, kind, client_token);
+-- A FaceSearch job's matches (store/video_jobs.py), one row per (person, matched face), kept out of
+-- the job's result so that a face's erasure, deletion or expiry removes them with it (the cascade
+-- on faces.face_id): no stored job result names a face that is no longer stored.
+CREATE TABLE IF NOT EXISTS video_job_matches (
+    job_id  TEXT NOT NULL REFERENCES video_jobs(job_id) ON DELETE CASCADE,
+    person  INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    face_id TEXT NOT NULL REFERENCES faces(face_id) ON DELETE CASCADE,
+    match   TEXT NOT NULL,
+    PRIMARY KEY (job_id, person, ordinal)
+);
+CREATE INDEX IF NOT EXISTS video_job_matches_by_face ON video_job_matches(face_id);
+CREATE INDEX IF NOT EXISTS video_jobs_by_update ON video_jobs(status, updated_at);
 -- Leases (store/leases.py): the retention sweep and each video job run on one replica at a time.
 CREATE TABLE IF NOT EXISTS leases (
     name       TEXT PRIMARY KEY,

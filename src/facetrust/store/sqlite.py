@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
+from facetrust.store import video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.anchor import HeadFile
 from facetrust.store.anchor import head as audit_head
@@ -141,6 +142,9 @@ class Store:
                     f"Data directory {path.parent} has schema version {found[0]}, newer than this facetrust "
                     f"({SCHEMA_VERSION}); upgrade facetrust"
                 )
+            moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
+            if moved:
+                log.info("moved the matches of %d video jobs into video_job_matches", moved)
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")

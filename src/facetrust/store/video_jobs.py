@@ -2,14 +2,38 @@
 
 ``service/video_jobs.py`` runs the jobs and decides what they hold; these functions only read
 and write the rows, inside a connection the store opened (a transaction's to write).
+
+A FaceSearch job's matches are rows of ``video_job_matches``, one per (person, matched face),
+each referencing its face: erasing, deleting or expiring a face deletes its matches in the same
+statement (the foreign key's cascade), so no stored result names a face that is gone.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["JobOutcome", "NewJob", "by_client_token", "finish", "in_progress", "insert", "load", "to_run", "unheld"]
+__all__ = [
+    "JobMatch",
+    "JobOutcome",
+    "NewJob",
+    "by_client_token",
+    "delete",
+    "finish",
+    "finished",
+    "in_progress",
+    "insert",
+    "load",
+    "matches",
+    "move_legacy_matches",
+    "naming",
+    "to_run",
+    "unheld",
+]
+
+_CHUNK = 500  # bound parameters per statement (SQLite caps them)
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,17 @@ class JobOutcome:
     message: str | None
     metadata: str | None
     result: str | None
+
+
+@dataclass(frozen=True)
+class JobMatch:
+    """One match of a FaceSearch job: the tracked person, its rank among the person's matches, the
+    matched face's id and the match as JSON."""
+
+    person: int
+    ordinal: int
+    face_id: str
+    match: str
 
 
 def in_progress(conn: sqlite3.Connection) -> list[str]:
@@ -76,13 +111,59 @@ def unheld(conn: sqlite3.Connection, now: float) -> list[str]:
     ]
 
 
-def load(conn: sqlite3.Connection, job_id: str) -> tuple[str, str, str, str | None, str | None, str | None, str] | None:
-    """(job id, request, status, status message, metadata, result, key id) of the job, if it exists."""
+def load(
+    conn: sqlite3.Connection, job_id: str
+) -> tuple[str, str, str, str | None, str | None, str | None, str, float] | None:
+    """(job id, request, status, status message, metadata, result, key id, updated at) of the job,
+    if it exists; a finished job was last updated when it finished."""
     row = conn.execute(
-        "SELECT job_id, request, status, status_message, metadata, result, key_id FROM video_jobs WHERE job_id = ?",
+        "SELECT job_id, request, status, status_message, metadata, result, key_id, updated_at FROM video_jobs"
+        " WHERE job_id = ?",
         (job_id,),
     ).fetchone()
-    return None if row is None else (row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4], row[5], row[6], float(row[7]))
+
+
+def matches(conn: sqlite3.Connection, job_id: str) -> list[tuple[int, str]]:
+    """(person, match as JSON) of the job's stored matches, by person and rank."""
+    rows = conn.execute(
+        "SELECT person, match FROM video_job_matches WHERE job_id = ? ORDER BY person, ordinal", (job_id,)
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def _chunks(values: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        yield ",".join("?" * len(chunk)), chunk
+
+
+def naming(conn: sqlite3.Connection, face_ids: Sequence[str]) -> set[str]:
+    """The jobs whose stored matches name any of ``face_ids``."""
+    found: set[str] = set()
+    for marks, chunk in _chunks(face_ids):
+        sql = f"SELECT DISTINCT job_id FROM video_job_matches WHERE face_id IN ({marks})"
+        found.update(str(r[0]) for r in conn.execute(sql, chunk))
+    return found
+
+
+def finished(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, float]]:
+    """(job id, request, finished at) of the SUCCEEDED or FAILED jobs that finished at or before ``before``."""
+    rows = conn.execute(
+        "SELECT job_id, request, updated_at FROM video_jobs WHERE status IN ('SUCCEEDED', 'FAILED')"
+        " AND updated_at <= ? ORDER BY updated_at",
+        (before,),
+    )
+    return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def delete(conn: sqlite3.Connection, job_ids: Sequence[str]) -> int:
+    """Delete the jobs with their results and matches; how many were deleted."""
+    deleted = 0
+    for marks, chunk in _chunks(job_ids):
+        conn.execute(f"DELETE FROM video_job_matches WHERE job_id IN ({marks})", chunk)
+        deleted += conn.execute(f"DELETE FROM video_jobs WHERE job_id IN ({marks})", chunk).rowcount
+    return deleted
 
 
 def to_run(conn: sqlite3.Connection, job_id: str) -> tuple[str, str, str] | None:
@@ -91,9 +172,52 @@ def to_run(conn: sqlite3.Connection, job_id: str) -> tuple[str, str, str] | None
     return None if row is None else (row[0], row[1], row[2])
 
 
-def finish(conn: sqlite3.Connection, job_id: str, outcome: JobOutcome, now: float) -> None:
+def finish(
+    conn: sqlite3.Connection, job_id: str, outcome: JobOutcome, now: float, found: Sequence[JobMatch] = ()
+) -> None:
+    """Record how the job ended, with its matches: only those whose face is still stored when the
+    job finishes (a face erased while the job ran is not written back)."""
     conn.execute(
         "UPDATE video_jobs SET status = ?, status_message = ?, metadata = ?, result = ?, updated_at = ?"
         " WHERE job_id = ?",
         (outcome.status, outcome.message, outcome.metadata, outcome.result, now, job_id),
     )
+    _insert_matches(conn, job_id, found)
+
+
+def _insert_matches(conn: sqlite3.Connection, job_id: str, found: Sequence[JobMatch]) -> None:
+    """Store the job's matches whose face is still stored (the others name a face that is gone)."""
+    for m in found:
+        conn.execute(
+            "INSERT INTO video_job_matches (job_id, person, ordinal, face_id, match)"
+            " SELECT ?, ?, ?, face_id, ? FROM faces WHERE face_id = ?",
+            (job_id, m.person, m.ordinal, m.match, m.face_id),
+        )
+
+
+_MOVED = "video_job_matches_moved"
+
+
+def move_legacy_matches(conn: sqlite3.Connection) -> int:
+    """Once per store (a mark in ``meta``), inside a write transaction: move the matches that jobs
+    finished before ``video_job_matches`` existed kept in their result JSON into that table (those
+    whose face is still stored), and rewrite each result without them. How many jobs were rewritten."""
+    if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_MOVED,)).fetchone() is not None:
+        return 0
+    rows = conn.execute("SELECT job_id, result FROM video_jobs WHERE result IS NOT NULL").fetchall()
+    moved = 0
+    for job_id, result in rows:
+        data = json.loads(result)
+        legacy = data.pop("matches", None)
+        if legacy is None:
+            continue
+        found = [
+            JobMatch(int(person), i, str(m["face"]["face_id"]), json.dumps(m))
+            for person, ms in legacy.items()
+            for i, m in enumerate(ms)
+        ]
+        conn.execute("UPDATE video_jobs SET result = ? WHERE job_id = ?", (json.dumps(data), job_id))
+        _insert_matches(conn, job_id, found)
+        moved += 1
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, '1')", (_MOVED,))
+    return moved

@@ -27,17 +27,21 @@ MAX_ENTRIES = _audit_view.MAX_ENTRIES
 
 
 def receipt(r: ErasureReceipt) -> dict[str, Any]:
-    return {
-        "What": r.what,
-        "Target": r.target,
-        "Collections": list(r.collections),
-        "FaceIds": list(r.face_ids),
-        "ErasedAt": r.at,
-        "ErasedBy": r.by,
-        "AuditSequence": r.audit_seq,
-        "AuditHash": r.audit_hash,
-        "CropFaceIds": list(r.crop_face_ids),
-    } | ({"Storage": r.storage} if r.storage else {})
+    return (
+        {
+            "What": r.what,
+            "Target": r.target,
+            "Collections": list(r.collections),
+            "FaceIds": list(r.face_ids),
+            "ErasedAt": r.at,
+            "ErasedBy": r.by,
+            "AuditSequence": r.audit_seq,
+            "AuditHash": r.audit_hash,
+            "CropFaceIds": list(r.crop_face_ids),
+        }
+        | ({"Storage": r.storage} if r.storage else {})
+        | ({"VideoJobsRewritten": r.video_jobs_rewritten} if r.video_jobs_rewritten else {})
+    )
 
 
 def _entry(e: audit.AuditEntry) -> dict[str, Any]:
@@ -132,6 +136,8 @@ def sweep_retention(service: FaceService, p: dict[str, Any], actor: Actor) -> di
     }
     if result.receipt is not None:
         out["Receipt"] = receipt(result.receipt)
+    if result.video_jobs:
+        out["VideoJobsExpired"] = list(result.video_jobs)
     return out
 
 

@@ -168,7 +168,7 @@ def redact_image(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[
 
     options = RedactOptions(method=p.get("Method", "blur"), strength=p.get("Strength", 60))
     data, fmt, report = governed_image_redaction(
-        service,
+        service.ctx,
         p["Image"],
         actor=actor,
         options=options,
