@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from facetrust.errors import ModelMismatchError
 from facetrust.service.tails import TailCatchUp, catch_up
 from facetrust.store import leases, tailstats
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
+    from facetrust.store.sqlite import CollectionRow
 
 __all__ = ["BUDGET", "LEASE", "LeasedTailKeeper"]
 
@@ -46,6 +48,7 @@ class LeasedTailKeeper:
         self.clock = clock
         self._held = False
         self._quiet_at: int | None = None  # the change log's end when a tick left nothing it could compute
+        self._skipped: set[str] = set()  # collections of a model this service cannot run (logged once)
 
     def tick(self) -> list[TailCatchUp] | None:
         """Take or renew the lease, then catch up; None: the mode is not background or another holds it."""
@@ -66,8 +69,8 @@ class LeasedTailKeeper:
         left, quiet = self.budget, True
         for name in pending:
             row = self.service.store.get_collection(name)
-            if row is None or row.model != self.service.engine.model_id:
-                continue  # deleted meanwhile, or another model's embeddings (not this engine's)
+            if row is None or not self._runs(row):
+                continue  # deleted meanwhile, or a model this service cannot run
             if left <= 0:
                 quiet = False  # out of budget: the next tick goes on
                 continue
@@ -82,6 +85,18 @@ class LeasedTailKeeper:
             done.append(result)
         self._quiet_at = end if quiet else None
         return done
+
+    def _runs(self, row: CollectionRow) -> bool:
+        """Whether this service runs the engine of the collection's profile (loading it on first use,
+        as a search of the collection would); a collection it cannot run is left, logged once."""
+        try:
+            self.service.engine_for(row)
+        except ModelMismatchError as exc:
+            if row.name not in self._skipped:
+                log.warning("per-face statistics of collection %r not computed here: %s", row.name, exc.message)
+                self._skipped.add(row.name)
+            return False
+        return True
 
     def stop(self) -> None:
         """Give the lease up (a replica stopping cleanly), so another takes it over at its next tick."""
