@@ -124,3 +124,23 @@ def test_the_keepers_change_log_lookups_see_only_entries_after_the_position(tmp_
             assert tailstats.count_added_after(conn, row.id, first) == 3
             assert tailstats.collection_names(conn, [row.id, row.id + 1]) == {row.id: "c"}
         assert np.all(np.diff(keys) > 0)
+
+
+def test_given_more_stale_rows_than_a_ticks_budget_then_the_keeper_recomputes_them_a_budget_a_tick(
+    tmp_path: Path,
+) -> None:
+    with _service(tmp_path) as service:
+        vectors = unit_vectors(40, seed=9)
+        ids = enrol(service, vectors)
+        keeper = LeasedTailKeeper(service.ctx, lease_s=30, holder=service.holder, budget=40)
+        assert keeper.tick() == [TailCatchUp("c", 40, 0)]
+        keeper.budget = 16
+        service.delete_faces("c", [ids[0]])  # every other face held it (K = 50 > 39): 39 stale rows
+        assert [keeper.tick() for _ in range(4)] == [
+            [TailCatchUp("c", 16, 23)],
+            [TailCatchUp("c", 16, 7)],
+            [TailCatchUp("c", 7, 0)],
+            [],
+        ]
+        keys = face_keys(service)
+        assert_exact(service, {keys[f]: v for f, v in zip(ids[1:], vectors[1:])})

@@ -122,42 +122,42 @@ class LeasedTailKeeper:
         with self.service.store.snapshot() as conn:
             names = tailstats.collection_names(conn, work)
         done: list[TailCatchUp] = []
-        left = self.budget
+        spare = self.budget - sum(len(keys) for keys in added.values())  # for stale rows, after the added faces
         for collection_id in work:
             row = self.service.store.get_collection(names[collection_id]) if collection_id in names else None
             if row is None or row.id != collection_id or not self._runs(row):
                 self._stale.discard(collection_id)  # deleted meanwhile, or a model this service cannot run
                 continue
+            new = added.get(collection_id, [])
             try:
-                result = self._recompute(row, added.get(collection_id, []), left, upto)
+                result = self._recompute(row, new, spare, upto)
             except Exception:  # derived data: reconcile at the next tick; other collections go on
                 log.exception("per-face statistics of collection %r not caught up", row.name)
                 self._at = None
                 continue
             if result is not None:
-                left -= result.computed
+                spare -= result.computed - len(new)
                 done.append(result)
         return done
 
-    def _recompute(self, row: CollectionRow, added: list[int], left: int, upto: int) -> TailCatchUp | None:
-        """Compute ``added`` (never more than one tick's budget) and, within the rest of ``left``, the
-        collection's stale rows; None when it had nothing to compute. Remaining: at most that many
-        still lack statistics (its stale rows, and the faces added after change ``upto``)."""
-        stale: list[int] = []
-        if row.id in self._stale and left > len(added):
+    def _recompute(self, row: CollectionRow, added: list[int], spare: int, upto: int) -> TailCatchUp | None:
+        """Compute ``added`` and up to ``spare`` of the collection's stale rows; None when it had
+        nothing to compute. Remaining: at most that many still lack statistics (its stale rows,
+        and the faces added after change ``upto``)."""
+        keys = set(added)
+        if row.id in self._stale and spare > 0:
             with self.service.store.snapshot() as conn:
-                stale = tailstats.stale(conn, row.id, left - len(added))
-        keys = sorted(set(added) | set(stale))
+                keys.update(tailstats.stale(conn, row.id, spare))
         if keys:
-            tails.refresh(self.service, row, keys)
+            tails.refresh(self.service, row, sorted(keys))
         with self.service.store.snapshot() as conn:
             stale_left = tailstats.count_stale(conn, row.id)  # also those of a block that raced a deletion
-            remaining = stale_left + tailstats.count_added_after(conn, row.id, upto) if keys else 0
+            ahead = tailstats.count_added_after(conn, row.id, upto) if keys else 0
         if stale_left:
             self._stale.add(row.id)
         else:
             self._stale.discard(row.id)
-        return TailCatchUp(row.name, len(keys), remaining) if keys else None
+        return TailCatchUp(row.name, len(keys), stale_left + ahead) if keys else None
 
     def _runs(self, row: CollectionRow) -> bool:
         """Whether this service runs the engine of the collection's profile (loading it on first use,
