@@ -16,10 +16,9 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService, scoring, tails
 from facetrust.service.ingest import PreparedImage
 from facetrust.service.scoring import TAIL_K
-from facetrust.store import tailstats
 from facetrust.types import FaceEmbedding
 
-DIM = 32
+from .tailfaces import DIM, assert_exact, enrol, face_keys, stored_tails, unit_vectors
 
 
 def _service(tmp_path: Path, **settings: object) -> FaceService:
@@ -35,61 +34,17 @@ def service(tmp_path: Path) -> Iterator[FaceService]:
     svc.close()
 
 
-def _vectors(n: int, seed: int = 0) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=(n, DIM))
-    out: np.ndarray = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-    return out
-
-
-def _enrol(service: FaceService, vectors: np.ndarray, start: int = 0) -> list[str]:
-    """Index each vector as its own image (``index_prepared``, the bulk path); their face ids."""
-    face = service.engine.detect(service.engine.load_image(face_png((20, 20, 100, 1))))[0]
-    ids = []
-    for i, v in enumerate(vectors, start):
-        emb = FaceEmbedding(v, service.engine.model_id, face)
-        sha = hashlib.sha256(str(i).encode()).hexdigest()
-        done = service.index_prepared("c", PreparedImage(sha, (face,), (emb,)), external_image_id=f"p{i}")
-        ids.append(done.indexed[0].stored.face_id)
-    return ids
-
-
-def _keys(service: FaceService) -> dict[str, int]:
-    row = service.store.get_collection("c")
-    assert row is not None
-    return {f.face_id: f.key for f in service.store.list_faces(row.id, after_key=0, limit=10_000)}
-
-
-def _stored(service: FaceService) -> dict[int, tailstats.FaceTail]:
-    keys = list(_keys(service).values())
-    with service.store.snapshot() as conn:
-        return tailstats.read(conn, keys)
-
-
-def _assert_exact(service: FaceService, by_key: dict[int, np.ndarray]) -> None:
-    """Every face's stored top K is its exact top K against the other faces (float16 scores)."""
-    stored = _stored(service)
-    keys = np.array(sorted(by_key))
-    matrix = np.stack([by_key[k] for k in keys])
-    assert sorted(stored) == keys.tolist()
-    for i, key in enumerate(keys):
-        scores = matrix @ matrix[i]
-        scores[i] = -np.inf
-        order = np.argsort(-scores)[: min(TAIL_K, len(keys) - 1)]
-        assert set(stored[key].neighbours.tolist()) == set(keys[order].tolist()), key
-        np.testing.assert_allclose(stored[key].scores, scores[order], atol=2e-3)  # highest first
-
-
 def test_given_faces_enrolled_one_by_one_then_each_keeps_its_exact_top_k_against_the_rest(
     service: FaceService,
 ) -> None:
-    vectors = _vectors(90)
-    ids = _enrol(service, vectors)
-    keys = _keys(service)
-    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+    vectors = unit_vectors(90)
+    ids = enrol(service, vectors)
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
 
 
 def test_given_faces_enrolled_in_one_batch_then_each_keeps_its_exact_top_k_as_one_by_one(service: FaceService) -> None:
-    vectors = _vectors(70, seed=3)
+    vectors = unit_vectors(70, seed=3)
     face = service.engine.detect(service.engine.load_image(face_png((20, 20, 100, 1))))[0]
     batch = []
     for i, v in enumerate(vectors):
@@ -100,17 +55,17 @@ def test_given_faces_enrolled_in_one_batch_then_each_keeps_its_exact_top_k_as_on
     row = service.store.get_collection("c")
     assert row is not None
     faces = service.store.list_faces(row.id, after_key=0, limit=10_000)
-    _assert_exact(service, {f.key: by_id[str(f.external_image_id)] for f in faces})
+    assert_exact(service, {f.key: by_id[str(f.external_image_id)] for f in faces})
 
 
 def test_given_a_face_deleted_then_only_the_faces_whose_top_k_held_it_are_recomputed(
     service: FaceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vectors = _vectors(90)
-    ids = _enrol(service, vectors)
-    keys = _keys(service)
+    vectors = unit_vectors(90)
+    ids = enrol(service, vectors)
+    keys = face_keys(service)
     gone = keys[ids[5]]
-    holders = sorted(k for k, t in _stored(service).items() if gone in t.neighbours.tolist())
+    holders = sorted(k for k, t in stored_tails(service).items() if gone in t.neighbours.tolist())
     assert 0 < len(holders) < len(keys) - 1
     recomputed: list[list[int]] = []
     real = tails.refresh
@@ -122,7 +77,7 @@ def test_given_a_face_deleted_then_only_the_faces_whose_top_k_held_it_are_recomp
     monkeypatch.setattr(tails, "refresh", recording)
     service.delete_faces("c", [ids[5]])
     assert recomputed == [holders]
-    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors) if f != ids[5]})
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors) if f != ids[5]})
 
 
 def test_given_a_subject_erased_then_no_statistic_names_or_derives_from_its_face_and_the_receipt_verifies(
@@ -130,15 +85,15 @@ def test_given_a_subject_erased_then_no_statistic_names_or_derives_from_its_face
 ) -> None:
     service = _service(tmp_path, face_tail_stats="deferred")  # stale rows stay visible: nothing recomputes them
     service.create_collection("c")
-    ids = _enrol(service, _vectors(60))
+    ids = enrol(service, unit_vectors(60))
     tails.catch_up(service.ctx, "c")
-    gone = _keys(service)[ids[3]]
+    gone = face_keys(service)[ids[3]]
     receipt = service.erase_subject("p3")
     assert service.verify_receipt(receipt)
     conn = service.store.connection()
     assert conn.execute("SELECT count(*) FROM face_tails WHERE face_key = ?", (gone,)).fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM face_tail_refs WHERE neighbour_key = ?", (gone,)).fetchone()[0] == 0
-    assert all(gone not in t.neighbours.tolist() for t in _stored(service).values())
+    assert all(gone not in t.neighbours.tolist() for t in stored_tails(service).values())
     stale = conn.execute("SELECT count(*) FROM face_tails WHERE stale = 1 AND scores IS NULL").fetchone()[0]
     assert stale > 0  # the faces that held it lost their scores until a catch-up
     assert tails.catch_up(service.ctx, "c").remaining == 0
@@ -151,14 +106,14 @@ def test_given_deferred_statistics_when_caught_up_in_batches_then_every_face_has
     monkeypatch.setattr(tails, "BLOCK", 16)
     service = _service(tmp_path, face_tail_stats="deferred")
     service.create_collection("c")
-    vectors = _vectors(70)
-    ids = _enrol(service, vectors)
-    assert _stored(service) == {}
+    vectors = unit_vectors(70)
+    ids = enrol(service, vectors)
+    assert stored_tails(service) == {}
     first = tails.catch_up(service.ctx, "c", limit=20)
     assert (first.computed, first.remaining) == (20, 50)
     assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 50, 0)
-    keys = _keys(service)
-    _assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
     service.close()
 
 
@@ -174,12 +129,12 @@ def test_given_symmetric_scores_when_searching_then_each_match_combines_the_prob
 ) -> None:
     monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
     monkeypatch.setattr(tails, "MIN_GALLERY", 60)
-    vectors = _vectors(80)
+    vectors = unit_vectors(80)
     sims = {}
     for symmetric in (False, True):
         service = _service(tmp_path / str(symmetric), symmetric_scores=symmetric)
         service.create_collection("c")
-        ids = _enrol(service, vectors)
+        ids = enrol(service, vectors)
         found = service.search_faces("c", ids[0], threshold=0, max_faces=100)
         assert found.estimate.method == ("symmetric-tail" if symmetric else "probe-tail")
         sims[symmetric] = {ids.index(m.face.face_id): m.similarity for m in found.matches}
@@ -216,13 +171,13 @@ def test_given_background_statistics_without_a_server_then_enrolment_computes_no
 ) -> None:
     service = _service(tmp_path, face_tail_stats="background")
     service.create_collection("c")
-    vectors = _vectors(30)
-    ids = _enrol(service, vectors)
-    assert _stored(service) == {}
+    vectors = unit_vectors(30)
+    ids = enrol(service, vectors)
+    assert stored_tails(service) == {}
     service.delete_faces("c", [ids[0]])
     assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 29, 0)
-    keys = _keys(service)
-    _assert_exact(service, {keys[f]: v for f, v in zip(ids[1:], vectors[1:])})
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids[1:], vectors[1:])})
     service.close()
 
 
@@ -231,9 +186,9 @@ def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estima
 ) -> None:
     monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
     rng = np.random.default_rng(3)
-    crowd = _vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
-    vectors = np.vstack([_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
-    ids = _enrol(service, vectors)
+    crowd = unit_vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
+    vectors = np.vstack([unit_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
+    ids = enrol(service, vectors)
     cal = service.engine.calibration
     others = vectors @ vectors.T
     np.fill_diagonal(others, -np.inf)

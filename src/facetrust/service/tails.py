@@ -90,7 +90,7 @@ def _vectors(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) -
 
     blobs = dict(service.store.embeddings(row.id, list(keys)))
     found = [k for k in keys if k in blobs]
-    dim = service.engine.recogniser.dim
+    dim = service.engines.dim_of(row)  # the collection's own profile's templates, with no engine loaded
     return found, np.stack([vector_from_blob(blobs[k], dim) for k in found]) if found else np.zeros((0, dim))
 
 

@@ -23,10 +23,22 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 __all__ = [
+    "BOUNDS_SQL",
+    "CHANGES_SQL",
+    "COUNT_ADDED_SQL",
+    "COUNT_STALE_SQL",
+    "LACKING_SQL",
+    "STALE_SQL",
     "FaceTail",
+    "change_log_bounds",
+    "changes_after",
+    "collection_names",
+    "count_added_after",
     "count_missing",
+    "count_stale",
     "floors",
     "forget",
+    "lacking",
     "last_key",
     "mark_stale",
     "missing",
@@ -150,8 +162,7 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
 
 def stale(conn: sqlite3.Connection, collection_id: int, limit: int) -> list[int]:
     """Up to ``limit`` faces of the collection whose rows are stale."""
-    sql = "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 ORDER BY face_key LIMIT ?"
-    return [int(r[0]) for r in conn.execute(sql, (collection_id, limit))]
+    return [int(r[0]) for r in conn.execute(STALE_SQL, (collection_id, limit))]
 
 
 def missing(conn: sqlite3.Connection, collection_id: int, after_key: int, limit: int) -> list[int]:
@@ -182,11 +193,55 @@ def pending_collections(conn: sqlite3.Connection) -> list[str]:
     return [str(r[0]) for r in conn.execute(sql)]
 
 
-def change_log_end(conn: sqlite3.Connection) -> int:
-    """The newest change's number over every collection (0 when none): it grows with every face
-    added or deleted, and is never reused, so an unchanged end means no face has been added or
-    deleted since (no statistics can have gone missing or stale)."""
-    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0])
+# What the background keeper reads each tick (service.tailkeeper), each an indexed lookup (a test
+# reads their plans on SQLite and PostgreSQL): never a scan of every face.
+BOUNDS_SQL = "SELECT (SELECT min(seq) FROM changes), (SELECT max(seq) FROM changes)"
+CHANGES_SQL = "SELECT seq, collection_id, face_key, op FROM changes WHERE seq > ? ORDER BY seq LIMIT ?"
+LACKING_SQL = (
+    "SELECT f.id, f.collection_id FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
+    "WHERE (t.face_key IS NULL OR t.stale = 1) AND f.id IN ({marks})"
+)
+STALE_SQL = "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 ORDER BY face_key LIMIT ?"
+COUNT_STALE_SQL = "SELECT count(*) FROM face_tails WHERE collection_id = ? AND stale = 1"
+COUNT_ADDED_SQL = "SELECT count(*) FROM changes WHERE collection_id = ? AND seq > ? AND op = 'add'"
+
+
+def change_log_bounds(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The oldest and the newest change's number over every collection ((0, 0) when none). Numbers
+    grow with every face added or deleted and are never reused; entries go only with their
+    collection, so an oldest entry past a remembered position means some were pruned after it."""
+    first, end = conn.execute(BOUNDS_SQL).fetchone()
+    return int(first or 0), int(end or 0)
+
+
+def changes_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[tuple[int, int, int, str]]:
+    """Up to ``limit`` entries of the change log after ``seq``, oldest first:
+    (number, collection id, face key, "add" or "del")."""
+    return [(int(n), int(c), int(k), str(op)) for n, c, k, op in conn.execute(CHANGES_SQL, (seq, limit))]
+
+
+def lacking(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[int]]:
+    """Of these face keys, those still stored with no row or a stale one, by collection id (ascending)."""
+    out: dict[int, list[int]] = {}
+    for key, collection_id in _select_in(conn, LACKING_SQL, (), sorted(set(keys))):
+        out.setdefault(int(collection_id), []).append(int(key))
+    return {c: sorted(found) for c, found in out.items()}
+
+
+def count_stale(conn: sqlite3.Connection, collection_id: int) -> int:
+    """How many faces of the collection have stale rows (a deletion took a face their top K held)."""
+    return int(conn.execute(COUNT_STALE_SQL, (collection_id,)).fetchone()[0])
+
+
+def count_added_after(conn: sqlite3.Connection, collection_id: int, seq: int) -> int:
+    """How many faces were added to the collection after change ``seq`` (deleted since or not)."""
+    return int(conn.execute(COUNT_ADDED_SQL, (collection_id, seq)).fetchone()[0])
+
+
+def collection_names(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
+    """The names of the collections with these ids that still exist."""
+    sql = "SELECT id, name FROM collections WHERE id IN ({marks})"
+    return {int(i): str(n) for i, n in _select_in(conn, sql, (), list(ids))}
 
 
 def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
