@@ -135,13 +135,12 @@ class IvfIndex(PqIndex):
         finally:
             faiss.omp_set_num_threads(threads)
 
-    def _codes_fit(self, trained: Any) -> bool:
+    def _codes_fit(self, codes: Any) -> bool:
         return (
-            isinstance(trained, faiss.IndexIVFPQFastScan)
-            and trained.d == self.dim
-            and trained.nlist == self.lists
-            and trained.pq.M == self._subquantizers()
-            and not trained.ntotal
+            isinstance(codes, faiss.IndexIVFPQFastScan)
+            and codes.d == self.dim
+            and codes.nlist == self.lists
+            and codes.pq.M == self._subquantizers()
         )
 
     def _search_params(self) -> Any:
