@@ -113,16 +113,16 @@ class _Shard:
         kept = self.keys[: self.n] >= 0
         return self.keys[: self.n][kept], self.vectors[: self.n][kept]
 
-    def restore(self, keys: np.ndarray, vectors: np.ndarray, rows: np.ndarray, codes: Any) -> None:
-        """Become the saved shard whose code index ``codes`` holds every row, removed ones included:
-        the live ``keys``/``vectors`` go back to their ``rows``, the others stay removed (zero vectors)."""
-        self.n = int(codes.ntotal)
-        self.vectors = np.zeros((self.n, self.dim), self.vectors.dtype)
-        self.keys = np.full(self.n, -1, np.int64)
-        self.vectors[rows] = vectors
-        self.keys[rows] = keys
-        self.dead = self.n - len(keys)
-        self.codes = codes
+    def live_codes(self, trained: Any) -> Any:
+        """The code index of the live rows only, in row order: the shard's own when it has no removed
+        rows, else a fresh encoding (so that no code of a removed face is ever saved); None untrained."""
+        if self.codes is None or not self.dead:
+            return self.codes
+        codes = faiss.clone_index(trained)
+        kept = np.flatnonzero(self.keys[: self.n] >= 0)
+        for start in range(0, len(kept), _ADD_CHUNK):
+            codes.add(np.ascontiguousarray(self.vectors[kept[start : start + _ADD_CHUNK]], np.float32))
+        return codes
 
     def top(self, qs: np.ndarray, k: int, candidates: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first);
@@ -409,8 +409,6 @@ class PqIndex:
         with self._lock.read():
             live = [shard.live_rows() for shard in self._shards]  # removed rows are never written
             keys = np.concatenate([k for k, _ in live])
-            # each row's place in its shard's codes, which keep removed rows (so a load needs no re-encoding)
-            rows = np.concatenate([np.flatnonzero(shard.keys[: shard.n] >= 0) for shard in self._shards])
             # each row's shard, so that a load with as many shards rebuilds the same layout
             shard_of = np.concatenate([np.full(len(k), s, np.int32) for s, (k, _) in enumerate(live)])
             codebook = (
@@ -428,8 +426,8 @@ class PqIndex:
                     vectors=np.concatenate([v for _, v in live]),
                     shards=shard_of,
                     codebook=codebook,
-                    rows=rows,
-                    **pack_codes([shard.codes for shard in self._shards]),
+                    # each shard's codes of the rows written, so that a load need not re-encode them
+                    **pack_codes([shard.live_codes(self._trained) for shard in self._shards]),
                 ),
             )
 
@@ -437,7 +435,7 @@ class PqIndex:
     def load(cls, path: Path) -> PqIndex:
         manifest = read_manifest(path, cls.name)
         index = cls(manifest.dim, **manifest.options(cls.defaults))
-        arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"), optional=("rows", *_CODE_ARRAYS))
+        arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"), optional=_CODE_ARRAYS)
         keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
         try:
             trained = faiss.deserialize_index(codebook) if codebook.size else None
@@ -456,7 +454,7 @@ class PqIndex:
         with index._lock.write():
             count = len(index._shards)
             if codes is not None:  # the saved shards, codes and all: nothing is re-encoded
-                index._restore(keys, vectors, shard_of, arrays["rows"], codes)
+                index._restore(keys, vectors, shard_of, codes)
                 index._trained = trained
                 index._next = int(np.argmin([shard.n for shard in index._shards]))
             elif len(keys) and int(shard_of.min()) >= 0 and int(shard_of.max()) < count:
@@ -480,7 +478,7 @@ class PqIndex:
     def _saved_codes(self, data: Path, arrays: dict[str, np.ndarray]) -> list[Any] | None:
         """Each shard's saved code index, checked against this backend; None when the file has none
         (written before codes were saved) or was saved with another number of shards."""
-        if not all(name in arrays for name in ("rows", *_CODE_ARRAYS)):
+        if not all(name in arrays for name in _CODE_ARRAYS):
             return None
         codes = unpack_codes(data, arrays["codes"], arrays["code_sizes"], len(self._shards))
         if codes is not None and not all(self._codes_fit(c) for c in codes):
@@ -489,26 +487,21 @@ class PqIndex:
             )
         return codes
 
-    def _restore(
-        self, keys: np.ndarray, vectors: np.ndarray, shard_of: np.ndarray, rows: np.ndarray, codes: list[Any]
-    ) -> None:
-        """Rebuild every shard as saved (``rows``: each key's row in its shard's ``codes``)."""
-        count = len(self._shards)
-        if rows.shape != keys.shape or rows.dtype.kind not in "iu":
+    def _restore(self, keys: np.ndarray, vectors: np.ndarray, shard_of: np.ndarray, codes: list[Any]) -> None:
+        """Rebuild every shard as saved: its rows in the saved order, its saved codes of them."""
+        if len(keys) and (int(shard_of.min()) < 0 or int(shard_of.max()) >= len(self._shards)):
             raise InvalidParameterError(
-                f"row numbers {rows.dtype}{rows.shape} do not match the {len(keys)} keys; rebuild it from the store",
-                parameter="path",
+                f"shard numbers outside 0..{len(self._shards) - 1}; rebuild it from the store", parameter="path"
             )
-        for s in range(count):
+        for s in range(len(self._shards)):
             mine = np.flatnonzero(shard_of == s)
-            at = rows[mine].astype(np.int64)
-            if len(at) and (int(at.min()) < 0 or int(at.max()) >= codes[s].ntotal or len(np.unique(at)) != len(at)):
+            if codes[s].ntotal != len(mine):
                 raise InvalidParameterError(
-                    f"shard {s}'s row numbers do not fit its {codes[s].ntotal} codes; rebuild it from the store",
+                    f"shard {s} has {len(mine)} rows but {codes[s].ntotal} codes; rebuild it from the store",
                     parameter="path",
                 )
-            self._shards[s].restore(keys[mine], vectors[mine], at, codes[s])
-            self._where.update(zip(keys[mine].tolist(), (at * count + s).tolist(), strict=True))
+            self._append(s, keys[mine], vectors[mine])
+            self._shards[s].codes = codes[s]
 
 
 def _code_index(dim: int) -> Any:
