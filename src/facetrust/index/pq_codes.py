@@ -1,8 +1,8 @@
 """A pq or ivf index's per-shard faiss code indexes, packed into and unpacked from one saved array.
 
 Saving the codes (``faiss.serialize_index`` of each shard's code index, which round-trips its
-packed fast-scan codes exactly) lets a load skip re-encoding every row: 560 s at 10,000,000
-faces before (docs/index.md).
+packed fast-scan codes exactly) lets a load skip re-encoding every row: an ivf index of
+1,000,000 faces loads in 1.6 s instead of 20.8 s (bench/results/index-load.md).
 """
 
 from __future__ import annotations
