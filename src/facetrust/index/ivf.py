@@ -9,7 +9,7 @@ estimates are re-scored against the vectors, kept in float16 (256 bytes a face a
 dimensions, against pq's 512): scores are cosine similarities within about 1e-3.
 
 Everything else (shards searched on their own threads, removal by marking, compaction, saving
-the codebooks with the index) is the pq backend's. docs/index.md has the measurements: the
+the codebooks and codes with the index) is the pq backend's. docs/index.md has the measurements: the
 embeddings' near-isotropy makes ``probes`` large (half the lists give recall@10 0.98 at 1M), so
 the inverted file saves less scanning than it costs, and ``auto`` does not pick this backend.
 """
@@ -135,13 +135,12 @@ class IvfIndex(PqIndex):
         finally:
             faiss.omp_set_num_threads(threads)
 
-    def _codes_fit(self, trained: Any) -> bool:
+    def _codes_fit(self, codes: Any) -> bool:
         return (
-            isinstance(trained, faiss.IndexIVFPQFastScan)
-            and trained.d == self.dim
-            and trained.nlist == self.lists
-            and trained.pq.M == self._subquantizers()
-            and not trained.ntotal
+            isinstance(codes, faiss.IndexIVFPQFastScan)
+            and codes.d == self.dim
+            and codes.nlist == self.lists
+            and codes.pq.M == self._subquantizers()
         )
 
     def _search_params(self) -> Any:

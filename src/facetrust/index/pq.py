@@ -15,6 +15,7 @@ and the ``candidates`` best estimates are scored again against the float32 vecto
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -40,12 +41,15 @@ from facetrust.index.checks import (
     frozen_hits,
     keys_and_vectors,
 )
+from facetrust.index.pq_codes import pack_codes, unpack_codes
 from facetrust.index.storage import npz_writer, read_arrays, read_manifest, write_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from numpy.typing import ArrayLike
 
 __all__ = ["DEFAULTS", "PqIndex"]
+
+logger = logging.getLogger(__name__)
 
 #: Defaults chosen by bench/search.py on 2 cores (docs/index.md).
 DEFAULTS: dict[str, int] = {"candidates": 1000, "train_size": 20_000}
@@ -58,6 +62,7 @@ _COMPACT_MIN_DEAD = 4096  # a shard is compacted once it holds this many removed
 _COMPACT_DEAD_SHARE = 8  # ... and they are more than 1/8 of its live ones
 _DICT_BYTES_PER_KEY = 100  # key→location dict entry, as measured for the exact index
 _RESCORE_BYTES = 32 << 20  # candidate vectors gathered for exact re-scoring at a time, per shard
+_CODE_ARRAYS = ("codes", "code_sizes")  # each shard's serialised code index, end to end, and their lengths
 _BATCH_QUERIES = 1024  # search_batch: queries per block (one read-lock hold, one faiss search per shard)
 
 # One faiss call per shard and thread: faiss's own OpenMP threads would fight ours for the cores.
@@ -107,6 +112,17 @@ class _Shard:
         """Keys and vectors of the rows not removed, in row order."""
         kept = self.keys[: self.n] >= 0
         return self.keys[: self.n][kept], self.vectors[: self.n][kept]
+
+    def live_codes(self, trained: Any) -> Any:
+        """The code index of the live rows only, in row order: the shard's own when it has no removed
+        rows, else a fresh encoding (so that no code of a removed face is ever saved); None untrained."""
+        if self.codes is None or not self.dead:
+            return self.codes
+        codes = faiss.clone_index(trained)
+        kept = np.flatnonzero(self.keys[: self.n] >= 0)
+        for start in range(0, len(kept), _ADD_CHUNK):
+            codes.add(np.ascontiguousarray(self.vectors[kept[start : start + _ADD_CHUNK]], np.float32))
+        return codes
 
     def top(self, qs: np.ndarray, k: int, candidates: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first);
@@ -281,9 +297,9 @@ class PqIndex:
     def _train_sample(self) -> int:
         return _TRAIN_SAMPLE
 
-    def _codes_fit(self, trained: Any) -> bool:
-        """Whether saved codebooks are an empty code index of this backend's kind and width."""
-        return isinstance(trained, faiss.IndexPQFastScan) and trained.d == self.dim and not trained.ntotal
+    def _codes_fit(self, codes: Any) -> bool:
+        """Whether a saved code index (codebooks, and a shard's codes) is of this backend's kind and width."""
+        return isinstance(codes, faiss.IndexPQFastScan) and codes.d == self.dim
 
     def _search_params(self) -> Any:
         return None
@@ -406,7 +422,12 @@ class PqIndex:
                 params=self.params(),
                 extension="npz",
                 write_data=npz_writer(
-                    keys=keys, vectors=np.concatenate([v for _, v in live]), shards=shard_of, codebook=codebook
+                    keys=keys,
+                    vectors=np.concatenate([v for _, v in live]),
+                    shards=shard_of,
+                    codebook=codebook,
+                    # each shard's codes of the rows written, so that a load need not re-encode them
+                    **pack_codes([shard.live_codes(self._trained) for shard in self._shards]),
                 ),
             )
 
@@ -414,7 +435,7 @@ class PqIndex:
     def load(cls, path: Path) -> PqIndex:
         manifest = read_manifest(path, cls.name)
         index = cls(manifest.dim, **manifest.options(cls.defaults))
-        arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"))
+        arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"), optional=_CODE_ARRAYS)
         keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
         try:
             trained = faiss.deserialize_index(codebook) if codebook.size else None
@@ -422,14 +443,21 @@ class PqIndex:
             raise InvalidParameterError(
                 f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
             ) from exc
-        if shard_of.shape != (manifest.count,) or (trained is not None and not index._codes_fit(trained)):
+        if shard_of.shape != (manifest.count,) or (
+            trained is not None and (trained.ntotal or not index._codes_fit(trained))
+        ):
             raise InvalidParameterError(
                 f"{manifest.data} holds codebooks or shard numbers for another index; rebuild it from the store",
                 parameter="path",
             )
+        codes = index._saved_codes(manifest.data, arrays) if trained is not None else None
         with index._lock.write():
             count = len(index._shards)
-            if len(keys) and int(shard_of.min()) >= 0 and int(shard_of.max()) < count:
+            if codes is not None:  # the saved shards, codes and all: nothing is re-encoded
+                index._restore(keys, vectors, shard_of, codes)
+                index._trained = trained
+                index._next = int(np.argmin([shard.n for shard in index._shards]))
+            elif len(keys) and int(shard_of.min()) >= 0 and int(shard_of.max()) < count:
                 for s in range(count):  # the saved layout, removed rows left out
                     mine = np.flatnonzero(shard_of == s)
                     index._append(s, keys[mine], vectors[mine])
@@ -437,9 +465,43 @@ class PqIndex:
             else:  # saved with another number of shards: deal the rows out afresh
                 for start in range(0, len(keys), _ADD_CHUNK):
                     index._add(keys[start : start + _ADD_CHUNK], vectors[start : start + _ADD_CHUNK])
-            if trained is not None:
+            if trained is not None and codes is None:
+                logger.info(
+                    "%s: re-encoding %d rows (its codes were not saved, or not for %d shards)",
+                    manifest.data,
+                    len(keys),
+                    count,
+                )
                 index._adopt(trained)  # the saved codebooks, so the codes and recall are as before
         return index
+
+    def _saved_codes(self, data: Path, arrays: dict[str, np.ndarray]) -> list[Any] | None:
+        """Each shard's saved code index, checked against this backend; None when the file has none
+        (written before codes were saved) or was saved with another number of shards."""
+        if not all(name in arrays for name in _CODE_ARRAYS):
+            return None
+        codes = unpack_codes(data, arrays["codes"], arrays["code_sizes"], len(self._shards))
+        if codes is not None and not all(self._codes_fit(c) for c in codes):
+            raise InvalidParameterError(
+                f"{data} holds shard codes for another index; rebuild it from the store", parameter="path"
+            )
+        return codes
+
+    def _restore(self, keys: np.ndarray, vectors: np.ndarray, shard_of: np.ndarray, codes: list[Any]) -> None:
+        """Rebuild every shard as saved: its rows in the saved order, its saved codes of them."""
+        if len(keys) and (int(shard_of.min()) < 0 or int(shard_of.max()) >= len(self._shards)):
+            raise InvalidParameterError(
+                f"shard numbers outside 0..{len(self._shards) - 1}; rebuild it from the store", parameter="path"
+            )
+        for s in range(len(self._shards)):
+            mine = np.flatnonzero(shard_of == s)
+            if codes[s].ntotal != len(mine):
+                raise InvalidParameterError(
+                    f"shard {s} has {len(mine)} rows but {codes[s].ntotal} codes; rebuild it from the store",
+                    parameter="path",
+                )
+            self._append(s, keys[mine], vectors[mine])
+            self._shards[s].codes = codes[s]
 
 
 def _code_index(dim: int) -> Any:

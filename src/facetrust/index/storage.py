@@ -161,8 +161,9 @@ def npz_writer(**arrays: np.ndarray) -> Callable[[Path], None]:
     return write
 
 
-def read_arrays(manifest: Manifest, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The named arrays of a saved .npz index, checked against the manifest.
+def read_arrays(manifest: Manifest, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The named arrays of a saved .npz index, checked against the manifest; those in ``optional``
+    only where the file has them (arrays that a newer version added).
 
     ``keys`` must be ``(count,)`` unique non-negative integers and ``vectors`` ``(count, dim)``;
     anything unreadable or inconsistent is an ``InvalidParameterError`` saying to rebuild.
@@ -177,7 +178,7 @@ def read_arrays(manifest: Manifest, names: tuple[str, ...]) -> dict[str, np.ndar
 
     try:
         with np.load(manifest.data, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in names}
+            arrays = {name: z[name] for name in names + tuple(n for n in optional if n in z.files)}
     except (OSError, ValueError, KeyError) as exc:
         raise bad(str(exc)) from exc
     keys, vectors = arrays.get("keys"), arrays.get("vectors")
