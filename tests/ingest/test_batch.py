@@ -70,6 +70,18 @@ def test_a_batch_and_one_image_at_a_time_store_the_same_faces(svc: FaceService) 
     assert [(f.external_image_id, f.box) for f in faces[:4]] == [("b", f.box) for f in faces[4:]]
 
 
+def test_the_faces_a_batch_answers_with_are_those_stored(svc: FaceService) -> None:
+    results = svc.index_prepared_batch("people", [(im, f"s{i}") for i, im in enumerate(prepared(svc, 6, 7))])
+
+    answered = [f.stored for r in results for f in r.indexed]
+    assert answered == list(svc.list_faces("people").faces)  # every field, as read back from the store
+    row = svc.store.get_collection("people")
+    assert row is not None
+    assert svc.store.ingested(row.id, [im.sha256 for im in prepared(svc, 6, 7)]) == {
+        im.sha256 for im in prepared(svc, 6, 7)
+    }
+
+
 def test_one_subject_without_consent_refuses_the_whole_batch(svc: FaceService) -> None:
     svc.record_consent("alice", basis="contract", evidence="signed")
     images = prepared(svc, 6, 7)

@@ -135,6 +135,19 @@ def test_ingested_hashes_are_replaced_on_a_rerun_and_erased_with_their_image(sto
     assert store.ingested(cid, ["h1", "h2"]) == {"h2"}
 
 
+def test_a_batch_of_ingested_hashes_is_recorded_at_once_and_replaces_earlier_records(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        store.record_ingested(conn, cid, "h1", "image-0", 1.0)
+        store.record_ingested_many(conn, cid, [("h1", "image-1"), ("h2", "image-2"), ("h3", "image-3")], 2.0)
+        store.record_ingested_many(conn, cid, [], 3.0)  # an empty batch writes nothing
+    assert store.ingested(cid, ["h1", "h2", "h3", "h4"]) == {"h1", "h2", "h3"}
+    rows = store.connection().execute(
+        "SELECT sha256, image_id, indexed_at FROM ingested_images WHERE collection_id = ? ORDER BY sha256", (cid,)
+    )
+    assert [tuple(r) for r in rows] == [("h1", "image-1", 2.0), ("h2", "image-2", 2.0), ("h3", "image-3", 2.0)]
+
+
 def test_people_tables_and_crops_follow_their_faces(store: FaceStore) -> None:
     cid = _collection(store)
     with store.transaction() as conn:

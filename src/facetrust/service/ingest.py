@@ -28,7 +28,7 @@ from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.tails import after_change
 from facetrust.service.types import IndexedFace, IndexResult, stored_face
 from facetrust.service.validate import check_external_image_id, check_limit
-from facetrust.store.sqlite import NewFace
+from facetrust.store.sqlite import FaceRow, NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,9 +135,10 @@ def index_prepared_batch(
             ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
             new = [_until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in images for face in faces]
             keys = service.store.insert_faces(conn, row.id, new, now=now)
-            stored = service.store.faces_by_keys(row.id, keys, conn)
-            for prepared, _, _, image_id, _ in images:
-                service.store.record_ingested(conn, row.id, prepared.sha256, image_id, now)
+            stored = {key: FaceRow.inserted(key, face, now) for key, face in zip(keys, new, strict=True)}
+            service.store.record_ingested_many(
+                conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in images], now
+            )
             step.record.details = {"images": [_detail(image) for image in images]}
             step.record.commit(conn)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode

@@ -68,6 +68,25 @@ class FaceRow:
     created_at: float
     expires_at: float | None
 
+    @classmethod
+    def inserted(cls, key: int, face: NewFace, created_at: float) -> FaceRow:
+        """The row ``insert_faces`` stores for ``face`` under ``key`` at ``created_at`` (no user yet),
+        without reading it back: a bulk import answers with thousands of them per transaction."""
+        return cls(
+            key=key,
+            face_id=face.face_id,
+            image_id=face.image_id,
+            external_image_id=face.external_image_id,
+            user_id=None,
+            box=face.box,
+            confidence=face.confidence,
+            brightness=face.brightness,
+            sharpness=face.sharpness,
+            pose=face.pose,
+            created_at=created_at,
+            expires_at=face.expires_at,
+        )
+
 
 @dataclass(frozen=True)
 class NewFace:
@@ -501,9 +520,15 @@ class Store:
     def record_ingested(
         self, conn: sqlite3.Connection, collection_id: int, sha256: str, image_id: str, now: float
     ) -> None:
-        conn.execute(
+        self.record_ingested_many(conn, collection_id, [(sha256, image_id)], now)
+
+    def record_ingested_many(
+        self, conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float
+    ) -> None:
+        """Record each ``(sha256, image_id)`` as indexed into the collection (one statement for a batch)."""
+        conn.executemany(
             "INSERT OR REPLACE INTO ingested_images(collection_id, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?)",
-            (collection_id, sha256, image_id, now),
+            ((collection_id, sha256, image_id, now) for sha256, image_id in images),
         )
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
