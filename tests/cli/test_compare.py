@@ -125,8 +125,8 @@ def test_compare_json_gives_scores_fmr_and_verdict_per_face(invoke: Invoke, make
     assert document["source_face"]["box"] == {"left": 20.0, "top": 20.0, "width": 64.0, "height": 64.0}
     scores = [{k: v for k, v in face.items() if k != "face"} for face in document["faces"]]
     assert scores == [
-        {"similarity": 100.0, "fmr": 1e-06, "fmr_is_bound": True, "score": 1.0, "match": True},
-        {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False},
+        {"similarity": 100.0, "fmr": 1e-06, "fmr_is_bound": True, "score": 1.0, "match": True, "unreliable": None},
+        {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False, "unreliable": None},
     ]
     assert document["faces"][1]["face"]["box"]["left"] == 120.0
 

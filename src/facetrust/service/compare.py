@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.engine import FaceEngine
+    from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
@@ -97,6 +98,20 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
             "threshold": threshold,
             "target_faces": len(result.matches) + len(result.unmatched),
             "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
+            "unreliable": [m.unreliable for m in result.matches + result.unmatched if m.unreliable is not None],
             **({"profile": profile} if profile is not None else {}),
         }
+        if rules is not None:
+            _refuse_unreliable(rules, result)
         return result
+
+
+def _refuse_unreliable(purpose: Purpose, result: ImageComparison) -> None:
+    """Refuse the comparison when its purpose refuses unreliable estimates and one of its pairs has one."""
+    reason = next((m.unreliable for m in result.matches + result.unmatched if m.unreliable is not None), None)
+    if purpose.refuse_unreliable and reason is not None:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} refuses comparisons whose false-match estimate is unreliable: {reason}",
+            purpose=purpose.name,
+            rule="refuse_unreliable",
+        )
