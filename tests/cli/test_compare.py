@@ -166,3 +166,26 @@ def test_compare_under_a_forbidden_purpose_is_refused_with_exit_2(
     assert result.stderr == (
         "Error: Purpose 'general' is forbidden by the deployment policy: Moratorium on face comparison\n"
     )
+
+
+def test_compare_names_each_face_whose_estimate_is_unreliable(make_image: MakeImage) -> None:
+    import click.testing
+
+    from facetrust.cli import cli
+    from facetrust.models.fake import flagged_fake_engine
+
+    adult = make_image("adult.png", [(20, 20, 64, 2)])
+    group = make_image("group.png", [(20, 20, 64, 2), (120, 30, 48, 1)])  # fake person 1: in the flagged cluster
+    runner = click.testing.CliRunner()
+
+    def run(*args: str) -> click.testing.Result:
+        return runner.invoke(cli, list(args), obj={"engine": flagged_fake_engine(1, 2)})
+
+    result = run("compare", adult, group)
+
+    flagged = [line for line in result.stdout.splitlines() if "estimate unreliable" in line]
+    assert result.exit_code == 0
+    assert len(flagged) == 1
+    assert flagged[0].startswith("#2 estimate unreliable: the target face lies in a region of faces whose strangers")
+    document = json.loads(run("compare", "--json", adult, group).stdout)
+    assert [f["unreliable"] is not None for f in document["faces"]] == [False, True]

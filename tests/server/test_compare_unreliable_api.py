@@ -7,17 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from facetrust.calibration import Calibration
-from facetrust.clusternorm import ClusterNormaliser
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.governance import audit
 from facetrust.governance.policy import Policy, Purpose
-from facetrust.models.fake import FakeDetector, FakeRecogniser, face_png, fake_calibration
+from facetrust.models.fake import face_png, fake_engine, flagged_fake_engine
 from facetrust.server import create_app
 from facetrust.service import FaceService
 
@@ -27,22 +24,7 @@ CROWDED, PLAIN = 1, 2  # fake identities: the first lies in the flagged cluster
 
 
 def flagged_engine() -> FaceEngine:
-    """The fake engine with a cluster normaliser of two regions (CROWDED's and PLAIN's faces), the first flagged."""
-    plain = FaceEngine(FakeDetector(), FakeRecogniser(), calibration=fake_calibration(), settings=SETTINGS)
-    centres = [plain.embed_largest(face_png((20, 20, 100, p))) for p in (CROWDED, PLAIN)]
-    centroids = np.stack([c.vector for c in centres if c is not None])
-    normaliser = ClusterNormaliser(FakeRecogniser.model_id, centroids, np.zeros(2, np.float32), unreliable=(0,))
-    table = Calibration(normaliser.score_id, (0.0, 0.9), (0.0, -6.0), 1e-6, 10**7, "synthetic")
-    return FaceEngine(
-        FakeDetector(),
-        FakeRecogniser(),
-        calibration=fake_calibration(),
-        settings=SETTINGS,
-        normaliser=normaliser.with_calibration(table),
-    )
-
-
-SETTINGS = Settings(flip_augment=False)
+    return flagged_fake_engine(CROWDED, PLAIN)
 
 
 @pytest.fixture
@@ -136,6 +118,6 @@ def test_the_library_compare_reports_each_pair_and_an_engine_without_flags_none(
     (pair,) = result.matches
     assert pair.unreliable is not None and pair.unreliable.startswith("the source face lies")
 
-    plain = FaceEngine(FakeDetector(), FakeRecogniser(), calibration=fake_calibration(), settings=SETTINGS)
+    plain = fake_engine()
     (again,) = plain.compare(face_png((20, 20, 100, CROWDED)), face_png((20, 20, 100, PLAIN)), threshold=0).matches
     assert again.unreliable is None
