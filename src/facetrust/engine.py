@@ -255,7 +255,8 @@ class FaceEngine:
         """Compare the largest face of ``source`` with every recognisable face of ``target``.
 
         Raises ``InvalidImageError`` naming the image when the source has no recognisable face.
-        A target without faces gives a result with no matches.
+        A target without faces gives a result with no matches. Each ``FaceMatch.unreliable``
+        says why that pair's estimate should not be trusted (``unreliable_reasons``), or None.
         """
         threshold = self._check_threshold(threshold)
         probe = self.embed_largest(source)

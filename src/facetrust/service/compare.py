@@ -3,7 +3,9 @@
 A comparison is a biometric use, so it runs on the governed path like a search: the purpose
 must be declared and not forbidden, its minimum threshold applies, and the audit log records
 who compared, for which purpose and case, at which threshold, how many faces, with which
-similarities (never an image or an embedding).
+similarities (never an image or an embedding). A pair whose false-match estimate is unreliable
+(``FaceMatch.unreliable``: a face in a region the cluster normaliser marks) is recorded with
+why, and a purpose with ``refuse_unreliable`` refuses the comparison.
 """
 
 from __future__ import annotations
