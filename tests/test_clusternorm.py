@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,9 @@ from facetrust.fairness.clusterfit import (
     cluster_offsets,
     fit_centroids,
     fit_mixture_calibration,
+    tail_counts,
+    unreliable_clusters,
+    wilson_low,
 )
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
 from facetrust.types import FaceEmbedding
@@ -223,3 +227,59 @@ def test_balanced_offsets_let_a_small_population_move_its_cluster() -> None:
 
     # Pooled, region A's 3,160 small-population pairs are drowned by ~135,000 of the big one's.
     assert balanced[0] - balanced[1] > pooled[0] - pooled[1] + 0.05
+
+
+# -- unreliable clusters (issue 11, 1:1 honesty) -------------------------------------------------
+
+
+def test_a_file_without_unreliable_clusters_loads_as_none_unreliable() -> None:
+    n = calibrated(normaliser())
+    data = json.loads(n.to_json())
+    del data["unreliable"]
+    back = ClusterNormaliser.from_json(json.dumps(data), origin="old.json")
+    assert back.unreliable == ()
+    assert not back.unreliable_of(np.eye(8, dtype=np.float32)[:2]).any()
+
+
+def test_unreliable_clusters_round_trip_and_leave_the_scores_and_their_id_alone() -> None:
+    n = calibrated(normaliser())
+    flagged = n.with_unreliable((1,))
+    back = ClusterNormaliser.from_json(flagged.to_json(), origin="n.json")
+    assert back.unreliable == (1,)
+    assert back.score_id == n.score_id and back.calibration == n.calibration
+    faces = np.eye(8, dtype=np.float32)[[0, 1, 1]]
+    assert back.unreliable_of(faces).tolist() == [False, True, True]
+    assert back.score(faces[0], faces[1]) == n.score(faces[0], faces[1])
+
+
+@pytest.mark.parametrize("bad", ["[5]", '["1"]', "[true]"])
+def test_a_file_naming_no_cluster_as_unreliable_is_refused(bad: str) -> None:
+    data = json.loads(calibrated(normaliser()).to_json())
+    data["unreliable"] = json.loads(bad)
+    with pytest.raises(ConfigurationError, match=r"n\.json is not a valid cluster normaliser"):
+        ClusterNormaliser.from_json(json.dumps(data), origin="n.json")
+
+
+def test_a_cluster_is_unreliable_only_when_its_whole_interval_is_above_the_tolerance() -> None:
+    n = np.array([1_000_000, 1_000_000, 2_000, 0])
+    high = np.array([1_000, 100, 2, 0])  # 1e-3 (flagged), 1e-4, 1e-3 of too few pairs, none
+    assert unreliable_clusters(n, high, 3e-4) == (0,)
+    low = wilson_low(high, n)
+    assert low[0] == pytest.approx(9.4e-4, rel=0.02) and low[3] == 0.0
+
+
+def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() -> None:
+    nearest = np.array([0, 0, 1])
+    a, b = np.array([0, 0, 1]), np.array([1, 2, 2])
+    got_n, got_high = tail_counts(nearest, np.array([0.9, 0.1, 0.8]), a, b, 0.5, 3)
+    assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
+
+
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-71d82d8c2c0b"
+
+
+def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
+    shipped = shipped_normaliser("sface-2021dec:fb143eea0783+flip")
+    assert shipped is not None and shipped.calibration is not None
+    assert shipped.score_id == shipped.calibration.model == SHIPPED_SCORE_ID  # flags are outside the digest
+    assert 0 < len(shipped.unreliable) < len(shipped.centroids) // 4

@@ -13,6 +13,11 @@ strangers score high needs a higher raw score to match. No label is used when sc
 none is inferred: the clusters are regions of the embedding space, not groups of people.
 Normalised scores get their own calibration, recorded under ``score_id``.
 
+Some regions stay far above the promised false-match rate even after their offset (children's
+faces do). The fit marks them ``unreliable`` (one bit per centroid, kept out of ``digest`` so
+scores and their calibration do not change); ``unreliable_of`` says which faces fall in one,
+so a 1:1 comparison can say its estimate should not be trusted.
+
 What is shipped are aggregates only: ``k`` centroids and ``k`` offsets. Each centroid must be
 the mean of at least ``MIN_PEOPLE`` distinct people (images, where a dataset has no
 identities) with no single person more than ``MAX_PERSON_SHARE`` of its members;
@@ -35,26 +40,36 @@ from facetrust.errors import ConfigurationError, InvalidParameterError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["ClusterNormaliser", "ClusterScorer", "shipped_name", "shipped_normaliser"]
+__all__ = ["ClusterNormaliser", "ClusterScorer", "shipped_name", "shipped_normaliser", "unreliable_reason"]
 
 FORMAT = "facetrust-clusternorm/1"
 
 
 @dataclass(frozen=True, eq=False)
 class ClusterNormaliser:
-    """Cluster offsets over ``centroids`` (k, dim) unit vectors of model ``model``; see the module docstring."""
+    """Cluster offsets over ``centroids`` (k, dim) unit vectors of model ``model``; see the module docstring.
+
+    ``unreliable``: indices of the clusters whose faces' false-match estimates are not to be trusted.
+    """
 
     model: str
     centroids: np.ndarray
     offsets: np.ndarray
     calibration: Calibration | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    unreliable: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.centroids.ndim != 2 or len(self.centroids) < 1 or self.offsets.shape != (len(self.centroids),):
             raise InvalidParameterError(
                 f"Need (k, dim) centroids and k offsets; got {self.centroids.shape} and {self.offsets.shape}",
                 parameter="centroids",
+            )
+        outside = [c for c in self.unreliable if not 0 <= c < len(self.centroids)]
+        if outside:
+            raise InvalidParameterError(
+                f"Unreliable cluster indices {outside} are outside 0–{len(self.centroids) - 1}",
+                parameter="unreliable",
             )
         if self.calibration is not None and self.calibration.model != self.score_id:
             raise ConfigurationError(
@@ -76,12 +91,26 @@ class ClusterNormaliser:
         """The id normalised scores (and their calibration) are recorded under."""
         return f"{self.model}+fsn{len(self.centroids)}-{self.digest}"
 
-    def shift(self, vectors: np.ndarray) -> np.ndarray:
-        """Each row's offset: that of its nearest centroid."""
+    def nearest(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row's nearest centroid (index)."""
         import numpy as np
 
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        out: np.ndarray = self.offsets[np.argmax(vectors @ self.centroids.T, axis=1)]
+        out: np.ndarray = np.argmax(vectors @ self.centroids.T, axis=1)
+        return out
+
+    def shift(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row's offset: that of its nearest centroid."""
+        out: np.ndarray = self.offsets[self.nearest(vectors)]
+        return out
+
+    def unreliable_of(self, vectors: np.ndarray) -> np.ndarray:
+        """Per row, True when its nearest centroid is one of the ``unreliable`` clusters."""
+        import numpy as np
+
+        flagged = np.zeros(len(self.centroids), dtype=bool)
+        flagged[list(self.unreliable)] = True
+        out: np.ndarray = flagged[self.nearest(vectors)]
         return out
 
     def score(self, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
@@ -96,7 +125,15 @@ class ClusterNormaliser:
         return ClusterScorer(self, vectors)
 
     def with_calibration(self, calibration: Calibration) -> ClusterNormaliser:
-        return ClusterNormaliser(self.model, self.centroids, self.offsets, calibration, dict(self.provenance))
+        return ClusterNormaliser(
+            self.model, self.centroids, self.offsets, calibration, dict(self.provenance), self.unreliable
+        )
+
+    def with_unreliable(self, clusters: tuple[int, ...]) -> ClusterNormaliser:
+        """The same normaliser (same scores, same ``score_id``) with ``clusters`` marked unreliable."""
+        return ClusterNormaliser(
+            self.model, self.centroids, self.offsets, self.calibration, dict(self.provenance), tuple(sorted(clusters))
+        )
 
     def to_json(self) -> str:
         data = {
@@ -106,6 +143,7 @@ class ClusterNormaliser:
             "offsets": [round(float(x), 5) for x in self.offsets],
             "calibration": json.loads(self.calibration.to_json()) if self.calibration is not None else None,
             "provenance": self.provenance,
+            "unreliable": sorted(self.unreliable),
         }
         return json.dumps(data, sort_keys=True)
 
@@ -120,10 +158,33 @@ class ClusterNormaliser:
             centroids = np.asarray(data["centroids"], dtype=np.float32)
             offsets = np.asarray(data["offsets"], dtype=np.float32)
             cal = data.get("calibration")
+            unreliable = tuple(_index(c) for c in data.get("unreliable", []))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc}") from None
         calibration = Calibration.from_json(json.dumps(cal), origin=origin) if cal else None
-        return cls(str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})))
+        try:
+            return cls(
+                str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})), unreliable
+            )
+        except InvalidParameterError as exc:
+            raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc.message}") from None
+
+
+def _index(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"unreliable holds {value!r}, not a cluster index")
+    return value
+
+
+def unreliable_reason(source: bool, target: bool) -> str | None:
+    """Why a 1:1 comparison's false-match estimate is unreliable, in words (None when it is not)."""
+    if not (source or target):
+        return None
+    who = "both faces lie" if source and target else ("the source face lies" if source else "the target face lies")
+    return (
+        f"{who} in a region of faces whose strangers often score high, as children's faces do: there, "
+        "different people reach this similarity far more often than its false-match rate says"
+    )
 
 
 class ClusterScorer:

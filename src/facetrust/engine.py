@@ -236,13 +236,27 @@ class FaceEngine:
         score = float(np.dot(a.vector, b.vector))
         return self.calibration.compare(score, threshold)
 
+    def unreliable_reasons(self, probe: FaceEmbedding, candidates: list[FaceEmbedding]) -> list[str | None]:
+        """Per candidate, why its comparison with ``probe`` has an unreliable false-match estimate
+        (a face in a cluster the normaliser marks unreliable), or None. Only the cluster
+        normaliser marks regions; with another normaliser or none, every entry is None."""
+        import numpy as np
+
+        from facetrust.clusternorm import ClusterNormaliser, unreliable_reason
+
+        if not isinstance(self.normaliser, ClusterNormaliser) or not candidates:
+            return [None] * len(candidates)
+        flags = self.normaliser.unreliable_of(np.stack([probe.vector] + [c.vector for c in candidates]))
+        return [unreliable_reason(bool(flags[0]), bool(f)) for f in flags[1:]]
+
     def compare(
         self, source: ImageSource, target: ImageSource, *, threshold: float = DEFAULT_THRESHOLD
     ) -> ImageComparison:
         """Compare the largest face of ``source`` with every recognisable face of ``target``.
 
         Raises ``InvalidImageError`` naming the image when the source has no recognisable face.
-        A target without faces gives a result with no matches.
+        A target without faces gives a result with no matches. Each ``FaceMatch.unreliable``
+        says why that pair's estimate should not be trusted (``unreliable_reasons``), or None.
         """
         threshold = self._check_threshold(threshold)
         probe = self.embed_largest(source)
@@ -250,9 +264,12 @@ class FaceEngine:
             raise InvalidImageError("no recognisable face found in the source image", source="source")
         matches: list[FaceMatch] = []
         unmatched: list[FaceMatch] = []
-        for cand in self.embed(target):
+        candidates = self.embed(target)
+        reasons = self.unreliable_reasons(probe, candidates)
+        for cand, reason in zip(candidates, reasons):
             assert cand.face is not None  # embed() always attaches the face
-            result = FaceMatch(face=cand.face, comparison=self.compare_embeddings(probe, cand, threshold=threshold))
+            comparison = self.compare_embeddings(probe, cand, threshold=threshold)
+            result = FaceMatch(face=cand.face, comparison=comparison, unreliable=reason)
             (matches if result.comparison.is_match else unmatched).append(result)
         matches.sort(key=lambda m: m.comparison.score, reverse=True)
         assert probe.face is not None

@@ -177,10 +177,15 @@ class Comparison:
 
 @dataclass(frozen=True)
 class FaceMatch:
-    """A target face and its comparison with the source face."""
+    """A target face and its comparison with the source face.
+
+    unreliable: why this pair's false-match estimate should not be trusted (one of its faces lies
+    in a region the cluster normaliser marks unreliable), or None.
+    """
 
     face: Face
     comparison: Comparison
+    unreliable: str | None = None
 
 
 @dataclass(frozen=True)

@@ -125,8 +125,8 @@ def test_compare_json_gives_scores_fmr_and_verdict_per_face(invoke: Invoke, make
     assert document["source_face"]["box"] == {"left": 20.0, "top": 20.0, "width": 64.0, "height": 64.0}
     scores = [{k: v for k, v in face.items() if k != "face"} for face in document["faces"]]
     assert scores == [
-        {"similarity": 100.0, "fmr": 1e-06, "fmr_is_bound": True, "score": 1.0, "match": True},
-        {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False},
+        {"similarity": 100.0, "fmr": 1e-06, "fmr_is_bound": True, "score": 1.0, "match": True, "unreliable": None},
+        {"similarity": 0.0, "fmr": 1.0, "fmr_is_bound": False, "score": -0.0694, "match": False, "unreliable": None},
     ]
     assert document["faces"][1]["face"]["box"]["left"] == 120.0
 
@@ -166,3 +166,26 @@ def test_compare_under_a_forbidden_purpose_is_refused_with_exit_2(
     assert result.stderr == (
         "Error: Purpose 'general' is forbidden by the deployment policy: Moratorium on face comparison\n"
     )
+
+
+def test_compare_names_each_face_whose_estimate_is_unreliable(make_image: MakeImage) -> None:
+    import click.testing
+
+    from facetrust.cli import cli
+    from facetrust.models.fake import flagged_fake_engine
+
+    adult = make_image("adult.png", [(20, 20, 64, 2)])
+    group = make_image("group.png", [(20, 20, 64, 2), (120, 30, 48, 1)])  # fake person 1: in the flagged cluster
+    runner = click.testing.CliRunner()
+
+    def run(*args: str) -> click.testing.Result:
+        return runner.invoke(cli, list(args), obj={"engine": flagged_fake_engine(1, 2)})
+
+    result = run("compare", adult, group)
+
+    flagged = [line for line in result.stdout.splitlines() if "estimate unreliable" in line]
+    assert result.exit_code == 0
+    assert len(flagged) == 1
+    assert flagged[0].startswith("#2 estimate unreliable: the target face lies in a region of faces whose strangers")
+    document = json.loads(run("compare", "--json", adult, group).stdout)
+    assert [f["unreliable"] is not None for f in document["faces"]] == [False, True]

@@ -47,3 +47,21 @@ def test_utkface_subset_has_no_fnmr_and_keeps_children_out_of_the_race_analysis(
     adults = sum(1 for r in spec.images if r.groups["age_band"] not in ("0-12", "13-17"))
     assert sum(g.images for g in race.groups) <= adults
     assert "0-12" in {g.group for g in age.groups} | set(age.unmeasured)
+
+
+def test_the_shipped_normaliser_flags_childrens_faces_far_more_often_than_adults(
+    engine: FaceEngine, utkface: Path
+) -> None:
+    import numpy as np
+
+    assert isinstance(engine.normaliser, ClusterNormaliser) and engine.normaliser.unreliable
+    images = load_utkface(utkface).images
+    rng = np.random.default_rng(0)
+    share = {}
+    for label, bands in (("children", ("0-12",)), ("adults", ("18-39", "40-59"))):
+        rows = [i for i, r in enumerate(images) if r.groups["age_band"] in bands]
+        found = [engine.embed_largest(Path(images[i].path)) for i in rng.choice(rows, 40, replace=False)]
+        vectors = np.stack([e.vector for e in found if e is not None])
+        share[label] = float(engine.normaliser.unreliable_of(vectors).mean())
+    # Held out (bench/compare_unreliable.py): 57 % of children's faces, 3-10 % of adults'.
+    assert share["children"] >= 0.3 and share["adults"] <= 0.2

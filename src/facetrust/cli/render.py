@@ -188,6 +188,7 @@ def compare_text(source: str, target: str, result: ImageComparison) -> str:
             for i, m in enumerate(matches, 1)
         ]
         lines.append(table(headers, rows, right=frozenset({0, 2, 3, 4})))
+        lines.extend(f"#{i} estimate unreliable: {m.unreliable}" for i, m in enumerate(matches, 1) if m.unreliable)
     verdict = "match" if result.is_match else "no match"
     lines.append(f"{verdict} (threshold {result.threshold:g}, model {result.model})")
     return "\n".join(lines)
@@ -203,6 +204,7 @@ def compare_json(source: str, target: str, result: ImageComparison) -> str:
             "fmr_is_bound": m.comparison.fmr_is_bound,
             "score": round(m.comparison.score, DIGITS),
             "match": m.comparison.is_match,
+            "unreliable": m.unreliable,
         }
         for m in _all_matches(result)
     ]

@@ -6,7 +6,9 @@ shipped, per-cluster offsets, and a table over several populations.
   (``check_privacy``);
 * ``cluster_offsets``: each cluster's score at a target FMR over the impostor pairs it takes
   part in, less the same over all pairs;
-* ``fit_mixture_calibration``: a score → FMR table of an equal-weight mixture of impostor sets.
+* ``fit_mixture_calibration``: a score → FMR table of an equal-weight mixture of impostor sets;
+* ``unreliable_clusters``: the clusters whose pairs still match far more often than promised
+  at a normalised threshold (the lower end of a 95 % Wilson interval above a tolerance).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ __all__ = [
     "cluster_offsets",
     "fit_centroids",
     "fit_mixture_calibration",
+    "tail_counts",
+    "unreliable_clusters",
+    "wilson_low",
 ]
 
 MIN_PEOPLE = 50
@@ -286,3 +291,43 @@ def fit_mixture_calibration(
         dataset=dataset,
         provenance=dict(provenance or {}),
     )
+
+
+def tail_counts(
+    nearest: np.ndarray, scores: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster: (pairs one of its faces takes part in, those scoring at or above ``threshold``).
+
+    ``nearest`` is each face's cluster, ``scores`` the pairs' (normalised) scores; a pair inside
+    one cluster counts once there."""
+    import numpy as np
+
+    ca, cb = nearest[a], nearest[b]
+    hit = scores >= threshold
+    other = cb != ca
+    n = np.bincount(ca, minlength=k) + np.bincount(cb[other], minlength=k)
+    high = np.bincount(ca[hit], minlength=k) + np.bincount(cb[other & hit], minlength=k)
+    return n, high
+
+
+def wilson_low(high: np.ndarray, n: np.ndarray, z: float = 1.96) -> np.ndarray:
+    """Lower ends of the Wilson score intervals of ``high / n`` (0 where ``n`` is 0)."""
+    import numpy as np
+
+    n_ = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    p = np.asarray(high, dtype=np.float64) / n_
+    centre = p + z * z / (2 * n_)
+    spread = z * np.sqrt(p * (1 - p) / n_ + z * z / (4 * n_ * n_))
+    out: np.ndarray = np.where(np.asarray(n) > 0, np.maximum((centre - spread) / (1 + z * z / n_), 0.0), 0.0)
+    return out
+
+
+def unreliable_clusters(n: np.ndarray, high: np.ndarray, tolerance: float) -> tuple[int, ...]:
+    """Clusters whose false-match rate is above ``tolerance`` even at the low end of its 95 % interval.
+
+    Pairs share faces, so the interval treats correlated pairs as independent and is too
+    narrow; the low end is a conservative flag only in the sense that a cluster of a few
+    unlucky pairs is not flagged."""
+    import numpy as np
+
+    return tuple(int(c) for c in np.flatnonzero(wilson_low(high, n) > tolerance))

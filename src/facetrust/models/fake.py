@@ -23,7 +23,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.config import Settings
     from facetrust.engine import FaceEngine
 
-__all__ = ["FakeDetector", "FakeRecogniser", "draw_face", "face_png", "fake_calibration", "fake_engine"]
+__all__ = [
+    "FakeDetector",
+    "FakeRecogniser",
+    "draw_face",
+    "face_png",
+    "fake_calibration",
+    "fake_engine",
+    "flagged_fake_engine",
+]
 
 
 class FakeDetector:
@@ -96,6 +104,29 @@ def fake_engine(settings: Settings | None = None) -> FaceEngine:
     settings = settings or Settings(flip_augment=False)
     model = FakeRecogniser.model_id + ("+flip" if settings.flip_augment else "")
     return FaceEngine(FakeDetector(), FakeRecogniser(), calibration=fake_calibration(model), settings=settings)
+
+
+def flagged_fake_engine(crowded: int, plain: int) -> FaceEngine:
+    """The fake engine with a calibrated cluster normaliser of two regions, around fake person
+    ``crowded``'s face and ``plain``'s, the first marked unreliable (zero offsets)."""
+    import numpy as np
+
+    from facetrust.calibration import Calibration
+    from facetrust.clusternorm import ClusterNormaliser
+    from facetrust.engine import FaceEngine
+
+    plain_engine = fake_engine()
+    centres = [plain_engine.embed_largest(face_png((20, 20, 100, p))) for p in (crowded, plain)]
+    centroids = np.stack([c.vector for c in centres if c is not None])
+    normaliser = ClusterNormaliser(FakeRecogniser.model_id, centroids, np.zeros(2, np.float32), unreliable=(0,))
+    table = Calibration(normaliser.score_id, (0.0, 0.9), (0.0, -6.0), 1e-6, 10**7, "synthetic (test double)")
+    return FaceEngine(
+        FakeDetector(),
+        FakeRecogniser(),
+        calibration=fake_calibration(),
+        settings=plain_engine.settings,
+        normaliser=normaliser.with_calibration(table),
+    )
 
 
 def draw_face(image: np.ndarray, left: int, top: int, size: int, pattern: int = 0) -> np.ndarray:

@@ -3,7 +3,9 @@
 A comparison is a biometric use, so it runs on the governed path like a search: the purpose
 must be declared and not forbidden, its minimum threshold applies, and the audit log records
 who compared, for which purpose and case, at which threshold, how many faces, with which
-similarities (never an image or an embedding).
+similarities (never an image or an embedding). A pair whose false-match estimate is unreliable
+(``FaceMatch.unreliable``: a face in a region the cluster normaliser marks) is recorded with
+why, and a purpose with ``refuse_unreliable`` refuses the comparison.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.engine import FaceEngine
+    from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.types import ImageComparison
@@ -97,6 +100,20 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
             "threshold": threshold,
             "target_faces": len(result.matches) + len(result.unmatched),
             "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
+            "unreliable": [m.unreliable for m in result.matches + result.unmatched if m.unreliable is not None],
             **({"profile": profile} if profile is not None else {}),
         }
+        if rules is not None:
+            _refuse_unreliable(rules, result)
         return result
+
+
+def _refuse_unreliable(purpose: Purpose, result: ImageComparison) -> None:
+    """Refuse the comparison when its purpose refuses unreliable estimates and one of its pairs has one."""
+    reason = next((m.unreliable for m in result.matches + result.unmatched if m.unreliable is not None), None)
+    if purpose.refuse_unreliable and reason is not None:
+        raise PurposeRefusedError(
+            f"Purpose {purpose.name!r} refuses comparisons whose false-match estimate is unreliable: {reason}",
+            purpose=purpose.name,
+            rule="refuse_unreliable",
+        )

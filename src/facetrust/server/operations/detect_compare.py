@@ -47,6 +47,7 @@ def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict
         "FaceMatches": [
             {
                 **similarity(m.comparison.similarity, m.comparison.fmr, m.comparison.fmr_is_bound),
+                **_unreliable(m.unreliable),
                 "Face": face_detail(m.face),
             }
             for m in result.matches
@@ -54,7 +55,13 @@ def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict
         "UnmatchedFaces": [face_detail(m.face) for m in result.unmatched],
         "FaceModelVersion": result.model,
         "ScoreNormalisation": result.normalisation,
+        **_unreliable(next((m.unreliable for m in result.matches + result.unmatched if m.unreliable), None)),
     }
+
+
+def _unreliable(reason: str | None) -> dict[str, Any]:
+    """facetrust extension fields: whether a comparison's false-match estimate is unreliable, and why."""
+    return {"EstimateUnreliable": reason is not None, **({"UnreliableReason": reason} if reason else {})}
 
 
 OPERATIONS = (
