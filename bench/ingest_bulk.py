@@ -2,6 +2,7 @@
 
     nice -n 5 .venv/bin/python bench/ingest_bulk.py                   # → results/ingest-bulk.json/.md
     nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 200000    # more faces in the batched run
+    nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 10000000 --out ingest-bulk-10m
 
 What a bulk import of millions of faces costs after detection and embedding (done elsewhere,
 e.g. on Ray workers): ``FaceService.index_prepared`` (one IndexFaces per image: a transaction,
@@ -131,12 +132,13 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=100_000, help="faces in the batched run")
     parser.add_argument("--single", type=int, default=2_000, help="faces in the one-image-at-a-time run")
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--out", default="ingest-bulk", help="result name in bench/results (.json and .md)")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": machine_record(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result["runs"] = [run("single", args.single, 1), run("batch", args.faces, args.batch)]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest-bulk.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "ingest-bulk.md").write_text(render(result))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(render(result))
     print(render(result))
 
 
