@@ -19,6 +19,13 @@ def test_index_faces_stores_every_face_with_ids_box_and_quality(service: FaceSer
     assert {f.face_id for f in listed} == {f.stored.face_id for f in result.indexed}
 
 
+def test_the_faces_index_faces_answers_with_are_those_stored(service: FaceService) -> None:
+    service.create_collection("c")
+    result = service.index_faces("c", face_png((10, 10, 100, 1), (200, 50, 60, 2)), external_image_id="img-2.png")
+    answered = sorted((f.stored for f in result.indexed), key=lambda f: f.face_id)
+    assert answered == sorted(service.list_faces("c").faces, key=lambda f: f.face_id)  # every field
+
+
 def test_index_faces_reports_small_faces_as_small_bounding_box(service: FaceService) -> None:
     service.create_collection("c")
     result = service.index_faces("c", face_png((10, 10, 100, 1), (300, 200, 20, 2)), quality_filter="NONE")

@@ -32,7 +32,7 @@ from facetrust.service.validate import (
     encode_token,
 )
 from facetrust.store import crops as crop_table
-from facetrust.store.sqlite import NewFace
+from facetrust.store.sqlite import FaceRow, NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,7 +186,7 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                 crop_table.insert_crops(
                     conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
                 )
-            stored = service.store.faces_by_keys(row.id, keys, conn)
+            stored = {key: FaceRow.inserted(key, face, now) for key, face in zip(keys, new, strict=True)}
             if ask.sha256 is not None:
                 service.store.record_ingested(conn, row.id, ask.sha256, image_id, now)
             rec.details = {
