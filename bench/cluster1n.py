@@ -22,6 +22,11 @@ own calibration's Similarity-80 score:
 * ``face-offset + tail``: ``s − δ_face`` (the whole offset on the candidate's side), then the
   tail map onto the normaliser's table.
 
+Two folds: the shipped normaliser measured on bench/fsn_fit.py's evaluation halves, then the
+halves swapped (the normaliser refitted by the same recipe, ``fsn_fit.fit_normaliser``, and the
+raw table on LFW's other half), so every UTKFace image is an evaluation probe once; the
+UTKFace probes of both folds are then pooled (each was searched in its own half's gallery).
+
 Per group: share of probes with at least one wrong candidate (all; without candidates at raw
 cosine ≥ 0.6, presumed the same person), 95 % bootstrap over probes (people on LFW); the FPIR
 every search reports at Similarity 80 for a gallery this size; race worst/best with a
@@ -34,6 +39,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +51,12 @@ from facetrust.calibration import Calibration, default_calibration
 from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.config import Settings, default_cache_dir
 from facetrust.engine import FaceEngine
-from facetrust.fairness.datasets import load_lfw, load_utkface
-from facetrust.fairness.embedding import FACE
+from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
+from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
-from fsn_fit import halves
+from fsn_fit import fit_normaliser, halves, part
 from host import machine_record, save_result
 from tail1n import fit_half_calibration
 
@@ -210,6 +216,7 @@ def evaluate(
     races = tuple(g for g in RACES if g in groups)
     if races:
         out["paired"] = paired(kept, groups, races)
+        out["_wrong"] = {name: {g: k["similarity 80"][m] for g, m in groups.items()} for name, k in kept.items()}
     return out
 
 
@@ -236,11 +243,38 @@ def paired(kept: dict[str, dict[str, np.ndarray]], groups: dict[str, np.ndarray]
     return result
 
 
-def lfw_part(engine: FaceEngine, norm: ClusterNormaliser, root: Path) -> tuple[dict[str, Any], Calibration]:
-    spec = load_lfw(root / "lfw")
-    emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
-    fit_rows, eval_rows = halves(spec)
+@dataclass(frozen=True)
+class Fold:
+    """Which half is fitted on and which measured (``swap``: bench/fsn_fit.py's halves the other way
+    round, the normaliser refitted by its recipe on the evaluation half), and what was fitted."""
+
+    swap: bool
+    norm: ClusterNormaliser
+    cal: Calibration
+
+
+def fold_rows(spec: DatasetSpec, swap: bool) -> tuple[np.ndarray, np.ndarray]:
+    fit, held = halves(spec)
+    return (held, fit) if swap else (fit, held)
+
+
+def make_fold(engine: FaceEngine, data: dict[str, tuple[DatasetSpec, DatasetEmbeddings]], swap: bool) -> Fold:
+    """The shipped normaliser (read through ``clusternorm``) or, swapped, one refitted on the other halves."""
+    spec, emb = data["lfw"]
+    fit_rows, _ = fold_rows(spec, swap)
     cal = fit_half_calibration(spec, emb.vectors, fit_rows[emb.status[fit_rows] == FACE], engine.model_id)
+    if not swap:
+        norm = shipped_normaliser(engine.model_id)
+        if norm is None:
+            raise SystemExit(f"No cluster normaliser ships for {engine.model_id}")
+        return Fold(swap, norm, cal)
+    parts = {name: part(s, e, fold_rows(s, swap)[0]) for name, (s, e) in data.items()}
+    return Fold(swap, fit_normaliser(engine.model_id, parts), cal)
+
+
+def lfw_part(engine: FaceEngine, data: tuple[DatasetSpec, DatasetEmbeddings], fold: Fold) -> dict[str, Any]:
+    spec, emb = data
+    _, eval_rows = fold_rows(spec, fold.swap)
     eval_rows = eval_rows[emb.status[eval_rows] == FACE]
     ident = np.array([spec.images[i].identity for i in eval_rows])
     sex = np.array([spec.images[i].groups.get("sex", "?") for i in eval_rows])
@@ -248,17 +282,15 @@ def lfw_part(engine: FaceEngine, norm: ClusterNormaliser, root: Path) -> tuple[d
     v = emb.vectors[eval_rows]
     s = v @ v[first].T
     s[first, np.arange(first.size)] = -np.inf
-    d = norm.shift(v)
+    d = fold.norm.shift(v)
     groups = {g: np.flatnonzero(sex == g) for g in ("female", "male")}
-    return evaluate(
-        s, d, d[first], (ident, ident[first]), groups, methods(cal, norm, default_calibration(engine.model_id))
-    ), cal
+    fns = methods(fold.cal, fold.norm, default_calibration(engine.model_id))
+    return evaluate(s, d, d[first], (ident, ident[first]), groups, fns)
 
 
-def utk_part(engine: FaceEngine, norm: ClusterNormaliser, root: Path, cal: Calibration) -> dict[str, Any]:
-    spec = load_utkface(root / "utkface")
-    emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
-    _, held = halves(spec)
+def utk_part(engine: FaceEngine, data: tuple[DatasetSpec, DatasetEmbeddings], fold: Fold) -> dict[str, Any]:
+    spec, emb = data
+    _, held = fold_rows(spec, fold.swap)
     face = held[emb.status[held] == FACE]
     rows = np.setdiff1d(face, duplicate_rows(emb.vectors, face, [None] * len(spec.images)))
     recs = [spec.images[i].groups for i in rows]
@@ -271,24 +303,62 @@ def utk_part(engine: FaceEngine, norm: ClusterNormaliser, root: Path, cal: Calib
     v = emb.vectors[rows]
     s = v @ v.T
     np.fill_diagonal(s, -np.inf)
-    d = norm.shift(v)
+    d = fold.norm.shift(v)
     ident = np.arange(len(rows))
-    out = evaluate(s, d, d, (ident, ident), groups, methods(cal, norm, default_calibration(engine.model_id)))
+    fns = methods(fold.cal, fold.norm, default_calibration(engine.model_id))
+    out = evaluate(s, d, d, (ident, ident), groups, fns)
     out["images"] = int(len(rows))
+    return out
+
+
+def pooled(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both folds' UTKFace probes together (each searched in its own half): per method and group the
+    share with a wrong candidate at Similarity 80, the race worst/best, and the paired differences."""
+    rng = np.random.default_rng(2)
+    wrong = {
+        name: {g: np.concatenate([f["_wrong"][name][g] for f in folds]) for g in folds[0]["_wrong"][name]}
+        for name in folds[0]["_wrong"]
+    }
+    races = tuple(g for g in RACES if g in wrong["raw"])
+    large = tuple(g for g in races if wrong["raw"][g].size >= LARGE)
+    out: dict[str, Any] = {}
+    for name, by_group in wrong.items():
+        rows: dict[str, Any] = {g: boot(w, np.arange(w.size), rng) for g, w in by_group.items()}
+        rows["probes"] = {g: int(w.size) for g, w in by_group.items()}
+        rows["race worst/best"] = ratio(by_group, races, rng)
+        rows[f"race worst/best, groups >= {LARGE} probes"] = ratio(by_group, large, rng)
+        rows["children/adults"] = ratio(by_group, ("children 0-12", "adults"), rng)
+        out[name] = rows
+    groups = {g: np.arange(w.size) for g, w in wrong["raw"].items()}
+    kept = {name: {"similarity 80": np.concatenate([by_group[g] for g in groups])} for name, by_group in wrong.items()}
+    offsets = np.cumsum([0] + [w.size for w in wrong["raw"].values()])
+    index = {g: np.arange(offsets[i], offsets[i + 1]) for i, g in enumerate(groups)}
+    out["paired"] = paired(kept, index, races)
     return out
 
 
 def main() -> None:
     started = time.perf_counter()
     engine = FaceEngine.load(Settings.load())
-    norm = shipped_normaliser(engine.model_id)
-    if norm is None:
-        raise SystemExit(f"No cluster normaliser ships for {engine.model_id}")
     root = L.data_root()
-    result: dict[str, Any] = {"machine": machine_record(), "normaliser": norm.score_id}
-    result["lfw"], cal = lfw_part(engine, norm, root)
-    result["raw_calibration"] = cal.model + " (LFW fit half, same-sex impostor pairs)"
-    result["utk"] = utk_part(engine, norm, root, cal)
+    data: dict[str, tuple[DatasetSpec, DatasetEmbeddings]] = {}
+    for name, spec in (("lfw", load_lfw(root / "lfw")), ("utk", load_utkface(root / "utkface"))):
+        data[name] = (spec, embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1))
+    result: dict[str, Any] = {"machine": machine_record()}
+    folds = []
+    for swap in (False, True):
+        fold = make_fold(engine, data, swap)
+        part_result = {
+            "normaliser": fold.norm.score_id,
+            "raw_calibration": fold.cal.model + " (LFW fit half of this fold, same-sex impostor pairs)",
+            "lfw": lfw_part(engine, data["lfw"], fold),
+            "utk": utk_part(engine, data["utk"], fold),
+        }
+        folds.append(part_result["utk"])
+        result["swapped" if swap else "shipped"] = part_result
+    result["pooled_utk"] = pooled(folds)
+    for f in folds:
+        del f["_wrong"]
     result["seconds"] = round(time.perf_counter() - started, 1)
     save_result(RESULTS / "cluster1n.json", result)
     (RESULTS / "cluster1n.md").write_text(render(result))
@@ -306,17 +376,42 @@ def times(x: list[float]) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    """The results as Markdown: one table per dataset, then the paired differences."""
-    utk, lfw = result["utk"], result["lfw"]
+    """The results as Markdown: each fold's tables, then both folds' UTKFace probes pooled."""
     lines = [
         "# 1:N with the cluster normaliser's offsets (bench/cluster1n.py)",
         "",
-        f"Machine: {json.dumps(result['machine'])}; {result['seconds']} s. Normaliser {result['normaliser']}; "
-        f"raw table {result['raw_calibration']}. Held-out halves only (bench/fsn_fit.py's split). Share of "
-        "probes with a wrong candidate at each method's own Similarity 80, 95 % bootstrap intervals over "
+        f"Machine: {json.dumps(result['machine'])}; {result['seconds']} s. Held-out halves only: fold 1 is "
+        "bench/fsn_fit.py's split with the shipped normaliser; fold 2 swaps the halves and refits the "
+        "normaliser by the same recipe (bench/fsn_fit.py `fit_normaliser`) on fold 1's evaluation halves. Share "
+        "of probes with a wrong candidate at each method's own Similarity 80, 95 % bootstrap intervals over "
         "probes (LFW: people); race worst/best over the five adult groups (and over those with ≥ 100 probes); "
         "'matched 30 %': the race worst/best at the threshold where 30 % of adults get a wrong candidate.",
-        "",
+    ]
+    for key, title in (("shipped", "Fold 1 (shipped normaliser)"), ("swapped", "Fold 2 (halves swapped)")):
+        lines += ["", f"## {title}: {result[key]['normaliser']}, raw table {result[key]['raw_calibration']}", ""]
+        lines += render_fold(result[key])
+    lines += ["", "## Both folds' UTKFace probes pooled", "", "| method | adults | children 0–12 | White | Asian | "]
+    lines[-1] += "Indian | Others | Black | race worst/best (all; ≥ 100 probes) | children/adults |"
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    pool = result["pooled_utk"]
+    for name, rows in pool.items():
+        if name == "paired":
+            continue
+        cells = [pct(rows[g]) for g in ("adults", "children 0-12")]
+        cells += [pct(rows[f"adult {g}"]) for g in ("White", "Asian", "Indian", "Others", "Black")]
+        cells.append(f"{times(rows['race worst/best'])}; {times(rows[f'race worst/best, groups >= {LARGE} probes'])}")
+        cells.append(times(rows["children/adults"]))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired, pooled: the default's race worst/best minus the candidate's (> 0: candidate narrower).", ""]
+    lines += ["| comparison | median (95 %) |", "|---|---|"]
+    lines += [f"| {k} | {v[0]:.2f} ({v[1]:.2f} – {v[2]:.2f}) |" for k, v in pool["paired"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_fold(result: dict[str, Any]) -> list[str]:
+    """One fold's UTKFace and LFW tables and its paired differences."""
+    utk, lfw = result["utk"], result["lfw"]
+    lines = [
         f"UTKFace evaluation half: one gallery of {utk['images']:,} images (every candidate is wrong; brackets: "
         f"without candidates at raw cosine ≥ 0.6); every search reports FPIR {100 * utk['fpir_reported']:.1f} %.",
         "",
@@ -366,7 +461,7 @@ def render(result: dict[str, Any]) -> str:
     ]
     lines += ["| comparison | median (95 %) |", "|---|---|"]
     lines += [f"| {k} | {v[0]:.2f} ({v[1]:.2f} – {v[2]:.2f}) |" for k, v in utk["paired"].items()]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """1:N fairness end to end through the HTTP API: does the FPIR each search reports hold per group?
 
     nice -n 5 .venv/bin/python bench/search_fairness.py     # writes bench/results/search_fairness.json
+    nice -n 5 .venv/bin/python bench/search_fairness.py --other-half   # search_fairness-other-half.json
 
 A real server (the default engine, uvicorn on 127.0.0.1, an unmodified boto3 client with
 docs/http.md's hook) indexes a seeded half of UTKFace (near-duplicates dropped first, as
@@ -19,6 +20,7 @@ responses reported, and the share of responses flagged ``EstimateUnreliable``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -103,6 +105,9 @@ def search_again(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--other-half", action="store_true", help="index the images the default run leaves out")
+    args = parser.parse_args()
     started = time.perf_counter()
     settings = Settings.load()
     engine = FaceEngine.load(settings)
@@ -110,7 +115,8 @@ def main() -> None:
     emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
     face = np.flatnonzero(emb.status == FACE)
     rows = np.setdiff1d(face, duplicate_rows(emb.vectors, face, [None] * len(spec.images)))
-    rows = np.sort(np.random.default_rng(0).permutation(rows)[: len(rows) // 2])
+    shuffled = np.random.default_rng(0).permutation(rows)
+    rows = np.sort(shuffled[len(rows) // 2 :] if args.other_half else shuffled[: len(rows) // 2])
     files = {Path(spec.images[i].path).name: i for i in rows}
     vec = {f: emb.vectors[i] for f, i in files.items()}
     groups: dict[str, list[str]] = {}
@@ -149,7 +155,8 @@ def main() -> None:
     result["raw"] = summarise(raw, groups, vec)
     result["methods_seen"] = sorted({str(v["method"]) for v in [*per_probe.values(), *symmetric.values()]})
     result["seconds"] = round(time.perf_counter() - started, 1)
-    save_result(RESULTS / "search_fairness.json", result)
+    result["half"] = "other" if args.other_half else "first"
+    save_result(RESULTS / ("search_fairness-other-half.json" if args.other_half else "search_fairness.json"), result)
 
 
 if __name__ == "__main__":
