@@ -58,6 +58,7 @@ from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
 from fsn_fit import fit_normaliser, halves, part
 from host import machine_record, save_result
+from tail1n import boot as tail_boot
 from tail1n import fit_half_calibration
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -121,14 +122,8 @@ def neighbours_only(k: int, ncal: Calibration) -> Method:
 
 
 def boot(values: np.ndarray, units: np.ndarray, rng: np.random.Generator) -> list[float]:
-    """Mean with a 95 % bootstrap interval over ``units``."""
-    if values.size == 0:
-        return [float("nan")] * 3
-    _, unit = np.unique(units, return_inverse=True)
-    sums, counts = np.bincount(unit, values), np.bincount(unit)
-    w = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=REPLICATES)
-    reps = (w @ sums) / np.maximum(w @ counts, 1)
-    return [float(values.mean()), *np.quantile(reps, [0.025, 0.975]).tolist()]
+    """Mean with a 95 % bootstrap interval over ``units`` (bench/tail1n.py's, more replicates)."""
+    return tail_boot(values, units, rng, REPLICATES)
 
 
 def ratio(wrong: dict[str, np.ndarray], names: tuple[str, ...], rng: np.random.Generator) -> list[float]:

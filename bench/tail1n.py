@@ -124,13 +124,13 @@ def fit_half_calibration(spec: DatasetSpec, vectors: np.ndarray, rows: np.ndarra
     return fit_calibration(np.concatenate(chunks), model=model, dataset="LFW fit half, same-sex impostor pairs")
 
 
-def boot(values: np.ndarray, units: np.ndarray, rng: np.random.Generator) -> list[float]:
+def boot(values: np.ndarray, units: np.ndarray, rng: np.random.Generator, replicates: int = REPLICATES) -> list[float]:
     """Mean of ``values`` with a 95 % bootstrap interval over ``units``."""
     if values.size == 0:
         return [float("nan")] * 3
     _, unit = np.unique(units, return_inverse=True)
     sums, counts = np.bincount(unit, values), np.bincount(unit)
-    w = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=REPLICATES)
+    w = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=replicates)
     reps = (w @ sums) / np.maximum(w @ counts, 1)
     return [float(values.mean()), *np.quantile(reps, [0.025, 0.975]).tolist()]
 
