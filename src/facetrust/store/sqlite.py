@@ -7,6 +7,7 @@ connection, so readers never wait for the writer.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
@@ -150,6 +151,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
         conn = self._conn()
         self._create_schema(conn)
         with self.transaction():
@@ -535,6 +537,26 @@ class Store:
         """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
         sql = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND sha256 IN ({marks})"
         return {str(row[0]) for row in select_in(self._conn(), sql, (collection_id,), hashes)}
+
+    # -- the signatures seen (server authentication, store/signatures.py) ----------------------
+
+    def admit_signature(
+        self, digest: str, signed_at: float, now: float, *, repeat_s: float, window_s: float
+    ) -> str | None:
+        """Record a presentation of the signature with SHA-256 ``digest`` (signed at ``signed_at``);
+        why it is refused as a replay, or None. One statement, committed at once, outside any
+        transaction of this thread; every ``PRUNE_EVERY``-th call also deletes a bounded batch of
+        signatures past ``window_s``, so the table cannot grow without bound."""
+        from facetrust.store import signatures
+
+        conn = self._conn()
+        refused = signatures.admit(conn, digest, signed_at, now, repeat_s)
+        if next(self._admitted) % PRUNE_EVERY == 0:
+            signatures.prune(conn, now, window_s)
+        return refused
+
+
+PRUNE_EVERY = 64  # one bounded prune (up to 1,000 rows) per 64 signatures admitted: 15 deletions per insertion at most
 
 
 def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
