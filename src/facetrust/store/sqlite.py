@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConfigurationError
 from facetrust.store import video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
-from facetrust.store.anchor import HeadFile
+from facetrust.store.anchor import AuditHead, HeadFile
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
@@ -166,6 +166,9 @@ class Store:
             moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
             if moved:
                 log.info("moved the matches of %d video jobs into video_job_matches", moved)
+        if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
+            self._anchor(audit_head(conn))
+        tighten(self.heads.path)  # one left readable by an older version: 0600
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
@@ -199,7 +202,9 @@ class Store:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            before = audit_head(conn)
             yield conn
+            after = audit_head(conn)  # this transaction's own appends, if any: nobody else writes meanwhile
             conn.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (I/O error, disk full): the original error is the
@@ -208,13 +213,15 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._anchor(conn)
+        if after != before:
+            self._anchor(after)
 
-    def _anchor(self, conn: sqlite3.Connection) -> None:
-        """Append the audit head to the head file when a commit moved it (after the commit, so a
-        rolled-back entry is never anchored; a crash in between only leaves the file one head behind)."""
+    def _anchor(self, current: AuditHead) -> None:
+        """Append the audit head to the head file when this process's commit moved it (after the commit,
+        so a rolled-back entry is never anchored; a crash in between only leaves the file one head
+        behind). Entries other processes append are anchored, verified, by ``service/anchoring.py``."""
         try:
-            self.heads.record(audit_head(conn))
+            self.heads.record(current)
         except OSError as exc:
             log.error("Cannot append the audit head to %s: %s", self.heads.path, exc)
 
