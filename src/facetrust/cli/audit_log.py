@@ -48,6 +48,8 @@ def verify(expected: audit.AuditHead | None, head_files: tuple[Path, ...]) -> No
     report, bad = checked.report, checked.first_bad
     if report.ok:
         click.echo(render.chain_ok_text(report, expected))
+        for path in head_files:
+            click.echo(f"Every head in {path} is in the chain, unchanged")
         return
     click.echo(render.chain_failure_text(report, bad))
     click.echo(f"Error: the audit log fails verification: {report.problem}", err=True)
