@@ -254,3 +254,40 @@ def test_export_of_an_entry_that_is_no_longer_json_is_an_error(gc: GovernedCli) 
 
     assert result.exit_code == 1
     assert result.stderr == "Error: an audit entry is not valid JSON: run `facetrust audit-log verify`\n"
+
+
+def test_verify_checks_the_chain_against_every_head_file_given(gc: GovernedCli, tmp_path: Path) -> None:
+    other = audit.HeadFile(tmp_path / "replica-b.heads")  # another replica's head file, copied here
+    other.record(gc.head())
+    before = gc.head()
+
+    result = gc.run("audit-log", "verify", "--heads", str(other.path))
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"Audit log intact: 4 entries, head {before}\nEvery head in {other.path} is in the chain, unchanged\n"
+    )
+    assert gc.log()[-1].data["head_files"] == [str(other.path)]
+
+
+def test_a_tail_anchored_only_in_another_head_file_is_caught_through_heads(gc: GovernedCli, tmp_path: Path) -> None:
+    gc.service.list_collections()  # entry 5: anchored in the data directory's head file too
+    later = audit.HeadFile(tmp_path / "replica-b.heads")
+    later.record(audit.AuditHead(7, "ab" * 32))  # that replica anchored entries this one never saw
+    later_again = audit.HeadFile(tmp_path / "replica-c.heads")
+    later_again.record(gc.head())
+
+    result = gc.run("audit-log", "verify", "--heads", str(later_again.path), "--heads", str(later.path))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the audit log fails verification: the log ends at entry 5, but entry 7 existed "
+        f"(the head recorded in {later.path}): truncated\n"
+    )
+
+
+def test_verify_refuses_a_head_file_that_does_not_exist(gc: GovernedCli, tmp_path: Path) -> None:
+    result = gc.run("audit-log", "verify", "--heads", str(tmp_path / "missing.heads"))
+
+    assert result.exit_code == 2
+    assert "missing.heads' does not exist" in result.stderr

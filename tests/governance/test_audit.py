@@ -105,3 +105,56 @@ def test_the_head_file_records_committed_heads_only(tmp_path: Path) -> None:
     assert store.heads.heads()[-1] == committed and committed.seq == 1
     assert audit.verify_chain(store.connection(), anchors=store.heads.heads()).ok
     store.close()
+
+
+def _at(conn: sqlite3.Connection, seq: int) -> audit.AuditHead:
+    row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+    return audit.AuditHead(seq, str(row[0]))
+
+
+def test_verify_after_checks_only_the_entries_after_a_head_a_bounded_number_at_a_time(log: sqlite3.Connection) -> None:
+    log.execute("UPDATE audit_log SET entry = replace(entry, '\"f0\"', '\"zz\"') WHERE seq = 1")  # before the start
+
+    first = audit.verify_after(log, _at(log, 2), limit=2)
+    rest = audit.verify_after(log, first.head, limit=2)
+
+    assert (first.ok, first.entries, first.head) == (True, 2, _at(log, 4))
+    assert (rest.ok, rest.entries, rest.head) == (True, 1, _at(log, 5))
+    assert audit.verify_after(log, rest.head, limit=2) == audit.ChainReport(True, 0, _at(log, 5))
+
+
+def test_verify_after_reports_an_altered_entry_after_the_head(log: sqlite3.Connection) -> None:
+    log.execute("UPDATE audit_log SET entry = replace(entry, '\"f3\"', '\"zz\"') WHERE seq = 4")
+
+    report = audit.verify_after(log, _at(log, 2), limit=10)
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (
+        False,
+        "entry 4 was altered (its hash does not match)",
+        4,
+    )
+    assert report.head == _at(log, 3)
+
+
+def test_verify_after_reports_a_log_cut_below_or_rewritten_at_the_head(log: sqlite3.Connection) -> None:
+    anchored = _at(log, 4)
+    log.execute("UPDATE audit_log SET hash = ? WHERE seq = 4", ("ab" * 32,))
+    rewritten = audit.verify_after(log, anchored, limit=10)
+    log.execute("DELETE FROM audit_log WHERE seq >= 3")
+    cut = audit.verify_after(log, anchored, limit=10)
+
+    assert (rewritten.ok, rewritten.problem) == (False, "entry 4 differs from the head anchored last: rewritten")
+    assert (cut.ok, cut.problem) == (
+        False,
+        "the log ends at entry 2, but entry 4 existed (the head anchored last): truncated",
+    )
+
+
+def test_a_halted_head_file_records_nothing_more(tmp_path: Path) -> None:
+    heads = audit.HeadFile(tmp_path / "audit.heads")
+    heads.record(audit.AuditHead(1, "ab" * 32))
+    heads.halt("entry 2 was altered")
+    heads.record(audit.AuditHead(2, "cd" * 32))
+
+    assert heads.heads() == [audit.AuditHead(1, "ab" * 32)]
+    assert heads.halted == "entry 2 was altered"

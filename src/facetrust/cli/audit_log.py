@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from facetrust.cli import render_governance as render
@@ -27,17 +29,27 @@ def audit_log() -> None:
     type=AUDIT_HEAD,
     help="A head printed earlier by `facetrust audit-log head`: the log must still contain it, unchanged.",
 )
+@click.option(
+    "--heads",
+    "head_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another head file (another replica's audit.heads) to check the chain against too; repeatable.",
+)
 @renders_errors()
-def verify(expected: audit.AuditHead | None) -> None:
+def verify(expected: audit.AuditHead | None, head_files: tuple[Path, ...]) -> None:
     """Recompute the hash chain of the whole log and check it against every head recorded in
-    the head file beside the database (audit.heads) and, with --head, an exported one. Exit
-    status 0 when it is intact; 1 when an entry was altered, removed or reordered, or the log
-    was truncated, emptied or rewritten, naming the first bad entry."""
+    the head file beside the database (audit.heads), in each --heads file (other replicas'
+    head files: one chain checked against every replica's anchors at once) and, with --head,
+    an exported one. Exit status 0 when it is intact; 1 when an entry was altered, removed or
+    reordered, or the log was truncated, emptied or rewritten, naming the first bad entry."""
     state = cli_state()
-    checked = state.service().check_audit_log(expected, actor=state.actor())
+    checked = state.service().check_audit_log(expected, actor=state.actor(), head_files=head_files)
     report, bad = checked.report, checked.first_bad
     if report.ok:
         click.echo(render.chain_ok_text(report, expected))
+        for path in head_files:
+            click.echo(f"Every head in {path} is in the chain, unchanged")
         return
     click.echo(render.chain_failure_text(report, bad))
     click.echo(f"Error: the audit log fails verification: {report.problem}", err=True)

@@ -100,7 +100,7 @@ def serve(
         jobs_of(service)
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir, store=settings.store)
     try:
-        authenticator = None if keys is None else SigV4Authenticator(keys)
+        authenticator = None if keys is None else SigV4Authenticator(keys, store=service.store)
         if bootstrap:
             click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}"))
         app = create_app(service, authenticator=authenticator, settings=settings)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "append",
     "entries",
     "head",
+    "verify_after",
     "verify_anchored",
     "verify_chain",
 ]
@@ -125,45 +126,81 @@ def entries(
         yield AuditEntry(int(seq), float(at), data, str(prev), str(digest))
 
 
+def _walk(rows: Iterable[Sequence[Any]], last: AuditHead) -> tuple[AuditHead, int, tuple[str, int] | None]:
+    """Check ``rows`` (seq, at, entry, prev_hash, hash; in order) as the entries that follow ``last``:
+    (the last good head, rows read, (problem, first bad seq) or None)."""
+    count = 0
+    for seq, at, text, stored_prev, digest in rows:
+        count += 1
+        if seq != last.seq + 1:
+            return last, count, (f"entry {last.seq + 1} is missing (next is {seq})", last.seq + 1)
+        if stored_prev != last.hash:
+            return last, count, (f"entry {seq} does not follow entry {seq - 1}", seq)
+        try:
+            stamp = json.loads(text).get("at")
+        except ValueError:
+            return last, count, (f"entry {seq} is not valid JSON", seq)
+        if chain_hash(last.hash, text) != digest or stamp != at:
+            return last, count, (f"entry {seq} was altered (its hash does not match)", seq)
+        last = AuditHead(seq, str(digest))
+    return last, count, None
+
+
 def verify_chain(
     conn: sqlite3.Connection, expected: AuditHead | None = None, anchors: Sequence[AuditHead] = ()
 ) -> ChainReport:
     """Recompute the whole chain; check that it still holds ``expected`` (a head exported
     earlier) and every head of ``anchors`` (``HeadFile.heads()``) unchanged."""
-    prev, count, last = GENESIS, 0, AuditHead(0, GENESIS)
-    for seq, at, text, stored_prev, digest in conn.execute(
-        "SELECT seq, at, entry, prev_hash, hash FROM audit_log ORDER BY seq"
-    ):
-        count += 1
-        if seq != count:
-            return ChainReport(False, count, last, f"entry {count} is missing (next is {seq})", count)
-        if stored_prev != prev:
-            return ChainReport(False, count, last, f"entry {seq} does not follow entry {seq - 1}", seq)
-        try:
-            stamp = json.loads(text).get("at")
-        except ValueError:
-            return ChainReport(False, count, last, f"entry {seq} is not valid JSON", seq)
-        if chain_hash(prev, text) != digest or stamp != at:
-            return ChainReport(False, count, last, f"entry {seq} was altered (its hash does not match)", seq)
-        prev, last = digest, AuditHead(seq, digest)
+    rows = conn.execute("SELECT seq, at, entry, prev_hash, hash FROM audit_log ORDER BY seq")
+    last, count, problem = _walk(rows, AuditHead(0, GENESIS))
+    if problem is not None:
+        return ChainReport(False, count, last, *problem)
     if expected is not None:
         problem = _against(conn, last, expected, "the exported head")
         if problem is not None:
             return ChainReport(False, count, last, *problem)
+    return _anchored(conn, ChainReport(True, count, last), anchors, "the head recorded in the head file")
+
+
+def _anchored(conn: sqlite3.Connection, report: ChainReport, anchors: Sequence[AuditHead], what: str) -> ChainReport:
+    """``report`` (of a chain that verified), failed at the newest of ``anchors`` the log no longer holds unchanged."""
     for anchor in sorted(anchors, key=lambda h: h.seq, reverse=True):
-        problem = _against(conn, last, anchor, "the head recorded in the head file")
+        problem = _against(conn, report.head, anchor, what)
         if problem is not None:
-            return ChainReport(False, count, last, *problem)
-    return ChainReport(True, count, last)
+            return ChainReport(False, report.entries, report.head, *problem)
+    return report
 
 
-def verify_anchored(conn: sqlite3.Connection, heads: HeadFile, expected: AuditHead | None = None) -> ChainReport:
-    """``verify_chain`` against every head in ``heads`` (and ``expected``); an altered head file fails too."""
+def verify_anchored(
+    conn: sqlite3.Connection, heads: HeadFile, expected: AuditHead | None = None, others: Sequence[HeadFile] = ()
+) -> ChainReport:
+    """``verify_chain`` against every head in ``heads`` (and ``expected``), then against every head
+    in each of ``others`` (other replicas' head files); an altered head file fails too."""
     try:
         anchors = heads.heads()
+        more = [(other, other.heads()) for other in others]
     except ValueError as exc:
         return ChainReport(False, 0, head(conn), str(exc))
-    return verify_chain(conn, expected, anchors)
+    report = verify_chain(conn, expected, anchors)
+    for other, found in more:
+        if not report.ok:
+            break
+        report = _anchored(conn, report, found, f"the head recorded in {other.path}")
+    return report
+
+
+def verify_after(conn: sqlite3.Connection, start: AuditHead, limit: int) -> ChainReport:
+    """Verify only what follows ``start`` (a head verified or anchored before): that the log still
+    holds it unchanged, and the next ``limit`` entries at most. The report's ``head`` is the last
+    entry verified (``start`` when none followed), ``entries`` how many were read."""
+    problem = _against(conn, head(conn), start, "the head anchored last")
+    if problem is not None:
+        return ChainReport(False, 0, start, *problem)
+    rows = conn.execute(
+        "SELECT seq, at, entry, prev_hash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (start.seq, limit)
+    )
+    last, count, problem = _walk(rows, start)
+    return ChainReport(problem is None, count, last, *(problem or (None, None)))
 
 
 def _against(conn: sqlite3.Connection, last: AuditHead, expected: AuditHead, what: str) -> tuple[str, int] | None:

@@ -35,6 +35,7 @@ from facetrust.server.errors import describe_error, error_response
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
 from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, request_id
 from facetrust.service import FaceService
+from facetrust.service.anchoring import ChainAnchorer
 from facetrust.service.replica import policy_fingerprint
 from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.tailkeeper import LeasedTailKeeper
@@ -72,11 +73,16 @@ class RequestIdMiddleware:
 
 
 def _replica_step(
-    service: FaceService, sweeper: LeasedSweeper | None, settings: Settings, keeper: LeasedTailKeeper | None = None
+    service: FaceService,
+    sweeper: LeasedSweeper | None,
+    settings: Settings,
+    keeper: LeasedTailKeeper | None = None,
+    anchorer: ChainAnchorer | None = None,
 ) -> None:
     """One background step: the retention sweep (on the replica holding its lease), every open index
     caught up with the store, video jobs whose replica died taken over, a bounded batch of per-face
-    statistics computed (on the replica holding their lease). A failure is logged and retried."""
+    statistics computed (on the replica holding their lease), the audit chain's new entries verified
+    and its tip anchored in this replica's head file (on every replica). A failure is logged and retried."""
     try:
         result = sweeper.tick() if sweeper is not None else None
         if result is not None and result.expired:
@@ -100,6 +106,11 @@ def _replica_step(
             log.info("per-face statistics computed for %d faces", sum(c.computed for c in caught))
     except Exception:
         log.exception("per-face statistics catch-up failed")
+    try:
+        if anchorer is not None:
+            anchorer.tick()
+    except Exception:
+        log.exception("anchoring the audit chain's head failed")
 
 
 def _replica_loop(
@@ -112,13 +123,14 @@ def _replica_loop(
         sweeper = LeasedSweeper(service, SWEEPER, interval_s=interval, lease_s=lease, holder=service.holder)
     tick = min(REFRESH_S, lease / 3, interval if interval > 0 else REFRESH_S)
     keeper = LeasedTailKeeper(service.ctx, lease_s=lease, holder=service.holder)
+    anchorer = ChainAnchorer(service.store)  # every replica, no lease: each anchors the whole chain
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def forever() -> None:
             while True:
                 await asyncio.sleep(tick)
-                await run_in_threadpool(_replica_step, service, sweeper, settings, keeper)
+                await run_in_threadpool(_replica_step, service, sweeper, settings, keeper, anchorer)
 
         task = asyncio.create_task(forever())
         try:

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from facetrust.errors import FacetrustError
+from facetrust.server.replays import StoreReplays
+from facetrust.store.signatures import replayed
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.server.keys import KeyStore
     from facetrust.server.wire import WireRequest
+    from facetrust.store.protocol import FaceStore
 
 __all__ = ["AuthError", "Principal", "ReplayCache", "SigV4Authenticator"]
 
@@ -229,10 +232,7 @@ class ReplayCache:
             if first is not None:
                 if now - first < self.repeat_s:
                     return None
-                return (
-                    f"Signature replayed: this signed request was first accepted {now - first:.0f} s ago; "
-                    "sign each request anew"
-                )
+                return replayed(now - first)
             if signed_at <= self._floor:
                 return (
                     "Signature too old to check for replay (the replay cache is full); "
@@ -254,7 +254,9 @@ class SigV4Authenticator:
     how long after its first acceptance a signature may be presented again (an honest SDK
     repeat or retry within the same signing second); later it is refused as a replay (0:
     refuse every repeat). ``replay_capacity``: how many signatures are remembered at most
-    (see ``ReplayCache``).
+    (see ``ReplayCache``). ``store``: the store shared by every replica; when given, the
+    signatures seen are recorded there (``StoreReplays``) and a replay to any replica is refused;
+    without it this process remembers them (``ReplayCache``, ``replay_capacity``).
     """
 
     def __init__(
@@ -265,11 +267,16 @@ class SigV4Authenticator:
         clock: Callable[[], float] = time.time,
         repeat_window_s: float = 10.0,
         replay_capacity: int = 200_000,
+        store: FaceStore | None = None,
     ) -> None:
         self.keys = keys
         self.max_skew_s = max_skew_s
         self.clock = clock
-        self.replays = ReplayCache(max_skew_s, replay_capacity, repeat_window_s)
+        self.replays: ReplayCache | StoreReplays = (
+            ReplayCache(max_skew_s, replay_capacity, repeat_window_s)
+            if store is None
+            else StoreReplays(store, max_skew_s, repeat_window_s)
+        )
 
     def __repr__(self) -> str:
         return f"SigV4Authenticator({self.keys!r}, max_skew_s={self.max_skew_s})"

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError
@@ -81,12 +83,19 @@ class ChainCheck:
     first_bad: audit.AuditEntry | None
 
 
-def check_audit_log(service: ServiceContext, actor: Actor, expected: audit.AuditHead | None = None) -> ChainCheck:
-    """Recompute the hash chain (against an exported head when given) and read the first bad entry;
-    the check itself is logged (VerifyAuditLog)."""
+def check_audit_log(
+    service: ServiceContext,
+    actor: Actor,
+    expected: audit.AuditHead | None = None,
+    head_files: Sequence[Path] = (),
+) -> ChainCheck:
+    """Recompute the hash chain (against an exported head when given, and against every head in
+    ``head_files``: other replicas' head files) and read the first bad entry; the check itself is
+    logged (VerifyAuditLog)."""
     with governed(service, actor, "VerifyAuditLog") as step:
+        others = [audit.HeadFile(path) for path in head_files]
         with service.store.snapshot() as conn:
-            report = audit.verify_anchored(conn, service.store.heads, expected)
+            report = audit.verify_anchored(conn, service.store.heads, expected, others)
             bad = None
             if not report.ok and report.first_bad_seq is not None:
                 try:
@@ -96,6 +105,8 @@ def check_audit_log(service: ServiceContext, actor: Actor, expected: audit.Audit
                 if bad is not None and bad.seq != report.first_bad_seq:
                     bad = None
         step.record.details = {"valid": report.ok, "entries": report.entries, "expected_head": str(expected or "")}
+        if head_files:
+            step.record.details["head_files"] = [str(path) for path in head_files]
         return ChainCheck(report, bad)
 
 

@@ -427,9 +427,12 @@ class FaceService:
         """Recompute the audit log's hash chain (and compare with an exported head)."""
         return _audit_view.verify_audit_log(self.ctx, actor, expected)
 
-    def check_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> _audit_view.ChainCheck:
-        """``verify_audit_log`` with the first bad entry as stored (for showing what was altered)."""
-        return _audit_view.check_audit_log(self.ctx, actor, expected)
+    def check_audit_log(
+        self, expected: AuditHead | None = None, *, actor: Actor = LOCAL, head_files: Sequence[Path] = ()
+    ) -> _audit_view.ChainCheck:
+        """``verify_audit_log`` with the first bad entry as stored (for showing what was altered); also
+        against every head in ``head_files`` (other replicas' ``audit.heads``)."""
+        return _audit_view.check_audit_log(self.ctx, actor, expected, head_files)
 
     def audit_head(self, *, actor: Actor = LOCAL) -> AuditHead:
         """The audit chain's head now (SEQ:HASH), to export and keep elsewhere."""

@@ -56,20 +56,22 @@ class HeadFile:
 
     ``record`` appends a head newer than the last one this object wrote (threads of one
     process share it; several processes each append theirs, so lines need not be in order).
-    ``heads`` reads them back; a last line cut short by a crash is ignored.
+    ``heads`` reads them back; a last line cut short by a crash is ignored. ``halt`` stops this
+    object's appends for good (a break was found in the chain: its tip must not be anchored).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._last = -1
+        self.halted: str | None = None  # why appends stopped, or None
 
     def __repr__(self) -> str:
         return f"HeadFile({str(self.path)!r})"
 
     def record(self, current: AuditHead) -> None:
         with self._lock:
-            if current.seq <= self._last:
+            if current.seq <= self._last or self.halted is not None:
                 return
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -79,6 +81,11 @@ class HeadFile:
             finally:
                 os.close(fd)
             self._last = current.seq
+
+    def halt(self, reason: str) -> None:
+        """Append nothing more (``reason``: the break found in the chain)."""
+        with self._lock:
+            self.halted = reason
 
     def exists(self) -> bool:
         return self.path.is_file()

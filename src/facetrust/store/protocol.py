@@ -115,3 +115,11 @@ class FaceStore(Protocol):
     ) -> None: ...
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]: ...
+
+    def admit_signature(
+        self, digest: str, signed_at: float, now: float, *, repeat_s: float, window_s: float
+    ) -> str | None:
+        """Record a presentation of a request signature (its SHA-256); why it is refused as a replay,
+        or None (first use, or a repeat within ``repeat_s`` of the first). Shared by every process over
+        the store (store/signatures.py)."""
+        ...

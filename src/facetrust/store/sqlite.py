@@ -7,6 +7,7 @@ connection, so readers never wait for the writer.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConfigurationError
 from facetrust.store import video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
-from facetrust.store.anchor import HeadFile
+from facetrust.store.anchor import AuditHead, HeadFile
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
@@ -150,6 +151,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
         conn = self._conn()
         self._create_schema(conn)
         with self.transaction():
@@ -164,6 +166,9 @@ class Store:
             moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
             if moved:
                 log.info("moved the matches of %d video jobs into video_job_matches", moved)
+        if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
+            self._anchor(audit_head(conn))
+        tighten(self.heads.path)  # one left readable by an older version: 0600
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
@@ -197,7 +202,9 @@ class Store:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            before = audit_head(conn)
             yield conn
+            after = audit_head(conn)  # this transaction's own appends, if any: nobody else writes meanwhile
             conn.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (I/O error, disk full): the original error is the
@@ -206,13 +213,15 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._anchor(conn)
+        if after != before:
+            self._anchor(after)
 
-    def _anchor(self, conn: sqlite3.Connection) -> None:
-        """Append the audit head to the head file when a commit moved it (after the commit, so a
-        rolled-back entry is never anchored; a crash in between only leaves the file one head behind)."""
+    def _anchor(self, current: AuditHead) -> None:
+        """Append the audit head to the head file when this process's commit moved it (after the commit,
+        so a rolled-back entry is never anchored; a crash in between only leaves the file one head
+        behind). Entries other processes append are anchored, verified, by ``service/anchoring.py``."""
         try:
-            self.heads.record(audit_head(conn))
+            self.heads.record(current)
         except OSError as exc:
             log.error("Cannot append the audit head to %s: %s", self.heads.path, exc)
 
@@ -535,6 +544,26 @@ class Store:
         """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
         sql = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND sha256 IN ({marks})"
         return {str(row[0]) for row in select_in(self._conn(), sql, (collection_id,), hashes)}
+
+    # -- the signatures seen (server authentication, store/signatures.py) ----------------------
+
+    def admit_signature(
+        self, digest: str, signed_at: float, now: float, *, repeat_s: float, window_s: float
+    ) -> str | None:
+        """Record a presentation of the signature with SHA-256 ``digest`` (signed at ``signed_at``);
+        why it is refused as a replay, or None. One statement, committed at once, outside any
+        transaction of this thread; every ``PRUNE_EVERY``-th call also deletes a bounded batch of
+        signatures past ``window_s``, so the table cannot grow without bound."""
+        from facetrust.store import signatures
+
+        conn = self._conn()
+        refused = signatures.admit(conn, digest, signed_at, now, repeat_s)
+        if next(self._admitted) % PRUNE_EVERY == 0:
+            signatures.prune(conn, now, window_s)
+        return refused
+
+
+PRUNE_EVERY = 64  # one bounded prune (up to 1,000 rows) per 64 signatures admitted: 15 deletions per insertion at most
 
 
 def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
