@@ -92,6 +92,9 @@ def evaluate(method: str, scorer_of: Any, cal: Calibration, held: dict[str, F.Pa
     res = audit_analysis(lfw.spec, lfw.emb, scorer_of(lfw.emb.vectors), lfw.spec.analyses[0], t80, OPTIONS, 0)
     fnmr = res.overall_fnmr["similarity"]
     out["lfw_sex"] = {"groups": groups(res), "tar": 1 - fnmr.value, "ratio": worst_best(groups(res))}
+    box = [r.interval for r in res.ratios if r.metric == "fmr" and r.point == "similarity"]
+    if box:  # the bootstrap interval of female/male (the two groups, replicate by replicate)
+        out["lfw_sex"]["ratio_interval"] = [out["lfw_sex"]["ratio"], box[0].low, box[0].high]
     utk = held["utk"]
     for label, wrap in (("all", False), ("without_same_person", True)):
         scorer = scorer_of(utk.emb.vectors)
