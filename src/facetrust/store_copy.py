@@ -32,7 +32,7 @@ from facetrust.store.anchor import HeadFile
 from facetrust.store.copy import CopyReport, KeyRows, StoreWriter, check_sealing, copy_store, holds_store, refuse_filled
 from facetrust.store.pg_conn import is_postgres_url
 from facetrust.store.postgres import PostgresStore, open_store, redact_url
-from facetrust.store.sqlite import Store
+from facetrust.store.sqlite import HEADS_NAME, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
@@ -81,15 +81,22 @@ def copy_between(source: Side, target: Side, *, settings: Settings, actor: Actor
         _check_chain(src, target)
         check_sealing(src, _keyring(settings, target.data_dir))
         keys = _keys(source)
-        created = [p for p in (target.data_dir / DB_NAME, target.data_dir / KEYS_FILE) if not p.exists()]
+        files = (DB_NAME, KEYS_FILE, HEADS_NAME) if target.url is None else (HEADS_NAME,)
+        created = [target.data_dir / f for f in files if not (target.data_dir / f).exists()]
+        writer: StoreWriter | None = None
         try:
-            report = _copy(src, target, keys, _logger(actor, source))
+            writer = _writer(target)
+            report = copy_store(src, writer, keys, _logger(actor, source))
         except BaseException as exc:
-            _remove(created)  # a new SQLite target that did not receive the copy: leave no empty store
+            if writer is None or not writer.committed:  # no empty store, keys or head file left behind
+                _remove(created)
             if isinstance(exc, sqlite3.Error):
                 raise ConfigurationError(f"The copy failed, and nothing was written: {exc}", setting="store") from None
             raise
-    _carry_heads(src.heads, HeadFile(target.data_dir / "audit.heads"))
+        finally:
+            if writer is not None:
+                writer.store.close()
+    _carry_heads(src.heads, HeadFile(target.data_dir / HEADS_NAME))
     return report
 
 
@@ -125,7 +132,7 @@ def _open(found: Side) -> Iterator[Store]:
 def _check_chain(src: Store, target: Side) -> None:
     """The source's chain must verify against its own head file, and against the target's when that
     already holds heads (which must then be heads of this chain, or the copy would not verify there)."""
-    anchors = HeadFile(target.data_dir / "audit.heads")
+    anchors = HeadFile(target.data_dir / HEADS_NAME)
     try:
         heads = src.heads.heads() + ([] if _same(anchors.path, src.heads.path) else anchors.heads())
     except ValueError as exc:
@@ -156,16 +163,12 @@ def _keys(source: Side) -> KeyRows:
         return KeyRows(KEY_COLUMNS, tuple(keys.sealed_rows()))
 
 
-def _copy(src: Store, target: Side, keys: KeyRows, log: _Log) -> CopyReport:
-    KeyStore.open(target.data_dir, store=target.store).close()  # its keys table, at its schema version
+def _writer(target: Side) -> StoreWriter:
+    """The target opened for the copy: its schema and its keys table made, at their versions."""
+    KeyStore.open(target.data_dir, store=target.store).close()
     if target.url is None:
-        writer = StoreWriter(Store(target.data_dir / DB_NAME), target.data_dir / KEYS_FILE)
-    else:
-        writer = StoreWriter(PostgresStore(target.data_dir / DB_NAME, target.url))
-    try:
-        return copy_store(src, writer, keys, log)
-    finally:
-        writer.store.close()
+        return StoreWriter(Store(target.data_dir / DB_NAME), target.data_dir / KEYS_FILE)
+    return StoreWriter(PostgresStore(target.data_dir / DB_NAME, target.url))
 
 
 def _logger(actor: Actor, source: Side) -> _Log:

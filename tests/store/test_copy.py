@@ -263,3 +263,18 @@ def test_a_source_whose_chain_does_not_verify_or_a_target_head_file_of_another_c
     assert "rewritten" in foreign
     assert "entry 2 was altered" in altered
     assert not (tmp_path / "b" / "facetrust.db").exists() and not (tmp_path / "c").exists()
+
+
+def test_a_copy_that_fails_in_its_transaction_leaves_no_store_in_a_new_directory(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    with sqlite3.connect(tmp_path / "a" / "facetrust.db") as conn:  # a table this facetrust does not know
+        conn.execute("CREATE TABLE later_feature (x INTEGER)")
+        conn.execute("INSERT INTO later_feature VALUES (1)")
+    conn.close()
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert "Table later_feature of the source has no counterpart in the target's schema" in out
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == []

@@ -17,6 +17,7 @@ while it runs, so SQLite commits them atomically together).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ __all__ = [
     "ordered_tables",
     "refuse_filled",
 ]
+
+log = logging.getLogger(__name__)
 
 _BATCH = 1000
 _OWN = ("meta",)  # each store's own schema version: the target keeps its own
@@ -254,12 +257,14 @@ class StoreWriter:
         self.catalog = catalog_of(store)
         self._keys_file = keys_file
         self.keys_table = _KEYS if keys_file is None else f"keystore.{_KEYS}"
+        self.committed = False
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         if self._keys_file is None:
             with self.store.transaction() as conn:  # anchors the new head in the store's head file
                 yield conn
+            self.committed = True
             return
         self.store.close()  # the journal mode changes only while no other connection is open
         conn = sqlite3.connect(self.store.path, timeout=30.0, isolation_level=None)
@@ -274,13 +279,20 @@ class StoreWriter:
             try:
                 yield conn
                 conn.execute("COMMIT")  # both files or neither (a super-journal spans them)
+                self.committed = True
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            self.store.heads.record(audit_head(conn))
+            try:  # committed: what follows must not fail the copy (the caller would take it for lost)
+                self.store.heads.record(audit_head(conn))
+            except OSError as exc:
+                log.error("Cannot append the audit head to %s: %s", self.store.heads.path, exc)
         finally:
-            conn.execute("PRAGMA journal_mode=WAL")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")  # as the store runs it; its next open sets it too
+            except sqlite3.Error as exc:  # pragma: no cover - the store's next connection sets WAL again
+                log.warning("Cannot set %s back to WAL: %s", self.store.path, exc)
             conn.close()
 
 
