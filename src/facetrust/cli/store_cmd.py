@@ -1,4 +1,4 @@
-"""``facetrust store``: reclaim erased rows' storage (vacuum) and copy a store into another (store_copy.py)."""
+"""``facetrust store``: reclaim erased rows' storage (vacuum) and copy a store into another (cli/store_copy.py)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def copy(source: str, target: str) -> None:
     so `audit-log verify` passes on the copy; the heads recorded in the source's head file are
     added to the target's, and the copy itself is logged in the copy's audit log. Run it with the
     template key and server.key the target will be used with: they must open what the source sealed."""
-    from facetrust.store_copy import copy_between, side
+    from facetrust.cli.store_copy import copy_between, side
 
     state = cli_state()
     data = state.settings().resolved_data_dir

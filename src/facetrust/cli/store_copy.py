@@ -8,7 +8,8 @@ head file if that already holds heads), the target must be empty, and the templa
 keys configured here must open what the source sealed (the copy keeps the sealed bytes, so the
 target needs the same keys). Then ``store/copy.py`` copies it all, the API keys and the
 ``CopyStore`` audit entry in one transaction, and the source's recorded heads are added to the
-target's head file.
+target's head file. It lives beside the CLI, in the entry points' layer, because it joins the
+store with the API keys of the server's key store (server/keys.py).
 """
 
 from __future__ import annotations
