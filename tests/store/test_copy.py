@@ -1,29 +1,46 @@
-"""`facetrust store copy`: a SQLite data directory copied into PostgreSQL, verifiable there."""
+"""`facetrust store copy` in every direction: SQLite ⇄ PostgreSQL, PostgreSQL → PostgreSQL, SQLite → SQLite."""
 
 from __future__ import annotations
 
+import base64
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import click.testing
+import pytest
 
 from facetrust.cli import cli
 from facetrust.engine import FaceEngine
-from facetrust.governance.crypto import Keyring, TemplateKey
+from facetrust.governance.crypto import Keyring, load_keyring
 from facetrust.models.fake import face_png
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
+from facetrust.store.copy import catalog_of
+from facetrust.store.postgres import open_store
+from pg_cluster import PgServer
 
-KEYRING = Keyring(TemplateKey(b"c" * 8, os.urandom(32)))
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def keyring(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Keyring:
+    """The template key of the stores, configured for the CLI as for the services."""
+    monkeypatch.setenv("FACETRUST_TEMPLATE_KEY", KEY)
+    found = load_keyring(key_file=None, env_value=KEY, data_dir=tmp_path)
+    assert found is not None
+    return found
 
 
 def _run(fake: FaceEngine, *args: str) -> click.testing.Result:
     return click.testing.CliRunner().invoke(cli, list(args), obj={"engine": fake})
 
 
-def _source(folder: Path, fake: FaceEngine) -> tuple[list[str], str]:
-    """A SQLite data directory with faces (sealed), a user, a consent, an erasure and a key."""
-    svc = FaceService(folder, fake, keyring=KEYRING, store="sqlite")
+def _source(folder: Path, fake: FaceEngine, keyring: Keyring) -> tuple[list[str], tuple[str, str]]:
+    """A SQLite data directory with faces (sealed), a user, a consent, an erasure of the newest
+    face (so its sequence is ahead of its largest id) and an API key."""
+    svc = FaceService(folder, fake, keyring=keyring, store="sqlite")
     svc.create_collection("c")
     ids = [
         svc.index_faces("c", face_png((20, 20, 100, n)), external_image_id=f"p{n}").indexed[0].stored.face_id
@@ -35,55 +52,229 @@ def _source(folder: Path, fake: FaceEngine) -> tuple[list[str], str]:
     svc.erase_external_image_id("c", "p3")
     svc.close()
     with KeyStore.open(folder, store="sqlite") as keys:
-        key_id, _ = keys.create("searcher", "copied")
-    return ids[:3], key_id
+        key = keys.create("searcher", "copied")
+    return ids[:3], key
 
 
-def test_copy_keeps_ids_sealed_templates_keys_and_a_verifiable_audit_chain(
-    tmp_path: Path, fake: FaceEngine, pg_url: str
-) -> None:
-    source, target = tmp_path / "src", tmp_path / "dst"
-    face_ids, key_id = _source(source, fake)
-    done = _run(fake, "--data", str(target), "store", "copy", "--from", f"sqlite:{source}", "--to", pg_url)
-    assert done.exit_code == 0, done.output
-    assert "API keys" in done.output and "audit head" in done.output
-
-    before = FaceService(source, fake, keyring=KEYRING, store="sqlite")
-    after = FaceService(target, fake, keyring=KEYRING, store=pg_url)
+def _tables(data_dir: Path, store: str) -> dict[str, Any]:
+    """Every table's rows, as stored (audit_log by sequence number), and the API keys."""
+    found = open_store(data_dir / "facetrust.db", store)
     try:
-        assert [f.face_id for f in after.list_faces("c").faces] == face_ids
-        src_row, dst_row = before.store.get_collection("c"), after.store.get_collection("c")
-        assert src_row is not None and dst_row is not None and src_row.id == dst_row.id
-        raw = "SELECT id, embedding FROM faces ORDER BY id"
-        assert [tuple(r) for r in after.store.connection().execute(raw)] == [
-            (k, bytes(e)) for k, e in before.store.connection().execute(raw)
-        ]  # same ids, the same sealed bytes
-        assert after.list_users("c").users[0].user_id == "u1"
-        consent = after.consent("p1")
-        assert consent is not None and consent.basis == "consent"
-        assert after.search_faces_by_image("c", face_png((20, 20, 100, 1))).matches[0].face.face_id == face_ids[1]
-        new = after.index_faces("c", face_png((20, 20, 100, 9))).indexed[0].stored.face_id
-        keys = {f.face_id: f.key for f in after.store.faces_by_ids(dst_row.id, [new, *face_ids]).values()}
-        assert keys[new] > max(keys[f] for f in face_ids)  # identities continue after the copied ids
+        conn = found.connection()
+        rows = {
+            t: sorted(
+                (
+                    tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                    for r in conn.execute(f"SELECT * FROM {t}")
+                ),
+                key=repr,
+            )
+            for t in catalog_of(found).tables(conn)
+            if t != "keys"
+        }
     finally:
-        before.close()
-        after.close()
-    with KeyStore.open(target, store=pg_url) as keys:
-        record, _secret = keys.lookup(key_id) or (None, None)
-        assert record is not None and record.role == "searcher"
-    verified = _run(fake, "--data", str(target), "--store", pg_url, "audit-log", "verify")
+        found.close()
+    rows["audit_log"] = sorted(rows["audit_log"])
+    with KeyStore.open(data_dir, store=store) as keys:
+        rows["keys"] = keys.sealed_rows()
+    return rows
+
+
+def _copied(fake: FaceEngine, data: Path, source: str, target: str) -> None:
+    done = _run(fake, "--data", str(data), "store", "copy", "--from", source, "--to", target)
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("Copied ") and "1 API keys" in done.output
+
+
+def _check(
+    fake: FaceEngine,
+    keyring: Keyring,
+    before: dict[str, Any],
+    data: Path,
+    store: str,
+    key: tuple[str, str],
+    face_ids: list[str],
+) -> dict[str, Any]:
+    """The copy at (data, store) holds the source's rows, one CopyStore entry more, a verifying chain,
+    the same search results and a working key."""
+    after = _tables(data, store)
+    assert {t: r for t, r in after.items() if t != "audit_log"} == {t: r for t, r in before.items() if t != "audit_log"}
+    count = len(before["audit_log"])
+    assert after["audit_log"][:count] == before["audit_log"] and len(after["audit_log"]) == count + 1
+    assert '"operation":"CopyStore"' in after["audit_log"][-1][2]
+    verified = _run(fake, "--data", str(data), "--store", store, "audit-log", "verify")
     assert verified.exit_code == 0, verified.output
-    again = _run(fake, "--data", str(target), "store", "copy", "--from", f"sqlite:{source}", "--to", pg_url)
-    assert again.exit_code == 1 and "not empty" in again.output
+    svc = FaceService(data, fake, keyring=keyring, store=store)
+    try:
+        assert [f.face_id for f in svc.list_faces("c").faces] == face_ids
+        assert svc.search_faces_by_image("c", face_png((20, 20, 100, 1))).matches[0].face.face_id == face_ids[1]
+    finally:
+        svc.close()
+    with KeyStore.open(data, store=store) as keys:
+        found = keys.lookup(key[0])
+    assert found is not None and found[1] == key[1]
+    return _tables(data, store)  # with the entries of the checks: the next copy's source
 
 
-def test_copy_refuses_a_source_that_is_no_data_directory_and_a_target_that_is_no_postgresql(
-    tmp_path: Path, fake: FaceEngine
+def test_a_round_trip_through_every_direction_keeps_every_row_the_chain_search_and_keys(
+    tmp_path: Path, fake: FaceEngine, pg_server: PgServer, keyring: Keyring
 ) -> None:
-    missing = _run(fake, "store", "copy", "--from", f"sqlite:{tmp_path}", "--to", "postgresql://nowhere/db")
-    assert missing.exit_code == 1 and "holds no facetrust database" in missing.output
+    face_ids, key = _source(tmp_path / "a", fake, keyring)
+    pg1, pg2, pg3 = (pg_server.schema_url() for _ in range(3))
+    state = _tables(tmp_path / "a", "sqlite")
+
+    steps = [  # (data dir, from, to, the copy's data dir and store)
+        (tmp_path / "r1", f"sqlite:{tmp_path / 'a'}", pg1, tmp_path / "r1", pg1),
+        (tmp_path / "r1", pg1, f"sqlite:{tmp_path / 'b'}", tmp_path / "b", "sqlite"),
+        (tmp_path / "r2", f"sqlite:{tmp_path / 'b'}", pg2, tmp_path / "r2", pg2),
+        (tmp_path / "r3", pg2, pg3, tmp_path / "r3", pg3),
+        (tmp_path / "r3", pg3, f"sqlite:{tmp_path / 'c'}", tmp_path / "c", "sqlite"),
+        (tmp_path / "r4", f"sqlite:{tmp_path / 'c'}", f"sqlite:{tmp_path / 'd'}", tmp_path / "d", "sqlite"),
+    ]
+    for data, source, target, copy_dir, copy_store in steps:
+        _copied(fake, data, source, target)
+        state = _check(fake, keyring, state, copy_dir, copy_store, key, face_ids)
+
+    svc = FaceService(tmp_path / "d", fake, keyring=keyring, store="sqlite")
+    try:
+        new = svc.index_faces("c", face_png((20, 20, 100, 9))).indexed[0].stored.face_id
+        row = svc.store.get_collection("c")
+        assert row is not None
+        keys = sorted(f.key for f in svc.store.faces_by_ids(row.id, [new, *face_ids]).values())
+    finally:
+        svc.close()
+    assert keys == [1, 2, 3, 5]  # the fourth face was erased in the source: its id is never handed out again
+
+
+def test_the_source_head_file_anchors_the_copy_and_a_new_sqlite_directory_gets_it(
+    tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    _copied(fake, tmp_path / "r", f"sqlite:{tmp_path / 'a'}", pg_url)
+    _copied(fake, tmp_path / "r", pg_url, f"sqlite:{tmp_path / 'new' / 'dir'}")
+
+    source_heads = (tmp_path / "a" / "audit.heads").read_text().split()
+    copy_heads = (tmp_path / "new" / "dir" / "audit.heads").read_text().split()
+    assert set(source_heads) <= set((tmp_path / "r" / "audit.heads").read_text().split())
+    assert set(source_heads) <= set(copy_heads) and len(copy_heads) > len(source_heads)
+
+
+def _refused(fake: FaceEngine, *args: str) -> str:
+    done = _run(fake, *args)
+    assert done.exit_code == 1, done.output
+    assert done.output.startswith("Error: ")
+    return done.output
+
+
+def test_a_target_with_rows_is_refused_and_left_as_it_was(
+    tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    _source(tmp_path / "b", fake, keyring)
+    _copied(fake, tmp_path / "r", f"sqlite:{tmp_path / 'a'}", pg_url)
+    before_pg, before_b = _tables(tmp_path / "r", pg_url), _tables(tmp_path / "b", "sqlite")
+
+    into_pg = _refused(
+        fake, "--data", str(tmp_path / "r"), "store", "copy", "--from", f"sqlite:{tmp_path / 'b'}", "--to", pg_url
+    )
+    into_sqlite = _refused(
+        fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}"
+    )
+
+    assert "The target store is not empty (its table " in into_pg and "nothing was written" in into_pg
+    assert "The target store is not empty (its table facetrust.db: " in into_sqlite
+    assert _tables(tmp_path / "r", pg_url) == before_pg and _tables(tmp_path / "b", "sqlite") == before_b
+
+
+def test_a_target_whose_only_rows_are_api_keys_is_refused(tmp_path: Path, fake: FaceEngine, keyring: Keyring) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    with KeyStore.open(tmp_path / "b", store="sqlite") as keys:
+        keys.create("admin")
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert "not empty (its table keys.db: keys has rows)" in out
+    assert not (tmp_path / "b" / "facetrust.db").exists()
+
+
+def test_bad_sides_are_refused_naming_the_option(tmp_path: Path, fake: FaceEngine, pg_url: str) -> None:
     FaceService(tmp_path / "d", fake, store="sqlite").close()
-    wrong = _run(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'd'}", "--to", "mysql://x")
-    assert wrong.exit_code == 1 and "--to must be a postgresql:// URL" in wrong.output
-    bare = _run(fake, "store", "copy", "--from", str(tmp_path / "d"), "--to", "postgresql://x/y")
-    assert bare.exit_code == 1 and "--from must be sqlite:DIR" in bare.output
+    d = f"sqlite:{tmp_path / 'd'}"
+
+    missing = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'none'}", "--to", pg_url)
+    scheme = _refused(fake, "store", "copy", "--from", d, "--to", "mysql://x")
+    bare = _refused(fake, "store", "copy", "--from", str(tmp_path / "d"), "--to", pg_url)
+    same = _refused(fake, "store", "copy", "--from", d, "--to", f"sqlite:{tmp_path / 'd' / '.'}")
+    down = _refused(fake, "store", "copy", "--from", d, "--to", f"postgresql://nobody@/db?host={tmp_path / 'nosocket'}")
+    not_a_store = _refused(
+        fake, "--data", str(tmp_path / "r"), "store", "copy", "--from", pg_url, "--to", f"sqlite:{tmp_path / 'e'}"
+    )
+
+    assert f"{tmp_path / 'none'} holds no facetrust database (facetrust.db)" in missing
+    assert "--to must be sqlite:DIR (a data directory) or a postgresql:// URL; got 'mysql://x'" in scheme
+    assert "--from must be sqlite:DIR (a data directory) or a postgresql:// URL" in bare
+    assert "--from and --to name the same store" in same
+    assert "Cannot open the PostgreSQL store postgresql://nobody@/db" in down
+    assert "the database holds no facetrust store (no audit_log table)" in not_a_store
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_source_sealed_with_another_template_key_is_refused_before_anything_is_written(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    monkeypatch.setenv("FACETRUST_TEMPLATE_KEY", base64.b64encode(os.urandom(32)).decode())
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert f"sealed with template key {keyring.current.key_id.hex()}, which is not configured here" in out
+    assert not (tmp_path / "b").exists()
+
+
+def test_api_keys_sealed_with_another_server_key_are_refused_before_anything_is_written(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    (tmp_path / "a" / "keys.db").unlink()
+    with KeyStore.open(tmp_path / "a", store="sqlite", server_key_file=tmp_path / "other.key") as keys:
+        key_id, _ = keys.create("admin")
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert f"The secret of key {key_id} was sealed with server key" in out
+    assert not (tmp_path / "b" / "facetrust.db").exists() and not (tmp_path / "b" / "keys.db").exists()
+
+
+def test_a_source_whose_chain_does_not_verify_or_a_target_head_file_of_another_chain_is_refused(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    _source(tmp_path / "other", fake, keyring)
+    (tmp_path / "b").mkdir(mode=0o700)
+    os.link(tmp_path / "other" / "audit.heads", tmp_path / "b" / "audit.heads")
+
+    foreign = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+    with sqlite3.connect(tmp_path / "a" / "facetrust.db") as conn:
+        conn.execute("UPDATE audit_log SET entry = entry || ' ' WHERE seq = 2")
+    conn.close()
+    altered = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'c'}")
+
+    assert "Copy refused: the source's audit log does not verify against the head files" in foreign
+    assert "rewritten" in foreign
+    assert "entry 2 was altered" in altered
+    assert not (tmp_path / "b" / "facetrust.db").exists() and not (tmp_path / "c").exists()
+
+
+def test_a_copy_that_fails_in_its_transaction_leaves_no_store_in_a_new_directory(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    with sqlite3.connect(tmp_path / "a" / "facetrust.db") as conn:  # a table this facetrust does not know
+        conn.execute("CREATE TABLE later_feature (x INTEGER)")
+        conn.execute("INSERT INTO later_feature VALUES (1)")
+    conn.close()
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert "Table later_feature of the source has no counterpart in the target's schema" in out
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == []

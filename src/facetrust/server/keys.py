@@ -27,15 +27,15 @@ from typing import cast
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
+from facetrust.store.pg_dialect import ddl
 from facetrust.store.private import private_dir
 
-__all__ = ["KEYS_FILE", "KeyRecord", "KeyStore", "SecretSealer", "copy_keys_into"]
+__all__ = ["KEYS_FILE", "KEY_COLUMNS", "MIGRATIONS", "KeyRecord", "KeyStore", "SecretSealer", "migrate"]
 
 logger = logging.getLogger(__name__)
 
 KEYS_FILE = "keys.db"
 SEALED_PREFIX = "FTS1:"
-SCHEMA_VERSION = 1
 KEY_ID_PREFIX = "FTK"
 _KEY_ID_ALPHABET = string.ascii_uppercase + string.digits
 _KEY_ID_RANDOM = 17  # "FTK" + 17 = 20 characters, the length of an AWS access key id
@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at  REAL
 )
 """
+# MIGRATIONS[n] takes the keys table from schema version n to n + 1, one statement each, the same
+# on both stores (SQLite's dialect; translated on PostgreSQL). Version 0 is no table, or a table
+# made before versions were recorded: CREATE … IF NOT EXISTS keeps its rows.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
+SCHEMA_VERSION = len(MIGRATIONS)
+_PG_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"  # as store/schema.py
+_PG_VERSION_KEY = "keys_schema_version"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class KeyRecord:
 
 
 _COLUMNS = "key_id, role, created_at, revoked_at, description"
+KEY_COLUMNS = ("key_id", "secret", "role", "description", "created_at", "revoked_at")  # a row as stored
 
 
 def _record(row: tuple[str, str, float, float | None, str]) -> KeyRecord:
@@ -107,7 +115,7 @@ class KeyStore:
         try:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
-            _migrate(conn, path)
+            migrate(conn, f"Key store {path}", postgres=False)
             _seal_plain_secrets(conn, sealer)
             _check_server_key(conn, sealer)
         except sqlite3.DatabaseError as exc:
@@ -125,7 +133,7 @@ class KeyStore:
 
         try:
             conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
-            conn.executescript(_SCHEMA)  # the schema is version 1: nothing to migrate yet
+            migrate(conn, f"Key store in {redact_url(url)}", postgres=True)
             _seal_plain_secrets(conn, sealer)
             _check_server_key(conn, sealer)
         except sqlite3.Error as exc:
@@ -193,6 +201,12 @@ class KeyStore:
             logger.info("Revoked key %s (role %s)", key_id, record.role)
         return record
 
+    def sealed_rows(self) -> builtins.list[tuple[object, ...]]:
+        """Every key as stored (``KEY_COLUMNS``), its secret still sealed: what ``facetrust store
+        copy`` carries to another store, which opens them only with the same server key."""
+        with self._lock:
+            return [tuple(r) for r in self._conn.execute(f"SELECT {', '.join(KEY_COLUMNS)} FROM keys ORDER BY key_id")]
+
     def lookup(self, key_id: str) -> tuple[KeyRecord, str] | None:
         """The record and secret of ``key_id``, for signature verification; None if unknown."""
         with self._lock:
@@ -200,26 +214,6 @@ class KeyStore:
         if row is None:
             return None
         return _record(row[:5]), self._sealer.open(key_id, str(row[5]))
-
-
-def copy_keys_into(conn: sqlite3.Connection, keys_file: Path) -> int:
-    """Copy the keys of ``keys_file`` (a data directory's keys.db), secrets still sealed with the
-    same server key, into the ``keys`` table of ``conn``'s PostgreSQL store (``facetrust store
-    copy``, inside its transaction); how many (0 when there is no such file)."""
-    from facetrust.store.pg_dialect import ddl
-
-    if not keys_file.is_file():
-        return 0
-    src = sqlite3.connect(keys_file)
-    try:
-        rows = src.execute("SELECT key_id, secret, role, description, created_at, revoked_at FROM keys").fetchall()
-    finally:
-        src.close()
-    conn.execute(ddl(_SCHEMA))
-    conn.executemany(
-        "INSERT INTO keys(key_id, secret, role, description, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)", rows
-    )
-    return len(rows)
 
 
 class SecretSealer:
@@ -296,20 +290,39 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise ConfigurationError(
-            f"Key store {path} has schema version {version}, newer than this facetrust ({SCHEMA_VERSION}); "
-            "upgrade facetrust",
-            setting="data_dir",
-        )
-    if version < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
+def migrate(conn: sqlite3.Connection, where: str, *, postgres: bool, steps: tuple[str, ...] = MIGRATIONS) -> None:
+    """Bring the ``keys`` table of ``conn`` to schema version ``len(steps)``, in one write
+    transaction (on PostgreSQL, under the writer lock: replicas starting together migrate once);
+    a store of a newer version is refused, naming ``where``. The version is ``keys.db``'s
+    ``user_version`` on SQLite, and the row ``keys_schema_version`` of the ``meta`` table on
+    PostgreSQL, where ``keys`` shares the database with the store."""
+    if postgres:
+        conn.executescript(_PG_META)
+    if _version(conn, postgres) == len(steps):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn, postgres)  # again, under the lock: another process may have migrated
+        if version > len(steps):
+            raise ConfigurationError(
+                f"{where} has schema version {version}, newer than this facetrust ({len(steps)}); upgrade facetrust",
+                setting="store" if postgres else "data_dir",
+            )
+        for step in steps[version:]:
+            conn.execute(ddl(step) if postgres else step)
+        if postgres:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_PG_VERSION_KEY, str(len(steps))))
+        else:
+            conn.execute(f"PRAGMA user_version = {len(steps)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-            raise
+        raise
+
+
+def _version(conn: sqlite3.Connection, postgres: bool) -> int:
+    if not postgres:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    found = conn.execute("SELECT value FROM meta WHERE key = ?", (_PG_VERSION_KEY,)).fetchone()
+    return 0 if found is None else int(found[0])

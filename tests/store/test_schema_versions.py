@@ -1,0 +1,27 @@
+"""Every store records its schema version and refuses one from a newer facetrust, SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facetrust.errors import ConfigurationError
+from facetrust.store.postgres import open_store
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_store_of_a_newer_schema_version_is_refused_on_both_stores(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue("pg_url")) if kind == "postgresql" else "sqlite"
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        assert store.connection().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        with store.transaction() as conn:
+            conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    finally:
+        store.close()
+
+    with pytest.raises(ConfigurationError, match=r"has schema version 7, newer than this facetrust \(1\)"):
+        open_store(tmp_path / "facetrust.db", url)
