@@ -27,7 +27,17 @@ from pathlib import Path
 from facetrust.errors import ConfigurationError
 from facetrust.store.private import private_dir, private_file, tighten
 
-__all__ = ["DDL", "PRUNE_BATCH", "PRUNE_MARGIN_S", "REPLAYS_NAME", "ReplayFile", "admit", "prune", "replayed"]
+__all__ = [
+    "DDL",
+    "PRUNE_BATCH",
+    "PRUNE_MARGIN_S",
+    "REPLAYS_NAME",
+    "ReplayFile",
+    "admit",
+    "close_all",
+    "prune",
+    "replayed",
+]
 
 REPLAYS_NAME = "replays.db"  # on SQLite: the signatures seen, beside the database, outside its write lock
 
@@ -116,11 +126,16 @@ class ReplayFile:
         return conn
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:  # pragma: no cover - closing is best effort
-                    pass
-            self._all.clear()
+        close_all(self._all, self._lock)
         self._local = threading.local()
+
+
+def close_all(conns: list[sqlite3.Connection], lock: threading.Lock) -> None:
+    """Close every connection of ``conns`` (best effort) and empty it, under ``lock``."""
+    with lock:
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing is best effort
+                pass
+        conns.clear()

@@ -25,7 +25,7 @@ from facetrust.store.anchor import AuditHead, HeadFile
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
-from facetrust.store.signatures import REPLAYS_NAME, ReplayFile
+from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -255,13 +255,7 @@ class Store:
         return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:  # pragma: no cover - closing is best effort
-                    pass
-            self._all.clear()
+        close_all(self._all, self._lock)
         self._local = threading.local()
         self.replays.close()
 
