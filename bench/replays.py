@@ -6,8 +6,10 @@
 Each run admits ``--requests`` fresh signatures (random 64-hex strings, as a signed request carries),
 one after another from one thread, as the server's replay check does once per authenticated request:
 the in-process ``ReplayCache`` (what a server did before the record was shared), then
-``StoreReplays`` over a fresh SQLite data directory (``facetrust.db``, WAL, ``synchronous=FULL``:
-every admission is a committed, fsynced write) and over a fresh schema of a throwaway PostgreSQL
+``StoreReplays`` over a fresh SQLite data directory (the record is ``replays.db`` beside
+``facetrust.db``, WAL, ``synchronous=NORMAL``: a committed write, not fsynced), the same again while
+another connection holds ``facetrust.db``'s write lock (``BEGIN IMMEDIATE``, as a long import
+does: the check must not wait for it), and over a fresh schema of a throwaway PostgreSQL
 (tests/pg_cluster.py: Unix socket, fsync off, as in the tests; a production server with fsync on
 pays a WAL flush per admission too). Reports the median and p99 per admission and admissions per
 second, with the machine and its load average before and after.
@@ -19,6 +21,7 @@ import argparse
 import contextlib
 import json
 import secrets
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -57,11 +60,15 @@ def store_of(kind: str, folder: Path) -> Iterator[Any]:
     from facetrust.store.postgres import PostgresStore
     from facetrust.store.sqlite import Store
 
-    if kind == "sqlite":
+    if kind.startswith("sqlite"):
         store = Store(folder / "facetrust.db")
+        writer = sqlite3.connect(store.path, isolation_level=None)
         try:
+            if kind == "sqlite-write-locked":
+                writer.execute("BEGIN IMMEDIATE")  # held until the run ends
             yield store
         finally:
+            writer.close()
             store.close()
         return
     sys.path.insert(0, str(HERE.parent / "tests"))
@@ -81,7 +88,11 @@ def store_of(kind: str, folder: Path) -> Iterator[Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=5000, help="signatures admitted per run (5000)")
-    p.add_argument("--stores", default="sqlite,postgresql", help="stores to measure besides the in-process cache")
+    p.add_argument(
+        "--stores",
+        default="sqlite,sqlite-write-locked,postgresql",
+        help="stores to measure besides the in-process cache (sqlite-write-locked: facetrust.db's write lock held)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="where replays.json goes (bench/results)")
     args = p.parse_args()
 

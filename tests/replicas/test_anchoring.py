@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -141,6 +142,7 @@ def test_a_server_that_only_reads_anchors_the_chain_written_through_another_and_
 
     assert _within(20, lambda: "AUDIT CHAIN BROKEN" in b.log.read_text())
     assert f"entry {entry.seq} was altered" in b.log.read_text()
+    assert httpx.get(b.url + "/health").json()["audit_anchoring"] == "halted"  # operators see it without the log
     if store.url is not None:  # b's own head file: nothing past the break, though its leases keep committing
         before = _lines(store, "b")
         a.client.index_faces(CollectionId="c", Image={"Bytes": face_png((40, 150, 80, 1))})

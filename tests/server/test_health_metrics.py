@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,7 @@ def test_health_reports_status_models_and_collection_count(api: Api) -> None:
         "authentication": False,
         "replica": "",
         "policy": policy_fingerprint(DEFAULT_POLICY),
+        "audit_anchoring": "ok",
     }
     assert response.headers["x-amzn-requestid"]
 
@@ -127,3 +129,21 @@ def test_health_probes_write_no_audit_entries(api: Api) -> None:
 
     with api.service.store.snapshot() as conn:
         assert len(list(audit.entries(conn))) == before
+
+
+def test_health_reports_halted_anchoring_once_the_background_step_finds_a_tampered_audit_entry(
+    tmp_path: Path,
+) -> None:
+    with FaceService(tmp_path / "data", fake_engine()) as service:
+        service.create_collection("a")
+        with service.store.transaction() as conn:  # the entry altered behind the service's back
+            conn.execute("UPDATE audit_log SET entry = replace(entry, '\"a\"', '\"b\"') WHERE seq = 1")
+        app = create_app(service, authenticator=None, settings=Settings(lease_seconds=1.5))  # a step every 0.5 s
+        with serving(app, lifespan="on") as url:
+            deadline = time.monotonic() + 15
+            while (last := httpx.get(url + "/health").json())["audit_anchoring"] == "ok":
+                assert time.monotonic() < deadline, "the background step did not report the break"
+                time.sleep(0.1)
+
+    assert last["audit_anchoring"] == "halted"
+    assert last["status"] == "ok"  # still serving: the break is in the shared record, not in this replica

@@ -114,16 +114,16 @@ def _replica_step(
 
 
 def _replica_loop(
-    service: FaceService, settings: Settings, interval: float
+    service: FaceService, settings: Settings, interval: float, anchorer: ChainAnchorer
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A lifespan that runs ``_replica_step`` every few seconds while the app runs (docs/replicas.md)."""
+    """A lifespan that runs ``_replica_step`` every few seconds while the app runs (docs/replicas.md);
+    ``anchorer`` (every replica, no lease: each anchors the whole chain) is the one /health reports on."""
     lease = settings.lease_seconds
     sweeper = None
     if interval > 0:
         sweeper = LeasedSweeper(service, SWEEPER, interval_s=interval, lease_s=lease, holder=service.holder)
     tick = min(REFRESH_S, lease / 3, interval if interval > 0 else REFRESH_S)
     keeper = LeasedTailKeeper(service.ctx, lease_s=lease, holder=service.holder)
-    anchorer = ChainAnchorer(service.store)  # every replica, no lease: each anchors the whole chain
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -167,6 +167,7 @@ def create_app(
     A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).
     """
     metrics = Metrics()
+    anchorer = ChainAnchorer(service.store)
     rpc = RpcEndpoint(service, authenticator, settings, metrics, body_timeout_s=body_timeout_s)
 
     async def health(request: Request) -> Response:
@@ -185,6 +186,8 @@ def create_app(
             # replicas over one store must agree on these (docs/replicas.md)
             "replica": service.replica_id,
             "policy": policy_fingerprint(service.policy),
+            # "halted": this replica found a break in the audit chain and anchors it no more (its log says where)
+            "audit_anchoring": "ok" if anchorer.stopped is None else "halted",
         }
         return Response(json.dumps(body).encode(), media_type="application/json")
 
@@ -225,6 +228,7 @@ def create_app(
             service,
             settings,
             settings.retention_sweep_seconds if retention_sweep_seconds is None else retention_sweep_seconds,
+            anchorer,
         ),
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},

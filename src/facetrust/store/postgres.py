@@ -27,6 +27,7 @@ from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
 from facetrust.store.private import private_dir
 from facetrust.store.schema import DDL
+from facetrust.store.signatures import DDL as SIGNATURES_DDL
 from facetrust.store.sqlite import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,7 +96,7 @@ class PostgresStore(Store):
         return f"PostgresStore({redact_url(self.url)!r})"
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(DDL + AUDIT_DDL)
+        conn.executescript(DDL + AUDIT_DDL + SIGNATURES_DDL)  # the signatures seen: shared by every replica
 
     def _conn(self) -> sqlite3.Connection:
         held: _ThreadConnection | None = getattr(self._pg_local, "held", None)
@@ -115,6 +116,10 @@ class PostgresStore(Store):
                 self._pg_all.add(held)
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
+
+    def signatures_connection(self) -> sqlite3.Connection:
+        """The signatures seen live in the shared database: every replica refuses a replay."""
+        return self._conn()
 
     def _new_face_keys(self, conn: sqlite3.Connection, count: int) -> list[int]:
         """``count`` keys from the faces' identity sequence (ascending: writers hold the store's lock)."""

@@ -181,14 +181,4 @@ CREATE TABLE IF NOT EXISTS face_tail_refs (
     PRIMARY KEY (neighbour_key, face_key)
 );
 CREATE INDEX IF NOT EXISTS face_tail_refs_by_face ON face_tail_refs(face_key);
--- The signatures seen (store/signatures.py): each signed request accepted within its clock-skew
--- window, by the SHA-256 of its signature, when it was first accepted and how often presented, so
--- every replica over the store refuses a replay. Rows past their window are pruned.
-CREATE TABLE IF NOT EXISTS seen_signatures (
-    digest    TEXT PRIMARY KEY,
-    signed_at REAL NOT NULL,
-    first_at  REAL NOT NULL,
-    uses      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS seen_signatures_by_time ON seen_signatures(signed_at);
 """

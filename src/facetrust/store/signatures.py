@@ -9,15 +9,49 @@ signature at once exactly one sees it first. A repeat within ``repeat_s`` of the
 is an honest SDK repeat (allowed); later it is a replay (refused). Rows past their window are
 deleted a bounded batch at a time (``prune``), so the table holds about ``window_s`` of traffic.
 Portable SQL (SQLite ≥ 3.35 and PostgreSQL share ``ON CONFLICT … DO UPDATE … RETURNING``).
+
+Where the table lives: on PostgreSQL, in the shared database. On SQLite, in a file of its own
+beside the main database (``ReplayFile``, ``replays.db`` in the data directory, 0600, WAL): a
+check then never waits for the main database's write lock (held through a long import) and is
+not fsynced (``synchronous=NORMAL``: a commit survives the process's crash, not the machine's;
+the in-process cache it replaced survived neither). Every process on the data directory opens
+the same file, and each upsert is atomic there, so the record stays shared.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from pathlib import Path
 
-__all__ = ["PRUNE_BATCH", "PRUNE_MARGIN_S", "admit", "prune", "replayed"]
+from facetrust.errors import ConfigurationError
+from facetrust.store.private import private_dir, private_file, tighten
 
-# the table is made with the others (store/schema.py: ``seen_signatures``)
+__all__ = [
+    "DDL",
+    "PRUNE_BATCH",
+    "PRUNE_MARGIN_S",
+    "REPLAYS_NAME",
+    "ReplayFile",
+    "admit",
+    "close_all",
+    "prune",
+    "replayed",
+]
+
+REPLAYS_NAME = "replays.db"  # on SQLite: the signatures seen, beside the database, outside its write lock
+
+# Each signed request accepted within its clock-skew window, by the SHA-256 of its signature, when it
+# was first accepted and how often presented. Rows past their window are pruned.
+DDL = """
+CREATE TABLE IF NOT EXISTS seen_signatures (
+    digest    TEXT PRIMARY KEY,
+    signed_at REAL NOT NULL,
+    first_at  REAL NOT NULL,
+    uses      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_signatures_by_time ON seen_signatures(signed_at);
+"""
 
 # A row is deleted this long after its window closed: a replica whose clock is behind the pruner's
 # (by less than this) still finds it while it would accept the signature's date.
@@ -54,3 +88,54 @@ def prune(conn: sqlite3.Connection, now: float, window_s: float, limit: int = PR
         (now - window_s - PRUNE_MARGIN_S, limit),
     )
     return max(int(cur.rowcount), 0)
+
+
+class ReplayFile:
+    """The SQLite file holding ``seen_signatures`` (``path``), one connection per thread, opened on
+    first use (a process that never authenticates never creates it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ReplayFile({str(self.path)!r})"
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, in autocommit mode, the table made if missing."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            private_dir(self.path.parent)
+            private_file(self.path)
+            for suffix in ("-wal", "-shm"):  # SQLite gives new ones the file's mode
+                tighten(self.path.with_name(self.path.name + suffix))
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit (see the module's docstring)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript(DDL)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise ConfigurationError(f"Cannot open the replay record {self.path}: {exc}") from None
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        close_all(self._all, self._lock)
+        self._local = threading.local()
+
+
+def close_all(conns: list[sqlite3.Connection], lock: threading.Lock) -> None:
+    """Close every connection of ``conns`` (best effort) and empty it, under ``lock``."""
+    with lock:
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing is best effort
+                pass
+        conns.clear()

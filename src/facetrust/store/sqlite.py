@@ -25,13 +25,14 @@ from facetrust.store.anchor import AuditHead, HeadFile
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
+from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.store.sealing import Keyring
 
-__all__ = ["HEADS_NAME", "CollectionRow", "FaceRow", "Store", "UserRow"]
+__all__ = ["HEADS_NAME", "REPLAYS_NAME", "CollectionRow", "FaceRow", "Store", "UserRow"]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
+        self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
         conn = self._conn()
         self._create_schema(conn)
         with self.transaction():
@@ -253,14 +255,9 @@ class Store:
         return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                try:
-                    conn.close()
-                except sqlite3.Error:  # pragma: no cover - closing is best effort
-                    pass
-            self._all.clear()
+        close_all(self._all, self._lock)
         self._local = threading.local()
+        self.replays.close()
 
     # -- collections ------------------------------------------------------------------------
 
@@ -551,16 +548,21 @@ class Store:
         self, digest: str, signed_at: float, now: float, *, repeat_s: float, window_s: float
     ) -> str | None:
         """Record a presentation of the signature with SHA-256 ``digest`` (signed at ``signed_at``);
-        why it is refused as a replay, or None. One statement, committed at once, outside any
-        transaction of this thread; every ``PRUNE_EVERY``-th call also deletes a bounded batch of
+        why it is refused as a replay, or None. One statement, committed at once, on
+        ``signatures_connection()``; every ``PRUNE_EVERY``-th call also deletes a bounded batch of
         signatures past ``window_s``, so the table cannot grow without bound."""
         from facetrust.store import signatures
 
-        conn = self._conn()
+        conn = self.signatures_connection()
         refused = signatures.admit(conn, digest, signed_at, now, repeat_s)
         if next(self._admitted) % PRUNE_EVERY == 0:
             signatures.prune(conn, now, window_s)
         return refused
+
+    def signatures_connection(self) -> sqlite3.Connection:
+        """The connection to the table of the signatures seen: on SQLite, the data directory's
+        ``replays.db`` (store/signatures.py), outside the main database's write lock and fsync."""
+        return self.replays.connection()
 
 
 PRUNE_EVERY = 64  # one bounded prune (up to 1,000 rows) per 64 signatures admitted: 15 deletions per insertion at most
