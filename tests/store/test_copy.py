@@ -146,6 +146,27 @@ def test_a_round_trip_through_every_direction_keeps_every_row_the_chain_search_a
     assert keys == [1, 2, 3, 5]  # the fourth face was erased in the source: its id is never handed out again
 
 
+def test_the_replay_record_is_not_copied_and_a_postgresql_source_with_one_copies_to_sqlite(
+    tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    _copied(fake, tmp_path / "r", f"sqlite:{tmp_path / 'a'}", pg_url)
+    source = open_store(tmp_path / "r" / "facetrust.db", pg_url)
+    try:
+        assert source.admit_signature("ab" * 32, 1000.0, 1000.0, repeat_s=10, window_s=300) is None
+    finally:
+        source.close()
+
+    _copied(fake, tmp_path / "r", pg_url, f"sqlite:{tmp_path / 'b'}")
+
+    copy = open_store(tmp_path / "b" / "facetrust.db", "sqlite")
+    try:  # the copy's record starts empty: the signature counts as first seen there
+        assert copy.admit_signature("ab" * 32, 1000.0, 1001.0, repeat_s=0, window_s=300) is None
+        assert "seen_signatures" not in catalog_of(copy).tables(copy.connection())
+    finally:
+        copy.close()
+
+
 def test_the_source_head_file_anchors_the_copy_and_a_new_sqlite_directory_gets_it(
     tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring
 ) -> None:

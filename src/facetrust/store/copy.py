@@ -52,7 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _BATCH = 1000
-_OWN = ("meta",)  # each store's own schema version: the target keeps its own
+# Not copied: each store's own schema version (the target keeps its own), and the replay record
+# of signatures seen in the last minutes (on SQLite it lives in replays.db, not in the store).
+_OWN = ("meta", "seen_signatures")
 _KEYS = "keys"  # PostgreSQL's API keys, beside the store's tables: they travel as ``KeyRows``
 _SEALED = (("faces", "embedding"), ("face_crops", "crop"))  # columns whose bytes are sealed with the template key
 
