@@ -28,7 +28,7 @@ from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.tails import after_change
 from facetrust.service.types import IndexedFace, IndexResult, stored_face
 from facetrust.service.validate import check_external_image_id, check_limit
-from facetrust.store.sqlite import FaceRow, NewFace
+from facetrust.store.sqlite import CollectionRow, FaceRow, NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,13 +134,16 @@ def index_prepared_batch(
                 raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
             ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
             new = [_until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in images for face in faces]
+            before = service.store.last_change(row.id, conn)
             keys = service.store.insert_faces(conn, row.id, new, now=now)
+            after = service.store.last_change(row.id, conn)
             stored = {key: FaceRow.inserted(key, face, now) for key, face in zip(keys, new, strict=True)}
             service.store.record_ingested_many(
                 conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in images], now
             )
             step.record.details = {"images": [_detail(image) for image in images]}
             step.record.commit(conn)
+    _index_step(service, row, before, after, keys, new)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
     results, at = [], 0
     for prepared, _, faces, image_id, unindexed in images:
@@ -150,6 +153,19 @@ def index_prepared_batch(
         indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, face in pairs if face is not None)
         results.append(IndexResult(image_id, indexed, tuple(unindexed), row.model))
     return results
+
+
+def _index_step(
+    service: ServiceContext, row: CollectionRow, before: int, after: int, keys: list[int], new: list[NewFace]
+) -> None:
+    """Add the committed faces to the collection's live index from their plain vectors, so the first
+    search after a bulk import does not rebuild it from the (sealed) store."""
+    import numpy as np
+
+    if not keys:
+        return
+    vectors = np.frombuffer(b"".join(face.embedding for face in new), dtype="<f4").reshape(len(new), -1)
+    service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), vectors)
 
 
 _Image = tuple[PreparedImage, "str | None", list[NewFace], str, "list[UnindexedFace]"]
