@@ -317,13 +317,17 @@ class Store:
         ).fetchone()
         return list(range(int(used) + 1, int(used) + 1 + count))
 
+    def _bulk_writer(self, conn: sqlite3.Connection) -> None:
+        """This connection writes bulk batches: give it a bigger page cache (SQLite's own, per connection)."""
+        conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+
     def insert_faces(
         self, conn: sqlite3.Connection, collection_id: int, faces: Sequence[NewFace], *, now: float | None = None
     ) -> list[int]:
         """Insert the faces (and their ``changes`` rows), created at ``now`` (default: the time now); their keys."""
         now = time.time() if now is None else now
-        if len(faces) >= BULK_ROWS:  # this connection writes bulk batches: give it a bigger page cache
-            conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        if len(faces) >= BULK_ROWS:
+            self._bulk_writer(conn)
         # One executemany per table (a bulk import inserts thousands of faces per transaction), with
         # the keys given, not read back row by row.
         keys = self._new_face_keys(conn, len(faces))
