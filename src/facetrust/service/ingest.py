@@ -180,13 +180,11 @@ def ordered_uuids(clock: Callable[[], float] = time.time) -> Iterator[str]:
     counter = 0
     while True:
         millis = int(clock() * 1000) & 0xFFFF_FFFF_FFFF
-        noise = int.from_bytes(os.urandom(6 * 1024), "big")
-        for _ in range(1024):
+        noise = os.urandom(6 * 1024).hex()
+        for at in range(0, 12 * 1024, 12):
             counter = (counter + 1) & 0x3FF_FFFF
-            value = (millis << 80) | (0x7 << 76) | ((counter >> 14) << 64) | (0b10 << 62)
-            value |= ((counter & 0x3FFF) << 48) | (noise & 0xFFFF_FFFF_FFFF)
-            noise >>= 48
-            h = f"{value:032x}"
+            value = (millis << 32) | (0x7 << 28) | ((counter >> 14) << 16) | 0x8000 | (counter & 0x3FFF)
+            h = f"{value:020x}{noise[at : at + 12]}"
             yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
