@@ -4,7 +4,10 @@ The database's ``changes`` log numbers every face addition and deletion. An inde
 the last change it applied; before each search it applies any newer ones (made by this
 process or another), so it never disagrees with the database. Snapshots are saved beside
 the database with that number; on open a snapshot is loaded and caught up, and if it is
-missing, stale beyond the log, or unreadable, the index is rebuilt from the database.
+missing, stale beyond the log, or unreadable, the index is rebuilt from the database. A bulk
+write (``index_prepared_batch``) adds its committed batch from the vectors in hand
+(``add_committed``) when the index is exactly at the batch's first change, so the first search
+after an import of millions reads and decrypts nothing; otherwise it catches up from the log.
 
 With template encryption on, snapshots are never written (they would hold the vectors in the
 clear): the index lives in memory only and is rebuilt from the encrypted database on open.
