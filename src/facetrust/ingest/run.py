@@ -147,41 +147,46 @@ def _keeps_crops(service: FaceService, collection: str) -> bool:
     return purpose is None or purpose.keep_face_crops
 
 
-def _write(
+def _write_one(
+    service: FaceService, collection: str, slot: _Slot, prepared: PreparedImage, options: IngestOptions, actor: Actor
+) -> ImageOutcome:
+    written = service.index_prepared(
+        collection,
+        prepared,
+        external_image_id=slot.external,
+        max_faces=options.max_faces,
+        quality_filter=options.quality_filter,
+        actor=actor,
+        image=slot.path,
+    )
+    return ImageOutcome(slot.path, slot.external, result=written)
+
+
+def _write_batch(
     service: FaceService,
     collection: str,
     batch: list[tuple[_Slot, PreparedImage]],
     options: IngestOptions,
     actor: Actor,
-) -> list[IndexResult]:
-    """Write a batch of prepared images: one transaction for all of them, or one an image where the
-    purpose keeps crops. When the batch is refused (consent, a parameter, …) its images are written
-    one at a time instead, so those before the refused image are written and the error is that
-    image's, exactly as without batches."""
-
-    def one(slot: _Slot, prepared: PreparedImage) -> IndexResult:
-        return service.index_prepared(
+) -> list[ImageOutcome] | None:
+    """Write a batch of prepared images in one transaction; None where it must be written one image at
+    a time instead: the purpose keeps crops, or the batch was refused (consent, a parameter, …), so
+    that the images before the refused one are written and the error is that image's, as without
+    batches."""
+    if len(batch) < 2 or _keeps_crops(service, collection):
+        return None
+    try:
+        results = service.index_prepared_batch(
             collection,
-            prepared,
-            external_image_id=slot.external,
+            [(prepared, slot.external) for slot, prepared in batch],
             max_faces=options.max_faces,
             quality_filter=options.quality_filter,
             actor=actor,
-            image=slot.path,
         )
-
-    if len(batch) > 1 and not _keeps_crops(service, collection):
-        try:
-            return service.index_prepared_batch(
-                collection,
-                [(prepared, slot.external) for slot, prepared in batch],
-                max_faces=options.max_faces,
-                quality_filter=options.quality_filter,
-                actor=actor,
-            )
-        except FacetrustError:
-            log.info("batch of %d images refused; writing them one at a time", len(batch))
-    return [one(slot, prepared) for slot, prepared in batch]
+    except FacetrustError:
+        log.info("batch of %d images refused; writing them one at a time", len(batch))
+        return None
+    return [ImageOutcome(slot.path, slot.external, result=r) for (slot, _), r in zip(batch, results, strict=True)]
 
 
 def ingest(
@@ -221,11 +226,16 @@ def ingest(
             on_image(outcome)
 
     def flush() -> None:
-        written = iter(_write(service, collection, batch, options, actor))
+        written = _write_batch(service, collection, batch, options, actor)
+        items = list(waiting)
         batch.clear()
-        for item in waiting:
-            emit(item if isinstance(item, ImageOutcome) else _indexed(item[0], next(written)))
         waiting.clear()
+        done = iter(written or ())
+        for item in items:  # in input order; one at a time, each reported as it commits, without a batch
+            if isinstance(item, ImageOutcome):
+                emit(item)
+            else:
+                emit(next(done) if written is not None else _write_one(service, collection, *item, options, actor))
 
     for result in runner.run(_slots(service, collection, paths, options, queue)):
         while queue[0].outcome is not None:
@@ -243,7 +253,3 @@ def ingest(
     while queue:
         emit(queue.popleft().outcome)  # type: ignore[arg-type]
     return outcomes
-
-
-def _indexed(slot: _Slot, result: IndexResult) -> ImageOutcome:
-    return ImageOutcome(slot.path, slot.external, result=result)
