@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from facetrust.governance.actor import Actor
 from facetrust.ingest.prepare import Job, prepare, sha256_of
 from facetrust.models.fake import face_png
 from facetrust.service import FaceService
-from facetrust.service.ingest import PreparedImage
+from facetrust.service.ingest import PreparedImage, ordered_uuids
+from facetrust.service.validate import check_face_ids
 
 from .helpers import audit_tail, external_ids, open_service
 
@@ -117,3 +120,23 @@ def test_an_empty_batch_is_refused(svc: FaceService) -> None:
     with pytest.raises(InvalidParameterError) as info:
         svc.index_prepared_batch("people", [])
     assert info.value.parameter == "batch"
+
+
+def test_a_batch_gives_time_ordered_uuids_that_are_valid_face_ids(svc: FaceService) -> None:
+    results = svc.index_prepared_batch("people", [(im, None) for im in prepared(svc, 1, 2, 3)])
+    later = svc.index_prepared_batch("people", [(im, None) for im in prepared(svc, 4)])
+
+    ids = [f.stored.face_id for r in (*results, *later) for f in r.indexed]
+    images = [r.image_id for r in (*results, *later)]
+    assert check_face_ids(ids) == ids and len(set(ids)) == len(ids) == 8
+    assert all(uuid.UUID(i).version == 7 and str(uuid.UUID(i)) == i for i in ids + images)
+    assert ids == sorted(ids)  # in key order: the unique index grows at its right edge
+    assert svc.search_faces("people", ids[5], threshold=0).searched_face_id == ids[5]
+
+
+def test_time_ordered_uuids_follow_the_clock_and_never_repeat() -> None:
+    ticks = iter([1.0, 1.0, 2.5])
+    made = list(islice(ordered_uuids(lambda: next(ticks)), 3000))
+
+    assert len(set(made)) == 3000 and made == sorted(made)
+    assert {uuid.UUID(i).int >> 80 for i in made} == {1000, 2500}  # Unix milliseconds in the top 48 bits

@@ -202,3 +202,36 @@ def test_a_forbidden_purpose_is_refused_before_learning_which_images_are_indexed
         assert (entry["operation"], entry["outcome"]) == ("IndexFaces", "PurposeRefused")
     finally:
         svc.close()
+
+
+def test_a_refusal_inside_a_batch_writes_the_images_before_it_and_reports_them_as_without_batches(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    paths = album(tmp_path / "a", 4)
+    for name in ("img00.png", "img01.png"):  # img02 has no consent: the run stops there
+        svc.record_consent(name, basis="contract", evidence="signed")
+    reported: list[str] = []
+
+    with pytest.raises(ConsentRequiredError, match=r"img02\.png"):
+        ingest(svc, "staff", paths, IngestOptions(batch=8), on_image=lambda o: reported.append(o.image))
+
+    (entry,) = audit_tail(svc, 1)
+    assert (entry["operation"], entry["outcome"]) == ("IndexFaces", "ConsentRequired")
+    assert reported == paths[:2]  # reported only once written
+    assert external_ids(svc, "staff") == ["img00.png", "img01.png"]
+
+
+def test_images_are_written_a_batch_per_transaction_with_one_audit_entry_each(svc: FaceService, tmp_path: Path) -> None:
+    paths = album(tmp_path / "a", 7)
+    before = len(audit_tail(svc, 10_000))
+
+    done = ingest(svc, "people", paths, IngestOptions(batch=3))
+
+    assert [o.result is not None for o in done] == [True] * 7
+    assert len(audit_tail(svc, 10_000)) == before + 3  # batches of 3, 3 and 1
+    assert external_ids(svc) == [f"img{i:02d}.png" for i in range(7)]
+
+
+def test_a_batch_size_outside_its_bounds_is_refused(svc: FaceService, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="batch"):
+        ingest(svc, "people", album(tmp_path / "a", 1), IngestOptions(batch=0))

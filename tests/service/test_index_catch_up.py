@@ -1,4 +1,5 @@
-"""A collection's index catching up with the store after bulk writes: in blocks, or rebuilt when outgrown."""
+"""A collection's index catching up with the store after bulk writes: in blocks, or rebuilt when outgrown;
+and kept in step by the bulk write itself (the committed batch added from the vectors in hand)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,48 @@ def test_a_bulk_import_past_the_auto_threshold_is_rebuilt_as_the_bigger_backend_
     query = next(iter(service.store.embeddings(row.id)))
     vector = np.frombuffer(query[1], np.float32)
     assert rebuilt.search(vector, 1).keys[0, 0] == query[0]
+
+
+def _index_keys(service: FaceService) -> list[int]:
+    index = _index(service)[1]
+    return sorted(int(k) for k in index.ensure().keys())
+
+
+def test_a_committed_batch_is_in_the_index_before_any_search(service: FaceService) -> None:
+    service.index_prepared_batch("c", _prepared(service, range(1, 6)))
+    service.index_prepared_batch("c", _prepared(service, range(6, 11)))
+
+    index = service.indexes.get(_index(service)[0])
+    assert index.applied == service.store.last_change(_index(service)[0].id)  # no catch-up left for a search
+    assert _index_keys(service) == sorted(service.store.face_keys(_index(service)[0].id))
+    hit = service.search_faces_by_image("c", face_png((30, 30, 100, 7)), threshold=50)
+    assert hit.matches[0].face.external_image_id == "p7"
+
+
+def test_an_index_left_behind_by_another_writer_is_caught_up_from_the_store(
+    service: FaceService, tmp_path: Path
+) -> None:
+    service.index_prepared_batch("c", _prepared(service, range(1, 4)))
+    with FaceService(tmp_path / "data", fake_engine()) as other:  # another writer on the same store
+        other.index_prepared_batch("c", _prepared(other, range(4, 7)))
+        erased = other.list_faces("c").faces[0].face_id
+        other.delete_faces("c", [erased])
+    service.index_prepared_batch("c", _prepared(service, range(7, 10)))  # not at the last change: caught up
+
+    index = service.indexes.get(_index(service)[0])
+    assert index.applied == service.store.last_change(_index(service)[0].id)
+    assert _index_keys(service) == sorted(service.store.face_keys(_index(service)[0].id))
+    assert len(_index_keys(service)) == 8
+    hit = service.search_faces_by_image("c", face_png((30, 30, 100, 5)), threshold=50)
+    assert hit.matches[0].face.external_image_id == "p5"  # the other writer's face
+
+
+def test_a_restarted_service_rebuilds_the_index_the_batches_kept_in_memory(tmp_path: Path) -> None:
+    with FaceService(tmp_path / "data", fake_engine()) as first:
+        first.create_collection("c")
+        first.index_prepared_batch("c", _prepared(first, range(1, 9)))
+        kept = _index_keys(first)
+    with FaceService(tmp_path / "data", fake_engine()) as again:  # sealed templates: no snapshot on disk
+        assert _index_keys(again) == kept == sorted(again.store.face_keys(_index(again)[0].id))
+        hit = again.search_faces_by_image("c", face_png((30, 30, 100, 3)), threshold=50)
+        assert hit.matches[0].face.external_image_id == "p3"

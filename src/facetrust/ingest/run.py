@@ -1,11 +1,13 @@
 """The driver of ingestion: read and hash images in order, skip those already indexed, have a
-runner prepare the rest, and write each through the governed path, in input order.
+runner prepare the rest, and write them through the governed path in input order, a bounded batch of
+images per transaction (an image is reported only once its transaction has committed).
 
 Plain ``index`` and ``index --ray`` both run this; they differ only in the runner.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import (
+    FacetrustError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidParameterError,
@@ -27,15 +30,19 @@ from facetrust.images import read_image_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
 from facetrust.ingest.runners import LocalRunner, Runner
 from facetrust.service.governed import allowed_purpose
+from facetrust.service.ingest import BATCH_LIMIT
 from facetrust.service.quality import check_quality_filter
 from facetrust.service.validate import check_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.service.faceservice import FaceService
+    from facetrust.service.ingest import PreparedImage
     from facetrust.service.types import IndexResult
 
 __all__ = ["ImageOutcome", "IngestOptions", "collection_engine", "external_id_for", "ingest"]
+
+log = logging.getLogger(__name__)
 
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
 
@@ -65,6 +72,7 @@ class IngestOptions:
     external_id_from: str = "filename"  # or "none"
     max_faces: int | None = None
     quality_filter: str = "AUTO"
+    batch: int = 32  # images written per transaction (one IndexFaces, one audit entry)
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,7 @@ def _check(service: FaceService, collection: str, options: IngestOptions, actor:
         )
     if options.max_faces is not None:
         check_limit(options.max_faces, "MaxFaces", 1, 4096)
+    check_limit(options.batch, "batch", 1, BATCH_LIMIT)
     try:  # before any image is looked up: which images are indexed is for those who may index now
         require_role(actor.key_id, actor.role, "IndexFaces")
         row = service.store.get_collection(collection)
@@ -128,6 +137,56 @@ def _check(service: FaceService, collection: str, options: IngestOptions, actor:
     except (RoleDeniedError, PurposeRefusedError) as exc:
         service.record_refusal("IndexFaces", exc, actor=actor)
         raise
+
+
+def _keeps_crops(service: FaceService, collection: str) -> bool:
+    """Whether the collection's purpose keeps face crops (cut from each image: written one image at a
+    time); True where that cannot be told here, so the per-image path decides and refuses."""
+    row = service.store.get_collection(collection)
+    purpose = None if row is None else service.policy.purposes.get(row.purpose)
+    return purpose is None or purpose.keep_face_crops
+
+
+def _write_one(
+    service: FaceService, collection: str, slot: _Slot, prepared: PreparedImage, options: IngestOptions, actor: Actor
+) -> ImageOutcome:
+    written = service.index_prepared(
+        collection,
+        prepared,
+        external_image_id=slot.external,
+        max_faces=options.max_faces,
+        quality_filter=options.quality_filter,
+        actor=actor,
+        image=slot.path,
+    )
+    return ImageOutcome(slot.path, slot.external, result=written)
+
+
+def _write_batch(
+    service: FaceService,
+    collection: str,
+    batch: list[tuple[_Slot, PreparedImage]],
+    options: IngestOptions,
+    actor: Actor,
+) -> list[ImageOutcome] | None:
+    """Write a batch of prepared images in one transaction; None where it must be written one image at
+    a time instead: the purpose keeps crops, or the batch was refused (consent, a parameter, …), so
+    that the images before the refused one are written and the error is that image's, as without
+    batches."""
+    if len(batch) < 2 or _keeps_crops(service, collection):
+        return None
+    try:
+        results = service.index_prepared_batch(
+            collection,
+            [(prepared, slot.external) for slot, prepared in batch],
+            max_faces=options.max_faces,
+            quality_filter=options.quality_filter,
+            actor=actor,
+        )
+    except FacetrustError:
+        log.info("batch of %d images refused; writing them one at a time", len(batch))
+        return None
+    return [ImageOutcome(slot.path, slot.external, result=r) for (slot, _), r in zip(batch, results, strict=True)]
 
 
 def ingest(
@@ -140,23 +199,43 @@ def ingest(
     actor: Actor = LOCAL,
     on_image: Callable[[ImageOutcome], None] | None = None,
 ) -> list[ImageOutcome]:
-    """Index ``paths`` into ``collection`` in order, one transaction per image; returns an outcome each.
+    """Index ``paths`` into ``collection`` in order, ``options.batch`` images per transaction; returns
+    an outcome each, in input order.
 
     An image already indexed into the collection (same bytes, by SHA-256) is skipped, so a
     rerun resumes. An unreadable image is an outcome with ``error``; the rest go on. Any other
     error (governance refusals included) stops the run: what was written before it stays.
-    Each image is written by ``FaceService.index_prepared``, as the operation IndexFaces; an
-    ``actor`` whose role may not call it is refused (and audited) before any image is read.
+    Each batch is written by ``FaceService.index_prepared_batch`` (``index_prepared`` per image
+    where the purpose keeps face crops), as the operation IndexFaces; an ``actor`` whose role
+    may not call it is refused (and audited) before any image is read. An image's outcome is
+    reported (``on_image``) only once its transaction has committed.
     """
     _check(service, collection, options, actor)
     runner = runner or LocalRunner(collection_engine(service, collection))
     queue: deque[_Slot] = deque()
     outcomes: list[ImageOutcome] = []
+    waiting: list[ImageOutcome | tuple[_Slot, PreparedImage]] = []  # in input order, behind the open batch
+    batch: list[tuple[_Slot, PreparedImage]] = []
 
     def emit(outcome: ImageOutcome) -> None:
+        if batch:  # reported after the images before it, once their batch has committed
+            waiting.append(outcome)
+            return
         outcomes.append(outcome)
         if on_image is not None:
             on_image(outcome)
+
+    def flush() -> None:
+        written = _write_batch(service, collection, batch, options, actor)
+        items = list(waiting)
+        batch.clear()
+        waiting.clear()
+        done = iter(written or ())
+        for item in items:  # in input order; one at a time, each reported as it commits, without a batch
+            if isinstance(item, ImageOutcome):
+                emit(item)
+            else:
+                emit(next(done) if written is not None else _write_one(service, collection, *item, options, actor))
 
     for result in runner.run(_slots(service, collection, paths, options, queue)):
         while queue[0].outcome is not None:
@@ -165,16 +244,12 @@ def ingest(
         if isinstance(result, ImageFailure):
             emit(ImageOutcome(slot.path, slot.external, error=result.error(slot.path)))
             continue
-        written = service.index_prepared(
-            collection,
-            result,
-            external_image_id=slot.external,
-            max_faces=options.max_faces,
-            quality_filter=options.quality_filter,
-            actor=actor,
-            image=slot.path,
-        )
-        emit(ImageOutcome(slot.path, slot.external, result=written))
+        batch.append((slot, result))
+        waiting.append((slot, result))
+        if len(batch) >= options.batch:
+            flush()
+    if batch:
+        flush()
     while queue:
         emit(queue.popleft().outcome)  # type: ignore[arg-type]
     return outcomes

@@ -84,10 +84,12 @@ def check_consent(
     return record.expires_at
 
 
-def new_face(emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float) -> NewFace:
+def new_face(
+    emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float, face_id: str | None = None
+) -> NewFace:
     r = face.ratio_box
     return NewFace(
-        face_id=str(uuid.uuid4()),
+        face_id=face_id or str(uuid.uuid4()),
         image_id=image_id,
         external_image_id=external,
         box=(r.left, r.top, r.width, r.height),

@@ -4,7 +4,10 @@ The database's ``changes`` log numbers every face addition and deletion. An inde
 the last change it applied; before each search it applies any newer ones (made by this
 process or another), so it never disagrees with the database. Snapshots are saved beside
 the database with that number; on open a snapshot is loaded and caught up, and if it is
-missing, stale beyond the log, or unreadable, the index is rebuilt from the database.
+missing, stale beyond the log, or unreadable, the index is rebuilt from the database. A bulk
+write (``index_prepared_batch``) adds its committed batch from the vectors in hand
+(``add_committed``) when the index is exactly at the batch's first change, so the first search
+after an import of millions reads and decrypts nothing; otherwise it catches up from the log.
 
 With template encryption on, snapshots are never written (they would hold the vectors in the
 clear): the index lives in memory only and is rebuilt from the encrypted database on open.
@@ -72,6 +75,11 @@ class CollectionIndex:
         self._applied = 0
         self._saved = 0
         self._index: VectorIndex | None = None
+
+    @property
+    def applied(self) -> int:
+        """The number of the last change of the collection this index reflects (0: none yet)."""
+        return self._applied
 
     @property
     def _path(self) -> Path:
@@ -192,6 +200,25 @@ class CollectionIndex:
                 self._index.remove(np.array([key], dtype=np.int64))
         if pending:
             self._index.add(*self._vectors(pending))
+
+    def add_committed(self, before: int, after: int, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Bring the index up to change ``after`` right after a batch of additions committed (changes
+        ``before``+1 … ``after`` of this collection, nothing else in between), from the vectors in
+        hand: no template is read back or decrypted. An index that is not exactly at ``before``
+        (unloaded, behind, or another writer's changes between) is caught up from the store instead,
+        and one the batch outgrows is rebuilt. Never fails the write that committed: the index is
+        derived, and the next search catches it up from the change log (after a crash too)."""
+        try:
+            with self._lock:
+                if self._index is None or self._applied != before or self._outgrown(len(self._index) + len(keys)):
+                    self.ensure()
+                    return
+                self._index.add(keys, vectors)
+                self._applied = after
+                if self._applied - self._saved >= SAVE_EVERY:
+                    self.save()
+        except Exception:  # derived data: the committed write stands; the next search catches up
+            log.exception("index of collection %r not kept in step; the next search catches up", self.collection.name)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
         """Top-``k`` hits (``k`` cut to the number of faces, at least 1) and the number of faces searched."""

@@ -128,6 +128,9 @@ class PostgresStore(Store):
         ).fetchall()
         return sorted(int(r[0]) for r in rows)
 
+    def _bulk_writer(self, conn: sqlite3.Connection) -> None:
+        """Nothing: PostgreSQL's cache is the server's (shared_buffers), not a connection's."""
+
     def checkpoint(self) -> None:
         """Nothing to fold: PostgreSQL's WAL is the server's (``vacuum`` reclaims erased rows)."""
 

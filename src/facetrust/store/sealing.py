@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from facetrust.errors import ConfigurationError
 
@@ -46,6 +47,7 @@ class Keyring:
         self.current = current
         self.plain_ok = plain_ok
         self._keys = {k.key_id: k for k in (*older, current)}
+        self._ciphers: dict[bytes, Any] = {}  # key id → its AESGCM, made once (a bulk import seals millions)
 
     def __repr__(self) -> str:
         return f"Keyring(current={self.current.key_id.hex()}, keys={len(self._keys)})"
@@ -54,15 +56,21 @@ class Keyring:
     def older(self) -> tuple[TemplateKey, ...]:
         return tuple(k for k in self._keys.values() if k.key_id != self.current.key_id)
 
-    def seal(self, plain: bytes, associated: bytes) -> bytes:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    def _cipher(self, key: TemplateKey) -> Any:
+        found = self._ciphers.get(key.key_id)
+        if found is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+            found = self._ciphers[key.key_id] = AESGCM(key.secret)
+        return found
+
+    def seal(self, plain: bytes, associated: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
-        return MAGIC + self.current.key_id + nonce + AESGCM(self.current.secret).encrypt(nonce, plain, associated)
+        sealed: bytes = self._cipher(self.current).encrypt(nonce, plain, associated)
+        return MAGIC + self.current.key_id + nonce + sealed
 
     def open(self, blob: bytes, associated: bytes) -> bytes:
         from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if not is_sealed(blob):
             if self.plain_ok:
@@ -79,7 +87,8 @@ class Keyring:
             )
         nonce = blob[12 : 12 + _NONCE]
         try:
-            return AESGCM(key.secret).decrypt(nonce, blob[12 + _NONCE :], associated)
+            plain: bytes = self._cipher(key).decrypt(nonce, blob[12 + _NONCE :], associated)
+            return plain
         except InvalidTag:
             raise ConfigurationError("A stored template failed authentication: it was altered or moved") from None
 
