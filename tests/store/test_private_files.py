@@ -39,11 +39,12 @@ def _wrong(modes: dict[str, int], root: Path) -> dict[str, str]:
 @pytest.mark.usefixtures("open_umask")
 def test_every_file_of_a_used_data_directory_is_private_under_umask_0(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    service = FaceService(data, fake_engine(), index_backend="exact")
+    # SQLite's own files, named: FACETRUST_TEST_STORE=postgresql must not move them to the server
+    service = FaceService(data, fake_engine(), index_backend="exact", store="sqlite")
     service.create_collection("c")
     service.index_faces("c", face_png((10, 10, 100, 1)))
     service.search_faces_by_image("c", face_png((10, 10, 100, 1)))
-    KeyStore.open(data).create("admin")
+    KeyStore.open(data, store="sqlite").create("admin")
     modes = _modes(data)
     assert {"facetrust.db", "facetrust.db-wal", "facetrust.db-shm", "keys.db"} <= set(modes)
     service.close()  # writes the index snapshot

@@ -67,7 +67,7 @@ def test_store_vacuum_on_sqlite_rewrites_the_database_and_is_logged(tmp_path: Pa
     receipt = svc.erase_external_image_id("c", "erin")
     assert receipt.storage == ""  # SQLite overwrites erased rows in the erasure itself
     svc.close()
-    done = _run(fake, "--data", str(tmp_path / "data"), "store", "vacuum")
+    done = _run(fake, "--data", str(tmp_path / "data"), "--store", "sqlite", "store", "vacuum")
     assert (done.exit_code, done.output) == (0, "Vacuumed: VACUUM of facetrust.db and a WAL checkpoint\n")
     svc = FaceService(tmp_path / "data", fake, store="sqlite")
     try:
