@@ -21,6 +21,7 @@ responses reported, and the share of responses flagged ``EstimateUnreliable``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ from facetrust.service.tails import catch_up
 from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HALVES = ("search_fairness.json", "search_fairness-other-half.json")
 PRESUMED_SAME = 0.6
 REPLICATES = 1000
 
@@ -109,10 +111,28 @@ def search_again(
     return found
 
 
+def pool_halves() -> dict[str, Any]:
+    """Both runs' probes together (each probe searched its own half's gallery): per group, probes and
+    probes with a wrong candidate under the default (per-probe) scores, and the adult race worst/best."""
+    runs = [json.loads((RESULTS / name).read_text())["probe-tail"] for name in HALVES]
+    groups: dict[str, Any] = {}
+    for name in runs[0]:
+        probes = sum(int(run[name]["probes"]) for run in runs)
+        wrong = sum(round(run[name]["probes"] * run[name]["fpir_measured"][0]) for run in runs)
+        groups[name] = {"probes": probes, "wrong": wrong, "fpir_measured": wrong / probes}
+    races = [v["fpir_measured"] for k, v in groups.items() if k.startswith("adult ")]
+    ratio = max(races) / min(races)
+    return {"machine": machine_record(), "groups": groups, "race_worst_over_best": ratio, "from": list(HALVES)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--other-half", action="store_true", help="index the images the default run leaves out")
+    parser.add_argument("--pool", action="store_true", help="pool the two halves' saved results (runs no search)")
     args = parser.parse_args()
+    if args.pool:
+        save_result(RESULTS / "search_fairness-pooled.json", pool_halves())
+        return
     started = time.perf_counter()
     settings = Settings.load()
     engine = FaceEngine.load(settings)
