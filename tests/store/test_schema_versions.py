@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import ConfigurationError
-from facetrust.store.postgres import open_store
+from facetrust.store.postgres import open_store, redact_url
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -23,5 +23,11 @@ def test_a_store_of_a_newer_schema_version_is_refused_on_both_stores(
     finally:
         store.close()
 
-    with pytest.raises(ConfigurationError, match=r"has schema version 7, newer than this facetrust \(1\)"):
+    with pytest.raises(ConfigurationError, match=r"has schema version 7, newer than this facetrust \(1\)") as caught:
         open_store(tmp_path / "facetrust.db", url)
+    # The message names the store refused: the data directory, or the database (never its password).
+    if kind == "sqlite":
+        assert caught.value.message.startswith(f"Data directory {tmp_path} has schema version 7")
+    else:
+        assert caught.value.message.startswith(f"PostgreSQL store {redact_url(url)} has schema version 7")
+        assert "Data directory" not in caught.value.message

@@ -95,6 +95,10 @@ class PostgresStore(Store):
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r})"
 
+    def where(self) -> str:
+        """Where this store's rows live, for messages: the database, without its password."""
+        return f"PostgreSQL store {redact_url(self.url)}"
+
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript(DDL + AUDIT_DDL + SIGNATURES_DDL)  # the signatures seen: shared by every replica
 

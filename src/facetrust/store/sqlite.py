@@ -170,7 +170,7 @@ class Store:
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(found[0]) > SCHEMA_VERSION:
                 raise ConfigurationError(
-                    f"Data directory {path.parent} has schema version {found[0]}, newer than this facetrust "
+                    f"{self.where()} has schema version {found[0]}, newer than this facetrust "
                     f"({SCHEMA_VERSION}); upgrade facetrust"
                 )
             moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
@@ -179,6 +179,10 @@ class Store:
         if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
+
+    def where(self) -> str:
+        """Where this store's rows live, for messages: its data directory."""
+        return f"Data directory {self.path.parent}"
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
