@@ -25,7 +25,8 @@ evaluation halves only. Methods:
   cluster, the two datasets weighted equally (as the offsets are). Fitted on the faces k-means
   used (at most 5 per person); every cluster averages ≥ 50 people with none above 10 %, so the
   parameters are aggregates, nothing per face; rounded to 5 decimals, as the shipped centroids are.
-  Sampled with a fixed seed (``--cohort-seed``), ``M`` = ``--size`` (20,000);
+  Sampled with a fixed seed (``COHORT_SEED``), ``M`` = ``--size`` (20,000);
+* ``synth-diag-k50-m5000``: the same with ``M`` = 5,000;
 * ``fsn+synth-diag-k50`` (C): both: a pair's score less the two faces' cluster offsets, z-normalised
   by each face's top-K scores against the synthetic cohort, each cohort score less that synthetic
   face's offset (so ``s' − μ'(a) = s − ½δ_b − mean top-K[s(a, y) − ½δ_y]``).
@@ -59,7 +60,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 20_000
 COHORT_SEED = 0
 CHUNK = 2048
-ALL = ("shipped", "real-k50", "synth-iso-k50", "synth-diag-k50", "synth-diag-k20", "fsn+synth-diag-k50")
+ALL = (
+    "shipped",
+    "real-k50",
+    "synth-iso-k50",
+    "synth-diag-k50",
+    "synth-diag-k20",
+    "synth-diag-k50-m5000",
+    "fsn+synth-diag-k50",
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -210,7 +219,11 @@ def score_check(fit: dict[str, F.Part], held: dict[str, F.Part], real: np.ndarra
         means[n]["correlation"] = round(float(np.corrcoef(mr, ms)[0, 1]), 3)
         if n == "utk":
             age = np.array([im.groups.get("age_band", "") for im in held[n].spec.images])[held[n].status == FACE]
-            for label, sel in (("children 0-12", age == "0-12"), ("adults", ~np.isin(age, ["0-12", "13-17"]))):
+            race = np.array([im.groups.get("race", "") for im in held[n].spec.images])[held[n].status == FACE]
+            adult = ~np.isin(age, ["0-12", "13-17"])
+            groups = [("children 0-12", age == "0-12"), ("adults", adult)]
+            groups += [(f"adults {r}", adult & (race == r)) for r in sorted(set(race[adult]))]
+            for label, sel in groups:
                 means[f"utk {label}"] = {
                     "real": round(float(mr[sel].mean()), 4),
                     "synthetic": round(float(ms[sel].mean()), 4),
@@ -226,7 +239,8 @@ def build(name: str, fit: dict[str, F.Part], sets: list[CF.PairSet], seed: int, 
     if name == "shipped":
         shipped, info = FV.variant("shipped", centroids, sets)
         return shipped.scorer, table_scores(fit, shipped.scorer), info
-    k = int(name.rsplit("-k", 1)[1])
+    k = int(name.split("-k", 1)[1].split("-")[0])
+    size = int(name.split("-m", 1)[1]) if "-m" in name else size
     if name.startswith("real"):
         method, scores = real_cohort(fit, k, seed)
         return method.scorer, scores, {"cohort": len(method.cohort), "top_k": k, "table_pairs": len(scores)}
