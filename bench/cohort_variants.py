@@ -205,13 +205,13 @@ def score_check(fit: dict[str, F.Part], held: dict[str, F.Part], real: np.ndarra
         out[f"real impostor pairs, {n} fit half"] = stats(
             np.einsum("ij,ij->i", *(fit[n].emb.vectors[x[pick]] for x in (a, b)))
         )
-    out["synthetic to synthetic"] = stats((synth[:2000] @ synth[2000:4000].T).ravel())
+    synth4k = synth[rng.choice(len(synth), 4000, replace=False)]  # random: the sample is in cluster order
+    out["synthetic to synthetic"] = stats((synth4k[:2000] @ synth4k[2000:].T).ravel())
     faces = {n: held[n].emb.vectors[held[n].status == FACE] for n in held}
     for n, v in faces.items():
-        out[f"{n} held-out to synthetic"] = stats((v[:1000] @ synth[:4000].T).ravel())
-        out[f"{n} held-out to real cohort"] = stats(
-            (v[:1000] @ real[rng.choice(len(real), 4000, replace=False)].T).ravel()
-        )
+        some = v[rng.choice(len(v), 1000, replace=False)]  # random: files are in name (UTKFace: age) order
+        out[f"{n} held-out to synthetic"] = stats((some @ synth4k.T).ravel())
+        out[f"{n} held-out to real cohort"] = stats((some @ real[rng.choice(len(real), 4000, replace=False)].T).ravel())
     means: dict[str, Any] = {}
     for n, v in faces.items():
         mr, ms = top_stats(v, real, 50)[0], top_stats(v, synth, 50)[0]
