@@ -276,7 +276,11 @@ def race_ratio_intervals(scorer_of: Any, t80: float, utk: F.Part, measured: dict
     return out
 
 
-def render(result: dict[str, Any]) -> str:
+def render(
+    result: dict[str, Any],
+    title: str = "Cluster-normalisation variants not shipped (bench/fsn_variants.py)",
+    footer: str = 'Why none is shipped: docs/fairness.md, "Tried for 1:1 and not shipped".',
+) -> str:
     def x(v: float | None) -> str:
         return "–" if v is None else f"{v:.2f}×"
 
@@ -287,7 +291,7 @@ def render(result: dict[str, Any]) -> str:
         return f"{r[0]:.1e} ({r[1]:.1e}–{r[2]:.1e})"
 
     lines = [
-        "# Cluster-normalisation variants not shipped (bench/fsn_variants.py)",
+        f"# {title}",
         "",
         f"Split seed {result.get('split_seed', F.SEED)} (seed 0: the split the shipped normaliser was fitted on; "
         "another seed: a replication, every variant refitted on that split's fit halves). "
@@ -323,11 +327,26 @@ def render(result: dict[str, Any]) -> str:
             if "race_fmr" in v["summary"]:
                 cells = [f"{f(p[0])} / {p[1]:.1e}" for p in v["summary"]["race_fmr"].values()]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", 'Why none is shipped: docs/fairness.md, "Tried for 1:1 and not shipped".']
+    lines += ["", footer]
     return "\n".join(lines) + "\n"
 
 
 ALL = ("shipped", "soft", "iterated", "max", "znorm", *SHRINK, "merge", "k32", "k48")
+
+
+def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF.PairSet]]:
+    """(fit halves, evaluation halves, the fit halves' offset pairs) of one split seed."""
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    rows = {n: F.halves(spec, seed) for n, spec in specs.items()}
+    fit = {n: F.part(spec, embs[n], rows[n][0]) for n, spec in specs.items()}
+    held = {n: F.part(spec, embs[n], rows[n][1]) for n, spec in specs.items()}
+    sets = [
+        CF.PairSet("lfw", fit["lfw"].emb.vectors, *F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)),
+        CF.PairSet("utk", fit["utk"].emb.vectors, *F.pair_rows(fit["utk"], F.UTK_OFFSET_ANALYSIS)),
+    ]
+    return fit, held, sets
 
 
 def main() -> None:
@@ -342,17 +361,8 @@ def main() -> None:
     if args.render_only:
         (RESULTS / f"{stem}.md").write_text(render(json.loads((RESULTS / f"{stem}.json").read_text())))
         return
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
-    rows = {n: F.halves(spec, args.split_seed) for n, spec in specs.items()}
-    fit = {n: F.part(spec, embs[n], rows[n][0]) for n, spec in specs.items()}
-    held = {n: F.part(spec, embs[n], rows[n][1]) for n, spec in specs.items()}
+    fit, held, sets = split_data(args.split_seed)
     vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
-    sets = [
-        CF.PairSet("lfw", fit["lfw"].emb.vectors, *F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)),
-        CF.PairSet("utk", fit["utk"].emb.vectors, *F.pair_rows(fit["utk"], F.UTK_OFFSET_ANALYSIS)),
-    ]
     result: dict[str, Any] = {"machine": machine_record(), "split_seed": args.split_seed, "variants": {}}
     if args.only and (RESULTS / f"{stem}.json").exists():
         result["variants"] = json.loads((RESULTS / f"{stem}.json").read_text())["variants"]
