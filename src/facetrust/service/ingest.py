@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
 from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
 from facetrust.service.governed import governed
@@ -36,11 +36,23 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from facetrust.engine import FaceEngine
+    from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
     from facetrust.service.types import UnindexedFace
 
-__all__ = ["BATCH_LIMIT", "PreparedImage", "accepted_faces", "index_prepared", "index_prepared_batch"]
+__all__ = [
+    "BATCH_LIMIT",
+    "BatchPlan",
+    "PreparedImage",
+    "WrittenBatch",
+    "accepted_faces",
+    "answer_batch",
+    "index_prepared",
+    "index_prepared_batch",
+    "plan_batch",
+    "write_batch",
+]
 
 #: The most images one ``index_prepared_batch`` call writes (one transaction, one audit entry).
 BATCH_LIMIT = 10_000
@@ -103,71 +115,166 @@ def index_prepared_batch(
     collection, MaxFaces and the quality filter) in one transaction and one audit entry; all of
     them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
     face crops (they are cut from the images: use ``index_prepared`` per image)."""
-    collection, max_faces = ask.collection, ask.max_faces
-    with governed(service, actor, "IndexFaces", collection, model_check=True) as step:
-        row, purpose = step.collection, step.purpose
-        if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
-            raise NotFoundError(f"Collection {collection!r} has no declared purpose", resource=collection)
-        check_limit(len(batch), "batch", 1, BATCH_LIMIT)
-        if max_faces is not None:
-            check_limit(max_faces, "MaxFaces", 1, 4096)
+    return answer_batch(write_batch(service, actor, ask, batch, None))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A batch made ready outside the transaction (by ``plan_batch``, or inside ``write_batch``): its
+    images as rows to insert, their plain vectors for the live index and their audit details,
+    under the collection row, engine, quality level, MaxFaces and retention it was made for."""
+
+    row: CollectionRow
+    engine: FaceEngine
+    level: str
+    max_faces: int | None
+    retention: float
+    now: float
+    images: list[_Image]
+    new: list[NewFace]
+    vectors: np.ndarray | None
+    details: list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class WrittenBatch:
+    """A committed batch: its plan, the faces as stored (expiry cut to the consent's end) and their keys."""
+
+    plan: BatchPlan
+    new: list[NewFace]
+    keys: list[int]
+
+
+def plan_batch(
+    service: ServiceContext, ask: Enrolment, batch: Sequence[tuple[PreparedImage, str | None]]
+) -> BatchPlan | None:
+    """The batch's rows made ready ahead of its write (e.g. while the previous batch commits), or None
+    where that cannot be done without the governed path (unknown collection or purpose, bad
+    parameters, embeddings that do not match): ``write_batch`` then prepares it itself and refuses,
+    audited. Reads only; the plan is used only if the collection, purpose and engine are unchanged."""
+    row = service.store.get_collection(ask.collection)
+    purpose = None if row is None else service.policy.purposes.get(row.purpose)
+    if row is None or purpose is None or purpose.keep_face_crops or not 1 <= len(batch) <= BATCH_LIMIT:
+        return None
+    if ask.max_faces is not None and not 1 <= ask.max_faces <= 4096:
+        return None
+    try:
         level = check_quality_filter(ask.quality_filter)
-        if purpose.keep_face_crops:
-            raise InvalidParameterError(
-                f"Purpose {purpose.name!r} keeps face crops, cut from each image: index its images one at a time",
-                parameter="batch",
-            )
-        subjects = {external for _, external in batch if external is not None}
-        for external in subjects:
-            check_external_image_id(external)
-        if any(external is None for _, external in batch):
-            check_consent(service, purpose, None)  # refused when consent is required
-        for external in subjects:
-            check_consent(service, purpose, external)
-        now = service.clock()
         engine = service.engine_for(row)
-        ids = ordered_uuids()
-        images = [
-            _prepare(engine, prepared, external, level, max_faces, now + purpose.retention_seconds, ids)
-            for prepared, external in batch
-        ]
+        return _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
+    except FacetrustError:
+        return None
+
+
+def _plan(
+    engine: FaceEngine,
+    row: CollectionRow,
+    level: str,
+    max_faces: int | None,
+    retention: float,
+    batch: Sequence[tuple[PreparedImage, str | None]],
+    now: float,
+) -> BatchPlan:
+    import numpy as np
+
+    ids = ordered_uuids()
+    images = [
+        _prepare(engine, prepared, external, level, max_faces, now + retention, ids) for prepared, external in batch
+    ]
+    new = [face for _, _, faces, _, _ in images for face in faces]
+    joined = b"".join(face.embedding for face in new)
+    vectors = np.frombuffer(joined, dtype="<f4").reshape(len(new), -1) if new else None
+    details = [_detail(image) for image in images]
+    return BatchPlan(row, engine, level, max_faces, retention, now, images, new, vectors, details)
+
+
+def write_batch(
+    service: ServiceContext,
+    actor: Actor,
+    ask: Enrolment,
+    batch: Sequence[tuple[PreparedImage, str | None]],
+    plan: BatchPlan | None,
+) -> WrittenBatch:
+    """The governed write of one batch (``index_prepared_batch`` without its answer objects), from
+    ``plan`` where it still fits the collection, else prepared here; then the live index and the
+    statistics are brought up to it. Returns once the batch has committed."""
+    import numpy as np
+
+    with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
+        row, purpose, level, subjects = _check_batch(service, step.collection, step.purpose, ask, batch)
+        engine = service.engine_for(row)
+        fits = (row, engine, level, ask.max_faces, purpose.retention_seconds)
+        if plan is None or (plan.row, plan.engine, plan.level, plan.max_faces, plan.retention) != fits:
+            plan = _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
         with service.store.transaction() as conn:
-            if service.store.get_collection(collection, conn) != row:
-                raise NotFoundError(f"Collection {collection!r} was deleted while indexing", resource=collection)
+            if service.store.get_collection(ask.collection, conn) != row:
+                raise NotFoundError(
+                    f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
+                )
             ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
-            new = [_until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in images for face in faces]
+            new = plan.new
+            if any(end is not None for end in ends.values()):
+                new = [
+                    _until(face, None if ext is None else ends[ext])
+                    for _, ext, faces, _, _ in plan.images
+                    for face in faces
+                ]
             before = service.store.last_change(row.id, conn)
-            keys = service.store.insert_faces(conn, row.id, new, now=now)
+            keys = service.store.insert_faces(conn, row.id, new, now=plan.now)
             after = service.store.last_change(row.id, conn)
-            stored = {key: FaceRow.inserted(key, face, now) for key, face in zip(keys, new, strict=True)}
             service.store.record_ingested_many(
-                conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in images], now
+                conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in plan.images], plan.now
             )
-            step.record.details = {"images": [_detail(image) for image in images]}
+            step.record.details = {"images": plan.details}
             step.record.commit(conn)
-    _index_step(service, row, before, after, keys, new)
+    if plan.vectors is not None:
+        service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), plan.vectors)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
-    results, at = [], 0
-    for prepared, _, faces, image_id, unindexed in images:
-        mine = keys[at : at + len(faces)]
+    return WrittenBatch(plan, new, keys)
+
+
+def _check_batch(
+    service: ServiceContext,
+    row: CollectionRow,
+    purpose: Purpose | None,
+    ask: Enrolment,
+    batch: Sequence[tuple[PreparedImage, str | None]],
+) -> tuple[CollectionRow, Purpose, str, set[str]]:
+    """The batch's parameters and consent, checked on the governed path (so a refusal is audited):
+    the quality level and the batch's subjects (ExternalImageIds)."""
+    if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
+        raise NotFoundError(f"Collection {ask.collection!r} has no declared purpose", resource=ask.collection)
+    check_limit(len(batch), "batch", 1, BATCH_LIMIT)
+    if ask.max_faces is not None:
+        check_limit(ask.max_faces, "MaxFaces", 1, 4096)
+    level = check_quality_filter(ask.quality_filter)
+    if purpose.keep_face_crops:
+        raise InvalidParameterError(
+            f"Purpose {purpose.name!r} keeps face crops, cut from each image: index its images one at a time",
+            parameter="batch",
+        )
+    subjects = {external for _, external in batch if external is not None}
+    for external in subjects:
+        check_external_image_id(external)
+    if any(external is None for _, external in batch):
+        check_consent(service, purpose, None)  # refused when consent is required
+    for external in subjects:
+        check_consent(service, purpose, external)
+    return row, purpose, level, subjects
+
+
+def answer_batch(written: WrittenBatch) -> list[IndexResult]:
+    """The IndexResult of each image of a committed batch, in input order (built after the commit,
+    from the rows as inserted: nothing is read back)."""
+    plan, results, at = written.plan, [], 0
+    stored = {key: FaceRow.inserted(key, face, plan.now) for key, face in zip(written.keys, written.new, strict=True)}
+    for prepared, _, faces, image_id, unindexed in plan.images:
+        mine = written.keys[at : at + len(faces)]
         at += len(faces)
         pairs = zip(mine, (e.face for e in prepared.embeddings), strict=True)
         indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, face in pairs if face is not None)
-        results.append(IndexResult(image_id, indexed, tuple(unindexed), row.model))
+        results.append(IndexResult(image_id, indexed, tuple(unindexed), plan.row.model))
     return results
-
-
-def _index_step(
-    service: ServiceContext, row: CollectionRow, before: int, after: int, keys: list[int], new: list[NewFace]
-) -> None:
-    """Add the committed faces to the collection's live index from their plain vectors, so the first
-    search after a bulk import does not rebuild it from the (sealed) store."""
-    import numpy as np
-
-    if not keys:
-        return
-    vectors = np.frombuffer(b"".join(face.embedding for face in new), dtype="<f4").reshape(len(new), -1)
-    service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), vectors)
 
 
 def ordered_uuids(clock: Callable[[], float] = time.time) -> Iterator[str]:
