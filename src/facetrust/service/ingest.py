@@ -27,9 +27,9 @@ from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
 from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.tails import after_change
-from facetrust.service.types import IndexedFace, IndexResult, stored_face
+from facetrust.service.types import IndexedFace, IndexResult, inserted_face
 from facetrust.service.validate import check_external_image_id, check_limit
-from facetrust.store.sqlite import CollectionRow, FaceRow, NewFace
+from facetrust.store.sqlite import CollectionRow, NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -267,12 +267,11 @@ def answer_batch(written: WrittenBatch) -> list[IndexResult]:
     """The IndexResult of each image of a committed batch, in input order (built after the commit,
     from the rows as inserted: nothing is read back)."""
     plan, results, at = written.plan, [], 0
-    stored = {key: FaceRow.inserted(key, face, plan.now) for key, face in zip(written.keys, written.new, strict=True)}
     for prepared, _, faces, image_id, unindexed in plan.images:
-        mine = written.keys[at : at + len(faces)]
-        at += len(faces)
-        pairs = zip(mine, (e.face for e in prepared.embeddings), strict=True)
-        indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, face in pairs if face is not None)
+        end = at + len(faces)
+        pairs = zip(written.new[at:end], (e.face for e in prepared.embeddings), strict=True)
+        at = end
+        indexed = tuple(IndexedFace(inserted_face(new, plan.now), face) for new, face in pairs if face is not None)
         results.append(IndexResult(image_id, indexed, tuple(unindexed), plan.row.model))
     return results
 
