@@ -194,10 +194,12 @@ def write_batch(
     ask: Enrolment,
     batch: Sequence[tuple[PreparedImage, str | None]],
     plan: BatchPlan | None,
+    committing: Callable[[], None] | None = None,
 ) -> WrittenBatch:
     """The governed write of one batch (``index_prepared_batch`` without its answer objects), from
     ``plan`` where it still fits the collection, else prepared here; then the live index and the
-    statistics are brought up to it. Returns once the batch has committed."""
+    statistics are brought up to it. Returns once the batch has committed. ``committing`` is
+    called when only the COMMIT itself is left (the pipeline prepares the next batch meanwhile)."""
     import numpy as np
 
     with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
@@ -227,6 +229,8 @@ def write_batch(
             )
             step.record.details = {"images": plan.details}
             step.record.commit(conn)
+            if committing is not None:
+                committing()
     if plan.vectors is not None:
         service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), plan.vectors)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
