@@ -52,7 +52,12 @@ def test_batches_are_written_and_answered_in_input_order_one_audit_entry_each(
     todo = batches(svc, 6, 4)
     catch_ups = []
     real_ensure = CollectionIndex.ensure
-    monkeypatch.setattr(CollectionIndex, "ensure", lambda self: catch_ups.append(1) or real_ensure(self))
+
+    def ensure(self: CollectionIndex) -> object:
+        catch_ups.append(1)
+        return real_ensure(self)
+
+    monkeypatch.setattr(CollectionIndex, "ensure", ensure)
 
     answered = list(svc.index_prepared_batches("people", todo))
 
@@ -63,9 +68,8 @@ def test_batches_are_written_and_answered_in_input_order_one_audit_entry_each(
     assert stored == [ext for batch in todo for _, ext in batch]
     entries = index_faces_entries(svc)
     assert len(entries) == 6 and all(e["outcome"] == "ok" for e in entries)
-    assert [[d["image_id"] for d in e["images"]] for e in entries] == [  # type: ignore[union-attr]
-        [r.image_id for r in results] for results in answered
-    ]
+    logged = [[d["image_id"] for d in e["images"]] for e in entries]  # type: ignore[attr-defined]
+    assert logged == [[r.image_id for r in results] for results in answered]
     row = svc.store.get_collection("people")
     assert row is not None
     index = svc.indexes.get(row)
