@@ -2,14 +2,12 @@
 
     nice -n 5 .venv/bin/python bench/ingest_bulk.py                   # → results/ingest-bulk.json/.md
     nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 200000    # more faces in the batched run
-    nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 10000000 --modes single,pipeline --out ingest-bulk-10m
+    nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 10000000 --modes single,batch --out ingest-bulk-10m
 
 What a bulk import of millions of faces costs after detection and embedding (done elsewhere,
 e.g. on Ray workers): ``FaceService.index_prepared`` (one IndexFaces per image: a transaction,
 an audit entry, a commit) against ``index_prepared_batch`` (one IndexFaces, transaction and
-audit entry per batch of images, one multi-row insert), and ``index_prepared_batches`` (the
-same batches pipelined: the next batch made ready in this thread while the writer thread commits
-the current one). A fresh data directory each, with the
+audit entry per batch of images, one multi-row insert). A fresh data directory each, with the
 service's defaults as ``FaceService.open`` sets them: SQLite, templates sealed with the default
 key, the auto index backend. One face per image (a face from the fake detector, re-used; the
 embeddings are seeded random unit vectors: the write does not look at their values). Then the
@@ -74,17 +72,6 @@ def images(svc: Any, count: int, offset: int) -> Iterator[Any]:
             yield PreparedImage(digest, (face,), (FaceEmbedding(v, model, face),))
 
 
-def batches(stream: Iterator[Any], size: int) -> Iterator[list[tuple[Any, str | None]]]:
-    pending: list[tuple[Any, str | None]] = []
-    for prepared in stream:
-        pending.append((prepared, None))
-        if len(pending) == size:
-            yield pending
-            pending = []
-    if pending:
-        yield pending
-
-
 def disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -97,10 +84,7 @@ def run(mode: str, count: int, batch: int) -> dict[str, Any]:
         row["load_before"] = machine_record()["load_before"]
         stream = images(svc, count, 1 if mode == "single" else 0)
         c, t = time.process_time(), time.perf_counter()
-        if mode == "pipeline":
-            for _ in svc.index_prepared_batches("bulk", batches(stream, batch)):
-                pass
-        elif mode == "batch":
+        if mode == "batch":
             pending: list[tuple[Any, str | None]] = []
             for prepared in stream:
                 pending.append((prepared, None))
@@ -151,17 +135,17 @@ def render(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=int, default=100_000, help="faces in the batched and pipelined runs")
-    parser.add_argument("--modes", default="single,batch,pipeline", help="runs, in order (single, batch, pipeline)")
+    parser.add_argument("--faces", type=int, default=100_000, help="faces in the batched run")
+    parser.add_argument("--modes", default="single,batch", help="runs, in order (single, batch)")
     parser.add_argument("--single", type=int, default=2_000, help="faces in the one-image-at-a-time run")
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--out", default="ingest-bulk", help="result name in bench/results (.json and .md)")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": machine_record(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     modes = args.modes.split(",")
-    unknown = set(modes) - {"single", "batch", "pipeline"}
+    unknown = set(modes) - {"single", "batch"}
     if unknown:
-        parser.error(f"unknown mode(s) {sorted(unknown)}; use single, batch, pipeline")
+        parser.error(f"unknown mode(s) {sorted(unknown)}; use single, batch")
     result["runs"] = [run(m, args.single if m == "single" else args.faces, args.batch) for m in modes]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")

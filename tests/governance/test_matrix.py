@@ -595,7 +595,6 @@ SERVICE_OPERATION = {
     "index_faces": "IndexFaces",
     "index_prepared": "IndexFaces",  # the same operation for faces found elsewhere: the row's ingest cells
     "index_prepared_batch": "IndexFaces",  # many prepared images as one IndexFaces (tests/ingest/test_batch.py)
-    "index_prepared_batches": "IndexFaces",  # index_prepared_batch pipelined (tests/ingest/test_pipeline.py)
     "list_faces": "ListFaces",
     "delete_faces": "DeleteFaces",
     "create_user": "CreateUser",

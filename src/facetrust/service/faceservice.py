@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from facetrust.config import INDEX_BACKENDS, Settings
@@ -30,7 +30,6 @@ from facetrust.governance.policy import DEFAULT_POLICY, Policy, Purpose
 from facetrust.images import ImageSource
 from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import audit_view as _audit_view
-from facetrust.service import bulk as _bulk
 from facetrust.service import collections as _collections
 from facetrust.service import compare as _compare
 from facetrust.service import corrections as _corrections
@@ -287,22 +286,6 @@ class FaceService:
         cost more than the faces' rows. Refused where the purpose keeps face crops."""
         ask = _faces.Enrolment(collection, None, max_faces, quality_filter)
         return _ingest.index_prepared_batch(self.ctx, actor, ask, batch)
-
-    def index_prepared_batches(
-        self,
-        collection: str,
-        batches: Iterable[Sequence[tuple[PreparedImage, str | None]]],
-        *,
-        max_faces: int | None = None,
-        quality_filter: str = "AUTO",
-        actor: Actor = LOCAL,
-    ) -> Iterator[list[IndexResult]]:
-        """``index_prepared_batch`` of each batch in turn, pipelined over two threads (the next batch
-        is made ready while this one commits): yields each batch's results, in input order, once it
-        has committed. The first batch that fails raises its error in its turn and stops the run:
-        the batches after it are not written. The bulk path for millions of faces."""
-        ask = _faces.Enrolment(collection, None, max_faces, quality_filter)
-        return _bulk.index_prepared_batches(self.ctx, actor, ask, batches)
 
     def list_faces(
         self,

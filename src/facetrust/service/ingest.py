@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError
+from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
 from facetrust.service.faces import Enrolment, check_consent, enrol, new_face
 from facetrust.service.governed import governed
@@ -50,7 +50,6 @@ __all__ = [
     "answer_batch",
     "index_prepared",
     "index_prepared_batch",
-    "plan_batch",
     "write_batch",
 ]
 
@@ -115,12 +114,12 @@ def index_prepared_batch(
     collection, MaxFaces and the quality filter) in one transaction and one audit entry; all of
     them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
     face crops (they are cut from the images: use ``index_prepared`` per image)."""
-    return answer_batch(write_batch(service, actor, ask, batch, None))
+    return answer_batch(write_batch(service, actor, ask, batch))
 
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """A batch made ready outside the transaction (by ``plan_batch``, or inside ``write_batch``): its
+    """A batch made ready for ``write_batch`` (before its transaction starts): its
     images as rows to insert, their plain vectors for the live index and their audit details,
     under the collection row, engine, quality level, MaxFaces and retention it was made for."""
 
@@ -143,27 +142,6 @@ class WrittenBatch:
     plan: BatchPlan
     new: list[NewFace]
     keys: list[int]
-
-
-def plan_batch(
-    service: ServiceContext, ask: Enrolment, batch: Sequence[tuple[PreparedImage, str | None]]
-) -> BatchPlan | None:
-    """The batch's rows made ready ahead of its write (e.g. while the previous batch commits), or None
-    where that cannot be done without the governed path (unknown collection or purpose, bad
-    parameters, embeddings that do not match): ``write_batch`` then prepares it itself and refuses,
-    audited. Reads only; the plan is used only if the collection, purpose and engine are unchanged."""
-    row = service.store.get_collection(ask.collection)
-    purpose = None if row is None else service.policy.purposes.get(row.purpose)
-    if row is None or purpose is None or purpose.keep_face_crops or not 1 <= len(batch) <= BATCH_LIMIT:
-        return None
-    if ask.max_faces is not None and not 1 <= ask.max_faces <= 4096:
-        return None
-    try:
-        level = check_quality_filter(ask.quality_filter)
-        engine = service.engine_for(row)
-        return _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
-    except FacetrustError:
-        return None
 
 
 def _plan(
@@ -193,21 +171,16 @@ def write_batch(
     actor: Actor,
     ask: Enrolment,
     batch: Sequence[tuple[PreparedImage, str | None]],
-    plan: BatchPlan | None,
-    committing: Callable[[], None] | None = None,
 ) -> WrittenBatch:
-    """The governed write of one batch (``index_prepared_batch`` without its answer objects), from
-    ``plan`` where it still fits the collection, else prepared here; then the live index and the
-    statistics are brought up to it. Returns once the batch has committed. ``committing`` is
-    called when only the COMMIT itself is left (the pipeline prepares the next batch meanwhile)."""
+    """The governed write of one batch (``index_prepared_batch`` without its answer objects), its
+    rows prepared under the collection as the governed checks found it; then the live index and the
+    statistics are brought up to it. Returns once the batch has committed."""
     import numpy as np
 
     with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
         row, purpose, level, subjects = _check_batch(service, step.collection, step.purpose, ask, batch)
         engine = service.engine_for(row)
-        fits = (row, engine, level, ask.max_faces, purpose.retention_seconds)
-        if plan is None or (plan.row, plan.engine, plan.level, plan.max_faces, plan.retention) != fits:
-            plan = _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
+        plan = _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
         with service.store.transaction() as conn:
             if service.store.get_collection(ask.collection, conn) != row:
                 raise NotFoundError(
@@ -229,8 +202,6 @@ def write_batch(
             )
             step.record.details = {"images": plan.details}
             step.record.commit(conn)
-            if committing is not None:
-                committing()
     if plan.vectors is not None:
         service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), plan.vectors)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
