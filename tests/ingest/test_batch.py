@@ -140,3 +140,12 @@ def test_time_ordered_uuids_follow_the_clock_and_never_repeat() -> None:
 
     assert len(set(made)) == 3000 and made == sorted(made)
     assert {uuid.UUID(i).int >> 80 for i in made} == {1000, 2500}  # Unix milliseconds in the top 48 bits
+
+
+def test_time_ordered_uuids_carry_the_counter_in_the_version_7_layout() -> None:
+    made = [uuid.UUID(i) for i in islice(ordered_uuids(lambda: 1_700_000_000.0), 20_000)]
+
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
+    counters = [((u.int >> 64) & 0xFFF) << 14 | ((u.int >> 48) & 0x3FFF) for u in made]
+    assert counters == list(range(1, 20_001))  # 26 bits: 12 after the version, 14 after the variant
+    assert len({u.int & 0xFFFF_FFFF_FFFF for u in made}) > 19_900  # 48 random bits each

@@ -260,13 +260,12 @@ def ordered_uuids(clock: Callable[[], float] = time.time) -> Iterator[str]:
     unguessable."""
     counter = 0
     while True:
-        millis = int(clock() * 1000) & 0xFFFF_FFFF_FFFF
+        millis = f"{int(clock() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+        head = f"{millis[:8]}-{millis[8:]}-7"  # the version nibble follows the milliseconds
         noise = os.urandom(6 * 1024).hex()
         for at in range(0, 12 * 1024, 12):
             counter = (counter + 1) & 0x3FF_FFFF
-            value = (millis << 32) | (0x7 << 28) | ((counter >> 14) << 16) | 0x8000 | (counter & 0x3FFF)
-            h = f"{value:020x}{noise[at : at + 12]}"
-            yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            yield f"{head}{counter >> 14:03x}-{0x8000 | (counter & 0x3FFF):04x}-{noise[at : at + 12]}"
 
 
 _Image = tuple[PreparedImage, "str | None", list[NewFace], str, "list[UnindexedFace]"]
