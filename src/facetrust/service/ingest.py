@@ -15,9 +15,12 @@ an audit append and a commit cost more than the faces' rows.
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -114,7 +117,44 @@ def index_prepared_batch(
     collection, MaxFaces and the quality filter) in one transaction and one audit entry; all of
     them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
     face crops (they are cut from the images: use ``index_prepared`` per image)."""
-    return answer_batch(write_batch(service, actor, ask, batch))
+    with _COLLECTOR.paused():
+        return answer_batch(write_batch(service, actor, ask, batch))
+
+
+class _CollectorPause:
+    """The cyclic garbage collector held off while bulk batches are written and answered.
+
+    A batch makes some 15 tracked objects per face that all live until its answers are returned,
+    so the collector would traverse them again and again for nothing (~9 µs per face at 1M).
+    Reference counting still frees every object that is not in a cycle at once; only garbage in
+    cycles, from any thread, waits until the last batch in progress ends (one batch: at most
+    10,000 images, about a second), and the allocation counts keep running, so the collection
+    that was held off happens at the next allocation after it. Counted, under a lock, because
+    the collector's switch is one per process and a server writes batches on several threads:
+    the first batch in turns it off (if it was on), the last one out turns it back on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_COLLECTOR = _CollectorPause()
 
 
 @dataclass(frozen=True)
