@@ -2,7 +2,7 @@
 
     nice -n 5 .venv/bin/python bench/ingest_bulk.py                   # → results/ingest-bulk.json/.md
     nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 200000    # more faces in the batched run
-    nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 10000000 --out ingest-bulk-10m
+    nice -n 5 .venv/bin/python bench/ingest_bulk.py --faces 10000000 --modes single,batch --out ingest-bulk-10m
 
 What a bulk import of millions of faces costs after detection and embedding (done elsewhere,
 e.g. on Ray workers): ``FaceService.index_prepared`` (one IndexFaces per image: a transaction,
@@ -15,7 +15,7 @@ first search after the import, which brings the collection's index up to date fr
 (decrypting every template), and the store's size on disk per face. The machine's load average
 is recorded before and after each run: it is shared, so wall-clock rates stretch with the load.
 Also the time until the import is searchable (write + first search) and the process's peak RSS
-(the single run comes first, so the batched run's peak is the whole process's).
+(a run's peak includes the runs before it: give ``--modes`` one bulk mode to measure its own).
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def run(mode: str, count: int, batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facetrust-bulk-") as tmp:
         root = Path(tmp)
         svc = open_service(root)
-        row: dict[str, Any] = {"mode": mode, "faces": count, "batch": batch if mode == "batch" else 1}
+        row: dict[str, Any] = {"mode": mode, "faces": count, "batch": 1 if mode == "single" else batch}
         row["load_before"] = machine_record()["load_before"]
-        stream = images(svc, count, 0 if mode == "batch" else 1)
+        stream = images(svc, count, 1 if mode == "single" else 0)
         c, t = time.process_time(), time.perf_counter()
         if mode == "batch":
             pending: list[tuple[Any, str | None]] = []
@@ -136,12 +136,17 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, default=100_000, help="faces in the batched run")
+    parser.add_argument("--modes", default="single,batch", help="runs, in order (single, batch)")
     parser.add_argument("--single", type=int, default=2_000, help="faces in the one-image-at-a-time run")
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--out", default="ingest-bulk", help="result name in bench/results (.json and .md)")
     args = parser.parse_args()
     result: dict[str, Any] = {"machine": machine_record(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    result["runs"] = [run("single", args.single, 1), run("batch", args.faces, args.batch)]
+    modes = args.modes.split(",")
+    unknown = set(modes) - {"single", "batch"}
+    if unknown:
+        parser.error(f"unknown mode(s) {sorted(unknown)}; use single, batch")
+    result["runs"] = [run(m, args.single if m == "single" else args.faces, args.batch) for m in modes]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / f"{args.out}.md").write_text(render(result))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.cli.index_cmd import external_id_for
+from facetrust.governance import audit
 
 from .service_cli import ServiceCli, service_cli
 
@@ -139,6 +140,8 @@ def test_index_a_folder_without_images_is_an_error(fc: ServiceCli, tmp_path: Pat
         (("--max-faces", "0"), "Invalid value for '--max-faces': 0 is not in the range 1<=x<=4096."),
         (("--quality-filter", "BEST"), "Invalid value for '--quality-filter': 'BEST' is not one of"),
         (("--external-id-from", "path"), "Invalid value for '--external-id-from': 'path' is not one of"),
+        (("--batch", "0"), "Invalid value for '--batch': 0 is not in the range 1<=x<=10000."),
+        (("--batch", "10001"), "Invalid value for '--batch': 10001 is not in the range 1<=x<=10000."),
     ],
 )
 def test_index_bad_options_are_usage_errors(fc: ServiceCli, args: tuple[str, ...], message: str) -> None:
@@ -161,6 +164,18 @@ def test_index_bad_options_are_usage_errors(fc: ServiceCli, args: tuple[str, ...
 )
 def test_external_id_is_the_file_name_with_other_characters_replaced(path: str, external: str) -> None:
     assert external_id_for(path) == external
+
+
+def test_index_batch_sets_the_images_per_transaction_one_audit_entry_each(fc: ServiceCli) -> None:
+    for i in range(5):
+        fc.image(f"many/img{i}.png", [(20, 20, 100, 10 + i)])
+
+    result = fc.run("index", "people", "--batch", "2", str(fc.folder / "many"))
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "people: 5 images, 5 faces indexed, 0 not indexed, 0 failed\n"
+    entries = [e.data for e in audit.entries(fc.service.store.connection()) if e.data["operation"] == "IndexFaces"]
+    assert [len(e["images"]) if "images" in e else 1 for e in entries] == [2, 2, 1]  # the last one alone
 
 
 def test_index_rerun_skips_the_images_already_indexed_and_says_so(fc: ServiceCli) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from facetrust.governance import audit
@@ -55,3 +59,37 @@ def audit_tail(svc: FaceService, count: int) -> list[dict[str, object]]:
         data = {k: v for k, v in entry.data.items() if k not in ("details", "request_id")}
         out.append(data)
     return out
+
+
+def run_child_and_kill(command: list[str], wanted: int, delay: float) -> list[list[str]]:
+    """Run ``command`` (a child that prints a line per acknowledged image, then ``done``), kill -9 it
+    ``delay`` seconds after its ``wanted``-th line, and return every line it printed, split."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    reported: list[list[str]] = []
+    deadline = time.monotonic() + 120
+    while len(reported) < wanted and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line or line.strip() == "done":
+            break
+        reported.append(line.split())
+    time.sleep(delay)  # kill at an arbitrary point of a later batch
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    reported += [line.split() for line in proc.stdout.read().splitlines() if line.strip() and line != "done"]
+    proc.stdout.close()
+    assert len(reported) >= wanted, "the child process stopped early"
+    return reported
+
+
+def stored_by_image(service: FaceService, collection: str = "c") -> dict[str, list[str]]:
+    """The stored face ids of each image id (every page of ListFaces)."""
+    by_image: dict[str, list[str]] = {}
+    token = None
+    while True:
+        page = service.list_faces(collection, max_results=500, next_token=token)
+        for face in page.faces:
+            by_image.setdefault(face.image_id, []).append(face.face_id)
+        token = page.next_token
+        if token is None:
+            return by_image

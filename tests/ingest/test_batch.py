@@ -13,12 +13,12 @@ from facetrust.errors import ConsentRequiredError, InvalidParameterError, RoleDe
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.ingest.prepare import Job, prepare, sha256_of
-from facetrust.models.fake import face_png
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.ingest import PreparedImage, ordered_uuids
 from facetrust.service.validate import check_face_ids
 
-from .helpers import audit_tail, external_ids, open_service
+from .helpers import POLICY, audit_tail, external_ids, open_service
 
 SEARCHER = Actor("FTKSEARCHER", "searcher")
 
@@ -140,3 +140,74 @@ def test_time_ordered_uuids_follow_the_clock_and_never_repeat() -> None:
 
     assert len(set(made)) == 3000 and made == sorted(made)
     assert {uuid.UUID(i).int >> 80 for i in made} == {1000, 2500}  # Unix milliseconds in the top 48 bits
+
+
+def test_time_ordered_uuids_carry_the_counter_in_the_version_7_layout() -> None:
+    made = [uuid.UUID(i) for i in islice(ordered_uuids(lambda: 1_700_000_000.0), 20_000)]
+
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
+    counters = [((u.int >> 64) & 0xFFF) << 14 | ((u.int >> 48) & 0x3FFF) for u in made]
+    assert counters == list(range(1, 20_001))  # 26 bits: 12 after the version, 14 after the variant
+    assert len({u.int & 0xFFFF_FFFF_FFFF for u in made}) > 19_900  # 48 random bits each
+
+
+def test_the_collector_is_off_during_a_batch_and_back_as_it_was_after_it_even_when_refused(tmp_path: Path) -> None:
+    import gc
+    import time
+
+    seen: list[bool] = []
+
+    def clock() -> float:  # the service reads its clock while the batch is made ready
+        seen.append(gc.isenabled())
+        return time.time()
+
+    svc = FaceService(tmp_path / "data", fake_engine(), policy=POLICY, clock=clock)
+    svc.create_collection("people")
+    svc.create_collection("staff", purpose="access")
+    images = [(im, None) for im in prepared(svc, 1, 2)]
+    try:
+        assert gc.isenabled()
+        seen.clear()
+        svc.index_prepared_batch("people", images)
+        assert seen and not any(seen) and gc.isenabled()
+        with pytest.raises(ConsentRequiredError):
+            svc.index_prepared_batch("staff", [(im, "nobody") for im, _ in images])
+        assert gc.isenabled()
+        gc.disable()  # a caller that runs without the collector keeps it off
+        svc.index_prepared_batch("people", [(im, None) for im in prepared(svc, 3)])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        svc.close()
+
+
+def test_overlapping_batches_turn_the_collector_back_on_only_when_the_last_one_ends() -> None:
+    import gc
+    import threading
+
+    from facetrust.service.ingest import _COLLECTOR
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    states: list[bool] = []
+
+    def second() -> None:
+        first_in.wait()
+        with _COLLECTOR.paused():
+            second_in.set()
+            first_out.wait()
+            states.append(gc.isenabled())  # the first batch has ended, this one has not
+        states.append(gc.isenabled())
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    try:
+        with _COLLECTOR.paused():
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+        worker.join()
+        assert states == [False, True] and gc.isenabled()
+    finally:
+        first_out.set()
+        worker.join()
+        gc.enable()

@@ -68,3 +68,30 @@ def test_the_confidence_bar_applies_to_the_detectors_own_score_not_the_rekogniti
 
     assert rejection_reasons(calibrated_high, "MEDIUM") == ["LOW_CONFIDENCE"]
     assert rejection_reasons(calibrated_low, "HIGH") == []
+
+
+def test_split_faces_accepts_exactly_the_faces_rejection_reasons_clears() -> None:
+    # The bulk write's quick test (split_faces) must refuse every face the filter's reasons
+    # refuse, at every level, edge values and NaN included.
+    import itertools
+    import math
+
+    from facetrust.service.quality import split_faces
+
+    nan = math.nan
+    marks = [None, Landmarks(Point(-5, 50), Point(30, 50), Point(15, 65), Point(5, 80), Point(25, 80))]
+    marks += [Landmarks(Point(40, 50), Point(70, 50), Point(55, 65), Point(45, 80), Point(200, 80))]
+    marks += [Landmarks(Point(40, nan), Point(70, 50), Point(55, 65), Point(45, 80), Point(65, 80))]
+    faces = [
+        _face(**{k: v for k, v in (("landmarks", lm), ("recognisable", rec)) if v is not None})
+        for lm, rec in itertools.product(marks, [None, False])
+    ]
+    values = [{"confidence": c} for c in (50.0, 54.9, 70.0, 85.0, nan)] + [
+        {"quality": Quality(b, s)} for b, s in itertools.product((4.9, 5.0, 98.0, 98.1, nan), (4.9, 25.0, nan))
+    ]
+    values += [{"pose": Pose(0, y, p)} for y, p in itertools.product((-70.1, 40.0, 55.0, nan), (-50.0, 30.1, nan))]
+    faces += [_face(**v) for v in values]
+    for level in ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH"):
+        accepted, unindexed = split_faces(faces, level, None)
+        assert accepted == [f for f in faces if not rejection_reasons(f, level)]
+        assert [u.reasons for u in unindexed] == [tuple(r) for f in faces if (r := rejection_reasons(f, level))]

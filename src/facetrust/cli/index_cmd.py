@@ -15,6 +15,7 @@ from facetrust.cli.context import cli_state, renders_errors, report_error
 from facetrust.errors import InvalidParameterError
 from facetrust.ingest import ImageOutcome, IngestOptions, LocalRunner, RayRunner, Runner, external_id_for, ingest
 from facetrust.ingest.run import collection_engine
+from facetrust.service.ingest import BATCH_LIMIT
 from facetrust.service.profiles import profile_of
 from facetrust.service.quality import QUALITY_FILTERS
 
@@ -63,6 +64,13 @@ def _runner(ray_address: str | None, collection: str) -> Iterator[Runner]:
     show_default=True,
     help="Faces below this quality bar are not indexed (NONE: only too small or cut-off faces are refused).",
 )
+@click.option(
+    "--batch",
+    type=click.IntRange(1, BATCH_LIMIT),
+    default=IngestOptions.batch,
+    show_default=True,
+    help="Images written per transaction (one IndexFaces and one audit entry each); larger is faster in bulk.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with every face instead of a summary.")
 @click.option(
     "--ray",
@@ -80,13 +88,14 @@ def index(
     external_id_from: str,
     max_faces: int | None,
     quality_filter: str,
+    batch: int,
     as_json: bool,
     ray_address: str | None,
 ) -> None:
     """Detect the faces in each image under PATH (files or folders) and store them in
     COLLECTION: embeddings and metadata only, never the image.
 
-    Each image is committed on its own, in input order. An image already indexed into
+    Images are committed in input order, --batch of them per transaction. An image already indexed into
     COLLECTION (the same bytes) is skipped, so a rerun resumes where one stopped. An image
     that cannot be read is reported as `Error: <file>: <why>` on stderr and the others are
     still indexed; the exit status is then 1. The last line counts images, faces indexed,
@@ -99,7 +108,7 @@ def index(
     if not paths:
         raise InvalidParameterError(f"No JPEG or PNG images found in {', '.join(inputs)}", parameter="PATH")
     service = cli_state().service()
-    options = IngestOptions(external_id_from, max_faces, quality_filter)
+    options = IngestOptions(external_id_from, max_faces, quality_filter, batch)
     stderr: TextIO = sys.stderr
     with (
         click.progressbar(length=len(paths), label="Indexing", file=stderr, hidden=not stderr.isatty()) as bar,

@@ -87,17 +87,17 @@ def check_consent(
 def new_face(
     emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float, face_id: str | None = None
 ) -> NewFace:
-    r = face.ratio_box
+    b, width, height = face.box, face.image_width, face.image_height  # face.ratio_box's sums, no RatioBox
     return NewFace(
         face_id=face_id or str(uuid.uuid4()),
         image_id=image_id,
         external_image_id=external,
-        box=(r.left, r.top, r.width, r.height),
+        box=(b.left / width, b.top / height, b.width / width, b.height / height),
         confidence=face.confidence,
         brightness=face.quality.brightness,
         sharpness=face.quality.sharpness,
         pose=(face.pose.roll, face.pose.yaw, face.pose.pitch),
-        embedding=emb.vector.astype("<f4").tobytes(),
+        embedding=emb.vector.astype("<f4", copy=False).tobytes(),
         expires_at=expires,
     )
 

@@ -56,7 +56,30 @@ def check_quality_filter(value: object) -> str:
 
 
 def _cut_off(face: Face) -> bool:
-    return any(not (0.0 <= x < face.image_width and 0.0 <= y < face.image_height) for x, y in face.landmarks.as_list())
+    """A landmark outside the image (or not a number). A plain loop: it runs per face of a bulk write."""
+    width, height, marks = face.image_width, face.image_height, face.landmarks
+    for p in (marks.eye_left, marks.eye_right, marks.nose, marks.mouth_left, marks.mouth_right):
+        if not (0.0 <= p.x < width and 0.0 <= p.y < height):
+            return True
+    return False
+
+
+def _passes(face: Face, level: str) -> bool:
+    """``not rejection_reasons(face, level)`` without building the list: the same tests, written
+    the same way (so a NaN fails or passes each exactly as there), stopping at the first that fails."""
+    if not face.recognisable or _cut_off(face):
+        return False
+    bars = _BARS.get(level)
+    if bars is None:
+        return True
+    quality, pose, (low, high) = face.quality, face.pose, bars.brightness
+    return not (
+        face.raw_score < bars.confidence
+        or quality.sharpness < bars.sharpness
+        or not low <= quality.brightness <= high
+        or abs(pose.yaw) > bars.yaw
+        or abs(pose.pitch) > bars.pitch
+    )
 
 
 def rejection_reasons(face: Face, level: str) -> list[str]:
@@ -87,9 +110,8 @@ def split_faces(faces: list[Face], level: str, max_faces: int | None) -> tuple[l
     accepted: list[Face] = []
     unindexed: list[UnindexedFace] = []
     for face in faces:
-        reasons = rejection_reasons(face, level)
-        if reasons:
-            unindexed.append(UnindexedFace(tuple(reasons), face))
+        if not _passes(face, level):
+            unindexed.append(UnindexedFace(tuple(rejection_reasons(face, level)), face))
         elif max_faces is not None and len(accepted) >= max_faces:
             unindexed.append(UnindexedFace(("EXCEEDS_MAX_FACES",), face))
         else:

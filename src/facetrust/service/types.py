@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from facetrust.types import Face, Pose, Quality, RatioBox
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.store.sqlite import FaceRow
+    from facetrust.store.sqlite import FaceRow, NewFace
 
 __all__ = [
     "AssociateResult",
@@ -32,6 +32,7 @@ __all__ = [
     "UserPage",
     "UserSearchMatch",
     "UserSearchResult",
+    "inserted_face",
     "stored_face",
 ]
 
@@ -271,6 +272,26 @@ class ReviewRecord:
     reviewer: str
     note: str
     audit_seq: int
+
+
+def inserted_face(face: NewFace, created_at: float) -> StoredFace:
+    """``stored_face`` of the row ``insert_faces`` stores for ``face`` at ``created_at`` (no user yet),
+    built straight from it: a bulk import answers with thousands per batch (positional fields,
+    no intermediate ``FaceRow``: a third of the cost)."""
+    left, top, width, height = face.box
+    roll, yaw, pitch = face.pose
+    return StoredFace(
+        face.face_id,
+        face.image_id,
+        face.external_image_id,
+        None,
+        RatioBox(left, top, width, height),
+        face.confidence,
+        Quality(face.brightness, face.sharpness),
+        Pose(roll, yaw, pitch),
+        created_at,
+        face.expires_at,
+    )
 
 
 def stored_face(row: FaceRow) -> StoredFace:
