@@ -44,17 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
     from facetrust.service.types import UnindexedFace
 
-__all__ = [
-    "BATCH_LIMIT",
-    "BatchPlan",
-    "PreparedImage",
-    "WrittenBatch",
-    "accepted_faces",
-    "answer_batch",
-    "index_prepared",
-    "index_prepared_batch",
-    "write_batch",
-]
+__all__ = ["BATCH_LIMIT", "PreparedImage", "accepted_faces", "index_prepared", "index_prepared_batch"]
 
 #: The most images one ``index_prepared_batch`` call writes (one transaction, one audit entry).
 BATCH_LIMIT = 10_000
@@ -118,7 +108,7 @@ def index_prepared_batch(
     them commit, or none (``FaceService.index_prepared_batch``). Refused for a purpose that keeps
     face crops (they are cut from the images: use ``index_prepared`` per image)."""
     with _COLLECTOR.paused():
-        return answer_batch(write_batch(service, actor, ask, batch))
+        return _answer_batch(_write_batch(service, actor, ask, batch))
 
 
 class _CollectorPause:
@@ -158,16 +148,11 @@ _COLLECTOR = _CollectorPause()
 
 
 @dataclass(frozen=True)
-class BatchPlan:
-    """A batch made ready for ``write_batch`` (before its transaction starts): its
-    images as rows to insert, their plain vectors for the live index and their audit details,
-    under the collection row, engine, quality level, MaxFaces and retention it was made for."""
+class _BatchPlan:
+    """A batch made ready before its transaction starts: its images as rows to insert, their
+    plain vectors for the live index and their audit details, for the collection ``row``."""
 
     row: CollectionRow
-    engine: FaceEngine
-    level: str
-    max_faces: int | None
-    retention: float
     now: float
     images: list[_Image]
     new: list[NewFace]
@@ -176,10 +161,10 @@ class BatchPlan:
 
 
 @dataclass(frozen=True)
-class WrittenBatch:
+class _WrittenBatch:
     """A committed batch: its plan, the faces as stored (expiry cut to the consent's end) and their keys."""
 
-    plan: BatchPlan
+    plan: _BatchPlan
     new: list[NewFace]
     keys: list[int]
 
@@ -192,7 +177,7 @@ def _plan(
     retention: float,
     batch: Sequence[tuple[PreparedImage, str | None]],
     now: float,
-) -> BatchPlan:
+) -> _BatchPlan:
     import numpy as np
 
     ids = ordered_uuids()
@@ -203,22 +188,23 @@ def _plan(
     joined = b"".join(face.embedding for face in new)
     vectors = np.frombuffer(joined, dtype="<f4").reshape(len(new), -1) if new else None
     details = [_detail(image) for image in images]
-    return BatchPlan(row, engine, level, max_faces, retention, now, images, new, vectors, details)
+    return _BatchPlan(row, now, images, new, vectors, details)
 
 
-def write_batch(
+def _write_batch(
     service: ServiceContext,
     actor: Actor,
     ask: Enrolment,
     batch: Sequence[tuple[PreparedImage, str | None]],
-) -> WrittenBatch:
+) -> _WrittenBatch:
     """The governed write of one batch (``index_prepared_batch`` without its answer objects), its
     rows prepared under the collection as the governed checks found it; then the live index and the
     statistics are brought up to it. Returns once the batch has committed."""
     import numpy as np
 
     with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
-        row, purpose, level, subjects = _check_batch(service, step.collection, step.purpose, ask, batch)
+        row = step.collection
+        purpose, level, subjects = _check_batch(service, step.purpose, ask, batch)
         engine = service.engine_for(row)
         plan = _plan(engine, row, level, ask.max_faces, purpose.retention_seconds, batch, service.clock())
         with service.store.transaction() as conn:
@@ -245,16 +231,15 @@ def write_batch(
     if plan.vectors is not None:
         service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), plan.vectors)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
-    return WrittenBatch(plan, new, keys)
+    return _WrittenBatch(plan, new, keys)
 
 
 def _check_batch(
     service: ServiceContext,
-    row: CollectionRow,
     purpose: Purpose | None,
     ask: Enrolment,
     batch: Sequence[tuple[PreparedImage, str | None]],
-) -> tuple[CollectionRow, Purpose, str, set[str]]:
+) -> tuple[Purpose, str, set[str]]:
     """The batch's parameters and consent, checked on the governed path (so a refusal is audited):
     the quality level and the batch's subjects (ExternalImageIds)."""
     if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
@@ -275,10 +260,10 @@ def _check_batch(
         check_consent(service, purpose, None)  # refused when consent is required
     for external in subjects:
         check_consent(service, purpose, external)
-    return row, purpose, level, subjects
+    return purpose, level, subjects
 
 
-def answer_batch(written: WrittenBatch) -> list[IndexResult]:
+def _answer_batch(written: _WrittenBatch) -> list[IndexResult]:
     """The IndexResult of each image of a committed batch, in input order (built after the commit,
     from the rows as inserted: nothing is read back)."""
     plan, results, at = written.plan, [], 0
