@@ -8,6 +8,7 @@ import pytest
 
 from facetrust.errors import ConfigurationError
 from facetrust.store.postgres import open_store, redact_url
+from facetrust.store.schema import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -17,13 +18,17 @@ def test_a_store_of_a_newer_schema_version_is_refused_on_both_stores(
     url = str(request.getfixturevalue("pg_url")) if kind == "postgresql" else "sqlite"
     store = open_store(tmp_path / "facetrust.db", url)
     try:
-        assert store.connection().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert store.connection().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
         with store.transaction() as conn:
             conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
     finally:
         store.close()
 
-    with pytest.raises(ConfigurationError, match=r"has schema version 7, newer than this facetrust \(1\)") as caught:
+    with pytest.raises(
+        ConfigurationError, match=rf"has schema version 7, newer than this facetrust \({SCHEMA_VERSION}\)"
+    ) as caught:
         open_store(tmp_path / "facetrust.db", url)
     # The message names the store refused: the data directory, or the database (never its password).
     if kind == "sqlite":

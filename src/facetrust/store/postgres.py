@@ -80,6 +80,8 @@ class _ThreadConnection:
 class PostgresStore(Store):
     """``Store`` over PostgreSQL at ``url``; ``path`` (in the data directory) only places the head file."""
 
+    postgres = True
+
     def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None) -> None:
         self.url = url
         self._pg_local = threading.local()

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's)
+
+# Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
+# collection, written in the same transaction as its faces, so a rerun skips exactly those.
+# Erasing any face of the image erases the record too (the trigger), so no trace of an erased
+# image stays and a rerun offers it to the governed path again. Looked up by `hash_key`, the
+# SHA-256's first 8 bytes as a signed integer (store/ingested.py: `hash_key`, stored, never to
+# change), and the full hash compared: at 10,000,000 images the index on 8-byte keys stays in
+# SQLite's page cache, where one on the 64-character text took three times the space and a random
+# page of it per insert (bench/results/ingest-bulk-10m-resume.md). No key is unique: the store
+# deletes an image's earlier record before it writes the new one.
+RESUME_DDL = """
+CREATE TABLE IF NOT EXISTS ingested_images (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    hash_key      INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    image_id      TEXT NOT NULL,
+    indexed_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ingested_by_hash ON ingested_images(collection_id, hash_key);
+CREATE INDEX IF NOT EXISTS ingested_by_image ON ingested_images(image_id);
+CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
+    DELETE FROM ingested_images WHERE image_id = OLD.image_id;
+END;
+"""
 
 # Every face mutation appends to `changes`; the derived vector index records the last `seq`
 # it applied, so it can catch up (or be rebuilt) and never disagrees with the database.
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -109,21 +134,6 @@ CREATE TABLE IF NOT EXISTS face_crops (
     collection_id INTEGER NOT NULL,
     crop          BLOB NOT NULL
 );
--- Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
--- collection, written in the same transaction as its faces, so a rerun skips exactly those.
--- Erasing any face of the image erases the record too (the trigger), so no trace of an erased
--- image stays and a rerun offers it to the governed path again.
-CREATE TABLE IF NOT EXISTS ingested_images (
-    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    sha256        TEXT NOT NULL,
-    image_id      TEXT NOT NULL,
-    indexed_at    REAL NOT NULL,
-    PRIMARY KEY (collection_id, sha256)
-);
-CREATE INDEX IF NOT EXISTS ingested_by_image ON ingested_images(image_id);
-CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
-    DELETE FROM ingested_images WHERE image_id = OLD.image_id;
-END;
 CREATE TABLE IF NOT EXISTS video_jobs (
     job_id         TEXT PRIMARY KEY,
     kind           TEXT NOT NULL,
@@ -182,3 +192,5 @@ CREATE TABLE IF NOT EXISTS face_tail_refs (
 );
 CREATE INDEX IF NOT EXISTS face_tail_refs_by_face ON face_tail_refs(face_key);
 """
+    + RESUME_DDL
+)  # faces exist before the trigger on them

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store import video_jobs
+from facetrust.store import resume, video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.anchor import AuditHead, HeadFile
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
+from facetrust.store.upgrade import upgrade
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -153,6 +154,8 @@ def select_in(
 class Store:
     """All SQL lives here. Methods that write must run inside ``transaction()``."""
 
+    postgres = False  # the dialect under the SQL (PostgresStore: True)
+
     def __init__(self, path: Path, *, keyring: Keyring | None = None) -> None:
         self.path = path
         self.keyring = keyring
@@ -163,16 +166,12 @@ class Store:
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
         self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
         conn = self._conn()
+        upgrade(conn, self.where(), postgres=self.postgres)  # a store of an older facetrust; a newer one refused
         self._create_schema(conn)
         with self.transaction():
             found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if found is None:
+            if found is None:  # a new store
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise ConfigurationError(
-                    f"{self.where()} has schema version {found[0]}, newer than this facetrust "
-                    f"({SCHEMA_VERSION}); upgrade facetrust"
-                )
             moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
             if moved:
                 log.info("moved the matches of %d video jobs into video_job_matches", moved)
@@ -549,16 +548,14 @@ class Store:
     def record_ingested_many(
         self, conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float
     ) -> None:
-        """Record each ``(sha256, image_id)`` as indexed into the collection (one statement for a batch)."""
-        conn.executemany(
-            "INSERT OR REPLACE INTO ingested_images(collection_id, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?)",
-            ((collection_id, sha256, image_id, now) for sha256, image_id in images),
-        )
+        """Record each ``(sha256, image_id)`` as indexed into the collection (two statements for a batch)."""
+        resume.record(conn, collection_id, images, now)
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
-        sql = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND sha256 IN ({marks})"
-        return {str(row[0]) for row in select_in(self._conn(), sql, (collection_id,), hashes)}
+        wanted = set(hashes)
+        keys = sorted({resume.hash_key(h) for h in wanted})
+        return {str(row[0]) for row in select_in(self._conn(), resume.LOOKUP, (collection_id,), keys)} & wanted
 
     # -- the signatures seen (server authentication, store/signatures.py) ----------------------
 

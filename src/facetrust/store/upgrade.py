@@ -1,0 +1,114 @@
+"""Upgrades of a store made by an older facetrust, SQLite and PostgreSQL alike, run when it opens.
+
+One write transaction (on PostgreSQL under the writer lock, so replicas starting together upgrade
+once) reads the stored schema version, refuses a newer one, and runs every step after it. Stop
+every replica of the older version before starting the new one: it writes the old tables.
+
+Version 2: bulk ingestion's resume record (``ingested_images``) moves from a primary key on the
+64-character hash to a 64-bit hash key with the full hash beside it (store/schema.py says why).
+The old table is set aside, the new one made, its rows copied with their keys, the old one
+dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import TYPE_CHECKING, cast
+
+from facetrust.errors import ConfigurationError
+from facetrust.store import resume
+from facetrust.store.schema import RESUME_DDL, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.store.pg_conn import PgConnection
+
+__all__ = ["upgrade"]
+
+log = logging.getLogger(__name__)
+
+_PAGE = 10_000  # rows copied per statement
+
+
+def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
+    """Bring the store on ``conn`` (named ``where`` in messages) to ``SCHEMA_VERSION``; nothing for a
+    new store (the schema script makes it current). A store of a newer version is refused."""
+    if not _has_table(conn, "meta", postgres):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = 1 if found is None else int(found[0])
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"{where} has schema version {version}, newer than this facetrust ({SCHEMA_VERSION}); upgrade facetrust"
+            )
+        if version < 2:
+            moved = _resume_record_v2(conn, postgres)
+            log.info("%s: schema version %d -> 2, %d resume records rekeyed", where, version, moved)
+        if version < SCHEMA_VERSION:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _resume_record_v2(conn: sqlite3.Connection, postgres: bool) -> int:
+    """Version 1's ``ingested_images`` (keyed by the hash's text) rebuilt with hash keys; rows moved."""
+    if not _has_table(conn, "ingested_images", postgres) or "hash_key" in _columns(conn, "ingested_images", postgres):
+        return 0
+    conn.execute("DROP TRIGGER IF EXISTS ingested_erased" + (" ON faces" if postgres else ""))
+    conn.execute("DROP INDEX IF EXISTS ingested_by_image")  # index names are the schema's: the new table's
+    conn.execute("ALTER TABLE ingested_images RENAME TO ingested_images_v1")
+    _script(conn, RESUME_DDL, postgres)
+    moved, after = 0, (-1, "")
+    while True:  # in key order, a page at a time: not the whole table in memory
+        rows = conn.execute(
+            "SELECT collection_id, sha256, image_id, indexed_at FROM ingested_images_v1 "
+            "WHERE (collection_id, sha256) > (?, ?) ORDER BY collection_id, sha256 LIMIT ?",
+            (*after, _PAGE),
+        ).fetchall()
+        if not rows:
+            break
+        conn.executemany(
+            "INSERT INTO ingested_images(collection_id, hash_key, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?, ?)",
+            [(c, resume.hash_key(str(h)), h, i, t) for c, h, i, t in rows],
+        )
+        moved += len(rows)
+        after = (int(rows[-1][0]), str(rows[-1][1]))
+    conn.execute("DROP TABLE ingested_images_v1")
+    return moved
+
+
+def _has_table(conn: sqlite3.Connection, table: str, postgres: bool) -> bool:
+    if postgres:
+        return bool(conn.execute("SELECT to_regclass(?) IS NOT NULL", (table,)).fetchone()[0])
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    return found is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str, postgres: bool) -> set[str]:
+    if postgres:
+        sql = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?"
+        )
+        return {str(r[0]) for r in conn.execute(sql, (table,))}
+    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _script(conn: sqlite3.Connection, script: str, postgres: bool) -> None:
+    """Run a schema script (SQLite's dialect) inside the open transaction, statement by statement."""
+    if postgres:
+        from facetrust.store.pg_dialect import ddl
+
+        cast("PgConnection", conn).raw.execute(ddl(script).encode())
+        return
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
