@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from facetrust.store.resume import record  # noqa: E402
+from facetrust.store.ingested import record  # noqa: E402
 from facetrust.store.schema import DDL  # noqa: E402
 from host import machine_record  # noqa: E402
 
@@ -47,8 +47,10 @@ VARIANTS: dict[str, dict[str, object]] = {
 }
 
 
-def _rows(first: int, seq: bool) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    blob, faces, ingested = os.urandom(160), [], []
+def _rows(first: int, seq: bool) -> tuple[list[tuple[object, ...]], list[tuple[str, str]]]:
+    blob = os.urandom(160)
+    faces: list[tuple[object, ...]] = []
+    ingested: list[tuple[str, str]] = []
     for key in range(first, first + BATCH):
         if seq:  # time order: the key in the top bits, random below
             face_id = str(uuid.UUID(int=(key << 64) | int.from_bytes(os.urandom(8), "big")))
@@ -83,7 +85,7 @@ def run(name: str, count: int) -> dict[str, float]:
                 "INSERT INTO changes(collection_id, face_key, op) VALUES (1, ?, 'add')", ((f[0],) for f in faces)
             )
             t2 = time.process_time()
-            record(conn, 1, ingested, 0.0)  # the store's statements (store/resume.py)
+            record(conn, 1, ingested, 0.0)  # the store's statements (store/ingested.py)
             t3 = time.process_time()
             conn.execute("COMMIT")
             t4 = time.process_time()

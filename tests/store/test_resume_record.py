@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.store.ingested import hash_key
 from facetrust.store.postgres import open_store
 from facetrust.store.protocol import FaceStore
-from facetrust.store.resume import hash_key
 from facetrust.store.schema import SCHEMA_VERSION
 
 from .conftest import collection, face

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.anchor import HeadFile
+    from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow
     from facetrust.store.sealing import Keyring
-    from facetrust.store.sqlite import CollectionRow, FaceRow, NewFace, UserRow
 
 __all__ = ["FaceStore"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 
-from facetrust.store.sqlite import _FACE_COLUMNS, FaceRow, _face, select_in
+from facetrust.store.rows import _FACE_COLUMNS, FaceRow, _face, select_in
 
 __all__ = [
     "expired_faces",

@@ -17,7 +17,7 @@ import sqlite3
 from typing import TYPE_CHECKING, cast
 
 from facetrust.errors import ConfigurationError
-from facetrust.store import resume
+from facetrust.store.ingested import hash_key
 from facetrust.store.schema import RESUME_DDL, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +74,7 @@ def _resume_record_v2(conn: sqlite3.Connection, postgres: bool) -> int:
             break
         conn.executemany(
             "INSERT INTO ingested_images(collection_id, hash_key, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?, ?)",
-            [(c, resume.hash_key(str(h)), h, i, t) for c, h, i, t in rows],
+            [(c, hash_key(str(h)), h, i, t) for c, h, i, t in rows],
         )
         moved += len(rows)
         after = (int(rows[-1][0]), str(rows[-1][1]))

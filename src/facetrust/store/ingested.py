@@ -1,0 +1,71 @@
+"""SQL of bulk ingestion's resume record (facetrust.ingest): which images, by the SHA-256 of
+their bytes, were indexed into a collection (the ``ingested_images`` table, store/schema.py). The
+same SQL on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from facetrust.store.rows import select_in
+
+__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record"]
+
+
+#: The recorded hashes among some hash keys (``{marks}``: the keys, in chunks); the caller keeps
+#: those it asked for.
+LOOKUP = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND hash_key IN ({marks})"
+
+
+def hash_key(sha256: str) -> int:
+    """The lookup key of an image hash: its first 16 hex digits (8 bytes) as a signed 64-bit integer;
+    for text that is not hex (tests, older callers), the same of its BLAKE2b digest. Stored in every
+    record, so it must never change. Distinct hashes may share a key: readers compare the full hash."""
+    try:
+        head = bytes.fromhex(sha256[:16])
+    except ValueError:
+        head = hashlib.blake2b(sha256.encode(), digest_size=8).digest()
+    return int.from_bytes(head, "big", signed=True)
+
+
+def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:
+    """Record each ``(sha256, image_id)`` as indexed into the collection at ``now``, replacing an
+    earlier record of the same hash (the last of a repeated hash wins). Earlier records are looked
+    up a chunk of keys at a time and deleted only where there are any (a first run has none)."""
+    latest = dict(images)
+    rows = [(collection_id, hash_key(sha256), sha256, image_id, now) for sha256, image_id in latest.items()]
+    keys = sorted({r[1] for r in rows})
+    earlier = {str(row[0]) for row in select_in(conn, LOOKUP, (collection_id,), keys)}
+    if earlier:
+        conn.executemany(
+            "DELETE FROM ingested_images WHERE collection_id = ? AND hash_key = ? AND sha256 = ?",
+            [r[:3] for r in rows if r[2] in earlier],
+        )
+    conn.executemany(
+        "INSERT INTO ingested_images(collection_id, hash_key, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+class IngestedRecord:
+    """The resume record's methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
+
+    _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
+
+    def record_ingested(
+        self, conn: sqlite3.Connection, collection_id: int, sha256: str, image_id: str, now: float
+    ) -> None:
+        self.record_ingested_many(conn, collection_id, [(sha256, image_id)], now)
+
+    def record_ingested_many(
+        self, conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float
+    ) -> None:
+        """Record each ``(sha256, image_id)`` as indexed into the collection (two statements for a batch)."""
+        record(conn, collection_id, images, now)
+
+    def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
+        """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
+        wanted = set(hashes)
+        keys = sorted({hash_key(h) for h in wanted})
+        return {str(row[0]) for row in select_in(self._conn(), LOOKUP, (collection_id,), keys)} & wanted

@@ -1,0 +1,132 @@
+"""The rows the store reads and writes (collections, faces, users), and how they are read back.
+
+Plain frozen dataclasses, with the SQL that reads them in the table modules (``faces.py``,
+``users.py``, ``collections.py``, ``records.py``); ``select_in`` runs an ``IN (…)`` query a
+chunk of values at a time, under SQLite's cap on bound parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from facetrust.errors import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["CollectionRow", "FaceRow", "NewFace", "UserRow", "select_in", "vector_from_blob"]
+
+_FACE_COLUMNS = (
+    "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
+    "confidence, brightness, sharpness, roll, yaw, pitch, created_at, expires_at"
+)
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    id: int
+    name: str
+    model: str
+    purpose: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    """One stored face (without its embedding)."""
+
+    key: int
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    user_id: str | None
+    box: tuple[float, float, float, float]  # left, top, width, height as ratios
+    confidence: float
+    brightness: float
+    sharpness: float
+    pose: tuple[float, float, float]  # roll, yaw, pitch
+    created_at: float
+    expires_at: float | None
+
+    @classmethod
+    def inserted(cls, key: int, face: NewFace, created_at: float) -> FaceRow:
+        """The row ``insert_faces`` stores for ``face`` under ``key`` at ``created_at`` (no user yet),
+        without reading it back: a bulk import answers with thousands of them per transaction."""
+        return cls(
+            key=key,
+            face_id=face.face_id,
+            image_id=face.image_id,
+            external_image_id=face.external_image_id,
+            user_id=None,
+            box=face.box,
+            confidence=face.confidence,
+            brightness=face.brightness,
+            sharpness=face.sharpness,
+            pose=face.pose,
+            created_at=created_at,
+            expires_at=face.expires_at,
+        )
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to insert."""
+
+    face_id: str
+    image_id: str
+    external_image_id: str | None
+    box: tuple[float, float, float, float]
+    confidence: float
+    brightness: float
+    sharpness: float
+    pose: tuple[float, float, float]
+    embedding: bytes
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    created_at: float
+    face_count: int
+
+
+def _face(row: sqlite3.Row) -> FaceRow:
+    return FaceRow(
+        key=row[0],
+        face_id=row[1],
+        image_id=row[2],
+        external_image_id=row[3],
+        user_id=row[4],
+        box=(row[5], row[6], row[7], row[8]),
+        confidence=row[9],
+        brightness=row[10],
+        sharpness=row[11],
+        pose=(row[12], row[13], row[14]),
+        created_at=row[15],
+        expires_at=row[16],
+    )
+
+
+_CHUNK = 500  # SQLite caps bound parameters per statement; IN lists go in chunks of this size
+
+
+def select_in(
+    conn: sqlite3.Connection, sql: str, args: Sequence[object], values: Sequence[object]
+) -> Iterator[sqlite3.Row]:
+    """Rows of ``sql`` (which ends in ``IN ({marks})``) for all ``values``, a chunk at a time."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*args, *chunk))
+
+
+def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:
+    import numpy as np
+
+    vec = np.frombuffer(blob, dtype=np.float32)
+    if vec.size != dim:
+        raise ConfigurationError(f"Stored embedding has {vec.size} values; expected {dim}")
+    return vec

@@ -1,0 +1,68 @@
+"""SQL of users: the identities a collection's faces are associated with."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+
+from facetrust.store.rows import UserRow
+
+__all__ = ["UserTable"]
+
+
+class UserTable:
+    """The users' methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
+
+    _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
+
+    def insert_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
+        conn.execute(
+            "INSERT INTO users(collection_id, user_id, created_at) VALUES (?, ?, ?)",
+            (collection_id, user_id, time.time()),
+        )
+
+    def get_user(self, collection_id: int, user_id: str, conn: sqlite3.Connection | None = None) -> UserRow | None:
+        c = conn or self._conn()
+        row = c.execute(
+            "SELECT user_id, created_at FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        ).fetchone()
+        if row is None:
+            return None
+        count = c.execute(
+            "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        ).fetchone()[0]
+        return UserRow(row[0], row[1], int(count))
+
+    def delete_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
+        conn.execute(
+            "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+        )
+        conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id))
+
+    def list_users(self, collection_id: int, after: str | None, limit: int) -> list[UserRow]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT u.user_id, u.created_at, (SELECT count(*) FROM faces f WHERE f.collection_id = u.collection_id "
+                "AND f.user_id = u.user_id) FROM users u WHERE u.collection_id = ? AND u.user_id > ? "
+                "ORDER BY u.user_id LIMIT ?",
+                (collection_id, after or "", limit),
+            )
+            .fetchall()
+        )
+        return [UserRow(r[0], r[1], int(r[2])) for r in rows]
+
+    def count_user_faces(self, collection_id: int) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL", (collection_id,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def set_user(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int], user_id: str | None) -> None:
+        for key in keys:
+            conn.execute(
+                "UPDATE faces SET user_id = ? WHERE collection_id = ? AND id = ?", (user_id, collection_id, key)
+            )
