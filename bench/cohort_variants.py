@@ -273,7 +273,11 @@ def tar_at_fmr(scorer_of: Any, lfw: F.Part, fmr: float = 1e-4) -> dict[str, floa
 
 
 def run(name: str, fit: dict[str, F.Part], held: dict[str, F.Part], sets: list[CF.PairSet], args: Any) -> Any:
-    scorer_of, scores, info = build(name, fit, sets, args.split_seed, args.size)
+    return measure(name, *build(name, fit, sets, args.split_seed, args.size), held)
+
+
+def measure(name: str, scorer_of: Any, scores: np.ndarray, info: Any, held: dict[str, F.Part]) -> Any:
+    """A method's table fitted on ``scores``, then every column of the results on the held-out halves."""
     cal = CF.fit_mixture_calibration([scores], model=name, dataset="lfw fit half, normalised")
     measured = FN.evaluate(name, scorer_of, cal, held)
     measured["race_ratio_intervals"] = FV.race_ratio_intervals(scorer_of, measured["threshold"], held["utk"], measured)
@@ -342,6 +346,12 @@ def main() -> None:
         save_result(path, result)
     result = json.loads(path.read_text())
     title = "AS-norm against a real and a synthetic cohort, beside the shipped default (bench/cohort_variants.py)"
+    text = render_with_tar(result, title)
+    (RESULTS / f"{stem}.md").write_text("\n".join(text + render_check(result.get("check") or {})) + "\n")
+
+
+def render_with_tar(result: dict[str, Any], title: str) -> list[str]:
+    """``fsn_variants.render`` of ``result`` and the LFW TAR at the held-out FMR 1e-4 of each method."""
     footer = 'What it means: docs/fairness.md, "Tried for 1:1 and not shipped".'
     text = FV.render(result, title, footer).rstrip("\n").split("\n")
     text += ["", "LFW held-out TAR where the held-out same-sex impostor pairs' own FMR is 1e-4 (separation,"]
@@ -350,7 +360,7 @@ def main() -> None:
         t = v["summary"].get("lfw_tar_at_heldout_fmr")
         if t:
             text.append(f"* {name}: {100 * t['tar']:.2f} % ({t['mated_pairs']:,} mated pairs)")
-    (RESULTS / f"{stem}.md").write_text("\n".join(text + render_check(result.get("check") or {})) + "\n")
+    return text
 
 
 if __name__ == "__main__":
