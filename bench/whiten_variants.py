@@ -28,7 +28,6 @@ k-means centroids of transformed faces, offsets, then the table), as ``shipped``
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -44,9 +43,8 @@ import fsn_variants as FV
 from facetrust.fairness import clusterfit as CF
 from facetrust.fairness.embedding import FACE
 from facetrust.fairness.pairs import CosineScorer
-from host import machine_record, save_result
+from host import save_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SHRINK = (0.03, 0.1, 0.3, 1.0)  # c in λ = c · mean eigenvalue, chosen on the fit halves
 INNER_FMR = 1e-3
 INNER_MIN_PAIRS = 1_000
@@ -218,18 +216,11 @@ def build(name: str, fit: dict[str, F.Part], sets: list[CF.PairSet], seed: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=ALL, help="rerun these variants, keep the others' saved results")
-    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from its .json")
-    parser.add_argument("--split-seed", type=int, default=F.SEED, help="another split of the halves: a replication")
-    args = parser.parse_args()
-    stem = "whiten-variants" if args.split_seed == F.SEED else f"whiten-variants-split{args.split_seed}"
-    path = RESULTS / f"{stem}.json"
+    args = CV.arguments(__doc__, ALL).parse_args()
+    path = CV.result_file("whiten-variants", args.split_seed)
     if not args.render_only:
         fit, held, sets = FV.split_data(args.split_seed)
-        result: dict[str, Any] = {"machine": machine_record(), "split_seed": args.split_seed, "variants": {}}
-        if args.only and path.exists():
-            result["variants"] = json.loads(path.read_text())["variants"]
+        result = CV.new_result(path, args)
         for name in args.only or ALL:
             result["variants"][name] = CV.measure(name, *build(name, fit, sets, args.split_seed), held)
             save_result(path, result)
@@ -239,7 +230,7 @@ def main() -> None:
     title = (
         "Linear transforms of the embedding space before scoring, beside the shipped default (bench/whiten_variants.py)"
     )
-    (RESULTS / f"{stem}.md").write_text("\n".join(CV.render_with_tar(result, title)) + "\n")
+    path.with_suffix(".md").write_text("\n".join(CV.render_with_tar(result, title)) + "\n")
 
 
 if __name__ == "__main__":
