@@ -24,6 +24,9 @@ UTKFace children 0–12/adults) among those whose LFW TAR there is within 1 poin
 Each transform is measured alone (``<name>``: cosine of the transformed faces, its own table) and
 with the shipped recipe's cluster offsets refitted on the transformed faces (``<name>+fsn``:
 k-means centroids of transformed faces, offsets, then the table), as ``shipped`` is on raw faces.
+``plda`` (D): the two-covariance model's log-likelihood ratio as the score (``Plda``), WCCN's ``λ``,
+alone only (the offsets' histograms assume a cosine in [−1, 1]).
+Results: bench/results/whiten-variants{,-split1}.{json,md}; what they mean: docs/fairness.md.
 """
 
 from __future__ import annotations
@@ -146,7 +149,10 @@ def _fmr_by(scores: np.ndarray, label: np.ndarray, t: float) -> dict[str, tuple[
 
 def spreads(tr: Transform, fold: dict[str, F.Part]) -> dict[str, float]:
     """On one fit fold: LFW TAR and the three spreads at the score of LFW same-sex FMR ``INNER_FMR``."""
-    scorer_of = lambda v: CosineScorer(tr(v))  # noqa: E731
+
+    def scorer_of(v: np.ndarray) -> CosineScorer:
+        return CosineScorer(tr(v))
+
     tar = CV.tar_at_fmr(scorer_of, fold["lfw"], INNER_FMR)
     t = tar["score"]
     out = {"tar": tar["tar"]}
