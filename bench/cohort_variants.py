@@ -273,7 +273,11 @@ def tar_at_fmr(scorer_of: Any, lfw: F.Part, fmr: float = 1e-4) -> dict[str, floa
 
 
 def run(name: str, fit: dict[str, F.Part], held: dict[str, F.Part], sets: list[CF.PairSet], args: Any) -> Any:
-    scorer_of, scores, info = build(name, fit, sets, args.split_seed, args.size)
+    return measure(name, *build(name, fit, sets, args.split_seed, args.size), held)
+
+
+def measure(name: str, scorer_of: Any, scores: np.ndarray, info: Any, held: dict[str, F.Part]) -> Any:
+    """A method's table fitted on ``scores``, then every column of the results on the held-out halves."""
     cal = CF.fit_mixture_calibration([scores], model=name, dataset="lfw fit half, normalised")
     measured = FN.evaluate(name, scorer_of, cal, held)
     measured["race_ratio_intervals"] = FV.race_ratio_intervals(scorer_of, measured["threshold"], held["utk"], measured)
@@ -315,22 +319,38 @@ def render_check(found: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=ALL, help="rerun these methods, keep the others' saved results")
+def arguments(doc: str | None, choices: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options every held-out variant script takes: --only, --render-only, --split-seed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=choices, help="rerun these, keep the others' saved results")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from its .json")
     parser.add_argument("--split-seed", type=int, default=F.SEED, help="another split of the halves: a replication")
+    return parser
+
+
+def result_file(base: str, seed: int) -> Path:
+    """``<base>.json`` for the split the default was fitted on, ``<base>-split<seed>.json`` for another."""
+    return RESULTS / (f"{base}.json" if seed == F.SEED else f"{base}-split{seed}.json")
+
+
+def new_result(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """A result to fill: the machine, the split seed and, with --only, what ``path`` saved before."""
+    result: dict[str, Any] = {"machine": machine_record(), "split_seed": args.split_seed, "variants": {}}
+    if args.only and path.exists():
+        saved = json.loads(path.read_text())
+        result |= {k: saved[k] for k in ("variants", "check") if k in saved}
+    return result
+
+
+def main() -> None:
+    parser = arguments(__doc__, ALL)
     parser.add_argument("--size", type=int, default=SIZE, help="synthetic cohort size M")
     parser.add_argument("--no-check", action="store_true", help="skip the score-distribution check")
     args = parser.parse_args()
-    stem = "cohort-variants" if args.split_seed == F.SEED else f"cohort-variants-split{args.split_seed}"
-    path = RESULTS / f"{stem}.json"
+    path = result_file("cohort-variants", args.split_seed)
     if not args.render_only:
         fit, held, sets = FV.split_data(args.split_seed)
-        result: dict[str, Any] = {"machine": machine_record(), "split_seed": args.split_seed, "variants": {}}
-        if args.only and path.exists():
-            saved = json.loads(path.read_text())
-            result["variants"], result["check"] = saved["variants"], saved.get("check")
+        result = new_result(path, args)
         result["synthetic_size"] = args.size
         if not args.no_check:
             result["check"] = check(fit, held, sets, args)
@@ -342,6 +362,12 @@ def main() -> None:
         save_result(path, result)
     result = json.loads(path.read_text())
     title = "AS-norm against a real and a synthetic cohort, beside the shipped default (bench/cohort_variants.py)"
+    text = render_with_tar(result, title)
+    path.with_suffix(".md").write_text("\n".join(text + render_check(result.get("check") or {})) + "\n")
+
+
+def render_with_tar(result: dict[str, Any], title: str) -> list[str]:
+    """``fsn_variants.render`` of ``result`` and the LFW TAR at the held-out FMR 1e-4 of each method."""
     footer = 'What it means: docs/fairness.md, "Tried for 1:1 and not shipped".'
     text = FV.render(result, title, footer).rstrip("\n").split("\n")
     text += ["", "LFW held-out TAR where the held-out same-sex impostor pairs' own FMR is 1e-4 (separation,"]
@@ -350,7 +376,7 @@ def main() -> None:
         t = v["summary"].get("lfw_tar_at_heldout_fmr")
         if t:
             text.append(f"* {name}: {100 * t['tar']:.2f} % ({t['mated_pairs']:,} mated pairs)")
-    (RESULTS / f"{stem}.md").write_text("\n".join(text + render_check(result.get("check") or {})) + "\n")
+    return text
 
 
 if __name__ == "__main__":
