@@ -22,6 +22,8 @@ linearly between the bins' median ``t`` (flat beyond the end bins). Variants:
 
 * ``shipped``: the default (nearest centroid's offset), recomputed as the reference;
 * ``typ-mean``, ``typ-top5`` (A): ``s' = s − ½(f(t_a) + f(t_b))``;
+* ``typ-mean-5``, ``fsn+typ-mean-5``: with ``BINS_FEW`` bins, so that UTKFace has 20,000 pairs in each
+  bin and every bin's offset averages both datasets (with 10, the middle bins are LFW's alone);
 * ``typ-mean-iso`` (A): the same with the bin offsets made monotone in ``t`` (pool-adjacent-violators,
   weighted by the bins' pairs, in the direction of their pair-weighted correlation with ``t``);
 * ``typ-2d`` (B): ``s' = s − g(t_a, t_b)``, ``g`` each cell's 1e-3 threshold less the overall one in
@@ -59,15 +61,18 @@ from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BINS = 10
+BINS_FEW = 5  # every bin with 20,000 UTKFace pairs, so that both datasets count in each
 BINS_2D = 6
 TOP = 5
 ALL = (
     "shipped",
     "typ-mean",
     "typ-mean-iso",
+    "typ-mean-5",
     "typ-top5",
     "typ-2d",
     "fsn+typ-mean",
+    "fsn+typ-mean-5",
     "fsn+typ-2d",
     "fsn-thin-typ",
 )
@@ -228,7 +233,7 @@ def build(
     faces = fit_faces(fit)
     mu = np.mean([x.mean(axis=0) for x in faces], axis=0)
     t = Typicality(None, centroids) if name == "typ-top5" else Typicality(mu / np.linalg.norm(mu), None)
-    n = BINS_2D if name.endswith("2d") else BINS
+    n = BINS_2D if name.endswith("2d") else BINS_FEW if name.endswith("-5") else BINS
     bins = fit_bins([t(x) for x in faces], n)
     residual = name.startswith("fsn+")
     base = [FV.weights(ps.vectors, centroids, 0.0) @ shipped.mu for ps in sets]
