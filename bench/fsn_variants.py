@@ -80,19 +80,34 @@ def histograms(
     """(sets, k, grid) histograms of shifted pair scores, a pair counted once for each of its clusters,
     and (sets, grid) over all pairs, each once (``clusterfit.cluster_offsets``'s). ``merge[c]``: the
     cluster whose pairs a face nearest to centroid ``c`` counts in (itself by default)."""
-    k, out, overall = len(centroids), [], []
-    for ps, sh in zip(sets, shifts):
+    labels = []
+    for ps in sets:
         cluster = (ps.vectors @ centroids.T).argmax(axis=1)
-        cluster = cluster if merge is None else merge[cluster]
-        counts, every = np.zeros(k * CF.GRID), np.zeros(CF.GRID)
+        labels.append(cluster if merge is None else merge[cluster])
+    return label_histograms(len(centroids), sets, shifts, labels)
+
+
+def label_histograms(
+    k: int, sets: list[CF.PairSet], shifts: list[np.ndarray], labels: list[np.ndarray], joint: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """``histograms`` over any per-face labels in ``range(k)``: a pair counts once for each of its two
+    labels or, ``joint``, once in cell ``min(la, lb) · k + max(la, lb)`` of (sets, k², grid)."""
+    cells, out, overall = k * k if joint else k, [], []
+    for ps, sh, label in zip(sets, shifts, labels):
+        counts, every = np.zeros(cells * CF.GRID), np.zeros(CF.GRID)
         for s in range(0, len(ps.a), CHUNK):
             a, b = ps.a[s : s + CHUNK], ps.b[s : s + CHUNK]
             pos = CF._bins(np.einsum("ij,ij->i", ps.vectors[a], ps.vectors[b]) - 0.5 * (sh[a] + sh[b]))
-            ca, cb = cluster[a], cluster[b]
-            counts += np.bincount(ca * CF.GRID + pos, minlength=k * CF.GRID)
-            counts += np.bincount((cb * CF.GRID + pos)[cb != ca], minlength=k * CF.GRID)
+            ca, cb = label[a], label[b]
+            if joint:
+                counts += np.bincount(
+                    (np.minimum(ca, cb) * k + np.maximum(ca, cb)) * CF.GRID + pos, minlength=cells * CF.GRID
+                )
+            else:
+                counts += np.bincount(ca * CF.GRID + pos, minlength=k * CF.GRID)
+                counts += np.bincount((cb * CF.GRID + pos)[cb != ca], minlength=k * CF.GRID)
             every += np.bincount(pos, minlength=CF.GRID)
-        out.append(counts.reshape(k, CF.GRID))
+        out.append(counts.reshape(cells, CF.GRID))
         overall.append(every)
     return np.stack(out), np.stack(overall)
 
