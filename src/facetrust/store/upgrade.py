@@ -33,12 +33,11 @@ _PAGE = 10_000  # rows copied per statement
 def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
     """Bring the store on ``conn`` (named ``where`` in messages) to ``SCHEMA_VERSION``; nothing for a
     new store (the schema script makes it current). A store of a newer version is refused."""
-    if not _has_table(conn, "meta", postgres):
-        return
+    if not _has_table(conn, "meta", postgres) or _version(conn) == SCHEMA_VERSION:
+        return  # new, or current: no write lock taken
     conn.execute("BEGIN IMMEDIATE")
     try:
-        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = 1 if found is None else int(found[0])
+        version = _version(conn)  # again, under the lock: another process may have upgraded it
         if version > SCHEMA_VERSION:
             raise ConfigurationError(
                 f"{where} has schema version {version}, newer than this facetrust ({SCHEMA_VERSION}); upgrade facetrust"
@@ -80,6 +79,11 @@ def _resume_record_v2(conn: sqlite3.Connection, postgres: bool) -> int:
         after = (int(rows[-1][0]), str(rows[-1][1]))
     conn.execute("DROP TABLE ingested_images_v1")
     return moved
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return 1 if found is None else int(found[0])  # none recorded: made before versions were
 
 
 def _has_table(conn: sqlite3.Connection, table: str, postgres: bool) -> bool:
