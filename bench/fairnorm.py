@@ -50,18 +50,18 @@ MIN_PAIRS = 10_000
 
 
 class WithoutSamePerson:
-    """A scorer that counts pairs at raw cosine ≥ 0.6 as non-matches (presumed the same person)."""
+    """A scorer that counts pairs at raw cosine ≥ 0.6 (or ``limit``) as non-matches (presumed the same person)."""
 
-    def __init__(self, inner: PairScorer, vectors: np.ndarray) -> None:
-        self.inner, self.vectors = inner, vectors
+    def __init__(self, inner: PairScorer, vectors: np.ndarray, limit: float = SAME_PERSON) -> None:
+        self.inner, self.vectors, self.limit = inner, vectors, limit
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         out = self.inner.block(rows, cols)
-        return np.where(self.vectors[rows] @ self.vectors[cols].T >= SAME_PERSON, -1e9, out)
+        return np.where(self.vectors[rows] @ self.vectors[cols].T >= self.limit, -1e9, out)
 
     def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = self.inner.pairs(a, b)
-        return np.where(np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]) >= SAME_PERSON, -1e9, out)
+        return np.where(np.einsum("ij,ij->i", self.vectors[a], self.vectors[b]) >= self.limit, -1e9, out)
 
 
 def groups(result: AnalysisResult) -> dict[str, Any]:

@@ -191,13 +191,31 @@ def choose(kind: str, fit: dict[str, F.Part], seed: int) -> tuple[float, dict[st
 
 def build(name: str, fit: dict[str, F.Part], sets: list[CF.PairSet], seed: int) -> tuple[Any, np.ndarray, Any]:
     """(scorer factory, the scores its table is fitted on, info) of one variant."""
-    kind, offsets = name.split("+")[0], name.endswith("+fsn")
-    vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
-    if kind == "plda":  # λ: WCCN's choice (the within-person term is the same matrix)
+    if name == "plda":  # λ: WCCN's choice (the within-person term is the same matrix)
         if ("wccn", seed) not in CHOSEN:
             CHOSEN["wccn", seed] = choose("wccn", fit, seed)
         plda = Plda(fit, CHOSEN["wccn", seed][0])
         return plda.scorer, CV.table_scores(fit, plda.scorer), {"c": CHOSEN["wccn", seed][0], "from": "wccn"}
+    tr, shifted, info = prepare(name, fit, sets, seed)
+    if shifted is not None:
+        offsets = shifted
+
+        def scorer_of(v: np.ndarray) -> Any:
+            return offsets.scorer(tr(v))
+    else:
+
+        def scorer_of(v: np.ndarray) -> Any:
+            return CosineScorer(tr(v))
+
+    return scorer_of, CV.table_scores(fit, scorer_of), info
+
+
+def prepare(
+    name: str, fit: dict[str, F.Part], sets: list[CF.PairSet], seed: int
+) -> tuple[Transform, FV.Shifted | None, dict[str, Any]]:
+    """(transform, cluster offsets on transformed faces or None, info) of a variant other than ``plda``."""
+    kind, offsets = name.split("+")[0], name.endswith("+fsn")
+    vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
     if kind == "shipped":
         tr, info = Transform(np.zeros(vectors.shape[1]), np.eye(vectors.shape[1])), {}
     else:
@@ -205,20 +223,12 @@ def build(name: str, fit: dict[str, F.Part], sets: list[CF.PairSet], seed: int) 
             CHOSEN[kind, seed] = choose(kind, fit, seed)
         c, info = CHOSEN.get((kind, seed), (0.0, {}))
         tr, info = fit_transform(kind, fit, c), dict(info)
-    if offsets or kind == "shipped":
-        centroids = CF.fit_centroids(tr(vectors), people, F.K, seed=seed)[0]
-        moved = [dataclasses.replace(ps, vectors=tr(ps.vectors)) for ps in sets]
-        shifted, more = FV.variant("shipped", centroids, moved)
-        info |= more
-
-        def scorer_of(v: np.ndarray) -> Any:
-            return shifted.scorer(tr(v))
-    else:
-
-        def scorer_of(v: np.ndarray) -> Any:
-            return CosineScorer(tr(v))
-
-    return scorer_of, CV.table_scores(fit, scorer_of), info
+    if not (offsets or kind == "shipped"):
+        return tr, None, info
+    centroids = CF.fit_centroids(tr(vectors), people, F.K, seed=seed)[0]
+    moved = [dataclasses.replace(ps, vectors=tr(ps.vectors)) for ps in sets]
+    shifted, more = FV.variant("shipped", centroids, moved)
+    return tr, shifted, info | more
 
 
 def main() -> None:
