@@ -34,7 +34,7 @@ PARTS = (
     ("  insert_faces (faces + changes rows)", "store/faces.py", "insert_faces"),
     ("    sealing (AES-GCM per template)", "sealing.py", "seal"),
     ("  record_ingested_many (resume rows)", "store/ingested.py", "record_ingested_many"),
-    ("  FaceRow.inserted (answer rows)", "store/rows.py", "inserted"),
+    ("  inserted_face (answer rows)", "service/types.py", "inserted_face"),
     ("  audit entry commit", "recorder.py", "commit"),
     ("  store.transaction commit + anchor", "sqlite.py", "_anchor"),
     ("  after_change (live index step)", "tails.py", "after_change"),

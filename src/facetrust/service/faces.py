@@ -21,6 +21,7 @@ from facetrust.service.types import (
     IndexResult,
     UnindexedFace,
     UnsuccessfulFace,
+    inserted_face,
     stored_face,
 )
 from facetrust.service.validate import (
@@ -32,7 +33,7 @@ from facetrust.service.validate import (
     encode_token,
 )
 from facetrust.store import crops as crop_table
-from facetrust.store.sqlite import FaceRow, NewFace
+from facetrust.store.sqlite import NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +189,6 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                 crop_table.insert_crops(
                     conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
                 )
-            stored = {key: FaceRow.inserted(key, face, now) for key, face in zip(keys, new, strict=True)}
             if ask.sha256 is not None:
                 service.store.record_ingested(conn, row.id, ask.sha256, image_id, now)
             rec.details = {
@@ -199,7 +199,7 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
             }
             rec.commit(conn)
     after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
-    indexed = tuple(IndexedFace(stored_face(stored[k]), face) for k, (_, face) in zip(keys, pairs))
+    indexed = tuple(IndexedFace(inserted_face(n, now), face) for n, (_, face) in zip(new, pairs, strict=True))
     return IndexResult(image_id, indexed, tuple(unindexed), row.model)
 
 

@@ -51,25 +51,6 @@ class FaceRow:
     created_at: float
     expires_at: float | None
 
-    @classmethod
-    def inserted(cls, key: int, face: NewFace, created_at: float) -> FaceRow:
-        """The row ``insert_faces`` stores for ``face`` under ``key`` at ``created_at`` (no user yet),
-        without reading it back: a bulk import answers with thousands of them per transaction."""
-        return cls(
-            key=key,
-            face_id=face.face_id,
-            image_id=face.image_id,
-            external_image_id=face.external_image_id,
-            user_id=None,
-            box=face.box,
-            confidence=face.confidence,
-            brightness=face.brightness,
-            sharpness=face.sharpness,
-            pose=face.pose,
-            created_at=created_at,
-            expires_at=face.expires_at,
-        )
-
 
 @dataclass(frozen=True)
 class NewFace:
