@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from facetrust.store.rows import select_in
 
-__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record"]
+__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded"]
 
 
 #: The recorded hashes among some hash keys (``{marks}``: the keys, in chunks); the caller keeps
@@ -29,22 +29,28 @@ def hash_key(sha256: str) -> int:
     return int.from_bytes(head, "big", signed=True)
 
 
+def recorded(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> set[str]:
+    """Which of ``hashes`` are recorded as indexed into the collection (looked up by their keys, a
+    chunk at a time; the full hashes compared)."""
+    wanted = set(hashes)
+    keys = sorted({hash_key(h) for h in wanted})
+    return {str(row[0]) for row in select_in(conn, LOOKUP, (collection_id,), keys)} & wanted
+
+
 def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:
     """Record each ``(sha256, image_id)`` as indexed into the collection at ``now``, replacing an
-    earlier record of the same hash (the last of a repeated hash wins). Earlier records are looked
-    up a chunk of keys at a time and deleted only where there are any (a first run has none)."""
+    earlier record of the same hash (the last of a repeated hash wins). Earlier records are deleted
+    only where there are any (a first run has none)."""
     latest = dict(images)
-    rows = [(collection_id, hash_key(sha256), sha256, image_id, now) for sha256, image_id in latest.items()]
-    keys = sorted({r[1] for r in rows})
-    earlier = {str(row[0]) for row in select_in(conn, LOOKUP, (collection_id,), keys)}
+    earlier = recorded(conn, collection_id, latest)
     if earlier:
         conn.executemany(
             "DELETE FROM ingested_images WHERE collection_id = ? AND hash_key = ? AND sha256 = ?",
-            [r[:3] for r in rows if r[2] in earlier],
+            [(collection_id, hash_key(sha256), sha256) for sha256 in earlier],
         )
     conn.executemany(
         "INSERT INTO ingested_images(collection_id, hash_key, sha256, image_id, indexed_at) VALUES (?, ?, ?, ?, ?)",
-        rows,
+        [(collection_id, hash_key(sha256), sha256, image_id, now) for sha256, image_id in latest.items()],
     )
 
 
@@ -61,11 +67,9 @@ class IngestedRecord:
     def record_ingested_many(
         self, conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float
     ) -> None:
-        """Record each ``(sha256, image_id)`` as indexed into the collection (two statements for a batch)."""
+        """Record each ``(sha256, image_id)`` as indexed into the collection (``record``)."""
         record(conn, collection_id, images, now)
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
-        wanted = set(hashes)
-        keys = sorted({hash_key(h) for h in wanted})
-        return {str(row[0]) for row in select_in(self._conn(), LOOKUP, (collection_id,), keys)} & wanted
+        return recorded(self._conn(), collection_id, hashes)
