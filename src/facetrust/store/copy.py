@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from facetrust.errors import ConfigurationError, ConflictError
 from facetrust.store.anchor import AuditHead
 from facetrust.store.anchor import head as audit_head
-from facetrust.store.postgres import PostgresStore, redact_url
+from facetrust.store.postgres import redact_url
 from facetrust.store.sealing import MAGIC
 from facetrust.store.sqlite import Store
 
@@ -163,7 +163,7 @@ _SQLITE, _POSTGRES = _Catalog(), _PgCatalog()
 
 
 def catalog_of(store: Store) -> _Catalog:
-    return _POSTGRES if isinstance(store, PostgresStore) else _SQLITE
+    return _POSTGRES if store.postgres else _SQLITE
 
 
 def ordered_tables(catalog: _Catalog, conn: sqlite3.Connection) -> list[str]:
