@@ -52,11 +52,15 @@ class BoundingBox:
 
     def ratios(self, image_width: int, image_height: int) -> RatioBox:
         """The box as fractions of the image size (Rekognition's ``BoundingBox``)."""
-        return RatioBox(
-            left=self.left / image_width,
-            top=self.top / image_height,
-            width=self.width / image_width,
-            height=self.height / image_height,
+        return RatioBox(*self.ratio_tuple(image_width, image_height))
+
+    def ratio_tuple(self, image_width: int, image_height: int) -> tuple[float, float, float, float]:
+        """``ratios`` as a plain (left, top, width, height) tuple: what a stored row holds."""
+        return (
+            self.left / image_width,
+            self.top / image_height,
+            self.width / image_width,
+            self.height / image_height,
         )
 
     @property

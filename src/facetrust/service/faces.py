@@ -88,12 +88,11 @@ def check_consent(
 def new_face(
     emb: FaceEmbedding, face: Face, image_id: str, external: str | None, expires: float, face_id: str | None = None
 ) -> NewFace:
-    b, width, height = face.box, face.image_width, face.image_height  # face.ratio_box's sums, no RatioBox
     return NewFace(
         face_id=face_id or str(uuid.uuid4()),
         image_id=image_id,
         external_image_id=external,
-        box=(b.left / width, b.top / height, b.width / width, b.height / height),
+        box=face.box.ratio_tuple(face.image_width, face.image_height),  # as face.ratio_box, without the object
         confidence=face.confidence,
         brightness=face.quality.brightness,
         sharpness=face.quality.sharpness,
