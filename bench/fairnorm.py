@@ -11,7 +11,12 @@ near-duplicates dropped from both). Methods, each a scorer and a calibration:
 * ``fsn`` (a): cluster-conditional normalisation, its table fitted on LFW fit pairs only;
 * ``fsn+pooled`` (c): cluster-conditional normalisation, its table on the mixture;
 * ``fsn-bal``, ``fsn-bal+pooled``: the same with each dataset weighted equally in a cluster's
-  offset (``clusternorm.cluster_offsets(balance=True)``).
+  offset (``clusternorm.cluster_offsets(balance=True)``); ``fsn-bal`` is the shipped recipe;
+* ``fsn-bal-all-0.6``: ``fsn-bal`` with every UTKFace offset pair at raw cosine ≥ 0.6 left out,
+  children's too (the shipped recipe until December 2026; bench/exclusion_variants.py).
+
+Every normalised method keeps UTKFace children's offset pairs whole (``fsn_fit.utk_offset_rows``)
+except ``fsn-bal-all-0.6``.
 
 Measured on the evaluation halves only, at Similarity 80 of each method's table: FMR per group
 with 95 % identity (UTKFace: image) bootstrap intervals (LFW by sex; UTKFace adults by race,
@@ -121,6 +126,7 @@ NORMALISED = {
     "fsn+pooled": (True, False),
     "fsn-bal": (False, True),
     "fsn-bal+pooled": (True, True),
+    "fsn-bal-all-0.6": (False, True),
 }
 ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
 
@@ -132,7 +138,7 @@ def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, 
     if name in ("raw-lfw", "pooled"):
         return CosineScorer, F.fit_raw(engine.model_id, fit, pooled=name == "pooled"), {}
     pooled, balance = NORMALISED[name]
-    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance)
+    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance, keep_children=name != "fsn-bal-all-0.6")
     assert n.calibration is not None
     info = {"clusters": len(n.centroids), "offsets": [float(np.min(n.offsets)), float(np.max(n.offsets))]}
     return n.scorer, n.calibration, info

@@ -14,8 +14,11 @@ What is fitted (``fit_normaliser``):
 * per-cluster offsets at FMR 1e-3 from the fit halves' same-group impostor pairs (LFW: same
   sex; UTKFace: same age band, race and sex, children included), each dataset's fraction of
   pairs weighted equally in a cluster (``balance``; else LFW's 150× more pairs decide);
-* UTKFace has no identities: its pairs at raw cosine ≥ 0.6 are presumed the same person and
-  left out of the fit (``pair_rows``);
+* UTKFace has no identities: its adults' and teenagers' pairs at raw cosine ≥ 0.6 are presumed
+  the same person and left out of the fit (``pair_rows``, ``utk_offset_rows``). Children's pairs
+  (0–12) are all kept: about 3 % of pairs of different children reach 0.6, some forty times the
+  adults' share, far more than repeat photos could make, and leaving them out cut the children's
+  clusters' tails at 0.6 and capped their offsets (bench/exclusion_variants.py);
 * the calibration of normalised scores: on LFW's same-sex pairs only, or (``pooled``) on the
   equal-weight mixture of LFW's and UTKFace's (adults, same race, sex and age band: what
   ``facetrust calibrate`` uses) pairs;
@@ -58,6 +61,7 @@ SEED = 0
 K = 64
 OFFSET_FMR = 1e-3
 SAME_PERSON = 0.6
+CHILDREN = "0-12"  # the age band whose pairs the offsets' fit keeps whole
 UTK_OFFSET_ANALYSIS = 2  # age band (all ages), pairs matched on race and sex
 CALIBRATION_ANALYSIS = 0  # LFW: sex; UTKFace: race among adults, matched on sex and age band
 UNRELIABLE_SIMILARITY = 80.0
@@ -117,6 +121,27 @@ def pair_rows(p: Part, analysis: int) -> tuple[np.ndarray, np.ndarray]:
     return ra, rb
 
 
+def utk_offset_rows(
+    p: Part, limit: float = SAME_PERSON, keep_children: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Rows (a, b) of UTKFace's offset pairs (same age band, race and sex) and what was left out.
+
+    Pairs at raw cosine ≥ ``limit`` are presumed the same person and left out, except, with
+    ``keep_children``, pairs of children 0–12: the age label decides which pairs the fit uses
+    (as it decides which pairs are formed), never a face's score."""
+    a, b = impostor_index_pairs(p.spec, p.status, UTK_OFFSET_ANALYSIS)
+    v = p.emb.vectors
+    high = np.einsum("ij,ij->i", v[a], v[b]) >= limit
+    child = np.array([img.groups.get("age_band") == CHILDREN for img in p.spec.images], dtype=bool)[a]
+    drop = high & ~(child & keep_children)
+    counts = {
+        "pairs": int(len(a)),
+        "left_out": int(drop.sum()),
+        "children_pairs_at_limit": int((high & child).sum()),
+    }
+    return a[~drop], b[~drop], counts
+
+
 def cluster_input(parts: list[Part]) -> tuple[np.ndarray, list[str]]:
     """Face vectors for k-means and the person of each (``fit_centroids`` caps faces per person)."""
     vectors, people = [], []
@@ -161,7 +186,13 @@ def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
 
 
 def fit_normaliser(
-    model: str, fit: dict[str, Part], *, k: int = K, pooled: bool = False, balance: bool = True
+    model: str,
+    fit: dict[str, Part],
+    *,
+    k: int = K,
+    pooled: bool = False,
+    balance: bool = True,
+    keep_children: bool = True,
 ) -> ClusterNormaliser:
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
@@ -169,10 +200,11 @@ def fit_normaliser(
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
     sets = [
         PairSet("lfw", fit["lfw"].emb.vectors, *pair_rows(fit["lfw"], CALIBRATION_ANALYSIS)),
-        PairSet("utk", fit["utk"].emb.vectors, *pair_rows(fit["utk"], UTK_OFFSET_ANALYSIS)),
+        PairSet("utk", fit["utk"].emb.vectors, *utk_offset_rows(fit["utk"], keep_children=keep_children)[:2]),
     ]
     offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=balance)
-    return mark_unreliable(_calibrated(model, fit, centroids, offsets, k, pooled, balance), sets)
+    normaliser = _calibrated(model, fit, centroids, offsets, k, pooled, balance, keep_children)
+    return mark_unreliable(normaliser, sets)
 
 
 def cluster_counts(normaliser: ClusterNormaliser, sets: list[PairSet]) -> tuple[np.ndarray, np.ndarray]:
@@ -196,10 +228,20 @@ def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Clust
 
 
 def _calibrated(
-    model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, pooled: bool, balance: bool
+    model: str,
+    fit: dict[str, Part],
+    centroids: np.ndarray,
+    offsets: np.ndarray,
+    k: int,
+    pooled: bool,
+    balance: bool,
+    keep_children: bool,
 ) -> ClusterNormaliser:
     prov = provenance(fit, k, pooled)
     prov["offsets"] = "each dataset's pairs weighted equally in a cluster" if balance else "pairs pooled"
+    prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at raw cosine >= {SAME_PERSON} left out" + (
+        f" unless both faces are aged {CHILDREN}" if keep_children else ""
+    )
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
     names = ["lfw", "utk"] if pooled else ["lfw"]
     scored = [calibration_scores(fit[n], plain.scorer(fit[n].emb.vectors)) for n in names]
