@@ -275,7 +275,7 @@ def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() ->
     assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
 
 
-SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-71d82d8c2c0b"
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-6182e6c160ca"
 
 
 def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
