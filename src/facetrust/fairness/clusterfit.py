@@ -221,8 +221,9 @@ def cluster_offsets(
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
     less the same over all pairs. Pairs are pooled over ``pair_sets``; with ``balance`` each
     set's fraction counts equally instead (in a cluster, the mean over the sets with at least
-    ``min_tail / fmr`` pairs there), so a small population is not drowned by a large one. A
-    cluster with too few pairs gets no offset (0)."""
+    ``min_tail / fmr`` pairs there; overall, the mean over the sets with that many pairs in all),
+    so a small population is not drowned by a large one. A cluster with too few pairs gets no
+    offset (0): the threshold over all pairs."""
     import numpy as np
 
     hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
@@ -230,7 +231,8 @@ def cluster_offsets(
     overall = np.stack([h[1] for h in hist])
     if not balance:
         counts, overall = counts.sum(axis=0, keepdims=True), overall.sum(axis=0, keepdims=True)
-    base = _threshold(_tail(overall).mean(axis=0), fmr)
+    measured = overall.sum(axis=1) * fmr >= min_tail  # a set that can count in no cluster: not overall either
+    base = _threshold(_tail(overall[measured] if measured.any() else overall).mean(axis=0), fmr)
     usable = counts.sum(axis=2) * fmr >= min_tail  # (sets, k)
     tails = _tail(counts)
     out = np.zeros(len(centroids), dtype=np.float32)
