@@ -12,10 +12,11 @@ cluster's 1e-3 tail is cut at 0.6, so its offset is capped below what its real i
 This script refits the recipe (same split, centroids, LFW pairs, table recipe and held-out
 measurement as bench/fsn_variants.py) with other exclusion rules for the UTKFace fit pairs only:
 
-* ``all-0.6``: ≥ 0.6 left out for every pair (the default until December 2026; the reference);
+* ``all-0.6``: ≥ 0.6 left out for every pair (the default until November 30, 2026; the reference);
 * ``keep-children``: ≥ 0.6 left out for pairs of people 13 and older, children's pairs all kept
-  (the age label is read at fit time only, as the same-group pairing already does): the default
-  since, ``fsn_fit.utk_offset_rows``;
+  (the age label is read at fit time only, as the same-group pairing already does): the rule
+  shipped since, ``fsn_fit.utk_offset_rows`` (the default also splits the pairs by group:
+  bench/balance_variants.py);
 * ``limit-0.7``: ≥ 0.7 left out for every pair;
 * ``keep-all``: nothing left out.
 
@@ -59,6 +60,29 @@ RULES: dict[str, tuple[float, bool]] = {  # name: (limit, children's pairs kept 
 ALL = tuple(RULES)
 
 
+def measure(
+    name: str,
+    centroids: np.ndarray,
+    off: np.ndarray,
+    thin: np.ndarray,
+    fit: dict[str, F.Part],
+    held: dict[str, F.Part],
+    info: dict[str, Any],
+) -> dict[str, Any]:
+    """One variant's saved entry: its table fitted on the LFW fit half's normalised scores, then
+    the held-out measurement of bench/fsn_variants.py (``thin``: the clusters without an estimate)."""
+    norm = FV.Shifted(centroids, np.nan_to_num(off), 0.0)
+    scored = [F.calibration_scores(fit["lfw"], norm.scorer(fit["lfw"].emb.vectors))]
+    cal = CF.fit_mixture_calibration(scored, model=name, dataset="lfw fit half, normalised")
+    measured = FN.evaluate(name, norm.scorer, cal, held)
+    measured["race_ratio_intervals"] = FV.race_ratio_intervals(
+        norm.scorer, measured["threshold"], held["utk"], measured
+    )
+    info["thin_clusters"] = thin.tolist()
+    info["offsets"] = {"min": round(float(np.nanmin(off)), 4), "max": round(float(np.nanmax(off)), 4)}
+    return {"info": info, "threshold": measured["threshold"], "summary": FV.summary(measured)}
+
+
 def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
     fit, held, sets = FV.split_data(seed)
     vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
@@ -81,16 +105,7 @@ def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
             before = FV.offsets(FV.histograms(centroids, before_sets, zero), hottest=False)
             info["thin_offset"] = round(float(np.nanmedian(off - before)), 4)
             off[thin] = info["thin_offset"]
-        norm = FV.Shifted(centroids, np.nan_to_num(off), 0.0)
-        scored = [F.calibration_scores(fit["lfw"], norm.scorer(fit["lfw"].emb.vectors))]
-        cal = CF.fit_mixture_calibration(scored, model=name, dataset="lfw fit half, normalised")
-        measured = FN.evaluate(name, norm.scorer, cal, held)
-        measured["race_ratio_intervals"] = FV.race_ratio_intervals(
-            norm.scorer, measured["threshold"], held["utk"], measured
-        )
-        info["thin_clusters"] = thin.tolist()
-        info["offsets"] = {"min": round(float(np.nanmin(off)), 4), "max": round(float(np.nanmax(off)), 4)}
-        result["variants"][name] = {"info": info, "threshold": measured["threshold"], "summary": FV.summary(measured)}
+        result["variants"][name] = measure(name, centroids, off, thin, fit, held, info)
         save_result(RESULTS / f"{stem}.json", result)
         print(f"seed {seed}, {name}: done", file=sys.stderr)
     result["variants"] = {n: result["variants"][n] for n in ALL if n in result["variants"]}
@@ -98,22 +113,28 @@ def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=ALL, help="rerun these variants, keep the others' saved results")
+def cli(doc: str, stem: str, names: tuple[str, ...], run: Any, title: str, footer: str) -> None:
+    """The command line of this script and of bench/balance_variants.py: ``run(seed, names, stem)``
+    measures and saves, and the .md is rendered from the .json."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=names, help="rerun these variants, keep the others' saved results")
     parser.add_argument("--split-seed", type=int, default=F.SEED, help="another split of the halves: a replication")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from its .json")
     args = parser.parse_args()
-    stem = "exclusion-variants" if args.split_seed == F.SEED else f"exclusion-variants-split{args.split_seed}"
+    stem = stem if args.split_seed == F.SEED else f"{stem}-split{args.split_seed}"
     FV.CHUNK = 1_000_000  # the same counts in smaller chunks: under 4 GB of memory
     result = (
         json.loads((RESULTS / f"{stem}.json").read_text())
         if args.render_only
-        else run(args.split_seed, list(args.only or ALL), stem)
+        else run(args.split_seed, list(args.only or names), stem)
     )
+    (RESULTS / f"{stem}.md").write_text(FV.render(result, title, footer))
+
+
+def main() -> None:
     title = "Exclusion rules for the cluster offsets' UTKFace fit pairs (bench/exclusion_variants.py)"
     footer = 'What it means: docs/fairness.md, "The children\'s pairs in the fit".'
-    (RESULTS / f"{stem}.md").write_text(FV.render(result, title, footer))
+    cli(__doc__ or "", "exclusion-variants", ALL, run, title, footer)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ near-duplicates dropped from both). Methods, each a scorer and a calibration:
 * ``fsn+pooled`` (c): cluster-conditional normalisation, its table on the mixture;
 * ``fsn-bal``, ``fsn-bal+pooled``: the same with each dataset weighted equally in a cluster's
   offset (``clusternorm.cluster_offsets(balance=True)``); ``fsn-bal`` is the shipped recipe;
-* ``fsn-bal-all-0.6``: ``fsn-bal`` with every UTKFace offset pair at raw cosine ≥ 0.6 left out,
-  children's too (the shipped recipe until December 2026; bench/exclusion_variants.py).
+* ``fsn-bal-datasets``: ``fsn-bal`` with the two datasets as the parts, not LFW by sex and
+  UTKFace by age band (bench/balance_variants.py);
+* ``fsn-bal-all-0.6``: ``fsn-bal-datasets`` with every UTKFace offset pair at raw cosine ≥ 0.6 left
+  out, children's too (the shipped recipe until November 30, 2026; bench/exclusion_variants.py).
 
 Every normalised method keeps UTKFace children's offset pairs whole (``fsn_fit.utk_offset_rows``)
-except ``fsn-bal-all-0.6``.
+except ``fsn-bal-all-0.6``, and splits the pairs into parts by group (``fsn_fit.offset_parts``)
+except it and ``fsn-bal-datasets``.
 
 Measured on the evaluation halves only, at Similarity 80 of each method's table: FMR per group
 with 95 % identity (UTKFace: image) bootstrap intervals (LFW by sex; UTKFace adults by race,
@@ -121,12 +124,13 @@ def evaluate(method: str, scorer_of: Any, cal: Calibration, held: dict[str, F.Pa
     return out
 
 
-NORMALISED = {
-    "fsn": (False, False),
-    "fsn+pooled": (True, False),
-    "fsn-bal": (False, True),
-    "fsn-bal+pooled": (True, True),
-    "fsn-bal-all-0.6": (False, True),
+NORMALISED = {  # name: (table pooled, offsets balanced, children's pairs kept, parts by group)
+    "fsn": (False, False, True, True),
+    "fsn+pooled": (True, False, True, True),
+    "fsn-bal": (False, True, True, True),
+    "fsn-bal+pooled": (True, True, True, True),
+    "fsn-bal-datasets": (False, True, True, False),
+    "fsn-bal-all-0.6": (False, True, False, False),
 }
 ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
 
@@ -137,8 +141,8 @@ def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, 
         return CosineScorer, engine.calibration, {}
     if name in ("raw-lfw", "pooled"):
         return CosineScorer, F.fit_raw(engine.model_id, fit, pooled=name == "pooled"), {}
-    pooled, balance = NORMALISED[name]
-    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance, keep_children=name != "fsn-bal-all-0.6")
+    pooled, balance, keep, by_group = NORMALISED[name]
+    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance, keep_children=keep, by_group=by_group)
     assert n.calibration is not None
     info = {"clusters": len(n.centroids), "offsets": [float(np.min(n.offsets)), float(np.max(n.offsets))]}
     return n.scorer, n.calibration, info

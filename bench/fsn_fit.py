@@ -12,8 +12,13 @@ What is fitted (``fit_normaliser``):
   much-photographed person dominates a centroid), every centroid averaging at least 50
   people with none above 10 % (``facetrust.fairness.clusterfit``);
 * per-cluster offsets at FMR 1e-3 from the fit halves' same-group impostor pairs (LFW: same
-  sex; UTKFace: same age band, race and sex, children included), each dataset's fraction of
-  pairs weighted equally in a cluster (``balance``; else LFW's 150× more pairs decide);
+  sex; UTKFace: same age band, race and sex, children included), each part's fraction of
+  pairs weighted equally in a cluster (``balance``; else LFW's 150× more pairs decide). The
+  parts (``offset_parts``) are LFW women's and men's pairs and UTKFace's children's (0–12),
+  teenagers' and adults' pairs, so that inside LFW women's tail counts as much as men's and
+  inside UTKFace children's as much as adults' (``by_group``; else the two datasets); a part
+  counts in a cluster where it has 20,000 pairs, and overall where it has that many in all
+  (bench/balance_variants.py);
 * UTKFace has no identities: its adults' and teenagers' pairs at raw cosine ≥ 0.6 are presumed
   the same person and left out of the fit (``pair_rows``, ``utk_offset_rows``). Children's pairs
   (0–12) are all kept: about 3 % of pairs of different children reach 0.6, some forty times the
@@ -24,9 +29,11 @@ What is fitted (``fit_normaliser``):
   ``facetrust calibrate`` uses) pairs;
 * the unreliable clusters (``mark_unreliable``): on the same pairs as the offsets, each
   cluster's FMR at the normaliser's own Similarity-80 score over the pairs one of its faces
-  takes part in (both datasets' counts pooled); a cluster is unreliable when the low end of
-  its 95 % Wilson interval exceeds ``UNRELIABLE_TOLERANCE`` (3 × the promised 1e-4). The
-  flags leave the scores, ``score_id`` and the calibration as they are.
+  takes part in (all parts' counts pooled); a cluster is unreliable when the low end of its
+  95 % Wilson interval exceeds ``UNRELIABLE_TOLERANCE`` (3 × the promised 1e-4). The flags
+  leave the scores, ``score_id`` and the calibration as they are. Since November 30, 2026 no
+  cluster of the shipped normaliser is marked (the largest: 4.0e-4 over 25,079 pairs, Wilson low
+  end 2.2e-4).
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ K = 64
 OFFSET_FMR = 1e-3
 SAME_PERSON = 0.6
 CHILDREN = "0-12"  # the age band whose pairs the offsets' fit keeps whole
+TEENS = "13-17"
 UTK_OFFSET_ANALYSIS = 2  # age band (all ages), pairs matched on race and sex
 CALIBRATION_ANALYSIS = 0  # LFW: sex; UTKFace: race among adults, matched on sex and age band
 UNRELIABLE_SIMILARITY = 80.0
@@ -142,6 +150,25 @@ def utk_offset_rows(
     return a[~drop], b[~drop], counts
 
 
+def offset_parts(fit: dict[str, Part], *, keep_children: bool = True, by_group: bool = True) -> list[PairSet]:
+    """The pairs the offsets are fitted on: LFW's same-sex and UTKFace's same-cell pairs, each
+    dataset one part, or (``by_group``) split by the group the pairs are formed in: LFW by sex,
+    UTKFace by age band (0–12, 13–17, adults)."""
+    lfw = PairSet("lfw", fit["lfw"].emb.vectors, *pair_rows(fit["lfw"], CALIBRATION_ANALYSIS))
+    utk = PairSet("utk", fit["utk"].emb.vectors, *utk_offset_rows(fit["utk"], keep_children=keep_children)[:2])
+    if not by_group:
+        return [lfw, utk]
+    out = []
+    for ps, p in ((lfw, fit["lfw"]), (utk, fit["utk"])):
+        groups = [p.spec.images[i].groups for i in ps.a]  # pairs are formed within one group
+        if ps.name == "lfw":
+            label = np.array([g.get("sex", "?") for g in groups])
+        else:
+            label = np.array([g.get("age_band") if g.get("age_band") in (CHILDREN, TEENS) else "adult" for g in groups])
+        out += [PairSet(f"{ps.name} {x}", ps.vectors, ps.a[label == x], ps.b[label == x]) for x in np.unique(label)]
+    return out
+
+
 def cluster_input(parts: list[Part]) -> tuple[np.ndarray, list[str]]:
     """Face vectors for k-means and the person of each (``fit_centroids`` caps faces per person)."""
     vectors, people = [], []
@@ -193,17 +220,15 @@ def fit_normaliser(
     pooled: bool = False,
     balance: bool = True,
     keep_children: bool = True,
+    by_group: bool = True,
 ) -> ClusterNormaliser:
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
-    sets = [
-        PairSet("lfw", fit["lfw"].emb.vectors, *pair_rows(fit["lfw"], CALIBRATION_ANALYSIS)),
-        PairSet("utk", fit["utk"].emb.vectors, *utk_offset_rows(fit["utk"], keep_children=keep_children)[:2]),
-    ]
+    sets = offset_parts(fit, keep_children=keep_children, by_group=by_group)
     offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=balance)
-    normaliser = _calibrated(model, fit, centroids, offsets, k, pooled, balance, keep_children)
+    normaliser = _calibrated(model, fit, centroids, offsets, k, pooled, balance, keep_children, by_group)
     return mark_unreliable(normaliser, sets)
 
 
@@ -236,9 +261,11 @@ def _calibrated(
     pooled: bool,
     balance: bool,
     keep_children: bool,
+    by_group: bool,
 ) -> ClusterNormaliser:
     prov = provenance(fit, k, pooled)
-    prov["offsets"] = "each dataset's pairs weighted equally in a cluster" if balance else "pairs pooled"
+    parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if by_group else "LFW, UTKFace"
+    prov["offsets"] = f"each part's pairs weighted equally in a cluster; parts: {parts}" if balance else "pairs pooled"
     prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at raw cosine >= {SAME_PERSON} left out" + (
         f" unless both faces are aged {CHILDREN}" if keep_children else ""
     )

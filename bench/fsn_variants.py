@@ -352,11 +352,12 @@ ALL = ("shipped", "soft", "iterated", "max", "znorm", *SHRINK, "merge", "k32", "
 def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF.PairSet]]:
     """(fit halves, evaluation halves, the fit halves' offset pairs) of one split seed.
 
-    The UTKFace offset pairs are those of the recipe until December 2026: every pair at raw cosine
-    ≥ 0.6 left out, children's too (``fsn_fit.pair_rows``). The variant scripts built on this
-    (this one, cohort_, whiten_, typicality_variants, indian_pairs) measured their variants against
-    that default, and rerun they still do; bench/exclusion_variants.py measures today's rule
-    (``fsn_fit.utk_offset_rows``: children's pairs kept) against it."""
+    The UTKFace offset pairs are those of the recipe until November 30, 2026: every pair at raw
+    cosine ≥ 0.6 left out, children's too (``fsn_fit.pair_rows``), and the two datasets are the
+    offsets' parts. The variant scripts built on this (this one, cohort_, whiten_,
+    typicality_variants, indian_pairs) measured their variants against that default, and rerun
+    they still do; bench/exclusion_variants.py and bench/balance_variants.py measure today's
+    rules (``fsn_fit.utk_offset_rows``, ``fsn_fit.offset_parts``) against it."""
     engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}

@@ -20,8 +20,8 @@ own Similarity 80:
 * the pairs by raw cosine: ≥ 0.6 (presumed the same person), 0.5–0.6 (possibly unlabelled
   same-person pairs just under that exclusion), < 0.5;
 * the false-match images by the kind of cluster (the method's own k-means clusters) nearest to
-  them: thin (no offset: offset 0), unreliable (``fsn_fit``'s rule on the fit pairs at the
-  method's Similarity 80), ordinary; and the same shares over all the group's images;
+  them: thin (no offset: offset 0), unreliable (``fsn_fit``'s in-sample rule until November 30,
+  2026, on the fit pairs at the method's Similarity 80), ordinary; and the same shares over all the group's images;
 * FMR with its 95 % bootstrap interval (the audit's, over images, 200 replicates; the group alone
   is audited, so the interval's random stream differs slightly from the full audit's, the value
   does not) over all pairs, without pairs at raw cosine ≥ 0.6 and ≥ 0.5, and after leaving out the
@@ -87,7 +87,8 @@ class Method:
         return out
 
     def unreliable_clusters(self, sets: list[CF.PairSet]) -> tuple[int, ...]:
-        """``fsn_fit.mark_unreliable``'s rule, on the fit pairs, at this method's Similarity 80."""
+        """The in-sample rule bench/fsn_fit.py used until November 30, 2026: on the fit pairs, at this
+        method's Similarity 80."""
         k = len(self.shifted.centroids)
         n, high = np.zeros(k, np.int64), np.zeros(k, np.int64)
         for ps in sets:

@@ -1,0 +1,148 @@
+"""Weighting demographic groups equally inside a cluster's offset, as datasets already are (issue 11).
+
+    nice -n 5 .venv/bin/python bench/balance_variants.py                  # seed 0: balance-variants.{json,md}
+    nice -n 5 .venv/bin/python bench/balance_variants.py --split-seed 1   # replications on other splits
+    nice -n 5 .venv/bin/python bench/balance_variants.py --render-only
+
+The shipped offsets weight each dataset's fraction of pairs equally inside a cluster, so that
+UTKFace's few colour pairs are not drowned by LFW's 150× more (``clusterfit.cluster_offsets``,
+``balance``). Inside each dataset one group still dominates: LFW's same-sex pairs are 92 % men's,
+UTKFace adults' same-group pairs 70–80 % White adults'. These variants split the fit pairs further,
+by the labels the pairs are already formed on (fit time only; nothing at run time changes: 63
+centroids and 63 offsets), and weight every part equally where it has the 20,000 pairs a 1e-3 tail
+needs in a cluster (a smaller part is left out there, as a dataset is):
+
+* ``datasets``: LFW and UTKFace (the recipe shipped in the morning of November 30, 2026, children's
+  pairs kept: the reference);
+* ``lfw-by-sex``: LFW women's and men's pairs as two parts, and UTKFace;
+* ``by-group``: LFW by sex; UTKFace by age band (0–12, 13–17, 18+) and, among adults, by race;
+* ``by-age``: LFW by sex; UTKFace by age band only (0–12, 13–17, 18+), adults of every race
+  together: shipped since (``fsn_fit.offset_parts``, ``clusterfit.cluster_offsets``), the same
+  offsets as ``by-group`` on every split measured;
+* ``utk-by-age``: LFW as one part; UTKFace by age band, as ``by-age``;
+* ``datasets-faces50``: ``datasets``, but a dataset counts in a cluster only where at least 50 of
+  its faces are nearest that cluster (``clusterfit.MIN_PEOPLE``, the faces a centroid must
+  average). A pair counts for the clusters of both its faces, and an LFW face takes part in
+  thousands of same-sex pairs, so a handful of LFW faces give a cluster the 20,000 LFW pairs that
+  make it "measured", and their ordinary tail then sets the offset of a region that is mostly
+  children (bench/results: ``clusters_per_part``; docs/fairness.md).
+
+The overall threshold an offset is measured from (a thin cluster's offset) is the mean over the
+parts with at least 20,000 pairs in all; for ``datasets`` that is both datasets, as shipped. Same
+split, centroids, exclusion rule, table recipe and held-out measurement as
+bench/exclusion_variants.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import exclusion_variants as EV
+import fsn_fit as F
+import fsn_variants as FV
+from facetrust.fairness import clusterfit as CF
+from host import machine_record, save_result
+
+RESULTS = FV.RESULTS
+ALL = ("datasets", "lfw-by-sex", "by-group", "by-age", "utk-by-age", "datasets-faces50")
+MIN_FACES = 50  # clusterfit.MIN_PEOPLE: the faces a centroid must average, fixed before this was run
+
+
+def label_of(p: F.Part, rows: np.ndarray, how: str) -> np.ndarray:
+    """Each pair's part name, read from its first image (pairs are formed within one group)."""
+    g = [p.spec.images[i].groups for i in rows]
+    if how == "sex":
+        return np.array([x.get("sex", "?") for x in g])
+    band = [x.get("age_band", "?") for x in g]
+    if how == "age":
+        return np.array([b if b in ("0-12", "13-17") else "adult" for b in band])
+    adult = [b not in ("0-12", "13-17") for b in band]
+    return np.array([f"adult {x.get('race', '?')}" if a else b for x, a, b in zip(g, adult, band)])
+
+
+def parts(fit: dict[str, F.Part], sets: list[CF.PairSet], name: str) -> list[CF.PairSet]:
+    lfw, utk = sets
+    out = []
+    if name.startswith("datasets"):
+        return sets
+    if name == "utk-by-age":
+        out.append(lfw)
+    else:
+        labels = label_of(fit["lfw"], lfw.a, "sex")
+        out += [CF.PairSet(f"lfw {x}", lfw.vectors, lfw.a[labels == x], lfw.b[labels == x]) for x in np.unique(labels)]
+    if name == "lfw-by-sex":
+        return [*out, utk]
+    labels = label_of(fit["utk"], utk.a, "group" if name == "by-group" else "age")
+    out += [CF.PairSet(f"utk {x}", utk.vectors, utk.a[labels == x], utk.b[labels == x]) for x in np.unique(labels)]
+    return out
+
+
+def faces_per_cluster(centroids: np.ndarray, ps: CF.PairSet) -> np.ndarray:
+    """How many of a part's faces (those in its pairs) are nearest each centroid."""
+    faces = np.unique(np.concatenate([ps.a, ps.b]))
+    out: np.ndarray = np.bincount(np.argmax(ps.vectors[faces] @ centroids.T, axis=1), minlength=len(centroids))
+    return out
+
+
+def offsets(
+    centroids: np.ndarray, pair_sets: list[CF.PairSet], min_faces: int = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``FV.offsets`` with the overall threshold over the parts with ``MIN_TAIL / FMR`` pairs in all;
+    with ``min_faces``, a part counts in a cluster only where that many of its faces are nearest it."""
+    zero = [np.zeros(len(ps.vectors)) for ps in pair_sets]
+    counts, overall = FV.histograms(centroids, pair_sets, zero)
+    big = overall.sum(axis=1) * FV.FMR >= FV.MIN_TAIL
+    base = CF._threshold(CF._tail(overall[big]).mean(axis=0), FV.FMR)
+    usable = counts.sum(axis=2) * FV.FMR >= FV.MIN_TAIL
+    if min_faces:
+        usable &= np.stack([faces_per_cluster(centroids, ps) for ps in pair_sets]) >= min_faces
+    tails = CF._tail(counts)
+    out = np.full(len(centroids), np.nan)
+    for c in range(len(centroids)):
+        sets = np.flatnonzero(usable[:, c])
+        if len(sets):
+            out[c] = CF._threshold(tails[sets, c].mean(axis=0), FV.FMR) - base
+    info = {
+        "parts": {ps.name: int(len(ps.a)) for ps in pair_sets},
+        "parts_in_base": [ps.name for ps, b in zip(pair_sets, big) if b],
+        "clusters_per_part": {ps.name: int(usable[j].sum()) for j, ps in enumerate(pair_sets)},
+    }
+    return out, info
+
+
+def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
+    fit, held, _ = FV.split_data(seed)
+    vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
+    centroids = CF.fit_centroids(vectors, people, F.K, seed=seed)[0]
+    lfw_rows = F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)
+    sets = [
+        CF.PairSet("lfw", fit["lfw"].emb.vectors, *lfw_rows),
+        CF.PairSet("utk", fit["utk"].emb.vectors, *F.utk_offset_rows(fit["utk"])[:2]),
+    ]
+    result: dict[str, Any] = {"machine": machine_record(), "split_seed": seed, "variants": {}}
+    if (RESULTS / f"{stem}.json").exists() and set(names) != set(ALL):
+        result["variants"] = json.loads((RESULTS / f"{stem}.json").read_text())["variants"]
+    for name in names:
+        off, info = offsets(centroids, parts(fit, sets, name), MIN_FACES if name.endswith("faces50") else 0)
+        result["variants"][name] = EV.measure(name, centroids, off, np.flatnonzero(np.isnan(off)), fit, held, info)
+        save_result(RESULTS / f"{stem}.json", result)
+        print(f"seed {seed}, {name}: done", file=sys.stderr)
+    result["variants"] = {n: result["variants"][n] for n in ALL if n in result["variants"]}
+    save_result(RESULTS / f"{stem}.json", result)
+    return result
+
+
+def main() -> None:
+    title = "Groups weighted equally inside a cluster's offset (bench/balance_variants.py)"
+    footer = 'What it means: docs/fairness.md, "Groups weighted equally inside a cluster".'
+    EV.cli(__doc__ or "", "balance-variants", ALL, run, title, footer)
+
+
+if __name__ == "__main__":
+    main()
