@@ -49,19 +49,20 @@ def test_utkface_subset_has_no_fnmr_and_keeps_children_out_of_the_race_analysis(
     assert "0-12" in {g.group for g in age.groups} | set(age.unmeasured)
 
 
-def test_the_shipped_normaliser_flags_childrens_faces_far_more_often_than_adults(
-    engine: FaceEngine, utkface: Path
-) -> None:
+def test_the_shipped_normaliser_asks_more_of_childrens_faces_than_of_adults(engine: FaceEngine, utkface: Path) -> None:
     import numpy as np
 
-    assert isinstance(engine.normaliser, ClusterNormaliser) and engine.normaliser.unreliable
+    assert isinstance(engine.normaliser, ClusterNormaliser)
     images = load_utkface(utkface).images
     rng = np.random.default_rng(0)
-    share = {}
+    shift = {}
     for label, bands in (("children", ("0-12",)), ("adults", ("18-39", "40-59"))):
         rows = [i for i, r in enumerate(images) if r.groups["age_band"] in bands]
         found = [engine.embed_largest(Path(images[i].path)) for i in rng.choice(rows, 40, replace=False)]
         vectors = np.stack([e.vector for e in found if e is not None])
-        share[label] = float(engine.normaliser.unreliable_of(vectors).mean())
-    # Held out (bench/compare_unreliable.py): 57 % of children's faces, 3-10 % of adults'.
-    assert share["children"] >= 0.3 and share["adults"] <= 0.2
+        shift[label] = float(engine.normaliser.shift(vectors).mean())
+    # A pair's score is lowered by the mean of its two faces' shifts: most children's faces lie in
+    # regions the fit could not measure, which take the strictest offset (0; measured: children
+    # -0.007, adults -0.243 on this sample), so children need a higher raw score for the same
+    # Similarity (docs/fairness.md, "The children's pairs in the fit").
+    assert shift["children"] > shift["adults"] + 0.1
