@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,33 +55,25 @@ ALL = ("datasets", "lfw-by-sex", "by-group", "by-age", "utk-by-age", "datasets-f
 MIN_FACES = 50  # clusterfit.MIN_PEOPLE: the faces a centroid must average, fixed before this was run
 
 
-def label_of(p: F.Part, rows: np.ndarray, how: str) -> np.ndarray:
-    """Each pair's part name, read from its first image (pairs are formed within one group)."""
-    g = [p.spec.images[i].groups for i in rows]
-    if how == "sex":
-        return np.array([x.get("sex", "?") for x in g])
-    band = [x.get("age_band", "?") for x in g]
-    if how == "age":
-        return np.array([b if b in ("0-12", "13-17") else "adult" for b in band])
-    adult = [b not in ("0-12", "13-17") for b in band]
-    return np.array([f"adult {x.get('race', '?')}" if a else b for x, a, b in zip(g, adult, band)])
+def race_part(groups: Mapping[str, str]) -> str:
+    """``fsn_fit.age_part``, with adults further split by race."""
+    part = F.age_part(groups)
+    return f"adult {groups.get('race', '?')}" if part == "adult" else part
 
 
-def parts(fit: dict[str, F.Part], sets: list[CF.PairSet], name: str) -> list[CF.PairSet]:
-    lfw, utk = sets
-    out = []
+def parts(fit: dict[str, F.Part], datasets: list[CF.PairSet], name: str) -> list[CF.PairSet]:
+    """The parts of one variant; ``datasets``: ``fsn_fit.offset_parts(fit, by_group=False)``."""
+    if name == "by-age":
+        return F.offset_parts(fit)  # the shipped recipe itself
+    lfw, utk = datasets
     if name.startswith("datasets"):
-        return sets
-    if name == "utk-by-age":
-        out.append(lfw)
-    else:
-        labels = label_of(fit["lfw"], lfw.a, "sex")
-        out += [CF.PairSet(f"lfw {x}", lfw.vectors, lfw.a[labels == x], lfw.b[labels == x]) for x in np.unique(labels)]
+        return [lfw, utk]
+    by_sex = F.split_by(lfw, fit["lfw"], F.sex_part)
     if name == "lfw-by-sex":
-        return [*out, utk]
-    labels = label_of(fit["utk"], utk.a, "group" if name == "by-group" else "age")
-    out += [CF.PairSet(f"utk {x}", utk.vectors, utk.a[labels == x], utk.b[labels == x]) for x in np.unique(labels)]
-    return out
+        return [*by_sex, utk]
+    if name == "utk-by-age":
+        return [lfw, *F.split_by(utk, fit["utk"], F.age_part)]
+    return [*by_sex, *F.split_by(utk, fit["utk"], race_part)]  # by-group
 
 
 def faces_per_cluster(centroids: np.ndarray, ps: CF.PairSet) -> np.ndarray:
@@ -120,16 +113,12 @@ def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
     fit, held, _ = FV.split_data(seed)
     vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
     centroids = CF.fit_centroids(vectors, people, F.K, seed=seed)[0]
-    lfw_rows = F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)
-    sets = [
-        CF.PairSet("lfw", fit["lfw"].emb.vectors, *lfw_rows),
-        CF.PairSet("utk", fit["utk"].emb.vectors, *F.utk_offset_rows(fit["utk"])[:2]),
-    ]
+    datasets = F.offset_parts(fit, by_group=False)
     result: dict[str, Any] = {"machine": machine_record(), "split_seed": seed, "variants": {}}
     if (RESULTS / f"{stem}.json").exists() and set(names) != set(ALL):
         result["variants"] = json.loads((RESULTS / f"{stem}.json").read_text())["variants"]
     for name in names:
-        off, info = offsets(centroids, parts(fit, sets, name), MIN_FACES if name.endswith("faces50") else 0)
+        off, info = offsets(centroids, parts(fit, datasets, name), MIN_FACES if name.endswith("faces50") else 0)
         result["variants"][name] = EV.measure(name, centroids, off, np.flatnonzero(np.isnan(off)), fit, held, info)
         save_result(RESULTS / f"{stem}.json", result)
         print(f"seed {seed}, {name}: done", file=sys.stderr)

@@ -39,6 +39,7 @@ What is fitted (``fit_normaliser``):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,22 @@ def utk_offset_rows(
     return a[~drop], b[~drop], counts
 
 
+def sex_part(groups: Mapping[str, str]) -> str:
+    return groups.get("sex", "?")
+
+
+def age_part(groups: Mapping[str, str]) -> str:
+    band = groups.get("age_band", "?")
+    return band if band in (CHILDREN, TEENS) else "adult"
+
+
+def split_by(ps: PairSet, p: Part, label: Callable[[Mapping[str, str]], str]) -> list[PairSet]:
+    """``ps`` (pairs of ``p``'s faces) split by a label of the group its pairs are formed in: each
+    image labelled once, a pair by its first face (both faces share the group)."""
+    of_pair = np.array([label(img.groups) for img in p.spec.images])[ps.a]
+    return [PairSet(f"{ps.name} {x}", ps.vectors, ps.a[of_pair == x], ps.b[of_pair == x]) for x in np.unique(of_pair)]
+
+
 def offset_parts(fit: dict[str, Part], *, keep_children: bool = True, by_group: bool = True) -> list[PairSet]:
     """The pairs the offsets are fitted on: LFW's same-sex and UTKFace's same-cell pairs, each
     dataset one part, or (``by_group``) split by the group the pairs are formed in: LFW by sex,
@@ -158,15 +175,7 @@ def offset_parts(fit: dict[str, Part], *, keep_children: bool = True, by_group: 
     utk = PairSet("utk", fit["utk"].emb.vectors, *utk_offset_rows(fit["utk"], keep_children=keep_children)[:2])
     if not by_group:
         return [lfw, utk]
-    out = []
-    for ps, p in ((lfw, fit["lfw"]), (utk, fit["utk"])):
-        groups = [p.spec.images[i].groups for i in ps.a]  # pairs are formed within one group
-        if ps.name == "lfw":
-            label = np.array([g.get("sex", "?") for g in groups])
-        else:
-            label = np.array([g.get("age_band") if g.get("age_band") in (CHILDREN, TEENS) else "adult" for g in groups])
-        out += [PairSet(f"{ps.name} {x}", ps.vectors, ps.a[label == x], ps.b[label == x]) for x in np.unique(label)]
-    return out
+    return [*split_by(lfw, fit["lfw"], sex_part), *split_by(utk, fit["utk"], age_part)]
 
 
 def cluster_input(parts: list[Part]) -> tuple[np.ndarray, list[str]]:
