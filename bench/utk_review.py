@@ -1,0 +1,252 @@
+"""UTKFace adults' "false matches" at Similarity 80, looked at: how many are one person twice (issue 11).
+
+    .venv/bin/python bench/utk_review.py --sheets /tmp/utk-review   # contact sheets of the matches, to review
+    nice -n 5 .venv/bin/python bench/utk_review.py                  # the measurement: utk-review.{json,md}
+    .venv/bin/python bench/utk_review.py --render-only
+
+UTKFace has no identities: every pair of its images in one cell (same race, sex and age band) is
+counted as an impostor pair, and its README says only that every image is a different capture.
+Many of its adults are well-known people photographed again and again, so some "false matches"
+are the same person twice. This script lists the default engine's matches at Similarity 80
+(the shipped cluster normaliser and its table) among the same-cell pairs of UTKFace adults in
+the evaluation half that bench/fsn_fit.py never fitted on, and draws them as numbered contact
+sheets (``--sheets DIR``: outside the repository; images and crops are never committed).
+
+A reviewer judges each pair ``same``, ``different`` or ``unsure`` in
+``bench/review/utk-adults-sim80.csv`` (file names and a judgement only). The measurement then
+reads the held-out FMR three ways, each with the audit's bootstrap over images:
+
+* ``as measured``: every pair, as bench/fairnorm.py and the audit count them;
+* ``without same``: the pairs judged the same person left out (unsure ones stay false matches:
+  the upper bound);
+* ``without same or unsure``: only pairs judged different people count (the lower bound).
+
+A match the file does not judge counts as a false match in every reading, and is listed. The
+judgements are one reviewer's visual ones, not identity labels: the sheets let anyone redo them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fairnorm as FN
+import fsn_fit as F
+import lfw_data as L
+from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
+from facetrust.config import Settings, default_cache_dir
+from facetrust.engine import FaceEngine
+from facetrust.fairness.audit import audit_analysis
+from facetrust.fairness.pairs import PairScorer
+from facetrust.fairness.runner import embed_spec
+from faircal import impostor_index_pairs
+from host import machine_record, save_result
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REVIEW = Path(__file__).resolve().parent / "review" / "utk-adults-sim80.csv"
+JUDGEMENTS = ("same", "different", "unsure")
+RACE = 0  # UTKFace's analyses: race (adults, same sex and age band), sex, age band
+MIN_PAIRS = 2_000  # the race ratio's groups, as bench/fsn_variants.py
+READINGS = {"as measured": (), "without same": ("same",), "without same or unsure": ("same", "unsure")}
+
+
+class Without:
+    """``inner`` with the listed pairs of images scored as non-matches."""
+
+    def __init__(self, inner: PairScorer, drop: set[tuple[int, int]]) -> None:
+        self.inner, self.drop = inner, drop | {(b, a) for a, b in drop}
+        self.partners: dict[int, set[int]] = {}
+        for a, b in self.drop:
+            self.partners.setdefault(a, set()).add(b)
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out = np.array(self.inner.block(rows, cols), copy=True)
+        where_col = {int(c): j for j, c in enumerate(cols)}
+        for i, r in enumerate(rows):
+            for b in self.partners.get(int(r), ()):
+                if b in where_col:
+                    out[i, where_col[b]] = -1e9
+        return out
+
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.array(self.inner.pairs(a, b), copy=True)
+        hit = np.array([(int(x), int(y)) in self.drop for x, y in zip(a, b)], dtype=bool)
+        out[hit] = -1e9
+        return out
+
+
+def held_out() -> tuple[F.Part, ClusterNormaliser]:
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
+    normaliser = shipped_normaliser(engine.model_id)
+    if normaliser is None or normaliser.calibration is None:
+        raise SystemExit(f"no shipped normaliser for {engine.model_id}")
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    return F.split_parts(specs, embs)["utk"][1], normaliser
+
+
+def matches(p: F.Part, normaliser: ClusterNormaliser) -> list[dict[str, Any]]:
+    """The Similarity-80 matches among the half's same-cell adult pairs, file names in order."""
+    assert normaliser.calibration is not None
+    a, b = impostor_index_pairs(p.spec, p.status, RACE)
+    scores = normaliser.scorer(p.emb.vectors).pairs(a, b)
+    raw = np.einsum("ij,ij->i", p.emb.vectors[a], p.emb.vectors[b])
+    out = []
+    for i in np.flatnonzero(scores >= normaliser.calibration.score_for_similarity(80)):
+        x, y = sorted(
+            [(Path(p.spec.images[a[i]].path).name, int(a[i])), (Path(p.spec.images[b[i]].path).name, int(b[i]))]
+        )
+        out.append(
+            {
+                "a": x[0],
+                "b": y[0],
+                "rows": (x[1], y[1]),
+                "raw": round(float(raw[i]), 4),
+                "race": p.spec.images[a[i]].groups["race"],
+            }
+        )
+    return out
+
+
+def read_review(path: Path = REVIEW) -> dict[tuple[str, str], str]:
+    out = {}
+    with path.open(newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), start=2):
+            if row["judgement"] not in JUDGEMENTS:
+                raise SystemExit(f"{path}:{n}: judgement {row['judgement']!r} is not one of {', '.join(JUDGEMENTS)}")
+            out[tuple(sorted((row["image_a"], row["image_b"])))] = row["judgement"]
+    return out
+
+
+def sheets(found: list[dict[str, Any]], folder: Path, seed: int = 7) -> None:
+    """Numbered contact sheets (12 pairs each, a seeded order) and index.csv, in ``folder``."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = L.data_root() / "utkface" / "images"
+    order = np.random.default_rng(seed).permutation(len(found))
+    with (folder / "index.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["number", "image_a", "image_b", "raw", "race"])
+        for n, i in enumerate(order):
+            w.writerow([n, found[i]["a"], found[i]["b"], found[i]["raw"], found[i]["race"]])
+    for sheet in range(0, len(order), 12):
+        canvas = Image.new("RGB", (3 * 420, 4 * 220), "white")
+        draw = ImageDraw.Draw(canvas)
+        for j, i in enumerate(order[sheet : sheet + 12]):
+            x, y = (j % 3) * 420, (j // 3) * 220
+            for k, name in enumerate((found[i]["a"], found[i]["b"])):
+                canvas.paste(Image.open(images / name).convert("RGB").resize((200, 200)), (x + 202 * k, y))
+            draw.text((x + 2, y + 202), f"{sheet + j}  raw {found[i]['raw']:.2f}  {found[i]['race']}", fill="black")
+        canvas.save(folder / f"sheet{sheet // 12:02d}.png")
+    print(f"{len(found)} pairs on {(len(order) + 11) // 12} sheets in {folder}", file=sys.stderr)
+
+
+def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]]) -> dict[str, Any]:
+    assert normaliser.calibration is not None
+    review = read_review()
+    judged = [review.get((m["a"], m["b"]), "not reviewed") for m in found]
+    t80 = normaliser.calibration.score_for_similarity(80)
+    out: dict[str, Any] = {
+        "machine": machine_record(),
+        "normaliser": normaliser.score_id,
+        "threshold": t80,
+        "matches": len(found),
+        "judgements": dict(Counter(judged)),
+        "by_race": {
+            race: dict(Counter(j for m, j in zip(found, judged) if m["race"] == race))
+            for race in sorted({m["race"] for m in found})
+        },
+        "at_raw_0.6": {
+            side: dict(Counter(j for m, j in zip(found, judged) if (m["raw"] >= F.SAME_PERSON) == high))
+            for side, high in (("below", False), ("at or above", True))
+        },
+        "not_reviewed": [[m["a"], m["b"]] for m, j in zip(found, judged) if j == "not reviewed"],
+        "readings": {},
+    }
+    for reading, left_out in READINGS.items():
+        drop = {m["rows"] for m, j in zip(found, judged) if j in left_out}
+        scorer = Without(normaliser.scorer(p.emb.vectors), drop)
+        res = audit_analysis(p.spec, p.emb, scorer, p.spec.analyses[RACE], t80, FN.OPTIONS, 1)
+        adults = res.overall_fmr["similarity"]
+        groups = FN.groups(res)
+        out["readings"][reading] = {
+            "left_out": len(drop),
+            "adults": [adults.value, adults.interval.low, adults.interval.high],
+            "race": groups,
+            "race_ratio": FN.worst_best(groups, MIN_PAIRS),
+        }
+        print(f"{reading}: adults {adults.value:.2e}", file=sys.stderr)
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    races = sorted(r["readings"]["as measured"]["race"])
+
+    def counts(c: dict[str, int]) -> str:
+        return ", ".join(f"{k} {c.get(k, 0)}" for k in (*JUDGEMENTS, "not reviewed") if c.get(k, 0) or k in JUDGEMENTS)
+
+    lines = [
+        "# UTKFace adults' matches at Similarity 80, reviewed (bench/utk_review.py)",
+        "",
+        f"Machine: {json.dumps(r['machine'])}. Scores: `{r['normaliser']}`, Similarity 80 at normalised "
+        f"{r['threshold']:.4f}. Pairs: the same-cell pairs (race, sex, age band) of UTKFace adults in the "
+        "evaluation half (split seed 0, never fitted on).",
+        "",
+        f"Matches: {r['matches']}; judged {counts(r['judgements'])} (at raw cosine below 0.6: "
+        f"{counts(r['at_raw_0.6']['below'])}; at or above: {counts(r['at_raw_0.6']['at or above'])}).",
+        "",
+        "| race | " + " | ".join(JUDGEMENTS) + " |",
+        "|---|" + "---|" * len(JUDGEMENTS),
+    ]
+    for race, counts in r["by_race"].items():
+        lines.append(f"| {race} | " + " | ".join(str(counts.get(j, 0)) for j in JUDGEMENTS) + " |")
+    lines += [
+        "",
+        "FMR at Similarity 80 (95 % bootstrap interval over images), each reading:",
+        "",
+        "| reading | pairs left out | adults | " + " | ".join(races) + " | worst/best (groups of ≥ 2,000 pairs) |",
+        "|---|---|---|" + "---|" * len(races) + "---|",
+    ]
+    for reading, x in r["readings"].items():
+        cells = [FN.fmt(x["race"][g]["fmr"]) + f" [{x['race'][g]['pairs']}]" for g in races]
+        ratio = f"{x['race_ratio']:.2f}×" if x["race_ratio"] else "–"
+        lines.append(f"| {reading} | {x['left_out']} | {FN.fmt(x['adults'])} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += [
+        "",
+        '[pairs] per group; worst/best "–": a group of ≥ 2,000 pairs had no false match left. '
+        "Judgements: one reviewer's, by eye, from the contact sheets "
+        "(`--sheets`); `unsure` where two photos could be one person or two. Not reviewed: "
+        f'{len(r["not_reviewed"])}. What it means: docs/fairness.md, "UTKFace\'s adults: one person twice".',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sheets", type=Path, help="draw the matches as contact sheets into this folder and stop")
+    parser.add_argument("--render-only", action="store_true", help="rewrite utk-review.md from utk-review.json")
+    args = parser.parse_args()
+    if args.render_only:
+        (RESULTS / "utk-review.md").write_text(render(json.loads((RESULTS / "utk-review.json").read_text())))
+        return
+    p, normaliser = held_out()
+    found = matches(p, normaliser)
+    if args.sheets:
+        sheets(found, args.sheets)
+        return
+    result = measure(p, normaliser, found)
+    save_result(RESULTS / "utk-review.json", result)
+    (RESULTS / "utk-review.md").write_text(render(result))
+
+
+if __name__ == "__main__":
+    main()
