@@ -26,6 +26,10 @@ needs in a cluster (a smaller part is left out there, as a dataset is):
   thousands of same-sex pairs, so a handful of LFW faces give a cluster the 20,000 LFW pairs that
   make it "measured", and their ordinary tail then sets the offset of a region that is mostly
   children (bench/results: ``clusters_per_part``; docs/fairness.md).
+* ``by-age-strictest`` (measured after the choice above, not shipped): ``by-age``'s parts, but a cluster's
+  threshold is the highest of its parts' own thresholds instead of the threshold of their mean
+  tail (a cluster is as strict as its most crowded part needs), and the overall threshold the
+  highest part's overall one.
 
 The overall threshold an offset is measured from (a thin cluster's offset) is the mean over the
 parts with at least 20,000 pairs in all; for ``datasets`` that is both datasets, as shipped. Same
@@ -51,7 +55,7 @@ from facetrust.fairness import clusterfit as CF
 from host import machine_record, save_result
 
 RESULTS = FV.RESULTS
-ALL = ("datasets", "lfw-by-sex", "by-group", "by-age", "utk-by-age", "datasets-faces50")
+ALL = ("datasets", "lfw-by-sex", "by-group", "by-age", "utk-by-age", "datasets-faces50", "by-age-strictest")
 MIN_FACES = 50  # clusterfit.MIN_PEOPLE: the faces a centroid must average, fixed before this was run
 
 
@@ -63,7 +67,7 @@ def race_part(groups: Mapping[str, str]) -> str:
 
 def parts(fit: dict[str, F.Part], datasets: list[CF.PairSet], name: str) -> list[CF.PairSet]:
     """The parts of one variant; ``datasets``: ``fsn_fit.offset_parts(fit, by_group=False)``."""
-    if name == "by-age":
+    if name.startswith("by-age"):
         return F.offset_parts(fit)  # the shipped recipe itself
     lfw, utk = datasets
     if name.startswith("datasets"):
@@ -84,14 +88,19 @@ def faces_per_cluster(centroids: np.ndarray, ps: CF.PairSet) -> np.ndarray:
 
 
 def offsets(
-    centroids: np.ndarray, pair_sets: list[CF.PairSet], min_faces: int = 0
+    centroids: np.ndarray, pair_sets: list[CF.PairSet], min_faces: int = 0, strictest: bool = False
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``FV.offsets`` with the overall threshold over the parts with ``MIN_TAIL / FMR`` pairs in all;
-    with ``min_faces``, a part counts in a cluster only where that many of its faces are nearest it."""
+    with ``min_faces``, a part counts in a cluster only where that many of its faces are nearest it;
+    with ``strictest``, a cluster's threshold is the highest of its parts' own instead of that of
+    their mean tail, and so is the overall one."""
     zero = [np.zeros(len(ps.vectors)) for ps in pair_sets]
     counts, overall = FV.histograms(centroids, pair_sets, zero)
     big = overall.sum(axis=1) * FV.FMR >= FV.MIN_TAIL
-    base = CF._threshold(CF._tail(overall[big]).mean(axis=0), FV.FMR)
+    if strictest:
+        base = max(CF._threshold(t, FV.FMR) for t in CF._tail(overall[big]))
+    else:
+        base = CF._threshold(CF._tail(overall[big]).mean(axis=0), FV.FMR)
     usable = counts.sum(axis=2) * FV.FMR >= FV.MIN_TAIL
     if min_faces:
         usable &= np.stack([faces_per_cluster(centroids, ps) for ps in pair_sets]) >= min_faces
@@ -99,7 +108,9 @@ def offsets(
     out = np.full(len(centroids), np.nan)
     for c in range(len(centroids)):
         sets = np.flatnonzero(usable[:, c])
-        if len(sets):
+        if len(sets) and strictest:
+            out[c] = max(CF._threshold(tails[j, c], FV.FMR) for j in sets) - base
+        elif len(sets):
             out[c] = CF._threshold(tails[sets, c].mean(axis=0), FV.FMR) - base
     info = {
         "parts": {ps.name: int(len(ps.a)) for ps in pair_sets},
@@ -118,7 +129,12 @@ def run(seed: int, names: list[str], stem: str) -> dict[str, Any]:
     if (RESULTS / f"{stem}.json").exists() and set(names) != set(ALL):
         result["variants"] = json.loads((RESULTS / f"{stem}.json").read_text())["variants"]
     for name in names:
-        off, info = offsets(centroids, parts(fit, datasets, name), MIN_FACES if name.endswith("faces50") else 0)
+        off, info = offsets(
+            centroids,
+            parts(fit, datasets, name),
+            MIN_FACES if name.endswith("faces50") else 0,
+            strictest=name.endswith("strictest"),
+        )
         result["variants"][name] = EV.measure(name, centroids, off, np.flatnonzero(np.isnan(off)), fit, held, info)
         save_result(RESULTS / f"{stem}.json", result)
         print(f"seed {seed}, {name}: done", file=sys.stderr)
