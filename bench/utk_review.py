@@ -23,6 +23,11 @@ reads the held-out FMR three ways, each with the audit's bootstrap over images:
 
 A match the file does not judge counts as a false match in every reading, and is listed. The
 judgements are one reviewer's visual ones, not identity labels: the sheets let anyone redo them.
+
+A second model checks them: dlib's recogniser (the 'accurate' profile's second part, from
+bench/fused_data.py's caches, used only if they are filled) never took part in the review. How
+well its cosine separates the pairs judged one person from those judged two (AUC) is set beside
+how well it separates LFW's known same and different people at the same SFace scores.
 """
 
 from __future__ import annotations
@@ -150,6 +155,64 @@ def sheets(found: list[dict[str, Any]], folder: Path, seed: int = 7) -> None:
     print(f"{len(found)} pairs on {(len(order) + 11) // 12} sheets in {folder}", file=sys.stderr)
 
 
+WINDOW = (0.4, 0.6)  # SFace raw cosine: where the matches below the presumed-same rule lie
+
+
+def auc(a: np.ndarray, b: np.ndarray) -> float | None:
+    """P(a random value of ``a`` exceeds one of ``b``), ties half."""
+    if not len(a) or not len(b):
+        return None
+    return float(((a[:, None] > b[None, :]).sum() + 0.5 * (a[:, None] == b[None, :]).sum()) / (len(a) * len(b)))
+
+
+def quartiles(x: np.ndarray) -> list[float] | None:
+    return np.round(np.percentile(x, [25, 50, 75]), 4).tolist() if len(x) else None
+
+
+def lfw_reference(fused: Any) -> dict[str, Any]:
+    """dlib cosines of LFW View-2 image pairs whose default SFace cosine lies in ``WINDOW``, by truth."""
+    sv, dv = fused.default_vectors(), fused.dlib
+    ok = np.linalg.norm(sv, axis=1) > 0
+    people = np.array([p.split("/")[0] for p in fused.paths])
+    same, diff = [], []
+    for s in range(0, len(sv), 1000):
+        r, c = np.nonzero((sv[s : s + 1000] @ sv.T >= WINDOW[0]) & (sv[s : s + 1000] @ sv.T < WINDOW[1]))
+        r = r + s
+        keep = (c > r) & ok[r] & ok[c]
+        d = np.einsum("ij,ij->i", dv[r[keep]], dv[c[keep]])
+        one = people[r[keep]] == people[c[keep]]
+        same.append(d[one])
+        diff.append(d[~one])
+    a, b = np.concatenate(same), np.concatenate(diff)
+    return {"same": [len(a), quartiles(a)], "different": [len(b), quartiles(b)], "auc": auc(a, b)}
+
+
+def second_model(found: list[dict[str, Any]], judged: list[str]) -> dict[str, Any] | None:
+    """dlib's view of the judged pairs and of LFW at the same SFace scores (None: no dlib cache)."""
+    import fused_data as FD
+
+    root = L.data_root()
+    utk = FD.embed_fused("utkface", root / "utkface" / "images", FD.utkface_images(root / "utkface"), compute=False)
+    lfw = FD.embed_fused("lfw-view2", root / "lfw" / "images", FD.lfw_view2_images(root / "lfw"), compute=False)
+    if utk is None or lfw is None:
+        return None
+    row = {Path(p).name: i for i, p in enumerate(utk.paths)}
+    have = [(m, j) for m, j in zip(found, judged) if m["a"] in row and m["b"] in row]
+    d = {
+        j: np.array([float(utk.dlib[row[m["a"]]] @ utk.dlib[row[m["b"]]]) for m, k in have if k == j])
+        for j in JUDGEMENTS
+    }
+    raw = {j: np.array([m["raw"] for m, k in have if k == j]) for j in JUDGEMENTS}
+    w = {j: d[j][(raw[j] >= WINDOW[0]) & (raw[j] < WINDOW[1])] for j in JUDGEMENTS}
+    return {
+        "window": list(WINDOW),
+        "pairs": len(have),
+        "utk": {j: {"all": [len(d[j]), quartiles(d[j])], "window": [len(w[j]), quartiles(w[j])]} for j in JUDGEMENTS},
+        "auc_same_over_different": {"all": auc(d["same"], d["different"]), "window": auc(w["same"], w["different"])},
+        "lfw": lfw_reference(lfw),
+    }
+
+
 def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]]) -> dict[str, Any]:
     assert normaliser.calibration is not None
     review = read_review()
@@ -171,6 +234,7 @@ def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]
         },
         "not_reviewed": [[m["a"], m["b"]] for m, j in zip(found, judged) if j == "not reviewed"],
         "readings": {},
+        "second_model": second_model(found, judged),
     }
     for reading, left_out in READINGS.items():
         drop = {m["rows"] for m, j in zip(found, judged) if j in left_out}
@@ -220,6 +284,7 @@ def render(r: dict[str, Any]) -> str:
         cells = [FN.fmt(x["race"][g]["fmr"]) + f" [{x['race'][g]['pairs']}]" for g in races]
         ratio = f"{x['race_ratio']:.2f}×" if x["race_ratio"] else "–"
         lines.append(f"| {reading} | {x['left_out']} | {FN.fmt(x['adults'])} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += second_model_lines(r.get("second_model"))
     lines += [
         "",
         '[pairs] per group; worst/best "–": a group of ≥ 2,000 pairs had no false match left. '
@@ -228,6 +293,32 @@ def render(r: dict[str, Any]) -> str:
         f'{len(r["not_reviewed"])}. What it means: docs/fairness.md, "UTKFace\'s adults: one person twice".',
     ]
     return "\n".join(lines) + "\n"
+
+
+def second_model_lines(m: dict[str, Any] | None) -> list[str]:
+    if m is None:
+        return ["", "Second model: no dlib cache (bench/fused_data.py lfw utkface fills it)."]
+    lo, hi = m["window"]
+    out = [
+        "",
+        f"Second model, dlib (never seen in the review), cosine quartiles [25 %, median, 75 %] of the judged "
+        f"pairs ({m['pairs']} with a dlib embedding), all and at SFace raw cosine {lo}–{hi}:",
+        "",
+        "| judgement | pairs | dlib quartiles | pairs in window | dlib quartiles in window |",
+        "|---|---|---|---|---|",
+    ]
+    for j, v in m["utk"].items():
+        out.append(f"| {j} | {v['all'][0]} | {v['all'][1]} | {v['window'][0]} | {v['window'][1]} |")
+    a, ref = m["auc_same_over_different"], m["lfw"]
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    out += [
+        "",
+        f"AUC of dlib's cosine, judged one person over judged two: {fmt(a['all'])} (all), {fmt(a['window'])} "
+        f"(window). LFW View-2 image pairs at SFace {lo}–{hi}, by truth: same person {ref['same'][0]} pairs, "
+        f"dlib {ref['same'][1]}; different people {ref['different'][0]}, dlib {ref['different'][1]}; "
+        f"AUC {fmt(ref['auc'])} (LFW here is grayscale and UTKFace colour: compare the separations, not the levels).",
+    ]
+    return out
 
 
 def main() -> None:
