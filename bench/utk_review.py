@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/utk_review.py --sheets /tmp/utk-review   # contact sheets of the matches, to review
     nice -n 5 .venv/bin/python bench/utk_review.py                  # the measurement: utk-review.{json,md}
+    nice -n 5 .venv/bin/python bench/utk_review.py --group children # children 0-12: utk-review-children.*
     .venv/bin/python bench/utk_review.py --render-only
 
 UTKFace has no identities: every pair of its images in one cell (same race, sex and age band) is
@@ -9,11 +10,12 @@ counted as an impostor pair, and its README says only that every image is a diff
 Many of its adults are well-known people photographed again and again, so some "false matches"
 are the same person twice. This script lists the default engine's matches at Similarity 80
 (the shipped cluster normaliser and its table) among the same-cell pairs of UTKFace adults in
-the evaluation half that bench/fsn_fit.py never fitted on, and draws them as numbered contact
-sheets (``--sheets DIR``: outside the repository; images and crops are never committed).
+the evaluation half that bench/fsn_fit.py never fitted on (``--group children``: the audit's
+same-cell pairs of children 0–12), and draws them as numbered contact sheets (``--sheets DIR``:
+outside the repository; images and crops are never committed).
 
 A reviewer judges each pair ``same``, ``different`` or ``unsure`` in
-``bench/review/utk-adults-sim80.csv`` (file names and a judgement only). The measurement then
+``bench/review/utk-{adults,children}-sim80.csv`` (file names and a judgement only). The measurement then
 reads the held-out FMR three ways, each with the audit's bootstrap over images:
 
 * ``as measured``: every pair, as bench/fairnorm.py and the audit count them;
@@ -37,6 +39,7 @@ import csv
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +59,33 @@ from faircal import impostor_index_pairs
 from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
-REVIEW = Path(__file__).resolve().parent / "review" / "utk-adults-sim80.csv"
+REVIEWS = Path(__file__).resolve().parent / "review"
 JUDGEMENTS = ("same", "different", "unsure")
-RACE = 0  # UTKFace's analyses: race (adults, same sex and age band), sex, age band
+
+
+@dataclass(frozen=True)
+class Group:
+    """Whose matches are reviewed: the pairs of one of UTKFace's analyses (0: race among adults,
+    matched on sex and age band; 2: age band, matched on race and sex), within one band or all."""
+
+    key: str
+    title: str
+    analysis: int
+    band: str | None
+
+    @property
+    def review(self) -> Path:
+        return REVIEWS / f"utk-{self.key}-sim80.csv"
+
+    @property
+    def stem(self) -> str:
+        return "utk-review" if self.key == "adults" else f"utk-review-{self.key}"
+
+
+GROUPS = {
+    "adults": Group("adults", "UTKFace adults", 0, None),
+    "children": Group("children", "UTKFace children 0–12", 2, "0-12"),
+}
 MIN_PAIRS = 2_000  # the race ratio's groups, as bench/fsn_variants.py
 READINGS = {"as measured": (), "without same": ("same",), "without same or unsure": ("same", "unsure")}
 
@@ -98,10 +125,13 @@ def held_out() -> tuple[F.Part, ClusterNormaliser]:
     return F.split_parts(specs, embs)["utk"][1], normaliser
 
 
-def matches(p: F.Part, normaliser: ClusterNormaliser) -> list[dict[str, Any]]:
-    """The Similarity-80 matches among the half's same-cell adult pairs, file names in order."""
+def matches(p: F.Part, normaliser: ClusterNormaliser, group: Group) -> list[dict[str, Any]]:
+    """The Similarity-80 matches among the half's same-cell pairs of ``group``, file names in order."""
     assert normaliser.calibration is not None
-    a, b = impostor_index_pairs(p.spec, p.status, RACE)
+    a, b = impostor_index_pairs(p.spec, p.status, group.analysis)
+    if group.band is not None:
+        inside = np.array([img.groups.get("age_band") == group.band for img in p.spec.images])[a]
+        a, b = a[inside], b[inside]
     scores = normaliser.scorer(p.emb.vectors).pairs(a, b)
     raw = np.einsum("ij,ij->i", p.emb.vectors[a], p.emb.vectors[b])
     out = []
@@ -121,7 +151,7 @@ def matches(p: F.Part, normaliser: ClusterNormaliser) -> list[dict[str, Any]]:
     return out
 
 
-def read_review(path: Path = REVIEW) -> dict[tuple[str, str], str]:
+def read_review(path: Path) -> dict[tuple[str, str], str]:
     out = {}
     with path.open(newline="") as f:
         for n, row in enumerate(csv.DictReader(f), start=2):
@@ -165,8 +195,8 @@ def auc(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(((a[:, None] > b[None, :]).sum() + 0.5 * (a[:, None] == b[None, :]).sum()) / (len(a) * len(b)))
 
 
-def quartiles(x: np.ndarray) -> list[float] | None:
-    return np.round(np.percentile(x, [25, 50, 75]), 4).tolist() if len(x) else None
+def quartiles(x: np.ndarray) -> list[float] | str:
+    return np.round(np.percentile(x, [25, 50, 75]), 4).tolist() if len(x) else "–"
 
 
 def lfw_reference(fused: Any) -> dict[str, Any]:
@@ -213,13 +243,14 @@ def second_model(found: list[dict[str, Any]], judged: list[str]) -> dict[str, An
     }
 
 
-def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]]) -> dict[str, Any]:
+def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]], group: Group) -> dict[str, Any]:
     assert normaliser.calibration is not None
-    review = read_review()
+    review = read_review(group.review)
     judged = [review.get((m["a"], m["b"]), "not reviewed") for m in found]
     t80 = normaliser.calibration.score_for_similarity(80)
     out: dict[str, Any] = {
         "machine": machine_record(),
+        "group": group.title,
         "normaliser": normaliser.score_id,
         "threshold": t80,
         "matches": len(found),
@@ -239,30 +270,35 @@ def measure(p: F.Part, normaliser: ClusterNormaliser, found: list[dict[str, Any]
     for reading, left_out in READINGS.items():
         drop = {m["rows"] for m, j in zip(found, judged) if j in left_out}
         scorer = Without(normaliser.scorer(p.emb.vectors), drop)
-        res = audit_analysis(p.spec, p.emb, scorer, p.spec.analyses[RACE], t80, FN.OPTIONS, 1)
-        adults = res.overall_fmr["similarity"]
+        res = audit_analysis(p.spec, p.emb, scorer, p.spec.analyses[group.analysis], t80, FN.OPTIONS, 1)
         groups = FN.groups(res)
+        if group.band is None:
+            o = res.overall_fmr["similarity"]
+            overall = [o.value, o.interval.low, o.interval.high]
+        else:
+            overall, groups = groups[group.band]["fmr"], {}
         out["readings"][reading] = {
             "left_out": len(drop),
-            "adults": [adults.value, adults.interval.low, adults.interval.high],
+            "overall": overall,
             "race": groups,
-            "race_ratio": FN.worst_best(groups, MIN_PAIRS),
+            "race_ratio": FN.worst_best(groups, MIN_PAIRS) if groups else None,
         }
-        print(f"{reading}: adults {adults.value:.2e}", file=sys.stderr)
+        print(f"{reading}: {overall[0]:.2e}", file=sys.stderr)
     return out
 
 
 def render(r: dict[str, Any]) -> str:
     races = sorted(r["readings"]["as measured"]["race"])
+    ratio_head = ["worst/best (groups of ≥ 2,000 pairs)"] if races else []
 
     def counts(c: dict[str, int]) -> str:
         return ", ".join(f"{k} {c.get(k, 0)}" for k in (*JUDGEMENTS, "not reviewed") if c.get(k, 0) or k in JUDGEMENTS)
 
     lines = [
-        "# UTKFace adults' matches at Similarity 80, reviewed (bench/utk_review.py)",
+        f"# {r['group']}: matches at Similarity 80, reviewed (bench/utk_review.py)",
         "",
         f"Machine: {json.dumps(r['machine'])}. Scores: `{r['normaliser']}`, Similarity 80 at normalised "
-        f"{r['threshold']:.4f}. Pairs: the same-cell pairs (race, sex, age band) of UTKFace adults in the "
+        f"{r['threshold']:.4f}. Pairs: the audit's same-cell pairs of {r['group']} in the "
         "evaluation half (split seed 0, never fitted on).",
         "",
         f"Matches: {r['matches']}; judged {counts(r['judgements'])} (at raw cosine below 0.6: "
@@ -277,13 +313,13 @@ def render(r: dict[str, Any]) -> str:
         "",
         "FMR at Similarity 80 (95 % bootstrap interval over images), each reading:",
         "",
-        "| reading | pairs left out | adults | " + " | ".join(races) + " | worst/best (groups of ≥ 2,000 pairs) |",
-        "|---|---|---|" + "---|" * len(races) + "---|",
+        "| " + " | ".join(["reading", "pairs left out", r["group"], *races, *ratio_head]) + " |",
+        "|---" * (3 + len(races) + len(ratio_head)) + "|",
     ]
     for reading, x in r["readings"].items():
         cells = [FN.fmt(x["race"][g]["fmr"]) + f" [{x['race'][g]['pairs']}]" for g in races]
-        ratio = f"{x['race_ratio']:.2f}×" if x["race_ratio"] else "–"
-        lines.append(f"| {reading} | {x['left_out']} | {FN.fmt(x['adults'])} | " + " | ".join(cells) + f" | {ratio} |")
+        ratio = [f"{x['race_ratio']:.2f}×" if x["race_ratio"] else "–"] if races else []
+        lines.append("| " + " | ".join([reading, str(x["left_out"]), FN.fmt(x["overall"]), *cells, *ratio]) + " |")
     lines += second_model_lines(r.get("second_model"))
     lines += [
         "",
@@ -310,7 +346,10 @@ def second_model_lines(m: dict[str, Any] | None) -> list[str]:
     for j, v in m["utk"].items():
         out.append(f"| {j} | {v['all'][0]} | {v['all'][1]} | {v['window'][0]} | {v['window'][1]} |")
     a, ref = m["auc_same_over_different"], m["lfw"]
-    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+
+    def fmt(x: float | None) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
     out += [
         "",
         f"AUC of dlib's cosine, judged one person over judged two: {fmt(a['all'])} (all), {fmt(a['window'])} "
@@ -323,20 +362,22 @@ def second_model_lines(m: dict[str, Any] | None) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--group", choices=GROUPS, default="adults", help="whose matches (default: adults)")
     parser.add_argument("--sheets", type=Path, help="draw the matches as contact sheets into this folder and stop")
-    parser.add_argument("--render-only", action="store_true", help="rewrite utk-review.md from utk-review.json")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the saved .json")
     args = parser.parse_args()
+    group = GROUPS[args.group]
     if args.render_only:
-        (RESULTS / "utk-review.md").write_text(render(json.loads((RESULTS / "utk-review.json").read_text())))
-        return
-    p, normaliser = held_out()
-    found = matches(p, normaliser)
-    if args.sheets:
-        sheets(found, args.sheets)
-        return
-    result = measure(p, normaliser, found)
-    save_result(RESULTS / "utk-review.json", result)
-    (RESULTS / "utk-review.md").write_text(render(result))
+        result = json.loads((RESULTS / f"{group.stem}.json").read_text())
+    else:
+        p, normaliser = held_out()
+        found = matches(p, normaliser, group)
+        if args.sheets:
+            sheets(found, args.sheets)
+            return
+        result = measure(p, normaliser, found, group)
+        save_result(RESULTS / f"{group.stem}.json", result)
+    (RESULTS / f"{group.stem}.md").write_text(render(result))
 
 
 if __name__ == "__main__":
