@@ -2,7 +2,7 @@
 
 Imports faiss (as does ivf.py, which builds on this module); imported when a pq or ivf index is
 created or loaded. Here: the key map, the sharding, the locks and the saved layout; pq_shard.py
-holds one shard (its rows, codes and exact re-scoring), pq_codes.py the saved codes' packing.
+holds one shard (its rows, codes and exact re-scoring), pq_codes.py the saved codebooks and codes.
 
 Why this shape (docs/index.md has the measurements): face embeddings are close to isotropic
 (effective dimension ~101 of 128), so the true top 10 of a query are barely closer than the
@@ -42,7 +42,7 @@ from facetrust.index.checks import (
     frozen_hits,
     keys_and_vectors,
 )
-from facetrust.index.pq_codes import pack_codes, unpack_codes
+from facetrust.index.pq_codes import pack_codebook, pack_codes, unpack_codebook, unpack_codes
 from facetrust.index.pq_shard import ADD_CHUNK, Shard, code_index
 from facetrust.index.storage import npz_writer, read_arrays, read_manifest, write_index
 
@@ -284,9 +284,6 @@ class PqIndex:
             keys = np.concatenate([k for k, _ in live])
             # each row's shard, so that a load with as many shards rebuilds the same layout
             shard_of = np.concatenate([np.full(len(k), s, np.int32) for s, (k, _) in enumerate(live)])
-            codebook = (
-                np.empty(0, np.uint8) if self._trained is None else np.asarray(faiss.serialize_index(self._trained))
-            )
             write_index(
                 Path(path),
                 backend=self.name,
@@ -298,7 +295,7 @@ class PqIndex:
                     keys=keys,
                     vectors=np.concatenate([v for _, v in live]),
                     shards=shard_of,
-                    codebook=codebook,
+                    codebook=pack_codebook(self._trained),
                     # each shard's codes of the rows written, so that a load need not re-encode them
                     **pack_codes([shard.live_codes(self._trained) for shard in self._shards]),
                 ),
@@ -310,12 +307,7 @@ class PqIndex:
         index = cls(manifest.dim, **manifest.options(cls.defaults))
         arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"), optional=_CODE_ARRAYS)
         keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
-        try:
-            trained = faiss.deserialize_index(codebook) if codebook.size else None
-        except RuntimeError as exc:
-            raise InvalidParameterError(
-                f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
-            ) from exc
+        trained = unpack_codebook(manifest.data, codebook)
         if shard_of.shape != (manifest.count,) or (
             trained is not None and (trained.ntotal or not index._codes_fit(trained))
         ):
