@@ -1,7 +1,8 @@
 """PqIndex ("pq"): a scan of 4-bit product-quantised codes, its best candidates re-scored exactly.
 
 Imports faiss (as does ivf.py, which builds on this module); imported when a pq or ivf index is
-created or loaded.
+created or loaded. Here: the key map, the sharding, the locks and the saved layout; pq_shard.py
+holds one shard (its rows, codes and exact re-scoring), pq_codes.py the saved codebooks and codes.
 
 Why this shape (docs/index.md has the measurements): face embeddings are close to isotropic
 (effective dimension ~101 of 128), so the true top 10 of a query are barely closer than the
@@ -41,7 +42,8 @@ from facetrust.index.checks import (
     frozen_hits,
     keys_and_vectors,
 )
-from facetrust.index.pq_codes import pack_codes, unpack_codes
+from facetrust.index.pq_codes import pack_codebook, pack_codes, unpack_codebook, unpack_codes
+from facetrust.index.pq_shard import ADD_CHUNK, Shard, code_index
 from facetrust.index.storage import npz_writer, read_arrays, read_manifest, write_index
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,143 +58,14 @@ DEFAULTS: dict[str, int] = {"candidates": 1000, "train_size": 20_000}
 
 _TRAIN_SAMPLE = 65_536  # vectors the codebooks are trained on (seeded sample of the index)
 _TRAIN_SEED = 1234
-_ADD_CHUNK = 65_536  # vectors per write-lock hold during a bulk add, so searches interleave
-_MIN_CAPACITY = 1024
 _COMPACT_MIN_DEAD = 4096  # a shard is compacted once it holds this many removed rows ...
 _COMPACT_DEAD_SHARE = 8  # ... and they are more than 1/8 of its live ones
 _DICT_BYTES_PER_KEY = 100  # key→location dict entry, as measured for the exact index
-_RESCORE_BYTES = 32 << 20  # candidate vectors gathered for exact re-scoring at a time, per shard
 _CODE_ARRAYS = ("codes", "code_sizes")  # each shard's serialised code index, end to end, and their lengths
 _BATCH_QUERIES = 1024  # search_batch: queries per block (one read-lock hold, one faiss search per shard)
 
 # One faiss call per shard and thread: faiss's own OpenMP threads would fight ours for the cores.
 faiss.omp_set_num_threads(1)
-
-
-class _Shard:
-    """One slice of the index: rows (float32, or float16 for ivf), their keys (-1 once removed) and their codes."""
-
-    def __init__(self, dim: int, dtype: Any = np.float32) -> None:
-        self.dim = dim
-        self.vectors = np.empty((0, dim), dtype)
-        self.keys = np.empty(0, np.int64)
-        self.n = 0  # rows in use, removed ones included
-        self.dead = 0
-        self.codes: Any = None  # a trained faiss.IndexPQFastScan holding rows 0..n-1, or None
-
-    @property
-    def live(self) -> int:
-        return self.n - self.dead
-
-    def append(self, keys: np.ndarray, vectors: np.ndarray) -> int:
-        """Append rows; returns the first new row number."""
-        start, stop = self.n, self.n + len(keys)
-        if stop > len(self.keys):
-            capacity = max(stop, len(self.keys) + len(self.keys) // 2, _MIN_CAPACITY)
-            grown_vectors = np.empty((capacity, self.dim), self.vectors.dtype)
-            grown_keys = np.full(capacity, -1, np.int64)
-            grown_vectors[:start] = self.vectors[:start]
-            grown_keys[:start] = self.keys[:start]
-            self.vectors, self.keys = grown_vectors, grown_keys
-        self.vectors[start:stop] = vectors
-        self.keys[start:stop] = keys
-        if self.codes is not None:
-            self.codes.add(np.ascontiguousarray(vectors, np.float32))
-        self.n = stop
-        return start
-
-    def encode(self, trained: Any) -> None:
-        """Encode every row with a copy of the ``trained`` (empty) code index."""
-        codes = faiss.clone_index(trained)
-        for start in range(0, self.n, _ADD_CHUNK):
-            codes.add(np.ascontiguousarray(self.vectors[start : min(self.n, start + _ADD_CHUNK)], np.float32))
-        self.codes = codes
-
-    def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and vectors of the rows not removed, in row order."""
-        kept = self.keys[: self.n] >= 0
-        return self.keys[: self.n][kept], self.vectors[: self.n][kept]
-
-    def live_codes(self, trained: Any) -> Any:
-        """The code index of the live rows only, in row order: the shard's own when it has no removed
-        rows, else a fresh encoding (so that no code of a removed face is ever saved); None untrained."""
-        if self.codes is None or not self.dead:
-            return self.codes
-        codes = faiss.clone_index(trained)
-        kept = np.flatnonzero(self.keys[: self.n] >= 0)
-        for start in range(0, len(kept), _ADD_CHUNK):
-            codes.add(np.ascontiguousarray(self.vectors[kept[start : start + _ADD_CHUNK]], np.float32))
-        return codes
-
-    def top(self, qs: np.ndarray, k: int, candidates: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and exact scores of this shard's ``k`` best live rows per query (padded, best first);
-        ``params``: faiss search parameters (ivf: how many lists to probe)."""
-        keys = np.full((len(qs), k), -1, np.int64)
-        scores = np.full((len(qs), k), -np.inf, np.float32)
-        if not self.live:
-            return keys, scores
-        if self.codes is None or self.n <= candidates:
-            for i, q in enumerate(qs):
-                self._exact(q, k, keys[i], scores[i])
-            return keys, scores
-        _, rows = self.codes.search(qs, candidates, params=params)
-        safe = np.maximum(rows, 0)
-        valid = (rows >= 0) & (self.keys[safe] >= 0)
-        step = max(1, _RESCORE_BYTES // (self.vectors.itemsize * self.dim * rows.shape[1]))
-        for start in range(0, len(qs), step):
-            block = slice(start, start + step)
-            self._rescore(qs[block], safe[block], valid[block], keys[block], scores[block])
-        # removed rows crowded the candidates out: score this shard fully for those queries
-        for i in np.flatnonzero(valid.sum(axis=1) < min(k, self.live)).tolist():
-            self._exact(qs[i], k, keys[i], scores[i])
-        return keys, scores
-
-    def _rescore(
-        self, qs: np.ndarray, rows: np.ndarray, valid: np.ndarray, keys_out: np.ndarray, scores_out: np.ndarray
-    ) -> None:
-        """Exact scores of each query's candidate ``rows`` (where ``valid``); the best, best first."""
-        exact = np.einsum("bcd,bd->bc", self.vectors[rows], qs)
-        exact[~valid] = -np.inf
-        top = min(keys_out.shape[1], exact.shape[1])
-        part = np.argpartition(-exact, top - 1, axis=1)[:, :top] if top < exact.shape[1] else np.argsort(-exact, axis=1)
-        best = np.take_along_axis(exact, part, axis=1)
-        order = np.argsort(-best, axis=1, kind="stable")
-        best = np.take_along_axis(best, order, axis=1)
-        chosen = np.take_along_axis(rows, np.take_along_axis(part, order, axis=1), axis=1)
-        keys_out[:, :top] = np.where(np.isfinite(best), self.keys[chosen], -1)
-        scores_out[:, :top] = best
-
-    def _exact(self, q: np.ndarray, k: int, keys_out: np.ndarray, scores_out: np.ndarray) -> None:
-        # blocks of rows scored in place: a float16 matrix is never widened whole
-        scores = np.empty(self.n, np.float32)
-        for start in range(0, self.n, _ADD_CHUNK):
-            stop = min(self.n, start + _ADD_CHUNK)
-            scores[start:stop] = self.vectors[start:stop] @ q
-        rows = np.flatnonzero(self.keys[: self.n] >= 0) if self.dead else np.arange(self.n)
-        _best(rows, scores[rows] if self.dead else scores, self.keys, keys_out, scores_out)
-
-    def memory_bytes(self) -> int:
-        code_bytes = 0
-        if self.codes is not None:  # codes are packed in blocks of bbs rows, M2 half-bytes per row
-            blocks = math.ceil(self.n / self.codes.bbs)
-            if hasattr(self.codes, "nlist"):  # ivf: each list padded to whole blocks, plus an int64 id a row
-                blocks += self.codes.nlist
-                code_bytes = 8 * self.n
-            code_bytes += blocks * self.codes.bbs * self.codes.M2 // 2
-        return self.vectors.nbytes + self.keys.nbytes + code_bytes
-
-
-def _best(
-    rows: np.ndarray, scores: np.ndarray, row_keys: np.ndarray, keys_out: np.ndarray, scores_out: np.ndarray
-) -> None:
-    """Write the best ``len(keys_out)`` of ``rows`` (by ``scores``) into the output row, best first."""
-    top = min(len(keys_out), len(rows))
-    if not top:
-        return
-    part = np.argpartition(-scores, top - 1)[:top] if top < len(rows) else np.arange(len(rows))
-    order = part[np.argsort(-scores[part], kind="stable")]
-    keys_out[:top] = row_keys[rows[order]]
-    scores_out[:top] = scores[order]
 
 
 class PqIndex:
@@ -232,7 +105,7 @@ class PqIndex:
         self.train_size = check_int(train_size, "train_size", 64, 1 << 30)
         self.threads = check_int(threads, "threads", 0, 1024)
         self._lock = ReadWriteLock()
-        self._shards = [_Shard(self.dim, self._dtype) for _ in range(self.threads or os.cpu_count() or 1)]
+        self._shards = [Shard(self.dim, self._dtype) for _ in range(self.threads or os.cpu_count() or 1)]
         self._where: dict[int, int] = {}  # key → row * shards + shard
         self._trained: Any = None  # the trained, empty code index every shard copies
         self._next = 0  # shard that takes the next added vector (round robin)
@@ -254,9 +127,9 @@ class PqIndex:
 
     def add(self, keys: ArrayLike, vectors: ArrayLike) -> None:
         ks, vs = keys_and_vectors(keys, vectors, self.dim)
-        for start in range(0, len(ks), _ADD_CHUNK):
+        for start in range(0, len(ks), ADD_CHUNK):
             with self._lock.write():
-                self._add(ks[start : start + _ADD_CHUNK], vs[start : start + _ADD_CHUNK])
+                self._add(ks[start : start + ADD_CHUNK], vs[start : start + ADD_CHUNK])
                 if self._trained is None and len(self._where) >= self.train_size:
                     self._train()
 
@@ -292,7 +165,7 @@ class PqIndex:
 
     def _new_codes(self) -> Any:
         """An empty, untrained faiss code index."""
-        return _code_index(self.dim)
+        return code_index(self.dim)
 
     def _train_sample(self) -> int:
         return _TRAIN_SAMPLE
@@ -337,7 +210,7 @@ class PqIndex:
     def _compact(self, s: int) -> None:
         """Rewrite shard ``s`` without its removed rows (keeping their order) and re-encode it."""
         keys, vectors = self._shards[s].live_rows()
-        self._shards[s] = _Shard(self.dim, self._dtype)
+        self._shards[s] = Shard(self.dim, self._dtype)
         self._append(s, keys, vectors)
         if self._trained is not None:
             self._shards[s].encode(self._trained)
@@ -411,9 +284,6 @@ class PqIndex:
             keys = np.concatenate([k for k, _ in live])
             # each row's shard, so that a load with as many shards rebuilds the same layout
             shard_of = np.concatenate([np.full(len(k), s, np.int32) for s, (k, _) in enumerate(live)])
-            codebook = (
-                np.empty(0, np.uint8) if self._trained is None else np.asarray(faiss.serialize_index(self._trained))
-            )
             write_index(
                 Path(path),
                 backend=self.name,
@@ -425,7 +295,7 @@ class PqIndex:
                     keys=keys,
                     vectors=np.concatenate([v for _, v in live]),
                     shards=shard_of,
-                    codebook=codebook,
+                    codebook=pack_codebook(self._trained),
                     # each shard's codes of the rows written, so that a load need not re-encode them
                     **pack_codes([shard.live_codes(self._trained) for shard in self._shards]),
                 ),
@@ -437,12 +307,7 @@ class PqIndex:
         index = cls(manifest.dim, **manifest.options(cls.defaults))
         arrays = read_arrays(manifest, ("keys", "vectors", "shards", "codebook"), optional=_CODE_ARRAYS)
         keys, vectors, shard_of, codebook = arrays["keys"], arrays["vectors"], arrays["shards"], arrays["codebook"]
-        try:
-            trained = faiss.deserialize_index(codebook) if codebook.size else None
-        except RuntimeError as exc:
-            raise InvalidParameterError(
-                f"{manifest.data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
-            ) from exc
+        trained = unpack_codebook(manifest.data, codebook)
         if shard_of.shape != (manifest.count,) or (
             trained is not None and (trained.ntotal or not index._codes_fit(trained))
         ):
@@ -463,8 +328,8 @@ class PqIndex:
                     index._append(s, keys[mine], vectors[mine])
                 index._next = int(np.argmin([shard.n for shard in index._shards]))
             else:  # saved with another number of shards: deal the rows out afresh
-                for start in range(0, len(keys), _ADD_CHUNK):
-                    index._add(keys[start : start + _ADD_CHUNK], vectors[start : start + _ADD_CHUNK])
+                for start in range(0, len(keys), ADD_CHUNK):
+                    index._add(keys[start : start + ADD_CHUNK], vectors[start : start + ADD_CHUNK])
             if trained is not None and codes is None:
                 logger.info(
                     "%s: re-encoding %d rows (its codes were not saved, or not for %d shards)",
@@ -502,11 +367,3 @@ class PqIndex:
                 )
             self._append(s, keys[mine], vectors[mine])
             self._shards[s].codes = codes[s]
-
-
-def _code_index(dim: int) -> Any:
-    """An empty, untrained fast-scan PQ index: 4-bit codes over 2 dimensions each (1 if ``dim`` is odd)."""
-    subquantizers = dim // 2 if dim % 2 == 0 else dim
-    index = faiss.IndexPQFastScan(dim, subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
-    index.pq.cp.min_points_per_centroid = 1  # small indexes train on few points; no warning for that
-    return index

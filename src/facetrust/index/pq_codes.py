@@ -1,4 +1,4 @@
-"""A pq or ivf index's per-shard faiss code indexes, packed into and unpacked from one saved array.
+"""A pq or ivf index's saved faiss indexes: its codebooks, and its per-shard codes packed into one array.
 
 Saving the codes (``faiss.serialize_index`` of each shard's code index, which round-trips its
 packed fast-scan codes exactly) lets a load skip re-encoding every row: an ivf index of
@@ -16,15 +16,30 @@ import numpy as np
 
 from facetrust.errors import InvalidParameterError
 
-__all__ = ["pack_codes", "unpack_codes"]
+__all__ = ["pack_codebook", "pack_codes", "unpack_codebook", "unpack_codes"]
 
 logger = logging.getLogger(__name__)
+
+
+def pack_codebook(trained: Any) -> np.ndarray:
+    """The serialised trained (empty) code index; no bytes before training (``trained`` None)."""
+    return np.empty(0, np.uint8) if trained is None else np.asarray(faiss.serialize_index(trained))
+
+
+def unpack_codebook(data: Path, codebook: np.ndarray) -> Any:
+    """The code index ``pack_codebook`` wrote to ``data``, or None when it wrote no bytes."""
+    try:
+        return faiss.deserialize_index(codebook) if codebook.size else None
+    except RuntimeError as exc:
+        raise InvalidParameterError(
+            f"{data} holds unreadable codebooks ({exc}); rebuild it from the store", parameter="path"
+        ) from exc
 
 
 def pack_codes(shard_codes: list[Any]) -> dict[str, np.ndarray]:
     """``codes`` (every shard's serialised code index, end to end) and ``code_sizes`` (their
     lengths in bytes; 0 for a shard without codes, as before training)."""
-    blobs = [np.empty(0, np.uint8) if c is None else np.asarray(faiss.serialize_index(c)) for c in shard_codes]
+    blobs = [pack_codebook(c) for c in shard_codes]
     return {
         "codes": np.concatenate(blobs) if blobs else np.empty(0, np.uint8),
         "code_sizes": np.array([len(b) for b in blobs], np.int64),
