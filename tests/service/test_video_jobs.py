@@ -25,6 +25,7 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.types import ErasureReceipt
+from facetrust.service.video_job_run import execute, finish
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
 from pg_cluster import StoreBackend
 
@@ -174,10 +175,11 @@ def test_a_face_erased_while_its_job_ran_is_not_written_back_with_the_results(
     jobs = VideoJobs(service, worker=False)
     job = jobs.start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"))
     request = jobs.get(job, "FaceSearch").request
-    done = jobs._execute(request, Actor("local", "admin"))  # the search ran and matched the face...
+    admin, no_progress = Actor("local", "admin"), lambda done_ms, total_ms: None
+    done = execute(service.ctx, request, admin, no_progress)  # the search ran and matched the face...
     assert [m.face_id for m in done[2]] == [face_id]
     service.delete_faces("staff", [face_id])  # ...which is erased before the job records its results
-    jobs._finish(job, "SUCCEEDED", None, done)
+    finish(service.ctx, job, "SUCCEEDED", None, done)
 
     assert jobs.get(job, "FaceSearch").status == "SUCCEEDED"
     assert tables_naming(service, store_backend, face_id) == []

@@ -16,42 +16,39 @@ lease time (the setting ``lease_seconds``), and a waiting job is picked up by an
 
 The manager serves a ``JobHost`` (the service: its ``ServiceContext``, its lease name and a close
 hook), not ``FaceService`` itself: its operations run on the context like every operation module's.
+
+Here: the manager (start, get, wait; the queue, the worker thread and the leases). What a job is
+and its JSON in the store: ``video_job_types.py``; running one job to its end: ``video_job_run.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import queue
-import re
 import threading
 import uuid
 import weakref
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from facetrust.errors import FacetrustError, IdempotencyError, InvalidParameterError, NotFoundError, VideoLocationError
+from facetrust.errors import IdempotencyError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import under_purpose
-from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.service.video_job_run import Interrupted, run_job
+from facetrust.service.video_job_types import KINDS, VideoJob, VideoJobRequest, job_from, matched_ids, resolve_video
 from facetrust.service.video_retention import expired
 from facetrust.store import leases
 from facetrust.store import video_jobs as jobs_table
-from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
-from facetrust.video.pipeline import VideoOptions, detect_video
-from facetrust.video.source import VideoInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
     from facetrust.service.context import ServiceContext
-    from facetrust.service.video import PersonMatches
     from facetrust.store.sqlite import CollectionRow
 
+# The job's request and state (video_job_types.py) are re-exported: callers import them from here.
 __all__ = [
     "KINDS",
     "JobHost",
@@ -64,155 +61,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KINDS = ("FaceDetection", "FaceSearch")
-_BUCKET = re.compile(r"[0-9A-Za-z.\-_]{3,255}")
-
-
-@dataclass(frozen=True)
-class VideoJobRequest:
-    """What a job was asked to do: which video (bucket folder + name under the video root), and how."""
-
-    kind: str
-    bucket: str
-    name: str
-    collection: str | None = None
-    threshold: float = 80.0
-    job_tag: str | None = None
-    client_token: str | None = None
-
-    def fingerprint(self) -> str:
-        data = dataclasses.asdict(self)
-        data.pop("client_token")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class VideoJob:
-    """A job's state; ``faces`` (sightings) and ``matches`` (per person) once it SUCCEEDED, and for a
-    search the purpose's review flag and the sequence of its audit entry."""
-
-    job_id: str
-    request: VideoJobRequest
-    status: str
-    status_message: str | None
-    metadata: VideoInfo | None
-    faces: tuple[tuple[int, int, Face], ...]
-    matches: dict[int, tuple[FaceSearchMatch, ...]]
-    review_required: bool = False
-    audit_seq: int | None = None
-
-
-def _encodable(text: str) -> bool:
-    """False for text no file system can name (a lone UTF-16 surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def resolve_video(root: Path | None, bucket: str, name: str) -> Path:
-    """The file ``name`` in folder ``bucket`` of the video root; nothing outside it can be named."""
-    if root is None:
-        raise VideoLocationError("This server has no video root: start it with `facetrust serve --video-root DIR`")
-    if not _BUCKET.fullmatch(bucket) or set(bucket) == {"."}:
-        raise VideoLocationError(f"Bucket {bucket[:100]!r} is not a folder name (3–255 of A–Z a–z 0–9 . - _)")
-    if len(name) > 1024 or not name.isprintable() or not _encodable(name):
-        raise VideoLocationError(f"Name {name[:100]!r} is not a file name (1–1024 printable characters, valid UTF-8)")
-    parts = name.split("/")
-    if not name or name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in parts):
-        raise VideoLocationError(f"Name {name[:100]!r} is not a relative path inside the bucket")
-    try:
-        base = (root / bucket).resolve()
-        path = (base / name).resolve()
-        if not path.is_relative_to(base) or not base.is_relative_to(root.resolve()):
-            raise VideoLocationError(f"Name {name[:100]!r} leads outside the bucket")
-        found = path.is_file()
-    except OSError as exc:  # e.g. a part longer than the file system allows, a loop of links
-        raise VideoLocationError(f"Name {name[:100]!r} cannot be looked up: {exc.strerror}") from None
-    if not found:
-        raise VideoLocationError(f"No video {name[:100]!r} in bucket {bucket!r}")
-    return path
-
-
-# -- (de)serialisation of results ---------------------------------------------------------
-
-
-def _face_from(d: dict[str, Any]) -> Face:
-    marks = d["landmarks"]
-    return Face(
-        box=BoundingBox(**d["box"]),
-        landmarks=Landmarks(**{k: Point(**v) for k, v in marks.items()}),
-        confidence=d["confidence"],
-        pose=Pose(**d["pose"]),
-        quality=Quality(**d["quality"]),
-        size=d["size"],
-        image_width=d["image_width"],
-        image_height=d["image_height"],
-        recognisable=d["recognisable"],
-        reason=d["reason"],
-    )
-
-
-def _match_from(d: dict[str, Any]) -> FaceSearchMatch:
-    f = d["face"]
-    stored = StoredFace(
-        **{
-            **f,
-            "box": RatioBox(**f["box"]),
-            "quality": Quality(**f["quality"]),
-            "pose": Pose(**f["pose"]),
-        }
-    )
-    return FaceSearchMatch(stored, d["similarity"], d["fmr"], d["score"], d["fmr_is_bound"])
-
-
-def _job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
-    """A job from its row and its stored matches ((person, match as JSON), store/video_jobs.py)."""
-    job_id, request, status, message, metadata, result = row
-    done = json.loads(result) if result else {"faces": []}
-    matches: dict[int, list[FaceSearchMatch]] = {}
-    for person, match in stored:
-        matches.setdefault(person, []).append(_match_from(json.loads(match)))
-    return VideoJob(
-        job_id,
-        VideoJobRequest(**json.loads(request)),
-        status,
-        message,
-        VideoInfo(**json.loads(metadata)) if metadata else None,
-        tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
-        {p: tuple(ms) for p, ms in matches.items()},
-        bool(done.get("review_required", False)),
-        done.get("audit_seq"),
-    )
-
-
-def _job_matches(persons: Sequence[PersonMatches]) -> list[jobs_table.JobMatch]:
-    """The matches of a video search's persons, as the store keeps them (one row per match)."""
-    return [
-        jobs_table.JobMatch(p.person.index, i, m.face.face_id, json.dumps(dataclasses.asdict(m)))
-        for p in persons
-        for i, m in enumerate(p.matches)
-    ]
-
 
 def _may_read(actor: Actor, owner: str) -> bool:
     """A job's results are the starting key's (and an admin's): a JobId alone opens nothing."""
     return actor.key_id == owner or actor.role == "admin"
 
 
-def _matched_ids(job: VideoJob) -> list[str]:
-    return sorted({m.face.face_id for found in job.matches.values() for m in found})
-
-
-# -- the manager ----------------------------------------------------------------------------
-
-
-class _Stopped(Exception):
+class _Stopped(Interrupted):
     """Raised inside a running job when its service closes."""
 
 
-class _LeaseLost(Exception):
+class _LeaseLost(Interrupted):
     """Raised inside a running job when another replica has taken its lease over."""
 
 
@@ -349,7 +208,7 @@ class VideoJobs:
         with self.ctx.store.snapshot() as conn:
             row = jobs_table.load(conn, job_id)
             stored = jobs_table.matches(conn, job_id) if row is not None else []
-        return None if row is None else (_job_from(row[:6], stored), str(row[6]), row[7])
+        return None if row is None else (job_from(row[:6], stored), str(row[6]), row[7])
 
     def _unexpired(self, job_id: str) -> tuple[VideoJob, str] | None:
         """``_load``'s job and key, or None (as for an unknown job) once it has expired
@@ -382,13 +241,13 @@ class VideoJobs:
             if found is None or found[0].request.kind != kind or not _may_read(actor, found[1]):
                 raise NotFoundError(f"No {kind} job {job_id[:64]!r}", resource=job_id[:64])
             job = found[0] if step.row is None else self._present(found[0], step.row)
-            step.record.details.update(status=job.status, face_ids=_matched_ids(job))
+            step.record.details.update(status=job.status, face_ids=matched_ids(job))
         return job
 
     def _present(self, job: VideoJob, row: CollectionRow) -> VideoJob:
         """``job`` with only the matches whose face is still stored and usable: a face deleted, erased
         or expired since the job ran is no longer among its results."""
-        stored = self.ctx.store.faces_by_ids(row.id, _matched_ids(job))
+        stored = self.ctx.store.faces_by_ids(row.id, matched_ids(job))
         now = self.ctx.clock()
         kept = {f for f, face in stored.items() if usable(face, now)}
         matches = {p: tuple(m for m in ms if m.face.face_id in kept) for p, ms in job.matches.items()}
@@ -430,7 +289,7 @@ class VideoJobs:
             return
         self._current, self._renewed = name, now
         try:
-            self._run(job_id)
+            run_job(self.ctx, job_id, self._check_stop)
         except _LeaseLost:
             log.warning("video job %s: lease lost to another replica; stopped here", job_id)
         finally:
@@ -447,71 +306,6 @@ class VideoJobs:
             self._renewed = now
             if not leases.acquire(self.ctx.store, self._current, self.host.holder, ttl_s=self.lease_s, now=now):
                 raise _LeaseLost  # it expired (this replica stalled) and another replica runs the job now
-
-    def _run(self, job_id: str) -> None:
-        with self.ctx.store.snapshot() as conn:
-            row = jobs_table.to_run(conn, job_id)
-        if row is None or row[2] != "IN_PROGRESS":
-            return
-        request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
-        try:
-            metadata, result, found = self._execute(request, actor)
-        except (_Stopped, _LeaseLost):
-            raise
-        except FacetrustError as exc:
-            self._finish(job_id, "FAILED", exc.message)
-        except Exception:
-            log.exception("video job %s failed", job_id)
-            self._finish(job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
-        else:
-            self._finish(job_id, "SUCCEEDED", None, (metadata, result, found))
-
-    def _execute(
-        self, request: VideoJobRequest, actor: Actor
-    ) -> tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]]:
-        from facetrust.service.video import governed_video_search
-
-        path = resolve_video(self.settings.video_root, request.bucket, request.name)
-        options = VideoOptions.from_settings(self.settings)
-        matches: list[jobs_table.JobMatch] = []
-        governed: dict[str, Any] = {}
-        if request.kind == "FaceSearch":
-            found = governed_video_search(
-                self.ctx,
-                str(request.collection),
-                path,
-                actor=actor,
-                operation="FaceSearchJob",
-                threshold=request.threshold,
-                options=options,
-                progress=self._check_stop,
-            )
-            video = found.video
-            matches = _job_matches(found.persons)
-            governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
-        else:
-            video = detect_video(path, self.ctx.engine, options, progress=self._check_stop)
-        faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
-        return video.info, {"faces": faces, **governed}, matches
-
-    def _finish(
-        self,
-        job_id: str,
-        status: str,
-        message: str | None,
-        done: tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]] | None = None,
-    ) -> None:
-        """Record the job's end: with ``done`` (metadata, result, matches) its results; the store keeps
-        only the matches whose face is still stored (store/video_jobs.py)."""
-        metadata, result, found = done if done is not None else (None, None, [])
-        with self.ctx.store.transaction() as conn:
-            outcome = jobs_table.JobOutcome(
-                status,
-                message,
-                json.dumps(dataclasses.asdict(metadata)) if metadata else None,
-                json.dumps(result) if result is not None else None,
-            )
-            jobs_table.finish(conn, job_id, outcome, self.ctx.clock(), found)
 
 
 _MANAGERS: weakref.WeakKeyDictionary[JobHost, VideoJobs] = weakref.WeakKeyDictionary()

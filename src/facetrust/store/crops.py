@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store.rows import select_in
+from facetrust.store.inlist import select_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring

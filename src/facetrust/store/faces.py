@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face, select_in
+from facetrust.store.inlist import select_in
+from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring

@@ -8,7 +8,7 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 
-from facetrust.store.rows import select_in
+from facetrust.store.inlist import select_in
 
 __all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded"]
 

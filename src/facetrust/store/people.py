@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from facetrust.store.rows import select_in
+from facetrust.store.inlist import select_in
 
 __all__ = [
     "ClusterRow",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 
-from facetrust.store.rows import _FACE_COLUMNS, FaceRow, _face, select_in
+from facetrust.store.inlist import select_in
+from facetrust.store.rows import _FACE_COLUMNS, FaceRow, _face
 
 __all__ = [
     "expired_faces",

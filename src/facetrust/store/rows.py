@@ -1,14 +1,13 @@
 """The rows the store reads and writes (collections, faces, users), and how they are read back.
 
 Plain frozen dataclasses, with the SQL that reads them in the table modules (``faces.py``,
-``users.py``, ``collections.py``, ``records.py``); ``select_in`` runs an ``IN (…)`` query a
-chunk of values at a time, under SQLite's cap on bound parameters.
+``users.py``, ``collections.py``, ``records.py``); their ``IN (…)`` queries go through
+``inlist.py``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from facetrust.errors import ConfigurationError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["CollectionRow", "FaceRow", "NewFace", "UserRow", "select_in", "vector_from_blob"]
+__all__ = ["CollectionRow", "FaceRow", "NewFace", "UserRow", "vector_from_blob"]
 
 _FACE_COLUMNS = (
     "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
@@ -90,18 +89,6 @@ def _face(row: sqlite3.Row) -> FaceRow:
         created_at=row[15],
         expires_at=row[16],
     )
-
-
-_CHUNK = 500  # SQLite caps bound parameters per statement; IN lists go in chunks of this size
-
-
-def select_in(
-    conn: sqlite3.Connection, sql: str, args: Sequence[object], values: Sequence[object]
-) -> Iterator[sqlite3.Row]:
-    """Rows of ``sql`` (which ends in ``IN ({marks})``) for all ``values``, a chunk at a time."""
-    for start in range(0, len(values), _CHUNK):
-        chunk = list(values[start : start + _CHUNK])
-        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*args, *chunk))
 
 
 def vector_from_blob(blob: bytes, dim: int) -> np.ndarray:

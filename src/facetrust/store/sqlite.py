@@ -24,8 +24,9 @@ from facetrust.store.anchor import head as audit_head
 from facetrust.store.collections import CollectionTable
 from facetrust.store.faces import FaceTable
 from facetrust.store.ingested import IngestedRecord
+from facetrust.store.inlist import select_in
 from facetrust.store.private import private_dir, private_file, tighten
-from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow, select_in, vector_from_blob
+from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow, vector_from_blob
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
 from facetrust.store.upgrade import upgrade

@@ -15,9 +15,11 @@ with no row, or a stale one, is simply scored from the probe's side only. Plain 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from facetrust.store.inlist import select_in
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -50,17 +52,6 @@ __all__ = [
 ]
 
 
-_CHUNK = 500  # values per IN (...) list, well under every database's limit on parameters
-
-
-def _select_in(conn: sqlite3.Connection, sql: str, args: Sequence[object], values: Sequence[object]) -> Iterator[Any]:
-    """Rows of ``sql`` (which ends in ``IN ({marks})``) for all ``values``, a chunk at a time
-    (``Store.delete_faces`` calls into this module, so it cannot import the store's helper)."""
-    for start in range(0, len(values), _CHUNK):
-        chunk = list(values[start : start + _CHUNK])
-        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*args, *chunk))
-
-
 @dataclass(frozen=True)
 class FaceTail:
     """A face's top scores against its collection, highest first, and whose they are; ``upto``:
@@ -81,7 +72,7 @@ def _decode(scores: bytes, neighbours: bytes, upto: int) -> FaceTail:
 def read(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, FaceTail]:
     """The current (not stale) rows of these faces."""
     sql = "SELECT face_key, scores, neighbours, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
-    return {int(k): _decode(bytes(s), bytes(n), int(u)) for k, s, n, u in _select_in(conn, sql, (), list(keys))}
+    return {int(k): _decode(bytes(s), bytes(n), int(u)) for k, s, n, u in select_in(conn, sql, (), list(keys))}
 
 
 def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[float, int]]:
@@ -89,7 +80,7 @@ def floors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, tuple[flo
     score, or -2 while they hold fewer than ``k``) and ``upto``, read without the rows: which
     rows an offer can change."""
     sql = "SELECT face_key, entry_score, upto FROM face_tails WHERE stale = 0 AND face_key IN ({marks})"
-    return {int(k): (float(f), int(u)) for k, f, u in _select_in(conn, sql, (), list(keys))}
+    return {int(k): (float(f), int(u)) for k, f, u in select_in(conn, sql, (), list(keys))}
 
 
 def _values(tail: FaceTail, k: int) -> tuple[float, int, bytes, bytes]:
@@ -115,7 +106,7 @@ def put(
     before: dict[int, set[int]] = {key: set(t.neighbours.tolist()) for key, t in previous.items()}
     before.update({key: set() for key in fresh})
     sql = "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})"
-    for key, held in _select_in(conn, sql, (), fresh):
+    for key, held in select_in(conn, sql, (), fresh):
         before[int(key)].add(int(held))
     for key in fresh:
         conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
@@ -153,7 +144,7 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
     one of them (no score derived from a deleted template stays); those faces' keys."""
     gone = {int(k) for k in keys}
     sql = "SELECT DISTINCT face_key FROM face_tail_refs WHERE neighbour_key IN ({marks})"
-    holders = sorted({int(r[0]) for r in _select_in(conn, sql, (), sorted(gone))} - gone)
+    holders = sorted({int(r[0]) for r in select_in(conn, sql, (), sorted(gone))} - gone)
     mark_stale(conn, collection_id, holders)
     for key in sorted(gone):
         conn.execute("DELETE FROM face_tail_refs WHERE neighbour_key = ?", (key,))
@@ -223,7 +214,7 @@ def changes_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[tuple[
 def lacking(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, list[int]]:
     """Of these face keys, those still stored with no row or a stale one, by collection id (ascending)."""
     out: dict[int, list[int]] = {}
-    for key, collection_id in _select_in(conn, LACKING_SQL, (), sorted(set(keys))):
+    for key, collection_id in select_in(conn, LACKING_SQL, (), sorted(set(keys))):
         out.setdefault(int(collection_id), []).append(int(key))
     return {c: sorted(found) for c, found in out.items()}
 
@@ -241,7 +232,7 @@ def count_added_after(conn: sqlite3.Connection, collection_id: int, seq: int) ->
 def collection_names(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
     """The names of the collections with these ids that still exist."""
     sql = "SELECT id, name FROM collections WHERE id IN ({marks})"
-    return {int(i): str(n) for i, n in _select_in(conn, sql, (), list(ids))}
+    return {int(i): str(n) for i, n in select_in(conn, sql, (), list(ids))}
 
 
 def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
@@ -253,4 +244,4 @@ def last_key(conn: sqlite3.Connection, collection_id: int) -> int:
 def present(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> set[int]:
     """Which of these face keys are stored in the collection now."""
     sql = "SELECT id FROM faces WHERE collection_id = ? AND id IN ({marks})"
-    return {int(r[0]) for r in _select_in(conn, sql, (collection_id,), list(keys))}
+    return {int(r[0]) for r in select_in(conn, sql, (collection_id,), list(keys))}

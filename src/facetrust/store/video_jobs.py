@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from facetrust.store.inlist import in_chunks, select_in
 
 __all__ = [
     "JobMatch",
@@ -32,8 +34,6 @@ __all__ = [
     "to_run",
     "unheld",
 ]
-
-_CHUNK = 500  # bound parameters per statement (SQLite caps them)
 
 
 @dataclass(frozen=True)
@@ -132,19 +132,10 @@ def matches(conn: sqlite3.Connection, job_id: str) -> list[tuple[int, str]]:
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
-def _chunks(values: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
-    for start in range(0, len(values), _CHUNK):
-        chunk = list(values[start : start + _CHUNK])
-        yield ",".join("?" * len(chunk)), chunk
-
-
 def naming(conn: sqlite3.Connection, face_ids: Sequence[str]) -> set[str]:
     """The jobs whose stored matches name any of ``face_ids``."""
-    found: set[str] = set()
-    for marks, chunk in _chunks(face_ids):
-        sql = f"SELECT DISTINCT job_id FROM video_job_matches WHERE face_id IN ({marks})"
-        found.update(str(r[0]) for r in conn.execute(sql, chunk))
-    return found
+    sql = "SELECT DISTINCT job_id FROM video_job_matches WHERE face_id IN ({marks})"
+    return {str(r[0]) for r in select_in(conn, sql, (), face_ids)}
 
 
 def finished(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, float]]:
@@ -160,7 +151,7 @@ def finished(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, fl
 def delete(conn: sqlite3.Connection, job_ids: Sequence[str]) -> int:
     """Delete the jobs with their results and matches; how many were deleted."""
     deleted = 0
-    for marks, chunk in _chunks(job_ids):
+    for marks, chunk in in_chunks(job_ids):
         conn.execute(f"DELETE FROM video_job_matches WHERE job_id IN ({marks})", chunk)
         deleted += conn.execute(f"DELETE FROM video_jobs WHERE job_id IN ({marks})", chunk).rowcount
     return deleted

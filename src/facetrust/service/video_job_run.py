@@ -1,0 +1,95 @@
+"""Running one queued video job to its end: detection or search over its video, and its outcome stored."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import FacetrustError
+from facetrust.governance.actor import Actor
+from facetrust.service.video_job_types import VideoJobRequest, job_matches, resolve_video
+from facetrust.store import video_jobs as jobs_table
+from facetrust.video.pipeline import VideoOptions, detect_video
+from facetrust.video.source import VideoInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.service.context import ServiceContext
+    from facetrust.video.pipeline import Progress
+
+__all__ = ["Done", "Interrupted", "execute", "finish", "run_job"]
+
+log = logging.getLogger(__name__)
+
+# What a job that ran leaves: its video's metadata, its result (as JSON data) and a search's matches.
+Done = tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]]
+
+
+class Interrupted(Exception):
+    """Raised by a job's progress callback to stop it where it is: the job stays IN_PROGRESS."""
+
+
+def run_job(ctx: ServiceContext, job_id: str, progress: Progress) -> None:
+    """Run the job if it is still IN_PROGRESS and record how it ended: SUCCEEDED with its results, or
+    FAILED with the reason. ``progress`` is called as it goes; an ``Interrupted`` it raises passes
+    through, and the job is left as it was."""
+    with ctx.store.snapshot() as conn:
+        row = jobs_table.to_run(conn, job_id)
+    if row is None or row[2] != "IN_PROGRESS":
+        return
+    request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
+    try:
+        done = execute(ctx, request, actor, progress)
+    except Interrupted:
+        raise
+    except FacetrustError as exc:
+        finish(ctx, job_id, "FAILED", exc.message)
+    except Exception:
+        log.exception("video job %s failed", job_id)
+        finish(ctx, job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
+    else:
+        finish(ctx, job_id, "SUCCEEDED", None, done)
+
+
+def execute(ctx: ServiceContext, request: VideoJobRequest, actor: Actor, progress: Progress) -> Done:
+    """Run ``request`` as ``actor`` (a search on the governed path, as ``FaceSearchJob``); what it found."""
+    from facetrust.service.video import governed_video_search
+
+    settings = ctx.engine.settings
+    path = resolve_video(settings.video_root, request.bucket, request.name)
+    options = VideoOptions.from_settings(settings)
+    matches: list[jobs_table.JobMatch] = []
+    governed: dict[str, Any] = {}
+    if request.kind == "FaceSearch":
+        found = governed_video_search(
+            ctx,
+            str(request.collection),
+            path,
+            actor=actor,
+            operation="FaceSearchJob",
+            threshold=request.threshold,
+            options=options,
+            progress=progress,
+        )
+        video = found.video
+        matches = job_matches(found.persons)
+        governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
+    else:
+        video = detect_video(path, ctx.engine, options, progress=progress)
+    faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]
+    return video.info, {"faces": faces, **governed}, matches
+
+
+def finish(ctx: ServiceContext, job_id: str, status: str, message: str | None, done: Done | None = None) -> None:
+    """Record the job's end: with ``done`` (metadata, result, matches) its results; the store keeps
+    only the matches whose face is still stored (store/video_jobs.py)."""
+    metadata, result, found = done if done is not None else (None, None, [])
+    with ctx.store.transaction() as conn:
+        outcome = jobs_table.JobOutcome(
+            status,
+            message,
+            json.dumps(dataclasses.asdict(metadata)) if metadata else None,
+            json.dumps(result) if result is not None else None,
+        )
+        jobs_table.finish(conn, job_id, outcome, ctx.clock(), found)
