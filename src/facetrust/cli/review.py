@@ -6,7 +6,7 @@ import click
 
 from facetrust.cli import render_governance as render
 from facetrust.cli.context import cli_state, renders_errors
-from facetrust.service.governance_ops import REVIEW_DECISIONS
+from facetrust.service.review import REVIEW_DECISIONS
 
 __all__ = ["review"]
 

@@ -1,7 +1,7 @@
 """The one object every governed operation is handed: store, indexes, engine, policy, clock.
 
 ``FaceService`` builds it once when it opens and passes it, with the actor of the call, to the
-operation modules (``faces``, ``search``, ``users``, ``governance_ops``, …): an operation is a
+operation modules (``faces``, ``search``, ``users``, ``erasure``, …): an operation is a
 function of (context, actor, request) and reaches nothing else, so the modules import this
 one and never ``FaceService`` (no cycles, no private helpers of the facade). In the modules
 that predate it the parameter is still named ``service``.

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
+from facetrust.service.consent import get_consent
 from facetrust.service.crops import make_crops
-from facetrust.service.governance_ops import erase_keys, get_consent
+from facetrust.service.erasure import erase_keys
 from facetrust.service.governed import governed, usable
 from facetrust.service.quality import check_quality_filter, split_faces
 from facetrust.service.tails import after_change
