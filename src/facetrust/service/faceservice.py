@@ -32,12 +32,15 @@ from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service import audit_view as _audit_view
 from facetrust.service import collections as _collections
 from facetrust.service import compare as _compare
+from facetrust.service import consent as _consent
 from facetrust.service import corrections as _corrections
 from facetrust.service import crops as _crops
+from facetrust.service import erasure as _erasure
 from facetrust.service import faces as _faces
-from facetrust.service import governance_ops as _gov
 from facetrust.service import ingest as _ingest
 from facetrust.service import people as _people
+from facetrust.service import retention as _retention
+from facetrust.service import review as _review
 from facetrust.service import review_queue as _review_queue
 from facetrust.service import search as _search
 from facetrust.service import users as _users
@@ -229,7 +232,7 @@ class FaceService:
 
     def delete_collection(self, name: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Delete a collection with all its faces and users; the receipt names every erased face."""
-        return _gov.delete_collection(self.ctx, name, actor)
+        return _erasure.delete_collection(self.ctx, name, actor)
 
     # -- faces (facetrust.service.faces) ------------------------------------------------------
 
@@ -407,7 +410,7 @@ class FaceService:
         ask = _compare.CompareRequest(source, target, threshold, quality_filter, purpose, profile)
         return _compare.compare_faces(self.ctx, actor, ask)
 
-    # -- governance (facetrust.service.governance_ops, audit_view) ------------------------------
+    # -- governance (facetrust.service consent, erasure, retention, review; audit_view) ------------------------------
 
     def get_audit_log(
         self,
@@ -449,48 +452,48 @@ class FaceService:
         actor: Actor = LOCAL,
     ) -> ConsentRecord:
         """Record a subject's consent; ``evidence`` (e.g. the signed release) is hashed, not kept."""
-        grant = _gov.ConsentGrant(subject, basis, evidence, granted_at, expires_at)
-        return _gov.record_consent(self.ctx, actor, grant)
+        grant = _consent.ConsentGrant(subject, basis, evidence, granted_at, expires_at)
+        return _consent.record_consent(self.ctx, actor, grant)
 
     def revoke_consent(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Revoke a subject's consent and erase every face indexed under that subject."""
-        return _gov.revoke_consent(self.ctx, subject, actor)
+        return _consent.revoke_consent(self.ctx, subject, actor)
 
     def consent(self, subject: str, *, actor: Actor = LOCAL) -> ConsentRecord | None:
         """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
-        return _gov.show_consent(self.ctx, actor, subject)
+        return _consent.show_consent(self.ctx, actor, subject)
 
     def erase_subject(self, subject: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Erase every face whose ExternalImageId is ``subject``, in every collection."""
-        return _gov.erase(self.ctx, "subject", subject, None, actor)
+        return _erasure.erase(self.ctx, "subject", subject, None, actor)
 
     def erase_external_image_id(
         self, collection: str, external_image_id: str, *, actor: Actor = LOCAL
     ) -> ErasureReceipt:
-        return _gov.erase(self.ctx, "external_image_id", external_image_id, collection, actor)
+        return _erasure.erase(self.ctx, "external_image_id", external_image_id, collection, actor)
 
     def erase_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> ErasureReceipt:
         """Delete a user and erase all its faces."""
-        return _gov.erase(self.ctx, "user", user_id, collection, actor)
+        return _erasure.erase(self.ctx, "user", user_id, collection, actor)
 
     def verify_receipt(self, receipt: ErasureReceipt, *, actor: Actor = LOCAL) -> bool:
         """True when the receipt's audit entry is intact in a valid chain, records every field of the
         receipt unchanged, and its faces are gone."""
-        return _gov.governed_verify_receipt(self.ctx, actor, receipt)
+        return _erasure.governed_verify_receipt(self.ctx, actor, receipt)
 
     def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period and delete every video job past its own
         (``video_job_retention_days``), or only list them."""
-        return _gov.sweep_retention(self.ctx, dry_run, actor)
+        return _retention.sweep_retention(self.ctx, dry_run, actor)
 
     def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:
         """Re-seal every template with the current key (or seal plain ones), a batch per
         transaction, so reads continue throughout; returns how many were re-sealed."""
-        return _gov.rotate_templates(self.ctx, batch_size, actor)
+        return _retention.rotate_templates(self.ctx, batch_size, actor)
 
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:
         """Record a person's review decision against a search's audit entry."""
-        return _gov.record_review(self.ctx, search_seq, decision, note, actor)
+        return _review.record_review(self.ctx, search_seq, decision, note, actor)
 
     # -- people (facetrust.service.people, facetrust.service.corrections) --------------------
 
