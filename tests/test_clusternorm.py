@@ -229,6 +229,26 @@ def test_balanced_offsets_let_a_small_population_move_its_cluster() -> None:
     assert balanced[0] - balanced[1] > pooled[0] - pooled[1] + 0.05
 
 
+def test_strictest_offsets_follow_the_most_crowded_set_in_each_cluster() -> None:
+    rng = np.random.default_rng(5)
+    region_a, region_b = np.eye(16)[0], np.eye(16)[1]
+    cold = np.concatenate([blob(region_a, 200, 0.9, rng), blob(region_b, 200, 0.9, rng)])  # strangers score low
+    hot = np.concatenate([blob(region_a, 200, 0.4, rng), blob(region_b, 200, 0.9, rng)])  # crowded in region A
+    ci, cj = np.triu_indices(400, 1)
+    sets = [PairSet("cold", cold, ci, cj), PairSet("hot", hot, ci, cj)]
+    centroids = np.eye(16, dtype=np.float32)[:2]
+
+    mean = cluster_offsets(centroids, sets, fmr=1e-2, balance=True)
+    strict = cluster_offsets(centroids, sets, fmr=1e-2, balance=True, strictest=True)
+    hot_alone = cluster_offsets(centroids, sets[1:], fmr=1e-2, balance=True)
+
+    # Region A is judged by the hot set's own tail, measured from the hot set's own overall
+    # threshold (the highest), exactly as if the cold set were not there; with the mean of the
+    # two tails it sat closer to region B.
+    assert strict[0] == pytest.approx(hot_alone[0], abs=1e-6)
+    assert strict[0] - strict[1] > mean[0] - mean[1] + 0.02
+
+
 def test_a_set_too_small_to_measure_any_tail_leaves_the_overall_threshold_alone() -> None:
     rng = np.random.default_rng(6)
     region_a, region_b = np.eye(16)[0], np.eye(16)[1]
@@ -294,7 +314,7 @@ def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() ->
     assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
 
 
-SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-441b2688a74c"
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-209331925b67"
 
 
 def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:

@@ -216,14 +216,17 @@ def cluster_offsets(
     fmr: float = 1e-3,
     min_tail: int = 20,
     balance: bool = False,
+    strictest: bool = False,
     chunk: int = 4_000_000,
 ) -> np.ndarray:
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
     less the same over all pairs. Pairs are pooled over ``pair_sets``; with ``balance`` each
     set's fraction counts equally instead (in a cluster, the mean over the sets with at least
     ``min_tail / fmr`` pairs there; overall, the mean over the sets with that many pairs in all),
-    so a small population is not drowned by a large one. A cluster with too few pairs gets no
-    offset (0): the threshold over all pairs."""
+    so a small population is not drowned by a large one. With ``strictest`` (and ``balance``), a
+    cluster's score is the highest of those sets' own scores instead of that of their mean tail,
+    and so is the overall one: a cluster is as strict as its most crowded set needs. A cluster
+    with too few pairs gets no offset (0): the threshold over all pairs."""
     import numpy as np
 
     hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
@@ -232,14 +235,21 @@ def cluster_offsets(
     if not balance:
         counts, overall = counts.sum(axis=0, keepdims=True), overall.sum(axis=0, keepdims=True)
     measured = overall.sum(axis=1) * fmr >= min_tail  # a set that can count in no cluster: not overall either
-    base = _threshold(_tail(overall[measured] if measured.any() else overall).mean(axis=0), fmr)
+    base = _combined(_tail(overall[measured] if measured.any() else overall), fmr, strictest)
     usable = counts.sum(axis=2) * fmr >= min_tail  # (sets, k)
     tails = _tail(counts)
     out = np.zeros(len(centroids), dtype=np.float32)
     for c in range(len(centroids)):
         if usable[:, c].any():
-            out[c] = _threshold(tails[usable[:, c], c].mean(axis=0), fmr) - base
+            out[c] = _combined(tails[usable[:, c], c], fmr, strictest) - base
     return out
+
+
+def _combined(tails: np.ndarray, fmr: float, strictest: bool) -> float:
+    """The threshold at ``fmr`` of several sets' tails (rows): the highest of their own, or that of their mean."""
+    if strictest:
+        return max(_threshold(t, fmr) for t in tails)
+    return _threshold(tails.mean(axis=0), fmr)
 
 
 def fit_mixture_calibration(
