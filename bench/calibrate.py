@@ -80,7 +80,7 @@ def write_normaliser(out: Path) -> None:
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     fit = {n: p[0] for n, p in F.split_parts(specs, embs).items()}
-    normaliser = F.fit_normaliser(engine.model_id, fit, pooled=False, balance=True)  # "fsn-bal" in fairnorm
+    normaliser = F.fit_normaliser(engine.model_id, fit)  # the default recipe: "fsn-bal" in fairnorm
     assert normaliser.calibration is not None
     (out / shipped_name(engine.model_id)).write_text(normaliser.to_json() + "\n")
     t80 = normaliser.calibration.score_for_similarity(80)

@@ -10,8 +10,13 @@ near-duplicates dropped from both). Methods, each a scorer and a calibration:
 * ``pooled`` (b): raw cosine, a table of the equal-weight mixture of LFW and UTKFace fit pairs;
 * ``fsn`` (a): cluster-conditional normalisation, its table fitted on LFW fit pairs only;
 * ``fsn+pooled`` (c): cluster-conditional normalisation, its table on the mixture;
-* ``fsn-bal``, ``fsn-bal+pooled``: the same with each dataset weighted equally in a cluster's
-  offset (``clusternorm.cluster_offsets(balance=True)``); ``fsn-bal`` is the shipped recipe;
+* ``fsn-bal``: the shipped recipe (``fsn_fit.Recipe()``): each part's tail counted in a cluster
+  (``clusterfit.cluster_offsets(balance=True)``), the cluster as strict as its most crowded part
+  (``strictest``), and the table on LFW women's and men's pairs weighted equally (``table_by_sex``);
+* ``fsn-bal-mean``: the shipped recipe earlier on November 30, 2026: the mean of the parts'
+  tails in a cluster and a table on LFW's pooled same-sex pairs; every row below it is that recipe
+  with one more change, as measured then;
+* ``fsn-bal+pooled``: ``fsn-bal-mean`` with its table on the mixture;
 * ``fsn-bal-datasets``: ``fsn-bal`` with the two datasets as the parts, not LFW by sex and
   UTKFace by age band (bench/balance_variants.py);
 * ``fsn-bal-all-0.6``: ``fsn-bal-datasets`` with every UTKFace offset pair at raw cosine ≥ 0.6 left
@@ -124,25 +129,29 @@ def evaluate(method: str, scorer_of: Any, cal: Calibration, held: dict[str, F.Pa
     return out
 
 
-NORMALISED = {  # name: (table pooled, offsets balanced, children's pairs kept, parts by group)
-    "fsn": (False, False, True, True),
-    "fsn+pooled": (True, False, True, True),
-    "fsn-bal": (False, True, True, True),
-    "fsn-bal+pooled": (True, True, True, True),
-    "fsn-bal-datasets": (False, True, True, False),
-    "fsn-bal-all-0.6": (False, True, False, False),
+_BEFORE = {
+    "strictest": False,
+    "table_by_sex": False,
+}  # the recipe shipped earlier on November 30: mean tails, a pooled table
+NORMALISED = {  # name: the recipe (bench/fsn_fit.py); "fsn-bal" is the shipped one
+    "fsn": F.Recipe(balance=False, **_BEFORE),
+    "fsn+pooled": F.Recipe(pooled=True, balance=False, **_BEFORE),
+    "fsn-bal": F.Recipe(),
+    "fsn-bal-mean": F.Recipe(**_BEFORE),
+    "fsn-bal+pooled": F.Recipe(pooled=True, **_BEFORE),
+    "fsn-bal-datasets": F.Recipe(by_group=False, **_BEFORE),
+    "fsn-bal-all-0.6": F.Recipe(keep_children=False, by_group=False, **_BEFORE),
 }
 ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
 
 
 def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, Calibration, dict[str, Any]]:
-    """(scorer factory, calibration, notes) of one method; ``NORMALISED`` maps a name to (pooled, balance)."""
+    """(scorer factory, calibration, notes) of one method; ``NORMALISED`` maps a name to its recipe."""
     if name == "shipped":
         return CosineScorer, engine.calibration, {}
     if name in ("raw-lfw", "pooled"):
         return CosineScorer, F.fit_raw(engine.model_id, fit, pooled=name == "pooled"), {}
-    pooled, balance, keep, by_group = NORMALISED[name]
-    n = F.fit_normaliser(engine.model_id, fit, pooled=pooled, balance=balance, keep_children=keep, by_group=by_group)
+    n = F.fit_normaliser(engine.model_id, fit, recipe=NORMALISED[name])
     assert n.calibration is not None
     info = {"clusters": len(n.centroids), "offsets": [float(np.min(n.offsets)), float(np.max(n.offsets))]}
     return n.scorer, n.calibration, info

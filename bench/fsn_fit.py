@@ -18,15 +18,18 @@ What is fitted (``fit_normaliser``):
   teenagers' and adults' pairs, so that inside LFW women's tail counts as much as men's and
   inside UTKFace children's as much as adults' (``by_group``; else the two datasets); a part
   counts in a cluster where it has 20,000 pairs, and overall where it has that many in all
-  (bench/balance_variants.py);
+  (bench/balance_variants.py); a cluster's threshold is the highest of its parts' own
+  (``strictest``: as strict as its most crowded part needs; else that of their mean tail), and
+  so is the overall one every offset is measured from;
 * UTKFace has no identities: its adults' and teenagers' pairs at raw cosine ≥ 0.6 are presumed
   the same person and left out of the fit (``pair_rows``, ``utk_offset_rows``). Children's pairs
   (0–12) are all kept: about 3 % of pairs of different children reach 0.6, some forty times the
   adults' share, far more than repeat photos could make, and leaving them out cut the children's
   clusters' tails at 0.6 and capped their offsets (bench/exclusion_variants.py);
-* the calibration of normalised scores: on LFW's same-sex pairs only, or (``pooled``) on the
-  equal-weight mixture of LFW's and UTKFace's (adults, same race, sex and age band: what
-  ``facetrust calibrate`` uses) pairs;
+* the calibration of normalised scores: on LFW's same-sex pairs, women's and men's weighted
+  equally (``table_by_sex``; else pooled, 92 % men's pairs), or (``pooled``) on the equal-weight
+  mixture of LFW's and UTKFace's (adults, same race, sex and age band: what ``facetrust
+  calibrate`` uses) pairs;
 * the unreliable clusters (``mark_unreliable``): on the same pairs as the offsets, each
   cluster's FMR at the normaliser's own Similarity-80 score over the pairs one of its faces
   takes part in (all parts' counts pooled); a cluster is unreliable when the low end of its
@@ -196,6 +199,19 @@ def calibration_scores(p: Part, scorer: PairScorer) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How the offsets and the table are fitted (the module docstring); the defaults are the
+    shipped normaliser's (bench/calibrate.py --normaliser)."""
+
+    pooled: bool = False  # the table on the LFW + UTKFace mixture (else LFW only)
+    balance: bool = True  # each part weighted equally inside a cluster (else pairs pooled)
+    keep_children: bool = True  # children's pairs at >= SAME_PERSON kept in the offsets' fit
+    by_group: bool = True  # parts: LFW by sex, UTKFace by age band (else the two datasets)
+    strictest: bool = True  # a cluster as strict as its most crowded part (else their mean tail)
+    table_by_sex: bool = True  # LFW women's and men's pairs weighted equally in the table (else pooled)
+
+
 def fit_raw(model: str, fit: dict[str, Part], pooled: bool) -> Calibration:
     """A raw-score table on the fit halves: LFW only, or the LFW + UTKFace mixture."""
     names = ["lfw", "utk"] if pooled else ["lfw"]
@@ -221,23 +237,16 @@ def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
     }
 
 
-def fit_normaliser(
-    model: str,
-    fit: dict[str, Part],
-    *,
-    k: int = K,
-    pooled: bool = False,
-    balance: bool = True,
-    keep_children: bool = True,
-    by_group: bool = True,
-) -> ClusterNormaliser:
+def fit_normaliser(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe()) -> ClusterNormaliser:
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
-    sets = offset_parts(fit, keep_children=keep_children, by_group=by_group)
-    offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=balance)
-    normaliser = _calibrated(model, fit, centroids, offsets, k, pooled, balance, keep_children, by_group)
+    sets = offset_parts(fit, keep_children=recipe.keep_children, by_group=recipe.by_group)
+    offsets = cluster_offsets(
+        centroids, sets, fmr=OFFSET_FMR, balance=recipe.balance, strictest=recipe.balance and recipe.strictest
+    )
+    normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
     return mark_unreliable(normaliser, sets)
 
 
@@ -262,26 +271,38 @@ def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Clust
 
 
 def _calibrated(
-    model: str,
-    fit: dict[str, Part],
-    centroids: np.ndarray,
-    offsets: np.ndarray,
-    k: int,
-    pooled: bool,
-    balance: bool,
-    keep_children: bool,
-    by_group: bool,
+    model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, recipe: Recipe
 ) -> ClusterNormaliser:
-    prov = provenance(fit, k, pooled)
-    parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if by_group else "LFW, UTKFace"
-    prov["offsets"] = f"each part's pairs weighted equally in a cluster; parts: {parts}" if balance else "pairs pooled"
+    prov = provenance(fit, k, recipe.pooled)
+    parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if recipe.by_group else "LFW, UTKFace"
+    how = "the highest of its parts' own thresholds" if recipe.strictest else "its parts' tails weighted equally"
+    prov["offsets"] = f"each cluster: {how}; parts: {parts}" if recipe.balance else "pairs pooled"
     prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at raw cosine >= {SAME_PERSON} left out" + (
-        f" unless both faces are aged {CHILDREN}" if keep_children else ""
+        f" unless both faces are aged {CHILDREN}" if recipe.keep_children else ""
     )
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
-    names = ["lfw", "utk"] if pooled else ["lfw"]
-    scored = [calibration_scores(fit[n], plain.scorer(fit[n].emb.vectors)) for n in names]
+    scored = table_scores(plain, fit, recipe)
+    if recipe.table_by_sex and not recipe.pooled:
+        prov["calibration"] = "LFW same-sex pairs, women's and men's weighted equally"
+    names = ["lfw", "utk"] if recipe.pooled else ["lfw"]
     cal = fit_mixture_calibration(
         scored, model=plain.score_id, dataset=" + ".join(names) + " fit halves, normalised", provenance=prov
     )
     return plain.with_calibration(cal)
+
+
+def table_scores(normaliser: ClusterNormaliser, fit: dict[str, Part], recipe: Recipe) -> list[np.ndarray]:
+    """The normalised impostor scores the table is fitted on, one array per equally weighted set."""
+    if recipe.pooled:
+        return [calibration_scores(fit[n], normaliser.scorer(fit[n].emb.vectors)) for n in ("lfw", "utk")]
+    scores = calibration_scores(fit["lfw"], normaliser.scorer(fit["lfw"].emb.vectors))
+    if not recipe.table_by_sex:
+        return [scores]
+    return [scores[sex == x] for sex in [lfw_pair_sex(fit["lfw"])] for x in np.unique(sex)]
+
+
+def lfw_pair_sex(p: Part) -> np.ndarray:
+    """The sex of each of ``calibration_scores``' pairs (both faces share it), in its order."""
+    a, _ = pair_rows(p, CALIBRATION_ANALYSIS)
+    out: np.ndarray = np.array([sex_part(img.groups) for img in p.spec.images])[a]
+    return out
