@@ -106,15 +106,11 @@ def offsets(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``FV.offsets`` with the overall threshold over the parts with ``MIN_TAIL / FMR`` pairs in all;
     with ``min_faces``, a part counts in a cluster only where that many of its faces are nearest it;
-    with ``strictest``, a cluster's threshold is the highest of its parts' own instead of that of
-    their mean tail, and so is the overall one."""
+    ``strictest`` as in ``clusterfit.cluster_offsets``."""
     zero = [np.zeros(len(ps.vectors)) for ps in pair_sets]
     counts, overall = FV.histograms(centroids, pair_sets, zero)
     big = overall.sum(axis=1) * FV.FMR >= FV.MIN_TAIL
-    if strictest:
-        base = max(CF._threshold(t, FV.FMR) for t in CF._tail(overall[big]))
-    else:
-        base = CF._threshold(CF._tail(overall[big]).mean(axis=0), FV.FMR)
+    base = CF._combined(CF._tail(overall[big]), FV.FMR, strictest)
     usable = counts.sum(axis=2) * FV.FMR >= FV.MIN_TAIL
     if min_faces:
         usable &= np.stack([faces_per_cluster(centroids, ps) for ps in pair_sets]) >= min_faces
@@ -122,10 +118,8 @@ def offsets(
     out = np.full(len(centroids), np.nan)
     for c in range(len(centroids)):
         sets = np.flatnonzero(usable[:, c])
-        if len(sets) and strictest:
-            out[c] = max(CF._threshold(tails[j, c], FV.FMR) for j in sets) - base
-        elif len(sets):
-            out[c] = CF._threshold(tails[sets, c].mean(axis=0), FV.FMR) - base
+        if len(sets):
+            out[c] = CF._combined(tails[sets, c], FV.FMR, strictest) - base
     info = {
         "parts": {ps.name: int(len(ps.a)) for ps in pair_sets},
         "parts_in_base": [ps.name for ps, b in zip(pair_sets, big) if b],
