@@ -74,11 +74,8 @@ def measure(
     ``table_by_sex``, women's and men's pairs weighted equally), then the held-out measurement of
     bench/fsn_variants.py (``thin``: the clusters without an estimate)."""
     norm = FV.Shifted(centroids, np.nan_to_num(off), 0.0)
-    scored = [F.calibration_scores(fit["lfw"], norm.scorer(fit["lfw"].emb.vectors))]
-    if table_by_sex:
-        a, _ = F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)  # in pair_rows' order, as the scores
-        sex = np.array([F.sex_part(img.groups) for img in fit["lfw"].spec.images])[a]
-        scored = [scored[0][sex == x] for x in np.unique(sex)]
+    scores = F.calibration_scores(fit["lfw"], norm.scorer(fit["lfw"].emb.vectors))
+    scored = F.split_by_sex(scores, fit["lfw"]) if table_by_sex else [scores]
     cal = CF.fit_mixture_calibration(scored, model=name, dataset="lfw fit half, normalised")
     measured = FN.evaluate(name, norm.scorer, cal, held)
     measured["race_ratio_intervals"] = FV.race_ratio_intervals(

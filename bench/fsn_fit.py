@@ -219,7 +219,7 @@ def fit_raw(model: str, fit: dict[str, Part], pooled: bool) -> Calibration:
     return fit_mixture_calibration(sets, model=model, dataset=" + ".join(names) + " fit halves")
 
 
-def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
+def provenance(fit: dict[str, Part], k: int, recipe: Recipe) -> dict[str, Any]:
     return {
         "script": "bench/calibrate.py --normaliser (bench/fsn_fit.py)",
         "method": "cluster-conditional score normalisation (Terhörst et al. 2020)",
@@ -232,7 +232,9 @@ def provenance(fit: dict[str, Part], k: int, pooled: bool) -> dict[str, Any]:
         "offset_fmr": OFFSET_FMR,
         "privacy": {"min_people": MIN_PEOPLE, "max_person_share": MAX_PERSON_SHARE},
         "calibration": "equal-weight mixture of LFW same-sex and UTKFace adult pairs"
-        if pooled
+        if recipe.pooled
+        else "LFW same-sex pairs, women's and men's weighted equally"
+        if recipe.table_by_sex
         else "LFW same-sex pairs",
     }
 
@@ -243,9 +245,7 @@ def fit_normaliser(model: str, fit: dict[str, Part], *, k: int = K, recipe: Reci
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
     sets = offset_parts(fit, keep_children=recipe.keep_children, by_group=recipe.by_group)
-    offsets = cluster_offsets(
-        centroids, sets, fmr=OFFSET_FMR, balance=recipe.balance, strictest=recipe.balance and recipe.strictest
-    )
+    offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=recipe.balance, strictest=recipe.strictest)
     normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
     return mark_unreliable(normaliser, sets)
 
@@ -273,7 +273,7 @@ def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Clust
 def _calibrated(
     model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, recipe: Recipe
 ) -> ClusterNormaliser:
-    prov = provenance(fit, k, recipe.pooled)
+    prov = provenance(fit, k, recipe)
     parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if recipe.by_group else "LFW, UTKFace"
     how = "the highest of its parts' own thresholds" if recipe.strictest else "its parts' tails weighted equally"
     prov["offsets"] = f"each cluster: {how}; parts: {parts}" if recipe.balance else "pairs pooled"
@@ -282,8 +282,6 @@ def _calibrated(
     )
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
     scored = table_scores(plain, fit, recipe)
-    if recipe.table_by_sex and not recipe.pooled:
-        prov["calibration"] = "LFW same-sex pairs, women's and men's weighted equally"
     names = ["lfw", "utk"] if recipe.pooled else ["lfw"]
     cal = fit_mixture_calibration(
         scored, model=plain.score_id, dataset=" + ".join(names) + " fit halves, normalised", provenance=prov
@@ -296,13 +294,11 @@ def table_scores(normaliser: ClusterNormaliser, fit: dict[str, Part], recipe: Re
     if recipe.pooled:
         return [calibration_scores(fit[n], normaliser.scorer(fit[n].emb.vectors)) for n in ("lfw", "utk")]
     scores = calibration_scores(fit["lfw"], normaliser.scorer(fit["lfw"].emb.vectors))
-    if not recipe.table_by_sex:
-        return [scores]
-    return [scores[sex == x] for sex in [lfw_pair_sex(fit["lfw"])] for x in np.unique(sex)]
+    return split_by_sex(scores, fit["lfw"]) if recipe.table_by_sex else [scores]
 
 
-def lfw_pair_sex(p: Part) -> np.ndarray:
-    """The sex of each of ``calibration_scores``' pairs (both faces share it), in its order."""
+def split_by_sex(scores: np.ndarray, p: Part) -> list[np.ndarray]:
+    """``calibration_scores(p, …)`` split by the sex of each pair (both faces share it), one array per sex."""
     a, _ = pair_rows(p, CALIBRATION_ANALYSIS)
-    out: np.ndarray = np.array([sex_part(img.groups) for img in p.spec.images])[a]
-    return out
+    sex = np.array([sex_part(img.groups) for img in p.spec.images])[a]
+    return [scores[sex == x] for x in np.unique(sex)]
