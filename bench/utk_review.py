@@ -94,10 +94,11 @@ class Without:
     """``inner`` with the listed pairs of images scored as non-matches."""
 
     def __init__(self, inner: PairScorer, drop: set[tuple[int, int]]) -> None:
-        self.inner, self.drop = inner, drop | {(b, a) for a, b in drop}
+        self.inner = inner
         self.partners: dict[int, set[int]] = {}
-        for a, b in self.drop:
+        for a, b in drop:
             self.partners.setdefault(a, set()).add(b)
+            self.partners.setdefault(b, set()).add(a)
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         out = np.array(self.inner.block(rows, cols), copy=True)
@@ -110,7 +111,7 @@ class Without:
 
     def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.array(self.inner.pairs(a, b), copy=True)
-        hit = np.array([(int(x), int(y)) in self.drop for x, y in zip(a, b)], dtype=bool)
+        hit = np.array([int(y) in self.partners.get(int(x), ()) for x, y in zip(a, b)], dtype=bool)
         out[hit] = -1e9
         return out
 
@@ -120,9 +121,9 @@ def held_out() -> tuple[F.Part, ClusterNormaliser]:
     normaliser = shipped_normaliser(engine.model_id)
     if normaliser is None or normaliser.calibration is None:
         raise SystemExit(f"no shipped normaliser for {engine.model_id}")
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
-    return F.split_parts(specs, embs)["utk"][1], normaliser
+    spec = F.datasets(L.data_root())["utk"]
+    emb = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)
+    return F.part(spec, emb, F.halves(spec)[1]), normaliser  # the evaluation half, as fsn_fit.split_parts
 
 
 def matches(p: F.Part, normaliser: ClusterNormaliser, group: Group) -> list[dict[str, Any]]:
