@@ -63,7 +63,7 @@ from facetrust.fairness.clusterfit import (
     unreliable_clusters,
 )
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
-from facetrust.fairness.embedding import FACE, DatasetEmbeddings
+from facetrust.fairness.embedding import FACE, NO_FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import without_duplicates
 from faircal import impostor_index_pairs
@@ -154,6 +154,24 @@ def utk_offset_rows(
     return a[~drop], b[~drop], counts
 
 
+def capped(p: Part, per_person: int, seed: int = SEED) -> Part:
+    """``p`` with at most ``per_person`` (a seeded choice) of each person's faces, the rest marked
+    faceless: the pairs formed from it no longer grow with the square of one person's photos (the
+    audit's mated pairs use the same rule). Without identities, ``p`` as it is."""
+    if not p.spec.has_identities:
+        return p
+    members: dict[str, list[int]] = {}
+    for i in np.flatnonzero(p.status == FACE):
+        members.setdefault(p.spec.images[i].identity or "", []).append(int(i))
+    rng = np.random.default_rng(seed)
+    status = p.status.copy()
+    for person in sorted(members):
+        rows = members[person]
+        if len(rows) > per_person:
+            status[rng.permutation(rows)[per_person:]] = NO_FACE
+    return dataclasses.replace(p, emb=DatasetEmbeddings(p.emb.model, p.emb.vectors, status), status=status)
+
+
 def sex_part(groups: Mapping[str, str]) -> str:
     return groups.get("sex", "?")
 
@@ -210,6 +228,15 @@ class Recipe:
     by_group: bool = True  # parts: LFW by sex, UTKFace by age band (else the two datasets)
     strictest: bool = True  # a cluster as strict as its most crowded part (else their mean tail)
     table_by_sex: bool = True  # LFW women's and men's pairs weighted equally in the table (else pooled)
+    images_per_person: int = 0  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
+
+
+def pair_data(fit: dict[str, Part], recipe: Recipe, seed: int = SEED) -> dict[str, Part]:
+    """The fit halves the offsets' and the table's pairs are formed from (``Recipe.images_per_person``);
+    the centroids always see every face (``fit_centroids`` takes at most 5 per person)."""
+    if not recipe.images_per_person:
+        return fit
+    return {**fit, "lfw": capped(fit["lfw"], recipe.images_per_person, seed)}
 
 
 def fit_raw(model: str, fit: dict[str, Part], pooled: bool) -> Calibration:
@@ -228,7 +255,8 @@ def provenance(fit: dict[str, Part], k: int, recipe: Recipe) -> dict[str, Any]:
             n: {"hash": p.spec.fingerprint(), "duplicates_dropped": p.duplicates_dropped} for n, p in fit.items()
         },
         "k_requested": k,
-        "images_per_person": "at most 5 per person in the k-means",
+        "images_per_person": "at most 5 per person in the k-means"
+        + (f", {recipe.images_per_person} in the LFW pairs" if recipe.images_per_person else ""),
         "offset_fmr": OFFSET_FMR,
         "privacy": {"min_people": MIN_PEOPLE, "max_person_share": MAX_PERSON_SHARE},
         "calibration": "equal-weight mixture of LFW same-sex and UTKFace adult pairs"
@@ -244,6 +272,7 @@ def fit_normaliser(model: str, fit: dict[str, Part], *, k: int = K, recipe: Reci
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
+    fit = pair_data(fit, recipe)
     sets = offset_parts(fit, keep_children=recipe.keep_children, by_group=recipe.by_group)
     offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=recipe.balance, strictest=recipe.strictest)
     normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
