@@ -33,13 +33,13 @@ needs in a cluster (a smaller part is left out there, as a dataset is):
 * ``by-age-table-by-sex`` (measured after the choice above, not shipped): ``by-age``, with the table
   fitted on LFW women's and men's normalised pairs weighted equally (``exclusion_variants.measure``,
   ``table_by_sex``) instead of pooled (92 % men's pairs).
-* ``by-age-strictest-table-by-sex``: both of the last two (shipped on November 30, 2026).
+* ``by-age-strictest-table-by-sex``: both of the last two (shipped in the afternoon of November 30, 2026).
 * ``by-age-strictest-table-by-sex-cap20``: the same, with at most 20 faces per LFW person (a
   seeded choice; the audit's cap for mated pairs) in the offsets' and the table's pairs
   (``fsn_fit.Recipe.images_per_person``). LFW's impostor pairs grow with the square of a
-  person's photos: on the shipped split, 670 of the fit half's 1,176 male pairs at Similarity 80
-  are George W. Bush (530 photos) with Jeb Bush, so one pair of brothers sets most of where the
-  men's tail lands.
+  person's photos: on the shipped split, 3,112 of the fit half's 4,150 male pairs at the shipped
+  Similarity 80 are George W. Bush (530 photos) with Jeb Bush (bench/sex_gap.py), so one pair of
+  brothers sets most of where the men's tail lands. Shipped on the evening of November 30, 2026.
 
 The overall threshold an offset is measured from (a thin cluster's offset) is the mean over the
 parts with at least 20,000 pairs in all; for ``datasets`` that is both datasets, as shipped. Same
@@ -90,7 +90,7 @@ def race_part(groups: Mapping[str, str]) -> str:
 def parts(fit: dict[str, F.Part], datasets: list[CF.PairSet], name: str) -> list[CF.PairSet]:
     """The parts of one variant; ``datasets``: ``fsn_fit.offset_parts(fit, by_group=False)``."""
     if name.startswith("by-age"):
-        return F.offset_parts(fit)  # the shipped recipe itself
+        return F.offset_parts(fit)  # the shipped recipe's parts (its photo cap: ``pair_data``)
     lfw, utk = datasets
     if name.startswith("datasets"):
         return [lfw, utk]

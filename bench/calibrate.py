@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 from facetrust.calibration import fit_calibration, fmr_from_similarity
 from facetrust.config import Settings
+from facetrust.fairness.clusterfit import wilson_low
 from facetrust.fairness.pairs import CosineScorer, GroupPairs, build_group_pairs
 from facetrust.fairness.robustfit import DUPLICATE_COSINE, duplicate_rows, threshold_intervals
 from facetrust.models.catalog import CATALOG
@@ -85,6 +86,11 @@ def write_normaliser(out: Path) -> None:
     (out / shipped_name(engine.model_id)).write_text(normaliser.to_json() + "\n")
     t80 = normaliser.calibration.score_for_similarity(80)
     print(f"{normaliser.score_id}: {len(normaliser.centroids)} clusters, Similarity 80 at normalised {t80:.4f}")
+    n, high = F.cluster_counts(normaliser, F.offset_parts(F.pair_data(fit, F.Recipe())))
+    rate = high / np.maximum(n, 1)
+    for c in np.argsort(-rate)[:3]:  # the fit pairs' highest clusters, against the unreliable flag's tolerance
+        low = float(wilson_low(high[c : c + 1], n[c : c + 1])[0])
+        print(f"cluster {c}: {high[c]:,} of {n[c]:,} fit pairs at Similarity 80 ({rate[c]:.1e}, Wilson low {low:.1e})")
 
 
 def main() -> None:

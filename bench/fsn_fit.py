@@ -26,6 +26,11 @@ What is fitted (``fit_normaliser``):
   (0–12) are all kept: about 3 % of pairs of different children reach 0.6, some forty times the
   adults' share, far more than repeat photos could make, and leaving them out cut the children's
   clusters' tails at 0.6 and capped their offsets (bench/exclusion_variants.py);
+* at most 20 photos of each LFW person (a seeded choice, the audit's cap for mated pairs) in the
+  offsets' and the table's pairs (``images_per_person``; the k-means takes at most 5 anyway): an
+  impostor pair count grows with the square of a person's photos, and on the shipped split 3,112
+  of the fit half's 4,150 male pairs at Similarity 80 are George W. Bush (530 photos) with Jeb
+  Bush, so one pair of brothers set most of where men's tail lay (bench/sex_gap.py);
 * the calibration of normalised scores: on LFW's same-sex pairs, women's and men's weighted
   equally (``table_by_sex``; else pooled, 92 % men's pairs), or (``pooled``) on the equal-weight
   mixture of LFW's and UTKFace's (adults, same race, sex and age band: what ``facetrust
@@ -35,8 +40,8 @@ What is fitted (``fit_normaliser``):
   takes part in (all parts' counts pooled); a cluster is unreliable when the low end of its
   95 % Wilson interval exceeds ``UNRELIABLE_TOLERANCE`` (3 × the promised 1e-4). The flags
   leave the scores, ``score_id`` and the calibration as they are. Since November 30, 2026 no
-  cluster of the shipped normaliser is marked (the largest: 2.2e-4 over 3,153,302 pairs, Wilson
-  low end 2.1e-4).
+  cluster of the shipped normaliser is marked (the evening's largest: 2.8e-4 over 606,621 pairs,
+  Wilson low end 2.4e-4; ``bench/calibrate.py --normaliser`` prints the three largest).
 """
 
 from __future__ import annotations
@@ -228,7 +233,7 @@ class Recipe:
     by_group: bool = True  # parts: LFW by sex, UTKFace by age band (else the two datasets)
     strictest: bool = True  # a cluster as strict as its most crowded part (else their mean tail)
     table_by_sex: bool = True  # LFW women's and men's pairs weighted equally in the table (else pooled)
-    images_per_person: int = 0  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
+    images_per_person: int = 20  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
 
 
 def pair_data(fit: dict[str, Part], recipe: Recipe, seed: int = SEED) -> dict[str, Part]:

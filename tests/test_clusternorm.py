@@ -314,7 +314,7 @@ def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() ->
     assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
 
 
-SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-209331925b67"
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-a57da42a114c"
 
 
 def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
