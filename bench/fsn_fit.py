@@ -68,9 +68,9 @@ from facetrust.fairness.clusterfit import (
     unreliable_clusters,
 )
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
-from facetrust.fairness.embedding import FACE, NO_FACE, DatasetEmbeddings
+from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
-from facetrust.fairness.refit import without_duplicates
+from facetrust.fairness.refit import limit_per_identity, without_duplicates
 from faircal import impostor_index_pairs
 
 SEED = 0
@@ -161,19 +161,8 @@ def utk_offset_rows(
 
 def capped(p: Part, per_person: int, seed: int = SEED) -> Part:
     """``p`` with at most ``per_person`` (a seeded choice) of each person's faces, the rest marked
-    faceless: the pairs formed from it no longer grow with the square of one person's photos (the
-    audit's mated pairs use the same rule). Without identities, ``p`` as it is."""
-    if not p.spec.has_identities:
-        return p
-    members: dict[str, list[int]] = {}
-    for i in np.flatnonzero(p.status == FACE):
-        members.setdefault(p.spec.images[i].identity or "", []).append(int(i))
-    rng = np.random.default_rng(seed)
-    status = p.status.copy()
-    for person in sorted(members):
-        rows = members[person]
-        if len(rows) > per_person:
-            status[rng.permutation(rows)[per_person:]] = NO_FACE
+    faceless (``refit.limit_per_identity``, as ``facetrust calibrate --max-per-identity``)."""
+    status, _ = limit_per_identity(p.spec, p.status, per_person, seed)
     return dataclasses.replace(p, emb=DatasetEmbeddings(p.emb.model, p.emb.vectors, status), status=status)
 
 

@@ -14,6 +14,7 @@ from facetrust.normalise import CohortNormaliser
 from .test_audit_cmd import dataset  # noqa: F401  (the fixture)
 
 Invoke = Callable[..., Result]
+MakeImage = Callable[..., str]
 
 
 def test_calibrate_writes_a_calibration_for_the_engines_model(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -63,3 +64,33 @@ def test_too_few_impostor_pairs_is_an_error(invoke: Invoke, dataset: Path, tmp_p
 
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: Need at least 1000 impostor scores to calibrate; got ")
+
+
+def test_max_per_identity_limits_each_persons_images_and_says_how_many_were_left_out(
+    invoke: Invoke, make_image: MakeImage, tmp_path: Path
+) -> None:
+    rows = ["path,identity,group"]
+    for p in range(40):
+        for k in range(3):
+            path = make_image(f"faces/p{p}_{k}.png", [(10 + 5 * k, 10, 64 + 4 * k, p)], width=120, height=120)
+            rows.append(f"{Path(path).name},p{p},{'a' if p % 2 else 'b'}")
+    (tmp_path / "faces" / "data.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cal.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(tmp_path / "faces" / "data.csv"), "--out", str(out),
+        "--max-per-identity", "2", "--replicates", "0",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    cal = Calibration.load(out)
+    assert cal.impostor_pairs == 760 + 760  # two faces a person, 20 people a group: C(40,2) − 20 mated
+    assert "images left out, over 2 of one identity: 40\n" in result.stdout
+    assert cal.provenance["max_per_identity"] == 2
+
+
+def test_max_per_identity_below_one_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    result = invoke("calibrate", str(dataset), "--out", str(tmp_path / "cal.json"), "--max-per-identity", "0")
+
+    assert result.exit_code == 2
+    assert "--max-per-identity" in result.stderr and not (tmp_path / "cal.json").exists()

@@ -29,8 +29,16 @@ __all__ = ["calibrate"]
 )
 @click.option("--top-k", type=click.IntRange(min=2), default=50, show_default=True, help="Cohort scores per face.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds the subset and --max-per-identity's choice."
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
+@click.option(
+    "--max-per-identity",
+    type=click.IntRange(min=1),
+    help="At most N (seeded) images of each identity in the impostor pairs, so that a few "
+    "much-photographed people do not set the table (default: every image).",
+)
 @click.option(
     "--replicates",
     type=click.IntRange(min=0),
@@ -48,6 +56,7 @@ def calibrate(
     limit: int | None,
     seed: int,
     workers: int | None,
+    max_per_identity: int | None,
     replicates: int,
 ) -> None:
     """Fit the table that turns scores into Similarity and FMR on each DATASET's impostor pairs.
@@ -78,6 +87,8 @@ def calibrate(
         progress=progress_bar,
         normaliser=normaliser,
         replicates=replicates,
+        max_per_identity=max_per_identity,
+        seed=seed,
     )
     if isinstance(fitted, Calibration):
         out.write_text(fitted.to_json() + "\n")
@@ -92,6 +103,9 @@ def calibrate(
     )
     dropped = sum(int(d.get("duplicates_dropped", 0)) for d in cal.provenance.get("datasets", []))
     click.echo(f"near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): {dropped:,}")
+    if max_per_identity is not None:
+        over = sum(int(d.get("over_identity_limit", 0)) for d in cal.provenance.get("datasets", []))
+        click.echo(f"images left out, over {max_per_identity} of one identity: {over:,}")
     interval = cal.provenance.get("threshold_intervals", {}).get("80")
     if interval is not None:
         click.echo(f"Similarity 80 score, 95 % bootstrap interval: {interval[0]:.4f}–{interval[1]:.4f}")

@@ -32,7 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.normalise import CohortNormaliser
 
-__all__ = ["fit_for_datasets", "impostor_groups", "load_cohort", "same_group_impostors", "without_duplicates"]
+__all__ = [
+    "fit_for_datasets",
+    "impostor_groups",
+    "limit_per_identity",
+    "load_cohort",
+    "same_group_impostors",
+    "without_duplicates",
+]
 
 
 def _analysis_for_calibration(spec: DatasetSpec) -> Analysis:
@@ -74,6 +81,33 @@ def without_duplicates(spec: DatasetSpec, vectors: np.ndarray, status: np.ndarra
     return out, int(drop.size)
 
 
+def limit_per_identity(spec: DatasetSpec, status: np.ndarray, limit: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """``status`` with at most ``limit`` faces of each identity (a seeded choice), the rest marked
+    faceless, and how many were. A pair of people makes the product of their photo counts in
+    impostor pairs, so one much-photographed person and a look-alike can set a table's tail; a
+    dataset without identities is returned as it is."""
+    import numpy as np
+
+    if limit < 1:
+        raise InvalidParameterError(
+            f"max_per_identity must be at least 1 image per identity, not {limit}", parameter="max_per_identity"
+        )
+    out = status.copy()
+    if not spec.has_identities:
+        return out, 0
+    members: dict[str, list[int]] = {}
+    for i in np.flatnonzero(status == FACE):
+        members.setdefault(spec.images[i].identity or "", []).append(int(i))
+    rng = np.random.default_rng(seed)
+    dropped = 0
+    for person in sorted(members):
+        rows = members[person]
+        if len(rows) > limit:
+            out[rng.permutation(rows)[limit:]] = NO_FACE
+            dropped += len(rows) - limit
+    return out, dropped
+
+
 def load_cohort(engine: FaceEngine, path: Path, *, cache_dir: Path | None, workers: int) -> np.ndarray:
     """Cohort embeddings from a `facetrust embed` .npz (same model) or a folder of images."""
     import numpy as np
@@ -105,12 +139,16 @@ def fit_for_datasets(
     progress: ProgressFactory | None = None,
     normaliser: CohortNormaliser | None = None,
     replicates: int = 200,
+    max_per_identity: int | None = None,
+    seed: int = 0,
 ) -> Calibration | CohortNormaliser:
     """Fit a calibration (or, with ``normaliser``, a calibrated normaliser) on ``specs``.
 
-    Near-duplicate images are dropped first (counted in the provenance, ``duplicates_dropped``),
-    and the thresholds of Similarity 40, 60, 80 and 99 get 95 % identity-bootstrap intervals
-    (``threshold_intervals``; none when ``replicates`` is 0).
+    Near-duplicate images are dropped first (counted in the provenance, ``duplicates_dropped``);
+    with ``max_per_identity``, each identity keeps at most that many faces (``limit_per_identity``,
+    seeded by ``seed``; counted as ``over_identity_limit``). The thresholds of Similarity 40, 60, 80
+    and 99 get 95 % identity-bootstrap intervals (``threshold_intervals``; none when ``replicates``
+    is 0).
     """
     import numpy as np
 
@@ -119,6 +157,9 @@ def fit_for_datasets(
     for spec in specs:
         emb = embed_spec(engine, spec, cache_dir=cache_dir, workers=workers, progress=progress)
         status, dropped = without_duplicates(spec, emb.vectors, emb.status)
+        over = 0
+        if max_per_identity is not None:
+            status, over = limit_per_identity(spec, status, max_per_identity, seed)
         scorer = normaliser.scorer(emb.vectors) if normaliser is not None else CosineScorer(emb.vectors)
         found = impostor_groups(spec, status, scorer)
         groups.extend((scorer, g) for g in found)
@@ -129,6 +170,7 @@ def fit_for_datasets(
                 "hash": spec.fingerprint(),
                 "images": len(spec.images),
                 "duplicates_dropped": dropped,
+                **({"over_identity_limit": over} if max_per_identity is not None else {}),
                 "pairs": {g.group: int(g.impostor_scores.size) for g in found},
             }
         )
@@ -141,6 +183,7 @@ def fit_for_datasets(
         "datasets": provenance_sets,
         "detector_threshold": engine.settings.detection_threshold,
         "duplicate_cosine": DUPLICATE_COSINE,
+        **({"max_per_identity": max_per_identity, "seed": seed} if max_per_identity is not None else {}),
     }
     names = ", ".join(f"{p['name']} ({p['kind']})" for p in provenance_sets)
     dataset = f"{pooled.size:,} same-group impostor pairs of {names}"
