@@ -1,6 +1,7 @@
 """1:N honesty of probe-tail score normalisation, on held-apart data, per group.
 
     nice -n 5 .venv/bin/python bench/tail1n.py     # writes bench/results/tail1n.{json,md}
+    nice -n 5 .venv/bin/python bench/tail1n.py --max-per-identity 20   # tail1n-cap20.json
 
 Every image of an evaluation part is searched against the rest of that part (the gallery),
 exactly, in numpy (the same arithmetic as facetrust's search; the HTTP run is
@@ -49,7 +50,8 @@ from facetrust.calibration import Calibration, default_calibration, fit_calibrat
 from facetrust.config import Settings, default_cache_dir
 from facetrust.engine import FaceEngine
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
-from facetrust.fairness.embedding import FACE
+from facetrust.fairness.embedding import FACE, NO_FACE
+from facetrust.fairness.refit import limit_per_identity
 from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
@@ -183,6 +185,12 @@ def evaluate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw-only", action="store_true", help="skip UTKFace (its embeddings not cached yet)")
+    parser.add_argument(
+        "--max-per-identity",
+        type=int,
+        help="fit the held-apart calibration on at most N photos of each fit-half person (seeded, as "
+        "`facetrust calibrate --max-per-identity`); writes tail1n-capN.json",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     engine = FaceEngine.load(Settings.load())
@@ -193,11 +201,17 @@ def main() -> None:
     fit_rows, eval_rows = lfw_split(lfw, 0)
     fit_rows = fit_rows[emb_l.status[fit_rows] == FACE]
     eval_rows = eval_rows[emb_l.status[eval_rows] == FACE]
+    if args.max_per_identity:
+        status = np.full(len(lfw.images), NO_FACE)
+        status[fit_rows] = FACE
+        fit_rows = np.flatnonzero(limit_per_identity(lfw, status, args.max_per_identity)[0] == FACE)
     cal = fit_half_calibration(lfw, emb_l.vectors, fit_rows, engine.model_id)
     raw80 = cal.score_for_similarity(80.0)
     result: dict[str, Any] = {
         "machine": machine_record(),
         "k": K,
+        "max_per_identity": args.max_per_identity,
+        "calibration_pairs": cal.impostor_pairs,
         "calibration": cal.model,
         "similarity_80_score": raw80,
         "shipped_similarity_80_score": shipped80,
@@ -237,7 +251,9 @@ def main() -> None:
         groups_u, everyone, everyone, np.arange(len(rows)), default_calibration(engine.model_id)
     )
     result["seconds"] = round(time.perf_counter() - started, 1)
-    save_result(RESULTS / "tail1n.json", result)
+    save_result(
+        RESULTS / (f"tail1n-cap{args.max_per_identity}.json" if args.max_per_identity else "tail1n.json"), result
+    )
 
 
 if __name__ == "__main__":
