@@ -103,6 +103,11 @@ def test_limit_per_identity_leaves_a_dataset_without_identities_as_it_is() -> No
     assert dropped == 0 and (out == FACE).all()
 
 
+def test_limit_per_identity_counts_each_image_without_an_identity_as_its_own_person() -> None:
+    out, dropped = limit_per_identity(_spec(["a", "a", "a", None, None]), np.full(5, FACE), 1)
+    assert dropped == 2 and (out[3:] == FACE).all() and int((out[:3] == FACE).sum()) == 1
+
+
 def test_limit_per_identity_below_one_names_the_parameter() -> None:
     with pytest.raises(InvalidParameterError, match="max_per_identity must be at least 1") as caught:
         limit_per_identity(_spec(["a", "b"]), np.full(2, FACE), 0)

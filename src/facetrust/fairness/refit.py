@@ -96,8 +96,8 @@ def limit_per_identity(spec: DatasetSpec, status: np.ndarray, limit: int, seed: 
     if not spec.has_identities:
         return out, 0
     members: dict[str, list[int]] = {}
-    for i in np.flatnonzero(status == FACE):
-        members.setdefault(spec.images[i].identity or "", []).append(int(i))
+    for i in np.flatnonzero(status == FACE):  # an image without an identity is its own person
+        members.setdefault(spec.images[i].identity or f"\0{i}", []).append(int(i))
     rng = np.random.default_rng(seed)
     dropped = 0
     for person in sorted(members):
