@@ -2,6 +2,8 @@
 
     nice -n 5 .venv/bin/python bench/search_fairness.py     # writes bench/results/search_fairness.json
     nice -n 5 .venv/bin/python bench/search_fairness.py --other-half   # search_fairness-other-half.json
+    FACETRUST_CALIBRATION_FILE=t.json nice -n 5 .venv/bin/python bench/search_fairness.py --tag cap20
+        # another raw table (here `facetrust calibrate --max-per-identity 20`): search_fairness-cap20.json
 
 A real server (the default engine, uvicorn on 127.0.0.1, an unmodified boto3 client with
 docs/http.md's hook) indexes a seeded half of UTKFace (near-duplicates dropped first, as
@@ -111,10 +113,14 @@ def search_again(
     return found
 
 
-def pool_halves() -> dict[str, Any]:
+def half_names(tag: str | None) -> list[str]:
+    return [name.replace(".json", f"-{tag}.json") if tag else name for name in HALVES]
+
+
+def pool_halves(tag: str | None = None) -> dict[str, Any]:
     """Both runs' probes together (each probe searched its own half's gallery): per group, probes and
     probes with a wrong candidate under the default (per-probe) scores, and the adult race worst/best."""
-    runs = [json.loads((RESULTS / name).read_text())["probe-tail"] for name in HALVES]
+    runs = [json.loads((RESULTS / name).read_text())["probe-tail"] for name in half_names(tag)]
     groups: dict[str, Any] = {}
     for name in runs[0]:
         probes = sum(int(run[name]["probes"]) for run in runs)
@@ -122,16 +128,19 @@ def pool_halves() -> dict[str, Any]:
         groups[name] = {"probes": probes, "wrong": wrong, "fpir_measured": wrong / probes}
     races = [v["fpir_measured"] for k, v in groups.items() if k.startswith("adult ")]
     ratio = max(races) / min(races)
-    return {"machine": machine_record(), "groups": groups, "race_worst_over_best": ratio, "from": list(HALVES)}
+    return {"machine": machine_record(), "groups": groups, "race_worst_over_best": ratio, "from": half_names(tag)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--other-half", action="store_true", help="index the images the default run leaves out")
     parser.add_argument("--pool", action="store_true", help="pool the two halves' saved results (runs no search)")
+    parser.add_argument(
+        "--tag", help="a name for a run with other settings (e.g. a calibration_file): -TAG in the file"
+    )
     args = parser.parse_args()
     if args.pool:
-        save_result(RESULTS / "search_fairness-pooled.json", pool_halves())
+        save_result(RESULTS / f"search_fairness-pooled{'-' + args.tag if args.tag else ''}.json", pool_halves(args.tag))
         return
     started = time.perf_counter()
     settings = Settings.load()
@@ -152,7 +161,13 @@ def main() -> None:
         elif g["age_band"] in ("18-39", "40-59", "60+"):
             groups.setdefault(f"adult {g['race']}", []).append(f)
             groups.setdefault("adults", []).append(f)
-    result: dict[str, Any] = {"machine": machine_record()}
+    result: dict[str, Any] = {
+        "machine": machine_record(),
+        "calibration": {
+            "dataset": engine.calibration.dataset,
+            "similarity_80": engine.calibration.score_for_similarity(80),
+        },
+    }
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         service = FaceService(data, engine)
@@ -181,7 +196,8 @@ def main() -> None:
     result["methods_seen"] = sorted({str(v["method"]) for v in [*per_probe.values(), *symmetric.values()]})
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["half"] = "other" if args.other_half else "first"
-    save_result(RESULTS / ("search_fairness-other-half.json" if args.other_half else "search_fairness.json"), result)
+    stem = "search_fairness-other-half" if args.other_half else "search_fairness"
+    save_result(RESULTS / (f"{stem}-{args.tag}.json" if args.tag else f"{stem}.json"), result)
 
 
 if __name__ == "__main__":
