@@ -81,12 +81,12 @@ def write_normaliser(out: Path) -> None:
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     fit = {n: p[0] for n, p in F.split_parts(specs, embs).items()}
-    normaliser = F.fit_normaliser(engine.model_id, fit)  # the default recipe: "fsn-bal" in fairnorm
+    marked = F.fit_marked(engine.model_id, fit)  # the default recipe: "fsn-bal" in fairnorm
+    normaliser, n, high = marked.normaliser, marked.pairs, marked.high
     assert normaliser.calibration is not None
     (out / shipped_name(engine.model_id)).write_text(normaliser.to_json() + "\n")
     t80 = normaliser.calibration.score_for_similarity(80)
     print(f"{normaliser.score_id}: {len(normaliser.centroids)} clusters, Similarity 80 at normalised {t80:.4f}")
-    n, high = F.cluster_counts(normaliser, F.offset_parts(F.pair_data(fit, F.Recipe())))
     rate = high / np.maximum(n, 1)
     for c in np.argsort(-rate)[:3]:  # the fit pairs' highest clusters, against the unreliable flag's tolerance
         low = float(wilson_low(high[c : c + 1], n[c : c + 1])[0])

@@ -261,7 +261,22 @@ def provenance(fit: dict[str, Part], k: int, recipe: Recipe) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Marked:
+    """A fitted normaliser with its unreliable clusters marked, and the counts they were judged on:
+    per cluster, the fit pairs one of its faces takes part in and those at Similarity 80 or above."""
+
+    normaliser: ClusterNormaliser
+    pairs: np.ndarray
+    high: np.ndarray
+
+
 def fit_normaliser(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe()) -> ClusterNormaliser:
+    return fit_marked(model, fit, k=k, recipe=recipe).normaliser
+
+
+def fit_marked(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe()) -> Marked:
+    """``fit_normaliser``, keeping the per-cluster counts behind its unreliable flags."""
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
     centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
@@ -288,9 +303,9 @@ def cluster_counts(normaliser: ClusterNormaliser, sets: list[PairSet]) -> tuple[
     return n, high
 
 
-def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> ClusterNormaliser:
+def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Marked:
     n, high = cluster_counts(normaliser, sets)
-    return normaliser.with_unreliable(unreliable_clusters(n, high, UNRELIABLE_TOLERANCE))
+    return Marked(normaliser.with_unreliable(unreliable_clusters(n, high, UNRELIABLE_TOLERANCE)), n, high)
 
 
 def _calibrated(
