@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ import fairnorm as FN
 import fsn_fit as F
 import fsn_variants as FV
 from facetrust.fairness import clusterfit as CF
+from facetrust.fairness.embedding import FACE
 from host import machine_record, save_result
 
 RESULTS = FV.RESULTS
@@ -122,13 +124,30 @@ def shallow_offsets(centroids: np.ndarray, sets: list[CF.PairSet], lo: float = 1
     return out
 
 
-def variant(name: str, seed: int, fit: dict[str, F.Part], held: dict[str, F.Part], cents: dict[int, Any]) -> Any:
+@dataclass(frozen=True)
+class Split:
+    """One split seed's halves: every face (the k-means input), the shipped recipe's capped pairs
+    (``fsn_fit.pair_data``) and its offset parts, built once and shared by every variant."""
+
+    seed: int
+    fit: dict[str, F.Part]
+    pairs: dict[str, F.Part]
+    sets: list[CF.PairSet]
+    held: dict[str, F.Part]
+
+
+def split(seed: int) -> Split:
+    fit, held, _ = FV.split_data(seed)
+    pairs = F.pair_data(fit, F.Recipe(), seed)
+    return Split(seed, fit, pairs, F.offset_parts(pairs), held)
+
+
+def variant(name: str, sp: Split, cents: dict[int, Any]) -> Any:
     k = int(name[1:]) if name.startswith("k") else F.K
     if k not in cents:
-        vectors, people = F.cluster_input([fit["lfw"], fit["utk"]])
-        cents[k] = CF.fit_centroids(vectors, people, k, seed=seed)[0]
-    fit = F.pair_data(fit, F.Recipe(), seed)  # the shipped recipe's photo cap for LFW's pairs
-    centroids, sets = cents[k], F.offset_parts(fit)
+        vectors, people = F.cluster_input([sp.fit["lfw"], sp.fit["utk"]])
+        cents[k] = CF.fit_centroids(vectors, people, k, seed=sp.seed)[0]
+    fit, held, centroids, sets = sp.pairs, sp.held, cents[k], sp.sets
     info: dict[str, Any] = {"clusters": len(centroids)}
     if name == "tail-scale":
         norm = tail_scaled(centroids, sets)
@@ -160,14 +179,15 @@ def top_pairs(p: F.Part, scores: np.ndarray, t: float) -> dict[str, Any]:
     return out
 
 
-def regions(fit: dict[str, F.Part], held: dict[str, F.Part]) -> dict[str, Any]:
+def regions(sp: Split) -> dict[str, Any]:
+    fit, held = sp.fit, sp.held
     norm = F.fit_normaliser("sex-gap", fit)
     assert norm.calibration is not None
     t = norm.calibration.score_for_similarity(80.0)
     p = held["lfw"]
     near = norm.nearest(p.emb.vectors)
     sex = np.array([F.sex_part(img.groups) for img in p.spec.images])
-    ok = p.status == 1
+    ok = p.status == FACE
     k = len(norm.centroids)
     women = np.bincount(near[ok & (sex == "female")], minlength=k)
     men = np.bincount(near[ok & (sex == "male")], minlength=k)
@@ -175,8 +195,8 @@ def regions(fit: dict[str, F.Part], held: dict[str, F.Part]) -> dict[str, Any]:
     scores = F.calibration_scores(p, norm.scorer(p.emb.vectors))
     a, b = F.pair_rows(p, F.CALIBRATION_ANALYSIS)
     pair_share = 0.5 * (share[near[a]] + share[near[b]])
-    sets = {ps.name: ps for ps in F.offset_parts(F.pair_data(fit, F.Recipe()))}
-    women_fit = CF._histograms(norm.centroids, sets["lfw female"], 4_000_000)[0].sum(axis=1)
+    women_set = next(ps for ps in sp.sets if ps.name == "lfw female")
+    women_fit = CF._histograms(norm.centroids, women_set, 4_000_000)[0].sum(axis=1)
     bands = []
     for lo, hi, label in BANDS:
         in_band = (share >= lo) & (share < hi)
@@ -203,14 +223,14 @@ def regions(fit: dict[str, F.Part], held: dict[str, F.Part]) -> dict[str, Any]:
 def run() -> dict[str, Any]:
     result: dict[str, Any] = {"machine": machine_record(), "variants": {}}
     for seed in SEEDS:
-        fit, held, _ = FV.split_data(seed)
+        sp = split(seed)
         if seed == F.SEED:
-            result["regions"] = regions(fit, held)
+            result["regions"] = regions(sp)
             save_result(RESULTS / f"{STEM}.json", result)
         cents: dict[int, Any] = {}
         result["variants"][str(seed)] = {}
         for name in VARIANTS:
-            result["variants"][str(seed)][name] = variant(name, seed, fit, held, cents)
+            result["variants"][str(seed)][name] = variant(name, sp, cents)
             save_result(RESULTS / f"{STEM}.json", result)
     return result
 
