@@ -108,6 +108,30 @@ def test_limit_audits_a_seeded_subset(invoke: Invoke, dataset: Path, tmp_path: P
     assert report["options"]["seed"] == 4
 
 
+def test_max_per_identity_caps_impostor_and_mated_pairs_and_says_so(
+    invoke: Invoke, dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(out), "--max-per-identity", "1")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert (report["options"]["max_per_identity"], report["options"]["impostor_max_per_identity"]) == (1, 1)
+    groups = report["datasets"][0]["analyses"][0]["groups"]
+    # One image of each of a group's 20 people (19 with a face in group "b"): no mated pairs.
+    assert [(g["group"], g["images"], g["impostor_pairs"], g["mated_pairs"]) for g in groups] == [
+        ("a", 40, 20 * 19 // 2, 0),
+        ("b", 40, 20 * 19 // 2, 0),
+    ]
+    assert "at most 1 in impostor pairs, at most 1 in mated pairs" in (out / "report.html").read_text()
+
+
+def test_max_per_identity_below_1_is_a_usage_error_naming_it(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--max-per-identity", "0")
+    assert result.exit_code == 2
+    assert "--max-per-identity" in result.stderr and not (tmp_path / "r").exists()
+
+
 def test_an_unknown_layout_is_an_error_asking_for_the_dataset_type(invoke: Invoke, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     result = audit(invoke, tmp_path, str(tmp_path / "empty"))

@@ -120,3 +120,61 @@ def test_the_options_label_the_default_point(synth: Synthetic, similarity: float
     options = AuditOptions(replicates=20, similarity=similarity)
     result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, options).analyses[0]
     assert result.points[0].label.startswith(f"Similarity {similarity:g} ")
+
+
+def brothers() -> Synthetic:
+    """One group: two look-alike people with 30 photos each, and 40 strangers with 2 each."""
+    rng = np.random.default_rng(7)
+    shared = rng.standard_normal(16)
+    records, vectors = [], []
+    for who in ("george", "jeb"):
+        own = shared + 0.1 * rng.standard_normal(16)
+        for k in range(30):
+            vectors.append(own + 0.1 * rng.standard_normal(16))
+            records.append(ImageRecord(f"{who}_{k}.jpg", who, {"g": "men"}))
+    for p in range(40):
+        centre = rng.standard_normal(16)
+        for k in range(2):
+            vectors.append(centre + 0.3 * rng.standard_normal(16))
+            records.append(ImageRecord(f"s{p}_{k}.jpg", f"s{p}", {"g": "men"}))
+    v = np.array(vectors, dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    spec = DatasetSpec("brothers", "csv", tuple(records), (Analysis("g", "g"),))
+    return spec, DatasetEmbeddings("m", v, np.full(len(v), FACE, np.int8))
+
+
+def test_an_impostor_cap_keeps_a_much_photographed_pair_from_setting_the_fmr() -> None:
+    spec, emb = brothers()
+    options = AuditOptions(replicates=50, seed=3)
+    every = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, options).analyses[0].groups[0]
+    capped = (
+        audit_dataset(
+            spec,
+            emb,
+            CosineScorer(emb.vectors),
+            0.8,
+            AuditOptions(replicates=50, seed=3, max_per_identity=2, impostor_max_per_identity=2),
+        )
+        .analyses[0]
+        .groups[0]
+    )
+
+    # Every photo: 140 images, 9,730 pairs, of which the brothers' 900 all match. At most two a
+    # person: 84 images and 3,444 pairs, of which the brothers' 4 are all that match.
+    assert (every.impostor_pairs, every.fmr["similarity"].errors) == (140 * 139 // 2 - 2 * 435 - 40, 900)
+    assert (capped.impostor_pairs, capped.fmr["similarity"].errors) == (84 * 83 // 2 - 42, 4)
+    assert capped.fmr["similarity"].value < every.fmr["similarity"].value / 50
+    assert capped.images == every.images == 140  # images and failures to detect still count every photo
+    assert capped.mated_pairs == 42
+
+
+def test_the_impostor_cap_is_a_seeded_choice() -> None:
+    spec, emb = brothers()
+    options = AuditOptions(replicates=20, seed=5, impostor_max_per_identity=3)
+    first = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, options)
+    assert first == audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, options)
+    again = AuditOptions(replicates=20, seed=6, impostor_max_per_identity=3)
+    other = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, again)
+    # Another seed picks other photos of the brothers, but as many of them.
+    assert first.analyses[0].groups[0].impostor_pairs == other.analyses[0].groups[0].impostor_pairs
+    assert first.analyses[0].groups[0].mated_pairs == 2 * 3 + 40

@@ -126,6 +126,13 @@ def _report_gate(checks: tuple[GateCheck, ...]) -> None:
 @click.option(
     "--replicates", type=click.IntRange(min=10), default=1000, show_default=True, help="Bootstrap replicates."
 )
+@click.option(
+    "--max-per-identity",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="At most N images of each identity in impostor and mated pairs, a seeded choice "
+    "(default: every image in impostor pairs, 20 in mated pairs).",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
 @renders_errors()
 def audit(
@@ -136,6 +143,7 @@ def audit(
     limit: int | None,
     seed: int,
     replicates: int,
+    max_per_identity: int | None,
     workers: int | None,
 ) -> None:
     """Audit the engine on each DATASET: FMR, FNMR and failure to detect per group.
@@ -144,6 +152,7 @@ def audit(
     (labels.csv or labelled file names) or a CSV file (path,identity,group columns...).
     Impostor pairs are formed within a group only. Intervals are 95 % bootstrap intervals
     over people. Embeddings are cached in the cache directory, so a rerun is fast.
+    With --max-per-identity, a much-photographed person weighs in the FMR like anyone else.
 
     \b
     Exit status:
@@ -164,7 +173,14 @@ def audit(
     run = run_audit(
         engine,
         specs,
-        AuditOptions(seed=seed, replicates=replicates),
+        AuditOptions(seed=seed, replicates=replicates)
+        if max_per_identity is None
+        else AuditOptions(
+            seed=seed,
+            replicates=replicates,
+            max_per_identity=max_per_identity,
+            impostor_max_per_identity=max_per_identity,
+        ),
         cache_dir=state.settings().resolved_cache_dir,
         workers=count,
         progress=progress_bar,

@@ -22,7 +22,13 @@ from facetrust.fairness.bootstrap import (
 from facetrust.fairness.datasets import Analysis, DatasetSpec
 from facetrust.fairness.embedding import FACE, NO_FACE, UNREADABLE, DatasetEmbeddings
 from facetrust.fairness.metrics import differential, threshold_for_fmr
-from facetrust.fairness.pairs import GroupPairs, PairScorer, build_group_pairs, false_match_pairs
+from facetrust.fairness.pairs import (
+    GroupPairs,
+    PairScorer,
+    at_most_per_identity,
+    build_group_pairs,
+    false_match_pairs,
+)
 from facetrust.fairness.results import (
     AnalysisResult,
     AuditOptions,
@@ -228,7 +234,11 @@ def _histograms(
 
 
 def _pairs(scorer: PairScorer, g: Group, mated: bool, options: AuditOptions) -> GroupPairs:
-    keep = g.has_face
+    import numpy as np
+
+    keep = np.flatnonzero(g.has_face)
+    if options.impostor_max_per_identity is not None:
+        keep = keep[at_most_per_identity(g.identity[keep], options.impostor_max_per_identity, options.seed)]
     return build_group_pairs(
         scorer,
         g.name,

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facetrust.fairness.audit import AnalysisResult, DatasetAudit, Rate, RatioResult
+    from facetrust.fairness.audit import AnalysisResult, AuditOptions, DatasetAudit, Rate, RatioResult
     from facetrust.fairness.runner import AuditRun
 
 __all__ = ["render_html", "stem"]
@@ -139,8 +139,16 @@ def _header(run: AuditRun) -> str:
         f"Score id <code>{_e(run.score_id)}</code>.</p>"
         f"<ul>{models}<li>calibration: {_e(cal['dataset'])} ({cal['impostor_pairs']:,} impostor pairs)</li>"
         f"<li>score normalisation: {norm_text}</li>"
-        f"<li>seed {run.options.seed}, {run.options.replicates} bootstrap replicates</li></ul>"
+        f"<li>seed {run.options.seed}, {run.options.replicates} bootstrap replicates</li>"
+        f"<li>images per identity: {_per_identity(run.options)}</li></ul>"
     )
+
+
+def _per_identity(options: AuditOptions) -> str:
+    impostor = options.impostor_max_per_identity
+    return (
+        f"at most {impostor} in impostor pairs" if impostor is not None else "every image in impostor pairs"
+    ) + f", at most {options.max_per_identity} in mated pairs"
 
 
 def stem(dataset: DatasetAudit, analysis: AnalysisResult) -> str:

@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["CosineScorer", "GroupPairs", "PairScorer", "build_group_pairs", "false_match_pairs", "impostor_blocks"]
+__all__ = [
+    "CosineScorer",
+    "GroupPairs",
+    "PairScorer",
+    "at_most_per_identity",
+    "build_group_pairs",
+    "false_match_pairs",
+    "impostor_blocks",
+    "per_identity",
+]
 
 BLOCK = 1024
 
@@ -100,19 +109,36 @@ def impostor_blocks(
             yield scores[i, j].astype(np.float32), left[i], right[j]
 
 
+def per_identity(identity: np.ndarray, limit: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Positions of each identity's images (identities in increasing order), at most ``limit`` of
+    each: a seeded choice, kept in position order."""
+    import numpy as np
+
+    if identity.size == 0:
+        return
+    order = np.argsort(identity, kind="stable")
+    starts = np.flatnonzero(np.r_[True, identity[order][1:] != identity[order][:-1]])
+    for members in np.split(order, starts[1:]):
+        yield np.sort(rng.choice(members, limit, replace=False)) if len(members) > limit else members
+
+
+def at_most_per_identity(identity: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted positions keeping at most ``limit`` images of each identity (a seeded choice)."""
+    import numpy as np
+
+    kept = list(per_identity(identity, limit, np.random.default_rng(seed)))
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)
+
+
 def _mated(
     rows: np.ndarray, identity: np.ndarray, max_per_identity: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
     a, b, who = [], [], []
-    order = np.argsort(identity, kind="stable")
-    starts = np.flatnonzero(np.r_[True, identity[order][1:] != identity[order][:-1]])
-    for members in np.split(order, starts[1:]):
+    for members in per_identity(identity, max_per_identity, rng):
         if len(members) < 2:
             continue
-        if len(members) > max_per_identity:
-            members = np.sort(rng.choice(members, max_per_identity, replace=False))
         i, j = np.triu_indices(len(members), 1)
         a.append(rows[members[i]])
         b.append(rows[members[j]])

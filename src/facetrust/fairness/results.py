@@ -29,6 +29,9 @@ class AuditOptions:
         replicates: bootstrap replicates per group.
         level: confidence level of every interval.
         max_per_identity: images per identity used for mated pairs.
+        impostor_max_per_identity: images per identity used for impostor pairs (``None``: every
+            image). A person photographed hundreds of times otherwise takes part in most of a
+            group's impostor pairs, and a group's FMR follows a few such people.
         similarity: the default operating point, as a Similarity (0–100).
         target_fmr: the second operating point: overall FMR over the analysis's impostors.
         min_images: groups with fewer usable images are listed but not measured.
@@ -38,6 +41,7 @@ class AuditOptions:
     replicates: int = 1000
     level: float = 0.95
     max_per_identity: int = 20
+    impostor_max_per_identity: int | None = None
     similarity: float = 80.0
     target_fmr: float = 1e-3
     min_images: int = 10
