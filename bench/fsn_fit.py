@@ -223,6 +223,8 @@ class Recipe:
     strictest: bool = True  # a cluster as strict as its most crowded part (else their mean tail)
     table_by_sex: bool = True  # LFW women's and men's pairs weighted equally in the table (else pooled)
     images_per_person: int = 20  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
+    min_coverage: float = 0.0  # a cluster measured only where its measured parts hold this share of its faces
+    fill: bool = False  # with min_coverage: an uncovered cluster's largest unmeasured parts at their overall offsets
 
 
 def pair_data(fit: dict[str, Part], recipe: Recipe, seed: int = SEED) -> dict[str, Part]:
@@ -283,7 +285,15 @@ def fit_marked(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe =
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
     fit = pair_data(fit, recipe)
     sets = offset_parts(fit, keep_children=recipe.keep_children, by_group=recipe.by_group)
-    offsets = cluster_offsets(centroids, sets, fmr=OFFSET_FMR, balance=recipe.balance, strictest=recipe.strictest)
+    offsets = cluster_offsets(
+        centroids,
+        sets,
+        fmr=OFFSET_FMR,
+        balance=recipe.balance,
+        strictest=recipe.strictest,
+        min_coverage=recipe.min_coverage,
+        fill=recipe.fill,
+    )
     normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
     return mark_unreliable(normaliser, sets)
 

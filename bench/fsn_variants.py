@@ -52,6 +52,8 @@ from facetrust.config import Settings, default_cache_dir
 from facetrust.engine import FaceEngine
 from facetrust.fairness import clusterfit as CF
 from facetrust.fairness.audit import AuditOptions, audit_analysis
+from facetrust.fairness.datasets import DatasetSpec
+from facetrust.fairness.embedding import DatasetEmbeddings
 from facetrust.fairness.runner import embed_spec
 from host import machine_record, save_result
 
@@ -349,6 +351,14 @@ def render(
 ALL = ("shipped", "soft", "iterated", "max", "znorm", *SHRINK, "merge", "k32", "k48")
 
 
+def load_data() -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
+    """LFW's and UTKFace's specs and raw embeddings (from the embedding cache)."""
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    return specs, embs
+
+
 def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF.PairSet]]:
     """(fit halves, evaluation halves, the fit halves' offset pairs) of one split seed.
 
@@ -358,9 +368,7 @@ def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF
     typicality_variants, indian_pairs) measured their variants against that default, and rerun
     they still do; bench/exclusion_variants.py and bench/balance_variants.py measure today's
     rules (``fsn_fit.utk_offset_rows``, ``fsn_fit.offset_parts``) against it."""
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
+    specs, embs = load_data()
     rows = {n: F.halves(spec, seed) for n, spec in specs.items()}
     fit = {n: F.part(spec, embs[n], rows[n][0]) for n, spec in specs.items()}
     held = {n: F.part(spec, embs[n], rows[n][1]) for n, spec in specs.items()}

@@ -268,6 +268,42 @@ def test_a_set_too_small_to_measure_any_tail_leaves_the_overall_threshold_alone(
     assert np.allclose(alone, beside)
 
 
+def minority_region() -> tuple[np.ndarray, list[PairSet]]:
+    """Region A holds 40 crowded faces of "hot", whose 780 pairs there are too few to measure, and
+    10 faces of "cold", whose pairs with its 200 faces in region B are plenty; "kids", crowded in
+    region C, sets the overall threshold."""
+    rng = np.random.default_rng(8)
+    a, b, c = np.eye(16)[0], np.eye(16)[1], np.eye(16)[2]
+    cold = np.concatenate([blob(a, 10, 0.9, rng), blob(b, 200, 0.9, rng)])
+    ci, cj = np.triu_indices(210, 1)
+    hot = np.concatenate([blob(a, 40, 0.3, rng), blob(b, 100, 0.9, rng)])
+    ai, aj = np.triu_indices(40, 1)
+    bi, bj = np.triu_indices(100, 1)
+    kids = blob(c, 80, 0.1, rng)
+    ki, kj = np.triu_indices(80, 1)
+    sets = [
+        PairSet("cold", cold, ci, cj),
+        PairSet("hot", hot, np.concatenate([ai, bi + 40]), np.concatenate([aj, bj + 40])),
+        PairSet("kids", kids, ki, kj),
+    ]
+    return np.eye(16, dtype=np.float32)[:3], sets
+
+
+def test_a_cluster_whose_measured_sets_hold_few_of_its_faces_falls_back() -> None:
+    centroids, sets = minority_region()
+    options = {"fmr": 1e-2, "balance": True, "strictest": True}
+
+    plain = cluster_offsets(centroids, sets, **options)
+    covered = cluster_offsets(centroids, sets, min_coverage=0.5, **options)
+    filled = cluster_offsets(centroids, sets, min_coverage=0.5, fill=True, **options)
+
+    # Plainly, cold's 10 faces (20 % of region A's) set A's offset from their ordinary tail; with
+    # min_coverage A is unmeasured and takes the strictest offset, 0; with fill, hot's overall one,
+    # which lies between. Regions B and C are covered and keep their offsets.
+    assert plain[0] < filled[0] < covered[0] == 0.0
+    assert np.array_equal(plain[1:], covered[1:]) and np.array_equal(plain[1:], filled[1:])
+
+
 # -- unreliable clusters (issue 11, 1:1 honesty) -------------------------------------------------
 
 

@@ -217,6 +217,8 @@ def cluster_offsets(
     min_tail: int = 20,
     balance: bool = False,
     strictest: bool = False,
+    min_coverage: float = 0.0,
+    fill: bool = False,
     chunk: int = 4_000_000,
 ) -> np.ndarray:
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
@@ -226,7 +228,14 @@ def cluster_offsets(
     so a small population is not drowned by a large one. With ``strictest`` (and ``balance``), a
     cluster's score is the highest of those sets' own scores instead of that of their mean tail,
     and so is the overall one: a cluster is as strict as its most crowded set needs. A cluster
-    with too few pairs gets no offset (0): the threshold over all pairs."""
+    with too few pairs gets no offset (0): the threshold over all pairs. With ``min_coverage``
+    (and ``balance``), so does a cluster where the sets that have those pairs hold less than that
+    fraction of its faces (a set's faces: those in its pairs, each nearest one centroid): a few
+    faces of one set, in thousands of pairs each, would otherwise set the offset of a region that
+    is mostly another set's, whose tail was not measured there. With ``fill`` such a cluster is
+    not left at 0: the sets not measured there, largest first, are added until the sets counted
+    hold ``min_coverage`` of its faces, each at its overall threshold (0, the strictest, for a set
+    too small to be measured overall), and the cluster is as strict as the strictest of them all."""
     import numpy as np
 
     hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
@@ -242,7 +251,36 @@ def cluster_offsets(
     for c in range(len(centroids)):
         if usable[:, c].any():
             out[c] = _combined(tails[usable[:, c], c], fmr, strictest) - base
+    if min_coverage > 0 and balance:
+        faces = np.stack([_faces_per_cluster(centroids, ps) for ps in pair_sets])  # (sets, k)
+        own = [_threshold(t, fmr) - base if m else 0.0 for t, m in zip(_tail(overall), measured, strict=True)]
+        for u in np.flatnonzero((faces * usable).sum(axis=0) < min_coverage * faces.sum(axis=0)):
+            out[u] = _filled(faces[:, u], usable[:, u], own, min_coverage, float(out[u])) if fill else 0.0
     return out
+
+
+def _filled(faces: np.ndarray, usable: np.ndarray, own: list[float], min_coverage: float, measured: float) -> float:
+    """A cluster's offset from its measured sets (``measured``, if any) and its largest unmeasured
+    sets at their overall offsets (``own``), added until they hold ``min_coverage`` of its faces."""
+    import numpy as np
+
+    offset = measured if usable.any() else -np.inf
+    held = float(faces[usable].sum())
+    for j in np.argsort(-faces, kind="stable"):
+        if held >= min_coverage * faces.sum():
+            break
+        if not usable[j] and faces[j]:
+            offset, held = max(offset, own[j]), held + float(faces[j])
+    return float(offset)
+
+
+def _faces_per_cluster(centroids: np.ndarray, ps: PairSet) -> np.ndarray:
+    """How many of a set's faces (those in its pairs) are nearest each centroid."""
+    import numpy as np
+
+    faces = np.unique(np.concatenate([ps.a, ps.b]))
+    nearest = np.argmax(ps.vectors[faces] @ centroids.T, axis=1)
+    return np.bincount(nearest, minlength=len(centroids))
 
 
 def _combined(tails: np.ndarray, fmr: float, strictest: bool) -> float:
