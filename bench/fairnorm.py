@@ -13,9 +13,13 @@ near-duplicates dropped from both). Methods, each a scorer and a calibration:
 * ``fsn-bal``: the shipped recipe (``fsn_fit.Recipe()``): each part's tail counted in a cluster
   (``clusterfit.cluster_offsets(balance=True)``), the cluster as strict as its most crowded part
   (``strictest``), the table on LFW women's and men's pairs weighted equally (``table_by_sex``),
-  and at most 20 photos per LFW person in the offsets' and the table's pairs (``images_per_person``);
-* ``fsn-bal-all-photos``: ``fsn-bal`` with every photo's pairs (the shipped recipe in the afternoon
+  at most 20 photos per LFW person in the offsets' and the table's pairs (``images_per_person``),
+  and a region whose measured parts hold under half its faces made as strict as its largest
+  unmeasured parts need overall (``min_coverage``, ``uncovered="raise"``; bench/fit_size.py);
+* ``fsn-bal-no-coverage``: ``fsn-bal`` without that last rule (the shipped recipe in the evening
   of November 30, 2026);
+* ``fsn-bal-all-photos``: ``fsn-bal-no-coverage`` with every photo's pairs (the shipped recipe in
+  the afternoon of November 30, 2026);
 * ``fsn-bal-mean``: the shipped recipe earlier on November 30, 2026: the mean of the parts'
   tails in a cluster and a table on LFW's pooled same-sex pairs; every row below it is that recipe
   with one more change, as measured then;
@@ -136,12 +140,14 @@ _BEFORE = {
     "strictest": False,
     "table_by_sex": False,
     "images_per_person": 0,
+    "min_coverage": 0.0,
 }  # the recipe shipped earlier on November 30: mean tails, a pooled table, every photo
 NORMALISED = {  # name: the recipe (bench/fsn_fit.py); "fsn-bal" is the shipped one
     "fsn": F.Recipe(balance=False, **_BEFORE),
     "fsn+pooled": F.Recipe(pooled=True, balance=False, **_BEFORE),
     "fsn-bal": F.Recipe(),
-    "fsn-bal-all-photos": F.Recipe(images_per_person=0),
+    "fsn-bal-no-coverage": F.Recipe(min_coverage=0.0),
+    "fsn-bal-all-photos": F.Recipe(images_per_person=0, min_coverage=0.0),
     "fsn-bal-mean": F.Recipe(**_BEFORE),
     "fsn-bal+pooled": F.Recipe(pooled=True, **_BEFORE),
     "fsn-bal-datasets": F.Recipe(by_group=False, **_BEFORE),

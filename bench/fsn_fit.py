@@ -31,6 +31,11 @@ What is fitted (``fit_normaliser``):
   impostor pair count grows with the square of a person's photos, and on the shipped split 3,112
   of the fit half's 4,150 male pairs at Similarity 80 are George W. Bush (530 photos) with Jeb
   Bush, so one pair of brothers set most of where men's tail lay (bench/sex_gap.py);
+* a region whose measured parts hold under half of its faces (``min_coverage``: a few LFW faces,
+  each in thousands of same-sex pairs, give a region that is mostly UTKFace adults' or children's
+  its 20,000 pairs) is made at least as strict as its largest unmeasured parts need overall,
+  added until half its faces are counted (``uncovered="raise"``, ``clusterfit.cluster_offsets``);
+  without it the recipe got worse for children with more fit data (bench/fit_size.py);
 * the calibration of normalised scores: on LFW's same-sex pairs, women's and men's weighted
   equally (``table_by_sex``; else pooled, 92 % men's pairs), or (``pooled``) on the equal-weight
   mixture of LFW's and UTKFace's (adults, same race, sex and age band: what ``facetrust
@@ -40,8 +45,8 @@ What is fitted (``fit_normaliser``):
   takes part in (all parts' counts pooled); a cluster is unreliable when the low end of its
   95 % Wilson interval exceeds ``UNRELIABLE_TOLERANCE`` (3 × the promised 1e-4). The flags
   leave the scores, ``score_id`` and the calibration as they are. Since November 30, 2026 no
-  cluster of the shipped normaliser is marked (the evening's largest: 2.8e-4 over 606,621 pairs,
-  Wilson low end 2.4e-4; ``bench/calibrate.py --normaliser`` prints the three largest).
+  cluster of the shipped normaliser is marked (the largest: 3.0e-4 over 606,621 pairs, Wilson
+  low end 2.5e-4; ``bench/calibrate.py --normaliser`` prints the three largest).
 """
 
 from __future__ import annotations
@@ -223,8 +228,8 @@ class Recipe:
     strictest: bool = True  # a cluster as strict as its most crowded part (else their mean tail)
     table_by_sex: bool = True  # LFW women's and men's pairs weighted equally in the table (else pooled)
     images_per_person: int = 20  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
-    min_coverage: float = 0.0  # a cluster measured only where its measured parts hold this share of its faces
-    fill: bool = False  # with min_coverage: an uncovered cluster's largest unmeasured parts at their overall offsets
+    min_coverage: float = 0.5  # a region whose measured parts hold less of its faces is "uncovered" (0: off)
+    uncovered: str = "raise"  # and then: as strict as its largest unmeasured parts need overall (cluster_offsets)
 
 
 def pair_data(fit: dict[str, Part], recipe: Recipe, seed: int = SEED) -> dict[str, Part]:
@@ -292,7 +297,7 @@ def fit_marked(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe =
         balance=recipe.balance,
         strictest=recipe.strictest,
         min_coverage=recipe.min_coverage,
-        fill=recipe.fill,
+        uncovered=recipe.uncovered,
     )
     normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
     return mark_unreliable(normaliser, sets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -289,19 +290,42 @@ def minority_region() -> tuple[np.ndarray, list[PairSet]]:
     return np.eye(16, dtype=np.float32)[:3], sets
 
 
-def test_a_cluster_whose_measured_sets_hold_few_of_its_faces_falls_back() -> None:
+def test_a_cluster_whose_measured_sets_hold_few_of_its_faces_is_made_stricter() -> None:
     centroids, sets = minority_region()
-    options = {"fmr": 1e-2, "balance": True, "strictest": True}
+    options: dict[str, Any] = {"fmr": 1e-2, "balance": True, "strictest": True}
 
     plain = cluster_offsets(centroids, sets, **options)
-    covered = cluster_offsets(centroids, sets, min_coverage=0.5, **options)
-    filled = cluster_offsets(centroids, sets, min_coverage=0.5, fill=True, **options)
+    raised = cluster_offsets(centroids, sets, min_coverage=0.5, **options)
+    strictest = cluster_offsets(centroids, sets, min_coverage=0.5, uncovered="strictest", **options)
+    hot_overall = cluster_offsets(centroids, sets, min_coverage=0.5, uncovered="overall", **options)
 
-    # Plainly, cold's 10 faces (20 % of region A's) set A's offset from their ordinary tail; with
-    # min_coverage A is unmeasured and takes the strictest offset, 0; with fill, hot's overall one,
-    # which lies between. Regions B and C are covered and keep their offsets.
-    assert plain[0] < filled[0] < covered[0] == 0.0
-    assert np.array_equal(plain[1:], covered[1:]) and np.array_equal(plain[1:], filled[1:])
+    # Plainly, cold's 10 faces (20 % of region A's) set A's offset from their ordinary tail. With
+    # min_coverage A is as strict as hot (80 % of its faces) needs overall, between that and the
+    # strictest offset, 0. Regions B and C are covered and keep their offsets.
+    assert plain[0] < raised[0] < strictest[0] == 0.0
+    assert raised[0] == hot_overall[0]
+    for other in (raised, strictest, hot_overall):
+        assert np.array_equal(plain[1:], other[1:])
+
+
+def test_a_cluster_with_no_measured_set_keeps_the_strictest_offset_unless_asked_otherwise() -> None:
+    centroids, sets = minority_region()
+    options: dict[str, Any] = {"fmr": 1e-2, "balance": True, "strictest": True}
+    without_cold = [sets[1], sets[2]]  # region A: only hot's 40 faces, its pairs there too few
+
+    plain = cluster_offsets(centroids, without_cold, **options)
+    raised = cluster_offsets(centroids, without_cold, min_coverage=0.5, **options)
+    hot_overall = cluster_offsets(centroids, without_cold, min_coverage=0.5, uncovered="overall", **options)
+
+    assert plain[0] == raised[0] == 0.0
+    assert hot_overall[0] < 0.0  # hot's overall threshold, less strict than 0
+
+
+def test_an_unknown_uncovered_rule_is_refused_naming_it() -> None:
+    centroids, sets = minority_region()
+    with pytest.raises(InvalidParameterError, match="uncovered must be") as caught:
+        cluster_offsets(centroids, sets, balance=True, min_coverage=0.5, uncovered="loosest")
+    assert caught.value.parameter == "uncovered"
 
 
 # -- unreliable clusters (issue 11, 1:1 honesty) -------------------------------------------------
@@ -350,7 +374,7 @@ def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() ->
     assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
 
 
-SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-a57da42a114c"
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-fec7e82b36b7"
 
 
 def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:

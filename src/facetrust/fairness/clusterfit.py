@@ -218,7 +218,7 @@ def cluster_offsets(
     balance: bool = False,
     strictest: bool = False,
     min_coverage: float = 0.0,
-    fill: bool = False,
+    uncovered: str = "raise",
     chunk: int = 4_000_000,
 ) -> np.ndarray:
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
@@ -228,14 +228,22 @@ def cluster_offsets(
     so a small population is not drowned by a large one. With ``strictest`` (and ``balance``), a
     cluster's score is the highest of those sets' own scores instead of that of their mean tail,
     and so is the overall one: a cluster is as strict as its most crowded set needs. A cluster
-    with too few pairs gets no offset (0): the threshold over all pairs. With ``min_coverage``
-    (and ``balance``), so does a cluster where the sets that have those pairs hold less than that
-    fraction of its faces (a set's faces: those in its pairs, each nearest one centroid): a few
-    faces of one set, in thousands of pairs each, would otherwise set the offset of a region that
-    is mostly another set's, whose tail was not measured there. With ``fill`` such a cluster is
-    not left at 0: the sets not measured there, largest first, are added until the sets counted
-    hold ``min_coverage`` of its faces, each at its overall threshold (0, the strictest, for a set
-    too small to be measured overall), and the cluster is as strict as the strictest of them all."""
+    with too few pairs gets no offset (0): the threshold over all pairs.
+
+    With ``min_coverage`` (and ``balance``), a cluster whose measured sets (those with the pairs
+    above) hold less than that fraction of its faces (a set's faces: those in its pairs, each
+    nearest one centroid) is treated as ``uncovered`` says: a few faces of one set, in thousands of
+    pairs each, would otherwise set the offset of a region that is mostly another set's, whose tail
+    was not measured there.
+
+    * ``"raise"``: the sets not measured there, largest first, are added until the sets counted
+      hold ``min_coverage`` of its faces, each at its overall threshold (the strictest, 0, for a set
+      too small to be measured overall), and the cluster becomes as strict as the strictest of
+      them; a cluster with no measured set keeps 0. Never less strict than without the rule.
+    * ``"overall"``: the same, but a cluster with no measured set takes the added sets' overall
+      thresholds too (so it may become less strict than 0).
+    * ``"strictest"``: the cluster gets 0.
+    """
     import numpy as np
 
     hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
@@ -251,11 +259,18 @@ def cluster_offsets(
     for c in range(len(centroids)):
         if usable[:, c].any():
             out[c] = _combined(tails[usable[:, c], c], fmr, strictest) - base
+    if uncovered not in ("raise", "overall", "strictest"):
+        raise InvalidParameterError(
+            f"uncovered must be raise, overall or strictest, not {uncovered!r}", parameter="uncovered"
+        )
     if min_coverage > 0 and balance:
         faces = np.stack([_faces_per_cluster(centroids, ps) for ps in pair_sets])  # (sets, k)
         own = [_threshold(t, fmr) - base if m else 0.0 for t, m in zip(_tail(overall), measured, strict=True)]
         for u in np.flatnonzero((faces * usable).sum(axis=0) < min_coverage * faces.sum(axis=0)):
-            out[u] = _filled(faces[:, u], usable[:, u], own, min_coverage, float(out[u])) if fill else 0.0
+            if uncovered == "strictest" or (uncovered == "raise" and not usable[:, u].any()):
+                out[u] = 0.0
+            else:
+                out[u] = _filled(faces[:, u], usable[:, u], own, min_coverage, float(out[u]))
     return out
 
 
