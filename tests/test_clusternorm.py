@@ -321,11 +321,17 @@ def test_a_cluster_with_no_measured_set_keeps_the_strictest_offset_unless_asked_
     assert hot_overall[0] < 0.0  # hot's overall threshold, less strict than 0
 
 
-def test_an_unknown_uncovered_rule_is_refused_naming_it() -> None:
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [({"min_coverage": 0.5, "uncovered": "loosest"}, "uncovered"), ({"min_coverage": 1.5}, "min_coverage")],
+)
+def test_an_unknown_uncovered_rule_or_a_share_past_1_is_refused_naming_it(
+    options: dict[str, Any], parameter: str
+) -> None:
     centroids, sets = minority_region()
-    with pytest.raises(InvalidParameterError, match="uncovered must be") as caught:
-        cluster_offsets(centroids, sets, balance=True, min_coverage=0.5, uncovered="loosest")
-    assert caught.value.parameter == "uncovered"
+    with pytest.raises(InvalidParameterError, match=f"{parameter} must be") as caught:
+        cluster_offsets(centroids, sets, balance=True, **options)
+    assert caught.value.parameter == parameter
 
 
 # -- unreliable clusters (issue 11, 1:1 honesty) -------------------------------------------------

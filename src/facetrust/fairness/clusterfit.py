@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from facetrust.calibration import Calibration
 from facetrust.errors import InvalidParameterError
@@ -218,7 +218,7 @@ def cluster_offsets(
     balance: bool = False,
     strictest: bool = False,
     min_coverage: float = 0.0,
-    uncovered: str = "raise",
+    uncovered: Literal["raise", "overall", "strictest"] = "raise",
     chunk: int = 4_000_000,
 ) -> np.ndarray:
     """``δ_c = t_c − t``: each cluster's score at ``fmr`` over the impostor pairs it takes part in,
@@ -246,6 +246,14 @@ def cluster_offsets(
     """
     import numpy as np
 
+    if not 0.0 <= min_coverage <= 1.0:
+        raise InvalidParameterError(
+            f"min_coverage must be a share of faces, 0 to 1, not {min_coverage}", parameter="min_coverage"
+        )
+    if uncovered not in ("raise", "overall", "strictest"):
+        raise InvalidParameterError(
+            f"uncovered must be raise, overall or strictest, not {uncovered!r}", parameter="uncovered"
+        )
     hist = [_histograms(centroids, ps, chunk) for ps in pair_sets]
     counts = np.stack([h[0] for h in hist])  # (sets, k, grid)
     overall = np.stack([h[1] for h in hist])
@@ -259,10 +267,6 @@ def cluster_offsets(
     for c in range(len(centroids)):
         if usable[:, c].any():
             out[c] = _combined(tails[usable[:, c], c], fmr, strictest) - base
-    if uncovered not in ("raise", "overall", "strictest"):
-        raise InvalidParameterError(
-            f"uncovered must be raise, overall or strictest, not {uncovered!r}", parameter="uncovered"
-        )
     if min_coverage > 0 and balance:
         faces = np.stack([_faces_per_cluster(centroids, ps) for ps in pair_sets])  # (sets, k)
         own = [_threshold(t, fmr) - base if m else 0.0 for t, m in zip(_tail(overall), measured, strict=True)]
