@@ -102,13 +102,6 @@ def parts(fit: dict[str, F.Part], datasets: list[CF.PairSet], name: str) -> list
     return [*by_sex, *F.split_by(utk, fit["utk"], race_part)]  # by-group
 
 
-def faces_per_cluster(centroids: np.ndarray, ps: CF.PairSet) -> np.ndarray:
-    """How many of a part's faces (those in its pairs) are nearest each centroid."""
-    faces = np.unique(np.concatenate([ps.a, ps.b]))
-    out: np.ndarray = np.bincount(np.argmax(ps.vectors[faces] @ centroids.T, axis=1), minlength=len(centroids))
-    return out
-
-
 def offsets(
     centroids: np.ndarray, pair_sets: list[CF.PairSet], min_faces: int = 0, strictest: bool = False
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -121,7 +114,7 @@ def offsets(
     base = CF._combined(CF._tail(overall[big]), FV.FMR, strictest)
     usable = counts.sum(axis=2) * FV.FMR >= FV.MIN_TAIL
     if min_faces:
-        usable &= np.stack([faces_per_cluster(centroids, ps) for ps in pair_sets]) >= min_faces
+        usable &= np.stack([CF._faces_per_cluster(centroids, ps) for ps in pair_sets]) >= min_faces
     tails = CF._tail(counts)
     out = np.full(len(centroids), np.nan)
     for c in range(len(centroids)):

@@ -47,8 +47,6 @@ import fsn_fit as F
 import fsn_variants as FV
 from host import machine_record, save_result
 
-RESULT = FV.RESULTS / "fit-size.json"
-QUARTER = FV.RESULTS / "fit-size-quarter.json"
 FRACTIONS = (0.25, 0.5, 1.0)
 RECIPES = {
     "coverage50": F.Recipe(),  # shipped since the night of November 30, 2026
@@ -67,20 +65,28 @@ def cut(p: F.Part, fraction: float, seed: int) -> F.Part:
     return out
 
 
-def measure(seed: int, model: str, recipe: F.Recipe, fractions: tuple[float, ...] = FRACTIONS) -> dict[str, Any]:
-    fit, held, _ = FV.split_data(seed)
-    out: dict[str, Any] = {}
-    for fraction in fractions:
-        sub = {n: cut(p, fraction, seed) for n, p in fit.items()}
-        norm = F.fit_normaliser(model, sub, recipe=recipe)
-        assert norm.calibration is not None
-        measured = FN.evaluate(f"seed {seed}, {fraction:g}", norm.scorer, norm.calibration, held)
+def entry(
+    name: str, model: str, fit: dict[str, F.Part], held: dict[str, F.Part], recipe: F.Recipe, intervals: bool
+) -> dict[str, Any]:
+    """One fit's saved entry: ``recipe`` fitted on ``fit``, measured on ``held`` as bench/fairnorm.py
+    (with ``intervals``, also the race ratio's bootstrap intervals)."""
+    norm = F.fit_normaliser(model, fit, recipe=recipe)
+    assert norm.calibration is not None
+    measured = FN.evaluate(name, norm.scorer, norm.calibration, held)
+    if intervals:
         measured["race_ratio_intervals"] = FV.race_ratio_intervals(
             norm.scorer, measured["threshold"], held["utk"], measured
         )
-        faces = {n: int(np.sum(p.status == F.FACE)) for n, p in sub.items()}
-        out[f"{fraction:g}"] = {"fit_faces": faces, "threshold": measured["threshold"], "summary": FV.summary(measured)}
-    return out
+    faces = {n: int(np.sum(p.status == F.FACE)) for n, p in fit.items()}
+    return {"fit_faces": faces, "threshold": measured["threshold"], "summary": FV.summary(measured)}
+
+
+def measure(seed: int, model: str, recipe: F.Recipe, fractions: tuple[float, ...] = FRACTIONS) -> dict[str, Any]:
+    fit, held, _ = FV.split_data(seed)
+    return {
+        f"{f:g}": entry(f"seed {seed}, {f:g}", model, {n: cut(p, f, seed) for n, p in fit.items()}, held, recipe, True)
+        for f in fractions
+    }
 
 
 def measure_quarter(seed: int, model: str, recipe: F.Recipe) -> dict[str, Any]:
@@ -96,14 +102,7 @@ def measure_quarter(seed: int, model: str, recipe: F.Recipe) -> dict[str, Any]:
         fits["0.5"][n] = F.part(spec, embs[n], fit_rows)
         fits["0.75"][n] = F.part(spec, embs[n], np.sort(np.concatenate([fit_rows, held_rows[joined]])))
         held[n] = F.part(spec, embs[n], held_rows[kept])
-    out: dict[str, Any] = {}
-    for fraction, fit in fits.items():
-        norm = F.fit_normaliser(model, fit, recipe=recipe)
-        assert norm.calibration is not None
-        measured = FN.evaluate(f"seed {seed}, {fraction}", norm.scorer, norm.calibration, held)
-        faces = {n: int(np.sum(p.status == F.FACE)) for n, p in fit.items()}
-        out[fraction] = {"fit_faces": faces, "threshold": measured["threshold"], "summary": FV.summary(measured)}
-    return out
+    return {f: entry(f"seed {seed}, {f}", model, fit, held, recipe, False) for f, fit in fits.items()}
 
 
 def worst_fmr(s: dict[str, Any]) -> float:
@@ -183,9 +182,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     FV.CHUNK = 1_000_000  # the same counts in smaller chunks: under 4 GB of memory
-    path = (QUARTER if args.quarter else RESULT).with_name(
-        f"{(QUARTER if args.quarter else RESULT).stem}-{args.recipe}.json"
-    )
+    path = FV.RESULTS / f"fit-size{'-quarter' if args.quarter else ''}-{args.recipe}.json"
     if args.render_only:
         path.with_suffix(".md").write_text(render(json.loads(path.read_text()), args.quarter))
         return
