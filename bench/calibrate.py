@@ -15,7 +15,10 @@ reproduces the files byte for byte.
 
 Normaliser (``--normaliser``): fitted by bench/fsn_fit.py on the fit halves of LFW and
 UTKFace (the audit's cached embeddings of the default, flip-averaged model); the evaluation
-halves stay unseen (bench/fairnorm.py measures on them).
+halves stay unseen (bench/fairnorm.py measures on them). ``--profile accurate`` fits the same
+recipe on the fused SFace + dlib templates (its raw table is bench/accurate.py's):
+
+    .venv/bin/python bench/calibrate.py --normaliser --profile accurate
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 from facetrust.calibration import fit_calibration, fmr_from_similarity
-from facetrust.config import Settings
+from facetrust.config import PROFILES, Settings
 from facetrust.fairness.clusterfit import wilson_low
 from facetrust.fairness.pairs import CosineScorer, GroupPairs, build_group_pairs
 from facetrust.fairness.robustfit import DUPLICATE_COSINE, duplicate_rows, threshold_intervals
@@ -70,14 +73,14 @@ def group_pairs(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray) -> lis
     return out
 
 
-def write_normaliser(out: Path) -> None:
+def write_normaliser(out: Path, profile: str = "default") -> None:
     import fsn_fit as F
     from facetrust.clusternorm import shipped_name
     from facetrust.config import default_cache_dir
     from facetrust.engine import FaceEngine
     from facetrust.fairness.runner import embed_spec
 
-    engine = FaceEngine.load(Settings(score_normalisation=False))
+    engine = FaceEngine.load(Settings(score_normalisation=False, profile=profile))
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     fit = {n: p[0] for n, p in F.split_parts(specs, embs).items()}
@@ -97,10 +100,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--normaliser", action="store_true", help="write the shipped cluster normaliser instead")
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="default", help="with --normaliser: the profile whose normaliser"
+    )
     args = parser.parse_args()
     if args.normaliser:
-        write_normaliser(args.out)
+        write_normaliser(args.out, args.profile)
         return
+    if args.profile != "default":
+        parser.error("--profile is for --normaliser; the raw tables are fitted by their own scripts")
 
     root = L.lfw_root()
     paths = L.lfw_images(root)

@@ -76,6 +76,8 @@ from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import limit_per_identity, without_duplicates
+from facetrust.models.fused import NAME as FUSED_NAME
+from facetrust.models.fused import sface_part
 from faircal import impostor_index_pairs
 
 SEED = 0
@@ -98,6 +100,16 @@ class Part:
     emb: DatasetEmbeddings
     status: np.ndarray
     duplicates_dropped: int
+    rule: np.ndarray  # the SFace vectors the near-duplicate and presumed-same-person rules read (``rule_vectors``)
+
+
+def rule_vectors(emb: DatasetEmbeddings) -> np.ndarray:
+    """The vectors whose cosines the near-duplicate (0.9) and presumed-same-person (``SAME_PERSON``)
+    rules are stated in: SFace's. A fused template (the accurate profile) carries its SFace part
+    inside it (``models.fused.sface_part``), so both profiles leave the same images and pairs out."""
+    if emb.model.startswith(FUSED_NAME + ":"):
+        return sface_part(emb.vectors)
+    return emb.vectors
 
 
 def datasets(root: Path) -> dict[str, DatasetSpec]:
@@ -117,8 +129,9 @@ def halves(spec: DatasetSpec, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]
 def part(spec: DatasetSpec, emb: DatasetEmbeddings, rows: np.ndarray) -> Part:
     sub_spec = dataclasses.replace(spec, images=tuple(spec.images[i] for i in rows))
     sub = DatasetEmbeddings(emb.model, emb.vectors[rows], emb.status[rows])
-    status, dropped = without_duplicates(sub_spec, sub.vectors, sub.status)
-    return Part(sub_spec, DatasetEmbeddings(emb.model, sub.vectors, status), status, dropped)
+    rule = rule_vectors(sub)
+    status, dropped = without_duplicates(sub_spec, rule, sub.status)
+    return Part(sub_spec, DatasetEmbeddings(emb.model, sub.vectors, status), status, dropped, rule)
 
 
 def split_parts(specs: dict[str, DatasetSpec], embs: dict[str, DatasetEmbeddings]) -> dict[str, tuple[Part, Part]]:
@@ -134,10 +147,11 @@ def pair_rows(p: Part, analysis: int) -> tuple[np.ndarray, np.ndarray]:
 
     In a dataset without identities, pairs at raw cosine ≥ ``SAME_PERSON`` are left out:
     presumed the same person (../shared/FACTS.md; in LFW about 1e-6 of different-person pairs
-    reach it), they would otherwise sit exactly where FMR 1e-4 is fitted."""
+    reach it), they would otherwise sit exactly where FMR 1e-4 is fitted. The cosine is SFace's
+    (``Part.rule``), for either profile."""
     ra, rb = impostor_index_pairs(p.spec, p.status, analysis)
     if not p.spec.has_identities:
-        v = p.emb.vectors
+        v = p.rule
         keep = np.einsum("ij,ij->i", v[ra], v[rb]) < SAME_PERSON
         ra, rb = ra[keep], rb[keep]
     return ra, rb
@@ -152,7 +166,7 @@ def utk_offset_rows(
     ``keep_children``, pairs of children 0–12: the age label decides which pairs the fit uses
     (as it decides which pairs are formed), never a face's score."""
     a, b = impostor_index_pairs(p.spec, p.status, UTK_OFFSET_ANALYSIS)
-    v = p.emb.vectors
+    v = p.rule
     high = np.einsum("ij,ij->i", v[a], v[b]) >= limit
     child = np.array([img.groups.get("age_band") == CHILDREN for img in p.spec.images], dtype=bool)[a]
     drop = high & ~(child & keep_children)
@@ -327,10 +341,14 @@ def _calibrated(
     model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, recipe: Recipe
 ) -> ClusterNormaliser:
     prov = provenance(fit, k, recipe)
+    fused = model.startswith(FUSED_NAME + ":")
+    if fused:
+        prov["script"] = "bench/calibrate.py --normaliser --profile accurate (bench/fsn_fit.py)"
     parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if recipe.by_group else "LFW, UTKFace"
     how = "the highest of its parts' own thresholds" if recipe.strictest else "its parts' tails weighted equally"
     prov["offsets"] = f"each cluster: {how}; parts: {parts}" if recipe.balance else "pairs pooled"
-    prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at raw cosine >= {SAME_PERSON} left out" + (
+    cosine = "SFace's cosine (the fused vectors' SFace part)" if fused else "raw cosine"
+    prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at {cosine} >= {SAME_PERSON} left out" + (
         f" unless both faces are aged {CHILDREN}" if recipe.keep_children else ""
     )
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)

@@ -12,7 +12,7 @@ from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
 from facetrust.models.fake import fake_engine
-from facetrust.models.fused import fuse
+from facetrust.models.fused import fuse, sface_part
 from facetrust.service import FaceService
 
 
@@ -45,6 +45,19 @@ def test_a_z_score_fusion_of_the_two_cosines_is_an_affine_function_of_the_fused_
 
     np.testing.assert_allclose(z, (a + b) * dot - (a * mu1 + b * mu2), atol=1e-4)
     assert np.array_equal(np.argsort(z), np.argsort(dot))  # so thresholds and rankings agree
+
+
+@pytest.mark.parametrize("share", [0.0, 0.65, 0.99])
+def test_sface_part_recovers_the_unit_sface_vectors_inside_fused_ones(share: float) -> None:
+    rng = np.random.default_rng(3)
+    s, d = unit(rng, 20, 128), unit(rng, 20, 128)
+
+    np.testing.assert_allclose(sface_part(fuse(s, d, share)), s, atol=1e-5)
+
+
+def test_sface_part_refuses_vectors_with_no_dlib_part() -> None:
+    with pytest.raises(ValueError, match="more than 128 floats; got 128"):
+        sface_part(np.ones((2, 128), np.float32))
 
 
 def test_a_share_outside_0_to_1_is_refused() -> None:

@@ -23,12 +23,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.models.base import Recogniser
 
-__all__ = ["DLIB_SHARE", "FusedRecogniser", "fuse", "fused_model_id", "load_fused"]
+__all__ = ["DLIB_SHARE", "SFACE_DIM", "FusedRecogniser", "fuse", "fused_model_id", "load_fused", "sface_part"]
 
 NAME = "fused-sface-dlib"
 # b, the dlib share of the fused cosine, fitted on LFW View-2 folds 1–2 (bench/accurate.py --fit):
 # the best sum of the TARs at FMR 1e-3 and 1e-4 (same-sex impostors); 0.45–0.65 are within 0.1 point
 DLIB_SHARE = 0.65
+SFACE_DIM = 128  # a fused vector's first SFACE_DIM floats are its SFace part
 
 
 def fused_model_id(sface_id: str, dlib_id: str, dlib_share: float = DLIB_SHARE) -> str:
@@ -46,6 +47,20 @@ def fuse(sface: np.ndarray, dlib: np.ndarray, dlib_share: float) -> np.ndarray:
     out = np.concatenate([math.sqrt(1.0 - dlib_share) * sface, math.sqrt(dlib_share) * dlib], axis=1)
     fused: np.ndarray = out.astype(np.float32)
     return fused
+
+
+def sface_part(fused: np.ndarray, sface_dim: int = SFACE_DIM) -> np.ndarray:
+    """The unit SFace embeddings inside fused vectors (N, sface_dim + dlib's dim): their first
+    ``sface_dim`` floats, scaled back to unit length. Fusion keeps each part's direction, so a rule
+    stated in SFace's cosines (e.g. a near-duplicate at 0.9) can be applied to fused templates."""
+    import numpy as np
+
+    fused = np.atleast_2d(np.asarray(fused, dtype=np.float32))
+    if fused.shape[1] <= sface_dim:
+        raise ValueError(f"fused vectors need more than {sface_dim} floats; got {fused.shape[1]}")
+    part = fused[:, :sface_dim]
+    out: np.ndarray = part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 class FusedRecogniser:
