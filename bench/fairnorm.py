@@ -154,7 +154,7 @@ NORMALISED = {  # name: the recipe (bench/fsn_fit.py); "fsn-bal" is the shipped 
     "fsn-bal-all-0.6": F.Recipe(keep_children=False, by_group=False, **_BEFORE),
 }
 ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
-ACCURATE = ("shipped", "raw-lfw", "fsn-bal", "fsn-bal-no-coverage")  # what --profile accurate measures
+ACCURATE = ("shipped", "raw-lfw", "fsn-bal")  # what --profile accurate measures
 
 
 def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, Calibration, dict[str, Any]]:

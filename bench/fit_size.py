@@ -4,6 +4,7 @@
     nice -n 5 .venv/bin/python bench/fit_size.py --quarter            # fit-size-quarter-coverage50.*
     nice -n 5 .venv/bin/python bench/fit_size.py --recipe no-coverage  # 1/8, 1/4, 1/2: fit-size-no-coverage.*
     nice -n 5 .venv/bin/python bench/fit_size.py --render-only [--quarter] [--recipe NAME]
+    nice -n 5 .venv/bin/python bench/fit_size.py --whole --profile accurate  # fit-size-accurate-coverage50.*
 
 The shipped normaliser is fitted on the fit halves of one split (LFW by person, UTKFace by image),
 so that its held-out figures describe the shipped file itself. Would a file fitted on all of the
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fairnorm as FN
 import fsn_fit as F
 import fsn_variants as FV
+from facetrust.config import PROFILES, Settings
 from host import machine_record, save_result
 
 FRACTIONS = (0.25, 0.5, 1.0)
@@ -180,9 +182,14 @@ def main() -> None:
     parser.add_argument(
         "--recipe", choices=RECIPES, default="coverage50", help="the recipe fitted (default: the shipped one)"
     )
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="default", help="accurate: the fused templates (fit-size-accurate-*)"
+    )
     args = parser.parse_args()
     FV.CHUNK = 1_000_000  # the same counts in smaller chunks: under 4 GB of memory
-    path = FV.RESULTS / f"fit-size{'-quarter' if args.quarter else ''}-{args.recipe}.json"
+    FV.PROFILE = args.profile
+    profile = "" if args.profile == "default" else f"-{args.profile}"
+    path = FV.RESULTS / f"fit-size{profile}{'-quarter' if args.quarter else ''}-{args.recipe}.json"
     if args.render_only:
         path.with_suffix(".md").write_text(render(json.loads(path.read_text()), args.quarter))
         return
@@ -190,10 +197,9 @@ def main() -> None:
         json.loads(path.read_text()) if path.exists() else {"machine": machine_record(), "seeds": {}}
     )
     result["recipe"] = args.recipe
-    from facetrust.config import Settings
     from facetrust.engine import FaceEngine
 
-    model = FaceEngine.load(Settings.load().replace(calibration_file=None)).model_id
+    model = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=args.profile)).model_id
     for seed in args.seeds:
         result["seeds"][str(seed)] = (
             measure_quarter(seed, model, RECIPES[args.recipe])

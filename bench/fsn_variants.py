@@ -351,9 +351,12 @@ def render(
 ALL = ("shipped", "soft", "iterated", "max", "znorm", *SHRINK, "merge", "k32", "k48")
 
 
+PROFILE: str | None = None  # the embedding profile (None: the setting's); bench/fit_size.py --profile sets it
+
+
 def load_data() -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
     """LFW's and UTKFace's specs and raw embeddings (from the embedding cache)."""
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=PROFILE or Settings.load().profile))
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     return specs, embs

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
+from facetrust.fairness.datasets import load_utkface
 from facetrust.models.dlib import CANVAS
 from facetrust.models.fused import DLIB_SHARE, FusedRecogniser
 from facetrust.service import FaceService
@@ -83,6 +85,46 @@ def test_matched_pairs_reach_similarity_80_and_mismatched_do_not(accurate: FaceE
     c = vector(accurate, photo(lfw, "Aaron_Eckhart", 1))
     assert accurate.calibration.similarity(float(a @ b)) >= 80.0
     assert accurate.calibration.similarity(float(a @ c)) < 80.0
+
+
+ACCURATE_SCORE_ID = "fused-sface-dlib:a5ff4225b9ac+fsn60-7af287b9b883"  # bench/calibrate.py --normaliser --profile accurate
+
+
+def test_the_accurate_engine_normalises_1to1_scores_with_its_own_shipped_cluster_normaliser(
+    accurate: FaceEngine, lfw: Path
+) -> None:
+    shipped = shipped_normaliser(accurate.model_id)
+
+    assert accurate.normalisation == "cluster"
+    assert shipped is not None and isinstance(accurate.normaliser, ClusterNormaliser)
+    assert accurate.normaliser.score_id == shipped.score_id == ACCURATE_SCORE_ID
+    assert shipped.centroids.shape[1] == accurate.recogniser.dim == 256
+    assert shipped.calibration is not None and shipped.calibration.model == ACCURATE_SCORE_ID
+    assert shipped.provenance["privacy"] == {"min_people": 50, "max_person_share": 0.1}
+    assert "SFace's cosine" in shipped.provenance["utk_offset_pairs"]  # the same pairs left out as the default's
+    same = accurate.compare(photo(lfw, "Aaron_Peirsol", 1), photo(lfw, "Aaron_Peirsol", 3))
+    other = accurate.compare(photo(lfw, "Aaron_Peirsol", 1), photo(lfw, "Aaron_Eckhart", 1))
+    assert same.normalisation == other.normalisation == "cluster"
+    assert same.model == accurate.model_id
+    assert len(same.matches) == 1 and same.matches[0].comparison.similarity >= 80.0
+    assert not other.matches and other.unmatched[0].comparison.similarity < 80.0
+
+
+def test_the_accurate_normaliser_asks_more_of_childrens_faces_than_of_adults(
+    accurate: FaceEngine, utkface: Path
+) -> None:
+    assert isinstance(accurate.normaliser, ClusterNormaliser)
+    images = load_utkface(utkface).images
+    rng = np.random.default_rng(0)
+    shift = {}
+    for label, bands in (("children", ("0-12",)), ("adults", ("18-39", "40-59"))):
+        rows = [i for i, r in enumerate(images) if r.groups["age_band"] in bands]
+        found = [accurate.embed_largest(Path(images[i].path)) for i in rng.choice(rows, 20, replace=False)]
+        vectors = np.stack([e.vector for e in found if e is not None])
+        shift[label] = float(accurate.normaliser.shift(vectors).mean())
+    # Raw, different children's fused scores reach Similarity 80 in 39 % of held-out pairs; the
+    # regions they fill take the strictest offsets (docs/fairness.md, the accurate profile).
+    assert shift["children"] > shift["adults"] + 0.05, shift
 
 
 def test_a_collection_of_the_accurate_profile_indexes_and_finds_the_same_person(

@@ -143,4 +143,5 @@ def test_compare_faces_runs_the_profile_asked_for_and_the_default_otherwise(
         engine.model_id,
     )
     assert [e.get("profile") for e in logged] == ["accurate", None]
-    assert asked.json()["EstimateUnreliable"] is False  # only the default profile's normaliser flags regions
+    assert (asked.json()["ScoreNormalisation"], default.json()["ScoreNormalisation"]) == ("cluster", "cluster")
+    assert asked.json()["EstimateUnreliable"] is False  # an adult pair; the accurate normaliser marks no region
