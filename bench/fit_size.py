@@ -125,6 +125,7 @@ def render(result: dict[str, Any], quarter: bool = False) -> str:
     lines = [
         f"# The recipe `{result.get('recipe', '?')}` fitted on {title} (bench/fit_size.py)",
         "",
+        *([f"Model: {result['model']} (`--profile {result['profile']}`).", ""] if "profile" in result else []),
         f"Machine: {json.dumps(result['machine'])}. Held-out "
         + ("quarters" if quarter else "halves")
         + " as bench/fairnorm.py; FMR at each fit's own "
@@ -200,6 +201,8 @@ def main() -> None:
     from facetrust.engine import FaceEngine
 
     model = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=args.profile)).model_id
+    if args.profile != "default":  # the default's saved results keep their shape
+        result.update(profile=args.profile, model=model)
     for seed in args.seeds:
         result["seeds"][str(seed)] = (
             measure_quarter(seed, model, RECIPES[args.recipe])

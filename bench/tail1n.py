@@ -2,6 +2,7 @@
 
     nice -n 5 .venv/bin/python bench/tail1n.py     # writes bench/results/tail1n.{json,md}
     nice -n 5 .venv/bin/python bench/tail1n.py --max-per-identity 20   # tail1n-cap20.json
+    nice -n 5 .venv/bin/python bench/tail1n.py --profile accurate      # tail1n-accurate.json
 
 Every image of an evaluation part is searched against the rest of that part (the gallery),
 exactly, in numpy (the same arithmetic as facetrust's search; the HTTP run is
@@ -47,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lfw_data as L
 from facetrust.calibration import Calibration, default_calibration, fit_calibration
-from facetrust.config import Settings, default_cache_dir
+from facetrust.config import PROFILES, Settings, default_cache_dir
 from facetrust.engine import FaceEngine
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, NO_FACE
@@ -55,6 +56,8 @@ from facetrust.fairness.refit import limit_per_identity
 from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
+from facetrust.models.fused import NAME as FUSED_NAME
+from facetrust.models.fused import sface_part
 from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,6 +73,13 @@ class Side:
     vectors: np.ndarray
     ident: np.ndarray
     cell: np.ndarray
+    rule: np.ndarray | None = None  # SFace vectors for the presumed-same rule when ``vectors`` are fused ones
+
+
+def rule_of(model: str, vectors: np.ndarray) -> np.ndarray:
+    """The vectors whose cosine the 0.9 near-duplicate and 0.6 presumed-same rules are stated in:
+    SFace's (a fused template's SFace part, as bench/fsn_fit.py)."""
+    return sface_part(vectors) if model.startswith(FUSED_NAME + ":") else vectors
 
 
 def tails(s: np.ndarray, cal: Calibration, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,7 +159,7 @@ def evaluate(
     other = probes.ident[:, None] != gallery.ident[None, :]
     mated = ~other & np.isfinite(s)
     impostor = other & (probes.cell[:, None] == gallery.cell[None, :])
-    presumed = s >= PRESUMED_SAME
+    presumed = s >= PRESUMED_SAME if probes.rule is None else probes.rule @ gallery.rule.T >= PRESUMED_SAME
     out: dict[str, Any] = {"gallery": n, "fpir_reported": float(-np.expm1(n * np.log1p(-1e-4)))}
     for method, scored in (("raw", s), ("probe-tail", probe), ("symmetric-tail", symmetric)):
         accept = scored >= t80
@@ -191,9 +201,12 @@ def main() -> None:
         help="fit the held-apart calibration on at most N photos of each fit-half person (seeded, as "
         "`facetrust calibrate --max-per-identity`); writes tail1n-capN.json",
     )
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="default", help="accurate: the fused templates (tail1n-accurate.json)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    engine = FaceEngine.load(Settings.load())
+    engine = FaceEngine.load(Settings.load().replace(profile=args.profile))
     root = L.data_root()
     lfw, utk = load_lfw(root / "lfw"), load_utkface(root / "utkface")
     emb_l = embed_spec(engine, lfw, cache_dir=default_cache_dir(), workers=1)
@@ -233,7 +246,8 @@ def main() -> None:
         return
     emb_u = embed_spec(engine, utk, cache_dir=default_cache_dir(), workers=1)
     face = np.flatnonzero(emb_u.status == FACE)
-    dropped = duplicate_rows(emb_u.vectors, face, [None] * len(utk.images))
+    rule = rule_of(engine.model_id, emb_u.vectors)
+    dropped = duplicate_rows(rule, face, [None] * len(utk.images))
     rows = np.setdiff1d(face, dropped)
     recs = [utk.images[i] for i in rows]
     band = np.array([r.groups.get("age_band", "") for r in recs])
@@ -245,15 +259,15 @@ def main() -> None:
     groups_u["adults"] = np.flatnonzero(adult)
     cell = np.char.add(np.char.add(race, sex_u), band)
     result["utk_duplicates_dropped"] = int(dropped.size)
-    everyone = Side(emb_u.vectors[rows], np.arange(len(rows)), cell)
+    everyone = Side(emb_u.vectors[rows], np.arange(len(rows)), cell, rule[rows])
     result["utk"] = evaluate(groups_u, everyone, everyone, np.arange(len(rows)), cal)
     result["utk_shipped_calibration"] = evaluate(
         groups_u, everyone, everyone, np.arange(len(rows)), default_calibration(engine.model_id)
     )
     result["seconds"] = round(time.perf_counter() - started, 1)
-    save_result(
-        RESULTS / (f"tail1n-cap{args.max_per_identity}.json" if args.max_per_identity else "tail1n.json"), result
-    )
+    result["model"] = engine.model_id
+    stem = "tail1n" + (f"-cap{args.max_per_identity}" if args.max_per_identity else "")
+    save_result(RESULTS / (stem + ("" if args.profile == "default" else f"-{args.profile}") + ".json"), result)
 
 
 if __name__ == "__main__":
