@@ -77,7 +77,7 @@ from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import limit_per_identity, without_duplicates
 from facetrust.models.fused import NAME as FUSED_NAME
-from facetrust.models.fused import sface_part
+from facetrust.models.fused import sface_vectors
 from faircal import impostor_index_pairs
 
 SEED = 0
@@ -100,16 +100,7 @@ class Part:
     emb: DatasetEmbeddings
     status: np.ndarray
     duplicates_dropped: int
-    rule: np.ndarray  # the SFace vectors the near-duplicate and presumed-same-person rules read (``rule_vectors``)
-
-
-def rule_vectors(emb: DatasetEmbeddings) -> np.ndarray:
-    """The vectors whose cosines the near-duplicate (0.9) and presumed-same-person (``SAME_PERSON``)
-    rules are stated in: SFace's. A fused template (the accurate profile) carries its SFace part
-    inside it (``models.fused.sface_part``), so both profiles leave the same images and pairs out."""
-    if emb.model.startswith(FUSED_NAME + ":"):
-        return sface_part(emb.vectors)
-    return emb.vectors
+    rule: np.ndarray  # the SFace vectors the near-duplicate and presumed-same-person rules read
 
 
 def datasets(root: Path) -> dict[str, DatasetSpec]:
@@ -129,7 +120,7 @@ def halves(spec: DatasetSpec, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]
 def part(spec: DatasetSpec, emb: DatasetEmbeddings, rows: np.ndarray) -> Part:
     sub_spec = dataclasses.replace(spec, images=tuple(spec.images[i] for i in rows))
     sub = DatasetEmbeddings(emb.model, emb.vectors[rows], emb.status[rows])
-    rule = rule_vectors(sub)
+    rule = sface_vectors(emb.model, sub.vectors)  # the near-duplicate and presumed-same rules are SFace's
     status, dropped = without_duplicates(sub_spec, rule, sub.status)
     return Part(sub_spec, DatasetEmbeddings(emb.model, sub.vectors, status), status, dropped, rule)
 

@@ -56,8 +56,7 @@ from facetrust.fairness.refit import limit_per_identity
 from facetrust.fairness.robustfit import duplicate_rows
 from facetrust.fairness.runner import embed_spec
 from facetrust.fairness.tailnorm import anchor, mapped, top_scores_stats
-from facetrust.models.fused import NAME as FUSED_NAME
-from facetrust.models.fused import sface_part
+from facetrust.models.fused import sface_vectors
 from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,13 +72,7 @@ class Side:
     vectors: np.ndarray
     ident: np.ndarray
     cell: np.ndarray
-    rule: np.ndarray | None = None  # SFace vectors for the presumed-same rule when ``vectors`` are fused ones
-
-
-def rule_of(model: str, vectors: np.ndarray) -> np.ndarray:
-    """The vectors whose cosine the 0.9 near-duplicate and 0.6 presumed-same rules are stated in:
-    SFace's (a fused template's SFace part, as bench/fsn_fit.py)."""
-    return sface_part(vectors) if model.startswith(FUSED_NAME + ":") else vectors
+    rule: np.ndarray  # SFace's vectors (a fused template's SFace part), for the presumed-same rule
 
 
 def tails(s: np.ndarray, cal: Calibration, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,7 +152,7 @@ def evaluate(
     other = probes.ident[:, None] != gallery.ident[None, :]
     mated = ~other & np.isfinite(s)
     impostor = other & (probes.cell[:, None] == gallery.cell[None, :])
-    presumed = s >= PRESUMED_SAME if probes.rule is None else probes.rule @ gallery.rule.T >= PRESUMED_SAME
+    presumed = probes.rule @ gallery.rule.T >= PRESUMED_SAME
     out: dict[str, Any] = {"gallery": n, "fpir_reported": float(-np.expm1(n * np.log1p(-1e-4)))}
     for method, scored in (("raw", s), ("probe-tail", probe), ("symmetric-tail", symmetric)):
         accept = scored >= t80
@@ -235,7 +228,8 @@ def main() -> None:
     self_col = np.full(len(eval_rows), -1)
     self_col[first] = np.arange(len(first))
     v = emb_l.vectors[eval_rows]
-    probes, gallery = Side(v, ident, sex), Side(v[first], ident[first], sex[first])
+    sv = sface_vectors(engine.model_id, v)
+    probes, gallery = Side(v, ident, sex, sv), Side(v[first], ident[first], sex[first], sv[first])
     groups = {g: np.flatnonzero(sex == g) for g in ("female", "male")}
     result["lfw"] = {
         "held_apart_calibration": evaluate(groups, probes, gallery, self_col, cal),
@@ -246,7 +240,7 @@ def main() -> None:
         return
     emb_u = embed_spec(engine, utk, cache_dir=default_cache_dir(), workers=1)
     face = np.flatnonzero(emb_u.status == FACE)
-    rule = rule_of(engine.model_id, emb_u.vectors)
+    rule = sface_vectors(engine.model_id, emb_u.vectors)  # the 0.9 and 0.6 rules are SFace's
     dropped = duplicate_rows(rule, face, [None] * len(utk.images))
     rows = np.setdiff1d(face, dropped)
     recs = [utk.images[i] for i in rows]

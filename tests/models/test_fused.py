@@ -12,7 +12,7 @@ from facetrust.config import Settings
 from facetrust.engine import FaceEngine
 from facetrust.errors import ConfigurationError, InvalidParameterError
 from facetrust.models.fake import fake_engine
-from facetrust.models.fused import fuse, sface_part
+from facetrust.models.fused import fuse, fused_model_id, sface_part, sface_vectors
 from facetrust.service import FaceService
 
 
@@ -53,6 +53,14 @@ def test_sface_part_recovers_the_unit_sface_vectors_inside_fused_ones(share: flo
     s, d = unit(rng, 20, 128), unit(rng, 20, 128)
 
     np.testing.assert_allclose(sface_part(fuse(s, d, share)), s, atol=1e-5)
+
+
+def test_sface_vectors_are_a_fused_templates_sface_part_and_any_other_template_itself() -> None:
+    rng = np.random.default_rng(4)
+    s, d = unit(rng, 5, 128), unit(rng, 5, 128)
+
+    np.testing.assert_allclose(sface_vectors(fused_model_id("sface:1", "dlib:2"), fuse(s, d, 0.65)), s, atol=1e-5)
+    assert sface_vectors("sface-2021dec:fb143eea0783+flip", s) is s
 
 
 def test_sface_part_refuses_vectors_with_no_dlib_part() -> None:

@@ -23,7 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.models.base import Recogniser
 
-__all__ = ["DLIB_SHARE", "SFACE_DIM", "FusedRecogniser", "fuse", "fused_model_id", "load_fused", "sface_part"]
+__all__ = [
+    "DLIB_SHARE",
+    "SFACE_DIM",
+    "FusedRecogniser",
+    "fuse",
+    "fused_model_id",
+    "load_fused",
+    "sface_part",
+    "sface_vectors",
+]
 
 NAME = "fused-sface-dlib"
 # b, the dlib share of the fused cosine, fitted on LFW View-2 folds 1–2 (bench/accurate.py --fit):
@@ -61,6 +70,13 @@ def sface_part(fused: np.ndarray, sface_dim: int = SFACE_DIM) -> np.ndarray:
     part = fused[:, :sface_dim]
     out: np.ndarray = part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
     return out
+
+
+def sface_vectors(model_id: str, vectors: np.ndarray) -> np.ndarray:
+    """The SFace embeddings in templates of ``model_id``: a fused template's SFace part
+    (``sface_part``), any other template itself. Rules stated in SFace's cosines (a near-duplicate
+    at 0.9, ``fairness.robustfit``) read these, so both profiles drop the same photos."""
+    return sface_part(vectors) if model_id.startswith(NAME + ":") else vectors
 
 
 class FusedRecogniser:
