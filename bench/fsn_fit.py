@@ -1,6 +1,9 @@
 """Fit and held-out data for the 1:1 score normalisation (bench/fairnorm.py, bench/calibrate.py).
 
-Data: ../shared/data/lfw and ../shared/data/utkface with the audit's cached embeddings.
+Data: ../shared/data/lfw and ../shared/data/utkface with the audit's cached embeddings (of either
+profile: the accurate one's fused templates get the same recipe, ``bench/calibrate.py --normaliser
+--profile accurate``; the near-duplicate and presumed-same-person rules always read SFace's
+cosines, ``Part.rule``).
 Each dataset is split in halves by a seeded shuffle: LFW by person, UTKFace by image (it has
 no identities). Near-duplicate images (``facetrust.fairness.robustfit``, cosine ≥ 0.9 to an
 image of someone else) are dropped from both halves. Everything is fitted on the fit halves;
