@@ -61,6 +61,7 @@ from facetrust.engine import FaceEngine
 from facetrust.fairness.audit import AnalysisResult, AuditOptions, audit_analysis
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.runner import embed_spec
+from facetrust.service.profiles import profile_of
 from host import machine_record, save_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -179,7 +180,7 @@ def ratio(x: float | None) -> str:
 
 def render(result: dict[str, Any]) -> str:
     ms = result["methods"]
-    accurate = str(result.get("model", "")).startswith(F.FUSED_NAME + ":")
+    accurate = profile_of(result.get("model", "")) == "accurate"
     lines = [
         "# 1:1 scoring candidates on held-out halves (bench/fairnorm.py"
         + (" --profile accurate: SFace fused with dlib)" if accurate else ")"),

@@ -79,8 +79,8 @@ from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
 from facetrust.fairness.pairs import CosineScorer, PairScorer
 from facetrust.fairness.refit import limit_per_identity, without_duplicates
-from facetrust.models.fused import NAME as FUSED_NAME
 from facetrust.models.fused import sface_vectors
+from facetrust.service.profiles import profile_of
 from faircal import impostor_index_pairs
 
 SEED = 0
@@ -335,7 +335,7 @@ def _calibrated(
     model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, recipe: Recipe
 ) -> ClusterNormaliser:
     prov = provenance(fit, k, recipe)
-    fused = model.startswith(FUSED_NAME + ":")
+    fused = profile_of(model) == "accurate"
     if fused:
         prov["script"] = "bench/calibrate.py --normaliser --profile accurate (bench/fsn_fit.py)"
     parts = "LFW by sex, UTKFace by age band (0-12, 13-17, adults)" if recipe.by_group else "LFW, UTKFace"

@@ -356,7 +356,8 @@ PROFILE: str | None = None  # the embedding profile (None: the setting's); bench
 
 def load_data() -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
     """LFW's and UTKFace's specs and raw embeddings (from the embedding cache)."""
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=PROFILE or Settings.load().profile))
+    settings = Settings.load()
+    engine = FaceEngine.load(settings.replace(calibration_file=None, profile=PROFILE or settings.profile))
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     return specs, embs

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,17 +171,13 @@ def audit(
     state = cli_state()
     count = worker_count(workers)
     engine = state.engine()
+    options = AuditOptions(seed=seed, replicates=replicates)
+    if max_per_identity is not None:  # impostor and mated pairs alike
+        options = replace(options, max_per_identity=max_per_identity, impostor_max_per_identity=max_per_identity)
     run = run_audit(
         engine,
         specs,
-        AuditOptions(seed=seed, replicates=replicates)
-        if max_per_identity is None
-        else AuditOptions(
-            seed=seed,
-            replicates=replicates,
-            max_per_identity=max_per_identity,
-            impostor_max_per_identity=max_per_identity,
-        ),
+        options,
         cache_dir=state.settings().resolved_cache_dir,
         workers=count,
         progress=progress_bar,
