@@ -1,16 +1,15 @@
-"""The 'accurate' profile (SFace fused with dlib): fit its dlib share and its Similarity → FMR
-table on some LFW View-2 folds, check them on the others, and measure it beside the default
-on UTKFace (race among adults, children).
+"""The 'accurate' profile (SFace fused with dlib): fit its dlib share on some LFW View-2 folds,
+and measure it beside the default on UTKFace (race among adults, children).
 
     .venv/bin/python bench/fused_data.py lfw utkface   # the embeddings (slow; resumable)
     .venv/bin/python bench/accurate.py --fit           # prints the share to put in models/fused.py
-    .venv/bin/python bench/accurate.py --calibrate     # writes src/facetrust/data/calibration-fused-*.json
     .venv/bin/python bench/accurate.py                 # bench/results/accurate.{json,md}
 
-Folds: View-2's ten folds hold different people; the images of folds 1–2 are the *fit* set
-(share and table), those of every later fold the embedding run got through the *check* set
-(every number reported). Impostor pairs are pairs of images of different people
-of the same labelled sex, as for the default table (docs/calibration.md).
+Folds: View-2's ten folds hold different people; the images of folds 1–2 fit the share (TAR at
+FMR 1e-3 and 1e-4 of the same-sex impostor pairs, as for the tables: docs/calibration.md).
+The profile's raw table is fitted on all of LFW, as the default's is, by
+``bench/calibrate.py --profile accurate`` (this script used to fit it on folds 1–2 only, 1,579
+images).
 
 UTKFace (no identities: every image counts as its own person): impostor pairs of the same
 sex within a group — adults 18–60 by race, and children 0–12 — at Similarity 80 of each
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fused_data as F
 import lfw_data as L
 from calibrate import impostor_scores
-from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration, fit_calibration
+from facetrust.calibration import DEFAULT_THRESHOLD, default_calibration
 from facetrust.config import Settings
 from facetrust.models.catalog import CATALOG
 from facetrust.models.fused import DLIB_SHARE, fuse, fused_model_id
@@ -40,7 +39,6 @@ from host import load_avg
 from lfw import machine, mated_pairs, tar_at, wilson
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DATA = Path(__file__).resolve().parent.parent / "src" / "facetrust" / "data"
 DEFAULT_MODEL = CATALOG["sface-2021dec"].model_id + "+flip"
 ACCURATE_MODEL = fused_model_id(CATALOG["sface-2021dec"].model_id, CATALOG["dlib-resnet-v1"].model_id)
 SHARES = [round(0.05 * i, 2) for i in range(21)]
@@ -93,39 +91,6 @@ def fit_share(lfw: Lfw) -> dict[str, Any]:
         table.append({"share": share, "tar_1e-3": tar_at(mated, imp, 1e-3)[0], "tar_1e-4": tar_at(mated, imp, 1e-4)[0]})
     best = max(table, key=lambda r: (round(r["tar_1e-3"] + r["tar_1e-4"], 1), -abs(r["share"] - 0.5)))
     return {"fit_folds": lfw.fit_folds, "mated_pairs": int(ma.size), "by_share": table, "best": best["share"]}
-
-
-def calibrate(lfw: Lfw) -> Path:
-    """Fit the fused profile's shipped table on the fit folds' same-sex impostor pairs."""
-    import datetime as dt
-
-    rows = lfw.rows(lfw.fit_folds)
-    scores = impostor_scores(lfw.vectors("accurate")[rows], lfw.ids[rows], lfw.sex[rows])
-    model_id = ACCURATE_MODEL
-    counts = {g: int((lfw.sex[rows] == g).sum()) for g in ("female", "male")}
-    cal = fit_calibration(
-        scores,
-        model=model_id,
-        dataset=(
-            f"LFW (grayscale copy, 250x250), View-2 folds {', '.join(str(k + 1) for k in lfw.fit_folds)}: all "
-            f"{scores.size:,} pairs of images of different people of the same labelled sex "
-            f"({counts['female']:,} female and {counts['male']:,} male images)"
-        ),
-        provenance={
-            "script": "bench/accurate.py --calibrate",
-            "date": dt.date.today().isoformat(),
-            "detector_threshold": Settings().detection_threshold,
-            "dlib_share": DLIB_SHARE,
-            "min_count": 10,
-            "images": int(rows.sum()),
-            "identities": len(np.unique(lfw.ids[rows])),
-            "checked_on_folds": [k + 1 for k in lfw.check_folds],
-            "note": "pairs share identities and images, so neighbouring FMR estimates are correlated",
-        },
-    )
-    path = DATA / ("calibration-" + model_id.replace(":", "-").replace("+", "-") + ".json")
-    path.write_text(cal.to_json() + "\n")
-    return path
 
 
 def utk_labels(root: Path) -> dict[str, tuple[int, str, str]]:
@@ -249,14 +214,10 @@ def render(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="only fit the dlib share and print it")
-    parser.add_argument("--calibrate", action="store_true", help="only fit and write the shipped table")
     parser.add_argument("--seed", type=int, default=20261126)
     args = parser.parse_args()
     lfw = Lfw(args.seed)
     print(f"LFW: {len(lfw.emb.paths):,} images embedded; fit folds {lfw.fit_folds}, check folds {lfw.check_folds}")
-    if args.calibrate:
-        print(f"wrote {calibrate(lfw)}")
-        return
     fit = fit_share(lfw)
     print(json.dumps(fit["by_share"]), f"\nbest share {fit['best']} (shipped {DLIB_SHARE})")
     if args.fit:

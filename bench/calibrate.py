@@ -15,10 +15,13 @@ reproduces the files byte for byte.
 
 Normaliser (``--normaliser``): fitted by bench/fsn_fit.py on the fit halves of LFW and
 UTKFace (the audit's cached embeddings of the default, flip-averaged model); the evaluation
-halves stay unseen (bench/fairnorm.py measures on them). ``--profile accurate`` fits the same
-recipe on the fused SFace + dlib templates (its raw table is bench/accurate.py's):
+halves stay unseen (bench/fairnorm.py measures on them).
 
-    .venv/bin/python bench/calibrate.py --normaliser --profile accurate
+``--profile accurate`` fits the same recipes on the fused SFace + dlib templates (the embeddings:
+``bench/fused_data.py lfw lfw-rest utkface``; the dlib share: ``bench/accurate.py --fit``):
+
+    .venv/bin/python bench/calibrate.py --profile accurate               # its raw table
+    .venv/bin/python bench/calibrate.py --normaliser --profile accurate  # its normaliser
 """
 
 from __future__ import annotations
@@ -96,73 +99,110 @@ def write_normaliser(out: Path, profile: str = "default") -> None:
         print(f"cluster {c}: {high[c]:,} of {n[c]:,} fit pairs at Similarity 80 ({rate[c]:.1e}, Wilson low {low:.1e})")
 
 
+def write_raw_table(
+    out: Path,
+    model: str,
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    groups: np.ndarray,
+    keep: np.ndarray,
+    provenance: dict[str, object],
+) -> None:
+    """Fit, bootstrap and write one raw table from LFW's same-sex pairs of different people:
+    near-duplicates dropped (read in SFace's cosines: a fused template's SFace part), 200
+    identity-bootstrap replicates of the thresholds, the file named by ``model``."""
+    from facetrust.models.fused import sface_vectors
+
+    rows = np.flatnonzero(keep)
+    dropped = duplicate_rows(sface_vectors(model, vectors), rows, [str(i) for i in ids])
+    kept = np.setdiff1d(rows, dropped)
+    found = group_pairs(vectors[kept], ids[kept], groups[kept])
+    scores = np.concatenate([g.impostor_scores for g in found])
+    counts = {g: int((groups[kept] == g).sum()) for g in ("female", "male")}
+    cal = fit_calibration(
+        scores,
+        model=model,
+        dataset=(
+            f"LFW (grayscale copy, 250x250): all {scores.size:,} pairs of images of different people of the "
+            f"same labelled sex ({counts['female']:,} female and {counts['male']:,} male images)"
+        ),
+        provenance={
+            "script": "bench/calibrate.py",
+            "detector_threshold": Settings().detection_threshold,
+            "min_count": 10,
+            **provenance,
+            "images": int(kept.size),
+            "identities": len(np.unique(ids[kept])),
+            "duplicate_cosine": DUPLICATE_COSINE,
+            "duplicates_dropped": int(dropped.size),
+            "note": "pairs share identities and images, so neighbouring FMR estimates are correlated",
+        },
+    )
+    scorer = CosineScorer(vectors[kept])
+    cut = cal.score_for_fmr(3 * fmr_from_similarity(40))
+    intervals = threshold_intervals([(scorer, g) for g in found], cut, replicates=200, seed=0)
+    cal.provenance["threshold_intervals"] = {
+        f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in intervals.items()
+    }
+    cal.provenance["bootstrap"] = {"replicates": 200, "level": 0.95, "unit": "identity", "seed": 0}
+    name = "calibration-" + model.replace(":", "-").replace("+", "-") + ".json"
+    (out / name).write_text(cal.to_json() + "\n")
+    summary = {f"sim{s}": round(cal.score_for_similarity(s), 4) for s in (40, 60, 80, 99)}
+    print(
+        f"{name}: {int(dropped.size)} near-duplicates dropped, {scores.size:,} pairs, floor FMR "
+        f"{cal.floor_fmr:.2e}, scores at {json.dumps(summary)}, Similarity 80 interval "
+        f"{cal.provenance['threshold_intervals']['80']}"
+    )
+
+
+def write_raw_tables(out: Path, profile: str) -> None:
+    """The profile's shipped raw tables, from the same recipe on all of LFW: the default's two
+    (with and without flip augmentation, bench/lfw_data.py's embeddings) or the accurate profile's
+    fused one (the accurate engine's, cached as `facetrust audit` caches them; its dlib share is
+    bench/accurate.py's)."""
+    root = L.lfw_root()
+    threshold = Settings().detection_threshold
+    spec = CATALOG["sface-2021dec"]
+    if profile == "accurate":
+        from facetrust.config import default_cache_dir
+        from facetrust.engine import FaceEngine
+        from facetrust.fairness.datasets import load_lfw
+        from facetrust.fairness.embedding import FACE
+        from facetrust.fairness.runner import embed_spec
+        from facetrust.models.fused import DLIB_SHARE
+
+        engine = FaceEngine.load(Settings(profile="accurate", score_normalisation=False))
+        lfw = load_lfw(root)
+        emb = embed_spec(engine, lfw, cache_dir=default_cache_dir(), workers=2)
+        groups = np.array([im.groups.get("sex", "") for im in lfw.images])
+        ids = np.array([im.identity or "" for im in lfw.images])
+        keep = (emb.status == FACE) & (groups != "")
+        tables = [(engine.model_id, emb.vectors, {"dlib_share": DLIB_SHARE})]
+        total = len(lfw.images)
+    else:
+        sex = L.lfw_sex(root)
+        paths = L.lfw_images(root)
+        lemb = L.embed_lfw(root, paths)
+        groups = np.array([sex.get(Path(p).name, "") for p in paths])
+        ids = np.array([L.identity_of(p) for p in paths])
+        keep = (lemb.det_score >= threshold) & (groups != "")
+        tables = [(spec.model_id + ("+flip" if f else ""), lemb.vectors(f), {"flip_augment": f}) for f in (False, True)]
+        total = len(paths)
+    print(f"{keep.sum()} of {total} images kept (face found at score ≥ {threshold}, sex labelled)")
+    for model, vectors, provenance in tables:
+        write_raw_table(out, model, vectors, ids, groups, keep, provenance)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--normaliser", action="store_true", help="write the shipped cluster normaliser instead")
-    parser.add_argument(
-        "--profile", choices=PROFILES, default="default", help="with --normaliser: the profile whose normaliser"
-    )
+    parser.add_argument("--profile", choices=PROFILES, default="default", help="the profile whose table or normaliser")
     args = parser.parse_args()
     if args.normaliser:
         write_normaliser(args.out, args.profile)
-        return
-    if args.profile != "default":
-        parser.error("--profile is for --normaliser; the raw tables are fitted by their own scripts")
-
-    root = L.lfw_root()
-    paths = L.lfw_images(root)
-    emb = L.embed_lfw(root, paths)
-    sex = L.lfw_sex(root)
-    threshold = Settings().detection_threshold
-    groups = np.array([sex.get(Path(p).name, "") for p in paths])
-    ids = np.array([L.identity_of(p) for p in paths])
-    keep = (emb.det_score >= threshold) & (groups != "")
-    print(f"{keep.sum()} of {len(paths)} images kept (face found at score ≥ {threshold}, sex labelled)")
-    spec = CATALOG["sface-2021dec"]
-    for flip in (False, True):
-        rows = np.flatnonzero(keep)
-        dropped = duplicate_rows(emb.vectors(flip), rows, [str(i) for i in ids])
-        kept = np.setdiff1d(rows, dropped)
-        vectors = emb.vectors(flip)[kept]
-        found = group_pairs(vectors, ids[kept], groups[kept])
-        scores = np.concatenate([g.impostor_scores for g in found])
-        model = spec.model_id + ("+flip" if flip else "")
-        counts = {g: int((groups[kept] == g).sum()) for g in ("female", "male")}
-        cal = fit_calibration(
-            scores,
-            model=model,
-            dataset=(
-                f"LFW (grayscale copy, 250x250): all {scores.size:,} pairs of images of different people of the "
-                f"same labelled sex ({counts['female']:,} female and {counts['male']:,} male images)"
-            ),
-            provenance={
-                "script": "bench/calibrate.py",
-                "detector_threshold": threshold,
-                "min_count": 10,
-                "flip_augment": flip,
-                "images": int(kept.size),
-                "identities": len(np.unique(ids[kept])),
-                "duplicate_cosine": DUPLICATE_COSINE,
-                "duplicates_dropped": int(dropped.size),
-                "note": "pairs share identities and images, so neighbouring FMR estimates are correlated",
-            },
-        )
-        scorer = CosineScorer(vectors)
-        cut = cal.score_for_fmr(3 * fmr_from_similarity(40))
-        intervals = threshold_intervals([(scorer, g) for g in found], cut, replicates=200, seed=0)
-        cal.provenance["threshold_intervals"] = {
-            f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in intervals.items()
-        }
-        cal.provenance["bootstrap"] = {"replicates": 200, "level": 0.95, "unit": "identity", "seed": 0}
-        name = "calibration-" + model.replace(":", "-").replace("+", "-") + ".json"
-        (args.out / name).write_text(cal.to_json() + "\n")
-        summary = {f"sim{s}": round(cal.score_for_similarity(s), 4) for s in (40, 60, 80, 99)}
-        print(
-            f"{name}: {int(dropped.size)} near-duplicates dropped, {scores.size:,} pairs, floor FMR "
-            f"{cal.floor_fmr:.2e}, scores at {json.dumps(summary)}, Similarity 80 interval "
-            f"{cal.provenance['threshold_intervals']['80']}"
-        )
+    else:
+        write_raw_tables(args.out, args.profile)
 
 
 if __name__ == "__main__":

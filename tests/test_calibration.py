@@ -291,3 +291,26 @@ def test_default_calibration_refuses_an_unknown_model() -> None:
     with pytest.raises(NotFoundError, match="No shipped calibration for model 'nobody:0'") as info:
         default_calibration("nobody:0")
     assert info.value.resource == "nobody:0"
+
+
+# -- the shipped raw tables: one recipe for every profile ---------------------------------------
+
+SHIPPED_MODELS = ["sface-2021dec:fb143eea0783", "sface-2021dec:fb143eea0783+flip", "fused-sface-dlib:a5ff4225b9ac"]
+
+
+@pytest.mark.parametrize("model", SHIPPED_MODELS)
+def test_every_shipped_table_is_fitted_by_the_same_recipe_on_all_of_lfw(model: str) -> None:
+    cal = default_calibration(model)
+    prov = cal.provenance
+    assert prov["script"] == "bench/calibrate.py"
+    assert prov["duplicate_cosine"] == 0.9 and prov["duplicates_dropped"] >= 0
+    assert prov["images"] > 13_000  # all of LFW's images with a face and a sex label
+    assert cal.dataset.startswith("LFW (grayscale copy, 250x250): all ")
+
+
+@pytest.mark.parametrize("model", SHIPPED_MODELS)
+def test_every_shipped_table_records_an_interval_around_each_threshold(model: str) -> None:
+    cal = default_calibration(model)
+    assert cal.provenance["bootstrap"]["level"] == 0.95
+    for similarity, (low, high) in cal.provenance["threshold_intervals"].items():
+        assert low <= cal.score_for_similarity(float(similarity)) <= high, similarity
