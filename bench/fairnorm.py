@@ -188,8 +188,8 @@ def render(result: dict[str, Any]) -> str:
         f"Machine: {json.dumps(result['machine'])}. Near-duplicates dropped: {json.dumps(result['duplicates'])}.",
         *(
             [
-                f"Model {result['model']}. 'shipped' is the fused raw table (bench/accurate.py --calibrate, fitted "
-                "on LFW View-2 folds 1-2, people of both halves); '≥0.6' is the fused vectors' SFace part's cosine."
+                f"Model {result['model']}. 'shipped' is the fused raw table (bench/calibrate.py --profile accurate, "
+                "fitted on all of LFW, people of both halves); '≥0.6' is the fused vectors' SFace part's cosine."
             ]
             if accurate
             else []

@@ -23,7 +23,7 @@ pairs.txt and per-image sex labels. Embeddings are cached outside the repository
 images: the View-2 folds that bench/accurate.py did not fit on, from the embeddings that
 bench/fused_data.py caches (accuracy on each such fold at the threshold best on the fit
 folds' pairs, TAR at FMR with same-sex impostors, FMR/TAR and per-sex FMR at Similarity 80 of
-each profile's shipped table).
+each profile's shipped raw table; both tables are fitted on all of LFW, so those are not held out).
 """
 
 from __future__ import annotations
@@ -354,9 +354,10 @@ def render_profiles(result: dict[str, object]) -> str:
         "# LFW: the default profile beside the accurate one (bench/lfw.py --profiles)",
         "",
         f"Machine: {result['machine']}. Load average {result['load_average']}. Seed {result['seed']}.",
-        f"Same images for both: LFW View-2 folds {result['check_folds']} (the accurate profile's share",
-        f"and table were fitted on folds {result['fit_folds']}, which also set the accuracy threshold), faces",
-        "found by YuNet at score ≥ 0.5."
+        f"Same images for both: LFW View-2 folds {result['check_folds']} (the accurate profile's share was",
+        f"fitted on folds {result['fit_folds']}, which also set the accuracy threshold; both profiles' raw tables",
+        "on all of LFW, these people included, so FMR at Similarity 80 is not held out), faces found by YuNet",
+        "at score ≥ 0.5."
         + (
             " 10-fold: the standard View-2 protocol on all ten folds (each at the threshold best on the other"
             " nine; folds 1–2 also fitted the accurate profile's share)."
