@@ -17,8 +17,9 @@ Normaliser (``--normaliser``): fitted by bench/fsn_fit.py on the fit halves of L
 UTKFace (the audit's cached embeddings of the default, flip-averaged model); the evaluation
 halves stay unseen (bench/fairnorm.py measures on them).
 
-``--profile accurate`` fits the same recipes on the fused SFace + dlib templates (the embeddings:
-``bench/fused_data.py lfw lfw-rest utkface``; the dlib share: ``bench/accurate.py --fit``):
+``--profile accurate`` fits the same recipes on the fused SFace + dlib templates: the accurate
+engine's, cached as `facetrust audit` caches them (the first run embeds LFW with dlib: slow on 2
+cores); its dlib share is ``bench/accurate.py --fit``'s:
 
     .venv/bin/python bench/calibrate.py --profile accurate               # its raw table
     .venv/bin/python bench/calibrate.py --normaliser --profile accurate  # its normaliser
