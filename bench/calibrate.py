@@ -163,7 +163,6 @@ def write_raw_tables(out: Path, profile: str) -> None:
     bench/accurate.py's)."""
     root = L.lfw_root()
     threshold = Settings().detection_threshold
-    spec = CATALOG["sface-2021dec"]
     if profile == "accurate":
         from facetrust.config import default_cache_dir
         from facetrust.engine import FaceEngine
@@ -187,7 +186,8 @@ def write_raw_tables(out: Path, profile: str) -> None:
         groups = np.array([sex.get(Path(p).name, "") for p in paths])
         ids = np.array([L.identity_of(p) for p in paths])
         keep = (lemb.det_score >= threshold) & (groups != "")
-        tables = [(spec.model_id + ("+flip" if f else ""), lemb.vectors(f), {"flip_augment": f}) for f in (False, True)]
+        sface = CATALOG["sface-2021dec"].model_id
+        tables = [(sface + ("+flip" if f else ""), lemb.vectors(f), {"flip_augment": f}) for f in (False, True)]
         total = len(paths)
     print(f"{keep.sum()} of {total} images kept (face found at score ≥ {threshold}, sex labelled)")
     for model, vectors, provenance in tables:

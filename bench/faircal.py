@@ -41,8 +41,9 @@ class FairCalScorer:
 
 
 def impostor_index_pairs(spec: DatasetSpec, status: np.ndarray, analysis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (a, b) of the same-group impostor pairs of one of the spec's analyses, as the audit forms them."""
-    a, b = [], []
+    """Rows (a, b) of the same-group impostor pairs of one of the spec's analyses, as the audit forms
+    them (two empty arrays when no face is left, e.g. a dataset taken out of a fit)."""
+    a, b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for g in groups_of(spec, status, spec.analyses[analysis]):
         rows, ident, cell = g.rows[g.has_face], g.identity[g.has_face], g.cell[g.has_face]
         for c in np.unique(cell):

@@ -50,17 +50,6 @@ def without(p: F.Part, drop: np.ndarray) -> F.Part:
     return dataclasses.replace(p, status=status, emb=DatasetEmbeddings(p.emb.model, p.emb.vectors, status))
 
 
-def fit_lfw_only(model: str, fit: dict[str, F.Part]) -> Any:
-    """The recipe with UTKFace out of the k-means and the offsets (the table is LFW's anyway)."""
-    offset_parts, cluster_input = F.offset_parts, F.cluster_input
-    try:
-        F.offset_parts = lambda f, **kw: [s for s in offset_parts(f, **kw) if not s.name.startswith("utk")]
-        F.cluster_input = lambda parts: cluster_input([p for p in parts if p.spec.name == fit["lfw"].spec.name])
-        return F.fit_normaliser(model, fit)
-    finally:
-        F.offset_parts, F.cluster_input = offset_parts, cluster_input
-
-
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     race = {g: v for g, v in r["utk_all"]["race"].items() if v["pairs"] >= MIN_RACE_PAIRS}
     rates = [v["fmr"][0] for v in race.values()]
@@ -122,9 +111,9 @@ def main() -> None:
     held = {n: p[1] for n, p in parts.items()}
     utk = fit["utk"]
     labels = {k: np.array([img.groups.get(k, "") for img in utk.spec.images]) for k in ("race", "age_band")}
-    variants: dict[str, tuple[dict[str, F.Part] | None, int]] = {
+    variants: dict[str, tuple[dict[str, F.Part], int]] = {
         "nothing (shipped recipe)": (fit, 0),
-        "UTKFace": (None, int((utk.status != NO_FACE).sum())),
+        "UTKFace": ({**fit, "utk": without(utk, np.ones(len(utk.status), bool))}, int((utk.status != NO_FACE).sum())),
         "children 0-12": (
             {**fit, "utk": without(utk, labels["age_band"] == "0-12")},
             int(((labels["age_band"] == "0-12") & (utk.status != NO_FACE)).sum()),
@@ -138,7 +127,7 @@ def main() -> None:
         )
     out: dict[str, Any] = {"machine": machine_record(), "model": engine.model_id, "variants": {}}
     for name, (data, taken) in variants.items():
-        normaliser = fit_lfw_only(engine.model_id, fit) if data is None else F.fit_normaliser(engine.model_id, data)
+        normaliser = F.fit_normaliser(engine.model_id, data)
         assert normaliser.calibration is not None
         r = evaluate(name, normaliser.scorer, normaliser.calibration, held)
         out["variants"][name] = {"taken_out": taken, "clusters": len(normaliser.centroids), "summary": summary(r)}
