@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.normalise import CohortNormaliser
 
 __all__ = [
+    "Prepared",
     "fit_for_datasets",
+    "fit_table",
     "impostor_groups",
     "limit_per_identity",
     "load_cohort",
+    "prepare",
+    "prepare_datasets",
     "same_group_impostors",
     "without_duplicates",
 ]
@@ -130,6 +134,115 @@ def load_cohort(engine: FaceEngine, path: Path, *, cache_dir: Path | None, worke
     return vectors
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One dataset embedded and made ready for fitting.
+
+    ``faces``: the embedding status with near-duplicate images marked faceless; ``status``: the
+    same with the images over ``max_per_identity`` marked too (the status impostor pairs are
+    formed from)."""
+
+    spec: DatasetSpec
+    vectors: np.ndarray
+    faces: np.ndarray
+    status: np.ndarray
+    duplicates_dropped: int
+    over_identity_limit: int | None = None
+
+
+def prepare(
+    spec: DatasetSpec,
+    model: str,
+    vectors: np.ndarray,
+    status: np.ndarray,
+    *,
+    max_per_identity: int | None = None,
+    seed: int = 0,
+) -> Prepared:
+    """``spec``'s embeddings (of ``model``) with near-duplicates dropped (by SFace's cosine, a fused
+    template's SFace part) and, with ``max_per_identity``, each identity's faces limited."""
+    from facetrust.models.fused import sface_vectors
+
+    faces, dropped = without_duplicates(spec, sface_vectors(model, vectors), status)
+    paired, over = faces, None
+    if max_per_identity is not None:
+        paired, over = limit_per_identity(spec, faces, max_per_identity, seed)
+    return Prepared(spec, vectors, faces, paired, dropped, over)
+
+
+def prepare_datasets(
+    engine: FaceEngine,
+    specs: Sequence[DatasetSpec],
+    *,
+    cache_dir: Path | None,
+    workers: int = 1,
+    progress: ProgressFactory | None = None,
+    max_per_identity: int | None = None,
+    seed: int = 0,
+) -> list[Prepared]:
+    """Embed each of ``specs`` (cached) and ``prepare`` it."""
+    out = []
+    for spec in specs:
+        emb = embed_spec(engine, spec, cache_dir=cache_dir, workers=workers, progress=progress)
+        out.append(
+            prepare(spec, engine.model_id, emb.vectors, emb.status, max_per_identity=max_per_identity, seed=seed)
+        )
+    return out
+
+
+def fit_table(
+    prepared: Sequence[Prepared],
+    *,
+    model: str,
+    score_model: str,
+    scorer_of: Callable[[np.ndarray], PairScorer] | None = None,
+    replicates: int = 200,
+    about: dict[str, Any] | None = None,
+) -> Calibration:
+    """The score → FMR table of the same-group impostor pairs of each dataset's first analysis,
+    pooled, scored by ``scorer_of(vectors)`` (raw cosines when None) and recorded under
+    ``score_model``, with 95 % identity-bootstrap intervals on the thresholds of Similarity 40,
+    60, 80 and 99 (none when ``replicates`` is 0). ``about`` joins the provenance."""
+    import numpy as np
+
+    groups: list[tuple[PairScorer, GroupPairs]] = []
+    provenance_sets = []
+    for p in prepared:
+        scorer = scorer_of(p.vectors) if scorer_of is not None else CosineScorer(p.vectors)
+        found = impostor_groups(p.spec, p.status, scorer)
+        groups.extend((scorer, g) for g in found)
+        provenance_sets.append(
+            {
+                "name": p.spec.name,
+                "kind": p.spec.kind,
+                "hash": p.spec.fingerprint(),
+                "images": len(p.spec.images),
+                "duplicates_dropped": p.duplicates_dropped,
+                **({"over_identity_limit": p.over_identity_limit} if p.over_identity_limit is not None else {}),
+                "pairs": {g.group: int(g.impostor_scores.size) for g in found},
+            }
+        )
+    pooled = np.concatenate([g.impostor_scores for _, g in groups] or [np.zeros(0, np.float32)])
+    provenance: dict[str, Any] = {
+        "made_by": "facetrust calibrate",
+        "date": dt.date.today().isoformat(),
+        "model": model,
+        "datasets": provenance_sets,
+        "duplicate_cosine": DUPLICATE_COSINE,
+        **(about or {}),
+    }
+    names = ", ".join(f"{p['name']} ({p['kind']})" for p in provenance_sets)
+    dataset = f"{pooled.size:,} same-group impostor pairs of {names}"
+    cal = fit_calibration(pooled, model=score_model, dataset=dataset, provenance=provenance)
+    if replicates > 0:
+        cut = cal.score_for_fmr(min(1.0, 3 * fmr_from_similarity(min(INTERVAL_SIMILARITIES))))
+        found_iv = threshold_intervals(groups, cut, replicates=replicates)
+        provenance["threshold_intervals"] = {f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in found_iv.items()}
+        provenance["bootstrap"] = {"replicates": replicates, "level": 0.95, "unit": "identity (image without one)"}
+        cal = replace(cal, provenance=provenance)
+    return cal
+
+
 def fit_for_datasets(
     engine: FaceEngine,
     specs: Sequence[DatasetSpec],
@@ -151,50 +264,19 @@ def fit_for_datasets(
     and 99 get 95 % identity-bootstrap intervals (``threshold_intervals``; none when ``replicates``
     is 0).
     """
-    import numpy as np
-
-    from facetrust.models.fused import sface_vectors
-
-    groups: list[tuple[PairScorer, GroupPairs]] = []
-    provenance_sets = []
-    for spec in specs:
-        emb = embed_spec(engine, spec, cache_dir=cache_dir, workers=workers, progress=progress)
-        status, dropped = without_duplicates(spec, sface_vectors(engine.model_id, emb.vectors), emb.status)
-        over = 0
-        if max_per_identity is not None:
-            status, over = limit_per_identity(spec, status, max_per_identity, seed)
-        scorer = normaliser.scorer(emb.vectors) if normaliser is not None else CosineScorer(emb.vectors)
-        found = impostor_groups(spec, status, scorer)
-        groups.extend((scorer, g) for g in found)
-        provenance_sets.append(
-            {
-                "name": spec.name,
-                "kind": spec.kind,
-                "hash": spec.fingerprint(),
-                "images": len(spec.images),
-                "duplicates_dropped": dropped,
-                **({"over_identity_limit": over} if max_per_identity is not None else {}),
-                "pairs": {g.group: int(g.impostor_scores.size) for g in found},
-            }
-        )
-    pooled = np.concatenate([g.impostor_scores for _, g in groups] or [np.zeros(0, np.float32)])
-    model = normaliser.score_id if normaliser is not None else engine.model_id
-    provenance: dict[str, Any] = {
-        "made_by": "facetrust calibrate",
-        "date": dt.date.today().isoformat(),
-        "model": engine.model_id,
-        "datasets": provenance_sets,
-        "detector_threshold": engine.settings.detection_threshold,
-        "duplicate_cosine": DUPLICATE_COSINE,
-        **({"max_per_identity": max_per_identity, "seed": seed} if max_per_identity is not None else {}),
-    }
-    names = ", ".join(f"{p['name']} ({p['kind']})" for p in provenance_sets)
-    dataset = f"{pooled.size:,} same-group impostor pairs of {names}"
-    cal = fit_calibration(pooled, model=model, dataset=dataset, provenance=provenance)
-    if replicates > 0:
-        cut = cal.score_for_fmr(min(1.0, 3 * fmr_from_similarity(min(INTERVAL_SIMILARITIES))))
-        found_iv = threshold_intervals(groups, cut, replicates=replicates)
-        provenance["threshold_intervals"] = {f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in found_iv.items()}
-        provenance["bootstrap"] = {"replicates": replicates, "level": 0.95, "unit": "identity (image without one)"}
-        cal = replace(cal, provenance=provenance)
+    prepared = prepare_datasets(
+        engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,
+        max_per_identity=max_per_identity, seed=seed,
+    )  # fmt: skip
+    about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
+    if max_per_identity is not None:
+        about.update(max_per_identity=max_per_identity, seed=seed)
+    cal = fit_table(
+        prepared,
+        model=engine.model_id,
+        score_model=normaliser.score_id if normaliser is not None else engine.model_id,
+        scorer_of=normaliser.scorer if normaliser is not None else None,
+        replicates=replicates,
+        about=about,
+    )
     return normaliser.with_calibration(cal) if normaliser is not None else cal
