@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
@@ -146,6 +149,32 @@ class ClusterNormaliser:
             "unreliable": sorted(self.unreliable),
         }
         return json.dumps(data, sort_keys=True)
+
+    def save(self, path: Path) -> None:
+        """Write the normaliser (JSON) atomically: a reader never sees half a file."""
+        directory = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.to_json() + "\n")
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterNormaliser:
+        """A normaliser file (``facetrust calibrate --normaliser``); ``ConfigurationError`` naming the
+        setting ``normaliser_file`` when it cannot be read or is not one."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"{path} is not a readable normaliser file: {exc}", setting="normaliser_file"
+            ) from None
+        try:
+            return cls.from_json(text, origin=str(path))
+        except ConfigurationError as exc:
+            raise ConfigurationError(exc.message, setting="normaliser_file") from None
 
     @classmethod
     def from_json(cls, text: str, *, origin: str) -> ClusterNormaliser:

@@ -81,9 +81,12 @@ class Settings:
             instead of the shipped one; it must be made for the engine's model id.
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
+        normaliser_file: a cluster normaliser fitted on your own labelled faces (JSON, from
+            `facetrust calibrate --normaliser`): 1:1 comparisons use it instead of the shipped
+            one (docs/fairness.md). It must be made for the engine's model id; not with cohort_file.
         score_normalisation: 1:1 comparisons use the cluster normaliser shipped for the model
-            (label-free; docs/fairness.md) unless a calibration_file or cohort_file is set;
-            false: raw scores through the calibration table.
+            (label-free; docs/fairness.md) unless a calibration_file, cohort_file or
+            normaliser_file is set; false: raw scores through the calibration table.
         probe_normalisation: 1:N searches read each probe's Similarity and FMR off its own
             scores against the gallery (docs/fairness.md); false: the global calibration only.
         face_tail_stats: when each gallery face's own statistics against its collection (its
@@ -133,6 +136,7 @@ class Settings:
     template_encryption: bool = True
     calibration_file: Path | None = None
     cohort_file: Path | None = None
+    normaliser_file: Path | None = None
     score_normalisation: bool = True
     probe_normalisation: bool = True
     face_tail_stats: str = "background"
@@ -159,6 +163,7 @@ class Settings:
             "template_key_file",
             "calibration_file",
             "cohort_file",
+            "normaliser_file",
             "video_root",
         ):
             value = getattr(self, name)
@@ -268,6 +273,7 @@ _TYPES: dict[str, type] = {
     "template_encryption": bool,
     "calibration_file": Path,
     "cohort_file": Path,
+    "normaliser_file": Path,
     "score_normalisation": bool,
     "probe_normalisation": bool,
     "face_tail_stats": str,

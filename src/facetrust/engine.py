@@ -12,11 +12,13 @@ from facetrust.analysis import build_face
 from facetrust.budget import DecodeBudget
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
 from facetrust.config import Settings
-from facetrust.errors import InvalidImageError, InvalidParameterError
+from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image
 from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import numpy as np
 
     from facetrust.clusternorm import ClusterNormaliser
@@ -37,7 +39,8 @@ class FaceEngine:
 
     The calibration is, in order: the ``calibration`` argument, ``settings.calibration_file``,
     the shipped table. 1:1 comparisons are judged through a normaliser when there is one: the
-    ``normaliser`` argument, else ``settings.cohort_file`` (AS-norm), else, when no raw
+    ``normaliser`` argument, else ``settings.normaliser_file`` (a cluster normaliser fitted on the
+    deployment's own faces, ``facetrust.fairness.normfit``), else ``settings.cohort_file`` (AS-norm), else, when no raw
     calibration was chosen and ``settings.score_normalisation`` is on (the default), the
     cluster normaliser shipped for the model (``facetrust.clusternorm``). A
     normaliser is judged by its own calibration; ``calibration`` stays the raw-score table
@@ -107,12 +110,15 @@ class FaceEngine:
 
     @property
     def normalisation(self) -> str:
-        """How 1:1 scores are normalised: "cluster" (the shipped default), "cohort" (AS-norm) or "none"."""
+        """How 1:1 scores are normalised: "cluster" (the shipped normaliser or ``normaliser_file``),
+        "cohort" (AS-norm) or "none"."""
         if self.normaliser is None:
             return "none"
         return "cohort" if hasattr(self.normaliser, "cohort") else "cluster"
 
     def _load_normaliser(self, *, shipped: bool) -> CohortNormaliser | ClusterNormaliser | None:
+        if self.settings.normaliser_file is not None:
+            return self._normaliser_file(self.settings.normaliser_file)
         path = self.settings.cohort_file
         if path is None:
             if not (shipped and self.settings.score_normalisation):
@@ -133,6 +139,29 @@ class FaceEngine:
                 f"Cohort file {path} has no calibration of normalised scores; "
                 "make it with `facetrust calibrate --cohort`",
                 parameter="cohort_file",
+            )
+        return found
+
+    def _normaliser_file(self, path: Path) -> ClusterNormaliser:
+        """The cluster normaliser of ``settings.normaliser_file``, checked against this engine's model."""
+        from facetrust.clusternorm import ClusterNormaliser
+
+        if self.settings.cohort_file is not None:
+            raise ConfigurationError(
+                "Set cohort_file or normaliser_file, not both: 1:1 scores are normalised one way",
+                setting="normaliser_file",
+            )
+        found = ClusterNormaliser.load(path)
+        if found.model != self.model_id:
+            raise InvalidParameterError(
+                f"Normaliser file {path} is for model {found.model!r}, but the engine embeds with {self.model_id!r}",
+                parameter="normaliser_file",
+            )
+        if found.calibration is None:
+            raise InvalidParameterError(
+                f"Normaliser file {path} has no calibration of normalised scores; "
+                "make it with `facetrust calibrate --normaliser`",
+                parameter="normaliser_file",
             )
         return found
 

@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 from facetrust.calibration import Calibration
+from facetrust.clusternorm import ClusterNormaliser
 from facetrust.normalise import CohortNormaliser
 
 from .test_audit_cmd import dataset  # noqa: F401  (the fixture)
@@ -32,6 +34,8 @@ def test_calibrate_writes_a_calibration_for_the_engines_model(invoke: Invoke, da
         f"Similarity 80 at score {cal.score_for_similarity(80.0):.4f}\n"
         "near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): 0\n"
         f"Similarity 80 score, 95 % bootstrap interval: {low:.4f}–{high:.4f}\n"
+        f"warning: 1,482 impostor pairs resolve FMR down to {cal.floor_fmr:.1e} only, not the 1e-4 of Similarity 80: "
+        "add faces for a table that can be trusted there\n"
         f"use it: FACETRUST_CALIBRATION_FILE={out}\n"
     )
     assert json.loads(out.read_text())["provenance"]["datasets"][0]["kind"] == "csv"
@@ -94,3 +98,67 @@ def test_max_per_identity_below_one_is_a_usage_error(invoke: Invoke, dataset: Pa
 
     assert result.exit_code == 2
     assert "--max-per-identity" in result.stderr and not (tmp_path / "cal.json").exists()
+
+
+@pytest.fixture
+def crowd(make_image: MakeImage, tmp_path: Path) -> Path:
+    """250 fake people, three images each, in groups "a" and "b": 69,750 impostor pairs a group."""
+    rows = ["path,identity,group"]
+    for p in range(250):
+        for k in range(3):
+            path = make_image(f"crowd/p{p}_{k}.png", [(10 + 5 * k, 10, 64 + 4 * k, p)], width=120, height=120)
+            rows.append(f"{Path(path).name},p{p},{'a' if p % 2 else 'b'}")
+    csv = tmp_path / "crowd" / "data.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return csv
+
+
+def test_calibrate_normaliser_writes_a_calibrated_cluster_normaliser(
+    invoke: Invoke, crowd: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "normaliser.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(crowd), "--normaliser", "--clusters", "4",
+        "--replicates", "20", "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    found = ClusterNormaliser.load(out)
+    cal = found.calibration
+    assert found.model == "fake-recogniser:0" and 1 <= len(found.centroids) <= 4
+    assert cal is not None and cal.model == found.score_id
+    assert found.provenance["max_per_identity"] == 20 and found.provenance["k_requested"] == 4
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"{out}: cluster normaliser for fake-recogniser:0: {len(found.centroids)} regions (asked 4), "
+        f"{len(found.unreliable)} marked unreliable"
+    )
+    assert lines[1:4] == [
+        "offsets from 2 of 2 groups (those with 20,000 impostor pairs or more):",
+        "  data: group=a: 69,750 pairs",  # 125 people of three faces: C(375, 2) − 125 × 3 mated
+        "  data: group=b: 69,750 pairs",
+    ]
+    assert lines[4].startswith(f"calibration of normalised scores from {2 * 69_750:,} impostor pairs")
+    assert lines[-1] == f"use it: FACETRUST_NORMALISER_FILE={out}"
+
+
+def test_calibrate_normaliser_with_a_cohort_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "n.json"
+    result = invoke("calibrate", str(dataset), "--normaliser", "--cohort", str(dataset.parent), "--out", str(out))
+
+    assert result.exit_code == 2
+    assert "--normaliser and --cohort" in result.stderr and not out.exists()
+
+
+def test_calibrate_normaliser_on_too_few_people_says_what_a_region_needs(
+    invoke: Invoke,
+    dataset: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "n.json"
+    result = invoke("--cache-dir", str(tmp_path), "calibrate", str(dataset), "--normaliser", "--out", str(out))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Every region of the normaliser must average at least 50 different people")
+    assert not out.exists()

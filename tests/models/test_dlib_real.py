@@ -136,3 +136,22 @@ def test_a_default_service_searches_an_accurate_collection_made_by_an_accurate_o
     assert found.model == accurate.model_id
     assert [m.face.external_image_id for m in found.matches] == ["peirsol"]
     assert Settings(profile="accurate").profile == "accurate"
+
+
+def test_a_normaliser_file_of_the_default_model_serves_the_default_engine_and_no_accurate_one(
+    tmp_path: Path,
+) -> None:
+    from facetrust.errors import InvalidParameterError
+    from facetrust.service.profiles import ProfileEngines
+
+    plain = FaceEngine.load(Settings())
+    own = shipped_normaliser(plain.model_id)
+    assert own is not None
+    path = tmp_path / "own-normaliser.json"
+    own.save(path)
+    default = FaceEngine.load(Settings(normaliser_file=path))
+    assert isinstance(default.normaliser, ClusterNormaliser) and default.normaliser.score_id == own.score_id
+
+    with pytest.raises(InvalidParameterError, match="Profile 'accurate' is not available on this server") as caught:
+        ProfileEngines(default).get("accurate")
+    assert f"Normaliser file {path} is for model {plain.model_id!r}" in caught.value.message

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from facetrust.calibration import fmr_from_similarity
 from facetrust.cli.audit import load_specs, progress_bar, worker_count
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.fairness.datasets import DATASET_TYPES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.calibration import Calibration
+    from facetrust.engine import FaceEngine
+    from facetrust.fairness.datasets import DatasetSpec
 
 __all__ = ["calibrate"]
 
@@ -19,7 +26,8 @@ __all__ = ["calibrate"]
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The file to write: a calibration (.json), or with --cohort a cohort normaliser (.npz).",
+    help="The file to write: a calibration (.json), with --cohort a cohort normaliser (.npz), "
+    "with --normaliser a cluster normaliser (.json).",
 )
 @click.option("--dataset-type", type=click.Choice(DATASET_TYPES), help="The dataset layout (default: guessed).")
 @click.option(
@@ -28,6 +36,19 @@ __all__ = ["calibrate"]
     help="Unlabelled faces for score normalisation: a folder of images or a `facetrust embed` .npz.",
 )
 @click.option("--top-k", type=click.IntRange(min=2), default=50, show_default=True, help="Cohort scores per face.")
+@click.option(
+    "--normaliser",
+    is_flag=True,
+    help="Fit the 1:1 cluster normaliser (the shipped recipe) on these datasets instead of a table: "
+    "its regions, their offsets from every group's impostor pairs, and its calibration (.json).",
+)
+@click.option(
+    "--clusters",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="With --normaliser: regions asked of the k-means (fewer remain where each must average 50 people).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seeds the subset and --max-per-identity's choice."
@@ -37,7 +58,7 @@ __all__ = ["calibrate"]
     "--max-per-identity",
     type=click.IntRange(min=1),
     help="At most N (seeded) images of each identity in the impostor pairs, so that a few "
-    "much-photographed people do not set the table (default: every image).",
+    "much-photographed people do not set the table (default: every image; with --normaliser 20).",
 )
 @click.option(
     "--replicates",
@@ -53,6 +74,8 @@ def calibrate(
     dataset_type: str | None,
     cohort: Path | None,
     top_k: int,
+    normaliser: bool,
+    clusters: int,
     limit: int | None,
     seed: int,
     workers: int | None,
@@ -63,29 +86,38 @@ def calibrate(
 
     Impostor pairs are pairs of different people within one group (as in `facetrust audit`).
     The file records the model id, the dataset hashes, pair counts and the date. Use it
-    with the setting calibration_file (FACETRUST_CALIBRATION_FILE), or, made with --cohort,
-    cohort_file (FACETRUST_COHORT_FILE); an engine refuses a file made for another model.
+    with the setting calibration_file (FACETRUST_CALIBRATION_FILE), made with --cohort,
+    cohort_file (FACETRUST_COHORT_FILE), or, made with --normaliser, normaliser_file
+    (FACETRUST_NORMALISER_FILE); an engine refuses a file made for another model.
+
+    With --normaliser, 1:1 scores are normalised by regions of the embedding space fitted on
+    these faces (docs/fairness.md): refit it when your people are unlike LFW's and UTKFace's.
     """
     from facetrust.calibration import Calibration
     from facetrust.fairness.refit import fit_for_datasets, load_cohort
     from facetrust.normalise import CohortNormaliser
 
+    if normaliser and cohort is not None:
+        raise click.UsageError("--normaliser and --cohort are two ways to normalise scores; choose one")
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()
     count = worker_count(workers)
     engine = state.engine()
     cache = state.settings().resolved_cache_dir
-    normaliser = None
+    if normaliser:
+        _fit_normaliser(engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed)
+        return
+    cohort_normaliser = None
     if cohort is not None:
         vectors = load_cohort(engine, cohort, cache_dir=cache, workers=count)
-        normaliser = CohortNormaliser(engine.model_id, vectors, top_k, provenance={"cohort": str(cohort)})
+        cohort_normaliser = CohortNormaliser(engine.model_id, vectors, top_k, provenance={"cohort": str(cohort)})
     fitted = fit_for_datasets(
         engine,
         specs,
         cache_dir=cache,
         workers=count,
         progress=progress_bar,
-        normaliser=normaliser,
+        normaliser=cohort_normaliser,
         replicates=replicates,
         max_per_identity=max_per_identity,
         seed=seed,
@@ -101,6 +133,11 @@ def calibrate(
         f"{out}: calibration for {cal.model} from {cal.impostor_pairs:,} impostor pairs, "
         f"floor FMR {cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
     )
+    _table_lines(cal, max_per_identity)
+    click.echo(f"use it: {setting}={out}")
+
+
+def _table_lines(cal: Calibration, max_per_identity: int | None) -> None:
     dropped = sum(int(d.get("duplicates_dropped", 0)) for d in cal.provenance.get("datasets", []))
     click.echo(f"near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): {dropped:,}")
     if max_per_identity is not None:
@@ -109,4 +146,46 @@ def calibrate(
     interval = cal.provenance.get("threshold_intervals", {}).get("80")
     if interval is not None:
         click.echo(f"Similarity 80 score, 95 % bootstrap interval: {interval[0]:.4f}–{interval[1]:.4f}")
-    click.echo(f"use it: {setting}={out}")
+    if cal.floor_fmr > fmr_from_similarity(80.0):
+        click.echo(
+            f"warning: {cal.impostor_pairs:,} impostor pairs resolve FMR down to {cal.floor_fmr:.1e} only, "
+            "not the 1e-4 of Similarity 80: add faces for a table that can be trusted there"
+        )
+
+
+def _fit_normaliser(
+    engine: FaceEngine,
+    specs: list[DatasetSpec],
+    out: Path,
+    cache: Path,
+    workers: int,
+    clusters: int,
+    max_per_identity: int | None,
+    replicates: int,
+    seed: int,
+) -> None:
+    from facetrust.fairness.normfit import MAX_PER_IDENTITY, fit_cluster_normaliser
+
+    per_identity = MAX_PER_IDENTITY if max_per_identity is None else max_per_identity
+    fit = fit_cluster_normaliser(
+        engine, specs, cache_dir=cache, workers=workers, progress=progress_bar, clusters=clusters,
+        max_per_identity=per_identity, replicates=replicates, seed=seed,
+    )  # fmt: skip
+    found = fit.normaliser
+    found.save(out)
+    cal = found.calibration
+    assert cal is not None  # fit_normaliser always calibrates it
+    click.echo(
+        f"{out}: cluster normaliser for {found.model}: {len(found.centroids)} regions (asked {clusters}), "
+        f"{len(found.unreliable)} marked unreliable"
+    )
+    measured = [p for p in fit.parts if p.measured]
+    click.echo(f"offsets from {len(measured)} of {len(fit.parts)} groups (those with 20,000 impostor pairs or more):")
+    for p in fit.parts:
+        click.echo(f"  {p.name}: {p.pairs:,} pairs" + ("" if p.measured else " (too few to count on their own)"))
+    click.echo(
+        f"calibration of normalised scores from {cal.impostor_pairs:,} impostor pairs, floor FMR "
+        f"{cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
+    )
+    _table_lines(cal, per_identity)
+    click.echo(f"use it: FACETRUST_NORMALISER_FILE={out}")

@@ -114,6 +114,7 @@ def _settings_record(engine: FaceEngine) -> dict[str, Any]:
         "detector_max_side": s.detector_max_side,
         "calibration_file": str(s.calibration_file) if s.calibration_file else None,
         "cohort_file": str(s.cohort_file) if s.cohort_file else None,
+        "normaliser_file": str(s.normaliser_file) if s.normaliser_file else None,
     }
 
 

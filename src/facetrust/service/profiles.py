@@ -76,7 +76,9 @@ class ProfileEngines:
     def get(self, profile: str) -> FaceEngine:
         """The engine of ``profile``, loaded now if no collection has needed it yet.
 
-        A profile whose models are not installed is ``InvalidParameterError`` naming what to install.
+        A profile whose models are not installed, or whose engine a file setting (``calibration_file``,
+        ``cohort_file``, ``normaliser_file``) made for another model refuses, is
+        ``InvalidParameterError`` naming what to install or which file.
         """
         check_profile(profile)
         with self._lock:
@@ -86,7 +88,7 @@ class ProfileEngines:
 
                 try:
                     found = load_engine(self._settings.replace(profile=profile))
-                except ConfigurationError as exc:
+                except (ConfigurationError, InvalidParameterError) as exc:  # a file setting made for another model
                     raise InvalidParameterError(
                         f"Profile {profile!r} is not available on this server: {exc.message}", parameter="Profile"
                     ) from exc

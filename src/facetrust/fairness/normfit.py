@@ -1,0 +1,296 @@
+"""Fit the 1:1 cluster normaliser on a deployment's own labelled data (``facetrust calibrate --normaliser``).
+
+The shipped normalisers were fitted on LFW and UTKFace (bench/fsn_fit.py). A normaliser protects
+a group only where its fit held enough of that group's impostor pairs (bench/leave_out.py:
+children left out of the fit match each other at 0.24 again at Similarity 80), so a deployment
+whose people crowd regions of the embedding space that LFW and UTKFace leave thin should refit it
+on its own labelled faces. The recipe is the shipped one (docs/fairness.md), for any datasets:
+
+1. **Regions.** Seeded spherical k-means over every face (near-duplicates dropped), at most 5
+   faces per person, every centroid averaging at least 50 people with none above 10 % of its faces
+   (``clusterfit.fit_centroids``, re-checked by ``check_privacy``).
+2. **Offsets** at FMR 1e-3 (``clusterfit.cluster_offsets``). The parts are the groups of every
+   analysis of every dataset (a CSV: each group column's values; LFW: sex; UTKFace: race and sex
+   among adults, and age bands of all ages), each with its same-group impostor pairs, at most
+   ``max_per_identity`` faces of each person. A part counts in a region where it has 20,000
+   pairs there; a region is as strict as its most crowded part needs; a region whose measured
+   parts hold under half of its faces is made at least as strict as its largest unmeasured
+   parts need overall.
+3. **Table** of the normalised scores, fitted as ``facetrust calibrate`` fits any table: the
+   same-group impostor pairs of each dataset's first analysis, pooled, near-duplicates dropped,
+   with identity-bootstrap intervals on the thresholds (``refit.fit_table``).
+4. **Unreliable regions**: those whose pairs (over every part) still reach the normalised
+   Similarity 80 more often than 3 × its promised 1e-4, at the low end of a 95 % Wilson interval.
+   A 1:1 comparison of a face there says its estimate is unreliable.
+
+Where it differs from bench/fsn_fit.py: no pair is presumed the same person. In a dataset without
+identities, a person photographed twice makes a pair that counts as a false match; that makes
+the normaliser stricter, never more lenient, so give identities where you have them. Labels
+decide only which pairs are formed and which part they count in: nothing at run time reads one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetrust.errors import InvalidParameterError
+from facetrust.fairness.audit import groups_of
+from facetrust.fairness.clusterfit import (
+    MAX_PERSON_SHARE,
+    MIN_PEOPLE,
+    PairSet,
+    check_privacy,
+    cluster_offsets,
+    fit_centroids,
+    tail_counts,
+    unreliable_clusters,
+)
+from facetrust.fairness.datasets import Analysis, DatasetSpec
+from facetrust.fairness.embedding import FACE
+from facetrust.fairness.refit import Prepared, fit_table, prepare_datasets
+from facetrust.fairness.runner import ProgressFactory
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from facetrust.clusternorm import ClusterNormaliser
+    from facetrust.engine import FaceEngine
+
+__all__ = [
+    "CLUSTERS",
+    "MAX_PER_IDENTITY",
+    "MIN_TAIL",
+    "OFFSET_FMR",
+    "UNRELIABLE_SIMILARITY",
+    "UNRELIABLE_TOLERANCE",
+    "NormaliserFit",
+    "PartSummary",
+    "cluster_counts",
+    "fit_cluster_normaliser",
+    "fit_normaliser",
+    "group_pair_sets",
+    "mark_unreliable",
+]
+
+CLUSTERS = 64  # regions asked of the k-means (fewer remain where the privacy rule needs it)
+MAX_PER_IDENTITY = 20  # faces per person in the pairs: a pair count grows with the square of one's photos
+OFFSET_FMR = 1e-3
+MIN_TAIL = 20  # pairs at or above the offset's score a part needs in a region: 20,000 pairs at FMR 1e-3
+UNRELIABLE_SIMILARITY = 80.0
+UNRELIABLE_TOLERANCE = 3e-4  # 3 × the 1e-4 that Similarity 80 promises: issue 11's tolerance
+CHUNK = 2_000_000
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """One group's impostor pairs in the offsets' fit: how many, and whether they count on their own
+    (at least ``MIN_TAIL / OFFSET_FMR`` pairs in all)."""
+
+    name: str
+    pairs: int
+    measured: bool
+
+
+@dataclass(frozen=True)
+class NormaliserFit:
+    """A fitted, calibrated cluster normaliser and what it was fitted on.
+
+    ``pairs`` and ``high``: per region, the fit pairs one of its faces takes part in and those at
+    or above the normalised Similarity 80 (what its unreliable flag was judged on)."""
+
+    normaliser: ClusterNormaliser
+    parts: tuple[PartSummary, ...]
+    pairs: np.ndarray
+    high: np.ndarray
+
+
+def _impostor_rows(rows: np.ndarray, identity: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset rows (a, b) of every pair of different identities inside one cell."""
+    import numpy as np
+
+    a, b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for c in np.unique(cell):
+        members = np.flatnonzero(cell == c)
+        i, j = np.triu_indices(len(members), 1)
+        keep = identity[members[i]] != identity[members[j]]
+        a.append(rows[members[i[keep]]])
+        b.append(rows[members[j[keep]]])
+    return np.concatenate(a), np.concatenate(b)
+
+
+def group_pair_sets(p: Prepared, *, label: str | None = None) -> list[PairSet]:
+    """One ``PairSet`` per group of every analysis of ``p``'s dataset (one set of all pairs when it
+    has no analysis): the same-group impostor pairs among its faces (``p.status``), matched on the
+    analysis's columns as the audit matches them. Sets are named ``"<label>: <column>=<group>"``."""
+    name = label or p.spec.name
+    analyses = p.spec.analyses or (Analysis("", "all pairs"),)
+    out = []
+    for analysis in analyses:
+        for g in groups_of(p.spec, p.status, analysis, everyone=not analysis.column):
+            keep = g.has_face
+            a, b = _impostor_rows(g.rows[keep], g.identity[keep], g.cell[keep])
+            if len(a):
+                title = f"{analysis.column}={g.name}" if analysis.column else g.name
+                out.append(PairSet(f"{name}: {title}", p.vectors, a, b))
+    return out
+
+
+def cluster_counts(
+    normaliser: ClusterNormaliser, sets: Sequence[PairSet], similarity: float = UNRELIABLE_SIMILARITY
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per region, over ``sets``: (pairs one of its faces takes part in, those at ``similarity`` or above)."""
+    import numpy as np
+
+    if normaliser.calibration is None:
+        raise InvalidParameterError("The normaliser has no calibration to read Similarity from", parameter="normaliser")
+    t = normaliser.calibration.score_for_similarity(similarity)
+    k = len(normaliser.centroids)
+    n, high = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    for ps in sets:
+        nearest, scorer = normaliser.nearest(ps.vectors), normaliser.scorer(ps.vectors)
+        for s in range(0, len(ps.a), CHUNK):
+            a, b = ps.a[s : s + CHUNK], ps.b[s : s + CHUNK]
+            dn, dh = tail_counts(nearest, scorer.pairs(a, b), a, b, t, k)
+            n, high = n + dn, high + dh
+    return n, high
+
+
+def mark_unreliable(
+    normaliser: ClusterNormaliser, sets: Sequence[PairSet], tolerance: float = UNRELIABLE_TOLERANCE
+) -> tuple[ClusterNormaliser, np.ndarray, np.ndarray]:
+    """``normaliser`` with its unreliable regions marked (``unreliable_clusters`` at ``tolerance``
+    over ``sets``), and the per-region counts they were judged on. Scores do not change."""
+    n, high = cluster_counts(normaliser, sets)
+    return normaliser.with_unreliable(unreliable_clusters(n, high, tolerance)), n, high
+
+
+def _cluster_input(prepared: Sequence[Prepared]) -> tuple[np.ndarray, list[str]]:
+    """Every face (near-duplicates dropped) and its person: an image without identity is its own."""
+    import numpy as np
+
+    vectors: list[np.ndarray] = []
+    people: list[str] = []
+    for k, p in enumerate(prepared):
+        rows = np.flatnonzero(p.faces == FACE)
+        vectors.append(p.vectors[rows])
+        people.extend(f"{k}:" + (p.spec.images[i].identity or "\0" + str(i)) for i in rows)
+    if not vectors:
+        raise InvalidParameterError("No dataset was given to fit the normaliser on", parameter="datasets")
+    return np.concatenate(vectors), people
+
+
+def fit_normaliser(
+    prepared: Sequence[Prepared],
+    *,
+    model: str,
+    clusters: int = CLUSTERS,
+    seed: int = 0,
+    replicates: int = 200,
+    about: dict[str, Any] | None = None,
+) -> NormaliserFit:
+    """The cluster normaliser of embeddings of ``model`` fitted on ``prepared`` (the module docstring).
+
+    ``InvalidParameterError`` when the faces hold fewer than 50 people, when no group has the
+    20,000 same-group impostor pairs an offset needs, or when the table has too few pairs.
+    """
+    import numpy as np
+
+    from facetrust.clusternorm import ClusterNormaliser
+
+    if clusters < 1:
+        raise InvalidParameterError(f"clusters must be at least 1, not {clusters}", parameter="clusters")
+    vectors, people = _cluster_input(prepared)
+    if (found := len(set(people))) < MIN_PEOPLE:
+        raise InvalidParameterError(
+            f"Every region of the normaliser must average at least {MIN_PEOPLE} different people; these datasets "
+            f"hold {found} with a face (an image without an identity counts as one person)",
+            parameter="datasets",
+        )
+    asked = min(clusters, found // MIN_PEOPLE)  # more regions than that could not each hold 50 people
+    centroids, rows = fit_centroids(vectors, people, asked, seed=seed)
+    if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):  # fit_centroids guarantees it
+        raise InvalidParameterError("A region breaks the privacy rule", parameter="clusters")
+    names = [p.spec.name for p in prepared]
+    labels = [n if names.count(n) == 1 else f"{n} #{k + 1}" for k, n in enumerate(names)]
+    sets = [s for p, label in zip(prepared, labels, strict=True) for s in group_pair_sets(p, label=label)]
+    need = int(MIN_TAIL / OFFSET_FMR)
+    parts = tuple(PartSummary(s.name, len(s.a), len(s.a) >= need) for s in sets)
+    if not any(p.measured for p in parts):
+        most = max(parts, key=lambda p: p.pairs, default=PartSummary("none", 0, False))
+        raise InvalidParameterError(
+            f"No group has the {need:,} same-group impostor pairs a region's offset at FMR {OFFSET_FMR:g} needs; "
+            f"the most is {most.pairs:,} ({most.name}). Add faces, or fit a calibration table instead",
+            parameter="datasets",
+        )
+    offsets = cluster_offsets(
+        centroids, sets, fmr=OFFSET_FMR, min_tail=MIN_TAIL, balance=True, strictest=True,
+        min_coverage=0.5, uncovered="raise",
+    )  # fmt: skip
+    provenance: dict[str, Any] = {
+        "made_by": "facetrust calibrate --normaliser",
+        "method": "cluster-conditional score normalisation (Terhörst et al. 2020), the shipped recipe "
+        "(facetrust.fairness.normfit)",
+        "date": dt.date.today().isoformat(),
+        "model": model,
+        "datasets": [
+            {
+                "name": p.spec.name,
+                "kind": p.spec.kind,
+                "hash": p.spec.fingerprint(),
+                "images": len(p.spec.images),
+                "duplicates_dropped": p.duplicates_dropped,
+                **({"over_identity_limit": p.over_identity_limit} if p.over_identity_limit is not None else {}),
+            }
+            for p in prepared
+        ],
+        "k_requested": clusters,
+        "k_asked": asked,
+        "seed": seed,
+        "images_per_person": "at most 5 per person in the k-means",
+        "offset_fmr": OFFSET_FMR,
+        "offsets": "each region: the highest of its parts' own thresholds (a part counts where it has "
+        f"{need:,} pairs); regions whose measured parts hold under half its faces: at least as strict as "
+        "their largest unmeasured parts overall",
+        "parts": {p.name: {"pairs": p.pairs, "measured": p.measured} for p in parts},
+        "privacy": {"min_people": MIN_PEOPLE, "max_person_share": MAX_PERSON_SHARE},
+        "unreliable_rule": f"Wilson 95 % low end of a region's FMR at Similarity {UNRELIABLE_SIMILARITY:g} "
+        f"above {UNRELIABLE_TOLERANCE:g}",
+        **(about or {}),
+    }
+    plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, provenance)
+    table = fit_table(
+        prepared, model=model, score_model=plain.score_id, scorer_of=plain.scorer, replicates=replicates, about=about
+    )
+    marked, n, high = mark_unreliable(plain.with_calibration(table), sets)
+    return NormaliserFit(marked, parts, n, high)
+
+
+def fit_cluster_normaliser(
+    engine: FaceEngine,
+    specs: Sequence[DatasetSpec],
+    *,
+    cache_dir: Path | None,
+    workers: int = 1,
+    progress: ProgressFactory | None = None,
+    clusters: int = CLUSTERS,
+    max_per_identity: int | None = MAX_PER_IDENTITY,
+    replicates: int = 200,
+    seed: int = 0,
+) -> NormaliserFit:
+    """Embed ``specs`` with ``engine`` (cached) and fit its cluster normaliser on them (``fit_normaliser``).
+
+    Use the result with the setting ``normaliser_file`` (``NormaliserFit.normaliser.save``)."""
+    prepared = prepare_datasets(
+        engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,
+        max_per_identity=max_per_identity, seed=seed,
+    )  # fmt: skip
+    about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
+    if max_per_identity is not None:
+        about["max_per_identity"] = max_per_identity
+    return fit_normaliser(
+        prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
+    )
