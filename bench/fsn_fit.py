@@ -64,6 +64,7 @@ import numpy as np
 
 from facetrust.calibration import Calibration
 from facetrust.clusternorm import ClusterNormaliser
+from facetrust.fairness import normfit
 from facetrust.fairness.clusterfit import (
     MAX_PERSON_SHARE,
     MIN_PEOPLE,
@@ -72,8 +73,6 @@ from facetrust.fairness.clusterfit import (
     cluster_offsets,
     fit_centroids,
     fit_mixture_calibration,
-    tail_counts,
-    unreliable_clusters,
 )
 from facetrust.fairness.datasets import DatasetSpec, load_lfw, load_utkface
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
@@ -85,14 +84,14 @@ from faircal import impostor_index_pairs
 
 SEED = 0
 K = 64
-OFFSET_FMR = 1e-3
+OFFSET_FMR = normfit.OFFSET_FMR
 SAME_PERSON = 0.6
 CHILDREN = "0-12"  # the age band whose pairs the offsets' fit keeps whole
 TEENS = "13-17"
 UTK_OFFSET_ANALYSIS = 2  # age band (all ages), pairs matched on race and sex
 CALIBRATION_ANALYSIS = 0  # LFW: sex; UTKFace: race among adults, matched on sex and age band
-UNRELIABLE_SIMILARITY = 80.0
-UNRELIABLE_TOLERANCE = 3e-4  # 3 × the 1e-4 that Similarity 80 promises: issue 11's tolerance
+UNRELIABLE_SIMILARITY = normfit.UNRELIABLE_SIMILARITY
+UNRELIABLE_TOLERANCE = normfit.UNRELIABLE_TOLERANCE  # 3 × the 1e-4 that Similarity 80 promises: issue 11's tolerance
 
 
 @dataclass(frozen=True)
@@ -311,24 +310,10 @@ def fit_marked(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe =
     return mark_unreliable(normaliser, sets)
 
 
-def cluster_counts(normaliser: ClusterNormaliser, sets: list[PairSet]) -> tuple[np.ndarray, np.ndarray]:
-    """Per cluster, over ``sets``: (pairs one of its faces takes part in, those at Similarity 80 or above)."""
-    assert normaliser.calibration is not None
-    t = normaliser.calibration.score_for_similarity(UNRELIABLE_SIMILARITY)
-    k = len(normaliser.centroids)
-    n, high = np.zeros(k, np.int64), np.zeros(k, np.int64)
-    for ps in sets:
-        nearest, scorer = normaliser.nearest(ps.vectors), normaliser.scorer(ps.vectors)
-        for s in range(0, len(ps.a), 2_000_000):
-            a, b = ps.a[s : s + 2_000_000], ps.b[s : s + 2_000_000]
-            dn, dh = tail_counts(nearest, scorer.pairs(a, b), a, b, t, k)
-            n, high = n + dn, high + dh
-    return n, high
-
-
 def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Marked:
-    n, high = cluster_counts(normaliser, sets)
-    return Marked(normaliser.with_unreliable(unreliable_clusters(n, high, UNRELIABLE_TOLERANCE)), n, high)
+    """``normfit.mark_unreliable`` (the rule ``facetrust calibrate --normaliser`` applies), as a ``Marked``."""
+    marked, n, high = normfit.mark_unreliable(normaliser, sets, UNRELIABLE_TOLERANCE)
+    return Marked(marked, n, high)
 
 
 def _calibrated(
