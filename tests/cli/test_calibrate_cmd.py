@@ -162,3 +162,35 @@ def test_calibrate_normaliser_on_too_few_people_says_what_a_region_needs(
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: Every region of the normaliser must average at least 50 different people")
     assert not out.exists()
+
+
+def test_calibrate_normaliser_with_a_holdout_reports_each_group_on_people_the_fit_never_saw(
+    invoke: Invoke, crowd: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "normaliser.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(crowd), "--normaliser", "--clusters", "3",
+        "--holdout", "0.2", "--replicates", "20", "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    held = ClusterNormaliser.load(out).provenance["held_out"]
+    assert held["people"] == 50 and held["current"] == "raw cosine (fake-recogniser:0)"
+    lines = result.stdout.splitlines()
+    start = lines.index(
+        "held out of the fit: 50 people (20% of each dataset's); at Similarity 80 (FMR 1e-04 promised), "
+        "95 % intervals; now: raw cosine (fake-recogniser:0)"
+    )
+    for line, group in zip(lines[start + 1 : start + 3], ("a", "b"), strict=True):
+        pairs = held["groups"][f"data: group={group}"]["impostor_pairs"]
+        assert line.startswith(f"  data: group={group}: {pairs:,} pairs: FMR ")
+        assert "; TAR " in line and " %, now " in line
+
+
+def test_a_holdout_without_normaliser_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "cal.json"
+    result = invoke("calibrate", str(dataset), "--holdout", "0.5", "--out", str(out))
+
+    assert result.exit_code == 2
+    assert "--holdout checks a refitted normaliser" in result.stderr and not out.exists()

@@ -8,6 +8,7 @@ children's faces do). Fitted on one sample, judged on another.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,15 @@ from facetrust.errors import ConfigurationError, InvalidParameterError
 from facetrust.fairness.clusterfit import check_privacy
 from facetrust.fairness.datasets import Analysis, DatasetSpec, ImageRecord
 from facetrust.fairness.embedding import FACE, NO_FACE
-from facetrust.fairness.normfit import NormaliserFit, fit_normaliser, group_pair_sets
+from facetrust.fairness.normfit import (
+    NormaliserFit,
+    check_held_out,
+    fit_cluster_normaliser,
+    fit_normaliser,
+    group_pair_sets,
+    split_people,
+)
+from facetrust.fairness.pairs import CosineScorer
 from facetrust.fairness.refit import Prepared, fit_table, prepare
 from facetrust.models.fake import FakeDetector, FakeRecogniser, fake_calibration
 from facetrust.types import FaceEmbedding
@@ -210,3 +219,66 @@ def test_a_normaliser_file_and_a_cohort_file_together_are_refused(fitted: Normal
     fitted.normaliser.save(path)
     with pytest.raises(ConfigurationError, match="cohort_file or normaliser_file, not both"):
         _engine(normaliser_file=path, cohort_file=tmp_path / "cohort.npz")
+
+
+def test_the_held_out_check_measures_each_group_under_the_refit_and_under_the_current_scoring(
+    fitted: NormaliserFit,
+) -> None:
+    raw_table = fit_table([prepared()], model=MODEL, score_model=MODEL, replicates=0)
+    spec, vectors = population(seed=1, people=400)
+    faces = np.full(len(vectors), FACE, np.int8)
+    held = Prepared(spec, vectors, faces, faces, 0)  # every face, as the first test measures them
+
+    found = {
+        g.group: g for g in check_held_out(fitted.normaliser, [held], lambda v: (CosineScorer(v), raw_table, MODEL))
+    }
+
+    assert set(found) == {"a", "b"}
+    a, b = found["a"], found["b"]
+    assert a.name == "synthetic-1: group=a" and a.impostor_pairs == 400 * 399 // 2 - 200  # 200 people, two faces each
+    assert b.impostor_pairs == a.impostor_pairs
+    assert b.current_fmr.value > 10 * 1e-4 and b.fmr.value <= 3e-4  # raw: far above the promise; refit: within 3×
+    assert b.current_fmr.interval.low <= b.current_fmr.value <= b.current_fmr.interval.high
+    assert b.tar is not None and b.current_tar is not None  # two faces a person: mated pairs
+    assert 0.0 <= b.tar.interval.low <= b.tar.value <= b.tar.interval.high <= 1.0
+
+
+def test_split_people_keeps_each_persons_faces_together_and_is_seeded() -> None:
+    p = prepared(people=100)
+    rest, held, count = split_people(p, 0.3, seed=4)
+
+    assert count == 30 and len(held.spec.images) == 60 and len(rest.spec.images) == 140
+    assert not {i.identity for i in held.spec.images} & {i.identity for i in rest.spec.images}
+    assert [i.path for i in split_people(p, 0.3, seed=4)[1].spec.images] == [i.path for i in held.spec.images]
+    row = p.spec.images.index(held.spec.images[0])
+    assert np.array_equal(held.vectors[0], p.vectors[row])
+
+
+def test_a_fit_with_a_holdout_records_what_the_held_out_people_showed(
+    fake_faces: Callable[..., Path], tmp_path: Path
+) -> None:
+    from facetrust.fairness.datasets import load_csv
+    from facetrust.models.fake import fake_engine
+
+    spec = load_csv(fake_faces(people=500, per_person=2, missing=()))
+    engine = fake_engine()
+
+    fit = fit_cluster_normaliser(engine, [spec], cache_dir=None, clusters=4, replicates=20, holdout=0.4)
+
+    assert fit.held_out is not None and fit.held_out.people == 200
+    assert fit.held_out.current == f"raw cosine ({MODEL})"  # the fake engine has no normaliser
+    record = fit.normaliser.provenance["held_out"]
+    assert record["people"] == 200 and set(record["groups"]) == {"data: group=a", "data: group=b"}
+    for g in fit.held_out.groups:  # the file records what the result holds
+        kept = record["groups"][g.name]
+        assert kept["impostor_pairs"] == g.impostor_pairs > 0
+        assert kept["fmr"] == pytest.approx([g.fmr.value, g.fmr.interval.low, g.fmr.interval.high], abs=1e-8)
+        assert kept["current_fmr"][0] == pytest.approx(g.current_fmr.value, abs=1e-8)
+
+
+@pytest.mark.parametrize("holdout", [-0.1, 1.0])
+def test_a_holdout_outside_zero_to_one_names_the_parameter(holdout: float) -> None:
+    from facetrust.models.fake import fake_engine
+
+    with pytest.raises(InvalidParameterError, match=f"holdout must be a share of the people.*not {holdout}"):
+        fit_cluster_normaliser(fake_engine(), [], cache_dir=None, holdout=holdout)

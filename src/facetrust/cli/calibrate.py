@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.calibration import Calibration
     from facetrust.engine import FaceEngine
     from facetrust.fairness.datasets import DatasetSpec
+    from facetrust.fairness.normfit import HeldOut
+    from facetrust.fairness.results import Rate
 
 __all__ = ["calibrate"]
 
@@ -49,9 +51,19 @@ __all__ = ["calibrate"]
     show_default=True,
     help="With --normaliser: regions asked of the k-means (fewer remain where each must average 50 people).",
 )
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="With --normaliser: keep this share of each dataset's people (seeded) out of the fit, and "
+    "report every group's FMR and TAR at Similarity 80 on them, beside the current scoring's.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seeds the subset and --max-per-identity's choice."
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the subset, --max-per-identity's choice and --holdout's people.",
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
 @click.option(
@@ -76,6 +88,7 @@ def calibrate(
     top_k: int,
     normaliser: bool,
     clusters: int,
+    holdout: float | None,
     limit: int | None,
     seed: int,
     workers: int | None,
@@ -99,13 +112,15 @@ def calibrate(
 
     if normaliser and cohort is not None:
         raise click.UsageError("--normaliser and --cohort are two ways to normalise scores; choose one")
+    if holdout is not None and not normaliser:
+        raise click.UsageError("--holdout checks a refitted normaliser: use it with --normaliser")
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()
     count = worker_count(workers)
     engine = state.engine()
     cache = state.settings().resolved_cache_dir
     if normaliser:
-        _fit_normaliser(engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed)
+        _fit_normaliser(engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed, holdout or 0.0)
         return
     cohort_normaliser = None
     if cohort is not None:
@@ -163,13 +178,14 @@ def _fit_normaliser(
     max_per_identity: int | None,
     replicates: int,
     seed: int,
+    holdout: float,
 ) -> None:
     from facetrust.fairness.normfit import MAX_PER_IDENTITY, fit_cluster_normaliser
 
     per_identity = MAX_PER_IDENTITY if max_per_identity is None else max_per_identity
     fit = fit_cluster_normaliser(
         engine, specs, cache_dir=cache, workers=workers, progress=progress_bar, clusters=clusters,
-        max_per_identity=per_identity, replicates=replicates, seed=seed,
+        max_per_identity=per_identity, replicates=replicates, seed=seed, holdout=holdout,
     )  # fmt: skip
     found = fit.normaliser
     found.save(out)
@@ -188,4 +204,33 @@ def _fit_normaliser(
         f"{cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
     )
     _table_lines(cal, per_identity)
+    if fit.held_out is not None:
+        _held_out_lines(fit.held_out)
     click.echo(f"use it: FACETRUST_NORMALISER_FILE={out}")
+
+
+def _held_out_lines(held: HeldOut) -> None:
+    from facetrust.fairness.normfit import UNRELIABLE_SIMILARITY, UNRELIABLE_TOLERANCE
+
+    promise = fmr_from_similarity(UNRELIABLE_SIMILARITY)
+    click.echo(
+        f"held out of the fit: {held.people:,} people ({held.fraction:.0%} of each dataset's); at Similarity "
+        f"{UNRELIABLE_SIMILARITY:g} (FMR {promise:.0e} promised), 95 % intervals; now: {held.current}"
+    )
+
+    def rate(r: Rate) -> str:
+        return f"{r.value:.1e} ({r.interval.low:.1e}–{r.interval.high:.1e})"
+
+    above = []
+    for g in held.groups:
+        line = f"  {g.name}: {g.impostor_pairs:,} pairs: FMR {rate(g.fmr)}, now {rate(g.current_fmr)}"
+        if g.tar is not None and g.current_tar is not None:
+            line += f"; TAR {100 * g.tar.value:.2f} %, now {100 * g.current_tar.value:.2f} %"
+        click.echo(line)
+        if g.fmr.interval.low > UNRELIABLE_TOLERANCE:
+            above.append(g.name)
+    if above:
+        click.echo(
+            f"warning: held out, {', '.join(above)} matched above {UNRELIABLE_TOLERANCE:.0e} (3 × the promise) even "
+            "at the low end of the interval: the refitted normaliser does not keep its promise there"
+        )

@@ -32,8 +32,8 @@ decide only which pairs are formed and which part they count in: nothing at run 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +51,15 @@ from facetrust.fairness.clusterfit import (
 )
 from facetrust.fairness.datasets import Analysis, DatasetSpec
 from facetrust.fairness.embedding import FACE
+from facetrust.fairness.pairs import PairScorer
 from facetrust.fairness.refit import Prepared, fit_table, prepare_datasets
+from facetrust.fairness.results import Rate
 from facetrust.fairness.runner import ProgressFactory
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from facetrust.calibration import Calibration
     from facetrust.clusternorm import ClusterNormaliser
     from facetrust.engine import FaceEngine
 
@@ -67,13 +70,17 @@ __all__ = [
     "OFFSET_FMR",
     "UNRELIABLE_SIMILARITY",
     "UNRELIABLE_TOLERANCE",
+    "HeldOut",
+    "HeldOutGroup",
     "NormaliserFit",
     "PartSummary",
+    "check_held_out",
     "cluster_counts",
     "fit_cluster_normaliser",
     "fit_normaliser",
     "group_pair_sets",
     "mark_unreliable",
+    "split_people",
 ]
 
 CLUSTERS = 64  # regions asked of the k-means (fewer remain where the privacy rule needs it)
@@ -96,16 +103,47 @@ class PartSummary:
 
 
 @dataclass(frozen=True)
+class HeldOutGroup:
+    """One group of the held-out people: its FMR (and TAR, where it has mated pairs) at Similarity 80
+    under the refitted normaliser, and under the engine's scoring as it stands (``current``)."""
+
+    dataset: str
+    analysis: str
+    group: str
+    impostor_pairs: int
+    fmr: Rate
+    current_fmr: Rate
+    tar: Rate | None = None
+    current_tar: Rate | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}: {self.analysis}={self.group}" if self.analysis else f"{self.dataset}: {self.group}"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What a fit held out (``people``, ``fraction`` of each dataset's people, seeded) and what it measured."""
+
+    people: int
+    fraction: float
+    current: str
+    groups: tuple[HeldOutGroup, ...]
+
+
+@dataclass(frozen=True)
 class NormaliserFit:
     """A fitted, calibrated cluster normaliser and what it was fitted on.
 
     ``pairs`` and ``high``: per region, the fit pairs one of its faces takes part in and those at
-    or above the normalised Similarity 80 (what its unreliable flag was judged on)."""
+    or above the normalised Similarity 80 (what its unreliable flag was judged on). ``held_out``:
+    the check on people kept out of the fit (``fit_cluster_normaliser(holdout=…)``), if any."""
 
     normaliser: ClusterNormaliser
     parts: tuple[PartSummary, ...]
     pairs: np.ndarray
     high: np.ndarray
+    held_out: HeldOut | None = None
 
 
 def _impostor_rows(rows: np.ndarray, identity: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +307,76 @@ def fit_normaliser(
     return NormaliserFit(marked, parts, n, high)
 
 
+def split_people(p: Prepared, fraction: float, seed: int = 0) -> tuple[Prepared, Prepared, int]:
+    """``p`` split by person (a seeded shuffle; an image without identity is its own person): the
+    rest, the held-out ``fraction`` of the people, and how many people that is."""
+    import numpy as np
+
+    keys = [rec.identity or f"\0{i}" for i, rec in enumerate(p.spec.images)]
+    people = np.array(sorted(set(keys)), dtype=object)
+    np.random.default_rng(seed).shuffle(people)
+    count = int(round(fraction * len(people)))
+    held = set(people[:count].tolist())
+    which = np.array([k in held for k in keys], dtype=bool)
+    return _subset(p, np.flatnonzero(~which)), _subset(p, np.flatnonzero(which)), count
+
+
+def _subset(p: Prepared, rows: np.ndarray) -> Prepared:
+    spec = replace(p.spec, images=tuple(p.spec.images[i] for i in rows))
+    return Prepared(spec, p.vectors[rows], p.faces[rows], p.status[rows], p.duplicates_dropped, p.over_identity_limit)
+
+
+def check_held_out(
+    normaliser: ClusterNormaliser,
+    held: Sequence[Prepared],
+    current: Callable[[np.ndarray], tuple[PairScorer, Calibration, str]],
+    *,
+    similarity: float = UNRELIABLE_SIMILARITY,
+    replicates: int = 200,
+    seed: int = 0,
+) -> tuple[HeldOutGroup, ...]:
+    """Every group of every analysis of ``held``, at ``similarity``: FMR (and TAR) under ``normaliser``
+    and under ``current`` (``runner.engine_scoring``'s signature), with identity-bootstrap intervals,
+    as ``facetrust audit`` measures them."""
+    from facetrust.fairness.audit import audit_analysis
+    from facetrust.fairness.embedding import DatasetEmbeddings
+    from facetrust.fairness.results import AuditOptions
+
+    if normaliser.calibration is None:
+        raise InvalidParameterError("The normaliser has no calibration to read Similarity from", parameter="normaliser")
+    options = AuditOptions(seed=seed, replicates=max(replicates, 1), similarity=similarity)
+    out = []
+    for p in held:
+        emb = DatasetEmbeddings(normaliser.model, p.vectors, p.status)
+        analyses = p.spec.analyses or (Analysis("", "all pairs"),)
+        found = []
+        for scorer, cal in ((normaliser.scorer(p.vectors), normaliser.calibration), current(p.vectors)[:2]):
+            t = cal.score_for_similarity(similarity)
+            found.append([audit_analysis(p.spec, emb, scorer, a, t, options, k) for k, a in enumerate(analyses)])
+        for a, mine, now in zip(analyses, *found, strict=True):
+            for g, c in zip(mine.groups, now.groups, strict=True):
+                key = "similarity"
+                out.append(
+                    HeldOutGroup(
+                        p.spec.name, a.column, g.group, g.impostor_pairs, g.fmr[key], c.fmr[key],
+                        _tar(g.fnmr.get(key)) if g.mated_pairs else None,
+                        _tar(c.fnmr.get(key)) if c.mated_pairs else None,
+                    )
+                )  # fmt: skip
+    return tuple(out)
+
+
+def _tar(fnmr: Rate | None) -> Rate | None:
+    if fnmr is None:
+        return None
+    from facetrust.fairness.bootstrap import Interval
+
+    iv = fnmr.interval
+    return Rate(
+        1.0 - fnmr.value, fnmr.trials - fnmr.errors, fnmr.trials, Interval(1.0 - iv.high, 1.0 - iv.low, iv.level)
+    )
+
+
 def fit_cluster_normaliser(
     engine: FaceEngine,
     specs: Sequence[DatasetSpec],
@@ -280,10 +388,20 @@ def fit_cluster_normaliser(
     max_per_identity: int | None = MAX_PER_IDENTITY,
     replicates: int = 200,
     seed: int = 0,
+    holdout: float = 0.0,
 ) -> NormaliserFit:
     """Embed ``specs`` with ``engine`` (cached) and fit its cluster normaliser on them (``fit_normaliser``).
 
-    Use the result with the setting ``normaliser_file`` (``NormaliserFit.normaliser.save``)."""
+    With ``holdout`` (0 < holdout < 1), that share of each dataset's people (seeded by ``seed``) is
+    kept out of the fit and measured (``check_held_out``) against the engine's scoring as it stands;
+    the result, and the file's provenance, say what was found. Use the normaliser with the setting
+    ``normaliser_file`` (``NormaliserFit.normaliser.save``)."""
+    from facetrust.fairness.runner import engine_scoring
+
+    if not 0.0 <= holdout < 1.0:
+        raise InvalidParameterError(
+            f"holdout must be a share of the people, 0 to 1, not {holdout}", parameter="holdout"
+        )
     prepared = prepare_datasets(
         engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,
         max_per_identity=max_per_identity, seed=seed,
@@ -291,6 +409,41 @@ def fit_cluster_normaliser(
     about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
     if max_per_identity is not None:
         about["max_per_identity"] = max_per_identity
-    return fit_normaliser(
-        prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
+    if not holdout:
+        return fit_normaliser(
+            prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
+        )
+    split = [split_people(p, holdout, seed) for p in prepared]
+    fit = fit_normaliser(
+        [s[0] for s in split], model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
     )
+    current = engine.normaliser.score_id if engine.normaliser is not None else f"raw cosine ({engine.model_id})"
+    groups = check_held_out(
+        fit.normaliser, [s[1] for s in split], lambda v: engine_scoring(engine, v), replicates=replicates, seed=seed
+    )
+    held = HeldOut(sum(s[2] for s in split), holdout, current, groups)
+    provenance = {**fit.normaliser.provenance, "held_out": _held_out_record(held)}
+    normaliser = replace(fit.normaliser, provenance=provenance)
+    return replace(fit, normaliser=normaliser, held_out=held)
+
+
+def _held_out_record(held: HeldOut) -> dict[str, Any]:
+    def rate(r: Rate | None) -> list[float] | None:
+        return None if r is None else [round(r.value, 8), round(r.interval.low, 8), round(r.interval.high, 8)]
+
+    return {
+        "people": held.people,
+        "fraction": held.fraction,
+        "similarity": UNRELIABLE_SIMILARITY,
+        "current": held.current,
+        "groups": {
+            g.name: {
+                "impostor_pairs": g.impostor_pairs,
+                "fmr": rate(g.fmr),
+                "current_fmr": rate(g.current_fmr),
+                "tar": rate(g.tar),
+                "current_tar": rate(g.current_tar),
+            }
+            for g in held.groups
+        },
+    }
