@@ -12,6 +12,7 @@ import numpy as np
 from facetrust.fairness.audit import groups_of
 from facetrust.fairness.datasets import DatasetSpec
 from facetrust.fairness.embedding import FACE, DatasetEmbeddings
+from facetrust.fairness.normfit import impostor_rows
 
 
 class FairCalScorer:
@@ -45,13 +46,9 @@ def impostor_index_pairs(spec: DatasetSpec, status: np.ndarray, analysis: int = 
     them (two empty arrays when no face is left, e.g. a dataset taken out of a fit)."""
     a, b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for g in groups_of(spec, status, spec.analyses[analysis]):
-        rows, ident, cell = g.rows[g.has_face], g.identity[g.has_face], g.cell[g.has_face]
-        for c in np.unique(cell):
-            members = np.flatnonzero(cell == c)
-            i, j = np.triu_indices(len(members), 1)
-            keep = ident[members[i]] != ident[members[j]]
-            a.append(rows[members[i[keep]]])
-            b.append(rows[members[j[keep]]])
+        ra, rb = impostor_rows(g.rows[g.has_face], g.identity[g.has_face], g.cell[g.has_face])
+        a.append(ra)
+        b.append(rb)
     return np.concatenate(a), np.concatenate(b)
 
 

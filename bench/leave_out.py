@@ -66,6 +66,29 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SUMMARY_COLUMNS = (
+    "LFW f / m | f/m | LFW TAR | UTK adults | Asian | Indian | Others | White | race worst/best (≥ 2,000 pairs) "
+    "| children 0–12 | children/adults"
+)
+
+
+def summary_cells(s: dict[str, Any]) -> str:
+    """A ``summary`` as the cells of ``SUMMARY_COLUMNS`` (a markdown row's middle)."""
+
+    def cell(x: list[float]) -> str:
+        return f"{x[0]:.1e} ({x[1]:.1e}–{x[2]:.1e})"
+
+    def times(x: float | None) -> str:
+        return "–" if x is None else f"{x:.2f}×"
+
+    return (
+        f"{s['lfw_female_male'][0]:.1e} / {s['lfw_female_male'][1]:.1e} | {times(s['lfw_ratio'])} "
+        f"| {100 * s['lfw_tar']:.2f} % | {s['utk_adults']:.1e} | "
+        + " | ".join(cell(s["race"][g]) for g in ("Asian", "Indian", "Others", "White"))
+        + f" | {times(s['race_ratio'])} | {cell(s['children'])} | {times(s['children_vs_adults'])}"
+    )
+
+
 def render(result: dict[str, Any]) -> str:
     vs = result["variants"]
     lines = [
@@ -74,23 +97,12 @@ def render(result: dict[str, Any]) -> str:
         f"Machine: {json.dumps(result['machine'])}. Model {result['model']}. Evaluation halves the same for every "
         "variant; FMR at each variant's own Similarity 80 (promise 1e-4), 95 % bootstrap intervals.",
         "",
-        "| fitted without | images taken out | LFW f / m | f/m | LFW TAR | UTK adults | Asian | Indian | Others "
-        "| White | race worst/best (≥ 2,000 pairs) | children 0–12 | children/adults |",
+        f"| fitted without | images taken out | {SUMMARY_COLUMNS} |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def cell(x: list[float]) -> str:
-        return f"{x[0]:.1e} ({x[1]:.1e}–{x[2]:.1e})"
-
     for name, v in vs.items():
-        s = v["summary"]
-        ratio = "–" if s["race_ratio"] is None else f"{s['race_ratio']:.2f}×"
-        lines.append(
-            f"| {name} | {v['taken_out']:,} | {s['lfw_female_male'][0]:.1e} / {s['lfw_female_male'][1]:.1e} "
-            f"| {s['lfw_ratio']:.2f}× | {100 * s['lfw_tar']:.2f} % | {s['utk_adults']:.1e} | "
-            + " | ".join(cell(s["race"][g]) for g in ("Asian", "Indian", "Others", "White"))
-            + f" | {ratio} | {cell(s['children'])} | {s['children_vs_adults']:.2f}× |"
-        )
+        lines.append(f"| {name} | {v['taken_out']:,} | {summary_cells(v['summary'])} |")
     lines += ["", "Black adults (206 pairs in the evaluation half) are in the JSON only.", ""]
     return "\n".join(lines)
 

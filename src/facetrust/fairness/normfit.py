@@ -79,6 +79,7 @@ __all__ = [
     "fit_cluster_normaliser",
     "fit_normaliser",
     "group_pair_sets",
+    "impostor_rows",
     "mark_unreliable",
     "split_people",
 ]
@@ -146,7 +147,7 @@ class NormaliserFit:
     held_out: HeldOut | None = None
 
 
-def _impostor_rows(rows: np.ndarray, identity: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def impostor_rows(rows: np.ndarray, identity: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dataset rows (a, b) of every pair of different identities inside one cell."""
     import numpy as np
 
@@ -170,7 +171,7 @@ def group_pair_sets(p: Prepared, *, label: str | None = None) -> list[PairSet]:
     for analysis in analyses:
         for g in groups_of(p.spec, p.status, analysis, everyone=not analysis.column):
             keep = g.has_face
-            a, b = _impostor_rows(g.rows[keep], g.identity[keep], g.cell[keep])
+            a, b = impostor_rows(g.rows[keep], g.identity[keep], g.cell[keep])
             if len(a):
                 title = f"{analysis.column}={g.name}" if analysis.column else g.name
                 out.append(PairSet(f"{name}: {title}", p.vectors, a, b))
