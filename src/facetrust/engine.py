@@ -116,6 +116,14 @@ class FaceEngine:
             return "none"
         return "cohort" if hasattr(self.normaliser, "cohort") else "cluster"
 
+    @property
+    def score_id(self) -> str:
+        """The id of the scale 1:1 comparisons are judged on: the normaliser's ``score_id`` (its
+        centroids and offsets, or its cohort, and its calibration), else the raw table's model id."""
+        if self.normaliser is not None and self.normaliser.calibration is not None:
+            return self.normaliser.score_id
+        return self.calibration.model
+
     def _load_normaliser(self, *, shipped: bool) -> CohortNormaliser | ClusterNormaliser | None:
         if self.settings.normaliser_file is not None:
             return self._normaliser_file(self.settings.normaliser_file)

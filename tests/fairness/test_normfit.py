@@ -282,3 +282,18 @@ def test_a_holdout_outside_zero_to_one_names_the_parameter(holdout: float) -> No
 
     with pytest.raises(InvalidParameterError, match=f"holdout must be a share of the people.*not {holdout}"):
         fit_cluster_normaliser(fake_engine(), [], cache_dir=None, holdout=holdout)
+
+
+def test_compare_faces_records_which_normaliser_made_its_similarities(fitted: NormaliserFit, tmp_path: Path) -> None:
+    from facetrust.governance import audit
+    from facetrust.models.fake import face_png
+    from facetrust.service import FaceService
+
+    path = tmp_path / "normaliser.json"
+    fitted.normaliser.save(path)
+    service = FaceService(tmp_path / "data", _engine(normaliser_file=path))
+
+    service.compare_faces(face_png((20, 20, 100, 3)), face_png((20, 20, 100, 3), (200, 40, 80, 5)), threshold=50)
+
+    logged = list(audit.entries(service.store.connection()))[-1].data
+    assert logged["operation"] == "CompareFaces" and logged["score_scale"] == fitted.normaliser.score_id

@@ -121,6 +121,7 @@ def test_compare_faces_is_written_to_the_audit_log_with_its_similarities(api: Ap
     assert logged["operation"] == "CompareFaces" and logged["outcome"] == "ok"
     assert logged["threshold"] == 50 and logged["target_faces"] == 2
     assert logged["similarities"] == [round(m["Similarity"], 4) for m in body["FaceMatches"]]
+    assert logged["score_scale"] == api.service.engine.score_id == "fake-recogniser:0"  # raw scores on the table
 
 
 def test_a_refused_compare_faces_is_logged_with_its_error(api: Api) -> None:

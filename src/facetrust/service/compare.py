@@ -101,6 +101,7 @@ def compare_faces(service: ServiceContext, actor: Actor, ask: CompareRequest) ->
             "target_faces": len(result.matches) + len(result.unmatched),
             "similarities": [round(m.comparison.similarity, 4) for m in result.matches],
             "unreliable": [m.unreliable for m in result.matches + result.unmatched if m.unreliable is not None],
+            "score_scale": engine.score_id,  # which normaliser and table made these similarities
             **({"profile": profile} if profile is not None else {}),
         }
         if rules is not None:
