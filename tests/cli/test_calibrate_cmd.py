@@ -140,6 +140,7 @@ def test_calibrate_normaliser_writes_a_calibrated_cluster_normaliser(
         "  data: group=b: 69,750 pairs",
     ]
     assert lines[4].startswith(f"calibration of normalised scores from {2 * 69_750:,} impostor pairs")
+    assert lines[5] == "table: every group's pairs pooled (no group has 100,000 pairs to be weighted alone)"
     assert lines[-1] == f"use it: FACETRUST_NORMALISER_FILE={out}"
 
 
@@ -194,3 +195,25 @@ def test_a_holdout_without_normaliser_is_a_usage_error(invoke: Invoke, dataset: 
 
     assert result.exit_code == 2
     assert "--holdout checks a refitted normaliser" in result.stderr and not out.exists()
+
+
+def test_calibrate_normaliser_names_the_groups_its_table_weights_equally(
+    invoke: Invoke, make_image: MakeImage, tmp_path: Path
+) -> None:
+    rows = ["path,identity,group"]
+    for p in range(500):  # 250 people of two faces a group: 124,500 impostor pairs each
+        for k in range(2):
+            path = make_image(f"big/p{p}_{k}.png", [(10 + 5 * k, 10, 64 + 4 * k, p)], width=120, height=120)
+            rows.append(f"{Path(path).name},p{p},{'a' if p % 2 else 'b'}")
+    (tmp_path / "big" / "data.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "normaliser.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(tmp_path / "big" / "data.csv"), "--normaliser",
+        "--clusters", "4", "--replicates", "0", "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "table: data: a, data: b weighted equally\n" in result.stdout
+    cal = ClusterNormaliser.load(out).calibration
+    assert cal is not None and cal.provenance["table_groups"]["weighted_equally"] == ["data: a", "data: b"]

@@ -297,3 +297,49 @@ def test_compare_faces_records_which_normaliser_made_its_similarities(fitted: No
 
     logged = list(audit.entries(service.store.connection()))[-1].data
     assert logged["operation"] == "CompareFaces" and logged["score_scale"] == fitted.normaliser.score_id
+
+
+def test_the_normalisers_table_weights_each_group_with_enough_pairs_equally(fitted: NormaliserFit) -> None:
+    cal = fitted.normaliser.calibration
+    assert cal is not None
+    # "b" keeps 88,671 pairs once its near-duplicates are dropped: under the 100,000 a group needs
+    assert cal.provenance["table_groups"] == {
+        "weighted_equally": ["synthetic-0: a"], "left_out": ["synthetic-0: b"], "min_pairs": 100_000
+    }  # fmt: skip
+    assert cal.dataset.startswith("1 group weighted equally (")
+
+
+def test_a_group_too_small_for_the_table_is_left_out_of_it_and_named() -> None:
+    import dataclasses
+
+    spec, vectors = population(seed=0, people=600)
+    images = tuple(
+        dataclasses.replace(img, groups={"group": "a" if k < 1000 else "b"}) for k, img in enumerate(spec.images)
+    )  # 500 people in "a" (499,000 pairs), 100 in "b" (19,800)
+    p = prepare(dataclasses.replace(spec, images=images), MODEL, vectors, np.full(len(vectors), FACE, np.int8))
+
+    cal = fit_table([p], model=MODEL, score_model=MODEL, replicates=0, groups_equal=True)
+
+    assert cal.provenance["table_groups"]["weighted_equally"] == ["synthetic-0: a"]
+    assert cal.provenance["table_groups"]["left_out"] == ["synthetic-0: b"]
+    pooled = fit_table([p], model=MODEL, score_model=MODEL, replicates=0)
+    assert "table_groups" not in pooled.provenance and pooled.impostor_pairs > cal.impostor_pairs
+
+
+def test_where_a_dataset_has_identities_groups_without_them_stay_out_of_the_table() -> None:
+    import dataclasses
+
+    spec, vectors = population(seed=3, people=600)
+    anonymous = dataclasses.replace(
+        spec, name="anonymous", images=tuple(dataclasses.replace(i, identity=None) for i in spec.images)
+    )
+    faces = np.full(len(vectors), FACE, np.int8)
+    named, unnamed = prepare(spec, MODEL, vectors, faces), prepare(anonymous, MODEL, vectors, faces)
+
+    both = fit_table([named, unnamed], model=MODEL, score_model=MODEL, replicates=0, groups_equal=True)
+    alone = fit_table([unnamed], model=MODEL, score_model=MODEL, replicates=0, groups_equal=True)
+
+    # one person twice counts as a false match without identities: such groups set no table beside named ones
+    assert both.provenance["table_groups"]["weighted_equally"] == ["synthetic-3: a"]
+    assert "anonymous: a" in both.provenance["table_groups"]["left_out"]
+    assert alone.provenance["table_groups"]["weighted_equally"] == ["anonymous: a"]  # no dataset has identities

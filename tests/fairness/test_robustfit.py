@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from facetrust.calibration import Calibration, fit_calibration
+from facetrust.fairness.clusterfit import fit_mixture_calibration
 from facetrust.fairness.datasets import load_csv
 from facetrust.fairness.pairs import CosineScorer, build_group_pairs
 from facetrust.fairness.refit import fit_for_datasets
@@ -70,6 +71,32 @@ def test_the_threshold_intervals_cover_the_fitted_thresholds_and_narrow_with_mor
             assert iv.low <= cal.score_for_similarity(sim) <= iv.high
         widths.append(found[60.0].high - found[60.0].low)
     assert widths[1] < widths[0]
+
+
+def test_equal_weight_intervals_bracket_the_mixture_table_not_the_pooled_one() -> None:
+    rng = np.random.default_rng(5)
+    big = _unit(rng, 1500, dim=24)  # many people, spread out
+    small = _unit(rng, 300, dim=24) * 0.6 + _unit(rng, 1, dim=24) * 0.8  # few people, crowded together
+    small /= np.linalg.norm(small, axis=1, keepdims=True)
+    groups = []
+    for vectors in (big, small):
+        n = len(vectors)
+        pairs = build_group_pairs(
+            CosineScorer(vectors), "g", np.arange(n), np.arange(n), np.zeros(n, np.int64), mated=False
+        )
+        groups.append((CosineScorer(vectors), pairs))
+    mixture = fit_mixture_calibration([g.impostor_scores for _, g in groups], model="m", dataset="d")
+    pooled = fit_calibration(np.concatenate([g.impostor_scores for _, g in groups]), model="m", dataset="d")
+    cut = min(mixture.score_for_fmr(0.03), pooled.score_for_fmr(0.03))
+
+    found = threshold_intervals(groups, cut, similarities=(40.0,), equal_weights=True)[40.0]
+    pooled_found = threshold_intervals(groups, cut, similarities=(40.0,))[40.0]
+
+    # the crowded group's 45,000 pairs weigh as much as the other's 1.1 million: a stricter table
+    assert mixture.score_for_similarity(40.0) > pooled.score_for_similarity(40.0) + 0.05
+    assert found.low <= mixture.score_for_similarity(40.0) <= found.high
+    assert pooled_found.low <= pooled.score_for_similarity(40.0) <= pooled_found.high
+    assert found.low > pooled_found.high
 
 
 def test_a_calibration_records_its_threshold_intervals(fake_faces: Callable[..., Path]) -> None:

@@ -181,6 +181,7 @@ def _fit_normaliser(
     holdout: float,
 ) -> None:
     from facetrust.fairness.normfit import MAX_PER_IDENTITY, fit_cluster_normaliser
+    from facetrust.fairness.refit import TABLE_GROUP_PAIRS
 
     per_identity = MAX_PER_IDENTITY if max_per_identity is None else max_per_identity
     fit = fit_cluster_normaliser(
@@ -203,6 +204,17 @@ def _fit_normaliser(
         f"calibration of normalised scores from {cal.impostor_pairs:,} impostor pairs, floor FMR "
         f"{cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
     )
+    table = cal.provenance.get("table_groups")
+    if table is None:
+        click.echo(f"table: every group's pairs pooled (no group has {TABLE_GROUP_PAIRS:,} pairs to be weighted alone)")
+    else:
+        left = (
+            f"; left out: {', '.join(table['left_out'])} (a group needs {TABLE_GROUP_PAIRS:,} pairs, and identities "
+            "where another dataset has them)"
+            if table["left_out"]
+            else ""
+        )
+        click.echo(f"table: {', '.join(table['weighted_equally'])} weighted equally{left}")
     _table_lines(cal, per_identity)
     if fit.held_out is not None:
         _held_out_lines(fit.held_out)

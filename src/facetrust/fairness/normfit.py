@@ -16,14 +16,19 @@ on its own labelled faces. The recipe is the shipped one (docs/fairness.md), for
    pairs there; a region is as strict as its most crowded part needs; a region whose measured
    parts hold under half of its faces is made at least as strict as its largest unmeasured
    parts need overall.
-3. **Table** of the normalised scores, fitted as ``facetrust calibrate`` fits any table: the
-   same-group impostor pairs of each dataset's first analysis, pooled, near-duplicates dropped,
-   with identity-bootstrap intervals on the thresholds (``refit.fit_table``).
+3. **Table** of the normalised scores on the same-group impostor pairs of each dataset's first
+   analysis (near-duplicates dropped), every group with ``refit.TABLE_GROUP_PAIRS`` (100,000)
+   pairs weighted equally, as the shipped table weights LFW's women and men equally (a group with
+   fewer, or of a dataset without identities beside one with them, is left out of the table and
+   named; with no such group, the pairs pooled), with identity-bootstrap intervals on the
+   thresholds (``refit.fit_table``).
 4. **Unreliable regions**: those whose pairs (over every part) still reach the normalised
    Similarity 80 more often than 3 × its promised 1e-4, at the low end of a 95 % Wilson interval.
    A 1:1 comparison of a face there says its estimate is unreliable.
 
-Where it differs from bench/fsn_fit.py: no pair is presumed the same person. In a dataset without
+Where it differs from bench/fsn_fit.py: the parts are every analysis's groups (the shipped offsets'
+were LFW by sex and UTKFace by three age bands), the table's groups are the first analysis's (the
+shipped table's were LFW's sexes only), and no pair is presumed the same person. In a dataset without
 identities, a person photographed twice makes a pair that counts as a false match; that makes
 the normaliser stricter, never more lenient, so give identities where you have them. Labels
 decide only which pairs are formed and which part they count in: nothing at run time reads one.
@@ -230,8 +235,12 @@ def fit_normaliser(
     seed: int = 0,
     replicates: int = 200,
     about: dict[str, Any] | None = None,
+    groups_equal: bool = True,
 ) -> NormaliserFit:
     """The cluster normaliser of embeddings of ``model`` fitted on ``prepared`` (the module docstring).
+
+    ``groups_equal``: the table weights the first analysis's groups (those with
+    ``refit.TABLE_GROUP_PAIRS`` pairs) equally; else it pools their pairs.
 
     ``InvalidParameterError`` when the faces hold fewer than 50 people, when no group has the
     20,000 same-group impostor pairs an offset needs, or when the table has too few pairs.
@@ -302,8 +311,9 @@ def fit_normaliser(
     }
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, provenance)
     table = fit_table(
-        prepared, model=model, score_model=plain.score_id, scorer_of=plain.scorer, replicates=replicates, about=about
-    )
+        prepared, model=model, score_model=plain.score_id, scorer_of=plain.scorer, replicates=replicates,
+        about=about, groups_equal=groups_equal,
+    )  # fmt: skip
     marked, n, high = mark_unreliable(plain.with_calibration(table), sets)
     return NormaliserFit(marked, parts, n, high)
 

@@ -114,11 +114,14 @@ def threshold_intervals(
     replicates: int = 200,
     level: float = 0.95,
     seed: int = 0,
+    equal_weights: bool = False,
 ) -> dict[float, Interval]:
     """Percentile interval of the score for each Similarity, over ``replicates`` identity bootstraps.
 
     ``groups`` are (scorer, group pairs) of every group the calibration pooled; groups are
-    resampled independently.
+    resampled independently. With ``equal_weights`` the table being bootstrapped is the
+    equal-weight mixture of the groups (``clusterfit.fit_mixture_calibration``): each group's
+    weighted tail counts over its own weighted total, and the groups' fractions are averaged.
     ``cut`` is a score below every threshold wanted (pairs under it are only counted, never
     listed); a replicate whose tail does not reach a target FMR gives ``cut`` for it.
     """
@@ -134,9 +137,13 @@ def threshold_intervals(
         total, tail_w = 0.0, []
         for (_, g), t in zip(groups, tails, strict=True):
             w = identity_weights(max(g.identities, 1), 1, rng)
-            total += float(_group_totals(g, w)[0])
-            tail_w.append(w[0, t.a] * w[0, t.b])
-        cum = np.cumsum(np.concatenate(tail_w)[order]) / max(total, 1.0)
+            own = float(_group_totals(g, w)[0])
+            pair_w = w[0, t.a] * w[0, t.b]
+            if equal_weights:  # this group's fraction, one group's share of the mixture
+                pair_w = pair_w / (len(groups) * max(own, 1.0))
+            total += own
+            tail_w.append(pair_w)
+        cum = np.cumsum(np.concatenate(tail_w)[order]) / (1.0 if equal_weights else max(total, 1.0))
         at = np.searchsorted(cum, targets, side="left")
         found[r] = np.where(at < len(sorted_scores), sorted_scores[np.minimum(at, len(sorted_scores) - 1)], cut)
     tail = (1.0 - level) / 2.0
