@@ -11,14 +11,18 @@ bootstrap intervals over people; UTKFace: images):
 * ``shipped normaliser``: the file the package ships (bench/fsn_fit.py's recipe);
 * ``shipped recipe, LFW only``: that recipe fitted without UTKFace (bench/leave_out.py's variant):
   a fit that never saw the population it is measured on;
-* ``normfit: LFW + UTKFace halves``: the library's recipe on the shipped fit's data;
-* ``normfit: UTKFace half only``: a deployment that fits on its own population alone;
-* ``normfit: LFW half + UTKFace half without children``: its own population, but no children.
+* ``normfit``: the library's recipe on the shipped fit's data (LFW + UTKFace fit halves);
+* ``normfit, pooled table``: the same, its table pooling the groups' pairs instead of weighting
+  each group with 100,000 pairs equally;
+* ``normfit, LFW only``: without UTKFace, whose repeat photos the library counts as false matches;
+* ``normfit, UTKFace only``: a deployment that fits on its own population alone;
+* ``normfit, no children``: both fit halves without UTKFace's children.
 
 What the library does differently from bench/fsn_fit.py (its docstring): its parts are every
 group of every analysis of the datasets (not LFW by sex and UTKFace by three age bands), no
-UTKFace pair is presumed the same person, and its table pools the first analysis's pairs (LFW's
-sexes are not weighted equally).
+UTKFace pair is presumed the same person, and its table weights the first analysis's groups with
+100,000 pairs equally (on these fit halves LFW's women and men: every UTKFace group is smaller),
+as the shipped table weights LFW's sexes equally.
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ from leave_out import SUMMARY_COLUMNS, summary, summary_cells, without
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def library_fit(model: str, parts: list[F.Part], replicates: int) -> ClusterNormaliser:
+def library_fit(model: str, parts: list[F.Part], replicates: int, groups_equal: bool = True) -> ClusterNormaliser:
     prepared = [prepare(p.spec, model, p.emb.vectors, p.status, max_per_identity=20) for p in parts]
-    return fit_normaliser(prepared, model=model, replicates=replicates).normaliser
+    return fit_normaliser(prepared, model=model, replicates=replicates, groups_equal=groups_equal).normaliser
 
 
 def render(result: dict[str, Any]) -> str:
@@ -100,6 +104,11 @@ def main() -> None:
         "shipped normaliser": ("LFW + UTKFace fit halves (bench/fsn_fit.py)", lambda: shipped),
         "shipped recipe, LFW only": ("LFW fit half", lambda: F.fit_normaliser(model, {**fit, "utk": no_utk})),
         "normfit": ("LFW + UTKFace fit halves", lambda: library_fit(model, [fit["lfw"], utk], args.replicates)),
+        "normfit, pooled table": (
+            "LFW + UTKFace fit halves",
+            lambda: library_fit(model, [fit["lfw"], utk], args.replicates, groups_equal=False),
+        ),
+        "normfit, LFW only": ("LFW fit half", lambda: library_fit(model, [fit["lfw"]], args.replicates)),
         "normfit, UTKFace only": ("UTKFace fit half", lambda: library_fit(model, [utk], args.replicates)),
         "normfit, no children": (
             "LFW + UTKFace fit halves without children 0-12",
@@ -120,6 +129,7 @@ def main() -> None:
             "fit_seconds": seconds,
             "threshold": r["threshold"],
             "summary": summary(r),
+            "lfw_tar_by_sex": {g: v["tar"] for g, v in r["lfw_sex"]["groups"].items() if "tar" in v},
         }
         print(name, json.dumps(out["variants"][name]["summary"])[:300], file=sys.stderr)
     save_result(RESULTS / "refit-normaliser.json", out)
