@@ -111,10 +111,8 @@ def datasets(root: Path) -> dict[str, DatasetSpec]:
 
 def halves(spec: DatasetSpec, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the fit and evaluation halves: a seeded shuffle of the people (images without identity)."""
-    keys = [r.identity or f"\0{i}" for i, r in enumerate(spec.images)]
-    people = np.array(sorted(set(keys)))
-    np.random.default_rng(seed).shuffle(people)
-    fit = set(people[: len(people) // 2].tolist())
+    keys, people = normfit.shuffled_people(spec, seed)
+    fit = set(people[: len(people) // 2])
     which = np.array([k in fit for k in keys])
     return np.flatnonzero(which), np.flatnonzero(~which)
 

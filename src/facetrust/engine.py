@@ -40,9 +40,9 @@ class FaceEngine:
     The calibration is, in order: the ``calibration`` argument, ``settings.calibration_file``,
     the shipped table. 1:1 comparisons are judged through a normaliser when there is one: the
     ``normaliser`` argument, else ``settings.normaliser_file`` (a cluster normaliser fitted on the
-    deployment's own faces, ``facetrust.fairness.normfit``), else ``settings.cohort_file`` (AS-norm), else, when no raw
-    calibration was chosen and ``settings.score_normalisation`` is on (the default), the
-    cluster normaliser shipped for the model (``facetrust.clusternorm``). A
+    deployment's own faces, ``facetrust.fairness.normfit``), else ``settings.cohort_file``
+    (AS-norm), else, when no raw calibration was chosen and ``settings.score_normalisation`` is on
+    (the default), the cluster normaliser shipped for the model (``facetrust.clusternorm``). A
     normaliser is judged by its own calibration; ``calibration`` stays the raw-score table
     (1:N searches use it).
     """

@@ -57,7 +57,7 @@ from facetrust.fairness.clusterfit import (
 from facetrust.fairness.datasets import Analysis, DatasetSpec
 from facetrust.fairness.embedding import FACE
 from facetrust.fairness.pairs import PairScorer
-from facetrust.fairness.refit import Prepared, fit_table, prepare_datasets
+from facetrust.fairness.refit import Prepared, fit_about, fit_table, prepare_datasets
 from facetrust.fairness.results import Rate
 from facetrust.fairness.runner import ProgressFactory
 
@@ -86,6 +86,7 @@ __all__ = [
     "group_pair_sets",
     "impostor_rows",
     "mark_unreliable",
+    "shuffled_people",
     "split_people",
 ]
 
@@ -318,16 +319,25 @@ def fit_normaliser(
     return NormaliserFit(marked, parts, n, high)
 
 
-def split_people(p: Prepared, fraction: float, seed: int = 0) -> tuple[Prepared, Prepared, int]:
-    """``p`` split by person (a seeded shuffle; an image without identity is its own person): the
-    rest, the held-out ``fraction`` of the people, and how many people that is."""
+def shuffled_people(spec: DatasetSpec, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Each image's person and the people in a seeded shuffle (an image without identity is its own
+    person): take the first ones to split a dataset by person."""
     import numpy as np
 
-    keys = [rec.identity or f"\0{i}" for i, rec in enumerate(p.spec.images)]
+    keys = [rec.identity or f"\0{i}" for i, rec in enumerate(spec.images)]
     people = np.array(sorted(set(keys)), dtype=object)
     np.random.default_rng(seed).shuffle(people)
+    return keys, people.tolist()
+
+
+def split_people(p: Prepared, fraction: float, seed: int = 0) -> tuple[Prepared, Prepared, int]:
+    """``p`` split by person (``shuffled_people``): the rest, the held-out ``fraction`` of the
+    people, and how many people that is."""
+    import numpy as np
+
+    keys, people = shuffled_people(p.spec, seed)
     count = int(round(fraction * len(people)))
-    held = set(people[:count].tolist())
+    held = set(people[:count])
     which = np.array([k in held for k in keys], dtype=bool)
     return _subset(p, np.flatnonzero(~which)), _subset(p, np.flatnonzero(which)), count
 
@@ -417,9 +427,7 @@ def fit_cluster_normaliser(
         engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,
         max_per_identity=max_per_identity, seed=seed,
     )  # fmt: skip
-    about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
-    if max_per_identity is not None:
-        about["max_per_identity"] = max_per_identity
+    about = fit_about(engine, max_per_identity, seed)
     if not holdout:
         return fit_normaliser(
             prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about

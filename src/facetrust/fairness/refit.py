@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "TABLE_GROUP_PAIRS",
     "Prepared",
+    "fit_about",
     "fit_for_datasets",
     "fit_table",
     "impostor_groups",
@@ -221,14 +222,14 @@ def fit_table(
 
     groups: list[tuple[PairScorer, GroupPairs]] = []
     labels: list[str] = []
-    owner: list[Prepared] = []
+    named: list[bool] = []  # whether each group's dataset has identities
     provenance_sets = []
     for p in prepared:
         scorer = scorer_of(p.vectors) if scorer_of is not None else CosineScorer(p.vectors)
         found = impostor_groups(p.spec, p.status, scorer)
         groups.extend((scorer, g) for g in found)
         labels.extend(f"{p.spec.name}: {g.group}" for g in found)
-        owner.extend(p for _ in found)
+        named.extend(p.spec.has_identities for _ in found)
         provenance_sets.append(
             {
                 "name": p.spec.name,
@@ -251,7 +252,6 @@ def fit_table(
     }
     names = ", ".join(f"{p['name']} ({p['kind']})" for p in provenance_sets)
     dataset = f"{pooled.size:,} same-group impostor pairs of {names}"
-    named = [owner[k].spec.has_identities for k in range(len(groups))]
     chosen = [
         k
         for k, (_, g) in enumerate(groups)
@@ -282,6 +282,15 @@ def fit_table(
     return cal
 
 
+def fit_about(engine: FaceEngine, max_per_identity: int | None, seed: int) -> dict[str, Any]:
+    """What a fit's provenance records of how the faces were chosen: the detector threshold, and the
+    per-identity limit with its seed."""
+    about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
+    if max_per_identity is not None:
+        about.update(max_per_identity=max_per_identity, seed=seed)
+    return about
+
+
 def fit_for_datasets(
     engine: FaceEngine,
     specs: Sequence[DatasetSpec],
@@ -307,9 +316,7 @@ def fit_for_datasets(
         engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,
         max_per_identity=max_per_identity, seed=seed,
     )  # fmt: skip
-    about: dict[str, Any] = {"detector_threshold": engine.settings.detection_threshold}
-    if max_per_identity is not None:
-        about.update(max_per_identity=max_per_identity, seed=seed)
+    about = fit_about(engine, max_per_identity, seed)
     cal = fit_table(
         prepared,
         model=engine.model_id,

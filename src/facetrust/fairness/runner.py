@@ -63,8 +63,8 @@ def engine_scoring(engine: FaceEngine, vectors: np.ndarray) -> tuple[PairScorer,
     """(scorer, calibration, score id) as ``engine.compare_embeddings`` scores and judges pairs."""
     normaliser = engine.normaliser
     if normaliser is not None and normaliser.calibration is not None:
-        return normaliser.scorer(vectors), normaliser.calibration, normaliser.score_id
-    return CosineScorer(vectors), engine.calibration, engine.model_id
+        return normaliser.scorer(vectors), normaliser.calibration, engine.score_id
+    return CosineScorer(vectors), engine.calibration, engine.score_id
 
 
 def model_records(engine: FaceEngine) -> tuple[dict[str, str], ...]:
