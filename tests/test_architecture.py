@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "facetrust.errors",
             "facetrust.types",
             "facetrust.config",
+            "facetrust.files",
             "facetrust.budget",
             "facetrust.images",
             "facetrust.align",

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
 from facetrust.errors import ConfigurationError, InvalidParameterError
+from facetrust.files import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -152,14 +151,7 @@ class ClusterNormaliser:
 
     def save(self, path: Path) -> None:
         """Write the normaliser (JSON) atomically: a reader never sees half a file."""
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json() + "\n")
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: Path) -> ClusterNormaliser:

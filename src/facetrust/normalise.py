@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
 from facetrust.errors import ConfigurationError, InvalidParameterError
+from facetrust.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -114,19 +113,12 @@ class CohortNormaliser:
 
         meta = {"format": FORMAT, "model": self.model, "top_k": self.top_k, "provenance": self.provenance}
         cal = self.calibration.to_json() if self.calibration is not None else ""
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    cohort=self.cohort.astype(np.float32),
-                    meta=np.array(json.dumps(meta)),
-                    calibration=np.array(cal),
-                )
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(
+            path,
+            lambda fh: np.savez(
+                fh, cohort=self.cohort.astype(np.float32), meta=np.array(json.dumps(meta)), calibration=np.array(cal)
+            ),
+        )
 
     @classmethod
     def load(cls, path: Path) -> CohortNormaliser:

@@ -217,3 +217,35 @@ def test_calibrate_normaliser_names_the_groups_its_table_weights_equally(
     assert "table: data: a, data: b weighted equally\n" in result.stdout
     cal = ClusterNormaliser.load(out).calibration
     assert cal is not None and cal.provenance["table_groups"]["weighted_equally"] == ["data: a", "data: b"]
+
+
+@pytest.mark.parametrize("normaliser", [False, True])
+def test_an_out_that_cannot_be_written_is_refused_before_the_fit(
+    invoke: Invoke,
+    dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    normaliser: bool,
+) -> None:
+    flag = ["--normaliser"] if normaliser else []
+    missing = tmp_path / "no-such-folder" / "cal.json"
+
+    result = invoke("--cache-dir", str(tmp_path / "cache"), "calibrate", str(dataset), *flag, "--out", str(missing))
+
+    assert result.exit_code == 2
+    assert f"the folder {missing.parent} does not exist" in result.stderr
+    assert not (tmp_path / "cache").exists()  # refused before a single image was embedded
+
+    result = invoke("calibrate", str(dataset), *flag, "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr
+
+
+def test_a_refit_replaces_an_earlier_calibration_file_whole(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "cal.json"
+    out.write_text("an earlier table\n")
+
+    result = invoke("--cache-dir", str(tmp_path / "cache"), "calibrate", str(dataset), "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert Calibration.load(out).model == "fake-recogniser:0"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,9 @@ import click
 from facetrust.calibration import fmr_from_similarity
 from facetrust.cli.audit import load_specs, progress_bar, worker_count
 from facetrust.cli.context import cli_state, renders_errors
+from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
+from facetrust.files import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.calibration import Calibration
@@ -114,6 +117,7 @@ def calibrate(
         raise click.UsageError("--normaliser and --cohort are two ways to normalise scores; choose one")
     if holdout is not None and not normaliser:
         raise click.UsageError("--holdout checks a refitted normaliser: use it with --normaliser")
+    _check_out(out)  # before a fit of minutes, not after
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()
     count = worker_count(workers)
@@ -138,10 +142,10 @@ def calibrate(
         seed=seed,
     )
     if isinstance(fitted, Calibration):
-        out.write_text(fitted.to_json() + "\n")
+        _write(out, lambda: atomic_write_text(out, fitted.to_json() + "\n"))
         cal, setting = fitted, "FACETRUST_CALIBRATION_FILE"
     else:
-        fitted.save(out)
+        _write(out, lambda: fitted.save(out))
         assert fitted.calibration is not None  # fit_for_datasets always calibrates a normaliser
         cal, setting = fitted.calibration, "FACETRUST_COHORT_FILE"
     click.echo(
@@ -150,6 +154,28 @@ def calibrate(
     )
     _table_lines(cal, max_per_identity)
     click.echo(f"use it: {setting}={out}")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` whose folder is missing or cannot be written (click refuses a folder)."""
+    import os
+
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="--out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"the folder {folder} cannot be written", param_hint="--out")
+
+
+def _write(out: Path, write: Callable[[], None]) -> None:
+    """Run ``write`` (atomic: a failure leaves any earlier file at ``out`` as it was), turning an
+    ``OSError`` into an error naming ``--out``."""
+    try:
+        write()
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"Cannot write {out}: {exc.strerror or exc}; nothing was written there", parameter="--out"
+        ) from None
 
 
 def _table_lines(cal: Calibration, max_per_identity: int | None) -> None:
@@ -189,7 +215,7 @@ def _fit_normaliser(
         max_per_identity=per_identity, replicates=replicates, seed=seed, holdout=holdout,
     )  # fmt: skip
     found = fit.normaliser
-    found.save(out)
+    _write(out, lambda: found.save(out))
     cal = found.calibration
     assert cal is not None  # fit_normaliser always calibrates it
     click.echo(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -13,6 +11,7 @@ import click
 
 from facetrust.cli.context import cli_state, renders_errors, report_error
 from facetrust.errors import InvalidInputError, InvalidParameterError
+from facetrust.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -55,21 +54,10 @@ def write_npz(out: Path, paths: list[str], outcomes: list[EmbedOutcome], *, dim:
         "face_counts": np.array([o.face_count for o in outcomes], dtype=np.int64),
         "model": np.array(model, dtype=str),
     }
-    directory = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
+    try:  # owner-only (0600): embeddings are biometric data
+        atomic_write(out, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
     except OSError as exc:
         raise InvalidParameterError(f"Cannot write {out}: {exc.strerror}", parameter="--output") from None
-    try:  # mkstemp makes the file owner-only (0600): embeddings are biometric data
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, out)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InvalidParameterError(f"Cannot write {out}: {exc.strerror}", parameter="--output") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command(short_help="Embed the largest face of each image into an .npz file.")

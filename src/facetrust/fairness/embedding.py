@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidInputError, ModelError
+from facetrust.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -113,13 +112,7 @@ def _save(path: Path, vectors: np.ndarray, status: np.ndarray, done: int) -> Non
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, vectors=vectors[:done], status=status[:done])
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, lambda fh: np.savez(fh, vectors=vectors[:done], status=status[:done]))
 
 
 def _load(path: Path, total: int, dim: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from facetrust.errors import ModelError, ModelIntegrityError
+from facetrust.files import atomic_write
 from facetrust.models.catalog import ModelSpec
 
 __all__ = ["ModelStatus", "prepared_model_path", "sha256_file", "source_path", "verify_model"]
@@ -71,16 +70,7 @@ def _cache_paths(spec: ModelSpec, cache_dir: Path) -> tuple[Path, Path]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(data), durable=True)
 
 
 def _cached_ok(path: Path, digest_path: Path) -> bool:

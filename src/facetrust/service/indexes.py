@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facetrust.files import atomic_write_text
 from facetrust.service.replica import FolderLock, replica_folders
 from facetrust.store.private import private_dir, tighten
 from facetrust.store.sqlite import CollectionRow, vector_from_blob
@@ -270,9 +270,7 @@ class CollectionIndex:
                 "seq": self._applied,
                 "backend": self._index.name,
             }
-            tmp = self._meta_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(meta))
-            os.replace(tmp, self._meta_path)
+            atomic_write_text(self._meta_path, json.dumps(meta))
             for written in self.folder.glob(f"collection-{self.collection.id}.*"):  # backends write with the umask
                 tighten(written)
             self._saved = self._applied

@@ -1,0 +1,45 @@
+"""Writing a file so that a reader never sees half of it.
+
+Every file facetrust writes for someone else to read later (a calibration table, a normaliser,
+an embeddings archive, a model in the cache, an index snapshot's manifest) goes through
+``atomic_write``: the bytes go to a temporary file in the same folder, which then replaces the
+target in one ``os.replace``. A crash, a full disk or an exception half-way leaves the old file
+as it was and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write", "atomic_write_text"]
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, durable: bool = False) -> None:
+    """Call ``write`` with a binary file beside ``path``, then move that file onto ``path``.
+
+    The temporary file is made by ``mkstemp``, so the result is owner-only (0600), as biometric
+    data must be. ``durable``: flush it to the disk before the move (a model in the cache),
+    not only to the operating system. Raises ``OSError`` (nothing at ``path`` changed) when
+    the folder cannot be written.
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> None:
+    """``atomic_write`` of ``text`` as UTF-8."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data), durable=durable)
