@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.config import Settings
 from facetrust.engine import FaceEngine
+from facetrust.errors import InvalidParameterError
 from facetrust.models.dlib import CANVAS
 from facetrust.models.fused import DLIB_SHARE, FusedRecogniser
 from facetrust.service import FaceService
@@ -138,10 +140,9 @@ def test_a_default_service_searches_an_accurate_collection_made_by_an_accurate_o
     assert Settings(profile="accurate").profile == "accurate"
 
 
-def test_a_normaliser_file_of_the_default_model_serves_the_default_engine_and_no_accurate_one(
+def test_a_normaliser_file_of_the_default_model_serves_the_default_engine_and_leaves_the_accurate_one_its_own(
     tmp_path: Path,
 ) -> None:
-    from facetrust.errors import InvalidParameterError
     from facetrust.service.profiles import ProfileEngines
 
     plain = FaceEngine.load(Settings())
@@ -152,6 +153,27 @@ def test_a_normaliser_file_of_the_default_model_serves_the_default_engine_and_no
     default = FaceEngine.load(Settings(normaliser_file=path))
     assert isinstance(default.normaliser, ClusterNormaliser) and default.normaliser.score_id == own.score_id
 
-    with pytest.raises(InvalidParameterError, match="Profile 'accurate' is not available on this server") as caught:
-        ProfileEngines(default).get("accurate")
-    assert f"Normaliser file {path} is for model {plain.model_id!r}" in caught.value.message
+    accurate = ProfileEngines(default).get("accurate")  # before: refused, "not available on this server"
+
+    fused = shipped_normaliser(accurate.model_id)
+    assert fused is not None and accurate.settings.normaliser_file is None
+    assert isinstance(accurate.normaliser, ClusterNormaliser) and accurate.score_id == fused.score_id
+    with pytest.raises(
+        InvalidParameterError, match=re.escape(f"Normaliser file {path} is for model {plain.model_id!r}")
+    ):
+        FaceEngine.load(Settings(profile="accurate", normaliser_file=path))  # asked for by name: still refused
+
+
+def test_a_calibration_file_of_the_default_model_leaves_the_accurate_profile_its_shipped_table(tmp_path: Path) -> None:
+    from facetrust.calibration import default_calibration
+    from facetrust.service.profiles import ProfileEngines
+
+    plain = FaceEngine.load(Settings())
+    path = tmp_path / "site.json"
+    path.write_text(default_calibration(plain.model_id).to_json())
+    default = FaceEngine.load(Settings(calibration_file=path))
+    assert default.normalisation == "none"  # a chosen raw table: no normaliser on top
+
+    accurate = ProfileEngines(default).get("accurate")
+
+    assert accurate.calibration.model == accurate.model_id and accurate.normalisation == "cluster"

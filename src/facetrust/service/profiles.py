@@ -12,6 +12,7 @@ it, so a server of the default profile loads dlib only if an ``accurate`` collec
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,10 +20,15 @@ from facetrust.config import PROFILES, Settings
 from facetrust.errors import ConfigurationError, InvalidParameterError, ModelMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+    from pathlib import Path
+
     from facetrust.engine import FaceEngine
     from facetrust.store.sqlite import CollectionRow
 
 __all__ = ["ProfileEngines", "check_profile", "profile_of"]
+
+log = logging.getLogger(__name__)
 
 FUSED_PREFIX = "fused-sface-dlib:"  # facetrust.models.fused.NAME, without importing the models here
 FUSED_DIM = 256  # the fused template: SFace's 128 floats and dlib's 128
@@ -76,9 +82,10 @@ class ProfileEngines:
     def get(self, profile: str) -> FaceEngine:
         """The engine of ``profile``, loaded now if no collection has needed it yet.
 
-        A profile whose models are not installed, or whose engine a file setting (``calibration_file``,
-        ``cohort_file``, ``normaliser_file``) made for another model refuses, is
-        ``InvalidParameterError`` naming what to install or which file.
+        Another profile's engine is loaded without the file settings (``calibration_file``,
+        ``cohort_file``, ``normaliser_file``) made for the service's own profile: it scores with its
+        own shipped table and normaliser. A profile whose models are not installed, or whose engine
+        refuses a file setting, is ``InvalidParameterError`` naming what to install or which file.
         """
         check_profile(profile)
         with self._lock:
@@ -87,13 +94,47 @@ class ProfileEngines:
                 from facetrust.engine import load_engine
 
                 try:
-                    found = load_engine(self._settings.replace(profile=profile))
+                    found = load_engine(self._settings.replace(profile=profile, **self._files_for(profile)))
                 except (ConfigurationError, InvalidParameterError) as exc:  # a file setting made for another model
                     raise InvalidParameterError(
                         f"Profile {profile!r} is not available on this server: {exc.message}", parameter="Profile"
                     ) from exc
                 self._loaded[profile] = found
             return found
+
+    def _files_for(self, profile: str) -> dict[str, None]:
+        """The file settings (``calibration_file``, ``cohort_file``, ``normaliser_file``) that were
+        made for the service's own profile's model and not for ``profile``'s: ``profile``'s engine
+        loads without them (its shipped table and normaliser) instead of being refused.
+
+        Each file was checked against the service's own engine when it loaded; a file made for
+        ``profile``'s model stays, and one that cannot be read stays too (its engine then names it).
+        """
+        if profile == self.default_profile:
+            return {}
+        from facetrust.calibration import Calibration
+        from facetrust.clusternorm import ClusterNormaliser
+        from facetrust.errors import FacetrustError
+        from facetrust.normalise import CohortNormaliser
+
+        loaders: dict[str, Callable[[Path], Calibration | CohortNormaliser | ClusterNormaliser]] = {
+            "calibration_file": Calibration.load,
+            "cohort_file": CohortNormaliser.load,
+            "normaliser_file": ClusterNormaliser.load,
+        }
+        dropped: dict[str, None] = {}
+        for name, load in loaders.items():
+            path = getattr(self._settings, name)
+            if path is None:
+                continue
+            try:
+                model = load(path).model
+            except (FacetrustError, OSError, ValueError):
+                continue
+            if profile_of(model) != profile:
+                log.info("the %s profile scores without %s=%s (made for model %s)", profile, name, path, model)
+                dropped[name] = None
+        return dropped
 
     def dim_of(self, row: CollectionRow) -> int:
         """The length of the collection's templates, without loading an engine: erasure and deletion
