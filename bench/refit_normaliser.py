@@ -17,7 +17,10 @@ bootstrap intervals over people; UTKFace: images):
   each group with 100,000 pairs equally;
 * ``normfit, LFW only``: without UTKFace, whose repeat photos the library counts as false matches;
 * ``normfit, UTKFace only``: a deployment that fits on its own population alone;
-* ``normfit, no children``: both fit halves without UTKFace's children.
+* ``normfit, no children``: both fit halves without UTKFace's children;
+* ``normfit, repeats left out``: ``--leave-out-repeats``, UTKFace's offset pairs that look like one
+  person photographed twice (raw score at the table's FMR 1e-6, each face in at most two such pairs
+  of its group) left out.
 
 What the library does differently from bench/fsn_fit.py (its docstring): its parts are every
 group of every analysis of the datasets (not LFW by sex and UTKFace by three age bands), no
@@ -42,7 +45,7 @@ import lfw_data as L
 from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from facetrust.config import Settings, default_cache_dir
 from facetrust.engine import FaceEngine
-from facetrust.fairness.normfit import fit_normaliser
+from facetrust.fairness.normfit import REPEAT_FMR, fit_normaliser
 from facetrust.fairness.refit import prepare
 from facetrust.fairness.runner import embed_spec
 from fairnorm import evaluate
@@ -52,9 +55,14 @@ from leave_out import SUMMARY_COLUMNS, summary, summary_cells, without
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def library_fit(model: str, parts: list[F.Part], replicates: int, groups_equal: bool = True) -> ClusterNormaliser:
+def library_fit(
+    model: str, parts: list[F.Part], replicates: int, groups_equal: bool = True, same_person: float | None = None
+) -> ClusterNormaliser:
     prepared = [prepare(p.spec, model, p.emb.vectors, p.status, max_per_identity=20) for p in parts]
-    return fit_normaliser(prepared, model=model, replicates=replicates, groups_equal=groups_equal).normaliser
+    fit = fit_normaliser(
+        prepared, model=model, replicates=replicates, groups_equal=groups_equal, same_person=same_person
+    )
+    return fit.normaliser
 
 
 def render(result: dict[str, Any]) -> str:
@@ -82,6 +90,7 @@ def splits(count: int, replicates: int) -> None:
     of the recipe or of that split? (The shipped normaliser is not measured: its fit is seed 0's half.)"""
     engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
     model = engine.model_id
+    same_person = engine.calibration.score_for_fmr(REPEAT_FMR)
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     out: dict[str, Any] = {"machine": machine_record(), "model": model, "splits": {}}
@@ -92,8 +101,13 @@ def splits(count: int, replicates: int) -> None:
             parts[name] = (F.part(spec, embs[name], fit_rows), F.part(spec, embs[name], held_rows))
         fit = {n: p[0] for n, p in parts.items()}
         held = {n: p[1] for n, p in parts.items()}
-        for name, data in (("normfit", [fit["lfw"], fit["utk"]]), ("normfit, UTKFace only", [fit["utk"]])):
-            normaliser = library_fit(model, data, replicates)
+        variants = (
+            ("normfit", [fit["lfw"], fit["utk"]], None),
+            ("normfit, repeats left out", [fit["lfw"], fit["utk"]], same_person),
+            ("normfit, UTKFace only", [fit["utk"]], None),
+        )
+        for name, data, same in variants:
+            normaliser = library_fit(model, data, replicates, same_person=same)
             assert normaliser.calibration is not None
             r = evaluate(f"{name} (seed {seed})", normaliser.scorer, normaliser.calibration, held)
             out["splits"].setdefault(name, {})[str(seed)] = summary(r)
@@ -128,7 +142,8 @@ def main() -> None:
         "--splits",
         type=int,
         default=0,
-        help="instead: the library's fits (LFW + UTKFace, UTKFace only) on N other seeded splits "
+        help="instead: the library's fits (LFW + UTKFace, the same with repeats left out, UTKFace only) on N "
+        "other seeded splits "
         "(writes refit-normaliser-splits.{json,md})",
     )
     args = parser.parse_args()
@@ -166,6 +181,12 @@ def main() -> None:
             "LFW + UTKFace fit halves without children 0-12",
             lambda: library_fit(model, [fit["lfw"], no_children], args.replicates),
         ),
+        "normfit, repeats left out": (
+            "LFW + UTKFace fit halves",
+            lambda: library_fit(
+                model, [fit["lfw"], utk], args.replicates, same_person=engine.calibration.score_for_fmr(REPEAT_FMR)
+            ),
+        ),
     }
     out: dict[str, Any] = {"machine": machine_record(), "model": model, "variants": {}}
     for name, (fitted_on, make) in made.items():
@@ -183,6 +204,11 @@ def main() -> None:
             "summary": summary(r),
             "lfw_tar_by_sex": {g: v["tar"] for g, v in r["lfw_sex"]["groups"].items() if "tar" in v},
         }
+        if normaliser.provenance.get("repeats"):
+            out["variants"][name]["repeats"] = {
+                **normaliser.provenance["repeats"],
+                "by_group": {k: v["repeats_left_out"] for k, v in normaliser.provenance["parts"].items()},
+            }
         print(name, json.dumps(out["variants"][name]["summary"])[:300], file=sys.stderr)
     save_result(RESULTS / "refit-normaliser.json", out)
     (RESULTS / "refit-normaliser.md").write_text(render(out))

@@ -249,3 +249,27 @@ def test_a_refit_replaces_an_earlier_calibration_file_whole(invoke: Invoke, data
     assert result.exit_code == 0, result.output
     assert Calibration.load(out).model == "fake-recogniser:0"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_leave_out_repeats_reads_the_same_person_score_off_the_engines_table_and_spares_datasets_with_identities(
+    invoke: Invoke, crowd: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "normaliser.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(crowd), "--normaliser", "--clusters", "4",
+        "--replicates", "0", "--leave-out-repeats", "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    repeats = ClusterNormaliser.load(out).provenance["repeats"]
+    assert repeats["same_person_score"] == 0.9  # the fake table reaches FMR 1e-6 at cosine 0.9
+    assert repeats["pairs_left_out"] == 0  # every image has an identity: no pair is presumed anything
+    assert "  data: group=a: 69,750 pairs" in result.stdout.splitlines()
+
+
+def test_leave_out_repeats_without_normaliser_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
+    result = invoke("calibrate", str(dataset), "--leave-out-repeats", "--out", str(tmp_path / "cal.json"))
+
+    assert result.exit_code == 2
+    assert "--leave-out-repeats is a rule of the normaliser's fit" in result.stderr

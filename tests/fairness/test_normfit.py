@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from facetrust.fairness.normfit import (
     fit_cluster_normaliser,
     fit_normaliser,
     group_pair_sets,
+    repeat_pairs,
     split_people,
 )
 from facetrust.fairness.pairs import CosineScorer
@@ -343,3 +345,66 @@ def test_where_a_dataset_has_identities_groups_without_them_stay_out_of_the_tabl
     assert both.provenance["table_groups"]["weighted_equally"] == ["synthetic-3: a"]
     assert "anonymous: a" in both.provenance["table_groups"]["left_out"]
     assert alone.provenance["table_groups"]["weighted_equally"] == ["anonymous: a"]  # no dataset has identities
+
+
+def _repeats_and_a_crowd(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Rows 0–5: three people photographed twice (pairs 0–1, 2–3, 4–5 nearly alike); rows 6–15:
+    ten faces crowded around one direction (every pair of them high); then 40 spread-out faces."""
+    people = _unit(rng.standard_normal((3, DIM)))
+    repeats = np.repeat(people, 2, axis=0) + 0.05 * rng.standard_normal((6, DIM))
+    crowd = _unit(np.ones(DIM)) + 0.05 * rng.standard_normal((10, DIM))
+    spread = rng.standard_normal((40, DIM))
+    vectors = _unit(np.concatenate([repeats, crowd, spread])).astype(np.float32)
+    return vectors, ["repeat"] * 6 + ["crowd"] * 10 + ["spread"] * 40
+
+
+def test_repeat_pairs_are_small_cliques_of_high_pairs_and_a_crowd_is_not_one() -> None:
+    vectors, _ = _repeats_and_a_crowd(np.random.default_rng(3))
+    a, b = np.triu_indices(len(vectors), 1)
+
+    found = repeat_pairs(vectors, a, b, same_person=0.8)
+
+    assert sorted(zip(a[found].tolist(), b[found].tolist(), strict=True)) == [(0, 1), (2, 3), (4, 5)]
+    crowd = (a >= 6) & (a < 16) & (b >= 6) & (b < 16)
+    assert (np.einsum("ij,ij->i", vectors[a[crowd]], vectors[b[crowd]]) >= 0.8).all()  # all high, none a repeat
+
+
+def test_pair_sets_leave_out_presumed_repeats_only_where_the_dataset_has_no_identities() -> None:
+    vectors, groups = _repeats_and_a_crowd(np.random.default_rng(4))
+    status = np.full(len(vectors), FACE, np.int8)
+    for identities in (False, True):
+        images = tuple(
+            ImageRecord(f"{i}.png", f"p{i}" if identities else None, {"kind": g}) for i, g in enumerate(groups)
+        )
+        spec = DatasetSpec("mixed", "csv", images, (Analysis("kind", "kind"),))
+        p = Prepared(spec, vectors, status, status, 0)
+
+        kept = {s.name: len(s.a) for s in group_pair_sets(p, same_person=0.8)}
+
+        assert kept == {
+            "mixed: kind=crowd": 45,  # C(10, 2): every pair of the crowd stays a false match
+            "mixed: kind=repeat": 15 - (0 if identities else 3),  # C(6, 2), less the three repeats
+            "mixed: kind=spread": 780,
+        }
+        assert {s.name: len(s.a) for s in group_pair_sets(p)} == {**kept, "mixed: kind=repeat": 15}
+
+
+def test_a_fit_told_the_same_person_score_leaves_out_repeats_of_anonymous_faces_and_records_them() -> None:
+    spec, vectors = population(seed=0, people=600)  # two photos a person; group "b" crowded
+    anonymous = DatasetSpec(
+        "anonymous", "csv", tuple(replace(img, identity=None) for img in spec.images), spec.analyses
+    )
+    p = prepare(anonymous, MODEL, vectors, np.full(len(vectors), FACE, np.int8))
+    same = np.einsum("ij,ij->i", vectors[0::2], vectors[1::2])  # each person's two photos
+    group = np.array([img.groups["group"] for img in spec.images[0::2]])
+    assert (same[group == "a"] >= 0.8).mean() > 0.95  # a's people stand apart: their repeats are isolated
+
+    fit = fit_normaliser([p], model=MODEL, clusters=8, replicates=0, same_person=0.8)
+
+    left = {part.name: part.repeats_left_out for part in fit.parts}
+    # every repeat of "a" (those at 0.9 or above were already dropped as near-duplicates by ``prepare``)
+    assert left["anonymous: group=a"] == int(((same >= 0.8) & (same < 0.9) & (group == "a")).sum()) > 150
+    assert left["anonymous: group=b"] < 0.2 * (group == "b").sum()  # b's high pairs are a web: kept
+    record = fit.normaliser.provenance["repeats"]
+    assert record["pairs_left_out"] == sum(left.values()) and record["same_person_score"] == 0.8
+    assert fit_normaliser([p], model=MODEL, clusters=8, replicates=0).normaliser.provenance["repeats"] is None

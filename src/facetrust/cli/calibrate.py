@@ -60,6 +60,13 @@ __all__ = ["calibrate"]
     help="With --normaliser: keep this share of each dataset's people (seeded) out of the fit, and "
     "report every group's FMR and TAR at Similarity 80 on them, beside the current scoring's.",
 )
+@click.option(
+    "--leave-out-repeats",
+    is_flag=True,
+    help="With --normaliser: in datasets without identities, leave out of the offsets' fit the pairs that look "
+    "like one person photographed twice (a high score, each face in at most two such pairs). Some TAR back, "
+    "a slightly more lenient normaliser (docs/fairness.md).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
 @click.option(
     "--seed",
@@ -92,6 +99,7 @@ def calibrate(
     normaliser: bool,
     clusters: int,
     holdout: float | None,
+    leave_out_repeats: bool,
     limit: int | None,
     seed: int,
     workers: int | None,
@@ -117,6 +125,8 @@ def calibrate(
         raise click.UsageError("--normaliser and --cohort are two ways to normalise scores; choose one")
     if holdout is not None and not normaliser:
         raise click.UsageError("--holdout checks a refitted normaliser: use it with --normaliser")
+    if leave_out_repeats and not normaliser:
+        raise click.UsageError("--leave-out-repeats is a rule of the normaliser's fit: use it with --normaliser")
     _check_out(out)  # before a fit of minutes, not after
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()
@@ -124,7 +134,10 @@ def calibrate(
     engine = state.engine()
     cache = state.settings().resolved_cache_dir
     if normaliser:
-        _fit_normaliser(engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed, holdout or 0.0)
+        _fit_normaliser(
+            engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed, holdout or 0.0,
+            leave_out_repeats,
+        )  # fmt: skip
         return
     cohort_normaliser = None
     if cohort is not None:
@@ -205,6 +218,7 @@ def _fit_normaliser(
     replicates: int,
     seed: int,
     holdout: float,
+    leave_out_repeats: bool,
 ) -> None:
     from facetrust.fairness.normfit import MAX_PER_IDENTITY, fit_cluster_normaliser
     from facetrust.fairness.refit import TABLE_GROUP_PAIRS
@@ -213,6 +227,7 @@ def _fit_normaliser(
     fit = fit_cluster_normaliser(
         engine, specs, cache_dir=cache, workers=workers, progress=progress_bar, clusters=clusters,
         max_per_identity=per_identity, replicates=replicates, seed=seed, holdout=holdout,
+        leave_out_repeats=leave_out_repeats,
     )  # fmt: skip
     found = fit.normaliser
     _write(out, lambda: found.save(out))
@@ -225,7 +240,11 @@ def _fit_normaliser(
     measured = [p for p in fit.parts if p.measured]
     click.echo(f"offsets from {len(measured)} of {len(fit.parts)} groups (those with 20,000 impostor pairs or more):")
     for p in fit.parts:
-        click.echo(f"  {p.name}: {p.pairs:,} pairs" + ("" if p.measured else " (too few to count on their own)"))
+        click.echo(
+            f"  {p.name}: {p.pairs:,} pairs"
+            + (f" ({p.repeats_left_out:,} presumed repeats left out)" if p.repeats_left_out else "")
+            + ("" if p.measured else " (too few to count on their own)")
+        )
     click.echo(
         f"calibration of normalised scores from {cal.impostor_pairs:,} impostor pairs, floor FMR "
         f"{cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"

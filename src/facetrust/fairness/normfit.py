@@ -28,9 +28,12 @@ on its own labelled faces. The recipe is the shipped one (docs/fairness.md), for
 
 Where it differs from bench/fsn_fit.py: the parts are every analysis's groups (the shipped offsets'
 were LFW by sex and UTKFace by three age bands), the table's groups are the first analysis's (the
-shipped table's were LFW's sexes only), and no pair is presumed the same person. In a dataset without
-identities, a person photographed twice makes a pair that counts as a false match; that makes
-the normaliser stricter, never more lenient, so give identities where you have them. Labels
+shipped table's were LFW's sexes only), and by default no pair is presumed the same person. In a
+dataset without identities, a person photographed twice makes a pair that counts as a false match;
+that makes the normaliser stricter, never more lenient, so give identities where you have them.
+``same_person`` (``facetrust calibrate --leave-out-repeats``) leaves out the offsets' pairs that
+look like such repeats (``repeat_pairs``), as the shipped fit leaves out UTKFace adults' pairs at
+SFace cosine 0.6, but by how the high pairs connect rather than by an age label. Labels
 decide only which pairs are formed and which part they count in: nothing at run time reads one.
 """
 
@@ -71,8 +74,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CLUSTERS",
     "MAX_PER_IDENTITY",
+    "MAX_REPEAT_PARTNERS",
     "MIN_TAIL",
     "OFFSET_FMR",
+    "REPEAT_FMR",
     "UNRELIABLE_SIMILARITY",
     "UNRELIABLE_TOLERANCE",
     "HeldOut",
@@ -86,6 +91,7 @@ __all__ = [
     "group_pair_sets",
     "impostor_rows",
     "mark_unreliable",
+    "repeat_pairs",
     "shuffled_people",
     "split_people",
 ]
@@ -97,6 +103,8 @@ MIN_TAIL = 20  # pairs at or above the offset's score a part needs in a region: 
 UNRELIABLE_SIMILARITY = 80.0
 UNRELIABLE_TOLERANCE = 3e-4  # 3 × the 1e-4 that Similarity 80 promises: issue 11's tolerance
 CHUNK = 2_000_000
+REPEAT_FMR = 1e-6  # the raw score a pair must reach to be presumed one person: FMR 1e-6 on the engine's table
+MAX_REPEAT_PARTNERS = 2  # a face in at most this many high pairs: one person photographed up to three times
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class PartSummary:
     name: str
     pairs: int
     measured: bool
+    repeats_left_out: int = 0  # pairs presumed one person twice (``fit_normaliser(same_person=…)``)
 
 
 @dataclass(frozen=True)
@@ -167,10 +176,28 @@ def impostor_rows(rows: np.ndarray, identity: np.ndarray, cell: np.ndarray) -> t
     return np.concatenate(a), np.concatenate(b)
 
 
-def group_pair_sets(p: Prepared, *, label: str | None = None) -> list[PairSet]:
+def repeat_pairs(vectors: np.ndarray, a: np.ndarray, b: np.ndarray, same_person: float) -> np.ndarray:
+    """Which pairs (a, b) look like one person photographed again: raw score at ``same_person`` or
+    above, and each of the two faces in at most ``MAX_REPEAT_PARTNERS`` such pairs of the set.
+
+    A person photographed k times makes a small clique, k − 1 partners a face; a crowded group
+    (UTKFace's children) makes a web in which faces have many partners, and those pairs are false
+    matches the fit must keep."""
+    import numpy as np
+
+    high = np.einsum("ij,ij->i", vectors[a], vectors[b]) >= same_person
+    degree = np.bincount(np.concatenate([a[high], b[high]]), minlength=len(vectors))
+    out: np.ndarray = high & (degree[a] <= MAX_REPEAT_PARTNERS) & (degree[b] <= MAX_REPEAT_PARTNERS)
+    return out
+
+
+def group_pair_sets(p: Prepared, *, label: str | None = None, same_person: float | None = None) -> list[PairSet]:
     """One ``PairSet`` per group of every analysis of ``p``'s dataset (one set of all pairs when it
     has no analysis): the same-group impostor pairs among its faces (``p.status``), matched on the
-    analysis's columns as the audit matches them. Sets are named ``"<label>: <column>=<group>"``."""
+    analysis's columns as the audit matches them. Sets are named ``"<label>: <column>=<group>"``.
+
+    ``same_person`` (a raw score): in a dataset without identities, the pairs ``repeat_pairs``
+    presumes one person twice are left out."""
     name = label or p.spec.name
     analyses = p.spec.analyses or (Analysis("", "all pairs"),)
     out = []
@@ -178,6 +205,9 @@ def group_pair_sets(p: Prepared, *, label: str | None = None) -> list[PairSet]:
         for g in groups_of(p.spec, p.status, analysis, everyone=not analysis.column):
             keep = g.has_face
             a, b = impostor_rows(g.rows[keep], g.identity[keep], g.cell[keep])
+            if same_person is not None and not p.spec.has_identities and len(a):
+                kept = ~repeat_pairs(p.vectors, a, b, same_person)
+                a, b = a[kept], b[kept]
             if len(a):
                 title = f"{analysis.column}={g.name}" if analysis.column else g.name
                 out.append(PairSet(f"{name}: {title}", p.vectors, a, b))
@@ -237,11 +267,16 @@ def fit_normaliser(
     replicates: int = 200,
     about: dict[str, Any] | None = None,
     groups_equal: bool = True,
+    same_person: float | None = None,
 ) -> NormaliserFit:
     """The cluster normaliser of embeddings of ``model`` fitted on ``prepared`` (the module docstring).
 
     ``groups_equal``: the table weights the first analysis's groups (those with
     ``refit.TABLE_GROUP_PAIRS`` pairs) equally; else it pools their pairs.
+
+    ``same_person`` (a raw score; off by default): in datasets without identities, the offsets'
+    pairs that ``repeat_pairs`` presumes one person photographed twice are left out. Measured
+    (docs/fairness.md): it gives back some TAR and makes the normaliser a little more lenient.
 
     ``InvalidParameterError`` when the faces hold fewer than 50 people, when no group has the
     20,000 same-group impostor pairs an offset needs, or when the table has too few pairs.
@@ -265,9 +300,16 @@ def fit_normaliser(
         raise InvalidParameterError("A region breaks the privacy rule", parameter="clusters")
     names = [p.spec.name for p in prepared]
     labels = [n if names.count(n) == 1 else f"{n} #{k + 1}" for k, n in enumerate(names)]
-    sets = [s for p, label in zip(prepared, labels, strict=True) for s in group_pair_sets(p, label=label)]
+    sets: list[PairSet] = []
+    dropped: list[int] = []
+    for p, label in zip(prepared, labels, strict=True):
+        kept = group_pair_sets(p, label=label, same_person=same_person)
+        every = group_pair_sets(p, label=label) if same_person is not None and not p.spec.has_identities else kept
+        sizes = {s.name: len(s.a) for s in every}
+        sets += kept
+        dropped += [sizes[s.name] - len(s.a) for s in kept]
     need = int(MIN_TAIL / OFFSET_FMR)
-    parts = tuple(PartSummary(s.name, len(s.a), len(s.a) >= need) for s in sets)
+    parts = tuple(PartSummary(s.name, len(s.a), len(s.a) >= need, n) for s, n in zip(sets, dropped, strict=True))
     if not any(p.measured for p in parts):
         most = max(parts, key=lambda p: p.pairs, default=PartSummary("none", 0, False))
         raise InvalidParameterError(
@@ -304,7 +346,22 @@ def fit_normaliser(
         "offsets": "each region: the highest of its parts' own thresholds (a part counts where it has "
         f"{need:,} pairs); regions whose measured parts hold under half its faces: at least as strict as "
         "their largest unmeasured parts overall",
-        "parts": {p.name: {"pairs": p.pairs, "measured": p.measured} for p in parts},
+        "parts": {
+            p.name: {"pairs": p.pairs, "measured": p.measured}
+            | ({"repeats_left_out": p.repeats_left_out} if same_person is not None else {})
+            for p in parts
+        },
+        "repeats": (
+            {
+                "same_person_score": round(same_person, 5),
+                "max_partners": MAX_REPEAT_PARTNERS,
+                "pairs_left_out": sum(dropped),
+                "rule": "in datasets without identities, offset pairs at the score or above whose two faces are "
+                f"each in at most {MAX_REPEAT_PARTNERS} such pairs of their group: presumed one person twice",
+            }
+            if same_person is not None
+            else None
+        ),
         "privacy": {"min_people": MIN_PEOPLE, "max_person_share": MAX_PERSON_SHARE},
         "unreliable_rule": f"Wilson 95 % low end of a region's FMR at Similarity {UNRELIABLE_SIMILARITY:g} "
         f"above {UNRELIABLE_TOLERANCE:g}",
@@ -410,13 +467,17 @@ def fit_cluster_normaliser(
     replicates: int = 200,
     seed: int = 0,
     holdout: float = 0.0,
+    leave_out_repeats: bool = False,
 ) -> NormaliserFit:
     """Embed ``specs`` with ``engine`` (cached) and fit its cluster normaliser on them (``fit_normaliser``).
 
     With ``holdout`` (0 < holdout < 1), that share of each dataset's people (seeded by ``seed``) is
     kept out of the fit and measured (``check_held_out``) against the engine's scoring as it stands;
     the result, and the file's provenance, say what was found. Use the normaliser with the setting
-    ``normaliser_file`` (``NormaliserFit.normaliser.save``)."""
+    ``normaliser_file`` (``NormaliserFit.normaliser.save``).
+
+    ``leave_out_repeats``: ``fit_normaliser``'s ``same_person`` at the raw score where the engine's
+    table estimates FMR ``REPEAT_FMR``."""
     from facetrust.fairness.runner import engine_scoring
 
     if not 0.0 <= holdout < 1.0:
@@ -428,14 +489,17 @@ def fit_cluster_normaliser(
         max_per_identity=max_per_identity, seed=seed,
     )  # fmt: skip
     about = fit_about(engine, max_per_identity, seed)
+    same_person = engine.calibration.score_for_fmr(REPEAT_FMR) if leave_out_repeats else None
     if not holdout:
         return fit_normaliser(
-            prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
-        )
+            prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about,
+            same_person=same_person,
+        )  # fmt: skip
     split = [split_people(p, holdout, seed) for p in prepared]
     fit = fit_normaliser(
-        [s[0] for s in split], model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about
-    )
+        [s[0] for s in split], model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about,
+        same_person=same_person,
+    )  # fmt: skip
     current = engine.normaliser.score_id if engine.normaliser is not None else f"raw cosine ({engine.model_id})"
     groups = check_held_out(
         fit.normaliser, [s[1] for s in split], lambda v: engine_scoring(engine, v), replicates=replicates, seed=seed
