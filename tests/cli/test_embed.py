@@ -72,7 +72,7 @@ def test_embed_replaces_an_existing_output_file(invoke: Invoke, make_image: Make
         assert data["paths"].tolist() == [alice]
 
 
-def test_embed_exits_1_when_the_output_folder_does_not_exist(
+def test_embed_refuses_an_output_folder_that_does_not_exist_before_embedding(
     invoke: Invoke, make_image: MakeImage, tmp_path: Path
 ) -> None:
     alice = make_image("alice.png", [(20, 20, 64, 1)])
@@ -80,9 +80,9 @@ def test_embed_exits_1_when_the_output_folder_does_not_exist(
 
     result = invoke("embed", alice, "-o", str(out))
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, before any image is read (it was 1, after embedding them all)
     assert result.stdout == ""
-    assert result.stderr == f"Error: Cannot write {out}: No such file or directory\n"
+    assert f"Invalid value for --output: the folder {out.parent} does not exist" in result.stderr
 
 
 def test_embed_requires_an_output_file(invoke: Invoke, make_image: MakeImage) -> None:

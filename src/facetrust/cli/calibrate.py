@@ -10,7 +10,7 @@ import click
 
 from facetrust.calibration import fmr_from_similarity
 from facetrust.cli.audit import load_specs, progress_bar, worker_count
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import check_output_file, cli_state, renders_errors
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
 from facetrust.files import atomic_write_text
@@ -127,7 +127,7 @@ def calibrate(
         raise click.UsageError("--holdout checks a refitted normaliser: use it with --normaliser")
     if leave_out_repeats and not normaliser:
         raise click.UsageError("--leave-out-repeats is a rule of the normaliser's fit: use it with --normaliser")
-    _check_out(out)  # before a fit of minutes, not after
+    check_output_file(out, "--out")  # before a fit of minutes, not after
     specs = load_specs(datasets, dataset_type, limit, seed)
     state = cli_state()
     count = worker_count(workers)
@@ -167,17 +167,6 @@ def calibrate(
     )
     _table_lines(cal, max_per_identity)
     click.echo(f"use it: {setting}={out}")
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an ``--out`` whose folder is missing or cannot be written (click refuses a folder)."""
-    import os
-
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="--out")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"the folder {folder} cannot be written", param_hint="--out")
 
 
 def _write(out: Path, write: Callable[[], None]) -> None:

@@ -8,6 +8,7 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import click
@@ -20,7 +21,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
     from facetrust.service import FaceService
 
-__all__ = ["CliState", "all_pages", "cli_state", "init_state", "os_user", "renders_errors", "report_error"]
+__all__ = [
+    "CliState",
+    "all_pages",
+    "check_output_file",
+    "cli_state",
+    "init_state",
+    "os_user",
+    "renders_errors",
+    "report_error",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,6 +137,16 @@ def init_state(ctx: click.Context, *, overrides: dict[str, Any], debug: bool, ca
     state = CliState(obj=ctx.ensure_object(dict), overrides=overrides, debug=debug, case_ref=case_ref)
     ctx.meta[_STATE_KEY] = state
     return state
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse an output file whose folder is missing or cannot be written, as a usage error naming
+    ``option``: checked before a command spends minutes on work it could not save."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"the folder {folder} cannot be written", param_hint=option)
 
 
 def report_error(exc: FacetrustError) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetrust.cli.context import cli_state, renders_errors, report_error
+from facetrust.cli.context import check_output_file, cli_state, renders_errors, report_error
 from facetrust.errors import InvalidInputError, InvalidParameterError
 from facetrust.files import atomic_write
 
@@ -81,6 +81,7 @@ def embed(inputs: tuple[str, ...], output: Path) -> None:
     """
     from facetrust.engine import iter_image_paths
 
+    check_output_file(output, "--output")  # before the images are embedded, not after
     paths = iter_image_paths(inputs)
     if not paths:
         raise InvalidParameterError(f"No JPEG or PNG images found in {', '.join(inputs)}", parameter="PATH")
