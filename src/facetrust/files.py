@@ -1,10 +1,10 @@
 """Writing a file so that a reader never sees half of it.
 
-Every file facetrust writes for someone else to read later (a calibration table, a normaliser,
-an embeddings archive, a model in the cache, an index snapshot's manifest) goes through
-``atomic_write``: the bytes go to a temporary file in the same folder, which then replaces the
-target in one ``os.replace``. A crash, a full disk or an exception half-way leaves the old file
-as it was and no temporary file behind.
+The files facetrust writes to be read later (a calibration table, a normaliser, an embeddings
+archive, a model in the cache, an index's metadata) go through ``atomic_write``: the bytes go to
+a temporary file in the same folder, which then replaces the target in one ``os.replace``. A
+crash, a full disk or an exception half-way leaves the old file as it was and no temporary file
+behind. (An index snapshot's data files and manifest have their own protocol, ``index.storage``.)
 """
 
 from __future__ import annotations
