@@ -42,7 +42,14 @@ from facetrust.files import atomic_write_text
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["ClusterNormaliser", "ClusterScorer", "shipped_name", "shipped_normaliser", "unreliable_reason"]
+__all__ = [
+    "ClusterNormaliser",
+    "ClusterScorer",
+    "normaliser_files",
+    "shipped_name",
+    "shipped_normaliser",
+    "unreliable_reason",
+]
 
 FORMAT = "facetrust-clusternorm/1"
 
@@ -189,6 +196,31 @@ class ClusterNormaliser:
             )
         except InvalidParameterError as exc:
             raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc.message}") from None
+
+
+def normaliser_files(path: Path) -> dict[str, ClusterNormaliser]:
+    """The normalisers the setting ``normaliser_file`` names, by model id: the file at ``path``, or
+    every ``*.json`` in the folder ``path``, one per model (so that one server can serve a refitted
+    normaliser for each profile). ``ConfigurationError`` naming the setting for a file that cannot
+    be read, a folder without one, or two files for one model."""
+    if not path.is_dir():
+        one = ClusterNormaliser.load(path)
+        return {one.model: one}
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise ConfigurationError(f"The folder {path} holds no normaliser file (*.json)", setting="normaliser_file")
+    found: dict[str, ClusterNormaliser] = {}
+    names: dict[str, str] = {}
+    for file in files:
+        one = ClusterNormaliser.load(file)
+        if one.model in found:
+            raise ConfigurationError(
+                f"The folder {path} holds two normaliser files for model {one.model!r} ({names[one.model]}, "
+                f"{file.name}); keep one per model",
+                setting="normaliser_file",
+            )
+        found[one.model], names[one.model] = one, file.name
+    return found
 
 
 def _index(value: object) -> int:

@@ -82,8 +82,9 @@ class Settings:
         cohort_file: a cohort normaliser (.npz, from `facetrust calibrate --cohort`): 1:1
             comparisons then use label-free score normalisation (docs/fairness.md). None: off.
         normaliser_file: a cluster normaliser fitted on your own labelled faces (JSON, from
-            `facetrust calibrate --normaliser`): 1:1 comparisons use it instead of the shipped
-            one (docs/fairness.md). It must be made for the engine's model id; not with cohort_file.
+            `facetrust calibrate --normaliser`), or a folder of such files, one per model: 1:1
+            comparisons use the one made for the engine's model instead of the shipped one
+            (docs/fairness.md). Not with cohort_file.
         score_normalisation: 1:1 comparisons use the cluster normaliser shipped for the model
             (label-free; docs/fairness.md) unless a calibration_file, cohort_file or
             normaliser_file is set; false: raw scores through the calibration table.

@@ -151,18 +151,27 @@ class FaceEngine:
         return found
 
     def _normaliser_file(self, path: Path) -> ClusterNormaliser:
-        """The cluster normaliser of ``settings.normaliser_file``, checked against this engine's model."""
-        from facetrust.clusternorm import ClusterNormaliser
+        """The cluster normaliser of ``settings.normaliser_file`` (a file, or a folder with one file per
+        model: ``clusternorm.normaliser_files``) made for this engine's model."""
+        from facetrust.clusternorm import normaliser_files
 
         if self.settings.cohort_file is not None:
             raise ConfigurationError(
                 "Set cohort_file or normaliser_file, not both: 1:1 scores are normalised one way",
                 setting="normaliser_file",
             )
-        found = ClusterNormaliser.load(path)
-        if found.model != self.model_id:
+        every = normaliser_files(path)
+        found = every.get(self.model_id)
+        if found is None and not path.is_dir():
             raise InvalidParameterError(
-                f"Normaliser file {path} is for model {found.model!r}, but the engine embeds with {self.model_id!r}",
+                f"Normaliser file {path} is for model {next(iter(every))!r}, but the engine embeds with "
+                f"{self.model_id!r}",
+                parameter="normaliser_file",
+            )
+        if found is None:
+            raise InvalidParameterError(
+                f"The folder {path} holds no normaliser file for model {self.model_id!r} (it holds files for "
+                f"{', '.join(map(repr, sorted(every)))})",
                 parameter="normaliser_file",
             )
         if found.calibration is None:

@@ -223,6 +223,52 @@ def test_a_normaliser_file_and_a_cohort_file_together_are_refused(fitted: Normal
         _engine(normaliser_file=path, cohort_file=tmp_path / "cohort.npz")
 
 
+def _other_models_file(fitted: NormaliserFit, path: Path) -> Path:
+    data = json.loads(fitted.normaliser.to_json())
+    data["model"] = "fused-sface-dlib:a5ff4225b9ac"
+    data["calibration"] = None  # its calibration would name the other model's scores
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_folder_of_normaliser_files_serves_each_engine_the_one_made_for_its_model(
+    fitted: NormaliserFit, tmp_path: Path
+) -> None:
+    folder = tmp_path / "normalisers"
+    folder.mkdir()
+    fitted.normaliser.save(folder / "default.json")
+    _other_models_file(fitted, folder / "accurate.json")
+
+    engine = _engine(normaliser_file=folder)
+
+    assert isinstance(engine.normaliser, ClusterNormaliser) and engine.normaliser.model == MODEL
+    assert engine.score_id == fitted.normaliser.score_id
+
+
+def test_a_folder_without_a_file_for_the_engines_model_is_refused_naming_what_it_holds(
+    fitted: NormaliserFit, tmp_path: Path
+) -> None:
+    _other_models_file(fitted, tmp_path / "accurate.json")
+    with pytest.raises(InvalidParameterError) as caught:
+        _engine(normaliser_file=tmp_path)
+    assert caught.value.message == (
+        f"The folder {tmp_path} holds no normaliser file for model {MODEL!r} (it holds files for "
+        "'fused-sface-dlib:a5ff4225b9ac')"
+    )
+
+
+def test_a_folder_with_two_files_for_one_model_or_none_at_all_is_a_configuration_error(
+    fitted: NormaliserFit, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"holds no normaliser file \(\*\.json\)") as caught:
+        _engine(normaliser_file=tmp_path)
+    assert caught.value.setting == "normaliser_file"
+    fitted.normaliser.save(tmp_path / "a.json")
+    fitted.normaliser.save(tmp_path / "b.json")
+    with pytest.raises(ConfigurationError, match=r"two normaliser files for model .* \(a\.json, b\.json\); keep one"):
+        _engine(normaliser_file=tmp_path)
+
+
 def test_the_held_out_check_measures_each_group_under_the_refit_and_under_the_current_scoring(
     fitted: NormaliserFit,
 ) -> None:

@@ -164,6 +164,31 @@ def test_a_normaliser_file_of_the_default_model_serves_the_default_engine_and_le
         FaceEngine.load(Settings(profile="accurate", normaliser_file=path))  # asked for by name: still refused
 
 
+def test_a_folder_of_refitted_normalisers_serves_each_profile_its_own(tmp_path: Path) -> None:
+    import dataclasses
+
+    from facetrust.service.profiles import ProfileEngines
+
+    default_own, fused_own = (
+        shipped_normaliser(FaceEngine.load(Settings(profile=p, score_normalisation=False)).model_id)
+        for p in ("default", "accurate")
+    )
+    assert default_own is not None and fused_own is not None
+    shifted = dataclasses.replace(fused_own, offsets=fused_own.offsets + 0.01, calibration=None)
+    shifted = ClusterNormaliser.from_json(shifted.to_json(), origin="shifted")  # as stored: offsets rounded
+    assert fused_own.calibration is not None
+    refitted = shifted.with_calibration(dataclasses.replace(fused_own.calibration, model=shifted.score_id))
+    default_own.save(tmp_path / "default.json")
+    refitted.save(tmp_path / "accurate.json")
+
+    default = FaceEngine.load(Settings(normaliser_file=tmp_path))
+    accurate = ProfileEngines(default).get("accurate")
+
+    assert default.score_id == default_own.score_id
+    assert accurate.settings.normaliser_file == tmp_path  # kept: the folder holds a file for its model
+    assert accurate.score_id == refitted.score_id != fused_own.score_id
+
+
 def test_a_calibration_file_of_the_default_model_leaves_the_accurate_profile_its_shipped_table(tmp_path: Path) -> None:
     from facetrust.calibration import default_calibration
     from facetrust.service.profiles import ProfileEngines

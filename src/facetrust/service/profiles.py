@@ -103,36 +103,36 @@ class ProfileEngines:
             return found
 
     def _files_for(self, profile: str) -> dict[str, None]:
-        """The file settings (``calibration_file``, ``cohort_file``, ``normaliser_file``) that were
-        made for the service's own profile's model and not for ``profile``'s: ``profile``'s engine
-        loads without them (its shipped table and normaliser) instead of being refused.
+        """The file settings (``calibration_file``, ``cohort_file``, ``normaliser_file``) that hold
+        nothing made for ``profile``'s model: ``profile``'s engine loads without them (its shipped
+        table and normaliser) instead of being refused.
 
-        Each file was checked against the service's own engine when it loaded; a file made for
-        ``profile``'s model stays, and one that cannot be read stays too (its engine then names it).
+        A file (or, for ``normaliser_file``, a folder with a file) made for ``profile``'s model
+        stays, and so does one that cannot be read (its engine then names it).
         """
         if profile == self.default_profile:
             return {}
         from facetrust.calibration import Calibration
-        from facetrust.clusternorm import ClusterNormaliser
+        from facetrust.clusternorm import normaliser_files
         from facetrust.errors import FacetrustError
         from facetrust.normalise import CohortNormaliser
 
-        loaders: dict[str, Callable[[Path], Calibration | CohortNormaliser | ClusterNormaliser]] = {
-            "calibration_file": Calibration.load,
-            "cohort_file": CohortNormaliser.load,
-            "normaliser_file": ClusterNormaliser.load,
+        loaders: dict[str, Callable[[Path], list[str]]] = {
+            "calibration_file": lambda path: [Calibration.load(path).model],
+            "cohort_file": lambda path: [CohortNormaliser.load(path).model],
+            "normaliser_file": lambda path: list(normaliser_files(path)),
         }
         dropped: dict[str, None] = {}
-        for name, load in loaders.items():
+        for name, models_at in loaders.items():
             path = getattr(self._settings, name)
             if path is None:
                 continue
             try:
-                model = load(path).model
+                models = models_at(path)
             except (FacetrustError, OSError, ValueError):
                 continue
-            if profile_of(model) != profile:
-                log.info("the %s profile scores without %s=%s (made for model %s)", profile, name, path, model)
+            if all(profile_of(model) != profile for model in models):
+                log.info("the %s profile scores without %s=%s (made for %s)", profile, name, path, ", ".join(models))
                 dropped[name] = None
         return dropped
 
