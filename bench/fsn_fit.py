@@ -125,10 +125,13 @@ def part(spec: DatasetSpec, emb: DatasetEmbeddings, rows: np.ndarray) -> Part:
     return Part(sub_spec, DatasetEmbeddings(emb.model, sub.vectors, status), status, dropped, rule)
 
 
-def split_parts(specs: dict[str, DatasetSpec], embs: dict[str, DatasetEmbeddings]) -> dict[str, tuple[Part, Part]]:
+def split_parts(
+    specs: dict[str, DatasetSpec], embs: dict[str, DatasetEmbeddings], seed: int = SEED
+) -> dict[str, tuple[Part, Part]]:
+    """Each dataset's (fit half, evaluation half) of split ``seed`` (``halves``), as ``Part``s."""
     out = {}
     for name, spec in specs.items():
-        fit, held = halves(spec)
+        fit, held = halves(spec, seed)
         out[name] = (part(spec, embs[name], fit), part(spec, embs[name], held))
     return out
 

@@ -95,10 +95,7 @@ def splits(count: int, replicates: int) -> None:
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     out: dict[str, Any] = {"machine": machine_record(), "model": model, "splits": {}}
     for seed in range(1, count + 1):
-        parts = {}
-        for name, spec in specs.items():
-            fit_rows, held_rows = F.halves(spec, seed)
-            parts[name] = (F.part(spec, embs[name], fit_rows), F.part(spec, embs[name], held_rows))
+        parts = F.split_parts(specs, embs, seed)
         fit = {n: p[0] for n, p in parts.items()}
         held = {n: p[1] for n, p in parts.items()}
         variants = (

@@ -198,6 +198,11 @@ def group_pair_sets(p: Prepared, *, label: str | None = None, same_person: float
 
     ``same_person`` (a raw score): in a dataset without identities, the pairs ``repeat_pairs``
     presumes one person twice are left out."""
+    return [s for s, _ in _pair_sets_and_repeats(p, label, same_person)]
+
+
+def _pair_sets_and_repeats(p: Prepared, label: str | None, same_person: float | None) -> list[tuple[PairSet, int]]:
+    """``group_pair_sets``, each set with the number of its pairs left out as repeats."""
     name = label or p.spec.name
     analyses = p.spec.analyses or (Analysis("", "all pairs"),)
     out = []
@@ -205,12 +210,13 @@ def group_pair_sets(p: Prepared, *, label: str | None = None, same_person: float
         for g in groups_of(p.spec, p.status, analysis, everyone=not analysis.column):
             keep = g.has_face
             a, b = impostor_rows(g.rows[keep], g.identity[keep], g.cell[keep])
+            dropped = 0
             if same_person is not None and not p.spec.has_identities and len(a):
                 kept = ~repeat_pairs(p.vectors, a, b, same_person)
-                a, b = a[kept], b[kept]
+                a, b, dropped = a[kept], b[kept], int(len(kept) - kept.sum())
             if len(a):
                 title = f"{analysis.column}={g.name}" if analysis.column else g.name
-                out.append(PairSet(f"{name}: {title}", p.vectors, a, b))
+                out.append((PairSet(f"{name}: {title}", p.vectors, a, b), dropped))
     return out
 
 
@@ -300,16 +306,12 @@ def fit_normaliser(
         raise InvalidParameterError("A region breaks the privacy rule", parameter="clusters")
     names = [p.spec.name for p in prepared]
     labels = [n if names.count(n) == 1 else f"{n} #{k + 1}" for k, n in enumerate(names)]
-    sets: list[PairSet] = []
-    dropped: list[int] = []
-    for p, label in zip(prepared, labels, strict=True):
-        kept = group_pair_sets(p, label=label, same_person=same_person)
-        every = group_pair_sets(p, label=label) if same_person is not None and not p.spec.has_identities else kept
-        sizes = {s.name: len(s.a) for s in every}
-        sets += kept
-        dropped += [sizes[s.name] - len(s.a) for s in kept]
+    counted = [
+        x for p, label in zip(prepared, labels, strict=True) for x in _pair_sets_and_repeats(p, label, same_person)
+    ]
+    sets = [s for s, _ in counted]
     need = int(MIN_TAIL / OFFSET_FMR)
-    parts = tuple(PartSummary(s.name, len(s.a), len(s.a) >= need, n) for s, n in zip(sets, dropped, strict=True))
+    parts = tuple(PartSummary(s.name, len(s.a), len(s.a) >= need, n) for s, n in counted)
     if not any(p.measured for p in parts):
         most = max(parts, key=lambda p: p.pairs, default=PartSummary("none", 0, False))
         raise InvalidParameterError(
@@ -355,7 +357,7 @@ def fit_normaliser(
             {
                 "same_person_score": round(same_person, 5),
                 "max_partners": MAX_REPEAT_PARTNERS,
-                "pairs_left_out": sum(dropped),
+                "pairs_left_out": sum(p.repeats_left_out for p in parts),
                 "rule": "in datasets without identities, offset pairs at the score or above whose two faces are "
                 f"each in at most {MAX_REPEAT_PARTNERS} such pairs of their group: presumed one person twice",
             }
