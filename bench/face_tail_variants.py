@@ -1,7 +1,8 @@
 """A per-face 1:1 offset predicted from the embedding, on top of the shipped cluster offsets (issue 11).
 
     nice -n 5 .venv/bin/python bench/face_tail_variants.py                # face-tail-variants.{json,md}
-    nice -n 5 .venv/bin/python bench/face_tail_variants.py --render-only
+    nice -n 5 .venv/bin/python bench/face_tail_variants.py --profile accurate  # face-tail-variants-accurate.*
+    nice -n 5 .venv/bin/python bench/face_tail_variants.py --render-only [--profile accurate]
 
 The shipped normaliser gives every face in a k-means region the same offset. Here each fit face's
 own impostor tail is the target instead: its score at the top ``FACE_FMR`` of the normalised scores
@@ -17,9 +18,11 @@ weighted equally), as the shipped recipe's is.
 
 * **five splits** (``fsn_fit.split_parts`` seeds 0–4): the shipped recipe refitted on each split's fit
   halves against the variants, measured on the held-out halves (``fairnorm.evaluate``);
-* **children left out** (seed 0): the recipe and the regression fitted without UTKFace's children's
-  images, as bench/leave_out.py does, to see whether a direction learned on adults and teenagers
-  carries to children's faces it never saw.
+* **children left out** (seed 0; the default profile only): the recipe and the regression fitted
+  without UTKFace's children's images, as bench/leave_out.py does, to see whether a direction
+  learned on adults and teenagers carries to children's faces it never saw.
+
+``--profile accurate`` measures the same on the fused templates, against that profile's recipe.
 
 What would ship is one vector of the embedding's size, an intercept and two clip bounds: aggregates
 over thousands of faces. No label is read at run time; labels form the pairs and parts at fit time,
@@ -152,8 +155,8 @@ def run_split(model: str, fit: dict[str, F.Part], held: dict[str, F.Part]) -> di
     return out
 
 
-def run() -> dict[str, Any]:
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
+def run(profile: str) -> dict[str, Any]:
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=profile))
     specs = F.datasets(L.data_root())
     embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
     result: dict[str, Any] = {"machine": machine_record(), "model": engine.model_id, "splits": {}}
@@ -161,12 +164,12 @@ def run() -> dict[str, Any]:
         parts = F.split_parts(specs, embs, seed)
         fit, held = {n: p[0] for n, p in parts.items()}, {n: p[1] for n, p in parts.items()}
         result["splits"][str(seed)] = run_split(engine.model_id, fit, held)
-        save_result(RESULTS / f"{STEM}.json", result)
-        if seed == F.SEED:
+        save_result(RESULTS / f"{stem(profile)}.json", result)
+        if seed == F.SEED and profile == "default":
             utk = fit["utk"]
             children = np.array([img.groups.get("age_band") == "0-12" for img in utk.spec.images])
             result["without_children"] = run_split(engine.model_id, {**fit, "utk": LO.without(utk, children)}, held)
-            save_result(RESULTS / f"{STEM}.json", result)
+            save_result(RESULTS / f"{stem(profile)}.json", result)
     return result
 
 
@@ -203,13 +206,19 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stem(profile: str) -> str:
+    return STEM if profile == "default" else f"{STEM}-{profile}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from its .json")
-    if not parser.parse_args().render_only:
-        run()
-    result = json.loads((RESULTS / f"{STEM}.json").read_text())
-    (RESULTS / f"{STEM}.md").write_text(render(result))
+    parser.add_argument("--profile", choices=("default", "accurate"), default="default", help="the embeddings")
+    args = parser.parse_args()
+    if not args.render_only:
+        run(args.profile)
+    result = json.loads((RESULTS / f"{stem(args.profile)}.json").read_text())
+    (RESULTS / f"{stem(args.profile)}.md").write_text(render(result))
 
 
 if __name__ == "__main__":
