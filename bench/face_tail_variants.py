@@ -41,14 +41,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fsn_fit as F
+import fsn_variants as FV
 import leave_out as LO
-import lfw_data as L
-from facetrust.config import Settings, default_cache_dir
-from facetrust.engine import FaceEngine
+import typicality_variants as TV
 from facetrust.fairness.clusterfit import PairSet, fit_mixture_calibration
 from facetrust.fairness.datasets import ADULT_BANDS
 from facetrust.fairness.embedding import NO_FACE
-from facetrust.fairness.runner import embed_spec
 from fairnorm import evaluate
 from host import machine_record, save_result
 
@@ -61,24 +59,9 @@ VARIANTS = ((0.1, 1.0), (0.1, 2.0), (0.03, 1.0), (0.03, 2.0))  # (lam, alpha)
 CHUNK = 2_000_000
 
 
-class Shifted:
-    """Scores ``s − ½(d_a + d_b)`` with a per-face shift ``d``."""
-
-    def __init__(self, vectors: np.ndarray, shift: np.ndarray) -> None:
-        self.v, self.d = vectors, shift
-
-    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self.v[rows] @ self.v[cols].T - 0.5 * (self.d[rows][:, None] + self.d[cols][None, :])
-        return out
-
-    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.einsum("ij,ij->i", self.v[a], self.v[b]) - 0.5 * (self.d[a] + self.d[b])
-        return out
-
-
 def face_tails(ps: PairSet, shift: Any) -> tuple[np.ndarray, np.ndarray]:
     """(face rows, each face's normalised score at its top ``FACE_FMR``) for faces in ≥ ``MIN_PAIRS`` pairs."""
-    scorer = Shifted(ps.vectors, shift(ps.vectors))
+    scorer = TV.Typical(shift).scorer(ps.vectors)
     s = np.concatenate([scorer.pairs(ps.a[i : i + CHUNK], ps.b[i : i + CHUNK]) for i in range(0, len(ps.a), CHUNK)])
     face, score = np.concatenate([ps.a, ps.b]), np.concatenate([s, s])
     order = np.lexsort((-score, face))
@@ -112,9 +95,10 @@ def targets(sets: list[PairSet], shift: Any) -> tuple[np.ndarray, np.ndarray, np
 
 def measure(name: str, shift: Any, pairs: dict[str, F.Part], held: dict[str, F.Part]) -> dict[str, Any]:
     lfw = pairs["lfw"]
-    scores = F.calibration_scores(lfw, Shifted(lfw.emb.vectors, shift(lfw.emb.vectors)))
+    norm = TV.Typical(shift)
+    scores = F.calibration_scores(lfw, norm.scorer(lfw.emb.vectors))
     cal = fit_mixture_calibration(F.split_by_sex(scores, lfw), model=name, dataset="lfw fit half, normalised")
-    r = evaluate(name, lambda v: Shifted(v, shift(v)), cal, held)
+    r = evaluate(name, norm.scorer, cal, held)
     return {"threshold": r["threshold"], "summary": LO.summary(r)}
 
 
@@ -156,19 +140,19 @@ def run_split(model: str, fit: dict[str, F.Part], held: dict[str, F.Part]) -> di
 
 
 def run(profile: str) -> dict[str, Any]:
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile=profile))
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
-    result: dict[str, Any] = {"machine": machine_record(), "model": engine.model_id, "splits": {}}
+    FV.PROFILE = profile
+    specs, embs = FV.load_data()
+    model = embs["lfw"].model
+    result: dict[str, Any] = {"machine": machine_record(), "model": model, "splits": {}}
     for seed in SEEDS:
         parts = F.split_parts(specs, embs, seed)
         fit, held = {n: p[0] for n, p in parts.items()}, {n: p[1] for n, p in parts.items()}
-        result["splits"][str(seed)] = run_split(engine.model_id, fit, held)
+        result["splits"][str(seed)] = run_split(model, fit, held)
         save_result(RESULTS / f"{stem(profile)}.json", result)
         if seed == F.SEED and profile == "default":
             utk = fit["utk"]
             children = np.array([img.groups.get("age_band") == "0-12" for img in utk.spec.images])
-            result["without_children"] = run_split(engine.model_id, {**fit, "utk": LO.without(utk, children)}, held)
+            result["without_children"] = run_split(model, {**fit, "utk": LO.without(utk, children)}, held)
             save_result(RESULTS / f"{stem(profile)}.json", result)
     return result
 
