@@ -239,7 +239,7 @@ def people_of(w: World, *, second: bool = False) -> list[str]:
         with w.service.store.snapshot() as conn:
             label_of = people_tables.members(conn, row.id)
             keys = {i: f.key for i, f in w.service.store.faces_by_ids(row.id, w.faces, conn).items()}
-            others = [c.cluster_id for c in people_tables.clusters(conn, row.id)]
+            others = [c.cluster_id for c in people_tables.clusters(conn, row.id, w.service.ctx.clock())]
     finally:
         w.service.policy = saved
     mine = label_of.get(keys.get(w.faces[0], -1)) or "gone"

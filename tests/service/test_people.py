@@ -210,6 +210,36 @@ def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp
             svc.face_crop("c", old[0])
 
 
+def test_a_person_whose_faces_expire_after_clustering_is_gone_and_cannot_be_named(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
+    with FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0]) as svc:
+        svc.create_collection("c")
+        old = [svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id for _ in range(3)]
+        (gone,) = svc.list_people("c").people  # placed while the faces were usable
+        now[0] += 12 * 3600
+        late = svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
+        assert svc.list_people("c").people[0].size == 4
+        now[0] += 13 * 3600  # the first three have expired (not swept); the fourth has not
+        (person,) = svc.list_people("c").people
+        assert person.cluster_id == gone.cluster_id and person.size == 1
+        assert person.representative_face_id == late
+        assert svc.describe_person("c", gone.cluster_id).face_ids == (late,)
+        named = svc.name_person("c", gone.cluster_id, "bob")
+        assert named.associated == (late,) and svc.list_users("c").users[0].face_count == 1
+        now[0] += 86400  # now all four: the person is nobody
+        page = svc.list_people("c")
+        assert page.people == () and page.unclustered == 0
+        for call in (
+            lambda: svc.describe_person("c", gone.cluster_id),
+            lambda: svc.name_person("c", gone.cluster_id, "carol"),
+            lambda: svc.split_person("c", gone.cluster_id, old[:1]),
+        ):
+            with pytest.raises(NotFoundError, match="Cluster"):
+                call()
+        assert [u.user_id for u in svc.list_users("c").users] == ["bob"]
+
+
 @pytest.mark.parametrize("bad", ["", "a b", "x\ud800", "x" * 65])
 def test_a_cluster_id_not_made_by_the_service_is_refused_by_name(coll: FaceService, bad: str) -> None:
     with pytest.raises(InvalidParameterError, match="Cluster id") as caught:

@@ -161,9 +161,10 @@ def test_people_tables_and_crops_follow_their_faces(store: FaceStore) -> None:
         assert tables.add_links(conn, cid, "cannot", [(keys[1], keys[0]), (keys[2], keys[2])]) == 1
     conn = store.connection()
     assert tables.members(conn, cid) == {keys[0]: "p1", keys[1]: "p1", keys[2]: "p2"}
-    found = [(c.cluster_id, c.representative, c.cohesion, c.size) for c in tables.clusters(conn, cid)]
+    found = [(c.cluster_id, c.representative, c.cohesion, c.size) for c in tables.clusters(conn, cid, 0.0)]
     assert found == [("p1", keys[1], 0.8, 2), ("p2", keys[2], 1.0, 1)]
-    assert [c.cluster_id for c in tables.clusters(conn, cid, ["p2"])] == ["p2"]
+    assert [c.cluster_id for c in tables.clusters(conn, cid, 0.0, ["p2"])] == ["p2"]
+    assert tables.member_keys(conn, cid, "p1", 0.0) == [keys[0], keys[1]]
     assert tables.threshold(conn, cid) == 0.6
     assert tables.links(conn, cid, "cannot") == [(keys[0], keys[1])]
     with store.transaction() as c:
@@ -176,6 +177,29 @@ def test_people_tables_and_crops_follow_their_faces(store: FaceStore) -> None:
     assert keys[0] not in tables.members(conn, cid)
     assert tables.links(conn, cid, "cannot") == [] and crops.crop_keys(conn, keys) == set()
     assert tables.pending_keys(conn, cid) == []
+
+
+def test_people_tables_count_only_faces_not_expired(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(
+            conn, cid, [_face(1, expires_at=100.0), _face(2), _face(3, expires_at=100.0), _face(4, expires_at=50.0)]
+        )
+        tables.set_members(conn, cid, [(keys[0], "p1"), (keys[1], "p1"), (keys[2], "p2"), (keys[3], None)])
+        tables.replace_clusters(conn, cid, [("p1", keys[0], 0.9), ("p2", keys[2], 1.0)])
+        store.insert_user(conn, cid, "u")
+        store.set_user(conn, cid, [keys[0]], "u")
+    conn = store.connection()
+    before = [(c.cluster_id, c.size) for c in tables.clusters(conn, cid, 10.0)]
+    assert before == [("p1", 2), ("p2", 1)] and tables.unclustered(conn, cid, 10.0) == 1
+    assert tables.cluster_user(conn, cid, "p1", 10.0) == "u"
+    # at 100 faces 1 and 3 have expired (and face 4 at 50): p2 is nobody, p1 is face 2 alone
+    assert [(c.cluster_id, c.size) for c in tables.clusters(conn, cid, 100.0)] == [("p1", 1)]
+    assert tables.clusters(conn, cid, 100.0, ["p2"]) == []
+    assert tables.member_keys(conn, cid, "p1", 100.0) == [keys[1]]
+    assert tables.member_keys(conn, cid, "p2", 100.0) == []
+    assert tables.cluster_user(conn, cid, "p1", 100.0) is None
+    assert tables.unclustered(conn, cid, 60.0) == 0
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

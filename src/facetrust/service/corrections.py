@@ -71,7 +71,10 @@ def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], 
         rec.details = {"cluster_ids": wanted}
         prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
-            sides = [(find_cluster(service, row, c, conn), tables.member_keys(conn, row.id, c)) for c in wanted]
+            sides = [
+                (find_cluster(service, row, c, conn), tables.member_keys(conn, row.id, c, service.clock()))
+                for c in wanted
+            ]
             everyone = [k for _, keys in sides for k in keys]
             _refuse_mixed(service, row, everyone, conn)
             target, target_keys = sides[0]
@@ -96,7 +99,7 @@ def split(
         prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
             find_cluster(service, row, cluster_id, conn)
-            keys = tables.member_keys(conn, row.id, cluster_id)
+            keys = tables.member_keys(conn, row.id, cluster_id, service.clock())
             faces = service.store.faces_by_keys(row.id, keys, conn)
             by_id = {f.face_id: f for f in faces.values()}
             missing = [f for f in wanted if f not in by_id]
@@ -133,7 +136,9 @@ def name(
         prepare_people(service, row, purpose)
         with service.store.transaction() as conn:
             find_cluster(service, row, cluster_id, conn)
-            faces = service.store.faces_by_keys(row.id, tables.member_keys(conn, row.id, cluster_id), conn)
+            faces = service.store.faces_by_keys(
+                row.id, tables.member_keys(conn, row.id, cluster_id, service.clock()), conn
+            )
             others = sorted({f.user_id for f in faces.values() if f.user_id is not None} - {user_id})
             if others:
                 raise ConflictError(

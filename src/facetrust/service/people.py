@@ -252,19 +252,23 @@ def recluster(
 
 
 def _person(service: ServiceContext, row: CollectionRow, c: tables.ClusterRow, conn: sqlite3.Connection) -> Person:
-    rep = (
-        service.store.faces_by_keys(row.id, [c.representative], conn).get(c.representative)
-        if c.representative
-        else None
-    )
-    user = tables.cluster_user(conn, row.id, c.cluster_id)
+    """The cluster as a person; its representative is a face not expired (the stored medoid, or,
+    once that has expired, the earliest indexed of the others)."""
+    now = service.clock()
+    wanted = [c.representative] if c.representative else []
+    rep = _live(service, row, wanted, conn).get(c.representative or -1)
+    if rep is None:
+        live = _live(service, row, tables.member_keys(conn, row.id, c.cluster_id, now), conn)
+        rep = live[min(live)] if live else None
+    user = tables.cluster_user(conn, row.id, c.cluster_id, now)
     return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, user)
 
 
 def _page(service: ServiceContext, row: CollectionRow) -> PeoplePage:
+    now = service.clock()
     with service.store.snapshot() as conn:
-        people = tuple(_person(service, row, c, conn) for c in tables.clusters(conn, row.id))
-        return PeoplePage(people, tables.unclustered(conn, row.id), _threshold(service, row, conn))
+        people = tuple(_person(service, row, c, conn) for c in tables.clusters(conn, row.id, now))
+        return PeoplePage(people, tables.unclustered(conn, row.id, now), _threshold(service, row, conn))
 
 
 def prepare_people(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> None:
@@ -299,7 +303,7 @@ def find_cluster(
     service: ServiceContext, row: CollectionRow, cluster_id: str, conn: sqlite3.Connection
 ) -> tables.ClusterRow:
     check_cluster_id(cluster_id)
-    found = tables.clusters(conn, row.id, [cluster_id])
+    found = tables.clusters(conn, row.id, service.clock(), [cluster_id])
     if not found:
         raise NotFoundError(f"Cluster {cluster_id!r} is not in collection {row.name!r}", resource=cluster_id)
     return found[0]
@@ -312,7 +316,7 @@ def show(service: ServiceContext, collection: str, cluster_id: str, *, actor: Ac
         rec.details = {"cluster_ids": [cluster_id]}
         with service.store.snapshot() as conn:
             person = _person(service, row, find_cluster(service, row, cluster_id, conn), conn)
-            keys = tables.member_keys(conn, row.id, cluster_id)
+            keys = tables.member_keys(conn, row.id, cluster_id, service.clock())
             ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
         return Person(
             person.cluster_id, person.size, person.representative_face_id, person.cohesion, person.user_id, ids

@@ -78,20 +78,25 @@ def set_members(conn: sqlite3.Connection, collection_id: int, placed: Iterable[t
     )
 
 
+_LIVE = "(f.expires_at IS NULL OR f.expires_at > ?)"  # a face past its expiry is in no cluster
+
+
 def clusters(
-    conn: sqlite3.Connection, collection_id: int, cluster_ids: Sequence[str] | None = None
+    conn: sqlite3.Connection, collection_id: int, now: float, cluster_ids: Sequence[str] | None = None
 ) -> list[ClusterRow]:
-    """Clusters with at least one member, largest first (then by id)."""
+    """Clusters with at least one member not expired at ``now``, largest first (then by id); a
+    size counts those members only."""
     sql = (
         "SELECT c.cluster_id, c.representative, c.cohesion, c.updated_at, count(m.face_key) AS n "
         "FROM people_clusters c JOIN people_members m "
-        "ON m.collection_id = c.collection_id AND m.cluster_id = c.cluster_id WHERE c.collection_id = ?"
+        "ON m.collection_id = c.collection_id AND m.cluster_id = c.cluster_id JOIN faces f ON f.id = m.face_key "
+        f"WHERE c.collection_id = ? AND {_LIVE}"
     )
     tail = " GROUP BY c.collection_id, c.cluster_id ORDER BY n DESC, c.cluster_id"
     if cluster_ids is None:
-        rows: Iterable[sqlite3.Row] = conn.execute(sql + tail, (collection_id,))
+        rows: Iterable[sqlite3.Row] = conn.execute(sql + tail, (collection_id, now))
     else:
-        rows = select_in(conn, sql + " AND c.cluster_id IN ({marks})" + tail, (collection_id,), cluster_ids)
+        rows = select_in(conn, sql + " AND c.cluster_id IN ({marks})" + tail, (collection_id, now), cluster_ids)
     return [ClusterRow(r[0], r[1], float(r[2]), float(r[3]), int(r[4])) for r in rows]
 
 
@@ -144,27 +149,31 @@ def drop_links(conn: sqlite3.Connection, kind: str, pairs: Iterable[tuple[int, i
     )
 
 
-def member_keys(conn: sqlite3.Connection, collection_id: int, cluster_id: str) -> list[int]:
+def member_keys(conn: sqlite3.Connection, collection_id: int, cluster_id: str, now: float) -> list[int]:
+    """The cluster's members not expired at ``now``, in key order."""
     rows = conn.execute(
-        "SELECT face_key FROM people_members WHERE collection_id = ? AND cluster_id = ? ORDER BY face_key",
-        (collection_id, cluster_id),
+        "SELECT m.face_key FROM people_members m JOIN faces f ON f.id = m.face_key "
+        f"WHERE m.collection_id = ? AND m.cluster_id = ? AND {_LIVE} ORDER BY m.face_key",
+        (collection_id, cluster_id, now),
     )
     return [int(r[0]) for r in rows]
 
 
-def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str) -> str | None:
-    """The user some face of the cluster is associated with, if any."""
+def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str, now: float) -> str | None:
+    """The user some face of the cluster (not expired at ``now``) is associated with, if any."""
     users = conn.execute(
         "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
-        "WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL",
-        (collection_id, cluster_id),
+        f"WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL AND {_LIVE}",
+        (collection_id, cluster_id, now),
     ).fetchall()
     return str(users[0][0]) if users else None
 
 
-def unclustered(conn: sqlite3.Connection, collection_id: int) -> int:
-    """How many placed faces of the collection are in no cluster."""
+def unclustered(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
+    """How many placed faces of the collection, not expired at ``now``, are in no cluster."""
     alone = conn.execute(
-        "SELECT count(*) FROM people_members WHERE collection_id = ? AND cluster_id IS NULL", (collection_id,)
+        "SELECT count(*) FROM people_members m JOIN faces f ON f.id = m.face_key "
+        f"WHERE m.collection_id = ? AND m.cluster_id IS NULL AND {_LIVE}",
+        (collection_id, now),
     ).fetchone()[0]
     return int(alone)
