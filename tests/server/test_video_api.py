@@ -422,6 +422,42 @@ def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(t
     assert (runs[0]["outcome"], runs[0]["key_id"]) == ("PurposeRefused", "FTKSEARCHER")
 
 
+def test_a_job_whose_key_is_revoked_before_it_runs_fails_and_the_refusal_is_audited(tmp_path: Path, clip: Path) -> None:
+    from facetrust.server.keys import KeyStore
+
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    os.link(clip, root / "lobby" / "story.mp4")
+    first = make_service(tmp_path / "data", root)
+    first.create_collection("staff", purpose="general")
+    first.index_faces("staff", face_png((40, 40, 100, 1)))
+    with KeyStore.open(tmp_path / "data") as keys:
+        revoked, kept = keys.create("searcher")[0], keys.create("searcher")[0]
+        started = [
+            VideoJobs(first, worker=False).start(
+                VideoJobRequest(kind, "lobby", "story.mp4", collection), Actor(k, role)
+            )
+            for kind, collection, k, role in (
+                ("FaceSearch", "staff", revoked, "searcher"),
+                ("FaceDetection", None, revoked, "searcher"),
+                ("FaceSearch", "staff", kept, "searcher"),
+            )
+        ]
+        first.close()
+        keys.revoke(revoked)
+        assert keys.role_of(revoked) is None and keys.role_of(kept) == "searcher" and keys.role_of("FTKNONE") is None
+        with make_service(tmp_path / "data", root) as second:
+            second.key_role = keys.role_of  # as `facetrust serve` sets it before resuming jobs
+            jobs = jobs_of(second)
+            done = [jobs.wait(job, timeout=30) for job in started]
+            with second.store.snapshot() as conn:
+                runs = [e.data for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"]
+    assert [j.status for j in done] == ["FAILED", "FAILED", "SUCCEEDED"]
+    for job, j in zip(started, done[:2]):
+        assert j.status_message == f"Key {revoked} that started job {job} has been revoked since: the job does not run"
+    assert sorted((r["key_id"], r["outcome"]) for r in runs) == sorted([(revoked, "RoleDenied"), (kept, "ok")])
+
+
 def test_a_face_erased_after_a_search_job_ran_is_no_longer_among_its_results(api: VideoApi) -> None:
     face_id = enrol_person_1(api)
     job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]

@@ -94,12 +94,14 @@ def serve(
         state.overrides["video_root"] = video_root
     settings = state.settings()
     service = state.service()  # closed when the command's context closes, after the server stops
-    if settings.video_root is not None:  # resume the video jobs a stopped server left unfinished
-        from facetrust.service.video_jobs import jobs_of
-
-        jobs_of(service)
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir, store=settings.store)
     try:
+        if keys is not None:  # a video job runs only while the key that started it is active
+            service.key_role = keys.role_of
+        if settings.video_root is not None:  # resume the video jobs a stopped server left unfinished
+            from facetrust.service.video_jobs import jobs_of
+
+            jobs_of(service)
         authenticator = None if keys is None else SigV4Authenticator(keys, store=service.store)
         if bootstrap:
             click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}"))

@@ -167,6 +167,8 @@ def create_app(
     A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).
     """
     metrics = Metrics()
+    if authenticator is not None:  # a video job runs only while the key that started it is active
+        service.key_role = authenticator.keys.role_of
     anchorer = ChainAnchorer(service.store)
     rpc = RpcEndpoint(service, authenticator, settings, metrics, body_timeout_s=body_timeout_s)
 

@@ -190,6 +190,13 @@ class KeyStore:
             raise NotFoundError(f"Unknown key id {key_id!r}", resource=key_id)
         return _record(row)
 
+    def role_of(self, key_id: str) -> str | None:
+        """The role of ``key_id`` now, or None when it is unknown or revoked: what a video job started
+        with the key checks before it runs (``FaceService.key_role``)."""
+        with self._lock:
+            row = self._conn.execute("SELECT role, revoked_at FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None or row[1] is not None else str(row[0])
+
     def revoke(self, key_id: str) -> KeyRecord:
         """Revoke ``key_id`` (from now on its requests are refused); revoking twice keeps the first time."""
         with self._lock:

@@ -113,6 +113,9 @@ class FaceService:
         self.ctx = ServiceContext(data_dir, opened, indexes, engine, policy, clock, engines)
         self.replica_id = replica_id  # this server's name among replicas over one store (docs/replicas.md)
         self.holder = holder_name(replica_id)  # this process's name in the store's leases
+        # Set by a server with access keys: a key's role now, None once revoked (or unknown). A video
+        # job started with a key runs only if the key is still active then (service/video_job_run.py).
+        self.key_role: Callable[[str], str | None] | None = None
         self._closers: list[Callable[[], None]] = []
 
     # The parts, as the context holds them (each operation is handed the context).

@@ -7,14 +7,17 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from facetrust.errors import FacetrustError
-from facetrust.governance.actor import Actor
+from facetrust.errors import FacetrustError, RoleDeniedError
+from facetrust.governance.actor import LOCAL, Actor
+from facetrust.service.governed import record_refusal
 from facetrust.service.video_job_types import VideoJobRequest, job_matches, resolve_video
 from facetrust.store import video_jobs as jobs_table
 from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     from facetrust.service.context import ServiceContext
     from facetrust.video.pipeline import Progress
 
@@ -30,16 +33,20 @@ class Interrupted(Exception):
     """Raised by a job's progress callback to stop it where it is: the job stays IN_PROGRESS."""
 
 
-def run_job(ctx: ServiceContext, job_id: str, progress: Progress) -> None:
+def run_job(
+    ctx: ServiceContext, job_id: str, progress: Progress, *, key_role: Callable[[str], str | None] | None = None
+) -> None:
     """Run the job if it is still IN_PROGRESS and record how it ended: SUCCEEDED with its results, or
     FAILED with the reason. ``progress`` is called as it goes; an ``Interrupted`` it raises passes
-    through, and the job is left as it was."""
+    through, and the job is left as it was. ``key_role`` (a server's key store): the role of the
+    starting key now; a key revoked since the start fails the job instead (audited for a search)."""
     with ctx.store.snapshot() as conn:
         row = jobs_table.to_run(conn, job_id)
     if row is None or row[2] != "IN_PROGRESS":
         return
     request, actor = VideoJobRequest(**json.loads(row[0])), Actor(**json.loads(row[1]))
     try:
+        actor = _still_held(ctx, job_id, request, actor, key_role)
         done = execute(ctx, request, actor, progress)
     except Interrupted:
         raise
@@ -50,6 +57,32 @@ def run_job(ctx: ServiceContext, job_id: str, progress: Progress) -> None:
         finish(ctx, job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
     else:
         finish(ctx, job_id, "SUCCEEDED", None, done)
+
+
+def _still_held(
+    ctx: ServiceContext,
+    job_id: str,
+    request: VideoJobRequest,
+    actor: Actor,
+    key_role: Callable[[str], str | None] | None,
+) -> Actor:
+    """The job's actor with its key's role now; ``RoleDeniedError`` (recorded in the audit log for a
+    search, as a refused ``FaceSearchJob``) when the key has been revoked since the job started."""
+    if key_role is None or actor.key_id == LOCAL.key_id:
+        return actor
+    role = key_role(actor.key_id)
+    if role is not None:
+        return dataclasses.replace(actor, role=role)
+    operation = "FaceSearchJob" if request.kind == "FaceSearch" else f"Start{request.kind}"
+    error = RoleDeniedError(
+        f"Key {actor.key_id} that started job {job_id} has been revoked since: the job does not run",
+        key_id=actor.key_id,
+        role=actor.role,
+        operation=operation,
+    )
+    if request.kind == "FaceSearch":
+        record_refusal(ctx.store, actor, operation, error)
+    raise error
 
 
 def execute(ctx: ServiceContext, request: VideoJobRequest, actor: Actor, progress: Progress) -> Done:

@@ -86,6 +86,9 @@ class JobHost(Protocol):
     @property
     def holder(self) -> str: ...
 
+    # the role of an access key now (None: revoked or unknown), where the host has keys; read at each run
+    key_role: Callable[[str], str | None] | None
+
     def on_close(self, stop: Callable[[], None]) -> None: ...
 
 
@@ -289,7 +292,7 @@ class VideoJobs:
             return
         self._current, self._renewed = name, now
         try:
-            run_job(self.ctx, job_id, self._check_stop)
+            run_job(self.ctx, job_id, self._check_stop, key_role=self.host.key_role)
         except _LeaseLost:
             log.warning("video job %s: lease lost to another replica; stopped here", job_id)
         finally:
