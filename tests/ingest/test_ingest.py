@@ -232,6 +232,23 @@ def test_images_are_written_a_batch_per_transaction_with_one_audit_entry_each(sv
     assert external_ids(svc) == [f"img{i:02d}.png" for i in range(7)]
 
 
+def test_the_auditors_view_of_a_batch_entry_names_no_image_or_face(svc: FaceService, tmp_path: Path) -> None:
+    import json
+
+    paths = album(tmp_path / "a", 3)
+    ingest(svc, "people", paths, IngestOptions(batch=3))
+    face_ids = [f.face_id for f in svc.list_faces("people").faces]
+
+    (entry,) = [e.data for e in svc.get_audit_log().entries if "images" in e.data]
+    text = json.dumps(entry)
+    assert not any(Path(p).name in text for p in paths) and not any(f in text for f in face_ids)
+    assert all(
+        i["image_id"].startswith("image-") and i["external_image_id"].startswith("subject-") for i in entry["images"]
+    )
+    (disclosed,) = [e.data for e in svc.get_audit_log(disclose=True).entries if "images" in e.data]
+    assert sorted(f for i in disclosed["images"] for f in i["face_ids"]) == sorted(face_ids)
+
+
 def test_a_batch_size_outside_its_bounds_is_refused(svc: FaceService, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="batch"):
         ingest(svc, "people", album(tmp_path / "a", 1), IngestOptions(batch=0))

@@ -26,6 +26,7 @@ __all__ = ["Pseudonymiser", "deployment_key"]
 # entry field -> kind of identity it holds (a list of them, or one)
 _FIELDS = {
     "face_ids": "face",
+    "crop_face_ids": "face",
     "searched_face_id": "face",
     "user_ids": "user",
     "searched_user_id": "user",
@@ -61,11 +62,22 @@ class Pseudonymiser:
             return [self._one(kind, v) for v in value]
         return value  # None, or something that is no identity
 
-    def entry(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _fields(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with its identity fields replaced, and those of the records it nests (a bulk
+        ingest's entry lists each image's ids under ``images``)."""
         out = dict(data)
-        for name, kind in _FIELDS.items():
-            if name in out:
-                out[name] = self._one(kind, out[name])
+        for name, value in data.items():
+            kind = _FIELDS.get(name)
+            if kind is not None:
+                out[name] = self._one(kind, value)
+            elif isinstance(value, dict):
+                out[name] = self._fields(value)
+            elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+                out[name] = [self._fields(v) if isinstance(v, dict) else v for v in value]
+        return out
+
+    def entry(self, data: dict[str, Any]) -> dict[str, Any]:
+        out = self._fields(data)
         target_kind = _TARGETS.get(str(out.get("erased")))
         if target_kind is not None and "target" in out:
             out["target"] = self._one(target_kind, out["target"])
