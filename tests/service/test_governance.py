@@ -126,6 +126,38 @@ def test_expired_consent_refuses_enrolment(gov: FaceService, clock: Clock) -> No
         gov.index_faces("doors", face_png((20, 20, 100, 2)), external_image_id="bob")
 
 
+def test_a_renewed_consent_moves_expiries_within_the_retention_fixed_at_enrolment(
+    gov: FaceService, clock: Clock
+) -> None:
+    gov.create_collection("door", purpose="access")  # retention 30 days
+    gov.record_consent("bob", basis="contract", evidence="ref-9", expires_at=clock.now + DAY)
+    short = gov.index_faces("door", face_png((20, 20, 100, 1)), external_image_id="bob").indexed[0].stored.face_id
+    gov.record_consent("carol", basis="contract", evidence="ref-10")
+    carol = gov.index_faces("door", face_png((20, 20, 100, 2)), external_image_id="carol").indexed[0].stored.face_id
+    enrolled = clock.now
+
+    def expiry(face_id: str) -> float | None:
+        (row,) = gov.store.faces_by_ids(gov.store.get_collection("door").id, [face_id]).values()  # type: ignore[union-attr]
+        return row.expires_at
+
+    assert expiry(short) == enrolled + DAY
+    gov.record_consent("bob", basis="contract", evidence="ref-9b", expires_at=enrolled + 5 * DAY)  # renewed
+    assert expiry(short) == enrolled + 5 * DAY
+    # the deployment lengthens retention: faces already enrolled keep the end fixed when they were
+    gov.policy = dataclasses.replace(
+        POLICY,
+        purposes={**POLICY.purposes, "access": dataclasses.replace(POLICY.purposes["access"], retention_days=365)},
+    )
+    gov.record_consent("bob", basis="contract", evidence="ref-9c")  # no end now
+    gov.record_consent("carol", basis="contract", evidence="ref-10b")
+    assert expiry(short) == expiry(carol) == enrolled + 30 * DAY
+    # once a face has expired, a consent recorded again does not bring it back
+    clock.now = enrolled + 31 * DAY
+    gov.record_consent("carol", basis="contract", evidence="ref-10c")
+    assert expiry(carol) == enrolled + 30 * DAY
+    assert gov.list_faces("door").faces == () and gov.sweep_retention(dry_run=True).expired
+
+
 def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceService) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("alice", basis="BIPA written release", evidence=b"form")

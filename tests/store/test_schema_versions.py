@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,34 @@ def test_a_store_of_a_newer_schema_version_is_refused_on_both_stores(
     else:
         assert caught.value.message.startswith(f"PostgreSQL store {redact_url(url)} has schema version 7")
         assert "Data directory" not in caught.value.message
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_version_2_store_gets_each_faces_expiry_as_its_retention_end(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from .conftest import collection, face
+
+    url = str(request.getfixturevalue("pg_url")) if kind == "postgresql" else "sqlite"
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        cid = collection(store)
+        with store.transaction() as conn:
+            store.insert_faces(conn, cid, [face(1, expires_at=100.0), face(2)])
+            conn.execute("ALTER TABLE faces DROP COLUMN retained_until")  # as version 2 made it
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    finally:
+        store.close()
+
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        conn = store.connection()
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        faces = store.faces_by_keys(cid, store.face_keys(cid))
+        assert sorted((f.expires_at, f.retained_until) for f in faces.values() if f.expires_at) == [(100.0, 100.0)]
+        assert [f.retained_until for f in faces.values() if f.expires_at is None] == [None]
+        with store.transaction() as c:  # and new faces record their own
+            (key,) = store.insert_faces(c, cid, [replace(face(3, expires_at=50.0), retained_until=80.0)])
+        assert store.faces_by_keys(cid, [key])[key].retained_until == 80.0
+    finally:
+        store.close()

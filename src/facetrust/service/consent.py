@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
 from facetrust.service.erasure import all_collections, erase_keys
-from facetrust.service.governed import governed
+from facetrust.service.governed import governed, usable
 from facetrust.service.types import ConsentRecord, ErasureReceipt
 from facetrust.service.validate import check_external_image_id
 from facetrust.store import records
@@ -95,14 +95,20 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
 
 def _follow_consent(service: ServiceContext, conn: sqlite3.Connection, subject: str, ends: float | None) -> None:
     """A renewed (or shortened) consent moves the expiry of the subject's faces in collections whose
-    purpose requires consent: the end of retention or of the consent, whichever comes first."""
+    purpose requires consent: the end of their retention (fixed at enrolment) or of the consent,
+    whichever comes first. A face that has expired stays expired (the sweep erases it)."""
     purposes = {row.id: service.policy.purposes.get(row.purpose) for row in all_collections(service).values()}
+    now = service.clock()
     for cid, faces in records.faces_by_external_id(conn, subject).items():
         purpose = purposes.get(cid)
         if purpose is None or not purpose.consent_required:
             continue
         for face in faces:
-            retained = face.created_at + purpose.retention_seconds
+            if not usable(face, now):
+                continue
+            retained = face.retained_until
+            if retained is None:  # a face stored without an expiry: the purpose's retention now
+                retained = face.created_at + purpose.retention_seconds
             records.set_expiry(conn, face.key, retained if ends is None else min(retained, ends))
 
 

@@ -100,6 +100,7 @@ def new_face(
         pose=(face.pose.roll, face.pose.yaw, face.pose.pitch),
         embedding=emb.vector.astype("<f4", copy=False).tobytes(),
         expires_at=expires,
+        retained_until=expires,  # fixed now; ``expires_at`` comes sooner where the consent ends sooner
     )
 
 

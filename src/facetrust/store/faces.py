@@ -60,7 +60,7 @@ class FaceTable:
         conn.executemany(
             "INSERT INTO faces(id, face_id, collection_id, image_id, external_image_id, box_left, box_top, "
             "box_width, box_height, confidence, brightness, sharpness, roll, yaw, pitch, embedding, created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "expires_at, retained_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     key,
@@ -76,6 +76,7 @@ class FaceTable:
                     self._seal(f.face_id, f.embedding),
                     now,
                     f.expires_at,
+                    f.expires_at if f.retained_until is None else f.retained_until,
                 )
                 for key, f in zip(keys, faces, strict=True)
             ),

@@ -20,7 +20,7 @@ __all__ = ["CollectionRow", "FaceRow", "NewFace", "UserRow", "vector_from_blob"]
 
 _FACE_COLUMNS = (
     "id, face_id, image_id, external_image_id, user_id, box_left, box_top, box_width, box_height, "
-    "confidence, brightness, sharpness, roll, yaw, pitch, created_at, expires_at"
+    "confidence, brightness, sharpness, roll, yaw, pitch, created_at, expires_at, retained_until"
 )
 
 
@@ -49,6 +49,7 @@ class FaceRow:
     pose: tuple[float, float, float]  # roll, yaw, pitch
     created_at: float
     expires_at: float | None
+    retained_until: float | None = None  # the end of its retention, fixed at enrolment (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class NewFace:
     pose: tuple[float, float, float]
     embedding: bytes
     expires_at: float | None = None
+    retained_until: float | None = None  # the end of its retention (default: ``expires_at``)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def _face(row: sqlite3.Row) -> FaceRow:
         pose=(row[12], row[13], row[14]),
         created_at=row[15],
         expires_at=row[16],
+        retained_until=row[17],
     )
 
 

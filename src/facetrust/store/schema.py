@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's)
+SCHEMA_VERSION = 3  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
+# 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it)
 
 # Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
 # collection, written in the same transaction as its faces, so a rerun skips exactly those.
@@ -28,6 +29,9 @@ CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
 END;
 """
 
+# A face's `expires_at` is when it becomes unusable: its `retained_until` (enrolment + its purpose's
+# retention then, fixed), or sooner where its subject's consent ends sooner; a renewed consent moves
+# `expires_at` again, never past `retained_until`.
 # Every face mutation appends to `changes`; the derived vector index records the last `seq`
 # it applied, so it can catch up (or be rebuilt) and never disagrees with the database.
 DDL = (
@@ -62,7 +66,8 @@ CREATE TABLE IF NOT EXISTS faces (
     pitch             REAL NOT NULL,
     embedding         BLOB NOT NULL,
     created_at        REAL NOT NULL,
-    expires_at        REAL
+    expires_at        REAL,
+    retained_until    REAL
 );
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
 CREATE INDEX IF NOT EXISTS faces_by_external ON faces(collection_id, external_image_id);

@@ -8,6 +8,9 @@ Version 2: bulk ingestion's resume record (``ingested_images``) moves from a pri
 64-character hash to a 64-bit hash key with the full hash beside it (store/schema.py says why).
 The old table is set aside, the new one made, its rows copied with their keys, the old one
 dropped.
+
+Version 3: ``faces.retained_until``, the end of a face's retention fixed at enrolment, apart from
+its expiry (which a consent that ends sooner brings forward). Stored faces get their expiry as it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
         if version < 2:
             moved = _resume_record_v2(conn, postgres)
             log.info("%s: schema version %d -> 2, %d resume records rekeyed", where, version, moved)
+        if version < 3:
+            _retained_until_v3(conn, postgres)
+            log.info("%s: schema version %d -> 3, faces' retention ends recorded", where, version)
         if version < SCHEMA_VERSION:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
@@ -79,6 +85,15 @@ def _resume_record_v2(conn: sqlite3.Connection, postgres: bool) -> int:
         after = (int(rows[-1][0]), str(rows[-1][1]))
     conn.execute("DROP TABLE ingested_images_v1")
     return moved
+
+
+def _retained_until_v3(conn: sqlite3.Connection, postgres: bool) -> None:
+    """Version 3's ``faces.retained_until``. A stored face's retention end was not kept apart from its
+    expiry, so its expiry stands in for it: a consent renewed later never moves the face past it."""
+    if not _has_table(conn, "faces", postgres) or "retained_until" in _columns(conn, "faces", postgres):
+        return  # made by the schema script, now or before
+    conn.execute("ALTER TABLE faces ADD COLUMN retained_until REAL")
+    conn.execute("UPDATE faces SET retained_until = expires_at")
 
 
 def _version(conn: sqlite3.Connection) -> int:
