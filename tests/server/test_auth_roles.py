@@ -70,8 +70,7 @@ TABLE = {
         "RecordConsent",
         "RevokeConsent",
         "ShowConsent",
-        "EraseSubject",
-        *PEOPLE,
+        "EraseSubject",  # no people operation: a face enrolled and found in a person is identified
         "GetFaceCrop",
         "StartFaceDetection",
         "GetFaceDetection",

@@ -38,18 +38,18 @@ def _collection(g: Governed) -> list[str]:
 
 def test_people_are_listed_merged_split_and_named_over_http(gov: Governed) -> None:  # noqa: F811
     a1, a2, b1, b2, _ = _collection(gov)
-    listed = call(gov, "enroller", "ClusterFaces", {"CollectionId": "c", "Threshold": 85})
+    listed = call(gov, "admin", "ClusterFaces", {"CollectionId": "c", "Threshold": 85})
     assert listed.status_code == 200, listed.text
     body = listed.json()
     assert (len(body["People"]), body["UnclusteredFaces"], body["Threshold"]) == (2, 1, 85)
     ids = {p["RepresentativeFaceId"]: p["ClusterId"] for p in body["People"]}
     first, second = ids.get(a1) or ids[a2], ids.get(b1) or ids[b2]
 
-    merged = call(gov, "enroller", "MergePeople", {"CollectionId": "c", "ClusterIds": [first, second]}).json()
+    merged = call(gov, "admin", "MergePeople", {"CollectionId": "c", "ClusterIds": [first, second]}).json()
     assert set(merged["Person"]["FaceIds"]) == {a1, a2, b1, b2}
-    split = call(gov, "enroller", "SplitPerson", {"CollectionId": "c", "ClusterId": first, "FaceIds": [b2]})
+    split = call(gov, "admin", "SplitPerson", {"CollectionId": "c", "ClusterId": first, "FaceIds": [b2]})
     assert split.json()["Person"]["Size"] == 3
-    named = call(gov, "enroller", "NamePerson", {"CollectionId": "c", "ClusterId": first, "UserId": "alice"}).json()
+    named = call(gov, "admin", "NamePerson", {"CollectionId": "c", "ClusterId": first, "UserId": "alice"}).json()
     assert {f["FaceId"] for f in named["AssociatedFaces"]} == {a1, a2, b1}
     shown = call(gov, "searcher", "DescribePerson", {"CollectionId": "c", "ClusterId": first}).json()["Person"]
     assert (shown["UserId"], shown["Size"]) == ("alice", 3)
@@ -63,8 +63,20 @@ def test_a_searcher_may_list_people_but_not_correct_them(gov: Governed) -> None:
     assert call(gov, "auditor", "ListPeople", {"CollectionId": "c"}).json()["__type"] == "AccessDeniedException"
 
 
+def test_an_enroller_cannot_learn_who_a_face_it_enrolled_is_through_people(gov: Governed) -> None:  # noqa: F811
+    _collection(gov)
+    for operation, body in (
+        ("ListPeople", {"CollectionId": "c"}),
+        ("DescribePerson", {"CollectionId": "c", "ClusterId": "a"}),
+        ("ClusterFaces", {"CollectionId": "c"}),
+        ("NamePerson", {"CollectionId": "c", "ClusterId": "a", "UserId": "u"}),
+    ):
+        refused = call(gov, "enroller", operation, body)
+        assert refused.status_code == 400 and refused.json()["__type"] == "AccessDeniedException", operation
+
+
 def test_an_unknown_cluster_is_resource_not_found(gov: Governed) -> None:  # noqa: F811
     _collection(gov)
-    response = call(gov, "enroller", "DescribePerson", {"CollectionId": "c", "ClusterId": "nope"})
+    response = call(gov, "searcher", "DescribePerson", {"CollectionId": "c", "ClusterId": "nope"})
     assert response.status_code == 400
     assert response.json()["__type"] == "ResourceNotFoundException" and "nope" in response.json()["message"]

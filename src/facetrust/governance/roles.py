@@ -3,8 +3,8 @@
 =========  =============================================================================
 admin      every operation
 enroller   index and delete faces and users; record/revoke/show consent, erase subjects;
-           people: cluster, list, describe, merge, split, name; read face crops;
-           describe/list collections; detect faces (in images and stored video)
+           read face crops; describe/list collections; detect faces (in images and stored
+           video). No people operation: placing a new face among people identifies it
 searcher   search faces and users (in images and stored video), compare faces, redact
            images; list/describe people; read face crops; describe/list collections;
            detect faces
@@ -12,6 +12,9 @@ reviewer   list the review queue and record review decisions on searches (never 
            key's searches); read face crops; describe/list collections
 auditor    read (pseudonymised) and verify the audit log; describe/list collections
 =========  =============================================================================
+
+People's corrections and full passes (cluster, merge, split, name) are an admin's: grouping is
+1:N matching, and a correction can move faces between users.
 
 Authorisation fails closed: an unknown role may call nothing, and only ``admin`` may call an
 operation this table does not name. ``DiscloseAuditLog`` is the privilege of reading the audit
@@ -42,12 +45,6 @@ _ENROLLER = _BROWSE | {
     "RevokeConsent",
     "ShowConsent",
     "EraseSubject",
-    "ListPeople",
-    "DescribePerson",
-    "ClusterFaces",
-    "MergePeople",
-    "SplitPerson",
-    "NamePerson",
     "GetFaceCrop",
     "StartFaceDetection",
     "GetFaceDetection",
@@ -85,6 +82,11 @@ _ADMIN_ONLY = frozenset(
         "DiscloseAuditLog",
         "CreateKey",
         "RevokeKey",
+        # people: grouping is 1:N matching (identifying), and corrections change users too
+        "ClusterFaces",
+        "MergePeople",
+        "SplitPerson",
+        "NamePerson",
     }
 )
 
