@@ -52,3 +52,27 @@ def test_the_queue_can_be_limited_to_one_collection(svc: FaceService) -> None:
     svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)))
     assert svc.review_queue(collection="open") == ()
     assert len(svc.review_queue(collection="cases")) == 1
+
+
+def test_a_candidate_erased_since_the_search_is_not_offered_but_the_search_still_waits(svc: FaceService) -> None:
+    result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
+    svc.delete_faces("cases", [result.matches[0].face.face_id])
+
+    (item,) = svc.review_queue(actor=REVIEWER)
+    assert item.search_seq == result.audit_seq and item.candidates == ()
+    svc.record_review(item.search_seq, decision="inconclusive", actor=REVIEWER)
+    assert svc.review_queue(actor=REVIEWER) == ()
+
+
+def test_a_video_search_needing_review_waits_in_the_queue(svc: FaceService, story_clip: Path) -> None:
+    from facetrust.config import Settings
+    from facetrust.service.video import governed_video_search
+    from facetrust.video.pipeline import VideoOptions
+
+    options = VideoOptions.from_settings(Settings(flip_augment=False, video_sample_fps=5.0))
+    found = governed_video_search(svc.ctx, "cases", story_clip, actor=SEARCHER, options=options)
+    assert found.review_required and any(p.matches for p in found.persons)
+
+    (item,) = svc.review_queue(actor=REVIEWER)
+    assert (item.search_seq, item.operation, item.collection) == (found.audit_seq, "VideoSearch", "cases")
+    assert {c.face_id for c in item.candidates} == {m.face.face_id for p in found.persons for m in p.matches}

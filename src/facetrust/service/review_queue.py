@@ -6,13 +6,14 @@ shows exactly what the search returned; ``record_review`` takes an item off it.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import fmr_from_similarity
 from facetrust.governance import audit
 from facetrust.governance.actor import LOCAL, Actor
-from facetrust.service.governed import governed
+from facetrust.service.governed import governed, usable
 from facetrust.service.validate import check_collection_id, check_limit
 from facetrust.store import crops, records
 
@@ -21,7 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ReviewCandidate", "ReviewItem", "review_queue"]
 
-_SEARCHES = {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"}
+# every 1:N search whose entry records its candidates: in images, and in stored video (a library or
+# CLI search, and a StartFaceSearch job's run)
+_SEARCHES = {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "VideoSearch", "FaceSearchJob"}
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,33 @@ def review_queue(
             if len(found) >= limit:
                 break
         cropped = crops.face_ids_with_crops(conn, [f for e in found for f in e.data.get("face_ids", [])])
+        kept = _still_stored(service, conn, found)
         rec.details = {"search_seqs": [e.seq for e in found]}
-    return tuple(_item(e, cropped) for e in found)
+    return tuple(_item(e, cropped, kept) for e in found)
 
 
-def _item(entry: audit.AuditEntry, cropped: set[str]) -> ReviewItem:
+def _still_stored(service: ServiceContext, conn: sqlite3.Connection, found: list[audit.AuditEntry]) -> set[str]:
+    """The candidates' faces that are still stored and usable: one deleted, erased or expired since
+    the search is not offered to a reviewer (the search itself still awaits its decision)."""
+    wanted: dict[str, set[str]] = {}
+    for entry in found:
+        wanted.setdefault(str(entry.data.get("collection")), set()).update(entry.data.get("face_ids", []))
+    now, kept = service.clock(), set()
+    for name, ids in wanted.items():
+        row = service.store.get_collection(name, conn) if ids else None
+        if row is not None:
+            kept |= {
+                f for f, face in service.store.faces_by_ids(row.id, sorted(ids), conn).items() if usable(face, now)
+            }
+    return kept
+
+
+def _item(entry: audit.AuditEntry, cropped: set[str], kept: set[str]) -> ReviewItem:
     d = entry.data
     candidates = tuple(
         ReviewCandidate(f, float(s), fmr_from_similarity(min(max(float(s), 0.0), 100.0)), f in cropped)
         for f, s in zip(d.get("face_ids", []), d.get("similarities", []))
+        if f in kept
     )
     return ReviewItem(
         entry.seq,
