@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -95,13 +96,15 @@ def _check(
     key: tuple[str, str],
     face_ids: list[str],
 ) -> dict[str, Any]:
-    """The copy at (data, store) holds the source's rows, one CopyStore entry more, a verifying chain,
-    the same search results and a working key."""
+    """The copy at (data, store) holds the source's rows, two CopyStore entries more (the source's own
+    record of the export, then the copy's), a verifying chain, the same search results and a working key."""
     after = _tables(data, store)
     assert {t: r for t, r in after.items() if t != "audit_log"} == {t: r for t, r in before.items() if t != "audit_log"}
     count = len(before["audit_log"])
-    assert after["audit_log"][:count] == before["audit_log"] and len(after["audit_log"]) == count + 1
-    assert '"operation":"CopyStore"' in after["audit_log"][-1][2]
+    assert after["audit_log"][:count] == before["audit_log"] and len(after["audit_log"]) == count + 2
+    exported, logged = (json.loads(str(row[2])) for row in after["audit_log"][-2:])
+    assert (exported["operation"], logged["operation"]) == ("CopyStore", "CopyStore")
+    assert "copy_to" in exported and "rows" in logged
     verified = _run(fake, "--data", str(data), "--store", store, "audit-log", "verify")
     assert verified.exit_code == 0, verified.output
     svc = FaceService(data, fake, keyring=keyring, store=store)

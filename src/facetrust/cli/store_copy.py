@@ -82,6 +82,7 @@ def copy_between(source: Side, target: Side, *, settings: Settings, actor: Actor
         _check_chain(src, target)
         check_sealing(src, _keyring(settings, target.data_dir))
         keys = _keys(source)
+        _log_export(src, actor, target)
         files = (DB_NAME, KEYS_FILE, HEADS_NAME) if target.url is None else (HEADS_NAME,)
         created = [target.data_dir / f for f in files if not (target.data_dir / f).exists()]
         writer: StoreWriter | None = None
@@ -170,6 +171,15 @@ def _writer(target: Side) -> StoreWriter:
     if target.url is None:
         return StoreWriter(Store(target.data_dir / DB_NAME), target.data_dir / KEYS_FILE)
     return StoreWriter(PostgresStore(target.data_dir / DB_NAME, target.url))
+
+
+def _log_export(src: Store, actor: Actor, target: Side) -> None:
+    """Every template is about to leave the source: its own log says so (``CopyStore``, ``copy_to``),
+    before the copy, so the copy's chain holds the entry too and the head files of both agree."""
+    rec = Record(actor, "CopyStore")
+    rec.details = {"copy_to": str(target)}
+    with src.transaction() as conn:
+        rec.commit(conn)
 
 
 def _logger(actor: Actor, source: Side) -> _Log:
