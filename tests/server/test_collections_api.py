@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from facetrust.models.fake import face_png
+from facetrust.service.validate import encode_token
 
 from .conftest import Api
 
@@ -95,6 +96,14 @@ def test_list_collections_works_with_botos_paginator(api: Api) -> None:
 def test_list_collections_with_a_foreign_token_is_invalid_pagination_token(api: Api) -> None:
     with pytest.raises(api.client.exceptions.InvalidPaginationTokenException):
         api.client.list_collections(NextToken="not-a-token")
+
+
+@pytest.mark.parametrize("position", [0, 7, "\ud800", None])
+def test_list_collections_with_a_forged_position_is_invalid_pagination_token(api: Api, position: object) -> None:
+    forged = encode_token("collections", "", position)  # type: ignore[arg-type]  # a name is what it pages by
+
+    with pytest.raises(api.client.exceptions.InvalidPaginationTokenException):
+        api.client.list_collections(NextToken=forged)
 
 
 def test_list_collections_with_max_results_zero_is_invalid_parameter(api: Api) -> None:

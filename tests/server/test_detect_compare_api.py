@@ -97,6 +97,23 @@ def test_compare_faces_names_the_image_that_is_not_an_image(api: Api) -> None:
         api.client.compare_faces(SourceImage={"Bytes": face_png((9, 9, 80, 1))}, TargetImage={"Bytes": b"nope"})
 
 
+def test_compare_faces_names_the_image_whose_pixel_count_is_over_the_limit(api: Api) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)  # declares 2.5 billion RGB pixels
+    bomb = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
+    with pytest.raises(api.client.exceptions.ImageTooLargeException, match=r"TargetImage: .*pixels"):
+        api.client.compare_faces(SourceImage={"Bytes": face_png((9, 9, 80, 1))}, TargetImage={"Bytes": bomb})
+    with pytest.raises(api.client.exceptions.ImageTooLargeException, match="SourceImage: "):
+        api.client.compare_faces(SourceImage={"Bytes": bomb}, TargetImage={"Bytes": face_png((9, 9, 80, 1))})
+
+
 def test_compare_faces_with_an_unknown_quality_filter_is_invalid_parameter(api: Api) -> None:
     with pytest.raises(api.client.exceptions.InvalidParameterException, match="QualityFilter"):
         api.client.compare_faces(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from facetrust.models.fake import face_png
+from facetrust.service.validate import encode_token
 
 from .conftest import MAX_IMAGE_BYTES, Api
 
@@ -140,6 +141,16 @@ def test_list_faces_with_a_token_of_another_listing_is_invalid_pagination_token(
 
     with pytest.raises(staff.client.exceptions.InvalidPaginationTokenException):
         staff.client.list_faces(CollectionId="staff", NextToken=token)
+
+
+@pytest.mark.parametrize("position", [2**63, 10**30, -1, -(2**63) - 1, "x", 1.5, None])
+def test_list_faces_with_a_forged_position_is_invalid_pagination_token(staff: Api, position: object) -> None:
+    index(staff, (40, 40, 80, 1))
+    forged = encode_token("faces", "staff", position)  # type: ignore[arg-type]  # what a client could build
+
+    with pytest.raises(staff.client.exceptions.InvalidPaginationTokenException, match="start again"):
+        staff.client.list_faces(CollectionId="staff", NextToken=forged)
+    assert len(staff.client.list_faces(CollectionId="staff")["Faces"]) == 1
 
 
 def test_delete_faces_reports_the_deleted_and_the_unknown(staff: Api) -> None:

@@ -111,12 +111,18 @@ def test_search_for_a_review_purpose_is_flagged_and_carries_its_audit_entry(gov:
     assert body["ReviewRequired"] is True and isinstance(body["AuditSequence"], int)
     own = gov.call("searcher", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
     assert own.json()["__type"] == "AccessDeniedException"  # the searcher's role may not review at all
+    broken = {"SearchSequence": body["AuditSequence"], "Decision": "rejected", "Note": "\ud800"}
+    refused = gov.call("reviewer", "RecordReview", broken)  # a lone surrogate: no text to store
+    assert (refused.status_code, refused.json()["__type"]) == (400, "InvalidParameterException")
+    assert refused.json()["message"] == "Note is not valid Unicode (it holds a lone surrogate)"
     review = gov.call(
         "reviewer",
         "RecordReview",
         {"SearchSequence": body["AuditSequence"], "Decision": "rejected", "Note": "different person"},
     )
     assert review.status_code == 200 and review.json()["Decision"] == "rejected"
+    again = gov.call("reviewer", "RecordReview", {"SearchSequence": body["AuditSequence"], "Decision": "confirmed"})
+    assert (again.status_code, again.json()["__type"]) == (400, "ConflictException")
 
 
 def test_the_case_reference_header_set_from_boto3_lands_in_the_audit_log(gov: Governed) -> None:
@@ -169,6 +175,11 @@ def test_consent_erasure_and_retention_operations_return_receipts(gov: Governed)
         {"Subject": "alice", "Basis": "written release", "Evidence": base64.b64encode(b"signed").decode()},
     )
     assert recorded.status_code == 200 and len(recorded.json()["EvidenceSha256"]) == 64
+    broken = gov.call(
+        "enroller", "RecordConsent", {"Subject": "bob", "Basis": "\ud800", "Evidence": base64.b64encode(b"x").decode()}
+    )
+    assert (broken.status_code, broken.json()["__type"]) == (400, "InvalidParameterException")
+    assert broken.json()["message"] == "Basis is not valid Unicode (it holds a lone surrogate)"
     face = gov.client("enroller").index_faces(
         CollectionId="c", ExternalImageId="alice", Image={"Bytes": face_png((20, 20, 100, 1))}
     )["FaceRecords"][0]

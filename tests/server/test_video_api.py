@@ -19,6 +19,7 @@ from facetrust.governance.policy import Policy, Purpose
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.service import FaceService
+from facetrust.service.validate import encode_token
 from facetrust.service.video_jobs import VideoJobRequest, VideoJobs, jobs_of
 
 from .live import rekognition, serving, serving_signed
@@ -119,6 +120,12 @@ def test_results_come_in_pages_that_join_up(api: VideoApi) -> None:
     assert pages == whole
     with pytest.raises(api.client.exceptions.InvalidPaginationTokenException):
         api.client.get_face_detection(JobId=job, NextToken="bm90IG91cnM")
+    for forged in (-3, len(whole) + 1, 2**70, "10"):  # positions a client could build: none was issued
+        token = encode_token("FaceDetection", job, forged)  # type: ignore[arg-type]
+        with pytest.raises(api.client.exceptions.InvalidPaginationTokenException, match="start again"):
+            api.client.get_face_detection(JobId=job, NextToken=token)
+    last = api.client.get_face_detection(JobId=job, NextToken=encode_token("FaceDetection", job, len(whole)))
+    assert last["Faces"] == [] and "NextToken" not in last
 
 
 def test_face_search_job_matches_the_enrolled_person_by_index(api: VideoApi) -> None:

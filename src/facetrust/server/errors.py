@@ -50,9 +50,19 @@ log = logging.getLogger(__name__)
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 # Rekognition answers a user that exists already (and other user conflicts) with ConflictException,
-# a collection that exists already with ResourceAlreadyExistsException.
+# a collection that exists already with ResourceAlreadyExistsException. facetrust's own operations
+# whose conflicts are of the first kind (people corrections, a search reviewed twice) answer as users do.
 _USER_OPERATIONS = frozenset(
-    {"CreateUser", "DeleteUser", "AssociateFaces", "DisassociateFaces", "MergePeople", "SplitPerson", "NamePerson"}
+    {
+        "CreateUser",
+        "DeleteUser",
+        "AssociateFaces",
+        "DisassociateFaces",
+        "MergePeople",
+        "SplitPerson",
+        "NamePerson",
+        "RecordReview",
+    }
 )
 
 

@@ -9,7 +9,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
 from facetrust.service.profiles import check_profile, profile_of
 from facetrust.service.types import CollectionInfo, CollectionPage
-from facetrust.service.validate import check_collection_id, check_limit, decode_token, encode_token
+from facetrust.service.validate import check_collection_id, check_limit, decode_name, encode_token
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,8 +53,8 @@ def describe_collection(service: ServiceContext, actor: Actor, name: str) -> Col
 def list_collections(service: ServiceContext, actor: Actor, max_results: int, next_token: str | None) -> CollectionPage:
     with governed(service, actor, "ListCollections"):
         check_limit(max_results, "MaxResults", 1, 4096)
-        after = decode_token(next_token, "collections", "") if next_token is not None else ""
-        rows = service.store.list_collections(str(after), max_results + 1)
+        after = decode_name(next_token, "collections", "") if next_token is not None else ""
+        rows = service.store.list_collections(after, max_results + 1)
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_token("collections", "", rows[-1].name) if more else None

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.errors import InvalidImageError, InvalidParameterError, PurposeRefusedError
+from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError, PurposeRefusedError
 from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, rejection_reasons
@@ -39,6 +39,10 @@ def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
         if exc.source is not None:  # it names its file already
             raise
         raise InvalidImageError(exc.message, source=name) from None
+    except ImageTooLargeError as exc:  # a pixel bomb in one of the two: say which
+        if exc.source is not None:
+            raise
+        raise ImageTooLargeError(exc.message, limit=exc.limit, actual=exc.actual, source=name) from None
 
 
 @dataclass(frozen=True)

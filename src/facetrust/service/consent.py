@@ -11,7 +11,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed, usable
 from facetrust.service.types import ConsentRecord, ErasureReceipt
-from facetrust.service.validate import check_external_image_id
+from facetrust.service.validate import check_external_image_id, check_text
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +69,9 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
             raise InvalidParameterError(
                 "Consent basis must be 1–200 characters (e.g. 'BIPA written release')", parameter="basis"
             )
+        check_text(basis, "Basis", 200)
+        if isinstance(evidence, str):
+            check_text(evidence, "Evidence", len(evidence), empty=True)
         raw = evidence.encode() if isinstance(evidence, str) else bytes(evidence)
         if not raw:
             raise InvalidParameterError(

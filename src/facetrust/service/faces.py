@@ -30,7 +30,7 @@ from facetrust.service.validate import (
     check_face_ids,
     check_limit,
     check_user_id,
-    decode_token,
+    decode_position,
     encode_token,
 )
 from facetrust.store import crops as crop_table
@@ -229,9 +229,7 @@ def list_faces(service: ServiceContext, actor: Actor, ask: FaceListing) -> FaceP
             return FacePage(
                 tuple(stored_face(found[f]) for f in wanted if f in found and usable(found[f], now)), None, row.model
             )
-        after = decode_token(next_token, "faces", collection) if next_token is not None else 0
-        if not isinstance(after, int):
-            raise InvalidParameterError("NextToken does not belong to this face listing", parameter="NextToken")
+        after = decode_position(next_token, "faces", collection) if next_token is not None else 0
         rows = service.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
     more = len(rows) > max_results
     rows = rows[:max_results]

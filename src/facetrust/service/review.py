@@ -9,6 +9,7 @@ from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
 from facetrust.service.types import ReviewRecord
+from facetrust.service.validate import check_text
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +31,7 @@ def record_review(service: ServiceContext, search_seq: int, decision: str, note:
             )
         if len(note) > 2000:
             raise InvalidParameterError("Review note is longer than 2000 characters", parameter="note")
+        check_text(note, "Note", 2000, empty=True)
         with service.store.transaction() as conn:
             entry = next(audit.entries(conn, after_seq=search_seq - 1, limit=1), None)
             if entry is None or entry.seq != search_seq or not entry.data.get("review_required"):

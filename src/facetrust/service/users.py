@@ -16,7 +16,7 @@ from facetrust.service.validate import (
     check_limit,
     check_threshold,
     check_user_id,
-    decode_token,
+    decode_name,
     encode_token,
 )
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
@@ -65,8 +65,8 @@ def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> N
 
 def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
     check_limit(max_results, "MaxResults", 1, 500)
-    after = decode_token(next_token, "users", row.name) if next_token is not None else ""
-    rows = service.store.list_users(row.id, str(after), max_results + 1)
+    after = decode_name(next_token, "users", row.name) if next_token is not None else ""
+    rows = service.store.list_users(row.id, after, max_results + 1)
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_token("users", row.name, rows[-1].user_id) if more else None

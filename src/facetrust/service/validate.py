@@ -15,8 +15,11 @@ __all__ = [
     "check_external_image_id",
     "check_face_ids",
     "check_limit",
+    "check_text",
     "check_threshold",
     "check_user_id",
+    "decode_name",
+    "decode_position",
     "decode_token",
     "encode_token",
 ]
@@ -45,6 +48,21 @@ def check_user_id(value: object) -> str:
     return _check(_USER, value, "UserId", "use 1–128 characters from a-z A-Z 0-9 _ . - :")
 
 
+def check_text(value: object, parameter: str, most: int, *, empty: bool = False) -> str:
+    """Free text (a consent's basis, a review's note): a string of at most ``most`` characters
+    (and, unless ``empty``, not blank) that is valid Unicode, so it can be stored."""
+    if not isinstance(value, str) or len(value) > most or (not empty and not value.strip()):
+        size = f"0–{most}" if empty else f"1–{most}"
+        raise InvalidParameterError(f"{parameter} must be text of {size} characters", parameter=parameter)
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidParameterError(
+            f"{parameter} is not valid Unicode (it holds a lone surrogate)", parameter=parameter
+        ) from None
+    return value
+
+
 def check_face_ids(values: object, *, parameter: str = "FaceIds", most: int = 4096) -> list[str]:
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
         raise InvalidParameterError(f"{parameter} must be a list of face ids", parameter=parameter)
@@ -67,25 +85,49 @@ def check_threshold(value: object, parameter: str = "FaceMatchThreshold") -> flo
     return float(value)
 
 
+def _foreign(kind: str) -> InvalidPaginationTokenError:
+    return InvalidPaginationTokenError(f"NextToken is not a token this {kind} listing issued; start again without it")
+
+
+def decode_position(token: object, kind: str, scope: str) -> int:
+    """``decode_token`` for a listing that pages by integer positions (row keys, indexes)."""
+    after = decode_token(token, kind, scope)
+    if not isinstance(after, int):
+        raise _foreign(kind)
+    return after
+
+
+def decode_name(token: object, kind: str, scope: str) -> str:
+    """``decode_token`` for a listing that pages by names (collections, users)."""
+    after = decode_token(token, kind, scope)
+    if not isinstance(after, str):
+        raise _foreign(kind)
+    return after
+
+
 def encode_token(kind: str, scope: str, after: str | int) -> str:
     """An opaque next-token for listing ``kind`` in ``scope`` after ``after``."""
     raw = json.dumps({"k": kind, "s": scope, "a": after}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_MAX_POSITION = 2**63 - 1  # a position is a row key or an index: a signed 64-bit integer at most
+
+
 def decode_token(token: object, kind: str, scope: str) -> str | int:
-    """The position a token from ``encode_token(kind, scope, …)`` stands for."""
+    """The position a token from ``encode_token(kind, scope, …)`` stands for (a name, or an integer
+    from 0 to 2**63 − 1); anything else is ``InvalidPaginationTokenError``."""
     if not isinstance(token, str) or not 1 <= len(token) <= 2048:
         raise InvalidPaginationTokenError(f"NextToken {token!r} is not a token this listing issued")
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(data, dict) or data.get("k") != kind or data.get("s") != scope:
             raise ValueError("wrong listing")
-        after = data["a"]
-        if not isinstance(after, (str, int)) or isinstance(after, bool):
+        after: str | int = data["a"]
+        if isinstance(after, str):
+            after.encode()  # a lone surrogate is no name
+        elif isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= _MAX_POSITION:
             raise ValueError("bad position")
         return after
-    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
-        raise InvalidPaginationTokenError(
-            f"NextToken is not a token this {kind} listing issued; start again without it"
-        ) from None
+    except (ValueError, KeyError, binascii.Error, UnicodeError):
+        raise _foreign(kind) from None

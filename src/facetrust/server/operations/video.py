@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetrust.errors import InvalidParameterError
+from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, IMAGE, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import bounding_box, face_detail, similarity, stored_face
 from facetrust.service import FaceService
-from facetrust.service.validate import check_collection_id, check_limit, check_threshold, decode_token, encode_token
+from facetrust.service.validate import check_collection_id, check_limit, check_threshold, decode_position, encode_token
 from facetrust.service.video import governed_image_redaction
 from facetrust.service.video_jobs import VideoJob, VideoJobRequest, jobs_of
 from facetrust.video.redact import METHODS, RedactOptions
@@ -100,13 +100,15 @@ def _job(service: FaceService, p: dict[str, Any], kind: str, actor: Actor) -> tu
     job_id = _check_token("JobId", p["JobId"], 64)
     job = jobs_of(service).get(str(job_id), kind, actor=actor)  # the starting key's (or an admin's) only
     most = check_limit(p.get("MaxResults", MAX_RESULTS), "MaxResults", 1, MAX_RESULTS)
-    start = decode_token(p["NextToken"], kind, job.job_id) if "NextToken" in p else 0
-    if not isinstance(start, int):
-        raise InvalidParameterError("NextToken is not a position in this job's results", parameter="NextToken")
+    start = decode_position(p["NextToken"], kind, job.job_id) if "NextToken" in p else 0
     return job, min(most, MAX_RESULTS), start
 
 
 def _envelope(job: VideoJob, kind: str, items: list[Any], start: int, most: int) -> dict[str, Any]:
+    if start > len(items):  # a position past the results: no token this listing issued
+        raise InvalidPaginationTokenError(
+            f"NextToken is not a token this {kind} listing issued; start again without it"
+        )
     out: dict[str, Any] = {"JobStatus": job.status, "JobId": job.job_id}
     video = {"S3Object": {"Bucket": job.request.bucket, "Name": job.request.name}}
     out["Video"] = video
