@@ -107,6 +107,17 @@ def test_a_valid_chunked_body_is_served(quick: tuple[str, int]) -> None:
     assert received.startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_body_framed_both_ways_is_refused_and_the_connection_closed(quick: tuple[str, int]) -> None:
+    smuggled = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"  # what a front proxy might see as a body
+    framed = HEAD + b"Content-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + smuggled
+    received, took = exchange(quick, framed)
+
+    status, headers, body = json_error(received)
+    assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")
+    assert "Content-Length and Transfer-Encoding" in body["message"]
+    assert received.count(b"HTTP/1.1 ") == 1 and took < 3  # the second request was never served
+
+
 def test_a_malformed_chunked_body_gets_a_rekognition_shaped_error(quick: tuple[str, int]) -> None:
     received, _ = exchange(quick, HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
 

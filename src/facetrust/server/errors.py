@@ -69,10 +69,11 @@ _USER_OPERATIONS = frozenset(
 class RequestError(FacetrustError):
     """A request the protocol layer refuses before any operation runs: bad headers, body or operation name."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, *, status: int = 400, close: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.close = close  # the connection is closed after the answer (its framing cannot be trusted)
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,8 @@ class RpcEndpoint:
             if status < 500:
                 log.info("request %s %s refused: %s %s", rid, label, name, message)
             response = error_response(status, name, message, rid)
-            if status == 408:  # the rest of a stalled body is not waited for: close after answering
-                response.headers["connection"] = "close"
+            if status == 408 or (isinstance(exc, RequestError) and exc.close):
+                response.headers["connection"] = "close"  # the rest of the body is not waited for
         self.metrics.observe(label, response.status_code, time.perf_counter() - started)
         return response
 
@@ -149,6 +149,12 @@ class RpcEndpoint:
         HTTP/1.1 client still sending it reads the answer instead of a reset connection.
         """
         declared = head.header("content-length")
+        if declared is not None and head.header("transfer-encoding") is not None:
+            raise RequestError(  # which of the two frames the body is what request smuggling plays on
+                "SerializationException",
+                "Content-Length and Transfer-Encoding are both set: frame the body one way",
+                close=True,
+            )
         if declared is not None:
             if not declared.isdigit():
                 raise RequestError("SerializationException", f"Content-Length {declared[:40]!r} is not a number")
