@@ -100,7 +100,7 @@ def test_redact_video_writes_a_redacted_copy_and_reports_it(fc: ServiceCli, tmp_
     result = fc.run("redact", clip(fc), "-o", str(out), "--sample-fps", "5")
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"{clip(fc)} → {out}: 23 face sightings in 4 tracks, 0 kept; 45 of 45 frames redacted (112 boxes)\n"
+        f"{clip(fc)} → {out}: 23 face sightings in 4 tracks, 0 kept; 45 of 45 frames redacted (104 boxes)\n"
     )
     assert probe_video(out).has_audio
     assert detect_video(out, fc.service.engine, VideoOptions(sample_fps=60)).faces == ()

@@ -14,6 +14,8 @@ from facetrust.video import VideoOptions, detect_video, iter_frames, probe_video
 from facetrust.video.redact import RedactOptions, redact_image, redact_video
 from facetrust.video.synth import Truth
 
+from .conftest import still, write_frames
+
 
 def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:
     """(frame, person) of every face the detector still finds, in every frame."""
@@ -131,3 +133,56 @@ def test_a_webm_output_for_aac_audio_is_refused_before_any_work(
     with pytest.raises(InvalidParameterError, match=r"out\.webm.*\(aac\) cannot be copied into WebM"):
         redact_video(story[0], tmp_path / "out.webm", video_engine)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rotated_video_is_read_upright_and_written_with_its_rotation(
+    video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    import av
+    import numpy as np
+
+    shown = still(160, 240, ((20, 150, 48, 1),))  # a portrait frame, as a phone shows it: face low left
+    clip = tmp_path / "phone.mp4"
+    write_frames(clip, [np.ascontiguousarray(np.rot90(shown, -1))] * 20, rotation=90)  # stored sideways
+    found = detect_video(clip, video_engine, VideoOptions(sample_fps=15))
+    assert (found.info.width, found.info.height, found.rotation) == (160, 240, 90)
+    box = found.faces[0].face.box
+    assert (round(box.left), round(box.top), round(box.width)) == (20, 150, 48)  # where a viewer sees it
+
+    out = tmp_path / "out.mp4"
+    redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert faces_left(out, video_engine) == []
+    with av.open(str(out)) as redacted:
+        first = next(redacted.decode(video=0))
+        assert (first.width, first.height, first.rotation) == (240, 160, 90)  # stored as the source was
+
+
+def test_a_face_always_in_view_is_covered_however_sparse_the_sampling(video_engine: FaceEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "still.mp4"
+    write_frames(clip, [still(160, 120, ((40, 30, 48, 1),))] * 90)  # 6 s at 15 fps
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=0.5))
+    assert (report.frames, report.frames_redacted) == (90, 90)
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_variable_frame_rate_keeps_every_timestamp_and_covers_every_frame(
+    video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    times = [i * 1000 for i in range(6)] + [6000 + i * 17 for i in range(1, 60)]  # 1 fps, then 60 fps
+    clip = tmp_path / "vfr.mkv"
+    write_frames(clip, [still(160, 120, ((40, 30, 48, 1),))] * len(times), times_ms=times)
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=2))
+        assert [f.timestamp_ms for f in iter_frames(out, sample_fps=240)] == times
+        assert faces_left(out, video_engine) == []
+
+
+def test_an_odd_frame_size_is_written_in_full_chroma(video_engine: FaceEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "odd.mkv"
+    write_frames(clip, [still(161, 121, ((40, 30, 48, 1),))] * 10, pix_fmt="yuv444p")
+    out = tmp_path / "out.mp4"
+    redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (probe_video(out).width, probe_video(out).height) == (161, 121)
+    assert faces_left(out, video_engine) == []

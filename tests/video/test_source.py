@@ -79,3 +79,29 @@ def test_a_video_over_a_limit_is_refused_naming_the_limit(
     with pytest.raises(VideoTooLargeError, match=name) as info:
         list(iter_frames(story[0], limits=limits))
     assert info.value.limit_name == name
+
+
+def test_a_stream_that_grows_past_the_pixel_limit_is_refused_while_decoding(tmp_path: Path) -> None:
+    import av
+
+    from .conftest import still
+
+    parts = []
+    for n, (width, height) in enumerate(((64, 48), (128, 96))):  # the header tells of the first size only
+        part = tmp_path / f"part{n}.ts"
+        with av.open(str(part), mode="w", format="mpegts") as out:
+            video = out.add_stream("libx264", rate=10)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            for _ in range(10):
+                for packet in video.encode(av.VideoFrame.from_ndarray(still(width, height, ()), format="rgb24")):
+                    out.mux(packet)
+            for packet in video.encode():
+                out.mux(packet)
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    limits = VideoLimits(pixels=64 * 48)
+    assert (probe_video(joined, limits).width, probe_video(joined, limits).height) == (64, 48)
+    with pytest.raises(VideoTooLargeError, match=r"joined\.ts: a frame is 128x96 = 12288 pixels") as info:
+        list(iter_frames(joined, limits=limits))
+    assert info.value.limit_name == "max_video_pixels"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from facetrust.types import Face, FaceEmbedding
-from facetrust.video.source import VideoInfo, VideoLimits, VideoPath, check_sample_fps, iter_frames, probe_video
+from facetrust.video.source import (
+    FrameLog,
+    VideoInfo,
+    VideoLimits,
+    VideoPath,
+    check_sample_fps,
+    iter_frames,
+    probe_video,
+)
 from facetrust.video.tracker import Tracker, TrackerOptions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,13 +88,17 @@ class PersonTrack:
 
 @dataclass(frozen=True)
 class VideoFaces:
-    """The faces of a video: metadata, every sighting in time order, and the persons (tracks)."""
+    """The faces of a video: metadata (its frame size as shown, upright), every sighting in time
+    order, and the persons (tracks); the time of every decoded frame (by index; empty when not
+    read) and the display rotation its frames carry (degrees counterclockwise; boxes are upright)."""
 
     info: VideoInfo
     sample_fps: float
     frames_sampled: int
     faces: tuple[TrackedFace, ...]
     persons: tuple[PersonTrack, ...]
+    frame_times_ms: tuple[int, ...] = field(default=(), repr=False)
+    rotation: int = 0
 
 
 def _embedder(engine: FaceEngine, rgb: np.ndarray) -> Callable[[Sequence[Face]], list[np.ndarray | None]]:
@@ -139,8 +151,6 @@ def tracker_options(options: TrackerOptions, engine: FaceEngine) -> TrackerOptio
 
     if not engine.model_id.startswith(NAME + ":"):
         return options
-    from dataclasses import replace
-
     from facetrust.calibration import default_calibration
 
     fmr = default_calibration(SFACE_MODEL).fmr(options.reid_cosine)[0]
@@ -165,7 +175,8 @@ def detect_video(
     tracker = Tracker(tracker_options(options.tracker, engine))
     sampled = 0
     cuts = CutDetector()
-    for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits):
+    log = FrameLog()
+    for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits, log=log):
         sampled += 1
         faces = engine.detect(frame.image)
         embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
@@ -174,4 +185,6 @@ def detect_video(
             progress(min(frame.timestamp_ms, info.duration_ms), info.duration_ms)
     persons = _persons(tracker, engine.model_id)
     sightings = tuple(sorted((f for p in persons for f in p.faces), key=lambda f: (f.timestamp_ms, f.person)))
-    return VideoFaces(info, options.sample_fps, sampled, sightings, persons)
+    if log.rotation in (90, 270):  # stored sideways: shown with width and height swapped
+        info = replace(info, width=info.height, height=info.width)
+    return VideoFaces(info, options.sample_fps, sampled, sightings, persons, tuple(log.times_ms), log.rotation)

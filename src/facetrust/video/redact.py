@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,41 +96,67 @@ def _lerp(a: BoundingBox, b: BoundingBox, k: float) -> BoundingBox:
     return BoundingBox(*(x + (y - x) * k for x, y in zip(vars(a).values(), vars(b).values())))
 
 
+def _reach(times: Sequence[int], start: int, lo_ms: float, hi_ms: float) -> tuple[int, int]:
+    """The first and last frame around ``start`` whose times lie within [lo_ms, hi_ms]."""
+    first = last = min(start, len(times) - 1)
+    while first > 0 and times[first - 1] >= lo_ms:
+        first -= 1
+    while last + 1 < len(times) and times[last + 1] <= hi_ms:
+        last += 1
+    return first, last
+
+
 def _track_boxes(
-    track: PersonTrack, fps: float, options: RedactOptions, frames: int
+    track: PersonTrack, times: Sequence[int], step_ms: float, options: RedactOptions
 ) -> Iterable[tuple[int, BoundingBox]]:
-    hold = int(round(options.hold_seconds * fps))
-    bridge = options.bridge_seconds * fps
+    """Every frame's box of one track. Times, not frame counts, decide (a variable frame rate
+    included): sightings at most ``bridge`` apart are joined, and a run of sightings is held
+    ``hold`` before and after, each at least one sampling interval (``step_ms``) so that a face
+    always in view is covered however sparsely it is sampled."""
+    hold = max(options.hold_seconds * 1000, step_ms)
+    bridge = max(options.bridge_seconds * 1000, 1.5 * step_ms)
     seen = track.faces
     for i, sight in enumerate(seen):
         box = _grown(sight.face.box, options.grow)
-        gap_before = sight.frame_index - seen[i - 1].frame_index if i else None
-        gap_after = seen[i + 1].frame_index - sight.frame_index if i + 1 < len(seen) else None
+        f0, t0 = sight.frame_index, sight.timestamp_ms
+        gap_before = t0 - seen[i - 1].timestamp_ms if i else None
+        gap_after = seen[i + 1].timestamp_ms - t0 if i + 1 < len(seen) else None
         if gap_before is None or gap_before > bridge:
-            yield from ((f, box) for f in range(max(sight.frame_index - hold, 0), sight.frame_index))
-        yield sight.frame_index, box
-        after = _grown(seen[i + 1].face.box, options.grow) if gap_after is not None else None
-        if gap_after is not None and after is not None and gap_after <= bridge:
+            first, _ = _reach(times, f0, t0 - hold, t0)
+            yield from ((f, box) for f in range(first, f0))
+        yield f0, box
+        if gap_after is not None and gap_after <= bridge:
+            after = _grown(seen[i + 1].face.box, options.grow)
+            f1 = seen[i + 1].frame_index
             jump = iou(box, after) < 0.3  # a cut, or a fast move: cover both places as well as the way between
-            for k in range(1, gap_after):
-                yield sight.frame_index + k, _lerp(box, after, k / gap_after)
+            for f in range(f0 + 1, f1):
+                k = (times[f] - t0) / gap_after if gap_after > 0 and f < len(times) else (f - f0) / (f1 - f0)
+                yield f, _lerp(box, after, min(max(k, 0.0), 1.0))
                 if jump:
-                    yield sight.frame_index + k, box
-                    yield sight.frame_index + k, after
+                    yield f, box
+                    yield f, after
         else:
-            yield from ((f, box) for f in range(sight.frame_index + 1, min(sight.frame_index + hold + 1, frames)))
+            _, last = _reach(times, f0, t0, t0 + hold)
+            yield from ((f, box) for f in range(f0 + 1, last + 1))
 
 
 def plan_boxes(
     faces: VideoFaces, options: RedactOptions, keep: frozenset[int] = frozenset(), frames: int | None = None
 ) -> dict[int, list[BoundingBox]]:
-    """The boxes to redact in each frame (by decoded frame index) for every person not in ``keep``."""
-    total = frames if frames is not None else max(faces.info.frame_count, 1)
+    """The boxes to redact in each frame (by decoded frame index) for every person not in ``keep``.
+
+    Frame times come from the detection pass (``faces.frame_times_ms``); without them, from the
+    frame rate over ``frames`` frames (default: the header's count)."""
+    times: Sequence[int] = faces.frame_times_ms
+    if not times:
+        total = frames if frames is not None else max(faces.info.frame_count, 1)
+        times = [int(round(i * 1000 / faces.info.frame_rate)) for i in range(total)]
+    step_ms = 1000 / faces.sample_fps if faces.sample_fps > 0 else 0.0
     plan: dict[int, list[BoundingBox]] = {}
     for track in faces.persons:
         if track.index in keep:
             continue
-        for frame, box in _track_boxes(track, faces.info.frame_rate, options, total):
+        for frame, box in _track_boxes(track, times, step_ms, options):
             plan.setdefault(frame, []).append(box)
     return plan
 
@@ -266,7 +292,7 @@ def redact_video(
     plan = plan_boxes(found, options, kept, frames=max(info.frame_count, 1) + int(info.frame_rate))
     temp = _temp_beside(target)
     try:
-        frames, touched = _rewrite(path, temp, plan, options, video, progress)
+        frames, touched = _rewrite(path, temp, plan, options, video, progress, found.rotation)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -288,11 +314,14 @@ def _rewrite(
     options: RedactOptions,
     video: VideoOptions,
     progress: Progress | None,
+    rotation: int = 0,
 ) -> tuple[int, int]:
-    """Second pass: decode every frame, redact its planned boxes, encode; copy the audio. (frames, frames touched)."""
+    """Second pass: decode every frame, redact its planned boxes (drawn upright, as the frame is shown),
+    encode at the same timestamps and display rotation; copy the audio. (frames, frames touched)."""
     import av
+    import numpy as np
 
-    from facetrust.video.source import _info
+    from facetrust.video.source import _info, rotation_of, upright
 
     source = open_video(path)
     try:
@@ -300,14 +329,17 @@ def _rewrite(
         in_video = source.streams.video[0]
         in_audio = source.streams.audio[0] if source.streams.audio else None
         with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
-            out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()])
+            out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()], rotation)
             out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
             frames = touched = 0
             for frame in _frames_and_audio(source, path, info, video, in_audio, out_audio, sink):
                 boxes = plan.get(frames, [])
                 if boxes:
                     touched += 1
-                    rgb = apply_boxes(frame.to_ndarray(format="rgb24"), boxes, options)
+                    rgb = apply_boxes(upright(frame), boxes, options)
+                    turns = rotation_of(frame) // 90
+                    if turns:  # back as it is stored
+                        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
                     new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                     new.pts, new.time_base = frame.pts, frame.time_base
                     frame = new
@@ -344,10 +376,18 @@ def _check_audio_fits(path: VideoPath, target: Path) -> None:
         )
 
 
-def _video_stream(sink: Any, template: Any, codec: str) -> Any:
+def _video_stream(sink: Any, template: Any, codec: str, rotation: int = 0) -> Any:
+    """The output's video stream: the source's size, time base (so every frame keeps its timestamp,
+    a variable frame rate included) and display rotation; 4:2:0 chroma, or 4:4:4 for an odd width
+    or height (which 4:2:0 cannot hold)."""
     stream = sink.add_stream(codec, rate=template.average_rate or template.guessed_rate)
-    stream.width, stream.height, stream.pix_fmt = template.codec_context.width, template.codec_context.height, "yuv420p"
+    width, height = template.codec_context.width, template.codec_context.height
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
     stream.time_base = template.time_base
+    stream.codec_context.time_base = template.time_base
+    if rotation:
+        stream.set_display_rotation(rotation)
     stream.options = (
         {"crf": "18", "preset": "ultrafast"} if codec == "libx264" else {"crf": "32", "b": "0", "deadline": "realtime"}
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from os import PathLike
 from pathlib import Path
@@ -15,7 +15,7 @@ from facetrust.errors import InvalidParameterError, InvalidVideoError, VideoTooL
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["Frame", "VideoInfo", "VideoLimits", "iter_frames", "open_video", "probe_video"]
+__all__ = ["Frame", "FrameLog", "VideoInfo", "VideoLimits", "iter_frames", "open_video", "probe_video", "upright"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,31 @@ class Frame:
     index: int
     timestamp_ms: int
     image: np.ndarray
+
+
+@dataclass
+class FrameLog:
+    """What a pass over a video saw besides its sampled frames: the time of every decoded frame
+    (by decoded index) and the display rotation of the first (degrees counterclockwise, a multiple
+    of 90: a phone's portrait video is stored sideways with a rotation to show it upright)."""
+
+    times_ms: list[int] = field(default_factory=list)
+    rotation: int = 0
+
+
+def rotation_of(frame: Any) -> int:
+    """The frame's display rotation, counterclockwise, to the nearest multiple of 90 degrees (0–270)."""
+    angle = getattr(frame, "rotation", 0) or 0
+    return int(round(float(angle) / 90.0)) % 4 * 90
+
+
+def upright(frame: Any) -> np.ndarray:
+    """The frame's RGB pixels as it is shown: turned by its display rotation."""
+    import numpy as np
+
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = rotation_of(frame) // 90
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _label(path: VideoPath) -> str:
@@ -169,6 +194,15 @@ def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: Vid
                     actual=count,
                     source=_label(path),
                 )
+            if frame.width * frame.height > limits.pixels:  # the header said less: a stream may change size
+                raise VideoTooLargeError(
+                    f"a frame is {frame.width}x{frame.height} = {frame.width * frame.height} pixels; the limit "
+                    f"(max_video_pixels) is {limits.pixels}",
+                    limit_name="max_video_pixels",
+                    limit=limits.pixels,
+                    actual=frame.width * frame.height,
+                    source=_label(path),
+                )
             last_ms = frame_time_ms(frame, count - 1, info.frame_rate)
             if last_ms > limits.seconds * 1000:
                 raise VideoTooLargeError(
@@ -191,8 +225,12 @@ def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: Vid
         )
 
 
-def iter_frames(path: VideoPath, *, sample_fps: float = 10.0, limits: VideoLimits | None = None) -> Iterator[Frame]:
-    """The frames of ``path`` sampled at about ``sample_fps`` (every frame when the video is slower).
+def iter_frames(
+    path: VideoPath, *, sample_fps: float = 10.0, limits: VideoLimits | None = None, log: FrameLog | None = None
+) -> Iterator[Frame]:
+    """The frames of ``path`` sampled at about ``sample_fps`` (every frame when the video is slower),
+    each upright (turned by its display rotation); ``log`` collects every decoded frame's time and
+    the first one's rotation.
 
     Raises ``InvalidVideoError`` (unreadable, truncated, corrupt) and ``VideoTooLargeError``
     (over ``limits``: checked from the header first, then while decoding).
@@ -207,9 +245,13 @@ def iter_frames(path: VideoPath, *, sample_fps: float = 10.0, limits: VideoLimit
         next_ms = 0.0
         for index, frame in enumerate(decoded_frames(container, path, info, limits)):
             ts = frame_time_ms(frame, index, info.frame_rate)
+            if log is not None:
+                if index == 0:
+                    log.rotation = rotation_of(frame)
+                log.times_ms.append(ts)
             if ts + 0.5 < next_ms:
                 continue
             next_ms = max(next_ms + step_ms, ts + step_ms * 0.5)
-            yield Frame(index, ts, frame.to_ndarray(format="rgb24"))
+            yield Frame(index, ts, upright(frame))
     finally:
         container.close()
