@@ -102,6 +102,30 @@ def test_a_merge_holds_after_a_full_pass(coll: FaceService) -> None:
     assert _groups(page, coll) == [{*a, *b}] and page.people[0].cluster_id == ids[0]
 
 
+def test_a_merge_of_large_clusters_of_unlike_faces_holds_after_a_full_pass(coll: FaceService) -> None:
+    sizes = (100, 96, 104, 92, 108, 98, 102, 94)
+    a = [_one(coll, 1, s) for s in sizes]
+    b = [_one(coll, 8, s) for s in sizes]  # fake persons 1 and 8 are far apart (cosine about -0.1)
+    ids = [p.cluster_id for p in coll.cluster_faces("c").people]
+    assert len(ids) == 2  # two people by their faces; a human says they are one
+    coll.merge_people("c", ids)
+    for _ in range(2):  # a full pass, and another after new faces came in (they join by the usual rules)
+        page = coll.cluster_faces("c")
+        assert page.people[0].cluster_id == ids[0]
+        assert set(coll.describe_person("c", ids[0]).face_ids) >= {*a, *b}
+        _one(coll, 1, 98), _one(coll, 8, 106)
+
+
+def test_splitting_every_face_out_of_a_named_cluster_takes_them_all_off_its_user(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96, 104)]
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    coll.name_person("c", cluster_id, "bob")
+    assert coll.split_person("c", cluster_id, faces).size == 0
+    assert [u.face_count for u in coll.list_users("c").users] == [0]
+    assert {f.user_id for f in coll.list_faces("c").faces} == {None}
+    assert all(p.user_id is None for p in coll.cluster_faces("c").people)
+
+
 def test_merge_refuses_clusters_with_faces_of_one_image(coll: FaceService) -> None:
     coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 2)))
     _one(coll, 1)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["merge", "name", "split"]
 
-_PINS = 3  # a merge links this many faces of each side, so it survives erasing a few of them
+_PINS = 3  # a merge links every face to this many of the first cluster's, so it survives erasing a few of them
 
 
 def _check_cluster_ids(values: object) -> list[str]:
@@ -78,7 +78,8 @@ def merge(service: ServiceContext, collection: str, cluster_ids: Sequence[str], 
             everyone = [k for _, keys in sides for k in keys]
             _refuse_mixed(service, row, everyone, conn)
             target, target_keys = sides[0]
-            pins = [(a, b) for _, keys in sides[1:] for a in target_keys[:_PINS] for b in keys[:_PINS]]
+            anchors = target_keys[:_PINS]  # every face is tied to the anchors, so no full pass parts them
+            pins = [(a, b) for b in everyone for a in anchors if a != b]
             tables.drop_links(conn, "cannot", tables.links_within(conn, "cannot", everyone))
             tables.add_links(conn, row.id, "must", pins)
             tables.set_members(conn, row.id, [(k, target.cluster_id) for k in everyone])
@@ -112,7 +113,7 @@ def split(
             pairs = [(a, b) for a in out for b in rest]
             tables.drop_links(conn, "must", pairs)
             tables.add_links(conn, row.id, "cannot", pairs)
-            named = {faces[k].user_id for k in rest} - {None}
+            named = {f.user_id for f in faces.values()} - {None}  # the cluster's user, even if no face stays
             service.store.set_user(conn, row.id, [k for k in out if faces[k].user_id in named], None)
             gone = list(out) + (rest if len(rest) < 2 else [])
             tables.set_members(conn, row.id, [(k, None) for k in gone])
