@@ -148,3 +148,16 @@ def test_npz_arrays_that_disagree_with_the_manifest_are_refused(
     with pytest.raises(InvalidParameterError, match=message) as info:
         load_index(saved)
     assert "rebuild" in str(info.value) and info.value.parameter == "path"
+
+
+def test_the_exact_index_keeps_no_copy_of_a_removed_vector_in_its_spare_rows() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((3, 8)).astype(np.float32)
+    index = ExactIndex(8)
+    index.add(np.array([1, 2, 3]), vectors)
+    index.remove([3])  # the last row: nothing moves into it
+    index.remove([1])  # a middle row: the last one moves in
+    stored = index._vectors  # every row, the spare ones included
+    for gone in (vectors[0], vectors[2]):
+        assert not any(np.array_equal(row, gone) for row in stored)
+    assert len(index) == 1 and 2 in index

@@ -72,6 +72,65 @@ def test_a_collection_deleted_on_one_replica_is_forgotten_by_the_others_refresh(
         assert not list(folder.glob("collection-*"))
 
 
+def _snapshot_holds(folder: Path, row_id: int, key: int) -> bool:
+    """Whether the snapshot of collection ``row_id`` in ``folder`` (if any) holds face ``key``."""
+    from facetrust.index import load_index
+
+    path = folder / f"collection-{row_id}.index"
+    return path.exists() and key in load_index(path)
+
+
+def test_a_replica_closing_right_after_another_erased_saves_no_erased_template(store: SharedStore) -> None:
+    with _service(store, "a") as a:
+        engine = fake_engine(Settings(flip_augment=False))  # an exact index keeps the template's bytes as stored
+        b = FaceService(store.data_dir("b"), engine, index_backend="exact", replica_id="b", store=store.url)
+        try:
+            ann, gone = _two_faces(a)
+            b.search_faces("c", ann)  # b has the collection loaded, the face still in it
+            row = b.store.get_collection("c")
+            assert row is not None
+            key = next(iter(b.store.faces_by_ids(row.id, [gone]).values())).key
+            a.delete_faces("c", [gone])
+        finally:
+            b.close()  # its last save catches up with the deletion before it writes
+        assert (b.indexes.folder / f"collection-{row.id}.index").exists()
+        assert not _snapshot_holds(b.indexes.folder, row.id, key)
+
+
+def test_a_snapshot_not_loaded_since_a_deletion_is_removed_by_the_periodic_refresh(store: SharedStore) -> None:
+    with _service(store, "a") as a:
+        with _service(store, "b") as b:
+            ann, gone = _two_faces(a)
+            b.search_faces("c", ann)
+            folder = b.indexes.folder
+        assert list(folder.glob("collection-*"))  # b stopped and left its snapshot
+        with _service(store, "b") as b:  # b back, the collection not opened since
+            a.delete_faces("c", [gone])  # (on SQLite the eraser removes every replica's snapshot itself)
+            a.create_collection("d")
+            a.index_faces("d", face_png((40, 40, 80, 2)))
+            b.search_faces_by_image("d", face_png((40, 40, 80, 2)))
+            b.indexes.save_all()
+            a.delete_collection("d")  # deleted while b's index of it stays loaded: refresh forgets it
+            b.indexes.refresh()
+            assert not list(folder.glob("collection-*"))
+
+
+def test_an_erasure_beside_the_folders_owner_removes_its_snapshot_at_once(tmp_path: Path) -> None:
+    engine = fake_engine(Settings(flip_augment=False))
+    with FaceService(tmp_path / "d", engine, index_backend="exact") as server:
+        ann = server.create_collection("c") and server.index_faces("c", face_png((40, 40, 80, 1)))
+        gone = server.index_faces("c", face_png((150, 40, 80, 1))).indexed[0].stored.face_id
+        server.search_faces("c", gone)
+        server.indexes.save_all()
+        folder = server.indexes.folder
+        assert list(folder.glob("collection-*"))
+        with FaceService(tmp_path / "d", engine, index_backend="exact") as cli:  # `facetrust faces delete` beside it
+            assert not cli.indexes.owner
+            cli.delete_faces("c", [gone])
+            assert not list(folder.glob("collection-*"))
+        assert ann.indexed
+
+
 def test_a_second_process_on_one_replica_folder_keeps_its_index_in_memory(store: SharedStore) -> None:
     with _service(store, "a") as first, _service(store, "a") as second:
         ann, other = _two_faces(first)

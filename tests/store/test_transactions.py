@@ -42,3 +42,27 @@ def test_an_error_after_sqlite_ended_the_transaction_is_raised_as_it_was(store: 
         conn.execute("ROLLBACK")
     with store.transaction():
         pass
+
+
+def test_a_checkpoint_a_reader_blocks_is_due_until_a_retry_completes_it(store: Store, tmp_path: Path) -> None:
+    from .conftest import collection, face
+
+    cid = collection(store)  # type: ignore[arg-type]
+    template = face(7).embedding
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [face(7)])
+    assert store.checkpoint() and store.retry_checkpoint()  # nothing due
+    reader = sqlite3.connect(tmp_path / "facetrust.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM faces").fetchone()  # holds the snapshot that still has the face
+    store._conn().execute("PRAGMA busy_timeout=50")
+    with store.transaction() as conn:
+        store.delete_faces(conn, cid, keys)
+
+    assert not store.checkpoint()  # the reader's snapshot needs the old pages: not folded yet
+    assert not store.retry_checkpoint()
+    reader.rollback()
+    reader.close()
+    assert store.retry_checkpoint() and store.retry_checkpoint()  # completed, and then nothing is due
+    files = [tmp_path / "facetrust.db", tmp_path / "facetrust.db-wal"]
+    assert not any(template in f.read_bytes() for f in files if f.exists())

@@ -107,6 +107,7 @@ class ExactIndex:
                     moved = int(self._keys[last])
                     self._keys[row] = moved
                     self._rows[moved] = row
+                self._vectors[last] = 0  # the freed row keeps no copy of a removed (erased) template
                 self._n = last
                 removed += 1
             if len(self._keys) > _MIN_CAPACITY and self._n < len(self._keys) // 4:

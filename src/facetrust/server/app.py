@@ -93,6 +93,10 @@ def _replica_step(
         service.indexes.refresh()
     except Exception:
         log.exception("index refresh failed")
+    try:  # an erasure's WAL checkpoint a long reader kept from completing
+        service.store.retry_checkpoint()
+    except Exception:
+        log.exception("WAL checkpoint retry failed")
     if settings.video_root is not None:
         from facetrust.service.video_jobs import jobs_of
 

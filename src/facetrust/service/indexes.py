@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,11 @@ class CollectionIndex:
         self._applied = 0
         self._saved = 0
         self._index: VectorIndex | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the index is in memory (then its catch-up keeps its snapshot free of erased templates)."""
+        return self._index is not None
 
     @property
     def applied(self) -> int:
@@ -227,9 +232,9 @@ class CollectionIndex:
             return index.search(queries, max(1, min(k, len(index)))), len(index)
 
     def _drop_snapshot(self) -> None:
-        """Remove this replica's snapshot files (if it owns its folder); the next save writes anew."""
-        if self.owner:
-            self.drop_files()
+        """Remove this replica's snapshot files (owner or not: a process beside the folder's owner
+        removes them too, never writes them); the next save writes anew."""
+        self.drop_files()
         self._saved = -1
 
     def _forget_erased(self) -> None:
@@ -259,8 +264,17 @@ class CollectionIndex:
                 self._catch_up()
 
     def save(self) -> None:
+        """Write the snapshot, caught up with the database first (a deletion another replica made is
+        applied, and its template left out, before anything is written)."""
         with self._lock:
-            if not self.persist or self._index is None or self._applied == self._saved:
+            if not self.persist or self._index is None:
+                return
+            try:
+                self._catch_up()
+            except Exception:  # never write what may hold an erased template
+                log.exception("index of %r not caught up; its snapshot is not saved", self.collection.name)
+                return
+            if self._index is None or self._applied == self._saved:
                 return
             private_dir(self.folder)
             self._index.save(self._path)
@@ -338,8 +352,9 @@ class IndexRegistry:
         self._drop_everywhere(found or self._index(collection))
 
     def _drop_everywhere(self, index: CollectionIndex) -> None:
-        if self.owner:
-            index.drop_files()
+        """Remove the collection's snapshot files from every replica's folder, this one's included
+        (a CLI erasure beside a running server removes the server's; only writing is the owner's)."""
+        index.drop_files()
         for folder in replica_folders(self.root) if self.root is not None else []:
             if folder != self.folder:
                 index.drop_files(folder)
@@ -363,14 +378,37 @@ class IndexRegistry:
                 index.drop_files()
         for index in opened:
             index.refresh()
+        if self.owner:
+            self._drop_orphans({i.collection.id for i in opened if i.loaded})
 
-    def _drop_orphans(self) -> None:
-        """Remove snapshot files of collections that no longer exist (deleted while this replica was down)."""
-        alive = {row.id for row in self.store.list_collections(None, 1 << 30)}
+    def _drop_orphans(self, loaded: Collection[int] = ()) -> None:
+        """Remove the snapshot files that may hold an erased template: those of collections that no
+        longer exist (deleted while this replica was down or did not have them open), and those
+        written before a deletion the database has made since. The indexes ``loaded`` here are kept
+        up to date by their own catch-up instead."""
+        rows = {row.id: row for row in self.store.list_collections(None, 1 << 30)}
+        numbers: set[int] = set()
         for path in self.folder.glob("collection-*"):
-            number = path.name.removeprefix("collection-").split(".", 1)[0]
-            if number.isdigit() and int(number) not in alive:
-                path.unlink(missing_ok=True)
+            name = path.name.removeprefix("collection-").split(".", 1)[0]
+            if name.isdigit():
+                numbers.add(int(name))
+        for number in sorted(numbers - set(loaded)):
+            row = rows.get(number)
+            if row is None or self._stale(row):
+                for path in self.folder.glob(f"collection-{number}.*"):
+                    path.unlink(missing_ok=True)
+
+    def _stale(self, row: CollectionRow) -> bool:
+        """Whether this folder's snapshot of ``row`` is of another collection of that id, unreadable,
+        or older than a deletion in the database (it may hold the erased template)."""
+        try:
+            meta = json.loads((self.folder / f"collection-{row.id}.json").read_text())
+            seq = int(meta["seq"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+        if meta.get("created_at") != row.created_at:
+            return True
+        return self.store.deleted_since(row.id, seq)
 
     def save_all(self) -> None:
         with self._lock:

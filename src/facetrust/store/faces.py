@@ -189,6 +189,17 @@ class FaceTable:
             )
         ]
 
+    def deleted_since(self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None) -> bool:
+        """Whether a face of the collection was deleted after change ``seq``."""
+        found = (
+            (conn or self._conn())
+            .execute(
+                "SELECT 1 FROM changes WHERE collection_id = ? AND seq > ? AND op = 'del' LIMIT 1", (collection_id, seq)
+            )
+            .fetchone()
+        )
+        return found is not None
+
     def last_change(self, collection_id: int, conn: sqlite3.Connection | None = None) -> int:
         row = (
             (conn or self._conn())

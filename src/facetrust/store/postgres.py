@@ -137,8 +137,12 @@ class PostgresStore(Store):
     def _bulk_writer(self, conn: sqlite3.Connection) -> None:
         """Nothing: PostgreSQL's cache is the server's (shared_buffers), not a connection's."""
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
         """Nothing to fold: PostgreSQL's WAL is the server's (``vacuum`` reclaims erased rows)."""
+        return True
+
+    def retry_checkpoint(self) -> bool:
+        return True
 
     def vacuum(self) -> str:
         """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten

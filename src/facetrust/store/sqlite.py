@@ -68,6 +68,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
+        self._checkpoint_due = False  # a checkpoint a reader kept from completing: retry_checkpoint runs it again
         self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
         conn = self._conn()
         upgrade(conn, self.where(), postgres=self.postgres)  # a store of an older facetrust; a newer one refused
@@ -157,9 +158,22 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         """This thread's connection, for single reads outside a transaction."""
         return self._conn()
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the database and truncate it, so erased pages leave no copy there."""
-        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def checkpoint(self) -> bool:
+        """Fold the WAL into the database and truncate it, so erased pages leave no copy there. False
+        when a reader holding an older snapshot kept it from completing within the busy timeout: it is
+        then due again, and ``retry_checkpoint`` (a server's periodic step) runs it until it completes."""
+        row = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        done = row is None or int(row[0]) == 0
+        self._checkpoint_due = not done
+        if not done:
+            log.warning(
+                "WAL checkpoint of %s blocked by a reader; erased rows stay in the WAL until it is retried", self.path
+            )
+        return done
+
+    def retry_checkpoint(self) -> bool:
+        """Run again a checkpoint that a reader kept from completing; True when none is due (any more)."""
+        return self.checkpoint() if self._checkpoint_due else True
 
     reclaimed = ""  # erased rows are overwritten in the erasure (secure_delete, then a WAL checkpoint)
 
