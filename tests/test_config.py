@@ -261,3 +261,17 @@ def test_settings_turn_a_string_cache_dir_into_a_path() -> None:
     settings = Settings(cache_dir="~/ft-cache")  # type: ignore[arg-type]
     assert settings.cache_dir == Path("~/ft-cache").expanduser()
     assert settings.resolved_cache_dir / "models" == Path("~/ft-cache/models").expanduser()
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "a\0b"])
+def test_an_empty_path_or_one_with_a_nul_is_refused_not_taken_as_the_current_directory(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="not a path") as info:
+        Settings.load(environ={"FACETRUST_DATA_DIR": raw})
+    assert info.value.setting == "data_dir"
+    with pytest.raises(ConfigurationError, match="not empty, no NUL"):
+        Settings(cache_dir=raw)  # type: ignore[arg-type]  # as a config file's value would come
+
+
+def test_a_config_file_that_is_a_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=f"Config file {tmp_path} cannot be read: Is a directory"):
+        Settings.load(environ={}, config_file=tmp_path)

@@ -279,3 +279,38 @@ def test_api_verbs_use_the_engine_they_are_given(fake: FaceEngine) -> None:
     assert facetrust.detect_faces(image, engine=fake) == fake.detect(image)
     assert len(facetrust.embed_faces(image, engine=fake)) == 2
     assert facetrust.compare_faces(image, image, engine=fake).is_match
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_naming_it_not_a_silent_gap(tmp_path: Path) -> None:
+    """Run where the permissions apply: as the user, or as root inside a user namespace (unshare)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    album = tmp_path / "album"
+    (album / "locked").mkdir(parents=True)
+    (album / "a.jpg").write_bytes(b"x")
+    (album / "locked" / "b.jpg").write_bytes(b"x")
+    (album / "locked").chmod(0)
+    script = (
+        "import sys\n"
+        "from facetrust.engine import iter_image_paths\n"
+        "from facetrust.errors import InvalidParameterError\n"
+        "try:\n"
+        "    print(iter_image_paths([sys.argv[1]]))\n"
+        "except InvalidParameterError as exc:\n"
+        "    print(exc.message)\n"
+    )
+    command = [sys.executable, "-c", script, str(album)]
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root, and there is no unshare to drop the privilege")
+        command = ["unshare", "--user", *command]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        (album / "locked").chmod(0o755)
+    if "unshare" in command[0] and done.returncode != 0 and "unshare" in done.stderr:
+        pytest.skip(f"unshare --user is not allowed here: {done.stderr.strip()}")
+    assert done.stdout.strip() == f"Cannot read the folder {album / 'locked'}: Permission denied", done.stderr

@@ -304,6 +304,11 @@ def _check_type(name: str, value: Any) -> None:
         return
     if kind is Path:
         ok = value is None or isinstance(value, (str, os.PathLike))
+        text = os.fspath(value) if ok and value is not None else ""
+        if ok and value is not None and (not str(text).strip() or "\0" in str(text)):
+            raise ConfigurationError(  # "" would be the current directory; NUL no path at all
+                f"Setting {name}={value!r} is invalid: must be a path (not empty, no NUL character)", setting=name
+            )
     elif kind is bool:
         ok = isinstance(value, bool)
     elif kind is str:
@@ -332,12 +337,15 @@ def _coerce(name: str, raw: str, where: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind is Path:
+            if not raw.strip() or "\0" in raw:  # "" would silently mean the current directory
+                raise ValueError(raw)
             return Path(raw).expanduser()
         if kind is str:
             return raw
         return kind(raw)
     except ValueError:
-        raise ConfigurationError(f"Setting {where}={raw!r} is not a valid {kind.__name__}", setting=name) from None
+        what = "a path (not empty, no NUL character)" if kind is Path else f"a valid {kind.__name__}"
+        raise ConfigurationError(f"Setting {where}={raw!r} is not {what}", setting=name) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -348,6 +356,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"Config file {path} does not exist", setting="config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"Config file {path} is not valid TOML: {exc}", setting="config") from None
+    except (OSError, ValueError) as exc:  # a directory, unreadable, not UTF-8, a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"Config file {path} cannot be read: {reason}", setting="config") from None
     section = data.get("facetrust", data)
     if not isinstance(section, dict):
         raise ConfigurationError(f"Config file {path}: [facetrust] must be a table", setting="config")

@@ -344,16 +344,29 @@ def load_engine(settings: Settings | None = None) -> FaceEngine:
 
 
 def iter_image_paths(paths: Iterable[str]) -> list[str]:
-    """Expand folders into the JPEG/PNG files below them (sorted); files are kept as given."""
+    """Expand folders into the JPEG/PNG files below them (sorted); files are kept as given. A folder
+    that cannot be read (its permissions) is an error naming it, not a silent gap."""
+    import os
     from pathlib import Path
+
+    from facetrust.errors import InvalidParameterError
+
+    def unreadable(exc: OSError) -> None:
+        raise InvalidParameterError(
+            f"Cannot read the folder {exc.filename}: {exc.strerror or exc}", parameter="images"
+        ) from None
 
     out: list[str] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(
-                str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in {".jpg", ".jpeg", ".png"}
-            )
+            found = [
+                Path(top) / name
+                for top, _, names in os.walk(p, onerror=unreadable)
+                for name in names
+                if Path(name).suffix.lower() in {".jpg", ".jpeg", ".png"}
+            ]
+            out.extend(str(f) for f in sorted(found) if f.is_file())
         else:
             out.append(str(p))
     return out

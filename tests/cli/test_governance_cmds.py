@@ -140,6 +140,17 @@ def test_consent_record_rejects_a_time_that_is_not_iso_8601(gc: GovernedCli) -> 
     assert "Invalid value for '--expires': 'soon' is not an ISO 8601 date or time" in result.stderr
 
 
+def test_consent_record_refuses_a_time_past_9998_and_a_basis_with_control_characters(gc: GovernedCli) -> None:
+    late = gc.run("consent", "record", "bob", "--basis", "b", "--evidence-file", gc.evidence(),
+                  "--expires", "9999-12-31T23:59:59-14:00")  # fmt: skip
+    forged = gc.run("consent", "record", "bob", "--basis", "release\nstatus    revoked", "--evidence-file",
+                    gc.evidence())  # fmt: skip
+
+    assert late.exit_code == 2 and "is out of range: give a time from 1970 to the end of 9998" in late.stderr
+    assert (forged.exit_code, forged.stderr) == (1, "Error: Basis holds the control character '\\n'\n")
+    assert gc.run("consent", "show", "bob").exit_code == 1  # nothing was recorded
+
+
 def test_consent_record_refuses_an_empty_evidence_file(gc: GovernedCli) -> None:
     result = gc.run("consent", "record", "bob", "--basis", "b", "--evidence-file", gc.evidence(""))
 
@@ -319,6 +330,24 @@ def test_a_written_receipt_verifies(gc: GovernedCli, tmp_path: Path) -> None:
         f"Receipt valid: audit entry {last_receipt(gc).audit_seq} is intact and records the erasure of 2 faces, "
         "none of which is stored\n"
     )
+
+
+def test_a_receipt_with_an_audit_sequence_past_64_bits_is_refused_not_crashed_on(
+    gc: GovernedCli, tmp_path: Path
+) -> None:
+    import json
+
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    out = tmp_path / "receipt.json"
+    gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+    forged = json.loads(out.read_text()) | {"audit_seq": 10**30}
+    out.write_text(json.dumps(forged))
+
+    result = gc.run("erase", "verify", str(out))
+
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "its audit_seq or at is out of range" in result.stderr
 
 
 def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure(

@@ -127,7 +127,7 @@ def test_search_users_lists_the_user_of_the_matching_face(fc: ServiceCli) -> Non
         f"{probe}: searched face at 150,100,100,100 (100 px)\n"
         f"{USERS_HEADER}\n"
         f"1  alice        1      100.00    ≤1e-06  {face_of(fc, 'p3.png')}\n"
-        "gallery of 1 face: chance of at least one false match in this list ≈ 0.0001\n"
+        "1 face of users: chance of at least one false match in this list ≈ 0.0001\n"
         f"{UNRELIABLE_6}\n"  # the probe's tail is read off all the collection's faces
     )
 

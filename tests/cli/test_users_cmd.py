@@ -124,7 +124,7 @@ def test_search_users_by_face_lists_the_owner_of_the_matching_face(fc: ServiceCl
         f"searched face {a1}\n"
         f"{USERS_HEADER}\n"
         f"1  alice        1      100.00    ≤1e-06  {a2}\n"
-        "gallery of 2 faces: chance of at least one false match in this list ≈ 0.0002\n"
+        "2 faces of users: chance of at least one false match in this list ≈ 0.0002\n"
         "estimate unreliable: gallery of 3 faces is below the 1,000 needed for a per-probe estimate\n"
     )
 
@@ -155,7 +155,7 @@ def test_search_users_without_a_match(fc: ServiceCli) -> None:
     assert result.stdout == (
         f"searched face {b1}\n"
         "no users match at similarity ≥ 90\n"
-        "gallery of 0 faces: chance of at least one false match in this list ≈ 0\n"
+        "0 faces of users: chance of at least one false match in this list ≈ 0\n"
         "estimate unreliable: gallery of 3 faces is below the 1,000 needed for a per-probe estimate\n"
     )
 

@@ -132,4 +132,18 @@ def test_redact_an_image(fc: ServiceCli, tmp_path: Path) -> None:
 def test_redact_into_an_unknown_format_exits_1(fc: ServiceCli, tmp_path: Path) -> None:
     result = fc.run("redact", clip(fc), "-o", str(tmp_path / "out.gif"))
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: Output 'out.gif' must end in one of .mp4, .mov, .mkv, .webm")
+    assert result.stderr.startswith("Error: Output 'out.gif' must end in one of .jpg, .jpeg, .png, .mp4, .mov, .mkv")
+
+
+def test_redact_into_a_missing_folder_is_a_usage_error_before_any_work(fc: ServiceCli, tmp_path: Path) -> None:
+    result = fc.run("redact", clip(fc), "-o", str(tmp_path / "nowhere" / "out.mp4"))
+    assert result.exit_code == 2 and "does not exist" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_nan_threshold_or_rate_is_a_usage_error(fc: ServiceCli) -> None:
+    for args in (
+        ("video", "search", "staff", clip(fc), "--threshold", "nan"),
+        ("video", "detect", clip(fc), "--sample-fps", "nan"),
+    ):
+        result = fc.run(*args)
+        assert result.exit_code == 2 and "'nan' is not a number" in result.stderr, args

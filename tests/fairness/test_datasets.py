@@ -101,6 +101,14 @@ def test_csv_without_the_path_and_identity_columns_is_refused(tmp_path: Path) ->
         load_csv(tmp_path / "d.csv")
 
 
+def test_a_csv_that_is_a_folder_or_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "latin.csv").write_bytes("path,identity,r\u00e9gion\n".encode("latin-1"))
+    for name in ("folder.csv", "latin.csv"):
+        with pytest.raises(InvalidParameterError, match=f"Cannot read the dataset CSV .*{name}"):
+            load_csv(tmp_path / name)
+
+
 def test_the_dataset_type_is_guessed_from_the_layout(lfw_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("path,identity\n")
     (tmp_path / "utk").mkdir()

@@ -66,6 +66,8 @@ def test_without_a_file_the_built_in_policy_restricts_only_retention() -> None:
         ("[purposes.a]\nretention = 3\n", "unknown key 'retention'"),
         ("[purposes.Bad_Name]\n", "purpose name 'Bad_Name'"),
         ("default_purpose = 'x'\n[purposes.a]\n", "default_purpose 'x' is not one of"),
+        ("default_purpose = ['a']\n[purposes.a]\n", "is invalid: the name of a declared purpose"),
+        ("[purposes.a]\ndescription = {x = 1}\n", "description = {'x': 1} is invalid: a string"),
         ("colour = 'red'\n[purposes.a]\n", "unknown top-level key 'colour'"),
         ("title = 'no purposes'\n", "unknown top-level key"),
         ("[purposes]\n", "declare at least one purpose"),

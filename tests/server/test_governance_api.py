@@ -180,6 +180,13 @@ def test_consent_erasure_and_retention_operations_return_receipts(gov: Governed)
     )
     assert (broken.status_code, broken.json()["__type"]) == (400, "InvalidParameterException")
     assert broken.json()["message"] == "Basis is not valid Unicode (it holds a lone surrogate)"
+    late = gov.call(
+        "enroller",
+        "RecordConsent",
+        {"Subject": "bob", "Basis": "b", "Evidence": base64.b64encode(b"x").decode(), "ExpiresAt": 1e30},
+    )
+    assert (late.status_code, late.json()["__type"]) == (400, "InvalidParameterException")
+    assert "ExpiresAt" in late.json()["message"]
     face = gov.client("enroller").index_faces(
         CollectionId="c", ExternalImageId="alice", Image={"Bytes": face_png((20, 20, 100, 1))}
     )["FaceRecords"][0]

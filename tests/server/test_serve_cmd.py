@@ -246,3 +246,15 @@ def test_templates_are_sealed_unless_no_encryption_is_given(
     finally:
         store.close()
     assert is_sealed(bytes(blob)) is sealed
+
+
+def test_a_port_already_in_use_is_an_error_line_not_uvicorns_exit_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve(tmp_path, "--no-auth", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.output

@@ -134,7 +134,7 @@ def _report_gate(checks: tuple[GateCheck, ...]) -> None:
     help="At most N images of each identity in impostor and mated pairs, a seeded choice "
     "(default: every image in impostor pairs, 20 in mated pairs).",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Embedding processes, 1–64 (default: 2 on 2+ cores).")
 @renders_errors()
 def audit(
     datasets: tuple[Path, ...],

@@ -10,7 +10,7 @@ import click
 
 from facetrust.calibration import fmr_from_similarity
 from facetrust.cli.audit import load_specs, progress_bar, worker_count
-from facetrust.cli.context import check_output_file, cli_state, renders_errors
+from facetrust.cli.context import FloatRange, check_output_file, cli_state, renders_errors
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
 from facetrust.files import atomic_write_text
@@ -56,7 +56,7 @@ __all__ = ["calibrate"]
 )
 @click.option(
     "--holdout",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    type=FloatRange(0.0, 1.0, min_open=True, max_open=True),
     help="With --normaliser: keep this share of each dataset's people (seeded) out of the fit, and "
     "report every group's FMR and TAR at Similarity 80 on them, beside the current scoring's.",
 )
@@ -75,7 +75,7 @@ __all__ = ["calibrate"]
     show_default=True,
     help="Seeds the subset, --max-per-identity's choice and --holdout's people.",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Embedding processes (default: 2 on 2+ cores).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Embedding processes, 1–64 (default: 2 on 2+ cores).")
 @click.option(
     "--max-per-identity",
     type=click.IntRange(min=1),

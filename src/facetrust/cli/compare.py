@@ -6,7 +6,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import FloatRange, cli_state, renders_errors
 from facetrust.errors import InvalidImageError, InvalidParameterError
 
 __all__ = ["EXIT_ERROR", "EXIT_MATCH", "EXIT_NO_MATCH", "compare"]
@@ -19,7 +19,7 @@ EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 @click.argument("target", metavar="B")
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 100.0),
+    type=FloatRange(0.0, 100.0),
     default=DEFAULT_THRESHOLD,
     show_default=True,
     help="Similarity (0–100) a face of B must reach to match; higher is stricter. "

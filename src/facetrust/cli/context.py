@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CliState",
+    "FloatRange",
     "all_pages",
     "check_output_file",
     "cli_state",
@@ -137,6 +138,16 @@ def init_state(ctx: click.Context, *, overrides: dict[str, Any], debug: bool, ca
     state = CliState(obj=ctx.ensure_object(dict), overrides=overrides, debug=debug, case_ref=case_ref)
     ctx.meta[_STATE_KEY] = state
     return state
+
+
+class FloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which compares false with both bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 def check_output_file(path: Path, option: str) -> None:

@@ -12,6 +12,7 @@ import click
 from facetrust.errors import InvalidParameterError
 from facetrust.governance.audit import AuditHead
 from facetrust.service.types import ErasureReceipt
+from facetrust.service.validate import LAST_TIME
 
 __all__ = ["AUDIT_HEAD", "ISO8601", "read_receipt", "receipt_document", "write_receipt"]
 
@@ -31,7 +32,10 @@ class Iso8601(click.ParamType[float]):
             self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2027-01-15T08:00:00Z)", param, ctx)
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        return when.timestamp()
+        seconds = when.timestamp()
+        if not 0 <= seconds <= LAST_TIME:
+            self.fail(f"{value!r} is out of range: give a time from 1970 to the end of 9998", param, ctx)
+        return seconds
 
 
 class AuditHeadType(click.ParamType[AuditHead]):
@@ -114,6 +118,10 @@ def read_receipt(path: Path) -> ErasureReceipt:
                 f"Receipt {path} is not an erasure receipt: {key!r} is missing or of the wrong type",
                 parameter="RECEIPT",
             )
+    if not 1 <= data["audit_seq"] < 2**63 or not 0 <= data["at"] <= LAST_TIME:
+        raise InvalidParameterError(
+            f"Receipt {path} is not an erasure receipt: its audit_seq or at is out of range", parameter="RECEIPT"
+        )
     unknown = sorted(set(data) - set(_FIELDS) - {"when", "crop_face_ids", "storage", "video_jobs_rewritten"})
     if unknown:
         raise InvalidParameterError(

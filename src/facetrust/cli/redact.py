@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from facetrust.cli import render_video as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import FloatRange, check_output_file, cli_state, renders_errors
 from facetrust.cli.video import sample_fps_option, time_bar
 
 __all__ = ["redact"]
@@ -17,7 +19,7 @@ __all__ = ["redact"]
 @click.option("--method", type=click.Choice(["blur", "pixelate"]), default="blur", show_default=True)
 @click.option("--strength", type=click.IntRange(1, 100), default=60, show_default=True, help="1 light … 100 strongest.")
 @click.option("--keep", metavar="COLLECTION", help="Leave faces that match this collection unredacted.")
-@click.option("--threshold", type=click.FloatRange(0.0, 100.0), default=80.0, show_default=True, help="For --keep.")
+@click.option("--threshold", type=FloatRange(0.0, 100.0), default=80.0, show_default=True, help="For --keep.")
 @sample_fps_option
 @click.option("--json", "as_json", is_flag=True, help="Print the redaction report as JSON.")
 @renders_errors()
@@ -43,6 +45,7 @@ def redact(
     from facetrust.video.pipeline import VideoOptions
     from facetrust.video.redact import RedactOptions
 
+    check_output_file(Path(output), "--output")  # before minutes of work it could not save
     state = cli_state()
     options = RedactOptions(method=method, strength=strength)
     video = VideoOptions.from_settings(state.settings(), **({"sample_fps": sample_fps} if sample_fps else {}))

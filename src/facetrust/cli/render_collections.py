@@ -45,8 +45,12 @@ __all__ = [
 
 
 def timestamp(seconds: float) -> str:
-    """Seconds since the epoch as an ISO 8601 UTC time to the second."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Seconds since the epoch as an ISO 8601 UTC time to the second (a time no calendar date
+    holds, stored by an older facetrust, as the number)."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds:g} s after 1970-01-01T00:00:00Z"
 
 
 def timestamp_or_none(seconds: float | None) -> str | None:
@@ -206,8 +210,11 @@ def _searched_line(image: str | None, face: Face | None, searched: str | None) -
     return f"searched {searched}"
 
 
-def _fpir_line(gallery: int, fpir: float) -> str:
-    return f"gallery of {plural(gallery, 'face')}: chance of at least one false match in this list ≈ {_chance(fpir)}"
+def _fpir_line(gallery: int, fpir: float, users: bool = False) -> str:
+    """The chance of a false match in the list; a user search's gallery is the users' faces (its
+    per-probe estimate, in the unreliable line, reads every face of the collection)."""
+    what = f"{plural(gallery, 'face')} of users" if users else f"gallery of {plural(gallery, 'face')}"
+    return f"{what}: chance of at least one false match in this list ≈ {_chance(fpir)}"
 
 
 def _unreliable_lines(result: FaceSearchResult | UserSearchResult) -> list[str]:
@@ -299,7 +306,7 @@ def user_search_text(image: str | None, result: UserSearchResult) -> str:
         lines.append(table(headers, rows, right=frozenset({0, 2, 3, 4})))
     else:
         lines.append(f"no users match at similarity ≥ {result.threshold:g}")
-    lines.append(_fpir_line(result.gallery_size, result.fpir))
+    lines.append(_fpir_line(result.gallery_size, result.fpir, users=True))
     lines.extend(_unreliable_lines(result))
     lines.extend(_review_lines(result))
     return "\n".join(lines)

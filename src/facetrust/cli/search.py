@@ -6,7 +6,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import FloatRange, cli_state, renders_errors
 
 __all__ = ["search"]
 
@@ -16,7 +16,7 @@ __all__ = ["search"]
 @click.argument("image")
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 100.0),
+    type=FloatRange(0.0, 100.0),
     default=DEFAULT_THRESHOLD,
     show_default=True,
     help="Similarity (0–100) a stored face must reach to be listed; 80 ≈ an estimated FMR of 1 in 10,000.",

@@ -114,10 +114,32 @@ def serve(
         )
         # lifespan on: the app's lifespan runs the hourly retention sweep (server/app.py)
         # the h11 protocol with a request-head deadline and JSON framing errors (server/http11.py)
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
+        except SystemExit as exc:  # uvicorn exits 3 when it cannot start (it logged why)
+            if exc.code in (None, 0):
+                raise
+            _check_listen(host, port)  # a port in use or a host that does not resolve: say so
+            raise click.ClickException(f"the server could not start on {address} (the log above says why)") from None
     finally:
         if keys is not None:
             keys.close()
+
+
+def _check_listen(host: str, port: int) -> None:
+    """``Error: …`` (exit 1) for a host that does not resolve or an address already in use."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _url_host(host: str) -> str:

@@ -8,7 +8,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import all_pages, cli_state, renders_errors, report_error
+from facetrust.cli.context import FloatRange, all_pages, cli_state, renders_errors, report_error
 from facetrust.cli.faces import not_done
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,7 +102,7 @@ def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> No
 @click.option("--face-id", help="Search with this stored face.")
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 100.0),
+    type=FloatRange(0.0, 100.0),
     default=DEFAULT_THRESHOLD,
     show_default=True,
     help="Similarity (0–100) a user's best face must reach to be listed.",

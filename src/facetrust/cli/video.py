@@ -11,7 +11,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_video as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import FloatRange, cli_state, renders_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.video.pipeline import VideoOptions
@@ -38,7 +38,7 @@ def time_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 sample_fps_option = click.option(
     "--sample-fps",
-    type=click.FloatRange(0.1, 240.0),
+    type=FloatRange(0.1, 240.0),
     default=None,
     help="Frames per second the detector looks at (default: the video_sample_fps setting, 10).",
 )
@@ -84,7 +84,7 @@ def detect(file: str, sample_fps: float | None, as_json: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 100.0),
+    type=FloatRange(0.0, 100.0),
     default=DEFAULT_THRESHOLD,
     show_default=True,
     help="Similarity (0–100) a stored face must reach to be listed for a person.",

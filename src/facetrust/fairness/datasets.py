@@ -258,6 +258,14 @@ def load_utkface(root: Path) -> DatasetSpec:
 
 def load_csv(path: Path) -> DatasetSpec:
     """A CSV with ``path`` and ``identity`` columns; every other column is a group column."""
+    try:
+        return _load_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:  # a folder, unreadable, not UTF-8, malformed
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidParameterError(f"Cannot read the dataset CSV {path}: {reason}", parameter="DATASET") from None
+
+
+def _load_csv(path: Path) -> DatasetSpec:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or [])

@@ -77,6 +77,11 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
             raise ConfigurationError(
                 f"Cannot read template key file {key_file}: {exc.strerror}", setting="template_key_file"
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"Template key file {key_file} is not text: it holds base64 keys, one a line",
+                setting="template_key_file",
+            ) from None
         return _keyring(lines, str(key_file))
     if env_value:
         return _keyring(env_value.split(","), "FACETRUST_TEMPLATE_KEY")

@@ -153,7 +153,7 @@ def _purpose(where: str, name: str, table: Any) -> Purpose:
             f"a whole number of days from 1 to {MAX_RETENTION_DAYS} (three years)",
         ),
         forbidden=forbidden.strip() if isinstance(forbidden, str) else None,
-        description=str(table.get("description", "")),
+        description=_typed(w, "description", table.get("description", ""), str, lambda v: True, "a string"),
         keep_face_crops=_typed(
             w, "keep_face_crops", table.get("keep_face_crops", False), bool, lambda v: True, "true or false"
         ),
@@ -183,6 +183,8 @@ def load_policy(path: Path | None) -> Policy:
         raise _fail(str(path), "declare at least one purpose under [purposes.NAME]")
     purposes = {name: _purpose(str(path), name, table) for name, table in tables.items()}
     default = data.get("default_purpose")
+    if default is not None and not isinstance(default, str):
+        raise _fail(str(path), f"default_purpose = {default!r} is invalid: the name of a declared purpose, a string")
     if default is not None and default not in purposes:
         raise _fail(str(path), f"default_purpose {default!r} is not one of the declared purposes")
     return Policy(purposes=purposes, default_purpose=default, source=str(path))

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from facetrust.errors import ModelError, ModelIntegrityError
+from facetrust.errors import ConfigurationError, ModelError, ModelIntegrityError
 from facetrust.files import atomic_write
 from facetrust.models.catalog import ModelSpec
 
@@ -69,12 +69,21 @@ def _cache_paths(spec: ModelSpec, cache_dir: Path) -> tuple[Path, Path]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: fh.write(data), durable=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda fh: fh.write(data), durable=True)
+    except OSError as exc:  # the cache directory is under a file, read-only, full
+        raise ConfigurationError(
+            f"Cannot write the model cache {path.parent}: {exc.strerror or exc}; set cache_dir to a writable directory",
+            setting="cache_dir",
+        ) from None
 
 
 def _cached_ok(path: Path, digest_path: Path) -> bool:
-    if not (path.is_file() and digest_path.is_file()):
+    try:
+        if not (path.is_file() and digest_path.is_file()):
+            return False
+    except OSError:  # e.g. a cache directory under a file: nothing cached there
         return False
     expected = digest_path.read_text().strip()
     actual = sha256_file(path)

@@ -11,7 +11,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed, usable
 from facetrust.service.types import ConsentRecord, ErasureReceipt
-from facetrust.service.validate import check_external_image_id, check_text
+from facetrust.service.validate import check_external_image_id, check_text, check_time
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,15 +70,20 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
                 "Consent basis must be 1–200 characters (e.g. 'BIPA written release')", parameter="basis"
             )
         check_text(basis, "Basis", 200)
-        if isinstance(evidence, str):
-            check_text(evidence, "Evidence", len(evidence), empty=True)
-        raw = evidence.encode() if isinstance(evidence, str) else bytes(evidence)
+        try:  # hashed, never shown: any text that is valid Unicode
+            raw = evidence.encode() if isinstance(evidence, str) else bytes(evidence)
+        except UnicodeEncodeError:
+            raise InvalidParameterError(
+                "Evidence is not valid Unicode (it holds a lone surrogate)", parameter="Evidence"
+            ) from None
         if not raw:
             raise InvalidParameterError(
                 "Consent evidence is empty; give the signed release or its reference", parameter="evidence"
             )
         now = service.clock()
-        granted = now if granted_at is None else float(granted_at)
+        granted = now if granted_at is None else check_time(granted_at, "GrantedAt")
+        if expires_at is not None:
+            expires_at = check_time(expires_at, "ExpiresAt")
         if expires_at is not None and expires_at <= granted:
             raise InvalidParameterError("Consent expires before it is granted", parameter="expires_at")
         digest = hashlib.sha256(raw).hexdigest()

@@ -31,7 +31,7 @@ def record_review(service: ServiceContext, search_seq: int, decision: str, note:
             )
         if len(note) > 2000:
             raise InvalidParameterError("Review note is longer than 2000 characters", parameter="note")
-        check_text(note, "Note", 2000, empty=True)
+        check_text(note, "Note", 2000, empty=True, lines=True)
         with service.store.transaction() as conn:
             entry = next(audit.entries(conn, after_seq=search_seq - 1, limit=1), None)
             if entry is None or entry.seq != search_seq or not entry.data.get("review_required"):

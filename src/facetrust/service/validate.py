@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
 
 __all__ = [
+    "LAST_TIME",
     "check_collection_id",
     "check_external_image_id",
     "check_face_ids",
     "check_limit",
     "check_text",
     "check_threshold",
+    "check_time",
     "check_user_id",
     "decode_name",
     "decode_position",
@@ -48,9 +50,10 @@ def check_user_id(value: object) -> str:
     return _check(_USER, value, "UserId", "use 1–128 characters from a-z A-Z 0-9 _ . - :")
 
 
-def check_text(value: object, parameter: str, most: int, *, empty: bool = False) -> str:
+def check_text(value: object, parameter: str, most: int, *, empty: bool = False, lines: bool = False) -> str:
     """Free text (a consent's basis, a review's note): a string of at most ``most`` characters
-    (and, unless ``empty``, not blank) that is valid Unicode, so it can be stored."""
+    (and, unless ``empty``, not blank) that is valid Unicode, so it can be stored, and holds no
+    control character (``lines``: line breaks and tabs allowed), so it prints as it reads."""
     if not isinstance(value, str) or len(value) > most or (not empty and not value.strip()):
         size = f"0–{most}" if empty else f"1–{most}"
         raise InvalidParameterError(f"{parameter} must be text of {size} characters", parameter=parameter)
@@ -60,7 +63,20 @@ def check_text(value: object, parameter: str, most: int, *, empty: bool = False)
         raise InvalidParameterError(
             f"{parameter} is not valid Unicode (it holds a lone surrogate)", parameter=parameter
         ) from None
+    allowed = "\n\t" if lines else ""
+    bad = next((c for c in value if (c < " " or "\x7f" <= c <= "\x9f") and c not in allowed), None)
+    if bad is not None:
+        raise InvalidParameterError(f"{parameter} holds the control character {bad!r}", parameter=parameter)
     return value
+
+
+def check_time(value: object, parameter: str) -> float:
+    """A time in seconds since the epoch, from 1970 to the end of 9998 (a date every renderer can show)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= LAST_TIME:
+        raise InvalidParameterError(
+            f"{parameter} {value!r} is invalid: give seconds since 1970 up to the end of 9998", parameter=parameter
+        )
+    return float(value)
 
 
 def check_face_ids(values: object, *, parameter: str = "FaceIds", most: int = 4096) -> list[str]:
@@ -111,6 +127,7 @@ def encode_token(kind: str, scope: str, after: str | int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+LAST_TIME = 253_370_678_400.0  # 9998-12-31T00:00:00Z: the latest time a consent or receipt may name
 _MAX_POSITION = 2**63 - 1  # a position is a row key or an index: a signed 64-bit integer at most
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
@@ -26,6 +27,7 @@ from facetrust.service.types import FaceSearchMatch
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
     IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
     KeepRule,
     RedactionReport,
     RedactOptions,
@@ -172,8 +174,15 @@ def governed_redaction(
     """
 
     def run(engine: FaceEngine, rule: KeepRule | None) -> RedactionReport:
-        if Path(out).suffix.lower() in IMAGE_SUFFIXES:
+        suffix = Path(out).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
             return redact_image(source, out, engine, options, keep=rule)
+        if suffix not in VIDEO_SUFFIXES:
+            raise InvalidParameterError(
+                f"Output {Path(out).name!r} must end in one of {', '.join((*IMAGE_SUFFIXES, *VIDEO_SUFFIXES))}: "
+                "an image for an image, a video for a video",
+                parameter="output",
+            )
         return redact_video(source, out, engine, options, video, keep=rule, progress=progress)
 
     names = (Path(source).name, Path(out).name)
