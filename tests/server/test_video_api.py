@@ -398,13 +398,19 @@ def test_a_job_read_in_the_library_is_the_starting_actors_or_an_admins(api: Vide
         jobs.get(job, "FaceDetection", actor=other)
 
 
-def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(tmp_path: Path, clip: Path) -> None:
+def staff_with_clip(tmp_path: Path, clip: Path) -> tuple[Path, FaceService]:
+    """A video root holding lobby/story.mp4, and a service whose collection "staff" holds fake person 1."""
     root = tmp_path / "videos"
     (root / "lobby").mkdir(parents=True)
     os.link(clip, root / "lobby" / "story.mp4")
-    first = make_service(tmp_path / "data", root)
-    first.create_collection("staff", purpose="general")
-    first.index_faces("staff", face_png((40, 40, 100, 1)))
+    service = make_service(tmp_path / "data", root)
+    service.create_collection("staff", purpose="general")
+    service.index_faces("staff", face_png((40, 40, 100, 1)))
+    return root, service
+
+
+def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(tmp_path: Path, clip: Path) -> None:
+    root, first = staff_with_clip(tmp_path, clip)
     actor = Actor("FTKSEARCHER", "searcher")
     job = VideoJobs(first, worker=False).start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"), actor)
     first.close()
@@ -432,12 +438,7 @@ def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(t
 def test_a_job_whose_key_is_revoked_before_it_runs_fails_and_the_refusal_is_audited(tmp_path: Path, clip: Path) -> None:
     from facetrust.server.keys import KeyStore
 
-    root = tmp_path / "videos"
-    (root / "lobby").mkdir(parents=True)
-    os.link(clip, root / "lobby" / "story.mp4")
-    first = make_service(tmp_path / "data", root)
-    first.create_collection("staff", purpose="general")
-    first.index_faces("staff", face_png((40, 40, 100, 1)))
+    root, first = staff_with_clip(tmp_path, clip)
     with KeyStore.open(tmp_path / "data") as keys:
         revoked, kept = keys.create("searcher")[0], keys.create("searcher")[0]
         started = [

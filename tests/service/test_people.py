@@ -218,11 +218,17 @@ def test_deleting_the_collection_leaves_no_people_rows(coll: FaceService) -> Non
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
 
 
+def _short_lived(tmp_path: Path, now: list[float]) -> FaceService:
+    """A service on the clock ``now[0]`` whose collection "c" keeps faces one day."""
+    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
+    service = FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0])
+    service.create_collection("c")
+    return service
+
+
 def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
-    with FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0]) as svc:
-        svc.create_collection("c")
+    with _short_lived(tmp_path, now) as svc:
         old = [svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id for _ in range(3)]
         now[0] += 2 * 86400  # past retention: the three faces are unusable, though not yet swept
         new = [svc.index_faces("c", face_png((20, 20, 100, 2))).indexed[0].stored.face_id for _ in range(2)]
@@ -236,9 +242,7 @@ def test_expired_faces_are_nobody_and_faces_indexed_after_them_still_cluster(tmp
 
 def test_a_person_whose_faces_expire_after_clustering_is_gone_and_cannot_be_named(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
-    policy = Policy(purposes={"short": Purpose("short", retention_days=1)}, default_purpose="short")
-    with FaceService(tmp_path / "d", fake_engine(), policy=policy, clock=lambda: now[0]) as svc:
-        svc.create_collection("c")
+    with _short_lived(tmp_path, now) as svc:
         old = [svc.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id for _ in range(3)]
         (gone,) = svc.list_people("c").people  # placed while the faces were usable
         now[0] += 12 * 3600
