@@ -68,6 +68,12 @@ def test_index_faces_beyond_max_faces_are_unindexed(staff: Api) -> None:
     assert set(out["UnindexedFaces"][0]["FaceDetail"]) == DETAIL_KEYS
 
 
+def test_index_faces_reads_a_max_faces_over_its_cap_as_the_cap(staff: Api) -> None:
+    out = index(staff, (40, 40, 80, 1), (200, 60, 100, 2), MaxFaces=100_000)  # boto3 sends it: no maximum in the model
+
+    assert len(out["FaceRecords"]) == 2 and out["UnindexedFaces"] == []
+
+
 def test_index_faces_refuses_a_face_too_small_to_recognise(staff: Api) -> None:
     out = index(staff, (40, 40, 30, 1))
 

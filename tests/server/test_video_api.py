@@ -99,7 +99,8 @@ def test_face_detection_job_reports_every_sighting_with_the_video_metadata(api: 
     assert (out["JobId"], out["JobTag"], out["Video"]) == (job, "lobby-cam", STORY)
     meta = out["VideoMetadata"]
     assert (meta["Codec"], meta["FrameWidth"], meta["FrameHeight"], meta["FrameRate"]) == ("h264", 240, 160, 15.0)
-    assert meta["DurationMillis"] == 3000
+    assert (meta["DurationMillis"], meta["Format"]) == (3000, "MP4")  # as Rekognition names it (FFmpeg: "mov")
+    assert api.client.get_face_detection(JobId=job, MaxResults=5000)["Faces"] == out["Faces"]  # read as 1,000
     stamps = [f["Timestamp"] for f in out["Faces"]]
     assert stamps == sorted(stamps) and len(stamps) == 15 + 8
     box = out["Faces"][0]["Face"]["BoundingBox"]

@@ -16,13 +16,21 @@ __all__ = ["OPERATIONS"]
 INDEX_QUALITY_FILTER = "AUTO"
 
 
+# IndexFaces indexes at most this many faces of one image; a larger MaxFaces is read as this, as
+# Rekognition reads any MaxFaces over its own cap (100) as that cap rather than refusing it
+MAX_FACES_PER_IMAGE = 4096
+
+
 def index_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    asked = dict(p)
+    if isinstance(asked.get("MaxFaces"), int) and not isinstance(asked["MaxFaces"], bool):
+        asked["MaxFaces"] = min(asked["MaxFaces"], MAX_FACES_PER_IMAGE)
     result = service.index_faces(
         p["CollectionId"],
         p["Image"],
         quality_filter=p.get("QualityFilter", INDEX_QUALITY_FILTER),
         actor=actor,
-        **kwargs(p, {"ExternalImageId": "external_image_id", "MaxFaces": "max_faces"}),
+        **kwargs(asked, {"ExternalImageId": "external_image_id", "MaxFaces": "max_faces"}),
     )
     return {
         "FaceRecords": [{"Face": stored_face(f.stored), "FaceDetail": face_detail(f.face)} for f in result.indexed],

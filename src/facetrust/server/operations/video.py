@@ -12,6 +12,7 @@ with its faces blurred or pixelated out.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
@@ -85,11 +86,15 @@ def _start(service: FaceService, p: dict[str, Any], actor: Actor, kind: str) -> 
     return {"JobId": jobs_of(service).start(request, actor)}
 
 
-def _metadata(info: VideoInfo) -> dict[str, Any]:
+# Rekognition names a video's format MP4, MOV or AVI; FFmpeg names MP4 and MOV alike ("mov")
+_FORMATS = {".mp4": "MP4", ".m4v": "MP4", ".mov": "MOV", ".avi": "AVI"}
+
+
+def _metadata(info: VideoInfo, name: str) -> dict[str, Any]:
     return {
         "Codec": info.codec,
         "DurationMillis": info.duration_ms,
-        "Format": info.format,
+        "Format": _FORMATS.get(PurePosixPath(name).suffix.lower(), info.format.upper()),
         "FrameRate": info.frame_rate,
         "FrameHeight": info.height,
         "FrameWidth": info.width,
@@ -99,7 +104,8 @@ def _metadata(info: VideoInfo) -> dict[str, Any]:
 def _job(service: FaceService, p: dict[str, Any], kind: str, actor: Actor) -> tuple[VideoJob, int, int]:
     job_id = _check_token("JobId", p["JobId"], 64)
     job = jobs_of(service).get(str(job_id), kind, actor=actor)  # the starting key's (or an admin's) only
-    most = check_limit(p.get("MaxResults", MAX_RESULTS), "MaxResults", 1, MAX_RESULTS)
+    # as Rekognition: more than 1,000 asked gives pages of 1,000
+    most = min(check_limit(p.get("MaxResults", MAX_RESULTS), "MaxResults", 1, 2**31 - 1), MAX_RESULTS)
     start = decode_position(p["NextToken"], kind, job.job_id) if "NextToken" in p else 0
     return job, min(most, MAX_RESULTS), start
 
@@ -117,7 +123,7 @@ def _envelope(job: VideoJob, kind: str, items: list[Any], start: int, most: int)
     if job.status_message is not None:
         out["StatusMessage"] = job.status_message
     if job.metadata is not None:
-        out["VideoMetadata"] = _metadata(job.metadata)
+        out["VideoMetadata"] = _metadata(job.metadata, job.request.name)
     if start + most < len(items):
         out["NextToken"] = encode_token(kind, job.job_id, start + most)
     return out
