@@ -131,6 +131,51 @@ def test_an_erasure_beside_the_folders_owner_removes_its_snapshot_at_once(tmp_pa
         assert ann.indexed
 
 
+def test_a_collection_another_process_deleted_is_not_written_back_when_this_one_closes(tmp_path: Path) -> None:
+    engine = fake_engine(Settings(flip_augment=False))
+    owner = FaceService(tmp_path / "d", engine, index_backend="exact")  # holds the folder: writes its snapshots
+    try:
+        owner.create_collection("c")
+        face = owner.index_faces("c", face_png((40, 40, 80, 1))).indexed[0].stored.face_id
+        owner.search_faces("c", face)  # loaded: every template in memory
+        with FaceService(tmp_path / "d", engine, index_backend="exact") as other:
+            other.delete_collection("c")
+    finally:
+        owner.close()  # saves what it has open, but only collections that still exist
+    assert not list(owner.indexes.folder.glob("collection-*"))
+
+
+def test_plain_snapshots_are_removed_when_a_service_opens_with_templates_sealed(tmp_path: Path) -> None:
+    import base64
+
+    from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+
+    engine = fake_engine(Settings(flip_augment=False))
+    with FaceService(tmp_path / "d", engine, index_backend="exact") as plain:  # encryption off
+        plain.create_collection("c")
+        face = plain.index_faces("c", face_png((40, 40, 80, 1))).indexed[0].stored.face_id
+        plain.search_faces("c", face)
+        folder = plain.indexes.folder
+    assert list(folder.glob("collection-*"))
+    key = Keyring(TemplateKey.from_bytes(base64.b64decode(generate_key())), plain_ok=True)
+    with FaceService(tmp_path / "d", engine, index_backend="exact", keyring=key) as sealed:
+        assert not list(folder.glob("collection-*"))  # at open, before any collection is used
+        assert sealed.search_faces("c", face).gallery_size == 0
+
+
+def test_a_snapshot_of_another_backend_is_rebuilt_as_the_setting_asks(tmp_path: Path) -> None:
+    engine = fake_engine(Settings(flip_augment=False))
+    with FaceService(tmp_path / "d", engine, index_backend="hnsw") as first:
+        first.create_collection("c")
+        face = first.index_faces("c", face_png((40, 40, 80, 1))).indexed[0].stored.face_id
+        first.search_faces("c", face)
+    for backend in ("exact", "auto"):
+        with FaceService(tmp_path / "d", engine, index_backend=backend) as again:
+            row = again.store.get_collection("c")
+            assert row is not None
+            assert again.indexes.get(row).ensure().name == "exact"
+
+
 def test_a_second_process_on_one_replica_folder_keeps_its_index_in_memory(store: SharedStore) -> None:
     with _service(store, "a") as first, _service(store, "a") as second:
         ann, other = _two_faces(first)

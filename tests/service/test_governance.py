@@ -235,6 +235,22 @@ def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_the
     assert [f.face_id for f in gov.list_faces("doors").faces] == [new]
 
 
+def test_expired_faces_not_yet_swept_crowd_out_no_match_and_count_in_no_gallery(gov: FaceService, clock: Clock) -> None:
+    gov.create_collection("c")  # the default purpose, review: retention 1,095 days
+    for _ in range(60):  # the probe's double, many times: they will have expired by the search
+        gov.index_faces("c", face_png((20, 20, 100, 1)))
+    clock.now += 1000 * DAY
+    probe = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
+    mate = gov.index_faces("c", face_png((20, 20, 90, 1))).indexed[0].stored.face_id  # scores below the 60
+    clock.now += 100 * DAY  # the 60 are past retention, not yet swept; the two are not
+
+    for most in (1, 5):
+        result = gov.search_faces("c", probe, threshold=50, max_faces=most)
+        assert [m.face.face_id for m in result.matches] == [mate]
+        assert result.gallery_size == 1  # the live faces but the probe, not the 61 the index still holds
+    assert gov.describe_collection("c").face_count == 2
+
+
 @pytest.mark.parametrize("backend", ["auto", "pq"])  # both save float32 vectors in their snapshots
 def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files(
     tmp_path: Path, backend: str, store_backend: StoreBackend

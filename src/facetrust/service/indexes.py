@@ -133,6 +133,15 @@ class CollectionIndex:
             meta = json.loads(self._meta_path.read_text())
             if meta.get("collection") != self.collection.id or meta.get("created_at") != self.collection.created_at:
                 return False
+            wanted = _BY_SIZE if self.backend == "auto" else (self.backend,)
+            if meta.get("backend") not in wanted:  # written under another index_backend setting: rebuild as asked
+                log.info(
+                    "index snapshot of %r is %s, not %s; rebuilding",
+                    self.collection.name,
+                    meta.get("backend"),
+                    self.backend,
+                )
+                return False
             index = load_index(self._path)
         except (OSError, ValueError) as exc:
             log.info("no usable index snapshot for %r (%s); rebuilding", self.collection.name, exc)
@@ -271,8 +280,14 @@ class CollectionIndex:
                 return
             try:
                 self._catch_up()
+                current = self.store.get_collection(self.collection.name)
             except Exception:  # never write what may hold an erased template
                 log.exception("index of %r not caught up; its snapshot is not saved", self.collection.name)
+                return
+            if current is None or (current.id, current.created_at) != (self.collection.id, self.collection.created_at):
+                # deleted (its change log with it) by another process: forget it, write nothing
+                self._index = None
+                self.drop_files()
                 return
             if self._index is None or self._applied == self._saved:
                 return
@@ -325,7 +340,10 @@ class IndexRegistry:
         self.owner = self._folder_lock.acquire()
         self._lock = threading.Lock()
         self._open: dict[int, CollectionIndex] = {}
-        if self.owner:
+        if not self.persist:  # templates are sealed: no snapshot in the clear may stay (written before)
+            for path in folder.glob("collection-*"):
+                path.unlink(missing_ok=True)
+        elif self.owner:
             self._drop_orphans()
 
     def _index(self, collection: CollectionRow) -> CollectionIndex:
@@ -354,7 +372,8 @@ class IndexRegistry:
     def _drop_everywhere(self, index: CollectionIndex) -> None:
         """Remove the collection's snapshot files from every replica's folder, this one's included
         (a CLI erasure beside a running server removes the server's; only writing is the owner's)."""
-        index.drop_files()
+        with index._lock:  # not while this process's own save is writing them
+            index.drop_files()
         for folder in replica_folders(self.root) if self.root is not None else []:
             if folder != self.folder:
                 index.drop_files(folder)

@@ -91,11 +91,15 @@ def _candidates(
     neighbours per query (``MAX_K``, 4,096) have been asked for.
     """
     index = service.indexes.get(row)
-    k = max(16, min(want, 256) + len(exclude), TAIL_K + len(exclude) + 1)
+    now = service.clock()
+    stale = service.store.count_expired(row.id, now)  # expired, not yet swept: no candidate, not in the gallery
+    k = max(16, min(want, 256) + len(exclude), TAIL_K + len(exclude) + 1) + stale
     scale: ProbeScale | None = None
     while True:
         k = min(k, MAX_K)
         hits, size = index.search(queries, k)
+        found = sorted({int(key) for key in hits.keys.ravel().tolist() if key >= 0}) if stale else []
+        gone = service.store.expired_keys(row.id, found, now) if found else set()
         seen: dict[int, float] = {}
         lowest = math.inf
         for keys, scores in zip(hits.keys, hits.scores):
@@ -103,15 +107,16 @@ def _candidates(
                 if key < 0:
                     continue
                 lowest = min(lowest, score)
-                if key not in exclude and score > seen.get(key, -math.inf):
+                if key not in exclude and key not in gone and score > seen.get(key, -math.inf):
                     seen[key] = score
+        live = max(size - stale, 0)
         if scale is None:
-            scale = service_scale(service, row, seen, max(size - len(exclude), 0))
+            scale = service_scale(service, row, seen, max(live - len(exclude), 0))
         floor = scale.score_for_similarity(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
         if exhausted or (not user_faces_only and len(best) >= want):
-            return best, size, scale
+            return best, live, scale
         k *= 4
 
 

@@ -100,6 +100,22 @@ class FaceTable:
         faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), [int(k) for k in keys]))
         return {face.key: face for face in faces}
 
+    def count_expired(self, collection_id: int, now: float, conn: sqlite3.Connection | None = None) -> int:
+        """How many faces of the collection have expired by ``now`` and wait for the sweep."""
+        found = (
+            (conn or self._conn())
+            .execute("SELECT count(*) FROM faces WHERE expires_at <= ? AND collection_id = ?", (now, collection_id))
+            .fetchone()
+        )
+        return int(found[0])
+
+    def expired_keys(
+        self, collection_id: int, keys: Sequence[int], now: float, conn: sqlite3.Connection | None = None
+    ) -> set[int]:
+        """Those of ``keys`` whose face has expired by ``now``."""
+        sql = "SELECT id FROM faces WHERE collection_id = ? AND expires_at <= ? AND id IN ({marks})"
+        return {int(r[0]) for r in select_in(conn or self._conn(), sql, (collection_id, now), [int(k) for k in keys])}
+
     def list_faces(
         self, collection_id: int, *, after_key: int, limit: int, user_id: str | None = None
     ) -> list[FaceRow]:
