@@ -217,7 +217,7 @@ def speed(service: FaceService, patches: list[np.ndarray], folder: Path, options
     seconds = 10.0
     decode_s, _ = timed(lambda: sum(1 for _ in iter_frames(clip, sample_fps=240)))
     detect_s, found = timed(lambda: detect_video(clip, service.engine, options))
-    search_s, _ = timed(lambda: governed_video_search(service, "people", clip, options=options))
+    search_s, _ = timed(lambda: governed_video_search(service.ctx, "people", clip, options=options))
     redact_s, _ = timed(lambda: redact_video(clip, folder / "speed-redacted.mp4", service.engine, video=options))
     return {
         "clip": "1280x720, 30 fps, 10 s, H.264, 3 faces of about 180 px",
@@ -252,7 +252,7 @@ def quality(
         scene = lane_scene([lfw_face_patch(photo(root, n, 2)) for n in cast], rng)
         clip = folder / f"track{c}.mp4"
         truth = write_clip(clip, scene)
-        result = governed_video_search(service, "people", clip, options=options)
+        result = governed_video_search(service.ctx, "people", clip, options=options)
         for key, value in tracking_metrics(result.video, truth).items():
             totals[key] += value
         r, w, n = search_outcome(result, truth, cast, enrolled, wrong_log)
