@@ -340,6 +340,9 @@ class IndexRegistry:
         self.owner = self._folder_lock.acquire()
         self._lock = threading.Lock()
         self._open: dict[int, CollectionIndex] = {}
+        # (collection id, snapshot seq) → the change number up to which no deletion was found: each
+        # periodic check reads only the changes made since the last one
+        self._clean_to: dict[tuple[int, int], int] = {}
         if not self.persist:  # templates are sealed: no snapshot in the clear may stay (written before)
             for path in folder.glob("collection-*"):
                 path.unlink(missing_ok=True)
@@ -427,7 +430,11 @@ class IndexRegistry:
             return True
         if meta.get("created_at") != row.created_at:
             return True
-        return self.store.deleted_since(row.id, seq)
+        last = self.store.last_change(row.id)  # first: a deletion after it is found by the next check
+        if self.store.deleted_since(row.id, self._clean_to.get((row.id, seq), seq)):
+            return True
+        self._clean_to[(row.id, seq)] = last
+        return False
 
     def save_all(self) -> None:
         with self._lock:
