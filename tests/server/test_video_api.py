@@ -467,6 +467,27 @@ def test_a_job_whose_key_is_revoked_before_it_runs_fails_and_the_refusal_is_audi
     assert sorted((r["key_id"], r["outcome"]) for r in runs) == sorted([(revoked, "RoleDenied"), (kept, "ok")])
 
 
+def test_a_job_whose_key_store_cannot_be_read_stays_in_progress_for_the_next_start(tmp_path: Path, clip: Path) -> None:
+    from facetrust.service.video_job_run import Interrupted, run_job
+
+    _, first = staff_with_clip(tmp_path, clip)
+    try:
+        job = VideoJobs(first, worker=False).start(
+            VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"), Actor("FTKSEARCHER", "searcher")
+        )
+
+        def closed(key_id: str) -> str | None:
+            raise RuntimeError("the key store is closed")  # as when the server stops
+
+        with pytest.raises(Interrupted):
+            run_job(first.ctx, job, lambda done, total: None, key_role=closed)
+        with first.store.snapshot() as conn:
+            status = conn.execute("SELECT status FROM video_jobs WHERE job_id = ?", (job,)).fetchone()
+        assert tuple(status) == ("IN_PROGRESS",)
+    finally:
+        first.close()
+
+
 def test_a_face_erased_after_a_search_job_ran_is_no_longer_among_its_results(api: VideoApi) -> None:
     face_id = enrol_person_1(api)
     job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]

@@ -249,6 +249,11 @@ def test_expired_faces_not_yet_swept_crowd_out_no_match_and_count_in_no_gallery(
         assert [m.face.face_id for m in result.matches] == [mate]
         assert result.gallery_size == 1  # the live faces but the probe, not the 61 the index still holds
     assert gov.describe_collection("c").face_count == 2
+    gov.create_user("c", "ann")
+    gov.associate_faces("c", "ann", [mate])
+    with gov.store.transaction() as conn:  # and the 60 stale faces had a user too
+        conn.execute("UPDATE faces SET user_id = 'old' WHERE id NOT IN (SELECT id FROM faces ORDER BY id DESC LIMIT 2)")
+    assert gov.search_users("c", face_id=probe, threshold=50).gallery_size == 1  # ann's live face only
 
 
 @pytest.mark.parametrize("backend", ["auto", "pq"])  # both save float32 vectors in their snapshots

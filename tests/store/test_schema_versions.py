@@ -63,8 +63,8 @@ def test_a_version_2_store_gets_each_faces_expiry_as_its_retention_end(
         faces = store.faces_by_keys(cid, store.face_keys(cid))
         assert sorted((f.expires_at, f.retained_until) for f in faces.values() if f.expires_at) == [(100.0, 100.0)]
         assert [f.retained_until for f in faces.values() if f.expires_at is None] == [None]
-        with store.transaction() as c:  # and new faces record their own
-            (key,) = store.insert_faces(c, cid, [replace(face(3, expires_at=50.0), retained_until=80.0)])
-        assert store.faces_by_keys(cid, [key])[key].retained_until == 80.0
+        with store.transaction() as c:  # and new faces record their own, to the fraction of a second
+            (key,) = store.insert_faces(c, cid, [replace(face(3, expires_at=50.0), retained_until=1_767_225_599.5)])
+        assert store.faces_by_keys(cid, [key])[key].retained_until == 1_767_225_599.5
     finally:
         store.close()

@@ -122,6 +122,10 @@ def serve(
             _check_listen(host, port)  # a port in use or a host that does not resolve: say so
             raise click.ClickException(f"the server could not start on {address} (the log above says why)") from None
     finally:
+        if settings.video_root is not None:  # no job may start after the key store it checks has closed
+            from facetrust.service.video_jobs import jobs_of
+
+            jobs_of(service).close()
         if keys is not None:
             keys.close()
 

@@ -343,7 +343,7 @@ class IndexRegistry:
         # (collection id, snapshot seq) → the change number up to which no deletion was found: each
         # periodic check reads only the changes made since the last one
         self._clean_to: dict[tuple[int, int], int] = {}
-        if not self.persist:  # templates are sealed: no snapshot in the clear may stay (written before)
+        if not self.persist and self.owner:  # templates are sealed: no snapshot in the clear may stay
             for path in folder.glob("collection-*"):
                 path.unlink(missing_ok=True)
         elif self.owner:

@@ -238,7 +238,7 @@ def _user_matches(
                 user, comparison.similarity, comparison.fmr, comparison.score, comparison.fmr_is_bound, face_id
             )
         )
-    gallery = service.store.count_user_faces(row.id)
+    gallery = service.store.count_user_faces(row.id, service.clock())  # expired, unswept faces are in no gallery
     return tuple(out), gallery, cal
 
 

@@ -70,7 +70,11 @@ def _still_held(
     search, as a refused ``FaceSearchJob``) when the key has been revoked since the job started."""
     if key_role is None or actor.key_id == LOCAL.key_id:
         return actor
-    role = key_role(actor.key_id)
+    try:
+        role = key_role(actor.key_id)
+    except Exception:  # the key store is closing (the server stops): the job waits for the next start
+        log.info("video job %s: the key store cannot be read; left for the next start", job_id)
+        raise Interrupted from None
     if role is not None:
         return dataclasses.replace(actor, role=role)
     operation = "FaceSearchJob" if request.kind == "FaceSearch" else f"Start{request.kind}"

@@ -278,6 +278,8 @@ class VideoJobs:
                 self._leased(job_id)
             except _Stopped:  # the service is closing: the job stays IN_PROGRESS, resumed at the next start
                 return
+            except Interrupted:  # it cannot go on here now (its key store closed): it stays IN_PROGRESS
+                log.info("video job %s left IN_PROGRESS for the next start", job_id)
             except Exception:
                 log.exception("video job %s could not be recorded", job_id)
             finally:

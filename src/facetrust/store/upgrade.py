@@ -92,7 +92,8 @@ def _retained_until_v3(conn: sqlite3.Connection, postgres: bool) -> None:
     expiry, so its expiry stands in for it: a consent renewed later never moves the face past it."""
     if not _has_table(conn, "faces", postgres) or "retained_until" in _columns(conn, "faces", postgres):
         return  # made by the schema script, now or before
-    conn.execute("ALTER TABLE faces ADD COLUMN retained_until REAL")
+    kind = "DOUBLE PRECISION" if postgres else "REAL"  # as the schema script makes REAL on each (8 bytes)
+    conn.execute(f"ALTER TABLE faces ADD COLUMN retained_until {kind}")
     conn.execute("UPDATE faces SET retained_until = expires_at")
 
 

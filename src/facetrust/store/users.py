@@ -53,12 +53,17 @@ class UserTable:
         )
         return [UserRow(r[0], r[1], int(r[2])) for r in rows]
 
-    def count_user_faces(self, collection_id: int) -> int:
-        row = (
-            self._conn()
-            .execute("SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL", (collection_id,))
-            .fetchone()
-        )
+    def count_user_faces(self, collection_id: int, now: float | None = None) -> int:
+        """Faces of the collection associated with a user (with ``now``: those not expired by then)."""
+        sql = "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL"
+        if now is None:
+            row = self._conn().execute(sql, (collection_id,)).fetchone()
+        else:
+            row = (
+                self._conn()
+                .execute(sql + " AND (expires_at IS NULL OR expires_at > ?)", (collection_id, now))
+                .fetchone()
+            )
         return int(row[0])
 
     def set_user(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int], user_id: str | None) -> None:
