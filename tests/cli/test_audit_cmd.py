@@ -85,6 +85,12 @@ def test_a_gate_that_fails_exits_1_and_names_the_bound(invoke: Invoke, dataset: 
     assert (tmp_path / "r" / "report.json").is_file()  # the report is written either way
 
 
+def test_a_negative_seed_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    result = audit(invoke, tmp_path, str(dataset), "--seed", "-5")
+
+    assert result.exit_code == 2 and "--seed" in result.stderr and "Traceback" not in result.output
+
+
 def test_a_gate_clause_that_cannot_be_read_is_a_usage_error_naming_it(
     invoke: Invoke, dataset: Path, tmp_path: Path
 ) -> None:

@@ -93,6 +93,20 @@ def test_max_per_identity_limits_each_persons_images_and_says_how_many_were_left
     assert cal.provenance["max_per_identity"] == 2
 
 
+@pytest.mark.parametrize(("option", "value"), [("--seed", "-1"), ("--replicates", "1"), ("--replicates", "9")])
+def test_a_negative_seed_or_too_few_replicates_is_a_usage_error(
+    invoke: Invoke,
+    dataset: Path,  # noqa: F811
+    tmp_path: Path,
+    option: str,
+    value: str,
+) -> None:
+    result = invoke("calibrate", str(dataset), "--out", str(tmp_path / "cal.json"), option, value)
+
+    assert result.exit_code == 2 and option in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "cal.json").exists()
+
+
 def test_max_per_identity_below_one_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811
     result = invoke("calibrate", str(dataset), "--out", str(tmp_path / "cal.json"), "--max-per-identity", "0")
 

@@ -123,7 +123,13 @@ def _report_gate(checks: tuple[GateCheck, ...]) -> None:
 )
 @click.option("--gate", "gate_expr", metavar="EXPR", help='Bounds that must hold, e.g. "fmr_ratio<=2,fnmr_ratio<=1.5".')
 @click.option("--limit", type=click.IntRange(min=1), help="Audit a seeded subset of about N images per dataset.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the subset, the pairs and the bootstrap.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds the subset, the pairs and the bootstrap.",
+)
 @click.option(
     "--replicates", type=click.IntRange(min=10), default=1000, show_default=True, help="Bootstrap replicates."
 )

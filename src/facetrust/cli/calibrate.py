@@ -25,6 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["calibrate"]
 
 
+def _replicates(value: int) -> int:
+    """0 (no intervals) or enough replicates for a 95 % interval to mean something (10 or more)."""
+    if 0 < value < 10:
+        raise click.BadParameter(f"{value} replicates give no 95 % interval: give 0 (none) or at least 10")
+    return value
+
+
 @click.command(short_help="Refit the score → FMR calibration on your own labelled data.")
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="DATASET...")
 @click.option(
@@ -70,7 +77,7 @@ __all__ = ["calibrate"]
 @click.option("--limit", type=click.IntRange(min=1), help="Use a seeded subset of about N images per dataset.")
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Seeds the subset, --max-per-identity's choice and --holdout's people.",
@@ -87,7 +94,8 @@ __all__ = ["calibrate"]
     type=click.IntRange(min=0),
     default=200,
     show_default=True,
-    help="Bootstrap replicates for the threshold intervals (0: none).",
+    callback=lambda ctx, param, value: _replicates(value),
+    help="Bootstrap replicates for the threshold intervals (0: none; else at least 10).",
 )
 @renders_errors()
 def calibrate(
