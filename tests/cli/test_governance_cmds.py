@@ -350,6 +350,24 @@ def test_a_receipt_with_an_audit_sequence_past_64_bits_is_refused_not_crashed_on
     assert "its audit_seq or at is out of range" in result.stderr
 
 
+def test_a_receipt_saved_from_an_http_erasure_verifies_too(gc: GovernedCli, tmp_path: Path) -> None:
+    import json
+
+    from facetrust.server.operations.governance import receipt as http_receipt
+
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    done = gc.service.erase_subject("erin")
+    whole, inner = tmp_path / "response.json", tmp_path / "receipt.json"
+    whole.write_text(json.dumps({"Receipt": http_receipt(done)}))  # as an EraseSubject response is saved
+    inner.write_text(json.dumps(http_receipt(done)))
+
+    for path in (whole, inner):
+        result = gc.run("erase", "verify", str(path))
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(f"Receipt valid: audit entry {done.audit_seq} is intact")
+
+
 def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure(
     gc: GovernedCli, tmp_path: Path
 ) -> None:

@@ -101,6 +101,31 @@ def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
         ) from None
 
 
+# an erasure's receipt as the HTTP API gives it (docs/http.md), by the names of the file's
+_HTTP_NAMES = {
+    "What": "what",
+    "Target": "target",
+    "Collections": "collections",
+    "FaceIds": "face_ids",
+    "ErasedAt": "at",
+    "ErasedBy": "by",
+    "AuditSequence": "audit_seq",
+    "AuditHash": "audit_hash",
+    "CropFaceIds": "crop_face_ids",
+    "Storage": "storage",
+    "VideoJobsRewritten": "video_jobs_rewritten",
+}
+
+
+def _from_http(data: dict[str, Any]) -> dict[str, Any]:
+    """A receipt saved from an HTTP response (the response, or its ``Receipt``) in the file's names;
+    any other document as it is."""
+    inner = data.get("Receipt", data)
+    if not isinstance(inner, dict) or "AuditSequence" not in inner:
+        return data
+    return {_HTTP_NAMES.get(str(key), str(key)): value for key, value in inner.items()}
+
+
 def read_receipt(path: Path) -> ErasureReceipt:
     """A receipt file written by ``--receipt-out`` (or the JSON of ``--json``)."""
     try:
@@ -111,6 +136,7 @@ def read_receipt(path: Path) -> ErasureReceipt:
         raise InvalidParameterError(f"Receipt {path} is not JSON", parameter="RECEIPT") from None
     if not isinstance(data, dict):
         raise InvalidParameterError(f"Receipt {path} is not a JSON object", parameter="RECEIPT")
+    data = _from_http(data)
     for key, kind in _FIELDS.items():
         value = data.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
