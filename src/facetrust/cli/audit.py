@@ -32,6 +32,12 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
         yield bar.update
 
 
+# ``--workers`` of the commands that embed datasets (audit, calibrate); ``worker_count`` reads it
+workers_option = click.option(
+    "--workers", type=click.IntRange(1, 64), help="Embedding processes, 1–64 (default: 2 on 2+ cores)."
+)
+
+
 def worker_count(requested: int | None) -> int:
     """Processes for embedding: as asked, else 1 for an injected engine, else up to 2 (one per core)."""
     if requested is not None:
@@ -140,7 +146,7 @@ def _report_gate(checks: tuple[GateCheck, ...]) -> None:
     help="At most N images of each identity in impostor and mated pairs, a seeded choice "
     "(default: every image in impostor pairs, 20 in mated pairs).",
 )
-@click.option("--workers", type=click.IntRange(1, 64), help="Embedding processes, 1–64 (default: 2 on 2+ cores).")
+@workers_option
 @renders_errors()
 def audit(
     datasets: tuple[Path, ...],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from facetrust.calibration import fmr_from_similarity
-from facetrust.cli.audit import load_specs, progress_bar, worker_count
+from facetrust.cli.audit import load_specs, progress_bar, worker_count, workers_option
 from facetrust.cli.context import FloatRange, check_output_file, cli_state, renders_errors
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
@@ -82,7 +82,7 @@ def _replicates(value: int) -> int:
     show_default=True,
     help="Seeds the subset, --max-per-identity's choice and --holdout's people.",
 )
-@click.option("--workers", type=click.IntRange(1, 64), help="Embedding processes, 1–64 (default: 2 on 2+ cores).")
+@workers_option
 @click.option(
     "--max-per-identity",
     type=click.IntRange(min=1),
