@@ -85,7 +85,7 @@ def test_users_group_faces_and_count_them(store: FaceStore) -> None:
     assert alice is not None and alice.face_count == 2
     assert [f.key for f in store.list_faces(cid, after_key=0, limit=10, user_id="alice")] == keys[:2]
     assert [u.user_id for u in store.list_users(cid, None, 10)] == ["alice", "bob"]
-    assert store.count_user_faces(cid) == 2
+    assert store.count_user_faces(cid, now=0.0) == 2
     with store.transaction() as conn:
         store.delete_user(conn, cid, "alice")
     assert store.get_user(cid, "alice") is None

@@ -53,18 +53,13 @@ class UserTable:
         )
         return [UserRow(r[0], r[1], int(r[2])) for r in rows]
 
-    def count_user_faces(self, collection_id: int, now: float | None = None) -> int:
-        """Faces of the collection associated with a user (with ``now``: those not expired by then)."""
-        sql = "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL"
-        if now is None:
-            row = self._conn().execute(sql, (collection_id,)).fetchone()
-        else:
-            row = (
-                self._conn()
-                .execute(sql + " AND (expires_at IS NULL OR expires_at > ?)", (collection_id, now))
-                .fetchone()
-            )
-        return int(row[0])
+    def count_user_faces(self, collection_id: int, now: float) -> int:
+        """Faces of the collection associated with a user and not expired by ``now``."""
+        sql = (
+            "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id IS NOT NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)"
+        )
+        return int(self._conn().execute(sql, (collection_id, now)).fetchone()[0])
 
     def set_user(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int], user_id: str | None) -> None:
         for key in keys:
