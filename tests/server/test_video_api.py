@@ -468,6 +468,7 @@ def test_a_job_whose_key_is_revoked_before_it_runs_fails_and_the_refusal_is_audi
 
 
 def test_a_job_whose_key_store_cannot_be_read_stays_in_progress_for_the_next_start(tmp_path: Path, clip: Path) -> None:
+    from facetrust.server.keys import KeyStore
     from facetrust.service.video_job_run import Interrupted, run_job
 
     _, first = staff_with_clip(tmp_path, clip)
@@ -476,11 +477,10 @@ def test_a_job_whose_key_store_cannot_be_read_stays_in_progress_for_the_next_sta
             VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"), Actor("FTKSEARCHER", "searcher")
         )
 
-        def closed(key_id: str) -> str | None:
-            raise RuntimeError("the key store is closed")  # as when the server stops
-
+        keys = KeyStore.open(tmp_path / "data")
+        keys.close()  # as when the server stops: its key store is closed before the service
         with pytest.raises(Interrupted):
-            run_job(first.ctx, job, lambda done, total: None, key_role=closed)
+            run_job(first.ctx, job, lambda done, total: None, key_role=keys.role_of)
         with first.store.snapshot() as conn:
             status = conn.execute("SELECT status FROM video_jobs WHERE job_id = ?", (job,)).fetchone()
         assert tuple(status) == ("IN_PROGRESS",)
