@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -107,6 +108,31 @@ def test_ui_serves_the_web_folder_when_it_exists(tmp_path: Path, monkeypatch: py
 
     assert page.status_code == 200
     assert page.text == "<h1>facetrust</h1>"
+
+
+def test_console_pages_carry_a_content_security_policy_and_refuse_framing(api: Api) -> None:
+    for path in ("/ui/", "/ui/app.js", "/ui/style.css"):
+        response = api.http.get(path)
+        assert response.status_code == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+    api_response = api.http.get("/health")
+    assert api_response.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" not in api_response.headers
+
+
+def test_the_shipped_console_needs_nothing_its_policy_forbids() -> None:
+    """The policy allows no inline script or style: the console's page must hold none."""
+    page = (app_module.WEB_DIR / "index.html").read_text()
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, flags=re.S | re.I)
+    assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts)
+    assert not re.search(r"<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:", page, flags=re.I)
+    for name in ("app.js", "console.js", "redact.js"):
+        code = (app_module.WEB_DIR / name).read_text()
+        assert not re.search(r"\beval\(|new Function\(|innerHTML|setAttribute\(\s*['\"]on", code), name
 
 
 def test_without_the_web_folder_ui_is_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
 from .live import rekognition, serving
-from .test_web_ui import TIMEOUT_MS, Site, browser, enter_key, png  # noqa: F401  (browser: the module fixture)
+from .test_web_ui import TIMEOUT_MS, Site, browser, enter_key, png, refusals  # noqa: F401  (browser: the module fixture)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 POLICY = Policy(
@@ -60,10 +60,12 @@ def page(browser: Any, site: tuple[Site, FaceService]) -> Iterator[Any]:  # noqa
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     try:
         tab = context.new_page()
+        refused = refusals(tab)
         tab.set_default_timeout(TIMEOUT_MS)
         tab.goto(f"{site[0].url}/ui/")
         enter_key(tab, site[0].key_id, site[0].secret)
         yield tab
+        assert refused == []
     finally:
         context.close()
 

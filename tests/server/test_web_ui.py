@@ -95,14 +95,28 @@ def site(tmp_path: Path) -> Iterator[Site]:
                 client.close()
 
 
+def refusals(tab: Any) -> list[str]:
+    """What the console's content security policy refused in ``tab`` (Chromium logs each refusal)."""
+    refused: list[str] = []
+
+    def note(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    tab.on("console", note)
+    return refused
+
+
 @pytest.fixture
 def page(browser: Any, site: Site) -> Iterator[Any]:
     context = browser.new_context()
     try:
         tab = context.new_page()
+        refused = refusals(tab)
         tab.set_default_timeout(TIMEOUT_MS)
         tab.goto(f"{site.url}/ui/")
         yield tab
+        assert refused == []
     finally:
         context.close()
 
