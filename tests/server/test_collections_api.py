@@ -106,6 +106,11 @@ def test_list_collections_with_a_forged_position_is_invalid_pagination_token(api
         api.client.list_collections(NextToken=forged)
 
 
-def test_list_collections_with_max_results_zero_is_invalid_parameter(api: Api) -> None:
-    with pytest.raises(api.client.exceptions.InvalidParameterException, match="MaxResults 0"):
-        api.client.list_collections(MaxResults=0)
+def test_list_collections_with_max_results_zero_gets_the_default_page(api: Api) -> None:
+    """Rekognition's model allows MaxResults 0; it gives the default page (1,000), as no MaxResults does."""
+    for name in ("a", "b"):
+        api.client.create_collection(CollectionId=name)
+
+    out = api.client.list_collections(MaxResults=0)
+
+    assert (out["CollectionIds"], "NextToken" in out) == (["a", "b"], False)

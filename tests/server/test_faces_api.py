@@ -128,6 +128,15 @@ def test_list_faces_pages_through_every_face(staff: Api) -> None:
     assert set(pages[0]["Faces"][0]) == {"FaceId", "BoundingBox", "ImageId", "Confidence"}
 
 
+def test_list_faces_with_max_results_zero_gets_the_default_page(staff: Api) -> None:
+    for pattern in range(3):
+        index(staff, (40, 40, 80, pattern))
+
+    out = staff.client.list_faces(CollectionId="staff", MaxResults=0)
+
+    assert (len(out["Faces"]), "NextToken" in out) == (3, False)
+
+
 def test_list_faces_by_face_ids_and_by_user(staff: Api) -> None:
     ids = [r["Face"]["FaceId"] for r in index(staff, (40, 40, 80, 1), (200, 60, 100, 1))["FaceRecords"]]
     staff.client.create_user(CollectionId="staff", UserId="ann")

@@ -22,6 +22,7 @@ __all__ = [
     "Handler",
     "Operation",
     "kwargs",
+    "page_params",
 ]
 
 Handler = Callable[[FaceService, dict[str, Any], Actor], dict[str, Any]]
@@ -53,3 +54,11 @@ QUALITY_FILTER = Member(Kind.STRING, choices=QUALITY_FILTERS)
 def kwargs(params: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
     """Keyword arguments for the members of ``params`` that were given, renamed by ``names``."""
     return {arg: params[member] for member, arg in names.items() if member in params}
+
+
+def page_params(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``params`` with a ``MaxResults`` of 0 left out: Rekognition's model allows 0 for ListFaces and
+    ListCollections, and a client that sends it gets the default page, as if it had sent none."""
+    if params.get("MaxResults") == 0 and not isinstance(params.get("MaxResults"), bool):
+        return {k: v for k, v in params.items() if k != "MaxResults"}
+    return params

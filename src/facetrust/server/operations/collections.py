@@ -7,7 +7,7 @@ from typing import Any
 from facetrust.config import PROFILES
 from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import Actor
-from facetrust.server.operations.base import COLLECTION, Operation, kwargs
+from facetrust.server.operations.base import COLLECTION, Operation, kwargs, page_params
 from facetrust.server.operations.governance import receipt
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import collection_arn
@@ -68,7 +68,9 @@ def describe_collection(service: FaceService, p: dict[str, Any], actor: Actor) -
 
 
 def list_collections(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    page = service.list_collections(actor=actor, **kwargs(p, {"MaxResults": "max_results", "NextToken": "next_token"}))
+    page = service.list_collections(
+        actor=actor, **kwargs(page_params(p), {"MaxResults": "max_results", "NextToken": "next_token"})
+    )
     out: dict[str, Any] = {"CollectionIds": list(page.names), "FaceModelVersions": list(page.models)}
     if page.next_token is not None:
         out["NextToken"] = page.next_token

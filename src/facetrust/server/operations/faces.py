@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from facetrust.governance.actor import Actor
-from facetrust.server.operations.base import COLLECTION, FACE_IDS, IMAGE, QUALITY_FILTER, Operation, kwargs
+from facetrust.server.operations.base import COLLECTION, FACE_IDS, IMAGE, QUALITY_FILTER, Operation, kwargs, page_params
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import ATTRIBUTES, face_detail, stored_face, unsuccessful_face
 from facetrust.service import FaceService
@@ -44,7 +44,8 @@ def list_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[st
         p["CollectionId"],
         actor=actor,
         **kwargs(
-            p, {"MaxResults": "max_results", "NextToken": "next_token", "UserId": "user_id", "FaceIds": "face_ids"}
+            page_params(p),
+            {"MaxResults": "max_results", "NextToken": "next_token", "UserId": "user_id", "FaceIds": "face_ids"},
         ),
     )
     out: dict[str, Any] = {"Faces": [stored_face(f) for f in page.faces], "FaceModelVersion": page.model}
