@@ -178,3 +178,37 @@ def test_the_impostor_cap_is_a_seeded_choice() -> None:
     # Another seed picks other photos of the brothers, but as many of them.
     assert first.analyses[0].groups[0].impostor_pairs == other.analyses[0].groups[0].impostor_pairs
     assert first.analyses[0].groups[0].mated_pairs == 2 * 3 + 40
+
+
+def one_person_and_a_crowd() -> Synthetic:
+    """Group "solo": one person with 12 photos, half of them far from the rest (false non-matches);
+    group "crowd": 20 people with 2 close photos each."""
+    rng = np.random.default_rng(11)
+    records, vectors = [], []
+    centre = rng.standard_normal(16)
+    for k in range(12):
+        vectors.append(centre + (2.0 if k % 2 else 0.05) * rng.standard_normal(16))
+        records.append(ImageRecord(f"solo_{k}.jpg", "solo", {"g": "solo"}))
+    for p in range(20):
+        own = rng.standard_normal(16)
+        for k in range(2):
+            vectors.append(own + 0.05 * rng.standard_normal(16))
+            records.append(ImageRecord(f"c{p}_{k}.jpg", f"c{p}", {"g": "crowd"}))
+    v = np.array(vectors, dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    spec = DatasetSpec("one", "csv", tuple(records), (Analysis("g", "g"),))
+    return spec, DatasetEmbeddings("m", v, np.full(len(v), FACE, np.int8))
+
+
+def test_errors_of_a_single_person_get_the_whole_interval_not_a_zero_width_one() -> None:
+    spec, emb = one_person_and_a_crowd()
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, FAST).analyses[0]
+    solo = next(g for g in result.groups if g.group == "solo")
+    fnmr = solo.fnmr["similarity"]
+
+    # Every replicate draws the one person 1 time: the percentile interval would be [value, value].
+    assert solo.identities == 1 and 0 < fnmr.value < 1
+    assert (fnmr.interval.low, fnmr.interval.high) == (0.0, 1.0)
+    ratio = next(r for r in result.ratios if r.metric == "fnmr" and r.point == "similarity")
+    assert ratio.differential.worst == "solo"
+    assert ratio.interval.high == float("inf") and ratio.interval_text.startswith("unbounded")

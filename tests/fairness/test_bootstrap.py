@@ -7,6 +7,7 @@ import pytest
 
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.bootstrap import (
+    Interval,
     identity_weights,
     impostor_replicates,
     per_identity_replicates,
@@ -74,3 +75,8 @@ def test_with_no_errors_the_upper_end_is_the_rule_of_three_over_identities() -> 
 def test_percentile_interval_refuses_a_level_outside_0_1() -> None:
     with pytest.raises(InvalidParameterError, match="Confidence level"):
         percentile_interval(np.zeros(3), level=1.0, errors=1, units=3)
+
+
+def test_errors_from_one_unit_span_the_whole_range() -> None:
+    assert percentile_interval(np.full(100, 0.3), level=0.95, errors=3, units=1) == Interval(0.0, 1.0, 0.95)
+    assert percentile_interval(np.full(100, 0.3), level=0.95, errors=3, units=2) == Interval(0.3, 0.3, 0.95)

@@ -78,8 +78,7 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
         at = f" at {r.point}" if r.point else ""
         bound = " (lower bound)" if d.ratio_is_bound else ""
         lines.append(
-            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {d.worst}/{d.best} "
-            f"(95 % {r.interval.low:.2f}–{r.interval.high:.2f})"
+            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {d.worst}/{d.best} (95 % {r.interval_text})"
         )
     if result.unmeasured:
         lines.append(f"    too few images to measure: {', '.join(result.unmeasured)}")

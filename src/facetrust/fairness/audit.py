@@ -8,6 +8,7 @@ threshold at which the analysis's pooled same-group impostor pairs have FMR 1e-3
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -191,9 +192,16 @@ def _ratio(
     best_rate, best_rep = by_name[diff.best]
     worst, best = rates(*worst_rep), np.maximum(rates(*best_rep), 1.0 / max(best_rate.trials, 1))
     ratio = np.where(worst > 0, worst / best, np.where(diff.worst_rate > 0, 0.0, 1.0))
+    if any(_one_unit(by_name[name][0]) for name in (diff.worst, diff.best)):  # its replicates never vary
+        return RatioResult(metric, point, diff, Interval(0.0, math.inf, level))
     tail = (1.0 - level) / 2.0
     low, high = np.nanquantile(ratio, [tail, 1.0 - tail])
     return RatioResult(metric, point, diff, Interval(float(low), float(high), level))
+
+
+def _one_unit(rate: Rate) -> bool:
+    """Whether ``rate``'s errors came from a single person (its interval is then all of [0, 1])."""
+    return rate.errors > 0 and (rate.interval.low, rate.interval.high) == (0.0, 1.0)
 
 
 def _overall(metric: str, point: str, groups: list[GroupResult], reps: list[_Replicates], level: float) -> Rate | None:

@@ -16,7 +16,9 @@ identity's images in the cell. Only the erroneous pairs need listing.
 
 Intervals are percentile intervals of the replicates. When no error was observed the
 percentile interval collapses to 0, so the upper end is instead the "rule of three" over
-the independent units: ``1 − (1 − level)^(1/identities)``.
+the independent units: ``1 − (1 − level)^(1/identities)``. Errors from a single unit (one
+person) cannot be resampled into anything but themselves, so their interval is all of [0, 1]
+rather than the zero-width one the replicates would give.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def impostor_replicates(
 
 
 def percentile_interval(replicates: np.ndarray, *, level: float, errors: int, units: int) -> Interval:
-    """Percentile interval of ``replicates``; with no observed ``errors``, rule of three over ``units``."""
+    """Percentile interval of ``replicates``; with no observed ``errors``, rule of three over ``units``;
+    with errors from fewer than two units, [0, 1] (one unit says nothing of how the rate varies)."""
     import numpy as np
 
     if not 0.0 < level < 1.0:
@@ -117,6 +120,8 @@ def percentile_interval(replicates: np.ndarray, *, level: float, errors: int, un
     if errors == 0:
         high = 1.0 - (1.0 - level) ** (1.0 / units) if units > 0 else 1.0
         return Interval(0.0, float(high), level)
+    if units < 2:
+        return Interval(0.0, 1.0, level)
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return Interval(math.nan, math.nan, level)

@@ -77,7 +77,7 @@ def _ratio(r: RatioResult) -> str:
     bound = " (at least; the best group had no errors)" if d.ratio_is_bound else ""
     return (
         f"{_e(r.metric.upper())}: <b>{d.ratio:.2f}×</b>{bound} — {_e(d.worst)} {d.worst_rate:.2e} vs "
-        f"{_e(d.best)} {d.best_rate:.2e}; 95&nbsp;% interval {r.interval.low:.2f}–{r.interval.high:.2f}"
+        f"{_e(d.best)} {d.best_rate:.2e}; 95&nbsp;% interval {_e(r.interval_text)}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -91,6 +92,13 @@ class RatioResult:
     point: str
     differential: Differential
     interval: Interval
+
+    @property
+    def interval_text(self) -> str:
+        """``0.85–2.40``; ``unbounded`` where one of the two groups' errors are one person's."""
+        if not math.isfinite(self.interval.high):
+            return "unbounded (one group's errors are one person's)"
+        return f"{self.interval.low:.2f}–{self.interval.high:.2f}"
 
 
 @dataclass(frozen=True)
