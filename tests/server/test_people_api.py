@@ -51,6 +51,7 @@ def test_people_are_listed_merged_split_and_named_over_http(gov: Governed) -> No
     assert split.json()["Person"]["Size"] == 3
     named = call(gov, "admin", "NamePerson", {"CollectionId": "c", "ClusterId": first, "UserId": "alice"}).json()
     assert {f["FaceId"] for f in named["AssociatedFaces"]} == {a1, a2, b1}
+    assert named["JoinedClusterIds"] == []  # the user had no faces elsewhere
     shown = call(gov, "searcher", "DescribePerson", {"CollectionId": "c", "ClusterId": first}).json()["Person"]
     assert (shown["UserId"], shown["Size"]) == ("alice", 3)
 

@@ -126,6 +126,46 @@ def test_splitting_every_face_out_of_a_named_cluster_takes_them_all_off_its_user
     assert all(p.user_id is None for p in coll.cluster_faces("c").people)
 
 
+def test_naming_a_second_cluster_after_an_existing_user_joins_the_two_at_once(coll: FaceService) -> None:
+    a = [_one(coll, 1, s) for s in (100, 96)]
+    b = [_one(coll, 8, s) for s in (100, 96)]  # fake persons 1 and 8 are far apart: two clusters
+    first, second = (p.cluster_id for p in coll.cluster_faces("c").people)
+    coll.name_person("c", first, "ann")
+
+    result = coll.name_person("c", second, "ann")
+
+    assert result.joined == (first,)
+    page = coll.list_people("c")
+    assert [(p.cluster_id, p.size, p.user_id) for p in page.people] == [(second, 4, "ann")]
+    assert set(coll.describe_person("c", second).face_ids) == {*a, *b}
+    assert _groups(coll.cluster_faces("c"), coll) == [{*a, *b}]  # what a full pass makes too
+
+
+def test_naming_a_cluster_brings_in_the_users_unclustered_faces(coll: FaceService) -> None:
+    faces = [_one(coll, 1, s) for s in (100, 96)]
+    loner = _one(coll, 8)
+    cluster_id = coll.cluster_faces("c").people[0].cluster_id
+    coll.create_user("c", "ann")
+    coll.associate_faces("c", "ann", [loner])
+
+    assert coll.name_person("c", cluster_id, "ann").joined == ()
+
+    assert set(coll.describe_person("c", cluster_id).face_ids) == {*faces, loner}
+    assert coll.list_people("c").unclustered == 0
+
+
+def test_naming_does_not_join_a_cluster_with_a_face_of_the_same_image(coll: FaceService) -> None:
+    coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 8)))
+    _one(coll, 1)
+    _one(coll, 8)
+    first, second = (p.cluster_id for p in coll.cluster_faces("c").people)
+    coll.name_person("c", first, "ann")
+
+    assert coll.name_person("c", second, "ann").joined == ()
+
+    assert sorted(p.size for p in coll.list_people("c").people) == [2, 2]
+
+
 def test_merge_refuses_clusters_with_faces_of_one_image(coll: FaceService) -> None:
     coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 2)))
     _one(coll, 1)

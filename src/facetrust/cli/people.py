@@ -117,8 +117,11 @@ def split(collection: str, cluster_id: str, face_ids: tuple[str, ...], as_json: 
 @renders_errors()
 def name(collection: str, cluster_id: str, user_id: str) -> None:
     """Create user USER_ID (if new) in COLLECTION and associate the faces of CLUSTER_ID with it
-    (up to 100 faces a user; the rest are listed as skipped)."""
+    (up to 100 faces a user; the rest are listed as skipped). Clusters holding the user's other
+    faces join this one where no two faces of one image would be together."""
     result = cli_state().service().name_person(collection, cluster_id, user_id, actor=cli_state().actor())
     click.echo(f"Named cluster {cluster_id} {user_id}: {len(result.associated)} faces associated")
     for face_id, reason in result.skipped:
         click.echo(f"skipped {face_id}: {reason}")
+    for other in result.joined:
+        click.echo(f"joined cluster {other} (more faces of {user_id})")

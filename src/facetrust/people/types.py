@@ -35,9 +35,11 @@ class PeoplePage:
 
 @dataclass(frozen=True)
 class NameResult:
-    """A named cluster: the user its faces now belong to, and faces left out (with why)."""
+    """A named cluster: the user its faces now belong to, faces left out (with why), and the
+    clusters that held the user's other faces and joined it."""
 
     user_id: str
     cluster_id: str
     associated: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+    joined: tuple[str, ...] = ()  # the user's other clusters, now part of this one

@@ -152,7 +152,55 @@ def name(
             free = [f for f in faces.values() if f.user_id is None]
             taken, skipped = free[: max(room, 0)], free[max(room, 0) :]
             service.store.set_user(conn, row.id, [f.key for f in taken], user_id)
+            joined = _gather_user(service, row, cluster_id, user_id, conn)
             rec.details["face_ids"] = [f.face_id for f in taken]
+            if joined:
+                rec.details["joined_cluster_ids"] = joined
             rec.commit(conn)
     associated = tuple(f.face_id for f in faces.values() if f.user_id == user_id) + tuple(f.face_id for f in taken)
-    return NameResult(user_id, cluster_id, associated, tuple((f.face_id, "LIMIT_EXCEEDED") for f in skipped))
+    skipped_ids = tuple((f.face_id, "LIMIT_EXCEEDED") for f in skipped)
+    return NameResult(user_id, cluster_id, associated, skipped_ids, tuple(joined))
+
+
+def _gather_user(
+    service: ServiceContext, row: CollectionRow, cluster_id: str, user_id: str, conn: sqlite3.Connection
+) -> list[str]:
+    """Bring the user's faces elsewhere into the cluster just named after them, as the next full
+    pass would: each other cluster holding their faces joins whole, and each unclustered face of
+    theirs joins, where no two faces of one image, no other user and no "not this person" link
+    would end up together. Returns the ids of the clusters that joined."""
+    now = service.clock()
+    members = tables.member_keys(conn, row.id, cluster_id, now)
+    elsewhere = {k: c for k, c in tables.user_members(conn, row.id, user_id, now).items() if c != cluster_id}
+    if not elsewhere:
+        return []
+    others = sorted({c for c in elsewhere.values() if c is not None})
+    moves: list[tuple[str | None, list[int]]] = [(c, tables.member_keys(conn, row.id, c, now)) for c in others]
+    moves += [(None, [k]) for k, c in elsewhere.items() if c is None]
+    everyone = members + [k for _, keys in moves for k in keys]
+    faces = service.store.faces_by_keys(row.id, everyone, conn)
+    apart: dict[int, set[int]] = {}
+    for a, b in tables.links_within(conn, "cannot", everyone):
+        apart.setdefault(a, set()).add(b)
+        apart.setdefault(b, set()).add(a)
+    inside = set(members)
+    images = {faces[k].image_id for k in members if k in faces}
+    joined: list[str] = []
+    for other, keys in moves:
+        newcomers = [k for k in keys if k in faces]
+        fits = (
+            newcomers
+            and all(faces[k].user_id in (None, user_id) for k in newcomers)
+            and images.isdisjoint(faces[k].image_id for k in newcomers)
+            and not any(apart.get(k, set()) & inside for k in newcomers)
+        )
+        if not fits:
+            continue
+        inside.update(newcomers)
+        images.update(faces[k].image_id for k in newcomers)
+        tables.set_members(conn, row.id, [(k, cluster_id) for k in newcomers])
+        if other is not None:
+            joined.append(other)
+    if len(inside) > len(members):
+        tables.replace_clusters(conn, row.id, summaries(service, row, {cluster_id: sorted(inside)}, conn))
+    return joined

@@ -64,6 +64,7 @@ def name_person(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[s
         "ClusterId": result.cluster_id,
         "AssociatedFaces": [{"FaceId": f} for f in result.associated],
         "SkippedFaces": [{"FaceId": f, "Reason": why} for f, why in result.skipped],
+        "JoinedClusterIds": list(result.joined),
     }
 
 
