@@ -165,10 +165,11 @@ def name(
 def _gather_user(
     service: ServiceContext, row: CollectionRow, cluster_id: str, user_id: str, conn: sqlite3.Connection
 ) -> list[str]:
-    """Bring the user's faces elsewhere into the cluster just named after them, as the next full
-    pass would: each other cluster holding their faces joins whole, and each unclustered face of
-    theirs joins, where no two faces of one image, no other user and no "not this person" link
-    would end up together. Returns the ids of the clusters that joined."""
+    """Bring the user's faces elsewhere into the cluster just named after them now, rather than at
+    the next full pass: each other cluster holding their faces joins whole, and each unclustered
+    face of theirs joins, where no two faces of one image, no other user and no "not this person"
+    link would end up together (the constraints a full pass keeps). Returns the ids of the
+    clusters that joined."""
     now = service.clock()
     members = tables.member_keys(conn, row.id, cluster_id, now)
     elsewhere = {k: c for k, c in tables.user_members(conn, row.id, user_id, now).items() if c != cluster_id}
