@@ -205,3 +205,32 @@ def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estima
     best = service.search_faces("c", probe, threshold=0, max_faces=1)
     assert best.matches[0].face.face_id in plain
     assert best.estimate.unreliable is None  # its one candidate is an ordinary face
+
+
+def test_given_a_returned_users_face_that_resembles_many_gallery_faces_then_a_user_search_is_flagged_too(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
+    rng = np.random.default_rng(3)
+    crowd = unit_vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
+    vectors = np.vstack([unit_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
+    ids = enrol(service, vectors)
+    cal = service.engine.calibration
+    others = vectors @ vectors.T
+    np.fill_diagonal(others, -np.inf)
+    u = np.sort(others, axis=1)[:, ::-1][:, TAIL_K - 1]
+    crowding = np.log10(TAIL_K / (len(ids) - 1)) - np.log10([cal.fmr(float(x))[0] for x in u])
+    crowded = next(ids[i] for i in np.flatnonzero(crowding >= 1.05))
+    plain = [ids[i] for i in np.flatnonzero(crowding < 0.95) if i < 80]
+    probe, ordinary = plain[0], plain[1]
+    for user, face in (("crowd", crowded), ("ordinary", ordinary)):
+        service.create_user("c", user)
+        service.associate_faces("c", user, [face])
+
+    both = service.search_users("c", face_id=probe, threshold=0, max_users=10)
+    assert {m.user.user_id for m in both.matches} == {"crowd", "ordinary"}
+    reason = both.estimate.unreliable
+    assert reason is not None and reason.startswith(f"candidate face {crowded}")
+    service.disassociate_faces("c", "crowd", [crowded])
+    alone = service.search_users("c", face_id=probe, threshold=0, max_users=10)
+    assert [m.user.user_id for m in alone.matches] == ["ordinary"] and alone.estimate.unreliable is None

@@ -115,6 +115,23 @@ def test_search_users_by_user_id_excludes_that_user(coll: FaceService) -> None:
     assert [m.user.user_id for m in by_face.matches] == ["alias"]
 
 
+def test_a_user_search_counts_in_its_gallery_only_the_users_faces_it_compared_with(coll: FaceService) -> None:
+    a1, a2, b = _faces(coll, 1, 1, 2)
+    coll.create_user("c", "alice")
+    coll.create_user("c", "bob")
+    coll.associate_faces("c", "alice", [a1, a2])
+    coll.associate_faces("c", "bob", [b])
+
+    by_user = coll.search_users("c", user_id="alice", threshold=0)
+    by_face = coll.search_users("c", face_id=a1, threshold=0)
+
+    assert by_user.gallery_size == 1  # bob's face: alice's two are the probe
+    assert by_face.gallery_size == 2  # alice's other face and bob's
+    coll.disassociate_faces("c", "bob", [b])
+    alone = coll.search_users("c", user_id="alice", threshold=0)
+    assert (alone.gallery_size, alone.fpir, alone.matches) == (0, 0.0, ())
+
+
 def test_search_users_needs_exactly_one_of_user_and_face(coll: FaceService) -> None:
     with pytest.raises(InvalidParameterError, match="exactly one"):
         coll.search_users("c")

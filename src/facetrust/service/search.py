@@ -238,7 +238,10 @@ def _user_matches(
                 user, comparison.similarity, comparison.fmr, comparison.score, comparison.fmr_is_bound, face_id
             )
         )
-    gallery = service.store.count_user_faces(row.id, service.clock())  # expired, unswept faces are in no gallery
+    # the users' faces the probe was compared with: expired, unswept faces are in no gallery, and
+    # the probe's own faces (its face, or the searched user's) were left out of the search
+    left_out = sum(1 for f in _rows(service, row, list(exclude_faces)).values() if f.user_id and not _expired(f, now))
+    gallery = max(service.store.count_user_faces(row.id, now) - left_out, 0)
     return tuple(out), gallery, cal
 
 
@@ -369,6 +372,9 @@ def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchReque
         else:
             vecs, exclude = _user_queries(service, row, str(user_id))
         matches, gallery, scale = _user_matches(service, row, vecs, threshold, limit, exclude, user_id, service.clock())
+        if matches:  # a returned user's best face that is crowded itself makes the estimate untrustworthy
+            best = service.store.faces_by_ids(row.id, [m.best_face_id for m in matches])
+            scale = crowded_candidate(service, row, {f.key: f.face_id for f in best.values()}, scale)
         _refuse_unreliable(rec, purpose, scale, threshold, gallery)
         entry = log_matches(
             service.store,
