@@ -23,6 +23,7 @@
     │   └── RoleDeniedError             the caller's role may not call the operation
     ├── ModelError                      a model is missing, corrupt or cannot run
     │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
+    ├── AuditLogDamagedError            an audit entry no longer reads (altered outside facetrust)
     └── ConfigurationError              settings or a config file are invalid
 
 Every error carries structured fields (``code`` and whatever the subclass adds) besides
@@ -32,6 +33,7 @@ its message, so the CLI and the HTTP layer can render it without parsing strings
 from __future__ import annotations
 
 __all__ = [
+    "AuditLogDamagedError",
     "ConfigurationError",
     "ConflictError",
     "ConsentRequiredError",
@@ -261,6 +263,17 @@ class ModelIntegrityError(ModelError):
         super().__init__(message, model=model)
         self.expected = expected
         self.actual = actual
+
+
+class AuditLogDamagedError(FacetrustError):
+    """An audit entry can no longer be read (not text, not JSON, or not a JSON object): the log
+    was altered outside facetrust. Verification names where the chain breaks."""
+
+    code = "AuditLogDamaged"
+
+    def __init__(self, message: str, *, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 class ConfigurationError(FacetrustError):

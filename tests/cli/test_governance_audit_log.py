@@ -247,13 +247,46 @@ def test_export_pseudonymises_identities_by_default_stably(gc: GovernedCli) -> N
     assert again[:4] == first[:4] and all(e["pseudonymised"] for e in first)
 
 
-def test_export_of_an_entry_that_is_no_longer_json_is_an_error(gc: GovernedCli) -> None:
-    gc.sql("UPDATE audit_log SET entry = '{not json' WHERE seq = 2")
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ("'{not json'", "is not valid JSON"),
+        ("'[]'", "is not a JSON object"),
+        ("'1'", "is not a JSON object"),
+        ("CAST('{}' AS BLOB)", "is not text"),
+    ],
+)
+def test_export_of_an_entry_that_no_longer_reads_is_an_error_naming_it(
+    gc: GovernedCli, stored: str, problem: str
+) -> None:
+    gc.sql(f"UPDATE audit_log SET entry = {stored} WHERE seq = 2")
 
     result = gc.run("audit-log", "export")
 
     assert result.exit_code == 1
-    assert result.stderr == "Error: an audit entry is not valid JSON: run `facetrust audit-log verify`\n"
+    assert result.stderr == (
+        f"Error: The audit log is damaged: entry 2 {problem}; "
+        "verify it (VerifyAuditLog, `facetrust audit-log verify`)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"), [("'[]'", "is not a JSON object"), ("CAST('{}' AS BLOB)", "is not text")]
+)
+def test_verify_names_an_entry_that_is_valid_json_but_no_entry(gc: GovernedCli, stored: str, problem: str) -> None:
+    gc.sql(f"UPDATE audit_log SET entry = {stored} WHERE seq = 1")
+
+    result = gc.run("audit-log", "verify")
+
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: the audit log fails verification: entry 1 {problem}\n"
+
+
+def test_verify_refuses_a_head_0_that_is_not_the_chains_start(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "verify", "--head", "0:" + "f" * 64)
+
+    assert result.exit_code != 0
+    assert "head 0, before any entry, is 0:" + "0" * 64 in result.stderr
 
 
 def test_verify_checks_the_chain_against_every_head_file_given(gc: GovernedCli, tmp_path: Path) -> None:

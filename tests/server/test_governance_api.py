@@ -156,6 +156,24 @@ def test_verify_audit_log_detects_tampering_and_truncation_over_http(gov: Govern
     assert broken["Valid"] is False and broken["FirstBadSequence"] >= 1
 
 
+def test_an_entry_that_no_longer_reads_fails_verification_and_reads_as_a_plain_error_over_http(
+    gov: Governed,
+) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    gov.service.store.connection().execute("UPDATE audit_log SET entry = '[]' WHERE seq = 1")
+
+    report = gov.call("auditor", "VerifyAuditLog", {}).json()
+    read = gov.call("auditor", "GetAuditLog", {})
+
+    assert (report["Valid"], report["FirstBadSequence"]) == (False, 1)
+    assert "entry 1 is not a JSON object" in report["Problem"]
+    assert read.status_code == 500 and read.json()["__type"] == "InternalServerError"
+    assert read.json()["message"].startswith("The audit log is damaged: entry 1 is not a JSON object")
+    with gov.service.store.snapshot() as conn:  # the failed read is itself recorded
+        last = conn.execute("SELECT entry FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    assert '"operation":"GetAuditLog"' in last
+
+
 def test_verify_audit_log_over_http_checks_the_head_file_without_an_expected_head(gov: Governed) -> None:
     gov.client("admin").create_collection(CollectionId="c")
     gov.client("admin").create_collection(CollectionId="d")

@@ -157,13 +157,18 @@ def test_health_probes_write_no_audit_entries(api: Api) -> None:
         assert len(list(audit.entries(conn))) == before
 
 
+@pytest.mark.parametrize(
+    "altered",
+    ["replace(entry, '\"a\"', '\"b\"')", "'[]'", "CAST(entry AS BLOB)"],
+    ids=["edited", "not-an-object", "not-text"],
+)
 def test_health_reports_halted_anchoring_once_the_background_step_finds_a_tampered_audit_entry(
-    tmp_path: Path,
+    tmp_path: Path, altered: str
 ) -> None:
     with FaceService(tmp_path / "data", fake_engine()) as service:
         service.create_collection("a")
         with service.store.transaction() as conn:  # the entry altered behind the service's back
-            conn.execute("UPDATE audit_log SET entry = replace(entry, '\"a\"', '\"b\"') WHERE seq = 1")
+            conn.execute(f"UPDATE audit_log SET entry = {altered} WHERE seq = 1")
         app = create_app(service, authenticator=None, settings=Settings(lease_seconds=1.5))  # a step every 0.5 s
         with serving(app, lifespan="on") as url:
             deadline = time.monotonic() + 15

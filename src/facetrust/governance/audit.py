@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facetrust.errors import AuditLogDamagedError
 from facetrust.store.anchor import GENESIS, AuditHead, HeadFile, head
 
 __all__ = [
@@ -121,9 +122,27 @@ def entries(
         sql += " LIMIT ?"
         args.append(limit)
     for seq, at, text, prev, digest in conn.execute(sql, args):
-        data = json.loads(text)
+        data, problem = _read(seq, text)
+        if data is None:
+            raise AuditLogDamagedError(
+                f"The audit log is damaged: {problem}; verify it (VerifyAuditLog, `facetrust audit-log verify`)",
+                seq=int(seq),
+            )
         data.pop("at", None)
         yield AuditEntry(int(seq), float(at), data, str(prev), str(digest))
+
+
+def _read(seq: object, text: object) -> tuple[dict[str, Any] | None, str]:
+    """An entry's stored text as its JSON object, or (None, what is wrong with it)."""
+    if not isinstance(text, str):
+        return None, f"entry {seq} is not text"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, f"entry {seq} is not valid JSON"
+    if not isinstance(data, dict):
+        return None, f"entry {seq} is not a JSON object"
+    return data, ""
 
 
 def _walk(rows: Iterable[Sequence[Any]], last: AuditHead) -> tuple[AuditHead, int, tuple[str, int] | None]:
@@ -136,11 +155,10 @@ def _walk(rows: Iterable[Sequence[Any]], last: AuditHead) -> tuple[AuditHead, in
             return last, count, (f"entry {last.seq + 1} is missing (next is {seq})", last.seq + 1)
         if stored_prev != last.hash:
             return last, count, (f"entry {seq} does not follow entry {seq - 1}", seq)
-        try:
-            stamp = json.loads(text).get("at")
-        except ValueError:
-            return last, count, (f"entry {seq} is not valid JSON", seq)
-        if chain_hash(last.hash, text) != digest or stamp != at:
+        data, unreadable = _read(seq, text)
+        if data is None:
+            return last, count, (unreadable, seq)
+        if chain_hash(last.hash, text) != digest or data.get("at") != at:
             return last, count, (f"entry {seq} was altered (its hash does not match)", seq)
         last = AuditHead(seq, str(digest))
     return last, count, None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from starlette.responses import Response
 
 from facetrust.errors import (
+    AuditLogDamagedError,
     ConflictError,
     FacetrustError,
     GovernanceError,
@@ -104,6 +105,8 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
     ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff
+    # the store was altered outside facetrust: a server-side fault, said plainly (no traceback)
+    ErrorRule(AuditLogDamagedError, 500, "InternalServerError"),
 )
 
 INTERNAL = (500, "InternalServerError")

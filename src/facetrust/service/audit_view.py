@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import InvalidParameterError
+from facetrust.errors import AuditLogDamagedError, InvalidParameterError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.pseudonyms import Pseudonymiser, deployment_key
@@ -100,7 +100,7 @@ def check_audit_log(
             if not report.ok and report.first_bad_seq is not None:
                 try:
                     bad = next(audit.entries(conn, after_seq=report.first_bad_seq - 1, limit=1), None)
-                except ValueError:  # the entry is no longer JSON
+                except AuditLogDamagedError:  # the entry no longer reads as an entry
                     bad = None
                 if bad is not None and bad.seq != report.first_bad_seq:
                     bad = None

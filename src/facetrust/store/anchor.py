@@ -43,6 +43,8 @@ class AuditHead:
         seq, _, digest = text.strip().partition(":")
         if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError(f"{text!r} is not an audit head (expected SEQ:SHA256HEX)")
+        if int(seq) == 0 and digest != GENESIS:
+            raise ValueError(f"{text!r} is not an audit head: head 0, before any entry, is 0:{GENESIS}")
         return cls(int(seq), digest)
 
 
