@@ -15,6 +15,7 @@ import pytest
 from facetrust.cli.context import os_user
 from facetrust.cli.render_collections import timestamp
 from facetrust.cli.templates import KEY_ADVICE
+from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key, is_sealed
 from facetrust.service.types import ErasureReceipt
@@ -457,6 +458,10 @@ def test_verify_refuses_a_file_that_is_not_a_receipt(gc: GovernedCli, tmp_path: 
     assert result.stderr == (
         f"Error: Receipt {path} is not an erasure receipt: 'target' is missing or of the wrong type\n"
     )
+    with gc.service.store.snapshot() as conn:  # the attempt is in the log, as a verification's is
+        last = list(audit.entries(conn))[-1].data
+    assert (last["operation"], last["outcome"]) == ("VerifyReceipt", "InvalidParameter")
+    assert "not an erasure receipt" in last["error"]
 
 
 # -- retention ------------------------------------------------------------------------------

@@ -263,6 +263,39 @@ def test_a_malformed_request_is_audited_with_who_made_it(gov: Governed) -> None:
     assert refused["outcome"] == "InvalidParameter"
 
 
+@pytest.mark.parametrize(
+    ("role", "operation", "body", "error"),
+    [
+        ("auditor", "GetAuditLog", {"Since": "not-a-time"}, "InvalidParameterException"),
+        ("auditor", "VerifyAuditLog", {"ExpectedHead": "junk"}, "InvalidParameterException"),
+        ("admin", "CreateCollection", {"CollectionId": "t", "Tags": {"colour": "red"}}, "InvalidParameterException"),
+        ("admin", "GetFaceSearch", {"JobId": "../x"}, "InvalidParameterException"),
+        ("admin", "DetectLabels", {}, "UnknownOperationException"),
+    ],
+)
+def test_a_request_an_operation_refuses_before_the_service_runs_is_audited_once(
+    gov: Governed, role: str, operation: str, body: dict[str, Any], error: str
+) -> None:
+    before = len(_log(gov))
+
+    answer = gov.call(role, operation, body)
+
+    assert answer.json()["__type"] == error
+    after = _log(gov)
+    assert len(after) == before + 1
+    assert (after[-1]["operation"], after[-1]["key_id"]) == (operation, gov.keys[role][0])
+    assert after[-1]["outcome"] != "ok" and after[-1]["error"]
+
+
+def test_a_refusal_inside_the_service_is_audited_once_not_twice(gov: Governed) -> None:
+    before = len(_log(gov))
+
+    answer = gov.call("admin", "SearchFaces", {"CollectionId": "nowhere", "FaceId": "not-a-face"})
+
+    assert answer.status_code == 400
+    assert [e["operation"] for e in _log(gov)[before:]] == ["SearchFaces"]
+
+
 def test_reading_and_verifying_the_audit_log_are_audited(gov: Governed) -> None:
     gov.call("auditor", "GetAuditLog", {})
     gov.call("auditor", "VerifyAuditLog", {})

@@ -10,6 +10,7 @@ from facetrust.cli import render_governance as render
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.cli.governance_io import read_receipt, write_receipt
 from facetrust.cli.render_collections import plural
+from facetrust.errors import FacetrustError
 
 __all__ = ["erase"]
 
@@ -83,8 +84,13 @@ def verify(receipt_file: Path) -> None:
 
     Exit status 0 when the receipt holds, 1 when it does not.
     """
-    receipt = read_receipt(receipt_file)
-    if cli_state().service().verify_receipt(receipt, actor=cli_state().actor()):
+    service, actor = cli_state().service(), cli_state().actor()
+    try:
+        receipt = read_receipt(receipt_file)
+    except FacetrustError as exc:  # a receipt that does not read is a verification attempt too: logged
+        service.record_refusal("VerifyReceipt", exc, actor=actor)
+        raise
+    if service.verify_receipt(receipt, actor=actor):
         click.echo(
             f"Receipt valid: audit entry {receipt.audit_seq} is intact and records the erasure of "
             f"{plural(len(receipt.face_ids), 'face')}, none of which is stored"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from facetrust.errors import FacetrustError
 from facetrust.governance import audit
@@ -15,7 +16,12 @@ from facetrust.governance.actor import Actor
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
 
-__all__ = ["Record", "audited"]
+__all__ = ["Record", "audited", "logged_or_refused"]
+
+T = TypeVar("T")
+
+# The operations whose audit record was opened in this context (None: nobody is counting).
+_OPENED: ContextVar[list[str] | None] = ContextVar("facetrust_audit_opened", default=None)
 
 
 @dataclass
@@ -51,6 +57,9 @@ class Record:
 def audited(store: FaceStore, actor: Actor, operation: str, collection: str | None = None) -> Iterator[Record]:
     """Log the operation run inside the block: its results, or the error that stopped it."""
     record = Record(actor, operation, collection)
+    opened = _OPENED.get()
+    if opened is not None:
+        opened.append(operation)
     try:
         yield record
     except FacetrustError as exc:
@@ -61,3 +70,17 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
     if record.entry is None:
         with store.transaction() as conn:
             record.commit(conn)
+
+
+def logged_or_refused(run: Callable[[], T], refuse: Callable[[FacetrustError], None]) -> T:
+    """``run()``; when it raises a ``FacetrustError`` before any audit record was opened (an entry
+    point's own check of its parameters), ``refuse(error)`` logs the attempt, then the error goes on."""
+    token = _OPENED.set([])
+    try:
+        return run()
+    except FacetrustError as exc:
+        if not _OPENED.get():
+            refuse(exc)
+        raise
+    finally:
+        _OPENED.reset(token)

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from facetrust.config import Settings
 from facetrust.errors import FacetrustError
 from facetrust.governance.actor import Actor, check_case_ref
+from facetrust.governance.recorder import logged_or_refused
 from facetrust.server.auth import Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
@@ -114,10 +115,19 @@ class RpcEndpoint:
     async def _serve(self, request: Request, head: WireRequest, claimed: Operation | None) -> dict[str, Any]:
         wire = head.with_body(await self._read_body(request, head, self.body_limit(claimed)))
         principal = await self._authenticate(wire)
-        name = operation_name(wire.target)
-        operation = self.operations.get(name)
-        if operation is None:
-            raise RequestError("UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust")
+        try:
+            name = operation_name(wire.target)
+            operation = self.operations.get(name)
+            if operation is None:
+                raise RequestError(
+                    "UnknownOperationException", f"Operation {name[:100]!r} is not supported by facetrust"
+                )
+        except RequestError as exc:  # a signed request for nothing served: its key's attempt is logged too
+            asked = target_operation(wire.target or "") or "-"
+            await run_in_threadpool(
+                self.service.record_refusal, asked[:100], exc, actor=Actor(principal.key_id, principal.role)
+            )
+            raise
         try:
             authorize(principal, name)
             check_content_type(wire.header("content-type"))
@@ -135,7 +145,14 @@ class RpcEndpoint:
                 self.service.record_refusal, name, exc, actor=Actor(principal.key_id, principal.role)
             )
             raise
-        return await run_in_threadpool(operation.handler, self.service, params, actor)
+
+        def run() -> dict[str, Any]:  # a check of the handler's own, before the service's audited path, is logged
+            return logged_or_refused(
+                lambda: operation.handler(self.service, params, actor),
+                lambda exc: self.service.record_refusal(name, exc, actor=actor),
+            )
+
+        return await run_in_threadpool(run)
 
     async def _authenticate(self, wire: WireRequest) -> Principal:
         if self.authenticator is None:
