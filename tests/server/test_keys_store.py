@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
-from facetrust.server.keys import KeyRecord, KeyStore
+from facetrust.server.keys import MIGRATIONS, KeyRecord, KeyStore
 from pg_cluster import SQLITE_FILES
 
 
@@ -182,7 +182,9 @@ def test_a_keys_db_from_a_newer_facetrust_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         KeyStore.open(tmp_path)
 
-    assert "schema version 99, newer than this facetrust (1); upgrade facetrust" in caught.value.message
+    assert (
+        f"schema version 99, newer than this facetrust ({len(MIGRATIONS)}); upgrade facetrust" in caught.value.message
+    )
 
 
 @SQLITE_FILES
@@ -238,3 +240,13 @@ def test_secrets_sealed_with_another_server_key_are_refused_clearly(tmp_path: Pa
 
     with pytest.raises(ConfigurationError, match=f"The secret of key {key_id} was sealed with server key"):
         KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key")  # at start-up, not per request
+
+
+def test_a_store_opened_with_one_server_key_refuses_another_before_it_holds_any_key(tmp_path: Path) -> None:
+    """Another user's (or HOME's) server.key must not seal keys this store's server cannot open."""
+    KeyStore.open(tmp_path / "data").close()  # a server's first start: no key yet
+
+    with pytest.raises(ConfigurationError, match=r"sealed with server key [0-9a-f]{16}, not the configured"):
+        KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key")
+    with KeyStore.open(tmp_path / "data") as keys:  # the store's own server key still opens it, still empty
+        assert keys.list() == []

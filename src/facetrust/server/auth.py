@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-from facetrust.errors import FacetrustError
+from facetrust.errors import ConfigurationError, FacetrustError
 from facetrust.server.replays import StoreReplays
 from facetrust.store.signatures import replayed
 
@@ -361,7 +361,11 @@ class SigV4Authenticator:
 
     def _secret(self, key_id: str, request: WireRequest) -> tuple[str, str]:
         """The secret and role of an active key; ``UnrecognizedClientException`` otherwise."""
-        found = self.keys.lookup(key_id)
+        try:
+            found = self.keys.lookup(key_id)
+        except ConfigurationError as exc:  # a secret this server cannot open: the operator must act
+            logger.error("Refused a request signed by key %s: its secret cannot be opened here: %s", key_id, exc)
+            raise AuthError(_UNRECOGNIZED, code="UnrecognizedClientException", key_id=key_id) from None
         if request.header("x-amz-security-token") is not None:
             reason = "a session token was sent (facetrust issues no temporary credentials)"
         elif found is None:

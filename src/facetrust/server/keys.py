@@ -55,7 +55,11 @@ CREATE TABLE IF NOT EXISTS keys (
 # MIGRATIONS[n] takes the keys table from schema version n to n + 1, one statement each, the same
 # on both stores (SQLite's dialect; translated on PostgreSQL). Version 0 is no table, or a table
 # made before versions were recorded: CREATE … IF NOT EXISTS keeps its rows.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
+# Version 2: the id of the server key the store's secrets are sealed with, recorded at the first
+# open, so a process with another server.key (another user, another HOME) is refused at once
+# instead of sealing keys this server cannot read.
+_SEALER = "CREATE TABLE IF NOT EXISTS keys_sealer (id INTEGER PRIMARY KEY CHECK (id = 1), server_key TEXT NOT NULL)"
+MIGRATIONS: tuple[str, ...] = (_SCHEMA, _SEALER)
 SCHEMA_VERSION = len(MIGRATIONS)
 _PG_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"  # as store/schema.py
 _PG_VERSION_KEY = "keys_schema_version"
@@ -230,7 +234,12 @@ class SecretSealer:
         self._key = key
 
     def __repr__(self) -> str:
-        return f"SecretSealer(key_id={self._key.key_id.hex()})"
+        return f"SecretSealer(key_id={self.key_id})"
+
+    @property
+    def key_id(self) -> str:
+        """The server key's id (hex), as sealed secrets name it."""
+        return self._key.key_id.hex()
 
     def seal(self, key_id: str, secret: str) -> str:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -259,10 +268,19 @@ class SecretSealer:
 
 def _check_server_key(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
     """Refuse, when the store opens, secrets sealed with another server key: every signed request
-    would otherwise fail on a key the server cannot read (a 500 per request instead of one clear
-    error at start-up)."""
+    would otherwise fail on a key the server cannot read (a refusal per request instead of one
+    clear error at start-up). The first open records the server key's id; a later open with
+    another server key is refused even while the store holds no key yet."""
     for key_id, stored in conn.execute("SELECT key_id, secret FROM keys"):
         sealer.open(key_id, stored)
+    conn.execute("INSERT OR IGNORE INTO keys_sealer(id, server_key) VALUES (1, ?)", (sealer.key_id,))
+    recorded = str(conn.execute("SELECT server_key FROM keys_sealer WHERE id = 1").fetchone()[0])
+    if recorded != sealer.key_id:
+        raise ConfigurationError(
+            f"This key store's secrets are sealed with server key {recorded}, not the configured {sealer.key_id} "
+            f"(a server.key of another user or HOME?): use the server.key this store was opened with",
+            setting="data_dir",
+        )
 
 
 def _seal_plain_secrets(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
