@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from facetrust.cli import cli
 from facetrust.cli.serve import boto3_snippet, is_loopback
+from facetrust.governance import audit
 from facetrust.models.fake import fake_engine
 from facetrust.server.http11 import GuardedH11Protocol
 from facetrust.server.keys import KeyStore
@@ -157,6 +158,9 @@ def test_bootstrap_creates_an_admin_key_once_and_prints_a_working_snippet(
     assert "Using the existing keys" in second.output and found[2] not in second.output
     with KeyStore.open(tmp_path) as keys:
         assert [(k.key_id, k.role) for k in keys.list()] == [(found[1], "admin")]
+    with FaceService(tmp_path, fake_engine()) as service, service.store.snapshot() as conn:
+        created = [e.data for e in audit.entries(conn) if e.data["operation"] == "CreateKey"]
+    assert [(e["created_key_id"], e["key_role"], e["outcome"]) for e in created] == [(found[1], "admin", "ok")]
 
 
 def test_the_bootstrap_snippet_works_against_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,9 @@ import click
 from facetrust.cli.context import cli_state, renders_errors
 
 if TYPE_CHECKING:  # pragma: no cover
+    from facetrust.governance.actor import Actor
     from facetrust.server.keys import KeyStore
+    from facetrust.service import FaceService
 
 __all__ = ["boto3_snippet", "is_loopback", "serve"]
 
@@ -104,7 +106,7 @@ def serve(
             jobs_of(service)
         authenticator = None if keys is None else SigV4Authenticator(keys, store=service.store)
         if bootstrap:
-            click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}"))
+            click.echo(_bootstrap(keys, f"http://{_url_host(host)}:{port}", service, state.actor()))
         app = create_app(service, authenticator=authenticator, settings=settings)
         address = f"http://{_url_host(host)}:{port}"
         click.echo(
@@ -161,8 +163,9 @@ def boto3_snippet(endpoint: str, key_id: str, secret: str) -> str:
     )
 
 
-def _bootstrap(keys: KeyStore | None, endpoint: str) -> str:
-    """The text --bootstrap prints: a new admin key when there is no active one, and how to use it."""
+def _bootstrap(keys: KeyStore | None, endpoint: str, service: FaceService, actor: Actor) -> str:
+    """The text --bootstrap prints: a new admin key when there is no active one (its creation in the
+    audit log, as `facetrust keys create` records one), and how to use it."""
     lines = [f"Endpoint: {endpoint}"]
     if keys is None:
         lines += ["Authentication is off: any key id and secret will do.", "", boto3_snippet(endpoint, "x", "y")]
@@ -173,7 +176,12 @@ def _bootstrap(keys: KeyStore | None, endpoint: str) -> str:
             boto3_snippet(endpoint, "<key id>", "<secret>"),
         ]
     else:
-        key_id, secret = keys.create("admin", "created by facetrust serve --bootstrap")
+        from facetrust.service.governed import attempt
+
+        with attempt(service.store, actor, "CreateKey") as rec:
+            rec.details = {"key_role": "admin", "bootstrap": True}
+            key_id, secret = keys.create("admin", "created by facetrust serve --bootstrap")
+            rec.details["created_key_id"] = key_id
         lines += [
             f"Created an admin key: {key_id}",
             f"Secret: {secret}",
