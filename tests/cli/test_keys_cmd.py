@@ -103,7 +103,13 @@ def test_create_refuses_an_overlong_description(keys: Invoke) -> None:
     result = keys("create", "--role", "admin", "--description", "x" * 300)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "Error: Key description must be at most 256 printable characters; got 300 characters\n"
+    assert result.stderr == "Error: Key description must be at most 256 characters; got 300\n"
+
+
+def test_create_refuses_a_description_with_a_control_character_naming_it(keys: Invoke) -> None:
+    result = keys("create", "--role", "admin", "--description", "a\tb")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: Key description must be printable; it holds '\\t' at position 2\n"
 
 
 def test_list_with_no_keys_says_how_to_create_one(keys: Invoke) -> None:

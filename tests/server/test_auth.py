@@ -395,7 +395,9 @@ def test_a_malformed_authorization_header_is_an_incomplete_signature(
     assert (error.code, error.status, error.message) == ("IncompleteSignatureException", 403, message)
 
 
-@pytest.mark.parametrize("value", ["", "2024-05-01T12:00:00Z", "20240501T120000"])
+@pytest.mark.parametrize(
+    "value", ["", "2024-05-01T12:00:00Z", "20240501T120000", "20240501t120000z", "20240501T12000Z", "２0240501T120000Z"]
+)
 def test_a_malformed_x_amz_date_is_an_incomplete_signature(
     auth: SigV4Authenticator, key: tuple[str, str], value: str
 ) -> None:

@@ -118,6 +118,17 @@ def test_a_body_framed_both_ways_is_refused_and_the_connection_closed(quick: tup
     assert received.count(b"HTTP/1.1 ") == 1 and took < 3  # the second request was never served
 
 
+def test_copies_of_content_length_are_one_length_when_alike_and_refused_when_they_differ(
+    quick: tuple[str, int],
+) -> None:
+    alike, _ = exchange(quick, HEAD + b"Content-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    differ, _ = exchange(quick, HEAD + b"Content-Length: 2\r\nContent-Length: 5\r\n\r\n{}")
+
+    assert alike.startswith(b"HTTP/1.1 200 ")
+    status, headers, body = json_error(differ)
+    assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")
+
+
 def test_a_malformed_chunked_body_gets_a_rekognition_shaped_error(quick: tuple[str, int]) -> None:
     received, _ = exchange(quick, HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
 

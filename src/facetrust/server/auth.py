@@ -52,6 +52,7 @@ _STATUS: dict[str, int] = {
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "rekognition"
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")  # YYYYMMDDTHHMMSSZ, exactly
 _REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")  # botocore's validate_region_name
 _DATE = re.compile(r"[0-9]{8}")
 _KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}")
@@ -330,6 +331,8 @@ class SigV4Authenticator:
             raise _incomplete(f"Signed header {missing[0]!r} is not in the request")
         amz_date = (request.header("x-amz-date") or "").strip()
         try:
+            if _AMZ_DATE.fullmatch(amz_date) is None:  # strptime alone takes "t"/"z" and unpadded fields
+                raise ValueError(amz_date)
             signed_at = float(calendar.timegm(time.strptime(amz_date, _TIMESTAMP)))
         except ValueError:
             raise _incomplete(

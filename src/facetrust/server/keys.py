@@ -159,10 +159,15 @@ class KeyStore:
     def create(self, role: str, description: str = "") -> tuple[str, str]:
         """A new active key for ``role``: ``(key_id, secret)``. The secret cannot be read back later."""
         check_role(role)
-        if len(description) > MAX_DESCRIPTION or any(not ch.isprintable() for ch in description):
+        if len(description) > MAX_DESCRIPTION:
             raise InvalidParameterError(
-                f"Key description must be at most {MAX_DESCRIPTION} printable characters; got {len(description)} "
-                "characters",
+                f"Key description must be at most {MAX_DESCRIPTION} characters; got {len(description)}",
+                parameter="description",
+            )
+        bad = next((ch for ch in description if not ch.isprintable()), None)
+        if bad is not None:
+            raise InvalidParameterError(
+                f"Key description must be printable; it holds {bad!r} at position {description.index(bad) + 1}",
                 parameter="description",
             )
         secret = secrets.token_urlsafe(_SECRET_BYTES)
