@@ -129,6 +129,15 @@ def test_copies_of_content_length_are_one_length_when_alike_and_refused_when_the
     assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")
 
 
+def test_a_header_too_large_to_parse_gets_the_json_answer_not_a_reset(quick: tuple[str, int]) -> None:
+    huge = HEAD + b"Authorization: " + b"A" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+
+    received, _ = exchange(quick, huge)
+
+    status, headers, body = json_error(received)
+    assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")
+
+
 def test_a_malformed_chunked_body_gets_a_rekognition_shaped_error(quick: tuple[str, int]) -> None:
     received, _ = exchange(quick, HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
 

@@ -25,6 +25,7 @@ __all__ = ["HEAD_TIMEOUT_S", "KEEP_ALIVE_S", "SERVER_OPTIONS", "GuardedH11Protoc
 
 HEAD_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5.0
+LINGER_S = 2.0  # after a framing error's answer: how long what the client still sends is read and dropped
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -35,6 +36,7 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._lingering = False
 
     def _arm(self) -> None:
         self._disarm()
@@ -60,6 +62,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # the answer is sent: the rest of a refused request is dropped
+            return
         super().data_received(data)
         if self._head_deadline is not None and self.cycle is not None and not self.cycle.response_complete:
             self._disarm()  # a request head arrived: the app and its body deadline take over
@@ -87,7 +91,17 @@ class GuardedH11Protocol(H11Protocol):
                 self.transport.write(self.conn.send(event))
         except h11.LocalProtocolError:  # a response had already started: nothing more can be said
             pass
-        self.transport.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer without a reset: closing while the client is still sending (a huge
+        header, say) makes the kernel answer with a reset that discards the answer. So stop writing,
+        read and drop what still comes for ``LINGER_S``, then close."""
+        self._disarm()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
 
 
 SERVER_OPTIONS: dict[str, Any] = {
