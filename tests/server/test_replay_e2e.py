@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from facetrust.config import Settings
+from facetrust.governance import audit
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.server import create_app
 from facetrust.server.auth import SigV4Authenticator
@@ -113,3 +114,24 @@ def test_botocore_retrying_after_a_dropped_connection_gets_the_retry_s_outcome(l
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
     assert len(response["FaceRecords"]) == 1
     assert live.service.describe_collection("c").face_count == 2
+
+
+def test_a_replay_refused_after_the_repeat_window_is_audited_with_the_key_that_signed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    second = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: second)
+    settings = Settings(data_dir=tmp_path)
+    with FaceService.open(tmp_path, settings, engine=fake_engine()) as service, KeyStore.open(tmp_path) as keys:
+        auth = SigV4Authenticator(keys, store=service.store, repeat_window_s=0.0)  # any repeat is a replay
+        with serving(create_app(service, authenticator=auth, settings=settings)) as url:
+            live = Live(url, keys.create("searcher"), service)
+            live.client().list_collections()
+            with pytest.raises(ClientError) as caught:
+                live.client().list_collections()  # the same signature again
+            with service.store.snapshot() as conn:
+                last = list(audit.entries(conn))[-1].data
+
+    assert "Signature replayed" in caught.value.response["Error"]["Message"]
+    assert (last["operation"], last["key_id"], last["role"]) == ("ListCollections", live.key[0], "searcher")
+    assert last["outcome"] == "InvalidSignatureException" and "replayed" in last["error"]

@@ -311,8 +311,10 @@ class SigV4Authenticator:
             logger.debug("Signature mismatch for key %s; canonical request:\n%s", auth.key_id, canonical)
             raise self._refuse(_MISMATCH, auth.key_id)
         refused = self.replays.admit(auth.signature, signed_at, now)
-        if refused is not None:
-            raise self._refuse(refused, auth.key_id)
+        if refused is not None:  # the signature verified: who replayed it is known (AuthError.role)
+            error = self._refuse(refused, auth.key_id)
+            error.role = role
+            raise error
         logger.debug("Authenticated key %s (role %s)", auth.key_id, role)
         return Principal(auth.key_id, role)
 

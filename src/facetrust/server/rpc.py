@@ -24,7 +24,7 @@ from facetrust.config import Settings
 from facetrust.errors import FacetrustError
 from facetrust.governance.actor import Actor, check_case_ref
 from facetrust.governance.recorder import logged_or_refused
-from facetrust.server.auth import Principal, SigV4Authenticator
+from facetrust.server.auth import AuthError, Principal, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
@@ -157,7 +157,14 @@ class RpcEndpoint:
     async def _authenticate(self, wire: WireRequest) -> Principal:
         if self.authenticator is None:
             return ANONYMOUS
-        return await run_in_threadpool(self.authenticator.authenticate, wire)
+        try:
+            return await run_in_threadpool(self.authenticator.authenticate, wire)
+        except AuthError as exc:
+            if exc.key_id is not None and exc.role is not None:  # a verified signature, refused (a replay)
+                asked = target_operation(wire.target or "") or "-"
+                actor = Actor(exc.key_id, exc.role)
+                await run_in_threadpool(self.service.record_refusal, asked[:100], exc, actor=actor)
+            raise
 
     async def _read_body(self, request: Request, head: WireRequest, limit: int) -> bytes:
         """The body, or ImageTooLargeException (413) once it passes ``limit``, from Content-Length or while streaming.
