@@ -75,3 +75,68 @@ def test_store_vacuum_on_sqlite_rewrites_the_database_and_is_logged(tmp_path: Pa
         assert (last["operation"], last["vacuumed"]) == ("VacuumStore", "VACUUM of facetrust.db and a WAL checkpoint")
     finally:
         svc.close()
+
+
+def _statistics_files(server: PgServer, url: str) -> list[Path]:
+    """The files of the planner's statistics (pg_statistic and its TOAST table), after a checkpoint."""
+    assert server.folder is not None
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        rows = conn.execute(
+            "SELECT pg_relation_filepath(oid), pg_relation_filepath(reltoastrelid) FROM pg_class "
+            "WHERE oid = 'pg_catalog.pg_statistic'::regclass"
+        ).fetchall()
+    return [p for rel in rows[0] for p in (server.folder / "data").glob(f"{rel}*") if p.is_file()]
+
+
+def test_templates_an_older_analyze_copied_into_the_statistics_are_gone_after_store_vacuum(
+    tmp_path: Path, fake: FaceEngine, pg_server: PgServer, pg_url: str
+) -> None:
+    if pg_server.folder is None:
+        pytest.skip("the server's files are not readable here (FACETRUST_TEST_POSTGRES names a server elsewhere)")
+    svc = FaceService(tmp_path / "data", fake, store=pg_url, keyring=None)
+    svc.create_collection("c")
+    for pattern in range(6):
+        svc.index_faces("c", face_png((20, 20, 100, pattern)), external_image_id=f"p{pattern}")
+    row = svc.store.get_collection("c")
+    assert row is not None
+    needle = np.frombuffer(svc.store.embedding(row.id, svc.store.face_keys(row.id)[0]) or b"", np.float32)[:8].tobytes()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # what an older facetrust, or autovacuum, let happen
+        conn.execute("ALTER TABLE faces ALTER COLUMN embedding SET STATISTICS -1")
+        conn.execute("ANALYZE faces")
+    assert any(needle in p.read_bytes() for p in _statistics_files(pg_server, pg_url))  # the scan sees it
+    svc.erase_external_image_id("c", "p0")
+    svc.close()
+
+    done = _run(fake, "--data", str(tmp_path / "data"), "--store", pg_url, "store", "vacuum")
+
+    assert done.exit_code == 0, done.output
+    assert "pg_statistic" in done.output and "not of pg_statistic" not in done.output
+    for path in _statistics_files(pg_server, pg_url):
+        assert needle not in path.read_bytes(), path
+    with psycopg.connect(pg_url) as conn:  # and no later ANALYZE samples the templates again
+        target = conn.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'faces'::regclass AND attname = 'embedding'"
+        ).fetchone()
+    assert target == (0,)
+
+
+def test_a_new_postgresql_store_never_lets_analyze_sample_its_templates(
+    tmp_path: Path, fake: FaceEngine, pg_url: str
+) -> None:
+    svc = FaceService(tmp_path / "data", fake, store=pg_url, keyring=None)
+    svc.create_collection("c")
+    for pattern in range(4):
+        svc.index_faces("c", face_png((20, 20, 100, pattern)))
+    svc.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        sampled = conn.execute(
+            "SELECT tablename, attname FROM pg_stats WHERE schemaname = current_schema() "
+            "AND (tablename, attname) IN (('faces', 'embedding'), ('face_crops', 'crop'), ('face_tails', 'scores'))"
+        ).fetchall()
+        others = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'faces'"
+        ).fetchone()
+    assert sampled == []
+    assert others is not None and others[0] > 0  # the other columns still have the planner's statistics

@@ -56,6 +56,7 @@ _BATCH = 1000
 # of signatures seen in the last minutes (on SQLite it lives in replays.db, not in the store).
 _OWN = ("meta", "seen_signatures")
 _KEYS = "keys"  # PostgreSQL's API keys, beside the store's tables: they travel as ``KeyRows``
+_SEALER = "keys_sealer"  # which server key seals them: the key store's own, recorded by whoever opens it
 _SEALED = (("faces", "embedding"), ("face_crops", "crop"))  # columns whose bytes are sealed with the template key
 
 
@@ -181,7 +182,8 @@ def ordered_tables(catalog: _Catalog, conn: sqlite3.Connection) -> list[str]:
 
 def filled_tables(catalog: _Catalog, conn: sqlite3.Connection, also: Sequence[str] = ()) -> list[str]:
     """The tables (and ``also``) that hold rows: a copy's target must have none."""
-    return [t for t in (*catalog.tables(conn), *also) if conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()]
+    tables = [t for t in catalog.tables(conn) if t != _SEALER]
+    return [t for t in (*tables, *also) if conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()]
 
 
 def holds_store(url: str) -> bool:
@@ -318,7 +320,7 @@ def copy_store(
             )
         have = set(target.catalog.tables(dst))
         for table in ordered_tables(reader, src):
-            if table == _KEYS:
+            if table in (_KEYS, _SEALER):
                 continue
             if table not in have:
                 raise ConfigurationError(f"Table {table} of the source has no counterpart in the target's schema")

@@ -39,6 +39,8 @@ __all__ = ["PostgresStore", "open_store", "redact_url"]
 ERASABLE_TABLES = (
     "faces",
     "face_crops",
+    "face_tails",
+    "face_tail_refs",
     "users",
     "consents",
     "ingested_images",
@@ -47,6 +49,42 @@ ERASABLE_TABLES = (
     "video_jobs",
     "video_job_matches",
 )
+
+
+# Columns ANALYZE (vacuum()'s, and autovacuum's) must never sample: PostgreSQL copies sampled
+# values into the planner's statistics (pg_statistic), where an erased face's template would
+# outlive VACUUM FULL of its own table.
+UNSAMPLED = (
+    ("faces", "embedding"),
+    ("face_crops", "crop"),
+    ("face_tails", "scores"),
+    ("face_tails", "neighbours"),
+    ("pseudonym_key", "key"),
+)
+
+
+def unsample(conn: sqlite3.Connection) -> int:
+    """Stop ANALYZE sampling the ``UNSAMPLED`` columns and drop the statistics it took of them
+    before (re-declaring a column's type is what drops them); how many columns changed."""
+    changed = 0
+    for table, column in UNSAMPLED:
+        target = conn.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?", (table, column)
+        ).fetchone()
+        if target is None:  # pragma: no cover - every store has these tables
+            continue
+        sampled = conn.execute(
+            "SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = ? AND attname = ?",
+            (table, column),
+        ).fetchone()
+        if target[0] == 0 and sampled is None:
+            continue
+        if target[0] != 0:
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS 0")
+        if sampled is not None:
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE BYTEA")
+        changed += 1
+    return changed
 
 
 def redact_url(url: str) -> str:
@@ -90,8 +128,8 @@ class PostgresStore(Store):
         super().__init__(path, keyring=keyring)
 
     reclaimed = (
-        "after `facetrust store vacuum` (VACUUM FULL); until then the erased rows' bytes remain in dead row "
-        "versions of the database's files"
+        "after `facetrust store vacuum` (VACUUM FULL, and of pg_statistic where the store's user owns the "
+        "database); until then the erased rows' bytes remain in dead row versions of the database's files"
     )
 
     def __repr__(self) -> str:
@@ -103,6 +141,8 @@ class PostgresStore(Store):
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.executescript(DDL + AUDIT_DDL + SIGNATURES_DDL)  # the signatures seen: shared by every replica
+        with self.transaction():
+            unsample(conn)  # before any ANALYZE (autovacuum's too) can copy a template into pg_statistic
 
     def _conn(self) -> sqlite3.Connection:
         held: _ThreadConnection | None = getattr(self._pg_local, "held", None)
@@ -146,11 +186,23 @@ class PostgresStore(Store):
 
     def vacuum(self) -> str:
         """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten
-        into new files, without the erased rows' dead versions); what ran."""
+        into new files, without the erased rows' dead versions), then the planner's statistics
+        (``pg_statistic``, where an older facetrust let ANALYZE copy templates) when this user may:
+        a superuser, or the database's owner. What ran."""
         conn = self._conn()
+        with self.transaction():
+            unsample(conn)
         for table in ERASABLE_TABLES:
             conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
-        return "VACUUM FULL of " + ", ".join(ERASABLE_TABLES)
+        done = "VACUUM FULL of " + ", ".join(ERASABLE_TABLES)
+        owner = conn.execute(
+            "SELECT r.rolsuper OR pg_has_role(current_user, d.datdba, 'MEMBER') FROM pg_roles r, pg_database d "
+            "WHERE r.rolname = current_user AND d.datname = current_database()"
+        ).fetchone()
+        if not (owner and owner[0]):  # PostgreSQL would skip it with only a warning
+            return done + "; not of pg_statistic: run `VACUUM FULL pg_statistic` as the database's owner"
+        conn.execute("VACUUM FULL pg_statistic")
+        return done + ", pg_statistic"
 
     def close(self) -> None:
         with self._pg_lock:
