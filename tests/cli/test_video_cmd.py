@@ -92,7 +92,20 @@ def test_video_search_text_names_the_best_match_per_person(fc: ServiceCli) -> No
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert "staff.png" in lines[2] and lines[3].split()[-4:] == ["-", "-", "-", "-"]
-    assert lines[-1].startswith("1 of 2 persons match in staff at similarity ≥ 80 (gallery of 1 faces; audit entry")
+    assert lines[4].startswith("1 of 2 persons match in staff at similarity ≥ 80 (gallery of 1 faces; audit entry")
+    # a gallery of one face is too small to read a person's own estimate from: each person says so
+    assert [line.split(":")[0] for line in lines[5:]] == ["person 0", "person 1"]
+    assert all("estimate unreliable: " in line for line in lines[5:])
+
+
+def test_video_search_json_gives_each_persons_estimate_as_its_audit_entry_records_it(fc: ServiceCli) -> None:
+    result = fc.run("video", "search", "staff", clip(fc), "--json")
+    doc = json.loads(result.stdout)
+    recorded = last_audit(fc)["estimates"]
+
+    assert [p["estimate"]["method"] for p in doc["persons"]] == [e["estimate"] for e in recorded]
+    assert [p["estimate"]["unreliable"] for p in doc["persons"]] == [e["unreliable"] for e in recorded]
+    assert [p["fpir"] for p in doc["persons"]] == [e["fpir"] for e in recorded]
 
 
 def test_redact_video_writes_a_redacted_copy_and_reports_it(fc: ServiceCli, tmp_path: Path) -> None:

@@ -155,6 +155,27 @@ def test_a_face_search_job_is_audited_with_its_matches(api: VideoApi) -> None:
     assert (run["face_ids"], run["persons"], run["tracked_persons"]) == ([face_id], [0], 2)
 
 
+def test_a_face_search_job_gives_each_persons_estimate_and_the_gallery_size(api: VideoApi) -> None:
+    import httpx
+
+    enrol_person_1(api)
+    job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]
+    finished(api.client.get_face_search, job)
+    headers = {"X-Amz-Target": "RekognitionService.GetFaceSearch", "Content-Type": "application/x-amz-json-1.1"}
+    out = httpx.post(api.client.meta.endpoint_url + "/", json={"JobId": job}, headers=headers, timeout=30).json()
+    with api.service.store.snapshot() as conn:
+        recorded = next(e.data for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob")["estimates"]
+
+    assert out["GallerySize"] == 1
+    by_person = {p["Person"]["Index"]: p for p in out["Persons"]}
+    for index, record in enumerate(recorded):  # the two persons, in the order the entry lists them
+        sighting = by_person[index]
+        assert sighting["EstimateMethod"] == record["estimate"]
+        assert sighting["GalleryFalsePositiveIdentificationRate"] == record["fpir"]
+        assert sighting["EstimateUnreliable"] is (record["unreliable"] is not None)
+        assert sighting.get("UnreliableReason") == record["unreliable"]
+
+
 def test_a_search_under_a_purpose_with_review_says_so(api: VideoApi) -> None:
     import httpx
 

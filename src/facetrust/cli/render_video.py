@@ -99,6 +99,9 @@ def search_text(path: str, collection: str, result: VideoSearchResult) -> str:
         f"{matched} of {len(result.persons)} persons match in {collection} at similarity ≥ {result.threshold:g} "
         f"(gallery of {result.gallery_size} faces; audit entry {result.audit_seq})"
     )
+    for pm in result.persons:
+        if pm.estimate is not None and pm.estimate.unreliable is not None:
+            lines.append(f"person {pm.person.index}: estimate unreliable: {pm.estimate.unreliable}")
     if result.review_required:
         lines.append(
             f"review required: candidates only, not an identification; record the decision with "
@@ -122,6 +125,13 @@ def search_json(path: str, collection: str, result: VideoSearchResult) -> str:
             }
             for m in pm.matches
         ]
+        if pm.estimate is not None:  # as `facetrust search --json` reports an image search's
+            doc["fpir"] = pm.fpir
+            doc["estimate"] = {
+                "method": pm.estimate.method,
+                "fmr": pm.estimate.fmr,
+                "unreliable": pm.estimate.unreliable,
+            }
         persons.append(doc)
     return dumps(
         {

@@ -21,9 +21,9 @@ from facetrust.errors import InvalidParameterError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
-from facetrust.service.scoring import estimate_record
+from facetrust.service.scoring import estimate_of, estimate_record
 from facetrust.service.search import fpir, log_matches, match_faces, under_purpose
-from facetrust.service.types import FaceSearchMatch
+from facetrust.service.types import FaceSearchMatch, ProbeEstimate
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
     IMAGE_SUFFIXES,
@@ -55,10 +55,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PersonMatches:
-    """One tracked person of a video and the stored faces it matches, best first."""
+    """One tracked person of a video and the stored faces it matches, best first; how the person's
+    search estimated its own error rates (``estimate``, as an image search's) and its chance of a
+    false match in the gallery (``fpir``). Both None for a person with no frame good enough to search."""
 
     person: PersonTrack
     matches: tuple[FaceSearchMatch, ...]
+    estimate: ProbeEstimate | None = None
+    fpir: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,14 +102,14 @@ class _Matcher:
         self.gallery = 0
         self.estimates: list[dict[str, object]] = []  # each person's per-probe estimate, as searches record it
 
-    def match(self, person: PersonTrack) -> tuple[FaceSearchMatch, ...]:
+    def match(self, person: PersonTrack) -> PersonMatches:
         query = person_query(person)
         if query is None:
-            return ()
+            return PersonMatches(person, ())
         matches, size, scale = match_faces(self.ctx, self.step, query, self.threshold, self.limit, set())
         self.estimates.append(estimate_record(scale, self.threshold, size))
         self.gallery = max(self.gallery, size)
-        return matches
+        return PersonMatches(person, matches, estimate_of(scale, self.threshold), scale.fpir(self.threshold, size))
 
     def log(self, rec: Record, persons: tuple[PersonMatches, ...], **extra: object) -> int:
         found = [(p.person.index, m) for p in persons for m in p.matches]
@@ -141,7 +145,7 @@ def governed_video_search(
     with governed(ctx, actor, operation, collection, model_check=True) as step:
         matcher = _Matcher(ctx, step, threshold, max_faces)
         found = detect_video(path, ctx.engine_for(step.collection), options, progress=progress)
-        persons = tuple(PersonMatches(p, matcher.match(p)) for p in found.persons)
+        persons = tuple(matcher.match(p) for p in found.persons)
         seq = matcher.log(step.record, persons, video=Path(path).name, tracked_persons=len(found.persons))
     return VideoSearchResult(
         found,
@@ -245,9 +249,9 @@ def _audited_redaction(
 def _keep_rule(matcher: _Matcher, kept: list[PersonMatches]) -> Callable[[VideoFaces], frozenset[int]]:
     def rule(found: VideoFaces) -> frozenset[int]:
         for person in found.persons:
-            matches = matcher.match(person)
-            if matches:
-                kept.append(PersonMatches(person, matches))
+            found_person = matcher.match(person)
+            if found_person.matches:
+                kept.append(found_person)
         return frozenset(p.person.index for p in kept)
 
     return rule

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from facetrust.errors import FacetrustError, RoleDeniedError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import record_refusal
-from facetrust.service.video_job_types import VideoJobRequest, job_matches, resolve_video
+from facetrust.service.video_job_types import VideoJobRequest, job_estimates, job_matches, resolve_video
 from facetrust.store import video_jobs as jobs_table
 from facetrust.video.pipeline import VideoOptions, detect_video
 from facetrust.video.source import VideoInfo
@@ -111,7 +111,12 @@ def execute(ctx: ServiceContext, request: VideoJobRequest, actor: Actor, progres
         )
         video = found.video
         matches = job_matches(found.persons)
-        governed = {"review_required": found.review_required, "audit_seq": found.audit_seq}
+        governed = {
+            "review_required": found.review_required,
+            "audit_seq": found.audit_seq,
+            "gallery_size": found.gallery_size,
+            "estimates": job_estimates(found.persons),
+        }
     else:
         video = detect_video(path, ctx.engine, options, progress=progress)
     faces = [(f.timestamp_ms, f.person, dataclasses.asdict(f.face)) for f in video.faces]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import VideoLocationError
-from facetrust.service.types import FaceSearchMatch, StoredFace
+from facetrust.service.types import FaceSearchMatch, ProbeEstimate, StoredFace
 from facetrust.store import video_jobs as jobs_table
 from facetrust.types import BoundingBox, Face, Landmarks, Point, Pose, Quality, RatioBox
 from facetrust.video.source import VideoInfo
@@ -23,8 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "KINDS",
+    "PersonEstimate",
     "VideoJob",
     "VideoJobRequest",
+    "job_estimates",
     "job_from",
     "job_matches",
     "matched_ids",
@@ -54,6 +56,15 @@ class VideoJobRequest:
 
 
 @dataclass(frozen=True)
+class PersonEstimate:
+    """How a FaceSearch job's search for one person estimated its own error rates (as an image
+    search's ``ProbeEstimate``), and the person's chance of a false match in the gallery."""
+
+    estimate: ProbeEstimate
+    fpir: float
+
+
+@dataclass(frozen=True)
 class VideoJob:
     """A job's state; ``faces`` (sightings) and ``matches`` (per person) once it SUCCEEDED, and for a
     search the purpose's review flag and the sequence of its audit entry."""
@@ -67,6 +78,8 @@ class VideoJob:
     matches: dict[int, tuple[FaceSearchMatch, ...]]
     review_required: bool = False
     audit_seq: int | None = None
+    gallery_size: int | None = None
+    estimates: dict[int, PersonEstimate] = dataclasses.field(default_factory=dict)
 
 
 def _encodable(text: str) -> bool:
@@ -151,7 +164,26 @@ def job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
         {p: tuple(ms) for p, ms in matches.items()},
         bool(done.get("review_required", False)),
         done.get("audit_seq"),
+        done.get("gallery_size"),
+        {
+            int(person): PersonEstimate(ProbeEstimate(e["method"], e["fmr"], e["unreliable"]), e["fpir"])
+            for person, e in done.get("estimates", {}).items()
+        },
     )
+
+
+def job_estimates(persons: Sequence[PersonMatches]) -> dict[str, dict[str, Any]]:
+    """Each searched person's estimate, as the job's result JSON keeps it (by person index)."""
+    return {
+        str(p.person.index): {
+            "method": p.estimate.method,
+            "fmr": p.estimate.fmr,
+            "unreliable": p.estimate.unreliable,
+            "fpir": p.fpir,
+        }
+        for p in persons
+        if p.estimate is not None
+    }
 
 
 def job_matches(persons: Sequence[PersonMatches]) -> list[jobs_table.JobMatch]:

@@ -19,7 +19,7 @@ from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
 from facetrust.governance.actor import Actor
 from facetrust.server.operations.base import COLLECTION, IMAGE, THRESHOLD, Operation
 from facetrust.server.protocol import Kind, Member
-from facetrust.server.shapes import bounding_box, face_detail, similarity, stored_face
+from facetrust.server.shapes import bounding_box, estimate, face_detail, similarity, stored_face
 from facetrust.service import FaceService
 from facetrust.service.validate import check_collection_id, check_limit, check_threshold, decode_position, encode_token
 from facetrust.service.video import governed_image_redaction
@@ -162,11 +162,17 @@ def get_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> di
             entry["FaceMatches"] = [
                 {**similarity(m.similarity, m.fmr, m.fmr_is_bound), "Face": stored_face(m.face)} for m in matches
             ]
+        found = job.estimates.get(index)
+        if found is not None:  # facetrust's: how this person's search estimated its own error rates
+            entry["GalleryFalsePositiveIdentificationRate"] = float(found.fpir)
+            entry.update(estimate(found.estimate))
         persons.append(entry)
     out["Persons"] = persons
     if job.audit_seq is not None:  # facetrust's governance fields, as image searches return them
         out["ReviewRequired"] = job.review_required
         out["AuditSequence"] = job.audit_seq
+    if job.gallery_size is not None:
+        out["GallerySize"] = job.gallery_size
     return out
 
 
