@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, RoleDeniedError
@@ -114,6 +117,52 @@ def test_one_forged_image_refuses_the_whole_batch(svc: FaceService) -> None:
         svc.index_prepared_batch("people", [(good, None), (forged, None)])
 
     assert face_count(svc) == 0
+
+
+def _with_vector(image: PreparedImage, vector: object) -> PreparedImage:
+    first = dataclasses.replace(image.embeddings[0], vector=vector)
+    return dataclasses.replace(image, embeddings=(first, *image.embeddings[1:]))
+
+
+@pytest.mark.parametrize(
+    ("bad", "parameter"),
+    [
+        (lambda im: _with_vector(im, np.ones(5, np.float32)), "embeddings"),  # another model's length
+        (lambda im: _with_vector(im, np.full(im.embeddings[0].vector.shape, np.nan, np.float32)), "embeddings"),
+        (lambda im: _with_vector(im, np.zeros(im.embeddings[0].vector.shape, np.float32)), "embeddings"),
+        (lambda im: _with_vector(im, im.embeddings[0].vector.tolist()), "embeddings"),  # a list, not an array
+        (lambda im: dataclasses.replace(im, sha256="zz"), "sha256"),
+        (lambda im: None, "prepared"),
+    ],
+    ids=["length", "nan", "zero", "list", "sha256", "none"],
+)
+def test_a_malformed_prepared_image_is_refused_by_name_before_anything_is_stored(
+    svc: FaceService, bad: Any, parameter: str
+) -> None:
+    (image,) = prepared(svc, 11)
+    before = len(list(audit.entries(svc.store.connection())))
+
+    with pytest.raises(InvalidParameterError) as one:
+        svc.index_prepared("people", bad(image))
+    if parameter != "prepared":
+        with pytest.raises(InvalidParameterError) as many:
+            svc.index_prepared_batch("people", [(bad(image), None)])
+        assert many.value.parameter == parameter
+
+    refused = [e.data["outcome"] for e in list(audit.entries(svc.store.connection()))[before:]]
+    assert refused == ["InvalidParameter"] * (1 if parameter == "prepared" else 2)
+    assert one.value.parameter == parameter
+    assert face_count(svc) == 0
+    assert svc.search_faces_by_image("people", face_png((30, 30, 100, 11)), threshold=50).gallery_size == 0
+
+
+def test_a_batch_item_that_is_not_a_pair_is_refused_naming_the_batch(svc: FaceService) -> None:
+    (image,) = prepared(svc, 12)
+
+    with pytest.raises(InvalidParameterError, match="batch item 0 must be a") as info:
+        svc.index_prepared_batch("people", [image])  # type: ignore[list-item]
+
+    assert info.value.parameter == "batch" and face_count(svc) == 0
 
 
 def test_an_empty_batch_is_refused(svc: FaceService) -> None:

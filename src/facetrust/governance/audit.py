@@ -66,7 +66,34 @@ class ChainReport:
 
 
 def canonical(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The entry's canonical JSON. A value JSON has no form for (bytes, a set, NaN: what a refused
+    call may have been given) is written as a description of it, so the refusal is still logged."""
+    try:
+        return json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_described
+        )
+    except ValueError:  # a NaN or an infinity somewhere: rare, so only then is every value visited
+        return canonical(_finite(data))
+
+
+def _described(value: object) -> object:
+    """What the log keeps of a value JSON cannot hold: never the bytes themselves."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (set, frozenset)):
+        return sorted((_described(v) if not isinstance(v, (str, int, float)) else v for v in value), key=repr)
+    return f"<{type(value).__name__}>"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each NaN or infinity written as its name ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def chain_hash(prev_hash: str, text: str) -> str:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import AuditLogDamagedError, InvalidParameterError
+from facetrust.errors import AuditLogDamagedError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.pseudonyms import Pseudonymiser, deployment_key
 from facetrust.governance.roles import require_role
 from facetrust.service.governed import governed
+from facetrust.service.validate import check_limit, check_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
@@ -57,10 +58,11 @@ def get_audit_log(
     """Entries after ``after_seq`` (and at or after ``since``), at most ``limit`` (None: all)."""
     with governed(service, actor, "GetAuditLog") as step:
         step.record.details = {"after_seq": after_seq, "disclose": disclose}
-        if limit is not None and not 1 <= limit <= MAX_ENTRIES:
-            raise InvalidParameterError(f"MaxResults must be 1–{MAX_ENTRIES}", parameter="MaxResults")
-        if after_seq < 0:
-            raise InvalidParameterError("AfterSequence must not be negative", parameter="AfterSequence")
+        if limit is not None:
+            check_limit(limit, "MaxResults", 1, MAX_ENTRIES)
+        check_limit(after_seq, "AfterSequence", 0, 2**63 - 1)
+        if since is not None:
+            check_time(since, "Since")
         if disclose:
             require_role(actor.key_id, actor.role, "DiscloseAuditLog")
         with service.store.transaction() as conn:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError, PurposeRefusedError
+from facetrust.errors import FacetrustError, InvalidParameterError, PurposeRefusedError
 from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import Record, audited
 from facetrust.governance.roles import require_role
@@ -121,6 +121,8 @@ def resolve_purpose(policy: Policy, name: str, *, moratorium_ok: bool = False) -
 
 def allowed_purpose(policy: Policy, name: str) -> Purpose:
     """The policy's rules for ``name``; ``PurposeRefusedError`` when undeclared or forbidden."""
+    if not isinstance(name, str):
+        raise InvalidParameterError(f"Purpose must be a purpose's name; got {type(name).__name__}", parameter="Purpose")
     found = policy.purposes.get(name)
     if found is None:
         raise PurposeRefusedError(
@@ -146,12 +148,16 @@ class Governed:
 
     @property
     def collection(self) -> CollectionRow:
-        if self.row is None:  # pragma: no cover - only collection-scoped operations ask
-            raise NotFoundError("This operation has no collection")
+        if self.row is None:  # a collection-scoped operation asked with no collection (None)
+            raise InvalidParameterError("A collection id is required; got None", parameter="CollectionId")
         return self.row
 
 
 def _default_purpose(service: ServiceContext, asked: str | None) -> str:
+    if asked is not None and not isinstance(asked, str):
+        raise InvalidParameterError(
+            f"Purpose must be a purpose's name; got {type(asked).__name__}", parameter="Purpose"
+        )
     chosen = asked or service.policy.default_purpose
     if chosen is None:
         raise InvalidParameterError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +49,7 @@ __all__ = ["BATCH_LIMIT", "PreparedImage", "accepted_faces", "index_prepared", "
 
 #: The most images one ``index_prepared_batch`` call writes (one transaction, one audit entry).
 BATCH_LIMIT = 10_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,42 @@ class PreparedImage:
 def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | None) -> list[Face]:
     """The faces IndexFaces would embed and store: those passing the filter, at most ``max_faces``."""
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
+
+
+def check_prepared_image(engine: FaceEngine, prepared: object) -> PreparedImage:
+    """``prepared`` as a ``PreparedImage`` whose hash is a SHA-256 and whose embeddings are this
+    engine's: ``dim`` finite floats, not all zero. Checked before anything is written, since a
+    malformed template would fail every later search of its collection."""
+    import numpy as np
+
+    if not isinstance(prepared, PreparedImage):
+        raise InvalidParameterError(
+            f"A prepared image must be a PreparedImage; got {type(prepared).__name__}", parameter="prepared"
+        )
+    if not isinstance(prepared.sha256, str) or _SHA256.fullmatch(prepared.sha256) is None:
+        raise InvalidParameterError(
+            f"A prepared image's sha256 must be 64 lowercase hex digits; got {prepared.sha256!r:.80}",
+            parameter="sha256",
+        )
+    dim = engine.recogniser.dim
+    for i, emb in enumerate(prepared.embeddings):
+        vector = getattr(emb, "vector", None)
+        ok = (
+            isinstance(emb, FaceEmbedding)
+            and isinstance(vector, np.ndarray)
+            and vector.shape == (dim,)
+            and np.issubdtype(vector.dtype, np.floating)
+            and bool(np.isfinite(vector).all())
+            and bool(np.any(vector))
+        )
+        if not ok:
+            shape = getattr(vector, "shape", None)
+            raise InvalidParameterError(
+                f"Embedding {i} of the prepared image must be a FaceEmbedding of {dim} finite floats, not all zero "
+                f"(got {type(vector).__name__} of shape {shape})",
+                parameter="embeddings",
+            )
+    return prepared
 
 
 def _check_prepared(engine: FaceEngine, prepared: PreparedImage, accepted: list[Face]) -> None:
@@ -92,12 +130,13 @@ def index_prepared(
     def find(
         level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
+        check_prepared_image(engine, prepared)
         accepted, unindexed = split_faces(list(prepared.faces), level, ask.max_faces)
         _check_prepared(engine, prepared, accepted)
         pixels = None if image is None else (lambda: engine.load_image(image))
         return list(zip(prepared.embeddings, accepted)), unindexed, pixels
 
-    return enrol(service, actor, replace(ask, sha256=prepared.sha256), find)
+    return enrol(service, actor, replace(ask, sha256=getattr(prepared, "sha256", None)), find)
 
 
 def index_prepared_batch(
@@ -244,7 +283,15 @@ def _check_batch(
     the quality level and the batch's subjects (ExternalImageIds)."""
     if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
         raise NotFoundError(f"Collection {ask.collection!r} has no declared purpose", resource=ask.collection)
+    if not isinstance(batch, Sequence):
+        raise InvalidParameterError("batch must be a list of (PreparedImage, ExternalImageId) pairs", parameter="batch")
     check_limit(len(batch), "batch", 1, BATCH_LIMIT)
+    for i, item in enumerate(batch):
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], PreparedImage)):
+            raise InvalidParameterError(
+                f"batch item {i} must be a (PreparedImage, ExternalImageId or None) pair; got {type(item).__name__}",
+                parameter="batch",
+            )
     if ask.max_faces is not None:
         check_limit(ask.max_faces, "MaxFaces", 1, 4096)
     level = check_quality_filter(ask.quality_filter)
@@ -306,6 +353,7 @@ def _prepare(
     ids: Iterator[str],
 ) -> _Image:
     """One image of a batch: its accepted faces checked against its embeddings, as rows to insert."""
+    check_prepared_image(engine, prepared)
     accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
     _check_prepared(engine, prepared, accepted)
     image_id = next(ids)

@@ -275,12 +275,13 @@ def under_purpose(
     step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
 ) -> tuple[CollectionRow, Purpose, float, int]:
     """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
+    row = step.collection  # a search names its collection (None is refused here, by name)
     threshold = check_threshold(threshold, threshold_name)
     check_limit(most, most_name, 1, 4096)
     purpose = step.purpose
     if purpose is None:  # pragma: no cover - searches are refused on undeclared purposes
         raise NotFoundError("The collection's purpose is not declared")
-    return step.collection, purpose, threshold, check_search(purpose, threshold, most)
+    return row, purpose, threshold, check_search(purpose, threshold, most)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,84 @@
+"""Library calls given values of the wrong kind: a facetrust error naming the argument, and the
+refused attempt still in the audit log (never a raw TypeError from the recorder)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from facetrust.errors import InvalidParameterError
+from facetrust.governance import audit
+from facetrust.models.fake import face_png
+from facetrust.service import FaceService
+
+IMAGE = face_png((20, 20, 100, 1))
+
+
+def _entries(service: FaceService) -> list[dict[str, Any]]:
+    with service.store.snapshot() as conn:
+        return [e.data for e in audit.entries(conn)]
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda s: s.describe_collection(b"c"), "CollectionId"),
+        (lambda s: s.describe_collection(math.nan), "CollectionId"),
+        (lambda s: s.create_collection(b"d"), "CollectionId"),
+        (lambda s: s.create_collection("d", purpose={1}), "Purpose"),
+        (lambda s: s.create_user("c", b"u"), "UserId"),
+        (lambda s: s.search_faces_by_image(b"c", IMAGE), "CollectionId"),
+        (lambda s: s.compare_faces(IMAGE, IMAGE, purpose=b"x"), "Purpose"),
+        (lambda s: s.get_audit_log(after_seq=math.nan), "AfterSequence"),
+        (lambda s: s.get_audit_log(after_seq=2**70), "AfterSequence"),
+        (lambda s: s.get_audit_log(limit=1.5), "MaxResults"),
+        (lambda s: s.get_audit_log(since=math.nan), "Since"),
+    ],
+    ids=[
+        "bytes-collection",
+        "nan-collection",
+        "bytes-new-collection",
+        "set-purpose",
+        "bytes-user",
+        "bytes-search-collection",
+        "bytes-compare-purpose",
+        "nan-after-seq",
+        "huge-after-seq",
+        "float-limit",
+        "nan-since",
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_refused_by_name_and_the_attempt_logged(
+    service: FaceService, call: Callable[[FaceService], object], parameter: str
+) -> None:
+    service.create_collection("c")
+    before = len(_entries(service))
+
+    with pytest.raises(InvalidParameterError) as refused:
+        call(service)
+
+    assert refused.value.parameter == parameter
+    logged = _entries(service)[before:]
+    assert len(logged) == 1 and logged[0]["outcome"] == "InvalidParameter"
+
+
+def test_the_log_describes_values_json_cannot_hold_without_their_bytes(service: FaceService) -> None:
+    with pytest.raises(InvalidParameterError):
+        service.describe_collection(b"secret-bytes")
+    with pytest.raises(InvalidParameterError):
+        service.describe_collection(math.inf)
+
+    bytes_entry, inf_entry = _entries(service)[-2:]
+    assert bytes_entry["collection"] == "<12 bytes>"
+    assert inf_entry["collection"] == "inf"
+    with service.store.snapshot() as conn:
+        assert audit.verify_chain(conn).ok
+
+
+def test_a_search_with_no_collection_names_the_collection(service: FaceService) -> None:
+    with pytest.raises(InvalidParameterError, match="A collection id is required") as refused:
+        service.search_faces_by_image(None, IMAGE)  # type: ignore[arg-type]
+    assert refused.value.parameter == "CollectionId"
