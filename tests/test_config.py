@@ -134,6 +134,14 @@ def test_settings_load_prefers_overrides_over_environment_and_file(tmp_path: Pat
     assert settings.batch_size == 4  # file > default
 
 
+def test_an_explicit_value_is_used_even_when_the_variable_for_it_is_malformed(tmp_path: Path) -> None:
+    environ = {"FACETRUST_DATA_DIR": "", "FACETRUST_THREADS": "many"}
+    settings = Settings.load({"data_dir": tmp_path, "threads": 2}, environ=environ)
+    assert (settings.data_dir, settings.threads) == (tmp_path, 2)
+    with pytest.raises(ConfigurationError, match="FACETRUST_THREADS"):
+        Settings.load({"data_dir": tmp_path}, environ=environ)  # not overridden: still read, and refused
+
+
 def test_settings_load_treats_a_none_override_as_not_given() -> None:
     settings = Settings.load({"threads": None}, environ={"FACETRUST_THREADS": "3"})
     assert settings.threads == 3

@@ -237,9 +237,10 @@ class Settings:
             path = _default_config_file()
         if path is not None:
             values.update(_read_file(path))
+        given = {name for name, value in (overrides or {}).items() if value is not None}
         for f in fields(cls):
             key = ENV_PREFIX + f.name.upper()
-            if key in env:
+            if key in env and f.name not in given:  # an explicit value wins: the variable is not even read
                 values[f.name] = _coerce(f.name, env[key], key)
         for name, value in (overrides or {}).items():
             if value is not None:

@@ -578,7 +578,7 @@ def test_search_for_a_purpose_with_review_says_the_candidates_need_review(gc: Go
     seq = gc.log()[-3].seq
     assert text.exit_code == 0
     assert text.stdout.endswith(
-        f"review required: candidates only, not an identification (search {seq}); record the decision "
+        f"review required: candidates only, not an identification (search {seq}); another person records the decision "
         f"with `facetrust review record {seq} --decision confirmed|rejected|inconclusive`\n"
     )
     assert (as_json["review_required"], as_json["audit_seq"]) == (True, seq + 1)

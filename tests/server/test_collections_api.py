@@ -57,6 +57,16 @@ def test_describe_a_missing_collection_is_resource_not_found(api: Api) -> None:
         api.client.describe_collection(CollectionId="nobody")
 
 
+def test_the_documented_hook_keeps_the_erasure_receipt_of_delete_collection(api: Api) -> None:
+    api.client.create_collection(CollectionId="gone")
+    face = api.client.index_faces(CollectionId="gone", Image={"Bytes": face_png((20, 20, 100, 1))})["FaceRecords"][0]
+
+    out = api.calibrated.delete_collection(CollectionId="gone")
+
+    assert out["StatusCode"] == 200
+    assert (out["Receipt"]["What"], out["Receipt"]["FaceIds"]) == ("collection", [face["Face"]["FaceId"]])
+
+
 def test_delete_collection_removes_it(api: Api) -> None:
     api.client.create_collection(CollectionId="staff")
 

@@ -60,7 +60,7 @@ __all__ = ["cli", "main"]
 @click.option(
     "--index-backend",
     type=click.Choice(INDEX_BACKENDS),
-    help="Vector index for collection searches: auto, exact, pq or hnsw (default auto).",
+    help=f"Vector index for collection searches: {', '.join(INDEX_BACKENDS)} (default auto).",
 )
 @click.option(
     "--policy",

@@ -251,8 +251,9 @@ def _review_lines(result: FaceSearchResult | UserSearchResult) -> list[str]:
     if not result.review_required:
         return []
     return [
-        f"review required: candidates only, not an identification (search {result.audit_seq}); record the decision "
-        f"with `facetrust review record {result.audit_seq} --decision confirmed|rejected|inconclusive`"
+        f"review required: candidates only, not an identification (search {result.audit_seq}); another person "
+        f"records the decision with `facetrust review record {result.audit_seq} --decision "
+        "confirmed|rejected|inconclusive`"
     ]
 
 

@@ -104,7 +104,7 @@ def search_text(path: str, collection: str, result: VideoSearchResult) -> str:
             lines.append(f"person {pm.person.index}: estimate unreliable: {pm.estimate.unreliable}")
     if result.review_required:
         lines.append(
-            f"review required: candidates only, not an identification; record the decision with "
+            f"review required: candidates only, not an identification; another person records the decision with "
             f"`facetrust review record {result.audit_seq} --decision confirmed|rejected|inconclusive`"
         )
     return "\n".join(lines)
