@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -364,6 +365,51 @@ def test_load_image_refuses_a_directory_and_names_the_path(tmp_path: Path) -> No
     with pytest.raises(InvalidImageError, match="directory") as info:
         load_image(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+def _loop(tmp_path: Path) -> Path:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    return tmp_path / "a"
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    return tmp_path / "photo.jpg" / "inside.jpg"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [lambda t: t / "a\x00b.jpg", lambda t: t / ("x" * 5000), _under_a_file, _loop],
+    ids=["nul", "too-long", "under-a-file", "link-loop"],
+)
+def test_load_image_refuses_a_path_that_cannot_be_read_as_an_image_error(tmp_path: Path, path: Any) -> None:
+    with pytest.raises(InvalidImageError) as info:
+        load_image(path(tmp_path))
+    assert info.value.source is not None
+
+
+@pytest.mark.parametrize("limit", [None, float("nan"), 0, True, 1.5])
+def test_load_image_refuses_a_limit_that_is_not_a_positive_whole_number(limit: object) -> None:
+    data = encode(Image.fromarray(gradient()), "PNG")
+    for name in ("max_pixels", "max_bytes"):
+        with pytest.raises(InvalidParameterError) as info:
+            load_image(data, **{name: limit})  # type: ignore[arg-type]
+        assert info.value.parameter == name
+
+
+def test_a_jpeg_with_corrupt_exif_decodes_and_where_warnings_are_errors_is_an_image_error() -> None:
+    import warnings
+
+    broken = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x09\x00\x00"
+    data = encode(Image.fromarray(gradient()), "JPEG", exif=broken)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow reads past the damage, with a warning
+        assert load_image(data).shape == (24, 32, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning raised: never a raw UserWarning from load_image
+        with pytest.raises(InvalidImageError, match="Corrupt EXIF data"):
+            load_image(data)
 
 
 def test_load_image_names_the_file_when_its_content_is_not_an_image(tmp_path: Path) -> None:

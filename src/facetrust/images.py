@@ -60,6 +60,9 @@ def load_image(
     """
     import numpy as np
 
+    for name, limit in (("max_bytes", max_bytes), ("max_pixels", max_pixels)):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidParameterError(f"{name} must be a whole number of at least 1; got {limit!r}", parameter=name)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     label: str | None = None
@@ -92,6 +95,11 @@ def read_image_file(path: Path, max_bytes: int) -> bytes:
         raise InvalidImageError("is a directory, not an image file", source=str(path)) from None
     except PermissionError:
         raise InvalidImageError("permission denied", source=str(path)) from None
+    except NotADirectoryError:
+        raise InvalidImageError("a part of the path is a file, not a folder", source=str(path)) from None
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a loop of links, an I/O error
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidImageError(f"cannot be read: {reason}", source=str(path)[:300]) from None
 
 
 def _sniff(data: bytes) -> str | None:
@@ -148,6 +156,8 @@ def _decode(
         raise ImageTooLargeError(str(exc), limit=max_pixels, actual=0, source=label) from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise InvalidImageError(f"cannot decode {fmt} image: {_reason(exc)}", source=label) from None
+    except UserWarning as exc:  # Pillow's warning of damage it reads past (corrupt EXIF), where warnings are errors
+        raise InvalidImageError(f"cannot decode {fmt} image: {_reason(exc)}", source=label) from None
     except MemoryError:
         raise ImageTooLargeError(
             "image needs too much memory to decode", limit=max_pixels, actual=0, source=label
@@ -158,7 +168,11 @@ def _pixels(im: Image.Image) -> np.ndarray:
     from PIL import ImageOps
 
     im.load()
-    if im.getexif().get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):  # exif_transpose copies even when upright
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except UserWarning:  # Pillow's "Corrupt EXIF data", raised where warnings are errors: read it as upright
+        orientation = 1
+    if orientation in (2, 3, 4, 5, 6, 7, 8):  # exif_transpose copies even when upright
         im = ImageOps.exif_transpose(im)
     return _to_rgb(im)
 
