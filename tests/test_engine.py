@@ -208,11 +208,34 @@ def test_compare_refuses_a_source_whose_only_face_is_too_small(fake: FaceEngine)
         fake.compare(picture((20, 20, 30, 1)), picture((20, 20, 96, 1)))
 
 
-@pytest.mark.parametrize("threshold", [-1.0, 100.01, 1000, math.nan, "80"])
+@pytest.mark.parametrize("threshold", [-1.0, 100.01, 1000, math.nan])
 def test_compare_refuses_a_threshold_outside_0_to_100(fake: FaceEngine, threshold: object) -> None:
     with pytest.raises(InvalidParameterError, match="outside 0–100") as info:
         fake.compare(picture((20, 20, 96, 1)), picture((20, 20, 96, 1)), threshold=threshold)  # type: ignore[arg-type]
     assert info.value.parameter == "threshold"
+
+
+@pytest.mark.parametrize("threshold", ["80", True, None])
+def test_compare_refuses_a_threshold_that_is_not_a_number(fake: FaceEngine, threshold: object) -> None:
+    with pytest.raises(InvalidParameterError, match="must be a number from 0 to 100") as info:
+        fake.compare(picture((20, 20, 96, 1)), picture((20, 20, 96, 3)), threshold=threshold)  # type: ignore[arg-type]
+    assert info.value.parameter == "threshold"
+
+
+def test_compare_takes_a_numpy_number_as_threshold(fake: FaceEngine) -> None:
+    found = fake.compare(picture((20, 20, 96, 1)), picture((20, 20, 96, 1)), threshold=np.int64(80))  # type: ignore[arg-type]
+    assert found.matches and found.matches[0].comparison.threshold == 80.0
+
+
+@pytest.mark.parametrize("which", ["source", "target"])
+def test_compare_names_the_image_it_cannot_read(fake: FaceEngine, which: str) -> None:
+    good, bad = picture((20, 20, 96, 1)), b"not an image"
+    with pytest.raises(InvalidImageError) as info:
+        fake.compare(bad if which == "source" else good, bad if which == "target" else good)
+    assert info.value.source == f"{which} image"
+    with pytest.raises(InvalidParameterError) as unsupported:
+        fake.compare(None if which == "source" else good, None if which == "target" else good)  # type: ignore[arg-type]
+    assert unsupported.value.parameter == f"{which} image"
 
 
 def test_compare_threshold_0_accepts_every_face_and_100_only_bounded_ones(fake: FaceEngine) -> None:
@@ -240,6 +263,16 @@ def test_compare_embeddings_refuses_an_embedding_from_another_model(fake: FaceEn
     assert info.value.parameter == "embedding"
     with pytest.raises(InvalidParameterError):
         fake.compare_embeddings(foreign, mine)
+
+
+def test_compare_embeddings_refuses_what_is_not_an_embedding_of_its_length(fake: FaceEngine) -> None:
+    mine = fake.embed(picture((20, 20, 96, 1)))[0]
+    short = FaceEmbedding(vector=mine.vector[:5].copy(), model=mine.model)
+    with pytest.raises(InvalidParameterError, match="Compare FaceEmbeddings") as info:
+        fake.compare_embeddings(None, mine)  # type: ignore[arg-type]
+    assert info.value.parameter == "embedding"
+    with pytest.raises(InvalidParameterError, match="cannot be compared"):
+        fake.compare_embeddings(mine, short)
 
 
 def test_compare_embeddings_refuses_a_bad_threshold(fake: FaceEngine) -> None:

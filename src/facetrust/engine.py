@@ -13,7 +13,7 @@ from facetrust.budget import DecodeBudget
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
 from facetrust.config import Settings
 from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
-from facetrust.images import ImageSource, load_image
+from facetrust.images import ImageSource, load_image, named_image
 from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -256,7 +256,14 @@ class FaceEngine:
     # -- comparison -----------------------------------------------------------------------
 
     def _check_threshold(self, threshold: float) -> float:
-        if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 100.0:
+        import numbers
+
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise InvalidParameterError(
+                f"Similarity threshold must be a number from 0 to 100; got {type(threshold).__name__}",
+                parameter="threshold",
+            )
+        if not 0.0 <= float(threshold) <= 100.0:  # NaN fails this too
             raise InvalidParameterError(f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold")
         return float(threshold)
 
@@ -268,11 +275,21 @@ class FaceEngine:
 
         threshold = self._check_threshold(threshold)
         for e in (a, b):
+            vector = getattr(e, "vector", None)
+            if not isinstance(e, FaceEmbedding) or not isinstance(vector, np.ndarray) or vector.ndim != 1:
+                raise InvalidParameterError(
+                    f"Compare FaceEmbeddings (as embed() makes them); got {type(e).__name__}", parameter="embedding"
+                )
             if e.model != self.model_id:
                 raise InvalidParameterError(
                     f"Embedding was made by model {e.model!r}; this engine compares {self.model_id!r} only",
                     parameter="embedding",
                 )
+        if a.vector.shape != b.vector.shape:
+            raise InvalidParameterError(
+                f"Embeddings of {a.vector.shape[0]} and {b.vector.shape[0]} values cannot be compared",
+                parameter="embedding",
+            )
         if self.normaliser is not None and self.normaliser.calibration is not None:
             import dataclasses
 
@@ -305,12 +322,14 @@ class FaceEngine:
         says why that pair's estimate should not be trusted (``unreliable_reasons``), or None.
         """
         threshold = self._check_threshold(threshold)
-        probe = self.embed_largest(source)
+        with named_image("source image"):
+            probe = self.embed_largest(source)
         if probe is None:
             raise InvalidImageError("no recognisable face found in the source image", source="source")
         matches: list[FaceMatch] = []
         unmatched: list[FaceMatch] = []
-        candidates = self.embed(target)
+        with named_image("target image"):
+            candidates = self.embed(target)
         reasons = self.unreliable_reasons(probe, candidates)
         for cand, reason in zip(candidates, reasons):
             assert cand.face is not None  # embed() always attaches the face

@@ -6,6 +6,8 @@ import io
 import logging
 import re
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -77,6 +79,26 @@ def load_image(
             parameter="image",
         )
     return _decode(data, max_bytes=max_bytes, max_pixels=max_pixels, label=label, budget=budget)
+
+
+@contextmanager
+def named_image(name: str) -> Iterator[None]:
+    """Image errors raised in the block name ``name`` (say "SourceImage") when they name no file
+    (bytes and arrays have no name of their own); an unsupported source names it as the parameter."""
+    try:
+        yield
+    except InvalidImageError as exc:
+        if exc.source is not None:
+            raise
+        raise InvalidImageError(exc.message, source=name) from None
+    except ImageTooLargeError as exc:
+        if exc.source is not None:
+            raise
+        raise ImageTooLargeError(exc.message, limit=exc.limit, actual=exc.actual, source=name) from None
+    except InvalidParameterError as exc:
+        if exc.parameter != "image":
+            raise
+        raise InvalidParameterError(f"{name}: {exc.message}", parameter=name) from None
 
 
 def read_image_file(path: Path, max_bytes: int) -> bytes:

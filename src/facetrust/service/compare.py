@@ -14,8 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError, PurposeRefusedError
+from facetrust.errors import InvalidImageError, InvalidParameterError, PurposeRefusedError
 from facetrust.governance.actor import Actor
+from facetrust.images import named_image
 from facetrust.service.governed import governed
 from facetrust.service.quality import check_quality_filter, rejection_reasons
 from facetrust.service.validate import check_threshold
@@ -33,16 +34,8 @@ __all__ = ["CompareRequest", "compare_faces"]
 
 
 def _load(engine: FaceEngine, image: ImageSource, name: str) -> np.ndarray:
-    try:
+    with named_image(name):  # a file names itself; bytes (a pixel bomb among them) are SourceImage/TargetImage
         return engine.load_image(image)
-    except InvalidImageError as exc:
-        if exc.source is not None:  # it names its file already
-            raise
-        raise InvalidImageError(exc.message, source=name) from None
-    except ImageTooLargeError as exc:  # a pixel bomb in one of the two: say which
-        if exc.source is not None:
-            raise
-        raise ImageTooLargeError(exc.message, limit=exc.limit, actual=exc.actual, source=name) from None
 
 
 @dataclass(frozen=True)
