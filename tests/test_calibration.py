@@ -314,3 +314,36 @@ def test_every_shipped_table_records_an_interval_around_each_threshold(model: st
     assert cal.provenance["bootstrap"]["level"] == 0.95
     for similarity, (low, high) in cal.provenance["threshold_intervals"].items():
         assert low <= cal.score_for_similarity(float(similarity)) <= high, similarity
+
+
+@pytest.mark.parametrize("value", [None, "80", True])
+def test_the_scale_functions_refuse_what_is_not_a_number_by_name(value: object) -> None:
+    with pytest.raises(InvalidParameterError) as by_similarity:
+        fmr_from_similarity(value)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError) as by_fmr:
+        similarity_from_fmr(value)  # type: ignore[arg-type]
+    assert (by_similarity.value.parameter, by_fmr.value.parameter) == ("threshold", "fmr")
+
+
+def test_similarity_from_fmr_refuses_nan() -> None:
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        similarity_from_fmr(math.nan)
+
+
+def test_a_calibration_refuses_a_score_or_threshold_of_the_wrong_kind() -> None:
+    cal = default_calibration("sface-2021dec:fb143eea0783+flip")
+    with pytest.raises(InvalidParameterError) as score:
+        cal.fmr(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="outside 0–100") as threshold:
+        cal.compare(0.5, threshold=500)
+    assert (score.value.parameter, threshold.value.parameter) == ("score", "threshold")
+    assert cal.compare(0.5, threshold=np.float32(80)).threshold == 80.0
+
+
+def test_a_calibration_file_loads_from_a_str_path_and_refuses_one_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "cal.json"
+    path.write_text(default_calibration("sface-2021dec:fb143eea0783+flip").to_json())
+    assert Calibration.load(str(path)).model == "sface-2021dec:fb143eea0783+flip"
+    path.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ConfigurationError, match="is not UTF-8"):
+        Calibration.load(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -36,18 +37,29 @@ DEFAULT_THRESHOLD = 80.0
 FORMAT = "facetrust-calibration/1"
 
 
+def _number(value: object, parameter: str) -> float:
+    """``value`` as a float: a real number (numpy's too), never a bool, a string or None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"{parameter} must be a number; got {type(value).__name__}", parameter=parameter)
+    return float(value)
+
+
 def similarity_from_fmr(fmr: float) -> float:
-    """``clip(20·log10(1/fmr), 0, 100)``."""
-    if fmr <= 0:
+    """``clip(20·log10(1/fmr), 0, 100)``: 100 at a rate of 0, 0 at a rate of 1 or more."""
+    rate = _number(fmr, "fmr")
+    if math.isnan(rate):
+        raise InvalidParameterError("FMR is NaN, not a rate", parameter="fmr")
+    if rate <= 0.0:
         return 100.0
-    return min(max(20.0 * math.log10(1.0 / fmr), 0.0), 100.0)
+    return min(max(20.0 * math.log10(1.0 / rate), 0.0), 100.0)
 
 
 def fmr_from_similarity(similarity: float) -> float:
     """Inverse of ``similarity_from_fmr`` inside 0–100: ``10^(−similarity/20)``."""
-    if not 0.0 <= similarity <= 100.0:
-        raise InvalidParameterError(f"Similarity threshold {similarity} is outside 0–100", parameter="threshold")
-    return float(10.0 ** (-similarity / 20.0))
+    value = _number(similarity, "threshold")
+    if not 0.0 <= value <= 100.0:
+        raise InvalidParameterError(f"Similarity threshold {similarity!r} is outside 0–100", parameter="threshold")
+    return float(10.0 ** (-value / 20.0))
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class Calibration:
 
     def fmr(self, score: float) -> tuple[float, bool]:
         """Estimated FMR at ``score`` and whether it is only an upper bound (beyond the data)."""
+        score = _number(score, "score")
         if not math.isfinite(score):
             raise InvalidParameterError(f"Score {score} is not a finite number", parameter="score")
         if score >= self.scores[-1]:
@@ -105,6 +118,10 @@ class Calibration:
 
     def compare(self, score: float, threshold: float | None = None) -> Comparison:
         """A ``Comparison`` for a raw score, optionally judged against a similarity threshold."""
+        if threshold is not None:
+            threshold = _number(threshold, "threshold")
+            if not 0.0 <= threshold <= 100.0:
+                raise InvalidParameterError(f"Similarity threshold {threshold} is outside 0–100", parameter="threshold")
         fmr, bound = self.fmr(score)
         return Comparison(
             similarity=round(similarity_from_fmr(fmr), 4),
@@ -158,11 +175,14 @@ class Calibration:
             raise ConfigurationError(f"{origin} is not a valid calibration file: {exc}") from None
 
     @classmethod
-    def load(cls, path: Path) -> Calibration:
+    def load(cls, path: Path | str) -> Calibration:
+        path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigurationError(f"Cannot read calibration file {path}: {exc.strerror}") from None
+            raise ConfigurationError(f"Cannot read calibration file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"Calibration file {path} is not UTF-8 text (JSON)") from None
         return cls.from_json(text, origin=str(path))
 
 
