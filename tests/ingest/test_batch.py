@@ -68,12 +68,14 @@ def test_a_batch_stores_every_face_in_order_with_one_audit_entry_naming_each_ima
 
 def test_a_batch_and_one_image_at_a_time_store_the_same_faces(svc: FaceService) -> None:
     images = prepared(svc, 4, 5)
+    svc.create_collection("other")
     svc.index_prepared_batch("people", [(im, "b") for im in images])
-    for im in images:
-        svc.index_prepared("people", im, external_image_id="o")
+    for im in images:  # into another collection: in this one the images are indexed already
+        svc.index_prepared("other", im, external_image_id="b")
 
-    faces = svc.list_faces("people").faces
-    assert [(f.external_image_id, f.box) for f in faces[:4]] == [("b", f.box) for f in faces[4:]]
+    batch, one_by_one = svc.list_faces("people").faces, svc.list_faces("other").faces
+    assert [(f.external_image_id, f.box) for f in batch] == [(f.external_image_id, f.box) for f in one_by_one]
+    assert len(batch) == 4
 
 
 def test_the_faces_a_batch_answers_with_are_those_stored(svc: FaceService) -> None:

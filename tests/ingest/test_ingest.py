@@ -90,6 +90,42 @@ def test_erasing_an_image_s_faces_erases_its_resume_record(svc: FaceService, tmp
     assert [o.skipped for o in ingest(svc, "people", paths)] == [False]
 
 
+def test_deleting_some_faces_of_an_image_keeps_a_rerun_from_indexing_the_others_twice(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    group = tmp_path / "group.png"
+    group.write_bytes(face_png((20, 20, 100, 1), (200, 40, 100, 2)))
+    (done,) = ingest(svc, "people", [str(group)])
+    assert done.result is not None
+    first, second = (f.stored.face_id for f in done.result.indexed)
+
+    svc.delete_faces("people", [first])  # one face not wanted: the photo is still partly indexed
+    again = ingest(svc, "people", [str(group)])
+
+    assert [o.skipped for o in again] == [True]
+    assert [f.face_id for f in svc.list_faces("people").faces] == [second]
+    svc.delete_faces("people", [second])  # its last face gone: no trace of it, a rerun offers it again
+    assert [len(o.result.indexed) if o.result else None for o in ingest(svc, "people", [str(group)])] == [2]
+
+
+def test_an_image_another_run_wrote_after_this_one_read_it_is_skipped_not_indexed_twice(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    data = [face_png((20 + i, 20, 100, i + 1)) for i in range(3)]
+    images = [prepare(svc.engine, Job(d, sha256_of(d), "AUTO", None)) for d in data]
+    assert all(isinstance(im, PreparedImage) for im in images)
+    earlier = svc.index_prepared_batch("people", [(images[0], "a"), (images[1], "b")])  # the other run
+
+    batch = svc.index_prepared_batch("people", [(images[0], "a"), (images[1], "b"), (images[2], "c"), (images[2], "c")])
+    single = svc.index_prepared("people", images[1], external_image_id="b")
+
+    assert [r.already_indexed for r in batch] == [True, True, False, True]
+    assert [r.image_id for r in batch[:2]] == [r.image_id for r in earlier]
+    assert batch[3].image_id == batch[2].image_id and batch[3].indexed == ()
+    assert single.already_indexed and single.image_id == earlier[1].image_id
+    assert sorted(external_ids(svc)) == ["a", "b", "c"]
+
+
 def test_missing_consent_refuses_as_plain_index_faces_does(svc: FaceService, tmp_path: Path) -> None:
     paths = album(tmp_path / "a", 1)
     with pytest.raises(ConsentRequiredError) as plain:

@@ -68,3 +68,47 @@ def test_a_version_2_store_gets_each_faces_expiry_as_its_retention_end(
         assert store.faces_by_keys(cid, [key])[key].retained_until == 1_767_225_599.5
     finally:
         store.close()
+
+
+OLD_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
+    DELETE FROM ingested_images WHERE image_id = OLD.image_id;
+END;
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_version_3_store_keeps_an_images_resume_record_until_its_last_face_goes(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from .conftest import collection, face
+
+    url = str(request.getfixturevalue("pg_url")) if kind == "postgresql" else "sqlite"
+    postgres = kind == "postgresql"
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        cid = collection(store)
+        both = [replace(face(n), image_id="group-photo") for n in (1, 2)]
+        with store.transaction() as conn:
+            keys = store.insert_faces(conn, cid, both)
+            store.record_ingested(conn, cid, "a" * 64, "group-photo", 1.0)
+            conn.execute("DROP TRIGGER ingested_erased_last" + (" ON faces" if postgres else ""))
+            # as version 3 made it: the record went with the first face
+            if postgres:
+                conn.executescript(OLD_TRIGGER)  # translated into PostgreSQL's function and trigger
+            else:
+                conn.execute(OLD_TRIGGER)
+            conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    finally:
+        store.close()
+
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        with store.transaction() as conn:
+            store.delete_faces(conn, cid, keys[:1])
+        assert store.ingested(cid, ["a" * 64]) == {"a" * 64}  # one face of the photo remains
+        with store.transaction() as conn:
+            store.delete_faces(conn, cid, keys[1:])
+        assert store.ingested(cid, ["a" * 64]) == set()  # no trace of the erased photo
+    finally:
+        store.close()

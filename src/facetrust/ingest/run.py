@@ -159,6 +159,13 @@ def _write_one(
         actor=actor,
         image=slot.path,
     )
+    return _outcome(slot, written)
+
+
+def _outcome(slot: _Slot, written: IndexResult) -> ImageOutcome:
+    """Indexed, or skipped: another run of the same images indexed it after this one read it."""
+    if written.already_indexed:
+        return ImageOutcome(slot.path, slot.external, skipped=True)
     return ImageOutcome(slot.path, slot.external, result=written)
 
 
@@ -186,7 +193,7 @@ def _write_batch(
     except FacetrustError:
         log.info("batch of %d images refused; writing them one at a time", len(batch))
         return None
-    return [ImageOutcome(slot.path, slot.external, result=r) for (slot, _), r in zip(batch, results, strict=True)]
+    return [_outcome(slot, r) for (slot, _), r in zip(batch, results, strict=True)]
 
 
 def ingest(

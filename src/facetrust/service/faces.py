@@ -183,6 +183,11 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                     f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
                 )
             consent_ends = check_consent(service, purpose, external, conn)  # revoked since?
+            earlier = service.store.ingested_images(conn, row.id, [ask.sha256]) if ask.sha256 is not None else {}
+            if earlier:  # indexed meanwhile (another run of the same images): not twice
+                rec.details = {"image_id": earlier[str(ask.sha256)], "already_indexed": True}
+                rec.commit(conn)
+                return IndexResult(earlier[str(ask.sha256)], (), (), row.model, already_indexed=True)
             if consent_ends is not None and consent_ends < expires:
                 new = [replace(n, expires_at=consent_ends) for n in new]
             keys = service.store.insert_faces(conn, row.id, new, now=now)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError, NotFoundError
@@ -37,6 +37,8 @@ from facetrust.store.sqlite import CollectionRow, NewFace
 from facetrust.types import Face, FaceEmbedding
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     import numpy as np
 
     from facetrust.engine import FaceEngine
@@ -201,11 +203,13 @@ class _BatchPlan:
 
 @dataclass(frozen=True)
 class _WrittenBatch:
-    """A committed batch: its plan, the faces as stored (expiry cut to the consent's end) and their keys."""
+    """A committed batch: its plan, the faces as stored (expiry cut to the consent's end) and their
+    keys; ``already``: the images (by position) whose bytes were indexed before, with that image id."""
 
     plan: _BatchPlan
     new: list[NewFace]
     keys: list[int]
+    already: dict[int, str] = field(default_factory=dict)
 
 
 def _plan(
@@ -217,17 +221,14 @@ def _plan(
     batch: Sequence[tuple[PreparedImage, str | None]],
     now: float,
 ) -> _BatchPlan:
-    import numpy as np
 
     ids = ordered_uuids()
     images = [
         _prepare(engine, prepared, external, level, max_faces, now + retention, ids) for prepared, external in batch
     ]
     new = [face for _, _, faces, _, _ in images for face in faces]
-    joined = b"".join(face.embedding for face in new)
-    vectors = np.frombuffer(joined, dtype="<f4").reshape(len(new), -1) if new else None
     details = [_detail(image) for image in images]
-    return _BatchPlan(row, now, images, new, vectors, details)
+    return _BatchPlan(row, now, images, new, _vectors_of(new), details)
 
 
 def _write_batch(
@@ -252,25 +253,53 @@ def _write_batch(
                     f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
                 )
             ends = {subject: check_consent(service, purpose, subject, conn) for subject in subjects}
-            new = plan.new
+            already = _already_indexed(service, conn, row, plan)
+            kept = [image for i, image in enumerate(plan.images) if i not in already]
+            new = plan.new if not already else [face for _, _, faces, _, _ in kept for face in faces]
+            vectors = plan.vectors if not already else _vectors_of(new)
             if any(end is not None for end in ends.values()):
                 new = [
-                    _until(face, None if ext is None else ends[ext])
-                    for _, ext, faces, _, _ in plan.images
-                    for face in faces
+                    _until(face, None if ext is None else ends[ext]) for _, ext, faces, _, _ in kept for face in faces
                 ]
             before = service.store.last_change(row.id, conn)
             keys = service.store.insert_faces(conn, row.id, new, now=plan.now)
             after = service.store.last_change(row.id, conn)
             service.store.record_ingested_many(
-                conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in plan.images], plan.now
+                conn, row.id, [(prepared.sha256, image_id) for prepared, _, _, image_id, _ in kept], plan.now
             )
-            step.record.details = {"images": plan.details}
+            step.record.details = {"images": [d for i, d in enumerate(plan.details) if i not in already]}
+            if already:
+                step.record.details["already_indexed"] = sorted(set(already.values()))
             step.record.commit(conn)
-    if plan.vectors is not None:
-        service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), plan.vectors)
+    if vectors is not None:
+        service.indexes.get(row).add_committed(before, after, np.asarray(keys, dtype=np.int64), vectors)
     after_change(service, row, keys)  # as enrol does: the statistics, in the enrolment mode
-    return _WrittenBatch(plan, new, keys)
+    return _WrittenBatch(plan, new, keys, already)
+
+
+def _already_indexed(
+    service: ServiceContext, conn: sqlite3.Connection, row: CollectionRow, plan: _BatchPlan
+) -> dict[int, str]:
+    """The batch's images (by position) whose bytes are indexed into the collection already, read
+    inside the write transaction (another run of the same images may have written them since they
+    were read), or earlier in this batch: with the image id they were indexed as."""
+    hashes = [prepared.sha256 for prepared, _, _, _, _ in plan.images]
+    recorded = service.store.ingested_images(conn, row.id, hashes)
+    out: dict[int, str] = {}
+    for i, (sha, image) in enumerate(zip(hashes, plan.images)):
+        if sha in recorded:
+            out[i] = recorded[sha]
+        else:
+            recorded[sha] = image[3]  # a repeat later in this batch is the same image
+    return out
+
+
+def _vectors_of(faces: Sequence[NewFace]) -> np.ndarray | None:
+    import numpy as np
+
+    if not faces:
+        return None
+    return np.frombuffer(b"".join(face.embedding for face in faces), dtype="<f4").reshape(len(faces), -1)
 
 
 def _check_batch(
@@ -314,7 +343,10 @@ def _answer_batch(written: _WrittenBatch) -> list[IndexResult]:
     """The IndexResult of each image of a committed batch, in input order (built after the commit,
     from the rows as inserted: nothing is read back)."""
     plan, results, at = written.plan, [], 0
-    for prepared, _, faces, image_id, unindexed in plan.images:
+    for i, (prepared, _, faces, image_id, unindexed) in enumerate(plan.images):
+        if i in written.already:
+            results.append(IndexResult(written.already[i], (), (), plan.row.model, already_indexed=True))
+            continue
         end = at + len(faces)
         pairs = zip(written.new[at:end], (e.face for e in prepared.embeddings), strict=True)
         at = end

@@ -89,10 +89,15 @@ class UnindexedFace:
 
 @dataclass(frozen=True)
 class IndexResult:
+    """An IndexFaces call's answer. ``already_indexed``: the image's bytes were recorded as indexed
+    into the collection before (bulk ingestion's resume record, by SHA-256), so nothing was written
+    and ``image_id`` is the earlier indexing's."""
+
     image_id: str
     indexed: tuple[IndexedFace, ...]
     unindexed: tuple[UnindexedFace, ...]
     model: str
+    already_indexed: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from facetrust.store.inlist import select_in
 
-__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded"]
+__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
 
 
 #: The recorded hashes among some hash keys (``{marks}``: the keys, in chunks); the caller keeps
@@ -35,6 +35,14 @@ def recorded(conn: sqlite3.Connection, collection_id: int, hashes: Collection[st
     wanted = set(hashes)
     keys = sorted({hash_key(h) for h in wanted})
     return {str(row[0]) for row in select_in(conn, LOOKUP, (collection_id,), keys)} & wanted
+
+
+def recorded_images(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> dict[str, str]:
+    """The image id each of ``hashes`` recorded as indexed into the collection was indexed as."""
+    wanted = set(hashes)
+    keys = sorted({hash_key(h) for h in wanted})
+    sql = "SELECT sha256, image_id FROM ingested_images WHERE collection_id = ? AND hash_key IN ({marks})"
+    return {str(h): str(i) for h, i in select_in(conn, sql, (collection_id,), keys) if str(h) in wanted}
 
 
 def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:
@@ -69,6 +77,10 @@ class IngestedRecord:
     ) -> None:
         """Record each ``(sha256, image_id)`` as indexed into the collection (``record``)."""
         record(conn, collection_id, images, now)
+
+    def ingested_images(self, conn: sqlite3.Connection, collection_id: int, hashes: Sequence[str]) -> dict[str, str]:
+        """The image id of each of ``hashes`` recorded as indexed into the collection (``recorded_images``)."""
+        return recorded_images(conn, collection_id, hashes)
 
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""

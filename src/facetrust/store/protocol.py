@@ -124,6 +124,10 @@ class FaceStore(Protocol):
         self, conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float
     ) -> None: ...
 
+    def ingested_images(
+        self, conn: sqlite3.Connection, collection_id: int, hashes: Sequence[str]
+    ) -> dict[str, str]: ...
+
     def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]: ...
 
     def admit_signature(

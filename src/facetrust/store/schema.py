@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
-# 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it)
+SCHEMA_VERSION = 4  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
+# 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it);
+# 4: an image's resume record goes with its last face, not its first (upgrade.py drops the old trigger)
 
 # Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
 # collection, written in the same transaction as its faces, so a rerun skips exactly those.
-# Erasing any face of the image erases the record too (the trigger), so no trace of an erased
-# image stays and a rerun offers it to the governed path again. Looked up by `hash_key`, the
+# Erasing the last face of the image erases the record too (the trigger), so no trace of an erased
+# image stays and a rerun offers it to the governed path again; while some of its faces remain
+# (one deleted as not wanted, say), the record stays and a rerun skips the image instead of
+# indexing the others twice. Looked up by `hash_key`, the
 # SHA-256's first 8 bytes as a signed integer (store/ingested.py: `hash_key`, stored, never to
 # change), and the full hash compared: at 10,000,000 images the index on 8-byte keys stays in
 # SQLite's page cache, where one on the 64-character text took three times the space and a random
@@ -24,8 +27,9 @@ CREATE TABLE IF NOT EXISTS ingested_images (
 );
 CREATE INDEX IF NOT EXISTS ingested_by_hash ON ingested_images(collection_id, hash_key);
 CREATE INDEX IF NOT EXISTS ingested_by_image ON ingested_images(image_id);
-CREATE TRIGGER IF NOT EXISTS ingested_erased AFTER DELETE ON faces BEGIN
-    DELETE FROM ingested_images WHERE image_id = OLD.image_id;
+CREATE TRIGGER IF NOT EXISTS ingested_erased_last AFTER DELETE ON faces BEGIN
+    DELETE FROM ingested_images WHERE image_id = OLD.image_id
+        AND NOT EXISTS (SELECT 1 FROM faces WHERE image_id = OLD.image_id);
 END;
 """
 
@@ -71,6 +75,7 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
 CREATE INDEX IF NOT EXISTS faces_by_external ON faces(collection_id, external_image_id);
+CREATE INDEX IF NOT EXISTS faces_by_image ON faces(image_id);
 CREATE INDEX IF NOT EXISTS faces_by_user ON faces(collection_id, user_id);
 CREATE TABLE IF NOT EXISTS users (
     collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,

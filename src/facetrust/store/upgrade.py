@@ -11,6 +11,9 @@ dropped.
 
 Version 3: ``faces.retained_until``, the end of a face's retention fixed at enrolment, apart from
 its expiry (which a consent that ends sooner brings forward). Stored faces get their expiry as it.
+
+Version 4: an image's resume record is erased with its last face (trigger ``ingested_erased_last``,
+made by the schema script), no longer with its first: the old trigger is dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
         if version < 3:
             _retained_until_v3(conn, postgres)
             log.info("%s: schema version %d -> 3, faces' retention ends recorded", where, version)
+        if version < 4:
+            conn.execute("DROP TRIGGER IF EXISTS ingested_erased" + (" ON faces" if postgres else ""))
+            if postgres:
+                conn.execute("DROP FUNCTION IF EXISTS ingested_erased_fn()")
+            log.info("%s: schema version %d -> 4, resume records kept while an image has faces", where, version)
         if version < SCHEMA_VERSION:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
