@@ -347,3 +347,25 @@ def test_a_folder_that_cannot_be_read_is_an_error_naming_it_not_a_silent_gap(tmp
     if "unshare" in command[0] and done.returncode != 0 and "unshare" in done.stderr:
         pytest.skip(f"unshare --user is not allowed here: {done.stderr.strip()}")
     assert done.stdout.strip() == f"Cannot read the folder {album / 'locked'}: Permission denied", done.stderr
+
+
+def test_a_folder_lists_names_with_an_image_suffix_that_are_no_regular_file_so_each_is_reported(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from facetrust.engine import iter_image_paths
+
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "a.jpg").write_bytes(b"x")
+    (album / "gone.jpg").symlink_to(album / "nowhere.jpg")
+    os.mkfifo(album / "pipe.png")
+    (album / "folder.jpg").mkdir()  # a folder named like an image is walked, not listed
+
+    listed = iter_image_paths([str(album)])
+
+    assert [Path(p).name for p in listed] == ["a.jpg", "gone.jpg", "pipe.png"]
+    for path in listed[1:]:
+        with pytest.raises(InvalidImageError):
+            facetrust.load_image(path)

@@ -389,6 +389,15 @@ def test_load_image_refuses_a_path_that_cannot_be_read_as_an_image_error(tmp_pat
     assert info.value.source is not None
 
 
+def test_load_image_refuses_a_fifo_instead_of_waiting_on_it(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "camera.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidImageError, match="is not a regular file"):
+        load_image(fifo)
+
+
 @pytest.mark.parametrize("limit", [None, float("nan"), 0, True, 1.5])
 def test_load_image_refuses_a_limit_that_is_not_a_positive_whole_number(limit: object) -> None:
     data = encode(Image.fromarray(gradient()), "PNG")

@@ -364,7 +364,8 @@ def load_engine(settings: Settings | None = None) -> FaceEngine:
 
 def iter_image_paths(paths: Iterable[str]) -> list[str]:
     """Expand folders into the JPEG/PNG files below them (sorted); files are kept as given. A folder
-    that cannot be read (its permissions) is an error naming it, not a silent gap."""
+    that cannot be read (its permissions) is an error naming it, not a silent gap; so is, when read,
+    a name with an image suffix that is no regular file (a broken link, a loop of links, a FIFO)."""
     import os
     from pathlib import Path
 
@@ -385,7 +386,7 @@ def iter_image_paths(paths: Iterable[str]) -> list[str]:
                 for name in names
                 if Path(name).suffix.lower() in {".jpg", ".jpeg", ".png"}
             ]
-            out.extend(str(f) for f in sorted(found) if f.is_file())
+            out.extend(str(f) for f in sorted(found) if not f.is_dir())
         else:
             out.append(str(p))
     return out

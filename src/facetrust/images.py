@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,7 +106,12 @@ def read_image_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of an image file, undecoded; ``ImageTooLargeError`` past ``max_bytes``,
     ``InvalidImageError`` when it cannot be read."""
     try:
-        size = path.stat().st_size
+        found = path.stat()
+        if stat.S_ISDIR(found.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(found.st_mode):  # a FIFO or a device would block, or never end
+            raise InvalidImageError("is not a regular file", source=str(path))
+        size = found.st_size
         if size > max_bytes:
             raise ImageTooLargeError(
                 f"image is {size} bytes; the limit is {max_bytes}", limit=max_bytes, actual=size, source=str(path)
