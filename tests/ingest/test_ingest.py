@@ -236,6 +236,7 @@ def test_a_forbidden_purpose_is_refused_before_learning_which_images_are_indexed
 
         (entry,) = audit_tail(svc, 1)
         assert (entry["operation"], entry["outcome"]) == ("IndexFaces", "PurposeRefused")
+        assert (entry["collection"], entry["purpose"]) == ("people", "general")  # found by who audits them
     finally:
         svc.close()
 

@@ -129,13 +129,19 @@ def _check(service: FaceService, collection: str, options: IngestOptions, actor:
     if options.max_faces is not None:
         check_limit(options.max_faces, "MaxFaces", 1, 4096)
     check_limit(options.batch, "batch", 1, BATCH_LIMIT)
+    row = service.store.get_collection(collection)
     try:  # before any image is looked up: which images are indexed is for those who may index now
         require_role(actor.key_id, actor.role, "IndexFaces")
-        row = service.store.get_collection(collection)
         if row is not None:  # an unknown one is NotFound at the first image, on the governed path
             allowed_purpose(service.policy, row.purpose)
     except (RoleDeniedError, PurposeRefusedError) as exc:
-        service.record_refusal("IndexFaces", exc, actor=actor)
+        service.record_refusal(
+            "IndexFaces",
+            exc,
+            actor=actor,
+            collection=None if row is None else row.name,
+            purpose=None if row is None else row.purpose,
+        )
         raise
 
 

@@ -208,10 +208,18 @@ class FaceService:
 
     # -- collections and purposes -------------------------------------------------------------
 
-    def record_refusal(self, operation: str, error: FacetrustError, *, actor: Actor = LOCAL) -> None:
+    def record_refusal(
+        self,
+        operation: str,
+        error: FacetrustError,
+        *,
+        actor: Actor = LOCAL,
+        collection: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
         """Log an attempt an entry point refused before the operation could run (a role check, a
-        malformed request): who, what, and why."""
-        record_refusal(self.store, actor, operation, error)
+        malformed request): who, what (on which collection, for which purpose), and why."""
+        record_refusal(self.store, actor, operation, error, collection=collection, purpose=purpose)
 
     def purpose_of(self, name: str) -> Purpose:
         """The policy's rules for a purpose; refused when undeclared or forbidden."""

@@ -175,10 +175,19 @@ def attempt(store: FaceStore, actor: Actor, operation: str, collection: str | No
         yield rec
 
 
-def record_refusal(store: FaceStore, actor: Actor, operation: str, error: FacetrustError) -> None:
+def record_refusal(
+    store: FaceStore,
+    actor: Actor,
+    operation: str,
+    error: FacetrustError,
+    *,
+    collection: str | None = None,
+    purpose: str | None = None,
+) -> None:
     """Log an attempt an entry point refused before the operation could run (the server's role
-    check, a malformed request): who, what, and why."""
-    rec = Record(actor, operation)
+    check, a malformed request): who, what (on which collection, for which purpose, when the entry
+    point knows), and why."""
+    rec = Record(actor, operation, collection, purpose)
     rec.details = {"error": error.message}
     with store.transaction() as conn:
         rec.commit(conn, outcome=error.code)
