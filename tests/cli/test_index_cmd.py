@@ -190,3 +190,42 @@ def test_index_rerun_skips_the_images_already_indexed_and_says_so(fc: ServiceCli
         "1 skipped (already indexed)\n"
     )
     assert fc.service.describe_collection("people").face_count == 3
+
+
+def test_a_refusal_that_stops_the_run_still_reports_the_images_that_failed_before_it(tmp_path: Path) -> None:
+    from facetrust.governance.policy import Policy, Purpose
+    from facetrust.models.fake import fake_engine
+    from facetrust.service import FaceService
+
+    from .service_cli import ServiceCli
+
+    policy = Policy(purposes={"access": Purpose("access", consent_required=True)}, default_purpose="access")
+    with FaceService(tmp_path / "data", fake_engine(), policy=policy) as service:
+        service.create_collection("doors")
+        service.record_consent("alice.png", basis="contract", evidence=b"signed form")
+        fc = ServiceCli(service, tmp_path / "images")
+        fc.image("album/alice.png", [(20, 20, 100, 1)])
+        (fc.folder / "album" / "bad.png").write_bytes(b"not an image")
+        fc.image("album/zoe.png", [(20, 20, 100, 2)])
+
+        result = fc.run("index", "doors", str(fc.folder / "album"))
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"Error: {fc.folder / 'album' / 'bad.png'}: {BAD_FORMAT}"
+    assert "zoe.png" in lines[-1] and "consent" in lines[-1].lower()
+
+
+def test_json_output_stays_valid_utf8_for_a_file_name_that_is_not(fc: ServiceCli) -> None:
+    import os
+
+    name = os.fsdecode(b"x\xff.png")  # undecodable bytes: Python keeps them as a lone surrogate
+    path = fc.image("album/ok.png", [(20, 20, 100, 1)])
+    odd = Path(path).with_name(name)
+    Path(path).rename(odd)
+
+    result = fc.run("index", "people", str(odd), "--json")
+
+    assert result.exit_code == 0
+    document = json.loads(result.stdout_bytes.decode("utf-8"))  # strict UTF-8: no raw \xff byte
+    assert document["images"][0]["image"].endswith("x\udcff.png")

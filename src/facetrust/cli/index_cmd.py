@@ -12,7 +12,7 @@ import click
 
 from facetrust.cli import render_collections as render
 from facetrust.cli.context import cli_state, renders_errors, report_error
-from facetrust.errors import InvalidParameterError
+from facetrust.errors import FacetrustError, InvalidParameterError
 from facetrust.ingest import ImageOutcome, IngestOptions, LocalRunner, RayRunner, Runner, external_id_for, ingest
 from facetrust.ingest.run import collection_engine
 from facetrust.service.ingest import BATCH_LIMIT
@@ -110,19 +110,23 @@ def index(
     service = cli_state().service()
     options = IngestOptions(external_id_from, max_faces, quality_filter, batch)
     stderr: TextIO = sys.stderr
+    reported: list[ImageOutcome] = []
     with (
         click.progressbar(length=len(paths), label="Indexing", file=stderr, hidden=not stderr.isatty()) as bar,
         _runner(ray_address, collection) as runner,
     ):
-        done = ingest(
-            service,
-            collection,
-            paths,
-            options,
-            runner=runner,
-            actor=cli_state().actor(),
-            on_image=lambda _: bar.update(1),
-        )
+
+        def note(outcome: ImageOutcome) -> None:
+            reported.append(outcome)
+            bar.update(1)
+
+        try:
+            done = ingest(service, collection, paths, options, runner=runner, actor=cli_state().actor(), on_image=note)
+        except FacetrustError:  # a refusal stops the run: the images that failed before it are said too
+            for outcome in reported:
+                if outcome.error is not None:
+                    report_error(outcome.error)
+            raise
     _render(collection, collection_engine(service, collection).model_id, done, as_json)
 
 

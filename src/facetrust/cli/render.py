@@ -56,7 +56,15 @@ def num(value: float, decimals: int = 1) -> str:
 
 
 def dumps(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False)
+    """The document as JSON, non-ASCII text as itself; where it holds text no UTF-8 can carry (a
+    file name's undecodable bytes, kept by Python as lone surrogates), that text as \\u escapes,
+    so the output stays valid UTF-8 JSON."""
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(document, indent=2, ensure_ascii=True)
+    return text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: frozenset[int] = frozenset()) -> str:
