@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facetrust.errors import AuditLogDamagedError
+from facetrust.errors import AuditLogDamagedError, InvalidParameterError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.pseudonyms import Pseudonymiser, deployment_key
@@ -95,6 +95,11 @@ def check_audit_log(
     ``head_files``: other replicas' head files) and read the first bad entry; the check itself is
     logged (VerifyAuditLog)."""
     with governed(service, actor, "VerifyAuditLog") as step:
+        if expected is not None and not isinstance(expected, audit.AuditHead):
+            raise InvalidParameterError(
+                f"The expected head must be an AuditHead (AuditHead.parse('SEQ:HASH')); got {type(expected).__name__}",
+                parameter="ExpectedHead",
+            )
         others = [audit.HeadFile(path) for path in head_files]
         with service.store.snapshot() as conn:
             report = audit.verify_anchored(conn, service.store.heads, expected, others)

@@ -70,6 +70,10 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
                 "Consent basis must be 1–200 characters (e.g. 'BIPA written release')", parameter="basis"
             )
         check_text(basis, "Basis", 200)
+        if not isinstance(evidence, (str, bytes, bytearray, memoryview)):
+            raise InvalidParameterError(
+                f"Consent evidence must be text or bytes; got {type(evidence).__name__}", parameter="evidence"
+            )
         try:  # hashed, never shown: any text that is valid Unicode
             raw = evidence.encode() if isinstance(evidence, str) else bytes(evidence)
         except UnicodeEncodeError:

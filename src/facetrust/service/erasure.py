@@ -234,6 +234,11 @@ def verify_receipt(service: ServiceContext, receipt: ErasureReceipt) -> bool:
 def governed_verify_receipt(service: ServiceContext, actor: Actor, receipt: ErasureReceipt) -> bool:
     """``verify_receipt`` on the governed path (VerifyReceipt), its verdict in the audit entry."""
     with governed(service, actor, "VerifyReceipt") as step:
+        if not isinstance(receipt, ErasureReceipt):
+            raise InvalidParameterError(
+                f"A receipt must be an ErasureReceipt (as erasures return); got {type(receipt).__name__}",
+                parameter="receipt",
+            )
         ok = verify_receipt(service, receipt)
         step.record.details = {"audit_seq": receipt.audit_seq, "valid": ok}
         return ok

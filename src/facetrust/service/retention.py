@@ -8,6 +8,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed
 from facetrust.service.types import SweepResult
+from facetrust.service.validate import check_limit
 from facetrust.service.video_retention import expired_jobs
 from facetrust.store import records
 from facetrust.store import video_jobs as jobs_table
@@ -59,6 +60,7 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:
     with governed(service, actor, "RotateTemplates") as step:
         rec = step.record
+        check_limit(batch_size, "batch_size", 1, 1_000_000)
         total, after = 0, 0
         while True:
             with service.store.transaction() as conn:

@@ -9,7 +9,7 @@ from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
 from facetrust.service.types import ReviewRecord
-from facetrust.service.validate import check_text
+from facetrust.service.validate import check_limit, check_text
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +24,9 @@ def record_review(service: ServiceContext, search_seq: int, decision: str, note:
     """A reviewer's decision on a search awaiting review; never by the key that ran the search."""
     with governed(service, actor, "RecordReview") as step:
         rec = step.record
+        check_limit(search_seq, "SearchSequence", 1, 2**63 - 1)
+        if not isinstance(note, str):
+            raise InvalidParameterError(f"Review note must be text; got {type(note).__name__}", parameter="note")
         if decision not in REVIEW_DECISIONS:
             raise InvalidParameterError(
                 f"Review decision {decision!r} is invalid; use one of {', '.join(REVIEW_DECISIONS)}",
