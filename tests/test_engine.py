@@ -369,3 +369,18 @@ def test_a_folder_lists_names_with_an_image_suffix_that_are_no_regular_file_so_e
     for path in listed[1:]:
         with pytest.raises(InvalidImageError):
             facetrust.load_image(path)
+
+
+def test_the_top_level_verbs_and_load_engine_refuse_what_is_not_an_engine_or_settings() -> None:
+    with pytest.raises(InvalidParameterError) as verb:
+        facetrust.detect_faces(picture((20, 20, 96, 1)), engine="x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError) as loading:
+        facetrust.load_engine(5)  # type: ignore[arg-type]
+    assert (verb.value.parameter, loading.value.parameter) == ("engine", "settings")
+
+
+def test_a_box_in_an_image_of_no_size_is_refused_not_divided_by_zero() -> None:
+    from facetrust.types import BoundingBox
+
+    with pytest.raises(InvalidParameterError, match="must be positive"):
+        BoundingBox(1, 2, 3, 4).ratios(0, 0)

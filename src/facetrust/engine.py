@@ -354,6 +354,8 @@ _ENGINES_LOCK = threading.Lock()
 
 def load_engine(settings: Settings | None = None) -> FaceEngine:
     """A shared default engine per ``Settings`` value (models are loaded once per process)."""
+    if settings is not None and not isinstance(settings, Settings):
+        raise InvalidParameterError(f"settings must be a Settings; got {type(settings).__name__}", parameter="settings")
     key = settings or Settings()
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)

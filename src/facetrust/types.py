@@ -56,6 +56,12 @@ class BoundingBox:
 
     def ratio_tuple(self, image_width: int, image_height: int) -> tuple[float, float, float, float]:
         """``ratios`` as a plain (left, top, width, height) tuple: what a stored row holds."""
+        if not (image_width > 0 and image_height > 0):
+            from facetrust.errors import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"An image's size must be positive; got {image_width}x{image_height}", parameter="image_size"
+            )
         return (
             self.left / image_width,
             self.top / image_height,

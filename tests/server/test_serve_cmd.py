@@ -75,16 +75,20 @@ def test_no_auth_on_a_public_address_is_refused(tmp_path: Path, runs: list[dict[
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
 def test_no_auth_on_loopback_serves_without_authentication(
-    tmp_path: Path, runs: list[dict[str, Any]], host: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str
 ) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    def run(app: Any, **kw: Any) -> None:  # serves while the command runs: its service is open until it returns
+        with serving(app, lifespan=kw["lifespan"]) as url:
+            seen.append((kw["host"], kw["port"], httpx.get(url + "/health").json()["authentication"]))
+
+    monkeypatch.setattr(uvicorn, "run", run)
     result = serve(tmp_path, "--no-auth", "--host", host, "--port", "8123")
 
     assert result.exit_code == 0, result.output
-    (run,) = runs
-    assert (run["host"], run["port"]) == (host, 8123)
+    assert seen == [(host, 8123, False)]
     assert "(authentication OFF)" in result.output
-    with serving(run["app"]) as url:
-        assert httpx.get(url + "/health").json()["authentication"] is False
 
 
 def test_serve_defaults_to_authentication_on_127_0_0_1_port_8000(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
@@ -222,7 +226,7 @@ def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path, runs: list[dict[st
 
 @pytest.mark.parametrize(("flags", "sealed"), [((), True), (("--no-encryption",), False)])
 def test_templates_are_sealed_unless_no_encryption_is_given(
-    tmp_path: Path, runs: list[dict[str, Any]], flags: tuple[str, ...], sealed: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], sealed: bool
 ) -> None:
     import base64
 
@@ -230,11 +234,9 @@ def test_templates_are_sealed_unless_no_encryption_is_given(
     from facetrust.models.fake import face_png
     from facetrust.store.postgres import open_store
 
-    result = serve(tmp_path, "--no-auth", *flags)
+    answers: list[int] = []
 
-    assert result.exit_code == 0, result.output
-    (run,) = runs
-    with serving(run["app"]) as url:
+    def index(url: str) -> None:
         for target, body in [
             ("CreateCollection", {"CollectionId": "c"}),
             (
@@ -243,7 +245,13 @@ def test_templates_are_sealed_unless_no_encryption_is_given(
             ),
         ]:
             headers = {"X-Amz-Target": f"RekognitionService.{target}", "Content-Type": "application/x-amz-json-1.1"}
-            assert httpx.post(url + "/", json=body, headers=headers).status_code == 200
+            answers.append(httpx.post(url + "/", json=body, headers=headers).status_code)
+
+    while_serving(monkeypatch, index)
+    result = serve(tmp_path, "--no-auth", *flags)
+
+    assert result.exit_code == 0, result.output
+    assert answers == [200, 200]
     store = open_store(tmp_path / "facetrust.db")  # the store the server used (SQLite, or PostgreSQL)
     try:
         (blob,) = store.connection().execute("SELECT embedding FROM faces").fetchone()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,3 +101,45 @@ def test_a_search_with_no_collection_names_the_collection(service: FaceService) 
     with pytest.raises(InvalidParameterError, match="A collection id is required") as refused:
         service.search_faces_by_image(None, IMAGE)  # type: ignore[arg-type]
     assert refused.value.parameter == "CollectionId"
+
+
+def test_a_service_used_after_close_says_it_was_closed(tmp_path: Path) -> None:
+    from facetrust.errors import ConfigurationError
+    from facetrust.models.fake import fake_engine
+
+    service = FaceService(tmp_path / "data", fake_engine())
+    service.create_collection("c")
+    service.close()
+
+    with pytest.raises(ConfigurationError, match="the store was closed"):
+        service.create_collection("d")
+    with pytest.raises(ConfigurationError, match="the store was closed"):
+        service.list_collections()
+    service.close()  # closing twice is harmless
+    with FaceService(tmp_path / "data", fake_engine()) as again:  # and nothing was written after close
+        assert again.list_collections().names == ("c",)
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda t: FaceService.open("", engine=_fake()), "data_dir"),
+        (lambda t: FaceService.open(5, engine=_fake()), "data_dir"),  # type: ignore[arg-type]
+        (lambda t: FaceService.open(t, settings="x", engine=_fake()), "settings"),  # type: ignore[arg-type]
+        (lambda t: FaceService.open(t, engine="x"), "engine"),  # type: ignore[arg-type]
+    ],
+    ids=["empty-path", "int-path", "str-settings", "str-engine"],
+)
+def test_opening_a_service_with_arguments_of_the_wrong_kind_is_refused_before_anything_is_made(
+    tmp_path: Path, call: Callable[[Path], object], parameter: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as refused:
+        call(tmp_path / "data")
+    assert refused.value.parameter == parameter
+    assert not (tmp_path / "data").exists()
+
+
+def _fake() -> Any:
+    from facetrust.models.fake import fake_engine
+
+    return fake_engine()

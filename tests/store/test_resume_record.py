@@ -73,7 +73,7 @@ def _make_version_1(root: Path, url: str, hashes: int) -> None:
         cid = collection(store)
         with store.transaction() as conn:
             store.insert_faces(conn, cid, [face(1)])  # image-1
-            conn.execute("DROP TRIGGER ingested_erased" + (" ON faces" if url != "sqlite" else ""))
+            conn.execute("DROP TRIGGER ingested_erased_last" + (" ON faces" if url != "sqlite" else ""))
             conn.execute("DROP TABLE ingested_images")
             conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         store.connection().executescript(_V1)

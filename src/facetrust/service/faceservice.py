@@ -97,6 +97,13 @@ class FaceService:
         store: str | None = None,
         settings: Settings | None = None,
     ) -> None:
+        if not isinstance(engine, FaceEngine):
+            raise InvalidParameterError(
+                f"engine must be a FaceEngine (facetrust.load_engine()); got {type(engine).__name__}",
+                parameter="engine",
+            )
+        if not isinstance(data_dir, (str, os.PathLike)) or not os.fspath(data_dir):
+            raise InvalidParameterError(f"data_dir must be a folder's path; got {data_dir!r:.80}", parameter="data_dir")
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
                 f"Unknown index backend {index_backend!r}; available: {', '.join(INDEX_BACKENDS)}",
@@ -171,8 +178,14 @@ class FaceService:
         from facetrust.governance.crypto import default_keyring, load_keyring
         from facetrust.governance.policy import load_policy
 
+        if settings is not None and not isinstance(settings, Settings):
+            raise InvalidParameterError(
+                f"settings must be a Settings; got {type(settings).__name__}", parameter="settings"
+            )
         settings = settings or Settings()
-        data = Path(data_dir or settings.resolved_data_dir)
+        if data_dir is not None and (not isinstance(data_dir, (str, os.PathLike)) or not os.fspath(data_dir)):
+            raise InvalidParameterError(f"data_dir must be a folder's path; got {data_dir!r:.80}", parameter="data_dir")
+        data = Path(data_dir) if data_dir is not None else settings.resolved_data_dir
         keyring = load_keyring(
             key_file=settings.template_key_file, env_value=os.environ.get("FACETRUST_TEMPLATE_KEY"), data_dir=data
         )

@@ -148,6 +148,7 @@ class PostgresStore(Store):
         held: _ThreadConnection | None = getattr(self._pg_local, "held", None)
         conn = None if held is None else held.conn
         if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
+            self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
                 conn = connect(self.url)
@@ -205,6 +206,7 @@ class PostgresStore(Store):
         return done + ", pg_statistic"
 
     def close(self) -> None:
+        self._closed = True
         with self._pg_lock:
             for held in list(self._pg_all):
                 held.close()

@@ -61,6 +61,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     postgres = False  # the dialect under the SQL (PostgresStore: True)
 
     def __init__(self, path: Path, *, keyring: Keyring | None = None) -> None:
+        self._closed = False
         self.path = path
         self.keyring = keyring
         self.heads = HeadFile(path.with_name(HEADS_NAME))
@@ -96,6 +97,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._check_open()
             try:
                 private_dir(self.path.parent)
                 private_file(self.path)
@@ -184,9 +186,16 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
     def close(self) -> None:
+        self._closed = True
         close_all(self._all, self._lock)
         self._local = threading.local()
         self.replays.close()
+
+    def _check_open(self) -> None:
+        """Refuse to open a connection once the store was closed: a service used after ``close()``
+        says so instead of reopening connections that nothing would close."""
+        if self._closed:
+            raise ConfigurationError(f"{self.where()}: the store was closed; open the service again")
 
     # -- the signatures seen (server authentication, store/signatures.py) ----------------------
 
