@@ -70,9 +70,10 @@ def accepted_faces(faces: Sequence[Face], quality_filter: str, max_faces: int | 
     return split_faces(list(faces), check_quality_filter(quality_filter), max_faces)[0]
 
 
-def check_prepared_image(engine: FaceEngine, prepared: object) -> PreparedImage:
+def check_prepared_image(engine: FaceEngine, prepared: object, *, values: bool = True) -> PreparedImage:
     """``prepared`` as a ``PreparedImage`` whose hash is a SHA-256 and whose embeddings are this
-    engine's: ``dim`` finite floats, not all zero. Checked before anything is written, since a
+    engine's: ``dim`` floats, finite as stored (float32) and not all zero (``values``: a batch
+    checks its values at once, in ``_plan``). Checked before anything is written, since a
     malformed template would fail every later search of its collection."""
     import numpy as np
 
@@ -88,22 +89,34 @@ def check_prepared_image(engine: FaceEngine, prepared: object) -> PreparedImage:
     dim = engine.recogniser.dim
     for i, emb in enumerate(prepared.embeddings):
         vector = getattr(emb, "vector", None)
-        ok = (
+        shaped = (
             isinstance(emb, FaceEmbedding)
             and isinstance(vector, np.ndarray)
             and vector.shape == (dim,)
-            and np.issubdtype(vector.dtype, np.floating)
-            and bool(np.isfinite(vector).all())
-            and bool(np.any(vector))
+            and vector.dtype.kind == "f"
         )
-        if not ok:
-            shape = getattr(vector, "shape", None)
-            raise InvalidParameterError(
-                f"Embedding {i} of the prepared image must be a FaceEmbedding of {dim} finite floats, not all zero "
-                f"(got {type(vector).__name__} of shape {shape})",
-                parameter="embeddings",
-            )
+        if not shaped:
+            raise _malformed(i, dim, vector)
+        assert isinstance(vector, np.ndarray)  # shaped says so
+        if values and not _usable(vector.astype("<f4", copy=False)[None, :])[0]:
+            raise _malformed(i, dim, vector)
     return prepared
+
+
+def _usable(vectors: np.ndarray) -> np.ndarray:
+    """Per row of ``vectors``: finite and not all zero (what a stored template must be)."""
+    import numpy as np
+
+    out: np.ndarray = np.isfinite(vectors).all(axis=1) & vectors.any(axis=1)
+    return out
+
+
+def _malformed(i: int, dim: int, vector: object) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"Embedding {i} of the prepared image must be a FaceEmbedding of {dim} finite floats, not all zero "
+        f"(got {type(vector).__name__} of shape {getattr(vector, 'shape', None)})",
+        parameter="embeddings",
+    )
 
 
 def _check_prepared(engine: FaceEngine, prepared: PreparedImage, accepted: list[Face]) -> None:
@@ -226,9 +239,21 @@ def _plan(
     images = [
         _prepare(engine, prepared, external, level, max_faces, now + retention, ids) for prepared, external in batch
     ]
+    import numpy as np
+
     new = [face for _, _, faces, _, _ in images for face in faces]
+    vectors = _vectors_of(new)
+    if vectors is not None:
+        bad = np.flatnonzero(~_usable(vectors))
+        if bad.size:  # name the image and the embedding: the row's place in the batch
+            ends = np.cumsum([len(faces) for _, _, faces, _, _ in images])
+            image = int(np.searchsorted(ends, bad[0], side="right"))
+            first = int(bad[0] - (ends[image - 1] if image else 0))
+            raise InvalidParameterError(
+                f"Batch image {image}: embedding {first} must be finite floats, not all zero", parameter="embeddings"
+            )
     details = [_detail(image) for image in images]
-    return _BatchPlan(row, now, images, new, _vectors_of(new), details)
+    return _BatchPlan(row, now, images, new, vectors, details)
 
 
 def _write_batch(
@@ -385,7 +410,7 @@ def _prepare(
     ids: Iterator[str],
 ) -> _Image:
     """One image of a batch: its accepted faces checked against its embeddings, as rows to insert."""
-    check_prepared_image(engine, prepared)
+    check_prepared_image(engine, prepared, values=False)  # the values: the whole batch's at once, in _plan
     accepted, unindexed = split_faces(list(prepared.faces), level, max_faces)
     _check_prepared(engine, prepared, accepted)
     image_id = next(ids)
