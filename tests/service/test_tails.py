@@ -181,9 +181,9 @@ def test_given_background_statistics_without_a_server_then_enrolment_computes_no
     service.close()
 
 
-def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estimate_is_flagged_unreliable(
-    service: FaceService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _crowded_gallery(service: FaceService, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """80 ordinary faces and 60 close together: the face ids, each face's scores with the others,
+    and how crowded each is (log10 of how much more often strangers reach its 50th closest score)."""
     monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
     rng = np.random.default_rng(3)
     crowd = unit_vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
@@ -194,6 +194,13 @@ def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estima
     np.fill_diagonal(others, -np.inf)
     u = np.sort(others, axis=1)[:, ::-1][:, TAIL_K - 1]
     crowding = np.log10(TAIL_K / (len(ids) - 1)) - np.log10([cal.fmr(float(x))[0] for x in u])
+    return ids, others, crowding
+
+
+def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estimate_is_flagged_unreliable(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids, others, crowding = _crowded_gallery(service, monkeypatch)
     crowded = {ids[i] for i in np.flatnonzero(crowding >= 1.05)}
     plain = {ids[i] for i in np.flatnonzero(crowding < 0.95)}
     probe = next(ids[i] for i in range(80) if ids[i] in plain and ids[int(np.argmax(others[i]))] in plain)
@@ -210,16 +217,7 @@ def test_given_a_returned_face_that_resembles_many_gallery_faces_then_the_estima
 def test_given_a_returned_users_face_that_resembles_many_gallery_faces_then_a_user_search_is_flagged_too(
     service: FaceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scoring, "MIN_GALLERY", 60)
-    rng = np.random.default_rng(3)
-    crowd = unit_vectors(1, seed=4)[0] + 0.05 * rng.normal(size=(60, DIM))
-    vectors = np.vstack([unit_vectors(80), (crowd / np.linalg.norm(crowd, axis=1, keepdims=True)).astype(np.float32)])
-    ids = enrol(service, vectors)
-    cal = service.engine.calibration
-    others = vectors @ vectors.T
-    np.fill_diagonal(others, -np.inf)
-    u = np.sort(others, axis=1)[:, ::-1][:, TAIL_K - 1]
-    crowding = np.log10(TAIL_K / (len(ids) - 1)) - np.log10([cal.fmr(float(x))[0] for x in u])
+    ids, _, crowding = _crowded_gallery(service, monkeypatch)
     crowded = next(ids[i] for i in np.flatnonzero(crowding >= 1.05))
     plain = [ids[i] for i in np.flatnonzero(crowding < 0.95) if i < 80]
     probe, ordinary = plain[0], plain[1]

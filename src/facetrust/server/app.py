@@ -49,29 +49,6 @@ REFRESH_S = 5.0  # how often a server catches its open indexes up with the store
 log = logging.getLogger(__name__)
 
 
-class RequestIdMiddleware:
-    """Give each HTTP request an id (``x-amzn-RequestId`` on its response, and in the log lines about it)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = str(uuid.uuid4())
-        scope[REQUEST_ID_KEY] = rid
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if "x-amzn-requestid" not in headers:
-                    headers.append("x-amzn-RequestId", rid)
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 # The console's pages load only their own scripts and style sheet, and show pictures the browser
 # made itself (blob: URLs); no other page may frame them, and nothing is sniffed into another type.
 CONSOLE_POLICY = (
@@ -86,9 +63,10 @@ _CONSOLE_HEADERS = {
 }
 
 
-class SecurityHeadersMiddleware:
-    """``X-Content-Type-Options: nosniff`` on every response; on the console's pages (``/ui``) also a
-    content security policy that allows only the console's own files, and no framing by other sites."""
+class RequestIdMiddleware:
+    """Give each HTTP request an id (``x-amzn-RequestId`` on its response, and in the log lines about
+    it); every response is ``X-Content-Type-Options: nosniff``, and the console's pages (``/ui``) also
+    carry a content security policy that allows only the console's own files, and no framing."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -97,6 +75,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rid = str(uuid.uuid4())
+        scope[REQUEST_ID_KEY] = rid
         extra = dict(_EVERY_RESPONSE)
         if scope["path"] == "/ui" or scope["path"].startswith(UI_PATH):
             extra.update(_CONSOLE_HEADERS)
@@ -104,6 +84,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                if "x-amzn-requestid" not in headers:
+                    headers.append("x-amzn-RequestId", rid)
                 for name, value in extra.items():
                     headers[name] = value
             await send(message)
@@ -275,6 +257,6 @@ def create_app(
             settings.retention_sweep_seconds if retention_sweep_seconds is None else retention_sweep_seconds,
             anchorer,
         ),
-        middleware=[Middleware(RequestIdMiddleware), Middleware(SecurityHeadersMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
