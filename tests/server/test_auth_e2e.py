@@ -122,19 +122,15 @@ def test_an_unknown_key_is_unrecognized(server: Server) -> None:
 def test_a_key_whose_secret_this_server_cannot_open_is_unrecognized_not_a_500(server: Server, tmp_path: Path) -> None:
     """A row sealed under another server key (written by a facetrust from before the store recorded
     its server key): the request is refused like an unknown key's, and the log says why."""
-    import sqlite3
-
     from facetrust.governance.crypto import load_server_key
     from facetrust.server.keys import SecretSealer
 
     foreign = SecretSealer(load_server_key(tmp_path, tmp_path.parent / "foreign.key"))
     key_id, secret = "FTKFOREIGNSEALED0001", "s" * 40
-    with sqlite3.connect(tmp_path / "keys.db") as conn:
-        conn.execute(
-            "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, 'admin', '', 0)",
-            (key_id, foreign.seal(key_id, secret)),
-        )
-    conn.close()
+    server.keys._conn.execute(  # the key store's own table (keys.db, or PostgreSQL's), behind its back
+        "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, 'admin', '', 0)",
+        (key_id, foreign.seal(key_id, secret)),
+    )
 
     with pytest.raises(ClientError) as caught:
         server.client(key_id, secret).list_collections()
