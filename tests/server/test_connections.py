@@ -136,6 +136,7 @@ def test_a_header_too_large_to_parse_gets_the_json_answer_not_a_reset(quick: tup
 
     status, headers, body = json_error(received)
     assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")
+    assert headers["x-content-type-options"] == "nosniff"  # as every response of the server
 
 
 def test_a_malformed_chunked_body_gets_a_rekognition_shaped_error(quick: tuple[str, int]) -> None:

@@ -112,3 +112,26 @@ def test_a_version_3_store_keeps_an_images_resume_record_until_its_last_face_goe
         assert store.ingested(cid, ["a" * 64]) == set()  # no trace of the erased photo
     finally:
         store.close()
+
+
+def test_the_version_4_upgrade_puts_the_new_trigger_in_place_in_its_own_transaction(tmp_path: Path) -> None:
+    """No moment without a trigger: the upgrade itself makes it, not the schema script run after."""
+    import sqlite3
+
+    from facetrust.store.upgrade import upgrade
+
+    store = open_store(tmp_path / "facetrust.db", "sqlite")
+    with store.transaction() as conn:
+        conn.execute("DROP TRIGGER ingested_erased_last")
+        conn.execute("DROP INDEX faces_by_image")
+        conn.execute(OLD_TRIGGER)
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+
+    conn = sqlite3.connect(tmp_path / "facetrust.db", isolation_level=None)
+    try:
+        upgrade(conn, "test store", postgres=False)
+        found = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'index')")}
+    finally:
+        conn.close()
+    assert {"ingested_erased_last", "faces_by_image"} <= found and "ingested_erased" not in found

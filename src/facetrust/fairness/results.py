@@ -95,9 +95,9 @@ class RatioResult:
 
     @property
     def interval_text(self) -> str:
-        """``0.85–2.40``; ``unbounded`` where one of the two groups' errors are one person's."""
+        """``0.85–2.40``; ``unbounded`` where a group's errors come from too few people to resample."""
         if not math.isfinite(self.interval.high):
-            return "unbounded (one group's errors are one person's)"
+            return "unbounded (a group's errors come from too few people to resample)"
         return f"{self.interval.low:.2f}–{self.interval.high:.2f}"
 
 

@@ -68,20 +68,20 @@ class ChainReport:
 def canonical(data: dict[str, Any]) -> str:
     """The entry's canonical JSON. A value JSON has no form for (bytes, a set, NaN: what a refused
     call may have been given) is written as a description of it, so the refusal is still logged."""
+    dump = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False, "allow_nan": False}
     try:
-        return json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_described
-        )
+        return json.dumps(data, default=_described, **dump)  # type: ignore[arg-type]
     except ValueError:  # a NaN or an infinity somewhere: rare, so only then is every value visited
-        return canonical(_finite(data))
+        return json.dumps(_finite(data), default=_described, **dump)  # type: ignore[arg-type]
 
 
 def _described(value: object) -> object:
-    """What the log keeps of a value JSON cannot hold: never the bytes themselves."""
+    """What the log keeps of a value JSON cannot hold: never the bytes themselves (and no NaN)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, (set, frozenset)):
-        return sorted((_described(v) if not isinstance(v, (str, int, float)) else v for v in value), key=repr)
+        plain = (v if isinstance(v, (str, int, float)) else _described(v) for v in value)
+        return sorted((_finite(v) for v in plain), key=repr)
     return f"<{type(value).__name__}>"
 
 
@@ -93,6 +93,8 @@ def _finite(value: Any) -> Any:
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return _described(value)
     return value
 
 

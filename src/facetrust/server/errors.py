@@ -140,5 +140,6 @@ def error_response(status: int, name: str, message: str, request_id: str) -> Res
         body,
         status_code=status,
         media_type=JSON_CONTENT_TYPE,
-        headers={"x-amzn-ErrorType": name, "x-amzn-RequestId": request_id},
+        # nosniff here too: an answer to an unexpected error is sent past the app's middleware
+        headers={"x-amzn-ErrorType": name, "x-amzn-RequestId": request_id, "x-content-type-options": "nosniff"},
     )

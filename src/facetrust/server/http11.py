@@ -80,6 +80,7 @@ class GuardedH11Protocol(H11Protocol):
             (b"content-type", b"application/x-amz-json-1.1"),
             (b"x-amzn-errortype", name.encode()),
             (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+            (b"x-content-type-options", b"nosniff"),
             (b"connection", b"close"),
         ]
         try:
@@ -92,6 +93,12 @@ class GuardedH11Protocol(H11Protocol):
         except h11.LocalProtocolError:  # a response had already started: nothing more can be said
             pass
         self._linger()
+
+    def shutdown(self) -> None:
+        if self._lingering:  # the answer is out and the connection closing: nothing more to say on it
+            self.transport.close()
+            return
+        super().shutdown()
 
     def _linger(self) -> None:
         """Close after the answer without a reset: closing while the client is still sending (a huge

@@ -183,8 +183,8 @@ def unclustered(conn: sqlite3.Connection, collection_id: int, now: float) -> int
 def user_members(conn: sqlite3.Connection, collection_id: int, user_id: str, now: float) -> dict[int, str | None]:
     """Face key → cluster id (None: unclustered) of the user's placed faces not expired at ``now``."""
     rows = conn.execute(
-        "SELECT m.face_key, m.cluster_id FROM people_members m JOIN faces f ON f.id = m.face_key "
-        f"WHERE m.collection_id = ? AND f.user_id = ? AND {_LIVE} ORDER BY m.face_key",
+        "SELECT m.face_key, m.cluster_id FROM faces f JOIN people_members m ON m.face_key = f.id "
+        f"WHERE f.collection_id = ? AND f.user_id = ? AND {_LIVE} ORDER BY m.face_key",  # by faces_by_user
         (collection_id, user_id, now),
     )
     return {int(k): c for k, c in rows}

@@ -58,6 +58,9 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
             conn.execute("DROP TRIGGER IF EXISTS ingested_erased" + (" ON faces" if postgres else ""))
             if postgres:
                 conn.execute("DROP FUNCTION IF EXISTS ingested_erased_fn()")
+            if _has_table(conn, "faces", postgres):  # the new trigger in the same transaction: no moment without one
+                conn.execute("CREATE INDEX IF NOT EXISTS faces_by_image ON faces(image_id)")
+                _script(conn, RESUME_DDL, postgres)
             log.info("%s: schema version %d -> 4, resume records kept while an image has faces", where, version)
         if version < SCHEMA_VERSION:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
