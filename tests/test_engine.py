@@ -384,3 +384,13 @@ def test_a_box_in_an_image_of_no_size_is_refused_not_divided_by_zero() -> None:
 
     with pytest.raises(InvalidParameterError, match="must be positive"):
         BoundingBox(1, 2, 3, 4).ratios(0, 0)
+
+
+def test_an_engine_refuses_what_is_not_a_model_or_settings_and_embed_what_is_not_a_face() -> None:
+    with pytest.raises(InvalidParameterError) as no_detector:
+        FaceEngine(None, FakeRecogniser())  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError) as no_settings:
+        FaceEngine(FakeDetector(), FakeRecogniser(), settings="x")  # type: ignore[arg-type]
+    assert (no_detector.value.parameter, no_settings.value.parameter) == ("detector", "settings")
+    with pytest.raises(InvalidParameterError, match="faces must be Face objects"):
+        fake_engine().embed(picture((20, 20, 96, 1)), faces=[None])  # type: ignore[list-item]

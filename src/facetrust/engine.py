@@ -56,6 +56,15 @@ class FaceEngine:
         settings: Settings | None = None,
         normaliser: CohortNormaliser | ClusterNormaliser | None = None,
     ) -> None:
+        if settings is not None and not isinstance(settings, Settings):
+            raise InvalidParameterError(
+                f"settings must be a Settings; got {type(settings).__name__}", parameter="settings"
+            )
+        for name, model, needs in (("detector", detector, "detect"), ("recogniser", recogniser, "embed")):
+            if not callable(getattr(model, needs, None)):
+                raise InvalidParameterError(
+                    f"{name} must be a {name} model (with .{needs}()); got {type(model).__name__}", parameter=name
+                )
         self.settings = settings or Settings()
         self.detector = detector
         self.recogniser = recogniser
@@ -238,6 +247,8 @@ class FaceEngine:
                 build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)
             ]
             faces.sort(key=lambda f: f.box.area, reverse=True)
+        if any(not isinstance(f, Face) for f in faces):
+            raise InvalidParameterError("faces must be Face objects (as detect() returns them)", parameter="faces")
         usable = [f for f in faces if f.recognisable]
         if not usable:
             return []
