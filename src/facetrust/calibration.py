@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_THRESHOLD",
     "Calibration",
+    "check_similarity_threshold",
     "default_calibration",
     "fit_calibration",
     "fmr_from_similarity",
@@ -44,6 +45,19 @@ def _number(value: object, parameter: str) -> float:
     return float(value)
 
 
+def check_similarity_threshold(threshold: object) -> float:
+    """``threshold`` as a float: a Similarity from 0 to 100 (a real number, numpy's too; never a bool)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise InvalidParameterError(
+            f"Similarity threshold must be a number from 0 to 100; got {type(threshold).__name__}",
+            parameter="threshold",
+        )
+    value = float(threshold)
+    if not 0.0 <= value <= 100.0:  # NaN fails this too
+        raise InvalidParameterError(f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold")
+    return value
+
+
 def similarity_from_fmr(fmr: float) -> float:
     """``clip(20·log10(1/fmr), 0, 100)``: 100 at a rate of 0, 0 at a rate of 1 or more."""
     rate = _number(fmr, "fmr")
@@ -56,10 +70,7 @@ def similarity_from_fmr(fmr: float) -> float:
 
 def fmr_from_similarity(similarity: float) -> float:
     """Inverse of ``similarity_from_fmr`` inside 0–100: ``10^(−similarity/20)``."""
-    value = _number(similarity, "threshold")
-    if not 0.0 <= value <= 100.0:
-        raise InvalidParameterError(f"Similarity threshold {similarity!r} is outside 0–100", parameter="threshold")
-    return float(10.0 ** (-value / 20.0))
+    return float(10.0 ** (-check_similarity_threshold(similarity) / 20.0))
 
 
 @dataclass(frozen=True)
@@ -119,9 +130,7 @@ class Calibration:
     def compare(self, score: float, threshold: float | None = None) -> Comparison:
         """A ``Comparison`` for a raw score, optionally judged against a similarity threshold."""
         if threshold is not None:
-            threshold = _number(threshold, "threshold")
-            if not 0.0 <= threshold <= 100.0:
-                raise InvalidParameterError(f"Similarity threshold {threshold} is outside 0–100", parameter="threshold")
+            threshold = check_similarity_threshold(threshold)
         fmr, bound = self.fmr(score)
         return Comparison(
             similarity=round(similarity_from_fmr(fmr), 4),

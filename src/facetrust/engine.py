@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from facetrust.align import REFERENCE_112, align_face
 from facetrust.analysis import build_face
 from facetrust.budget import DecodeBudget
-from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, default_calibration
+from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, check_similarity_threshold, default_calibration
 from facetrust.config import Settings
 from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image, named_image
@@ -266,25 +266,13 @@ class FaceEngine:
 
     # -- comparison -----------------------------------------------------------------------
 
-    def _check_threshold(self, threshold: float) -> float:
-        import numbers
-
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-            raise InvalidParameterError(
-                f"Similarity threshold must be a number from 0 to 100; got {type(threshold).__name__}",
-                parameter="threshold",
-            )
-        if not 0.0 <= float(threshold) <= 100.0:  # NaN fails this too
-            raise InvalidParameterError(f"Similarity threshold {threshold!r} is outside 0–100", parameter="threshold")
-        return float(threshold)
-
     def compare_embeddings(
         self, a: FaceEmbedding, b: FaceEmbedding, *, threshold: float = DEFAULT_THRESHOLD
     ) -> Comparison:
         """Calibrated comparison of two embeddings made by this engine's model."""
         import numpy as np
 
-        threshold = self._check_threshold(threshold)
+        threshold = check_similarity_threshold(threshold)
         for e in (a, b):
             vector = getattr(e, "vector", None)
             if not isinstance(e, FaceEmbedding) or not isinstance(vector, np.ndarray) or vector.ndim != 1:
@@ -332,7 +320,7 @@ class FaceEngine:
         A target without faces gives a result with no matches. Each ``FaceMatch.unreliable``
         says why that pair's estimate should not be trusted (``unreliable_reasons``), or None.
         """
-        threshold = self._check_threshold(threshold)
+        threshold = check_similarity_threshold(threshold)
         with named_image("source image"):
             probe = self.embed_largest(source)
         if probe is None:
