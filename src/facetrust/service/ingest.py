@@ -234,13 +234,12 @@ def _plan(
     batch: Sequence[tuple[PreparedImage, str | None]],
     now: float,
 ) -> _BatchPlan:
+    import numpy as np
 
     ids = ordered_uuids()
     images = [
         _prepare(engine, prepared, external, level, max_faces, now + retention, ids) for prepared, external in batch
     ]
-    import numpy as np
-
     new = [face for _, _, faces, _, _ in images for face in faces]
     vectors = _vectors_of(new)
     if vectors is not None:

@@ -13,9 +13,9 @@ from facetrust.store.inlist import select_in
 __all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
 
 
-#: The recorded hashes among some hash keys (``{marks}``: the keys, in chunks); the caller keeps
-#: those it asked for.
-LOOKUP = "SELECT sha256 FROM ingested_images WHERE collection_id = ? AND hash_key IN ({marks})"
+#: The recorded hashes, with the image each was indexed as, among some hash keys (``{marks}``: the
+#: keys, in chunks); the caller keeps those it asked for.
+LOOKUP = "SELECT sha256, image_id FROM ingested_images WHERE collection_id = ? AND hash_key IN ({marks})"
 
 
 def hash_key(sha256: str) -> int:
@@ -32,17 +32,14 @@ def hash_key(sha256: str) -> int:
 def recorded(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> set[str]:
     """Which of ``hashes`` are recorded as indexed into the collection (looked up by their keys, a
     chunk at a time; the full hashes compared)."""
-    wanted = set(hashes)
-    keys = sorted({hash_key(h) for h in wanted})
-    return {str(row[0]) for row in select_in(conn, LOOKUP, (collection_id,), keys)} & wanted
+    return set(recorded_images(conn, collection_id, hashes))
 
 
 def recorded_images(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> dict[str, str]:
     """The image id each of ``hashes`` recorded as indexed into the collection was indexed as."""
     wanted = set(hashes)
     keys = sorted({hash_key(h) for h in wanted})
-    sql = "SELECT sha256, image_id FROM ingested_images WHERE collection_id = ? AND hash_key IN ({marks})"
-    return {str(h): str(i) for h, i in select_in(conn, sql, (collection_id,), keys) if str(h) in wanted}
+    return {str(h): str(i) for h, i in select_in(conn, LOOKUP, (collection_id,), keys) if str(h) in wanted}
 
 
 def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:
