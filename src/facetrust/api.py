@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facetrust.calibration import DEFAULT_THRESHOLD
-from facetrust.engine import FaceEngine, load_engine
-from facetrust.errors import InvalidParameterError
+from facetrust.engine import FaceEngine, engine_or_default
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.images import ImageSource
@@ -15,25 +14,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["compare_faces", "detect_faces", "embed_faces"]
 
 
-def _engine(engine: FaceEngine | None) -> FaceEngine:
-    """``engine``, or the shared default one; anything else is refused by name."""
-    if engine is None:
-        return load_engine()
-    if not isinstance(engine, FaceEngine):
-        raise InvalidParameterError(
-            f"engine must be a FaceEngine (facetrust.load_engine()); got {type(engine).__name__}", parameter="engine"
-        )
-    return engine
-
-
 def detect_faces(image: ImageSource, *, engine: FaceEngine | None = None) -> list[Face]:
     """Every face in ``image``, largest first; an empty list when there is none."""
-    return _engine(engine).detect(image)
+    return engine_or_default(engine).detect(image)
 
 
 def embed_faces(image: ImageSource, *, engine: FaceEngine | None = None) -> list[FaceEmbedding]:
     """One L2-normalised embedding per recognisable face in ``image``, largest first."""
-    return _engine(engine).embed(image)
+    return engine_or_default(engine).embed(image)
 
 
 def compare_faces(
@@ -48,4 +36,4 @@ def compare_faces(
     ``threshold`` is a Similarity (0–100; higher is stricter): 80 accepts matches whose
     estimated false-match rate is at most about 1 in 10,000.
     """
-    return _engine(engine).compare(source, target, threshold=threshold)
+    return engine_or_default(engine).compare(source, target, threshold=threshold)

@@ -11,9 +11,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from facetrust.errors import ConfigurationError
+from facetrust.errors import ConfigurationError, InvalidParameterError
 
-__all__ = ["INDEX_BACKENDS", "PROFILES", "Settings", "default_cache_dir", "default_config_dir", "default_data_dir"]
+__all__ = [
+    "INDEX_BACKENDS",
+    "PROFILES",
+    "Settings",
+    "default_cache_dir",
+    "default_config_dir",
+    "default_data_dir",
+    "settings_or_default",
+]
 
 INDEX_BACKENDS = ("auto", "exact", "pq", "hnsw", "ivf")
 PROFILES = ("default", "accurate")
@@ -364,3 +372,12 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigurationError(f"Config file {path}: [facetrust] must be a table", setting="config")
     return dict(section)
+
+
+def settings_or_default(settings: object) -> Settings:
+    """``settings``, or the defaults for None; anything that is not a ``Settings`` is refused by name."""
+    if settings is None:
+        return Settings()
+    if not isinstance(settings, Settings):
+        raise InvalidParameterError(f"settings must be a Settings; got {type(settings).__name__}", parameter="settings")
+    return settings

@@ -11,7 +11,7 @@ from facetrust.align import REFERENCE_112, align_face
 from facetrust.analysis import build_face
 from facetrust.budget import DecodeBudget
 from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, check_similarity_threshold, default_calibration
-from facetrust.config import Settings
+from facetrust.config import Settings, settings_or_default
 from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image, named_image
 from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.models.base import Detector, Recogniser
     from facetrust.normalise import CohortNormaliser
 
-__all__ = ["FaceEngine", "load_engine"]
+__all__ = ["FaceEngine", "check_engine", "engine_or_default", "load_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,13 @@ class FaceEngine:
         settings: Settings | None = None,
         normaliser: CohortNormaliser | ClusterNormaliser | None = None,
     ) -> None:
-        if settings is not None and not isinstance(settings, Settings):
-            raise InvalidParameterError(
-                f"settings must be a Settings; got {type(settings).__name__}", parameter="settings"
-            )
+        settings = settings_or_default(settings)
         for name, model, needs in (("detector", detector, "detect"), ("recogniser", recogniser, "embed")):
             if not callable(getattr(model, needs, None)):
                 raise InvalidParameterError(
                     f"{name} must be a {name} model (with .{needs}()); got {type(model).__name__}", parameter=name
                 )
-        self.settings = settings or Settings()
+        self.settings = settings
         self.detector = detector
         self.recogniser = recogniser
         self.model_id = recogniser.model_id + ("+flip" if self.settings.flip_augment else "")
@@ -353,14 +350,26 @@ _ENGINES_LOCK = threading.Lock()
 
 def load_engine(settings: Settings | None = None) -> FaceEngine:
     """A shared default engine per ``Settings`` value (models are loaded once per process)."""
-    if settings is not None and not isinstance(settings, Settings):
-        raise InvalidParameterError(f"settings must be a Settings; got {type(settings).__name__}", parameter="settings")
-    key = settings or Settings()
+    key = settings_or_default(settings)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             engine = _ENGINES[key] = FaceEngine.load(key)
         return engine
+
+
+def check_engine(engine: object) -> FaceEngine:
+    """``engine``, refused by name unless it is a ``FaceEngine``."""
+    if not isinstance(engine, FaceEngine):
+        raise InvalidParameterError(
+            f"engine must be a FaceEngine (facetrust.load_engine()); got {type(engine).__name__}", parameter="engine"
+        )
+    return engine
+
+
+def engine_or_default(engine: object) -> FaceEngine:
+    """``engine``, or the shared default one for None (``check_engine`` otherwise)."""
+    return load_engine() if engine is None else check_engine(engine)
 
 
 def iter_image_paths(paths: Iterable[str]) -> list[str]:

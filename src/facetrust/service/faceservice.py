@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facetrust.config import INDEX_BACKENDS, Settings
-from facetrust.engine import FaceEngine
+from facetrust.config import INDEX_BACKENDS, Settings, settings_or_default
+from facetrust.engine import FaceEngine, check_engine
 from facetrust.errors import (
     FacetrustError,
     InvalidParameterError,
@@ -77,6 +77,12 @@ log = logging.getLogger(__name__)
 DB_NAME = "facetrust.db"
 
 
+def _check_data_dir(data_dir: object) -> None:
+    """Refuse a data directory that is no path (or an empty one), before anything is made."""
+    if not isinstance(data_dir, (str, os.PathLike)) or not os.fspath(data_dir):
+        raise InvalidParameterError(f"data_dir must be a folder's path; got {data_dir!r:.80}", parameter="data_dir")
+
+
 class FaceService:
     """Collections of faces in one data directory: SQLite (truth) plus derived vector indexes.
 
@@ -97,13 +103,8 @@ class FaceService:
         store: str | None = None,
         settings: Settings | None = None,
     ) -> None:
-        if not isinstance(engine, FaceEngine):
-            raise InvalidParameterError(
-                f"engine must be a FaceEngine (facetrust.load_engine()); got {type(engine).__name__}",
-                parameter="engine",
-            )
-        if not isinstance(data_dir, (str, os.PathLike)) or not os.fspath(data_dir):
-            raise InvalidParameterError(f"data_dir must be a folder's path; got {data_dir!r:.80}", parameter="data_dir")
+        check_engine(engine)
+        _check_data_dir(data_dir)
         if index_backend not in INDEX_BACKENDS:
             raise InvalidParameterError(
                 f"Unknown index backend {index_backend!r}; available: {', '.join(INDEX_BACKENDS)}",
@@ -178,13 +179,9 @@ class FaceService:
         from facetrust.governance.crypto import default_keyring, load_keyring
         from facetrust.governance.policy import load_policy
 
-        if settings is not None and not isinstance(settings, Settings):
-            raise InvalidParameterError(
-                f"settings must be a Settings; got {type(settings).__name__}", parameter="settings"
-            )
-        settings = settings or Settings()
-        if data_dir is not None and (not isinstance(data_dir, (str, os.PathLike)) or not os.fspath(data_dir)):
-            raise InvalidParameterError(f"data_dir must be a folder's path; got {data_dir!r:.80}", parameter="data_dir")
+        settings = settings_or_default(settings)
+        if data_dir is not None:
+            _check_data_dir(data_dir)
         data = Path(data_dir) if data_dir is not None else settings.resolved_data_dir
         keyring = load_keyring(
             key_file=settings.template_key_file, env_value=os.environ.get("FACETRUST_TEMPLATE_KEY"), data_dir=data
