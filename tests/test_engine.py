@@ -376,7 +376,13 @@ def test_the_top_level_verbs_and_load_engine_refuse_what_is_not_an_engine_or_set
         facetrust.detect_faces(picture((20, 20, 96, 1)), engine="x")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError) as loading:
         facetrust.load_engine(5)  # type: ignore[arg-type]
-    assert (verb.value.parameter, loading.value.parameter) == ("engine", "settings")
+    with pytest.raises(InvalidParameterError) as class_loading:
+        FaceEngine.load(5)  # type: ignore[arg-type]
+    assert (verb.value.parameter, loading.value.parameter, class_loading.value.parameter) == (
+        "engine",
+        "settings",
+        "settings",
+    )
 
 
 def test_a_box_in_an_image_of_no_size_is_refused_not_divided_by_zero() -> None:

@@ -91,7 +91,7 @@ class FaceEngine:
         from facetrust.models.sface import SFaceRecogniser
         from facetrust.models.yunet import YuNetDetector
 
-        settings = settings or Settings()
+        settings = settings_or_default(settings)
         if settings.profile == "accurate":
             from facetrust.models.dlib import import_dlib
 
