@@ -255,6 +255,18 @@ def test_compare_embeddings_is_symmetric_and_calibrated(fake: FaceEngine) -> Non
     assert ab.threshold == 80.0
 
 
+def test_an_embedding_cannot_be_changed_under_its_holder_and_leaves_the_callers_array_writable(
+    fake: FaceEngine,
+) -> None:
+    embedding = fake.embed(picture((20, 20, 96, 1)))[0]
+    with pytest.raises(ValueError, match="read-only"):
+        embedding.vector[0] = 1.0
+    own = np.ones(4, dtype=np.float32)
+    held = FaceEmbedding(vector=own, model="m")
+    own[0] = 2.0
+    assert held.vector[0] == 2.0 and not held.vector.flags.writeable
+
+
 def test_compare_embeddings_refuses_an_embedding_from_another_model(fake: FaceEngine) -> None:
     mine = fake.embed(picture((20, 20, 96, 1)))[0]
     foreign = FaceEmbedding(vector=mine.vector.copy(), model="sface-2021dec:fb143eea0783")

@@ -155,11 +155,22 @@ class Face:
 
 @dataclass(frozen=True, eq=False)
 class FaceEmbedding:
-    """An L2-normalised float32 embedding of one face and the model that produced it."""
+    """An L2-normalised float32 embedding of one face and the model that produced it.
+
+    ``vector`` is a read-only view: nothing can write through a result (the array it was made
+    from stays as writable as it was).
+    """
 
     vector: np.ndarray = field(repr=False)
     model: str
     face: Face | None = None
+
+    def __post_init__(self) -> None:
+        view = getattr(self.vector, "view", None)
+        if view is not None:
+            frozen = view()
+            frozen.flags.writeable = False
+            object.__setattr__(self, "vector", frozen)
 
 
 @dataclass(frozen=True)
