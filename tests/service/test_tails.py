@@ -16,6 +16,7 @@ from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService, scoring, tails
 from facetrust.service.ingest import PreparedImage
 from facetrust.service.scoring import TAIL_K
+from facetrust.store import tailstats
 from facetrust.types import FaceEmbedding
 
 from .tailfaces import DIM, assert_exact, enrol, face_keys, stored_tails, unit_vectors
@@ -115,6 +116,59 @@ def test_given_deferred_statistics_when_caught_up_in_batches_then_every_face_has
     keys = face_keys(service)
     assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
     service.close()
+
+
+def test_given_faces_whose_statistics_come_after_a_newer_faces_then_they_still_enter_the_older_rows(
+    tmp_path: Path,
+) -> None:
+    vectors = unit_vectors(141, seed=1)
+    service = _service(tmp_path)
+    service.create_collection("c")
+    ids = enrol(service, vectors[:60])  # rows computed as faces arrive
+    service.close()
+    service = _service(tmp_path, face_tail_stats="deferred")
+    ids += enrol(service, vectors[60:140], start=60)  # a bulk import: no statistics yet
+    service.close()
+    service = _service(tmp_path)
+    ids += enrol(service, vectors[140:], start=140)  # offered to the old rows before the import's faces
+    assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 80, 0)
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+    service.close()
+
+
+def test_given_a_statistics_step_that_failed_then_a_catch_up_after_later_enrolments_leaves_every_top_k_exact(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors = unit_vectors(120, seed=2)
+    ids = enrol(service, vectors[:50])
+    real = tails.refresh
+
+    def failing(svc: object, row: object, wanted: list[int]) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tails, "refresh", failing)
+    ids += enrol(service, vectors[50:80], start=50)  # enrolled; statistics left to a catch-up
+    monkeypatch.setattr(tails, "refresh", real)
+    ids += enrol(service, vectors[80:], start=80)
+    assert tails.catch_up(service.ctx, "c") == tails.TailCatchUp("c", 30, 0)
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors)})
+
+
+def test_given_a_deletion_that_leaves_more_stale_faces_than_a_batch_then_the_enrolment_mode_recomputes_them_all(
+    service: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tails, "BLOCK", 4)  # 16 stale faces a batch
+    vectors = unit_vectors(90, seed=4)
+    ids = enrol(service, vectors)
+    service.delete_faces("c", ids[:30])
+    with service.store.snapshot() as conn:
+        row = service.store.get_collection("c")
+        assert row is not None
+        assert tailstats.count_stale(conn, row.id) == 0
+    keys = face_keys(service)
+    assert_exact(service, {keys[f]: v for f, v in zip(ids, vectors) if f not in ids[:30]})
 
 
 def test_a_catch_up_of_an_unknown_collection_names_it(service: FaceService) -> None:

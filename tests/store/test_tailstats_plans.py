@@ -18,7 +18,7 @@ LOOKUPS = {
     "bounds": (tailstats.BOUNDS_SQL, ()),
     "changes": (tailstats.CHANGES_SQL, (5, 100)),
     "lacking": (tailstats.LACKING_SQL.format(marks="?,?,?"), (3, 4, 9)),
-    "stale": (tailstats.STALE_SQL, (1, 100)),
+    "stale": (tailstats.STALE_SQL, (1, 0, 100)),
     "count_stale": (tailstats.COUNT_STALE_SQL, (1,)),
     "count_added": (tailstats.COUNT_ADDED_SQL, (1, 5)),
 }

@@ -71,7 +71,11 @@ class TailCatchUp:
 
 
 def _merged(tail: tailstats.FaceTail, offers: list[tuple[int, float]]) -> tailstats.FaceTail | None:
-    """``tail`` with the offered (key, score) pairs that enter its top K; None when none does."""
+    """``tail`` with the offered (key, score) pairs that enter its top K; None when none does.
+
+    ``upto`` stays the computation's own: faces between it and an offered key may not have been
+    offered yet (statistics computed out of key order: a deferred import, a failed step, another
+    writer), and they must still be offered when their turn comes."""
     import numpy as np
 
     held = set(tail.neighbours.tolist())
@@ -82,7 +86,7 @@ def _merged(tail: tailstats.FaceTail, offers: list[tuple[int, float]]) -> tailst
     keys = np.concatenate([tail.neighbours, np.array([k for k, _ in new], dtype=np.int64)])
     scores = np.concatenate([tail.scores, np.array([s for _, s in new], dtype=np.float32)])
     order = np.argsort(-scores, kind="stable")[:TAIL_K]
-    return tailstats.FaceTail(scores[order], keys[order], max(tail.upto, *(k for k, _ in new)))
+    return tailstats.FaceTail(scores[order], keys[order], tail.upto)
 
 
 def _vectors(service: ServiceContext, row: CollectionRow, keys: Sequence[int]) -> tuple[list[int], np.ndarray]:
@@ -166,9 +170,15 @@ def after_change(service: ServiceContext, row: CollectionRow, new_keys: Sequence
     if service.engine.settings.face_tail_stats != "enrolment":
         return
     try:
-        with service.store.snapshot() as conn:
-            stale = tailstats.stale(conn, row.id, 4 * BLOCK)
-        refresh(service, row, sorted(set(new_keys) | set(stale)))
+        keys, after = set(new_keys), 0
+        while True:  # every stale face, however many a deletion left (a large retention sweep)
+            with service.store.snapshot() as conn:
+                stale = tailstats.stale(conn, row.id, 4 * BLOCK, after)
+            if keys or stale:
+                refresh(service, row, sorted(keys | set(stale)))
+            if not stale:
+                break
+            keys, after = set(), stale[-1]
     except Exception:  # derived data: the committed operation stands, a catch-up repairs it
         log.exception("per-face statistics of collection %r not updated; run a catch-up", row.name)
 

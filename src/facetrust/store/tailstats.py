@@ -151,9 +151,9 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
     return holders
 
 
-def stale(conn: sqlite3.Connection, collection_id: int, limit: int) -> list[int]:
-    """Up to ``limit`` faces of the collection whose rows are stale."""
-    return [int(r[0]) for r in conn.execute(STALE_SQL, (collection_id, limit))]
+def stale(conn: sqlite3.Connection, collection_id: int, limit: int, after_key: int = 0) -> list[int]:
+    """Up to ``limit`` faces of the collection whose rows are stale (keys above ``after_key``, ascending)."""
+    return [int(r[0]) for r in conn.execute(STALE_SQL, (collection_id, after_key, limit))]
 
 
 def missing(conn: sqlite3.Connection, collection_id: int, after_key: int, limit: int) -> list[int]:
@@ -192,7 +192,9 @@ LACKING_SQL = (
     "SELECT f.id, f.collection_id FROM faces f LEFT JOIN face_tails t ON t.face_key = f.id "
     "WHERE (t.face_key IS NULL OR t.stale = 1) AND f.id IN ({marks})"
 )
-STALE_SQL = "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 ORDER BY face_key LIMIT ?"
+STALE_SQL = (
+    "SELECT face_key FROM face_tails WHERE collection_id = ? AND stale = 1 AND face_key > ? ORDER BY face_key LIMIT ?"
+)
 COUNT_STALE_SQL = "SELECT count(*) FROM face_tails WHERE collection_id = ? AND stale = 1"
 COUNT_ADDED_SQL = "SELECT count(*) FROM changes WHERE collection_id = ? AND seq > ? AND op = 'add'"
 
