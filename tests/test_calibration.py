@@ -114,6 +114,12 @@ def test_fmr_beyond_the_last_knot_is_the_floor_flagged_as_a_bound(fitted: Calibr
         assert fmr == fitted.floor_fmr
 
 
+def test_fmr_never_rises_where_the_table_ends_though_its_knots_are_rounded() -> None:
+    table = Calibration("m", (0.0, 0.5), (0.0, -6.75391), 1.7623526646737041e-07, 56_742_332, "d")
+    below, at = table.fmr(0.5 - 1e-9)[0], table.fmr(0.5)[0]
+    assert below >= at == table.floor_fmr
+
+
 def test_fmr_just_below_the_last_knot_is_an_estimate(fitted: Calibration) -> None:
     fmr, bound = fitted.fmr(fitted.scores[-1] - 1e-4)
     assert not bound
@@ -256,6 +262,13 @@ def test_calibration_from_valid_data_loads() -> None:
         {"floor_fmr": 0.0},
         {"floor_fmr": "low"},
         {"impostor_pairs": None},
+        {"impostor_pairs": -5},
+        {"impostor_pairs": True},
+        {"floor_fmr": 0.5},  # above the last knot's FMR: a higher score would get a higher FMR
+        {"log10_fmr": [1.0, -3.0]},  # an FMR above 1
+        {"scores": "05"},  # a string is not a list of numbers
+        {"scores": [False, True]},
+        {"flor_fmr": 1e-3},  # a misspelt field is not ignored
     ],
 )
 def test_calibration_refuses_an_invalid_table_as_a_configuration_error(change: dict[str, object]) -> None:

@@ -106,6 +106,15 @@ class Calibration:
             raise ConfigurationError("Calibration scores must be strictly increasing")
         if any(b > a for a, b in zip(self.log10_fmr, self.log10_fmr[1:])):
             raise ConfigurationError("Calibration log10_fmr must not increase with the score")
+        if self.log10_fmr[0] > 0.0:
+            raise ConfigurationError(f"Calibration log10_fmr {self.log10_fmr[0]} is above 0 (an FMR above 1)")
+        if math.log10(self.floor_fmr) > self.log10_fmr[-1] + _ROUNDING:
+            raise ConfigurationError(
+                f"Calibration floor_fmr {self.floor_fmr} is above the FMR of its last knot "
+                f"({10.0 ** self.log10_fmr[-1]:.3g}): scores beyond the table would get a higher FMR"
+            )
+        if isinstance(self.impostor_pairs, bool) or not isinstance(self.impostor_pairs, int) or self.impostor_pairs < 0:
+            raise ConfigurationError(f"Calibration impostor_pairs {self.impostor_pairs!r} must be a count (0 or more)")
 
     def fmr(self, score: float) -> tuple[float, bool]:
         """Estimated FMR at ``score`` and whether it is only an upper bound (beyond the data)."""
@@ -122,7 +131,9 @@ class Calibration:
         s0, s1 = self.scores[i - 1], self.scores[i]
         f0, f1 = self.log10_fmr[i - 1], self.log10_fmr[i]
         value = f0 + (f1 - f0) * (score - s0) / (s1 - s0)
-        return min(1.0, 10.0**value), False
+        # never below the floor: the stored knots are rounded, the floor is not, and a higher score
+        # must never get a higher FMR where the table ends
+        return min(1.0, max(10.0**value, self.floor_fmr)), False
 
     def similarity(self, score: float) -> float:
         return similarity_from_fmr(self.fmr(score)[0])
@@ -171,13 +182,16 @@ class Calibration:
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             if data.pop("format", None) != FORMAT:
                 raise ValueError(f"format is not {FORMAT!r}")
+            unknown = sorted(set(data) - _FIELDS)
+            if unknown:
+                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
             return cls(
-                model=str(data["model"]),
-                scores=tuple(float(v) for v in data["scores"]),
-                log10_fmr=tuple(float(v) for v in data["log10_fmr"]),
-                floor_fmr=float(data["floor_fmr"]),
-                impostor_pairs=int(data["impostor_pairs"]),
-                dataset=str(data["dataset"]),
+                model=_text(data["model"], "model"),
+                scores=_numbers(data["scores"], "scores"),
+                log10_fmr=_numbers(data["log10_fmr"], "log10_fmr"),
+                floor_fmr=_file_number(data["floor_fmr"], "floor_fmr"),
+                impostor_pairs=_count(data["impostor_pairs"]),
+                dataset=_text(data["dataset"], "dataset"),
                 provenance=dict(data.get("provenance", {})),
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -193,6 +207,35 @@ class Calibration:
         except UnicodeDecodeError:
             raise ConfigurationError(f"Calibration file {path} is not UTF-8 text (JSON)") from None
         return cls.from_json(text, origin=str(path))
+
+
+_ROUNDING = 1e-3  # log10 FMR: how far above its last knot a table's floor may be (the knots are rounded)
+_FIELDS = {"model", "scores", "log10_fmr", "floor_fmr", "impostor_pairs", "dataset", "provenance"}
+
+
+def _numbers(values: object, name: str) -> tuple[float, ...]:
+    """A calibration file's list of numbers (not a string, not booleans)."""
+    if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise ValueError(f"{name} must be a list of numbers")
+    return tuple(float(v) for v in values)
+
+
+def _file_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} {value!r} must be a number")
+    return float(value)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"impostor_pairs {value!r} must be a whole number")
+    return value
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text")
+    return value
 
 
 def _shipped_name(model_id: str) -> str:
