@@ -204,10 +204,45 @@ def test_given_symmetric_scores_when_searching_then_each_match_combines_the_prob
         face = top_scores_stats(np.sort(everyone[j])[::-1][:TAIL_K].astype(np.float16), gallery)
         face_side = (float(face.u[0]), float(face.m[0]), *anchor(cal, TAIL_K, gallery))
         probe_only = cal.similarity(float(mapped(scores[j - 1], *probe_side)))
-        both = cal.similarity(0.5 * (mapped(scores[j - 1], *probe_side) + mapped(scores[j - 1], *face_side)))
+        top = cal.score_for_similarity(100.0)  # each side counts at most at Similarity 100
+        sides = (min(mapped(scores[j - 1], *side), top) for side in (probe_side, face_side))
+        both = cal.similarity(0.5 * sum(sides))
         assert sims[False][j] == pytest.approx(probe_only, abs=0.05)
         assert sims[True][j] == pytest.approx(both, abs=0.05)
     assert any(abs(sims[True][j] - sims[False][j]) > 0.5 for j in sims[True])
+
+
+def test_given_symmetric_scores_then_every_face_reaching_a_threshold_is_returned_at_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    from facetrust.calibration import default_calibration
+    from facetrust.engine import FaceEngine
+    from facetrust.models.fake import FakeDetector, FakeRecogniser
+
+    shipped = default_calibration("sface-2021dec:fb143eea0783")  # a real table's shape
+    engine = FaceEngine(
+        FakeDetector(),
+        FakeRecogniser(),
+        calibration=dataclasses.replace(shipped, model=FakeRecogniser.model_id),
+        settings=Settings(flip_augment=False, symmetric_scores=True, face_tail_stats="deferred"),
+    )
+    rng = np.random.default_rng(1)
+    axes = np.eye(DIM)
+    crowd = axes[0] - 0.5 * axes[1] + 0.25 * rng.normal(size=(70, DIM)) / np.sqrt(DIM)  # near the probe only
+    vectors = np.vstack([unit_vectors(1200, seed=5), crowd, axes[0], axes[0] + 0.3 * axes[1]])
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    service = FaceService(tmp_path / "data", engine)
+    service.create_collection("c")
+    ids = enrol(service, vectors)
+    tails.catch_up(service.ctx, "c")
+    probe, sparse = ids[-2], ids[-1]  # the sparse face's own side lifts its pair with the probe
+    everything = service.search_faces("c", probe, threshold=0, max_faces=4096)
+    every = {m.face.face_id: m.similarity for m in everything.matches}
+    assert every[sparse] >= 80
+    for threshold in (70.0, 80.0, every[sparse]):
+        found = service.search_faces("c", probe, threshold=threshold, max_faces=4096)
+        assert {m.face.face_id for m in found.matches} == {f for f, s in every.items() if s >= threshold}
+    service.close()
 
 
 def test_an_unknown_statistics_mode_is_refused_naming_the_setting() -> None:

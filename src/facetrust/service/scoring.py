@@ -58,6 +58,9 @@ MIN_GALLERY = 1000
 CROWDED_DECADES = 1.0
 
 
+_HALF_ROUNDING = 5e-5  # a Similarity is reported to four places: one this far below a threshold reaches it
+
+
 @dataclass(frozen=True)
 class ProbeScale:
     """How one probe's raw scores against one gallery become Similarity and FMR.
@@ -83,11 +86,17 @@ class ProbeScale:
 
     def global_score(self, score: float, face: FaceSide | None = None) -> float:
         """``score`` on the global calibration's scale: mapped by the probe's tail, and with the
-        gallery face's ``face`` side (``service.tails``) the mean of both maps (symmetric)."""
+        gallery face's ``face`` side (``service.tails``) the mean of both maps (symmetric), each
+        side counted at most at Similarity 100 (so one side far beyond it cannot carry a pair the
+        other side puts low, and a search can find every face that reaches a threshold:
+        ``candidate_floor``)."""
         if self.tail is None:
             return score
         probe = float(mapped(score, *self.tail))
-        return probe if face is None else 0.5 * (probe + float(mapped(score, *face)))
+        if face is None:
+            return probe
+        top = self.calibration.score_for_similarity(100.0)
+        return 0.5 * (min(probe, top) + min(float(mapped(score, *face)), top))
 
     def compare(self, score: float, threshold: float | None = None, face: FaceSide | None = None) -> Comparison:
         """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
@@ -102,6 +111,17 @@ class ProbeScale:
             return target
         u, m, c, m_global = self.tail
         return u + (target - c) * m / m_global
+
+    def candidate_floor(self, similarity: float) -> float:
+        """The lowest raw score at which a gallery face can reach ``similarity`` (its Similarity
+        rounded to four places): the probe's own score for it, or, symmetric, the score at which
+        the probe's side alone is low enough that a face side at Similarity 100 lifts the mean to it."""
+        similarity = max(similarity - _HALF_ROUNDING, 0.0)
+        if not self.symmetric or self.tail is None or similarity <= self.calibration.similarity(-1.0):
+            return self.score_for_similarity(similarity)
+        u, m, c, m_global = self.tail
+        lowest = 2.0 * self.calibration.score_for_similarity(similarity) - self.calibration.score_for_similarity(100.0)
+        return u + (lowest - c) * m / m_global
 
     def fmr_at(self, threshold: float) -> float:
         """The per-comparison FMR this probe has at ``threshold`` (what its Similarity promises)."""

@@ -83,12 +83,14 @@ def _candidates(
     exclude: set[int],
     user_faces_only: bool = False,
 ) -> tuple[dict[int, float], int, ProbeScale]:
-    """Keys scoring at or above the threshold's score (best score over the queries), the gallery
-    size, and the probe's scale (``service.scoring``: from the first answer's top scores).
+    """Keys scoring at or above the lowest raw score that can reach the threshold (best score over
+    the queries; ``ProbeScale.candidate_floor``), the gallery size, and the probe's scale
+    (``service.scoring``: from the first answer's top scores).
 
-    Asks the index for more neighbours until the last one falls below the threshold, the
-    whole gallery has been seen, ``want`` wanted candidates are in hand, or the index's most
-    neighbours per query (``MAX_K``, 4,096) have been asked for.
+    Asks the index for more neighbours until the last one falls below that score, the whole
+    gallery has been seen, ``want`` wanted candidates are in hand (one-sided scores only: a
+    symmetric score does not follow the raw order), or the index's most neighbours per query
+    (``MAX_K``, 4,096) have been asked for.
     """
     index = service.indexes.get(row)
     now = service.clock()
@@ -112,10 +114,11 @@ def _candidates(
         live = max(size - stale, 0)
         if scale is None:
             scale = service_scale(service, row, seen, max(live - len(exclude), 0))
-        floor = scale.score_for_similarity(threshold) - 1e-6
+        floor = scale.candidate_floor(threshold) - 1e-6
         best = {key: score for key, score in seen.items() if score >= floor}
         exhausted = k >= size or k >= MAX_K or lowest < floor
-        if exhausted or (not user_faces_only and len(best) >= want):
+        enough = not user_faces_only and not scale.symmetric and len(best) >= want  # symmetric: order is not raw
+        if exhausted or enough:
             return best, live, scale
         k *= 4
 
