@@ -412,3 +412,31 @@ def test_an_engine_refuses_what_is_not_a_model_or_settings_and_embed_what_is_not
     assert (no_detector.value.parameter, no_settings.value.parameter) == ("detector", "settings")
     with pytest.raises(InvalidParameterError, match="faces must be Face objects"):
         fake_engine().embed(picture((20, 20, 96, 1)), faces=[None])  # type: ignore[list-item]
+
+
+def test_compare_lists_the_target_faces_by_the_similarity_it_reports_not_the_raw_score() -> None:
+    from facetrust.calibration import Calibration
+    from facetrust.clusternorm import ClusterNormaliser
+
+    plain = fake_engine()
+    source = picture((20, 20, 96, 1))
+    vectors = {p: plain.embed_largest(picture((20, 20, 96, p))) for p in range(2, 12)}
+    probe = plain.embed_largest(source)
+    assert probe is not None and all(v is not None for v in vectors.values())
+    raw = {p: float(np.dot(probe.vector, v.vector)) for p, v in vectors.items() if v is not None}
+    higher, lower = sorted(raw, key=raw.__getitem__, reverse=True)[:2]  # the two best raw scores
+    centroids = np.stack([v.vector for p, v in vectors.items() if v is not None and p in (higher, lower)])
+    offsets = np.array([0.5, 0.0] if higher < lower else [0.0, 0.5], np.float32)  # the higher's region is stricter
+    normaliser = ClusterNormaliser(FakeRecogniser.model_id, centroids, offsets)
+    table = Calibration(normaliser.score_id, (-1.0, 0.9), (0.0, -6.0), 1e-6, 10**7, "synthetic")
+    engine = FaceEngine(
+        FakeDetector(),
+        FakeRecogniser(),
+        calibration=fake_calibration(),
+        settings=plain.settings,
+        normaliser=normaliser.with_calibration(table),
+    )
+    result = engine.compare(source, picture((10, 10, 90, higher), (120, 30, 90, lower)), threshold=0)
+    assert [round(m.face.box.left) for m in result.matches] == [120, 10]  # the lower raw score reports more
+    assert result.matches[0].comparison.similarity > result.matches[1].comparison.similarity
+    assert result.matches[0].comparison.score < result.matches[1].comparison.score

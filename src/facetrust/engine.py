@@ -332,7 +332,7 @@ class FaceEngine:
             comparison = self.compare_embeddings(probe, cand, threshold=threshold)
             result = FaceMatch(face=cand.face, comparison=comparison, unreliable=reason)
             (matches if result.comparison.is_match else unmatched).append(result)
-        matches.sort(key=lambda m: m.comparison.score, reverse=True)
+        matches.sort(key=lambda m: (m.comparison.similarity, m.comparison.score), reverse=True)  # as reported
         assert probe.face is not None
         return ImageComparison(
             source_face=probe.face,

@@ -189,3 +189,15 @@ def test_compare_names_each_face_whose_estimate_is_unreliable(make_image: MakeIm
     assert flagged[0].startswith("#2 estimate unreliable: the target face lies in a region of faces whose strangers")
     document = json.loads(run("compare", "--json", adult, group).stdout)
     assert [f["unreliable"] is not None for f in document["faces"]] == [False, True]
+
+
+def test_a_similarity_just_below_the_threshold_is_never_shown_as_the_threshold() -> None:
+    from facetrust.cli.render import similarity_text
+
+    assert [similarity_text(v) for v in (79.9969, 80.0, 100.0, 0.0, 85.2291)] == [
+        "79.99",
+        "80.00",
+        "100.00",
+        "0.00",
+        "85.22",
+    ]

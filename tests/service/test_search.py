@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,15 @@ def test_fpir_grows_with_gallery_size_and_falls_with_threshold() -> None:
     assert fpir(80, 1) == pytest.approx(1e-4)
     assert fpir(80, 1_000_000) == pytest.approx(1 - math.exp(-100), rel=1e-6)
     assert fpir(99, 10_000) < fpir(80, 10_000) < fpir(60, 10_000)
+
+
+def test_fpir_never_claims_an_fmr_below_the_calibrations_floor() -> None:
+    from facetrust.service.scoring import ProbeScale
+
+    table = fake_engine().calibration
+    small = dataclasses.replace(table, floor_fmr=5e-4, log10_fmr=(0.0, math.log10(5e-4)))  # a small site's table
+    assert fpir(80, 5_000, small.floor_fmr) == pytest.approx(ProbeScale(small, 5_000, None).fpir(80))
+    assert fpir(80, 5_000, small.floor_fmr) == pytest.approx(1 - (1 - 5e-4) ** 5_000)
 
 
 def test_search_by_image_without_a_face_raises_invalid_parameter(service: FaceService) -> None:

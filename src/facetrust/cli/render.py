@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,12 @@ def jsonable(value: Any, digits: int = DIGITS) -> Any:
 def num(value: float, decimals: int = 1) -> str:
     """``value`` with ``decimals`` decimals, never as "-0.0"."""
     return f"{round(value, decimals) + 0.0:.{decimals}f}"
+
+
+def similarity_text(value: float) -> str:
+    """A Similarity to 2 decimals, cut rather than rounded: 79.9969 is "79.99", never the "80.00" of
+    a threshold it does not reach."""
+    return f"{math.floor(value * 100.0 + 1e-9) / 100.0 + 0.0:.2f}"
 
 
 def dumps(document: Any) -> str:
@@ -171,7 +178,9 @@ _fmr = fmr_text
 
 
 def _all_matches(result: ImageComparison) -> list[FaceMatch]:
-    return sorted([*result.matches, *result.unmatched], key=lambda m: m.comparison.score, reverse=True)
+    return sorted(
+        [*result.matches, *result.unmatched], key=lambda m: (m.comparison.similarity, m.comparison.score), reverse=True
+    )
 
 
 def compare_text(source: str, target: str, result: ImageComparison) -> str:
@@ -188,7 +197,7 @@ def compare_text(source: str, target: str, result: ImageComparison) -> str:
             [
                 str(i),
                 _px(m.face),
-                num(m.comparison.similarity, 2),
+                similarity_text(m.comparison.similarity),
                 _fmr(m.comparison.fmr, m.comparison.fmr_is_bound),
                 num(m.comparison.score, 4),
                 "match" if m.comparison.is_match else "no match",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from facetrust.cli.render import dumps, face_json, fmr_text, jsonable, num, px_box, table
+from facetrust.cli.render import dumps, face_json, fmr_text, jsonable, num, px_box, similarity_text, table
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service import (
@@ -232,7 +232,7 @@ def search_text(image: str, result: FaceSearchResult) -> str:
                 str(i),
                 m.face.face_id,
                 m.face.external_image_id or "-",
-                num(m.similarity, 2),
+                similarity_text(m.similarity),
                 fmr_text(m.fmr, m.fmr_is_bound),
             ]
             for i, m in enumerate(result.matches, 1)
@@ -298,7 +298,7 @@ def user_search_text(image: str | None, result: UserSearchResult) -> str:
                 str(i),
                 m.user.user_id,
                 str(m.user.face_count),
-                num(m.similarity, 2),
+                similarity_text(m.similarity),
                 fmr_text(m.fmr, m.fmr_is_bound),
                 m.best_face_id,
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetrust.cli.render import dumps, fmr_text, jsonable, num, table
+from facetrust.cli.render import dumps, fmr_text, jsonable, num, similarity_text, table
 from facetrust.service.video import VideoSearchResult
 from facetrust.video.pipeline import PersonTrack, VideoFaces
 from facetrust.video.redact import RedactionReport
@@ -89,7 +89,7 @@ def search_text(path: str, collection: str, result: VideoSearchResult) -> str:
             rows.append([*cells, "-", "-", "-", "-"])
         else:
             ext = first.face.external_image_id or "-"
-            sim, fmr = num(first.similarity, 2), fmr_text(first.fmr, first.fmr_is_bound)
+            sim, fmr = similarity_text(first.similarity), fmr_text(first.fmr, first.fmr_is_bound)
             rows.append([*cells, first.face.face_id, ext, sim, fmr])
     if rows:
         headers = ("person", "first seen", "last seen", "best match", "external image id", "similarity", "est. FMR")

@@ -55,11 +55,13 @@ __all__ = [
 ]
 
 
-def fpir(threshold: float, gallery_size: int) -> float:
-    """Chance that comparing one probe with ``gallery_size`` non-mated faces yields a false match."""
+def fpir(threshold: float, gallery_size: int, floor_fmr: float = 0.0) -> float:
+    """Chance that comparing one probe with ``gallery_size`` non-mated faces yields a false match
+    (each at the FMR ``threshold`` promises, or the calibration's ``floor_fmr`` where that is higher:
+    no table claims an FMR below what its data resolve)."""
     if gallery_size <= 0:
         return 0.0
-    fmr = fmr_from_similarity(threshold)
+    fmr = max(fmr_from_similarity(threshold), floor_fmr)
     if fmr >= 1.0:
         return 1.0
     return -math.expm1(gallery_size * math.log1p(-fmr))

@@ -152,7 +152,7 @@ def governed_video_search(
         persons,
         matcher.threshold,
         matcher.gallery,
-        fpir(matcher.threshold, matcher.gallery),
+        fpir(matcher.threshold, matcher.gallery, ctx.engine_for(matcher.row).calibration.floor_fmr),
         matcher.row.model,
         matcher.purpose.human_review,
         seq,
