@@ -114,6 +114,28 @@ def test_prepared_model_path_rebuilds_when_the_hash_sidecar_is_missing(tmp_path:
     assert sidecar(path).is_file()
 
 
+def test_a_cached_model_changed_with_its_digest_file_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    path = prepared_model_path(YUNET, tmp_path)
+    good = path.read_bytes()
+    forged = good[:-100] + b"\1" * 100
+    path.write_bytes(forged)
+    sidecar(path).write_text(hashlib.sha256(forged).hexdigest() + "\n")  # whoever can write one can write both
+    assert prepared_model_path(YUNET, tmp_path) == path
+    assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("spec", [s for s in CATALOG.values() if s.file_format == "onnx"], ids=lambda s: s.name)
+def test_each_repaired_model_has_the_digest_the_catalog_pins(spec: ModelSpec, tmp_path: Path) -> None:
+    assert sha256_file(prepared_model_path(spec, tmp_path)) == spec.prepared_sha256
+
+
+def test_a_repair_that_serialises_differently_is_trusted_when_a_fresh_repair_agrees(tmp_path: Path) -> None:
+    other_onnx = dataclasses.replace(YUNET, prepared_sha256=WRONG_HASH)
+    path = prepared_model_path(other_onnx, tmp_path)
+    assert verify_model(other_onnx, tmp_path).cached_ok
+    assert prepared_model_path(other_onnx, tmp_path) == path
+
+
 def test_prepared_model_path_reports_a_failed_repair_as_a_model_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,10 @@ class ModelSpec:
     """One pinned model file.
 
     ``carrier_package``/``carrier_path`` locate the original file inside an installed Python
-    package (the package is only the carrier); ``sha256`` pins that original file.
+    package (the package is only the carrier); ``sha256`` pins that original file;
+    ``prepared_sha256`` pins the repaired copy ``models.files`` caches (what this release's repair
+    makes of it with the onnx it was built with; a copy with another digest is trusted only if a
+    repair of the verified original made now gives the same bytes).
     """
 
     name: str
@@ -41,6 +44,7 @@ class ModelSpec:
     dynamic_batch: bool = False
     file_format: str = "onnx"  # "onnx" (repaired and cached) or "dlib" (loaded as shipped)
     extra: str | None = None  # the optional facetrust extra that installs the carrier, if any
+    prepared_sha256: str | None = None  # the repaired copy's digest (onnx models)
 
     @property
     def model_id(self) -> str:
@@ -63,6 +67,7 @@ CATALOG: dict[str, ModelSpec] = {
             input=InputSpec("input", (1, 3, -1, -1), "BGR", "0-255"),
             output="boxes, 5 landmarks and a score per face",
             keep_inputs=("input",),
+            prepared_sha256="f1db01dc98f334f0fadc99d70c8bb08c6488040c2f48607dbbea4b033ad2f365",
         ),
         ModelSpec(
             name="sface-2021dec",
@@ -77,6 +82,7 @@ CATALOG: dict[str, ModelSpec] = {
             output="128-d embedding (fc1), compared by cosine",
             keep_inputs=("data",),
             dynamic_batch=True,
+            prepared_sha256="431189d0dd4f08ccd0528168a96db3e3e388be453164d8b3fcec71305f7b4200",
         ),
         ModelSpec(
             name="dlib-resnet-v1",

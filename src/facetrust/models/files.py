@@ -79,18 +79,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
         ) from None
 
 
-def _cached_ok(path: Path, digest_path: Path) -> bool:
+def _cached_ok(spec: ModelSpec, path: Path, digest_path: Path) -> bool:
+    """Whether the cached repaired copy is the one the verified original gives: its digest is the
+    catalog's pin, or (another onnx serialising differently) that of a repair made now. The digest
+    file beside it only says a write finished: whoever can change the copy can change it too."""
     try:
         if not (path.is_file() and digest_path.is_file()):
             return False
     except OSError:  # e.g. a cache directory under a file: nothing cached there
         return False
-    expected = digest_path.read_text().strip()
     actual = sha256_file(path)
+    if actual == spec.prepared_sha256:
+        return True
+    expected = hashlib.sha256(_repaired(spec)).hexdigest()
     if actual != expected:
         log.warning("cached model %s has SHA-256 %s, expected %s; rebuilding it", path, actual, expected)
         return False
     return True
+
+
+def _repaired(spec: ModelSpec) -> bytes:
+    """The repaired model, made from the verified original."""
+    import onnx
+
+    from facetrust.models.repair import repair_model
+
+    original = _verified_source(spec)
+    try:
+        model = onnx.load(str(original))
+        repaired = repair_model(model, spec.keep_inputs, dynamic_batch=spec.dynamic_batch)
+        data: bytes = repaired.SerializeToString()
+        return data
+    except Exception as exc:  # onnx raises assorted types for malformed graphs
+        raise ModelError(f"Model {spec.name!r}: could not repair {original}: {exc}", model=spec.name) from exc
 
 
 def prepared_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
@@ -102,19 +123,9 @@ def prepared_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     if spec.file_format != "onnx":  # loaded as shipped: the verified original is the model
         return _verified_source(spec)
     path, digest_path = _cache_paths(spec, cache_dir)
-    if _cached_ok(path, digest_path):
+    if _cached_ok(spec, path, digest_path):
         return path
-    import onnx
-
-    from facetrust.models.repair import repair_model
-
-    original = _verified_source(spec)
-    try:
-        model = onnx.load(str(original))
-        repaired = repair_model(model, spec.keep_inputs, dynamic_batch=spec.dynamic_batch)
-        data = repaired.SerializeToString()
-    except Exception as exc:  # onnx raises assorted types for malformed graphs
-        raise ModelError(f"Model {spec.name!r}: could not repair {original}: {exc}", model=spec.name) from exc
+    data = _repaired(spec)
     _write_atomic(path, data)
     _write_atomic(digest_path, (hashlib.sha256(data).hexdigest() + "\n").encode())
     log.info("prepared %s at %s", spec.name, path)
@@ -151,4 +162,4 @@ def verify_model(spec: ModelSpec, cache_dir: Path) -> ModelStatus:
         prepared = prepared_model_path(spec, cache_dir)
     except ModelError as exc:
         return ModelStatus(spec.name, spec.role, src, True, None, False, exc.message)
-    return ModelStatus(spec.name, spec.role, src, True, prepared, _cached_ok(path, digest_path))
+    return ModelStatus(spec.name, spec.role, src, True, prepared, _cached_ok(spec, path, digest_path))
