@@ -62,6 +62,18 @@ def test_new_faces_join_a_cluster_or_start_one_without_a_full_pass(coll: FaceSer
     assert {alone, mate} in _groups(page, coll)
 
 
+def test_a_new_face_joins_a_person_with_more_faces_than_its_neighbours_without_a_full_pass(
+    coll: FaceService,
+) -> None:
+    faces = [_one(coll, 3) for _ in range(30)]  # more members than a face's 16 nearest neighbours
+    person = coll.cluster_faces("c").people[0]
+    assert person.size == 30
+    joined = _one(coll, 3)
+    page = coll.list_people("c")
+    assert [p.size for p in page.people] == [31]
+    assert set(coll.describe_person("c", person.cluster_id).face_ids) == {*faces, joined}
+
+
 def test_two_faces_of_one_image_never_share_a_cluster(coll: FaceService) -> None:
     both = coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 1))).indexed
     other = _one(coll, 1)

@@ -164,12 +164,15 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
     with service.store.transaction() as conn:
         threshold = service.engine_for(row).calibration.score_for_similarity(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
-        faces = _faces(service, row, sorted(set(keys[keys >= 0].tolist()) | set(pending)), conn)
-        pending = [k for k in pending if k in faces.image_of and k not in label_of]  # not erased or placed since
         members_of: dict[str, list[int]] = {}
         for k, label in label_of.items():
             if label is not None:
                 members_of.setdefault(label, []).append(k)
+        near = set(keys[keys >= 0].tolist())
+        joinable = {label_of[k] for k in near if label_of.get(k) is not None}  # a pending face may join these
+        wanted = near | set(pending) | {m for label in joinable for m in members_of[str(label)]}
+        faces = _faces(service, row, sorted(wanted), conn)  # every member the constraints check, not only neighbours
+        pending = [k for k in pending if k in faces.image_of and k not in label_of]  # not erased or placed since
         sums = _Centroids(service, row, conn)
         touched: set[str] = set()
         for key in pending:
