@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Record", "audited", "logged_or_refused"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+INTERNAL_ERROR = "InternalServerError"  # the outcome of an attempt a fault of facetrust's own stopped (HTTP 500)
 
 # The operations whose audit record was opened in this context (None: nobody is counting).
 _OPENED: ContextVar[list[str] | None] = ContextVar("facetrust_audit_opened", default=None)
@@ -66,6 +69,14 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
         record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
         with store.transaction() as conn:
             record.commit(conn, outcome=exc.code)
+        raise
+    except Exception as exc:  # a fault of facetrust's own: the attempt is logged all the same
+        record.details = {**record.details, "error": f"an internal error stopped it ({type(exc).__name__})"}
+        try:
+            with store.transaction() as conn:
+                record.commit(conn, outcome=INTERNAL_ERROR)
+        except Exception:  # the store itself is what failed: the first error is the one to raise
+            log.exception("could not log the failed %s", operation)
         raise
     if record.entry is None:
         with store.transaction() as conn:

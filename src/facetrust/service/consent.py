@@ -139,7 +139,6 @@ def revoke_consent(service: ServiceContext, subject: str, actor: Actor) -> Erasu
         "RevokeConsent",
         "subject",
         subject,
-        None,
         actor,
         chosen,
         also=lambda conn: records.revoke_consent(conn, subject, now),

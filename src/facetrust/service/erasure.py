@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
-from facetrust.service.governed import governed
+from facetrust.service.governed import governed, require_current
 from facetrust.service.types import ErasureReceipt
 from facetrust.service.users import require_user
 from facetrust.service.validate import check_external_image_id
@@ -81,7 +81,6 @@ def erase_keys(
     operation: str,
     what: str,
     target: str,
-    by_name: dict[str, CollectionRow] | None,
     actor: Actor,
     select: Selector,
     also: Also | None = None,
@@ -90,18 +89,21 @@ def erase_keys(
     """Delete the faces ``select`` picks, in one transaction with its audit entry; return the receipt.
 
     ``collection``: the one collection erased from (resolved on the governed path, which keeps
-    erasure open under a moratorium); otherwise ``by_name`` (default: every collection). The
-    stored video job results that name an erased face lose those matches with it (the store's
-    cascade); the receipt counts the jobs rewritten. ``also`` runs in the same transaction and may
-    return details for the audit entry.
+    erasure open under a moratorium, and refused as not found when it was deleted before the
+    transaction, even if one of the same name was made since); otherwise every collection, as the
+    transaction sees them (one made just before it is not skipped). The stored video job results
+    that name an erased face lose those matches with it (the store's cascade); the receipt counts
+    the jobs rewritten. ``also`` runs in the same transaction and may return details for the audit
+    entry.
     """
     with governed(service, actor, operation, collection) as step:
-        if step.row is not None:
-            by_name = {step.row.name: step.row}
-        elif by_name is None:
-            by_name = all_collections(service)
-        by_id = {row.id: row for row in by_name.values()}
         with service.store.transaction() as conn:
+            if step.row is not None:
+                require_current(service, step.row, conn)
+                by_name = {step.row.name: step.row}
+            else:
+                by_name = all_collections(service)  # on this thread's connection: inside the transaction
+            by_id = {row.id: row for row in by_name.values()}
             chosen = select(conn) if step.row is None else {step.row.id: select(conn).get(step.row.id, [])}
             erased = _delete_chosen(service, conn, chosen, by_id)
             extra = also(conn) if also is not None else None
@@ -149,10 +151,10 @@ def all_collections(service: ServiceContext) -> dict[str, CollectionRow]:
 def erase(service: ServiceContext, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:
     """Erase a subject (every collection), or an external image id or a user (one collection)."""
     if what == "subject":
-        return erase_keys(service, "EraseSubject", what, target, None, actor, _by_subject(target))
+        return erase_keys(service, "EraseSubject", what, target, actor, _by_subject(target))
     if what == "external_image_id":
         return erase_keys(
-            service, "EraseExternalImageId", what, target, None, actor, _by_subject(target), collection=collection
+            service, "EraseExternalImageId", what, target, actor, _by_subject(target), collection=collection
         )
     if what == "user":
 
@@ -164,9 +166,7 @@ def erase(service: ServiceContext, what: str, target: str, collection: str | Non
         def drop_user(conn: sqlite3.Connection) -> None:
             service.store.delete_user(conn, _named(service, collection, conn).id, target)
 
-        return erase_keys(
-            service, "EraseUser", what, target, None, actor, user_faces, also=drop_user, collection=collection
-        )
+        return erase_keys(service, "EraseUser", what, target, actor, user_faces, also=drop_user, collection=collection)
     raise InvalidParameterError(f"Cannot erase a {what!r}", parameter="what")
 
 
@@ -199,9 +199,7 @@ def delete_collection(service: ServiceContext, name: str, actor: Actor) -> Erasu
     def drop(conn: sqlite3.Connection) -> None:
         service.store.delete_collection(conn, dropped[0].id)
 
-    receipt = erase_keys(
-        service, "DeleteCollection", "collection", name, None, actor, every_face, also=drop, collection=name
-    )
+    receipt = erase_keys(service, "DeleteCollection", "collection", name, actor, every_face, also=drop, collection=name)
     service.indexes.drop(dropped[0])
     service.store.checkpoint()
     return receipt

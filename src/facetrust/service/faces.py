@@ -250,7 +250,7 @@ def delete_faces(service: ServiceContext, collection: str, face_ids: Sequence[st
         row = service.store.get_collection(collection, conn)
         return {row.id: list(service.store.faces_by_ids(row.id, wanted, conn).values())} if row else {}
 
-    receipt = erase_keys(service, "DeleteFaces", "faces", collection, None, actor, chosen, collection=collection)
+    receipt = erase_keys(service, "DeleteFaces", "faces", collection, actor, chosen, collection=collection)
     erased = set(receipt.face_ids)  # looked up inside the erasure's transaction, so no race
     deleted = tuple(f for f in wanted if f in erased)  # in the order asked for
     missing = tuple(UnsuccessfulFace(f, ("FACE_NOT_FOUND",)) for f in wanted if f not in erased)

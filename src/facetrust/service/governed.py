@@ -16,13 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.errors import FacetrustError, InvalidParameterError, PurposeRefusedError
+from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError, PurposeRefusedError
 from facetrust.governance.actor import Actor
 from facetrust.governance.recorder import Record, audited
 from facetrust.governance.roles import require_role
 from facetrust.service.validate import check_collection_id
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     from facetrust.governance.policy import Policy, Purpose
     from facetrust.service.context import ServiceContext
     from facetrust.store.protocol import FaceStore
@@ -37,6 +39,7 @@ __all__ = [
     "check_search",
     "governed",
     "record_refusal",
+    "require_current",
     "resolve_purpose",
     "usable",
 ]
@@ -216,6 +219,14 @@ def governed(
             rec.purpose = _default_purpose(service, purpose or actor.purpose)
             step.purpose = resolve_purpose(service.policy, rec.purpose, moratorium_ok=rule.moratorium)
         yield step
+
+
+def require_current(service: ServiceContext, row: CollectionRow, conn: sqlite3.Connection) -> None:
+    """Inside a write transaction, before writing under ``row``'s id: ``NotFoundError`` when its
+    collection was deleted since the governed path resolved it, even if one of the same name was
+    made since (a new collection, whose purpose and model were not the ones checked)."""
+    if service.store.get_collection(row.name, conn) != row:
+        raise NotFoundError(f"Collection {row.name!r} does not exist", resource=row.name)
 
 
 def check_search(purpose: Purpose, threshold: float, most: int) -> int:

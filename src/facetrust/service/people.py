@@ -19,7 +19,7 @@ from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.people.cluster import LINKAGE, Faces, assign, cluster, cosine
 from facetrust.people.types import PeoplePage, Person
-from facetrust.service.governed import check_search, governed, usable
+from facetrust.service.governed import check_search, governed, require_current, usable
 from facetrust.service.validate import check_threshold
 from facetrust.store import people as tables
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
@@ -162,6 +162,7 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
     vector_of = dict(zip(pending, vectors))
     row_of = {k: i for i, k in enumerate(pending)}  # its row of neighbours, before erased/expired faces drop out
     with service.store.transaction() as conn:
+        require_current(service, row, conn)
         threshold = service.engine_for(row).calibration.score_for_similarity(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
         members_of: dict[str, list[int]] = {}
@@ -221,6 +222,7 @@ def _full_pass(service: ServiceContext, row: CollectionRow, threshold: float) ->
 
     keys, vectors, (neighbours, scores) = _graph(service, row, pending=False)
     with service.store.transaction() as conn:
+        require_current(service, row, conn)
         tables.set_threshold(conn, row.id, float(threshold))
         before = tables.members(conn, row.id)
         faces = _faces(service, row, keys, conn)

@@ -52,7 +52,7 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
         return {"video_jobs_expired": len(dropped)}
 
     target = f"expires_at <= {now:.3f}"
-    receipt = erase_keys(service, "SweepRetention", "retention", target, rows, actor, select, also=drop_jobs)
+    receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=drop_jobs)
     erased = set(receipt.face_ids)
     return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt, tuple(dropped))
 

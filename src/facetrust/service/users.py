@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConflictError, LimitExceededError, NotFoundError, PurposeRefusedError
 from facetrust.governance.actor import Actor
 from facetrust.governance.roles import require_role
-from facetrust.service.governed import Governed, check_search, governed, usable
+from facetrust.service.governed import Governed, check_search, governed, require_current, usable
 from facetrust.service.scoring import ProbeScale, refuse_unreliable, stored_face_scales
 from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
 from facetrust.service.validate import (
@@ -52,14 +52,18 @@ def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> U
 def _create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
     check_user_id(user_id)
     with service.store.transaction() as conn:
+        require_current(service, row, conn)
         if service.store.get_user(row.id, user_id, conn) is not None:
             raise ConflictError(f"User {user_id!r} already exists in collection {row.name!r}", resource=user_id)
         service.store.insert_user(conn, row.id, user_id)
 
 
 def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
-    require_user(service, row, user_id)
+    check_user_id(user_id)
     with service.store.transaction() as conn:
+        require_current(service, row, conn)
+        if service.store.get_user(row.id, user_id, conn) is None:  # here, so two deletions do not both succeed
+            raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
         service.store.delete_user(conn, row.id, user_id)
 
 
