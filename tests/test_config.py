@@ -172,6 +172,8 @@ def test_settings_resolved_cache_dir_is_the_given_folder_or_the_user_cache(tmp_p
         ("threads", -1),
         ("threads", 1000),
         ("batch_size", 0),
+        ("retention_sweep_seconds", 1e-6),  # a sweep (and an audit entry) a microsecond
+        ("retention_sweep_seconds", float("inf")),  # "never" is 0
     ],
 )
 def test_settings_refuse_an_out_of_range_value_naming_the_setting(name: str, value: object) -> None:
@@ -283,3 +285,26 @@ def test_an_empty_path_or_one_with_a_nul_is_refused_not_taken_as_the_current_dir
 def test_a_config_file_that_is_a_folder_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=f"Config file {tmp_path} cannot be read: Is a directory"):
         Settings.load(environ={}, config_file=tmp_path)
+
+
+def test_a_config_file_with_settings_beside_its_facetrust_table_names_them_instead_of_ignoring_them(
+    tmp_path: Path,
+) -> None:
+    path = write_toml(tmp_path / "config.toml", 'data_dir = "/srv/faces"\n[facetrust]\nindex_backend = "exact"\n')
+    with pytest.raises(ConfigurationError, match="data_dir outside the \\[facetrust\\] table would not be read"):
+        Settings.load(environ={}, config_file=path)
+
+
+def test_a_config_file_that_is_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigurationError, match="not a regular file"):
+        Settings.load(environ={}, config_file=fifo)
+
+
+def test_a_malformed_store_url_is_refused_without_echoing_what_may_be_its_password() -> None:
+    with pytest.raises(ConfigurationError, match="store='postgres:…' is invalid") as info:
+        Settings(store="postgres:/u:S3CRET@h/db")
+    assert "S3CRET" not in str(info.value)

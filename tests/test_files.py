@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
 
-from facetrust.files import atomic_write, atomic_write_text
+from facetrust.files import atomic_write, atomic_write_text, read_regular
 
 
 def test_atomic_write_replaces_the_file_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
@@ -48,3 +49,43 @@ def test_a_missing_folder_is_an_os_error_and_creates_nothing(tmp_path: Path) -> 
     with pytest.raises(FileNotFoundError):
         atomic_write_text(tmp_path / "absent" / "cal.json", "{}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[Path]:
+    """A FIFO with no writer, named like a settings file; the test fails after 5 s if a read blocks on it."""
+    import os
+    import signal
+
+    path = tmp_path / "settings.json"
+    os.mkfifo(path)
+
+    def blocked(signum: int, frame: object) -> None:
+        raise AssertionError(f"reading {path} blocked")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(5)
+    yield path
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_read_regular_reads_a_file_and_refuses_a_fifo_or_a_folder_without_blocking(tmp_path: Path, fifo: Path) -> None:
+    plain = tmp_path / "plain.toml"
+    plain.write_bytes(b"threads = 2\n")
+    assert read_regular(plain) == b"threads = 2\n"
+    with pytest.raises(OSError, match="not a regular file"):
+        read_regular(fifo)
+    with pytest.raises(IsADirectoryError):
+        read_regular(tmp_path)
+
+
+def test_every_settings_file_loader_refuses_a_fifo_naming_it(fifo: Path) -> None:
+    from facetrust.calibration import Calibration
+    from facetrust.clusternorm import ClusterNormaliser
+    from facetrust.errors import ConfigurationError
+    from facetrust.governance.policy import load_policy
+
+    for load in (Calibration.load, ClusterNormaliser.load, load_policy):
+        with pytest.raises(ConfigurationError, match="not a regular file"):
+            load(fifo)  # type: ignore[operator]

@@ -74,8 +74,50 @@ def test_the_file_round_trips_owner_only(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_a_cohort_is_a_configuration_error(tmp_path: Path) -> None:
     (tmp_path / "c.npz").write_bytes(b"nope")
-    with pytest.raises(ConfigurationError, match="not a readable cohort file"):
+    with pytest.raises(ConfigurationError, match=r"not an \.npz archive"):
         CohortNormaliser.load(tmp_path / "c.npz")
+
+
+def _archive(path: Path, meta: object, cohort: np.ndarray) -> Path:
+    import json
+
+    np.savez(path, cohort=cohort, meta=np.array(json.dumps(meta)), calibration=np.array(""))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("meta", "cohort", "why"),
+    [
+        ({"format": "facetrust-cohort/1", "model": MODEL}, unit_rows(10), "top_k a whole number"),
+        ({"format": "facetrust-cohort/1", "model": MODEL, "top_k": "3"}, unit_rows(10), "top_k a whole number"),
+        ({"format": "facetrust-cohort/1", "model": MODEL, "top_k": 3, "provenance": "x"}, unit_rows(10), "provenance"),
+        ({"format": "facetrust-cohort/1", "model": MODEL, "top_k": 3}, np.full((10, 32), np.nan), "finite numbers"),
+        ({"format": "facetrust-cohort/1", "model": MODEL, "top_k": 30}, unit_rows(10), "more than top_k"),
+    ],
+    ids=["no-top-k", "text-top-k", "text-provenance", "nan", "small"],
+)
+def test_a_malformed_cohort_file_is_a_configuration_error_naming_what_is_wrong(
+    tmp_path: Path, meta: dict[str, object], cohort: np.ndarray, why: str
+) -> None:
+    from facetrust.normalise import FORMAT
+
+    meta = {**meta, "format": FORMAT}
+    with pytest.raises(ConfigurationError, match=why) as info:
+        CohortNormaliser.load(_archive(tmp_path / "c.npz", meta, cohort))
+    assert info.value.setting == "cohort_file"
+
+
+def test_a_single_array_file_is_refused_as_not_a_cohort_archive(tmp_path: Path) -> None:
+    np.save(tmp_path / "c.npy", unit_rows(10))
+    with pytest.raises(ConfigurationError, match=r"not an \.npz archive"):
+        CohortNormaliser.load(tmp_path / "c.npy")
+
+
+def test_a_cohort_of_embeddings_of_another_length_is_refused_when_the_engine_loads_it(tmp_path: Path) -> None:
+    n = CohortNormaliser(MODEL, unit_rows(10, dim=64), top_k=3)
+    n.with_calibration(linear(n.score_id)).save(tmp_path / "wide.npz")
+    with pytest.raises(InvalidParameterError, match="64-dimensional embeddings"):
+        engine_with(Settings(flip_augment=False, cohort_file=tmp_path / "wide.npz"))
 
 
 def embedding(v: np.ndarray) -> FaceEmbedding:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.files import read_regular
 from facetrust.types import Comparison
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,7 +202,7 @@ class Calibration:
     def load(cls, path: Path | str) -> Calibration:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path).decode("utf-8")
         except OSError as exc:
             raise ConfigurationError(f"Cannot read calibration file {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:

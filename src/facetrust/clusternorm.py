@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
 from facetrust.errors import ConfigurationError, InvalidParameterError
-from facetrust.files import atomic_write_text
+from facetrust.files import atomic_write_text, read_regular
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -165,7 +165,7 @@ class ClusterNormaliser:
         """A normaliser file (``facetrust calibrate --normaliser``); ``ConfigurationError`` naming the
         setting ``normaliser_file`` when it cannot be read or is not one."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(
                 f"{path} is not a readable normaliser file: {exc}", setting="normaliser_file"

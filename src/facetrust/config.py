@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from facetrust.errors import ConfigurationError, InvalidParameterError
+from facetrust.files import read_regular
 
 __all__ = [
     "INDEX_BACKENDS",
@@ -120,7 +121,7 @@ class Settings:
         replica_id: this server's name among replicas over one store (docs/replicas.md): its own
             index snapshot folder. Empty (the default): the data directory's ``index`` folder.
         retention_sweep_seconds: how often a server runs the retention sweep (one replica at a
-            time, under a lease; 0: never).
+            time, under a lease; 0: never; otherwise 1 second to a year, as each sweep is audited).
         lease_seconds: how long a replica's lease (the sweep, a video job) lasts unrenewed:
             after a replica dies, another takes its work over within this time.
         store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
@@ -203,16 +204,21 @@ class Settings:
             ),
             ("profile", self.profile in PROFILES, "one of " + ", ".join(PROFILES)),
             ("replica_id", self.replica_id == "" or bool(REPLICA_ID.fullmatch(self.replica_id)), REPLICA_RULE),
-            ("retention_sweep_seconds", self.retention_sweep_seconds >= 0, "0 (never) or a number of seconds"),
+            (
+                "retention_sweep_seconds",
+                self.retention_sweep_seconds == 0 or 1 <= self.retention_sweep_seconds <= 31_536_000,
+                "0 (never) or from 1 to 31536000 seconds (a year)",
+            ),
             ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
             ("store", _store_ok(self.store), "'sqlite' or a postgresql://… URL"),
             ("face_tail_stats", self.face_tail_stats in TAIL_STATS_MODES, "one of " + ", ".join(TAIL_STATS_MODES)),
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ConfigurationError(
-                    f"Setting {name}={getattr(self, name)!r} is invalid: must be {expected}", setting=name
-                )
+                shown = repr(getattr(self, name))
+                if name == "store" and ":" in str(self.store):  # a malformed URL may still hold a password
+                    shown = repr(str(self.store).split(":", 1)[0] + ":…")
+                raise ConfigurationError(f"Setting {name}={shown} is invalid: must be {expected}", setting=name)
 
     @property
     def resolved_cache_dir(self) -> Path:
@@ -359,8 +365,7 @@ def _coerce(name: str, raw: str, where: str) -> Any:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"Config file {path} does not exist", setting="config") from None
     except tomllib.TOMLDecodeError as exc:
@@ -369,6 +374,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigurationError(f"Config file {path} cannot be read: {reason}", setting="config") from None
     section = data.get("facetrust", data)
+    beside = sorted(set(data) - {"facetrust"}) if "facetrust" in data else []
+    if beside:
+        raise ConfigurationError(
+            f"Config file {path}: {', '.join(beside)} outside the [facetrust] table would not be read; "
+            "put every setting under [facetrust], or drop the table",
+            setting="config",
+        )
     if not isinstance(section, dict):
         raise ConfigurationError(f"Config file {path}: [facetrust] must be a table", setting="config")
     return dict(section)

@@ -148,6 +148,12 @@ class FaceEngine:
                 f"Cohort file {path} is for model {found.model!r}, but the engine embeds with {self.model_id!r}",
                 parameter="cohort_file",
             )
+        if found.cohort.shape[1] != self.recogniser.dim:
+            raise InvalidParameterError(
+                f"Cohort file {path} holds {found.cohort.shape[1]}-dimensional embeddings, but the engine's "
+                f"are {self.recogniser.dim}-dimensional",
+                parameter="cohort_file",
+            )
         if found.calibration is None:
             raise InvalidParameterError(
                 f"Cohort file {path} has no calibration of normalised scores; "

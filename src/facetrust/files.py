@@ -9,13 +9,15 @@ behind. (An index snapshot's data files and manifest have their own protocol, ``
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "read_regular"]
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, durable: bool = False) -> None:
@@ -43,3 +45,25 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> None:
     """``atomic_write`` of ``text`` as UTF-8."""
     data = text.encode("utf-8")
     atomic_write(path, lambda fh: fh.write(data), durable=durable)
+
+
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of the regular file at ``path`` (a settings, key or table file).
+
+    Anything else raises ``OSError`` with a reason, without blocking: a FIFO named as a file would
+    otherwise wait for a writer forever, and a device could be read without end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, socket or device)", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # the file object closes it
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)

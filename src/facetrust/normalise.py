@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import Calibration
 from facetrust.errors import ConfigurationError, InvalidParameterError
-from facetrust.files import atomic_write
+from facetrust.files import atomic_write, read_regular
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -122,19 +122,44 @@ class CohortNormaliser:
 
     @classmethod
     def load(cls, path: Path) -> CohortNormaliser:
+        """A cohort file (``facetrust calibrate --cohort``); ``ConfigurationError`` naming the setting
+        ``cohort_file`` when it cannot be read or is not one."""
+        import io
+
         import numpy as np
 
+        def refuse(why: str) -> ConfigurationError:
+            return ConfigurationError(f"{path} is not a {FORMAT} file: {why}", setting="cohort_file")
+
         try:
-            with np.load(path, allow_pickle=False) as data:
+            raw = read_regular(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{path} is not a readable cohort file: {exc.strerror or exc}", setting="cohort_file"
+            ) from None
+        if not raw.startswith(b"PK\x03\x04"):
+            raise refuse("it is not an .npz archive")
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 cohort = np.asarray(data["cohort"], dtype=np.float32)
                 cal_text = str(data["calibration"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigurationError(f"{path} is not a readable cohort file: {exc}", setting="cohort_file") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise refuse(str(exc)) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ConfigurationError(f"{path} is not a {FORMAT} file", setting="cohort_file")
+            raise refuse(f"its format is not {FORMAT!r}")
+        model, top_k, provenance = meta.get("model"), meta.get("top_k"), meta.get("provenance", {})
+        if not isinstance(model, str) or isinstance(top_k, bool) or not isinstance(top_k, int):
+            raise refuse("model must be text and top_k a whole number")
+        if not isinstance(provenance, dict):
+            raise refuse("provenance must be an object")
+        if cohort.ndim != 2 or not np.isfinite(cohort).all():
+            raise refuse("the cohort must be a table of finite numbers, one embedding a row")
         calibration = Calibration.from_json(cal_text, origin=str(path)) if cal_text else None
-        return cls(str(meta["model"]), cohort, int(meta["top_k"]), calibration, dict(meta.get("provenance", {})))
+        try:
+            return cls(model, cohort, top_k, calibration, provenance)
+        except InvalidParameterError as exc:
+            raise refuse(exc.message) from None
 
     def scorer(self, vectors: np.ndarray) -> NormalisedScorer:
         return NormalisedScorer(self, vectors)

@@ -81,3 +81,21 @@ def test_a_key_file_that_others_can_read_or_change_is_refused(tmp_path: Path, mo
         load_keyring(key_file=path, env_value=None, data_dir=tmp_path / "data")
     path.chmod(0o600)
     assert load_keyring(key_file=path, env_value=None, data_dir=tmp_path / "data") is not None
+
+
+def test_a_key_file_that_is_a_folder_is_refused_as_not_a_file(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(ConfigurationError, match="is not a file"):
+        load_keyring(key_file=folder, env_value=None, data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00"], ids=["empty", "not-utf8"])
+def test_a_server_key_file_that_holds_no_key_is_refused_naming_it(tmp_path: Path, content: bytes) -> None:
+    from facetrust.governance.crypto import load_server_key
+
+    path = tmp_path / "server.key"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(ConfigurationError, match=f"Server key (in|file) {path}"):
+        load_server_key(tmp_path / "data", path)

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from facetrust.errors import ConfigurationError
+from facetrust.files import read_regular
 from facetrust.store.sealing import MAGIC, Keyring, TemplateKey, is_sealed
 
 __all__ = [
@@ -48,11 +49,11 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def _decode(text: str, where: str) -> TemplateKey:
+def _decode(text: str, where: str, what: str = "Template key", setting: str = "template_key") -> TemplateKey:
     try:
         return TemplateKey.from_bytes(base64.b64decode(text.strip(), validate=True))
-    except (binascii.Error, ValueError):
-        raise ConfigurationError(f"Template key in {where} is not base64 of 32 bytes", setting="template_key") from None
+    except (binascii.Error, ValueError, ConfigurationError):  # not base64, or not 32 bytes (an empty file)
+        raise ConfigurationError(f"{what} in {where} is not base64 of 32 bytes", setting=setting) from None
 
 
 def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path) -> Keyring | None:
@@ -72,7 +73,7 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
             )
         try:
             _check_private(resolved, key_file)
-            lines = resolved.read_text().split()
+            lines = read_regular(resolved).decode("utf-8").split()
         except OSError as exc:
             raise ConfigurationError(
                 f"Cannot read template key file {key_file}: {exc.strerror}", setting="template_key_file"
@@ -143,17 +144,24 @@ def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey
         )
     try:
         _check_private(resolved, path, "Server key file", "data_dir")
-        text = resolved.read_text()
+        text = read_regular(resolved).decode("utf-8")
     except OSError as exc:
         raise ConfigurationError(f"Cannot read server key file {path}: {exc.strerror}", setting="data_dir") from None
-    return _decode(text, str(path))
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"Server key file {path} is not text: it holds one base64 key", setting="data_dir"
+        ) from None
+    return _decode(text, str(path), "Server key", "data_dir")
 
 
 def _check_private(
     resolved: Path, key_file: Path, what: str = "Template key file", setting: str = "template_key_file"
 ) -> None:
-    """Refuse a key file that the group or other users can read or change."""
-    mode = stat.S_IMODE(resolved.stat().st_mode)
+    """Refuse a key file that is not a file, or that the group or other users can read or change."""
+    found = resolved.stat()
+    if not stat.S_ISREG(found.st_mode):
+        raise ConfigurationError(f"{what} {key_file} is not a file: it holds base64 keys", setting=setting)
+    mode = stat.S_IMODE(found.st_mode)
     if mode & 0o077:
         raise ConfigurationError(
             f"{what} {key_file} has mode {mode:o}: other users can read or change it; run `chmod 600 {key_file}`",

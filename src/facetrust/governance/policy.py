@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from facetrust.errors import ConfigurationError
+from facetrust.files import read_regular
 
 __all__ = ["DEFAULT_POLICY", "MAX_RETENTION_DAYS", "Policy", "Purpose", "load_policy"]
 
@@ -168,7 +169,7 @@ def load_policy(path: Path | None) -> Policy:
     if path is None:
         return DEFAULT_POLICY
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise _fail(str(path), "file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
