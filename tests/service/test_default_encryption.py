@@ -79,3 +79,43 @@ def test_a_plaintext_store_keeps_working_and_rotation_seals_it(tmp_path: Path, c
         assert service.rotate_templates() == 1
         assert all(is_sealed(b) for b in _blobs(service))
         assert len(service.search_faces_by_image("c", face_png((10, 10, 100, 1))).matches) >= 1
+
+
+def _key_file(path: Path, *keys: bytes) -> Path:
+    import base64
+
+    path.write_text("".join(base64.b64encode(k).decode() + "\n" for k in keys))
+    path.chmod(0o600)
+    return path
+
+
+def test_a_store_is_refused_at_open_under_a_key_that_cannot_read_its_templates(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    from facetrust.errors import ConfigurationError
+
+    first, second = _key_file(tmp_path / "a.key", b"a" * 32), _key_file(tmp_path / "b.key", b"b" * 32)
+    with _open(tmp_path / "data", template_key_file=first) as service:
+        service.create_collection("c")
+        service.index_faces("c", face_png((10, 10, 100, 1)))
+    with pytest.raises(ConfigurationError, match=r"sealed with key \w+, which is not configured here"):
+        _open(tmp_path / "data", template_key_file=second)
+    with pytest.raises(ConfigurationError, match="template encryption is off here"):
+        _open(tmp_path / "data", template_encryption=False)
+    both = _key_file(tmp_path / "both.key", b"b" * 32, b"a" * 32)  # a rotation: the new key first, the old below
+    with _open(tmp_path / "data", template_key_file=both) as service:
+        assert len(service.search_faces_by_image("c", face_png((10, 10, 100, 1))).matches) == 1
+    with _open(tmp_path / "data", template_key_file=first) as service:  # nothing was written under another key
+        assert len(service.search_faces_by_image("c", face_png((10, 10, 100, 1))).matches) == 1
+
+
+def test_open_without_settings_reads_the_environment_and_config_file_as_the_cli_does(
+    tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('default_purpose = "access"\n[purposes.access]\nconsent_required = true\n')
+    monkeypatch.setenv("FACETRUST_POLICY_FILE", str(policy))
+    monkeypatch.setenv("FACETRUST_DATA_DIR", str(tmp_path / "data"))
+    with FaceService.open(engine=fake_engine()) as service:
+        assert service.policy.purposes["access"].consent_required
+        assert service.data_dir == tmp_path / "data"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrust.errors import ConsentRequiredError, PurposeRefusedError
+from facetrust.errors import ConfigurationError, ConsentRequiredError, PurposeRefusedError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
@@ -313,5 +313,5 @@ def test_templates_are_encrypted_at_rest_and_rotation_keeps_them_readable(tmp_pa
     only_new = FaceService(tmp_path / "data", fake_engine(), keyring=Keyring(new))
     assert only_new.search_faces_by_image("c", face_png((20, 20, 100, 3))).matches
     only_new.close()
-    with pytest.raises(Exception, match="encrypted, but no template key"):
-        FaceService(tmp_path / "data", fake_engine()).search_faces_by_image("c", face_png((20, 20, 100, 3)))
+    with pytest.raises(ConfigurationError, match="holds encrypted templates, but template encryption is off"):
+        FaceService(tmp_path / "data", fake_engine())  # refused at open: nothing is written in the clear

@@ -20,6 +20,7 @@ from pathlib import Path
 from facetrust.config import INDEX_BACKENDS, Settings, settings_or_default
 from facetrust.engine import FaceEngine, check_engine
 from facetrust.errors import (
+    ConfigurationError,
     FacetrustError,
     InvalidParameterError,
 )
@@ -113,6 +114,11 @@ class FaceService:
         data_dir = Path(data_dir)
         folder = index_folder(data_dir, replica_id)  # refuses a bad replica_id before opening anything
         opened = open_store(data_dir / DB_NAME, store, keyring=keyring)  # store: None/"sqlite", or postgresql://…
+        try:
+            opened.check_keyring()  # before anything is written under keys its templates' readers lack
+        except ConfigurationError:
+            opened.close()
+            raise
         engines = ProfileEngines(engine, settings)  # the other profiles' engines load when a collection needs them
         indexes = IndexRegistry(
             opened, engines.dim_of, index_backend, folder, keyring=keyring, root=index_folder(data_dir)
@@ -174,12 +180,14 @@ class FaceService:
     ) -> FaceService:
         """A service over ``data_dir`` (default: ``settings.resolved_data_dir``), the default engine,
         the policy file and the template key that ``settings`` name; with no key named, the
-        per-user default key (made on first use) unless ``settings.template_encryption`` is off."""
+        per-user default key (made on first use) unless ``settings.template_encryption`` is off.
+        ``settings`` default to ``Settings.load()``: the config file and ``FACETRUST_*`` variables the
+        CLI and server read, so a library caller gets the same policy and keys they do."""
         from facetrust.engine import load_engine
         from facetrust.governance.crypto import default_keyring, load_keyring
         from facetrust.governance.policy import load_policy
 
-        settings = settings_or_default(settings)
+        settings = Settings.load() if settings is None else settings_or_default(settings)
         if data_dir is not None:
             _check_data_dir(data_dir)
         data = Path(data_dir) if data_dir is not None else settings.resolved_data_dir

@@ -92,6 +92,10 @@ class Keyring:
         except InvalidTag:
             raise ConfigurationError("A stored template failed authentication: it was altered or moved") from None
 
+    def knows(self, key_id: bytes) -> bool:
+        """Whether this keyring holds the key with ``key_id`` (a sealed blob's bytes 4–12)."""
+        return key_id in self._keys
+
     def sealed_with_current(self, blob: bytes) -> bool:
         return is_sealed(blob) and blob[4:12] == self.current.key_id
 

@@ -28,6 +28,7 @@ from facetrust.store.inlist import select_in
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow, vector_from_blob
 from facetrust.store.schema import DDL, SCHEMA_VERSION
+from facetrust.store.sealing import is_sealed
 from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
 from facetrust.store.upgrade import upgrade
 from facetrust.store.users import UserTable
@@ -51,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HEADS_NAME = "audit.heads"  # beside the database, outside it: the anchor of the audit log's head
+KEY_CHECK_ROWS = 256  # the newest templates whose keys are checked at open
 
 
 class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
@@ -84,6 +86,31 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
+
+    def check_keyring(self) -> None:
+        """Refuse keys that cannot read the newest stored templates (another key, or encryption off
+        over sealed ones): a service writing under them would leave faces that every search of their
+        collection then fails on. Plain templates under a key are not refused: sealing them is what
+        ``templates rotate`` opens the store for. (Commands that never read a template, such as
+        ``store copy``, open the store without a keyring and do not call this.)"""
+        rows = self._conn().execute(f"SELECT embedding FROM faces ORDER BY id DESC LIMIT {KEY_CHECK_ROWS}").fetchall()
+        sealed = {bytes(r[0])[4:12] for r in rows if is_sealed(bytes(r[0]))}
+        if not sealed:
+            return
+        if self.keyring is None:
+            raise ConfigurationError(
+                f"{self.where()} holds encrypted templates, but template encryption is off here; "
+                "configure the key they were sealed with (template_key_file or FACETRUST_TEMPLATE_KEY)",
+                setting="template_encryption",
+            )
+        unknown = sorted(k.hex() for k in sealed if not self.keyring.knows(k))
+        if unknown:
+            raise ConfigurationError(
+                f"{self.where()} holds templates sealed with key {', '.join(unknown)}, which is not configured "
+                "here; configure it (older keys follow the current one in the key file), or a face written "
+                "now would be sealed with a key its other readers lack",
+                setting="template_key",
+            )
 
     def where(self) -> str:
         """Where this store's rows live, for messages: its data directory."""
