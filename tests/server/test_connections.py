@@ -165,3 +165,64 @@ def test_get_root_over_the_network_follows_to_a_page(api: Api) -> None:
 
     assert page.status_code == 200
     assert "<html" in page.text.lower()
+
+
+def test_a_body_that_trickles_in_is_timed_out_though_no_silence_reaches_the_timeout(quick: tuple[str, int]) -> None:
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection(quick, timeout=5) as sock:
+        sock.sendall(HEAD + b"Content-Length: 40\r\n\r\n")
+        try:
+            for _ in range(40):  # a byte every 0.3 s: each pause shorter than the 0.5 s silence allowed
+                sock.sendall(b" ")
+                time.sleep(0.3)
+        except OSError:  # the server answered and closed
+            pass
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError:
+            pass
+    status, _, body = json_error(received)
+    assert (status, body["__type"]) == (408, "RequestTimeoutException")
+    assert "slower than 16 KiB/s" in body["message"]
+    assert time.monotonic() - started < 8  # not the 12 s the whole trickle takes
+
+
+def test_a_request_without_a_valid_key_is_refused_without_its_body_being_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.keys import KeyStore
+    from facetrust.server.rpc import RpcEndpoint
+
+    kept: list[int] = []
+    real = RpcEndpoint._read_body
+
+    async def spying(self: RpcEndpoint, request: object, head: object, limit: int, *, keep: bool = True) -> bytes:
+        body = await real(self, request, head, limit, keep=keep)  # type: ignore[arg-type]
+        kept.append(len(body))
+        return body
+
+    monkeypatch.setattr(RpcEndpoint, "_read_body", spying)
+    with FaceService(tmp_path, fake_engine()) as service, KeyStore.open(tmp_path) as keys:
+        app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path))
+        with serving(app) as url:
+            target = {"X-Amz-Target": "RekognitionService.CompareFaces", "Content-Type": "application/x-amz-json-1.1"}
+            now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            scope = f"FTKNOBODY/{now[:8]}/eu-west-1/rekognition/aws4_request"
+            body = b'{"SourceImage": {"Bytes": "' + b"A" * 3_000_000 + b'"}}'
+            anonymous = httpx.post(url, content=body, headers=target)
+            unknown = httpx.post(
+                url,
+                content=body,
+                headers={
+                    **target,
+                    "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}, "
+                    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64,
+                    "X-Amz-Date": now,
+                },
+            )
+    assert (anonymous.status_code, anonymous.json()["__type"]) == (403, "MissingAuthenticationTokenException")
+    assert (unknown.status_code, unknown.json()["__type"]) == (403, "UnrecognizedClientException")
+    assert kept == [0, 0]  # read and dropped: nothing of either body was held

@@ -282,11 +282,13 @@ class SigV4Authenticator:
     def __repr__(self) -> str:
         return f"SigV4Authenticator({self.keys!r}, max_skew_s={self.max_skew_s})"
 
-    def authenticate(self, request: WireRequest) -> Principal:
-        """The principal whose key signed ``request``; ``AuthError`` otherwise.
+    def check_head(self, request: WireRequest) -> None:
+        """What can be checked before the body arrives: an Authorization header, its dates, and an
+        active key. A request failing these is refused without its body being kept, so that nobody
+        without a key makes the server hold bodies (``RpcEndpoint`` drains them)."""
+        self._head(request)
 
-        Every header is read through ``request.header``, so a signed header sent twice is refused.
-        """
+    def _head(self, request: WireRequest) -> tuple[_Authorization, str, float, float, str, str]:
         value = request.header("authorization")
         if not value:
             raise AuthError(
@@ -298,6 +300,14 @@ class SigV4Authenticator:
         now = self.clock()
         self._check_skew(amz_date, signed_at, now, auth.key_id)
         secret, role = self._secret(auth.key_id, request)
+        return auth, amz_date, signed_at, now, secret, role
+
+    def authenticate(self, request: WireRequest) -> Principal:
+        """The principal whose key signed ``request``; ``AuthError`` otherwise.
+
+        Every header is read through ``request.header``, so a signed header sent twice is refused.
+        """
+        auth, amz_date, signed_at, now, secret, role = self._head(request)
         payload_hash = hashlib.sha256(request.body).hexdigest()
         claimed = request.header("x-amz-content-sha256")
         if claimed is not None and claimed != payload_hash:

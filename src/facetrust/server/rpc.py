@@ -39,13 +39,22 @@ from facetrust.server.roles import authorize
 from facetrust.server.wire import CASE_HEADER, PURPOSE_HEADER, WireRequest
 from facetrust.service import FaceService
 
-__all__ = ["ANONYMOUS", "BASE_BODY_BYTES", "BODY_TIMEOUT_S", "DRAIN_BYTES", "RpcEndpoint", "request_id"]
+__all__ = [
+    "ANONYMOUS",
+    "BASE_BODY_BYTES",
+    "BODY_TIMEOUT_S",
+    "DRAIN_BYTES",
+    "MIN_BODY_RATE",
+    "RpcEndpoint",
+    "request_id",
+]
 
 log = logging.getLogger(__name__)
 
 BASE_BODY_BYTES = 1024 * 1024  # a body without images: 4096 face ids fit several times over
 BODY_TIMEOUT_S = 30.0  # the longest silence while a request body arrives
 DRAIN_BYTES = 32 * 1024 * 1024  # read (and drop) this much of an oversized body so the client sees the answer
+MIN_BODY_RATE = 16 * 1024  # bytes a second a body must average after its first BODY_TIMEOUT_S
 REQUEST_ID_KEY = "facetrust.request_id"
 ANONYMOUS = Principal("anonymous", "admin")  # every caller, when authentication is disabled
 
@@ -113,7 +122,21 @@ class RpcEndpoint:
         return self.operations.get(named) if named is not None else None
 
     async def _serve(self, request: Request, head: WireRequest, claimed: Operation | None) -> dict[str, Any]:
-        wire = head.with_body(await self._read_body(request, head, self.body_limit(claimed)))
+        refused: AuthError | None = None
+        if self.authenticator is not None:  # no key, no body kept: it is read and dropped, then refused
+            try:
+                await run_in_threadpool(self.authenticator.check_head, head)
+            except AuthError as exc:
+                refused = exc
+        try:
+            body = await self._read_body(request, head, self.body_limit(claimed), keep=refused is None)
+        except RequestError:
+            if refused is None:
+                raise
+            raise refused from None  # what is wrong with the key is the answer, whatever the body
+        if refused is not None:
+            raise refused
+        wire = head.with_body(body)
         principal = await self._authenticate(wire)
         try:
             name = operation_name(wire.target)
@@ -166,11 +189,14 @@ class RpcEndpoint:
                 await run_in_threadpool(self.service.record_refusal, asked[:100], exc, actor=actor)
             raise
 
-    async def _read_body(self, request: Request, head: WireRequest, limit: int) -> bytes:
+    async def _read_body(self, request: Request, head: WireRequest, limit: int, *, keep: bool = True) -> bytes:
         """The body, or ImageTooLargeException (413) once it passes ``limit``, from Content-Length or while streaming.
 
         An oversized body is read on (and dropped) up to DRAIN_BYTES past the limit, so that an
-        HTTP/1.1 client still sending it reads the answer instead of a reset connection.
+        HTTP/1.1 client still sending it reads the answer instead of a reset connection; so is the
+        body of a request already refused (``keep`` false: nothing of it is held). A body must keep
+        arriving (no silence of ``body_timeout_s``) and on average at ``MIN_BODY_RATE`` bytes a
+        second after its first ``body_timeout_s``: a trickle cannot hold a buffer open.
         """
         declared = head.header("content-length")
         if declared is not None and head.header("transfer-encoding") is not None:
@@ -187,21 +213,27 @@ class RpcEndpoint:
         chunks: list[bytes] = []
         total = 0
         stream = request.stream()
+        begun = time.monotonic()
         while True:
+            allowed = self.body_timeout_s + total / MIN_BODY_RATE - (time.monotonic() - begun)
+            wait = min(self.body_timeout_s, allowed)
             try:
-                chunk = await asyncio.wait_for(anext(stream), self.body_timeout_s)
+                if wait <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(anext(stream), wait)
             except StopAsyncIteration:
                 break
             except TimeoutError:
                 raise RequestError(
                     "RequestTimeoutException",
-                    f"No part of the request body arrived for {self.body_timeout_s:g} s; send the whole body at once",
+                    f"The request body stopped arriving, or arrived slower than {MIN_BODY_RATE // 1024} KiB/s "
+                    f"after its first {self.body_timeout_s:g} s; send the whole body at once",
                     status=408,
                 ) from None
             except ClientDisconnect:
                 raise RequestError("SerializationException", "The client closed the connection mid-body") from None
             total += len(chunk)
-            if total <= limit:
+            if total <= limit and keep:
                 chunks.append(chunk)
             elif total > limit + DRAIN_BYTES:
                 break
