@@ -45,6 +45,8 @@ INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "Configuratio
             (400, "InvalidParameterException"),
         ),
         (LimitExceededError("full", limit=100), "AssociateFaces", (400, "ServiceQuotaExceededException")),
+        (LimitExceededError("busy", limit=20), "StartFaceDetection", (400, "LimitExceededException")),
+        (LimitExceededError("busy", limit=20), "StartFaceSearch", (400, "LimitExceededException")),
         (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
         (ServiceBusyError("busy", limit=1, requested=2), "DetectFaces", (429, "ThrottlingException")),
         (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),

@@ -298,3 +298,23 @@ def test_the_job_retention_setting_refuses_what_is_not_a_retention(days: float) 
 
     with pytest.raises(ConfigurationError, match="video_job_retention_days"):
         Settings(video_job_retention_days=days)
+
+
+def test_a_key_may_have_at_most_twenty_jobs_queued_or_running_and_each_key_its_own(
+    videos: Videos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetrust.errors import LimitExceededError
+    from facetrust.service.video_jobs import MAX_JOBS_PER_KEY
+
+    service = videos.open()
+    jobs = jobs_of(service)
+    monkeypatch.setattr(jobs, "_enqueue", lambda job_id: True)  # held in the queue: none finishes meanwhile
+    flood, other = Actor("FTKFLOOD", "admin"), Actor("FTKOTHER", "admin")
+    started = [
+        jobs.start(VideoJobRequest("FaceDetection", "lobby", "story.mp4"), flood) for _ in range(MAX_JOBS_PER_KEY)
+    ]
+    with pytest.raises(LimitExceededError, match="20 video jobs queued or running"):
+        jobs.start(VideoJobRequest("FaceDetection", "lobby", "story.mp4"), flood)
+    assert jobs.start(VideoJobRequest("FaceDetection", "lobby", "story.mp4"), other) not in started
+    refused = [e.data for e in audit.entries(service.store.connection()) if e.data["key_id"] == "FTKFLOOD"][-1]
+    assert (refused["operation"], refused["outcome"]) == ("StartFaceDetection", "LimitExceeded")

@@ -102,6 +102,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(IdempotencyError, 400, "IdempotentParameterMismatchException"),
     ErrorRule(ConflictError, 400, "ConflictException", _USER_OPERATIONS),
     ErrorRule(ConflictError, 400, "ResourceAlreadyExistsException"),
+    ErrorRule(LimitExceededError, 400, "LimitExceededException", frozenset({"StartFaceDetection", "StartFaceSearch"})),
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
     ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff

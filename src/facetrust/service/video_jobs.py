@@ -32,7 +32,7 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Protocol
 
-from facetrust.errors import IdempotencyError, InvalidParameterError, NotFoundError
+from facetrust.errors import IdempotencyError, InvalidParameterError, LimitExceededError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import under_purpose
@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # The job's request and state (video_job_types.py) are re-exported: callers import them from here.
 __all__ = [
     "KINDS",
+    "MAX_JOBS_PER_KEY",
     "JobHost",
     "VideoJob",
     "VideoJobRequest",
@@ -60,6 +61,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MAX_JOBS_PER_KEY = 20  # queued or running at once, as Rekognition's concurrent-job quota: one key cannot fill the queue
 
 
 def _may_read(actor: Actor, owner: str) -> bool:
@@ -190,6 +193,12 @@ class VideoJobs:
         job_id = uuid.uuid4().hex
         now = self.ctx.clock()
         with self.ctx.store.transaction() as conn:
+            if jobs_table.count_in_progress(conn, actor.key_id) >= MAX_JOBS_PER_KEY:
+                raise LimitExceededError(
+                    f"This key has {MAX_JOBS_PER_KEY} video jobs queued or running, the most it may; "
+                    "start more when they finish",
+                    limit=MAX_JOBS_PER_KEY,
+                )
             job = jobs_table.NewJob(
                 job_id,
                 request.kind,

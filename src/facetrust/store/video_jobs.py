@@ -86,6 +86,12 @@ def by_client_token(conn: sqlite3.Connection, key_id: str, kind: str, token: str
     return None if found is None else (str(found[0]), str(found[1]))
 
 
+def count_in_progress(conn: sqlite3.Connection, key_id: str) -> int:
+    """How many of this key's jobs are queued or running."""
+    sql = "SELECT count(*) FROM video_jobs WHERE key_id = ? AND status = 'IN_PROGRESS'"
+    return int(conn.execute(sql, (key_id,)).fetchone()[0])
+
+
 def insert(conn: sqlite3.Connection, job: NewJob, now: float) -> bool:
     """Queue ``job``; False (nothing written) when this key already used its ``client_token`` for this
     kind: the unique index decides, so two replicas given one token at once make one job."""
