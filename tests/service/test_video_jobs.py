@@ -318,3 +318,23 @@ def test_a_key_may_have_at_most_twenty_jobs_queued_or_running_and_each_key_its_o
     assert jobs.start(VideoJobRequest("FaceDetection", "lobby", "story.mp4"), other) not in started
     refused = [e.data for e in audit.entries(service.store.connection()) if e.data["key_id"] == "FTKFLOOD"][-1]
     assert (refused["operation"], refused["outcome"]) == ("StartFaceDetection", "LimitExceeded")
+
+
+def test_a_finished_jobs_result_is_parsed_once_for_all_its_pages_and_its_matches_read_each_time(
+    videos: Videos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import facetrust.service.video_jobs as module
+
+    service = videos.open()
+    face_id = enrol_person_1(service)
+    job = search_job(service)
+    parsed: list[object] = []
+    real = module.parse_result
+    monkeypatch.setattr(module, "parse_result", lambda result: parsed.append(1) or real(result))
+    jobs = jobs_of(service)
+    first, second = jobs.get(job, "FaceSearch"), jobs.get(job, "FaceSearch")
+    assert first.faces == second.faces and len(parsed) <= 1
+    assert face_id in matched(service, job)
+    service.delete_faces("staff", [face_id])
+    assert face_id not in matched(service, job)  # the kept result holds no match: those are read each time
+    assert len(parsed) <= 1

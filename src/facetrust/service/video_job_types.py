@@ -147,10 +147,37 @@ def _match_from(d: dict[str, Any]) -> FaceSearchMatch:
     return FaceSearchMatch(stored, d["similarity"], d["fmr"], d["score"], d["fmr_is_bound"])
 
 
-def job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
-    """A job from its row and its stored matches ((person, match as JSON), store/video_jobs.py)."""
-    job_id, request, status, message, metadata, result = row
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job's result as stored (its ``result`` JSON), parsed: what never changes once the
+    job has finished (its matches live in their own table, and go with an erased face)."""
+
+    faces: tuple[tuple[int, int, Face], ...]
+    review_required: bool
+    audit_seq: int | None
+    gallery_size: int | None
+    estimates: dict[int, PersonEstimate]
+
+
+def parse_result(result: str | None) -> JobResult:
     done = json.loads(result) if result else {"faces": []}
+    return JobResult(
+        tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
+        bool(done.get("review_required", False)),
+        done.get("audit_seq"),
+        done.get("gallery_size"),
+        {
+            int(person): PersonEstimate(ProbeEstimate(e["method"], e["fmr"], e["unreliable"]), e["fpir"])
+            for person, e in done.get("estimates", {}).items()
+        },
+    )
+
+
+def job_from(row: tuple[Any, ...], stored: list[tuple[int, str]], parsed: JobResult | None = None) -> VideoJob:
+    """A job from its row and its stored matches ((person, match as JSON), store/video_jobs.py);
+    ``parsed``: its result, already parsed (the row's own is then not read)."""
+    job_id, request, status, message, metadata, result = row
+    done = parsed if parsed is not None else parse_result(result)
     matches: dict[int, list[FaceSearchMatch]] = {}
     for person, match in stored:
         matches.setdefault(person, []).append(_match_from(json.loads(match)))
@@ -160,15 +187,12 @@ def job_from(row: tuple[Any, ...], stored: list[tuple[int, str]]) -> VideoJob:
         status,
         message,
         VideoInfo(**json.loads(metadata)) if metadata else None,
-        tuple((t, p, _face_from(f)) for t, p, f in done["faces"]),
+        done.faces,
         {p: tuple(ms) for p, ms in matches.items()},
-        bool(done.get("review_required", False)),
-        done.get("audit_seq"),
-        done.get("gallery_size"),
-        {
-            int(person): PersonEstimate(ProbeEstimate(e["method"], e["fmr"], e["unreliable"]), e["fpir"])
-            for person, e in done.get("estimates", {}).items()
-        },
+        done.review_required,
+        done.audit_seq,
+        done.gallery_size,
+        dict(done.estimates),
     )
 
 

@@ -30,6 +30,7 @@ import queue
 import threading
 import uuid
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
 from facetrust.errors import IdempotencyError, InvalidParameterError, LimitExceededError, NotFoundError
@@ -37,7 +38,16 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.search import under_purpose
 from facetrust.service.video_job_run import Interrupted, run_job
-from facetrust.service.video_job_types import KINDS, VideoJob, VideoJobRequest, job_from, matched_ids, resolve_video
+from facetrust.service.video_job_types import (
+    KINDS,
+    JobResult,
+    VideoJob,
+    VideoJobRequest,
+    job_from,
+    matched_ids,
+    parse_result,
+    resolve_video,
+)
 from facetrust.service.video_retention import expired
 from facetrust.store import leases
 from facetrust.store import video_jobs as jobs_table
@@ -62,6 +72,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+RESULTS_KEPT = 4  # finished jobs whose parsed results are kept for their next pages
 MAX_JOBS_PER_KEY = 20  # queued or running at once, as Rekognition's concurrent-job quota: one key cannot fill the queue
 
 
@@ -106,6 +117,8 @@ class VideoJobs:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._queued: set[str] = set()  # queued or running here: adopt() does not queue them again
         self._queued_lock = threading.Lock()
+        self._results: OrderedDict[tuple[str, float], JobResult] = OrderedDict()  # finished jobs' parsed results
+        self._results_lock = threading.Lock()
         self._renewed = 0.0
         self._current: str | None = None  # the lease of the job running here
         self._stop = threading.Event()
@@ -216,11 +229,29 @@ class VideoJobs:
 
     def _load(self, job_id: str) -> tuple[VideoJob, str, float] | None:
         """The job, the key that started it and when it last changed (finished, once it has),
-        ungoverned (the worker's and ``wait``'s view)."""
+        ungoverned (the worker's and ``wait``'s view).
+
+        A finished job's result is parsed once and kept (the last ``RESULTS_KEPT``): each page of a
+        Get* reads only the row's head and the matches, not a result of hundreds of megabytes."""
         with self.ctx.store.snapshot() as conn:
-            row = jobs_table.load(conn, job_id)
-            stored = jobs_table.matches(conn, job_id) if row is not None else []
-        return None if row is None else (job_from(row[:6], stored), str(row[6]), row[7])
+            row = jobs_table.load(conn, job_id, result=False)
+            if row is None:
+                return None
+            key = (job_id, row[7])
+            with self._results_lock:
+                parsed = self._results.get(key)
+            if parsed is None:
+                row = jobs_table.load(conn, job_id)
+                if row is None:
+                    return None
+                parsed = parse_result(row[5])
+                if row[2] in ("SUCCEEDED", "FAILED"):  # final: the same until the job is deleted
+                    with self._results_lock:
+                        self._results[(job_id, row[7])] = parsed
+                        while len(self._results) > RESULTS_KEPT:
+                            self._results.popitem(last=False)
+            stored = jobs_table.matches(conn, job_id)
+        return job_from(row[:6], stored, parsed), str(row[6]), row[7]
 
     def _unexpired(self, job_id: str) -> tuple[VideoJob, str] | None:
         """``_load``'s job and key, or None (as for an unknown job) once it has expired

@@ -118,12 +118,14 @@ def unheld(conn: sqlite3.Connection, now: float) -> list[str]:
 
 
 def load(
-    conn: sqlite3.Connection, job_id: str
+    conn: sqlite3.Connection, job_id: str, *, result: bool = True
 ) -> tuple[str, str, str, str | None, str | None, str | None, str, float] | None:
     """(job id, request, status, status message, metadata, result, key id, updated at) of the job,
-    if it exists; a finished job was last updated when it finished."""
+    if it exists; a finished job was last updated when it finished. ``result`` false: the result
+    (a long video's can be hundreds of megabytes) is not read, and is None."""
+    column = "result" if result else "NULL"
     row = conn.execute(
-        "SELECT job_id, request, status, status_message, metadata, result, key_id, updated_at FROM video_jobs"
+        f"SELECT job_id, request, status, status_message, metadata, {column}, key_id, updated_at FROM video_jobs"
         " WHERE job_id = ?",
         (job_id,),
     ).fetchone()
