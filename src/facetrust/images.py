@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from facetrust.errors import ImageTooLargeError, InvalidImageError, InvalidParameterError, ServiceBusyError
 
@@ -170,13 +170,17 @@ def _decode(
             _check_pixels(width, height, max_pixels=max_pixels, label=label)
             if budget is None:
                 return _pixels(im)
-            budget.reserve(width * height, source=label)
+            kept = width * height  # what the RGB array costs while it lives, in budget units (3 bytes)
+            # while it decodes, its copies too: at most the whole budget (such an image decodes alone)
+            decoding = max(kept, min(budget.pixels, -(-kept * _decode_bytes(im) // 3)))
+            budget.reserve(decoding, source=label)
             try:
                 rgb = _pixels(im)
             except BaseException:
-                budget.release(width * height)
+                budget.release(decoding)
                 raise
-            budget.release_when_freed(rgb, width * height)
+            budget.release(decoding - kept)  # the decode's own copies are gone: the array's pixels stay
+            budget.release_when_freed(rgb, kept)
             return rgb
     except (InvalidImageError, ImageTooLargeError, ServiceBusyError):
         raise
@@ -206,6 +210,26 @@ def _pixels(im: Image.Image) -> np.ndarray:
 
 
 _ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _decode_bytes(im: Image.Image) -> int:
+    """Bytes a pixel at the peak of decoding ``im``: Pillow's own copy (1 byte a pixel for 1-bit,
+    grey and palette images, 2 for 16-bit grey, 4 for the rest: Pillow keeps RGB as 4 bytes), a
+    second one when EXIF says to turn it, and the 3-byte RGB array."""
+    from PIL import Image
+
+    mode = im.mode
+    source = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    turned = False
+    raw = im.info.get("exif")  # read from the header; Image.getexif() would decode a PNG's pixels first
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            exif = Image.Exif()
+            exif.load(bytes(raw))
+            turned = exif.get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8)
+        except Exception:  # damaged EXIF: read as upright, as the pixels are
+            turned = False
+    return source * (2 if turned else 1) + 3
 
 
 def _check_pixels(width: int, height: int, *, max_pixels: int, label: str | None) -> None:
@@ -264,19 +288,22 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     from PIL import Image
 
     mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im)
-        if arr.dtype != np.uint8:
-            top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-            arr = np.clip(arr.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    if mode == "F":
-        arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
     width, height = im.size
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, _STRIPE_PIXELS // width)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # one channel of 16/32 bits: scaled to 8
+        if mode == "F":
+            scale, offset = 1.0, 0.0
+        else:
+            extrema: Any = im.getextrema()  # one band: (lowest, highest)
+            top_value = 65535.0 if mode.startswith("I;16") or float(extrema[1] or 0) > 255 else 255.0
+            scale, offset = 255.0 / top_value, 0.5
+        for top in range(0, height, rows):  # a stripe at a time, as below: no full-size temporaries
+            stripe = np.asarray(im.crop((0, top, width, min(height, top + rows))), dtype=np.float32)
+            grey = np.clip(stripe * scale + offset, 0, 255).astype(np.uint8)
+            out[top : top + grey.shape[0]] = grey[:, :, None]
+        return out
+    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
     for top in range(0, height, rows):  # a stripe at a time: no full-size copy in another mode
         part = im.crop((0, top, width, min(height, top + rows)))
         if alpha:
