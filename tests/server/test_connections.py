@@ -226,3 +226,17 @@ def test_a_request_without_a_valid_key_is_refused_without_its_body_being_kept(
     assert (anonymous.status_code, anonymous.json()["__type"]) == (403, "MissingAuthenticationTokenException")
     assert (unknown.status_code, unknown.json()["__type"]) == (403, "UnrecognizedClientException")
     assert kept == [0, 0]  # read and dropped: nothing of either body was held
+
+
+def test_without_a_key_a_body_framed_both_ways_still_closes_the_connection(tmp_path: Path) -> None:
+    from facetrust.server.auth import SigV4Authenticator
+    from facetrust.server.keys import KeyStore
+
+    with FaceService(tmp_path, fake_engine()) as service, KeyStore.open(tmp_path) as keys:
+        app = create_app(service, authenticator=SigV4Authenticator(keys), settings=Settings(data_dir=tmp_path))
+        with serving(app, http=QuickHead) as url:
+            host, port = url.removeprefix("http://").split(":")
+            framed = HEAD + b"Content-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+            received, _ = exchange((host, int(port)), framed)
+    status, headers, body = json_error(received)
+    assert (status, body["__type"], headers["connection"]) == (400, "SerializationException", "close")

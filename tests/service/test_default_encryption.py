@@ -89,7 +89,7 @@ def _key_file(path: Path, *keys: bytes) -> Path:
     return path
 
 
-def test_a_store_is_refused_at_open_under_a_key_that_cannot_read_its_templates(
+def test_under_a_key_that_cannot_read_its_templates_a_store_writes_none_and_its_metadata_stays_open(
     tmp_path: Path, config_dir: Path
 ) -> None:
     from facetrust.errors import ConfigurationError
@@ -98,10 +98,12 @@ def test_a_store_is_refused_at_open_under_a_key_that_cannot_read_its_templates(
     with _open(tmp_path / "data", template_key_file=first) as service:
         service.create_collection("c")
         service.index_faces("c", face_png((10, 10, 100, 1)))
-    with pytest.raises(ConfigurationError, match=r"sealed with key \w+, which is not configured here"):
-        _open(tmp_path / "data", template_key_file=second)
-    with pytest.raises(ConfigurationError, match="template encryption is off here"):
-        _open(tmp_path / "data", template_encryption=False)
+    for wrong in ({"template_key_file": second}, {"template_encryption": False}):
+        with _open(tmp_path / "data", **wrong) as service:
+            with pytest.raises(ConfigurationError, match="no template is written until then"):
+                service.index_faces("c", face_png((10, 10, 100, 2)))
+            assert len(service.list_faces("c").faces) == 1  # metadata, the audit log and erasure stay open
+            assert service.verify_audit_log().ok
     both = _key_file(tmp_path / "both.key", b"b" * 32, b"a" * 32)  # a rotation: the new key first, the old below
     with _open(tmp_path / "data", template_key_file=both) as service:
         assert len(service.search_faces_by_image("c", face_png((10, 10, 100, 1))).matches) == 1

@@ -313,5 +313,9 @@ def test_templates_are_encrypted_at_rest_and_rotation_keeps_them_readable(tmp_pa
     only_new = FaceService(tmp_path / "data", fake_engine(), keyring=Keyring(new))
     assert only_new.search_faces_by_image("c", face_png((20, 20, 100, 3))).matches
     only_new.close()
-    with pytest.raises(ConfigurationError, match="holds encrypted templates, but template encryption is off"):
-        FaceService(tmp_path / "data", fake_engine())  # refused at open: nothing is written in the clear
+    keyless = FaceService(tmp_path / "data", fake_engine())
+    with pytest.raises(ConfigurationError, match="encrypted, but no template key"):
+        keyless.search_faces_by_image("c", face_png((20, 20, 100, 3)))
+    with pytest.raises(ConfigurationError, match=r"template encryption is off here; .* no template is written"):
+        keyless.index_faces("c", face_png((20, 20, 100, 4)))  # nothing in the clear beside sealed templates
+    keyless.close()

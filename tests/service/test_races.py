@@ -131,3 +131,14 @@ def test_an_operation_stopped_by_a_fault_of_facetrusts_own_is_logged_too(
     assert last["outcome"] == "InternalServerError"
     assert "RuntimeError" in str(last["error"]) and "fire" not in str(last["error"])
     assert service.verify_audit_log().ok
+
+
+def test_an_operation_paused_on_purpose_is_not_logged_as_a_fault(service: FaceService) -> None:
+    from facetrust.governance.actor import LOCAL
+    from facetrust.governance.recorder import audited
+    from facetrust.service.video_job_run import Interrupted
+
+    before = len(list(audit.entries(service.store.connection())))
+    with pytest.raises(Interrupted), audited(service.store, LOCAL, "FaceSearchJob"):
+        raise Interrupted  # a shutdown, or a lease another replica took: the job runs again
+    assert len(list(audit.entries(service.store.connection()))) == before

@@ -196,3 +196,19 @@ def test_the_accurate_profiles_calibration_scales_a_typical_probe_as_the_global_
     assert 70 < scale.compare(fused.score_for_similarity(80)).similarity < 90
     crowded = probe_scale(fused, [s + 0.02 for s in typical], gallery)  # close strangers: fused scores are tight
     assert crowded.score_for_similarity(80) > scale.score_for_similarity(80) + 0.01
+
+
+def test_a_symmetric_score_reaches_the_tables_floor_when_both_sides_are_beyond_similarity_100() -> None:
+    from facetrust.fairness.tailnorm import anchor
+
+    table = default_calibration("sface-2021dec:fb143eea0783")
+    c, m_global = anchor(table, scoring.TAIL_K, 10_000)
+    side = (c, m_global, c, m_global)  # a tail like the population's: scores map onto themselves
+    symmetric = scoring.ProbeScale(table, 10_000, side, symmetric=True)
+    one_sided = scoring.ProbeScale(table, 10_000, side)
+    for raw in (0.6, 0.8):
+        both, probe_only = symmetric.compare(raw, 80.0, side), one_sided.compare(raw, 80.0)
+        assert (both.fmr, both.fmr_is_bound) == (probe_only.fmr, probe_only.fmr_is_bound)
+    assert symmetric.compare(0.8, 80.0, side).fmr == table.floor_fmr
+    lifted = symmetric.compare(0.6, 80.0, (c + 0.5, m_global, c, m_global))  # one side far below
+    assert lifted.similarity < 100.0 and lifted.fmr > table.floor_fmr

@@ -17,7 +17,7 @@ from facetrust.governance.actor import Actor
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
 
-__all__ = ["Record", "audited", "logged_or_refused"]
+__all__ = ["Paused", "Record", "audited", "logged_or_refused"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -25,6 +25,12 @@ INTERNAL_ERROR = "InternalServerError"  # the outcome of an attempt a fault of f
 
 # The operations whose audit record was opened in this context (None: nobody is counting).
 _OPENED: ContextVar[list[str] | None] = ContextVar("facetrust_audit_opened", default=None)
+
+
+class Paused(Exception):  # not an error: work stopped on purpose
+    """Raised to stop an operation where it is, on purpose, so that it runs again later (a video
+    job at a shutdown, or when another replica takes its lease over): not a fault, so ``audited``
+    writes no entry for it; the run that finishes the operation is logged."""
 
 
 @dataclass
@@ -69,6 +75,8 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
         record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
         with store.transaction() as conn:
             record.commit(conn, outcome=exc.code)
+        raise
+    except Paused:  # stopped on purpose (a shutdown, a lease handed over): it runs again, and is logged then
         raise
     except Exception as exc:  # a fault of facetrust's own: the attempt is logged all the same
         record.details = {**record.details, "error": f"an internal error stopped it ({type(exc).__name__})"}

@@ -128,12 +128,9 @@ class RpcEndpoint:
                 await run_in_threadpool(self.authenticator.check_head, head)
             except AuthError as exc:
                 refused = exc
-        try:
-            body = await self._read_body(request, head, self.body_limit(claimed), keep=refused is None)
-        except RequestError:
-            if refused is None:
-                raise
-            raise refused from None  # what is wrong with the key is the answer, whatever the body
+        # a body that cannot be read (framing, a stall, too large) is answered as such first, and
+        # the connection closed where that says so, with or without a key
+        body = await self._read_body(request, head, self.body_limit(claimed), keep=refused is None)
         if refused is not None:
             raise refused
         wire = head.with_body(body)

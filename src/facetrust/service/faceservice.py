@@ -20,7 +20,6 @@ from pathlib import Path
 from facetrust.config import INDEX_BACKENDS, Settings, settings_or_default
 from facetrust.engine import FaceEngine, check_engine
 from facetrust.errors import (
-    ConfigurationError,
     FacetrustError,
     InvalidParameterError,
 )
@@ -114,11 +113,9 @@ class FaceService:
         data_dir = Path(data_dir)
         folder = index_folder(data_dir, replica_id)  # refuses a bad replica_id before opening anything
         opened = open_store(data_dir / DB_NAME, store, keyring=keyring)  # store: None/"sqlite", or postgresql://…
-        try:
-            opened.check_keyring()  # before anything is written under keys its templates' readers lack
-        except ConfigurationError:
-            opened.close()
-            raise
+        problem = opened.check_keyring()  # then no template is written under keys its other readers lack
+        if problem is not None:
+            log.warning("%s: templates cannot be read or written here", problem)
         engines = ProfileEngines(engine, settings)  # the other profiles' engines load when a collection needs them
         indexes = IndexRegistry(
             opened, engines.dim_of, index_backend, folder, keyring=keyring, root=index_folder(data_dir)

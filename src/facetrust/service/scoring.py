@@ -19,6 +19,7 @@ beyond where the calibration was measured for this probe).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -58,6 +59,12 @@ MIN_GALLERY = 1000
 CROWDED_DECADES = 1.0
 
 
+@functools.lru_cache(maxsize=16)
+def _top(calibration: Calibration) -> float:
+    """The global score of Similarity 100: where a symmetric score caps each side."""
+    return calibration.score_for_similarity(100.0)
+
+
 _HALF_ROUNDING = 5e-5  # a Similarity is reported to four places: one this far below a threshold reaches it
 
 
@@ -89,14 +96,18 @@ class ProbeScale:
         gallery face's ``face`` side (``service.tails``) the mean of both maps (symmetric), each
         side counted at most at Similarity 100 (so one side far beyond it cannot carry a pair the
         other side puts low, and a search can find every face that reaches a threshold:
-        ``candidate_floor``)."""
+        ``candidate_floor``); where both sides are beyond it, the nearer of the two (so the FMR
+        still falls to the table's floor, as one-sided)."""
         if self.tail is None:
             return score
         probe = float(mapped(score, *self.tail))
         if face is None:
             return probe
-        top = self.calibration.score_for_similarity(100.0)
-        return 0.5 * (min(probe, top) + min(float(mapped(score, *face)), top))
+        other = float(mapped(score, *face))
+        top = _top(self.calibration)
+        if probe >= top and other >= top:
+            return min(probe, other)
+        return 0.5 * (min(probe, top) + min(other, top))
 
     def compare(self, score: float, threshold: float | None = None, face: FaceSide | None = None) -> Comparison:
         """The calibration's ``Comparison`` of the mapped score, carrying the raw ``score``."""
@@ -120,7 +131,7 @@ class ProbeScale:
         if not self.symmetric or self.tail is None or similarity <= self.calibration.similarity(-1.0):
             return self.score_for_similarity(similarity)
         u, m, c, m_global = self.tail
-        lowest = 2.0 * self.calibration.score_for_similarity(similarity) - self.calibration.score_for_similarity(100.0)
+        lowest = 2.0 * self.calibration.score_for_similarity(similarity) - _top(self.calibration)
         return u + (lowest - c) * m / m_global
 
     def fmr_at(self, threshold: float) -> float:

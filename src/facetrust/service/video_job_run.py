@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetrust.errors import FacetrustError, RoleDeniedError
 from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.recorder import Paused
 from facetrust.service.governed import record_refusal
 from facetrust.service.video_job_types import VideoJobRequest, job_estimates, job_matches, resolve_video
 from facetrust.store import video_jobs as jobs_table
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 Done = tuple[VideoInfo, dict[str, Any], list[jobs_table.JobMatch]]
 
 
-class Interrupted(Exception):
-    """Raised by a job's progress callback to stop it where it is: the job stays IN_PROGRESS."""
+class Interrupted(Paused):
+    """Raised by a job's progress callback to stop it where it is: the job stays IN_PROGRESS (and
+    no audit entry is written for the part that ran: the run that finishes it is logged)."""
 
 
 def run_job(

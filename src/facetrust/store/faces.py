@@ -33,6 +33,7 @@ class FaceTable:
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
     keyring: Keyring | None
+    key_problem: str | None
 
     def _new_face_keys(self, conn: sqlite3.Connection, count: int) -> list[int]:
         """``count`` new face keys, ascending: inside this write transaction no one else inserts, and
@@ -127,6 +128,8 @@ class FaceTable:
         return [_face(r) for r in self._conn().execute(sql, args)]
 
     def _seal(self, face_id: str, plain: bytes) -> bytes:
+        if self.key_problem is not None:  # keys that cannot read this store's templates: write none under them
+            raise ConfigurationError(f"{self.key_problem}; no template is written until then", setting="template_key")
         return self.keyring.seal(plain, face_id.encode()) if self.keyring is not None else plain
 
     def _open(self, face_id: str, blob: bytes) -> bytes:

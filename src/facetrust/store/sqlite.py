@@ -66,6 +66,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self._closed = False
         self.path = path
         self.keyring = keyring
+        self.key_problem: str | None = None  # why templates may not be written here (check_keyring)
         self.heads = HeadFile(path.with_name(HEADS_NAME))
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -87,30 +88,31 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
 
-    def check_keyring(self) -> None:
-        """Refuse keys that cannot read the newest stored templates (another key, or encryption off
-        over sealed ones): a service writing under them would leave faces that every search of their
-        collection then fails on. Plain templates under a key are not refused: sealing them is what
-        ``templates rotate`` opens the store for. (Commands that never read a template, such as
-        ``store copy``, open the store without a keyring and do not call this.)"""
+    def check_keyring(self) -> str | None:
+        """Whether this keyring can read the newest stored templates; when it cannot (another key, or
+        encryption off over sealed ones), why, and from then on this store refuses to write a
+        template (``ConfigurationError``): a face written under such keys would be one that every
+        search of its collection then fails on. Everything else stays open (the faces' metadata,
+        the audit log, erasure). Plain templates under a key are no problem: sealing them is what
+        ``templates rotate`` is for. (Commands that never touch a template, such as ``store copy``,
+        open the store without a keyring and do not call this.)"""
         rows = self._conn().execute(f"SELECT embedding FROM faces ORDER BY id DESC LIMIT {KEY_CHECK_ROWS}").fetchall()
         sealed = {bytes(r[0])[4:12] for r in rows if is_sealed(bytes(r[0]))}
-        if not sealed:
-            return
-        if self.keyring is None:
-            raise ConfigurationError(
+        problem = None
+        if sealed and self.keyring is None:
+            problem = (
                 f"{self.where()} holds encrypted templates, but template encryption is off here; "
-                "configure the key they were sealed with (template_key_file or FACETRUST_TEMPLATE_KEY)",
-                setting="template_encryption",
+                "configure the key they were sealed with (template_key_file or FACETRUST_TEMPLATE_KEY)"
             )
-        unknown = sorted(k.hex() for k in sealed if not self.keyring.knows(k))
-        if unknown:
-            raise ConfigurationError(
-                f"{self.where()} holds templates sealed with key {', '.join(unknown)}, which is not configured "
-                "here; configure it (older keys follow the current one in the key file), or a face written "
-                "now would be sealed with a key its other readers lack",
-                setting="template_key",
-            )
+        elif sealed and self.keyring is not None:
+            unknown = sorted(k.hex() for k in sealed if not self.keyring.knows(k))
+            if unknown:
+                problem = (
+                    f"{self.where()} holds templates sealed with key {', '.join(unknown)}, which is not "
+                    "configured here; configure it (older keys follow the current one in the key file)"
+                )
+        self.key_problem = problem
+        return problem
 
     def where(self) -> str:
         """Where this store's rows live, for messages: its data directory."""
