@@ -81,15 +81,22 @@ def delete(name: str, yes: bool) -> None:
 @collections.command(name="catch-up", short_help="Compute faces' own statistics (deferred mode).")
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(min=1), help="Compute at most this many faces (default: all).")
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Drop every face's statistics first and compute them all afresh (once, for statistics written "
+    "before December 1, 2026).",
+)
 @renders_errors()
-def catch_up(name: str, limit: int | None) -> None:
+def catch_up(name: str, limit: int | None, recompute: bool) -> None:
     """Compute the per-face statistics (each face's top 50 scores against the collection) of
     every face of NAME that has none or stale ones, in batches: after a bulk import with
     face_tail_stats = "deferred", with "background" and no server running, or after upgrading
     a data directory (docs/collections.md)."""
     from facetrust.service.tails import catch_up as run
 
-    done = run(cli_state().service().ctx, name, limit=limit)  # derived data, like the index: not an audited operation
+    # derived data, like the index: not an audited operation
+    done = run(cli_state().service().ctx, name, limit=limit, recompute=recompute)
     click.echo(
         f"Computed the statistics of {render.plural(done.computed, 'face')} of collection {name}; "
         f"{render.plural(done.remaining, 'face')} still without"

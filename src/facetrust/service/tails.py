@@ -183,12 +183,19 @@ def after_change(service: ServiceContext, row: CollectionRow, new_keys: Sequence
         log.exception("per-face statistics of collection %r not updated; run a catch-up", row.name)
 
 
-def catch_up(service: ServiceContext, collection: str, *, limit: int | None = None) -> TailCatchUp:
+def catch_up(
+    service: ServiceContext, collection: str, *, limit: int | None = None, recompute: bool = False
+) -> TailCatchUp:
     """Compute the statistics of every face of ``collection`` that has none (or stale ones), a
-    block at a time, at most ``limit`` faces (None: all)."""
+    block at a time, at most ``limit`` faces (None: all). ``recompute``: drop every face's first,
+    so all are computed afresh (statistics written before December 1, 2026 could miss faces whose
+    own were computed out of order, and nothing else finds such rows)."""
     row = service.store.get_collection(collection)
     if row is None:
         raise NotFoundError(f"Collection {collection!r} does not exist", resource=collection)
+    if recompute:
+        with service.store.transaction() as conn:
+            tailstats.forget_collection(conn, row.id)
     done, after = 0, 0
     while limit is None or done < limit:
         want = BLOCK if limit is None else min(BLOCK, limit - done)

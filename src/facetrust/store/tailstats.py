@@ -40,6 +40,7 @@ __all__ = [
     "count_stale",
     "floors",
     "forget",
+    "forget_collection",
     "lacking",
     "last_key",
     "mark_stale",
@@ -149,6 +150,16 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
     for key in sorted(gone):
         conn.execute("DELETE FROM face_tail_refs WHERE neighbour_key = ?", (key,))
     return holders
+
+
+def forget_collection(conn: sqlite3.Connection, collection_id: int) -> int:
+    """Drop every statistic of the collection's faces (each is then computed afresh by a catch-up);
+    how many faces had one."""
+    conn.execute(
+        "DELETE FROM face_tail_refs WHERE face_key IN (SELECT face_key FROM face_tails WHERE collection_id = ?)",
+        (collection_id,),
+    )
+    return int(conn.execute("DELETE FROM face_tails WHERE collection_id = ?", (collection_id,)).rowcount)
 
 
 def stale(conn: sqlite3.Connection, collection_id: int, limit: int, after_key: int = 0) -> list[int]:
