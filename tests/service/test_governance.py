@@ -158,6 +158,21 @@ def test_a_renewed_consent_moves_expiries_within_the_retention_fixed_at_enrolmen
     assert gov.list_faces("door").faces == () and gov.sweep_retention(dry_run=True).expired
 
 
+def test_a_consent_recorded_again_to_start_later_ends_the_subjects_faces_now(gov: FaceService, clock: Clock) -> None:
+    gov.create_collection("door", purpose="access")
+    gov.record_consent("bob", basis="contract", evidence="ref-1", expires_at=clock.now + 10 * DAY)
+    face = gov.index_faces("door", face_png((20, 20, 100, 1)), external_image_id="bob").indexed[0].stored.face_id
+    start = clock.now
+    gov.record_consent(
+        "bob", basis="contract", evidence="ref-2", granted_at=start + 30 * DAY, expires_at=start + 60 * DAY
+    )
+    clock.now = start + 20 * DAY  # no consent valid: the old one was replaced, the new one not begun
+    with pytest.raises(ConsentRequiredError):
+        gov.index_faces("door", face_png((20, 20, 100, 1)), external_image_id="bob")
+    assert gov.list_faces("door").faces == ()
+    assert [f for _, f in gov.sweep_retention(dry_run=True).expired] == [face]
+
+
 def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceService) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("alice", basis="BIPA written release", evidence=b"form")

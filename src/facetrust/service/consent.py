@@ -93,7 +93,8 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
         digest = hashlib.sha256(raw).hexdigest()
         with service.store.transaction() as conn:
             records.put_consent(conn, subject, basis.strip(), granted, expires_at, digest, now)
-            _follow_consent(service, conn, subject, expires_at)
+            # a consent that starts later leaves none valid now: the subject's faces end now (and stay ended)
+            _follow_consent(service, conn, subject, now if granted > now else expires_at)
             rec.details = {
                 "subject": subject,
                 "basis": basis.strip(),
@@ -108,7 +109,8 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
 def _follow_consent(service: ServiceContext, conn: sqlite3.Connection, subject: str, ends: float | None) -> None:
     """A renewed (or shortened) consent moves the expiry of the subject's faces in collections whose
     purpose requires consent: the end of their retention (fixed at enrolment) or of the consent,
-    whichever comes first. A face that has expired stays expired (the sweep erases it)."""
+    whichever comes first (``ends``: now, for a consent granted from a later time). A face that has
+    expired stays expired (the sweep erases it)."""
     purposes = {row.id: service.policy.purposes.get(row.purpose) for row in all_collections(service).values()}
     now = service.clock()
     for cid, faces in records.faces_by_external_id(conn, subject).items():
