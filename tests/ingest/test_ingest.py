@@ -289,3 +289,29 @@ def test_the_auditors_view_of_a_batch_entry_names_no_image_or_face(svc: FaceServ
 def test_a_batch_size_outside_its_bounds_is_refused(svc: FaceService, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="batch"):
         ingest(svc, "people", album(tmp_path / "a", 1), IngestOptions(batch=0))
+
+
+def test_an_image_whose_faces_have_all_expired_is_indexed_again_not_skipped(tmp_path: Path) -> None:
+    from facetrust.governance.policy import Policy, Purpose
+    from facetrust.models.fake import fake_engine
+
+    class Clock:
+        now = 1_800_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    policy = Policy({"access": Purpose("access", min_threshold=0, consent_required=True)}, "access")
+    image = tmp_path / "alice.jpg"
+    image.write_bytes(face_png((20, 20, 100, 1)))
+    with FaceService(tmp_path / "data", fake_engine(), policy=policy, clock=clock) as service:
+        service.create_collection("doors")
+        service.record_consent("alice.jpg", basis="release", evidence="form-1", expires_at=clock.now + 86400)
+        assert not ingest(service, "doors", [str(image)], IngestOptions(batch=1))[0].skipped
+        clock.now += 2 * 86400  # the consent ended, so did the face; no sweep has run
+        service.record_consent("alice.jpg", basis="release", evidence="form-2")
+        again = ingest(service, "doors", [str(image)], IngestOptions(batch=1))[0]
+        assert not again.skipped and again.result is not None and len(again.result.indexed) == 1
+        assert len(service.search_faces_by_image("doors", image.read_bytes(), threshold=0).matches) == 1
+        assert ingest(service, "doors", [str(image)], IngestOptions(batch=1))[0].skipped  # live now: once is enough

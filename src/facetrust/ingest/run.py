@@ -108,7 +108,7 @@ def _slots(
             queue.append(_Slot(path, external, ImageOutcome(path, external, error=exc)))
             continue
         sha = sha256_of(data)
-        done = sha in seen or (found is not None and bool(service.store.ingested(found.id, [sha])))
+        done = sha in seen or (found is not None and bool(service.store.ingested(found.id, [sha], service.clock())))
         seen.add(sha)
         if done:
             queue.append(_Slot(path, external, ImageOutcome(path, external, skipped=True)))

@@ -183,7 +183,9 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                     f"Collection {ask.collection!r} was deleted while indexing", resource=ask.collection
                 )
             consent_ends = check_consent(service, purpose, external, conn)  # revoked since?
-            earlier = service.store.ingested_images(conn, row.id, [ask.sha256]) if ask.sha256 is not None else {}
+            earlier = (  # an image whose faces have all expired is not indexed any more: stored afresh
+                service.store.ingested_images(conn, row.id, [ask.sha256], now) if ask.sha256 is not None else {}
+            )
             if earlier:  # indexed meanwhile (another run of the same images): not twice
                 rec.details = {"image_id": earlier[str(ask.sha256)], "already_indexed": True}
                 rec.commit(conn)

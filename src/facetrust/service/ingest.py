@@ -308,7 +308,7 @@ def _already_indexed(
     inside the write transaction (another run of the same images may have written them since they
     were read), or earlier in this batch: with the image id they were indexed as."""
     hashes = [prepared.sha256 for prepared, _, _, _, _ in plan.images]
-    recorded = service.store.ingested_images(conn, row.id, hashes)
+    recorded = service.store.ingested_images(conn, row.id, hashes, service.clock())  # expired: not indexed any more
     out: dict[int, str] = {}
     for i, (sha, image) in enumerate(zip(hashes, plan.images)):
         if sha in recorded:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from facetrust.store.inlist import select_in
 
-__all__ = ["LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
+__all__ = ["LIVE", "LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
 
 
 #: The recorded hashes, with the image each was indexed as, among some hash keys (``{marks}``: the
@@ -29,17 +29,32 @@ def hash_key(sha256: str) -> int:
     return int.from_bytes(head, "big", signed=True)
 
 
-def recorded(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> set[str]:
+#: Which of some images ({marks}) still have a face that has not expired at a time.
+LIVE = "SELECT DISTINCT image_id FROM faces WHERE (expires_at IS NULL OR expires_at > ?) AND image_id IN ({marks})"
+
+
+def recorded(
+    conn: sqlite3.Connection, collection_id: int, hashes: Collection[str], now: float | None = None
+) -> set[str]:
     """Which of ``hashes`` are recorded as indexed into the collection (looked up by their keys, a
-    chunk at a time; the full hashes compared)."""
-    return set(recorded_images(conn, collection_id, hashes))
+    chunk at a time; the full hashes compared); with ``now``, only those whose image still has a
+    face that has not expired then (``recorded_images``)."""
+    return set(recorded_images(conn, collection_id, hashes, now))
 
 
-def recorded_images(conn: sqlite3.Connection, collection_id: int, hashes: Collection[str]) -> dict[str, str]:
-    """The image id each of ``hashes`` recorded as indexed into the collection was indexed as."""
+def recorded_images(
+    conn: sqlite3.Connection, collection_id: int, hashes: Collection[str], now: float | None = None
+) -> dict[str, str]:
+    """The image id each of ``hashes`` recorded as indexed into the collection was indexed as; with
+    ``now``, only images with a face not expired then: an image whose faces have all expired (not
+    yet swept) is not indexed any more, and indexing it again stores it afresh."""
     wanted = set(hashes)
     keys = sorted({hash_key(h) for h in wanted})
-    return {str(h): str(i) for h, i in select_in(conn, LOOKUP, (collection_id,), keys) if str(h) in wanted}
+    found = {str(h): str(i) for h, i in select_in(conn, LOOKUP, (collection_id,), keys) if str(h) in wanted}
+    if now is None or not found:
+        return found
+    live = {str(r[0]) for r in select_in(conn, LIVE, (now,), sorted(set(found.values())))}
+    return {h: i for h, i in found.items() if i in live}
 
 
 def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:
@@ -75,10 +90,14 @@ class IngestedRecord:
         """Record each ``(sha256, image_id)`` as indexed into the collection (``record``)."""
         record(conn, collection_id, images, now)
 
-    def ingested_images(self, conn: sqlite3.Connection, collection_id: int, hashes: Sequence[str]) -> dict[str, str]:
-        """The image id of each of ``hashes`` recorded as indexed into the collection (``recorded_images``)."""
-        return recorded_images(conn, collection_id, hashes)
+    def ingested_images(
+        self, conn: sqlite3.Connection, collection_id: int, hashes: Sequence[str], now: float | None = None
+    ) -> dict[str, str]:
+        """The image id of each of ``hashes`` recorded as indexed into the collection (``recorded_images``;
+        with ``now``, only images with a face not expired then)."""
+        return recorded_images(conn, collection_id, hashes, now)
 
-    def ingested(self, collection_id: int, hashes: Sequence[str]) -> set[str]:
-        """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection."""
-        return recorded(self._conn(), collection_id, hashes)
+    def ingested(self, collection_id: int, hashes: Sequence[str], now: float | None = None) -> set[str]:
+        """Which of ``hashes`` (SHA-256 of image bytes) are recorded as indexed into the collection
+        (with ``now``, only images with a face not expired then)."""
+        return recorded(self._conn(), collection_id, hashes, now)
