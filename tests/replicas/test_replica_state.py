@@ -301,6 +301,22 @@ def test_only_the_sweep_lease_holder_sweeps_once_per_interval_and_another_takes_
         assert ran == ["a", "a", "b"]  # b took over and sweeps an interval after taking it
 
 
+def test_a_clock_set_back_does_not_stall_the_sweep(store: SharedStore) -> None:
+    now = [1000.0]
+    with _service(store, "a") as a:
+        sweeper = LeasedSweeper(
+            a, Actor("retention-sweeper", "admin"), interval_s=60, lease_s=30, holder=a.holder, clock=lambda: now[0]
+        )
+        sweeper.tick()  # takes the lease
+        now[0] += 30
+        now[0] -= 3600  # the clock is set back an hour
+        swept = 0
+        for _ in range(12):  # two minutes of ticks: a sweep within two intervals, not an hour later
+            swept += sweeper.tick() is not None
+            now[0] += 10
+        assert swept >= 1
+
+
 def test_only_the_statistics_lease_holder_computes_them_a_bounded_batch_a_tick_and_another_takes_over(
     store: SharedStore,
 ) -> None:

@@ -528,6 +528,21 @@ def test_replay_cache_expires_signatures_after_the_window() -> None:
     assert len(cache) == 1
 
 
+def test_a_clock_set_back_opens_no_repeat_window_in_either_replay_memory(tmp_path: Path) -> None:
+    from facetrust.store import signatures
+
+    cache = ReplayCache(window_s=300.0, capacity=10, repeat_s=10.0)
+    shared = signatures.ReplayFile(tmp_path / "replays.db")
+    conn = shared.connection()
+    assert cache.admit("a", signed_at=1000.0, now=1030.0) is None
+    assert signatures.admit(conn, "a", 1000.0, 1030.0, 10.0) is None
+    assert cache.admit("a", signed_at=1000.0, now=1035.0) is None  # an honest repeat within 10 s
+    for now in (1045.0, 985.0, 975.0):  # 15 s on; then the clock set back 60 s, 15 and 25 s after first use
+        assert cache.admit("a", signed_at=1000.0, now=now) is not None
+        assert signatures.admit(conn, "a", 1000.0, now, 10.0) is not None
+    shared.close()
+
+
 def test_a_full_replay_cache_refuses_what_it_can_no_longer_check() -> None:
     cache = ReplayCache(window_s=300.0, capacity=2)
     for signature, at in [("a", 10.0), ("b", 20.0), ("c", 30.0)]:  # "a" is dropped: floor 10

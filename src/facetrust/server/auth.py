@@ -231,7 +231,7 @@ class ReplayCache:
                 self._seen.pop(heapq.heappop(self._heap)[1], None)
             first = self._seen.get(signature)
             if first is not None:
-                if now - first < self.repeat_s:
+                if abs(now - first) < self.repeat_s:  # not a negative age: a clock stepped back opens no window
                     return None
                 return replayed(now - first)
             if signed_at <= self._floor:

@@ -56,6 +56,8 @@ class LeasedSweeper:
         if self._since is None:
             log.info("replica %s now runs the retention sweep", self.holder)
             self._since = now
+        if now < self._since:  # the clock stepped back: count the interval from here (a gap under two)
+            self._since = now
         if now - self._since < self.interval_s:
             return None
         self._since = now

@@ -60,7 +60,10 @@ PRUNE_BATCH = 1000  # rows deleted at most by one prune
 
 
 def replayed(age_s: float) -> str:
-    """The refusal of a signature first accepted ``age_s`` ago (past the repeat window)."""
+    """The refusal of a signature first accepted ``age_s`` ago (past the repeat window; negative: by a
+    clock that has since stepped back)."""
+    if age_s < 0:
+        return "Signature replayed: this signed request was accepted before (by a clock since set back); sign anew"
     return f"Signature replayed: this signed request was first accepted {age_s:.0f} s ago; sign each request anew"
 
 
@@ -74,7 +77,7 @@ def admit(conn: sqlite3.Connection, digest: str, signed_at: float, now: float, r
         (digest, signed_at, now),
     ).fetchall()[0]
     first, uses = float(row[0]), int(row[1])
-    if uses == 1 or now - first < repeat_s:
+    if uses == 1 or abs(now - first) < repeat_s:  # a clock stepped back (or a replica behind) opens no window
         return None
     return replayed(now - first)
 
