@@ -174,3 +174,27 @@ def test_associating_with_a_user_deleted_meanwhile_links_nothing(
     with pytest.raises(NotFoundError, match="'alice' is not in collection"):
         coll.associate_faces("c", "alice", [a])
     assert coll.list_faces("c").faces[0].user_id is None
+
+
+def test_a_users_face_count_leaves_out_expired_faces_as_listings_do(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from facetrust.governance.policy import Policy, Purpose
+    from facetrust.models.fake import fake_engine
+
+    now = [1_800_000_000.0]
+    policy = Policy({"gen": Purpose("gen", min_threshold=0, retention_days=1)}, "gen")
+    with FaceService(Path(str(tmp_path)) / "data", fake_engine(), policy=policy, clock=lambda: now[0]) as service:
+        service.create_collection("c")
+        image = face_png((20, 20, 100, 1))
+        first = service.index_faces("c", image).indexed[0].stored.face_id
+        service.create_user("c", "u1")
+        service.associate_faces("c", "u1", [first])
+        now[0] += 43_200
+        second = service.index_faces("c", image).indexed[0].stored.face_id
+        service.associate_faces("c", "u1", [second], user_match_threshold=0)
+        now[0] += 43_200  # the first face has expired, not yet swept
+        assert service.describe_collection("c").face_count == 1
+        assert [u.face_count for u in service.list_users("c").users] == [1]
+        found = service.search_users_by_image("c", image, threshold=0).matches
+        assert [m.user.face_count for m in found] == [1]

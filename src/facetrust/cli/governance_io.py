@@ -34,7 +34,7 @@ class Iso8601(click.ParamType[float]):
             when = when.replace(tzinfo=dt.UTC)
         seconds = when.timestamp()
         if not 0 <= seconds <= LAST_TIME:
-            self.fail(f"{value!r} is out of range: give a time from 1970 to the end of 9998", param, ctx)
+            self.fail(f"{value!r} is out of range: give a time from 1970 to 9998-12-31T00:00:00Z", param, ctx)
         return seconds
 
 

@@ -234,7 +234,7 @@ def _user_matches(
     for user_id, (comparison, face_id) in sorted(best.items(), key=lambda kv: _rank(kv[1][0]), reverse=True):
         if comparison.similarity < threshold or len(out) == max_users:
             break  # best first, so every later user scores lower: look no more users up
-        info = service.store.get_user(row.id, user_id)
+        info = service.store.get_user(row.id, user_id, now=service.clock())
         if info is None:  # deleted since the index answered
             continue
         user = UserInfo(info.user_id, info.created_at, info.face_count)

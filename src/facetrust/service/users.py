@@ -43,7 +43,7 @@ MAX_FACES_PER_USER = 100
 def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> UserInfo:
     """The user, after checking the id; ``NotFoundError`` when the collection has no such user."""
     check_user_id(user_id)
-    found = service.store.get_user(row.id, user_id)
+    found = service.store.get_user(row.id, user_id, now=service.clock())  # expired faces are not counted
     if found is None:
         raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
     return UserInfo(found.user_id, found.created_at, found.face_count)
@@ -70,7 +70,7 @@ def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> N
 def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
     check_limit(max_results, "MaxResults", 1, 500)
     after = decode_name(next_token, "users", row.name) if next_token is not None else ""
-    rows = service.store.list_users(row.id, after, max_results + 1)
+    rows = service.store.list_users(row.id, after, max_results + 1, service.clock())
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_token("users", row.name, rows[-1].user_id) if more else None
@@ -170,7 +170,7 @@ def associate_faces(
     scales = _match_scales(service, step, user_id, wanted, threshold, actor)
     dim, now = service.engines.dim_of(row), service.clock()
     with service.store.transaction() as conn:
-        user = service.store.get_user(row.id, user_id, conn)  # again here: it may have been deleted since
+        user = service.store.get_user(row.id, user_id, conn, now)  # again here: it may have been deleted since
         if user is None:
             raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
         found = {k: f for k, f in service.store.faces_by_ids(row.id, wanted, conn).items() if usable(f, now)}

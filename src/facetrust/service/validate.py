@@ -71,10 +71,10 @@ def check_text(value: object, parameter: str, most: int, *, empty: bool = False,
 
 
 def check_time(value: object, parameter: str) -> float:
-    """A time in seconds since the epoch, from 1970 to the end of 9998 (a date every renderer can show)."""
+    """A time in seconds since the epoch, from 1970 to 9998-12-31T00:00:00Z (a date every renderer can show)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= LAST_TIME:
         raise InvalidParameterError(
-            f"{parameter} {value!r} is invalid: give seconds since 1970 up to the end of 9998", parameter=parameter
+            f"{parameter} {value!r} is invalid: give seconds since 1970 up to 9998-12-31T00:00:00Z", parameter=parameter
         )
     return float(value)
 

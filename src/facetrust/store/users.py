@@ -22,7 +22,10 @@ class UserTable:
             (collection_id, user_id, time.time()),
         )
 
-    def get_user(self, collection_id: int, user_id: str, conn: sqlite3.Connection | None = None) -> UserRow | None:
+    def get_user(
+        self, collection_id: int, user_id: str, conn: sqlite3.Connection | None = None, now: float | None = None
+    ) -> UserRow | None:
+        """The user and how many faces it has (with ``now``, only those not expired then)."""
         c = conn or self._conn()
         row = c.execute(
             "SELECT user_id, created_at FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
@@ -30,7 +33,9 @@ class UserTable:
         if row is None:
             return None
         count = c.execute(
-            "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
+            "SELECT count(*) FROM faces WHERE collection_id = ? AND user_id = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (collection_id, user_id, float("-inf") if now is None else now),
         ).fetchone()[0]
         return UserRow(row[0], row[1], int(count))
 
@@ -40,14 +45,15 @@ class UserTable:
         )
         conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id))
 
-    def list_users(self, collection_id: int, after: str | None, limit: int) -> list[UserRow]:
+    def list_users(self, collection_id: int, after: str | None, limit: int, now: float | None = None) -> list[UserRow]:
+        """A page of users and how many faces each has (with ``now``, only those not expired then)."""
         rows = (
             self._conn()
             .execute(
                 "SELECT u.user_id, u.created_at, (SELECT count(*) FROM faces f WHERE f.collection_id = u.collection_id "
-                "AND f.user_id = u.user_id) FROM users u WHERE u.collection_id = ? AND u.user_id > ? "
-                "ORDER BY u.user_id LIMIT ?",
-                (collection_id, after or "", limit),
+                "AND f.user_id = u.user_id AND (f.expires_at IS NULL OR f.expires_at > ?)) FROM users u "
+                "WHERE u.collection_id = ? AND u.user_id > ? ORDER BY u.user_id LIMIT ?",
+                (float("-inf") if now is None else now, collection_id, after or "", limit),
             )
             .fetchall()
         )
