@@ -157,13 +157,28 @@ def test_index_bad_options_are_usage_errors(fc: ServiceCli, args: tuple[str, ...
 @pytest.mark.parametrize(
     ("path", "external"),
     [
-        ("photos/Zoë Ünal (2).jpg", "Zo___nal__2_.jpg"),
-        ("a/b/ok-name_1.2:3.png", "ok-name_1.2:3.png"),
+        ("photos/Zoë Ünal (2).jpg", "Zo:eb:_:fc:nal__2_.jpg"),
+        ("a/b/ok-name_1.2-3.png", "ok-name_1.2-3.png"),
+        ("a:b.png", "a::b.png"),
         ("x" * 300 + ".png", "x" * 255),
     ],
 )
-def test_external_id_is_the_file_name_with_other_characters_replaced(path: str, external: str) -> None:
+def test_external_id_is_the_file_name_with_other_characters_written_out(path: str, external: str) -> None:
     assert external_id_for(path) == external
+
+
+def test_one_name_in_any_spelling_is_one_subject_and_different_names_are_different_subjects() -> None:
+    import unicodedata
+
+    from facetrust.store.records import subject_key
+
+    def subject(name: str) -> str:
+        return subject_key(external_id_for(name))
+
+    zoe = "Zo\u00eb.png"
+    assert subject(zoe) == subject(unicodedata.normalize("NFD", zoe)) == subject("ZO\u00cb.png")  # é one or two points
+    assert subject("\uff54\uff4f\uff4e\uff59.png") == subject("Tony.png")  # full-width letters
+    assert len({subject(n) for n in ("Zo\u00eb.png", "Zo\u00e9.png", "Zo.png", "\u674e.png", "\u738b.png")}) == 5
 
 
 def test_index_batch_sets_the_images_per_transaction_one_audit_entry_each(fc: ServiceCli) -> None:

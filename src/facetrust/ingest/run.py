@@ -8,7 +8,7 @@ Plain ``index`` and ``index --ray`` both run this; they differ only in the runne
 from __future__ import annotations
 
 import logging
-import re
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,13 +44,28 @@ __all__ = ["ImageOutcome", "IngestOptions", "collection_engine", "external_id_fo
 
 log = logging.getLogger(__name__)
 
-_NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 def external_id_for(path: str) -> str:
-    """The file name of ``path`` made a valid ExternalImageId: characters outside
-    ``[a-zA-Z0-9_.\\-:]`` become ``_``; at most 255 characters."""
-    return _NOT_ALLOWED.sub("_", Path(path).name)[:255] or "_"
+    """The file name of ``path`` made a valid ExternalImageId (``[a-zA-Z0-9_.\\-:]``, at most 255
+    characters), one subject per name: Unicode NFKC first (é as one code point or two, full-width
+    letters: one spelling); ASCII letters, digits and ``_ . -`` kept; ``:`` written ``::``; any other
+    letter or digit written as its case-folded code point in hex between colons (``Zoë`` →
+    ``Zo:eb:``, ``李`` → ``:674e:``), so that different names never become one subject; anything
+    else (spaces, punctuation, symbols) ``_``."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKC", Path(path).name):
+        if ch in _KEPT:
+            out.append(ch)
+        elif ch == ":":
+            out.append("::")
+        elif ch.isalnum():
+            folded = unicodedata.normalize("NFKC", ch.casefold())  # ZOË and Zoë are one subject, as in subject_key
+            out.extend(c if c in _KEPT else f":{ord(c):x}:" for c in folded)
+        else:
+            out.append("_")
+    return "".join(out)[:255] or "_"
 
 
 def collection_engine(service: FaceService, collection: str) -> FaceEngine:
