@@ -262,3 +262,13 @@ def test_overlapping_batches_turn_the_collector_back_on_only_when_the_last_one_e
         first_out.set()
         worker.join()
         gc.enable()
+
+
+def test_the_auditors_view_pseudonymises_the_images_a_batch_found_indexed_already(svc: FaceService) -> None:
+    images = prepared(svc, 1, 2)
+    first = svc.index_prepared_batch("people", [(images[0], "p0")])[0]
+    svc.index_prepared_batch("people", [(images[0], "p0"), (images[1], "p1")])  # the first again
+    entry = svc.get_audit_log().entries[-1].data
+    assert entry["operation"] == "IndexFaces" and len(entry["already_indexed"]) == 1
+    assert first.image_id not in str(entry)  # the auditor sees a pseudonym, never the image id
+    assert entry["already_indexed"][0].startswith("image-")

@@ -31,6 +31,7 @@ _FIELDS = {
     "user_ids": "user",
     "searched_user_id": "user",
     "image_id": "image",
+    "already_indexed": "image",  # a bulk ingest's images already indexed (a single IndexFaces says True)
     "external_image_id": "subject",
     "subject": "subject",
 }
