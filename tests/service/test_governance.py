@@ -173,6 +173,18 @@ def test_a_consent_recorded_again_to_start_later_ends_the_subjects_faces_now(gov
     assert [f for _, f in gov.sweep_retention(dry_run=True).expired] == [face]
 
 
+def test_a_collection_takes_its_purpose_from_its_own_request_never_from_the_callers_comparison_purpose(
+    gov: FaceService,
+) -> None:
+    from facetrust.errors import InvalidParameterError
+
+    comparing = Actor("FTKADMIN", "admin", purpose="access")  # a client that sends its purpose header everywhere
+    assert gov.create_collection("c", actor=comparing).purpose == "review"  # the policy's default, as documented
+    assert gov.create_collection("d", purpose="access", actor=comparing).purpose == "access"
+    with pytest.raises(InvalidParameterError, match="A purpose must be named"):
+        gov.create_collection("e", purpose="")
+
+
 def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceService) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("alice", basis="BIPA written release", evidence=b"form")

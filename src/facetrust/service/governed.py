@@ -54,10 +54,14 @@ class Rule:
     scope: ``collection`` (the collection's purpose applies), ``purpose`` (the request names
     a purpose, or the policy's default applies) or ``none``.
     moratorium: True when the operation stays open on a forbidden purpose (erasure, audit).
+    caller_purpose: the caller's own purpose (``Actor.purpose``: the ``x-facetrust-purpose`` header)
+    names the purpose where the request does not (CompareFaces); otherwise only the request does
+    (CreateCollection: its tag; a header a client sends with every request does not choose it).
     """
 
     scope: str
     moratorium: bool
+    caller_purpose: bool = False
 
 
 _ERASE = Rule(COLLECTION, True)
@@ -81,7 +85,7 @@ RULES: dict[str, Rule] = {
     "SearchFacesByImage": _USE,
     "SearchUsers": _USE,
     "SearchUsersByImage": _USE,
-    "CompareFaces": Rule(PURPOSE, False),
+    "CompareFaces": Rule(PURPOSE, False, caller_purpose=True),
     "DetectFaces": _GLOBAL,
     "RecordConsent": _GLOBAL,
     "RevokeConsent": _GLOBAL,
@@ -161,7 +165,9 @@ def _default_purpose(service: ServiceContext, asked: str | None) -> str:
         raise InvalidParameterError(
             f"Purpose must be a purpose's name; got {type(asked).__name__}", parameter="Purpose"
         )
-    chosen = asked or service.policy.default_purpose
+    if asked is not None and not asked.strip():
+        raise InvalidParameterError("A purpose must be named; got an empty name", parameter="Purpose")
+    chosen = asked if asked is not None else service.policy.default_purpose
     if chosen is None:
         raise InvalidParameterError(
             "The deployment policy has no default purpose: name the purpose", parameter="Purpose"
@@ -216,7 +222,8 @@ def governed(
             rec.purpose = step.row.purpose
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:
-            rec.purpose = _default_purpose(service, purpose or actor.purpose)
+            asked = purpose if purpose is not None or not rule.caller_purpose else (actor.purpose or None)
+            rec.purpose = _default_purpose(service, asked)
             step.purpose = resolve_purpose(service.policy, rec.purpose, moratorium_ok=rule.moratorium)
         yield step
 
