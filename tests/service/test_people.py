@@ -74,6 +74,80 @@ def test_a_new_face_joins_a_person_with_more_faces_than_its_neighbours_without_a
     assert set(coll.describe_person("c", person.cluster_id).face_ids) == {*faces, joined}
 
 
+def _where(service: FaceService) -> dict[str, str]:
+    """Face id → the id of the person it is in."""
+    page = service.list_people("c")
+    return {f: p.cluster_id for p in page.people for f in service.describe_person("c", p.cluster_id).face_ids}
+
+
+def test_a_merge_outlives_the_faces_it_was_anchored_to_being_erased_or_split_off(coll: FaceService) -> None:
+    a = [_one(coll, 1, size) for size in (100, 96, 104, 92, 98)]
+    b = [_one(coll, 2, size) for size in (100, 96, 104)]
+    where = {
+        f: p.cluster_id
+        for p in coll.cluster_faces("c").people
+        for f in coll.describe_person("c", p.cluster_id).face_ids
+    }
+    merged = coll.merge_people("c", [where[a[0]], where[b[0]]])
+    coll.delete_faces("c", a[:3])  # the merge's anchors
+    coll.cluster_faces("c")
+    assert len({_where(coll)[f] for f in a[3:] + b}) == 1
+    coll.split_person("c", merged.cluster_id, [b[0]])  # a split of another face keeps the rest merged too
+    coll.cluster_faces("c")
+    assert len({_where(coll)[f] for f in a[3:] + b[1:]}) == 1
+
+
+def test_a_users_new_face_joins_the_users_person_not_the_one_it_resembles(coll: FaceService) -> None:
+    a = [_one(coll, 1, size) for size in (100, 96, 104)]
+    b = [_one(coll, 2, size) for size in (100, 96)]
+    coll.cluster_faces("c")
+    coll.name_person("c", _where(coll)[a[0]], "alice")
+    newcomer = _one(coll, 2, 104)  # resembles b; given to alice before it is placed
+    coll.associate_faces("c", "alice", [newcomer], user_match_threshold=0.0)
+    where = _where(coll)
+    assert where[newcomer] == where[a[0]] != where[b[0]]
+
+
+def test_faces_of_one_person_given_to_two_users_never_stay_one_person(coll: FaceService) -> None:
+    faces = [_one(coll, 1, size) for size in (100, 96, 104)]
+    coll.cluster_faces("c")
+    coll.create_user("c", "alice")
+    coll.create_user("c", "bob")
+    coll.associate_faces("c", "alice", [faces[0]])
+    coll.associate_faces("c", "bob", [faces[1]])
+    where = _where(coll)
+    assert where.get(faces[0]) is None or where.get(faces[0]) != where.get(faces[1])
+
+
+def test_a_user_association_overrides_an_earlier_split_of_the_same_face(coll: FaceService) -> None:
+    faces = [_one(coll, 1, size) for size in (100, 96, 104)]
+    person = coll.cluster_faces("c").people[0].cluster_id
+    coll.name_person("c", person, "alice")
+    coll.split_person("c", person, [faces[2]])
+    coll.associate_faces("c", "alice", [faces[2]])  # the later correction: it is alice after all
+    coll.cluster_faces("c")
+    assert len({_where(coll).get(f) for f in faces}) == 1
+
+
+def test_a_person_with_an_expired_face_still_takes_new_faces(tmp_path: Path) -> None:
+    from facetrust.governance.policy import Policy, Purpose
+
+    now = [1_800_000_000.0]
+    policy = Policy({"gen": Purpose("gen", min_threshold=0, retention_days=1)}, "gen")
+    with FaceService(tmp_path / "data", fake_engine(), policy=policy, clock=lambda: now[0]) as service:
+        service.create_collection("c")
+        old = [_one(service, 3, size) for size in (100, 96, 104)]
+        service.list_people("c")
+        now[0] += 46_800
+        live = _one(service, 3, 92)
+        service.list_people("c")
+        now[0] += 43_200  # the first three have expired, not yet swept
+        newest = _one(service, 3, 98)
+        page = service.list_people("c")  # placed beside the live face, the expired ones left out
+        assert [service.describe_person("c", p.cluster_id).face_ids for p in page.people] == [(live, newest)]
+        assert not set(old) & {f for p in page.people for f in service.describe_person("c", p.cluster_id).face_ids}
+
+
 def test_two_faces_of_one_image_never_share_a_cluster(coll: FaceService) -> None:
     both = coll.index_faces("c", face_png((20, 20, 100, 1), (200, 20, 100, 1))).indexed
     other = _one(coll, 1)

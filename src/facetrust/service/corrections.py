@@ -111,6 +111,7 @@ def split(
             out = {by_id[f].key for f in wanted}
             rest = [k for k in keys if k not in out]
             pairs = [(a, b) for a in out for b in rest]
+            tables.keep_joined(conn, row.id, list(out), tables.links_within(conn, "must", keys))  # a merge stays
             tables.drop_links(conn, "must", pairs)
             tables.add_links(conn, row.id, "cannot", pairs)
             named = {f.user_id for f in faces.values()} - {None}  # the cluster's user, even if no face stays

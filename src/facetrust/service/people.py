@@ -8,6 +8,7 @@ Faces indexed since the last pass are placed (incrementally) before any people o
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import uuid
@@ -169,10 +170,16 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
         for k, label in label_of.items():
             if label is not None:
                 members_of.setdefault(label, []).append(k)
+        now = service.clock()
+        users = {f.user_id for f in service.store.faces_by_keys(row.id, pending, conn).values() if f.user_id}
+        user_labels = {u: {c for c in tables.user_members(conn, row.id, u, now).values() if c} for u in users}
         near = set(keys[keys >= 0].tolist())
         joinable = {label_of[k] for k in near if label_of.get(k) is not None}  # a pending face may join these
-        wanted = near | set(pending) | {m for label in joinable for m in members_of[str(label)]}
+        joinable |= {c for labels in user_labels.values() for c in labels}  # or its user's person
+        wanted = near | set(pending) | {m for label in joinable for m in members_of.get(str(label), [])}
         faces = _faces(service, row, sorted(wanted), conn)  # every member the constraints check, not only neighbours
+        for label in joinable:  # an expired member (not yet swept) is no longer one: nothing to check or average
+            members_of[str(label)] = [m for m in members_of.get(str(label), []) if m in faces.image_of]
         pending = [k for k in pending if k in faces.image_of and k not in label_of]  # not erased or placed since
         sums = _Centroids(service, row, conn)
         touched: set[str] = set()
@@ -181,7 +188,20 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
             found = [(int(m), float(s)) for m, s in zip(keys[i].tolist(), scores[i].tolist()) if m >= 0]
             ok = {m: label_of[m] for m, _ in found if m in label_of and m in faces.image_of}
             vec = vector_of[key]
-            label, mate = assign(key, found, ok, members_of, faces, threshold, sums.agrees(vec, members_of))
+            user = faces.user_of.get(key)
+            own = [c for c in user_labels.get(user or "", ()) if members_of.get(c)]
+            if own:  # a user's face joins its user's person (as a full pass's user link does), or none
+                target = max(own, key=lambda c: len(members_of[c]))
+                label, mate = assign(
+                    key,
+                    [(members_of[target][0], math.inf)],
+                    {members_of[target][0]: target},
+                    members_of,
+                    faces,
+                    threshold,
+                )
+            else:
+                label, mate = assign(key, found, ok, members_of, faces, threshold, sums.agrees(vec, members_of))
             if mate is not None:
                 label = str(uuid.uuid4())
                 sums.sums[label] = sums.of(mate, members_of)
@@ -192,6 +212,8 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
                 sums.add(label, vec, members_of)
                 members_of[label].append(key)
                 touched.add(label)
+                if user is not None:
+                    user_labels.setdefault(user, set()).add(label)
             label_of[key] = label
         tables.set_members(conn, row.id, [(k, label_of[k]) for k in pending])
         tables.replace_clusters(conn, row.id, summaries(service, row, {c: members_of[c] for c in touched}, conn))

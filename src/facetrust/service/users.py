@@ -22,6 +22,8 @@ from facetrust.service.validate import (
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     import numpy as np
 
     from facetrust.service.context import ServiceContext
@@ -192,8 +194,28 @@ def associate_faces(
                 limit=MAX_FACES_PER_USER,
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
+        _people_follow(service, row, conn, new_keys, live, now)
     info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
     return AssociateResult(tuple(associated), tuple(failed), info), list(matched.values())
+
+
+def _people_follow(
+    service: ServiceContext, row: CollectionRow, conn: sqlite3.Connection, given: list[int], own: list[int], now: float
+) -> None:
+    """Faces just given to a user: each leaves the person it was in (placed again, so it joins its
+    user's person, never one of another user's faces), and a split that had parted it from the
+    user's other faces is overridden (the later correction wins)."""
+    from facetrust.service.people import summaries
+    from facetrust.store import people as tables
+
+    if not given:
+        return
+    left = {c for c in tables.membership(conn, given).values() if c is not None}
+    tables.unplace(conn, given)
+    tables.drop_links(conn, "cannot", [(k, m) for k in given for m in own])
+    if left:
+        groups = {c: tables.member_keys(conn, row.id, c, now) for c in sorted(left)}
+        tables.replace_clusters(conn, row.id, summaries(service, row, {c: k for c, k in groups.items() if k}, conn))
 
 
 def _decide(

@@ -20,16 +20,20 @@ __all__ = [
     "cluster_user",
     "clusters",
     "drop_links",
+    "keep_joined",
     "links",
     "links_within",
     "member_keys",
     "members",
+    "membership",
+    "must_links_of",
     "pending_keys",
     "replace_clusters",
     "set_members",
     "set_threshold",
     "threshold",
     "unclustered",
+    "unplace",
     "user_members",
 ]
 
@@ -59,6 +63,17 @@ def members(conn: sqlite3.Connection, collection_id: int) -> dict[int, str | Non
     """Face key → cluster id (None: looked at, and unclustered) of every placed face."""
     rows = conn.execute("SELECT face_key, cluster_id FROM people_members WHERE collection_id = ?", (collection_id,))
     return {int(k): c for k, c in rows}
+
+
+def membership(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, str | None]:
+    """Face key → cluster id (None: unclustered) of those of ``keys`` that are placed."""
+    sql = "SELECT face_key, cluster_id FROM people_members WHERE face_key IN ({marks})"
+    return {int(k): c for k, c in select_in(conn, sql, (), list(keys))}
+
+
+def unplace(conn: sqlite3.Connection, keys: Sequence[int]) -> None:
+    """Make these faces pending again: the next placement places them afresh."""
+    conn.executemany("DELETE FROM people_members WHERE face_key = ?", ((int(k),) for k in keys))
 
 
 def pending_keys(conn: sqlite3.Connection, collection_id: int) -> list[int]:
@@ -141,6 +156,48 @@ def links_within(conn: sqlite3.Connection, kind: str, keys: Sequence[int]) -> li
     inside = set(keys)
     sql = "SELECT face_a, face_b FROM people_links WHERE kind = ? AND face_a IN ({marks})"
     return [(int(a), int(b)) for a, b in select_in(conn, sql, (kind,), list(inside)) if int(b) in inside]
+
+
+def _groups(edges: Iterable[tuple[int, int]]) -> list[set[int]]:
+    """The connected groups of faces joined by ``edges``."""
+    parent: dict[int, int] = {}
+
+    def root(k: int) -> int:
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for a, b in edges:
+        parent[root(a)] = root(b)
+    out: dict[int, set[int]] = {}
+    for k in list(parent):
+        out.setdefault(root(k), set()).add(k)
+    return list(out.values())
+
+
+def keep_joined(
+    conn: sqlite3.Connection, collection_id: int, leaving: Sequence[int], edges: Iterable[tuple[int, int]]
+) -> int:
+    """Before faces ``leaving`` lose their must-links (``edges``, those that touch them): pin the other
+    faces those links joined to one another, so a merge outlives the faces it was anchored to (an
+    erased face, or one split off). How many links were added."""
+    gone = set(leaving)
+    pins: list[tuple[int, int]] = []
+    for group in _groups(edges):
+        stay = sorted(group - gone)
+        pins += [(stay[0], k) for k in stay[1:]]
+    return add_links(conn, collection_id, "must", pins) if pins else 0
+
+
+def must_links_of(conn: sqlite3.Connection, keys: Sequence[int]) -> list[tuple[int, int]]:
+    """Every must-link with a face among ``keys`` at either end."""
+    found: set[tuple[int, int]] = set()
+    for column in ("face_a", "face_b"):
+        sql = f"SELECT face_a, face_b FROM people_links WHERE kind = 'must' AND {column} IN ({{marks}})"
+        found |= {(int(a), int(b)) for a, b in select_in(conn, sql, (), list(keys))}
+    return sorted(found)
 
 
 def drop_links(conn: sqlite3.Connection, kind: str, pairs: Iterable[tuple[int, int]]) -> None:
