@@ -302,3 +302,66 @@ def test_a_copy_that_fails_in_its_transaction_leaves_no_store_in_a_new_directory
 
     assert "Table later_feature of the source has no counterpart in the target's schema" in out
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == []
+
+
+def test_a_source_written_to_during_the_copy_leaves_a_copy_that_verifies_and_a_warning(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import facetrust.cli.store_copy as store_copy
+
+    ids, _ = _source(tmp_path / "a", fake, keyring)
+    real = store_copy._logger
+
+    def overtaken(actor: Any, source: Any) -> Any:
+        log = real(actor, source)
+
+        def meanwhile(conn: sqlite3.Connection, report: Any) -> None:  # another writer, while the copy runs
+            with FaceService(tmp_path / "a", fake, keyring=keyring, store="sqlite") as other:
+                other.delete_faces("c", [ids[0]])
+            log(conn, report)
+
+        return meanwhile
+
+    monkeypatch.setattr(store_copy, "_logger", overtaken)
+    done = _run(
+        fake,
+        "--data",
+        str(tmp_path / "a"),
+        "store",
+        "copy",
+        "--from",
+        f"sqlite:{tmp_path / 'a'}",
+        "--to",
+        f"sqlite:{tmp_path / 'b'}",
+    )
+    assert done.exit_code == 0, done.output
+    assert "Warning: the source was written to while it was copied: its 1 audit entries after" in done.output
+    assert _run(fake, "--data", str(tmp_path / "b"), "audit-log", "verify").exit_code == 0
+
+
+def test_a_copy_refused_by_its_target_logs_no_export_in_the_source(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    target = tmp_path / "b"
+    target.mkdir()
+    conn = sqlite3.connect(target / "facetrust.db")  # a store of a newer facetrust: refused when opened
+    conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    conn.commit()
+    conn.close()
+    done = _run(
+        fake,
+        "--data",
+        str(tmp_path / "a"),
+        "store",
+        "copy",
+        "--from",
+        f"sqlite:{tmp_path / 'a'}",
+        "--to",
+        f"sqlite:{target}",
+    )
+    assert done.exit_code != 0
+    with FaceService(tmp_path / "a", fake, keyring=keyring, store="sqlite") as source:
+        operations = [e.data["operation"] for e in source.get_audit_log(disclose=True).entries]
+    assert "CopyStore" not in operations

@@ -77,3 +77,10 @@ def copy(source: str, target: str) -> None:
         f"Copied {total} rows of {len(report.rows)} tables and {report.keys} API keys from {src} to {dst}; "
         f"audit head {report.head}"
     )
+    if report.source_moved:
+        click.echo(
+            f"Warning: the source was written to while it was copied: its {report.source_moved} audit "
+            f"entries after {report.head.seq} (and what they did) are not in the copy; stop every writer "
+            "and copy again to carry them",
+            err=True,
+        )

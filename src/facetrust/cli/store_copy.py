@@ -14,6 +14,7 @@ store with the API keys of the server's key store (server/keys.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from facetrust.governance.recorder import Record
 from facetrust.governance.roles import require_role
 from facetrust.server.keys import KEY_COLUMNS, KEYS_FILE, KeyStore
 from facetrust.store.anchor import HeadFile
+from facetrust.store.anchor import head as audit_head
 from facetrust.store.copy import CopyReport, KeyRows, StoreWriter, check_sealing, copy_store, holds_store, refuse_filled
 from facetrust.store.pg_conn import is_postgres_url
 from facetrust.store.postgres import PostgresStore, open_store, redact_url
@@ -82,12 +84,12 @@ def copy_between(source: Side, target: Side, *, settings: Settings, actor: Actor
         _check_chain(src, target)
         check_sealing(src, _keyring(settings, target.data_dir))
         keys = _keys(source)
-        _log_export(src, actor, target)
         files = (DB_NAME, KEYS_FILE, HEADS_NAME) if target.url is None else (HEADS_NAME,)
         created = [target.data_dir / f for f in files if not (target.data_dir / f).exists()]
         writer: StoreWriter | None = None
         try:
-            writer = _writer(target)
+            writer = _writer(target)  # the target's own checks (its version, in use) first: a refusal exports nothing
+            _log_export(src, actor, target)
             report = copy_store(src, writer, keys, _logger(actor, source))
         except BaseException as exc:
             if writer is None or not writer.committed:  # no empty store, keys or head file left behind
@@ -98,8 +100,10 @@ def copy_between(source: Side, target: Side, *, settings: Settings, actor: Actor
         finally:
             if writer is not None:
                 writer.store.close()
-    _carry_heads(src.heads, HeadFile(target.data_dir / HEADS_NAME))
-    return report
+        with src.snapshot() as conn:
+            moved = audit_head(conn).seq - report.head.seq  # written to the source after the copy's snapshot
+    _carry_heads(src.heads, HeadFile(target.data_dir / HEADS_NAME), report.head.seq)
+    return dataclasses.replace(report, source_moved=max(moved, 0))
 
 
 def _check_sides(source: Side, target: Side) -> None:
@@ -191,12 +195,15 @@ def _logger(actor: Actor, source: Side) -> _Log:
     return log
 
 
-def _carry_heads(source: HeadFile, target: HeadFile) -> None:
-    """The source's recorded heads anchor the copied chain too: add them to the target's head file."""
+def _carry_heads(source: HeadFile, target: HeadFile, upto: int) -> None:
+    """The source's recorded heads anchor the copied chain too: add them to the target's head file,
+    those up to the copied head only (``upto``): a head the source recorded after its snapshot names
+    an entry the copy does not hold, or holds differently (its own CopyStore entry)."""
     if _same(source.path, target.path) or not source.exists():
         return
     for found in sorted(source.heads(), key=lambda h: h.seq):
-        target.record(found)
+        if found.seq <= upto:
+            target.record(found)
 
 
 def _remove(paths: list[Path]) -> None:

@@ -67,6 +67,7 @@ class CopyReport:
     rows: dict[str, int]
     head: AuditHead
     keys: int = 0
+    source_moved: int = 0  # entries the source's log gained while the copy ran (not in the copy)
 
 
 @dataclass(frozen=True)
