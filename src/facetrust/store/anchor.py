@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DDL", "GENESIS", "AuditHead", "HeadFile", "head"]
+__all__ = ["DDL", "GENESIS", "RECENT_HEADS", "AuditHead", "HeadFile", "disagreement", "head"]
 
 GENESIS = "0" * 64
 
@@ -51,6 +52,30 @@ class AuditHead:
 def head(conn: sqlite3.Connection) -> AuditHead:
     last = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     return AuditHead(int(last[0]), str(last[1])) if last else AuditHead(0, GENESIS)
+
+
+RECENT_HEADS = 64  # the newest lines of a head file checked against the log when a store opens
+
+
+def disagreement(conn: sqlite3.Connection, recorded: Sequence[AuditHead]) -> str | None:
+    """Why the log, as it stands, does not hold each of ``recorded`` (heads its head file anchored)
+    unchanged: a log restored from an older copy (which brings erased faces back and hides the
+    erasures) ends before them or holds other entries there; None when it holds them."""
+    tip = head(conn)
+    for anchored in sorted(recorded, key=lambda h: h.seq, reverse=True):
+        if anchored.seq > tip.seq:
+            return (
+                f"the log ends at entry {tip.seq}, but the head file anchored entry {anchored.seq}: "
+                "truncated, or restored from an older copy"
+            )
+        if anchored.seq > 0:
+            row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (anchored.seq,)).fetchone()
+            if row is None or row[0] != anchored.hash:
+                return (
+                    f"entry {anchored.seq} differs from the head the head file anchored: rewritten, or "
+                    "restored from an older copy"
+                )
+    return None
 
 
 class HeadFile:

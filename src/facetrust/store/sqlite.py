@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ConfigurationError
 from facetrust.store import video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
-from facetrust.store.anchor import AuditHead, HeadFile
+from facetrust.store.anchor import RECENT_HEADS, AuditHead, HeadFile, disagreement
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.collections import CollectionTable
 from facetrust.store.faces import FaceTable
@@ -87,6 +87,22 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
+        self._check_anchored(conn)
+
+    def _check_anchored(self, conn: sqlite3.Connection) -> None:
+        """The newest heads of the head file must be in the log unchanged; where they are not (a
+        database restored from an older copy, or altered) this store anchors nothing more, and says
+        so at CRITICAL, so no head contradicting the recorded ones is appended (``audit-log verify``
+        names the break)."""
+        try:
+            problem = disagreement(conn, self.heads.heads()[-RECENT_HEADS:])
+        except ValueError as exc:  # the head file itself was altered
+            problem = str(exc)
+        if problem is not None:
+            log.critical(
+                "AUDIT CHAIN BROKEN in %s: %s; nothing more is anchored in %s", self.where(), problem, self.heads.path
+            )
+            self.heads.halt(problem)
 
     def check_keyring(self) -> str | None:
         """Whether this keyring can read the newest stored templates; when it cannot (another key, or
