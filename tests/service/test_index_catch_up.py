@@ -124,3 +124,29 @@ def test_a_restarted_service_rebuilds_the_index_the_batches_kept_in_memory(tmp_p
         assert _index_keys(again) == kept == sorted(again.store.face_keys(_index(again)[0].id))
         hit = again.search_faces_by_image("c", face_png((30, 30, 100, 3)), threshold=50)
         assert hit.matches[0].face.external_image_id == "p3"
+
+
+def test_an_index_snapshot_ahead_of_a_restored_database_is_rebuilt_not_served(tmp_path: Path) -> None:
+    import shutil
+
+    data, backup = tmp_path / "data", tmp_path / "backup"
+    image = [face_png((20, 20, 100, k)) for k in range(9)]
+    with FaceService(data, fake_engine(), keyring=None) as service:  # templates in the clear: snapshots written
+        service.create_collection("c")
+        for k in range(3):
+            service.index_faces("c", image[k], external_image_id=f"p{k}")
+    backup.mkdir()
+    for name in ("facetrust.db", "audit.heads"):
+        shutil.copy2(data / name, backup / name)
+    with FaceService(data, fake_engine(), keyring=None) as service:  # written after the database was copied
+        for k in range(3, 8):
+            service.index_faces("c", image[k], external_image_id=f"p{k}")
+        service.search_faces_by_image("c", image[0])  # its index, saved on close
+    shutil.copytree(data / "index", backup / "index")  # a copy of a running directory: the index copied last
+    shutil.rmtree(data)
+    shutil.copytree(backup, data)
+    with FaceService(data, fake_engine(), keyring=None) as service:
+        service.index_faces("c", image[8], external_image_id="after")
+        found = service.search_faces_by_image("c", image[8], threshold=80.0).matches
+        assert [m.face.external_image_id for m in found] == ["after"]
+        assert service.search_faces_by_image("c", image[3], threshold=80.0).matches == ()  # never in this store

@@ -133,6 +133,18 @@ class CollectionIndex:
             meta = json.loads(self._meta_path.read_text())
             if meta.get("collection") != self.collection.id or meta.get("created_at") != self.collection.created_at:
                 return False
+            if int(meta["seq"]) > self.store.last_change(self.collection.id):
+                # newer than the database: one restored from an older copy (the snapshot may hold faces
+                # it lacks, under ids it will hand out again): rebuilt from the database, overwritten
+                log.warning(
+                    "index snapshot of %r is ahead of the database (change %s, the database's last %d); rebuilding",
+                    self.collection.name,
+                    meta["seq"],
+                    self.store.last_change(self.collection.id),
+                )
+                if self.owner:
+                    self.drop_files()
+                return False
             wanted = _BY_SIZE if self.backend == "auto" else (self.backend,)
             if meta.get("backend") not in wanted:  # written under another index_backend setting: rebuild as asked
                 log.info(
@@ -143,7 +155,7 @@ class CollectionIndex:
                 )
                 return False
             index = load_index(self._path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.info("no usable index snapshot for %r (%s); rebuilding", self.collection.name, exc)
             return False
         except Exception as exc:  # a corrupt snapshot must never stop the service: rebuild
@@ -431,6 +443,8 @@ class IndexRegistry:
         if meta.get("created_at") != row.created_at:
             return True
         last = self.store.last_change(row.id)  # first: a deletion after it is found by the next check
+        if seq > last:  # ahead of the database: one restored from an older copy
+            return True
         if self.store.deleted_since(row.id, self._clean_to.get((row.id, seq), seq)):
             return True
         self._clean_to[(row.id, seq)] = last
