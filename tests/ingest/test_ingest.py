@@ -315,3 +315,14 @@ def test_an_image_whose_faces_have_all_expired_is_indexed_again_not_skipped(tmp_
         assert not again.skipped and again.result is not None and len(again.result.indexed) == 1
         assert len(service.search_faces_by_image("doors", image.read_bytes(), threshold=0).matches) == 1
         assert ingest(service, "doors", [str(image)], IngestOptions(batch=1))[0].skipped  # live now: once is enough
+
+
+def test_an_image_without_a_face_is_skipped_on_a_rerun_as_any_indexed_image(tmp_path: Path) -> None:
+    service = open_service(tmp_path)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(face_png())  # no face: recorded, with nothing stored
+    try:
+        assert not ingest(service, "people", [str(empty)])[0].skipped
+        assert ingest(service, "people", [str(empty)])[0].skipped
+    finally:
+        service.close()

@@ -365,3 +365,19 @@ def test_a_copy_refused_by_its_target_logs_no_export_in_the_source(
     with FaceService(tmp_path / "a", fake, keyring=keyring, store="sqlite") as source:
         operations = [e.data["operation"] for e in source.get_audit_log(disclose=True).entries]
     assert "CopyStore" not in operations
+
+
+def test_a_copy_in_place_to_postgresql_anchors_its_own_entry_and_finds_no_break(
+    tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    with caplog.at_level("CRITICAL"):
+        _copied(fake, tmp_path / "a", f"sqlite:{tmp_path / 'a'}", pg_url)  # the data directory's own head file
+    assert not [r for r in caplog.records if r.levelname == "CRITICAL"]
+    store = open_store(tmp_path / "a" / "facetrust.db", pg_url)
+    try:
+        tip = store.connection().execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+    finally:
+        store.close()
+    last = (tmp_path / "a" / "audit.heads").read_text().split()[-1]
+    assert int(last.split(":")[0]) == tip

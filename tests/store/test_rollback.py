@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.anchoring import ChainAnchorer
@@ -38,3 +40,17 @@ def test_a_store_opened_on_a_rolled_back_database_anchors_nothing_more(tmp_path:
     assert (data / "audit.heads").read_text() == before
     with FaceService(data, fake_engine()) as service:
         assert not service.verify_audit_log().ok
+
+
+def test_the_newest_heads_are_read_from_the_end_of_the_head_file(tmp_path: Path) -> None:
+    from facetrust.store.anchor import AuditHead, HeadFile
+
+    heads = HeadFile(tmp_path / "audit.heads")
+    for seq in range(1, 5001):
+        heads.record(AuditHead(seq, f"{seq:064x}"))
+    assert [h.seq for h in heads.recent(64)] == list(range(4937, 5001))
+    assert heads.recent(64) == heads.heads()[-64:]
+    with (tmp_path / "audit.heads").open("a") as fh:
+        fh.write("5001:not-a-hash\n")
+    with pytest.raises(ValueError, match="altered"):
+        heads.recent(64)

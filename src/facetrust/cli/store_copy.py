@@ -172,9 +172,9 @@ def _keys(source: Side) -> KeyRows:
 def _writer(target: Side) -> StoreWriter:
     """The target opened for the copy: its schema and its keys table made, at their versions."""
     KeyStore.open(target.data_dir, store=target.store).close()
-    if target.url is None:
-        return StoreWriter(Store(target.data_dir / DB_NAME), target.data_dir / KEYS_FILE)
-    return StoreWriter(PostgresStore(target.data_dir / DB_NAME, target.url))
+    if target.url is None:  # empty, about to hold the source's chain: not checked against a head file
+        return StoreWriter(Store(target.data_dir / DB_NAME, check_anchors=False), target.data_dir / KEYS_FILE)
+    return StoreWriter(PostgresStore(target.data_dir / DB_NAME, target.url, check_anchors=False))
 
 
 def _log_export(src: Store, actor: Actor, target: Side) -> None:

@@ -7,6 +7,7 @@ Plain ``index`` and ``index --ray`` both run this; they differ only in the runne
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import unicodedata
 from collections import deque
@@ -44,6 +45,7 @@ __all__ = ["ImageOutcome", "IngestOptions", "collection_engine", "external_id_fo
 
 log = logging.getLogger(__name__)
 
+_MOST = 255  # characters of an ExternalImageId
 _KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -51,21 +53,32 @@ def external_id_for(path: str) -> str:
     """The file name of ``path`` made a valid ExternalImageId (``[a-zA-Z0-9_.\\-:]``, at most 255
     characters), one subject per name: Unicode NFKC first (é as one code point or two, full-width
     letters: one spelling); ASCII letters, digits and ``_ . -`` kept; ``:`` written ``::``; any other
-    letter or digit written as its case-folded code point in hex between colons (``Zoë`` →
-    ``Zo:eb:``, ``李`` → ``:674e:``), so that different names never become one subject; anything
-    else (spaces, punctuation, symbols) ``_``."""
+    letter, digit or combining mark written as its case-folded code point in hex between colons
+    (``Zoë`` → ``Zo:eb:``, ``李`` → ``:674e:``, the vowel sign of ``री`` → ``:940:``), so that
+    different names never become one subject; anything else (spaces, punctuation, symbols) ``_``.
+    A name longer than 255 characters so written keeps its first 237 and ends with a digest of the
+    whole (``:`` and 16 hex digits ``:``), so two long names do not meet at the cut."""
     out: list[str] = []
     for ch in unicodedata.normalize("NFKC", Path(path).name):
         if ch in _KEPT:
             out.append(ch)
         elif ch == ":":
             out.append("::")
-        elif ch.isalnum():
+        elif ch.isalnum() or unicodedata.category(ch).startswith("M"):
             folded = unicodedata.normalize("NFKC", ch.casefold())  # ZOË and Zoë are one subject, as in subject_key
             out.extend(c if c in _KEPT else f":{ord(c):x}:" for c in folded)
         else:
             out.append("_")
-    return "".join(out)[:255] or "_"
+    whole = "".join(out)
+    if len(whole) <= _MOST:
+        return whole or "_"
+    kept, size = [], 0
+    for token in out:  # whole tokens only: no escape cut in two
+        if size + len(token) > _MOST - 18:
+            break
+        kept.append(token)
+        size += len(token)
+    return "".join(kept) + ":" + hashlib.sha256(whole.encode()).hexdigest()[:16] + ":"
 
 
 def collection_engine(service: FaceService, collection: str) -> FaceEngine:

@@ -59,7 +59,7 @@ class ChainAnchorer:
             return None
         if not self._recorded_checked:
             try:
-                recorded = self.store.heads.heads()[-RECENT_HEADS:]
+                recorded = self.store.heads.recent(RECENT_HEADS)
             except ValueError as exc:  # an altered head file
                 self._stop(str(exc))
                 return None

@@ -55,6 +55,7 @@ def head(conn: sqlite3.Connection) -> AuditHead:
 
 
 RECENT_HEADS = 64  # the newest lines of a head file checked against the log when a store opens
+_LINE_BYTES = 128  # at least a head line's length (SEQ:HASH and a newline: 21 + 1 + 64 + 1 at most)
 
 
 def disagreement(conn: sqlite3.Connection, recorded: Sequence[AuditHead]) -> str | None:
@@ -116,6 +117,35 @@ class HeadFile:
 
     def exists(self) -> bool:
         return self.path.is_file()
+
+    def recent(self, count: int) -> list[AuditHead]:
+        """The last ``count`` recorded heads, read from the end of the file (it gains a line for
+        every audited commit, so reading all of it would cost more as history grows); ValueError
+        naming the line when one of them was altered."""
+        try:
+            with self.path.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                start = max(0, size - count * _LINE_BYTES)
+                fh.seek(start)
+                raw = fh.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ValueError(f"the head file {self.path} is unreadable: {exc}") from None
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"the head file {self.path} is not SEQ:HASH lines: altered") from None
+        lines = text.split("\n")[:-1]  # the text after the last newline: empty, or a line cut short
+        if start > 0 and lines:
+            lines = lines[1:]  # the first may be a line read from its middle
+        found = []
+        for line in lines[-count:]:
+            try:
+                found.append(AuditHead.parse(line))
+            except ValueError:
+                raise ValueError(f"a line of the head file {self.path} is not SEQ:HASH: altered") from None
+        return found
 
     def heads(self) -> list[AuditHead]:
         """Every recorded head; ValueError naming the line when one was altered."""

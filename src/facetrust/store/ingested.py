@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from facetrust.store.inlist import select_in
 
-__all__ = ["LIVE", "LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
+__all__ = ["HELD", "LIVE", "LOOKUP", "IngestedRecord", "hash_key", "record", "recorded", "recorded_images"]
 
 
 #: The recorded hashes, with the image each was indexed as, among some hash keys (``{marks}``: the
@@ -29,7 +29,8 @@ def hash_key(sha256: str) -> int:
     return int.from_bytes(head, "big", signed=True)
 
 
-#: Which of some images ({marks}) still have a face that has not expired at a time.
+#: Which of some images ({marks}) have faces, and which still have one that has not expired at a time.
+HELD = "SELECT DISTINCT image_id FROM faces WHERE image_id IN ({marks})"
 LIVE = "SELECT DISTINCT image_id FROM faces WHERE (expires_at IS NULL OR expires_at > ?) AND image_id IN ({marks})"
 
 
@@ -46,15 +47,18 @@ def recorded_images(
     conn: sqlite3.Connection, collection_id: int, hashes: Collection[str], now: float | None = None
 ) -> dict[str, str]:
     """The image id each of ``hashes`` recorded as indexed into the collection was indexed as; with
-    ``now``, only images with a face not expired then: an image whose faces have all expired (not
-    yet swept) is not indexed any more, and indexing it again stores it afresh."""
+    ``now``, less images whose faces have all expired then (not yet swept): those are not indexed
+    any more, and indexing them again stores them afresh. An image recorded without a face (none
+    found, or none kept) stays recorded."""
     wanted = set(hashes)
     keys = sorted({hash_key(h) for h in wanted})
     found = {str(h): str(i) for h, i in select_in(conn, LOOKUP, (collection_id,), keys) if str(h) in wanted}
     if now is None or not found:
         return found
-    live = {str(r[0]) for r in select_in(conn, LIVE, (now,), sorted(set(found.values())))}
-    return {h: i for h, i in found.items() if i in live}
+    images = sorted(set(found.values()))
+    held = {str(r[0]) for r in select_in(conn, HELD, (), images)}
+    live = {str(r[0]) for r in select_in(conn, LIVE, (now,), images)} if held else set()
+    return {h: i for h, i in found.items() if i not in held or i in live}
 
 
 def record(conn: sqlite3.Connection, collection_id: int, images: Sequence[tuple[str, str]], now: float) -> None:

@@ -120,12 +120,12 @@ class PostgresStore(Store):
 
     postgres = True
 
-    def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None) -> None:
+    def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None, check_anchors: bool = True) -> None:
         self.url = url
         self._pg_local = threading.local()
         self._pg_all: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()  # the live threads' connections
         self._pg_lock = threading.Lock()
-        super().__init__(path, keyring=keyring)
+        super().__init__(path, keyring=keyring, check_anchors=check_anchors)
 
     reclaimed = (
         "after `facetrust store vacuum` (VACUUM FULL, and of pg_statistic where the store's user owns the "

@@ -62,7 +62,9 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
 
     postgres = False  # the dialect under the SQL (PostgresStore: True)
 
-    def __init__(self, path: Path, *, keyring: Keyring | None = None) -> None:
+    def __init__(self, path: Path, *, keyring: Keyring | None = None, check_anchors: bool = True) -> None:
+        """``check_anchors`` false: the store is about to receive a copied chain (``store copy``'s
+        target, whose head file may be its source's): its empty log is not checked against it."""
         self._closed = False
         self.path = path
         self.keyring = keyring
@@ -87,7 +89,8 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
-        self._check_anchored(conn)
+        if check_anchors:
+            self._check_anchored(conn)
 
     def _check_anchored(self, conn: sqlite3.Connection) -> None:
         """The newest heads of the head file must be in the log unchanged; where they are not (a
@@ -95,7 +98,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         so at CRITICAL, so no head contradicting the recorded ones is appended (``audit-log verify``
         names the break)."""
         try:
-            problem = disagreement(conn, self.heads.heads()[-RECENT_HEADS:])
+            problem = disagreement(conn, self.heads.recent(RECENT_HEADS))
         except ValueError as exc:  # the head file itself was altered
             problem = str(exc)
         if problem is not None:
