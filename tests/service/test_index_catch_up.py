@@ -17,6 +17,7 @@ from facetrust.service import indexes as indexes_module
 from facetrust.service.indexes import CollectionIndex
 from facetrust.service.ingest import PreparedImage
 from facetrust.store.sqlite import CollectionRow
+from pg_cluster import SQLITE_FILES
 
 
 @pytest.fixture
@@ -126,6 +127,7 @@ def test_a_restarted_service_rebuilds_the_index_the_batches_kept_in_memory(tmp_p
         assert hit.matches[0].face.external_image_id == "p3"
 
 
+@SQLITE_FILES  # a restored SQLite file; a PostgreSQL database is restored by its own tools
 def test_an_index_snapshot_ahead_of_a_restored_database_is_rebuilt_not_served(tmp_path: Path) -> None:
     import shutil
 

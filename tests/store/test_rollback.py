@@ -12,6 +12,7 @@ import pytest
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.anchoring import ChainAnchorer
+from pg_cluster import SQLITE_FILES
 
 
 def _rolled_back(tmp_path: Path) -> Path:
@@ -29,6 +30,7 @@ def _rolled_back(tmp_path: Path) -> Path:
     return data
 
 
+@SQLITE_FILES  # a restored SQLite file
 def test_a_store_opened_on_a_rolled_back_database_anchors_nothing_more(tmp_path: Path) -> None:
     data = _rolled_back(tmp_path)
     before = (data / "audit.heads").read_text()
