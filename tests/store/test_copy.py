@@ -81,8 +81,12 @@ def _tables(data_dir: Path, store: str) -> dict[str, Any]:
     return rows
 
 
+def _copy(fake: FaceEngine, data: Path, source: str, target: str) -> click.testing.Result:
+    return _run(fake, "--data", str(data), "store", "copy", "--from", source, "--to", target)
+
+
 def _copied(fake: FaceEngine, data: Path, source: str, target: str) -> None:
-    done = _run(fake, "--data", str(data), "store", "copy", "--from", source, "--to", target)
+    done = _copy(fake, data, source, target)
     assert done.exit_code == 0, done.output
     assert done.output.startswith("Copied ") and "1 API keys" in done.output
 
@@ -323,17 +327,7 @@ def test_a_source_written_to_during_the_copy_leaves_a_copy_that_verifies_and_a_w
         return meanwhile
 
     monkeypatch.setattr(store_copy, "_logger", overtaken)
-    done = _run(
-        fake,
-        "--data",
-        str(tmp_path / "a"),
-        "store",
-        "copy",
-        "--from",
-        f"sqlite:{tmp_path / 'a'}",
-        "--to",
-        f"sqlite:{tmp_path / 'b'}",
-    )
+    done = _copy(fake, tmp_path / "a", f"sqlite:{tmp_path / 'a'}", f"sqlite:{tmp_path / 'b'}")
     assert done.exit_code == 0, done.output
     assert "Warning: the source was written to while it was copied: its 1 audit entries after" in done.output
     assert _run(fake, "--data", str(tmp_path / "b"), "audit-log", "verify").exit_code == 0
@@ -350,17 +344,7 @@ def test_a_copy_refused_by_its_target_logs_no_export_in_the_source(
     conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
     conn.commit()
     conn.close()
-    done = _run(
-        fake,
-        "--data",
-        str(tmp_path / "a"),
-        "store",
-        "copy",
-        "--from",
-        f"sqlite:{tmp_path / 'a'}",
-        "--to",
-        f"sqlite:{target}",
-    )
+    done = _copy(fake, tmp_path / "a", f"sqlite:{tmp_path / 'a'}", f"sqlite:{target}")
     assert done.exit_code != 0
     with FaceService(tmp_path / "a", fake, keyring=keyring, store="sqlite") as source:
         operations = [e.data["operation"] for e in source.get_audit_log(disclose=True).entries]
