@@ -90,3 +90,16 @@ def test_the_sweep_lists_and_deletes_the_video_jobs_past_their_retention(gc: Gov
     ]
     with gc.service.store.snapshot() as conn:
         assert jobs_table.load(conn, "job-1") is None and jobs_table.matches(conn, "job-1") == []
+
+
+def test_a_job_finished_twice_keeps_its_first_end(gc: GovernedCli) -> None:
+    gc.run("collections", "create", "doors")
+    face_id = gc.index("doors", "erin")
+    finished_search(gc, "job-1", face_id)  # one replica's run finished it
+    late = jobs_table.JobOutcome("FAILED", "a run that lost its lease", None, None)
+    match = jobs_table.JobMatch(0, 0, face_id, json.dumps({"face": {"face_id": face_id}, "similarity": 99.0}))
+    with gc.service.store.transaction() as conn:  # another's, which lost its lease, ends after it
+        assert not jobs_table.finish(conn, "job-1", late, gc.clock.now, [match])
+    conn = gc.service.store.connection()
+    assert conn.execute("SELECT status FROM video_jobs WHERE job_id = 'job-1'").fetchone()[0] == "SUCCEEDED"
+    assert conn.execute("SELECT count(*) FROM video_job_matches WHERE job_id = 'job-1'").fetchone()[0] == 1

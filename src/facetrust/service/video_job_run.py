@@ -136,4 +136,5 @@ def finish(ctx: ServiceContext, job_id: str, status: str, message: str | None, d
             json.dumps(dataclasses.asdict(metadata)) if metadata else None,
             json.dumps(result) if result is not None else None,
         )
-        jobs_table.finish(conn, job_id, outcome, ctx.clock(), found)
+        if not jobs_table.finish(conn, job_id, outcome, ctx.clock(), found):
+            log.info("video job %s was finished elsewhere meanwhile; this run's end is not recorded", job_id)

@@ -173,15 +173,20 @@ def to_run(conn: sqlite3.Connection, job_id: str) -> tuple[str, str, str] | None
 
 def finish(
     conn: sqlite3.Connection, job_id: str, outcome: JobOutcome, now: float, found: Sequence[JobMatch] = ()
-) -> None:
+) -> bool:
     """Record how the job ended, with its matches: only those whose face is still stored when the
-    job finishes (a face erased while the job ran is not written back)."""
-    conn.execute(
+    job finishes (a face erased while the job ran is not written back). Only a job still in
+    progress is finished: a run that lost its lease while another replica finished the job changes
+    nothing (False)."""
+    cur = conn.execute(
         "UPDATE video_jobs SET status = ?, status_message = ?, metadata = ?, result = ?, updated_at = ?"
-        " WHERE job_id = ?",
+        " WHERE job_id = ? AND status = 'IN_PROGRESS'",
         (outcome.status, outcome.message, outcome.metadata, outcome.result, now, job_id),
     )
+    if cur.rowcount == 0:
+        return False
     _insert_matches(conn, job_id, found)
+    return True
 
 
 def _insert_matches(conn: sqlite3.Connection, job_id: str, found: Sequence[JobMatch]) -> None:
