@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.server.wire import WireRequest
     from facetrust.store.protocol import FaceStore
 
-__all__ = ["AuthError", "Principal", "ReplayCache", "SigV4Authenticator"]
+__all__ = ["AuthError", "Principal", "ReplayCache", "SigV4Authenticator", "SignedHead"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,18 @@ class Principal:
     """Who made a request: the key's id and its role."""
 
     key_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """What ``SigV4Authenticator.check_head`` found: the parsed Authorization header, the signing
+    time (as written, and in seconds), and the active key's secret and role."""
+
+    auth: _Authorization
+    amz_date: str
+    signed_at: float
+    secret: str = field(repr=False)
     role: str
 
 
@@ -282,13 +294,11 @@ class SigV4Authenticator:
     def __repr__(self) -> str:
         return f"SigV4Authenticator({self.keys!r}, max_skew_s={self.max_skew_s})"
 
-    def check_head(self, request: WireRequest) -> None:
+    def check_head(self, request: WireRequest) -> SignedHead:
         """What can be checked before the body arrives: an Authorization header, its dates, and an
         active key. A request failing these is refused without its body being kept, so that nobody
-        without a key makes the server hold bodies (``RpcEndpoint`` drains them)."""
-        self._head(request)
-
-    def _head(self, request: WireRequest) -> tuple[_Authorization, str, float, float, str, str]:
+        without a key makes the server hold bodies (``RpcEndpoint`` drains them); what it found is
+        given to ``authenticate`` with the body, so the key is looked up once a request."""
         value = request.header("authorization")
         if not value:
             raise AuthError(
@@ -300,14 +310,16 @@ class SigV4Authenticator:
         now = self.clock()
         self._check_skew(amz_date, signed_at, now, auth.key_id)
         secret, role = self._secret(auth.key_id, request)
-        return auth, amz_date, signed_at, now, secret, role
+        return SignedHead(auth, amz_date, signed_at, secret, role)
 
-    def authenticate(self, request: WireRequest) -> Principal:
-        """The principal whose key signed ``request``; ``AuthError`` otherwise.
+    def authenticate(self, request: WireRequest, head: SignedHead | None = None) -> Principal:
+        """The principal whose key signed ``request``; ``AuthError`` otherwise. ``head``: what
+        ``check_head`` found for this request before its body arrived (checked here otherwise).
 
         Every header is read through ``request.header``, so a signed header sent twice is refused.
         """
-        auth, amz_date, signed_at, now, secret, role = self._head(request)
+        head = head or self.check_head(request)
+        auth, role = head.auth, head.role
         payload_hash = hashlib.sha256(request.body).hexdigest()
         claimed = request.header("x-amz-content-sha256")
         if claimed is not None and claimed != payload_hash:
@@ -316,11 +328,11 @@ class SigV4Authenticator:
         canonical = canonical_request(
             request.method, request.path, request.query, signed, auth.signed_headers, payload_hash
         )
-        expected = signature(secret, auth, amz_date, canonical)
+        expected = signature(head.secret, auth, head.amz_date, canonical)
         if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
             logger.debug("Signature mismatch for key %s; canonical request:\n%s", auth.key_id, canonical)
             raise self._refuse(_MISMATCH, auth.key_id)
-        refused = self.replays.admit(auth.signature, signed_at, now)
+        refused = self.replays.admit(auth.signature, head.signed_at, self.clock())
         if refused is not None:  # the signature verified: who replayed it is known (AuthError.role)
             error = self._refuse(refused, auth.key_id)
             error.role = role

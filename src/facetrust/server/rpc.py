@@ -24,7 +24,7 @@ from facetrust.config import Settings
 from facetrust.errors import FacetrustError
 from facetrust.governance.actor import Actor, check_case_ref
 from facetrust.governance.recorder import logged_or_refused
-from facetrust.server.auth import AuthError, Principal, SigV4Authenticator
+from facetrust.server.auth import AuthError, Principal, SignedHead, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
 from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
@@ -123,9 +123,10 @@ class RpcEndpoint:
 
     async def _serve(self, request: Request, head: WireRequest, claimed: Operation | None) -> dict[str, Any]:
         refused: AuthError | None = None
+        checked: SignedHead | None = None
         if self.authenticator is not None:  # no key, no body kept: it is read and dropped, then refused
             try:
-                await run_in_threadpool(self.authenticator.check_head, head)
+                checked = await run_in_threadpool(self.authenticator.check_head, head)
             except AuthError as exc:
                 refused = exc
         # a body that cannot be read (framing, a stall, too large) is answered as such first, and
@@ -134,7 +135,7 @@ class RpcEndpoint:
         if refused is not None:
             raise refused
         wire = head.with_body(body)
-        principal = await self._authenticate(wire)
+        principal = await self._authenticate(wire, checked)
         try:
             name = operation_name(wire.target)
             operation = self.operations.get(name)
@@ -174,11 +175,11 @@ class RpcEndpoint:
 
         return await run_in_threadpool(run)
 
-    async def _authenticate(self, wire: WireRequest) -> Principal:
+    async def _authenticate(self, wire: WireRequest, checked: SignedHead | None) -> Principal:
         if self.authenticator is None:
             return ANONYMOUS
         try:
-            return await run_in_threadpool(self.authenticator.authenticate, wire)
+            return await run_in_threadpool(self.authenticator.authenticate, wire, checked)
         except AuthError as exc:
             if exc.key_id is not None and exc.role is not None:  # a verified signature, refused (a replay)
                 asked = target_operation(wire.target or "") or "-"
