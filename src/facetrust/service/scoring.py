@@ -59,12 +59,6 @@ MIN_GALLERY = 1000
 CROWDED_DECADES = 1.0
 
 
-@functools.lru_cache(maxsize=16)
-def _top(calibration: Calibration) -> float:
-    """The global score of Similarity 100: where a symmetric score caps each side."""
-    return calibration.score_for_similarity(100.0)
-
-
 _HALF_ROUNDING = 5e-5  # a Similarity is reported to four places: one this far below a threshold reaches it
 
 
@@ -85,6 +79,12 @@ class ProbeScale:
     unreliable: str | None = None
     symmetric: bool = False
 
+    @functools.cached_property
+    def _top(self) -> float:
+        """The global score of Similarity 100, where a symmetric score caps each side (worked out
+        once a scale: a search maps every candidate with it)."""
+        return self.calibration.score_for_similarity(100.0)
+
     @property
     def method(self) -> str:
         if self.tail is None:
@@ -104,7 +104,7 @@ class ProbeScale:
         if face is None:
             return probe
         other = float(mapped(score, *face))
-        top = _top(self.calibration)
+        top = self._top
         if probe >= top and other >= top:
             return min(probe, other)
         return 0.5 * (min(probe, top) + min(other, top))
@@ -131,7 +131,7 @@ class ProbeScale:
         if not self.symmetric or self.tail is None or similarity <= self.calibration.similarity(-1.0):
             return self.score_for_similarity(similarity)
         u, m, c, m_global = self.tail
-        lowest = 2.0 * self.calibration.score_for_similarity(similarity) - _top(self.calibration)
+        lowest = 2.0 * self.calibration.score_for_similarity(similarity) - self._top
         return u + (lowest - c) * m / m_global
 
     def fmr_at(self, threshold: float) -> float:
