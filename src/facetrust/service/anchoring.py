@@ -14,10 +14,10 @@ process's own commits.
 
 Where it starts: at the start of the chain, walked a budget a tick, so each replica verifies the
 whole chain once after it starts (it trusts no head it did not verify itself; 50,000 entries a
-tick, one tick every few seconds), then only what is appended. Before its first tick anchors
-anything it checks the newest heads already in the head file (``RECENT_HEADS``) against the log:
-a log restored from an older copy (which would bring erased faces back and hide the erasures)
-ends before them or holds other entries there, and stops the anchoring the same way.
+tick, one tick every few seconds), then only what is appended. A store that found, when it
+opened, that its log does not hold the newest heads of its head file (a log restored from an
+older copy, which would bring erased faces back and hide the erasures: ``Store``'s own check)
+halted the head file; the anchoring stops with it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from facetrust.governance import audit
-from facetrust.store.anchor import RECENT_HEADS, disagreement
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
@@ -47,7 +46,6 @@ class ChainAnchorer:
         self.store, self.budget = store, budget
         self._at = audit.AuditHead(0, audit.GENESIS)  # verified (and anchored) up to here
         self.stopped: str | None = None  # why anchoring stopped (a break in the chain), or None
-        self._recorded_checked = False  # whether the heads already in the head file were checked
 
     def __repr__(self) -> str:
         return f"ChainAnchorer({self.store.heads!r}, at={self._at}, stopped={self.stopped is not None})"
@@ -57,18 +55,9 @@ class ChainAnchorer:
         (nothing new, or stopped: ``stopped`` says why)."""
         if self.stopped is not None:
             return None
-        if not self._recorded_checked:
-            try:
-                recorded = self.store.heads.recent(RECENT_HEADS)
-            except ValueError as exc:  # an altered head file
-                self._stop(str(exc))
-                return None
-            with self.store.snapshot() as conn:
-                problem = disagreement(conn, recorded)
-            if problem is not None:
-                self._stop(problem)
-                return None
-            self._recorded_checked = True
+        if self.store.heads.halted is not None:  # the store found a break when it opened (logged there)
+            self.stopped = self.store.heads.halted
+            return None
         with self.store.snapshot() as conn:
             report = audit.verify_after(conn, self._at, self.budget)
         if not report.ok:
