@@ -133,14 +133,15 @@ class CollectionIndex:
             meta = json.loads(self._meta_path.read_text())
             if meta.get("collection") != self.collection.id or meta.get("created_at") != self.collection.created_at:
                 return False
-            if int(meta["seq"]) > self.store.last_change(self.collection.id):
+            last = self.store.last_change(self.collection.id)
+            if int(meta["seq"]) > last:
                 # newer than the database: one restored from an older copy (the snapshot may hold faces
                 # it lacks, under ids it will hand out again): rebuilt from the database, overwritten
                 log.warning(
                     "index snapshot of %r is ahead of the database (change %s, the database's last %d); rebuilding",
                     self.collection.name,
                     meta["seq"],
-                    self.store.last_change(self.collection.id),
+                    last,
                 )
                 if self.owner:
                     self.drop_files()

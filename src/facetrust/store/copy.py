@@ -239,12 +239,11 @@ def check_sealing(source: Store, keyring: Keyring | None) -> None:
     """Refuse a copy whose sealed templates or crops the configured template keys cannot open:
     the copy keeps their bytes, so whoever uses the target needs the key that sealed them."""
     conn = source.connection()
-    held = set() if keyring is None else {keyring.current.key_id, *(k.key_id for k in keyring.older)}
     for table, column in _SEALED:
         for (key_id,) in conn.execute(
             f"SELECT DISTINCT substr({column}, 5, 8) FROM {table} WHERE substr({column}, 1, 4) = ?", (MAGIC,)
         ):
-            if bytes(key_id) not in held:
+            if keyring is None or not keyring.knows(bytes(key_id)):
                 raise ConfigurationError(
                     f"The source's {table} are sealed with template key {bytes(key_id).hex()}, which is not "
                     "configured here: run the copy with the template key the target will be used with "
