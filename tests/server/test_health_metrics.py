@@ -183,3 +183,21 @@ def test_health_reports_halted_anchoring_once_the_background_step_finds_a_tamper
 
     assert last["audit_anchoring"] == "halted"
     assert last["status"] == "ok"  # still serving: the break is in the shared record, not in this replica
+
+
+def test_health_reports_failing_anchoring_while_the_head_file_cannot_be_appended(api: Api) -> None:
+    heads = api.service.store.heads.path
+    api.client.create_collection(CollectionId="a")
+    saved = heads.read_bytes()
+    heads.unlink()
+    heads.mkdir()  # every append now fails, as on a full disk
+    try:
+        api.client.create_collection(CollectionId="b")  # the commit stands; only its anchoring failed
+        assert api.http.get("/health").json()["audit_anchoring"] == "failing"
+    finally:
+        heads.rmdir()
+        heads.write_bytes(saved)
+        heads.chmod(0o600)
+    api.client.create_collection(CollectionId="c")
+    assert api.http.get("/health").json()["audit_anchoring"] == "ok"
+    assert [c for c in api.client.list_collections()["CollectionIds"]] == ["a", "b", "c"]

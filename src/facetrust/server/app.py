@@ -171,6 +171,12 @@ def _replica_loop(
     return lifespan
 
 
+def _anchoring(anchorer: ChainAnchorer) -> str:
+    if anchorer.stopped is not None or anchorer.store.heads.halted is not None:
+        return "halted"
+    return "failing" if anchorer.store.heads.failing is not None else "ok"
+
+
 def create_app(
     service: FaceService,
     *,
@@ -213,8 +219,9 @@ def create_app(
             # replicas over one store must agree on these (docs/replicas.md)
             "replica": service.replica_id,
             "policy": policy_fingerprint(service.policy),
-            # "halted": this replica found a break in the audit chain and anchors it no more (its log says where)
-            "audit_anchoring": "ok" if anchorer.stopped is None else "halted",
+            # "halted": this replica found a break in the audit chain and anchors it no more (its log says
+            # where); "failing": its last append to the head file failed (disk full...), retried each commit
+            "audit_anchoring": _anchoring(anchorer),
         }
         return Response(json.dumps(body).encode(), media_type="application/json")
 

@@ -7,12 +7,17 @@ live in ``facetrust.governance.audit``, which builds on these).
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DDL", "GENESIS", "RECENT_HEADS", "AuditHead", "HeadFile", "disagreement", "head"]
 
@@ -79,6 +84,21 @@ def disagreement(conn: sqlite3.Connection, recorded: Sequence[AuditHead]) -> str
     return None
 
 
+def _drop_cut_line(fd: int, size: int) -> int:
+    """Cut ``fd``'s file back to its last newline when it ends in a line cut short (a crash or a
+    full disk stopped an append); the file's size after."""
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    start = max(0, size - _LINE_BYTES)
+    tail = os.pread(fd, size - start, start)
+    end = tail.rfind(b"\n")
+    keep = start + end + 1 if end >= 0 else (0 if start == 0 else size)  # a longer "line" is not a cut one
+    if keep != size:
+        log.warning("The head file ended in a line cut short (%d bytes); it was dropped", size - keep)
+        os.ftruncate(fd, keep)
+    return keep
+
+
 class HeadFile:
     """The append-only anchor of one log: a line ``SEQ:HASH`` for each head, mode 0600.
 
@@ -93,22 +113,48 @@ class HeadFile:
         self._lock = threading.Lock()
         self._last = -1
         self.halted: str | None = None  # why appends stopped, or None
+        self.failing: str | None = None  # why the last append failed (disk full...), None once one succeeds
 
     def __repr__(self) -> str:
         return f"HeadFile({str(self.path)!r})"
 
     def record(self, current: AuditHead) -> None:
+        """Append ``current``: its whole line or nothing. A write the disk cut short (full, over a
+        size limit) is taken back and raised as OSError, and ``failing`` says why until an append
+        succeeds; a line an earlier process left cut short is dropped before this one is written,
+        so it cannot run into it (and read as altered). Appends of all processes take an exclusive
+        lock on the file, so dropping such a line never drops another's."""
         with self._lock:
             if current.seq <= self._last or self.halted is not None:
                 return
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_mode & 0o777 != 0o600:
-                    os.fchmod(fd, 0o600)
-                os.write(fd, f"{current}\n".encode())
-            finally:
-                os.close(fd)
+                self._append(f"{current}\n".encode())
+            except OSError as exc:
+                self.failing = f"{exc.strerror or exc}"
+                raise
+            self.failing = None
             self._last = current.seq
+
+    def _append(self, line: bytes) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes
+            stat = os.fstat(fd)
+            if stat.st_mode & 0o777 != 0o600:
+                os.fchmod(fd, 0o600)
+            size = _drop_cut_line(fd, stat.st_size)
+            done = 0
+            try:
+                while done < len(line):
+                    written = os.write(fd, line[done:])
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += written
+            except OSError:
+                os.ftruncate(fd, size)  # no partial line is left for the next append to run into
+                raise
+        finally:
+            os.close(fd)
 
     def halt(self, reason: str) -> None:
         """Append nothing more (``reason``: the break found in the chain)."""
