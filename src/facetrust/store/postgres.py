@@ -87,15 +87,24 @@ def unsample(conn: sqlite3.Connection) -> int:
     return changed
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})  # libpq's URL parameters that hold a secret
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs: the one before ``@`` and the ones
+    libpq also takes as parameters (``?password=``, ``?sslpassword=``). The rest is shown as given."""
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    base, mark, query = url.partition("?")
+    if password is not None:
+        base = base.replace(f":{password}@", ":***@", 1)
+    kept = []
+    for item in query.split("&") if mark else ():
+        key, equals, _ = item.partition("=")
+        secret = equals and unquote(key).strip().lower() in _SECRET_PARAMETERS
+        kept.append(f"{key}=***" if secret else item)
+    return base + mark + "&".join(kept)
 
 
 class _ThreadConnection:
