@@ -64,6 +64,18 @@ def test_a_candidate_erased_since_the_search_is_not_offered_but_the_search_still
     assert svc.review_queue(actor=REVIEWER) == ()
 
 
+def test_a_stored_face_searched_for_and_erased_since_is_no_longer_named(svc: FaceService) -> None:
+    (indexed,) = svc.index_faces("cases", face_png((30, 20, 100, 2)), external_image_id="alice").indexed
+    probe = indexed.stored
+    svc.search_faces("cases", probe.face_id, actor=SEARCHER)
+    (item,) = svc.review_queue(actor=REVIEWER)
+    assert item.searched_face_id == probe.face_id  # a probe still stored is shown beside its candidates
+
+    svc.erase_subject("alice")
+    (item,) = svc.review_queue(actor=REVIEWER)
+    assert item.searched_face_id is None  # the search still awaits its decision; the erased face is not named
+
+
 def test_a_video_search_needing_review_waits_in_the_queue(svc: FaceService, story_clip: Path) -> None:
     from facetrust.config import Settings
     from facetrust.service.video import governed_video_search

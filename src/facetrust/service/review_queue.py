@@ -78,11 +78,15 @@ def review_queue(
 
 
 def _still_stored(service: ServiceContext, conn: sqlite3.Connection, found: list[audit.AuditEntry]) -> set[str]:
-    """The candidates' faces that are still stored and usable: one deleted, erased or expired since
-    the search is not offered to a reviewer (the search itself still awaits its decision)."""
+    """The candidates' and searched faces that are still stored and usable: one deleted, erased or
+    expired since the search is not offered to a reviewer, nor named (the search itself still awaits
+    its decision)."""
     wanted: dict[str, set[str]] = {}
     for entry in found:
-        wanted.setdefault(str(entry.data.get("collection")), set()).update(entry.data.get("face_ids", []))
+        ids = wanted.setdefault(str(entry.data.get("collection")), set())
+        ids.update(entry.data.get("face_ids", []))
+        if isinstance(entry.data.get("searched_face_id"), str):
+            ids.add(entry.data["searched_face_id"])
     now, kept = service.clock(), set()
     for name, ids in wanted.items():
         row = service.store.get_collection(name, conn) if ids else None
@@ -107,6 +111,6 @@ def _item(entry: audit.AuditEntry, cropped: set[str], kept: set[str]) -> ReviewI
         str(d.get("collection")),
         float(d.get("threshold", 0.0)),
         int(d.get("gallery_size", 0)),
-        d.get("searched_face_id"),
+        d.get("searched_face_id") if d.get("searched_face_id") in kept else None,
         candidates,
     )
