@@ -393,3 +393,15 @@ def test_delete_collection_answers_with_a_receipt_naming_every_erased_face(gov: 
     receipt = body["Receipt"]
     assert (receipt["What"], receipt["Target"], receipt["FaceIds"]) == ("collection", "c", [face])
     assert _log(gov)[-1]["face_ids"] == [face]
+
+
+def test_an_altered_head_file_is_reported_over_http_without_the_servers_path(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    heads = gov.service.store.heads.path
+    with heads.open("a") as fh:
+        fh.write("2:not-a-head\n")
+
+    report = gov.call("auditor", "VerifyAuditLog", {}).json()
+
+    assert report["Valid"] is False and "of the head file audit.heads is not SEQ:HASH" in report["Problem"]
+    assert str(heads.parent) not in report["Problem"]

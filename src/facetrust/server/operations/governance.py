@@ -83,7 +83,9 @@ def verify_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> d
     report = service.verify_audit_log(expected, actor=actor)
     out: dict[str, Any] = {"Valid": report.ok, "Entries": report.entries, "Head": str(report.head)}
     if not report.ok:
-        out["Problem"] = report.problem
+        # the head file by its name: where the server keeps its data is not the caller's to know
+        heads = service.store.heads.path
+        out["Problem"] = report.problem.replace(str(heads), heads.name) if report.problem else report.problem
         out["FirstBadSequence"] = report.first_bad_seq
     return out
 
