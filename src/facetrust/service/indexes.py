@@ -458,6 +458,20 @@ class IndexRegistry:
             index.save()
 
     def close(self) -> None:
-        """Save every snapshot, then give the folder up to the next process."""
-        self.save_all()
-        self._folder_lock.release()
+        """Save every snapshot, then give the folder up to the next process. A snapshot that cannot be
+        written (a full disk) is logged, not raised: it is derived, and the next process that opens
+        the collection rebuilds it from the database."""
+        try:
+            with self._lock:
+                opened = list(self._open.values())
+            for index in opened:
+                try:
+                    index.save()
+                except OSError as exc:
+                    log.error(
+                        "index snapshot of collection %r not saved (%s); the next start rebuilds it from the database",
+                        index.collection.name,
+                        exc,
+                    )
+        finally:
+            self._folder_lock.release()
