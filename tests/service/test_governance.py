@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
+from facetrust.service.indexes import CollectionIndex, IndexRegistry
 from pg_cluster import StoreBackend
 
 DAY = 86400.0
@@ -308,6 +311,76 @@ def test_erasure_leaves_no_trace_of_the_embedding_in_the_database_or_index_files
     gov2.close()
     for path in (p for p in gov.data_dir.rglob("*") if p.is_file()):
         assert needle not in path.read_bytes(), path
+
+
+def _read_only(*args: object, **kwargs: object) -> NoReturn:
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+@pytest.mark.parametrize("erase", ["erase_subject", "revoke_consent"])
+def test_an_erasure_whose_snapshot_cannot_be_removed_returns_its_receipt_and_clears_the_wal(
+    tmp_path: Path,
+    erase: str,
+    store_backend: StoreBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if store_backend.name == "postgresql":
+        pytest.skip("the database's files are the PostgreSQL server's: tests/store/test_vacuum.py scans them")
+    gov = FaceService(tmp_path / "data", fake_engine(), policy=POLICY, index_backend="pq")
+    gov.create_collection("c")
+    gov.record_consent("erin", basis="release", evidence=b"x")
+    indexed = gov.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin").indexed[0]
+    row = gov.store.get_collection("c")
+    assert row is not None
+    needle = np.frombuffer(gov.store.embedding(row.id, gov.store.face_keys(row.id)[0]) or b"", np.float32)[:8].tobytes()
+    gov.search_faces_by_image("c", face_png((20, 20, 100, 7)))
+    gov.close()  # writes the index snapshot
+    gov = FaceService(gov.data_dir, gov.engine, policy=POLICY, index_backend="pq")
+    gov.search_faces_by_image("c", face_png((20, 20, 100, 7)))  # the snapshot is loaded into memory
+    monkeypatch.setattr(CollectionIndex, "drop_files", _read_only)  # the index folder turned read-only
+
+    receipt = getattr(gov, erase)("erin")
+
+    assert receipt.face_ids == (indexed.stored.face_id,) and gov.verify_receipt(receipt)
+    assert "cannot remove the index snapshot of collection 'c'" in caplog.text
+    for name in ("facetrust.db", "facetrust.db-wal"):  # the WAL was checkpointed all the same
+        assert needle not in (gov.data_dir / name).read_bytes(), name
+    assert not gov.search_faces_by_image("c", face_png((20, 20, 100, 7)), threshold=0).matches
+    assert list(gov.indexes.folder.glob("collection-*"))  # the snapshot, not removed
+    monkeypatch.undo()  # the folder is writable again
+    gov.indexes.refresh()  # a server's periodic step: the removal is retried
+    try:
+        assert not list(gov.indexes.folder.glob("collection-*"))
+        for path in (p for p in gov.data_dir.rglob("*") if p.is_file()):
+            assert needle not in path.read_bytes(), path
+    finally:
+        gov.close()
+
+
+def test_an_erasure_checkpoints_the_wal_even_when_scrubbing_its_index_fails(
+    tmp_path: Path, store_backend: StoreBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store_backend.name == "postgresql":
+        pytest.skip("the database's files are the PostgreSQL server's: tests/store/test_vacuum.py scans them")
+    gov = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
+    gov.create_collection("c")
+    gov.index_faces("c", face_png((20, 20, 100, 7)), external_image_id="erin")
+    row = gov.store.get_collection("c")
+    assert row is not None
+    needle = np.frombuffer(gov.store.embedding(row.id, gov.store.face_keys(row.id)[0]) or b"", np.float32)[:8].tobytes()
+
+    def broken(*args: object) -> NoReturn:
+        raise RuntimeError("index broken")
+
+    monkeypatch.setattr(IndexRegistry, "scrub", broken)
+    try:
+        with pytest.raises(RuntimeError, match="index broken"):
+            gov.erase_subject("erin")
+        for name in ("facetrust.db", "facetrust.db-wal"):
+            assert needle not in (gov.data_dir / name).read_bytes(), name
+    finally:
+        gov.close()
 
 
 def test_receipts_fail_to_verify_when_the_log_is_tampered_with(gov: FaceService) -> None:

@@ -39,14 +39,18 @@ Also = Callable[["sqlite3.Connection"], "dict[str, object] | None"]  # more to d
 
 
 def _scrub(service: ServiceContext, rows: list[CollectionRow]) -> None:
-    """After an erasure: no copy in index snapshots (or HNSW's soft-deleted memory), none in the WAL."""
+    """After an erasure: no copy in index snapshots (or HNSW's soft-deleted memory), none in the WAL.
+    The WAL is checkpointed whatever failed before (a snapshot that cannot be removed is logged and
+    retried by the index registry, service/indexes.py)."""
     from facetrust.service.tails import after_change
 
-    for row in rows:
-        if service.store.get_collection(row.name) == row:  # a deleted collection's index is dropped instead
-            service.indexes.scrub(row)
-            after_change(service, row)  # recompute the faces whose top K held an erased face
-    service.store.checkpoint()
+    try:
+        for row in rows:
+            if service.store.get_collection(row.name) == row:  # a deleted collection's index is dropped instead
+                service.indexes.scrub(row)
+                after_change(service, row)  # recompute the faces whose top K held an erased face
+    finally:
+        service.store.checkpoint()
 
 
 @dataclass
@@ -200,8 +204,10 @@ def delete_collection(service: ServiceContext, name: str, actor: Actor) -> Erasu
         service.store.delete_collection(conn, dropped[0].id)
 
     receipt = erase_keys(service, "DeleteCollection", "collection", name, actor, every_face, also=drop, collection=name)
-    service.indexes.drop(dropped[0])
-    service.store.checkpoint()
+    try:
+        service.indexes.drop(dropped[0])
+    finally:
+        service.store.checkpoint()
     return receipt
 
 

@@ -210,10 +210,14 @@ class FaceService:
         self._closers.append(stop)
 
     def close(self) -> None:
-        while self._closers:
-            self._closers.pop()()
-        self.indexes.close()
-        self.store.close()
+        """Stop background work, save the index snapshots (one that cannot be written is logged) and
+        release their folder, then close the store: the store closes whatever failed before it."""
+        try:
+            while self._closers:
+                self._closers.pop()()
+            self.indexes.close()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> FaceService:
         return self

@@ -15,6 +15,8 @@ After an erasure the snapshot files are removed, and a pq or HNSW index (whose d
 mark vectors) is rebuilt, so no copy of an erased template survives in an index or in memory.
 That happens wherever a deletion is applied: in the process that erased, and in every other
 replica when it catches up with the deletion (at its next search, or its periodic ``refresh``).
+Snapshot files that cannot be removed (a read-only folder) are logged and never fail the erasure
+that committed; their removal is retried by every ``refresh`` and before any snapshot is saved.
 
 Snapshots live in this replica's own folder (service/replica.py); only the process holding the
 folder's lock (``owner``) writes or removes files there. Another process over the same folder
@@ -75,6 +77,7 @@ class CollectionIndex:
         self._applied = 0
         self._saved = 0
         self._index: VectorIndex | None = None
+        self.undropped = False  # snapshot files that may hold an erased template could not be removed
 
     @property
     def loaded(self) -> bool:
@@ -255,9 +258,24 @@ class CollectionIndex:
 
     def _drop_snapshot(self) -> None:
         """Remove this replica's snapshot files (owner or not: a process beside the folder's owner
-        removes them too, never writes them); the next save writes anew."""
-        self.drop_files()
+        removes them too, never writes them); the next save writes anew. Files that cannot be
+        removed are logged and left ``undropped``: ``refresh`` and ``save`` try again (the deletion
+        that asked has committed, and the index in memory applies it all the same)."""
         self._saved = -1
+        try:
+            self.drop_files()
+        except OSError as exc:
+            log.log(
+                logging.DEBUG if self.undropped else logging.ERROR,  # said once, not at every retry
+                "cannot remove the index snapshot of collection %r from %s (%s); it may hold erased templates "
+                "until its removal, which is retried",
+                self.collection.name,
+                self.folder,
+                exc,
+            )
+            self.undropped = True
+        else:
+            self.undropped = False
 
     def _forget_erased(self) -> None:
         """After applying deletions: remove the snapshot files; forget a pq or HNSW index, which only
@@ -280,8 +298,11 @@ class CollectionIndex:
             self._drop_snapshot()
 
     def refresh(self) -> None:
-        """Catch up with the database when loaded (a replica's periodic step; nothing to do when unloaded)."""
+        """Catch up with the database when loaded (a replica's periodic step), and try again to remove
+        snapshot files an erasure could not."""
         with self._lock:
+            if self.undropped:
+                self._drop_snapshot()
             if self._index is not None:
                 self._catch_up()
 
@@ -304,6 +325,10 @@ class CollectionIndex:
                 return
             if self._index is None or self._applied == self._saved:
                 return
+            if self.undropped:  # never overwrite what may hold an erased template without removing it first
+                self._drop_snapshot()
+                if self.undropped:
+                    return
             private_dir(self.folder)
             self._index.save(self._path)
             meta = {
@@ -389,10 +414,13 @@ class IndexRegistry:
         """Remove the collection's snapshot files from every replica's folder, this one's included
         (a CLI erasure beside a running server removes the server's; only writing is the owner's)."""
         with index._lock:  # not while this process's own save is writing them
-            index.drop_files()
+            index._drop_snapshot()
         for folder in replica_folders(self.root) if self.root is not None else []:
             if folder != self.folder:
-                index.drop_files(folder)
+                try:
+                    index.drop_files(folder)
+                except OSError as exc:  # that replica removes them when it catches up with the deletion
+                    log.error("cannot remove the index snapshot of %r from %s: %s", index.collection.name, folder, exc)
 
     def scrub(self, collection: CollectionRow) -> None:
         index = self.get(collection)
@@ -410,7 +438,7 @@ class IndexRegistry:
             opened = list(self._open.values())
         for index in gone:
             if self.owner:
-                index.drop_files()
+                index._drop_snapshot()  # what it cannot remove, _drop_orphans tries again
         for index in opened:
             index.refresh()
         if self.owner:
@@ -430,8 +458,11 @@ class IndexRegistry:
         for number in sorted(numbers - set(loaded)):
             row = rows.get(number)
             if row is None or self._stale(row):
-                for path in self.folder.glob(f"collection-{number}.*"):
-                    path.unlink(missing_ok=True)
+                try:
+                    for path in self.folder.glob(f"collection-{number}.*"):
+                        path.unlink(missing_ok=True)
+                except OSError as exc:  # tried again at the next refresh
+                    log.error("cannot remove the stale index snapshot of collection %d: %s", number, exc)
 
     def _stale(self, row: CollectionRow) -> bool:
         """Whether this folder's snapshot of ``row`` is of another collection of that id, unreadable,
@@ -458,6 +489,20 @@ class IndexRegistry:
             index.save()
 
     def close(self) -> None:
-        """Save every snapshot, then give the folder up to the next process."""
-        self.save_all()
-        self._folder_lock.release()
+        """Save every snapshot, then give the folder up to the next process. A snapshot that cannot be
+        written (a full disk) is logged, not raised: it is derived, and the next process that opens
+        the collection rebuilds it from the database."""
+        try:
+            with self._lock:
+                opened = list(self._open.values())
+            for index in opened:
+                try:
+                    index.save()
+                except OSError as exc:
+                    log.error(
+                        "index snapshot of collection %r not saved (%s); the next start rebuilds it from the database",
+                        index.collection.name,
+                        exc,
+                    )
+        finally:
+            self._folder_lock.release()

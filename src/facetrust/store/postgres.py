@@ -17,8 +17,6 @@ no erased row's bytes remain in any table file (docs/store.md says what else may
 from __future__ import annotations
 
 import sqlite3
-import threading
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -107,23 +105,6 @@ def redact_url(url: str) -> str:
     return base + mark + "&".join(kept)
 
 
-class _ThreadConnection:
-    """One thread's connection, held only by that thread's local storage: when the thread ends,
-    the storage is dropped and so is this, which closes the connection."""
-
-    def __init__(self, conn: PgConnection) -> None:
-        self.conn = conn
-
-    def close(self) -> None:
-        try:
-            self.conn.close()
-        except Exception:  # pragma: no cover - closing is best effort
-            pass
-
-    def __del__(self) -> None:
-        self.close()
-
-
 class PostgresStore(Store):
     """``Store`` over PostgreSQL at ``url``; ``path`` (in the data directory) only places the head file."""
 
@@ -131,9 +112,6 @@ class PostgresStore(Store):
 
     def __init__(self, path: Path, url: str, *, keyring: Keyring | None = None, check_anchors: bool = True) -> None:
         self.url = url
-        self._pg_local = threading.local()
-        self._pg_all: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()  # the live threads' connections
-        self._pg_lock = threading.Lock()
         super().__init__(path, keyring=keyring, check_anchors=check_anchors)
 
     reclaimed = (
@@ -154,8 +132,7 @@ class PostgresStore(Store):
             unsample(conn)  # before any ANALYZE (autovacuum's too) can copy a template into pg_statistic
 
     def _conn(self) -> sqlite3.Connection:
-        held: _ThreadConnection | None = getattr(self._pg_local, "held", None)
-        conn = None if held is None else held.conn
+        conn = cast("PgConnection | None", self._conns.get())  # each thread's, till it ends (as on SQLite)
         if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
             self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
@@ -165,11 +142,7 @@ class PostgresStore(Store):
                 raise ConfigurationError(
                     f"Cannot open the PostgreSQL store {redact_url(self.url)}: {exc}", setting="store"
                 ) from None
-            if held is not None:
-                held.close()
-            held = self._pg_local.held = _ThreadConnection(conn)
-            with self._pg_lock:
-                self._pg_all.add(held)
+            self._conns.put(cast(sqlite3.Connection, conn))  # closes the lost one
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
 
@@ -213,15 +186,6 @@ class PostgresStore(Store):
             return done + "; not of pg_statistic: run `VACUUM FULL pg_statistic` as the database's owner"
         conn.execute("VACUUM FULL pg_statistic")
         return done + ", pg_statistic"
-
-    def close(self) -> None:
-        self._closed = True
-        with self._pg_lock:
-            for held in list(self._pg_all):
-                held.close()
-            self._pg_all.clear()
-        self._pg_local = threading.local()
-        super().close()
 
 
 def open_store(path: Path, url: str | None = None, *, keyring: Keyring | None = None) -> Store:

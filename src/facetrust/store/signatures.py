@@ -21,11 +21,11 @@ the same file, and each upsert is atomic there, so the record stays shared.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 from facetrust.errors import ConfigurationError
 from facetrust.store.private import private_dir, private_file, tighten
+from facetrust.store.threadconns import ThreadConnections
 
 __all__ = [
     "DDL",
@@ -34,7 +34,6 @@ __all__ = [
     "REPLAYS_NAME",
     "ReplayFile",
     "admit",
-    "close_all",
     "prune",
     "replayed",
 ]
@@ -95,20 +94,19 @@ def prune(conn: sqlite3.Connection, now: float, window_s: float, limit: int = PR
 
 class ReplayFile:
     """The SQLite file holding ``seen_signatures`` (``path``), one connection per thread, opened on
-    first use (a process that never authenticates never creates it)."""
+    first use (a process that never authenticates never creates it) and closed when its thread
+    ends (store/threadconns.py) or when the file is closed."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections()
 
     def __repr__(self) -> str:
         return f"ReplayFile({str(self.path)!r})"
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, in autocommit mode, the table made if missing."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn = self._conns.get()
         if conn is not None:
             return conn
         try:
@@ -123,22 +121,11 @@ class ReplayFile:
             conn.executescript(DDL)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise ConfigurationError(f"Cannot open the replay record {self.path}: {exc}") from None
-        self._local.conn = conn
-        with self._lock:
-            self._all.append(conn)
-        return conn
+        return self._conns.put(conn)
+
+    def open_connections(self) -> int:
+        """How many connections to the file are open: one per live thread that used it."""
+        return len(self._conns)
 
     def close(self) -> None:
-        close_all(self._all, self._lock)
-        self._local = threading.local()
-
-
-def close_all(conns: list[sqlite3.Connection], lock: threading.Lock) -> None:
-    """Close every connection of ``conns`` (best effort) and empty it, under ``lock``."""
-    with lock:
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing is best effort
-                pass
-        conns.clear()
+        self._conns.close()

@@ -2,7 +2,8 @@
 
 WAL journal, ``synchronous=FULL``: a call that returned has been committed durably, and a
 transaction interrupted by ``kill -9`` leaves nothing behind. Each thread gets its own
-connection, so readers never wait for the writer.
+connection, so readers never wait for the writer; it is closed when its thread ends (a server's
+worker threads come and go, store/threadconns.py) or when the store closes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +29,8 @@ from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow, vector_from_blob
 from facetrust.store.schema import DDL, SCHEMA_VERSION
 from facetrust.store.sealing import is_sealed
-from facetrust.store.signatures import REPLAYS_NAME, ReplayFile, close_all
+from facetrust.store.signatures import REPLAYS_NAME, ReplayFile
+from facetrust.store.threadconns import ThreadConnections
 from facetrust.store.upgrade import upgrade
 from facetrust.store.users import UserTable
 
@@ -70,9 +71,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self.keyring = keyring
         self.key_problem: str | None = None  # why templates may not be written here (check_keyring)
         self.heads = HeadFile(path.with_name(HEADS_NAME))
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections()  # each thread's, till it ends
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
         self._checkpoint_due = False  # a checkpoint a reader kept from completing: retry_checkpoint runs it again
         self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
@@ -143,7 +142,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     # -- connections and transactions ------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn = self._conns.get()
         if conn is None:
             self._check_open()
             try:
@@ -159,9 +158,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            self._conns.put(conn)
         return conn
 
     @contextmanager
@@ -233,10 +230,13 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self.checkpoint()
         return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
+    def open_connections(self) -> int:
+        """How many connections to the database are open: one per live thread that used it."""
+        return len(self._conns)
+
     def close(self) -> None:
         self._closed = True
-        close_all(self._all, self._lock)
-        self._local = threading.local()
+        self._conns.close()
         self.replays.close()
 
     def _check_open(self) -> None:
