@@ -183,6 +183,13 @@ def apply_boxes(image: np.ndarray, boxes: Iterable[BoundingBox], options: Redact
     return image
 
 
+def _smallest_face(engine: FaceEngine, asked: int | None) -> int:
+    """The narrowest face redaction must find: every face the engine could recognise
+    (``min_face_size``) at any resolution, or a narrower one when asked."""
+    floor = engine.settings.min_face_size
+    return min(asked, floor) if asked is not None else floor
+
+
 def _temp_beside(out: Path) -> Path:
     return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.part{out.suffix}")
 
@@ -207,7 +214,7 @@ def redact_image_bytes(
     options = options or RedactOptions()
     fmt = image_format or _format_of(source)
     rgb = engine.load_image(source).copy()
-    faces = engine.detect(rgb)
+    faces = engine.detect(rgb, smallest_face=_smallest_face(engine, None))
     kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
     apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
     buffer = io.BytesIO()
@@ -285,8 +292,9 @@ def redact_video(
     info = probe_video(path, video.limits)
     _check_audio_fits(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
+    wanted = dataclasses.replace(video, smallest_face=_smallest_face(engine, video.smallest_face))
     found = detect_video(
-        path, engine, video if keep is not None else dataclasses.replace(video, embed=False), progress=half
+        path, engine, wanted if keep is not None else dataclasses.replace(wanted, embed=False), progress=half
     )
     kept = keep(found) if keep is not None else frozenset()
     plan = plan_boxes(found, options, kept, frames=max(info.frame_count, 1) + int(info.frame_rate))
