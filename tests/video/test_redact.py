@@ -14,7 +14,7 @@ from facetrust.video import VideoOptions, detect_video, iter_frames, probe_video
 from facetrust.video.redact import RedactOptions, redact_image, redact_video
 from facetrust.video.synth import Truth
 
-from .conftest import still, write_frames
+from .conftest import still, write_frames, write_tracks, write_with_picture
 
 
 def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:
@@ -185,4 +185,47 @@ def test_an_odd_frame_size_is_written_in_full_chroma(video_engine: FaceEngine, t
     out = tmp_path / "out.mp4"
     redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
     assert (probe_video(out).width, probe_video(out).height) == (161, 121)
+    assert faces_left(out, video_engine) == []
+
+
+def test_the_main_video_track_is_redacted_not_a_preview_before_it(video_engine: FaceEngine, tmp_path: Path) -> None:
+    import av
+
+    preview = [still(160, 120, ((20, 20, 48, 2),))] * 10
+    main = [still(320, 240, ((100, 60, 64, 1),))] * 10
+    clip = tmp_path / "phone.mov"
+    write_tracks(clip, [preview, main])
+    assert (probe_video(clip).width, probe_video(clip).height) == (320, 240)
+    out = tmp_path / "out.mov"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted) == (10, 10)
+    assert report.streams_dropped == ("stream 0: video h264 160x120",)
+    with av.open(str(out)) as redacted:
+        assert [(s.codec_context.width, s.codec_context.height) for s in redacted.streams.video] == [(320, 240)]
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_video_without_other_streams_drops_none(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    report = redact_video(story[0], tmp_path / "out.mp4", video_engine, video=VideoOptions(sample_fps=5))
+    assert report.streams_dropped == ()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "picture", "cover", "dropped"),
+    [
+        (".mkv", 64, False, "stream 0: video mjpeg 64x64"),  # a one-frame track before the video
+        (".mp4", 320, True, "stream 1: video mjpeg 320x320 (still picture)"),  # cover art larger than the video
+    ],
+)
+def test_a_still_picture_beside_the_video_is_not_taken_for_it(
+    video_engine: FaceEngine, tmp_path: Path, suffix: str, picture: int, cover: bool, dropped: str
+) -> None:
+    clip = tmp_path / f"clip{suffix}"
+    write_with_picture(clip, [still(160, 120, ((40, 30, 48, 1),))] * 10, picture, cover=cover)
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted, report.streams_dropped) == (10, 10, (dropped,))
+    assert (probe_video(out).width, probe_video(out).height) == (160, 120)
     assert faces_left(out, video_engine) == []

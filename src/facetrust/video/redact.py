@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 from facetrust.errors import InvalidParameterError
 from facetrust.types import BoundingBox, Face
 from facetrust.video.pipeline import PersonTrack, Progress, TrackedFace, VideoFaces, VideoOptions, detect_video
-from facetrust.video.source import VideoInfo, VideoPath, decoded_frames, open_video, probe_video
+from facetrust.video.source import (
+    VideoInfo,
+    VideoPath,
+    decoded_frames,
+    main_audio_stream,
+    main_video_stream,
+    open_video,
+    other_streams,
+    probe_video,
+)
 from facetrust.video.tracker import iou
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +85,8 @@ class RedactOptions:
 
 @dataclass(frozen=True)
 class RedactionReport:
-    """What a redaction did: faces seen, tracks (persons), tracks kept, frames touched."""
+    """What a redaction did: faces seen, tracks (persons), tracks kept, frames touched, and the
+    streams of the source the output does not carry (described: ``stream 0: video h264 160x120``)."""
 
     output: str
     frames: int
@@ -85,6 +95,7 @@ class RedactionReport:
     tracks: int
     tracks_kept: int
     boxes: int
+    streams_dropped: tuple[str, ...] = ()
 
 
 def _grown(box: BoundingBox, grow: float) -> BoundingBox:
@@ -290,7 +301,7 @@ def redact_video(
             f"Output {target.name!r} must end in one of {', '.join(VIDEO_SUFFIXES)}", parameter="output"
         )
     info = probe_video(path, video.limits)
-    _check_audio_fits(path, target)
+    dropped = _check_streams(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
     wanted = dataclasses.replace(video, smallest_face=_smallest_face(engine, video.smallest_face))
     found = detect_video(
@@ -312,6 +323,7 @@ def redact_video(
         len(found.persons),
         len(kept),
         sum(len(b) for b in plan.values()),
+        dropped,
     )
 
 
@@ -334,8 +346,8 @@ def _rewrite(
     source = open_video(path)
     try:
         info = _info(source, path)
-        in_video = source.streams.video[0]
-        in_audio = source.streams.audio[0] if source.streams.audio else None
+        in_video = main_video_stream(source)
+        in_audio = main_audio_stream(source)
         with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
             out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()], rotation)
             out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
@@ -367,21 +379,23 @@ def _rewrite(
 WEBM_AUDIO = frozenset({"opus", "vorbis"})
 
 
-def _check_audio_fits(path: VideoPath, target: Path) -> None:
-    """Audio is copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
-    if target.suffix.lower() != ".webm":
-        return
+def _check_streams(path: VideoPath, target: Path) -> tuple[str, ...]:
+    """The streams the output will not carry (only the main video and audio ones are); audio is
+    copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
     source = open_video(path)
     try:
-        codecs = {str(s.codec_context.name) for s in source.streams.audio}
+        audio = main_audio_stream(source)
+        codecs = {str(audio.codec_context.name)} if audio is not None else set()
+        dropped = other_streams(source)
     finally:
         source.close()
-    if codecs - WEBM_AUDIO:
+    if target.suffix.lower() == ".webm" and codecs - WEBM_AUDIO:
         raise InvalidParameterError(
             f"Output {target.name!r}: the audio ({', '.join(sorted(codecs))}) cannot be copied into WebM, which "
             "holds Opus or Vorbis only; write .mkv or .mp4 instead",
             parameter="output",
         )
+    return dropped
 
 
 def _video_stream(sink: Any, template: Any, codec: str, rotation: int = 0) -> Any:
@@ -411,7 +425,7 @@ def _frames_and_audio(
         return
     import av
 
-    in_video = source.streams.video[0]
+    in_video = main_video_stream(source)
     in_video.thread_type = "AUTO"
     try:
         for packet in source.demux(in_video, in_audio):
