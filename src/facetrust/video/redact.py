@@ -337,32 +337,30 @@ def _rewrite(
     rotation: int = 0,
 ) -> tuple[int, int]:
     """Second pass: decode every frame, redact its planned boxes (drawn upright, as the frame is shown),
-    encode at the same timestamps and display rotation; copy the audio. (frames, frames touched)."""
+    encode at the same timestamps (``Forward``: kept strictly increasing) and display rotation; copy
+    the audio. (frames, frames touched). A file the output cannot hold → ``InvalidVideoError``."""
     import av
-    import numpy as np
 
-    from facetrust.video.source import _info, rotation_of, upright
+    from facetrust.errors import InvalidVideoError
+    from facetrust.video.source import _info
 
     source = open_video(path)
     try:
         info = _info(source, path)
         in_video = main_video_stream(source)
         in_audio = main_audio_stream(source)
+        times = Forward(step=max(1, round(1 / (info.frame_rate * float(in_video.time_base)))))
         with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
             out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()], rotation)
             out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
             frames = touched = 0
             for frame in _frames_and_audio(source, path, info, video, in_audio, out_audio, sink):
                 boxes = plan.get(frames, [])
+                pts = times.next(frame.pts) if frame.pts is not None else None
                 if boxes:
                     touched += 1
-                    rgb = apply_boxes(upright(frame), boxes, options)
-                    turns = rotation_of(frame) // 90
-                    if turns:  # back as it is stored
-                        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
-                    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    frame = new
+                    frame = _redacted(frame, boxes, options)
+                frame.pts, frame.time_base = pts, in_video.time_base
                 frame.pict_type = av.video.frame.PictureType.NONE
                 for packet in out_video.encode(frame):
                     sink.mux(packet)
@@ -371,9 +369,52 @@ def _rewrite(
                     progress(info.duration_ms // 2 + int(frames * 500 / info.frame_rate), info.duration_ms)
             for packet in out_video.encode():
                 sink.mux(packet)
+    except av.FFmpegError as exc:
+        raise InvalidVideoError(
+            f"the redacted copy cannot be written ({exc}); the video's timestamps or streams may be damaged: "
+            "remux it first (ffmpeg -i IN -c copy OUT.mkv)",
+            source=Path(path).name,
+        ) from None
     finally:
         source.close()
     return frames, touched
+
+
+def _redacted(frame: Any, boxes: list[BoundingBox], options: RedactOptions) -> Any:
+    """A new frame: ``frame`` with ``boxes`` redacted (drawn upright, stored turned back as it was)."""
+    import av
+    import numpy as np
+
+    from facetrust.video.source import rotation_of, upright
+
+    rgb = apply_boxes(upright(frame), boxes, options)
+    turns = rotation_of(frame) // 90
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
+class Forward:
+    """Timestamps (in a stream's time base) made strictly increasing, as a file's output needs:
+    a time that goes back (timestamps restarting where two MPEG-TS files were joined) starts an
+    offset that carries the rest on from one ``step`` after the last; a repeated time moves on by one
+    tick. Times that already increase are kept as they are."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self._offset = 0
+        self._last: int | None = None
+
+    def next(self, t: int) -> int:
+        t += self._offset
+        if self._last is not None and t <= self._last:
+            if t < self._last:
+                self._offset += self._last + self.step - t
+                t = self._last + self.step
+            else:
+                t = self._last + 1
+        self._last = t
+        return t
 
 
 WEBM_AUDIO = frozenset({"opus", "vorbis"})
@@ -427,10 +468,15 @@ def _frames_and_audio(
 
     in_video = main_video_stream(source)
     in_video.thread_type = "AUTO"
+    audio_times = Forward(step=max(1, int(in_audio.codec_context.frame_size or 1)))
     try:
         for packet in source.demux(in_video, in_audio):
             if packet.stream is in_audio:
                 if packet.dts is not None:
+                    shift = audio_times.next(packet.dts) - packet.dts
+                    packet.dts += shift
+                    if packet.pts is not None:
+                        packet.pts += shift
                     packet.stream = out_audio
                     sink.mux(packet)
                 continue

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Frame",
     "FrameLog",
+    "PlayClock",
     "VideoInfo",
     "VideoLimits",
     "iter_frames",
@@ -237,6 +238,27 @@ def frame_time_ms(frame: Any, index: int, rate: float) -> int:
     return int(round(t * 1000)) if t is not None else int(round(index * 1000 / rate))
 
 
+class PlayClock:
+    """Decoded frames' times as they play, in milliseconds, never going back: timestamps that jump
+    back (they restart where two MPEG-TS files were joined, say) continue one frame after the last
+    time instead, so sampling, tracking and the redaction plan see time go on; equal times stay equal."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._offset = 0
+        self._last: int | None = None
+
+    def time_ms(self, frame: Any, index: int) -> int:
+        t = frame_time_ms(frame, index, self._rate) + self._offset
+        if self._last is not None and t < self._last:
+            step = max(int(round(1000 / self._rate)), 1)
+            log.info("timestamps go back %d ms at frame %d: taken as a restart", self._last - t, index)
+            self._offset += self._last + step - t
+            t = self._last + step
+        self._last = t
+        return t
+
+
 def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: VideoLimits) -> Iterator[Any]:
     """Every frame of the main video stream (PyAV ``VideoFrame``); corrupt or truncated → ``InvalidVideoError``."""
     import av
@@ -245,6 +267,7 @@ def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: Vid
     stream.thread_type = "AUTO"
     count = 0
     last_ms = 0
+    clock = PlayClock(info.frame_rate)
     try:
         for frame in container.decode(stream):
             count += 1
@@ -265,7 +288,7 @@ def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: Vid
                     actual=frame.width * frame.height,
                     source=_label(path),
                 )
-            last_ms = frame_time_ms(frame, count - 1, info.frame_rate)
+            last_ms = clock.time_ms(frame, count - 1)
             if last_ms > limits.seconds * 1000:
                 raise VideoTooLargeError(
                     f"the video runs past {limits.seconds:g} seconds",
@@ -305,8 +328,9 @@ def iter_frames(
         check_limits(info, limits, _label(path))
         step_ms = 1000 / sample_fps
         next_ms = 0.0
+        clock = PlayClock(info.frame_rate)
         for index, frame in enumerate(decoded_frames(container, path, info, limits)):
-            ts = frame_time_ms(frame, index, info.frame_rate)
+            ts = clock.time_ms(frame, index)
             if log is not None:
                 if index == 0:
                     log.rotation = rotation_of(frame)
