@@ -270,3 +270,13 @@ def test_timestamps_restarting_where_two_ts_files_join_are_carried_on(video_engi
     assert len(written) == 30 and all(a < b for a, b in pairwise(written))
     assert faces_left(out, video_engine) == []
 
+
+def test_a_video_without_timestamps_is_written_at_its_frame_rate(video_engine: FaceEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "raw.h264"
+    write_frames(clip, [still(160, 120, ((40, 30, 48, 1),))] * 20)
+    rate = probe_video(clip).frame_rate
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert report.frames == 20
+    assert frame_times(out) == [round(i * 1000 / rate) for i in range(20)]
+    assert faces_left(out, video_engine) == []

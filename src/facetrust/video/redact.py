@@ -356,7 +356,7 @@ def _rewrite(
             frames = touched = 0
             for frame in _frames_and_audio(source, path, info, video, in_audio, out_audio, sink):
                 boxes = plan.get(frames, [])
-                pts = times.next(frame.pts) if frame.pts is not None else None
+                pts = times.next(frame.pts if frame.pts is not None else frames * times.step)
                 if boxes:
                     touched += 1
                     frame = _redacted(frame, boxes, options)
