@@ -440,3 +440,19 @@ def test_compare_lists_the_target_faces_by_the_similarity_it_reports_not_the_raw
     assert [round(m.face.box.left) for m in result.matches] == [120, 10]  # the lower raw score reports more
     assert result.matches[0].comparison.similarity > result.matches[1].comparison.similarity
     assert result.matches[0].comparison.score < result.matches[1].comparison.score
+
+
+@pytest.mark.parametrize("smallest", [0, -3, 2.5, True])
+def test_detect_refuses_a_smallest_face_that_is_not_a_width_in_pixels(fake: FaceEngine, smallest: object) -> None:
+    from facetrust.models.fake import face_png
+
+    with pytest.raises(InvalidParameterError) as info:
+        fake.detect(face_png((40, 40, 60, 1)), smallest_face=smallest)  # type: ignore[arg-type]
+    assert info.value.parameter == "smallest_face"
+
+
+def test_detect_down_to_a_size_on_a_detector_that_does_not_scale_finds_what_detect_finds(fake: FaceEngine) -> None:
+    from facetrust.models.fake import face_png
+
+    image = face_png((40, 40, 60, 1), (200, 100, 80, 2))
+    assert [f.box for f in fake.detect(image, smallest_face=20)] == [f.box for f in fake.detect(image)]

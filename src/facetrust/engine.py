@@ -14,6 +14,7 @@ from facetrust.calibration import DEFAULT_THRESHOLD, Calibration, check_similari
 from facetrust.config import Settings, settings_or_default
 from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image, named_image
+from facetrust.models.base import ShrinkingDetector
 from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,10 +207,28 @@ class FaceEngine:
             budget=self.budget,
         )
 
-    def detect(self, image: ImageSource) -> list[Face]:
-        """All faces in ``image``, largest first. No face → an empty list."""
+    def detect(self, image: ImageSource, *, smallest_face: int | None = None) -> list[Face]:
+        """All faces in ``image``, largest first. No face → an empty list.
+
+        The detector sees large images scaled down (``detector_max_side``), which is fast but misses
+        faces that shrink too far. ``smallest_face`` (pixels) asks for every face at least that wide
+        in the image as given, at the cost of looking at a finer scale too (redaction passes
+        ``min_face_size``: every face the engine could recognise). A detector that does not scale
+        images down finds them already.
+        """
         rgb = self.load_image(image)
-        faces = [build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)]
+        if smallest_face is None:
+            found = self.detector.detect(rgb)
+        elif isinstance(smallest_face, bool) or not isinstance(smallest_face, int) or smallest_face < 1:
+            raise InvalidParameterError(
+                f"smallest_face {smallest_face!r} is invalid: give a face width in pixels (1 or more)",
+                parameter="smallest_face",
+            )
+        elif isinstance(self.detector, ShrinkingDetector):
+            found = self.detector.detect_down_to(rgb, smallest_face)
+        else:
+            found = self.detector.detect(rgb)
+        faces = [build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in found]
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces
 

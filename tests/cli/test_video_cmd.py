@@ -121,6 +121,21 @@ def test_redact_video_writes_a_redacted_copy_and_reports_it(fc: ServiceCli, tmp_
     assert (entry["operation"], entry["output"], entry["tracks"]) == ("Redact", "public.mp4", 4)
 
 
+def test_redact_names_the_streams_it_does_not_carry(fc: ServiceCli, tmp_path: Path) -> None:
+    from tests.video.conftest import still, write_tracks
+
+    source = tmp_path / "phone.mov"
+    write_tracks(source, [[still(160, 120, ())] * 6, [still(320, 240, ((40, 30, 48, 1),))] * 6])
+    out = tmp_path / "public.mov"
+    result = fc.run("redact", str(source), "-o", str(out), "--sample-fps", "5")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"{source} → {out}: 2 face sightings in 1 tracks, 0 kept; 6 of 6 frames redacted (6 boxes); "
+        "not carried: stream 0: video h264 160x120\n"
+    )
+    assert last_audit(fc)["streams_dropped"] == ["stream 0: video h264 160x120"]
+
+
 def test_redact_with_keep_leaves_the_matching_person_and_audits_the_match(fc: ServiceCli, tmp_path: Path) -> None:
     out = tmp_path / "public.mkv"
     result = fc.run("redact", clip(fc), "-o", str(out), "--keep", "staff", "--json")

@@ -74,3 +74,58 @@ def still(width: int, height: int, faces: tuple[tuple[int, int, int, int], ...])
     for left, top, size, pattern in faces:
         draw_face(image, left, top, size, pattern)
     return image
+
+
+def write_tracks(path: Path, tracks: list[list[np.ndarray]], fps: int = 15) -> None:
+    """Write several video tracks, in this order, into one file (a phone's MOV with a preview first)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        streams = []
+        for frames in tracks:
+            stream = out.add_stream("libx264", rate=fps)
+            stream.height, stream.width = frames[0].shape[:2]
+            stream.pix_fmt, stream.options = "yuv420p", {"crf": "1", "preset": "ultrafast"}
+            streams.append(stream)
+        for i in range(len(tracks[0])):
+            for stream, frames in zip(streams, tracks):
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for stream in streams:
+            for packet in stream.encode():
+                out.mux(packet)
+
+
+def write_with_picture(path: Path, frames: list[np.ndarray], picture: int, *, cover: bool) -> None:
+    """Write a one-frame MJPEG ``picture``×``picture`` video stream (cover art when ``cover``:
+    marked as an attached picture) and then ``frames`` as H.264, at 15 fps."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from av.stream import Disposition
+
+    with av.open(str(path), mode="w") as out:
+        still_stream = out.add_stream("mjpeg", rate=1)
+        still_stream.width = still_stream.height = picture
+        still_stream.pix_fmt = "yuvj420p"
+        if cover:
+            still_stream.disposition = Disposition.attached_pic
+        video = out.add_stream("libx264", rate=15)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt, video.options = "yuv420p", {"crf": "1", "preset": "ultrafast"}
+        image = av.VideoFrame.from_ndarray(np.full((picture, picture, 3), 255, np.uint8), format="rgb24")
+        image.pts = 0
+        for packet in [*still_stream.encode(image), *still_stream.encode()]:
+            out.mux(packet)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 15)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,21 @@ from facetrust.video import VideoOptions, detect_video, iter_frames, probe_video
 from facetrust.video.redact import RedactOptions, redact_image, redact_video
 from facetrust.video.synth import Truth
 
-from .conftest import still, write_frames
+from .conftest import still, write_frames, write_tracks, write_with_picture
 
 
 def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:
     """(frame, person) of every face the detector still finds, in every frame."""
     found = detect_video(path, engine, VideoOptions(sample_fps=60))
     return [(f.frame_index, f.person) for f in found.faces]
+
+
+def frame_times(path: Path) -> list[int]:
+    """Every decoded frame's time in milliseconds, as the file holds it (-1: none)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [round(f.time * 1000) if f.time is not None else -1 for f in container.decode(video=0)]
 
 
 @pytest.mark.parametrize(("rate", "tracks"), [(3.0, 5), (5.0, 4), (10.0, 4)])
@@ -185,4 +194,89 @@ def test_an_odd_frame_size_is_written_in_full_chroma(video_engine: FaceEngine, t
     out = tmp_path / "out.mp4"
     redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
     assert (probe_video(out).width, probe_video(out).height) == (161, 121)
+    assert faces_left(out, video_engine) == []
+
+
+def test_the_main_video_track_is_redacted_not_a_preview_before_it(video_engine: FaceEngine, tmp_path: Path) -> None:
+    import av
+
+    preview = [still(160, 120, ((20, 20, 48, 2),))] * 10
+    main = [still(320, 240, ((100, 60, 64, 1),))] * 10
+    clip = tmp_path / "phone.mov"
+    write_tracks(clip, [preview, main])
+    assert (probe_video(clip).width, probe_video(clip).height) == (320, 240)
+    out = tmp_path / "out.mov"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted) == (10, 10)
+    assert report.streams_dropped == ("stream 0: video h264 160x120",)
+    with av.open(str(out)) as redacted:
+        assert [(s.codec_context.width, s.codec_context.height) for s in redacted.streams.video] == [(320, 240)]
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_video_without_other_streams_drops_none(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    report = redact_video(story[0], tmp_path / "out.mp4", video_engine, video=VideoOptions(sample_fps=5))
+    assert report.streams_dropped == ()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "picture", "cover", "dropped"),
+    [
+        (".mkv", 64, False, "stream 0: video mjpeg 64x64"),  # a one-frame track before the video
+        (".mp4", 320, True, "stream 1: video mjpeg 320x320 (still picture)"),  # cover art larger than the video
+    ],
+)
+def test_a_still_picture_beside_the_video_is_not_taken_for_it(
+    video_engine: FaceEngine, tmp_path: Path, suffix: str, picture: int, cover: bool, dropped: str
+) -> None:
+    clip = tmp_path / f"clip{suffix}"
+    write_with_picture(clip, [still(160, 120, ((40, 30, 48, 1),))] * 10, picture, cover=cover)
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted, report.streams_dropped) == (10, 10, (dropped,))
+    assert (probe_video(out).width, probe_video(out).height) == (160, 120)
+    assert faces_left(out, video_engine) == []
+
+
+def test_repeated_timestamps_are_written_to_mp4_moved_on_by_a_tick(video_engine: FaceEngine, tmp_path: Path) -> None:
+    times = [t for i in range(10) for t in (i * 100, i * 100)]  # pairs of equal times, as some MKVs have
+    clip = tmp_path / "pairs.mkv"
+    write_frames(clip, [still(160, 120, ((40, 30, 48, 1),))] * len(times), times_ms=times)
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted) == (20, 20)
+    assert frame_times(clip) == times
+    assert frame_times(out) == [t + (i % 2) for i, t in enumerate(times)]
+    assert faces_left(out, video_engine) == []
+
+
+def test_timestamps_restarting_where_two_ts_files_join_are_carried_on(video_engine: FaceEngine, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    write_frames(first, [still(160, 120, ((10, 30, 48, 1),))] * 15)
+    write_frames(second, [still(160, 120, ((100, 30, 48, 2),))] * 15)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    found = detect_video(joined, video_engine, VideoOptions(sample_fps=5, embed=False))
+    times = found.frame_times_ms
+    assert len(times) == 30 and all(a < b for a, b in pairwise(times))
+    assert found.frames_sampled == 10  # 2 s at 5 a second: the second file is looked at too
+    assert {round(f.face.box.left) for f in found.faces} == {10, 100}
+    out = tmp_path / "out.mp4"
+    report = redact_video(joined, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted) == (30, 30)
+    written = frame_times(out)
+    assert len(written) == 30 and all(a < b for a, b in pairwise(written))
+    assert faces_left(out, video_engine) == []
+
+
+def test_a_video_without_timestamps_is_written_at_its_frame_rate(video_engine: FaceEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "raw.h264"
+    write_frames(clip, [still(160, 120, ((40, 30, 48, 1),))] * 20)
+    rate = probe_video(clip).frame_rate
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert report.frames == 20
+    assert frame_times(out) == [round(i * 1000 / rate) for i in range(20)]
     assert faces_left(out, video_engine) == []

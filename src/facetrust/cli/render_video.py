@@ -153,6 +153,7 @@ def redact_text(source: str, report: RedactionReport) -> str:
         f"{source} → {report.output}: {report.faces} face sightings in {report.tracks} tracks, "
         f"{report.tracks_kept} kept; {report.frames_redacted} of {report.frames} frames redacted "
         f"({report.boxes} boxes)"
+        + (f"; not carried: {', '.join(report.streams_dropped)}" if report.streams_dropped else "")
     )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["Detection", "Detector", "Recogniser"]
+__all__ = ["Detection", "Detector", "Recogniser", "ShrinkingDetector"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class Detector(Protocol):
     model_id: str
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+@runtime_checkable
+class ShrinkingDetector(Detector, Protocol):
+    """A detector that scales large images down before it looks (so small faces in them vanish),
+    and can be asked instead for every face down to a size (in pixels of the image given)."""
+
+    def detect_down_to(self, image: np.ndarray, smallest_face: float) -> list[Detection]: ...
 
 
 @runtime_checkable

@@ -238,6 +238,7 @@ def _audited_redaction(
             "frames_redacted": report.frames_redacted,
             "tracks": report.tracks,
             "tracks_kept": report.tracks_kept,
+            "streams_dropped": list(report.streams_dropped),
         }
         if matcher is not None:
             matcher.log(rec, tuple(kept), **extra)

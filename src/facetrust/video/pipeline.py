@@ -44,12 +44,16 @@ class VideoOptions:
 
     ``embed=False`` tracks by motion and overlap only: no re-identification and no best-frame
     embeddings (redaction without ``keep`` needs neither, and embedding is the costly step).
+    ``smallest_face`` (pixels): find every face at least this wide, however large the frame
+    (``FaceEngine.detect``; redaction sets the engine's ``min_face_size``); None: the detector's
+    usual, faster scale, which misses small faces in large frames.
     """
 
     sample_fps: float = 10.0
     limits: VideoLimits = field(default_factory=VideoLimits)
     tracker: TrackerOptions = field(default_factory=TrackerOptions)
     embed: bool = True
+    smallest_face: int | None = None
 
     @classmethod
     def from_settings(cls, settings: object, **changes: object) -> VideoOptions:
@@ -178,7 +182,7 @@ def detect_video(
     log = FrameLog()
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits, log=log):
         sampled += 1
-        faces = engine.detect(frame.image)
+        faces = engine.detect(frame.image, smallest_face=options.smallest_face)
         embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
         tracker.update(frame.index, frame.timestamp_ms, faces, embedder, cut=cuts.is_cut(frame.image))
         if progress is not None:

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 from facetrust.errors import InvalidParameterError
 from facetrust.types import BoundingBox, Face
 from facetrust.video.pipeline import PersonTrack, Progress, TrackedFace, VideoFaces, VideoOptions, detect_video
-from facetrust.video.source import VideoInfo, VideoPath, decoded_frames, open_video, probe_video
+from facetrust.video.source import (
+    VideoInfo,
+    VideoPath,
+    decoded_frames,
+    main_audio_stream,
+    main_video_stream,
+    open_video,
+    other_streams,
+    probe_video,
+)
 from facetrust.video.tracker import iou
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +85,8 @@ class RedactOptions:
 
 @dataclass(frozen=True)
 class RedactionReport:
-    """What a redaction did: faces seen, tracks (persons), tracks kept, frames touched."""
+    """What a redaction did: faces seen, tracks (persons), tracks kept, frames touched, and the
+    streams of the source the output does not carry (described: ``stream 0: video h264 160x120``)."""
 
     output: str
     frames: int
@@ -85,6 +95,7 @@ class RedactionReport:
     tracks: int
     tracks_kept: int
     boxes: int
+    streams_dropped: tuple[str, ...] = ()
 
 
 def _grown(box: BoundingBox, grow: float) -> BoundingBox:
@@ -183,6 +194,13 @@ def apply_boxes(image: np.ndarray, boxes: Iterable[BoundingBox], options: Redact
     return image
 
 
+def _smallest_face(engine: FaceEngine, asked: int | None) -> int:
+    """The narrowest face redaction must find: every face the engine could recognise
+    (``min_face_size``) at any resolution, or a narrower one when asked."""
+    floor = engine.settings.min_face_size
+    return min(asked, floor) if asked is not None else floor
+
+
 def _temp_beside(out: Path) -> Path:
     return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.part{out.suffix}")
 
@@ -207,7 +225,7 @@ def redact_image_bytes(
     options = options or RedactOptions()
     fmt = image_format or _format_of(source)
     rgb = engine.load_image(source).copy()
-    faces = engine.detect(rgb)
+    faces = engine.detect(rgb, smallest_face=_smallest_face(engine, None))
     kept = keep(_as_video(engine, rgb, faces)) if keep is not None and faces else frozenset()
     apply_boxes(rgb, (_grown(f.box, options.grow) for i, f in enumerate(faces) if i not in kept), options)
     buffer = io.BytesIO()
@@ -283,10 +301,11 @@ def redact_video(
             f"Output {target.name!r} must end in one of {', '.join(VIDEO_SUFFIXES)}", parameter="output"
         )
     info = probe_video(path, video.limits)
-    _check_audio_fits(path, target)
+    dropped = _check_streams(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
+    wanted = dataclasses.replace(video, smallest_face=_smallest_face(engine, video.smallest_face))
     found = detect_video(
-        path, engine, video if keep is not None else dataclasses.replace(video, embed=False), progress=half
+        path, engine, wanted if keep is not None else dataclasses.replace(wanted, embed=False), progress=half
     )
     kept = keep(found) if keep is not None else frozenset()
     plan = plan_boxes(found, options, kept, frames=max(info.frame_count, 1) + int(info.frame_rate))
@@ -304,6 +323,7 @@ def redact_video(
         len(found.persons),
         len(kept),
         sum(len(b) for b in plan.values()),
+        dropped,
     )
 
 
@@ -317,32 +337,30 @@ def _rewrite(
     rotation: int = 0,
 ) -> tuple[int, int]:
     """Second pass: decode every frame, redact its planned boxes (drawn upright, as the frame is shown),
-    encode at the same timestamps and display rotation; copy the audio. (frames, frames touched)."""
+    encode at the same timestamps (``Forward``: kept strictly increasing) and display rotation; copy
+    the audio. (frames, frames touched). A file the output cannot hold → ``InvalidVideoError``."""
     import av
-    import numpy as np
 
-    from facetrust.video.source import _info, rotation_of, upright
+    from facetrust.errors import InvalidVideoError
+    from facetrust.video.source import _info
 
     source = open_video(path)
     try:
         info = _info(source, path)
-        in_video = source.streams.video[0]
-        in_audio = source.streams.audio[0] if source.streams.audio else None
+        in_video = main_video_stream(source)
+        in_audio = main_audio_stream(source)
+        times = Forward(step=max(1, round(1 / (info.frame_rate * float(in_video.time_base)))))
         with av.open(str(temp), mode="w", options={"avoid_negative_ts": "disabled"}) as sink:
             out_video = _video_stream(sink, in_video, VIDEO_SUFFIXES[temp.suffix.lower()], rotation)
             out_audio = sink.add_stream_from_template(in_audio) if in_audio is not None else None
             frames = touched = 0
             for frame in _frames_and_audio(source, path, info, video, in_audio, out_audio, sink):
                 boxes = plan.get(frames, [])
+                pts = times.next(frame.pts if frame.pts is not None else frames * times.step)
                 if boxes:
                     touched += 1
-                    rgb = apply_boxes(upright(frame), boxes, options)
-                    turns = rotation_of(frame) // 90
-                    if turns:  # back as it is stored
-                        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
-                    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    frame = new
+                    frame = _redacted(frame, boxes, options)
+                frame.pts, frame.time_base = pts, in_video.time_base
                 frame.pict_type = av.video.frame.PictureType.NONE
                 for packet in out_video.encode(frame):
                     sink.mux(packet)
@@ -351,29 +369,74 @@ def _rewrite(
                     progress(info.duration_ms // 2 + int(frames * 500 / info.frame_rate), info.duration_ms)
             for packet in out_video.encode():
                 sink.mux(packet)
+    except av.FFmpegError as exc:
+        raise InvalidVideoError(
+            f"the redacted copy cannot be written ({exc}); the video's timestamps or streams may be damaged: "
+            "remux it first (ffmpeg -i IN -c copy OUT.mkv)",
+            source=Path(path).name,
+        ) from None
     finally:
         source.close()
     return frames, touched
 
 
+def _redacted(frame: Any, boxes: list[BoundingBox], options: RedactOptions) -> Any:
+    """A new frame: ``frame`` with ``boxes`` redacted (drawn upright, stored turned back as it was)."""
+    import av
+    import numpy as np
+
+    from facetrust.video.source import rotation_of, upright
+
+    rgb = apply_boxes(upright(frame), boxes, options)
+    turns = rotation_of(frame) // 90
+    if turns:
+        rgb = np.ascontiguousarray(np.rot90(rgb, -turns))
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
+class Forward:
+    """Timestamps (in a stream's time base) made strictly increasing, as a file's output needs:
+    a time that goes back (timestamps restarting where two MPEG-TS files were joined) starts an
+    offset that carries the rest on from one ``step`` after the last; a repeated time moves on by one
+    tick. Times that already increase are kept as they are."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self._offset = 0
+        self._last: int | None = None
+
+    def next(self, t: int) -> int:
+        t += self._offset
+        if self._last is not None and t <= self._last:
+            if t < self._last:
+                self._offset += self._last + self.step - t
+                t = self._last + self.step
+            else:
+                t = self._last + 1
+        self._last = t
+        return t
+
+
 WEBM_AUDIO = frozenset({"opus", "vorbis"})
 
 
-def _check_audio_fits(path: VideoPath, target: Path) -> None:
-    """Audio is copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
-    if target.suffix.lower() != ".webm":
-        return
+def _check_streams(path: VideoPath, target: Path) -> tuple[str, ...]:
+    """The streams the output will not carry (only the main video and audio ones are); audio is
+    copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
     source = open_video(path)
     try:
-        codecs = {str(s.codec_context.name) for s in source.streams.audio}
+        audio = main_audio_stream(source)
+        codecs = {str(audio.codec_context.name)} if audio is not None else set()
+        dropped = other_streams(source)
     finally:
         source.close()
-    if codecs - WEBM_AUDIO:
+    if target.suffix.lower() == ".webm" and codecs - WEBM_AUDIO:
         raise InvalidParameterError(
             f"Output {target.name!r}: the audio ({', '.join(sorted(codecs))}) cannot be copied into WebM, which "
             "holds Opus or Vorbis only; write .mkv or .mp4 instead",
             parameter="output",
         )
+    return dropped
 
 
 def _video_stream(sink: Any, template: Any, codec: str, rotation: int = 0) -> Any:
@@ -403,12 +466,17 @@ def _frames_and_audio(
         return
     import av
 
-    in_video = source.streams.video[0]
+    in_video = main_video_stream(source)
     in_video.thread_type = "AUTO"
+    audio_times = Forward(step=max(1, int(in_audio.codec_context.frame_size or 1)))
     try:
         for packet in source.demux(in_video, in_audio):
             if packet.stream is in_audio:
                 if packet.dts is not None:
+                    shift = audio_times.next(packet.dts) - packet.dts
+                    packet.dts += shift
+                    if packet.pts is not None:
+                        packet.pts += shift
                     packet.stream = out_audio
                     sink.mux(packet)
                 continue

@@ -15,7 +15,20 @@ from facetrust.errors import InvalidParameterError, InvalidVideoError, VideoTooL
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["Frame", "FrameLog", "VideoInfo", "VideoLimits", "iter_frames", "open_video", "probe_video", "upright"]
+__all__ = [
+    "Frame",
+    "FrameLog",
+    "PlayClock",
+    "VideoInfo",
+    "VideoLimits",
+    "iter_frames",
+    "main_audio_stream",
+    "main_video_stream",
+    "open_video",
+    "other_streams",
+    "probe_video",
+    "upright",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +50,7 @@ class VideoLimits:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about a video's first video stream (Rekognition's ``VideoMetadata``)."""
+    """What the container says about a video's main video stream (Rekognition's ``VideoMetadata``)."""
 
     codec: str
     format: str
@@ -100,14 +113,64 @@ def open_video(path: VideoPath) -> Any:
         raise InvalidVideoError(
             f"not a video FFmpeg can read ({exc.__class__.__name__})", source=_label(path)
         ) from None
-    if not container.streams.video:
+    if not _moving(container):
         container.close()
-        raise InvalidVideoError("the file holds no video stream", source=_label(path))
+        what = "only a still picture (cover art)" if container.streams.video else "no video stream"
+        raise InvalidVideoError(f"the file holds {what}", source=_label(path))
     return container
 
 
+def _still(stream: Any) -> bool:
+    """An attached picture (cover art) or a still image stored as a video stream."""
+    from av.stream import Disposition
+
+    return bool(stream.disposition & (Disposition.attached_pic | Disposition.still_image))
+
+
+def _moving(container: Any) -> list[Any]:
+    return [s for s in container.streams.video if not _still(s)]
+
+
+def main_video_stream(container: Any) -> Any:
+    """The stream a video's pictures are read from: the largest (width × height) video stream that
+    is not a still picture (cover art), the first of equal ones. A phone's MOV may hold a small
+    preview track before the main one; the first stream is not always the video."""
+
+    def size(stream: Any) -> tuple[int, int]:
+        ctx = stream.codec_context
+        return (ctx.width or 0) * (ctx.height or 0), -stream.index
+
+    return max(_moving(container), key=size)
+
+
+def main_audio_stream(container: Any) -> Any | None:
+    """The audio stream a redacted copy carries (FFmpeg's best one), or None without audio."""
+    if not container.streams.audio:
+        return None
+    return container.streams.best("audio") or container.streams.audio[0]
+
+
+def other_streams(container: Any) -> tuple[str, ...]:
+    """Every stream but the main video and audio ones, described: what a redacted copy drops."""
+    kept = {main_video_stream(container).index}
+    audio = main_audio_stream(container)
+    if audio is not None:
+        kept.add(audio.index)
+    out = []
+    for stream in container.streams:
+        if stream.index in kept:
+            continue
+        ctx = stream.codec_context
+        codec = ctx.name if ctx is not None else "unknown"
+        what = f"stream {stream.index}: {stream.type} {codec}"
+        if stream.type == "video":
+            what += f" {ctx.width}x{ctx.height}" + (" (still picture)" if _still(stream) else "")
+        out.append(what)
+    return tuple(out)
+
+
 def _info(container: Any, path: VideoPath) -> VideoInfo:
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     ctx = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or Fraction(0)
     if stream.duration is not None and stream.time_base is not None:
@@ -175,14 +238,36 @@ def frame_time_ms(frame: Any, index: int, rate: float) -> int:
     return int(round(t * 1000)) if t is not None else int(round(index * 1000 / rate))
 
 
+class PlayClock:
+    """Decoded frames' times as they play, in milliseconds, never going back: timestamps that jump
+    back (they restart where two MPEG-TS files were joined, say) continue one frame after the last
+    time instead, so sampling, tracking and the redaction plan see time go on; equal times stay equal."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._offset = 0
+        self._last: int | None = None
+
+    def time_ms(self, frame: Any, index: int) -> int:
+        t = frame_time_ms(frame, index, self._rate) + self._offset
+        if self._last is not None and t < self._last:
+            step = max(int(round(1000 / self._rate)), 1)
+            log.info("timestamps go back %d ms at frame %d: taken as a restart", self._last - t, index)
+            self._offset += self._last + step - t
+            t = self._last + step
+        self._last = t
+        return t
+
+
 def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: VideoLimits) -> Iterator[Any]:
-    """Every frame of the first video stream (PyAV ``VideoFrame``); corrupt or truncated → ``InvalidVideoError``."""
+    """Every frame of the main video stream (PyAV ``VideoFrame``); corrupt or truncated → ``InvalidVideoError``."""
     import av
 
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     stream.thread_type = "AUTO"
     count = 0
     last_ms = 0
+    clock = PlayClock(info.frame_rate)
     try:
         for frame in container.decode(stream):
             count += 1
@@ -203,7 +288,7 @@ def decoded_frames(container: Any, path: VideoPath, info: VideoInfo, limits: Vid
                     actual=frame.width * frame.height,
                     source=_label(path),
                 )
-            last_ms = frame_time_ms(frame, count - 1, info.frame_rate)
+            last_ms = clock.time_ms(frame, count - 1)
             if last_ms > limits.seconds * 1000:
                 raise VideoTooLargeError(
                     f"the video runs past {limits.seconds:g} seconds",
@@ -243,8 +328,9 @@ def iter_frames(
         check_limits(info, limits, _label(path))
         step_ms = 1000 / sample_fps
         next_ms = 0.0
+        clock = PlayClock(info.frame_rate)
         for index, frame in enumerate(decoded_frames(container, path, info, limits)):
-            ts = frame_time_ms(frame, index, info.frame_rate)
+            ts = clock.time_ms(frame, index)
             if log is not None:
                 if index == 0:
                     log.rotation = rotation_of(frame)
