@@ -98,6 +98,20 @@ def test_associate_refuses_other_peoples_faces_and_exits_1(fc: ServiceCli) -> No
     )
 
 
+def test_associate_takes_the_threshold_a_new_face_must_reach(fc: ServiceCli) -> None:
+    a1, a2, b1, _ = fc.face_ids("people")
+    fc.service.create_user("people", "alice")
+    fc.service.associate_faces("people", "alice", [a1])
+
+    default = fc.run("users", "associate", "people", "alice", b1)  # another identity: below 75
+    loose = fc.run("users", "associate", "people", "alice", b1, "--threshold", "0")
+    wrong = fc.run("users", "associate", "people", "alice", a2, "--threshold", "150")
+
+    assert default.exit_code == 1 and f"face {b1} not associated: LOW_MATCH_CONFIDENCE" in default.stderr
+    assert loose.exit_code == 0 and loose.stdout == f"associated {b1}\nuser alice has 2 faces\n"
+    assert wrong.exit_code == 2 and "--threshold" in wrong.stderr
+
+
 def test_disassociate_keeps_the_faces_in_the_collection(fc: ServiceCli) -> None:
     a1, a2, b1, _ = fc.face_ids("people")
     fc.service.create_user("people", "alice")

@@ -10,6 +10,7 @@ from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
 from facetrust.cli.context import FloatRange, all_pages, cli_state, renders_errors, report_error
 from facetrust.cli.faces import not_done
+from facetrust.service.users import ASSOCIATE_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service import AssociateResult
@@ -70,17 +71,26 @@ def _report(verb: str, result: AssociateResult) -> None:
 @click.argument("collection")
 @click.argument("user_id")
 @click.argument("face_ids", nargs=-1, required=True, metavar="FACE_ID...")
+@click.option(
+    "--threshold",
+    type=FloatRange(0.0, 100.0),
+    default=ASSOCIATE_THRESHOLD,
+    show_default=True,
+    help="Similarity (0–100) a new face must reach against one of the user's faces "
+    "(UserMatchThreshold; the purpose's min_threshold applies).",
+)
 @renders_errors()
-def associate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
+def associate(collection: str, user_id: str, face_ids: tuple[str, ...], threshold: float) -> None:
     """Associate the faces FACE_ID... of COLLECTION with user USER_ID.
 
-    Once the user has faces, a new face must match one of them at Similarity 75 or it is
-    refused (LOW_MATCH_CONFIDENCE). Faces refused are reported on stderr and the others
-    are still associated; the exit status is then 1.
+    Once the user has faces, a new face must match one of them at --threshold (Similarity 75
+    unless given) or it is refused (LOW_MATCH_CONFIDENCE). Faces refused are reported on stderr
+    and the others are still associated; the exit status is then 1.
     """
+    service, actor = cli_state().service(), cli_state().actor()
     _report(
         "associated",
-        cli_state().service().associate_faces(collection, user_id, list(face_ids), actor=cli_state().actor()),
+        service.associate_faces(collection, user_id, list(face_ids), user_match_threshold=threshold, actor=actor),
     )
 
 

@@ -357,7 +357,7 @@ class FaceService:
         user_id: str,
         face_ids: Sequence[str],
         *,
-        user_match_threshold: float = 75.0,
+        user_match_threshold: float = _users.ASSOCIATE_THRESHOLD,
         actor: Actor = LOCAL,
     ) -> AssociateResult:
         """Associate faces with a user. Once the user has faces, each new face is matched against

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
 
 __all__ = [
+    "ASSOCIATE_THRESHOLD",
     "MAX_FACES_PER_USER",
     "associate_faces",
     "create_user",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 MAX_FACES_PER_USER = 100
+ASSOCIATE_THRESHOLD = 75.0  # Rekognition's default UserMatchThreshold for AssociateFaces (searches: 80)
 
 
 def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> UserInfo:

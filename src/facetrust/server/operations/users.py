@@ -9,11 +9,10 @@ from facetrust.server.operations.base import COLLECTION, FACE_IDS, THRESHOLD, US
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import unsuccessful_face
 from facetrust.service import FaceService
+from facetrust.service.users import ASSOCIATE_THRESHOLD
 
 __all__ = ["OPERATIONS"]
 
-# Rekognition's default UserMatchThreshold for AssociateFaces (searches default to 80).
-ASSOCIATE_THRESHOLD = 75.0
 
 # Accepted because botocore always sends one; facetrust does not make retries idempotent with it.
 CLIENT_TOKEN = Member(Kind.STRING, pattern=r"[a-zA-Z0-9_-]{1,64}")  # Rekognition's pattern and length
