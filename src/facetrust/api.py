@@ -1,4 +1,8 @@
-"""face_recognition-style verbs over a shared default engine; pass ``engine=`` to use another."""
+"""face_recognition-style verbs over a shared default engine; pass ``engine=`` to use another.
+
+These are the engine alone: no policy is read and no audit entry is written. A comparison that
+the deployment's purposes govern and its audit log records is ``FaceService.compare_faces``
+(which the CLI's ``compare`` and the HTTP ``CompareFaces`` use)."""
 
 from __future__ import annotations
 

@@ -427,7 +427,7 @@ MATRIX: dict[str, Row] = {
     ),
     "RecordConsent": Row(
         lambda w: w.service.record_consent("carol", basis="release", evidence=b"x"),
-        None,  # the CLI needs an evidence file: covered by tests/cli/test_governance_cmds.py
+        lambda w: ["consent", "record", "carol", "--basis", "release", "--evidence-file", w.image("evidence.png")],
         lambda w: {"Subject": "carol", "Basis": "release", "Evidence": "eA=="},
     ),
     "RevokeConsent": Row(
