@@ -111,6 +111,9 @@ class Settings:
         max_video_seconds: videos longer than this are refused (docs/video.md).
         max_video_pixels: videos whose frames have more pixels than this are refused.
         max_video_frames: videos with more frames than this are refused.
+        max_video_sightings: a video in which more faces than this are seen (summed over the
+            frames looked at) is refused as it is read: every sighting is kept until the
+            video's end (about 6 KB each at the peak of a job's run).
         video_sample_fps: frames per second the detector looks at in a video (tracking fills in).
         video_job_retention_days: days a finished video job (StartFaceDetection/StartFaceSearch)
             keeps its results; a FaceSearch job's never outlive its collection purpose's
@@ -155,6 +158,7 @@ class Settings:
     max_video_seconds: float = 3600.0
     max_video_pixels: int = 3840 * 2160
     max_video_frames: int = 500_000
+    max_video_sightings: int = 200_000
     video_sample_fps: float = 10.0
     video_job_retention_days: float = 7.0
     profile: str = "default"
@@ -196,6 +200,7 @@ class Settings:
             ("max_video_seconds", self.max_video_seconds > 0, "a positive number of seconds"),
             ("max_video_pixels", self.max_video_pixels > 0, "a positive number of pixels"),
             ("max_video_frames", self.max_video_frames > 0, "a positive number of frames"),
+            ("max_video_sightings", self.max_video_sightings > 0, "a positive number of faces"),
             ("video_sample_fps", 0.1 <= self.video_sample_fps <= 240, "between 0.1 and 240 frames per second"),
             (
                 "video_job_retention_days",
@@ -298,6 +303,7 @@ _TYPES: dict[str, type] = {
     "max_video_seconds": float,
     "max_video_pixels": int,
     "max_video_frames": int,
+    "max_video_sightings": int,
     "video_sample_fps": float,
     "video_job_retention_days": float,
     "profile": str,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facetrust.errors import VideoTooLargeError
 from facetrust.types import Face, FaceEmbedding
 from facetrust.video.source import (
     FrameLog,
@@ -171,18 +173,30 @@ def detect_video(
     """Every face in the video at ``path``, tracked into persons; no face → no persons.
 
     Raises ``InvalidVideoError`` for a file that is not a readable video (or is truncated or
-    corrupt) and ``VideoTooLargeError`` for one over ``options.limits``.
+    corrupt) and ``VideoTooLargeError`` for one over ``options.limits`` (its faces too: as soon as
+    more than ``limits.sightings`` have been seen).
     """
     options = options or VideoOptions()
     check_sample_fps(options.sample_fps)
     info = probe_video(path, options.limits)
     tracker = Tracker(tracker_options(options.tracker, engine))
-    sampled = 0
+    sampled = seen = 0
     cuts = CutDetector()
     log = FrameLog()
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits, log=log):
         sampled += 1
         faces = engine.detect(frame.image, smallest_face=options.smallest_face)
+        seen += len(faces)
+        if seen > options.limits.sightings:
+            raise VideoTooLargeError(
+                f"more than {options.limits.sightings} faces were seen by {frame.timestamp_ms / 1000:.1f} s (every "
+                "face on every frame looked at counts); the limit is max_video_sightings: look at fewer frames a "
+                "second (video_sample_fps) or split the video",
+                limit_name="max_video_sightings",
+                limit=options.limits.sightings,
+                actual=seen,
+                source=Path(path).name,
+            )
         embedder = _embedder(engine, frame.image) if options.embed else _no_embeddings
         tracker.update(frame.index, frame.timestamp_ms, faces, embedder, cut=cuts.is_cut(frame.image))
         if progress is not None:

@@ -37,15 +37,23 @@ VideoPath = str | PathLike[str]
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """What a video may be: at most ``seconds`` long, ``pixels`` per frame and ``frames`` frames."""
+    """What a video may be: at most ``seconds`` long, ``pixels`` per frame and ``frames`` frames,
+    with at most ``sightings`` faces seen on the frames looked at (all of them are kept until the
+    video's end, so they bound a pass's memory)."""
 
     seconds: float = 3600.0
     pixels: int = 3840 * 2160
     frames: int = 500_000
+    sightings: int = 200_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> VideoLimits:
-        return cls(settings.max_video_seconds, settings.max_video_pixels, settings.max_video_frames)
+        return cls(
+            settings.max_video_seconds,
+            settings.max_video_pixels,
+            settings.max_video_frames,
+            settings.max_video_sightings,
+        )
 
 
 @dataclass(frozen=True)
