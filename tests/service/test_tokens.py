@@ -3,6 +3,7 @@ listing of one collection (never outliving it), and refused cleanly when hand-ma
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from facetrust.service.validate import MAX_TOKEN, encode_token
 
 LONGEST_COLLECTION = 255  # Rekognition's CollectionId pattern
 LONGEST_USER = 128  # and UserId's
+
+
+def raw_token(text: str) -> str:
+    """A token as a client could make one: base64url of any text, without padding."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def collection_id(service: FaceService, name: str) -> int:
@@ -83,6 +89,28 @@ def test_collections_are_listed_once_each_while_others_come_and_go(service: Face
     rest = service.list_collections(max_results=10, next_token=first.next_token)
 
     assert first.names + rest.names == ("m", "b", "a", "0")
+
+
+@pytest.mark.parametrize("nested", ["[" * 1500, "{" * 1500])
+def test_a_deeply_nested_token_is_an_invalid_pagination_token(service: FaceService, nested: str) -> None:
+    service.create_collection("c")
+    token = raw_token(nested)
+
+    for listing in (
+        lambda: service.list_collections(next_token=token),
+        lambda: service.list_faces("c", next_token=token),
+        lambda: service.list_users("c", next_token=token),
+    ):
+        with pytest.raises(InvalidPaginationTokenError, match="not a token this listing issued"):
+            listing()
+
+
+def test_a_token_longer_than_any_issued_is_refused_by_its_length(service: FaceService) -> None:
+    service.create_collection("c")
+    token = encode_token("users", collection_id(service, "c"), "u" * 300)
+
+    with pytest.raises(InvalidPaginationTokenError, match="1–255 characters"):
+        service.list_users("c", next_token=token)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

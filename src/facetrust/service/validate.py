@@ -131,7 +131,7 @@ def encode_token(kind: str, scope: str | int, after: str | int) -> str:
 
 LAST_TIME = 253_370_678_400.0  # 9998-12-31T00:00:00Z: the latest time a consent or receipt may name
 _MAX_POSITION = 2**63 - 1  # a position is a row key or an index: a signed 64-bit integer at most
-MAX_TOKEN = 255  # botocore's PaginationToken (and Rekognition's): the longest token issued
+MAX_TOKEN = 255  # botocore's PaginationToken (and Rekognition's): the longest token issued or taken
 
 
 def _same(value: object, wanted: str | int) -> bool:
@@ -141,9 +141,14 @@ def _same(value: object, wanted: str | int) -> bool:
 
 def decode_token(token: object, kind: str, scope: str | int) -> str | int:
     """The position a token from ``encode_token(kind, scope, …)`` stands for (a name, or an integer
-    from 0 to 2**63 − 1); anything else is ``InvalidPaginationTokenError``."""
-    if not isinstance(token, str) or not 1 <= len(token) <= 2048:
-        raise InvalidPaginationTokenError(f"NextToken {token!r} is not a token this listing issued")
+    from 0 to 2**63 − 1); anything else is ``InvalidPaginationTokenError``. A token longer than
+    ``MAX_TOKEN`` was not issued, and refusing it first bounds what ``json.loads`` is given (a
+    hand-made ``[[[…`` nested deeper than the interpreter's recursion limit)."""
+    if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN:
+        shown = token[:100] + "…" if isinstance(token, str) and len(token) > 100 else token
+        raise InvalidPaginationTokenError(
+            f"NextToken {shown!r} is not a token this listing issued (a token is 1–{MAX_TOKEN} characters)"
+        )
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if not isinstance(data, dict) or not _same(data.get("k"), kind) or not _same(data.get("s"), scope):
@@ -154,5 +159,5 @@ def decode_token(token: object, kind: str, scope: str | int) -> str | int:
         elif isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= _MAX_POSITION:
             raise ValueError("bad position")
         return after
-    except (ValueError, KeyError, binascii.Error, UnicodeError):
+    except (ValueError, KeyError, binascii.Error, UnicodeError, RecursionError):  # RecursionError: nesting, as above
         raise _foreign(kind) from None
