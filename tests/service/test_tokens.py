@@ -122,6 +122,17 @@ def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fac
     svc.close()
 
 
+@pytest.mark.parametrize("position", ["\x00", "alice\x00", "has space", "ü", "u" * (LONGEST_USER + 1), ""])
+def test_a_user_token_whose_position_is_no_user_id_is_refused(either_store: FaceService, position: str) -> None:
+    service = either_store
+    service.create_collection("c")
+    service.create_user("c", "alice")
+    token = encode_token("users", collection_id(service, "c"), position)
+
+    with pytest.raises(InvalidPaginationTokenError, match="start again"):
+        service.list_users("c", next_token=token)
+
+
 def test_a_collection_token_whose_position_is_a_name_is_refused(either_store: FaceService) -> None:
     either_store.create_collection("c")
 

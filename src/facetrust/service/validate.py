@@ -21,9 +21,9 @@ __all__ = [
     "check_threshold",
     "check_time",
     "check_user_id",
-    "decode_name",
     "decode_position",
     "decode_token",
+    "decode_user_id",
     "encode_token",
 ]
 
@@ -114,10 +114,11 @@ def decode_position(token: object, kind: str, scope: str | int) -> int:
     return after
 
 
-def decode_name(token: object, kind: str, scope: str | int) -> str:
-    """``decode_token`` for a listing that pages by names (users)."""
+def decode_user_id(token: object, kind: str, scope: str | int) -> str:
+    """``decode_token`` for a listing that pages by user id (ListUsers): the position must be a
+    UserId, so nothing else (a NUL, which PostgreSQL cannot compare) reaches the store."""
     after = decode_token(token, kind, scope)
-    if not isinstance(after, str):
+    if not isinstance(after, str) or not _USER.fullmatch(after):
         raise _foreign(kind)
     return after
 
