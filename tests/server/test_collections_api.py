@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
@@ -108,12 +109,19 @@ def test_list_collections_with_a_foreign_token_is_invalid_pagination_token(api: 
         api.client.list_collections(NextToken="not-a-token")
 
 
-@pytest.mark.parametrize("position", [0, 7, "\ud800", None])
+@pytest.mark.parametrize("position", [-1, 2**63, True, 1.5, "c0", "\ud800", None])
 def test_list_collections_with_a_forged_position_is_invalid_pagination_token(api: Api, position: object) -> None:
-    forged = encode_token("collections", "", position)  # type: ignore[arg-type]  # a name is what it pages by
+    forged = encode_token("collections", "", position)  # type: ignore[arg-type]  # a row id is what it pages by
 
     with pytest.raises(api.client.exceptions.InvalidPaginationTokenException):
         api.client.list_collections(NextToken=forged)
+
+
+def test_list_collections_with_a_deeply_nested_token_is_invalid_pagination_token(api: Api) -> None:
+    nested = base64.urlsafe_b64encode(b"[" * 1500).decode().rstrip("=")  # json.loads would recurse past its limit
+
+    with pytest.raises(api.client.exceptions.InvalidPaginationTokenException):
+        api.client.list_collections(NextToken=nested)
 
 
 def test_list_collections_with_max_results_zero_gets_the_default_page(api: Api) -> None:

@@ -161,7 +161,9 @@ def test_list_faces_with_a_token_of_another_listing_is_invalid_pagination_token(
 @pytest.mark.parametrize("position", [2**63, 10**30, -1, -(2**63) - 1, "x", 1.5, None])
 def test_list_faces_with_a_forged_position_is_invalid_pagination_token(staff: Api, position: object) -> None:
     index(staff, (40, 40, 80, 1))
-    forged = encode_token("faces", "staff", position)  # type: ignore[arg-type]  # what a client could build
+    row = staff.service.store.get_collection("staff")
+    assert row is not None
+    forged = encode_token("faces", row.id, position)  # type: ignore[arg-type]  # what a client could build
 
     with pytest.raises(staff.client.exceptions.InvalidPaginationTokenException, match="start again"):
         staff.client.list_faces(CollectionId="staff", NextToken=forged)

@@ -296,6 +296,25 @@ def test_a_refusal_inside_the_service_is_audited_once_not_twice(gov: Governed) -
     assert [e["operation"] for e in _log(gov)[before:]] == ["SearchFaces"]
 
 
+def test_following_next_sequence_one_entry_a_page_ends(gov: Governed) -> None:
+    client = gov.client("admin")
+    for name in ("a", "b", "c"):
+        client.create_collection(CollectionId=name)
+    made = len(_log(gov))
+    seen: list[int] = []
+    after, pages = 0, 0
+    while pages < 100:
+        out = gov.call("auditor", "GetAuditLog", {"AfterSequence": after, "MaxResults": 1}).json()
+        seen += [e["Sequence"] for e in out["Entries"]]
+        pages += 1
+        if "NextSequence" not in out:
+            break
+        after = out["NextSequence"]
+
+    assert "NextSequence" not in out, "NextSequence was offered for ever"
+    assert seen[:made] == list(range(1, made + 1))
+
+
 def test_reading_and_verifying_the_audit_log_are_audited(gov: Governed) -> None:
     gov.call("auditor", "GetAuditLog", {})
     gov.call("auditor", "VerifyAuditLog", {})

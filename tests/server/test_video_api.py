@@ -143,6 +143,34 @@ def test_face_search_job_matches_the_enrolled_person_by_index(api: VideoApi) -> 
     assert [p["Person"]["Index"] for p in by_index] == [0] * 15 + [1] * 8
 
 
+def pages_of(api: VideoApi, job: str, **kwargs: Any) -> list[tuple[int, int]]:
+    """Every sighting (Person.Index, Timestamp) of a face search, read in pages of 4."""
+    seen: list[tuple[int, int]] = []
+    token: str | None = None
+    while True:
+        out = api.client.get_face_search(JobId=job, MaxResults=4, **kwargs, **({"NextToken": token} if token else {}))
+        seen += [(p["Person"]["Index"], p["Timestamp"]) for p in out["Persons"]]
+        token = out.get("NextToken")
+        if token is None:
+            return seen
+
+
+def test_a_face_search_token_holds_to_the_sort_order_it_was_issued_for(api: VideoApi) -> None:
+    enrol_person_1(api)
+    job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]
+    finished(api.client.get_face_search, job)
+    by_time = api.client.get_face_search(JobId=job, MaxResults=4)["NextToken"]
+    by_index = api.client.get_face_search(JobId=job, MaxResults=4, SortBy="INDEX")["NextToken"]
+
+    with pytest.raises(api.client.exceptions.InvalidPaginationTokenException, match="SortBy TIMESTAMP, not INDEX"):
+        api.client.get_face_search(JobId=job, SortBy="INDEX", NextToken=by_time)
+    with pytest.raises(api.client.exceptions.InvalidPaginationTokenException, match="SortBy INDEX, not TIMESTAMP"):
+        api.client.get_face_search(JobId=job, NextToken=by_index)
+    for order in ("TIMESTAMP", "INDEX"):  # each order, followed with its own tokens, reads every sighting once
+        seen = pages_of(api, job, SortBy=order)
+        assert len(seen) == len(set(seen)) == 15 + 8
+
+
 def test_a_face_search_job_is_audited_with_its_matches(api: VideoApi) -> None:
     face_id = enrol_person_1(api)
     job = api.client.start_face_search(Video=STORY, CollectionId="staff")["JobId"]

@@ -48,15 +48,15 @@ def test_describe_missing_collection_raises_not_found(service: FaceService) -> N
         service.describe_collection("nope")
 
 
-def test_list_collections_pages_with_opaque_tokens(service: FaceService) -> None:
+def test_list_collections_pages_with_opaque_tokens_in_creation_order(service: FaceService) -> None:
     for name in ["c3", "c1", "c2", "c5", "c4"]:
         service.create_collection(name)
     first = service.list_collections(max_results=2)
-    assert first.names == ("c1", "c2") and first.next_token
+    assert first.names == ("c3", "c1") and first.next_token
     second = service.list_collections(max_results=2, next_token=first.next_token)
-    assert second.names == ("c3", "c4")
+    assert second.names == ("c2", "c5")
     third = service.list_collections(max_results=2, next_token=second.next_token)
-    assert third.names == ("c5",) and third.next_token is None
+    assert third.names == ("c4",) and third.next_token is None
 
 
 def test_list_collections_refuses_a_forged_token(service: FaceService) -> None:

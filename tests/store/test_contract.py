@@ -17,14 +17,14 @@ from .conftest import collection as _collection
 from .conftest import face as _face
 
 
-def test_a_collection_is_found_by_name_listed_in_order_and_paged(store: FaceStore) -> None:
+def test_a_collection_is_found_by_name_listed_in_order_made_and_paged(store: FaceStore) -> None:
     for name in ("beta", "alpha", "gamma"):
         _collection(store, name)
     found = store.get_collection("alpha")
     assert found is not None and (found.name, found.model, found.purpose) == ("alpha", "model-a", "general")
     assert store.get_collection("missing") is None
-    assert [r.name for r in store.list_collections(None, 2)] == ["alpha", "beta"]
-    assert [r.name for r in store.list_collections("beta", 10)] == ["gamma"]
+    assert [r.name for r in store.list_collections(0, 2)] == ["beta", "alpha"]
+    assert [r.name for r in store.list_collections(found.id, 10)] == ["gamma"]
     assert store.count_collections() == 3
 
 

@@ -20,11 +20,14 @@ from .conftest import collection as _collection
 from .conftest import face as _face
 
 
-def test_names_sort_and_page_in_byte_order(store: FaceStore) -> None:
-    for name in ("b", "a", "B", "c"):
-        _collection(store, name)
-    assert [c.name for c in store.list_collections(None, 10)] == ["B", "a", "b", "c"]
-    assert [c.name for c in store.list_collections("a", 2)] == ["b", "c"]
+def test_user_ids_sort_and_page_in_byte_order(store: FaceStore) -> None:
+    # collections page by row id (ListCollections' tokens must stay short); users still by name
+    cid = _collection(store)
+    with store.transaction() as conn:
+        for user in ("b", "a", "B", "c", "a:b", "a-b"):
+            store.insert_user(conn, cid, user)
+    assert [u.user_id for u in store.list_users(cid, None, 10)] == ["B", "a", "a-b", "a:b", "b", "c"]
+    assert [u.user_id for u in store.list_users(cid, "a:b", 2)] == ["b", "c"]
 
 
 def test_a_duplicate_is_an_integrity_error_that_leaves_the_connection_usable(store: FaceStore) -> None:

@@ -44,8 +44,8 @@ def list_collections(as_json: bool) -> None:
     pages = all_pages(
         lambda token: service.list_collections(next_token=token, max_results=4096, actor=cli_state().actor())
     )
-    names = [name for page in pages for name in page.names]
-    models = [model for page in pages for model in page.models]
+    listed = sorted((name, model) for page in pages for name, model in zip(page.names, page.models, strict=True))
+    names, models = [name for name, _ in listed], [model for _, model in listed]
     click.echo(render.collections_json(names, models) if as_json else render.collections_text(names, models))
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "append",
     "entries",
     "head",
+    "other_than_follows",
     "verify_after",
     "verify_anchored",
     "verify_chain",
@@ -159,6 +160,28 @@ def entries(
             )
         data.pop("at", None)
         yield AuditEntry(int(seq), float(at), data, str(prev), str(digest))
+
+
+def other_than_follows(
+    conn: sqlite3.Connection, operation: str, *, after_seq: int, since: float | None = None, batch: int = 500
+) -> bool:
+    """Whether an entry after ``after_seq`` (and at or after ``since``) records something other
+    than ``operation``; an entry that no longer reads counts as other. Read in batches and only as
+    far as the first such entry."""
+    while True:
+        sql = "SELECT seq, entry FROM audit_log WHERE seq > ?"
+        args: list[Any] = [after_seq]
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since)
+        rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, batch]).fetchall()
+        for seq, text in rows:
+            data, _ = _read(seq, text)
+            if data is None or data.get("operation") != operation:
+                return True
+        if len(rows) < batch:
+            return False
+        after_seq = int(rows[-1][0])
 
 
 def _read(seq: object, text: object) -> tuple[dict[str, Any] | None, str]:

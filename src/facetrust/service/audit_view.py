@@ -21,6 +21,8 @@ from facetrust.service.governed import governed
 from facetrust.service.validate import check_limit, check_time
 
 if TYPE_CHECKING:  # pragma: no cover
+    import sqlite3
+
     from facetrust.service.context import ServiceContext
 
 __all__ = [
@@ -69,12 +71,25 @@ def get_audit_log(
             key = deployment_key(conn)
             found = list(audit.entries(conn, since=since, after_seq=after_seq, limit=limit))
             head = audit.head(conn)
+            more = _next_seq(conn, found, head, since) if limit is not None else None
         if not disclose:
             view = Pseudonymiser(key)
             found = [replace(e, data=view.entry(e.data)) for e in found]
         step.record.details["returned"] = len(found)
-    more = found[-1].seq if found and found[-1].seq < head.seq and limit is not None else None
     return AuditPage(tuple(found), head, more, disclose)
+
+
+def _next_seq(
+    conn: sqlite3.Connection, found: list[audit.AuditEntry], head: audit.AuditHead, since: float | None
+) -> int | None:
+    """Where the next page starts, while an entry other than a GetAuditLog read follows this page.
+    Each page is itself a GetAuditLog entry, so were reads alone enough, a client paging with
+    MaxResults 1 would be handed its own previous page's entry on every page, and never finish;
+    reads at the end of the log are returned by any later read that reaches them."""
+    if not found or found[-1].seq >= head.seq:
+        return None
+    last = found[-1].seq
+    return last if audit.other_than_follows(conn, "GetAuditLog", after_seq=last, since=since) else None
 
 
 @dataclass(frozen=True)

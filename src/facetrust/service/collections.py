@@ -9,7 +9,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
 from facetrust.service.profiles import check_profile, profile_of
 from facetrust.service.types import CollectionInfo, CollectionPage
-from facetrust.service.validate import check_collection_id, check_limit, decode_name, encode_token
+from facetrust.service.validate import check_collection_id, check_limit, decode_position, encode_token
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,11 +51,14 @@ def describe_collection(service: ServiceContext, actor: Actor, name: str) -> Col
 
 
 def list_collections(service: ServiceContext, actor: Actor, max_results: int, next_token: str | None) -> CollectionPage:
+    """A page of collections in the order they were created. The token holds the last row id
+    listed (never reused), so it stays short whatever the names' length, and a collection that
+    exists throughout a listing is listed once however others come and go between pages."""
     with governed(service, actor, "ListCollections"):
         check_limit(max_results, "MaxResults", 1, 4096)
-        after = decode_name(next_token, "collections", "") if next_token is not None else ""
+        after = decode_position(next_token, "collections", "") if next_token is not None else 0
         rows = service.store.list_collections(after, max_results + 1)
     more = len(rows) > max_results
     rows = rows[:max_results]
-    token = encode_token("collections", "", rows[-1].name) if more else None
+    token = encode_token("collections", "", rows[-1].id) if more else None
     return CollectionPage(tuple(r.name for r in rows), tuple(r.model for r in rows), token)

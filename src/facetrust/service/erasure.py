@@ -147,9 +147,9 @@ def _receipt(
 
 
 def all_collections(service: ServiceContext) -> dict[str, CollectionRow]:
-    """Every collection, by name."""
-    rows = service.store.list_collections(None, 1 << 30)
-    return {r.name: r for r in rows}
+    """Every collection, by name (in name order)."""
+    rows = service.store.list_collections(0, 1 << 30)
+    return {r.name: r for r in sorted(rows, key=lambda r: r.name)}
 
 
 def erase(service: ServiceContext, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:

@@ -236,11 +236,12 @@ def list_faces(service: ServiceContext, actor: Actor, ask: FaceListing) -> FaceP
             return FacePage(
                 tuple(stored_face(found[f]) for f in wanted if f in found and usable(found[f], now)), None, row.model
             )
-        after = decode_position(next_token, "faces", collection) if next_token is not None else 0
+        # scoped by the collection's row id, never reused (as ListUsers' tokens)
+        after = decode_position(next_token, "faces", row.id) if next_token is not None else 0
         rows = service.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
     more = len(rows) > max_results
     rows = rows[:max_results]
-    token = encode_token("faces", collection, rows[-1].key) if more else None
+    token = encode_token("faces", row.id, rows[-1].key) if more else None
     return FacePage(tuple(stored_face(r) for r in rows if usable(r, now)), token, row.model)
 
 

@@ -430,7 +430,7 @@ class IndexRegistry:
     def refresh(self) -> None:
         """Forget the indexes of collections deleted (by any replica) and catch the others up: run
         periodically by a server, so an idle replica holds no erased template for long either."""
-        alive = {row.id: row.created_at for row in self.store.list_collections(None, 1 << 30)}
+        alive = {row.id: row.created_at for row in self.store.list_collections(0, 1 << 30)}
         with self._lock:
             gone = [i for i in self._open.values() if alive.get(i.collection.id) != i.collection.created_at]
             for index in gone:
@@ -449,7 +449,7 @@ class IndexRegistry:
         longer exist (deleted while this replica was down or did not have them open), and those
         written before a deletion the database has made since. The indexes ``loaded`` here are kept
         up to date by their own catch-up instead."""
-        rows = {row.id: row for row in self.store.list_collections(None, 1 << 30)}
+        rows = {row.id: row for row in self.store.list_collections(0, 1 << 30)}
         numbers: set[int] = set()
         for path in self.folder.glob("collection-*"):
             name = path.name.removeprefix("collection-").split(".", 1)[0]

@@ -16,7 +16,7 @@ from facetrust.service.validate import (
     check_limit,
     check_threshold,
     check_user_id,
-    decode_name,
+    decode_user_id,
     encode_token,
 )
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
@@ -73,11 +73,13 @@ def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> N
 
 def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
     check_limit(max_results, "MaxResults", 1, 500)
-    after = decode_name(next_token, "users", row.name) if next_token is not None else ""
+    # scoped by the collection's row id (never reused): a token outlives no DeleteCollection, even
+    # when a collection of the same name is made again, and stays short (a UserId is 128 at most)
+    after = decode_user_id(next_token, "users", row.id) if next_token is not None else ""
     rows = service.store.list_users(row.id, after, max_results + 1, service.clock())
     more = len(rows) > max_results
     rows = rows[:max_results]
-    token = encode_token("users", row.name, rows[-1].user_id) if more else None
+    token = encode_token("users", row.id, rows[-1].user_id) if more else None
     return UserPage(tuple(UserInfo(r.user_id, r.created_at, r.face_count) for r in rows), token)
 
 

@@ -12,6 +12,7 @@ from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
 
 __all__ = [
     "LAST_TIME",
+    "MAX_TOKEN",
     "check_collection_id",
     "check_external_image_id",
     "check_face_ids",
@@ -20,9 +21,9 @@ __all__ = [
     "check_threshold",
     "check_time",
     "check_user_id",
-    "decode_name",
     "decode_position",
     "decode_token",
+    "decode_user_id",
     "encode_token",
 ]
 
@@ -105,7 +106,7 @@ def _foreign(kind: str) -> InvalidPaginationTokenError:
     return InvalidPaginationTokenError(f"NextToken is not a token this {kind} listing issued; start again without it")
 
 
-def decode_position(token: object, kind: str, scope: str) -> int:
+def decode_position(token: object, kind: str, scope: str | int) -> int:
     """``decode_token`` for a listing that pages by integer positions (row keys, indexes)."""
     after = decode_token(token, kind, scope)
     if not isinstance(after, int):
@@ -113,32 +114,45 @@ def decode_position(token: object, kind: str, scope: str) -> int:
     return after
 
 
-def decode_name(token: object, kind: str, scope: str) -> str:
-    """``decode_token`` for a listing that pages by names (collections, users)."""
+def decode_user_id(token: object, kind: str, scope: str | int) -> str:
+    """``decode_token`` for a listing that pages by user id (ListUsers): the position must be a
+    UserId, so nothing else (a NUL, which PostgreSQL cannot compare) reaches the store."""
     after = decode_token(token, kind, scope)
-    if not isinstance(after, str):
+    if not isinstance(after, str) or not _USER.fullmatch(after):
         raise _foreign(kind)
     return after
 
 
-def encode_token(kind: str, scope: str, after: str | int) -> str:
-    """An opaque next-token for listing ``kind`` in ``scope`` after ``after``."""
+def encode_token(kind: str, scope: str | int, after: str | int) -> str:
+    """An opaque next-token for listing ``kind`` in ``scope`` after ``after``. Scopes and positions
+    are short (a row id, a job id, a UserId), so every token fits ``MAX_TOKEN``."""
     raw = json.dumps({"k": kind, "s": scope, "a": after}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 LAST_TIME = 253_370_678_400.0  # 9998-12-31T00:00:00Z: the latest time a consent or receipt may name
 _MAX_POSITION = 2**63 - 1  # a position is a row key or an index: a signed 64-bit integer at most
+MAX_TOKEN = 255  # botocore's PaginationToken (and Rekognition's): the longest token issued or taken
 
 
-def decode_token(token: object, kind: str, scope: str) -> str | int:
+def _same(value: object, wanted: str | int) -> bool:
+    """Equal and of the same type (JSON's true is not the row id 1, nor "7" the row id 7)."""
+    return type(value) is type(wanted) and value == wanted
+
+
+def decode_token(token: object, kind: str, scope: str | int) -> str | int:
     """The position a token from ``encode_token(kind, scope, …)`` stands for (a name, or an integer
-    from 0 to 2**63 − 1); anything else is ``InvalidPaginationTokenError``."""
-    if not isinstance(token, str) or not 1 <= len(token) <= 2048:
-        raise InvalidPaginationTokenError(f"NextToken {token!r} is not a token this listing issued")
+    from 0 to 2**63 − 1); anything else is ``InvalidPaginationTokenError``. A token longer than
+    ``MAX_TOKEN`` was not issued, and refusing it first bounds what ``json.loads`` is given (a
+    hand-made ``[[[…`` nested deeper than the interpreter's recursion limit)."""
+    if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN:
+        shown = token[:100] + "…" if isinstance(token, str) and len(token) > 100 else token
+        raise InvalidPaginationTokenError(
+            f"NextToken {shown!r} is not a token this listing issued (a token is 1–{MAX_TOKEN} characters)"
+        )
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(data, dict) or data.get("k") != kind or data.get("s") != scope:
+        if not isinstance(data, dict) or not _same(data.get("k"), kind) or not _same(data.get("s"), scope):
             raise ValueError("wrong listing")
         after: str | int = data["a"]
         if isinstance(after, str):
@@ -146,5 +160,5 @@ def decode_token(token: object, kind: str, scope: str) -> str | int:
         elif isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= _MAX_POSITION:
             raise ValueError("bad position")
         return after
-    except (ValueError, KeyError, binascii.Error, UnicodeError):
+    except (ValueError, KeyError, binascii.Error, UnicodeError, RecursionError):  # RecursionError: nesting, as above
         raise _foreign(kind) from None

@@ -31,12 +31,13 @@ class CollectionTable:
         )
         return CollectionRow(*row) if row else None
 
-    def list_collections(self, after: str | None, limit: int) -> list[CollectionRow]:
+    def list_collections(self, after_id: int, limit: int) -> list[CollectionRow]:
+        """Collections in the order they were made: those whose row id is above ``after_id`` (0: all)."""
         rows = (
             self._conn()
             .execute(
-                "SELECT id, name, model, purpose, created_at FROM collections WHERE name > ? ORDER BY name LIMIT ?",
-                (after or "", limit),
+                "SELECT id, name, model, purpose, created_at FROM collections WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             )
             .fetchall()
         )

@@ -30,6 +30,7 @@ from facetrust.video.source import VideoInfo
 __all__ = ["OPERATIONS"]
 
 MAX_RESULTS = 1000
+_ORDERS = ("INDEX", "TIMESTAMP")  # GetFaceSearch's SortBy
 _TOKEN = r"^[a-zA-Z0-9-_]+$"
 
 
@@ -101,16 +102,47 @@ def _metadata(info: VideoInfo, name: str) -> dict[str, Any]:
     }
 
 
-def _job(service: FaceService, p: dict[str, Any], kind: str, actor: Actor) -> tuple[VideoJob, int, int]:
+def _scope(job: VideoJob, order: str | None) -> str:
+    """What a token is valid for: the job, and for GetFaceSearch the SortBy it was issued under
+    (a position in one order names another result in the other)."""
+    return job.job_id if order is None else f"{job.job_id}/{order}"
+
+
+def _start_at(token: object, kind: str, job: VideoJob, order: str | None) -> int:
+    try:
+        return decode_position(token, kind, _scope(job, order))
+    except InvalidPaginationTokenError:
+        for other in _ORDERS if order is not None else ():
+            if other != order and _issued(token, kind, _scope(job, other)):
+                raise InvalidPaginationTokenError(
+                    f"NextToken was issued for SortBy {other}, not {order}: ask with SortBy {other}, "
+                    "or start again without NextToken"
+                ) from None
+        raise
+
+
+def _issued(token: object, kind: str, scope: str) -> bool:
+    try:
+        decode_position(token, kind, scope)
+    except InvalidPaginationTokenError:
+        return False
+    return True
+
+
+def _job(
+    service: FaceService, p: dict[str, Any], kind: str, actor: Actor, order: str | None = None
+) -> tuple[VideoJob, int, int]:
     job_id = _check_token("JobId", p["JobId"], 64)
     job = jobs_of(service).get(str(job_id), kind, actor=actor)  # the starting key's (or an admin's) only
     # as Rekognition: more than 1,000 asked gives pages of 1,000
     most = min(check_limit(p.get("MaxResults", MAX_RESULTS), "MaxResults", 1, 2**31 - 1), MAX_RESULTS)
-    start = decode_position(p["NextToken"], kind, job.job_id) if "NextToken" in p else 0
+    start = _start_at(p["NextToken"], kind, job, order) if "NextToken" in p else 0
     return job, min(most, MAX_RESULTS), start
 
 
-def _envelope(job: VideoJob, kind: str, items: list[Any], start: int, most: int) -> dict[str, Any]:
+def _envelope(
+    job: VideoJob, kind: str, items: list[Any], start: int, most: int, order: str | None = None
+) -> dict[str, Any]:
     if start > len(items):  # a position past the results: no token this listing issued
         raise InvalidPaginationTokenError(
             f"NextToken is not a token this {kind} listing issued; start again without it"
@@ -125,7 +157,7 @@ def _envelope(job: VideoJob, kind: str, items: list[Any], start: int, most: int)
     if job.metadata is not None:
         out["VideoMetadata"] = _metadata(job.metadata, job.request.name)
     if start + most < len(items):
-        out["NextToken"] = encode_token(kind, job.job_id, start + most)
+        out["NextToken"] = encode_token(kind, _scope(job, order), start + most)
     return out
 
 
@@ -146,11 +178,12 @@ def start_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> 
 
 
 def get_face_search(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    job, most, start = _job(service, p, "FaceSearch", actor)
+    order = p.get("SortBy", "TIMESTAMP")
+    job, most, start = _job(service, p, "FaceSearch", actor, order)
     faces = list(job.faces)
-    if p.get("SortBy", "TIMESTAMP") == "INDEX":
+    if order == "INDEX":
         faces.sort(key=lambda f: (f[1], f[0]))
-    out = _envelope(job, "FaceSearch", faces, start, most)
+    out = _envelope(job, "FaceSearch", faces, start, most, order)
     persons = []
     for t, index, face in faces[start : start + most]:
         entry: dict[str, Any] = {
@@ -238,6 +271,6 @@ OPERATIONS = (
     Operation(
         "GetFaceSearch",
         get_face_search,
-        {**_GETS, "SortBy": Member(Kind.STRING, choices=("INDEX", "TIMESTAMP"))},
+        {**_GETS, "SortBy": Member(Kind.STRING, choices=_ORDERS)},
     ),
 )

@@ -1,0 +1,54 @@
+"""GetAuditLog in pages: a client that follows NextSequence reads every entry once and stops,
+though each page it reads is itself an entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from facetrust.service import FaceService
+
+
+def follow(service: FaceService, limit: int, most_pages: int = 100) -> tuple[list[int], int]:
+    """Every Sequence read by following NextSequence from the start, and how many pages it took."""
+    seen: list[int] = []
+    after: int | None = 0
+    pages = 0
+    while after is not None and pages < most_pages:
+        page = service.get_audit_log(after_seq=after, limit=limit)
+        seen += [e.seq for e in page.entries]
+        after = page.next_seq
+        pages += 1
+    return seen, pages
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_paging_the_audit_log_ends_though_every_page_is_an_entry(service: FaceService, limit: int) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        service.create_collection(name)
+    before = service.get_audit_log().head.seq  # 5 CreateCollection entries and that read
+
+    seen, pages = follow(service, limit)
+
+    assert pages < 100, "NextSequence was offered for ever"
+    assert seen[:before] == list(range(1, before + 1))  # every entry made before the paging, once, in order
+    assert seen == sorted(set(seen))
+
+
+def test_entries_that_follow_only_reads_still_get_a_next_sequence(service: FaceService) -> None:
+    service.create_collection("a")
+    service.get_audit_log()  # a read between two changes
+    service.create_collection("b")
+
+    first = service.get_audit_log(after_seq=0, limit=1)
+
+    assert [e.seq for e in first.entries] == [1] and first.next_seq == 1
+
+
+def test_reads_at_the_end_of_the_log_come_with_a_read_that_reaches_them(service: FaceService) -> None:
+    service.create_collection("a")
+    for _ in range(3):
+        service.get_audit_log(limit=1)
+
+    page = service.get_audit_log(after_seq=1, limit=1000)
+
+    assert [e.data["operation"] for e in page.entries] == ["GetAuditLog"] * 3 and page.next_seq is None
