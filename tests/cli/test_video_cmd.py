@@ -122,7 +122,7 @@ def test_redact_video_writes_a_redacted_copy_and_reports_it(fc: ServiceCli, tmp_
 
 
 def test_redact_names_the_streams_it_does_not_carry(fc: ServiceCli, tmp_path: Path) -> None:
-    from tests.video.conftest import still, write_tracks
+    from video_tracks import still, write_tracks
 
     source = tmp_path / "phone.mov"
     write_tracks(source, [[still(160, 120, ())] * 6, [still(320, 240, ((40, 30, 48, 1),))] * 6])

@@ -14,8 +14,9 @@ from facetrust.models.fake import face_png
 from facetrust.video import VideoOptions, detect_video, iter_frames, probe_video
 from facetrust.video.redact import RedactOptions, redact_image, redact_video
 from facetrust.video.synth import Truth
+from video_tracks import still, write_tracks
 
-from .conftest import still, write_frames, write_tracks, write_with_picture
+from .conftest import write_frames, write_with_picture
 
 
 def faces_left(path: Path, engine: FaceEngine) -> list[tuple[int, int]]:

@@ -84,7 +84,7 @@ def test_a_video_over_a_limit_is_refused_naming_the_limit(
 def test_a_stream_that_grows_past_the_pixel_limit_is_refused_while_decoding(tmp_path: Path) -> None:
     import av
 
-    from .conftest import still
+    from video_tracks import still
 
     parts = []
     for n, (width, height) in enumerate(((64, 48), (128, 96))):  # the header tells of the first size only
