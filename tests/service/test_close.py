@@ -14,6 +14,7 @@ import pytest
 from facetrust.errors import ConfigurationError
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
+from pg_cluster import SQLITE_FILES
 
 
 def _disk_full(*args: object, **kwargs: object) -> NoReturn:
@@ -33,15 +34,13 @@ def test_a_snapshot_that_cannot_be_saved_is_logged_and_the_store_and_folder_are_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = _loaded(tmp_path / "data")
-    monkeypatch.setattr(np, "savez", _disk_full)
-
-    with caplog.at_level(logging.ERROR, logger="facetrust.service.indexes"):
+    with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, logger="facetrust.service.indexes"):
+        patched.setattr(np, "savez", _disk_full)
         service.close()
 
     assert "index snapshot of collection 'c' not saved ([Errno 28] No space left on device)" in caplog.text
     with pytest.raises(ConfigurationError, match="the store was closed"):
         service.store.count_collections()
-    monkeypatch.undo()
     with FaceService(tmp_path / "data", fake_engine(), index_backend="exact") as again:
         assert again.indexes.owner  # the folder's lock was released
         assert len(again.search_faces_by_image("c", face_png((20, 20, 100, 0))).matches) == 1  # rebuilt
@@ -69,3 +68,25 @@ def test_the_store_is_closed_even_when_background_work_fails_to_stop(tmp_path: P
         service.close()
     with pytest.raises(ConfigurationError, match="the store was closed"):
         service.store.count_collections()
+
+
+@SQLITE_FILES  # moves SQLite's change counter on
+def test_a_deletion_that_saves_a_snapshot_on_a_full_disk_returns_and_leaves_no_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = _loaded(tmp_path / "data")
+    # a deployment past SAVE_EVERY changes: applying this deletion writes a snapshot as it goes
+    service.store.connection().execute("UPDATE sqlite_sequence SET seq = 20000 WHERE name = 'changes'")
+    (kept,) = service.index_faces("c", face_png((200, 20, 100, 1)), external_image_id="p1").indexed
+    (gone,) = [f.face_id for f in service.list_faces("c").faces if f.face_id != kept.stored.face_id]
+    with monkeypatch.context() as patched, caplog.at_level(logging.ERROR, logger="facetrust.service.indexes"):
+        patched.setattr(np, "savez", _disk_full)
+        deleted = service.delete_faces("c", [gone])  # committed: it returns, however the snapshot fared
+
+    assert deleted.deleted == (gone,)
+    assert "index snapshot of collection 'c' not saved ([Errno 28] No space left on device)" in caplog.text
+    assert not list((tmp_path / "data").rglob("collection-*.index*"))
+    assert [m.face.face_id for m in service.search_faces_by_image("c", face_png((200, 20, 100, 1))).matches] == [
+        kept.stored.face_id
+    ]
+    service.close()

@@ -329,18 +329,31 @@ class CollectionIndex:
                 self._drop_snapshot()
                 if self.undropped:
                     return
-            private_dir(self.folder)
-            self._index.save(self._path)
-            meta = {
-                "collection": self.collection.id,
-                "created_at": self.collection.created_at,
-                "seq": self._applied,
-                "backend": self._index.name,
-            }
-            atomic_write_text(self._meta_path, json.dumps(meta))
-            for written in self.folder.glob(f"collection-{self.collection.id}.*"):  # backends write with the umask
-                tighten(written)
-            self._saved = self._applied
+            try:
+                self._write()
+            except OSError as exc:  # a full disk: derived data, so the write that asked for it stands
+                log.error(
+                    "index snapshot of collection %r not saved (%s); the next process that opens it rebuilds it "
+                    "from the database",
+                    self.collection.name,
+                    exc,
+                )
+                self._drop_snapshot()  # never leave half a snapshot to be loaded with an older record of it
+            self._saved = self._applied  # tried: the next try waits for SAVE_EVERY more changes
+
+    def _write(self) -> None:
+        assert self._index is not None
+        private_dir(self.folder)
+        self._index.save(self._path)
+        meta = {
+            "collection": self.collection.id,
+            "created_at": self.collection.created_at,
+            "seq": self._applied,
+            "backend": self._index.name,
+        }
+        atomic_write_text(self._meta_path, json.dumps(meta))
+        for written in self.folder.glob(f"collection-{self.collection.id}.*"):  # backends write with the umask
+            tighten(written)
 
     def drop_files(self, folder: Path | None = None) -> None:
         """Remove this collection's snapshot files from ``folder`` (default: this index's own)."""
