@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import FacetrustError
-from facetrust.store.postgres import open_store, redact_url
+from facetrust.store.postgres import open_store, redact_error, redact_url
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,9 @@ from facetrust.store.postgres import open_store, redact_url
         ("postgresql://ft@db/facetrust?pass%77ord=hunter2", "postgresql://ft@db/facetrust?pass%77ord=***"),
         ("postgresql://ft:a@db/facetrust?password=hunter2", "postgresql://ft:***@db/facetrust?password=***"),
         ("postgresql://ft@db/facetrust?host=db2", "postgresql://ft@db/facetrust?host=db2"),
+        ("postgresql://ft:hunter2#x@db/facetrust", "postgresql://ft:***@db/facetrust"),  # libpq reads to the @
+        ("postgresql://ft:hun?ter2@db/facetrust?sslmode=require", "postgresql://ft:***@db/facetrust?sslmode=require"),
+        ("postgresql:///facetrust", "postgresql:///facetrust"),
     ],
 )
 def test_every_password_in_a_store_url_is_masked(url: str, shown: str) -> None:
@@ -37,3 +40,23 @@ def test_a_store_that_cannot_be_opened_is_named_without_its_password_parameter(t
         open_store(tmp_path / "facetrust.db", url).close()
     assert "Cannot open the PostgreSQL store" in str(caught.value)
     assert "hunter2" not in str(caught.value) and "password=***" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@127.0.0.1:1/facetrust?password=hunter2%zz",  # a stray % libpq quotes back
+        "postgresql://app:hunter2%zz@127.0.0.1:1/facetrust",
+        "postgresql://app:hunter2#x@127.0.0.1:1/facetrust",
+    ],
+)
+def test_a_drivers_error_that_quotes_the_url_is_shown_without_the_password(url: str, tmp_path: Path) -> None:
+    with pytest.raises(FacetrustError) as caught:
+        open_store(tmp_path / "facetrust.db", url).close()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_every_secret_of_the_url_is_taken_out_of_a_message_as_written_and_decoded() -> None:
+    url = "postgresql://app:pa%40ss@db/x?sslpassword=key%2Fpass"
+    message = 'bad "pa%40ss" or "pa@ss"; sslpassword key%2Fpass or key/pass'
+    assert redact_error(message, url) == 'bad "***" or "***"; sslpassword *** or ***'

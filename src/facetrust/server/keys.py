@@ -133,7 +133,7 @@ class KeyStore:
     @classmethod
     def _open_postgres(cls, data_dir: Path, url: str, sealer: SecretSealer) -> KeyStore:
         from facetrust.store.pg_conn import connect
-        from facetrust.store.postgres import redact_url
+        from facetrust.store.postgres import redact_error, redact_url
 
         try:
             conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
@@ -142,7 +142,7 @@ class KeyStore:
             _check_server_key(conn, sealer)
         except sqlite3.Error as exc:
             raise ConfigurationError(
-                f"Cannot open the key store in {redact_url(url)}: {exc}", setting="store"
+                f"Cannot open the key store in {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
             ) from None
         return cls(data_dir / KEYS_FILE, conn, sealer)
 

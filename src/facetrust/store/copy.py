@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from facetrust.errors import ConfigurationError, ConflictError
 from facetrust.store.anchor import AuditHead
 from facetrust.store.anchor import head as audit_head
-from facetrust.store.postgres import redact_url
+from facetrust.store.postgres import redact_error, redact_url
 from facetrust.store.sealing import MAGIC
 from facetrust.store.sqlite import Store
 
@@ -231,7 +231,7 @@ def _pg_connect(url: str) -> sqlite3.Connection:
         return cast(sqlite3.Connection, connect(url))
     except sqlite3.OperationalError as exc:
         raise ConfigurationError(
-            f"Cannot open the PostgreSQL store {redact_url(url)}: {exc}", setting="store"
+            f"Cannot open the PostgreSQL store {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
         ) from None
 
 

@@ -31,7 +31,7 @@ from facetrust.store.sqlite import Store
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
-__all__ = ["PostgresStore", "open_store", "redact_url"]
+__all__ = ["PostgresStore", "open_store", "redact_error", "redact_url"]
 
 # Tables whose rows carry templates, crops or identities: rewritten by vacuum().
 ERASABLE_TABLES = (
@@ -88,21 +88,64 @@ def unsample(conn: sqlite3.Connection) -> int:
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})  # libpq's URL parameters that hold a secret
 
 
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where the ``user:password`` before the ``@`` of ``url`` lies, as libpq reads it: up to the
+    last ``@`` before the path (a password may hold ``#`` or ``?``, which ``urlsplit`` stops at)."""
+    scheme = url.find("://")
+    if scheme < 0:
+        return None
+    start = scheme + 3
+    slash = url.find("/", start)
+    at = url.rfind("@", start, len(url) if slash < 0 else slash)
+    return None if at < 0 else (start, at)
+
+
+def _secrets(url: str) -> list[str]:
+    """Every secret ``url`` holds (its password before the ``@``, a ``password`` or ``sslpassword``
+    parameter), as written and percent-decoded: what a message must not show."""
+    from urllib.parse import unquote
+
+    found = []
+    where = _userinfo(url)
+    if where is not None:
+        _, colon, password = url[where[0] : where[1]].partition(":")
+        if colon and password:
+            found.append(password)
+    rest = url[where[1] :] if where is not None else url
+    _, mark, query = rest.partition("?")
+    for item in query.split("&") if mark else ():
+        key, equals, value = item.partition("=")
+        if equals and value and unquote(key).strip().lower() in _SECRET_PARAMETERS:
+            found.append(value.partition("#")[0])
+    found += [unquote(value) for value in found]
+    return sorted({value for value in found if value}, key=len, reverse=True)
+
+
 def redact_url(url: str) -> str:
     """``url`` without its password, for messages and logs: the one before ``@`` and the ones
     libpq also takes as parameters (``?password=``, ``?sslpassword=``). The rest is shown as given."""
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
-    password = urlsplit(url).password
-    base, mark, query = url.partition("?")
-    if password is not None:
-        base = base.replace(f":{password}@", ":***@", 1)
+    where = _userinfo(url)
+    head, rest = ("", url) if where is None else (url[: where[1]], url[where[1] :])
+    if where is not None:
+        user, colon, _ = url[where[0] : where[1]].partition(":")
+        head = f"{url[: where[0]]}{user}:***" if colon else head
+    base, mark, query = rest.partition("?")
     kept = []
     for item in query.split("&") if mark else ():
         key, equals, _ = item.partition("=")
         secret = equals and unquote(key).strip().lower() in _SECRET_PARAMETERS
         kept.append(f"{key}=***" if secret else item)
-    return base + mark + "&".join(kept)
+    return head + base + mark + "&".join(kept)
+
+
+def redact_error(text: str, url: str) -> str:
+    """``text`` (a driver's error about ``url``: libpq may quote the part of the URL it could not
+    read, password and all) with every secret of ``url`` replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PostgresStore(Store):
@@ -140,7 +183,8 @@ class PostgresStore(Store):
                 conn = connect(self.url)
             except sqlite3.OperationalError as exc:
                 raise ConfigurationError(
-                    f"Cannot open the PostgreSQL store {redact_url(self.url)}: {exc}", setting="store"
+                    f"Cannot open the PostgreSQL store {redact_url(self.url)}: {redact_error(str(exc), self.url)}",
+                    setting="store",
                 ) from None
             self._conns.put(cast(sqlite3.Connection, conn))  # closes the lost one
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
