@@ -5,6 +5,7 @@ screenshots in docs/ (otherwise they go to the test's temporary folder)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from facetrust.config import Settings
+from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
@@ -153,3 +155,22 @@ def test_audit_tab_reads_verifies_and_exports_the_chain(
         link.click()
     assert b'"CreateCollection"' in Path(download.value.path()).read_bytes()
     _shot(page, "audit", "console-audit.png", tmp_path)
+
+
+def test_the_audit_export_holds_every_entry_up_to_the_head_it_names(page: Any, site: tuple[Site, FaceService]) -> None:
+    _, service = site
+    with service.store.snapshot() as conn:
+        made = audit.head(conn).seq
+    for _ in range(1000 - made):  # a first page of 1,000 entries, then only the console's own reads
+        service.list_collections()
+    page.get_by_role("tab", name="Audit").click()
+    page.get_by_role("button", name="Read the log").click()
+    expect(page.locator("#audit-rows [data-field=seq]").first).to_have_text("1000")  # the head when it read
+    page.get_by_role("button", name="Export (JSON)").click()
+    with page.expect_download() as download:
+        page.locator("#audit-download").click()
+
+    exported = json.loads(Path(download.value.path()).read_bytes())
+    sequences = [e["Sequence"] for e in exported["entries"]]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert sequences[-1] >= int(exported["head"].split(":")[0]) > 1000

@@ -52,3 +52,18 @@ def test_reads_at_the_end_of_the_log_come_with_a_read_that_reaches_them(service:
     page = service.get_audit_log(after_seq=1, limit=1000)
 
     assert [e.data["operation"] for e in page.entries] == ["GetAuditLog"] * 3 and page.next_seq is None
+
+
+def test_another_keys_reads_at_the_end_of_the_log_are_offered_as_entries(service: FaceService) -> None:
+    from facetrust.governance.actor import Actor
+
+    other = Actor("FTKOTHERAUDITOR", "auditor")
+    service.create_collection("a")
+    service.get_audit_log(limit=1, actor=other)
+    service.get_audit_log(limit=1, actor=other)  # entries 2 and 3: another auditor's reads
+
+    first = service.get_audit_log(after_seq=0, limit=1)
+    seen, _ = follow(service, 1)
+
+    assert first.next_seq == 1  # what follows is not this caller's own reading
+    assert seen[:3] == [1, 2, 3]

@@ -203,13 +203,20 @@ async function loadReviews(event) {
 // ---- Audit ----------------------------------------------------------------------------------
 
 async function auditEntries() {
+  // Everything up to the head the first page reported: NextSequence stops before this key's own
+  // reads at the end of the log (docs/http.md#getauditlog), so go on from the last entry to it.
   const entries = [];
   let after = 0;
+  let head = null;
   for (;;) {
     const out = await call("GetAuditLog", { AfterSequence: after, MaxResults: 1000 });
     entries.push(...out.Entries);
-    if (out.NextSequence == null) return { entries, head: out.Head };
-    after = out.NextSequence;
+    head = head ?? out.Head;
+    const last = entries.length ? entries[entries.length - 1].Sequence : 0;
+    const upto = Number(String(head).split(":")[0]);
+    if (out.NextSequence != null) after = out.NextSequence;
+    else if (out.Entries.length && last < upto) after = last;
+    else return { entries, head };
   }
 }
 
