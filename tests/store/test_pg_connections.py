@@ -7,12 +7,14 @@ that ever ran would grow without bound until PostgreSQL refuses new ones (max_co
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from facetrust.store.postgres import PostgresStore
 
@@ -54,5 +56,51 @@ def test_a_threads_connection_is_closed_when_the_thread_ends(tmp_path: Path, pg_
             assert store.count_collections() == 0  # the store still works in a thread that stayed
             store.close()
             assert _settled_connections(watcher, name, 0) == 0  # close() closed the one left, this thread's
+    finally:
+        store.close()
+
+
+def _terminate(pg_url: str, conn: sqlite3.Connection) -> None:
+    """End the backend of ``conn`` from another connection, as an operator's
+    ``pg_terminate_backend`` does (and as a server restart does to every backend), and wait till it is gone."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+
+
+def test_a_transaction_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _terminate(pg_url, store.connection())
+
+        with store.transaction() as conn:  # BEGIN finds the connection lost: a new one, and BEGIN again
+            store.insert_collection(conn, "staff", "model-a", "general")
+
+        assert store.count_collections() == 1
+    finally:
+        store.close()
+
+
+def test_a_snapshot_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _terminate(pg_url, store.connection())
+
+        with store.snapshot() as conn:
+            assert conn.execute("SELECT count(*) FROM collections").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught, store.transaction() as conn:
+            store.insert_collection(conn, "staff", "model-a", "general")
+            _terminate(pg_url, conn)
+            conn.execute("SELECT 1")
+
+        assert "the connection is closed" not in str(caught.value)  # not the ROLLBACK's, on a lost connection
+        assert store.count_collections() == 0  # the server rolled it back; the next use reconnects
     finally:
         store.close()

@@ -16,6 +16,7 @@ no erased row's bytes remain in any table file (docs/store.md says what else may
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
 __all__ = ["PostgresStore", "open_store", "redact_url"]
+
+log = logging.getLogger(__name__)
 
 # Tables whose rows carry templates, crops or identities: rewritten by vacuum().
 ERASABLE_TABLES = (
@@ -133,7 +136,7 @@ class PostgresStore(Store):
 
     def _conn(self) -> sqlite3.Connection:
         conn = cast("PgConnection | None", self._conns.get())  # each thread's, till it ends (as on SQLite)
-        if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
+        if conn is None or conn.lost:  # a lost connection is replaced on next use
             self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
@@ -145,6 +148,21 @@ class PostgresStore(Store):
             self._conns.put(cast(sqlite3.Connection, conn))  # closes the lost one
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
+
+    def _begin(self, sql: str) -> sqlite3.Connection:
+        """This thread's connection with ``sql`` begun on it. A connection found lost at BEGIN (the
+        server restarted, or ended its backend, while it sat idle) is replaced and BEGIN tried once
+        more: nothing of the transaction was sent yet, so the retry cannot repeat a write."""
+        conn = self._conn()
+        try:
+            conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if not cast(PgConnection, conn).lost:
+                raise
+            log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc)
+            conn = self._conn()
+            conn.execute(sql)
+        return conn
 
     def signatures_connection(self) -> sqlite3.Connection:
         """The signatures seen live in the shared database: every replica refuses a replay."""
