@@ -24,6 +24,7 @@
     ├── ModelError                      a model is missing, corrupt or cannot run
     │   └── ModelIntegrityError         a model file's SHA-256 does not match the catalog
     ├── AuditLogDamagedError            an audit entry no longer reads (altered outside facetrust)
+    ├── CommitUnknownError              a write whose commit was not acknowledged: check before retrying
     └── ConfigurationError              settings or a config file are invalid
 
 Every error carries structured fields (``code`` and whatever the subclass adds) besides
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuditLogDamagedError",
+    "CommitUnknownError",
     "ConfigurationError",
     "ConflictError",
     "ConsentRequiredError",
@@ -274,6 +276,18 @@ class AuditLogDamagedError(FacetrustError):
     def __init__(self, message: str, *, seq: int) -> None:
         super().__init__(message)
         self.seq = seq
+
+
+class CommitUnknownError(FacetrustError):
+    """The database's connection was lost while it committed a write, and whether the write
+    committed could not be found out: the request may have taken effect. Check (list or describe
+    what it would have changed) before sending it again; a blind retry may do it twice."""
+
+    code = "CommitUnknown"
+
+    def __init__(self, message: str, *, transaction_id: int | None) -> None:
+        super().__init__(message)
+        self.transaction_id = transaction_id
 
 
 class ConfigurationError(FacetrustError):

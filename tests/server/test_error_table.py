@@ -9,6 +9,7 @@ import pytest
 
 import facetrust.errors as errors_module
 from facetrust.errors import (
+    CommitUnknownError,
     ConflictError,
     FacetrustError,
     ImageTooLargeError,
@@ -49,6 +50,7 @@ INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "Configuratio
         (LimitExceededError("busy", limit=20), "StartFaceSearch", (400, "LimitExceededException")),
         (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
         (ServiceBusyError("busy", limit=1, requested=2), "DetectFaces", (429, "ThrottlingException")),
+        (CommitUnknownError("lost", transaction_id=7), "IndexFaces", (409, "CommitOutcomeUnknownException")),
         (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),
         (AuthError("no", code="AccessDeniedException", status=400), "ListFaces", (400, "AccessDeniedException")),
         (RequestError("UnknownOperationException", "?"), None, (400, "UnknownOperationException")),

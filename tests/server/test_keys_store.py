@@ -9,9 +9,11 @@ import sqlite3
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
@@ -250,3 +252,23 @@ def test_a_store_opened_with_one_server_key_refuses_another_before_it_holds_any_
         KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key")
     with KeyStore.open(tmp_path / "data") as keys:  # the store's own server key still opens it, still empty
         assert keys.list() == []
+
+
+def test_a_postgresql_key_store_whose_connection_the_server_ended_reads_on_a_new_one(
+    tmp_path: Path, pg_url: str
+) -> None:
+    name = f"facetrust-keys-{uuid.uuid4().hex[:8]}"
+    with KeyStore.open(tmp_path, store=f"{pg_url}&application_name={name}") as keys:
+        key_id, secret = keys.create("searcher")
+        for read in (lambda: keys.lookup(key_id), lambda: keys.role_of(key_id), keys.list):
+            with psycopg.connect(pg_url, autocommit=True) as admin:  # as a server restart ends every backend
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = %s",
+                    (name,),
+                ).fetchall()
+            assert ended == [(True,)]
+
+            assert read()  # a new connection, the read again: no error
+
+        assert keys.lookup(key_id) == (keys.get(key_id), secret)
+        assert keys.role_of(key_id) == "searcher"

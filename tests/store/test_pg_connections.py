@@ -7,13 +7,22 @@ that ever ran would grow without bound until PostgreSQL refuses new ones (max_co
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
 
+from facetrust.errors import CommitUnknownError
+from facetrust.governance import audit
+from facetrust.server.errors import describe_error
+from facetrust.store import postgres
+from facetrust.store.anchor import head as audit_head
+from facetrust.store.pg_conn import PgConnection
 from facetrust.store.postgres import PostgresStore
 
 
@@ -54,5 +63,121 @@ def test_a_threads_connection_is_closed_when_the_thread_ends(tmp_path: Path, pg_
             assert store.count_collections() == 0  # the store still works in a thread that stayed
             store.close()
             assert _settled_connections(watcher, name, 0) == 0  # close() closed the one left, this thread's
+    finally:
+        store.close()
+
+
+def _terminate(pg_url: str, conn: sqlite3.Connection) -> None:
+    """End the backend of ``conn`` from another connection, as an operator's
+    ``pg_terminate_backend`` does (and as a server restart does to every backend), and wait till it is gone."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+
+
+def test_a_transaction_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _terminate(pg_url, store.connection())
+
+        with store.transaction() as conn:  # BEGIN finds the connection lost: a new one, and BEGIN again
+            store.insert_collection(conn, "staff", "model-a", "general")
+
+        assert store.count_collections() == 1
+    finally:
+        store.close()
+
+
+def test_a_snapshot_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _terminate(pg_url, store.connection())
+
+        with store.snapshot() as conn:
+            assert conn.execute("SELECT count(*) FROM collections").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(tmp_path: Path, pg_url: str) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught, store.transaction() as conn:
+            store.insert_collection(conn, "staff", "model-a", "general")
+            _terminate(pg_url, conn)
+            conn.execute("SELECT 1")
+
+        assert "the connection is closed" not in str(caught.value)  # not the ROLLBACK's, on a lost connection
+        assert store.count_collections() == 0  # the server rolled it back; the next use reconnects
+    finally:
+        store.close()
+
+
+def _lose_the_commit_answer(monkeypatch: pytest.MonkeyPatch, *, commit: bool) -> None:
+    """The next COMMIT is sent (``commit``) or not, then the connection is lost before its answer:
+    the network cut between the two (in the audit, a proxy that swallowed COMMIT's reply)."""
+    real = PgConnection.execute
+
+    def execute(self: PgConnection, sql: str, args: Any = ()) -> Any:
+        if sql != "COMMIT":
+            return real(self, sql, args)
+        monkeypatch.setattr(PgConnection, "execute", real)  # only the first
+        if commit:
+            real(self, sql, args)
+        self.raw.close()  # not committed: the server rolls back a transaction whose connection is gone
+        raise sqlite3.OperationalError("PostgreSQL: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(PgConnection, "execute", execute)
+
+
+def test_a_commit_whose_answer_was_lost_but_which_committed_succeeds(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _lose_the_commit_answer(monkeypatch, commit=True)
+        with store.transaction() as conn:  # no error: a retry by the caller would write it twice
+            store.insert_collection(conn, "staff", "model-a", "general")
+            audit.append(conn, {"operation": "CreateCollection"})
+
+        assert store.count_collections() == 1
+        assert store.heads.recent(1) == [audit_head(store.connection())]  # anchored, as after any commit
+    finally:
+        store.close()
+
+
+def test_a_commit_whose_answer_was_lost_and_which_rolled_back_raises_the_error(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _lose_the_commit_answer(monkeypatch, commit=False)
+        with pytest.raises(sqlite3.OperationalError, match="server closed the connection"), store.transaction() as conn:
+            store.insert_collection(conn, "staff", "model-a", "general")
+
+        assert store.count_collections() == 0
+    finally:
+        store.close()
+
+
+def test_a_commit_whose_outcome_cannot_be_found_out_says_so(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        _lose_the_commit_answer(monkeypatch, commit=True)
+
+        def unreachable(url: str) -> PgConnection:
+            raise sqlite3.OperationalError("PostgreSQL: connection refused")
+
+        monkeypatch.setattr(postgres, "connect", unreachable)  # the database is gone for now
+        with pytest.raises(CommitUnknownError) as caught, store.transaction() as conn:
+            store.insert_collection(conn, "staff", "model-a", "general")
+
+        assert caught.value.transaction_id is not None
+        assert "check whether the request took effect before sending it again" in caught.value.message
+        assert describe_error(caught.value, "IndexFaces", "rid")[:2] == (409, "CommitOutcomeUnknownException")
+        monkeypatch.undo()
+        assert store.count_collections() == 1  # it had committed
     finally:
         store.close()

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from facetrust.errors import (
     AuditLogDamagedError,
+    CommitUnknownError,
     ConflictError,
     FacetrustError,
     GovernanceError,
@@ -106,6 +107,8 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
     ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff
+    # a write that may have committed: a status botocore does not retry (a 500 it would retry, twice writing)
+    ErrorRule(CommitUnknownError, 409, "CommitOutcomeUnknownException"),
     # the store was altered outside facetrust: a server-side fault, said plainly (no traceback)
     ErrorRule(AuditLogDamagedError, 500, "InternalServerError"),
 )

@@ -19,14 +19,16 @@ import stat
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import Any, cast
 
 from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
+from facetrust.store.pg_conn import PgConnection
 from facetrust.store.pg_dialect import ddl
 from facetrust.store.private import private_dir
 
@@ -89,12 +91,24 @@ def _record(row: tuple[str, str, float, float | None, str]) -> KeyRecord:
 
 
 class KeyStore:
-    """The keys of one data directory. Thread-safe; other processes' changes are seen at once."""
+    """The keys of one data directory. Thread-safe; other processes' changes are seen at once.
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, sealer: SecretSealer) -> None:
+    On PostgreSQL its one connection is replaced when the server has ended it (a restart,
+    ``pg_terminate_backend``): a read that finds it lost is tried once more on a new one."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        sealer: SecretSealer,
+        reopen: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
+        """``reopen``: a new connection to the same database, for one that was lost (PostgreSQL's)."""
         self.path = path
         self._conn = conn
         self._sealer = sealer
+        self._reopen = reopen
+        self._closed = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -144,11 +158,38 @@ class KeyStore:
             raise ConfigurationError(
                 f"Cannot open the key store in {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
             ) from None
-        return cls(data_dir / KEYS_FILE, conn, sealer)
+        return cls(data_dir / KEYS_FILE, conn, sealer, reopen=lambda: cast(sqlite3.Connection, connect(url)))
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._conn.close()
+
+    def _lost(self) -> bool:
+        return isinstance(self._conn, PgConnection) and self._conn.lost
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection (the caller holds the lock), replaced first when the server has ended it."""
+        if self._reopen is not None and not self._closed and self._lost():
+            self._conn.close()
+            self._conn = self._reopen()
+        return self._conn
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> builtins.list[Any]:
+        """The rows of one read. A read that fails because the connection was lost (found out only
+        by using it) is tried once more, on a new connection: reading twice changes nothing."""
+        with self._lock:
+            try:
+                return self._connection().execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if self._reopen is None or not self._lost():
+                    raise
+                logger.info("Key store: replacing a lost connection to the database: %s", exc)
+                return self._connection().execute(sql, args).fetchall()
+
+    def _row(self, sql: str, args: tuple[Any, ...]) -> Any | None:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
 
     def __enter__(self) -> KeyStore:
         return self
@@ -175,7 +216,7 @@ class KeyStore:
             while True:
                 key_id = KEY_ID_PREFIX + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(_KEY_ID_RANDOM))
                 try:
-                    self._conn.execute(
+                    self._connection().execute(
                         "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
                         (key_id, self._sealer.seal(key_id, secret), role, description, time.time()),
                     )
@@ -187,14 +228,12 @@ class KeyStore:
 
     def list(self) -> builtins.list[KeyRecord]:
         """Every key, active and revoked, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM keys ORDER BY created_at, key_id").fetchall()
+        rows = self._rows(f"SELECT {_COLUMNS} FROM keys ORDER BY created_at, key_id")
         return [_record(row) for row in rows]
 
     def get(self, key_id: str) -> KeyRecord:
         """The record of ``key_id``; ``NotFoundError`` if there is no such key."""
-        with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        row = self._row(f"SELECT {_COLUMNS} FROM keys WHERE key_id = ?", (key_id,))
         if row is None:
             raise NotFoundError(f"Unknown key id {key_id!r}", resource=key_id)
         return _record(row)
@@ -202,14 +241,14 @@ class KeyStore:
     def role_of(self, key_id: str) -> str | None:
         """The role of ``key_id`` now, or None when it is unknown or revoked: what a video job started
         with the key checks before it runs (``FaceService.key_role``)."""
-        with self._lock:
-            row = self._conn.execute("SELECT role, revoked_at FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        row = self._row("SELECT role, revoked_at FROM keys WHERE key_id = ?", (key_id,))
         return None if row is None or row[1] is not None else str(row[0])
 
     def revoke(self, key_id: str) -> KeyRecord:
         """Revoke ``key_id`` (from now on its requests are refused); revoking twice keeps the first time."""
         with self._lock:
-            changed = self._conn.execute(
+            conn = self._connection()
+            changed = conn.execute(
                 "UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id)
             ).rowcount
         record = self.get(key_id)
@@ -220,13 +259,11 @@ class KeyStore:
     def sealed_rows(self) -> builtins.list[tuple[object, ...]]:
         """Every key as stored (``KEY_COLUMNS``), its secret still sealed: what ``facetrust store
         copy`` carries to another store, which opens them only with the same server key."""
-        with self._lock:
-            return [tuple(r) for r in self._conn.execute(f"SELECT {', '.join(KEY_COLUMNS)} FROM keys ORDER BY key_id")]
+        return [tuple(r) for r in self._rows(f"SELECT {', '.join(KEY_COLUMNS)} FROM keys ORDER BY key_id")]
 
     def lookup(self, key_id: str) -> tuple[KeyRecord, str] | None:
         """The record and secret of ``key_id``, for signature verification; None if unknown."""
-        with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS}, secret FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        row = self._row(f"SELECT {_COLUMNS}, secret FROM keys WHERE key_id = ?", (key_id,))
         if row is None:
             return None
         return _record(row[:5]), self._sealer.open(key_id, str(row[5]))

@@ -101,10 +101,18 @@ class PgConnection:
         return self._raw
 
     @property
+    def lost(self) -> bool:
+        """The connection is closed, or broken (the server restarted, or ended its backend): it
+        must be replaced; whatever transaction it had open was rolled back by the server."""
+        return self._raw.closed or self._raw.broken
+
+    @property
     def in_transaction(self) -> bool:
+        """A transaction is open; false on a lost connection (the server ended it), so a ROLLBACK
+        after an error is not tried there, and the error that lost it is the one raised."""
         from psycopg.pq import TransactionStatus
 
-        return self._raw.info.transaction_status != TransactionStatus.IDLE
+        return not self.lost and self._raw.info.transaction_status != TransactionStatus.IDLE
 
     def _translate(self, sql: str) -> Translated:
         try:

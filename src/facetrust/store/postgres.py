@@ -16,11 +16,13 @@ no erased row's bytes remain in any table file (docs/store.md says what else may
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from facetrust.errors import ConfigurationError
+from facetrust.errors import CommitUnknownError, ConfigurationError
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
 from facetrust.store.private import private_dir
@@ -32,6 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
 __all__ = ["PostgresStore", "open_store", "redact_error", "redact_url"]
+
+log = logging.getLogger(__name__)
+
+COMMIT_STATUS_WAIT_S = 5.0  # how long a lost COMMIT's transaction may stay "in progress" before it is called unknown
 
 # Tables whose rows carry templates, crops or identities: rewritten by vacuum().
 ERASABLE_TABLES = (
@@ -176,7 +182,7 @@ class PostgresStore(Store):
 
     def _conn(self) -> sqlite3.Connection:
         conn = cast("PgConnection | None", self._conns.get())  # each thread's, till it ends (as on SQLite)
-        if conn is None or conn.raw.closed or conn.raw.broken:  # a lost connection is replaced on next use
+        if conn is None or conn.lost:  # a lost connection is replaced on next use
             self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
@@ -189,6 +195,61 @@ class PostgresStore(Store):
             self._conns.put(cast(sqlite3.Connection, conn))  # closes the lost one
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
+
+    def _begin(self, sql: str) -> sqlite3.Connection:
+        """This thread's connection with ``sql`` begun on it. A connection found lost at BEGIN (the
+        server restarted, or ended its backend, while it sat idle) is replaced and BEGIN tried once
+        more: nothing of the transaction was sent yet, so the retry cannot repeat a write."""
+        conn = self._conn()
+        try:
+            conn.execute(sql)
+        except sqlite3.OperationalError as exc:
+            if not cast(PgConnection, conn).lost:
+                raise
+            log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc)
+            conn = self._conn()
+            conn.execute(sql)
+        return conn
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """Commit, and when the connection is lost before COMMIT is acknowledged, find out from a new
+        connection whether the transaction committed: it may well have (only the answer was lost), and
+        a request answered as failed would be retried by its client, and written twice. Committed: the
+        commit succeeded (what follows it, the head's anchoring, runs). Rolled back: the error that
+        lost the connection. Not found out: ``CommitUnknownError``."""
+        xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]  # None: nothing written
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if not cast(PgConnection, conn).lost:
+                raise
+            status = "committed" if xid is None else self._commit_status(int(xid))
+            log.warning(
+                "Connection to %s lost at COMMIT of transaction %s (%s): %s", redact_url(self.url), xid, exc, status
+            )
+            if status == "aborted":
+                raise
+            if status != "committed":
+                raise CommitUnknownError(
+                    f"The connection to the database was lost while it committed this request's changes, and "
+                    f"whether they were committed is unknown ({status}); check whether the request took effect "
+                    "before sending it again",
+                    transaction_id=int(xid),
+                ) from exc
+
+    def _commit_status(self, xid: int) -> str:
+        """``txid_status`` of ``xid`` asked on a new connection ("committed", "aborted"), waiting a
+        moment while the old backend still holds it "in progress"; why it is unknown otherwise."""
+        deadline = time.monotonic() + COMMIT_STATUS_WAIT_S
+        while True:
+            try:
+                row = self._conn().execute("SELECT txid_status(?)", (xid,)).fetchone()
+            except (sqlite3.Error, ConfigurationError) as exc:
+                return f"the database could not be asked: {exc}"
+            status = "not recorded" if row is None or row[0] is None else str(row[0])
+            if status != "in progress" or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)
 
     def signatures_connection(self) -> sqlite3.Connection:
         """The signatures seen live in the shared database: every replica refuses a replay."""

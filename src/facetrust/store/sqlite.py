@@ -164,13 +164,12 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        conn = self._begin("BEGIN IMMEDIATE")
         try:
             before = audit_head(conn)
             yield conn
             after = audit_head(conn)  # this transaction's own appends, if any: nobody else writes meanwhile
-            conn.execute("COMMIT")
+            self._commit(conn)
         except BaseException:
             # SQLite may have rolled back already (I/O error, disk full): the original error is the
             # one to raise. A failed COMMIT leaves the transaction open: roll it back, or every
@@ -180,6 +179,16 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             raise
         if after != before:
             self._anchor(after)
+
+    def _begin(self, sql: str) -> sqlite3.Connection:
+        """This thread's connection, with the transaction ``sql`` begun on it."""
+        conn = self._conn()
+        conn.execute(sql)
+        return conn
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """Commit the write transaction open on ``conn``."""
+        conn.execute("COMMIT")
 
     def _anchor(self, current: AuditHead) -> None:
         """Append the audit head to the head file when this process's commit moved it (after the commit,
@@ -193,8 +202,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees one consistent state."""
-        conn = self._conn()
-        conn.execute("BEGIN")
+        conn = self._begin("BEGIN")
         try:
             yield conn
         finally:
