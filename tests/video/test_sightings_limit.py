@@ -43,3 +43,17 @@ def test_the_limit_comes_from_the_settings_and_must_be_positive() -> None:
     assert VideoLimits.from_settings(Settings()).sightings == 200_000
     with pytest.raises(ConfigurationError, match="max_video_sightings"):
         Settings(max_video_sightings=0)
+
+
+def test_redaction_hides_every_face_however_many_are_seen(
+    story: tuple[Path, Truth], video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    from facetrust.video.redact import redact_video
+
+    path, _ = story
+    few = VideoOptions(sample_fps=5, limits=VideoLimits(sightings=6))
+
+    report = redact_video(path, tmp_path / "public.mp4", video_engine, video=few)
+
+    assert report.faces > 6
+    assert detect_video(tmp_path / "public.mp4", video_engine, VideoOptions(sample_fps=15)).faces == ()

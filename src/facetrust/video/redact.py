@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -303,7 +304,10 @@ def redact_video(
     info = probe_video(path, video.limits)
     dropped = _check_streams(path, target)
     half = (lambda done, total: progress(done // 2, total)) if progress else None
-    wanted = dataclasses.replace(video, smallest_face=_smallest_face(engine, video.smallest_face))
+    # Every face is found however many there are: max_video_sightings bounds the jobs a server runs
+    # for its callers, not the redaction of an operator's own file, which must hide them all.
+    whole = dataclasses.replace(video.limits, sightings=sys.maxsize)
+    wanted = dataclasses.replace(video, smallest_face=_smallest_face(engine, video.smallest_face), limits=whole)
     found = detect_video(
         path, engine, wanted if keep is not None else dataclasses.replace(wanted, embed=False), progress=half
     )
