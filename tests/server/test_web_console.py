@@ -165,7 +165,7 @@ def test_the_audit_export_holds_every_entry_up_to_the_head_it_names(page: Any, s
         service.list_collections()
     page.get_by_role("tab", name="Audit").click()
     page.get_by_role("button", name="Read the log").click()
-    expect(page.locator("#audit-rows [data-field=seq]").first).to_have_text("1000")  # the head when it read
+    expect(page.locator("#audit-rows [data-field=seq]")).to_have_count(200)  # the newest 200 it read
     page.get_by_role("button", name="Export (JSON)").click()
     with page.expect_download() as download:
         page.locator("#audit-download").click()
