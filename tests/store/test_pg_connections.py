@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,15 @@ def test_a_threads_connection_is_closed_when_the_thread_ends(tmp_path: Path, pg_
         store.close()
 
 
+@pytest.fixture
+def store(tmp_path: Path, pg_url: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore(tmp_path / "facetrust.db", pg_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def _terminate(pg_url: str, conn: sqlite3.Connection) -> None:
     """End the backend of ``conn`` from another connection, as an operator's
     ``pg_terminate_backend`` does (and as a server restart does to every backend), and wait till it is gone."""
@@ -75,42 +85,34 @@ def _terminate(pg_url: str, conn: sqlite3.Connection) -> None:
         admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
 
 
-def test_a_transaction_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        _terminate(pg_url, store.connection())
+def test_a_transaction_after_the_server_ended_the_threads_connection_succeeds(
+    pg_url: str, store: PostgresStore
+) -> None:
+    _terminate(pg_url, store.connection())
 
-        with store.transaction() as conn:  # BEGIN finds the connection lost: a new one, and BEGIN again
-            store.insert_collection(conn, "staff", "model-a", "general")
+    with store.transaction() as conn:  # BEGIN finds the connection lost: a new one, and BEGIN again
+        store.insert_collection(conn, "staff", "model-a", "general")
 
-        assert store.count_collections() == 1
-    finally:
-        store.close()
+    assert store.count_collections() == 1
 
 
-def test_a_snapshot_after_the_server_ended_the_threads_connection_succeeds(tmp_path: Path, pg_url: str) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        _terminate(pg_url, store.connection())
+def test_a_snapshot_after_the_server_ended_the_threads_connection_succeeds(pg_url: str, store: PostgresStore) -> None:
+    _terminate(pg_url, store.connection())
 
-        with store.snapshot() as conn:
-            assert conn.execute("SELECT count(*) FROM collections").fetchone()[0] == 0
-    finally:
-        store.close()
+    with store.snapshot() as conn:
+        assert conn.execute("SELECT count(*) FROM collections").fetchone()[0] == 0
 
 
-def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(tmp_path: Path, pg_url: str) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        with pytest.raises(sqlite3.OperationalError) as caught, store.transaction() as conn:
-            store.insert_collection(conn, "staff", "model-a", "general")
-            _terminate(pg_url, conn)
-            conn.execute("SELECT 1")
+def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(
+    pg_url: str, store: PostgresStore
+) -> None:
+    with pytest.raises(sqlite3.OperationalError) as caught, store.transaction() as conn:
+        store.insert_collection(conn, "staff", "model-a", "general")
+        _terminate(pg_url, conn)
+        conn.execute("SELECT 1")
 
-        assert "the connection is closed" not in str(caught.value)  # not the ROLLBACK's, on a lost connection
-        assert store.count_collections() == 0  # the server rolled it back; the next use reconnects
-    finally:
-        store.close()
+    assert "the connection is closed" not in str(caught.value)  # not the ROLLBACK's, on a lost connection
+    assert store.count_collections() == 0  # the server rolled it back; the next use reconnects
 
 
 def _lose_the_commit_answer(monkeypatch: pytest.MonkeyPatch, *, commit: bool) -> None:
@@ -131,53 +133,41 @@ def _lose_the_commit_answer(monkeypatch: pytest.MonkeyPatch, *, commit: bool) ->
 
 
 def test_a_commit_whose_answer_was_lost_but_which_committed_succeeds(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        _lose_the_commit_answer(monkeypatch, commit=True)
-        with store.transaction() as conn:  # no error: a retry by the caller would write it twice
-            store.insert_collection(conn, "staff", "model-a", "general")
-            audit.append(conn, {"operation": "CreateCollection"})
+    _lose_the_commit_answer(monkeypatch, commit=True)
+    with store.transaction() as conn:  # no error: a retry by the caller would write it twice
+        store.insert_collection(conn, "staff", "model-a", "general")
+        audit.append(conn, {"operation": "CreateCollection"})
 
-        assert store.count_collections() == 1
-        assert store.heads.recent(1) == [audit_head(store.connection())]  # anchored, as after any commit
-    finally:
-        store.close()
+    assert store.count_collections() == 1
+    assert store.heads.recent(1) == [audit_head(store.connection())]  # anchored, as after any commit
 
 
 def test_a_commit_whose_answer_was_lost_and_which_rolled_back_raises_the_error(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        _lose_the_commit_answer(monkeypatch, commit=False)
-        with pytest.raises(sqlite3.OperationalError, match="server closed the connection"), store.transaction() as conn:
-            store.insert_collection(conn, "staff", "model-a", "general")
+    _lose_the_commit_answer(monkeypatch, commit=False)
+    with pytest.raises(sqlite3.OperationalError, match="server closed the connection"), store.transaction() as conn:
+        store.insert_collection(conn, "staff", "model-a", "general")
 
-        assert store.count_collections() == 0
-    finally:
-        store.close()
+    assert store.count_collections() == 0
 
 
 def test_a_commit_whose_outcome_cannot_be_found_out_says_so(
-    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        _lose_the_commit_answer(monkeypatch, commit=True)
+    _lose_the_commit_answer(monkeypatch, commit=True)
 
-        def unreachable(url: str) -> PgConnection:
-            raise sqlite3.OperationalError("PostgreSQL: connection refused")
+    def unreachable(url: str) -> PgConnection:
+        raise sqlite3.OperationalError("PostgreSQL: connection refused")
 
-        monkeypatch.setattr(postgres, "connect", unreachable)  # the database is gone for now
-        with pytest.raises(CommitUnknownError) as caught, store.transaction() as conn:
-            store.insert_collection(conn, "staff", "model-a", "general")
+    monkeypatch.setattr(postgres, "connect", unreachable)  # the database is gone for now
+    with pytest.raises(CommitUnknownError) as caught, store.transaction() as conn:
+        store.insert_collection(conn, "staff", "model-a", "general")
 
-        assert caught.value.transaction_id is not None
-        assert "check whether the request took effect before sending it again" in caught.value.message
-        assert describe_error(caught.value, "IndexFaces", "rid")[:2] == (409, "CommitOutcomeUnknownException")
-        monkeypatch.undo()
-        assert store.count_collections() == 1  # it had committed
-    finally:
-        store.close()
+    assert caught.value.transaction_id is not None
+    assert "check whether the request took effect before sending it again" in caught.value.message
+    assert describe_error(caught.value, "IndexFaces", "rid")[:2] == (409, "CommitOutcomeUnknownException")
+    monkeypatch.undo()
+    assert store.count_collections() == 1  # it had committed

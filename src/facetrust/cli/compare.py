@@ -6,7 +6,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render
-from facetrust.cli.context import FloatRange, cli_state, renders_errors
+from facetrust.cli.context import cli_state, renders_errors, similarity_option
 from facetrust.errors import InvalidImageError, InvalidParameterError
 
 __all__ = ["EXIT_ERROR", "EXIT_MATCH", "EXIT_NO_MATCH", "compare"]
@@ -17,12 +17,9 @@ EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 @click.command(short_help="Compare faces of two images (exit 0 match, 1 no match, 2 error).")
 @click.argument("source", metavar="A")
 @click.argument("target", metavar="B")
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    default=DEFAULT_THRESHOLD,
-    show_default=True,
-    help="Similarity (0–100) a face of B must reach to match; higher is stricter. "
+@similarity_option(
+    DEFAULT_THRESHOLD,
+    "Similarity (0–100) a face of B must reach to match; higher is stricter. "
     "80 ≈ an estimated false-match rate of 1 in 10,000.",
 )
 @click.option(

@@ -31,6 +31,7 @@ __all__ = [
     "os_user",
     "renders_errors",
     "report_error",
+    "similarity_option",
 ]
 
 P = ParamSpec("P")
@@ -148,6 +149,13 @@ class FloatRange(click.FloatRange):
         if number != number:
             self.fail(f"{value!r} is not a number", param, ctx)
         return number
+
+
+def similarity_option(default: float | None, help: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``--threshold``: a Similarity from 0 to 100 (NaN refused), ``default`` shown in --help."""
+    return click.option(
+        "--threshold", type=FloatRange(0.0, 100.0), default=default, show_default=default is not None, help=help
+    )
 
 
 def check_output_file(path: Path, option: str) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from facetrust.cli.context import FloatRange, cli_state, renders_errors
+from facetrust.cli.context import cli_state, renders_errors, similarity_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.people.types import PeoplePage, Person
@@ -53,10 +53,8 @@ def _echo_person(person: Person, as_json: bool) -> None:
 @people.command(name="list", short_help="List the people (clusters) of a collection.")
 @click.argument("collection")
 @click.option("--full", is_flag=True, help="Run a full clustering pass first (corrections are kept).")
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    help="Similarity (0–100) two faces need to link, for a full pass (default: the last pass's, or 90).",
+@similarity_option(
+    None, "Similarity (0–100) two faces need to link, for a full pass (default: the last pass's, or 90)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @renders_errors()

@@ -6,7 +6,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import FloatRange, cli_state, renders_errors
+from facetrust.cli.context import cli_state, renders_errors, similarity_option
 
 __all__ = ["search"]
 
@@ -14,12 +14,8 @@ __all__ = ["search"]
 @click.command(short_help="Search a collection for the largest face of an image.")
 @click.argument("collection")
 @click.argument("image")
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    default=DEFAULT_THRESHOLD,
-    show_default=True,
-    help="Similarity (0–100) a stored face must reach to be listed; 80 ≈ an estimated FMR of 1 in 10,000.",
+@similarity_option(
+    DEFAULT_THRESHOLD, "Similarity (0–100) a stored face must reach to be listed; 80 ≈ an estimated FMR of 1 in 10,000."
 )
 @click.option("--max-faces", type=click.IntRange(1, 4096), default=4096, help="List at most this many candidates.")
 @click.option("--users", is_flag=True, help="Search users (each scored by their best face) instead of faces.")

@@ -8,7 +8,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_collections as render
-from facetrust.cli.context import FloatRange, all_pages, cli_state, renders_errors, report_error
+from facetrust.cli.context import all_pages, cli_state, renders_errors, report_error, similarity_option
 from facetrust.cli.faces import not_done
 from facetrust.service.users import ASSOCIATE_THRESHOLD
 
@@ -71,12 +71,9 @@ def _report(verb: str, result: AssociateResult) -> None:
 @click.argument("collection")
 @click.argument("user_id")
 @click.argument("face_ids", nargs=-1, required=True, metavar="FACE_ID...")
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    default=ASSOCIATE_THRESHOLD,
-    show_default=True,
-    help="Similarity (0–100) a new face must reach against one of the user's faces "
+@similarity_option(
+    ASSOCIATE_THRESHOLD,
+    "Similarity (0–100) a new face must reach against one of the user's faces "
     "(UserMatchThreshold; the purpose's min_threshold applies).",
 )
 @renders_errors()
@@ -110,13 +107,7 @@ def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> No
 @click.argument("collection")
 @click.option("--user-id", help="Search with the faces of this user (other users are listed).")
 @click.option("--face-id", help="Search with this stored face.")
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    default=DEFAULT_THRESHOLD,
-    show_default=True,
-    help="Similarity (0–100) a user's best face must reach to be listed.",
-)
+@similarity_option(DEFAULT_THRESHOLD, "Similarity (0–100) a user's best face must reach to be listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 @renders_errors()
 def search_users(collection: str, user_id: str | None, face_id: str | None, threshold: float, as_json: bool) -> None:
