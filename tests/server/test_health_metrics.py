@@ -201,3 +201,18 @@ def test_health_reports_failing_anchoring_while_the_head_file_cannot_be_appended
     api.client.create_collection(CollectionId="c")
     assert api.http.get("/health").json()["audit_anchoring"] == "ok"
     assert [c for c in api.client.list_collections()["CollectionIds"]] == ["a", "b", "c"]
+
+
+def test_health_answers_503_while_the_store_cannot_be_read(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    def unreachable() -> int:
+        raise sqlite3.OperationalError("PostgreSQL: connection refused")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(api.service.store, "count_collections", unreachable)
+        down = api.http.get("/health")
+
+    assert down.status_code == 503
+    assert down.json() == {"status": "unavailable", "store": "unreachable", "replica": api.service.replica_id}
+    assert api.http.get("/health").json()["status"] == "ok"  # back once it can be read again

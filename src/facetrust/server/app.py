@@ -205,6 +205,14 @@ def create_app(
 
     async def health(request: Request) -> Response:
         engine = service.engine
+        try:
+            # from the store: FaceService.list_collections would write an audit entry (a synced
+            # transaction) on every probe, and a count reveals no name
+            collections = await run_in_threadpool(service.store.count_collections)
+        except Exception as exc:  # the database is down or unreachable: say so, so traffic goes elsewhere
+            log.error("health: the store cannot be read: %s", exc)
+            down = {"status": "unavailable", "store": "unreachable", "replica": service.replica_id}
+            return Response(json.dumps(down).encode(), status_code=503, media_type="application/json")
         body: dict[str, Any] = {
             "status": "ok",
             "models": [
@@ -212,9 +220,7 @@ def create_app(
                 {"role": "recogniser", "name": engine.recogniser.name, "id": engine.recogniser.model_id},
             ],
             "face_model_version": engine.model_id,
-            # from the store: FaceService.list_collections would write an audit entry (a synced
-            # transaction) on every probe, and a count reveals no name
-            "collections": await run_in_threadpool(service.store.count_collections),
+            "collections": collections,
             "authentication": authenticator is not None,
             # replicas over one store must agree on these (docs/replicas.md)
             "replica": service.replica_id,
