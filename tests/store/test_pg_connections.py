@@ -171,3 +171,34 @@ def test_a_commit_whose_outcome_cannot_be_found_out_says_so(
     assert describe_error(caught.value, "IndexFaces", "rid")[:2] == (409, "CommitOutcomeUnknownException")
     monkeypatch.undo()
     assert store.count_collections() == 1  # it had committed
+
+
+def test_a_request_whose_commit_outcome_is_unknown_answers_409_not_a_retried_500(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetrust.models.fake import fake_engine
+    from facetrust.service import FaceService
+
+    with FaceService(tmp_path / "data", fake_engine(), store=pg_url) as service:
+        _lose_the_commit_answer(monkeypatch, commit=True)
+        with monkeypatch.context() as patched:
+            patched.setattr(postgres, "connect", _unreachable)  # the database is gone for now
+            # the refusal's own audit entry cannot be written either: the first error is the one raised
+            with pytest.raises(CommitUnknownError) as caught:
+                service.create_collection("staff")
+
+        assert describe_error(caught.value, "CreateCollection", "rid")[:2] == (409, "CommitOutcomeUnknownException")
+        assert "postgresql://" not in caught.value.message  # where the database is stays in the server's log
+        assert service.list_collections().names == ("staff",)  # it had committed
+
+
+def _unreachable(url: str) -> PgConnection:
+    raise sqlite3.OperationalError("PostgreSQL: connection refused")
+
+
+def test_vacuum_after_the_server_ended_the_threads_connection_runs_on_the_new_one(
+    pg_url: str, store: PostgresStore
+) -> None:
+    _terminate(pg_url, store.connection())
+
+    assert store.vacuum().startswith("VACUUM FULL of faces")

@@ -73,8 +73,11 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
         yield record
     except FacetrustError as exc:
         record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
-        with store.transaction() as conn:
-            record.commit(conn, outcome=exc.code)
+        try:
+            with store.transaction() as conn:
+                record.commit(conn, outcome=exc.code)
+        except Exception:  # the store cannot be written (a database gone with a commit's answer): the
+            log.exception("could not log the refused %s", operation)  # refusal is the error to raise
         raise
     except Paused:  # stopped on purpose (a shutdown, a lease handed over): it runs again, and is logged then
         raise

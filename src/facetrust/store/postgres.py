@@ -231,9 +231,9 @@ class PostgresStore(Store):
                 raise
             if status != "committed":
                 raise CommitUnknownError(
-                    f"The connection to the database was lost while it committed this request's changes, and "
-                    f"whether they were committed is unknown ({status}); check whether the request took effect "
-                    "before sending it again",
+                    "The connection to the database was lost while it committed this request's changes, and "
+                    "whether they were committed could not be found out (the server's log says why); check "
+                    "whether the request took effect before sending it again",
                     transaction_id=int(xid),
                 ) from exc
 
@@ -277,8 +277,7 @@ class PostgresStore(Store):
         into new files, without the erased rows' dead versions), then the planner's statistics
         (``pg_statistic``, where an older facetrust let ANALYZE copy templates) when this user may:
         a superuser, or the database's owner. What ran."""
-        conn = self._conn()
-        with self.transaction():
+        with self.transaction() as conn:  # its BEGIN may replace a lost connection: use the one it began on
             unsample(conn)
         for table in ERASABLE_TABLES:
             conn.execute(f"VACUUM (FULL, ANALYZE) {table}")
