@@ -54,16 +54,26 @@ def test_reads_at_the_end_of_the_log_come_with_a_read_that_reaches_them(service:
     assert [e.data["operation"] for e in page.entries] == ["GetAuditLog"] * 3 and page.next_seq is None
 
 
-def test_another_keys_reads_at_the_end_of_the_log_are_offered_as_entries(service: FaceService) -> None:
+def test_two_auditors_paging_one_entry_at_a_time_both_finish(service: FaceService) -> None:
     from facetrust.governance.actor import Actor
 
-    other = Actor("FTKOTHERAUDITOR", "auditor")
-    service.create_collection("a")
-    service.get_audit_log(limit=1, actor=other)
-    service.get_audit_log(limit=1, actor=other)  # entries 2 and 3: another auditor's reads
+    one, two = Actor("FTKAUDITORONE", "auditor"), Actor("FTKAUDITORTWO", "auditor")
+    for name in ("a", "b", "c"):
+        service.create_collection(name)
+    at, last = {one: 0, two: 0}, {one: 0, two: 0}
+    done: set[Actor] = set()
+    for _ in range(200):  # turn about, each following its own NextSequence
+        for auditor in (one, two):
+            if auditor in done:
+                continue
+            page = service.get_audit_log(after_seq=at[auditor], limit=1, actor=auditor)
+            last[auditor] = max([last[auditor], *(e.seq for e in page.entries)])
+            if page.next_seq is None:
+                done.add(auditor)
+            else:
+                at[auditor] = page.next_seq
+        if done == {one, two}:
+            break
 
-    first = service.get_audit_log(after_seq=0, limit=1)
-    seen, _ = follow(service, 1)
-
-    assert first.next_seq == 1  # what follows is not this caller's own reading
-    assert seen[:3] == [1, 2, 3]
+    assert done == {one, two}, "one of them was handed the other's reads for ever"
+    assert last[one] >= 3 and last[two] >= 3  # both read the three collections' entries

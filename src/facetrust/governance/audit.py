@@ -165,15 +165,14 @@ def entries(
 def other_than_follows(
     conn: sqlite3.Connection,
     operation: str,
-    key_id: str,
     *,
     after_seq: int,
     since: float | None = None,
     batch: int = 500,
 ) -> bool:
     """Whether an entry after ``after_seq`` (and at or after ``since``) records something other
-    than ``operation`` by key ``key_id``; an entry that no longer reads counts as other. Read in
-    batches and only as far as the first such entry."""
+    than ``operation``; an entry that no longer reads counts as other. Read in batches and only as
+    far as the first such entry."""
     while True:
         sql = "SELECT seq, entry FROM audit_log WHERE seq > ?"
         args: list[Any] = [after_seq]
@@ -183,7 +182,7 @@ def other_than_follows(
         rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, batch]).fetchall()
         for seq, text in rows:
             data, _ = _read(seq, text)
-            if data is None or data.get("operation") != operation or data.get("key_id") != key_id:
+            if data is None or data.get("operation") != operation:
                 return True
         if len(rows) < batch:
             return False

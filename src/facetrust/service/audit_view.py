@@ -71,7 +71,7 @@ def get_audit_log(
             key = deployment_key(conn)
             found = list(audit.entries(conn, since=since, after_seq=after_seq, limit=limit))
             head = audit.head(conn)
-            more = _next_seq(conn, found, head, since, actor.key_id) if limit is not None else None
+            more = _next_seq(conn, found, head, since) if limit is not None else None
         if not disclose:
             view = Pseudonymiser(key)
             found = [replace(e, data=view.entry(e.data)) for e in found]
@@ -80,16 +80,18 @@ def get_audit_log(
 
 
 def _next_seq(
-    conn: sqlite3.Connection, found: list[audit.AuditEntry], head: audit.AuditHead, since: float | None, key_id: str
+    conn: sqlite3.Connection, found: list[audit.AuditEntry], head: audit.AuditHead, since: float | None
 ) -> int | None:
-    """Where the next page starts, while an entry follows this page other than the caller's own
-    GetAuditLog reads. Each page is itself such a read, so were they enough, a client paging with
-    MaxResults 1 would be handed its own previous page's entry on every page, and never finish;
-    its own reads at the end of the log are returned by any later read that reaches them."""
+    """Where the next page starts, while an entry other than a GetAuditLog read follows this page.
+    Each page is itself such a read, so were they enough, a client paging with MaxResults 1 would be
+    handed its own previous page's entry on every page and never finish (nor would two auditors
+    paging at once, were only the caller's own reads left out: each would hand the other one more);
+    reads at the end of the log are returned by any later read that reaches them, as the console's
+    does, reading on to the head its first page named."""
     if not found or found[-1].seq >= head.seq:
         return None
     last = found[-1].seq
-    return last if audit.other_than_follows(conn, "GetAuditLog", key_id, after_seq=last, since=since) else None
+    return last if audit.other_than_follows(conn, "GetAuditLog", after_seq=last, since=since) else None
 
 
 @dataclass(frozen=True)
