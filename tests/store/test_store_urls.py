@@ -27,6 +27,15 @@ from facetrust.store.postgres import open_store, redact_error, redact_url
         ("postgresql://ft:hunter2#x@db/facetrust", "postgresql://ft:***@db/facetrust"),  # libpq reads to the @
         ("postgresql://ft:hun?ter2@db/facetrust?sslmode=require", "postgresql://ft:***@db/facetrust?sslmode=require"),
         ("postgresql:///facetrust", "postgresql:///facetrust"),
+        (  # an Azure-style user@server in the query, and no path: the @ is the query's
+            "postgresql://db.example?user=admin@srv&password=hunter2&sslmode=require",
+            "postgresql://db.example?user=admin@srv&password=***&sslmode=require",
+        ),
+        (
+            "postgresql://app:pw@db.example?user=admin@srv&password=hunter2",
+            "postgresql://app:***@db.example?user=admin@srv&password=***",
+        ),
+        ("postgresql://app:p@ss@db/x", "postgresql://app:***@db/x"),
     ],
 )
 def test_every_password_in_a_store_url_is_masked(url: str, shown: str) -> None:
@@ -48,6 +57,8 @@ def test_a_store_that_cannot_be_opened_is_named_without_its_password_parameter(t
         "postgresql://app@127.0.0.1:1/facetrust?password=hunter2%zz",  # a stray % libpq quotes back
         "postgresql://app:hunter2%zz@127.0.0.1:1/facetrust",
         "postgresql://app:hunter2#x@127.0.0.1:1/facetrust",
+        "postgresql://127.0.0.1:1?user=admin@srv&password=hunter2&sslmode=disable",
+        "postgresql://app:hun@ter2@127.0.0.1:1/facetrust",
     ],
 )
 def test_a_drivers_error_that_quotes_the_url_is_shown_without_the_password(url: str, tmp_path: Path) -> None:
@@ -60,3 +71,10 @@ def test_every_secret_of_the_url_is_taken_out_of_a_message_as_written_and_decode
     url = "postgresql://app:pa%40ss@db/x?sslpassword=key%2Fpass"
     message = 'bad "pa%40ss" or "pa@ss"; sslpassword key%2Fpass or key/pass'
     assert redact_error(message, url) == 'bad "***" or "***"; sslpassword *** or ***'
+
+
+def test_a_short_secret_is_not_taken_out_of_the_rest_of_a_message() -> None:
+    assert redact_error("connection to 127.0.0.1 refused", "postgresql://app:1@127.0.0.1/x") == (
+        "connection to 127.0.0.1 refused"
+    )
+    assert redact_url("postgresql://app:1@127.0.0.1/x") == "postgresql://app:***@127.0.0.1/x"

@@ -17,6 +17,7 @@ no erased row's bytes remain in any table file (docs/store.md says what else may
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -91,59 +92,57 @@ def unsample(conn: sqlite3.Connection) -> int:
     return changed
 
 
-_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})  # libpq's URL parameters that hold a secret
+_PARAMETER = re.compile(r"([?&])([^=&#]*)=([^&#]*)")  # a query parameter, wherever it is
+_SECRET_KEYS = frozenset({"password", "sslpassword"})  # libpq's parameters that hold a secret
+
+
+def _is_secret(key: str) -> bool:
+    from urllib.parse import unquote
+
+    return unquote(key).strip().lower() in _SECRET_KEYS
 
 
 def _userinfo(url: str) -> tuple[int, int] | None:
-    """Where the ``user:password`` before the ``@`` of ``url`` lies, as libpq reads it: up to the
-    last ``@`` before the path (a password may hold ``#`` or ``?``, which ``urlsplit`` stops at)."""
+    """Where the ``user:password`` before the ``@`` of ``url`` lies. libpq reads it to the first
+    ``@`` before the path; a password holding ``@`` reads to the last one (so both are covered),
+    unless a ``?`` comes first there: then the later ``@`` is a query's (``?user=admin@server``)."""
     scheme = url.find("://")
     if scheme < 0:
         return None
     start = scheme + 3
     slash = url.find("/", start)
-    at = url.rfind("@", start, len(url) if slash < 0 else slash)
-    return None if at < 0 else (start, at)
+    stop = len(url) if slash < 0 else slash
+    first = url.find("@", start, stop)
+    if first < 0:
+        return None
+    last = url.rfind("@", start, stop)
+    return (start, first if "?" in url[first:last] else last)
 
 
 def _secrets(url: str) -> list[str]:
     """Every secret ``url`` holds (its password before the ``@``, a ``password`` or ``sslpassword``
-    parameter), as written and percent-decoded: what a message must not show."""
+    parameter), as written and percent-decoded: what a message must not show. Shorter than four
+    characters they are left: taking ``1`` out of a message would garble every address in it."""
     from urllib.parse import unquote
 
-    found = []
+    found = [match.group(3) for match in _PARAMETER.finditer(url) if _is_secret(match.group(2))]
     where = _userinfo(url)
     if where is not None:
-        _, colon, password = url[where[0] : where[1]].partition(":")
-        if colon and password:
-            found.append(password)
-    rest = url[where[1] :] if where is not None else url
-    _, mark, query = rest.partition("?")
-    for item in query.split("&") if mark else ():
-        key, equals, value = item.partition("=")
-        if equals and value and unquote(key).strip().lower() in _SECRET_PARAMETERS:
-            found.append(value.partition("#")[0])
+        found.append(url[where[0] : where[1]].partition(":")[2])
     found += [unquote(value) for value in found]
-    return sorted({value for value in found if value}, key=len, reverse=True)
+    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
 
 
 def redact_url(url: str) -> str:
     """``url`` without its password, for messages and logs: the one before ``@`` and the ones
-    libpq also takes as parameters (``?password=``, ``?sslpassword=``). The rest is shown as given."""
-    from urllib.parse import unquote
-
+    libpq also takes as parameters (``password=``, ``sslpassword=``, wherever they are). The rest
+    is shown as given."""
     where = _userinfo(url)
-    head, rest = ("", url) if where is None else (url[: where[1]], url[where[1] :])
     if where is not None:
         user, colon, _ = url[where[0] : where[1]].partition(":")
-        head = f"{url[: where[0]]}{user}:***" if colon else head
-    base, mark, query = rest.partition("?")
-    kept = []
-    for item in query.split("&") if mark else ():
-        key, equals, _ = item.partition("=")
-        secret = equals and unquote(key).strip().lower() in _SECRET_PARAMETERS
-        kept.append(f"{key}=***" if secret else item)
-    return head + base + mark + "&".join(kept)
+        if colon:
+            url = f"{url[: where[0]]}{user}:***{url[where[1] :]}"
+    return _PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}=***" if _is_secret(m.group(2)) else m.group(0), url)
 
 
 def redact_error(text: str, url: str) -> str:
