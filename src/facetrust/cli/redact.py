@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_video as render
-from facetrust.cli.context import FloatRange, check_output_file, cli_state, renders_errors
+from facetrust.cli.context import check_output_file, cli_state, renders_errors, similarity_option
 from facetrust.cli.video import sample_fps_option, time_bar
 
 __all__ = ["redact"]
@@ -19,7 +20,7 @@ __all__ = ["redact"]
 @click.option("--method", type=click.Choice(["blur", "pixelate"]), default="blur", show_default=True)
 @click.option("--strength", type=click.IntRange(1, 100), default=60, show_default=True, help="1 light … 100 strongest.")
 @click.option("--keep", metavar="COLLECTION", help="Leave faces that match this collection unredacted.")
-@click.option("--threshold", type=FloatRange(0.0, 100.0), default=80.0, show_default=True, help="For --keep.")
+@similarity_option(DEFAULT_THRESHOLD, "For --keep.")
 @sample_fps_option
 @click.option("--json", "as_json", is_flag=True, help="Print the redaction report as JSON.")
 @renders_errors()

@@ -11,7 +11,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_video as render
-from facetrust.cli.context import FloatRange, cli_state, renders_errors
+from facetrust.cli.context import FloatRange, cli_state, renders_errors, similarity_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.video.pipeline import VideoOptions
@@ -82,13 +82,7 @@ def detect(file: str, sample_fps: float | None, as_json: bool) -> None:
 @video.command(short_help="Search a collection for each person in a video.")
 @click.argument("collection")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--threshold",
-    type=FloatRange(0.0, 100.0),
-    default=DEFAULT_THRESHOLD,
-    show_default=True,
-    help="Similarity (0–100) a stored face must reach to be listed for a person.",
-)
+@similarity_option(DEFAULT_THRESHOLD, "Similarity (0–100) a stored face must reach to be listed for a person.")
 @click.option("--max-faces", type=click.IntRange(1, 4096), default=10, show_default=True, help="Matches per person.")
 @sample_fps_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (timeline and matches).")
