@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
+import sqlite3
 
 import pytest
 
@@ -25,6 +27,7 @@ from facetrust.errors import (
 )
 from facetrust.server.auth import AuthError
 from facetrust.server.errors import ERROR_TABLE, RequestError, describe_error, error_response
+from facetrust.server.errors import INTERNAL as INTERNAL_ERROR
 
 # Server-side failures, not the caller's: they are InternalServerError on purpose.
 INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "ConfigurationError"}
@@ -92,3 +95,24 @@ def test_the_error_body_and_headers() -> None:
     assert response.headers["x-amzn-errortype"] == "InvalidParameterException"
     assert response.headers["x-amzn-requestid"] == "rid-1"
     assert response.headers["content-type"] == "application/x-amz-json-1.1"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+    ],
+    ids=["sqlite", "enospc", "quota"],
+)
+def test_a_full_disk_is_named_and_answered_503_which_botocore_retries(error: BaseException) -> None:
+    status, name, message = describe_error(error, "IndexFaces", "abc-123")
+
+    assert (status, name) == (503, "ServiceUnavailableException")
+    assert message.startswith("The server's storage is full") and "abc-123" in message
+
+
+def test_other_os_and_database_errors_stay_internal() -> None:
+    assert describe_error(sqlite3.OperationalError("disk I/O error"), "IndexFaces", "r")[:2] == INTERNAL_ERROR
+    assert describe_error(OSError(errno.EACCES, "Permission denied"), "IndexFaces", "r")[:2] == INTERNAL_ERROR

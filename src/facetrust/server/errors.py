@@ -114,6 +114,18 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
 )
 
 INTERNAL = (500, "InternalServerError")
+STORAGE_FULL = (503, "ServiceUnavailableException")  # botocore retries it, with backoff
+
+
+def _storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the server's disk (or quota) running out: SQLite's "database or disk is
+    full", or an OS write failing with ENOSPC or EDQUOT (an index snapshot, a crop)."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _self_describing(exc: BaseException) -> tuple[int, str] | None:
@@ -132,6 +144,17 @@ def describe_error(exc: BaseException, operation: str | None, request_id: str) -
         for rule in ERROR_TABLE:
             if isinstance(exc, rule.error) and (not rule.operations or operation in rule.operations):
                 return rule.status, rule.name, exc.message
+    if _storage_full(exc):  # the operator's to mend: say what it is, not only a request id
+        log.error("request %s (%s) failed: the server's storage is full", request_id, operation or "-", exc_info=exc)
+        status, name = STORAGE_FULL
+        return (
+            status,
+            name,
+            (
+                "The server's storage is full, so the request was not completed; retry once its operator has "
+                f"freed space (request id {request_id})"
+            ),
+        )
     log.error("request %s (%s) failed unexpectedly", request_id, operation or "-", exc_info=exc)
     status, name = INTERNAL
     return status, name, f"The server could not complete the request; quote request id {request_id} to its operator"
