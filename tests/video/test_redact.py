@@ -241,6 +241,19 @@ def test_a_still_picture_beside_the_video_is_not_taken_for_it(
     assert faces_left(out, video_engine) == []
 
 
+def test_a_one_frame_track_as_large_as_the_video_is_not_taken_for_it(video_engine: FaceEngine, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mkv"  # an unmarked one-frame MJPEG track first, the size of the video
+    write_with_picture(clip, [still(160, 160, ((40, 30, 48, 1),))] * 10, 160, cover=False)
+    out = tmp_path / "out.mp4"
+    report = redact_video(clip, out, video_engine, video=VideoOptions(sample_fps=5))
+    assert (report.frames, report.frames_redacted, report.streams_dropped) == (
+        10,
+        10,
+        ("stream 0: video mjpeg 160x160",),
+    )
+    assert faces_left(out, video_engine) == []
+
+
 def test_repeated_timestamps_are_written_to_mp4_moved_on_by_a_tick(video_engine: FaceEngine, tmp_path: Path) -> None:
     times = [t for i in range(10) for t in (i * 100, i * 100)]  # pairs of equal times, as some MKVs have
     clip = tmp_path / "pairs.mkv"

@@ -141,12 +141,15 @@ def _moving(container: Any) -> list[Any]:
 
 def main_video_stream(container: Any) -> Any:
     """The stream a video's pictures are read from: the largest (width × height) video stream that
-    is not a still picture (cover art), the first of equal ones. A phone's MOV may hold a small
-    preview track before the main one; the first stream is not always the video."""
+    is not a still picture (cover art); of equal ones, the one of the highest frame rate (a
+    one-frame picture stored as a track of its own runs at a frame a second or so, unmarked), then
+    the first. A phone's MOV may hold a small preview track before the main one; the first stream
+    is not always the video."""
 
-    def size(stream: Any) -> tuple[int, int]:
+    def size(stream: Any) -> tuple[int, float, int]:
         ctx = stream.codec_context
-        return (ctx.width or 0) * (ctx.height or 0), -stream.index
+        rate = stream.average_rate or stream.guessed_rate or 0
+        return (ctx.width or 0) * (ctx.height or 0), float(rate), -stream.index
 
     return max(_moving(container), key=size)
 
