@@ -202,3 +202,23 @@ def test_vacuum_after_the_server_ended_the_threads_connection_runs_on_the_new_on
     _terminate(pg_url, store.connection())
 
     assert store.vacuum().startswith("VACUUM FULL of faces")
+
+
+def test_a_connection_finds_a_silent_peer_lost_within_half_a_minute_unless_the_url_says_otherwise(
+    pg_url: str,
+) -> None:
+    from facetrust.store.pg_conn import connect
+
+    default = connect(pg_url)
+    own = connect(f"{pg_url}&keepalives_idle=99")
+    try:
+        set_up = default.raw.info.get_parameters()
+        assert {k: set_up.get(k) for k in ("keepalives", "keepalives_idle", "tcp_user_timeout")} == {
+            "keepalives": "1",
+            "keepalives_idle": "30",
+            "tcp_user_timeout": "30000",
+        }
+        assert own.raw.info.get_parameters()["keepalives_idle"] == "99"  # the URL's own setting stands
+    finally:
+        default.raw.close()
+        own.raw.close()

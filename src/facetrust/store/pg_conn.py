@@ -202,13 +202,31 @@ def _connection_class() -> type[psycopg.Connection[Any]]:
     return QuietConnection
 
 
+# TCP settings a URL that names none of them gets: a connection whose peer went silent (a network
+# cut that drops packets, a host gone) is found lost in about half a minute, where the kernel's
+# defaults leave a COMMIT waiting for its answer for minutes, past a client's read timeout (boto3
+# retries then, and the lost-commit check in store/postgres.py never runs). Keepalives probe an
+# idle connection; tcp_user_timeout bounds how long sent data may go unacknowledged.
+TCP_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+
+
 def connect(url: str) -> PgConnection:
-    """A connection to ``url`` (``postgresql://…``, libpq's URI syntax), in autocommit mode;
-    ``sqlite3.OperationalError`` when the server cannot be reached."""
+    """A connection to ``url`` (``postgresql://…``, libpq's URI syntax), in autocommit mode, with
+    ``TCP_DEFAULTS`` for the settings the URL leaves out; ``sqlite3.OperationalError`` when the
+    server cannot be reached."""
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     try:
-        raw = _connection_class().connect(url, autocommit=True, connect_timeout=10)
+        given = conninfo_to_dict(url)
+        conninfo = make_conninfo(url, **{key: value for key, value in TCP_DEFAULTS.items() if key not in given})
+        raw = _connection_class().connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise sqlite3.OperationalError(f"PostgreSQL: {str(exc).strip()}") from exc
     return PgConnection(raw)
