@@ -339,12 +339,19 @@ class FaceService:
 
     # -- users (facetrust.service.users) ------------------------------------------------------
 
-    def create_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
-        _users.create_user(self.ctx, actor, collection, user_id)
+    def create_user(
+        self, collection: str, user_id: str, *, client_token: str | None = None, actor: Actor = LOCAL
+    ) -> None:
+        """Create a user. ``client_token``: the same request again under it, within a day, succeeds
+        and does nothing (a retry), another request under it is refused (``IdempotencyError``)."""
+        _users.create_user(self.ctx, actor, collection, user_id, client_token)
 
-    def delete_user(self, collection: str, user_id: str, *, actor: Actor = LOCAL) -> None:
-        """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
-        _users.delete_user(self.ctx, actor, collection, user_id)
+    def delete_user(
+        self, collection: str, user_id: str, *, client_token: str | None = None, actor: Actor = LOCAL
+    ) -> None:
+        """Delete a user; its faces stay, unassociated (``erase_user`` removes them too).
+        ``client_token`` as in ``create_user``."""
+        _users.delete_user(self.ctx, actor, collection, user_id, client_token)
 
     def list_users(
         self, collection: str, *, max_results: int = 500, next_token: str | None = None, actor: Actor = LOCAL
@@ -358,17 +365,30 @@ class FaceService:
         face_ids: Sequence[str],
         *,
         user_match_threshold: float = _users.ASSOCIATE_THRESHOLD,
+        client_token: str | None = None,
         actor: Actor = LOCAL,
     ) -> AssociateResult:
         """Associate faces with a user. Once the user has faces, each new face is matched against
         them: a 1:N match, so it needs a role that may search and obeys the purpose's search
-        rules (refused where search is, minimum threshold, candidate cap), audited like a search."""
-        return _users.governed_associate(self.ctx, collection, user_id, face_ids, user_match_threshold, actor)
+        rules (refused where search is, minimum threshold, candidate cap), audited like a search.
+        ``client_token``: the same request again under it, within a day, gets the first answer
+        and changes nothing (until a face it names is gone); another request under it is refused."""
+        return _users.governed_associate(
+            self.ctx, collection, user_id, face_ids, user_match_threshold, actor, client_token
+        )
 
     def disassociate_faces(
-        self, collection: str, user_id: str, face_ids: Sequence[str], *, actor: Actor = LOCAL
+        self,
+        collection: str,
+        user_id: str,
+        face_ids: Sequence[str],
+        *,
+        client_token: str | None = None,
+        actor: Actor = LOCAL,
     ) -> AssociateResult:
-        return _users.disassociate_faces(self.ctx, actor, collection, user_id, face_ids)
+        """Take faces from a user (they stay in the collection). ``client_token`` as in
+        ``associate_faces``."""
+        return _users.disassociate_faces(self.ctx, actor, collection, user_id, face_ids, client_token)
 
     # -- search (facetrust.service.search) ----------------------------------------------------
 

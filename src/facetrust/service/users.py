@@ -9,6 +9,14 @@ from facetrust.errors import ConflictError, LimitExceededError, NotFoundError, P
 from facetrust.governance.actor import Actor
 from facetrust.governance.roles import require_role
 from facetrust.service.governed import Governed, check_search, governed, require_current, usable
+from facetrust.service.idempotency import (
+    TokenRequest,
+    associate_from,
+    associate_to,
+    remember,
+    replayed,
+    token_request,
+)
 from facetrust.service.scoring import ProbeScale, refuse_unreliable, stored_face_scales
 from facetrust.service.types import AssociateResult, UnsuccessfulFace, UserInfo, UserPage
 from facetrust.service.validate import (
@@ -53,22 +61,34 @@ def require_user(service: ServiceContext, row: CollectionRow, user_id: str) -> U
     return UserInfo(found.user_id, found.created_at, found.face_count)
 
 
-def _create_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
+def _create_user(service: ServiceContext, row: CollectionRow, user_id: str, ask: TokenRequest | None) -> bool:
+    """Create the user; True when ``ask``'s token had already done it (nothing done now)."""
     check_user_id(user_id)
+    now = service.clock()
     with service.store.transaction() as conn:
         require_current(service, row, conn)
+        if replayed(conn, ask, now) is not None:
+            return True
         if service.store.get_user(row.id, user_id, conn) is not None:
             raise ConflictError(f"User {user_id!r} already exists in collection {row.name!r}", resource=user_id)
         service.store.insert_user(conn, row.id, user_id)
+        remember(conn, ask, row.id, user_id, {}, now)
+    return False
 
 
-def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str) -> None:
+def _delete_user(service: ServiceContext, row: CollectionRow, user_id: str, ask: TokenRequest | None) -> bool:
+    """Delete the user; True when ``ask``'s token had already done it (nothing done now)."""
     check_user_id(user_id)
+    now = service.clock()
     with service.store.transaction() as conn:
         require_current(service, row, conn)
+        if replayed(conn, ask, now) is not None:
+            return True
         if service.store.get_user(row.id, user_id, conn) is None:  # here, so two deletions do not both succeed
             raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
         service.store.delete_user(conn, row.id, user_id)
+        remember(conn, ask, row.id, user_id, {}, now)
+    return False
 
 
 def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, next_token: str | None) -> UserPage:
@@ -84,13 +104,27 @@ def _list_users(service: ServiceContext, row: CollectionRow, max_results: int, n
 
 
 def governed_associate(
-    service: ServiceContext, collection: str, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
+    service: ServiceContext,
+    collection: str,
+    user_id: str,
+    face_ids: Sequence[str],
+    threshold: float,
+    actor: Actor,
+    client_token: str | None = None,
 ) -> AssociateResult:
     """AssociateFaces on the governed path. Matching new faces against the user's faces is a 1:N
-    match: it needs a role that may search and the purpose's search rules, and is logged like one."""
+    match: it needs a role that may search and the purpose's search rules, and is logged like one.
+    ``client_token``: the same request again under it gets the first answer (``service.idempotency``)."""
     with governed(service, actor, "AssociateFaces", collection, model_check=True) as step:
         step.record.details = {"user_ids": [user_id], "threshold": threshold}
-        result, matched = associate_faces(service, step, user_id, face_ids, threshold, actor)
+        ask = _ask(actor, "AssociateFaces", client_token, collection, user_id, face_ids, threshold)
+        with service.store.snapshot() as conn:
+            prior = replayed(conn, ask, service.clock())
+        if prior is not None:  # answered before: nothing matched or written now
+            result = associate_from(prior)
+            step.record.details.update(face_ids=list(result.associated), replayed=True)
+            return result
+        result, matched = associate_faces(service, step, user_id, face_ids, threshold, actor, ask)
         step.record.details = {
             "user_ids": [user_id],
             "face_ids": list(result.associated),
@@ -161,8 +195,28 @@ def _match(
     return out
 
 
+def _ask(
+    actor: Actor,
+    operation: str,
+    token: str | None,
+    collection: str,
+    user_id: str,
+    face_ids: Sequence[str] | None = None,
+    threshold: float | None = None,
+) -> TokenRequest | None:
+    """The token request of a user operation (what makes two requests under one token the same)."""
+    faces = list(face_ids) if isinstance(face_ids, (list, tuple)) else face_ids
+    return token_request(actor, operation, token, collection=collection, user_id=user_id, faces=faces, at=threshold)
+
+
 def associate_faces(
-    service: ServiceContext, step: Governed, user_id: str, face_ids: Sequence[str], threshold: float, actor: Actor
+    service: ServiceContext,
+    step: Governed,
+    user_id: str,
+    face_ids: Sequence[str],
+    threshold: float,
+    actor: Actor,
+    ask: TokenRequest | None = None,
 ) -> tuple[AssociateResult, list[tuple[float, ProbeScale]]]:
     """Associate faces with a user. Once the user has (unexpired) faces, a new face must match one
     of them at ``threshold`` (Similarity, on the new face's own scale, as in a search) or it is
@@ -176,6 +230,9 @@ def associate_faces(
     scales = _match_scales(service, step, user_id, wanted, threshold, actor)
     dim, now = service.engines.dim_of(row), service.clock()
     with service.store.transaction() as conn:
+        prior = replayed(conn, ask, now)
+        if prior is not None:  # the same request, under the same token, done meanwhile
+            return associate_from(prior), []
         user = service.store.get_user(row.id, user_id, conn, now)  # again here: it may have been deleted since
         if user is None:
             raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
@@ -199,8 +256,10 @@ def associate_faces(
             )
         service.store.set_user(conn, row.id, new_keys, user_id)
         _people_follow(service, row, conn, new_keys, live, now)
-    info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
-    return AssociateResult(tuple(associated), tuple(failed), info), list(matched.values())
+        info = UserInfo(user.user_id, user.created_at, user.face_count + len(new_keys))  # as committed
+        result = AssociateResult(tuple(associated), tuple(failed), info)
+        remember(conn, ask, row.id, user_id, associate_to(result), now, [f.key for f in found.values()])
+    return result, list(matched.values())
 
 
 def _people_follow(
@@ -246,13 +305,20 @@ def _decide(
 
 
 def _disassociate_faces(
-    service: ServiceContext, row: CollectionRow, user_id: str, face_ids: Sequence[str]
-) -> AssociateResult:
-    require_user(service, row, user_id)
+    service: ServiceContext, row: CollectionRow, user_id: str, face_ids: Sequence[str], ask: TokenRequest | None
+) -> tuple[AssociateResult, bool]:
+    """Take faces from a user; also True when ``ask``'s token had already done it (nothing done now)."""
+    check_user_id(user_id)
     wanted = list(dict.fromkeys(check_face_ids(face_ids, most=MAX_FACES_PER_USER)))
     done: list[str] = []
     failed: list[UnsuccessfulFace] = []
+    now = service.clock()
     with service.store.transaction() as conn:
+        prior = replayed(conn, ask, now)
+        if prior is not None:
+            return associate_from(prior), True
+        if service.store.get_user(row.id, user_id, conn) is None:
+            raise NotFoundError(f"User {user_id!r} is not in collection {row.name!r}", resource=user_id)
         found = service.store.faces_by_ids(row.id, wanted, conn)
         keys = []
         for face_id in wanted:
@@ -265,20 +331,34 @@ def _disassociate_faces(
                 keys.append(face.key)
                 done.append(face_id)
         service.store.set_user(conn, row.id, keys, None)
-    return AssociateResult(tuple(done), tuple(failed), require_user(service, row, user_id))
+        user = service.store.get_user(row.id, user_id, conn, now)
+        assert user is not None  # checked above, in this transaction
+        result = AssociateResult(tuple(done), tuple(failed), UserInfo(user.user_id, user.created_at, user.face_count))
+        remember(conn, ask, row.id, user_id, associate_to(result), now, [f.key for f in found.values()])
+    return result, False
 
 
-def create_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+def create_user(
+    service: ServiceContext, actor: Actor, collection: str, user_id: str, client_token: str | None = None
+) -> None:
+    """Create a user; ``client_token``: the same request again under it succeeds and does nothing
+    (``service.idempotency``)."""
     with governed(service, actor, "CreateUser", collection) as step:
         step.record.details = {"user_ids": [user_id]}
-        _create_user(service, step.collection, user_id)
+        ask = _ask(actor, "CreateUser", client_token, collection, user_id)
+        if _create_user(service, step.collection, user_id, ask):
+            step.record.details["replayed"] = True
 
 
-def delete_user(service: ServiceContext, actor: Actor, collection: str, user_id: str) -> None:
+def delete_user(
+    service: ServiceContext, actor: Actor, collection: str, user_id: str, client_token: str | None = None
+) -> None:
     """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
     with governed(service, actor, "DeleteUser", collection) as step:
         step.record.details = {"user_ids": [user_id]}
-        _delete_user(service, step.collection, user_id)
+        ask = _ask(actor, "DeleteUser", client_token, collection, user_id)
+        if _delete_user(service, step.collection, user_id, ask):
+            step.record.details["replayed"] = True
 
 
 def list_users(
@@ -289,9 +369,17 @@ def list_users(
 
 
 def disassociate_faces(
-    service: ServiceContext, actor: Actor, collection: str, user_id: str, face_ids: Sequence[str]
+    service: ServiceContext,
+    actor: Actor,
+    collection: str,
+    user_id: str,
+    face_ids: Sequence[str],
+    client_token: str | None = None,
 ) -> AssociateResult:
     with governed(service, actor, "DisassociateFaces", collection) as step:
-        result = _disassociate_faces(service, step.collection, user_id, face_ids)
+        ask = _ask(actor, "DisassociateFaces", client_token, collection, user_id, face_ids)
+        result, again = _disassociate_faces(service, step.collection, user_id, face_ids, ask)
         step.record.details = {"user_ids": [user_id], "face_ids": list(result.associated)}
+        if again:
+            step.record.details["replayed"] = True
         return result

@@ -13,6 +13,7 @@ from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
 __all__ = [
     "LAST_TIME",
     "MAX_TOKEN",
+    "check_client_token",
     "check_collection_id",
     "check_external_image_id",
     "check_face_ids",
@@ -30,6 +31,7 @@ __all__ = [
 _COLLECTION = re.compile(r"[a-zA-Z0-9_.\-]{1,255}")
 _EXTERNAL = re.compile(r"[a-zA-Z0-9_.\-:]{1,255}")
 _USER = re.compile(r"[a-zA-Z0-9_.\-:]{1,128}")
+_CLIENT_TOKEN = re.compile(r"[a-zA-Z0-9_\-]{1,64}")
 _FACE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -41,6 +43,10 @@ def _check(pattern: re.Pattern[str], value: object, parameter: str, rule: str) -
 
 def check_collection_id(value: object) -> str:
     return _check(_COLLECTION, value, "CollectionId", "use 1–255 characters from a-z A-Z 0-9 _ . -")
+
+
+def check_client_token(value: object) -> str:
+    return _check(_CLIENT_TOKEN, value, "ClientRequestToken", "use 1–64 characters from a-z A-Z 0-9 _ -")
 
 
 def check_external_image_id(value: object) -> str:

@@ -53,6 +53,7 @@ ERASABLE_TABLES = (
     "people_links",
     "video_jobs",
     "video_job_matches",
+    "client_tokens",
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from facetrust.store.client_tokens import DDL as CLIENT_TOKENS_DDL
+
 SCHEMA_VERSION = 4  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
 # 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it);
 # 4: an image's resume record goes with its last face, not its first (upgrade.py drops the old trigger)
@@ -203,4 +205,5 @@ CREATE TABLE IF NOT EXISTS face_tail_refs (
 CREATE INDEX IF NOT EXISTS face_tail_refs_by_face ON face_tail_refs(face_key);
 """
     + RESUME_DDL
-)  # faces exist before the trigger on them
+    + CLIENT_TOKENS_DDL
+)  # faces exist before the triggers on them

@@ -6,6 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
+from facetrust.store import client_tokens
 from facetrust.store.rows import UserRow
 
 __all__ = ["UserTable"]
@@ -44,6 +45,7 @@ class UserTable:
             "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
         )
         conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id))
+        client_tokens.forget_user(conn, collection_id, user_id)
 
     def list_users(self, collection_id: int, after: str | None, limit: int, now: float | None = None) -> list[UserRow]:
         """A page of users and how many faces each has (with ``now``, only those not expired then)."""
