@@ -188,3 +188,21 @@ def test_search_users_bad_threshold_is_a_usage_error(fc: ServiceCli) -> None:
 
     assert result.exit_code == 2
     assert result.stderr.endswith("Error: Invalid value for '--threshold': -1.0 is not in the range 0.0<=x<=100.0.\n")
+
+
+def test_a_rerun_under_the_same_client_token_reports_the_first_answer(fc: ServiceCli) -> None:
+    a1, a2, _, _ = fc.face_ids("people")
+    assert fc.run("users", "create", "people", "alice", "--client-token", "job-7").exit_code == 0
+    again = fc.run("users", "create", "people", "alice", "--client-token", "job-7")
+    plain = fc.run("users", "create", "people", "alice")
+    other = fc.run("users", "create", "people", "bob", "--client-token", "job-7")
+    bad = fc.run("users", "create", "people", "bob", "--client-token", "no spaces")
+    first = fc.run("users", "associate", "people", "alice", a1, a2, "--client-token", "a-1")
+    rerun = fc.run("users", "associate", "people", "alice", a1, a2, "--client-token", "a-1")
+
+    assert again.exit_code == 0 and again.stdout == "Created user alice in collection people\n"
+    assert plain.exit_code != 0 and "already exists" in plain.stderr
+    assert other.exit_code != 0 and "'job-7' was used for another CreateUser request" in other.stderr
+    assert bad.exit_code != 0 and "ClientRequestToken" in bad.stderr
+    assert first.exit_code == rerun.exit_code == 0 and rerun.stdout == first.stdout
+    assert [u.user_id for u in fc.service.list_users("people").users] == ["alice"]

@@ -225,6 +225,34 @@ def test_of_many_replicas_asking_at_once_exactly_one_gets_the_lease(store: Share
     assert len(won) == 1
 
 
+def test_one_create_user_token_sent_to_two_replicas_at_once_creates_it_once(store: SharedStore) -> None:
+    """botocore's retry of a CreateUser can reach another replica while the first is still working
+    on it: both succeed, one user is made, and one of them is audited as the replay."""
+    actor = Actor("AKIDTEST", "admin")
+    with _service(store, "a") as a, _service(store, "b") as b:
+        a.create_collection("c")
+        outcomes: list[str] = []
+        start = threading.Barrier(2)
+
+        def create(service: FaceService) -> None:
+            start.wait()
+            try:
+                service.create_user("c", "ann", client_token="retry-me", actor=actor)
+                outcomes.append("ok")
+            except Exception as error:  # the test reports what either raised
+                outcomes.append(repr(error))
+
+        threads = [threading.Thread(target=create, args=(s,)) for s in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes == ["ok", "ok"]
+        assert [u.user_id for u in b.list_users("c").users] == ["ann"]
+        entries = [e.data for e in a.get_audit_log(limit=None).entries if e.data["operation"] == "CreateUser"]
+        assert sorted(bool(e.get("replayed")) for e in entries) == [False, True]
+
+
 def _video_root(tmp_path: Path) -> Path:
     root = tmp_path / "videos"
     (root / "lobby").mkdir(parents=True)

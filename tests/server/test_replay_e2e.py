@@ -135,3 +135,50 @@ def test_a_replay_refused_after_the_repeat_window_is_audited_with_the_key_that_s
     assert "Signature replayed" in caught.value.response["Error"]["Message"]
     assert (last["operation"], last["key_id"], last["role"]) == ("ListCollections", live.key[0], "searcher")
     assert last["outcome"] == "InvalidSignatureException" and "replayed" in last["error"]
+
+
+@pytest.mark.parametrize("operation", ["CreateUser", "AssociateFaces"])
+def test_a_user_call_botocore_retries_after_a_lost_answer_succeeds_once(live: Live, operation: str) -> None:
+    """botocore sends the same ClientRequestToken with the retry: the retry gets the first attempt's
+    answer instead of a ConflictException for the user it made, and nothing is done twice."""
+    client = live.client(attempts=3)
+    client.create_collection(CollectionId="c")
+    face_id = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})["FaceRecords"][0]["Face"]["FaceId"]
+    if operation == "AssociateFaces":
+        client.create_user(CollectionId="c", UserId="ann")
+    delivered: list[int] = []
+
+    def deliver_then_drop(request: Any, **_: Any) -> None:
+        if not delivered:
+            headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+            delivered.append(httpx.post(request.url, headers=headers, content=request.body).status_code)
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register(f"before-send.rekognition.{operation}", deliver_then_drop)
+
+    if operation == "CreateUser":
+        response = client.create_user(CollectionId="c", UserId="ann")
+    else:
+        response = client.associate_faces(CollectionId="c", UserId="ann", FaceIds=[face_id])
+        assert response["AssociatedFaces"] == [{"FaceId": face_id}]
+
+    assert delivered == [200] and response["ResponseMetadata"]["RetryAttempts"] == 1
+    assert [u.face_count for u in live.service.list_users("c").users] == [int(operation == "AssociateFaces")]
+    with live.service.store.snapshot() as conn:
+        replays = [e.data.get("replayed", False) for e in audit.entries(conn) if e.data["operation"] == operation]
+    assert replays == [False, True]
+
+
+def test_a_client_request_token_sent_with_another_request_is_a_parameter_mismatch(live: Live) -> None:
+    client = live.client()
+    client.create_collection(CollectionId="c")
+    client.create_user(CollectionId="c", UserId="ann", ClientRequestToken="tok")
+    client.create_user(CollectionId="c", UserId="ann", ClientRequestToken="tok")  # the same request: its answer
+
+    with pytest.raises(ClientError) as caught:
+        client.create_user(CollectionId="c", UserId="bob", ClientRequestToken="tok")
+
+    error = caught.value.response["Error"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Code"] == "IdempotentParameterMismatchException" and "'tok'" in error["Message"]
+    assert [u.user_id for u in live.service.list_users("c").users] == ["ann"]

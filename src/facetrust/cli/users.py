@@ -17,6 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["users"]
 
+client_token_option = click.option(
+    "--client-token",
+    default=None,
+    metavar="TOKEN",
+    help="Carry this out once: rerun with the same token and arguments within a day, it reports the first "
+    "answer and changes nothing (1–64 characters from a-z A-Z 0-9 _ -).",
+)
+
 
 @click.group(short_help="Create users and associate faces with them.")
 def users() -> None:
@@ -27,21 +35,23 @@ def users() -> None:
 @users.command(short_help="Create a user in a collection.")
 @click.argument("collection")
 @click.argument("user_id")
+@client_token_option
 @renders_errors()
-def create(collection: str, user_id: str) -> None:
+def create(collection: str, user_id: str, client_token: str | None) -> None:
     """Create user USER_ID (1–128 characters from a-z A-Z 0-9 _ . - :) in COLLECTION."""
-    cli_state().service().create_user(collection, user_id, actor=cli_state().actor())
+    cli_state().service().create_user(collection, user_id, client_token=client_token, actor=cli_state().actor())
     click.echo(f"Created user {user_id} in collection {collection}")
 
 
 @users.command(short_help="Delete a user (its faces stay, unassociated).")
 @click.argument("collection")
 @click.argument("user_id")
+@client_token_option
 @renders_errors()
-def delete(collection: str, user_id: str) -> None:
+def delete(collection: str, user_id: str, client_token: str | None) -> None:
     """Delete user USER_ID from COLLECTION. Its faces stay in the collection, associated
     with no user (delete them with `facetrust faces delete`)."""
-    cli_state().service().delete_user(collection, user_id, actor=cli_state().actor())
+    cli_state().service().delete_user(collection, user_id, client_token=client_token, actor=cli_state().actor())
     click.echo(f"Deleted user {user_id} from collection {collection}")
 
 
@@ -76,8 +86,11 @@ def _report(verb: str, result: AssociateResult) -> None:
     "Similarity (0–100) a new face must reach against one of the user's faces "
     "(UserMatchThreshold; the purpose's min_threshold applies).",
 )
+@client_token_option
 @renders_errors()
-def associate(collection: str, user_id: str, face_ids: tuple[str, ...], threshold: float) -> None:
+def associate(
+    collection: str, user_id: str, face_ids: tuple[str, ...], threshold: float, client_token: str | None
+) -> None:
     """Associate the faces FACE_ID... of COLLECTION with user USER_ID.
 
     Once the user has faces, a new face must match one of them at --threshold (Similarity 75
@@ -87,7 +100,14 @@ def associate(collection: str, user_id: str, face_ids: tuple[str, ...], threshol
     service, actor = cli_state().service(), cli_state().actor()
     _report(
         "associated",
-        service.associate_faces(collection, user_id, list(face_ids), user_match_threshold=threshold, actor=actor),
+        service.associate_faces(
+            collection,
+            user_id,
+            list(face_ids),
+            user_match_threshold=threshold,
+            client_token=client_token,
+            actor=actor,
+        ),
     )
 
 
@@ -95,12 +115,16 @@ def associate(collection: str, user_id: str, face_ids: tuple[str, ...], threshol
 @click.argument("collection")
 @click.argument("user_id")
 @click.argument("face_ids", nargs=-1, required=True, metavar="FACE_ID...")
+@client_token_option
 @renders_errors()
-def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...]) -> None:
+def disassociate(collection: str, user_id: str, face_ids: tuple[str, ...], client_token: str | None) -> None:
     """Remove the faces FACE_ID... from user USER_ID (the faces stay in COLLECTION). Faces
     that are not the user's are reported on stderr; the exit status is then 1."""
-    result = cli_state().service().disassociate_faces(collection, user_id, list(face_ids), actor=cli_state().actor())
-    _report("disassociated", result)
+    service, actor = cli_state().service(), cli_state().actor()
+    _report(
+        "disassociated",
+        service.disassociate_faces(collection, user_id, list(face_ids), client_token=client_token, actor=actor),
+    )
 
 
 @users.command(name="search", short_help="Find users matching a user or a stored face.")

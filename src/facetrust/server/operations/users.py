@@ -14,17 +14,18 @@ from facetrust.service.users import ASSOCIATE_THRESHOLD
 __all__ = ["OPERATIONS"]
 
 
-# Accepted because botocore always sends one; facetrust does not make retries idempotent with it.
+# botocore sends a fresh one with each call and the same one with each retry of it: the same request
+# under a token is carried out once (facetrust.service.idempotency).
 CLIENT_TOKEN = Member(Kind.STRING, pattern=r"[a-zA-Z0-9_-]{1,64}")  # Rekognition's pattern and length
 
 
 def create_user(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    service.create_user(p["CollectionId"], p["UserId"], actor=actor)
+    service.create_user(p["CollectionId"], p["UserId"], client_token=p.get("ClientRequestToken"), actor=actor)
     return {}
 
 
 def delete_user(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    service.delete_user(p["CollectionId"], p["UserId"], actor=actor)
+    service.delete_user(p["CollectionId"], p["UserId"], client_token=p.get("ClientRequestToken"), actor=actor)
     return {}
 
 
@@ -44,6 +45,7 @@ def associate_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> di
         p["UserId"],
         p["FaceIds"],
         user_match_threshold=p.get("UserMatchThreshold", ASSOCIATE_THRESHOLD),
+        client_token=p.get("ClientRequestToken"),
         actor=actor,
     )
     return {
@@ -54,7 +56,9 @@ def associate_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> di
 
 
 def disassociate_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    result = service.disassociate_faces(p["CollectionId"], p["UserId"], p["FaceIds"], actor=actor)
+    result = service.disassociate_faces(
+        p["CollectionId"], p["UserId"], p["FaceIds"], client_token=p.get("ClientRequestToken"), actor=actor
+    )
     return {
         "DisassociatedFaces": [{"FaceId": f} for f in result.associated],
         "UnsuccessfulFaceDisassociations": [unsuccessful_face(f) for f in result.unsuccessful],
