@@ -93,11 +93,9 @@ def test_a_refused_call_sent_again_is_answered_again(live: Live) -> None:
         assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_botocore_retrying_after_a_dropped_connection_gets_the_retry_s_outcome(live: Live) -> None:
-    """The first attempt reaches the server, then the connection drops before the answer: botocore re-signs
-    (within the same second: the same signature) and sends it again."""
-    client = live.client(attempts=3)
-    client.create_collection(CollectionId="c")
+def _drop_first_answer(client: Any, operation: str) -> list[int]:
+    """Make the first ``operation`` call reach the server and then lose its answer (the connection
+    drops), as botocore sees it; the status the server answered it with is appended to the list."""
     delivered: list[int] = []
 
     def deliver_then_drop(request: Any, **_: Any) -> None:
@@ -106,7 +104,16 @@ def test_botocore_retrying_after_a_dropped_connection_gets_the_retry_s_outcome(l
             delivered.append(httpx.post(request.url, headers=headers, content=request.body).status_code)
             raise ConnectionClosedError(endpoint_url=request.url)
 
-    client.meta.events.register("before-send.rekognition.IndexFaces", deliver_then_drop)
+    client.meta.events.register(f"before-send.rekognition.{operation}", deliver_then_drop)
+    return delivered
+
+
+def test_botocore_retrying_after_a_dropped_connection_gets_the_retry_s_outcome(live: Live) -> None:
+    """The first attempt reaches the server, then the connection drops before the answer: botocore re-signs
+    (within the same second: the same signature) and sends it again."""
+    client = live.client(attempts=3)
+    client.create_collection(CollectionId="c")
+    delivered = _drop_first_answer(client, "IndexFaces")
 
     response = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})
 
@@ -146,15 +153,7 @@ def test_a_user_call_botocore_retries_after_a_lost_answer_succeeds_once(live: Li
     face_id = client.index_faces(CollectionId="c", Image={"Bytes": PHOTO})["FaceRecords"][0]["Face"]["FaceId"]
     if operation == "AssociateFaces":
         client.create_user(CollectionId="c", UserId="ann")
-    delivered: list[int] = []
-
-    def deliver_then_drop(request: Any, **_: Any) -> None:
-        if not delivered:
-            headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
-            delivered.append(httpx.post(request.url, headers=headers, content=request.body).status_code)
-            raise ConnectionClosedError(endpoint_url=request.url)
-
-    client.meta.events.register(f"before-send.rekognition.{operation}", deliver_then_drop)
+    delivered = _drop_first_answer(client, operation)
 
     if operation == "CreateUser":
         response = client.create_user(CollectionId="c", UserId="ann")
