@@ -103,6 +103,25 @@ def test_a_snapshot_after_the_server_ended_the_threads_connection_succeeds(pg_ur
         assert conn.execute("SELECT count(*) FROM collections").fetchone()[0] == 0
 
 
+def test_a_single_statement_after_the_server_ended_the_threads_connection_succeeds(
+    pg_url: str, store: PostgresStore
+) -> None:
+    """Outside a transaction nothing retries a failed statement (it may have run): the ended
+    connection is found before the statement is sent, and the statement goes to a new one."""
+    first = store.connection()
+    _terminate(pg_url, first)
+
+    assert store.count_collections() == 0  # a read outside a transaction, the first use since
+    assert store.connection() is not first
+
+
+def test_a_live_idle_connection_is_kept(store: PostgresStore) -> None:
+    first = store.connection()
+    for _ in range(3):
+        store.count_collections()
+    assert store.connection() is first
+
+
 def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(
     pg_url: str, store: PostgresStore
 ) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import psycopg
-import pytest
 
 from facetrust.engine import FaceEngine
 from facetrust.governance import audit
@@ -100,16 +96,3 @@ def test_api_keys_and_the_pseudonym_key_are_shared_by_replicas(tmp_path: Path, p
     with KeyStore.open(tmp_path / "one", store=pg_url) as keys:
         assert not keys.get(key_id).active
     assert not (tmp_path / "one" / "keys.db").exists()  # nothing of the keys stays in a data directory
-
-
-def test_a_connection_the_server_dropped_is_replaced_on_next_use(tmp_path: Path, pg_url: str) -> None:
-    store = PostgresStore(tmp_path / "facetrust.db", pg_url)
-    try:
-        pid = store.connection().execute("SELECT pg_backend_pid()").fetchone()[0]
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises(sqlite3.OperationalError):  # the call that finds it gone fails, clearly
-            store.count_collections()
-        assert store.count_collections() == 0  # the next one reconnects
-    finally:
-        store.close()

@@ -166,7 +166,7 @@ class KeyStore:
             self._conn.close()
 
     def _lost(self) -> bool:
-        return isinstance(self._conn, PgConnection) and self._conn.lost
+        return isinstance(self._conn, PgConnection) and self._conn.ended_while_idle
 
     def _connection(self) -> sqlite3.Connection:
         """The connection (the caller holds the lock), replaced first when the server has ended it."""

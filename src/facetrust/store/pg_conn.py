@@ -107,6 +107,28 @@ class PgConnection:
         return self._raw.closed or self._raw.broken
 
     @property
+    def ended_while_idle(self) -> bool:
+        """Lost, or the server ended it while it sat idle outside a transaction (a restart, a
+        ``pg_terminate_backend``): the server then sends its farewell and closes, so the socket
+        has something to read although nothing was asked. Found before anything is sent on it,
+        the statement the caller is about to run can go to a new connection instead and run
+        once: a single statement outside a transaction would otherwise fail on it. Anything else
+        unasked on an idle connection (a notice) also replaces it, which is always safe."""
+        import select
+
+        from psycopg.pq import TransactionStatus
+
+        if self.lost:
+            return True
+        if self._raw.info.transaction_status != TransactionStatus.IDLE:
+            return False  # a transaction's own error is the one its caller must see
+        try:
+            readable, _, _ = select.select([self._raw.fileno()], [], [], 0)
+        except (OSError, ValueError):  # no socket any more
+            return True
+        return bool(readable)
+
+    @property
     def in_transaction(self) -> bool:
         """A transaction is open; false on a lost connection (the server ended it), so a ROLLBACK
         after an error is not tried there, and the error that lost it is the one raised."""

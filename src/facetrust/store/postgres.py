@@ -182,7 +182,7 @@ class PostgresStore(Store):
 
     def _conn(self) -> sqlite3.Connection:
         conn = cast("PgConnection | None", self._conns.get())  # each thread's, till it ends (as on SQLite)
-        if conn is None or conn.lost:  # a lost connection is replaced on next use
+        if conn is None or conn.ended_while_idle:  # a lost connection is replaced on next use, before it is used
             self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
             try:
