@@ -39,16 +39,17 @@ def _run(fake: FaceEngine, *args: str) -> click.testing.Result:
 
 
 def _source(folder: Path, fake: FaceEngine, keyring: Keyring) -> tuple[list[str], tuple[str, str]]:
-    """A SQLite data directory with faces (sealed), a user, a consent, an erasure of the newest
-    face (so its sequence is ahead of its largest id) and an API key."""
+    """A SQLite data directory with faces (sealed), a user (made and given faces under client
+    tokens), a consent, an erasure of the newest face (so its sequence is ahead of its largest id)
+    and an API key."""
     svc = FaceService(folder, fake, keyring=keyring, store="sqlite")
     svc.create_collection("c")
     ids = [
         svc.index_faces("c", face_png((20, 20, 100, n)), external_image_id=f"p{n}").indexed[0].stored.face_id
         for n in range(4)
     ]
-    svc.create_user("c", "u1")
-    svc.associate_faces("c", "u1", ids[:2])
+    svc.create_user("c", "u1", client_token="make-u1")
+    svc.associate_faces("c", "u1", ids[:2], client_token="give-u1")
     svc.record_consent("p1", basis="consent", evidence="signed")
     svc.erase_external_image_id("c", "p3")
     svc.close()
@@ -144,6 +145,8 @@ def test_a_round_trip_through_every_direction_keeps_every_row_the_chain_search_a
 
     svc = FaceService(tmp_path / "d", fake, keyring=keyring, store="sqlite")
     try:
+        svc.create_user("c", "u1", client_token="make-u1")  # the kept answers came along: a retry, no conflict
+        assert svc.associate_faces("c", "u1", face_ids[:2], client_token="give-u1").associated == tuple(face_ids[:2])
         new = svc.index_faces("c", face_png((20, 20, 100, 9))).indexed[0].stored.face_id
         row = svc.store.get_collection("c")
         assert row is not None
