@@ -122,6 +122,32 @@ def test_a_live_idle_connection_is_kept(store: PostgresStore) -> None:
     assert store.connection() is first
 
 
+def test_a_live_connection_past_descriptor_1024_is_kept(tmp_path: Path, pg_url: str) -> None:
+    """A busy server holds more than FD_SETSIZE descriptors: the idle check must not mistake a
+    socket numbered past 1024 for an ended connection (and reconnect on every use)."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit on open files is {hard}; the test needs 1,200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        store = PostgresStore(tmp_path / "facetrust.db", pg_url)
+        try:
+            first = store.connection()
+            assert first.raw.fileno() > 1024  # type: ignore[attr-defined]
+            store.count_collections()
+            assert store.connection() is first
+        finally:
+            store.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(
     pg_url: str, store: PostgresStore
 ) -> None:

@@ -116,6 +116,7 @@ class PgConnection:
         unasked on an idle connection (a notice) also replaces it, which is always safe."""
         import select
 
+        import psycopg
         from psycopg.pq import TransactionStatus
 
         if self.lost:
@@ -123,10 +124,12 @@ class PgConnection:
         if self._raw.info.transaction_status != TransactionStatus.IDLE:
             return False  # a transaction's own error is the one its caller must see
         try:
-            readable, _, _ = select.select([self._raw.fileno()], [], [], 0)
-        except (OSError, ValueError):  # no socket any more
+            fd = self._raw.fileno()
+        except (OSError, psycopg.Error):  # no socket any more
             return True
-        return bool(readable)
+        probe = select.poll()  # not select.select: a busy server's descriptors pass FD_SETSIZE (1024)
+        probe.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(probe.poll(0))
 
     @property
     def in_transaction(self) -> bool:
