@@ -70,6 +70,8 @@ def test_a_token_reused_for_another_request_is_refused_and_changes_nothing(coll:
     with pytest.raises(IdempotencyError):  # another threshold is another request
         coll.associate_faces("c", "alice", [a], user_match_threshold=90, client_token="assoc")
     coll.create_user("c", "carol", client_token="assoc")  # tokens are per operation
+    again = coll.associate_faces("c", "alice", [a], user_match_threshold=75, client_token="assoc")
+    assert again.associated == (a,)  # 75 is the default 75.0: the same request
 
 
 def test_a_retried_associate_gets_the_first_answer_and_matches_nothing_again(coll: FaceService) -> None:
@@ -163,3 +165,10 @@ def _rows(service: FaceService, named: str) -> int:
     with service.ctx.store.snapshot() as conn:
         rows = conn.execute("SELECT user_id, result FROM client_tokens").fetchall()
     return sum(1 for user_id, result in rows if named in user_id or named in result)
+
+
+@pytest.mark.parametrize("faces", [{"x"}, object(), "abc", None])
+def test_a_malformed_request_under_a_token_is_refused_by_its_own_check(coll: FaceService, faces: object) -> None:
+    coll.create_user("c", "alice")
+    with pytest.raises(InvalidParameterError, match="FaceIds must be a list"):
+        coll.associate_faces("c", "alice", faces, client_token="t")  # type: ignore[arg-type]

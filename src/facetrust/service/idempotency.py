@@ -47,7 +47,8 @@ def token_request(actor: Actor, operation: str, token: str | None, **request: An
     if token is None:
         return None
     check_client_token(token)
-    text = json.dumps({"operation": operation, **request}, sort_keys=True, separators=(",", ":"))
+    # default=repr: a parameter of the wrong type is named by its own check later, not by the hash
+    text = json.dumps({"operation": operation, **request}, sort_keys=True, separators=(",", ":"), default=repr)
     return TokenRequest(actor.key_id, operation, token, hashlib.sha256(text.encode()).hexdigest())
 
 

@@ -206,7 +206,8 @@ def _ask(
 ) -> TokenRequest | None:
     """The token request of a user operation (what makes two requests under one token the same)."""
     faces = list(face_ids) if isinstance(face_ids, (list, tuple)) else face_ids
-    return token_request(actor, operation, token, collection=collection, user_id=user_id, faces=faces, at=threshold)
+    at = float(threshold) if isinstance(threshold, int) and not isinstance(threshold, bool) else threshold  # 75 is 75.0
+    return token_request(actor, operation, token, collection=collection, user_id=user_id, faces=faces, at=at)
 
 
 def associate_faces(
