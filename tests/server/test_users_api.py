@@ -138,3 +138,16 @@ def test_disassociate_faces_unbinds_them(staff: Api) -> None:
     assert out["UnsuccessfulFaceDisassociations"] == [{"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]}]
     assert out["UserStatus"] == "ACTIVE"
     assert "UserId" not in staff.client.list_faces(CollectionId="staff")["Faces"][0]
+
+
+@pytest.mark.parametrize("token", ["", "has space", "x" * 65, 12])
+def test_a_malformed_client_request_token_is_refused_naming_it(staff: Api, token: object) -> None:
+    response = staff.http.post(
+        "/",
+        headers={"X-Amz-Target": "RekognitionService.CreateUser", "Content-Type": "application/x-amz-json-1.1"},
+        json={"CollectionId": "staff", "UserId": "ann", "ClientRequestToken": token},
+    )
+
+    assert response.status_code == 400
+    assert "ClientRequestToken" in response.json()["message"]
+    assert staff.client.list_users(CollectionId="staff")["Users"] == []
