@@ -6,10 +6,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import boto3
 import httpx
 import psycopg
-from botocore.config import Config
 
 from facetrust.config import Settings
 from facetrust.models.fake import face_png, fake_engine
@@ -18,7 +16,7 @@ from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import serving
+from .live import rekognition, serving
 
 
 def _end_every_connection(pg_url: str, name: str) -> int:
@@ -40,14 +38,7 @@ def test_no_request_fails_after_postgresql_ended_the_servers_connections(tmp_pat
         app = create_app(service, authenticator=SigV4Authenticator(keys, store=service.store), settings=settings)
         with serving(app) as base:
             key_id, secret = keys.create("admin")
-            client = boto3.client(
-                "rekognition",
-                endpoint_url=base,
-                region_name="us-east-1",
-                aws_access_key_id=key_id,
-                aws_secret_access_key=secret,
-                config=Config(retries={"max_attempts": 0}),  # a failure would surface, not be retried away
-            )
+            client = rekognition(base, key_id, secret)  # no retries: a failure would surface, not be retried away
             client.create_collection(CollectionId="c")
             client.index_faces(CollectionId="c", Image={"Bytes": face_png((40, 40, 80, 1))})
             assert httpx.get(f"{base}/health").status_code == 200
