@@ -16,8 +16,9 @@ bench/search_fairness.py). Methods:
   gallery (``fairness.tailnorm``: the K = 50 highest gallery scores; what facetrust's search
   does by default, ``service.scoring``).
 * ``symmetric-tail``: the mean of both faces' mapped scores (each face's tail against the
-  same gallery): facetrust's search with ``symmetric_scores`` on (per-face statistics stored
-  at enrolment, ``service.tails``).
+  same gallery), each side counted at most at Similarity 100 and the nearer where both pass it:
+  facetrust's search with ``symmetric_scores`` on (per-face statistics stored at enrolment,
+  ``service.tails``; ``ProbeScale.global_score``).
 
 Flagged unreliable: the share of probes whose own tail is crowded (one decade, as
 ``service.scoring``; ``crowding`` here is log10 of the FMR at the K-th score over K/N, so a
@@ -101,7 +102,12 @@ def scores_and_maps(
     gu, gm, gcrowding = tails(g, cal, len(gallery.vectors) - 1)
     del g
     gc, gmg = anchor(cal, K, len(gallery.vectors) - 1)
-    symmetric = 0.5 * (probe + mapped(s, gu[None, :], gm[None, :], gc, gmg))
+    other = mapped(s, gu[None, :], gm[None, :], gc, gmg)
+    # each side counted at most at Similarity 100; both beyond it: the nearer (ProbeScale.global_score)
+    top = cal.score_for_similarity(100.0)
+    both = (probe >= top) & (other >= top)
+    symmetric = np.where(both, np.minimum(probe, other), 0.5 * (np.minimum(probe, top) + np.minimum(other, top)))
+    del other, both
     return s, probe, symmetric, crowding, gcrowding
 
 
