@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from facetrust.governance.actor import Actor
 
-__all__ = ["TokenRequest", "associate_from", "associate_to", "remember", "replayed", "token_request"]
+__all__ = ["TokenRequest", "associate_from", "associate_to", "mismatch", "remember", "replayed", "token_request"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,15 @@ def token_request(actor: Actor, operation: str, token: str | None, **request: An
     return TokenRequest(actor.key_id, operation, token, hashlib.sha256(text.encode()).hexdigest())
 
 
+def mismatch(token: str, operation: str) -> IdempotencyError:
+    """The refusal of a request under a token this key already used for another ``operation``
+    request (the user operations here, the video jobs in ``service.video_jobs``)."""
+    return IdempotencyError(
+        f"ClientRequestToken {token!r} was used for another {operation} request; use a new token for a new request",
+        resource="ClientRequestToken",
+    )
+
+
 def replayed(conn: sqlite3.Connection, ask: TokenRequest | None, now: float) -> dict[str, Any] | None:
     """The answer kept for ``ask``'s token, if any; ``IdempotencyError`` when the token answered
     another request."""
@@ -61,11 +70,7 @@ def replayed(conn: sqlite3.Connection, ask: TokenRequest | None, now: float) -> 
     if found is None:
         return None
     if found.request_hash != ask.request_hash:
-        raise IdempotencyError(
-            f"ClientRequestToken {ask.token!r} was used for another {ask.operation} request; "
-            "use a new token for a new request",
-            resource="ClientRequestToken",
-        )
+        raise mismatch(ask.token, ask.operation)
     answer: dict[str, Any] = json.loads(found.result)
     return answer
 

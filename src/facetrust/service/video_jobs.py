@@ -33,9 +33,10 @@ import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
-from facetrust.errors import IdempotencyError, InvalidParameterError, LimitExceededError, NotFoundError
+from facetrust.errors import InvalidParameterError, LimitExceededError, NotFoundError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
+from facetrust.service.idempotency import mismatch
 from facetrust.service.search import under_purpose
 from facetrust.service.video_job_run import Interrupted, run_job
 from facetrust.service.video_job_types import (
@@ -195,10 +196,7 @@ class VideoJobs:
         if found is None:
             return None
         if found[1] != request.fingerprint():
-            raise IdempotencyError(
-                f"ClientRequestToken {request.client_token!r} was used for another request",
-                resource="ClientRequestToken",
-            )
+            raise mismatch(request.client_token, f"Start{request.kind}")
         return found[0]
 
     def _insert(self, request: VideoJobRequest, actor: Actor) -> str:
