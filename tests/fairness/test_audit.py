@@ -114,6 +114,31 @@ def test_small_groups_are_listed_as_unmeasured_and_unreadable_images_left_out(sy
     assert result.groups[0].images == sum(1 for r in spec.images if r.groups["g"] == "a")
 
 
+def test_a_group_whose_faces_are_mostly_missed_keeps_its_failure_to_detect(synth: Synthetic) -> None:
+    from facetrust.fairness.gate import check_gate, parse_gate
+
+    spec, emb = synth
+    # group "c": 40 images of 20 people, a face found in 9 (under min_images): 31 missed
+    extra = tuple(ImageRecord(f"c{i}.jpg", f"pc{i // 2}", {"g": "c"}) for i in range(40))
+    status = np.concatenate([emb.status, np.array([FACE] * 9 + [NO_FACE] * 31, np.int8)])
+    rng = np.random.default_rng(3)
+    more = rng.standard_normal((40, emb.vectors.shape[1])).astype(np.float32)
+    vectors = np.vstack([emb.vectors, more / np.linalg.norm(more, axis=1, keepdims=True)])
+    bigger = DatasetSpec(spec.name, spec.kind, (*spec.images, *extra), spec.analyses)
+    audit = audit_dataset(bigger, DatasetEmbeddings("m", vectors, status), CosineScorer(vectors), 0.5, FAST)
+    result = audit.analyses[0]
+
+    assert result.unmeasured == ("c",)
+    c = next(g for g in result.groups if g.group == "c")
+    assert (c.failure_to_detect.errors, c.failure_to_detect.trials) == (31, 40)
+    assert c.fmr == {} and c.fnmr == {} and c.impostor_pairs == c.mated_pairs == 0
+    ftd = next(r for r in result.ratios if r.metric == "ftd")
+    assert ftd.differential.worst == "c"
+    assert [r.metric for r in result.ratios if "c" in (r.differential.worst, r.differential.best)] == ["ftd"]
+    (check,) = check_gate(parse_gate("ftd<=0.05"), [audit])
+    assert not check.passed and check.value == pytest.approx(31 / 40)
+
+
 @pytest.mark.parametrize("similarity", [60.0, 80.0])
 def test_the_options_label_the_default_point(synth: Synthetic, similarity: float) -> None:
     spec, emb = synth
@@ -212,3 +237,45 @@ def test_errors_of_a_single_person_get_the_whole_interval_not_a_zero_width_one()
     ratio = next(r for r in result.ratios if r.metric == "fnmr" and r.point == "similarity")
     assert ratio.differential.worst == "solo"
     assert ratio.interval.high == float("inf") and ratio.interval_text.startswith("unbounded")
+
+
+def _two_groups(spread_b: float) -> tuple[DatasetSpec, DatasetEmbeddings]:
+    """Groups a and b of 12 people, 3 images each; a's people far apart, b's ``spread_b`` apart."""
+    rng = np.random.default_rng(7)
+    vectors, records = [], []
+    for name, spread in (("a", 0.0), ("b", spread_b)):
+        base = rng.standard_normal(64)
+        for p in range(12):
+            own = spread * base + rng.standard_normal(64)
+            for k in range(3):
+                vectors.append(own + 0.02 * rng.standard_normal(64))
+                records.append(ImageRecord(f"{name}{p}_{k}.jpg", f"{name}{p}", {"g": name}))
+    v = np.array(vectors, dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    spec = DatasetSpec("two", "csv", tuple(records), (Analysis("g", "g"),))
+    return spec, DatasetEmbeddings("m", v, np.full(len(v), FACE, np.int8))
+
+
+def test_a_ratio_where_no_group_made_an_error_is_unbounded_not_one_to_one() -> None:
+    spec, emb = _two_groups(spread_b=0.0)
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, FAST).analyses[0]
+    assert all(g.fmr["similarity"].errors == 0 for g in result.groups)
+    ratio = next(r for r in result.ratios if r.metric == "fmr" and r.point == "similarity")
+
+    assert ratio.differential.ratio == 1.0  # nothing observed apart
+    assert (ratio.interval.low, ratio.interval.high) == (0.0, float("inf"))
+    assert ratio.interval_text == "unbounded (no group made an error)"
+    ftd = next(r for r in result.ratios if r.metric == "ftd")
+    assert ftd.interval.high == float("inf")
+
+
+def test_a_ratio_over_a_group_without_errors_is_open_above() -> None:
+    spec, emb = _two_groups(spread_b=3.0)  # b's people resemble one another: b's false matches only
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.8, FAST).analyses[0]
+    a, b = result.groups
+    assert a.fmr["similarity"].errors == 0 < b.fmr["similarity"].errors
+    ratio = next(r for r in result.ratios if r.metric == "fmr" and r.point == "similarity")
+
+    assert ratio.differential.ratio_is_bound and (ratio.differential.worst, ratio.differential.best) == ("b", "a")
+    assert 0.0 < ratio.interval.low <= ratio.differential.ratio and ratio.interval.high == float("inf")
+    assert ratio.interval_text.endswith("–unbounded (a made no error)")

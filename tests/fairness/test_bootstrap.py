@@ -72,6 +72,12 @@ def test_with_no_errors_the_upper_end_is_the_rule_of_three_over_identities() -> 
     assert box.high == pytest.approx(0.0295, abs=1e-3)
 
 
+def test_when_every_trial_is_an_error_the_lower_end_is_the_rule_of_three_mirrored() -> None:
+    box = percentile_interval(np.ones(100), level=0.95, errors=60, units=20)
+    assert box.high == 1.0
+    assert box.low == pytest.approx(0.05 ** (1 / 20))  # ≈ 1 - 3/20, not a zero-width [1, 1]
+
+
 def test_percentile_interval_refuses_a_level_outside_0_1() -> None:
     with pytest.raises(InvalidParameterError, match="Confidence level"):
         percentile_interval(np.zeros(3), level=1.0, errors=1, units=3)

@@ -81,7 +81,8 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
             f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {d.worst}/{d.best} (95 % {r.interval_text})"
         )
     if result.unmeasured:
-        lines.append(f"    too few images to measure: {', '.join(result.unmeasured)}")
+        names = ", ".join(result.unmeasured)
+        lines.append(f"    too few faces found to measure match rates (failure to detect is measured): {names}")
     return lines
 
 

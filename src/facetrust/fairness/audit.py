@@ -190,12 +190,17 @@ def _ratio(
     by_name = {g.group: (rate, rep) for g, rate, rep in usable}
     _, worst_rep = by_name[diff.worst]
     best_rate, best_rep = by_name[diff.best]
-    worst, best = rates(*worst_rep), np.maximum(rates(*best_rep), 1.0 / max(best_rate.trials, 1))
-    ratio = np.where(worst > 0, worst / best, np.where(diff.worst_rate > 0, 0.0, 1.0))
+    unbounded = Interval(0.0, math.inf, level)
+    if diff.worst_rate == 0.0:  # no group made an error: the rates allow any ratio at all
+        return RatioResult(metric, point, diff, unbounded, "no group made an error")
     if any(_one_unit(by_name[name][0]) for name in (diff.worst, diff.best)):  # its replicates never vary
-        return RatioResult(metric, point, diff, Interval(0.0, math.inf, level))
+        return RatioResult(metric, point, diff, unbounded, "a group's errors come from too few people to resample")
+    worst, best = rates(*worst_rep), np.maximum(rates(*best_rep), 1.0 / max(best_rate.trials, 1))
+    ratio = np.where(worst > 0, worst / best, 0.0)
     tail = (1.0 - level) / 2.0
     low, high = np.nanquantile(ratio, [tail, 1.0 - tail])
+    if diff.ratio_is_bound:  # the best group made no error: its rate may be as near 0 as it likes
+        return RatioResult(metric, point, diff, Interval(float(low), math.inf, level), f"{diff.best} made no error")
     return RatioResult(metric, point, diff, Interval(float(low), float(high), level))
 
 
@@ -259,6 +264,14 @@ def _pairs(scorer: PairScorer, g: Group, mated: bool, options: AuditOptions) -> 
     )
 
 
+def _no_pairs(g: Group) -> GroupPairs:
+    """No pairs of ``g``: a group whose match rates are not measured."""
+    import numpy as np
+
+    none = np.zeros(0, np.int64)
+    return GroupPairs(g.name, none, none, none, 0, np.zeros(0, np.float32), np.zeros(0, np.float32), none)
+
+
 def _points(all_impostors: np.ndarray, default_threshold: float, options: AuditOptions) -> tuple[OperatingPoint, ...]:
     from facetrust.calibration import fmr_from_similarity
 
@@ -287,17 +300,19 @@ def audit_analysis(
     import numpy as np
 
     groups = groups_of(spec, emb.status, analysis)
-    measured = [g for g in groups if int(g.has_face.sum()) >= options.min_images]
-    unmeasured = tuple(g.name for g in groups if g not in measured)
-    pairs = [_pairs(scorer, g, spec.has_identities, options) for g in measured]
+    # Too few faces found withholds a group's match rates, never its failure to detect: the worse
+    # the detector does on a group, the likelier that group falls below ``min_images``.
+    matched = [int(g.has_face.sum()) >= options.min_images for g in groups]
+    unmeasured = tuple(g.name for g, ok in zip(groups, matched) if not ok)
+    pairs = [_pairs(scorer, g, spec.has_identities, options) if ok else _no_pairs(g) for g, ok in zip(groups, matched)]
     impostors = [p.impostor_scores for p in pairs if p.impostor_scores.size]
     points = _points(np.concatenate(impostors) if impostors else np.zeros(0), default_threshold, options)
     results, reps = [], []
-    for k, (g, p) in enumerate(zip(measured, pairs)):
+    for k, (g, p, ok) in enumerate(zip(groups, pairs, matched)):
         weights = identity_weights(
             int(g.identity.max()) + 1, options.replicates, np.random.default_rng([options.seed, index, k])
         )
-        result, rep = _measure(scorer, g, p, points, weights, options.level)
+        result, rep = _measure(scorer, g, p, points if ok else (), weights, options.level)
         results.append(result)
         reps.append(rep)
     ratios = [_ratio("ftd", "ftd", "", results, reps, options.level)]

@@ -111,8 +111,9 @@ def impostor_replicates(
 
 
 def percentile_interval(replicates: np.ndarray, *, level: float, errors: int, units: int) -> Interval:
-    """Percentile interval of ``replicates``; with no observed ``errors``, rule of three over ``units``;
-    with errors from fewer than two units, [0, 1] (one unit says nothing of how the rate varies)."""
+    """Percentile interval of ``replicates``; with no observed ``errors``, rule of three over ``units``
+    (and its mirror when every trial was an error); with errors from fewer than two units, [0, 1]
+    (one unit says nothing of how the rate varies)."""
     import numpy as np
 
     if not 0.0 < level < 1.0:
@@ -125,6 +126,8 @@ def percentile_interval(replicates: np.ndarray, *, level: float, errors: int, un
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return Interval(math.nan, math.nan, level)
+    if float(finite.min()) == 1.0:  # every trial of every replicate an error: the rule of three, mirrored
+        return Interval(float((1.0 - level) ** (1.0 / units)), 1.0, level)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(finite, [tail, 1.0 - tail])
     return Interval(float(low), float(high), level)

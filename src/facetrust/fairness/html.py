@@ -113,7 +113,8 @@ def _analysis(dataset: DatasetAudit, result: AnalysisResult, plots: dict[str, st
     if ftd:
         parts.append(f"<p>{_ratio(ftd[0])}</p>")
     if result.unmeasured:
-        parts.append(f"<p>Too few images to measure: {_e(', '.join(result.unmeasured))}.</p>")
+        names = _e(", ".join(result.unmeasured))
+        parts.append(f"<p>Too few faces found to measure match rates (failure to detect is measured): {names}.</p>")
     for kind in ("fmr", "det", "scores"):
         if kind in plots:
             parts.append(f'<img src="{_e(plots[kind])}" alt="{_e(kind)} plot">')

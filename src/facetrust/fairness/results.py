@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,7 +34,8 @@ class AuditOptions:
             group's impostor pairs, and a group's FMR follows a few such people.
         similarity: the default operating point, as a Similarity (0–100).
         target_fmr: the second operating point: overall FMR over the analysis's impostors.
-        min_images: groups with fewer usable images are listed but not measured.
+        min_images: groups with fewer images with a face found get their failure to detect
+            measured but not their match rates (listed in ``AnalysisResult.unmeasured``).
     """
 
     seed: int = 0
@@ -92,12 +92,16 @@ class RatioResult:
     point: str
     differential: Differential
     interval: Interval
+    open_because: str = ""  # why the interval has no upper end ("" where it has one)
 
     @property
     def interval_text(self) -> str:
-        """``0.85–2.40``; ``unbounded`` where a group's errors come from too few people to resample."""
-        if not math.isfinite(self.interval.high):
-            return "unbounded (a group's errors come from too few people to resample)"
+        """``0.85–2.40``; ``1.20–unbounded (…)`` or ``unbounded (…)`` with the reason where the data
+        put no upper end on the ratio."""
+        if self.open_because:
+            if self.interval.low > 0.0:
+                return f"{self.interval.low:.2f}–unbounded ({self.open_because})"
+            return f"unbounded ({self.open_because})"
         return f"{self.interval.low:.2f}–{self.interval.high:.2f}"
 
 
@@ -112,7 +116,7 @@ class AnalysisResult:
     overall_fmr: Mapping[str, Rate]
     overall_fnmr: Mapping[str, Rate]
     histogram_edges: tuple[float, ...]
-    unmeasured: tuple[str, ...] = ()
+    unmeasured: tuple[str, ...] = ()  # groups whose match rates were not measured (too few faces found)
 
 
 @dataclass(frozen=True)
