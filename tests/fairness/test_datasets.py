@@ -146,3 +146,15 @@ def test_a_limited_subset_is_seeded_and_noted(lfw_dir: Path) -> None:
     assert small.images == spec.limited(2, seed=1).images
     assert small.notes[-1] == "seeded subset (--limit 2, seed 1): 2 of 4 images"
     assert spec.limited(10, seed=1) is spec
+
+
+def test_a_csv_listing_an_image_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("path,identity,sex\nx/1.jpg,p1,f\nx/2.jpg,p2,f\n./x/../x/1.jpg,,f\n")
+    with pytest.raises(InvalidParameterError, match=r"line 4 lists '\./x/\.\./x/1\.jpg' again \(first on line 2\)"):
+        load_csv(tmp_path / "d.csv")
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_bytes("path,identity,sex\nx/1.jpg,p1,f\n".encode("utf-8-sig"))
+    spec = load_csv(tmp_path / "d.csv")
+    assert [(Path(r.path).name, r.identity) for r in spec.images] == [("1.jpg", "p1")]

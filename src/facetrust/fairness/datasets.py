@@ -266,7 +266,7 @@ def load_csv(path: Path) -> DatasetSpec:
 
 
 def _load_csv(path: Path) -> DatasetSpec:
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is not a column name
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or [])
         if "path" not in fields or "identity" not in fields:
@@ -275,9 +275,18 @@ def _load_csv(path: Path) -> DatasetSpec:
             )
         columns = [c for c in fields if c not in ("path", "identity")]
         images = []
+        first_line: dict[str, int] = {}  # each image once: a second row would pair the image with itself
         for row in reader:
             file = Path(row["path"])
             file = file if file.is_absolute() else path.parent / file
+            where = os.path.normpath(os.path.abspath(file))
+            if where in first_line:
+                raise InvalidParameterError(
+                    f"{path} line {reader.line_num} lists {row['path']!r} again (first on line {first_line[where]}): "
+                    "list each image once",
+                    parameter="DATASET",
+                )
+            first_line[where] = reader.line_num
             groups = {c: row[c] for c in columns if row.get(c)}
             images.append(ImageRecord(str(file), row["identity"] or None, groups))
     if not images:
