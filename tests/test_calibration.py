@@ -294,6 +294,22 @@ def test_calibration_refuses_text_that_is_not_a_json_object(text: str) -> None:
         Calibration.from_json(text, origin="cal.json")
 
 
+def test_a_table_failing_its_own_checks_is_refused_naming_the_file() -> None:
+    data = valid_data()
+    data["log10_fmr"] = list(reversed(data["log10_fmr"]))  # the FMR rising with the score
+    with pytest.raises(ConfigurationError, match=r"^cal\.json is not a valid calibration file: .*must not increase"):
+        Calibration.from_json(json.dumps(data), origin="cal.json")
+
+
+def test_reaches_says_which_similarities_some_score_gets() -> None:
+    short = Calibration("m", (0.0, 0.5), (0.0, -2.0), 1e-2, 1_000, "a small site")
+    assert short.top_similarity == pytest.approx(40.0)
+    assert short.reaches(40.0) and not short.reaches(40.5) and not short.reaches(80.0)
+    assert max(short.similarity(s) for s in (0.5, 0.9, 1.0)) == pytest.approx(40.0)
+    exact = Calibration("m", (0.0, 0.5), (0.0, -4.0), 1e-4, 10**5, "just enough")
+    assert exact.reaches(80.0) and exact.compare(0.5, 80.0).similarity == 80.0
+
+
 def test_calibration_load_refuses_a_missing_file_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "absent.json"
     with pytest.raises(ConfigurationError, match=r"absent\.json"):

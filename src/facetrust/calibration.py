@@ -139,6 +139,16 @@ class Calibration:
     def similarity(self, score: float) -> float:
         return similarity_from_fmr(self.fmr(score)[0])
 
+    @property
+    def top_similarity(self) -> float:
+        """The highest Similarity any score gets through this table (that of ``floor_fmr``)."""
+        return similarity_from_fmr(self.floor_fmr)
+
+    def reaches(self, similarity: float) -> bool:
+        """Whether some score gets ``similarity`` through this table: a table made from too few
+        impostor pairs never resolves an FMR as low as a high threshold's, and nothing matches there."""
+        return self.floor_fmr <= fmr_from_similarity(similarity)
+
     def compare(self, score: float, threshold: float | None = None) -> Comparison:
         """A ``Comparison`` for a raw score, optionally judged against a similarity threshold."""
         if threshold is not None:
@@ -153,7 +163,8 @@ class Calibration:
         )
 
     def score_for_fmr(self, fmr: float) -> float:
-        """The raw score at which the estimated FMR falls to ``fmr`` (clamped to the table)."""
+        """The raw score at which the estimated FMR falls to ``fmr`` (clamped to the table: below
+        ``floor_fmr`` it is the table's last score, where the FMR is still the floor; ``reaches``)."""
         if not 0.0 < fmr <= 1.0:
             raise InvalidParameterError(f"FMR {fmr} must be in (0, 1]", parameter="fmr")
         target = math.log10(max(fmr, self.floor_fmr))
@@ -197,6 +208,8 @@ class Calibration:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"{origin} is not a valid calibration file: {exc}") from None
+        except ConfigurationError as exc:  # the table's own checks (``__post_init__``)
+            raise ConfigurationError(f"{origin} is not a valid calibration file: {exc.message}") from None
 
     @classmethod
     def load(cls, path: Path | str) -> Calibration:

@@ -145,3 +145,35 @@ def test_an_unknown_layout_is_an_error_asking_for_the_dataset_type(invoke: Invok
     assert result.stderr == (
         f"Error: Cannot tell the layout of dataset {tmp_path / 'empty'}; pass --dataset-type (lfw, utkface, csv)\n"
     )
+
+
+def test_a_calibration_that_never_reaches_similarity_80_is_audited_as_the_service_uses_it(
+    dataset: Path, tmp_path: Path
+) -> None:
+    import click.testing
+
+    from facetrust.calibration import Calibration
+    from facetrust.cli.app import cli
+    from facetrust.engine import FaceEngine
+    from facetrust.models.fake import fake_engine
+
+    engine = fake_engine()
+    # a small site's table: 1,000 impostor pairs resolve FMR down to 1e-2 only (Similarity 40)
+    short = Calibration(engine.calibration.model, (0.0, 0.5), (0.0, -2.0), 1e-2, 1_000, "a small site")
+    engine = FaceEngine(engine.detector, engine.recogniser, calibration=short, settings=engine.settings)
+    assert not short.reaches(80.0) and short.similarity(0.99) == pytest.approx(40.0)
+    out = tmp_path / "report"
+    args = ["--cache-dir", str(tmp_path / "cache"), "audit", str(dataset), "--out", str(out), "--replicates", "50"]
+
+    result = click.testing.CliRunner().invoke(cli, args, obj={"engine": engine})
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # not "calibrated FMR 1e-04 → score 0.5000": the service matches nothing at Similarity 80 with it
+    assert lines[1].startswith(
+        "  by group: Similarity 80 (out of the calibration's reach: nothing matches) → score inf;"
+    )
+    report = json.loads((out / "report.json").read_text())
+    for group in report["datasets"][0]["analyses"][0]["groups"]:
+        assert group["fmr"]["similarity"]["errors"] == 0
+        assert group["fnmr"]["similarity"]["value"] == 1.0

@@ -28,16 +28,21 @@ def test_calibrate_writes_a_calibration_for_the_engines_model(invoke: Invoke, da
     cal = Calibration.load(out)
     assert cal.model == "fake-recogniser:0"
     assert cal.impostor_pairs == 722 + 760
-    low, high = cal.provenance["threshold_intervals"]["80"]
+    # 1,482 pairs resolve FMR down to about 1e-2: no score reaches Similarity 80 through this table,
+    # and it says so rather than naming the table's last score as Similarity 80's
+    assert not cal.reaches(80.0) and cal.reaches(40.0)
+    assert set(cal.provenance["threshold_intervals"]) == {"40"}  # no interval on a threshold never met
+    top = cal.top_similarity
     assert result.stdout == (
         f"{out}: calibration for fake-recogniser:0 from 1,482 impostor pairs, floor FMR {cal.floor_fmr:.1e}; "
-        f"Similarity 80 at score {cal.score_for_similarity(80.0):.4f}\n"
+        f"Similarity 80 out of reach (no score gets above Similarity {top:.1f})\n"
         "near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): 0\n"
-        f"Similarity 80 score, 95 % bootstrap interval: {low:.4f}–{high:.4f}\n"
         f"warning: 1,482 impostor pairs resolve FMR down to {cal.floor_fmr:.1e} only, not the 1e-4 of Similarity 80: "
-        "add faces for a table that can be trusted there\n"
+        f"with this table nothing matches at the default threshold (80), only at thresholds up to {top:.1f}; "
+        "add faces for a table that reaches 80\n"
         f"use it: FACETRUST_CALIBRATION_FILE={out}\n"
     )
+    assert max(cal.similarity(s) for s in (0.9, 0.99, 1.0)) == pytest.approx(top, abs=1e-3)
     assert json.loads(out.read_text())["provenance"]["datasets"][0]["kind"] == "csv"
 
 

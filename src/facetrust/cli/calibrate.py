@@ -171,7 +171,7 @@ def calibrate(
         cal, setting = fitted.calibration, "FACETRUST_COHORT_FILE"
     click.echo(
         f"{out}: calibration for {cal.model} from {cal.impostor_pairs:,} impostor pairs, "
-        f"floor FMR {cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
+        f"floor FMR {cal.floor_fmr:.1e}; {_similarity_80(cal)}"
     )
     _table_lines(cal, max_per_identity)
     click.echo(f"use it: {setting}={out}")
@@ -188,6 +188,13 @@ def _write(out: Path, write: Callable[[], None]) -> None:
         ) from None
 
 
+def _similarity_80(cal: Calibration) -> str:
+    """Where the table puts Similarity 80, or that it never reaches it."""
+    if cal.reaches(80.0):
+        return f"Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
+    return f"Similarity 80 out of reach (no score gets above Similarity {cal.top_similarity:.1f})"
+
+
 def _table_lines(cal: Calibration, max_per_identity: int | None) -> None:
     dropped = sum(int(d.get("duplicates_dropped", 0)) for d in cal.provenance.get("datasets", []))
     click.echo(f"near-duplicate images dropped (cosine ≥ 0.9 to an image of someone else): {dropped:,}")
@@ -197,10 +204,11 @@ def _table_lines(cal: Calibration, max_per_identity: int | None) -> None:
     interval = cal.provenance.get("threshold_intervals", {}).get("80")
     if interval is not None:
         click.echo(f"Similarity 80 score, 95 % bootstrap interval: {interval[0]:.4f}–{interval[1]:.4f}")
-    if cal.floor_fmr > fmr_from_similarity(80.0):
+    if not cal.reaches(80.0):
         click.echo(
             f"warning: {cal.impostor_pairs:,} impostor pairs resolve FMR down to {cal.floor_fmr:.1e} only, "
-            "not the 1e-4 of Similarity 80: add faces for a table that can be trusted there"
+            f"not the 1e-4 of Similarity 80: with this table nothing matches at the default threshold (80), "
+            f"only at thresholds up to {cal.top_similarity:.1f}; add faces for a table that reaches 80"
         )
 
 
@@ -244,7 +252,7 @@ def _fit_normaliser(
         )
     click.echo(
         f"calibration of normalised scores from {cal.impostor_pairs:,} impostor pairs, floor FMR "
-        f"{cal.floor_fmr:.1e}; Similarity 80 at score {cal.score_for_similarity(80.0):.4f}"
+        f"{cal.floor_fmr:.1e}; {_similarity_80(cal)}"
     )
     table = cal.provenance.get("table_groups")
     if table is None:

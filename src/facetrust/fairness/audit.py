@@ -276,11 +276,12 @@ def _points(all_impostors: np.ndarray, default_threshold: float, options: AuditO
     from facetrust.calibration import fmr_from_similarity
 
     sim = options.similarity
-    points = [
-        OperatingPoint(
-            "similarity", f"Similarity {sim:g} (calibrated FMR {fmr_from_similarity(sim):.0e})", default_threshold
-        )
-    ]
+    about = (
+        f"calibrated FMR {fmr_from_similarity(sim):.0e}"
+        if math.isfinite(default_threshold)
+        else "out of the calibration's reach: nothing matches"
+    )
+    points = [OperatingPoint("similarity", f"Similarity {sim:g} ({about})", default_threshold)]
     if all_impostors.size:
         t = threshold_for_fmr(all_impostors, options.target_fmr)
         points.append(OperatingPoint("fmr", f"FMR {options.target_fmr:.0e} over these impostor pairs", t))

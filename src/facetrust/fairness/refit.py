@@ -273,9 +273,10 @@ def fit_table(
         )
     else:
         cal = fit_calibration(pooled, model=score_model, dataset=dataset, provenance=provenance)
-    if replicates > 0:
-        cut = cal.score_for_fmr(min(1.0, 3 * fmr_from_similarity(min(INTERVAL_SIMILARITIES))))
-        found_iv = threshold_intervals(groups, cut, replicates=replicates, equal_weights=mixture)
+    reached = [s for s in INTERVAL_SIMILARITIES if cal.reaches(s)]  # no interval on a threshold never met
+    if replicates > 0 and reached:
+        cut = cal.score_for_fmr(min(1.0, 3 * fmr_from_similarity(min(reached))))
+        found_iv = threshold_intervals(groups, cut, similarities=reached, replicates=replicates, equal_weights=mixture)
         provenance["threshold_intervals"] = {f"{s:g}": [round(v.low, 4), round(v.high, 4)] for s, v in found_iv.items()}
         provenance["bootstrap"] = {"replicates": replicates, "level": 0.95, "unit": "identity (image without one)"}
         cal = replace(cal, provenance=provenance)
