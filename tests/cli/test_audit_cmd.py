@@ -177,3 +177,26 @@ def test_a_calibration_that_never_reaches_similarity_80_is_audited_as_the_servic
     for group in report["datasets"][0]["analyses"][0]["groups"]:
         assert group["fmr"]["similarity"]["errors"] == 0
         assert group["fnmr"]["similarity"]["value"] == 1.0
+
+
+def test_an_audit_where_no_image_could_be_read_fails_and_writes_no_report(invoke: Invoke, tmp_path: Path) -> None:
+    csv = tmp_path / "gone.csv"
+    csv.write_text("path,identity,group\n" + "".join(f"missing{i}.png,p{i},{'ab'[i % 2]}\n" for i in range(12)))
+    out = tmp_path / "report"
+
+    result = audit(invoke, tmp_path, str(csv), "--out", str(out))
+
+    assert result.exit_code == 1
+    assert "Error: No image of gone (12 images) could be read" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_group_name_with_a_newline_stays_on_its_line(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:
+    text = dataset.read_text().replace(",a\n", ',"a\nb"\n')
+    dataset.write_text(text)
+
+    result = audit(invoke, tmp_path, str(dataset), "--out", str(tmp_path / "r"))
+
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("    a")]
+    assert rows and rows[0].startswith("    a\\nb ")

@@ -87,3 +87,31 @@ def test_report_html_explains_the_rates_and_shows_the_table_and_plots(folder: Pa
 
 def test_plain_turns_nan_and_infinity_into_null() -> None:
     assert plain({"a": float("nan"), "b": (1.0, float("inf"))}) == {"a": None, "b": [1.0, None]}
+
+
+def test_group_names_are_drawn_as_written_in_every_plot(tmp_path: Path) -> None:
+    import dataclasses
+
+    from facetrust.fairness.datasets import ImageRecord
+    from facetrust.fairness.plots import figures, plot_analysis
+
+    spec, emb = synthetic()
+    names = {"a": "$20k-$50k", "b": "_unlabelled"}
+    relabelled = tuple(ImageRecord(r.path, r.identity, {"g": names[r.groups["g"]]}) for r in spec.images)
+    spec = dataclasses.replace(spec, images=relabelled)
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, AuditOptions(replicates=20)).analyses[0]
+
+    drawn = figures(result, "income $")
+    assert sorted(drawn) == ["det", "fmr", "scores"]
+    legend = [t.get_text() for t in drawn["det"].axes[0].get_legend().get_texts()]
+    assert legend == [r"\$20k-\$50k", "_unlabelled"]  # "\$" is drawn as "$"; a leading "_" is kept
+    scores = [t.get_text() for t in drawn["scores"].axes[0].get_legend().get_texts()]
+    assert "_unlabelled non-mated" in scores
+    ticks = [t.get_text() for t in drawn["fmr"].axes[0].get_xticklabels()]
+    assert ticks == [r"\$20k-\$50k", "_unlabelled"]
+    # a name that is not valid maths once stopped the whole report with a ValueError
+    bad = dataclasses.replace(
+        result, groups=tuple(dataclasses.replace(g, group=r"$\it{x}_{\unknown}$") for g in result.groups)
+    )
+    assert sorted(plot_analysis(bad, tmp_path, "bad", r"$\unknown$")) == ["det", "fmr", "scores"]
+    assert (tmp_path / "bad-det.png").read_bytes().startswith(PNG)

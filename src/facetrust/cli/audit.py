@@ -61,6 +61,11 @@ def _rate(rate: Rate | None, width: int = 22) -> str:
     return text.rjust(width)
 
 
+def _shown(name: str) -> str:
+    """A group name on one line: control characters (a newline in a CSV cell) written as escapes."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+
+
 def _analysis_text(result: AnalysisResult) -> list[str]:
     points = result.points
     lines = [f"  by {result.analysis.label}: " + "; ".join(f"{p.label} → score {p.threshold:.4f}" for p in points)]
@@ -69,7 +74,7 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
         head += f" {'FMR@' + p.key:>22} {'FNMR@' + p.key:>22}"
     lines.append(head)
     for g in result.groups:
-        row = f"    {g.group:<10} {g.images:>7,} {g.identities:>7,} {_rate(g.failure_to_detect)}"
+        row = f"    {_shown(g.group):<10} {g.images:>7,} {g.identities:>7,} {_rate(g.failure_to_detect)}"
         for p in points:
             row += f" {_rate(g.fmr.get(p.key))} {_rate(g.fnmr.get(p.key))}"
         lines.append(row)
@@ -78,10 +83,11 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
         at = f" at {r.point}" if r.point else ""
         bound = " (lower bound)" if d.ratio_is_bound else ""
         lines.append(
-            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {d.worst}/{d.best} (95 % {r.interval_text})"
+            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {_shown(d.worst)}/{_shown(d.best)} "
+            f"(95 % {r.interval_text})"
         )
     if result.unmeasured:
-        names = ", ".join(result.unmeasured)
+        names = ", ".join(_shown(n) for n in result.unmeasured)
         lines.append(f"    too few faces found to measure match rates (failure to detect is measured): {names}")
     return lines
 
@@ -194,6 +200,13 @@ def audit(
         workers=count,
         progress=progress_bar,
     )
+    unread = [d for d in run.datasets if d.unreadable == d.images]
+    if unread:  # an audit of nothing is not an audit: no report, exit 1
+        names = ", ".join(f"{d.name} ({d.images:,} images)" for d in unread)
+        raise InvalidParameterError(
+            f"No image of {names} could be read (each is named above): nothing was measured and no report was written",
+            parameter="DATASET",
+        )
     paths = write_report(run, out)
     click.echo(audit_text(run.datasets))
     click.echo(f"report: {paths['html']} (and {paths['json'].name}, plots beside it)")
