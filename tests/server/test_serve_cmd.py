@@ -270,3 +270,35 @@ def test_a_port_already_in_use_is_an_error_line_not_uvicorns_exit_3(tmp_path: Pa
         result = serve(tmp_path, "--no-auth", "--port", str(port))
     assert result.exit_code == 1
     assert f"Error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+
+
+def test_the_server_log_names_a_refused_key_and_the_request_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with KeyStore.open(tmp_path) as keys:
+        key_id, secret = keys.create("admin")
+        keys.revoke(key_id)
+    seen: list[str] = []
+
+    def check(url: str) -> None:
+        client = boto3.client(
+            "rekognition",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 0}),
+        )
+        try:
+            with pytest.raises(client.exceptions.ClientError) as info:
+                client.list_collections()
+            seen.append(info.value.response["ResponseMetadata"]["RequestId"])
+        finally:
+            client.close()
+
+    while_serving(monkeypatch, check)
+    result = serve(tmp_path)
+
+    assert result.exit_code == 0, result.output
+    # the client is told only "unrecognized"; the operator's log says which key and why, under the request id
+    assert f"INFO facetrust.server.auth: Refused a request signed by key {key_id}: revoked key" in result.stderr
+    (request_id,) = seen
+    assert f"request {request_id} ListCollections refused: UnrecognizedClientException" in result.stderr

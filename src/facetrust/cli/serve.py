@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,7 +119,8 @@ def serve(
         # lifespan on: the app's lifespan runs the hourly retention sweep (server/app.py)
         # the h11 protocol with a request-head deadline and JSON framing errors (server/http11.py)
         try:
-            uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
+            with _server_log():
+                uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
         except SystemExit as exc:  # uvicorn exits 3 when it cannot start (it logged why)
             if exc.code in (None, 0):
                 raise
@@ -130,6 +133,28 @@ def serve(
             jobs_of(service).close()
         if keys is not None:
             keys.close()
+
+
+@contextmanager
+def _server_log() -> Iterator[None]:
+    """facetrust's own log lines on stderr while serving, beside uvicorn's, from INFO up: a refused
+    key with its id, a refused request with its request id, a failure with its traceback. Without
+    a handler Python showed only WARNING and above, as bare messages."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("facetrust")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _check_listen(host: str, port: int) -> None:
