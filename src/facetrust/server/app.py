@@ -177,6 +177,30 @@ def _anchoring(anchorer: ChainAnchorer) -> str:
     return "failing" if anchorer.store.heads.failing is not None else "ok"
 
 
+class WholeFiles:
+    """The console's files, each served whole: the Range and If-Range headers are ignored (RFC 9110
+    lets a server do so) and no Accept-Ranges is offered. Starlette answered a malformed or
+    unsatisfiable range itself, in plain text, past the app's one error shape; the files are a
+    few kilobytes, so nothing is lost."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in (b"range", b"if-range")]
+
+        async def send_whole(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"accept-ranges"]
+                message = {**message, "headers": kept}
+            await send(message)
+
+        await self.app({**scope, "headers": headers}, receive, send_whole)
+
+
 def create_app(
     service: FaceService,
     *,
@@ -261,7 +285,7 @@ def create_app(
         Route("/metrics", prometheus, methods=["GET"]),
     ]
     if WEB_DIR.is_dir():
-        routes.append(Mount("/ui", app=StaticFiles(directory=WEB_DIR, html=True), name="ui"))
+        routes.append(Mount("/ui", app=WholeFiles(StaticFiles(directory=WEB_DIR, html=True)), name="ui"))
     return Starlette(
         routes=routes,
         lifespan=_replica_loop(
