@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 Invoke = Callable[..., Result]
@@ -201,3 +202,21 @@ def test_a_similarity_just_below_the_threshold_is_never_shown_as_the_threshold()
         "0.00",
         "85.22",
     ]
+
+
+def test_a_config_folder_that_cannot_be_made_is_an_error_line_and_exit_2_not_no_match(
+    invoke: Invoke, make_image: MakeImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker / "config"))  # as a service account without a home
+    monkeypatch.delenv("FACETRUST_TEMPLATE_KEY", raising=False)
+    monkeypatch.delenv("FACETRUST_TEMPLATE_KEY_FILE", raising=False)
+    alice = make_image("alice.png", [(20, 20, 64, 1)])
+
+    result = invoke("--data", str(tmp_path / "data"), "compare", alice, alice)
+
+    assert result.exit_code == 2, result.output  # 1 would read as "no match"
+    assert result.stderr.startswith(f"Error: Cannot create the template key file {blocker / 'config'}/facetrust/")
+    assert "set template_key_file (FACETRUST_TEMPLATE_KEY_FILE)" in result.stderr
+    assert "Traceback" not in result.output

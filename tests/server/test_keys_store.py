@@ -272,3 +272,17 @@ def test_a_postgresql_key_store_whose_connection_the_server_ended_reads_on_a_new
 
         assert keys.lookup(key_id) == (keys.get(key_id), secret)
         assert keys.role_of(key_id) == "searcher"
+
+
+def test_a_server_key_folder_that_cannot_be_made_is_a_configuration_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker / "config"))
+
+    with pytest.raises(
+        ConfigurationError, match=r"Cannot create the server key file .*/server\.key: .*XDG_CONFIG_HOME"
+    ):
+        KeyStore.open(tmp_path / "data")
+    assert not (tmp_path / "data" / "keys.db").exists()

@@ -89,6 +89,13 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
     return None
 
 
+TEMPLATE_KEY_INSTEAD = (
+    "set template_key_file (FACETRUST_TEMPLATE_KEY_FILE) to a file in a writable folder, give the key in "
+    "FACETRUST_TEMPLATE_KEY, or point XDG_CONFIG_HOME at a writable folder"
+)
+SERVER_KEY_INSTEAD = "point XDG_CONFIG_HOME at a writable folder, where server.key is kept"
+
+
 def default_key_file(name: str = TEMPLATE_KEY_NAME) -> Path:
     """``name`` in the per-user config directory (platformdirs): where default keys are kept."""
     from facetrust.config import default_config_dir
@@ -96,19 +103,31 @@ def default_key_file(name: str = TEMPLATE_KEY_NAME) -> Path:
     return default_config_dir() / name
 
 
-def ensure_key_file(path: Path) -> bool:
+def ensure_key_file(path: Path, *, what: str = "template key file", instead: str = TEMPLATE_KEY_INSTEAD) -> bool:
     """Create ``path`` holding a new random key (directory 0700, file 0600) unless it exists.
 
-    Returns True when it was created. Two processes racing both end up reading the same key.
+    Returns True when it was created. Two processes racing both end up reading the same key. A
+    folder that cannot be made or written (a service account whose home does not exist) is a
+    ``ConfigurationError`` naming the file and ``instead``, what to set.
     """
     from facetrust.store.private import private_dir
 
     path = Path(path)
-    private_dir(path.parent)
+
+    def refused(exc: OSError) -> ConfigurationError:
+        setting = "template_key_file" if what == "template key file" else "XDG_CONFIG_HOME"
+        return ConfigurationError(f"Cannot create the {what} {path}: {exc.strerror or exc}; {instead}", setting=setting)
+
+    try:
+        private_dir(path.parent)
+    except OSError as exc:  # its folder, or a parent, is a file or cannot be made
+        raise refused(exc) from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
+    except OSError as exc:
+        raise refused(exc) from None
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, (generate_key() + "\n").encode())
@@ -136,7 +155,7 @@ def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey
     directory (made on first use), or ``key_file``; refused inside the data directory or when
     others can read it, like a template key file."""
     path = Path(key_file or default_key_file(SERVER_KEY_NAME))
-    ensure_key_file(path)
+    ensure_key_file(path, what="server key file", instead=SERVER_KEY_INSTEAD)
     resolved = path.resolve()
     if resolved.is_relative_to(Path(data_dir).resolve()):
         raise ConfigurationError(
