@@ -135,3 +135,30 @@ def test_the_version_4_upgrade_puts_the_new_trigger_in_place_in_its_own_transact
     finally:
         conn.close()
     assert {"ingested_erased_last", "faces_by_image"} <= found and "ingested_erased" not in found
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_version_4_store_gets_the_client_token_tables_in_the_upgrade_itself(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Version 4 stores had no ClientRequestToken answers; a version-4 facetrust deleting users
+    beside them would not forget theirs, so from 5 on it refuses the store."""
+    from facetrust.store.upgrade import upgrade
+
+    url = str(request.getfixturevalue("pg_url")) if kind == "postgresql" else "sqlite"
+    store = open_store(tmp_path / "facetrust.db", url)
+    try:
+        with store.transaction() as conn:
+            conn.execute("DROP TABLE client_token_faces")
+            conn.execute("DROP TABLE client_tokens")
+            if kind == "postgresql":
+                conn.execute("DROP TRIGGER IF EXISTS client_tokens_face_gone ON faces")
+            conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        conn = store.connection()
+        upgrade(conn, "test store", postgres=kind == "postgresql")  # as opening it runs, before the schema script
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        assert conn.execute("SELECT count(*) FROM client_tokens").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM client_token_faces").fetchone() == (0,)
+    finally:
+        store.close()
+    assert SCHEMA_VERSION == 5

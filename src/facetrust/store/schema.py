@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from facetrust.store.client_tokens import DDL as CLIENT_TOKENS_DDL
 
-SCHEMA_VERSION = 4  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
+SCHEMA_VERSION = 5  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
 # 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it);
-# 4: an image's resume record goes with its last face, not its first (upgrade.py drops the old trigger)
+# 4: an image's resume record goes with its last face, not its first (upgrade.py drops the old trigger);
+# 5: the ClientRequestToken answers (store/client_tokens.py), which deleting a user must forget: a
+#    facetrust of version 4 would delete users without forgetting them, so it must refuse the store
 
 # Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
 # collection, written in the same transaction as its faces, so a rerun skips exactly those.

@@ -14,6 +14,12 @@ its expiry (which a consent that ends sooner brings forward). Stored faces get t
 
 Version 4: an image's resume record is erased with its last face (trigger ``ingested_erased_last``,
 made by the schema script), no longer with its first: the old trigger is dropped.
+
+Version 5: the kept answers of ``ClientRequestToken`` requests (``store/client_tokens.py``). Their
+tables came with no new version at first, so a facetrust of version 4 opened such a store and
+deleted users without forgetting their answers (a retried CreateUser was then answered from a
+user that no longer existed). The step makes the tables where they are missing; from version 5 on,
+an older facetrust refuses the store.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import sqlite3
 from typing import TYPE_CHECKING, cast
 
 from facetrust.errors import ConfigurationError
+from facetrust.store.client_tokens import DDL as CLIENT_TOKENS_DDL
 from facetrust.store.ingested import hash_key
 from facetrust.store.schema import RESUME_DDL, SCHEMA_VERSION
 
@@ -62,6 +69,10 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
                 conn.execute("CREATE INDEX IF NOT EXISTS faces_by_image ON faces(image_id)")
                 _script(conn, RESUME_DDL, postgres)
             log.info("%s: schema version %d -> 4, resume records kept while an image has faces", where, version)
+        if version < 5:
+            if _has_table(conn, "faces", postgres):  # the answers' tables refer to collections and faces
+                _script(conn, CLIENT_TOKENS_DDL, postgres)
+            log.info("%s: schema version %d -> 5, ClientRequestToken answers kept", where, version)
         if version < SCHEMA_VERSION:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
