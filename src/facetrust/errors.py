@@ -17,6 +17,7 @@
     │   └── IdempotencyError            a request token reused for a different request
     ├── LimitExceededError              a quota would be exceeded (e.g. faces per user)
     ├── ServiceBusyError                the service is at capacity (decode budget): retry later
+    ├── StoreBusyError                  another process held the store's write lock too long: retry later
     ├── GovernanceError                 the deployment's policy refuses the request
     │   ├── PurposeRefusedError         purpose forbidden/undeclared, search not allowed, threshold too low
     │   ├── ConsentRequiredError        enrolment needs a valid consent record for the subject
@@ -56,6 +57,7 @@ __all__ = [
     "PurposeRefusedError",
     "RoleDeniedError",
     "ServiceBusyError",
+    "StoreBusyError",
     "VideoLocationError",
     "VideoTooLargeError",
 ]
@@ -205,6 +207,13 @@ class ServiceBusyError(FacetrustError):
         super().__init__(message)
         self.limit = limit
         self.requested = requested
+
+
+class StoreBusyError(FacetrustError):
+    """Another process held the store's write lock for longer than the store waits (SQLite's busy
+    timeout: an upgrade of an older store, a long import); nothing was done, retry later."""
+
+    code = "StoreBusy"
 
 
 class GovernanceError(FacetrustError):

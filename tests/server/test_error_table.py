@@ -24,6 +24,7 @@ from facetrust.errors import (
     NotFoundError,
     PurposeRefusedError,
     ServiceBusyError,
+    StoreBusyError,
 )
 from facetrust.server.auth import AuthError
 from facetrust.server.errors import ERROR_TABLE, RequestError, describe_error, error_response
@@ -53,6 +54,7 @@ INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "Configuratio
         (LimitExceededError("busy", limit=20), "StartFaceSearch", (400, "LimitExceededException")),
         (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
         (ServiceBusyError("busy", limit=1, requested=2), "DetectFaces", (429, "ThrottlingException")),
+        (StoreBusyError("locked"), "IndexFaces", (503, "ServiceUnavailableException")),
         (CommitUnknownError("lost", transaction_id=7), "IndexFaces", (409, "CommitOutcomeUnknownException")),
         (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),
         (AuthError("no", code="AccessDeniedException", status=400), "ListFaces", (400, "AccessDeniedException")),

@@ -66,3 +66,57 @@ def test_a_checkpoint_a_reader_blocks_is_due_until_a_retry_completes_it(store: S
     assert store.retry_checkpoint() and store.retry_checkpoint()  # completed, and then nothing is due
     files = [tmp_path / "facetrust.db", tmp_path / "facetrust.db-wal"]
     assert not any(template in f.read_bytes() for f in files if f.exists())
+
+
+def _lock_held(path: Path) -> sqlite3.Connection:
+    """Another process's long write (an upgrade, an import): its write lock on ``path``, held."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_a_store_locked_longer_than_the_busy_timeout_is_store_busy_not_a_sqlite_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetrust.errors import StoreBusyError
+    from facetrust.store import busy
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
+    Store(tmp_path / "facetrust.db").close()  # made before the lock
+    other = _lock_held(tmp_path / "facetrust.db")
+    try:
+        with pytest.raises(StoreBusyError, match=rf"^Data directory {tmp_path} is locked by another process .* 0\.2 s"):
+            Store(tmp_path / "facetrust.db")  # opening takes the write lock to make the schema
+        other.execute("COMMIT")
+        store = Store(tmp_path / "facetrust.db")
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreBusyError), store.transaction() as conn:
+                conn.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+            other.execute("COMMIT")
+            with store.transaction() as conn:  # the lock gone, the same connection writes again
+                conn.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+        finally:
+            store.close()
+    finally:
+        other.close()
+
+
+def test_a_second_process_opening_an_old_store_while_another_upgrades_it_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetrust.errors import StoreBusyError
+    from facetrust.store import busy
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
+    store = Store(tmp_path / "facetrust.db")
+    with store.transaction() as conn:
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")  # an older facetrust's store
+    store.close()
+    other = _lock_held(tmp_path / "facetrust.db")  # the first process, upgrading it
+    try:
+        with pytest.raises(StoreBusyError, match="an upgrade of an older store"):
+            Store(tmp_path / "facetrust.db")
+    finally:
+        other.close()
+    Store(tmp_path / "facetrust.db").close()  # once it is done, the store opens (and is upgraded)

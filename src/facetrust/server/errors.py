@@ -33,6 +33,7 @@ from facetrust.errors import (
     ModelMismatchError,
     NotFoundError,
     ServiceBusyError,
+    StoreBusyError,
     VideoLocationError,
     VideoTooLargeError,
 )
@@ -107,6 +108,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(LimitExceededError, 400, "ServiceQuotaExceededException"),
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
     ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff
+    ErrorRule(StoreBusyError, 503, "ServiceUnavailableException"),  # nothing done: botocore retries, with backoff
     # a write that may have committed: a status botocore does not retry (a 500 it would retry, twice writing)
     ErrorRule(CommitUnknownError, 409, "CommitOutcomeUnknownException"),
     # the store was altered outside facetrust: a server-side fault, said plainly (no traceback)

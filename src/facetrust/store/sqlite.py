@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store import video_jobs
+from facetrust.store import busy, video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.anchor import RECENT_HEADS, AuditHead, HeadFile, disagreement
 from facetrust.store.anchor import head as audit_head
@@ -137,7 +137,8 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         return f"Data directory {self.path.parent}"
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
+        with busy.store_busy(self.where()):  # the lock is waited for at the script's BEGIN, before any change
+            conn.executescript("BEGIN IMMEDIATE;" + DDL + AUDIT_DDL + "COMMIT;")
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -150,14 +151,16 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
                 private_file(self.path)
                 for suffix in ("-wal", "-shm", "-journal"):  # SQLite gives new ones the database's mode
                     tighten(self.path.with_name(self.path.name + suffix))
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path, timeout=busy.BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
             except (OSError, sqlite3.DatabaseError) as exc:
                 raise ConfigurationError(f"Cannot open database {self.path}: {exc}") from None
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA secure_delete=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(busy.BUSY_TIMEOUT_S * 1000)}")
             self._conns.put(conn)
         return conn
 
@@ -183,7 +186,8 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
     def _begin(self, sql: str) -> sqlite3.Connection:
         """This thread's connection, with the transaction ``sql`` begun on it."""
         conn = self._conn()
-        conn.execute(sql)
+        with busy.store_busy(self.where()):
+            conn.execute(sql)
         return conn
 
     def _commit(self, conn: sqlite3.Connection) -> None:

@@ -29,6 +29,7 @@ import sqlite3
 from typing import TYPE_CHECKING, cast
 
 from facetrust.errors import ConfigurationError
+from facetrust.store.busy import store_busy
 from facetrust.store.client_tokens import DDL as CLIENT_TOKENS_DDL
 from facetrust.store.ingested import hash_key
 from facetrust.store.schema import RESUME_DDL, SCHEMA_VERSION
@@ -48,7 +49,8 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
     new store (the schema script makes it current). A store of a newer version is refused."""
     if not _has_table(conn, "meta", postgres) or _version(conn) == SCHEMA_VERSION:
         return  # new, or current: no write lock taken
-    conn.execute("BEGIN IMMEDIATE")
+    with store_busy(where):  # another process upgrading it for longer than the busy timeout
+        conn.execute("BEGIN IMMEDIATE")
     try:
         version = _version(conn)  # again, under the lock: another process may have upgraded it
         if version > SCHEMA_VERSION:
