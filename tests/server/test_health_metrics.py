@@ -228,3 +228,21 @@ def test_console_files_are_served_whole_whatever_range_is_asked(api: Api, asked:
     assert response.status_code == 200
     assert response.content == whole.content and len(whole.content) > 1000
     assert "accept-ranges" not in response.headers and "content-range" not in response.headers
+
+
+@SQLITE_FILES
+def test_health_answers_503_while_the_replay_record_cannot_be_opened(tmp_path: Path) -> None:
+    """Every signed request records its signature in replays.db: unreadable, none is served."""
+    from .live import serving_signed
+
+    with FaceService(tmp_path / "data", fake_engine()) as service:
+        replays = service.store.replays.path
+        with serving_signed(service, {"admin": "admin"}) as (url, _):
+            replays.write_bytes(b"this is not a SQLite database" * 100)  # before any signed request opened it
+            down = httpx.get(url + "/health")
+            replays.unlink()
+            up = httpx.get(url + "/health")
+
+    assert down.status_code == 503
+    assert down.json() == {"status": "unavailable", "replay_record": "unreadable", "replica": service.replica_id}
+    assert up.status_code == 200 and up.json()["status"] == "ok"

@@ -237,6 +237,14 @@ def create_app(
             log.error("health: the store cannot be read: %s", exc)
             down = {"status": "unavailable", "store": "unreachable", "replica": service.replica_id}
             return Response(json.dumps(down).encode(), status_code=503, media_type="application/json")
+        replays = getattr(service.store, "replays", None)  # SQLite: the signatures seen, in their own file
+        if authenticator is not None and replays is not None:
+            try:  # every signed request records its signature there: unreadable, none can be served
+                await run_in_threadpool(replays.connection)
+            except Exception as exc:
+                log.error("health: the replay record cannot be opened: %s", exc)
+                down = {"status": "unavailable", "replay_record": "unreadable", "replica": service.replica_id}
+                return Response(json.dumps(down).encode(), status_code=503, media_type="application/json")
         body: dict[str, Any] = {
             "status": "ok",
             "models": [
