@@ -88,6 +88,8 @@ class WithoutSamePerson:
 def groups(result: AnalysisResult) -> dict[str, Any]:
     out = {}
     for g in result.groups:
+        if "similarity" not in g.fmr:  # too few faces found: no match rates
+            continue
         r = g.fmr["similarity"]
         out[g.group] = {
             "pairs": g.impostor_pairs,

@@ -209,7 +209,7 @@ def audited(m: Method, utk: F.Part, group: str, drop: np.ndarray, limit: float |
     if limit is not None:
         scorer = FN.WithoutSamePerson(scorer, utk.emb.vectors, limit)
     res = audit_analysis(utk.spec, emb, scorer, utk.spec.analyses[analysis], m.t80, FN.OPTIONS, analysis)
-    r = next(g for g in res.groups if g.group == name).fmr["similarity"]
+    r = next(g for g in res.groups if g.group == name and "similarity" in g.fmr).fmr["similarity"]
     return [r.value, r.interval.low, r.interval.high]
 
 

@@ -308,6 +308,9 @@ def test_reaches_says_which_similarities_some_score_gets() -> None:
     assert max(short.similarity(s) for s in (0.5, 0.9, 1.0)) == pytest.approx(40.0)
     exact = Calibration("m", (0.0, 0.5), (0.0, -4.0), 1e-4, 10**5, "just enough")
     assert exact.reaches(80.0) and exact.compare(0.5, 80.0).similarity == 80.0
+    # the score a threshold starts at: the table's last score would be a lie where it never reaches it
+    assert exact.match_score(80.0) == 0.5 and short.match_score(40.0) == 0.5
+    assert short.match_score(80.0) == math.inf and short.score_for_similarity(80.0) == 0.5
 
 
 def test_calibration_load_refuses_a_missing_file_naming_it(tmp_path: Path) -> None:

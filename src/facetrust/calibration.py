@@ -162,6 +162,11 @@ class Calibration:
             threshold=threshold,
         )
 
+    def match_score(self, similarity: float) -> float:
+        """The raw score from which a pair reaches ``similarity``: ``score_for_similarity``, or
+        infinity where no score does (``reaches``), so that nothing matches there, as in ``compare``."""
+        return self.score_for_similarity(similarity) if self.reaches(similarity) else math.inf
+
     def score_for_fmr(self, fmr: float) -> float:
         """The raw score at which the estimated FMR falls to ``fmr`` (clamped to the table: below
         ``floor_fmr`` it is the table's last score, where the FMR is still the floor; ``reaches``)."""

@@ -279,3 +279,34 @@ def test_a_ratio_over_a_group_without_errors_is_open_above() -> None:
     assert ratio.differential.ratio_is_bound and (ratio.differential.worst, ratio.differential.best) == ("b", "a")
     assert 0.0 < ratio.interval.low <= ratio.differential.ratio and ratio.interval.high == float("inf")
     assert ratio.interval_text.endswith("–unbounded (a made no error)")
+
+
+def test_groups_without_match_rates_do_not_narrow_the_pooled_interval(synth: Synthetic) -> None:
+    spec, emb = synth
+    base = audit_dataset(spec, emb, CosineScorer(emb.vectors), 0.5, FAST).analyses[0]
+    # 200 more people in group "c", a face found for 2 of them: no pairs, no errors, no match rates
+    extra = tuple(ImageRecord(f"c{i}.jpg", f"pc{i}", {"g": "c"}) for i in range(200))
+    status = np.concatenate([emb.status, np.array([FACE] * 2 + [NO_FACE] * 198, np.int8)])
+    vectors = np.vstack([emb.vectors, np.eye(200, emb.vectors.shape[1], dtype=np.float32)])
+    bigger = DatasetSpec(spec.name, spec.kind, (*spec.images, *extra), spec.analyses)
+    more = audit_dataset(bigger, DatasetEmbeddings("m", vectors, status), CosineScorer(vectors), 0.5, FAST)
+    pooled = more.analyses[0].overall_fmr["similarity"]
+    assert more.analyses[0].unmeasured == ("c",)
+    assert pooled == base.overall_fmr["similarity"]  # the same pairs, errors and people
+
+
+def test_a_threshold_nothing_reaches_gets_no_one_to_one_ratio_interval(synth: Synthetic) -> None:
+    spec, emb = synth
+    result = audit_dataset(spec, emb, CosineScorer(emb.vectors), float("inf"), FAST).analyses[0]
+    assert all(g.fnmr["similarity"].value == 1.0 for g in result.groups)
+    ratio = next(r for r in result.ratios if r.metric == "fnmr" and r.point == "similarity")
+    assert ratio.interval.high == float("inf")
+    assert ratio.interval_text == "unbounded (every group erred on every trial)"
+
+
+def test_names_print_on_one_line_with_only_their_unprintable_characters_escaped() -> None:
+    from facetrust.fairness.results import one_line
+
+    assert one_line("Ménière group") == "Ménière group"
+    assert one_line("a\nb") == "a\\nb"
+    assert one_line("Ménière\u00a0\tgroup") == "Ménière\\xa0\\tgroup"

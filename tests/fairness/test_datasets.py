@@ -158,3 +158,13 @@ def test_a_csv_saved_with_a_byte_order_mark_reads_its_first_column(tmp_path: Pat
     (tmp_path / "d.csv").write_bytes("path,identity,sex\nx/1.jpg,p1,f\n".encode("utf-8-sig"))
     spec = load_csv(tmp_path / "d.csv")
     assert [(Path(r.path).name, r.identity) for r in spec.images] == [("1.jpg", "p1")]
+
+
+def test_utkface_labels_listing_an_image_twice_are_refused_and_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    text = "file,age,gender,race\na.jpg,8,Female,Asian\nb.jpg,35,Male,White\n"
+    (tmp_path / "labels.csv").write_bytes(text.encode("utf-8-sig"))
+    assert len(load_utkface(tmp_path).images) == 2  # "\ufefffile" was not the file column
+    (tmp_path / "labels.csv").write_text(text + "a.jpg,9,Female,Asian\n")  # two strangers with one face
+    with pytest.raises(InvalidParameterError, match=r"line 4 lists 'a\.jpg' again \(first on line 2\)"):
+        load_utkface(tmp_path)

@@ -69,3 +69,10 @@ def test_a_bound_nothing_measured_fails(audited: DatasetAudit) -> None:
     (check,) = check_gate(parse_gate("fnmr_ratio<=2"), [empty])
     assert not check.passed and math.isnan(check.value)
     assert check.describe() == "fnmr_ratio<=2: not measured by any analysis"
+
+
+def test_a_group_name_with_a_newline_keeps_a_gate_line_on_one_line() -> None:
+    from facetrust.fairness.gate import Bound, GateCheck
+
+    check = GateCheck(Bound("fmr", "similarity", "<=", 1e-3, "fmr<=1e-3"), 2e-3, "d, g, a\nb", False)
+    assert check.describe() == "fmr<=1e-3: fmr@similarity = 0.002 (d, g, a\\nb) FAILED"

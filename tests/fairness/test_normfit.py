@@ -7,6 +7,7 @@ children's faces do). Fitted on one sample, judged on another.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -289,6 +290,23 @@ def test_the_held_out_check_measures_each_group_under_the_refit_and_under_the_cu
     assert b.current_fmr.interval.low <= b.current_fmr.value <= b.current_fmr.interval.high
     assert b.tar is not None and b.current_tar is not None  # two faces a person: mated pairs
     assert 0.0 <= b.tar.interval.low <= b.tar.value <= b.tar.interval.high <= 1.0
+
+
+def test_the_held_out_check_leaves_out_a_group_with_too_few_faces_for_match_rates(fitted: NormaliserFit) -> None:
+    raw_table = fit_table([prepared()], model=MODEL, score_model=MODEL, replicates=0)
+    spec, vectors = population(seed=1, people=100)
+    extra = np.random.default_rng(0).standard_normal((3, vectors.shape[1])).astype(np.float32)
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    small = tuple(ImageRecord(f"c{i}.png", f"c{i}", {"group": "c"}) for i in range(3))  # under min_images
+    spec = dataclasses.replace(spec, images=(*spec.images, *small))
+    vectors = np.vstack([vectors, extra])
+    faces = np.full(len(vectors), FACE, np.int8)
+
+    found = check_held_out(
+        fitted.normaliser, [Prepared(spec, vectors, faces, faces, 0)], lambda v: (CosineScorer(v), raw_table, MODEL)
+    )
+
+    assert {g.group for g in found} == {"a", "b"}  # "c" has no match rates to compare (it was a KeyError)
 
 
 def test_split_people_keeps_each_persons_faces_together_and_is_seeded() -> None:

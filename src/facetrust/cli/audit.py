@@ -15,6 +15,7 @@ import click
 from facetrust.cli.context import cli_state, renders_errors
 from facetrust.errors import FacetrustError, InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
+from facetrust.fairness.results import one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.fairness.audit import AnalysisResult, DatasetAudit, Rate
@@ -61,11 +62,6 @@ def _rate(rate: Rate | None, width: int = 22) -> str:
     return text.rjust(width)
 
 
-def _shown(name: str) -> str:
-    """A group name on one line: control characters (a newline in a CSV cell) written as escapes."""
-    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
-
-
 def _analysis_text(result: AnalysisResult) -> list[str]:
     points = result.points
     lines = [f"  by {result.analysis.label}: " + "; ".join(f"{p.label} → score {p.threshold:.4f}" for p in points)]
@@ -74,7 +70,7 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
         head += f" {'FMR@' + p.key:>22} {'FNMR@' + p.key:>22}"
     lines.append(head)
     for g in result.groups:
-        row = f"    {_shown(g.group):<10} {g.images:>7,} {g.identities:>7,} {_rate(g.failure_to_detect)}"
+        row = f"    {one_line(g.group):<10} {g.images:>7,} {g.identities:>7,} {_rate(g.failure_to_detect)}"
         for p in points:
             row += f" {_rate(g.fmr.get(p.key))} {_rate(g.fnmr.get(p.key))}"
         lines.append(row)
@@ -83,11 +79,11 @@ def _analysis_text(result: AnalysisResult) -> list[str]:
         at = f" at {r.point}" if r.point else ""
         bound = " (lower bound)" if d.ratio_is_bound else ""
         lines.append(
-            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {_shown(d.worst)}/{_shown(d.best)} "
+            f"    {r.metric.upper()} ratio{at}: {d.ratio:.2f}{bound} {one_line(d.worst)}/{one_line(d.best)} "
             f"(95 % {r.interval_text})"
         )
     if result.unmeasured:
-        names = ", ".join(_shown(n) for n in result.unmeasured)
+        names = ", ".join(one_line(n) for n in result.unmeasured)
         lines.append(f"    too few faces found to measure match rates (failure to detect is measured): {names}")
     return lines
 

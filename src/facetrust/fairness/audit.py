@@ -38,6 +38,7 @@ from facetrust.fairness.results import (
     OperatingPoint,
     Rate,
     RatioResult,
+    one_line,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,6 +194,8 @@ def _ratio(
     unbounded = Interval(0.0, math.inf, level)
     if diff.worst_rate == 0.0:  # no group made an error: the rates allow any ratio at all
         return RatioResult(metric, point, diff, unbounded, "no group made an error")
+    if diff.best_rate == 1.0:  # every trial an error in every group (a threshold nothing reaches)
+        return RatioResult(metric, point, diff, unbounded, "every group erred on every trial")
     if any(_one_unit(by_name[name][0]) for name in (diff.worst, diff.best)):  # its replicates never vary
         return RatioResult(metric, point, diff, unbounded, "a group's errors come from too few people to resample")
     worst, best = rates(*worst_rep), np.maximum(rates(*best_rep), 1.0 / max(best_rate.trials, 1))
@@ -200,7 +203,9 @@ def _ratio(
     tail = (1.0 - level) / 2.0
     low, high = np.nanquantile(ratio, [tail, 1.0 - tail])
     if diff.ratio_is_bound:  # the best group made no error: its rate may be as near 0 as it likes
-        return RatioResult(metric, point, diff, Interval(float(low), math.inf, level), f"{diff.best} made no error")
+        return RatioResult(
+            metric, point, diff, Interval(float(low), math.inf, level), f"{one_line(diff.best)} made no error"
+        )
     return RatioResult(metric, point, diff, Interval(float(low), float(high), level))
 
 
@@ -219,7 +224,7 @@ def _overall(metric: str, point: str, groups: list[GroupResult], reps: list[_Rep
     trials = sum(rate.trials for rate, _ in pairs)
     num = sum(rep[0] for _, rep in pairs)
     den = sum(rep[1] for _, rep in pairs)
-    units = sum(g.identities for g in groups)
+    units = sum(g.identities for g, rate in zip(groups, rates_) if rate is not None)  # the people measured
     return Rate(errors / trials, errors, trials, _interval(num, den, errors, units, level))  # type: ignore[arg-type]
 
 

@@ -210,7 +210,8 @@ def _utk_rows(root: Path) -> list[tuple[str, int, str, str]]:
     labels = root / "labels.csv"
     rows: list[tuple[str, int, str, str]] = []
     if labels.is_file():
-        with labels.open(newline="") as fh:
+        first_line: dict[str, int] = {}  # each image once: without identities a second row is a stranger
+        with labels.open(newline="", encoding="utf-8-sig") as fh:
             for i, row in enumerate(csv.DictReader(fh), start=2):
                 try:
                     rows.append((str(folder / row["file"]), int(row["age"]), row["gender"].lower(), row["race"]))
@@ -218,6 +219,14 @@ def _utk_rows(root: Path) -> list[tuple[str, int, str, str]]:
                     raise InvalidParameterError(
                         f"{labels} line {i}: need file,age,gender,race with an integer age", parameter="DATASET"
                     ) from None
+                where = os.path.normpath(rows[-1][0])
+                if where in first_line:
+                    raise InvalidParameterError(
+                        f"{labels} line {i} lists {row['file']!r} again (first on line {first_line[where]}): "
+                        "list each image once",
+                        parameter="DATASET",
+                    )
+                first_line[where] = i
         return rows
     for p in _utk_files(root):
         parts = p.name.split("_")

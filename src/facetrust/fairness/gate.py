@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.audit import AnalysisResult, DatasetAudit
+from facetrust.fairness.results import one_line
 
 __all__ = ["METRICS", "POINTS", "Bound", "GateCheck", "check_gate", "parse_gate"]
 
@@ -59,7 +60,7 @@ class GateCheck:
             return f"{b.text}: not measured by any analysis"
         verdict = "ok" if self.passed else "FAILED"
         name = b.metric if b.metric.startswith("ftd") else f"{b.metric}@{b.point}"
-        return f"{b.text}: {name} = {self.value:.4g} ({self.where}) {verdict}"
+        return f"{b.text}: {name} = {self.value:.4g} ({one_line(self.where)}) {verdict}"
 
 
 def parse_gate(expr: str) -> tuple[Bound, ...]:

@@ -228,7 +228,7 @@ def cluster_counts(
 
     if normaliser.calibration is None:
         raise InvalidParameterError("The normaliser has no calibration to read Similarity from", parameter="normaliser")
-    t = normaliser.calibration.score_for_similarity(similarity)
+    t = normaliser.calibration.match_score(similarity)
     k = len(normaliser.centroids)
     n, high = np.zeros(k, np.int64), np.zeros(k, np.int64)
     for ps in sets:
@@ -431,11 +431,13 @@ def check_held_out(
         analyses = p.spec.analyses or (Analysis("", "all pairs"),)
         found = []
         for scorer, cal in ((normaliser.scorer(p.vectors), normaliser.calibration), current(p.vectors)[:2]):
-            t = cal.score_for_similarity(similarity)
+            t = cal.match_score(similarity)
             found.append([audit_analysis(p.spec, emb, scorer, a, t, options, k) for k, a in enumerate(analyses)])
         for a, mine, now in zip(analyses, *found, strict=True):
             for g, c in zip(mine.groups, now.groups, strict=True):
                 key = "similarity"
+                if key not in g.fmr or key not in c.fmr:  # too few faces found: no match rates
+                    continue
                 out.append(
                     HeldOutGroup(
                         p.spec.name, a.column, g.group, g.impostor_pairs, g.fmr[key], c.fmr[key],

@@ -310,8 +310,8 @@ def fit_for_datasets(
     SFace's cosine, a fused template's SFace part for the accurate profile);
     with ``max_per_identity``, each identity keeps at most that many faces (``limit_per_identity``,
     seeded by ``seed``; counted as ``over_identity_limit``). The thresholds of Similarity 40, 60, 80
-    and 99 get 95 % identity-bootstrap intervals (``threshold_intervals``; none when ``replicates``
-    is 0).
+    and 99 that the table reaches get 95 % identity-bootstrap intervals (``threshold_intervals``;
+    none when ``replicates`` is 0, or for a Similarity no score gets: ``Calibration.reaches``).
     """
     prepared = prepare_datasets(
         engine, specs, cache_dir=cache_dir, workers=workers, progress=progress,

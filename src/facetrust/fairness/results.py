@@ -84,6 +84,12 @@ class GroupResult:
     mated_histogram: tuple[int, ...] = ()
 
 
+def one_line(name: str) -> str:
+    """A group name as printed on one line: each unprintable character (a newline from a CSV cell)
+    as its escape, the rest as it is."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 @dataclass(frozen=True)
 class RatioResult:
     """Worst/best ratio of one metric at one operating point, with its bootstrap interval."""

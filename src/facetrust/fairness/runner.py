@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import os
 import platform
 import time
@@ -185,12 +184,7 @@ def run_audit(
         emb = embed_spec(engine, spec, cache_dir=cache_dir, workers=workers, progress=progress)
         embedded = time.perf_counter()
         scorer, calibration, score_id = engine_scoring(engine, emb.vectors)
-        # a table that never reaches the Similarity: nothing matches there, as in the service
-        threshold = (
-            calibration.score_for_similarity(options.similarity)
-            if calibration.reaches(options.similarity)
-            else math.inf
-        )
+        threshold = calibration.match_score(options.similarity)  # infinite where the table never reaches it
         audits.append(audit_dataset(spec, emb, scorer, threshold, options))
         timings[f"{spec.name}: embedding s"] = round(embedded - started, 1)
         timings[f"{spec.name}: analysis s"] = round(time.perf_counter() - embedded, 1)

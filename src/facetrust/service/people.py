@@ -164,7 +164,7 @@ def place_pending(service: ServiceContext, row: CollectionRow) -> int:
     row_of = {k: i for i, k in enumerate(pending)}  # its row of neighbours, before erased/expired faces drop out
     with service.store.transaction() as conn:
         require_current(service, row, conn)
-        threshold = service.engine_for(row).calibration.score_for_similarity(_threshold(service, row, conn))
+        threshold = service.engine_for(row).calibration.match_score(_threshold(service, row, conn))
         label_of = tables.members(conn, row.id)
         members_of: dict[str, list[int]] = {}
         for k, label in label_of.items():
@@ -249,7 +249,7 @@ def _full_pass(service: ServiceContext, row: CollectionRow, threshold: float) ->
         before = tables.members(conn, row.id)
         faces = _faces(service, row, keys, conn)
         present = np.array([k in faces.image_of for k in keys], dtype=bool)  # not erased since the read
-        score = service.engine_for(row).calibration.score_for_similarity(threshold)
+        score = service.engine_for(row).calibration.match_score(threshold)
         found = cluster(
             np.asarray(keys)[present], vectors[present], (neighbours[present], scores[present]), faces, score
         )
