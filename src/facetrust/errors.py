@@ -215,6 +215,11 @@ class StoreBusyError(FacetrustError):
 
     code = "StoreBusy"
 
+    def __init__(self, message: str, *, where: str, waited_s: float) -> None:
+        super().__init__(message)
+        self.where = where
+        self.waited_s = waited_s
+
 
 class GovernanceError(FacetrustError):
     """The deployment's policy refuses the request; nothing was changed."""

@@ -54,7 +54,7 @@ INTERNAL = {"FacetrustError", "ModelError", "ModelIntegrityError", "Configuratio
         (LimitExceededError("busy", limit=20), "StartFaceSearch", (400, "LimitExceededException")),
         (PurposeRefusedError("no", purpose="p"), "SearchFaces", (400, "AccessDeniedException")),
         (ServiceBusyError("busy", limit=1, requested=2), "DetectFaces", (429, "ThrottlingException")),
-        (StoreBusyError("locked"), "IndexFaces", (503, "ServiceUnavailableException")),
+        (StoreBusyError("locked", where="d", waited_s=30.0), "IndexFaces", (503, "ServiceUnavailableException")),
         (CommitUnknownError("lost", transaction_id=7), "IndexFaces", (409, "CommitOutcomeUnknownException")),
         (AuthError("no", code="InvalidSignatureException"), "ListFaces", (403, "InvalidSignatureException")),
         (AuthError("no", code="AccessDeniedException", status=400), "ListFaces", (400, "AccessDeniedException")),

@@ -286,3 +286,25 @@ def test_a_server_key_folder_that_cannot_be_made_is_a_configuration_error_naming
     ):
         KeyStore.open(tmp_path / "data")
     assert not (tmp_path / "data" / "keys.db").exists()
+
+
+def test_a_key_store_locked_by_another_process_is_store_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facetrust.errors import StoreBusyError
+    from facetrust.server import keys as keys_module
+
+    KeyStore.open(tmp_path).close()
+    monkeypatch.setattr(keys_module, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(tmp_path / "keys.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process creating keys, say
+    try:
+        with pytest.raises(StoreBusyError, match=r"^Key store .*keys\.db is locked by another process"):
+            KeyStore.open(tmp_path)  # it records the server key's id on every open
+        other.execute("COMMIT")
+        with KeyStore.open(tmp_path) as keys:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreBusyError):
+                keys.create("admin")
+            other.execute("COMMIT")
+            assert keys.create("admin")[0].startswith("FT")
+    finally:
+        other.close()

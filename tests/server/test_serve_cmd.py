@@ -97,10 +97,13 @@ def test_serve_defaults_to_authentication_on_127_0_0_1_port_8000(tmp_path: Path,
     assert result.exit_code == 0, result.output
     (run,) = runs
     assert (run["host"], run["port"], run["http"]) == ("127.0.0.1", 8000, GuardedH11Protocol)
-    assert (
-        result.output == f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); "
-        "web page http://127.0.0.1:8000/ui/; Ctrl-C stops\n"
+    *made, last = result.output.splitlines()
+    assert last == (
+        f"facetrust: serving {tmp_path} at http://127.0.0.1:8000 (authentication on); "
+        "web page http://127.0.0.1:8000/ui/; Ctrl-C stops"
     )
+    # the first start in this user's config makes the per-user keys, and its log says where
+    assert all(" INFO facetrust.governance.crypto: Created key file " in line for line in made)
 
 
 def test_serve_runs_the_apps_lifespan_which_holds_the_retention_sweep(
@@ -302,3 +305,20 @@ def test_the_server_log_names_a_refused_key_and_the_request_id(tmp_path: Path, m
     assert f"INFO facetrust.server.auth: Refused a request signed by key {key_id}: revoked key" in result.stderr
     (request_id,) = seen
     assert f"request {request_id} ListCollections refused: UnrecognizedClientException" in result.stderr
+
+
+def test_the_server_log_holds_what_opening_the_store_logs(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
+    import logging
+
+    from facetrust.store.sqlite import Store
+
+    store = Store(tmp_path / "facetrust.db")
+    with store.transaction() as conn:
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")  # an older facetrust's store
+    store.close()
+
+    result = serve(tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "INFO facetrust.store.upgrade: Data directory" in result.stderr and "schema version 4 -> 5" in result.stderr
+    assert not logging.getLogger("facetrust").handlers  # taken down when the command ends

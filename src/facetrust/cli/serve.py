@@ -96,6 +96,8 @@ def serve(
         state.overrides["template_encryption"] = False
     if video_root is not None:
         state.overrides["video_root"] = video_root
+    # facetrust's log lines from here to the command's end: the store's upgrade, the key store's, the server's
+    click.get_current_context().with_resource(_server_log())
     settings = state.settings()
     service = state.service()  # closed when the command's context closes, after the server stops
     keys = None if no_auth else KeyStore.open(settings.resolved_data_dir, store=settings.store)
@@ -119,8 +121,7 @@ def serve(
         # lifespan on: the app's lifespan runs the hourly retention sweep (server/app.py)
         # the h11 protocol with a request-head deadline and JSON framing errors (server/http11.py)
         try:
-            with _server_log():
-                uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
+            uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", **SERVER_OPTIONS)
         except SystemExit as exc:  # uvicorn exits 3 when it cannot start (it logged why)
             if exc.code in (None, 0):
                 raise

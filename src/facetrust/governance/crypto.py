@@ -103,7 +103,13 @@ def default_key_file(name: str = TEMPLATE_KEY_NAME) -> Path:
     return default_config_dir() / name
 
 
-def ensure_key_file(path: Path, *, what: str = "template key file", instead: str = TEMPLATE_KEY_INSTEAD) -> bool:
+def ensure_key_file(
+    path: Path,
+    *,
+    what: str = "template key file",
+    instead: str = TEMPLATE_KEY_INSTEAD,
+    setting: str = "template_key_file",
+) -> bool:
     """Create ``path`` holding a new random key (directory 0700, file 0600) unless it exists.
 
     Returns True when it was created. Two processes racing both end up reading the same key. A
@@ -115,7 +121,6 @@ def ensure_key_file(path: Path, *, what: str = "template key file", instead: str
     path = Path(path)
 
     def refused(exc: OSError) -> ConfigurationError:
-        setting = "template_key_file" if what == "template key file" else "XDG_CONFIG_HOME"
         return ConfigurationError(f"Cannot create the {what} {path}: {exc.strerror or exc}; {instead}", setting=setting)
 
     try:
@@ -155,7 +160,7 @@ def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey
     directory (made on first use), or ``key_file``; refused inside the data directory or when
     others can read it, like a template key file."""
     path = Path(key_file or default_key_file(SERVER_KEY_NAME))
-    ensure_key_file(path, what="server key file", instead=SERVER_KEY_INSTEAD)
+    ensure_key_file(path, what="server key file", instead=SERVER_KEY_INSTEAD, setting="data_dir")
     resolved = path.resolve()
     if resolved.is_relative_to(Path(data_dir).resolve()):
         raise ConfigurationError(

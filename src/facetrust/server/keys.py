@@ -25,9 +25,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from facetrust.errors import ConfigurationError, InvalidParameterError, NotFoundError
+from facetrust.errors import ConfigurationError, FacetrustError, InvalidParameterError, NotFoundError
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
+from facetrust.store.busy import BUSY_TIMEOUT_S, store_busy
 from facetrust.store.pg_conn import PgConnection
 from facetrust.store.pg_dialect import ddl
 from facetrust.store.private import private_dir
@@ -127,19 +128,20 @@ class KeyStore:
         try:
             private_dir(path.parent)
             _create_private(path)
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
         try:
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            migrate(conn, f"Key store {path}", postgres=False)
-            _seal_plain_secrets(conn, sealer)
-            _check_server_key(conn, sealer)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            with store_busy(f"Key store {path}"):  # another process writing it (migrating, creating keys)
+                migrate(conn, f"Key store {path}", postgres=False)
+                _seal_plain_secrets(conn, sealer)
+                _check_server_key(conn, sealer)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
-        except ConfigurationError:
+        except FacetrustError:  # refused (a newer version, another server key) or busy
             conn.close()
             raise
         return cls(path, conn, sealer)
@@ -216,10 +218,11 @@ class KeyStore:
             while True:
                 key_id = KEY_ID_PREFIX + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(_KEY_ID_RANDOM))
                 try:
-                    self._connection().execute(
-                        "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
-                        (key_id, self._sealer.seal(key_id, secret), role, description, time.time()),
-                    )
+                    with store_busy(f"Key store {self.path}"):
+                        self._connection().execute(
+                            "INSERT INTO keys(key_id, secret, role, description, created_at) VALUES (?, ?, ?, ?, ?)",
+                            (key_id, self._sealer.seal(key_id, secret), role, description, time.time()),
+                        )
                 except sqlite3.IntegrityError:  # pragma: no cover - a 1 in 36**17 collision
                     continue
                 break
@@ -246,7 +249,7 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> KeyRecord:
         """Revoke ``key_id`` (from now on its requests are refused); revoking twice keeps the first time."""
-        with self._lock:
+        with self._lock, store_busy(f"Key store {self.path}"):
             conn = self._connection()
             changed = conn.execute(
                 "UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id)

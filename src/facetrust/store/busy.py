@@ -24,5 +24,7 @@ def store_busy(where: str) -> Iterator[None]:
             raise
         raise StoreBusyError(
             f"{where} is locked by another process writing to it (an upgrade of an older store, a long import) "
-            f"for longer than {BUSY_TIMEOUT_S:g} s; nothing was done: try again when it is done"
+            f"for longer than {BUSY_TIMEOUT_S:g} s; nothing was done: try again when it is done",
+            where=where,
+            waited_s=BUSY_TIMEOUT_S,
         ) from None

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from facetrust.errors import ConfigurationError, ConflictError
 from facetrust.store.anchor import AuditHead
 from facetrust.store.anchor import head as audit_head
+from facetrust.store.busy import BUSY_TIMEOUT_S
 from facetrust.store.postgres import redact_error, redact_url
 from facetrust.store.sealing import MAGIC
 from facetrust.store.sqlite import Store
@@ -271,7 +272,7 @@ class StoreWriter:
             self.committed = True
             return
         self.store.close()  # the journal mode changes only while no other connection is open
-        conn = sqlite3.connect(self.store.path, timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(self.store.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
             if str(mode).lower() != "delete":

@@ -24,6 +24,7 @@ import sqlite3
 from pathlib import Path
 
 from facetrust.errors import ConfigurationError
+from facetrust.store.busy import BUSY_TIMEOUT_S
 from facetrust.store.private import private_dir, private_file, tighten
 from facetrust.store.threadconns import ThreadConnections
 
@@ -114,10 +115,10 @@ class ReplayFile:
             private_file(self.path)
             for suffix in ("-wal", "-shm"):  # SQLite gives new ones the file's mode
                 tighten(self.path.with_name(self.path.name + suffix))
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit (see the module's docstring)
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             conn.executescript(DDL)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise ConfigurationError(f"Cannot open the replay record {self.path}: {exc}") from None
