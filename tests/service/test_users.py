@@ -70,6 +70,24 @@ def test_associate_refuses_faces_of_another_user_and_unknown_faces(coll: FaceSer
     }
 
 
+def test_faces_already_so_are_ignored_by_associate_and_disassociate(coll: FaceService) -> None:
+    """AWS: a face already associated with the user is "ignored and will not be returned", and so is
+    one already disassociated; only a face of another user is an UnsuccessfulFace."""
+    a, b = _faces(coll, 1, 1)
+    coll.create_user("c", "alice")
+    coll.associate_faces("c", "alice", [a])
+    again = coll.associate_faces("c", "alice", [a, b])
+    assert again.associated == (b,) and again.unsuccessful == () and again.user.face_count == 2
+    coll.disassociate_faces("c", "alice", [a])
+    twice = coll.disassociate_faces("c", "alice", [a])
+    assert twice.associated == () and twice.unsuccessful == ()  # not "ASSOCIATED_TO_A_DIFFERENT_USER"
+    coll.create_user("c", "bob")
+    other = coll.disassociate_faces("c", "bob", [b])
+    assert [(u.face_id, u.reasons, u.user_id) for u in other.unsuccessful] == [
+        (b, ("ASSOCIATED_TO_A_DIFFERENT_USER",), "alice")
+    ]
+
+
 def test_a_user_holds_at_most_100_faces(coll: FaceService) -> None:
     coll.create_user("c", "alice")
     faces = [coll.index_faces("c", face_png((20, 20, 100, 5))).indexed[0].stored.face_id for _ in range(101)]

@@ -293,8 +293,8 @@ def _decide(
         face = found.get(face_id)
         if face is None:
             failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
-        elif face.user_id == user_id:
-            associated.append(face_id)
+        elif face.user_id == user_id:  # already this user's: ignored, not returned (as AWS documents)
+            continue
         elif face.user_id is not None:
             failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
         elif sims.get(face.key, threshold) < threshold:
@@ -326,6 +326,8 @@ def _disassociate_faces(
             face = found.get(face_id)
             if face is None:
                 failed.append(UnsuccessfulFace(face_id, ("FACE_NOT_FOUND",)))
+            elif face.user_id is None:  # already disassociated: ignored, not returned (as AWS documents)
+                continue
             elif face.user_id != user_id:
                 failed.append(UnsuccessfulFace(face_id, ("ASSOCIATED_TO_A_DIFFERENT_USER",), face.user_id))
             else:
