@@ -132,6 +132,20 @@ def test_search_users_lists_the_user_of_the_matching_face(fc: ServiceCli) -> Non
     )
 
 
+def test_search_users_of_an_image_without_a_face_says_nothing_was_searched(fc: ServiceCli) -> None:
+    empty = fc.image("empty.png", [])
+
+    users = fc.run("search", "people", "--users", empty)
+    faces = fc.run("search", "people", empty)
+
+    assert users.exit_code == 0  # SearchUsersByImage: no matches and no searched face, as AWS answers
+    assert users.stdout.splitlines()[:2] == [
+        f"{empty}: no face that can be searched (none found, or all too small, cut off or below the filter)",
+        "no users match at similarity ≥ 80",
+    ]
+    assert faces.exit_code == 1 and "no faces in the image that can be searched" in faces.stderr
+
+
 def test_search_max_faces_limits_the_candidates(fc: ServiceCli) -> None:
     probe = fc.image("probe.png", [(150, 100, 100, 3)])
 

@@ -150,3 +150,26 @@ def test_plain_boto3_parses_search_responses_without_the_extras(gallery: Gallery
 
     assert set(out) == {"SearchedFaceId", "FaceMatches", "FaceModelVersion", "ResponseMetadata"}
     assert set(out["FaceMatches"][0]) == {"Similarity", "Face"}
+
+
+def test_search_users_by_image_without_a_face_answers_no_matches_and_no_searched_face(gallery: Gallery) -> None:
+    """AWS: "If no valid face is detected in the image, the response will contain an empty
+    UserMatches list and no SearchedFace object" (SearchFacesByImage refuses it, as AWS does)."""
+    out = gallery.api.client.search_users_by_image(CollectionId="staff", Image={"Bytes": face_png()})
+
+    assert out["UserMatches"] == [] and "SearchedFace" not in out and out["UnsearchedFaces"] == []
+    calibrated = gallery.api.calibrated.search_users_by_image(CollectionId="staff", Image={"Bytes": face_png()})
+    assert calibrated["GalleryFalsePositiveIdentificationRate"] == 0.0  # nothing searched, no list to be wrong
+    with pytest.raises(gallery.api.client.exceptions.InvalidParameterException, match="no faces in the image"):
+        gallery.api.client.search_faces_by_image(CollectionId="staff", Image={"Bytes": face_png()})
+    log = gallery.api.service.get_audit_log(limit=None, disclose=True).entries
+    entry = [e.data for e in log if e.data.get("operation") == "SearchUsersByImage"][-1]
+    assert (entry["outcome"], entry["no_face"], entry["user_ids"]) == ("ok", True, [])
+
+
+@pytest.mark.parametrize("operation", ["search_users", "search_users_by_image"])
+def test_max_users_above_500_is_refused_as_botocores_model_bounds_it(gallery: Gallery, operation: str) -> None:
+    ask = {"FaceId": gallery.ann} if operation == "search_users" else {"Image": {"Bytes": face_png((100, 100, 90, 1))}}
+    with pytest.raises(gallery.api.client.exceptions.InvalidParameterException, match="MaxUsers 501"):
+        getattr(gallery.api.client, operation)(CollectionId="staff", MaxUsers=501, **ask)
+    assert getattr(gallery.api.client, operation)(CollectionId="staff", MaxUsers=500, **ask)["UserMatches"]

@@ -207,6 +207,8 @@ def associate_text(verb: str, result: AssociateResult) -> str:
 def _searched_line(image: str | None, face: Face | None, searched: str | None) -> str:
     if face is not None:
         return f"{image}: searched face at {px_box(face)} ({face.size:.0f} px)"
+    if searched is None:
+        return f"{image}: no face that can be searched (none found, or all too small, cut off or below the filter)"
     return f"searched {searched}"
 
 
@@ -289,7 +291,12 @@ def search_json(image: str | None, result: FaceSearchResult) -> str:
 
 
 def user_search_text(image: str | None, result: UserSearchResult) -> str:
-    searched = f"user {result.searched_user_id}" if result.searched_user_id else f"face {result.searched_face_id}"
+    if result.searched_user_id:
+        searched = f"user {result.searched_user_id}"
+    elif result.searched_face_id:
+        searched = f"face {result.searched_face_id}"
+    else:  # an image without a searchable face: nothing was searched (SearchUsersByImage answers so)
+        searched = None
     lines = [_searched_line(image, result.searched_face, searched)]
     if result.matches:
         headers = ("#", "user id", "faces", "similarity", "est. FMR", "best face id")

@@ -17,7 +17,12 @@ __all__ = ["search"]
 @similarity_option(
     DEFAULT_THRESHOLD, "Similarity (0–100) a stored face must reach to be listed; 80 ≈ an estimated FMR of 1 in 10,000."
 )
-@click.option("--max-faces", type=click.IntRange(1, 4096), default=4096, help="List at most this many candidates.")
+@click.option(
+    "--max-faces",
+    type=click.IntRange(1, 4096),
+    default=4096,
+    help="List at most this many candidates (with --users, at most 500).",
+)
 @click.option("--users", is_flag=True, help="Search users (each scored by their best face) instead of faces.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of a table.")
 @renders_errors()
@@ -31,10 +36,12 @@ def search(collection: str, image: str, threshold: float, max_faces: int, users:
     match (FPIR). Exit status 0 whether or not anything matched; 1 for errors, such as an
     image without a searchable face.
     """
+    from facetrust.service.search import MAX_USERS
+
     service = cli_state().service()
     if users:
         found = service.search_users_by_image(
-            collection, image, threshold=threshold, max_users=max_faces, actor=cli_state().actor()
+            collection, image, threshold=threshold, max_users=min(max_faces, MAX_USERS), actor=cli_state().actor()
         )
         click.echo(render.user_search_json(image, found) if as_json else render.user_search_text(image, found))
     else:

@@ -422,7 +422,7 @@ class FaceService:
         user_id: str | None = None,
         face_id: str | None = None,
         threshold: float = 80.0,
-        max_users: int = 4096,
+        max_users: int = 500,
         actor: Actor = LOCAL,
     ) -> UserSearchResult:
         ask = _search.SearchRequest("SearchUsers", collection, threshold, max_users, face_id=face_id, user_id=user_id)
@@ -434,7 +434,7 @@ class FaceService:
         image: ImageSource,
         *,
         threshold: float = 80.0,
-        max_users: int = 4096,
+        max_users: int = 500,
         quality_filter: str = "NONE",
         actor: Actor = LOCAL,
     ) -> UserSearchResult:

@@ -195,19 +195,25 @@ def _stored_vector(service: ServiceContext, row: CollectionRow, face_id: str) ->
 def _probe(
     service: ServiceContext, row: CollectionRow, image: ImageSource, quality_filter: str
 ) -> tuple[Face, np.ndarray]:
-    """The largest searchable face of ``image``, embedded by the collection's profile's engine."""
+    """The largest searchable face of ``image``, embedded by the collection's profile's engine;
+    ``NoSearchableFace`` (an ``InvalidParameterError``) where it has none."""
     level = check_quality_filter(quality_filter)
     engine = service.engine_for(row)
     rgb = engine.load_image(image)
     faces = [f for f in engine.detect(rgb) if not rejection_reasons(f, level)]
     if not faces:
-        raise InvalidParameterError(
+        raise NoSearchableFace(
             "There are no faces in the image that can be searched (none found, or all too small, cut off or "
             "below the quality filter)",
             parameter="Image",
         )
     emb = engine.embed(rgb, faces[:1])[0]
     return faces[0], emb.vector[None, :]
+
+
+class NoSearchableFace(InvalidParameterError):
+    """An image without a face a search can use: SearchFacesByImage refuses it, SearchUsersByImage
+    answers it with no matches (as AWS documents each)."""
 
 
 def _user_matches(
@@ -276,13 +282,17 @@ def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, thresho
     refuse_unreliable(purpose, scale)
 
 
+MAX_USERS = 500  # SearchUsers' and SearchUsersByImage's MaxUsers: botocore's MaxUserResults, 1-500
+
+
 def under_purpose(
-    step: Governed, threshold: float, threshold_name: str, most: int, most_name: str
+    step: Governed, threshold: float, threshold_name: str, most: int, most_name: str, top: int = 4096
 ) -> tuple[CollectionRow, Purpose, float, int]:
-    """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate cap."""
+    """Check a search's parameters against its collection's purpose: row, purpose, threshold, candidate
+    cap (``most``, 1 to ``top``)."""
     row = step.collection  # a search names its collection (None is refused here, by name)
     threshold = check_threshold(threshold, threshold_name)
-    check_limit(most, most_name, 1, 4096)
+    check_limit(most, most_name, 1, top)
     purpose = step.purpose
     if purpose is None:  # pragma: no cover - searches are refused on undeclared purposes
         raise NotFoundError("The collection's purpose is not declared")
@@ -359,16 +369,41 @@ def _user_queries(service: ServiceContext, row: CollectionRow, user_id: str) -> 
     return vecs, {f.key for f in own}
 
 
+def _no_user_search(
+    service: ServiceContext, rec: Record, row: CollectionRow, purpose: Purpose, threshold: float
+) -> UserSearchResult:
+    """SearchUsersByImage of an image without a searchable face: nothing searched, nothing found
+    (an FPIR of 0: no list to hold a false match), and the attempt recorded in the audit log."""
+    gallery = service.store.count_user_faces(row.id, service.clock())
+    scale = ProbeScale(service.engine_for(row).calibration, gallery, None)
+    entry = log_matches(service.store, rec, [], threshold, gallery, purpose, user_ids=[], face_ids=[], no_face=True)
+    return UserSearchResult(
+        (),
+        threshold,
+        gallery,
+        0.0,
+        row.model,
+        review_required=purpose.human_review,
+        audit_seq=entry.seq,
+        estimate=estimate_of(scale, threshold),
+    )
+
+
 def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchRequest) -> UserSearchResult:
     """A user search under the collection purpose's rules, recorded in the audit log."""
     operation, collection, threshold, max_users = ask.operation, ask.collection, ask.threshold, ask.most
     user_id, face_id, image, quality_filter = ask.user_id, ask.face_id, ask.image, ask.quality_filter
     with governed(service, actor, operation, collection, model_check=True) as step:
         rec = step.record
-        row, purpose, threshold, limit = under_purpose(step, threshold, "UserMatchThreshold", max_users, "MaxUsers")
+        row, purpose, threshold, limit = under_purpose(
+            step, threshold, "UserMatchThreshold", max_users, "MaxUsers", MAX_USERS
+        )
         searched: Face | None = None
         if image is not None:
-            searched, vecs = _probe(service, row, image, quality_filter)
+            try:
+                searched, vecs = _probe(service, row, image, quality_filter)
+            except NoSearchableFace:  # AWS: "an empty UserMatches list and no SearchedFace object"
+                return _no_user_search(service, rec, row, purpose, threshold)
             exclude: set[int] = set()
         elif (user_id is None) == (face_id is None):
             raise InvalidParameterError("Give exactly one of UserId and FaceId", parameter="UserId")
