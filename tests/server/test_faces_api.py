@@ -149,6 +149,22 @@ def test_list_faces_by_face_ids_and_by_user(staff: Api) -> None:
     assert [(f["FaceId"], f["UserId"]) for f in by_user] == [(ids[0], "ann")]
 
 
+def test_face_ids_filter_with_user_id_and_are_paged_by_max_results(staff: Api) -> None:
+    """AWS: FaceIds and UserId are each "to filter results with", and MaxResults is the page size."""
+    ids = [r["Face"]["FaceId"] for r in index(staff, *((40 + 60 * i, 40, 50, i) for i in range(5)))["FaceRecords"]]
+    staff.client.create_user(CollectionId="staff", UserId="ann")
+    staff.client.associate_faces(CollectionId="staff", UserId="ann", FaceIds=ids[:1], UserMatchThreshold=0)
+
+    theirs = staff.client.list_faces(CollectionId="staff", UserId="ann", FaceIds=ids[:3])["Faces"]
+    assert [f["FaceId"] for f in theirs] == ids[:1]  # were all three, and without their UserId
+    pages = list(
+        staff.client.get_paginator("list_faces").paginate(
+            CollectionId="staff", FaceIds=[ids[3], *ids[1:4]], PaginationConfig={"PageSize": 2}
+        )
+    )
+    assert [[f["FaceId"] for f in p["Faces"]] for p in pages] == [ids[1:3], ids[3:4]]  # each once, two a page
+
+
 def test_list_faces_with_a_token_of_another_listing_is_invalid_pagination_token(staff: Api) -> None:
     for i in range(3):
         staff.client.create_collection(CollectionId=f"c{i}")

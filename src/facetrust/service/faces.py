@@ -230,15 +230,14 @@ def list_faces(service: ServiceContext, actor: Actor, ask: FaceListing) -> FaceP
         check_limit(max_results, "MaxResults", 1, 4096)
         if user_id is not None:
             check_user_id(user_id)
-        if face_ids is not None:
-            wanted = check_face_ids(face_ids)
-            found = service.store.faces_by_ids(row.id, wanted)
-            return FacePage(
-                tuple(stored_face(found[f]) for f in wanted if f in found and usable(found[f], now)), None, row.model
-            )
         # scoped by the collection's row id, never reused (as ListUsers' tokens)
         after = decode_position(next_token, "faces", row.id) if next_token is not None else 0
-        rows = service.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
+        if face_ids is not None:  # filters, as UserId is: the faces named (each once), in the listing's order
+            found = service.store.faces_by_ids(row.id, list(dict.fromkeys(check_face_ids(face_ids))))
+            named = sorted((f for f in found.values() if f.key > after), key=lambda f: f.key)
+            rows = [f for f in named if user_id is None or f.user_id == user_id][: max_results + 1]
+        else:
+            rows = service.store.list_faces(row.id, after_key=after, limit=max_results + 1, user_id=user_id)
     more = len(rows) > max_results
     rows = rows[:max_results]
     token = encode_token("faces", row.id, rows[-1].key) if more else None
