@@ -31,6 +31,9 @@ __all__ = ["FaceEngine", "check_engine", "engine_or_default", "load_engine"]
 log = logging.getLogger(__name__)
 
 
+MAX_TARGET_FACES = 100  # CompareFaces compares "each of the 100 largest faces detected in the target"
+
+
 class FaceEngine:
     """The face pipeline over one detector, one recogniser and one calibration.
 
@@ -336,7 +339,8 @@ class FaceEngine:
     def compare(
         self, source: ImageSource, target: ImageSource, *, threshold: float = DEFAULT_THRESHOLD
     ) -> ImageComparison:
-        """Compare the largest face of ``source`` with every recognisable face of ``target``.
+        """Compare the largest face of ``source`` with every recognisable face among the
+        ``MAX_TARGET_FACES`` (100) largest of ``target``, as Rekognition's CompareFaces does.
 
         Raises ``InvalidImageError`` naming the image when the source has no recognisable face.
         A target without faces gives a result with no matches. Each ``FaceMatch.unreliable``
@@ -350,7 +354,9 @@ class FaceEngine:
         matches: list[FaceMatch] = []
         unmatched: list[FaceMatch] = []
         with named_image("target image"):
-            candidates = self.embed(target)
+            rgb = self.load_image(target)
+            largest = self.detect(rgb)[:MAX_TARGET_FACES]  # as Rekognition: the 100 largest faces
+            candidates = self.embed(rgb, largest) if largest else []
         reasons = self.unreliable_reasons(probe, candidates)
         for cand, reason in zip(candidates, reasons):
             assert cand.face is not None  # embed() always attaches the face

@@ -157,3 +157,21 @@ def test_detect_faces_is_not_logged(api: Api) -> None:
     before = len(list(audit.entries(api.service.store.connection())))
     api.client.detect_faces(Image={"Bytes": face_png((20, 20, 100, 3))})
     assert len(list(audit.entries(api.service.store.connection()))) == before
+
+
+def test_detect_and_compare_use_the_100_largest_faces_as_rekognition_does(api: Api) -> None:
+    """botocore's model: DetectFaces "detects the 100 largest faces"; CompareFaces compares "each of
+    the 100 largest faces detected in the target"."""
+    sizes = [40 + (i % 3) for i in range(120)]  # 120 faces: 40 of each of three sizes
+    faces = [(5 + 46 * (i % 12), 5 + 46 * (i // 12), size, 7) for i, size in enumerate(sizes)]
+    crowd = face_png(*faces, width=560, height=470)
+
+    found = api.client.detect_faces(Image={"Bytes": crowd})["FaceDetails"]
+    compared = api.client.compare_faces(
+        SourceImage={"Bytes": face_png((50, 50, 100, 7))}, TargetImage={"Bytes": crowd}, SimilarityThreshold=0
+    )
+
+    widths = [round(f["BoundingBox"]["Width"] * 560) for f in found]
+    assert len(found) == 100 and sorted(widths, reverse=True) == widths and min(widths) >= 40
+    assert widths.count(42) == widths.count(41) == 40  # the 20 smallest left out
+    assert len(compared["FaceMatches"]) + len(compared["UnmatchedFaces"]) == 100

@@ -18,14 +18,17 @@ from facetrust.service import FaceService
 
 __all__ = ["OPERATIONS"]
 
+MAX_DETECTED_FACES = 100  # DetectFaces "detects the 100 largest faces in the image"
+
 # Rekognition's defaults for CompareFaces.
 COMPARE_THRESHOLD = 80.0
 COMPARE_QUALITY_FILTER = "NONE"
 
 
 def detect_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    # Every Attributes value gets the DEFAULT set: facetrust infers no age, gender or emotion.
-    return {"FaceDetails": [face_detail(f) for f in service.engine.detect(p["Image"])]}
+    # Every Attributes value gets the DEFAULT set: facetrust infers no age, gender or emotion. As
+    # Rekognition, the 100 largest faces (detect() returns them largest first).
+    return {"FaceDetails": [face_detail(f) for f in service.engine.detect(p["Image"])[:MAX_DETECTED_FACES]]}
 
 
 def compare_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
