@@ -190,6 +190,22 @@ def test_load_image_composites_a_transparent_palette_entry_on_white() -> None:
     np.testing.assert_array_equal(out[0], [[255, 255, 255], [0, 0, 255]])
 
 
+@pytest.mark.parametrize(
+    ("mode", "clear", "kept"),
+    [("RGB", (0, 0, 0), (200, 10, 10)), ("L", 0, 200), ("I;16", 0, 51400)],
+)
+def test_load_image_composites_a_trns_transparent_value_on_white(mode: str, clear: object, kept: object) -> None:
+    """A PNG tRNS chunk makes one grey or RGB value transparent, as an alpha channel would."""
+    image = Image.new(mode, (2, 1))
+    image.putpixel((0, 0), clear)  # type: ignore[arg-type]
+    image.putpixel((1, 0), kept)  # type: ignore[arg-type]
+    with Image.open(io.BytesIO(encode(image, "PNG", transparency=clear))) as check:
+        assert "transparency" in check.info  # the file holds a tRNS chunk
+    out = load_image(encode(image, "PNG", transparency=clear))
+    np.testing.assert_array_equal(out[0, 0], [255, 255, 255])  # transparent → white
+    assert out[0, 1].tolist() != [255, 255, 255]  # the rest as it is
+
+
 def test_load_image_scales_16_bit_grayscale_to_8_bits() -> None:
     pixels = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
     image = Image.fromarray(pixels)

@@ -298,12 +298,16 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
             extrema: Any = im.getextrema()  # one band: (lowest, highest)
             top_value = 65535.0 if mode.startswith("I;16") or float(extrema[1] or 0) > 255 else 255.0
             scale, offset = 255.0 / top_value, 0.5
+        clear = im.info.get("transparency")  # a PNG tRNS grey value: those pixels are transparent
         for top in range(0, height, rows):  # a stripe at a time, as below: no full-size temporaries
             stripe = np.asarray(im.crop((0, top, width, min(height, top + rows))), dtype=np.float32)
             grey = np.clip(stripe * scale + offset, 0, 255).astype(np.uint8)
+            if isinstance(clear, int) and not isinstance(clear, bool):
+                grey[stripe == clear] = 255  # composited onto white, as an alpha channel is
             out[top : top + grey.shape[0]] = grey[:, :, None]
         return out
-    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
+    # an alpha channel, or a PNG tRNS chunk (a palette's, or one grey or RGB value made transparent)
+    alpha = mode in ("RGBA", "LA", "PA") or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info)
     for top in range(0, height, rows):  # a stripe at a time: no full-size copy in another mode
         part = im.crop((0, top, width, min(height, top + rows)))
         if alpha:
