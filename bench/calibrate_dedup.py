@@ -12,6 +12,7 @@ Embeddings come from the audit's cache (`facetrust audit` made them).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     engine = FaceEngine.load(Settings.load())
     out: dict[str, Any] = {"machine": machine_record()}
     root = L.data_root()

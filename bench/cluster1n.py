@@ -35,6 +35,7 @@ bootstrap interval (groups resampled independently); children/adults; LFW TAR.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -333,6 +334,8 @@ def pooled(folds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     started = time.perf_counter()
     engine = FaceEngine.load(Settings.load())
     root = L.data_root()

@@ -21,6 +21,7 @@ they are too narrow.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -160,6 +161,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     engine = FaceEngine.load(Settings.load().replace(calibration_file=None, score_normalisation=True))
     n = engine.normaliser
     if not isinstance(n, ClusterNormaliser) or n.calibration is None:

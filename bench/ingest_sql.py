@@ -14,6 +14,7 @@ starts; the template is 160 random bytes (a sealed 128-d template's size).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sqlite3
@@ -96,8 +97,14 @@ def run(name: str, count: int) -> dict[str, float]:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    names = sys.argv[2:] or list(VARIANTS)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("count", nargs="?", type=int, default=200_000, help="faces per variant (default 200,000)")
+    parser.add_argument("variants", nargs="*", help=f"variants to run: {', '.join(VARIANTS)} (default: all)")
+    args = parser.parse_args()
+    count, names = args.count, args.variants or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     print(f"{count:,} faces, batches of {BATCH:,}; CPU µs per face; {machine_record()}", flush=True)
     for name in names:
         spent = run(name, count)

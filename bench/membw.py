@@ -9,6 +9,7 @@ five times each, and reports the median time and rate, with the machine's load b
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -32,6 +33,8 @@ def timed_read(parts: list[np.ndarray], pool: ThreadPoolExecutor) -> float:
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     data = np.ones(BYTES // 8, dtype=np.int64)
     result = {"machine": machine_record(), "bytes": BYTES, "runs": {}}
     for threads in (1, 2):

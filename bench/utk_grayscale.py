@@ -16,6 +16,7 @@ here is tuned. Embeddings are cached outside the repository (bench/lfw_data.py `
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -114,6 +115,8 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     engine = FaceEngine.load(Settings.load().replace(calibration_file=None))
     spec = load_utkface(L.data_root() / "utkface")
     colour = embed_spec(engine, spec, cache_dir=default_cache_dir(), workers=1)

@@ -27,6 +27,7 @@ exact. Nothing is downloaded.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -339,6 +340,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # no options: --help says what the script does and writes, instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     root = L.lfw_root()
     names = people(root, 3 * CLIPS + 20)
     before = load_avg()
