@@ -46,10 +46,13 @@ class GovernedCli(ServiceCli):
     def __init__(self, service: FaceService, folder: Path, clock: Clock) -> None:
         super().__init__(service, folder)
         self.clock = clock
+        self.photos = 0
 
     def index(self, collection: str, subject: str | None, pattern: int = 1) -> str:
-        """Index one fake face (as ``subject``); returns its face id."""
-        image = self.image(f"{pattern}.png", [(20, 20, 100, pattern)])
+        """Index one fake face (as ``subject``) in a new photo; returns its face id. (The same photo
+        again under the same subject would not be stored twice.)"""
+        self.photos += 1
+        image = self.image(f"{pattern}-{self.photos}.png", [(20 + self.photos % 20, 20, 100, pattern)])
         result = self.service.index_faces(collection, image, external_image_id=subject)
         return result.indexed[0].stored.face_id
 

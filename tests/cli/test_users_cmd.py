@@ -113,15 +113,17 @@ def test_associate_takes_the_threshold_a_new_face_must_reach(fc: ServiceCli) -> 
 
 
 def test_disassociate_keeps_the_faces_in_the_collection(fc: ServiceCli) -> None:
-    a1, a2, b1, _ = fc.face_ids("people")
+    a1, a2, b1, loose = fc.face_ids("people")
     fc.service.create_user("people", "alice")
     fc.service.associate_faces("people", "alice", [a1, a2])
+    fc.service.create_user("people", "bob")
+    fc.service.associate_faces("people", "bob", [b1])
 
-    result = fc.run("users", "disassociate", "people", "alice", a2, b1)
+    result = fc.run("users", "disassociate", "people", "alice", a2, b1, loose)
 
     assert result.exit_code == 1
-    assert result.stdout == f"disassociated {a2}\nuser alice has 1 face\n"
-    assert result.stderr == f"Error: face {b1} not disassociated: ASSOCIATED_TO_A_DIFFERENT_USER\n"
+    assert result.stdout == f"disassociated {a2}\nuser alice has 1 face\n"  # a face of no user: ignored
+    assert result.stderr == f"Error: face {b1} not disassociated: ASSOCIATED_TO_A_DIFFERENT_USER (user bob)\n"
     assert len(fc.face_ids("people")) == 4
 
 

@@ -55,9 +55,13 @@ def last(service: FaceService) -> dict[str, object]:
 
 
 def enrol(service: FaceService, collection: str, subject: str | None = None, n: int = 1) -> list[str]:
+    """``n`` photos of the same person (one photo again under one subject would not be stored twice)."""
+    left, top, size, pattern = FACE
     return [
-        service.index_faces(collection, face_png(FACE), external_image_id=subject).indexed[0].stored.face_id
-        for _ in range(n)
+        service.index_faces(collection, face_png((left + k, top, size, pattern)), external_image_id=subject)
+        .indexed[0]
+        .stored.face_id
+        for k in range(n)
     ]
 
 

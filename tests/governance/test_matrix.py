@@ -78,6 +78,9 @@ REVIEWER = Actor("FTKREVIEWER", "reviewer")
 PROBE = (10, 10, 100, 1)  # the enrolled person's fake face
 PNG = face_png(PROBE, width=130, height=130)  # made once: the cells index and search thousands of times
 OTHER_PNG = face_png((10, 10, 100, 2), width=130, height=130)  # another person, for a second cluster
+OTHER_PNG_2 = face_png((12, 10, 100, 2), width=130, height=130)  # another photo of them
+# three photos of the enrolled person (one photo indexed again under the same subject is not stored twice)
+PHOTOS = tuple(face_png((10 + k, 10, 100, 1), width=130, height=130) for k in (1, 2, 3))  # none is PNG
 
 
 class Clock:
@@ -117,7 +120,7 @@ def build_world(service: FaceService, clock: Clock, rule: str, n: int, folder: P
     subject = f"alice{n}"
     service.record_consent(subject, basis="release", evidence=b"signed")
     faces = [
-        service.index_faces(collection, PNG, external_image_id=subject).indexed[0].stored.face_id for _ in range(3)
+        service.index_faces(collection, photo, external_image_id=subject).indexed[0].stored.face_id for photo in PHOTOS
     ]
     service.create_user(collection, "u1")
     service.associate_faces(collection, "u1", faces[:1])
@@ -231,8 +234,8 @@ def people_of(w: World, *, second: bool = False) -> list[str]:
     saved, w.service.policy = w.service.policy, OPEN
     try:
         if second:
-            for _ in range(2):
-                w.service.index_faces(w.collection, OTHER_PNG, external_image_id=w.subject)
+            for photo in (OTHER_PNG, OTHER_PNG_2):  # two photos: one photo again would not be stored twice
+                w.service.index_faces(w.collection, photo, external_image_id=w.subject)
         row = w.service.store.get_collection(w.collection)
         assert row is not None
         place_pending(w.service.ctx, row)

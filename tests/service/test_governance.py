@@ -191,9 +191,9 @@ def test_a_collection_takes_its_purpose_from_its_own_request_never_from_the_call
 def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceService) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("alice", basis="BIPA written release", evidence=b"form")
-    ids = [
-        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
-        for _ in range(2)
+    ids = [  # two photos of alice (one photo again would not be stored twice)
+        gov.index_faces("doors", face_png((20 + k, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+        for k in range(2)
     ]
     receipt = gov.revoke_consent("alice")
     assert sorted(receipt.face_ids) == sorted(ids) and receipt.collections == ("doors",)
@@ -206,8 +206,8 @@ def test_revoking_consent_erases_the_subjects_faces_with_a_receipt(gov: FaceServ
 def test_threshold_below_the_purpose_minimum_is_refused_and_candidates_are_capped(gov: FaceService) -> None:
     gov.create_collection("doors", purpose="access")
     gov.record_consent("alice", basis="release", evidence=b"x")
-    for _ in range(4):
-        gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice")
+    for k in range(4):  # four photos of alice
+        gov.index_faces("doors", face_png((20 + k, 20, 100, 1)), external_image_id="alice")
     with pytest.raises(PurposeRefusedError, match="at least 90"):
         gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=80)
     result = gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=95)
@@ -253,7 +253,7 @@ def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_the
     gov.record_consent("alice", basis="release", evidence=b"x")
     old = gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
     clock.now += 20 * DAY
-    new = gov.index_faces("doors", face_png((20, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+    new = gov.index_faces("doors", face_png((21, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
     clock.now += 15 * DAY  # the first face is 35 days old: past its 30 days
     result = gov.search_faces_by_image("doors", face_png((20, 20, 100, 1)), threshold=95)
     assert [m.face.face_id for m in result.matches] == [new]
