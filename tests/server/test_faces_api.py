@@ -200,13 +200,3 @@ def test_delete_faces_reports_the_deleted_and_the_unknown(staff: Api) -> None:
 def test_delete_faces_with_a_malformed_face_id_is_invalid_parameter(staff: Api) -> None:
     with pytest.raises(staff.client.exceptions.InvalidParameterException, match="FaceIds 'ABC'"):
         staff.client.delete_faces(CollectionId="staff", FaceIds=["ABC"])
-
-
-def test_index_faces_sent_again_with_the_same_external_id_saves_nothing_twice(staff: Api) -> None:
-    image = face_png((40, 40, 80, 1), (200, 60, 100, 2))
-    first = staff.client.index_faces(CollectionId="staff", Image={"Bytes": image}, ExternalImageId="p.png")
-    again = staff.client.index_faces(CollectionId="staff", Image={"Bytes": image}, ExternalImageId="p.png")
-
-    assert [r["Face"]["FaceId"] for r in again["FaceRecords"]] == [r["Face"]["FaceId"] for r in first["FaceRecords"]]
-    assert again["FaceRecords"] == first["FaceRecords"]
-    assert staff.client.describe_collection(CollectionId="staff")["FaceCount"] == 2

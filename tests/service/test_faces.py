@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from facetrust.errors import InvalidImageError, InvalidPaginationTokenError, InvalidParameterError, NotFoundError
@@ -26,36 +24,6 @@ def test_the_faces_index_faces_answers_with_are_those_stored(service: FaceServic
     result = service.index_faces("c", face_png((10, 10, 100, 1), (200, 50, 60, 2)), external_image_id="img-2.png")
     answered = sorted((f.stored for f in result.indexed), key=lambda f: f.face_id)
     assert answered == sorted(service.list_faces("c").faces, key=lambda f: f.face_id)  # every field
-
-
-def test_the_same_image_with_the_same_external_id_is_answered_with_its_faces_not_saved_twice(
-    service: FaceService, tmp_path: Path
-) -> None:
-    """AWS: "If you provide the same image, specify the same collection, and use the same external ID
-    in the IndexFaces operation, Amazon Rekognition doesn't save duplicate face metadata": a retry
-    after a lost answer (botocore retries IndexFaces, which has no ClientRequestToken) adds nothing."""
-    service.create_collection("c")
-    image = face_png((10, 10, 100, 1), (200, 50, 60, 2))
-    first = service.index_faces("c", image, external_image_id="img.png")
-    again = service.index_faces("c", image, external_image_id="img.png")
-    path = tmp_path / "img.png"
-    path.write_bytes(image)
-    from_file = service.index_faces("c", path, external_image_id="img.png")  # the same bytes, from a file
-
-    assert again.already_indexed and from_file.already_indexed and not first.already_indexed
-    assert again.indexed == first.indexed == from_file.indexed and again.image_id == first.image_id
-    assert service.describe_collection("c").face_count == 2
-    # another ExternalImageId, or none, is another enrolment of the image, as AWS does
-    assert not service.index_faces("c", image, external_image_id="other.png").already_indexed
-    assert len(service.index_faces("c", image).indexed) == 2
-    assert service.describe_collection("c").face_count == 6
-    # once its faces are gone, the image is indexed afresh
-    service.delete_faces("c", [f.stored.face_id for f in first.indexed])
-    fresh = service.index_faces("c", image, external_image_id="img.png")
-    assert not fresh.already_indexed and len(fresh.indexed) == 2
-    entries = [e.data for e in service.get_audit_log(limit=None, disclose=True).entries]
-    repeats = [e for e in entries if e.get("operation") == "IndexFaces" and e.get("already_indexed")]
-    assert [r["face_ids"] for r in repeats] == [[f.stored.face_id for f in first.indexed]] * 2
 
 
 def test_index_faces_reports_small_faces_as_small_bounding_box(service: FaceService) -> None:

@@ -46,9 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.policy import Purpose
     from facetrust.images import ImageSource
     from facetrust.service.context import ServiceContext
-    from facetrust.store.rows import CollectionRow
     from facetrust.store.sqlite import FaceRow
-    from facetrust.types import RatioBox
 
 __all__ = [
     "Enrolment",
@@ -132,10 +130,6 @@ class Enrolment:
     max_faces: int | None
     quality_filter: str
     sha256: str | None = None
-    # IndexFaces: the same image (``sha256``) with the same ExternalImageId already indexed into the
-    # collection is answered with its stored faces, nothing saved twice (as Rekognition documents);
-    # bulk ingestion instead skips an image indexed before whatever its ExternalImageId
-    repeat_answers: bool = False
 
 
 FaceFinder: TypeAlias = (
@@ -145,23 +139,6 @@ FaceFinder: TypeAlias = (
 """Given the quality level and the engine of the collection's profile: the faces to store
 (embedding, face), those not indexed, and how to get the image's pixels (for face crops; None
 where the image is not at hand)."""
-
-
-def image_sha256(image: ImageSource) -> str | None:
-    """The SHA-256 of an image given as bytes or as a readable file; None for an array (or a file
-    that cannot be read: loading it says why)."""
-    import hashlib
-    import os
-
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return hashlib.sha256(image).hexdigest()
-    if isinstance(image, (str, os.PathLike)):
-        try:
-            with open(image, "rb") as fh:
-                return hashlib.file_digest(fh, "sha256").hexdigest()
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 def index_faces(service: ServiceContext, actor: Actor, ask: Enrolment, image: ImageSource) -> IndexResult:
@@ -209,18 +186,7 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
             earlier = (  # an image whose faces have all expired is not indexed any more: stored afresh
                 service.store.ingested_images(conn, row.id, [ask.sha256], now) if ask.sha256 is not None else {}
             )
-            if earlier and ask.repeat_answers:
-                repeat = _repeat(service, row, earlier[str(ask.sha256)], external, pairs, now, conn)
-                if repeat is not None:
-                    rec.details = {
-                        "image_id": repeat[0].stored.image_id,
-                        "external_image_id": external,
-                        "face_ids": [f.stored.face_id for f in repeat],
-                        "already_indexed": True,
-                    }
-                    rec.commit(conn)
-                    return IndexResult(repeat[0].stored.image_id, repeat, tuple(unindexed), row.model, True)
-            elif earlier:  # indexed meanwhile (another run of the same images): not twice
+            if earlier:  # indexed meanwhile (another run of the same images): not twice
                 rec.details = {"image_id": earlier[str(ask.sha256)], "already_indexed": True}
                 rec.commit(conn)
                 return IndexResult(earlier[str(ask.sha256)], (), (), row.model, already_indexed=True)
@@ -243,34 +209,6 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
     after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
     indexed = tuple(IndexedFace(inserted_face(n, now), face) for n, (_, face) in zip(new, pairs, strict=True))
     return IndexResult(image_id, indexed, tuple(unindexed), row.model)
-
-
-def _repeat(
-    service: ServiceContext,
-    row: CollectionRow,
-    image_id: str,
-    external: str | None,
-    pairs: list[tuple[FaceEmbedding, Face]],
-    now: float,
-    conn: sqlite3.Connection,
-) -> tuple[IndexedFace, ...] | None:
-    """The stored faces of an earlier IndexFaces of the same image bytes, each with the face found
-    again now (the same bytes give the same boxes), when it was given the same ExternalImageId and
-    all its faces are still stored; None where the image is to be indexed anew."""
-    stored = service.store.faces_of_image(row.id, image_id, conn)
-    if not stored or any(f.external_image_id != external or not usable(f, now) for f in stored):
-        return None
-    found: list[IndexedFace] = []
-    for face in stored:
-        near = [f for _, f in pairs if _same_box(f.ratio_box, face.box)]
-        if not near:  # found with other settings, or no longer: not the same request
-            return None
-        found.append(IndexedFace(stored_face(face), near[0]))
-    return tuple(found)
-
-
-def _same_box(box: RatioBox, stored: tuple[float, float, float, float]) -> bool:
-    return max(abs(a - b) for a, b in zip((box.left, box.top, box.width, box.height), stored)) < 1e-4
 
 
 @dataclass(frozen=True)

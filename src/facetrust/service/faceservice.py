@@ -283,12 +283,7 @@ class FaceService:
         the collection's purpose requires consent, ``external_image_id`` names the subject and a
         valid consent record for it must exist. The image itself is never stored.
         """
-        # the same image with the same ExternalImageId again (a retry whose answer was lost, say):
-        # answered with the faces stored the first time, nothing saved twice (as Rekognition does)
-        digest = _faces.image_sha256(image) if external_image_id is not None else None
-        ask = _faces.Enrolment(
-            collection, external_image_id, max_faces, quality_filter, digest, repeat_answers=digest is not None
-        )
+        ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
         return _faces.index_faces(self.ctx, actor, ask, image)
 
     def index_prepared(

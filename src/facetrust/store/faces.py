@@ -94,13 +94,6 @@ class FaceTable:
         faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), face_ids))
         return {face.face_id: face for face in faces}
 
-    def faces_of_image(
-        self, collection_id: int, image_id: str, conn: sqlite3.Connection | None = None
-    ) -> list[FaceRow]:
-        """The faces one IndexFaces call stored (its ``image_id``), in the order it stored them."""
-        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND image_id = ? ORDER BY id"
-        return [_face(row) for row in (conn or self._conn()).execute(sql, (collection_id, image_id))]
-
     def faces_by_keys(
         self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
     ) -> dict[int, FaceRow]:

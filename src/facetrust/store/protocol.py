@@ -74,10 +74,6 @@ class FaceStore(Protocol):
         self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
     ) -> dict[int, FaceRow]: ...
 
-    def faces_of_image(
-        self, collection_id: int, image_id: str, conn: sqlite3.Connection | None = None
-    ) -> list[FaceRow]: ...
-
     def list_faces(
         self, collection_id: int, *, after_key: int, limit: int, user_id: str | None = None
     ) -> list[FaceRow]: ...
