@@ -34,7 +34,8 @@ def search(collection: str, image: str, threshold: float, max_faces: int, users:
     with their similarity and estimated false-match rate (FMR; "≤" when it is only an upper
     bound), and the chance that a list from a gallery this size holds at least one false
     match (FPIR). Exit status 0 whether or not anything matched; 1 for errors, such as an
-    image without a searchable face.
+    image without a searchable face (with --users such an image lists no users, exit 0, as
+    SearchUsersByImage answers it).
     """
     from facetrust.service.search import MAX_USERS
 
