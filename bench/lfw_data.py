@@ -132,7 +132,7 @@ def embed_lfw(root: Path, paths: list[str], workers: int = 2) -> Embedded:
 
     from facetrust.models.catalog import CATALOG
 
-    key = hashlib.sha256(("\n".join(paths) + CATALOG["sface-2021dec"].sha256 + "v1").encode()).hexdigest()[:16]
+    key = hashlib.sha256(("\n".join(paths) + CATALOG["sface-2021dec"].sha256 + "v2").encode()).hexdigest()[:16]
     cache = cache_root() / f"lfw-{key}.npz"
     if cache.is_file():
         z = np.load(cache)

@@ -9,8 +9,9 @@ upright photo's Roll plus the angle; Pillow turns counter-clockwise, facetrust's
 clockwise); and the Similarity of the turned face against the upright one through CompareFaces'
 path (``FaceEngine.compare``), with the share below Similarity 80. At 180° the share of faces whose
 eyes the detector put below its mouth, as the true face has them, says whether it saw the face
-upside down. Nothing is fitted: the numbers describe YuNet's landmarks (the alignment and Pose
-read them as they come) and are quoted in docs/engine.md.
+upside down. Nothing is fitted: the numbers describe the engine's landmarks (YuNet's, found again
+turned upright for a face turned more than 10°: facetrust/straighten.py) and are quoted in
+docs/engine.md.
 """
 
 from __future__ import annotations

@@ -35,7 +35,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "facetrust.data",
         ),
     ),
-    ("models, index, store", ("facetrust.models", "facetrust.analysis", "facetrust.index", "facetrust.store")),
+    (
+        "models, index, store",
+        ("facetrust.models", "facetrust.analysis", "facetrust.straighten", "facetrust.index", "facetrust.store"),
+    ),
     # models.fake is the test double shipped with the library: fake_engine() assembles a FaceEngine
     # over the fake networks, so it stands beside the engine; nothing below the engine imports it.
     ("engine", ("facetrust.engine", "facetrust.models.fake")),

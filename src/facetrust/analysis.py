@@ -27,8 +27,9 @@ def estimate_pose(marks: Landmarks) -> Pose:
 
     Roll is the angle of the eye line. After undoing roll, yaw comes from the nose tip's
     sideways offset from the eye/mouth mid-line and pitch from its height between the eye line
-    and the mouth line, both relative to a frontal average face (docs/engine.md). Good to
-    roughly ±10° up to about 45°; beyond that landmarks themselves become unreliable.
+    and the mouth line, both relative to a frontal average face (docs/engine.md). As good as the
+    landmarks: ``FaceEngine.detect`` finds those of a face turned more than 10° in the picture
+    again with it turned upright (facetrust/straighten.py; bench/tilt.py measures both).
     """
     el, er, no = marks.eye_left, marks.eye_right, marks.nose
     ml, mr = marks.mouth_left, marks.mouth_right

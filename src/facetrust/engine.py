@@ -15,6 +15,7 @@ from facetrust.config import Settings, settings_or_default
 from facetrust.errors import ConfigurationError, InvalidImageError, InvalidParameterError
 from facetrust.images import ImageSource, load_image, named_image
 from facetrust.models.base import ShrinkingDetector
+from facetrust.straighten import straightened
 from facetrust.types import Comparison, Face, FaceEmbedding, FaceMatch, ImageComparison, Landmarks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -231,6 +232,8 @@ class FaceEngine:
             found = self.detector.detect_down_to(rgb, smallest_face)
         else:
             found = self.detector.detect(rgb)
+        # a face turned in the picture: its landmarks found again with it turned upright (straighten.py)
+        found = [straightened(self.detector, rgb, det) for det in found]
         faces = [build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in found]
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces
@@ -268,10 +271,7 @@ class FaceEngine:
 
         rgb = self.load_image(image)
         if faces is None:
-            faces = [
-                build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in self.detector.detect(rgb)
-            ]
-            faces.sort(key=lambda f: f.box.area, reverse=True)
+            faces = self.detect(rgb)
         if any(not isinstance(f, Face) for f in faces):
             raise InvalidParameterError("faces must be Face objects (as detect() returns them)", parameter="faces")
         usable = [f for f in faces if f.recognisable]

@@ -98,7 +98,7 @@ def cache_key(engine: FaceEngine, fingerprint: str) -> str:
         s.detector_max_side,
         s.max_image_bytes,
         s.max_image_pixels,
-        "v1",
+        "v2",  # v2: a face turned in the picture gets its landmarks found again turned upright (straighten.py)
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
