@@ -24,7 +24,7 @@ from facetrust.server.http11 import GuardedH11Protocol
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
 
-from .live import serving
+from .live import rekognition, serving
 
 
 @pytest.fixture(autouse=True)
@@ -282,14 +282,7 @@ def test_the_server_log_names_a_refused_key_and_the_request_id(tmp_path: Path, m
     seen: list[str] = []
 
     def check(url: str) -> None:
-        client = boto3.client(
-            "rekognition",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            config=Config(retries={"max_attempts": 0}),
-        )
+        client = rekognition(url, key_id, secret)
         try:
             with pytest.raises(client.exceptions.ClientError) as info:
                 client.list_collections()
