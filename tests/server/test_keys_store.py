@@ -288,6 +288,7 @@ def test_a_server_key_folder_that_cannot_be_made_is_a_configuration_error_naming
     assert not (tmp_path / "data" / "keys.db").exists()
 
 
+@SQLITE_FILES
 def test_a_key_store_locked_by_another_process_is_store_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from facetrust.errors import StoreBusyError
     from facetrust.server import keys as keys_module

@@ -23,6 +23,7 @@ from facetrust.models.fake import fake_engine
 from facetrust.server.http11 import GuardedH11Protocol
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
+from pg_cluster import SQLITE_FILES
 
 from .live import rekognition, serving
 
@@ -300,6 +301,7 @@ def test_the_server_log_names_a_refused_key_and_the_request_id(tmp_path: Path, m
     assert f"request {request_id} ListCollections refused: UnrecognizedClientException" in result.stderr
 
 
+@SQLITE_FILES
 def test_the_server_log_holds_what_opening_the_store_logs(tmp_path: Path, runs: list[dict[str, Any]]) -> None:
     import logging
 

@@ -186,3 +186,46 @@ def _settled_head(service: FaceService) -> int:
         last = now
         time.sleep(0.1)
     return last
+
+
+def test_a_failed_read_or_verification_leaves_no_earlier_result_standing(
+    page: Any, site: tuple[Site, FaceService]
+) -> None:
+    """An error once left the earlier table, a green "intact" and its download link beside it."""
+    web, _ = site
+    page.get_by_role("tab", name="Audit").click()
+    for button in ("Read the log", "Verify the chain", "Export (JSON)"):
+        page.get_by_role("button", name=button).click()
+    expect(page.locator("#audit-verdict")).to_contain_text("The chain is intact")
+    expect(page.locator("#audit-download")).to_be_visible()
+    page.get_by_role("button", name="Forget key").click()
+    enter_key(page, web.key_id, web.secret[::-1])  # every request now refused
+    page.get_by_role("tab", name="Audit").click()
+
+    for button, shown in (
+        ("Read the log", "#audit-table"),
+        ("Verify the chain", "#audit-verdict"),
+        ("Export (JSON)", "#audit-download"),
+    ):
+        page.get_by_role("button", name=button).click()
+        expect(page.locator("#audit-error")).to_contain_text("InvalidSignatureException")
+        expect(page.locator(shown)).to_be_hidden()
+
+
+def test_a_failed_listing_of_people_leaves_no_other_collections_clusters_to_act_on(
+    page: Any, site: tuple[Site, FaceService]
+) -> None:
+    web, _ = site
+    web.client.create_collection(CollectionId="staff")
+    _index(web, "staff", 1, 1, 2, 2)
+    page.get_by_role("tab", name="People").click()
+    page.get_by_label("Collection to group into people").fill("staff")
+    page.get_by_role("button", name="List people").click()
+    expect(page.locator("#people-result")).to_be_visible()
+
+    page.get_by_label("Collection to group into people").fill("nobody")
+    page.get_by_role("button", name="List people").click()
+
+    expect(page.locator("#people-error")).to_contain_text("ResourceNotFoundException")
+    expect(page.locator("#people-result")).to_be_hidden()
+    expect(page.locator("#people-list li")).to_have_count(0)

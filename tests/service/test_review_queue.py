@@ -48,6 +48,17 @@ def test_a_search_needing_review_waits_in_the_queue_until_reviewed(svc: FaceServ
     assert svc.review_queue(actor=REVIEWER) == ()
 
 
+def test_a_candidate_is_offered_with_the_false_match_rate_its_search_answered(svc: FaceService) -> None:
+    """Read off a Similarity capped at 100, the rate was 1e-5 where the search had said far less."""
+    result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
+    (match,) = result.matches
+    (item,) = svc.review_queue(actor=REVIEWER)
+    (candidate,) = item.candidates
+    assert match.similarity == 100.0 and match.fmr < 1e-5  # the same fake person: beyond the scale's top
+    assert candidate.fmr == pytest.approx(match.fmr, rel=1e-3)
+    assert candidate.fmr_is_bound == match.fmr_is_bound
+
+
 def test_the_queue_can_be_limited_to_one_collection(svc: FaceService) -> None:
     svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)))
     assert svc.review_queue(collection="open") == ()

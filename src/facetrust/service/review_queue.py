@@ -36,6 +36,7 @@ class ReviewCandidate:
     similarity: float
     fmr: float
     has_crop: bool
+    fmr_is_bound: bool = False  # the FMR is only an upper bound (as the search's answer said)
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,15 @@ def _still_stored(service: ServiceContext, conn: sqlite3.Connection, found: list
 
 def _item(entry: audit.AuditEntry, cropped: set[str], kept: set[str]) -> ReviewItem:
     d = entry.data
+    sims = [float(s) for s in d.get("similarities", [])]
+    if isinstance(d.get("fmrs"), list) and isinstance(d.get("fmr_bounds"), list):
+        fmrs, bounds = [float(f) for f in d["fmrs"]], [bool(b) for b in d["fmr_bounds"]]
+    else:  # an entry from before they were recorded: read off the Similarity, at most at its top
+        fmrs = [fmr_from_similarity(min(max(s, 0.0), 100.0)) for s in sims]
+        bounds = [s >= 100.0 for s in sims]
     candidates = tuple(
-        ReviewCandidate(f, float(s), fmr_from_similarity(min(max(float(s), 0.0), 100.0)), f in cropped)
-        for f, s in zip(d.get("face_ids", []), d.get("similarities", []))
+        ReviewCandidate(f, s, fmr, f in cropped, bound)
+        for f, s, fmr, bound in zip(d.get("face_ids", []), sims, fmrs, bounds)
         if f in kept
     )
     return ReviewItem(

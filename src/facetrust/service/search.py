@@ -338,6 +338,8 @@ def governed_face_search(service: ServiceContext, actor: Actor, ask: SearchReque
             gallery,
             purpose,
             face_ids=[m.face.face_id for m in matches],
+            fmrs=[float(f"{m.fmr:.4g}") for m in matches],  # what each answer said: the review shows the same
+            fmr_bounds=[m.fmr_is_bound for m in matches],
             searched_face_id=face_id,
             **estimate_record(scale, threshold, gallery),
         )
@@ -426,6 +428,8 @@ def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchReque
             purpose,
             user_ids=[m.user.user_id for m in matches],
             face_ids=[m.best_face_id for m in matches],
+            fmrs=[float(f"{m.fmr:.4g}") for m in matches],
+            fmr_bounds=[m.fmr_is_bound for m in matches],
             searched_face_id=face_id,
             searched_user_id=user_id,
             **estimate_record(scale, threshold, gallery),

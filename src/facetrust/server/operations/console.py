@@ -31,7 +31,13 @@ def list_review_queue(service: FaceService, p: dict[str, Any], actor: Actor) -> 
                 "GallerySize": i.gallery_size,
                 "SearchedFaceId": i.searched_face_id,
                 "Candidates": [
-                    {"FaceId": c.face_id, "Similarity": c.similarity, "EstimatedFMR": c.fmr, "HasCrop": c.has_crop}
+                    {
+                        "FaceId": c.face_id,
+                        "Similarity": c.similarity,
+                        "EstimatedFMR": c.fmr,
+                        "FalseMatchRateIsBound": c.fmr_is_bound,
+                        "HasCrop": c.has_crop,
+                    }
                     for c in i.candidates
                 ],
             }

@@ -181,7 +181,11 @@ async function busy(view, text, button, work) {
     showError(view, err);
   } finally {
     $(`${view}-busy`).textContent = "";
-    if (button) button.disabled = false;
+    if (button) {
+      button.disabled = false;
+      // a disabled button loses focus: give it back unless the work moved it on purpose
+      if (document.activeElement === document.body) button.focus();
+    }
   }
 }
 
@@ -380,6 +384,8 @@ function formatTime(value) {
 }
 
 async function openCollection(name) {
+  $("collection-detail").hidden = true; // never one collection's title over another's faces
+  $("faces-rows").replaceChildren();
   await busy("browse", `Loading ${name}…`, null, async () => {
     const info = await call("DescribeCollection", { CollectionId: name });
     browse.collection = name;

@@ -57,6 +57,8 @@ async function listPeople(event, full = false) {
   if (event) event.preventDefault();
   people.collection = $("people-collection").value.trim();
   $("person-detail").hidden = true;
+  $("people-result").hidden = true; // another collection's clusters never stay to be acted on
+  $("people-list").replaceChildren();
   const button = full ? $("people-full") : $("people-form").querySelector("button[type=submit]");
   await busy("people", full ? "Clustering every face…" : "Listing people…", button, async () => {
     renderPeople(await call(full ? "ClusterFaces" : "ListPeople", { CollectionId: people.collection }));
@@ -111,6 +113,8 @@ async function splitPerson() {
   });
   if ($("people-error").hidden && document.querySelector(`#people-list [data-cluster="${people.cluster}"]`)) {
     await openPerson(people.cluster);
+  } else if ($("people-error").hidden) {
+    $("person-detail").hidden = true; // the split left it under two faces: no cluster any more
   }
 }
 
@@ -127,6 +131,7 @@ async function namePerson(event) {
 // ---- Review ---------------------------------------------------------------------------------
 
 function probeFigure(item) {
+  if (item.SearchedFaceId) return cropFigure(item.CollectionId, item.SearchedFaceId, "probe (stored face)");
   const file = $("review-probe").files[0];
   if (file) {
     const url = URL.createObjectURL(file);
@@ -135,7 +140,6 @@ function probeFigure(item) {
     figure.append(el("img", null, { src: url, alt: "Probe photo", class: "probe-photo" }), el("figcaption", "probe"));
     return Promise.resolve(figure);
   }
-  if (item.SearchedFaceId) return cropFigure(item.CollectionId, item.SearchedFaceId, "probe (stored face)");
   const figure = el("figure", null, { class: "crop probe" });
   figure.append(el("div", "probe photo not kept: choose it above", { class: "no-crop" }), el("figcaption", "probe"));
   return Promise.resolve(figure);
@@ -156,7 +160,7 @@ async function reviewItem(item) {
     figure.querySelector("figcaption").replaceChildren(
       el("span", formatSimilarity(c.Similarity), { "data-field": "similarity" }),
       document.createTextNode(" similarity, est. FMR "),
-      el("span", formatFmr(c.EstimatedFMR, false), { "data-field": "fmr" }),
+      el("span", formatFmr(c.EstimatedFMR, Boolean(c.FalseMatchRateIsBound)), { "data-field": "fmr" }),
     );
     row.append(figure);
   }
@@ -190,8 +194,10 @@ async function recordDecision(event, li, seq, select, note, button) {
 
 async function loadReviews(event) {
   event.preventDefault();
+  releaseCrops();
+  $("review-summary").textContent = ""; // the queue shown is the one just loaded, or none
+  $("review-list").replaceChildren();
   await busy("review", "Loading the review queue…", $("review-form").querySelector("button"), async () => {
-    releaseCrops();
     const out = await call("ListReviewQueue", {});
     $("review-summary").textContent = out.Searches.length
       ? `${out.Searches.length} searches await review, oldest first.`
@@ -221,6 +227,7 @@ async function auditEntries() {
 }
 
 async function readAudit() {
+  $("audit-table").hidden = true; // a failed read shows no earlier one
   await busy("audit", "Reading the log…", $("audit-read"), async () => {
     const { entries } = await auditEntries();
     const rows = entries.slice(-200).reverse().map((e) =>
@@ -241,6 +248,7 @@ async function readAudit() {
 }
 
 async function verifyAudit() {
+  $("audit-verdict").hidden = true; // never an earlier "intact" beside a failed verification
   await busy("audit", "Verifying the chain…", $("audit-verify"), async () => {
     const out = await call("VerifyAuditLog", {});
     const verdict = $("audit-verdict");
@@ -254,6 +262,7 @@ async function verifyAudit() {
 }
 
 async function exportAudit() {
+  $("audit-download").hidden = true; // an earlier export's link does not stand for a failed one
   await busy("audit", "Exporting…", $("audit-export"), async () => {
     const { entries, head } = await auditEntries();
     const blob = new Blob([JSON.stringify({ head, entries }, null, 1)], { type: "application/json" });
