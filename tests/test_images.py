@@ -206,6 +206,41 @@ def test_load_image_composites_a_trns_transparent_value_on_white(mode: str, clea
     assert out[0, 1].tolist() != [255, 255, 255]  # the rest as it is
 
 
+def low_depth_grey_png(depth: int, pixels: list[int], clear: int) -> bytes:
+    """A one-row grey PNG of ``depth`` bits a pixel (1, 2 or 4), with a tRNS chunk making ``clear``
+    transparent: written by hand, since Pillow does not write these depths with tRNS."""
+    import struct
+    import zlib
+
+    bits = "".join(format(p, f"0{depth}b") for p in pixels)
+    bits += "0" * (-len(bits) % 8)
+    row = b"\x00" + bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", len(pixels), 1, depth, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tRNS", struct.pack(">H", clear))
+        + chunk(b"IDAT", zlib.compress(row))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("depth", "pixels", "clear", "expected"),
+    [(1, [0, 1], 0, [255, 255]), (2, [1, 2], 1, [255, 170]), (4, [1, 2], 1, [255, 34])],
+)
+def test_a_low_depth_grey_pngs_transparent_value_is_composited_on_white(
+    depth: int, pixels: list[int], clear: int, expected: list[int]
+) -> None:
+    """Pillow scales such a PNG's pixels to 0–255 but not its tRNS value: none matched it."""
+    out = load_image(low_depth_grey_png(depth, pixels, clear))
+    assert out[0, :, 0].tolist() == expected
+
+
 def test_load_image_scales_16_bit_grayscale_to_8_bits() -> None:
     pixels = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
     image = Image.fromarray(pixels)

@@ -164,6 +164,7 @@ def _decode(
         _check_pixels(*declared, max_pixels=max_pixels, label=label)
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            _scale_grey_transparency(im, data)
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise InvalidImageError(f"{fmt} header declares an empty image ({width}x{height})", source=label)
@@ -194,6 +195,17 @@ def _decode(
         raise ImageTooLargeError(
             "image needs too much memory to decode", limit=max_pixels, actual=0, source=label
         ) from None
+
+
+def _scale_grey_transparency(im: Image.Image, data: bytes) -> None:
+    """A 1-, 2- or 4-bit grey PNG's tRNS value on the 0–255 scale its pixels are loaded on (Pillow
+    scales the pixels, not the value, so no pixel matched it)."""
+    clear = im.info.get("transparency")
+    if im.format != "PNG" or not isinstance(clear, int) or isinstance(clear, bool) or len(data) < 26:
+        return
+    depth, colour = data[24], data[25]  # IHDR: bit depth, colour type (0: grey)
+    if colour == 0 and depth in (1, 2, 4):
+        im.info["transparency"] = clear * 255 // ((1 << depth) - 1)
 
 
 def _pixels(im: Image.Image) -> np.ndarray:
