@@ -211,8 +211,11 @@ class FaceEngine:
             budget=self.budget,
         )
 
-    def detect(self, image: ImageSource, *, smallest_face: int | None = None) -> list[Face]:
+    def detect(self, image: ImageSource, *, smallest_face: int | None = None, straighten: bool = True) -> list[Face]:
         """All faces in ``image``, largest first. No face → an empty list.
+
+        A face turned in the picture has its landmarks found again turned upright (straighten.py);
+        ``straighten=False`` skips that for callers that use the boxes only (redaction).
 
         The detector sees large images scaled down (``detector_max_side``), which is fast but misses
         faces that shrink too far. ``smallest_face`` (pixels) asks for every face at least that wide
@@ -233,7 +236,8 @@ class FaceEngine:
         else:
             found = self.detector.detect(rgb)
         # a face turned in the picture: its landmarks found again with it turned upright (straighten.py)
-        found = [straightened(self.detector, rgb, det) for det in found]
+        if straighten:
+            found = [straightened(self.detector, rgb, det) for det in found]
         faces = [build_face(rgb, det, min_face_size=self.settings.min_face_size) for det in found]
         faces.sort(key=lambda f: f.box.area, reverse=True)
         return faces

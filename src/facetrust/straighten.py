@@ -27,6 +27,7 @@ STRAIGHTEN_ABOVE_DEG = 10.0  # an eye line turned more than this is looked at ag
 RESIDUAL_DEG = 2.0  # what is left after a round under this: done
 ROUNDS = 2  # at most this many looks again
 _PATCH = 2.2  # the patch's side, in face sizes: the face with some of its surroundings
+MAX_PATCH = 640  # pixels: a larger face's patch is scaled down to this (the detector scales to it anyway)
 
 
 def eye_line_deg(landmarks: tuple[tuple[float, float], ...]) -> float:
@@ -47,20 +48,25 @@ def straightened(detector: Detector, rgb: np.ndarray, det: Detection) -> Detecti
     angle = eye_line_deg(det.landmarks)
     if abs(angle) <= STRAIGHTEN_ABOVE_DEG:
         return det
-    side = max(32, int(round(_PATCH * max(det.box[2], det.box[3]))))
+    left, top, width, height = det.box
+    reach = _PATCH * max(width, height)
+    scale = min(1.0, MAX_PATCH / reach)  # never a patch larger than the detector looks at
+    side = max(32, int(round(reach * scale)))
     for _ in range(ROUNDS):
         centre = marks.mean(axis=0)
-        turn = cv2.getRotationMatrix2D(
-            (float(centre[0]), float(centre[1])), angle, 1.0
-        )  # counter-clockwise by the tilt
-        turn[:, 2] += side / 2.0 - centre  # the face's centre at the patch's
+        # counter-clockwise by the tilt, scaled, the face's centre at the patch's
+        turn = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, scale)
+        turn[:, 2] += side / 2.0 - centre
         patch = cv2.warpAffine(rgb, turn, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        found = _at_centre(detector.detect(np.ascontiguousarray(patch)), side)
+        found = _at_centre(detector.detect(np.ascontiguousarray(patch)), side, width * scale)
         if found is None:
             break
         back = cv2.invertAffineTransform(turn)
-        points = np.asarray(found.landmarks, dtype=np.float64)
-        marks = points @ back[:, :2].T + back[:, 2]
+        points = np.asarray(found.landmarks, dtype=np.float64) @ back[:, :2].T + back[:, 2]
+        mx, my = points.mean(axis=0)
+        if not (left <= mx <= left + width and top <= my <= top + height):  # another face's: keep these
+            break
+        marks = points
         angle = eye_line_deg(tuple(map(tuple, marks)))
         if abs(angle) < RESIDUAL_DEG:
             break
@@ -69,10 +75,21 @@ def straightened(detector: Detector, rgb: np.ndarray, det: Detection) -> Detecti
     return Detection(det.box, tuple((float(x), float(y)) for x, y in marks), det.score, det.confidence)
 
 
-def _at_centre(found: list[Detection], side: int) -> Detection | None:
-    """The detection whose box holds the patch's centre, the largest if several; None if none does."""
+def _at_centre(found: list[Detection], side: int, width: float) -> Detection | None:
+    """The face the patch was centred on: of the detections whose box holds the patch's centre and
+    whose width is within half to twice the face's (``width``, in patch pixels), the one whose box
+    centre is nearest the patch's (not the largest: a head behind the face holds the centre too);
+    None if there is none."""
     middle = side / 2.0
+
+    def off(d: Detection) -> float:
+        return (d.box[0] + d.box[2] / 2.0 - middle) ** 2 + (d.box[1] + d.box[3] / 2.0 - middle) ** 2
+
     holding = [
-        d for d in found if d.box[0] <= middle <= d.box[0] + d.box[2] and d.box[1] <= middle <= d.box[1] + d.box[3]
+        d
+        for d in found
+        if d.box[0] <= middle <= d.box[0] + d.box[2]
+        and d.box[1] <= middle <= d.box[1] + d.box[3]
+        and 0.5 * width <= d.box[2] <= 2.0 * width
     ]
-    return max(holding, key=lambda d: d.box[2] * d.box[3]) if holding else None
+    return min(holding, key=off) if holding else None

@@ -104,3 +104,57 @@ def test_landmarks_found_level_in_the_turned_patch_map_back_turned_by_its_angle(
     left, top, width, height = det.box
     middle = np.asarray(found.landmarks, dtype=float).mean(axis=0)
     assert left < middle[0] < left + width and top < middle[1] < top + height  # where the face is
+
+
+class Sees(Finds):
+    """``Finds`` that also keeps the shape of each patch it is shown."""
+
+    def __init__(self, found: list[Detection]) -> None:
+        super().__init__(found)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        self.shapes.append(rgb.shape)
+        return super().detect(rgb)
+
+
+TURNED = ((30.0, 40.0), (70.0, 60.0), (50.0, 60.0), (35.0, 75.0), (65.0, 90.0))  # eye line ~27°
+
+
+def test_the_face_at_the_patch_centre_is_taken_not_a_larger_head_behind_it() -> None:
+    det = Detection((10, 10, 80, 80), TURNED, 0.9)
+    side = round(2.2 * 80)
+    c = side / 2
+    level = ((c - 20, c - 10), (c + 20, c - 10), (c, c), (c - 15, c + 15), (c + 15, c + 15))
+    face = Detection((c - 40, c - 40, 80, 80), level, 0.9)
+    behind = Detection((c - 70, c - 80, 150, 150), tuple((x + 30, y - 30) for x, y in level), 0.95)  # holds c too
+    found = straighten.straightened(Finds([behind, face]), np.zeros((100, 100, 3), np.uint8), det)
+    assert straighten.eye_line_deg(found.landmarks) == pytest.approx(straighten.eye_line_deg(det.landmarks), abs=1e-6)
+    middle = np.asarray(found.landmarks).mean(axis=0)
+    assert 10 < middle[0] < 90 and 10 < middle[1] < 90  # this face's, not the head behind's
+
+
+def test_landmarks_that_map_back_outside_the_face_are_not_taken() -> None:
+    det = Detection((10, 10, 80, 80), TURNED, 0.9)
+    side = round(2.2 * 80)
+    far = tuple(
+        (x, y)
+        for x, y in (
+            (side - 30, side - 40),
+            (side - 2, side - 40),
+            (side - 15, side - 25),
+            (side - 25, side - 10),
+            (side - 5, side - 10),
+        )
+    )
+    elsewhere = Detection(
+        (side / 2 - 40, side / 2 - 40, 80, 80), far, 0.9
+    )  # its box holds the centre, its landmarks do not
+    assert straighten.straightened(Finds([elsewhere]), np.zeros((100, 100, 3), np.uint8), det) is det
+
+
+def test_a_large_faces_patch_is_scaled_to_what_the_detector_looks_at() -> None:
+    big = Detection((100, 100, 2000, 2000), tuple((100 + 25 * x, 100 + 25 * y) for x, y in TURNED), 0.9)
+    stub = Sees([])
+    straighten.straightened(stub, np.zeros((2400, 2400, 3), np.uint8), big)
+    assert stub.shapes and max(stub.shapes[0][:2]) <= straighten.MAX_PATCH  # was 4,400 px a side

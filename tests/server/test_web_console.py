@@ -229,3 +229,22 @@ def test_a_failed_listing_of_people_leaves_no_other_collections_clusters_to_act_
     expect(page.locator("#people-error")).to_contain_text("ResourceNotFoundException")
     expect(page.locator("#people-result")).to_be_hidden()
     expect(page.locator("#people-list li")).to_have_count(0)
+
+
+def test_forgetting_the_key_takes_down_what_it_fetched(page: Any, site: tuple[Site, FaceService]) -> None:
+    """The log, its verdict and the collections a key read stayed on screen with no key entered."""
+    web, _ = site
+    web.client.create_collection(CollectionId="staff")
+    page.get_by_role("tab", name="Audit").click()
+    page.get_by_role("button", name="Read the log").click()
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("#audit-verdict")).to_contain_text("The chain is intact")
+    page.get_by_role("tab", name="Browse collections").click()
+    page.get_by_role("button", name="List collections").click()
+    expect(page.locator("#collections-rows [data-field=collection]")).to_have_text(["staff"])
+
+    page.get_by_role("button", name="Forget key").click()
+
+    for shown in ("#collections-table", "#audit-table", "#audit-verdict"):
+        expect(page.locator(shown)).to_be_hidden()
+    expect(page.locator("#audit-rows tr")).to_have_count(0)

@@ -99,3 +99,6 @@ def test_a_video_search_needing_review_waits_in_the_queue(svc: FaceService, stor
     (item,) = svc.review_queue(actor=REVIEWER)
     assert (item.search_seq, item.operation, item.collection) == (found.audit_seq, "VideoSearch", "cases")
     assert {c.face_id for c in item.candidates} == {m.face.face_id for p in found.persons for m in p.matches}
+    answered = {m.face.face_id: (m.fmr, m.fmr_is_bound) for p in found.persons for m in p.matches}
+    for c in item.candidates:  # the rate each match was answered with, not one read off its Similarity
+        assert c.fmr == pytest.approx(answered[c.face_id][0], rel=1e-3) and c.fmr_is_bound == answered[c.face_id][1]

@@ -121,6 +121,8 @@ class _Matcher:
             self.gallery,
             self.purpose,
             face_ids=[m.face.face_id for _, m in found],
+            fmrs=[float(f"{m.fmr:.4g}") for _, m in found],  # as each match said: the review shows the same
+            fmr_bounds=[m.fmr_is_bound for _, m in found],
             persons=[i for i, _ in found],
             estimates=self.estimates,
             **extra,

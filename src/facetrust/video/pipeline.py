@@ -185,7 +185,7 @@ def detect_video(
     log = FrameLog()
     for frame in iter_frames(path, sample_fps=options.sample_fps, limits=options.limits, log=log):
         sampled += 1
-        faces = engine.detect(frame.image, smallest_face=options.smallest_face)
+        faces = engine.detect(frame.image, smallest_face=options.smallest_face, straighten=options.embed)
         seen += len(faces)
         if seen > options.limits.sightings:
             raise VideoTooLargeError(

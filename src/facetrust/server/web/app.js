@@ -468,8 +468,23 @@ function saveKey(event) {
   }
   sessionStorage.setItem(STORE_ID, id);
   sessionStorage.setItem(STORE_SECRET, secret);
+  clearResults();
   showKeyStatus();
   refreshCollectionNames();
+}
+
+const RESULTS = [
+  "compare-result", "search-result", "search-review", "collections-table", "collections-more", "collection-detail",
+  "people-result", "person-detail", "audit-verdict", "audit-download", "audit-table", "redact-result",
+];
+
+/** Take down what the last key fetched: another key, or none, must not be shown it. */
+function clearResults() {
+  for (const id of RESULTS) $(id).hidden = true;
+  for (const id of ["faces-rows", "collections-rows", "people-list", "review-list", "audit-rows"]) $(id).replaceChildren();
+  $("review-summary").textContent = "";
+  for (const view of ["compare", "search", "browse", "people", "review", "audit", "redact"]) clearError(view);
+  if (typeof releaseCrops === "function") releaseCrops(); // console.js: the review and people crops
 }
 
 function forgetKey() {
@@ -477,6 +492,7 @@ function forgetKey() {
   sessionStorage.removeItem(STORE_SECRET);
   $("key-id").value = "";
   $("key-secret").value = "";
+  clearResults();
   showKeyStatus();
 }
 
