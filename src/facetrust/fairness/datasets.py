@@ -219,14 +219,7 @@ def _utk_rows(root: Path) -> list[tuple[str, int, str, str]]:
                     raise InvalidParameterError(
                         f"{labels} line {i}: need file,age,gender,race with an integer age", parameter="DATASET"
                     ) from None
-                where = os.path.normpath(rows[-1][0])
-                if where in first_line:
-                    raise InvalidParameterError(
-                        f"{labels} line {i} lists {row['file']!r} again (first on line {first_line[where]}): "
-                        "list each image once",
-                        parameter="DATASET",
-                    )
-                first_line[where] = i
+                _once(first_line, rows[-1][0], i, labels, row["file"])
         return rows
     for p in _utk_files(root):
         parts = p.name.split("_")
@@ -236,6 +229,18 @@ def _utk_rows(root: Path) -> list[tuple[str, int, str, str]]:
             continue  # a few UTKFace names lack a field: no label, not audited
         rows.append((str(p), age, sex, race))
     return rows
+
+
+def _once(first_line: dict[str, int], file: str | Path, line: int, listing: Path, written: str) -> None:
+    """Note that line ``line`` of ``listing`` names ``file`` (as ``written`` there); an image named
+    on an earlier line is refused, naming both: its two rows would be paired with each other."""
+    where = os.path.normpath(os.path.abspath(file))
+    if where in first_line:
+        raise InvalidParameterError(
+            f"{listing} line {line} lists {written!r} again (first on line {first_line[where]}): list each image once",
+            parameter="DATASET",
+        )
+    first_line[where] = line
 
 
 def load_utkface(root: Path) -> DatasetSpec:
@@ -288,14 +293,7 @@ def _load_csv(path: Path) -> DatasetSpec:
         for row in reader:
             file = Path(row["path"])
             file = file if file.is_absolute() else path.parent / file
-            where = os.path.normpath(os.path.abspath(file))
-            if where in first_line:
-                raise InvalidParameterError(
-                    f"{path} line {reader.line_num} lists {row['path']!r} again (first on line {first_line[where]}): "
-                    "list each image once",
-                    parameter="DATASET",
-                )
-            first_line[where] = reader.line_num
+            _once(first_line, file, reader.line_num, path, row["path"])
             groups = {c: row[c] for c in columns if row.get(c)}
             images.append(ImageRecord(str(file), row["identity"] or None, groups))
     if not images:
