@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facetrust.calibration import fmr_from_similarity
 from facetrust.errors import InvalidParameterError, NotFoundError
@@ -36,6 +36,8 @@ from facetrust.service.validate import check_face_ids, check_limit, check_thresh
 from facetrust.store.sqlite import CollectionRow, FaceRow, vector_from_blob
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     import numpy as np
 
     from facetrust.governance.policy import Purpose
@@ -275,6 +277,12 @@ def log_matches(
         return rec.commit(conn)
 
 
+def answered_rates(matches: Sequence[FaceSearchMatch | UserSearchMatch]) -> dict[str, list[Any]]:
+    """What a search's audit entry keeps of the false-match rate each match was answered with
+    (``fmrs``, ``fmr_bounds``): the review queue shows the same."""
+    return {"fmrs": [float(f"{m.fmr:.4g}") for m in matches], "fmr_bounds": [m.fmr_is_bound for m in matches]}
+
+
 def _refuse_unreliable(rec: Record, purpose: Purpose, scale: ProbeScale, threshold: float, gallery: int) -> None:
     """Refuse the search when its purpose refuses unreliable estimates and this one is; the refusal's
     audit entry keeps the threshold, gallery size and the estimate that was refused."""
@@ -338,8 +346,7 @@ def governed_face_search(service: ServiceContext, actor: Actor, ask: SearchReque
             gallery,
             purpose,
             face_ids=[m.face.face_id for m in matches],
-            fmrs=[float(f"{m.fmr:.4g}") for m in matches],  # what each answer said: the review shows the same
-            fmr_bounds=[m.fmr_is_bound for m in matches],
+            **answered_rates(matches),
             searched_face_id=face_id,
             **estimate_record(scale, threshold, gallery),
         )
@@ -428,8 +435,7 @@ def governed_user_search(service: ServiceContext, actor: Actor, ask: SearchReque
             purpose,
             user_ids=[m.user.user_id for m in matches],
             face_ids=[m.best_face_id for m in matches],
-            fmrs=[float(f"{m.fmr:.4g}") for m in matches],
-            fmr_bounds=[m.fmr_is_bound for m in matches],
+            **answered_rates(matches),
             searched_face_id=face_id,
             searched_user_id=user_id,
             **estimate_record(scale, threshold, gallery),

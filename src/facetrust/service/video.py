@@ -22,7 +22,7 @@ from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Record
 from facetrust.service.governed import Governed, governed
 from facetrust.service.scoring import estimate_of, estimate_record
-from facetrust.service.search import fpir, log_matches, match_faces, under_purpose
+from facetrust.service.search import answered_rates, fpir, log_matches, match_faces, under_purpose
 from facetrust.service.types import FaceSearchMatch, ProbeEstimate
 from facetrust.video.pipeline import PersonTrack, Progress, VideoFaces, VideoOptions, detect_video
 from facetrust.video.redact import (
@@ -121,8 +121,7 @@ class _Matcher:
             self.gallery,
             self.purpose,
             face_ids=[m.face.face_id for _, m in found],
-            fmrs=[float(f"{m.fmr:.4g}") for _, m in found],  # as each match said: the review shows the same
-            fmr_bounds=[m.fmr_is_bound for _, m in found],
+            **answered_rates([m for _, m in found]),
             persons=[i for i, _ in found],
             estimates=self.estimates,
             **extra,
