@@ -49,6 +49,20 @@ def test_index_faces_stores_each_face_with_its_detail(staff: Api) -> None:
     assert staff.client.describe_collection(CollectionId="staff")["FaceCount"] == 2
 
 
+def test_index_faces_of_the_same_image_and_external_image_id_again_saves_nothing_twice(staff: Api) -> None:
+    """As Rekognition documents: botocore retries IndexFaces (no ClientRequestToken) when an answer
+    is lost, and the retry must not leave the faces stored twice."""
+    first = index(staff, (40, 40, 80, 1), (200, 60, 100, 2), ExternalImageId="photo-1")
+    again = index(staff, (40, 40, 80, 1), (200, 60, 100, 2), ExternalImageId="photo-1")
+    assert [r["Face"] for r in again["FaceRecords"]] == [r["Face"] for r in first["FaceRecords"]]
+    assert staff.client.describe_collection(CollectionId="staff")["FaceCount"] == 2
+    other = index(staff, (40, 40, 80, 1), (200, 60, 100, 2), ExternalImageId="photo-2")
+    assert {r["Face"]["FaceId"] for r in other["FaceRecords"]}.isdisjoint(
+        r["Face"]["FaceId"] for r in first["FaceRecords"]
+    )
+    assert staff.client.describe_collection(CollectionId="staff")["FaceCount"] == 4
+
+
 def test_index_faces_landmarks_are_ratios_inside_the_face_box(staff: Api) -> None:
     detail = index(staff, (40, 40, 80, 1))["FaceRecords"][0]["FaceDetail"]
     box = detail["BoundingBox"]

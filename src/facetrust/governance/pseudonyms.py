@@ -27,6 +27,7 @@ __all__ = ["Pseudonymiser", "deployment_key"]
 _FIELDS = {
     "face_ids": "face",
     "crop_face_ids": "face",
+    "repeated_face_ids": "face",  # an IndexFaces of an image indexed before: the faces answered again
     "searched_face_id": "face",
     "user_ids": "user",
     "searched_user_id": "user",

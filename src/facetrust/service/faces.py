@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError
 from facetrust.governance.actor import Actor
+from facetrust.images import named_image, read_image_file
 from facetrust.service.consent import get_consent
 from facetrust.service.crops import make_crops
 from facetrust.service.erasure import erase_keys
@@ -58,6 +63,7 @@ __all__ = [
     "index_faces",
     "list_faces",
     "new_face",
+    "repeat_key",
 ]
 
 
@@ -141,24 +147,58 @@ FaceFinder: TypeAlias = (
 where the image is not at hand)."""
 
 
+def repeat_key(external_image_id: str, data: bytes | bytearray | memoryview) -> str:
+    """What an IndexFaces of the image ``data`` with ``external_image_id`` is recorded under, beside
+    bulk ingestion's resume records (store/ingested.py): the SHA-256 of both, never equal to the plain
+    SHA-256 of an image's bytes that bulk ingestion records, so neither reads the other's."""
+    digest = hashlib.sha256(b"facetrust IndexFaces\0")
+    digest.update(external_image_id.encode())
+    digest.update(b"\0")
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def index_faces(service: ServiceContext, actor: Actor, ask: Enrolment, image: ImageSource) -> IndexResult:
-    """IndexFaces: detect and embed the faces of ``image`` here, then ``enrol`` them."""
+    """IndexFaces: detect and embed the faces of ``image`` here, then ``enrol`` them. With an
+    ExternalImageId, the image's bytes (a file is read once) also give the call's ``repeat_key``."""
+    key: list[str] = []
 
     def find(
         level: str, engine: FaceEngine
     ) -> tuple[list[tuple[FaceEmbedding, Face]], list[UnindexedFace], Callable[[], np.ndarray] | None]:
-        rgb = engine.load_image(image)
+        source, name = image, None
+        if ask.external_image_id is not None:
+            if isinstance(image, (str, PathLike)):
+                source, name = read_image_file(Path(image), engine.settings.max_image_bytes), str(image)
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                key.append(repeat_key(ask.external_image_id, source))
+        with named_image(name) if name is not None else nullcontext():
+            rgb = engine.load_image(source)
         accepted, unindexed = split_faces(engine.detect(rgb), level, ask.max_faces)
         embeddings = engine.embed(rgb, accepted) if accepted else []
         return [(emb, emb.face) for emb in embeddings if emb.face is not None], unindexed, lambda: rgb
 
-    return enrol(service, actor, ask, find)
+    return enrol(service, actor, ask, find, lambda: key[0] if key else None)
 
 
-def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinder) -> IndexResult:
+def enrol(
+    service: ServiceContext,
+    actor: Actor,
+    ask: Enrolment,
+    find: FaceFinder,
+    repeat: Callable[[], str | None] = lambda: None,
+) -> IndexResult:
     """IndexFaces' one governed write path: role, purpose and model of the collection, the
     parameters, consent before the work and again inside the transaction, retention, the audit
-    entry (refusals included); ``find`` supplies the faces in between. All commits, or none."""
+    entry (refusals included); ``find`` supplies the faces in between. All commits, or none.
+
+    ``repeat``, once ``find`` has run: the call's ``repeat_key`` (None: none). Rekognition documents
+    that the same image indexed into the same collection with the same ExternalImageId does not save
+    its faces twice. Where an earlier call with that key still has faces stored (not expired), each
+    face found again (the same bytes give the same box) is answered with its stored face and not
+    stored again (``IndexResult.repeated``); faces it did not store (deleted since, or left out by
+    other MaxFaces or QualityFilter) are stored under the same ImageId. A retry whose answer was lost
+    (botocore retries IndexFaces, which carries no ClientRequestToken) so adds nothing."""
     with governed(service, actor, "IndexFaces", ask.collection, model_check=True) as step:
         rec, row, purpose = step.record, step.collection, step.purpose
         if purpose is None:  # pragma: no cover - enrolment is refused on undeclared purposes
@@ -173,10 +213,10 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
         engine = service.engine_for(row)
         pairs, unindexed, pixels = find(level, engine)
         crops = _crops(service, purpose, pixels, [face for _, face in pairs])
+        key = repeat()
         image_id = str(uuid.uuid4())
         now = service.clock()
         expires = now + purpose.retention_seconds  # at the latest; sooner when the consent ends sooner
-        new = [new_face(emb, face, image_id, external, expires) for emb, face in pairs]
         with service.store.transaction() as conn:
             if service.store.get_collection(ask.collection, conn) != row:
                 raise NotFoundError(
@@ -190,25 +230,61 @@ def enrol(service: ServiceContext, actor: Actor, ask: Enrolment, find: FaceFinde
                 rec.details = {"image_id": earlier[str(ask.sha256)], "already_indexed": True}
                 rec.commit(conn)
                 return IndexResult(earlier[str(ask.sha256)], (), (), row.model, already_indexed=True)
+            prior = service.store.ingested_images(conn, row.id, [key], now).get(key) if key is not None else None
+            again = _stored_again(service.store.faces_of_image(row.id, prior, conn), pairs, now) if prior else {}
+            image_id = prior or image_id
+            fresh = [i for i in range(len(pairs)) if i not in again]
+            new = [new_face(*pairs[i], image_id, external, expires) for i in fresh]
             if consent_ends is not None and consent_ends < expires:
                 new = [replace(n, expires_at=consent_ends) for n in new]
-            keys = service.store.insert_faces(conn, row.id, new, now=now)
-            if crops:
+            keys = service.store.insert_faces(conn, row.id, new, now=now) if new else []
+            if crops and new:
                 crop_table.insert_crops(
-                    conn, service.store.keyring, row.id, [(k, n.face_id, c) for k, n, c in zip(keys, new, crops)]
+                    conn,
+                    service.store.keyring,
+                    row.id,
+                    [(k, n.face_id, crops[i]) for k, n, i in zip(keys, new, fresh, strict=True)],
                 )
             if ask.sha256 is not None:
                 service.store.record_ingested(conn, row.id, ask.sha256, image_id, now)
+            if key is not None and prior is None and new:  # an image stored without a face leaves no trace
+                service.store.record_ingested(conn, row.id, key, image_id, now)
             rec.details = {
                 "image_id": image_id,
                 "external_image_id": external,
                 "face_ids": [n.face_id for n in new],
                 "unindexed": [list(u.reasons) for u in unindexed],
             }
+            if again:
+                rec.details["repeated_face_ids"] = [f.face_id for f in again.values()]
             rec.commit(conn)
     after_change(service, row, keys)  # the new faces' own statistics, and their neighbours'
-    indexed = tuple(IndexedFace(inserted_face(n, now), face) for n, (_, face) in zip(new, pairs, strict=True))
-    return IndexResult(image_id, indexed, tuple(unindexed), row.model)
+    made = {i: inserted_face(n, now) for i, n in zip(fresh, new, strict=True)}
+    indexed = tuple(
+        IndexedFace(stored_face(again[i]) if i in again else made[i], face) for i, (_, face) in enumerate(pairs)
+    )
+    return IndexResult(
+        image_id, indexed, tuple(unindexed), row.model, repeated=tuple(f.face_id for f in again.values())
+    )
+
+
+# A face found again in the same bytes has the same box; this far apart (a ratio of the image's
+# sides) allows for arithmetic that differs between machines, and no two faces of one image are as near.
+_SAME_BOX = 1e-3
+
+
+def _stored_again(stored: list[FaceRow], pairs: list[tuple[FaceEmbedding, Face]], now: float) -> dict[int, FaceRow]:
+    """Which of the faces found (by their place in ``pairs``) an earlier IndexFaces of the same image
+    stored and are still usable, each stored face matched once, by its box."""
+    left = [f for f in stored if usable(f, now)]
+    again: dict[int, FaceRow] = {}
+    for i, (_, face) in enumerate(pairs):
+        box = face.box.ratio_tuple(face.image_width, face.image_height)
+        match = next((f for f in left if max(abs(a - b) for a, b in zip(box, f.box)) < _SAME_BOX), None)
+        if match is not None:
+            again[i] = match
+            left.remove(match)
+    return again
 
 
 @dataclass(frozen=True)

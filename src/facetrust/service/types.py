@@ -91,13 +91,16 @@ class UnindexedFace:
 class IndexResult:
     """An IndexFaces call's answer. ``already_indexed``: the image's bytes were recorded as indexed
     into the collection before (bulk ingestion's resume record, by SHA-256), so nothing was written
-    and ``image_id`` is the earlier indexing's."""
+    and ``image_id`` is the earlier indexing's. ``repeated``: the ids of the faces in ``indexed``
+    that were stored before, by an IndexFaces of the same image with the same ExternalImageId
+    (answered again, not stored twice); the others in ``indexed`` were stored by this call."""
 
     image_id: str
     indexed: tuple[IndexedFace, ...]
     unindexed: tuple[UnindexedFace, ...]
     model: str
     already_indexed: bool = False
+    repeated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

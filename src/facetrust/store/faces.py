@@ -94,6 +94,11 @@ class FaceTable:
         faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), face_ids))
         return {face.face_id: face for face in faces}
 
+    def faces_of_image(self, collection_id: int, image_id: str, conn: sqlite3.Connection) -> list[FaceRow]:
+        """The faces stored in the collection from one image (its ``image_id``), in the order stored."""
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE image_id = ? AND collection_id = ? ORDER BY id"
+        return [_face(row) for row in conn.execute(sql, (image_id, collection_id))]
+
     def faces_by_keys(
         self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
     ) -> dict[int, FaceRow]:

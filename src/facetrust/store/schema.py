@@ -21,6 +21,9 @@ SCHEMA_VERSION = 5  # 2: the resume record keyed by a 64-bit hash key (store/upg
 # SQLite's page cache, where one on the 64-character text took three times the space and a random
 # page of it per insert (bench/results/ingest-bulk-10m-resume.md). No key is unique: the store
 # deletes an image's earlier record before it writes the new one.
+# An IndexFaces that names an ExternalImageId records its image here too, under a hash of the
+# ExternalImageId and the bytes (service/faces.py: repeat_key), never equal to an image's plain
+# SHA-256, so bulk ingestion does not skip what IndexFaces stored, nor the other way round.
 RESUME_DDL = """
 CREATE TABLE IF NOT EXISTS ingested_images (
     collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
