@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import click
+import click.testing
 import pytest
 
 from facetrust.cli import cli
@@ -69,3 +70,53 @@ def test_every_option_is_documented_in_its_commands_section(item: tuple[tuple[st
     ]
     missing = [opt for opt in options if f"`{opt}" not in body]
     assert not missing, f"docs/cli.md section `{_id(item)}` does not document {missing}"
+
+
+# What each command's --json writes, as its own tests pin it (test_models.py, test_faces_cmd.py,
+# test_users_cmd.py): the docs' field list for it must name every one of these keys.
+JSON_FIELDS = {
+    "facetrust models verify": (
+        "name",
+        "role",
+        "source",
+        "source_ok",
+        "cached",
+        "cached_ok",
+        "problem",
+        "not_installed",
+        "ok",
+    ),
+    "facetrust faces list": (
+        "face_id",
+        "image_id",
+        "external_image_id",
+        "user_id",
+        "box",
+        "confidence",
+        "quality",
+        "pose",
+        "created_at",
+        "created",
+        "expires_at",
+    ),
+    "facetrust users search": ("image", "searched_user_id", "searched_face_id"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_FIELDS))
+def test_the_json_fields_a_command_writes_are_documented(name: str) -> None:
+    body = sections()[name]
+    missing = [key for key in JSON_FIELDS[name] if f"`{key}`" not in body]
+    assert not missing, f"docs/cli.md section `{name}` does not name the --json keys {missing}"
+
+
+def test_embed_documents_a_missing_output_folder_as_the_usage_error_it_is(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+
+    result = click.testing.CliRunner().invoke(cli, ["embed", str(image), "-o", str(tmp_path / "nowhere" / "o.npz")])
+
+    assert result.exit_code == 2
+    status = sections()["facetrust embed"].split("Exit status:")[-1]
+    assert "output folder missing" not in status.split("2 for")[0], "docs say exit 1 for a missing output folder"
+    assert "output folder that does not" in status
