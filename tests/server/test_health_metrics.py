@@ -87,6 +87,16 @@ def test_metrics_count_faces_indexed_and_searches(api: Api) -> None:
     assert after[("facetrust_searches_total", (("operation", "SearchFacesByImage"),))] == 2
 
 
+def test_faces_answered_again_by_a_repeated_index_faces_are_not_counted_as_stored(api: Api) -> None:
+    api.client.create_collection(CollectionId="a")
+    two = face_png((40, 40, 80, 1), (200, 60, 90, 2))
+    first = api.client.index_faces(CollectionId="a", Image={"Bytes": two}, ExternalImageId="photo-1")
+    again = api.client.index_faces(CollectionId="a", Image={"Bytes": two}, ExternalImageId="photo-1")
+
+    assert len(again["FaceRecords"]) == len(first["FaceRecords"]) == 2  # answered with the stored faces
+    assert samples(api)[("facetrust_faces_indexed_total", ())] == 2  # stored once
+
+
 def test_two_apps_keep_separate_metrics(api: Api, tmp_path: Path) -> None:
     api.client.create_collection(CollectionId="a")
     with FaceService(tmp_path / "other", fake_engine()) as other:

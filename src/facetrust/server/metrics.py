@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "IndexAnswer", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 SEARCHES = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage"})
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class IndexAnswer(dict[str, Any]):
+    """IndexFaces' answer, and how many of its ``FaceRecords`` the call stored: a repeat of an image
+    with the same ExternalImageId is answered with faces stored before, which are not stored again."""
+
+    def __init__(self, answer: dict[str, Any], stored: int) -> None:
+        super().__init__(answer)
+        self.stored = stored
 
 
 class Metrics:
@@ -42,7 +53,10 @@ class Metrics:
         """Count what a successful operation did."""
         if operation == "IndexFaces":
             records = response.get("FaceRecords")
-            self.faces_indexed.inc(len(records) if isinstance(records, list) else 0)
+            if isinstance(response, IndexAnswer):  # faces answered again were stored before
+                self.faces_indexed.inc(response.stored)
+            else:
+                self.faces_indexed.inc(len(records) if isinstance(records, list) else 0)
         elif operation in SEARCHES:
             self.searches.labels(operation).inc()
 

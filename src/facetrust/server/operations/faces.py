@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from facetrust.governance.actor import Actor
+from facetrust.server.metrics import IndexAnswer
 from facetrust.server.operations.base import COLLECTION, FACE_IDS, IMAGE, QUALITY_FILTER, Operation, kwargs, page_params
 from facetrust.server.protocol import Kind, Member
 from facetrust.server.shapes import ATTRIBUTES, face_detail, stored_face, unsuccessful_face
@@ -32,11 +33,12 @@ def index_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[s
         actor=actor,
         **kwargs(asked, {"ExternalImageId": "external_image_id", "MaxFaces": "max_faces"}),
     )
-    return {
+    answer = {
         "FaceRecords": [{"Face": stored_face(f.stored), "FaceDetail": face_detail(f.face)} for f in result.indexed],
         "UnindexedFaces": [{"Reasons": list(u.reasons), "FaceDetail": face_detail(u.face)} for u in result.unindexed],
         "FaceModelVersion": result.model,
     }
+    return IndexAnswer(answer, stored=len(result.indexed) - len(result.repeated))  # the metric counts faces stored
 
 
 def list_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
