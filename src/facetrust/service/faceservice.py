@@ -281,7 +281,10 @@ class FaceService:
         Faces are considered largest first. Those failing the quality filter, and those
         beyond ``max_faces``, are returned as unindexed with Rekognition's reason codes. When
         the collection's purpose requires consent, ``external_image_id`` names the subject and a
-        valid consent record for it must exist. The image itself is never stored.
+        valid consent record for it must exist. The image itself is never stored. The same image
+        as bytes or a path (the same bytes) with the same ``external_image_id`` stores none of its
+        faces twice: those stored before are returned again (``IndexResult.repeated``); an array,
+        or an image first stored by ``index_prepared`` (bulk ingestion), is indexed again.
         """
         ask = _faces.Enrolment(collection, external_image_id, max_faces, quality_filter)
         return _faces.index_faces(self.ctx, actor, ask, image)
