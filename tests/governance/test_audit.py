@@ -91,6 +91,15 @@ def test_head_text_round_trips_and_bad_text_is_refused() -> None:
         audit.AuditHead.parse("7:xyz")
 
 
+@pytest.mark.parametrize("seq", ["\u0661", "\U0001d7d9", "\u00b2", "\u2460", str(2**63)])
+def test_a_head_whose_number_is_not_ascii_digits_of_a_64_bit_entry_is_refused(seq: str) -> None:
+    # '١' and '𝟙' were read as entry 1 and '²' failed inside int(); 2**63 was taken as an entry
+    # the log had once held, so a verification against it reported the log truncated
+    with pytest.raises(ValueError, match="is not an audit head"):
+        audit.AuditHead.parse(f"{seq}:{'a' * 64}")
+    assert audit.AuditHead.parse(f"{2**63 - 1}:{'a' * 64}").seq == 2**63 - 1
+
+
 def test_the_head_file_records_committed_heads_only(tmp_path: Path) -> None:
     from facetrust.store import Store
 

@@ -287,6 +287,18 @@ def test_a_request_an_operation_refuses_before_the_service_runs_is_audited_once(
     assert after[-1]["outcome"] != "ok" and after[-1]["error"]
 
 
+@pytest.mark.parametrize("seq", ["\u00b2", "\u0661", str(2**63)])
+def test_an_expected_head_whose_number_is_not_an_entry_number_is_refused_saying_so(gov: Governed, seq: str) -> None:
+    # '²' answered int()'s own "invalid literal" message; '١' was read as entry 1 and 2**63 as an
+    # entry past the log's end, each a verdict ("rewritten", "truncated") on a head no log can have
+    answer = gov.call("auditor", "VerifyAuditLog", {"ExpectedHead": f"{seq}:{'0' * 64}"})
+
+    assert answer.status_code == 400
+    assert answer.json()["__type"] == "InvalidParameterException"
+    assert answer.json()["message"].startswith(f"ExpectedHead '{seq}:")
+    assert "is not an audit head" in answer.json()["message"]
+
+
 def test_a_refusal_inside_the_service_is_audited_once_not_twice(gov: Governed) -> None:
     before = len(_log(gov))
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DDL", "GENESIS", "RECENT_HEADS", "AuditHead", "HeadFile", "disagreement", "head"]
 
 GENESIS = "0" * 64
+MAX_SEQ = 2**63 - 1  # an entry's number is a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -47,8 +48,12 @@ class AuditHead:
     @classmethod
     def parse(cls, text: str) -> AuditHead:
         seq, _, digest = text.strip().partition(":")
-        if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        # ASCII digits only: str.isdigit() also passes '²' (int() refuses it) and '١' (int() reads it as 1)
+        digits = seq.isascii() and seq.isdigit()
+        if not digits or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError(f"{text!r} is not an audit head (expected SEQ:SHA256HEX)")
+        if int(seq) > MAX_SEQ:
+            raise ValueError(f"{text!r} is not an audit head: SEQ is at most {MAX_SEQ}, as a log's entries are")
         if int(seq) == 0 and digest != GENESIS:
             raise ValueError(f"{text!r} is not an audit head: head 0, before any entry, is 0:{GENESIS}")
         return cls(int(seq), digest)

@@ -79,7 +79,7 @@ def verify_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> d
         try:
             expected = audit.AuditHead.parse(p["ExpectedHead"])
         except ValueError as exc:
-            raise InvalidParameterError(str(exc), parameter="ExpectedHead") from None
+            raise InvalidParameterError(f"ExpectedHead {exc}", parameter="ExpectedHead") from None
     report = service.verify_audit_log(expected, actor=actor)
     out: dict[str, Any] = {"Valid": report.ok, "Entries": report.entries, "Head": str(report.head)}
     if not report.ok:
