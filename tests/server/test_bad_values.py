@@ -171,3 +171,15 @@ def test_a_refused_collection_id_with_a_lone_surrogate_is_written_to_the_audit_l
     assert last.data["operation"] == "CreateCollection"
     assert last.data["outcome"] != "ok"
     assert "bad\\ud800" in last.data["error"]
+
+
+@pytest.mark.parametrize("operation", ["StartFaceDetection", "StartFaceSearch"])
+def test_an_unknown_member_of_a_videos_s3_object_is_refused_naming_it(target: Target, operation: str) -> None:
+    # Video's own unknown members were refused, S3Object's ignored: a job started as if they were not sent
+    video = {"S3Object": {"Bucket": "lobby", "Name": "clip.mp4", "VersionId": "7"}}
+    body = {"Video": video, **({"CollectionId": "c"} if operation == "StartFaceSearch" else {})}
+    response = post(target, operation, json.dumps(body).encode())
+
+    assert response.status_code == 400, response.text
+    assert response.json()["__type"] == "InvalidParameterException"
+    assert "Video.S3Object.VersionId is not a member" in response.json()["message"]

@@ -41,6 +41,12 @@ def _video(value: dict[str, Any]) -> tuple[str, str]:
     s3 = value.get("S3Object")
     if not isinstance(s3, dict):
         raise InvalidParameterError("Video.S3Object is required: {Bucket, Name}", parameter="Video.S3Object")
+    unknown = sorted(set(s3) - {"Bucket", "Name", "Version"})  # Rekognition's S3Object members
+    if unknown:
+        raise InvalidParameterError(
+            f"Video.S3Object.{unknown[0][:100]} is not a member of S3Object; send Bucket and Name",
+            parameter="Video.S3Object",
+        )
     bucket, name = s3.get("Bucket"), s3.get("Name")
     if not isinstance(bucket, str) or not isinstance(name, str):
         raise InvalidParameterError("Video.S3Object needs Bucket and Name as strings", parameter="Video.S3Object")
