@@ -381,7 +381,12 @@ def test_redact_image_keeps_the_faces_a_collection_holds(api: VideoApi) -> None:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [({"Method": "smudge"}, "Method"), ({"Strength": 0}, "Strength"), ({"KeepThreshold": 101}, "KeepThreshold")],
+    [
+        ({"Method": "smudge"}, "Method"),
+        ({"Strength": 0}, "Strength"),
+        ({"KeepThreshold": 101}, "KeepThreshold"),
+        ({"KeepCollectionId": "a b"}, "KeepCollectionId 'a b' is invalid"),  # was "CollectionId 'a b'"
+    ],
 )
 def test_redact_image_refuses_bad_options_naming_them(api: VideoApi, body: dict[str, Any], message: str) -> None:
     import base64

@@ -41,8 +41,8 @@ def _check(pattern: re.Pattern[str], value: object, parameter: str, rule: str) -
     return value
 
 
-def check_collection_id(value: object) -> str:
-    return _check(_COLLECTION, value, "CollectionId", "use 1–255 characters from a-z A-Z 0-9 _ . -")
+def check_collection_id(value: object, parameter: str = "CollectionId") -> str:
+    return _check(_COLLECTION, value, parameter, "use 1–255 characters from a-z A-Z 0-9 _ . -")
 
 
 def check_client_token(value: object) -> str:

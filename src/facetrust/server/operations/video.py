@@ -225,7 +225,7 @@ def redact_image(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[
         p["Image"],
         actor=actor,
         options=options,
-        keep=p.get("KeepCollectionId"),
+        keep=check_collection_id(p["KeepCollectionId"], "KeepCollectionId") if "KeepCollectionId" in p else None,
         threshold=check_threshold(p.get("KeepThreshold", 80.0), "KeepThreshold"),
     )
     return {
