@@ -152,6 +152,18 @@ def _image_bytes(name: str, value: object, max_image_bytes: int) -> bytes:
     return raw
 
 
+def _wrong_item(value: object, kind: Kind) -> str:
+    """Which item of a list (or object) of strings is not one: its type alone would say "not an array"."""
+    if kind is Kind.STRINGS and isinstance(value, list):
+        items = [(f"item {i}", item) for i, item in enumerate(value)]
+    elif kind is Kind.STRING_MAP and isinstance(value, dict):
+        items = [(repr(str(key)[:100]), item) for key, item in value.items()]
+    else:
+        return ""
+    where, item = next((w, v) for w, v in items if not isinstance(v, str))
+    return f"its {where} is {_json_type(item)}"
+
+
 def _finite(value: float) -> bool:
     """True for a number a double holds (a JSON integer like 10**400 does not)."""
     try:
@@ -185,7 +197,8 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
     else:
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if not ok:
-        raise _bad(name, f"must be {kind.value}, not {_json_type(value)}")
+        item = _wrong_item(value, kind)
+        raise _bad(name, f"must be {kind.value}: {item}" if item else f"must be {kind.value}, not {_json_type(value)}")
     if kind is Kind.INTEGER and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
         raise _bad(name, f"is out of range: {value} does not fit in a signed 64-bit integer")
     if kind is Kind.NUMBER:
