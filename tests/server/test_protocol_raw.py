@@ -113,6 +113,27 @@ def test_wrong_member_types_are_invalid_parameter_naming_the_member(
     assert expected in message
 
 
+@pytest.mark.parametrize(
+    ("operation", "before", "member", "expected"),
+    [
+        ("ListCollections", b"", "MaxResults", "is out of range"),
+        ("SearchFaces", b'"CollectionId": "c", "FaceId": "f", ', "FaceMatchThreshold", "is out of range"),
+        ("CreateCollection", b'"CollectionId": "c", ', "Tags", "must be an object of strings, not a number"),
+    ],
+)
+@pytest.mark.parametrize("digits", [4300, 4301, 100_000])
+def test_an_integer_of_any_length_is_refused_naming_its_member(
+    api: Api, operation: str, before: bytes, member: str, expected: str, digits: int
+) -> None:
+    # past 4300 digits (Python's int() limit) it was "not valid JSON ... use sys.set_int_max_str_digits()"
+    body = b'{%s"%s": -%s}' % (before, member.encode(), b"9" * digits)
+    status, name, message = error(post(api, operation, body))
+
+    assert (status, name) == (400, "InvalidParameterException")
+    assert message.startswith(f"{member} {expected}")
+    assert len(message) < 200
+
+
 def test_a_missing_required_member_is_invalid_parameter(api: Api) -> None:
     assert error(post(api, "DescribeCollection", {})) == (400, "InvalidParameterException", "CollectionId is required")
 

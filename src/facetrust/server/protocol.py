@@ -97,12 +97,28 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _LongInteger(float):
+    """A JSON integer of more digits than ``int()`` reads (4300 by default): read as ±infinity, as no
+    double or 64-bit integer holds it, and refused as out of range by the check of its member."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:  # Python's limit on the digits int() converts, not a JSON error
+        big = _LongInteger(-math.inf if text.startswith("-") else math.inf)
+        big.digits = len(text.lstrip("-"))
+        return big
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body (an empty body is ``{}``)."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body, parse_constant=_no_constant)
+        value = json.loads(body, parse_constant=_no_constant, parse_int=_parse_int)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise RequestError("SerializationException", f"The request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -177,6 +193,8 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # JSON integers are unbounded in P
 
 def _check(name: str, value: object, member: Member, max_image_bytes: int) -> object:
     kind = member.kind
+    if isinstance(value, _LongInteger) and kind in (Kind.INTEGER, Kind.NUMBER):
+        raise _bad(name, f"is out of range: an integer of {value.digits} digits does not fit in any number")
     if kind is Kind.IMAGE:
         return _image_bytes(name, value, max_image_bytes)
     ok: bool
@@ -200,7 +218,9 @@ def _check(name: str, value: object, member: Member, max_image_bytes: int) -> ob
         item = _wrong_item(value, kind)
         raise _bad(name, f"must be {kind.value}: {item}" if item else f"must be {kind.value}, not {_json_type(value)}")
     if kind is Kind.INTEGER and not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
-        raise _bad(name, f"is out of range: {value} does not fit in a signed 64-bit integer")
+        digits = str(value)
+        shown = digits if len(digits) <= 40 else digits[:40] + "…"
+        raise _bad(name, f"is out of range: {shown} does not fit in a signed 64-bit integer")
     if kind is Kind.NUMBER:
         return float(value)  # type: ignore[arg-type]  # a double, as in Rekognition: never an int SQLite cannot hold
     if isinstance(value, str):
