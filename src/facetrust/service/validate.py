@@ -74,7 +74,19 @@ def check_text(value: object, parameter: str, most: int, *, empty: bool = False,
     bad = next((c for c in value if (c < " " or "\x7f" <= c <= "\x9f") and c not in allowed), None)
     if bad is not None:
         raise InvalidParameterError(f"{parameter} holds the control character {bad!r}", parameter=parameter)
+    turn = next((c for c in value if c in _BIDI_CONTROLS), None)
+    if turn is not None:
+        raise InvalidParameterError(
+            f"{parameter} holds the bidirectional control U+{ord(turn):04X}, which makes text print in "
+            "another order than it reads",
+            parameter=parameter,
+        )
     return value
+
+
+# Embeddings, overrides and isolates reorder the text after them as it is shown ("Trojan Source",
+# CVE-2021-42574); the marks U+200E, U+200F and U+061C, which right-to-left writing needs, only mark.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def check_time(value: object, parameter: str) -> float:
