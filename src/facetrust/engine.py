@@ -410,7 +410,8 @@ def engine_or_default(engine: object) -> FaceEngine:
 def iter_image_paths(paths: Iterable[str]) -> list[str]:
     """Expand folders into the JPEG/PNG files below them (sorted); files are kept as given. A folder
     that cannot be read (its permissions) is an error naming it, not a silent gap; so is, when read,
-    a name with an image suffix that is no regular file (a broken link, a loop of links, a FIFO)."""
+    a name with an image suffix that is no regular file (a broken link, a loop of links, a FIFO). An
+    empty path is refused, not read as the current folder."""
     import os
     from pathlib import Path
 
@@ -423,6 +424,8 @@ def iter_image_paths(paths: Iterable[str]) -> list[str]:
 
     out: list[str] = []
     for raw in paths:
+        if raw == "":  # Path("") is the current folder: an unset shell variable would index all of it
+            raise InvalidParameterError("An image path is empty; give a file or a folder", parameter="images")
         p = Path(raw)
         if p.is_dir():
             found = [

@@ -134,6 +134,19 @@ def test_index_a_folder_without_images_is_an_error(fc: ServiceCli, tmp_path: Pat
     assert result.stderr == f"Error: No JPEG or PNG images found in {empty}\n"
 
 
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    fc: ServiceCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _, _ = album(fc)
+    monkeypatch.chdir(Path(alice).parent)  # a folder of images: "" read as "." would index them
+
+    result = fc.run("index", "people", "")
+
+    assert result.exit_code == 1
+    assert result.stderr == "Error: An image path is empty; give a file or a folder\n"
+    assert fc.service.describe_collection("people").face_count == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
