@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError, RoleDeniedError
 from facetrust.governance.actor import Actor
 from facetrust.ingest import IngestOptions, LocalRunner, ingest
-from facetrust.ingest.prepare import Job, prepare, sha256_of
+from facetrust.ingest.prepare import ImageFailure, Job, prepare, sha256_of
 from facetrust.models.fake import face_png
 from facetrust.service import FaceService
 from facetrust.service.ingest import PreparedImage
@@ -326,3 +327,46 @@ def test_an_image_without_a_face_is_skipped_on_a_rerun_as_any_indexed_image(tmp_
         assert ingest(service, "people", [str(empty)])[0].skipped
     finally:
         service.close()
+
+
+def test_a_crop_is_cut_from_the_bytes_indexed_even_when_the_file_changes_or_goes_during_the_run(
+    tmp_path: Path,
+) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+    from facetrust.governance.policy import Policy, Purpose
+    from facetrust.models.fake import fake_engine
+    from facetrust.service.crops import make_crops
+
+    class Meddling(LocalRunner):
+        """Prepares the images; then another process replaces the first file and removes the second."""
+
+        def run(self, jobs: Iterator[Job]) -> Iterator[PreparedImage | ImageFailure]:
+            results = list(super().run(jobs))
+            changed.write_bytes(face_png((20, 20, 100, 9)))  # another person
+            gone.unlink()
+            yield from results
+
+    original = face_png((20, 20, 100, 1))
+    changed, gone = tmp_path / "alice.png", tmp_path / "bob.png"
+    changed.write_bytes(original)
+    gone.write_bytes(face_png((20, 20, 100, 2)))
+    key = Keyring(TemplateKey.from_bytes(base64.b64decode(generate_key())))
+    policy = Policy({"review": Purpose("review", min_threshold=0, keep_face_crops=True)}, "review")
+    with FaceService(tmp_path / "data", fake_engine(), policy=policy, keyring=key) as service:
+        service.create_collection("c")
+
+        done = ingest(service, "c", [str(changed), str(gone)], runner=Meddling(service.engine))
+
+        assert [o.error for o in done] == [None, None]  # bob.png, read once, is indexed: the run went on
+        first = done[0].result
+        assert first is not None
+        rgb = service.engine.load_image(original)
+        (expected,) = make_crops(rgb, service.engine.detect(rgb))
+        stored = service.face_crop("c", first.indexed[0].stored.face_id)
+        pixels = [np.asarray(Image.open(io.BytesIO(b)), dtype=float) for b in (expected, stored)]
+        assert np.abs(pixels[0] - pixels[1]).mean() < 1  # alice's own crop, not the new file's

@@ -119,12 +119,19 @@ class _Slot:
     path: str
     external: str | None
     outcome: ImageOutcome | None  # decided without the runner (unreadable, skipped)
+    data: bytes | None = None  # the bytes read, kept where the purpose keeps crops (cut from these, not a re-read)
 
 
 def _slots(
-    service: FaceService, collection: str, paths: Sequence[str], options: IngestOptions, queue: deque[_Slot]
+    service: FaceService,
+    collection: str,
+    paths: Sequence[str],
+    options: IngestOptions,
+    queue: deque[_Slot],
+    keep_bytes: bool,
 ) -> Iterator[Job]:
-    """Read and hash each image in order, queue its slot, and yield a job for those to prepare."""
+    """Read and hash each image in order, queue its slot (with its bytes where ``keep_bytes``), and yield
+    a job for those to prepare."""
     found = service.store.get_collection(collection)
     seen: set[str] = set()
     limit = service.engine.settings.max_image_bytes
@@ -141,7 +148,7 @@ def _slots(
         if done:
             queue.append(_Slot(path, external, ImageOutcome(path, external, skipped=True)))
             continue
-        queue.append(_Slot(path, external, None))
+        queue.append(_Slot(path, external, None, data if keep_bytes else None))
         yield Job(data, sha, options.quality_filter, options.max_faces)
 
 
@@ -191,7 +198,7 @@ def _write_one(
         max_faces=options.max_faces,
         quality_filter=options.quality_filter,
         actor=actor,
-        image=slot.path,
+        image=slot.path if slot.data is None else slot.data,  # the crops are cut from the bytes hashed and embedded
     )
     return _outcome(slot, written)
 
@@ -253,6 +260,8 @@ def ingest(
     """
     _check(service, collection, options, actor)
     runner = runner or LocalRunner(collection_engine(service, collection))
+    crops = _keeps_crops(service, collection)  # written one image at a time: each as soon as it is prepared
+    size = 1 if crops else options.batch
     queue: deque[_Slot] = deque()
     outcomes: list[ImageOutcome] = []
     waiting: list[ImageOutcome | tuple[_Slot, PreparedImage]] = []  # in input order, behind the open batch
@@ -278,7 +287,7 @@ def ingest(
             else:
                 emit(next(done) if written is not None else _write_one(service, collection, *item, options, actor))
 
-    for result in runner.run(_slots(service, collection, paths, options, queue)):
+    for result in runner.run(_slots(service, collection, paths, options, queue, crops)):
         while queue[0].outcome is not None:
             emit(queue.popleft().outcome)  # type: ignore[arg-type]
         slot = queue.popleft()
@@ -287,7 +296,7 @@ def ingest(
             continue
         batch.append((slot, result))
         waiting.append((slot, result))
-        if len(batch) >= options.batch:
+        if len(batch) >= size:
             flush()
     if batch:
         flush()
