@@ -236,6 +236,9 @@ def test_a_refusal_that_stops_the_run_still_reports_the_images_that_failed_befor
     with FaceService(tmp_path / "data", fake_engine(), policy=policy) as service:
         service.create_collection("doors")
         service.record_consent("alice.png", basis="contract", evidence=b"signed form")
+        service.record_consent(
+            "bad.png", basis="contract", evidence=b"signed form"
+        )  # else refused before it is decoded
         fc = ServiceCli(service, tmp_path / "images")
         fc.image("album/alice.png", [(20, 20, 100, 1)])
         (fc.folder / "album" / "bad.png").write_bytes(b"not an image")

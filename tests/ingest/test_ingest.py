@@ -370,3 +370,26 @@ def test_a_crop_is_cut_from_the_bytes_indexed_even_when_the_file_changes_or_goes
         stored = service.face_crop("c", first.indexed[0].stored.face_id)
         pixels = [np.asarray(Image.open(io.BytesIO(b)), dtype=float) for b in (expected, stored)]
         assert np.abs(pixels[0] - pixels[1]).mean() < 1  # alice's own crop, not the new file's
+
+
+def test_an_image_without_consent_is_never_detected_or_embedded_and_nothing_after_it_is_read(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    class Counting(LocalRunner):
+        def run(self, jobs: Iterator[Job]) -> Iterator[PreparedImage | ImageFailure]:
+            for job in jobs:
+                prepared.append(job.sha256)
+                yield prepare(self.engine, job)
+
+    paths = album(tmp_path / "a", 5)
+    for name in ("img00.png", "img01.png", "img03.png"):  # img02 has no consent: the run stops there
+        svc.record_consent(name, basis="contract", evidence="signed")
+    prepared: list[str] = []
+
+    with pytest.raises(ConsentRequiredError, match=r"img02\.png"):
+        ingest(svc, "staff", paths, runner=Counting(svc.engine))
+
+    assert prepared == [sha256_of(Path(p).read_bytes()) for p in paths[:2]]  # as IndexFaces: consent before the work
+    (entry,) = audit_tail(svc, 1)
+    assert (entry["operation"], entry["outcome"], entry["collection"]) == ("IndexFaces", "ConsentRequired", "staff")
+    assert external_ids(svc, "staff") == ["img00.png", "img01.png"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import (
+    ConsentRequiredError,
     FacetrustError,
     ImageTooLargeError,
     InvalidImageError,
@@ -30,6 +31,7 @@ from facetrust.governance.roles import require_role
 from facetrust.images import read_image_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
 from facetrust.ingest.runners import LocalRunner, Runner
+from facetrust.service.faces import check_consent
 from facetrust.service.governed import allowed_purpose
 from facetrust.service.ingest import BATCH_LIMIT
 from facetrust.service.quality import check_quality_filter
@@ -120,6 +122,7 @@ class _Slot:
     external: str | None
     outcome: ImageOutcome | None  # decided without the runner (unreadable, skipped)
     data: bytes | None = None  # the bytes read, kept where the purpose keeps crops (cut from these, not a re-read)
+    refused: ConsentRequiredError | None = None  # no consent: the run stops here, nothing of it prepared
 
 
 def _slots(
@@ -131,8 +134,11 @@ def _slots(
     keep_bytes: bool,
 ) -> Iterator[Job]:
     """Read and hash each image in order, queue its slot (with its bytes where ``keep_bytes``), and yield
-    a job for those to prepare."""
+    a job for those to prepare. Where the purpose requires consent, an image whose subject has none is
+    queued as refused and nothing after it is read: its faces are never detected or embedded, as
+    IndexFaces checks consent before the work (the write checks it again)."""
     found = service.store.get_collection(collection)
+    purpose = None if found is None else service.policy.purposes.get(found.purpose)
     seen: set[str] = set()
     limit = service.engine.settings.max_image_bytes
     for path in paths:
@@ -148,6 +154,12 @@ def _slots(
         if done:
             queue.append(_Slot(path, external, ImageOutcome(path, external, skipped=True)))
             continue
+        if purpose is not None and purpose.consent_required:
+            try:
+                check_consent(service.ctx, purpose, external)
+            except ConsentRequiredError as exc:
+                queue.append(_Slot(path, external, None, refused=exc))
+                return
         queue.append(_Slot(path, external, None, data if keep_bytes else None))
         yield Job(data, sha, options.quality_filter, options.max_faces)
 
@@ -301,5 +313,16 @@ def ingest(
     if batch:
         flush()
     while queue:
-        emit(queue.popleft().outcome)  # type: ignore[arg-type]
+        slot = queue.popleft()
+        if slot.refused is not None:  # the images before it are written; the refusal is audited as IndexFaces'
+            row = service.store.get_collection(collection)
+            service.record_refusal(
+                "IndexFaces",
+                slot.refused,
+                actor=actor,
+                collection=collection,
+                purpose=None if row is None else row.purpose,
+            )
+            raise slot.refused
+        emit(slot.outcome)  # type: ignore[arg-type]
     return outcomes
