@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.store.sqlite import Store
+from pg_cluster import SQLITE_FILES
 
 
 @pytest.fixture
@@ -120,3 +121,44 @@ def test_a_second_process_opening_an_old_store_while_another_upgrades_it_is_told
     finally:
         other.close()
     Store(tmp_path / "facetrust.db").close()  # once it is done, the store opens (and is upgraded)
+
+
+_KILLED_AFTER_AN_ERASURE = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from conftest import collection, face
+from facetrust.store.sqlite import Store
+store = Store(Path(sys.argv[1]) / "facetrust.db")
+cid = collection(store)
+with store.transaction() as conn:
+    keys = store.insert_faces(conn, cid, [face(7)])
+assert store.checkpoint()  # the template is in facetrust.db itself
+with store.transaction() as conn:
+    store.delete_faces(conn, cid, keys)
+os.kill(os.getpid(), signal.SIGKILL)  # kill -9 between the erasure's commit and its checkpoint
+"""
+
+
+@SQLITE_FILES  # SQLite's WAL
+def test_a_checkpoint_a_killed_process_left_undone_is_due_when_the_store_opens_again(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import face
+
+    template = face(7).embedding
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_AN_ERASURE, str(tmp_path), str(Path(__file__).parent)], check=False
+    )
+    assert child.returncode == -9
+    files = lambda: [p for p in tmp_path.iterdir() if p.is_file()]  # noqa: E731
+    assert any(template in p.read_bytes() for p in files())  # the erased row's old page is still in facetrust.db
+
+    store = Store(tmp_path / "facetrust.db")  # the next process (a server: its periodic step retries it)
+    try:
+        assert store.retry_checkpoint()
+        for path in files():
+            assert template not in path.read_bytes(), path
+    finally:
+        store.close()

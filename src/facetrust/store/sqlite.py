@@ -73,7 +73,10 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self.heads = HeadFile(path.with_name(HEADS_NAME))
         self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections()  # each thread's, till it ends
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
-        self._checkpoint_due = False  # a checkpoint a reader kept from completing: retry_checkpoint runs it again
+        # a checkpoint a reader kept from completing, or one a process killed after an erasure's commit never
+        # ran (its WAL left behind, the erased rows' old pages still in facetrust.db): retry_checkpoint runs it
+        wal = path.with_name(path.name + "-wal")
+        self._checkpoint_due = wal.is_file() and wal.stat().st_size > 0
         self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
         conn = self._conn()
         upgrade(conn, self.where(), postgres=self.postgres)  # a store of an older facetrust; a newer one refused
