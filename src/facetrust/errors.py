@@ -211,7 +211,8 @@ class ServiceBusyError(FacetrustError):
 
 class StoreBusyError(FacetrustError):
     """Another process held the store's write lock for longer than the store waits (SQLite's busy
-    timeout: an upgrade of an older store, a long import); nothing was done, retry later."""
+    timeout, or as long on PostgreSQL's writer lock: an upgrade of an older store, a long import, a
+    replica stalled inside a write); nothing was done, retry later."""
 
     code = "StoreBusy"
 

@@ -115,6 +115,49 @@ def test_a_single_statement_after_the_server_ended_the_threads_connection_succee
     assert store.connection() is not first
 
 
+def test_a_writer_lock_held_longer_than_the_busy_timeout_is_store_busy_not_a_wait_without_end(
+    pg_url: str, store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process (a replica frozen inside a write transaction, a long import) holds the
+    writer lock: a write waits for it at most the busy timeout, as on SQLite, then is
+    ``StoreBusyError`` (503, retried by botocore), having done nothing; every search appends
+    an audit entry, so without the bound one stalled replica stalled every other's requests."""
+    from facetrust.errors import StoreBusyError
+    from facetrust.store import busy
+    from facetrust.store.pg_dialect import WRITER_LOCK
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
+    store.count_collections()  # the schema, before the lock
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            with store.transaction() as conn:
+                store.insert_collection(conn, "staff", "model-a", "general")
+            outcome.append(None)
+        except BaseException as exc:  # the worker's outcome, checked below
+            outcome.append(exc)
+
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute(WRITER_LOCK)  # held, like a frozen replica's transaction
+        worker = threading.Thread(target=write)
+        worker.start()
+        worker.join(timeout=10)
+        waited_on = worker.is_alive()
+        other.execute("COMMIT")
+        worker.join()
+    assert not waited_on, "the write was still waiting for the writer lock after 10 s"
+    assert isinstance(outcome[0], StoreBusyError)
+    assert str(outcome[0]).startswith("PostgreSQL store ") and "locked by another process" in str(outcome[0])
+    assert describe_error(outcome[0], "IndexFaces", "rid")[:2] == (503, "ServiceUnavailableException")
+    assert store.count_collections() == 0  # nothing was done
+
+    with store.transaction() as conn:  # the lock gone, the same connection writes again
+        store.insert_collection(conn, "staff", "model-a", "general")
+    assert store.count_collections() == 1
+
+
 def test_a_live_idle_connection_is_kept(store: PostgresStore) -> None:
     first = store.connection()
     for _ in range(3):

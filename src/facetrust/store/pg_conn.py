@@ -158,10 +158,31 @@ class PgConnection:
         with _errors():
             cur = self._raw.execute(query, _params(args))  # always bound: "%%" (a literal %) then reads as "%"
             if todo.kind == "begin_write":
-                self._raw.execute(WRITER_LOCK)
+                self._writer_lock()
             rows = cur.fetchall() if cur.description is not None else None
         lastrowid = int(rows[0][0]) if identity is not None and rows else None
         return PgCursor(None if identity is not None else rows, cur.rowcount, lastrowid)
+
+    def _writer_lock(self) -> None:
+        """Take the writer lock for the transaction just begun, waiting for it at most the store's
+        busy timeout (``busy.BUSY_TIMEOUT_S``), as SQLite's ``BEGIN IMMEDIATE`` waits: past it the
+        transaction is rolled back and the error is SQLite's "database is locked", which
+        ``busy.store_busy`` answers as ``StoreBusyError``. Without the bound, a process that stalled
+        inside a write transaction (a replica frozen, a long import) held every other replica's
+        writes, and so its searches (each appends an audit entry), waiting for as long as it lasted.
+        The transaction's later statements wait as the server's settings say."""
+        import psycopg
+
+        from facetrust.store import busy
+
+        wait_ms = max(1, int(busy.BUSY_TIMEOUT_S * 1000))
+        try:
+            self._raw.execute(f"SET LOCAL lock_timeout = {wait_ms}; {WRITER_LOCK}; SET LOCAL lock_timeout TO DEFAULT")
+        except psycopg.errors.LockNotAvailable:
+            self._raw.execute("ROLLBACK")  # no transaction left open, as after SQLite's failed BEGIN IMMEDIATE
+            raise sqlite3.OperationalError(
+                f"database is locked: another process held the writer lock for {busy.BUSY_TIMEOUT_S:g} s"
+            ) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         todo = self._translate(sql)

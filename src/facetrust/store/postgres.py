@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from facetrust.errors import CommitUnknownError, ConfigurationError
+from facetrust.store import busy
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
 from facetrust.store.private import private_dir
@@ -199,16 +200,18 @@ class PostgresStore(Store):
     def _begin(self, sql: str) -> sqlite3.Connection:
         """This thread's connection with ``sql`` begun on it. A connection found lost at BEGIN (the
         server restarted, or ended its backend, while it sat idle) is replaced and BEGIN tried once
-        more: nothing of the transaction was sent yet, so the retry cannot repeat a write."""
+        more: nothing of the transaction was sent yet, so the retry cannot repeat a write. The writer
+        lock waited for longer than the busy timeout is ``StoreBusyError``, as on SQLite."""
         conn = self._conn()
-        try:
-            conn.execute(sql)
-        except sqlite3.OperationalError as exc:
-            if not cast(PgConnection, conn).lost:
-                raise
-            log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc)
-            conn = self._conn()
-            conn.execute(sql)
+        with busy.store_busy(self.where()):
+            try:
+                conn.execute(sql)
+            except sqlite3.OperationalError as exc:
+                if not cast(PgConnection, conn).lost:
+                    raise
+                log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc)
+                conn = self._conn()
+                conn.execute(sql)
         return conn
 
     def _commit(self, conn: sqlite3.Connection) -> None:
