@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +196,53 @@ def test_an_unknown_profile_is_refused_on_the_governed_path_and_audited(svc: Fac
         "fast",
     )
     assert svc.list_collections().names == ()
+
+
+def _write_lock_held(service: FaceService) -> Any:
+    """Another process holding the store's write lock (a long import, a replica stalled mid-write);
+    ``.close()`` lets it go. SQLite: its write lock on the file; PostgreSQL: the writer lock."""
+    if service.store.postgres:
+        import psycopg
+
+        from facetrust.store.pg_dialect import WRITER_LOCK
+        from facetrust.store.postgres import PostgresStore
+
+        assert isinstance(service.store, PostgresStore)
+        other: Any = psycopg.connect(service.store.url, autocommit=True)
+        other.execute("BEGIN")
+        other.execute(WRITER_LOCK)
+        return other
+    import sqlite3
+
+    other = sqlite3.connect(service.store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+def test_an_operation_the_busy_store_refused_waits_for_the_lock_once_not_again_to_log_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal is logged in a write transaction of its own; when what refused the operation is
+    the store's write lock itself, waiting for it again doubled the wait (60 s, past boto3's read
+    timeout, instead of the 503 after 30 s that docs/store.md states)."""
+    import time
+
+    from facetrust.errors import StoreBusyError
+    from facetrust.store import busy
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 1.5)  # before the store's connections are opened
+    svc = FaceService(tmp_path / "data", fake_engine(), policy=POLICY)
+    svc.create_collection("c")
+    entries = len(list(audit.entries(svc.store.connection())))
+    other = _write_lock_held(svc)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreBusyError):
+            svc.create_user("c", "ann")
+        waited = time.monotonic() - started
+    finally:
+        other.close()
+    assert 1.4 <= waited < 2.6  # one wait (1.5 s), not two (3 s)
+    assert len(list(audit.entries(svc.store.connection()))) == entries  # nothing was done, nor logged
+    svc.create_user("c", "ann")  # the lock gone, the same service writes again
+    svc.close()
