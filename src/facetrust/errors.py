@@ -58,6 +58,7 @@ __all__ = [
     "RoleDeniedError",
     "ServiceBusyError",
     "StoreBusyError",
+    "StoreUnavailableError",
     "VideoLocationError",
     "VideoTooLargeError",
 ]
@@ -313,3 +314,11 @@ class ConfigurationError(FacetrustError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class StoreUnavailableError(ConfigurationError):
+    """The store's database could not be connected to (a PostgreSQL server down or refusing
+    connections): when opening, the ``store`` setting may be wrong; once open, an outage, in which
+    nothing was done and a retry later may succeed."""
+
+    code = "StoreUnavailable"

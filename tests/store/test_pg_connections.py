@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from facetrust.errors import CommitUnknownError
+from facetrust.errors import CommitUnknownError, StoreUnavailableError
 from facetrust.governance import audit
 from facetrust.server.errors import describe_error
 from facetrust.store import postgres
@@ -310,3 +310,27 @@ def test_a_connection_finds_a_silent_peer_lost_within_half_a_minute_unless_the_u
     finally:
         default.raw.close()
         own.raw.close()
+
+
+def test_a_request_while_the_database_cannot_be_reached_answers_503_and_names_no_store(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage after the store opened: botocore retries a 503 with backoff, where the 500 it got read
+    as a fault of the server's own (with a traceback in its log)."""
+    from facetrust.models.fake import fake_engine
+    from facetrust.service import FaceService
+
+    with FaceService(tmp_path / "data", fake_engine(), store=pg_url) as service:
+        service.create_collection("staff")
+        _terminate(pg_url, service.ctx.store.connection())
+        with monkeypatch.context() as patched:
+            patched.setattr(postgres, "connect", _unreachable)  # the database is gone for now
+            with pytest.raises(StoreUnavailableError) as caught:
+                service.list_collections()
+            with caplog.at_level("ERROR", logger="facetrust.server.errors"):
+                status, name, message = describe_error(caught.value, "ListCollections", "rid-1")
+
+        assert (status, name) == (503, "ServiceUnavailableException")
+        assert "rid-1" in message and "postgresql://" not in message  # where the database is stays in the log
+        assert "Cannot open the PostgreSQL store" in caplog.text and "Traceback" not in caplog.text
+        assert service.list_collections().names == ("staff",)  # served again once it can be reached

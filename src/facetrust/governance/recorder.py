@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from facetrust.errors import FacetrustError, StoreBusyError
+from facetrust.errors import FacetrustError, StoreBusyError, StoreUnavailableError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 
@@ -71,9 +71,9 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
         opened.append(operation)
     try:
         yield record
-    except StoreBusyError as exc:  # the write lock the entry needs is the one it could not get: waiting
-        log.warning("could not log the refused %s: %s", operation, exc.message)  # again only doubled the wait
-        raise
+    except (StoreBusyError, StoreUnavailableError) as exc:  # the lock or the database the entry needs is the
+        log.warning("could not log the refused %s: %s", operation, exc.message)  # one it could not get: trying
+        raise  # again only doubled the wait
     except FacetrustError as exc:
         record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
         try:

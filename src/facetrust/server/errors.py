@@ -34,6 +34,7 @@ from facetrust.errors import (
     NotFoundError,
     ServiceBusyError,
     StoreBusyError,
+    StoreUnavailableError,
     VideoLocationError,
     VideoTooLargeError,
 )
@@ -109,6 +110,8 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule(GovernanceError, 400, "AccessDeniedException"),
     ErrorRule(ServiceBusyError, 429, "ThrottlingException"),  # botocore retries it, with backoff
     ErrorRule(StoreBusyError, 503, "ServiceUnavailableException"),  # nothing done: botocore retries, with backoff
+    # the database could not be reached (PostgreSQL down): nothing done, botocore retries it, with backoff
+    ErrorRule(StoreUnavailableError, 503, "ServiceUnavailableException"),
     # a write that may have committed: a status botocore does not retry (a 500 it would retry, twice writing)
     ErrorRule(CommitUnknownError, 409, "CommitOutcomeUnknownException"),
     # the store was altered outside facetrust: a server-side fault, said plainly (no traceback)
@@ -145,6 +148,13 @@ def describe_error(exc: BaseException, operation: str | None, request_id: str) -
     if isinstance(exc, FacetrustError):
         for rule in ERROR_TABLE:
             if isinstance(exc, rule.error) and (not rule.operations or operation in rule.operations):
+                if isinstance(exc, StoreUnavailableError):  # the operator's log names the store, not the answer
+                    log.error("request %s (%s) failed: %s", request_id, operation or "-", exc.message)
+                    return (
+                        rule.status,
+                        rule.name,
+                        f"The server cannot reach its store, so nothing was done; retry later (request {request_id})",
+                    )
                 return rule.status, rule.name, exc.message
     if _storage_full(exc):  # the operator's to mend: say what it is, not only a request id
         log.error("request %s (%s) failed: the server's storage is full", request_id, operation or "-", exc_info=exc)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from facetrust.errors import CommitUnknownError, ConfigurationError
+from facetrust.errors import CommitUnknownError, ConfigurationError, StoreUnavailableError
 from facetrust.store import busy
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
@@ -189,7 +189,7 @@ class PostgresStore(Store):
             try:
                 conn = connect(self.url)
             except sqlite3.OperationalError as exc:
-                raise ConfigurationError(
+                raise StoreUnavailableError(
                     f"Cannot open the PostgreSQL store {redact_url(self.url)}: {redact_error(str(exc), self.url)}",
                     setting="store",
                 ) from None
