@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import pwd
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -563,6 +565,27 @@ def test_review_record_refuses_a_review_of_the_reviewers_own_search(gc: Governed
     )
     refused = gc.log()[-1].data
     assert (refused["operation"], refused["outcome"]) == ("RecordReview", "RoleDenied")
+
+
+def test_review_record_names_the_os_user_whatever_user_and_logname_say(
+    gc: GovernedCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's key is the OS user's, from the user database: USER/LOGNAME are the caller's to set, and
+    with them the one who ran a search recorded its review as someone else's."""
+    gc.service.create_collection("cases", purpose="review")
+    gc.index("cases", None)
+    gc.run("search", "cases", gc.image("probe.png", [(20, 20, 100, 1)]))
+    seq = gc.log()[-1].seq
+    for name in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "someone-else")
+
+    result = gc.run("review", "record", str(seq), "--decision", "confirmed")
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert (result.exit_code, os_user()) == (1, me)
+    assert result.stderr.startswith(f"Error: Key local:{me} ran search {seq}, so it cannot review it")
+    refused = gc.log()[-1].data
+    assert (refused["key_id"], refused["outcome"]) == (f"local:{me}", "RoleDenied")
 
 
 def test_search_for_a_purpose_with_review_says_the_candidates_need_review(gc: GovernedCli) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import getpass
 import os
+import pwd
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,10 +119,14 @@ class CliState:
 
 
 def os_user() -> str:
-    """The login name of the user running the CLI (the uid when the system has no name for it)."""
+    """The login name of the user running the CLI (the uid when the system has no name for it).
+
+    Read from the system's user database by the process's user id, never from LOGNAME/USER:
+    those are the caller's to set, so ``USER=bob facetrust review record`` recorded the review as
+    bob's and let the one who ran the search confirm it."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER variable
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry for this uid (a container's arbitrary uid)
         return f"uid{os.getuid()}"
 
 
