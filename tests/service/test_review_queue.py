@@ -102,3 +102,28 @@ def test_a_video_search_needing_review_waits_in_the_queue(svc: FaceService, stor
     answered = {m.face.face_id: (m.fmr, m.fmr_is_bound) for p in found.persons for m in p.matches}
     for c in item.candidates:  # the rate each match was answered with, not one read off its Similarity
         assert c.fmr == pytest.approx(answered[c.face_id][0], rel=1e-3) and c.fmr_is_bound == answered[c.face_id][1]
+
+
+def test_only_what_the_queue_offers_can_be_reviewed(svc: FaceService) -> None:
+    """An AssociateFaces that matched, and a redaction that kept a collection's faces, record
+    review_required too, but are no search awaiting review: the queue never offers them, and
+    RecordReview took them all the same."""
+    from facetrust.errors import NotFoundError
+    from facetrust.governance import audit
+    from facetrust.service.video import governed_image_redaction
+
+    (first,) = svc.list_faces("cases").faces
+    (second,) = svc.index_faces("cases", face_png((22, 20, 100, 1))).indexed
+    svc.create_user("cases", "u1")
+    svc.associate_faces("cases", "u1", [first.face_id])
+    svc.associate_faces("cases", "u1", [second.stored.face_id])  # matched against the user's face
+    governed_image_redaction(svc.ctx, face_png((40, 30, 100, 1)), keep="cases", actor=SEARCHER)
+    entries = list(audit.entries(svc.store.connection()))
+    matched = [e for e in entries if e.data["operation"] in ("AssociateFaces", "Redact", "RedactImage")]
+    flagged = [e for e in matched if e.data.get("review_required")]
+    assert len(flagged) == 2
+
+    assert svc.review_queue(actor=REVIEWER) == ()
+    for entry in flagged:
+        with pytest.raises(NotFoundError, match=f"Audit entry {entry.seq} is not a search that awaits review"):
+            svc.record_review(entry.seq, decision="confirmed", actor=REVIEWER)

@@ -8,6 +8,7 @@ from facetrust.errors import ConflictError, InvalidParameterError, NotFoundError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed
+from facetrust.service.review_queue import awaits_review
 from facetrust.service.types import ReviewRecord
 from facetrust.service.validate import check_limit, check_text
 from facetrust.store import records
@@ -37,7 +38,7 @@ def record_review(service: ServiceContext, search_seq: int, decision: str, note:
         check_text(note, "Note", 2000, empty=True, lines=True)
         with service.store.transaction() as conn:
             entry = next(audit.entries(conn, after_seq=search_seq - 1, limit=1), None)
-            if entry is None or entry.seq != search_seq or not entry.data.get("review_required"):
+            if entry is None or entry.seq != search_seq or not awaits_review(entry.data):
                 raise NotFoundError(
                     f"Audit entry {search_seq} is not a search that awaits review", resource=str(search_seq)
                 )

@@ -20,11 +20,19 @@ from facetrust.store import crops, records
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
 
-__all__ = ["ReviewCandidate", "ReviewItem", "review_queue"]
+__all__ = ["ReviewCandidate", "ReviewItem", "awaits_review", "review_queue"]
 
 # every 1:N search whose entry records its candidates: in images, and in stored video (a library or
 # CLI search, and a StartFaceSearch job's run)
 _SEARCHES = {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "VideoSearch", "FaceSearchJob"}
+
+
+def awaits_review(data: dict[str, object]) -> bool:
+    """Whether an audit entry (its ``data``) is a search that needs a person's review: one of
+    ``_SEARCHES`` that answered, under a purpose that requires review. What the queue offers, and
+    all that ``record_review`` takes (an AssociateFaces or a redaction records ``review_required``
+    too, but is no candidate list)."""
+    return data.get("operation") in _SEARCHES and data.get("outcome") == "ok" and bool(data.get("review_required"))
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ def review_queue(
         found = []
         for entry in audit.entries(conn):
             d = entry.data
-            if d.get("operation") not in _SEARCHES or d.get("outcome") != "ok" or not d.get("review_required"):
+            if not awaits_review(d):
                 continue
             if entry.seq in reviewed or (collection is not None and d.get("collection") != collection):
                 continue
