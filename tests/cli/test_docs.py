@@ -11,6 +11,8 @@ import pytest
 
 from facetrust.cli import cli
 
+from .test_faces_cmd import FACE_JSON_KEYS
+
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
@@ -86,19 +88,7 @@ JSON_FIELDS = {
         "not_installed",
         "ok",
     ),
-    "facetrust faces list": (
-        "face_id",
-        "image_id",
-        "external_image_id",
-        "user_id",
-        "box",
-        "confidence",
-        "quality",
-        "pose",
-        "created_at",
-        "created",
-        "expires_at",
-    ),
+    "facetrust faces list": FACE_JSON_KEYS,
     "facetrust users search": ("image", "searched_user_id", "searched_face_id"),
 }
 

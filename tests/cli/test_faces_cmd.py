@@ -29,6 +29,22 @@ def fc(tmp_path: Path) -> Iterator[ServiceCli]:
         yield helper
 
 
+# The keys of each face `faces list --json` writes (docs/cli.md names each: tests/cli/test_docs.py).
+FACE_JSON_KEYS = (
+    "face_id",
+    "image_id",
+    "external_image_id",
+    "user_id",
+    "box",
+    "confidence",
+    "quality",
+    "pose",
+    "created_at",
+    "created",
+    "expires_at",
+)
+
+
 def test_list_prints_every_face_with_its_labels_box_and_quality(fc: ServiceCli) -> None:
     one, two, three = fc.face_ids("people")
     fc.service.create_user("people", "alice")
@@ -70,19 +86,7 @@ def test_list_json_pages_through_every_face(fc: ServiceCli, monkeypatch: pytest.
     assert (document["collection"], document["model"]) == ("people", "fake-recogniser:0")
     assert [f["face_id"] for f in document["faces"]] == [f.face_id for f in stored]
     first = document["faces"][0]
-    assert set(first) == {
-        "face_id",
-        "image_id",
-        "external_image_id",
-        "user_id",
-        "box",
-        "confidence",
-        "quality",
-        "pose",
-        "created_at",
-        "created",
-        "expires_at",
-    }
+    assert set(first) == set(FACE_JSON_KEYS)
     assert first["box"] == {"left": 0.05, "top": 0.0667, "width": 0.25, "height": 0.3333}
     assert first["created"] == timestamp(stored[0].created_at)
 
