@@ -162,3 +162,49 @@ def test_a_checkpoint_a_killed_process_left_undone_is_due_when_the_store_opens_a
             assert template not in path.read_bytes(), path
     finally:
         store.close()
+
+
+_ERASED_THEN_KILLED = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from facetrust.store.sqlite import Store
+store = Store(Path(sys.argv[1]) / "facetrust.db")
+cid = store.get_collection("staff").id
+with store.transaction() as conn:
+    store.delete_faces(conn, cid, store.face_keys(cid))
+os.kill(os.getpid(), signal.SIGKILL)  # kill -9 between the erasure's commit and its checkpoint
+"""
+
+
+@SQLITE_FILES  # SQLite's WAL
+def test_an_erasure_another_process_committed_but_never_folded_is_folded_by_the_running_server(tmp_path: Path) -> None:
+    """``facetrust erase`` killed beside a running server: the server's periodic step learns of the
+    erasure from the store and folds the WAL, where it had kept the template until its own next erasure."""
+    import subprocess
+    import sys
+
+    from .conftest import collection, face
+
+    template = face(7).embedding
+    server = Store(tmp_path / "facetrust.db")  # open all along, as a server is
+    try:
+        cid = collection(server)
+        with server.transaction() as conn:
+            server.insert_faces(conn, cid, [face(7)])
+        assert server.checkpoint() and server.retry_checkpoint()  # nothing due
+        child = subprocess.run(
+            [sys.executable, "-c", _ERASED_THEN_KILLED, str(tmp_path), str(Path(__file__).parent)], check=False
+        )
+        assert child.returncode == -9
+        files = lambda: [p for p in tmp_path.iterdir() if p.is_file()]  # noqa: E731
+        assert any(template in p.read_bytes() for p in files())  # the erased row's old page is still there
+
+        assert server.retry_checkpoint()
+        for path in files():
+            assert template not in path.read_bytes(), path
+        with server.transaction() as conn:  # an ordinary write after: nothing more is due
+            server.insert_faces(conn, cid, [face(8)])
+        assert server._checkpoint_due is False and server.retry_checkpoint()
+    finally:
+        server.close()

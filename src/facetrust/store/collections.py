@@ -52,7 +52,11 @@ class CollectionTable:
         conn.execute("DELETE FROM users WHERE collection_id = ?", (collection_id,))
         conn.execute("DELETE FROM changes WHERE collection_id = ?", (collection_id,))
         conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
+        self._erased(conn)
         return int(faces)
+
+    def _erased(self, conn: sqlite3.Connection) -> None:
+        """Called in a transaction that deleted a collection (the store counts them: sqlite.Store)."""
 
     def counts(self, collection_id: int, conn: sqlite3.Connection | None = None) -> tuple[int, int]:
         c = conn or self._conn()

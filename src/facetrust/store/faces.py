@@ -201,6 +201,11 @@ class FaceTable:
         for key in keys:
             conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))
             conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')", (collection_id, key))
+        if keys:
+            self._erased(conn)
+
+    def _erased(self, conn: sqlite3.Connection) -> None:
+        """Called in a transaction that deleted faces (the store counts them: sqlite.Store)."""
 
     def changes_since(
         self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None

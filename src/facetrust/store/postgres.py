@@ -275,6 +275,9 @@ class PostgresStore(Store):
     def retry_checkpoint(self) -> bool:
         return True
 
+    def _erased(self, conn: sqlite3.Connection) -> None:
+        """Nothing to count: PostgreSQL has no WAL of facetrust's to fold (``reclaimed`` says what it keeps)."""
+
     def vacuum(self) -> str:
         """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten
         into new files, without the erased rows' dead versions), then the planner's statistics

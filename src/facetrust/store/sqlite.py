@@ -88,6 +88,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             moved = video_jobs.move_legacy_matches(conn)  # once: results kept matches before their table
             if moved:
                 log.info("moved the matches of %d video jobs into video_job_matches", moved)
+        self._erasures_seen = self._erasures()  # the erasures before this open: folded, or due as above
         if not self.heads.exists():  # a store made before its head file existed: anchored where it stands
             self._anchor(audit_head(conn))
         tighten(self.heads.path)  # one left readable by an older version: 0600
@@ -224,18 +225,39 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         """Fold the WAL into the database and truncate it, so erased pages leave no copy there. False
         when a reader holding an older snapshot kept it from completing within the busy timeout: it is
         then due again, and ``retry_checkpoint`` (a server's periodic step) runs it until it completes."""
+        erasures = self._erasures()  # all committed before the checkpoint: folded by it when it completes
         row = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         done = row is None or int(row[0]) == 0
         self._checkpoint_due = not done
-        if not done:
+        if done:
+            self._erasures_seen = erasures
+        else:
             log.warning(
                 "WAL checkpoint of %s blocked by a reader; erased rows stay in the WAL until it is retried", self.path
             )
         return done
 
     def retry_checkpoint(self) -> bool:
-        """Run again a checkpoint that a reader kept from completing; True when none is due (any more)."""
+        """Run again a checkpoint that a reader kept from completing, or one an erasure committed by
+        another process (``facetrust erase`` beside a server) has not run: killed between its commit
+        and its checkpoint, it left the erased rows' old pages in the WAL and the database file, where
+        this process would not look again; True when none is due (any more)."""
+        if self._erasures() != self._erasures_seen:
+            self._checkpoint_due = True
         return self.checkpoint() if self._checkpoint_due else True
+
+    def _erasures(self) -> int:
+        """How many transactions have deleted faces or a collection in this store (``meta``: ``erasures``)."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'erasures'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _erased(self, conn: sqlite3.Connection) -> None:
+        """Count, in ``conn``'s transaction, one that deletes faces or a collection: every process's
+        ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of the WAL."""
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
+        )
 
     reclaimed = ""  # erased rows are overwritten in the erasure (secure_delete, then a WAL checkpoint)
 
