@@ -208,3 +208,32 @@ def test_an_erasure_another_process_committed_but_never_folded_is_folded_by_the_
         assert server._checkpoint_due is False and server.retry_checkpoint()
     finally:
         server.close()
+
+
+@SQLITE_FILES  # SQLite's WAL
+def test_a_wal_another_process_deletes_while_the_store_opens_does_not_fail_the_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's close (SQLite's last connection) folds and deletes the WAL at any moment:
+    one seen by ``is_file`` was gone when its size was read, and the open failed with
+    FileNotFoundError (two CLI commands one after another: 1 open in 2,000)."""
+    import sqlite3
+
+    path = tmp_path / "facetrust.db"
+    Store(path).close()
+    other = sqlite3.connect(path)  # another process, its WAL not folded yet
+    other.execute("INSERT INTO meta(key, value) VALUES ('other', '1')")
+    other.commit()
+    real = Path.is_file
+
+    def closed_just_after(self: Path) -> bool:  # the other process closes right after the check
+        found = real(self)
+        if self.name.endswith("-wal") and found:
+            other.close()
+        return found
+
+    monkeypatch.setattr(Path, "is_file", closed_just_after)
+    try:
+        Store(path).close()
+    finally:
+        other.close()

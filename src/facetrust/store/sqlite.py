@@ -75,8 +75,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         self._admitted = itertools.count(1)  # signatures admitted by this process: every PRUNE_EVERY-th prunes
         # a checkpoint a reader kept from completing, or one a process killed after an erasure's commit never
         # ran (its WAL left behind, the erased rows' old pages still in facetrust.db): retry_checkpoint runs it
-        wal = path.with_name(path.name + "-wal")
-        self._checkpoint_due = wal.is_file() and wal.stat().st_size > 0
+        self._checkpoint_due = _wal_left(path)
         self.replays = ReplayFile(path.with_name(REPLAYS_NAME))  # the signatures seen: their own file
         conn = self._conn()
         upgrade(conn, self.where(), postgres=self.postgres)  # a store of an older facetrust; a newer one refused
@@ -306,3 +305,13 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
 
 
 PRUNE_EVERY = 64  # one bounded prune (up to 1,000 rows) per 64 signatures admitted: 15 deletions per insertion at most
+
+
+def _wal_left(path: Path) -> bool:
+    """Whether the database at ``path`` has a WAL with something in it. Read once, by ``stat``: another
+    process's close (SQLite's last connection) deletes the WAL at any moment, so a WAL seen by
+    ``is_file`` may be gone when its size is read, which failed the store's open."""
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except FileNotFoundError:  # none left behind, or folded and deleted just now
+        return False
