@@ -27,6 +27,7 @@
     ├── AuditLogDamagedError            an audit entry no longer reads (altered outside facetrust)
     ├── CommitUnknownError              a write whose commit was not acknowledged: check before retrying
     └── ConfigurationError              settings or a config file are invalid
+        └── StoreUnavailableError       the store's database cannot be connected to: retry later
 
 Every error carries structured fields (``code`` and whatever the subclass adds) besides
 its message, so the CLI and the HTTP layer can render it without parsing strings.

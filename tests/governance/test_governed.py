@@ -246,3 +246,50 @@ def test_an_operation_the_busy_store_refused_waits_for_the_lock_once_not_again_t
     assert len(list(audit.entries(svc.store.connection()))) == entries  # nothing was done, nor logged
     svc.create_user("c", "ann")  # the lock gone, the same service writes again
     svc.close()
+
+
+def test_an_operation_the_busy_store_refused_after_it_had_written_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template rotation writes a batch per transaction: refused as busy after its first batches,
+    it had done something, so the attempt is in the log (the refusal waits for the lock again)."""
+    import base64
+    import threading
+    import time
+
+    from facetrust.errors import StoreBusyError
+    from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
+    from facetrust.store import busy
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 1.5)  # before the store's connections are opened
+    svc = FaceService(
+        tmp_path / "data",
+        fake_engine(),
+        policy=POLICY,
+        keyring=Keyring(TemplateKey.from_bytes(base64.b64decode(generate_key()))),
+    )
+    svc.create_collection("c")
+    svc.index_faces("c", face_png((10, 10, 100, 1), (200, 50, 60, 2), (120, 200, 80, 3)))
+    real, held = svc.store._commit, []
+
+    def holder(taken: threading.Event) -> None:  # another writer, in a thread of its own
+        other = _write_lock_held(svc)
+        taken.set()
+        time.sleep(2.5)  # let go while the refusal waits to be logged
+        other.close()
+
+    def then_busy(conn: Any) -> None:  # the other writer takes the lock once the first batch committed
+        real(conn)
+        if not held:
+            taken = threading.Event()
+            held.append(threading.Thread(target=holder, args=(taken,)))
+            held[0].start()
+            assert taken.wait(10)
+
+    monkeypatch.setattr(svc.store, "_commit", then_busy)
+    with pytest.raises(StoreBusyError):
+        svc.rotate_templates(batch_size=1)
+    held[0].join()
+    refused = [e.data for e in audit.entries(svc.store.connection()) if e.data.get("operation") == "RotateTemplates"]
+    assert [(e["outcome"], "locked" in e["error"]) for e in refused] == [("StoreBusy", True)]
+    svc.close()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from facetrust.errors import FacetrustError, StoreBusyError, StoreUnavailableError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
+from facetrust.store import busy
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
@@ -69,18 +70,17 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
     opened = _OPENED.get()
     if opened is not None:
         opened.append(operation)
+    written = busy.commits()
     try:
         yield record
-    except (StoreBusyError, StoreUnavailableError) as exc:  # the lock or the database the entry needs is the
-        log.warning("could not log the refused %s: %s", operation, exc.message)  # one it could not get: trying
-        raise  # again only doubled the wait
+    except (StoreBusyError, StoreUnavailableError) as exc:
+        if busy.commits() == written:  # nothing of it was written: the entry would need the lock (or the
+            log.warning("could not log the refused %s: %s", operation, exc.message)  # database) it could not
+            raise  # get, and trying again only doubled the wait
+        _refused(store, record, exc)  # some of it was (a rotation's first batches): the attempt is logged
+        raise
     except FacetrustError as exc:
-        record.details = {**record.details, "error": exc.message}  # what was asked, and why it was refused
-        try:
-            with store.transaction() as conn:
-                record.commit(conn, outcome=exc.code)
-        except Exception:  # the store cannot be written (a database gone with a commit's answer): the
-            log.exception("could not log the refused %s", operation)  # refusal is the error to raise
+        _refused(store, record, exc)
         raise
     except Paused:  # stopped on purpose (a shutdown, a lease handed over): it runs again, and is logged then
         raise
@@ -95,6 +95,16 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
     if record.entry is None:
         with store.transaction() as conn:
             record.commit(conn)
+
+
+def _refused(store: FaceStore, record: Record, exc: FacetrustError) -> None:
+    """Log the refusal of ``record``'s operation: what was asked, and why."""
+    record.details = {**record.details, "error": exc.message}
+    try:
+        with store.transaction() as conn:
+            record.commit(conn, outcome=exc.code)
+    except Exception:  # the store cannot be written (a database gone with a commit's answer): the
+        log.exception("could not log the refused %s", record.operation)  # refusal is the error to raise
 
 
 def logged_or_refused(run: Callable[[], T], refuse: Callable[[FacetrustError], None]) -> T:

@@ -6,12 +6,27 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from facetrust.errors import StoreBusyError
 
-__all__ = ["BUSY_TIMEOUT_S", "store_busy"]
+__all__ = ["BUSY_TIMEOUT_S", "commits", "count_commit", "store_busy"]
 
 BUSY_TIMEOUT_S = 30.0  # SQLite's busy timeout on every connection of a store
+
+# Write transactions committed in this context (a thread's, or a task's): the audit recorder compares
+# the count across an operation refused as busy, to tell whether it had written anything before.
+_COMMITS: ContextVar[int] = ContextVar("facetrust_store_commits", default=0)
+
+
+def count_commit() -> None:
+    """Count a write transaction this context committed."""
+    _COMMITS.set(_COMMITS.get() + 1)
+
+
+def commits() -> int:
+    """How many write transactions this context has committed."""
+    return _COMMITS.get()
 
 
 @contextmanager

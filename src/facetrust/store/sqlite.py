@@ -183,6 +183,7 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        busy.count_commit()
         if after != before:
             self._anchor(after)
 
