@@ -25,6 +25,7 @@ from facetrust.errors import (
     PurposeRefusedError,
     ServiceBusyError,
     StoreBusyError,
+    StoreUnavailableError,
 )
 from facetrust.server.auth import AuthError
 from facetrust.server.errors import ERROR_TABLE, RequestError, describe_error, error_response
@@ -118,3 +119,22 @@ def test_a_full_disk_is_named_and_answered_503_which_botocore_retries(error: Bas
 def test_other_os_and_database_errors_stay_internal() -> None:
     assert describe_error(sqlite3.OperationalError("disk I/O error"), "IndexFaces", "r")[:2] == INTERNAL_ERROR
     assert describe_error(OSError(errno.EACCES, "Permission denied"), "IndexFaces", "r")[:2] == INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StoreBusyError(
+            "PostgreSQL store postgresql://app@db.internal/faces is locked by another process", where="x", waited_s=30.0
+        ),
+        StoreUnavailableError("Cannot open the PostgreSQL store postgresql://app@db.internal/faces: refused"),
+    ],
+)
+def test_an_answer_the_store_could_not_take_names_no_store_to_the_client_only_to_the_log(
+    error: FacetrustError, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="facetrust.server.errors"):
+        status, name, message = describe_error(error, "SearchFaces", "rid-7")
+    assert (status, name) == (503, "ServiceUnavailableException")
+    assert "nothing was done" in message and "rid-7" in message and "db.internal" not in message
+    assert "postgresql://app@db.internal/faces" in caplog.text and "Traceback" not in caplog.text

@@ -140,6 +140,24 @@ def _self_describing(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def _store_trouble(exc: StoreBusyError | StoreUnavailableError, operation: str | None, request_id: str) -> str:
+    """The answer to a request the store could not take: the operator's log names the store (a data
+    directory, a PostgreSQL URL), the client's answer does not."""
+    busy = isinstance(exc, StoreBusyError)
+    log.log(
+        logging.WARNING if busy else logging.ERROR,
+        "request %s (%s) refused: %s",
+        request_id,
+        operation or "-",
+        exc.message,
+    )
+    if isinstance(exc, StoreBusyError):
+        trouble = f"is locked by another process writing to it for longer than {exc.waited_s:g} s"
+    else:
+        trouble = "cannot be reached"
+    return f"The server's store {trouble}, so nothing was done; retry later (request id {request_id})"
+
+
 def describe_error(exc: BaseException, operation: str | None, request_id: str) -> tuple[int, str, str]:
     """(HTTP status, Rekognition exception name, message) for ``exc`` raised while serving ``operation``."""
     own = _self_describing(exc)
@@ -148,13 +166,8 @@ def describe_error(exc: BaseException, operation: str | None, request_id: str) -
     if isinstance(exc, FacetrustError):
         for rule in ERROR_TABLE:
             if isinstance(exc, rule.error) and (not rule.operations or operation in rule.operations):
-                if isinstance(exc, StoreUnavailableError):  # the operator's log names the store, not the answer
-                    log.error("request %s (%s) failed: %s", request_id, operation or "-", exc.message)
-                    return (
-                        rule.status,
-                        rule.name,
-                        f"The server cannot reach its store, so nothing was done; retry later (request {request_id})",
-                    )
+                if isinstance(exc, (StoreBusyError, StoreUnavailableError)):
+                    return rule.status, rule.name, _store_trouble(exc, operation, request_id)
                 return rule.status, rule.name, exc.message
     if _storage_full(exc):  # the operator's to mend: say what it is, not only a request id
         log.error("request %s (%s) failed: the server's storage is full", request_id, operation or "-", exc_info=exc)
