@@ -15,6 +15,7 @@ class CollectionTable:
     """The collections' methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
+    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted a collection
 
     def insert_collection(self, conn: sqlite3.Connection, name: str, model: str, purpose: str) -> CollectionRow:
         now = time.time()
@@ -54,9 +55,6 @@ class CollectionTable:
         conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
         self._erased(conn)
         return int(faces)
-
-    def _erased(self, conn: sqlite3.Connection) -> None:
-        """Called in a transaction that deleted a collection (the store counts them: sqlite.Store)."""
 
     def counts(self, collection_id: int, conn: sqlite3.Connection | None = None) -> tuple[int, int]:
         c = conn or self._conn()

@@ -32,6 +32,7 @@ class FaceTable:
     ``_new_face_keys`` and ``_bulk_writer`` are SQLite's, which ``PostgresStore`` overrides)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
+    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted faces
     keyring: Keyring | None
     key_problem: str | None
 
@@ -203,9 +204,6 @@ class FaceTable:
             conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')", (collection_id, key))
         if keys:
             self._erased(conn)
-
-    def _erased(self, conn: sqlite3.Connection) -> None:
-        """Called in a transaction that deleted faces (the store counts them: sqlite.Store)."""
 
     def changes_since(
         self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None
