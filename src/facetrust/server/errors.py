@@ -143,18 +143,14 @@ def _self_describing(exc: BaseException) -> tuple[int, str] | None:
 def _store_trouble(exc: StoreBusyError | StoreUnavailableError, operation: str | None, request_id: str) -> str:
     """The answer to a request the store could not take: the operator's log names the store (a data
     directory, a PostgreSQL URL), the client's answer does not."""
-    busy = isinstance(exc, StoreBusyError)
-    log.log(
-        logging.WARNING if busy else logging.ERROR,
-        "request %s (%s) refused: %s",
-        request_id,
-        operation or "-",
-        exc.message,
-    )
     if isinstance(exc, StoreBusyError):
-        trouble = f"is locked by another process writing to it for longer than {exc.waited_s:g} s"
+        level, trouble = (
+            logging.WARNING,
+            f"is locked by another process writing to it for longer than {exc.waited_s:g} s",
+        )
     else:
-        trouble = "cannot be reached"
+        level, trouble = logging.ERROR, "cannot be reached"
+    log.log(level, "request %s (%s) refused: %s", request_id, operation or "-", exc.message)
     return f"The server's store {trouble}, so nothing was done; retry later (request id {request_id})"
 
 
