@@ -2,6 +2,7 @@
 
     nice -n 5 .venv/bin/python bench/outside_regions.py    # writes bench/results/outside-regions.{json,md}
     nice -n 5 .venv/bin/python bench/outside_regions.py --render-only
+    nice -n 5 .venv/bin/python bench/outside_regions.py --distances  # outside-regions-distances.json
 
 bench/leave_out.py showed that the 1:1 cluster normaliser protects a group only where its fit
 held that group's faces: fitted without UTKFace's children, different held-out children match
@@ -24,6 +25,10 @@ evaluation halves, which still hold every group:
 
 The labels decide only which fit images are taken out and how the evaluation is grouped;
 nothing that would run at comparison time reads them.
+
+``--distances`` writes, for the fits with nothing and with the children taken out, each evaluation
+group's 10th, 50th and 90th percentile of the cosine to the nearest centroid (and the fit faces'
+own): whether a group the fit never saw lies farther from the centroids, or closer.
 """
 
 from __future__ import annotations
@@ -114,10 +119,40 @@ def flag_rates(edges: Edges, held: dict[str, F.Part]) -> dict[str, Any]:
     return out
 
 
+def group_of(name: str, groups: dict[str, str]) -> str:
+    if name == "utk" and groups.get("age_band") in ("0-12", "13-17"):
+        return f"utk {groups['age_band']}"
+    return f"{name} {groups.get('race' if name == 'utk' else 'sex', '?')}" + (" adults" if name == "utk" else "")
+
+
+def distances(
+    model: str, fit: dict[str, F.Part], held: dict[str, F.Part], utk: F.Part, drops: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Per fit (nothing, children taken out): percentiles of each group's cosine to its nearest centroid."""
+    out: dict[str, Any] = {"machine": machine_record(), "model": model, "percentiles": [10, 50, 90], "fits": {}}
+    for name in ("nothing (shipped recipe)", "children 0-12"):
+        data = {**fit, "utk": without(utk, drops[name])}
+        normaliser = F.fit_normaliser(model, data)
+        vectors, _ = F.cluster_input([data["lfw"], data["utk"]])
+        edges = Edges(normaliser.centroids, vectors, 0.01, False)
+        entry = {"fit faces": np.percentile(edges.nearest(vectors)[1], [10, 50, 90]).round(3).tolist()}
+        for part_name, p in held.items():
+            rows = np.flatnonzero(p.status == FACE)
+            cos = edges.nearest(p.emb.vectors[rows])[1]
+            labels = np.array([group_of(part_name, p.spec.images[i].groups) for i in rows])
+            for g in sorted(set(labels)):
+                if "?" not in g:
+                    entry[g] = np.percentile(cos[labels == g], [10, 50, 90]).round(3).tolist()
+        out["fits"][name] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render-only", action="store_true", help=f"rewrite {STEM}.md from {STEM}.json")
-    if parser.parse_args().render_only:
+    parser.add_argument("--distances", action="store_true", help=f"write {STEM}-distances.json only")
+    args = parser.parse_args()
+    if args.render_only:
         (RESULTS / f"{STEM}.md").write_text(render(json.loads((RESULTS / f"{STEM}.json").read_text())))
         return
     engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
@@ -134,6 +169,9 @@ def main() -> None:
         "children 0-12": labels["age_band"] == "0-12",
         **{f"{r} (all ages)": labels["race"] == r for r in RACES},
     }
+    if args.distances:
+        save_result(RESULTS / f"{STEM}-distances.json", distances(engine.model_id, fit, held, utk, drops))
+        return
     out: dict[str, Any] = {"machine": machine_record(), "model": engine.model_id, "quantiles": QUANTILES, "fits": {}}
     for name in LEFT_OUT:
         data = {**fit, "utk": without(utk, drops[name])}
