@@ -107,6 +107,28 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fit_data(
+    workers: int = 1,
+) -> tuple[FaceEngine, dict[str, F.Part], dict[str, F.Part], dict[str, np.ndarray]]:
+    """The default engine, bench/fsn_fit.py's fit and evaluation halves, and per variant the UTKFace
+    fit-half images it takes out (a mask for ``without``; none for the shipped recipe)."""
+    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
+    specs = F.datasets(L.data_root())
+    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=workers) for n, s in specs.items()}
+    parts = F.split_parts(specs, embs)
+    fit = {n: p[0] for n, p in parts.items()}
+    held = {n: p[1] for n, p in parts.items()}
+    utk = fit["utk"]
+    labels = {k: np.array([img.groups.get(k, "") for img in utk.spec.images]) for k in ("race", "age_band")}
+    drops = {
+        "nothing (shipped recipe)": np.zeros(len(utk.status), bool),
+        "UTKFace": np.ones(len(utk.status), bool),
+        "children 0-12": labels["age_band"] == "0-12",
+        **{f"{race} (all ages)": labels["race"] == race for race in RACES},
+    }
+    return engine, fit, held, drops
+
+
 def main() -> None:
     import argparse
 
@@ -115,28 +137,12 @@ def main() -> None:
     if parser.parse_args().render_only:
         (RESULTS / "leave-out.md").write_text(render(json.loads((RESULTS / "leave-out.json").read_text())))
         return
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=1) for n, s in specs.items()}
-    parts = F.split_parts(specs, embs)
-    fit = {n: p[0] for n, p in parts.items()}
-    held = {n: p[1] for n, p in parts.items()}
+    engine, fit, held, drops = fit_data()
     utk = fit["utk"]
-    labels = {k: np.array([img.groups.get(k, "") for img in utk.spec.images]) for k in ("race", "age_band")}
-    variants: dict[str, tuple[dict[str, F.Part], int]] = {
-        "nothing (shipped recipe)": (fit, 0),
-        "UTKFace": ({**fit, "utk": without(utk, np.ones(len(utk.status), bool))}, int((utk.status != NO_FACE).sum())),
-        "children 0-12": (
-            {**fit, "utk": without(utk, labels["age_band"] == "0-12")},
-            int(((labels["age_band"] == "0-12") & (utk.status != NO_FACE)).sum()),
-        ),
+    variants = {
+        name: ({**fit, "utk": without(utk, drop)} if drop.any() else fit, int((drop & (utk.status != NO_FACE)).sum()))
+        for name, drop in drops.items()
     }
-    for race in RACES:
-        drop = labels["race"] == race
-        variants[f"{race} (all ages)"] = (
-            {**fit, "utk": without(utk, drop)},
-            int((drop & (utk.status != NO_FACE)).sum()),
-        )
     out: dict[str, Any] = {"machine": machine_record(), "model": engine.model_id, "variants": {}}
     for name, (data, taken) in variants.items():
         normaliser = F.fit_normaliser(engine.model_id, data)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fsn_fit as F
-import lfw_data as L
-from facetrust.config import Settings, default_cache_dir
-from facetrust.engine import FaceEngine
 from facetrust.fairness.embedding import FACE, NO_FACE
-from facetrust.fairness.runner import embed_spec
 from fairnorm import evaluate
 from host import machine_record, save_result
-from leave_out import RACES, SUMMARY_COLUMNS, summary, summary_cells, without
+from leave_out import SUMMARY_COLUMNS, fit_data, summary, summary_cells, without
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "outside-regions"
@@ -119,7 +116,7 @@ def flag_rates(edges: Edges, held: dict[str, F.Part]) -> dict[str, Any]:
     return out
 
 
-def group_of(name: str, groups: dict[str, str]) -> str:
+def group_of(name: str, groups: Mapping[str, str]) -> str:
     if name == "utk" and groups.get("age_band") in ("0-12", "13-17"):
         return f"utk {groups['age_band']}"
     return f"{name} {groups.get('race' if name == 'utk' else 'sex', '?')}" + (" adults" if name == "utk" else "")
@@ -155,20 +152,8 @@ def main() -> None:
     if args.render_only:
         (RESULTS / f"{STEM}.md").write_text(render(json.loads((RESULTS / f"{STEM}.json").read_text())))
         return
-    engine = FaceEngine.load(Settings.load().replace(calibration_file=None, profile="default"))
-    specs = F.datasets(L.data_root())
-    embs = {n: embed_spec(engine, s, cache_dir=default_cache_dir(), workers=2) for n, s in specs.items()}
-    parts = F.split_parts(specs, embs)
-    fit = {n: p[0] for n, p in parts.items()}
-    held = {n: p[1] for n, p in parts.items()}
+    engine, fit, held, drops = fit_data(workers=2)
     utk = fit["utk"]
-    labels = {k: np.array([img.groups.get(k, "") for img in utk.spec.images]) for k in ("race", "age_band")}
-    drops = {
-        "nothing (shipped recipe)": np.zeros(len(utk.status), bool),
-        "UTKFace": np.ones(len(utk.status), bool),
-        "children 0-12": labels["age_band"] == "0-12",
-        **{f"{r} (all ages)": labels["race"] == r for r in RACES},
-    }
     if args.distances:
         save_result(RESULTS / f"{STEM}-distances.json", distances(engine.model_id, fit, held, utk, drops))
         return
