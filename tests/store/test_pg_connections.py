@@ -158,6 +158,52 @@ def test_a_writer_lock_held_longer_than_the_busy_timeout_is_store_busy_not_a_wai
     assert store.count_collections() == 1
 
 
+def test_opening_a_store_while_another_process_holds_the_writer_lock_is_store_busy_not_a_wait_without_end(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a store runs its schema script (and the key store's) under the writer lock: a
+    replica frozen inside a write transaction made every command and server started beside it
+    wait at open for as long as it stayed frozen, where a write waits the busy timeout."""
+    from facetrust.errors import StoreBusyError
+    from facetrust.server.keys import KeyStore
+    from facetrust.store import busy
+    from facetrust.store.pg_dialect import WRITER_LOCK
+
+    monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
+    PostgresStore(tmp_path / "facetrust.db", pg_url).close()  # the schema, made before the lock
+    outcome: dict[str, BaseException | None] = {}
+
+    def open_both() -> None:
+        for name, opening in (
+            ("store", lambda: PostgresStore(tmp_path / "facetrust.db", pg_url).close()),
+            ("keys", lambda: KeyStore.open(tmp_path, store=pg_url).close()),
+        ):
+            try:
+                opening()
+                outcome[name] = None
+            except BaseException as exc:  # the opener's outcome, checked below
+                outcome[name] = exc
+
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute(WRITER_LOCK)  # held, like a frozen replica's transaction
+        opener = threading.Thread(target=open_both)
+        opener.start()
+        opener.join(timeout=10)
+        waited_on = opener.is_alive()
+        other.execute("COMMIT")
+        opener.join()
+    assert not waited_on, "opening was still waiting for the writer lock after 10 s"
+    assert isinstance(outcome["store"], StoreBusyError)
+    assert str(outcome["store"]).startswith("PostgreSQL store ") and "locked by another process" in str(
+        outcome["store"]
+    )
+    assert isinstance(outcome["keys"], StoreBusyError)
+    assert str(outcome["keys"]).startswith("Key store in ") and "locked by another process" in str(outcome["keys"])
+
+    PostgresStore(tmp_path / "facetrust.db", pg_url).close()  # the lock gone, the store opens
+
+
 def test_a_live_idle_connection_is_kept(store: PostgresStore) -> None:
     first = store.connection()
     for _ in range(3):

@@ -153,13 +153,17 @@ class KeyStore:
 
         try:
             conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
-            migrate(conn, f"Key store in {redact_url(url)}", postgres=True)
+            with store_busy(f"Key store in {redact_url(url)}"):  # the writer lock held past the busy timeout
+                migrate(conn, f"Key store in {redact_url(url)}", postgres=True)
             _seal_plain_secrets(conn, sealer)
             _check_server_key(conn, sealer)
         except sqlite3.Error as exc:
             raise ConfigurationError(
                 f"Cannot open the key store in {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
             ) from None
+        except FacetrustError:  # refused (a newer version, another server key) or busy
+            conn.close()
+            raise
         return cls(data_dir / KEYS_FILE, conn, sealer, reopen=lambda: cast(sqlite3.Connection, connect(url)))
 
     def close(self) -> None:

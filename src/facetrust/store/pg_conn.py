@@ -173,16 +173,11 @@ class PgConnection:
         The transaction's later statements wait as the server's settings say."""
         import psycopg
 
-        from facetrust.store import busy
-
-        wait_ms = max(1, int(busy.BUSY_TIMEOUT_S * 1000))
         try:
-            self._raw.execute(f"SET LOCAL lock_timeout = {wait_ms}; {WRITER_LOCK}; SET LOCAL lock_timeout TO DEFAULT")
+            self._raw.execute(_bounded_writer_lock())
         except psycopg.errors.LockNotAvailable:
             self._raw.execute("ROLLBACK")  # no transaction left open, as after SQLite's failed BEGIN IMMEDIATE
-            raise sqlite3.OperationalError(
-                f"database is locked: another process held the writer lock for {busy.BUSY_TIMEOUT_S:g} s"
-            ) from None
+            raise _locked() from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         todo = self._translate(sql)
@@ -192,10 +187,18 @@ class PgConnection:
 
     def executescript(self, script: str) -> None:
         """Run a schema script (SQLite DDL) under the writer lock, so replicas starting together
-        do not race on ``CREATE … IF NOT EXISTS``."""
-        with _errors(), self._raw.transaction():
-            self._raw.execute(WRITER_LOCK)
-            self._raw.execute(ddl(script).encode())
+        do not race on ``CREATE … IF NOT EXISTS``; the lock is waited for as ``BEGIN IMMEDIATE``
+        waits (``_writer_lock``), so a store opened beside a stalled writer is busy, not stuck."""
+        import psycopg
+
+        try:
+            with _errors(), self._raw.transaction():
+                self._raw.execute(_bounded_writer_lock())
+                self._raw.execute(ddl(script).encode())
+        except sqlite3.OperationalError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+                raise
+            raise _locked() from None
 
     def commit(self) -> None:
         if self.in_transaction:
@@ -211,6 +214,23 @@ def _params(args: Sequence[Any] | dict[str, Any]) -> Sequence[Any] | dict[str, A
     if isinstance(args, dict):
         return args
     return [int(a) if isinstance(a, bool) else bytes(a) if isinstance(a, memoryview) else a for a in args]
+
+
+def _bounded_writer_lock() -> str:
+    """``WRITER_LOCK`` waited for at most the busy timeout (read when taken: tests shorten it)."""
+    from facetrust.store import busy
+
+    wait_ms = max(1, int(busy.BUSY_TIMEOUT_S * 1000))
+    return f"SET LOCAL lock_timeout = {wait_ms}; {WRITER_LOCK}; SET LOCAL lock_timeout TO DEFAULT"
+
+
+def _locked() -> sqlite3.OperationalError:
+    """SQLite's error for a write lock waited for past the busy timeout (``busy.store_busy`` reads it)."""
+    from facetrust.store import busy
+
+    return sqlite3.OperationalError(
+        f"database is locked: another process held the writer lock for {busy.BUSY_TIMEOUT_S:g} s"
+    )
 
 
 class _errors:

@@ -177,7 +177,8 @@ class PostgresStore(Store):
         return f"PostgreSQL store {redact_url(self.url)}"
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(DDL + AUDIT_DDL + SIGNATURES_DDL)  # the signatures seen: shared by every replica
+        with busy.store_busy(self.where()):  # the writer lock, waited for as a write waits (store/pg_conn.py)
+            conn.executescript(DDL + AUDIT_DDL + SIGNATURES_DDL)  # the signatures seen: shared by every replica
         with self.transaction():
             unsample(conn)  # before any ANALYZE (autovacuum's too) can copy a template into pg_statistic
 
