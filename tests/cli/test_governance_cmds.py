@@ -33,17 +33,18 @@ def gc(tmp_path: Path) -> Iterator[GovernedCli]:
 
 def receipt_block(receipt: ErasureReceipt, label: str) -> str:
     ids = receipt.face_ids or ("-",)
-    lines = [
-        f"erased       {label}",
-        f"collections  {', '.join(receipt.collections) or '-'}",
-        f"faces        {len(receipt.face_ids)}",
-        f"face ids     {ids[0]}",
-        *(f"             {i}" for i in ids[1:]),
-        f"when         {timestamp(receipt.at)}",
-        f"by           {receipt.by}",
-        f"audit entry  {receipt.audit_seq}:{receipt.audit_hash}",
+    rows = [
+        ("erased", label),
+        ("collections", ", ".join(receipt.collections) or "-"),
+        ("faces", str(len(receipt.face_ids))),
+        ("face ids", ids[0]),
+        *(("", i) for i in ids[1:]),
+        ("when", timestamp(receipt.at)),
+        ("by", receipt.by),
+        ("audit entry", f"{receipt.audit_seq}:{receipt.audit_hash}"),
+        ("storage reclaimed", receipt.storage),  # on SQLite too: copies left in unused page space
     ]
-    return "\n".join(lines) + "\n"
+    return "".join(f"{k:<17}  {v}".rstrip() + "\n" for k, v in rows)
 
 
 def last_receipt(gc: GovernedCli) -> ErasureReceipt:
@@ -58,6 +59,7 @@ def last_receipt(gc: GovernedCli) -> ErasureReceipt:
         data["key_id"],
         entry.seq,
         entry.hash,
+        storage=gc.service.store.reclaimed,
     )
 
 
@@ -272,6 +274,7 @@ def test_erase_user_deletes_the_user_and_its_faces_as_json(gc: GovernedCli) -> N
         "by": f"local:{os_user()}",
         "audit_seq": receipt.audit_seq,
         "audit_hash": receipt.audit_hash,
+        "storage": gc.service.store.reclaimed,
     }
     assert gc.service.list_users("a").users == ()
 
@@ -281,7 +284,7 @@ def test_erase_a_subject_with_no_faces_still_gives_a_receipt(gc: GovernedCli) ->
 
     assert result.exit_code == 0
     assert result.stdout == receipt_block(last_receipt(gc), "subject ghost")
-    assert "faces        0\nface ids     -\n" in result.stdout
+    assert "faces              0\nface ids           -\n" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -382,7 +385,7 @@ def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure
 
     receipt = last_receipt(gc)
     assert result.exit_code == 1
-    assert f"audit entry  {receipt.audit_seq}:{receipt.audit_hash}" in result.stdout  # the receipt was printed
+    assert f"audit entry        {receipt.audit_seq}:{receipt.audit_hash}" in result.stdout  # the receipt was printed
     assert result.stderr.startswith(
         f"Error: The erasure is done (receipt printed above, and in the audit log as entry {receipt.audit_seq}), "
         f"but the receipt file {out} could not be written: "

@@ -125,8 +125,9 @@ class ErasureReceipt:
     audit_seq / audit_hash: the audit entry that records the erasure; the entry lists the
     erased face ids, so a later check can confirm both the record and the absence.
     crop_face_ids: the erased faces whose stored review crops were erased with them.
-    storage: when the erased rows' storage is reclaimed, where that is not at once (PostgreSQL:
-    after ``facetrust store vacuum``); empty on SQLite, which overwrites them in the erasure.
+    storage: when the erased rows' storage is reclaimed, where that is not at once: after
+    ``facetrust store vacuum`` on both stores (PostgreSQL keeps dead row versions; SQLite overwrites
+    the rows in the erasure, but not the copies it left in unused page space when it moved rows).
     video_jobs_rewritten: how many stored video job results named an erased face, and were
     rewritten without its matches in the erasure's transaction.
     """

@@ -259,7 +259,11 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
             "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
 
-    reclaimed = ""  # erased rows are overwritten in the erasure (secure_delete, then a WAL checkpoint)
+    reclaimed = (
+        "after `facetrust store vacuum` (VACUUM): the erasure overwrote the erased rows themselves (secure_delete, "
+        "then a WAL checkpoint), but copies of them that SQLite left in its pages' unused space when it moved "
+        "rows between pages remain until then"
+    )
 
     def vacuum(self) -> str:
         """Rewrite the database so no erased row's bytes remain in free pages; what ran."""
