@@ -37,9 +37,10 @@ def store() -> None:
 @renders_errors()
 def vacuum() -> None:
     """Rewrite the tables so that no erased face, template, crop or identity remains in the
-    database's files: on SQLite, VACUUM (erasure already overwrites rows in place); on
-    PostgreSQL, VACUUM FULL of the tables that hold them, which an erasure's rows need before
-    their storage is reclaimed. It locks those tables while it runs. Logged in the audit log."""
+    database's files: on SQLite, VACUUM (an erasure overwrites its rows in place, not the copies
+    left in unused page space when rows moved between pages); on PostgreSQL, VACUUM FULL of the
+    tables that hold them. An erasure's storage is reclaimed then. It locks those tables while it
+    runs. Logged in the audit log."""
     state = cli_state()
     settings = state.settings()
     with (
