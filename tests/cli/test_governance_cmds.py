@@ -307,6 +307,30 @@ def test_erase_needs_exactly_one_target_and_its_collection(
     assert gc.log() == []
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("erase", "--subject", "a b"),
+        ("consent", "revoke", "a b"),
+        ("consent", "show", "a b"),
+        ("consent", "record", "a b", "--basis", "written release", "--evidence-file", "release.pdf"),
+    ],
+)
+def test_a_malformed_subject_is_refused_naming_the_subject(
+    gc: GovernedCli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    # the message named ExternalImageId, which none of these commands takes
+    (tmp_path / "release.pdf").write_bytes(b"signed")
+
+    result = gc.run(*(str(tmp_path / a) if a == "release.pdf" else a for a in args))
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: Subject 'a b' is invalid: use 1\u2013255 characters from a-z A-Z 0-9 _ . - :\n",
+    )
+
+
 def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text("{}")
 

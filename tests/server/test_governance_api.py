@@ -287,6 +287,25 @@ def test_a_request_an_operation_refuses_before_the_service_runs_is_audited_once(
     assert after[-1]["outcome"] != "ok" and after[-1]["error"]
 
 
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("EraseSubject", {}),
+        ("RevokeConsent", {}),
+        ("RecordConsent", {"Basis": "written release", "Evidence": base64.b64encode(b"signed").decode()}),
+    ],
+)
+def test_a_malformed_subject_is_refused_naming_the_subject_member(
+    gov: Governed, operation: str, body: dict[str, Any]
+) -> None:
+    # it was refused as "ExternalImageId 'a b' is invalid", a member these requests do not have
+    answer = gov.call("admin", operation, {"Subject": "a b", **body})
+
+    assert (answer.status_code, answer.json()["__type"]) == (400, "InvalidParameterException")
+    assert answer.json()["message"] == "Subject 'a b' is invalid: use 1\u2013255 characters from a-z A-Z 0-9 _ . - :"
+    assert _log(gov)[-1]["outcome"] == "InvalidParameter"
+
+
 @pytest.mark.parametrize("seq", ["\u00b2", "\u0661", str(2**63)])
 def test_an_expected_head_whose_number_is_not_an_entry_number_is_refused_saying_so(gov: Governed, seq: str) -> None:
     # '²' answered int()'s own "invalid literal" message; '١' was read as entry 1 and 2**63 as an

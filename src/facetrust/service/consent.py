@@ -11,7 +11,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed, usable
 from facetrust.service.types import ConsentRecord, ErasureReceipt
-from facetrust.service.validate import check_external_image_id, check_text, check_time
+from facetrust.service.validate import check_subject, check_text, check_time
 from facetrust.store import records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,7 @@ def show_consent(service: ServiceContext, actor: Actor, subject: str) -> Consent
     """The consent recorded for ``subject`` (matched as subjects are: ``subject_key``); the read is audited."""
     with governed(service, actor, "ShowConsent") as step:
         step.record.details = {"subject": subject}
-        check_external_image_id(subject)
+        check_subject(subject)
         return get_consent(service, subject)
 
 
@@ -64,7 +64,7 @@ def record_consent(service: ServiceContext, actor: Actor, grant: ConsentGrant) -
     granted_at, expires_at = grant.granted_at, grant.expires_at
     with governed(service, actor, "RecordConsent") as step:
         rec = step.record
-        check_external_image_id(subject)
+        check_subject(subject)
         if not isinstance(basis, str) or not basis.strip() or len(basis) > 200:
             raise InvalidParameterError(
                 "Consent basis must be 1–200 characters (e.g. 'BIPA written release')", parameter="basis"
@@ -131,7 +131,7 @@ def revoke_consent(service: ServiceContext, subject: str, actor: Actor) -> Erasu
     now = service.clock()
 
     def chosen(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
-        check_external_image_id(subject)
+        check_subject(subject)
         if records.get_consent(conn, subject) is None:
             raise NotFoundError(f"No consent is recorded for subject {subject!r}", resource=subject)
         return records.faces_by_external_id(conn, subject)

@@ -12,7 +12,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed, require_current
 from facetrust.service.types import ErasureReceipt
 from facetrust.service.users import require_user
-from facetrust.service.validate import check_external_image_id
+from facetrust.service.validate import check_subject
 from facetrust.store import records
 from facetrust.store import video_jobs as jobs_table
 from facetrust.store.crops import crop_keys
@@ -185,7 +185,7 @@ def _by_subject(subject: str) -> Selector:
     """The faces indexed under ``subject`` in any spelling (``records.subject_key``), after checking it."""
 
     def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
-        check_external_image_id(subject)  # inside the governed path, so a bad subject is audited
+        check_subject(subject)  # inside the governed path, so a bad subject is audited
         return records.faces_by_external_id(conn, subject)
 
     return select

@@ -18,6 +18,7 @@ __all__ = [
     "check_external_image_id",
     "check_face_ids",
     "check_limit",
+    "check_subject",
     "check_text",
     "check_threshold",
     "check_time",
@@ -49,8 +50,13 @@ def check_client_token(value: object) -> str:
     return _check(_CLIENT_TOKEN, value, "ClientRequestToken", "use 1–64 characters from a-z A-Z 0-9 _ -")
 
 
-def check_external_image_id(value: object) -> str:
-    return _check(_EXTERNAL, value, "ExternalImageId", "use 1–255 characters from a-z A-Z 0-9 _ . - :")
+def check_external_image_id(value: object, parameter: str = "ExternalImageId") -> str:
+    return _check(_EXTERNAL, value, parameter, "use 1–255 characters from a-z A-Z 0-9 _ . - :")
+
+
+def check_subject(value: object) -> str:
+    """A subject is the ExternalImageId its faces are indexed under; refused naming ``Subject``, as it is given."""
+    return check_external_image_id(value, "Subject")
 
 
 def check_user_id(value: object) -> str:
