@@ -12,6 +12,7 @@ import pytest
 import facetrust.errors as errors_module
 from facetrust.errors import (
     CommitUnknownError,
+    ConfigurationError,
     ConflictError,
     FacetrustError,
     ImageTooLargeError,
@@ -138,3 +139,18 @@ def test_an_answer_the_store_could_not_take_names_no_store_to_the_client_only_to
     assert (status, name) == (503, "ServiceUnavailableException")
     assert "nothing was done" in message and "rid-7" in message and "db.internal" not in message
     assert "postgresql://app@db.internal/faces" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_request_the_servers_configuration_refuses_names_the_setting_and_logs_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = ConfigurationError(
+        "Purpose 'cases' keeps face crops, which are only stored encrypted, and no template key is configured",
+        setting="template_key",
+    )
+    with caplog.at_level("ERROR", logger="facetrust.server.errors"):
+        status, name, message = describe_error(error, "IndexFaces", "rid-9")
+
+    assert (status, name) == INTERNAL_ERROR
+    assert "template_key" in message and "rid-9" in message and "not done" in message
+    assert "keeps face crops" in caplog.text and "rid-9" in caplog.text and "Traceback" not in caplog.text

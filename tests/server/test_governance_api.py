@@ -455,3 +455,28 @@ def test_an_altered_head_file_is_reported_over_http_without_the_servers_path(gov
 
     assert report["Valid"] is False and "of the head file audit.heads is not SEQ:HASH" in report["Problem"]
     assert str(heads.parent) not in report["Problem"]
+
+
+def test_indexing_under_a_crops_purpose_on_a_server_without_a_template_key_is_refused_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    policy = Policy(
+        purposes={"cases": Purpose("cases", min_threshold=0, keep_face_crops=True)}, default_purpose="cases"
+    )
+    service = FaceService(tmp_path / "data", fake_engine(), policy=policy, keyring=None)  # --no-encryption
+    service.create_collection("c")
+    app = create_app(service, authenticator=None, settings=Settings(data_dir=tmp_path / "data"))
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+            body = {"CollectionId": "c", "Image": {"Bytes": base64.b64encode(face_png((20, 20, 100, 1))).decode()}}
+            answer = http.post(
+                "/",
+                json=body,
+                headers={"X-Amz-Target": "RekognitionService.IndexFaces", "Content-Type": "application/x-amz-json-1.1"},
+            )
+        assert answer.status_code == 500
+        assert answer.json()["__type"] == "InternalServerError"
+        assert "template_key" in answer.json()["message"] and "Traceback" not in answer.text
+        assert service.list_faces("c").faces == ()  # nothing indexed
+    finally:
+        service.close()

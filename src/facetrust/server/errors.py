@@ -5,7 +5,9 @@ Every error response has the body ``{"__type": "<Name>", "message": "<text>"}`` 
 ``client.exceptions.<Name>``. Errors that already speak the protocol (``RequestError`` here,
 ``AuthError`` from the auth module) carry their own name and status. Anything else is an
 ``InternalServerError`` (500) whose message holds only the request id; the log gets the
-traceback under that id.
+traceback under that id. A ``ConfigurationError`` (the server's own settings keep it from doing
+the request) is an ``InternalServerError`` too, whose message names the setting; the log says
+what, without a traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import Response
 from facetrust.errors import (
     AuditLogDamagedError,
     CommitUnknownError,
+    ConfigurationError,
     ConflictError,
     FacetrustError,
     GovernanceError,
@@ -154,6 +157,17 @@ def _store_trouble(exc: StoreBusyError | StoreUnavailableError, operation: str |
     return f"The server's store {trouble}, so nothing was done; retry later (request id {request_id})"
 
 
+def _misconfigured(exc: ConfigurationError, operation: str | None, request_id: str) -> str:
+    """The answer to a request the server's own configuration keeps it from doing (a purpose that keeps
+    face crops on a server without a template key): the log says what, the client which setting."""
+    log.error("request %s (%s) refused by the server's configuration: %s", request_id, operation or "-", exc.message)
+    setting = f" (the {exc.setting} setting)" if exc.setting else ""
+    return (
+        f"The server's configuration{setting} does not allow this request, so it was not done; its operator "
+        f"has the details under request id {request_id}"
+    )
+
+
 def describe_error(exc: BaseException, operation: str | None, request_id: str) -> tuple[int, str, str]:
     """(HTTP status, Rekognition exception name, message) for ``exc`` raised while serving ``operation``."""
     own = _self_describing(exc)
@@ -165,6 +179,8 @@ def describe_error(exc: BaseException, operation: str | None, request_id: str) -
                 if isinstance(exc, (StoreBusyError, StoreUnavailableError)):
                     return rule.status, rule.name, _store_trouble(exc, operation, request_id)
                 return rule.status, rule.name, exc.message
+    if isinstance(exc, ConfigurationError):  # the operator's to mend: named in the log, without a traceback
+        return (*INTERNAL, _misconfigured(exc, operation, request_id))
     if _storage_full(exc):  # the operator's to mend: say what it is, not only a request id
         log.error("request %s (%s) failed: the server's storage is full", request_id, operation or "-", exc_info=exc)
         status, name = STORAGE_FULL
