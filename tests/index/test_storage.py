@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +163,17 @@ def test_the_exact_index_keeps_no_copy_of_a_removed_vector_in_its_spare_rows() -
     for gone in (vectors[0], vectors[2]):
         assert not any(np.array_equal(row, gone) for row in stored)
     assert len(index) == 1 and 2 in index
+
+
+@pytest.mark.parametrize("backend", ["exact", "pq", "hnsw", "ivf"])
+def test_a_saved_index_is_readable_by_its_owner_only_whatever_the_umask(backend: str, tmp_path: Path) -> None:
+    index = create_index(backend, 8)
+    index.add(np.arange(20), unit_vectors(20, dim=8))
+    path = tmp_path / "faces.index"
+    before = os.umask(0o022)
+    try:
+        index.save(path)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_file(path).stat().st_mode) == 0o600

@@ -47,6 +47,9 @@ class Manifest:
         return {name: self.params[name] for name in names if name in self.params}
 
 
+PRIVATE = 0o600  # a snapshot holds templates: readable by the owner only from its first byte, as the store's files
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -77,6 +80,7 @@ def write_index(
     data = path.parent / f"{path.name}.{secrets.token_hex(6)}.{extension}"
     manifest_tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        os.close(os.open(data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))  # write_data truncates, keeping 0600
         write_data(data)
         _fsync(data)
         body = {
@@ -88,7 +92,9 @@ def write_index(
             "data_bytes": data.stat().st_size,
             "params": params,
         }
-        with open(manifest_tmp, "w", encoding="utf-8") as fh:
+        with os.fdopen(
+            os.open(manifest_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE), "w", encoding="utf-8"
+        ) as fh:
             json.dump(body, fh, indent=1, sort_keys=True)
             fh.write("\n")
             fh.flush()
