@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,23 @@ def test_a_single_statement_after_the_server_ended_the_threads_connection_succee
     assert store.connection() is not first
 
 
+def _still_waiting_after_10s(pg_url: str, work: Callable[[], None]) -> bool:
+    """Run ``work`` in a thread while another connection holds the writer lock, as a replica frozen
+    inside a write transaction does; whether it was still waiting 10 s later (then let go, and joined)."""
+    from facetrust.store.pg_dialect import WRITER_LOCK
+
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute(WRITER_LOCK)
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join(timeout=10)
+        waited_on = worker.is_alive()
+        other.execute("COMMIT")
+        worker.join()
+    return waited_on
+
+
 def test_a_writer_lock_held_longer_than_the_busy_timeout_is_store_busy_not_a_wait_without_end(
     pg_url: str, store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,7 +141,6 @@ def test_a_writer_lock_held_longer_than_the_busy_timeout_is_store_busy_not_a_wai
     an audit entry, so without the bound one stalled replica stalled every other's requests."""
     from facetrust.errors import StoreBusyError
     from facetrust.store import busy
-    from facetrust.store.pg_dialect import WRITER_LOCK
 
     monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
     store.count_collections()  # the schema, before the lock
@@ -138,16 +154,7 @@ def test_a_writer_lock_held_longer_than_the_busy_timeout_is_store_busy_not_a_wai
         except BaseException as exc:  # the worker's outcome, checked below
             outcome.append(exc)
 
-    with psycopg.connect(pg_url, autocommit=True) as other:
-        other.execute("BEGIN")
-        other.execute(WRITER_LOCK)  # held, like a frozen replica's transaction
-        worker = threading.Thread(target=write)
-        worker.start()
-        worker.join(timeout=10)
-        waited_on = worker.is_alive()
-        other.execute("COMMIT")
-        worker.join()
-    assert not waited_on, "the write was still waiting for the writer lock after 10 s"
+    assert not _still_waiting_after_10s(pg_url, write), "the write was still waiting for the writer lock after 10 s"
     assert isinstance(outcome[0], StoreBusyError)
     assert str(outcome[0]).startswith("PostgreSQL store ") and "locked by another process" in str(outcome[0])
     assert describe_error(outcome[0], "IndexFaces", "rid")[:2] == (503, "ServiceUnavailableException")
@@ -167,7 +174,6 @@ def test_opening_a_store_while_another_process_holds_the_writer_lock_is_store_bu
     from facetrust.errors import StoreBusyError
     from facetrust.server.keys import KeyStore
     from facetrust.store import busy
-    from facetrust.store.pg_dialect import WRITER_LOCK
 
     monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 0.2)
     PostgresStore(tmp_path / "facetrust.db", pg_url).close()  # the schema, made before the lock
@@ -184,16 +190,7 @@ def test_opening_a_store_while_another_process_holds_the_writer_lock_is_store_bu
             except BaseException as exc:  # the opener's outcome, checked below
                 outcome[name] = exc
 
-    with psycopg.connect(pg_url, autocommit=True) as other:
-        other.execute("BEGIN")
-        other.execute(WRITER_LOCK)  # held, like a frozen replica's transaction
-        opener = threading.Thread(target=open_both)
-        opener.start()
-        opener.join(timeout=10)
-        waited_on = opener.is_alive()
-        other.execute("COMMIT")
-        opener.join()
-    assert not waited_on, "opening was still waiting for the writer lock after 10 s"
+    assert not _still_waiting_after_10s(pg_url, open_both), "opening was still waiting for the writer lock after 10 s"
     assert isinstance(outcome["store"], StoreBusyError)
     assert str(outcome["store"]).startswith("PostgreSQL store ") and "locked by another process" in str(
         outcome["store"]
