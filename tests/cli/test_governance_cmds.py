@@ -331,6 +331,26 @@ def test_a_malformed_subject_is_refused_naming_the_subject(
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--subject", ""), "Subject '' is invalid"),
+        (("--user", "", "--collection", "a"), "UserId '' is invalid"),
+        (("--external-image-id", "", "--collection", "a"), "ExternalImageId '' is invalid"),
+    ],
+)
+def test_an_empty_erase_target_is_refused_naming_it(gc: GovernedCli, args: tuple[str, ...], message: str) -> None:
+    # an empty value was read as no option at all: "Give exactly one of …"
+    gc.service.create_collection("a")
+    face = gc.index("a", "erin")
+
+    result = gc.run("erase", *args)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"Error: {message}")
+    assert gc.service.list_faces("a").faces[0].face_id == face  # nothing erased
+
+
 def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text("{}")
 

@@ -17,13 +17,14 @@ __all__ = ["erase"]
 
 def _selection(subject: str | None, external_image_id: str | None, user: str | None, collection: str | None) -> str:
     """Which erasure the options ask for; a usage error unless exactly one, with its collection."""
-    chosen = [name for name, value in (("subject", subject), ("external", external_image_id), ("user", user)) if value]
+    given = (("subject", subject), ("external", external_image_id), ("user", user))
+    chosen = [name for name, value in given if value is not None]  # an empty value is refused by name, below
     if len(chosen) != 1:
         raise click.UsageError("Give exactly one of --subject, --external-image-id or --user")
     if chosen[0] == "subject" and collection is not None:
         raise click.UsageError("--collection does not apply to --subject: a subject is erased from every collection")
     if chosen[0] != "subject" and collection is None:
-        raise click.UsageError(f"--{'user' if user else 'external-image-id'} needs --collection")
+        raise click.UsageError(f"--{'user' if chosen[0] == 'user' else 'external-image-id'} needs --collection")
     return chosen[0]
 
 

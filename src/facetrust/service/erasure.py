@@ -12,7 +12,7 @@ from facetrust.governance.actor import Actor
 from facetrust.service.governed import governed, require_current
 from facetrust.service.types import ErasureReceipt
 from facetrust.service.users import require_user
-from facetrust.service.validate import check_subject
+from facetrust.service.validate import check_external_image_id
 from facetrust.store import records
 from facetrust.store import video_jobs as jobs_table
 from facetrust.store.crops import crop_keys
@@ -155,10 +155,16 @@ def all_collections(service: ServiceContext) -> dict[str, CollectionRow]:
 def erase(service: ServiceContext, what: str, target: str, collection: str | None, actor: Actor) -> ErasureReceipt:
     """Erase a subject (every collection), or an external image id or a user (one collection)."""
     if what == "subject":
-        return erase_keys(service, "EraseSubject", what, target, actor, _by_subject(target))
+        return erase_keys(service, "EraseSubject", what, target, actor, _by_subject(target, "Subject"))
     if what == "external_image_id":
         return erase_keys(
-            service, "EraseExternalImageId", what, target, actor, _by_subject(target), collection=collection
+            service,
+            "EraseExternalImageId",
+            what,
+            target,
+            actor,
+            _by_subject(target, "ExternalImageId"),
+            collection=collection,
         )
     if what == "user":
 
@@ -181,11 +187,12 @@ def _named(service: ServiceContext, collection: str | None, conn: sqlite3.Connec
     return row
 
 
-def _by_subject(subject: str) -> Selector:
-    """The faces indexed under ``subject`` in any spelling (``records.subject_key``), after checking it."""
+def _by_subject(subject: str, parameter: str) -> Selector:
+    """The faces indexed under ``subject`` in any spelling (``records.subject_key``), after checking it
+    (refused naming ``parameter``: the member or option it was given as)."""
 
     def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
-        check_subject(subject)  # inside the governed path, so a bad subject is audited
+        check_external_image_id(subject, parameter)  # inside the governed path, so a bad subject is audited
         return records.faces_by_external_id(conn, subject)
 
     return select
