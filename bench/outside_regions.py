@@ -55,13 +55,20 @@ QUANTILES = (0.01, 0.05)
 LEFT_OUT = ("nothing (shipped recipe)", "UTKFace", "children 0-12", "Indian (all ages)", "White (all ages)")
 
 
+def nearest(centroids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centroid and its cosine to it."""
+    sims = vectors @ centroids.T
+    near = np.argmax(sims, axis=1)
+    return near, sims[np.arange(len(vectors)), near]
+
+
 class Edges:
     """Per centroid (or one for all, ``per_centroid=False``): the q-quantile of the fit faces' cosine
     to their nearest centroid. ``outside(v)``: faces below their nearest centroid's edge."""
 
     def __init__(self, centroids: np.ndarray, fit_vectors: np.ndarray, q: float, per_centroid: bool) -> None:
         self.centroids = centroids
-        near, cos = self.nearest(fit_vectors)
+        near, cos = nearest(centroids, fit_vectors)
         if per_centroid:
             self.edge = np.array(
                 [np.quantile(cos[near == c], q) if (near == c).any() else 1.0 for c in range(len(centroids))]
@@ -69,13 +76,8 @@ class Edges:
         else:
             self.edge = np.full(len(centroids), np.quantile(cos, q))
 
-    def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sims = vectors @ self.centroids.T
-        near = np.argmax(sims, axis=1)
-        return near, sims[np.arange(len(vectors)), near]
-
     def outside(self, vectors: np.ndarray) -> np.ndarray:
-        near, cos = self.nearest(vectors)
+        near, cos = nearest(self.centroids, vectors)
         out: np.ndarray = cos < self.edge[near]
         return out
 
@@ -97,26 +99,20 @@ class Refusing:
 
 def flag_rates(edges: Edges, held: dict[str, F.Part]) -> dict[str, Any]:
     """Share of each evaluation group's faces (near-duplicates left out) that are outside."""
-    out: dict[str, Any] = {}
-    for name, key in (("lfw", "sex"), ("utk", "race")):
+    kinds: dict[str, list[bool]] = {}
+    for name in ("lfw", "utk"):
         p = held[name]
         rows = np.flatnonzero(p.status == FACE)
         flagged = edges.outside(p.emb.vectors[rows])
-        labels = [p.spec.images[i].groups for i in rows]
-        kinds: dict[str, list[bool]] = {}
-        for f, g in zip(flagged, labels, strict=True):
-            if name == "utk" and g.get("age_band") == "0-12":
-                kinds.setdefault("children 0-12", []).append(bool(f))
-            elif name == "utk" and g.get("age_band") == "13-17":
-                continue
-            else:
-                kinds.setdefault(f"{name} {g.get(key, '?')}" + (" adults" if name == "utk" else ""), []).append(bool(f))
-        for k, v in kinds.items():
-            out[k] = [int(sum(v)), len(v)]
-    return out
+        for f, i in zip(flagged, rows, strict=True):
+            group = group_of(name, p.spec.images[i].groups)
+            if group != "utk 13-17":
+                kinds.setdefault("children 0-12" if group == "utk 0-12" else group, []).append(bool(f))
+    return {k: [int(sum(v)), len(v)] for k, v in kinds.items()}
 
 
 def group_of(name: str, groups: Mapping[str, str]) -> str:
+    """An evaluation face's group: LFW by sex; UTKFace by age band (0-12, 13-17), adults by race."""
     if name == "utk" and groups.get("age_band") in ("0-12", "13-17"):
         return f"utk {groups['age_band']}"
     return f"{name} {groups.get('race' if name == 'utk' else 'sex', '?')}" + (" adults" if name == "utk" else "")
@@ -131,11 +127,10 @@ def distances(
         data = {**fit, "utk": without(utk, drops[name])}
         normaliser = F.fit_normaliser(model, data)
         vectors, _ = F.cluster_input([data["lfw"], data["utk"]])
-        edges = Edges(normaliser.centroids, vectors, 0.01, False)
-        entry = {"fit faces": np.percentile(edges.nearest(vectors)[1], [10, 50, 90]).round(3).tolist()}
+        entry = {"fit faces": np.percentile(nearest(normaliser.centroids, vectors)[1], [10, 50, 90]).round(3).tolist()}
         for part_name, p in held.items():
             rows = np.flatnonzero(p.status == FACE)
-            cos = edges.nearest(p.emb.vectors[rows])[1]
+            cos = nearest(normaliser.centroids, p.emb.vectors[rows])[1]
             labels = np.array([group_of(part_name, p.spec.images[i].groups) for i in rows])
             for g in sorted(set(labels)):
                 if "?" not in g:
