@@ -13,6 +13,8 @@ from facetrust.governance.policy import Policy, Purpose
 from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 
+BAD_FORMAT = "not a supported image format (expected JPEG or PNG; first bytes 6e6f7420616e2069)"
+
 POLICY = Policy(
     purposes={
         "general": Purpose("general", min_threshold=0),

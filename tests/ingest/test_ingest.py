@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facetrust.config import Settings
 from facetrust.errors import ConsentRequiredError, InvalidParameterError, NotFoundError, RoleDeniedError
 from facetrust.governance.actor import Actor
 from facetrust.ingest import IngestOptions, LocalRunner, ingest
 from facetrust.ingest.prepare import ImageFailure, Job, prepare, sha256_of
-from facetrust.models.fake import face_png
+from facetrust.models.fake import face_png, fake_engine
 from facetrust.service import FaceService
 from facetrust.service.ingest import PreparedImage
 
-from .helpers import album, audit_tail, bad_image, external_ids, open_service
+from .helpers import BAD_FORMAT, album, audit_tail, bad_image, external_ids, open_service
 
 
 @pytest.fixture
@@ -55,6 +56,29 @@ def test_the_same_bytes_twice_in_one_run_are_indexed_once(svc: FaceService, tmp_
 
     assert [o.skipped for o in done] == [False, True]
     assert svc.describe_collection("people").face_count == 1
+
+
+def test_a_copy_of_an_image_that_failed_in_the_same_run_fails_as_it_did_not_skipped_as_indexed(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    folder = tmp_path / "a"
+    bad, bad_copy = bad_image(folder, "bad.png"), bad_image(folder, "bad copy.png")  # the same bytes
+    large = fake_engine(Settings(flip_augment=False, max_image_pixels=100 * 100, decode_budget_pixels=100 * 100))
+    (empty := folder / "empty.png").write_bytes(face_png())  # no face: indexed, with nothing stored
+    (empty_copy := folder / "empty copy.png").write_bytes(face_png())
+    paths = [bad, str(empty), bad_copy, str(empty_copy)]
+
+    done = ingest(svc, "people", paths)
+    too_large = ingest(svc, "people", album(tmp_path / "b", 1) * 2, runner=LocalRunner(large))
+
+    assert [(o.error.message if o.error else None, o.skipped) for o in done] == [
+        (f"{bad}: {BAD_FORMAT}", False),
+        (None, False),
+        (f"{bad_copy}: {BAD_FORMAT}", False),  # was skipped as already indexed: nothing of it was
+        (None, True),  # its first copy is recorded as indexed (a rerun skips it too)
+    ]
+    assert [(o.error.code if o.error else None, o.skipped) for o in too_large] == [("ImageTooLarge", False)] * 2
+    assert svc.describe_collection("people").face_count == 0
 
 
 def test_bad_images_are_reported_in_place_and_the_others_indexed(svc: FaceService, tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ class _Slot:
     outcome: ImageOutcome | None  # decided without the runner (unreadable, skipped)
     data: bytes | None = None  # the bytes read, kept where the purpose keeps crops (cut from these, not a re-read)
     refused: ConsentRequiredError | None = None  # no consent: the run stops here, nothing of it prepared
+    sha256: str | None = None  # of an image to prepare, or of a later copy of one in this run (which fails alike)
 
 
 def _slots(
@@ -149,10 +150,13 @@ def _slots(
             queue.append(_Slot(path, external, ImageOutcome(path, external, error=exc)))
             continue
         sha = sha256_of(data)
-        done = sha in seen or (found is not None and bool(service.store.ingested(found.id, [sha], service.clock())))
+        again = sha in seen  # skipped as indexed unless its first copy fails to prepare (``_decided``)
+        done = again or (found is not None and bool(service.store.ingested(found.id, [sha], service.clock())))
         seen.add(sha)
         if done:
-            queue.append(_Slot(path, external, ImageOutcome(path, external, skipped=True)))
+            queue.append(
+                _Slot(path, external, ImageOutcome(path, external, skipped=True), sha256=sha if again else None)
+            )
             continue
         if purpose is not None and purpose.consent_required:
             try:
@@ -160,8 +164,18 @@ def _slots(
             except ConsentRequiredError as exc:
                 queue.append(_Slot(path, external, None, refused=exc))
                 return
-        queue.append(_Slot(path, external, None, data if keep_bytes else None))
+        queue.append(_Slot(path, external, None, data if keep_bytes else None, sha256=sha))
         yield Job(data, sha, options.quality_filter, options.max_faces)
+
+
+def _decided(slot: _Slot, failed: dict[str, ImageFailure]) -> ImageOutcome:
+    """The outcome of an image decided on reading it (unreadable, skipped), except that a copy of an
+    image that failed to prepare earlier in this run (undecodable, too many pixels) fails alike, naming
+    why: nothing of it was indexed."""
+    failure = None if slot.sha256 is None else failed.get(slot.sha256)
+    if failure is not None:
+        return ImageOutcome(slot.path, slot.external, error=failure.error(slot.path))
+    return slot.outcome  # type: ignore[return-value]
 
 
 def _check(service: FaceService, collection: str, options: IngestOptions, actor: Actor) -> None:
@@ -278,6 +292,7 @@ def ingest(
     outcomes: list[ImageOutcome] = []
     waiting: list[ImageOutcome | tuple[_Slot, PreparedImage]] = []  # in input order, behind the open batch
     batch: list[tuple[_Slot, PreparedImage]] = []
+    failed: dict[str, ImageFailure] = {}  # by hash: the images of this run that failed to prepare
 
     def emit(outcome: ImageOutcome) -> None:
         if batch:  # reported after the images before it, once their batch has committed
@@ -301,9 +316,10 @@ def ingest(
 
     for result in runner.run(_slots(service, collection, paths, options, queue, crops)):
         while queue[0].outcome is not None:
-            emit(queue.popleft().outcome)  # type: ignore[arg-type]
+            emit(_decided(queue.popleft(), failed))
         slot = queue.popleft()
         if isinstance(result, ImageFailure):
+            failed[slot.sha256 or ""] = result
             emit(ImageOutcome(slot.path, slot.external, error=result.error(slot.path)))
             continue
         batch.append((slot, result))
@@ -324,5 +340,5 @@ def ingest(
                 purpose=None if row is None else row.purpose,
             )
             raise slot.refused
-        emit(slot.outcome)  # type: ignore[arg-type]
+        emit(_decided(slot, failed))
     return outcomes
