@@ -197,6 +197,23 @@ def test_index_without_consent_indexes_nothing(gc: GovernedCli) -> None:
     assert gc.service.describe_collection("doors").face_count == 0
 
 
+def test_index_stopped_by_a_missing_consent_says_which_images_it_indexed_before(gc: GovernedCli) -> None:
+    gc.service.create_collection("doors", purpose="access")
+    gc.service.record_consent("alice.png", basis="release", evidence=b"x")
+    gc.image("photos/alice.png", [(20, 20, 100, 1)])
+    gc.image("photos/bob.png", [(20, 20, 100, 2)])
+
+    result = gc.run("index", "doors", str(gc.folder / "photos"))
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: Purpose 'access' requires consent, and for subject 'bob.png' no consent is recorded; "
+        "indexed before it: 1 image (1 face); not indexed: it and the images after it\n",
+    )  # it said "nothing was indexed"
+    assert [f.external_image_id for f in gc.service.list_faces("doors").faces] == ["alice.png"]
+
+
 def test_consent_revoke_erases_the_subjects_faces_and_prints_the_receipt(gc: GovernedCli, tmp_path: Path) -> None:
     gc.service.create_collection("doors", purpose="access")
     gc.service.record_consent("alice", basis="release", evidence=b"x")

@@ -165,6 +165,50 @@ def test_missing_consent_refuses_as_plain_index_faces_does(svc: FaceService, tmp
     assert svc.describe_collection("staff").face_count == 0
 
 
+def test_a_consent_refusal_after_written_images_says_what_was_indexed_and_what_was_not(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    paths = album(tmp_path / "a", 4)
+    for name in ("img00.png", "img01.png"):  # img02 has no consent: the run stops there
+        svc.record_consent(name, basis="contract", evidence="signed")
+
+    with pytest.raises(ConsentRequiredError) as stopped:
+        ingest(svc, "staff", paths)
+
+    assert stopped.value.message == (
+        "Purpose 'access' requires consent, and for subject 'img02.png' no consent is recorded; "
+        "indexed before it: 2 images (2 faces); not indexed: it and the images after it"
+    )  # it said "nothing was indexed"
+    assert (stopped.value.subject, stopped.value.purpose) == ("img02.png", "access")
+    assert audit_tail(svc, 1)[0]["error"].endswith("no consent is recorded; nothing was indexed")  # that IndexFaces
+    assert external_ids(svc, "staff") == ["img00.png", "img01.png"]
+
+
+def test_a_consent_revoked_while_the_run_prepared_its_image_says_what_was_indexed(
+    svc: FaceService, tmp_path: Path
+) -> None:
+    class Revoking(LocalRunner):
+        """Prepares every image; then img01's consent is revoked, before any is written."""
+
+        def run(self, jobs: Iterator[Job]) -> Iterator[PreparedImage | ImageFailure]:
+            results = list(super().run(jobs))
+            svc.revoke_consent("img01.png")
+            yield from results
+
+    paths = album(tmp_path / "a", 3)
+    for name in ("img00.png", "img01.png", "img02.png"):
+        svc.record_consent(name, basis="contract", evidence="signed")
+
+    with pytest.raises(ConsentRequiredError) as stopped:
+        ingest(svc, "staff", paths, runner=Revoking(svc.engine))
+
+    assert stopped.value.message == (
+        "Purpose 'access' requires consent, and for subject 'img01.png' its consent is revoked, expired or not "
+        "yet valid; indexed before it: 1 image (1 face); not indexed: it and the images after it"
+    )
+    assert external_ids(svc, "staff") == ["img00.png"]
+
+
 SEARCHER = Actor("FTKSEARCHER", "searcher")
 
 

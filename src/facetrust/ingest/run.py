@@ -31,7 +31,7 @@ from facetrust.governance.roles import require_role
 from facetrust.images import read_image_file
 from facetrust.ingest.prepare import ImageFailure, Job, sha256_of
 from facetrust.ingest.runners import LocalRunner, Runner
-from facetrust.service.faces import check_consent
+from facetrust.service.faces import NOTHING_INDEXED, check_consent
 from facetrust.service.governed import allowed_purpose
 from facetrust.service.ingest import BATCH_LIMIT
 from facetrust.service.quality import check_quality_filter
@@ -178,6 +178,22 @@ def _decided(slot: _Slot, failed: dict[str, ImageFailure]) -> ImageOutcome:
     return slot.outcome  # type: ignore[return-value]
 
 
+def _stopped(refusal: ConsentRequiredError, outcomes: Sequence[ImageOutcome]) -> ConsentRequiredError:
+    """The consent refusal that stopped a run, saying what the run indexed before it: its own message
+    says nothing was indexed, true of the refused IndexFaces, not of a run that wrote images first."""
+    written = [o.result for o in outcomes if o.result is not None]
+    if not written:
+        return refusal
+    images, faces = len(written), sum(len(r.indexed) for r in written)
+    before = f"{images} image{'s' * (images != 1)} ({faces} face{'s' * (faces != 1)})"
+    return ConsentRequiredError(
+        f"{refusal.message.removesuffix('; ' + NOTHING_INDEXED)}; indexed before it: {before}; "
+        "not indexed: it and the images after it",
+        purpose=refusal.purpose or "",
+        subject=refusal.subject,
+    )
+
+
 def _check(service: FaceService, collection: str, options: IngestOptions, actor: Actor) -> None:
     """Refuse bad options, an actor who may not index, and a collection whose purpose is
     forbidden (a moratorium), before any image is read."""
@@ -278,7 +294,8 @@ def ingest(
 
     An image already indexed into the collection (same bytes, by SHA-256) is skipped, so a
     rerun resumes. An unreadable image is an outcome with ``error``; the rest go on. Any other
-    error (governance refusals included) stops the run: what was written before it stays.
+    error (governance refusals included) stops the run: what was written before it stays (a
+    consent refusal's message then counts the images and faces indexed before it).
     Each batch is written by ``FaceService.index_prepared_batch`` (``index_prepared`` per image
     where the purpose keeps face crops), as the operation IndexFaces; an ``actor`` whose role
     may not call it is refused (and audited) before any image is read. An image's outcome is
@@ -308,11 +325,14 @@ def ingest(
         batch.clear()
         waiting.clear()
         done = iter(written or ())
-        for item in items:  # in input order; one at a time, each reported as it commits, without a batch
-            if isinstance(item, ImageOutcome):
-                emit(item)
-            else:
-                emit(next(done) if written is not None else _write_one(service, collection, *item, options, actor))
+        try:
+            for item in items:  # in input order; one at a time, each reported as it commits, without a batch
+                if isinstance(item, ImageOutcome):
+                    emit(item)
+                else:
+                    emit(next(done) if written is not None else _write_one(service, collection, *item, options, actor))
+        except ConsentRequiredError as exc:  # revoked since it was read: the images before it are written
+            raise _stopped(exc, outcomes) from exc
 
     for result in runner.run(_slots(service, collection, paths, options, queue, crops)):
         while queue[0].outcome is not None:
@@ -339,6 +359,6 @@ def ingest(
                 collection=collection,
                 purpose=None if row is None else row.purpose,
             )
-            raise slot.refused
+            raise _stopped(slot.refused, outcomes)
         emit(_decided(slot, failed))
     return outcomes

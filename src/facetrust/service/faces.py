@@ -67,6 +67,9 @@ __all__ = [
 ]
 
 
+NOTHING_INDEXED = "nothing was indexed"  # the end of a consent refusal; a bulk ingest says what it wrote before
+
+
 def check_consent(
     service: ServiceContext, purpose: Purpose, subject: str | None, conn: sqlite3.Connection | None = None
 ) -> float | None:
@@ -85,7 +88,7 @@ def check_consent(
     if record is None or not record.valid_at(service.clock()):
         state = "no consent is recorded" if record is None else "its consent is revoked, expired or not yet valid"
         raise ConsentRequiredError(
-            f"Purpose {purpose.name!r} requires consent, and for subject {subject!r} {state}; nothing was indexed",
+            f"Purpose {purpose.name!r} requires consent, and for subject {subject!r} {state}; {NOTHING_INDEXED}",
             purpose=purpose.name,
             subject=subject,
         )
