@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +313,55 @@ def test_a_copy_that_fails_in_its_transaction_leaves_no_store_in_a_new_directory
 
     assert "Table later_feature of the source has no counterpart in the target's schema" in out
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == []
+
+
+CHILD = Path(__file__).resolve().parent / "copy_child.py"
+
+
+def _killed_copy(source: Path, target: Path, at: str = "", kill: tuple[str, ...] = ()) -> None:
+    """``store copy`` from ``source`` into ``target`` in a child process killed with SIGKILL: where the
+    line of store/copy.py holding ``at`` is about to run, or by ``kill`` (a command it runs under)."""
+    command = [*kill, sys.executable, str(CHILD), at, "store", "copy"]
+    done = subprocess.run([*command, "--from", f"sqlite:{source}", "--to", f"sqlite:{target}"], capture_output=True)
+    assert done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), done.stderr.decode()
+
+
+def test_a_copy_killed_before_its_commit_leaves_a_target_that_a_rerun_copies_into(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    face_ids, key = _source(tmp_path / "a", fake, keyring)
+    _killed_copy(tmp_path / "a", tmp_path / "b", at='conn.execute("COMMIT")')
+    assert (tmp_path / "b" / "facetrust.db-journal").is_file()  # its writes reached the file: SQLite rolls them back
+    before = _tables(tmp_path / "a", "sqlite")  # with the source's record of the killed export
+
+    _copied(fake, tmp_path / "b", f"sqlite:{tmp_path / 'a'}", f"sqlite:{tmp_path / 'b'}")  # was "readonly database"
+
+    _check(fake, keyring, before, tmp_path / "b", "sqlite", key, face_ids)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace kills the copy inside SQLite's commit")
+def test_a_copy_killed_right_after_its_commit_is_refused_as_not_empty_and_keeps_the_copy(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    journal = tmp_path / "b" / "facetrust.db-journal"
+    journal.parent.mkdir()
+    # the journal's third deletion is the copy's, after its commit point (the first two: the target's schema)
+    kill = ("strace", "-f", "-o", os.devnull, "-P", str(journal), "-e", "trace=unlink")
+    _killed_copy(tmp_path / "a", tmp_path / "b", kill=(*kill, "-e", "inject=unlink:signal=KILL:when=3"))
+    assert journal.is_file()
+    source = _tables(tmp_path / "a", "sqlite")
+
+    out = _refused(fake, "store", "copy", "--from", f"sqlite:{tmp_path / 'a'}", "--to", f"sqlite:{tmp_path / 'b'}")
+
+    assert (
+        "The target store is not empty (its table facetrust.db: " in out
+    )  # was "attempt to write a readonly database"
+    copied = _tables(tmp_path / "b", "sqlite")
+    assert {t: r for t, r in copied.items() if t != "audit_log"} == {
+        t: r for t, r in source.items() if t != "audit_log"
+    }
+    assert copied["audit_log"][:-1] == source["audit_log"]  # and its own CopyStore entry: committed whole
 
 
 def test_a_source_written_to_during_the_copy_leaves_a_copy_that_verifies_and_a_warning(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -208,21 +208,37 @@ def refuse_filled(db_path: Path, keys_file: Path, url: str | None) -> None:
         finally:
             conn.close()
     else:
-        busy = []
-        for path in (db_path, keys_file):
-            if path.is_file():
-                ro = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-                try:
-                    busy += [f"{path.name}: {t}" for t in filled_tables(_SQLITE, ro)]
-                except sqlite3.DatabaseError as exc:
-                    raise ConflictError(f"The target {path} is not an empty facetrust store: {exc}") from None
-                finally:
-                    ro.close()
+        busy = [f"{path.name}: {t}" for path in (db_path, keys_file) if path.is_file() for t in _filled_tables_of(path)]
     if busy:
         raise ConflictError(
             f"The target store is not empty (its table {busy[0]} has rows); copy into a new database or an "
             "empty data directory; nothing was written"
         )
+
+
+# A database whose last write was cut short (a copy killed in or right after its commit) has its
+# journal beside it, which a read-only connection may not roll back or delete: SQLite refuses it so.
+_INTERRUPTED = (sqlite3.SQLITE_READONLY_ROLLBACK, sqlite3.SQLITE_READONLY_RECOVERY)
+
+
+def _filled_tables_of(path: Path) -> list[str]:
+    """The tables with rows of the SQLite database ``path``, read only; read-write where SQLite must
+    first recover a write that was cut short (rolled back, or its journal deleted once committed),
+    which it does on any open that may write, and which ends with the database as last committed."""
+    try:
+        try:
+            return _tables_with_rows(path, "ro")
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode not in _INTERRUPTED:
+                raise
+            return _tables_with_rows(path, "rw")
+    except sqlite3.DatabaseError as exc:
+        raise ConflictError(f"The target {path} is not an empty facetrust store: {exc}") from None
+
+
+def _tables_with_rows(path: Path, mode: str) -> list[str]:
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True)) as conn:
+        return filled_tables(_SQLITE, conn)
 
 
 def _pg_connect(url: str) -> sqlite3.Connection:
