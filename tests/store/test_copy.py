@@ -221,6 +221,18 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(
     assert _tables(tmp_path / "r", pg_url) == before_pg and _tables(tmp_path / "b", "sqlite") == before_b
 
 
+def test_a_filled_target_given_as_a_relative_directory_is_refused_as_not_empty(
+    tmp_path: Path, fake: FaceEngine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _source(tmp_path / "a", fake, keyring)
+    _source(tmp_path / "b", fake, keyring)
+    monkeypatch.chdir(tmp_path)
+
+    out = _refused(fake, "store", "copy", "--from", "sqlite:a", "--to", "sqlite:b")
+
+    assert "The target store is not empty (its table facetrust.db: " in out  # was a ValueError's traceback
+
+
 def test_a_target_whose_only_rows_are_api_keys_is_refused(tmp_path: Path, fake: FaceEngine, keyring: Keyring) -> None:
     _source(tmp_path / "a", fake, keyring)
     with KeyStore.open(tmp_path / "b", store="sqlite") as keys:

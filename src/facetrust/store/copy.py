@@ -237,7 +237,7 @@ def _filled_tables_of(path: Path) -> list[str]:
 
 
 def _tables_with_rows(path: Path, mode: str) -> list[str]:
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True)) as conn:
+    with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}", uri=True)) as conn:  # a URI: absolute
         return filled_tables(_SQLITE, conn)
 
 
