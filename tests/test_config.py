@@ -174,6 +174,8 @@ def test_settings_resolved_cache_dir_is_the_given_folder_or_the_user_cache(tmp_p
         ("batch_size", 0),
         ("retention_sweep_seconds", 1e-6),  # a sweep (and an audit entry) a microsecond
         ("retention_sweep_seconds", float("inf")),  # "never" is 0
+        ("vacuum_seconds", 0.5),  # a vacuum (a rewrite of the store, and an audit entry) twice a second
+        ("vacuum_seconds", float("inf")),  # "never" is 0
     ],
 )
 def test_settings_refuse_an_out_of_range_value_naming_the_setting(name: str, value: object) -> None:

@@ -125,6 +125,11 @@ class Settings:
             index snapshot folder. Empty (the default): the data directory's ``index`` folder.
         retention_sweep_seconds: how often a server runs the retention sweep (one replica at a
             time, under a lease; 0: never; otherwise 1 second to a year, as each sweep is audited).
+        vacuum_seconds: how often, at most, a server vacuums the store (``facetrust store
+            vacuum``: an erasure's rows can stay in the database's files until then), when
+            something was erased since the last vacuum (one replica at a time, under a lease;
+            0: never; otherwise 1 second to a year, as each vacuum rewrites the store and is
+            audited). An erasure's storage is reclaimed within this time (and a few seconds).
         lease_seconds: how long a replica's lease (the sweep, a video job) lasts unrenewed:
             after a replica dies, another takes its work over within this time.
         store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
@@ -164,6 +169,7 @@ class Settings:
     profile: str = "default"
     replica_id: str = ""
     retention_sweep_seconds: float = 3600.0
+    vacuum_seconds: float = 86400.0
     lease_seconds: float = 30.0
     store: str | None = None
 
@@ -212,6 +218,11 @@ class Settings:
             (
                 "retention_sweep_seconds",
                 self.retention_sweep_seconds == 0 or 1 <= self.retention_sweep_seconds <= 31_536_000,
+                "0 (never) or from 1 to 31536000 seconds (a year)",
+            ),
+            (
+                "vacuum_seconds",
+                self.vacuum_seconds == 0 or 1 <= self.vacuum_seconds <= 31_536_000,
                 "0 (never) or from 1 to 31536000 seconds (a year)",
             ),
             ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
@@ -309,6 +320,7 @@ _TYPES: dict[str, type] = {
     "profile": str,
     "replica_id": str,
     "retention_sweep_seconds": float,
+    "vacuum_seconds": float,
     "lease_seconds": float,
     "store": str,
 }

@@ -236,6 +236,29 @@ def test_the_server_sweeps_expired_faces_periodically(tmp_path: Path) -> None:
     service.close()
 
 
+def test_the_server_vacuums_the_store_after_an_erasure_as_the_store_vacuumer(tmp_path: Path) -> None:
+    from facetrust.governance import audit
+
+    service = FaceService(tmp_path / "data", fake_engine())
+    service.create_collection("c")
+    service.index_faces("c", face_png((20, 20, 100, 1)), external_image_id="erin")
+    service.erase_external_image_id("c", "erin")
+    settings = Settings(data_dir=tmp_path / "data", vacuum_seconds=1, lease_seconds=1.5)  # a step every 0.5 s
+
+    def vacuums() -> list[dict[str, Any]]:
+        entries = audit.entries(service.store.connection())
+        return [e.data for e in entries if e.data["operation"] == "VacuumStore"]
+
+    with serving(create_app(service, authenticator=None, settings=settings), lifespan="on"):
+        deadline = time.monotonic() + 10
+        while not vacuums() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    (entry,) = vacuums()
+    assert (entry["key_id"], entry["outcome"]) == ("store-vacuumer", "ok")
+    assert entry["vacuumed"].startswith("VACUUM")
+    service.close()
+
+
 # -- issue 15: every attempt audited, reviews separated, identities pseudonymised --------------
 
 

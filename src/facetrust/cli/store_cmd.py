@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli.context import cli_state, renders_errors
-from facetrust.service.governed import attempt
+from facetrust.service.vacuumer import vacuum_store
 from facetrust.store.sqlite import Store
 
 __all__ = ["store"]
@@ -39,16 +39,13 @@ def vacuum() -> None:
     """Rewrite the tables so that no erased face, template, crop or identity remains in the
     database's files: on SQLite, VACUUM (an erasure overwrites its rows in place, not the copies
     left in unused page space when rows moved between pages); on PostgreSQL, VACUUM FULL of the
-    tables that hold them. An erasure's storage is reclaimed then. It locks those tables while it
-    runs. Logged in the audit log."""
+    tables that hold them. An erasure's storage is reclaimed then; a running server also vacuums
+    by itself within `vacuum_seconds` of an erasure. It locks those tables while it runs. Logged
+    in the audit log."""
     state = cli_state()
     settings = state.settings()
-    with (
-        _opened(settings.resolved_data_dir, settings.store) as found,
-        attempt(found, state.actor(), "VacuumStore") as rec,
-    ):
-        done = found.vacuum()
-        rec.details = {"vacuumed": done}
+    with _opened(settings.resolved_data_dir, settings.store) as found:
+        done = vacuum_store(found, state.actor())
     click.echo(f"Vacuumed: {done}")
 
 

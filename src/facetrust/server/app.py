@@ -39,12 +39,14 @@ from facetrust.service.anchoring import ChainAnchorer
 from facetrust.service.replica import policy_fingerprint
 from facetrust.service.sweeper import LeasedSweeper
 from facetrust.service.tailkeeper import LeasedTailKeeper
+from facetrust.service.vacuumer import LeasedVacuumer
 
 __all__ = ["UI_PATH", "WEB_DIR", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 UI_PATH = "/ui/"
 SWEEPER = Actor(key_id="retention-sweeper", role="admin")
+VACUUMER = Actor(key_id="store-vacuumer", role="admin")
 REFRESH_S = 5.0  # how often a server catches its open indexes up with the store, at the longest
 log = logging.getLogger(__name__)
 
@@ -99,17 +101,22 @@ def _replica_step(
     settings: Settings,
     keeper: LeasedTailKeeper | None = None,
     anchorer: ChainAnchorer | None = None,
+    vacuumer: LeasedVacuumer | None = None,
 ) -> None:
-    """One background step: the retention sweep (on the replica holding its lease), every open index
-    caught up with the store, video jobs whose replica died taken over, a bounded batch of per-face
-    statistics computed (on the replica holding their lease), the audit chain's new entries verified
-    and its tip anchored in this replica's head file (on every replica). A failure is logged and retried."""
+    """One background step: the retention sweep (on the replica holding its lease), the store's vacuum
+    when an erasure is due for one (on the replica that takes its lease), every open index caught up
+    with the store, video jobs whose replica died taken over, a bounded batch of per-face statistics
+    computed (on the replica holding their lease), the audit chain's new entries verified and its tip
+    anchored in this replica's head file (on every replica). A failure is logged and retried."""
     try:
         result = sweeper.tick() if sweeper is not None else None
         if result is not None and result.expired:
             log.info("retention sweep erased %d expired faces", len(result.expired))
     except Exception:
         log.exception("retention sweep failed")
+    vacuumed = vacuumer.tick() if vacuumer is not None else None  # logs its own failures
+    if vacuumed is not None:
+        log.info("store vacuumed after erasures: %s", vacuumed)
     try:
         service.indexes.refresh()
     except Exception:
@@ -149,13 +156,18 @@ def _replica_loop(
         sweeper = LeasedSweeper(service, SWEEPER, interval_s=interval, lease_s=lease, holder=service.holder)
     tick = min(REFRESH_S, lease / 3, interval if interval > 0 else REFRESH_S)
     keeper = LeasedTailKeeper(service.ctx, lease_s=lease, holder=service.holder)
+    vacuumer = None
+    if settings.vacuum_seconds > 0:
+        vacuumer = LeasedVacuumer(
+            service.store, VACUUMER, interval_s=settings.vacuum_seconds, lease_s=lease, holder=service.holder
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def forever() -> None:
             while True:
                 await asyncio.sleep(tick)
-                await run_in_threadpool(_replica_step, service, sweeper, settings, keeper, anchorer)
+                await run_in_threadpool(_replica_step, service, sweeper, settings, keeper, anchorer, vacuumer)
 
         task = asyncio.create_task(forever())
         try:
@@ -167,6 +179,8 @@ def _replica_loop(
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
             await run_in_threadpool(keeper.stop)
+            if vacuumer is not None:
+                await run_in_threadpool(vacuumer.stop)
 
     return lifespan
 
@@ -216,7 +230,9 @@ def create_app(
     ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
     The caller owns ``service`` and closes it after the server stops. Every
     ``retention_sweep_seconds`` (default: the setting; 0: never) expired faces are erased
-    (``FaceService.sweep_retention``) by the one replica holding the sweep lease; every few seconds
+    (``FaceService.sweep_retention``) by the one replica holding the sweep lease; within
+    ``settings.vacuum_seconds`` of an erasure (0: never) the store is vacuumed, by one replica
+    (``service/vacuumer.py``); every few seconds
     the open indexes catch up with the store, and (``face_tail_stats = "background"``) the replica
     holding the statistics lease computes a bounded batch of per-face statistics (docs/replicas.md).
     A request body that stops arriving for ``body_timeout_s`` is answered ``RequestTimeoutException`` (408).

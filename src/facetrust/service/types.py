@@ -127,7 +127,8 @@ class ErasureReceipt:
     crop_face_ids: the erased faces whose stored review crops were erased with them.
     storage: when the erased rows' storage is reclaimed, where that is not at once: after
     ``facetrust store vacuum`` on both stores (PostgreSQL keeps dead row versions; SQLite overwrites
-    the rows in the erasure, but not the copies it left in unused page space when it moved rows).
+    the rows in the erasure, but not the copies it left in unused page space when it moved rows),
+    which a running server also runs within ``vacuum_seconds`` of an erasure (service/vacuumer.py).
     video_jobs_rewritten: how many stored video job results named an erased face, and were
     rewritten without its matches in the erasure's transaction.
     """

@@ -30,7 +30,7 @@ from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
 from facetrust.store.private import private_dir
 from facetrust.store.schema import DDL
 from facetrust.store.signatures import DDL as SIGNATURES_DDL
-from facetrust.store.sqlite import Store
+from facetrust.store.sqlite import SERVER_VACUUMS, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
@@ -166,7 +166,8 @@ class PostgresStore(Store):
 
     reclaimed = (
         "after `facetrust store vacuum` (VACUUM FULL, and of pg_statistic where the store's user owns the "
-        "database); until then the erased rows' bytes remain in dead row versions of the database's files"
+        f"database; {SERVER_VACUUMS}); until then the erased rows' bytes remain in dead row versions of the "
+        "database's files"
     )
 
     def __repr__(self) -> str:
@@ -275,9 +276,6 @@ class PostgresStore(Store):
 
     def retry_checkpoint(self) -> bool:
         return True
-
-    def _erased(self, conn: sqlite3.Connection) -> None:
-        """Nothing to count: PostgreSQL has no WAL of facetrust's to fold (``reclaimed`` says what it keeps)."""
 
     def vacuum(self) -> str:
         """``VACUUM FULL`` the tables that hold templates, crops and identities (each rewritten

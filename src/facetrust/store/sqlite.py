@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store import busy, video_jobs
+from facetrust.store import busy, vacuums, video_jobs
 from facetrust.store.anchor import DDL as AUDIT_DDL
 from facetrust.store.anchor import RECENT_HEADS, AuditHead, HeadFile, disagreement
 from facetrust.store.anchor import head as audit_head
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "HEADS_NAME",
     "REPLAYS_NAME",
+    "SERVER_VACUUMS",
     "CollectionRow",
     "FaceRow",
     "NewFace",
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 HEADS_NAME = "audit.heads"  # beside the database, outside it: the anchor of the audit log's head
 KEY_CHECK_ROWS = 256  # the newest templates whose keys are checked at open
+# what a receipt's storage statement adds to `facetrust store vacuum`, on either store
+SERVER_VACUUMS = "a running server also runs it by itself within `vacuum_seconds` of an erasure, unless that is 0"
 
 
 class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
@@ -248,26 +251,25 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
 
     def _erasures(self) -> int:
         """How many transactions have deleted faces or a collection in this store (``meta``: ``erasures``)."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'erasures'").fetchone()
-        return int(row[0]) if row is not None else 0
+        return vacuums.erasures(self._conn())
 
     def _erased(self, conn: sqlite3.Connection) -> None:
         """Count, in ``conn``'s transaction, one that deletes faces or a collection: every process's
-        ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of the WAL."""
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
-        )
+        ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of the WAL, and
+        a server's scheduled vacuum (service/vacuumer.py) that one is due."""
+        vacuums.count_erasure(conn)
 
     reclaimed = (
-        "after `facetrust store vacuum` (VACUUM): the erasure overwrote the erased rows themselves (secure_delete, "
-        "then a WAL checkpoint), but copies of them that SQLite left in its pages' unused space when it moved "
-        "rows between pages remain until then"
+        f"after `facetrust store vacuum` (VACUUM; {SERVER_VACUUMS}): the erasure overwrote the erased rows "
+        "themselves (secure_delete, then a WAL checkpoint), but copies of them that SQLite left in its pages' "
+        "unused space when it moved rows between pages remain until then"
     )
 
     def vacuum(self) -> str:
-        """Rewrite the database so no erased row's bytes remain in free pages; what ran."""
-        self._conn().execute("VACUUM")
+        """Rewrite the database so no erased row's bytes remain in free pages; what ran. Another
+        process's write lock held past the busy timeout: ``StoreBusyError``, and nothing ran."""
+        with busy.store_busy(self.where()):
+            self._conn().execute("VACUUM")
         self.checkpoint()
         return f"VACUUM of {self.path.name} and a WAL checkpoint"
 
