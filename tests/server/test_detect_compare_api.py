@@ -76,6 +76,17 @@ def test_compare_faces_splits_target_faces_at_the_threshold(api: Api) -> None:
     assert out["ScoreNormalisation"] == "none"  # the fake model ships no cluster normaliser
 
 
+def test_the_docs_hook_keeps_the_detector_score_of_every_face_detail(api: Api) -> None:
+    detected = api.calibrated.detect_faces(Image={"Bytes": face_png((40, 40, 80, 1))})
+    compared = api.calibrated.compare_faces(
+        SourceImage={"Bytes": face_png((40, 40, 80, 1))},
+        TargetImage={"Bytes": face_png((20, 20, 90, 2), (200, 100, 100, 1))},
+    )
+
+    assert detected["FaceDetails"][0]["DetectorScore"] == pytest.approx(99.0)
+    assert compared["UnmatchedFaces"][0]["DetectorScore"] == pytest.approx(99.0)
+
+
 def test_compare_faces_with_threshold_zero_matches_every_face(api: Api) -> None:
     out = api.client.compare_faces(
         SourceImage={"Bytes": face_png((40, 40, 80, 1))},
