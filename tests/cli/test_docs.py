@@ -90,6 +90,21 @@ JSON_FIELDS = {
     ),
     "facetrust faces list": FACE_JSON_KEYS,
     "facetrust users search": ("image", "searched_user_id", "searched_face_id"),
+    # receipt_document: storage on every store since 78f588e; crops and video job results when any
+    "facetrust erase": (
+        "what",
+        "target",
+        "collections",
+        "face_ids",
+        "at",
+        "when",
+        "by",
+        "audit_seq",
+        "audit_hash",
+        "storage",
+        "crop_face_ids",
+        "video_jobs_rewritten",
+    ),
 }
 
 
@@ -110,3 +125,13 @@ def test_embed_documents_a_missing_output_folder_as_the_usage_error_it_is(tmp_pa
     status = sections()["facetrust embed"].split("Exit status:")[-1]
     assert "output folder missing" not in status.split("2 for")[0], "docs say exit 1 for a missing output folder"
     assert "output folder that does not" in status
+
+
+def test_every_receipt_the_docs_print_has_the_rows_a_receipt_prints() -> None:
+    """An erasure receipt on either store says when its storage is reclaimed (a row after `audit entry`)."""
+    blocks = re.findall(r"```console\n(.*?)```", DOCS.read_text(), re.S)
+    receipts = [b for b in blocks if re.search(r"^audit entry +\S", b, re.M)]
+
+    assert receipts, "docs/cli.md shows no erasure receipt"
+    for block in receipts:
+        assert re.search(r"^audit entry {8}\S.*\nstorage reclaimed  after `facetrust store vacuum`", block, re.M), block
