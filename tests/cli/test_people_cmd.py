@@ -34,7 +34,7 @@ def test_list_shows_each_cluster_and_the_unclustered_count(fc: ServiceCli) -> No
 
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "people: 2 people, 1 faces unclustered (threshold 90)"
+    assert lines[0] == "people: 2 people, 1 face unclustered (threshold 90)"
     assert lines[1] == f"{'cluster id':36}  faces  cohesion  user"
     assert sorted(line.split()[0] for line in lines[2:]) == ids
     assert all(line.split()[1:2] == ["2"] and line.endswith("  -") for line in lines[2:])

@@ -92,7 +92,7 @@ def test_video_search_text_names_the_best_match_per_person(fc: ServiceCli) -> No
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert "staff.png" in lines[2] and lines[3].split()[-4:] == ["-", "-", "-", "-"]
-    assert lines[4].startswith("1 of 2 persons match in staff at similarity ≥ 80 (gallery of 1 faces; audit entry")
+    assert lines[4].startswith("1 of 2 persons match in staff at similarity ≥ 80 (gallery of 1 face; audit entry")
     # a gallery of one face is too small to read a person's own estimate from: each person says so
     assert [line.split(":")[0] for line in lines[5:]] == ["person 0", "person 1"]
     assert all("estimate unreliable: " in line for line in lines[5:])

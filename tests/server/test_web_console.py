@@ -93,7 +93,7 @@ def test_people_tab_lists_clusters_with_crops_and_merges_splits_and_names(
     page.get_by_label("Collection to group into people").fill("family")
     page.get_by_role("button", name="List people").click()
 
-    expect(page.locator("#people-summary")).to_have_text(re.compile(r"^2 people, 1 faces unclustered"))
+    expect(page.locator("#people-summary")).to_have_text(re.compile(r"^2 people, 1 face unclustered"))
     expect(page.locator("#people-list img")).to_have_count(2)  # each cluster's representative crop
     for box in page.locator("#people-list input[type=checkbox]").all():
         box.check()

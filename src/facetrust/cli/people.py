@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from facetrust.cli.context import cli_state, renders_errors, similarity_option
+from facetrust.cli.render_collections import plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.people.types import PeoplePage, Person
@@ -24,9 +25,9 @@ def people() -> None:
 
 
 def _people_text(collection: str, page: PeoplePage) -> str:
-    head = (
-        f"{collection}: {len(page.people)} people, {page.unclustered} faces unclustered (threshold {page.threshold:g})"
-    )
+    n = len(page.people)
+    people = f"{n:,} {'person' if n == 1 else 'people'}"
+    head = f"{collection}: {people}, {plural(page.unclustered, 'face')} unclustered (threshold {page.threshold:g})"
     if not page.people:
         return head + "\n"
     lines = [head, f"{'cluster id':36}  faces  cohesion  user"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from facetrust.cli.render import dumps, fmr_text, jsonable, num, similarity_text, table
+from facetrust.cli.render_collections import plural
 from facetrust.service.video import VideoSearchResult
 from facetrust.video.pipeline import PersonTrack, VideoFaces
 from facetrust.video.redact import RedactionReport
@@ -97,7 +98,7 @@ def search_text(path: str, collection: str, result: VideoSearchResult) -> str:
     matched = sum(1 for p in result.persons if p.matches)
     lines.append(
         f"{matched} of {len(result.persons)} persons match in {collection} at similarity ≥ {result.threshold:g} "
-        f"(gallery of {result.gallery_size} faces; audit entry {result.audit_seq})"
+        f"(gallery of {plural(result.gallery_size, 'face')}; audit entry {result.audit_seq})"
     )
     for pm in result.persons:
         if pm.estimate is not None and pm.estimate.unreliable is not None:

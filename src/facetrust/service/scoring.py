@@ -159,7 +159,8 @@ def probe_scale(calibration: Calibration, top_scores: Sequence[float], gallery: 
     probe's own face left out), at least ``TAIL_K`` of them for a tail estimate.
     """
     if gallery < MIN_GALLERY or len(top_scores) < TAIL_K:
-        small = f"gallery of {gallery:,} faces is below the {MIN_GALLERY:,} needed for a per-probe estimate"
+        faces = f"{gallery:,} face{'s' * (gallery != 1)}"
+        small = f"gallery of {faces} is below the {MIN_GALLERY:,} needed for a per-probe estimate"
         return ProbeScale(calibration, gallery, None, small)
     stats = top_scores_stats(sorted(top_scores, reverse=True)[:TAIL_K], gallery)
     u, m = float(stats.u[0]), float(stats.m[0])

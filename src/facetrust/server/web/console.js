@@ -32,7 +32,8 @@ function releaseCrops() {
 function renderPeople(out) {
   releaseCrops();
   $("people-summary").textContent =
-    `${out.People.length} people, ${out.UnclusteredFaces} faces unclustered (Similarity threshold ${out.Threshold}).`;
+    `${out.People.length} ${out.People.length === 1 ? "person" : "people"}, ${out.UnclusteredFaces} ` +
+    `${out.UnclusteredFaces === 1 ? "face" : "faces"} unclustered (Similarity threshold ${out.Threshold}).`;
   const items = out.People.map((p) => {
     const li = el("li", null, { "data-cluster": p.ClusterId });
     const tick = el("input", null, { type: "checkbox", id: `merge-${p.ClusterId}`, value: p.ClusterId });
