@@ -105,3 +105,18 @@ def test_a_stream_that_grows_past_the_pixel_limit_is_refused_while_decoding(tmp_
     with pytest.raises(VideoTooLargeError, match=r"joined\.ts: a frame is 128x96 = 12288 pixels") as info:
         list(iter_frames(joined, limits=limits))
     assert info.value.limit_name == "max_video_pixels"
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png", "photo.mp4"])
+def test_a_still_image_given_as_a_video_is_refused_by_name(tmp_path: Path, name: str) -> None:
+    import cv2
+
+    from video_tracks import still
+
+    path = tmp_path / name
+    encoded = cv2.imencode(".png" if name.endswith(".png") else ".jpg", still(120, 90, ((30, 20, 48, 1),)))[1]
+    path.write_bytes(encoded.tobytes())
+    with pytest.raises(InvalidVideoError, match=rf"{name}: the file is a still image \(\w+\), not a video"):
+        probe_video(path)
+    with pytest.raises(InvalidVideoError, match="still image"):
+        list(iter_frames(path))

@@ -121,11 +121,22 @@ def open_video(path: VideoPath) -> Any:
         raise InvalidVideoError(
             f"not a video FFmpeg can read ({exc.__class__.__name__})", source=_label(path)
         ) from None
+    if _image_format(container.format.name):
+        container.close()
+        raise InvalidVideoError(
+            f"the file is a still image ({container.format.name}), not a video", source=_label(path)
+        )
     if not _moving(container):
         container.close()
         what = "only a still picture (cover art)" if container.streams.video else "no video stream"
         raise InvalidVideoError(f"the file holds {what}", source=_label(path))
     return container
+
+
+def _image_format(name: str) -> bool:
+    """FFmpeg's demuxers of still images (a JPEG, PNG, WebP … file: ``image2``, ``jpeg_pipe``,
+    ``png_pipe`` …), which read one picture as a one-frame video; an animated GIF is ``gif``."""
+    return name in ("image2", "image2pipe") or name.endswith("_pipe")
 
 
 def _still(stream: Any) -> bool:
