@@ -120,3 +120,17 @@ def test_a_still_image_given_as_a_video_is_refused_by_name(tmp_path: Path, name:
         probe_video(path)
     with pytest.raises(InvalidVideoError, match="still image"):
         list(iter_frames(path))
+
+
+def test_a_limit_message_gives_the_frame_size_and_whole_numbers(tmp_path: Path) -> None:
+    from video_tracks import still
+
+    from .conftest import write_frames
+
+    clip = tmp_path / "wide.mp4"
+    write_frames(clip, [still(1280, 800, ())])
+    with pytest.raises(VideoTooLargeError) as info:
+        probe_video(clip, VideoLimits(pixels=1_000_000))
+    assert info.value.message == (
+        "wide.mp4: the video is 1280x800 = 1024000 pixels per frame; the limit (max_video_pixels) is 1000000"
+    )

@@ -216,6 +216,11 @@ def _info(container: Any, path: VideoPath) -> VideoInfo:
     )
 
 
+def _amount(value: float) -> str:
+    """A count or a length as written in settings: 33177600, not 3.31776e+07; 3600.5 s as it is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def check_limits(info: VideoInfo, limits: VideoLimits, source: str | None = None) -> None:
     """Raise ``VideoTooLargeError`` naming the first limit ``info`` exceeds."""
     checks = (
@@ -225,8 +230,9 @@ def check_limits(info: VideoInfo, limits: VideoLimits, source: str | None = None
     )
     for name, actual, limit, unit in checks:
         if actual > limit:
+            size = f"{info.width}x{info.height} = " if name == "max_video_pixels" else ""
             raise VideoTooLargeError(
-                f"the video is {actual:g} {unit}; the limit ({name}) is {limit:g}",
+                f"the video is {size}{_amount(actual)} {unit}; the limit ({name}) is {_amount(limit)}",
                 limit_name=name,
                 limit=limit,
                 actual=actual,
