@@ -145,6 +145,48 @@ def test_a_webm_output_for_aac_audio_is_refused_before_any_work(
     assert list(tmp_path.iterdir()) == []
 
 
+def write_with_opus(path: Path, frames: int = 15) -> None:
+    """A silent-looking clip with a fake face and a second of Opus audio (as a WebM or MKV holds it)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream("libx264", rate=15)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        sound = out.add_stream("libopus", rate=48000)
+        sound.layout = "mono"
+        for _ in range(frames):
+            for packet in video.encode(av.VideoFrame.from_ndarray(still(160, 120, ((40, 30, 48, 1),)), format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        tone = (0.3 * np.sin(np.arange(48000) / 5)).astype(np.float32)[None, :]
+        for start in range(0, 48000, 960):
+            frame = av.AudioFrame.from_ndarray(tone[:, start : start + 960], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+
+
+def test_an_output_that_cannot_hold_the_audio_is_refused_before_any_work(
+    video_engine: FaceEngine, tmp_path: Path
+) -> None:
+    source = tmp_path / "in" / "opus.mkv"
+    source.parent.mkdir()
+    write_with_opus(source)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(
+        InvalidParameterError, match=r"Output 'copy\.mov': the audio \(opus\) cannot be copied into MOV"
+    ):
+        redact_video(source, out / "copy.mov", video_engine)
+    assert list(out.iterdir()) == []
+    redact_video(source, out / "copy.mkv", video_engine)  # Matroska holds it
+    assert probe_video(out / "copy.mkv").has_audio and faces_left(out / "copy.mkv", video_engine) == []
+
+
 def test_a_rotated_video_is_read_upright_and_written_with_its_rotation(
     video_engine: FaceEngine, tmp_path: Path
 ) -> None:

@@ -427,12 +427,13 @@ WEBM_AUDIO = frozenset({"opus", "vorbis"})
 
 def _check_streams(path: VideoPath, target: Path) -> tuple[str, ...]:
     """The streams the output will not carry (only the main video and audio ones are); audio is
-    copied, not re-encoded: refuse a WebM output for audio WebM cannot hold."""
+    copied, not re-encoded: refuse an output whose container cannot hold it (AAC in WebM, Opus in MOV)."""
     source = open_video(path)
     try:
         audio = main_audio_stream(source)
         codecs = {str(audio.codec_context.name)} if audio is not None else set()
         dropped = other_streams(source)
+        holds = audio is None or _holds_audio(audio, target)
     finally:
         source.close()
     if target.suffix.lower() == ".webm" and codecs - WEBM_AUDIO:
@@ -441,7 +442,36 @@ def _check_streams(path: VideoPath, target: Path) -> tuple[str, ...]:
             "holds Opus or Vorbis only; write .mkv or .mp4 instead",
             parameter="output",
         )
+    if not holds:
+        raise InvalidParameterError(
+            f"Output {target.name!r}: the audio ({', '.join(sorted(codecs))}) cannot be copied into "
+            f"{target.suffix[1:].upper()}; write .mkv instead",
+            parameter="output",
+        )
     return dropped
+
+
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+
+
+def _holds_audio(audio: Any, target: Path) -> bool:
+    """Whether ``target``'s container takes the ``audio`` stream as it is (FFmpeg writes the header
+    of such an output in memory: MOV refuses Opus, say), so the copy does not fail at its first
+    audio packet after the whole first pass."""
+    import io
+
+    import av
+
+    try:
+        trial: Any = av.open(io.BytesIO(), mode="w", format=CONTAINERS[target.suffix.lower()])
+        with trial:
+            video = trial.add_stream(VIDEO_SUFFIXES[target.suffix.lower()], rate=25)
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+            trial.add_stream_from_template(audio)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def _video_stream(sink: Any, template: Any, codec: str, rotation: int = 0) -> Any:
