@@ -119,7 +119,7 @@ def name(collection: str, cluster_id: str, user_id: str) -> None:
     (up to 100 faces a user; the rest are listed as skipped). Clusters holding the user's other
     faces join this one where no two faces of one image would be together."""
     result = cli_state().service().name_person(collection, cluster_id, user_id, actor=cli_state().actor())
-    click.echo(f"Named cluster {cluster_id} {user_id}: {len(result.associated)} faces associated")
+    click.echo(f"Named cluster {cluster_id} {user_id}: {plural(len(result.associated), 'face')} associated")
     for face_id, reason in result.skipped:
         click.echo(f"skipped {face_id}: {reason}")
     for other in result.joined:
