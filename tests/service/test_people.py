@@ -297,7 +297,25 @@ def test_erasing_a_face_removes_it_from_its_cluster_and_its_corrections(coll: Fa
     coll.delete_faces("c", [faces[0]])
     assert conn.execute("SELECT count(*) FROM people_links").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM people_members").fetchone()[0] == 1
-    assert coll.describe_person("c", cluster_id).face_ids == (faces[2],)
+    page = coll.list_people("c")  # one face is no person: it is unclustered, as after a split
+    assert (page.people, page.unclustered) == ((), 1)
+
+
+def test_erasing_faces_leaves_no_cohesion_computed_with_them_and_a_lone_face_unclustered(coll: FaceService) -> None:
+    a = [_one(coll, 1, s) for s in (100, 96)]
+    b = [_one(coll, 2, s) for s in (100, 96)]
+    first, second = coll.cluster_faces("c").people
+    merged = coll.merge_people("c", [first.cluster_id, second.cluster_id])
+    assert merged.cohesion < 90  # two people's faces, scored against one another
+    coll.delete_faces("c", b)
+    person = coll.describe_person("c", merged.cluster_id)
+    assert set(person.face_ids) == set(a)
+    assert person.cohesion == 100.0  # a's own two faces, as a full pass says
+    coll.delete_faces("c", a[:1])
+    page = coll.list_people("c")
+    assert (page.people, page.unclustered) == ((), 1)
+    with pytest.raises(NotFoundError):
+        coll.describe_person("c", merged.cluster_id)
 
 
 def test_people_operations_are_audited(coll: FaceService) -> None:

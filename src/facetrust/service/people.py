@@ -298,10 +298,29 @@ def _page(service: ServiceContext, row: CollectionRow) -> PeoplePage:
         return PeoplePage(people, tables.unclustered(conn, row.id, now), _threshold(service, row, conn))
 
 
+def _resummarise(service: ServiceContext, row: CollectionRow) -> None:
+    """Clusters that lost faces to an erasure (which took their summaries): one left with fewer
+    than two faces is dissolved, its face unclustered (as after a split); the others get their
+    cohesion and representative again, from the faces left."""
+    with service.store.snapshot() as conn:
+        if not tables.unsummarised(conn, row.id):
+            return
+    with service.store.transaction() as conn:
+        require_current(service, row, conn)
+        now = service.clock()
+        groups = {c: tables.member_keys(conn, row.id, c, now) for c in tables.unsummarised(conn, row.id)}
+        kept = {c: keys for c, keys in groups.items() if len(keys) > 1}
+        alone = [(k, None) for k, c in tables.members(conn, row.id).items() if c in groups and c not in kept]
+        tables.set_members(conn, row.id, alone)  # expired members too, so the cluster is gone for good
+        tables.replace_clusters(conn, row.id, summaries(service, row, kept, conn))
+
+
 def prepare_people(service: ServiceContext, row: CollectionRow, purpose: Purpose) -> None:
-    """Refuse where the purpose refuses 1:N search at the collection's threshold; place new faces."""
+    """Refuse where the purpose refuses 1:N search at the collection's threshold; summarise again
+    the clusters an erasure changed; place new faces."""
     with service.store.snapshot() as conn:
         check_search(purpose, _threshold(service, row, conn), 1)
+    _resummarise(service, row)
     place_pending(service, row)
 
 

@@ -194,10 +194,11 @@ class FaceTable:
         return changed, (int(rows[-1][0]) if rows else 0)
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
-        from facetrust.store.people import keep_joined, must_links_of
+        from facetrust.store.people import drop_summaries, keep_joined, must_links_of
         from facetrust.store.tailstats import forget
 
         forget(conn, collection_id, keys)  # no per-face statistic derived from these templates stays
+        drop_summaries(conn, collection_id, keys)  # nor a cohesion of their people
         keep_joined(conn, collection_id, keys, must_links_of(conn, keys))  # a merge outlives its erased anchors
         for key in keys:
             conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))

@@ -2,7 +2,8 @@
 
 Membership and links reference ``faces`` with ``ON DELETE CASCADE``, so erasing a face (by
 any path: DeleteFaces, consent revocation, retention) removes it from its cluster and drops
-every correction that mentions it, in the erasure's own transaction.
+every correction that mentions it, in the erasure's own transaction; the erasure also drops its
+clusters' summaries (``drop_summaries``), computed with its template.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "cluster_user",
     "clusters",
     "drop_links",
+    "drop_summaries",
     "keep_joined",
     "links",
     "links_within",
@@ -34,6 +36,7 @@ __all__ = [
     "threshold",
     "unclustered",
     "unplace",
+    "unsummarised",
     "user_members",
 ]
 
@@ -245,3 +248,23 @@ def user_members(conn: sqlite3.Connection, collection_id: int, user_id: str, now
         (collection_id, user_id, now),
     )
     return {int(k): c for k, c in rows}
+
+
+def drop_summaries(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
+    """Faces ``keys`` are being erased: the summaries of their clusters go (the cohesion and the
+    representative were computed with their templates); the next people operation makes them again."""
+    gone = sorted({c for c in membership(conn, keys).values() if c is not None})
+    conn.executemany(
+        "DELETE FROM people_clusters WHERE collection_id = ? AND cluster_id = ?", ((collection_id, c) for c in gone)
+    )
+
+
+def unsummarised(conn: sqlite3.Connection, collection_id: int) -> list[str]:
+    """Clusters with members but no summary: they lost faces to an erasure since the last people operation."""
+    rows = conn.execute(
+        "SELECT DISTINCT m.cluster_id FROM people_members m WHERE m.collection_id = ? AND m.cluster_id IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM people_clusters c WHERE c.collection_id = m.collection_id "
+        "AND c.cluster_id = m.cluster_id) ORDER BY m.cluster_id",
+        (collection_id,),
+    )
+    return [str(r[0]) for r in rows]
