@@ -125,6 +125,21 @@ def test_search_for_a_review_purpose_is_flagged_and_carries_its_audit_entry(gov:
     assert (again.status_code, again.json()["__type"]) == (400, "ConflictException")
 
 
+def test_list_review_queue_pages_by_next_token(gov: Governed) -> None:
+    """Only the oldest MaxResults were returned, with nothing to say more waited (the console said
+    "50 searches await review" with more waiting), and no way to read past them."""
+    gov.client("admin").create_collection(CollectionId="cases", Tags={"facetrust:purpose": "investigation"})
+    gov.client("enroller").index_faces(CollectionId="cases", Image={"Bytes": face_png((20, 20, 100, 1))})
+    probe = {"CollectionId": "cases", "Image": {"Bytes": base64.b64encode(face_png((20, 20, 100, 1))).decode()}}
+    seqs = [gov.call("searcher", "SearchFacesByImage", probe).json()["AuditSequence"] for _ in range(3)]
+    first = gov.call("reviewer", "ListReviewQueue", {"MaxResults": 2}).json()
+    assert [s["SearchSequence"] for s in first["Searches"]] == seqs[:2] and "NextToken" in first
+    rest = gov.call("reviewer", "ListReviewQueue", {"MaxResults": 2, "NextToken": first["NextToken"]}).json()
+    assert [s["SearchSequence"] for s in rest["Searches"]] == seqs[2:] and "NextToken" not in rest
+    forged = gov.call("reviewer", "ListReviewQueue", {"NextToken": "eyJrIjoicmV2aWV3In0"})
+    assert (forged.status_code, forged.json()["__type"]) == (400, "InvalidPaginationTokenException")
+
+
 def test_the_case_reference_header_set_from_boto3_lands_in_the_audit_log(gov: Governed) -> None:
     gov.client("admin").create_collection(CollectionId="c")
     gov.client("searcher", case_ref="case-2026-17").search_faces_by_image(

@@ -134,7 +134,7 @@ def test_review_tab_shows_probe_beside_candidate_crops_and_records_the_decision(
     item.get_by_label("Note").fill("different ears")
     item.get_by_role("button", name="Record decision").click()
     expect(page.locator("[data-field=recorded]")).to_have_text(re.compile(r"^Search \d+: rejected, recorded as audit"))
-    assert service.review_queue() == ()
+    assert service.review_queue().items == ()
 
 
 def test_audit_tab_reads_verifies_and_exports_the_chain(

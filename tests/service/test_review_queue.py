@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facetrust.errors import InvalidPaginationTokenError
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
@@ -38,21 +39,21 @@ def svc(tmp_path: Path) -> Iterator[FaceService]:
 def test_a_search_needing_review_waits_in_the_queue_until_reviewed(svc: FaceService) -> None:
     result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
     svc.search_faces_by_image("open", face_png((40, 30, 100, 1)), actor=SEARCHER)  # no review required: not queued
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     assert (item.search_seq, item.collection, item.operation) == (result.audit_seq, "cases", "SearchFacesByImage")
     (candidate,) = item.candidates
     assert candidate.face_id == result.matches[0].face.face_id and candidate.has_crop
     assert candidate.similarity == pytest.approx(result.matches[0].similarity, abs=1e-3)
     assert 0 < candidate.fmr < 1
     svc.record_review(item.search_seq, decision="confirmed", actor=REVIEWER)
-    assert svc.review_queue(actor=REVIEWER) == ()
+    assert svc.review_queue(actor=REVIEWER).items == ()
 
 
 def test_a_candidate_is_offered_with_the_false_match_rate_its_search_answered(svc: FaceService) -> None:
     """Read off a Similarity capped at 100, the rate was 1e-5 where the search had said far less."""
     result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
     (match,) = result.matches
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     (candidate,) = item.candidates
     assert match.similarity == 100.0 and match.fmr < 1e-5  # the same fake person: beyond the scale's top
     assert candidate.fmr == pytest.approx(match.fmr, rel=1e-3)
@@ -61,29 +62,49 @@ def test_a_candidate_is_offered_with_the_false_match_rate_its_search_answered(sv
 
 def test_the_queue_can_be_limited_to_one_collection(svc: FaceService) -> None:
     svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)))
-    assert svc.review_queue(collection="open") == ()
-    assert len(svc.review_queue(collection="cases")) == 1
+    assert svc.review_queue(collection="open").items == ()
+    assert len(svc.review_queue(collection="cases").items) == 1
+
+
+def test_a_queue_longer_than_max_results_is_read_in_pages_by_next_token(svc: FaceService) -> None:
+    """Only the oldest MaxResults were returned, with nothing to say that more waited or to read them."""
+    seqs = [svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER).audit_seq for _ in range(5)]
+    first = svc.review_queue(limit=2, actor=REVIEWER)
+    assert [i.search_seq for i in first.items] == seqs[:2] and first.next_token is not None
+    svc.record_review(seqs[2], decision="rejected", actor=REVIEWER)  # reviewed meanwhile: dropped, not skipped past
+    second = svc.review_queue(limit=2, next_token=first.next_token, actor=REVIEWER)
+    assert [i.search_seq for i in second.items] == seqs[3:] and second.next_token is None
+    with pytest.raises(InvalidPaginationTokenError):  # a token holds to the collection it was issued for
+        svc.review_queue(collection="cases", limit=2, next_token=first.next_token, actor=REVIEWER)
+    long = "c" * 255  # a token stays within 255 characters whatever the CollectionId
+    svc.create_collection(long, purpose="cases")
+    svc.index_faces(long, face_png((20, 20, 100, 1)))
+    for _ in range(2):
+        svc.search_faces_by_image(long, face_png((40, 30, 100, 1)), actor=SEARCHER)
+    token = svc.review_queue(collection=long, limit=1, actor=REVIEWER).next_token
+    assert token is not None and len(token) <= 255
+    assert len(svc.review_queue(collection=long, limit=1, next_token=token, actor=REVIEWER).items) == 1
 
 
 def test_a_candidate_erased_since_the_search_is_not_offered_but_the_search_still_waits(svc: FaceService) -> None:
     result = svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER)
     svc.delete_faces("cases", [result.matches[0].face.face_id])
 
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     assert item.search_seq == result.audit_seq and item.candidates == ()
     svc.record_review(item.search_seq, decision="inconclusive", actor=REVIEWER)
-    assert svc.review_queue(actor=REVIEWER) == ()
+    assert svc.review_queue(actor=REVIEWER).items == ()
 
 
 def test_a_stored_face_searched_for_and_erased_since_is_no_longer_named(svc: FaceService) -> None:
     (indexed,) = svc.index_faces("cases", face_png((30, 20, 100, 2)), external_image_id="alice").indexed
     probe = indexed.stored
     svc.search_faces("cases", probe.face_id, actor=SEARCHER)
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     assert item.searched_face_id == probe.face_id  # a probe still stored is shown beside its candidates
 
     svc.erase_subject("alice")
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     assert item.searched_face_id is None  # the search still awaits its decision; the erased face is not named
 
 
@@ -96,7 +117,7 @@ def test_a_video_search_needing_review_waits_in_the_queue(svc: FaceService, stor
     found = governed_video_search(svc.ctx, "cases", story_clip, actor=SEARCHER, options=options)
     assert found.review_required and any(p.matches for p in found.persons)
 
-    (item,) = svc.review_queue(actor=REVIEWER)
+    (item,) = svc.review_queue(actor=REVIEWER).items
     assert (item.search_seq, item.operation, item.collection) == (found.audit_seq, "VideoSearch", "cases")
     assert {c.face_id for c in item.candidates} == {m.face.face_id for p in found.persons for m in p.matches}
     answered = {m.face.face_id: (m.fmr, m.fmr_is_bound) for p in found.persons for m in p.matches}
@@ -123,7 +144,7 @@ def test_only_what_the_queue_offers_can_be_reviewed(svc: FaceService) -> None:
     flagged = [e for e in matched if e.data.get("review_required")]
     assert len(flagged) == 2
 
-    assert svc.review_queue(actor=REVIEWER) == ()
+    assert svc.review_queue(actor=REVIEWER).items == ()
     for entry in flagged:
         with pytest.raises(NotFoundError, match=f"Audit entry {entry.seq} is not a search that awaits review"):
             svc.record_review(entry.seq, decision="confirmed", actor=REVIEWER)

@@ -2,7 +2,7 @@
 
 from facetrust.people.types import NameResult, PeoplePage, Person
 from facetrust.service.faceservice import FaceService
-from facetrust.service.review_queue import ReviewCandidate, ReviewItem
+from facetrust.service.review_queue import ReviewCandidate, ReviewItem, ReviewPage
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
@@ -38,6 +38,7 @@ __all__ = [
     "Person",
     "ReviewCandidate",
     "ReviewItem",
+    "ReviewPage",
     "StoredFace",
     "UnindexedFace",
     "UnsuccessfulFace",

@@ -50,7 +50,7 @@ from facetrust.service.indexes import IndexRegistry
 from facetrust.service.ingest import PreparedImage
 from facetrust.service.profiles import ProfileEngines
 from facetrust.service.replica import holder_name, index_folder
-from facetrust.service.review_queue import ReviewItem
+from facetrust.service.review_queue import ReviewPage
 from facetrust.service.types import (
     AssociateResult,
     CollectionInfo,
@@ -580,7 +580,10 @@ class FaceService:
         return _crops.face_crop(self.ctx, collection, face_id, actor=actor)
 
     def review_queue(
-        self, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
-    ) -> tuple[ReviewItem, ...]:
-        """Searches whose purpose requires review and that nobody has reviewed yet, oldest first."""
-        return _review_queue.review_queue(self.ctx, collection=collection, limit=limit, actor=actor)
+        self, *, collection: str | None = None, limit: int = 50, next_token: str | None = None, actor: Actor = LOCAL
+    ) -> ReviewPage:
+        """Searches whose purpose requires review and that nobody has reviewed yet, oldest first, a
+        page at a time (``next_token``: where the last page ended)."""
+        return _review_queue.review_queue(
+            self.ctx, collection=collection, limit=limit, next_token=next_token, actor=actor
+        )

@@ -6,6 +6,7 @@ shows exactly what the search returned; ``record_review`` takes an item off it.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,13 +15,13 @@ from facetrust.calibration import fmr_from_similarity
 from facetrust.governance import audit
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
-from facetrust.service.validate import check_collection_id, check_limit
+from facetrust.service.validate import check_collection_id, check_limit, decode_position, encode_token
 from facetrust.store import crops, records
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
 
-__all__ = ["ReviewCandidate", "ReviewItem", "awaits_review", "review_queue"]
+__all__ = ["ReviewCandidate", "ReviewItem", "ReviewPage", "awaits_review", "review_queue"]
 
 # every 1:N search whose entry records its candidates: in images, and in stored video (a library or
 # CLI search, and a StartFaceSearch job's run)
@@ -59,31 +60,58 @@ class ReviewItem:
     candidates: tuple[ReviewCandidate, ...]
 
 
+@dataclass(frozen=True)
+class ReviewPage:
+    """A page of the queue, oldest first; ``next_token`` while more searches await review after it."""
+
+    items: tuple[ReviewItem, ...]
+    next_token: str | None
+
+
 def review_queue(
-    service: ServiceContext, *, collection: str | None = None, limit: int = 50, actor: Actor = LOCAL
-) -> tuple[ReviewItem, ...]:
-    """The oldest ``limit`` searches awaiting review (in ``collection``, or in all)."""
+    service: ServiceContext,
+    *,
+    collection: str | None = None,
+    limit: int = 50,
+    next_token: str | None = None,
+    actor: Actor = LOCAL,
+) -> ReviewPage:
+    """The oldest ``limit`` searches awaiting review (in ``collection``, or in all) after the
+    page ``next_token`` ended."""
     with governed(service, actor, "ListReviewQueue", collection) as step:
         rec = step.record
         if collection is not None:
             check_collection_id(collection)
         check_limit(limit, "MaxResults", 1, 1000)
+        scope = _scope(collection)
+        after = decode_position(next_token, "review", scope) if next_token is not None else 0
         conn = service.store.connection()
         reviewed = records.reviewed_searches(conn)
         found = []
-        for entry in audit.entries(conn):
+        for entry in audit.entries(conn, after_seq=after):
             d = entry.data
             if not awaits_review(d):
                 continue
             if entry.seq in reviewed or (collection is not None and d.get("collection") != collection):
                 continue
             found.append(entry)
-            if len(found) >= limit:
+            if len(found) > limit:
                 break
+        more = len(found) > limit
+        found = found[:limit]
         cropped = crops.face_ids_with_crops(conn, [f for e in found for f in e.data.get("face_ids", [])])
         kept = _still_stored(service, conn, found)
         rec.details = {"search_seqs": [e.seq for e in found]}
-    return tuple(_item(e, cropped, kept) for e in found)
+    token = encode_token("review", scope, found[-1].seq) if more else None
+    return ReviewPage(tuple(_item(e, cropped, kept) for e in found), token)
+
+
+def _scope(collection: str | None) -> str:
+    """What a token holds to: the collection asked for, by a digest of its name (a token is at most
+    255 characters, a CollectionId up to 255; the queue keeps searches of collections since
+    deleted, so there is no row id to name), or "" for the whole queue. Its position is the last
+    search's audit entry."""
+    return "" if collection is None else hashlib.sha256(collection.encode()).hexdigest()[:16]
 
 
 def _still_stored(service: ServiceContext, conn: sqlite3.Connection, found: list[audit.AuditEntry]) -> set[str]:

@@ -19,8 +19,9 @@ def get_face_crop(service: FaceService, p: dict[str, Any], actor: Actor) -> dict
 
 
 def list_review_queue(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    items = service.review_queue(actor=actor, **kwargs(p, {"CollectionId": "collection", "MaxResults": "limit"}))
-    return {
+    asked = kwargs(p, {"CollectionId": "collection", "MaxResults": "limit", "NextToken": "next_token"})
+    page = service.review_queue(actor=actor, **asked)
+    out: dict[str, Any] = {
         "Searches": [
             {
                 "SearchSequence": i.search_seq,
@@ -41,9 +42,12 @@ def list_review_queue(service: FaceService, p: dict[str, Any], actor: Actor) -> 
                     for c in i.candidates
                 ],
             }
-            for i in items
+            for i in page.items
         ]
     }
+    if page.next_token is not None:
+        out["NextToken"] = page.next_token
+    return out
 
 
 OPERATIONS = (
@@ -51,6 +55,6 @@ OPERATIONS = (
     Operation(
         "ListReviewQueue",
         list_review_queue,
-        {"CollectionId": Member(Kind.STRING), "MaxResults": Member(Kind.INTEGER)},
+        {"CollectionId": Member(Kind.STRING), "MaxResults": Member(Kind.INTEGER), "NextToken": Member(Kind.STRING)},
     ),
 )

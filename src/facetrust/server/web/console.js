@@ -200,9 +200,14 @@ async function loadReviews(event) {
   $("review-list").replaceChildren();
   await busy("review", "Loading the review queue…", $("review-form").querySelector("button"), async () => {
     const out = await call("ListReviewQueue", {});
-    $("review-summary").textContent = out.Searches.length
-      ? `${out.Searches.length} searches await review, oldest first.`
-      : "No searches await review.";
+    const n = out.Searches.length;
+    const searches = n === 1 ? "1 search" : `${n} searches`;
+    // a page of the queue: with a NextToken more searches wait after the ones shown
+    $("review-summary").textContent = !n
+      ? "No searches await review."
+      : out.NextToken
+        ? `The oldest ${searches} awaiting review; more wait after them.`
+        : `${searches} ${n === 1 ? "awaits" : "await"} review, oldest first.`;
     $("review-list").replaceChildren(...(await Promise.all(out.Searches.map(reviewItem))));
   });
 }
