@@ -26,15 +26,11 @@ def record_review(service: ServiceContext, search_seq: int, decision: str, note:
     with governed(service, actor, "RecordReview") as step:
         rec = step.record
         check_limit(search_seq, "SearchSequence", 1, 2**63 - 1)
-        if not isinstance(note, str):
-            raise InvalidParameterError(f"Review note must be text; got {type(note).__name__}", parameter="note")
         if decision not in REVIEW_DECISIONS:
             raise InvalidParameterError(
                 f"Review decision {decision!r} is invalid; use one of {', '.join(REVIEW_DECISIONS)}",
                 parameter="decision",
             )
-        if len(note) > 2000:
-            raise InvalidParameterError("Review note is longer than 2000 characters", parameter="note")
         check_text(note, "Note", 2000, empty=True, lines=True)
         with service.store.transaction() as conn:
             entry = next(audit.entries(conn, after_seq=search_seq - 1, limit=1), None)
