@@ -36,6 +36,22 @@ def test_entries_chain_each_hash_to_the_previous_one(log: sqlite3.Connection) ->
     assert found[2].data["face_ids"] == ["f2"]
 
 
+def test_entries_containing_a_text_are_those_whose_stored_json_holds_it_wildcards_taken_literally(
+    log: sqlite3.Connection,
+) -> None:
+    audit.append(log, {"operation": "RecordReview", "note": "50% of a_b", "review_required": True})
+    audit.append(log, {"operation": "RecordReview", "note": "50 of axb", "review_required": False})
+
+    def seqs(text: str) -> list[int]:
+        return [e.seq for e in audit.entries(log, containing=text)]
+
+    assert seqs('"review_required":true') == [6]
+    assert seqs("50% of a_b") == [6]  # neither % nor _ matches any other character
+    assert seqs('"f3"') == [4]
+    assert [e.seq for e in audit.entries(log, after_seq=4, containing="SearchFaces")] == [5]
+    assert seqs("nowhere") == []
+
+
 def test_editing_an_entry_is_detected(log: sqlite3.Connection) -> None:
     log.execute("UPDATE audit_log SET entry = replace(entry, '\"f2\"', '\"zz\"') WHERE seq = 3")
     report = audit.verify_chain(log)

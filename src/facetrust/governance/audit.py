@@ -140,13 +140,27 @@ def append(conn: sqlite3.Connection, data: dict[str, Any], *, at: float | None =
 
 
 def entries(
-    conn: sqlite3.Connection, *, since: float | None = None, after_seq: int = 0, limit: int | None = None
+    conn: sqlite3.Connection,
+    *,
+    since: float | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
+    containing: str | None = None,
 ) -> Iterator[AuditEntry]:
+    """The entries after ``after_seq`` (at or after ``since``), in order, at most ``limit``; with
+    ``containing``, only those whose stored text holds it (as SQL's LIKE compares: on SQLite, ASCII
+    letters in either case). The database compares the text, so a reader after a few entries of a
+    long log parses only those and the few others that hold it: ``'"review_required":true'`` finds
+    every entry recording that member as true, the stored text being canonical JSON."""
     sql = "SELECT seq, at, entry, prev_hash, hash FROM audit_log WHERE seq > ?"
     args: list[Any] = [after_seq]
     if since is not None:
         sql += " AND at >= ?"
         args.append(since)
+    if containing is not None:
+        sql += " AND entry LIKE ? ESCAPE '\\'"
+        escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        args.append(f"%{escaped}%")
     sql += " ORDER BY seq"
     if limit is not None:
         sql += " LIMIT ?"
