@@ -173,3 +173,41 @@ def test_a_failed_vacuum_is_logged_without_stopping_and_retried_later(
     assert vacuumer.tick() is None  # not at every tick: each attempt is an audit entry
     now[0] += 600
     assert vacuumer.tick() is not None
+
+
+def _vacuumed_then(service: FaceService, now: list[float]) -> LeasedVacuumer:
+    """A vacuumer whose store was vacuumed two days ago and nothing erased since."""
+    service.erase_external_image_id("c", "p0")
+    vacuum_store(service.store, Actor("operator", "admin"), at=now[0] - 2 * DAY)
+    vacuumer = _vacuumer(service, now)
+    assert vacuumer.tick() is None
+    return vacuumer
+
+
+def test_a_deleted_user_is_due_for_a_vacuum_as_an_erased_face_is(service: FaceService) -> None:
+    now = [10 * DAY]
+    service.create_user("c", "alice")
+    vacuumer = _vacuumed_then(service, now)
+
+    service.delete_user("c", "alice")
+
+    assert vacuumer.tick() is not None  # a UserId names a person: its bytes are reclaimed too
+
+
+def test_expired_video_jobs_deleted_by_the_sweep_are_due_for_a_vacuum(service: FaceService) -> None:
+    import json
+
+    from facetrust.store import video_jobs
+
+    now = [10 * DAY]
+    job = video_jobs.NewJob("job-1", "FaceSearch", None, "hash", "local", json.dumps({"collection": "c"}), "{}")
+    outcome = video_jobs.JobOutcome("SUCCEEDED", None, None, json.dumps({"faces": []}))
+    with service.store.transaction() as conn:
+        video_jobs.insert(conn, job, 0.0)
+        video_jobs.finish(conn, "job-1", outcome, 0.0, [])
+    vacuumer = _vacuumed_then(service, now)
+
+    with service.store.transaction() as conn:
+        assert video_jobs.delete(conn, ["job-1"]) == 1  # as the retention sweep deletes expired jobs
+
+    assert vacuumer.tick() is not None  # their results name faces and people

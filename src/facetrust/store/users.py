@@ -16,6 +16,7 @@ class UserTable:
     """The users' methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
+    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted a user
 
     def insert_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
         conn.execute(
@@ -44,7 +45,8 @@ class UserTable:
         conn.execute(
             "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
         )
-        conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id))
+        if conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)).rowcount:
+            self._erased(conn)  # a UserId names a person: its bytes are due for a vacuum, as an erased face's
         client_tokens.forget_user(conn, collection_id, user_id)
 
     def list_users(self, collection_id: int, after: str | None, limit: int, now: float | None = None) -> list[UserRow]:

@@ -1,6 +1,6 @@
 """What a vacuum is due for, kept in the store's ``meta`` rows, so every process over it agrees.
 
-``erasures``: how many transactions deleted faces or a collection (each counts itself, in its own
+``erasures``: how many transactions deleted faces, a collection, a user or video jobs (each counts itself, in its own
 transaction). ``vacuumed_erasures`` and ``vacuumed_at``: that count when the last vacuum began,
 and when it ran (before the first vacuum, ``vacuumed_at`` is when a server first found erasures
 due: its schedule starts there). A vacuum is due for the erasures counted since (``Backlog``). Portable SQL
@@ -31,12 +31,12 @@ def _value(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def erasures(conn: sqlite3.Connection) -> int:
-    """How many transactions have deleted faces or a collection in this store."""
+    """How many transactions have deleted faces, a collection, a user or video jobs in this store."""
     return int(_value(conn, "erasures") or 0)
 
 
 def count_erasure(conn: sqlite3.Connection) -> None:
-    """Count, in ``conn``'s transaction, one that deletes faces or a collection."""
+    """Count, in ``conn``'s transaction, one that deletes faces, a collection, a user or video jobs."""
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
         "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from facetrust.store import vacuums
 from facetrust.store.inlist import in_chunks, select_in
 
 __all__ = [
@@ -157,11 +158,14 @@ def finished(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, fl
 
 
 def delete(conn: sqlite3.Connection, job_ids: Sequence[str]) -> int:
-    """Delete the jobs with their results and matches; how many were deleted."""
+    """Delete the jobs with their results and matches, counted as an erasure (their results name
+    faces and people: a vacuum is due for them, store/vacuums.py); how many were deleted."""
     deleted = 0
     for marks, chunk in in_chunks(job_ids):
         conn.execute(f"DELETE FROM video_job_matches WHERE job_id IN ({marks})", chunk)
         deleted += conn.execute(f"DELETE FROM video_jobs WHERE job_id IN ({marks})", chunk).rowcount
+    if deleted:
+        vacuums.count_erasure(conn)
     return deleted
 
 
