@@ -99,3 +99,26 @@ def test_main_runs_the_group_as_the_console_script(capsys: pytest.CaptureFixture
 
     assert exit_info.value.code == 0
     assert '"name": "yunet-2023mar"' in capsys.readouterr().out
+
+
+def test_an_empty_data_directory_is_a_usage_error_not_the_current_directory(
+    built: list[Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tmp_path.chmod(0o755)
+
+    result = run("--data", "", "collections", "list")
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: Invalid value for '--data': the path is empty.\n")
+    assert not (tmp_path / "facetrust.db").exists()
+    assert tmp_path.stat().st_mode & 0o777 == 0o755  # not made private as a data directory
+
+
+@pytest.mark.parametrize("option", ["--cache-dir", "--policy"])
+def test_an_empty_path_setting_is_a_usage_error(built: list[Settings], make_image: MakeImage, option: str) -> None:
+    result = run(option, "", "detect", make_image("empty.png"))
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith(f"Error: Invalid value for '{option}': the path is empty.\n")
+    assert built == []

@@ -368,6 +368,18 @@ def test_an_empty_erase_target_is_refused_naming_it(gc: GovernedCli, args: tuple
     assert gc.service.list_faces("a").faces[0].face_id == face  # nothing erased
 
 
+def test_an_empty_receipt_out_is_refused_before_anything_is_erased(gc: GovernedCli) -> None:
+    # '' was the current directory: the erasure ran, then its receipt could not be written there
+    gc.service.create_collection("a")
+    face = gc.index("a", "erin")
+
+    result = gc.run("erase", "--subject", "erin", "--receipt-out", "")
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.endswith("Error: Invalid value for '--receipt-out': the path is empty.\n")
+    assert gc.service.list_faces("a").faces[0].face_id == face  # nothing erased
+
+
 def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text("{}")
 

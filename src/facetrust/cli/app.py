@@ -14,7 +14,7 @@ from facetrust.cli.calibrate import calibrate
 from facetrust.cli.collections import collections
 from facetrust.cli.compare import compare
 from facetrust.cli.consent import consent
-from facetrust.cli.context import init_state
+from facetrust.cli.context import PathType, init_state
 from facetrust.cli.detect import detect
 from facetrust.cli.embed import embed
 from facetrust.cli.erase import erase
@@ -42,7 +42,7 @@ __all__ = ["cli", "main"]
 @click.option("--debug", is_flag=True, help="Print the traceback before an error message.")
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathType(file_okay=False, path_type=Path),
     help="Where prepared models are cached (default: the per-user cache directory).",
 )
 @click.option("--no-flip", is_flag=True, help="Embed faces without averaging in their mirror image (faster).")
@@ -54,7 +54,7 @@ __all__ = ["cli", "main"]
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathType(file_okay=False, path_type=Path),
     help="The data directory of collections (default: the per-user data directory).",
 )
 @click.option(
@@ -65,7 +65,7 @@ __all__ = ["cli", "main"]
 @click.option(
     "--policy",
     "policy_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     help="The deployment policy (TOML: purposes and their rules; docs/governance.md). Default: built-in policy.",
 )
 @click.option(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 from facetrust.errors import FacetrustError, InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
 from facetrust.fairness.results import one_line
@@ -120,11 +120,11 @@ def _report_gate(checks: tuple[GateCheck, ...]) -> None:
 
 
 @click.command(short_help="Measure error rates per demographic group; write a report.")
-@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="DATASET...")
+@click.argument("datasets", nargs=-1, required=True, type=PathType(exists=True, path_type=Path), metavar="DATASET...")
 @click.option("--dataset-type", type=click.Choice(DATASET_TYPES), help="The dataset layout (default: guessed).")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathType(file_okay=False, path_type=Path),
     default=Path("facetrust-audit"),
     show_default=True,
     help="The report folder: report.json, report.html and PNG plots.",

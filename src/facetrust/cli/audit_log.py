@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 from facetrust.cli.governance_io import AUDIT_HEAD, ISO8601
 from facetrust.governance import audit
 
@@ -33,7 +33,7 @@ def audit_log() -> None:
     "--heads",
     "head_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathType(exists=True, dir_okay=False, path_type=Path),
     help="Another head file (another replica's audit.heads) to check the chain against too; repeatable.",
 )
 @renders_errors()

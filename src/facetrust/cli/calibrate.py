@@ -10,7 +10,7 @@ import click
 
 from facetrust.calibration import fmr_from_similarity
 from facetrust.cli.audit import load_specs, progress_bar, worker_count, workers_option
-from facetrust.cli.context import FloatRange, check_output_file, cli_state, renders_errors
+from facetrust.cli.context import FloatRange, PathType, check_output_file, cli_state, renders_errors
 from facetrust.errors import InvalidParameterError
 from facetrust.fairness.datasets import DATASET_TYPES
 from facetrust.files import atomic_write_text
@@ -33,18 +33,18 @@ def _replicates(value: int) -> int:
 
 
 @click.command(short_help="Refit the score → FMR calibration on your own labelled data.")
-@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="DATASET...")
+@click.argument("datasets", nargs=-1, required=True, type=PathType(exists=True, path_type=Path), metavar="DATASET...")
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     help="The file to write: a calibration (.json), with --cohort a cohort normaliser (.npz), "
     "with --normaliser a cluster normaliser (.json).",
 )
 @click.option("--dataset-type", type=click.Choice(DATASET_TYPES), help="The dataset layout (default: guessed).")
 @click.option(
     "--cohort",
-    type=click.Path(exists=True, path_type=Path),
+    type=PathType(exists=True, path_type=Path),
     help="Unlabelled faces for score normalisation: a folder of images or a `facetrust embed` .npz.",
 )
 @click.option("--top-k", type=click.IntRange(min=2), default=50, show_default=True, help="Cohort scores per face.")

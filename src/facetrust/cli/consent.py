@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 from facetrust.cli.governance_io import ISO8601, write_receipt
 from facetrust.errors import InvalidParameterError, NotFoundError
 
@@ -27,7 +27,7 @@ def consent() -> None:
 @click.option(
     "--evidence-file",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathType(exists=True, dir_okay=False, path_type=Path),
     help="The signed release (or a file that references it): its SHA-256 is recorded, the file is not kept.",
 )
 @click.option("--expires", type=ISO8601, help="When the consent ends (ISO 8601; UTC unless an offset is given).")
@@ -53,7 +53,7 @@ def record(subject: str, basis: str, evidence_file: Path, expires: float | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the erasure receipt as JSON.")
 @click.option(
     "--receipt-out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=PathType(dir_okay=False, writable=True, path_type=Path),
     help="Also write the erasure receipt (JSON) to this file, for `facetrust erase verify`.",
 )
 @renders_errors()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CliState",
     "FloatRange",
+    "PathType",
     "all_pages",
     "check_output_file",
     "cli_state",
@@ -153,6 +154,17 @@ class FloatRange(click.FloatRange):
         if number != number:
             self.fail(f"{value!r} is not a number", param, ctx)
         return number
+
+
+class PathType(click.Path):
+    """``click.Path`` that refuses an empty value, which ``pathlib`` reads as the current directory
+    (``--data ''`` made the working directory a data directory, ``--receipt-out ''`` was found
+    unwritable only after the erasure)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (str, bytes)) and not value:
+            self.fail("the path is empty.", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def similarity_option(default: float | None, help: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

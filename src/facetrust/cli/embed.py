@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetrust.cli.context import check_output_file, cli_state, renders_errors, report_error
+from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors, report_error
 from facetrust.errors import InvalidInputError, InvalidParameterError
 from facetrust.files import atomic_write
 
@@ -66,7 +66,7 @@ def write_npz(out: Path, paths: list[str], outcomes: list[EmbedOutcome], *, dim:
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathType(dir_okay=False, path_type=Path),
     help="The .npz file to write (replaced atomically).",
 )
 @renders_errors()

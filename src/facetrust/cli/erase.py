@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 from facetrust.cli.governance_io import read_receipt, write_receipt
 from facetrust.cli.render_collections import plural
 from facetrust.errors import FacetrustError
@@ -40,7 +40,7 @@ def _selection(subject: str | None, external_image_id: str | None, user: str | N
 @click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
 @click.option(
     "--receipt-out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=PathType(dir_okay=False, writable=True, path_type=Path),
     help="Also write the receipt (JSON) to this file, for `facetrust erase verify`.",
 )
 @click.pass_context
@@ -77,7 +77,7 @@ def erase(
 
 
 @erase.command(short_help="Check an erasure receipt.")
-@click.argument("receipt_file", metavar="RECEIPT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("receipt_file", metavar="RECEIPT", type=PathType(exists=True, dir_okay=False, path_type=Path))
 @renders_errors()
 def verify(receipt_file: Path) -> None:
     """Check the receipt in RECEIPT (JSON, from --receipt-out or --json): its audit entry must be

@@ -8,15 +8,15 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_video as render
-from facetrust.cli.context import check_output_file, cli_state, renders_errors, similarity_option
+from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors, similarity_option
 from facetrust.cli.video import sample_fps_option, time_bar
 
 __all__ = ["redact"]
 
 
 @click.command(short_help="Blur or pixelate every face in an image or a video.")
-@click.argument("source", metavar="IN", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write (same kind).")
+@click.argument("source", metavar="IN", type=PathType(dir_okay=False))
+@click.option("-o", "--output", required=True, type=PathType(dir_okay=False), help="Where to write (same kind).")
 @click.option("--method", type=click.Choice(["blur", "pixelate"]), default="blur", show_default=True)
 @click.option("--strength", type=click.IntRange(1, 100), default=60, show_default=True, help="1 light … 100 strongest.")
 @click.option("--keep", metavar="COLLECTION", help="Leave faces that match this collection unredacted.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 from facetrust.cli.governance_io import write_receipt
 
 __all__ = ["retention"]
@@ -24,7 +24,7 @@ def retention() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option(
     "--receipt-out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=PathType(dir_okay=False, writable=True, path_type=Path),
     help="Also write the erasure receipt (JSON) to this file (not with --dry-run).",
 )
 @renders_errors()

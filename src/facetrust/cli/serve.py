@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from facetrust.cli.context import cli_state, renders_errors
+from facetrust.cli.context import PathType, cli_state, renders_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.actor import Actor
@@ -36,7 +36,7 @@ def is_loopback(host: str) -> bool:
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathType(file_okay=False, path_type=Path),
     help="The data directory of collections and keys (default: the global --data, else the per-user one).",
 )
 @click.option(
@@ -56,7 +56,7 @@ def is_loopback(host: str) -> bool:
 )
 @click.option(
     "--video-root",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=PathType(file_okay=False, exists=True, path_type=Path),
     help="The folder the video operations read: S3Object Bucket = a folder under it (the video_root setting).",
 )
 @renders_errors()

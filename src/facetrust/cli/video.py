@@ -11,7 +11,7 @@ import click
 
 from facetrust.calibration import DEFAULT_THRESHOLD
 from facetrust.cli import render_video as render
-from facetrust.cli.context import FloatRange, cli_state, renders_errors, similarity_option
+from facetrust.cli.context import FloatRange, PathType, cli_state, renders_errors, similarity_option
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.video.pipeline import VideoOptions
@@ -62,7 +62,7 @@ def video() -> None:
 
 
 @video.command(short_help="List the persons (face tracks) in a video.")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=PathType(dir_okay=False))
 @sample_fps_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with every sighting.")
 @renders_errors()
@@ -81,7 +81,7 @@ def detect(file: str, sample_fps: float | None, as_json: bool) -> None:
 
 @video.command(short_help="Search a collection for each person in a video.")
 @click.argument("collection")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=PathType(dir_okay=False))
 @similarity_option(DEFAULT_THRESHOLD, "Similarity (0–100) a stored face must reach to be listed for a person.")
 @click.option("--max-faces", type=click.IntRange(1, 4096), default=10, show_default=True, help="Matches per person.")
 @sample_fps_option
