@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import onnx
 import pytest
 
 import facetrust.models.repair
-from facetrust.errors import ModelError, ModelIntegrityError
+from facetrust.errors import ConfigurationError, ModelError, ModelIntegrityError
 from facetrust.models.catalog import CATALOG, ModelSpec
 from facetrust.models.files import prepared_model_path, sha256_file, source_path, verify_model
 
@@ -84,6 +85,16 @@ def test_prepared_model_path_builds_a_checked_model_in_the_cache_dir(tmp_path: P
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input] == list(YUNET.keep_inputs)
     assert not list(path.parent.glob("*.tmp"))  # written atomically, nothing left behind
+
+
+def test_a_cache_dir_that_is_not_utf8_is_a_configuration_error_naming_the_setting(tmp_path: Path) -> None:
+    # OpenCV's loaders take the path as UTF-8 text: given this one, FaceDetectorYN.create crashed the process
+    cache_dir = tmp_path / os.fsdecode(b"\xff\xfe")
+
+    with pytest.raises(ConfigurationError, match="is not UTF-8") as caught:
+        prepared_model_path(YUNET, cache_dir)
+
+    assert caught.value.setting == "cache_dir"
 
 
 def test_prepared_model_path_reuses_the_cached_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,6 +123,13 @@ def prepared_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
     if spec.file_format != "onnx":  # loaded as shipped: the verified original is the model
         return _verified_source(spec)
     path, digest_path = _cache_paths(spec, cache_dir)
+    try:  # OpenCV takes the path as UTF-8 text: a folder named in other bytes crashed the process
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"The model cache {path.parent} is not UTF-8, which OpenCV cannot open; set cache_dir to another directory",
+            setting="cache_dir",
+        ) from None
     if _cached_ok(spec, path, digest_path):
         return path
     data = _repaired(spec)
