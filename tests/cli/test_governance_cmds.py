@@ -380,6 +380,25 @@ def test_an_empty_receipt_out_is_refused_before_anything_is_erased(gc: GovernedC
     assert gc.service.list_faces("a").faces[0].face_id == face  # nothing erased
 
 
+@pytest.mark.parametrize("command", [("erase", "--subject", "erin"), ("consent", "revoke", "erin")])
+def test_a_receipt_out_in_a_missing_folder_is_refused_before_anything_is_erased(
+    gc: GovernedCli, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # the erasure ran, then said its receipt "could not be written: No such file or directory"
+    gc.service.create_collection("a", purpose="access")
+    gc.service.record_consent("erin", basis="release", evidence=b"x")
+    face = gc.index("a", "erin")
+    out = tmp_path / "missing" / "r.json"
+
+    result = gc.run(*command, "--receipt-out", str(out))
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.endswith(f"Error: Invalid value for --receipt-out: the folder {out.parent} does not exist\n")
+    assert gc.service.list_faces("a").faces[0].face_id == face  # nothing erased
+    record = gc.service.consent("erin")
+    assert record is not None and record.revoked_at is None
+
+
 def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text("{}")
 
@@ -447,12 +466,12 @@ def test_a_receipt_saved_from_an_http_erasure_verifies_too(gc: GovernedCli, tmp_
         assert result.stdout.startswith(f"Receipt valid: audit entry {done.audit_seq} is intact")
 
 
-def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure(
-    gc: GovernedCli, tmp_path: Path
-) -> None:
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file whose writes fail")
+def test_an_unwritable_receipt_path_still_prints_the_receipt_of_the_done_erasure(gc: GovernedCli) -> None:
+    # a missing folder is refused before the erasure; a write that fails (a full disk) comes after it
     gc.service.create_collection("a")
     gc.index("a", "erin")
-    out = tmp_path / "no-such-folder" / "receipt.json"
+    out = Path("/dev/full")
 
     result = gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
 

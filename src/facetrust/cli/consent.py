@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import PathType, cli_state, renders_errors
+from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors
 from facetrust.cli.governance_io import ISO8601, write_receipt
 from facetrust.errors import InvalidParameterError, NotFoundError
 
@@ -60,6 +60,8 @@ def record(subject: str, basis: str, evidence_file: Path, expires: float | None)
 def revoke(subject: str, as_json: bool, receipt_out: Path | None) -> None:
     """Revoke the consent of SUBJECT and erase every face indexed under it, in every
     collection; print the erasure receipt."""
+    if receipt_out is not None:  # before the erasure, which cannot be undone to write it elsewhere
+        check_output_file(receipt_out, "--receipt-out")
     receipt = cli_state().service().revoke_consent(subject, actor=cli_state().actor())
     click.echo(render.receipt_json(receipt) if as_json else render.receipt_text(receipt))
     if receipt_out is not None:

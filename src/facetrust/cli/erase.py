@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import PathType, cli_state, renders_errors
+from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors
 from facetrust.cli.governance_io import read_receipt, write_receipt
 from facetrust.cli.render_collections import plural
 from facetrust.errors import FacetrustError
@@ -63,8 +63,10 @@ def erase(
         if subject or external_image_id or user or collection or as_json or receipt_out:
             raise click.UsageError(f"The options of `erase` do not apply to `erase {ctx.invoked_subcommand}`")
         return
-    service = cli_state().service()
     what = _selection(subject, external_image_id, user, collection)
+    if receipt_out is not None:  # before the erasure, which cannot be undone to write it elsewhere
+        check_output_file(receipt_out, "--receipt-out")
+    service = cli_state().service()
     if what == "subject":
         receipt = service.erase_subject(str(subject), actor=cli_state().actor())
     elif what == "external":

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from facetrust.cli import render_governance as render
-from facetrust.cli.context import PathType, cli_state, renders_errors
+from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors
 from facetrust.cli.governance_io import write_receipt
 
 __all__ = ["retention"]
@@ -33,6 +33,8 @@ def sweep(dry_run: bool, as_json: bool, receipt_out: Path | None) -> None:
     erasure receipt; with --dry-run, list them (collection and face id) instead."""
     if dry_run and receipt_out is not None:
         raise click.UsageError("--receipt-out does not apply to --dry-run: a dry run erases nothing")
+    if receipt_out is not None:  # before the erasure, which cannot be undone to write it elsewhere
+        check_output_file(receipt_out, "--receipt-out")
     result = cli_state().service().sweep_retention(dry_run=dry_run, actor=cli_state().actor())
     click.echo(render.sweep_json(result) if as_json else render.sweep_text(result))
     if receipt_out is not None and result.receipt is not None:
