@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from collections.abc import Callable
@@ -188,6 +189,13 @@ def test_revoke_of_an_unknown_key_is_an_error(keys: Invoke) -> None:
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == "Error: Unknown key id 'FTKAAAAAAAAAAAAAAAAA'\n"
+
+
+def test_revoke_of_a_key_id_in_bytes_that_are_not_utf8_is_an_unknown_key(keys: Invoke) -> None:
+    # a shell passes such bytes through as they are; SQLite could not take them: a UnicodeEncodeError traceback
+    result = keys("revoke", os.fsdecode(b"FTK\xff"))
+
+    assert (result.exit_code, result.stderr) == (1, "Error: Unknown key id 'FTK\\udcff'\n")
 
 
 def test_keys_use_the_data_directory_from_the_environment(

@@ -240,7 +240,8 @@ class KeyStore:
 
     def get(self, key_id: str) -> KeyRecord:
         """The record of ``key_id``; ``NotFoundError`` if there is no such key."""
-        row = self._row(f"SELECT {_COLUMNS} FROM keys WHERE key_id = ?", (key_id,))
+        # key ids are ASCII: other text names none (and argv bytes that are not UTF-8 SQLite cannot take)
+        row = self._row(f"SELECT {_COLUMNS} FROM keys WHERE key_id = ?", (key_id,)) if key_id.isascii() else None
         if row is None:
             raise NotFoundError(f"Unknown key id {key_id!r}", resource=key_id)
         return _record(row)
