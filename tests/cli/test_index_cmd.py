@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,6 +123,16 @@ def test_index_into_a_missing_collection_stops_with_an_error(fc: ServiceCli) -> 
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == "Error: Collection 'nobody' does not exist\n"
+
+
+def test_index_into_a_collection_named_in_bytes_that_are_not_utf8_is_refused_naming_it(fc: ServiceCli) -> None:
+    # the name went to SQLite to find the collection's engine: a UnicodeEncodeError traceback
+    alice, _, _ = album(fc)
+
+    result = fc.run("index", os.fsdecode(b"people\xff"), alice)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("Error: CollectionId 'people\\udcff' is invalid")
 
 
 def test_index_a_folder_without_images_is_an_error(fc: ServiceCli, tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ class CollectionTable:
         return CollectionRow(int(cur.lastrowid or 0), name, model, purpose, now)
 
     def get_collection(self, name: str, conn: sqlite3.Connection | None = None) -> CollectionRow | None:
+        if not name.isascii():  # collection ids are ASCII: other text (argv bytes not UTF-8 too) names none
+            return None
         row = (
             (conn or self._conn())
             .execute("SELECT id, name, model, purpose, created_at FROM collections WHERE name = ?", (name,))
