@@ -122,3 +122,26 @@ def test_an_empty_path_setting_is_a_usage_error(built: list[Settings], make_imag
     assert result.exit_code == 2
     assert result.stderr.endswith(f"Error: Invalid value for '{option}': the path is empty.\n")
     assert built == []
+
+
+def test_a_data_directory_in_a_symlink_loop_is_an_error_naming_it(built: list[Settings], tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+
+    result = run("--data", str(loop), "collections", "list")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: Data directory {loop} cannot be resolved: ")
+    assert "\n" not in result.stderr.rstrip("\n")
+
+
+def test_a_data_directory_name_too_long_is_an_error_naming_the_database(built: list[Settings], tmp_path: Path) -> None:
+    data = tmp_path / ("d" * 300)
+
+    result = run("--data", str(data), "collections", "list")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: Cannot open database {data / 'facetrust.db'}: [Errno 36] File name too long"
+    )
+    assert result.stderr.count("\n") == 1

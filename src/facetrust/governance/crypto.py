@@ -56,6 +56,14 @@ def _decode(text: str, where: str, what: str = "Template key", setting: str = "t
         raise ConfigurationError(f"{what} in {where} is not base64 of 32 bytes", setting=setting) from None
 
 
+def _resolved(path: Path, what: str, setting: str) -> Path:
+    """``path`` made absolute with its links followed; a symlink loop is a configuration error naming it."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError) as exc:  # a loop: RuntimeError before Python 3.13, OSError since
+        raise ConfigurationError(f"{what} {path} cannot be resolved: {exc}", setting=setting) from None
+
+
 def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path) -> Keyring | None:
     """The configured keys, or None when templates are not encrypted.
 
@@ -64,8 +72,8 @@ def load_keyring(*, key_file: Path | None, env_value: str | None, data_dir: Path
     old ones below it, run ``facetrust templates rotate``, then drop the old lines.
     """
     if key_file is not None:
-        resolved = Path(key_file).resolve()
-        if resolved.is_relative_to(Path(data_dir).resolve()):
+        resolved = _resolved(key_file, "Template key file", "template_key_file")
+        if resolved.is_relative_to(_resolved(data_dir, "Data directory", "data_dir")):
             raise ConfigurationError(
                 f"Template key file {key_file} is inside the data directory {data_dir}; keep it elsewhere, "
                 "or a stolen data directory would carry its own key",
@@ -161,8 +169,8 @@ def load_server_key(data_dir: Path, key_file: Path | None = None) -> TemplateKey
     others can read it, like a template key file."""
     path = Path(key_file or default_key_file(SERVER_KEY_NAME))
     ensure_key_file(path, what="server key file", instead=SERVER_KEY_INSTEAD, setting="data_dir")
-    resolved = path.resolve()
-    if resolved.is_relative_to(Path(data_dir).resolve()):
+    resolved = _resolved(path, "Server key file", "data_dir")
+    if resolved.is_relative_to(_resolved(data_dir, "Data directory", "data_dir")):
         raise ConfigurationError(
             f"Server key file {path} is inside the data directory {data_dir}; keep it elsewhere", setting="data_dir"
         )

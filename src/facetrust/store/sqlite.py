@@ -322,3 +322,5 @@ def _wal_left(path: Path) -> bool:
         return path.with_name(path.name + "-wal").stat().st_size > 0
     except FileNotFoundError:  # none left behind, or folded and deleted just now
         return False
+    except OSError as exc:  # a name too long, a symlink loop: the database cannot be opened either
+        raise ConfigurationError(f"Cannot open database {path}: {exc}") from None
