@@ -9,6 +9,8 @@ import json
 import os
 import pwd
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +163,31 @@ def test_consent_record_refuses_an_empty_evidence_file(gc: GovernedCli) -> None:
 
     assert result.exit_code == 1
     assert result.stderr == "Error: Consent evidence is empty; give the signed release or its reference\n"
+
+
+def test_consent_record_refuses_an_evidence_file_that_is_a_fifo_without_waiting_for_a_writer(
+    gc: GovernedCli, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "evidence.pipe"
+    os.mkfifo(fifo)
+
+    def release_a_waiting_reader() -> None:  # so a reader that waits fails this test instead of hanging it
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # opens only while a reader waits
+                return
+            except OSError:
+                time.sleep(0.1)
+
+    threading.Thread(target=release_a_waiting_reader, daemon=True).start()
+    result = gc.run("consent", "record", "bob", "--basis", "b", "--evidence-file", str(fifo))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Cannot read the evidence file {fifo}: not a regular file (a FIFO, socket or device)\n"
+    )
+    assert gc.run("consent", "show", "bob").exit_code == 1  # nothing was recorded
 
 
 def test_consent_show_prints_the_status_and_json(gc: GovernedCli) -> None:

@@ -10,6 +10,7 @@ from facetrust.cli import render_governance as render
 from facetrust.cli.context import PathType, check_output_file, cli_state, renders_errors
 from facetrust.cli.governance_io import ISO8601, write_receipt
 from facetrust.errors import InvalidParameterError, NotFoundError
+from facetrust.files import read_regular
 
 __all__ = ["consent"]
 
@@ -36,7 +37,7 @@ def record(subject: str, basis: str, evidence_file: Path, expires: float | None)
     """Record (or renew) the consent of SUBJECT, granted now, with its basis and the SHA-256
     of its evidence."""
     try:
-        evidence = evidence_file.read_bytes()
+        evidence = read_regular(evidence_file)  # a FIFO is refused, not waited on for a writer
     except OSError as exc:
         raise InvalidParameterError(
             f"Cannot read the evidence file {evidence_file}: {exc.strerror or exc}", parameter="--evidence-file"
