@@ -6,6 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+from facetrust.store import vacuums
 from facetrust.store.rows import CollectionRow
 
 __all__ = ["CollectionTable"]
@@ -15,7 +16,6 @@ class CollectionTable:
     """The collections' methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
-    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted a collection
 
     def insert_collection(self, conn: sqlite3.Connection, name: str, model: str, purpose: str) -> CollectionRow:
         now = time.time()
@@ -55,7 +55,7 @@ class CollectionTable:
         conn.execute("DELETE FROM users WHERE collection_id = ?", (collection_id,))
         conn.execute("DELETE FROM changes WHERE collection_id = ?", (collection_id,))
         conn.execute("DELETE FROM collections WHERE id = ?", (collection_id,))
-        self._erased(conn)
+        vacuums.count_erasure(conn)
         return int(faces)
 
     def counts(self, collection_id: int, conn: sqlite3.Connection | None = None) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
+from facetrust.store import vacuums
 from facetrust.store.inlist import select_in
 from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face
 
@@ -32,7 +33,6 @@ class FaceTable:
     ``_new_face_keys`` and ``_bulk_writer`` are SQLite's, which ``PostgresStore`` overrides)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
-    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted faces
     keyring: Keyring | None
     key_problem: str | None
 
@@ -204,7 +204,7 @@ class FaceTable:
             conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))
             conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')", (collection_id, key))
         if keys:
-            self._erased(conn)
+            vacuums.count_erasure(conn)
 
     def changes_since(
         self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None

@@ -250,14 +250,8 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         return self.checkpoint() if self._checkpoint_due else True
 
     def _erasures(self) -> int:
-        """How many transactions have deleted faces or a collection in this store (``meta``: ``erasures``)."""
+        """How many transactions have erased something in this store (``vacuums.count_erasure``)."""
         return vacuums.erasures(self._conn())
-
-    def _erased(self, conn: sqlite3.Connection) -> None:
-        """Count, in ``conn``'s transaction, one that deletes faces or a collection: every process's
-        ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of the WAL, and
-        a server's scheduled vacuum (service/vacuumer.py) that one is due."""
-        vacuums.count_erasure(conn)
 
     reclaimed = (
         f"after `facetrust store vacuum` (VACUUM; {SERVER_VACUUMS}): the erasure overwrote the erased rows "

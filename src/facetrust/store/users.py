@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-from facetrust.store import client_tokens
+from facetrust.store import client_tokens, vacuums
 from facetrust.store.rows import UserRow
 
 __all__ = ["UserTable"]
@@ -16,7 +16,6 @@ class UserTable:
     """The users' methods of ``Store`` (a mixin: the store gives it ``_conn``)."""
 
     _conn: Callable[[], sqlite3.Connection]  # the store's: this thread's connection
-    _erased: Callable[[sqlite3.Connection], None]  # the store's: counts a transaction that deleted a user
 
     def insert_user(self, conn: sqlite3.Connection, collection_id: int, user_id: str) -> None:
         conn.execute(
@@ -46,7 +45,7 @@ class UserTable:
             "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
         )
         if conn.execute("DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)).rowcount:
-            self._erased(conn)  # a UserId names a person: its bytes are due for a vacuum, as an erased face's
+            vacuums.count_erasure(conn)  # a UserId names a person: its bytes are due for a vacuum, as an erased face's
         client_tokens.forget_user(conn, collection_id, user_id)
 
     def list_users(self, collection_id: int, after: str | None, limit: int, now: float | None = None) -> list[UserRow]:

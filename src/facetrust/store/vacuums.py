@@ -36,7 +36,9 @@ def erasures(conn: sqlite3.Connection) -> int:
 
 
 def count_erasure(conn: sqlite3.Connection) -> None:
-    """Count, in ``conn``'s transaction, one that deletes faces, a collection, a user or video jobs."""
+    """Count, in ``conn``'s transaction, one that deletes faces, a collection, a user or video jobs:
+    every process's ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of
+    the WAL, and a server's scheduled vacuum (service/vacuumer.py) that one is due."""
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('erasures', '1') "
         "ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
