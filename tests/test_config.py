@@ -256,6 +256,16 @@ def test_settings_load_refuses_a_missing_file_named_by_facetrust_config(tmp_path
         Settings.load(environ={"FACETRUST_CONFIG": str(path)})
 
 
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_settings_load_refuses_an_empty_facetrust_config_naming_it(
+    raw: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # before: the current directory, read as "Config file . cannot be read"
+    with pytest.raises(ConfigurationError, match="FACETRUST_CONFIG='.*' is not a path") as info:
+        Settings.load(environ={"FACETRUST_CONFIG": raw})
+    assert info.value.setting == "config"
+
+
 def test_settings_load_refuses_invalid_toml_naming_the_file(tmp_path: Path) -> None:
     path = write_toml(tmp_path / "config.toml", "[facetrust\nthreads = \n")
     with pytest.raises(ConfigurationError, match="not valid TOML") as info:

@@ -262,7 +262,9 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None)
+        path = config_file
+        if path is None and ENV_PREFIX + "CONFIG" in env:
+            path = _config_path(env[ENV_PREFIX + "CONFIG"])
         if path is None and _default_config_file().is_file():
             path = _default_config_file()
         if path is not None:
@@ -379,6 +381,17 @@ def _coerce(name: str, raw: str, where: str) -> Any:
     except ValueError:
         what = "a path (not empty, no NUL character)" if kind is Path else f"a valid {kind.__name__}"
         raise ConfigurationError(f"Setting {where}={raw!r} is not {what}", setting=name) from None
+
+
+def _config_path(raw: str) -> Path:
+    """``$FACETRUST_CONFIG`` as a path: an empty value is an error, not the current directory."""
+    if not raw.strip() or "\0" in raw:
+        raise ConfigurationError(
+            f"Setting {ENV_PREFIX}CONFIG={raw!r} is not a path (not empty, no NUL character); "
+            "unset it to read no config file",
+            setting="config",
+        )
+    return Path(raw).expanduser()
 
 
 def _read_file(path: Path) -> dict[str, Any]:
