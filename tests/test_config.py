@@ -261,7 +261,7 @@ def test_settings_load_refuses_an_empty_facetrust_config_naming_it(
     raw: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # before: the current directory, read as "Config file . cannot be read"
-    with pytest.raises(ConfigurationError, match="FACETRUST_CONFIG='.*' is not a path") as info:
+    with pytest.raises(ConfigurationError, match=r"FACETRUST_CONFIG='.*' is not a path") as info:
         Settings.load(environ={"FACETRUST_CONFIG": raw})
     assert info.value.setting == "config"
 
