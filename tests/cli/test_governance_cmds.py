@@ -426,6 +426,69 @@ def test_a_receipt_out_in_a_missing_folder_is_refused_before_anything_is_erased(
     assert record is not None and record.revoked_at is None
 
 
+def test_a_receipt_replaces_an_existing_file_whole_and_owner_only(gc: GovernedCli, tmp_path: Path) -> None:
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    (tmp_path / "receipts").mkdir()
+    out = tmp_path / "receipts" / "receipt.json"
+    out.write_text("an older receipt, much longer than the new one will be " * 200)
+    out.chmod(0o644)
+
+    gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+
+    assert json.loads(out.read_text())["audit_seq"] == last_receipt(gc).audit_seq
+    assert out.stat().st_mode & 0o777 == 0o600  # it names who was erased: as private as the data directory
+    assert sorted(p.name for p in out.parent.iterdir()) == ["receipt.json"]  # no temporary file left
+
+
+def _watched(run: object, seconds: float = 20.0) -> threading.Thread:
+    thread = threading.Thread(target=run, daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    thread.join(seconds)
+    return thread
+
+
+def test_a_receipt_out_pipe_that_nothing_reads_fails_at_once_after_the_erasure(gc: GovernedCli, tmp_path: Path) -> None:
+    # it waited for a reader without end, the erasure done and its receipt nowhere
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    out = tmp_path / "receipt.pipe"
+    os.mkfifo(out)
+    results: list[object] = []
+
+    waiter = _watched(lambda: results.append(gc.run("erase", "--subject", "erin", "--receipt-out", str(out))))
+    if waiter.is_alive():  # the old behaviour: release the writer so the test fails instead of hanging
+        with open(out, "rb") as reader:
+            reader.read()
+        waiter.join(10)
+    assert not waiter.is_alive() and len(results) == 1
+    result = results[0]
+    receipt = last_receipt(gc)
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert result.stderr == (  # type: ignore[attr-defined]
+        f"Error: The erasure is done (receipt printed above, and in the audit log as entry {receipt.audit_seq}), "
+        f"but the receipt file {out} could not be written: it is a pipe that nothing reads\n"
+    )
+
+
+def test_a_receipt_out_pipe_with_a_reader_gets_the_receipt(gc: GovernedCli, tmp_path: Path) -> None:
+    # as a shell's >(...) gives it: the pipe is written in place, not replaced by a file
+    gc.service.create_collection("a")
+    gc.index("a", "erin")
+    out = tmp_path / "receipt.pipe"
+    os.mkfifo(out)
+    fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # a reader, there before the command runs
+    try:
+        result = gc.run("erase", "--subject", "erin", "--receipt-out", str(out))
+        received = os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(received)["audit_seq"] == last_receipt(gc).audit_seq
+    assert out.is_fifo()
+
+
 def test_erase_options_do_not_apply_to_verify(gc: GovernedCli, tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text("{}")
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from facetrust.errors import InvalidParameterError
+from facetrust.files import atomic_write_text
 from facetrust.governance.audit import AuditHead
 from facetrust.service.types import ErasureReceipt
 from facetrust.service.validate import LAST_TIME
@@ -90,15 +93,37 @@ def receipt_document(receipt: ErasureReceipt) -> dict[str, Any]:
 
 def write_receipt(receipt: ErasureReceipt, path: Path) -> None:
     """Write the receipt file of ``--receipt-out``. Call it after printing the receipt: the
-    erasure has happened either way, so a path that cannot be written must not hide it."""
+    erasure has happened either way, so a path that cannot be written must not hide it.
+
+    A file is replaced whole (a temporary file moved over it, owner-only, flushed to the disk),
+    so a crash or a full disk never leaves half a receipt. A pipe or a terminal
+    (``/dev/stdout``, a shell's ``>(…)``) is written as it is, and a pipe that nothing reads is
+    an error at once, where it waited for a reader without end."""
+    text = json.dumps(receipt_document(receipt), indent=2, ensure_ascii=False) + "\n"
     try:
-        path.write_text(json.dumps(receipt_document(receipt), indent=2, ensure_ascii=False) + "\n")
+        if path.exists() and not path.is_file():
+            _write_stream(path, text)
+        else:
+            atomic_write_text(path, text, durable=True)
     except OSError as exc:
+        reason = "it is a pipe that nothing reads" if exc.errno == errno.ENXIO else exc.strerror or str(exc)
         raise InvalidParameterError(
             f"The erasure is done (receipt printed above, and in the audit log as entry "
-            f"{receipt.audit_seq}), but the receipt file {path} could not be written: {exc.strerror or exc}",
+            f"{receipt.audit_seq}), but the receipt file {path} could not be written: {reason}",
             parameter="--receipt-out",
         ) from None
+
+
+def _write_stream(path: Path, text: str) -> None:
+    """Write ``text`` to a pipe or device. Opened without blocking, so a pipe with no reader fails
+    (ENXIO) instead of waiting; then blocking again, so a full pipe waits for its reader."""
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as fh:
+            fh.write(text)
+    finally:
+        os.close(fd)
 
 
 # an erasure's receipt as the HTTP API gives it (docs/http.md), by the names of the file's
