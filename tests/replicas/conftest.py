@@ -76,7 +76,9 @@ class Replica:
     def __init__(self, store: SharedStore, name: str, keys: tuple[str, str], **settings: Any) -> None:
         self.name, self.port = name, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **store.env, "FACETRUST_REPLICA_ID": name, "PYTHONPATH": str(REPO)}
+        # src first: the replicas run this checkout's code, not the one the environment installed
+        path = os.pathsep.join([str(REPO / "src"), str(REPO)])
+        env = {**os.environ, **store.env, "FACETRUST_REPLICA_ID": name, "PYTHONPATH": path}
         env.update({f"FACETRUST_{k.upper()}": str(v) for k, v in settings.items()})
         self.log = store.root / f"replica-{name}.log"
         with self.log.open("wb") as out:
