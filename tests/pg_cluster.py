@@ -69,6 +69,20 @@ class PgServer:
                 conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         self.schemas.clear()
 
+    def pause(self) -> None:
+        """Stop this session's own server (fast shutdown: every connection is ended), keeping its data."""
+        assert self.folder is not None and self.binaries is not None, "a server the session did not start"
+        stopped = _as_owner(
+            self.folder, [str(self.binaries / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "stop"]
+        )
+        assert stopped.returncode == 0, stopped.stderr
+
+    def resume(self) -> None:
+        """Start again a server ``pause`` stopped."""
+        assert self.folder is not None and self.binaries is not None, "a server the session did not start"
+        started = _pg_ctl_start(self.folder, self.binaries)
+        assert started.returncode == 0, started.stderr
+
     def stop(self) -> None:
         if self.folder is None or self.binaries is None:
             self.drop_schemas()
@@ -94,6 +108,12 @@ def _as_owner(folder: Path, command: list[str]) -> subprocess.CompletedProcess[s
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
+def _pg_ctl_start(folder: Path, binaries: Path) -> subprocess.CompletedProcess[str]:
+    options = f"-c listen_addresses='' -k {folder} -c fsync=off -c full_page_writes=off -c max_connections=300"
+    data, log = folder / "data", folder / "log"
+    return _as_owner(folder, [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"])
+
+
 def start_server() -> PgServer:
     """A running server; RuntimeError saying why when none can be had."""
     given = os.environ.get("FACETRUST_TEST_POSTGRES")
@@ -112,10 +132,7 @@ def start_server() -> PgServer:
     if init.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
-    options = f"-c listen_addresses='' -k {folder} -c fsync=off -c full_page_writes=off -c max_connections=300"
-    start = _as_owner(
-        folder, [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]
-    )
+    start = _pg_ctl_start(folder, binaries)
     if start.returncode != 0:
         log = (folder / "log").read_text(errors="replace") if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)

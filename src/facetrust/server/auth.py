@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-from facetrust.errors import ConfigurationError, FacetrustError
+from facetrust.errors import ConfigurationError, FacetrustError, StoreUnavailableError
 from facetrust.server.replays import StoreReplays
 from facetrust.store.signatures import replayed
 
@@ -390,6 +390,8 @@ class SigV4Authenticator:
         """The secret and role of an active key; ``UnrecognizedClientException`` otherwise."""
         try:
             found = self.keys.lookup(key_id)
+        except StoreUnavailableError:  # the database is down: nothing known of the key, answered 503 and retried
+            raise
         except ConfigurationError as exc:  # a secret this server cannot open: the operator must act
             logger.error("Refused a request signed by key %s: its secret cannot be opened here: %s", key_id, exc)
             raise AuthError(_UNRECOGNIZED, code="UnrecognizedClientException", key_id=key_id) from None
