@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facetrust.config import Settings
+from facetrust.errors import StoreBusyError, StoreUnavailableError
 from facetrust.governance.actor import Actor
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.errors import describe_error, error_response
@@ -95,6 +96,19 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def _attempt(what: str, run: Callable[[], Any]) -> Any:
+    """``run()``, or None when it failed: logged, and tried again at the next step. The store out of
+    reach (PostgreSQL down) or locked by a long write is said in one line naming it, without a
+    traceback: every part of every step would otherwise log one, every few seconds of an outage."""
+    try:
+        return run()
+    except (StoreUnavailableError, StoreBusyError) as exc:
+        log.warning("%s put off to the next step: %s", what, exc.message)
+    except Exception:
+        log.exception("%s failed", what)
+    return None
+
+
 def _replica_step(
     service: FaceService,
     sweeper: LeasedSweeper | None,
@@ -108,41 +122,23 @@ def _replica_step(
     with the store, video jobs whose replica died taken over, a bounded batch of per-face statistics
     computed (on the replica holding their lease), the audit chain's new entries verified and its tip
     anchored in this replica's head file (on every replica). A failure is logged and retried."""
-    try:
-        result = sweeper.tick() if sweeper is not None else None
-        if result is not None and result.expired:
-            log.info("retention sweep erased %d expired faces", len(result.expired))
-    except Exception:
-        log.exception("retention sweep failed")
+    result = _attempt("retention sweep", sweeper.tick) if sweeper is not None else None
+    if result is not None and result.expired:
+        log.info("retention sweep erased %d expired faces", len(result.expired))
     vacuumed = vacuumer.tick() if vacuumer is not None else None  # logs its own failures
     if vacuumed is not None:
         log.info("store vacuumed after erasures: %s", vacuumed)
-    try:
-        service.indexes.refresh()
-    except Exception:
-        log.exception("index refresh failed")
-    try:  # an erasure's WAL checkpoint a long reader kept from completing
-        service.store.retry_checkpoint()
-    except Exception:
-        log.exception("WAL checkpoint retry failed")
+    _attempt("index refresh", service.indexes.refresh)
+    _attempt("WAL checkpoint retry", service.store.retry_checkpoint)  # an erasure's, a long reader kept back
     if settings.video_root is not None:
         from facetrust.service.video_jobs import jobs_of
 
-        try:
-            jobs_of(service).adopt()
-        except Exception:
-            log.exception("video job takeover failed")
-    try:
-        caught = keeper.tick() if keeper is not None else None
-        if caught:
-            log.info("per-face statistics computed for %d faces", sum(c.computed for c in caught))
-    except Exception:
-        log.exception("per-face statistics catch-up failed")
-    try:
-        if anchorer is not None:
-            anchorer.tick()
-    except Exception:
-        log.exception("anchoring the audit chain's head failed")
+        _attempt("video job takeover", lambda: jobs_of(service).adopt())
+    caught = _attempt("per-face statistics catch-up", keeper.tick) if keeper is not None else None
+    if caught:
+        log.info("per-face statistics computed for %d faces", sum(c.computed for c in caught))
+    if anchorer is not None:
+        _attempt("anchoring the audit chain's head", anchorer.tick)
 
 
 def _replica_loop(
