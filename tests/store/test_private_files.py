@@ -54,6 +54,18 @@ def test_every_file_of_a_used_data_directory_is_private_under_umask_0(tmp_path: 
 
 
 @pytest.mark.usefixtures("open_umask")
+def test_a_replicas_index_folder_and_the_folder_above_it_are_private_under_umask_0(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with FaceService(data, fake_engine(), index_backend="exact", store="sqlite", replica_id="a") as service:
+        service.create_collection("c")
+        service.index_faces("c", face_png((10, 10, 100, 1)))
+        service.search_faces_by_image("c", face_png((10, 10, 100, 1)))
+    modes = _modes(data)
+    assert "index/replica-a" in modes, modes
+    assert _wrong(modes, data) == {}  # index/ too, made as the parent of index/replica-a
+
+
+@pytest.mark.usefixtures("open_umask")
 def test_files_left_readable_by_an_older_version_are_tightened_on_open(tmp_path: Path) -> None:
     data = tmp_path / "data"
     Store(data / "facetrust.db").close()

@@ -23,7 +23,11 @@ FILE_MODE = 0o600
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents) 0700; tighten it to 0700 if it exists with wider access."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    missing = [p for p in path.parents if not p.exists()]
+    for folder in reversed(missing):  # mkdir(parents=True) would make them with the umask's mode, not ours
+        folder.mkdir(exist_ok=True, mode=DIR_MODE)
+        os.chmod(folder, DIR_MODE)
+    path.mkdir(exist_ok=True, mode=DIR_MODE)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode != DIR_MODE:
         if mode & 0o077:
