@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from facetrust.cli.context import PathType, cli_state, renders_errors
+from facetrust.server.loopback import is_loopback
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.actor import Actor
@@ -18,16 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service import FaceService
 
 __all__ = ["boto3_snippet", "is_loopback", "serve"]
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (brackets allowed): addresses no other machine can reach."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command()

@@ -33,6 +33,7 @@ from facetrust.errors import StoreBusyError, StoreUnavailableError
 from facetrust.governance.actor import Actor
 from facetrust.server.auth import SigV4Authenticator
 from facetrust.server.errors import describe_error, error_response
+from facetrust.server.loopback import LoopbackHostsOnly
 from facetrust.server.metrics import CONTENT_TYPE, Metrics
 from facetrust.server.rpc import BODY_TIMEOUT_S, REQUEST_ID_KEY, RpcEndpoint, request_id
 from facetrust.service import FaceService
@@ -223,7 +224,9 @@ def create_app(
 
     ``authenticator``: checks each ``POST /`` (SigV4) before anything else runs; None
     disables authentication (every caller is the anonymous admin: loopback use only, which
-    ``facetrust serve`` enforces). ``settings.max_image_bytes`` bounds request bodies.
+    ``facetrust serve`` enforces), and every route then answers only requests whose Host is a
+    loopback name (server/loopback.py: no web page reaches it by DNS rebinding).
+    ``settings.max_image_bytes`` bounds request bodies.
     The caller owns ``service`` and closes it after the server stops. Every
     ``retention_sweep_seconds`` (default: the setting; 0: never) expired faces are erased
     (``FaceService.sweep_retention``) by the one replica holding the sweep lease; within
@@ -314,6 +317,9 @@ def create_app(
             settings.retention_sweep_seconds if retention_sweep_seconds is None else retention_sweep_seconds,
             anchorer,
         ),
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            *([Middleware(LoopbackHostsOnly)] if authenticator is None else []),
+        ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
