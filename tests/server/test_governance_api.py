@@ -518,3 +518,48 @@ def test_indexing_under_a_crops_purpose_on_a_server_without_a_template_key_is_re
         assert service.list_faces("c").faces == ()  # nothing indexed
     finally:
         service.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "name", "message"),
+    [
+        (
+            "x-facetrust-purpose",
+            "p" * 20_000,
+            "InvalidParameterException",
+            "Purpose '" + "p" * 64 + "…' is not a purpose name: use 1–64 of a-z 0-9 _ . - (lower-case)",
+        ),
+        (
+            "x-facetrust-purpose",
+            "Police",
+            "InvalidParameterException",
+            "Purpose 'Police' is not a purpose name: use 1–64 of a-z 0-9 _ . - (lower-case)",
+        ),
+        (
+            "x-facetrust-case-ref",
+            "c" * 20_000,
+            "InvalidParameterException",
+            "Case reference '" + "c" * 128 + "…' is invalid: use 1–128 characters from A-Z a-z 0-9 _ . : / # -",
+        ),
+    ],
+)
+def test_given_an_overlong_purpose_or_case_header_when_refused_then_answer_and_audit_entry_stay_small(
+    gov: Governed, header: str, value: str, name: str, message: str
+) -> None:
+    searcher = gov.client("searcher")
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers[header] = value
+
+    searcher.meta.events.register("before-sign.rekognition.*", add_header)
+    images = {
+        "SourceImage": {"Bytes": face_png((20, 20, 100, 1))},
+        "TargetImage": {"Bytes": face_png((20, 20, 100, 1))},
+    }
+    with pytest.raises(ClientError) as refused:
+        searcher.compare_faces(**images)
+
+    assert (refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]) == (name, message)
+    entry = _log(gov)[-1]
+    assert (entry["operation"], entry["outcome"], entry["purpose"]) == ("CompareFaces", "InvalidParameter", None)
+    assert len(json.dumps(entry)) < 1_000  # the audit log is append-only: no header's size lands in it

@@ -6,8 +6,9 @@ import re
 from dataclasses import dataclass
 
 from facetrust.errors import InvalidParameterError
+from facetrust.governance.policy import is_purpose_name
 
-__all__ = ["LOCAL", "Actor", "check_case_ref"]
+__all__ = ["LOCAL", "Actor", "check_case_ref", "check_purpose"]
 
 _CASE = re.compile(r"[A-Za-z0-9_.:/#\-]{1,128}")
 
@@ -18,10 +19,29 @@ def check_case_ref(value: str | None) -> str | None:
         return None
     if not _CASE.fullmatch(value):
         raise InvalidParameterError(
-            f"Case reference {value!r} is invalid: use 1–128 characters from A-Z a-z 0-9 _ . : / # -",
+            f"Case reference {_shown(value, 128)} is invalid: use 1–128 characters from A-Z a-z 0-9 _ . : / # -",
             parameter="CaseReference",
         )
     return value
+
+
+def check_purpose(value: str | None) -> str | None:
+    """A purpose a request names (the ``x-facetrust-purpose`` header) is a name a policy could declare
+    (1–64 of a-z 0-9 _ . -); refused otherwise before it is looked up, so its value (a header of any
+    size) never goes into an audit entry or a message in full."""
+    if value is None or value == "":
+        return None
+    if not is_purpose_name(value):
+        raise InvalidParameterError(
+            f"Purpose {_shown(value, 64)} is not a purpose name: use 1–64 of a-z 0-9 _ . - (lower-case)",
+            parameter="Purpose",
+        )
+    return value
+
+
+def _shown(value: str, limit: int) -> str:
+    """``value`` quoted for a message, cut at ``limit`` characters."""
+    return repr(value) if len(value) <= limit else repr(value[:limit])[:-1] + "…" + repr(value[:limit])[-1]
 
 
 @dataclass(frozen=True)

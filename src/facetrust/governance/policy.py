@@ -34,10 +34,17 @@ from typing import Any
 from facetrust.errors import ConfigurationError
 from facetrust.files import read_regular
 
-__all__ = ["DEFAULT_POLICY", "MAX_RETENTION_DAYS", "Policy", "Purpose", "load_policy"]
+__all__ = ["DEFAULT_POLICY", "MAX_RETENTION_DAYS", "Policy", "Purpose", "is_purpose_name", "load_policy"]
 
 MAX_RETENTION_DAYS = 1095  # three years: BIPA's destruction deadline after the last interaction
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
+
+
+def is_purpose_name(name: str) -> bool:
+    """Whether ``name`` could name a purpose of some policy: 1–64 of a-z 0-9 _ . - (lower-case)."""
+    return _NAME.fullmatch(name) is not None
+
+
 _KEYS = {
     "search",
     "min_threshold",

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from facetrust.config import Settings
 from facetrust.errors import FacetrustError
-from facetrust.governance.actor import Actor, check_case_ref
+from facetrust.governance.actor import Actor, check_case_ref, check_purpose
 from facetrust.governance.recorder import logged_or_refused
 from facetrust.server.auth import AuthError, Principal, SignedHead, SigV4Authenticator
 from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_error, error_response
@@ -159,7 +159,7 @@ class RpcEndpoint:
                 key_id=principal.key_id,
                 role=principal.role,
                 case_ref=check_case_ref(wire.header(CASE_HEADER)),
-                purpose=wire.header(PURPOSE_HEADER),
+                purpose=check_purpose(wire.header(PURPOSE_HEADER)),
             )
         except FacetrustError as exc:  # a role denial or a malformed request: logged with who made it
             await run_in_threadpool(
