@@ -122,3 +122,18 @@ def test_a_prepared_image_without_its_pixels_is_refused_where_crops_are_kept(svc
 
     assert svc.describe_collection("kept").face_count == 0
     assert len(svc.index_prepared("kept", prepared, image=data).indexed) == 1
+
+
+def test_rotation_reseals_the_crops_so_they_open_once_the_old_key_is_gone(tmp_path: Path) -> None:
+    old, new = (TemplateKey.from_bytes(base64.b64decode(generate_key())) for _ in range(2))
+    with FaceService(tmp_path / "d", fake_engine(), policy=POLICY, keyring=Keyring(old)) as first:
+        first.create_collection("kept", purpose="review")
+        face_id = _index(first, "kept")
+        crop = first.face_crop("kept", face_id)
+    with FaceService(tmp_path / "d", fake_engine(), policy=POLICY, keyring=Keyring(new, (old,))) as rotating:
+        rotating.rotate_templates(batch_size=1)
+
+    with FaceService(tmp_path / "d", fake_engine(), policy=POLICY, keyring=Keyring(new)) as after:
+        assert after.face_crop("kept", face_id) == crop
+        (stored,) = [bytes(r[0]) for r in after.store.connection().execute("SELECT crop FROM face_crops")]
+        assert Keyring(new).sealed_with_current(stored)

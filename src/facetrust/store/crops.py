@@ -17,7 +17,7 @@ from facetrust.store.inlist import select_in
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
-__all__ = ["crop_keys", "face_ids_with_crops", "insert_crops", "read_crop", "require_keyring"]
+__all__ = ["crop_keys", "face_ids_with_crops", "insert_crops", "read_crop", "require_keyring", "reseal_crops"]
 
 
 def require_keyring(keyring: Keyring | None, purpose: str) -> Keyring:
@@ -54,6 +54,20 @@ def read_crop(conn: sqlite3.Connection, keyring: Keyring | None, collection_id: 
     if found is None:
         return None
     return require_keyring(keyring, "(stored crops)").open(bytes(found[0]), _aad(face_id))
+
+
+def reseal_crops(conn: sqlite3.Connection, keyring: Keyring, faces: Sequence[tuple[int, str]]) -> int:
+    """Re-seal the crops of these (face key, face id) faces that the current key did not seal
+    (template rotation: once the old key is dropped, a crop left under it could not be opened)."""
+    ids = dict(faces)
+    sql = "SELECT face_key, crop FROM face_crops WHERE face_key IN ({marks})"
+    stale = [
+        (int(k), bytes(c)) for k, c in select_in(conn, sql, (), list(ids)) if not keyring.sealed_with_current(bytes(c))
+    ]
+    for key, blob in stale:
+        image = keyring.open(blob, _aad(ids[key]))
+        conn.execute("UPDATE face_crops SET crop = ? WHERE face_key = ?", (keyring.seal(image, _aad(ids[key])), key))
+    return len(stale)
 
 
 def crop_keys(conn: sqlite3.Connection, keys: Sequence[int]) -> set[int]:

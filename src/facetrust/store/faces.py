@@ -174,9 +174,11 @@ class FaceTable:
             yield int(key), self._open(face_id, bytes(blob))
 
     def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> tuple[int, int]:
-        """Re-seal up to ``limit`` templates after ``after_key`` with the keyring's current key.
+        """Re-seal up to ``limit`` templates after ``after_key``, and their faces' crops, with the
+        keyring's current key.
 
         Returns (templates changed, last key looked at; 0 when there are no more)."""
+        from facetrust.store.crops import reseal_crops
         from facetrust.store.sealing import is_sealed
 
         if self.keyring is None:
@@ -191,6 +193,7 @@ class FaceTable:
             plain = self.keyring.open(bytes(blob), face_id.encode()) if is_sealed(bytes(blob)) else bytes(blob)
             conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (self._seal(face_id, plain), key))
             changed += 1
+        reseal_crops(conn, self.keyring, [(int(key), str(face_id)) for key, face_id, _ in rows])
         return changed, (int(rows[-1][0]) if rows else 0)
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
