@@ -11,6 +11,7 @@ import pytest
 
 from facetrust.cli import cli
 from facetrust.engine import FaceEngine
+from facetrust.governance.crypto import generate_key
 from facetrust.models.fake import face_png
 from facetrust.service import FaceService
 from pg_cluster import PgServer
@@ -56,6 +57,33 @@ def test_erased_templates_leave_the_postgresql_files_after_store_vacuum(
     done = _run(fake, "--data", str(tmp_path / "data"), "--store", pg_url, "store", "vacuum")
     assert done.exit_code == 0, done.output
     assert done.output.startswith("Vacuumed: VACUUM FULL of faces, face_crops")
+    for path in _schema_files(pg_server, pg_url):
+        assert needle not in path.read_bytes(), path
+
+
+def test_templates_rotated_on_postgresql_leave_its_files_after_the_vacuum_their_rotation_made_due(
+    tmp_path: Path, fake: FaceEngine, pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pg_server.folder is None:
+        pytest.skip("the server's files are not readable here (FACETRUST_TEST_POSTGRES names a server elsewhere)")
+    svc = FaceService(tmp_path / "data", fake, store=pg_url, keyring=None)  # a store from before encryption
+    svc.create_collection("c")
+    svc.index_faces("c", face_png((20, 20, 100, 7)))
+    row = svc.store.get_collection("c")
+    assert row is not None
+    needle = np.frombuffer(svc.store.embedding(row.id, svc.store.face_keys(row.id)[0]) or b"", np.float32)[:8].tobytes()
+    svc.close()
+    monkeypatch.setenv("FACETRUST_TEMPLATE_KEY", generate_key())
+
+    rotated = _run(fake, "--data", str(tmp_path / "data"), "--store", pg_url, "templates", "rotate")
+
+    assert rotated.exit_code == 0, rotated.output
+    assert "remain in dead row versions of the database's files until `facetrust store vacuum`" in rotated.output
+    with psycopg.connect(pg_url) as conn:  # a server's scheduled vacuum is due, as after an erasure
+        assert conn.execute("SELECT value FROM meta WHERE key = 'erasures'").fetchone() == ("1",)
+    assert any(needle in p.read_bytes() for p in _schema_files(pg_server, pg_url))  # the old row version
+    done = _run(fake, "--data", str(tmp_path / "data"), "--store", pg_url, "store", "vacuum")
+    assert done.exit_code == 0, done.output
     for path in _schema_files(pg_server, pg_url):
         assert needle not in path.read_bytes(), path
 

@@ -41,3 +41,5 @@ def rotate() -> None:
     count = service.rotate_templates(actor=cli_state().actor())
     key = service.store.keyring.current.key_id.hex() if service.store.keyring else "?"
     click.echo(f"Re-sealed {plural(count, 'template')} with key {key}")
+    if count and service.store.resealed:
+        click.echo(service.store.resealed)

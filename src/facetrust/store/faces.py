@@ -193,7 +193,9 @@ class FaceTable:
             plain = self.keyring.open(bytes(blob), face_id.encode()) if is_sealed(bytes(blob)) else bytes(blob)
             conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (self._seal(face_id, plain), key))
             changed += 1
-        reseal_crops(conn, self.keyring, [(int(key), str(face_id)) for key, face_id, _ in rows])
+        changed_crops = reseal_crops(conn, self.keyring, [(int(key), str(face_id)) for key, face_id, _ in rows])
+        if changed or changed_crops:  # their old versions are reclaimed by the vacuum, as an erasure's rows
+            vacuums.count_erasure(conn)
         return changed, (int(rows[-1][0]) if rows else 0)
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:

@@ -170,6 +170,12 @@ class PostgresStore(Store):
         "database's files"
     )
 
+    resealed = (
+        "The templates it replaced (in the clear, or sealed with an older key) remain in dead row versions of "
+        f"the database's files until `facetrust store vacuum` ({SERVER_VACUUMS}): run it before you destroy an "
+        "older key"
+    )
+
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r})"
 

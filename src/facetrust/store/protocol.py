@@ -31,6 +31,7 @@ class FaceStore(Protocol):
     keyring: Keyring | None
     heads: HeadFile
     reclaimed: str  # when erased rows' storage is reclaimed, where not at once (an erasure receipt states it)
+    resealed: str  # where a rotation's replaced templates remain until a vacuum ('' where nowhere)
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE): everything inside commits together, or nothing."""

@@ -259,6 +259,8 @@ class Store(CollectionTable, FaceTable, UserTable, IngestedRecord):
         "unused space when it moved rows between pages remain until then"
     )
 
+    resealed = ""  # a rotation overwrites the rows it replaces (secure_delete) and then checkpoints the WAL
+
     def vacuum(self) -> str:
         """Rewrite the database so no erased row's bytes remain in free pages; what ran. Another
         process's write lock held past the busy timeout: ``StoreBusyError``, and nothing ran."""

@@ -36,7 +36,8 @@ def erasures(conn: sqlite3.Connection) -> int:
 
 
 def count_erasure(conn: sqlite3.Connection) -> None:
-    """Count, in ``conn``'s transaction, one that deletes faces, a collection, a user or video jobs:
+    """Count, in ``conn``'s transaction, one that deletes faces, a collection, a user or video jobs (or
+    replaces templates: a rotation's batch, whose old versions PostgreSQL keeps until a vacuum):
     every process's ``retry_checkpoint`` so learns of erasures it did not make, to fold them out of
     the WAL, and a server's scheduled vacuum (service/vacuumer.py) that one is due."""
     conn.execute(
