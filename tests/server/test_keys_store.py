@@ -244,6 +244,21 @@ def test_secrets_sealed_with_another_server_key_are_refused_clearly(tmp_path: Pa
         KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key")  # at start-up, not per request
 
 
+def test_a_lost_server_key_is_refused_with_a_way_to_start_over_that_works(tmp_path: Path) -> None:
+    with KeyStore.open(tmp_path / "data") as keys:
+        keys.create("admin")
+    path = tmp_path / "data" / "keys.db"
+
+    with pytest.raises(ConfigurationError) as refused:
+        KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "new.key")  # server.key lost: a new one
+
+    assert f"restore that server.key, or move {path} aside and create new keys" in str(refused.value)
+    path.rename(tmp_path / "keys.db.lost")  # as it says
+    with KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "new.key") as keys:
+        keys.create("admin")
+        assert len(keys.list()) == 1
+
+
 def test_a_store_opened_with_one_server_key_refuses_another_before_it_holds_any_key(tmp_path: Path) -> None:
     """Another user's (or HOME's) server.key must not seal keys this store's server cannot open."""
     KeyStore.open(tmp_path / "data").close()  # a server's first start: no key yet

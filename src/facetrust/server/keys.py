@@ -143,7 +143,7 @@ class KeyStore:
             with store_busy(f"Key store {path}"):  # another process writing it (migrating, creating keys)
                 migrate(conn, f"Key store {path}", postgres=False)
                 _seal_plain_secrets(conn, sealer)
-                _check_server_key(conn, sealer)
+                _check_server_key(conn, sealer, f"move {path} aside")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise ConfigurationError(f"Cannot open key store {path}: {exc}", setting="data_dir") from None
@@ -162,7 +162,7 @@ class KeyStore:
             with store_busy(f"Key store in {redact_url(url)}"):  # the writer lock held past the busy timeout
                 migrate(conn, f"Key store in {redact_url(url)}", postgres=True)
             _seal_plain_secrets(conn, sealer)
-            _check_server_key(conn, sealer)
+            _check_server_key(conn, sealer, "delete the rows of its keys and keys_sealer tables")
         except sqlite3.Error as exc:
             raise ConfigurationError(
                 f"Cannot open the key store in {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
@@ -314,7 +314,7 @@ class SecretSealer:
         if blob[:8] != self._key.key_id:
             raise ConfigurationError(
                 f"The secret of key {key_id} was sealed with server key {blob[:8].hex()}, not the configured "
-                f"{self._key.key_id.hex()}: restore that server.key, or create new keys"
+                f"{self._key.key_id.hex()}: restore that server.key"
             )
         try:
             return AESGCM(self._key.secret).decrypt(blob[8:20], blob[20:], key_id.encode()).decode()
@@ -322,19 +322,24 @@ class SecretSealer:
             raise ConfigurationError(f"The sealed secret of key {key_id} failed authentication: altered") from None
 
 
-def _check_server_key(conn: sqlite3.Connection, sealer: SecretSealer) -> None:
+def _check_server_key(conn: sqlite3.Connection, sealer: SecretSealer, start_over: str) -> None:
     """Refuse, when the store opens, secrets sealed with another server key: every signed request
     would otherwise fail on a key the server cannot read (a refusal per request instead of one
     clear error at start-up). The first open records the server key's id; a later open with
-    another server key is refused even while the store holds no key yet."""
+    another server key is refused even while the store holds no key yet. ``start_over``: how to
+    set the store's keys aside, so that new ones can be created where that server key is lost."""
     for key_id, stored in conn.execute("SELECT key_id, secret FROM keys"):
-        sealer.open(key_id, stored)
+        try:
+            sealer.open(key_id, stored)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc}, or {start_over} and create new keys", setting="data_dir") from None
     conn.execute("INSERT OR IGNORE INTO keys_sealer(id, server_key) VALUES (1, ?)", (sealer.key_id,))
     recorded = str(conn.execute("SELECT server_key FROM keys_sealer WHERE id = 1").fetchone()[0])
     if recorded != sealer.key_id:
         raise ConfigurationError(
             f"This key store's secrets are sealed with server key {recorded}, not the configured {sealer.key_id} "
-            f"(a server.key of another user or HOME?): use the server.key this store was opened with",
+            f"(a server.key of another user or HOME?): use the server.key this store was opened with, or "
+            f"{start_over} and create new keys",
             setting="data_dir",
         )
 
