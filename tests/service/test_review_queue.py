@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from facetrust.errors import InvalidPaginationTokenError
+from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
 from facetrust.governance.policy import Policy, Purpose
@@ -84,6 +85,29 @@ def test_a_queue_longer_than_max_results_is_read_in_pages_by_next_token(svc: Fac
     token = svc.review_queue(collection=long, limit=1, actor=REVIEWER).next_token
     assert token is not None and len(token) <= 255
     assert len(svc.review_queue(collection=long, limit=1, next_token=token, actor=REVIEWER).items) == 1
+
+
+def test_searches_reviewed_already_are_not_read_back_from_the_log(
+    svc: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue parsed every review search ever made, reviewed or not, on each call (and held
+    every reviewed one's number in memory): 200,000 reviewed searches made a first page take 5 s."""
+    seqs = [svc.search_faces_by_image("cases", face_png((40, 30, 100, 1)), actor=SEARCHER).audit_seq for _ in range(6)]
+    for seq in seqs[:5]:
+        svc.record_review(seq, decision="confirmed", actor=REVIEWER)
+    parsed: list[object] = []
+    real_read = audit._read
+
+    def counted(seq: object, text: object) -> tuple[dict[str, object] | None, str]:
+        parsed.append(seq)
+        return real_read(seq, text)
+
+    monkeypatch.setattr(audit, "_read", counted)
+
+    page = svc.review_queue(actor=REVIEWER)
+
+    assert [i.search_seq for i in page.items] == seqs[5:]
+    assert parsed == [seqs[5]]  # only the search that waits is read
 
 
 def test_a_candidate_erased_since_the_search_is_not_offered_but_the_search_still_waits(svc: FaceService) -> None:

@@ -88,6 +88,16 @@ def test_reviews_are_stored_once(store: FaceStore) -> None:
     assert records.get_review(store.connection(), 8) is None
 
 
+def test_the_audit_log_leaves_out_the_searches_a_review_names_when_asked(store: FaceStore) -> None:
+    with store.transaction() as conn:
+        seqs = [audit.append(conn, {"operation": "SearchFaces", "review_required": True}).seq for _ in range(3)]
+        records.insert_review(conn, seqs[1], "confirmed", "rev", "", 9)
+    conn = store.connection()
+    waiting = audit.entries(conn, containing='"review_required":true', unreviewed=True)
+    assert [e.seq for e in waiting] == [seqs[0], seqs[2]]
+    assert [e.seq for e in audit.entries(conn)] == seqs  # the log itself keeps them all
+
+
 def test_expiry_external_ids_and_users_select_faces(store: FaceStore) -> None:
     cid = _collection(store)
     with store.transaction() as conn:

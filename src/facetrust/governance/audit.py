@@ -146,12 +146,15 @@ def entries(
     after_seq: int = 0,
     limit: int | None = None,
     containing: str | None = None,
+    unreviewed: bool = False,
 ) -> Iterator[AuditEntry]:
     """The entries after ``after_seq`` (at or after ``since``), in order, at most ``limit``; with
     ``containing``, only those whose stored text holds it (as SQL's LIKE compares: on SQLite, ASCII
     letters in either case). The database compares the text, so a reader after a few entries of a
     long log parses only those and the few others that hold it: ``'"review_required":true'`` finds
-    every entry recording that member as true, the stored text being canonical JSON."""
+    every entry recording that member as true, the stored text being canonical JSON. With
+    ``unreviewed``, the database also leaves out the entries a review names (``reviews``), so
+    the review queue reads only the searches still waiting, however many were reviewed."""
     sql = "SELECT seq, at, entry, prev_hash, hash FROM audit_log WHERE seq > ?"
     args: list[Any] = [after_seq]
     if since is not None:
@@ -161,6 +164,8 @@ def entries(
         sql += " AND entry LIKE ? ESCAPE '\\'"
         escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         args.append(f"%{escaped}%")
+    if unreviewed:
+        sql += " AND NOT EXISTS (SELECT 1 FROM reviews WHERE reviews.search_seq = audit_log.seq)"
     sql += " ORDER BY seq"
     if limit is not None:
         sql += " LIMIT ?"

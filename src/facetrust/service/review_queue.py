@@ -16,7 +16,7 @@ from facetrust.governance import audit
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.service.governed import governed, usable
 from facetrust.service.validate import check_collection_id, check_limit, decode_position, encode_token
-from facetrust.store import crops, records
+from facetrust.store import crops
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
@@ -91,13 +91,10 @@ def review_queue(
         scope = _scope(collection)
         after = decode_position(next_token, "review", scope) if next_token is not None else 0
         conn = service.store.connection()
-        reviewed = records.reviewed_searches(conn)
         found = []
-        for entry in audit.entries(conn, after_seq=after, containing=_WAITING):
+        for entry in audit.entries(conn, after_seq=after, containing=_WAITING, unreviewed=True):
             d = entry.data
-            if not awaits_review(d):
-                continue
-            if entry.seq in reviewed or (collection is not None and d.get("collection") != collection):
+            if not awaits_review(d) or (collection is not None and d.get("collection") != collection):
                 continue
             found.append(entry)
             if len(found) > limit:

@@ -19,7 +19,6 @@ __all__ = [
     "insert_review",
     "live_face_count",
     "put_consent",
-    "reviewed_searches",
     "revoke_consent",
     "set_expiry",
     "subject_key",
@@ -151,8 +150,3 @@ def get_review(conn: sqlite3.Connection, search_seq: int) -> tuple[object, ...] 
         "SELECT search_seq, decision, reviewer, note, audit_seq FROM reviews WHERE search_seq = ?", (search_seq,)
     ).fetchone()
     return tuple(row) if row else None
-
-
-def reviewed_searches(conn: sqlite3.Connection) -> set[int]:
-    """The audit sequence numbers of the searches someone has reviewed."""
-    return {int(r[0]) for r in conn.execute("SELECT search_seq FROM reviews")}
