@@ -244,6 +244,7 @@ def test_secrets_sealed_with_another_server_key_are_refused_clearly(tmp_path: Pa
         KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "other.key")  # at start-up, not per request
 
 
+@SQLITE_FILES
 def test_a_lost_server_key_is_refused_with_a_way_to_start_over_that_works(tmp_path: Path) -> None:
     with KeyStore.open(tmp_path / "data") as keys:
         keys.create("admin")
@@ -255,6 +256,26 @@ def test_a_lost_server_key_is_refused_with_a_way_to_start_over_that_works(tmp_pa
     assert f"restore that server.key, or move {path} aside and create new keys" in str(refused.value)
     path.rename(tmp_path / "keys.db.lost")  # as it says
     with KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "new.key") as keys:
+        keys.create("admin")
+        assert len(keys.list()) == 1
+
+
+def test_a_lost_server_key_on_postgresql_is_refused_with_a_way_to_start_over_that_works(
+    tmp_path: Path, pg_url: str
+) -> None:
+    with KeyStore.open(tmp_path / "data", store=pg_url) as keys:
+        keys.create("admin")
+
+    with pytest.raises(ConfigurationError) as refused:
+        KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "new.key", store=pg_url)
+
+    assert "restore that server.key, or delete the rows of its keys and keys_sealer tables and create new keys" in str(
+        refused.value
+    )
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # as it says
+        admin.execute("DELETE FROM keys")
+        admin.execute("DELETE FROM keys_sealer")
+    with KeyStore.open(tmp_path / "data", server_key_file=tmp_path / "new.key", store=pg_url) as keys:
         keys.create("admin")
         assert len(keys.list()) == 1
 
