@@ -25,8 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Four pytest workers (pytest-xdist), each test file on one worker: many tests wait on servers,
+# subprocesses and timers, so four overlap well even on two cores (`make test TEST_WORKERS=0`: one process).
+TEST_WORKERS ?= 4
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench-lfw: $(STAMP)
 	$(BIN)/python bench/lfw.py
