@@ -629,6 +629,7 @@ SERVICE_OPERATION = {
     "face_crop": "GetFaceCrop",
     "review_queue": "ListReviewQueue",
     "get_audit_log": "GetAuditLog",
+    "export_audit_log": "GetAuditLog",  # the CLI's export: every entry, read a page at a time
     "verify_audit_log": "VerifyAuditLog",
     "check_audit_log": "VerifyAuditLog",
     "audit_head": "GetAuditLog",

@@ -81,9 +81,9 @@ def export(since: float | None, jsonl: bool, disclose: bool) -> None:
     embeddings or images. Identities (face, user and image ids, subjects) are keyed pseudonyms,
     stable within this data directory, unless --disclose (docs/governance.md)."""
     state = cli_state()
-    page = state.service().get_audit_log(since=since, limit=None, disclose=disclose, actor=state.actor())
+    export = state.service().export_audit_log(since=since, disclose=disclose, actor=state.actor())
     if jsonl:
-        for entry in page.entries:
+        for entry in export:
             click.echo(entry.to_json())
     else:
-        click.echo(render.entries_text(list(page.entries)))
+        click.echo(render.entries_text(export))

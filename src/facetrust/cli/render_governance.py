@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from facetrust.cli.governance_io import receipt_document
@@ -164,9 +164,9 @@ def chain_failure_text(report: ChainReport, bad: AuditEntry | None) -> str:
 _COLUMNS = ("seq", "time", "key id", "role", "operation", "collection", "purpose", "outcome", "case")
 
 
-def entries_text(found: Sequence[AuditEntry]) -> str:
-    if not found:
-        return "no audit entries"
+def entries_text(found: Iterable[AuditEntry]) -> str:
+    """The entries as a table (its rows' short texts are kept, not the entries: an export of a long log
+    is read a page at a time)."""
     rows = [
         [
             str(e.seq),
@@ -177,6 +177,8 @@ def entries_text(found: Sequence[AuditEntry]) -> str:
         ]
         for e in found
     ]
+    if not rows:
+        return "no audit entries"
     return table(_COLUMNS, rows, right=frozenset({0}))
 
 

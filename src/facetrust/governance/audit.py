@@ -33,6 +33,7 @@ __all__ = [
     "ChainReport",
     "HeadFile",
     "append",
+    "count_entries",
     "entries",
     "head",
     "other_than_follows",
@@ -137,6 +138,19 @@ def append(conn: sqlite3.Connection, data: dict[str, Any], *, at: float | None =
         (seq, stamp, text, prev, digest),
     )
     return AuditEntry(seq, stamp, data, prev, digest)
+
+
+def count_entries(conn: sqlite3.Connection, *, since: float | None = None, upto: int | None = None) -> int:
+    """How many entries there are (at or after ``since``, up to sequence ``upto``)."""
+    sql = "SELECT count(*) FROM audit_log WHERE 1 = 1"
+    args: list[Any] = []
+    if since is not None:
+        sql += " AND at >= ?"
+        args.append(since)
+    if upto is not None:
+        sql += " AND seq <= ?"
+        args.append(upto)
+    return int(conn.execute(sql, args).fetchone()[0])
 
 
 def entries(

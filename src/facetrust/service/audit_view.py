@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,16 +26,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
 
 __all__ = [
+    "EXPORT_PAGE",
     "MAX_ENTRIES",
+    "AuditExport",
     "AuditPage",
     "ChainCheck",
     "audit_head",
     "check_audit_log",
+    "export_audit_log",
     "get_audit_log",
     "verify_audit_log",
 ]
 
 MAX_ENTRIES = 1000
+EXPORT_PAGE = 1000  # entries an export reads (and pseudonymises) at a time
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,56 @@ def get_audit_log(
             found = [replace(e, data=view.entry(e.data)) for e in found]
         step.record.details["returned"] = len(found)
     return AuditPage(tuple(found), head, more, disclose)
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    """An audited read of every entry up to ``head`` (at or after ``since``): ``count`` of them,
+    read from the database a page at a time as the export is iterated (each iteration reads them
+    afresh), pseudonymised unless ``disclosed``. The log only grows, so they are the entries
+    the read was recorded for."""
+
+    head: audit.AuditHead
+    count: int
+    disclosed: bool
+    _read: Callable[[], Iterator[audit.AuditEntry]] = field(repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[audit.AuditEntry]:
+        return self._read()
+
+
+def export_audit_log(
+    service: ServiceContext, actor: Actor, *, since: float | None = None, disclose: bool = False
+) -> AuditExport:
+    """Every entry (at or after ``since``) up to the head now, as one audited read, like
+    ``get_audit_log`` with no limit, but never all in memory at once: a log of millions of entries
+    exports in the memory of one page."""
+    with governed(service, actor, "GetAuditLog") as step:
+        step.record.details = {"after_seq": 0, "disclose": disclose}
+        if since is not None:
+            check_time(since, "Since")
+        if disclose:
+            require_role(actor.key_id, actor.role, "DiscloseAuditLog")
+        with service.store.transaction() as conn:
+            key = deployment_key(conn)
+            head = audit.head(conn)
+            count = audit.count_entries(conn, since=since, upto=head.seq)
+        step.record.details["returned"] = count
+    view = None if disclose else Pseudonymiser(key)
+
+    def read() -> Iterator[audit.AuditEntry]:
+        after = 0
+        while after < head.seq:
+            page = list(audit.entries(service.store.connection(), since=since, after_seq=after, limit=EXPORT_PAGE))
+            for entry in page:
+                if entry.seq > head.seq:
+                    return
+                yield entry if view is None else replace(entry, data=view.entry(entry.data))
+            if len(page) < EXPORT_PAGE:
+                return
+            after = page[-1].seq
+
+    return AuditExport(head, count, disclose, read)
 
 
 def _next_seq(

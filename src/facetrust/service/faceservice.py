@@ -479,6 +479,13 @@ class FaceService:
             self.ctx, actor, after_seq=after_seq, since=since, limit=limit, disclose=disclose
         )
 
+    def export_audit_log(
+        self, *, since: float | None = None, disclose: bool = False, actor: Actor = LOCAL
+    ) -> _audit_view.AuditExport:
+        """Every audit entry (at or after ``since``) as one audited read, like ``get_audit_log`` with
+        no limit, read a page at a time as the result is iterated."""
+        return _audit_view.export_audit_log(self.ctx, actor, since=since, disclose=disclose)
+
     def verify_audit_log(self, expected: AuditHead | None = None, *, actor: Actor = LOCAL) -> ChainReport:
         """Recompute the audit log's hash chain (and compare with an exported head)."""
         return _audit_view.verify_audit_log(self.ctx, actor, expected)
