@@ -4,7 +4,6 @@ and serves again once it is back, without a restart of its own (docs/store.md)."
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from facetrust.server.keys import KeyStore
-from pg_cluster import PgServer, pg_unavailable, start_server
+from pg_cluster import PgServer, session_server
 
 from .conftest import Replica, SharedStore
 from .test_replicas import _index, _matches
@@ -24,15 +23,7 @@ def own_server() -> Iterator[PgServer]:
     """A PostgreSQL of this test's own, which it stops and starts again (not the session's, which others use)."""
     if os.environ.get("FACETRUST_TEST_POSTGRES"):
         pytest.skip("stops its own PostgreSQL, which a server given by FACETRUST_TEST_POSTGRES is not")
-    try:
-        server = start_server()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        pg_unavailable(str(exc))
-        raise  # pragma: no cover - pg_unavailable raises
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from session_server()  # started for this test alone, and stopped after it
 
 
 def test_while_postgresql_is_down_every_replica_answers_503_and_after_its_restart_serves_again(

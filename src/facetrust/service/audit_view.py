@@ -67,10 +67,7 @@ def get_audit_log(
         if limit is not None:
             check_limit(limit, "MaxResults", 1, MAX_ENTRIES)
         check_limit(after_seq, "AfterSequence", 0, 2**63 - 1)
-        if since is not None:
-            check_time(since, "Since")
-        if disclose:
-            require_role(actor.key_id, actor.role, "DiscloseAuditLog")
+        _check_read(actor, since, disclose)
         with service.store.transaction() as conn:
             key = deployment_key(conn)
             found = list(audit.entries(conn, since=since, after_seq=after_seq, limit=limit))
@@ -107,10 +104,7 @@ def export_audit_log(
     exports in the memory of one page."""
     with governed(service, actor, "GetAuditLog") as step:
         step.record.details = {"after_seq": 0, "disclose": disclose}
-        if since is not None:
-            check_time(since, "Since")
-        if disclose:
-            require_role(actor.key_id, actor.role, "DiscloseAuditLog")
+        _check_read(actor, since, disclose)
         with service.store.transaction() as conn:
             key = deployment_key(conn)
             head = audit.head(conn)
@@ -131,6 +125,14 @@ def export_audit_log(
             after = page[-1].seq
 
     return AuditExport(head, count, disclose, read)
+
+
+def _check_read(actor: Actor, since: float | None, disclose: bool) -> None:
+    """A read's ``since`` is a time, and disclosing needs the DiscloseAuditLog privilege."""
+    if since is not None:
+        check_time(since, "Since")
+    if disclose:
+        require_role(actor.key_id, actor.role, "DiscloseAuditLog")
 
 
 def _next_seq(
