@@ -25,13 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from facetrust.errors import (
-    ConfigurationError,
-    FacetrustError,
-    InvalidParameterError,
-    NotFoundError,
-    StoreUnavailableError,
-)
+from facetrust.errors import ConfigurationError, FacetrustError, InvalidParameterError, NotFoundError
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
 from facetrust.store.busy import BUSY_TIMEOUT_S, store_busy
@@ -155,7 +149,7 @@ class KeyStore:
     @classmethod
     def _open_postgres(cls, data_dir: Path, url: str, sealer: SecretSealer) -> KeyStore:
         from facetrust.store.pg_conn import connect
-        from facetrust.store.postgres import redact_error, redact_url
+        from facetrust.store.postgres import reach, redact_error, redact_url
 
         try:
             conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
@@ -170,7 +164,8 @@ class KeyStore:
         except FacetrustError:  # refused (a newer version, another server key) or busy
             conn.close()
             raise
-        return cls(data_dir / KEYS_FILE, conn, sealer, reopen=lambda: _reconnect(url))
+        # a lost connection replaced; the database out of reach is StoreUnavailableError: a 503, retried
+        return cls(data_dir / KEYS_FILE, conn, sealer, reopen=lambda: reach(url, "the key store in"))
 
     def close(self) -> None:
         with self._lock:
@@ -412,18 +407,3 @@ def _version(conn: sqlite3.Connection, postgres: bool) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
     found = conn.execute("SELECT value FROM meta WHERE key = ?", (_PG_VERSION_KEY,)).fetchone()
     return 0 if found is None else int(found[0])
-
-
-def _reconnect(url: str) -> sqlite3.Connection:
-    """A new connection to the key store's database, replacing a lost one. The database cannot be
-    reached (a restart, an outage): ``StoreUnavailableError`` naming it, as the store's own
-    connections do (store/postgres.py), so a signed request is answered 503 and retried, not 500."""
-    from facetrust.store import pg_conn
-    from facetrust.store.postgres import redact_error, redact_url
-
-    try:
-        return cast(sqlite3.Connection, pg_conn.connect(url))
-    except sqlite3.OperationalError as exc:
-        raise StoreUnavailableError(
-            f"Cannot open the key store in {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
-        ) from None

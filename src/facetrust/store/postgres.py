@@ -35,7 +35,7 @@ from facetrust.store.sqlite import SERVER_VACUUMS, Store
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
-__all__ = ["PostgresStore", "open_store", "redact_error", "redact_url"]
+__all__ = ["PostgresStore", "open_store", "reach", "redact_error", "redact_url"]
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ def redact_url(url: str) -> str:
     return _PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}=***" if _is_secret(m.group(2)) else m.group(0), url)
 
 
+def reach(url: str, what: str) -> sqlite3.Connection:
+    """A new connection to the database at ``url``. One that cannot be reached (a restart, an
+    outage) is ``StoreUnavailableError``: "Cannot open ``what`` <url without password>: why"."""
+    try:
+        return cast(sqlite3.Connection, connect(url))
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(
+            f"Cannot open {what} {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
+        ) from None
+
+
 def redact_error(text: str, url: str) -> str:
     """``text`` (a driver's error about ``url``: libpq may quote the part of the URL it could not
     read, password and all) with every secret of ``url`` replaced by ``***``."""
@@ -194,13 +205,7 @@ class PostgresStore(Store):
         if conn is None or conn.ended_while_idle:  # a lost connection is replaced on next use, before it is used
             self._check_open()
             private_dir(self.path.parent)  # index snapshots and the head file stay here, 0700
-            try:
-                conn = connect(self.url)
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(
-                    f"Cannot open the PostgreSQL store {redact_url(self.url)}: {redact_error(str(exc), self.url)}",
-                    setting="store",
-                ) from None
+            conn = cast("PgConnection", reach(self.url, "the PostgreSQL store"))
             self._conns.put(cast(sqlite3.Connection, conn))  # closes the lost one
         # The wrapper answers every sqlite3.Connection method the store and its callers use.
         return cast(sqlite3.Connection, conn)
