@@ -46,10 +46,10 @@ class LoopbackHostsOnly:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hosts = [value.decode("latin-1") for name, value in scope.get("headers", []) if name.lower() == b"host"]
-        if scope["type"] == "http" and hosts and not all(is_loopback(_host_name(h.strip())) for h in hosts):
-            shown = next(h for h in hosts if not is_loopback(_host_name(h.strip())))
+        refused = [h for h in hosts if not is_loopback(_host_name(h.strip()))]
+        if scope["type"] == "http" and refused:
             message = (
-                f"Host {shown[:100]!r} is not a loopback name: a server without authentication answers only "
+                f"Host {refused[0][:100]!r} is not a loopback name: a server without authentication answers only "
                 "requests addressed to localhost, 127.0.0.0/8 or [::1]"
             )
             await error_response(400, "AccessDeniedException", message, str(scope.get(REQUEST_ID_KEY, "-")))(
