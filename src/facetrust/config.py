@@ -372,9 +372,7 @@ def _coerce(name: str, raw: str, where: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind is Path:
-            if not raw.strip() or "\0" in raw:  # "" would silently mean the current directory
-                raise ValueError(raw)
-            return Path(raw).expanduser()
+            return _path(raw)
         if kind is str:
             return raw
         return kind(raw)
@@ -383,15 +381,24 @@ def _coerce(name: str, raw: str, where: str) -> Any:
         raise ConfigurationError(f"Setting {where}={raw!r} is not {what}", setting=name) from None
 
 
+def _path(raw: str) -> Path:
+    """``raw`` as a path; ValueError for an empty one (it would silently mean the current directory)
+    or one holding a NUL character."""
+    if not raw.strip() or "\0" in raw:
+        raise ValueError(raw)
+    return Path(raw).expanduser()
+
+
 def _config_path(raw: str) -> Path:
     """``$FACETRUST_CONFIG`` as a path: an empty value is an error, not the current directory."""
-    if not raw.strip() or "\0" in raw:
+    try:
+        return _path(raw)
+    except ValueError:
         raise ConfigurationError(
             f"Setting {ENV_PREFIX}CONFIG={raw!r} is not a path (not empty, no NUL character); "
             "unset it to read no config file",
             setting="config",
-        )
-    return Path(raw).expanduser()
+        ) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
