@@ -475,14 +475,16 @@ def test_a_moratorium_declared_while_a_job_waits_fails_the_job_with_the_reason(t
     settings = Settings(flip_augment=False, video_root=root, video_sample_fps=5.0)
     with FaceService(tmp_path / "data", fake_engine(settings), policy=closed) as second:
         jobs_of(second)
-        for _ in range(600):
+        for _ in range(600):  # the job's end, stored after its refusal is audited (reading it is refused too)
             with second.store.snapshot() as conn:
-                runs = [e.data for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"]
-            if runs:
+                status = conn.execute(
+                    "SELECT status, status_message FROM video_jobs WHERE job_id = ?", (job,)
+                ).fetchone()
+            if status[0] != "IN_PROGRESS":
                 break
             time.sleep(0.05)
         with second.store.snapshot() as conn:
-            status = conn.execute("SELECT status, status_message FROM video_jobs WHERE job_id = ?", (job,)).fetchone()
+            runs = [e.data for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"]
     assert tuple(status) == (
         "FAILED",
         "Purpose 'general' is forbidden by the deployment policy: Moratorium (board decision)",
