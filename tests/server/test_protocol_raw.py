@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import logging
 from collections.abc import Iterator
@@ -197,6 +198,26 @@ def test_another_content_type_is_a_serialization_exception(api: Api, content_typ
 @pytest.mark.parametrize("content_type", ["application/x-amz-json-1.0", "application/json; charset=utf-8"])
 def test_json_content_types_are_accepted(api: Api, content_type: str) -> None:
     assert post(api, "ListCollections", content_type=content_type).status_code == 200
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip", "GZIP"])
+def test_a_compressed_body_is_refused_naming_its_content_encoding(api: Api, encoding: str) -> None:
+    body = gzip.compress(b'{"CollectionId": "zipped"}')
+
+    response = post(api, "CreateCollection", body, headers={"content-encoding": encoding})
+
+    assert error(response) == (
+        400,
+        "SerializationException",
+        f"Content-Encoding {encoding!r} is not supported: "
+        "send the body uncompressed (no Content-Encoding, or identity)",
+    )
+    assert api.service.list_collections().names == ()
+
+
+@pytest.mark.parametrize("encoding", ["identity", "Identity", ""])
+def test_an_identity_content_encoding_is_accepted(api: Api, encoding: str) -> None:
+    assert post(api, "ListCollections", headers={"content-encoding": encoding}).status_code == 200
 
 
 def test_an_oversized_body_is_refused_from_its_content_length(api: Api) -> None:

@@ -93,6 +93,18 @@ def check_content_type(raw: str | None) -> None:
         )
 
 
+def check_content_encoding(raw: str | None) -> None:
+    """Refuse a Content-Encoding header (``raw``: its value) naming any coding but identity: the body
+    is read as it came, and a compressed one would otherwise fail as JSON that is not valid."""
+    raw = raw or ""
+    if any(c.strip().lower() not in ("", "identity") for c in raw.split(",")):
+        raise RequestError(
+            "SerializationException",
+            f"Content-Encoding {raw[:100]!r} is not supported: "
+            "send the body uncompressed (no Content-Encoding, or identity)",
+        )
+
+
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 

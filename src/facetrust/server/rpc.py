@@ -29,6 +29,7 @@ from facetrust.server.errors import JSON_CONTENT_TYPE, RequestError, describe_er
 from facetrust.server.metrics import Metrics
 from facetrust.server.operations import OPERATIONS, Operation
 from facetrust.server.protocol import (
+    check_content_encoding,
     check_content_type,
     operation_name,
     parse_body,
@@ -152,6 +153,7 @@ class RpcEndpoint:
         try:
             authorize(principal, name)
             check_content_type(wire.header("content-type"))
+            check_content_encoding(wire.header("content-encoding"))
             params = parse_params(
                 parse_body(wire.body), operation.members, max_image_bytes=self.settings.max_image_bytes
             )
