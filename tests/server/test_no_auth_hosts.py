@@ -59,3 +59,25 @@ def test_given_authentication_when_the_host_is_any_name_then_the_signature_decid
                 client.close()
             response = httpx.get(url + "/health", headers={"host": "faces.example.org"})
             assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health/", "/metrics/", "/nowhere/"])
+def test_given_authentication_when_a_path_ends_in_a_slash_then_no_redirect_names_the_host(api: Api, path: str) -> None:
+    with KeyStore.open(api.service.data_dir) as keys:
+        app = create_app(api.service, authenticator=SigV4Authenticator(keys), settings=Settings())
+        with serving(app) as url:
+            response = httpx.get(url + path, headers={"host": "attacker.example"})
+
+    assert "location" not in response.headers
+    assert error(response)[:2] == (404, "UnknownOperationException")
+
+
+def test_the_web_page_without_its_slash_is_found_by_a_relative_redirect(api: Api) -> None:
+    with KeyStore.open(api.service.data_dir) as keys:
+        app = create_app(api.service, authenticator=SigV4Authenticator(keys), settings=Settings())
+        with serving(app) as url:
+            response = httpx.get(url + "/ui", headers={"host": "attacker.example"})
+            page = httpx.get(url + "/ui", follow_redirects=True)
+
+    assert (response.status_code, response.headers["location"]) == (307, "/ui/")
+    assert page.status_code == 200 and page.url.path == "/ui/"

@@ -289,6 +289,10 @@ def create_app(
         status = 307 if WEB_DIR.is_dir() else 200
         return Response(json.dumps(body).encode(), status_code=status, media_type="application/json", headers=headers)
 
+    async def to_ui(request: Request) -> Response:
+        """``GET /ui``: to the web page, by a relative location (never one built from the Host header)."""
+        return Response(status_code=307, headers={"location": UI_PATH})
+
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -308,8 +312,9 @@ def create_app(
         Route("/metrics", prometheus, methods=["GET"]),
     ]
     if WEB_DIR.is_dir():
+        routes.append(Route(UI_PATH.rstrip("/"), to_ui, methods=["GET", "HEAD"]))
         routes.append(Mount("/ui", app=WholeFiles(StaticFiles(directory=WEB_DIR, html=True)), name="ui"))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=_replica_loop(
             service,
@@ -323,3 +328,8 @@ def create_app(
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
     )
+    # Starlette sends a path with (or without) a trailing slash it does not serve to the other form,
+    # an absolute URL built from the request's Host header: a forged Host was echoed into Location.
+    # Such paths are not served; the web page's one is redirected above, to a relative location.
+    app.router.redirect_slashes = False
+    return app
