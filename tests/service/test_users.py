@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from facetrust.errors import ConflictError, InvalidParameterError, LimitExceededError, NotFoundError
@@ -173,6 +175,39 @@ def test_a_user_search_that_would_need_more_neighbours_than_an_index_gives_stops
     result = coll.search_users_by_image("c", face_png((50, 50, 100, 100)), threshold=0)
     assert [m.user.user_id for m in result.matches] == ["alice"]
     assert result.gallery_size == 1
+
+
+def test_a_user_search_reads_only_the_faces_that_belong_to_a_user(
+    coll: FaceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most of the collection's faces have no user: the search still finds the users, ranks them
+    and counts their faces, and the store hands it no face without a user (none could answer)."""
+    for p in range(0, 30, 3):
+        coll.index_faces("c", face_png((10, 10, 90, p), (150, 10, 90, p + 1), (290, 10, 90, p + 2)))
+    a1, a2, b = _faces(coll, 100, 100, 101)
+    coll.create_user("c", "alice")
+    coll.create_user("c", "bob")
+    coll.associate_faces("c", "alice", [a1, a2])
+    coll.associate_faces("c", "bob", [b])
+    read = coll.store.faces_by_keys
+    handed: list[str | None] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> dict[int, Any]:
+        found = read(*args, **kwargs)
+        handed.extend(f.user_id for f in found.values())
+        return found
+
+    monkeypatch.setattr(coll.store, "faces_by_keys", recorded)
+    by_image = coll.search_users_by_image("c", face_png((50, 50, 100, 100)), threshold=0)
+    by_user = coll.search_users("c", user_id="alice", threshold=0)
+    by_face = coll.search_users("c", face_id=a1, threshold=0)
+
+    assert [m.user.user_id for m in by_image.matches] == ["alice", "bob"]
+    assert by_image.matches[0].similarity > by_image.matches[1].similarity
+    assert (by_image.gallery_size, by_user.gallery_size, by_face.gallery_size) == (3, 1, 2)
+    assert [m.user.user_id for m in by_user.matches] == ["bob"]
+    assert [(m.user.user_id, m.best_face_id) for m in by_face.matches][:1] == [("alice", a2)]
+    assert handed and None not in handed  # 30 faces without a user, none of them read
 
 
 def test_associating_with_a_user_deleted_meanwhile_links_nothing(

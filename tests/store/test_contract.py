@@ -92,6 +92,22 @@ def test_users_group_faces_and_count_them(store: FaceStore) -> None:
     assert all(f.user_id is None for f in store.faces_by_keys(cid, keys).values())  # faces stay, unassociated
 
 
+def test_faces_by_keys_with_users_only_reads_only_the_faces_of_a_user(store: FaceStore) -> None:
+    cid = _collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [_face(n) for n in range(1, 7)])
+        store.insert_user(conn, cid, "alice")
+        store.insert_user(conn, cid, "bob")
+        store.set_user(conn, cid, keys[1:3], "alice")
+        store.set_user(conn, cid, keys[4:5], "bob")
+    found = store.faces_by_keys(cid, keys, users_only=True)
+    assert sorted(found) == [keys[1], keys[2], keys[4]]
+    assert {k: f.user_id for k, f in found.items()} == {keys[1]: "alice", keys[2]: "alice", keys[4]: "bob"}
+    with store.snapshot() as conn:  # on a caller's connection too, and the keys without a user are left out
+        assert store.faces_by_keys(cid, [keys[0], keys[3], keys[5]], conn, users_only=True) == {}
+    assert sorted(store.faces_by_keys(cid, keys)) == sorted(keys)  # without it, every face asked for
+
+
 def test_deleting_a_collection_removes_its_faces_users_and_changes(store: FaceStore) -> None:
     cid = _collection(store)
     other = _collection(store, "other")

@@ -131,9 +131,9 @@ def _expired(face: FaceRow, now: float) -> bool:
     return not usable(face, now)
 
 
-def _rows(service: ServiceContext, row: CollectionRow, keys: list[int]) -> dict[int, FaceRow]:
+def _rows(service: ServiceContext, row: CollectionRow, keys: list[int], users_only: bool = False) -> dict[int, FaceRow]:
     with service.store.snapshot() as conn:
-        return service.store.faces_by_keys(row.id, keys, conn)
+        return service.store.faces_by_keys(row.id, keys, conn, users_only=users_only)
 
 
 def match_faces(
@@ -229,8 +229,8 @@ def _user_matches(
     now: float,
 ) -> tuple[tuple[UserSearchMatch, ...], int, ProbeScale]:
     scores, _, cal = _candidates(service, row, queries, threshold, max_users, exclude_faces, user_faces_only=True)
-    rows = _rows(service, row, list(scores))
-    compared = _comparisons(service, row, scores, cal, threshold)
+    rows = _rows(service, row, list(scores), users_only=True)  # only a user's face can answer: read no other
+    compared = _comparisons(service, row, {key: score for key, score in scores.items() if key in rows}, cal, threshold)
     best: dict[str, tuple[Comparison, str]] = {}
     for key, found in compared.items():
         face = rows.get(key)
@@ -253,7 +253,9 @@ def _user_matches(
         )
     # the users' faces the probe was compared with: expired, unswept faces are in no gallery, and
     # the probe's own faces (its face, or the searched user's) were left out of the search
-    left_out = sum(1 for f in _rows(service, row, list(exclude_faces)).values() if f.user_id and not _expired(f, now))
+    left_out = sum(
+        1 for f in _rows(service, row, list(exclude_faces), users_only=True).values() if not _expired(f, now)
+    )
     gallery = max(service.store.count_user_faces(row.id, now) - left_out, 0)
     return tuple(out), gallery, cal
 

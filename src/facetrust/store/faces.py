@@ -101,9 +101,17 @@ class FaceTable:
         return [_face(row) for row in conn.execute(sql, (image_id, collection_id))]
 
     def faces_by_keys(
-        self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
+        self,
+        collection_id: int,
+        keys: Sequence[int],
+        conn: sqlite3.Connection | None = None,
+        *,
+        users_only: bool = False,
     ) -> dict[int, FaceRow]:
-        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ? AND id IN ({{marks}})"
+        """The faces of ``keys`` still in the collection; with ``users_only``, only those associated
+        with a user (the database leaves the others out: a user search reads no other face)."""
+        having = " AND user_id IS NOT NULL" if users_only else ""
+        sql = f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ?{having} AND id IN ({{marks}})"
         faces = (_face(row) for row in select_in(conn or self._conn(), sql, (collection_id,), [int(k) for k in keys]))
         return {face.key: face for face in faces}
 

@@ -74,7 +74,12 @@ class FaceStore(Protocol):
     def faces_of_image(self, collection_id: int, image_id: str, conn: sqlite3.Connection) -> list[FaceRow]: ...
 
     def faces_by_keys(
-        self, collection_id: int, keys: Sequence[int], conn: sqlite3.Connection | None = None
+        self,
+        collection_id: int,
+        keys: Sequence[int],
+        conn: sqlite3.Connection | None = None,
+        *,
+        users_only: bool = False,
     ) -> dict[int, FaceRow]: ...
 
     def list_faces(
