@@ -12,6 +12,7 @@ from facetrust.governance import audit
 from facetrust.governance.pseudonyms import deployment_key
 from facetrust.store import crops, records
 from facetrust.store import people as tables
+from facetrust.store.faces import Resealed
 from facetrust.store.protocol import FaceStore
 from facetrust.store.sealing import Keyring, is_sealed
 
@@ -226,6 +227,6 @@ def test_reseal_moves_plain_templates_under_the_key(kind: str, tmp_path: Path, r
     sealed = STORES[kind + "-sealed"](tmp_path, url)
     sealed.keyring = Keyring(KEYRING.current, plain_ok=True)
     with sealed.transaction() as conn:
-        assert sealed.reseal_batch(conn, 0, 10) == (2, keys[1])
+        assert sealed.reseal_batch(conn, 0, 10) == Resealed(2, 0, keys[1])
     assert sealed.embedding(cid, keys[0]) == _face(1).embedding
     sealed.close()

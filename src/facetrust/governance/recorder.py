@@ -18,11 +18,14 @@ from facetrust.store import busy
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
 
-__all__ = ["Paused", "Record", "audited", "logged_or_refused"]
+__all__ = ["STARTED", "Paused", "Record", "audited", "logged_or_refused"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 INTERNAL_ERROR = "InternalServerError"  # the outcome of an attempt a fault of facetrust's own stopped (HTTP 500)
+# The outcome of the entry an operation that commits in several transactions (a template rotation)
+# appends in the transaction of its first change, so that it is in the log even if it never ends.
+STARTED = "started"
 
 # The operations whose audit record was opened in this context (None: nobody is counting).
 _OPENED: ContextVar[list[str] | None] = ContextVar("facetrust_audit_opened", default=None)

@@ -548,7 +548,8 @@ class FaceService:
 
     def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:
         """Re-seal every template with the current key (or seal plain ones), a batch per
-        transaction, so reads continue throughout; returns how many were re-sealed."""
+        transaction, so reads continue throughout; returns how many were re-sealed. The first
+        batch that changes anything commits with an audit entry saying a rotation started."""
         return _retention.rotate_templates(self.ctx, batch_size, actor)
 
     def record_review(self, search_seq: int, *, decision: str, note: str = "", actor: Actor = LOCAL) -> ReviewRecord:

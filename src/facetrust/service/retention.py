@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facetrust.governance.actor import Actor
+from facetrust.governance.recorder import STARTED, Record
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed
 from facetrust.service.types import SweepResult
@@ -58,16 +59,36 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
 
 
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:
+    """Re-seal every template, and every kept face crop, with the current key, a batch per transaction.
+
+    The transaction of the first batch that changes anything also appends an entry saying that a
+    rotation started (outcome ``started``), so a rotation killed after it is in the log; the entry
+    at the end says how many templates were re-sealed and names that one (``started_seq``). A rerun
+    re-seals what is left, logged the same way."""
     with governed(service, actor, "RotateTemplates") as step:
         rec = step.record
         check_limit(batch_size, "batch_size", 1, 1_000_000)
-        total, after = 0, 0
+        total, after, started = 0, 0, 0
         while True:
             with service.store.transaction() as conn:
-                changed, after = service.store.reseal_batch(conn, after, batch_size)
-            total += changed
+                batch = service.store.reseal_batch(conn, after, batch_size)
+                changed = batch.templates > 0 or batch.crops > 0
+                first = _log_start(service, conn, actor, batch_size) if changed and not started else 0
+            started = started or first  # only once its transaction committed
+            total, after = total + batch.templates, batch.last_key
+            rec.details = {"resealed": total}  # so far: an error's entry says it too
+            if started:
+                rec.details["started_seq"] = started
             if after == 0:
                 break
         service.store.checkpoint()  # no plain or old-key copy left in the WAL
-        rec.details = {"resealed": total}
     return total
+
+
+def _log_start(service: ServiceContext, conn: sqlite3.Connection, actor: Actor, batch_size: int) -> int:
+    """Append, in the first changing batch's transaction, the entry saying a rotation started: by
+    whom, in batches of how many, to which key. Its sequence number."""
+    keyring = service.store.keyring
+    start = Record(actor, "RotateTemplates")
+    start.details = {"batch_size": batch_size, "template_key": keyring.current.key_id.hex() if keyring else None}
+    return start.commit(conn, outcome=STARTED).seq

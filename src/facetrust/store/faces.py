@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
@@ -17,7 +18,7 @@ from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.sealing import Keyring
 
-__all__ = ["BULK_CACHE_KIB", "BULK_ROWS", "FaceTable"]
+__all__ = ["BULK_CACHE_KIB", "BULK_ROWS", "FaceTable", "Resealed"]
 
 #: A connection that inserts at least ``BULK_ROWS`` faces in one call keeps ``BULK_CACHE_KIB`` of
 #: page cache (SQLite's default is 2 MiB) from then on: the unique indexes of millions of faces and
@@ -26,6 +27,16 @@ __all__ = ["BULK_CACHE_KIB", "BULK_ROWS", "FaceTable"]
 #: and time-ordered ids). Only bulk writers pay its memory.
 BULK_ROWS = 1000
 BULK_CACHE_KIB = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Resealed:
+    """What one batch of a template rotation changed: templates and kept face crops re-sealed with
+    the current key, and the last face key it looked at (0: there were none left)."""
+
+    templates: int
+    crops: int
+    last_key: int
 
 
 class FaceTable:
@@ -181,11 +192,9 @@ class FaceTable:
         for key, face_id, blob in select_in(c, sql, (collection_id,), [int(k) for k in keys]):
             yield int(key), self._open(face_id, bytes(blob))
 
-    def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> tuple[int, int]:
+    def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> Resealed:
         """Re-seal up to ``limit`` templates after ``after_key``, and their faces' crops, with the
-        keyring's current key.
-
-        Returns (templates changed, last key looked at; 0 when there are no more)."""
+        keyring's current key."""
         from facetrust.store.crops import reseal_crops
         from facetrust.store.sealing import is_sealed
 
@@ -204,7 +213,7 @@ class FaceTable:
         changed_crops = reseal_crops(conn, self.keyring, [(int(key), str(face_id)) for key, face_id, _ in rows])
         if changed or changed_crops:  # their old versions are reclaimed by the vacuum, as an erasure's rows
             vacuums.count_erasure(conn)
-        return changed, (int(rows[-1][0]) if rows else 0)
+        return Resealed(changed, changed_crops, int(rows[-1][0]) if rows else 0)
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
         from facetrust.store.people import drop_summaries, keep_joined, must_links_of

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.anchor import HeadFile
+    from facetrust.store.faces import Resealed
     from facetrust.store.rows import CollectionRow, FaceRow, NewFace, UserRow
     from facetrust.store.sealing import Keyring
 
@@ -92,7 +93,7 @@ class FaceStore(Protocol):
         self, collection_id: int, keys: Sequence[int] | None = None, conn: sqlite3.Connection | None = None
     ) -> Iterator[tuple[int, bytes]]: ...
 
-    def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> tuple[int, int]: ...
+    def reseal_batch(self, conn: sqlite3.Connection, after_key: int, limit: int) -> Resealed: ...
 
     def delete_faces(self, conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None: ...
 
