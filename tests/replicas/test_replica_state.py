@@ -204,6 +204,28 @@ def test_a_lease_is_held_by_one_holder_until_it_expires_then_taken_over(store: S
         two.close()
 
 
+def test_a_lease_ending_more_than_furthest_s_ahead_is_free_to_take(store: SharedStore) -> None:
+    """A lease written by a replica whose clock ran days ahead would otherwise hold its work until then."""
+    FaceService(store.data_dir("a"), fake_engine(), store=store.url).close()
+    ahead, behind = store.open_store(), store.open_store()
+    try:
+        assert leases.acquire(ahead, "job", "ahead", ttl_s=30, now=1000 + 10 * 86400)  # a clock ten days ahead
+        assert leases.acquire(behind, "job", "behind", ttl_s=30, now=1000)
+        assert leases.holder(ahead, "job") == leases.Lease("job", "behind", 1030)
+        assert not leases.acquire(ahead, "job", "ahead", ttl_s=30, now=1010)  # in step again: held as usual
+        assert leases.acquire(ahead, "edge", "ahead", ttl_s=30, now=1000 + leases.FURTHEST_S)
+        assert not leases.acquire(behind, "edge", "behind", ttl_s=30, now=1030)  # ends just FURTHEST_S ahead: held
+    finally:
+        ahead.close()
+        behind.close()
+
+
+def test_the_longest_lease_the_settings_allow_is_within_furthest_s() -> None:
+    assert Settings(lease_seconds=86400).lease_seconds < leases.FURTHEST_S
+    with pytest.raises(ConfigurationError):
+        Settings(lease_seconds=leases.FURTHEST_S)
+
+
 def test_of_many_replicas_asking_at_once_exactly_one_gets_the_lease(store: SharedStore) -> None:
     FaceService(store.data_dir("a"), fake_engine(), store=store.url).close()
     stores = [store.open_store() for _ in range(6)]
@@ -293,6 +315,18 @@ def test_a_job_whose_replica_died_is_taken_over_by_another(store: SharedStore, t
         assert job in jobs.adopt() or job in jobs.resume()
         done = jobs.wait(job, actor=actor)
         assert done.status == "SUCCEEDED" and len(done.faces) > 0
+
+
+def test_a_job_whose_lease_ends_more_than_furthest_s_ahead_is_taken_over(store: SharedStore, tmp_path: Path) -> None:
+    root = _video_root(tmp_path)
+    actor = Actor("AKIDTEST", "admin")
+    with _service(store, "a", video_root=root) as a:
+        job = VideoJobs(a, worker=False).start(VideoJobRequest("FaceDetection", "lobby", "a.mp4"), actor)
+        # a's clock ran ten days ahead when it took the job, and then a died
+        assert leases.acquire(a.store, f"video-job:{job}", a.holder, ttl_s=30, now=a.clock() + 10 * 86400)
+    with _service(store, "b", video_root=root, lease_seconds=5) as b:
+        jobs = VideoJobs(b, worker=False)
+        assert jobs.adopt() == [job]
 
 
 def test_a_replica_id_that_cannot_name_a_folder_is_refused_naming_the_setting(store: SharedStore) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from facetrust.store import vacuums
 from facetrust.store.inlist import in_chunks, select_in
+from facetrust.store.leases import FURTHEST_S
 
 __all__ = [
     "JobMatch",
@@ -107,13 +108,14 @@ def insert(conn: sqlite3.Connection, job: NewJob, now: float) -> bool:
 
 def unheld(conn: sqlite3.Connection, now: float) -> list[str]:
     """The ids of the IN_PROGRESS jobs no replica holds a live lease on (``video-job:<id>``,
-    store/leases.py), oldest first."""
+    store/leases.py: expired, or ending more than ``FURTHEST_S`` after ``now``), oldest first."""
     return [
         str(r[0])
         for r in conn.execute(
             "SELECT j.job_id FROM video_jobs j LEFT JOIN leases l ON l.name = 'video-job:' || j.job_id "
-            "WHERE j.status = 'IN_PROGRESS' AND (l.name IS NULL OR l.expires_at < ?) ORDER BY j.created_at",
-            (now,),
+            "WHERE j.status = 'IN_PROGRESS' AND (l.name IS NULL OR l.expires_at < ? OR l.expires_at > ?) "
+            "ORDER BY j.created_at",
+            (now, now + FURTHEST_S),
         )
     ]
 
