@@ -356,3 +356,47 @@ def test_export_reads_the_log_a_page_at_a_time_and_gives_what_one_read_of_it_giv
     assert limits and all(limit == 2 for limit in limits)  # never the whole log at once
     read = gc.log()[-1].data
     assert (read["operation"], read["returned"], read["disclose"]) == ("GetAuditLog", 10, disclose)
+
+
+def test_export_since_takes_a_lower_case_t_and_z(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "export", "--jsonl", "--since", "2000-01-01t00:00:00z")
+
+    assert result.exit_code == 0
+    assert [json.loads(line)["seq"] for line in result.stdout.splitlines()] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("since", "problem"),
+    [
+        ("2026-12-31T23:59:60Z", "names a leap second (:60), which is not supported: give the second before it (:59)"),
+        ("10000-01-01", "is out of range: give a time from 1970 to 9998-12-31T00:00:00Z"),
+        ("1969-12-31T23:59:59Z", "is out of range: give a time from 1970 to 9998-12-31T00:00:00Z"),
+        ("2027-02-30", "is not a valid date or time: day is out of range for month"),
+        ("2027-01-15T08:00+24:00", "is not a valid date or time: its offset must be less than 24 hours"),
+        ("soon", "is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"),
+    ],
+)
+def test_export_since_names_the_option_the_value_and_what_is_wrong_with_it(
+    gc: GovernedCli, since: str, problem: str
+) -> None:
+    result = gc.run("audit-log", "export", "--since", since)
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"Error: --since {since!r} {problem}"
+
+
+def test_export_since_quotes_a_long_value_cut_at_64_characters(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "export", "--since", "2027-01-15" + "x" * 10_000)
+
+    assert result.exit_code == 2
+    shown = "'2027-01-15" + "x" * 54 + "…'"
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: --since {shown} is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"
+    )
+
+
+def test_the_leap_second_error_docs_cli_md_shows_is_the_real_one(gc: GovernedCli) -> None:
+    result = gc.run("audit-log", "export", "--since", "2026-12-31T23:59:60Z")
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert "$ facetrust audit-log export --since 2026-12-31T23:59:60Z\n" + result.stderr.splitlines()[-1] in docs

@@ -162,6 +162,41 @@ def test_only_auditors_and_admins_read_the_audit_log(gov: Governed) -> None:
         gov.client("auditor").search_faces_by_image(CollectionId="c", Image={"Bytes": face_png((20, 20, 100, 1))})
 
 
+def test_get_audit_log_reads_since_as_the_cli_does_with_a_lower_case_t_and_z(gov: Governed) -> None:
+    gov.client("admin").create_collection(CollectionId="c")
+    everything = gov.call("auditor", "GetAuditLog", {"Since": "2000-01-01t00:00:00z"}).json()["Entries"]
+    nothing = gov.call("auditor", "GetAuditLog", {"Since": "9998-12-31"}).json()["Entries"]
+
+    assert [e["Entry"]["operation"] for e in everything] == ["CreateCollection"]
+    assert nothing == []
+
+
+@pytest.mark.parametrize(
+    ("since", "problem"),
+    [
+        ("2026-12-31T23:59:60Z", "names a leap second (:60), which is not supported: give the second before it (:59)"),
+        ("+10000-01-01", "is out of range: give a time from 1970 to 9998-12-31T00:00:00Z"),
+        ("0001-01-01T00:00:00+01:00", "is out of range: give a time from 1970 to 9998-12-31T00:00:00Z"),
+        ("2027-13-01", "is not a valid date or time: month must be in 1..12"),
+        ("not-a-time", "is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"),
+    ],
+)
+def test_get_audit_log_names_since_its_value_and_what_is_wrong_with_it(gov: Governed, since: str, problem: str) -> None:
+    answer = gov.call("auditor", "GetAuditLog", {"Since": since})
+
+    assert (answer.status_code, answer.json()["__type"]) == (400, "InvalidParameterException")
+    assert answer.json()["message"] == f"Since {since!r} {problem}"
+
+
+def test_get_audit_log_quotes_a_long_since_cut_at_64_characters_in_its_answer_and_audit_entry(gov: Governed) -> None:
+    answer = gov.call("auditor", "GetAuditLog", {"Since": "x" * 60_000})
+
+    shown = "'" + "x" * 64 + "…'"
+    message = f"Since {shown} is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"
+    assert answer.json()["message"] == message
+    assert _log(gov)[-1]["error"] == message
+
+
 def test_verify_audit_log_detects_tampering_and_truncation_over_http(gov: Governed) -> None:
     gov.client("admin").create_collection(CollectionId="c")
     head = gov.call("auditor", "VerifyAuditLog", {}).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import os
@@ -15,30 +14,25 @@ from facetrust.errors import InvalidParameterError
 from facetrust.files import atomic_write_text
 from facetrust.governance.audit import AuditHead
 from facetrust.service.types import ErasureReceipt
-from facetrust.service.validate import LAST_TIME
+from facetrust.service.validate import LAST_TIME, read_iso_time
 
 __all__ = ["AUDIT_HEAD", "ISO8601", "read_receipt", "receipt_document", "write_receipt"]
 
 
 class Iso8601(click.ParamType[float]):
     """An ISO 8601 date or time (``2027-01-15``, ``2027-01-15T08:00:00Z``) → seconds since the
-    epoch. A time without an offset is UTC."""
+    epoch, read as the HTTP API reads one (``read_iso_time``). A time without an offset is UTC."""
 
     name = "ISO8601"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
+        what = param.opts[0] if param is not None and param.opts else "value"
         try:
-            when = dt.datetime.fromisoformat(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2027-01-15T08:00:00Z)", param, ctx)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp()
-        if not 0 <= seconds <= LAST_TIME:
-            self.fail(f"{value!r} is out of range: give a time from 1970 to 9998-12-31T00:00:00Z", param, ctx)
-        return seconds
+            return read_iso_time(str(value), what)
+        except InvalidParameterError as exc:  # its message names the option: not click's "Invalid value for"
+            raise click.UsageError(exc.message, ctx) from None
 
 
 class AuditHeadType(click.ParamType[AuditHead]):

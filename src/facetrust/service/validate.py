@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import re
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "decode_token",
     "decode_user_id",
     "encode_token",
+    "read_iso_time",
 ]
 
 _COLLECTION = re.compile(r"[a-zA-Z0-9_.\-]{1,255}")
@@ -102,6 +104,53 @@ def check_time(value: object, parameter: str) -> float:
             f"{parameter} {value!r} is invalid: give seconds since 1970 up to 9998-12-31T00:00:00Z", parameter=parameter
         )
     return float(value)
+
+
+def read_iso_time(text: str, what: str) -> float:
+    """An ISO 8601 date or time given as text (``2027-01-15``, ``2027-01-15T08:00:00Z``,
+    ``2027-01-15T10:00:00+02:00``; ``t`` and ``z`` in either case) → seconds since the epoch, UTC
+    where it gives no offset, from 1970 to 9998-12-31T00:00:00Z. Refused as ``InvalidParameterError``
+    naming ``what`` (the parameter, as the caller spells it) and the value cut at 64 characters:
+    a leap second (``:60``) as not supported, a year before 1970 or past 9998 as out of range."""
+    if not isinstance(text, str):
+        raise InvalidParameterError(
+            f"{what} must be an ISO 8601 date or time (text); got {type(text).__name__}", parameter=what
+        )
+    upper = text.upper()  # Python reads "T" and "Z" only
+    try:
+        if not text.isascii():  # digits of other scripts, and separators Python would take
+            raise ValueError("not ASCII")
+        when = dt.datetime.fromisoformat(upper)
+    except ValueError as exc:
+        raise InvalidParameterError(f"{what} {_shown(text)} {_unread(upper, str(exc))}", parameter=what) from None
+    seconds = (when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)).timestamp()
+    if not 0 <= seconds <= LAST_TIME:
+        raise InvalidParameterError(f"{what} {_shown(text)} {_OUT_OF_RANGE}", parameter=what)
+    return seconds
+
+
+_OUT_OF_RANGE = "is out of range: give a time from 1970 to 9998-12-31T00:00:00Z"
+_LEAP_SECOND = re.compile(r"(?<=[T ])(\d\d:?\d\d:?)60(?=$|[.,Z+\-])")
+_FAR_YEAR = re.compile(r"-\d|\+?\d{5,}-")  # a year before year 0, or one of five digits or more
+_FIELD = re.compile(r"(year|month|day|hour|minute|second|microsecond) [a-z0-9 .]+|offset .*")
+
+
+def _unread(upper: str, reason: str) -> str:
+    """Why ``upper`` (a time, upper-cased) did not read, given Python's ``reason``."""
+    if _FAR_YEAR.match(upper) or reason.startswith("year "):
+        return _OUT_OF_RANGE
+    if reason.startswith("second ") and _LEAP_SECOND.search(upper):
+        return "names a leap second (:60), which is not supported: give the second before it (:59)"
+    field = _FIELD.fullmatch(reason)
+    if field is not None:
+        why = "its offset must be less than 24 hours" if reason.startswith("offset") else reason
+        return f"is not a valid date or time: {why}"
+    return "is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """``value`` quoted for a message, cut at ``limit`` characters."""
+    return repr(value) if len(value) <= limit else repr(value[:limit])[:-1] + "…" + repr(value[:limit])[-1]
 
 
 def check_face_ids(values: object, *, parameter: str = "FaceIds", most: int = 4096) -> list[str]:

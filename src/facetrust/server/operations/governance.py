@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 from typing import Any
 
 from facetrust.errors import InvalidParameterError
@@ -20,6 +19,7 @@ from facetrust.server.protocol import Kind, Member
 from facetrust.service import FaceService
 from facetrust.service import audit_view as _audit_view
 from facetrust.service.types import ErasureReceipt
+from facetrust.service.validate import read_iso_time
 
 __all__ = ["OPERATIONS"]
 
@@ -51,11 +51,7 @@ def _entry(e: audit.AuditEntry) -> dict[str, Any]:
 def _since(text: str | None) -> float | None:
     if text is None:
         return None
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidParameterError(f"Since {text!r} is not an ISO 8601 time", parameter="Since") from None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    return read_iso_time(text, "Since")
 
 
 def get_audit_log(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
