@@ -265,6 +265,41 @@ def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_the
     assert [f.face_id for f in gov.list_faces("doors").faces] == [new]
 
 
+def _ends(svc: FaceService) -> dict[str, tuple[float, float]]:
+    """Each face's (expires_at, retained_until), by face id."""
+    rows = svc.store.connection().execute("SELECT face_id, expires_at, retained_until FROM faces")
+    return {str(r[0]): (float(r[1]), float(r[2])) for r in rows}
+
+
+def test_the_sweep_caps_an_expiry_set_centuries_ahead_at_the_longest_retention_and_counts_it(
+    gov: FaceService, clock: Clock
+) -> None:
+    gov.create_collection("c")  # the default purpose, review: 1,095 days, the longest a policy may set
+    gov.create_collection("doors", purpose="access")  # 30 days
+    gov.record_consent("alice", basis="release", evidence=b"x")
+    now = clock.now
+    kept = gov.index_faces("c", face_png((20, 20, 100, 1))).indexed[0].stored.face_id
+    clock.now = now + 300 * 365 * DAY  # a replica whose clock ran three centuries ahead enrols
+    far = gov.index_faces("c", face_png((21, 20, 100, 1))).indexed[0].stored.face_id
+    door = gov.index_faces("doors", face_png((22, 20, 100, 1)), external_image_id="alice").indexed[0].stored.face_id
+    clock.now = now + DAY  # the clocks in step again
+    latest = clock.now + 1095 * DAY
+
+    dry = gov.sweep_retention(dry_run=True)
+    assert _ends(gov)[far][0] > latest  # a dry run counts, and changes nothing
+    swept = gov.sweep_retention()
+
+    ends = _ends(gov)
+    assert ends[far] == ends[door] == (latest, latest)
+    assert ends[kept] == (now + 1095 * DAY,) * 2  # a configured retention, a day less than the cap: kept
+    assert (dry.expiries_capped, swept.expiries_capped) == (2, 2)
+    entries = [e.data for e in _log(gov) if e.data["operation"] == "SweepRetention"]
+    assert [(e.get("dry_run", False), e["expiries_capped"]) for e in entries] == [(True, 2), (False, 2)]
+    gov.record_consent("alice", basis="renewed", evidence=b"y")  # a renewal follows the capped retention
+    assert _ends(gov)[door] == (latest, latest)
+    assert gov.sweep_retention().expiries_capped == 0
+
+
 def test_expired_faces_not_yet_swept_crowd_out_no_match_and_count_in_no_gallery(gov: FaceService, clock: Clock) -> None:
     gov.create_collection("c")  # the default purpose, review: retention 1,095 days
     for _ in range(60):  # the probe's double, many times: they will have expired by the search

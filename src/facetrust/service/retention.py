@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facetrust.governance.actor import Actor
+from facetrust.governance.policy import MAX_RETENTION_DAYS
 from facetrust.governance.recorder import STARTED, Record
 from facetrust.service.erasure import all_collections, erase_keys
 from facetrust.service.governed import governed
@@ -25,8 +26,12 @@ __all__ = ["rotate_templates", "sweep_retention"]
 
 def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> SweepResult:
     """Erase every face past its expiry (retention, or its subject's consent) and delete every video
-    job past its own (service/video_retention.py), or only list them."""
+    job past its own (service/video_retention.py), or only list them. A face whose expiry or end of
+    retention lies more than ``MAX_RETENTION_DAYS`` (the longest a policy may set) after now was
+    enrolled by a clock far ahead: both are brought back to now + ``MAX_RETENTION_DAYS`` and counted
+    (``expiries_capped``; a dry run counts only)."""
     now = service.clock()
+    latest = now + MAX_RETENTION_DAYS * 86400.0
     rows = all_collections(service)
     names = {r.id: r.name for r in rows.values()}
 
@@ -38,24 +43,33 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
             with service.store.snapshot() as conn:
                 listed = listing(records.expired_faces(conn, now))
                 jobs = tuple(expired_jobs(service, conn, now))
-            step.record.details = {"dry_run": True, "expired": len(listed), "video_jobs_expired": len(jobs)}
-        return SweepResult(True, listed, None, jobs)
+                far = records.cap_expiries(conn, latest, write=False)
+            step.record.details = {
+                "dry_run": True,
+                "expired": len(listed),
+                "video_jobs_expired": len(jobs),
+                "expiries_capped": far,
+            }
+        return SweepResult(True, listed, None, jobs, far)
     selected: dict[int, list[FaceRow]] = {}
     dropped: list[str] = []
+    capped: list[int] = []
 
     def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
         selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
         return selected
 
-    def drop_jobs(conn: sqlite3.Connection) -> dict[str, object]:
+    def also(conn: sqlite3.Connection) -> dict[str, object]:
         dropped.extend(expired_jobs(service, conn, now))
         jobs_table.delete(conn, dropped)
-        return {"video_jobs_expired": len(dropped)}
+        capped.append(records.cap_expiries(conn, latest))
+        return {"video_jobs_expired": len(dropped), "expiries_capped": capped[0]}
 
     target = f"expires_at <= {now:.3f}"
-    receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=drop_jobs)
+    receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=also)
     erased = set(receipt.face_ids)
-    return SweepResult(False, tuple((c, f) for c, f in listing(selected) if f in erased), receipt, tuple(dropped))
+    expired = tuple((c, f) for c, f in listing(selected) if f in erased)
+    return SweepResult(False, expired, receipt, tuple(dropped), capped[0])
 
 
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:

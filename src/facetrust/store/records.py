@@ -9,6 +9,7 @@ from facetrust.store.inlist import select_in
 from facetrust.store.rows import _FACE_COLUMNS, FaceRow, _face
 
 __all__ = [
+    "cap_expiries",
     "expired_faces",
     "face_ids_present",
     "faces_by_external_id",
@@ -129,6 +130,20 @@ def live_face_count(conn: sqlite3.Connection, collection_id: int, now: float) ->
 
 def set_expiry(conn: sqlite3.Connection, face_key: int, expires_at: float) -> None:
     conn.execute("UPDATE faces SET expires_at = ? WHERE id = ?", (expires_at, face_key))
+
+
+def cap_expiries(conn: sqlite3.Connection, latest: float, *, write: bool = True) -> int:
+    """Bring every face's expiry that lies after ``latest`` back to ``latest``, and its end of
+    retention with it (``write`` false: only count them); how many. Found through the expiry's index
+    (a face's end of retention is never before its expiry), so the sweep reads no other face."""
+    found = int(conn.execute("SELECT count(*) FROM faces WHERE expires_at > ?", (latest,)).fetchone()[0])
+    if found and write:
+        conn.execute(
+            "UPDATE faces SET expires_at = ?, retained_until = CASE WHEN retained_until > ? THEN ? "
+            "ELSE retained_until END WHERE expires_at > ?",
+            (latest, latest, latest, latest),
+        )
+    return found
 
 
 def face_ids_present(conn: sqlite3.Connection, face_ids: list[str]) -> list[str]:
