@@ -273,9 +273,8 @@ class SweepResult:
     expired: tuple[tuple[str, str], ...]  # (collection, face_id)
     receipt: ErasureReceipt | None
     video_jobs: tuple[str, ...] = ()  # the ids of the video jobs past their retention (deleted unless a dry run)
-    expiries_capped: int = (
-        0  # faces whose expiry lay past now + MAX_RETENTION_DAYS (brought back to it unless a dry run)
-    )
+    # faces whose expiry lay past now + MAX_RETENTION_DAYS (brought back to it unless a dry run)
+    expiries_capped: int = 0
 
 
 @dataclass(frozen=True)
