@@ -706,6 +706,26 @@ def test_sweep_json_lists_expired_faces_and_the_receipt(gc: GovernedCli) -> None
     assert done["receipt"]["face_ids"] == [old] and done["receipt"]["what"] == "retention"
 
 
+def test_sweep_says_how_many_expiries_it_brought_back_from_a_clock_far_ahead(gc: GovernedCli) -> None:
+    gc.service.create_collection("doors", purpose="access")
+    gc.service.record_consent("alice", basis="release", evidence=b"x")
+    gc.clock.now += 300 * 365 * DAY  # a replica whose clock ran three centuries ahead enrols
+    gc.index("doors", "alice")
+    gc.clock.now -= 300 * 365 * DAY
+
+    dry = gc.run("retention", "sweep", "--dry-run")
+    done = json.loads(gc.run("retention", "sweep", "--json").stdout)
+    again = gc.run("retention", "sweep")
+
+    assert dry.stdout == (
+        "0 faces past their retention period (dry run: nothing erased)\n"
+        "1 face with an expiry more than 1095 days ahead (dry run: left as it is)\n"
+    )
+    assert done["expiries_capped"] == 1
+    assert "expiries_capped" not in json.loads(gc.run("retention", "sweep", "--json").stdout)
+    assert "more than 1095 days ahead" not in again.stdout
+
+
 def test_sweep_with_nothing_expired(gc: GovernedCli) -> None:
     result = gc.run("retention", "sweep", "--dry-run")
 

@@ -286,6 +286,26 @@ def test_the_server_sweeps_expired_faces_periodically(tmp_path: Path) -> None:
     service.close()
 
 
+def test_sweep_retention_answers_how_many_expiries_it_brought_back(tmp_path: Path) -> None:
+    now = [1_800_000_000.0]
+    service = FaceService(tmp_path / "data", fake_engine(), clock=lambda: now[0])
+    service.create_collection("c")
+    now[0] += 300 * 365 * 86400.0  # a replica whose clock ran three centuries ahead enrols
+    service.index_faces("c", face_png((20, 20, 100, 1)))
+    now[0] = 1_800_000_000.0
+    app = create_app(service, authenticator=None, settings=Settings(data_dir=tmp_path / "data"))
+    headers = {"x-amz-target": "RekognitionService.SweepRetention", "content-type": "application/x-amz-json-1.1"}
+    try:
+        with serving(app) as url:
+            dry = httpx.post(url, content=b'{"DryRun": true}', headers=headers).json()
+            done = httpx.post(url, content=b"{}", headers=headers).json()
+            again = httpx.post(url, content=b"{}", headers=headers).json()
+    finally:
+        service.close()
+    assert (dry["ExpiriesCapped"], done["ExpiriesCapped"]) == (1, 1)
+    assert "ExpiriesCapped" not in again
+
+
 def test_the_server_vacuums_the_store_after_an_erasure_as_the_store_vacuumer(tmp_path: Path) -> None:
     from facetrust.governance import audit
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from facetrust.cli.governance_io import receipt_document
 from facetrust.cli.render import dumps, table
 from facetrust.cli.render_collections import plural, timestamp, timestamp_or_none
+from facetrust.governance.policy import MAX_RETENTION_DAYS
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.governance.audit import AuditEntry, AuditHead, ChainReport
@@ -115,16 +116,21 @@ def consent_json(record: ConsentRecord, now: float) -> str:
 def sweep_text(result: SweepResult) -> str:
     count = plural(len(result.expired), "face")
     jobs = plural(len(result.video_jobs), "video job")
+    capped = plural(result.expiries_capped, "face") + f" with an expiry more than {MAX_RETENTION_DAYS} days ahead"
     if result.dry_run:
         head = f"{count} past their retention period (dry run: nothing erased)"
         if result.video_jobs:
             head += f"\n{jobs} past their retention period (dry run: nothing deleted)"
+        if result.expiries_capped:
+            head += f"\n{capped} (dry run: left as it is)"
         if not result.expired:
             return head
         return head + "\n" + table(("collection", "face id"), [[c, f] for c, f in result.expired])
     head = f"Erased {count} past their retention period"
     if result.video_jobs:
         head += f"\nDeleted {jobs} past their retention period, with their results"
+    if result.expiries_capped:
+        head += f"\n{capped}: brought back to {MAX_RETENTION_DAYS} days from now (a clock ran ahead)"
     return head if result.receipt is None else head + "\n" + receipt_text(result.receipt)
 
 
@@ -136,6 +142,7 @@ def sweep_json(result: SweepResult) -> str:
             "receipt": None if result.receipt is None else receipt_document(result.receipt),
         }
         | ({"video_jobs": list(result.video_jobs)} if result.video_jobs else {})
+        | ({"expiries_capped": result.expiries_capped} if result.expiries_capped else {})
     )
 
 

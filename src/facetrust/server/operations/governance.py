@@ -136,6 +136,8 @@ def sweep_retention(service: FaceService, p: dict[str, Any], actor: Actor) -> di
         out["Receipt"] = receipt(result.receipt)
     if result.video_jobs:
         out["VideoJobsExpired"] = list(result.video_jobs)
+    if result.expiries_capped:
+        out["ExpiriesCapped"] = result.expiries_capped
     return out
 
 
