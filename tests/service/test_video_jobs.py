@@ -244,6 +244,29 @@ def test_a_finished_job_expires_after_the_retention_setting_and_the_sweep_delete
     assert service.verify_audit_log().ok
 
 
+def test_a_job_finished_by_a_clock_far_ahead_is_brought_back_by_the_sweep_and_then_expires(videos: Videos) -> None:
+    service = videos.open(video_job_retention_days=7.0)
+    enrol_person_1(service)
+    now = videos.clock.now
+    videos.clock.now = now + 300 * 365 * DAY  # a replica whose clock ran three centuries ahead runs the job
+    job = search_job(service)
+    videos.clock.now = now + DAY  # the clocks in step again
+    jobs = jobs_of(service)
+
+    dry = service.sweep_retention(dry_run=True)
+    assert jobs.get(job, "FaceSearch").status == "SUCCEEDED"  # a dry run counts, and changes nothing
+    swept = service.sweep_retention()
+
+    assert (dry.video_jobs_capped, swept.video_jobs_capped, swept.video_jobs) == (1, 1, ())
+    videos.clock.now += 7 * DAY - 1
+    assert jobs.get(job, "FaceSearch").status == "SUCCEEDED"  # kept its retention, from the sweep on
+    assert service.sweep_retention().video_jobs_capped == 0
+    videos.clock.now += 1
+    assert service.sweep_retention().video_jobs == (job,)
+    entries = [e.data for e in audit.entries(service.store.connection()) if e.data["operation"] == "SweepRetention"]
+    assert [e["video_jobs_capped"] for e in entries] == [1, 1, 0, 0]
+
+
 def test_a_failed_job_expires_too_and_a_running_one_never(videos: Videos, tmp_path: Path) -> None:
     service = videos.open(video_job_retention_days=1.0)
     (videos.root / "lobby" / "notes.mp4").write_text("not a video")

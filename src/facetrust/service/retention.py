@@ -21,7 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
     from facetrust.store.sqlite import FaceRow
 
-__all__ = ["rotate_templates", "sweep_retention"]
+__all__ = ["JOB_AHEAD_S", "rotate_templates", "sweep_retention"]
+
+# A finished video job's finish time more than this after now was written by a clock far ahead (no
+# replicas' clocks differ by a day): the sweep brings it back to now, so the job is kept from then.
+JOB_AHEAD_S = 86400.0
 
 
 def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> SweepResult:
@@ -29,7 +33,8 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     job past its own (service/video_retention.py), or only list them. A face whose expiry or end of
     retention lies more than ``MAX_RETENTION_DAYS`` (the longest a policy may set) after now was
     enrolled by a clock far ahead: both are brought back to now + ``MAX_RETENTION_DAYS`` and counted
-    (``expiries_capped``; a dry run counts only)."""
+    (``expiries_capped``; a dry run counts only). So is a finished video job whose finish time lies
+    more than a day ahead (``JOB_AHEAD_S``): it is kept from now (``video_jobs_capped``)."""
     now = service.clock()
     latest = now + MAX_RETENTION_DAYS * 86400.0
     rows = all_collections(service)
@@ -44,13 +49,15 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
                 listed = listing(records.expired_faces(conn, now))
                 jobs = tuple(expired_jobs(service, conn, now))
                 far = records.cap_expiries(conn, latest, write=False)
+                far_jobs = jobs_table.cap_finish_times(conn, now + JOB_AHEAD_S, now, write=False)
             step.record.details = {
                 "dry_run": True,
                 "expired": len(listed),
                 "video_jobs_expired": len(jobs),
                 "expiries_capped": far,
+                "video_jobs_capped": far_jobs,
             }
-        return SweepResult(True, listed, None, jobs, far)
+        return SweepResult(True, listed, None, jobs, far, far_jobs)
     selected: dict[int, list[FaceRow]] = {}
     dropped: list[str] = []
     capped: list[int] = []
@@ -63,13 +70,14 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
         dropped.extend(expired_jobs(service, conn, now))
         jobs_table.delete(conn, dropped)
         capped.append(records.cap_expiries(conn, latest))
-        return {"video_jobs_expired": len(dropped), "expiries_capped": capped[0]}
+        capped.append(jobs_table.cap_finish_times(conn, now + JOB_AHEAD_S, now))
+        return {"video_jobs_expired": len(dropped), "expiries_capped": capped[0], "video_jobs_capped": capped[1]}
 
     target = f"expires_at <= {now:.3f}"
     receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=also)
     erased = set(receipt.face_ids)
     expired = tuple((c, f) for c, f in listing(selected) if f in erased)
-    return SweepResult(False, expired, receipt, tuple(dropped), capped[0])
+    return SweepResult(False, expired, receipt, tuple(dropped), capped[0], capped[1])
 
 
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:

@@ -275,6 +275,8 @@ class SweepResult:
     video_jobs: tuple[str, ...] = ()  # the ids of the video jobs past their retention (deleted unless a dry run)
     # faces whose expiry lay past now + MAX_RETENTION_DAYS (brought back to it unless a dry run)
     expiries_capped: int = 0
+    # finished video jobs whose finish time lay more than a day ahead (brought back to now unless a dry run)
+    video_jobs_capped: int = 0
 
 
 @dataclass(frozen=True)

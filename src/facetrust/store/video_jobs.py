@@ -24,6 +24,7 @@ __all__ = [
     "JobOutcome",
     "NewJob",
     "by_client_token",
+    "cap_finish_times",
     "delete",
     "finish",
     "finished",
@@ -157,6 +158,16 @@ def finished(conn: sqlite3.Connection, before: float) -> list[tuple[str, str, fl
         (before,),
     )
     return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+
+def cap_finish_times(conn: sqlite3.Connection, latest: float, to: float, *, write: bool = True) -> int:
+    """Bring the finish time of every SUCCEEDED or FAILED job that finished after ``latest`` (a clock
+    ran ahead) back to ``to`` (``write`` false: only count them); how many."""
+    where = "status IN ('SUCCEEDED', 'FAILED') AND updated_at > ?"
+    found = int(conn.execute(f"SELECT count(*) FROM video_jobs WHERE {where}", (latest,)).fetchone()[0])
+    if found and write:
+        conn.execute(f"UPDATE video_jobs SET updated_at = ? WHERE {where}", (to, latest))
+    return found
 
 
 def delete(conn: sqlite3.Connection, job_ids: Sequence[str]) -> int:
