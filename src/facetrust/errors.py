@@ -27,7 +27,8 @@
     ├── AuditLogDamagedError            an audit entry no longer reads (altered outside facetrust)
     ├── CommitUnknownError              a write whose commit was not acknowledged: check before retrying
     └── ConfigurationError              settings or a config file are invalid
-        └── StoreUnavailableError       the store's database cannot be connected to: retry later
+        └── StoreUnavailableError       the store's database cannot be connected to, or the connection
+                                        was lost mid-operation (its transaction rolled back): retry later
 
 Every error carries structured fields (``code`` and whatever the subclass adds) besides
 its message, so the CLI and the HTTP layer can render it without parsing strings.
@@ -320,6 +321,12 @@ class ConfigurationError(FacetrustError):
 class StoreUnavailableError(ConfigurationError):
     """The store's database could not be connected to (a PostgreSQL server down or refusing
     connections): when opening, the ``store`` setting may be wrong; once open, an outage, in which
-    nothing was done and a retry later may succeed."""
+    nothing was done and a retry later may succeed. ``connection_lost``: the connection was lost
+    in the middle of an operation instead (the server stopped, its backend ended); the database
+    rolled back the transaction it had open, and the message says what became of the statement."""
 
     code = "StoreUnavailable"
+
+    def __init__(self, message: str, *, setting: str | None = None, connection_lost: bool = False) -> None:
+        super().__init__(message, setting=setting)
+        self.connection_lost = connection_lost

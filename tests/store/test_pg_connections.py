@@ -234,16 +234,83 @@ def test_a_live_connection_past_descriptor_1024_is_kept(tmp_path: Path, pg_url: 
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_a_connection_lost_inside_a_transaction_raises_the_error_that_lost_it(
+def _lost_and_rolled_back(caught: StoreUnavailableError) -> None:
+    """``caught`` says the connection was lost and the transaction rolled back, names the store
+    (without its password) for the log, and is answered 503 (botocore retries it)."""
+    assert caught.connection_lost
+    assert caught.message.startswith("The connection to the PostgreSQL store postgresql://")
+    assert "was lost (terminating connection due to administrator command)" in caught.message
+    assert "rolled back, so none of its changes were written" in caught.message
+    assert describe_error(caught, "IndexFaces", "rid")[:2] == (503, "ServiceUnavailableException")
+
+
+def test_a_connection_lost_inside_a_transaction_is_store_unavailable_and_nothing_of_it_stays(
     pg_url: str, store: PostgresStore
 ) -> None:
-    with pytest.raises(sqlite3.OperationalError) as caught, store.transaction() as conn:
+    with pytest.raises(StoreUnavailableError) as caught, store.transaction() as conn:
         store.insert_collection(conn, "staff", "model-a", "general")
+        audit.append(conn, {"operation": "CreateCollection"})
         _terminate(pg_url, conn)
         conn.execute("SELECT 1")
 
-    assert "the connection is closed" not in str(caught.value)  # not the ROLLBACK's, on a lost connection
+    _lost_and_rolled_back(caught.value)
     assert store.count_collections() == 0  # the server rolled it back; the next use reconnects
+    chain = audit.verify_chain(store.connection(), anchors=store.heads.heads())
+    assert (chain.ok, chain.entries) == (True, 0)
+    with store.transaction() as conn:  # and writes again
+        store.insert_collection(conn, "staff", "model-a", "general")
+        audit.append(conn, {"operation": "CreateCollection"})
+    assert store.count_collections() == 1
+    assert audit.verify_chain(store.connection(), anchors=store.heads.heads()).ok
+
+
+def test_a_connection_lost_inside_a_snapshot_is_store_unavailable_and_the_next_one_reads(
+    pg_url: str, store: PostgresStore
+) -> None:
+    with pytest.raises(StoreUnavailableError) as caught, store.snapshot() as conn:
+        conn.execute("SELECT count(*) FROM collections").fetchone()
+        _terminate(pg_url, conn)
+        conn.execute("SELECT count(*) FROM faces")
+
+    _lost_and_rolled_back(caught.value)
+    with store.snapshot() as conn:
+        assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
+
+
+def test_a_connection_lost_while_a_single_read_runs_is_store_unavailable_and_the_next_read_reconnects(
+    pg_url: str, store: PostgresStore
+) -> None:
+    """A statement outside a transaction, cut off while it runs (found lost only by running it)."""
+    first = store.connection()
+    pid = first.execute("SELECT pg_backend_pid()").fetchone()[0]
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            first.execute("SELECT pg_sleep(60)")
+            outcome.append(None)
+        except BaseException as exc:  # the reader's outcome, checked below
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        while (
+            admin.execute(  # till the read runs
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE 'SELECT pg_sleep%%'", (pid,)
+            ).fetchone()
+            is None
+        ):
+            time.sleep(0.05)
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+    reader.join()
+
+    assert isinstance(outcome[0], StoreUnavailableError)
+    assert outcome[0].connection_lost
+    assert "was lost (terminating connection due to administrator command)" in outcome[0].message
+    assert "it was reading, so nothing was written" in outcome[0].message
+    assert store.count_collections() == 0
+    assert store.connection() is not first
 
 
 def _lose_the_commit_answer(monkeypatch: pytest.MonkeyPatch, *, commit: bool) -> None:
@@ -258,7 +325,7 @@ def _lose_the_commit_answer(monkeypatch: pytest.MonkeyPatch, *, commit: bool) ->
         if commit:
             real(self, sql, args)
         self.raw.close()  # not committed: the server rolls back a transaction whose connection is gone
-        raise sqlite3.OperationalError("PostgreSQL: server closed the connection unexpectedly")
+        return real(self, sql, args)  # the COMMIT (again), on the lost connection: its error, as the wrapper raises it
 
     monkeypatch.setattr(PgConnection, "execute", execute)
 
@@ -275,13 +342,18 @@ def test_a_commit_whose_answer_was_lost_but_which_committed_succeeds(
     assert store.heads.recent(1) == [audit_head(store.connection())]  # anchored, as after any commit
 
 
-def test_a_commit_whose_answer_was_lost_and_which_rolled_back_raises_the_error(
+def test_a_commit_whose_answer_was_lost_and_which_rolled_back_is_store_unavailable_saying_so(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _lose_the_commit_answer(monkeypatch, commit=False)
-    with pytest.raises(sqlite3.OperationalError, match="server closed the connection"), store.transaction() as conn:
+    with pytest.raises(StoreUnavailableError) as caught, store.transaction() as conn:
         store.insert_collection(conn, "staff", "model-a", "general")
 
+    assert caught.value.connection_lost
+    assert caught.value.message.startswith("The connection to the PostgreSQL store postgresql://")
+    assert "was lost while it committed" in caught.value.message
+    assert "the database rolled the transaction back, so none of its changes were written" in caught.value.message
+    assert describe_error(caught.value, "IndexFaces", "rid")[:2] == (503, "ServiceUnavailableException")
     assert store.count_collections() == 0
 
 
@@ -290,7 +362,7 @@ def test_a_commit_whose_outcome_cannot_be_found_out_says_so(
 ) -> None:
     _lose_the_commit_answer(monkeypatch, commit=True)
 
-    def unreachable(url: str) -> PgConnection:
+    def unreachable(url: str, **_: object) -> PgConnection:
         raise sqlite3.OperationalError("PostgreSQL: connection refused")
 
     monkeypatch.setattr(postgres, "connect", unreachable)  # the database is gone for now
@@ -323,7 +395,7 @@ def test_a_request_whose_commit_outcome_is_unknown_answers_409_not_a_retried_500
         assert service.list_collections().names == ("staff",)  # it had committed
 
 
-def _unreachable(url: str) -> PgConnection:
+def _unreachable(url: str, **_: object) -> PgConnection:
     raise sqlite3.OperationalError("PostgreSQL: connection refused")
 
 

@@ -149,12 +149,19 @@ def _store_trouble(exc: StoreBusyError | StoreUnavailableError, operation: str |
     if isinstance(exc, StoreBusyError):
         level, trouble = (
             logging.WARNING,
-            f"is locked by another process writing to it for longer than {exc.waited_s:g} s",
+            f"The server's store is locked by another process writing to it for longer than {exc.waited_s:g} s, "
+            "so nothing was done",
+        )
+    elif exc.connection_lost:  # the database rolled back the transaction the lost connection had open
+        level, trouble = (
+            logging.ERROR,
+            "The server's connection to its database was lost during the request, so the request was not "
+            "completed and the database rolled back its unfinished changes",
         )
     else:
-        level, trouble = logging.ERROR, "cannot be reached"
+        level, trouble = logging.ERROR, "The server's store cannot be reached, so nothing was done"
     log.log(level, "request %s (%s) refused: %s", request_id, operation or "-", exc.message)
-    return f"The server's store {trouble}, so nothing was done; retry later (request id {request_id})"
+    return f"{trouble}; retry later (request id {request_id})"
 
 
 def _misconfigured(exc: ConfigurationError, operation: str | None, request_id: str) -> str:

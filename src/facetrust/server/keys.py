@@ -25,7 +25,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
-from facetrust.errors import ConfigurationError, FacetrustError, InvalidParameterError, NotFoundError
+from facetrust.errors import (
+    ConfigurationError,
+    FacetrustError,
+    InvalidParameterError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from facetrust.governance.crypto import TemplateKey, load_server_key
 from facetrust.server.roles import check_role
 from facetrust.store.busy import BUSY_TIMEOUT_S, store_busy
@@ -152,7 +158,8 @@ class KeyStore:
         from facetrust.store.postgres import reach, redact_error, redact_url
 
         try:
-            conn = cast(sqlite3.Connection, connect(url))  # presents the sqlite3.Connection API (store/pg_conn.py)
+            # presents the sqlite3.Connection API (store/pg_conn.py); a connection lost later names the key store
+            conn = cast(sqlite3.Connection, connect(url, where=f"the key store in {redact_url(url)}"))
             with store_busy(f"Key store in {redact_url(url)}"):  # the writer lock held past the busy timeout
                 migrate(conn, f"Key store in {redact_url(url)}", postgres=True)
             _seal_plain_secrets(conn, sealer)
@@ -184,14 +191,15 @@ class KeyStore:
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> builtins.list[Any]:
         """The rows of one read. A read that fails because the connection was lost (found out only
-        by using it) is tried once more, on a new connection: reading twice changes nothing."""
+        by using it: ``StoreUnavailableError`` from store/pg_conn.py) is tried once more, on a new
+        connection: reading twice changes nothing."""
         with self._lock:
             try:
                 return self._connection().execute(sql, args).fetchall()
-            except sqlite3.OperationalError as exc:
+            except StoreUnavailableError as exc:
                 if self._reopen is None or not self._lost():
                     raise
-                logger.info("Key store: replacing a lost connection to the database: %s", exc)
+                logger.info("Key store: replacing a lost connection to the database: %s", exc.message)
                 return self._connection().execute(sql, args).fetchall()
 
     def _row(self, sql: str, args: tuple[Any, ...]) -> Any | None:

@@ -6,7 +6,10 @@ store/pg_dialect.py), ``in_transaction`` and ``close`` behave as sqlite3's, curs
 column of the row an INSERT made). Transactions are explicit, as facetrust runs SQLite
 (autocommit, then ``BEGIN``/``COMMIT``/``ROLLBACK`` statements). psycopg's errors are raised as
 sqlite3's (``IntegrityError``, ``OperationalError``, ``DatabaseError``), with the original
-chained, so every ``except sqlite3.…`` in the project applies unchanged.
+chained, so every ``except sqlite3.…`` in the project applies unchanged; except an error that
+lost the connection (the server stopped, or ended the backend, in the middle of a statement):
+that is ``StoreUnavailableError`` naming the database and what became of the statement, since
+no ``except sqlite3.…`` can do better with it than to answer "retry when the database is back".
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from facetrust.errors import StoreUnavailableError
 from facetrust.store.pg_dialect import WRITER_LOCK, Translated, ddl, statement
 
 if TYPE_CHECKING:  # pragma: no cover
     import psycopg
 
-__all__ = ["PgConnection", "PgCursor", "connect", "is_postgres_url"]
+__all__ = ["PgConnection", "PgCursor", "connect", "first_line", "is_postgres_url"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 
@@ -90,10 +94,12 @@ _CATALOG = _Catalog()
 
 
 class PgConnection:
-    """One psycopg connection, used the way facetrust uses a ``sqlite3.Connection``."""
+    """One psycopg connection, used the way facetrust uses a ``sqlite3.Connection``; ``where``
+    names its database in the error of a lost connection ("the PostgreSQL store postgresql://…")."""
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], where: str = "the PostgreSQL database") -> None:
         self._raw = raw
+        self.where = where
         self._schema = str(raw.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
 
     @property
@@ -155,7 +161,7 @@ class PgConnection:
             identity = _CATALOG.identity(self._raw, self._schema, todo.table)
             if identity is not None:
                 query += f" RETURNING {identity}"
-        with _errors():
+        with _errors(self, query):
             cur = self._raw.execute(query, _params(args))  # always bound: "%%" (a literal %) then reads as "%"
             if todo.kind == "begin_write":
                 self._writer_lock()
@@ -181,7 +187,7 @@ class PgConnection:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         todo = self._translate(sql)
-        with _errors(), self._raw.cursor() as cur:
+        with _errors(self, todo.sql), self._raw.cursor() as cur:
             cur.executemany(todo.sql, [_params(r) for r in rows])
             return PgCursor(None, cur.rowcount, None)
 
@@ -192,7 +198,7 @@ class PgConnection:
         import psycopg
 
         try:
-            with _errors(), self._raw.transaction():
+            with _errors(self, "BEGIN"), self._raw.transaction():  # the script's own transaction
                 self._raw.execute(_bounded_writer_lock())
                 self._raw.execute(ddl(script).encode())
         except sqlite3.OperationalError as exc:
@@ -234,7 +240,18 @@ def _locked() -> sqlite3.OperationalError:
 
 
 class _errors:
-    """Re-raise psycopg's errors as sqlite3's (the exception classes the project handles)."""
+    """Re-raise psycopg's errors as sqlite3's (the exception classes the project handles); one
+    that lost the connection, while ``conn`` ran ``sql``, as ``StoreUnavailableError``."""
+
+    def __init__(self, conn: PgConnection, sql: str) -> None:
+        from psycopg.pq import TransactionStatus
+
+        self._conn = conn
+        self._sql = sql
+        self._in_transaction = conn.raw.info.transaction_status not in (
+            TransactionStatus.IDLE,
+            TransactionStatus.UNKNOWN,
+        )
 
     def __enter__(self) -> None:
         return None
@@ -244,6 +261,8 @@ class _errors:
 
         if exc is None or not isinstance(exc, psycopg.Error):
             return
+        if self._conn.lost:
+            raise self._lost(exc) from exc
         mapped: type[sqlite3.Error]
         if isinstance(exc, psycopg.IntegrityError):
             mapped = sqlite3.IntegrityError
@@ -252,6 +271,35 @@ class _errors:
         else:
             mapped = sqlite3.DatabaseError
         raise mapped(f"PostgreSQL: {str(exc).strip()}") from exc
+
+    def _lost(self, exc: BaseException) -> StoreUnavailableError:
+        """The error of a connection lost running the statement: what became of it, told from the
+        transaction open before it (the server rolls back whatever transaction a lost connection had:
+        it can never commit) and the statement's first word."""
+        words = self._sql.split(None, 1)
+        first = words[0].upper() if words else ""
+        if first == "COMMIT":
+            became = "while it committed a transaction, which may or may not have committed"
+        elif self._in_transaction or first in ("BEGIN", "ROLLBACK"):
+            became = (
+                "in the middle of a transaction, which the database rolled back, so none of its changes were written"
+            )
+        elif first in ("SELECT", "SHOW", "VALUES"):
+            became = "outside a transaction: it was reading, so nothing was written"
+        else:
+            became = "outside a transaction, running a single statement that may or may not have taken effect"
+        return StoreUnavailableError(
+            f"The connection to {self._conn.where} was lost ({first_line(exc)}) {became}; "
+            "retry once the database can be reached again",
+            setting="store",
+            connection_lost=True,
+        )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver's error (PostgreSQL adds the statement's text and a caret below)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @functools.cache
@@ -282,10 +330,10 @@ TCP_DEFAULTS = {
 }
 
 
-def connect(url: str) -> PgConnection:
+def connect(url: str, where: str = "the PostgreSQL database") -> PgConnection:
     """A connection to ``url`` (``postgresql://…``, libpq's URI syntax), in autocommit mode, with
     ``TCP_DEFAULTS`` for the settings the URL leaves out; ``sqlite3.OperationalError`` when the
-    server cannot be reached."""
+    server cannot be reached. ``where``: what its errors call the database (no password in it)."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -295,4 +343,4 @@ def connect(url: str) -> PgConnection:
         raw = _connection_class().connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise sqlite3.OperationalError(f"PostgreSQL: {str(exc).strip()}") from exc
-    return PgConnection(raw)
+    return PgConnection(raw, where)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 from facetrust.errors import CommitUnknownError, ConfigurationError, StoreUnavailableError
 from facetrust.store import busy
 from facetrust.store.anchor import DDL as AUDIT_DDL
-from facetrust.store.pg_conn import PgConnection, connect, is_postgres_url
+from facetrust.store.pg_conn import PgConnection, connect, first_line, is_postgres_url
 from facetrust.store.private import private_dir
 from facetrust.store.schema import DDL
 from facetrust.store.signatures import DDL as SIGNATURES_DDL
@@ -149,9 +149,11 @@ def redact_url(url: str) -> str:
 
 def reach(url: str, what: str) -> sqlite3.Connection:
     """A new connection to the database at ``url``. One that cannot be reached (a restart, an
-    outage) is ``StoreUnavailableError``: "Cannot open ``what`` <url without password>: why"."""
+    outage) is ``StoreUnavailableError``: "Cannot open ``what`` <url without password>: why"; so is
+    the connection lost later, in the middle of a statement ("The connection to ``what`` <url> was
+    lost …", store/pg_conn.py)."""
     try:
-        return cast(sqlite3.Connection, connect(url))
+        return cast(sqlite3.Connection, connect(url, where=f"{what} {redact_url(url)}"))
     except sqlite3.OperationalError as exc:
         raise StoreUnavailableError(
             f"Cannot open {what} {redact_url(url)}: {redact_error(str(exc), url)}", setting="store"
@@ -214,15 +216,16 @@ class PostgresStore(Store):
         """This thread's connection with ``sql`` begun on it. A connection found lost at BEGIN (the
         server restarted, or ended its backend, while it sat idle) is replaced and BEGIN tried once
         more: nothing of the transaction was sent yet, so the retry cannot repeat a write. The writer
-        lock waited for longer than the busy timeout is ``StoreBusyError``, as on SQLite."""
+        lock waited for longer than the busy timeout is ``StoreBusyError``, as on SQLite. A
+        connection lost later, inside the transaction, is ``StoreUnavailableError`` from the
+        statement that found it lost (store/pg_conn.py): the server rolled the transaction back, and
+        ``transaction()`` and ``snapshot()`` leave it at that (no ROLLBACK on a lost connection)."""
         conn = self._conn()
         with busy.store_busy(self.where()):
             try:
                 conn.execute(sql)
-            except sqlite3.OperationalError as exc:
-                if not cast(PgConnection, conn).lost:
-                    raise
-                log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc)
+            except StoreUnavailableError as exc:  # the connection was lost (pg_conn raises nothing else so)
+                log.info("Replacing a lost connection to %s found at BEGIN: %s", redact_url(self.url), exc.message)
                 conn = self._conn()
                 conn.execute(sql)
         return conn
@@ -231,20 +234,28 @@ class PostgresStore(Store):
         """Commit, and when the connection is lost before COMMIT is acknowledged, find out from a new
         connection whether the transaction committed: it may well have (only the answer was lost), and
         a request answered as failed would be retried by its client, and written twice. Committed: the
-        commit succeeded (what follows it, the head's anchoring, runs). Rolled back: the error that
-        lost the connection. Not found out: ``CommitUnknownError``."""
+        commit succeeded (what follows it, the head's anchoring, runs). Rolled back:
+        ``StoreUnavailableError`` saying so. Not found out: ``CommitUnknownError``."""
         xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]  # None: nothing written
         try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if not cast(PgConnection, conn).lost:
-                raise
+        except StoreUnavailableError as exc:  # the connection was lost (pg_conn raises nothing else so)
             status = "committed" if xid is None else self._commit_status(int(xid))
             log.warning(
-                "Connection to %s lost at COMMIT of transaction %s (%s): %s", redact_url(self.url), xid, exc, status
+                "Connection to %s lost at COMMIT of transaction %s (%s): %s",
+                redact_url(self.url),
+                xid,
+                exc.message,
+                status,
             )
             if status == "aborted":
-                raise
+                raise StoreUnavailableError(
+                    f"The connection to the {self.where()} was lost while it committed a transaction "
+                    f"({first_line(exc.__cause__ or exc)}), and the database rolled the transaction back, so none "
+                    "of its changes were written; retry once the database can be reached again",
+                    setting="store",
+                    connection_lost=True,
+                ) from exc
             if status != "committed":
                 raise CommitUnknownError(
                     "The connection to the database was lost while it committed this request's changes, and "
