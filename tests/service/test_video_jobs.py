@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,3 +362,63 @@ def test_a_finished_jobs_result_is_parsed_once_for_all_its_pages_and_its_matches
     service.delete_faces("staff", [face_id])
     assert face_id not in matched(service, job)  # the kept result holds no match: those are read each time
     assert len(parsed) <= 1
+
+
+# -- 4. a store connection lost while a job runs ---------------------------------------------------
+
+
+def test_a_job_whose_store_connection_is_lost_fails_saying_so_without_naming_the_store(
+    tmp_path: Path, story_clip: Path, pg_url: str
+) -> None:
+    """The job's search waits to append its audit entry while PostgreSQL ends its backend: the job
+    FAILED says the store's connection was lost and to start it again; where the database is stays
+    in the server's log (its status message is shown to the API's clients)."""
+    import threading
+    import uuid
+
+    import psycopg
+
+    from facetrust.service.video_job_run import run_job
+
+    root = tmp_path / "videos"
+    (root / "lobby").mkdir(parents=True)
+    os.link(story_clip, root / "lobby" / "story.mp4")
+    name = f"facetrust-job-{uuid.uuid4().hex[:8]}"
+    engine = fake_engine(Settings(flip_augment=False, video_root=root, video_sample_fps=5.0))
+    with FaceService(tmp_path / "data", engine, policy=POLICY, store=f"{pg_url}&application_name={name}") as service:
+        enrol_person_1(service)
+        jobs = VideoJobs(service, worker=False)
+        job = jobs.start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"))
+        admin = psycopg.connect(pg_url, autocommit=True)
+
+        def end_the_waiting_backend() -> None:
+            while (
+                row := admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'", (name,)
+                ).fetchone()
+            ) is None:
+                time.sleep(0.05)
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (row[0],))
+            admin.execute("ROLLBACK")
+
+        ender = threading.Thread(target=end_the_waiting_backend)
+
+        def progress(done_ms: int, total_ms: int) -> None:
+            if ender.ident is None:  # once, while the video is read: the job's audit entry waits for it
+                admin.execute("BEGIN")
+                admin.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                ender.start()
+
+        run_job(service.ctx, job, progress)
+        ender.join()
+        admin.close()
+
+        failed = jobs.get(job, "FaceSearch")
+        assert failed.status == "FAILED"
+        assert failed.status_message is not None
+        assert "postgresql://" not in failed.status_message
+        assert "connection to its database was lost" in failed.status_message
+        assert "start the job again" in failed.status_message
+        conn = service.store.connection()
+        assert [e for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"] == []  # rolled back
+        assert audit.verify_chain(conn, anchors=service.store.heads.heads()).ok

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from facetrust.errors import FacetrustError, RoleDeniedError
+from facetrust.errors import FacetrustError, RoleDeniedError, StoreUnavailableError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Paused
 from facetrust.service.governed import record_refusal
@@ -52,6 +52,9 @@ def run_job(
         done = execute(ctx, request, actor, progress)
     except Interrupted:
         raise
+    except StoreUnavailableError as exc:  # the store's trouble: the log names the store, the job's clients do not
+        log.warning("video job %s failed: %s", job_id, exc.message)
+        finish(ctx, job_id, "FAILED", _store_trouble(exc))
     except FacetrustError as exc:
         finish(ctx, job_id, "FAILED", exc.message)
     except Exception:
@@ -59,6 +62,18 @@ def run_job(
         finish(ctx, job_id, "FAILED", f"internal error; quote job id {job_id} to the operator")
     else:
         finish(ctx, job_id, "SUCCEEDED", None, done)
+
+
+def _store_trouble(exc: StoreUnavailableError) -> str:
+    """A job's status message for the store out of reach, or its connection lost, while the job ran."""
+    if exc.connection_lost:
+        return (
+            "The server's connection to its database was lost while the job ran, so the job was not completed "
+            "and the database rolled back its unfinished changes; start the job again"
+        )
+    return (
+        "The server's store could not be reached while the job ran, so the job was not completed; start the job again"
+    )
 
 
 def _still_held(
