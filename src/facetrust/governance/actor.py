@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from facetrust.errors import InvalidParameterError
 from facetrust.governance.policy import is_purpose_name
 
-__all__ = ["LOCAL", "Actor", "check_case_ref", "check_purpose"]
+__all__ = ["LOCAL", "Actor", "check_case_ref", "check_purpose", "shown"]
 
 _CASE = re.compile(r"[A-Za-z0-9_.:/#\-]{1,128}")
 
@@ -19,7 +19,7 @@ def check_case_ref(value: str | None) -> str | None:
         return None
     if not _CASE.fullmatch(value):
         raise InvalidParameterError(
-            f"Case reference {_shown(value, 128)} is invalid: use 1–128 characters from A-Z a-z 0-9 _ . : / # -",
+            f"Case reference {shown(value, 128)} is invalid: use 1–128 characters from A-Z a-z 0-9 _ . : / # -",
             parameter="CaseReference",
         )
     return value
@@ -33,13 +33,13 @@ def check_purpose(value: str | None) -> str | None:
         return None
     if not is_purpose_name(value):
         raise InvalidParameterError(
-            f"Purpose {_shown(value, 64)} is not a purpose name: use 1–64 of a-z 0-9 _ . - (lower-case)",
+            f"Purpose {shown(value, 64)} is not a purpose name: use 1–64 of a-z 0-9 _ . - (lower-case)",
             parameter="Purpose",
         )
     return value
 
 
-def _shown(value: str, limit: int) -> str:
+def shown(value: str, limit: int = 64) -> str:
     """``value`` quoted for a message, cut at ``limit`` characters."""
     return repr(value) if len(value) <= limit else repr(value[:limit])[:-1] + "…" + repr(value[:limit])[-1]
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from facetrust.errors import InvalidPaginationTokenError, InvalidParameterError
+from facetrust.governance.actor import shown
 
 __all__ = [
     "LAST_TIME",
@@ -122,10 +123,10 @@ def read_iso_time(text: str, what: str) -> float:
             raise ValueError("not ASCII")
         when = dt.datetime.fromisoformat(upper)
     except ValueError as exc:
-        raise InvalidParameterError(f"{what} {_shown(text)} {_unread(upper, str(exc))}", parameter=what) from None
+        raise InvalidParameterError(f"{what} {shown(text)} {_unread(upper, str(exc))}", parameter=what) from None
     seconds = (when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)).timestamp()
     if not 0 <= seconds <= LAST_TIME:
-        raise InvalidParameterError(f"{what} {_shown(text)} {_OUT_OF_RANGE}", parameter=what)
+        raise InvalidParameterError(f"{what} {shown(text)} {_OUT_OF_RANGE}", parameter=what)
     return seconds
 
 
@@ -146,11 +147,6 @@ def _unread(upper: str, reason: str) -> str:
         why = "its offset must be less than 24 hours" if reason.startswith("offset") else reason
         return f"is not a valid date or time: {why}"
     return "is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T08:00:00Z)"
-
-
-def _shown(value: str, limit: int = 64) -> str:
-    """``value`` quoted for a message, cut at ``limit`` characters."""
-    return repr(value) if len(value) <= limit else repr(value[:limit])[:-1] + "…" + repr(value[:limit])[-1]
 
 
 def check_face_ids(values: object, *, parameter: str = "FaceIds", most: int = 4096) -> list[str]:
