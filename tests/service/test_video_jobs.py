@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -392,11 +393,15 @@ def test_a_job_whose_store_connection_is_lost_fails_saying_so_without_naming_the
         admin = psycopg.connect(pg_url, autocommit=True)
 
         def end_the_waiting_backend() -> None:
+            deadline = time.monotonic() + 60  # the job's connection waits on the lock long before
             while (
                 row := admin.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'", (name,)
                 ).fetchone()
             ) is None:
+                if time.monotonic() > deadline:
+                    admin.execute("ROLLBACK")
+                    return
                 time.sleep(0.05)
             admin.execute("SELECT pg_terminate_backend(%s, 10000)", (row[0],))
             admin.execute("ROLLBACK")
@@ -422,3 +427,34 @@ def test_a_job_whose_store_connection_is_lost_fails_saying_so_without_naming_the
         conn = service.store.connection()
         assert [e for e in audit.entries(conn) if e.data["operation"] == "FaceSearchJob"] == []  # rolled back
         assert audit.verify_chain(conn, anchors=service.store.heads.heads()).ok
+
+
+def test_a_job_stopped_by_a_store_locked_too_long_fails_saying_so_without_naming_the_store(
+    videos: Videos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's path is in StoreBusyError's message and the server's log, not in the status
+    message the job's clients read."""
+    from facetrust.errors import StoreBusyError
+    from facetrust.service import video_job_run
+    from facetrust.store.busy import store_busy
+
+    service = videos.open()
+    enrol_person_1(service)
+    where = f"Store {videos.data / 'facetrust.db'}"
+
+    def locked(*args: object) -> None:
+        with store_busy(where):
+            raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(video_job_run, "execute", locked)
+    jobs = jobs_of(service)
+    job = jobs.start(VideoJobRequest("FaceSearch", "lobby", "story.mp4", "staff"))
+    failed = jobs.wait(job)
+
+    assert failed.status == "FAILED"
+    assert failed.status_message == (
+        "The server's store was locked by another process for longer than 30 s while the job ran, "
+        "so the job was not completed; start the job again"
+    )
+    with pytest.raises(StoreBusyError, match=str(videos.data)):
+        locked()

@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from facetrust.errors import FacetrustError, RoleDeniedError, StoreUnavailableError
+from facetrust.errors import FacetrustError, RoleDeniedError, StoreBusyError, StoreUnavailableError
 from facetrust.governance.actor import LOCAL, Actor
 from facetrust.governance.recorder import Paused
 from facetrust.service.governed import record_refusal
@@ -52,7 +52,7 @@ def run_job(
         done = execute(ctx, request, actor, progress)
     except Interrupted:
         raise
-    except StoreUnavailableError as exc:  # the store's trouble: the log names the store, the job's clients do not
+    except (StoreUnavailableError, StoreBusyError) as exc:  # the log names the store, the job's clients do not
         log.warning("video job %s failed: %s", job_id, exc.message)
         finish(ctx, job_id, "FAILED", _store_trouble(exc))
     except FacetrustError as exc:
@@ -64,8 +64,14 @@ def run_job(
         finish(ctx, job_id, "SUCCEEDED", None, done)
 
 
-def _store_trouble(exc: StoreUnavailableError) -> str:
-    """A job's status message for the store out of reach, or its connection lost, while the job ran."""
+def _store_trouble(exc: StoreUnavailableError | StoreBusyError) -> str:
+    """A job's status message for the store out of reach, locked too long, or its connection lost,
+    while the job ran."""
+    if isinstance(exc, StoreBusyError):
+        return (
+            f"The server's store was locked by another process for longer than {exc.waited_s:g} s while the job "
+            "ran, so the job was not completed; start the job again"
+        )
     if exc.connection_lost:
         return (
             "The server's connection to its database was lost while the job ran, so the job was not completed "
