@@ -291,3 +291,26 @@ def test_a_garbage_png_is_refused_without_a_memory_address(api: Api) -> None:
 
     assert (status, name) == (400, "InvalidImageFormatException")
     assert message == "cannot decode PNG image: cannot identify image file"
+
+
+@pytest.mark.parametrize(
+    ("tags", "name", "quoted"),
+    [
+        ({f"{'k' * 1000}{n}": "v" for n in range(500)}, "InvalidParameterException", "k" * 64 + "…"),
+        ({"facetrust:purpose": "p" * 500_000}, "InvalidParameterException", "p" * 64 + "…"),
+        ({"facetrust:profile": "p" * 500_000}, "InvalidParameterException", "p" * 64 + "…"),
+    ],
+)
+def test_a_collections_huge_tags_are_quoted_short_in_the_answer_and_the_audit_log(
+    api: Api, tags: dict[str, str], name: str, quoted: str
+) -> None:
+    from facetrust.governance import audit
+
+    status, error_name, message = error(post(api, "CreateCollection", {"CollectionId": "tagged", "Tags": tags}))
+
+    assert (status, error_name) == (400, name)
+    assert quoted in message and len(message) < 600
+    with api.service.store.snapshot() as conn:
+        refused = list(audit.entries(conn))[-1]
+    assert refused.data["operation"] == "CreateCollection" and len(json.dumps(refused.data)) < 2_000
+    assert api.service.list_collections().names == ()

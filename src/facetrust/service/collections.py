@@ -28,7 +28,7 @@ def create_collection(
     with governed(service, actor, "CreateCollection", name, purpose=purpose) as step:
         check_collection_id(name)
         chosen = service.engines.default_profile if profile is None else profile
-        step.record.details = {"profile": chosen}  # what was asked, when it is refused
+        step.record.details = {"profile": chosen[:64]}  # what was asked (cut short), when it is refused
         check_profile(chosen)
         engine = service.engines.get(chosen)
         step.record.details = {"profile": chosen, "model": engine.model_id}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import FacetrustError, InvalidParameterError, NotFoundError, PurposeRefusedError
-from facetrust.governance.actor import Actor
+from facetrust.governance.actor import Actor, check_purpose
 from facetrust.governance.recorder import Record, audited
 from facetrust.governance.roles import require_role
 from facetrust.service.validate import check_collection_id
@@ -130,6 +130,7 @@ def allowed_purpose(policy: Policy, name: str) -> Purpose:
     """The policy's rules for ``name``; ``PurposeRefusedError`` when undeclared or forbidden."""
     if not isinstance(name, str):
         raise InvalidParameterError(f"Purpose must be a purpose's name; got {type(name).__name__}", parameter="Purpose")
+    check_purpose(name)  # no policy declares a name that is not a purpose name: refused, quoted short
     found = policy.purposes.get(name)
     if found is None:
         raise PurposeRefusedError(
@@ -223,6 +224,8 @@ def governed(
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:
             asked = purpose if purpose is not None or not rule.caller_purpose else (actor.purpose or None)
+            if isinstance(asked, str):  # refused before it is recorded: never a name of any length in the log
+                check_purpose(asked)
             rec.purpose = _default_purpose(service, asked)
             step.purpose = resolve_purpose(service.policy, rec.purpose, moratorium_ok=rule.moratorium)
         yield step

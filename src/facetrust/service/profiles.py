@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from facetrust.config import PROFILES, Settings
 from facetrust.errors import ConfigurationError, InvalidParameterError, ModelMismatchError
+from facetrust.governance.actor import shown
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -43,7 +44,7 @@ def check_profile(profile: str) -> str:
     """``profile`` when it is a known profile name; ``InvalidParameterError`` listing them otherwise."""
     if profile not in PROFILES:
         raise InvalidParameterError(
-            f"Unknown profile {profile!r}; available: {', '.join(PROFILES)}", parameter="Profile"
+            f"Unknown profile {shown(profile)}; available: {', '.join(PROFILES)}", parameter="Profile"
         )
     return profile
 

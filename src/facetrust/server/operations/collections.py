@@ -6,7 +6,7 @@ from typing import Any
 
 from facetrust.config import PROFILES
 from facetrust.errors import InvalidParameterError
-from facetrust.governance.actor import Actor
+from facetrust.governance.actor import Actor, shown
 from facetrust.server.operations.base import COLLECTION, Operation, kwargs, page_params
 from facetrust.server.operations.governance import receipt
 from facetrust.server.protocol import Kind, Member
@@ -25,9 +25,11 @@ def create_collection(service: FaceService, p: dict[str, Any], actor: Actor) -> 
     purpose = tags.pop(PURPOSE_TAG, None)
     profile = _profile(p.get("FaceModelProfile"), tags.pop(PROFILE_TAG, None))
     if tags:
+        named = sorted(tags)
+        got = ", ".join(shown(t) for t in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
         raise InvalidParameterError(
             f"Tags other than {PURPOSE_TAG!r} (the collection's purpose) and {PROFILE_TAG!r} (its embedding "
-            f"profile) are not supported by facetrust; got {', '.join(sorted(tags))}",
+            f"profile) are not supported by facetrust; got {got}",
             parameter="Tags",
         )
     info = service.create_collection(p["CollectionId"], purpose=purpose, profile=profile, actor=actor)
