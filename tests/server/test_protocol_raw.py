@@ -314,3 +314,35 @@ def test_a_collections_huge_tags_are_quoted_short_in_the_answer_and_the_audit_lo
         refused = list(audit.entries(conn))[-1]
     assert refused.data["operation"] == "CreateCollection" and len(json.dumps(refused.data)) < 2_000
     assert api.service.list_collections().names == ()
+
+
+HUGE = "x" * 300_000
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("IndexFaces", {"CollectionId": "c", "ExternalImageId": HUGE, "Image": {"Bytes": "aGk="}}),
+        ("CreateUser", {"CollectionId": "c", "UserId": HUGE}),
+        ("DeleteUser", {"CollectionId": "c", "UserId": HUGE}),
+        ("AssociateFaces", {"CollectionId": "c", "UserId": HUGE, "FaceIds": ["0" * 36]}),
+        ("SearchFaces", {"CollectionId": "c", "FaceId": HUGE}),
+        ("DeleteFaces", {"CollectionId": "c", "FaceIds": [HUGE]}),
+        ("ListFaces", {"CollectionId": "c", "UserId": HUGE}),
+        ("RevokeConsent", {"Subject": HUGE}),
+        ("EraseSubject", {"Subject": HUGE}),
+    ],
+)
+def test_a_huge_identifier_is_quoted_short_in_the_answer_and_the_audit_log(
+    api: Api, operation: str, body: dict[str, Any]
+) -> None:
+    from facetrust.governance import audit
+
+    api.service.create_collection("c")
+    status, name, message = error(post(api, operation, body))
+
+    assert (status, name) == (400, "InvalidParameterException")
+    assert "x" * 64 + "…" in message and len(message) < 300
+    with api.service.store.snapshot() as conn:
+        refused = list(audit.entries(conn))[-1]
+    assert refused.data["operation"] == operation and len(json.dumps(refused.data)) < 1_000

@@ -106,7 +106,9 @@ def split(
             missing = [f for f in wanted if f not in by_id]
             if missing:
                 raise InvalidParameterError(
-                    f"Faces {', '.join(missing)} are not in cluster {cluster_id!r}", parameter="FaceIds"
+                    f"Faces {', '.join(missing[:5])}{f' and {len(missing) - 5} more' if len(missing) > 5 else ''} "
+                    f"are not in cluster {cluster_id!r}",
+                    parameter="FaceIds",
                 )
             out = {by_id[f].key for f in wanted}
             rest = [k for k in keys if k not in out]

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from facetrust.errors import InvalidParameterError, NotFoundError
-from facetrust.governance.actor import LOCAL, Actor
+from facetrust.governance.actor import LOCAL, Actor, shown
 from facetrust.people.cluster import LINKAGE, Faces, assign, cluster, cosine
 from facetrust.people.types import PeoplePage, Person
 from facetrust.service.governed import check_search, governed, require_current, usable
@@ -339,7 +339,8 @@ def check_cluster_id(cluster_id: object, parameter: str = "ClusterId") -> str:
     """A cluster id as the service makes them (a UUID: letters, digits and '-', at most 64)."""
     if not isinstance(cluster_id, str) or _CLUSTER_ID.fullmatch(cluster_id) is None:
         raise InvalidParameterError(
-            f"Cluster id {cluster_id!r} is invalid: 1-64 letters, digits or '-' (ids as ListPeople returns them)",
+            f"Cluster id {shown(cluster_id) if isinstance(cluster_id, str) else repr(cluster_id)[:64]} is "
+            "invalid: 1-64 letters, digits or '-' (ids as ListPeople returns them)",
             parameter=parameter,
         )
     return cluster_id

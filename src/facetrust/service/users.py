@@ -116,6 +116,7 @@ def governed_associate(
     match: it needs a role that may search and the purpose's search rules, and is logged like one.
     ``client_token``: the same request again under it gets the first answer (``service.idempotency``)."""
     with governed(service, actor, "AssociateFaces", collection, model_check=True) as step:
+        check_user_id(user_id)  # before the audit record takes it
         step.record.details = {"user_ids": [user_id], "threshold": threshold}
         ask = _ask(actor, "AssociateFaces", client_token, collection, user_id, face_ids, threshold)
         with service.store.snapshot() as conn:
@@ -347,6 +348,7 @@ def create_user(
     """Create a user; ``client_token``: the same request again under it succeeds and does nothing
     (``service.idempotency``)."""
     with governed(service, actor, "CreateUser", collection) as step:
+        check_user_id(user_id)  # before the audit record takes it
         step.record.details = {"user_ids": [user_id]}
         ask = _ask(actor, "CreateUser", client_token, collection, user_id)
         if _create_user(service, step.collection, user_id, ask):
@@ -358,6 +360,7 @@ def delete_user(
 ) -> None:
     """Delete a user; its faces stay, unassociated (``erase_user`` removes them too)."""
     with governed(service, actor, "DeleteUser", collection) as step:
+        check_user_id(user_id)  # before the audit record takes it
         step.record.details = {"user_ids": [user_id]}
         ask = _ask(actor, "DeleteUser", client_token, collection, user_id)
         if _delete_user(service, step.collection, user_id, ask):

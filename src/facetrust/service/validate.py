@@ -40,9 +40,16 @@ _FACE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 def _check(pattern: re.Pattern[str], value: object, parameter: str, rule: str) -> str:
+    """``value`` when it is a string ``pattern`` matches whole; refused otherwise, quoted short (a
+    value of any size never goes whole into a message, nor through it into the audit log)."""
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidParameterError(f"{parameter} {value!r} is invalid: {rule}", parameter=parameter)
+        quoted = shown(value) if isinstance(value, str) else _cut(repr(value))
+        raise InvalidParameterError(f"{parameter} {quoted} is invalid: {rule}", parameter=parameter)
     return value
+
+
+def _cut(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def check_collection_id(value: object, parameter: str = "CollectionId") -> str:
@@ -102,7 +109,8 @@ def check_time(value: object, parameter: str) -> float:
     """A time in seconds since the epoch, from 1970 to 9998-12-31T00:00:00Z (a date every renderer can show)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= LAST_TIME:
         raise InvalidParameterError(
-            f"{parameter} {value!r} is invalid: give seconds since 1970 up to 9998-12-31T00:00:00Z", parameter=parameter
+            f"{parameter} {_cut(repr(value))} is invalid: give seconds since 1970 up to 9998-12-31T00:00:00Z",
+            parameter=parameter,
         )
     return float(value)
 
@@ -160,14 +168,16 @@ def check_face_ids(values: object, *, parameter: str = "FaceIds", most: int = 40
 def check_limit(value: object, parameter: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidParameterError(
-            f"{parameter} {value!r} must be a whole number from {low} to {high}", parameter=parameter
+            f"{parameter} {_cut(repr(value))} must be a whole number from {low} to {high}", parameter=parameter
         )
     return value
 
 
 def check_threshold(value: object, parameter: str = "FaceMatchThreshold") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 100.0:
-        raise InvalidParameterError(f"{parameter} {value!r} must be a number from 0 to 100", parameter=parameter)
+        raise InvalidParameterError(
+            f"{parameter} {_cut(repr(value))} must be a number from 0 to 100", parameter=parameter
+        )
     return float(value)
 
 

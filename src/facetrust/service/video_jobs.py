@@ -179,7 +179,8 @@ class VideoJobs:
         if request.kind not in KINDS:
             raise InvalidParameterError(f"Unknown job kind {request.kind!r}", parameter="kind")
         with governed(self.ctx, actor, f"Start{request.kind}", request.collection, model_check=True) as step:
-            step.record.details = {"video": f"{request.bucket}/{request.name}"}
+            video = f"{request.bucket}/{request.name}"  # S3 allows 63 + 1,024 characters: more is cut
+            step.record.details = {"video": video if len(video) <= 1100 else video[:1100] + "…"}
             if request.kind == "FaceSearch":
                 under_purpose(step, request.threshold, "FaceMatchThreshold", 1, "MaxFaces")
             resolve_video(self.settings.video_root, request.bucket, request.name)
