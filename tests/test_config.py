@@ -176,6 +176,9 @@ def test_settings_resolved_cache_dir_is_the_given_folder_or_the_user_cache(tmp_p
         ("retention_sweep_seconds", float("inf")),  # "never" is 0
         ("vacuum_seconds", 0.5),  # a vacuum (a rewrite of the store, and an audit entry) twice a second
         ("vacuum_seconds", float("inf")),  # "never" is 0
+        ("change_log_days", 0.5),  # shorter than a weekend: a replica restarted after one rebuilds every index
+        ("change_log_days", float("inf")),  # "never" is 0
+        ("change_log_days", -1.0),
     ],
 )
 def test_settings_refuse_an_out_of_range_value_naming_the_setting(name: str, value: object) -> None:

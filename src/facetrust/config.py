@@ -130,6 +130,10 @@ class Settings:
             something was erased since the last vacuum (one replica at a time, under a lease;
             0: never; otherwise 1 second to a year, as each vacuum rewrites the store and is
             audited). An erasure's storage is reclaimed within this time (and a few seconds).
+        change_log_days: how long the store keeps a row of its change log (every face added or
+            deleted, which each replica's index follows; docs/replicas.md): older rows are deleted
+            by the retention sweep, each collection's newest kept with no face key. An index closed
+            for longer is rebuilt from the faces when it opens (0: never delete; otherwise 1 to 3650).
         lease_seconds: how long a replica's lease (the sweep, a video job) lasts unrenewed:
             after a replica dies, another takes its work over within this time.
         store: where collections, faces, the audit log and the API keys live: "sqlite" (a file
@@ -170,6 +174,7 @@ class Settings:
     replica_id: str = ""
     retention_sweep_seconds: float = 3600.0
     vacuum_seconds: float = 86400.0
+    change_log_days: float = 7.0
     lease_seconds: float = 30.0
     store: str | None = None
 
@@ -224,6 +229,11 @@ class Settings:
                 "vacuum_seconds",
                 self.vacuum_seconds == 0 or 1 <= self.vacuum_seconds <= 31_536_000,
                 "0 (never) or from 1 to 31536000 seconds (a year)",
+            ),
+            (
+                "change_log_days",
+                self.change_log_days == 0 or 1 <= self.change_log_days <= 3650,
+                "0 (never pruned) or from 1 to 3650 days",
             ),
             ("lease_seconds", 1 <= self.lease_seconds <= 86400, "between 1 and 86400 seconds"),
             ("store", _store_ok(self.store), "'sqlite' or a postgresql://… URL"),
@@ -323,6 +333,7 @@ _TYPES: dict[str, type] = {
     "replica_id": str,
     "retention_sweep_seconds": float,
     "vacuum_seconds": float,
+    "change_log_days": float,
     "lease_seconds": float,
     "store": str,
 }

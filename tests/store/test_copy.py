@@ -22,6 +22,7 @@ from facetrust.governance.crypto import Keyring, load_keyring
 from facetrust.models.fake import face_png
 from facetrust.server.keys import KeyStore
 from facetrust.service import FaceService
+from facetrust.store import changelog
 from facetrust.store.copy import catalog_of
 from facetrust.store.postgres import open_store
 from pg_cluster import PgServer
@@ -179,6 +180,34 @@ def test_the_replay_record_is_not_copied_and_a_postgresql_source_with_one_copies
         assert "seen_signatures" not in catalog_of(copy).tables(copy.connection())
     finally:
         copy.close()
+
+
+def test_how_far_the_change_log_was_pruned_travels_with_the_copy(
+    tmp_path: Path, fake: FaceEngine, pg_url: str, keyring: Keyring
+) -> None:
+    """An index snapshot from before the pruned part is rebuilt on the copy as on the source: the copy
+    knows how far the log was pruned (the rest of ``meta`` is each store's own)."""
+    _source(tmp_path / "a", fake, keyring)
+    source = open_store(tmp_path / "a" / "facetrust.db", "sqlite")
+    try:
+        with source.transaction() as conn:
+            changelog.prune(conn, 1000.0, 86400.0)  # marks the log's newest change
+            changelog.prune(conn, 1000.0 + 86400.0, 86400.0)  # a day later: prunes up to it
+            floor = changelog.pruned_to(conn)
+            assert floor > 0 and conn.execute("SELECT count(*) FROM changes").fetchone() == (1,)
+    finally:
+        source.close()
+
+    _copied(fake, tmp_path / "r", f"sqlite:{tmp_path / 'a'}", pg_url)
+    _copied(fake, tmp_path / "r", pg_url, f"sqlite:{tmp_path / 'b'}")
+
+    for data, store in ((tmp_path / "r", pg_url), (tmp_path / "b", "sqlite")):
+        copy = open_store(data / "facetrust.db", store)
+        try:
+            assert changelog.pruned_to(copy.connection()) == floor
+            assert not copy.change_log_reaches(1, 0)
+        finally:
+            copy.close()
 
 
 def test_the_source_head_file_anchors_the_copy_and_a_new_sqlite_directory_gets_it(

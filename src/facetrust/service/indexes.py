@@ -4,10 +4,13 @@ The database's ``changes`` log numbers every face addition and deletion. An inde
 the last change it applied; before each search it applies any newer ones (made by this
 process or another), so it never disagrees with the database. Snapshots are saved beside
 the database with that number; on open a snapshot is loaded and caught up, and if it is
-missing, stale beyond the log, or unreadable, the index is rebuilt from the database. A bulk
-write (``index_prepared_batch``) adds its committed batch from the vectors in hand
-(``add_committed``) when the index is exactly at the batch's first change, so the first search
-after an import of millions reads and decrypts nothing; otherwise it catches up from the log.
+missing, stale beyond the log, or unreadable, the index is rebuilt from the database. The log
+is pruned (store/changelog.py): an index, or a snapshot, at a number before the pruned part
+(closed longer than ``change_log_days``) may have missed changes there, and is rebuilt from the
+database instead of caught up. A bulk write (``index_prepared_batch``) adds its committed batch
+from the vectors in hand (``add_committed``) when the index is exactly at the batch's first
+change, so the first search after an import of millions reads and decrypts nothing; otherwise it
+catches up from the log.
 
 With template encryption on, snapshots are never written (they would hold the vectors in the
 clear): the index lives in memory only and is rebuilt from the encrypted database on open.
@@ -149,6 +152,16 @@ class CollectionIndex:
                 if self.owner:
                     self.drop_files()
                 return False
+            if not self.store.change_log_reaches(self.collection.id, int(meta["seq"])):
+                # closed longer than the change log is kept: what changed since is no longer all in it
+                log.info(
+                    "index snapshot of %r is at change %s, before the change log's pruned part; rebuilding",
+                    self.collection.name,
+                    meta["seq"],
+                )
+                if self.owner:
+                    self.drop_files()  # it may hold templates erased in the pruned part
+                return False
             wanted = _BY_SIZE if self.backend == "auto" else (self.backend,)
             if meta.get("backend") not in wanted:  # written under another index_backend setting: rebuild as asked
                 log.info(
@@ -186,7 +199,15 @@ class CollectionIndex:
         if not changes:
             return
         deleted = any(op == "del" for _, _, op in changes)
-        if self._outgrown(len(self._index) + sum(op == "add" for _, _, op in changes)):
+        if not self.store.change_log_reaches(self.collection.id, self._applied):  # asked after reading them
+            log.info(
+                "index of %r is at change %d, before the change log's pruned part; rebuilding",
+                self.collection.name,
+                self._applied,
+            )
+            self._rebuild()  # the changes in the pruned part are lost to catch-up: the faces table has them
+            self._drop_snapshot()  # the old snapshot may hold templates erased there
+        elif self._outgrown(len(self._index) + sum(op == "add" for _, _, op in changes)):
             self._rebuild()  # a bulk import outgrew the backend: build the right one from the store at once
             if deleted:
                 self._drop_snapshot()  # the old snapshot may hold the erased templates
@@ -490,8 +511,9 @@ class IndexRegistry:
         last = self.store.last_change(row.id)  # first: a deletion after it is found by the next check
         if seq > last:  # ahead of the database: one restored from an older copy
             return True
-        if self.store.deleted_since(row.id, self._clean_to.get((row.id, seq), seq)):
-            return True
+        clean = self._clean_to.get((row.id, seq), seq)
+        if self.store.deleted_since(row.id, clean) or not self.store.change_log_reaches(row.id, clean):
+            return True  # a deletion after it, or a pruned stretch of the log that may have held one
         self._clean_to[(row.id, seq)] = last
         return False
 

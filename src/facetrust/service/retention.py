@@ -12,7 +12,7 @@ from facetrust.service.governed import governed
 from facetrust.service.types import SweepResult
 from facetrust.service.validate import check_limit
 from facetrust.service.video_retention import expired_jobs
-from facetrust.store import records
+from facetrust.store import changelog, records
 from facetrust.store import video_jobs as jobs_table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +34,9 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     retention lies more than ``MAX_RETENTION_DAYS`` (the longest a policy may set) after now was
     enrolled by a clock far ahead: both are brought back to now + ``MAX_RETENTION_DAYS`` and counted
     (``expiries_capped``; a dry run counts only). So is a finished video job whose finish time lies
-    more than a day ahead (``JOB_AHEAD_S``): it is kept from now (``video_jobs_capped``)."""
+    more than a day ahead (``JOB_AHEAD_S``): it is kept from now (``video_jobs_capped``). The change
+    log's rows older than ``change_log_days`` are deleted in the same transaction (store/changelog.py;
+    ``changes_pruned`` in the audit entry; a dry run leaves the log as it is)."""
     now = service.clock()
     latest = now + MAX_RETENTION_DAYS * 86400.0
     rows = all_collections(service)
@@ -71,7 +73,15 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
         jobs_table.delete(conn, dropped)
         capped.append(records.cap_expiries(conn, latest))
         capped.append(jobs_table.cap_finish_times(conn, now + JOB_AHEAD_S, now))
-        return {"video_jobs_expired": len(dropped), "expiries_capped": capped[0], "video_jobs_capped": capped[1]}
+        details: dict[str, object] = {
+            "video_jobs_expired": len(dropped),
+            "expiries_capped": capped[0],
+            "video_jobs_capped": capped[1],
+        }
+        keep_days = service.engine.settings.change_log_days
+        if keep_days > 0:  # the change log's rows older than that (store/changelog.py)
+            details["changes_pruned"] = changelog.prune(conn, now, keep_days * 86400.0)
+        return details
 
     target = f"expires_at <= {now:.3f}"
     receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=also)

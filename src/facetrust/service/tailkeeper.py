@@ -15,8 +15,9 @@ collection whose stale rows (an indexed lookup) to recompute. Nothing in a tick 
 A full reconciliation (``tails.catch_up`` of every collection with a face lacking statistics, a
 join of all faces) is the rare fallback: when a replica starts or takes the lease over (the
 previous holder may have left anything), when the log no longer holds the entries after the
-remembered number (pruned), and after a failure; it repeats, a budget a tick, until nothing is
-left, and the keeper then follows the log from where it stood when that reconciliation began.
+remembered number (the retention sweep pruned past it: store/changelog.py), and after a failure;
+it repeats, a budget a tick, until nothing is left, and the keeper then follows the log from where
+it stood when that reconciliation began.
 Each collection's statistics use its own profile's templates (``ServiceContext.engine_for``).
 """
 
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 from facetrust.errors import ModelMismatchError
 from facetrust.service import tails
 from facetrust.service.tails import TailCatchUp
-from facetrust.store import leases, tailstats
+from facetrust.store import changelog, leases, tailstats
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
@@ -75,7 +76,8 @@ class LeasedTailKeeper:
             self._held, self._at = True, None  # started or took over: the last holder may have left anything
         with self.service.store.snapshot() as conn:
             first, end = tailstats.change_log_bounds(conn)
-        if self._at is not None and (end < self._at or first > self._at + 1):
+            floor = changelog.pruned_to(conn)
+        if self._at is not None and (end < self._at or first > self._at + 1 or floor > self._at):
             log.info("the change log no longer holds the entries after %d: reconciling every face", self._at)
             self._at = None
         return self._reconcile(end) if self._at is None else self._follow(self._at)
@@ -114,6 +116,9 @@ class LeasedTailKeeper:
         with self.service.store.snapshot() as conn:
             entries = tailstats.changes_after(conn, at, self.budget)
             added = tailstats.lacking(conn, [key for _, _, key, op in entries if op == "add"])
+            if changelog.pruned_to(conn) > at:  # pruned past it since the tick looked: reconcile next tick
+                self._at = None
+                return []
         self._stale.update(collection for _, collection, _, op in entries if op == "del")
         upto = self._at = entries[-1][0] if entries else at
         work = sorted(set(added) | self._stale)

@@ -29,6 +29,7 @@ from facetrust.errors import ConfigurationError, ConflictError
 from facetrust.store.anchor import AuditHead
 from facetrust.store.anchor import head as audit_head
 from facetrust.store.busy import BUSY_TIMEOUT_S
+from facetrust.store.changelog import CARRIED
 from facetrust.store.postgres import redact_error, redact_url
 from facetrust.store.sealing import MAGIC
 from facetrust.store.sqlite import Store
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 _BATCH = 1000
 # Not copied: each store's own schema version (the target keeps its own), and the replay record
 # of signatures seen in the last minutes (on SQLite it lives in replays.db, not in the store).
+# Of ``meta``, only the change log's pruning record travels (``changelog.CARRIED``).
 _OWN = ("meta", "seen_signatures")
 _KEYS = "keys"  # PostgreSQL's API keys, beside the store's tables: they travel as ``KeyRows``
 _SEALER = "keys_sealer"  # which server key seals them: the key store's own, recorded by whoever opens it
@@ -346,6 +348,7 @@ def copy_store(
                 _insert(dst, table, columns, rows)
                 counts[table] += len(rows)
         target.catalog.continue_after(dst, reader.marks(src))
+        _carry_meta(src, dst, CARRIED)
         if keys is not None and keys.rows:
             _insert(dst, target.keys_table, keys.columns, keys.rows)
         report = CopyReport(counts, audit_head(dst), 0 if keys is None else len(keys.rows))
@@ -354,6 +357,18 @@ def copy_store(
         if log is not None:
             log(dst, report)
     return report
+
+
+def _carry_meta(src: sqlite3.Connection, dst: sqlite3.Connection, keys: Sequence[str]) -> None:
+    """Copy the source's ``meta`` rows ``keys`` (those that describe copied rows: how far the change
+    log was pruned, so an index snapshot before it is rebuilt on the copy as on the source)."""
+    for key in keys:
+        row = src.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            dst.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, str(row[0])),
+            )
 
 
 def _insert(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -1,5 +1,5 @@
 """SQL of faces: their rows, their templates (sealed with the keyring when one is set) and the
-change log (``changes``) that keeps the derived indexes in step.
+change log (``changes``) that keeps the derived indexes in step (pruned by store/changelog.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
-from facetrust.store import vacuums
+from facetrust.store import changelog, vacuums
 from facetrust.store.inlist import select_in
 from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face
 
@@ -249,6 +249,11 @@ class FaceTable:
             .fetchone()
         )
         return found is not None
+
+    def change_log_reaches(self, collection_id: int, seq: int, conn: sqlite3.Connection | None = None) -> bool:
+        """Whether the change log still holds every change of the collection after ``seq`` (not pruned
+        past it: store/changelog.py). Ask after reading the changes."""
+        return changelog.reaches(conn or self._conn(), collection_id, seq)
 
     def last_change(self, collection_id: int, conn: sqlite3.Connection | None = None) -> int:
         row = (

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from facetrust.store.client_tokens import DDL as CLIENT_TOKENS_DDL
 
-SCHEMA_VERSION = 5  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
+SCHEMA_VERSION = 6  # 2: the resume record keyed by a 64-bit hash key (store/upgrade.py moves version 1's);
 # 3: faces.retained_until, the end of a face's retention fixed at enrolment (upgrade.py adds it);
 # 4: an image's resume record goes with its last face, not its first (upgrade.py drops the old trigger);
 # 5: the ClientRequestToken answers (store/client_tokens.py), which deleting a user must forget: a
-#    facetrust of version 4 would delete users without forgetting them, so it must refuse the store
+#    facetrust of version 4 would delete users without forgetting them, so it must refuse the store;
+# 6: the change log is pruned (store/changelog.py): a facetrust of version 5 would catch an index up
+#    across a pruned stretch and miss its changes, so it must refuse the store
 
 # Bulk ingestion's resume record: an image (by the SHA-256 of its bytes) already indexed into a
 # collection, written in the same transaction as its faces, so a rerun skips exactly those.
@@ -44,7 +46,8 @@ END;
 # retention then, fixed), or sooner where its subject's consent ends sooner; a renewed consent moves
 # `expires_at` again, never past `retained_until`.
 # Every face mutation appends to `changes`; the derived vector index records the last `seq`
-# it applied, so it can catch up (or be rebuilt) and never disagrees with the database.
+# it applied, so it can catch up (or be rebuilt) and never disagrees with the database. The
+# retention sweep deletes its rows older than `change_log_days` (store/changelog.py).
 DDL = (
     """
 CREATE TABLE IF NOT EXISTS meta (

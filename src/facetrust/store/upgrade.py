@@ -20,6 +20,11 @@ tables came with no new version at first, so a facetrust of version 4 opened suc
 deleted users without forgetting their answers (a retried CreateUser was then answered from a
 user that no longer existed). The step makes the tables where they are missing; from version 5 on,
 an older facetrust refuses the store.
+
+Version 6: the retention sweep prunes the change log (``store/changelog.py``), and a reader whose
+position lies before the pruned part rebuilds instead of catching up. Nothing in the store
+changes; the version is there so that a facetrust of version 5, which would catch its indexes up
+across the pruned part and miss the changes that were there, refuses the store.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ def upgrade(conn: sqlite3.Connection, where: str, *, postgres: bool) -> None:
             if _has_table(conn, "faces", postgres):  # the answers' tables refer to collections and faces
                 _script(conn, CLIENT_TOKENS_DDL, postgres)
             log.info("%s: schema version %d -> 5, ClientRequestToken answers kept", where, version)
+        if version < 6:
+            log.info("%s: schema version %d -> 6, the change log pruned by the retention sweep", where, version)
         if version < SCHEMA_VERSION:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
