@@ -405,33 +405,51 @@ def test_a_copy_killed_right_after_its_commit_is_refused_as_not_empty_and_keeps_
     assert copied["audit_log"][:-1] == source["audit_log"]  # and its own CopyStore entry: committed whole
 
 
-def test_a_source_written_to_during_the_copy_leaves_a_copy_that_verifies_and_a_warning(
-    tmp_path: Path, fake: FaceEngine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("source_engine", "target_engine"), [("sqlite", "sqlite"), ("postgresql", "sqlite"), ("sqlite", "postgresql")]
+)
+def test_a_source_written_to_during_the_copy_leaves_a_snapshot_copy_that_verifies_and_a_warning(
+    tmp_path: Path,
+    fake: FaceEngine,
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+    pg_server: PgServer,
+    source_engine: str,
+    target_engine: str,
 ) -> None:
-    import facetrust.cli.store_copy as store_copy
+    """Each side is named (``--store`` too), so the test is the same whatever store the suite runs on."""
     from facetrust.store import busy
+    from facetrust.store import copy as copier
 
     ids, _ = _source(tmp_path / "a", fake, keyring)
-    real = store_copy._logger
+    source_dir, source, store = tmp_path / "a", f"sqlite:{tmp_path / 'a'}", "sqlite"
+    if source_engine == "postgresql":
+        source_dir, store = tmp_path / "s", pg_server.schema_url()
+        _copied(fake, source_dir, source, store)
+        source = store
+    copy_dir, target, copy_store = tmp_path / "b", f"sqlite:{tmp_path / 'b'}", "sqlite"
+    if target_engine == "postgresql":
+        target = copy_store = pg_server.schema_url()
+    data = copy_dir if target_engine == "postgresql" else source_dir  # --data: a PostgreSQL side's head file
     # The erasure's WAL checkpoint waits out the copy's read snapshot for the busy timeout, then leaves
     # the checkpoint due (store/sqlite.py): a short one keeps the test from waiting 30 s for that.
     monkeypatch.setattr(busy, "BUSY_TIMEOUT_S", 1.0)
+    real = copier._insert
 
-    def overtaken(actor: Any, source: Any) -> Any:
-        log = real(actor, source)
-
-        def meanwhile(conn: sqlite3.Connection, report: Any) -> None:  # another writer, while the copy runs
-            with FaceService(tmp_path / "a", fake, keyring=keyring, store="sqlite") as other:
+    def insert(conn: sqlite3.Connection, table: str, columns: Any, rows: Any) -> None:
+        real(conn, table, columns, rows)
+        if table == "audit_log":  # another writer, after the copy read the log and before it reads the faces
+            with FaceService(source_dir, fake, keyring=keyring, store=store) as other:
                 other.delete_faces("c", [ids[0]])
-            log(conn, report)
 
-        return meanwhile
-
-    monkeypatch.setattr(store_copy, "_logger", overtaken)
-    done = _copy(fake, tmp_path / "a", f"sqlite:{tmp_path / 'a'}", f"sqlite:{tmp_path / 'b'}")
+    monkeypatch.setattr(copier, "_insert", insert)
+    done = _copy(fake, data, source, target)
     assert done.exit_code == 0, done.output
     assert "Warning: the source was written to while it was copied: its 1 audit entries after" in done.output
-    assert _run(fake, "--data", str(tmp_path / "b"), "audit-log", "verify").exit_code == 0
+    verified = _run(fake, "--data", str(copy_dir), "--store", copy_store, "audit-log", "verify")
+    assert verified.exit_code == 0, verified.output
+    with FaceService(copy_dir, fake, keyring=keyring, store=copy_store) as copy:  # the source as the copy began
+        assert [f.face_id for f in copy.list_faces("c").faces] == ids
 
 
 def test_a_copy_refused_by_its_target_logs_no_export_in_the_source(
