@@ -14,6 +14,7 @@ from facetrust.errors import FacetrustError, StoreBusyError, StoreUnavailableErr
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.store import busy
+from facetrust.store.trouble import log_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.store.protocol import FaceStore
@@ -92,8 +93,8 @@ def audited(store: FaceStore, actor: Actor, operation: str, collection: str | No
         try:
             with store.transaction() as conn:
                 record.commit(conn, outcome=INTERNAL_ERROR)
-        except Exception:  # the store itself is what failed: the first error is the one to raise
-            log.exception("could not log the failed %s", operation)
+        except Exception as failed:  # the store itself is what failed: the first error is the one to raise
+            log_failure(log, failed, "could not log the failed %s", operation)
         raise
     if record.entry is None:
         with store.transaction() as conn:
@@ -106,8 +107,8 @@ def _refused(store: FaceStore, record: Record, exc: FacetrustError) -> None:
     try:
         with store.transaction() as conn:
             record.commit(conn, outcome=exc.code)
-    except Exception:  # the store cannot be written (a database gone with a commit's answer): the
-        log.exception("could not log the refused %s", record.operation)  # refusal is the error to raise
+    except Exception as failed:  # the store cannot be written (a database gone with a commit's answer): the
+        log_failure(log, failed, "could not log the refused %s", record.operation)  # refusal is the error to raise
 
 
 def logged_or_refused(run: Callable[[], T], refuse: Callable[[FacetrustError], None]) -> T:

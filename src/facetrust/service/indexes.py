@@ -39,6 +39,7 @@ from facetrust.files import atomic_write_text
 from facetrust.service.replica import FolderLock, replica_folders
 from facetrust.store.private import private_dir, tighten
 from facetrust.store.sqlite import CollectionRow, vector_from_blob
+from facetrust.store.trouble import log_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -268,8 +269,9 @@ class CollectionIndex:
                 self._applied = after
                 if self._applied - self._saved >= SAVE_EVERY:
                     self.save()
-        except Exception:  # derived data: the committed write stands; the next search catches up
-            log.exception("index of collection %r not kept in step; the next search catches up", self.collection.name)
+        except Exception as exc:  # derived data: the committed write stands; the next search catches up
+            message = "index of collection %r not kept in step; the next search catches up"
+            log_failure(log, exc, message, self.collection.name)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[SearchHits, int]:
         """Top-``k`` hits (``k`` cut to the number of faces, at least 1) and the number of faces searched."""
@@ -336,8 +338,8 @@ class CollectionIndex:
             try:
                 self._catch_up()
                 current = self.store.get_collection(self.collection.name)
-            except Exception:  # never write what may hold an erased template
-                log.exception("index of %r not caught up; its snapshot is not saved", self.collection.name)
+            except Exception as exc:  # never write what may hold an erased template
+                log_failure(log, exc, "index of %r not caught up; its snapshot is not saved", self.collection.name)
                 return
             if current is None or (current.id, current.created_at) != (self.collection.id, self.collection.created_at):
                 # deleted (its change log with it) by another process: forget it, write nothing

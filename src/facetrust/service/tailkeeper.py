@@ -32,6 +32,7 @@ from facetrust.errors import ModelMismatchError
 from facetrust.service import tails
 from facetrust.service.tails import TailCatchUp
 from facetrust.store import changelog, leases, tailstats
+from facetrust.store.trouble import log_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.service.context import ServiceContext
@@ -98,8 +99,8 @@ class LeasedTailKeeper:
                 continue
             try:
                 result = tails.catch_up(self.service, name, limit=left)
-            except Exception:  # derived data: the next tick retries; other collections go on
-                log.exception("per-face statistics of collection %r not caught up", name)
+            except Exception as exc:  # derived data: the next tick retries; other collections go on
+                log_failure(log, exc, "per-face statistics of collection %r not caught up", name)
                 quiet = False
                 continue
             left -= result.computed
@@ -136,8 +137,8 @@ class LeasedTailKeeper:
             new = added.get(collection_id, [])
             try:
                 result = self._recompute(row, new, spare, upto)
-            except Exception:  # derived data: reconcile at the next tick; other collections go on
-                log.exception("per-face statistics of collection %r not caught up", row.name)
+            except Exception as exc:  # derived data: reconcile at the next tick; other collections go on
+                log_failure(log, exc, "per-face statistics of collection %r not caught up", row.name)
                 self._at = None
                 continue
             if result is not None:

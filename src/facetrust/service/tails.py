@@ -37,6 +37,7 @@ from facetrust.fairness.tailnorm import anchor, top_scores_stats
 from facetrust.service.scoring import MIN_GALLERY, TAIL_K, ProbeScale, crowded
 from facetrust.store import tailstats
 from facetrust.store.sqlite import CollectionRow, vector_from_blob
+from facetrust.store.trouble import log_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -179,8 +180,8 @@ def after_change(service: ServiceContext, row: CollectionRow, new_keys: Sequence
             if not stale:
                 break
             keys, after = set(), stale[-1]
-    except Exception:  # derived data: the committed operation stands, a catch-up repairs it
-        log.exception("per-face statistics of collection %r not updated; run a catch-up", row.name)
+    except Exception as exc:  # derived data: the committed operation stands, a catch-up repairs it
+        log_failure(log, exc, "per-face statistics of collection %r not updated; run a catch-up", row.name)
 
 
 def catch_up(

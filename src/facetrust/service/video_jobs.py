@@ -52,6 +52,7 @@ from facetrust.service.video_job_types import (
 from facetrust.service.video_retention import expired
 from facetrust.store import leases
 from facetrust.store import video_jobs as jobs_table
+from facetrust.store.trouble import log_failure
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -319,8 +320,8 @@ class VideoJobs:
                 return
             except Interrupted:  # it cannot go on here now (its key store closed): it stays IN_PROGRESS
                 log.info("video job %s left IN_PROGRESS for the next start", job_id)
-            except Exception:
-                log.exception("video job %s could not be recorded", job_id)
+            except Exception as exc:  # left IN_PROGRESS: the next start runs it again
+                log_failure(log, exc, "video job %s could not be recorded", job_id)
             finally:
                 with self._queued_lock:
                     self._queued.discard(job_id)
