@@ -6,6 +6,7 @@ longer holds what it has not read."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,24 +147,29 @@ def test_given_more_stale_rows_than_a_ticks_budget_then_the_keeper_recomputes_th
         assert_exact(service, {keys[f]: v for f, v in zip(ids[1:], vectors[1:])})
 
 
+def _failed_tick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fail: Any) -> Any:
+    """The one record the keeper logs when a tick's recomputation of three new faces raises from ``fail``."""
+    with _service(tmp_path) as service:
+        keeper = LeasedTailKeeper(service.ctx, lease_s=30, holder=service.holder)
+        keeper.tick()
+        enrol(service, unit_vectors(3))
+        monkeypatch.setattr(tails, "refresh", fail)
+        with caplog.at_level("WARNING", logger="facetrust.service.tailkeeper"):
+            assert keeper.tick() == []
+    (record,) = [r for r in caplog.records if r.name == "facetrust.service.tailkeeper"]
+    return record
+
+
 def test_given_the_store_out_of_reach_then_a_tick_logs_one_line_naming_it_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from facetrust.errors import StoreUnavailableError
 
-    with _service(tmp_path) as service:
-        keeper = LeasedTailKeeper(service.ctx, lease_s=30, holder=service.holder)
-        keeper.tick()
-        enrol(service, unit_vectors(3))
+    def lost(*args: object) -> None:
+        raise StoreUnavailableError("The connection to the PostgreSQL store db was lost", connection_lost=True)
 
-        def lost(*args: object) -> None:
-            raise StoreUnavailableError("The connection to the PostgreSQL store db was lost", connection_lost=True)
+    record = _failed_tick(tmp_path, monkeypatch, caplog, lost)
 
-        monkeypatch.setattr(tails, "refresh", lost)
-        with caplog.at_level("WARNING", logger="facetrust.service.tailkeeper"):
-            assert keeper.tick() == []
-
-    (record,) = [r for r in caplog.records if r.name == "facetrust.service.tailkeeper"]
     assert (record.levelname, record.exc_info) == ("WARNING", None)
     assert record.getMessage() == (
         "per-face statistics of collection 'c' not caught up: The connection to the PostgreSQL store db was lost"
@@ -173,13 +179,6 @@ def test_given_the_store_out_of_reach_then_a_tick_logs_one_line_naming_it_withou
 def test_given_a_fault_of_facetrusts_own_then_a_tick_logs_it_with_its_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with _service(tmp_path) as service:
-        keeper = LeasedTailKeeper(service.ctx, lease_s=30, holder=service.holder)
-        keeper.tick()
-        enrol(service, unit_vectors(3))
-        monkeypatch.setattr(tails, "refresh", lambda *a: 1 / 0)
-        with caplog.at_level("WARNING", logger="facetrust.service.tailkeeper"):
-            assert keeper.tick() == []
+    record = _failed_tick(tmp_path, monkeypatch, caplog, lambda *a: 1 / 0)
 
-    (record,) = [r for r in caplog.records if r.name == "facetrust.service.tailkeeper"]
     assert record.levelname == "ERROR" and record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
