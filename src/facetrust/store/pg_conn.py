@@ -244,14 +244,9 @@ class _errors:
     that lost the connection, while ``conn`` ran ``sql``, as ``StoreUnavailableError``."""
 
     def __init__(self, conn: PgConnection, sql: str) -> None:
-        from psycopg.pq import TransactionStatus
-
         self._conn = conn
         self._sql = sql
-        self._in_transaction = conn.raw.info.transaction_status not in (
-            TransactionStatus.IDLE,
-            TransactionStatus.UNKNOWN,
-        )
+        self._in_transaction = conn.in_transaction  # before the statement: what a loss in it rolls back
 
     def __enter__(self) -> None:
         return None
