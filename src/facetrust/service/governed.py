@@ -168,6 +168,7 @@ def _default_purpose(service: ServiceContext, asked: str | None) -> str:
         )
     if asked is not None and not asked.strip():
         raise InvalidParameterError("A purpose must be named; got an empty name", parameter="Purpose")
+    check_purpose(asked)  # before the audit record takes it: never a name of any length in the log
     chosen = asked if asked is not None else service.policy.default_purpose
     if chosen is None:
         raise InvalidParameterError(
@@ -224,8 +225,6 @@ def governed(
             step.purpose = resolve_purpose(service.policy, step.row.purpose, moratorium_ok=rule.moratorium)
         elif rule.scope == PURPOSE:
             asked = purpose if purpose is not None or not rule.caller_purpose else (actor.purpose or None)
-            if isinstance(asked, str):  # refused before it is recorded: never a name of any length in the log
-                check_purpose(asked)
             rec.purpose = _default_purpose(service, asked)
             step.purpose = resolve_purpose(service.policy, rec.purpose, moratorium_ok=rule.moratorium)
         yield step
