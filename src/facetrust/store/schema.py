@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS people_clusters (
     updated_at     REAL NOT NULL,
     PRIMARY KEY (collection_id, cluster_id)
 );
+CREATE INDEX IF NOT EXISTS people_clusters_by_representative ON people_clusters(representative);
 CREATE TABLE IF NOT EXISTS people_settings (
     collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
     threshold     REAL NOT NULL
