@@ -64,6 +64,33 @@ def test_the_change_log_numbers_every_addition_and_deletion_in_order(store: Face
     assert store.faces_by_keys(cid, keys).keys() == {keys[1]}
 
 
+def test_deleting_many_faces_at_once_deletes_those_logs_each_and_stales_their_holders(store: FaceStore) -> None:
+    import numpy as np
+
+    from facetrust.store import tailstats
+    from facetrust.store.inlist import CHUNK
+
+    cid = _collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [_face(n) for n in range(CHUNK * 2 + 3)])
+        held = {keys[-1]: [keys[0], keys[CHUNK + 1]], keys[-2]: [keys[-1]]}  # two faces kept, whose tops held others
+        tails = {
+            k: tailstats.FaceTail(np.ones(2, np.float32), np.array(n, np.int64), keys[-1]) for k, n in held.items()
+        }
+        tailstats.put(conn, cid, tails, 2)
+    start = store.last_change(cid)
+    gone = keys[: CHUNK * 2 + 1]  # more than two IN (…) chunks
+    with store.transaction() as conn:
+        store.delete_faces(conn, cid, gone)
+    assert store.face_keys(cid) == keys[CHUNK * 2 + 1 :]
+    assert [(k, op) for _, k, op in store.changes_since(cid, start)] == [(k, "del") for k in gone]
+    conn = store.connection()
+    assert tailstats.stale(conn, cid, 10) == [keys[-1]]  # its top held erased faces; keys[-2]'s did not
+    assert tailstats.lacking(conn, [keys[-2]]) == {}  # its row stays fresh
+    refs = conn.execute("SELECT count(*) FROM face_tail_refs WHERE neighbour_key IN (?, ?)", (keys[0], keys[CHUNK + 1]))
+    assert refs.fetchone()[0] == 0
+
+
 def test_a_failed_transaction_writes_nothing(store: FaceStore) -> None:
     cid = _collection(store)
     with pytest.raises(RuntimeError, match="stop"):

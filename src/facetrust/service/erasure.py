@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from facetrust.errors import InvalidParameterError, NotFoundError
 from facetrust.governance import audit
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Also",
+    "Erasable",
     "Selector",
     "all_collections",
     "delete_collection",
@@ -34,7 +35,18 @@ __all__ = [
     "verify_receipt",
 ]
 
-Selector = Callable[["sqlite3.Connection"], dict[int, list["FaceRow"]]]
+
+class Erasable(Protocol):
+    """What an erasure reads of a chosen face (a ``FaceRow`` or a ``records.FaceKey``)."""
+
+    @property
+    def key(self) -> int: ...
+
+    @property
+    def face_id(self) -> str: ...
+
+
+Selector = Callable[["sqlite3.Connection"], "Mapping[int, Sequence[Erasable]]"]
 Also = Callable[["sqlite3.Connection"], "dict[str, object] | None"]  # more to do in the erasure; its audit details
 
 
@@ -64,7 +76,10 @@ class _Erased:
 
 
 def _delete_chosen(
-    service: ServiceContext, conn: sqlite3.Connection, chosen: dict[int, list[FaceRow]], by_id: dict[int, CollectionRow]
+    service: ServiceContext,
+    conn: sqlite3.Connection,
+    chosen: Mapping[int, Sequence[Erasable]],
+    by_id: dict[int, CollectionRow],
 ) -> _Erased:
     """Delete the chosen faces of the collections in ``by_id``, with their crops and video job matches."""
     erased = _Erased()
@@ -202,10 +217,10 @@ def delete_collection(service: ServiceContext, name: str, actor: Actor) -> Erasu
     """Delete a collection, its users and every face; the receipt names every erased face."""
     dropped: list[CollectionRow] = []
 
-    def every_face(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+    def every_face(conn: sqlite3.Connection) -> dict[int, list[records.FaceKey]]:
         row = _named(service, name, conn)
         dropped.append(row)
-        return {row.id: records.faces_in_collection(conn, row.id)}
+        return {row.id: records.face_keys_in_collection(conn, row.id)}
 
     def drop(conn: sqlite3.Connection) -> None:
         service.store.delete_collection(conn, dropped[0].id)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from facetrust.errors import ConfigurationError
 from facetrust.store import changelog, vacuums
-from facetrust.store.inlist import select_in
+from facetrust.store.inlist import in_chunks, select_in
 from facetrust.store.rows import _FACE_COLUMNS, FaceRow, NewFace, _face
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,9 +222,12 @@ class FaceTable:
         forget(conn, collection_id, keys)  # no per-face statistic derived from these templates stays
         drop_summaries(conn, collection_id, keys)  # nor a cohesion of their people
         keep_joined(conn, collection_id, keys, must_links_of(conn, keys))  # a merge outlives its erased anchors
-        for key in keys:
-            conn.execute("DELETE FROM faces WHERE collection_id = ? AND id = ?", (collection_id, int(key)))
-            conn.execute("INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')", (collection_id, key))
+        for marks, chunk in in_chunks([int(k) for k in keys]):  # a statement per key cost 8 s at 200,000
+            conn.execute(f"DELETE FROM faces WHERE collection_id = ? AND id IN ({marks})", (collection_id, *chunk))
+        conn.executemany(
+            "INSERT INTO changes(collection_id, face_key, op) VALUES (?, ?, 'del')",
+            [(collection_id, int(key)) for key in keys],
+        )
         if keys:
             vacuums.count_erasure(conn)
 

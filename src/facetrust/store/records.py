@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import unicodedata
+from typing import NamedTuple
 
 from facetrust.store.inlist import select_in
 from facetrust.store.rows import _FACE_COLUMNS, FaceRow, _face
 
 __all__ = [
+    "FaceKey",
     "cap_expiries",
     "expired_faces",
     "face_ids_present",
+    "face_keys_in_collection",
     "faces_by_external_id",
-    "faces_in_collection",
     "faces_of_user",
     "get_consent",
     "get_review",
@@ -98,10 +100,17 @@ def faces_by_external_id(
     return out
 
 
-def faces_in_collection(conn: sqlite3.Connection, collection_id: int) -> list[FaceRow]:
-    return [
-        _face(r) for r in conn.execute(f"SELECT {_FACE_COLUMNS} FROM faces WHERE collection_id = ?", (collection_id,))
-    ]
+class FaceKey(NamedTuple):
+    """A stored face's row key and FaceId: all an erasure of it needs."""
+
+    key: int
+    face_id: str
+
+
+def face_keys_in_collection(conn: sqlite3.Connection, collection_id: int) -> list[FaceKey]:
+    """Every face of the collection, by key and FaceId only: whole rows cost 3 s at 200,000 faces."""
+    sql = "SELECT id, face_id FROM faces WHERE collection_id = ? ORDER BY id"
+    return [FaceKey(int(k), str(f)) for k, f in conn.execute(sql, (collection_id,))]
 
 
 def faces_of_user(conn: sqlite3.Connection, collection_id: int, user_id: str) -> list[FaceRow]:

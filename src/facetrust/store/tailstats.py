@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facetrust.store.inlist import select_in
+from facetrust.store.inlist import in_chunks, select_in
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -131,9 +131,9 @@ def put(
 
 def mark_stale(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
     """Drop these faces' scores and references; recompute them later (``stale``)."""
-    for key in keys:
-        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
-        conn.execute("DELETE FROM face_tail_refs WHERE face_key = ?", (key,))
+    for marks, chunk in in_chunks([int(k) for k in keys]):
+        conn.execute(f"DELETE FROM face_tails WHERE face_key IN ({marks})", chunk)
+        conn.execute(f"DELETE FROM face_tail_refs WHERE face_key IN ({marks})", chunk)
     conn.executemany(
         "INSERT INTO face_tails(face_key, collection_id, stale, scores, neighbours) VALUES (?, ?, 1, NULL, NULL)",
         ((k, collection_id) for k in keys),
@@ -147,8 +147,8 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
     sql = "SELECT DISTINCT face_key FROM face_tail_refs WHERE neighbour_key IN ({marks})"
     holders = sorted({int(r[0]) for r in select_in(conn, sql, (), sorted(gone))} - gone)
     mark_stale(conn, collection_id, holders)
-    for key in sorted(gone):
-        conn.execute("DELETE FROM face_tail_refs WHERE neighbour_key = ?", (key,))
+    for marks, chunk in in_chunks(sorted(gone)):
+        conn.execute(f"DELETE FROM face_tail_refs WHERE neighbour_key IN ({marks})", chunk)
     return holders
 
 
