@@ -75,3 +75,20 @@ def face(n: int, external: str | None = None, expires_at: float | None = None) -
 def collection(store: FaceStore, name: str = "staff") -> int:
     with store.transaction() as conn:
         return store.insert_collection(conn, name, "model-a", "general").id
+
+
+def query_plan(store: FaceStore, sql: str, args: tuple[object, ...]) -> str:
+    """The query plan of ``sql`` as text: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN with
+    sequential scans disabled, so the planner uses an index wherever one can serve the query (on
+    a table this small it would scan anyway)."""
+    with store.snapshot() as conn:
+        if type(store).__name__ == "Store":
+            return "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        conn.execute("SET LOCAL enable_seqscan = off")
+        return "\n".join(str(row[0]) for row in conn.execute("EXPLAIN " + sql, args))
+
+
+def table_scans(plan: str) -> list[str]:
+    """The steps of a ``query_plan`` that read a whole table."""
+    steps = [line.lstrip(" ->") for line in plan.splitlines()]
+    return [s for s in steps if s.startswith(("SCAN", "Seq Scan")) and s != "SCAN CONSTANT ROW"]

@@ -11,7 +11,7 @@ import pytest
 from facetrust.store import tailstats
 from facetrust.store.protocol import FaceStore
 
-from .conftest import STORES, collection, face
+from .conftest import STORES, collection, face, query_plan, table_scans
 
 # Each lookup of a tick that follows the change log, with arguments as the keeper passes them.
 LOOKUPS = {
@@ -37,22 +37,9 @@ def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore
     store.close()
 
 
-def _plan(store: FaceStore, sql: str, args: tuple[object, ...]) -> str:
-    """The query plan of ``sql`` as text: SQLite's EXPLAIN QUERY PLAN; PostgreSQL's EXPLAIN with
-    sequential scans disabled, so the planner uses an index wherever one can serve the query (on
-    a table this small it would scan anyway)."""
-    with store.snapshot() as conn:
-        if type(store).__name__ == "Store":
-            return "\n".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
-        conn.execute("SET LOCAL enable_seqscan = off")
-        return "\n".join(str(row[0]) for row in conn.execute("EXPLAIN " + sql, args))
-
-
 @pytest.mark.parametrize("lookup", sorted(LOOKUPS))
 def test_each_lookup_of_a_keeper_tick_uses_an_index_and_scans_no_table(filled: FaceStore, lookup: str) -> None:
     sql, args = LOOKUPS[lookup]
-    plan = _plan(filled, sql, args)
-    steps = [line.lstrip(" ->") for line in plan.splitlines()]
-    scans = [s for s in steps if s.startswith(("SCAN", "Seq Scan")) and s != "SCAN CONSTANT ROW"]  # no table
-    assert scans == [], plan
+    plan = query_plan(filled, sql, args)
+    assert table_scans(plan) == [], plan
     assert "INDEX" in plan.upper() or "PRIMARY KEY" in plan or "SEARCH" in plan, plan

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, id);
 CREATE INDEX IF NOT EXISTS faces_by_external ON faces(collection_id, external_image_id);
+CREATE INDEX IF NOT EXISTS faces_by_subject ON faces(lower(external_image_id));
 CREATE INDEX IF NOT EXISTS faces_by_image ON faces(image_id);
 CREATE INDEX IF NOT EXISTS faces_by_user ON faces(collection_id, user_id);
 CREATE TABLE IF NOT EXISTS users (
@@ -110,6 +111,7 @@ CREATE TABLE IF NOT EXISTS consents (
     recorded_at   REAL NOT NULL,
     revoked_at    REAL
 );
+CREATE INDEX IF NOT EXISTS consents_by_subject ON consents(lower(subject));
 CREATE TABLE IF NOT EXISTS pseudonym_key (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     key BLOB NOT NULL
