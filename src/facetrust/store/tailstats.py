@@ -109,8 +109,8 @@ def put(
     sql = "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})"
     for key, held in select_in(conn, sql, (), fresh):
         before[int(key)].add(int(held))
-    for key in fresh:
-        conn.execute("DELETE FROM face_tails WHERE face_key = ?", (key,))
+    for marks, chunk in in_chunks(fresh):
+        conn.execute(f"DELETE FROM face_tails WHERE face_key IN ({marks})", chunk)
     conn.executemany(
         "INSERT INTO face_tails(face_key, collection_id, stale, entry_score, upto, scores, neighbours) "
         "VALUES (?, ?, 0, ?, ?, ?, ?)",
