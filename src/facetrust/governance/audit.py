@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facetrust.errors import AuditLogDamagedError
-from facetrust.store.anchor import GENESIS, AuditHead, HeadFile, head
+from facetrust.store.anchor import AWAITING_REVIEW, GENESIS, AuditHead, HeadFile, head
 
 __all__ = [
     "GENESIS",
@@ -35,6 +35,7 @@ __all__ = [
     "append",
     "count_entries",
     "entries",
+    "entries_query",
     "head",
     "other_than_follows",
     "verify_after",
@@ -153,22 +154,16 @@ def count_entries(conn: sqlite3.Connection, *, since: float | None = None, upto:
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def entries(
-    conn: sqlite3.Connection,
+def entries_query(
     *,
     since: float | None = None,
     after_seq: int = 0,
     limit: int | None = None,
     containing: str | None = None,
+    awaiting_review: bool = False,
     unreviewed: bool = False,
-) -> Iterator[AuditEntry]:
-    """The entries after ``after_seq`` (at or after ``since``), in order, at most ``limit``; with
-    ``containing``, only those whose stored text holds it (as SQL's LIKE compares: on SQLite, ASCII
-    letters in either case). The database compares the text, so a reader after a few entries of a
-    long log parses only those and the few others that hold it: ``'"review_required":true'`` finds
-    every entry recording that member as true, the stored text being canonical JSON. With
-    ``unreviewed``, the database also leaves out the entries a review names (``reviews``), so
-    the review queue reads only the searches still waiting, however many were reviewed."""
+) -> tuple[str, list[Any]]:
+    """The SQL and arguments with which ``entries`` reads (its parameters)."""
     sql = "SELECT seq, at, entry, prev_hash, hash FROM audit_log WHERE seq > ?"
     args: list[Any] = [after_seq]
     if since is not None:
@@ -178,12 +173,44 @@ def entries(
         sql += " AND entry LIKE ? ESCAPE '\\'"
         escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         args.append(f"%{escaped}%")
+    if awaiting_review:
+        sql += f" AND {AWAITING_REVIEW}"
     if unreviewed:
         sql += " AND NOT EXISTS (SELECT 1 FROM reviews WHERE reviews.search_seq = audit_log.seq)"
     sql += " ORDER BY seq"
     if limit is not None:
         sql += " LIMIT ?"
         args.append(limit)
+    return sql, args
+
+
+def entries(
+    conn: sqlite3.Connection,
+    *,
+    since: float | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
+    containing: str | None = None,
+    awaiting_review: bool = False,
+    unreviewed: bool = False,
+) -> Iterator[AuditEntry]:
+    """The entries after ``after_seq`` (at or after ``since``), in order, at most ``limit``; with
+    ``containing``, only those whose stored text holds it (as SQL's LIKE compares: on SQLite, ASCII
+    letters in either case). The database compares the text, so a reader after a few entries of a
+    long log parses only those and the few others that hold it: ``'"review_required":true'`` finds
+    every entry recording that member as true, the stored text being canonical JSON. With
+    ``awaiting_review``, only those entries, found through an index of them alone
+    (``anchor.AWAITING_REVIEW``) without reading the others. With ``unreviewed``, the database
+    also leaves out the entries a review names (``reviews``), so the review queue reads only the
+    searches still waiting, however many were reviewed."""
+    sql, args = entries_query(
+        since=since,
+        after_seq=after_seq,
+        limit=limit,
+        containing=containing,
+        awaiting_review=awaiting_review,
+        unreviewed=unreviewed,
+    )
     for seq, at, text, prev, digest in conn.execute(sql, args):
         data, problem = _read(seq, text)
         if data is None:

@@ -28,11 +28,6 @@ __all__ = ["ReviewCandidate", "ReviewItem", "ReviewPage", "awaits_review", "revi
 _SEARCHES = {"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "VideoSearch", "FaceSearchJob"}
 
 
-# what the stored text (canonical JSON) of every entry that awaits review holds: the queue has the
-# database find those, not every entry of the log parsed (a log grows by an entry per search)
-_WAITING = '"review_required":true'
-
-
 def awaits_review(data: dict[str, object]) -> bool:
     """Whether an audit entry (its ``data``) is a search that needs a person's review: one of
     ``_SEARCHES`` that answered, under a purpose that requires review. What the queue offers, and
@@ -92,7 +87,7 @@ def review_queue(
         after = decode_position(next_token, "review", scope) if next_token is not None else 0
         conn = service.store.connection()
         found = []
-        for entry in audit.entries(conn, after_seq=after, containing=_WAITING, unreviewed=True):
+        for entry in audit.entries(conn, after_seq=after, awaiting_review=True, unreviewed=True):
             d = entry.data
             if not awaits_review(d) or (collection is not None and d.get("collection") != collection):
                 continue

@@ -19,12 +19,18 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DDL", "GENESIS", "RECENT_HEADS", "AuditHead", "HeadFile", "disagreement", "head"]
+__all__ = ["AWAITING_REVIEW", "DDL", "GENESIS", "RECENT_HEADS", "AuditHead", "HeadFile", "disagreement", "head"]
 
 GENESIS = "0" * 64
 MAX_SEQ = 2**63 - 1  # an entry's number is a signed 64-bit integer (SQLite's INTEGER, PostgreSQL's bigint)
 
-DDL = """
+# The entries of searches that await a human review hold this member (their stored text is
+# canonical JSON). A partial index holds only those entries, so the review queue seeks them
+# (``audit.entries(awaiting_review=True)`` names the same condition, as both databases need to
+# use the index) instead of reading the text of every entry: 1.2 s a page at 1,000,000 entries.
+AWAITING_REVIEW = """entry LIKE '%"review_required":true%'"""
+
+DDL = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
     seq       INTEGER PRIMARY KEY,
     at        REAL NOT NULL,
@@ -32,6 +38,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prev_hash TEXT NOT NULL,
     hash      TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS audit_log_awaiting_review ON audit_log(seq) WHERE {AWAITING_REVIEW};
 """
 
 
