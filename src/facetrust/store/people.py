@@ -19,6 +19,7 @@ __all__ = [
     "ClusterRow",
     "add_links",
     "cluster_user",
+    "cluster_users",
     "clusters",
     "drop_links",
     "drop_summaries",
@@ -228,6 +229,18 @@ def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str, 
         (collection_id, cluster_id, now),
     ).fetchall()
     return str(users[0][0]) if users else None
+
+
+def cluster_users(conn: sqlite3.Connection, collection_id: int, now: float) -> dict[str, str]:
+    """``cluster_user`` of every cluster that has one, in one query (the least user id, should a
+    cluster hold faces of two)."""
+    rows = conn.execute(
+        "SELECT m.cluster_id, min(f.user_id) FROM people_members m JOIN faces f ON f.id = m.face_key "
+        f"WHERE m.collection_id = ? AND m.cluster_id IS NOT NULL AND f.user_id IS NOT NULL AND {_LIVE} "
+        "GROUP BY m.cluster_id",
+        (collection_id, now),
+    )
+    return {str(c): str(u) for c, u in rows}
 
 
 def unclustered(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
