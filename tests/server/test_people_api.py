@@ -81,3 +81,21 @@ def test_an_unknown_cluster_is_resource_not_found(gov: Governed) -> None:  # noq
     response = call(gov, "searcher", "DescribePerson", {"CollectionId": "c", "ClusterId": "nope"})
     assert response.status_code == 400
     assert response.json()["__type"] == "ResourceNotFoundException" and "nope" in response.json()["message"]
+
+
+def test_people_are_listed_a_page_at_a_time_over_http(gov: Governed) -> None:  # noqa: F811
+    _collection(gov)
+    first = call(gov, "admin", "ClusterFaces", {"CollectionId": "c", "Threshold": 85, "MaxResults": 1}).json()
+    assert len(first["People"]) == 1 and first["UnclusteredFaces"] == 1 and "NextToken" in first
+    rest = call(gov, "searcher", "ListPeople", {"CollectionId": "c", "MaxResults": 5, "NextToken": first["NextToken"]})
+    assert rest.status_code == 200, rest.text
+    assert len(rest.json()["People"]) == 1 and "NextToken" not in rest.json()
+    every = call(gov, "searcher", "ListPeople", {"CollectionId": "c"}).json()["People"]
+    assert [p["ClusterId"] for p in every] == [first["People"][0]["ClusterId"], rest.json()["People"][0]["ClusterId"]]
+    for body, wrong in (
+        ({"CollectionId": "c", "MaxResults": 0}, "InvalidParameterException"),
+        ({"CollectionId": "c", "MaxResults": "2"}, "InvalidParameterException"),
+        ({"CollectionId": "c", "NextToken": "x" * 300}, "InvalidPaginationTokenException"),
+    ):
+        refused = call(gov, "searcher", "ListPeople", body)
+        assert refused.status_code == 400 and refused.json()["__type"].endswith(wrong), refused.text

@@ -248,3 +248,25 @@ def test_forgetting_the_key_takes_down_what_it_fetched(page: Any, site: tuple[Si
     for shown in ("#collections-table", "#audit-table", "#audit-verdict"):
         expect(page.locator(shown)).to_be_hidden()
     expect(page.locator("#audit-rows tr")).to_have_count(0)
+
+
+def test_people_are_shown_a_page_at_a_time_and_more_follow_on_request(
+    page: Any, site: tuple[Site, FaceService]
+) -> None:
+    web, _ = site
+    web.client.create_collection(CollectionId="family")
+    _index(web, "family", 1, 1, 1, 2, 2, 3)
+    page.evaluate("PEOPLE_PAGE = 1")
+    page.get_by_role("tab", name="People").click()
+    page.get_by_label("Collection to group into people").fill("family")
+    page.get_by_role("button", name="List people").click()
+
+    expect(page.locator("#people-summary")).to_have_text(re.compile(r"^1 person shown, largest first, 1 face"))
+    expect(page.locator("#people-list [data-field=person]")).to_have_text([re.compile("^unnamed: 3 faces")])
+    page.get_by_role("button", name="More people").click()
+    expect(page.locator("#people-list [data-field=person]")).to_have_text(
+        [re.compile("^unnamed: 3 faces"), re.compile("^unnamed: 2 faces")]
+    )
+    expect(page.locator("#people-summary")).to_have_text(re.compile(r"^2 people, 1 face unclustered"))
+    expect(page.get_by_role("button", name="More people")).to_be_hidden()
+    expect(page.locator("#people-list img")).to_have_count(2)

@@ -419,3 +419,59 @@ def test_a_cluster_id_not_made_by_the_service_is_refused_by_name(coll: FaceServi
     assert caught.value.parameter == "ClusterId"
     with pytest.raises(InvalidParameterError, match="Cluster id"):
         coll.merge_people("c", ["a", bad])
+
+
+def test_people_come_a_page_at_a_time_largest_first_and_the_pages_join_up(coll: FaceService) -> None:
+    for pattern, size in ((1, 3), (2, 2), (3, 2), (4, 2), (5, 3)):
+        for s in range(size):
+            _one(coll, pattern, 96 + 4 * s)
+    whole = coll.cluster_faces("c")
+    assert [p.size for p in whole.people] == [3, 3, 2, 2, 2] and whole.next_token is None
+    first = coll.cluster_faces("c", limit=2)  # a pass answers with its first page
+    assert [p.cluster_id for p in first.people] == [p.cluster_id for p in whole.people[:2]]
+    shown, token, sizes = list(first.people), first.next_token, []
+    while token is not None:
+        page = coll.list_people("c", limit=2, next_token=token)
+        shown += page.people
+        sizes.append(len(page.people))
+        token = page.next_token
+    assert sizes == [2, 1] and shown == list(whole.people)
+    assert coll.list_people("c", limit=5).next_token is None  # exactly all: no page follows
+
+
+def test_a_page_after_its_last_person_grew_or_left_still_lists_each_once(coll: FaceService) -> None:
+    for pattern in (1, 1, 2, 2, 3, 3):
+        _one(coll, pattern)
+    first = coll.cluster_faces("c", limit=1)
+    _one(coll, 1)  # the person the page ended on (or another) grows: the order moves
+    rest = coll.list_people("c", limit=10, next_token=first.next_token)
+    listed = [p.cluster_id for p in first.people] + [p.cluster_id for p in rest.people]
+    assert len(listed) == len(set(listed))
+
+
+@pytest.mark.parametrize("limit", [0, 1001, -1, True, 2.5])
+def test_a_page_size_out_of_range_is_refused_before_the_pass(coll: FaceService, limit: object) -> None:
+    _one(coll, 1)
+    _one(coll, 1)
+    with pytest.raises(InvalidParameterError, match="MaxResults"):
+        coll.cluster_faces("c", threshold=95.0, limit=limit)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="MaxResults"):
+        coll.list_people("c", limit=limit)  # type: ignore[arg-type]
+    assert coll.list_people("c").threshold == 90.0  # no pass ran at 95
+
+
+def test_a_token_of_another_listing_or_collection_is_refused(coll: FaceService) -> None:
+    from facetrust.errors import InvalidPaginationTokenError
+
+    for pattern in (1, 1, 2, 2):
+        _one(coll, pattern)
+    token = coll.cluster_faces("c", limit=1).next_token
+    assert token is not None
+    coll.create_collection("d")
+    with pytest.raises(InvalidPaginationTokenError):
+        coll.list_people("d", next_token=token)
+    faces_token = coll.list_faces("c", max_results=1).next_token
+    with pytest.raises(InvalidPaginationTokenError):
+        coll.list_people("c", next_token=faces_token)
+    with pytest.raises(InvalidPaginationTokenError):
+        coll.list_people("c", next_token="not-a-token")

@@ -26,11 +26,13 @@ class Person:
 
 @dataclass(frozen=True)
 class PeoplePage:
-    """The clusters of a collection, largest first, and how many faces match nobody."""
+    """The clusters of a collection, largest first (then by id), and how many faces match nobody;
+    ``next_token`` while more clusters follow this page (asked for with a page size)."""
 
     people: tuple[Person, ...]
     unclustered: int
     threshold: float
+    next_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -558,13 +558,19 @@ class FaceService:
 
     # -- people (facetrust.service.people, facetrust.service.corrections) --------------------
 
-    def list_people(self, collection: str, *, actor: Actor = LOCAL) -> PeoplePage:
-        """The collection's faces grouped into people (faces indexed since the last pass placed first)."""
-        return _people.list_people(self.ctx, collection, actor=actor)
+    def list_people(
+        self, collection: str, *, limit: int | None = None, next_token: str | None = None, actor: Actor = LOCAL
+    ) -> PeoplePage:
+        """The collection's faces grouped into people (faces indexed since the last pass placed
+        first), largest first: all, or ``limit`` a page from where ``next_token`` ended."""
+        return _people.list_people(self.ctx, collection, limit=limit, next_token=next_token, actor=actor)
 
-    def cluster_faces(self, collection: str, *, threshold: float | None = None, actor: Actor = LOCAL) -> PeoplePage:
-        """A full clustering pass at ``threshold`` (Similarity; default: the last pass's), corrections respected."""
-        return _people.recluster(self.ctx, collection, threshold=threshold, actor=actor)
+    def cluster_faces(
+        self, collection: str, *, threshold: float | None = None, limit: int | None = None, actor: Actor = LOCAL
+    ) -> PeoplePage:
+        """A full clustering pass at ``threshold`` (Similarity; default: the last pass's), corrections
+        respected; answers with the people as ``list_people`` does (the first ``limit``, if given)."""
+        return _people.recluster(self.ctx, collection, threshold=threshold, limit=limit, actor=actor)
 
     def describe_person(self, collection: str, cluster_id: str, *, actor: Actor = LOCAL) -> Person:
         return _people.show(self.ctx, collection, cluster_id, actor=actor)

@@ -26,6 +26,7 @@ __all__ = [
     "check_time",
     "check_user_id",
     "decode_position",
+    "decode_ranked",
     "decode_token",
     "decode_user_id",
     "encode_token",
@@ -191,6 +192,19 @@ def decode_position(token: object, kind: str, scope: str | int) -> int:
     if not isinstance(after, int):
         raise _foreign(kind)
     return after
+
+
+_RANKED = re.compile(r"(0|[1-9][0-9]{0,18}):([A-Za-z0-9-]{1,64})")
+
+
+def decode_ranked(token: object, kind: str, scope: str | int) -> tuple[int, str]:
+    """``decode_token`` for a listing ordered by a count, largest first, then by id (ListPeople:
+    ``encode_token(kind, scope, f"{count}:{id}")``): the last item's count and id."""
+    after = decode_token(token, kind, scope)
+    found = _RANKED.fullmatch(after) if isinstance(after, str) else None
+    if found is None:
+        raise _foreign(kind)
+    return int(found.group(1)), found.group(2)
 
 
 def decode_user_id(token: object, kind: str, scope: str | int) -> str:

@@ -231,16 +231,17 @@ def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str, 
     return str(users[0][0]) if users else None
 
 
-def cluster_users(conn: sqlite3.Connection, collection_id: int, now: float) -> dict[str, str]:
-    """``cluster_user`` of every cluster that has one, in one query (the least user id, should a
-    cluster hold faces of two)."""
-    rows = conn.execute(
+def cluster_users(
+    conn: sqlite3.Connection, collection_id: int, now: float, cluster_ids: Sequence[str]
+) -> dict[str, str]:
+    """``cluster_user`` of each of these clusters that has one, a chunk of them a query (the
+    least user id, should a cluster hold faces of two)."""
+    sql = (
         "SELECT m.cluster_id, min(f.user_id) FROM people_members m JOIN faces f ON f.id = m.face_key "
-        f"WHERE m.collection_id = ? AND m.cluster_id IS NOT NULL AND f.user_id IS NOT NULL AND {_LIVE} "
-        "GROUP BY m.cluster_id",
-        (collection_id, now),
+        f"WHERE m.collection_id = ? AND f.user_id IS NOT NULL AND {_LIVE} AND m.cluster_id IN ({{marks}}) "
+        "GROUP BY m.cluster_id"
     )
-    return {str(c): str(u) for c, u in rows}
+    return {str(c): str(u) for c, u in select_in(conn, sql, (collection_id, now), list(cluster_ids))}
 
 
 def unclustered(conn: sqlite3.Connection, collection_id: int, now: float) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from facetrust.governance.actor import Actor
 from facetrust.people.types import PeoplePage, Person
-from facetrust.server.operations.base import COLLECTION, FACE_IDS, THRESHOLD, USER_ID, Operation
+from facetrust.server.operations.base import COLLECTION, FACE_IDS, THRESHOLD, USER_ID, Operation, kwargs
 from facetrust.server.protocol import Kind, Member
 from facetrust.service import FaceService
 
@@ -29,19 +29,24 @@ def _person(p: Person) -> dict[str, Any]:
 
 
 def _page(page: PeoplePage) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "People": [_person(p) for p in page.people],
         "UnclusteredFaces": page.unclustered,
         "Threshold": page.threshold,
     }
+    if page.next_token is not None:
+        out["NextToken"] = page.next_token
+    return out
 
 
 def list_people(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    return _page(service.list_people(p["CollectionId"], actor=actor))
+    paging = kwargs(p, {"MaxResults": "limit", "NextToken": "next_token"})
+    return _page(service.list_people(p["CollectionId"], actor=actor, **paging))
 
 
 def cluster_faces(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
-    return _page(service.cluster_faces(p["CollectionId"], threshold=p.get("Threshold"), actor=actor))
+    paging = kwargs(p, {"MaxResults": "limit"})
+    return _page(service.cluster_faces(p["CollectionId"], threshold=p.get("Threshold"), actor=actor, **paging))
 
 
 def describe_person(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -71,8 +76,16 @@ def name_person(service: FaceService, p: dict[str, Any], actor: Actor) -> dict[s
 _CLUSTER = {"CollectionId": COLLECTION, "ClusterId": CLUSTER_ID}
 
 OPERATIONS = (
-    Operation("ListPeople", list_people, {"CollectionId": COLLECTION}),
-    Operation("ClusterFaces", cluster_faces, {"CollectionId": COLLECTION, "Threshold": THRESHOLD}),
+    Operation(
+        "ListPeople",
+        list_people,
+        {"CollectionId": COLLECTION, "MaxResults": Member(Kind.INTEGER), "NextToken": Member(Kind.STRING)},
+    ),
+    Operation(
+        "ClusterFaces",
+        cluster_faces,
+        {"CollectionId": COLLECTION, "Threshold": THRESHOLD, "MaxResults": Member(Kind.INTEGER)},
+    ),
     Operation("DescribePerson", describe_person, _CLUSTER),
     Operation(
         "MergePeople", merge_people, {"CollectionId": COLLECTION, "ClusterIds": Member(Kind.STRINGS, required=True)}

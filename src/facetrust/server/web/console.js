@@ -3,7 +3,8 @@
 // Uses app.js's signed `call` and its rendering helpers; see docs/people.md and docs/http.md.
 "use strict";
 
-const people = { collection: null, cluster: null };
+const people = { collection: null, cluster: null, next: null, shown: 0 };
+let PEOPLE_PAGE = 50; // people a page: each shows its representative's crop (a test shortens it)
 const cropUrls = [];
 
 /** An <img> of a face's review crop, or a placeholder when none is kept (or it cannot be read). */
@@ -29,10 +30,18 @@ function releaseCrops() {
 
 // ---- People ---------------------------------------------------------------------------------
 
-function renderPeople(out) {
-  releaseCrops();
+/** Show a page of people: the first (replacing what was shown) or, with `more`, the next one after it. */
+function renderPeople(out, more = false) {
+  if (!more) {
+    releaseCrops();
+    people.shown = 0;
+  }
+  people.shown += out.People.length;
+  people.next = out.NextToken || null;
+  const noun = people.shown === 1 ? "person" : "people";
+  const count = `${people.shown} ${noun}${people.next ? " shown, largest first" : ""}`;
   $("people-summary").textContent =
-    `${out.People.length} ${out.People.length === 1 ? "person" : "people"}, ${out.UnclusteredFaces} ` +
+    `${count}, ${out.UnclusteredFaces} ` +
     `${out.UnclusteredFaces === 1 ? "face" : "faces"} unclustered (Similarity threshold ${out.Threshold}).`;
   const items = out.People.map((p) => {
     const li = el("li", null, { "data-cluster": p.ClusterId });
@@ -50,8 +59,21 @@ function renderPeople(out) {
     li.append(holder, tick, label, open);
     return li;
   });
-  $("people-list").replaceChildren(...items);
+  if (more) $("people-list").append(...items);
+  else $("people-list").replaceChildren(...items);
+  $("people-more").hidden = !people.next;
   $("people-result").hidden = false;
+}
+
+function firstPeople() {
+  return call("ListPeople", { CollectionId: people.collection, MaxResults: PEOPLE_PAGE });
+}
+
+async function morePeople() {
+  await busy("people", "Listing more people…", $("people-more"), async () => {
+    const page = { CollectionId: people.collection, MaxResults: PEOPLE_PAGE, NextToken: people.next };
+    renderPeople(await call("ListPeople", page), true);
+  });
 }
 
 async function listPeople(event, full = false) {
@@ -62,7 +84,8 @@ async function listPeople(event, full = false) {
   $("people-list").replaceChildren();
   const button = full ? $("people-full") : $("people-form").querySelector("button[type=submit]");
   await busy("people", full ? "Clustering every face…" : "Listing people…", button, async () => {
-    renderPeople(await call(full ? "ClusterFaces" : "ListPeople", { CollectionId: people.collection }));
+    const pass = { CollectionId: people.collection, MaxResults: PEOPLE_PAGE };
+    renderPeople(full ? await call("ClusterFaces", pass) : await firstPeople());
   });
 }
 
@@ -100,23 +123,28 @@ async function mergePeople() {
   await busy("people", "Merging…", $("people-merge"), async () => {
     if (ids.length < 2) throw new ApiError("InvalidParameterException", "Tick at least two clusters to merge.");
     await call("MergePeople", { CollectionId: people.collection, ClusterIds: ids });
-    renderPeople(await call("ListPeople", { CollectionId: people.collection }));
+    renderPeople(await firstPeople());
   });
   if (ids.length >= 2 && $("people-error").hidden) await openPerson(ids[0]);
 }
 
 async function splitPerson() {
   const faces = ticked($("person-faces"));
+  let kept = false; // whether the cluster is still there (not if the split left it under two faces)
   await busy("people", "Splitting…", $("person-split"), async () => {
     if (!faces.length) throw new ApiError("InvalidParameterException", "Tick the faces that are not this person.");
     await call("SplitPerson", { CollectionId: people.collection, ClusterId: people.cluster, FaceIds: faces });
-    renderPeople(await call("ListPeople", { CollectionId: people.collection }));
+    renderPeople(await firstPeople());
+    try {
+      await call("DescribePerson", { CollectionId: people.collection, ClusterId: people.cluster });
+      kept = true;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.type === "ResourceNotFoundException")) throw err;
+    }
   });
-  if ($("people-error").hidden && document.querySelector(`#people-list [data-cluster="${people.cluster}"]`)) {
-    await openPerson(people.cluster);
-  } else if ($("people-error").hidden) {
-    $("person-detail").hidden = true; // the split left it under two faces: no cluster any more
-  }
+  if (!$("people-error").hidden) return;
+  if (kept) await openPerson(people.cluster);
+  else $("person-detail").hidden = true;
 }
 
 async function namePerson(event) {
@@ -124,7 +152,7 @@ async function namePerson(event) {
   const userId = $("person-name").value.trim();
   await busy("people", "Naming…", $("person-name-form").querySelector("button"), async () => {
     await call("NamePerson", { CollectionId: people.collection, ClusterId: people.cluster, UserId: userId });
-    renderPeople(await call("ListPeople", { CollectionId: people.collection }));
+    renderPeople(await firstPeople());
   });
   if ($("people-error").hidden) await openPerson(people.cluster);
 }
@@ -285,6 +313,7 @@ function startConsole() {
   $("people-form").addEventListener("submit", listPeople);
   $("people-full").addEventListener("click", () => listPeople(null, true));
   $("people-merge").addEventListener("click", mergePeople);
+  $("people-more").addEventListener("click", morePeople);
   $("person-split").addEventListener("click", splitPerson);
   $("person-name-form").addEventListener("submit", namePerson);
   $("review-form").addEventListener("submit", loadReviews);
