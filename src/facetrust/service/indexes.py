@@ -235,23 +235,31 @@ class CollectionIndex:
         return _BY_SIZE.index(choose_backend(size)) > _BY_SIZE.index(self._index.name)
 
     def _apply(self, changes: list[tuple[int, int, str]]) -> None:
-        """Apply a block of changes in order: the adds between two deletions go in as one batch."""
+        """Apply a block of changes in order: each run of adds between two deletions goes in as one
+        batch, and each run of deletions between two adds goes out as one (a face at a time, an
+        erasure of 200,000 faces took 13 s in the pq index, which compacted again and again)."""
         import numpy as np
 
         assert self._index is not None
         live = {k for _, k, op in changes if op == "add"}
         found = dict(self.store.embeddings(self.collection.id, sorted(live))) if live else {}
-        pending: list[tuple[int, bytes]] = []
+        adds: list[tuple[int, bytes]] = []
+        dels: list[int] = []
         for _, key, op in changes:
             if op == "add" and key in found:
-                pending.append((key, found[key]))
+                if dels:  # apply in order: the deletions before this add go first
+                    self._index.remove(np.array(dels, dtype=np.int64))
+                    dels = []
+                adds.append((key, found[key]))
             elif op == "del":
-                if pending:  # apply in order: adds before this deletion go first, in one batch
-                    self._index.add(*self._vectors(pending))
-                    pending = []
-                self._index.remove(np.array([key], dtype=np.int64))
-        if pending:
-            self._index.add(*self._vectors(pending))
+                if adds:  # and the adds before this deletion
+                    self._index.add(*self._vectors(adds))
+                    adds = []
+                dels.append(key)
+        if adds:
+            self._index.add(*self._vectors(adds))
+        if dels:
+            self._index.remove(np.array(dels, dtype=np.int64))
 
     def add_committed(self, before: int, after: int, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Bring the index up to change ``after`` right after a batch of additions committed (changes
