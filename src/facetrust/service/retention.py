@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import sqlite3
 
     from facetrust.service.context import ServiceContext
-    from facetrust.store.sqlite import FaceRow
 
 __all__ = ["JOB_AHEAD_S", "rotate_templates", "sweep_retention"]
 
@@ -42,7 +41,7 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     rows = all_collections(service)
     names = {r.id: r.name for r in rows.values()}
 
-    def listing(expired: dict[int, list[FaceRow]]) -> tuple[tuple[str, str], ...]:
+    def listing(expired: dict[int, list[records.FaceKey]]) -> tuple[tuple[str, str], ...]:
         return tuple((names.get(cid, "?"), f.face_id) for cid, faces in expired.items() for f in faces)
 
     if dry_run:
@@ -60,11 +59,11 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
                 "video_jobs_capped": far_jobs,
             }
         return SweepResult(True, listed, None, jobs, far, far_jobs)
-    selected: dict[int, list[FaceRow]] = {}
+    selected: dict[int, list[records.FaceKey]] = {}
     dropped: list[str] = []
     capped: list[int] = []
 
-    def select(conn: sqlite3.Connection) -> dict[int, list[FaceRow]]:
+    def select(conn: sqlite3.Connection) -> dict[int, list[records.FaceKey]]:
         selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
         return selected
 

@@ -129,12 +129,12 @@ def faces_of_user(conn: sqlite3.Connection, collection_id: int, user_id: str) ->
     ]
 
 
-def expired_faces(conn: sqlite3.Connection, now: float) -> dict[int, list[FaceRow]]:
-    out: dict[int, list[FaceRow]] = {}
-    for row in conn.execute(
-        f"SELECT collection_id, {_FACE_COLUMNS} FROM faces WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-    ):
-        out.setdefault(int(row[0]), []).append(_face(row[1:]))
+def expired_faces(conn: sqlite3.Connection, now: float) -> dict[int, list[FaceKey]]:
+    """The faces expired by ``now``, by collection id: keys and FaceIds, all the sweep reads of them."""
+    out: dict[int, list[FaceKey]] = {}
+    sql = "SELECT collection_id, id, face_id FROM faces WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id"
+    for cid, key, face_id in conn.execute(sql, (now,)):
+        out.setdefault(int(cid), []).append(FaceKey(int(key), str(face_id)))
     return out
 
 

@@ -1,0 +1,105 @@
+"""The retention sweep erasing many expired faces at once: the wall time, and where it goes.
+
+    nice -n 10 .venv/bin/python bench/retention_sweep.py --label after
+    PYTHONPATH=/tmp/facetrust-old/src nice -n 10 .venv/bin/python bench/retention_sweep.py --label before
+
+A temporary data directory (SQLite, the fake engine's 32-dimension templates) gets ``--faces``
+seeded random faces through the store, every one already expired (as after a bulk ingestion whose
+retention ended), and the collection's index is built (``auto``: pq from 100,000 faces), as a
+server's searches would have built it. Then one ``sweep_retention`` is timed: the erasure's
+transaction and the scrub of the index after it (the faces removed from it). Runs (``--label``)
+are merged into bench/results/retention-sweep.json and .md, with the machine and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from facetrust.models.fake import fake_engine
+from facetrust.service import FaceService
+from facetrust.store.sqlite import NewFace
+from host import load_avg, machine_record
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BATCH = 20_000
+
+
+def run(n: int) -> dict[str, Any]:
+    rng = np.random.default_rng(3)
+    with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine()) as svc:
+        svc.create_collection("c")
+        row = svc.store.get_collection("c")
+        assert row is not None
+        for start in range(0, n, BATCH):
+            vecs = rng.standard_normal((min(BATCH, n - start), 32)).astype("<f4")
+            faces = [
+                NewFace(
+                    str(uuid.UUID(int=start + i + 1)),
+                    f"img-{start + i}",
+                    f"person-{start + i}",
+                    (0.3, 0.3, 0.4, 0.4),
+                    99.0,
+                    60.0,
+                    60.0,
+                    (0.0, 0.0, 0.0),
+                    v.tobytes(),
+                    expires_at=1000.0,
+                )
+                for i, v in enumerate(vecs)
+            ]
+            with svc.store.transaction() as conn:
+                svc.store.insert_faces(conn, row.id, faces)
+        index = svc.ctx.indexes.get(row)
+        index.ensure()
+        name = index._index.name if index._index is not None else index.backend  # what the searches built
+        t0 = time.perf_counter()
+        result = svc.sweep_retention()
+        seconds = time.perf_counter() - t0
+        return {
+            "faces": n,
+            "index": name,
+            "seconds": round(seconds, 2),
+            "erased": len(result.expired),
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", type=int, default=200_000)
+    ap.add_argument("--label", default="after")
+    ap.add_argument("--out", type=Path, default=RESULTS / "retention-sweep.json")
+    args = ap.parse_args()
+    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    machine = machine_record()
+    result = run(args.faces)
+    machine["load_after"] = load_avg()
+    print(result, file=sys.stderr)
+    runs[args.label] = {"machine": machine, **result}
+    args.out.write_text(json.dumps(runs, indent=1) + "\n")
+    lines = [
+        "# The retention sweep of many expired faces (bench/retention_sweep.py)",
+        "",
+        "| run | expired faces | index | sweep s | erased | load before / after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in runs.items():
+        m = r["machine"]
+        lines.append(
+            f"| {label} | {r['faces']:,} | {r['index']} | {r['seconds']} | {r['erased']:,} | "
+            f"{m['load_before']} / {m['load_after']} |"
+        )
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
