@@ -7,7 +7,8 @@ A temporary data directory (SQLite, the fake engine's 32-dimension templates) ge
 seeded random faces through the store, every one already expired (as after a bulk ingestion whose
 retention ended), and the collection's index is built (``auto``: pq from 100,000 faces), as a
 server's searches would have built it. Then one ``sweep_retention`` is timed: the erasure's
-transaction and the scrub of the index after it (the faces removed from it). Runs (``--label``)
+transaction and the scrub of the index after it (the faces removed from it); with ``--limit``, one
+sweep of at most that many faces (as a server sweeps, a batch a step). Runs (``--label``)
 are merged into bench/results/retention-sweep.json and .md, with the machine and the load average.
 """
 
@@ -34,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 20_000
 
 
-def run(n: int) -> dict[str, Any]:
+def run(n: int, limit: int | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(3)
     with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine()) as svc:
         svc.create_collection("c")
@@ -63,25 +64,21 @@ def run(n: int) -> dict[str, Any]:
         index.ensure()
         name = index._index.name if index._index is not None else index.backend  # what the searches built
         t0 = time.perf_counter()
-        result = svc.sweep_retention()
+        result = svc.sweep_retention(limit=limit)
         seconds = time.perf_counter() - t0
-        return {
-            "faces": n,
-            "index": name,
-            "seconds": round(seconds, 2),
-            "erased": len(result.expired),
-        }
+        return {"faces": n, "limit": limit, "index": name, "seconds": round(seconds, 2), "erased": len(result.expired)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=200_000)
+    ap.add_argument("--limit", type=int, help="one sweep of at most this many faces")
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "retention-sweep.json")
     args = ap.parse_args()
     runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     machine = machine_record()
-    result = run(args.faces)
+    result = run(args.faces, args.limit)
     machine["load_after"] = load_avg()
     print(result, file=sys.stderr)
     runs[args.label] = {"machine": machine, **result}
@@ -89,13 +86,14 @@ def main() -> None:
     lines = [
         "# The retention sweep of many expired faces (bench/retention_sweep.py)",
         "",
-        "| run | expired faces | index | sweep s | erased | load before / after |",
-        "|---|---|---|---|---|---|",
+        "| run | expired faces | sweep's limit | index | sweep s | erased | load before / after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, r in runs.items():
         m = r["machine"]
         lines.append(
-            f"| {label} | {r['faces']:,} | {r['index']} | {r['seconds']} | {r['erased']:,} | "
+            f"| {label} | {r['faces']:,} | {r.get('limit') or 'none'} | {r['index']} | {r['seconds']} | "
+            f"{r['erased']:,} | "
             f"{m['load_before']} / {m['load_after']} |"
         )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ from typing import NoReturn
 import numpy as np
 import pytest
 
-from facetrust.errors import ConfigurationError, ConsentRequiredError, PurposeRefusedError
+from facetrust.errors import ConfigurationError, ConsentRequiredError, InvalidParameterError, PurposeRefusedError
 from facetrust.governance import audit
 from facetrust.governance.actor import Actor
 from facetrust.governance.crypto import Keyring, TemplateKey, generate_key
@@ -263,6 +263,61 @@ def test_retention_hides_expired_faces_before_the_sweep_and_the_sweep_erases_the
     swept = gov.sweep_retention()
     assert swept.receipt is not None and swept.receipt.face_ids == (old,)
     assert [f.face_id for f in gov.list_faces("doors").faces] == [new]
+
+
+def test_a_sweep_with_a_limit_erases_the_faces_that_expired_first_and_says_others_wait(
+    gov: FaceService, clock: Clock
+) -> None:
+    gov.create_collection("doors", purpose="access")  # 30 days
+    gov.record_consent("alice", basis="release", evidence=b"x")
+    ids = []
+    for i in range(5):  # enrolled a day apart: they expire a day apart
+        ids.append(gov.index_faces("doors", face_png((20 + i, 20, 100, 1)), external_image_id="alice").indexed[0])
+        clock.now += DAY
+    clock.now += 40 * DAY  # all five have expired
+    order = [r.stored.face_id for r in ids]
+    dry = gov.sweep_retention(dry_run=True, limit=2)
+    assert [f for _, f in dry.expired] == order[:2] and dry.more
+    first, second, last = (gov.sweep_retention(limit=2) for _ in range(3))
+    assert [r.receipt.face_ids for r in (first, second, last) if r.receipt] == [
+        tuple(order[:2]),
+        tuple(order[2:4]),
+        (order[4],),
+    ]
+    assert (first.more, second.more, last.more) == (True, True, False)
+    entries = [e.data for e in _log(gov) if e.data["operation"] == "SweepRetention"]
+    assert [e.get("more_expired", False) for e in entries] == [True, True, True, False]  # the dry run's first
+    assert gov.list_faces("doors").faces == ()
+    with pytest.raises(InvalidParameterError, match="limit"):
+        gov.sweep_retention(limit=0)
+
+
+def test_a_servers_sweep_goes_on_at_the_next_tick_while_expired_faces_are_left(gov: FaceService, clock: Clock) -> None:
+    from facetrust.service.sweeper import LeasedSweeper
+
+    gov.create_collection("doors", purpose="access")
+    gov.record_consent("alice", basis="release", evidence=b"x")
+    for i in range(5):
+        gov.index_faces("doors", face_png((20 + i, 20, 100, 1)), external_image_id="alice")
+    clock.now += 40 * DAY
+    sweeper = LeasedSweeper(
+        gov,
+        Actor("retention-sweeper", "admin"),
+        interval_s=3600,
+        lease_s=30,
+        holder="a",
+        batch=2,
+        clock=lambda: clock.now,
+    )
+    assert sweeper.tick() is None  # took the lease: the first sweep an interval later
+    clock.now += 3600
+    erased = []
+    for _ in range(5):  # ticks 10 s apart
+        result = sweeper.tick()
+        erased.append(len(result.expired) if result is not None else None)
+        clock.now += 10
+    assert erased == [2, 2, 1, None, None]  # went on without waiting, then waits the interval again
+    assert gov.list_faces("doors").faces == ()
 
 
 def _ends(svc: FaceService) -> dict[str, tuple[float, float]]:

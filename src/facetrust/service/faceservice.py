@@ -541,10 +541,11 @@ class FaceService:
         receipt unchanged, and its faces are gone."""
         return _erasure.governed_verify_receipt(self.ctx, actor, receipt)
 
-    def sweep_retention(self, *, dry_run: bool = False, actor: Actor = LOCAL) -> SweepResult:
+    def sweep_retention(self, *, dry_run: bool = False, limit: int | None = None, actor: Actor = LOCAL) -> SweepResult:
         """Erase every face past its purpose's retention period and delete every video job past its own
-        (``video_job_retention_days``), or only list them."""
-        return _retention.sweep_retention(self.ctx, dry_run, actor)
+        (``video_job_retention_days``), or only list them; with ``limit``, at most that many faces
+        (those that expired first; ``more`` says others wait for the next sweep)."""
+        return _retention.sweep_retention(self.ctx, dry_run, actor, limit)
 
     def rotate_templates(self, *, batch_size: int = 500, actor: Actor = LOCAL) -> int:
         """Re-seal every template with the current key (or seal plain ones), a batch per

@@ -27,7 +27,7 @@ __all__ = ["JOB_AHEAD_S", "rotate_templates", "sweep_retention"]
 JOB_AHEAD_S = 86400.0
 
 
-def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> SweepResult:
+def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit: int | None = None) -> SweepResult:
     """Erase every face past its expiry (retention, or its subject's consent) and delete every video
     job past its own (service/video_retention.py), or only list them. A face whose expiry or end of
     retention lies more than ``MAX_RETENTION_DAYS`` (the longest a policy may set) after now was
@@ -35,7 +35,11 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     (``expiries_capped``; a dry run counts only). So is a finished video job whose finish time lies
     more than a day ahead (``JOB_AHEAD_S``): it is kept from now (``video_jobs_capped``). The change
     log's rows older than ``change_log_days`` are deleted in the same transaction (store/changelog.py;
-    ``changes_pruned`` in the audit entry; a dry run leaves the log as it is)."""
+    ``changes_pruned`` in the audit entry; a dry run leaves the log as it is). With ``limit``, at
+    most that many faces (those that expired first), so one transaction stays short; ``more`` says
+    others expired too (the audit entry's ``more_expired``), for the next sweep."""
+    if limit is not None:
+        check_limit(limit, "limit", 1, 10_000_000)
     now = service.clock()
     latest = now + MAX_RETENTION_DAYS * 86400.0
     rows = all_collections(service)
@@ -47,7 +51,8 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     if dry_run:
         with governed(service, actor, "SweepRetention") as step:
             with service.store.snapshot() as conn:
-                listed = listing(records.expired_faces(conn, now))
+                found, beyond = _expired(conn, now, limit)
+                listed = listing(found)
                 jobs = tuple(expired_jobs(service, conn, now))
                 far = records.cap_expiries(conn, latest, write=False)
                 far_jobs = jobs_table.cap_finish_times(conn, now + JOB_AHEAD_S, now, write=False)
@@ -58,13 +63,18 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
                 "expiries_capped": far,
                 "video_jobs_capped": far_jobs,
             }
-        return SweepResult(True, listed, None, jobs, far, far_jobs)
+            if beyond:
+                step.record.details["more_expired"] = True
+        return SweepResult(True, listed, None, jobs, far, far_jobs, beyond)
     selected: dict[int, list[records.FaceKey]] = {}
     dropped: list[str] = []
     capped: list[int] = []
+    more: list[bool] = []  # whether faces past the limit stayed (the erasure's transaction saw them)
 
     def select(conn: sqlite3.Connection) -> dict[int, list[records.FaceKey]]:
-        selected.update(records.expired_faces(conn, now))  # what the erasure's own transaction saw
+        found, beyond = _expired(conn, now, limit)  # what the erasure's own transaction sees
+        selected.update(found)
+        more.append(beyond)
         return selected
 
     def also(conn: sqlite3.Connection) -> dict[str, object]:
@@ -77,6 +87,8 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
             "expiries_capped": capped[0],
             "video_jobs_capped": capped[1],
         }
+        if more and more[0]:
+            details["more_expired"] = True
         keep_days = service.engine.settings.change_log_days
         if keep_days > 0:  # the change log's rows older than that (store/changelog.py)
             details["changes_pruned"] = changelog.prune(conn, now, keep_days * 86400.0)
@@ -86,7 +98,19 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor) -> Swe
     receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=also)
     erased = set(receipt.face_ids)
     expired = tuple((c, f) for c, f in listing(selected) if f in erased)
-    return SweepResult(False, expired, receipt, tuple(dropped), capped[0], capped[1])
+    return SweepResult(False, expired, receipt, tuple(dropped), capped[0], capped[1], bool(more and more[0]))
+
+
+def _expired(conn: sqlite3.Connection, now: float, limit: int | None) -> tuple[dict[int, list[records.FaceKey]], bool]:
+    """The faces expired by ``now`` (the ``limit`` that expired first, if given), by collection id;
+    whether others expired too."""
+    if limit is None:
+        return records.expired_faces(conn, now), False
+    ordered = records.expired_in_order(conn, now, limit + 1)  # one past the limit: whether more wait
+    found: dict[int, list[records.FaceKey]] = {}
+    for cid, face in ordered[:limit]:
+        found.setdefault(cid, []).append(face)
+    return found, len(ordered) > limit
 
 
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:

@@ -277,6 +277,8 @@ class SweepResult:
     expiries_capped: int = 0
     # finished video jobs whose finish time lay more than a day ahead (brought back to now unless a dry run)
     video_jobs_capped: int = 0
+    # a sweep of at most so many faces left (or, a dry run, listed) others expired: sweep again
+    more: bool = False
 
 
 @dataclass(frozen=True)

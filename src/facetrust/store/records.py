@@ -15,6 +15,7 @@ __all__ = [
     "FaceKey",
     "cap_expiries",
     "expired_faces",
+    "expired_in_order",
     "face_ids_present",
     "face_keys_in_collection",
     "faces_by_external_id",
@@ -129,13 +130,25 @@ def faces_of_user(conn: sqlite3.Connection, collection_id: int, user_id: str) ->
     ]
 
 
-def expired_faces(conn: sqlite3.Connection, now: float) -> dict[int, list[FaceKey]]:
-    """The faces expired by ``now``, by collection id: keys and FaceIds, all the sweep reads of them."""
+def expired_faces(conn: sqlite3.Connection, now: float, limit: int | None = None) -> dict[int, list[FaceKey]]:
+    """The faces expired by ``now``, by collection id: keys and FaceIds, all the sweep reads of them;
+    with ``limit``, the ``limit`` that expired first (read off the expiry index)."""
     out: dict[int, list[FaceKey]] = {}
-    sql = "SELECT collection_id, id, face_id FROM faces WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id"
-    for cid, key, face_id in conn.execute(sql, (now,)):
-        out.setdefault(int(cid), []).append(FaceKey(int(key), str(face_id)))
+    for cid, face in expired_in_order(conn, now, limit):
+        out.setdefault(cid, []).append(face)
     return out
+
+
+def expired_in_order(conn: sqlite3.Connection, now: float, limit: int | None = None) -> list[tuple[int, FaceKey]]:
+    """``expired_faces`` as (collection id, face) pairs, those that expired first first."""
+    sql = (
+        "SELECT collection_id, id, face_id FROM faces WHERE expires_at IS NOT NULL AND expires_at <= ? "
+        "ORDER BY expires_at, id"
+    )
+    args: tuple[object, ...] = (now,)
+    if limit is not None:
+        sql, args = sql + " LIMIT ?", (now, limit)
+    return [(int(cid), FaceKey(int(key), str(face_id))) for cid, key, face_id in conn.execute(sql, args)]
 
 
 def live_face_count(conn: sqlite3.Connection, collection_id: int, now: float) -> int:
