@@ -19,7 +19,6 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from facetrust.store.sqlite import NewFace
 from host import load_avg, machine_record
+from synthetic import new_faces
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 20_000
@@ -42,22 +41,7 @@ def run(n: int, limit: int | None = None) -> dict[str, Any]:
         row = svc.store.get_collection("c")
         assert row is not None
         for start in range(0, n, BATCH):
-            vecs = rng.standard_normal((min(BATCH, n - start), 32)).astype("<f4")
-            faces = [
-                NewFace(
-                    str(uuid.UUID(int=start + i + 1)),
-                    f"img-{start + i}",
-                    f"person-{start + i}",
-                    (0.3, 0.3, 0.4, 0.4),
-                    99.0,
-                    60.0,
-                    60.0,
-                    (0.0, 0.0, 0.0),
-                    v.tobytes(),
-                    expires_at=1000.0,
-                )
-                for i, v in enumerate(vecs)
-            ]
+            faces = new_faces(rng, start, min(BATCH, n - start), external="person", expires_at=1000.0)
             with svc.store.transaction() as conn:
                 svc.store.insert_faces(conn, row.id, faces)
         index = svc.ctx.indexes.get(row)

@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
 from facetrust.store import records
-from facetrust.store.sqlite import NewFace
 from host import load_avg, machine_record
+from synthetic import new_faces
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 10_000
@@ -44,21 +43,7 @@ def run(n_faces: int, n_consents: int, repeats: int) -> dict[str, Any]:
         row = svc.store.get_collection("c")
         assert row is not None
         for start in range(0, n_faces, BATCH):
-            vecs = rng.standard_normal((min(BATCH, n_faces - start), 32)).astype("<f4")
-            faces = [
-                NewFace(
-                    str(uuid.UUID(int=start + i + 1)),
-                    f"img-{start + i}",
-                    f"Person-{(start + i) // 3}",
-                    (0.3, 0.3, 0.4, 0.4),
-                    99.0,
-                    60.0,
-                    60.0,
-                    (0.0, 0.0, 0.0),
-                    v.tobytes(),
-                )
-                for i, v in enumerate(vecs)
-            ]
+            faces = new_faces(rng, start, min(BATCH, n_faces - start), external="Person", per_subject=3)
             with svc.store.transaction() as conn:
                 svc.store.insert_faces(conn, row.id, faces)
         with svc.store.transaction() as conn:

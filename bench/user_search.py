@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from facetrust.store.sqlite import NewFace
 from host import load_avg, machine_record
+from synthetic import new_faces
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 20240611
@@ -59,22 +58,7 @@ def fill(svc: FaceService, size: int, users: int, per_user: int) -> tuple[str, s
     keys: list[int] = []
     ids: dict[int, str] = {}
     for start in range(0, size, BATCH):
-        vecs = rng.standard_normal((min(BATCH, size - start), 32)).astype("<f4")
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        faces = [
-            NewFace(
-                str(uuid.UUID(int=start + i + 1)),
-                f"img-{start + i}",
-                None,
-                (0.3, 0.3, 0.4, 0.4),
-                99.0,
-                60.0,
-                60.0,
-                (0.0, 0.0, 0.0),
-                v.tobytes(),
-            )
-            for i, v in enumerate(vecs)
-        ]
+        faces = new_faces(rng, start, min(BATCH, size - start))
         with svc.store.transaction() as conn:
             made = svc.store.insert_faces(conn, row.id, faces)
         keys += made
