@@ -92,3 +92,20 @@ def table_scans(plan: str) -> list[str]:
     """The steps of a ``query_plan`` that read a whole table."""
     steps = [line.lstrip(" ->") for line in plan.splitlines()]
     return [s for s in steps if s.startswith(("SCAN", "Seq Scan")) and s != "SCAN CONSTANT ROW"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def planned(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
+    """A store of either kind for reading query plans: a few faces (ExternalImageIds ``Person-0`` …
+    ``Person-3``), one of them deleted, and a consent, so every table a lookup reads has rows."""
+    from facetrust.store import records
+
+    url = str(request.getfixturevalue("pg_url")) if request.param == "postgresql" else None
+    store = STORES[request.param](tmp_path, url)
+    cid = collection(store)
+    with store.transaction() as conn:
+        keys = store.insert_faces(conn, cid, [face(n, f"Person-{n % 4}") for n in range(12)])
+        store.delete_faces(conn, cid, keys[:1])
+        records.put_consent(conn, "Person-1", "contract", 1.0, None, "0" * 64, 1.0)
+    yield store
+    store.close()

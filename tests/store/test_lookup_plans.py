@@ -10,39 +10,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from facetrust.governance import audit
 from facetrust.store import records
 from facetrust.store.protocol import FaceStore
 
-from .conftest import STORES, collection, face, query_plan, table_scans
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaceStore]:
-    url = str(request.getfixturevalue("pg_url")) if request.param == "postgresql" else None
-    store = STORES[request.param](tmp_path, url)
-    cid = collection(store)
-    with store.transaction() as conn:
-        store.insert_faces(conn, cid, [face(n, f"Person-{n % 4}") for n in range(12)])
-        records.put_consent(conn, "Person-1", "contract", 1.0, None, "0" * 64, 1.0)
-    yield store
-    store.close()
+from .conftest import query_plan, table_scans
 
 
 @pytest.mark.parametrize("sql", [records.SUBJECT_FACES_SQL, records.CONSENT_SUBJECTS_SQL], ids=["faces", "consents"])
-def test_a_lookup_by_subject_seeks_an_index(filled: FaceStore, sql: str) -> None:
-    plan = query_plan(filled, sql, ("person-1",))
+def test_a_lookup_by_subject_seeks_an_index(planned: FaceStore, sql: str) -> None:
+    plan = query_plan(planned, sql, ("person-1",))
     assert table_scans(plan) == [], plan
     assert "_by_subject" in plan, plan
 
 
-def test_the_lookups_find_every_spelling_of_the_subject(filled: FaceStore) -> None:
-    conn = filled.connection()
+def test_the_lookups_find_every_spelling_of_the_subject(planned: FaceStore) -> None:
+    conn = planned.connection()
     found = records.faces_by_external_id(conn, "PERSON-1")
     assert sum(len(faces) for faces in found.values()) == 3
     assert {f.external_image_id for faces in found.values() for f in faces} == {"Person-1"}
@@ -51,20 +36,20 @@ def test_the_lookups_find_every_spelling_of_the_subject(filled: FaceStore) -> No
 
 
 @pytest.mark.parametrize("after", [0, 5])
-def test_the_review_queue_seeks_the_entries_awaiting_review(filled: FaceStore, after: int) -> None:
+def test_the_review_queue_seeks_the_entries_awaiting_review(planned: FaceStore, after: int) -> None:
     sql, args = audit.entries_query(after_seq=after, awaiting_review=True, unreviewed=True)
-    plan = query_plan(filled, sql, tuple(args))
+    plan = query_plan(planned, sql, tuple(args))
     assert "audit_log_awaiting_review" in plan, plan
     assert not [s for s in table_scans(plan) if "audit_log" in s], plan
 
 
-def test_the_index_holds_exactly_the_entries_awaiting_review(filled: FaceStore) -> None:
+def test_the_index_holds_exactly_the_entries_awaiting_review(planned: FaceStore) -> None:
     """What the queue reads through the index is what reading every entry's text finds."""
-    with filled.transaction() as conn:
+    with planned.transaction() as conn:
         for i, waits in enumerate([True, False, True, None]):
             data = {"operation": "SearchFaces", "n": i} | ({} if waits is None else {"review_required": waits})
             audit.append(conn, data)
-    conn = filled.connection()
+    conn = planned.connection()
     indexed = [e.seq for e in audit.entries(conn, awaiting_review=True)]
     read = [e.seq for e in audit.entries(conn, containing='"review_required":true')]
     assert len(indexed) == 2 and indexed == read
