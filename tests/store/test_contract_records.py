@@ -108,7 +108,7 @@ def test_expiry_external_ids_and_users_select_faces(store: FaceStore) -> None:
         store.set_user(conn, cid, keys[:1], "u1")
     conn = store.connection()
     assert {f.key for f in records.faces_by_external_id(conn, "ANN")[cid]} == set(keys)
-    assert [f.key for f in records.expired_faces(conn, 100.0)[cid]] == [keys[0]]
+    assert records.expired_in_order(conn, 100.0) == [(cid, (keys[0], _face(1).face_id))]
     assert records.live_face_count(conn, cid, 100.0) == 1
     assert records.face_keys_in_collection(conn, cid) == [(keys[0], _face(1).face_id), (keys[1], _face(2).face_id)]
     assert [f.key for f in records.faces_of_user(conn, cid, "u1")] == keys[:1]

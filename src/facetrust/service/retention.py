@@ -38,8 +38,6 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit:
     ``changes_pruned`` in the audit entry; a dry run leaves the log as it is). With ``limit``, at
     most that many faces (those that expired first), so one transaction stays short; ``more`` says
     others expired too (the audit entry's ``more_expired``), for the next sweep."""
-    if limit is not None:
-        check_limit(limit, "limit", 1, 10_000_000)
     now = service.clock()
     latest = now + MAX_RETENTION_DAYS * 86400.0
     rows = all_collections(service)
@@ -103,14 +101,14 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit:
 
 def _expired(conn: sqlite3.Connection, now: float, limit: int | None) -> tuple[dict[int, list[records.FaceKey]], bool]:
     """The faces expired by ``now`` (the ``limit`` that expired first, if given), by collection id;
-    whether others expired too."""
-    if limit is None:
-        return records.expired_faces(conn, now), False
-    ordered = records.expired_in_order(conn, now, limit + 1)  # one past the limit: whether more wait
+    whether others expired too. Called on the governed path, so a bad ``limit`` is audited."""
+    if limit is not None:
+        check_limit(limit, "limit", 1, 10_000_000)
+    ordered = records.expired_in_order(conn, now, None if limit is None else limit + 1)  # one past it: more?
     found: dict[int, list[records.FaceKey]] = {}
     for cid, face in ordered[:limit]:
         found.setdefault(cid, []).append(face)
-    return found, len(ordered) > limit
+    return found, limit is not None and len(ordered) > limit
 
 
 def rotate_templates(service: ServiceContext, batch_size: int, actor: Actor) -> int:

@@ -14,7 +14,6 @@ __all__ = [
     "SUBJECT_FACES_SQL",
     "FaceKey",
     "cap_expiries",
-    "expired_faces",
     "expired_in_order",
     "face_ids_present",
     "face_keys_in_collection",
@@ -130,17 +129,9 @@ def faces_of_user(conn: sqlite3.Connection, collection_id: int, user_id: str) ->
     ]
 
 
-def expired_faces(conn: sqlite3.Connection, now: float, limit: int | None = None) -> dict[int, list[FaceKey]]:
-    """The faces expired by ``now``, by collection id: keys and FaceIds, all the sweep reads of them;
-    with ``limit``, the ``limit`` that expired first (read off the expiry index)."""
-    out: dict[int, list[FaceKey]] = {}
-    for cid, face in expired_in_order(conn, now, limit):
-        out.setdefault(cid, []).append(face)
-    return out
-
-
 def expired_in_order(conn: sqlite3.Connection, now: float, limit: int | None = None) -> list[tuple[int, FaceKey]]:
-    """``expired_faces`` as (collection id, face) pairs, those that expired first first."""
+    """The faces expired by ``now`` as (collection id, face) pairs: keys and FaceIds, all the sweep
+    reads of them; those that expired first first (read off the expiry index), at most ``limit``."""
     sql = (
         "SELECT collection_id, id, face_id FROM faces WHERE expires_at IS NOT NULL AND expires_at <= ? "
         "ORDER BY expires_at, id"
