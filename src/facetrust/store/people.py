@@ -222,13 +222,9 @@ def member_keys(conn: sqlite3.Connection, collection_id: int, cluster_id: str, n
 
 
 def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str, now: float) -> str | None:
-    """The user some face of the cluster (not expired at ``now``) is associated with, if any."""
-    users = conn.execute(
-        "SELECT DISTINCT f.user_id FROM people_members m JOIN faces f ON f.id = m.face_key "
-        f"WHERE m.collection_id = ? AND m.cluster_id = ? AND f.user_id IS NOT NULL AND {_LIVE}",
-        (collection_id, cluster_id, now),
-    ).fetchall()
-    return str(users[0][0]) if users else None
+    """The user some face of the cluster (not expired at ``now``) is associated with, if any: the
+    least user id, should it hold faces of two (as ``cluster_users`` answers for a page)."""
+    return cluster_users(conn, collection_id, now, [cluster_id]).get(cluster_id)
 
 
 def cluster_users(
