@@ -1,10 +1,12 @@
 """DeleteCollection of a large collection, with and without people: the wall time and the receipt.
 
     nice -n 10 .venv/bin/python bench/delete_collection.py --label after
+    nice -n 10 .venv/bin/python bench/delete_collection.py --label after --store postgresql://…
     PYTHONPATH=/tmp/facetrust-old/src nice -n 10 .venv/bin/python bench/delete_collection.py --label before
 
 For each case (``--cases``: faces:people, e.g. ``200000:0`` and ``20000:5000``) a temporary data
-directory (SQLite, the fake engine's 32-dimension templates, the default policy) gets that many
+directory (SQLite, or the PostgreSQL database ``--store`` names, whose schema must be empty; the
+fake engine's 32-dimension templates, the default policy) gets that many
 seeded random faces through the store (untimed, as bench/user_search.py fills it), and that many
 people whose representatives are faces spread evenly over the collection (rows written straight
 into the people tables, as grouping would leave them). Then one DeleteCollection is timed, with
@@ -31,8 +33,8 @@ from user_search import fill
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def one(size: int, people: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine()) as svc:
+def one(size: int, people: int, store: str | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine(), store=store) as svc:
         fill(svc, size, 50, 4)
         row = svc.store.get_collection("c")
         assert row is not None
@@ -49,12 +51,19 @@ def one(size: int, people: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         receipt = svc.delete_collection("c")
         seconds = time.perf_counter() - t0
-    return {"faces": size, "people": people, "seconds": round(seconds, 2), "receipt_face_ids": len(receipt.face_ids)}
+    return {
+        "faces": size,
+        "people": people,
+        "store": "postgresql" if store else "sqlite",
+        "seconds": round(seconds, 2),
+        "receipt_face_ids": len(receipt.face_ids),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["200000:0", "20000:5000", "200000:50000"])
+    ap.add_argument("--store", help="a postgresql://… URL of an empty schema (default: SQLite)")
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "delete-collection.json")
     args = ap.parse_args()
@@ -62,7 +71,7 @@ def main() -> None:
     now: dict[str, Any] = {"machine": machine_record(), "cases": []}
     for case in args.cases:
         size, people = (int(x) for x in case.split(":"))
-        result = one(size, people)
+        result = one(size, people, args.store)
         print(result, file=sys.stderr)
         now["cases"].append(result)
     now["machine"]["load_after"] = load_avg()
@@ -71,14 +80,15 @@ def main() -> None:
     lines = [
         "# DeleteCollection at scale (bench/delete_collection.py)",
         "",
-        "| run | faces | people | seconds | face ids in the receipt | load average before / after |",
-        "|---|---|---|---|---|---|",
+        "| run | store | faces | people | seconds | face ids in the receipt | load average before / after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, r in runs.items():
         m = r["machine"]
         for c in r["cases"]:
             lines.append(
-                f"| {label} | {c['faces']:,} | {c['people']:,} | {c['seconds']} | {c['receipt_face_ids']:,} | "
+                f"| {label} | {c.get('store', 'sqlite')} | {c['faces']:,} | {c['people']:,} | {c['seconds']} | "
+                f"{c['receipt_face_ids']:,} | "
                 f"{m.get('load_before', m.get('load', '-'))} / {m.get('load_after', '-')} |"
             )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -97,6 +97,8 @@ class PgConnection:
     """One psycopg connection, used the way facetrust uses a ``sqlite3.Connection``; ``where``
     names its database in the error of a lost connection ("the PostgreSQL store postgresql://…")."""
 
+    takes_arrays = True  # a list binds as one array parameter (store/inlist.py: ``ARRAYS``)
+
     def __init__(self, raw: psycopg.Connection[Any], where: str = "the PostgreSQL database") -> None:
         self._raw = raw
         self.where = where

@@ -109,7 +109,7 @@ def put(
     sql = "SELECT face_key, neighbour_key FROM face_tail_refs WHERE face_key IN ({marks})"
     for key, held in select_in(conn, sql, (), fresh):
         before[int(key)].add(int(held))
-    for marks, chunk in in_chunks(fresh):
+    for marks, chunk in in_chunks(fresh, conn):
         conn.execute(f"DELETE FROM face_tails WHERE face_key IN ({marks})", chunk)
     conn.executemany(
         "INSERT INTO face_tails(face_key, collection_id, stale, entry_score, upto, scores, neighbours) "
@@ -131,7 +131,7 @@ def put(
 
 def mark_stale(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) -> None:
     """Drop these faces' scores and references; recompute them later (``stale``)."""
-    for marks, chunk in in_chunks([int(k) for k in keys]):
+    for marks, chunk in in_chunks([int(k) for k in keys], conn):
         conn.execute(f"DELETE FROM face_tails WHERE face_key IN ({marks})", chunk)
         conn.execute(f"DELETE FROM face_tail_refs WHERE face_key IN ({marks})", chunk)
     conn.executemany(
@@ -147,7 +147,7 @@ def forget(conn: sqlite3.Connection, collection_id: int, keys: Sequence[int]) ->
     sql = "SELECT DISTINCT face_key FROM face_tail_refs WHERE neighbour_key IN ({marks})"
     holders = sorted({int(r[0]) for r in select_in(conn, sql, (), sorted(gone))} - gone)
     mark_stale(conn, collection_id, holders)
-    for marks, chunk in in_chunks(sorted(gone)):
+    for marks, chunk in in_chunks(sorted(gone), conn):
         conn.execute(f"DELETE FROM face_tail_refs WHERE neighbour_key IN ({marks})", chunk)
     return holders
 

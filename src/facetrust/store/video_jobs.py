@@ -174,7 +174,7 @@ def delete(conn: sqlite3.Connection, job_ids: Sequence[str]) -> int:
     """Delete the jobs with their results and matches, counted as an erasure (their results name
     faces and people: a vacuum is due for them, store/vacuums.py); how many were deleted."""
     deleted = 0
-    for marks, chunk in in_chunks(job_ids):
+    for marks, chunk in in_chunks(job_ids, conn):
         conn.execute(f"DELETE FROM video_job_matches WHERE job_id IN ({marks})", chunk)
         deleted += conn.execute(f"DELETE FROM video_jobs WHERE job_id IN ({marks})", chunk).rowcount
     if deleted:
