@@ -2,8 +2,10 @@
 
     nice -n 10 .venv/bin/python bench/retention_sweep.py --label after
     PYTHONPATH=/tmp/facetrust-old/src nice -n 10 .venv/bin/python bench/retention_sweep.py --label before
+    nice -n 10 .venv/bin/python bench/retention_sweep.py --label after --store postgresql://…
 
-A temporary data directory (SQLite, the fake engine's 32-dimension templates) gets ``--faces``
+A temporary data directory (SQLite, or the PostgreSQL database ``--store`` names, whose schema
+must hold no collection ``c``; the fake engine's 32-dimension templates) gets ``--faces``
 seeded random faces through the store, every one already expired (as after a bulk ingestion whose
 retention ended), and the collection's index is built (``auto``: pq from 100,000 faces), as a
 server's searches would have built it. Then one ``sweep_retention`` is timed: the erasure's
@@ -34,9 +36,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 20_000
 
 
-def run(n: int, limit: int | None = None) -> dict[str, Any]:
+def run(n: int, limit: int | None = None, store: str | None = None) -> dict[str, Any]:
     rng = np.random.default_rng(3)
-    with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine()) as svc:
+    with tempfile.TemporaryDirectory() as tmp, FaceService(Path(tmp) / "data", fake_engine(), store=store) as svc:
         svc.create_collection("c")
         row = svc.store.get_collection("c")
         assert row is not None
@@ -48,21 +50,31 @@ def run(n: int, limit: int | None = None) -> dict[str, Any]:
         index.ensure()
         name = index._index.name if index._index is not None else index.backend  # what the searches built
         t0 = time.perf_counter()
-        result = svc.sweep_retention(limit=limit)
+        result = svc.sweep_retention(limit=limit) if limit is not None else svc.sweep_retention()
         seconds = time.perf_counter() - t0
-        return {"faces": n, "limit": limit, "index": name, "seconds": round(seconds, 2), "erased": len(result.expired)}
+        where = "postgresql" if store else "sqlite"
+        erased = len(result.expired)
+        return {
+            "faces": n,
+            "limit": limit,
+            "store": where,
+            "index": name,
+            "seconds": round(seconds, 2),
+            "erased": erased,
+        }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=int, default=200_000)
     ap.add_argument("--limit", type=int, help="one sweep of at most this many faces")
+    ap.add_argument("--store", help="a postgresql://… URL (default: SQLite)")
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "retention-sweep.json")
     args = ap.parse_args()
     runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     machine = machine_record()
-    result = run(args.faces, args.limit)
+    result = run(args.faces, args.limit, args.store)
     machine["load_after"] = load_avg()
     print(result, file=sys.stderr)
     runs[args.label] = {"machine": machine, **result}
@@ -70,13 +82,14 @@ def main() -> None:
     lines = [
         "# The retention sweep of many expired faces (bench/retention_sweep.py)",
         "",
-        "| run | expired faces | sweep's limit | index | sweep s | erased | load before / after |",
-        "|---|---|---|---|---|---|---|",
+        "| run | store | expired faces | sweep's limit | index | sweep s | erased | load before / after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in runs.items():
         m = r["machine"]
         lines.append(
-            f"| {label} | {r['faces']:,} | {r.get('limit') or 'none'} | {r['index']} | {r['seconds']} | "
+            f"| {label} | {r.get('store', 'sqlite')} | {r['faces']:,} | {r.get('limit') or 'none'} | {r['index']} | "
+            f"{r['seconds']} | "
             f"{r['erased']:,} | "
             f"{m['load_before']} / {m['load_after']} |"
         )
