@@ -206,7 +206,7 @@ def test_people_tables_count_only_faces_not_expired(store: FaceStore) -> None:
     conn = store.connection()
     before = [(c.cluster_id, c.size) for c in tables.clusters(conn, cid, 10.0)]
     assert before == [("p1", 2), ("p2", 1)] and tables.unclustered(conn, cid, 10.0) == 1
-    assert tables.cluster_user(conn, cid, "p1", 10.0) == "u"
+    assert tables.cluster_users(conn, cid, 10.0, ["p1"]).get("p1") == "u"
     assert tables.cluster_users(conn, cid, 10.0, ["p1", "p2"]) == {"p1": "u"}  # p2 has no user
     assert tables.cluster_users(conn, cid, 10.0, ["p2"]) == {}
     # at 100 faces 1 and 3 have expired (and face 4 at 50): p2 is nobody, p1 is face 2 alone
@@ -214,7 +214,7 @@ def test_people_tables_count_only_faces_not_expired(store: FaceStore) -> None:
     assert tables.clusters(conn, cid, 100.0, ["p2"]) == []
     assert tables.member_keys(conn, cid, "p1", 100.0) == [keys[1]]
     assert tables.member_keys(conn, cid, "p2", 100.0) == []
-    assert tables.cluster_user(conn, cid, "p1", 100.0) is None
+    assert tables.cluster_users(conn, cid, 100.0, ["p1"]).get("p1") is None
     assert tables.cluster_users(conn, cid, 100.0, ["p1", "p2"]) == {}
     assert tables.unclustered(conn, cid, 60.0) == 0
 

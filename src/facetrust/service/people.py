@@ -286,27 +286,24 @@ def recluster(
         return page
 
 
-def _person(
-    service: ServiceContext,
-    row: CollectionRow,
-    c: tables.ClusterRow,
-    conn: sqlite3.Connection,
-    known: tuple[dict[int, FaceRow], dict[str, str]] | None = None,
-) -> Person:
-    """The cluster as a person; its representative is a face not expired (the stored medoid, or,
-    once that has expired, the earliest indexed of the others). ``known``: the live representatives
-    and the clusters' users, read for a whole page at once (``_page``)."""
+def _persons(
+    service: ServiceContext, row: CollectionRow, clusters: Sequence[tables.ClusterRow], conn: sqlite3.Connection
+) -> tuple[Person, ...]:
+    """The clusters as persons: each one's representative is a face not expired (the stored medoid,
+    or, once that has expired, the earliest indexed of the others); the representatives and users
+    read in two queries for them all, where three queries a person took 1.14 s for 20,000 people,
+    now 0.69 s (bench/people_list.py)."""
     now = service.clock()
-    if known is None:
-        wanted = [c.representative] if c.representative else []
-        reps, user = _live(service, row, wanted, conn), tables.cluster_user(conn, row.id, c.cluster_id, now)
-    else:
-        reps, user = known[0], known[1].get(c.cluster_id)
-    rep = reps.get(c.representative or -1)
-    if rep is None:
-        live = _live(service, row, tables.member_keys(conn, row.id, c.cluster_id, now), conn)
-        rep = live[min(live)] if live else None
-    return Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, user)
+    reps = _live(service, row, [c.representative for c in clusters if c.representative], conn)
+    users = tables.cluster_users(conn, row.id, now, [c.cluster_id for c in clusters])
+    out = []
+    for c in clusters:
+        rep = reps.get(c.representative or -1)
+        if rep is None:
+            live = _live(service, row, tables.member_keys(conn, row.id, c.cluster_id, now), conn)
+            rep = live[min(live)] if live else None
+        out.append(Person(c.cluster_id, c.size, rep.face_id if rep else None, c.cohesion, users.get(c.cluster_id)))
+    return tuple(out)
 
 
 def _paging(row: CollectionRow, limit: int | None, next_token: str | None) -> tuple[int, str] | None:
@@ -321,17 +318,14 @@ def _page(
     service: ServiceContext, row: CollectionRow, limit: int | None = None, after: tuple[int, str] | None = None
 ) -> PeoplePage:
     """The persons of the collection, largest first, at most ``limit`` (None: all) after ``after``
-    (``_paging``); their representatives and users read in two queries a page, where three queries
-    a person took 1.14 s for 20,000 people, now 0.69 s (bench/people_list.py)."""
+    (``_paging``)."""
     now = service.clock()
     with service.store.snapshot() as conn:
         found = tables.clusters(conn, row.id, now)
         if after is not None:  # the order is (size descending, id): what follows the last one shown
             found = [c for c in found if c.size < after[0] or (c.size == after[0] and c.cluster_id > after[1])]
         page = found if limit is None else found[:limit]
-        reps = _live(service, row, [c.representative for c in page if c.representative], conn)
-        known = (reps, tables.cluster_users(conn, row.id, now, [c.cluster_id for c in page]))
-        people = tuple(_person(service, row, c, conn, known) for c in page)
+        people = _persons(service, row, page, conn)
         more = len(found) > len(page)
         token = encode_token("people", row.id, f"{page[-1].size}:{page[-1].cluster_id}") if more else None
         return PeoplePage(people, tables.unclustered(conn, row.id, now), _threshold(service, row, conn), token)
@@ -411,7 +405,7 @@ def show(service: ServiceContext, collection: str, cluster_id: str, *, actor: Ac
         prepare_people(service, row, purpose)
         rec.details = {"cluster_ids": [cluster_id]}
         with service.store.snapshot() as conn:
-            person = _person(service, row, find_cluster(service, row, cluster_id, conn), conn)
+            (person,) = _persons(service, row, [find_cluster(service, row, cluster_id, conn)], conn)
             keys = tables.member_keys(conn, row.id, cluster_id, service.clock())
             ids = tuple(f.face_id for _, f in sorted(_live(service, row, keys, conn).items()))
         return Person(

@@ -18,7 +18,6 @@ from facetrust.store.inlist import select_in
 __all__ = [
     "ClusterRow",
     "add_links",
-    "cluster_user",
     "cluster_users",
     "clusters",
     "drop_links",
@@ -221,17 +220,11 @@ def member_keys(conn: sqlite3.Connection, collection_id: int, cluster_id: str, n
     return [int(r[0]) for r in rows]
 
 
-def cluster_user(conn: sqlite3.Connection, collection_id: int, cluster_id: str, now: float) -> str | None:
-    """The user some face of the cluster (not expired at ``now``) is associated with, if any: the
-    least user id, should it hold faces of two (as ``cluster_users`` answers for a page)."""
-    return cluster_users(conn, collection_id, now, [cluster_id]).get(cluster_id)
-
-
 def cluster_users(
     conn: sqlite3.Connection, collection_id: int, now: float, cluster_ids: Sequence[str]
 ) -> dict[str, str]:
-    """``cluster_user`` of each of these clusters that has one, a chunk of them a query (the
-    least user id, should a cluster hold faces of two)."""
+    """The user each of these clusters is associated with, where one is: the user of its faces not
+    expired at ``now`` (the least user id, should a cluster hold faces of two)."""
     sql = (
         "SELECT m.cluster_id, min(f.user_id) FROM people_members m JOIN faces f ON f.id = m.face_key "
         f"WHERE m.collection_id = ? AND f.user_id IS NOT NULL AND {_LIVE} AND m.cluster_id IN ({{marks}}) "
