@@ -67,12 +67,12 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit:
     selected: dict[int, list[records.FaceKey]] = {}
     dropped: list[str] = []
     capped: list[int] = []
-    more: list[bool] = []  # whether faces past the limit stayed (the erasure's transaction saw them)
+    more = [False]  # whether faces past the limit stayed (as the erasure's transaction saw them)
 
     def select(conn: sqlite3.Connection) -> dict[int, list[records.FaceKey]]:
         found, beyond = _expired(conn, now, limit)  # what the erasure's own transaction sees
         selected.update(found)
-        more.append(beyond)
+        more[0] = beyond
         return selected
 
     def also(conn: sqlite3.Connection) -> dict[str, object]:
@@ -85,7 +85,7 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit:
             "expiries_capped": capped[0],
             "video_jobs_capped": capped[1],
         }
-        if more and more[0]:
+        if more[0]:
             details["more_expired"] = True
         keep_days = service.engine.settings.change_log_days
         if keep_days > 0:  # the change log's rows older than that (store/changelog.py)
@@ -96,7 +96,7 @@ def sweep_retention(service: ServiceContext, dry_run: bool, actor: Actor, limit:
     receipt = erase_keys(service, "SweepRetention", "retention", target, actor, select, also=also)
     erased = set(receipt.face_ids)
     expired = tuple((c, f) for c, f in listing(selected) if f in erased)
-    return SweepResult(False, expired, receipt, tuple(dropped), capped[0], capped[1], bool(more and more[0]))
+    return SweepResult(False, expired, receipt, tuple(dropped), capped[0], capped[1], more[0])
 
 
 def _expired(conn: sqlite3.Connection, now: float, limit: int | None) -> tuple[dict[int, list[records.FaceKey]], bool]:

@@ -9,9 +9,9 @@ later. So across replicas one sweep runs per interval, and the longest gap betwe
 
 A sweep erases at most ``batch`` faces (those that expired first) in its transaction, so the
 store's writer lock is held for about a second, not for as long as erasing every expired face
-takes (1,000,000 faces expiring together took 40 s, most of it in one transaction, past the 30 s every other
-write waits for the lock); while faces are left, the next tick sweeps again without waiting for
-the interval, each batch its own audit entry and receipt.
+takes (1,000,000 faces expiring together took 40 s, most of it in one transaction, past the 30 s
+every other write waits for the lock); while faces are left, the next tick sweeps again without
+waiting for the interval, each batch its own audit entry and receipt.
 """
 
 from __future__ import annotations

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["ARRAYS", "CHUNK", "in_chunks", "select_in"]
 
 CHUNK = 500  # values per IN (...) list, well under every database's limit on parameters
 
-_V = TypeVar("_V")
-
-
 ARRAYS = "takes_arrays"  # an attribute a connection sets true when it binds a list as one array parameter
 
 
-def in_chunks(values: Sequence[_V], conn: object = None) -> Iterator[tuple[str, list[Any]]]:
+def in_chunks(values: Sequence[object], conn: object = None) -> Iterator[tuple[str, list[Any]]]:
     """``values`` a chunk at a time, each with its placeholders (``?,?,…``) for ``IN ({marks})`` and
     the parameters they take; on a connection that takes arrays, all at once as one array."""
     kind = _array_type(values) if getattr(conn, ARRAYS, False) else None
