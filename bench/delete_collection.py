@@ -17,7 +17,6 @@ bench/results/delete-collection.json and .md, with the machine and the load aver
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from host import load_avg, machine_record
+from host import load_span, merge_run, write_table
 from user_search import fill
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,31 +66,26 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "delete-collection.json")
     args = ap.parse_args()
-    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    now: dict[str, Any] = {"machine": machine_record(), "cases": []}
-    for case in args.cases:
-        size, people = (int(x) for x in case.split(":"))
-        result = one(size, people, args.store)
-        print(result, file=sys.stderr)
-        now["cases"].append(result)
-    now["machine"]["load_after"] = load_avg()
-    runs[args.label] = now
-    args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    lines = [
-        "# DeleteCollection at scale (bench/delete_collection.py)",
-        "",
-        "| run | store | faces | people | seconds | face ids in the receipt | load average before / after |",
-        "|---|---|---|---|---|---|---|",
+
+    def cases() -> dict[str, Any]:
+        return {"cases": [one(*(int(x) for x in case.split(":")), args.store) for case in args.cases]}
+
+    runs = merge_run(args.out, args.label, cases)
+    header = ["run", "store", "faces", "people", "seconds", "face ids in the receipt", "load average before / after"]
+    rows = [
+        [
+            label,
+            c.get("store", "sqlite"),
+            f"{c['faces']:,}",
+            f"{c['people']:,}",
+            c["seconds"],
+            f"{c['receipt_face_ids']:,}",
+            load_span(r),
+        ]
+        for label, r in runs.items()
+        for c in r["cases"]
     ]
-    for label, r in runs.items():
-        m = r["machine"]
-        for c in r["cases"]:
-            lines.append(
-                f"| {label} | {c.get('store', 'sqlite')} | {c['faces']:,} | {c['people']:,} | {c['seconds']} | "
-                f"{c['receipt_face_ids']:,} | "
-                f"{m.get('load_before', m.get('load', '-'))} / {m.get('load_after', '-')} |"
-            )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_table(args.out.with_suffix(".md"), "DeleteCollection at scale (bench/delete_collection.py)", header, rows)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,3 +47,29 @@ def save_result(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+
+
+def merge_run(out: Path, label: str, run: Callable[[], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Run ``run`` with the machine and its load average before and after noted, and merge its result
+    under ``label`` into the runs kept in ``out`` (JSON; a label run again is replaced); every run."""
+    runs: dict[str, dict[str, Any]] = json.loads(out.read_text()) if out.exists() else {}
+    machine = machine_record()
+    result = run()
+    machine["load_after"] = load_avg()
+    print(result, file=sys.stderr)
+    runs[label] = {"machine": machine, **result}
+    out.write_text(json.dumps(runs, indent=1) + "\n")
+    return runs
+
+
+def write_table(path: Path, title: str, header: list[str], rows: list[list[object]]) -> None:
+    """A Markdown file: ``# title`` and a table of ``rows`` under ``header``."""
+    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def load_span(run: dict[str, Any]) -> str:
+    """A run's load averages before and after it, as the tables show them."""
+    machine = run["machine"]
+    return f"{machine['load_before']} / {machine['load_after']}"

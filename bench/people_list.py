@@ -14,7 +14,6 @@ are merged into bench/results/people-list.json and .md, with the machine and the
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from host import load_avg, machine_record
+from host import load_span, merge_run, write_table
 from user_search import fill
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,26 +67,13 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "people-list.json")
     args = ap.parse_args()
-    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    machine = machine_record()
-    result = run(args.faces, args.people, args.repeats)
-    machine["load_after"] = load_avg()
-    print(result, file=sys.stderr)
-    runs[args.label] = {"machine": machine, **result}
-    args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    lines = [
-        "# ListPeople (bench/people_list.py)",
-        "",
-        "| run | faces | people | median s | people listed | load before / after |",
-        "|---|---|---|---|---|---|",
+    runs = merge_run(args.out, args.label, lambda: run(args.faces, args.people, args.repeats))
+    header = ["run", "faces", "people", "median s", "people listed", "load before / after"]
+    rows = [
+        [label, f"{r['faces']:,}", f"{r['people']:,}", r["median_s"], f"{r['listed']:,}", load_span(r)]
+        for label, r in runs.items()
     ]
-    for label, r in runs.items():
-        m = r["machine"]
-        lines.append(
-            f"| {label} | {r['faces']:,} | {r['people']:,} | {r['median_s']} | {r['listed']:,} | "
-            f"{m['load_before']} / {m['load_after']} |"
-        )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_table(args.out.with_suffix(".md"), "ListPeople (bench/people_list.py)", header, rows)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ are merged into bench/results/retention-sweep.json and .md, with the machine and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from host import load_avg, machine_record
+from host import load_span, merge_run, write_table
 from synthetic import new_faces
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,28 +71,23 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "retention-sweep.json")
     args = ap.parse_args()
-    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    machine = machine_record()
-    result = run(args.faces, args.limit, args.store)
-    machine["load_after"] = load_avg()
-    print(result, file=sys.stderr)
-    runs[args.label] = {"machine": machine, **result}
-    args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    lines = [
-        "# The retention sweep of many expired faces (bench/retention_sweep.py)",
-        "",
-        "| run | store | expired faces | sweep's limit | index | sweep s | erased | load before / after |",
-        "|---|---|---|---|---|---|---|---|",
+    runs = merge_run(args.out, args.label, lambda: run(args.faces, args.limit, args.store))
+    header = ["run", "store", "expired faces", "sweep's limit", "index", "sweep s", "erased", "load before / after"]
+    rows = [
+        [
+            label,
+            r.get("store", "sqlite"),
+            f"{r['faces']:,}",
+            r.get("limit") or "none",
+            r["index"],
+            r["seconds"],
+            f"{r['erased']:,}",
+            load_span(r),
+        ]
+        for label, r in runs.items()
     ]
-    for label, r in runs.items():
-        m = r["machine"]
-        lines.append(
-            f"| {label} | {r.get('store', 'sqlite')} | {r['faces']:,} | {r.get('limit') or 'none'} | {r['index']} | "
-            f"{r['seconds']} | "
-            f"{r['erased']:,} | "
-            f"{m['load_before']} / {m['load_after']} |"
-        )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    title = "The retention sweep of many expired faces (bench/retention_sweep.py)"
+    write_table(args.out.with_suffix(".md"), title, header, rows)
 
 
 if __name__ == "__main__":

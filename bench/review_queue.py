@@ -15,7 +15,6 @@ bench/results/review-queue.json and .md, with the machine and the load average.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.governance import audit
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
-from host import load_avg, machine_record
+from host import load_span, merge_run, write_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,26 +72,12 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "review-queue.json")
     args = ap.parse_args()
-    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    machine = machine_record()
-    result = run(args.entries, args.waiting, args.repeats)
-    machine["load_after"] = load_avg()
-    print(result, file=sys.stderr)
-    runs[args.label] = {"machine": machine, **result}
-    args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    lines = [
-        "# The review queue's first page (bench/review_queue.py)",
-        "",
-        "| run | audit entries | awaiting review | first page: median s | items | load before / after |",
-        "|---|---|---|---|---|---|",
+    runs = merge_run(args.out, args.label, lambda: run(args.entries, args.waiting, args.repeats))
+    header = ["run", "audit entries", "awaiting review", "first page: median s", "items", "load before / after"]
+    rows = [
+        [label, f"{r['entries']:,}", r["waiting"], r["median_s"], r["items"], load_span(r)] for label, r in runs.items()
     ]
-    for label, r in runs.items():
-        m = r["machine"]
-        lines.append(
-            f"| {label} | {r['entries']:,} | {r['waiting']} | {r['median_s']} | {r['items']} | "
-            f"{m['load_before']} / {m['load_after']} |"
-        )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_table(args.out.with_suffix(".md"), "The review queue's first page (bench/review_queue.py)", header, rows)
 
 
 if __name__ == "__main__":

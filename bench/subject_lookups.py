@@ -15,7 +15,6 @@ milliseconds are kept. Runs (``--label``) are merged into bench/results/subject-
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facetrust.models.fake import fake_engine
 from facetrust.service import FaceService
 from facetrust.store import records
-from host import load_avg, machine_record
+from host import load_span, merge_run, write_table
 from synthetic import new_faces
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -77,28 +76,27 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, default=RESULTS / "subject-lookups.json")
     args = ap.parse_args()
-    runs: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    machine = machine_record()
-    result = run(args.faces, args.consents, args.repeats)
-    machine["load_after"] = load_avg()
-    print(result, file=sys.stderr)
-    runs[args.label] = {"machine": machine, **result}
-    args.out.write_text(json.dumps(runs, indent=1) + "\n")
-    lines = [
-        "# Lookups by subject (bench/subject_lookups.py)",
-        "",
-        "| run | faces | consents | faces of a subject: median ms | a subject's consent: median ms "
-        "| load before / after |",
-        "|---|---|---|---|---|---|",
+    runs = merge_run(args.out, args.label, lambda: run(args.faces, args.consents, args.repeats))
+    header = [
+        "run",
+        "faces",
+        "consents",
+        "faces of a subject: median ms",
+        "a subject's consent: median ms",
+        "load before / after",
     ]
-    for label, r in runs.items():
-        m = r["machine"]
-        lines.append(
-            f"| {label} | {r['faces']:,} | {r['consents']:,} | {r['faces_by_external_id_ms']} | "
-            f"{r['get_consent_ms']} | "
-            f"{m['load_before']} / {m['load_after']} |"
-        )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    rows = [
+        [
+            label,
+            f"{r['faces']:,}",
+            f"{r['consents']:,}",
+            r["faces_by_external_id_ms"],
+            r["get_consent_ms"],
+            load_span(r),
+        ]
+        for label, r in runs.items()
+    ]
+    write_table(args.out.with_suffix(".md"), "Lookups by subject (bench/subject_lookups.py)", header, rows)
 
 
 if __name__ == "__main__":
