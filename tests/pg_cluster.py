@@ -109,7 +109,11 @@ def _as_owner(folder: Path, command: list[str]) -> subprocess.CompletedProcess[s
 
 
 def _pg_ctl_start(folder: Path, binaries: Path) -> subprocess.CompletedProcess[str]:
-    options = f"-c listen_addresses='' -k {folder} -c fsync=off -c full_page_writes=off -c max_connections=300"
+    # max_prepared_transactions: a test holds a lock across a shutdown in a prepared transaction
+    options = (
+        f"-c listen_addresses='' -k {folder} -c fsync=off -c full_page_writes=off -c max_connections=300 "
+        "-c max_prepared_transactions=8"
+    )
     data, log = folder / "data", folder / "log"
     return _as_owner(folder, [str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"])
 

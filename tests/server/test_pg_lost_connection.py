@@ -62,6 +62,18 @@ def _lock_the_audit_log(pg_url: str) -> psycopg.Connection:
     return admin
 
 
+def _lock_the_audit_log_past_a_shutdown(pg_url: str) -> str:
+    """The audit log locked by a prepared transaction, which no shutdown ends (unlike a connection's:
+    ended by the shutdown too, it could release the lock before the waiting write was ended, and
+    that write then committed); its id, for ``ROLLBACK PREPARED`` once the server is back."""
+    gid = f"lock-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("BEGIN")
+        admin.execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        admin.execute(f"PREPARE TRANSACTION '{gid}'")
+    return gid
+
+
 def _waiting_writer(pg_url: str, name: str) -> int:
     """The backend of the server's write, once it waits for the audit log having written (a transaction id)."""
     with psycopg.connect(pg_url, autocommit=True) as watcher:
@@ -136,12 +148,11 @@ def test_a_write_cut_off_by_a_postgresql_shutdown_answers_503_and_after_the_rest
     with _signed_server(tmp_path, f"{pg_url}&application_name={name}") as (service, client):
         client.create_collection(CollectionId="c")
 
-        admin = _lock_the_audit_log(pg_url)
+        gid = _lock_the_audit_log_past_a_shutdown(pg_url)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.index_faces, CollectionId="c", Image={"Bytes": ANN})
             _waiting_writer(pg_url, name)
-            own_server.pause()  # a fast shutdown: every connection is ended, the lock's holder's too
-            admin.close()
+            own_server.pause()  # a fast shutdown: every connection is ended while the lock still holds
             _refused_as_lost(pending)
 
         with pytest.raises(ClientError) as down:  # while it is down: cannot be reached, nothing done
@@ -150,6 +161,8 @@ def test_a_write_cut_off_by_a_postgresql_shutdown_answers_503_and_after_the_rest
         assert "cannot be reached, so nothing was done" in down.value.response["Error"]["Message"]
 
         own_server.resume()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"ROLLBACK PREPARED '{gid}'")  # the lock, recovered with the server, goes
         assert client.list_collections()["CollectionIds"] == ["c"]
         _nothing_of_it_stayed(service, client)
         _served_again(service, client)
