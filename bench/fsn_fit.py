@@ -286,14 +286,19 @@ class Marked:
     high: np.ndarray
 
 
-def fit_normaliser(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe()) -> ClusterNormaliser:
-    return fit_marked(model, fit, k=k, recipe=recipe).normaliser
+def fit_normaliser(
+    model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe(), kmeans_seed: int = SEED
+) -> ClusterNormaliser:
+    return fit_marked(model, fit, k=k, recipe=recipe, kmeans_seed=kmeans_seed).normaliser
 
 
-def fit_marked(model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe()) -> Marked:
-    """``fit_normaliser``, keeping the per-cluster counts behind its unreliable flags."""
+def fit_marked(
+    model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe(), kmeans_seed: int = SEED
+) -> Marked:
+    """``fit_normaliser``, keeping the per-cluster counts behind its unreliable flags; ``kmeans_seed``
+    seeds the k-means (and its choice of at most 5 faces a person) alone."""
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
-    centroids, rows = fit_centroids(vectors, people, k, seed=SEED)
+    centroids, rows = fit_centroids(vectors, people, k, seed=kmeans_seed)
     if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
         raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
     fit = pair_data(fit, recipe)
