@@ -154,30 +154,15 @@ def render(result: dict[str, Any]) -> str:
                 continue
             s = entries[method]["summary"]
             race = s["race_fmr"]
-            rows.append((s["lfw_ratio"], s["lfw_tar"], s["race_ratio_all"], s["children_vs_adults"]))
+            rows.append(s)
             lines.append(
                 f"| {method} | {seed} | {s['lfw_female'][0]:.1e} | {s['lfw_male'][0]:.1e} | {x(s['lfw_ratio'])} "
                 f"| {100 * s['lfw_tar']:.2f} % | {s['utk_adults'][0]:.1e} | {x(s['race_ratio_all'])} "
                 f"| {race['Asian'][0][0]:.1e} | {race['Indian'][0][0]:.1e} | {s['children'][0]:.1e} |"
             )
         if rows:
-            gm = [math.exp(np.mean(np.log([r[i] for r in rows if r[i]]))) for i in (0, 2, 3)]
-            bounded = sum(1 for r in rows if r[2])
-            note = "" if bounded == len(rows) else f" ({bounded} splits; the others unbounded)"
-            means.append(
-                f"| {method} | {len(rows)} | {gm[0]:.2f}× | {100 * np.mean([r[1] for r in rows]):.2f} % "
-                f"| {gm[1]:.2f}×{note} | {gm[2]:.2f}× |"
-            )
-    lines += [
-        "",
-        "Over the splits (geometric means; TAR: arithmetic):",
-        "",
-        "| method | splits | LFW f/m | LFW TAR | race worst/best | children/adults |",
-        "|---|---|---|---|---|---|",
-        *means,
-        "",
-        "What it means: docs/fairness.md, the accurate profile.",
-    ]
+            means.append(f"| {method} | {len(rows)} | {FV.over_splits(rows)} |")
+    lines += FV.splits_table("method | splits", means)
     return "\n".join(lines) + "\n"
 
 
@@ -190,9 +175,7 @@ def main() -> None:
     if args.render_only:
         PATH.with_suffix(".md").write_text(render(json.loads(PATH.read_text())))
         return
-    FV.CHUNK = 1_000_000
-    FV.PROFILE = "accurate"
-    specs, embs = FV.load_data()
+    specs, embs = FV.accurate_data()
     result: dict[str, Any] = json.loads(PATH.read_text()) if PATH.exists() else {"seeds": {}}
     result.update(machine=machine_record(), model=embs["lfw"].model)
     for seed in args.seeds:

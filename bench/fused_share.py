@@ -68,29 +68,15 @@ def render(result: dict[str, Any]) -> str:
     ]
     means = []
     for share, seeds in result["shares"].items():
-        rows = []
         for seed, entry in seeds.items():
             s = entry["summary"]
             race = s["race_fmr"]
-            rows.append((s["lfw_ratio"], s["lfw_tar"], s["race_ratio_all"], s["children_vs_adults"]))
             lines.append(
                 f"| {share} | {seed} | {s['lfw_ratio']:.2f}× | {100 * s['lfw_tar']:.2f} % | {s['race_ratio_all']:.2f}× "
                 f"| {race['Asian'][0][0]:.1e} | {race['Indian'][0][0]:.1e} | {s['children'][0]:.1e} |"
             )
-        gm = [math.exp(np.mean(np.log([r[i] for r in rows]))) for i in (0, 2, 3)]
-        means.append(
-            f"| {share} | {gm[0]:.2f}× | {100 * np.mean([r[1] for r in rows]):.2f} % | {gm[1]:.2f}× | {gm[2]:.2f}× |"
-        )
-    lines += [
-        "",
-        "Over the splits (geometric means; TAR: arithmetic):",
-        "",
-        "| dlib share | LFW f/m | LFW TAR | race worst/best | children/adults |",
-        "|---|---|---|---|---|",
-        *means,
-        "",
-        "What it means: docs/fairness.md, the accurate profile.",
-    ]
+        means.append(f"| {share} | {FV.over_splits([e['summary'] for e in seeds.values()])} |")
+    lines += FV.splits_table("dlib share", means)
     return "\n".join(lines) + "\n"
 
 
@@ -103,9 +89,7 @@ def main() -> None:
     if args.render_only:
         PATH.with_suffix(".md").write_text(render(json.loads(PATH.read_text())))
         return
-    FV.CHUNK = 1_000_000
-    FV.PROFILE = "accurate"
-    specs, embs = FV.load_data()
+    specs, embs = FV.accurate_data()
     result: dict[str, Any] = json.loads(PATH.read_text()) if PATH.exists() else {"shares": {}}
     result.update(machine=machine_record(), model=embs["lfw"].model)
     for share in args.shares:
