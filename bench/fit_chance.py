@@ -32,7 +32,6 @@ import fsn_fit as F
 import fsn_variants as FV
 from facetrust.calibration import Calibration
 from facetrust.clusternorm import ClusterNormaliser, ClusterScorer, shipped_normaliser
-from facetrust.fairness.clusterfit import fit_mixture_calibration
 from host import machine_record, save_result
 
 KMEANS_SEEDS = (0, 1, 2, 3, 4)
@@ -62,10 +61,8 @@ class Bagged:
 
 
 def bagged(fits: list[ClusterNormaliser], fit: dict[str, F.Part]) -> Bagged:
-    """``Bagged`` with its own table, fitted as the recipe fits every table (``fsn_fit.table_scores``)."""
-    plain = Bagged(fits)
-    scores = F.table_scores(plain, F.pair_data(fit, F.Recipe()), F.Recipe())  # type: ignore[arg-type]
-    return Bagged(fits, fit_mixture_calibration(scores, model="bagged", dataset="lfw fit half, bagged"))
+    """``Bagged`` with its own table, fitted as the recipe fits every table (``fsn_fit.own_table``)."""
+    return Bagged(fits, F.own_table(Bagged(fits).scorer, fit, model="bagged", dataset="lfw fit half, bagged"))
 
 
 def measured(name: str, norm: ClusterNormaliser | Bagged, held: dict[str, F.Part]) -> dict[str, Any]:
@@ -127,10 +124,7 @@ def main() -> None:
     FV.PROFILE = args.profile
     specs, embs = FV.load_data()
     model = embs["lfw"].model
-    fit, held = {}, {}
-    for n, spec in specs.items():
-        fit_rows, held_rows = F.halves(spec, args.split)
-        fit[n], held[n] = F.part(spec, embs[n], fit_rows), F.part(spec, embs[n], held_rows)
+    fit, held = F.fit_and_held(specs, embs, args.split)
     result: dict[str, Any] = {"machine": machine_record(), "model": model, "split": args.split, "fits": {}}
     shipped = shipped_normaliser(model)
     if shipped is not None and args.split == F.SEED:

@@ -136,6 +136,14 @@ def split_parts(
     return out
 
 
+def fit_and_held(
+    specs: dict[str, DatasetSpec], embs: dict[str, DatasetEmbeddings], seed: int = SEED
+) -> tuple[dict[str, Part], dict[str, Part]]:
+    """``split_parts`` as two dicts: the fit halves and the evaluation halves."""
+    parts = split_parts(specs, embs, seed)
+    return {n: p[0] for n, p in parts.items()}, {n: p[1] for n, p in parts.items()}
+
+
 def pair_rows(p: Part, analysis: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows (a, b) of the same-cell impostor pairs of one analysis, as the audit forms them.
 
@@ -337,7 +345,7 @@ def _calibrated(
         f" unless both faces are aged {CHILDREN}" if recipe.keep_children else ""
     )
     plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
-    scored = table_scores(plain, fit, recipe)
+    scored = table_scores(plain.scorer, fit, recipe)
     names = ["lfw", "utk"] if recipe.pooled else ["lfw"]
     cal = fit_mixture_calibration(
         scored, model=plain.score_id, dataset=" + ".join(names) + " fit halves, normalised", provenance=prov
@@ -345,12 +353,25 @@ def _calibrated(
     return plain.with_calibration(cal)
 
 
-def table_scores(normaliser: ClusterNormaliser, fit: dict[str, Part], recipe: Recipe) -> list[np.ndarray]:
-    """The normalised impostor scores the table is fitted on, one array per equally weighted set."""
+def table_scores(
+    scorer_of: Callable[[np.ndarray], PairScorer], fit: dict[str, Part], recipe: Recipe
+) -> list[np.ndarray]:
+    """The normalised impostor scores the table is fitted on, one array per equally weighted set
+    (``fit``: the fit halves as ``pair_data`` leaves them)."""
     if recipe.pooled:
-        return [calibration_scores(fit[n], normaliser.scorer(fit[n].emb.vectors)) for n in ("lfw", "utk")]
-    scores = calibration_scores(fit["lfw"], normaliser.scorer(fit["lfw"].emb.vectors))
+        return [calibration_scores(fit[n], scorer_of(fit[n].emb.vectors)) for n in ("lfw", "utk")]
+    scores = calibration_scores(fit["lfw"], scorer_of(fit["lfw"].emb.vectors))
     return split_by_sex(scores, fit["lfw"]) if recipe.table_by_sex else [scores]
+
+
+def own_table(
+    scorer_of: Callable[[np.ndarray], PairScorer], fit: dict[str, Part], *, model: str, dataset: str
+) -> Calibration:
+    """A table for the scores ``scorer_of`` gives, fitted on the fit halves as the shipped recipe
+    fits its own (``pair_data``, ``table_scores``): for a scoring that is not one normaliser."""
+    recipe = Recipe()
+    scores = table_scores(scorer_of, pair_data(fit, recipe), recipe)
+    return fit_mixture_calibration(scores, model=model, dataset=dataset)
 
 
 def split_by_sex(scores: np.ndarray, p: Part) -> list[np.ndarray]:

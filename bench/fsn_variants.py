@@ -409,9 +409,7 @@ def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF
     they still do; bench/exclusion_variants.py and bench/balance_variants.py measure today's
     rules (``fsn_fit.utk_offset_rows``, ``fsn_fit.offset_parts``) against it."""
     specs, embs = load_data()
-    parts = F.split_parts(specs, embs, seed)
-    fit = {n: p[0] for n, p in parts.items()}
-    held = {n: p[1] for n, p in parts.items()}
+    fit, held = F.fit_and_held(specs, embs, seed)
     sets = [
         CF.PairSet("lfw", fit["lfw"].emb.vectors, *F.pair_rows(fit["lfw"], F.CALIBRATION_ANALYSIS)),
         CF.PairSet("utk", fit["utk"].emb.vectors, *F.pair_rows(fit["utk"], F.UTK_OFFSET_ANALYSIS)),

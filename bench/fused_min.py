@@ -40,13 +40,13 @@ import fsn_fit as F
 import fsn_variants as FV
 from facetrust.calibration import Calibration
 from facetrust.clusternorm import ClusterNormaliser
-from facetrust.fairness.clusterfit import fit_mixture_calibration
 from facetrust.fairness.embedding import DatasetEmbeddings
 from facetrust.models.fused import DLIB_SHARE, SFACE_DIM, sface_part
 from host import machine_record, save_result
 
 PATH = FV.RESULTS / "fused-min.json"
 METHODS = ("template", "sface", "dlib", "min", "mean")
+TABLE_DATA = "lfw fit half, fused normalised scores"
 
 
 def dlib_part(fused: np.ndarray) -> np.ndarray:
@@ -97,21 +97,8 @@ class FusedScores:
         return self._combine(s, d)
 
 
-def fused_table(norms: dict[str, ClusterNormaliser], fit_lfw: F.Part, how: str) -> Calibration:
-    """The table of a combined score: LFW's fit-half same-sex pairs (at most 20 photos a person, as
-    the recipe's tables), women's and men's weighted equally."""
-    lfw = F.capped(fit_lfw, F.Recipe().images_per_person)
-    scores = F.calibration_scores(lfw, FusedScores(norms, lfw.emb.vectors, how))
-    return fit_mixture_calibration(
-        F.split_by_sex(scores, lfw), model=f"fused-{how}", dataset="lfw fit half, fused normalised scores"
-    )
-
-
 def measure(seed: int, specs: dict[str, Any], embs: dict[str, DatasetEmbeddings], methods: list[str]) -> dict[str, Any]:
-    fit, held = {}, {}
-    for n, spec in specs.items():
-        fit_rows, held_rows = F.halves(spec, seed)
-        fit[n], held[n] = F.part(spec, embs[n], fit_rows), F.part(spec, embs[n], held_rows)
+    fit, held = F.fit_and_held(specs, embs, seed)
     model = embs["lfw"].model
     out: dict[str, Any] = {}
     if "template" in methods:
@@ -126,7 +113,7 @@ def measure(seed: int, specs: dict[str, Any], embs: dict[str, DatasetEmbeddings]
             out[w] = FN.evaluate(f"{w}, seed {seed}", lambda v, n=norm, w=w: n.scorer(SPLITTERS[w](v)), cal, held)
     for how in ("min", "mean"):
         if how in methods:
-            cal = fused_table(norms, fit["lfw"], how)
+            cal = F.own_table(lambda v, h=how: FusedScores(norms, v, h), fit, model=f"fused-{how}", dataset=TABLE_DATA)
             out[how] = FN.evaluate(f"{how}, seed {seed}", lambda v, h=how: FusedScores(norms, v, h), cal, held)
     return {m: {"threshold": r["threshold"], "summary": FV.summary(r)} for m, r in out.items()}
 

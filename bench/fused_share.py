@@ -47,11 +47,7 @@ def refused(emb: DatasetEmbeddings, share: float) -> DatasetEmbeddings:
 
 
 def measure(share: float, seed: int, specs: dict[str, Any], embs: dict[str, DatasetEmbeddings]) -> dict[str, Any]:
-    parts = {n: refused(e, share) for n, e in embs.items()}
-    fit, held = {}, {}
-    for n, spec in specs.items():
-        fit_rows, held_rows = F.halves(spec, seed)
-        fit[n], held[n] = F.part(spec, parts[n], fit_rows), F.part(spec, parts[n], held_rows)
+    fit, held = F.fit_and_held(specs, {n: refused(e, share) for n, e in embs.items()}, seed)
     return FS.entry(f"share {share:g}, seed {seed}", embs["lfw"].model, fit, held, F.Recipe(), False)
 
 
