@@ -388,3 +388,62 @@ def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
     assert shipped is not None and shipped.calibration is not None
     assert shipped.score_id == shipped.calibration.model == SHIPPED_SCORE_ID  # flags are outside the digest
     assert len(shipped.unreliable) < len(shipped.centroids) // 4  # none since November 30, 2026
+
+
+# -- bagging: several fits' offsets averaged -------------------------------------------------------
+
+
+def bagged() -> ClusterNormaliser:
+    """Two fits over 8-d space: the first splits axes 0 | 1, the second 0 | 1 | 2."""
+    eye = np.eye(8, dtype=np.float32)
+    centroids = np.concatenate([eye[[0, 1]], eye[[0, 1, 2]]])
+    offsets = np.array([0.1, -0.1, 0.3, 0.0, -0.2], dtype=np.float32)
+    return ClusterNormaliser(MODEL, centroids, offsets, fits=(2, 3))
+
+
+def test_a_bagged_face_shifts_by_the_mean_of_its_nearest_regions_offset_in_each_fit() -> None:
+    n = bagged()
+    faces = np.eye(8, dtype=np.float32)[[0, 1, 2]]
+    # face 0: 0.1 and 0.3; face 1: -0.1 and 0.0; face 2 (nearest in fit 1 is a tie, argmax takes 0): 0.1 and -0.2
+    assert n.regions(faces).tolist() == [[0, 2], [1, 3], [0, 4]]
+    assert n.shift(faces) == pytest.approx([0.2, -0.05, -0.05])
+    assert n.nearest(faces).tolist() == [0, 1, 0]  # the first fit's regions
+    raw, s = n.score(faces[0], faces[1])
+    assert s == pytest.approx(raw - 0.5 * (0.2 - 0.05))
+    assert n.scorer(faces).pairs(np.array([0]), np.array([1]))[0] == pytest.approx(s)
+
+
+def test_a_bagged_face_is_unreliable_when_more_than_half_of_its_fits_mark_its_region() -> None:
+    faces = np.eye(8, dtype=np.float32)[[0, 1]]
+    assert bagged().with_unreliable((0,)).unreliable_of(faces).tolist() == [False, False]  # one fit of two
+    assert bagged().with_unreliable((0, 2)).unreliable_of(faces).tolist() == [True, False]  # both fits
+
+
+def test_a_bagged_file_round_trips_and_its_fits_are_part_of_its_score_id() -> None:
+    n = calibrated(bagged())
+    back = ClusterNormaliser.from_json(n.to_json(), origin="n.json")
+    assert back.fits == (2, 3) and back.score_id == n.score_id and back.calibration == n.calibration
+    one = ClusterNormaliser(MODEL, n.centroids, n.offsets)  # the same numbers read as one fit of 5 regions
+    assert one.digest != n.digest
+    assert "fits" not in json.loads(calibrated(normaliser()).to_json())  # one fit's file is as before
+
+
+@pytest.mark.parametrize("bad", ["[2, 2]", "[5, 0]", '["2", "3"]'])
+def test_a_file_whose_fits_do_not_add_up_to_its_centroids_is_refused(bad: str) -> None:
+    data = json.loads(calibrated(bagged()).to_json())
+    data["fits"] = json.loads(bad)
+    with pytest.raises(ConfigurationError, match=r"n\.json is not a valid cluster normaliser"):
+        ClusterNormaliser.from_json(json.dumps(data), origin="n.json")
+    with pytest.raises(InvalidParameterError, match="fits"):
+        ClusterNormaliser(MODEL, bagged().centroids, bagged().offsets, fits=(4,))
+
+
+def test_a_bagged_normalisers_pairs_count_in_each_fits_regions() -> None:
+    from facetrust.fairness.normfit import cluster_counts
+
+    n = calibrated(bagged())
+    faces = np.eye(8, dtype=np.float32)[[0, 1, 2]]
+    pairs = PairSet("all", faces, np.array([0, 0]), np.array([1, 2]))
+    count, _ = cluster_counts(n, [pairs])
+    # fit 1: pair (0,1) in regions 0 and 1, pair (0,2) inside region 0; fit 2: (0,1) in 2 and 3, (0,2) in 2 and 4
+    assert count.tolist() == [2, 1, 2, 1, 1]

@@ -18,6 +18,12 @@ faces do). The fit marks them ``unreliable`` (one bit per centroid, kept out of 
 scores and their calibration do not change); ``unreliable_of`` says which faces fall in one,
 so a 1:1 comparison can say its estimate should not be trusted.
 
+**Bagging.** Where a region's border falls is the k-means' chance (its seed alone moved the
+held-out race ratio 1.8–3.3×: docs/fairness.md, "The fit's own chance"), so a normaliser may hold
+several fits of the same recipe (``fits``: how many of the centroids each holds, in order). A
+face's offset is then the mean of its nearest region's offset in each fit, and a face is
+unreliable when its nearest region is marked in more than half of the fits.
+
 What is shipped are aggregates only: ``k`` centroids and ``k`` offsets. Each centroid must be
 the mean of at least ``MIN_PEOPLE`` distinct people (images, where a dataset has no
 identities) with no single person more than ``MAX_PERSON_SHARE`` of its members;
@@ -59,6 +65,8 @@ class ClusterNormaliser:
     """Cluster offsets over ``centroids`` (k, dim) unit vectors of model ``model``; see the module docstring.
 
     ``unreliable``: indices of the clusters whose faces' false-match estimates are not to be trusted.
+    ``fits``: for a bagged normaliser, the number of centroids of each fit, in order (they sum to
+    ``k``); empty for one fit.
     """
 
     model: str
@@ -67,6 +75,7 @@ class ClusterNormaliser:
     calibration: Calibration | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     unreliable: tuple[int, ...] = ()
+    fits: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.centroids.ndim != 2 or len(self.centroids) < 1 or self.offsets.shape != (len(self.centroids),):
@@ -80,6 +89,12 @@ class ClusterNormaliser:
                 f"Unreliable cluster indices {outside} are outside 0–{len(self.centroids) - 1}",
                 parameter="unreliable",
             )
+        if self.fits and (min(self.fits) < 1 or sum(self.fits) != len(self.centroids)):
+            raise InvalidParameterError(
+                f"The fits' region counts {list(self.fits)} must each be at least 1 and sum to the "
+                f"{len(self.centroids)} centroids",
+                parameter="fits",
+            )
         if self.calibration is not None and self.calibration.model != self.score_id:
             raise ConfigurationError(
                 f"Normaliser calibration is for {self.calibration.model!r}, not for {self.score_id!r}",
@@ -88,38 +103,71 @@ class ClusterNormaliser:
 
     @property
     def digest(self) -> str:
-        """12 hex of the SHA-256 of centroids and offsets."""
+        """12 hex of the SHA-256 of centroids and offsets (and, when bagged, the fits' sizes)."""
         import numpy as np
 
         data = np.ascontiguousarray(self.centroids, np.float32).tobytes()
         data += np.ascontiguousarray(self.offsets, np.float32).tobytes()
+        if len(self.fit_sizes) > 1:
+            data += np.asarray(self.fit_sizes, np.int64).tobytes()
         return hashlib.sha256(data).hexdigest()[:12]
+
+    @property
+    def fit_sizes(self) -> tuple[int, ...]:
+        """The number of centroids of each fit (one entry when not bagged)."""
+        return self.fits or (len(self.centroids),)
 
     @property
     def score_id(self) -> str:
         """The id normalised scores (and their calibration) are recorded under."""
         return f"{self.model}+fsn{len(self.centroids)}-{self.digest}"
 
-    def nearest(self, vectors: np.ndarray) -> np.ndarray:
-        """Each row's nearest centroid (index)."""
+    def each_fit(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(centroids, offsets) of each fit, in order (one pair when not bagged)."""
+        out, start = [], 0
+        for size in self.fit_sizes:
+            out.append((self.centroids[start : start + size], self.offsets[start : start + size]))
+            start += size
+        return out
+
+    def regions(self, vectors: np.ndarray) -> np.ndarray:
+        """(rows, fits): each row's nearest centroid (index into ``centroids``) in each fit."""
         import numpy as np
 
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        out: np.ndarray = np.argmax(vectors @ self.centroids.T, axis=1)
+        sims = vectors @ self.centroids.T
+        out = np.empty((len(vectors), len(self.fit_sizes)), dtype=np.int64)
+        start = 0
+        for f, size in enumerate(self.fit_sizes):
+            out[:, f] = start + np.argmax(sims[:, start : start + size], axis=1)
+            start += size
+        return out
+
+    def nearest(self, vectors: np.ndarray) -> np.ndarray:
+        """Each row's nearest centroid (index) in the first fit (the only one when not bagged)."""
+        out: np.ndarray = self.regions(vectors)[:, 0]
         return out
 
     def shift(self, vectors: np.ndarray) -> np.ndarray:
-        """Each row's offset: that of its nearest centroid."""
-        out: np.ndarray = self.offsets[self.nearest(vectors)]
-        return out
+        """Each row's offset: its nearest centroid's (the mean over the fits when bagged)."""
+        import numpy as np
+
+        regions = self.regions(vectors)
+        if regions.shape[1] == 1:
+            out: np.ndarray = self.offsets[regions[:, 0]]
+            return out
+        mean: np.ndarray = self.offsets[regions].mean(axis=1, dtype=np.float64).astype(np.float32)
+        return mean
 
     def unreliable_of(self, vectors: np.ndarray) -> np.ndarray:
-        """Per row, True when its nearest centroid is one of the ``unreliable`` clusters."""
+        """Per row, True when its nearest centroid is one of the ``unreliable`` clusters (when bagged:
+        in more than half of the fits)."""
         import numpy as np
 
         flagged = np.zeros(len(self.centroids), dtype=bool)
         flagged[list(self.unreliable)] = True
-        out: np.ndarray = flagged[self.nearest(vectors)]
+        regions = self.regions(vectors)
+        out: np.ndarray = 2 * flagged[regions].sum(axis=1) > regions.shape[1]
         return out
 
     def score(self, u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
@@ -135,14 +183,15 @@ class ClusterNormaliser:
 
     def with_calibration(self, calibration: Calibration) -> ClusterNormaliser:
         return ClusterNormaliser(
-            self.model, self.centroids, self.offsets, calibration, dict(self.provenance), self.unreliable
+            self.model, self.centroids, self.offsets, calibration, dict(self.provenance), self.unreliable, self.fits
         )
 
     def with_unreliable(self, clusters: tuple[int, ...]) -> ClusterNormaliser:
         """The same normaliser (same scores, same ``score_id``) with ``clusters`` marked unreliable."""
         return ClusterNormaliser(
-            self.model, self.centroids, self.offsets, self.calibration, dict(self.provenance), tuple(sorted(clusters))
-        )
+            self.model, self.centroids, self.offsets, self.calibration, dict(self.provenance),
+            tuple(sorted(clusters)), self.fits,
+        )  # fmt: skip
 
     def to_json(self) -> str:
         data = {
@@ -154,6 +203,8 @@ class ClusterNormaliser:
             "provenance": self.provenance,
             "unreliable": sorted(self.unreliable),
         }
+        if self.fits:
+            data["fits"] = list(self.fits)
         return json.dumps(data, sort_keys=True)
 
     def save(self, path: Path) -> None:
@@ -186,13 +237,20 @@ class ClusterNormaliser:
             centroids = np.asarray(data["centroids"], dtype=np.float32)
             offsets = np.asarray(data["offsets"], dtype=np.float32)
             cal = data.get("calibration")
-            unreliable = tuple(_index(c) for c in data.get("unreliable", []))
+            unreliable = tuple(_index(c, "unreliable") for c in data.get("unreliable", []))
+            fits = tuple(_index(c, "fits") for c in data.get("fits", []))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc}") from None
         calibration = Calibration.from_json(json.dumps(cal), origin=origin) if cal else None
         try:
             return cls(
-                str(data["model"]), centroids, offsets, calibration, dict(data.get("provenance", {})), unreliable
+                str(data["model"]),
+                centroids,
+                offsets,
+                calibration,
+                dict(data.get("provenance", {})),
+                unreliable,
+                fits,
             )
         except InvalidParameterError as exc:
             raise ConfigurationError(f"{origin} is not a valid cluster normaliser: {exc.message}") from None
@@ -223,9 +281,9 @@ def normaliser_files(path: Path) -> dict[str, ClusterNormaliser]:
     return found
 
 
-def _index(value: object) -> int:
+def _index(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"unreliable holds {value!r}, not a cluster index")
+        raise ValueError(f"{key} holds {value!r}, not a whole number")
     return value
 
 
