@@ -145,13 +145,14 @@ def test_calibrate_normaliser_writes_a_calibrated_cluster_normaliser(
     assert result.exit_code == 0, result.output
     found = ClusterNormaliser.load(out)
     cal = found.calibration
-    assert found.model == "fake-recogniser:0" and 1 <= len(found.centroids) <= 4
+    sizes = found.fit_sizes
+    assert found.model == "fake-recogniser:0" and len(sizes) == 5 and all(1 <= k <= 4 for k in sizes)
     assert cal is not None and cal.model == found.score_id
     assert found.provenance["max_per_identity"] == 20 and found.provenance["k_requested"] == 4
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        f"{out}: cluster normaliser for fake-recogniser:0: {len(found.centroids)} regions (asked 4), "
-        f"{len(found.unreliable)} marked unreliable"
+        f"{out}: cluster normaliser for fake-recogniser:0: 5 fits averaged of {', '.join(map(str, sizes))} regions "
+        f"(asked 4), {len(found.unreliable)} marked unreliable"
     )
     assert lines[1:4] == [
         "offsets from 2 of 2 groups (those with 20,000 impostor pairs or more):",
@@ -161,6 +162,22 @@ def test_calibrate_normaliser_writes_a_calibrated_cluster_normaliser(
     assert lines[4].startswith(f"calibration of normalised scores from {2 * 69_750:,} impostor pairs")
     assert lines[5] == "table: every group's pairs pooled (no group has 100,000 pairs to be weighted alone)"
     assert lines[-1] == f"use it: FACETRUST_NORMALISER_FILE={out}"
+
+
+def test_calibrate_normaliser_with_bag_1_fits_one_k_means(invoke: Invoke, crowd: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one.json"
+
+    result = invoke(
+        "--cache-dir", str(tmp_path / "cache"), "calibrate", str(crowd), "--normaliser", "--clusters", "4",
+        "--bag", "1", "--replicates", "0", "--out", str(out),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    found = ClusterNormaliser.load(out)
+    assert found.fits == () and "fits" not in json.loads(out.read_text())
+    assert found.provenance["bagging"]["kmeans_seeds"] == [0]
+    assert result.stdout.splitlines()[0].startswith(f"{out}: cluster normaliser for fake-recogniser:0: ")
+    assert f"{len(found.centroids)} regions (asked 4)" in result.stdout.splitlines()[0]
 
 
 def test_calibrate_normaliser_with_a_cohort_is_a_usage_error(invoke: Invoke, dataset: Path, tmp_path: Path) -> None:  # noqa: F811

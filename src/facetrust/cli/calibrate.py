@@ -62,6 +62,14 @@ def _replicates(value: int) -> int:
     help="With --normaliser: regions asked of the k-means (fewer remain where each must average 50 people).",
 )
 @click.option(
+    "--bag",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="With --normaliser: k-means fits (seeded --seed, --seed + 1, ...) whose offsets are averaged, so that "
+    "no one fit's region borders decide a face's offset (1: one fit).",
+)
+@click.option(
     "--holdout",
     type=FloatRange(0.0, 1.0, min_open=True, max_open=True),
     help="With --normaliser: keep this share of each dataset's people (seeded) out of the fit, and "
@@ -106,6 +114,7 @@ def calibrate(
     top_k: int,
     normaliser: bool,
     clusters: int,
+    bag: int,
     holdout: float | None,
     leave_out_repeats: bool,
     limit: int | None,
@@ -144,7 +153,7 @@ def calibrate(
     if normaliser:
         _fit_normaliser(
             engine, specs, out, cache, count, clusters, max_per_identity, replicates, seed, holdout or 0.0,
-            leave_out_repeats,
+            leave_out_repeats, bag,
         )  # fmt: skip
         return
     cohort_normaliser = None
@@ -224,6 +233,7 @@ def _fit_normaliser(
     seed: int,
     holdout: float,
     leave_out_repeats: bool,
+    bag: int,
 ) -> None:
     from facetrust.fairness.normfit import MAX_PER_IDENTITY, fit_cluster_normaliser
     from facetrust.fairness.refit import TABLE_GROUP_PAIRS
@@ -232,14 +242,14 @@ def _fit_normaliser(
     fit = fit_cluster_normaliser(
         engine, specs, cache_dir=cache, workers=workers, progress=progress_bar, clusters=clusters,
         max_per_identity=per_identity, replicates=replicates, seed=seed, holdout=holdout,
-        leave_out_repeats=leave_out_repeats,
+        leave_out_repeats=leave_out_repeats, bag=bag,
     )  # fmt: skip
     found = fit.normaliser
     _write(out, lambda: found.save(out))
     cal = found.calibration
     assert cal is not None  # fit_normaliser always calibrates it
     click.echo(
-        f"{out}: cluster normaliser for {found.model}: {len(found.centroids)} regions (asked {clusters}), "
+        f"{out}: cluster normaliser for {found.model}: {_regions(found.fit_sizes)} (asked {clusters}), "
         f"{len(found.unreliable)} marked unreliable"
     )
     measured = [p for p in fit.parts if p.measured]
@@ -269,6 +279,12 @@ def _fit_normaliser(
     if fit.held_out is not None:
         _held_out_lines(fit.held_out)
     click.echo(f"use it: FACETRUST_NORMALISER_FILE={out}")
+
+
+def _regions(sizes: tuple[int, ...]) -> str:
+    if len(sizes) == 1:
+        return f"{sizes[0]} regions"
+    return f"{len(sizes)} fits averaged of {', '.join(map(str, sizes))} regions"
 
 
 def _held_out_lines(held: HeldOut) -> None:

@@ -22,9 +22,12 @@ on its own labelled faces. The recipe is the shipped one (docs/fairness.md), for
    fewer, or of a dataset without identities beside one with them, is left out of the table and
    named; with no such group, the pairs pooled), with identity-bootstrap intervals on the
    thresholds (``refit.fit_table``).
+   Steps 1 and 2 run ``bag`` times (5 by default), the k-means seeded ``seed``, ``seed + 1``, …;
+   a face's offset is the mean of its nearest region's in each fit (``ClusterNormaliser.fits``),
+   so that no one k-means decides where a region's border falls.
 4. **Unreliable regions**: those whose pairs (over every part) still reach the normalised
    Similarity 80 more often than 3 × its promised 1e-4, at the low end of a 95 % Wilson interval.
-   A 1:1 comparison of a face there says its estimate is unreliable.
+   A 1:1 comparison of a face there (in more than half of the fits) says its estimate is unreliable.
 
 Where it differs from bench/fsn_fit.py: the parts are every analysis's groups (the shipped offsets'
 were LFW by sex and UTKFace by three age bands), the table's groups are the first analysis's (the
@@ -72,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from facetrust.engine import FaceEngine
 
 __all__ = [
+    "BAG",
     "CLUSTERS",
     "MAX_PER_IDENTITY",
     "MAX_REPEAT_PARTNERS",
@@ -96,6 +100,7 @@ __all__ = [
     "split_people",
 ]
 
+BAG = 5  # k-means fits averaged (bagging): docs/fairness.md, "Bagging"
 CLUSTERS = 64  # regions asked of the k-means (fewer remain where the privacy rule needs it)
 MAX_PER_IDENTITY = 20  # faces per person in the pairs: a pair count grows with the square of one's photos
 OFFSET_FMR = 1e-3
@@ -223,7 +228,8 @@ def _pair_sets_and_repeats(p: Prepared, label: str | None, same_person: float | 
 def cluster_counts(
     normaliser: ClusterNormaliser, sets: Sequence[PairSet], similarity: float = UNRELIABLE_SIMILARITY
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per region, over ``sets``: (pairs one of its faces takes part in, those at ``similarity`` or above)."""
+    """Per region, over ``sets``: (pairs one of its faces takes part in, those at ``similarity`` or
+    above). A bagged normaliser's pairs count in each fit's regions."""
     import numpy as np
 
     if normaliser.calibration is None:
@@ -232,11 +238,13 @@ def cluster_counts(
     k = len(normaliser.centroids)
     n, high = np.zeros(k, np.int64), np.zeros(k, np.int64)
     for ps in sets:
-        nearest, scorer = normaliser.nearest(ps.vectors), normaliser.scorer(ps.vectors)
+        regions, scorer = normaliser.regions(ps.vectors), normaliser.scorer(ps.vectors)
         for s in range(0, len(ps.a), CHUNK):
             a, b = ps.a[s : s + CHUNK], ps.b[s : s + CHUNK]
-            dn, dh = tail_counts(nearest, scorer.pairs(a, b), a, b, t, k)
-            n, high = n + dn, high + dh
+            scores = scorer.pairs(a, b)
+            for nearest in regions.T:
+                dn, dh = tail_counts(nearest, scores, a, b, t, k)
+                n, high = n + dn, high + dh
     return n, high
 
 
@@ -274,8 +282,12 @@ def fit_normaliser(
     about: dict[str, Any] | None = None,
     groups_equal: bool = True,
     same_person: float | None = None,
+    bag: int = BAG,
 ) -> NormaliserFit:
     """The cluster normaliser of embeddings of ``model`` fitted on ``prepared`` (the module docstring).
+
+    ``bag``: the number of k-means fits (seeded ``seed``, ``seed + 1``, …) whose offsets are averaged;
+    1 fits one.
 
     ``groups_equal``: the table weights the first analysis's groups (those with
     ``refit.TABLE_GROUP_PAIRS`` pairs) equally; else it pools their pairs.
@@ -293,6 +305,8 @@ def fit_normaliser(
 
     if clusters < 1:
         raise InvalidParameterError(f"clusters must be at least 1, not {clusters}", parameter="clusters")
+    if bag < 1:
+        raise InvalidParameterError(f"bag must be at least 1 fit, not {bag}", parameter="bag")
     vectors, people = _cluster_input(prepared)
     if (found := len(set(people))) < MIN_PEOPLE:
         raise InvalidParameterError(
@@ -301,9 +315,6 @@ def fit_normaliser(
             parameter="datasets",
         )
     asked = min(clusters, found // MIN_PEOPLE)  # more regions than that could not each hold 50 people
-    centroids, rows = fit_centroids(vectors, people, asked, seed=seed)
-    if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):  # fit_centroids guarantees it
-        raise InvalidParameterError("A region breaks the privacy rule", parameter="clusters")
     names = [p.spec.name for p in prepared]
     labels = [n if names.count(n) == 1 else f"{n} #{k + 1}" for k, n in enumerate(names)]
     counted = [
@@ -319,10 +330,10 @@ def fit_normaliser(
             f"the most is {most.pairs:,} ({most.name}). Add faces, or fit a calibration table instead",
             parameter="datasets",
         )
-    offsets = cluster_offsets(
-        centroids, sets, fmr=OFFSET_FMR, min_tail=MIN_TAIL, balance=True, strictest=True,
-        min_coverage=0.5, uncovered="raise",
-    )  # fmt: skip
+    each = [_one_fit(vectors, people, sets, asked, seed + f) for f in range(bag)]
+    centroids = np.concatenate([c for c, _ in each])
+    offsets = np.concatenate([o for _, o in each])
+    sizes = tuple(len(c) for c, _ in each)
     provenance: dict[str, Any] = {
         "made_by": "facetrust calibrate --normaliser",
         "method": "cluster-conditional score normalisation (Terhörst et al. 2020), the shipped recipe "
@@ -343,6 +354,13 @@ def fit_normaliser(
         "k_requested": clusters,
         "k_asked": asked,
         "seed": seed,
+        "bagging": {
+            "fits": bag,
+            "kmeans_seeds": list(range(seed, seed + bag)),
+            "regions": list(sizes),
+            "rule": "a face's offset is the mean of its nearest region's offset in each fit; it is unreliable "
+            "when its nearest region is marked in more than half of the fits",
+        },
         "images_per_person": "at most 5 per person in the k-means",
         "offset_fmr": OFFSET_FMR,
         "offsets": "each region: the highest of its parts' own thresholds (a part counts where it has "
@@ -369,13 +387,29 @@ def fit_normaliser(
         f"above {UNRELIABLE_TOLERANCE:g}",
         **(about or {}),
     }
-    plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, provenance)
+    plain = ClusterNormaliser(
+        model, np.round(centroids, 5), np.round(offsets, 5), None, provenance, fits=sizes if bag > 1 else ()
+    )
     table = fit_table(
         prepared, model=model, score_model=plain.score_id, scorer_of=plain.scorer, replicates=replicates,
         about=about, groups_equal=groups_equal,
     )  # fmt: skip
     marked, n, high = mark_unreliable(plain.with_calibration(table), sets)
     return NormaliserFit(marked, parts, n, high)
+
+
+def _one_fit(
+    vectors: np.ndarray, people: list[str], sets: Sequence[PairSet], asked: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One k-means fit of the recipe (steps 1 and 2): its centroids and their offsets."""
+    centroids, rows = fit_centroids(vectors, people, asked, seed=seed)
+    if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):  # fit_centroids guarantees it
+        raise InvalidParameterError("A region breaks the privacy rule", parameter="clusters")
+    offsets = cluster_offsets(
+        centroids, sets, fmr=OFFSET_FMR, min_tail=MIN_TAIL, balance=True, strictest=True,
+        min_coverage=0.5, uncovered="raise",
+    )  # fmt: skip
+    return centroids, offsets
 
 
 def shuffled_people(spec: DatasetSpec, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -472,6 +506,7 @@ def fit_cluster_normaliser(
     seed: int = 0,
     holdout: float = 0.0,
     leave_out_repeats: bool = False,
+    bag: int = BAG,
 ) -> NormaliserFit:
     """Embed ``specs`` with ``engine`` (cached) and fit its cluster normaliser on them (``fit_normaliser``).
 
@@ -480,8 +515,8 @@ def fit_cluster_normaliser(
     the result, and the file's provenance, say what was found. Use the normaliser with the setting
     ``normaliser_file`` (``NormaliserFit.normaliser.save``).
 
-    ``leave_out_repeats``: ``fit_normaliser``'s ``same_person`` at the raw score where the engine's
-    table estimates FMR ``REPEAT_FMR``."""
+    ``bag``: ``fit_normaliser``'s. ``leave_out_repeats``: ``fit_normaliser``'s ``same_person`` at the raw
+    score where the engine's table estimates FMR ``REPEAT_FMR``."""
     from facetrust.fairness.runner import engine_scoring
 
     if not 0.0 <= holdout < 1.0:
@@ -497,12 +532,12 @@ def fit_cluster_normaliser(
     if not holdout:
         return fit_normaliser(
             prepared, model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about,
-            same_person=same_person,
+            same_person=same_person, bag=bag,
         )  # fmt: skip
     split = [split_people(p, holdout, seed) for p in prepared]
     fit = fit_normaliser(
         [s[0] for s in split], model=engine.model_id, clusters=clusters, seed=seed, replicates=replicates, about=about,
-        same_person=same_person,
+        same_person=same_person, bag=bag,
     )  # fmt: skip
     current = engine.normaliser.score_id if engine.normaliser is not None else f"raw cosine ({engine.model_id})"
     groups = check_held_out(
