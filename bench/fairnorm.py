@@ -15,9 +15,12 @@ near-duplicates dropped from both). Methods, each a scorer and a calibration:
   (``strictest``), the table on LFW women's and men's pairs weighted equally (``table_by_sex``),
   at most 20 photos per LFW person in the offsets' and the table's pairs (``images_per_person``),
   and a region whose measured parts hold under half its faces made as strict as its largest
-  unmeasured parts need overall (``min_coverage``, ``uncovered="raise"``; bench/fit_size.py);
-* ``fsn-bal-no-coverage``: ``fsn-bal`` without that last rule (the shipped recipe in the evening
-  of November 30, 2026);
+  unmeasured parts need overall (``min_coverage``, ``uncovered="raise"``; bench/fit_size.py),
+  and five k-means fits' offsets averaged (``bag``, shipped since December 3, 2026; bench/fit_chance.py);
+* ``fsn-bal-one-fit``: ``fsn-bal`` of one k-means (the shipped recipe from the night of November 30
+  to December 3, 2026); every row below it is of one k-means too;
+* ``fsn-bal-no-coverage``: ``fsn-bal-one-fit`` without the coverage rule (the shipped recipe in the
+  evening of November 30, 2026);
 * ``fsn-bal-all-photos``: ``fsn-bal-no-coverage`` with every photo's pairs (the shipped recipe in
   the afternoon of November 30, 2026);
 * ``fsn-bal-mean``: the shipped recipe earlier on November 30, 2026: the mean of the parts'
@@ -144,20 +147,22 @@ _BEFORE = {
     "table_by_sex": False,
     "images_per_person": 0,
     "min_coverage": 0.0,
-}  # the recipe shipped earlier on November 30: mean tails, a pooled table, every photo
+    "bag": 1,
+}  # the recipe shipped earlier on November 30: mean tails, a pooled table, every photo, one k-means
 NORMALISED = {  # name: the recipe (bench/fsn_fit.py); "fsn-bal" is the shipped one
     "fsn": F.Recipe(balance=False, **_BEFORE),
     "fsn+pooled": F.Recipe(pooled=True, balance=False, **_BEFORE),
     "fsn-bal": F.Recipe(),
-    "fsn-bal-no-coverage": F.Recipe(min_coverage=0.0),
-    "fsn-bal-all-photos": F.Recipe(images_per_person=0, min_coverage=0.0),
+    "fsn-bal-one-fit": F.Recipe(bag=1),
+    "fsn-bal-no-coverage": F.Recipe(min_coverage=0.0, bag=1),
+    "fsn-bal-all-photos": F.Recipe(images_per_person=0, min_coverage=0.0, bag=1),
     "fsn-bal-mean": F.Recipe(**_BEFORE),
     "fsn-bal+pooled": F.Recipe(pooled=True, **_BEFORE),
     "fsn-bal-datasets": F.Recipe(by_group=False, **_BEFORE),
     "fsn-bal-all-0.6": F.Recipe(keep_children=False, by_group=False, **_BEFORE),
 }
 ALL = ("shipped", "raw-lfw", "pooled", *NORMALISED)
-ACCURATE = ("shipped", "raw-lfw", "fsn-bal")  # what --profile accurate measures
+ACCURATE = ("shipped", "raw-lfw", "fsn-bal", "fsn-bal-one-fit")  # what --profile accurate measures
 
 
 def method(engine: FaceEngine, fit: dict[str, F.Part], name: str) -> tuple[Any, Calibration, dict[str, Any]]:

@@ -246,6 +246,7 @@ class Recipe:
     images_per_person: int = 20  # LFW: at most this many faces per person in the offsets' and table's pairs (0: all)
     min_coverage: float = 0.5  # a region whose measured parts hold less of its faces is "uncovered" (0: off)
     uncovered: str = "raise"  # and then: as strict as its largest unmeasured parts need overall (cluster_offsets)
+    bag: int = 5  # k-means fits (seeds kmeans_seed, +1, ...) whose offsets are averaged (shipped since December 3)
 
 
 def pair_data(fit: dict[str, Part], recipe: Recipe, seed: int = SEED) -> dict[str, Part]:
@@ -304,23 +305,27 @@ def fit_marked(
     model: str, fit: dict[str, Part], *, k: int = K, recipe: Recipe = Recipe(), kmeans_seed: int = SEED
 ) -> Marked:
     """``fit_normaliser``, keeping the per-cluster counts behind its unreliable flags; ``kmeans_seed``
-    seeds the k-means (and its choice of at most 5 faces a person) alone."""
+    seeds the (first) k-means and its choice of at most 5 faces a person alone; with
+    ``recipe.bag`` > 1 the next fits take the next seeds."""
     vectors, people = cluster_input([fit["lfw"], fit["utk"]])
-    centroids, rows = fit_centroids(vectors, people, k, seed=kmeans_seed)
-    if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
-        raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
     fit = pair_data(fit, recipe)
     sets = offset_parts(fit, keep_children=recipe.keep_children, by_group=recipe.by_group)
-    offsets = cluster_offsets(
-        centroids,
-        sets,
-        fmr=OFFSET_FMR,
-        balance=recipe.balance,
-        strictest=recipe.strictest,
-        min_coverage=recipe.min_coverage,
-        uncovered=recipe.uncovered,
-    )
-    normaliser = _calibrated(model, fit, centroids, offsets, k, recipe)
+    each = []
+    for seed in range(kmeans_seed, kmeans_seed + recipe.bag):
+        centroids, rows = fit_centroids(vectors, people, k, seed=seed)
+        if check_privacy(centroids, vectors[rows], [people[i] for i in rows]):
+            raise SystemExit("a centroid breaks the privacy rule")  # fit_centroids guarantees it; belt and braces
+        offsets = cluster_offsets(
+            centroids,
+            sets,
+            fmr=OFFSET_FMR,
+            balance=recipe.balance,
+            strictest=recipe.strictest,
+            min_coverage=recipe.min_coverage,
+            uncovered=recipe.uncovered,
+        )
+        each.append((np.round(centroids, 5), np.round(offsets, 5)))
+    normaliser = _calibrated(model, fit, each, k, recipe, kmeans_seed)
     return mark_unreliable(normaliser, sets)
 
 
@@ -331,9 +336,18 @@ def mark_unreliable(normaliser: ClusterNormaliser, sets: list[PairSet]) -> Marke
 
 
 def _calibrated(
-    model: str, fit: dict[str, Part], centroids: np.ndarray, offsets: np.ndarray, k: int, recipe: Recipe
+    model: str, fit: dict[str, Part], each: list[tuple[np.ndarray, np.ndarray]], k: int, recipe: Recipe, seed: int
 ) -> ClusterNormaliser:
     prov = provenance(fit, k, recipe)
+    sizes = tuple(len(c) for c, _ in each)
+    if recipe.bag > 1:
+        prov["bagging"] = {
+            "fits": recipe.bag,
+            "kmeans_seeds": list(range(seed, seed + recipe.bag)),
+            "regions": list(sizes),
+            "rule": "a face's offset is the mean of its nearest region's offset in each fit; it is unreliable "
+            "when its nearest region is marked in more than half of the fits",
+        }
     fused = profile_of(model) == "accurate"
     if fused:
         prov["script"] = "bench/calibrate.py --normaliser --profile accurate (bench/fsn_fit.py)"
@@ -344,7 +358,8 @@ def _calibrated(
     prov["utk_offset_pairs"] = f"same age band, race and sex; pairs at {cosine} >= {SAME_PERSON} left out" + (
         f" unless both faces are aged {CHILDREN}" if recipe.keep_children else ""
     )
-    plain = ClusterNormaliser(model, np.round(centroids, 5), np.round(offsets, 5), None, prov)
+    centroids, offsets = np.concatenate([c for c, _ in each]), np.concatenate([o for _, o in each])
+    plain = ClusterNormaliser(model, centroids, offsets, None, prov, fits=sizes if recipe.bag > 1 else ())
     scored = table_scores(plain.scorer, fit, recipe)
     names = ["lfw", "utk"] if recipe.pooled else ["lfw"]
     cal = fit_mixture_calibration(

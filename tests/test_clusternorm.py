@@ -380,7 +380,7 @@ def test_tail_counts_count_a_pair_for_both_its_clusters_and_once_inside_one() ->
     assert got_n.tolist() == [3, 2, 0] and got_high.tolist() == [2, 1, 0]
 
 
-SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn63-fec7e82b36b7"
+SHIPPED_SCORE_ID = "sface-2021dec:fb143eea0783+flip+fsn316-3b0603d3afd8"
 
 
 def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
@@ -388,6 +388,7 @@ def test_the_shipped_flags_did_not_change_the_shipped_scores() -> None:
     assert shipped is not None and shipped.calibration is not None
     assert shipped.score_id == shipped.calibration.model == SHIPPED_SCORE_ID  # flags are outside the digest
     assert len(shipped.unreliable) < len(shipped.centroids) // 4  # none since November 30, 2026
+    assert len(shipped.fit_sizes) == 5 and shipped.provenance["bagging"]["kmeans_seeds"] == [0, 1, 2, 3, 4]
 
 
 # -- bagging: several fits' offsets averaged -------------------------------------------------------

@@ -89,7 +89,7 @@ def test_matched_pairs_reach_similarity_80_and_mismatched_do_not(accurate: FaceE
 
 
 # made by bench/calibrate.py --normaliser --profile accurate
-ACCURATE_SCORE_ID = "fused-sface-dlib:a5ff4225b9ac+fsn60-7af287b9b883"
+ACCURATE_SCORE_ID = "fused-sface-dlib:a5ff4225b9ac+fsn308-fe0890f3e24f"
 
 
 def test_the_accurate_engine_normalises_1to1_scores_with_its_own_shipped_cluster_normaliser(
