@@ -115,3 +115,22 @@ def test_group_names_are_drawn_as_written_in_every_plot(tmp_path: Path) -> None:
     )
     assert sorted(plot_analysis(bad, tmp_path, "bad", r"$\unknown$")) == ["det", "fmr", "scores"]
     assert (tmp_path / "bad-det.png").read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize(
+    ("record", "words"),
+    [
+        ({"clusters": 316, "fits": [63, 64, 63, 63, 63]}, "cluster-conditional, 5 fits averaged, 316 clusters"),
+        ({"clusters": 63, "fits": [63]}, "cluster-conditional, 63 clusters"),
+        ({"clusters": 63}, "cluster-conditional, 63 clusters"),  # a report written before fits were recorded
+    ],
+)
+def test_the_page_says_how_many_fits_a_cluster_normaliser_averages(
+    run: AuditRun, record: dict[str, object], words: str
+) -> None:
+    from dataclasses import replace
+
+    from facetrust.fairness.html import render_html
+
+    page = render_html(replace(run, normaliser={"score_id": "m:1+fsn-x", "provenance": {}, **record}), {})
+    assert words in page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetrust.fairness.audit import AnalysisResult, AuditOptions, DatasetAudit, Rate, RatioResult
@@ -131,7 +131,7 @@ def _header(run: AuditRun) -> str:
         f"on: AS-norm, top {norm['top_k']} of a {norm['cohort_size']:,}-face cohort "
         f"(<code>{_e(norm['score_id'])}</code>)"
         if norm and "top_k" in norm
-        else f"on: cluster-conditional, {norm['clusters']} clusters (<code>{_e(norm['score_id'])}</code>)"
+        else f"on: cluster-conditional, {_regions(norm)} (<code>{_e(norm['score_id'])}</code>)"
         if norm
         else "off (raw cosine scores)"
     )
@@ -176,3 +176,11 @@ def render_html(run: AuditRun, plots: dict[str, dict[str, str]]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>facetrust fairness audit</title>'
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _regions(norm: dict[str, Any]) -> str:
+    """A cluster normaliser's regions in words: "63 clusters", or "5 fits averaged, 316 clusters"."""
+    fits = norm.get("fits") or [norm["clusters"]]  # reports written before December 3, 2026 have none
+    if len(fits) == 1:
+        return f"{norm['clusters']} clusters"
+    return f"{len(fits)} fits averaged, {norm['clusters']} clusters"

@@ -102,7 +102,12 @@ def _normaliser_record(engine: FaceEngine) -> dict[str, Any] | None:
             "cohort_size": len(n.cohort),
             "provenance": dict(n.provenance),
         }
-    return {"score_id": n.score_id, "clusters": len(n.centroids), "provenance": dict(n.provenance)}
+    return {
+        "score_id": n.score_id,
+        "clusters": len(n.centroids),
+        "fits": list(n.fit_sizes),
+        "provenance": dict(n.provenance),
+    }
 
 
 def _settings_record(engine: FaceEngine) -> dict[str, Any]:
