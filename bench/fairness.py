@@ -222,9 +222,15 @@ def audit_table(analysis: dict[str, Any], mated: bool) -> list[str]:
         d = ratio["differential"]
         where = {"similarity": " at Similarity 80", "fmr": " at FMR 1e-3", "": ""}[ratio["point"]]
         bound = " (lower bound: best group had no errors)" if d["ratio_is_bound"] else ""
+        iv = ratio["interval"]
+        interval = (
+            f"95 % {iv['low']:.2f}–{iv['high']:.2f}"
+            if iv["low"] is not None and iv["high"] is not None
+            else "95 % unbounded: no group made an error"
+        )
         lines.append(
-            f"\n{ratio['metric'].upper()} ratio{where}: **{d['ratio']:.2f}×**{bound} ({d['worst']}/{d['best']}; "
-            f"95 % {ratio['interval']['low']:.2f}–{ratio['interval']['high']:.2f})"
+            f"\n{ratio['metric'].upper()} ratio{where}: **{d['ratio']:.2f}×**{bound} "
+            f"({d['worst']}/{d['best']}; {interval})"
         )
     return lines
 
