@@ -37,9 +37,12 @@ from host import machine_record, save_result
 KMEANS_SEEDS = (0, 1, 2, 3, 4)
 
 
-def path(profile: str, split: int) -> Path:
+def path(profile: str, split: int, bag: int = 0) -> Path:
     name = (
-        "fit-chance" + ("" if profile == "default" else f"-{profile}") + ("" if split == F.SEED else f"-split{split}")
+        "fit-chance"
+        + (f"-bag{bag}" if bag else "")
+        + ("" if profile == "default" else f"-{profile}")
+        + ("" if split == F.SEED else f"-split{split}")
     )
     return FV.RESULTS / f"{name}.json"
 
@@ -114,9 +117,15 @@ def main() -> None:
     parser.add_argument("--profile", choices=["default", "accurate"], default="default")
     parser.add_argument("--split", type=int, default=F.SEED, help="split seed (0: the shipped split)")
     parser.add_argument("--seeds", nargs="*", type=int, default=list(KMEANS_SEEDS), help="k-means seeds")
+    parser.add_argument(
+        "--bag",
+        type=int,
+        default=0,
+        help="fit only the recipe bagged over this many seeds (0, 1, ...), written to fit-chance-bagN[...]",
+    )
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from its .json")
     args = parser.parse_args()
-    out = path(args.profile, args.split)
+    out = path(args.profile, args.split, args.bag)
     if args.render_only:
         out.with_suffix(".md").write_text(render(json.loads(out.read_text())))
         return
@@ -126,6 +135,12 @@ def main() -> None:
     model = embs["lfw"].model
     fit, held = F.fit_and_held(specs, embs, args.split)
     result: dict[str, Any] = {"machine": machine_record(), "model": model, "split": args.split, "fits": {}}
+    if args.bag:
+        name = f"bagged over seeds 0-{args.bag - 1} (fsn_fit.Recipe(bag={args.bag}))"
+        result["fits"][name] = measured(name, F.fit_normaliser(model, fit, recipe=F.Recipe(bag=args.bag)), held)
+        save_result(out, result)
+        out.with_suffix(".md").write_text(render(result))
+        return
     shipped = shipped_normaliser(model)
     if shipped is not None and args.split == F.SEED:
         result["fits"]["shipped file"] = measured("shipped file", shipped, held)

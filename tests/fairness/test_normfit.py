@@ -157,6 +157,20 @@ def test_too_few_people_for_a_region_is_an_error_naming_the_rule() -> None:
         fit_normaliser([prepared(people=40)], model=MODEL, replicates=0)
 
 
+@pytest.mark.parametrize("bag", [0, -1])
+def test_a_bag_of_no_fits_is_an_error_naming_the_parameter(bag: int) -> None:
+    with pytest.raises(InvalidParameterError, match=f"bag must be at least 1 fit, not {bag}") as caught:
+        fit_normaliser([prepared()], model=MODEL, replicates=0, bag=bag)
+    assert caught.value.parameter == "bag"
+
+
+def test_one_fit_gives_a_normaliser_without_fits_whose_shift_is_its_regions_offset() -> None:
+    one = fit_normaliser([prepared()], model=MODEL, clusters=8, replicates=0, bag=1).normaliser
+    assert one.fits == () and one.fit_sizes == (len(one.centroids),)
+    v = prepared().vectors[:50]
+    assert np.array_equal(one.shift(v), one.offsets[np.argmax(v @ one.centroids.T, axis=1)])
+
+
 def test_too_few_pairs_for_an_offset_is_an_error_naming_the_largest_group() -> None:
     most = r"the most is 19,800 \(synthetic-0: group=a\)"  # 100 people of two faces: C(200, 2) − 100 mated
     with pytest.raises(InvalidParameterError, match=r"20,000 same-group impostor pairs .* " + most):
