@@ -3,6 +3,7 @@
     .venv/bin/python bench/utk_review.py --sheets /tmp/utk-review   # contact sheets of the matches, to review
     nice -n 5 .venv/bin/python bench/utk_review.py                  # the measurement: utk-review.{json,md}
     nice -n 5 .venv/bin/python bench/utk_review.py --group children # children 0-12: utk-review-children.*
+    nice -n 5 .venv/bin/python bench/utk_review.py --tag bagged     # utk-review-bagged.*: a rerun kept apart
     .venv/bin/python bench/utk_review.py --render-only
 
 UTKFace has no identities: every pair of its images in one cell (same race, sex and age band) is
@@ -366,10 +367,12 @@ def main() -> None:
     parser.add_argument("--group", choices=GROUPS, default="adults", help="whose matches (default: adults)")
     parser.add_argument("--sheets", type=Path, help="draw the matches as contact sheets into this folder and stop")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md from the saved .json")
+    parser.add_argument("--tag", help="write utk-review[-group]-TAG.* instead, beside the saved results")
     args = parser.parse_args()
     group = GROUPS[args.group]
+    stem = group.stem + (f"-{args.tag}" if args.tag else "")
     if args.render_only:
-        result = json.loads((RESULTS / f"{group.stem}.json").read_text())
+        result = json.loads((RESULTS / f"{stem}.json").read_text())
     else:
         p, normaliser = held_out()
         found = matches(p, normaliser, group)
@@ -377,8 +380,8 @@ def main() -> None:
             sheets(found, args.sheets)
             return
         result = measure(p, normaliser, found, group)
-        save_result(RESULTS / f"{group.stem}.json", result)
-    (RESULTS / f"{group.stem}.md").write_text(render(result))
+        save_result(RESULTS / f"{stem}.json", result)
+    (RESULTS / f"{stem}.md").write_text(render(result))
 
 
 if __name__ == "__main__":
