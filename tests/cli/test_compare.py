@@ -137,13 +137,13 @@ def test_compare_is_audited_with_its_purpose_the_os_user_and_the_case(
 ) -> None:
     from facetrust.cli.context import os_user
     from facetrust.governance import audit
-    from facetrust.store.sqlite import Store
+    from facetrust.store import postgres
 
     a, b = make_image("a.png", [(20, 20, 64, 1)]), make_image("b.png", [(20, 20, 64, 1)])
     result = invoke("--data", str(tmp_path / "d"), "--case-ref", "case-9", "compare", a, b)
 
     assert result.exit_code == 0
-    store = Store(tmp_path / "d" / "facetrust.db")
+    store = postgres.open_store(tmp_path / "d" / "facetrust.db")  # the suite's store
     entry = list(audit.entries(store.connection()))[-1].data
     store.close()
     assert (entry["operation"], entry["purpose"], entry["key_id"], entry["case_ref"]) == (

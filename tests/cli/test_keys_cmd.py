@@ -13,6 +13,7 @@ import pytest
 from click.testing import Result
 
 from facetrust.server.keys import KeyStore
+from pg_cluster import SQLITE_FILES
 
 Invoke = Callable[..., Result]
 
@@ -56,6 +57,7 @@ def test_create_prints_the_key_id_and_secret_once_with_a_warning(keys: Invoke, t
     assert (record.role, record.description, record.revoked_at) == ("searcher", "front desk kiosk", None)
 
 
+@SQLITE_FILES
 def test_create_makes_keys_db_private(keys: Invoke, tmp_path: Path) -> None:
     keys("create", "--role", "admin")
     assert stat.S_IMODE((tmp_path / "keys.db").stat().st_mode) == 0o600
@@ -198,6 +200,7 @@ def test_revoke_of_a_key_id_in_bytes_that_are_not_utf8_is_an_unknown_key(keys: I
     assert (result.exit_code, result.stderr) == (1, "Error: Unknown key id 'FTK\\udcff'\n")
 
 
+@SQLITE_FILES
 def test_keys_use_the_data_directory_from_the_environment(
     invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,13 +230,13 @@ def test_keys_help_starts_with_the_usage_line(invoke: Invoke, path: tuple[str, .
 def test_key_creation_and_revocation_are_audited_with_the_os_user(keys: Invoke, tmp_path: Path) -> None:
     from facetrust.cli.context import os_user
     from facetrust.governance import audit
-    from facetrust.store.sqlite import Store
+    from facetrust.store import postgres
 
     key_id = json.loads(keys("create", "--role", "auditor", "--json").stdout)["key_id"]
     keys("revoke", key_id)
     refused = keys("revoke", "FTKNOSUCHKEY00000000")
 
-    store = Store(tmp_path / "facetrust.db")
+    store = postgres.open_store(tmp_path / "facetrust.db")  # the suite's store (PostgreSQL under the PG run)
     log = [e.data for e in audit.entries(store.connection())]
     store.close()
     assert refused.exit_code == 1
