@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fairnorm as FN
 import fsn_fit as F
 import fsn_variants as FV
-from facetrust.calibration import Calibration
-from facetrust.clusternorm import ClusterNormaliser, ClusterScorer, shipped_normaliser
+from facetrust.clusternorm import ClusterNormaliser, shipped_normaliser
 from host import machine_record, save_result
 
 KMEANS_SEEDS = (0, 1, 2, 3, 4)
@@ -47,28 +46,21 @@ def path(profile: str, split: int, bag: int = 0) -> Path:
     return FV.RESULTS / f"{name}.json"
 
 
-class Bagged:
-    """Several fits' offsets averaged: a face's shift is the mean of its nearest region's offset in
-    each fit, so that no one k-means decides where a region's border falls."""
-
-    def __init__(self, fits: list[ClusterNormaliser], calibration: Calibration | None = None) -> None:
-        self.fits, self.calibration = fits, calibration
-        self.centroids = np.concatenate([f.centroids for f in fits])
-
-    def shift(self, vectors: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.mean([f.shift(vectors) for f in self.fits], axis=0)
-        return out
-
-    def scorer(self, vectors: np.ndarray) -> ClusterScorer:
-        return ClusterScorer(self, vectors)  # type: ignore[arg-type]
+def bagged(fits: list[ClusterNormaliser], fit: dict[str, F.Part]) -> ClusterNormaliser:
+    """The fits as one bagged normaliser (``ClusterNormaliser.fits``: a face's shift is the mean of its
+    nearest region's offset in each) with its own table, fitted as the recipe fits every table
+    (``fsn_fit.own_table``): what ``fsn_fit.Recipe(bag=len(fits))`` fits from the same seeds."""
+    plain = ClusterNormaliser(
+        fits[0].model,
+        np.concatenate([f.centroids for f in fits]),
+        np.concatenate([f.offsets for f in fits]),
+        fits=tuple(len(f.centroids) for f in fits),
+    )
+    table = F.own_table(plain.scorer, fit, model=plain.score_id, dataset="lfw fit half, bagged")
+    return plain.with_calibration(table)
 
 
-def bagged(fits: list[ClusterNormaliser], fit: dict[str, F.Part]) -> Bagged:
-    """``Bagged`` with its own table, fitted as the recipe fits every table (``fsn_fit.own_table``)."""
-    return Bagged(fits, F.own_table(Bagged(fits).scorer, fit, model="bagged", dataset="lfw fit half, bagged"))
-
-
-def measured(name: str, norm: ClusterNormaliser | Bagged, held: dict[str, F.Part]) -> dict[str, Any]:
+def measured(name: str, norm: ClusterNormaliser, held: dict[str, F.Part]) -> dict[str, Any]:
     assert norm.calibration is not None
     r = FN.evaluate(name, norm.scorer, norm.calibration, held)
     return {"regions": len(norm.centroids), "threshold": r["threshold"], "summary": FV.summary(r)}
@@ -135,27 +127,25 @@ def main() -> None:
     model = embs["lfw"].model
     fit, held = F.fit_and_held(specs, embs, args.split)
     result: dict[str, Any] = {"machine": machine_record(), "model": model, "split": args.split, "fits": {}}
-    if args.bag:
-        name = f"bagged over seeds 0-{args.bag - 1} (fsn_fit.Recipe(bag={args.bag}))"
-        result["fits"][name] = measured(name, F.fit_normaliser(model, fit, recipe=F.Recipe(bag=args.bag)), held)
+
+    def keep(name: str, norm: ClusterNormaliser) -> None:
+        result["fits"][name] = measured(name, norm, held)
         save_result(out, result)
         out.with_suffix(".md").write_text(render(result))
+
+    if args.bag:
+        name = f"bagged over seeds 0-{args.bag - 1} (fsn_fit.Recipe(bag={args.bag}))"
+        keep(name, F.fit_normaliser(model, fit, recipe=F.Recipe(bag=args.bag)))
         return
     shipped = shipped_normaliser(model)
     if shipped is not None and args.split == F.SEED:
-        result["fits"]["shipped file"] = measured("shipped file", shipped, held)
+        keep("shipped file", shipped)
     fits = []
     for seed in args.seeds:
-        name = f"k-means seed {seed}"
         fits.append(F.fit_normaliser(model, fit, recipe=F.Recipe(bag=1), kmeans_seed=seed))
-        result["fits"][name] = measured(name, fits[-1], held)
-        save_result(out, result)
-        out.with_suffix(".md").write_text(render(result))
+        keep(f"k-means seed {seed}", fits[-1])
     if len(fits) > 1:
-        name = f"bagged (the {len(fits)} seeds' offsets averaged)"
-        result["fits"][name] = measured(name, bagged(fits, fit), held)
-        save_result(out, result)
-        out.with_suffix(".md").write_text(render(result))
+        keep(f"bagged (the {len(fits)} seeds' offsets averaged)", bagged(fits, fit))
 
 
 if __name__ == "__main__":

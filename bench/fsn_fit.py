@@ -341,13 +341,7 @@ def _calibrated(
     prov = provenance(fit, k, recipe)
     sizes = tuple(len(c) for c, _ in each)
     if recipe.bag > 1:
-        prov["bagging"] = {
-            "fits": recipe.bag,
-            "kmeans_seeds": list(range(seed, seed + recipe.bag)),
-            "regions": list(sizes),
-            "rule": "a face's offset is the mean of its nearest region's offset in each fit; it is unreliable "
-            "when its nearest region is marked in more than half of the fits",
-        }
+        prov["bagging"] = normfit.bagging_record(seed, sizes)
     fused = profile_of(model) == "accurate"
     if fused:
         prov["script"] = "bench/calibrate.py --normaliser --profile accurate (bench/fsn_fit.py)"

@@ -88,6 +88,7 @@ __all__ = [
     "HeldOutGroup",
     "NormaliserFit",
     "PartSummary",
+    "bagging_record",
     "check_held_out",
     "cluster_counts",
     "fit_cluster_normaliser",
@@ -354,13 +355,7 @@ def fit_normaliser(
         "k_requested": clusters,
         "k_asked": asked,
         "seed": seed,
-        "bagging": {
-            "fits": bag,
-            "kmeans_seeds": list(range(seed, seed + bag)),
-            "regions": list(sizes),
-            "rule": "a face's offset is the mean of its nearest region's offset in each fit; it is unreliable "
-            "when its nearest region is marked in more than half of the fits",
-        },
+        "bagging": bagging_record(seed, sizes),
         "images_per_person": "at most 5 per person in the k-means",
         "offset_fmr": OFFSET_FMR,
         "offsets": "each region: the highest of its parts' own thresholds (a part counts where it has "
@@ -396,6 +391,17 @@ def fit_normaliser(
     )  # fmt: skip
     marked, n, high = mark_unreliable(plain.with_calibration(table), sets)
     return NormaliserFit(marked, parts, n, high)
+
+
+def bagging_record(seed: int, sizes: Sequence[int]) -> dict[str, Any]:
+    """The provenance of a bagged fit: its fits' k-means seeds (``seed`` on) and region counts, and the rule."""
+    return {
+        "fits": len(sizes),
+        "kmeans_seeds": list(range(seed, seed + len(sizes))),
+        "regions": list(sizes),
+        "rule": "a face's offset is the mean of its nearest region's offset in each fit; it is unreliable "
+        "when its nearest region is marked in more than half of the fits",
+    }
 
 
 def _one_fit(
