@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 import uvicorn
 from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError
 
-from facetrust.server.http11 import server_config
+from facetrust.server.http11 import KEEP_ALIVE_S, server_config
 
 HTTP_DOCS = Path(__file__).resolve().parents[2] / "docs" / "http.md"
 
@@ -66,8 +67,9 @@ _SESSION = boto3.session.Session()  # one session: the service model is loaded o
 
 
 def rekognition(url: str, key_id: str = "x", secret: str = "y") -> Any:
-    """An unmodified boto3 Rekognition client for ``url``; no retries, so errors surface at once."""
-    return _SESSION.client(
+    """An unmodified boto3 Rekognition client for ``url``; no retries, so errors surface at once, but
+    for the one every HTTP/1.1 client meets: see ``retry_keep_alive_race``."""
+    client = _SESSION.client(
         "rekognition",
         endpoint_url=url,
         region_name="us-east-1",
@@ -75,6 +77,30 @@ def rekognition(url: str, key_id: str = "x", secret: str = "y") -> Any:
         aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 0}),
     )
+    retry_keep_alive_race(client)
+    return client
+
+
+def retry_keep_alive_race(client: Any, idle_s: float = KEEP_ALIVE_S - 1.0) -> None:
+    """Retry a call once, at once, when its connection closed before any answer after the client had
+    been idle at least ``idle_s`` (about as long as the server keeps an idle connection,
+    ``KEEP_ALIVE_S``): the server's idle close and the request crossed on the wire, and the server
+    never read it. botocore's default retries cover this; these clients retry nothing else, so a
+    server that drops a connection mid-call, or after a short idle, still fails the test."""
+    state = {"answered": -1.0, "idle": 0.0}  # no answer yet: no connection has been kept for reuse
+
+    def before_send(**_: Any) -> None:
+        state["idle"] = time.monotonic() - state["answered"] if state["answered"] >= 0 else 0.0
+
+    def needs_retry(attempts: int, response: Any = None, caught_exception: Any = None, **_: Any) -> float | None:
+        if response is not None:
+            state["answered"] = time.monotonic()
+            return None
+        raced = state["idle"] >= idle_s and isinstance(caught_exception, ConnectionClosedError)
+        return 0.0 if raced and attempts == 1 else None
+
+    client.meta.events.register("before-send.rekognition", before_send)
+    client.meta.events.register("needs-retry.rekognition", needs_retry)
 
 
 def docs_snippet(name: str) -> str:
