@@ -104,9 +104,7 @@ def main() -> None:
     if args.render_only:
         out.with_suffix(".md").write_text(render(json.loads(out.read_text())))
         return
-    FV.CHUNK = 1_000_000
-    FV.PROFILE = args.profile
-    specs, embs = FV.load_data()
+    specs, embs = FV.profile_data(args.profile)
     model = embs["lfw"].model
     result: dict[str, Any] = (
         json.loads(out.read_text())

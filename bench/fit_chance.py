@@ -121,9 +121,7 @@ def main() -> None:
     if args.render_only:
         out.with_suffix(".md").write_text(render(json.loads(out.read_text())))
         return
-    FV.CHUNK = 1_000_000
-    FV.PROFILE = args.profile
-    specs, embs = FV.load_data()
+    specs, embs = FV.profile_data(args.profile)
     model = embs["lfw"].model
     fit, held = F.fit_and_held(specs, embs, args.split)
     result: dict[str, Any] = {"machine": machine_record(), "model": model, "split": args.split, "fits": {}}

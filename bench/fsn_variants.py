@@ -392,11 +392,16 @@ def load_data() -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
     return specs, embs
 
 
+def profile_data(profile: str) -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
+    """``load_data`` for ``profile`` ("default" or "accurate"), scoring pairs a million at a time."""
+    global CHUNK, PROFILE
+    CHUNK, PROFILE = 1_000_000, profile
+    return load_data()
+
+
 def accurate_data() -> tuple[dict[str, DatasetSpec], dict[str, DatasetEmbeddings]]:
     """``load_data`` for the accurate profile, scoring pairs a million at a time."""
-    global CHUNK, PROFILE
-    CHUNK, PROFILE = 1_000_000, "accurate"
-    return load_data()
+    return profile_data("accurate")
 
 
 def split_data(seed: int) -> tuple[dict[str, F.Part], dict[str, F.Part], list[CF.PairSet]]:
