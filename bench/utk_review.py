@@ -56,6 +56,7 @@ from facetrust.engine import FaceEngine
 from facetrust.fairness.audit import audit_analysis
 from facetrust.fairness.pairs import PairScorer
 from facetrust.fairness.runner import embed_spec
+from facetrust.models.fused import sface_vectors
 from faircal import impostor_index_pairs
 from host import machine_record, save_result
 
@@ -135,7 +136,8 @@ def matches(p: F.Part, normaliser: ClusterNormaliser, group: Group) -> list[dict
         inside = np.array([img.groups.get("age_band") == group.band for img in p.spec.images])[a]
         a, b = a[inside], b[inside]
     scores = normaliser.scorer(p.emb.vectors).pairs(a, b)
-    raw = np.einsum("ij,ij->i", p.emb.vectors[a], p.emb.vectors[b])
+    sface = sface_vectors(p.emb.model, p.emb.vectors)  # the 0.6 rule is SFace's, for both profiles
+    raw = np.einsum("ij,ij->i", sface[a], sface[b])
     out = []
     for i in np.flatnonzero(scores >= normaliser.calibration.score_for_similarity(80)):
         x, y = sorted(
