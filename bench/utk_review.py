@@ -4,6 +4,7 @@
     nice -n 5 .venv/bin/python bench/utk_review.py                  # the measurement: utk-review.{json,md}
     nice -n 5 .venv/bin/python bench/utk_review.py --group children # children 0-12: utk-review-children.*
     nice -n 5 .venv/bin/python bench/utk_review.py --tag bagged     # utk-review-bagged.*: a rerun kept apart
+    FACETRUST_PROFILE=accurate nice -n 5 .venv/bin/python bench/utk_review.py --tag accurate  # that profile's file
     .venv/bin/python bench/utk_review.py --render-only
 
 UTKFace has no identities: every pair of its images in one cell (same race, sex and age band) is
