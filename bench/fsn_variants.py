@@ -280,8 +280,9 @@ def over_splits(summaries: list[dict[str, Any]]) -> str:
     """The cells "LFW f/m | LFW TAR | race worst/best | children/adults" over several splits'
     ``summary``s: geometric means (the race ratio's over the splits where it is bounded), TAR's mean."""
 
-    def gm(key: str) -> float:
-        return math.exp(float(np.mean(np.log([s[key] for s in summaries if s[key]]))))
+    def gm(key: str) -> float:  # nan where no split has a value (children/adults when no child matched)
+        values = [s[key] for s in summaries if s[key]]
+        return math.exp(float(np.mean(np.log(values)))) if values else math.nan
 
     bounded = sum(1 for s in summaries if s["race_ratio_all"])
     note = "" if bounded == len(summaries) else f" ({bounded} splits; the others unbounded)"
