@@ -11,7 +11,7 @@ import pytest
 
 from facetrust.engine import FaceEngine
 from facetrust.models.fake import fake_engine
-from pg_cluster import PgServer, StoreBackend, session_server
+from pg_cluster import STORE_BACKEND, PgServer, StoreBackend, session_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,8 +88,6 @@ def story_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # -- PostgreSQL (tests/pg.py) ------------------------------------------------------------------
-
-STORE_BACKEND = os.environ.get("FACETRUST_TEST_STORE", "sqlite")  # "postgresql": service suites on PostgreSQL
 
 
 @pytest.fixture(scope="session")

@@ -23,15 +23,24 @@ from urllib.parse import quote
 
 import pytest
 
-__all__ = ["SQLITE_FILES", "SQLITE_TYPES", "PgServer", "StoreBackend", "pg_unavailable", "start_server"]
+__all__ = [
+    "SQLITE_FILES",
+    "SQLITE_TYPES",
+    "STORE_BACKEND",
+    "PgServer",
+    "StoreBackend",
+    "pg_unavailable",
+    "start_server",
+]
 
+STORE_BACKEND = os.environ.get("FACETRUST_TEST_STORE", "sqlite")  # "postgresql": service suites on PostgreSQL
 # For tests about SQLite's own files (modes, contents): they do not apply when the suite runs on PostgreSQL.
 SQLITE_FILES = pytest.mark.skipif(
-    os.environ.get("FACETRUST_TEST_STORE") == "postgresql", reason="about a SQLite file; the suite runs on PostgreSQL"
+    STORE_BACKEND == "postgresql", reason="about a SQLite file; the suite runs on PostgreSQL"
 )
 # For damage only SQLite's loose column types allow (bytes where text belongs): PostgreSQL refuses it.
 SQLITE_TYPES = pytest.mark.skipif(
-    os.environ.get("FACETRUST_TEST_STORE") == "postgresql",
+    STORE_BACKEND == "postgresql",
     reason="stores bytes in a text column, which PostgreSQL refuses; the suite runs on PostgreSQL",
 )
 

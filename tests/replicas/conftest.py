@@ -26,6 +26,7 @@ import pytest
 from facetrust.server.keys import KeyStore
 from facetrust.store.postgres import open_store
 from facetrust.store.sqlite import Store
+from pg_cluster import STORE_BACKEND
 from server.live import rekognition
 
 CHILD = Path(__file__).resolve().parent / "replica_child.py"
@@ -61,7 +62,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> SharedStore:
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_server").schema_url("r")
         return SharedStore("postgresql", tmp_path, url, {"FACETRUST_STORE": url})
-    if os.environ.get("FACETRUST_TEST_STORE") == "postgresql":  # the test's own opens go to PostgreSQL
+    if STORE_BACKEND == "postgresql":  # the test's own opens go to PostgreSQL
         pytest.skip("[sqlite] replicas share SQLite files; under FACETRUST_TEST_STORE=postgresql [postgresql] runs")
     return SharedStore(str(request.param), tmp_path)
 
