@@ -145,7 +145,10 @@ class ClusterNormaliser:
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
         """Each row's nearest centroid (index) in the first fit (the only one when not bagged)."""
-        out: np.ndarray = self.regions(vectors)[:, 0]
+        import numpy as np
+
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        out: np.ndarray = np.argmax(vectors @ self.centroids[: self.fit_sizes[0]].T, axis=1)
         return out
 
     def shift(self, vectors: np.ndarray) -> np.ndarray:
